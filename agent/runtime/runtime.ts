@@ -1,0 +1,60 @@
+/**
+ * The narrow seam between the agent and a container engine. The Docker
+ * implementation (docker-runtime.ts) drives a real engine through dockerode;
+ * the fleet simulator and pure unit tests may supply their own.
+ */
+import type { ContainerSpec, RegistryAuth } from '../../shared/index.js';
+
+/** A container the agent manages, as observed from its Flotilla labels. */
+export interface ManagedContainer {
+  id: string;
+  /** Docker's name without the leading "/". */
+  dockerName: string;
+  app: string;
+  container: string;
+  appRevision: number;
+  specHash: string;
+  image: string;
+  /** Docker's state: created, running, restarting, exited, paused, dead, removing. */
+  state: string;
+  /** Docker's human status, e.g. "Up 3 minutes". */
+  status: string;
+  restartCount: number;
+  exitCode?: number;
+  startedAt?: string;
+}
+
+export interface CreateRequest {
+  deviceId: string;
+  app: string;
+  appRevision: number;
+  specHash: string;
+  spec: ContainerSpec;
+}
+
+export interface RuntimeInfo {
+  version: string;
+  dataRoot?: string;
+}
+
+export interface ContainerRuntime {
+  info(): Promise<RuntimeInfo>;
+  /** Every container carrying `flotilla.managed=true`, running or not. */
+  listManaged(): Promise<ManagedContainer[]>;
+  /** Whether an image reference (as written in a spec) is present locally. */
+  hasImage(image: string): Promise<boolean>;
+  /** Pulls an image, resolving when the pull completed and rejecting with the engine's reason otherwise. */
+  pull(image: string, auth: RegistryAuth | undefined, signal: AbortSignal): Promise<void>;
+  /** Creates (but does not start) a container; returns its id. */
+  create(request: CreateRequest): Promise<string>;
+  start(id: string): Promise<void>;
+  /** Stops gracefully (SIGTERM, then SIGKILL after the timeout); a stopped container is not an error. */
+  stop(id: string, timeoutSeconds: number): Promise<void>;
+  /** Removes a container; an already-removed container is not an error. */
+  remove(id: string): Promise<void>;
+  /**
+   * Calls `onChange` whenever a managed container changes state (started,
+   * died, removed…), so the agent re-observes without polling. Returns a stop function.
+   */
+  watch(onChange: () => void, onError: (err: Error) => void): () => void;
+}

@@ -1,0 +1,75 @@
+/**
+ * Validating an app spec: the schema first, then the rules a schema cannot
+ * express (unique names, exactly one source per env value, no host port used twice).
+ */
+import { type AppSpec, AppSpec as AppSpecSchema, type ContainerSpec } from './schemas/spec.js';
+import { type Validated, type ValidationIssue, validate } from './validate.js';
+
+export function validateAppSpec(value: unknown): Validated<AppSpec> {
+  const result = validate(AppSpecSchema, value);
+  if (!result.ok) return result;
+  const issues = semanticIssues(result.value);
+  return issues.length === 0 ? result : { ok: false, issues };
+}
+
+function semanticIssues(app: AppSpec): ValidationIssue[] {
+  const issues: ValidationIssue[] = [];
+  const names = new Set<string>();
+  const hostPorts = new Map<string, string>();
+  app.spec.containers.forEach((container, i) => {
+    const at = `spec.containers[${i}]`;
+    if (names.has(container.name)) issues.push({ path: `${at}.name`, message: `duplicate container name "${container.name}"` });
+    names.add(container.name);
+    container.env?.forEach((env, j) => {
+      if ((env.value === undefined) === (env.fromSecret === undefined)) {
+        issues.push({ path: `${at}.env[${j}]`, message: 'must have exactly one of "value" or "fromSecret"' });
+      }
+    });
+    if (container.auth && (container.auth.password === undefined) === (container.auth.fromSecret === undefined)) {
+      issues.push({ path: `${at}.auth`, message: 'must have exactly one of "password" or "fromSecret"' });
+    }
+    container.ports?.forEach((port, j) => {
+      const parsed = parsePort(port);
+      const limit = [parsed.hostPort, parsed.containerPort].find((p) => p !== undefined && (p < 1 || p > 65535));
+      if (limit !== undefined) issues.push({ path: `${at}.ports[${j}]`, message: `port ${limit} is outside 1-65535` });
+      if (parsed.hostPort !== undefined) {
+        const key = `${parsed.hostIp ?? ''}:${parsed.hostPort}/${parsed.protocol}`;
+        const other = hostPorts.get(key);
+        if (other)
+          issues.push({
+            path: `${at}.ports[${j}]`,
+            message: `host port ${parsed.hostPort}/${parsed.protocol} is also published by ${other}`,
+          });
+        else hostPorts.set(key, `${at}.ports[${j}]`);
+      }
+    });
+    const healthcheckKinds = ['http', 'tcp', 'exec'].filter((k) => container.healthcheck?.[k as 'http'] !== undefined);
+    if (container.healthcheck && healthcheckKinds.length !== 1) {
+      issues.push({ path: `${at}.healthcheck`, message: 'must have exactly one of "http", "tcp" or "exec"' });
+    }
+  });
+  return issues;
+}
+
+export interface PortMapping {
+  hostIp?: string;
+  hostPort?: number;
+  containerPort: number;
+  protocol: 'tcp' | 'udp';
+}
+
+/** Parses a port string the schema has accepted: `[ip:]host:container[/proto]` or `container[/proto]`. */
+export function parsePort(text: ContainerSpec['ports'] extends (infer T)[] | undefined ? T : never): PortMapping {
+  const [address, proto] = text.split('/') as [string, string | undefined];
+  const protocol = proto === 'udp' ? 'udp' : 'tcp';
+  const parts = address.split(':');
+  const containerPort = Number(parts.pop());
+  const hostPort = parts.length > 0 ? Number(parts.pop()) : undefined;
+  const hostIp = parts.length > 0 ? parts.pop() : undefined;
+  return {
+    containerPort,
+    protocol,
+    ...(hostPort !== undefined ? { hostPort } : {}),
+    ...(hostIp !== undefined ? { hostIp } : {}),
+  };
+}

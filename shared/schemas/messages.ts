@@ -1,0 +1,204 @@
+/**
+ * Every payload that crosses MQTT, one schema each (see DESIGN.md's topic
+ * table). Receivers validate before acting; an invalid payload is logged with
+ * its reason and dropped.
+ */
+import { type Static, Type } from '@sinclair/typebox';
+import { ContainerSpec, DeviceId, Labels, Name, UpdatePolicy } from './spec.js';
+
+const Timestamp = Type.String({ format: 'date-time' });
+const Seq = Type.Integer({ minimum: 0 });
+const Revision = Type.Integer({ minimum: 1 });
+
+/** One app as a device must run it: the app spec at one revision, secrets resolved. */
+export const DesiredApp = Type.Object(
+  {
+    name: Name,
+    revision: Revision,
+    containers: Type.Array(ContainerSpec, { minItems: 1 }),
+    update: Type.Optional(UpdatePolicy),
+  },
+  { additionalProperties: false },
+);
+export type DesiredApp = Static<typeof DesiredApp>;
+
+/** `…/devices/{id}/desired`, retained: the whole truth for one device. */
+export const DesiredState = Type.Object(
+  {
+    deviceId: DeviceId,
+    revision: Revision,
+    issuedAt: Timestamp,
+    apps: Type.Array(DesiredApp),
+  },
+  { additionalProperties: false },
+);
+export type DesiredState = Static<typeof DesiredState>;
+
+export const APP_PHASES = ['pending', 'pulling', 'starting', 'running', 'stopping', 'failed'] as const;
+export const AppPhase = Type.Union(APP_PHASES.map((phase) => Type.Literal(phase)));
+export type AppPhase = (typeof APP_PHASES)[number];
+
+export const ContainerState = Type.Object(
+  {
+    name: Type.String(),
+    id: Type.String(),
+    image: Type.String(),
+    /** Docker's state: created, running, restarting, exited, paused, dead… */
+    state: Type.String(),
+    status: Type.Optional(Type.String()),
+    restartCount: Type.Integer({ minimum: 0 }),
+    exitCode: Type.Optional(Type.Integer()),
+    startedAt: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+export type ContainerState = Static<typeof ContainerState>;
+
+export const AppState = Type.Object(
+  {
+    name: Name,
+    revision: Type.Integer({ minimum: 0 }),
+    phase: AppPhase,
+    message: Type.Optional(Type.String()),
+    containers: Type.Array(ContainerState),
+  },
+  { additionalProperties: false },
+);
+export type AppState = Static<typeof AppState>;
+
+export const HostFacts = Type.Object(
+  {
+    hostname: Type.String(),
+    os: Type.String(),
+    arch: Type.String(),
+    kernel: Type.Optional(Type.String()),
+    dockerVersion: Type.Optional(Type.String()),
+    agentVersion: Type.String(),
+  },
+  { additionalProperties: false },
+);
+export type HostFacts = Static<typeof HostFacts>;
+
+/** `…/devices/{id}/state`, retained: what the device observes. */
+export const DeviceState = Type.Object(
+  {
+    deviceId: DeviceId,
+    /** The desired revision the agent is converging to (0: none received yet). */
+    observedRevision: Type.Integer({ minimum: 0 }),
+    reportedAt: Timestamp,
+    host: HostFacts,
+    /** Labels the agent was started with; operators' labels on the hub override them. */
+    labels: Labels,
+    apps: Type.Array(AppState),
+    /** Why the agent could not reach its container runtime, if it could not. */
+    runtimeError: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+export type DeviceState = Static<typeof DeviceState>;
+
+/** `…/devices/{id}/status`, retained; the agent's MQTT will publishes `online: false`. */
+export const DeviceStatus = Type.Object({ online: Type.Boolean(), at: Timestamp }, { additionalProperties: false });
+export type DeviceStatus = Static<typeof DeviceStatus>;
+
+/** `…/devices/{id}/commands`: one-off imperative actions with no desired state. */
+export const Command = Type.Object(
+  {
+    id: Type.String({ minLength: 1, maxLength: 128 }),
+    type: Type.String({ minLength: 1, maxLength: 64 }),
+    args: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    expiresAt: Timestamp,
+  },
+  { additionalProperties: false },
+);
+export type Command = Static<typeof Command>;
+
+export const ErrorBody = Type.Object(
+  {
+    code: Type.String({ minLength: 1 }),
+    message: Type.String(),
+    details: Type.Optional(Type.Unknown()),
+  },
+  { additionalProperties: false },
+);
+export type ErrorBody = Static<typeof ErrorBody>;
+
+/** `…/devices/{id}/replies`. */
+export const CommandReply = Type.Object(
+  {
+    commandId: Type.String({ minLength: 1, maxLength: 128 }),
+    ok: Type.Boolean(),
+    result: Type.Optional(Type.Unknown()),
+    error: Type.Optional(ErrorBody),
+  },
+  { additionalProperties: false },
+);
+export type CommandReply = Static<typeof CommandReply>;
+
+/** `…/devices/{id}/events`. */
+export const DeviceEvent = Type.Object(
+  {
+    seq: Seq,
+    ts: Timestamp,
+    type: Type.String({ minLength: 1, maxLength: 64 }),
+    app: Type.Optional(Name),
+    container: Type.Optional(Name),
+    message: Type.String(),
+  },
+  { additionalProperties: false },
+);
+export type DeviceEvent = Static<typeof DeviceEvent>;
+
+/** `…/devices/{id}/logs`. */
+export const LogBatch = Type.Object(
+  {
+    seq: Seq,
+    lines: Type.Array(
+      Type.Object(
+        {
+          app: Name,
+          container: Name,
+          stream: Type.Union([Type.Literal('stdout'), Type.Literal('stderr')]),
+          ts: Timestamp,
+          line: Type.String(),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type LogBatch = Static<typeof LogBatch>;
+
+/** `…/devices/{id}/metrics`. The host and container fields grow with the telemetry work. */
+export const Metrics = Type.Object(
+  {
+    seq: Seq,
+    ts: Timestamp,
+    host: Type.Record(Type.String(), Type.Number()),
+    containers: Type.Array(Type.Object({ app: Name, container: Name }, { additionalProperties: Type.Number() })),
+  },
+  { additionalProperties: false },
+);
+export type Metrics = Static<typeof Metrics>;
+
+/** `…/api/{clientId}/request`: a backend service calls a hub method over MQTT. */
+export const ApiRequest = Type.Object(
+  {
+    correlationId: Type.String({ minLength: 1, maxLength: 128 }),
+    method: Type.String({ minLength: 1, maxLength: 64 }),
+    params: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  },
+  { additionalProperties: false },
+);
+export type ApiRequest = Static<typeof ApiRequest>;
+
+/** `…/api/{clientId}/response`, correlated by `correlationId`. */
+export const ApiResponse = Type.Union([
+  Type.Object({ correlationId: Type.String(), ok: Type.Literal(true), result: Type.Unknown() }, { additionalProperties: false }),
+  Type.Object(
+    { correlationId: Type.Union([Type.String(), Type.Null()]), ok: Type.Literal(false), error: ErrorBody },
+    { additionalProperties: false },
+  ),
+]);
+export type ApiResponse = Static<typeof ApiResponse>;

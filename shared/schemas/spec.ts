@@ -1,0 +1,162 @@
+/**
+ * The app spec: what an operator applies. Field names follow Docker and
+ * Compose (command, entrypoint, ports "8080:80", volumes "name:/path:ro",
+ * restartPolicy) so that users can carry their habits over.
+ *
+ * Schemas are written with TypeBox: each one is a plain JSON Schema object that
+ * ajv compiles, and `Static<typeof X>` derives the TypeScript type from that same
+ * object, so the type and the runtime check cannot drift apart (unlike
+ * hand-written interfaces beside hand-written schemas, or types generated in a
+ * separate build step that can go stale).
+ */
+import { type Static, Type } from '@sinclair/typebox';
+import { DEVICE_ID_PATTERN, LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, NAME_PATTERN } from '../ids.js';
+import { DURATION_PATTERN, SIZE_PATTERN } from './units.js';
+
+export const Name = Type.String({ pattern: NAME_PATTERN });
+export const DeviceId = Type.String({ pattern: DEVICE_ID_PATTERN });
+export const Duration = Type.String({ pattern: DURATION_PATTERN });
+export const Size = Type.String({ pattern: SIZE_PATTERN });
+export const Labels = Type.Record(Type.String({ pattern: LABEL_KEY_PATTERN }), Type.String({ pattern: LABEL_VALUE_PATTERN }), {
+  additionalProperties: false,
+});
+export type Labels = Static<typeof Labels>;
+
+const NonEmpty = Type.String({ minLength: 1, maxLength: 4096 });
+const SecretRef = Type.String({ pattern: NAME_PATTERN });
+
+/** `[ip:]hostPort:containerPort[/proto]` or `containerPort[/proto]` (published on a random host port). */
+export const PORT_PATTERN =
+  '^(((25[0-5]|2[0-4][0-9]|1?[0-9]{1,2})\\.){3}(25[0-5]|2[0-4][0-9]|1?[0-9]{1,2}):)?[0-9]{1,5}(:[0-9]{1,5})?(/(tcp|udp))?$';
+/** `volumeName:/path[:ro|rw]` or `/hostPath:/path[:ro|rw]`. */
+export const VOLUME_PATTERN = '^([a-zA-Z0-9][a-zA-Z0-9_.-]*|/[^:]*):/[^:]*(:(ro|rw))?$';
+/** `/path[:mount options]`, e.g. `/dev/shm:size=64m`. */
+export const TMPFS_PATTERN = '^/[^:]*(:[a-z0-9=,]+)?$';
+export const CAPABILITY_PATTERN = '^(CAP_)?[A-Z_]+$|^ALL$';
+
+export const EnvVar = Type.Object(
+  {
+    name: Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }),
+    value: Type.Optional(Type.String({ maxLength: 65536 })),
+    fromSecret: Type.Optional(SecretRef),
+  },
+  { additionalProperties: false },
+);
+export type EnvVar = Static<typeof EnvVar>;
+
+export const DeviceMapping = Type.Object(
+  {
+    hostPath: Type.String({ pattern: '^/' }),
+    containerPath: Type.Optional(Type.String({ pattern: '^/' })),
+    permissions: Type.Optional(Type.String({ pattern: '^[rwm]{1,3}$' })),
+  },
+  { additionalProperties: false },
+);
+
+export const RestartPolicy = Type.Object(
+  {
+    name: Type.Union([Type.Literal('no'), Type.Literal('always'), Type.Literal('unless-stopped'), Type.Literal('on-failure')]),
+    maximumRetryCount: Type.Optional(Type.Integer({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+);
+
+export const Resources = Type.Object(
+  {
+    memory: Type.Optional(Size),
+    cpus: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1024 })),
+  },
+  { additionalProperties: false },
+);
+
+/** One probe kind per healthcheck; the agent's health gate uses http/tcp, Docker runs exec. */
+export const Healthcheck = Type.Object(
+  {
+    http: Type.Optional(Type.String({ pattern: '^https?://' })),
+    tcp: Type.Optional(Type.String({ pattern: '^[^:]+:[0-9]{1,5}$' })),
+    exec: Type.Optional(Type.Array(NonEmpty, { minItems: 1 })),
+    interval: Type.Optional(Duration),
+    timeout: Type.Optional(Duration),
+    retries: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+    startPeriod: Type.Optional(Duration),
+  },
+  { additionalProperties: false },
+);
+
+export const RegistryAuth = Type.Object(
+  {
+    username: NonEmpty,
+    password: Type.Optional(Type.String()),
+    fromSecret: Type.Optional(SecretRef),
+  },
+  { additionalProperties: false },
+);
+export type RegistryAuth = Static<typeof RegistryAuth>;
+
+export const ContainerSpec = Type.Object(
+  {
+    name: Name,
+    image: Type.String({ pattern: '^[^\\s]+$', minLength: 1, maxLength: 512 }),
+    entrypoint: Type.Optional(Type.Array(Type.String())),
+    command: Type.Optional(Type.Array(Type.String())),
+    args: Type.Optional(Type.Array(Type.String())),
+    workDir: Type.Optional(Type.String({ pattern: '^/' })),
+    user: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$' })),
+    env: Type.Optional(Type.Array(EnvVar)),
+    ports: Type.Optional(Type.Array(Type.String({ pattern: PORT_PATTERN }))),
+    volumes: Type.Optional(Type.Array(Type.String({ pattern: VOLUME_PATTERN }))),
+    devices: Type.Optional(Type.Array(DeviceMapping)),
+    tmpfs: Type.Optional(Type.Array(Type.String({ pattern: TMPFS_PATTERN }))),
+    shmSize: Type.Optional(Size),
+    gpus: Type.Optional(Type.Union([Type.Literal('all'), Type.Integer({ minimum: 1 })])),
+    restartPolicy: Type.Optional(RestartPolicy),
+    resources: Type.Optional(Resources),
+    privileged: Type.Optional(Type.Boolean()),
+    capAdd: Type.Optional(Type.Array(Type.String({ pattern: CAPABILITY_PATTERN }))),
+    capDrop: Type.Optional(Type.Array(Type.String({ pattern: CAPABILITY_PATTERN }))),
+    networkMode: Type.Optional(Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9_.:-]*$' })),
+    labels: Type.Optional(Type.Record(Type.String({ pattern: '^(?!flotilla\\.)[A-Za-z0-9._/-]+$' }), Type.String())),
+    healthcheck: Type.Optional(Healthcheck),
+    auth: Type.Optional(RegistryAuth),
+  },
+  { additionalProperties: false },
+);
+export type ContainerSpec = Static<typeof ContainerSpec>;
+
+export const UpdatePolicy = Type.Object(
+  {
+    strategy: Type.Optional(
+      Type.Union([Type.Literal('download-then-kill'), Type.Literal('kill-then-download'), Type.Literal('start-then-kill')]),
+    ),
+    healthTimeout: Type.Optional(Duration),
+    rollback: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('manual')])),
+  },
+  { additionalProperties: false },
+);
+export type UpdatePolicy = Static<typeof UpdatePolicy>;
+
+/** `selectors: {}` selects every device; omitting both selects none, so scheduling is explicit. */
+export const Scheduling = Type.Object(
+  {
+    selectors: Type.Optional(Labels),
+    devices: Type.Optional(Type.Array(DeviceId, { uniqueItems: true })),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+export type Scheduling = Static<typeof Scheduling>;
+
+export const AppSpec = Type.Object(
+  {
+    name: Name,
+    scheduling: Scheduling,
+    spec: Type.Object(
+      {
+        containers: Type.Array(ContainerSpec, { minItems: 1, maxItems: 32 }),
+        update: Type.Optional(UpdatePolicy),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+export type AppSpec = Static<typeof AppSpec>;

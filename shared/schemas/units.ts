@@ -1,0 +1,31 @@
+/**
+ * Duration and size strings as users write them in Docker and Kubernetes
+ * files ("5s", "1m30s" is not supported: one number, one unit; "128m", "1g", "64Mi").
+ * The patterns live beside their parsers so a string the schema accepts always parses.
+ */
+export const DURATION_PATTERN = '^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$';
+export const SIZE_PATTERN = '^[0-9]+(\\.[0-9]+)?([bkmgKMG]|[kmgKMG][bB]|[KMG]i)?$';
+
+const durationRe = new RegExp(DURATION_PATTERN);
+const sizeRe = new RegExp(SIZE_PATTERN);
+
+const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** "5s" → 5000. Throws on a string the schema would reject. */
+export function parseDuration(text: string): number {
+  const match = durationRe.exec(text);
+  if (!match) throw new Error(`invalid duration "${text}": expected a number and one of ms, s, m, h`);
+  const unit = text.endsWith('ms') ? 'ms' : text.slice(-1);
+  return Math.round(Number.parseFloat(text) * (DURATION_MS[unit] ?? 1));
+}
+
+/**
+ * "128m" → 134217728. Units are binary, as Docker's `--memory 128m` and
+ * Kubernetes' `128Mi` both mean 128 × 2^20 bytes; a bare number is bytes.
+ */
+export function parseSize(text: string): number {
+  if (!sizeRe.test(text)) throw new Error(`invalid size "${text}": expected e.g. 512k, 64m, 1g or 64Mi`);
+  const unit = (/[a-zA-Z]+$/.exec(text)?.[0] ?? '').toLowerCase().replace(/i?b?$/, '');
+  const power = { '': 0, k: 1, m: 2, g: 3 }[unit] ?? 0;
+  return Math.round(Number.parseFloat(text) * 1024 ** power);
+}

@@ -1,0 +1,128 @@
+/**
+ * One ajv instance for the whole process; each schema is compiled once, on
+ * first use, and cached by the schema object.
+ *
+ * Errors are reported as `path: rule`, with the path written the way a user
+ * reads their YAML (`spec.containers[0].ports[1]: must match pattern "…"`).
+ */
+import type { Static, TSchema } from '@sinclair/typebox';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import addFormatsPlugin from 'ajv-formats';
+
+export interface ValidationIssue {
+  /** `spec.containers[0].ports[1]`; empty for the document itself. */
+  path: string;
+  message: string;
+}
+
+export type Validated<T> = { ok: true; value: T } | { ok: false; issues: ValidationIssue[] };
+
+// ajv-formats is CommonJS with a default export; under NodeNext its callable
+// sits on `.default`.
+const addFormats = ((addFormatsPlugin as unknown as { default?: unknown }).default ?? addFormatsPlugin) as (
+  ajv: Ajv,
+  formats: string[],
+) => Ajv;
+
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+addFormats(ajv, ['date-time']);
+
+const compiled = new WeakMap<TSchema, ValidateFunction>();
+
+function compile(schema: TSchema): ValidateFunction {
+  let fn = compiled.get(schema);
+  if (!fn) {
+    fn = ajv.compile(schema);
+    compiled.set(schema, fn);
+  }
+  return fn;
+}
+
+/** `/spec/containers/0/ports/1` → `spec.containers[0].ports[1]`. */
+export function toUserPath(pointer: string): string {
+  let out = '';
+  for (const raw of pointer.split('/').slice(1)) {
+    const part = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (/^[0-9]+$/.test(part)) out += `[${part}]`;
+    else if (/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(part)) out += out === '' ? part : `.${part}`;
+    else out += `[${JSON.stringify(part)}]`;
+  }
+  return out;
+}
+
+function joinPath(base: string, key: string): string {
+  return toUserPath(`${base}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`);
+}
+
+function toIssue(error: ErrorObject): ValidationIssue {
+  const params = error.params as Record<string, unknown>;
+  switch (error.keyword) {
+    case 'required':
+      return { path: joinPath(error.instancePath, String(params.missingProperty)), message: 'is required' };
+    case 'additionalProperties':
+      return { path: joinPath(error.instancePath, String(params.additionalProperty)), message: 'is not a known field' };
+    case 'propertyNames':
+      return { path: toUserPath(error.instancePath), message: `has an invalid key "${String(params.propertyName)}"` };
+    case 'enum':
+      return {
+        path: toUserPath(error.instancePath),
+        message: `must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`,
+      };
+    default:
+      return { path: toUserPath(error.instancePath), message: error.message ?? error.keyword };
+  }
+}
+
+/**
+ * ajv reports one error per failed branch of a union of literals; users want
+ * "must be one of a, b, c". Collapse `const` failures under an `anyOf` into one.
+ */
+function collapse(errors: ErrorObject[]): ValidationIssue[] {
+  const issues: ValidationIssue[] = [];
+  const literalUnions = new Map<string, unknown[]>();
+  for (const error of errors) {
+    if (error.keyword === 'const' && /\/anyOf\/[0-9]+\/const$/.test(error.schemaPath)) {
+      const values = literalUnions.get(error.instancePath) ?? [];
+      values.push((error.params as { allowedValue: unknown }).allowedValue);
+      literalUnions.set(error.instancePath, values);
+      continue;
+    }
+    if (error.keyword === 'anyOf' && literalUnions.has(error.instancePath)) continue;
+    issues.push(toIssue(error));
+  }
+  for (const [pointer, values] of literalUnions) {
+    issues.push({ path: toUserPath(pointer), message: `must be one of ${values.map((v) => JSON.stringify(v)).join(', ')}` });
+  }
+  const seen = new Set<string>();
+  return issues.filter((issue) => {
+    const key = `${issue.path}\0${issue.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+export function validate<S extends TSchema>(schema: S, value: unknown): Validated<Static<S>> {
+  const fn = compile(schema);
+  if (fn(value)) return { ok: true, value: value as Static<S> };
+  return { ok: false, issues: collapse(fn.errors ?? []) };
+}
+
+/** Parse a JSON payload (Buffer or string) and validate it; malformed JSON is one issue at the root. */
+export function decode<S extends TSchema>(schema: S, payload: Buffer | string): Validated<Static<S>> {
+  let value: unknown;
+  try {
+    value = JSON.parse(typeof payload === 'string' ? payload : payload.toString('utf8'));
+  } catch (err) {
+    return { ok: false, issues: [{ path: '', message: `is not valid JSON (${(err as Error).message})` }] };
+  }
+  return validate(schema, value);
+}
+
+export function formatIssue(issue: ValidationIssue): string {
+  return `${issue.path === '' ? '(document)' : issue.path}: ${issue.message}`;
+}
+
+export function formatIssues(issues: readonly ValidationIssue[]): string {
+  return issues.map(formatIssue).join('\n');
+}
