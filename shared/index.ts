@@ -5,3 +5,4 @@ export * from './schemas/spec.js';
 export * from './schemas/units.js';
 export * from './topics.js';
 export * from './validate.js';
+export * from './canonical-json.js';

@@ -1,0 +1,33 @@
+/**
+ * A short fingerprint of a container spec, stored in the `flotilla.spec-hash`
+ * label. The planner compares it with the hash of the desired spec to decide
+ * keep vs. recreate without reading back and re-deriving every Docker setting.
+ *
+ * Invariants: the same spec always gives the same hash, whatever the order of
+ * object keys (JSON from the hub, YAML from an operator and a spread in the
+ * agent may order keys differently); array order is significant (it is for
+ * `command`, and keeping it for `env` or `ports` too is the safe side: a
+ * spurious recreate is better than a missed one).
+ */
+import { createHash } from 'node:crypto';
+import type { ContainerSpec } from '../../shared/index.js';
+
+/** JSON with object keys sorted at every depth; `undefined` members are dropped as JSON.stringify does. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return `[${value.map((item) => (item === undefined ? 'null' : canonicalJson(item))).join(',')}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+}
+
+/** First 16 hex digits of sha256 over the canonical JSON of the spec without `auth`. */
+export function specHash(spec: ContainerSpec): string {
+  // `auth` only matters for pulling, which has already happened by the time a
+  // container is created. Hashing it would turn a rotated registry password
+  // into a recreate (downtime, lost container-local state) of every running
+  // container from that registry, for no change in what runs.
+  const { auth: _auth, ...rest } = spec;
+  return createHash('sha256').update(canonicalJson(rest)).digest('hex').slice(0, 16);
+}

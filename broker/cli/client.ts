@@ -1,0 +1,261 @@
+/**
+ * A small fetch-based client for the hub's HTTP API. The response types are
+ * written here, from the API contract, rather than imported from the hub's
+ * code: the CLI talks to whatever hub is at the other end of the URL.
+ *
+ * Every failure becomes a CliError with the right exit code: HubUnreachableError
+ * when no HTTP answer came back at all, HubError when one did and it was an error.
+ */
+import type { AppPhase, AppSpec, ContainerState, HostFacts, Labels, Scheduling } from '../../shared/index.js';
+import { formatIssue } from '../../shared/index.js';
+import { CliError, EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, type ExitCode, UsageError } from './errors.js';
+
+export interface ApplyResult {
+  name: string;
+  revision: number;
+  changed: boolean;
+}
+
+export interface AppSummary {
+  name: string;
+  revision: number;
+  scheduling: Scheduling;
+  containers: number;
+  devices: { matched: number; running: number };
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface AppOnDevice {
+  id: string;
+  online: boolean;
+  phase: AppPhase | null;
+  message?: string;
+  revision: number | null;
+}
+
+export interface AppDetail {
+  name: string;
+  revision: number;
+  spec: AppSpec;
+  createdAt: string;
+  updatedAt: string;
+  devices: AppOnDevice[];
+}
+
+export interface DeviceApp {
+  name: string;
+  revision: number;
+  phase: AppPhase;
+  message?: string;
+  containers: ContainerState[];
+}
+
+export interface Device {
+  id: string;
+  online: boolean;
+  lastSeen: string | null;
+  /** Effective labels: reported by the agent, overridden by the operator's. */
+  labels: Labels;
+  operatorLabels: Labels;
+  reportedLabels: Labels;
+  desiredRevision: number;
+  observedRevision: number | null;
+  host: HostFacts | null;
+  apps: DeviceApp[];
+  runtimeError?: string;
+}
+
+export interface LabelPatch {
+  set?: Labels;
+  remove?: string[];
+}
+
+export interface List<T> {
+  items: T[];
+}
+
+export interface ErrorIssue {
+  path: string;
+  message: string;
+}
+
+/** The hub answered with an HTTP error. */
+export class HubError extends CliError {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: { issues?: ErrorIssue[] } & Record<string, unknown>,
+  ) {
+    super(message, exitCodeFor(status), (details?.issues ?? []).map((issue) => formatIssue(issue)));
+    this.name = 'HubError';
+  }
+}
+
+/** No HTTP answer at all: refused, reset, DNS, timeout. */
+export class HubUnreachableError extends CliError {
+  constructor(
+    readonly hub: string,
+    readonly reason: string,
+  ) {
+    super(`cannot reach the hub at ${hub}: ${reason}`, EXIT_HUB_ERROR);
+    this.name = 'HubUnreachableError';
+  }
+}
+
+export function isHubError(err: unknown): err is HubError {
+  return err instanceof HubError;
+}
+
+function exitCodeFor(status: number): ExitCode {
+  if (status === 400 || status === 422) return EXIT_INVALID_INPUT;
+  if (status === 404) return EXIT_NOT_FOUND;
+  return EXIT_HUB_ERROR;
+}
+
+export interface HubClientOptions {
+  fetch?: typeof fetch;
+  /** Per request, connection and body included. */
+  timeoutMs?: number;
+}
+
+export const DEFAULT_TIMEOUT_MS = 30_000;
+
+export class HubClient {
+  private readonly base: URL;
+  private readonly fetch: typeof fetch;
+  private readonly timeoutMs: number;
+
+  constructor(
+    readonly hub: string,
+    options: HubClientOptions = {},
+  ) {
+    this.base = parseHubUrl(hub);
+    this.fetch = options.fetch ?? globalThis.fetch;
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  }
+
+  applyApp(spec: unknown): Promise<ApplyResult> {
+    return this.request('POST', 'apps', spec);
+  }
+
+  listApps(): Promise<List<AppSummary>> {
+    return this.request('GET', 'apps');
+  }
+
+  getApp(name: string): Promise<AppDetail> {
+    return this.request('GET', `apps/${encodeURIComponent(name)}`);
+  }
+
+  deleteApp(name: string): Promise<{ name: string; deleted: boolean }> {
+    return this.request('DELETE', `apps/${encodeURIComponent(name)}`);
+  }
+
+  listDevices(): Promise<List<Device>> {
+    return this.request('GET', 'devices');
+  }
+
+  getDevice(id: string): Promise<Device> {
+    return this.request('GET', `devices/${encodeURIComponent(id)}`);
+  }
+
+  patchDeviceLabels(id: string, patch: LabelPatch): Promise<Device> {
+    return this.request('PATCH', `devices/${encodeURIComponent(id)}/labels`, patch);
+  }
+
+  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const url = new URL(`api/v1/${path}`, this.base);
+    let status: number;
+    let statusText: string;
+    let text: string;
+    try {
+      const response = await this.fetch(url, {
+        method,
+        headers: { accept: 'application/json', ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+      status = response.status;
+      statusText = response.statusText;
+      text = await response.text();
+    } catch (err) {
+      throw new HubUnreachableError(this.hub, describeFetchError(err, this.timeoutMs));
+    }
+    const parsed = parseJson(text);
+    if (status >= 200 && status < 300) {
+      if (parsed === undefined) {
+        throw new CliError(`the hub at ${this.hub} answered ${method} ${url.pathname} with a body that is not JSON`, EXIT_HUB_ERROR);
+      }
+      return parsed as T;
+    }
+    throw toHubError(status, statusText, parsed, text);
+  }
+}
+
+/** `http://host:port[/prefix]`; a trailing `/` is added so API paths resolve under the prefix. */
+export function parseHubUrl(hub: string): URL {
+  let url: URL;
+  try {
+    url = new URL(hub);
+  } catch {
+    throw new UsageError(`invalid hub URL "${hub}": expected e.g. http://127.0.0.1:7070`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new UsageError(`invalid hub URL "${hub}": the HTTP API is served over http:// or https://, not ${url.protocol}//`);
+  }
+  if (!url.pathname.endsWith('/')) url.pathname += '/';
+  url.search = '';
+  url.hash = '';
+  return url;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function toHubError(status: number, statusText: string, body: unknown, text: string): HubError {
+  const error = (body as { error?: unknown } | undefined)?.error as { code?: unknown; message?: unknown; details?: unknown } | undefined;
+  if (error && typeof error.message === 'string') {
+    const details = typeof error.details === 'object' && error.details !== null ? (error.details as HubError['details']) : undefined;
+    return new HubError(status, typeof error.code === 'string' ? error.code : 'unknown', error.message, sanitizeIssues(details));
+  }
+  const snippet = text.trim().slice(0, 200);
+  return new HubError(status, 'unknown', `the hub answered ${status}${statusText ? ` ${statusText}` : ''}${snippet ? `: ${snippet}` : ''}`);
+}
+
+/** Keeps only well-formed issues, so a surprising body still prints something sensible. */
+function sanitizeIssues(details: HubError['details']): HubError['details'] {
+  if (!details || !Array.isArray(details.issues)) return details;
+  const issues = details.issues.filter(
+    (issue): issue is ErrorIssue => typeof issue?.path === 'string' && typeof issue?.message === 'string',
+  );
+  return { ...details, issues };
+}
+
+/**
+ * undici wraps the interesting part: `TypeError('fetch failed', { cause })`,
+ * where the cause is a system error (`connect ECONNREFUSED 127.0.0.1:1`) or,
+ * when a name resolves to several addresses, an AggregateError of them.
+ */
+export function describeFetchError(err: unknown, timeoutMs: number): string {
+  if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
+    return `no answer within ${Math.round(timeoutMs / 1000)}s`;
+  }
+  let current: unknown = err;
+  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
+    const cause: unknown = current.cause;
+    if (current instanceof AggregateError && current.errors.length > 0) current = current.errors[0];
+    else if (cause instanceof Error) current = cause;
+    else break;
+  }
+  if (current instanceof Error) {
+    const code = (current as NodeJS.ErrnoException).code;
+    return current.message || code || String(current);
+  }
+  return String(current);
+}

@@ -1,0 +1,49 @@
+/**
+ * What every command needs from the outside world, passed in rather than
+ * reached for, so the program can be driven from a test with captured output
+ * and a fake stdin.
+ */
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { HubClient } from './client.js';
+import { formatStructured, type OutputFormat } from './output.js';
+
+export interface CliIO {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  readStdin(): Promise<string>;
+  readFile(path: string): Promise<string>;
+  fetch: typeof fetch;
+}
+
+export function processIO(): CliIO {
+  return {
+    stdout: (text) => process.stdout.write(text),
+    stderr: (text) => process.stderr.write(text),
+    readStdin: async () => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of process.stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+      return Buffer.concat(chunks).toString('utf8');
+    },
+    readFile: (path) => readFile(path, 'utf8'),
+    fetch: (...args) => globalThis.fetch(...args),
+  };
+}
+
+export interface GlobalOptions {
+  hub: string;
+  output: OutputFormat;
+}
+
+export function globalOptions(command: Command): GlobalOptions {
+  return command.optsWithGlobals<GlobalOptions>();
+}
+
+export function hubClient(command: Command, io: CliIO): HubClient {
+  return new HubClient(globalOptions(command).hub, { fetch: io.fetch });
+}
+
+/** Prints `body` as JSON/YAML when asked to, otherwise what `human()` renders. */
+export function render(io: CliIO, format: OutputFormat, body: unknown, human: () => string): void {
+  io.stdout(format === 'table' ? human() : formatStructured(body, format));
+}

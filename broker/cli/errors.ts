@@ -1,0 +1,60 @@
+/**
+ * Exit codes and the errors that carry them. Every failure in the CLI ends
+ * as one of these codes, so scripts can tell "fix your input" (2) from "it
+ * is not there" (3) from "the hub is down or broken" (1).
+ */
+
+/** Success. */
+export const EXIT_OK = 0;
+/** The hub answered with an error (other than 400/404), or could not be reached. */
+export const EXIT_HUB_ERROR = 1;
+/** Invalid input: bad arguments, a bad spec or labels, or the hub answered 400. */
+export const EXIT_INVALID_INPUT = 2;
+/** The hub answered 404: no such app or device. */
+export const EXIT_NOT_FOUND = 3;
+
+export type ExitCode = typeof EXIT_OK | typeof EXIT_HUB_ERROR | typeof EXIT_INVALID_INPUT | typeof EXIT_NOT_FOUND;
+
+/**
+ * An error the CLI reports itself: `message` is printed as `error: <message>`,
+ * each of `lines` below it, indented, and the process exits with `exitCode`.
+ */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: ExitCode,
+    readonly lines: readonly string[] = [],
+  ) {
+    super(message);
+    this.name = 'CliError';
+  }
+
+  /** `error: <message>`, then each line indented by two spaces. */
+  format(): string {
+    return [`error: ${this.message}`, ...this.lines.map((line) => `  ${line}`)].map((line) => `${line}\n`).join('');
+  }
+}
+
+/** Bad input caught before anything was sent anywhere. */
+export class UsageError extends CliError {
+  constructor(message: string, lines: readonly string[] = []) {
+    super(message, EXIT_INVALID_INPUT, lines);
+    this.name = 'UsageError';
+  }
+}
+
+/** Several problems found in one pass (every invalid document of an apply), reported together. */
+export class CliErrors extends CliError {
+  constructor(readonly errors: readonly [CliError, ...CliError[]]) {
+    super(errors.map((e) => e.message).join('; '), errors[0].exitCode);
+    this.name = 'CliErrors';
+  }
+
+  override format(): string {
+    return this.errors.map((e) => e.format()).join('');
+  }
+}
+
+export function isCliError(err: unknown): err is CliError {
+  return err instanceof CliError;
+}

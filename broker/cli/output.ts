@@ -1,0 +1,107 @@
+/**
+ * Output for people (kubectl-style tables and ages) and for programs (JSON
+ * and YAML of the hub's response bodies, unchanged).
+ *
+ * Text that came from devices (messages, labels, image names) goes through
+ * `cell()` before it reaches the terminal: a device must not be able to move
+ * the operator's cursor or break a table with a newline.
+ */
+import { stringify as toYaml } from 'yaml';
+
+export const OUTPUT_FORMATS = ['table', 'json', 'yaml'] as const;
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
+/** Columns are separated by this much space, as in kubectl. */
+const GUTTER = '   ';
+
+/**
+ * Upper-case headers, columns padded to their widest cell, no borders, no
+ * trailing spaces. Returns the lines joined by `\n`, with a final `\n`.
+ */
+export function formatTable(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+  const all = [headers.map((h) => h.toUpperCase()), ...rows.map((row) => headers.map((_, i) => cell(row[i] ?? '')))];
+  const widths = headers.map((_, i) => Math.max(...all.map((row) => width(row[i] ?? ''))));
+  return all
+    .map((row) =>
+      row
+        .map((value, i) => (i === row.length - 1 ? value : value + ' '.repeat((widths[i] ?? 0) - width(value))))
+        .join(GUTTER)
+        .trimEnd(),
+    )
+    .map((line) => `${line}\n`)
+    .join('');
+}
+
+/** Code points, so that `é` or `→` count once (wide CJK glyphs are not handled). */
+function width(text: string): number {
+  return [...text].length;
+}
+
+/** One line of plain text: control characters (ESC, CR, LF, TAB…) become spaces or `?`. */
+export function cell(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping them is the point
+  return text.replace(/[\t\n\r]+/g, ' ').replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+}
+
+const MINUTE = 60;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+const YEAR = 365 * DAY;
+
+/**
+ * Time since `since`, in its largest whole unit: `5s`, `3m`, `2h`, `4d`, `1y`.
+ * A timestamp in the future (clock skew between hub and CLI) reads `0s`;
+ * null or unparseable reads `<unknown>`.
+ */
+export function formatAge(since: string | Date | null | undefined, now: number = Date.now()): string {
+  if (since === null || since === undefined) return '<unknown>';
+  const at = since instanceof Date ? since.getTime() : Date.parse(since);
+  if (Number.isNaN(at)) return '<unknown>';
+  const seconds = Math.max(0, Math.floor((now - at) / 1000));
+  if (seconds < MINUTE) return `${seconds}s`;
+  if (seconds < HOUR) return `${Math.floor(seconds / MINUTE)}m`;
+  if (seconds < DAY) return `${Math.floor(seconds / HOUR)}h`;
+  if (seconds < YEAR) return `${Math.floor(seconds / DAY)}d`;
+  return `${Math.floor(seconds / YEAR)}y`;
+}
+
+/** `k=v,k2=v2`, sorted by key so that the same labels always read the same; `<none>` when empty. */
+export function formatLabels(labels: Readonly<Record<string, string>> | undefined, separator = ','): string {
+  const entries = Object.entries(labels ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return entries.length === 0 ? '<none>' : entries.map(([k, v]) => `${k}=${v}`).join(separator);
+}
+
+export function yesNo(value: boolean): string {
+  return value ? 'yes' : 'no';
+}
+
+/** A response body for programs: pretty JSON, or YAML, each ending in a newline. */
+export function formatStructured(value: unknown, format: Exclude<OutputFormat, 'table'>): string {
+  return format === 'json' ? `${JSON.stringify(value, null, 2)}\n` : toYaml(value);
+}
+
+/**
+ * `Key:   value` lines with the values aligned, kubectl-describe style. A value
+ * with several lines (a list) continues under the first one.
+ */
+export function formatFields(fields: readonly (readonly [string, string | readonly string[]])[], indent = ''): string {
+  const keyWidth = Math.max(0, ...fields.map(([key]) => width(key) + 1));
+  let out = '';
+  for (const [key, value] of fields) {
+    const lines = typeof value === 'string' ? [value] : value.length === 0 ? ['<none>'] : value;
+    lines.forEach((line, i) => {
+      const label = i === 0 ? `${key}:` : '';
+      out += `${indent}${label}${' '.repeat(keyWidth - width(label))}  ${cell(line)}`.trimEnd();
+      out += '\n';
+    });
+  }
+  return out;
+}
+
+/** Indents every line of a block (a table inside a describe section). */
+export function indent(block: string, by = '  '): string {
+  return block
+    .split('\n')
+    .map((line) => (line === '' ? line : by + line))
+    .join('\n');
+}

@@ -1,0 +1,133 @@
+/**
+ * The hub's API methods, one table shared by HTTP and MQTT request/response so
+ * both transports behave identically. Each method: validate params → act on
+ * the store → tell the dispatcher that desired state may have changed.
+ */
+import { type Static, type TSchema, Type } from '@sinclair/typebox';
+import { DeviceId, LABEL_KEY_PATTERN, Labels, Name, validate, validateAppSpec } from '../../shared/index.js';
+import type { AppStore } from '../store/apps.js';
+import type { DeviceStore } from '../store/devices.js';
+import type { SecretStore } from '../store/secrets.js';
+import { ApiError } from './errors.js';
+import { MissingSecretError, resolveSecrets } from './scheduling.js';
+import { appDetail, appSummary, deviceView } from './views.js';
+
+export interface ApiDeps {
+  apps: AppStore;
+  devices: DeviceStore;
+  secrets: SecretStore;
+  /** Called after any change that can alter what some device must run. */
+  desiredMayHaveChanged: () => void;
+}
+
+const NoParams = Type.Object({}, { additionalProperties: false });
+const ByName = Type.Object({ name: Name }, { additionalProperties: false });
+const ById = Type.Object({ id: DeviceId }, { additionalProperties: false });
+
+interface Method<S extends TSchema> {
+  params: S;
+  run(params: Static<S>): unknown;
+}
+
+function method<S extends TSchema>(params: S, run: (params: Static<S>) => unknown): Method<S> {
+  return { params, run };
+}
+
+export function createApi(deps: ApiDeps) {
+  const { apps, devices, secrets } = deps;
+
+  const methods = {
+    'apps.apply': method(Type.Object({ spec: Type.Unknown() }, { additionalProperties: false }), ({ spec }) => {
+      const result = validateAppSpec(spec);
+      if (!result.ok) throw ApiError.invalid('invalid_spec', 'app spec', result.issues);
+      try {
+        resolveSecrets(result.value, (name) => secrets.get(name));
+      } catch (err) {
+        if (err instanceof MissingSecretError) {
+          throw ApiError.invalid('invalid_spec', 'app spec', [{ path: err.path, message: err.message }]);
+        }
+        throw err;
+      }
+      const { revision, changed } = apps.apply(result.value);
+      if (changed) deps.desiredMayHaveChanged();
+      return { name: result.value.name, revision, changed };
+    }),
+
+    'apps.list': method(NoParams, () => {
+      const all = devices.list();
+      return { items: apps.list().map((app) => appSummary(app, all)) };
+    }),
+
+    'apps.get': method(ByName, ({ name }) => {
+      const app = apps.get(name);
+      if (!app) throw ApiError.notFound('app', name);
+      return appDetail(app, devices.list());
+    }),
+
+    'apps.delete': method(ByName, ({ name }) => {
+      if (!apps.delete(name)) throw ApiError.notFound('app', name);
+      deps.desiredMayHaveChanged();
+      return { name, deleted: true };
+    }),
+
+    'devices.list': method(NoParams, () => ({ items: devices.list().map(deviceView) })),
+
+    'devices.get': method(ById, ({ id }) => {
+      const device = devices.get(id);
+      if (!device) throw ApiError.notFound('device', id);
+      return deviceView(device);
+    }),
+
+    'devices.label': method(
+      Type.Object(
+        {
+          id: DeviceId,
+          set: Type.Optional(Labels),
+          remove: Type.Optional(Type.Array(Type.String({ pattern: LABEL_KEY_PATTERN }))),
+        },
+        { additionalProperties: false },
+      ),
+      ({ id, set, remove }) => {
+        const device = devices.get(id);
+        if (!device) throw ApiError.notFound('device', id);
+        const labels = { ...device.operatorLabels, ...set };
+        for (const key of remove ?? []) delete labels[key];
+        devices.setOperatorLabels(id, labels);
+        deps.desiredMayHaveChanged();
+        return deviceView(devices.get(id)!);
+      },
+    ),
+
+    'secrets.list': method(NoParams, () => ({ items: secrets.list() })),
+
+    'secrets.set': method(
+      Type.Object({ name: Name, value: Type.String({ maxLength: 65536 }) }, { additionalProperties: false }),
+      ({ name, value }) => {
+        secrets.set(name, value);
+        deps.desiredMayHaveChanged();
+        return { name };
+      },
+    ),
+
+    'secrets.delete': method(ByName, ({ name }) => {
+      const inUse = apps.list().find((app) => JSON.stringify(app.spec).includes(`"fromSecret":${JSON.stringify(name)}`));
+      if (inUse) throw new ApiError('invalid_request', `secret "${name}" is used by app "${inUse.name}"`);
+      if (!secrets.delete(name)) throw ApiError.notFound('secret', name);
+      return { name, deleted: true };
+    }),
+  };
+
+  return {
+    methods: Object.keys(methods),
+    /** Runs a method by name with untrusted params; throws ApiError on any caller mistake. */
+    call(name: string, params: unknown): unknown {
+      if (!Object.hasOwn(methods, name)) throw new ApiError('unknown_method', `unknown method "${name}"`);
+      const m = methods[name as keyof typeof methods] as unknown as Method<TSchema>;
+      const checked = validate(m.params, params ?? {});
+      if (!checked.ok) throw ApiError.invalid('invalid_request', `params for ${name}`, checked.issues);
+      return m.run(checked.value);
+    },
+  };
+}
+
+export type HubApi = ReturnType<typeof createApi>;

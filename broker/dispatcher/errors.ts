@@ -1,0 +1,49 @@
+/**
+ * Errors that cross the API boundary. Each has a code that HTTP maps to a
+ * status and MQTT returns verbatim as `{code, message, details}`.
+ */
+import type { ErrorBody, ValidationIssue } from '../../shared/index.js';
+
+export type ApiErrorCode = 'invalid_request' | 'invalid_spec' | 'not_found' | 'unknown_method' | 'internal';
+
+export const HTTP_STATUS: Record<ApiErrorCode, number> = {
+  invalid_request: 400,
+  invalid_spec: 400,
+  not_found: 404,
+  unknown_method: 404,
+  internal: 500,
+};
+
+export class ApiError extends Error {
+  constructor(
+    readonly code: ApiErrorCode,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+
+  static invalid(code: 'invalid_request' | 'invalid_spec', what: string, issues: ValidationIssue[]): ApiError {
+    const first = issues[0];
+    const summary = first ? ` (${first.path === '' ? '(document)' : first.path}: ${first.message}${issues.length > 1 ? `, and ${issues.length - 1} more` : ''})` : '';
+    return new ApiError(code, `invalid ${what}${summary}`, { issues });
+  }
+
+  static notFound(kind: string, name: string): ApiError {
+    return new ApiError('not_found', `${kind} "${name}" not found`);
+  }
+
+  toBody(): ErrorBody {
+    return { code: this.code, message: this.message, ...(this.details !== undefined ? { details: this.details } : {}) };
+  }
+}
+
+export function isApiError(err: unknown): err is ApiError {
+  return err instanceof ApiError;
+}
+
+/** Any error as a response body; unexpected ones become `internal` without leaking internals. */
+export function toErrorBody(err: unknown): ErrorBody {
+  return isApiError(err) ? err.toBody() : { code: 'internal', message: 'internal error' };
+}

@@ -1,0 +1,110 @@
+/**
+ * The HTTP API: a thin mapping of REST routes onto the same method table the
+ * MQTT request API uses, so both answer identically.
+ *
+ *   GET    /healthz
+ *   GET    /api/v1/apps                  apps.list
+ *   POST   /api/v1/apps                  apps.apply   (body: the spec, JSON or YAML)
+ *   GET    /api/v1/apps/:name            apps.get
+ *   DELETE /api/v1/apps/:name            apps.delete
+ *   GET    /api/v1/devices               devices.list
+ *   GET    /api/v1/devices/:id           devices.get
+ *   PATCH  /api/v1/devices/:id/labels    devices.label (body: {set, remove})
+ *   GET    /api/v1/secrets               secrets.list
+ *   PUT    /api/v1/secrets/:name         secrets.set  (body: {value})
+ *   DELETE /api/v1/secrets/:name         secrets.delete
+ */
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import type { Logger } from 'pino';
+import { parse as parseYaml } from 'yaml';
+import type { HubApi } from '../dispatcher/api.js';
+import { ApiError, HTTP_STATUS, type ApiErrorCode, toErrorBody } from '../dispatcher/errors.js';
+
+const MAX_BODY_BYTES = 1024 * 1024;
+
+interface Route {
+  method: string;
+  pattern: RegExp;
+  call: string;
+  params: (match: RegExpMatchArray, body: () => Promise<unknown>) => Promise<Record<string, unknown>> | Record<string, unknown>;
+}
+
+const ROUTES: Route[] = [
+  { method: 'GET', pattern: /^\/api\/v1\/apps$/, call: 'apps.list', params: () => ({}) },
+  { method: 'POST', pattern: /^\/api\/v1\/apps$/, call: 'apps.apply', params: async (_m, body) => ({ spec: await body() }) },
+  { method: 'GET', pattern: /^\/api\/v1\/apps\/([^/]+)$/, call: 'apps.get', params: (m) => ({ name: m[1] }) },
+  { method: 'DELETE', pattern: /^\/api\/v1\/apps\/([^/]+)$/, call: 'apps.delete', params: (m) => ({ name: m[1] }) },
+  { method: 'GET', pattern: /^\/api\/v1\/devices$/, call: 'devices.list', params: () => ({}) },
+  { method: 'GET', pattern: /^\/api\/v1\/devices\/([^/]+)$/, call: 'devices.get', params: (m) => ({ id: m[1] }) },
+  {
+    method: 'PATCH',
+    pattern: /^\/api\/v1\/devices\/([^/]+)\/labels$/,
+    call: 'devices.label',
+    params: async (m, body) => ({ ...(await bodyObject(body)), id: m[1] }),
+  },
+  { method: 'GET', pattern: /^\/api\/v1\/secrets$/, call: 'secrets.list', params: () => ({}) },
+  {
+    method: 'PUT',
+    pattern: /^\/api\/v1\/secrets\/([^/]+)$/,
+    call: 'secrets.set',
+    params: async (m, body) => ({ ...(await bodyObject(body)), name: m[1] }),
+  },
+  { method: 'DELETE', pattern: /^\/api\/v1\/secrets\/([^/]+)$/, call: 'secrets.delete', params: (m) => ({ name: m[1] }) },
+];
+
+export function createHttpApi(api: HubApi, logger: Logger): Server {
+  const log = logger.child({ component: 'http' });
+  return createServer((req, res) => {
+    handle(api, req, res).catch((err: unknown) => {
+      const error = toErrorBody(err);
+      if (error.code === 'internal') log.error({ err, method: req.method, url: req.url }, 'HTTP request failed');
+      send(res, HTTP_STATUS[error.code as ApiErrorCode] ?? 500, { error });
+    });
+  });
+}
+
+async function handle(api: HubApi, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const path = new URL(req.url ?? '/', 'http://hub').pathname;
+  if (path === '/healthz' && req.method === 'GET') return send(res, 200, { ok: true });
+  const candidates = ROUTES.filter((route) => route.pattern.test(path));
+  if (candidates.length === 0) throw new ApiError('not_found', `no route for ${path}`);
+  const route = candidates.find((r) => r.method === req.method);
+  if (!route) {
+    res.setHeader('allow', candidates.map((r) => r.method).join(', '));
+    return send(res, 405, { error: { code: 'method_not_allowed', message: `${req.method} is not allowed on ${path}` } });
+  }
+  const match = path.match(route.pattern)!.map((part) => decodeURIComponent(part)) as RegExpMatchArray;
+  const params = await route.params(match, () => readBody(req));
+  send(res, 200, api.call(route.call, params));
+}
+
+async function bodyObject(body: () => Promise<unknown>): Promise<Record<string, unknown>> {
+  const value = await body();
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ApiError('invalid_request', 'request body must be a JSON object');
+  }
+  return value as Record<string, unknown>;
+}
+
+async function readBody(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw new ApiError('invalid_request', `request body is larger than ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') throw new ApiError('invalid_request', 'request body is empty');
+  const isYaml = /yaml/.test(req.headers['content-type'] ?? '');
+  try {
+    return isYaml ? parseYaml(text) : JSON.parse(text);
+  } catch (err) {
+    throw new ApiError('invalid_request', `request body is not valid ${isYaml ? 'YAML' : 'JSON'}: ${(err as Error).message}`);
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = `${JSON.stringify(body)}\n`;
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+}

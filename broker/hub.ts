@@ -1,0 +1,72 @@
+/**
+ * The hub in one process: embedded Aedes broker, dispatcher and HTTP API over
+ * one SQLite file. `startHub({})` gives a working hub on the defaults.
+ */
+import { join } from 'node:path';
+import mqtt from 'mqtt';
+import type { Logger } from 'pino';
+import { Topics } from '../shared/index.js';
+import { type HubConfig, resolveHubConfig } from './config.js';
+import { createApi } from './dispatcher/api.js';
+import { Dispatcher } from './dispatcher/dispatcher.js';
+import { closeServer, listen, startBroker } from './mqtt/broker.js';
+import { createHttpApi } from './http/server.js';
+import { createLogger } from './logger.js';
+import { AppStore } from './store/apps.js';
+import { openDatabase } from './store/db.js';
+import { DeviceStore } from './store/devices.js';
+import { SecretStore } from './store/secrets.js';
+
+export interface Hub {
+  config: HubConfig;
+  ports: { mqtt: number; ws: number; http: number };
+  close(): Promise<void>;
+}
+
+export interface HubDeps {
+  logger?: Logger;
+}
+
+export async function startHub(overrides: Partial<Record<keyof HubConfig, unknown>> = {}, deps: HubDeps = {}): Promise<Hub> {
+  const config = resolveHubConfig(overrides);
+  const logger = deps.logger ?? createLogger(config.logLevel, 'flotilla-hub');
+  const topics = new Topics(config.topicRoot);
+  const db = openDatabase(join(config.dataDir, 'hub.db'));
+  const apps = new AppStore(db);
+  const devices = new DeviceStore(db);
+  const secrets = new SecretStore(db);
+
+  const broker = await startBroker({ host: config.host, mqttPort: config.mqttPort, wsPort: config.wsPort, logger });
+  const client = await mqtt.connectAsync(`mqtt://${connectableHost(config.host)}:${broker.mqttPort}`, {
+    clientId: `flotilla-dispatcher-${process.pid}-${Date.now().toString(36)}`,
+    protocolVersion: 4,
+    clean: true,
+    reconnectPeriod: 1000,
+  });
+  let dispatcher: Dispatcher | undefined;
+  const api = createApi({ apps, devices, secrets, desiredMayHaveChanged: () => dispatcher?.scheduleSync() });
+  dispatcher = new Dispatcher({ mqtt: client, topics, apps, devices, secrets, api, logger });
+  await dispatcher.start();
+
+  const http = createHttpApi(api, logger);
+  const httpPort = await listen(http, config.httpPort, config.host);
+  logger.info({ component: 'hub', dataDir: config.dataDir, httpPort, mqttPort: broker.mqttPort, wsPort: broker.wsPort }, 'hub ready');
+
+  return {
+    config,
+    ports: { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort },
+    async close() {
+      await closeServer(http);
+      await client.endAsync();
+      await broker.close();
+      db.close();
+    },
+  };
+}
+
+/** The dispatcher connects to its own broker; a wildcard bind address is reached over loopback. */
+function connectableHost(host: string): string {
+  if (host === '0.0.0.0') return '127.0.0.1';
+  if (host === '::') return '[::1]';
+  return host.includes(':') ? `[${host}]` : host;
+}

@@ -1,0 +1,82 @@
+/**
+ * The embedded Aedes broker with its listeners: MQTT over TCP for devices and
+ * services, MQTT over WebSocket for dashboards in a browser.
+ */
+import { type Server as HttpServer, createServer as createHttpServer } from 'node:http';
+import { type AddressInfo, type Server as NetServer, createServer as createNetServer } from 'node:net';
+import { Aedes } from 'aedes';
+import type { Logger } from 'pino';
+import { WebSocketServer, createWebSocketStream } from 'ws';
+
+export interface BrokerOptions {
+  host: string;
+  mqttPort: number;
+  wsPort: number;
+  logger: Logger;
+}
+
+export interface EmbeddedBroker {
+  aedes: Aedes;
+  mqttPort: number;
+  wsPort: number;
+  close(): Promise<void>;
+}
+
+export async function startBroker(options: BrokerOptions): Promise<EmbeddedBroker> {
+  const log = options.logger.child({ component: 'broker' });
+  const aedes = await Aedes.createBroker({
+    // A client that stops reading (a dead cellular link) must not stall
+    // delivery to everyone else; see Aedes' drainTimeout notes.
+    drainTimeout: 30_000,
+    // Device ids may be up to 63 characters; 23 is only MQTT 3.1's limit.
+    maxClientsIdLength: 128,
+  });
+  aedes.on('clientError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'client error'));
+  aedes.on('connectionError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'connection error'));
+
+  const tcp = createNetServer(aedes.handle);
+  const httpForWs = createHttpServer((_req, res) => {
+    res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: connect with a WebSocket client\n');
+  });
+  const wss = new WebSocketServer({ server: httpForWs });
+  wss.on('connection', (socket, req) => {
+    const stream = createWebSocketStream(socket);
+    stream.on('error', (err) => log.debug({ err: err.message }, 'websocket stream error'));
+    aedes.handle(stream, req);
+  });
+
+  const mqttPort = await listen(tcp, options.mqttPort, options.host);
+  const wsPort = await listen(httpForWs, options.wsPort, options.host);
+  log.info({ host: options.host, mqttPort, wsPort }, 'MQTT broker listening');
+
+  return {
+    aedes,
+    mqttPort,
+    wsPort,
+    async close() {
+      for (const client of wss.clients) client.terminate();
+      // Stop accepting first, then let Aedes disconnect its clients, which is
+      // what lets the listeners' close() complete.
+      const listenersClosed = Promise.all([closeServer(tcp), closeServer(httpForWs)]);
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      await listenersClosed;
+    },
+  };
+}
+
+export function listen(server: NetServer | HttpServer, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+export function closeServer(server: NetServer | HttpServer): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    if ('closeAllConnections' in server) server.closeAllConnections();
+  });
+}

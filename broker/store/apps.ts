@@ -1,0 +1,95 @@
+/**
+ * Apps and their immutable revisions. Applying the same spec twice is a
+ * no-op (kubectl's "unchanged"); any change creates revision N+1.
+ */
+import { type AppSpec, contentHash } from '../../shared/index.js';
+import type { Db } from './db.js';
+
+export interface StoredApp {
+  name: string;
+  revision: number;
+  spec: AppSpec;
+  createdAt: string;
+  updatedAt: string;
+}
+
+interface AppRow {
+  name: string;
+  revision: number;
+  spec: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export class AppStore {
+  private readonly selectAll;
+  private readonly selectOne;
+  private readonly selectHash;
+  private readonly maxRevision;
+  private readonly insertRevision;
+  private readonly upsertApp;
+  private readonly deleteApp;
+  private readonly deleteRevisions;
+
+  constructor(
+    private readonly db: Db,
+    private readonly now: () => Date = () => new Date(),
+  ) {
+    const current = `SELECT a.name, a.revision, r.spec, a.created_at, a.updated_at
+      FROM apps a JOIN app_revisions r ON r.app = a.name AND r.revision = a.revision`;
+    this.selectAll = db.prepare<[], AppRow>(`${current} ORDER BY a.name`);
+    this.selectOne = db.prepare<[string], AppRow>(`${current} WHERE a.name = ?`);
+    this.selectHash = db.prepare<[string], { revision: number; spec_hash: string }>(
+      'SELECT r.revision, r.spec_hash FROM apps a JOIN app_revisions r ON r.app = a.name AND r.revision = a.revision WHERE a.name = ?',
+    );
+    this.maxRevision = db.prepare<[string], { max: number | null }>('SELECT MAX(revision) AS max FROM app_revisions WHERE app = ?');
+    this.insertRevision = db.prepare('INSERT INTO app_revisions (app, revision, spec, spec_hash, created_at) VALUES (?, ?, ?, ?, ?)');
+    this.upsertApp = db.prepare(
+      `INSERT INTO apps (name, revision, created_at, updated_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT(name) DO UPDATE SET revision = excluded.revision, updated_at = excluded.updated_at`,
+    );
+    this.deleteApp = db.prepare('DELETE FROM apps WHERE name = ?');
+    this.deleteRevisions = db.prepare('DELETE FROM app_revisions WHERE app = ?');
+  }
+
+  /** Stores a validated spec; returns its revision and whether it differs from the current one. */
+  apply(spec: AppSpec): { revision: number; changed: boolean } {
+    const hash = contentHash(spec);
+    return this.db.transaction(() => {
+      const current = this.selectHash.get(spec.name);
+      if (current && current.spec_hash === hash) return { revision: current.revision, changed: false };
+      const revision = (this.maxRevision.get(spec.name)?.max ?? 0) + 1;
+      const at = this.now().toISOString();
+      this.insertRevision.run(spec.name, revision, JSON.stringify(spec), hash, at);
+      this.upsertApp.run(spec.name, revision, at, at);
+      return { revision, changed: true };
+    })();
+  }
+
+  list(): StoredApp[] {
+    return this.selectAll.all().map(toApp);
+  }
+
+  get(name: string): StoredApp | undefined {
+    const row = this.selectOne.get(name);
+    return row ? toApp(row) : undefined;
+  }
+
+  delete(name: string): boolean {
+    return this.db.transaction(() => {
+      const deleted = this.deleteApp.run(name).changes > 0;
+      this.deleteRevisions.run(name);
+      return deleted;
+    })();
+  }
+}
+
+function toApp(row: AppRow): StoredApp {
+  return {
+    name: row.name,
+    revision: row.revision,
+    spec: JSON.parse(row.spec) as AppSpec,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}

@@ -1,0 +1,111 @@
+/**
+ * Devices as the hub knows them: labels (the agent's own, overridden by the
+ * operator's), last reported state, online status, and the desired document
+ * last published to each one.
+ */
+import type { DesiredState, DeviceState, Labels } from '../../shared/index.js';
+import type { Db } from './db.js';
+
+export interface StoredDevice {
+  id: string;
+  operatorLabels: Labels;
+  reportedLabels: Labels;
+  /** What scheduling matches against: reported labels, overridden by the operator's. */
+  labels: Labels;
+  online: boolean;
+  lastSeen: string | null;
+  state: DeviceState | null;
+  observedRevision: number | null;
+  desiredRevision: number;
+  desiredHash: string | null;
+  desired: DesiredState | null;
+  createdAt: string;
+}
+
+interface DeviceRow {
+  id: string;
+  operator_labels: string;
+  reported_labels: string;
+  online: number;
+  last_seen: string | null;
+  state: string | null;
+  observed_revision: number | null;
+  desired_revision: number;
+  desired_hash: string | null;
+  desired_doc: string | null;
+  created_at: string;
+}
+
+export class DeviceStore {
+  private readonly selectAll;
+  private readonly selectOne;
+  private readonly insert;
+  private readonly updateState;
+  private readonly updateOnline;
+  private readonly updateOperatorLabels;
+  private readonly updateDesired;
+
+  constructor(
+    db: Db,
+    private readonly now: () => Date = () => new Date(),
+  ) {
+    this.selectAll = db.prepare<[], DeviceRow>('SELECT * FROM devices ORDER BY id');
+    this.selectOne = db.prepare<[string], DeviceRow>('SELECT * FROM devices WHERE id = ?');
+    this.insert = db.prepare('INSERT INTO devices (id, created_at) VALUES (?, ?) ON CONFLICT(id) DO NOTHING');
+    this.updateState = db.prepare(
+      'UPDATE devices SET state = ?, observed_revision = ?, reported_labels = ?, online = 1, last_seen = ? WHERE id = ?',
+    );
+    this.updateOnline = db.prepare('UPDATE devices SET online = ?, last_seen = ? WHERE id = ?');
+    this.updateOperatorLabels = db.prepare('UPDATE devices SET operator_labels = ? WHERE id = ?');
+    this.updateDesired = db.prepare('UPDATE devices SET desired_revision = ?, desired_hash = ?, desired_doc = ? WHERE id = ?');
+  }
+
+  list(): StoredDevice[] {
+    return this.selectAll.all().map(toDevice);
+  }
+
+  get(id: string): StoredDevice | undefined {
+    const row = this.selectOne.get(id);
+    return row ? toDevice(row) : undefined;
+  }
+
+  /** Creates the device on first contact; returns true if it was new. */
+  ensure(id: string): boolean {
+    return this.insert.run(id, this.now().toISOString()).changes > 0;
+  }
+
+  recordState(state: DeviceState): void {
+    this.updateState.run(JSON.stringify(state), state.observedRevision, JSON.stringify(state.labels), this.now().toISOString(), state.deviceId);
+  }
+
+  recordOnline(id: string, online: boolean): void {
+    this.updateOnline.run(online ? 1 : 0, this.now().toISOString(), id);
+  }
+
+  setOperatorLabels(id: string, labels: Labels): void {
+    this.updateOperatorLabels.run(JSON.stringify(labels), id);
+  }
+
+  recordDesired(desired: DesiredState, hash: string): void {
+    this.updateDesired.run(desired.revision, hash, JSON.stringify(desired), desired.deviceId);
+  }
+}
+
+function toDevice(row: DeviceRow): StoredDevice {
+  const operatorLabels = JSON.parse(row.operator_labels) as Labels;
+  const reportedLabels = JSON.parse(row.reported_labels) as Labels;
+  return {
+    id: row.id,
+    operatorLabels,
+    reportedLabels,
+    labels: { ...reportedLabels, ...operatorLabels },
+    online: row.online === 1,
+    lastSeen: row.last_seen,
+    state: row.state ? (JSON.parse(row.state) as DeviceState) : null,
+    observedRevision: row.observed_revision,
+    desiredRevision: row.desired_revision,
+    desiredHash: row.desired_hash,
+    desired: row.desired_doc ? (JSON.parse(row.desired_doc) as DesiredState) : null,
+    createdAt: row.created_at,
+  };
+}

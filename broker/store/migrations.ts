@@ -1,0 +1,38 @@
+/** Append-only list of schema migrations; index + 1 is the schema version. */
+export const MIGRATIONS: readonly string[] = [
+  // 1: apps with immutable revisions, devices with labels and reported state.
+  `
+  CREATE TABLE apps (
+    name        TEXT PRIMARY KEY,
+    revision    INTEGER NOT NULL,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+  );
+  CREATE TABLE app_revisions (
+    app         TEXT NOT NULL,
+    revision    INTEGER NOT NULL,
+    spec        TEXT NOT NULL,
+    spec_hash   TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (app, revision)
+  );
+  CREATE TABLE devices (
+    id                TEXT PRIMARY KEY,
+    operator_labels   TEXT NOT NULL DEFAULT '{}',
+    reported_labels   TEXT NOT NULL DEFAULT '{}',
+    online            INTEGER NOT NULL DEFAULT 0,
+    last_seen         TEXT,
+    state             TEXT,
+    observed_revision INTEGER,
+    desired_revision  INTEGER NOT NULL DEFAULT 0,
+    desired_hash      TEXT,
+    desired_doc       TEXT,
+    created_at        TEXT NOT NULL
+  );
+  CREATE TABLE secrets (
+    name        TEXT PRIMARY KEY,
+    value       TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+  );
+  `,
+];
