@@ -15,15 +15,7 @@
  */
 import type Dockerode from 'dockerode';
 import { type ContainerSpec, parseDuration, parsePort, parseSize } from '../../shared/index.js';
-import {
-  containerName,
-  LABEL_APP,
-  LABEL_APP_REVISION,
-  LABEL_CONTAINER,
-  LABEL_DEVICE,
-  LABEL_MANAGED,
-  LABEL_SPEC_HASH,
-} from './labels.js';
+import { containerName, LABEL_APP, LABEL_APP_REVISION, LABEL_CONTAINER, LABEL_DEVICE, LABEL_MANAGED, LABEL_SPEC_HASH } from './labels.js';
 import type { CreateRequest } from './runtime.js';
 
 /** What Docker applies when a spec says nothing: a device must bring its apps back after a reboot. */

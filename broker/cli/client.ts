@@ -88,7 +88,11 @@ export class HubError extends CliError {
     message: string,
     readonly details?: { issues?: ErrorIssue[] } & Record<string, unknown>,
   ) {
-    super(message, exitCodeFor(status), (details?.issues ?? []).map((issue) => formatIssue(issue)));
+    super(
+      message,
+      exitCodeFor(status),
+      (details?.issues ?? []).map((issue) => formatIssue(issue)),
+    );
     this.name = 'HubError';
   }
 }

@@ -190,7 +190,9 @@ describe('toCreateOptions', () => {
   });
 
   it('maps privileged, capAdd, capDrop and networkMode', () => {
-    const options = toCreateOptions(request({ privileged: true, capAdd: ['NET_ADMIN', 'SYS_TIME'], capDrop: ['ALL'], networkMode: 'host' }));
+    const options = toCreateOptions(
+      request({ privileged: true, capAdd: ['NET_ADMIN', 'SYS_TIME'], capDrop: ['ALL'], networkMode: 'host' }),
+    );
     expect(options.HostConfig?.Privileged).toBe(true);
     expect(options.HostConfig?.CapAdd).toEqual(['NET_ADMIN', 'SYS_TIME']);
     expect(options.HostConfig?.CapDrop).toEqual(['ALL']);

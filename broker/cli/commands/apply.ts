@@ -11,7 +11,7 @@ import type { ApplyResult } from '../client.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import { CliErrors, UsageError } from '../errors.js';
 
-interface Document {
+export interface Document {
   /** How the document is named in messages: `app.yaml`, or `app.yaml (document 2)`. */
   source: string;
   value: unknown;
@@ -32,7 +32,8 @@ export function registerApply(program: Command, io: CliIO): void {
       for (const spec of specs) {
         const result = await client.applyApp(spec);
         results.push(result);
-        if (output === 'table') io.stdout(`app/${result.name} ${result.changed ? 'configured' : 'unchanged'} (revision ${result.revision})\n`);
+        if (output === 'table')
+          io.stdout(`app/${result.name} ${result.changed ? 'configured' : 'unchanged'} (revision ${result.revision})\n`);
       }
       if (output !== 'table') render(io, output, results.length === 1 ? results[0] : { items: results }, () => '');
     });

@@ -1,0 +1,114 @@
+/**
+ * The device agent: wires the MQTT link, the local store, the Docker runtime
+ * and the reconcile loop. `startAgent({})` runs on the defaults.
+ */
+import Dockerode from 'dockerode';
+import type { Logger } from 'pino';
+import { createLogger } from '../broker/logger.js';
+import { type DesiredState, type DeviceState, Topics } from '../shared/index.js';
+import { type AgentConfig, resolveAgentConfig } from './config.js';
+import { dockerArch, hostFacts } from './host.js';
+import { Link } from './link.js';
+import { LocalStore } from './local-store.js';
+import { type ObservedState, Reconciler } from './reconcile/reconciler.js';
+import { DockerRuntime } from './runtime/docker-runtime.js';
+import type { ContainerRuntime } from './runtime/runtime.js';
+
+export interface Agent {
+  config: AgentConfig;
+  reconciler: Reconciler;
+  close(): Promise<void>;
+}
+
+export interface AgentDeps {
+  logger?: Logger;
+  runtime?: ContainerRuntime;
+}
+
+export async function startAgent(overrides: Partial<Record<keyof AgentConfig, unknown>> = {}, deps: AgentDeps = {}): Promise<Agent> {
+  const config = resolveAgentConfig(overrides);
+  const logger = (deps.logger ?? createLogger(config.logLevel, 'flotilla-agent')).child({ deviceId: config.deviceId });
+  const runtime = deps.runtime ?? new DockerRuntime(new Dockerode(), logger.child({ component: 'docker' }));
+  const store = new LocalStore(config.dataDir);
+  const topics = new Topics(config.topicRoot);
+  // `arch` lets specs select devices by CPU architecture; an explicit label wins.
+  const labels = { arch: dockerArch(), ...config.labels };
+
+  let dockerVersion: string | undefined;
+  let link: Link | undefined;
+  const report = (observed: ObservedState) => {
+    const state: DeviceState = {
+      deviceId: config.deviceId,
+      observedRevision: observed.observedRevision,
+      reportedAt: new Date().toISOString(),
+      host: hostFacts(dockerVersion),
+      labels,
+      apps: observed.apps,
+      ...(observed.runtimeError ? { runtimeError: observed.runtimeError } : {}),
+    };
+    link?.publishState(state);
+  };
+
+  const reconciler = new Reconciler({
+    runtime,
+    deviceId: config.deviceId,
+    logger,
+    onState: report,
+    stopTimeoutSeconds: config.stopTimeoutSeconds,
+  });
+
+  const restored = store.loadDesired();
+  if (restored.problem) logger.warn({ reason: restored.problem }, 'ignoring unreadable persisted desired state');
+  if (restored.desired) {
+    logger.info({ revision: restored.desired.revision }, 'restored desired state from disk');
+    reconciler.setDesired(restored.desired);
+  }
+
+  const onDesired = (desired: DesiredState) => {
+    if (!reconciler.setDesired(desired)) {
+      logger.debug({ revision: desired.revision, current: reconciler.desiredRevision }, 'ignoring stale desired state');
+      return;
+    }
+    store.saveDesired(desired);
+    logger.info({ revision: desired.revision, apps: desired.apps.map((a) => `${a.name}@${a.revision}`) }, 'new desired state');
+  };
+  link = new Link({ hubUrl: config.hubUrl, deviceId: config.deviceId, topics, logger, onDesired, stateIntervalMs: config.stateIntervalMs });
+
+  runtime
+    .info()
+    .then((info) => {
+      dockerVersion = info.version;
+    })
+    .catch((err: Error) => logger.warn({ err: err.message }, 'container runtime not reachable yet'));
+
+  // Docker events make the agent notice a crash or a manual `docker rm` at
+  // once; the periodic resync catches anything the event stream missed.
+  let stopWatching: () => void = () => undefined;
+  let rewatchTimer: NodeJS.Timeout | undefined;
+  const watch = () => {
+    stopWatching = runtime.watch(
+      () => reconciler.trigger(),
+      (err) => {
+        logger.warn({ err: err.message }, 'Docker event stream ended; re-subscribing');
+        rewatchTimer = setTimeout(watch, 2_000);
+      },
+    );
+  };
+  watch();
+  const resync = setInterval(() => reconciler.trigger(), config.resyncIntervalMs);
+  reconciler.trigger();
+  logger.info({ hubUrl: config.hubUrl, dataDir: config.dataDir, labels }, 'agent started');
+
+  return {
+    config,
+    reconciler,
+    async close() {
+      clearInterval(resync);
+      clearTimeout(rewatchTimer);
+      stopWatching();
+      reconciler.close();
+      await link?.close();
+      store.close();
+    },
+  };
+}

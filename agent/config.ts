@@ -1,0 +1,54 @@
+/**
+ * The agent's one typed configuration. Defaults run an agent beside a hub on
+ * the same machine: `flotilla agent` with no flags connects to mqtt://127.0.0.1:1883.
+ */
+import { hostname } from 'node:os';
+import { type Static, Type } from '@sinclair/typebox';
+import { DEFAULT_TOPIC_ROOT, DeviceId, Labels, formatIssues, validate } from '../shared/index.js';
+
+export const AgentConfig = Type.Object(
+  {
+    deviceId: DeviceId,
+    hubUrl: Type.String({ pattern: '^(mqtts?|wss?|tcp|tls)://' }),
+    dataDir: Type.String({ minLength: 1 }),
+    labels: Labels,
+    topicRoot: Type.String({ minLength: 1 }),
+    logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
+    /** Full re-observation period; Docker events trigger reconciles in between. */
+    resyncIntervalMs: Type.Integer({ minimum: 100 }),
+    /** Seconds between SIGTERM and SIGKILL when stopping a container. */
+    stopTimeoutSeconds: Type.Integer({ minimum: 0, maximum: 600 }),
+    /** Minimum time between two state reports, so a flapping container cannot flood the link. */
+    stateIntervalMs: Type.Integer({ minimum: 0 }),
+  },
+  { additionalProperties: false },
+);
+export type AgentConfig = Static<typeof AgentConfig>;
+
+/** The host name as a device id: lower case, anything else replaced by "-". */
+export function defaultDeviceId(): string {
+  const id = hostname()
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]/g, '-')
+    .replace(/^[^a-z0-9]+/, '')
+    .slice(0, 63);
+  return id === '' ? 'device' : id;
+}
+
+export function resolveAgentConfig(overrides: Partial<Record<keyof AgentConfig, unknown>>): AgentConfig {
+  const defaults: AgentConfig = {
+    deviceId: defaultDeviceId(),
+    hubUrl: 'mqtt://127.0.0.1:1883',
+    dataDir: './data/agent',
+    labels: {},
+    topicRoot: DEFAULT_TOPIC_ROOT,
+    logLevel: 'info',
+    resyncIntervalMs: 10_000,
+    stopTimeoutSeconds: 10,
+    stateIntervalMs: 500,
+  };
+  const merged = { ...defaults, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
+  const result = validate(AgentConfig, merged);
+  if (!result.ok) throw new Error(`invalid agent configuration:\n${formatIssues(result.issues)}`);
+  return result.value;
+}

@@ -1,0 +1,30 @@
+/** Facts about the device that the hub shows and schedules on. */
+import { readFileSync } from 'node:fs';
+import { arch, hostname, platform, release } from 'node:os';
+import type { HostFacts } from '../shared/index.js';
+
+/** Node's arch names mapped to Docker's, which is what image platforms and operators use. */
+const DOCKER_ARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x' };
+
+export function dockerArch(): string {
+  return DOCKER_ARCH[arch()] ?? arch();
+}
+
+const AGENT_VERSION = (() => {
+  try {
+    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+})();
+
+export function hostFacts(dockerVersion?: string): HostFacts {
+  return {
+    hostname: hostname(),
+    os: platform(),
+    arch: dockerArch(),
+    kernel: release(),
+    ...(dockerVersion ? { dockerVersion } : {}),
+    agentVersion: AGENT_VERSION,
+  };
+}

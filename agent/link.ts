@@ -1,0 +1,130 @@
+/**
+ * The agent's MQTT link to the hub: online status with a will, the retained
+ * desired state in, the retained reported state out.
+ *
+ * The link never blocks the agent: it connects in the background, and the
+ * reconcile loop keeps running what it was told while the hub is away. Only
+ * the latest state report is kept while offline (state is retained and
+ * whole, so older reports are worthless once a newer one exists).
+ */
+import mqtt, { type MqttClient } from 'mqtt';
+import type { Logger } from 'pino';
+import { DesiredState, type DeviceState, type DeviceStatus, type Topics, decode, formatIssues } from '../shared/index.js';
+
+export interface LinkOptions {
+  hubUrl: string;
+  deviceId: string;
+  topics: Topics;
+  logger: Logger;
+  onDesired: (desired: DesiredState) => void;
+  /** Minimum time between two state publications. */
+  stateIntervalMs: number;
+}
+
+export class Link {
+  private readonly client: MqttClient;
+  private readonly log: Logger;
+  private pendingState: DeviceState | undefined;
+  private lastPublished = '';
+  private lastPublishedAt = 0;
+  private flushTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: LinkOptions) {
+    const { topics, deviceId } = options;
+    this.log = options.logger.child({ component: 'link' });
+    const offline: DeviceStatus = { online: false, at: new Date().toISOString() };
+    this.client = mqtt.connect(options.hubUrl, {
+      clientId: deviceId,
+      protocolVersion: 4,
+      clean: true,
+      keepalive: 30,
+      connectTimeout: 10_000,
+      reconnectPeriod: 2_000,
+      // A dead device must show offline: the broker publishes this when the
+      // connection drops without a DISCONNECT [MQTT-3.1.2-8].
+      will: { topic: topics.device(deviceId, 'status'), payload: Buffer.from(JSON.stringify(offline)), qos: 1, retain: true },
+    });
+    this.client.on('connect', () => this.onConnect());
+    this.client.on('close', () => this.log.debug('disconnected from hub'));
+    this.client.on('error', (err) => this.log.warn({ err: err.message }, 'MQTT error'));
+    this.client.on('message', (topic, payload) => this.onMessage(topic, payload));
+  }
+
+  get connected(): boolean {
+    return this.client.connected;
+  }
+
+  /** Queues a state report; publishes at most one per interval, always the newest. */
+  publishState(state: DeviceState): void {
+    this.pendingState = state;
+    this.scheduleFlush();
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.flushTimer);
+    if (this.client.connected) {
+      this.flushNow();
+      const status: DeviceStatus = { online: false, at: new Date().toISOString() };
+      await this.client
+        .publishAsync(this.options.topics.device(this.options.deviceId, 'status'), JSON.stringify(status), { qos: 1, retain: true })
+        .catch(() => undefined);
+    }
+    await this.client.endAsync();
+  }
+
+  private onConnect(): void {
+    const { topics, deviceId } = this.options;
+    this.log.info({ hubUrl: this.options.hubUrl }, 'connected to hub');
+    const status: DeviceStatus = { online: true, at: new Date().toISOString() };
+    this.client.publish(topics.device(deviceId, 'status'), JSON.stringify(status), { qos: 1, retain: true });
+    this.client.subscribe(topics.device(deviceId, 'desired'), { qos: 1 }, (err) => {
+      if (err) this.log.error({ err: err.message }, 'subscribing to desired state failed');
+    });
+    // The hub may have lost what we last reported (broker restart): report again.
+    this.lastPublished = '';
+    this.scheduleFlush();
+  }
+
+  private onMessage(topic: string, payload: Buffer): void {
+    const parsed = this.options.topics.parse(topic);
+    if (parsed?.kind !== 'device' || parsed.channel !== 'desired' || parsed.deviceId !== this.options.deviceId) {
+      this.log.debug({ topic }, 'ignoring message on unexpected topic');
+      return;
+    }
+    if (payload.length === 0) return;
+    const result = decode(DesiredState, payload);
+    if (!result.ok) {
+      this.log.warn({ topic, reason: formatIssues(result.issues) }, 'invalid desired state dropped');
+      return;
+    }
+    if (result.value.deviceId !== this.options.deviceId) {
+      this.log.warn({ topic, deviceId: result.value.deviceId }, 'desired state for another device dropped');
+      return;
+    }
+    try {
+      this.options.onDesired(result.value);
+    } catch (err) {
+      this.log.error({ err }, 'handling desired state failed');
+    }
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushTimer || !this.client.connected) return;
+    const wait = Math.max(0, this.lastPublishedAt + this.options.stateIntervalMs - Date.now());
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      this.flushNow();
+    }, wait);
+  }
+
+  private flushNow(): void {
+    const state = this.pendingState;
+    if (!state || !this.client.connected) return;
+    const { reportedAt: _ignored, ...content } = state;
+    const fingerprint = JSON.stringify(content);
+    if (fingerprint === this.lastPublished) return;
+    this.lastPublished = fingerprint;
+    this.lastPublishedAt = Date.now();
+    this.client.publish(this.options.topics.device(this.options.deviceId, 'state'), JSON.stringify(state), { qos: 1, retain: true });
+  }
+}

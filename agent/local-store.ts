@@ -1,0 +1,41 @@
+/**
+ * The agent's own small SQLite file: the last verified desired state, so a
+ * device that reboots while the hub is unreachable keeps running what it
+ * was told. Written only when a newer desired state arrives, to spare the SD card.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { DesiredState, decode, formatIssues } from '../shared/index.js';
+
+export class LocalStore {
+  private readonly db: Database.Database;
+  private readonly read;
+  private readonly write;
+
+  constructor(dataDir: string) {
+    mkdirSync(dataDir, { recursive: true });
+    this.db = new Database(join(dataDir, 'agent.db'));
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.exec('CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
+    this.read = this.db.prepare<[string], { value: string }>('SELECT value FROM kv WHERE key = ?');
+    this.write = this.db.prepare('INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
+  }
+
+  /** The persisted desired state; a corrupt or outdated record is reported, not trusted. */
+  loadDesired(): { desired?: DesiredState; problem?: string } {
+    const row = this.read.get('desired');
+    if (!row) return {};
+    const result = decode(DesiredState, row.value);
+    return result.ok ? { desired: result.value } : { problem: formatIssues(result.issues) };
+  }
+
+  saveDesired(desired: DesiredState): void {
+    this.write.run('desired', JSON.stringify(desired));
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * One executor per step action. The mapped type makes a new action without
+ * an executor a compile error. Executors are idempotent: running a step twice
+ * (after a crash, or because the previous tick's effect was not yet observed)
+ * is harmless.
+ */
+import type { ContainerRuntime } from '../runtime/runtime.js';
+import type { Step, StepAction } from './steps.js';
+
+export interface ExecutionContext {
+  runtime: ContainerRuntime;
+  deviceId: string;
+  signal: AbortSignal;
+  /** Seconds a container gets between SIGTERM and SIGKILL. */
+  stopTimeoutSeconds: number;
+}
+
+export type Executors = { [A in StepAction]: (step: Extract<Step, { action: A }>, ctx: ExecutionContext) => Promise<void> };
+
+export const executors: Executors = {
+  pull: (step, ctx) => ctx.runtime.pull(step.image, step.auth, ctx.signal),
+  create: async (step, ctx) => {
+    await ctx.runtime.create({ deviceId: ctx.deviceId, app: step.app, appRevision: step.appRevision, specHash: step.specHash, spec: step.spec });
+  },
+  start: (step, ctx) => ctx.runtime.start(step.id),
+  stop: (step, ctx) => ctx.runtime.stop(step.id, ctx.stopTimeoutSeconds),
+  remove: (step, ctx) => ctx.runtime.remove(step.id),
+};
+
+export function execute(step: Step, ctx: ExecutionContext): Promise<void> {
+  return (executors[step.action] as (s: Step, c: ExecutionContext) => Promise<void>)(step, ctx);
+}

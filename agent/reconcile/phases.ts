@@ -1,0 +1,74 @@
+/**
+ * Per-app phase as operators see it, derived (purely) from what runs, what
+ * should run, and what the agent is doing or last failed to do.
+ */
+import type { AppPhase, AppState, DesiredApp } from '../../shared/index.js';
+import type { ManagedContainer } from '../runtime/runtime.js';
+import { specHash } from '../runtime/spec-hash.js';
+
+export interface Activity {
+  /** Images being pulled right now. */
+  pulling: ReadonlySet<string>;
+  /** Last failure per app, cleared when a step for that app succeeds. */
+  failures: ReadonlyMap<string, string>;
+}
+
+export function appStates(desiredOrUnknown: readonly DesiredApp[] | undefined, current: readonly ManagedContainer[], activity: Activity): AppState[] {
+  const desired = desiredOrUnknown ?? [];
+  const states: AppState[] = desired.map((app) => {
+    const containers = current.filter((c) => c.app === app.name);
+    const { phase, message } = phaseOf(app, containers, activity);
+    return { name: app.name, revision: app.revision, phase, ...(message ? { message } : {}), containers: containers.map(toContainerState) };
+  });
+  // Apps still on the device but no longer desired are reported while they go;
+  // before any desired state is known they are simply reported as found.
+  const desiredNames = new Set(desired.map((a) => a.name));
+  const leaving = [...new Set(current.filter((c) => !desiredNames.has(c.app)).map((c) => c.app))].sort();
+  for (const name of leaving) {
+    const containers = current.filter((c) => c.app === name);
+    states.push({
+      name,
+      revision: Math.max(...containers.map((c) => c.appRevision)),
+      phase: desiredOrUnknown === undefined ? (containers.every((c) => c.state === 'running') ? 'running' : 'pending') : 'stopping',
+      ...(activity.failures.get(name) ? { message: activity.failures.get(name)! } : {}),
+      containers: containers.map(toContainerState),
+    });
+  }
+  return states;
+}
+
+function phaseOf(app: DesiredApp, containers: readonly ManagedContainer[], activity: Activity): { phase: AppPhase; message?: string } {
+  const current = app.containers.map((spec) => ({
+    spec,
+    container: containers.find((c) => c.container === spec.name && c.specHash === specHash(spec)),
+  }));
+  const failure = activity.failures.get(app.name);
+  if (current.every(({ container }) => container?.state === 'running') && !failure) return { phase: 'running' };
+  if (failure) return { phase: 'failed', message: failure };
+  for (const { spec, container } of current) {
+    if (!container) continue;
+    if (container.state === 'restarting') {
+      return { phase: 'failed', message: `container ${spec.name} is restarting (exit code ${container.exitCode ?? '?'}, ${container.restartCount} restarts)` };
+    }
+    if (container.state === 'exited' || container.state === 'dead') {
+      return { phase: 'failed', message: `container ${spec.name} exited with code ${container.exitCode ?? '?'}` };
+    }
+  }
+  const pulling = current.find(({ spec }) => activity.pulling.has(spec.image));
+  if (pulling) return { phase: 'pulling', message: `pulling ${pulling.spec.image}` };
+  if (current.some(({ container }) => container !== undefined)) return { phase: 'starting' };
+  return { phase: 'pending' };
+}
+
+function toContainerState(c: ManagedContainer): AppState['containers'][number] {
+  return {
+    name: c.container,
+    id: c.id,
+    image: c.image,
+    state: c.state,
+    status: c.status,
+    restartCount: c.restartCount,
+    ...(c.exitCode !== undefined ? { exitCode: c.exitCode } : {}),
+    ...(c.startedAt ? { startedAt: c.startedAt } : {}),
+  };
+}

@@ -1,0 +1,353 @@
+/**
+ * `ContainerRuntime` over a real Docker Engine, through dockerode.
+ *
+ * Invariants:
+ * - Every engine error leaves this file as a `RuntimeError` (errors.ts) whose
+ *   message says what was being done to what; callers never see HTTP codes.
+ * - The idempotent operations are idempotent at the engine too: starting a
+ *   running container, stopping a stopped one and removing a removed one all
+ *   succeed, so a step retried by the next reconcile tick cannot fail on its
+ *   own earlier success.
+ * - Nothing here keeps state about containers; labels on the engine are the record.
+ */
+import type { Readable } from 'node:stream';
+import type Dockerode from 'dockerode';
+import type { RegistryAuth } from '../../shared/index.js';
+import { toCreateOptions } from './create-options.js';
+import { engineMessage, RuntimeError, statusCodeOf, toRuntimeError } from './errors.js';
+import { LABEL_APP, LABEL_APP_REVISION, LABEL_CONTAINER, LABEL_MANAGED, LABEL_SPEC_HASH } from './labels.js';
+import type { ContainerRuntime, CreateRequest, ManagedContainer, RuntimeInfo } from './runtime.js';
+
+/** The slice of a pino logger this file uses. */
+export interface RuntimeLogger {
+  warn(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
+}
+
+const silent: RuntimeLogger = { warn() {}, info() {}, debug() {} };
+
+const MANAGED_FILTER = `${LABEL_MANAGED}=true`;
+
+/**
+ * Container events that can change what `listManaged` returns. Left out on
+ * purpose: exec_create/exec_start/exec_die, which an exec healthcheck emits
+ * on every probe and would wake the reconcile loop every few seconds per
+ * container; attach/resize/top/export/archive-path, which change nothing.
+ */
+export const WATCHED_EVENTS: readonly string[] = [
+  'create',
+  'start',
+  'restart',
+  'die',
+  'kill',
+  'oom',
+  'stop',
+  'pause',
+  'unpause',
+  'destroy',
+  'rename',
+  'update',
+  'health_status',
+];
+
+/** Docker reports a never-started container's StartedAt as the zero time. */
+const ZERO_TIME = '0001-01-01T00:00:00Z';
+
+export class DockerRuntime implements ContainerRuntime {
+  private readonly docker: Dockerode;
+  private readonly log: RuntimeLogger;
+
+  constructor(docker: Dockerode, logger: RuntimeLogger = silent) {
+    this.docker = docker;
+    this.log = logger;
+  }
+
+  async info(): Promise<RuntimeInfo> {
+    try {
+      const info = (await this.docker.info()) as { ServerVersion?: unknown; DockerRootDir?: unknown };
+      return {
+        version: String(info.ServerVersion ?? 'unknown'),
+        ...(typeof info.DockerRootDir === 'string' ? { dataRoot: info.DockerRootDir } : {}),
+      };
+    } catch (err) {
+      throw toRuntimeError(err, 'engine info');
+    }
+  }
+
+  async listManaged(): Promise<ManagedContainer[]> {
+    let listed: Dockerode.ContainerInfo[];
+    try {
+      listed = await this.docker.listContainers({ all: true, filters: { label: [MANAGED_FILTER] } });
+    } catch (err) {
+      throw toRuntimeError(err, 'list containers');
+    }
+    // The list lacks RestartCount, ExitCode and StartedAt, so inspect each one.
+    // Devices run a handful of containers; N small local requests are cheap.
+    const observed = await Promise.all(listed.map((summary) => this.observe(summary)));
+    return observed.filter((c): c is ManagedContainer => c !== undefined);
+  }
+
+  private async observe(summary: Dockerode.ContainerInfo): Promise<ManagedContainer | undefined> {
+    const labels = summary.Labels ?? {};
+    const app = labels[LABEL_APP];
+    const container = labels[LABEL_CONTAINER];
+    if (!app || !container) {
+      this.log.warn({ containerId: summary.Id, labels }, 'managed container without app/container labels; ignored');
+      return undefined;
+    }
+    let details: Dockerode.ContainerInspectInfo;
+    try {
+      details = await this.docker.getContainer(summary.Id).inspect();
+    } catch (err) {
+      // Removed between list and inspect: it is simply gone.
+      if (statusCodeOf(err) === 404) return undefined;
+      throw toRuntimeError(err, `inspect container ${summary.Id}`);
+    }
+    const state = details.State;
+    const revision = Number(labels[LABEL_APP_REVISION]);
+    const finished = state.Status === 'exited' || state.Status === 'dead';
+    return {
+      id: details.Id,
+      dockerName: details.Name.replace(/^\//, ''),
+      app,
+      container,
+      appRevision: Number.isSafeInteger(revision) ? revision : 0,
+      specHash: labels[LABEL_SPEC_HASH] ?? '',
+      image: details.Config.Image,
+      state: state.Status,
+      status: summary.Status,
+      restartCount: details.RestartCount ?? 0,
+      ...(finished ? { exitCode: state.ExitCode } : {}),
+      ...(state.StartedAt && state.StartedAt !== ZERO_TIME ? { startedAt: state.StartedAt } : {}),
+    };
+  }
+
+  async hasImage(image: string): Promise<boolean> {
+    let info: Dockerode.ImageInspectInfo;
+    try {
+      info = await this.docker.getImage(image).inspect();
+    } catch (err) {
+      if (statusCodeOf(err) === 404) return false;
+      throw toRuntimeError(err, `inspect image ${image}`);
+    }
+    return imageMatches(info, image);
+  }
+
+  async pull(image: string, auth: RegistryAuth | undefined, signal: AbortSignal): Promise<void> {
+    const aborted = () => new RuntimeError('aborted', `pull ${image}: aborted`);
+    if (signal.aborted) throw aborted();
+    const options: Record<string, unknown> = { abortSignal: signal };
+    if (auth) {
+      // The engine presents these to whichever registry the reference names;
+      // serveraddress is informational for pulls but keep it truthful.
+      options.authconfig = { username: auth.username, password: auth.password ?? '', serveraddress: registryHost(image) };
+    }
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = await this.docker.pull(image, options);
+    } catch (err) {
+      if (signal.aborted) throw aborted();
+      throw new RuntimeError('pull_failed', `pull ${image}: ${engineMessage(err)}`, withStatus(err));
+    }
+    this.log.debug({ image }, 'pull started');
+
+    await new Promise<void>((resolve, reject) => {
+      let streamError: string | undefined;
+      const onAbort = () => {
+        destroy(stream);
+        reject(aborted());
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      // A registry that refuses the image often answers 200 and then reports
+      // the failure as a `{error, errorDetail}` line in the progress stream,
+      // so an HTTP success alone does not mean the image arrived.
+      this.docker.modem.followProgress(
+        stream,
+        (err: Error | null) => {
+          signal.removeEventListener('abort', onAbort);
+          if (signal.aborted) return; // already rejected by onAbort
+          if (err) reject(new RuntimeError('pull_failed', `pull ${image}: ${engineMessage(err)}`, { cause: err }));
+          else if (streamError !== undefined) reject(new RuntimeError('pull_failed', `pull ${image}: ${streamError}`));
+          else resolve();
+        },
+        (event: { error?: unknown; errorDetail?: { message?: unknown } }) => {
+          if (event.error === undefined || streamError !== undefined) return;
+          const detail = event.errorDetail?.message;
+          streamError = String(typeof detail === 'string' ? detail : event.error).trim();
+        },
+      );
+    });
+    this.log.info({ image }, 'pulled image');
+  }
+
+  async create(request: CreateRequest): Promise<string> {
+    const options = toCreateOptions(request);
+    try {
+      const container = await this.docker.createContainer(options);
+      return container.id;
+    } catch (err) {
+      // 404 here means the image is missing, 409 that the name is taken.
+      throw toRuntimeError(err, `create container ${options.name} from ${options.Image}`);
+    }
+  }
+
+  async start(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).start();
+    } catch (err) {
+      if (statusCodeOf(err) === 304) return; // already running
+      throw toRuntimeError(err, `start container ${id}`);
+    }
+  }
+
+  async stop(id: string, timeoutSeconds: number): Promise<void> {
+    try {
+      await this.docker.getContainer(id).stop({ t: Math.max(0, Math.round(timeoutSeconds)) });
+    } catch (err) {
+      const status = statusCodeOf(err);
+      if (status === 304 || status === 404) return; // already stopped, or gone
+      throw toRuntimeError(err, `stop container ${id}`);
+    }
+  }
+
+  async remove(id: string): Promise<void> {
+    try {
+      // force: false, so removing a container that is still running is a
+      // conflict the planner sees (it must stop first, gracefully) rather than
+      // a SIGKILL. v: true drops the container's anonymous volumes, which a
+      // recreate would orphan anyway and which fill an SD card over months of
+      // updates; named volumes are never removed by it.
+      await this.docker.getContainer(id).remove({ force: false, v: true });
+    } catch (err) {
+      const status = statusCodeOf(err);
+      if (status === 404) return;
+      if (status === 409 && /already in progress/i.test(engineMessage(err))) return;
+      throw toRuntimeError(err, `remove container ${id}`);
+    }
+  }
+
+  watch(onChange: () => void, onError: (err: Error) => void): () => void {
+    let stopped = false;
+    let stream: NodeJS.ReadableStream | undefined;
+    const fail = (err: Error) => {
+      if (stopped) return;
+      stopped = true;
+      if (stream) destroy(stream);
+      onError(err);
+    };
+    const options: Dockerode.GetEventsOptions = {
+      filters: { type: ['container'], label: [MANAGED_FILTER], event: [...WATCHED_EVENTS] },
+    };
+    this.docker.getEvents(options).then(
+      (events) => {
+        if (stopped) {
+          destroy(events);
+          return;
+        }
+        stream = events;
+        let buffer = '';
+        events.on('data', (chunk: Buffer | string) => {
+          buffer += chunk.toString();
+          let newline = buffer.indexOf('\n');
+          while (newline >= 0) {
+            const line = buffer.slice(0, newline).trim();
+            buffer = buffer.slice(newline + 1);
+            newline = buffer.indexOf('\n');
+            if (line === '' || stopped) continue;
+            this.log.debug(describeEvent(line), 'container event');
+            try {
+              onChange();
+            } catch (err) {
+              this.log.warn({ err }, 'container event handler threw');
+            }
+          }
+        });
+        events.on('error', (err: Error) => fail(toRuntimeError(err, 'container event stream')));
+        // The engine ends the stream when it shuts down; the caller must know
+        // so it can re-observe and subscribe again once the engine is back.
+        events.on('end', () => fail(new RuntimeError('engine', 'container event stream ended')));
+        events.on('close', () => fail(new RuntimeError('engine', 'container event stream closed')));
+      },
+      (err: unknown) => fail(toRuntimeError(err, 'subscribe to container events')),
+    );
+    return () => {
+      stopped = true;
+      if (stream) destroy(stream);
+    };
+  }
+}
+
+function withStatus(err: unknown): { cause: unknown; statusCode?: number } {
+  const statusCode = statusCodeOf(err);
+  return { cause: err, ...(statusCode !== undefined ? { statusCode } : {}) };
+}
+
+function destroy(stream: NodeJS.ReadableStream): void {
+  const readable = stream as Partial<Readable>;
+  if (typeof readable.destroy === 'function') readable.destroy();
+}
+
+function describeEvent(line: string): object {
+  try {
+    const event = JSON.parse(line) as { Action?: string; Actor?: { ID?: string; Attributes?: Record<string, string> } };
+    return { action: event.Action, containerId: event.Actor?.ID, app: event.Actor?.Attributes?.[LABEL_APP] };
+  } catch {
+    return { line };
+  }
+}
+
+/** A reference split the way the engine reads it; `tag` is "latest" when neither tag nor digest is given. */
+export interface ImageReference {
+  /** Familiar form, as in RepoTags: "busybox", "127.0.0.1:5000/flotilla-test/web". */
+  name: string;
+  tag?: string;
+  digest?: string;
+}
+
+export function parseImageReference(image: string): ImageReference {
+  let rest = image;
+  let digest: string | undefined;
+  const at = rest.indexOf('@');
+  if (at >= 0) {
+    digest = rest.slice(at + 1);
+    rest = rest.slice(0, at);
+  }
+  let tag: string | undefined;
+  const colon = rest.lastIndexOf(':');
+  // A colon before the last "/" belongs to a registry port, not a tag.
+  if (colon > rest.lastIndexOf('/')) {
+    tag = rest.slice(colon + 1);
+    rest = rest.slice(0, colon);
+  }
+  if (tag === undefined && digest === undefined) tag = 'latest';
+  return { name: familiarName(rest), ...(tag !== undefined ? { tag } : {}), ...(digest !== undefined ? { digest } : {}) };
+}
+
+/** "docker.io/library/busybox" → "busybox", as the engine lists it in RepoTags and RepoDigests. */
+function familiarName(name: string): string {
+  if (registryHost(name) !== 'docker.io') return name;
+  return name.replace(/^(docker\.io|index\.docker\.io)\//, '').replace(/^library\/(?=[^/]+$)/, '');
+}
+
+/** The registry host a reference pulls from (Docker Hub when the first component is not a host). */
+export function registryHost(image: string): string {
+  const slash = image.indexOf('/');
+  if (slash < 0) return 'docker.io';
+  const first = image.slice(0, slash);
+  if (first === 'index.docker.io') return 'docker.io';
+  return first.includes('.') || first.includes(':') || first === 'localhost' ? first : 'docker.io';
+}
+
+/**
+ * Whether the image the engine returned for `image` really is that reference.
+ * The engine's lookup also accepts an image-id prefix, so "cafe" could match
+ * an image whose id starts with cafe; checking RepoTags/RepoDigests keeps the
+ * answer exact.
+ */
+function imageMatches(info: Dockerode.ImageInspectInfo, image: string): boolean {
+  if (/^sha256:[0-9a-f]{64}$/.test(image)) return info.Id === image;
+  const ref = parseImageReference(image);
+  if (ref.digest !== undefined) return (info.RepoDigests ?? []).includes(`${ref.name}@${ref.digest}`);
+  return (info.RepoTags ?? []).includes(`${ref.name}:${ref.tag}`);
+}

@@ -1,0 +1,95 @@
+/**
+ * `flotilla agent` — the device side: converges Docker to the hub's desired
+ * state. The agent module is imported only here.
+ */
+import { hostname } from 'node:os';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { defaultDeviceId } from '../../../agent/config.js';
+import { DEFAULT_TOPIC_ROOT, DEVICE_ID_PATTERN, isDeviceId } from '../../../shared/index.js';
+import type { CliIO } from '../context.js';
+import { UsageError } from '../errors.js';
+import { parseLabelAssignments } from '../labels.js';
+import { closeOnSignals, LOG_LEVELS, type LogLevel, parsePositiveDuration, parseTopicRoot } from '../lifecycle.js';
+
+interface AgentOptions {
+  deviceId?: string;
+  hubUrl: string;
+  dataDir: string;
+  label: string[];
+  topicRoot: string;
+  logLevel: LogLevel;
+  resyncInterval: number;
+}
+
+/** What mqtt.js connects over, as the agent's config schema accepts them. */
+const MQTT_PROTOCOLS = ['mqtt:', 'mqtts:', 'tcp:', 'tls:', 'ws:', 'wss:'];
+
+/** The agent's config refuses anything shorter: a tighter loop would only burn the device's CPU. */
+const MIN_RESYNC_MS = 100;
+
+export function registerAgent(program: Command, io: CliIO): void {
+  program
+    .command('agent')
+    .description("run a device's agent: follows the hub's desired state and drives the local Docker Engine")
+    .addOption(new Option('--device-id <id>', "this device's id (default: the host name, lower-cased)").env('FLOTILLA_DEVICE_ID'))
+    .addOption(new Option('--hub-url <url>', "the hub's MQTT broker").env('FLOTILLA_HUB_URL').default('mqtt://127.0.0.1:1883'))
+    .addOption(new Option('--data-dir <dir>', "the agent's local state").env('FLOTILLA_AGENT_DATA_DIR').default('./data/agent'))
+    .addOption(new Option('--label <key=value>', 'a label this device reports (repeatable)').argParser(collect).default([]))
+    .addOption(
+      new Option('--topic-root <root>', 'MQTT topic prefix')
+        .env('FLOTILLA_TOPIC_ROOT')
+        .argParser(parseTopicRoot)
+        .default(DEFAULT_TOPIC_ROOT),
+    )
+    .addOption(new Option('--log-level <level>', 'pino log level').env('FLOTILLA_LOG_LEVEL').choices(LOG_LEVELS).default('info'))
+    .addOption(
+      new Option('--resync-interval <duration>', 'how often to re-check Docker against the desired state')
+        .argParser(parseResyncInterval)
+        .default(10_000, '10s'),
+    )
+    .action(async (options: AgentOptions) => {
+      const deviceId = options.deviceId ?? defaultDeviceId();
+      if (!isDeviceId(deviceId)) {
+        throw new UsageError(
+          options.deviceId === undefined
+            ? `cannot derive a device id from the host name "${hostname()}": pass --device-id`
+            : `invalid device id "${deviceId}": must match ${DEVICE_ID_PATTERN}`,
+        );
+      }
+      checkMqttUrl(options.hubUrl);
+      const labels = parseLabelAssignments(options.label);
+      const { startAgent } = await import('../../../agent/agent.js');
+      const agent = await startAgent({
+        deviceId,
+        hubUrl: options.hubUrl,
+        dataDir: options.dataDir,
+        labels,
+        topicRoot: options.topicRoot,
+        logLevel: options.logLevel,
+        resyncIntervalMs: options.resyncInterval,
+      });
+      closeOnSignals(agent, io, 'agent');
+    });
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function parseResyncInterval(value: string): number {
+  const ms = parsePositiveDuration(value);
+  if (ms < MIN_RESYNC_MS) throw new InvalidArgumentError(`must be at least ${MIN_RESYNC_MS}ms.`);
+  return ms;
+}
+
+function checkMqttUrl(url: string): void {
+  let protocol: string;
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    throw new UsageError(`invalid hub URL "${url}": expected e.g. mqtt://hub.local:1883`);
+  }
+  if (!MQTT_PROTOCOLS.includes(protocol)) {
+    throw new UsageError(`invalid hub URL "${url}": expected one of ${MQTT_PROTOCOLS.map((p) => `${p}//`).join(', ')}`);
+  }
+}

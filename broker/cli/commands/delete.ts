@@ -1,0 +1,17 @@
+/** `flotilla delete app NAME` — the hub removes it from every device's desired state. */
+import type { Command } from 'commander';
+import { type CliIO, globalOptions, hubClient, render } from '../context.js';
+
+export function registerDelete(program: Command, io: CliIO): void {
+  const del = program.command('delete').description('delete an app');
+
+  del
+    .command('app')
+    .alias('apps')
+    .argument('<name>', 'app name')
+    .description('delete an app; agents stop and remove its containers')
+    .action(async (name: string, _options: unknown, command: Command) => {
+      const result = await hubClient(command, io).deleteApp(name);
+      render(io, globalOptions(command).output, result, () => `app/${result.name} deleted\n`);
+    });
+}

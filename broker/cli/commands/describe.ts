@@ -1,0 +1,209 @@
+/**
+ * `flotilla describe device|app NAME` — everything the hub knows about one
+ * object, in sections for people; `-o json|yaml` prints the hub's body.
+ */
+import type { Command } from 'commander';
+import type { ContainerSpec } from '../../../shared/index.js';
+import type { AppDetail, Device } from '../client.js';
+import { type CliIO, globalOptions, hubClient, render } from '../context.js';
+import { cell, formatAge, formatFields, formatTable, indent, yesNo } from '../output.js';
+import { formatScheduling } from './get.js';
+
+export function registerDescribe(program: Command, io: CliIO): void {
+  const describe = program.command('describe').description('show details of a device or an app');
+
+  describe
+    .command('device')
+    .aliases(['devices', 'dev'])
+    .argument('<name>', 'device id')
+    .description('labels, host facts, apps and their containers as the device last reported them')
+    .action(async (name: string, _options: unknown, command: Command) => {
+      const device = await hubClient(command, io).getDevice(name);
+      render(io, globalOptions(command).output, device, () => describeDevice(device));
+    });
+
+  describe
+    .command('app')
+    .alias('apps')
+    .argument('<name>', 'app name')
+    .description('spec summary, revision, and the phase on every device it is scheduled to')
+    .action(async (name: string, _options: unknown, command: Command) => {
+      const app = await hubClient(command, io).getApp(name);
+      render(io, globalOptions(command).output, app, () => describeApp(app));
+    });
+}
+
+function timestamp(at: string | null, now: number): string {
+  return at === null ? '<never>' : `${at} (${formatAge(at, now)} ago)`;
+}
+
+export function describeDevice(device: Device, now: number = Date.now()): string {
+  const labels = Object.keys(device.labels)
+    .sort()
+    .map((key) => `${key}=${device.labels[key]}${Object.hasOwn(device.operatorLabels, key) ? ' (operator)' : ''}`);
+  const revision =
+    device.observedRevision === device.desiredRevision
+      ? `${device.desiredRevision} (in sync)`
+      : `desired ${device.desiredRevision}, observed ${device.observedRevision ?? '<none>'}`;
+  let out = formatFields([
+    ['Name', device.id],
+    ['Online', yesNo(device.online)],
+    ['Last Seen', timestamp(device.lastSeen, now)],
+    ['Revision', revision],
+    ['Labels', labels],
+    ...(device.runtimeError ? ([['Runtime Error', device.runtimeError]] as const) : []),
+  ]);
+
+  const host = device.host;
+  if (host) {
+    out += 'Host:\n';
+    out += formatFields(
+      [
+        ['Hostname', host.hostname],
+        ['OS/Arch', `${host.os}/${host.arch}`],
+        ...(host.kernel ? ([['Kernel', host.kernel]] as const) : []),
+        ['Docker', host.dockerVersion ?? '<unknown>'],
+        ['Agent', host.agentVersion],
+      ],
+      '  ',
+    );
+  } else {
+    out += formatFields([['Host', '<not reported yet>']]);
+  }
+
+  if (device.apps.length === 0) {
+    out += formatFields([['Apps', '<none>']]);
+    return out;
+  }
+  const apps = [...device.apps].sort((a, b) => (a.name < b.name ? -1 : 1));
+  out += 'Apps:\n';
+  out += indent(
+    formatTable(
+      ['NAME', 'REVISION', 'PHASE', 'MESSAGE'],
+      apps.map((app) => [app.name, String(app.revision), app.phase, app.message ?? '']),
+    ),
+  );
+  const containers = apps.flatMap((app) => app.containers.map((container) => ({ app: app.name, ...container })));
+  if (containers.length === 0) {
+    out += formatFields([['Containers', '<none>']]);
+  } else {
+    out += 'Containers:\n';
+    out += indent(
+      formatTable(
+        ['APP', 'NAME', 'ID', 'IMAGE', 'STATE', 'RESTARTS'],
+        containers.map((c) => [
+          c.app,
+          c.name,
+          c.id.slice(0, 12),
+          c.image,
+          c.status ? `${c.state} (${c.status})` : c.state,
+          String(c.restartCount),
+        ]),
+      ),
+    );
+  }
+  return out;
+}
+
+export function describeApp(app: AppDetail, now: number = Date.now()): string {
+  const update = app.spec.spec.update;
+  let out = formatFields([
+    ['Name', app.name],
+    ['Revision', String(app.revision)],
+    ['Created', timestamp(app.createdAt, now)],
+    ['Updated', timestamp(app.updatedAt, now)],
+    ['Scheduling', formatScheduling(app.spec.scheduling)],
+    [
+      'Update',
+      update
+        ? [
+            update.strategy ? `strategy ${update.strategy}` : '',
+            update.healthTimeout ? `health timeout ${update.healthTimeout}` : '',
+            update.rollback ? `rollback ${update.rollback}` : '',
+          ]
+            .filter(Boolean)
+            .join(', ') || '<defaults>'
+        : '<defaults>',
+    ],
+  ]);
+  out += 'Containers:\n';
+  for (const container of app.spec.spec.containers) {
+    out += `  ${cell(container.name)}:\n`;
+    out += formatFields(containerFields(container), '    ');
+  }
+  if (app.devices.length === 0) {
+    out += formatFields([['Devices', '<none>']]);
+    return out;
+  }
+  out += 'Devices:\n';
+  out += indent(
+    formatTable(
+      ['NAME', 'ONLINE', 'PHASE', 'REVISION', 'MESSAGE'],
+      [...app.devices]
+        .sort((a, b) => (a.id < b.id ? -1 : 1))
+        .map((d) => [d.id, yesNo(d.online), d.phase ?? '-', d.revision === null ? '-' : String(d.revision), d.message ?? '']),
+    ),
+  );
+  return out;
+}
+
+/** The fields that are set, in the order a Compose file would list them; secrets are named, never shown. */
+function containerFields(c: ContainerSpec): [string, string | string[]][] {
+  const fields: [string, string | string[]][] = [['Image', c.image]];
+  const argv = (list: string[]) => list.map((arg) => (/^[A-Za-z0-9_./:=@%+,-]+$/.test(arg) ? arg : JSON.stringify(arg))).join(' ');
+  if (c.entrypoint) fields.push(['Entrypoint', argv(c.entrypoint)]);
+  if (c.command) fields.push(['Command', argv(c.command)]);
+  if (c.args) fields.push(['Args', argv(c.args)]);
+  if (c.workDir) fields.push(['Work Dir', c.workDir]);
+  if (c.user) fields.push(['User', c.user]);
+  if (c.env?.length)
+    fields.push([
+      'Env',
+      c.env.map((e) => (e.fromSecret !== undefined ? `${e.name} (from secret ${e.fromSecret})` : `${e.name}=${e.value ?? ''}`)),
+    ]);
+  if (c.ports?.length) fields.push(['Ports', c.ports.join(', ')]);
+  if (c.volumes?.length) fields.push(['Volumes', c.volumes]);
+  if (c.devices?.length)
+    fields.push(['Devices', c.devices.map((d) => [d.hostPath, d.containerPath ?? d.hostPath, d.permissions].filter(Boolean).join(':'))]);
+  if (c.tmpfs?.length) fields.push(['Tmpfs', c.tmpfs.join(', ')]);
+  if (c.shmSize) fields.push(['Shm Size', c.shmSize]);
+  if (c.gpus !== undefined) fields.push(['GPUs', String(c.gpus)]);
+  if (c.restartPolicy)
+    fields.push([
+      'Restart',
+      c.restartPolicy.maximumRetryCount !== undefined
+        ? `${c.restartPolicy.name} (max ${c.restartPolicy.maximumRetryCount})`
+        : c.restartPolicy.name,
+    ]);
+  if (c.resources) {
+    const limits = [
+      c.resources.memory ? `memory ${c.resources.memory}` : '',
+      c.resources.cpus !== undefined ? `cpus ${c.resources.cpus}` : '',
+    ];
+    fields.push(['Resources', limits.filter(Boolean).join(', ') || '<none>']);
+  }
+  if (c.privileged) fields.push(['Privileged', 'yes']);
+  if (c.capAdd?.length) fields.push(['Cap Add', c.capAdd.join(', ')]);
+  if (c.capDrop?.length) fields.push(['Cap Drop', c.capDrop.join(', ')]);
+  if (c.networkMode) fields.push(['Network', c.networkMode]);
+  if (c.labels && Object.keys(c.labels).length > 0) fields.push(['Labels', Object.entries(c.labels).map(([k, v]) => `${k}=${v}`)]);
+  if (c.healthcheck) fields.push(['Healthcheck', describeHealthcheck(c.healthcheck)]);
+  if (c.auth)
+    fields.push([
+      'Registry Auth',
+      `${c.auth.username} (${c.auth.fromSecret !== undefined ? `password from secret ${c.auth.fromSecret}` : 'password in spec'})`,
+    ]);
+  return fields;
+}
+
+function describeHealthcheck(h: NonNullable<ContainerSpec['healthcheck']>): string {
+  const probe =
+    h.http !== undefined ? `http ${h.http}` : h.tcp !== undefined ? `tcp ${h.tcp}` : h.exec ? `exec ${h.exec.join(' ')}` : '<none>';
+  const timing = [
+    h.interval ? `every ${h.interval}` : '',
+    h.timeout ? `timeout ${h.timeout}` : '',
+    h.retries !== undefined ? `retries ${h.retries}` : '',
+    h.startPeriod ? `start period ${h.startPeriod}` : '',
+  ].filter(Boolean);
+  return timing.length > 0 ? `${probe} (${timing.join(', ')})` : probe;
+}

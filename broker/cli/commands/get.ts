@@ -1,0 +1,106 @@
+/**
+ * `flotilla get devices|apps [NAME]` — one row per object, kubectl style.
+ * `-o json|yaml` prints the hub's body unchanged (`{items}` for a list).
+ */
+import type { Command } from 'commander';
+import type { AppDetail, AppSummary, Device } from '../client.js';
+import { type CliIO, globalOptions, hubClient, render } from '../context.js';
+import { formatAge, formatLabels, formatTable, yesNo } from '../output.js';
+
+export function registerGet(program: Command, io: CliIO): void {
+  const get = program.command('get').description('list devices or apps');
+
+  get
+    .command('devices')
+    .aliases(['device', 'dev'])
+    .argument('[name]', 'one device only')
+    .description('list devices: online, apps running, revision observed/desired, labels, last seen')
+    .action(async (name: string | undefined, _options: unknown, command: Command) => {
+      const client = hubClient(command, io);
+      const { output } = globalOptions(command);
+      if (name !== undefined) {
+        const device = await client.getDevice(name);
+        render(io, output, device, () => devicesTable([device]));
+        return;
+      }
+      const list = await client.listDevices();
+      if (output === 'table' && list.items.length === 0) io.stderr('No devices found.\n');
+      else render(io, output, list, () => devicesTable(list.items));
+    });
+
+  get
+    .command('apps')
+    .alias('app')
+    .argument('[name]', 'one app only')
+    .description('list apps: revision, where they are scheduled, devices running/matched')
+    .action(async (name: string | undefined, _options: unknown, command: Command) => {
+      const client = hubClient(command, io);
+      const { output } = globalOptions(command);
+      if (name !== undefined) {
+        const app = await client.getApp(name);
+        render(io, output, app, () => appsTable([summarize(app)]));
+        return;
+      }
+      const list = await client.listApps();
+      if (output === 'table' && list.items.length === 0) io.stderr('No apps found.\n');
+      else render(io, output, list, () => appsTable(list.items));
+    });
+}
+
+/** The list row of one app, from its detail body (the same counting as the hub's list). */
+export function summarize(app: AppDetail): AppSummary {
+  return {
+    name: app.name,
+    revision: app.revision,
+    scheduling: app.spec.scheduling,
+    containers: app.spec.spec.containers.length,
+    devices: {
+      matched: app.devices.length,
+      running: app.devices.filter((device) => device.phase === 'running' && device.revision === app.revision).length,
+    },
+    createdAt: app.createdAt,
+    updatedAt: app.updatedAt,
+  };
+}
+
+export function devicesTable(devices: readonly Device[], now: number = Date.now()): string {
+  return formatTable(
+    ['NAME', 'ONLINE', 'APPS', 'REVISION', 'LABELS', 'LAST SEEN'],
+    devices.map((device) => [
+      device.id,
+      yesNo(device.online),
+      `${device.apps.filter((app) => app.phase === 'running').length}/${device.apps.length} running`,
+      `${device.observedRevision ?? '-'}/${device.desiredRevision}`,
+      formatLabels(device.labels),
+      device.lastSeen === null ? '<never>' : formatAge(device.lastSeen, now),
+    ]),
+  );
+}
+
+export function appsTable(apps: readonly AppSummary[], now: number = Date.now()): string {
+  return formatTable(
+    ['NAME', 'REVISION', 'SELECTOR', 'CONTAINERS', 'DEVICES', 'AGE'],
+    apps.map((app) => [
+      app.name,
+      String(app.revision),
+      formatScheduling(app.scheduling),
+      String(app.containers),
+      `${app.devices.running}/${app.devices.matched}`,
+      formatAge(app.createdAt, now),
+    ]),
+  );
+}
+
+/**
+ * `site=roof,arch=arm64`, `devices: a,b`, or `<all>` for `selectors: {}`.
+ * With both, a device must be listed *and* match, so both are shown.
+ */
+export function formatScheduling(scheduling: AppSummary['scheduling']): string {
+  const parts: string[] = [];
+  if (scheduling.devices) parts.push(`devices: ${scheduling.devices.join(',')}`);
+  if (scheduling.selectors) {
+    const selector = Object.keys(scheduling.selectors).length === 0 ? '<all>' : formatLabels(scheduling.selectors);
+    if (!(selector === '<all>' && scheduling.devices)) parts.push(selector);
+  }
+  return parts.length === 0 ? '<none>' : parts.join('; ');
+}

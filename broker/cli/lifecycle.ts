@@ -1,0 +1,65 @@
+/**
+ * Long-running commands (server, agent): parsing helpers for their options,
+ * and a clean shutdown on SIGINT/SIGTERM. A second signal while closing exits
+ * at once, for the operator whose hub hangs on close.
+ */
+import { InvalidArgumentError } from 'commander';
+import { parseDuration, Topics } from '../../shared/index.js';
+import type { CliIO } from './context.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** 0-65535; 0 asks the OS for a free port. */
+export function parsePort(value: string): number {
+  if (!/^[0-9]{1,5}$/.test(value) || Number(value) > 65535) throw new InvalidArgumentError('expected a port number, 0-65535.');
+  return Number(value);
+}
+
+/** `10s`, `500ms`, `5m`, `1h` → milliseconds, more than zero. */
+export function parsePositiveDuration(value: string): number {
+  let ms: number;
+  try {
+    ms = parseDuration(value);
+  } catch {
+    throw new InvalidArgumentError('expected a duration such as 500ms, 10s, 5m or 1h.');
+  }
+  if (ms <= 0) throw new InvalidArgumentError('must be more than zero.');
+  return ms;
+}
+
+export function parseTopicRoot(value: string): string {
+  try {
+    return new Topics(value).root;
+  } catch (err) {
+    throw new InvalidArgumentError(`${(err as Error).message}.`);
+  }
+}
+
+export interface Closable {
+  close(): Promise<void>;
+}
+
+/**
+ * Closes `target` on the first SIGINT or SIGTERM and exits 0 (1 if closing
+ * failed); a second signal exits 1 at once.
+ */
+export function closeOnSignals(target: Closable, io: CliIO, what: string): void {
+  let closing = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (closing) {
+      io.stderr(`${signal} again: exiting without waiting for the ${what} to close\n`);
+      process.exit(1);
+    }
+    closing = true;
+    target.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        io.stderr(`error: closing the ${what}: ${(err as Error).message ?? String(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}

@@ -1,0 +1,94 @@
+/**
+ * `flotilla` — the operator CLI.
+ *
+ * Exit codes (stable; scripts may rely on them):
+ *   0  success (including --help)
+ *   1  the hub answered with an error other than 400/404, or could not be reached
+ *      (`error: cannot reach the hub at <url>: <reason>`)
+ *   2  invalid input: bad arguments or options (commander's usage errors too), an
+ *      invalid spec or label, or the hub answered 400
+ *   3  not found: the hub answered 404
+ *
+ * Errors go to stderr as `error: <message>`, with details (spec issues) on
+ * indented lines below; stdout carries only results, so `-o json` pipes cleanly.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { registerAgent } from './commands/agent.js';
+import { registerApply } from './commands/apply.js';
+import { registerDelete } from './commands/delete.js';
+import { registerDescribe } from './commands/describe.js';
+import { registerGet } from './commands/get.js';
+import { registerLabel } from './commands/label.js';
+import { registerServer } from './commands/server.js';
+import { type CliIO, processIO } from './context.js';
+import { EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_OK, type ExitCode, isCliError } from './errors.js';
+import { OUTPUT_FORMATS } from './output.js';
+
+export { EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_OK, type ExitCode } from './errors.js';
+
+export const DEFAULT_HUB = 'http://127.0.0.1:7070';
+
+function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+/**
+ * The whole command tree. Commander never exits the process itself
+ * (`exitOverride`): its usage errors are thrown and mapped to exit code 2 by `run`.
+ */
+export function buildProgram(io: CliIO = processIO()): Command {
+  const program = new Command('flotilla')
+    .description('Flotilla: run containers on fleets of small devices, over MQTT')
+    .version(version(), '-V, --version')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => io.stdout(text),
+      writeErr: (text) => io.stderr(text),
+    })
+    .showHelpAfterError('(run with --help for usage)')
+    .addOption(new Option('--hub <url>', "the hub's HTTP API").env('FLOTILLA_HUB').default(DEFAULT_HUB))
+    .addOption(new Option('-o, --output <format>', 'output format').choices(OUTPUT_FORMATS).default('table'));
+
+  registerApply(program, io);
+  registerGet(program, io);
+  registerDescribe(program, io);
+  registerDelete(program, io);
+  registerLabel(program, io);
+  registerServer(program, io);
+  registerAgent(program, io);
+  return program;
+}
+
+/** Parses `argv` (node and script first, as in `process.argv`), runs the command, and returns the exit code. */
+export async function run(argv: readonly string[], io: CliIO = processIO()): Promise<ExitCode> {
+  try {
+    await buildProgram(io).parseAsync([...argv]);
+    return EXIT_OK;
+  } catch (err) {
+    return report(err, io);
+  }
+}
+
+function report(err: unknown, io: CliIO): ExitCode {
+  if (err instanceof CommanderError) {
+    // Commander has already printed its message (or the help / version).
+    return err.exitCode === 0 ? EXIT_OK : EXIT_INVALID_INPUT;
+  }
+  if (isCliError(err)) {
+    io.stderr(err.format());
+    return err.exitCode;
+  }
+  io.stderr(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+  return EXIT_HUB_ERROR;
+}
+
+/** Entry point for `flotilla.js`. Long-running commands (server, agent) keep the process alive after this returns. */
+export async function main(argv: readonly string[] = process.argv): Promise<void> {
+  process.exitCode = await run(argv);
+}
