@@ -69,7 +69,8 @@ export function engineMessage(err: unknown): string {
     return (json as { message: string }).message.trim();
   }
   if (typeof json === 'string' && json.trim() !== '') return json.trim();
-  if (err instanceof Error) return err.message.trim();
+  // Stream endpoints leave `json` empty and put the cause only in the message.
+  if (err instanceof Error) return err.message.replace(/^\(HTTP code \d+\) [^-]*- /, '').trim();
   return String(err);
 }
 

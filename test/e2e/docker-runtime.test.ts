@@ -3,7 +3,8 @@
  * `docker inspect` and a real HTTP request show, not which dockerode call ran.
  */
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import Dockerode from 'dockerode';
@@ -70,6 +71,59 @@ async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 15
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new Error(`timed out waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
+}
+
+const sha256 = (data: Buffer | string) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
+
+/**
+ * A registry on loopback that serves a valid manifest and config but a layer
+ * whose bytes do not match its digest. The engine answers the pull with HTTP
+ * 200 and reports the failure later, as an `{error}` line in the progress
+ * stream: the case an HTTP-status check alone would take for success.
+ */
+async function startCorruptRegistry(): Promise<{ server: Server; host: string }> {
+  const layerDigest = sha256('the layer the manifest promises');
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: process.arch === 'x64' ? 'amd64' : process.arch,
+      os: 'linux',
+      config: { Cmd: ['/bin/true'] },
+      rootfs: { type: 'layers', diff_ids: [layerDigest] },
+    }),
+  );
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+      config: { mediaType: 'application/vnd.docker.container.image.v1+json', size: config.length, digest: sha256(config) },
+      layers: [{ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', size: 32, digest: layerDigest }],
+    }),
+  );
+  const server = createHttpServer((req, res) => {
+    const url = req.url ?? '';
+    if (url === '/v2/' || url === '/v2') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    } else if (url.includes('/manifests/')) {
+      res
+        .writeHead(200, {
+          'content-type': 'application/vnd.docker.distribution.manifest.v2+json',
+          'docker-content-digest': sha256(manifest),
+          'content-length': manifest.length,
+        })
+        .end(req.method === 'HEAD' ? undefined : manifest);
+    } else if (url.endsWith(`/blobs/${sha256(config)}`)) {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': config.length }).end(config);
+    } else if (url.endsWith(`/blobs/${layerDigest}`)) {
+      const wrong = Buffer.alloc(32, 7); // not the promised bytes
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': wrong.length }).end(wrong);
+    } else {
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"NOT_FOUND"}]}');
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (!address || typeof address !== 'object') throw new Error('corrupt registry did not bind');
+  return { server, host: `127.0.0.1:${address.port}` };
 }
 
 function request(spec: ContainerSpec, appRevision = 1): CreateRequest {
@@ -149,6 +203,24 @@ describeDocker('DockerRuntime (real engine)', () => {
     expect(await runtime.hasImage(image)).toBe(false);
   });
 
+  it('rejects with pull_failed when the engine reports the failure inside the progress stream', async () => {
+    const { server, host } = await startCorruptRegistry();
+    try {
+      const image = `${host}/corrupt/app:v1`;
+      const error = await runtime.pull(image, undefined, new AbortController().signal).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(error).toMatchObject({ code: 'pull_failed' });
+      expect((error as Error).message).toContain(image);
+      expect((error as Error).message).toMatch(/verification failed/i);
+      expect((error as RuntimeError).statusCode).toBeUndefined(); // it was not an HTTP error
+      expect(await runtime.hasImage(image)).toBe(false);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   it('rejects a pull with an already-aborted signal as aborted, without pulling', async () => {
     const image = await retagInRegistry(images.v2, `abort-${runId}`);
     const controller = new AbortController();
@@ -199,10 +271,14 @@ describeDocker('DockerRuntime (real engine)', () => {
     });
 
     // The web server answers on the mapped loopback port, and it booted with the volume mounted.
-    const body = await eventually(async () => {
-      const response = await fetch(`http://127.0.0.1:${hostPort}/`);
-      return response.ok ? response.text() : undefined;
-    }, 10_000, 'the web server');
+    const body = await eventually(
+      async () => {
+        const response = await fetch(`http://127.0.0.1:${hostPort}/`);
+        return response.ok ? response.text() : undefined;
+      },
+      10_000,
+      'the web server',
+    );
     expect(body.trim()).toBe('v1');
     expect(await docker('exec', id, 'cat', '/data/boot.log')).toMatch(/^boot v1 /);
     expect(await docker('exec', id, 'sh', '-c', 'grep " /scratch " /proc/mounts')).toMatch(/^tmpfs \/scratch tmpfs /);
@@ -256,16 +332,22 @@ describeDocker('DockerRuntime (real engine)', () => {
 
   it('counts restarts of a crashing container and reports its exit code', async () => {
     await runtime.pull(images.crash, undefined, new AbortController().signal);
-    const id = await runtime.create(request({ name: 'crash', image: images.crash, restartPolicy: { name: 'on-failure', maximumRetryCount: 2 } }));
+    const id = await runtime.create(
+      request({ name: 'crash', image: images.crash, restartPolicy: { name: 'on-failure', maximumRetryCount: 2 } }),
+    );
     await runtime.start(id);
+    let last: unknown;
     const observed = await eventually(
       async () => {
         const c = (await runtime.listManaged()).find((m) => m.id === id);
+        last = c;
         return c && c.state === 'exited' && c.restartCount === 2 ? c : undefined;
       },
       20_000,
       'two restarts, then exited',
-    );
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; last observed: ${JSON.stringify(last)}`);
+    });
     expect(observed.exitCode).toBe(1);
     expect((await inspect(id)).RestartCount).toBe(2);
   });

@@ -5,7 +5,7 @@
  * Documents are then applied in order; the first hub error stops the run.
  */
 import type { Command } from 'commander';
-import { parseAllDocuments } from 'yaml';
+import { isScalar, parseAllDocuments } from 'yaml';
 import { type AppSpec, formatIssue, validateAppSpec } from '../../../shared/index.js';
 import type { ApplyResult } from '../client.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
@@ -23,7 +23,7 @@ export function registerApply(program: Command, io: CliIO): void {
   program
     .command('apply')
     .description('create or update apps from YAML or JSON specs ("-" reads stdin; "---" separates several apps in one file)')
-    .requiredOption('-f, --filename <file>', 'spec file, or - for stdin (repeatable)', collect, [])
+    .requiredOption('-f, --filename <file>', 'spec file, or - for stdin (repeatable)', collect)
     .action(async (options: { filename: string[] }, command: Command) => {
       const specs = await loadSpecs(io, options.filename);
       const { output } = globalOptions(command);
@@ -39,7 +39,8 @@ export function registerApply(program: Command, io: CliIO): void {
     });
 }
 
-function collect(value: string, previous: string[]): string[] {
+/** No default: a default would satisfy `requiredOption`, and `apply` without `-f` must be a usage error. */
+function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
@@ -52,6 +53,11 @@ async function readSource(io: CliIO, file: string): Promise<string> {
     const reason = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (err as Error).message;
     throw new UsageError(`${file}: ${reason}`);
   }
+}
+
+/** A document with nothing in it (or only comments) parses as a null scalar. */
+function isEmpty(contents: unknown): boolean {
+  return contents === null || (isScalar(contents) && contents.value === null);
 }
 
 /** Reads, parses and validates everything; throws every problem found at once. */
@@ -80,7 +86,7 @@ export async function loadSpecs(io: CliIO, files: readonly string[]): Promise<Ap
  */
 export function parseDocuments(file: string, text: string): Document[] {
   const name = file === '-' ? '<stdin>' : file;
-  const nonEmpty = parseAllDocuments(text, { prettyErrors: true }).filter((doc) => doc.errors.length > 0 || doc.contents !== null);
+  const nonEmpty = parseAllDocuments(text, { prettyErrors: true }).filter((doc) => doc.errors.length > 0 || !isEmpty(doc.contents));
   if (nonEmpty.length === 0) return [{ source: name, value: undefined, error: new UsageError(`${name}: no app spec found`) }];
   return nonEmpty.map((doc, i) => {
     const source = nonEmpty.length === 1 ? name : `${name} (document ${i + 1})`;

@@ -1,0 +1,151 @@
+/**
+ * Runs the real `flotilla` CLI as child processes (hub, agents) for
+ * integration and e2e tests, and makes sure every one of them is gone afterwards.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { freePort } from './ports.js';
+import { waitFor } from './wait.js';
+
+export const REPO_ROOT = resolve(import.meta.dirname, '../..');
+export const CLI = join(REPO_ROOT, 'broker/cli/flotilla.js');
+const execFileAsync = promisify(execFile);
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `flotilla ARGS…` to completion. Never throws on a non-zero exit: tests assert the code. */
+export async function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<RunResult> {
+  try {
+    const { stdout, stderr } = await execFileAsync(process.execPath, [CLI, ...args], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, ...options.env },
+      timeout: 30_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+export class ManagedProcess {
+  output = '';
+  exited: Promise<number | null>;
+
+  constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+  ) {
+    child.stdout?.on('data', (chunk: Buffer) => {
+      this.output += chunk.toString();
+    });
+    child.stderr?.on('data', (chunk: Buffer) => {
+      this.output += chunk.toString();
+    });
+    this.exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** SIGTERM and wait (a graceful stop), or SIGKILL at once with `hard`. */
+  async stop(hard = false): Promise<void> {
+    if (!this.running) return;
+    this.child.kill(hard ? 'SIGKILL' : 'SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
+
+const live = new Set<ManagedProcess>();
+
+function spawnCli(name: string, args: string[], env: NodeJS.ProcessEnv = {}): ManagedProcess {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = new ManagedProcess(name, child);
+  live.add(proc);
+  void proc.exited.then(() => live.delete(proc));
+  return proc;
+}
+
+/** Stops every process this module started; call from afterAll/afterEach. */
+export async function stopAll(): Promise<void> {
+  await Promise.all([...live].map((p) => p.stop()));
+}
+
+export interface HubProcess {
+  proc: ManagedProcess;
+  dataDir: string;
+  mqttPort: number;
+  wsPort: number;
+  httpPort: number;
+  url: string;
+  mqttUrl: string;
+  restart(): Promise<void>;
+}
+
+export async function startHubProcess(dataDir = mkdtempSync(join(tmpdir(), 'flotilla-hub-'))): Promise<HubProcess> {
+  const [mqttPort, wsPort, httpPort] = [await freePort(), await freePort(), await freePort()];
+  const args = ['server', '--data-dir', dataDir, '--host', '127.0.0.1', '--mqtt-port', `${mqttPort}`, '--ws-port', `${wsPort}`, '--http-port', `${httpPort}`];
+  const hub: HubProcess = {
+    proc: spawnCli('hub', args),
+    dataDir,
+    mqttPort,
+    wsPort,
+    httpPort,
+    url: `http://127.0.0.1:${httpPort}`,
+    mqttUrl: `mqtt://127.0.0.1:${mqttPort}`,
+    async restart() {
+      await hub.proc.stop();
+      hub.proc = spawnCli('hub', args);
+      await waitReady(hub);
+    },
+  };
+  await waitReady(hub);
+  return hub;
+}
+
+async function waitReady(hub: HubProcess): Promise<void> {
+  await waitFor(
+    `hub on port ${hub.httpPort} (output: ${hub.proc.output.slice(-500)})`,
+    async () => {
+      if (!hub.proc.running) throw new Error(`hub exited: ${hub.proc.output.slice(-2000)}`);
+      const res = await fetch(`${hub.url}/healthz`);
+      return res.ok;
+    },
+    { timeoutMs: 30_000 },
+  );
+}
+
+export interface AgentProcess {
+  proc: ManagedProcess;
+  deviceId: string;
+  dataDir: string;
+  restart(): Promise<void>;
+}
+
+export function startAgentProcess(hub: HubProcess, deviceId: string, labels: Record<string, string> = {}, dataDir = mkdtempSync(join(tmpdir(), `flotilla-agent-${deviceId}-`))): AgentProcess {
+  const args = ['agent', '--device-id', deviceId, '--hub-url', hub.mqttUrl, '--data-dir', dataDir, '--resync-interval', '2s'];
+  for (const [k, v] of Object.entries(labels)) args.push('--label', `${k}=${v}`);
+  const agent: AgentProcess = {
+    proc: spawnCli(`agent ${deviceId}`, args),
+    deviceId,
+    dataDir,
+    async restart() {
+      agent.proc = spawnCli(`agent ${deviceId}`, args);
+    },
+  };
+  return agent;
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,219 @@
+import { describe, expect, it } from 'vitest';
+import type { AppDetail, AppSummary, Device } from '../../broker/cli/client.js';
+import { describeApp, describeDevice } from '../../broker/cli/commands/describe.js';
+import { appsTable, devicesTable, formatScheduling, summarize } from '../../broker/cli/commands/get.js';
+import { cell, formatAge, formatFields, formatLabels, formatStructured, formatTable } from '../../broker/cli/output.js';
+
+const NOW = Date.parse('2025-06-01T12:00:00.000Z');
+const ago = (seconds: number) => new Date(NOW - seconds * 1000).toISOString();
+
+describe('formatTable', () => {
+  it('upper-cases headers, pads every column but the last, separates columns by three spaces', () => {
+    expect(
+      formatTable(
+        ['name', 'online', 'labels'],
+        [
+          ['pi-1', 'yes', 'site=roof'],
+          ['kitchen-pi-22', 'no', '<none>'],
+        ],
+      ),
+    ).toBe(['NAME            ONLINE   LABELS', 'pi-1            yes      site=roof', 'kitchen-pi-22   no       <none>', ''].join('\n'));
+  });
+
+  it('leaves no trailing spaces when the last cells are empty', () => {
+    const out = formatTable(['NAME', 'MESSAGE'], [['a', '']]);
+    expect(out).toBe('NAME   MESSAGE\na\n');
+  });
+
+  it('prints only the header for no rows', () => {
+    expect(formatTable(['NAME', 'AGE'], [])).toBe('NAME   AGE\n');
+  });
+
+  it('counts code points, not UTF-16 units, when padding', () => {
+    expect(formatTable(['A', 'B'], [['é→', 'x']])).toBe('A    B\né→   x\n');
+  });
+
+  it('keeps text from devices on one line and strips terminal escapes', () => {
+    expect(formatTable(['MESSAGE', 'X'], [['line one\nline two\x1b[2J', 'y']])).toBe(
+      'MESSAGE                 X\nline one line two?[2J   y\n',
+    );
+    expect(cell('a\tb\r\nc')).toBe('a b c');
+  });
+});
+
+describe('formatAge', () => {
+  it('uses the largest whole unit', () => {
+    expect(formatAge(ago(0), NOW)).toBe('0s');
+    expect(formatAge(ago(5), NOW)).toBe('5s');
+    expect(formatAge(ago(59), NOW)).toBe('59s');
+    expect(formatAge(ago(60), NOW)).toBe('1m');
+    expect(formatAge(ago(3 * 60 + 59), NOW)).toBe('3m');
+    expect(formatAge(ago(2 * 3600 + 1), NOW)).toBe('2h');
+    expect(formatAge(ago(23 * 3600 + 3599), NOW)).toBe('23h');
+    expect(formatAge(ago(4 * 86400), NOW)).toBe('4d');
+    expect(formatAge(ago(400 * 86400), NOW)).toBe('1y');
+  });
+
+  it('reads a timestamp in the future (clock skew) as 0s and nonsense as <unknown>', () => {
+    expect(formatAge(ago(-30), NOW)).toBe('0s');
+    expect(formatAge('yesterday-ish', NOW)).toBe('<unknown>');
+    expect(formatAge(null, NOW)).toBe('<unknown>');
+    expect(formatAge(new Date(NOW - 90_000), NOW)).toBe('1m');
+  });
+});
+
+describe('formatLabels', () => {
+  it('sorts by key and joins k=v with commas', () => {
+    expect(formatLabels({ site: 'roof', arch: 'arm64', 'example.com/tier': 'edge' })).toBe('arch=arm64,example.com/tier=edge,site=roof');
+    expect(formatLabels({})).toBe('<none>');
+    expect(formatLabels({ empty: '' })).toBe('empty=');
+  });
+});
+
+describe('formatScheduling', () => {
+  it('shows selectors, a device list, or <all> for an empty selector', () => {
+    expect(formatScheduling({ selectors: { site: 'roof', arch: 'arm64' } })).toBe('arch=arm64,site=roof');
+    expect(formatScheduling({ devices: ['dev-1', 'dev-2'] })).toBe('devices: dev-1,dev-2');
+    expect(formatScheduling({ selectors: {} })).toBe('<all>');
+    expect(formatScheduling({ devices: ['dev-1'], selectors: { site: 'roof' } })).toBe('devices: dev-1; site=roof');
+  });
+});
+
+describe('formatStructured', () => {
+  it('prints pretty JSON or YAML, each ending in a newline', () => {
+    expect(formatStructured({ name: 'a', revision: 1 }, 'json')).toBe('{\n  "name": "a",\n  "revision": 1\n}\n');
+    expect(formatStructured({ name: 'a', items: [1] }, 'yaml')).toBe('name: a\nitems:\n  - 1\n');
+  });
+});
+
+describe('formatFields', () => {
+  it('aligns values and continues a list under its first line', () => {
+    expect(
+      formatFields([
+        ['Name', 'pi-1'],
+        ['Labels', ['a=1', 'b=2']],
+        ['Apps', []],
+      ]),
+    ).toBe('Name:    pi-1\nLabels:  a=1\n         b=2\nApps:    <none>\n');
+  });
+});
+
+const device: Device = {
+  id: 'pi-1',
+  online: true,
+  lastSeen: ago(5),
+  labels: { site: 'roof', arch: 'arm64' },
+  operatorLabels: { site: 'roof' },
+  reportedLabels: { arch: 'arm64' },
+  desiredRevision: 4,
+  observedRevision: 3,
+  host: { hostname: 'pi-1', os: 'linux', arch: 'arm64', kernel: '6.1.0', dockerVersion: '24.0.7', agentVersion: '0.1.0' },
+  apps: [
+    {
+      name: 'gateway',
+      revision: 2,
+      phase: 'running',
+      containers: [
+        { name: 'main', id: '0123456789abcdef0123', image: 'reg/gw:1', state: 'running', status: 'Up 5 minutes', restartCount: 1 },
+      ],
+    },
+    { name: 'uploader', revision: 1, phase: 'failed', message: 'pull failed', containers: [] },
+  ],
+};
+
+describe('devicesTable', () => {
+  it('shows apps running, observed/desired revision, labels and last seen', () => {
+    const offline: Device = { ...device, id: 'pi-2', online: false, lastSeen: null, labels: {}, observedRevision: null, apps: [] };
+    expect(devicesTable([device, offline], NOW)).toBe(
+      [
+        'NAME   ONLINE   APPS          REVISION   LABELS                 LAST SEEN',
+        'pi-1   yes      1/2 running   3/4        arch=arm64,site=roof   5s',
+        'pi-2   no       0/0 running   -/4        <none>                 <never>',
+        '',
+      ].join('\n'),
+    );
+  });
+});
+
+const summary: AppSummary = {
+  name: 'sensor-gateway',
+  revision: 3,
+  scheduling: { selectors: { site: 'roof' } },
+  containers: 2,
+  devices: { matched: 4, running: 3 },
+  createdAt: ago(3 * 86400),
+  updatedAt: ago(60),
+};
+
+describe('appsTable', () => {
+  it('shows revision, selector, containers, devices running/matched and age', () => {
+    expect(appsTable([summary, { ...summary, name: 'all', scheduling: { selectors: {} }, containers: 1, createdAt: ago(120) }], NOW)).toBe(
+      [
+        'NAME             REVISION   SELECTOR    CONTAINERS   DEVICES   AGE',
+        'sensor-gateway   3          site=roof   2            3/4       3d',
+        'all              3          <all>       1            3/4       2m',
+        '',
+      ].join('\n'),
+    );
+  });
+});
+
+const detail: AppDetail = {
+  name: 'sensor-gateway',
+  revision: 3,
+  spec: {
+    name: 'sensor-gateway',
+    scheduling: { selectors: { site: 'roof' } },
+    spec: {
+      containers: [
+        {
+          name: 'gateway',
+          image: 'reg/gw:1',
+          env: [
+            { name: 'LOG_LEVEL', value: 'info' },
+            { name: 'TOKEN', fromSecret: 'gw-token' },
+          ],
+          ports: ['8080:80'],
+          auth: { username: 'ci', password: 'hunter2' },
+        },
+      ],
+    },
+  },
+  createdAt: ago(86400),
+  updatedAt: ago(60),
+  devices: [
+    { id: 'pi-2', online: false, phase: null, revision: null },
+    { id: 'pi-1', online: true, phase: 'running', revision: 3 },
+    { id: 'pi-3', online: true, phase: 'running', revision: 2 },
+  ],
+};
+
+describe('summarize', () => {
+  it('counts a device as running only at the current revision, as the hub does', () => {
+    expect(summarize(detail).devices).toEqual({ matched: 3, running: 1 });
+    expect(summarize(detail).containers).toBe(1);
+  });
+});
+
+describe('describeDevice', () => {
+  it('has labels (marking the operator’s), host facts, apps and containers with short ids', () => {
+    const text = describeDevice(device, NOW);
+    expect(text).toContain('Revision:   desired 4, observed 3\n');
+    expect(text).toContain('Labels:     arch=arm64\n            site=roof (operator)\n');
+    expect(text).toContain('  OS/Arch:   linux/arm64\n');
+    expect(text).toMatch(/ {2}uploader +1 +failed +pull failed\n/);
+    expect(text).toMatch(/ {2}gateway +main +0123456789ab +reg\/gw:1 +running \(Up 5 minutes\) +1\n/);
+    expect(text).not.toContain('0123456789abc');
+  });
+});
+
+describe('describeApp', () => {
+  it('summarizes the spec without printing secrets, and lists every matched device', () => {
+    const text = describeApp(detail, NOW);
+    expect(text).toContain('Scheduling:  site=roof\n');
+    expect(text).toContain('Env:            LOG_LEVEL=info\n                    TOKEN (from secret gw-token)\n');
+    expect(text).toContain('Registry Auth:  ci (password in spec)\n');
+    expect(text).not.toContain('hunter2');
+    expect(text).toMatch(/ {2}pi-1 +yes +running +3\n {2}pi-2 +no +- +-\n {2}pi-3 +yes +running +2\n/);
+  });
+});
