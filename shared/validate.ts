@@ -24,7 +24,8 @@ const addFormats = ((addFormatsPlugin as unknown as { default?: unknown }).defau
   formats: string[],
 ) => Ajv;
 
-const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+// verbose: errors carry their schema, so a pattern error can quote the schema's `examples`.
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
 addFormats(ajv, ['date-time']);
 
 const compiled = new WeakMap<TSchema, ValidateFunction>();
@@ -68,6 +69,11 @@ function toIssue(error: ErrorObject): ValidationIssue {
         path: toUserPath(error.instancePath),
         message: `must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`,
       };
+    case 'pattern': {
+      const examples = (error.parentSchema as { examples?: unknown[] } | undefined)?.examples;
+      const hint = examples?.length ? ` (e.g. ${examples.map((e) => JSON.stringify(e)).join(', ')})` : '';
+      return { path: toUserPath(error.instancePath), message: `${error.message ?? 'must match pattern'}${hint}` };
+    }
     default:
       return { path: toUserPath(error.instancePath), message: error.message ?? error.keyword };
   }

@@ -15,7 +15,7 @@ import type Dockerode from 'dockerode';
 import type { RegistryAuth } from '../../shared/index.js';
 import { toCreateOptions } from './create-options.js';
 import { engineMessage, RuntimeError, statusCodeOf, toRuntimeError } from './errors.js';
-import { LABEL_APP, LABEL_APP_REVISION, LABEL_CONTAINER, LABEL_MANAGED, LABEL_SPEC_HASH } from './labels.js';
+import { LABEL_APP, LABEL_APP_REVISION, LABEL_CONTAINER, LABEL_DEVICE, LABEL_MANAGED, LABEL_SPEC_HASH } from './labels.js';
 import type { ContainerRuntime, CreateRequest, ManagedContainer, RuntimeInfo } from './runtime.js';
 
 /** The slice of a pino logger this file uses. */
@@ -26,6 +26,16 @@ export interface RuntimeLogger {
 }
 
 const silent: RuntimeLogger = { warn() {}, info() {}, debug() {} };
+
+export interface DockerRuntimeOptions {
+  /**
+   * Restrict listManaged and watch to containers labelled with this device
+   * id. A device has one agent per engine and needs no scope; set it where
+   * several agents share one engine (e2e tests, the fleet simulator), or each
+   * agent would retire the others' containers as "no longer desired".
+   */
+  deviceId?: string;
+}
 
 const MANAGED_FILTER = `${LABEL_MANAGED}=true`;
 
@@ -57,10 +67,12 @@ const ZERO_TIME = '0001-01-01T00:00:00Z';
 export class DockerRuntime implements ContainerRuntime {
   private readonly docker: Dockerode;
   private readonly log: RuntimeLogger;
+  private readonly labelFilter: string[];
 
-  constructor(docker: Dockerode, logger: RuntimeLogger = silent) {
+  constructor(docker: Dockerode, logger: RuntimeLogger = silent, options: DockerRuntimeOptions = {}) {
     this.docker = docker;
     this.log = logger;
+    this.labelFilter = options.deviceId === undefined ? [MANAGED_FILTER] : [MANAGED_FILTER, `${LABEL_DEVICE}=${options.deviceId}`];
   }
 
   async info(): Promise<RuntimeInfo> {
@@ -78,7 +90,7 @@ export class DockerRuntime implements ContainerRuntime {
   async listManaged(): Promise<ManagedContainer[]> {
     let listed: Dockerode.ContainerInfo[];
     try {
-      listed = await this.docker.listContainers({ all: true, filters: { label: [MANAGED_FILTER] } });
+      listed = await this.docker.listContainers({ all: true, filters: { label: this.labelFilter } });
     } catch (err) {
       throw toRuntimeError(err, 'list containers');
     }
@@ -237,7 +249,7 @@ export class DockerRuntime implements ContainerRuntime {
       onError(err);
     };
     const options: Dockerode.GetEventsOptions = {
-      filters: { type: ['container'], label: [MANAGED_FILTER], event: [...WATCHED_EVENTS] },
+      filters: { type: ['container'], label: this.labelFilter, event: [...WATCHED_EVENTS] },
     };
     this.docker.getEvents(options).then(
       (events) => {

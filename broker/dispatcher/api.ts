@@ -91,7 +91,11 @@ export function createApi(deps: ApiDeps) {
         const device = devices.get(id);
         if (!device) throw ApiError.notFound('device', id);
         const labels = { ...device.operatorLabels, ...set };
-        for (const key of remove ?? []) delete labels[key];
+        // Removing a label the agent reports needs a tombstone, or it would come straight back.
+        for (const key of remove ?? []) {
+          if (key in device.reportedLabels) labels[key] = null;
+          else delete labels[key];
+        }
         devices.setOperatorLabels(id, labels);
         deps.desiredMayHaveChanged();
         return deviceView(devices.get(id)!);

@@ -6,9 +6,15 @@
 import type { DesiredState, DeviceState, Labels } from '../../shared/index.js';
 import type { Db } from './db.js';
 
+/**
+ * The operator's labels override the agent's; `null` removes a label the
+ * agent reports (so `flotilla label device d1 site-` works on any label).
+ */
+export type OperatorLabels = Record<string, string | null>;
+
 export interface StoredDevice {
   id: string;
-  operatorLabels: Labels;
+  operatorLabels: OperatorLabels;
   reportedLabels: Labels;
   /** What scheduling matches against: reported labels, overridden by the operator's. */
   labels: Labels;
@@ -82,7 +88,7 @@ export class DeviceStore {
     this.updateOnline.run(online ? 1 : 0, this.now().toISOString(), id);
   }
 
-  setOperatorLabels(id: string, labels: Labels): void {
+  setOperatorLabels(id: string, labels: OperatorLabels): void {
     this.updateOperatorLabels.run(JSON.stringify(labels), id);
   }
 
@@ -92,13 +98,13 @@ export class DeviceStore {
 }
 
 function toDevice(row: DeviceRow): StoredDevice {
-  const operatorLabels = JSON.parse(row.operator_labels) as Labels;
+  const operatorLabels = JSON.parse(row.operator_labels) as OperatorLabels;
   const reportedLabels = JSON.parse(row.reported_labels) as Labels;
   return {
     id: row.id,
     operatorLabels,
     reportedLabels,
-    labels: { ...reportedLabels, ...operatorLabels },
+    labels: effectiveLabels(reportedLabels, operatorLabels),
     online: row.online === 1,
     lastSeen: row.last_seen,
     state: row.state ? (JSON.parse(row.state) as DeviceState) : null,
@@ -108,4 +114,13 @@ function toDevice(row: DeviceRow): StoredDevice {
     desired: row.desired_doc ? (JSON.parse(row.desired_doc) as DesiredState) : null,
     createdAt: row.created_at,
   };
+}
+
+export function effectiveLabels(reported: Labels, operator: OperatorLabels): Labels {
+  const labels: Labels = { ...reported };
+  for (const [key, value] of Object.entries(operator)) {
+    if (value === null) delete labels[key];
+    else labels[key] = value;
+  }
+  return labels;
 }

@@ -15,8 +15,8 @@ import { DURATION_PATTERN, SIZE_PATTERN } from './units.js';
 
 export const Name = Type.String({ pattern: NAME_PATTERN });
 export const DeviceId = Type.String({ pattern: DEVICE_ID_PATTERN });
-export const Duration = Type.String({ pattern: DURATION_PATTERN });
-export const Size = Type.String({ pattern: SIZE_PATTERN });
+export const Duration = Type.String({ pattern: DURATION_PATTERN, examples: ['500ms', '5s', '1m'] });
+export const Size = Type.String({ pattern: SIZE_PATTERN, examples: ['64m', '1g', '512Mi'] });
 export const Labels = Type.Record(Type.String({ pattern: LABEL_KEY_PATTERN }), Type.String({ pattern: LABEL_VALUE_PATTERN }), {
   additionalProperties: false,
 });
@@ -103,10 +103,10 @@ export const ContainerSpec = Type.Object(
     workDir: Type.Optional(Type.String({ pattern: '^/' })),
     user: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$' })),
     env: Type.Optional(Type.Array(EnvVar)),
-    ports: Type.Optional(Type.Array(Type.String({ pattern: PORT_PATTERN }))),
-    volumes: Type.Optional(Type.Array(Type.String({ pattern: VOLUME_PATTERN }))),
+    ports: Type.Optional(Type.Array(Type.String({ pattern: PORT_PATTERN, examples: ['8080:80', '127.0.0.1:53:53/udp', '80'] }))),
+    volumes: Type.Optional(Type.Array(Type.String({ pattern: VOLUME_PATTERN, examples: ['app-data:/data', '/etc/app:/etc/app:ro'] }))),
     devices: Type.Optional(Type.Array(DeviceMapping)),
-    tmpfs: Type.Optional(Type.Array(Type.String({ pattern: TMPFS_PATTERN }))),
+    tmpfs: Type.Optional(Type.Array(Type.String({ pattern: TMPFS_PATTERN, examples: ['/tmp', '/dev/shm:size=64m'] }))),
     shmSize: Type.Optional(Size),
     gpus: Type.Optional(Type.Union([Type.Literal('all'), Type.Integer({ minimum: 1 })])),
     restartPolicy: Type.Optional(RestartPolicy),

@@ -20,6 +20,7 @@ import { ensureTestImages, retagInRegistry, type TestImages } from './support/im
 const run = promisify(execFile);
 const runId = randomBytes(4).toString('hex');
 const app = `e2e-rt-${runId}`;
+const deviceId = `e2e-rt-${runId}`;
 
 async function docker(...args: string[]): Promise<string> {
   const { stdout } = await run('docker', args, { timeout: 60_000 });
@@ -76,12 +77,25 @@ async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 15
 const sha256 = (data: Buffer | string) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
 /**
- * A registry on loopback that serves a valid manifest and config but a layer
- * whose bytes do not match its digest. The engine answers the pull with HTTP
- * 200 and reports the failure later, as an `{error}` line in the progress
- * stream: the case an HTTP-status check alone would take for success.
+ * A registry on loopback that serves a valid manifest and config but a bad
+ * layer. "corrupt": the layer's bytes do not match its digest, so the engine
+ * answers the pull with HTTP 200 and reports the failure later, as an
+ * `{error}` line in the progress stream (the case an HTTP-status check alone
+ * would take for success). "stall": the layer download starts and never
+ * finishes, so only an abort ends the pull; `layerClosed` resolves when the
+ * engine hangs up on that download.
  */
-async function startCorruptRegistry(): Promise<{ server: Server; host: string }> {
+async function startBadRegistry(
+  mode: 'corrupt' | 'stall',
+): Promise<{ server: Server; host: string; layerRequested: Promise<void>; layerClosed: Promise<void> }> {
+  let onLayerRequested = () => {};
+  let onLayerClosed = () => {};
+  const layerRequested = new Promise<void>((resolve) => {
+    onLayerRequested = resolve;
+  });
+  const layerClosed = new Promise<void>((resolve) => {
+    onLayerClosed = resolve;
+  });
   const layerDigest = sha256('the layer the manifest promises');
   const config = Buffer.from(
     JSON.stringify({
@@ -101,6 +115,8 @@ async function startCorruptRegistry(): Promise<{ server: Server; host: string }>
   );
   const server = createHttpServer((req, res) => {
     const url = req.url ?? '';
+    console.log(Date.now() % 100000, req.method, url, JSON.stringify(req.headers.range ?? ''));
+    res.on('close', () => console.log(Date.now() % 100000, 'closed', url));
     if (url === '/v2/' || url === '/v2') {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
     } else if (url.includes('/manifests/')) {
@@ -114,8 +130,12 @@ async function startCorruptRegistry(): Promise<{ server: Server; host: string }>
     } else if (url.endsWith(`/blobs/${sha256(config)}`)) {
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': config.length }).end(config);
     } else if (url.endsWith(`/blobs/${layerDigest}`)) {
+      onLayerRequested();
+      res.on('close', onLayerClosed);
       const wrong = Buffer.alloc(32, 7); // not the promised bytes
-      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': wrong.length }).end(wrong);
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': wrong.length });
+      if (mode === 'corrupt') res.end(wrong);
+      else res.write(wrong.subarray(0, 8)); // …and the rest never comes
     } else {
       res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"NOT_FOUND"}]}');
     }
@@ -123,16 +143,17 @@ async function startCorruptRegistry(): Promise<{ server: Server; host: string }>
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
   if (!address || typeof address !== 'object') throw new Error('corrupt registry did not bind');
-  return { server, host: `127.0.0.1:${address.port}` };
+  return { server, host: `127.0.0.1:${address.port}`, layerRequested, layerClosed };
 }
 
-function request(spec: ContainerSpec, appRevision = 1): CreateRequest {
-  return { deviceId: 'e2e-device', app, appRevision, specHash: specHash(spec), spec };
+function request(spec: ContainerSpec, appRevision = 1, device = deviceId): CreateRequest {
+  return { deviceId: device, app, appRevision, specHash: specHash(spec), spec };
 }
 
 describeDocker('DockerRuntime (real engine)', () => {
   const engine = new Dockerode();
-  const runtime = new DockerRuntime(engine);
+  // Scoped to this run's device id, as an agent sharing the engine with others must be.
+  const runtime = new DockerRuntime(engine, undefined, { deviceId });
   let images: TestImages;
   const pulledTags: string[] = [];
   const volumes: string[] = [];
@@ -204,7 +225,7 @@ describeDocker('DockerRuntime (real engine)', () => {
   });
 
   it('rejects with pull_failed when the engine reports the failure inside the progress stream', async () => {
-    const { server, host } = await startCorruptRegistry();
+    const { server, host } = await startBadRegistry('corrupt');
     try {
       const image = `${host}/corrupt/app:v1`;
       const error = await runtime.pull(image, undefined, new AbortController().signal).then(
@@ -217,9 +238,28 @@ describeDocker('DockerRuntime (real engine)', () => {
       expect((error as RuntimeError).statusCode).toBeUndefined(); // it was not an HTTP error
       expect(await runtime.hasImage(image)).toBe(false);
     } finally {
+      server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
     }
   });
+
+  it('aborts a pull in progress: rejects as aborted, and the engine stops downloading', async () => {
+    const { server, host, layerRequested, layerClosed } = await startBadRegistry('stall');
+    try {
+      const image = `${host}/stalled/app:v1`;
+      const controller = new AbortController();
+      const pulling = runtime.pull(image, undefined, controller.signal);
+      await layerRequested;
+      console.log(Date.now() % 100000, 'aborting'); controller.abort();
+      await expect(pulling).rejects.toMatchObject({ code: 'aborted', message: `pull ${image}: aborted` });
+      // Docker cancels a pull whose client went away; the stalled download is dropped.
+      console.log(Date.now() % 100000, 'rejected ok'); await layerClosed; console.log(Date.now() % 100000, 'layer closed');
+      expect(await runtime.hasImage(image)).toBe(false);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  }, 200_000);
 
   it('rejects a pull with an already-aborted signal as aborted, without pulling', async () => {
     const image = await retagInRegistry(images.v2, `abort-${runId}`);
@@ -267,7 +307,7 @@ describeDocker('DockerRuntime (real engine)', () => {
       'flotilla.container': 'web',
       'flotilla.app-revision': '3',
       'flotilla.spec-hash': req.specHash,
-      'flotilla.device': 'e2e-device',
+      'flotilla.device': deviceId,
     });
 
     // The web server answers on the mapped loopback port, and it booted with the volume mounted.
@@ -362,6 +402,20 @@ describeDocker('DockerRuntime (real engine)', () => {
     expect((await inspect(id)).State.Running).toBe(true);
     await runtime.stop(id, 5);
     await runtime.remove(id);
+  });
+
+  it('scopes listManaged to its device id when given one, and sees every device without', async () => {
+    await runtime.pull(images.v1, undefined, new AbortController().signal);
+    const other = `${deviceId}-other`;
+    const mine = await runtime.create(request({ name: 'mine', image: images.v1 }));
+    const theirs = await runtime.create(request({ name: 'theirs', image: images.v1 }, 1, other));
+    const scoped = (await runtime.listManaged()).map((c) => c.id);
+    expect(scoped).toContain(mine);
+    expect(scoped).not.toContain(theirs);
+    const everything = (await new DockerRuntime(engine).listManaged()).map((c) => c.id);
+    expect(everything).toEqual(expect.arrayContaining([mine, theirs]));
+    const otherDevice = (await new DockerRuntime(engine, undefined, { deviceId: other }).listManaged()).map((c) => c.id);
+    expect(otherDevice).toEqual([theirs]);
   });
 
   it('reports unknown containers and images as not_found', async () => {

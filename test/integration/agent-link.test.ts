@@ -1,0 +1,207 @@
+/**
+ * A real agent (in-process) against a real hub, with the real Docker runtime
+ * pointed at a socket where no engine answers: the agent must register, say
+ * why it cannot run anything, follow only the newest valid desired document,
+ * and keep that document across a restart while the hub is away.
+ */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import Dockerode from 'dockerode';
+import type { MqttClient } from 'mqtt';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type Agent, startAgent } from '../../agent/agent.js';
+import { DockerRuntime } from '../../agent/runtime/docker-runtime.js';
+import type { DesiredState, DeviceState } from '../../shared/index.js';
+import { Cleanup } from '../support/cleanup.js';
+import { appSpec } from '../support/fixtures.js';
+import { http } from '../support/http.js';
+import { type TestHub, startTestHub } from '../support/hub.js';
+import { LogCapture } from '../support/logs.js';
+import { Inbox, closeClient, connectClient } from '../support/mqtt-client.js';
+import { waitFor } from '../support/wait.js';
+
+const NO_ENGINE = '/nonexistent/docker.sock';
+const STATE = 'flotilla/v1/devices/dev-a/state';
+const DESIRED = 'flotilla/v1/devices/dev-a/desired';
+
+describe('agent ↔ hub over MQTT, no container engine reachable', () => {
+  const cleanup = new Cleanup();
+  let hub: TestHub;
+  let hubDir: string;
+  let agentDir: string;
+  let agentLogs: LogCapture;
+  let observer: MqttClient;
+  let observed: Inbox;
+
+  beforeEach(async () => {
+    hubDir = cleanup.add('hub dir', () => rmSync(hubDir, { recursive: true, force: true }), mkdtempSync(join(tmpdir(), 'flotilla-it-hub-')));
+    agentDir = cleanup.add('agent dir', () => rmSync(agentDir, { recursive: true, force: true }), mkdtempSync(join(tmpdir(), 'flotilla-it-agent-')));
+    hub = await startTestHub({ dataDir: hubDir, logLevel: 'info' });
+    cleanup.add('hub', () => hub.close());
+    agentLogs = new LogCapture('debug');
+  });
+
+  afterEach(() => cleanup.run());
+
+  async function launchAgent(hubUrl = hub.mqttUrl): Promise<Agent> {
+    const runtime = new DockerRuntime(new Dockerode({ socketPath: NO_ENGINE }));
+    const agent = await startAgent(
+      { deviceId: 'dev-a', hubUrl, dataDir: agentDir, logLevel: 'silent', labels: { site: 'lab' }, stateIntervalMs: 50 },
+      { runtime, logger: agentLogs.logger },
+    );
+    cleanup.add('agent', () => agent.close());
+    return agent;
+  }
+
+  /** A plain MQTT client watching what the agent reports (and able to publish at it). */
+  async function observe(url = hub.mqttUrl): Promise<void> {
+    observer = await connectClient(url);
+    cleanup.add('observer', () => closeClient(observer));
+    observed = new Inbox(observer);
+    await observer.subscribeAsync({ [STATE]: { qos: 1 }, [DESIRED]: { qos: 1 } });
+  }
+
+  const getDevice = () => http(hub.httpUrl, 'GET', '/api/v1/devices/dev-a');
+  const stateWithRevision = (revision: number) => observed.waitFor<DeviceState>(STATE, (s) => s.observedRevision === revision);
+
+  it('registers with its labels and host facts, and reports that its runtime is unreachable', async () => {
+    await observe();
+    await launchAgent();
+
+    const device = await waitFor('dev-a registered and online', async () => {
+      const r = await getDevice();
+      return r.status === 200 && r.body.online === true && r.body.host !== null && r.body;
+    });
+    expect(device.labels).toEqual({ site: 'lab', arch: device.host.arch });
+    expect(device.host.arch).toMatch(/^[a-z0-9]+$/);
+    expect(device.reportedLabels).toEqual(device.labels);
+
+    const state = await observed.waitFor<DeviceState>(STATE, (s) => s.runtimeError !== undefined);
+    expect(state.deviceId).toBe('dev-a');
+    expect(state.runtimeError).toContain('container runtime unavailable');
+    expect(state.runtimeError).toContain(NO_ENGINE);
+    await waitFor('runtimeError shown over HTTP', async () => (await getDevice()).body.runtimeError?.includes(NO_ENGINE));
+    // The first desired document the hub issued (nothing scheduled yet) is what the agent observes.
+    expect((await stateWithRevision(1)).apps).toEqual([]);
+  });
+
+  it('survives bad desired documents and follows only the newest valid revision', async () => {
+    await observe();
+    const agent = await launchAgent();
+    await stateWithRevision(1);
+
+    const publish = (doc: unknown) =>
+      observer.publishAsync(DESIRED, typeof doc === 'string' ? doc : JSON.stringify(doc), { qos: 1, retain: false });
+    const dropped = (n: number) => agentLogs.waitFor('invalid desired state dropped', () => true, n);
+
+    await publish('{"deviceId": "dev-a", "revision": 9');
+    expect((await dropped(1)).reason).toMatch(/not valid JSON/);
+    await publish({ deviceId: 'dev-a', revision: 'nine', issuedAt: 'yesterday', apps: {} });
+    const shape = String((await dropped(2)).reason);
+    expect(shape).toContain('revision: must be integer');
+    expect(shape).toContain('issuedAt: must match format "date-time"');
+    await publish({ deviceId: 'dev-b', revision: 99, issuedAt: new Date().toISOString(), apps: [] });
+    await agentLogs.waitFor('desired state for another device dropped');
+    expect(agent.reconciler.desiredRevision).toBe(1);
+
+    // The hub schedules an app on site=lab: revision 2 reaches the agent.
+    const applied = await http(hub.httpUrl, 'POST', '/api/v1/apps', appSpec('lab-app', { site: 'lab' }));
+    expect(applied.body).toEqual({ name: 'lab-app', revision: 1, changed: true });
+    const state = await stateWithRevision(2);
+    expect(state.apps).toEqual([{ name: 'lab-app', revision: 1, phase: 'pending', containers: [] }]);
+    expect(state.runtimeError).toContain(NO_ENGINE);
+    await waitFor('hub sees observedRevision 2', async () => (await getDevice()).body.observedRevision === 2);
+    const app = await http(hub.httpUrl, 'GET', '/api/v1/apps/lab-app');
+    expect(app.body.devices).toEqual([{ id: 'dev-a', online: true, phase: 'pending', revision: 1 }]);
+
+    // A stale (lower) revision and a replay of the current one are ignored.
+    await publish({ deviceId: 'dev-a', revision: 1, issuedAt: new Date().toISOString(), apps: [] });
+    await agentLogs.waitFor('ignoring stale desired state', (r) => r.revision === 1);
+    await publish({ deviceId: 'dev-a', revision: 2, issuedAt: new Date().toISOString(), apps: [] });
+    await agentLogs.waitFor('ignoring stale desired state', (r) => r.revision === 2);
+    expect(agent.reconciler.desiredRevision).toBe(2);
+    expect(agentLogs.matching('new desired state').map((r) => r.revision)).toEqual([1, 2]);
+    // Its report still says revision 2 with the app: nothing it published since went backwards.
+    const reports = observed.on(STATE).map((m) => m.json as DeviceState);
+    expect(reports.at(-1)).toMatchObject({ observedRevision: 2, apps: [{ name: 'lab-app' }] });
+    expect(reports.map((s) => s.observedRevision)).toEqual([...reports.map((s) => s.observedRevision)].sort((a, b) => a - b));
+  });
+
+  it('shows offline after close, restores its desired state from disk with the hub away, and reports it when the hub returns', async () => {
+    await http(hub.httpUrl, 'POST', '/api/v1/apps', appSpec('lab-app', { site: 'lab' }));
+    await observe();
+    const first = await launchAgent();
+    await stateWithRevision(1);
+    expect(first.reconciler.desiredRevision).toBe(1);
+
+    await first.close();
+    await waitFor('dev-a offline after close', async () => (await getDevice()).body.online === false);
+
+    // What the agent persisted, read straight from its SQLite file.
+    const file = join(agentDir, 'agent.db');
+    expect(existsSync(file)).toBe(true);
+    const raw = new Database(file, { readonly: true });
+    const row = raw.prepare("SELECT value FROM kv WHERE key = 'desired'").get() as { value: string } | undefined;
+    raw.close();
+    const persisted = JSON.parse(row!.value) as DesiredState;
+    expect(persisted).toMatchObject({ deviceId: 'dev-a', revision: 1, apps: [{ name: 'lab-app', revision: 1 }] });
+
+    const mqttPort = hub.hub.ports.mqtt;
+    await closeClient(observer);
+    await hub.close();
+
+    const second = await launchAgent(`mqtt://127.0.0.1:${mqttPort}`);
+    expect(second.reconciler.desiredRevision).toBe(1);
+    expect((await agentLogs.waitFor('restored desired state from disk')).revision).toBe(1);
+
+    // The hub comes back on the same port and data: the agent reconnects and reports what it kept.
+    hub = await startTestHub({ dataDir: hubDir, mqttPort, logLevel: 'info' });
+    cleanup.add('hub again', () => hub.close());
+    const back = await waitFor(
+      'dev-a online again with observedRevision 1',
+      async () => {
+        const r = (await getDevice()).body;
+        return r.online === true && r.observedRevision === 1 && r;
+      },
+      { timeoutMs: 15_000 },
+    );
+    expect(back.apps).toEqual([{ name: 'lab-app', revision: 1, phase: 'pending', containers: [] }]);
+    expect(back.desiredRevision).toBe(1);
+
+    await second.close();
+    await waitFor('dev-a offline after second close', async () => (await getDevice()).body.online === false);
+  });
+
+  it('pushes revisions past what the device has when the hub lost its database', async () => {
+    await observe();
+    const agent = await launchAgent();
+    await stateWithRevision(1);
+    await http(hub.httpUrl, 'POST', '/api/v1/apps', appSpec('lab-app', { site: 'lab' }));
+    await stateWithRevision(2);
+    await http(hub.httpUrl, 'POST', '/api/v1/apps', appSpec('lab-app', { site: 'lab' }, 'registry.local/sensor-gateway:2.0'));
+    await stateWithRevision(3);
+
+    const mqttPort = hub.hub.ports.mqtt;
+    await closeClient(observer);
+    await hub.close();
+    // A new hub with an empty database on the same address.
+    const freshDir = cleanup.add('fresh hub dir', () => rmSync(freshDir, { recursive: true, force: true }), mkdtempSync(join(tmpdir(), 'flotilla-it-hub-')));
+    hub = await startTestHub({ dataDir: freshDir, mqttPort, logLevel: 'info' });
+    cleanup.add('fresh hub', () => hub.close());
+
+    // It knows no apps, so the device must end up running none, at a revision it will accept.
+    const device = await waitFor(
+      'fresh hub converged with dev-a',
+      async () => {
+        const r = (await getDevice()).body;
+        return r.observedRevision !== null && r.observedRevision > 3 && r.observedRevision === r.desiredRevision && r;
+      },
+      { timeoutMs: 15_000 },
+    );
+    expect(device.desiredRevision).toBe(4);
+    expect(device.apps).toEqual([]);
+    expect(agent.reconciler.desiredRevision).toBe(4);
+  });
+});
