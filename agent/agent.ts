@@ -28,7 +28,12 @@ export interface AgentDeps {
 export async function startAgent(overrides: Partial<Record<keyof AgentConfig, unknown>> = {}, deps: AgentDeps = {}): Promise<Agent> {
   const config = resolveAgentConfig(overrides);
   const logger = (deps.logger ?? createLogger(config.logLevel, 'flotilla-agent')).child({ deviceId: config.deviceId });
-  const runtime = deps.runtime ?? new DockerRuntime(new Dockerode(), logger.child({ component: 'docker' }));
+  const runtime =
+    deps.runtime ??
+    new DockerRuntime(new Dockerode(), logger.child({ component: 'docker' }), {
+      // Only this device's containers: another agent on the same engine is not ours to reconcile.
+      deviceId: config.deviceId,
+    });
   const store = new LocalStore(config.dataDir);
   const topics = new Topics(config.topicRoot);
   // `arch` lets specs select devices by CPU architecture; an explicit label wins.
@@ -52,6 +57,7 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
   const reconciler = new Reconciler({
     runtime,
     deviceId: config.deviceId,
+    namePrefix: config.containerNamePrefix,
     logger,
     onState: report,
     stopTimeoutSeconds: config.stopTimeoutSeconds,

@@ -4,7 +4,7 @@
  */
 import { hostname } from 'node:os';
 import { type Static, Type } from '@sinclair/typebox';
-import { DEFAULT_TOPIC_ROOT, DeviceId, Labels, formatIssues, validate } from '../shared/index.js';
+import { DEFAULT_TOPIC_ROOT, DeviceId, formatIssues, Labels, validate } from '../shared/index.js';
 
 export const AgentConfig = Type.Object(
   {
@@ -14,6 +14,8 @@ export const AgentConfig = Type.Object(
     labels: Labels,
     topicRoot: Type.String({ minLength: 1 }),
     logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
+    /** Prefix for Docker container names, for several agents sharing one engine (tests, simulators). */
+    containerNamePrefix: Type.String({ pattern: '^([a-zA-Z0-9][a-zA-Z0-9_.-]*)?$' }),
     /** Full re-observation period; Docker events trigger reconciles in between. */
     resyncIntervalMs: Type.Integer({ minimum: 100 }),
     /** Seconds between SIGTERM and SIGKILL when stopping a container. */
@@ -41,6 +43,7 @@ export function resolveAgentConfig(overrides: Partial<Record<keyof AgentConfig, 
     hubUrl: 'mqtt://127.0.0.1:1883',
     dataDir: './data/agent',
     labels: {},
+    containerNamePrefix: '',
     topicRoot: DEFAULT_TOPIC_ROOT,
     logLevel: 'info',
     resyncIntervalMs: 10_000,

@@ -9,7 +9,7 @@
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
-import { DesiredState, type DeviceState, type DeviceStatus, type Topics, decode, formatIssues } from '../shared/index.js';
+import { DesiredState, type DeviceState, type DeviceStatus, decode, formatIssues, type Topics } from '../shared/index.js';
 
 export interface LinkOptions {
   hubUrl: string;

@@ -10,6 +10,8 @@ import type { Step, StepAction } from './steps.js';
 export interface ExecutionContext {
   runtime: ContainerRuntime;
   deviceId: string;
+  /** See CreateRequest.namePrefix. */
+  namePrefix: string;
   signal: AbortSignal;
   /** Seconds a container gets between SIGTERM and SIGKILL. */
   stopTimeoutSeconds: number;
@@ -20,7 +22,14 @@ export type Executors = { [A in StepAction]: (step: Extract<Step, { action: A }>
 export const executors: Executors = {
   pull: (step, ctx) => ctx.runtime.pull(step.image, step.auth, ctx.signal),
   create: async (step, ctx) => {
-    await ctx.runtime.create({ deviceId: ctx.deviceId, app: step.app, appRevision: step.appRevision, specHash: step.specHash, spec: step.spec });
+    await ctx.runtime.create({
+      deviceId: ctx.deviceId,
+      namePrefix: ctx.namePrefix,
+      app: step.app,
+      appRevision: step.appRevision,
+      specHash: step.specHash,
+      spec: step.spec,
+    });
   },
   start: (step, ctx) => ctx.runtime.start(step.id),
   stop: (step, ctx) => ctx.runtime.stop(step.id, ctx.stopTimeoutSeconds),

@@ -13,7 +13,11 @@ export interface Activity {
   failures: ReadonlyMap<string, string>;
 }
 
-export function appStates(desiredOrUnknown: readonly DesiredApp[] | undefined, current: readonly ManagedContainer[], activity: Activity): AppState[] {
+export function appStates(
+  desiredOrUnknown: readonly DesiredApp[] | undefined,
+  current: readonly ManagedContainer[],
+  activity: Activity,
+): AppState[] {
   const desired = desiredOrUnknown ?? [];
   const states: AppState[] = desired.map((app) => {
     const containers = current.filter((c) => c.app === app.name);
@@ -48,7 +52,10 @@ function phaseOf(app: DesiredApp, containers: readonly ManagedContainer[], activ
   for (const { spec, container } of current) {
     if (!container) continue;
     if (container.state === 'restarting') {
-      return { phase: 'failed', message: `container ${spec.name} is restarting (exit code ${container.exitCode ?? '?'}, ${container.restartCount} restarts)` };
+      return {
+        phase: 'failed',
+        message: `container ${spec.name} is restarting (exit code ${container.exitCode ?? '?'}, ${container.restartCount} restarts)`,
+      };
     }
     if (container.state === 'exited' || container.state === 'dead') {
       return { phase: 'failed', message: `container ${spec.name} exited with code ${container.exitCode ?? '?'}` };

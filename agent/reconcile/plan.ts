@@ -74,7 +74,9 @@ export function plan(current: readonly ManagedContainer[], desired: readonly Des
   const desiredApps = new Set(desired.map((a) => a.name));
   for (const container of current) {
     if (wanted.has(key(container.app, container.container))) continue;
-    steps.push(retire(container, desiredApps.has(container.app) ? 'container removed from the app spec' : 'app no longer desired on this device'));
+    steps.push(
+      retire(container, desiredApps.has(container.app) ? 'container removed from the app spec' : 'app no longer desired on this device'),
+    );
   }
   return steps;
 }

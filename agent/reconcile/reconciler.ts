@@ -18,7 +18,7 @@ import { StepBackoff } from './backoff.js';
 import { execute } from './executors.js';
 import { appStates } from './phases.js';
 import { plan } from './plan.js';
-import { type Step, describeStep, stepKey } from './steps.js';
+import { describeStep, type Step, stepKey } from './steps.js';
 
 export interface ObservedState {
   observedRevision: number;
@@ -29,6 +29,7 @@ export interface ObservedState {
 export interface ReconcilerOptions {
   runtime: ContainerRuntime;
   deviceId: string;
+  namePrefix?: string;
   logger: Logger;
   onState: (state: ObservedState) => void;
   backoffBaseMs?: number;
@@ -168,6 +169,7 @@ export class Reconciler {
       await execute(step, {
         runtime: this.options.runtime,
         deviceId: this.options.deviceId,
+        namePrefix: this.options.namePrefix ?? '',
         signal,
         stopTimeoutSeconds: this.options.stopTimeoutSeconds ?? 10,
       });
@@ -187,7 +189,10 @@ export class Reconciler {
   private fail(step: Step, key: string, err: Error): void {
     const delay = this.backoff.failed(key, this.now());
     this.failures.set(step.app, `${describeStep(step)} failed: ${err.message}`);
-    this.log.warn({ app: step.app, container: step.container, action: step.action, err: err.message, retryInMs: delay }, `${describeStep(step)} failed`);
+    this.log.warn(
+      { app: step.app, container: step.container, action: step.action, err: err.message, retryInMs: delay },
+      `${describeStep(step)} failed`,
+    );
   }
 
   private emit(current: readonly ManagedContainer[], runtimeError?: string): void {

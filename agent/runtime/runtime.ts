@@ -26,6 +26,12 @@ export interface ManagedContainer {
 
 export interface CreateRequest {
   deviceId: string;
+  /**
+   * Prepended to the Docker container name. Empty on a real device; set when
+   * several agents share one engine (tests, the fleet simulator), whose
+   * containers would otherwise collide on `{app}_{container}`.
+   */
+  namePrefix?: string;
   app: string;
   appRevision: number;
   specHash: string;

@@ -9,18 +9,7 @@
  * `command`, and keeping it for `env` or `ports` too is the safe side: a
  * spurious recreate is better than a missed one).
  */
-import { createHash } from 'node:crypto';
-import type { ContainerSpec } from '../../shared/index.js';
-
-/** JSON with object keys sorted at every depth; `undefined` members are dropped as JSON.stringify does. */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) return `[${value.map((item) => (item === undefined ? 'null' : canonicalJson(item))).join(',')}]`;
-  const entries = Object.entries(value as Record<string, unknown>)
-    .filter(([, v]) => v !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-}
+import { type ContainerSpec, contentHash } from '../../shared/index.js';
 
 /** First 16 hex digits of sha256 over the canonical JSON of the spec without `auth`. */
 export function specHash(spec: ContainerSpec): string {
@@ -29,5 +18,5 @@ export function specHash(spec: ContainerSpec): string {
   // into a recreate (downtime, lost container-local state) of every running
   // container from that registry, for no change in what runs.
   const { auth: _auth, ...rest } = spec;
-  return createHash('sha256').update(canonicalJson(rest)).digest('hex').slice(0, 16);
+  return contentHash(rest);
 }

@@ -82,19 +82,12 @@ const sha256 = (data: Buffer | string) => `sha256:${createHash('sha256').update(
  * answers the pull with HTTP 200 and reports the failure later, as an
  * `{error}` line in the progress stream (the case an HTTP-status check alone
  * would take for success). "stall": the layer download starts and never
- * finishes, so only an abort ends the pull; `layerClosed` resolves when the
- * engine hangs up on that download.
+ * finishes, so only an abort ends the pull.
  */
-async function startBadRegistry(
-  mode: 'corrupt' | 'stall',
-): Promise<{ server: Server; host: string; layerRequested: Promise<void>; layerClosed: Promise<void> }> {
+async function startBadRegistry(mode: 'corrupt' | 'stall'): Promise<{ server: Server; host: string; layerRequested: Promise<void> }> {
   let onLayerRequested = () => {};
-  let onLayerClosed = () => {};
   const layerRequested = new Promise<void>((resolve) => {
     onLayerRequested = resolve;
-  });
-  const layerClosed = new Promise<void>((resolve) => {
-    onLayerClosed = resolve;
   });
   const layerDigest = sha256('the layer the manifest promises');
   const config = Buffer.from(
@@ -115,8 +108,6 @@ async function startBadRegistry(
   );
   const server = createHttpServer((req, res) => {
     const url = req.url ?? '';
-    console.log(Date.now() % 100000, req.method, url, JSON.stringify(req.headers.range ?? ''));
-    res.on('close', () => console.log(Date.now() % 100000, 'closed', url));
     if (url === '/v2/' || url === '/v2') {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
     } else if (url.includes('/manifests/')) {
@@ -131,7 +122,6 @@ async function startBadRegistry(
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': config.length }).end(config);
     } else if (url.endsWith(`/blobs/${layerDigest}`)) {
       onLayerRequested();
-      res.on('close', onLayerClosed);
       const wrong = Buffer.alloc(32, 7); // not the promised bytes
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': wrong.length });
       if (mode === 'corrupt') res.end(wrong);
@@ -143,7 +133,7 @@ async function startBadRegistry(
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
   if (!address || typeof address !== 'object') throw new Error('corrupt registry did not bind');
-  return { server, host: `127.0.0.1:${address.port}`, layerRequested, layerClosed };
+  return { server, host: `127.0.0.1:${address.port}`, layerRequested };
 }
 
 function request(spec: ContainerSpec, appRevision = 1, device = deviceId): CreateRequest {
@@ -243,23 +233,25 @@ describeDocker('DockerRuntime (real engine)', () => {
     }
   });
 
-  it('aborts a pull in progress: rejects as aborted, and the engine stops downloading', async () => {
-    const { server, host, layerRequested, layerClosed } = await startBadRegistry('stall');
+  it('aborts a pull in progress: rejects as aborted at once, though the download stalls', async () => {
+    const { server, host, layerRequested } = await startBadRegistry('stall');
     try {
       const image = `${host}/stalled/app:v1`;
       const controller = new AbortController();
       const pulling = runtime.pull(image, undefined, controller.signal);
       await layerRequested;
-      console.log(Date.now() % 100000, 'aborting'); controller.abort();
+      const abortedAt = Date.now();
+      controller.abort();
       await expect(pulling).rejects.toMatchObject({ code: 'aborted', message: `pull ${image}: aborted` });
-      // Docker cancels a pull whose client went away; the stalled download is dropped.
-      console.log(Date.now() % 100000, 'rejected ok'); await layerClosed; console.log(Date.now() % 100000, 'layer closed');
+      expect(Date.now() - abortedAt).toBeLessThan(2_000);
       expect(await runtime.hasImage(image)).toBe(false);
     } finally {
+      // Docker 20.10 keeps a stalled layer download going after its client
+      // hung up (observed for minutes); closing our end is what ends it.
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
     }
-  }, 200_000);
+  });
 
   it('rejects a pull with an already-aborted signal as aborted, without pulling', async () => {
     const image = await retagInRegistry(images.v2, `abort-${runId}`);

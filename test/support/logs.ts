@@ -35,13 +35,17 @@ export class LogCapture {
 
   /** Waits until at least `count` records with this message match, and returns the newest one. */
   async waitFor(msg: string, where: (record: LogRecord) => boolean = () => true, count = 1): Promise<LogRecord> {
-    return waitFor(
-      `log "${msg}" ×${count} (have: ${JSON.stringify(this.records.slice(-5).map((r) => r.msg))})`,
-      () => {
-        const found = this.matching(msg, where);
-        return found.length >= count ? found[found.length - 1] : undefined;
-      },
-      { timeoutMs: 10_000, intervalMs: 20 },
-    );
+    try {
+      return await waitFor(
+        `log "${msg}" ×${count}`,
+        () => {
+          const found = this.matching(msg, where);
+          return found.length >= count ? found[found.length - 1] : undefined;
+        },
+        { timeoutMs: 10_000, intervalMs: 20 },
+      );
+    } catch (err) {
+      throw new Error(`${(err as Error).message}; last logged: ${JSON.stringify(this.records.slice(-8).map((r) => r.msg))}`);
+    }
   }
 }

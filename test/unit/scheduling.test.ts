@@ -1,8 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { MissingSecretError, desiredAppsFor, desiredHash, matches } from '../../broker/dispatcher/scheduling.js';
+import { desiredAppsFor, desiredHash, MissingSecretError, matches } from '../../broker/dispatcher/scheduling.js';
 import type { AppSpec } from '../../shared/index.js';
 
-const spec = (name: string, scheduling: AppSpec['scheduling'], env: NonNullable<AppSpec['spec']['containers'][number]['env']> = []): AppSpec => ({
+const spec = (
+  name: string,
+  scheduling: AppSpec['scheduling'],
+  env: NonNullable<AppSpec['spec']['containers'][number]['env']> = [],
+): AppSpec => ({
   name,
   scheduling,
   spec: { containers: [{ name: 'main', image: `reg/${name}:1`, env }] },
@@ -62,7 +66,12 @@ describe('desiredAppsFor', () => {
     const a = desiredAppsFor('d1', { site: 'roof' }, apps, () => undefined);
     const b = desiredAppsFor('d1', { site: 'roof' }, [...apps].reverse(), () => undefined);
     expect(desiredHash(a)).toBe(desiredHash(b));
-    const bumped = desiredAppsFor('d1', { site: 'roof' }, apps.map((x) => (x.name === 'alpha' ? { ...x, revision: 6 } : x)), () => undefined);
+    const bumped = desiredAppsFor(
+      'd1',
+      { site: 'roof' },
+      apps.map((x) => (x.name === 'alpha' ? { ...x, revision: 6 } : x)),
+      () => undefined,
+    );
     expect(desiredHash(bumped)).not.toBe(desiredHash(a));
   });
 });

@@ -7,10 +7,10 @@ import {
   DeviceEvent,
   DeviceState,
   DeviceStatus,
-  LogBatch,
-  Metrics,
   decode,
   formatIssues,
+  LogBatch,
+  Metrics,
   validate,
   validateAppSpec,
 } from '../../shared/index.js';
@@ -64,22 +64,58 @@ describe('app spec', () => {
 
   it.each([
     ['a bad port', (s: any) => (s.spec.containers[0].ports[1] = '80:80:tcp'), /^spec\.containers\[0\]\.ports\[1\]: must match pattern/],
-    ['a port out of range', (s: any) => (s.spec.containers[0].ports = ['70000:80']), /^spec\.containers\[0\]\.ports\[0\]: port 70000 is outside 1-65535$/],
+    [
+      'a port out of range',
+      (s: any) => (s.spec.containers[0].ports = ['70000:80']),
+      /^spec\.containers\[0\]\.ports\[0\]: port 70000 is outside 1-65535$/,
+    ],
     ['a missing image', (s: any) => delete s.spec.containers[0].image, /^spec\.containers\[0\]\.image: is required$/],
-    ['an unknown field', (s: any) => (s.spec.containers[0].imagePullPolicy = 'Always'), /^spec\.containers\[0\]\.imagePullPolicy: is not a known field$/],
+    [
+      'an unknown field',
+      (s: any) => (s.spec.containers[0].imagePullPolicy = 'Always'),
+      /^spec\.containers\[0\]\.imagePullPolicy: is not a known field$/,
+    ],
     ['an upper-case app name', (s: any) => (s.name = 'Sensor'), /^name: must match pattern/],
-    ['an unknown restart policy', (s: any) => (s.spec.containers[0].restartPolicy.name = 'sometimes'), /^spec\.containers\[0\]\.restartPolicy\.name: must be one of "no", "always", "unless-stopped", "on-failure"$/],
-    ['a bad memory size', (s: any) => (s.spec.containers[0].resources.memory = 'lots'), /^spec\.containers\[0\]\.resources\.memory: must match pattern/],
+    [
+      'an unknown restart policy',
+      (s: any) => (s.spec.containers[0].restartPolicy.name = 'sometimes'),
+      /^spec\.containers\[0\]\.restartPolicy\.name: must be one of "no", "always", "unless-stopped", "on-failure"$/,
+    ],
+    [
+      'a bad memory size',
+      (s: any) => (s.spec.containers[0].resources.memory = 'lots'),
+      /^spec\.containers\[0\]\.resources\.memory: must match pattern/,
+    ],
     ['a bad volume', (s: any) => (s.spec.containers[0].volumes = ['data']), /^spec\.containers\[0\]\.volumes\[0\]: must match pattern/],
-    ['an env var with both value and secret', (s: any) => (s.spec.containers[0].env[0].fromSecret = 'x'), /^spec\.containers\[0\]\.env\[0\]: must have exactly one of "value" or "fromSecret"$/],
-    ['duplicate container names', (s: any) => s.spec.containers.push({ ...s.spec.containers[0], ports: [] }), /^spec\.containers\[1\]\.name: duplicate container name "gateway"$/],
-    ['a host port published twice', (s: any) => s.spec.containers.push({ name: 'other', image: 'x', ports: ['8080:81'] }), /^spec\.containers\[1\]\.ports\[0\]: host port 8080\/tcp is also published by spec\.containers\[0\]\.ports\[0\]$/],
+    [
+      'an env var with both value and secret',
+      (s: any) => (s.spec.containers[0].env[0].fromSecret = 'x'),
+      /^spec\.containers\[0\]\.env\[0\]: must have exactly one of "value" or "fromSecret"$/,
+    ],
+    [
+      'duplicate container names',
+      (s: any) => s.spec.containers.push({ ...s.spec.containers[0], ports: [] }),
+      /^spec\.containers\[1\]\.name: duplicate container name "gateway"$/,
+    ],
+    [
+      'a host port published twice',
+      (s: any) => s.spec.containers.push({ name: 'other', image: 'x', ports: ['8080:81'] }),
+      /^spec\.containers\[1\]\.ports\[0\]: host port 8080\/tcp is also published by spec\.containers\[0\]\.ports\[0\]$/,
+    ],
     ['no scheduling', (s: any) => delete s.scheduling, /^scheduling: is required$/],
     ['empty scheduling', (s: any) => (s.scheduling = {}), /^scheduling: must NOT have fewer than 1 properties$/],
     ['no containers', (s: any) => (s.spec.containers = []), /^spec\.containers: must NOT have fewer than 1 items$/],
-    ['two healthcheck kinds', (s: any) => (s.spec.containers[0].healthcheck.tcp = 'localhost:80'), /^spec\.containers\[0\]\.healthcheck: must have exactly one of "http", "tcp" or "exec"$/],
+    [
+      'two healthcheck kinds',
+      (s: any) => (s.spec.containers[0].healthcheck.tcp = 'localhost:80'),
+      /^spec\.containers\[0\]\.healthcheck: must have exactly one of "http", "tcp" or "exec"$/,
+    ],
     ['a device id that is a wildcard', (s: any) => (s.scheduling = { devices: ['+'] }), /^scheduling\.devices\[0\]: must match pattern/],
-    ['an unknown update strategy', (s: any) => (s.spec.update.strategy = 'yolo'), /^spec\.update\.strategy: must be one of "download-then-kill", "kill-then-download", "start-then-kill"$/],
+    [
+      'an unknown update strategy',
+      (s: any) => (s.spec.update.strategy = 'yolo'),
+      /^spec\.update\.strategy: must be one of "download-then-kill", "kill-then-download", "start-then-kill"$/,
+    ],
   ])('rejects %s, naming the field', (_what, mutate, expected) => {
     expect(issuesAfter(mutate)).toMatch(expected);
   });
@@ -98,16 +134,43 @@ const now = new Date().toISOString();
 describe('message schemas', () => {
   it.each([
     ['DesiredState', DesiredState, { deviceId: 'd1', revision: 0, issuedAt: now, apps: [] }, /^revision: must be >= 1$/],
-    ['DesiredState app', DesiredState, { deviceId: 'd1', revision: 1, issuedAt: now, apps: [{ name: 'a', revision: 1, containers: [{ name: 'c' }] }] }, /^apps\[0\]\.containers\[0\]\.image: is required$/],
-    ['DeviceState', DeviceState, { deviceId: 'd1', observedRevision: 0, reportedAt: now, host: {}, labels: {}, apps: [] }, /^host\.hostname: is required$/m],
-    ['DeviceState phase', DeviceState, { deviceId: 'd1', observedRevision: 0, reportedAt: now, host: { hostname: 'h', os: 'linux', arch: 'arm64', agentVersion: '1' }, labels: {}, apps: [{ name: 'a', revision: 1, phase: 'dancing', containers: [] }] }, /^apps\[0\]\.phase: must be one of "pending"/],
+    [
+      'DesiredState app',
+      DesiredState,
+      { deviceId: 'd1', revision: 1, issuedAt: now, apps: [{ name: 'a', revision: 1, containers: [{ name: 'c' }] }] },
+      /^apps\[0\]\.containers\[0\]\.image: is required$/,
+    ],
+    [
+      'DeviceState',
+      DeviceState,
+      { deviceId: 'd1', observedRevision: 0, reportedAt: now, host: {}, labels: {}, apps: [] },
+      /^host\.hostname: is required$/m,
+    ],
+    [
+      'DeviceState phase',
+      DeviceState,
+      {
+        deviceId: 'd1',
+        observedRevision: 0,
+        reportedAt: now,
+        host: { hostname: 'h', os: 'linux', arch: 'arm64', agentVersion: '1' },
+        labels: {},
+        apps: [{ name: 'a', revision: 1, phase: 'dancing', containers: [] }],
+      },
+      /^apps\[0\]\.phase: must be one of "pending"/,
+    ],
     ['DeviceStatus', DeviceStatus, { online: 'yes', at: now }, /^online: must be boolean$/],
     ['DeviceStatus time', DeviceStatus, { online: true, at: 'yesterday' }, /^at: must match format "date-time"$/],
     ['ApiRequest', ApiRequest, { method: 'apps.list' }, /^correlationId: is required$/],
     ['Command', Command, { id: 'c1', type: 'restart' }, /^expiresAt: is required$/],
     ['CommandReply', CommandReply, { commandId: 'c1', ok: 'no' }, /^ok: must be boolean$/],
     ['DeviceEvent', DeviceEvent, { seq: -1, ts: now, type: 'started', message: '' }, /^seq: must be >= 0$/],
-    ['LogBatch', LogBatch, { seq: 1, lines: [{ app: 'a', container: 'c', stream: 'stdin', ts: now, line: 'x' }] }, /^lines\[0\]\.stream: must be one of "stdout", "stderr"$/],
+    [
+      'LogBatch',
+      LogBatch,
+      { seq: 1, lines: [{ app: 'a', container: 'c', stream: 'stdin', ts: now, line: 'x' }] },
+      /^lines\[0\]\.stream: must be one of "stdout", "stderr"$/,
+    ],
     ['Metrics', Metrics, { seq: 1, ts: now, host: { cpu: 'high' }, containers: [] }, /^host\.cpu: must be number$/],
   ])('%s rejects a bad payload naming the field', (_name, schema, payload, expected) => {
     const result = validate(schema, payload);

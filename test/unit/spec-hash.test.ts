@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, specHash } from '../../agent/runtime/spec-hash.js';
+import { specHash } from '../../agent/runtime/spec-hash.js';
 import type { ContainerSpec } from '../../shared/index.js';
+import { canonicalJson } from '../../shared/index.js';
 
 const base: ContainerSpec = {
   name: 'gateway',
