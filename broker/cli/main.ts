@@ -88,7 +88,19 @@ function report(err: unknown, io: CliIO): ExitCode {
   return EXIT_HUB_ERROR;
 }
 
-/** Entry point for `flotilla.js`. Long-running commands (server, agent) keep the process alive after this returns. */
+/** How long a failed command may take to flush its output before the process is made to exit. */
+const EXIT_GRACE_MS = 1000;
+
+/**
+ * Entry point for `flotilla.js`. Long-running commands (server, agent) keep
+ * the process alive after this returns; every other command ends when its
+ * handles close. A command that failed must end even if something it started
+ * is still open (a hub that failed half-way through starting, say), so a
+ * failure arms an unref'd timer: it never delays a clean exit, and forces one
+ * otherwise.
+ */
 export async function main(argv: readonly string[] = process.argv): Promise<void> {
-  process.exitCode = await run(argv);
+  const code = await run(argv);
+  process.exitCode = code;
+  if (code !== EXIT_OK) setTimeout(() => process.exit(code), EXIT_GRACE_MS).unref();
 }

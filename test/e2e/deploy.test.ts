@@ -14,7 +14,7 @@ import { type AgentProcess, type HubProcess, runCli, startAgentProcess, startHub
 import { waitFor } from '../support/wait.js';
 import { containerIds, docker, inspect, removeContainersAndVolumes } from './support/docker-cli.js';
 import { describeDocker } from './support/engine.js';
-import { type TestImages, ensureTestImages, retagInRegistry } from './support/images.js';
+import { ensureTestImages, retagInRegistry, type TestImages } from './support/images.js';
 
 const suffix = Math.random().toString(36).slice(2, 8);
 const app = `e2e-deploy-${suffix}`;
@@ -94,7 +94,9 @@ describeDocker('deploy, update and delete an app on a real Docker Engine', () =>
 
     const described = await waitFor('the device to report the app running', async () => {
       const out = await runCli(['--hub', hub.url, 'get', 'devices', '-o', 'json']);
-      const device = (JSON.parse(out.stdout) as { items: { id: string; apps: { name: string; phase: string }[] }[] }).items.find((d) => d.id === deviceId);
+      const device = (JSON.parse(out.stdout) as { items: { id: string; apps: { name: string; phase: string }[] }[] }).items.find(
+        (d) => d.id === deviceId,
+      );
       return device?.apps.find((a) => a.name === app && a.phase === 'running');
     });
     expect(described.phase).toBe('running');
@@ -119,7 +121,9 @@ describeDocker('deploy, update and delete an app on a real Docker Engine', () =>
   it('removes the containers when the app is deleted', async () => {
     const deleted = await runCli(['--hub', hub.url, 'delete', 'app', app]);
     expect(deleted.stdout.trim()).toBe(`app/${app} deleted`);
-    await waitFor('the containers to be removed', async () => (await containerIds(`flotilla.app=${app}`)).length === 0, { timeoutMs: 60_000 });
+    await waitFor('the containers to be removed', async () => (await containerIds(`flotilla.app=${app}`)).length === 0, {
+      timeoutMs: 60_000,
+    });
     const described = await runCli(['--hub', hub.url, 'describe', 'app', app]);
     expect(described.code).toBe(3);
     // Named volumes are user data: deleting an app leaves them, as `docker rm` does.

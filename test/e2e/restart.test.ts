@@ -24,9 +24,13 @@ const deviceId = `e2e-restart-${suffix}`;
 
 /** The retained state, read the way a dashboard or an operator's shell would. */
 async function retainedState(hub: HubProcess): Promise<DeviceState> {
-  const { stdout } = await run('mosquitto_sub', ['-h', '127.0.0.1', '-p', `${hub.mqttPort}`, '-t', `flotilla/v1/devices/${deviceId}/state`, '-C', '1', '-W', '10'], {
-    timeout: 15_000,
-  });
+  const { stdout } = await run(
+    'mosquitto_sub',
+    ['-h', '127.0.0.1', '-p', `${hub.mqttPort}`, '-t', `flotilla/v1/devices/${deviceId}/state`, '-C', '1', '-W', '10'],
+    {
+      timeout: 15_000,
+    },
+  );
   return JSON.parse(stdout) as DeviceState;
 }
 
@@ -39,10 +43,15 @@ describeDocker('agent restart', () => {
     hub = await startHubProcess();
     agent = startAgentProcess(hub, deviceId);
     const file = join(mkdtempSync(join(tmpdir(), 'flotilla-e2e-')), 'app.yaml');
-    writeFileSync(file, stringify({ name: app, scheduling: { devices: [deviceId] }, spec: { containers: [{ name: 'web', image: images.v1 }] } }));
+    writeFileSync(
+      file,
+      stringify({ name: app, scheduling: { devices: [deviceId] }, spec: { containers: [{ name: 'web', image: images.v1 }] } }),
+    );
     await waitFor('the agent to register', async () => (await runCli(['--hub', hub.url, 'describe', 'device', deviceId])).code === 0);
     expect((await runCli(['--hub', hub.url, 'apply', '-f', file])).code).toBe(0);
-    await waitFor('the app to run', async () => (await retainedState(hub)).apps.find((a) => a.name === app)?.phase === 'running', { timeoutMs: 60_000 });
+    await waitFor('the app to run', async () => (await retainedState(hub)).apps.find((a) => a.name === app)?.phase === 'running', {
+      timeoutMs: 60_000,
+    });
   });
 
   afterAll(async () => {
@@ -59,7 +68,9 @@ describeDocker('agent restart', () => {
     // The broker saw the connection die without DISCONNECT and published the will.
     await waitFor('the device to show offline', async () => {
       const out = await runCli(['--hub', hub.url, 'get', 'devices', '-o', 'json']);
-      return (JSON.parse(out.stdout) as { items: { id: string; online: boolean }[] }).items.find((d) => d.id === deviceId)?.online === false;
+      return (
+        (JSON.parse(out.stdout) as { items: { id: string; online: boolean }[] }).items.find((d) => d.id === deviceId)?.online === false
+      );
     });
     // The container does not depend on the agent.
     expect((await inspect(before!)).State.Running).toBe(true);

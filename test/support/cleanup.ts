@@ -18,7 +18,7 @@ export class Cleanup {
     let firstError: unknown;
     for (const step of steps) {
       try {
-        const t = Date.now(); console.log("cleanup start", step.what); await step.run(); console.log("cleanup done", step.what, Date.now() - t);
+        await step.run();
       } catch (err) {
         firstError ??= new Error(`cleanup "${step.what}" failed: ${(err as Error).message}`, { cause: err });
       }

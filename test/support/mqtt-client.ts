@@ -50,14 +50,20 @@ export class Inbox {
   /** Waits for a message on `topic` whose JSON payload satisfies `where`; returns that payload. */
   async waitFor<T = Record<string, unknown>>(topic: string, where: (payload: T) => boolean = () => true, timeoutMs = 10_000): Promise<T> {
     try {
-      const found = await waitFor(`a matching message on ${topic}`, () => this.on(topic).find((m) => m.json !== undefined && where(m.json as T)), {
-        timeoutMs,
-        intervalMs: 20,
-      });
+      const found = await waitFor(
+        `a matching message on ${topic}`,
+        () => this.on(topic).find((m) => m.json !== undefined && where(m.json as T)),
+        {
+          timeoutMs,
+          intervalMs: 20,
+        },
+      );
       return found.json as T;
     } catch (err) {
       const last = this.on(topic).slice(-3);
-      throw new Error(`${(err as Error).message}; last received there: ${last.map((m) => m.payload.toString().slice(0, 300)).join(' | ') || 'nothing'}`);
+      throw new Error(
+        `${(err as Error).message}; last received there: ${last.map((m) => m.payload.toString().slice(0, 300)).join(' | ') || 'nothing'}`,
+      );
     }
   }
 }

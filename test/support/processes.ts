@@ -69,7 +69,11 @@ export class ManagedProcess {
 const live = new Set<ManagedProcess>();
 
 function spawnCli(name: string, args: string[], env: NodeJS.ProcessEnv = {}): ManagedProcess {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const proc = new ManagedProcess(name, child);
   live.add(proc);
   void proc.exited.then(() => live.delete(proc));
@@ -94,7 +98,19 @@ export interface HubProcess {
 
 export async function startHubProcess(dataDir = mkdtempSync(join(tmpdir(), 'flotilla-hub-'))): Promise<HubProcess> {
   const [mqttPort, wsPort, httpPort] = [await freePort(), await freePort(), await freePort()];
-  const args = ['server', '--data-dir', dataDir, '--host', '127.0.0.1', '--mqtt-port', `${mqttPort}`, '--ws-port', `${wsPort}`, '--http-port', `${httpPort}`];
+  const args = [
+    'server',
+    '--data-dir',
+    dataDir,
+    '--host',
+    '127.0.0.1',
+    '--mqtt-port',
+    `${mqttPort}`,
+    '--ws-port',
+    `${wsPort}`,
+    '--http-port',
+    `${httpPort}`,
+  ];
   const hub: HubProcess = {
     proc: spawnCli('hub', args),
     dataDir,
@@ -132,8 +148,15 @@ export interface AgentProcess {
   restart(): Promise<void>;
 }
 
-export function startAgentProcess(hub: HubProcess, deviceId: string, labels: Record<string, string> = {}, dataDir = mkdtempSync(join(tmpdir(), `flotilla-agent-${deviceId}-`))): AgentProcess {
+export function startAgentProcess(
+  hub: HubProcess,
+  deviceId: string,
+  labels: Record<string, string> = {},
+  { namePrefix = '' }: { namePrefix?: string } = {},
+  dataDir = mkdtempSync(join(tmpdir(), `flotilla-agent-${deviceId}-`)),
+): AgentProcess {
   const args = ['agent', '--device-id', deviceId, '--hub-url', hub.mqttUrl, '--data-dir', dataDir, '--resync-interval', '2s'];
+  if (namePrefix !== '') args.push('--container-name-prefix', namePrefix);
   for (const [k, v] of Object.entries(labels)) args.push('--label', `${k}=${v}`);
   const agent: AgentProcess = {
     proc: spawnCli(`agent ${deviceId}`, args),

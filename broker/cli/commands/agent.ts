@@ -19,6 +19,7 @@ interface AgentOptions {
   topicRoot: string;
   logLevel: LogLevel;
   resyncInterval: number;
+  containerNamePrefix: string;
 }
 
 /** What mqtt.js connects over, as the agent's config schema accepts them. */
@@ -47,6 +48,11 @@ export function registerAgent(program: Command, io: CliIO): void {
         .argParser(parseResyncInterval)
         .default(10_000, '10s'),
     )
+    .addOption(
+      new Option('--container-name-prefix <prefix>', 'prefix for Docker container names, when several agents share one Docker Engine')
+        .env('FLOTILLA_CONTAINER_NAME_PREFIX')
+        .default(''),
+    )
     .action(async (options: AgentOptions) => {
       const deviceId = options.deviceId ?? defaultDeviceId();
       if (!isDeviceId(deviceId)) {
@@ -67,6 +73,7 @@ export function registerAgent(program: Command, io: CliIO): void {
         topicRoot: options.topicRoot,
         logLevel: options.logLevel,
         resyncIntervalMs: options.resyncInterval,
+        containerNamePrefix: options.containerNamePrefix,
       });
       closeOnSignals(agent, io, 'agent');
     });
