@@ -9,9 +9,9 @@ import { Topics } from '../shared/index.js';
 import { type HubConfig, resolveHubConfig } from './config.js';
 import { createApi } from './dispatcher/api.js';
 import { Dispatcher } from './dispatcher/dispatcher.js';
-import { closeServer, listen, startBroker } from './mqtt/broker.js';
 import { createHttpApi } from './http/server.js';
 import { createLogger } from './logger.js';
+import { closeServer, listen, startBroker } from './mqtt/broker.js';
 import { AppStore } from './store/apps.js';
 import { openDatabase } from './store/db.js';
 import { DeviceStore } from './store/devices.js';
@@ -36,34 +36,37 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
   const devices = new DeviceStore(db);
   const secrets = new SecretStore(db);
 
-  const broker = await startBroker({ host: config.host, mqttPort: config.mqttPort, wsPort: config.wsPort, logger });
-  const client = await mqtt.connectAsync(`mqtt://${connectableHost(config.host)}:${broker.mqttPort}`, {
-    clientId: `flotilla-dispatcher-${process.pid}-${Date.now().toString(36)}`,
-    protocolVersion: 4,
-    clean: true,
-    reconnectPeriod: 1000,
-  });
-  let dispatcher: Dispatcher | undefined;
-  const api = createApi({ apps, devices, secrets, desiredMayHaveChanged: () => dispatcher?.scheduleSync() });
-  dispatcher = new Dispatcher({ mqtt: client, topics, apps, devices, secrets, api, logger });
-  await dispatcher.start();
-
-  const http = createHttpApi(api, logger);
-  const httpPort = await listen(http, config.httpPort, config.host);
-  logger.info({ component: 'hub', dataDir: config.dataDir, httpPort, mqttPort: broker.mqttPort, wsPort: broker.wsPort }, 'hub ready');
-
-  return {
-    config,
-    ports: { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort },
-    async close() {
-      await closeServer(http);
-      await client.endAsync();
-      await broker.close();
-      db.close();
-    },
+  // Everything opened so far is closed again if a later step fails (a port in use),
+  // so a failed start never leaves a process hanging on open handles.
+  const cleanups: (() => unknown)[] = [() => db.close()];
+  const closeAll = async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   };
-}
+  try {
+    const broker = await startBroker({ host: config.host, mqttPort: config.mqttPort, wsPort: config.wsPort, logger });
+    cleanups.push(() => broker.close());
+    const client = await mqtt.connectAsync(`mqtt://${connectableHost(config.host)}:${broker.mqttPort}`, {
+      clientId: `flotilla-dispatcher-${process.pid}-${Date.now().toString(36)}`,
+      protocolVersion: 4,
+      clean: true,
+      reconnectPeriod: 1000,
+    });
+    cleanups.push(() => client.endAsync());
+    let dispatcher: Dispatcher | undefined;
+    const api = createApi({ apps, devices, secrets, desiredMayHaveChanged: () => dispatcher?.scheduleSync() });
+    dispatcher = new Dispatcher({ mqtt: client, topics, apps, devices, secrets, api, logger });
+    await dispatcher.start();
 
+    const http = createHttpApi(api, logger);
+    const httpPort = await listen(http, config.httpPort, config.host);
+    cleanups.push(() => closeServer(http));
+    logger.info({ component: 'hub', dataDir: config.dataDir, httpPort, mqttPort: broker.mqttPort, wsPort: broker.wsPort }, 'hub ready');
+    return { config, ports: { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort }, close: closeAll };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
 /** The dispatcher connects to its own broker; a wildcard bind address is reached over loopback. */
 function connectableHost(host: string): string {
   if (host === '0.0.0.0') return '127.0.0.1';

@@ -57,7 +57,8 @@ export interface Device {
   lastSeen: string | null;
   /** Effective labels: reported by the agent, overridden by the operator's. */
   labels: Labels;
-  operatorLabels: Labels;
+  /** Set by operators; `null` is a tombstone that removes a label the agent reports. */
+  operatorLabels: Record<string, string | null>;
   reportedLabels: Labels;
   desiredRevision: number;
   observedRevision: number | null;

@@ -41,25 +41,43 @@ export interface Closable {
 }
 
 /**
- * Closes `target` on the first SIGINT or SIGTERM and exits 0 (1 if closing
- * failed); a second signal exits 1 at once.
+ * Starts a long-running component and closes it on the first SIGINT or
+ * SIGTERM, then exits 0 (1 if closing failed); a second signal exits 1 at once.
+ *
+ * The handlers are installed *before* `start()` runs: a component can be
+ * reachable (and logging "ready") before its start promise settles, and a
+ * SIGTERM in that window must still close it rather than kill it. A signal
+ * during start waits for the start to finish, then closes. If the start
+ * fails, the caller reports that error; the handlers stay silent.
  */
-export function closeOnSignals(target: Closable, io: CliIO, what: string): void {
+export async function startUntilSignal<T extends Closable>(what: string, io: CliIO, start: () => Promise<T>): Promise<T> {
   let closing = false;
+  const started = start();
   const onSignal = (signal: NodeJS.Signals) => {
     if (closing) {
       io.stderr(`${signal} again: exiting without waiting for the ${what} to close\n`);
       process.exit(1);
     }
     closing = true;
-    target.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        io.stderr(`error: closing the ${what}: ${(err as Error).message ?? String(err)}\n`);
-        process.exit(1);
-      },
+    started.then(
+      (target) =>
+        target.close().then(
+          () => process.exit(0),
+          (err: unknown) => {
+            io.stderr(`error: closing the ${what}: ${err instanceof Error ? err.message : String(err)}\n`);
+            process.exit(1);
+          },
+        ),
+      () => {},
     );
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  try {
+    return await started;
+  } catch (err) {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    throw err;
+  }
 }

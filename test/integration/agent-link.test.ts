@@ -17,9 +17,9 @@ import type { DesiredState, DeviceState } from '../../shared/index.js';
 import { Cleanup } from '../support/cleanup.js';
 import { appSpec } from '../support/fixtures.js';
 import { http } from '../support/http.js';
-import { type TestHub, startTestHub } from '../support/hub.js';
+import { startTestHub, type TestHub } from '../support/hub.js';
 import { LogCapture } from '../support/logs.js';
-import { Inbox, closeClient, connectClient } from '../support/mqtt-client.js';
+import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
 import { waitFor } from '../support/wait.js';
 
 const NO_ENGINE = '/nonexistent/docker.sock';
@@ -39,8 +39,16 @@ describe('agent ↔ hub over MQTT, no container engine reachable', () => {
   let observed: Inbox;
 
   beforeEach(async () => {
-    hubDir = cleanup.add('hub dir', () => rmSync(hubDir, { recursive: true, force: true }), mkdtempSync(join(tmpdir(), 'flotilla-it-hub-')));
-    agentDir = cleanup.add('agent dir', () => rmSync(agentDir, { recursive: true, force: true }), mkdtempSync(join(tmpdir(), 'flotilla-it-agent-')));
+    hubDir = cleanup.add(
+      'hub dir',
+      () => rmSync(hubDir, { recursive: true, force: true }),
+      mkdtempSync(join(tmpdir(), 'flotilla-it-hub-')),
+    );
+    agentDir = cleanup.add(
+      'agent dir',
+      () => rmSync(agentDir, { recursive: true, force: true }),
+      mkdtempSync(join(tmpdir(), 'flotilla-it-agent-')),
+    );
     hub = await startTestHub({ dataDir: hubDir, logLevel: 'info' });
     cleanup.add('hub', () => hub.close());
     agentLogs = new LogCapture('debug');
@@ -54,10 +62,10 @@ describe('agent ↔ hub over MQTT, no container engine reachable', () => {
     }
   });
 
-  async function launchAgent(hubUrl = hub.mqttUrl): Promise<Agent> {
+  async function launchAgent(hubUrl = hub.mqttUrl, deviceId = 'dev-a'): Promise<Agent> {
     const runtime = new DockerRuntime(new Dockerode({ socketPath: NO_ENGINE }));
     const agent = await startAgent(
-      { deviceId: 'dev-a', hubUrl, dataDir: agentDir, logLevel: 'silent', labels: { site: 'lab' }, stateIntervalMs: 50 },
+      { deviceId, hubUrl, dataDir: agentDir, logLevel: 'silent', labels: { site: 'lab' }, stateIntervalMs: 50 },
       { runtime, logger: agentLogs.logger },
     );
     let closing: Promise<void> | undefined;
@@ -193,6 +201,24 @@ describe('agent ↔ hub over MQTT, no container engine reachable', () => {
     await waitFor('dev-a offline after second close', async () => (await getDevice()).body.online === false);
   });
 
+  it('does not restore a desired state that was persisted for another device id', async () => {
+    await http(hub.httpUrl, 'POST', '/api/v1/apps', appSpec('lab-app', { site: 'lab' }));
+    await observe();
+    const previous = await launchAgent();
+    await observed.waitFor<DeviceState>(STATE, (s) => s.apps.some((a) => a.name === 'lab-app'));
+    await previous.close();
+    const mqttPort = hub.hub.ports.mqtt;
+    await closeClient(observer);
+    await hub.close();
+
+    // The same data dir, re-provisioned as another device, started while the hub is away:
+    // dev-a's apps are not dev-b's to run.
+    const renamed = await launchAgent(`mqtt://127.0.0.1:${mqttPort}`, 'dev-b');
+    // BUG (agent/agent.ts:66-70, agent/local-store.ts loadDesired): the document's deviceId is not checked.
+    expect(renamed.reconciler.desiredRevision).toBe(0);
+    expect(agentLogs.matching('restored desired state from disk', (r) => r.deviceId === 'dev-b')).toEqual([]);
+  });
+
   it('pushes revisions past what the device has when the hub lost its database', async () => {
     await observe();
     const agent = await launchAgent();
@@ -206,7 +232,11 @@ describe('agent ↔ hub over MQTT, no container engine reachable', () => {
     await closeClient(observer);
     await hub.close();
     // A new hub with an empty database on the same address.
-    const freshDir = cleanup.add('fresh hub dir', () => rmSync(freshDir, { recursive: true, force: true }), mkdtempSync(join(tmpdir(), 'flotilla-it-hub-')));
+    const freshDir: string = cleanup.add(
+      'fresh hub dir',
+      () => rmSync(freshDir, { recursive: true, force: true }),
+      mkdtempSync(join(tmpdir(), 'flotilla-it-hub-')),
+    );
     hub = await startTestHub({ dataDir: freshDir, mqttPort, logLevel: 'info' });
     cleanup.add('fresh hub', () => hub.close());
 
@@ -245,7 +275,7 @@ describe('agent ↔ hub over MQTT, no container engine reachable', () => {
       cleanup.add('rescue hub', () => hub.close());
       await closing;
     }
-    // BUG (agent/link.ts:231-241): close() awaits a QoS 1 PUBACK for its "offline" status with no
+    // BUG (agent/link.ts:63-73): close() awaits a QoS 1 PUBACK for its "offline" status with no
     // deadline, so it never resolves while the hub is unreachable.
     expect(outcome).toBe('closed');
   });

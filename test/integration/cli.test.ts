@@ -190,6 +190,16 @@ describe('devices', SLOW, () => {
       expect(described.stdout).toMatch(/^Name: +sim-pi-1$/m);
       expect(described.stdout).toMatch(/^ +site=roof \(operator\)$/m);
       expect(described.stdout).toMatch(/^ {2}OS\/Arch: +linux\/arm64$/m);
+
+      // Removing a label the agent reports: the hub keeps a tombstone, so it stays removed.
+      expect(await flotilla(['label', 'device', 'sim-pi-1', 'arch-'])).toEqual({
+        code: 0,
+        stdout: 'device/sim-pi-1 labeled\n',
+        stderr: '',
+      });
+      const json = await flotilla(['get', 'device', 'sim-pi-1', '-o', 'json']);
+      expect(JSON.parse(json.stdout)).toMatchObject({ id: 'sim-pi-1', labels: { site: 'roof' }, reportedLabels: { arch: 'arm64' } });
+      expect(JSON.parse(json.stdout).labels).not.toHaveProperty('arch');
     } finally {
       await client.endAsync();
     }

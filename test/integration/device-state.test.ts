@@ -13,9 +13,9 @@ import type { DesiredState, DeviceState } from '../../shared/index.js';
 import { Cleanup } from '../support/cleanup.js';
 import { appSpec, deviceState } from '../support/fixtures.js';
 import { http } from '../support/http.js';
-import { type TestHub, startTestHub } from '../support/hub.js';
+import { startTestHub, type TestHub } from '../support/hub.js';
 import { mosquittoSub } from '../support/mosquitto.js';
-import { Inbox, closeClient, connectClient } from '../support/mqtt-client.js';
+import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
 import { waitFor } from '../support/wait.js';
 
 const STATE = 'flotilla/v1/devices/dev-1/state';
@@ -106,7 +106,14 @@ describe('device state and desired state over MQTT', () => {
       {
         name: 'sensor-gateway',
         revision: 1,
-        containers: [{ name: 'gateway', image: 'registry.local/sensor-gateway:1.4.2', ports: ['8080:80'], env: [{ name: 'LOG_LEVEL', value: 'info' }] }],
+        containers: [
+          {
+            name: 'gateway',
+            image: 'registry.local/sensor-gateway:1.4.2',
+            ports: ['8080:80'],
+            env: [{ name: 'LOG_LEVEL', value: 'info' }],
+          },
+        ],
       },
     ]);
 
@@ -193,7 +200,11 @@ describe('device state and desired state over MQTT', () => {
     beforeEach(async () => {
       // Replace the per-test hub with one whose data dir outlives it.
       await hub.close();
-      dataDir = cleanup.add('restart data dir', () => rmSync(dataDir, { recursive: true, force: true }), mkdtempSync(join(tmpdir(), 'flotilla-it-restart-')));
+      dataDir = cleanup.add(
+        'restart data dir',
+        () => rmSync(dataDir, { recursive: true, force: true }),
+        mkdtempSync(join(tmpdir(), 'flotilla-it-restart-')),
+      );
       hub = await startTestHub({ dataDir, logLevel: 'info' });
       cleanup.add('first hub', () => hub.close());
     });

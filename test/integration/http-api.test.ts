@@ -9,8 +9,9 @@ import type { DesiredState } from '../../shared/index.js';
 import { Cleanup } from '../support/cleanup.js';
 import { appSpec, deviceState } from '../support/fixtures.js';
 import { http } from '../support/http.js';
-import { type TestHub, startTestHub } from '../support/hub.js';
-import { Inbox, closeClient, connectClient } from '../support/mqtt-client.js';
+import { startTestHub, type TestHub } from '../support/hub.js';
+import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
+import { waitFor } from '../support/wait.js';
 
 const YAML_SPEC = `# a hand-written spec, as an operator keeps it in git
 name: sensor-gateway
@@ -34,7 +35,8 @@ spec:
 describe('HTTP API', () => {
   const cleanup = new Cleanup();
   let hub: TestHub;
-  const api = (method: string, path: string, body?: unknown, headers?: Record<string, string>) => http(hub.httpUrl, method, path, body, headers);
+  const api = (method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
+    http(hub.httpUrl, method, path, body, headers);
 
   beforeEach(async () => {
     hub = cleanup.add('hub', () => hub.close(), await startTestHub({ logLevel: 'info' }));
@@ -43,7 +45,10 @@ describe('HTTP API', () => {
   afterEach(() => cleanup.run());
 
   /** A device (plain MQTT client) that reports `labels` and listens to its desired document. */
-  async function registerDevice(id: string, labels: Record<string, string>): Promise<{ client: MqttClient; inbox: Inbox; desired: string }> {
+  async function registerDevice(
+    id: string,
+    labels: Record<string, string>,
+  ): Promise<{ client: MqttClient; inbox: Inbox; desired: string }> {
     const client = await connectClient(hub.mqttUrl, { clientId: id });
     cleanup.add(`device ${id}`, () => closeClient(client));
     const inbox = new Inbox(client);
@@ -123,7 +128,11 @@ name: sensor-gateway
     expect(res.body.error.code).toBe('invalid_spec');
     const paths = res.body.error.details.issues.map((i: { path: string }) => i.path);
     expect(paths).toEqual(
-      expect.arrayContaining(['spec.containers[0].ports[1]', 'spec.containers[0].resources.memory', 'spec.containers[0].restartPolicy.name']),
+      expect.arrayContaining([
+        'spec.containers[0].ports[1]',
+        'spec.containers[0].resources.memory',
+        'spec.containers[0].restartPolicy.name',
+      ]),
     );
     expect(res.body.error.details.issues).toContainEqual({
       path: 'spec.containers[0].restartPolicy.name',
@@ -139,7 +148,10 @@ name: sensor-gateway
     expect(semantic.body.error.details.issues).toEqual(
       expect.arrayContaining([
         { path: 'spec.containers[1].name', message: 'duplicate container name "gateway"' },
-        { path: 'spec.containers[1].ports[0]', message: expect.stringContaining('host port 8080/tcp is also published by spec.containers[0].ports[0]') },
+        {
+          path: 'spec.containers[1].ports[0]',
+          message: expect.stringContaining('host port 8080/tcp is also published by spec.containers[0].ports[0]'),
+        },
       ]),
     );
   });
@@ -211,6 +223,24 @@ name: sensor-gateway
     expect(removed.body.labels).toEqual({ site: 'roof' });
     expect((await device.inbox.waitFor<DesiredState>(device.desired, (d) => d.revision === 3)).apps).toEqual([]);
 
+    // Removing a label the device itself reports sticks, even as the device keeps reporting it.
+    const unsited = await api('PATCH', '/api/v1/devices/dev-l/labels', { remove: ['site'] });
+    expect(unsited.status).toBe(200);
+    expect(unsited.body.labels).toEqual({});
+    await device.client.publishAsync(
+      'flotilla/v1/devices/dev-l/state',
+      JSON.stringify(deviceState('dev-l', { labels: { site: 'attic' }, observedRevision: 3 })),
+      { qos: 1, retain: true },
+    );
+    const reReported = await waitFor('dev-l re-reported', async () => {
+      const r = await api('GET', '/api/v1/devices/dev-l');
+      return r.body.observedRevision === 3 && r.body;
+    });
+    expect(reReported.labels).toEqual({});
+    expect(reReported.reportedLabels).toEqual({ site: 'attic' });
+    // Setting it again replaces the tombstone.
+    expect((await api('PATCH', '/api/v1/devices/dev-l/labels', { set: { site: 'roof' } })).body.labels).toEqual({ site: 'roof' });
+
     expect((await api('PATCH', '/api/v1/devices/nobody/labels', { set: { a: 'b' } })).status).toBe(404);
   });
 
@@ -223,7 +253,9 @@ name: sensor-gateway
     const missing = await api('POST', '/api/v1/apps', spec);
     expect(missing.status).toBe(400);
     expect(missing.body.error.code).toBe('invalid_spec');
-    expect(missing.body.error.details.issues).toEqual([{ path: 'spec.containers[0].env[0].fromSecret', message: 'secret "gw-token" does not exist' }]);
+    expect(missing.body.error.details.issues).toEqual([
+      { path: 'spec.containers[0].env[0].fromSecret', message: 'secret "gw-token" does not exist' },
+    ]);
 
     expect((await api('PUT', '/api/v1/secrets/gw-token', { value: 's3cr3t-token' })).body).toEqual({ name: 'gw-token' });
     const stillMissing = await api('POST', '/api/v1/apps', spec);
@@ -248,7 +280,10 @@ name: sensor-gateway
 
     // Rotating a secret re-issues the desired document with the new value.
     await api('PUT', '/api/v1/secrets/gw-token', { value: 'rotated' });
-    const rotated = await device.inbox.waitFor<DesiredState>(device.desired, (d) => d.apps[0]?.containers[0]?.env?.[0]?.value === 'rotated');
+    const rotated = await device.inbox.waitFor<DesiredState>(
+      device.desired,
+      (d) => d.apps[0]?.containers[0]?.env?.[0]?.value === 'rotated',
+    );
     expect(rotated.revision).toBe(desired.revision + 1);
 
     const inUse = await api('DELETE', '/api/v1/secrets/gw-token');

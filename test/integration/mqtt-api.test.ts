@@ -7,8 +7,8 @@ import type { MqttClient } from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Cleanup } from '../support/cleanup.js';
 import { appSpec } from '../support/fixtures.js';
-import { type TestHub, startTestHub } from '../support/hub.js';
-import { Inbox, closeClient, connectClient } from '../support/mqtt-client.js';
+import { startTestHub, type TestHub } from '../support/hub.js';
+import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
 
 const REQUEST = 'flotilla/v1/api/svc-1/request';
 const RESPONSE = 'flotilla/v1/api/svc-1/response';
@@ -69,9 +69,13 @@ describe('MQTT request/response API', () => {
     expect(got.ok).toBe(true);
     expect(got.result).toMatchObject({ name: 'sensor-gateway', revision: 1, spec, devices: [] });
 
-    const changed = await call('apps.apply', { spec: { ...spec, spec: { containers: [{ name: 'gateway', image: 'registry.local/sensor-gateway:1.5.0' }] } } });
+    const changed = await call('apps.apply', {
+      spec: { ...spec, spec: { containers: [{ name: 'gateway', image: 'registry.local/sensor-gateway:1.5.0' }] } },
+    });
     expect(changed.result).toEqual({ name: 'sensor-gateway', revision: 2, changed: true });
-    expect((await call('apps.get', { name: 'sensor-gateway' })).result.spec.spec.containers[0].image).toBe('registry.local/sensor-gateway:1.5.0');
+    expect((await call('apps.get', { name: 'sensor-gateway' })).result.spec.spec.containers[0].image).toBe(
+      'registry.local/sensor-gateway:1.5.0',
+    );
   });
 
   it('refuses an invalid spec with invalid_spec and the path of the bad field', async () => {
@@ -84,7 +88,10 @@ describe('MQTT request/response API', () => {
     expect(response.correlationId).toBe(`req-${seq}`);
     expect(response.error?.code).toBe('invalid_spec');
     expect(response.error?.message).toContain('spec.containers[0].ports[1]');
-    expect(response.error?.details.issues).toContainEqual({ path: 'spec.containers[0].ports[1]', message: expect.stringContaining('must match') });
+    expect(response.error?.details.issues).toContainEqual({
+      path: 'spec.containers[0].ports[1]',
+      message: expect.stringContaining('must match'),
+    });
     // Nothing was stored.
     expect((await call('apps.list')).result.items).toEqual([]);
   });
@@ -126,7 +133,11 @@ describe('MQTT request/response API', () => {
   it('answers concurrent requests each under its own correlation id', async () => {
     const specs = ['app-a', 'app-b', 'app-c'].map((name) => appSpec(name));
     await Promise.all(
-      specs.map((spec) => service.publishAsync(REQUEST, JSON.stringify({ correlationId: `c-${spec.name}`, method: 'apps.apply', params: { spec } }), { qos: 1 })),
+      specs.map((spec) =>
+        service.publishAsync(REQUEST, JSON.stringify({ correlationId: `c-${spec.name}`, method: 'apps.apply', params: { spec } }), {
+          qos: 1,
+        }),
+      ),
     );
     await service.publishAsync(REQUEST, JSON.stringify({ correlationId: 'c-list', method: 'apps.list' }), { qos: 1 });
 
@@ -140,11 +151,17 @@ describe('MQTT request/response API', () => {
     expect(inbox.on(RESPONSE)).toHaveLength(4);
   });
 
-  it('answers on the response topic of the client that asked, not on anyone else\'s', async () => {
-    const other = cleanup.add('other client', () => closeClient(other), await connectClient(hub.mqttUrl, { clientId: 'svc-2' }));
+  it("answers on the response topic of the client that asked, not on anyone else's", async () => {
+    const other: MqttClient = cleanup.add(
+      'other client',
+      () => closeClient(other),
+      await connectClient(hub.mqttUrl, { clientId: 'svc-2' }),
+    );
     const otherInbox = new Inbox(other);
     await other.subscribeAsync('flotilla/v1/api/svc-2/response', { qos: 1 });
-    await other.publishAsync('flotilla/v1/api/svc-2/request', JSON.stringify({ correlationId: 'from-2', method: 'devices.list' }), { qos: 1 });
+    await other.publishAsync('flotilla/v1/api/svc-2/request', JSON.stringify({ correlationId: 'from-2', method: 'devices.list' }), {
+      qos: 1,
+    });
     expect(await otherInbox.waitFor<Response>('flotilla/v1/api/svc-2/response', (r) => r.correlationId === 'from-2')).toEqual({
       correlationId: 'from-2',
       ok: true,

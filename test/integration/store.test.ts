@@ -27,7 +27,11 @@ function spec(name: string, image = 'registry.local/thermo:1.0'): AppSpec {
 function reversedKeys<T>(value: T): T {
   if (Array.isArray(value)) return value.map(reversedKeys) as T;
   if (value === null || typeof value !== 'object') return value;
-  return Object.fromEntries(Object.entries(value).reverse().map(([k, v]) => [k, reversedKeys(v)])) as T;
+  return Object.fromEntries(
+    Object.entries(value)
+      .reverse()
+      .map(([k, v]) => [k, reversedKeys(v)]),
+  ) as T;
 }
 
 describe('SQLite store on a real file', () => {
@@ -157,7 +161,9 @@ describe('SQLite store on a real file', () => {
     new Database(file).close();
     const db = open();
     expect(db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
-    const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((t) => t.name);
+    const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map(
+      (t) => t.name,
+    );
     expect(tables).toEqual(expect.arrayContaining(['app_revisions', 'apps', 'devices', 'secrets']));
     // Opening a current file again runs nothing and changes nothing.
     db.close();

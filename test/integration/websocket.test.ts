@@ -6,9 +6,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { DeviceState } from '../../shared/index.js';
 import { Cleanup } from '../support/cleanup.js';
 import { deviceState } from '../support/fixtures.js';
-import { type TestHub, startTestHub } from '../support/hub.js';
+import { startTestHub, type TestHub } from '../support/hub.js';
 import { mosquittoPub } from '../support/mosquitto.js';
-import { Inbox, closeClient, connectClient } from '../support/mqtt-client.js';
+import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
 
 describe('MQTT over WebSocket for dashboards', () => {
   const cleanup = new Cleanup();
@@ -44,7 +44,9 @@ describe('MQTT over WebSocket for dashboards', () => {
     expect(received).toEqual(live);
     // Exactly once per publish, and only what the filter matches.
     expect(inbox.on('flotilla/v1/devices/dev-live/state')).toHaveLength(1);
-    expect(new Set(inbox.messages.map((m) => m.topic))).toEqual(new Set(['flotilla/v1/devices/dev-early/state', 'flotilla/v1/devices/dev-live/state']));
+    expect(new Set(inbox.messages.map((m) => m.topic))).toEqual(
+      new Set(['flotilla/v1/devices/dev-early/state', 'flotilla/v1/devices/dev-live/state']),
+    );
   });
 
   it('lets a WebSocket client call the request/response API like any MQTT client', async () => {
@@ -52,7 +54,9 @@ describe('MQTT over WebSocket for dashboards', () => {
     cleanup.add('dashboard', () => closeClient(dashboard));
     const inbox = new Inbox(dashboard);
     await dashboard.subscribeAsync('flotilla/v1/api/dashboard-2/response', { qos: 1 });
-    await dashboard.publishAsync('flotilla/v1/api/dashboard-2/request', JSON.stringify({ correlationId: 'ws-1', method: 'devices.list' }), { qos: 1 });
+    await dashboard.publishAsync('flotilla/v1/api/dashboard-2/request', JSON.stringify({ correlationId: 'ws-1', method: 'devices.list' }), {
+      qos: 1,
+    });
     expect(await inbox.waitFor('flotilla/v1/api/dashboard-2/response')).toEqual({ correlationId: 'ws-1', ok: true, result: { items: [] } });
   });
 

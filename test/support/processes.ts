@@ -2,17 +2,15 @@
  * Runs the real `flotilla` CLI as child processes (hub, agents) for
  * integration and e2e tests, and makes sure every one of them is gone afterwards.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
 import { freePort } from './ports.js';
 import { waitFor } from './wait.js';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '../..');
 export const CLI = join(REPO_ROOT, 'broker/cli/flotilla.js');
-const execFileAsync = promisify(execFile);
 
 export interface RunResult {
   code: number;
@@ -20,19 +18,26 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs `flotilla ARGS…` to completion. Never throws on a non-zero exit: tests assert the code. */
-export async function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<RunResult> {
-  try {
-    const { stdout, stderr } = await execFileAsync(process.execPath, [CLI, ...args], {
-      cwd: REPO_ROOT,
-      env: { ...process.env, ...options.env },
-      timeout: 30_000,
+/** Runs `flotilla ARGS…` to completion, feeding `input` on stdin. Never throws on a non-zero exit: tests assert the code. */
+export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...options.env }, stdio: 'pipe' });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
     });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? 1, stdout, stderr });
+    });
+    child.stdin.end(options.input ?? '');
+  });
 }
 
 export class ManagedProcess {

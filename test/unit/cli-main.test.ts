@@ -213,6 +213,6 @@ describe('label', () => {
     expect(body).toEqual({ set: { site: 'roof' }, remove: ['tier', 'arch'] });
     expect(result.requests).toEqual(['PATCH /api/v1/devices/pi-1/labels']);
     expect(result.stdout).toBe('device/pi-1 labeled\n');
-    expect(result.stderr).toBe(`note: label "arch" is still reported by the device's agent (arch=arm64)\n`);
+    expect(result.stderr).toBe('note: label "arch" is still in effect (arch=arm64)\n');
   });
 });

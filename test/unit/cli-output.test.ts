@@ -205,6 +205,16 @@ describe('describeDevice', () => {
     expect(text).toMatch(/ {2}gateway +main +0123456789ab +reg\/gw:1 +running \(Up 5 minutes\) +1\n/);
     expect(text).not.toContain('0123456789abc');
   });
+
+  it('lists reported labels the operator removed (tombstones) apart from the labels in effect', () => {
+    const text = describeDevice(
+      { ...device, labels: { site: 'roof' }, operatorLabels: { site: 'roof', arch: null }, reportedLabels: { arch: 'arm64' } },
+      NOW,
+    );
+    expect(text).toContain(
+      'Labels:          site=roof (operator)\nRemoved Labels:  arch=arm64 (reported by the agent, removed by the operator)\n',
+    );
+  });
 });
 
 describe('describeApp', () => {

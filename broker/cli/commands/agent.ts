@@ -9,7 +9,7 @@ import { DEFAULT_TOPIC_ROOT, DEVICE_ID_PATTERN, isDeviceId } from '../../../shar
 import type { CliIO } from '../context.js';
 import { UsageError } from '../errors.js';
 import { parseLabelAssignments } from '../labels.js';
-import { closeOnSignals, LOG_LEVELS, type LogLevel, parsePositiveDuration, parseTopicRoot } from '../lifecycle.js';
+import { LOG_LEVELS, type LogLevel, parsePositiveDuration, parseTopicRoot, startUntilSignal } from '../lifecycle.js';
 
 interface AgentOptions {
   deviceId?: string;
@@ -51,6 +51,7 @@ export function registerAgent(program: Command, io: CliIO): void {
     .addOption(
       new Option('--container-name-prefix <prefix>', 'prefix for Docker container names, when several agents share one Docker Engine')
         .env('FLOTILLA_CONTAINER_NAME_PREFIX')
+        .argParser(parseContainerNamePrefix)
         .default(''),
     )
     .action(async (options: AgentOptions) => {
@@ -65,22 +66,31 @@ export function registerAgent(program: Command, io: CliIO): void {
       checkMqttUrl(options.hubUrl);
       const labels = parseLabelAssignments(options.label);
       const { startAgent } = await import('../../../agent/agent.js');
-      const agent = await startAgent({
-        deviceId,
-        hubUrl: options.hubUrl,
-        dataDir: options.dataDir,
-        labels,
-        topicRoot: options.topicRoot,
-        logLevel: options.logLevel,
-        resyncIntervalMs: options.resyncInterval,
-        containerNamePrefix: options.containerNamePrefix,
-      });
-      closeOnSignals(agent, io, 'agent');
+      await startUntilSignal('agent', io, () =>
+        startAgent({
+          deviceId,
+          hubUrl: options.hubUrl,
+          dataDir: options.dataDir,
+          labels,
+          topicRoot: options.topicRoot,
+          logLevel: options.logLevel,
+          resyncIntervalMs: options.resyncInterval,
+          containerNamePrefix: options.containerNamePrefix,
+        }),
+      );
     });
 }
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
+}
+
+/** The agent's config pattern: Docker accepts these characters in container names. */
+function parseContainerNamePrefix(value: string): string {
+  if (!/^([a-zA-Z0-9][a-zA-Z0-9_.-]*)?$/.test(value)) {
+    throw new InvalidArgumentError('expected letters, digits, "_", "." or "-", starting with a letter or digit.');
+  }
+  return value;
 }
 
 function parseResyncInterval(value: string): number {

@@ -8,8 +8,9 @@ import type { Command } from 'commander';
 import { isScalar, parseAllDocuments } from 'yaml';
 import { type AppSpec, formatIssue, validateAppSpec } from '../../../shared/index.js';
 import type { ApplyResult } from '../client.js';
-import { type CliIO, globalOptions, hubClient, render } from '../context.js';
+import { type CliIO, globalOptions, hubClient } from '../context.js';
 import { CliErrors, UsageError } from '../errors.js';
+import { formatStructured } from '../output.js';
 
 export interface Document {
   /** How the document is named in messages: `app.yaml`, or `app.yaml (document 2)`. */
@@ -35,7 +36,8 @@ export function registerApply(program: Command, io: CliIO): void {
         if (output === 'table')
           io.stdout(`app/${result.name} ${result.changed ? 'configured' : 'unchanged'} (revision ${result.revision})\n`);
       }
-      if (output !== 'table') render(io, output, results.length === 1 ? results[0] : { items: results }, () => '');
+      // For programs: one response body as the hub sent it, or several as `{items}`, like the hub's lists.
+      if (output !== 'table') io.stdout(formatStructured(results.length === 1 ? results[0] : { items: results }, output));
     });
 }
 

@@ -40,7 +40,11 @@ function timestamp(at: string | null, now: number): string {
 export function describeDevice(device: Device, now: number = Date.now()): string {
   const labels = Object.keys(device.labels)
     .sort()
-    .map((key) => `${key}=${device.labels[key]}${Object.hasOwn(device.operatorLabels, key) ? ' (operator)' : ''}`);
+    .map((key) => `${key}=${device.labels[key]}${typeof device.operatorLabels[key] === 'string' ? ' (operator)' : ''}`);
+  const removed = Object.keys(device.operatorLabels)
+    .filter((key) => device.operatorLabels[key] === null && Object.hasOwn(device.reportedLabels, key))
+    .sort()
+    .map((key) => `${key}=${device.reportedLabels[key]} (reported by the agent, removed by the operator)`);
   const revision =
     device.observedRevision === device.desiredRevision
       ? `${device.desiredRevision} (in sync)`
@@ -51,6 +55,7 @@ export function describeDevice(device: Device, now: number = Date.now()): string
     ['Last Seen', timestamp(device.lastSeen, now)],
     ['Revision', revision],
     ['Labels', labels],
+    ...(removed.length > 0 ? ([['Removed Labels', removed]] as const) : []),
     ...(device.runtimeError ? ([['Runtime Error', device.runtimeError]] as const) : []),
   ]);
 

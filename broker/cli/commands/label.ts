@@ -23,9 +23,9 @@ export function registerLabel(program: Command, io: CliIO): void {
       };
       const device = await hubClient(command, io).patchDeviceLabels(name, patch);
       render(io, globalOptions(command).output, device, () => `device/${device.id} labeled\n`);
-      // Removing only ever removes the operator's label; one the agent reports comes back.
-      for (const key of remove.filter((k) => Object.hasOwn(device.reportedLabels, k))) {
-        io.stderr(`note: label "${key}" is still reported by the device's agent (${key}=${device.reportedLabels[key]})\n`);
+      // A hub that cannot override what the agent reports leaves such a label in effect; say so rather than claim success silently.
+      for (const key of remove.filter((k) => Object.hasOwn(device.labels, k))) {
+        io.stderr(`note: label "${key}" is still in effect (${key}=${device.labels[key]})\n`);
       }
     });
 }

@@ -5,7 +5,7 @@
 import { type Command, Option } from 'commander';
 import { DEFAULT_TOPIC_ROOT } from '../../../shared/index.js';
 import type { CliIO } from '../context.js';
-import { closeOnSignals, LOG_LEVELS, type LogLevel, parsePort, parseTopicRoot } from '../lifecycle.js';
+import { LOG_LEVELS, type LogLevel, parsePort, parseTopicRoot, startUntilSignal } from '../lifecycle.js';
 
 interface ServerOptions {
   dataDir: string;
@@ -37,15 +37,16 @@ export function registerServer(program: Command, io: CliIO): void {
     .addOption(new Option('--log-level <level>', 'pino log level').env('FLOTILLA_LOG_LEVEL').choices(LOG_LEVELS).default('info'))
     .action(async (options: ServerOptions) => {
       const { startHub } = await import('../../hub.js');
-      const hub = await startHub({
-        dataDir: options.dataDir,
-        host: options.host,
-        mqttPort: options.mqttPort,
-        wsPort: options.wsPort,
-        httpPort: options.httpPort,
-        topicRoot: options.topicRoot,
-        logLevel: options.logLevel,
-      });
-      closeOnSignals(hub, io, 'hub');
+      await startUntilSignal('hub', io, () =>
+        startHub({
+          dataDir: options.dataDir,
+          host: options.host,
+          mqttPort: options.mqttPort,
+          wsPort: options.wsPort,
+          httpPort: options.httpPort,
+          topicRoot: options.topicRoot,
+          logLevel: options.logLevel,
+        }),
+      );
     });
 }
