@@ -73,9 +73,17 @@ async function handle(api: HubApi, req: IncomingMessage, res: ServerResponse): P
     res.setHeader('allow', candidates.map((r) => r.method).join(', '));
     return send(res, 405, { error: { code: 'method_not_allowed', message: `${req.method} is not allowed on ${path}` } });
   }
-  const match = path.match(route.pattern)!.map((part) => decodeURIComponent(part)) as RegExpMatchArray;
+  const match = path.match(route.pattern)!.map(decodePathPart) as RegExpMatchArray;
   const params = await route.params(match, () => readBody(req));
   send(res, 200, api.call(route.call, params));
+}
+
+function decodePathPart(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new ApiError('invalid_request', `malformed percent-escape in "${part}"`);
+  }
 }
 
 async function bodyObject(body: () => Promise<unknown>): Promise<Record<string, unknown>> {

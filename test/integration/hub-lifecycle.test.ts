@@ -57,19 +57,21 @@ describe('hub lifecycle', () => {
     expect((await fetch(`http://127.0.0.1:${http}/healthz`)).status).toBe(200);
   });
 
-  it('releases the MQTT port it already bound when a later listener cannot bind', async () => {
-    const httpPort = await freePort();
+  // The HTTP listener is bound after the broker and dispatcher; the WebSocket listener right after
+  // the MQTT one, inside startBroker. Either failing must release what was already bound.
+  it.each(['httpPort', 'wsPort'] as const)('releases the MQTT port it already bound when %s cannot be bound', async (blocked) => {
+    const blockedPort = await freePort();
     const blocker: Server = createServer();
-    await new Promise<void>((resolve) => blocker.listen(httpPort, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => blocker.listen(blockedPort, '127.0.0.1', resolve));
     cleanup.add('blocker', () => new Promise((resolve) => blocker.close(resolve)));
     const mqttPort = await freePort();
+    const ports = { mqttPort, wsPort: 0, httpPort: 0, [blocked]: blockedPort };
 
-    await expect(startHub({ dataDir, host: '127.0.0.1', mqttPort, wsPort: 0, httpPort, logLevel: 'silent' })).rejects.toThrow(
-      `EADDRINUSE: address already in use 127.0.0.1:${httpPort}`,
+    await expect(startHub({ dataDir, host: '127.0.0.1', ...ports, logLevel: 'silent' })).rejects.toThrow(
+      `EADDRINUSE: address already in use 127.0.0.1:${blockedPort}`,
     );
 
-    // A supervisor retries with another HTTP port: the MQTT port must be free again.
-    // BUG (broker/hub.ts:39-52): nothing is closed when a step after startBroker throws.
+    // A supervisor retries with other ports: the MQTT port must be free again.
     const retry = await startHub({ dataDir, host: '127.0.0.1', mqttPort, wsPort: 0, httpPort: 0, logLevel: 'silent' });
     cleanup.add('retry hub', () => retry.close());
     expect(retry.ports.mqtt).toBe(mqttPort);
