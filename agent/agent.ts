@@ -65,7 +65,9 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
 
   const restored = store.loadDesired();
   if (restored.problem) logger.warn({ reason: restored.problem }, 'ignoring unreadable persisted desired state');
-  if (restored.desired) {
+  if (restored.desired && restored.desired.deviceId !== config.deviceId) {
+    logger.warn({ persistedFor: restored.desired.deviceId }, 'ignoring persisted desired state of another device id (data dir reused?)');
+  } else if (restored.desired) {
     logger.info({ revision: restored.desired.revision }, 'restored desired state from disk');
     reconciler.setDesired(restored.desired);
   }

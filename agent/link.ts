@@ -65,11 +65,19 @@ export class Link {
     if (this.client.connected) {
       this.flushNow();
       const status: DeviceStatus = { online: false, at: new Date().toISOString() };
-      await this.client
+      // A link that died silently still looks connected: never wait long for
+      // the acknowledgement. If it does not come, the broker publishes the will.
+      const published = this.client
         .publishAsync(this.options.topics.device(this.options.deviceId, 'status'), JSON.stringify(status), { qos: 1, retain: true })
-        .catch(() => undefined);
+        .then(() => true)
+        .catch(() => false);
+      const acknowledged = await Promise.race([
+        published,
+        new Promise<false>((resolve) => setTimeout(() => resolve(false), 2_000).unref()),
+      ]);
+      if (!acknowledged) return void (await this.client.endAsync(true));
     }
-    await this.client.endAsync();
+    await this.client.endAsync(!this.client.connected);
   }
 
   private onConnect(): void {

@@ -24,17 +24,17 @@ import {
   type DesiredState,
   DeviceState,
   DeviceStatus,
-  type ParsedTopic,
-  type Topics,
   decode,
   formatIssues,
+  type ParsedTopic,
+  type Topics,
 } from '../../shared/index.js';
 import type { AppStore } from '../store/apps.js';
 import type { DeviceStore } from '../store/devices.js';
 import type { SecretStore } from '../store/secrets.js';
 import type { HubApi } from './api.js';
 import { toErrorBody } from './errors.js';
-import { MissingSecretError, desiredAppsFor, desiredHash } from './scheduling.js';
+import { desiredAppsFor, desiredHash, MissingSecretError } from './scheduling.js';
 
 export interface DispatcherDeps {
   mqtt: MqttClient;
@@ -63,6 +63,9 @@ export class Dispatcher {
     mqtt.on('message', (topic, payload) => this.route(topic, payload));
     const filters = [topics.allDevices('state'), topics.allDevices('status'), topics.allApiRequests()];
     await mqtt.subscribeAsync(Object.fromEntries(filters.map((filter) => [filter, { qos: 1 as const }])));
+    // Online flags from before a restart are stale: the broker's retained
+    // status messages are gone with it. Devices say so again when they reconnect.
+    this.deps.devices.markAllOffline();
     for (const device of this.deps.devices.list()) {
       if (device.desired) this.publishDesired(device.desired);
     }
@@ -79,9 +82,12 @@ export class Dispatcher {
     });
   }
 
+  /** Re-plans every device that has reported its state (see ingestStatus for why not the others). */
   syncAll(): void {
     const apps = this.deps.apps.list();
-    for (const device of this.deps.devices.list()) this.syncDevice(device.id, apps);
+    for (const device of this.deps.devices.list()) {
+      if (device.state) this.syncDevice(device.id, apps);
+    }
   }
 
   private syncDevice(deviceId: string, apps = this.deps.apps.list()): void {
@@ -92,7 +98,10 @@ export class Dispatcher {
       desiredApps = desiredAppsFor(device.id, device.labels, apps, (name) => this.deps.secrets.get(name));
     } catch (err) {
       if (!(err instanceof MissingSecretError)) throw err;
-      this.log.error({ deviceId, secret: err.secret, path: err.path }, 'cannot compute desired state: missing secret; device keeps its last desired state');
+      this.log.error(
+        { deviceId, secret: err.secret, path: err.path },
+        'cannot compute desired state: missing secret; device keeps its last desired state',
+      );
       return;
     }
     const hash = desiredHash(desiredApps);
@@ -106,7 +115,10 @@ export class Dispatcher {
     };
     this.deps.devices.recordDesired(desired, hash);
     this.publishDesired(desired);
-    this.log.info({ deviceId, revision: desired.revision, apps: desiredApps.map((a) => `${a.name}@${a.revision}`) }, 'desired state published');
+    this.log.info(
+      { deviceId, revision: desired.revision, apps: desiredApps.map((a) => `${a.name}@${a.revision}`) },
+      'desired state published',
+    );
   }
 
   private publishDesired(desired: DesiredState): void {
@@ -119,8 +131,15 @@ export class Dispatcher {
   private route(topic: string, payload: Buffer): void {
     const parsed = this.deps.topics.parse(topic);
     try {
-      if (!parsed) return this.log.debug({ topic }, 'ignoring message on unknown topic');
-      if (payload.length === 0) return; // a cleared retained message, not a report
+      if (!parsed) {
+        this.log.debug({ topic }, 'ignoring message on unknown topic');
+        return;
+      }
+      if (payload.length === 0) {
+        // A cleared retained message is not a report; an empty request is a mistake worth a log line.
+        if (parsed.kind === 'api') this.log.warn({ topic }, 'empty API request dropped');
+        return;
+      }
       this.handle(parsed, payload);
     } catch (err) {
       this.log.error({ topic, err }, 'message handler failed; message dropped');
@@ -132,36 +151,42 @@ export class Dispatcher {
       if (parsed.channel === 'request') this.handleRequest(parsed.clientId, payload);
       return;
     }
-    switch (parsed.channel) {
-      case 'state':
-        return this.ingestState(parsed.deviceId, payload);
-      case 'status':
-        return this.ingestStatus(parsed.deviceId, payload);
-      default:
-        return;
-    }
+    if (parsed.channel === 'state') this.ingestState(parsed.deviceId, payload);
+    else if (parsed.channel === 'status') this.ingestStatus(parsed.deviceId, payload);
   }
 
   private ingestState(deviceId: string, payload: Buffer): void {
     const result = decode(DeviceState, payload);
-    if (!result.ok) return this.drop('state', deviceId, formatIssues(result.issues));
+    if (!result.ok) {
+      this.drop('state', deviceId, formatIssues(result.issues));
+      return;
+    }
     const state = result.value;
-    if (state.deviceId !== deviceId) return this.drop('state', deviceId, `deviceId "${state.deviceId}" does not match the topic`);
+    if (state.deviceId !== deviceId) {
+      this.drop('state', deviceId, `deviceId "${state.deviceId}" does not match the topic`);
+      return;
+    }
     const isNew = this.deps.devices.ensure(deviceId);
     const before = this.deps.devices.get(deviceId)!;
     this.deps.devices.recordState(state);
     if (isNew) this.log.info({ deviceId, labels: state.labels }, 'device registered');
     const labelsChanged = JSON.stringify(before.reportedLabels) !== JSON.stringify(state.labels);
-    if (isNew || labelsChanged || state.observedRevision > before.desiredRevision) this.syncDevice(deviceId);
+    const neverIssued = before.desiredHash === null;
+    if (neverIssued || labelsChanged || state.observedRevision > before.desiredRevision) this.syncDevice(deviceId);
   }
 
   private ingestStatus(deviceId: string, payload: Buffer): void {
     const result = decode(DeviceStatus, payload);
-    if (!result.ok) return this.drop('status', deviceId, formatIssues(result.issues));
-    const isNew = this.deps.devices.ensure(deviceId);
+    if (!result.ok) {
+      this.drop('status', deviceId, formatIssues(result.issues));
+      return;
+    }
+    // A new device gets its first desired state only once its state report
+    // arrives: that report carries the revision it already holds (from a hub
+    // that lost its database, say), which the first revision must exceed.
+    this.deps.devices.ensure(deviceId);
     this.deps.devices.recordOnline(deviceId, result.value.online);
     this.log.info({ deviceId, online: result.value.online }, result.value.online ? 'device online' : 'device offline');
-    if (isNew) this.syncDevice(deviceId);
   }
 
   private handleRequest(clientId: string, payload: Buffer): void {

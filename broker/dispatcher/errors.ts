@@ -26,7 +26,9 @@ export class ApiError extends Error {
 
   static invalid(code: 'invalid_request' | 'invalid_spec', what: string, issues: ValidationIssue[]): ApiError {
     const first = issues[0];
-    const summary = first ? ` (${first.path === '' ? '(document)' : first.path}: ${first.message}${issues.length > 1 ? `, and ${issues.length - 1} more` : ''})` : '';
+    const summary = first
+      ? ` (${first.path === '' ? '(document)' : first.path}: ${first.message}${issues.length > 1 ? `, and ${issues.length - 1} more` : ''})`
+      : '';
     return new ApiError(code, `invalid ${what}${summary}`, { issues });
   }
 

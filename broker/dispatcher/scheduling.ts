@@ -2,7 +2,7 @@
  * Which apps run on which device, and what each device's desired document
  * holds. Pure functions: the dispatcher feeds them rows, they return data.
  */
-import { type AppSpec, type DesiredApp, type Labels, type Scheduling, contentHash } from '../../shared/index.js';
+import { type AppSpec, contentHash, type DesiredApp, type Labels, type Scheduling } from '../../shared/index.js';
 
 /** An explicit device list wins; otherwise every selector must equal the device's label (`{}` selects all). */
 export function matches(scheduling: Scheduling, deviceId: string, labels: Labels): boolean {
@@ -55,11 +55,16 @@ export function resolveSecrets(spec: AppSpec, secret: (name: string) => string |
     const resolved = { ...container };
     if (container.env) {
       resolved.env = container.env.map((env, j) =>
-        env.fromSecret === undefined ? env : { name: env.name, value: lookup(env.fromSecret, `spec.containers[${i}].env[${j}].fromSecret`) },
+        env.fromSecret === undefined
+          ? env
+          : { name: env.name, value: lookup(env.fromSecret, `spec.containers[${i}].env[${j}].fromSecret`) },
       );
     }
     if (container.auth?.fromSecret !== undefined) {
-      resolved.auth = { username: container.auth.username, password: lookup(container.auth.fromSecret, `spec.containers[${i}].auth.fromSecret`) };
+      resolved.auth = {
+        username: container.auth.username,
+        password: lookup(container.auth.fromSecret, `spec.containers[${i}].auth.fromSecret`),
+      };
     }
     return resolved;
   });

@@ -14,11 +14,11 @@
  *   PUT    /api/v1/secrets/:name         secrets.set  (body: {value})
  *   DELETE /api/v1/secrets/:name         secrets.delete
  */
-import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { parse as parseYaml } from 'yaml';
 import type { HubApi } from '../dispatcher/api.js';
-import { ApiError, HTTP_STATUS, type ApiErrorCode, toErrorBody } from '../dispatcher/errors.js';
+import { ApiError, type ApiErrorCode, HTTP_STATUS, toErrorBody } from '../dispatcher/errors.js';
 
 const MAX_BODY_BYTES = 1024 * 1024;
 

@@ -2,11 +2,11 @@
  * The embedded Aedes broker with its listeners: MQTT over TCP for devices and
  * services, MQTT over WebSocket for dashboards in a browser.
  */
-import { type Server as HttpServer, createServer as createHttpServer } from 'node:http';
-import { type AddressInfo, type Server as NetServer, createServer as createNetServer } from 'node:net';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { type AddressInfo, createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { Aedes } from 'aedes';
 import type { Logger } from 'pino';
-import { WebSocketServer, createWebSocketStream } from 'ws';
+import { createWebSocketStream, WebSocketServer } from 'ws';
 
 export interface BrokerOptions {
   host: string;
@@ -39,29 +39,32 @@ export async function startBroker(options: BrokerOptions): Promise<EmbeddedBroke
     res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: connect with a WebSocket client\n');
   });
   const wss = new WebSocketServer({ server: httpForWs });
+  // ws re-emits its HTTP server's errors (EADDRINUSE); `listen` below reports them.
+  wss.on('error', (err) => log.debug({ err: err.message }, 'websocket server error'));
   wss.on('connection', (socket, req) => {
     const stream = createWebSocketStream(socket);
     stream.on('error', (err) => log.debug({ err: err.message }, 'websocket stream error'));
     aedes.handle(stream, req);
   });
 
-  const mqttPort = await listen(tcp, options.mqttPort, options.host);
-  const wsPort = await listen(httpForWs, options.wsPort, options.host);
-  log.info({ host: options.host, mqttPort, wsPort }, 'MQTT broker listening');
-
-  return {
-    aedes,
-    mqttPort,
-    wsPort,
-    async close() {
-      for (const client of wss.clients) client.terminate();
-      // Stop accepting first, then let Aedes disconnect its clients, which is
-      // what lets the listeners' close() complete.
-      const listenersClosed = Promise.all([closeServer(tcp), closeServer(httpForWs)]);
-      await new Promise<void>((resolve) => aedes.close(() => resolve()));
-      await listenersClosed;
-    },
+  const close = async () => {
+    for (const client of wss.clients) client.terminate();
+    // Stop accepting first, then let Aedes disconnect its clients, which is
+    // what lets the listeners' close() complete.
+    const listenersClosed = Promise.all([closeServer(tcp), closeServer(httpForWs)]);
+    await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    await listenersClosed;
   };
+
+  try {
+    const mqttPort = await listen(tcp, options.mqttPort, options.host);
+    const wsPort = await listen(httpForWs, options.wsPort, options.host);
+    log.info({ host: options.host, mqttPort, wsPort }, 'MQTT broker listening');
+    return { aedes, mqttPort, wsPort, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
 }
 
 export function listen(server: NetServer | HttpServer, port: number, host: string): Promise<number> {
@@ -76,6 +79,7 @@ export function listen(server: NetServer | HttpServer, port: number, host: strin
 
 export function closeServer(server: NetServer | HttpServer): Promise<void> {
   return new Promise((resolve) => {
+    if (!server.listening) return resolve();
     server.close(() => resolve());
     if ('closeAllConnections' in server) server.closeAllConnections();
   });

@@ -15,21 +15,33 @@ export type Db = Database.Database;
 export function openDatabase(file: string): Db {
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
   const db = new Database(file);
-  db.pragma('journal_mode = WAL');
-  // NORMAL is durable across application crashes in WAL mode; only a power
-  // loss may drop the last transactions, which devices re-report anyway.
-  db.pragma('synchronous = NORMAL');
-  db.pragma('foreign_keys = ON');
-  db.pragma('busy_timeout = 5000');
-  migrate(db);
-  return db;
+  try {
+    db.pragma('busy_timeout = 5000');
+    checkVersion(db);
+    db.pragma('journal_mode = WAL');
+    // NORMAL is durable across application crashes in WAL mode; only a power
+    // loss may drop the last transactions, which devices re-report anyway.
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    migrate(db);
+    return db;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
 }
 
-export function migrate(db: Db): void {
+/** Refuses, before touching the file, a database written by a newer Flotilla. */
+function checkVersion(db: Db): number {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > MIGRATIONS.length) {
     throw new Error(`database schema version ${current} is newer than this hub (${MIGRATIONS.length}); upgrade Flotilla`);
   }
+  return current;
+}
+
+export function migrate(db: Db): void {
+  const current = checkVersion(db);
   for (let version = current; version < MIGRATIONS.length; version++) {
     db.transaction(() => {
       db.exec(MIGRATIONS[version]!);

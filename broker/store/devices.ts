@@ -49,6 +49,7 @@ export class DeviceStore {
   private readonly updateState;
   private readonly updateOnline;
   private readonly updateOperatorLabels;
+  private readonly markOffline;
   private readonly updateDesired;
 
   constructor(
@@ -62,6 +63,7 @@ export class DeviceStore {
       'UPDATE devices SET state = ?, observed_revision = ?, reported_labels = ?, online = 1, last_seen = ? WHERE id = ?',
     );
     this.updateOnline = db.prepare('UPDATE devices SET online = ?, last_seen = ? WHERE id = ?');
+    this.markOffline = db.prepare('UPDATE devices SET online = 0');
     this.updateOperatorLabels = db.prepare('UPDATE devices SET operator_labels = ? WHERE id = ?');
     this.updateDesired = db.prepare('UPDATE devices SET desired_revision = ?, desired_hash = ?, desired_doc = ? WHERE id = ?');
   }
@@ -81,11 +83,21 @@ export class DeviceStore {
   }
 
   recordState(state: DeviceState): void {
-    this.updateState.run(JSON.stringify(state), state.observedRevision, JSON.stringify(state.labels), this.now().toISOString(), state.deviceId);
+    this.updateState.run(
+      JSON.stringify(state),
+      state.observedRevision,
+      JSON.stringify(state.labels),
+      this.now().toISOString(),
+      state.deviceId,
+    );
   }
 
   recordOnline(id: string, online: boolean): void {
     this.updateOnline.run(online ? 1 : 0, this.now().toISOString(), id);
+  }
+
+  markAllOffline(): void {
+    this.markOffline.run();
   }
 
   setOperatorLabels(id: string, labels: OperatorLabels): void {

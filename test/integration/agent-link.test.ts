@@ -254,6 +254,44 @@ describe('agent ↔ hub over MQTT, no container engine reachable', () => {
     expect(agent.reconciler.desiredRevision).toBe(4);
   });
 
+  it('does not leave a device on a same-numbered but different document when the hub lost its database', async () => {
+    // Scheduled by device id, so the very first revision the hub issues already carries the app.
+    await http(hub.httpUrl, 'POST', '/api/v1/apps', { ...appSpec('pinned'), scheduling: { devices: ['dev-a'] } });
+    await observe();
+    const agent = await launchAgent();
+    const first = await observed.waitFor<DeviceState>(STATE, (s) => s.apps.some((a) => a.name === 'pinned'));
+    expect(first.observedRevision).toBe(1);
+
+    const mqttPort = hub.hub.ports.mqtt;
+    await closeClient(observer);
+    await hub.close();
+    const freshDir: string = cleanup.add(
+      'fresh hub dir',
+      () => rmSync(freshDir, { recursive: true, force: true }),
+      mkdtempSync(join(tmpdir(), 'flotilla-it-hub-')),
+    );
+    hub = await startTestHub({ dataDir: freshDir, mqttPort, logLevel: 'info' });
+    cleanup.add('fresh hub', () => hub.close());
+
+    // The fresh hub knows no apps; its first document for dev-a is again revision 1, but empty.
+    // The agent must not keep running "pinned" under a revision both sides call 1.
+    // BUG (broker/dispatcher/dispatcher.ts syncDevice/ingestState): the agent ignores the new
+    // revision 1 as a replay, and the hub only re-issues when observedRevision > desiredRevision.
+    const converged = await waitFor(
+      'dev-a converged with the fresh hub',
+      () => agent.reconciler.desiredRevision > 1 && agent.reconciler.desiredRevision,
+      { timeoutMs: 8_000 },
+    ).catch(() => undefined);
+    const device = (await getDevice()).body;
+    expect({
+      agentRevision: converged ?? agent.reconciler.desiredRevision,
+      reportedApps: device.apps.map((a: { name: string }) => a.name),
+    }).toEqual({
+      agentRevision: device.desiredRevision,
+      reportedApps: [],
+    });
+  });
+
   it('finishes close() promptly when the hub went away a moment before', async () => {
     await observe();
     const agent = await launchAgent();

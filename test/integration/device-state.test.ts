@@ -133,6 +133,23 @@ describe('device state and desired state over MQTT', () => {
     expect((await getDevice()).body.desiredRevision).toBe(3);
   });
 
+  it('drops a deleted app from the desired document of every device that ran it', async () => {
+    await connectDevice();
+    await deviceInbox.waitFor<DesiredState>(DESIRED, (d) => d.revision === 1);
+    await http(hub.httpUrl, 'POST', '/api/v1/apps', appSpec('keep', { site: 'roof' }));
+    await http(hub.httpUrl, 'POST', '/api/v1/apps', appSpec('drop', { rack: 'r1' }));
+    const both = await deviceInbox.waitFor<DesiredState>(DESIRED, (d) => d.apps.length === 2);
+    expect(both.apps.map((a) => a.name)).toEqual(['drop', 'keep']);
+
+    const deleted = await http(hub.httpUrl, 'DELETE', '/api/v1/apps/drop');
+    expect(deleted.body).toEqual({ name: 'drop', deleted: true });
+
+    const after = await deviceInbox.waitFor<DesiredState>(DESIRED, (d) => d.revision > both.revision);
+    expect(after.revision).toBe(both.revision + 1);
+    expect(after.apps.map((a) => a.name)).toEqual(['keep']);
+    expect((await getDevice()).body.desiredRevision).toBe(after.revision);
+  });
+
   it('drops malformed, wrong-shaped and misaddressed state with a logged reason and leaves the device as it was', async () => {
     await connectDevice();
     const before = await waitFor('dev-1 registered', async () => {
@@ -238,6 +255,8 @@ describe('device state and desired state over MQTT', () => {
 
       // Nobody is connected as dev-1 to this broker and no status is retained on it,
       // so the hub has no ground to call the device online.
+      // BUG (broker/dispatcher/dispatcher.ts start()): the online flag stored before the restart is
+      // trusted; a device that never comes back shows online forever.
       expect((await getDevice()).body.online).toBe(false);
     });
   });

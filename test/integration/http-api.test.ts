@@ -193,11 +193,15 @@ name: sensor-gateway
     expect((await api('GET', '/healthz')).body).toEqual({ ok: true });
   });
 
-  // BUG (broker/http/server.ts:76): decodeURIComponent throws URIError, which becomes a 500 "internal".
   it('answers a malformed percent-escape in the path as a client error, not a server error', async () => {
     const res = await api('GET', '/api/v1/apps/%E0%A4%A');
     expect(res.status).toBe(400);
     expect(res.body.error.code).toBe('invalid_request');
+    // A well-formed escape is decoded before the name is checked.
+    const escaped = await api('GET', '/api/v1/apps/sensor%2Dgateway');
+    expect(escaped.status).toBe(404);
+    expect(escaped.body.error.message).toBe('app "sensor-gateway" not found');
+    expect(hub.logs.matching('HTTP request failed')).toEqual([]);
   });
 
   it('patches labels, refuses a bad label key with 400, and schedules by the result', async () => {
@@ -290,6 +294,10 @@ name: sensor-gateway
     expect(inUse.status).toBe(400);
     expect(inUse.body.error).toMatchObject({ code: 'invalid_request', message: 'secret "gw-token" is used by app "uses-secret"' });
     expect((await api('GET', '/api/v1/secrets')).body.items).toHaveLength(2);
+
+    const authInUse = await api('DELETE', '/api/v1/secrets/registry-password');
+    expect(authInUse.status).toBe(400);
+    expect(authInUse.body.error.message).toBe('secret "registry-password" is used by app "uses-secret"');
 
     await api('DELETE', '/api/v1/apps/uses-secret');
     expect((await api('DELETE', '/api/v1/secrets/gw-token')).body).toEqual({ name: 'gw-token', deleted: true });

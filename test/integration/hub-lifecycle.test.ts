@@ -4,17 +4,33 @@
  * every port and disconnects every client, and a start that fails half-way
  * leaves nothing behind.
  */
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startHub } from '../../broker/hub.js';
 import { Cleanup } from '../support/cleanup.js';
 import { startTestHub } from '../support/hub.js';
 import { closeClient, connectClient } from '../support/mqtt-client.js';
 import { freePort } from '../support/ports.js';
+import { REPO_ROOT } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
+
+const execFileAsync = promisify(execFile);
+
+/** Runs a TypeScript file under node + tsx; never throws on a non-zero exit. */
+async function runNode(args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+  try {
+    const { stdout, stderr } = await execFileAsync(process.execPath, ['--import', 'tsx', ...args], { cwd: REPO_ROOT, timeout: 20_000 });
+    return { stdout, stderr, code: 0 };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { stdout: e.stdout ?? '', stderr: e.stderr ?? '', code: typeof e.code === 'number' ? e.code : 1 };
+  }
+}
 
 describe('hub lifecycle', () => {
   const cleanup = new Cleanup();
@@ -58,22 +74,33 @@ describe('hub lifecycle', () => {
   });
 
   // The HTTP listener is bound after the broker and dispatcher; the WebSocket listener right after
-  // the MQTT one, inside startBroker. Either failing must release what was already bound.
-  it.each(['httpPort', 'wsPort'] as const)('releases the MQTT port it already bound when %s cannot be bound', async (blocked) => {
+  // the MQTT one, inside startBroker. Either failing must reject the start and release what was
+  // already bound, so a supervisor can retry. Run in a child process: a start that crashes the
+  // process instead of rejecting must fail this test, not the test runner.
+  it.each(['httpPort', 'wsPort'] as const)('rejects and releases the MQTT port when %s cannot be bound', async (blocked) => {
     const blockedPort = await freePort();
     const blocker: Server = createServer();
     await new Promise<void>((resolve) => blocker.listen(blockedPort, '127.0.0.1', resolve));
     cleanup.add('blocker', () => new Promise((resolve) => blocker.close(resolve)));
     const mqttPort = await freePort();
-    const ports = { mqttPort, wsPort: 0, httpPort: 0, [blocked]: blockedPort };
+    const config = { dataDir, host: '127.0.0.1', mqttPort, wsPort: 0, httpPort: 0, [blocked]: blockedPort };
 
-    await expect(startHub({ dataDir, host: '127.0.0.1', ...ports, logLevel: 'silent' })).rejects.toThrow(
-      `EADDRINUSE: address already in use 127.0.0.1:${blockedPort}`,
-    );
+    const { stdout, stderr, code } = await runNode([join(REPO_ROOT, 'test/support/hub-start-child.ts'), JSON.stringify(config)]);
 
-    // A supervisor retries with other ports: the MQTT port must be free again.
-    const retry = await startHub({ dataDir, host: '127.0.0.1', mqttPort, wsPort: 0, httpPort: 0, logLevel: 'silent' });
-    cleanup.add('retry hub', () => retry.close());
-    expect(retry.ports.mqtt).toBe(mqttPort);
+    const lines = stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    // BUG for wsPort (broker/mqtt/broker.ts:41,48-49): the WebSocketServer re-emits the HTTP server's
+    // EADDRINUSE as an 'error' event nobody listens to, so the process dies with an uncaught exception
+    // (and the MQTT listener bound just before would not be closed either).
+    expect({ lines, stderr: stderr.split('\n').slice(0, 3).join('\n'), code }).toEqual({
+      lines: [
+        { step: 'first', ok: false, error: `listen EADDRINUSE: address already in use 127.0.0.1:${blockedPort}` },
+        { step: 'retry', ok: true, mqttPort },
+      ],
+      stderr: '',
+      code: 0,
+    });
   });
 });
