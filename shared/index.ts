@@ -1,3 +1,4 @@
+export * from './api.js';
 export * from './app-spec.js';
 export * from './canonical-json.js';
 export * from './ids.js';

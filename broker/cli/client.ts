@@ -6,74 +6,15 @@
  * Every failure becomes a CliError with the right exit code: HubUnreachableError
  * when no HTTP answer came back at all, HubError when one did and it was an error.
  */
-import type { AppPhase, AppSpec, ContainerState, HostFacts, Labels, Scheduling } from '../../shared/index.js';
+import type { AppDetail, ApplyResult, AppSummary, DeviceView as Device, Labels, List } from '../../shared/index.js';
 import { formatIssue } from '../../shared/index.js';
 import { CliError, EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, type ExitCode, UsageError } from './errors.js';
 
-export interface ApplyResult {
-  name: string;
-  revision: number;
-  changed: boolean;
-}
-
-export interface AppSummary {
-  name: string;
-  revision: number;
-  scheduling: Scheduling;
-  containers: number;
-  devices: { matched: number; running: number };
-  createdAt: string;
-  updatedAt: string;
-}
-
-export interface AppOnDevice {
-  id: string;
-  online: boolean;
-  phase: AppPhase | null;
-  message?: string;
-  revision: number | null;
-}
-
-export interface AppDetail {
-  name: string;
-  revision: number;
-  spec: AppSpec;
-  createdAt: string;
-  updatedAt: string;
-  devices: AppOnDevice[];
-}
-
-export interface DeviceApp {
-  name: string;
-  revision: number;
-  phase: AppPhase;
-  message?: string;
-  containers: ContainerState[];
-}
-
-export interface Device {
-  id: string;
-  online: boolean;
-  lastSeen: string | null;
-  /** Effective labels: reported by the agent, overridden by the operator's. */
-  labels: Labels;
-  /** Set by operators; `null` is a tombstone that removes a label the agent reports. */
-  operatorLabels: Record<string, string | null>;
-  reportedLabels: Labels;
-  desiredRevision: number;
-  observedRevision: number | null;
-  host: HostFacts | null;
-  apps: DeviceApp[];
-  runtimeError?: string;
-}
+export type { AppDetail, ApplyResult, AppOnDevice, AppSummary, DeviceView as Device, List } from '../../shared/index.js';
 
 export interface LabelPatch {
   set?: Labels;
   remove?: string[];
-}
-
-export interface List<T> {
-  items: T[];
 }
 
 export interface ErrorIssue {

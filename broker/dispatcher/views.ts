@@ -1,29 +1,11 @@
 /**
  * What the API returns for apps and devices: the same shapes over HTTP and
- * MQTT, built from store rows by pure functions.
+ * MQTT (types in shared/api.ts), built from store rows by pure functions.
  */
-import type { AppPhase, Scheduling } from '../../shared/index.js';
+import { type AppDetail, type AppOnDevice, type AppSummary, type DeviceView, summarizeApp } from '../../shared/index.js';
 import type { StoredApp } from '../store/apps.js';
 import type { StoredDevice } from '../store/devices.js';
 import { matches } from './scheduling.js';
-
-export interface AppSummary {
-  name: string;
-  revision: number;
-  scheduling: Scheduling;
-  containers: number;
-  devices: { matched: number; running: number };
-  createdAt: string;
-  updatedAt: string;
-}
-
-export interface AppOnDevice {
-  id: string;
-  online: boolean;
-  phase: AppPhase | null;
-  message?: string;
-  revision: number | null;
-}
 
 export function appOnDevices(app: StoredApp, devices: readonly StoredDevice[]): AppOnDevice[] {
   return devices
@@ -40,23 +22,7 @@ export function appOnDevices(app: StoredApp, devices: readonly StoredDevice[]): 
     });
 }
 
-export function appSummary(app: StoredApp, devices: readonly StoredDevice[]): AppSummary {
-  const onDevices = appOnDevices(app, devices);
-  return {
-    name: app.name,
-    revision: app.revision,
-    scheduling: app.spec.scheduling,
-    containers: app.spec.spec.containers.length,
-    devices: {
-      matched: onDevices.length,
-      running: onDevices.filter((d) => d.phase === 'running' && d.revision === app.revision).length,
-    },
-    createdAt: app.createdAt,
-    updatedAt: app.updatedAt,
-  };
-}
-
-export function appDetail(app: StoredApp, devices: readonly StoredDevice[]) {
+export function appDetail(app: StoredApp, devices: readonly StoredDevice[]): AppDetail {
   return {
     name: app.name,
     revision: app.revision,
@@ -67,7 +33,11 @@ export function appDetail(app: StoredApp, devices: readonly StoredDevice[]) {
   };
 }
 
-export function deviceView(device: StoredDevice) {
+export function appSummary(app: StoredApp, devices: readonly StoredDevice[]): AppSummary {
+  return summarizeApp(appDetail(app, devices));
+}
+
+export function deviceView(device: StoredDevice): DeviceView {
   return {
     id: device.id,
     online: device.online,
@@ -82,4 +52,3 @@ export function deviceView(device: StoredDevice) {
     ...(device.state?.runtimeError ? { runtimeError: device.state.runtimeError } : {}),
   };
 }
-export type DeviceView = ReturnType<typeof deviceView>;

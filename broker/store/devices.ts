@@ -3,14 +3,8 @@
  * operator's), last reported state, online status, and the desired document
  * last published to each one.
  */
-import type { DesiredState, DeviceState, Labels } from '../../shared/index.js';
+import type { DesiredState, DeviceState, Labels, OperatorLabels } from '../../shared/index.js';
 import type { Db } from './db.js';
-
-/**
- * The operator's labels override the agent's; `null` removes a label the
- * agent reports (so `flotilla label device d1 site-` works on any label).
- */
-export type OperatorLabels = Record<string, string | null>;
 
 export interface StoredDevice {
   id: string;

@@ -3,7 +3,8 @@
  * `-o json|yaml` prints the hub's body unchanged (`{items}` for a list).
  */
 import type { Command } from 'commander';
-import type { AppDetail, AppSummary, Device } from '../client.js';
+import { summarizeApp } from '../../../shared/index.js';
+import type { AppSummary, Device } from '../client.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import { formatAge, formatLabels, formatTable, yesNo } from '../output.js';
 
@@ -38,29 +39,13 @@ export function registerGet(program: Command, io: CliIO): void {
       const { output } = globalOptions(command);
       if (name !== undefined) {
         const app = await client.getApp(name);
-        render(io, output, app, () => appsTable([summarize(app)]));
+        render(io, output, app, () => appsTable([summarizeApp(app)]));
         return;
       }
       const list = await client.listApps();
       if (output === 'table' && list.items.length === 0) io.stderr('No apps found.\n');
       else render(io, output, list, () => appsTable(list.items));
     });
-}
-
-/** The list row of one app, from its detail body (the same counting as the hub's list). */
-export function summarize(app: AppDetail): AppSummary {
-  return {
-    name: app.name,
-    revision: app.revision,
-    scheduling: app.spec.scheduling,
-    containers: app.spec.spec.containers.length,
-    devices: {
-      matched: app.devices.length,
-      running: app.devices.filter((device) => device.phase === 'running' && device.revision === app.revision).length,
-    },
-    createdAt: app.createdAt,
-    updatedAt: app.updatedAt,
-  };
 }
 
 export function devicesTable(devices: readonly Device[], now: number = Date.now()): string {

@@ -1,0 +1,89 @@
+/**
+ * What the hub's API methods return — the same bodies over HTTP and over the
+ * MQTT request API. The hub builds them (broker/dispatcher/views.ts) and the
+ * CLI reads them; both use these types, so the two cannot drift.
+ */
+import type { AppPhase, AppState, HostFacts } from './schemas/messages.js';
+import type { AppSpec, Labels, Scheduling } from './schemas/spec.js';
+
+export interface ApplyResult {
+  name: string;
+  revision: number;
+  changed: boolean;
+}
+
+export interface AppOnDevice {
+  id: string;
+  online: boolean;
+  phase: AppPhase | null;
+  message?: string;
+  revision: number | null;
+}
+
+export interface DeviceCounts {
+  matched: number;
+  /** Devices running the app's current revision. */
+  running: number;
+}
+
+export interface AppSummary {
+  name: string;
+  revision: number;
+  scheduling: Scheduling;
+  containers: number;
+  devices: DeviceCounts;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface AppDetail {
+  name: string;
+  revision: number;
+  spec: AppSpec;
+  createdAt: string;
+  updatedAt: string;
+  devices: AppOnDevice[];
+}
+
+/** Set by operators; `null` is a tombstone that removes a label the agent reports. */
+export type OperatorLabels = Record<string, string | null>;
+
+export interface DeviceView {
+  id: string;
+  online: boolean;
+  lastSeen: string | null;
+  /** What scheduling matches: reported labels, overridden by the operator's. */
+  labels: Labels;
+  operatorLabels: OperatorLabels;
+  reportedLabels: Labels;
+  desiredRevision: number;
+  observedRevision: number | null;
+  host: HostFacts | null;
+  apps: AppState[];
+  runtimeError?: string;
+}
+
+export interface List<T> {
+  items: T[];
+}
+
+/** One app's device counts, as `get apps` shows them (DEVICES running/matched). */
+export function deviceCounts(revision: number, devices: readonly AppOnDevice[]): DeviceCounts {
+  return {
+    matched: devices.length,
+    running: devices.filter((d) => d.phase === 'running' && d.revision === revision).length,
+  };
+}
+
+/** The list row of one app, from its detail body. */
+export function summarizeApp(app: AppDetail): AppSummary {
+  return {
+    name: app.name,
+    revision: app.revision,
+    scheduling: app.spec.scheduling,
+    containers: app.spec.spec.containers.length,
+    devices: deviceCounts(app.revision, app.devices),
+    createdAt: app.createdAt,
+    updatedAt: app.updatedAt,
+  };
+}
