@@ -28,6 +28,7 @@ export class Link {
   private lastPublished = '';
   private lastPublishedAt = 0;
   private flushTimer: NodeJS.Timeout | undefined;
+  private wasConnected = false;
 
   constructor(private readonly options: LinkOptions) {
     const { topics, deviceId } = options;
@@ -45,8 +46,12 @@ export class Link {
       will: { topic: topics.device(deviceId, 'status'), payload: Buffer.from(JSON.stringify(offline)), qos: 1, retain: true },
     });
     this.client.on('connect', () => this.onConnect());
-    this.client.on('close', () => this.log.debug('disconnected from hub'));
-    this.client.on('error', (err) => this.log.warn({ err: err.message }, 'MQTT error'));
+    this.client.on('close', () => {
+      // One line per outage, not one per reconnect attempt.
+      if (this.wasConnected) this.log.warn({ hubUrl: options.hubUrl }, 'disconnected from hub; apps keep running, reconnecting');
+      this.wasConnected = false;
+    });
+    this.client.on('error', (err) => this.log.warn({ hubUrl: options.hubUrl, err: err.message }, 'hub unreachable; retrying'));
     this.client.on('message', (topic, payload) => this.onMessage(topic, payload));
   }
 
@@ -82,6 +87,7 @@ export class Link {
 
   private onConnect(): void {
     const { topics, deviceId } = this.options;
+    this.wasConnected = true;
     this.log.info({ hubUrl: this.options.hubUrl }, 'connected to hub');
     const status: DeviceStatus = { online: true, at: new Date().toISOString() };
     this.client.publish(topics.device(deviceId, 'status'), JSON.stringify(status), { qos: 1, retain: true });

@@ -41,6 +41,7 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
   const cleanups: (() => unknown)[] = [() => db.close()];
   const closeAll = async () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+    logger.info({ component: 'hub' }, 'hub stopped');
   };
   try {
     const broker = await startBroker({ host: config.host, mqttPort: config.mqttPort, wsPort: config.wsPort, logger });
@@ -58,7 +59,7 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
     await dispatcher.start();
 
     const http = createHttpApi(api, logger);
-    const httpPort = await listen(http, config.httpPort, config.host);
+    const httpPort = await listen(http, config.httpPort, config.host, 'the HTTP API (--http-port)');
     cleanups.push(() => closeServer(http));
     logger.info({ component: 'hub', dataDir: config.dataDir, httpPort, mqttPort: broker.mqttPort, wsPort: broker.wsPort }, 'hub ready');
     return { config, ports: { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort }, close: closeAll };

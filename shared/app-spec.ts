@@ -3,7 +3,11 @@
  * express (unique names, exactly one source per env value, no host port used twice).
  */
 import { type AppSpec, AppSpec as AppSpecSchema, type ContainerSpec } from './schemas/spec.js';
+import { parseSize } from './schemas/units.js';
 import { type Validated, type ValidationIssue, validate } from './validate.js';
+
+/** The smallest memory limit Docker accepts (6 MiB). */
+const DOCKER_MIN_MEMORY = 6 * 1024 * 1024;
 
 export function validateAppSpec(value: unknown): Validated<AppSpec> {
   const result = validate(AppSpecSchema, value);
@@ -43,6 +47,12 @@ function semanticIssues(app: AppSpec): ValidationIssue[] {
         else hostPorts.set(key, `${at}.ports[${j}]`);
       }
     });
+    if (container.resources?.memory !== undefined && parseSize(container.resources.memory) < DOCKER_MIN_MEMORY) {
+      issues.push({
+        path: `${at}.resources.memory`,
+        message: 'must be at least 6m: Docker refuses smaller memory limits (a bare number means bytes)',
+      });
+    }
     const healthcheckKinds = ['http', 'tcp', 'exec'].filter((k) => container.healthcheck?.[k as 'http'] !== undefined);
     if (container.healthcheck && healthcheckKinds.length !== 1) {
       issues.push({ path: `${at}.healthcheck`, message: 'must have exactly one of "http", "tcp" or "exec"' });

@@ -45,7 +45,9 @@ export class HubUnreachableError extends CliError {
     readonly hub: string,
     readonly reason: string,
   ) {
-    super(`cannot reach the hub at ${hub}: ${reason}`, EXIT_HUB_ERROR);
+    super(`cannot reach the hub at ${hub}: ${reason}`, EXIT_HUB_ERROR, [
+      'is `flotilla server` running there? Point the CLI at another hub with --hub URL or FLOTILLA_HUB.',
+    ]);
     this.name = 'HubUnreachableError';
   }
 }

@@ -57,8 +57,8 @@ export async function startBroker(options: BrokerOptions): Promise<EmbeddedBroke
   };
 
   try {
-    const mqttPort = await listen(tcp, options.mqttPort, options.host);
-    const wsPort = await listen(httpForWs, options.wsPort, options.host);
+    const mqttPort = await listen(tcp, options.mqttPort, options.host, 'MQTT (--mqtt-port)');
+    const wsPort = await listen(httpForWs, options.wsPort, options.host, 'MQTT over WebSocket (--ws-port)');
     log.info({ host: options.host, mqttPort, wsPort }, 'MQTT broker listening');
     return { aedes, mqttPort, wsPort, close };
   } catch (err) {
@@ -67,11 +67,20 @@ export async function startBroker(options: BrokerOptions): Promise<EmbeddedBroke
   }
 }
 
-export function listen(server: NetServer | HttpServer, port: number, host: string): Promise<number> {
+/** Listens, turning "address in use" into an error that names what the port was for. */
+export function listen(server: NetServer | HttpServer, port: number, host: string, purpose: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    const onError = (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EADDRINUSE') return reject(err);
+      reject(
+        Object.assign(new Error(`port ${port} on ${host} for ${purpose} is already in use: stop what holds it, or choose another port`), {
+          code: err.code,
+        }),
+      );
+    };
+    server.once('error', onError);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', onError);
       resolve((server.address() as AddressInfo).port);
     });
   });

@@ -13,8 +13,8 @@ import { type Static, Type } from '@sinclair/typebox';
 import { DEVICE_ID_PATTERN, LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, NAME_PATTERN } from '../ids.js';
 import { DURATION_PATTERN, SIZE_PATTERN } from './units.js';
 
-export const Name = Type.String({ pattern: NAME_PATTERN });
-export const DeviceId = Type.String({ pattern: DEVICE_ID_PATTERN });
+export const Name = Type.String({ pattern: NAME_PATTERN, description: 'a DNS label', examples: ['sensor-gateway'] });
+export const DeviceId = Type.String({ pattern: DEVICE_ID_PATTERN, examples: ['gw-0042', 'pi.roof-1'] });
 export const Duration = Type.String({ pattern: DURATION_PATTERN, examples: ['500ms', '5s', '1m'] });
 export const Size = Type.String({ pattern: SIZE_PATTERN, examples: ['64m', '1g', '512Mi'] });
 export const Labels = Type.Record(Type.String({ pattern: LABEL_KEY_PATTERN }), Type.String({ pattern: LABEL_VALUE_PATTERN }), {

@@ -273,23 +273,20 @@ describe('agent ↔ hub over MQTT, no container engine reachable', () => {
     hub = await startTestHub({ dataDir: freshDir, mqttPort, logLevel: 'info' });
     cleanup.add('fresh hub', () => hub.close());
 
-    // The fresh hub knows no apps; its first document for dev-a is again revision 1, but empty.
-    // The agent must not keep running "pinned" under a revision both sides call 1.
-    // BUG (broker/dispatcher/dispatcher.ts syncDevice/ingestState): the agent ignores the new
-    // revision 1 as a replay, and the hub only re-issues when observedRevision > desiredRevision.
-    const converged = await waitFor(
+    // The fresh hub knows no apps. It must not issue its own revision 1 (empty) to a device that
+    // already holds a revision 1 (with "pinned"): the agent would ignore it as a replay and keep
+    // running "pinned" under a number both sides call 1. It waits for the device's state and issues
+    // a revision above what the device holds; the device then converges and reports no apps.
+    const device = await waitFor(
       'dev-a converged with the fresh hub',
-      () => agent.reconciler.desiredRevision > 1 && agent.reconciler.desiredRevision,
-      { timeoutMs: 8_000 },
-    ).catch(() => undefined);
-    const device = (await getDevice()).body;
-    expect({
-      agentRevision: converged ?? agent.reconciler.desiredRevision,
-      reportedApps: device.apps.map((a: { name: string }) => a.name),
-    }).toEqual({
-      agentRevision: device.desiredRevision,
-      reportedApps: [],
-    });
+      async () => {
+        const view = (await getDevice()).body;
+        const agrees = view.desiredRevision > 1 && agent.reconciler.desiredRevision === view.desiredRevision;
+        return agrees && view.observedRevision === view.desiredRevision && view.apps.length === 0 ? view : undefined;
+      },
+      { timeoutMs: 10_000 },
+    );
+    expect(device.apps).toEqual([]);
   });
 
   it('finishes close() promptly when the hub went away a moment before', async () => {

@@ -98,7 +98,7 @@ describe('apply', () => {
     expect(result.requests).toEqual([]);
     const lines = result.stderr.split('\n');
     expect(lines[0]).toBe('error: app.yaml: invalid app spec');
-    expect(lines).toContain(`  name: must match pattern "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"`);
+    expect(lines).toContain(`  name: must match pattern "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" (e.g. "sensor-gateway")`);
     expect(lines.some((line) => line.startsWith('  spec.containers[0].ports[1]: must match pattern'))).toBe(true);
   });
 
@@ -182,7 +182,9 @@ describe('hub errors', () => {
     });
     expect(result).toMatchObject({
       code: EXIT_HUB_ERROR,
-      stderr: 'error: cannot reach the hub at http://127.0.0.1:7070: connect ECONNREFUSED 127.0.0.1:7070\n',
+      stderr:
+        'error: cannot reach the hub at http://127.0.0.1:7070: connect ECONNREFUSED 127.0.0.1:7070\n' +
+        '  is `flotilla server` running there? Point the CLI at another hub with --hub URL or FLOTILLA_HUB.\n',
     });
   });
 

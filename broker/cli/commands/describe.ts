@@ -15,7 +15,7 @@ export function registerDescribe(program: Command, io: CliIO): void {
   describe
     .command('device')
     .aliases(['devices', 'dev'])
-    .argument('<name>', 'device id')
+    .argument('<id>', 'device id')
     .description('labels, host facts, apps and their containers as the device last reported them')
     .action(async (name: string, _options: unknown, command: Command) => {
       const device = await hubClient(command, io).getDevice(name);
