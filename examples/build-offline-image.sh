@@ -14,7 +14,7 @@ cat > "$dir/Dockerfile" <<'DOCKERFILE'
 FROM scratch
 COPY busybox /bin/busybox
 RUN ["/bin/busybox", "--install", "-s", "/bin"]
-CMD ["/bin/sh", "-c", "mkdir -p /www && echo \"$GREETING from $(hostname)\" > /www/index.html && exec httpd -f -p 80 -h /www"]
+CMD ["/bin/sh", "-c", "mkdir -p /www && echo \"$GREETING from $(hostname)\" > /www/index.html && httpd -f -p 80 -h /www & trap 'exit 0' TERM; wait"]
 DOCKERFILE
 docker build -q -t flotilla-example/hello:1 "$dir"
 echo "built flotilla-example/hello:1"
