@@ -11,6 +11,7 @@ import { dockerArch, hostFacts } from './host.js';
 import { Link } from './link.js';
 import { LocalStore } from './local-store.js';
 import { type ObservedState, Reconciler } from './reconcile/reconciler.js';
+import { Records } from './reconcile/records.js';
 import { DockerRuntime } from './runtime/docker-runtime.js';
 import type { ContainerRuntime } from './runtime/runtime.js';
 
@@ -56,6 +57,7 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
 
   const reconciler = new Reconciler({
     runtime,
+    records: new Records(store.loadRecords(), (records) => store.saveRecords(records)),
     deviceId: config.deviceId,
     namePrefix: config.containerNamePrefix,
     logger,

@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { DesiredState, decode, formatIssues } from '../shared/index.js';
+import type { AppRecord } from './reconcile/records.js';
 
 export class LocalStore {
   private readonly db: Database.Database;
@@ -29,6 +30,21 @@ export class LocalStore {
     if (!row) return {};
     const result = decode(DesiredState, row.value);
     return result.ok ? { desired: result.value } : { problem: formatIssues(result.issues) };
+  }
+
+  /** Update records (committed versions, rolled-back revisions); see reconcile/records.ts. */
+  loadRecords(): Record<string, AppRecord> {
+    const row = this.read.get('records');
+    if (!row) return {};
+    try {
+      return JSON.parse(row.value) as Record<string, AppRecord>;
+    } catch {
+      return {};
+    }
+  }
+
+  saveRecords(records: Record<string, AppRecord>): void {
+    this.write.run('records', JSON.stringify(records));
   }
 
   saveDesired(desired: DesiredState): void {

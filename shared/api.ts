@@ -12,6 +12,36 @@ export interface ApplyResult {
   changed: boolean;
 }
 
+/** One entry of `apps.history`. */
+export interface RevisionSummary {
+  revision: number;
+  createdAt: string;
+  specHash: string;
+  /** The image of each container, in spec order. */
+  images: string[];
+  /** Whether this is the app's current revision (the one devices are told to run). */
+  current: boolean;
+  /** How the revision was made: `apply` or `rollback to N`; absent for revisions stored before causes were recorded. */
+  cause?: string;
+}
+
+/** `apps.history`: every revision of an app, newest first. */
+export interface AppHistory {
+  name: string;
+  /** The current revision (always the newest: a rollback is a new revision). */
+  current: number;
+  items: RevisionSummary[];
+}
+
+/** `apps.rollback`: the new revision, or the current one when the target's spec is already current (`changed: false`). */
+export interface RollbackResult {
+  name: string;
+  revision: number;
+  changed: boolean;
+  /** The revision whose spec was restored. */
+  rolledBackTo: number;
+}
+
 export interface AppOnDevice {
   id: string;
   online: boolean;

@@ -5,10 +5,12 @@
  * is harmless.
  */
 import type { ContainerRuntime } from '../runtime/runtime.js';
+import type { RecordWriter } from './records.js';
 import type { Step, StepAction } from './steps.js';
 
 export interface ExecutionContext {
   runtime: ContainerRuntime;
+  records: RecordWriter;
   deviceId: string;
   /** See CreateRequest.namePrefix. */
   namePrefix: string;
@@ -34,6 +36,20 @@ export const executors: Executors = {
   start: (step, ctx) => ctx.runtime.start(step.id),
   stop: (step, ctx) => ctx.runtime.stop(step.id, ctx.stopTimeoutSeconds),
   remove: (step, ctx) => ctx.runtime.remove(step.id),
+  stash: async (step, ctx) => {
+    await ctx.runtime.stop(step.id, ctx.stopTimeoutSeconds);
+    await ctx.runtime.rename(step.id, step.name);
+  },
+  restore: async (step, ctx) => {
+    await ctx.runtime.rename(step.id, step.name);
+    await ctx.runtime.start(step.id);
+  },
+  commit: async (step, ctx) => {
+    ctx.records.commit(step.app, step.appRevision, step.container, { hash: step.specHash, spec: step.spec });
+  },
+  rollback: async (step, ctx) => {
+    ctx.records.markRolledBack(step.app, step.appRevision, step.reason);
+  },
 };
 
 export function execute(step: Step, ctx: ExecutionContext): Promise<void> {

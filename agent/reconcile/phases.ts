@@ -3,14 +3,19 @@
  * should run, and what the agent is doing or last failed to do.
  */
 import type { AppPhase, AppState, DesiredApp } from '../../shared/index.js';
+import type { HealthVerdict } from '../health/verdict.js';
 import type { ManagedContainer } from '../runtime/runtime.js';
 import { specHash } from '../runtime/spec-hash.js';
+import type { UpdateRecords } from './records.js';
 
 export interface Activity {
   /** Images being pulled right now. */
   pulling: ReadonlySet<string>;
   /** Last failure per app, cleared when a step for that app succeeds. */
   failures: ReadonlyMap<string, string>;
+  records: UpdateRecords;
+  /** Health gate verdicts of containers on trial, by container id. */
+  health: ReadonlyMap<string, HealthVerdict>;
 }
 
 export function appStates(
@@ -42,13 +47,22 @@ export function appStates(
 }
 
 function phaseOf(app: DesiredApp, containers: readonly ManagedContainer[], activity: Activity): { phase: AppPhase; message?: string } {
-  const current = app.containers.map((spec) => ({
-    spec,
-    container: containers.find((c) => c.container === spec.name && c.specHash === specHash(spec)),
-  }));
+  const record = activity.records.get(app.name);
+  if (record?.rolledBack?.revision === app.revision) {
+    const previous = record.committed ? `revision ${record.committed.revision} runs again` : 'no previous version to run';
+    return { phase: 'rolled-back', message: `revision ${app.revision} failed its health gate (${record.rolledBack.reason}); ${previous}` };
+  }
+  const current = app.containers.map((spec) => {
+    const hash = specHash(spec);
+    const container = containers.find((c) => c.container === spec.name && c.specHash === hash);
+    const verdict = container && record?.committed?.containers[spec.name]?.hash !== hash ? activity.health.get(container.id) : undefined;
+    return { spec, container, verdict };
+  });
   const failure = activity.failures.get(app.name);
-  if (current.every(({ container }) => container?.state === 'running') && !failure) return { phase: 'running' };
   if (failure) return { phase: 'failed', message: failure };
+  const onTrial = current.find(({ container, verdict }) => container?.state === 'running' && verdict !== undefined && verdict.status !== 'healthy');
+  if (current.every(({ container }) => container?.state === 'running') && !onTrial) return { phase: 'running' };
+  if (onTrial?.verdict?.status === 'pending') return { phase: 'starting', message: `${onTrial.spec.name}: ${onTrial.verdict.reason}` };
   for (const { spec, container } of current) {
     if (!container) continue;
     if (container.state === 'restarting') {

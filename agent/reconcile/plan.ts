@@ -1,30 +1,55 @@
 /**
  * The pure planner: given what runs (containers found by their Flotilla
- * labels) and what should run, return the next batch of steps. No I/O:
- * everything it needs comes in as arguments, so every case is a unit test.
+ * labels), what should run, what the agent remembers about past updates and
+ * how healthy new containers are, return the next batch of steps. No I/O:
+ * everything comes in as arguments, so every case is a unit test.
  *
- * One call plans one tick. Dependent steps (stop before remove before create
- * before start) come out in successive ticks, each after a fresh observation,
- * so a crash or a failure between two steps never leaves a plan half-run:
- * the next tick simply asks again for what is still missing.
+ * One call plans one tick. Dependent steps come out in successive ticks,
+ * each after a fresh observation, so a crash between two steps never leaves
+ * a plan half-run: the next tick asks again for what is still missing.
  *
- * Updates are download-then-kill: the new image is pulled while the old
- * container keeps running; only then is the old one stopped and replaced.
+ * An update of one container, download-then-kill (the default):
+ *   pull new image (old keeps running) → stash old (stop, rename aside) →
+ *   create new → start new → health gate → commit → remove old.
+ * kill-then-download stashes the old one before pulling (for devices short
+ * on disk). If the gate fails, the app's revision is marked rolled back:
+ * the new container is removed and the stashed one restored (renamed back,
+ * started). A rolled-back revision is not retried until a newer one arrives.
  */
-import type { DesiredApp } from '../../shared/index.js';
+import type { ContainerSpec, DesiredApp } from '../../shared/index.js';
+import type { HealthVerdict } from '../health/verdict.js';
 import type { ManagedContainer } from '../runtime/runtime.js';
 import { specHash } from '../runtime/spec-hash.js';
+import type { UpdateRecords } from './records.js';
 import type { Step } from './steps.js';
 
 export interface PlanContext {
   /** Images (as written in specs) that are present on the device. */
   imagesPresent: ReadonlySet<string>;
+  /** The Docker name a container of an app runs under (the agent's name prefix applied). */
+  primaryName: (app: string, container: string) => string;
+  records: UpdateRecords;
+  /** Health gate verdicts of running containers whose spec is not committed yet, by container id. */
+  health: ReadonlyMap<string, HealthVerdict>;
 }
 
 const ACTIVE_STATES = new Set(['running', 'restarting', 'paused']);
 
 export function isActive(container: ManagedContainer): boolean {
   return ACTIVE_STATES.has(container.state);
+}
+
+/** The name a stashed (kept for rollback) container goes by. */
+export function stashName(primary: string, hash: string): string {
+  return `${primary}.prev-${hash.slice(0, 8)}`;
+}
+
+/** What one container slot converges to: the desired spec, or after a rollback the committed one (or nothing). */
+interface Target {
+  hash: string;
+  spec: ContainerSpec;
+  /** Not yet through its health gate. */
+  candidate: boolean;
 }
 
 /**
@@ -37,48 +62,127 @@ export function plan(current: readonly ManagedContainer[], desired: readonly Des
   const wanted = new Set<string>();
 
   for (const app of desired) {
+    const record = ctx.records.get(app.name);
+    const rolledBack = record?.rolledBack?.revision === app.revision;
+    const strategy = app.update?.strategy ?? 'download-then-kill';
+    const gateFailures: string[] = [];
+    // Containers of an app are committed together, once every candidate passed its gate,
+    // so a rollback never leaves half an app on the new version.
+    const commits: Step[] = [];
+    let everyCandidateHealthy = true;
+
     for (const spec of app.containers) {
       wanted.add(key(app.name, spec.name));
-      const hash = specHash(spec);
-      const existing = current.filter((c) => c.app === app.name && c.container === spec.name);
-      const upToDate = existing.filter((c) => c.specHash === hash);
-      const stale = existing.filter((c) => c.specHash !== hash);
+      const committed = record?.committed?.containers[spec.name];
+      const desiredHash = specHash(spec);
+      const target: Target | undefined = rolledBack
+        ? committed && { hash: committed.hash, spec: committed.spec, candidate: false }
+        : { hash: desiredHash, spec, candidate: committed?.hash !== desiredHash };
+      const slot = current.filter((c) => c.app === app.name && c.container === spec.name);
       const base = { app: app.name, container: spec.name };
+      const primary = ctx.primaryName(app.name, spec.name);
+      if (target?.candidate) {
+        const onTrial = slot.find((c) => c.specHash === target.hash && c.dockerName === primary);
+        if (ctx.health.get(onTrial?.id ?? '')?.status !== 'healthy') everyCandidateHealthy = false;
+      }
 
-      if (upToDate.length > 0) {
-        const [keep, ...duplicates] = [...upToDate].sort((a, b) => Number(isActive(b)) - Number(isActive(a)));
-        for (const extra of duplicates) steps.push(retire(extra, 'duplicate of a container with the same spec'));
-        for (const old of stale) steps.push(retire(old, 'replaced by a container with the current spec'));
-        if (keep!.state === 'created') steps.push({ ...base, action: 'start', id: keep!.id, reason: 'created but not started' });
+      if (!target) {
+        // Rolled back with no earlier version to return to: stop the failed one, keep it for `docker logs`.
+        for (const c of slot.filter(isActive)) steps.push({ ...base, action: 'stop', id: c.id, reason: 'rolled back: no previous version to run' });
         continue;
       }
 
-      if (!ctx.imagesPresent.has(spec.image)) {
+      const matching = slot.filter((c) => c.specHash === target.hash).sort((a, b) => rank(b, primary) - rank(a, primary));
+      const [mine, ...duplicates] = matching;
+      const others = slot.filter((c) => c.specHash !== target.hash);
+      for (const extra of duplicates) steps.push(retire(extra, 'duplicate of a container with the same spec'));
+
+      if (mine && mine.dockerName !== primary) {
+        // The version to run sits aside (stashed): free its name, then bring it back.
+        const holder = others.find((c) => c.dockerName === primary);
+        if (holder) steps.push(retire(holder, rolledBack ? `rolled back: ${record?.rolledBack?.reason}` : 'replaced by the kept version'));
+        else steps.push({ ...base, action: 'restore', id: mine.id, name: primary, reason: rolledBack ? 'rolling back to the previous version' : 'restoring the kept version' });
+        continue;
+      }
+
+      if (mine) {
+        if (mine.state === 'created') {
+          steps.push({ ...base, action: 'start', id: mine.id, reason: 'created but not started' });
+          continue;
+        }
+        if (target.candidate) {
+          const verdict = ctx.health.get(mine.id);
+          if (verdict?.status === 'healthy') {
+            commits.push({ ...base, action: 'commit', appRevision: app.revision, specHash: target.hash, spec: target.spec, reason: verdict.reason });
+          } else if (verdict?.status === 'unhealthy') {
+            gateFailures.push(verdict.reason);
+          }
+          // Pending: the stashed previous version stays until the gate decides.
+          for (const c of others) if (!isKept(c, committed?.hash)) steps.push(retire(c, 'superseded by a newer version'));
+          continue;
+        }
+        for (const c of others) steps.push(retire(c, 'previous version no longer needed'));
+        continue;
+      }
+
+      // Nothing runs the target spec yet.
+      const holder = others.find((c) => c.dockerName === primary);
+      const stashHolder = (reason: string): Step | undefined =>
+        holder && { ...base, action: 'stash', id: holder.id, name: stashName(primary, holder.specHash), reason };
+      const keepHolder = holder !== undefined && target.candidate && isKept(holder, committed?.hash);
+
+      if (!ctx.imagesPresent.has(target.spec.image)) {
+        if (keepHolder && strategy === 'kill-then-download') {
+          steps.push(stashHolder('kill-then-download: stopping the running version before pulling')!);
+          continue;
+        }
         steps.push({
           ...base,
           action: 'pull',
-          image: spec.image,
-          ...(spec.auth ? { auth: spec.auth } : {}),
-          reason: stale.length > 0 ? `spec changed: pulling ${spec.image} before replacing the running container` : 'image not present',
+          image: target.spec.image,
+          ...(target.spec.auth ? { auth: target.spec.auth } : {}),
+          reason: holder ? `spec changed: pulling ${target.spec.image} before replacing the running container` : 'image not present',
         });
         continue;
       }
-      if (stale.length > 0) {
-        for (const old of stale) steps.push(retire(old, 'spec changed: replacing container'));
+      if (holder) {
+        steps.push(keepHolder ? stashHolder('spec changed: keeping the running version aside until the new one is healthy')! : retire(holder, 'spec changed: replacing container'));
         continue;
       }
-      steps.push({ ...base, action: 'create', appRevision: app.revision, specHash: hash, spec, reason: 'not running' });
+      for (const c of others) if (!(target.candidate && isKept(c, committed?.hash))) steps.push(retire(c, 'not the version to run'));
+      steps.push({
+        ...base,
+        action: 'create',
+        appRevision: target.candidate ? app.revision : (record?.committed?.revision ?? app.revision),
+        specHash: target.hash,
+        spec: target.spec,
+        reason: rolledBack ? 'rolling back: recreating the previous version' : 'not running',
+      });
+    }
+
+    if (gateFailures.length > 0) {
+      steps.push({ app: app.name, container: '*', action: 'rollback', appRevision: app.revision, reason: gateFailures.join('; ') });
+    } else if (everyCandidateHealthy) {
+      steps.push(...commits);
     }
   }
 
   const desiredApps = new Set(desired.map((a) => a.name));
   for (const container of current) {
     if (wanted.has(key(container.app, container.container))) continue;
-    steps.push(
-      retire(container, desiredApps.has(container.app) ? 'container removed from the app spec' : 'app no longer desired on this device'),
-    );
+    steps.push(retire(container, desiredApps.has(container.app) ? 'container removed from the app spec' : 'app no longer desired on this device'));
   }
   return steps;
+}
+
+/** A stopped container of the committed spec is kept (for rollback) while a candidate is on trial. */
+function isKept(container: ManagedContainer, committedHash: string | undefined): boolean {
+  return committedHash !== undefined && container.specHash === committedHash;
+}
+
+/** Prefer the container under the primary name, then a running one. */
+function rank(container: ManagedContainer, primary: string): number {
+  return (container.dockerName === primary ? 2 : 0) + (isActive(container) ? 1 : 0);
 }
 
 /** Stop first if it runs, remove once stopped: two ticks, so a stop timeout never blocks removal planning. */

@@ -12,13 +12,29 @@
  * - Nothing is removed until a desired state is known (received or restored).
  */
 import type { Logger } from 'pino';
-import type { AppState, DesiredState } from '../../shared/index.js';
+import { type AppState, type DesiredApp, type DesiredState, parseDuration } from '../../shared/index.js';
+import { probe } from '../health/probe.js';
+import { type HealthVerdict, healthVerdict } from '../health/verdict.js';
+import { containerName } from '../runtime/labels.js';
 import type { ContainerRuntime, ManagedContainer } from '../runtime/runtime.js';
 import { StepBackoff } from './backoff.js';
 import { execute } from './executors.js';
 import { appStates } from './phases.js';
 import { plan } from './plan.js';
+import { Records } from './records.js';
 import { describeStep, type Step, stepKey } from './steps.js';
+
+const HEALTH_RECHECK_MS = 1000;
+const PROBE_TIMEOUT_MS = 2000;
+const DEFAULT_HEALTH_TIMEOUT = '60s';
+const DEFAULT_MIN_READY_SECONDS = 10;
+
+function gatePolicy(app: DesiredApp) {
+  return {
+    healthTimeoutMs: parseDuration(app.update?.healthTimeout ?? DEFAULT_HEALTH_TIMEOUT),
+    minReadyMs: (app.update?.minReadySeconds ?? DEFAULT_MIN_READY_SECONDS) * 1000,
+  };
+}
 
 export interface ObservedState {
   observedRevision: number;
@@ -32,6 +48,8 @@ export interface ReconcilerOptions {
   namePrefix?: string;
   logger: Logger;
   onState: (state: ObservedState) => void;
+  /** What the agent remembers about updates (committed versions, rolled-back revisions). */
+  records?: Records;
   backoffBaseMs?: number;
   backoffMaxMs?: number;
   stopTimeoutSeconds?: number;
@@ -51,10 +69,13 @@ export class Reconciler {
   private readonly pulling = new Set<string>();
   private readonly failures = new Map<string, string>();
   private readonly backoff: StepBackoff;
+  private readonly records: Records;
+  private health = new Map<string, HealthVerdict>();
   private readonly log: Logger;
   private readonly now: () => number;
 
   constructor(private readonly options: ReconcilerOptions) {
+    this.records = options.records ?? new Records();
     this.backoff = new StepBackoff({ baseMs: options.backoffBaseMs ?? 1000, maxMs: options.backoffMaxMs ?? 60_000 });
     this.log = options.logger.child({ component: 'reconciler' });
     this.now = options.now ?? Date.now;
@@ -129,15 +150,25 @@ export class Reconciler {
     }
     this.backoff.succeeded('observe');
     this.lastObserved = current;
+    this.health = await this.checkHealth(current);
+    if (this.desired) this.records.retain(new Set([...this.desired.apps.map((a) => a.name), ...current.map((c) => c.app)]));
 
     const now = this.now();
-    const steps = plan(current, this.desired?.apps, { imagesPresent });
+    const prefix = this.options.namePrefix ?? '';
+    const steps = plan(current, this.desired?.apps, {
+      imagesPresent,
+      primaryName: (app, container) => `${prefix}${containerName(app, container)}`,
+      records: this.records.view,
+      health: this.health,
+    });
     const runnable = steps.filter((step) => !this.backoff.isWaiting(stepKey(step), now));
     this.emit(current);
     if (runnable.length === 0) {
       this.previousBatch.clear();
-      const wait = this.backoff.nextReadyIn(now);
-      if (wait !== undefined) this.wakeIn(wait);
+      // A new version on trial is looked at again soon: its gate has a deadline.
+      const onTrial = [...this.health.values()].some((v) => v.status === 'pending');
+      const wait = [this.backoff.nextReadyIn(now), onTrial ? HEALTH_RECHECK_MS : undefined].filter((w) => w !== undefined);
+      if (wait.length > 0) this.wakeIn(Math.min(...wait));
       return;
     }
 
@@ -170,6 +201,7 @@ export class Reconciler {
         runtime: this.options.runtime,
         deviceId: this.options.deviceId,
         namePrefix: this.options.namePrefix ?? '',
+        records: this.records,
         signal,
         stopTimeoutSeconds: this.options.stopTimeoutSeconds ?? 10,
       });
@@ -198,9 +230,36 @@ export class Reconciler {
   private emit(current: readonly ManagedContainer[], runtimeError?: string): void {
     this.options.onState({
       observedRevision: this.desiredRevision,
-      apps: appStates(this.desired?.apps, current, { pulling: this.pulling, failures: this.failures }),
+      apps: appStates(this.desired?.apps, current, {
+        pulling: this.pulling,
+        failures: this.failures,
+        records: this.records.view,
+        health: this.health,
+      }),
       ...(runtimeError ? { runtimeError } : {}),
     });
+  }
+
+  /**
+   * Health gate verdicts for running containers whose spec is not committed
+   * yet (a new version on trial). Probes run here, in observation, so the
+   * planner stays pure.
+   */
+  private async checkHealth(current: readonly ManagedContainer[]): Promise<Map<string, HealthVerdict>> {
+    const verdicts = new Map<string, HealthVerdict>();
+    const now = this.now();
+    for (const app of this.desired?.apps ?? []) {
+      const committed = this.records.view.get(app.name)?.committed?.containers;
+      for (const spec of app.containers) {
+        for (const container of current.filter((c) => c.app === app.name && c.container === spec.name)) {
+          if (committed?.[spec.name]?.hash === container.specHash || container.state === 'created') continue;
+          const policy = gatePolicy(app);
+          const probed = container.state === 'running' ? await probe(spec, container, PROBE_TIMEOUT_MS) : undefined;
+          verdicts.set(container.id, healthVerdict(container, spec, policy, probed, now));
+        }
+      }
+    }
+    return verdicts;
   }
 
   private wakeIn(ms: number): void {

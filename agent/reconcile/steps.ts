@@ -16,7 +16,15 @@ export type Step =
   | (StepBase & { action: 'create'; appRevision: number; specHash: string; spec: ContainerSpec })
   | (StepBase & { action: 'start'; id: string })
   | (StepBase & { action: 'stop'; id: string })
-  | (StepBase & { action: 'remove'; id: string });
+  | (StepBase & { action: 'remove'; id: string })
+  /** Stop the committed version and move it aside (renamed), kept until the new version is committed. */
+  | (StepBase & { action: 'stash'; id: string; name: string })
+  /** Rename a stashed version back to its own name and start it: the rollback of one container. */
+  | (StepBase & { action: 'restore'; id: string; name: string })
+  /** Record that this container's spec passed its health gate. */
+  | (StepBase & { action: 'commit'; appRevision: number; specHash: string; spec: ContainerSpec })
+  /** Record that the app's revision failed its health gate: the previous version comes back. */
+  | (StepBase & { action: 'rollback'; appRevision: number });
 
 export type StepAction = Step['action'];
 
@@ -32,6 +40,13 @@ export function describeStep(step: Step): string {
       return `pull ${step.image} for ${target}`;
     case 'create':
       return `create ${target} (app revision ${step.appRevision})`;
+    case 'commit':
+      return `commit ${target} (app revision ${step.appRevision})`;
+    case 'rollback':
+      return `roll back ${step.app} from revision ${step.appRevision}`;
+    case 'stash':
+    case 'restore':
+      return `${step.action} ${target} (${step.id.slice(0, 12)} as ${step.name})`;
     default:
       return `${step.action} ${target} (${step.id.slice(0, 12)})`;
   }

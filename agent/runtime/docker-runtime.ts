@@ -132,6 +132,9 @@ export class DockerRuntime implements ContainerRuntime {
       restartCount: details.RestartCount ?? 0,
       ...(finished ? { exitCode: state.ExitCode } : {}),
       ...(state.StartedAt && state.StartedAt !== ZERO_TIME ? { startedAt: state.StartedAt } : {}),
+      ...(state.Health?.Status ? { health: state.Health.Status } : {}),
+      ...ipAddressOf(details),
+      networkMode: details.HostConfig.NetworkMode ?? 'default',
     };
   }
 
@@ -220,6 +223,14 @@ export class DockerRuntime implements ContainerRuntime {
       const status = statusCodeOf(err);
       if (status === 304 || status === 404) return; // already stopped, or gone
       throw toRuntimeError(err, `stop container ${id}`);
+    }
+  }
+
+  async rename(id: string, name: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).rename({ name });
+    } catch (err) {
+      throw toRuntimeError(err, `rename container ${id.slice(0, 12)} to ${name}`);
     }
   }
 
@@ -362,4 +373,11 @@ function imageMatches(info: Dockerode.ImageInspectInfo, image: string): boolean 
   const ref = parseImageReference(image);
   if (ref.digest !== undefined) return (info.RepoDigests ?? []).includes(`${ref.name}@${ref.digest}`);
   return (info.RepoTags ?? []).includes(`${ref.name}:${ref.tag}`);
+}
+
+/** The first network address Docker reports (bridge or a user network); none under host networking. */
+function ipAddressOf(details: Dockerode.ContainerInspectInfo): { ipAddress?: string } {
+  const networks = Object.values(details.NetworkSettings?.Networks ?? {});
+  const ip = networks.map((n) => n.IPAddress).find((address) => address !== undefined && address !== '');
+  return ip ? { ipAddress: ip } : {};
 }

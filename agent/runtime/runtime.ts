@@ -22,6 +22,11 @@ export interface ManagedContainer {
   restartCount: number;
   exitCode?: number;
   startedAt?: string;
+  /** Docker's health status (starting, healthy, unhealthy) when the container has a HEALTHCHECK. */
+  health?: string;
+  /** The container's address on its network, for the agent's own http/tcp health probes. */
+  ipAddress?: string;
+  networkMode?: string;
 }
 
 export interface CreateRequest {
@@ -56,6 +61,8 @@ export interface ContainerRuntime {
   start(id: string): Promise<void>;
   /** Stops gracefully (SIGTERM, then SIGKILL after the timeout); a stopped container is not an error. */
   stop(id: string, timeoutSeconds: number): Promise<void>;
+  /** Renames a container (running or not). */
+  rename(id: string, name: string): Promise<void>;
   /** Removes a container; an already-removed container is not an error. */
   remove(id: string): Promise<void>;
   /**

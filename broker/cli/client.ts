@@ -6,11 +6,30 @@
  * Every failure becomes a CliError with the right exit code: HubUnreachableError
  * when no HTTP answer came back at all, HubError when one did and it was an error.
  */
-import type { AppDetail, ApplyResult, AppSummary, DeviceView as Device, Labels, List } from '../../shared/index.js';
+import type {
+  AppDetail,
+  AppHistory,
+  ApplyResult,
+  AppSummary,
+  DeviceView as Device,
+  Labels,
+  List,
+  RollbackResult,
+} from '../../shared/index.js';
 import { formatIssue } from '../../shared/index.js';
 import { CliError, EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, type ExitCode, UsageError } from './errors.js';
 
-export type { AppDetail, ApplyResult, AppOnDevice, AppSummary, DeviceView as Device, List } from '../../shared/index.js';
+export type {
+  AppDetail,
+  AppHistory,
+  ApplyResult,
+  AppOnDevice,
+  AppSummary,
+  DeviceView as Device,
+  List,
+  RevisionSummary,
+  RollbackResult,
+} from '../../shared/index.js';
 
 export interface LabelPatch {
   set?: Labels;
@@ -98,6 +117,15 @@ export class HubClient {
 
   deleteApp(name: string): Promise<{ name: string; deleted: boolean }> {
     return this.request('DELETE', `apps/${encodeURIComponent(name)}`);
+  }
+
+  appHistory(name: string): Promise<AppHistory> {
+    return this.request('GET', `apps/${encodeURIComponent(name)}/revisions`);
+  }
+
+  /** Without `toRevision`, the hub rolls back to the revision before the current one. */
+  rollbackApp(name: string, toRevision?: number): Promise<RollbackResult> {
+    return this.request('POST', `apps/${encodeURIComponent(name)}/rollback`, toRevision === undefined ? {} : { toRevision });
   }
 
   listDevices(): Promise<List<Device>> {

@@ -20,6 +20,8 @@ import { registerDelete } from './commands/delete.js';
 import { registerDescribe } from './commands/describe.js';
 import { registerGet } from './commands/get.js';
 import { registerLabel } from './commands/label.js';
+import { registerRollback } from './commands/rollback.js';
+import { registerRollout } from './commands/rollout.js';
 import { registerServer } from './commands/server.js';
 import { type CliIO, processIO } from './context.js';
 import { EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_OK, type ExitCode, isCliError } from './errors.js';
@@ -60,6 +62,8 @@ export function buildProgram(io: CliIO = processIO()): Command {
   registerDescribe(program, io);
   registerDelete(program, io);
   registerLabel(program, io);
+  registerRollout(program, io);
+  registerRollback(program, io);
   registerServer(program, io);
   registerAgent(program, io);
   return program;

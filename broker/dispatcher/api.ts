@@ -4,13 +4,22 @@
  * the store → tell the dispatcher that desired state may have changed.
  */
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
-import { DeviceId, LABEL_KEY_PATTERN, Labels, Name, validate, validateAppSpec } from '../../shared/index.js';
+import {
+  type AppSpec,
+  DeviceId,
+  LABEL_KEY_PATTERN,
+  Labels,
+  Name,
+  type RollbackResult,
+  validate,
+  validateAppSpec,
+} from '../../shared/index.js';
 import type { AppStore } from '../store/apps.js';
 import type { DeviceStore } from '../store/devices.js';
 import type { SecretStore } from '../store/secrets.js';
 import { ApiError } from './errors.js';
 import { MissingSecretError, resolveSecrets } from './scheduling.js';
-import { appDetail, appSummary, deviceView } from './views.js';
+import { appDetail, appHistory, appSummary, deviceView } from './views.js';
 
 export interface ApiDeps {
   apps: AppStore;
@@ -36,22 +45,55 @@ function method<S extends TSchema>(params: S, run: (params: Static<S>) => unknow
 export function createApi(deps: ApiDeps) {
   const { apps, devices, secrets } = deps;
 
+  /** A spec fit to become current: valid by today's schema, its secrets all present. */
+  function checkSpec(spec: unknown, what: string): AppSpec {
+    const result = validateAppSpec(spec);
+    if (!result.ok) throw ApiError.invalid('invalid_spec', what, result.issues);
+    try {
+      resolveSecrets(result.value, (name) => secrets.get(name));
+    } catch (err) {
+      if (err instanceof MissingSecretError) {
+        throw ApiError.invalid('invalid_spec', what, [{ path: err.path, message: err.message }]);
+      }
+      throw err;
+    }
+    return result.value;
+  }
+
   const methods = {
     'apps.apply': method(Type.Object({ spec: Type.Unknown() }, { additionalProperties: false }), ({ spec }) => {
-      const result = validateAppSpec(spec);
-      if (!result.ok) throw ApiError.invalid('invalid_spec', 'app spec', result.issues);
-      try {
-        resolveSecrets(result.value, (name) => secrets.get(name));
-      } catch (err) {
-        if (err instanceof MissingSecretError) {
-          throw ApiError.invalid('invalid_spec', 'app spec', [{ path: err.path, message: err.message }]);
-        }
-        throw err;
-      }
-      const { revision, changed } = apps.apply(result.value);
+      const checked = checkSpec(spec, 'app spec');
+      const { revision, changed } = apps.apply(checked);
       if (changed) deps.desiredMayHaveChanged();
-      return { name: result.value.name, revision, changed };
+      return { name: checked.name, revision, changed };
     }),
+
+    'apps.history': method(ByName, ({ name }) => {
+      const app = apps.get(name);
+      if (!app) throw ApiError.notFound('app', name);
+      return appHistory(name, app.revision, apps.revisions(name));
+    }),
+
+    /**
+     * kubectl's `rollout undo`: the target's spec becomes a new revision, so
+     * history only grows and devices, which never accept an older desired
+     * document, simply converge to the next one.
+     */
+    'apps.rollback': method(
+      Type.Object({ name: Name, toRevision: Type.Optional(Type.Integer({ minimum: 1 })) }, { additionalProperties: false }),
+      ({ name, toRevision }): RollbackResult => {
+        const app = apps.get(name);
+        if (!app) throw ApiError.notFound('app', name);
+        const target = toRevision ?? apps.previousRevision(name, app.revision);
+        if (target === undefined) throw new ApiError('invalid_request', `app "${name}" has no revision before ${app.revision}`);
+        const stored = apps.revision(name, target);
+        if (!stored) throw new ApiError('not_found', `app "${name}" has no revision ${target}`);
+        const spec = checkSpec(stored.spec, `app spec of revision ${target}`);
+        const { revision, changed } = apps.apply(spec, `rollback to ${target}`);
+        if (changed) deps.desiredMayHaveChanged();
+        return { name, revision, changed, rolledBackTo: target };
+      },
+    ),
 
     'apps.list': method(NoParams, () => {
       const all = devices.list();

@@ -2,8 +2,16 @@
  * What the API returns for apps and devices: the same shapes over HTTP and
  * MQTT (types in shared/api.ts), built from store rows by pure functions.
  */
-import { type AppDetail, type AppOnDevice, type AppSummary, type DeviceView, summarizeApp } from '../../shared/index.js';
-import type { StoredApp } from '../store/apps.js';
+import {
+  type AppDetail,
+  type AppHistory,
+  type AppOnDevice,
+  type AppSummary,
+  type DeviceView,
+  type RevisionSummary,
+  summarizeApp,
+} from '../../shared/index.js';
+import type { StoredApp, StoredRevision } from '../store/apps.js';
 import type { StoredDevice } from '../store/devices.js';
 import { matches } from './scheduling.js';
 
@@ -50,5 +58,23 @@ export function deviceView(device: StoredDevice): DeviceView {
     host: device.state?.host ?? null,
     apps: device.state?.apps ?? [],
     ...(device.state?.runtimeError ? { runtimeError: device.state.runtimeError } : {}),
+  };
+}
+
+/** `apps.history`: the revisions as stored (newest first), each marked current or not. */
+export function appHistory(name: string, current: number, revisions: readonly StoredRevision[]): AppHistory {
+  return {
+    name,
+    current,
+    items: revisions.map(
+      (r): RevisionSummary => ({
+        revision: r.revision,
+        createdAt: r.createdAt,
+        specHash: r.specHash,
+        images: r.spec.spec.containers.map((c) => c.image),
+        current: r.revision === current,
+        ...(r.cause !== null ? { cause: r.cause } : {}),
+      }),
+    ),
   };
 }

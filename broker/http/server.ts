@@ -7,6 +7,8 @@
  *   POST   /api/v1/apps                  apps.apply   (body: the spec, JSON or YAML)
  *   GET    /api/v1/apps/:name            apps.get
  *   DELETE /api/v1/apps/:name            apps.delete
+ *   GET    /api/v1/apps/:name/revisions  apps.history
+ *   POST   /api/v1/apps/:name/rollback   apps.rollback (body: {toRevision?}, or none for the previous revision)
  *   GET    /api/v1/devices               devices.list
  *   GET    /api/v1/devices/:id           devices.get
  *   PATCH  /api/v1/devices/:id/labels    devices.label (body: {set, remove})
@@ -26,14 +28,25 @@ interface Route {
   method: string;
   pattern: RegExp;
   call: string;
-  params: (match: RegExpMatchArray, body: () => Promise<unknown>) => Promise<Record<string, unknown>> | Record<string, unknown>;
+  params: (match: RegExpMatchArray, body: Body) => Promise<Record<string, unknown>> | Record<string, unknown>;
 }
+
+/** Reads and parses the request body; an empty body is an error unless `optional`, when it reads as undefined. */
+type Body = (optional?: 'optional') => Promise<unknown>;
 
 const ROUTES: Route[] = [
   { method: 'GET', pattern: /^\/api\/v1\/apps$/, call: 'apps.list', params: () => ({}) },
   { method: 'POST', pattern: /^\/api\/v1\/apps$/, call: 'apps.apply', params: async (_m, body) => ({ spec: await body() }) },
   { method: 'GET', pattern: /^\/api\/v1\/apps\/([^/]+)$/, call: 'apps.get', params: (m) => ({ name: m[1] }) },
   { method: 'DELETE', pattern: /^\/api\/v1\/apps\/([^/]+)$/, call: 'apps.delete', params: (m) => ({ name: m[1] }) },
+  { method: 'GET', pattern: /^\/api\/v1\/apps\/([^/]+)\/revisions$/, call: 'apps.history', params: (m) => ({ name: m[1] }) },
+  {
+    method: 'POST',
+    pattern: /^\/api\/v1\/apps\/([^/]+)\/rollback$/,
+    call: 'apps.rollback',
+    // `curl -X POST …/rollback` with no body at all rolls back to the previous revision.
+    params: async (m, body) => ({ ...(await bodyObject(body, 'optional')), name: m[1] }),
+  },
   { method: 'GET', pattern: /^\/api\/v1\/devices$/, call: 'devices.list', params: () => ({}) },
   { method: 'GET', pattern: /^\/api\/v1\/devices\/([^/]+)$/, call: 'devices.get', params: (m) => ({ id: m[1] }) },
   {
@@ -74,7 +87,7 @@ async function handle(api: HubApi, req: IncomingMessage, res: ServerResponse): P
     return send(res, 405, { error: { code: 'method_not_allowed', message: `${req.method} is not allowed on ${path}` } });
   }
   const match = path.match(route.pattern)!.map(decodePathPart) as RegExpMatchArray;
-  const params = await route.params(match, () => readBody(req));
+  const params = await route.params(match, (optional) => readBody(req, optional));
   send(res, 200, api.call(route.call, params));
 }
 
@@ -86,15 +99,16 @@ function decodePathPart(part: string): string {
   }
 }
 
-async function bodyObject(body: () => Promise<unknown>): Promise<Record<string, unknown>> {
-  const value = await body();
+async function bodyObject(body: Body, optional?: 'optional'): Promise<Record<string, unknown>> {
+  const value = await body(optional);
+  if (value === undefined) return {};
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new ApiError('invalid_request', 'request body must be a JSON object');
   }
   return value as Record<string, unknown>;
 }
 
-async function readBody(req: IncomingMessage): Promise<unknown> {
+async function readBody(req: IncomingMessage, optional?: 'optional'): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
@@ -103,7 +117,10 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
     chunks.push(chunk as Buffer);
   }
   const text = Buffer.concat(chunks).toString('utf8');
-  if (text.trim() === '') throw new ApiError('invalid_request', 'request body is empty');
+  if (text.trim() === '') {
+    if (optional) return undefined;
+    throw new ApiError('invalid_request', 'request body is empty');
+  }
   const isYaml = /yaml/.test(req.headers['content-type'] ?? '');
   try {
     return isYaml ? parseYaml(text) : JSON.parse(text);

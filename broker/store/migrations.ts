@@ -35,4 +35,9 @@ export const MIGRATIONS: readonly string[] = [
     updated_at  TEXT NOT NULL
   );
   `,
+  // 2: how each revision was made, kubectl's CHANGE-CAUSE: 'apply' or 'rollback to N'.
+  // Revisions written before this migration keep NULL: their cause was never recorded.
+  `
+  ALTER TABLE app_revisions ADD COLUMN cause TEXT;
+  `,
 ];

@@ -34,7 +34,11 @@ export const DesiredState = Type.Object(
 );
 export type DesiredState = Static<typeof DesiredState>;
 
-export const APP_PHASES = ['pending', 'pulling', 'starting', 'running', 'stopping', 'failed'] as const;
+/**
+ * `starting` covers a new version waiting for its health gate; `rolled-back`
+ * means the desired revision failed it and the previous version runs again.
+ */
+export const APP_PHASES = ['pending', 'pulling', 'starting', 'running', 'stopping', 'failed', 'rolled-back'] as const;
 export const AppPhase = Type.Union(APP_PHASES.map((phase) => Type.Literal(phase)));
 export type AppPhase = (typeof APP_PHASES)[number];
 

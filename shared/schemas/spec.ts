@@ -128,7 +128,10 @@ export const UpdatePolicy = Type.Object(
     strategy: Type.Optional(
       Type.Union([Type.Literal('download-then-kill'), Type.Literal('kill-then-download'), Type.Literal('start-then-kill')]),
     ),
+    /** How long a new version may take to become healthy before it is rolled back (default 60s). */
     healthTimeout: Type.Optional(Duration),
+    /** Without a health check, a new version counts as healthy after running this long without a restart (default 10). */
+    minReadySeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600 })),
     rollback: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('manual')])),
   },
   { additionalProperties: false },

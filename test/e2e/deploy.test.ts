@@ -47,6 +47,7 @@ describeDocker('deploy, update and delete an app on a real Docker Engine', () =>
               resources: { memory: '64m' },
             },
           ],
+          update: { minReadySeconds: 2 },
         },
       }),
     );
@@ -109,8 +110,11 @@ describeDocker('deploy, update and delete an app on a real Docker Engine', () =>
     expect(applied.stdout.trim()).toBe(`app/${app} configured (revision 2)`);
 
     await waitFor('v2 to answer', async () => (await fetchText()).trim() === 'v2', { timeoutMs: 60_000 });
-    const after = await containerIds(`flotilla.app=${app}`);
-    expect(after).toHaveLength(1);
+    // The previous container is kept (stopped) until v2 passes its health gate, then removed.
+    const after = await waitFor('the previous container to be removed', async () => {
+      const ids = await containerIds(`flotilla.app=${app}`);
+      return ids.length === 1 ? ids : undefined;
+    });
     expect(after[0]).not.toBe(before);
     expect((await inspect(after[0]!)).Config.Image).toBe(v2);
     // The image's start script appends a line per boot to /data/boot.log: both boots are there.

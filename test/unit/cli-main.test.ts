@@ -218,3 +218,27 @@ describe('label', () => {
     expect(result.stderr).toBe('note: label "arch" is still in effect (arch=arm64)\n');
   });
 });
+
+describe('rollback', () => {
+  it('refuses a --to-revision that is not a revision number without contacting the hub', async () => {
+    for (const value of ['0', '-1', 'two', '1.5', '']) {
+      const result = await cli(['rollback', 'web', '--to-revision', value]);
+      expect(result.code, value).toBe(EXIT_INVALID_INPUT);
+      expect(result.requests).toEqual([]);
+      expect(result.stderr).toContain('must be a revision number');
+    }
+  });
+
+  it('posts the target revision, or an empty object for the previous one', async () => {
+    const bodies: unknown[] = [];
+    const respond = (_url: string, init: RequestInit) => {
+      bodies.push(JSON.parse(String(init.body)));
+      return json(200, { name: 'web', revision: 4, changed: true, rolledBackTo: 2 });
+    };
+    const previous = await cli(['rollback', 'web'], { respond });
+    expect(previous).toMatchObject({ code: EXIT_OK, stdout: 'app/web rolled back to revision 2 (now revision 4)\n', stderr: '' });
+    expect(previous.requests).toEqual(['POST /api/v1/apps/web/rollback']);
+    await cli(['rollback', 'web', '--to-revision', '2'], { respond });
+    expect(bodies).toEqual([{}, { toRevision: 2 }]);
+  });
+});

@@ -6,7 +6,7 @@ import type { ContainerSpec, DesiredApp } from '../../shared/index.js';
 
 const web: ContainerSpec = { name: 'web', image: 'reg/web:1' };
 const desired: DesiredApp[] = [{ name: 'shop', revision: 4, containers: [web] }];
-const idle = { pulling: new Set<string>(), failures: new Map<string, string>() };
+const idle = { pulling: new Set<string>(), failures: new Map<string, string>(), records: new Map(), health: new Map() };
 
 function container(overrides: Partial<ManagedContainer> = {}): ManagedContainer {
   return {

@@ -1,13 +1,21 @@
 import { describe, expect, it } from 'vitest';
-import { plan } from '../../agent/reconcile/plan.js';
+import type { HealthVerdict } from '../../agent/health/verdict.js';
+import { type PlanContext, plan, stashName } from '../../agent/reconcile/plan.js';
+import type { AppRecord } from '../../agent/reconcile/records.js';
 import type { ManagedContainer } from '../../agent/runtime/runtime.js';
 import { specHash } from '../../agent/runtime/spec-hash.js';
 import type { ContainerSpec, DesiredApp } from '../../shared/index.js';
 
 const web: ContainerSpec = { name: 'web', image: 'reg.local/web:1', ports: ['8080:80'] };
-const app = (containers: ContainerSpec[] = [web], revision = 1): DesiredApp => ({ name: 'shop', revision, containers });
+const v2: ContainerSpec = { ...web, image: 'reg.local/web:2' };
+const app = (containers: ContainerSpec[] = [web], revision = 1, update?: DesiredApp['update']): DesiredApp => ({
+  name: 'shop',
+  revision,
+  containers,
+  ...(update ? { update } : {}),
+});
 
-function running(spec: ContainerSpec, overrides: Partial<ManagedContainer> = {}): ManagedContainer {
+function container(spec: ContainerSpec, overrides: Partial<ManagedContainer> = {}): ManagedContainer {
   return {
     id: `id-${spec.name}-${specHash(spec)}`,
     dockerName: `shop_${spec.name}`,
@@ -23,115 +31,243 @@ function running(spec: ContainerSpec, overrides: Partial<ManagedContainer> = {})
   };
 }
 
-const present = (...images: string[]) => ({ imagesPresent: new Set(images) });
+const committedTo = (revision: number, ...specs: ContainerSpec[]): Map<string, AppRecord> =>
+  new Map([
+    ['shop', { committed: { revision, containers: Object.fromEntries(specs.map((s) => [s.name, { hash: specHash(s), spec: s }])) } }],
+  ]);
+
+function ctx(overrides: { images?: string[]; records?: Map<string, AppRecord>; health?: [string, HealthVerdict][] } = {}): PlanContext {
+  return {
+    imagesPresent: new Set(overrides.images ?? []),
+    primaryName: (a, c) => `${a}_${c}`,
+    records: overrides.records ?? new Map(),
+    health: new Map(overrides.health ?? []),
+  };
+}
+
+const healthy: HealthVerdict = { status: 'healthy', reason: 'GET http://localhost/healthz answered 200' };
+const pending: HealthVerdict = { status: 'pending', reason: 'waiting for health check (3s of 60s)' };
+const unhealthy: HealthVerdict = { status: 'unhealthy', reason: 'container web exited with code 1' };
 
 describe('plan', () => {
   it('changes nothing while no desired state is known, even with containers running', () => {
-    expect(plan([running(web)], undefined, present())).toEqual([]);
+    expect(plan([container(web)], undefined, ctx())).toEqual([]);
   });
 
-  it('pulls a missing image before creating anything', () => {
-    expect(plan([], [app()], present())).toEqual([
-      { action: 'pull', app: 'shop', container: 'web', image: 'reg.local/web:1', reason: 'image not present' },
+  it('pulls a missing image before creating anything, with the registry credentials', () => {
+    const withAuth = { ...web, auth: { username: 'ci', password: 's3cret' } };
+    expect(plan([], [app([withAuth])], ctx())).toEqual([
+      {
+        action: 'pull',
+        app: 'shop',
+        container: 'web',
+        image: 'reg.local/web:1',
+        auth: { username: 'ci', password: 's3cret' },
+        reason: 'image not present',
+      },
     ]);
   });
 
-  it('passes registry credentials to the pull', () => {
-    const withAuth = { ...web, auth: { username: 'ci', password: 's3cret' } };
-    const [step] = plan([], [app([withAuth])], present());
-    expect(step).toMatchObject({ action: 'pull', auth: { username: 'ci', password: 's3cret' } });
-  });
-
-  it('creates the container once its image is present', () => {
-    expect(plan([], [app()], present(web.image))).toEqual([
+  it('creates the container once its image is present, then starts it', () => {
+    expect(plan([], [app()], ctx({ images: [web.image] }))).toEqual([
       { action: 'create', app: 'shop', container: 'web', appRevision: 1, specHash: specHash(web), spec: web, reason: 'not running' },
     ]);
-  });
-
-  it('starts a container that was created but never started', () => {
-    const created = running(web, { state: 'created' });
-    expect(plan([created], [app()], present(web.image))).toEqual([
+    const created = container(web, { state: 'created' });
+    expect(plan([created], [app()], ctx({ images: [web.image] }))).toEqual([
       { action: 'start', app: 'shop', container: 'web', id: created.id, reason: 'created but not started' },
     ]);
   });
 
-  it('keeps a running container whose spec hash matches: adopting it after an agent restart', () => {
-    expect(plan([running(web)], [app()], present(web.image))).toEqual([]);
+  describe('health gate', () => {
+    it('waits while a new container is on trial', () => {
+      expect(plan([container(web)], [app()], ctx({ images: [web.image], health: [[container(web).id, pending]] }))).toEqual([]);
+    });
+
+    it('commits it once healthy, naming why', () => {
+      expect(plan([container(web)], [app()], ctx({ images: [web.image], health: [[container(web).id, healthy]] }))).toEqual([
+        { action: 'commit', app: 'shop', container: 'web', appRevision: 1, specHash: specHash(web), spec: web, reason: healthy.reason },
+      ]);
+    });
+
+    it('commits the containers of an app together, only when every one is healthy', () => {
+      const db: ContainerSpec = { name: 'db', image: 'reg.local/db:1' };
+      const both = [container(web), container(db)];
+      const some = ctx({
+        images: [web.image, db.image],
+        health: [
+          [both[0]!.id, healthy],
+          [both[1]!.id, pending],
+        ],
+      });
+      expect(plan(both, [app([web, db])], some)).toEqual([]);
+      const all = ctx({
+        images: [web.image, db.image],
+        health: [
+          [both[0]!.id, healthy],
+          [both[1]!.id, healthy],
+        ],
+      });
+      expect(plan(both, [app([web, db])], all).map((s) => `${s.action} ${s.container}`)).toEqual(['commit web', 'commit db']);
+    });
+
+    it('keeps a committed running container: adopting it after an agent restart', () => {
+      expect(plan([container(web)], [app()], ctx({ images: [web.image], records: committedTo(1, web) }))).toEqual([]);
+    });
+
+    it('leaves a crashed committed container to its restart policy', () => {
+      const crashed = container(web, { state: 'exited', exitCode: 1 });
+      expect(plan([crashed], [app()], ctx({ images: [web.image], records: committedTo(1, web) }))).toEqual([]);
+    });
   });
 
-  it('leaves a crashed container to its restart policy instead of restarting it itself', () => {
-    expect(plan([running(web, { state: 'exited', exitCode: 1 })], [app()], present(web.image))).toEqual([]);
-  });
+  describe('an update (download-then-kill)', () => {
+    const old = container(web);
+    const records = committedTo(1, web);
+    const stashed = { ...old, state: 'exited', dockerName: stashName('shop_web', specHash(web)) };
+    const next = container(v2, { appRevision: 2 });
 
-  describe('on a spec change (download-then-kill)', () => {
-    const v2: ContainerSpec = { ...web, image: 'reg.local/web:2' };
-    const old = running(web);
-
-    it('pulls the new image first while the old container keeps running', () => {
-      const steps = plan([old], [app([v2], 2)], present(web.image));
-      expect(steps).toEqual([
+    it('pulls the new image while the old container keeps running', () => {
+      expect(plan([old], [app([v2], 2)], ctx({ images: [web.image], records }))).toEqual([
         {
           action: 'pull',
           app: 'shop',
           container: 'web',
-          image: 'reg.local/web:2',
+          image: v2.image,
           reason: 'spec changed: pulling reg.local/web:2 before replacing the running container',
         },
       ]);
     });
 
-    it('then stops the old container', () => {
-      expect(plan([old], [app([v2], 2)], present(web.image, v2.image))).toEqual([
-        { action: 'stop', app: 'shop', container: 'web', id: old.id, reason: 'spec changed: replacing container' },
+    it('then stops the old container and keeps it aside under another name', () => {
+      expect(plan([old], [app([v2], 2)], ctx({ images: [web.image, v2.image], records }))).toEqual([
+        {
+          action: 'stash',
+          app: 'shop',
+          container: 'web',
+          id: old.id,
+          name: `shop_web.prev-${specHash(web).slice(0, 8)}`,
+          reason: 'spec changed: keeping the running version aside until the new one is healthy',
+        },
       ]);
     });
 
-    it('then removes it once stopped', () => {
-      const stopped = { ...old, state: 'exited' };
-      expect(plan([stopped], [app([v2], 2)], present(v2.image))).toEqual([
-        { action: 'remove', app: 'shop', container: 'web', id: old.id, reason: 'spec changed: replacing container' },
+    it('then creates the new one under the real name, keeping the old one', () => {
+      expect(plan([stashed], [app([v2], 2)], ctx({ images: [v2.image], records }))).toMatchObject([
+        { action: 'create', appRevision: 2, specHash: specHash(v2) },
       ]);
     });
 
-    it('then creates the new one', () => {
-      expect(plan([], [app([v2], 2)], present(v2.image))).toMatchObject([{ action: 'create', appRevision: 2, specHash: specHash(v2) }]);
+    it('keeps the old one while the new one is on trial, removes it once the new one is committed', () => {
+      const trial = ctx({ images: [v2.image], records, health: [[next.id, pending]] });
+      expect(plan([stashed, next], [app([v2], 2)], trial)).toEqual([]);
+      const done = ctx({ images: [v2.image], records: committedTo(2, v2) });
+      expect(plan([stashed, next], [app([v2], 2)], done)).toEqual([
+        { action: 'remove', app: 'shop', container: 'web', id: old.id, reason: 'previous version no longer needed' },
+      ]);
     });
 
     it('recreates on an env change even with the same image', () => {
       const envChanged = { ...web, env: [{ name: 'LOG_LEVEL', value: 'debug' }] };
-      expect(plan([old], [app([envChanged], 2)], present(web.image))).toMatchObject([{ action: 'stop', id: old.id }]);
+      expect(plan([old], [app([envChanged], 2)], ctx({ images: [web.image], records }))).toMatchObject([{ action: 'stash', id: old.id }]);
+    });
+
+    it('kill-then-download stops the old one before pulling', () => {
+      const killFirst = app([v2], 2, { strategy: 'kill-then-download' });
+      expect(plan([old], [killFirst], ctx({ images: [web.image], records }))).toMatchObject([
+        { action: 'stash', id: old.id, reason: 'kill-then-download: stopping the running version before pulling' },
+      ]);
+      expect(plan([stashed], [killFirst], ctx({ images: [web.image], records }))).toMatchObject([{ action: 'pull', image: v2.image }]);
+    });
+
+    describe('that fails its health gate', () => {
+      it('marks the revision rolled back, with the reason', () => {
+        const failing = ctx({ images: [v2.image], records, health: [[next.id, unhealthy]] });
+        expect(plan([stashed, next], [app([v2], 2)], failing)).toEqual([
+          { action: 'rollback', app: 'shop', container: '*', appRevision: 2, reason: 'container web exited with code 1' },
+        ]);
+      });
+
+      const rolledBack = new Map<string, AppRecord>([['shop', { ...records.get('shop'), rolledBack: { revision: 2, reason: 'exited' } }]]);
+
+      it('then removes the new container and restores the old one', () => {
+        expect(plan([stashed, next], [app([v2], 2)], ctx({ images: [v2.image], records: rolledBack }))).toEqual([
+          { action: 'stop', app: 'shop', container: 'web', id: next.id, reason: 'rolled back: exited' },
+        ]);
+        expect(plan([stashed, { ...next, state: 'exited' }], [app([v2], 2)], ctx({ records: rolledBack }))).toMatchObject([
+          { action: 'remove', id: next.id },
+        ]);
+        expect(plan([stashed], [app([v2], 2)], ctx({ records: rolledBack }))).toEqual([
+          {
+            action: 'restore',
+            app: 'shop',
+            container: 'web',
+            id: old.id,
+            name: 'shop_web',
+            reason: 'rolling back to the previous version',
+          },
+        ]);
+      });
+
+      it('does not retry the rolled-back revision, and recreates the previous version if it was lost', () => {
+        expect(plan([old], [app([v2], 2)], ctx({ images: [web.image, v2.image], records: rolledBack }))).toEqual([]);
+        expect(plan([], [app([v2], 2)], ctx({ images: [web.image, v2.image], records: rolledBack }))).toEqual([
+          {
+            action: 'create',
+            app: 'shop',
+            container: 'web',
+            appRevision: 1,
+            specHash: specHash(web),
+            spec: web,
+            reason: 'rolling back: recreating the previous version',
+          },
+        ]);
+      });
+
+      it('tries again when a newer revision arrives', () => {
+        const v3 = { ...web, image: 'reg.local/web:3' };
+        expect(plan([old], [app([v3], 3)], ctx({ images: [web.image, v3.image], records: rolledBack }))).toMatchObject([
+          { action: 'stash', id: old.id },
+        ]);
+      });
+
+      it('stops a first install that fails, with nothing to go back to', () => {
+        const firstFailed = new Map<string, AppRecord>([['shop', { rolledBack: { revision: 1, reason: 'exited' } }]]);
+        expect(plan([container(web, { state: 'restarting' })], [app()], ctx({ records: firstFailed }))).toMatchObject([
+          { action: 'stop', reason: 'rolled back: no previous version to run' },
+        ]);
+      });
     });
   });
 
   it('stops, then removes, containers of apps no longer desired', () => {
-    const orphan = running(web, { app: 'legacy', id: 'orphan-1' });
-    expect(plan([orphan], [], present())).toEqual([
+    const orphan = container(web, { app: 'legacy', id: 'orphan-1' });
+    expect(plan([orphan], [], ctx())).toEqual([
       { action: 'stop', app: 'legacy', container: 'web', id: 'orphan-1', reason: 'app no longer desired on this device' },
     ]);
-    expect(plan([{ ...orphan, state: 'exited' }], [], present())).toEqual([
+    expect(plan([{ ...orphan, state: 'exited' }], [], ctx())).toEqual([
       { action: 'remove', app: 'legacy', container: 'web', id: 'orphan-1', reason: 'app no longer desired on this device' },
     ]);
   });
 
   it('removes a container dropped from an app that is still desired', () => {
     const sidecar: ContainerSpec = { name: 'sidecar', image: 'reg.local/side:1' };
-    const steps = plan([running(web), running(sidecar)], [app([web])], present(web.image));
+    const steps = plan([container(web), container(sidecar)], [app([web])], ctx({ images: [web.image], records: committedTo(1, web) }));
     expect(steps).toEqual([
-      { action: 'stop', app: 'shop', container: 'sidecar', id: running(sidecar).id, reason: 'container removed from the app spec' },
+      { action: 'stop', app: 'shop', container: 'sidecar', id: container(sidecar).id, reason: 'container removed from the app spec' },
     ]);
   });
 
   it('removes duplicates of the same spec, keeping the running one', () => {
-    const keep = running(web, { id: 'keep' });
-    const dup = running(web, { id: 'dup', state: 'exited' });
-    expect(plan([dup, keep], [app()], present(web.image))).toEqual([
+    const keep = container(web, { id: 'keep' });
+    const dup = container(web, { id: 'dup', state: 'exited', dockerName: 'shop_web-copy' });
+    expect(plan([dup, keep], [app()], ctx({ images: [web.image], records: committedTo(1, web) }))).toEqual([
       { action: 'remove', app: 'shop', container: 'web', id: 'dup', reason: 'duplicate of a container with the same spec' },
     ]);
   });
 
   it('plans every container of every app in one batch', () => {
     const db: ContainerSpec = { name: 'db', image: 'reg.local/db:1' };
-    const steps = plan([], [app([web, db]), { name: 'other', revision: 3, containers: [db] }], present(db.image));
+    const steps = plan([], [app([web, db]), { name: 'other', revision: 3, containers: [db] }], ctx({ images: [db.image] }));
     expect(steps.map((s) => `${s.action} ${s.app}/${s.container}`)).toEqual(['pull shop/web', 'create shop/db', 'create other/db']);
   });
 });

@@ -1,0 +1,59 @@
+/**
+ * Whether a new version has passed its health gate: a pure decision from
+ * what Docker reports, what the agent's own probe saw, and how long the
+ * container has been running.
+ *
+ * The gate, in order of preference: the spec's `healthcheck` (http or tcp,
+ * probed by the agent; exec runs as Docker's HEALTHCHECK), else the image's
+ * own Docker HEALTHCHECK, else "running without a restart for minReadySeconds".
+ */
+import type { ContainerSpec } from '../../shared/index.js';
+import type { ManagedContainer } from '../runtime/runtime.js';
+
+export type HealthStatus = 'pending' | 'healthy' | 'unhealthy';
+
+export interface HealthVerdict {
+  status: HealthStatus;
+  reason: string;
+}
+
+export interface ProbeResult {
+  ok: boolean;
+  detail: string;
+}
+
+export interface GatePolicy {
+  healthTimeoutMs: number;
+  minReadyMs: number;
+}
+
+export function healthVerdict(container: ManagedContainer, spec: ContainerSpec, policy: GatePolicy, probe: ProbeResult | undefined, now: number): HealthVerdict {
+  if (container.state === 'exited' || container.state === 'dead') {
+    return { status: 'unhealthy', reason: `container ${spec.name} exited with code ${container.exitCode ?? '?'}` };
+  }
+  if (container.state === 'restarting' || container.restartCount > 0) {
+    return { status: 'unhealthy', reason: `container ${spec.name} restarted ${container.restartCount} time(s)` };
+  }
+  if (container.state !== 'running' || container.startedAt === undefined) return { status: 'pending', reason: 'not running yet' };
+
+  const elapsed = Math.max(0, now - Date.parse(container.startedAt));
+  const timedOut = elapsed >= policy.healthTimeoutMs;
+  const waited = `${Math.round(elapsed / 1000)}s of ${Math.round(policy.healthTimeoutMs / 1000)}s`;
+
+  if (spec.healthcheck?.http !== undefined || spec.healthcheck?.tcp !== undefined) {
+    if (probe?.ok) return { status: 'healthy', reason: probe.detail };
+    const detail = probe?.detail ?? 'not probed yet';
+    return timedOut
+      ? { status: 'unhealthy', reason: `health check failed for ${waited}: ${detail}` }
+      : { status: 'pending', reason: `waiting for health check (${waited}): ${detail}` };
+  }
+  if (container.health !== undefined) {
+    if (container.health === 'healthy') return { status: 'healthy', reason: 'Docker health check passed' };
+    if (container.health === 'unhealthy') return { status: 'unhealthy', reason: `container ${spec.name} reported unhealthy by its Docker health check` };
+    return timedOut
+      ? { status: 'unhealthy', reason: `Docker health check still "${container.health}" after ${waited}` }
+      : { status: 'pending', reason: `waiting for Docker health check (${waited})` };
+  }
+  if (elapsed >= policy.minReadyMs) return { status: 'healthy', reason: `running for ${Math.round(elapsed / 1000)}s without a restart` };
+  return { status: 'pending', reason: `running for ${Math.round(elapsed / 1000)}s of ${Math.round(policy.minReadyMs / 1000)}s without a restart` };
+}
