@@ -74,4 +74,25 @@ describe('appStates', () => {
     expect(appStates([], [orphan], idle)[0]).toMatchObject({ name: 'legacy', revision: 7, phase: 'stopping' });
     expect(appStates(undefined, [orphan], idle)[0]).toMatchObject({ name: 'legacy', phase: 'running' });
   });
+
+  it('is starting with the health gate reason while a new version is on trial', () => {
+    const onTrial = {
+      ...idle,
+      health: new Map([['c1', { status: 'pending' as const, reason: 'running for 3s of 10s without a restart' }]]),
+    };
+    expect(appStates(desired, [container()], onTrial)[0]).toMatchObject({
+      phase: 'starting',
+      message: 'web: running for 3s of 10s without a restart',
+    });
+  });
+
+  it('is rolled-back with the reason and what runs instead', () => {
+    const records = new Map([
+      ['shop', { committed: { revision: 3, containers: {} }, rolledBack: { revision: 4, reason: 'container web exited with code 1' } }],
+    ]);
+    expect(appStates(desired, [container()], { ...idle, records })[0]).toMatchObject({
+      phase: 'rolled-back',
+      message: 'revision 4 failed its health gate (container web exited with code 1); revision 3 runs again',
+    });
+  });
 });
