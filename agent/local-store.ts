@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { DesiredState, decode, formatIssues } from '../shared/index.js';
-import type { AppRecord } from './reconcile/records.js';
+import type { PersistedRecords } from './reconcile/records.js';
 
 export class LocalStore {
   private readonly db: Database.Database;
@@ -33,17 +33,17 @@ export class LocalStore {
   }
 
   /** Update records (committed versions, rolled-back revisions); see reconcile/records.ts. */
-  loadRecords(): Record<string, AppRecord> {
+  loadRecords(): Partial<PersistedRecords> {
     const row = this.read.get('records');
     if (!row) return {};
     try {
-      return JSON.parse(row.value) as Record<string, AppRecord>;
+      return JSON.parse(row.value) as PersistedRecords;
     } catch {
       return {};
     }
   }
 
-  saveRecords(records: Record<string, AppRecord>): void {
+  saveRecords(records: PersistedRecords): void {
     this.write.run('records', JSON.stringify(records));
   }
 

@@ -27,7 +27,13 @@ export interface GatePolicy {
   minReadyMs: number;
 }
 
-export function healthVerdict(container: ManagedContainer, spec: ContainerSpec, policy: GatePolicy, probe: ProbeResult | undefined, now: number): HealthVerdict {
+export function healthVerdict(
+  container: ManagedContainer,
+  spec: ContainerSpec,
+  policy: GatePolicy,
+  probe: ProbeResult | undefined,
+  now: number,
+): HealthVerdict {
   if (container.state === 'exited' || container.state === 'dead') {
     return { status: 'unhealthy', reason: `container ${spec.name} exited with code ${container.exitCode ?? '?'}` };
   }
@@ -49,11 +55,15 @@ export function healthVerdict(container: ManagedContainer, spec: ContainerSpec, 
   }
   if (container.health !== undefined) {
     if (container.health === 'healthy') return { status: 'healthy', reason: 'Docker health check passed' };
-    if (container.health === 'unhealthy') return { status: 'unhealthy', reason: `container ${spec.name} reported unhealthy by its Docker health check` };
+    if (container.health === 'unhealthy')
+      return { status: 'unhealthy', reason: `container ${spec.name} reported unhealthy by its Docker health check` };
     return timedOut
       ? { status: 'unhealthy', reason: `Docker health check still "${container.health}" after ${waited}` }
       : { status: 'pending', reason: `waiting for Docker health check (${waited})` };
   }
   if (elapsed >= policy.minReadyMs) return { status: 'healthy', reason: `running for ${Math.round(elapsed / 1000)}s without a restart` };
-  return { status: 'pending', reason: `running for ${Math.round(elapsed / 1000)}s of ${Math.round(policy.minReadyMs / 1000)}s without a restart` };
+  return {
+    status: 'pending',
+    reason: `running for ${Math.round(elapsed / 1000)}s of ${Math.round(policy.minReadyMs / 1000)}s without a restart`,
+  };
 }

@@ -4,6 +4,7 @@
  * (after a crash, or because the previous tick's effect was not yet observed)
  * is harmless.
  */
+import { isConflict } from '../runtime/errors.js';
 import type { ContainerRuntime } from '../runtime/runtime.js';
 import type { RecordWriter } from './records.js';
 import type { Step, StepAction } from './steps.js';
@@ -22,7 +23,10 @@ export interface ExecutionContext {
 export type Executors = { [A in StepAction]: (step: Extract<Step, { action: A }>, ctx: ExecutionContext) => Promise<void> };
 
 export const executors: Executors = {
-  pull: (step, ctx) => ctx.runtime.pull(step.image, step.auth, ctx.signal),
+  pull: async (step, ctx) => {
+    await ctx.runtime.pull(step.image, step.auth, ctx.signal);
+    ctx.records.notePulled(step.image);
+  },
   create: async (step, ctx) => {
     await ctx.runtime.create({
       deviceId: ctx.deviceId,
@@ -49,6 +53,15 @@ export const executors: Executors = {
   },
   rollback: async (step, ctx) => {
     ctx.records.markRolledBack(step.app, step.appRevision, step.reason);
+  },
+  'remove-image': async (step, ctx) => {
+    try {
+      await ctx.runtime.removeImage(step.image);
+    } catch (err) {
+      // Used by a container Flotilla does not manage: that is the user's image now.
+      if (!isConflict(err)) throw err;
+    }
+    ctx.records.forgetImage(step.image);
   },
 };
 

@@ -60,7 +60,9 @@ function phaseOf(app: DesiredApp, containers: readonly ManagedContainer[], activ
   });
   const failure = activity.failures.get(app.name);
   if (failure) return { phase: 'failed', message: failure };
-  const onTrial = current.find(({ container, verdict }) => container?.state === 'running' && verdict !== undefined && verdict.status !== 'healthy');
+  const onTrial = current.find(
+    ({ container, verdict }) => container?.state === 'running' && verdict !== undefined && verdict.status !== 'healthy',
+  );
   if (current.every(({ container }) => container?.state === 'running') && !onTrial) return { phase: 'running' };
   if (onTrial?.verdict?.status === 'pending') return { phase: 'starting', message: `${onTrial.spec.name}: ${onTrial.verdict.reason}` };
   for (const { spec, container } of current) {

@@ -31,6 +31,8 @@ export interface PlanContext {
   records: UpdateRecords;
   /** Health gate verdicts of running containers whose spec is not committed yet, by container id. */
   health: ReadonlyMap<string, HealthVerdict>;
+  /** Images the agent pulled itself: the only ones it ever removes. */
+  pulledImages: ReadonlySet<string>;
 }
 
 const ACTIVE_STATES = new Set(['running', 'restarting', 'paused']);
@@ -88,7 +90,8 @@ export function plan(current: readonly ManagedContainer[], desired: readonly Des
 
       if (!target) {
         // Rolled back with no earlier version to return to: stop the failed one, keep it for `docker logs`.
-        for (const c of slot.filter(isActive)) steps.push({ ...base, action: 'stop', id: c.id, reason: 'rolled back: no previous version to run' });
+        for (const c of slot.filter(isActive))
+          steps.push({ ...base, action: 'stop', id: c.id, reason: 'rolled back: no previous version to run' });
         continue;
       }
 
@@ -101,7 +104,14 @@ export function plan(current: readonly ManagedContainer[], desired: readonly Des
         // The version to run sits aside (stashed): free its name, then bring it back.
         const holder = others.find((c) => c.dockerName === primary);
         if (holder) steps.push(retire(holder, rolledBack ? `rolled back: ${record?.rolledBack?.reason}` : 'replaced by the kept version'));
-        else steps.push({ ...base, action: 'restore', id: mine.id, name: primary, reason: rolledBack ? 'rolling back to the previous version' : 'restoring the kept version' });
+        else
+          steps.push({
+            ...base,
+            action: 'restore',
+            id: mine.id,
+            name: primary,
+            reason: rolledBack ? 'rolling back to the previous version' : 'restoring the kept version',
+          });
         continue;
       }
 
@@ -113,7 +123,14 @@ export function plan(current: readonly ManagedContainer[], desired: readonly Des
         if (target.candidate) {
           const verdict = ctx.health.get(mine.id);
           if (verdict?.status === 'healthy') {
-            commits.push({ ...base, action: 'commit', appRevision: app.revision, specHash: target.hash, spec: target.spec, reason: verdict.reason });
+            commits.push({
+              ...base,
+              action: 'commit',
+              appRevision: app.revision,
+              specHash: target.hash,
+              spec: target.spec,
+              reason: verdict.reason,
+            });
           } else if (verdict?.status === 'unhealthy') {
             gateFailures.push(verdict.reason);
           }
@@ -146,7 +163,11 @@ export function plan(current: readonly ManagedContainer[], desired: readonly Des
         continue;
       }
       if (holder) {
-        steps.push(keepHolder ? stashHolder('spec changed: keeping the running version aside until the new one is healthy')! : retire(holder, 'spec changed: replacing container'));
+        steps.push(
+          keepHolder
+            ? stashHolder('spec changed: keeping the running version aside until the new one is healthy')!
+            : retire(holder, 'spec changed: replacing container'),
+        );
         continue;
       }
       for (const c of others) if (!(target.candidate && isKept(c, committed?.hash))) steps.push(retire(c, 'not the version to run'));
@@ -170,9 +191,35 @@ export function plan(current: readonly ManagedContainer[], desired: readonly Des
   const desiredApps = new Set(desired.map((a) => a.name));
   for (const container of current) {
     if (wanted.has(key(container.app, container.container))) continue;
-    steps.push(retire(container, desiredApps.has(container.app) ? 'container removed from the app spec' : 'app no longer desired on this device'));
+    steps.push(
+      retire(container, desiredApps.has(container.app) ? 'container removed from the app spec' : 'app no longer desired on this device'),
+    );
   }
-  return steps;
+  return steps.length > 0 ? steps : collectImages(current, desired, ctx);
+}
+
+/**
+ * Image garbage collection, only once everything else has converged: remove
+ * images the agent pulled that no container uses and that are neither the
+ * desired, the committed nor the previous image of any app.
+ */
+function collectImages(current: readonly ManagedContainer[], desired: readonly DesiredApp[], ctx: PlanContext): Step[] {
+  const keep = new Set(current.map((c) => c.image));
+  for (const app of desired) {
+    for (const spec of app.containers) keep.add(spec.image);
+    const record = ctx.records.get(app.name);
+    for (const committed of Object.values(record?.committed?.containers ?? {})) keep.add(committed.spec.image);
+    for (const image of record?.previousImages ?? []) keep.add(image);
+  }
+  return [...ctx.pulledImages]
+    .filter((image) => !keep.has(image))
+    .map((image) => ({
+      action: 'remove-image',
+      app: '*',
+      container: '*',
+      image,
+      reason: 'no app needs it (each keeps its current and previous image)',
+    }));
 }
 
 /** A stopped container of the committed spec is kept (for rollback) while a candidate is on trial. */

@@ -160,6 +160,7 @@ export class Reconciler {
       primaryName: (app, container) => `${prefix}${containerName(app, container)}`,
       records: this.records.view,
       health: this.health,
+      pulledImages: this.records.pulledImages,
     });
     const runnable = steps.filter((step) => !this.backoff.isWaiting(stepKey(step), now));
     this.emit(current);

@@ -24,13 +24,15 @@ export type Step =
   /** Record that this container's spec passed its health gate. */
   | (StepBase & { action: 'commit'; appRevision: number; specHash: string; spec: ContainerSpec })
   /** Record that the app's revision failed its health gate: the previous version comes back. */
-  | (StepBase & { action: 'rollback'; appRevision: number });
+  | (StepBase & { action: 'rollback'; appRevision: number })
+  /** Remove an image the agent pulled and no app needs any more (not the current nor the previous of any app). */
+  | (StepBase & { action: 'remove-image'; image: string });
 
 export type StepAction = Step['action'];
 
 /** Identifies "the same step" across ticks, for backoff after failures. */
 export function stepKey(step: Step): string {
-  return `${step.action}:${step.app}/${step.container}`;
+  return step.action === 'remove-image' ? `${step.action}:${step.image}` : `${step.action}:${step.app}/${step.container}`;
 }
 
 export function describeStep(step: Step): string {
@@ -44,6 +46,8 @@ export function describeStep(step: Step): string {
       return `commit ${target} (app revision ${step.appRevision})`;
     case 'rollback':
       return `roll back ${step.app} from revision ${step.appRevision}`;
+    case 'remove-image':
+      return `remove image ${step.image}`;
     case 'stash':
     case 'restore':
       return `${step.action} ${target} (${step.id.slice(0, 12)} as ${step.name})`;

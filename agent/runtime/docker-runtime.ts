@@ -226,6 +226,15 @@ export class DockerRuntime implements ContainerRuntime {
     }
   }
 
+  async removeImage(image: string): Promise<void> {
+    try {
+      await this.docker.getImage(image).remove();
+    } catch (err) {
+      if (statusCodeOf(err) === 404) return;
+      throw toRuntimeError(err, `remove image ${image}`);
+    }
+  }
+
   async rename(id: string, name: string): Promise<void> {
     try {
       await this.docker.getContainer(id).rename({ name });

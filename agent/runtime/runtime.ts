@@ -61,6 +61,8 @@ export interface ContainerRuntime {
   start(id: string): Promise<void>;
   /** Stops gracefully (SIGTERM, then SIGKILL after the timeout); a stopped container is not an error. */
   stop(id: string, timeoutSeconds: number): Promise<void>;
+  /** Removes an image by reference (untags it; layers go when no tag is left); a missing image is not an error. */
+  removeImage(image: string): Promise<void>;
   /** Renames a container (running or not). */
   rename(id: string, name: string): Promise<void>;
   /** Removes a container; an already-removed container is not an error. */

@@ -166,4 +166,39 @@ describeDocker('health-gated updates and automatic rollback', () => {
     expect(pulled).toBeGreaterThan(oldDied);
     expect(await docker('inspect', '--format', '{{.Config.Image}}', `${deviceId}.${app}_web`)).toBe(v2);
   });
+
+  it('keeps the current and previous image of an app and removes the older ones it pulled', async () => {
+    const app = `e2e-gc-${suffix}`;
+    const port = await freePort();
+    apps.push(app);
+    const first = await retagInRegistry(images.v1, `gc-1-${suffix}`);
+    const second = await retagInRegistry(images.v2, `gc-2-${suffix}`);
+    const third = await retagInRegistry(images.v1, `gc-3-${suffix}`);
+    const present = async (image: string) =>
+      await run('docker', ['image', 'inspect', image]).then(
+        () => true,
+        () => false,
+      );
+
+    for (const [image, text] of [
+      [first, 'v1'],
+      [second, 'v2'],
+      [third, 'v1'],
+    ] as const) {
+      await apply(app, image, port);
+      await waitFor(
+        `${image} committed`,
+        async () =>
+          (await appState(app))?.phase === 'running' &&
+          (await answer(port)) === text &&
+          (await containerIds(`flotilla.app=${app}`)).length === 1,
+        {
+          timeoutMs: 60_000,
+        },
+      );
+    }
+    await waitFor('the oldest image to be removed', async () => !(await present(first)));
+    expect(await present(second)).toBe(true);
+    expect(await present(third)).toBe(true);
+  });
 });

@@ -36,12 +36,15 @@ const committedTo = (revision: number, ...specs: ContainerSpec[]): Map<string, A
     ['shop', { committed: { revision, containers: Object.fromEntries(specs.map((s) => [s.name, { hash: specHash(s), spec: s }])) } }],
   ]);
 
-function ctx(overrides: { images?: string[]; records?: Map<string, AppRecord>; health?: [string, HealthVerdict][] } = {}): PlanContext {
+function ctx(
+  overrides: { images?: string[]; records?: Map<string, AppRecord>; health?: [string, HealthVerdict][]; pulled?: string[] } = {},
+): PlanContext {
   return {
     imagesPresent: new Set(overrides.images ?? []),
     primaryName: (a, c) => `${a}_${c}`,
     records: overrides.records ?? new Map(),
     health: new Map(overrides.health ?? []),
+    pulledImages: new Set(overrides.pulled ?? []),
   };
 }
 
@@ -269,5 +272,37 @@ describe('plan', () => {
     const db: ContainerSpec = { name: 'db', image: 'reg.local/db:1' };
     const steps = plan([], [app([web, db]), { name: 'other', revision: 3, containers: [db] }], ctx({ images: [db.image] }));
     expect(steps.map((s) => `${s.action} ${s.app}/${s.container}`)).toEqual(['pull shop/web', 'create shop/db', 'create other/db']);
+  });
+
+  describe('image garbage collection', () => {
+    const v3 = { ...web, image: 'reg.local/web:3' };
+    const records = new Map<string, AppRecord>([
+      ['shop', { committed: { revision: 3, containers: { web: { hash: specHash(v3), spec: v3 } } }, previousImages: [v2.image] }],
+    ]);
+
+    it('removes pulled images no app needs, keeping the current and previous image of each app', () => {
+      const steps = plan([container(v3)], [app([v3], 3)], ctx({ images: [v3.image], records, pulled: [web.image, v2.image, v3.image] }));
+      expect(steps).toEqual([
+        {
+          action: 'remove-image',
+          app: '*',
+          container: '*',
+          image: web.image,
+          reason: 'no app needs it (each keeps its current and previous image)',
+        },
+      ]);
+    });
+
+    it('never removes an image it did not pull, nor one a container still uses', () => {
+      const stopped = container(web, { id: 'old', state: 'exited', dockerName: 'shop_web.prev-x' });
+      expect(plan([container(v3)], [app([v3], 3)], ctx({ images: [v3.image], records, pulled: [] }))).toEqual([]);
+      expect(plan([container(v3), stopped], [app([v3], 3)], ctx({ images: [v3.image], records, pulled: [web.image] }))).toMatchObject([
+        { action: 'remove', id: 'old' },
+      ]);
+    });
+
+    it('waits until everything else has converged', () => {
+      expect(plan([], [app([v3], 3)], ctx({ images: [], records, pulled: [web.image] })).map((s) => s.action)).toEqual(['pull']);
+    });
   });
 });
