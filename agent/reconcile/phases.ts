@@ -16,6 +16,8 @@ export interface Activity {
   records: UpdateRecords;
   /** Health gate verdicts of containers on trial, by container id. */
   health: ReadonlyMap<string, HealthVerdict>;
+  /** Apps holding an update lock, with its path. */
+  locks?: ReadonlyMap<string, string>;
 }
 
 export function appStates(
@@ -79,6 +81,10 @@ function phaseOf(app: DesiredApp, containers: readonly ManagedContainer[], activ
   }
   const pulling = current.find(({ spec }) => activity.pulling.has(spec.image));
   if (pulling) return { phase: 'pulling', message: `pulling ${pulling.spec.image}` };
+  const lock = activity.locks?.get(app.name);
+  if (lock && !app.forceUpdate && current.some(({ container }) => container === undefined)) {
+    return { phase: 'pending', message: `revision ${app.revision} is waiting for the app to release its update lock ${lock}` };
+  }
   if (current.some(({ container }) => container !== undefined)) return { phase: 'starting' };
   return { phase: 'pending' };
 }

@@ -33,6 +33,8 @@ export interface PlanContext {
   health: ReadonlyMap<string, HealthVerdict>;
   /** Images the agent pulled itself: the only ones it ever removes. */
   pulledImages: ReadonlySet<string>;
+  /** Apps holding an update lock (a file `updates.lock` in one of their volumes), with its path. */
+  locks: ReadonlyMap<string, string>;
 }
 
 const ACTIVE_STATES = new Set(['running', 'restarting', 'paused']);
@@ -148,8 +150,12 @@ export function plan(current: readonly ManagedContainer[], desired: readonly Des
         holder && { ...base, action: 'stash', id: holder.id, name: stashName(primary, holder.specHash), reason };
       const keepHolder = holder !== undefined && target.candidate && isKept(holder, committed?.hash);
 
+      // The app asked not to be interrupted: the running version stays until the lock goes (or the operator forces).
+      const lockedOut = holder !== undefined && isActive(holder) && target.candidate && ctx.locks.has(app.name) && !app.forceUpdate;
+
       if (!ctx.imagesPresent.has(target.spec.image)) {
         if (keepHolder && strategy === 'kill-then-download') {
+          if (lockedOut) continue;
           steps.push(stashHolder('kill-then-download: stopping the running version before pulling')!);
           continue;
         }
@@ -163,6 +169,7 @@ export function plan(current: readonly ManagedContainer[], desired: readonly Des
         continue;
       }
       if (holder) {
+        if (lockedOut) continue;
         steps.push(
           keepHolder
             ? stashHolder('spec changed: keeping the running version aside until the new one is healthy')!

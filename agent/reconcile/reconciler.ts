@@ -11,6 +11,8 @@
  *   tick once its backoff has passed.
  * - Nothing is removed until a desired state is known (received or restored).
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { type AppState, type DesiredApp, type DesiredState, parseDuration } from '../../shared/index.js';
 import { probe } from '../health/probe.js';
@@ -25,6 +27,19 @@ import { Records } from './records.js';
 import { describeStep, type Step, stepKey } from './steps.js';
 
 const HEALTH_RECHECK_MS = 1000;
+/** Like balena's updates.lock: an app creates it in one of its volumes to defer a swap during critical work. */
+export const UPDATE_LOCK_FILE = 'updates.lock';
+
+/** Apps whose running containers hold an update lock, with the lock's path on the host. */
+function findUpdateLocks(current: readonly ManagedContainer[]): Map<string, string> {
+  const locks = new Map<string, string>();
+  for (const container of current) {
+    if (container.state !== 'running' || locks.has(container.app)) continue;
+    const lock = (container.mountSources ?? []).map((source) => join(source, UPDATE_LOCK_FILE)).find((path) => existsSync(path));
+    if (lock) locks.set(container.app, lock);
+  }
+  return locks;
+}
 const PROBE_TIMEOUT_MS = 2000;
 const DEFAULT_HEALTH_TIMEOUT = '60s';
 const DEFAULT_MIN_READY_SECONDS = 10;
@@ -71,6 +86,7 @@ export class Reconciler {
   private readonly backoff: StepBackoff;
   private readonly records: Records;
   private health = new Map<string, HealthVerdict>();
+  private locks = new Map<string, string>();
   private readonly log: Logger;
   private readonly now: () => number;
 
@@ -151,6 +167,7 @@ export class Reconciler {
     this.backoff.succeeded('observe');
     this.lastObserved = current;
     this.health = await this.checkHealth(current);
+    this.locks = findUpdateLocks(current);
     if (this.desired) this.records.retain(new Set([...this.desired.apps.map((a) => a.name), ...current.map((c) => c.app)]));
 
     const now = this.now();
@@ -161,13 +178,15 @@ export class Reconciler {
       records: this.records.view,
       health: this.health,
       pulledImages: this.records.pulledImages,
+      locks: this.locks,
     });
     const runnable = steps.filter((step) => !this.backoff.isWaiting(stepKey(step), now));
     this.emit(current);
     if (runnable.length === 0) {
       this.previousBatch.clear();
       // A new version on trial is looked at again soon: its gate has a deadline.
-      const onTrial = [...this.health.values()].some((v) => v.status === 'pending');
+      // So is an app holding its update lock: the lock file has no event to wait for.
+      const onTrial = [...this.health.values()].some((v) => v.status === 'pending') || this.locks.size > 0;
       const wait = [this.backoff.nextReadyIn(now), onTrial ? HEALTH_RECHECK_MS : undefined].filter((w) => w !== undefined);
       if (wait.length > 0) this.wakeIn(Math.min(...wait));
       return;
@@ -236,6 +255,7 @@ export class Reconciler {
         failures: this.failures,
         records: this.records.view,
         health: this.health,
+        locks: this.locks,
       }),
       ...(runtimeError ? { runtimeError } : {}),
     });

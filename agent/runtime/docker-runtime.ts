@@ -135,6 +135,7 @@ export class DockerRuntime implements ContainerRuntime {
       ...(state.Health?.Status ? { health: state.Health.Status } : {}),
       ...ipAddressOf(details),
       networkMode: details.HostConfig.NetworkMode ?? 'default',
+      mountSources: (details.Mounts ?? []).map((m) => m.Source).filter((source) => source !== ''),
     };
   }
 

@@ -27,6 +27,8 @@ export interface ManagedContainer {
   /** The container's address on its network, for the agent's own http/tcp health probes. */
   ipAddress?: string;
   networkMode?: string;
+  /** Host paths of the container's volumes and bind mounts (where an app's update lock may live). */
+  mountSources?: string[];
 }
 
 export interface CreateRequest {

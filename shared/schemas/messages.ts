@@ -17,6 +17,8 @@ export const DesiredApp = Type.Object(
     revision: Revision,
     containers: Type.Array(ContainerSpec, { minItems: 1 }),
     update: Type.Optional(UpdatePolicy),
+    /** The operator forced this revision: swap even while the app holds its update lock. */
+    forceUpdate: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );

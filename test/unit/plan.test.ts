@@ -36,15 +36,22 @@ const committedTo = (revision: number, ...specs: ContainerSpec[]): Map<string, A
     ['shop', { committed: { revision, containers: Object.fromEntries(specs.map((s) => [s.name, { hash: specHash(s), spec: s }])) } }],
   ]);
 
-function ctx(
-  overrides: { images?: string[]; records?: Map<string, AppRecord>; health?: [string, HealthVerdict][]; pulled?: string[] } = {},
-): PlanContext {
+interface Overrides {
+  images?: string[];
+  records?: Map<string, AppRecord>;
+  health?: [string, HealthVerdict][];
+  pulled?: string[];
+  locks?: [string, string][];
+}
+
+function ctx(overrides: Overrides = {}): PlanContext {
   return {
     imagesPresent: new Set(overrides.images ?? []),
     primaryName: (a, c) => `${a}_${c}`,
     records: overrides.records ?? new Map(),
     health: new Map(overrides.health ?? []),
     pulledImages: new Set(overrides.pulled ?? []),
+    locks: new Map(overrides.locks ?? []),
   };
 }
 
@@ -303,6 +310,24 @@ describe('plan', () => {
 
     it('waits until everything else has converged', () => {
       expect(plan([], [app([v3], 3)], ctx({ images: [], records, pulled: [web.image] })).map((s) => s.action)).toEqual(['pull']);
+    });
+  });
+
+  describe('update lock', () => {
+    const old = container(web);
+    const records = committedTo(1, web);
+    const locks: [string, string][] = [['shop', '/var/lib/docker/volumes/shop-data/_data/updates.lock']];
+
+    it('pulls but does not swap while the app holds its lock', () => {
+      expect(plan([old], [app([v2], 2)], ctx({ images: [web.image], records, locks })).map((s) => s.action)).toEqual(['pull']);
+      expect(plan([old], [app([v2], 2)], ctx({ images: [web.image, v2.image], records, locks }))).toEqual([]);
+    });
+
+    it('swaps at once when the operator forced the revision', () => {
+      const forced = { ...app([v2], 2), forceUpdate: true };
+      expect(plan([old], [forced], ctx({ images: [web.image, v2.image], records, locks }))).toMatchObject([
+        { action: 'stash', id: old.id },
+      ]);
     });
   });
 });
