@@ -63,6 +63,7 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
     logger,
     onState: report,
     stopTimeoutSeconds: config.stopTimeoutSeconds,
+    diskReserveBytes: config.diskReserveBytes,
   });
 
   const restored = store.loadDesired();

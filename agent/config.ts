@@ -20,6 +20,8 @@ export const AgentConfig = Type.Object(
     resyncIntervalMs: Type.Integer({ minimum: 100 }),
     /** Seconds between SIGTERM and SIGKILL when stopping a container. */
     stopTimeoutSeconds: Type.Integer({ minimum: 0, maximum: 600 }),
+    /** Free space to leave under Docker's data root after pulling an image; a pull that would eat into it is refused. */
+    diskReserveBytes: Type.Integer({ minimum: 0 }),
     /** Minimum time between two state reports, so a flapping container cannot flood the link. */
     stateIntervalMs: Type.Integer({ minimum: 0 }),
   },
@@ -49,6 +51,7 @@ export function resolveAgentConfig(overrides: Partial<Record<keyof AgentConfig, 
     resyncIntervalMs: 10_000,
     stopTimeoutSeconds: 10,
     stateIntervalMs: 500,
+    diskReserveBytes: 256 * 1024 * 1024,
   };
   const merged = { ...defaults, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
   const result = validate(AgentConfig, merged);

@@ -18,6 +18,8 @@ export interface Activity {
   health: ReadonlyMap<string, HealthVerdict>;
   /** Apps holding an update lock, with its path. */
   locks?: ReadonlyMap<string, string>;
+  /** Images that do not fit on disk, with the reason. */
+  diskShort?: ReadonlyMap<string, string>;
 }
 
 export function appStates(
@@ -62,6 +64,8 @@ function phaseOf(app: DesiredApp, containers: readonly ManagedContainer[], activ
   });
   const failure = activity.failures.get(app.name);
   if (failure) return { phase: 'failed', message: failure };
+  const noRoom = current.find(({ spec, container }) => container === undefined && activity.diskShort?.has(spec.image));
+  if (noRoom) return { phase: 'failed', message: `cannot pull ${noRoom.spec.image}: ${activity.diskShort?.get(noRoom.spec.image)}` };
   const onTrial = current.find(
     ({ container, verdict }) => container?.state === 'running' && verdict !== undefined && verdict.status !== 'healthy',
   );

@@ -35,6 +35,8 @@ export interface PlanContext {
   pulledImages: ReadonlySet<string>;
   /** Apps holding an update lock (a file `updates.lock` in one of their volumes), with its path. */
   locks: ReadonlyMap<string, string>;
+  /** Images that do not fit on disk now (size + reserve > free), with the reason. */
+  diskShort: ReadonlyMap<string, string>;
 }
 
 const ACTIVE_STATES = new Set(['running', 'restarting', 'paused']);
@@ -64,6 +66,7 @@ export function plan(current: readonly ManagedContainer[], desired: readonly Des
   if (desired === undefined) return [];
   const steps: Step[] = [];
   const wanted = new Set<string>();
+  let roomNeeded = false;
 
   for (const app of desired) {
     const record = ctx.records.get(app.name);
@@ -154,6 +157,11 @@ export function plan(current: readonly ManagedContainer[], desired: readonly Des
       const lockedOut = holder !== undefined && isActive(holder) && target.candidate && ctx.locks.has(app.name) && !app.forceUpdate;
 
       if (!ctx.imagesPresent.has(target.spec.image)) {
+        if (ctx.diskShort.has(target.spec.image)) {
+          // Make room with images no app needs; if there are none, the running version stays untouched.
+          roomNeeded = true;
+          continue;
+        }
         if (keepHolder && strategy === 'kill-then-download') {
           if (lockedOut) continue;
           steps.push(stashHolder('kill-then-download: stopping the running version before pulling')!);
@@ -202,11 +210,12 @@ export function plan(current: readonly ManagedContainer[], desired: readonly Des
       retire(container, desiredApps.has(container.app) ? 'container removed from the app spec' : 'app no longer desired on this device'),
     );
   }
-  return steps.length > 0 ? steps : collectImages(current, desired, ctx);
+  return steps.length === 0 || roomNeeded ? [...steps, ...collectImages(current, desired, ctx)] : steps;
 }
 
 /**
- * Image garbage collection, only once everything else has converged: remove
+ * Image garbage collection, once everything else has converged or when a
+ * pull needs the room: remove
  * images the agent pulled that no container uses and that are neither the
  * desired, the committed nor the previous image of any app.
  */

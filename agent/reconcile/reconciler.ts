@@ -20,6 +20,7 @@ import { type HealthVerdict, healthVerdict } from '../health/verdict.js';
 import { containerName } from '../runtime/labels.js';
 import type { ContainerRuntime, ManagedContainer } from '../runtime/runtime.js';
 import { StepBackoff } from './backoff.js';
+import { DiskPreflight } from './disk-preflight.js';
 import { execute } from './executors.js';
 import { appStates } from './phases.js';
 import { plan } from './plan.js';
@@ -27,6 +28,7 @@ import { Records } from './records.js';
 import { describeStep, type Step, stepKey } from './steps.js';
 
 const HEALTH_RECHECK_MS = 1000;
+const DEFAULT_DISK_RESERVE = 256 * 1024 * 1024;
 /** Like balena's updates.lock: an app creates it in one of its volumes to defer a swap during critical work. */
 export const UPDATE_LOCK_FILE = 'updates.lock';
 
@@ -65,6 +67,8 @@ export interface ReconcilerOptions {
   onState: (state: ObservedState) => void;
   /** What the agent remembers about updates (committed versions, rolled-back revisions). */
   records?: Records;
+  /** Free space to leave under Docker's data root after a pull (default 256 MiB). */
+  diskReserveBytes?: number;
   backoffBaseMs?: number;
   backoffMaxMs?: number;
   stopTimeoutSeconds?: number;
@@ -87,11 +91,15 @@ export class Reconciler {
   private readonly records: Records;
   private health = new Map<string, HealthVerdict>();
   private locks = new Map<string, string>();
+  private diskShort = new Map<string, string>();
+  private dataRoot: string | undefined;
+  private readonly preflight: DiskPreflight;
   private readonly log: Logger;
   private readonly now: () => number;
 
   constructor(private readonly options: ReconcilerOptions) {
     this.records = options.records ?? new Records();
+    this.preflight = new DiskPreflight(options.diskReserveBytes ?? DEFAULT_DISK_RESERVE, options.logger.child({ component: 'disk' }));
     this.backoff = new StepBackoff({ baseMs: options.backoffBaseMs ?? 1000, maxMs: options.backoffMaxMs ?? 60_000 });
     this.log = options.logger.child({ component: 'reconciler' });
     this.now = options.now ?? Date.now;
@@ -168,6 +176,17 @@ export class Reconciler {
     this.lastObserved = current;
     this.health = await this.checkHealth(current);
     this.locks = findUpdateLocks(current);
+    const missing = new Set(
+      this.desired?.apps.flatMap((a) => a.containers.map((c) => c.image)).filter((image) => !imagesPresent.has(image)),
+    );
+    this.dataRoot ??= await runtime.info().then(
+      (info) => info.dataRoot,
+      () => undefined,
+    );
+    this.diskShort = await this.preflight.shortfalls(this.desired?.apps ?? [], missing, this.dataRoot).catch((err: Error) => {
+      this.log.warn({ err: err.message }, 'disk check failed; pulling without it');
+      return new Map<string, string>();
+    });
     if (this.desired) this.records.retain(new Set([...this.desired.apps.map((a) => a.name), ...current.map((c) => c.app)]));
 
     const now = this.now();
@@ -179,6 +198,7 @@ export class Reconciler {
       health: this.health,
       pulledImages: this.records.pulledImages,
       locks: this.locks,
+      diskShort: this.diskShort,
     });
     const runnable = steps.filter((step) => !this.backoff.isWaiting(stepKey(step), now));
     this.emit(current);
@@ -256,6 +276,7 @@ export class Reconciler {
         records: this.records.view,
         health: this.health,
         locks: this.locks,
+        diskShort: this.diskShort,
       }),
       ...(runtimeError ? { runtimeError } : {}),
     });

@@ -128,6 +128,10 @@ export class HubClient {
     return this.request('POST', `apps/${encodeURIComponent(name)}/rollback`, toRevision === undefined ? {} : { toRevision });
   }
 
+  forceApp(name: string): Promise<{ name: string; revision: number; forced: boolean }> {
+    return this.request('POST', `apps/${encodeURIComponent(name)}/force`, {});
+  }
+
   listDevices(): Promise<List<Device>> {
     return this.request('GET', 'devices');
   }

@@ -68,6 +68,14 @@ export function createApi(deps: ApiDeps) {
       return { name: checked.name, revision, changed };
     }),
 
+    /** Swap the current revision in even where the app holds its update lock. */
+    'apps.force': method(ByName, ({ name }) => {
+      const revision = apps.force(name);
+      if (revision === undefined) throw ApiError.notFound('app', name);
+      deps.desiredMayHaveChanged();
+      return { name, revision, forced: true };
+    }),
+
     'apps.history': method(ByName, ({ name }) => {
       const app = apps.get(name);
       if (!app) throw ApiError.notFound('app', name);

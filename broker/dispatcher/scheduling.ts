@@ -15,6 +15,7 @@ export interface SchedulableApp {
   name: string;
   revision: number;
   spec: AppSpec;
+  forced?: boolean;
 }
 
 export class MissingSecretError extends Error {
@@ -41,6 +42,7 @@ export function desiredAppsFor(
       revision: app.revision,
       containers: resolveSecrets(app.spec, secret),
       ...(app.spec.spec.update ? { update: app.spec.spec.update } : {}),
+      ...(app.forced ? { forceUpdate: true } : {}),
     }));
 }
 

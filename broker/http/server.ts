@@ -9,6 +9,7 @@
  *   DELETE /api/v1/apps/:name            apps.delete
  *   GET    /api/v1/apps/:name/revisions  apps.history
  *   POST   /api/v1/apps/:name/rollback   apps.rollback (body: {toRevision?}, or none for the previous revision)
+ *   POST   /api/v1/apps/:name/force      apps.force   (swap even where the app holds its update lock)
  *   GET    /api/v1/devices               devices.list
  *   GET    /api/v1/devices/:id           devices.get
  *   PATCH  /api/v1/devices/:id/labels    devices.label (body: {set, remove})
@@ -47,6 +48,7 @@ const ROUTES: Route[] = [
     // `curl -X POST …/rollback` with no body at all rolls back to the previous revision.
     params: async (m, body) => ({ ...(await bodyObject(body, 'optional')), name: m[1] }),
   },
+  { method: 'POST', pattern: /^\/api\/v1\/apps\/([^/]+)\/force$/, call: 'apps.force', params: (m) => ({ name: m[1] }) },
   { method: 'GET', pattern: /^\/api\/v1\/devices$/, call: 'devices.list', params: () => ({}) },
   { method: 'GET', pattern: /^\/api\/v1\/devices\/([^/]+)$/, call: 'devices.get', params: (m) => ({ id: m[1] }) },
   {

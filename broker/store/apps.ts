@@ -25,6 +25,8 @@ export interface StoredRevision {
 export interface StoredApp {
   name: string;
   revision: number;
+  /** The operator forced this revision past the app's update lock. */
+  forced: boolean;
   spec: AppSpec;
   createdAt: string;
   updatedAt: string;
@@ -44,6 +46,7 @@ interface AppRow {
   spec: string;
   created_at: string;
   updated_at: string;
+  force_revision: number | null;
 }
 
 export class AppStore {
@@ -58,12 +61,13 @@ export class AppStore {
   private readonly selectRevisions;
   private readonly selectRevision;
   private readonly selectPrevious;
+  private readonly forceRevision;
 
   constructor(
     private readonly db: Db,
     private readonly now: () => Date = () => new Date(),
   ) {
-    const current = `SELECT a.name, a.revision, r.spec, a.created_at, a.updated_at
+    const current = `SELECT a.name, a.revision, r.spec, a.created_at, a.updated_at, a.force_revision
       FROM apps a JOIN app_revisions r ON r.app = a.name AND r.revision = a.revision`;
     this.selectAll = db.prepare<[], AppRow>(`${current} ORDER BY a.name`);
     this.selectOne = db.prepare<[string], AppRow>(`${current} WHERE a.name = ?`);
@@ -79,6 +83,7 @@ export class AppStore {
        ON CONFLICT(name) DO UPDATE SET revision = excluded.revision, updated_at = excluded.updated_at`,
     );
     this.deleteApp = db.prepare('DELETE FROM apps WHERE name = ?');
+    this.forceRevision = db.prepare('UPDATE apps SET force_revision = ? WHERE name = ?');
     this.deleteRevisions = db.prepare('DELETE FROM app_revisions WHERE app = ?');
     const revisionColumns = 'revision, spec, spec_hash, created_at, cause';
     this.selectRevisions = db.prepare<[string], RevisionRow>(
@@ -134,6 +139,14 @@ export class AppStore {
     return this.selectPrevious.get(name, revision)?.revision ?? undefined;
   }
 
+  /** Marks the current revision as forced: devices swap even while the app holds its update lock. */
+  force(name: string): number | undefined {
+    const app = this.get(name);
+    if (!app) return undefined;
+    this.forceRevision.run(app.revision, name);
+    return app.revision;
+  }
+
   delete(name: string): boolean {
     return this.db.transaction(() => {
       const deleted = this.deleteApp.run(name).changes > 0;
@@ -157,6 +170,7 @@ function toApp(row: AppRow): StoredApp {
   return {
     name: row.name,
     revision: row.revision,
+    forced: row.force_revision === row.revision,
     spec: JSON.parse(row.spec) as AppSpec,
     createdAt: row.created_at,
     updatedAt: row.updated_at,

@@ -40,4 +40,8 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE app_revisions ADD COLUMN cause TEXT;
   `,
+  // 3: the revision an operator forced past the app's update lock (\`flotilla rollout force\`).
+  `
+  ALTER TABLE apps ADD COLUMN force_revision INTEGER;
+  `,
 ];

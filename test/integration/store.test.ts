@@ -76,6 +76,7 @@ describe('SQLite store on a real file', () => {
     expect(reopened.get('thermo')).toEqual({
       name: 'thermo',
       revision: 2,
+      forced: false,
       spec: spec('thermo', 'registry.local/thermo:2.0'),
       createdAt: '2026-01-01T00:00:00.000Z',
       updatedAt: '2026-01-02T00:00:00.000Z',

@@ -157,11 +157,12 @@ export function startAgentProcess(
   hub: HubProcess,
   deviceId: string,
   labels: Record<string, string> = {},
-  { namePrefix = '' }: { namePrefix?: string } = {},
+  { namePrefix = '', extraArgs = [] }: { namePrefix?: string; extraArgs?: string[] } = {},
   dataDir = mkdtempSync(join(tmpdir(), `flotilla-agent-${deviceId}-`)),
 ): AgentProcess {
   const args = ['agent', '--device-id', deviceId, '--hub-url', hub.mqttUrl, '--data-dir', dataDir, '--resync-interval', '2s'];
   if (namePrefix !== '') args.push('--container-name-prefix', namePrefix);
+  args.push(...extraArgs);
   for (const [k, v] of Object.entries(labels)) args.push('--label', `${k}=${v}`);
   const agent: AgentProcess = {
     proc: spawnCli(`agent ${deviceId}`, args),

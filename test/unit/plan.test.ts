@@ -42,6 +42,7 @@ interface Overrides {
   health?: [string, HealthVerdict][];
   pulled?: string[];
   locks?: [string, string][];
+  diskShort?: [string, string][];
 }
 
 function ctx(overrides: Overrides = {}): PlanContext {
@@ -52,6 +53,7 @@ function ctx(overrides: Overrides = {}): PlanContext {
     health: new Map(overrides.health ?? []),
     pulledImages: new Set(overrides.pulled ?? []),
     locks: new Map(overrides.locks ?? []),
+    diskShort: new Map(overrides.diskShort ?? []),
   };
 }
 
@@ -328,6 +330,32 @@ describe('plan', () => {
       expect(plan([old], [forced], ctx({ images: [web.image, v2.image], records, locks }))).toMatchObject([
         { action: 'stash', id: old.id },
       ]);
+    });
+  });
+
+  describe('disk pre-flight check', () => {
+    const old = container(web);
+    const records = new Map<string, AppRecord>([
+      [
+        'shop',
+        { committed: { revision: 1, containers: { web: { hash: specHash(web), spec: web } } }, previousImages: ['reg.local/web:0'] },
+      ],
+    ]);
+    const short: [string, string][] = [[v2.image, 'not enough disk']];
+
+    it('does not pull an image that does not fit, and leaves the running version alone', () => {
+      expect(plan([old], [app([v2], 2)], ctx({ images: [web.image], records, diskShort: short }))).toEqual([]);
+      const killFirst = app([v2], 2, { strategy: 'kill-then-download' });
+      expect(plan([old], [killFirst], ctx({ images: [web.image], records, diskShort: short }))).toEqual([]);
+    });
+
+    it('first removes images no app needs to make room', () => {
+      const steps = plan(
+        [old],
+        [app([v2], 2)],
+        ctx({ images: [web.image], records, diskShort: short, pulled: ['reg.local/web:old', web.image] }),
+      );
+      expect(steps).toMatchObject([{ action: 'remove-image', image: 'reg.local/web:old' }]);
     });
   });
 });

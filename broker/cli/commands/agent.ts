@@ -5,7 +5,7 @@
 import { hostname } from 'node:os';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { defaultDeviceId } from '../../../agent/config.js';
-import { DEFAULT_TOPIC_ROOT, DEVICE_ID_PATTERN, isDeviceId } from '../../../shared/index.js';
+import { DEFAULT_TOPIC_ROOT, DEVICE_ID_PATTERN, isDeviceId, parseSize } from '../../../shared/index.js';
 import type { CliIO } from '../context.js';
 import { UsageError } from '../errors.js';
 import { parseLabelAssignments } from '../labels.js';
@@ -20,6 +20,7 @@ interface AgentOptions {
   logLevel: LogLevel;
   resyncInterval: number;
   containerNamePrefix: string;
+  diskReserve: number;
 }
 
 /** What mqtt.js connects over, as the agent's config schema accepts them. */
@@ -54,6 +55,12 @@ export function registerAgent(program: Command, io: CliIO): void {
         .argParser(parseContainerNamePrefix)
         .default(''),
     )
+    .addOption(
+      new Option('--disk-reserve <size>', "free space to keep under Docker's data root when pulling (e.g. 256m, 1g)")
+        .env('FLOTILLA_DISK_RESERVE')
+        .argParser(parseDiskReserve)
+        .default(256 * 1024 * 1024, '256m'),
+    )
     .action(async (options: AgentOptions) => {
       const deviceId = options.deviceId ?? defaultDeviceId();
       if (!isDeviceId(deviceId)) {
@@ -76,6 +83,7 @@ export function registerAgent(program: Command, io: CliIO): void {
           logLevel: options.logLevel,
           resyncIntervalMs: options.resyncInterval,
           containerNamePrefix: options.containerNamePrefix,
+          diskReserveBytes: options.diskReserve,
         }),
       );
     });
@@ -108,5 +116,13 @@ function checkMqttUrl(url: string): void {
   }
   if (!MQTT_PROTOCOLS.includes(protocol)) {
     throw new UsageError(`invalid hub URL "${url}": expected one of ${MQTT_PROTOCOLS.map((p) => `${p}//`).join(', ')}`);
+  }
+}
+
+function parseDiskReserve(value: string): number {
+  try {
+    return parseSize(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
   }
 }

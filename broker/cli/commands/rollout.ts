@@ -9,7 +9,7 @@ import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import { formatAge, formatTable } from '../output.js';
 
 export function registerRollout(program: Command, io: CliIO): void {
-  const rollout = program.command('rollout').description("inspect an app's revisions");
+  const rollout = program.command('rollout').description("inspect an app's revisions, or force one past update locks");
 
   rollout
     .command('history')
@@ -18,6 +18,15 @@ export function registerRollout(program: Command, io: CliIO): void {
     .action(async (name: string, _options: unknown, command: Command) => {
       const history = await hubClient(command, io).appHistory(name);
       render(io, globalOptions(command).output, history, () => historyTable(history));
+    });
+
+  rollout
+    .command('force')
+    .argument('<app>', 'app name')
+    .description('swap in the current revision now, even on devices where the app holds its update lock')
+    .action(async (name: string, _options: unknown, command: Command) => {
+      const result = await hubClient(command, io).forceApp(name);
+      render(io, globalOptions(command).output, result, () => `app/${result.name} revision ${result.revision} forced\n`);
     });
 }
 
