@@ -117,3 +117,48 @@ export function summarizeApp(app: AppDetail): AppSummary {
     updatedAt: app.updatedAt,
   };
 }
+
+export const ROLLOUT_PHASES = ['progressing', 'paused', 'complete', 'aborted'] as const;
+export type RolloutPhase = (typeof ROLLOUT_PHASES)[number];
+
+/**
+ * A device's place in a rollout. `pending`: not its turn yet (runs its previous
+ * revision); `updating`: told to run the new revision, not yet healthy;
+ * `healthy`: runs the new revision; `failed`: failed at the new revision or
+ * timed out (still told to run it, converges if it recovers); `reverted`: sent
+ * back to its previous revision (by the failure threshold or an abort).
+ */
+export const ROLLOUT_DEVICE_STATES = ['pending', 'updating', 'healthy', 'failed', 'reverted'] as const;
+export type RolloutDeviceState = (typeof ROLLOUT_DEVICE_STATES)[number];
+
+export interface RolloutDeviceView {
+  id: string;
+  /** The revision this device is told to run now. */
+  revision: number;
+  state: RolloutDeviceState;
+  /** When it entered `state`. */
+  since: string;
+  /** Whether it belongs to the canary stage. */
+  canary: boolean;
+  /** Why it failed (a timeout, or the phase it reported). */
+  message?: string;
+}
+
+export type RolloutCounts = Record<RolloutDeviceState, number> & { total: number };
+
+/** `rollouts.status`: the newest rollout of an app. */
+export interface RolloutStatus {
+  app: string;
+  /** The revision being rolled out (the app's current revision, also after an abort). */
+  revision: number;
+  /** The revision before it in the app's history. */
+  previousRevision: number;
+  phase: RolloutPhase;
+  reason?: string;
+  /** Canary stage size (the first `canary` devices). */
+  canary: number;
+  devices: RolloutDeviceView[];
+  counts: RolloutCounts;
+  startedAt: string;
+  updatedAt: string;
+}

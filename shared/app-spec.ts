@@ -53,6 +53,21 @@ function semanticIssues(app: AppSpec): ValidationIssue[] {
         message: 'must be at least 6m: Docker refuses smaller memory limits (a bare number means bytes)',
       });
     }
+    if (app.spec.update?.strategy === 'start-then-kill') {
+      const published = (container.ports ?? []).findIndex((port) => parsePort(port).hostPort !== undefined);
+      if (published >= 0) {
+        issues.push({
+          path: 'spec.update.strategy',
+          message: `start-then-kill runs the old and the new version side by side, so the host port of ${at}.ports[${published}] would clash: use download-then-kill, or publish no host port`,
+        });
+      }
+      if (container.networkMode === 'host') {
+        issues.push({
+          path: 'spec.update.strategy',
+          message: `start-then-kill cannot run two versions of ${at} side by side on the host's network: use download-then-kill`,
+        });
+      }
+    }
     const healthcheckKinds = ['http', 'tcp', 'exec'].filter((k) => container.healthcheck?.[k as 'http'] !== undefined);
     if (container.healthcheck && healthcheckKinds.length !== 1) {
       issues.push({ path: `${at}.healthcheck`, message: 'must have exactly one of "http", "tcp" or "exec"' });

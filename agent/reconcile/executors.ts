@@ -31,6 +31,7 @@ export const executors: Executors = {
     await ctx.runtime.create({
       deviceId: ctx.deviceId,
       namePrefix: ctx.namePrefix,
+      ...(step.name ? { name: step.name } : {}),
       app: step.app,
       appRevision: step.appRevision,
       specHash: step.specHash,

@@ -12,7 +12,9 @@
  *   pull new image (old keeps running) → stash old (stop, rename aside) →
  *   create new → start new → health gate → commit → remove old.
  * kill-then-download stashes the old one before pulling (for devices short
- * on disk). If the gate fails, the app's revision is marked rolled back:
+ * on disk). start-then-kill creates the new one beside the running old one
+ * (under a `.next-` name), and only once it is committed stops and removes
+ * the old one and renames the new one: no moment without a running version. If the gate fails, the app's revision is marked rolled back:
  * the new container is removed and the stashed one restored (renamed back,
  * started). A rolled-back revision is not retried until a newer one arrives.
  */
@@ -43,6 +45,11 @@ const ACTIVE_STATES = new Set(['running', 'restarting', 'paused']);
 
 export function isActive(container: ManagedContainer): boolean {
   return ACTIVE_STATES.has(container.state);
+}
+
+/** The name a new version goes by while it runs beside the old one (start-then-kill). */
+export function nextName(primary: string, hash: string): string {
+  return `${primary}.next-${hash.slice(0, 8)}`;
 }
 
 /** The name a stashed (kept for rollback) container goes by. */
@@ -89,7 +96,7 @@ export function plan(current: readonly ManagedContainer[], desired: readonly Des
       const base = { app: app.name, container: spec.name };
       const primary = ctx.primaryName(app.name, spec.name);
       if (target?.candidate) {
-        const onTrial = slot.find((c) => c.specHash === target.hash && c.dockerName === primary);
+        const onTrial = slot.find((c) => c.specHash === target.hash);
         if (ctx.health.get(onTrial?.id ?? '')?.status !== 'healthy') everyCandidateHealthy = false;
       }
 
@@ -105,18 +112,19 @@ export function plan(current: readonly ManagedContainer[], desired: readonly Des
       const others = slot.filter((c) => c.specHash !== target.hash);
       for (const extra of duplicates) steps.push(retire(extra, 'duplicate of a container with the same spec'));
 
-      if (mine && mine.dockerName !== primary) {
-        // The version to run sits aside (stashed): free its name, then bring it back.
+      // start-then-kill: the new version runs beside the old one, under another name, while on trial.
+      const besideOld = target.candidate && strategy === 'start-then-kill';
+      if (mine && mine.dockerName !== primary && !besideOld) {
+        // The version to run sits aside (stashed, or new beside the old one): free its name, then bring it back.
         const holder = others.find((c) => c.dockerName === primary);
-        if (holder) steps.push(retire(holder, rolledBack ? `rolled back: ${record?.rolledBack?.reason}` : 'replaced by the kept version'));
-        else
-          steps.push({
-            ...base,
-            action: 'restore',
-            id: mine.id,
-            name: primary,
-            reason: rolledBack ? 'rolling back to the previous version' : 'restoring the kept version',
-          });
+        const promoted = mine.dockerName.startsWith(`${primary}.next-`);
+        const why = rolledBack
+          ? { old: `rolled back: ${record?.rolledBack?.reason}`, mine: 'rolling back to the previous version' }
+          : promoted
+            ? { old: 'start-then-kill: the new version is healthy', mine: 'start-then-kill: the new version takes the name' }
+            : { old: 'replaced by the kept version', mine: 'restoring the kept version' };
+        if (holder) steps.push(retire(holder, why.old));
+        else steps.push({ ...base, action: 'restore', id: mine.id, name: primary, reason: why.mine });
         continue;
       }
 
@@ -173,6 +181,18 @@ export function plan(current: readonly ManagedContainer[], desired: readonly Des
           image: target.spec.image,
           ...(target.spec.auth ? { auth: target.spec.auth } : {}),
           reason: holder ? `spec changed: pulling ${target.spec.image} before replacing the running container` : 'image not present',
+        });
+        continue;
+      }
+      if (holder && besideOld && isActive(holder)) {
+        steps.push({
+          ...base,
+          action: 'create',
+          name: nextName(primary, target.hash),
+          appRevision: app.revision,
+          specHash: target.hash,
+          spec: target.spec,
+          reason: 'start-then-kill: starting the new version beside the running one',
         });
         continue;
       }

@@ -13,7 +13,7 @@ interface StepBase {
 
 export type Step =
   | (StepBase & { action: 'pull'; image: string; auth?: RegistryAuth })
-  | (StepBase & { action: 'create'; appRevision: number; specHash: string; spec: ContainerSpec })
+  | (StepBase & { action: 'create'; appRevision: number; specHash: string; spec: ContainerSpec; name?: string })
   | (StepBase & { action: 'start'; id: string })
   | (StepBase & { action: 'stop'; id: string })
   | (StepBase & { action: 'remove'; id: string })

@@ -29,7 +29,7 @@ type MountSettings = NonNullable<HostConfig['Mounts']>[number];
 export function toCreateOptions(req: CreateRequest): Dockerode.ContainerCreateOptions {
   const { spec } = req;
   const options: Dockerode.ContainerCreateOptions = {
-    name: `${req.namePrefix ?? ''}${containerName(req.app, spec.name)}`,
+    name: req.name ?? `${req.namePrefix ?? ''}${containerName(req.app, spec.name)}`,
     Image: spec.image,
     Labels: labelsFor(req),
     HostConfig: hostConfig(req),

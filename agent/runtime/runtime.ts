@@ -39,6 +39,8 @@ export interface CreateRequest {
    * containers would otherwise collide on `{app}_{container}`.
    */
   namePrefix?: string;
+  /** The whole Docker name, overriding `{prefix}{app}_{container}` (a new version beside the old one). */
+  name?: string;
   app: string;
   appRevision: number;
   specHash: string;

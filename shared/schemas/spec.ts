@@ -138,6 +138,30 @@ export const UpdatePolicy = Type.Object(
 );
 export type UpdatePolicy = Static<typeof UpdatePolicy>;
 
+/**
+ * How a new revision reaches the fleet: a canary first, then batches, each
+ * waiting for the previous one to report healthy. Absent: every device gets
+ * the new revision at once.
+ */
+export const RolloutPolicy = Type.Object(
+  {
+    /** Devices updated first: a count, or a share of the matched devices ("10%", rounded up). Default 0: no canary stage. */
+    canary: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: '^(100|[1-9]?[0-9])%$' })])),
+    /** After a healthy canary, wait for `flotilla rollout resume`. */
+    pauseAfterCanary: Type.Optional(Type.Boolean()),
+    /** Devices updated together after the canary; the next batch starts when this one has settled. Default 1. */
+    batchSize: Type.Optional(Type.Integer({ minimum: 1 })),
+    /** Instead of batches: at most this many devices updating at any moment (a sliding window). */
+    maxUnavailable: Type.Optional(Type.Integer({ minimum: 1 })),
+    /** Failed devices that pause the rollout and send the failed devices back to their previous revision. Default 1. */
+    failureThreshold: Type.Optional(Type.Integer({ minimum: 1 })),
+    /** A device not healthy at the new revision after this long counts as failed (default 10m). */
+    deviceTimeout: Type.Optional(Duration),
+  },
+  { additionalProperties: false },
+);
+export type RolloutPolicy = Static<typeof RolloutPolicy>;
+
 /** `selectors: {}` selects every device; omitting both selects none, so scheduling is explicit. */
 export const Scheduling = Type.Object(
   {
@@ -156,6 +180,7 @@ export const AppSpec = Type.Object(
       {
         containers: Type.Array(ContainerSpec, { minItems: 1, maxItems: 32 }),
         update: Type.Optional(UpdatePolicy),
+        rollout: Type.Optional(RolloutPolicy),
       },
       { additionalProperties: false },
     ),

@@ -201,4 +201,58 @@ describeDocker('health-gated updates and automatic rollback', () => {
     expect(await present(second)).toBe(true);
     expect(await present(third)).toBe(true);
   });
+
+  it('start-then-kill starts the new version before stopping the old one, and refuses host ports', async () => {
+    const app = `e2e-beside-${suffix}`;
+    apps.push(app);
+    const file = join(dir, `${app}.yaml`);
+    const write = (image: string, ports: string[] = []) =>
+      writeFileSync(
+        file,
+        stringify({
+          name: app,
+          scheduling: { devices: [deviceId] },
+          spec: { containers: [{ name: 'web', image, ports }], update: { strategy: 'start-then-kill', minReadySeconds: 2 } },
+        }),
+      );
+
+    write(images.v1, ['8080:80']);
+    const refused = await runCli(['--hub', hub.url, 'apply', '-f', file]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(
+      /spec\.update\.strategy: start-then-kill runs the old and the new version side by side, so the host port of spec\.containers\[0\]\.ports\[0\] would clash/,
+    );
+
+    write(await retagInRegistry(images.v1, `v1-${app}`));
+    expect((await runCli(['--hub', hub.url, 'apply', '-f', file])).code).toBe(0);
+    await waitFor('v1 running', async () => (await appState(app))?.phase === 'running', { timeoutMs: 60_000 });
+    const [v1Id] = await containerIds(`flotilla.app=${app}`);
+    const since = Math.floor(Date.now() / 1000) - 1;
+
+    const v2 = await retagInRegistry(images.v2, `v2-${app}`);
+    write(v2);
+    expect((await runCli(['--hub', hub.url, 'apply', '-f', file])).code).toBe(0);
+    const v2Id = await waitFor(
+      'v2 committed under the app name, alone',
+      async () => {
+        const ids = await containerIds(`flotilla.app=${app}`);
+        if ((await appState(app))?.phase !== 'running' || ids.length !== 1 || ids[0] === v1Id) return undefined;
+        return (await inspect(ids[0]!)).Name === `/${deviceId}.${app}_web` ? ids[0] : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
+    const until = Math.ceil(Date.now() / 1000) + 1;
+    const { stdout } = await run(
+      'docker',
+      ['events', '--since', `${since}`, '--until', `${until}`, '--filter', 'type=container', '--format', '{{.Action}} {{.Actor.ID}}'],
+      {
+        timeout: 20_000,
+      },
+    );
+    const events = stdout.trim().split('\n');
+    const newStarted = events.indexOf(`start ${v2Id}`);
+    const oldDied = events.indexOf(`die ${v1Id}`);
+    expect(newStarted).toBeGreaterThanOrEqual(0);
+    expect(oldDied).toBeGreaterThan(newStarted);
+  });
 });

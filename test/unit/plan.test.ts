@@ -358,4 +358,57 @@ describe('plan', () => {
       expect(steps).toMatchObject([{ action: 'remove-image', image: 'reg.local/web:old' }]);
     });
   });
+
+  describe('start-then-kill', () => {
+    const old = container(web);
+    const records = committedTo(1, web);
+    const update = app([v2], 2, { strategy: 'start-then-kill' });
+    const beside = container(v2, { dockerName: `shop_web.next-${specHash(v2).slice(0, 8)}` });
+
+    it('starts the new version beside the running one, under another name', () => {
+      expect(plan([old], [update], ctx({ images: [web.image, v2.image], records }))).toEqual([
+        {
+          action: 'create',
+          app: 'shop',
+          container: 'web',
+          name: `shop_web.next-${specHash(v2).slice(0, 8)}`,
+          appRevision: 2,
+          specHash: specHash(v2),
+          spec: v2,
+          reason: 'start-then-kill: starting the new version beside the running one',
+        },
+      ]);
+    });
+
+    it('keeps both running while the new one is on trial, then commits it', () => {
+      expect(plan([old, beside], [update], ctx({ images: [v2.image], records, health: [[beside.id, pending]] }))).toEqual([]);
+      expect(plan([old, beside], [update], ctx({ images: [v2.image], records, health: [[beside.id, healthy]] }))).toMatchObject([
+        { action: 'commit', specHash: specHash(v2) },
+      ]);
+    });
+
+    it('once committed, stops and removes the old one, then gives the new one its name', () => {
+      const done = ctx({ images: [v2.image], records: committedTo(2, v2) });
+      expect(plan([old, beside], [update], done)).toEqual([
+        { action: 'stop', app: 'shop', container: 'web', id: old.id, reason: 'start-then-kill: the new version is healthy' },
+      ]);
+      expect(plan([beside], [update], done)).toEqual([
+        {
+          action: 'restore',
+          app: 'shop',
+          container: 'web',
+          id: beside.id,
+          name: 'shop_web',
+          reason: 'start-then-kill: the new version takes the name',
+        },
+      ]);
+    });
+
+    it('removes the new one and leaves the old one running when the new one fails its gate', () => {
+      const rolledBack = new Map<string, AppRecord>([['shop', { ...records.get('shop'), rolledBack: { revision: 2, reason: 'exited' } }]]);
+      expect(plan([old, beside], [update], ctx({ images: [v2.image], records: rolledBack }))).toEqual([
+        { action: 'stop', app: 'shop', container: 'web', id: beside.id, reason: 'previous version no longer needed' },
+      ]);
+    });
+  });
 });

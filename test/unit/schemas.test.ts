@@ -120,6 +120,15 @@ describe('app spec', () => {
     expect(issuesAfter(mutate)).toMatch(expected);
   });
 
+  it('refuses start-then-kill where two versions side by side would clash on a host port', () => {
+    const text = issuesAfter((s: any) => {
+      s.spec.update.strategy = 'start-then-kill';
+    });
+    expect(text).toBe(
+      'spec.update.strategy: start-then-kill runs the old and the new version side by side, so the host port of spec.containers[0].ports[0] would clash: use download-then-kill, or publish no host port',
+    );
+  });
+
   it('reports every problem at once', () => {
     const text = issuesAfter((s: any) => {
       s.spec.containers[0].ports = ['nope'];
