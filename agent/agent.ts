@@ -118,6 +118,8 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
       clearTimeout(rewatchTimer);
       stopWatching();
       reconciler.close();
+      // Let an aborted tick finish before the store it writes to is closed.
+      await Promise.race([reconciler.idle(), new Promise((resolve) => setTimeout(resolve, 5_000).unref())]);
       await link?.close();
       store.close();
     },
