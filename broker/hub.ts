@@ -9,12 +9,14 @@ import { Topics } from '../shared/index.js';
 import { type HubConfig, resolveHubConfig } from './config.js';
 import { createApi } from './dispatcher/api.js';
 import { Dispatcher } from './dispatcher/dispatcher.js';
+import { Rollouts } from './dispatcher/rollouts.js';
 import { createHttpApi } from './http/server.js';
 import { createLogger } from './logger.js';
 import { closeServer, listen, startBroker } from './mqtt/broker.js';
 import { AppStore } from './store/apps.js';
 import { openDatabase } from './store/db.js';
 import { DeviceStore } from './store/devices.js';
+import { RolloutStore } from './store/rollouts.js';
 import { SecretStore } from './store/secrets.js';
 
 export interface Hub {
@@ -25,6 +27,10 @@ export interface Hub {
 
 export interface HubDeps {
   logger?: Logger;
+  /** The clock rollouts and device timestamps use (tests inject one). */
+  now?: () => Date;
+  /** How often rollouts are advanced for device timeouts (default 1 s). */
+  rolloutTickMs?: number;
 }
 
 export async function startHub(overrides: Partial<Record<keyof HubConfig, unknown>> = {}, deps: HubDeps = {}): Promise<Hub> {
@@ -32,9 +38,11 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
   const logger = deps.logger ?? createLogger(config.logLevel, 'flotilla-hub');
   const topics = new Topics(config.topicRoot);
   const db = openDatabase(join(config.dataDir, 'hub.db'));
-  const apps = new AppStore(db);
-  const devices = new DeviceStore(db);
-  const secrets = new SecretStore(db);
+  const now = deps.now ?? (() => new Date());
+  const apps = new AppStore(db, now);
+  const devices = new DeviceStore(db, now);
+  const secrets = new SecretStore(db, now);
+  const rollouts = new Rollouts({ apps, devices, rollouts: new RolloutStore(db), logger, now });
 
   // Everything opened so far is closed again if a later step fails (a port in use),
   // so a failed start never leaves a process hanging on open handles.
@@ -54,8 +62,21 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
     });
     cleanups.push(() => client.endAsync());
     let dispatcher: Dispatcher | undefined;
-    const api = createApi({ apps, devices, secrets, desiredMayHaveChanged: () => dispatcher?.scheduleSync() });
-    dispatcher = new Dispatcher({ mqtt: client, topics, apps, devices, secrets, api, logger });
+    const api = createApi({ apps, devices, secrets, rollouts, desiredMayHaveChanged: () => dispatcher?.scheduleSync() });
+    dispatcher = new Dispatcher({
+      mqtt: client,
+      topics,
+      apps,
+      devices,
+      secrets,
+      api,
+      rollouts,
+      logger,
+      now,
+      ...(deps.rolloutTickMs !== undefined ? { rolloutTickMs: deps.rolloutTickMs } : {}),
+    });
+    const started = dispatcher;
+    cleanups.push(() => started.stop());
     await dispatcher.start();
 
     const http = createHttpApi(api, logger);

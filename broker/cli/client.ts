@@ -15,6 +15,7 @@ import type {
   Labels,
   List,
   RollbackResult,
+  RolloutStatus,
 } from '../../shared/index.js';
 import { formatIssue } from '../../shared/index.js';
 import { CliError, EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, type ExitCode, UsageError } from './errors.js';
@@ -29,6 +30,7 @@ export type {
   List,
   RevisionSummary,
   RollbackResult,
+  RolloutStatus,
 } from '../../shared/index.js';
 
 export interface LabelPatch {
@@ -130,6 +132,14 @@ export class HubClient {
 
   forceApp(name: string): Promise<{ name: string; revision: number; forced: boolean }> {
     return this.request('POST', `apps/${encodeURIComponent(name)}/force`, {});
+  }
+
+  rolloutStatus(name: string): Promise<RolloutStatus> {
+    return this.request('GET', `apps/${encodeURIComponent(name)}/rollout`);
+  }
+
+  rolloutAction(name: string, action: 'pause' | 'resume' | 'abort'): Promise<RolloutStatus> {
+    return this.request('POST', `apps/${encodeURIComponent(name)}/rollout/${action}`, {});
   }
 
   listDevices(): Promise<List<Device>> {

@@ -18,6 +18,7 @@ import type { AppStore } from '../store/apps.js';
 import type { DeviceStore } from '../store/devices.js';
 import type { SecretStore } from '../store/secrets.js';
 import { ApiError } from './errors.js';
+import type { Rollouts } from './rollouts.js';
 import { MissingSecretError, resolveSecrets } from './scheduling.js';
 import { appDetail, appHistory, appSummary, deviceView } from './views.js';
 
@@ -25,6 +26,7 @@ export interface ApiDeps {
   apps: AppStore;
   devices: DeviceStore;
   secrets: SecretStore;
+  rollouts: Rollouts;
   /** Called after any change that can alter what some device must run. */
   desiredMayHaveChanged: () => void;
 }
@@ -43,7 +45,7 @@ function method<S extends TSchema>(params: S, run: (params: Static<S>) => unknow
 }
 
 export function createApi(deps: ApiDeps) {
-  const { apps, devices, secrets } = deps;
+  const { apps, devices, secrets, rollouts } = deps;
 
   /** A spec fit to become current: valid by today's schema, its secrets all present. */
   function checkSpec(spec: unknown, what: string): AppSpec {
@@ -64,7 +66,10 @@ export function createApi(deps: ApiDeps) {
     'apps.apply': method(Type.Object({ spec: Type.Unknown() }, { additionalProperties: false }), ({ spec }) => {
       const checked = checkSpec(spec, 'app spec');
       const { revision, changed } = apps.apply(checked);
-      if (changed) deps.desiredMayHaveChanged();
+      if (changed) {
+        rollouts.onNewRevision(checked.name);
+        deps.desiredMayHaveChanged();
+      }
       return { name: checked.name, revision, changed };
     }),
 
@@ -98,10 +103,35 @@ export function createApi(deps: ApiDeps) {
         if (!stored) throw new ApiError('not_found', `app "${name}" has no revision ${target}`);
         const spec = checkSpec(stored.spec, `app spec of revision ${target}`);
         const { revision, changed } = apps.apply(spec, `rollback to ${target}`);
-        if (changed) deps.desiredMayHaveChanged();
+        if (changed) {
+          rollouts.onNewRevision(name);
+          deps.desiredMayHaveChanged();
+        }
         return { name, revision, changed, rolledBackTo: target };
       },
     ),
+
+    /** The app's newest rollout: phase, and every device's place in it. */
+    'rollouts.status': method(ByName, ({ name }) => rollouts.status(name)),
+
+    'rollouts.pause': method(ByName, ({ name }) => {
+      const status = rollouts.pause(name);
+      deps.desiredMayHaveChanged();
+      return status;
+    }),
+
+    'rollouts.resume': method(ByName, ({ name }) => {
+      const status = rollouts.resume(name);
+      deps.desiredMayHaveChanged();
+      return status;
+    }),
+
+    /** Every device back on the revision it ran before; the app's current revision stays the new one. */
+    'rollouts.abort': method(ByName, ({ name }) => {
+      const status = rollouts.abort(name);
+      deps.desiredMayHaveChanged();
+      return status;
+    }),
 
     'apps.list': method(NoParams, () => {
       const all = devices.list();
@@ -116,6 +146,7 @@ export function createApi(deps: ApiDeps) {
 
     'apps.delete': method(ByName, ({ name }) => {
       if (!apps.delete(name)) throw ApiError.notFound('app', name);
+      rollouts.forget(name);
       deps.desiredMayHaveChanged();
       return { name, deleted: true };
     }),

@@ -2,11 +2,12 @@
  * The dispatcher: an ordinary MQTT client of the broker (so it can also run
  * against an external one). It routes every message it receives in one place:
  *
- *   devices/+/state   → record reported state (and labels) → maybe re-plan desired
+ *   devices/+/state   → record reported state (and labels) → advance rollouts → maybe re-plan desired
  *   devices/+/status  → record online/offline
  *   api/+/request     → run an API method → publish the correlated response
  *
- * and publishes each device's desired document, retained at QoS 1.
+ * and publishes each device's desired document, retained at QoS 1. A timer
+ * advances rollouts too, so a device that never reports still times out.
  *
  * Invariants:
  * - A device's desired revision only grows, even across a lost hub database:
@@ -34,6 +35,8 @@ import type { DeviceStore } from '../store/devices.js';
 import type { SecretStore } from '../store/secrets.js';
 import type { HubApi } from './api.js';
 import { toErrorBody } from './errors.js';
+import type { Rollout } from './rollout-plan.js';
+import type { Rollouts } from './rollouts.js';
 import { desiredAppsFor, desiredHash, MissingSecretError } from './scheduling.js';
 
 export interface DispatcherDeps {
@@ -43,14 +46,18 @@ export interface DispatcherDeps {
   devices: DeviceStore;
   secrets: SecretStore;
   api: HubApi;
+  rollouts: Rollouts;
   logger: Logger;
   now?: () => Date;
+  /** How often rollouts are advanced without a device report (device timeouts); default 1 s. */
+  rolloutTickMs?: number;
 }
 
 export class Dispatcher {
   private readonly log: Logger;
   private readonly now: () => Date;
   private syncScheduled = false;
+  private rolloutTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: DispatcherDeps) {
     this.log = deps.logger.child({ component: 'dispatcher' });
@@ -70,6 +77,22 @@ export class Dispatcher {
       if (device.desired) this.publishDesired(device.desired);
     }
     this.syncAll();
+    this.rolloutTimer = setInterval(() => this.advanceRollouts(), this.deps.rolloutTickMs ?? 1000);
+    this.rolloutTimer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.rolloutTimer);
+    this.rolloutTimer = undefined;
+  }
+
+  /** Moves rollouts on; a rollout that changed may change what devices must run. */
+  advanceRollouts(): void {
+    try {
+      if (this.deps.rollouts.advanceAll()) this.scheduleSync();
+    } catch (err) {
+      this.log.error({ err }, 'advancing rollouts failed');
+    }
   }
 
   /** Coalesces bursts of changes (an apply, a relabel) into one pass over the fleet. */
@@ -85,17 +108,28 @@ export class Dispatcher {
   /** Re-plans every device that has reported its state (see ingestStatus for why not the others). */
   syncAll(): void {
     const apps = this.deps.apps.list();
+    const rollouts = this.deps.rollouts.snapshot(apps);
     for (const device of this.deps.devices.list()) {
-      if (device.state) this.syncDevice(device.id, apps);
+      if (device.state) this.syncDevice(device.id, apps, rollouts);
     }
   }
 
-  private syncDevice(deviceId: string, apps = this.deps.apps.list()): void {
+  private syncDevice(
+    deviceId: string,
+    apps = this.deps.apps.list(),
+    rollouts: ReadonlyMap<string, Rollout> = this.deps.rollouts.snapshot(apps),
+  ): void {
     const device = this.deps.devices.get(deviceId);
     if (!device) return;
     let desiredApps: DesiredState['apps'];
     try {
-      desiredApps = desiredAppsFor(device.id, device.labels, apps, (name) => this.deps.secrets.get(name));
+      desiredApps = desiredAppsFor(
+        device.id,
+        device.labels,
+        apps,
+        (name) => this.deps.secrets.get(name),
+        (app) => this.deps.rollouts.versionFor(app, device.id, rollouts),
+      );
     } catch (err) {
       if (!(err instanceof MissingSecretError)) throw err;
       this.log.error(
@@ -173,6 +207,7 @@ export class Dispatcher {
     const labelsChanged = JSON.stringify(before.reportedLabels) !== JSON.stringify(state.labels);
     const neverIssued = before.desiredHash === null;
     if (neverIssued || labelsChanged || state.observedRevision > before.desiredRevision) this.syncDevice(deviceId);
+    this.advanceRollouts();
   }
 
   private ingestStatus(deviceId: string, payload: Buffer): void {

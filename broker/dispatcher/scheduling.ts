@@ -27,16 +27,23 @@ export class MissingSecretError extends Error {
   }
 }
 
-/** The apps one device must run, secrets resolved, sorted by name so the document is stable. */
+/**
+ * The apps one device must run, secrets resolved, sorted by name so the
+ * document is stable. `version` picks the revision of each matched app this
+ * device runs (an older one while a rollout has not reached it); by default
+ * the app's current revision.
+ */
 export function desiredAppsFor(
   deviceId: string,
   labels: Labels,
   apps: readonly SchedulableApp[],
   secret: (name: string) => string | undefined,
+  version: (app: SchedulableApp) => SchedulableApp = (app) => app,
 ): DesiredApp[] {
   return apps
     .filter((app) => matches(app.spec.scheduling, deviceId, labels))
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .map(version)
     .map((app) => ({
       name: app.name,
       revision: app.revision,

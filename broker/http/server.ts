@@ -10,6 +10,8 @@
  *   GET    /api/v1/apps/:name/revisions  apps.history
  *   POST   /api/v1/apps/:name/rollback   apps.rollback (body: {toRevision?}, or none for the previous revision)
  *   POST   /api/v1/apps/:name/force      apps.force   (swap even where the app holds its update lock)
+ *   GET    /api/v1/apps/:name/rollout    rollouts.status
+ *   POST   /api/v1/apps/:name/rollout/{pause,resume,abort}  rollouts.pause / resume / abort
  *   GET    /api/v1/devices               devices.list
  *   GET    /api/v1/devices/:id           devices.get
  *   PATCH  /api/v1/devices/:id/labels    devices.label (body: {set, remove})
@@ -49,6 +51,15 @@ const ROUTES: Route[] = [
     params: async (m, body) => ({ ...(await bodyObject(body, 'optional')), name: m[1] }),
   },
   { method: 'POST', pattern: /^\/api\/v1\/apps\/([^/]+)\/force$/, call: 'apps.force', params: (m) => ({ name: m[1] }) },
+  { method: 'GET', pattern: /^\/api\/v1\/apps\/([^/]+)\/rollout$/, call: 'rollouts.status', params: (m) => ({ name: m[1] }) },
+  ...(['pause', 'resume', 'abort'] as const).map(
+    (action): Route => ({
+      method: 'POST',
+      pattern: new RegExp(`^/api/v1/apps/([^/]+)/rollout/${action}$`),
+      call: `rollouts.${action}`,
+      params: (m) => ({ name: m[1] }),
+    }),
+  ),
   { method: 'GET', pattern: /^\/api\/v1\/devices$/, call: 'devices.list', params: () => ({}) },
   { method: 'GET', pattern: /^\/api\/v1\/devices\/([^/]+)$/, call: 'devices.get', params: (m) => ({ id: m[1] }) },
   {

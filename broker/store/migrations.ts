@@ -44,4 +44,15 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE apps ADD COLUMN force_revision INTEGER;
   `,
+  // 4: the newest rollout of each app (spec.rollout): its phase and every device's
+  // place in it, as one JSON document (broker/dispatcher/rollout-plan.ts), written whole.
+  `
+  CREATE TABLE rollouts (
+    app         TEXT PRIMARY KEY,
+    revision    INTEGER NOT NULL,
+    phase       TEXT NOT NULL,
+    doc         TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+  );
+  `,
 ];

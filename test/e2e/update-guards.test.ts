@@ -4,15 +4,14 @@
  * disk too small for the new image plus the reserve (the running version
  * stays up, the device says why).
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { stringify } from 'yaml';
-import type { AppState, DeviceView } from '../../shared/index.js';
 import { freePort } from '../support/ports.js';
 import { type AgentProcess, type HubProcess, runCli, startAgentProcess, startHubProcess, stopAll } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
+import { answer, DeviceApps } from './support/device-apps.js';
 import { containerIds, docker, removeContainersAndVolumes } from './support/docker-cli.js';
 import { describeDocker } from './support/engine.js';
 import { ensureTestImages, retagInRegistry, type TestImages } from './support/images.js';
@@ -24,33 +23,12 @@ describeDocker('update lock and disk pre-flight check', () => {
   let images: TestImages;
   let hub: HubProcess;
   let agent: AgentProcess;
-  const dir = mkdtempSync(join(tmpdir(), 'flotilla-e2e-'));
-  const apps: string[] = [];
-
-  async function apply(app: string, image: string, port: number) {
-    const file = join(dir, `${app}-${Date.now()}.yaml`);
-    const container = { name: 'web', image, ports: [`127.0.0.1:${port}:80`], volumes: [`${app}-data:/data`] };
-    writeFileSync(
-      file,
-      stringify({ name: app, scheduling: { devices: [deviceId] }, spec: { containers: [container], update: { minReadySeconds: 1 } } }),
-    );
-    expect((await runCli(['--hub', hub.url, 'apply', '-f', file])).code).toBe(0);
-  }
-
-  async function appState(app: string): Promise<AppState | undefined> {
-    const out = await runCli(['--hub', hub.url, 'describe', 'device', deviceId, '-o', 'json']);
-    return (JSON.parse(out.stdout) as DeviceView).apps.find((a) => a.name === app);
-  }
-
-  const answer = async (port: number) => (await fetch(`http://127.0.0.1:${port}/`)).text().then((t) => t.trim());
-
-  async function deployV1(app: string, port: number) {
-    apps.push(app);
-    await apply(app, await retagInRegistry(images.v1, `v1-${app}`), port);
-    await waitFor(`${app} v1 running`, async () => (await appState(app))?.phase === 'running' && (await answer(port)) === 'v1', {
-      timeoutMs: 60_000,
-    });
-  }
+  const device = new DeviceApps(() => hub, deviceId, { update: { minReadySeconds: 1 } });
+  const withVolume = (app: string, image: string, port: number) => ({
+    image,
+    ports: [`127.0.0.1:${port}:80`],
+    volumes: [`${app}-data:/data`],
+  });
 
   const startAgent = (extraArgs: string[] = []) =>
     startAgentProcess(hub, deviceId, {}, { namePrefix: `${deviceId}.`, extraArgs }, agentDir);
@@ -65,19 +43,19 @@ describeDocker('update lock and disk pre-flight check', () => {
 
   afterAll(async () => {
     await stopAll();
-    for (const app of apps) await removeContainersAndVolumes(`flotilla.app=${app}`, [`${app}-data`]);
+    for (const app of device.names) await removeContainersAndVolumes(`flotilla.app=${app}`, [`${app}-data`]);
   });
 
   it('defers the swap while the app holds its update lock, and swaps once it is released', async () => {
     const app = `e2e-lock-${suffix}`;
     const port = await freePort();
-    await deployV1(app, port);
+    await device.deploy(app, await retagInRegistry(images.v1, `v1-${app}`), port, 'v1', { volumes: [`${app}-data:/data`] });
     const [v1Id] = await containerIds(`flotilla.app=${app}`);
     await docker('exec', v1Id!, 'touch', '/data/updates.lock');
 
-    await apply(app, await retagInRegistry(images.v2, `v2-lock-${suffix}`), port);
+    await device.apply(app, withVolume(app, await retagInRegistry(images.v2, `v2-lock-${suffix}`), port));
     const waiting = await waitFor('the device to say it waits for the lock', async () => {
-      const s = await appState(app);
+      const s = await device.state(app);
       return s?.message?.includes('update lock') ? s : undefined;
     });
     expect(waiting.phase).toBe('pending');
@@ -92,11 +70,11 @@ describeDocker('update lock and disk pre-flight check', () => {
   it('swaps at once when the operator forces the revision past the lock', async () => {
     const app = `e2e-force-${suffix}`;
     const port = await freePort();
-    await deployV1(app, port);
+    await device.deploy(app, await retagInRegistry(images.v1, `v1-${app}`), port, 'v1', { volumes: [`${app}-data:/data`] });
     const [v1Id] = await containerIds(`flotilla.app=${app}`);
     await docker('exec', v1Id!, 'touch', '/data/updates.lock');
-    await apply(app, await retagInRegistry(images.v2, `v2-force-${suffix}`), port);
-    await waitFor('the device to wait for the lock', async () => (await appState(app))?.message?.includes('update lock'));
+    await device.apply(app, withVolume(app, await retagInRegistry(images.v2, `v2-force-${suffix}`), port));
+    await waitFor('the device to wait for the lock', async () => (await device.state(app))?.message?.includes('update lock'));
 
     const forced = await runCli(['--hub', hub.url, 'rollout', 'force', app]);
     expect(forced.stdout.trim()).toBe(`app/${app} revision 2 forced`);
@@ -106,15 +84,15 @@ describeDocker('update lock and disk pre-flight check', () => {
   it('refuses an update when the image plus the reserve does not fit, keeping the running version', async () => {
     const app = `e2e-disk-${suffix}`;
     const port = await freePort();
-    await deployV1(app, port);
+    await device.deploy(app, await retagInRegistry(images.v1, `v1-${app}`), port, 'v1', { volumes: [`${app}-data:/data`] });
     // The same agent again, now asking to keep 100 TiB free: no image fits.
     await agent.proc.stop();
     agent = startAgent(['--disk-reserve', '102400g']);
 
     const v2 = await retagInRegistry(images.v2, `v2-disk-${suffix}`);
-    await apply(app, v2, port);
+    await device.apply(app, withVolume(app, v2, port));
     const refused = await waitFor('the device to refuse the pull', async () => {
-      const s = await appState(app);
+      const s = await device.state(app);
       return s?.phase === 'failed' && s.revision === 2 ? s : undefined;
     });
     expect(refused.message).toMatch(

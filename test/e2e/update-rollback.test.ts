@@ -11,10 +11,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import type { AppState, DeviceView } from '../../shared/index.js';
 import { freePort } from '../support/ports.js';
 import { type HubProcess, runCli, startAgentProcess, startHubProcess, stopAll } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
+import { answer, DeviceApps } from './support/device-apps.js';
 import { containerIds, docker, inspect, removeContainersAndVolumes } from './support/docker-cli.js';
 import { describeDocker } from './support/engine.js';
 import { ensureTestImages, retagInRegistry, type TestImages } from './support/images.js';
@@ -27,44 +27,7 @@ describeDocker('health-gated updates and automatic rollback', () => {
   let images: TestImages;
   let hub: HubProcess;
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-e2e-'));
-  const apps: string[] = [];
-
-  async function apply(app: string, image: string, port: number, extra: { update?: object; healthcheck?: object } = {}) {
-    const file = join(dir, `${app}-${Date.now()}.yaml`);
-    const container = {
-      name: 'web',
-      image,
-      ports: [`127.0.0.1:${port}:80`],
-      ...(extra.healthcheck ? { healthcheck: extra.healthcheck } : {}),
-    };
-    writeFileSync(
-      file,
-      stringify({
-        name: app,
-        scheduling: { devices: [deviceId] },
-        spec: { containers: [container], update: { minReadySeconds: 2, healthTimeout: '8s', ...extra.update } },
-      }),
-    );
-    const result = await runCli(['--hub', hub.url, 'apply', '-f', file]);
-    expect(result.stderr).toBe('');
-    expect(result.code).toBe(0);
-  }
-
-  async function appState(app: string): Promise<AppState | undefined> {
-    const out = await runCli(['--hub', hub.url, 'describe', 'device', deviceId, '-o', 'json']);
-    return (JSON.parse(out.stdout) as DeviceView).apps.find((a) => a.name === app);
-  }
-
-  const answer = async (port: number) => (await fetch(`http://127.0.0.1:${port}/`)).text().then((t) => t.trim());
-
-  /** Deploys v1 and waits until it passed its gate. */
-  async function deployV1(app: string, port: number) {
-    apps.push(app);
-    await apply(app, await retagInRegistry(images.v1, `v1-${app}`), port);
-    await waitFor(`${app} v1 running`, async () => (await appState(app))?.phase === 'running' && (await answer(port)) === 'v1', {
-      timeoutMs: 60_000,
-    });
-  }
+  const device = new DeviceApps(() => hub, deviceId, { update: { minReadySeconds: 2, healthTimeout: '8s' } });
 
   beforeAll(async () => {
     images = await ensureTestImages();
@@ -75,20 +38,20 @@ describeDocker('health-gated updates and automatic rollback', () => {
 
   afterAll(async () => {
     await stopAll();
-    for (const app of apps) await removeContainersAndVolumes(`flotilla.app=${app}`);
+    for (const app of device.names) await removeContainersAndVolumes(`flotilla.app=${app}`);
   });
 
   it('rolls back a new version that exits at once, and says why', async () => {
     const app = `e2e-crash-${suffix}`;
     const port = await freePort();
-    await deployV1(app, port);
+    await device.deploy(app, await retagInRegistry(images.v1, `v1-${app}`), port, 'v1');
     const [v1Id] = await containerIds(`flotilla.app=${app}`);
 
-    await apply(app, await retagInRegistry(images.crash, `crash-${suffix}`), port);
+    await device.apply(app, { image: await retagInRegistry(images.crash, `crash-${suffix}`), ports: [`127.0.0.1:${port}:80`] });
     const state = await waitFor(
       'the rollback',
       async () => {
-        const s = await appState(app);
+        const s = await device.state(app);
         return s?.phase === 'rolled-back' ? s : undefined;
       },
       { timeoutMs: 60_000 },
@@ -108,16 +71,16 @@ describeDocker('health-gated updates and automatic rollback', () => {
   it('rolls back a new version whose http health check fails, and commits a healthy one', async () => {
     const app = `e2e-health-${suffix}`;
     const port = await freePort();
-    await deployV1(app, port);
+    await device.deploy(app, await retagInRegistry(images.v1, `v1-${app}`), port, 'v1');
     const [v1Id] = await containerIds(`flotilla.app=${app}`);
     const v2 = await retagInRegistry(images.v2, `v2-${app}`);
 
     // v2 serves "/", but not "/healthz": its gate never passes.
-    await apply(app, v2, port, { healthcheck: { http: 'http://localhost:80/healthz' } });
+    await device.apply(app, { image: v2, ports: [`127.0.0.1:${port}:80`], healthcheck: { http: 'http://localhost:80/healthz' } });
     const failed = await waitFor(
       'the rollback',
       async () => {
-        const s = await appState(app);
+        const s = await device.state(app);
         return s?.phase === 'rolled-back' ? s : undefined;
       },
       { timeoutMs: 60_000 },
@@ -129,8 +92,8 @@ describeDocker('health-gated updates and automatic rollback', () => {
     );
 
     // The same v2 with a health check it passes: committed, and the previous container removed.
-    await apply(app, v2, port, { healthcheck: { http: 'http://localhost:80/index.html' } });
-    await waitFor('v2 committed', async () => (await appState(app))?.phase === 'running' && (await answer(port)) === 'v2', {
+    await device.apply(app, { image: v2, ports: [`127.0.0.1:${port}:80`], healthcheck: { http: 'http://localhost:80/index.html' } });
+    await waitFor('v2 committed', async () => (await device.state(app))?.phase === 'running' && (await answer(port)) === 'v2', {
       timeoutMs: 60_000,
     });
     const ids = await waitFor('one container left', async () => {
@@ -144,12 +107,12 @@ describeDocker('health-gated updates and automatic rollback', () => {
   it('kill-then-download stops the running version before pulling the new image', async () => {
     const app = `e2e-kill-first-${suffix}`;
     const port = await freePort();
-    await deployV1(app, port);
+    await device.deploy(app, await retagInRegistry(images.v1, `v1-${app}`), port, 'v1');
     const [v1Id] = await containerIds(`flotilla.app=${app}`);
     const v2 = await retagInRegistry(images.v2, `v2-kill-${suffix}`);
     const since = Math.floor(Date.now() / 1000) - 1;
 
-    await apply(app, v2, port, { update: { strategy: 'kill-then-download' } });
+    await device.apply(app, { image: v2, ports: [`127.0.0.1:${port}:80`] }, { strategy: 'kill-then-download' });
     await waitFor('v2 to serve', async () => (await answer(port).catch(() => '')) === 'v2', { timeoutMs: 60_000 });
     const until = Math.ceil(Date.now() / 1000) + 1;
     const { stdout } = await run(
@@ -170,7 +133,6 @@ describeDocker('health-gated updates and automatic rollback', () => {
   it('keeps the current and previous image of an app and removes the older ones it pulled', async () => {
     const app = `e2e-gc-${suffix}`;
     const port = await freePort();
-    apps.push(app);
     const first = await retagInRegistry(images.v1, `gc-1-${suffix}`);
     const second = await retagInRegistry(images.v2, `gc-2-${suffix}`);
     const third = await retagInRegistry(images.v1, `gc-3-${suffix}`);
@@ -185,11 +147,11 @@ describeDocker('health-gated updates and automatic rollback', () => {
       [second, 'v2'],
       [third, 'v1'],
     ] as const) {
-      await apply(app, image, port);
+      await device.apply(app, { image: image, ports: [`127.0.0.1:${port}:80`] });
       await waitFor(
         `${image} committed`,
         async () =>
-          (await appState(app))?.phase === 'running' &&
+          (await device.state(app))?.phase === 'running' &&
           (await answer(port)) === text &&
           (await containerIds(`flotilla.app=${app}`)).length === 1,
         {
@@ -204,7 +166,7 @@ describeDocker('health-gated updates and automatic rollback', () => {
 
   it('start-then-kill starts the new version before stopping the old one, and refuses host ports', async () => {
     const app = `e2e-beside-${suffix}`;
-    apps.push(app);
+    device.names.push(app);
     const file = join(dir, `${app}.yaml`);
     const write = (image: string, ports: string[] = []) =>
       writeFileSync(
@@ -225,7 +187,7 @@ describeDocker('health-gated updates and automatic rollback', () => {
 
     write(await retagInRegistry(images.v1, `v1-${app}`));
     expect((await runCli(['--hub', hub.url, 'apply', '-f', file])).code).toBe(0);
-    await waitFor('v1 running', async () => (await appState(app))?.phase === 'running', { timeoutMs: 60_000 });
+    await waitFor('v1 running', async () => (await device.state(app))?.phase === 'running', { timeoutMs: 60_000 });
     const [v1Id] = await containerIds(`flotilla.app=${app}`);
     const since = Math.floor(Date.now() / 1000) - 1;
 
@@ -236,7 +198,7 @@ describeDocker('health-gated updates and automatic rollback', () => {
       'v2 committed under the app name, alone',
       async () => {
         const ids = await containerIds(`flotilla.app=${app}`);
-        if ((await appState(app))?.phase !== 'running' || ids.length !== 1 || ids[0] === v1Id) return undefined;
+        if ((await device.state(app))?.phase !== 'running' || ids.length !== 1 || ids[0] === v1Id) return undefined;
         return (await inspect(ids[0]!)).Name === `/${deviceId}.${app}_web` ? ids[0] : undefined;
       },
       { timeoutMs: 60_000 },

@@ -4,25 +4,16 @@
  * device is simulated by a real MQTT.js client publishing its retained state,
  * as an agent would.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { type Hub, startHub } from '../../broker/hub.js';
 import type { DeviceState } from '../../shared/index.js';
-
-const REPO_ROOT = resolve(import.meta.dirname, '../..');
-const CLI = join(REPO_ROOT, 'broker/cli/flotilla.js');
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+import { freePort } from '../support/ports.js';
+import { type RunResult, runCli } from '../support/processes.js';
 
 /** Each CLI run starts node and tsx (about a second on a busy two-core machine); some tests make several. */
 const SLOW = { timeout: 60_000 };
@@ -32,29 +23,8 @@ let hubUrl: string;
 let dir: string;
 
 /** `flotilla ARGS…` against the test hub (FLOTILLA_HUB), with optional stdin; never throws on a non-zero exit. */
-function flotilla(args: string[], options: { stdin?: string; hub?: string } = {}): Promise<Result> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      cwd: REPO_ROOT,
-      env: { ...process.env, FLOTILLA_HUB: options.hub ?? hubUrl },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.on('error', fail);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      done({ code, stdout, stderr });
-    });
-    child.stdin.end(options.stdin ?? '');
-  });
+function flotilla(args: string[], options: { stdin?: string; hub?: string } = {}): Promise<RunResult> {
+  return runCli(args, { env: { FLOTILLA_HUB: options.hub ?? hubUrl }, ...(options.stdin !== undefined ? { input: options.stdin } : {}) });
 }
 
 async function fixture(name: string, text: string): Promise<string> {
@@ -73,18 +43,6 @@ spec:
       image: registry.local/${name}:1.0.0
       ports: ["8080:80"]
 ${extra}`;
-}
-
-/** A port on loopback that nothing listens on (bound, then released). */
-function closedPort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => done(port));
-    });
-  });
 }
 
 beforeAll(async () => {
@@ -208,7 +166,7 @@ describe('devices', SLOW, () => {
 
 describe('an unreachable hub', SLOW, () => {
   it('exits 1 and says which hub could not be reached', async () => {
-    const url = `http://127.0.0.1:${await closedPort()}`;
+    const url = `http://127.0.0.1:${await freePort()}`;
     const result = await flotilla(['get', 'devices'], { hub: url });
     expect(result.code).toBe(1);
     expect(result.stdout).toBe('');
