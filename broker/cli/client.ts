@@ -142,6 +142,10 @@ export class HubClient {
     return this.request('POST', `apps/${encodeURIComponent(name)}/rollout/${action}`, {});
   }
 
+  retryApp(name: string): Promise<{ name: string; revision: number; retryOf: number }> {
+    return this.request('POST', `apps/${encodeURIComponent(name)}/retry`, {});
+  }
+
   listDevices(): Promise<List<Device>> {
     return this.request('GET', 'devices');
   }

@@ -81,6 +81,18 @@ export function createApi(deps: ApiDeps) {
       return { name, revision, forced: true };
     }),
 
+    /**
+     * Devices never retry a revision that failed its health gate; a retry is
+     * the same spec as a new revision (kubectl's `rollout restart` habit).
+     */
+    'apps.retry': method(ByName, ({ name }) => {
+      const app = apps.get(name);
+      if (!app) throw ApiError.notFound('app', name);
+      const { revision } = apps.apply(app.spec, `retry of ${app.revision}`, { evenIfUnchanged: true });
+      deps.desiredMayHaveChanged();
+      return { name, revision, retryOf: app.revision };
+    }),
+
     'apps.history': method(ByName, ({ name }) => {
       const app = apps.get(name);
       if (!app) throw ApiError.notFound('app', name);

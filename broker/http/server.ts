@@ -10,6 +10,7 @@
  *   GET    /api/v1/apps/:name/revisions  apps.history
  *   POST   /api/v1/apps/:name/rollback   apps.rollback (body: {toRevision?}, or none for the previous revision)
  *   POST   /api/v1/apps/:name/force      apps.force   (swap even where the app holds its update lock)
+ *   POST   /api/v1/apps/:name/retry      apps.retry   (the same spec as a new revision: devices try it again)
  *   GET    /api/v1/apps/:name/rollout    rollouts.status
  *   POST   /api/v1/apps/:name/rollout/{pause,resume,abort}  rollouts.pause / resume / abort
  *   GET    /api/v1/devices               devices.list
@@ -51,6 +52,7 @@ const ROUTES: Route[] = [
     params: async (m, body) => ({ ...(await bodyObject(body, 'optional')), name: m[1] }),
   },
   { method: 'POST', pattern: /^\/api\/v1\/apps\/([^/]+)\/force$/, call: 'apps.force', params: (m) => ({ name: m[1] }) },
+  { method: 'POST', pattern: /^\/api\/v1\/apps\/([^/]+)\/retry$/, call: 'apps.retry', params: (m) => ({ name: m[1] }) },
   { method: 'GET', pattern: /^\/api\/v1\/apps\/([^/]+)\/rollout$/, call: 'rollouts.status', params: (m) => ({ name: m[1] }) },
   ...(['pause', 'resume', 'abort'] as const).map(
     (action): Route => ({

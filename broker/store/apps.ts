@@ -11,7 +11,7 @@ import { type AppSpec, contentHash } from '../../shared/index.js';
 import type { Db } from './db.js';
 
 /** How a revision came to be, recorded with it (kubectl's CHANGE-CAUSE). */
-export type RevisionCause = 'apply' | `rollback to ${number}`;
+export type RevisionCause = 'apply' | `rollback to ${number}` | `retry of ${number}`;
 
 export interface StoredRevision {
   revision: number;
@@ -102,11 +102,11 @@ export class AppStore {
    * `cause`; returns its revision and whether it differs from the current one
    * (when it does not, nothing is written and the current revision is returned).
    */
-  apply(spec: AppSpec, cause: RevisionCause = 'apply'): { revision: number; changed: boolean } {
+  apply(spec: AppSpec, cause: RevisionCause = 'apply', { evenIfUnchanged = false } = {}): { revision: number; changed: boolean } {
     const hash = contentHash(spec);
     return this.db.transaction(() => {
       const current = this.selectHash.get(spec.name);
-      if (current && current.spec_hash === hash) return { revision: current.revision, changed: false };
+      if (current && current.spec_hash === hash && !evenIfUnchanged) return { revision: current.revision, changed: false };
       const revision = (this.maxRevision.get(spec.name)?.max ?? 0) + 1;
       const at = this.now().toISOString();
       this.insertRevision.run(spec.name, revision, JSON.stringify(spec), hash, at, cause);

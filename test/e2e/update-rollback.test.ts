@@ -66,6 +66,21 @@ describeDocker('health-gated updates and automatic rollback', () => {
     const restored = await inspect(v1Id!);
     expect(restored.Name).toBe(`/${deviceId}.${app}_web`);
     expect(restored.State.Running).toBe(true);
+
+    // The device does not retry revision 2 by itself; the operator can, as a new revision.
+    const retried = await runCli(['--hub', hub.url, 'rollout', 'retry', app]);
+    expect(retried.stdout.trim()).toBe(`app/${app} revision 3 (retry of revision 2)`);
+    await waitFor(
+      'revision 3 to fail the same way',
+      async () => {
+        const s = await device.state(app);
+        return s?.phase === 'rolled-back' && s.revision === 3;
+      },
+      { timeoutMs: 60_000 },
+    );
+    const history = await runCli(['--hub', hub.url, 'rollout', 'history', app]);
+    expect(history.stdout).toMatch(/^3\*\s+\S+\s+\S+crash\S*\s+retry of 2$/m);
+    await waitFor('v1 to serve again', async () => (await answer(port)) === 'v1');
   });
 
   it('rolls back a new version whose http health check fails, and commits a healthy one', async () => {

@@ -80,6 +80,20 @@ export function registerRollout(program: Command, io: CliIO): void {
     });
 
   rollout
+    .command('retry')
+    .argument('<app>', 'app name')
+    .description('try the current spec again as a new revision (devices never retry a revision that was rolled back)')
+    .action(async (name: string, _options: unknown, command: Command) => {
+      const result = await hubClient(command, io).retryApp(name);
+      render(
+        io,
+        globalOptions(command).output,
+        result,
+        () => `app/${result.name} revision ${result.revision} (retry of revision ${result.retryOf})\n`,
+      );
+    });
+
+  rollout
     .command('force')
     .argument('<app>', 'app name')
     .description('swap in the current revision now, even on devices where the app holds its update lock')
