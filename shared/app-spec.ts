@@ -68,6 +68,12 @@ function semanticIssues(app: AppSpec): ValidationIssue[] {
         });
       }
     }
+    if (container.networkAliases && ['bridge', 'host', 'none', 'default', undefined].includes(container.networkMode)) {
+      issues.push({
+        path: `${at}.networkAliases`,
+        message: 'needs networkMode set to a user-defined network (docker network create NAME): Docker ignores aliases elsewhere',
+      });
+    }
     const healthcheckKinds = ['http', 'tcp', 'exec'].filter((k) => container.healthcheck?.[k as 'http'] !== undefined);
     if (container.healthcheck && healthcheckKinds.length !== 1) {
       issues.push({ path: `${at}.healthcheck`, message: 'must have exactly one of "http", "tcp" or "exec"' });

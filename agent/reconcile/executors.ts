@@ -20,6 +20,9 @@ export interface ExecutionContext {
   stopTimeoutSeconds: number;
 }
 
+/** How long a drained container keeps running after leaving its networks. */
+const DRAIN_MS = 1000;
+
 export type Executors = { [A in StepAction]: (step: Extract<Step, { action: A }>, ctx: ExecutionContext) => Promise<void> };
 
 export const executors: Executors = {
@@ -39,7 +42,14 @@ export const executors: Executors = {
     });
   },
   start: (step, ctx) => ctx.runtime.start(step.id),
-  stop: (step, ctx) => ctx.runtime.stop(step.id, ctx.stopTimeoutSeconds),
+  stop: async (step, ctx) => {
+    if (step.drain) {
+      await ctx.runtime.leaveNetworks(step.id);
+      // Clients that resolved the old address a moment ago finish their requests.
+      await new Promise((resolve) => setTimeout(resolve, DRAIN_MS));
+    }
+    await ctx.runtime.stop(step.id, ctx.stopTimeoutSeconds);
+  },
   remove: (step, ctx) => ctx.runtime.remove(step.id),
   stash: async (step, ctx) => {
     await ctx.runtime.stop(step.id, ctx.stopTimeoutSeconds);

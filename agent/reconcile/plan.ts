@@ -123,8 +123,11 @@ export function plan(current: readonly ManagedContainer[], desired: readonly Des
           : promoted
             ? { old: 'start-then-kill: the new version is healthy', mine: 'start-then-kill: the new version takes the name' }
             : { old: 'replaced by the kept version', mine: 'restoring the kept version' };
-        if (holder) steps.push(retire(holder, why.old));
-        else steps.push({ ...base, action: 'restore', id: mine.id, name: primary, reason: why.mine });
+        if (holder) {
+          const step = retire(holder, why.old);
+          // Hand over without a failed request: the old one leaves the network (and its alias) before it stops.
+          steps.push(promoted && step.action === 'stop' ? { ...step, drain: true } : step);
+        } else steps.push({ ...base, action: 'restore', id: mine.id, name: primary, reason: why.mine });
         continue;
       }
 

@@ -15,7 +15,8 @@ export type Step =
   | (StepBase & { action: 'pull'; image: string; auth?: RegistryAuth })
   | (StepBase & { action: 'create'; appRevision: number; specHash: string; spec: ContainerSpec; name?: string })
   | (StepBase & { action: 'start'; id: string })
-  | (StepBase & { action: 'stop'; id: string })
+  /** `drain`: leave user-defined networks first (their DNS stops naming it), wait, then stop. */
+  | (StepBase & { action: 'stop'; id: string; drain?: boolean })
   | (StepBase & { action: 'remove'; id: string })
   /** Stop the committed version and move it aside (renamed), kept until the new version is committed. */
   | (StepBase & { action: 'stash'; id: string; name: string })

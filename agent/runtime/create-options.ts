@@ -56,6 +56,10 @@ export function toCreateOptions(req: CreateRequest): Dockerode.ContainerCreateOp
   const healthcheck = healthConfig(spec);
   if (healthcheck) options.Healthcheck = healthcheck;
 
+  if (spec.networkAliases && spec.networkMode !== undefined) {
+    options.NetworkingConfig = { EndpointsConfig: { [spec.networkMode]: { Aliases: [...spec.networkAliases] } } };
+  }
+
   return options;
 }
 

@@ -236,6 +236,19 @@ export class DockerRuntime implements ContainerRuntime {
     }
   }
 
+  async leaveNetworks(id: string): Promise<void> {
+    try {
+      const details = await this.docker.getContainer(id).inspect();
+      for (const network of Object.keys(details.NetworkSettings?.Networks ?? {})) {
+        if (BUILTIN_NETWORKS.has(network)) continue;
+        await this.docker.getNetwork(network).disconnect({ Container: id });
+      }
+    } catch (err) {
+      if (statusCodeOf(err) === 404) return;
+      throw toRuntimeError(err, `disconnect container ${id.slice(0, 12)} from its networks`);
+    }
+  }
+
   async rename(id: string, name: string): Promise<void> {
     try {
       await this.docker.getContainer(id).rename({ name });
@@ -384,6 +397,8 @@ function imageMatches(info: Dockerode.ImageInspectInfo, image: string): boolean 
   if (ref.digest !== undefined) return (info.RepoDigests ?? []).includes(`${ref.name}@${ref.digest}`);
   return (info.RepoTags ?? []).includes(`${ref.name}:${ref.tag}`);
 }
+
+const BUILTIN_NETWORKS = new Set(['bridge', 'host', 'none']);
 
 /** The first network address Docker reports (bridge or a user network); none under host networking. */
 function ipAddressOf(details: Dockerode.ContainerInspectInfo): { ipAddress?: string } {

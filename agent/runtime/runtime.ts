@@ -67,6 +67,8 @@ export interface ContainerRuntime {
   stop(id: string, timeoutSeconds: number): Promise<void>;
   /** Removes an image by reference (untags it; layers go when no tag is left); a missing image is not an error. */
   removeImage(image: string): Promise<void>;
+  /** Disconnects a container from its user-defined networks (not bridge/host/none), so their DNS stops naming it. */
+  leaveNetworks(id: string): Promise<void>;
   /** Renames a container (running or not). */
   rename(id: string, name: string): Promise<void>;
   /** Removes a container; an already-removed container is not an error. */

@@ -221,6 +221,9 @@ export class MemoryRuntime implements ContainerRuntime {
     this.imageSet.delete(key);
   }
 
+  /** Simulated containers have no networks to leave. */
+  async leaveNetworks(_id: string): Promise<void> {}
+
   async rename(id: string, name: string): Promise<void> {
     this.count('rename');
     const context = `rename container ${id.slice(0, 12)} to ${name}`;

@@ -115,6 +115,8 @@ export const ContainerSpec = Type.Object(
     capAdd: Type.Optional(Type.Array(Type.String({ pattern: CAPABILITY_PATTERN }))),
     capDrop: Type.Optional(Type.Array(Type.String({ pattern: CAPABILITY_PATTERN }))),
     networkMode: Type.Optional(Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9_.:-]*$' })),
+    /** DNS names of the container on its user-defined network (`networkMode`), as `docker run --network-alias`. */
+    networkAliases: Type.Optional(Type.Array(Name, { minItems: 1 })),
     labels: Type.Optional(Type.Record(Type.String({ pattern: '^(?!flotilla\\.)[A-Za-z0-9._/-]+$' }), Type.String())),
     healthcheck: Type.Optional(Healthcheck),
     auth: Type.Optional(RegistryAuth),

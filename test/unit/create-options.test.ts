@@ -200,6 +200,13 @@ describe('toCreateOptions', () => {
     expect(toCreateOptions(request({ privileged: false })).HostConfig?.Privileged).toBe(false);
   });
 
+  it('puts networkAliases on the endpoint of the user-defined network', () => {
+    const options = toCreateOptions(request({ networkMode: 'site-net', networkAliases: ['gateway', 'gw'] }));
+    expect(options.HostConfig?.NetworkMode).toBe('site-net');
+    expect(options.NetworkingConfig).toEqual({ EndpointsConfig: { 'site-net': { Aliases: ['gateway', 'gw'] } } });
+    expect(toCreateOptions(request({ networkMode: 'site-net' }))).not.toHaveProperty('NetworkingConfig');
+  });
+
   it('merges user labels with Flotilla labels', () => {
     const options = toCreateOptions(request({ labels: { 'com.example.team': 'edge', tier: 'sensor' } }));
     expect(options.Labels).toEqual({

@@ -390,7 +390,7 @@ describe('plan', () => {
     it('once committed, stops and removes the old one, then gives the new one its name', () => {
       const done = ctx({ images: [v2.image], records: committedTo(2, v2) });
       expect(plan([old, beside], [update], done)).toEqual([
-        { action: 'stop', app: 'shop', container: 'web', id: old.id, reason: 'start-then-kill: the new version is healthy' },
+        { action: 'stop', app: 'shop', container: 'web', id: old.id, reason: 'start-then-kill: the new version is healthy', drain: true },
       ]);
       expect(plan([beside], [update], done)).toEqual([
         {
