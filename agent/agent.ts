@@ -64,6 +64,7 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
     onState: report,
     stopTimeoutSeconds: config.stopTimeoutSeconds,
     diskReserveBytes: config.diskReserveBytes,
+    onEvent: (event) => link?.publishEvent({ seq: store.nextEventSeq(), ts: new Date().toISOString(), ...event }),
   });
 
   const restored = store.loadDesired();

@@ -9,7 +9,7 @@
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
-import { DesiredState, type DeviceState, type DeviceStatus, decode, formatIssues, type Topics } from '../shared/index.js';
+import { DesiredState, type DeviceEvent, type DeviceState, type DeviceStatus, decode, formatIssues, type Topics } from '../shared/index.js';
 
 export interface LinkOptions {
   hubUrl: string;
@@ -63,6 +63,14 @@ export class Link {
   publishState(state: DeviceState): void {
     this.pendingState = state;
     this.scheduleFlush();
+  }
+
+  /**
+   * Publishes an event at QoS 1. While offline, MQTT.js holds it in memory
+   * (a bounded on-disk outbox is future work), so events are best effort today.
+   */
+  publishEvent(event: DeviceEvent): void {
+    this.client.publish(this.options.topics.device(this.options.deviceId, 'events'), JSON.stringify(event), { qos: 1 });
   }
 
   async close(): Promise<void> {

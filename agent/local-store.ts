@@ -47,6 +47,17 @@ export class LocalStore {
     this.write.run('records', JSON.stringify(records));
   }
 
+  /**
+   * The next event sequence number. `seq` must grow across restarts so the
+   * hub can drop duplicates; it is written per event, and events are rare.
+   */
+  nextEventSeq(): number {
+    const current = Number(this.read.get('event-seq')?.value ?? '0');
+    const next = Number.isSafeInteger(current) ? current + 1 : 1;
+    this.write.run('event-seq', String(next));
+    return next;
+  }
+
   saveDesired(desired: DesiredState): void {
     this.write.run('desired', JSON.stringify(desired));
   }

@@ -25,6 +25,7 @@ import { execute } from './executors.js';
 import { appStates } from './phases.js';
 import { plan } from './plan.js';
 import { Records } from './records.js';
+import { type StepEvent, stepFailed, stepSucceeded } from './step-events.js';
 import { describeStep, type Step, stepKey } from './steps.js';
 
 const HEALTH_RECHECK_MS = 1000;
@@ -65,6 +66,8 @@ export interface ReconcilerOptions {
   namePrefix?: string;
   logger: Logger;
   onState: (state: ObservedState) => void;
+  /** Called for every step the loop ran, succeeded or failed (published on `…/events`). */
+  onEvent?: (event: StepEvent) => void;
   /** What the agent remembers about updates (committed versions, rolled-back revisions). */
   records?: Records;
   /** Free space to leave under Docker's data root after a pull (default 256 MiB). */
@@ -236,6 +239,7 @@ export class Reconciler {
       this.pulling.add(step.image);
       this.emit(this.lastObserved);
     }
+    const started = this.now();
     try {
       await execute(step, {
         runtime: this.options.runtime,
@@ -247,6 +251,7 @@ export class Reconciler {
       });
       this.backoff.succeeded(key);
       this.failures.delete(step.app);
+      this.options.onEvent?.(stepSucceeded(step, this.now() - started));
     } catch (err) {
       if (signal.aborted) {
         log.info({ why: String((signal.reason as Error)?.message ?? signal.reason) }, `${describeStep(step)} cancelled`);
@@ -259,6 +264,7 @@ export class Reconciler {
   }
 
   private fail(step: Step, key: string, err: Error): void {
+    this.options.onEvent?.(stepFailed(step, err));
     const delay = this.backoff.failed(key, this.now());
     this.failures.set(step.app, `${describeStep(step)} failed: ${err.message}`);
     this.log.warn(

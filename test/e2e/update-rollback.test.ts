@@ -9,8 +9,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import mqtt from 'mqtt';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import type { DeviceEvent } from '../../shared/index.js';
 import { freePort } from '../support/ports.js';
 import { type HubProcess, runCli, startAgentProcess, startHubProcess, stopAll } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
@@ -46,6 +48,11 @@ describeDocker('health-gated updates and automatic rollback', () => {
     const port = await freePort();
     await device.deploy(app, await retagInRegistry(images.v1, `v1-${app}`), port, 'v1');
     const [v1Id] = await containerIds(`flotilla.app=${app}`);
+    // What a dashboard would see: the device's event stream.
+    const events: DeviceEvent[] = [];
+    const watcher = await mqtt.connectAsync(hub.mqttUrl, { protocolVersion: 4 });
+    watcher.on('message', (_topic, payload) => events.push(JSON.parse(payload.toString()) as DeviceEvent));
+    await watcher.subscribeAsync(`flotilla/v1/devices/${deviceId}/events`, { qos: 1 });
 
     await device.apply(app, { image: await retagInRegistry(images.crash, `crash-${suffix}`), ports: [`127.0.0.1:${port}:80`] });
     const state = await waitFor(
@@ -66,6 +73,15 @@ describeDocker('health-gated updates and automatic rollback', () => {
     const restored = await inspect(v1Id!);
     expect(restored.Name).toBe(`/${deviceId}.${app}_web`);
     expect(restored.State.Running).toBe(true);
+    const rolledBack = await waitFor('the rolled-back event', () => events.find((e) => e.type === 'rolled-back' && e.app === app));
+    expect(rolledBack.message).toMatch(
+      /^roll back e2e-crash-\w+ from revision 2: container web (exited with code 1|restarted \d+ time\(s\))$/,
+    );
+    expect(events.map((e) => e.type)).toEqual(
+      expect.arrayContaining(['pulled', 'stashed', 'created', 'started', 'rolled-back', 'restored']),
+    );
+    expect(events.map((e) => e.seq)).toEqual([...events.map((e) => e.seq)].sort((a, b) => a - b));
+    await watcher.endAsync();
 
     // The device does not retry revision 2 by itself; the operator can, as a new revision.
     const retried = await runCli(['--hub', hub.url, 'rollout', 'retry', app]);

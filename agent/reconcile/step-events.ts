@@ -1,0 +1,41 @@
+/**
+ * What operators see on `…/events` for each step the agent ran: a type per
+ * outcome (pulled, started, rolled-back, …) and a message that carries the
+ * step's reason. Pure: the reconciler publishes what this returns.
+ */
+import type { Step } from './steps.js';
+import { describeStep } from './steps.js';
+
+export interface StepEvent {
+  type: string;
+  app?: string;
+  container?: string;
+  message: string;
+}
+
+const DONE: Record<Step['action'], string> = {
+  pull: 'pulled',
+  create: 'created',
+  start: 'started',
+  stop: 'stopped',
+  remove: 'removed',
+  stash: 'stashed',
+  restore: 'restored',
+  commit: 'health-passed',
+  rollback: 'rolled-back',
+  'remove-image': 'image-removed',
+};
+
+function target(step: Step): Pick<StepEvent, 'app' | 'container'> {
+  if (step.app === '*') return {};
+  return step.container === '*' ? { app: step.app } : { app: step.app, container: step.container };
+}
+
+export function stepSucceeded(step: Step, durationMs: number): StepEvent {
+  const took = step.action === 'pull' ? ` in ${durationMs} ms` : '';
+  return { type: DONE[step.action], ...target(step), message: `${describeStep(step)}${took}: ${step.reason}` };
+}
+
+export function stepFailed(step: Step, err: Error): StepEvent {
+  return { type: `${step.action}-failed`, ...target(step), message: `${describeStep(step)} failed: ${err.message}` };
+}
