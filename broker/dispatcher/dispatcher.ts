@@ -31,7 +31,7 @@ import {
   type Topics,
 } from '../../shared/index.js';
 import type { AppStore } from '../store/apps.js';
-import type { DeviceStore } from '../store/devices.js';
+import type { DeviceStore, StoredDevice } from '../store/devices.js';
 import type { SecretStore } from '../store/secrets.js';
 import type { HubApi } from './api.js';
 import { toErrorBody } from './errors.js';
@@ -110,17 +110,17 @@ export class Dispatcher {
     const apps = this.deps.apps.list();
     const rollouts = this.deps.rollouts.snapshot(apps);
     for (const device of this.deps.devices.list()) {
-      if (device.state) this.syncDevice(device.id, apps, rollouts);
+      if (device.state) this.syncDevice(device, apps, rollouts);
     }
   }
 
+  /** `device` as just read from the store: a fleet-wide pass reads every device once, not once more each. */
   private syncDevice(
-    deviceId: string,
+    device: StoredDevice,
     apps = this.deps.apps.list(),
     rollouts: ReadonlyMap<string, Rollout> = this.deps.rollouts.snapshot(apps),
   ): void {
-    const device = this.deps.devices.get(deviceId);
-    if (!device) return;
+    const deviceId = device.id;
     let desiredApps: DesiredState['apps'];
     try {
       desiredApps = desiredAppsFor(
@@ -206,7 +206,7 @@ export class Dispatcher {
     if (isNew) this.log.info({ deviceId, labels: state.labels }, 'device registered');
     const labelsChanged = JSON.stringify(before.reportedLabels) !== JSON.stringify(state.labels);
     const neverIssued = before.desiredHash === null;
-    if (neverIssued || labelsChanged || state.observedRevision > before.desiredRevision) this.syncDevice(deviceId);
+    if (neverIssued || labelsChanged || state.observedRevision > before.desiredRevision) this.syncDevice(this.deps.devices.get(deviceId)!);
     this.advanceRollouts();
   }
 
