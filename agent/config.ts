@@ -4,6 +4,7 @@
  */
 import { hostname } from 'node:os';
 import { type Static, Type } from '@sinclair/typebox';
+import { LogLevelSchema } from '../broker/logger.js';
 import { DEFAULT_TOPIC_ROOT, DeviceId, formatIssues, Labels, validate } from '../shared/index.js';
 
 export const AgentConfig = Type.Object(
@@ -13,7 +14,7 @@ export const AgentConfig = Type.Object(
     dataDir: Type.String({ minLength: 1 }),
     labels: Labels,
     topicRoot: Type.String({ minLength: 1 }),
-    logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
+    logLevel: LogLevelSchema,
     /** Prefix for Docker container names, for several agents sharing one engine (tests, simulators). */
     containerNamePrefix: Type.String({ pattern: '^([a-zA-Z0-9][a-zA-Z0-9_.-]*)?$' }),
     /** Full re-observation period; Docker events trigger reconciles in between. */

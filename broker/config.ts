@@ -4,6 +4,7 @@
  */
 import { type Static, Type } from '@sinclair/typebox';
 import { DEFAULT_TOPIC_ROOT, formatIssues, validate } from '../shared/index.js';
+import { LogLevelSchema } from './logger.js';
 
 const Port = Type.Integer({ minimum: 0, maximum: 65535 });
 
@@ -20,7 +21,7 @@ export const HubConfig = Type.Object(
     wsPort: Port,
     httpPort: Port,
     topicRoot: Type.String({ minLength: 1 }),
-    logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
+    logLevel: LogLevelSchema,
   },
   { additionalProperties: false },
 );

@@ -3,12 +3,12 @@
  * and a clean shutdown on SIGINT/SIGTERM. A second signal while closing exits
  * at once, for the operator whose hub hangs on close.
  */
-import { InvalidArgumentError } from 'commander';
-import { parseDuration, Topics } from '../../shared/index.js';
+import { InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_TOPIC_ROOT, parseDuration, Topics } from '../../shared/index.js';
+import { LOG_LEVELS } from '../logger.js';
 import type { CliIO } from './context.js';
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+export type { LogLevel } from '../logger.js';
 
 /** 0-65535; 0 asks the OS for a free port. */
 export function parsePort(value: string): number {
@@ -80,4 +80,17 @@ export async function startUntilSignal<T extends Closable>(what: string, io: Cli
     process.off('SIGTERM', onSignal);
     throw err;
   }
+}
+
+/** `--topic-root`, shared by `server` and `agent`: both sides must agree on it. */
+export function topicRootOption(): Option {
+  return new Option('--topic-root <root>', 'MQTT topic prefix')
+    .env('FLOTILLA_TOPIC_ROOT')
+    .argParser(parseTopicRoot)
+    .default(DEFAULT_TOPIC_ROOT);
+}
+
+/** `--log-level`, shared by `server` and `agent`. */
+export function logLevelOption(): Option {
+  return new Option('--log-level <level>', 'pino log level').env('FLOTILLA_LOG_LEVEL').choices(LOG_LEVELS).default('info');
 }

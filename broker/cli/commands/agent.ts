@@ -5,11 +5,11 @@
 import { hostname } from 'node:os';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { defaultDeviceId } from '../../../agent/config.js';
-import { DEFAULT_TOPIC_ROOT, DEVICE_ID_PATTERN, isDeviceId, parseSize } from '../../../shared/index.js';
+import { DEVICE_ID_PATTERN, isDeviceId, parseSize } from '../../../shared/index.js';
 import type { CliIO } from '../context.js';
 import { UsageError } from '../errors.js';
 import { parseLabelAssignments } from '../labels.js';
-import { LOG_LEVELS, type LogLevel, parsePositiveDuration, parseTopicRoot, startUntilSignal } from '../lifecycle.js';
+import { type LogLevel, logLevelOption, parsePositiveDuration, startUntilSignal, topicRootOption } from '../lifecycle.js';
 
 interface AgentOptions {
   deviceId?: string;
@@ -37,13 +37,8 @@ export function registerAgent(program: Command, io: CliIO): void {
     .addOption(new Option('--hub-url <url>', "the hub's MQTT broker").env('FLOTILLA_HUB_URL').default('mqtt://127.0.0.1:1883'))
     .addOption(new Option('--data-dir <dir>', "the agent's local state").env('FLOTILLA_AGENT_DATA_DIR').default('./data/agent'))
     .addOption(new Option('--label <key=value>', 'a label this device reports (repeatable)').argParser(collect).default([]))
-    .addOption(
-      new Option('--topic-root <root>', 'MQTT topic prefix')
-        .env('FLOTILLA_TOPIC_ROOT')
-        .argParser(parseTopicRoot)
-        .default(DEFAULT_TOPIC_ROOT),
-    )
-    .addOption(new Option('--log-level <level>', 'pino log level').env('FLOTILLA_LOG_LEVEL').choices(LOG_LEVELS).default('info'))
+    .addOption(topicRootOption())
+    .addOption(logLevelOption())
     .addOption(
       new Option('--resync-interval <duration>', 'how often to re-check Docker against the desired state')
         .argParser(parseResyncInterval)

@@ -3,9 +3,8 @@
  * The hub module is imported only here, so the other commands start fast.
  */
 import { type Command, Option } from 'commander';
-import { DEFAULT_TOPIC_ROOT } from '../../../shared/index.js';
 import type { CliIO } from '../context.js';
-import { LOG_LEVELS, type LogLevel, parsePort, parseTopicRoot, startUntilSignal } from '../lifecycle.js';
+import { type LogLevel, logLevelOption, parsePort, startUntilSignal, topicRootOption } from '../lifecycle.js';
 
 interface ServerOptions {
   dataDir: string;
@@ -28,13 +27,8 @@ export function registerServer(program: Command, io: CliIO): void {
     )
     .addOption(new Option('--ws-port <port>', 'MQTT over WebSocket').env('FLOTILLA_WS_PORT').argParser(parsePort).default(8083))
     .addOption(new Option('--http-port <port>', 'HTTP API').env('FLOTILLA_HTTP_PORT').argParser(parsePort).default(7070))
-    .addOption(
-      new Option('--topic-root <root>', 'MQTT topic prefix')
-        .env('FLOTILLA_TOPIC_ROOT')
-        .argParser(parseTopicRoot)
-        .default(DEFAULT_TOPIC_ROOT),
-    )
-    .addOption(new Option('--log-level <level>', 'pino log level').env('FLOTILLA_LOG_LEVEL').choices(LOG_LEVELS).default('info'))
+    .addOption(topicRootOption())
+    .addOption(logLevelOption())
     .action(async (options: ServerOptions) => {
       const { startHub } = await import('../../hub.js');
       await startUntilSignal('hub', io, () =>
