@@ -25,6 +25,18 @@ export const AgentConfig = Type.Object(
     diskReserveBytes: Type.Integer({ minimum: 0 }),
     /** Minimum time between two state reports, so a flapping container cannot flood the link. */
     stateIntervalMs: Type.Integer({ minimum: 0 }),
+    /** Time between two metric samples. */
+    metricsIntervalMs: Type.Integer({ minimum: 1000 }),
+    /** Logs are published at least this often while lines arrive… */
+    logBatchMs: Type.Integer({ minimum: 10 }),
+    /** …or as soon as a batch holds this many bytes of lines. */
+    logBatchBytes: Type.Integer({ minimum: 1024 }),
+    /** A longer line is cut here and marked `truncated`. */
+    logLineMaxBytes: Type.Integer({ minimum: 64 }),
+    /** Lines per second one app may log (a token bucket of twice this burst); more are dropped and counted. */
+    logRateLinesPerSecond: Type.Integer({ minimum: 1 }),
+    /** All apps' unsent lines together stay under this; beyond it lines are dropped and counted. */
+    logBufferBytes: Type.Integer({ minimum: 4096 }),
   },
   { additionalProperties: false },
 );
@@ -53,6 +65,12 @@ export function resolveAgentConfig(overrides: Partial<Record<keyof AgentConfig, 
     stopTimeoutSeconds: 10,
     stateIntervalMs: 500,
     diskReserveBytes: 256 * 1024 * 1024,
+    metricsIntervalMs: 10_000,
+    logBatchMs: 250,
+    logBatchBytes: 64 * 1024,
+    logLineMaxBytes: 16 * 1024,
+    logRateLinesPerSecond: 200,
+    logBufferBytes: 1024 * 1024,
   };
   const merged = { ...defaults, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
   const result = validate(AgentConfig, merged);

@@ -9,7 +9,25 @@
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
-import { DesiredState, type DeviceEvent, type DeviceState, type DeviceStatus, decode, formatIssues, type Topics } from '../shared/index.js';
+import {
+  DesiredState,
+  type DeviceEvent,
+  type DeviceState,
+  type DeviceStatus,
+  decode,
+  formatIssues,
+  type LogBatch,
+  type Metrics,
+  type Topics,
+} from '../shared/index.js';
+
+/**
+ * Unacknowledged log batches allowed at once. MQTT.js keeps every QoS 1
+ * publish in memory until its PUBACK, so without a cap a slow hub would grow
+ * the agent's memory; with it, the log pipeline's own bounded buffer absorbs
+ * the wait and drops (and counts) when full.
+ */
+export const MAX_LOG_BATCHES_IN_FLIGHT = 8;
 
 export interface LinkOptions {
   hubUrl: string;
@@ -29,6 +47,7 @@ export class Link {
   private lastPublishedAt = 0;
   private flushTimer: NodeJS.Timeout | undefined;
   private wasConnected = false;
+  private logBatchesInFlight = 0;
 
   constructor(private readonly options: LinkOptions) {
     const { topics, deviceId } = options;
@@ -71,6 +90,36 @@ export class Link {
    */
   publishEvent(event: DeviceEvent): void {
     this.client.publish(this.options.topics.device(this.options.deviceId, 'events'), JSON.stringify(event), { qos: 1 });
+  }
+
+  /** Whether `publishLogs` would take a batch now. */
+  get canSendLogs(): boolean {
+    return this.client.connected && this.logBatchesInFlight < MAX_LOG_BATCHES_IN_FLIGHT;
+  }
+
+  /**
+   * Publishes a log batch at QoS 1. Returns false, sending nothing, when the
+   * link is down or too many batches await their acknowledgement: the caller
+   * keeps (or drops and counts) the lines. Until the outbox exists, nothing
+   * is stored for a link that is down.
+   */
+  publishLogs(batch: LogBatch): boolean {
+    if (!this.canSendLogs) return false;
+    this.logBatchesInFlight++;
+    this.client.publish(this.options.topics.device(this.options.deviceId, 'logs'), JSON.stringify(batch), { qos: 1 }, () => {
+      this.logBatchesInFlight--;
+    });
+    return true;
+  }
+
+  /**
+   * Publishes a metric sample at QoS 0: the next one supersedes it, so a lost
+   * sample is a gap in a graph, not lost information. Returns false when down.
+   */
+  publishMetrics(sample: Metrics): boolean {
+    if (!this.client.connected) return false;
+    this.client.publish(this.options.topics.device(this.options.deviceId, 'metrics'), JSON.stringify(sample), { qos: 0 });
+    return true;
   }
 
   async close(): Promise<void> {

@@ -58,6 +58,18 @@ export class LocalStore {
     return next;
   }
 
+  /**
+   * Counts agent starts. Telemetry seqs are `boot * 2^32 + n`, unique across
+   * restarts at the cost of one write per start, not one per message (the
+   * flash is spared), and without trusting a clock a Pi may not have.
+   */
+  nextBoot(): number {
+    const current = Number(this.read.get('boot')?.value ?? '0');
+    const next = Number.isSafeInteger(current) ? current + 1 : 1;
+    this.write.run('boot', String(next));
+    return next;
+  }
+
   saveDesired(desired: DesiredState): void {
     this.write.run('desired', JSON.stringify(desired));
   }

@@ -6,8 +6,8 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { ContainerSpec, DeviceId, Labels, Name, UpdatePolicy } from './spec.js';
 
-const Timestamp = Type.String({ format: 'date-time' });
-const Seq = Type.Integer({ minimum: 0 });
+export const Timestamp = Type.String({ format: 'date-time' });
+export const Seq = Type.Integer({ minimum: 0 });
 const Revision = Type.Integer({ minimum: 1 });
 
 /** One app as a device must run it: the app spec at one revision, secrets resolved. */
@@ -154,39 +154,6 @@ export const DeviceEvent = Type.Object(
   { additionalProperties: false },
 );
 export type DeviceEvent = Static<typeof DeviceEvent>;
-
-/** `…/devices/{id}/logs`. */
-export const LogBatch = Type.Object(
-  {
-    seq: Seq,
-    lines: Type.Array(
-      Type.Object(
-        {
-          app: Name,
-          container: Name,
-          stream: Type.Union([Type.Literal('stdout'), Type.Literal('stderr')]),
-          ts: Timestamp,
-          line: Type.String(),
-        },
-        { additionalProperties: false },
-      ),
-    ),
-  },
-  { additionalProperties: false },
-);
-export type LogBatch = Static<typeof LogBatch>;
-
-/** `…/devices/{id}/metrics`. The host and container fields grow with the telemetry work. */
-export const Metrics = Type.Object(
-  {
-    seq: Seq,
-    ts: Timestamp,
-    host: Type.Record(Type.String(), Type.Number()),
-    containers: Type.Array(Type.Object({ app: Name, container: Name }, { additionalProperties: Type.Number() })),
-  },
-  { additionalProperties: false },
-);
-export type Metrics = Static<typeof Metrics>;
 
 /** `…/api/{clientId}/request`: a backend service calls a hub method over MQTT. */
 export const ApiRequest = Type.Object(

@@ -178,9 +178,9 @@ describe('message schemas', () => {
       'LogBatch',
       LogBatch,
       { seq: 1, lines: [{ app: 'a', container: 'c', stream: 'stdin', ts: now, line: 'x' }] },
-      /^lines\[0\]\.stream: must be one of "stdout", "stderr"$/,
+      /^lines\[0\]\.stream: must be one of "stdout", "stderr", "system"$/,
     ],
-    ['Metrics', Metrics, { seq: 1, ts: now, host: { cpu: 'high' }, containers: [] }, /^host\.cpu: must be number$/],
+    ['Metrics', Metrics, { seq: 1, ts: now, host: { cpuPercent: 'high' }, containers: [] }, /^host\.cpuPercent: must be number$/m],
   ])('%s rejects a bad payload naming the field', (_name, schema, payload, expected) => {
     const result = validate(schema, payload);
     expect(result.ok).toBe(false);

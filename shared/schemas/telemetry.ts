@@ -1,0 +1,124 @@
+/**
+ * Telemetry a device sends without being asked: log batches and metric
+ * samples (events are in messages.ts, beside the other device messages).
+ *
+ * Every batch and sample carries a `seq` that is unique per device, so the hub
+ * can store a redelivered message once. Units are in the field names: bytes,
+ * percent (0–100 of the whole machine, all cores together), seconds, °C.
+ */
+import { type Static, Type } from '@sinclair/typebox';
+import { Seq, Timestamp } from './messages.js';
+import { Name } from './spec.js';
+
+const Bytes = Type.Number({ minimum: 0 });
+const Percent = Type.Number({ minimum: 0 });
+const Count = Type.Integer({ minimum: 0 });
+
+/**
+ * `stdout` and `stderr` are the container's own streams; `system` lines are
+ * written by the agent about the stream (e.g. "suppressed 1200 lines").
+ */
+export const LOG_STREAMS = ['stdout', 'stderr', 'system'] as const;
+export type LogStream = (typeof LOG_STREAMS)[number];
+
+export const LogLine = Type.Object(
+  {
+    app: Name,
+    container: Name,
+    stream: Type.Union(LOG_STREAMS.map((s) => Type.Literal(s))),
+    /** When Docker received the line (its own timestamp, not the agent's). */
+    ts: Timestamp,
+    line: Type.String(),
+    /** Set when the agent cut the line at its length cap. */
+    truncated: Type.Optional(Type.Boolean()),
+    /** On a `system` marker line: how many lines were dropped before it. */
+    suppressed: Type.Optional(Count),
+  },
+  { additionalProperties: false },
+);
+export type LogLine = Static<typeof LogLine>;
+
+/** `…/devices/{id}/logs`: lines of any of the device's apps, oldest first. */
+export const LogBatch = Type.Object({ seq: Seq, lines: Type.Array(LogLine, { minItems: 1 }) }, { additionalProperties: false });
+export type LogBatch = Static<typeof LogBatch>;
+
+export const DiskUsage = Type.Object(
+  {
+    /** What the path is: `root` for `/`, `docker` for Docker's data root. */
+    name: Type.String({ minLength: 1, maxLength: 32 }),
+    path: Type.String(),
+    usedBytes: Bytes,
+    freeBytes: Bytes,
+    totalBytes: Bytes,
+  },
+  { additionalProperties: false },
+);
+export type DiskUsage = Static<typeof DiskUsage>;
+
+export const HostMetrics = Type.Object(
+  {
+    cpuPercent: Percent,
+    cpuCount: Type.Integer({ minimum: 1 }),
+    load1: Type.Number({ minimum: 0 }),
+    load5: Type.Number({ minimum: 0 }),
+    load15: Type.Number({ minimum: 0 }),
+    memTotalBytes: Bytes,
+    /** MemAvailable: what a new process could use without swapping. */
+    memAvailableBytes: Bytes,
+    memUsedBytes: Bytes,
+    disks: Type.Array(DiskUsage),
+    /** The hottest thermal zone, where /sys exposes one. */
+    temperatureC: Type.Optional(Type.Number()),
+    /** Counters since boot, over every interface but loopback. */
+    netRxBytes: Bytes,
+    netTxBytes: Bytes,
+    uptimeSeconds: Type.Number({ minimum: 0 }),
+  },
+  { additionalProperties: false },
+);
+export type HostMetrics = Static<typeof HostMetrics>;
+
+export const ContainerMetrics = Type.Object(
+  {
+    app: Name,
+    container: Name,
+    id: Type.String(),
+    cpuPercent: Percent,
+    memBytes: Bytes,
+    /** The container's memory limit; absent when it has none. */
+    memLimitBytes: Type.Optional(Bytes),
+    netRxBytes: Bytes,
+    netTxBytes: Bytes,
+    blkReadBytes: Bytes,
+    blkWriteBytes: Bytes,
+    pids: Count,
+    restartCount: Count,
+  },
+  { additionalProperties: false },
+);
+export type ContainerMetrics = Static<typeof ContainerMetrics>;
+
+/** The agent's own footprint, so its cost on the device is visible. */
+export const AgentMetrics = Type.Object(
+  {
+    rssBytes: Bytes,
+    cpuPercent: Percent,
+    /** Log lines dropped (rate limit, buffer full, or link down) since the agent started. */
+    logLinesDropped: Count,
+  },
+  { additionalProperties: false },
+);
+export type AgentMetrics = Static<typeof AgentMetrics>;
+
+/** `…/devices/{id}/metrics`: one sample. */
+export const Metrics = Type.Object(
+  {
+    seq: Seq,
+    ts: Timestamp,
+    host: HostMetrics,
+    containers: Type.Array(ContainerMetrics),
+    agent: Type.Optional(AgentMetrics),
+  },
+  { additionalProperties: false },
+);
+export type Metrics = Static<typeof Metrics>;
