@@ -10,6 +10,7 @@ import { type AgentConfig, resolveAgentConfig } from './config.js';
 import { dockerArch, hostFacts } from './host.js';
 import { Link } from './link.js';
 import { LocalStore } from './local-store.js';
+import { TelemetrySeq } from './telemetry/seq.js';
 import { type ObservedState, Reconciler } from './reconcile/reconciler.js';
 import { Records } from './reconcile/records.js';
 import { DockerRuntime } from './runtime/docker-runtime.js';
@@ -37,6 +38,8 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
     });
   const store = new LocalStore(config.dataDir);
   const topics = new Topics(config.topicRoot);
+  // One seq source for log batches and metric samples (events keep their own persisted seq).
+  const telemetrySeq = new TelemetrySeq(store.nextBoot());
   // `arch` lets specs select devices by CPU architecture; an explicit label wins.
   const labels = { arch: dockerArch(), ...config.labels };
 

@@ -80,20 +80,37 @@ const ROUTES: Route[] = [
   { method: 'DELETE', pattern: /^\/api\/v1\/secrets\/([^/]+)$/, call: 'secrets.delete', params: (m) => ({ name: m[1] }) },
 ];
 
-export function createHttpApi(api: HubApi, logger: Logger): Server {
+/**
+ * A route that writes its own response: streams (Server-Sent Events), the
+ * Prometheus text format, static files. Tried before the method-table routes.
+ */
+export interface RawRoute {
+  method: string;
+  pattern: RegExp;
+  handle(req: IncomingMessage, res: ServerResponse, match: RegExpMatchArray, url: URL): Promise<void> | void;
+}
+
+export function createHttpApi(api: HubApi, logger: Logger, rawRoutes: readonly RawRoute[] = []): Server {
   const log = logger.child({ component: 'http' });
   return createServer((req, res) => {
-    handle(api, req, res).catch((err: unknown) => {
+    handle(api, rawRoutes, req, res).catch((err: unknown) => {
       const error = toErrorBody(err);
       if (error.code === 'internal') log.error({ err, method: req.method, url: req.url }, 'HTTP request failed');
+      // A stream that fails midway cannot change its status line any more.
+      if (res.headersSent) return void res.destroy();
       send(res, HTTP_STATUS[error.code as ApiErrorCode] ?? 500, { error });
     });
   });
 }
 
-async function handle(api: HubApi, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const path = new URL(req.url ?? '/', 'http://hub').pathname;
+async function handle(api: HubApi, rawRoutes: readonly RawRoute[], req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://hub');
+  const path = url.pathname;
   if (path === '/healthz' && req.method === 'GET') return send(res, 200, { ok: true });
+  for (const raw of rawRoutes) {
+    const match = raw.method === req.method ? path.match(raw.pattern) : null;
+    if (match) return raw.handle(req, res, match, url);
+  }
   const candidates = ROUTES.filter((route) => route.pattern.test(path));
   if (candidates.length === 0) throw new ApiError('not_found', `no route for ${path}`);
   const route = candidates.find((r) => r.method === req.method);
