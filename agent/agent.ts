@@ -40,6 +40,7 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
   const topics = new Topics(config.topicRoot);
   // One seq source for log batches and metric samples (events keep their own persisted seq).
   const telemetrySeq = new TelemetrySeq(store.nextBoot());
+  void telemetrySeq; // TODO(issue 4): read by the log and metric collectors once wired
   // `arch` lets specs select devices by CPU architecture; an explicit label wins.
   const labels = { arch: dockerArch(), ...config.labels };
 
