@@ -22,6 +22,23 @@ export const HubConfig = Type.Object(
     httpPort: Port,
     topicRoot: Type.String({ minLength: 1 }),
     logLevel: LogLevelSchema,
+    /** Logs, metrics and events older than this (by arrival at the hub) are deleted. */
+    telemetryMaxAgeMs: Type.Integer({ minimum: 60_000 }),
+    /** The telemetry file's used size stays under this; the oldest rows go first. */
+    telemetryMaxBytes: Type.Integer({ minimum: 1024 * 1024 }),
+    /** How often retention runs. */
+    retentionIntervalMs: Type.Integer({ minimum: 100 }),
+    /**
+     * MQTT accounts for dashboards: they may subscribe to device telemetry and
+     * status only, and publish nothing (broker/mqtt/access.ts). Clients with
+     * no username keep full access until per-device credentials exist.
+     */
+    readOnlyUsers: Type.Array(
+      Type.Object(
+        { username: Type.String({ minLength: 1, maxLength: 128 }), password: Type.String({ minLength: 1 }) },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -35,11 +52,19 @@ export const HUB_DEFAULTS: HubConfig = {
   httpPort: 7070,
   topicRoot: DEFAULT_TOPIC_ROOT,
   logLevel: 'info',
+  // A week, within 1 GiB: fits a small VM's disk. A large fleet wants more bytes or less age.
+  telemetryMaxAgeMs: 7 * 24 * 3_600_000,
+  telemetryMaxBytes: 1024 * 1024 * 1024,
+  retentionIntervalMs: 30_000,
+  readOnlyUsers: [],
 };
 
 export function resolveHubConfig(overrides: Partial<Record<keyof HubConfig, unknown>>): HubConfig {
   const merged = { ...HUB_DEFAULTS, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
   const result = validate(HubConfig, merged);
   if (!result.ok) throw new Error(`invalid hub configuration:\n${formatIssues(result.issues)}`);
+  const names = result.value.readOnlyUsers.map((u) => u.username);
+  const duplicate = names.find((name, i) => names.indexOf(name) !== i);
+  if (duplicate !== undefined) throw new Error(`invalid hub configuration:\nreadOnlyUsers: username "${duplicate}" appears twice`);
   return result.value;
 }

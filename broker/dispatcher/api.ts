@@ -3,7 +3,7 @@
  * both transports behave identically. Each method: validate params → act on
  * the store → tell the dispatcher that desired state may have changed.
  */
-import { type Static, type TSchema, Type } from '@sinclair/typebox';
+import { type TSchema, Type } from '@sinclair/typebox';
 import {
   type AppSpec,
   DeviceId,
@@ -18,6 +18,7 @@ import type { AppStore } from '../store/apps.js';
 import type { DeviceStore } from '../store/devices.js';
 import type { SecretStore } from '../store/secrets.js';
 import { ApiError } from './errors.js';
+import { type Method, method } from './method.js';
 import type { Rollouts } from './rollouts.js';
 import { MissingSecretError, resolveSecrets } from './scheduling.js';
 import { appDetail, appHistory, appSummary, deviceView } from './views.js';
@@ -29,20 +30,13 @@ export interface ApiDeps {
   rollouts: Rollouts;
   /** Called after any change that can alter what some device must run. */
   desiredMayHaveChanged: () => void;
+  /** logs.query, events.query, metrics.query, devices.top (broker/telemetry/methods.ts). */
+  telemetry?: Record<string, Method<TSchema>>;
 }
 
 const NoParams = Type.Object({}, { additionalProperties: false });
 const ByName = Type.Object({ name: Name }, { additionalProperties: false });
 const ById = Type.Object({ id: DeviceId }, { additionalProperties: false });
-
-interface Method<S extends TSchema> {
-  params: S;
-  run(params: Static<S>): unknown;
-}
-
-function method<S extends TSchema>(params: S, run: (params: Static<S>) => unknown): Method<S> {
-  return { params, run };
-}
 
 export function createApi(deps: ApiDeps) {
   const { apps, devices, secrets, rollouts } = deps;
@@ -212,6 +206,8 @@ export function createApi(deps: ApiDeps) {
       if (!secrets.delete(name)) throw ApiError.notFound('secret', name);
       return { name, deleted: true };
     }),
+
+    ...deps.telemetry,
   };
 
   return {

@@ -19,6 +19,10 @@
  *   GET    /api/v1/secrets               secrets.list
  *   PUT    /api/v1/secrets/:name         secrets.set  (body: {value})
  *   DELETE /api/v1/secrets/:name         secrets.delete
+ *   GET    /api/v1/devices/:id/logs      logs.query    (?app=&since=&tail=&afterId=; &follow=true streams, see telemetry/follow.ts)
+ *   GET    /api/v1/events                events.query  (?device=&app=&since=&tail=&afterId=; &follow=true streams)
+ *   GET    /api/v1/devices/:id/metrics   metrics.query (?since=&tail=)
+ *   GET    /api/v1/top                   devices.top
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -32,7 +36,7 @@ interface Route {
   method: string;
   pattern: RegExp;
   call: string;
-  params: (match: RegExpMatchArray, body: Body) => Promise<Record<string, unknown>> | Record<string, unknown>;
+  params: (match: RegExpMatchArray, body: Body, query: URLSearchParams) => Promise<Record<string, unknown>> | Record<string, unknown>;
 }
 
 /** Reads and parses the request body; an empty body is an error unless `optional`, when it reads as undefined. */
@@ -78,7 +82,42 @@ const ROUTES: Route[] = [
     params: async (m, body) => ({ ...(await bodyObject(body)), name: m[1] }),
   },
   { method: 'DELETE', pattern: /^\/api\/v1\/secrets\/([^/]+)$/, call: 'secrets.delete', params: (m) => ({ name: m[1] }) },
+  {
+    method: 'GET',
+    pattern: /^\/api\/v1\/devices\/([^/]+)\/logs$/,
+    call: 'logs.query',
+    params: (m, _b, q) => ({ ...queryParams(q, { app: 'text', since: 'text', tail: 'int', afterId: 'int' }), device: m[1] }),
+  },
+  {
+    method: 'GET',
+    pattern: /^\/api\/v1\/events$/,
+    call: 'events.query',
+    params: (_m, _b, q) => queryParams(q, { device: 'text', app: 'text', since: 'text', tail: 'int', afterId: 'int' }),
+  },
+  {
+    method: 'GET',
+    pattern: /^\/api\/v1\/devices\/([^/]+)\/metrics$/,
+    call: 'metrics.query',
+    params: (m, _b, q) => ({ ...queryParams(q, { since: 'text', tail: 'int' }), device: m[1] }),
+  },
+  { method: 'GET', pattern: /^\/api\/v1\/top$/, call: 'devices.top', params: () => ({}) },
 ];
+
+/**
+ * The named query-string parameters, typed: an `int` that is not a
+ * non-negative integer is the caller's mistake, reported as such.
+ */
+export function queryParams(query: URLSearchParams, spec: Record<string, 'text' | 'int'>): Record<string, string | number> {
+  const params: Record<string, string | number> = {};
+  for (const [name, kind] of Object.entries(spec)) {
+    const value = query.get(name);
+    if (value === null) continue;
+    if (kind === 'text') params[name] = value;
+    else if (/^\d{1,15}$/.test(value)) params[name] = Number(value);
+    else throw new ApiError('invalid_request', `query parameter ${name} must be a non-negative integer, got "${value}"`);
+  }
+  return params;
+}
 
 /**
  * A route that writes its own response: streams (Server-Sent Events), the
@@ -87,6 +126,8 @@ const ROUTES: Route[] = [
 export interface RawRoute {
   method: string;
   pattern: RegExp;
+  /** Takes the request only when this says so (e.g. `?follow=true`); otherwise the method table does. */
+  accepts?: (url: URL) => boolean;
   handle(req: IncomingMessage, res: ServerResponse, match: RegExpMatchArray, url: URL): Promise<void> | void;
 }
 
@@ -109,7 +150,7 @@ async function handle(api: HubApi, rawRoutes: readonly RawRoute[], req: Incoming
   if (path === '/healthz' && req.method === 'GET') return send(res, 200, { ok: true });
   for (const raw of rawRoutes) {
     const match = raw.method === req.method ? path.match(raw.pattern) : null;
-    if (match) return raw.handle(req, res, match, url);
+    if (match && (raw.accepts?.(url) ?? true)) return raw.handle(req, res, match.map(decodePathPart) as RegExpMatchArray, url);
   }
   const candidates = ROUTES.filter((route) => route.pattern.test(path));
   if (candidates.length === 0) throw new ApiError('not_found', `no route for ${path}`);
@@ -119,7 +160,7 @@ async function handle(api: HubApi, rawRoutes: readonly RawRoute[], req: Incoming
     return send(res, 405, { error: { code: 'method_not_allowed', message: `${req.method} is not allowed on ${path}` } });
   }
   const match = path.match(route.pattern)!.map(decodePathPart) as RegExpMatchArray;
-  const params = await route.params(match, (optional) => readBody(req, optional));
+  const params = await route.params(match, (optional) => readBody(req, optional), url.searchParams);
   send(res, 200, api.call(route.call, params));
 }
 

@@ -4,7 +4,7 @@
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { type AddressInfo, createServer as createNetServer, type Server as NetServer } from 'node:net';
-import { Aedes } from 'aedes';
+import { Aedes, type AedesOptions, type Client, type PublishPacket } from 'aedes';
 import type { Logger } from 'pino';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 
@@ -13,6 +13,15 @@ export interface BrokerOptions {
   mqttPort: number;
   wsPort: number;
   logger: Logger;
+  /** Who may connect, publish and subscribe (broker/mqtt/access.ts), and the per-delivery hook traffic counting uses. */
+  hooks?: Pick<AedesOptions, 'authenticate' | 'authorizePublish' | 'authorizeSubscribe' | 'authorizeForward'>;
+  /**
+   * Sees every message the broker accepted, in process (telemetry ingest
+   * reads logs, metrics and events here, without a second MQTT hop). The
+   * publishing client's next packets wait for `done`, which is how a slow
+   * consumer pushes back on the devices instead of queueing without bound.
+   */
+  published?: (packet: PublishPacket, client: Client | null, done: (err?: Error) => void) => void;
 }
 
 export interface EmbeddedBroker {
@@ -30,6 +39,8 @@ export async function startBroker(options: BrokerOptions): Promise<EmbeddedBroke
     drainTimeout: 30_000,
     // Device ids may be up to 63 characters; 23 is only MQTT 3.1's limit.
     maxClientsIdLength: 128,
+    ...options.hooks,
+    ...(options.published ? { published: options.published } : {}),
   });
   aedes.on('clientError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'connection error'));

@@ -12,18 +12,19 @@ import { MIGRATIONS } from './migrations.js';
 
 export type Db = Database.Database;
 
-export function openDatabase(file: string): Db {
+/** `migrations` defaults to the control data's (apps, devices…); the telemetry file has its own list. */
+export function openDatabase(file: string, migrations: readonly string[] = MIGRATIONS): Db {
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
   const db = new Database(file);
   try {
     db.pragma('busy_timeout = 5000');
-    checkVersion(db);
+    checkVersion(db, migrations);
     db.pragma('journal_mode = WAL');
     // NORMAL is durable across application crashes in WAL mode; only a power
     // loss may drop the last transactions, which devices re-report anyway.
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
-    migrate(db);
+    migrate(db, migrations);
     return db;
   } catch (err) {
     db.close();
@@ -32,19 +33,19 @@ export function openDatabase(file: string): Db {
 }
 
 /** Refuses, before touching the file, a database written by a newer Flotilla. */
-function checkVersion(db: Db): number {
+function checkVersion(db: Db, migrations: readonly string[]): number {
   const current = db.pragma('user_version', { simple: true }) as number;
-  if (current > MIGRATIONS.length) {
-    throw new Error(`database schema version ${current} is newer than this hub (${MIGRATIONS.length}); upgrade Flotilla`);
+  if (current > migrations.length) {
+    throw new Error(`database schema version ${current} is newer than this hub (${migrations.length}); upgrade Flotilla`);
   }
   return current;
 }
 
-export function migrate(db: Db): void {
-  const current = checkVersion(db);
-  for (let version = current; version < MIGRATIONS.length; version++) {
+export function migrate(db: Db, migrations: readonly string[] = MIGRATIONS): void {
+  const current = checkVersion(db, migrations);
+  for (let version = current; version < migrations.length; version++) {
     db.transaction(() => {
-      db.exec(MIGRATIONS[version]!);
+      db.exec(migrations[version]!);
       db.pragma(`user_version = ${version + 1}`);
     })();
   }

@@ -3,18 +3,18 @@
  * files ("5s", "1m30s" is not supported: one number, one unit; "128m", "1g", "64Mi").
  * The patterns live beside their parsers so a string the schema accepts always parses.
  */
-export const DURATION_PATTERN = '^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$';
+export const DURATION_PATTERN = '^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)$';
 export const SIZE_PATTERN = '^[0-9]+(\\.[0-9]+)?([bkmgKMG]|[kmgKMG][bB]|[KMG]i)?$';
 
 const durationRe = new RegExp(DURATION_PATTERN);
 const sizeRe = new RegExp(SIZE_PATTERN);
 
-const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /** "5s" → 5000. Throws on a string the schema would reject. */
 export function parseDuration(text: string): number {
   const match = durationRe.exec(text);
-  if (!match) throw new Error(`invalid duration "${text}": expected a number and one of ms, s, m, h`);
+  if (!match) throw new Error(`invalid duration "${text}": expected a number and one of ms, s, m, h, d`);
   const unit = text.endsWith('ms') ? 'ms' : text.slice(-1);
   return Math.round(Number.parseFloat(text) * (DURATION_MS[unit] ?? 1));
 }
@@ -28,4 +28,22 @@ export function parseSize(text: string): number {
   const unit = (/[a-zA-Z]+$/.exec(text)?.[0] ?? '').toLowerCase().replace(/i?b?$/, '');
   const power = { '': 0, k: 1, m: 2, g: 3 }[unit] ?? 0;
   return Math.round(Number.parseFloat(text) * 1024 ** power);
+}
+
+const UNITS = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'] as const;
+
+/** Binary units with one decimal: 512 → "512 B", 1536 → "1.5 KiB", 268435456 → "256.0 MiB". */
+export function formatBytes(bytes: number): string {
+  if (!Number.isFinite(bytes)) return `${bytes} B`;
+  const sign = bytes < 0 ? '-' : '';
+  let value = Math.abs(bytes);
+  if (Math.round(value) < 1024) return `${sign}${Math.round(value)} B`;
+  let unit = 0;
+  value /= 1024;
+  // Promote when rounding to one decimal would print "1024.0 KiB".
+  while (unit < UNITS.length - 1 && Math.round(value * 10) / 10 >= 1024) {
+    value /= 1024;
+    unit++;
+  }
+  return `${sign}${value.toFixed(1)} ${UNITS[unit]}`;
 }

@@ -1,5 +1,5 @@
 /** Valid protocol documents that tests start from and then bend. */
-import type { DeviceState } from '../../shared/index.js';
+import type { DeviceState, LogLine, Metrics } from '../../shared/index.js';
 
 export function deviceState(deviceId: string, overrides: Partial<DeviceState> = {}): DeviceState {
   return {
@@ -22,4 +22,49 @@ export function appSpec(name: string, selectors: Record<string, string> = { site
       containers: [{ name: 'gateway', image, ports: ['8080:80'], env: [{ name: 'LOG_LEVEL', value: 'info' }] }],
     },
   };
+}
+
+/** A valid metrics sample of a small ARM board running one container. */
+export function metricsSample(seq: number, overrides: Partial<Metrics> = {}): Metrics {
+  const gib = 1024 ** 3;
+  return {
+    seq,
+    ts: new Date().toISOString(),
+    host: {
+      cpuPercent: 12.5,
+      cpuCount: 4,
+      load1: 0.4,
+      load5: 0.3,
+      load15: 0.2,
+      memTotalBytes: 4 * gib,
+      memAvailableBytes: 3 * gib,
+      memUsedBytes: 1 * gib,
+      disks: [{ name: 'root', path: '/', usedBytes: 10 * gib, freeBytes: 20 * gib, totalBytes: 30 * gib }],
+      temperatureC: 48.5,
+      netRxBytes: 1000,
+      netTxBytes: 2000,
+      uptimeSeconds: 3600,
+    },
+    containers: [
+      {
+        app: 'thermo',
+        container: 'probe',
+        id: 'c0ffee',
+        cpuPercent: 3.5,
+        memBytes: 64 * 1024 ** 2,
+        netRxBytes: 10,
+        netTxBytes: 20,
+        blkReadBytes: 0,
+        blkWriteBytes: 4096,
+        pids: 3,
+        restartCount: 0,
+      },
+    ],
+    ...overrides,
+  };
+}
+
+/** A log line of app `thermo`, container `probe`. */
+export function logLine(line: string, overrides: Partial<LogLine> = {}): LogLine {
+  return { app: 'thermo', container: 'probe', stream: 'stdout', ts: new Date().toISOString(), line, ...overrides };
 }

@@ -1,0 +1,178 @@
+/**
+ * Telemetry ingest: logs, metrics and events from the broker's `published`
+ * hook (no second MQTT hop) into the telemetry file.
+ *
+ * Messages are validated on arrival and queued; the queue is written in one
+ * transaction on the next turn of the event loop (a group commit: everything
+ * that arrived in one I/O turn costs one commit). Each message's `done` is
+ * called after its commit, and Aedes reads no more from that client until
+ * then, so devices that publish faster than SQLite stores are slowed down
+ * over TCP instead of growing the hub's memory. Followers (`logs -f`) hear of
+ * rows only once they are committed, so what they see is always queryable.
+ */
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import {
+  DeviceEvent,
+  decode,
+  type EventRecord,
+  formatIssues,
+  LogBatch,
+  type LogRecord,
+  Metrics,
+  type MetricsSample,
+} from '../../shared/index.js';
+import type { TelemetryStore } from './store.js';
+
+export const TELEMETRY_CHANNELS = ['logs', 'metrics', 'events'] as const;
+export type TelemetryChannel = (typeof TELEMETRY_CHANNELS)[number];
+
+type Pending =
+  | { channel: 'logs'; device: string; value: LogBatch; receivedMs: number; done: () => void }
+  | { channel: 'metrics'; device: string; value: Metrics; receivedMs: number; done: () => void }
+  | { channel: 'events'; device: string; value: DeviceEvent; receivedMs: number; done: () => void };
+
+const SCHEMAS = { logs: LogBatch, metrics: Metrics, events: DeviceEvent } as const;
+
+/** At most one warning per device and channel in this window; the rest are counted. */
+const INVALID_WARNING_WINDOW_MS = 10_000;
+
+export interface IngestCounters {
+  /** Messages stored (a redelivered one counts under `duplicates`). */
+  stored: Record<TelemetryChannel, number>;
+  duplicates: number;
+  invalid: number;
+  /** How long the newest commit's oldest message waited between arrival and being queryable. */
+  lagSeconds: number;
+  queued: number;
+}
+
+export interface IngestOptions {
+  store: TelemetryStore;
+  logger: Logger;
+  now?: () => number;
+}
+
+export class TelemetryIngest {
+  private queue: Pending[] = [];
+  private scheduled = false;
+  private closed = false;
+  private readonly now: () => number;
+  private readonly log: Logger;
+  private readonly followers = new EventEmitter();
+  private readonly lastWarning = new Map<string, { at: number; suppressed: number }>();
+  /** The newest metrics sample of each device, for `top` and Prometheus. */
+  readonly latest = new Map<string, MetricsSample>();
+  readonly counters: IngestCounters = {
+    stored: { logs: 0, metrics: 0, events: 0 },
+    duplicates: 0,
+    invalid: 0,
+    lagSeconds: 0,
+    queued: 0,
+  };
+
+  constructor(private readonly options: IngestOptions) {
+    this.now = options.now ?? Date.now;
+    this.log = options.logger.child({ component: 'ingest' });
+    // Many `logs -f` followers are normal; the default limit of 10 is for leak detection.
+    this.followers.setMaxListeners(0);
+    for (const sample of options.store.latestMetrics()) this.latest.set(sample.device, sample);
+  }
+
+  /** Validates and queues one message; `done` is called once it is stored or dropped. */
+  accept(device: string, channel: TelemetryChannel, payload: Buffer, done: () => void): void {
+    if (this.closed) return void done();
+    const decoded = decode(SCHEMAS[channel], payload);
+    if (!decoded.ok) {
+      this.counters.invalid++;
+      this.warnInvalid(device, channel, formatIssues(decoded.issues));
+      return void done();
+    }
+    this.queue.push({ channel, device, value: decoded.value, receivedMs: this.now(), done } as Pending);
+    this.counters.queued = this.queue.length;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  onLogs(listener: (records: LogRecord[]) => void): () => void {
+    return this.listen('logs', listener);
+  }
+
+  onEvents(listener: (records: EventRecord[]) => void): () => void {
+    return this.listen('events', listener);
+  }
+
+  /** Writes everything queued in one transaction, then releases the publishers and tells followers. */
+  flush(): void {
+    this.scheduled = false;
+    const batch = this.queue;
+    if (batch.length === 0) return;
+    this.queue = [];
+    this.counters.queued = 0;
+    const logs: LogRecord[] = [];
+    const events: EventRecord[] = [];
+    const { store } = this.options;
+    try {
+      store.db.transaction(() => {
+        for (const item of batch) {
+          if (item.channel === 'logs') {
+            const stored = store.insertLogs(item.device, item.value, item.receivedMs);
+            this.count('logs', stored.length > 0);
+            logs.push(...stored);
+          } else if (item.channel === 'events') {
+            const stored = store.insertEvent(item.device, item.value, item.receivedMs);
+            this.count('events', stored !== undefined);
+            if (stored) events.push(stored);
+          } else {
+            const stored = store.insertMetrics(item.device, item.value, item.receivedMs);
+            this.count('metrics', stored !== undefined);
+            const newest = this.latest.get(item.device);
+            if (stored && (!newest || newest.seq < stored.seq)) this.latest.set(item.device, stored);
+          }
+        }
+      })();
+    } catch (err) {
+      // A full disk or a broken file: the batch is lost, the hub keeps running and says so.
+      this.log.error({ err, messages: batch.length }, 'storing telemetry failed; batch dropped');
+    }
+    this.counters.lagSeconds = (this.now() - batch[0]!.receivedMs) / 1000;
+    for (const item of batch) item.done();
+    if (logs.length > 0) this.followers.emit('logs', logs);
+    if (events.length > 0) this.followers.emit('events', events);
+  }
+
+  /** Stores what is queued and refuses more (the hub is stopping). */
+  close(): void {
+    this.flush();
+    this.closed = true;
+    this.followers.removeAllListeners();
+  }
+
+  private count(channel: TelemetryChannel, stored: boolean): void {
+    if (stored) this.counters.stored[channel]++;
+    else this.counters.duplicates++;
+  }
+
+  private listen<T>(name: 'logs' | 'events', listener: (records: T[]) => void): () => void {
+    this.followers.on(name, listener);
+    return () => this.followers.off(name, listener);
+  }
+
+  private warnInvalid(device: string, channel: TelemetryChannel, reason: string): void {
+    const key = `${device}/${channel}`;
+    const now = this.now();
+    const last = this.lastWarning.get(key);
+    if (last && now - last.at < INVALID_WARNING_WINDOW_MS) {
+      last.suppressed++;
+      return;
+    }
+    this.lastWarning.set(key, { at: now, suppressed: 0 });
+    this.log.warn({ deviceId: device, channel, reason, alsoDroppedBefore: last?.suppressed ?? 0 }, `invalid ${channel} message dropped`);
+  }
+}
+
+export function isTelemetryChannel(channel: string): channel is TelemetryChannel {
+  return (TELEMETRY_CHANNELS as readonly string[]).includes(channel);
+}

@@ -1,0 +1,144 @@
+/**
+ * The telemetry API methods, merged into the hub's method table so HTTP and
+ * the MQTT request API answer alike (parameters: shared/telemetry-api.ts).
+ */
+import { Type } from '@sinclair/typebox';
+import {
+  DEFAULT_TAIL,
+  DeviceId,
+  type EventsResult,
+  type LogsResult,
+  MAX_QUERY_RECORDS,
+  type MetricsResult,
+  Name,
+  parseDuration,
+  type TopResult,
+  type TopRow,
+} from '../../shared/index.js';
+import { ApiError } from '../dispatcher/errors.js';
+import { method } from '../dispatcher/method.js';
+import type { DeviceStore } from '../store/devices.js';
+import type { TelemetryIngest } from './ingest.js';
+import type { TelemetryStore } from './store.js';
+
+export interface TelemetryMethodDeps {
+  store: TelemetryStore;
+  ingest: TelemetryIngest;
+  devices: DeviceStore;
+  now: () => number;
+}
+
+const Since = Type.String({ minLength: 1, maxLength: 64 });
+const Count = Type.Integer({ minimum: 0 });
+const DEFAULT_METRICS_WINDOW_MS = 3_600_000;
+
+export function telemetryMethods({ store, ingest, devices, now }: TelemetryMethodDeps) {
+  const knownDevice = (id: string) => {
+    if (!devices.get(id)) throw ApiError.notFound('device', id);
+    return id;
+  };
+  /** No window given at all: the newest DEFAULT_TAIL, like `kubectl logs --tail`. */
+  const tailFor = (p: { since?: string; tail?: number; afterId?: number }) =>
+    p.tail ?? (p.since === undefined && p.afterId === undefined ? DEFAULT_TAIL : undefined);
+
+  return {
+    'logs.query': method(
+      Type.Object(
+        {
+          device: DeviceId,
+          app: Type.Optional(Name),
+          since: Type.Optional(Since),
+          tail: Type.Optional(Count),
+          afterId: Type.Optional(Count),
+        },
+        { additionalProperties: false },
+      ),
+      (p): LogsResult => ({
+        lines: store.queryLogs({
+          device: knownDevice(p.device),
+          app: p.app,
+          sinceMs: sinceMs(p.since, now()),
+          afterId: p.afterId,
+          tail: tailFor(p),
+          limit: MAX_QUERY_RECORDS,
+        }),
+      }),
+    ),
+
+    'events.query': method(
+      Type.Object(
+        {
+          device: Type.Optional(DeviceId),
+          app: Type.Optional(Name),
+          since: Type.Optional(Since),
+          tail: Type.Optional(Count),
+          afterId: Type.Optional(Count),
+        },
+        { additionalProperties: false },
+      ),
+      (p): EventsResult => ({
+        events: store.queryEvents({
+          device: p.device === undefined ? undefined : knownDevice(p.device),
+          app: p.app,
+          sinceMs: sinceMs(p.since, now()),
+          afterId: p.afterId,
+          tail: tailFor(p),
+          limit: MAX_QUERY_RECORDS,
+        }),
+      }),
+    ),
+
+    'metrics.query': method(
+      Type.Object({ device: DeviceId, since: Type.Optional(Since), tail: Type.Optional(Count) }, { additionalProperties: false }),
+      (p): MetricsResult => ({
+        device: p.device,
+        samples: store.queryMetrics({
+          device: knownDevice(p.device),
+          sinceMs: sinceMs(p.since, now()) ?? (p.tail === undefined ? now() - DEFAULT_METRICS_WINDOW_MS : undefined),
+          tail: p.tail,
+          limit: MAX_QUERY_RECORDS,
+        }),
+      }),
+    ),
+
+    'devices.top': method(
+      Type.Object({}, { additionalProperties: false }),
+      (): TopResult => ({
+        devices: devices.list().map((device): TopRow => {
+          const sample = ingest.latest.get(device.id);
+          if (!sample) return { id: device.id, online: device.online };
+          const { host } = sample;
+          const root = host.disks.find((disk) => disk.name === 'root') ?? host.disks[0];
+          return {
+            id: device.id,
+            online: device.online,
+            ts: sample.ts,
+            cpuPercent: host.cpuPercent,
+            load1: host.load1,
+            memUsedBytes: host.memUsedBytes,
+            memTotalBytes: host.memTotalBytes,
+            ...(root ? { diskUsedBytes: root.usedBytes, diskTotalBytes: root.totalBytes } : {}),
+            ...(host.temperatureC !== undefined ? { temperatureC: host.temperatureC } : {}),
+            containers: sample.containers.length,
+          };
+        }),
+      }),
+    ),
+  };
+}
+
+/** `10m` back from now, or an RFC 3339 time; undefined when not given. */
+export function sinceMs(since: string | undefined, nowMs: number): number | undefined {
+  if (since === undefined) return undefined;
+  if (/^\d{4}-\d{2}-\d{2}T/.test(since)) {
+    const at = Date.parse(since);
+    if (Number.isFinite(at)) return at;
+  } else {
+    try {
+      return nowMs - parseDuration(since);
+    } catch {
+      // reported below, with both accepted forms
+    }
+  }
+  throw new ApiError('invalid_request', `invalid since "${since}": expected a duration such as 10m, 1h, 2d, or an RFC 3339 time`);
+}
