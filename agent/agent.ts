@@ -10,15 +10,18 @@ import { type AgentConfig, resolveAgentConfig } from './config.js';
 import { dockerArch, hostFacts } from './host.js';
 import { Link } from './link.js';
 import { LocalStore } from './local-store.js';
-import { TelemetrySeq } from './telemetry/seq.js';
 import { type ObservedState, Reconciler } from './reconcile/reconciler.js';
 import { Records } from './reconcile/records.js';
 import { DockerRuntime } from './runtime/docker-runtime.js';
 import type { ContainerRuntime } from './runtime/runtime.js';
+import { LogCollector } from './telemetry/logs/log-collector.js';
+import { TelemetrySeq } from './telemetry/seq.js';
 
 export interface Agent {
   config: AgentConfig;
   reconciler: Reconciler;
+  /** The log pipeline; `logs.droppedLines` counts every log line dropped since the start. */
+  logs: LogCollector;
   close(): Promise<void>;
 }
 
@@ -40,7 +43,6 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
   const topics = new Topics(config.topicRoot);
   // One seq source for log batches and metric samples (events keep their own persisted seq).
   const telemetrySeq = new TelemetrySeq(store.nextBoot());
-  void telemetrySeq; // TODO(issue 4): read by the log and metric collectors once wired
   // `arch` lets specs select devices by CPU architecture; an explicit label wins.
   const labels = { arch: dockerArch(), ...config.labels };
 
@@ -90,6 +92,18 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
   };
   link = new Link({ hubUrl: config.hubUrl, deviceId: config.deviceId, topics, logger, onDesired, stateIntervalMs: config.stateIntervalMs });
 
+  const logs = new LogCollector({
+    runtime,
+    sink: link,
+    nextSeq: () => telemetrySeq.next(),
+    logger: logger.child({ component: 'logs' }),
+    rateLinesPerSecond: config.logRateLinesPerSecond,
+    bufferBytes: config.logBufferBytes,
+    lineMaxBytes: config.logLineMaxBytes,
+    batchBytes: config.logBatchBytes,
+    batchMs: config.logBatchMs,
+  });
+
   runtime
     .info()
     .then((info) => {
@@ -103,7 +117,10 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
   let rewatchTimer: NodeJS.Timeout | undefined;
   const watch = () => {
     stopWatching = runtime.watch(
-      () => reconciler.trigger(),
+      () => {
+        reconciler.trigger();
+        logs.refresh();
+      },
       (err) => {
         logger.warn({ err: err.message }, 'Docker event stream ended; re-subscribing');
         rewatchTimer = setTimeout(watch, 2_000);
@@ -111,13 +128,18 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
     );
   };
   watch();
-  const resync = setInterval(() => reconciler.trigger(), config.resyncIntervalMs);
+  const resync = setInterval(() => {
+    reconciler.trigger();
+    logs.refresh();
+  }, config.resyncIntervalMs);
   reconciler.trigger();
+  logs.start();
   logger.info({ hubUrl: config.hubUrl, dataDir: config.dataDir, labels }, 'agent started');
 
   return {
     config,
     reconciler,
+    logs,
     async close() {
       clearInterval(resync);
       clearTimeout(rewatchTimer);
@@ -125,6 +147,7 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
       reconciler.close();
       // Let an aborted tick finish before the store it writes to is closed.
       await Promise.race([reconciler.idle(), new Promise((resolve) => setTimeout(resolve, 5_000).unref())]);
+      logs.close();
       await link?.close();
       store.close();
     },

@@ -10,13 +10,15 @@
  *   own earlier success.
  * - Nothing here keeps state about containers; labels on the engine are the record.
  */
-import type { Readable } from 'node:stream';
+import { type Readable, Writable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import type { RegistryAuth } from '../../shared/index.js';
 import { toCreateOptions } from './create-options.js';
+import { LogLineSplitter } from './docker-log-lines.js';
 import { engineMessage, RuntimeError, statusCodeOf, toRuntimeError } from './errors.js';
 import { LABEL_APP, LABEL_APP_REVISION, LABEL_CONTAINER, LABEL_DEVICE, LABEL_MANAGED, LABEL_SPEC_HASH } from './labels.js';
-import type { ContainerRuntime, CreateRequest, ManagedContainer, RuntimeInfo } from './runtime.js';
+import { dockerSince, timestampNanos } from './log-time.js';
+import type { ContainerRuntime, CreateRequest, FollowLogsOptions, LogEntry, ManagedContainer, RuntimeInfo } from './runtime.js';
 
 /** The slice of a pino logger this file uses. */
 export interface RuntimeLogger {
@@ -322,6 +324,72 @@ export class DockerRuntime implements ContainerRuntime {
       if (stream) destroy(stream);
     };
   }
+  followLogs(id: string, options: FollowLogsOptions, onLine: (entry: LogEntry) => void, onEnd: (err?: Error) => void): () => void {
+    let stopped = false;
+    let stream: NodeJS.ReadableStream | undefined;
+    const splitters: LogLineSplitter[] = [];
+    const finish = (err?: Error) => {
+      if (stopped) return;
+      stopped = true;
+      if (stream) destroy(stream);
+      // The last line of a stream that ended without a newline.
+      for (const splitter of splitters) splitter.end();
+      onEnd(err);
+    };
+    const emit = (entry: LogEntry) => {
+      if (!stopped) onLine(entry);
+    };
+    const since = options.since === undefined ? undefined : timestampNanos(options.since);
+    const container = this.docker.getContainer(id);
+    (async () => {
+      // A TTY container's output is one raw stream; anything else is multiplexed with 8-byte frame headers.
+      const tty = (await container.inspect()).Config.Tty === true;
+      const logs = await container.logs({
+        follow: true,
+        stdout: true,
+        stderr: true,
+        timestamps: true,
+        ...(since !== undefined ? { since: dockerSince(since) } : {}),
+      });
+      return { tty, logs };
+    })().then(
+      ({ tty, logs }) => {
+        if (stopped) {
+          destroy(logs);
+          return;
+        }
+        stream = logs;
+        const stdout = new LogLineSplitter('stdout', options.maxLineBytes, emit);
+        splitters.push(stdout);
+        if (tty) {
+          logs.on('data', (chunk: Buffer) => stdout.push(chunk));
+        } else {
+          const stderr = new LogLineSplitter('stderr', options.maxLineBytes, emit);
+          splitters.push(stderr);
+          // Lines are handled synchronously as each frame arrives, so nothing queues between the socket and the pipeline.
+          this.docker.modem.demuxStream(logs, sink(stdout), sink(stderr));
+        }
+        logs.on('error', (err: Error) => finish(toRuntimeError(err, `follow logs of container ${id}`)));
+        logs.on('end', () => finish());
+        logs.on('close', () => finish());
+      },
+      (err: unknown) => finish(toRuntimeError(err, `follow logs of container ${id}`)),
+    );
+    return () => {
+      stopped = true;
+      if (stream) destroy(stream);
+    };
+  }
+}
+
+/** A writable that hands every chunk to a splitter at once. */
+function sink(splitter: LogLineSplitter): Writable {
+  return new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      splitter.push(chunk);
+      callback();
+    },
+  });
 }
 
 function withStatus(err: unknown): { cause: unknown; statusCode?: number } {

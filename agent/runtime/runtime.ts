@@ -47,6 +47,24 @@ export interface CreateRequest {
   spec: ContainerSpec;
 }
 
+/** One line a container wrote, as the engine recorded it. */
+export interface LogEntry {
+  stream: 'stdout' | 'stderr';
+  /** The engine's RFC 3339 timestamp, nanoseconds kept (Docker's own, not the agent's clock). */
+  ts: string;
+  /** Without its newline; at most `maxLineBytes` of UTF-8. */
+  line: string;
+  /** The line was longer than `maxLineBytes` and was cut. */
+  truncated?: boolean;
+}
+
+export interface FollowLogsOptions {
+  /** RFC 3339 timestamp: only lines at or after it (the engine's `since` is inclusive). Absent: from the container's first line. */
+  since?: string;
+  /** A longer line is cut here (and the rest of it skipped), so a line without a newline cannot grow memory. */
+  maxLineBytes: number;
+}
+
 export interface RuntimeInfo {
   version: string;
   dataRoot?: string;
@@ -78,4 +96,11 @@ export interface ContainerRuntime {
    * died, removed…), so the agent re-observes without polling. Returns a stop function.
    */
   watch(onChange: () => void, onError: (err: Error) => void): () => void;
+  /**
+   * Follows one container's stdout and stderr: `onLine` for every line, in
+   * order; `onEnd` once, when the container stops (or the stream fails, with
+   * the error). A stopped container yields its lines since `since`, then ends.
+   * Returns a stop function, after which neither callback is called.
+   */
+  followLogs(id: string, options: FollowLogsOptions, onLine: (entry: LogEntry) => void, onEnd: (err?: Error) => void): () => void;
 }

@@ -18,7 +18,8 @@
  *
  * Not simulated: restart policies (a crashed container stays exited), the
  * agent's own http/tcp health probes (containers have no address, so such a
- * gate fails after its healthTimeout), networks, volumes and logs.
+ * gate fails after its healthTimeout), networks and volumes. Logs are only
+ * what a test writes with `writeLog` (the last 1000 lines per container).
  */
 import { randomBytes } from 'node:crypto';
 import { toCreateOptions } from '../../agent/runtime/create-options.js';
@@ -32,7 +33,15 @@ import {
   LABEL_MANAGED,
   LABEL_SPEC_HASH,
 } from '../../agent/runtime/labels.js';
-import type { ContainerRuntime, CreateRequest, ManagedContainer, RuntimeInfo } from '../../agent/runtime/runtime.js';
+import { timestampNanos } from '../../agent/runtime/log-time.js';
+import type {
+  ContainerRuntime,
+  CreateRequest,
+  FollowLogsOptions,
+  LogEntry,
+  ManagedContainer,
+  RuntimeInfo,
+} from '../../agent/runtime/runtime.js';
 import type { RegistryAuth } from '../../shared/index.js';
 
 /** How a simulated image behaves; returned per image by `MemoryRuntimeOptions.behaviour`. */
@@ -86,12 +95,21 @@ export interface MemoryContainer {
 
 type Listener = () => void;
 
+interface LogFollower {
+  onLine: (entry: LogEntry) => void;
+  onEnd: (err?: Error) => void;
+}
+
+const MAX_LOG_LINES = 1000;
+
 export class MemoryRuntime implements ContainerRuntime {
   private readonly containersById = new Map<string, MemoryContainer>();
   private readonly imageSet = new Set<string>();
   private readonly listeners = new Set<Listener>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly crashTimers = new Map<string, NodeJS.Timeout>();
+  private readonly logs = new Map<string, LogEntry[]>();
+  private readonly logFollowers = new Map<string, Set<LogFollower>>();
   private readonly now: () => number;
   /** How often each operation was called: the load the agent puts on an engine. */
   readonly calls: Record<string, number> = {};
@@ -248,7 +266,36 @@ export class MemoryRuntime implements ContainerRuntime {
     }
     this.clearCrash(id);
     this.containersById.delete(id);
+    this.logs.delete(id);
     this.changed();
+  }
+
+  /** Lines written so far at or after `since`, then, while the container runs, each new one; ends when it stops. */
+  followLogs(id: string, options: FollowLogsOptions, onLine: (entry: LogEntry) => void, onEnd: (err?: Error) => void): () => void {
+    this.count('followLogs');
+    const follower: LogFollower = { onLine, onEnd };
+    let stopped = false;
+    const timer = setImmediate(() => {
+      const container = this.containersById.get(id);
+      if (stopped || !container) {
+        if (!stopped) onEnd(new RuntimeError('not_found', `follow logs of container ${id}: No such container: ${id}`, { statusCode: 404 }));
+        return;
+      }
+      const since = options.since === undefined ? undefined : timestampNanos(options.since);
+      for (const entry of this.logs.get(id) ?? []) if (since === undefined || (timestampNanos(entry.ts) ?? 0n) >= since) onLine(entry);
+      if (container.state !== 'running') {
+        onEnd();
+        return;
+      }
+      const followers = this.logFollowers.get(id) ?? new Set<LogFollower>();
+      this.logFollowers.set(id, followers);
+      followers.add(follower);
+    });
+    return () => {
+      stopped = true;
+      clearImmediate(timer);
+      this.logFollowers.get(id)?.delete(follower);
+    };
   }
 
   watch(onChange: () => void, _onError: (err: Error) => void): () => void {
@@ -273,6 +320,17 @@ export class MemoryRuntime implements ContainerRuntime {
     return [...this.imageSet].sort();
   }
 
+  /** Simulates a running container writing a line (timestamped with this runtime's clock). */
+  writeLog(id: string, stream: 'stdout' | 'stderr', line: string): void {
+    if (this.containersById.get(id)?.state !== 'running') return;
+    const entry: LogEntry = { stream, ts: new Date(this.now()).toISOString(), line };
+    const lines = this.logs.get(id) ?? [];
+    this.logs.set(id, lines);
+    lines.push(entry);
+    if (lines.length > MAX_LOG_LINES) lines.splice(0, lines.length - MAX_LOG_LINES);
+    for (const follower of this.logFollowers.get(id) ?? []) follower.onLine(entry);
+  }
+
   /** Simulates a container dying on its own (a crash, an OOM kill). */
   kill(id: string, exitCode = 137): void {
     const container = this.containersById.get(id);
@@ -287,6 +345,7 @@ export class MemoryRuntime implements ContainerRuntime {
     this.timers.clear();
     this.crashTimers.clear();
     this.listeners.clear();
+    this.logFollowers.clear();
   }
 
   // --- internals --------------------------------------------------------------------------------
@@ -321,6 +380,9 @@ export class MemoryRuntime implements ContainerRuntime {
     container.exitCode = exitCode;
     container.finishedAt = this.now();
     delete container.health;
+    const followers = this.logFollowers.get(container.id);
+    this.logFollowers.delete(container.id);
+    for (const follower of followers ?? []) follower.onEnd();
     this.changed();
   }
 

@@ -21,6 +21,8 @@ interface AgentOptions {
   resyncInterval: number;
   containerNamePrefix: string;
   diskReserve: number;
+  logRate: number;
+  logBuffer: number;
 }
 
 /** What mqtt.js connects over, as the agent's config schema accepts them. */
@@ -56,6 +58,18 @@ export function registerAgent(program: Command, io: CliIO): void {
         .argParser(parseDiskReserve)
         .default(256 * 1024 * 1024, '256m'),
     )
+    .addOption(
+      new Option('--log-rate <lines/s>', 'log lines per second one app may send (burst: twice that); more are dropped and counted')
+        .env('FLOTILLA_LOG_RATE')
+        .argParser(parseLogRate)
+        .default(200),
+    )
+    .addOption(
+      new Option('--log-buffer <size>', 'unsent log lines of all apps together (e.g. 1m); beyond it lines are dropped and counted')
+        .env('FLOTILLA_LOG_BUFFER')
+        .argParser(parseLogBuffer)
+        .default(1024 * 1024, '1m'),
+    )
     .action(async (options: AgentOptions) => {
       const deviceId = options.deviceId ?? defaultDeviceId();
       if (!isDeviceId(deviceId)) {
@@ -79,6 +93,8 @@ export function registerAgent(program: Command, io: CliIO): void {
           resyncIntervalMs: options.resyncInterval,
           containerNamePrefix: options.containerNamePrefix,
           diskReserveBytes: options.diskReserve,
+          logRateLinesPerSecond: options.logRate,
+          logBufferBytes: options.logBuffer,
         }),
       );
     });
@@ -120,4 +136,26 @@ function parseDiskReserve(value: string): number {
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message);
   }
+}
+
+function parseLogRate(value: string): number {
+  const rate = Number(value);
+  if (!/^[0-9]+$/.test(value.trim()) || !Number.isSafeInteger(rate) || rate < 1) {
+    throw new InvalidArgumentError('expected a whole number of lines per second, at least 1.');
+  }
+  return rate;
+}
+
+/** The agent's config minimum for the log buffer. */
+const MIN_LOG_BUFFER_BYTES = 4096;
+
+function parseLogBuffer(value: string): number {
+  let bytes: number;
+  try {
+    bytes = parseSize(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  if (bytes < MIN_LOG_BUFFER_BYTES) throw new InvalidArgumentError(`must be at least ${MIN_LOG_BUFFER_BYTES / 1024}k.`);
+  return bytes;
 }

@@ -1,0 +1,81 @@
+/**
+ * The pure part of the log pipeline, on an injected clock: every line a
+ * container writes goes through `push` (rate limit per app → length cap →
+ * the bounded buffer); the follower manager asks `dueIn` when to send and
+ * `takeBatch` what to send. No I/O, no timers.
+ */
+import type { LogLine } from '../../../shared/index.js';
+import type { LogEntry } from '../../runtime/runtime.js';
+import { capLine } from './line-cap.js';
+import { LogBuffer } from './log-buffer.js';
+import { RateLimit } from './rate-limit.js';
+
+export interface LogPipelineOptions {
+  /** Lines per second per app (burst: twice that). */
+  rateLinesPerSecond: number;
+  /** All apps' unsent lines together. */
+  bufferBytes: number;
+  lineMaxBytes: number;
+  /** A batch is due as soon as this many bytes wait… */
+  batchBytes: number;
+  /** …or once the oldest waiting line is this old. */
+  batchMs: number;
+  now: () => number;
+}
+
+export class LogPipeline {
+  private readonly limits = new Map<string, RateLimit>();
+  private readonly buffer: LogBuffer;
+
+  constructor(private readonly options: LogPipelineOptions) {
+    this.buffer = new LogBuffer({ maxBytes: options.bufferBytes, now: options.now });
+  }
+
+  /** Lines dropped since the start (rate limit, buffer full, or link down long enough to fill it). */
+  get droppedLines(): number {
+    return this.buffer.droppedLines;
+  }
+
+  get bufferedBytes(): number {
+    return this.buffer.bytes;
+  }
+
+  /** Offers one line of `app`'s container; false when it was dropped (and counted). */
+  push(app: string, container: string, entry: LogEntry): boolean {
+    if (!this.limitOf(app).admit()) {
+      this.buffer.drop(app, container, entry.ts, 'rate limit');
+      return false;
+    }
+    const capped = capLine(entry.line, this.options.lineMaxBytes);
+    const line: LogLine = { app, container, stream: entry.stream, ts: entry.ts, line: capped.line };
+    if (capped.truncated || entry.truncated) line.truncated = true;
+    return this.buffer.offer(line);
+  }
+
+  /** Milliseconds until a batch is due (0: now); undefined when nothing waits. */
+  dueIn(): number | undefined {
+    if (this.buffer.bytes >= this.options.batchBytes) return 0;
+    const since = this.buffer.waitingSince;
+    if (since === undefined) return undefined;
+    return Math.max(0, since + this.options.batchMs - this.options.now());
+  }
+
+  /** The next batch's lines, oldest first, about `batchBytes` at most; empty when nothing waits. */
+  takeBatch(): LogLine[] {
+    return this.buffer.take(this.options.batchBytes);
+  }
+
+  /** Forgets an app's rate limit once none of its containers is followed (apps come and go over months). */
+  forgetApp(app: string): void {
+    this.limits.delete(app);
+  }
+
+  private limitOf(app: string): RateLimit {
+    let limit = this.limits.get(app);
+    if (!limit) {
+      limit = new RateLimit(this.options.rateLinesPerSecond, this.options.now);
+      this.limits.set(app, limit);
+    }
+    return limit;
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * The log follower manager over the in-memory runtime, on fake timers: what
+ * reaches the link, in which batches, and what is dropped when.
+ */
+import pino from 'pino';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { LogCollector, type LogSink } from '../../agent/telemetry/logs/log-collector.js';
+import { LogPipeline } from '../../agent/telemetry/logs/log-pipeline.js';
+import { MemoryRuntime } from '../../bench/sim/memory-runtime.js';
+import { type LogBatch, LogBatch as LogBatchSchema, type LogLine, validate } from '../../shared/index.js';
+
+class FakeLink implements LogSink {
+  up = true;
+  readonly batches: LogBatch[] = [];
+  get canSendLogs(): boolean {
+    return this.up;
+  }
+  publishLogs(batch: LogBatch): boolean {
+    if (!this.up) return false;
+    const checked = validate(LogBatchSchema, batch);
+    if (!checked.ok) throw new Error('invalid batch');
+    this.batches.push(batch);
+    return true;
+  }
+  lines(app?: string): LogLine[] {
+    return this.batches.flatMap((b) => b.lines).filter((l) => app === undefined || l.app === app);
+  }
+}
+
+const BATCH_MS = 250;
+
+describe('log collector', () => {
+  let runtime: MemoryRuntime;
+  let link: FakeLink;
+  let collector: LogCollector;
+  let seq = 0;
+
+  beforeEach(() => {
+    vi.useFakeTimers({ now: new Date('2024-05-01T12:00:00Z') });
+    runtime = new MemoryRuntime({ images: ['web:v1'] });
+    link = new FakeLink();
+  });
+
+  afterEach(() => {
+    collector?.close();
+    runtime.close();
+    vi.useRealTimers();
+  });
+
+  function start(options: { rate?: number; bufferBytes?: number } = {}): LogCollector {
+    collector = new LogCollector({
+      runtime,
+      sink: link,
+      nextSeq: () => ++seq,
+      logger: pino({ level: 'silent' }),
+      rateLinesPerSecond: options.rate ?? 200,
+      bufferBytes: options.bufferBytes ?? 1024 * 1024,
+      lineMaxBytes: 1024,
+      batchBytes: 64 * 1024,
+      batchMs: BATCH_MS,
+    });
+    collector.start();
+    return collector;
+  }
+
+  async function run(app: string, container = 'main'): Promise<string> {
+    const id = await runtime.create({ deviceId: 'dev-1', app, appRevision: 1, specHash: 'h', spec: { name: container, image: 'web:v1' } });
+    await runtime.start(id);
+    return id;
+  }
+
+  /** What an engine event does in the agent. */
+  async function refresh(): Promise<void> {
+    collector.refresh();
+    await vi.advanceTimersByTimeAsync(1);
+  }
+
+  it('publishes the lines of a new container in order, with their streams, once per batch interval', async () => {
+    start();
+    const id = await run('shop');
+    await refresh();
+    runtime.writeLog(id, 'stdout', 'one');
+    runtime.writeLog(id, 'stderr', 'two');
+    await vi.advanceTimersByTimeAsync(BATCH_MS - 10);
+    expect(link.batches).toEqual([]);
+    await vi.advanceTimersByTimeAsync(20);
+    expect(link.batches).toHaveLength(1);
+    expect(link.lines()).toEqual([
+      { app: 'shop', container: 'main', stream: 'stdout', ts: expect.any(String), line: 'one' },
+      { app: 'shop', container: 'main', stream: 'stderr', ts: expect.any(String), line: 'two' },
+    ]);
+    runtime.writeLog(id, 'stdout', 'three');
+    await vi.advanceTimersByTimeAsync(BATCH_MS);
+    expect(link.batches.map((b) => b.seq)).toEqual([1, 2]);
+  });
+
+  it('follows a container already running at start from the start, not from its beginning', async () => {
+    const id = await run('shop');
+    runtime.writeLog(id, 'stdout', 'before the agent');
+    await vi.advanceTimersByTimeAsync(5_000);
+    start();
+    await refresh();
+    runtime.writeLog(id, 'stdout', 'after');
+    await vi.advanceTimersByTimeAsync(BATCH_MS);
+    expect(link.lines().map((l) => l.line)).toEqual(['after']);
+  });
+
+  it('after a restart resumes from the last line seen: nothing twice, nothing lost; stops for a removed container', async () => {
+    start();
+    const id = await run('shop');
+    await refresh();
+    runtime.writeLog(id, 'stdout', 'run 1');
+    await vi.advanceTimersByTimeAsync(1);
+    await runtime.stop(id, 0);
+    await refresh();
+    expect(collector.following).toBe(0);
+    await vi.advanceTimersByTimeAsync(1_000);
+    await runtime.start(id);
+    runtime.writeLog(id, 'stdout', 'run 2 before the follow');
+    await refresh();
+    runtime.writeLog(id, 'stdout', 'run 2');
+    await vi.advanceTimersByTimeAsync(BATCH_MS);
+    expect(link.lines().map((l) => l.line)).toEqual(['run 1', 'run 2 before the follow', 'run 2']);
+    expect(collector.following).toBe(1);
+
+    await runtime.stop(id, 0);
+    await runtime.remove(id);
+    await refresh();
+    expect(collector.following).toBe(0);
+  });
+
+  it('keeps a flooding app from starving a quiet one, and says what it dropped', async () => {
+    start({ rate: 50 });
+    const flood = await run('flood');
+    const quiet = await run('quiet');
+    await refresh();
+    for (let ms = 0; ms < 2_000; ms += 10) {
+      for (let i = 0; i < 100; i++) runtime.writeLog(flood, 'stdout', `flood ${ms}/${i}`);
+      if (ms % 500 === 0) runtime.writeLog(quiet, 'stderr', `quiet ${ms}`);
+      await vi.advanceTimersByTimeAsync(10);
+    }
+    await vi.advanceTimersByTimeAsync(BATCH_MS);
+    expect(link.lines('quiet').map((l) => l.line)).toEqual(['quiet 0', 'quiet 500', 'quiet 1000', 'quiet 1500']);
+    const floodLines = link.lines('flood');
+    const markers = floodLines.filter((l) => l.stream === 'system');
+    const passed = floodLines.length - markers.length;
+    // Burst (100) plus about 50 a second for 2 s, in runs of a second's worth.
+    expect(passed).toBeGreaterThanOrEqual(150);
+    expect(passed).toBeLessThanOrEqual(210);
+    const suppressed = markers.reduce((sum, m) => sum + (m.suppressed ?? 0), 0);
+    expect(passed + suppressed).toBe(20_000);
+    // At most one marker per batch interval while the flood lasts, not one per accepted line.
+    expect(markers.length).toBeLessThanOrEqual(2_000 / BATCH_MS + 1);
+    expect(markers[0]?.line).toMatch(/^suppressed \d+ lines \(rate limit\)$/);
+    expect(collector.droppedLines).toBe(suppressed);
+  });
+
+  it('keeps lines while the link is down, within the buffer, and drops and counts beyond it', async () => {
+    start({ rate: 10_000, bufferBytes: 16 * 1024 });
+    const id = await run('shop');
+    await refresh();
+    link.up = false;
+    for (let i = 0; i < 1_000; i++) runtime.writeLog(id, 'stdout', `line ${i}`);
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(link.batches).toEqual([]);
+    const dropped = collector.droppedLines;
+    expect(dropped).toBeGreaterThan(800);
+    link.up = true;
+    await vi.advanceTimersByTimeAsync(BATCH_MS);
+    const lines = link.lines();
+    // The oldest lines that fitted, then what was lost.
+    expect(lines[0]?.line).toBe('line 0');
+    expect(lines.at(-1)).toMatchObject({ stream: 'system', suppressed: dropped, line: `suppressed ${dropped} lines (buffer full)` });
+    expect(lines.length - 1 + dropped).toBe(1_000);
+  });
+
+  it('cuts batches at the byte limit', () => {
+    const pipeline = new LogPipeline({
+      rateLinesPerSecond: 10_000,
+      bufferBytes: 1024 * 1024,
+      lineMaxBytes: 100,
+      batchBytes: 4096,
+      batchMs: BATCH_MS,
+      now: Date.now,
+    });
+    for (let i = 0; i < 100; i++) pipeline.push('a', 'main', { stream: 'stdout', ts: '2024-05-01T12:00:00Z', line: 'x'.repeat(200) });
+    expect(pipeline.dueIn()).toBe(0);
+    const batch = pipeline.takeBatch();
+    expect(batch[0]).toMatchObject({ line: 'x'.repeat(100), truncated: true });
+    expect(batch.length).toBeGreaterThan(10);
+    expect(JSON.stringify(batch).length).toBeLessThanOrEqual(4096);
+  });
+});
