@@ -25,7 +25,7 @@ import { execute } from './executors.js';
 import { appStates } from './phases.js';
 import { plan } from './plan.js';
 import { Records } from './records.js';
-import { type StepEvent, stepFailed, stepSucceeded } from './step-events.js';
+import { pullStarted, type StepEvent, stepFailed, stepSucceeded } from './step-events.js';
 import { describeStep, type Step, stepKey } from './steps.js';
 
 const HEALTH_RECHECK_MS = 1000;
@@ -177,7 +177,9 @@ export class Reconciler {
     }
     this.backoff.succeeded('observe');
     this.lastObserved = current;
-    this.health = await this.checkHealth(current);
+    const verdicts = await this.checkHealth(current);
+    this.reportHealthFailures(current, verdicts);
+    this.health = verdicts;
     this.locks = findUpdateLocks(current);
     const missing = new Set(
       this.desired?.apps.flatMap((a) => a.containers.map((c) => c.image)).filter((image) => !imagesPresent.has(image)),
@@ -238,6 +240,7 @@ export class Reconciler {
     if (step.action === 'pull') {
       this.pulling.add(step.image);
       this.emit(this.lastObserved);
+      this.options.onEvent?.(pullStarted(step));
     }
     const started = this.now();
     try {
@@ -251,7 +254,9 @@ export class Reconciler {
       });
       this.backoff.succeeded(key);
       this.failures.delete(step.app);
-      this.options.onEvent?.(stepSucceeded(step, this.now() - started));
+      const durationMs = this.now() - started;
+      const imageBytes = step.action === 'pull' ? await this.options.runtime.imageSize?.(step.image).catch(() => undefined) : undefined;
+      this.options.onEvent?.(stepSucceeded(step, durationMs, imageBytes));
     } catch (err) {
       if (signal.aborted) {
         log.info({ why: String((signal.reason as Error)?.message ?? signal.reason) }, `${describeStep(step)} cancelled`);
@@ -308,6 +313,15 @@ export class Reconciler {
       }
     }
     return verdicts;
+  }
+
+  /** One `health-failed` event when a container's verdict turns unhealthy (the rollback that follows has its own). */
+  private reportHealthFailures(current: readonly ManagedContainer[], verdicts: Map<string, HealthVerdict>): void {
+    for (const container of current) {
+      const verdict = verdicts.get(container.id);
+      if (verdict?.status !== 'unhealthy' || this.health.get(container.id)?.status === 'unhealthy') continue;
+      this.options.onEvent?.({ type: 'health-failed', app: container.app, container: container.container, message: verdict.reason });
+    }
   }
 
   private wakeIn(ms: number): void {

@@ -3,6 +3,7 @@
  * outcome (pulled, started, rolled-back, …) and a message that carries the
  * step's reason. Pure: the reconciler publishes what this returns.
  */
+import { formatBytes } from '../../shared/index.js';
 import type { Step } from './steps.js';
 import { describeStep } from './steps.js';
 
@@ -31,8 +32,15 @@ function target(step: Step): Pick<StepEvent, 'app' | 'container'> {
   return step.container === '*' ? { app: step.app } : { app: step.app, container: step.container };
 }
 
-export function stepSucceeded(step: Step, durationMs: number): StepEvent {
-  const took = step.action === 'pull' ? ` in ${durationMs} ms` : '';
+/** Before a pull: on a slow link the pull is the long wait, and the operator should see it begin. */
+export function pullStarted(step: Extract<Step, { action: 'pull' }>): StepEvent {
+  return { type: 'pull-started', ...target(step), message: `pulling ${step.image}: ${step.reason}` };
+}
+
+/** `imageBytes`: the pulled image's size, when the runtime could tell. */
+export function stepSucceeded(step: Step, durationMs: number, imageBytes?: number): StepEvent {
+  const size = imageBytes !== undefined ? `, ${formatBytes(imageBytes)}` : '';
+  const took = step.action === 'pull' ? ` in ${durationMs} ms${size}` : '';
   return { type: DONE[step.action], ...target(step), message: `${describeStep(step)}${took}: ${step.reason}` };
 }
 

@@ -78,10 +78,17 @@ describeDocker('health-gated updates and automatic rollback', () => {
       /^roll back e2e-crash-\w+ from revision 2: container web (exited with code 1|restarted \d+ time\(s\))$/,
     );
     expect(events.map((e) => e.type)).toEqual(
-      expect.arrayContaining(['pulled', 'stashed', 'created', 'started', 'rolled-back', 'restored']),
+      expect.arrayContaining(['pull-started', 'pulled', 'stashed', 'created', 'started', 'health-failed', 'rolled-back', 'restored']),
     );
     expect(events.map((e) => e.seq)).toEqual([...events.map((e) => e.seq)].sort((a, b) => a - b));
+    // A pull says how long it took and how big the image is.
+    expect(events.find((e) => e.type === 'pulled' && e.app === app)?.message).toMatch(/ in \d+ ms, [\d.]+ (B|KiB|MiB): /);
     await watcher.endAsync();
+    // The hub stored the same events, queryable afterwards.
+    const stored = await fetch(`${hub.url}/api/v1/events?device=${deviceId}&app=${app}&tail=1000`).then((r) => r.json());
+    expect((stored as { events: DeviceEvent[] }).events.map((e) => e.type)).toEqual(
+      expect.arrayContaining(['health-failed', 'rolled-back']),
+    );
 
     // The device does not retry revision 2 by itself; the operator can, as a new revision.
     const retried = await runCli(['--hub', hub.url, 'rollout', 'retry', app]);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { stepFailed, stepSucceeded } from '../../agent/reconcile/step-events.js';
+import { pullStarted, stepFailed, stepSucceeded } from '../../agent/reconcile/step-events.js';
 
 describe('step events', () => {
   it('names what happened, with the reason and, for a pull, how long it took', () => {
@@ -22,6 +22,17 @@ describe('step events', () => {
       type: 'image-removed',
       message: 'remove image reg/web:1: no app needs it',
     });
+  });
+
+  it('announces a pull before it runs and gives the pulled size when known', () => {
+    const pull = { action: 'pull', app: 'shop', container: 'web', image: 'reg/web:2', reason: 'image not present' } as const;
+    expect(pullStarted(pull)).toEqual({
+      type: 'pull-started',
+      app: 'shop',
+      container: 'web',
+      message: 'pulling reg/web:2: image not present',
+    });
+    expect(stepSucceeded(pull, 2500, 48 * 1024 * 1024).message).toBe('pull reg/web:2 for shop/web in 2500 ms, 48.0 MiB: image not present');
   });
 
   it('reports a failed step with the error', () => {
