@@ -6,6 +6,9 @@
  */
 import { statfs } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { formatBytes } from '../../shared/schemas/units.js';
+
+export { formatBytes };
 
 export interface FreeSpace {
   /** Bytes available to an unprivileged writer (statfs `bavail × bsize`, as `df` shows under "Avail"). */
@@ -63,22 +66,4 @@ export function diskCheck(input: DiskCheckInput): DiskCheckResult {
       `not enough disk: the image needs ${formatBytes(needed)} plus a reserve of ${formatBytes(reserve)}, ` +
       `but only ${formatBytes(free)} are free${where} (short by ${formatBytes(shortBy)})`,
   };
-}
-
-const UNITS = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'] as const;
-
-/** Binary units with one decimal: 512 → "512 B", 1536 → "1.5 KiB", 268435456 → "256.0 MiB". */
-export function formatBytes(bytes: number): string {
-  if (!Number.isFinite(bytes)) return `${bytes} B`;
-  const sign = bytes < 0 ? '-' : '';
-  let value = Math.abs(bytes);
-  if (Math.round(value) < 1024) return `${sign}${Math.round(value)} B`;
-  let unit = 0;
-  value /= 1024;
-  // Promote when rounding to one decimal would print "1024.0 KiB".
-  while (unit < UNITS.length - 1 && Math.round(value * 10) / 10 >= 1024) {
-    value /= 1024;
-    unit++;
-  }
-  return `${sign}${value.toFixed(1)} ${UNITS[unit]}`;
 }

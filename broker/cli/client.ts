@@ -12,13 +12,20 @@ import type {
   ApplyResult,
   AppSummary,
   DeviceView as Device,
+  EventRecord,
+  EventsResult,
   Labels,
   List,
+  LogRecord,
+  LogsResult,
+  MetricsResult,
   RollbackResult,
   RolloutStatus,
+  TopResult,
 } from '../../shared/index.js';
-import { formatIssue } from '../../shared/index.js';
+import { FOLLOW_EVENT, formatIssue } from '../../shared/index.js';
 import { CliError, EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, type ExitCode, UsageError } from './errors.js';
+import { readSse } from './sse.js';
 
 export type {
   AppDetail,
@@ -32,6 +39,23 @@ export type {
   RollbackResult,
   RolloutStatus,
 } from '../../shared/index.js';
+
+/** `since` is a duration back from now (`10m`) or an RFC 3339 time; the hub validates it. */
+export interface TelemetryQuery {
+  since?: string;
+  tail?: number;
+  /** Only records stored after this id: a follower's cursor. */
+  afterId?: number;
+}
+
+export interface LogsQuery extends TelemetryQuery {
+  app?: string;
+}
+
+export interface EventsQuery extends TelemetryQuery {
+  device?: string;
+  app?: string;
+}
 
 export interface LabelPatch {
   set?: Labels;
@@ -70,6 +94,17 @@ export class HubUnreachableError extends CliError {
       'is `flotilla server` running there? Point the CLI at another hub with --hub URL or FLOTILLA_HUB.',
     ]);
     this.name = 'HubUnreachableError';
+  }
+}
+
+/** A follow stream ended while the CLI still wanted it: the hub stopped or the connection broke. */
+export class HubStreamClosedError extends CliError {
+  constructor(
+    readonly hub: string,
+    readonly reason?: string,
+  ) {
+    super(`hub closed the stream${reason ? `: ${reason}` : ''}`, EXIT_HUB_ERROR);
+    this.name = 'HubStreamClosedError';
   }
 }
 
@@ -158,6 +193,91 @@ export class HubClient {
     return this.request('PATCH', `devices/${encodeURIComponent(id)}/labels`, patch);
   }
 
+  logs(device: string, query: LogsQuery = {}): Promise<LogsResult> {
+    return this.request('GET', `devices/${encodeURIComponent(device)}/logs${queryString(query)}`);
+  }
+
+  /**
+   * The device's log lines as the hub stores them (after the backlog the
+   * query selects), until `signal` aborts — then the iteration just ends — or
+   * the hub closes the stream, which throws.
+   */
+  followLogs(device: string, query: LogsQuery, signal: AbortSignal): AsyncGenerator<LogRecord> {
+    return this.follow<LogRecord>(
+      `devices/${encodeURIComponent(device)}/logs${queryString({ ...query, follow: true })}`,
+      FOLLOW_EVENT.logs,
+      signal,
+    );
+  }
+
+  events(query: EventsQuery = {}): Promise<EventsResult> {
+    return this.request('GET', `events${queryString(query)}`);
+  }
+
+  followEvents(query: EventsQuery, signal: AbortSignal): AsyncGenerator<EventRecord> {
+    return this.follow<EventRecord>(`events${queryString({ ...query, follow: true })}`, FOLLOW_EVENT.events, signal);
+  }
+
+  metrics(device: string, query: Omit<TelemetryQuery, 'afterId'> = {}): Promise<MetricsResult> {
+    return this.request('GET', `devices/${encodeURIComponent(device)}/metrics${queryString(query)}`);
+  }
+
+  top(): Promise<TopResult> {
+    return this.request('GET', 'top');
+  }
+
+  /**
+   * A Server-Sent Events route: the records of events named `eventName`, as
+   * they arrive. The connection must be established within the timeout; the
+   * stream itself may then stay quiet (or send only keep-alives) for as long
+   * as it likes.
+   */
+  private async *follow<T>(path: string, eventName: string, signal: AbortSignal): AsyncGenerator<T> {
+    const url = new URL(`api/v1/${path}`, this.base);
+    const connect = new AbortController();
+    const timer = setTimeout(() => connect.abort(new DOMException('connect timeout', 'TimeoutError')), this.timeoutMs);
+    let response: Response;
+    try {
+      response = await this.fetch(url, {
+        method: 'GET',
+        headers: { accept: 'text/event-stream' },
+        signal: AbortSignal.any([signal, connect.signal]),
+      });
+    } catch (err) {
+      if (signal.aborted) return;
+      throw new HubUnreachableError(this.hub, describeFetchError(connect.signal.aborted ? connect.signal.reason : err, this.timeoutMs));
+    } finally {
+      clearTimeout(timer);
+    }
+    if (response.status < 200 || response.status >= 300) {
+      const text = await response.text().catch(() => '');
+      throw toHubError(response.status, response.statusText, parseJson(text), text);
+    }
+    const type = response.headers.get('content-type') ?? '';
+    if (!type.startsWith('text/event-stream') || !response.body) {
+      await response.body?.cancel().catch(() => {});
+      throw new CliError(
+        `the hub at ${this.hub} answered GET ${url.pathname} with ${type || 'no content type'}, not an event stream`,
+        EXIT_HUB_ERROR,
+        ['is the hub older than the CLI?'],
+      );
+    }
+    try {
+      for await (const event of readSse(response.body)) {
+        if (event.event !== eventName) continue;
+        const record = parseJson(event.data);
+        if (record === undefined) throw new CliError(`the hub sent a ${eventName} event that is not JSON`, EXIT_HUB_ERROR);
+        yield record as T;
+      }
+    } catch (err) {
+      if (signal.aborted) return;
+      if (err instanceof CliError) throw err;
+      throw new HubStreamClosedError(this.hub, describeFetchError(err, this.timeoutMs));
+    }
+    if (signal.aborted) return;
+    throw new HubStreamClosedError(this.hub);
+  }
+
   private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
     const url = new URL(`api/v1/${path}`, this.base);
     let status: number;
@@ -202,6 +322,14 @@ export function parseHubUrl(hub: string): URL {
   url.search = '';
   url.hash = '';
   return url;
+}
+
+/** `?a=1&b=x` from the defined values, or `''` when there are none. */
+function queryString(params: object): string {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) if (value !== undefined) search.set(key, String(value));
+  const text = search.toString();
+  return text === '' ? '' : `?${text}`;
 }
 
 function parseJson(text: string): unknown {

@@ -14,6 +14,8 @@ export interface CliIO {
   readStdin(): Promise<string>;
   readFile(path: string): Promise<string>;
   fetch: typeof fetch;
+  /** stdout is a terminal: live views (`top`) redraw, and stderr lines are coloured. */
+  stdoutIsTTY?: boolean;
 }
 
 export function processIO(): CliIO {
@@ -27,6 +29,7 @@ export function processIO(): CliIO {
     },
     readFile: (path) => readFile(path, 'utf8'),
     fetch: (...args) => globalThis.fetch(...args),
+    stdoutIsTTY: process.stdout.isTTY === true,
   };
 }
 
