@@ -330,10 +330,10 @@ export class DockerRuntime implements ContainerRuntime {
     const splitters: LogLineSplitter[] = [];
     const finish = (err?: Error) => {
       if (stopped) return;
+      // The last line of a stream that ended without a newline, before anything is stopped.
+      for (const splitter of splitters) splitter.end();
       stopped = true;
       if (stream) destroy(stream);
-      // The last line of a stream that ended without a newline.
-      for (const splitter of splitters) splitter.end();
       onEnd(err);
     };
     const emit = (entry: LogEntry) => {
