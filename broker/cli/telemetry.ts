@@ -16,27 +16,31 @@ export function parseTail(value: string): number {
 export const SINCE_HELP = 'only what is newer than a duration back from now (10m, 1h, 2d) or an RFC 3339 time';
 
 export interface Interrupt {
-  /** Aborts on the first SIGINT or SIGTERM. */
+  /** Aborts on the first SIGINT or SIGTERM, or when stdout's reader goes away. */
   signal: AbortSignal;
-  /** Removes the handlers; a later Ctrl-C kills the process as usual. */
+  /** Removes the signal handlers; a later Ctrl-C kills the process as usual. */
   dispose(): void;
 }
 
 /**
  * Ctrl-C ends a live command cleanly: the handlers only abort the signal, and
  * the command, seeing it aborted, returns, so the process exits 0 once its
- * connections are closed.
+ * connections are closed. So does a closed pipe (`flotilla logs -f | head`):
+ * Node ignores SIGPIPE, and the write's EPIPE would otherwise be an unhandled
+ * 'error' event with a stack trace.
  */
 export function interruptSignal(): Interrupt {
   const controller = new AbortController();
   const onSignal = () => controller.abort();
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.stdout.on('error', onSignal);
   return {
     signal: controller.signal,
     dispose() {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      // The stdout listener stays: writes already queued may still fail after the command returns.
     },
   };
 }
