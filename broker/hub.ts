@@ -10,14 +10,25 @@ import { type HubConfig, resolveHubConfig } from './config.js';
 import { createApi } from './dispatcher/api.js';
 import { Dispatcher } from './dispatcher/dispatcher.js';
 import { Rollouts } from './dispatcher/rollouts.js';
+import { dashboardRoutes } from './http/dashboard.js';
+import { metricsRoute } from './http/metrics.js';
 import { createHttpApi } from './http/server.js';
 import { createLogger } from './logger.js';
+import { createAccessControl } from './mqtt/access.js';
 import { closeServer, listen, startBroker } from './mqtt/broker.js';
+import { BrokerTraffic } from './mqtt/traffic.js';
 import { AppStore } from './store/apps.js';
 import { openDatabase } from './store/db.js';
 import { DeviceStore } from './store/devices.js';
 import { RolloutStore } from './store/rollouts.js';
 import { SecretStore } from './store/secrets.js';
+import { followRoutes } from './telemetry/follow.js';
+import { isTelemetryChannel, TelemetryIngest } from './telemetry/ingest.js';
+import { telemetryMethods } from './telemetry/methods.js';
+import { TELEMETRY_MIGRATIONS } from './telemetry/migrations.js';
+import { countAppPhases, createPrometheusRegistry } from './telemetry/prometheus.js';
+import { Retention } from './telemetry/retention.js';
+import { TelemetryStore } from './telemetry/store.js';
 
 export interface Hub {
   config: HubConfig;
@@ -44,15 +55,41 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
   const secrets = new SecretStore(db, now);
   const rollouts = new Rollouts({ apps, devices, rollouts: new RolloutStore(db), logger, now });
 
+  const telemetryStore = new TelemetryStore(openDatabase(join(config.dataDir, 'telemetry.db'), TELEMETRY_MIGRATIONS));
+  const ingest = new TelemetryIngest({ store: telemetryStore, logger });
+  const retention = new Retention({
+    store: telemetryStore,
+    logger,
+    maxAgeMs: config.telemetryMaxAgeMs,
+    maxBytes: config.telemetryMaxBytes,
+    intervalMs: config.retentionIntervalMs,
+  });
+
   // Everything opened so far is closed again if a later step fails (a port in use),
   // so a failed start never leaves a process hanging on open handles.
-  const cleanups: (() => unknown)[] = [() => db.close()];
+  // Closed in reverse: the broker stops first, then what is queued is stored, then the files close.
+  const cleanups: (() => unknown)[] = [() => db.close(), () => telemetryStore.db.close(), () => ingest.close(), () => retention.stop()];
+  retention.start();
   const closeAll = async () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
     logger.info({ component: 'hub' }, 'hub stopped');
   };
   try {
-    const broker = await startBroker({ host: config.host, mqttPort: config.mqttPort, wsPort: config.wsPort, logger });
+    const traffic = new BrokerTraffic(topics);
+    const access = createAccessControl({ readOnlyUsers: config.readOnlyUsers, topics, logger });
+    const broker = await startBroker({
+      host: config.host,
+      mqttPort: config.mqttPort,
+      wsPort: config.wsPort,
+      logger,
+      hooks: { ...access, authorizeForward: traffic.onForward },
+      published: (packet, client, done) => {
+        const parsed = client ? topics.parse(packet.topic) : undefined;
+        if (parsed?.kind !== 'device' || !isTelemetryChannel(parsed.channel)) return done();
+        ingest.accept(parsed.deviceId, parsed.channel, Buffer.from(packet.payload), () => done());
+      },
+    });
+    broker.aedes.on('publish', traffic.onPublish);
     cleanups.push(() => broker.close());
     const client = await mqtt.connectAsync(`mqtt://${connectableHost(config.host)}:${broker.mqttPort}`, {
       clientId: `flotilla-dispatcher-${process.pid}-${Date.now().toString(36)}`,
@@ -62,7 +99,14 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
     });
     cleanups.push(() => client.endAsync());
     let dispatcher: Dispatcher | undefined;
-    const api = createApi({ apps, devices, secrets, rollouts, desiredMayHaveChanged: () => dispatcher?.scheduleSync() });
+    const api = createApi({
+      apps,
+      devices,
+      secrets,
+      rollouts,
+      desiredMayHaveChanged: () => dispatcher?.scheduleSync(),
+      telemetry: telemetryMethods({ store: telemetryStore, ingest, devices, now: () => now().getTime() }),
+    });
     dispatcher = new Dispatcher({
       mqtt: client,
       topics,
@@ -79,7 +123,21 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
     cleanups.push(() => started.stop());
     await dispatcher.start();
 
-    const http = createHttpApi(api, logger);
+    const metrics = createPrometheusRegistry(
+      {
+        devices: () => devices.list(),
+        appPhaseCounts: () => countAppPhases(devices.list()),
+        latestMetrics: () => ingest.latest.values(),
+        ingest: () => ({ lagSeconds: ingest.counters.lagSeconds, stored: ingest.counters.stored, dropped: ingest.counters.invalid }),
+      },
+      { received: () => traffic.received(), sent: () => traffic.sent(), connectedClients: () => broker.aedes.connectedClients },
+    );
+    const rawRoutes = [
+      ...followRoutes(api, ingest),
+      metricsRoute(metrics),
+      ...dashboardRoutes({ wsPort: broker.wsPort, topicRoot: config.topicRoot }),
+    ];
+    const http = createHttpApi(api, logger, rawRoutes);
     const httpPort = await listen(http, config.httpPort, config.host, 'the HTTP API (--http-port)');
     cleanups.push(() => closeServer(http));
     logger.info({ component: 'hub', dataDir: config.dataDir, httpPort, mqttPort: broker.mqttPort, wsPort: broker.wsPort }, 'hub ready');

@@ -46,6 +46,23 @@ export class Topics {
     return `${this.root}/api/+/request`;
   }
 
+  /**
+   * Parses a subscription filter on one channel of one device or of every
+   * device (`…/devices/{id}/{channel}` or `…/devices/+/{channel}`); `deviceId`
+   * is undefined for the `+`. Undefined for any other filter: `#`, a `+` in
+   * another level, a channel that is not Flotilla's.
+   */
+  parseDeviceFilter(filter: string): { deviceId: string | undefined; channel: DeviceChannel } | undefined {
+    const prefix = `${this.root}/devices/`;
+    if (!filter.startsWith(prefix)) return undefined;
+    const parts = filter.slice(prefix.length).split('/');
+    if (parts.length !== 2) return undefined;
+    const [id, channel] = parts as [string, string];
+    if (!(DEVICE_CHANNELS as readonly string[]).includes(channel)) return undefined;
+    if (id === '+') return { deviceId: undefined, channel: channel as DeviceChannel };
+    return isDeviceId(id) ? { deviceId: id, channel: channel as DeviceChannel } : undefined;
+  }
+
   /** Returns undefined for any topic that is not exactly one of Flotilla's. */
   parse(topic: string): ParsedTopic | undefined {
     const prefix = `${this.root}/`;

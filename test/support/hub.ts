@@ -5,7 +5,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Hub, startHub } from '../../broker/hub.js';
+import type { HubConfig } from '../../broker/config.js';
+import { type Hub, type HubDeps, startHub } from '../../broker/hub.js';
 import { LogCapture, type LogLevel } from './logs.js';
 
 export interface TestHub {
@@ -25,6 +26,10 @@ export interface TestHubOptions {
   /** A fixed MQTT port (to restart on the same port); 0 by default. */
   mqttPort?: number;
   logLevel?: LogLevel;
+  /** More hub configuration (e.g. `readOnlyUsers`); the ports, host and data dir above win. */
+  config?: Partial<Record<keyof HubConfig, unknown>>;
+  /** Injected dependencies (the logger is always the capture's). */
+  deps?: Omit<HubDeps, 'logger'>;
 }
 
 export async function startTestHub(options: TestHubOptions = {}): Promise<TestHub> {
@@ -34,8 +39,8 @@ export async function startTestHub(options: TestHubOptions = {}): Promise<TestHu
   let hub: Hub;
   try {
     hub = await startHub(
-      { dataDir, host: '127.0.0.1', mqttPort: options.mqttPort ?? 0, wsPort: 0, httpPort: 0, logLevel: 'silent' },
-      { logger: logs.logger },
+      { ...options.config, dataDir, host: '127.0.0.1', mqttPort: options.mqttPort ?? 0, wsPort: 0, httpPort: 0, logLevel: 'silent' },
+      { ...options.deps, logger: logs.logger },
     );
   } catch (err) {
     if (ownsDir) rmSync(dataDir, { recursive: true, force: true });

@@ -2,7 +2,7 @@
  * `flotilla server` — the hub: MQTT broker, dispatcher, HTTP API, SQLite.
  * The hub module is imported only here, so the other commands start fast.
  */
-import { type Command, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { CliIO } from '../context.js';
 import { type LogLevel, logLevelOption, parsePort, startUntilSignal, topicRootOption } from '../lifecycle.js';
 
@@ -14,6 +14,28 @@ interface ServerOptions {
   httpPort: number;
   topicRoot: string;
   logLevel: LogLevel;
+  dashboardUser: { username: string; password: string }[];
+}
+
+/**
+ * `--dashboard-user name:password`, repeatable; one value may also hold
+ * several, comma-separated (as FLOTILLA_DASHBOARD_USERS does). The password is
+ * everything after the first colon, so it may hold colons but not commas.
+ */
+export function parseDashboardUsers(value: string, previous: { username: string; password: string }[] = []) {
+  const users = value
+    .split(',')
+    .filter((entry) => entry.trim() !== '')
+    .map((entry) => {
+      const colon = entry.indexOf(':');
+      const username = entry.slice(0, colon).trim();
+      const password = entry.slice(colon + 1);
+      if (colon < 0 || username === '' || password === '') {
+        throw new InvalidArgumentError('expected name:password (comma-separated for several).');
+      }
+      return { username, password };
+    });
+  return [...previous, ...users];
 }
 
 export function registerServer(program: Command, io: CliIO): void {
@@ -29,6 +51,15 @@ export function registerServer(program: Command, io: CliIO): void {
     .addOption(new Option('--http-port <port>', 'HTTP API').env('FLOTILLA_HTTP_PORT').argParser(parsePort).default(7070))
     .addOption(topicRootOption())
     .addOption(logLevelOption())
+    .addOption(
+      new Option(
+        '--dashboard-user <name:password>',
+        'an MQTT account that may only subscribe to device telemetry and status (dashboards); repeatable',
+      )
+        .env('FLOTILLA_DASHBOARD_USERS')
+        .argParser(parseDashboardUsers)
+        .default([], 'none'),
+    )
     .action(async (options: ServerOptions) => {
       const { startHub } = await import('../../hub.js');
       await startUntilSignal('hub', io, () =>
@@ -40,6 +71,7 @@ export function registerServer(program: Command, io: CliIO): void {
           httpPort: options.httpPort,
           topicRoot: options.topicRoot,
           logLevel: options.logLevel,
+          readOnlyUsers: options.dashboardUser,
         }),
       );
     });

@@ -1,0 +1,79 @@
+/**
+ * `GET /dashboard/`: the example live dashboard (examples/dashboard/) and the
+ * browser build of mqtt.js it loads, so the page works without internet.
+ *
+ *   GET /dashboard              redirect to /dashboard/
+ *   GET /dashboard/             index.html
+ *   GET /dashboard/dashboard.js the page's script
+ *   GET /dashboard/mqtt.min.js  node_modules/mqtt/dist/mqtt.min.js
+ *   GET /dashboard/config.json  {wsPort, topicRoot}: where the page's MQTT-over-WebSocket client connects
+ *
+ * Only these names are served (no path from the URL reaches the file system).
+ * The page holds no credentials: the operator types them, or puts them in the URL.
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import type { ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { RawRoute } from './server.js';
+
+export interface DashboardConfig {
+  /** The port of the broker's WebSocket listener, as the hub bound it. */
+  wsPort: number;
+  topicRoot: string;
+}
+
+/**
+ * The page's folder: examples/dashboard at the repository root, found from
+ * this file in the source tree (broker/http/) and in the built one (dist/broker/http/).
+ */
+export function dashboardDir(): string | undefined {
+  const here = dirname(fileURLToPath(import.meta.url));
+  return [join(here, '../../examples/dashboard'), join(here, '../../../examples/dashboard')].find((dir) =>
+    existsSync(join(dir, 'index.html')),
+  );
+}
+
+const require = createRequire(import.meta.url);
+
+export function dashboardRoutes(config: DashboardConfig, dir: string | undefined = dashboardDir()): RawRoute[] {
+  const files: Record<string, { path: () => string | undefined; type: string }> = {
+    '': { path: () => dir && join(dir, 'index.html'), type: 'text/html; charset=utf-8' },
+    'index.html': { path: () => dir && join(dir, 'index.html'), type: 'text/html; charset=utf-8' },
+    'dashboard.js': { path: () => dir && join(dir, 'dashboard.js'), type: 'text/javascript; charset=utf-8' },
+    'mqtt.min.js': { path: () => require.resolve('mqtt/dist/mqtt.min'), type: 'text/javascript; charset=utf-8' },
+  };
+  return [
+    {
+      method: 'GET',
+      pattern: /^\/dashboard$/,
+      handle(_req, res) {
+        res.writeHead(308, { location: '/dashboard/' }).end();
+      },
+    },
+    {
+      method: 'GET',
+      pattern: /^\/dashboard\/config\.json$/,
+      handle(_req, res) {
+        send(res, 200, 'application/json', `${JSON.stringify(config)}\n`);
+      },
+    },
+    {
+      method: 'GET',
+      pattern: /^\/dashboard\/([a-z.]*)$/,
+      async handle(_req, res, match) {
+        const file = Object.hasOwn(files, match[1]!) ? files[match[1]!] : undefined;
+        const path = file?.path();
+        if (!file || !path) return send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
+        send(res, 200, file.type, await readFile(path));
+      },
+    },
+  ];
+}
+
+function send(res: ServerResponse, status: number, type: string, body: string | Buffer): void {
+  // no-cache: an upgraded hub serves its new page at once.
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-cache' }).end(body);
+}

@@ -1,0 +1,215 @@
+/**
+ * The hub's Prometheus exporter: a prom-client registry whose fleet series are
+ * read from narrow sources at scrape time. Nothing here runs per message: the
+ * `collect()` callbacks reset each metric and fill it from the sources, so a
+ * device that disappears from the sources disappears from the next scrape.
+ *
+ * Every series is documented in docs/telemetry.md; change both together.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { APP_PHASES, type DeviceState, type MetricsSample } from '../../shared/index.js';
+
+export interface AppPhaseCount {
+  app: string;
+  /** One of APP_PHASES, or `offline` for a device that is offline now. */
+  phase: string;
+  devices: number;
+}
+
+export const INGEST_KINDS = ['logs', 'metrics', 'events'] as const;
+export type IngestKind = (typeof INGEST_KINDS)[number];
+
+export interface IngestStats {
+  /** How long the oldest message of the newest stored batch waited to be stored, in seconds. */
+  lagSeconds: number;
+  /** Messages stored since the hub started (a log batch counts once; duplicates do not count). */
+  stored: Record<IngestKind, number>;
+  /** Messages dropped before storage (invalid) since the hub started. */
+  dropped: number;
+}
+
+/** What the exporter reads about the fleet; the hub builds it from its stores. */
+export interface FleetSources {
+  devices(): { id: string; online: boolean }[];
+  /** The newest metrics sample of each device that sent one. */
+  latestMetrics(): Iterable<MetricsSample>;
+  appPhaseCounts(): AppPhaseCount[];
+  ingest(): IngestStats;
+}
+
+/** What the exporter reads about the embedded broker (broker/mqtt/traffic.ts). */
+export interface BrokerSources {
+  /** Messages clients published to the broker since start, per channel. */
+  received(): Readonly<Record<string, number>>;
+  /** Messages the broker delivered to subscribers since start, per channel. */
+  sent(): Readonly<Record<string, number>>;
+  connectedClients(): number;
+}
+
+export interface ExporterOptions {
+  /** prom-client's default Node process metrics, prefixed `flotilla_hub_` (default true). */
+  processMetrics?: boolean;
+}
+
+export const PROCESS_METRICS_PREFIX = 'flotilla_hub_';
+
+export function createPrometheusRegistry(fleet: FleetSources, broker: BrokerSources, options: ExporterOptions = {}): Registry {
+  const registry = new Registry();
+  const registers = [registry];
+  if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: PROCESS_METRICS_PREFIX });
+
+  // Where one source read fills several metrics, the collect() sits on the one
+  // registered first: the registry calls get() in registration order, so the
+  // others are filled before they are read, all in the same scrape.
+
+  // ---- devices ------------------------------------------------------------------------
+  new Gauge({
+    name: 'flotilla_devices_known',
+    help: 'Devices the hub has ever heard from.',
+    registers,
+    collect() {
+      const list = fleet.devices();
+      this.set(list.length);
+      devicesOnline.set(list.filter((d) => d.online).length);
+      online.reset();
+      for (const device of list) online.set({ device: device.id }, device.online ? 1 : 0);
+    },
+  });
+  const devicesOnline = new Gauge({ name: 'flotilla_devices_online', help: 'Devices online now.', registers });
+  const online = new Gauge({
+    name: 'flotilla_device_online',
+    help: '1 while the device is online, 0 otherwise.',
+    labelNames: ['device'],
+    registers,
+  });
+
+  // ---- per-device resources from the newest metrics sample ----------------------------
+  const perDevice: Gauge[] = [];
+  const device = (name: string, help: string, labelNames: string[] = ['device'], collect?: () => void) => {
+    const gauge = new Gauge({ name, help, labelNames, registers, ...(collect ? { collect } : {}) });
+    perDevice.push(gauge);
+    return gauge;
+  };
+  // One collect fills every per-device gauge, so one scrape reads the sources once.
+  const sampleTime = device(
+    'flotilla_device_metrics_timestamp_seconds',
+    'When the newest metrics sample was taken (Unix time).',
+    undefined,
+    () => {
+      for (const gauge of perDevice) gauge.reset();
+      for (const sample of fleet.latestMetrics()) {
+        const labels = { device: sample.device };
+        const { host } = sample;
+        sampleTime.set(labels, Date.parse(sample.ts) / 1000);
+        cpu.set(labels, host.cpuPercent);
+        load1.set(labels, host.load1);
+        memUsed.set(labels, host.memUsedBytes);
+        memAvailable.set(labels, host.memAvailableBytes);
+        memTotal.set(labels, host.memTotalBytes);
+        for (const disk of host.disks) {
+          const diskLabels = { device: sample.device, disk: disk.name };
+          diskUsed.set(diskLabels, disk.usedBytes);
+          diskFree.set(diskLabels, disk.freeBytes);
+          diskTotal.set(diskLabels, disk.totalBytes);
+        }
+        if (host.temperatureC !== undefined) temperature.set(labels, host.temperatureC);
+        uptime.set(labels, host.uptimeSeconds);
+        containers.set(labels, sample.containers.length);
+      }
+    },
+  );
+  const cpu = device('flotilla_device_cpu_percent', 'Host CPU busy, percent of all cores together (0-100).');
+  const load1 = device('flotilla_device_load1', 'Host load average over 1 minute.');
+  const memUsed = device('flotilla_device_memory_used_bytes', 'Host memory in use.');
+  const memAvailable = device('flotilla_device_memory_available_bytes', 'Host memory available to new processes (MemAvailable).');
+  const memTotal = device('flotilla_device_memory_total_bytes', 'Host memory installed.');
+  const diskUsed = device('flotilla_device_disk_used_bytes', 'Disk space used.', ['device', 'disk']);
+  const diskFree = device('flotilla_device_disk_free_bytes', 'Disk space free.', ['device', 'disk']);
+  const diskTotal = device('flotilla_device_disk_total_bytes', 'Disk size.', ['device', 'disk']);
+  const temperature = device('flotilla_device_temperature_celsius', 'Hottest thermal zone, where the device has one.');
+  const uptime = device('flotilla_device_uptime_seconds', 'Host uptime.');
+  const containers = device('flotilla_device_containers', 'Managed containers in the newest sample.');
+
+  // ---- apps -------------------------------------------------------------------------------
+  new Gauge({
+    name: 'flotilla_app_devices',
+    help: 'Devices reporting the app, by the phase they report (offline: last reported by a device that is offline now).',
+    labelNames: ['app', 'phase'],
+    registers,
+    collect() {
+      this.reset();
+      for (const { app, phase, devices } of fleet.appPhaseCounts()) this.set({ app, phase }, devices);
+    },
+  });
+
+  // ---- MQTT broker --------------------------------------------------------------------
+  const counterFrom = (name: string, help: string, read: () => Readonly<Record<string, number>>) =>
+    new Counter({
+      name,
+      help,
+      labelNames: ['channel'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [channel, count] of Object.entries(read())) this.inc({ channel }, count);
+      },
+    });
+  counterFrom('flotilla_mqtt_messages_received_total', 'Messages clients published to the broker, by channel.', () => broker.received());
+  counterFrom('flotilla_mqtt_messages_sent_total', 'Messages the broker delivered to subscribers, by channel.', () => broker.sent());
+  new Gauge({
+    name: 'flotilla_mqtt_clients_connected',
+    help: 'MQTT clients connected now (TCP and WebSocket).',
+    registers,
+    collect() {
+      this.set(broker.connectedClients());
+    },
+  });
+
+  // ---- telemetry ingest ---------------------------------------------------------------
+  new Gauge({
+    name: 'flotilla_telemetry_ingest_lag_seconds',
+    help: 'How long the oldest message of the newest stored batch waited to be stored.',
+    registers,
+    collect() {
+      const stats = fleet.ingest();
+      this.set(stats.lagSeconds);
+      stored.reset();
+      for (const kind of INGEST_KINDS) stored.inc({ kind }, stats.stored[kind]);
+      dropped.reset();
+      dropped.inc(stats.dropped);
+    },
+  });
+  const stored = new Counter({
+    name: 'flotilla_telemetry_stored_total',
+    help: 'Telemetry messages stored (a log batch counts once).',
+    labelNames: ['kind'],
+    registers,
+  });
+  const dropped = new Counter({
+    name: 'flotilla_telemetry_dropped_total',
+    help: 'Telemetry messages dropped before storage (invalid).',
+    registers,
+  });
+
+  return registry;
+}
+
+/**
+ * Counts, per app, the devices reporting each phase; a device that is offline
+ * counts under `offline` whatever it last reported, since its phase is no
+ * longer known. Every phase appears for every app (0 where none), so a
+ * "failed > 0" alert has a series to evaluate before the first failure.
+ */
+export function countAppPhases(devices: Iterable<{ online: boolean; state: DeviceState | null }>): AppPhaseCount[] {
+  const phases = [...APP_PHASES, 'offline'] as const;
+  const counts = new Map<string, Map<string, number>>();
+  for (const device of devices) {
+    for (const app of device.state?.apps ?? []) {
+      const byPhase = counts.get(app.name) ?? new Map(phases.map((p) => [p, 0]));
+      counts.set(app.name, byPhase);
+      const phase = device.online ? app.phase : 'offline';
+      byPhase.set(phase, (byPhase.get(phase) ?? 0) + 1);
+    }
+  }
+  return [...counts].flatMap(([app, byPhase]) => [...byPhase].map(([phase, n]) => ({ app, phase, devices: n })));
+}

@@ -1,0 +1,224 @@
+/**
+ * The exporter's registry over fake fleet and broker sources, read back
+ * through a real Prometheus text-format parser; and docs/telemetry.md's
+ * series table against what is exported, so the two cannot drift apart.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  type BrokerSources,
+  countAppPhases,
+  createPrometheusRegistry,
+  type FleetSources,
+  type IngestStats,
+} from '../../broker/telemetry/prometheus.js';
+import type { MetricsSample } from '../../shared/index.js';
+import { deviceState } from '../support/fixtures.js';
+import { family, labelSets, parseMetrics, sampleValue } from '../support/prometheus.js';
+
+function sample(device: string, overrides: Partial<MetricsSample['host']> = {}): MetricsSample {
+  return {
+    device,
+    seq: 7,
+    ts: '2025-01-02T03:04:05.000Z',
+    host: {
+      cpuPercent: 37.5,
+      cpuCount: 4,
+      load1: 1.25,
+      load5: 1,
+      load15: 0.5,
+      memTotalBytes: 512 * 2 ** 20,
+      memAvailableBytes: 300 * 2 ** 20,
+      memUsedBytes: 200 * 2 ** 20,
+      disks: [
+        { name: 'root', path: '/', usedBytes: 3e9, freeBytes: 1e9, totalBytes: 4e9 },
+        { name: 'docker', path: '/var/lib/docker', usedBytes: 2e9, freeBytes: 1e9, totalBytes: 3e9 },
+      ],
+      temperatureC: 51.5,
+      netRxBytes: 1,
+      netTxBytes: 2,
+      uptimeSeconds: 3600,
+      ...overrides,
+    },
+    containers: [
+      {
+        app: 'thermo',
+        container: 'main',
+        id: 'c1',
+        cpuPercent: 1,
+        memBytes: 1,
+        netRxBytes: 0,
+        netTxBytes: 0,
+        blkReadBytes: 0,
+        blkWriteBytes: 0,
+        pids: 1,
+        restartCount: 0,
+      },
+    ],
+  };
+}
+
+class FakeSources implements FleetSources, BrokerSources {
+  deviceList = [
+    { id: 'dev-a', online: true },
+    { id: 'dev-b', online: false },
+  ];
+  samples: MetricsSample[] = [sample('dev-a'), sample('dev-b', { temperatureC: undefined as never, cpuPercent: 5 })];
+  phases = [
+    { app: 'thermo', phase: 'running', devices: 1 },
+    { app: 'thermo', phase: 'failed', devices: 2 },
+  ];
+  stats: IngestStats = { lagSeconds: 0.25, stored: { logs: 120, metrics: 30, events: 4 }, dropped: 3 };
+  in: Record<string, number> = { metrics: 10, state: 2 };
+  out: Record<string, number> = { metrics: 20 };
+  reads = 0;
+
+  devices() {
+    this.reads += 1;
+    return this.deviceList;
+  }
+  latestMetrics() {
+    return this.samples;
+  }
+  appPhaseCounts() {
+    return this.phases;
+  }
+  ingest() {
+    return this.stats;
+  }
+  received() {
+    return this.in;
+  }
+  sent() {
+    return this.out;
+  }
+  connectedClients() {
+    return 5;
+  }
+}
+
+async function scrapeOnce(sources: FakeSources, processMetrics = false) {
+  const registry = createPrometheusRegistry(sources, sources, { processMetrics });
+  return parseMetrics(await registry.metrics());
+}
+
+describe('Prometheus exporter', () => {
+  it('exports the fleet, per-device resources, app phases, broker traffic and ingest on the first scrape', async () => {
+    const metrics = await scrapeOnce(new FakeSources());
+
+    expect(sampleValue(metrics, 'flotilla_devices_known')).toBe(2);
+    expect(sampleValue(metrics, 'flotilla_devices_online')).toBe(1);
+    expect(sampleValue(metrics, 'flotilla_device_online', { device: 'dev-a' })).toBe(1);
+    expect(sampleValue(metrics, 'flotilla_device_online', { device: 'dev-b' })).toBe(0);
+
+    expect(sampleValue(metrics, 'flotilla_device_metrics_timestamp_seconds', { device: 'dev-a' })).toBe(
+      Date.parse('2025-01-02T03:04:05Z') / 1000,
+    );
+    expect(sampleValue(metrics, 'flotilla_device_cpu_percent', { device: 'dev-a' })).toBe(37.5);
+    expect(sampleValue(metrics, 'flotilla_device_cpu_percent', { device: 'dev-b' })).toBe(5);
+    expect(sampleValue(metrics, 'flotilla_device_load1', { device: 'dev-a' })).toBe(1.25);
+    expect(sampleValue(metrics, 'flotilla_device_memory_used_bytes', { device: 'dev-a' })).toBe(200 * 2 ** 20);
+    expect(sampleValue(metrics, 'flotilla_device_memory_available_bytes', { device: 'dev-a' })).toBe(300 * 2 ** 20);
+    expect(sampleValue(metrics, 'flotilla_device_memory_total_bytes', { device: 'dev-a' })).toBe(512 * 2 ** 20);
+    expect(sampleValue(metrics, 'flotilla_device_disk_used_bytes', { device: 'dev-a', disk: 'root' })).toBe(3e9);
+    expect(sampleValue(metrics, 'flotilla_device_disk_free_bytes', { device: 'dev-a', disk: 'docker' })).toBe(1e9);
+    expect(sampleValue(metrics, 'flotilla_device_disk_total_bytes', { device: 'dev-b', disk: 'root' })).toBe(4e9);
+    expect(sampleValue(metrics, 'flotilla_device_uptime_seconds', { device: 'dev-a' })).toBe(3600);
+    expect(sampleValue(metrics, 'flotilla_device_containers', { device: 'dev-a' })).toBe(1);
+    // Only where the device has a thermal zone.
+    expect(labelSets(metrics, 'flotilla_device_temperature_celsius')).toEqual([{ device: 'dev-a' }]);
+    expect(sampleValue(metrics, 'flotilla_device_temperature_celsius', { device: 'dev-a' })).toBe(51.5);
+
+    expect(sampleValue(metrics, 'flotilla_app_devices', { app: 'thermo', phase: 'running' })).toBe(1);
+    expect(sampleValue(metrics, 'flotilla_app_devices', { app: 'thermo', phase: 'failed' })).toBe(2);
+
+    expect(family(metrics, 'flotilla_mqtt_messages_received_total')?.type).toBe('COUNTER');
+    expect(sampleValue(metrics, 'flotilla_mqtt_messages_received_total', { channel: 'metrics' })).toBe(10);
+    expect(sampleValue(metrics, 'flotilla_mqtt_messages_received_total', { channel: 'state' })).toBe(2);
+    expect(sampleValue(metrics, 'flotilla_mqtt_messages_sent_total', { channel: 'metrics' })).toBe(20);
+    expect(sampleValue(metrics, 'flotilla_mqtt_clients_connected')).toBe(5);
+
+    expect(sampleValue(metrics, 'flotilla_telemetry_ingest_lag_seconds')).toBe(0.25);
+    expect(sampleValue(metrics, 'flotilla_telemetry_stored_total', { kind: 'logs' })).toBe(120);
+    expect(sampleValue(metrics, 'flotilla_telemetry_stored_total', { kind: 'metrics' })).toBe(30);
+    expect(sampleValue(metrics, 'flotilla_telemetry_stored_total', { kind: 'events' })).toBe(4);
+    expect(sampleValue(metrics, 'flotilla_telemetry_dropped_total')).toBe(3);
+  });
+
+  it('reads the sources at every scrape: values follow, vanished devices and apps leave no series behind', async () => {
+    const sources = new FakeSources();
+    const registry = createPrometheusRegistry(sources, sources, { processMetrics: false });
+    await registry.metrics();
+
+    sources.deviceList = [{ id: 'dev-a', online: false }];
+    sources.samples = [sample('dev-a', { cpuPercent: 99 })];
+    sources.phases = [];
+    sources.in = { metrics: 11, state: 2 };
+    const metrics = parseMetrics(await registry.metrics());
+
+    expect(sampleValue(metrics, 'flotilla_devices_online')).toBe(0);
+    expect(labelSets(metrics, 'flotilla_device_online')).toEqual([{ device: 'dev-a' }]);
+    expect(labelSets(metrics, 'flotilla_device_cpu_percent')).toEqual([{ device: 'dev-a' }]);
+    expect(sampleValue(metrics, 'flotilla_device_cpu_percent', { device: 'dev-a' })).toBe(99);
+    expect(labelSets(metrics, 'flotilla_app_devices')).toEqual([]);
+    expect(sampleValue(metrics, 'flotilla_mqtt_messages_received_total', { channel: 'metrics' })).toBe(11);
+    // One read of the device list per scrape fills all three device series.
+    expect(sources.reads).toBe(2);
+  });
+
+  it('includes the Node process metrics under flotilla_hub_', async () => {
+    const metrics = await scrapeOnce(new FakeSources(), true);
+    expect(sampleValue(metrics, 'flotilla_hub_process_resident_memory_bytes')).toBeGreaterThan(0);
+    expect(family(metrics, 'flotilla_hub_nodejs_eventloop_lag_seconds')?.type).toBe('GAUGE');
+  });
+
+  it('exports exactly the series docs/telemetry.md documents, with the documented types and labels', async () => {
+    const doc = readFileSync(join(import.meta.dirname, '../../docs/telemetry.md'), 'utf8');
+    const rows = [...doc.matchAll(/^\| `(flotilla_[a-z0-9_]+)` *\| (gauge|counter) *\|([^|]*)\|/gm)].map((m) => ({
+      name: m[1]!,
+      type: m[2]!.toUpperCase(),
+      labels: [...m[3]!.matchAll(/`([a-z_]+)`/g)].map((l) => l[1]!).sort(),
+    }));
+    expect(rows.length).toBeGreaterThan(15);
+
+    const metrics = await scrapeOnce(new FakeSources());
+    const exported = metrics.map((f) => ({
+      name: f.name,
+      type: f.type,
+      labels: [...new Set(f.metrics.flatMap((m) => Object.keys(m.labels ?? {})))].sort(),
+    }));
+    expect(exported.sort((a, b) => a.name.localeCompare(b.name))).toEqual(rows.sort((a, b) => a.name.localeCompare(b.name)));
+  });
+});
+
+describe('countAppPhases', () => {
+  it('counts devices per app and reported phase, offline devices under offline, every phase present', () => {
+    const running = (id: string, online = true) => ({
+      online,
+      state: deviceState(id, {
+        apps: [
+          { name: 'thermo', revision: 2, phase: 'running', containers: [] },
+          { name: 'cam', revision: 1, phase: 'failed', containers: [] },
+        ],
+      }),
+    });
+    const counts = countAppPhases([running('a'), running('b'), running('c', false), { online: true, state: null }]);
+    const of = (app: string) => Object.fromEntries(counts.filter((c) => c.app === app).map((c) => [c.phase, c.devices]));
+    expect(of('thermo')).toEqual({
+      pending: 0,
+      pulling: 0,
+      starting: 0,
+      running: 2,
+      stopping: 0,
+      failed: 0,
+      'rolled-back': 0,
+      offline: 1,
+    });
+    expect(of('cam')).toMatchObject({ failed: 2, running: 0, offline: 1 });
+  });
+
+  it('is empty when no device reports an app', () => {
+    expect(countAppPhases([{ online: true, state: deviceState('a') }])).toEqual([]);
+  });
+});
