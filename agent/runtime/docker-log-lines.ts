@@ -9,10 +9,10 @@
  * and the rest of it, up to its newline, is skipped. Memory per stream is
  * therefore bounded by the cap whatever the container writes.
  *
- * Docker itself splits lines longer than 16 KiB into several messages, each
- * with its own timestamp prefix; with a cap of 16 KiB or less (the default),
- * the cut lands before the second prefix. A larger cap would keep those
- * prefixes inside the line.
+ * Docker itself splits a line longer than 16 KiB into messages of 16 KiB
+ * (its log copier's buffer), and each message gets its own timestamp prefix
+ * with no newline between them; those inner prefixes are removed, so a line
+ * comes out whole (up to the cap) with the timestamp of its first part.
  */
 import { cutUtf8 } from '../telemetry/logs/line-cap.js';
 import type { LogEntry } from './runtime.js';
@@ -20,6 +20,8 @@ import type { LogEntry } from './runtime.js';
 /** Longest prefix Docker writes: "2024-05-01T12:00:00.123456789+00:00 ". */
 export const TIMESTAMP_PREFIX_MAX = 36;
 const PREFIX = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d)) /;
+/** Docker's log copier buffer (moby daemon/logger/copier.go): longer lines arrive in parts of this size. */
+export const DOCKER_MESSAGE_BYTES = 16 * 1024;
 
 export class LogLineSplitter {
   private parts: Buffer[] = [];
@@ -35,7 +37,8 @@ export class LogLineSplitter {
     /** For a line without a timestamp prefix (an engine that does not write one). */
     private readonly now: () => string = () => new Date().toISOString(),
   ) {
-    this.maxRawBytes = maxLineBytes + TIMESTAMP_PREFIX_MAX;
+    // Room for the line's own prefix and for the prefix of each 16 KiB part within the cap.
+    this.maxRawBytes = maxLineBytes + TIMESTAMP_PREFIX_MAX * (1 + Math.floor(maxLineBytes / DOCKER_MESSAGE_BYTES));
   }
 
   push(chunk: Buffer): void {
@@ -81,11 +84,26 @@ export class LogLineSplitter {
     const head = raw.subarray(0, TIMESTAMP_PREFIX_MAX).toString('latin1');
     const m = PREFIX.exec(head);
     const ts = m?.[1] ?? this.now();
-    let content = m ? raw.subarray(m[0].length) : raw;
+    let content = m ? withoutInnerPrefixes(raw.subarray(m[0].length)) : raw;
     // A TTY ends lines with CR LF.
     if (!cut && content.length > 0 && content[content.length - 1] === 0x0d) content = content.subarray(0, content.length - 1);
     const capped = cutUtf8(content, this.maxLineBytes);
     const truncated = cut || capped.length < content.length;
     this.onLine({ stream: this.stream, ts, line: capped.toString('utf8'), ...(truncated ? { truncated: true } : {}) });
   }
+}
+
+/** A line Docker split into 16 KiB parts, with the timestamp prefixes of the later parts removed. */
+function withoutInnerPrefixes(content: Buffer): Buffer {
+  const parts: Buffer[] = [];
+  let rest = content;
+  while (rest.length > DOCKER_MESSAGE_BYTES) {
+    const m = PREFIX.exec(rest.subarray(DOCKER_MESSAGE_BYTES, DOCKER_MESSAGE_BYTES + TIMESTAMP_PREFIX_MAX).toString('latin1'));
+    if (!m) break;
+    parts.push(rest.subarray(0, DOCKER_MESSAGE_BYTES));
+    rest = rest.subarray(DOCKER_MESSAGE_BYTES + m[0].length);
+  }
+  if (parts.length === 0) return content;
+  parts.push(rest);
+  return Buffer.concat(parts);
 }

@@ -111,8 +111,12 @@ describe('log collector', () => {
     await refresh();
     runtime.writeLog(id, 'stdout', 'run 1');
     await vi.advanceTimersByTimeAsync(1);
+    const calls = runtime.calls.followLogs ?? 0;
     await runtime.stop(id, 0);
     await refresh();
+    await refresh();
+    // A stopped run is read once more (for a last line the engine wrote late), and then left alone.
+    expect(runtime.calls.followLogs).toBe(calls + 1);
     expect(collector.following).toBe(0);
     await vi.advanceTimersByTimeAsync(1_000);
     await runtime.start(id);

@@ -68,6 +68,18 @@ describe('Docker log lines', () => {
     ]);
   });
 
+  it("joins the 16 KiB parts Docker splits a long line into, dropping the later parts' timestamps", () => {
+    const { s, lines } = splitter(40_000);
+    const a = 'a'.repeat(16 * 1024);
+    const b = 'b'.repeat(16 * 1024);
+    const later = '2024-05-01T12:00:00.123456999Z';
+    // Chunks cut through the inner prefixes, as a socket may deliver them.
+    const raw = Buffer.from(`${TS} ${a}${later} ${b}${later} ccc\n`);
+    for (let i = 0; i < raw.length; i += 1000) s.push(raw.subarray(i, i + 1000));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toEqual({ stream: 'stderr', ts: TS, line: `${a}${b}ccc` });
+  });
+
   it("stamps a line without Docker's prefix with the agent's time", () => {
     const { s, lines } = splitter();
     s.push(Buffer.from('plain\n'));

@@ -4,8 +4,8 @@
  *
  * Invariants:
  * - Each run of each container (a container id and its StartedAt) is followed
- *   once, to its end: a new container or a restart starts a follow, a
- *   removed container stops it. `refresh` re-observes and is cheap to call
+ *   to its end, and read once more after it stopped: a new container or a
+ *   restart starts a follow, a removed container stops it. `refresh` re-observes and is cheap to call
  *   on every engine event; calls coalesce.
  * - Nothing is sent twice within one agent's life: a follow resumes from the
  *   last timestamp seen for that container, skipping the lines it replays
@@ -48,6 +48,8 @@ interface Follow {
   container: string;
   /** StartedAt of the run followed last. */
   run?: string;
+  /** StartedAt of the stopped run whose tail was read once more (see `sync`). */
+  drained?: string;
   /** Set while a follow is open. */
   stop?: () => void;
   /** The latest line's timestamp: where the next follow resumes. */
@@ -149,8 +151,14 @@ export class LogCollector {
         this.follows.set(c.id, f);
       }
       if (f.stop || f.unreadable || c.startedAt === undefined) continue;
-      // A run already read to its end: nothing more will come until a restart.
-      if (f.run === c.startedAt && c.state !== 'running') continue;
+      if (f.run === c.startedAt && c.state !== 'running') {
+        // A stopped run already followed to its end. Docker's follow can end
+        // before the engine writes a last line that has no newline (measured:
+        // 2 in 8 runs lose it), so read it once more from the last line seen;
+        // after that nothing more comes until a restart.
+        if (f.drained === c.startedAt) continue;
+        f.drained = c.startedAt;
+      }
       this.follow(c.id, f, c.startedAt);
     }
     for (const [id, f] of this.follows) {
