@@ -122,14 +122,19 @@ export interface HubClientOptions {
   fetch?: typeof fetch;
   /** Per request, connection and body included. */
   timeoutMs?: number;
+  /** A follow stream that brings nothing, not even a keep-alive, for this long is taken for dead. */
+  followIdleTimeoutMs?: number;
 }
 
 export const DEFAULT_TIMEOUT_MS = 30_000;
+/** The hub sends a keep-alive comment every 15 s; four missed ones mean the connection is gone. */
+export const DEFAULT_FOLLOW_IDLE_TIMEOUT_MS = 60_000;
 
 export class HubClient {
   private readonly base: URL;
   private readonly fetch: typeof fetch;
   private readonly timeoutMs: number;
+  private readonly followIdleTimeoutMs: number;
 
   constructor(
     readonly hub: string,
@@ -138,6 +143,7 @@ export class HubClient {
     this.base = parseHubUrl(hub);
     this.fetch = options.fetch ?? globalThis.fetch;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.followIdleTimeoutMs = options.followIdleTimeoutMs ?? DEFAULT_FOLLOW_IDLE_TIMEOUT_MS;
   }
 
   applyApp(spec: unknown): Promise<ApplyResult> {
@@ -234,48 +240,59 @@ export class HubClient {
    */
   private async *follow<T>(path: string, eventName: string, signal: AbortSignal): AsyncGenerator<T> {
     const url = new URL(`api/v1/${path}`, this.base);
-    const connect = new AbortController();
-    const timer = setTimeout(() => connect.abort(new DOMException('connect timeout', 'TimeoutError')), this.timeoutMs);
-    let response: Response;
+    // One watchdog: first the connect timeout, then the idle timeout, restarted by every chunk.
+    const watchdog = new AbortController();
+    let timer = setTimeout(() => watchdog.abort(new DOMException('connect timeout', 'TimeoutError')), this.timeoutMs);
+    const idle = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => watchdog.abort(), this.followIdleTimeoutMs);
+    };
     try {
-      response = await this.fetch(url, {
-        method: 'GET',
-        headers: { accept: 'text/event-stream' },
-        signal: AbortSignal.any([signal, connect.signal]),
-      });
-    } catch (err) {
+      let response: Response;
+      try {
+        response = await this.fetch(url, {
+          method: 'GET',
+          headers: { accept: 'text/event-stream' },
+          signal: AbortSignal.any([signal, watchdog.signal]),
+        });
+      } catch (err) {
+        if (signal.aborted) return;
+        throw new HubUnreachableError(this.hub, describeFetchError(watchdog.signal.aborted ? watchdog.signal.reason : err, this.timeoutMs));
+      }
+      if (response.status < 200 || response.status >= 300) {
+        const text = await response.text().catch(() => '');
+        throw toHubError(response.status, response.statusText, parseJson(text), text);
+      }
+      const type = response.headers.get('content-type') ?? '';
+      if (!type.startsWith('text/event-stream') || !response.body) {
+        await response.body?.cancel().catch(() => {});
+        throw new CliError(
+          `the hub at ${this.hub} answered GET ${url.pathname} with ${type || 'no content type'}, not an event stream`,
+          EXIT_HUB_ERROR,
+          ['is the hub older than the CLI?'],
+        );
+      }
+      idle();
+      try {
+        for await (const event of readSse(touching(response.body, idle))) {
+          if (event.event !== eventName) continue;
+          const record = parseJson(event.data);
+          if (record === undefined) throw new CliError(`the hub sent a ${eventName} event that is not JSON`, EXIT_HUB_ERROR);
+          yield record as T;
+        }
+      } catch (err) {
+        if (signal.aborted) return;
+        if (err instanceof CliError) throw err;
+        if (watchdog.signal.aborted) {
+          throw new HubStreamClosedError(this.hub, `nothing received for ${this.followIdleTimeoutMs / 1000}s`);
+        }
+        throw new HubStreamClosedError(this.hub, describeFetchError(err, this.timeoutMs));
+      }
       if (signal.aborted) return;
-      throw new HubUnreachableError(this.hub, describeFetchError(connect.signal.aborted ? connect.signal.reason : err, this.timeoutMs));
+      throw new HubStreamClosedError(this.hub);
     } finally {
       clearTimeout(timer);
     }
-    if (response.status < 200 || response.status >= 300) {
-      const text = await response.text().catch(() => '');
-      throw toHubError(response.status, response.statusText, parseJson(text), text);
-    }
-    const type = response.headers.get('content-type') ?? '';
-    if (!type.startsWith('text/event-stream') || !response.body) {
-      await response.body?.cancel().catch(() => {});
-      throw new CliError(
-        `the hub at ${this.hub} answered GET ${url.pathname} with ${type || 'no content type'}, not an event stream`,
-        EXIT_HUB_ERROR,
-        ['is the hub older than the CLI?'],
-      );
-    }
-    try {
-      for await (const event of readSse(response.body)) {
-        if (event.event !== eventName) continue;
-        const record = parseJson(event.data);
-        if (record === undefined) throw new CliError(`the hub sent a ${eventName} event that is not JSON`, EXIT_HUB_ERROR);
-        yield record as T;
-      }
-    } catch (err) {
-      if (signal.aborted) return;
-      if (err instanceof CliError) throw err;
-      throw new HubStreamClosedError(this.hub, describeFetchError(err, this.timeoutMs));
-    }
-    if (signal.aborted) return;
-    throw new HubStreamClosedError(this.hub);
   }
 
   private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -322,6 +339,14 @@ export function parseHubUrl(hub: string): URL {
   url.search = '';
   url.hash = '';
   return url;
+}
+
+/** The chunks of `body`, calling `touch` as each one arrives. */
+async function* touching(body: AsyncIterable<Uint8Array>, touch: () => void): AsyncGenerator<Uint8Array> {
+  for await (const chunk of body) {
+    touch();
+    yield chunk;
+  }
 }
 
 /** `?a=1&b=x` from the defined values, or `''` when there are none. */

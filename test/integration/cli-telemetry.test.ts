@@ -216,6 +216,9 @@ describe('flotilla logs', SLOW, () => {
     await publishLogs(client, { seq: 1, lines: [line({ line: 'before the hub stopped' })] }, 'pi-2');
     const follower = Follower.start(['logs', 'pi-2', '-f'], other.httpUrl);
     await follower.waitForOutput('before the hub stopped');
+    // The backlog comes before the stream opens: a line published now shows once the follower is on the stream.
+    await publishLogs(client, { seq: 2, lines: [line({ line: 'while following' })] }, 'pi-2');
+    await follower.waitForOutput('while following');
     await closeClient(client);
     await other.close();
     expect(await follower.exited).toBe(1);

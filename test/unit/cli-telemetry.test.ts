@@ -163,20 +163,28 @@ describe('metricsText', () => {
 });
 
 describe('HubClient follow streams', () => {
-  let server: Server | undefined;
+  let servers: Server[] = [];
 
   afterEach(async () => {
-    server?.closeAllConnections();
-    await new Promise((resolve) => server?.close(resolve) ?? resolve(undefined));
-    server = undefined;
+    const closing = servers;
+    servers = [];
+    await Promise.all(
+      closing.map((server) => {
+        server.closeAllConnections();
+        return new Promise((resolve) => server.close(resolve));
+      }),
+    );
   });
 
   /** A server whose one route is handled by `handler`; resolves to a client for it. */
-  async function serve(handler: (url: URL, res: ServerResponse) => void): Promise<HubClient> {
+  async function serve(
+    handler: (url: URL, res: ServerResponse) => void,
+    options: { followIdleTimeoutMs?: number } = {},
+  ): Promise<HubClient> {
     const created = createServer((req, res) => handler(new URL(req.url ?? '/', 'http://x'), res));
-    server = created;
+    servers.push(created);
     await new Promise<void>((resolve) => created.listen(0, '127.0.0.1', resolve));
-    return new HubClient(`http://127.0.0.1:${(created.address() as AddressInfo).port}`);
+    return new HubClient(`http://127.0.0.1:${(created.address() as AddressInfo).port}`, options);
   }
 
   function sse(res: ServerResponse): void {
@@ -274,5 +282,38 @@ describe('HubClient follow streams', () => {
     expect(error).toBeInstanceOf(HubStreamClosedError);
     expect(printed).toEqual([1, 2, 3, 4]);
     expect(cursors).toEqual(['1', '3', '4']);
+  });
+
+  it('takes a stream that brings nothing, not even keep-alives, for the idle timeout as closed; keep-alives keep it open', async () => {
+    const silent = await serve(
+      (_url, res) => {
+        sse(res);
+        res.write(': following\n\n');
+      },
+      { followIdleTimeoutMs: 300 },
+    );
+    const error = await silent
+      .followLogs('pi-1', {}, new AbortController().signal)
+      .next()
+      .catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(HubStreamClosedError);
+    expect((error as Error).message).toBe('hub closed the stream: nothing received for 0.3s');
+
+    const pinging = await serve(
+      (_url, res) => {
+        sse(res);
+        const ping = setInterval(() => res.write(': ping\n\n'), 100);
+        setTimeout(() => {
+          clearInterval(ping);
+          res.write(`event: log\ndata: ${JSON.stringify(log({ id: 9 }))}\n\n`);
+        }, 700);
+        res.on('close', () => clearInterval(ping));
+      },
+      { followIdleTimeoutMs: 300 },
+    );
+    const controller = new AbortController();
+    const first = await pinging.followLogs('pi-1', {}, controller.signal).next();
+    controller.abort();
+    expect(first.value).toMatchObject({ id: 9 });
   });
 });
