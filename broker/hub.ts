@@ -26,7 +26,7 @@ import { followRoutes } from './telemetry/follow.js';
 import { isTelemetryChannel, TelemetryIngest } from './telemetry/ingest.js';
 import { telemetryMethods } from './telemetry/methods.js';
 import { TELEMETRY_MIGRATIONS } from './telemetry/migrations.js';
-import { countAppPhases, createPrometheusRegistry } from './telemetry/prometheus.js';
+import { createPrometheusRegistry } from './telemetry/prometheus.js';
 import { Retention } from './telemetry/retention.js';
 import { TelemetryStore } from './telemetry/store.js';
 
@@ -125,8 +125,8 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
 
     const metrics = createPrometheusRegistry(
       {
-        devices: () => devices.list(),
-        appPhaseCounts: () => countAppPhases(devices.list()),
+        devices: () => devices.presence(),
+        appPhaseCounts: () => devices.appPhases(),
         latestMetrics: () => ingest.latest.values(),
         ingest: () => ({ lagSeconds: ingest.counters.lagSeconds, stored: ingest.counters.stored, dropped: ingest.counters.invalid }),
       },

@@ -49,6 +49,8 @@ WORKDIR /app
 COPY package.json ./
 COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# The example dashboard the hub serves at /dashboard/ (broker/http/dashboard.ts finds it here).
+COPY examples/dashboard ./examples/dashboard
 RUN mkdir -p /var/lib/flotilla && chown node:node /var/lib/flotilla
 USER node
 VOLUME ["/var/lib/flotilla"]

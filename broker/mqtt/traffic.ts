@@ -18,7 +18,11 @@ export class BrokerTraffic {
   private readonly inCounts: TrafficCounts = zeroes();
   private readonly outCounts: TrafficCounts = zeroes();
 
-  constructor(private readonly topics: Topics) {}
+  private readonly prefix: string;
+
+  constructor(topics: Topics) {
+    this.prefix = `${topics.root}/`;
+  }
 
   /** Aedes `publish` event: a client's message was accepted. The broker's own ($SYS heartbeats, client null) are not counted. */
   readonly onPublish = (packet: AedesPublishPacket | PublishPacket, client: Client | null): void => {
@@ -43,11 +47,28 @@ export class BrokerTraffic {
     return this.outCounts;
   }
 
+  /**
+   * `{root}/devices/{id}/{channel}` and `{root}/api/{id}/{channel}` by their
+   * levels, without Topics.parse's id validation: this runs twice per message,
+   * and a counter need not tell a malformed id from a valid one.
+   */
   private channel(topic: string): TrafficChannel {
     if (topic.startsWith('$SYS/')) return 'sys';
-    return this.topics.parse(topic)?.channel ?? 'other';
+    const root = this.prefix;
+    if (!topic.startsWith(root)) return 'other';
+    const kindEnd = topic.indexOf('/', root.length);
+    const idEnd = kindEnd < 0 ? -1 : topic.indexOf('/', kindEnd + 1);
+    if (idEnd <= kindEnd + 1 || topic.indexOf('/', idEnd + 1) >= 0) return 'other';
+    const kind = topic.slice(root.length, kindEnd);
+    const channel = topic.slice(idEnd + 1);
+    if (kind === 'devices' && DEVICE_SET.has(channel)) return channel as TrafficChannel;
+    if (kind === 'api' && API_SET.has(channel)) return channel as TrafficChannel;
+    return 'other';
   }
 }
+
+const DEVICE_SET: ReadonlySet<string> = new Set(DEVICE_CHANNELS);
+const API_SET: ReadonlySet<string> = new Set(API_CHANNELS);
 
 function zeroes(): TrafficCounts {
   return Object.fromEntries(TRAFFIC_CHANNELS.map((c) => [c, 0])) as TrafficCounts;

@@ -45,6 +45,8 @@ export class DeviceStore {
   private readonly updateOperatorLabels;
   private readonly markOffline;
   private readonly updateDesired;
+  private readonly selectPresence;
+  private readonly selectAppPhases;
 
   constructor(
     db: Db,
@@ -60,6 +62,17 @@ export class DeviceStore {
     this.markOffline = db.prepare('UPDATE devices SET online = 0');
     this.updateOperatorLabels = db.prepare('UPDATE devices SET operator_labels = ? WHERE id = ?');
     this.updateDesired = db.prepare('UPDATE devices SET desired_revision = ?, desired_hash = ?, desired_doc = ? WHERE id = ?');
+    this.selectPresence = db.prepare<[], { id: string; online: number }>('SELECT id, online FROM devices ORDER BY id');
+    // SQLite reads the apps out of the stored state, so a scrape parses no JSON in JS.
+    this.selectAppPhases = db.prepare<[], { app: string; phase: string; devices: number }>(
+      `SELECT json_extract(a.value, '$.name') AS app,
+              CASE WHEN d.online = 1 THEN json_extract(a.value, '$.phase') ELSE 'offline' END AS phase,
+              COUNT(*) AS devices
+         FROM devices d, json_each(d.state, '$.apps') a
+        WHERE d.state IS NOT NULL
+        GROUP BY 1, 2
+        ORDER BY 1, 2`,
+    );
   }
 
   list(): StoredDevice[] {
@@ -69,6 +82,20 @@ export class DeviceStore {
   get(id: string): StoredDevice | undefined {
     const row = this.selectOne.get(id);
     return row ? toDevice(row) : undefined;
+  }
+
+  /** Every device's id and online flag, without parsing anything else (Prometheus reads this at every scrape). */
+  presence(): { id: string; online: boolean }[] {
+    return this.selectPresence.all().map((row) => ({ id: row.id, online: row.online === 1 }));
+  }
+
+  /**
+   * Per app and reported phase, how many devices report it; a device that is
+   * offline counts under `offline`, whatever it last reported. Only the
+   * (app, phase) pairs that occur.
+   */
+  appPhases(): { app: string; phase: string; devices: number }[] {
+    return this.selectAppPhases.all();
   }
 
   /** Creates the device on first contact; returns true if it was new. */

@@ -7,7 +7,10 @@
  * Every series is documented in docs/telemetry.md; change both together.
  */
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import { APP_PHASES, type DeviceState, type MetricsSample } from '../../shared/index.js';
+import { APP_PHASES, type MetricsSample } from '../../shared/index.js';
+
+/** The values of the `phase` label: what devices report, and `offline`. */
+export const APP_PHASE_LABELS = [...APP_PHASES, 'offline'] as const;
 
 export interface AppPhaseCount {
   app: string;
@@ -33,6 +36,7 @@ export interface FleetSources {
   devices(): { id: string; online: boolean }[];
   /** The newest metrics sample of each device that sent one. */
   latestMetrics(): Iterable<MetricsSample>;
+  /** Devices per app and phase (APP_PHASE_LABELS); pairs with no device may be left out. */
   appPhaseCounts(): AppPhaseCount[];
   ingest(): IngestStats;
 }
@@ -138,7 +142,7 @@ export function createPrometheusRegistry(fleet: FleetSources, broker: BrokerSour
     registers,
     collect() {
       this.reset();
-      for (const { app, phase, devices } of fleet.appPhaseCounts()) this.set({ app, phase }, devices);
+      for (const { app, phase, devices } of withEveryPhase(fleet.appPhaseCounts())) this.set({ app, phase }, devices);
     },
   });
 
@@ -195,21 +199,15 @@ export function createPrometheusRegistry(fleet: FleetSources, broker: BrokerSour
 }
 
 /**
- * Counts, per app, the devices reporting each phase; a device that is offline
- * counts under `offline` whatever it last reported, since its phase is no
- * longer known. Every phase appears for every app (0 where none), so a
+ * Adds the phases no device reports, as 0, for every app in `counts`, so a
  * "failed > 0" alert has a series to evaluate before the first failure.
  */
-export function countAppPhases(devices: Iterable<{ online: boolean; state: DeviceState | null }>): AppPhaseCount[] {
-  const phases = [...APP_PHASES, 'offline'] as const;
-  const counts = new Map<string, Map<string, number>>();
-  for (const device of devices) {
-    for (const app of device.state?.apps ?? []) {
-      const byPhase = counts.get(app.name) ?? new Map(phases.map((p) => [p, 0]));
-      counts.set(app.name, byPhase);
-      const phase = device.online ? app.phase : 'offline';
-      byPhase.set(phase, (byPhase.get(phase) ?? 0) + 1);
-    }
+export function withEveryPhase(counts: readonly AppPhaseCount[]): AppPhaseCount[] {
+  const byApp = new Map<string, Map<string, number>>();
+  for (const { app, phase, devices } of counts) {
+    const phases = byApp.get(app) ?? new Map<string, number>(APP_PHASE_LABELS.map((p) => [p, 0]));
+    byApp.set(app, phases);
+    phases.set(phase, (phases.get(phase) ?? 0) + devices);
   }
-  return [...counts].flatMap(([app, byPhase]) => [...byPhase].map(([phase, n]) => ({ app, phase, devices: n })));
+  return [...byApp].flatMap(([app, phases]) => [...phases].map(([phase, devices]) => ({ app, phase, devices })));
 }

@@ -7,14 +7,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  APP_PHASE_LABELS,
   type BrokerSources,
-  countAppPhases,
   createPrometheusRegistry,
   type FleetSources,
   type IngestStats,
+  withEveryPhase,
 } from '../../broker/telemetry/prometheus.js';
 import type { MetricsSample } from '../../shared/index.js';
-import { deviceState } from '../support/fixtures.js';
 import { family, labelSets, parseMetrics, sampleValue } from '../support/prometheus.js';
 
 function sample(device: string, overrides: Partial<MetricsSample['host']> = {}): MetricsSample {
@@ -132,6 +132,9 @@ describe('Prometheus exporter', () => {
 
     expect(sampleValue(metrics, 'flotilla_app_devices', { app: 'thermo', phase: 'running' })).toBe(1);
     expect(sampleValue(metrics, 'flotilla_app_devices', { app: 'thermo', phase: 'failed' })).toBe(2);
+    // Phases no device reports are there as 0.
+    expect(labelSets(metrics, 'flotilla_app_devices')).toHaveLength(APP_PHASE_LABELS.length);
+    expect(sampleValue(metrics, 'flotilla_app_devices', { app: 'thermo', phase: 'rolled-back' })).toBe(0);
 
     expect(family(metrics, 'flotilla_mqtt_messages_received_total')?.type).toBe('COUNTER');
     expect(sampleValue(metrics, 'flotilla_mqtt_messages_received_total', { channel: 'metrics' })).toBe(10);
@@ -192,19 +195,15 @@ describe('Prometheus exporter', () => {
   });
 });
 
-describe('countAppPhases', () => {
-  it('counts devices per app and reported phase, offline devices under offline, every phase present', () => {
-    const running = (id: string, online = true) => ({
-      online,
-      state: deviceState(id, {
-        apps: [
-          { name: 'thermo', revision: 2, phase: 'running', containers: [] },
-          { name: 'cam', revision: 1, phase: 'failed', containers: [] },
-        ],
-      }),
-    });
-    const counts = countAppPhases([running('a'), running('b'), running('c', false), { online: true, state: null }]);
-    const of = (app: string) => Object.fromEntries(counts.filter((c) => c.app === app).map((c) => [c.phase, c.devices]));
+describe('withEveryPhase', () => {
+  it('adds every phase no device reports as 0, per app, and sums repeated pairs', () => {
+    const filled = withEveryPhase([
+      { app: 'thermo', phase: 'running', devices: 2 },
+      { app: 'thermo', phase: 'offline', devices: 1 },
+      { app: 'cam', phase: 'failed', devices: 2 },
+      { app: 'cam', phase: 'failed', devices: 1 },
+    ]);
+    const of = (app: string) => Object.fromEntries(filled.filter((c) => c.app === app).map((c) => [c.phase, c.devices]));
     expect(of('thermo')).toEqual({
       pending: 0,
       pulling: 0,
@@ -215,10 +214,11 @@ describe('countAppPhases', () => {
       'rolled-back': 0,
       offline: 1,
     });
-    expect(of('cam')).toMatchObject({ failed: 2, running: 0, offline: 1 });
+    expect(of('cam')).toMatchObject({ failed: 3, running: 0, offline: 0 });
+    expect(filled).toHaveLength(2 * APP_PHASE_LABELS.length);
   });
 
   it('is empty when no device reports an app', () => {
-    expect(countAppPhases([{ online: true, state: deviceState('a') }])).toEqual([]);
+    expect(withEveryPhase([])).toEqual([]);
   });
 });

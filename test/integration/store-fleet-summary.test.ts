@@ -1,0 +1,68 @@
+/** DeviceStore's cheap reads for Prometheus scrapes, on a real SQLite file. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type Db, openDatabase } from '../../broker/store/db.js';
+import { DeviceStore } from '../../broker/store/devices.js';
+import type { AppState } from '../../shared/index.js';
+import { deviceState } from '../support/fixtures.js';
+
+describe('DeviceStore presence and app phases', () => {
+  let dir: string;
+  let db: Db;
+  let store: DeviceStore;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'flotilla-it-store-'));
+    db = openDatabase(join(dir, 'hub.db'));
+    store = new DeviceStore(db);
+  });
+  afterEach(() => {
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const app = (name: string, phase: AppState['phase']): AppState => ({ name, revision: 1, phase, containers: [] });
+
+  function report(id: string, apps: AppState[], online = true) {
+    store.ensure(id);
+    store.recordState(deviceState(id, { apps }));
+    if (!online) store.recordOnline(id, false);
+  }
+
+  it('lists every device with its online flag', () => {
+    report('dev-b', []);
+    report('dev-a', [], false);
+    store.ensure('dev-c'); // known, never reported
+    expect(store.presence()).toEqual([
+      { id: 'dev-a', online: false },
+      { id: 'dev-b', online: true },
+      { id: 'dev-c', online: false },
+    ]);
+  });
+
+  it('counts devices per app and reported phase, an offline device under offline', () => {
+    report('dev-1', [app('thermo', 'running'), app('cam', 'failed')]);
+    report('dev-2', [app('thermo', 'running'), app('cam', 'rolled-back')]);
+    report('dev-3', [app('thermo', 'pulling')]);
+    report('dev-4', [app('thermo', 'running'), app('cam', 'running')], false);
+    report('dev-5', []);
+    store.ensure('dev-6');
+    expect(store.appPhases()).toEqual([
+      { app: 'cam', phase: 'failed', devices: 1 },
+      { app: 'cam', phase: 'offline', devices: 1 },
+      { app: 'cam', phase: 'rolled-back', devices: 1 },
+      { app: 'thermo', phase: 'offline', devices: 1 },
+      { app: 'thermo', phase: 'pulling', devices: 1 },
+      { app: 'thermo', phase: 'running', devices: 2 },
+    ]);
+  });
+
+  it('follows a device coming back online', () => {
+    report('dev-1', [app('thermo', 'running')], false);
+    expect(store.appPhases()).toEqual([{ app: 'thermo', phase: 'offline', devices: 1 }]);
+    store.recordOnline('dev-1', true);
+    expect(store.appPhases()).toEqual([{ app: 'thermo', phase: 'running', devices: 1 }]);
+  });
+});
