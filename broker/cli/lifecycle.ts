@@ -4,7 +4,7 @@
  * at once, for the operator whose hub hangs on close.
  */
 import { InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_TOPIC_ROOT, parseDuration, Topics } from '../../shared/index.js';
+import { DEFAULT_TOPIC_ROOT, parseDuration, parseSize, Topics } from '../../shared/index.js';
 import { LOG_LEVELS } from '../logger.js';
 import type { CliIO } from './context.js';
 
@@ -22,10 +22,19 @@ export function parsePositiveDuration(value: string): number {
   try {
     ms = parseDuration(value);
   } catch {
-    throw new InvalidArgumentError('expected a duration such as 500ms, 10s, 5m or 1h.');
+    throw new InvalidArgumentError('expected a duration such as 500ms, 10s, 5m, 1h or 7d.');
   }
   if (ms <= 0) throw new InvalidArgumentError('must be more than zero.');
   return ms;
+}
+
+/** A size such as 512m or 1g (binary units, like Docker's). */
+export function parseSizeArg(value: string): number {
+  try {
+    return parseSize(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 }
 
 export function parseTopicRoot(value: string): string {

@@ -52,6 +52,16 @@ describe('hub lifecycle', () => {
     );
     await expect(startHub({ dataDir, logLevel: 'chatty' })).rejects.toThrow(/logLevel: must be one of/);
     await expect(startHub({ dataDir, logLevel: 'silent', colour: 'blue' } as never)).rejects.toThrow(/colour: is not a known field/);
+    await expect(startHub({ dataDir, logLevel: 'silent', telemetryMaxAgeMs: 1000 })).rejects.toThrow(/telemetryMaxAgeMs: must be >= 60000/);
+  });
+
+  it('refuses a retention flag it cannot read, naming the flag', async () => {
+    const age = await runNode(['broker/cli/flotilla.js', 'server', '--data-dir', dataDir, '--telemetry-max-age', 'a week']);
+    expect(age.code).toBe(2);
+    expect(age.stderr).toMatch(/--telemetry-max-age <duration>' argument 'a week' is invalid\. expected a duration such as .* or 7d/);
+    const size = await runNode(['broker/cli/flotilla.js', 'server', '--data-dir', dataDir, '--telemetry-max-size', 'huge']);
+    expect(size.code).toBe(2);
+    expect(size.stderr).toMatch(/--telemetry-max-size <size>' argument 'huge' is invalid\. invalid size "huge"/);
   });
 
   it('disconnects its clients and releases its ports on close, so it can start again on them', async () => {

@@ -4,7 +4,15 @@
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { CliIO } from '../context.js';
-import { type LogLevel, logLevelOption, parsePort, startUntilSignal, topicRootOption } from '../lifecycle.js';
+import {
+  type LogLevel,
+  logLevelOption,
+  parsePort,
+  parsePositiveDuration,
+  parseSizeArg,
+  startUntilSignal,
+  topicRootOption,
+} from '../lifecycle.js';
 
 interface ServerOptions {
   dataDir: string;
@@ -15,6 +23,8 @@ interface ServerOptions {
   topicRoot: string;
   logLevel: LogLevel;
   dashboardUser: { username: string; password: string }[];
+  telemetryMaxAge: number;
+  telemetryMaxSize: number;
 }
 
 /**
@@ -60,6 +70,18 @@ export function registerServer(program: Command, io: CliIO): void {
         .argParser(parseDashboardUsers)
         .default([], 'none'),
     )
+    .addOption(
+      new Option('--telemetry-max-age <duration>', 'delete logs, metrics and events older than this (e.g. 7d, 12h)')
+        .env('FLOTILLA_TELEMETRY_MAX_AGE')
+        .argParser(parsePositiveDuration)
+        .default(7 * 24 * 3_600_000, '7d'),
+    )
+    .addOption(
+      new Option('--telemetry-max-size <size>', 'keep the telemetry database under this size, oldest rows first (e.g. 1g, 512m)')
+        .env('FLOTILLA_TELEMETRY_MAX_SIZE')
+        .argParser(parseSizeArg)
+        .default(1024 ** 3, '1g'),
+    )
     .action(async (options: ServerOptions) => {
       const { startHub } = await import('../../hub.js');
       await startUntilSignal('hub', io, () =>
@@ -72,6 +94,8 @@ export function registerServer(program: Command, io: CliIO): void {
           topicRoot: options.topicRoot,
           logLevel: options.logLevel,
           readOnlyUsers: options.dashboardUser,
+          telemetryMaxAgeMs: options.telemetryMaxAge,
+          telemetryMaxBytes: options.telemetryMaxSize,
         }),
       );
     });
