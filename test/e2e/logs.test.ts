@@ -11,7 +11,7 @@ import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type LogBatch, type LogLine, Topics } from '../../shared/index.js';
 import { connectClient, Inbox } from '../support/mqtt-client.js';
-import { type AgentProcess, type HubProcess, runCli, startAgentProcess, startHubProcess, stopAll } from '../support/processes.js';
+import { type AgentProcess, type HubProcess, runCli, spawnCli, startAgentProcess, startHubProcess, stopAll } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
 import { DeviceApps } from './support/device-apps.js';
 import { removeContainersAndVolumes } from './support/docker-cli.js';
@@ -98,6 +98,8 @@ describeDocker('log pipeline on a real Docker Engine', () => {
   });
 
   it('delivers stdout and stderr lines in order, with their streams and timestamps, in batches with growing seqs', async () => {
+    // An operator following the app's logs before it even exists.
+    const follower = spawnCli('flotilla logs -f', ['--hub', hub.url, 'logs', deviceId, quietApp, '-f'], { NO_COLOR: '1' });
     await apps.apply(quietApp, { image: images.v1, command: ['/bin/sh', '-c', QUIET_SCRIPT] });
     await waitFor('the four known lines', () => lines(quietApp).length >= 4, { timeoutMs: 60_000 });
     const first = lines(quietApp).slice(0, 4);
@@ -121,11 +123,20 @@ describeDocker('log pipeline on a real Docker Engine', () => {
       const result = await runCli(['--hub', hub.url, 'logs', deviceId, quietApp]);
       return result.code === 0 && result.stdout.includes('err-2 done') ? result.stdout : undefined;
     });
-    const shown = out.split('\n').filter((l) => /out-|err-/.test(l));
-    expect(shown[0]).toMatch(/out-1 hello$/);
-    expect(shown[1]).toMatch(/\[stderr\].*err-1 warning$/);
-    expect(shown[2]).toMatch(/out-2 ünïcode ✓$/);
-    expect(shown[3]).toMatch(/\[stderr\].*err-2 done$/);
+    const known = (text: string) => text.split('\n').filter((l) => /out-|err-/.test(l));
+    const expectKnownLines = (shown: string[]) => {
+      expect(shown).toHaveLength(4);
+      expect(shown[0]).toMatch(/out-1 hello$/);
+      expect(shown[1]).toMatch(/\[stderr\].*err-1 warning$/);
+      expect(shown[2]).toMatch(/out-2 ünïcode ✓$/);
+      expect(shown[3]).toMatch(/\[stderr\].*err-2 done$/);
+    };
+    expectKnownLines(known(out));
+    // The follower saw the same lines live, in the same order, and stops cleanly on Ctrl-C.
+    await waitFor('the follower to show the lines', () => follower.output.includes('err-2 done'), { timeoutMs: 20_000 });
+    expectKnownLines(known(follower.output));
+    follower.child.kill('SIGINT');
+    expect(await follower.exited).toBe(0);
   }, 90_000);
 
   it('rate-limits a flooding app with a visible marker, keeps the agent’s memory bounded, and still delivers the quiet app', async () => {

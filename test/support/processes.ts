@@ -73,7 +73,8 @@ export class ManagedProcess {
 
 const live = new Set<ManagedProcess>();
 
-function spawnCli(name: string, args: string[], env: NodeJS.ProcessEnv = {}): ManagedProcess {
+/** `flotilla …` left running (a server, an agent, a `logs -f`); stopAll stops it. */
+export function spawnCli(name: string, args: string[], env: NodeJS.ProcessEnv = {}): ManagedProcess {
   const child = spawn(process.execPath, [CLI, ...args], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
