@@ -15,6 +15,7 @@ import { Records } from './reconcile/records.js';
 import { DockerRuntime } from './runtime/docker-runtime.js';
 import type { ContainerRuntime } from './runtime/runtime.js';
 import { LogCollector } from './telemetry/logs/log-collector.js';
+import { MetricsCollector } from './telemetry/metrics/collector.js';
 import { TelemetrySeq } from './telemetry/seq.js';
 
 export interface Agent {
@@ -132,6 +133,15 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
     reconciler.trigger();
     logs.refresh();
   }, config.resyncIntervalMs);
+  const metrics = new MetricsCollector({
+    runtime,
+    intervalMs: config.metricsIntervalMs,
+    publish: (sample) => link?.publishMetrics(sample) ?? false,
+    nextSeq: () => telemetrySeq.next(),
+    logger: logger.child({ component: 'metrics' }),
+    logLinesDropped: () => logs.droppedLines,
+  });
+  metrics.start();
   reconciler.trigger();
   logs.start();
   logger.info({ hubUrl: config.hubUrl, dataDir: config.dataDir, labels }, 'agent started');
@@ -143,6 +153,7 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
     async close() {
       clearInterval(resync);
       clearTimeout(rewatchTimer);
+      await metrics.stop();
       stopWatching();
       reconciler.close();
       // Let an aborted tick finish before the store it writes to is closed.

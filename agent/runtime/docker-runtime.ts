@@ -15,10 +15,19 @@ import type Dockerode from 'dockerode';
 import type { RegistryAuth } from '../../shared/index.js';
 import { toCreateOptions } from './create-options.js';
 import { LogLineSplitter } from './docker-log-lines.js';
+import { countersFromEngineStats, type EngineStats } from './engine-stats.js';
 import { engineMessage, RuntimeError, statusCodeOf, toRuntimeError } from './errors.js';
 import { LABEL_APP, LABEL_APP_REVISION, LABEL_CONTAINER, LABEL_DEVICE, LABEL_MANAGED, LABEL_SPEC_HASH } from './labels.js';
 import { dockerSince, timestampNanos } from './log-time.js';
-import type { ContainerRuntime, CreateRequest, FollowLogsOptions, LogEntry, ManagedContainer, RuntimeInfo } from './runtime.js';
+import type {
+  ContainerCounters,
+  ContainerRuntime,
+  CreateRequest,
+  FollowLogsOptions,
+  LogEntry,
+  ManagedContainer,
+  RuntimeInfo,
+} from './runtime.js';
 
 /** The slice of a pino logger this file uses. */
 export interface RuntimeLogger {
@@ -138,6 +147,7 @@ export class DockerRuntime implements ContainerRuntime {
       ...ipAddressOf(details),
       networkMode: details.HostConfig.NetworkMode ?? 'default',
       mountSources: (details.Mounts ?? []).map((m) => m.Source).filter((source) => source !== ''),
+      ...(state.Running && state.Pid > 0 ? { pid: state.Pid } : {}),
     };
   }
 
@@ -273,6 +283,18 @@ export class DockerRuntime implements ContainerRuntime {
       if (status === 409 && /already in progress/i.test(engineMessage(err))) return;
       throw toRuntimeError(err, `remove container ${id}`);
     }
+  }
+
+  async stats(id: string): Promise<ContainerCounters | undefined> {
+    let stats: EngineStats;
+    try {
+      // one-shot: no second reading for the CLI's precpu fields; rates are computed by the caller.
+      stats = (await this.docker.getContainer(id).stats({ stream: false, 'one-shot': true } as { stream: false })) as EngineStats;
+    } catch (err) {
+      if (statusCodeOf(err) === 404) return undefined;
+      throw toRuntimeError(err, `stats of container ${id.slice(0, 12)}`);
+    }
+    return countersFromEngineStats(stats, Date.now());
   }
 
   watch(onChange: () => void, onError: (err: Error) => void): () => void {

@@ -29,6 +29,25 @@ export interface ManagedContainer {
   networkMode?: string;
   /** Host paths of the container's volumes and bind mounts (where an app's update lock may live). */
   mountSources?: string[];
+  /** The main process's pid (in the engine's pid namespace) while running: where its cgroup and network counters are read. */
+  pid?: number;
+}
+
+/** Cumulative resource counters of a running container; rates come from two readings. */
+export interface ContainerCounters {
+  /** CPU time used since the container started, in nanoseconds. */
+  cpuNs: number;
+  /** Memory in use less the inactive page cache, as `docker stats` shows it. */
+  memBytes: number;
+  /** The limit as the kernel or engine reports it (unlimited reads as the host's memory, or not at all). */
+  memLimitBytes?: number;
+  netRxBytes: number;
+  netTxBytes: number;
+  blkReadBytes: number;
+  blkWriteBytes: number;
+  pids: number;
+  /** When the counters were read (ms since the epoch, fractional), for the rate between two readings. */
+  readAtMs: number;
 }
 
 export interface CreateRequest {
@@ -96,6 +115,13 @@ export interface ContainerRuntime {
    * died, removed…), so the agent re-observes without polling. Returns a stop function.
    */
   watch(onChange: () => void, onError: (err: Error) => void): () => void;
+  /**
+   * A running container's counters from the engine; undefined when it is not
+   * running or gone. Slow on Docker (it answers at its next one-second
+   * collection tick): the metrics collector reads cgroup files and asks this
+   * only when it cannot (agent/telemetry/metrics/cgroup.ts).
+   */
+  stats(id: string): Promise<ContainerCounters | undefined>;
   /**
    * Follows one container's stdout and stderr: `onLine` for every line, in
    * order; `onEnd` once, when the container stops (or the stream fails, with

@@ -35,6 +35,7 @@ import {
 } from '../../agent/runtime/labels.js';
 import { timestampNanos } from '../../agent/runtime/log-time.js';
 import type {
+  ContainerCounters,
   ContainerRuntime,
   CreateRequest,
   FollowLogsOptions,
@@ -305,6 +306,27 @@ export class MemoryRuntime implements ContainerRuntime {
     this.listeners.add(listener);
     return () => {
       this.listeners.delete(listener);
+    };
+  }
+
+  /**
+   * Made-up but plausible counters, so simulated agents publish metrics: a
+   * running container uses 1% of one core and 8 MiB, nothing else.
+   */
+  async stats(id: string): Promise<ContainerCounters | undefined> {
+    this.count('stats');
+    const c = this.containersById.get(id);
+    if (c?.state !== 'running' || !this.inScope(c)) return undefined;
+    const now = this.now();
+    return {
+      cpuNs: (now - (c.startedAt ?? now)) * 1e4,
+      memBytes: 8 * 1024 * 1024,
+      netRxBytes: 0,
+      netTxBytes: 0,
+      blkReadBytes: 0,
+      blkWriteBytes: 0,
+      pids: 1,
+      readAtMs: now,
     };
   }
 

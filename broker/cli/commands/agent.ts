@@ -23,6 +23,7 @@ interface AgentOptions {
   diskReserve: number;
   logRate: number;
   logBuffer: number;
+  metricsInterval: number;
 }
 
 /** What mqtt.js connects over, as the agent's config schema accepts them. */
@@ -30,6 +31,8 @@ const MQTT_PROTOCOLS = ['mqtt:', 'mqtts:', 'tcp:', 'tls:', 'ws:', 'wss:'];
 
 /** The agent's config refuses anything shorter: a tighter loop would only burn the device's CPU. */
 const MIN_RESYNC_MS = 100;
+/** The agent's config minimum for the metrics interval. */
+const MIN_METRICS_MS = 1000;
 
 export function registerAgent(program: Command, io: CliIO): void {
   program
@@ -57,6 +60,12 @@ export function registerAgent(program: Command, io: CliIO): void {
         .env('FLOTILLA_DISK_RESERVE')
         .argParser(parseDiskReserve)
         .default(256 * 1024 * 1024, '256m'),
+    )
+    .addOption(
+      new Option('--metrics-interval <duration>', 'how often to sample and publish host and container metrics (at least 1s)')
+        .env('FLOTILLA_METRICS_INTERVAL')
+        .argParser(parseMetricsInterval)
+        .default(10_000, '10s'),
     )
     .addOption(
       new Option('--log-rate <lines/s>', 'log lines per second one app may send (burst: twice that); more are dropped and counted')
@@ -95,6 +104,7 @@ export function registerAgent(program: Command, io: CliIO): void {
           diskReserveBytes: options.diskReserve,
           logRateLinesPerSecond: options.logRate,
           logBufferBytes: options.logBuffer,
+          metricsIntervalMs: options.metricsInterval,
         }),
       );
     });
@@ -115,6 +125,12 @@ function parseContainerNamePrefix(value: string): string {
 function parseResyncInterval(value: string): number {
   const ms = parsePositiveDuration(value);
   if (ms < MIN_RESYNC_MS) throw new InvalidArgumentError(`must be at least ${MIN_RESYNC_MS}ms.`);
+  return ms;
+}
+
+function parseMetricsInterval(value: string): number {
+  const ms = parsePositiveDuration(value);
+  if (ms < MIN_METRICS_MS) throw new InvalidArgumentError(`must be at least ${MIN_METRICS_MS / 1000}s.`);
   return ms;
 }
 
