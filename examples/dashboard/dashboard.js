@@ -52,24 +52,30 @@
     };
     if (username !== '') Object.assign(options, { username, password: field('pass').value });
     setStatus('connecting…');
-    client = mqtt.connect(field('ws').value.trim(), options);
-    client.on('connect', () => {
+    const connection = mqtt.connect(field('ws').value.trim(), options);
+    client = connection;
+    let lastError = '';
+    // Events of a connection the user has replaced (a second Connect) change nothing.
+    const on = (event, handler) => connection.on(event, (...args) => client === connection && handler(...args));
+    on('connect', () => {
+      lastError = '';
       setStatus(`connected${username ? ` as ${username}` : ''}`, 'connected');
       const filters = ['metrics', 'state', 'status'].map((channel) => `${root}/devices/+/${channel}`);
-      client.subscribe(filters, { qos: 0 }, (err, granted) => {
+      connection.subscribe(filters, { qos: 0 }, (err, granted) => {
         const refused = (granted ?? []).filter((g) => g.qos === 128).map((g) => g.topic);
         if (err || refused.length > 0) setStatus(`subscription refused: ${err?.message ?? refused.join(', ')}`, 'error');
       });
     });
-    client.on('message', (topic, payload) => onMessage(root, topic, payload));
-    client.on('reconnect', () => setStatus('reconnecting…'));
-    client.on('close', () => {
-      if (!client.reconnecting) setStatus('disconnected', 'error');
+    on('message', (topic, payload) => onMessage(root, topic, payload));
+    on('reconnect', () => setStatus(`reconnecting…${lastError ? ` (${lastError})` : ''}`));
+    on('close', () => {
+      if (!connection.reconnecting) setStatus(lastError ? `disconnected: ${lastError}` : 'disconnected', 'error');
     });
-    client.on('error', (err) => {
-      // A refused login (CONNACK 4/5) will not get better by retrying.
+    on('error', (err) => {
+      lastError = err.message;
       setStatus(`error: ${err.message}`, 'error');
-      if (err.code === 4 || err.code === 5) client.end(true);
+      // A refused login (CONNACK 4: bad user name or password, 5: not authorized) will not get better by retrying.
+      if (err.code === 4 || err.code === 5) connection.end(true);
     });
   }
 
