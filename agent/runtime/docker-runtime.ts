@@ -151,6 +151,11 @@ export class DockerRuntime implements ContainerRuntime {
     };
   }
 
+  async imageSize(image: string): Promise<number | undefined> {
+    const info = await this.docker.getImage(image).inspect();
+    return typeof info.Size === 'number' ? info.Size : undefined;
+  }
+
   async hasImage(image: string): Promise<boolean> {
     let info: Dockerode.ImageInspectInfo;
     try {

@@ -93,6 +93,8 @@ export interface ContainerRuntime {
   info(): Promise<RuntimeInfo>;
   /** Every container carrying `flotilla.managed=true`, running or not. */
   listManaged(): Promise<ManagedContainer[]>;
+  /** The size of a local image in bytes (for the `pulled` event); optional for runtimes without images. */
+  imageSize?(image: string): Promise<number | undefined>;
   /** Whether an image reference (as written in a spec) is present locally. */
   hasImage(image: string): Promise<boolean>;
   /** Pulls an image, resolving when the pull completed and rejecting with the engine's reason otherwise. */
