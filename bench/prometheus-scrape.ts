@@ -10,6 +10,7 @@
  *      Reports messages/s seen by the subscriber.
  *
  *   npx tsx bench/prometheus-scrape.ts [--devices 100,1000,5000] [--scrapes 20] [--messages 100000] [--rounds 3]
+ *   (--rounds 0 skips the relay part; --devices '' skips the scrape part)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -122,21 +123,24 @@ async function relayRate(counting: boolean, messages: number): Promise<number> {
 }
 
 const scrapeRows = [];
-for (const n of args.devices.split(',').map(Number)) scrapeRows.push(await scrapeCost(n, Number(args.scrapes)));
+for (const n of args.devices.split(',').filter(Boolean).map(Number)) scrapeRows.push(await scrapeCost(n, Number(args.scrapes)));
 console.log('\nGET /metrics');
 console.log('| devices | median ms | p95 ms | body KiB |');
 console.log('|---|---|---|---|');
 for (const r of scrapeRows)
   console.log(`| ${r.devices} | ${r.medianMs.toFixed(1)} | ${r.p95Ms.toFixed(1)} | ${(r.bytes / 1024).toFixed(0)} |`);
 
+const rounds = Number(args.rounds);
 const rates: Record<'off' | 'on', number[]> = { off: [], on: [] };
-for (let round = 0; round < Number(args.rounds); round++) {
+for (let round = 0; round < rounds; round++) {
   rates.off.push(await relayRate(false, Number(args.messages)));
   rates.on.push(await relayRate(true, Number(args.messages)));
 }
-console.log(`\nbroker relay, ${args.messages} QoS 0 metrics messages, 1 subscriber (messages/s per round)`);
-console.log(`| traffic counting | median msg/s | all |`);
-console.log('|---|---|---|');
-for (const key of ['off', 'on'] as const) {
-  console.log(`| ${key} | ${quantile(rates[key], 0.5).toFixed(0)} | ${rates[key].map((r) => r.toFixed(0)).join(', ')} |`);
+if (rounds > 0) {
+  console.log(`\nbroker relay, ${args.messages} QoS 0 metrics messages, 1 subscriber (messages/s per round)`);
+  console.log('| traffic counting | median msg/s | all |');
+  console.log('|---|---|---|');
+  for (const key of ['off', 'on'] as const) {
+    console.log(`| ${key} | ${quantile(rates[key], 0.5).toFixed(0)} | ${rates[key].map((r) => r.toFixed(0)).join(', ')} |`);
+  }
 }

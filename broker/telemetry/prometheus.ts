@@ -62,9 +62,10 @@ export function createPrometheusRegistry(fleet: FleetSources, broker: BrokerSour
   const registers = [registry];
   if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: PROCESS_METRICS_PREFIX });
 
-  // Where one source read fills several metrics, the collect() sits on the one
-  // registered first: the registry calls get() in registration order, so the
-  // others are filled before they are read, all in the same scrape.
+  // Where one source read fills several metrics, the collect()/fill sits on the
+  // one registered first: the registry calls get() in registration order, so
+  // the others are filled before they are read, all in the same scrape (the
+  // unit test checks values on the first scrape).
 
   // ---- devices ------------------------------------------------------------------------
   new Gauge({
@@ -75,61 +76,48 @@ export function createPrometheusRegistry(fleet: FleetSources, broker: BrokerSour
       const list = fleet.devices();
       this.set(list.length);
       devicesOnline.set(list.filter((d) => d.online).length);
-      online.reset();
-      for (const device of list) online.set({ device: device.id }, device.online ? 1 : 0);
+      online.values = list.map((d) => ({ labels: { device: d.id }, value: d.online ? 1 : 0 }));
     },
   });
   const devicesOnline = new Gauge({ name: 'flotilla_devices_online', help: 'Devices online now.', registers });
-  const online = new Gauge({
-    name: 'flotilla_device_online',
-    help: '1 while the device is online, 0 otherwise.',
-    labelNames: ['device'],
-    registers,
-  });
+  const online = register(registry, new SeriesGauge('flotilla_device_online', '1 while the device is online, 0 otherwise.'));
 
   // ---- per-device resources from the newest metrics sample ----------------------------
-  const perDevice: Gauge[] = [];
-  const device = (name: string, help: string, labelNames: string[] = ['device'], collect?: () => void) => {
-    const gauge = new Gauge({ name, help, labelNames, registers, ...(collect ? { collect } : {}) });
-    perDevice.push(gauge);
-    return gauge;
-  };
-  // One collect fills every per-device gauge, so one scrape reads the sources once.
-  const sampleTime = device(
-    'flotilla_device_metrics_timestamp_seconds',
-    'When the newest metrics sample was taken (Unix time).',
-    undefined,
-    () => {
-      for (const gauge of perDevice) gauge.reset();
-      for (const sample of fleet.latestMetrics()) {
-        const labels = { device: sample.device };
-        const { host } = sample;
-        sampleTime.set(labels, Date.parse(sample.ts) / 1000);
-        cpu.set(labels, host.cpuPercent);
-        load1.set(labels, host.load1);
-        memUsed.set(labels, host.memUsedBytes);
-        memAvailable.set(labels, host.memAvailableBytes);
-        memTotal.set(labels, host.memTotalBytes);
-        for (const disk of host.disks) {
-          const diskLabels = { device: sample.device, disk: disk.name };
-          diskUsed.set(diskLabels, disk.usedBytes);
-          diskFree.set(diskLabels, disk.freeBytes);
-          diskTotal.set(diskLabels, disk.totalBytes);
-        }
-        if (host.temperatureC !== undefined) temperature.set(labels, host.temperatureC);
-        uptime.set(labels, host.uptimeSeconds);
-        containers.set(labels, sample.containers.length);
+  // Thousands of series per scrape: SeriesGauges take their values as a list,
+  // without prom-client's per-set label hashing.
+  const device = (name: string, help: string, fill?: () => void) => register(registry, new SeriesGauge(name, help, fill));
+  // One fill sets every per-device gauge, so one scrape reads the sources once.
+  const sampleTime = device('flotilla_device_metrics_timestamp_seconds', 'When the newest metrics sample was taken (Unix time).', () => {
+    const all = [sampleTime, cpu, load1, memUsed, memAvailable, memTotal, diskUsed, diskFree, diskTotal, temperature, uptime, containers];
+    for (const gauge of all) gauge.values = [];
+    for (const sample of fleet.latestMetrics()) {
+      const labels = { device: sample.device };
+      const { host } = sample;
+      sampleTime.add(labels, Date.parse(sample.ts) / 1000);
+      cpu.add(labels, host.cpuPercent);
+      load1.add(labels, host.load1);
+      memUsed.add(labels, host.memUsedBytes);
+      memAvailable.add(labels, host.memAvailableBytes);
+      memTotal.add(labels, host.memTotalBytes);
+      for (const disk of host.disks) {
+        const diskLabels = { device: sample.device, disk: disk.name };
+        diskUsed.add(diskLabels, disk.usedBytes);
+        diskFree.add(diskLabels, disk.freeBytes);
+        diskTotal.add(diskLabels, disk.totalBytes);
       }
-    },
-  );
+      if (host.temperatureC !== undefined) temperature.add(labels, host.temperatureC);
+      uptime.add(labels, host.uptimeSeconds);
+      containers.add(labels, sample.containers.length);
+    }
+  });
   const cpu = device('flotilla_device_cpu_percent', 'Host CPU busy, percent of all cores together (0-100).');
   const load1 = device('flotilla_device_load1', 'Host load average over 1 minute.');
   const memUsed = device('flotilla_device_memory_used_bytes', 'Host memory in use.');
   const memAvailable = device('flotilla_device_memory_available_bytes', 'Host memory available to new processes (MemAvailable).');
   const memTotal = device('flotilla_device_memory_total_bytes', 'Host memory installed.');
-  const diskUsed = device('flotilla_device_disk_used_bytes', 'Disk space used.', ['device', 'disk']);
-  const diskFree = device('flotilla_device_disk_free_bytes', 'Disk space free.', ['device', 'disk']);
-  const diskTotal = device('flotilla_device_disk_total_bytes', 'Disk size.', ['device', 'disk']);
+  const diskUsed = device('flotilla_device_disk_used_bytes', 'Disk space used.');
+  const diskFree = device('flotilla_device_disk_free_bytes', 'Disk space free.');
+  const diskTotal = device('flotilla_device_disk_total_bytes', 'Disk size.');
   const temperature = device('flotilla_device_temperature_celsius', 'Hottest thermal zone, where the device has one.');
   const uptime = device('flotilla_device_uptime_seconds', 'Host uptime.');
   const containers = device('flotilla_device_containers', 'Managed containers in the newest sample.');
@@ -196,6 +184,44 @@ export function createPrometheusRegistry(fleet: FleetSources, broker: BrokerSour
   });
 
   return registry;
+}
+
+type Labels = Record<string, string>;
+
+/**
+ * A gauge whose series are replaced wholesale at each scrape, as a list:
+ * prom-client's Gauge hashes and validates the labels on every set(), which
+ * is most of a scrape's cost at thousands of devices. It implements the part
+ * of prom-client's metric interface that Registry reads (name, type, get()).
+ */
+class SeriesGauge {
+  readonly type = 'gauge';
+  values: { labels: Labels; value: number }[] = [];
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    /** Runs at the start of get(): fills this and any gauges registered after it. */
+    private readonly fill?: () => void,
+  ) {}
+
+  add(labels: Labels, value: number): void {
+    this.values.push({ labels, value });
+  }
+
+  async get() {
+    this.fill?.();
+    return { name: this.name, help: this.help, type: this.type, aggregator: 'sum' as const, values: this.values };
+  }
+
+  reset(): void {
+    this.values = [];
+  }
+}
+
+function register(registry: Registry, gauge: SeriesGauge): SeriesGauge {
+  registry.registerMetric(gauge as unknown as Parameters<Registry['registerMetric']>[0]);
+  return gauge;
 }
 
 /**
