@@ -86,7 +86,7 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
       published: (packet, client, done) => {
         const parsed = client ? topics.parse(packet.topic) : undefined;
         if (parsed?.kind !== 'device' || !isTelemetryChannel(parsed.channel)) return done();
-        ingest.accept(parsed.deviceId, parsed.channel, Buffer.from(packet.payload), () => done());
+        ingest.accept(parsed.deviceId, parsed.channel, packet.payload, () => done());
       },
     });
     broker.aedes.on('publish', traffic.onPublish);

@@ -80,7 +80,7 @@ export class TelemetryIngest {
   }
 
   /** Validates and queues one message; `done` is called once it is stored or dropped. */
-  accept(device: string, channel: TelemetryChannel, payload: Buffer, done: () => void): void {
+  accept(device: string, channel: TelemetryChannel, payload: Buffer | string, done: () => void): void {
     if (this.closed) return void done();
     const decoded = decode(SCHEMAS[channel], payload);
     if (!decoded.ok) {
