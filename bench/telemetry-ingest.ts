@@ -305,11 +305,11 @@ async function startFlotilla(dir: string): Promise<Target> {
   }
 
   const db = new Database(join(dataDir, 'telemetry.db'), { readonly: true, fileMustExist: true });
-  const maxId = (table: 'logs' | 'metrics') => db.prepare(`SELECT coalesce(max(id), 0) FROM ${table}`).pluck();
-  const maxLog = maxId('logs');
+  const maxId = (table: 'log_batches' | 'metrics') => db.prepare(`SELECT coalesce(max(id), 0) FROM ${table}`).pluck();
+  const maxLog = maxId('log_batches');
   const maxMetric = maxId('metrics');
-  // Rows are counted once, in id ranges: a log batch is its line n = 0.
-  const newLogs = db.prepare('SELECT count(*) FROM logs WHERE id > ? AND id <= ? AND n = 0 AND device != ?').pluck();
+  // Rows are counted once, in id ranges: one row per message.
+  const newLogs = db.prepare('SELECT count(*) FROM log_batches WHERE id > ? AND id <= ? AND device != ?').pluck();
   const newMetrics = db.prepare('SELECT count(*) FROM metrics WHERE id > ? AND id <= ? AND device != ?').pluck();
   let lastLog = 0;
   let lastMetric = 0;

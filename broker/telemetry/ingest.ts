@@ -3,11 +3,15 @@
  * hook (no second MQTT hop) into the telemetry file.
  *
  * Messages are validated on arrival and queued; the queue is written in one
- * transaction on the next turn of the event loop (a group commit: everything
- * that arrived in one I/O turn costs one commit). Each message's `done` is
- * called after its commit, and Aedes reads no more from that client until
- * then, so devices that publish faster than SQLite stores are slowed down
- * over TCP instead of growing the hub's memory. Followers (`logs -f`) hear of
+ * transaction every `commitIntervalMs`, or at once when `maxBatchMessages`
+ * wait (a group commit). SQLite writes every page a commit dirtied to the
+ * WAL, whole: one commit per event-loop turn, under load, made commits of a
+ * few dozen messages and cost 3× the CPU per message of commits of a
+ * thousand (bench/telemetry/ingest-costs.ts). Beyond a high-water mark of
+ * queued messages, a message's `done` is called only after its commit, and
+ * Aedes reads no more from that client until then, so devices that publish
+ * faster than SQLite stores are slowed down over TCP instead of growing the
+ * hub's memory. Followers (`logs -f`) hear of
  * rows only once they are committed, so what they see is always queryable.
  */
 import { EventEmitter } from 'node:events';
@@ -22,15 +26,15 @@ import {
   Metrics,
   type MetricsSample,
 } from '../../shared/index.js';
-import type { TelemetryStore } from './store.js';
+import { batchRecords, type TelemetryStore } from './store.js';
 
 export const TELEMETRY_CHANNELS = ['logs', 'metrics', 'events'] as const;
 export type TelemetryChannel = (typeof TELEMETRY_CHANNELS)[number];
 
 type Pending =
-  | { channel: 'logs'; device: string; value: LogBatch; receivedMs: number; done: () => void }
-  | { channel: 'metrics'; device: string; value: Metrics; receivedMs: number; done: () => void }
-  | { channel: 'events'; device: string; value: DeviceEvent; receivedMs: number; done: () => void };
+  | { channel: 'logs'; device: string; value: LogBatch; raw: string; receivedMs: number; done: () => void }
+  | { channel: 'metrics'; device: string; value: Metrics; raw: string; receivedMs: number; done: () => void }
+  | { channel: 'events'; device: string; value: DeviceEvent; raw: string; receivedMs: number; done: () => void };
 
 const SCHEMAS = { logs: LogBatch, metrics: Metrics, events: DeviceEvent } as const;
 
@@ -51,11 +55,20 @@ export interface IngestOptions {
   store: TelemetryStore;
   logger: Logger;
   now?: () => number;
+  /** The longest a message waits for its commit (default 10 ms)… */
+  commitIntervalMs?: number;
+  /** …unless this many are waiting (default 5000). */
+  maxBatchMessages?: number;
+  /** Queued messages beyond which publishers wait for the commit (default 20 000). */
+  highWaterMessages?: number;
 }
+
+const noop = () => undefined;
 
 export class TelemetryIngest {
   private queue: Pending[] = [];
-  private scheduled = false;
+  private timer: NodeJS.Timeout | undefined;
+  private timerDelay = Number.POSITIVE_INFINITY;
   private closed = false;
   private readonly now: () => number;
   private readonly log: Logger;
@@ -82,18 +95,22 @@ export class TelemetryIngest {
   /** Validates and queues one message; `done` is called once it is stored or dropped. */
   accept(device: string, channel: TelemetryChannel, payload: Buffer | string, done: () => void): void {
     if (this.closed) return void done();
-    const decoded = decode(SCHEMAS[channel], payload);
+    const raw = typeof payload === 'string' ? payload : payload.toString('utf8');
+    const decoded = decode(SCHEMAS[channel], raw);
     if (!decoded.ok) {
       this.counters.invalid++;
       this.warnInvalid(device, channel, formatIssues(decoded.issues));
       return void done();
     }
-    this.queue.push({ channel, device, value: decoded.value, receivedMs: this.now(), done } as Pending);
+    // Below the high-water mark the publisher goes on at once; above it, it
+    // waits for the commit, so a hub that cannot keep up slows its devices
+    // down over TCP instead of growing its queue.
+    const hold = this.queue.length >= (this.options.highWaterMessages ?? 20_000);
+    this.queue.push({ channel, device, value: decoded.value, raw, receivedMs: this.now(), done: hold ? done : noop } as Pending);
+    if (!hold) done();
     this.counters.queued = this.queue.length;
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => this.flush());
-    }
+    const full = this.queue.length >= (this.options.maxBatchMessages ?? 5000);
+    this.scheduleFlush(full ? 0 : (this.options.commitIntervalMs ?? 50));
   }
 
   onLogs(listener: (records: LogRecord[]) => void): () => void {
@@ -106,7 +123,9 @@ export class TelemetryIngest {
 
   /** Writes everything queued in one transaction, then releases the publishers and tells followers. */
   flush(): void {
-    this.scheduled = false;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerDelay = Number.POSITIVE_INFINITY;
     const batch = this.queue;
     if (batch.length === 0) return;
     this.queue = [];
@@ -114,19 +133,21 @@ export class TelemetryIngest {
     const logs: LogRecord[] = [];
     const events: EventRecord[] = [];
     const { store } = this.options;
+    const following = this.followers.listenerCount('logs') > 0;
     try {
       store.db.transaction(() => {
         for (const item of batch) {
           if (item.channel === 'logs') {
-            const stored = store.insertLogs(item.device, item.value, item.receivedMs);
-            this.count('logs', stored.length > 0);
-            logs.push(...stored);
+            const id = store.insertLogs(item.device, item.value, item.receivedMs, item.raw);
+            this.count('logs', id !== undefined);
+            // Records for followers only when there are some: most of the time there are none.
+            if (id !== undefined && following) logs.push(...batchRecords({ id, device: item.device, batch: item.value }));
           } else if (item.channel === 'events') {
             const stored = store.insertEvent(item.device, item.value, item.receivedMs);
             this.count('events', stored !== undefined);
             if (stored) events.push(stored);
           } else {
-            const stored = store.insertMetrics(item.device, item.value, item.receivedMs);
+            const stored = store.insertMetrics(item.device, item.value, item.receivedMs, item.raw);
             this.count('metrics', stored !== undefined);
             const newest = this.latest.get(item.device);
             if (stored && (!newest || newest.seq < stored.seq)) this.latest.set(item.device, stored);
@@ -148,6 +169,13 @@ export class TelemetryIngest {
     this.flush();
     this.closed = true;
     this.followers.removeAllListeners();
+  }
+
+  private scheduleFlush(delayMs: number): void {
+    if (this.timer && this.timerDelay <= delayMs) return;
+    clearTimeout(this.timer);
+    this.timerDelay = delayMs;
+    this.timer = setTimeout(() => this.flush(), delayMs);
   }
 
   private count(channel: TelemetryChannel, stored: boolean): void {

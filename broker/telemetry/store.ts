@@ -1,13 +1,22 @@
 /**
- * The telemetry file's reads and writes. Writes are single-row prepared
- * statements, batched into one transaction by the ingest (ingest.ts); a row
- * already stored (same device and seq) is ignored, which is how a redelivered
- * QoS 1 message is stored once.
+ * The telemetry file's reads and writes: one row per message (a log batch
+ * keeps its lines as JSON), written in transactions the ingest groups
+ * (ingest.ts). A row already stored (same device and seq) is ignored, which
+ * is how a redelivered QoS 1 message is stored once.
  */
-import type { DeviceEvent, EventRecord, LogBatch, LogRecord, LogStream, Metrics, MetricsSample } from '../../shared/index.js';
+import {
+  type DeviceEvent,
+  type EventRecord,
+  type LogBatch,
+  type LogLine,
+  type LogRecord,
+  MAX_LINES_PER_BATCH,
+  type Metrics,
+  type MetricsSample,
+} from '../../shared/index.js';
 import type { Db } from '../store/db.js';
 
-export const TELEMETRY_TABLES = ['logs', 'metrics', 'events'] as const;
+export const TELEMETRY_TABLES = ['log_batches', 'metrics', 'events'] as const;
 export type TelemetryTable = (typeof TELEMETRY_TABLES)[number];
 
 export interface LogQuery {
@@ -36,16 +45,11 @@ export interface MetricsQuery {
   limit: number;
 }
 
-interface LogRow {
+interface BatchRow {
   id: number;
   device: string;
-  ts: string;
-  app: string;
-  container: string;
-  stream: LogStream;
-  line: string;
-  truncated: number | null;
-  suppressed: number | null;
+  body: string;
+  ts_ms: number;
 }
 
 interface EventRow {
@@ -60,6 +64,8 @@ interface EventRow {
 }
 
 interface MetricsRow {
+  id: number;
+  ts_ms: number;
   device: string;
   seq: number;
   ts: string;
@@ -72,10 +78,9 @@ export class TelemetryStore {
   private readonly insertEventRow;
 
   constructor(readonly db: Db) {
-    this.insertLog = db.prepare(
-      `INSERT OR IGNORE INTO logs (device, seq, n, received_ms, ts, ts_ms, app, container, stream, line, truncated, suppressed)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
+    // The unique indexes' pages are touched at random, one per device per commit: keep them in memory.
+    db.pragma('cache_size = -32768');
+    this.insertLog = db.prepare('INSERT OR IGNORE INTO log_batches (device, seq, received_ms, ts_ms, body) VALUES (?, ?, ?, ?, ?)');
     this.insertMetric = db.prepare('INSERT OR IGNORE INTO metrics (device, seq, received_ms, ts, ts_ms, body) VALUES (?, ?, ?, ?, ?, ?)');
     this.insertEventRow = db.prepare(
       `INSERT OR IGNORE INTO events (device, seq, received_ms, ts, ts_ms, type, app, container, message)
@@ -83,32 +88,20 @@ export class TelemetryStore {
     );
   }
 
-  /** Stores a batch's lines; returns those that were new (none for a redelivered batch). */
-  insertLogs(device: string, batch: LogBatch, receivedMs: number): LogRecord[] {
-    const stored: LogRecord[] = [];
-    batch.lines.forEach((line, n) => {
-      const info = this.insertLog.run(
-        device,
-        batch.seq,
-        n,
-        receivedMs,
-        line.ts,
-        timeMs(line.ts, receivedMs),
-        line.app,
-        line.container,
-        line.stream,
-        line.line,
-        line.truncated ? 1 : null,
-        line.suppressed ?? null,
-      );
-      if (info.changes === 1) stored.push({ id: Number(info.lastInsertRowid), device, ...line });
-    });
-    return stored;
+  /**
+   * Stores a batch, `raw` being the message as received (already validated);
+   * returns its row id, or undefined for a redelivered batch. Line ids are
+   * `rowId × MAX_LINES_PER_BATCH + index` (see `batchRecords`).
+   */
+  insertLogs(device: string, batch: LogBatch, receivedMs: number, raw: string = JSON.stringify(batch)): number | undefined {
+    // Lines come in order: the last one is the newest.
+    const newest = timeMs(batch.lines[batch.lines.length - 1]!.ts, receivedMs);
+    const info = this.insertLog.run(device, batch.seq, receivedMs, newest, raw);
+    return info.changes === 1 ? Number(info.lastInsertRowid) : undefined;
   }
 
-  insertMetrics(device: string, sample: Metrics, receivedMs: number): MetricsSample | undefined {
-    const { seq, ts, ...body } = sample;
-    const info = this.insertMetric.run(device, seq, receivedMs, ts, timeMs(ts, receivedMs), JSON.stringify(body));
+  insertMetrics(device: string, sample: Metrics, receivedMs: number, raw: string = JSON.stringify(sample)): MetricsSample | undefined {
+    const info = this.insertMetric.run(device, sample.seq, receivedMs, sample.ts, timeMs(sample.ts, receivedMs), raw);
     return info.changes === 1 ? { device, ...sample } : undefined;
   }
 
@@ -127,13 +120,66 @@ export class TelemetryStore {
     return info.changes === 1 ? { id: Number(info.lastInsertRowid), device, ...event } : undefined;
   }
 
+  /**
+   * A device's lines. Read newest batch first through the (device, seq)
+   * index and stop as soon as the window is full (`tail`) or the batches are
+   * older than `since`; a follower's `afterId` reads forward by id instead.
+   */
   queryLogs(q: LogQuery): LogRecord[] {
-    const where = ['device = @device'];
-    if (q.app !== undefined) where.push('app = @app');
-    if (q.sinceMs !== undefined) where.push('ts_ms >= @sinceMs');
-    if (q.afterId !== undefined) where.push('id > @afterId');
-    const rows = this.newestFirstOrNot<LogRow>('logs', where, q);
-    return rows.map(logRecord);
+    const keep = (r: LogRecord) =>
+      (q.app === undefined || r.app === q.app) &&
+      (q.sinceMs === undefined || timeMs(r.ts, Number.POSITIVE_INFINITY) >= q.sinceMs) &&
+      (q.afterId === undefined || r.id > q.afterId);
+    if (q.afterId === undefined && q.tail === undefined && q.sinceMs !== undefined) {
+      // The oldest `limit` lines of the window (a follower pages on with afterId):
+      // find where the window starts, then read forward from there.
+      const start = this.firstBatchSince(q.device, q.sinceMs);
+      return start === undefined ? [] : this.logsForward(q.device, start, keep, q.limit);
+    }
+    if (q.afterId !== undefined) {
+      const out = this.logsForward(q.device, Math.floor(q.afterId / MAX_LINES_PER_BATCH), keep, q.limit);
+      return q.tail !== undefined ? out.slice(-q.tail) : out;
+    }
+    // The newest `tail` lines: newest batch first, until there are enough.
+    const want = Math.min(q.tail ?? q.limit, q.limit);
+    const newestFirst: LogRecord[][] = [];
+    let count = 0;
+    for (const row of this.db
+      .prepare<[string], BatchRow>('SELECT id, device, body, ts_ms FROM log_batches WHERE device = ? ORDER BY seq DESC')
+      .iterate(q.device)) {
+      if (q.sinceMs !== undefined && row.ts_ms < q.sinceMs) break;
+      const records = batchRecords(row).filter(keep);
+      newestFirst.push(records);
+      count += records.length;
+      if (count >= want) break;
+    }
+    return newestFirst.reverse().flat().slice(-want);
+  }
+
+  /** Lines from batch `fromBatchId` on, in storage order. `+device`: walk the ids from there, not the device's whole index. */
+  private logsForward(device: string, fromBatchId: number, keep: (r: LogRecord) => boolean, limit: number): LogRecord[] {
+    const out: LogRecord[] = [];
+    for (const row of this.db
+      .prepare<[number, string], BatchRow>('SELECT id, device, body, ts_ms FROM log_batches WHERE id >= ? AND +device = ? ORDER BY id')
+      .iterate(fromBatchId, device)) {
+      for (const record of batchRecords(row)) {
+        if (keep(record)) out.push(record);
+        if (out.length >= limit) return out;
+      }
+    }
+    return out;
+  }
+
+  /** The id of the device's oldest batch whose newest line is at or after `sinceMs` (ids only: nothing is unpacked). */
+  private firstBatchSince(device: string, sinceMs: number): number | undefined {
+    let first: number | undefined;
+    for (const row of this.db
+      .prepare<[string], { id: number; ts_ms: number }>('SELECT id, ts_ms FROM log_batches WHERE device = ? ORDER BY seq DESC')
+      .iterate(device)) {
+      if (row.ts_ms < sinceMs) break;
+      first = row.id;
+    }
+    return first;
   }
 
   queryEvents(q: EventQuery): EventRecord[] {
@@ -145,10 +191,18 @@ export class TelemetryStore {
     return this.newestFirstOrNot<EventRow>('events', where, q).map(eventRecord);
   }
 
+  /** A device's samples, newest first through its (device, seq) index until the window is full; returned oldest first. */
   queryMetrics(q: MetricsQuery): MetricsSample[] {
-    const where = ['device = @device'];
-    if (q.sinceMs !== undefined) where.push('ts_ms >= @sinceMs');
-    return this.newestFirstOrNot<MetricsRow>('metrics', where, q).map(metricsSample);
+    const want = Math.min(q.tail ?? q.limit, q.limit);
+    const rows: MetricsRow[] = [];
+    for (const row of this.db
+      .prepare<[string], MetricsRow>('SELECT id, device, seq, ts, ts_ms, body FROM metrics WHERE device = ? ORDER BY seq DESC')
+      .iterate(q.device)) {
+      if (q.sinceMs !== undefined && row.ts_ms < q.sinceMs) break;
+      rows.push(row);
+      if (rows.length >= want) break;
+    }
+    return rows.reverse().map(metricsSample);
   }
 
   /** The newest stored sample of every device (to seed the hub's in-memory view at start). */
@@ -186,18 +240,13 @@ function timeMs(ts: string, fallback: number): number {
   return Number.isFinite(ms) ? ms : fallback;
 }
 
-function logRecord(row: LogRow): LogRecord {
-  return {
-    id: row.id,
-    device: row.device,
-    app: row.app,
-    container: row.container,
-    stream: row.stream,
-    ts: row.ts,
-    line: row.line,
-    ...(row.truncated ? { truncated: true } : {}),
-    ...(row.suppressed !== null ? { suppressed: row.suppressed } : {}),
-  };
+/** A batch's lines as records; a line's id is its batch's id × MAX_LINES_PER_BATCH + its index. */
+export function batchRecords(
+  row: { id: number; device: string; body: string } | { id: number; device: string; batch: LogBatch },
+): LogRecord[] {
+  const base = row.id * MAX_LINES_PER_BATCH;
+  const lines = 'batch' in row ? row.batch.lines : (JSON.parse(row.body) as LogBatch).lines;
+  return lines.map((line: LogLine, n: number) => ({ id: base + n, device: row.device, ...line }));
 }
 
 function eventRecord(row: EventRow): EventRecord {
@@ -214,5 +263,5 @@ function eventRecord(row: EventRow): EventRecord {
 }
 
 function metricsSample(row: MetricsRow): MetricsSample {
-  return { device: row.device, seq: row.seq, ts: row.ts, ...(JSON.parse(row.body) as Omit<MetricsSample, 'device' | 'seq' | 'ts'>) };
+  return { device: row.device, ...(JSON.parse(row.body) as Metrics) };
 }

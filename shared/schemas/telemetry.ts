@@ -39,7 +39,11 @@ export const LogLine = Type.Object(
 export type LogLine = Static<typeof LogLine>;
 
 /** `…/devices/{id}/logs`: lines of any of the device's apps, oldest first. */
-export const LogBatch = Type.Object({ seq: Seq, lines: Type.Array(LogLine, { minItems: 1 }) }, { additionalProperties: false });
+export const MAX_LINES_PER_BATCH = 65_536;
+export const LogBatch = Type.Object(
+  { seq: Seq, lines: Type.Array(LogLine, { minItems: 1, maxItems: MAX_LINES_PER_BATCH }) },
+  { additionalProperties: false },
+);
 export type LogBatch = Static<typeof LogBatch>;
 
 export const DiskUsage = Type.Object(
