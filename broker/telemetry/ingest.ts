@@ -3,11 +3,14 @@
  * hook (no second MQTT hop) into the telemetry file.
  *
  * Messages are validated on arrival and queued; the queue is written in one
- * transaction every `commitIntervalMs`, or at once when `maxBatchMessages`
- * wait (a group commit). SQLite writes every page a commit dirtied to the
- * WAL, whole: one commit per event-loop turn, under load, made commits of a
- * few dozen messages and cost 3× the CPU per message of commits of a
- * thousand (bench/telemetry/ingest-costs.ts). Beyond a high-water mark of
+ * transaction (a group commit) after `commitIntervalMs`, or at once when
+ * `maxBatchMessages` wait. SQLite writes every page a commit dirtied to the
+ * WAL, whole, and each device dirties a page of each index: under load,
+ * commits of a few dozen messages cost 3× the CPU per message of commits of
+ * a thousand (bench/telemetry/ingest-costs.ts). So the interval adapts: short
+ * (20 ms: followers see lines at once) while commits are small, long (200 ms)
+ * once a commit carries LARGE_COMMIT messages — that took the hub from 15.9k
+ * to 19.3k msg/s in bench/telemetry-ingest.ts. Beyond a high-water mark of
  * queued messages, a message's `done` is called only after its commit, and
  * Aedes reads no more from that client until then, so devices that publish
  * faster than SQLite stores are slowed down over TCP instead of growing the
@@ -55,20 +58,23 @@ export interface IngestOptions {
   store: TelemetryStore;
   logger: Logger;
   now?: () => number;
-  /** The longest a message waits for its commit (default 10 ms)… */
-  commitIntervalMs?: number;
-  /** …unless this many are waiting (default 5000). */
+  /** How long a message waits for its commit: [while commits are small, once they are large] (default [20, 200] ms)… */
+  commitIntervalMs?: readonly [number, number];
+  /** …unless this many are waiting (default 10 000). */
   maxBatchMessages?: number;
   /** Queued messages beyond which publishers wait for the commit (default 20 000). */
   highWaterMessages?: number;
 }
 
 const noop = () => undefined;
+/** Messages in a commit from which the next one waits the long interval. */
+const LARGE_COMMIT = 100;
 
 export class TelemetryIngest {
   private queue: Pending[] = [];
   private timer: NodeJS.Timeout | undefined;
   private timerDelay = Number.POSITIVE_INFINITY;
+  private lastCommitSize = 0;
   private closed = false;
   private readonly now: () => number;
   private readonly log: Logger;
@@ -109,8 +115,9 @@ export class TelemetryIngest {
     this.queue.push({ channel, device, value: decoded.value, raw, receivedMs: this.now(), done: hold ? done : noop } as Pending);
     if (!hold) done();
     this.counters.queued = this.queue.length;
-    const full = this.queue.length >= (this.options.maxBatchMessages ?? 5000);
-    this.scheduleFlush(full ? 0 : (this.options.commitIntervalMs ?? 50));
+    const full = this.queue.length >= (this.options.maxBatchMessages ?? 10000);
+    const [short, long] = this.options.commitIntervalMs ?? [20, 200];
+    this.scheduleFlush(full ? 0 : this.lastCommitSize >= LARGE_COMMIT ? long : short);
   }
 
   onLogs(listener: (records: LogRecord[]) => void): () => void {
@@ -127,6 +134,7 @@ export class TelemetryIngest {
     this.timer = undefined;
     this.timerDelay = Number.POSITIVE_INFINITY;
     const batch = this.queue;
+    this.lastCommitSize = batch.length;
     if (batch.length === 0) return;
     this.queue = [];
     this.counters.queued = 0;

@@ -80,6 +80,9 @@ export class TelemetryStore {
   constructor(readonly db: Db) {
     // The unique indexes' pages are touched at random, one per device per commit: keep them in memory.
     db.pragma('cache_size = -32768');
+    // Checkpoint (copy the WAL into the file, and fsync) every 32 MiB rather than every 4:
+    // a page rewritten by many commits is copied once, and the fsyncs are 8× rarer.
+    db.pragma('wal_autocheckpoint = 8192');
     this.insertLog = db.prepare('INSERT OR IGNORE INTO log_batches (device, seq, received_ms, ts_ms, body) VALUES (?, ?, ?, ?, ?)');
     this.insertMetric = db.prepare('INSERT OR IGNORE INTO metrics (device, seq, received_ms, ts, ts_ms, body) VALUES (?, ?, ?, ?, ?, ?)');
     this.insertEventRow = db.prepare(

@@ -78,7 +78,7 @@ describe('telemetry retention', () => {
   it('keeps ingest committing while a long pass runs', async () => {
     storeLines(150_000, NOW - 30 * DAY, 1);
     // highWaterMessages 0: each publish waits for its commit, so the loop below counts commits.
-    const ingest = new TelemetryIngest({ store, logger, now: () => NOW, highWaterMessages: 0, commitIntervalMs: 0 });
+    const ingest = new TelemetryIngest({ store, logger, now: () => NOW, highWaterMessages: 0, commitIntervalMs: [0, 0] });
     const retention = new Retention({ store, logger, maxAgeMs: 7 * DAY, maxBytes: 1024 ** 3, chunkRows: 2000, now: () => NOW });
 
     let passDone = false;
