@@ -19,6 +19,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { type Hub, startHub } from '../broker/hub.js';
 import type { DeviceView } from '../shared/index.js';
+import { positiveInt } from './int-arg.js';
 import { startFleet } from './sim/fleet.js';
 
 const { values: args } = parseArgs({
@@ -37,15 +38,6 @@ const { values: args } = parseArgs({
 if (args.help) {
   console.log('usage: npx tsx bench/fleet-apply.ts [--devices N] [--pull-delay-ms MS] [--runs R] [--timeout-s S] [--poll-ms MS] [--json]');
   process.exit(0);
-}
-
-function positiveInt(name: string, value: string, min = 1): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) {
-    console.error(`--${name} must be an integer >= ${min} (got ${value})`);
-    process.exit(2);
-  }
-  return n;
 }
 
 const DEVICES = positiveInt('devices', args.devices);

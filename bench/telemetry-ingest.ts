@@ -34,6 +34,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { DEFAULT_TOPIC_ROOT, Topics } from '../shared/index.js';
+import { positiveInt } from './int-arg.js';
 import type { LoadCommand, LoadReply } from './telemetry/load.js';
 import { WireClient } from './telemetry/wire.js';
 
@@ -61,15 +62,6 @@ if (args.help) {
     'usage: npx tsx bench/telemetry-ingest.ts [--devices N] [--window W] [--rates R1,R2,…,max] [--step-s S] [--drain-s S] [--probe-hz HZ] [--targets flotilla,aedes,mosquitto] [--cpu-prof DIR] [--json]',
   );
   process.exit(0);
-}
-
-function positiveInt(name: string, value: string, min = 1): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) {
-    console.error(`--${name} must be an integer >= ${min} (got ${value})`);
-    process.exit(2);
-  }
-  return n;
 }
 
 const DEVICES = positiveInt('devices', args.devices);
