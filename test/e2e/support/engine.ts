@@ -36,5 +36,14 @@ if (engineProblem) {
   );
 }
 
-/** `describe` that runs only where a Docker Engine and the registry are reachable. */
-export const describeDocker = engineProblem ? describe.skip : describe;
+/**
+ * Real pulls, swaps and health gates: a test with several updates takes
+ * 15–20 s on a quiet box and can take twice that on a busy CI machine.
+ */
+const E2E_TEST_TIMEOUT_MS = 90_000;
+
+/** `describe` that runs only where a Docker Engine and the registry are reachable, with e2e-sized test timeouts. */
+export function describeDocker(name: string, body: () => void): void {
+  if (engineProblem) describe.skip(name, body);
+  else describe(name, { timeout: E2E_TEST_TIMEOUT_MS }, body);
+}
