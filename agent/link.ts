@@ -5,7 +5,9 @@
  * The link never blocks the agent: it connects in the background, and the
  * reconcile loop keeps running what it was told while the hub is away. Only
  * the latest state report is kept while offline (state is retained and
- * whole, so older reports are worthless once a newer one exists).
+ * whole, so older reports are worthless once a newer one exists); events wait
+ * in a bounded queue, metrics are skipped. Reconnects back off with full
+ * jitter (reconnect-backoff.ts) over a persistent session.
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
@@ -20,6 +22,14 @@ import {
   type Metrics,
   type Topics,
 } from '../shared/index.js';
+import { type BackoffPolicy, DEFAULT_RECONNECT, reconnectDelay } from './reconnect-backoff.js';
+
+/**
+ * Events published while the hub is away wait here, oldest dropped first
+ * beyond this many (the on-disk outbox is the next step). MQTT.js would
+ * otherwise keep every one in memory without bound.
+ */
+export const MAX_OFFLINE_EVENTS = 1000;
 
 /**
  * Unacknowledged log batches allowed at once. MQTT.js keeps every QoS 1
@@ -37,6 +47,8 @@ export interface LinkOptions {
   onDesired: (desired: DesiredState) => void;
   /** Minimum time between two state publications. */
   stateIntervalMs: number;
+  /** How the link retries the hub (default: 1 s window doubling to 60 s, full jitter). */
+  reconnect?: BackoffPolicy;
 }
 
 export class Link {
@@ -48,6 +60,11 @@ export class Link {
   private flushTimer: NodeJS.Timeout | undefined;
   private wasConnected = false;
   private logBatchesInFlight = 0;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private failedAttempts = 0;
+  private closing = false;
+  private readonly offlineEvents: DeviceEvent[] = [];
+  private offlineEventsDropped = 0;
 
   constructor(private readonly options: LinkOptions) {
     const { topics, deviceId } = options;
@@ -56,10 +73,17 @@ export class Link {
     this.client = mqtt.connect(options.hubUrl, {
       clientId: deviceId,
       protocolVersion: 4,
-      clean: true,
+      // A persistent session: what the broker holds for this device (QoS 1
+      // desired-state updates) waits for it across a dropped link.
+      clean: false,
+      // 30 s keeps a cellular NAT mapping alive (carriers drop idle ones after
+      // 60 s or more) and finds a half-open link within 45 s, for ~300 KB a day.
       keepalive: 30,
       connectTimeout: 10_000,
-      reconnectPeriod: 2_000,
+      // The reconnect loop is ours (scheduleReconnect): backoff with full jitter.
+      reconnectPeriod: 0,
+      // Nothing piles up in MQTT.js while offline: QoS 0 (metrics) is simply not sent.
+      queueQoSZero: false,
       // A dead device must show offline: the broker publishes this when the
       // connection drops without a DISCONNECT [MQTT-3.1.2-8].
       will: { topic: topics.device(deviceId, 'status'), payload: Buffer.from(JSON.stringify(offline)), qos: 1, retain: true },
@@ -69,6 +93,7 @@ export class Link {
       // One line per outage, not one per reconnect attempt.
       if (this.wasConnected) this.log.warn({ hubUrl: options.hubUrl }, 'disconnected from hub; apps keep running, reconnecting');
       this.wasConnected = false;
+      this.scheduleReconnect();
     });
     this.client.on('error', (err) => this.log.warn({ hubUrl: options.hubUrl, err: err.message }, 'hub unreachable; retrying'));
     this.client.on('message', (topic, payload) => this.onMessage(topic, payload));
@@ -89,6 +114,14 @@ export class Link {
    * (a bounded on-disk outbox is future work), so events are best effort today.
    */
   publishEvent(event: DeviceEvent): void {
+    if (!this.client.connected) {
+      this.offlineEvents.push(event);
+      if (this.offlineEvents.length > MAX_OFFLINE_EVENTS) {
+        this.offlineEvents.shift();
+        this.offlineEventsDropped++;
+      }
+      return;
+    }
     this.client.publish(this.options.topics.device(this.options.deviceId, 'events'), JSON.stringify(event), { qos: 1 });
   }
 
@@ -123,6 +156,8 @@ export class Link {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
+    clearTimeout(this.reconnectTimer);
     clearTimeout(this.flushTimer);
     if (this.client.connected) {
       this.flushNow();
@@ -142,9 +177,21 @@ export class Link {
     await this.client.endAsync(!this.client.connected);
   }
 
+  /** The next attempt after a lost or failed connection, at a random point of a window that doubles per failure. */
+  private scheduleReconnect(): void {
+    if (this.closing || this.reconnectTimer) return;
+    const delayMs = reconnectDelay(this.failedAttempts++, this.options.reconnect ?? DEFAULT_RECONNECT);
+    this.log.debug({ delayMs, attempt: this.failedAttempts }, 'reconnecting to hub');
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (!this.closing) this.client.reconnect();
+    }, delayMs);
+  }
+
   private onConnect(): void {
     const { topics, deviceId } = this.options;
     this.wasConnected = true;
+    this.failedAttempts = 0;
     this.log.info({ hubUrl: this.options.hubUrl }, 'connected to hub');
     const status: DeviceStatus = { online: true, at: new Date().toISOString() };
     this.client.publish(topics.device(deviceId, 'status'), JSON.stringify(status), { qos: 1, retain: true });
@@ -154,6 +201,15 @@ export class Link {
     // The hub may have lost what we last reported (broker restart): report again.
     this.lastPublished = '';
     this.scheduleFlush();
+    // What happened while the hub was away, in order.
+    if (this.offlineEventsDropped > 0) {
+      this.log.warn(
+        { dropped: this.offlineEventsDropped, kept: MAX_OFFLINE_EVENTS },
+        'events dropped while the hub was away (oldest first)',
+      );
+      this.offlineEventsDropped = 0;
+    }
+    for (const event of this.offlineEvents.splice(0)) this.publishEvent(event);
   }
 
   private onMessage(topic: string, payload: Buffer): void {
