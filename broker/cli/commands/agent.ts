@@ -5,11 +5,11 @@
 import { hostname } from 'node:os';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { defaultDeviceId } from '../../../agent/config.js';
-import { DEVICE_ID_PATTERN, isDeviceId, parseSize } from '../../../shared/index.js';
+import { DEVICE_ID_PATTERN, isDeviceId } from '../../../shared/index.js';
 import type { CliIO } from '../context.js';
 import { UsageError } from '../errors.js';
 import { parseLabelAssignments } from '../labels.js';
-import { type LogLevel, logLevelOption, parsePositiveDuration, startUntilSignal, topicRootOption } from '../lifecycle.js';
+import { type LogLevel, logLevelOption, parsePositiveDuration, parseSizeArg, startUntilSignal, topicRootOption } from '../lifecycle.js';
 
 interface AgentOptions {
   deviceId?: string;
@@ -46,7 +46,7 @@ export function registerAgent(program: Command, io: CliIO): void {
     .addOption(logLevelOption())
     .addOption(
       new Option('--resync-interval <duration>', 'how often to re-check Docker against the desired state')
-        .argParser(parseResyncInterval)
+        .argParser(durationAtLeast(MIN_RESYNC_MS, `${MIN_RESYNC_MS}ms`))
         .default(10_000, '10s'),
     )
     .addOption(
@@ -58,13 +58,13 @@ export function registerAgent(program: Command, io: CliIO): void {
     .addOption(
       new Option('--disk-reserve <size>', "free space to keep under Docker's data root when pulling (e.g. 256m, 1g)")
         .env('FLOTILLA_DISK_RESERVE')
-        .argParser(parseDiskReserve)
+        .argParser(parseSizeArg)
         .default(256 * 1024 * 1024, '256m'),
     )
     .addOption(
       new Option('--metrics-interval <duration>', 'how often to sample and publish host and container metrics (at least 1s)')
         .env('FLOTILLA_METRICS_INTERVAL')
-        .argParser(parseMetricsInterval)
+        .argParser(durationAtLeast(MIN_METRICS_MS, `${MIN_METRICS_MS / 1000}s`))
         .default(10_000, '10s'),
     )
     .addOption(
@@ -122,16 +122,13 @@ function parseContainerNamePrefix(value: string): string {
   return value;
 }
 
-function parseResyncInterval(value: string): number {
-  const ms = parsePositiveDuration(value);
-  if (ms < MIN_RESYNC_MS) throw new InvalidArgumentError(`must be at least ${MIN_RESYNC_MS}ms.`);
-  return ms;
-}
-
-function parseMetricsInterval(value: string): number {
-  const ms = parsePositiveDuration(value);
-  if (ms < MIN_METRICS_MS) throw new InvalidArgumentError(`must be at least ${MIN_METRICS_MS / 1000}s.`);
-  return ms;
+/** A duration flag the agent's config refuses below `minMs` (written `minText` in the error). */
+function durationAtLeast(minMs: number, minText: string): (value: string) => number {
+  return (value) => {
+    const ms = parsePositiveDuration(value);
+    if (ms < minMs) throw new InvalidArgumentError(`must be at least ${minText}.`);
+    return ms;
+  };
 }
 
 function checkMqttUrl(url: string): void {
@@ -143,14 +140,6 @@ function checkMqttUrl(url: string): void {
   }
   if (!MQTT_PROTOCOLS.includes(protocol)) {
     throw new UsageError(`invalid hub URL "${url}": expected one of ${MQTT_PROTOCOLS.map((p) => `${p}//`).join(', ')}`);
-  }
-}
-
-function parseDiskReserve(value: string): number {
-  try {
-    return parseSize(value);
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
   }
 }
 
@@ -166,12 +155,7 @@ function parseLogRate(value: string): number {
 const MIN_LOG_BUFFER_BYTES = 4096;
 
 function parseLogBuffer(value: string): number {
-  let bytes: number;
-  try {
-    bytes = parseSize(value);
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
-  }
+  const bytes = parseSizeArg(value);
   if (bytes < MIN_LOG_BUFFER_BYTES) throw new InvalidArgumentError(`must be at least ${MIN_LOG_BUFFER_BYTES / 1024}k.`);
   return bytes;
 }
