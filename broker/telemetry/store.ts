@@ -4,6 +4,8 @@
  * (ingest.ts). A row already stored (same device and seq) is ignored, which
  * is how a redelivered QoS 1 message is stored once.
  */
+
+import type { Statement } from 'better-sqlite3';
 import {
   type DeviceEvent,
   type EventRecord,
@@ -64,11 +66,8 @@ interface EventRow {
 }
 
 interface MetricsRow {
-  id: number;
-  ts_ms: number;
   device: string;
-  seq: number;
-  ts: string;
+  ts_ms: number;
   body: string;
 }
 
@@ -76,6 +75,14 @@ export class TelemetryStore {
   private readonly insertLog;
   private readonly insertMetric;
   private readonly insertEventRow;
+  /** A device's batches, newest first (its seq only grows). */
+  private readonly newestBatches: Statement<[string], BatchRow>;
+  /** A device's batches from an id on, in storage order. `+device`: walk the ids from there, not the device's whole index. */
+  private readonly batchesFrom: Statement<[number, string], BatchRow>;
+  /** The same order, without the bodies: finding where a long window starts reads no text. */
+  private readonly newestBatchTimes: Statement<[string], { id: number; ts_ms: number }>;
+  private readonly newestSamples: Statement<[string], MetricsRow>;
+  private readonly newestSamplePerDevice: Statement<[], MetricsRow>;
 
   constructor(readonly db: Db) {
     // The unique indexes' pages are touched at random, one per device per commit: keep them in memory.
@@ -88,6 +95,13 @@ export class TelemetryStore {
     this.insertEventRow = db.prepare(
       `INSERT OR IGNORE INTO events (device, seq, received_ms, ts, ts_ms, type, app, container, message)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.newestBatches = db.prepare('SELECT id, device, body, ts_ms FROM log_batches WHERE device = ? ORDER BY seq DESC');
+    this.newestBatchTimes = db.prepare('SELECT id, ts_ms FROM log_batches WHERE device = ? ORDER BY seq DESC');
+    this.batchesFrom = db.prepare('SELECT id, device, body, ts_ms FROM log_batches WHERE id >= ? AND +device = ? ORDER BY id');
+    this.newestSamples = db.prepare('SELECT device, ts_ms, body FROM metrics WHERE device = ? ORDER BY seq DESC');
+    this.newestSamplePerDevice = db.prepare(
+      'SELECT device, ts_ms, body FROM metrics WHERE id IN (SELECT MAX(id) FROM metrics GROUP BY device)',
     );
   }
 
@@ -147,9 +161,7 @@ export class TelemetryStore {
     const want = Math.min(q.tail ?? q.limit, q.limit);
     const newestFirst: LogRecord[][] = [];
     let count = 0;
-    for (const row of this.db
-      .prepare<[string], BatchRow>('SELECT id, device, body, ts_ms FROM log_batches WHERE device = ? ORDER BY seq DESC')
-      .iterate(q.device)) {
+    for (const row of this.newestBatches.iterate(q.device)) {
       if (q.sinceMs !== undefined && row.ts_ms < q.sinceMs) break;
       const records = batchRecords(row).filter(keep);
       newestFirst.push(records);
@@ -159,12 +171,10 @@ export class TelemetryStore {
     return newestFirst.reverse().flat().slice(-want);
   }
 
-  /** Lines from batch `fromBatchId` on, in storage order. `+device`: walk the ids from there, not the device's whole index. */
+  /** Lines from batch `fromBatchId` on, in storage order. */
   private logsForward(device: string, fromBatchId: number, keep: (r: LogRecord) => boolean, limit: number): LogRecord[] {
     const out: LogRecord[] = [];
-    for (const row of this.db
-      .prepare<[number, string], BatchRow>('SELECT id, device, body, ts_ms FROM log_batches WHERE id >= ? AND +device = ? ORDER BY id')
-      .iterate(fromBatchId, device)) {
+    for (const row of this.batchesFrom.iterate(fromBatchId, device)) {
       for (const record of batchRecords(row)) {
         if (keep(record)) out.push(record);
         if (out.length >= limit) return out;
@@ -173,12 +183,10 @@ export class TelemetryStore {
     return out;
   }
 
-  /** The id of the device's oldest batch whose newest line is at or after `sinceMs` (ids only: nothing is unpacked). */
+  /** The id of the device's oldest batch whose newest line is at or after `sinceMs` (ids only: nothing is read or unpacked). */
   private firstBatchSince(device: string, sinceMs: number): number | undefined {
     let first: number | undefined;
-    for (const row of this.db
-      .prepare<[string], { id: number; ts_ms: number }>('SELECT id, ts_ms FROM log_batches WHERE device = ? ORDER BY seq DESC')
-      .iterate(device)) {
+    for (const row of this.newestBatchTimes.iterate(device)) {
       if (row.ts_ms < sinceMs) break;
       first = row.id;
     }
@@ -198,9 +206,7 @@ export class TelemetryStore {
   queryMetrics(q: MetricsQuery): MetricsSample[] {
     const want = Math.min(q.tail ?? q.limit, q.limit);
     const rows: MetricsRow[] = [];
-    for (const row of this.db
-      .prepare<[string], MetricsRow>('SELECT id, device, seq, ts, ts_ms, body FROM metrics WHERE device = ? ORDER BY seq DESC')
-      .iterate(q.device)) {
+    for (const row of this.newestSamples.iterate(q.device)) {
       if (q.sinceMs !== undefined && row.ts_ms < q.sinceMs) break;
       rows.push(row);
       if (rows.length >= want) break;
@@ -210,10 +216,7 @@ export class TelemetryStore {
 
   /** The newest stored sample of every device (to seed the hub's in-memory view at start). */
   latestMetrics(): MetricsSample[] {
-    return this.db
-      .prepare<[], MetricsRow>('SELECT device, seq, ts, body FROM metrics WHERE id IN (SELECT MAX(id) FROM metrics GROUP BY device)')
-      .all()
-      .map(metricsSample);
+    return this.newestSamplePerDevice.all().map(metricsSample);
   }
 
   /**
