@@ -88,6 +88,20 @@ describe('exit codes of commander itself', () => {
     expect(bad.code).toBe(EXIT_INVALID_INPUT);
     expect(bad.stderr).toContain("option '--http-port <port>' argument '70000' is invalid");
   });
+
+  it("refuses the agent's duration and size flags below their minimums, naming the minimum", async () => {
+    for (const [args, message] of [
+      [['--resync-interval', '50ms'], "'50ms' is invalid. must be at least 100ms."],
+      [['--metrics-interval', '500ms'], "'500ms' is invalid. must be at least 1s."],
+      [['--disk-reserve', 'lots'], 'invalid size "lots"'],
+      [['--log-buffer', '1k'], "'1k' is invalid. must be at least 4k."],
+      [['--log-rate', '0'], 'at least 1'],
+    ] as const) {
+      const result = await cli(['agent', ...args]);
+      expect(result.code, args.join(' ')).toBe(EXIT_INVALID_INPUT);
+      expect(result.stderr, args.join(' ')).toContain(message);
+    }
+  });
 });
 
 describe('apply', () => {
