@@ -13,8 +13,11 @@ export interface BrokerOptions {
   mqttPort: number;
   wsPort: number;
   logger: Logger;
-  /** Who may connect, publish and subscribe (broker/mqtt/access.ts), and the per-delivery hook traffic counting uses. */
-  hooks?: Pick<AedesOptions, 'authenticate' | 'authorizePublish' | 'authorizeSubscribe' | 'authorizeForward'>;
+  /**
+   * Who may connect, publish and subscribe (broker/mqtt/access.ts), the
+   * per-delivery hook traffic counting uses, and connection admission.
+   */
+  hooks?: Pick<AedesOptions, 'preConnect' | 'authenticate' | 'authorizePublish' | 'authorizeSubscribe' | 'authorizeForward'>;
   /**
    * Sees every message the broker accepted, in process (telemetry ingest
    * reads logs, metrics and events here, without a second MQTT hop). The
