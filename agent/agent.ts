@@ -2,14 +2,16 @@
  * The device agent: wires the MQTT link, the local store, the Docker runtime
  * and the reconcile loop. `startAgent({})` runs on the defaults.
  */
+import { join } from 'node:path';
 import Dockerode from 'dockerode';
 import type { Logger } from 'pino';
 import { createLogger } from '../broker/logger.js';
-import { type DesiredState, type DeviceState, Topics } from '../shared/index.js';
+import { type DesiredState, type DeviceEvent, type DeviceState, Topics } from '../shared/index.js';
 import { type AgentConfig, resolveAgentConfig } from './config.js';
 import { dockerArch, hostFacts } from './host.js';
 import { Link } from './link.js';
 import { LocalStore } from './local-store.js';
+import { IN_MEMORY } from './outbox/outbox-file.js';
 import { type ObservedState, Reconciler } from './reconcile/reconciler.js';
 import { Records } from './reconcile/records.js';
 import { DockerRuntime } from './runtime/docker-runtime.js';
@@ -62,6 +64,9 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
     link?.publishState(state);
   };
 
+  const publishEvent = (event: Omit<DeviceEvent, 'seq' | 'ts'>) =>
+    link?.publishEvent({ seq: store.nextEventSeq(), ts: new Date().toISOString(), ...event });
+
   const reconciler = new Reconciler({
     runtime,
     records: new Records(store.loadRecords(), (records) => store.saveRecords(records)),
@@ -71,7 +76,7 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
     onState: report,
     stopTimeoutSeconds: config.stopTimeoutSeconds,
     diskReserveBytes: config.diskReserveBytes,
-    onEvent: (event) => link?.publishEvent({ seq: store.nextEventSeq(), ts: new Date().toISOString(), ...event }),
+    onEvent: (event) => publishEvent(event),
   });
 
   const restored = store.loadDesired();
@@ -91,7 +96,22 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
     store.saveDesired(desired);
     logger.info({ revision: desired.revision, apps: desired.apps.map((a) => `${a.name}@${a.revision}`) }, 'new desired state');
   };
-  link = new Link({ hubUrl: config.hubUrl, deviceId: config.deviceId, topics, logger, onDesired, stateIntervalMs: config.stateIntervalMs });
+  link = new Link({
+    hubUrl: config.hubUrl,
+    deviceId: config.deviceId,
+    topics,
+    logger,
+    onDesired,
+    stateIntervalMs: config.stateIntervalMs,
+    keepaliveSeconds: config.keepaliveSeconds,
+    uplinkBytesPerSecond: config.uplinkBytesPerSecond,
+    outbox: {
+      path: outboxPath(config),
+      maxBytes: config.outboxMaxBytes,
+      ttlMs: config.outboxTtlMs,
+    },
+    onOutboxDrops: (summary) => publishEvent({ type: 'outbox-dropped', message: summary }),
+  });
 
   const logs = new LogCollector({
     runtime,
@@ -163,4 +183,10 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
       store.close();
     },
   };
+}
+
+/** `memory` keeps the outbox in RAM; the default is a file beside the agent's own. */
+function outboxPath(config: AgentConfig): string {
+  if (config.outboxPath === 'memory') return IN_MEMORY;
+  return config.outboxPath ?? join(config.dataDir, 'outbox.db');
 }

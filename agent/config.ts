@@ -37,6 +37,27 @@ export const AgentConfig = Type.Object(
     logRateLinesPerSecond: Type.Integer({ minimum: 1 }),
     /** All apps' unsent lines together stay under this; beyond it lines are dropped and counted. */
     logBufferBytes: Type.Integer({ minimum: 4096 }),
+    /**
+     * Where undelivered events, logs and metrics wait: a SQLite file (default
+     * `<dataDir>/outbox.db`; on tmpfs such as /dev/shm it spares the SD card
+     * and survives agent restarts, not reboots), or `memory`.
+     */
+    outboxPath: Type.Optional(Type.String({ minLength: 1 })),
+    /** The outbox's cap; beyond it the lowest-priority oldest messages are dropped and reported. */
+    outboxMaxBytes: Type.Integer({ minimum: 64 * 1024 }),
+    /** How long each class is worth delivering late (outbox/classes.ts has the defaults). */
+    outboxTtlMs: Type.Object(
+      {
+        events: Type.Optional(Type.Integer({ minimum: 1000 })),
+        logs: Type.Optional(Type.Integer({ minimum: 1000 })),
+        metrics: Type.Optional(Type.Integer({ minimum: 1000 })),
+      },
+      { additionalProperties: false },
+    ),
+    /** Bytes per second the outbox may send (0 = unlimited), so a backlog does not flood a small link. */
+    uplinkBytesPerSecond: Type.Integer({ minimum: 0 }),
+    /** MQTT keepalive: a dead link is noticed after 1.5 times this. */
+    keepaliveSeconds: Type.Integer({ minimum: 1, maximum: 65535 }),
   },
   { additionalProperties: false },
 );
@@ -71,6 +92,13 @@ export function resolveAgentConfig(overrides: Partial<Record<keyof AgentConfig, 
     logLineMaxBytes: 16 * 1024,
     logRateLinesPerSecond: 200,
     logBufferBytes: 1024 * 1024,
+    outboxMaxBytes: 64 * 1024 * 1024,
+    outboxTtlMs: {},
+    // 256 KiB/s (2 Mbit/s) is well within 4G uplinks and leaves room on 3G.
+    uplinkBytesPerSecond: 256 * 1024,
+    // 30 s keeps a cellular NAT mapping alive (carriers drop idle ones after
+    // 60 s or more) and finds a half-open link within 45 s, for ~300 KB a day.
+    keepaliveSeconds: 30,
   };
   const merged = { ...defaults, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
   const result = validate(AgentConfig, merged);

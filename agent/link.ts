@@ -1,13 +1,24 @@
 /**
  * The agent's MQTT link to the hub: online status with a will, the retained
- * desired state in, the retained reported state out.
+ * desired state in, the retained reported state out, and telemetry through
+ * the outbox.
  *
  * The link never blocks the agent: it connects in the background, and the
- * reconcile loop keeps running what it was told while the hub is away. Only
- * the latest state report is kept while offline (state is retained and
- * whole, so older reports are worthless once a newer one exists); events wait
- * in a bounded queue, metrics are skipped. Reconnects back off with full
- * jitter (reconnect-backoff.ts) over a persistent session.
+ * reconcile loop keeps running what it was told while the hub is away.
+ * - State: only the latest report is kept (it is retained and whole, so older
+ *   reports are worthless once a newer one exists).
+ * - Events and log batches always go through the outbox (outbox/outbox.ts),
+ *   which holds them until the hub acknowledges them, across outages and
+ *   agent restarts; metric samples go through it only while the link is
+ *   down (live ones are QoS 0: the next sample supersedes a lost one).
+ * - The outbox is drained in priority order with at most MAX_IN_FLIGHT
+ *   unacknowledged messages and paced to `uplinkBytesPerSecond`.
+ * - Reconnects back off with full jitter (reconnect-backoff.ts) over a
+ *   persistent session. MQTT.js's own buffering is off: it would keep QoS 0
+ *   messages offline without bound, and its `reconnect()` replaces its QoS 1
+ *   store, silently losing what was in flight. So on every lost connection
+ *   the link takes back what was in flight and sends it again after the
+ *   reconnect; the hub drops the copies it already has by their `seq`.
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
@@ -22,22 +33,21 @@ import {
   type Metrics,
   type Topics,
 } from '../shared/index.js';
+import type { OutboxClass } from './outbox/classes.js';
+import { describeDrops } from './outbox/drop-report.js';
+import { Outbox, type OutboxOptions, type OutboxStats } from './outbox/outbox.js';
+import { IN_MEMORY } from './outbox/outbox-file.js';
+import { BytePacer } from './outbox/pacer.js';
 import { type BackoffPolicy, DEFAULT_RECONNECT, reconnectDelay } from './reconnect-backoff.js';
 
 /**
- * Events published while the hub is away wait here, oldest dropped first
- * beyond this many (the on-disk outbox is the next step). MQTT.js would
- * otherwise keep every one in memory without bound.
+ * Outbox messages sent and not yet acknowledged, at most. MQTT.js keeps each
+ * in memory until its PUBACK; the rest wait in the outbox, which is bounded.
  */
-export const MAX_OFFLINE_EVENTS = 1000;
+export const MAX_IN_FLIGHT = 8;
 
-/**
- * Unacknowledged log batches allowed at once. MQTT.js keeps every QoS 1
- * publish in memory until its PUBACK, so without a cap a slow hub would grow
- * the agent's memory; with it, the log pipeline's own bounded buffer absorbs
- * the wait and drops (and counts) when full.
- */
-export const MAX_LOG_BATCHES_IN_FLIGHT = 8;
+/** Drops are reported (a warning and an `outbox-dropped` event) at most this often. */
+export const DROP_REPORT_INTERVAL_MS = 60_000;
 
 export interface LinkOptions {
   hubUrl: string;
@@ -49,6 +59,14 @@ export interface LinkOptions {
   stateIntervalMs: number;
   /** How the link retries the hub (default: 1 s window doubling to 60 s, full jitter). */
   reconnect?: BackoffPolicy;
+  /** MQTT keepalive in seconds (default 30). */
+  keepaliveSeconds?: number;
+  /** Where undelivered telemetry waits (default: in memory, 16 MiB). */
+  outbox?: Omit<OutboxOptions, 'onDrop'>;
+  /** What the outbox may send per second (0 = unlimited; default 0). */
+  uplinkBytesPerSecond?: number;
+  /** Told, at most once per DROP_REPORT_INTERVAL_MS, what the outbox dropped (the agent makes it an event). */
+  onOutboxDrops?: (summary: string) => void;
 }
 
 export class Link {
@@ -59,16 +77,23 @@ export class Link {
   private lastPublishedAt = 0;
   private flushTimer: NodeJS.Timeout | undefined;
   private wasConnected = false;
-  private logBatchesInFlight = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private failedAttempts = 0;
   private closing = false;
-  private readonly offlineEvents: DeviceEvent[] = [];
-  private offlineEventsDropped = 0;
+  private readonly outbox: Outbox;
+  private readonly pacer: BytePacer;
+  private inFlight = 0;
+  /** Bumped on every lost connection: acks of an older connection are stale (their messages were taken back). */
+  private connection = 0;
+  private pumpTimer: NodeJS.Timeout | undefined;
+  private lastDropReport = Number.NEGATIVE_INFINITY;
+  private dropReportTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: LinkOptions) {
     const { topics, deviceId } = options;
     this.log = options.logger.child({ component: 'link' });
+    this.outbox = new Outbox({ path: IN_MEMORY, maxBytes: 16 * 1024 * 1024, ...options.outbox, onDrop: () => this.reportDrops() });
+    this.pacer = new BytePacer(options.uplinkBytesPerSecond ?? 0);
     const offline: DeviceStatus = { online: false, at: new Date().toISOString() };
     this.client = mqtt.connect(options.hubUrl, {
       clientId: deviceId,
@@ -76,13 +101,12 @@ export class Link {
       // A persistent session: what the broker holds for this device (QoS 1
       // desired-state updates) waits for it across a dropped link.
       clean: false,
-      // 30 s keeps a cellular NAT mapping alive (carriers drop idle ones after
-      // 60 s or more) and finds a half-open link within 45 s, for ~300 KB a day.
-      keepalive: 30,
+      // See AgentConfig.keepaliveSeconds for the default's reasons.
+      keepalive: options.keepaliveSeconds ?? 30,
       connectTimeout: 10_000,
       // The reconnect loop is ours (scheduleReconnect): backoff with full jitter.
       reconnectPeriod: 0,
-      // Nothing piles up in MQTT.js while offline: QoS 0 (metrics) is simply not sent.
+      // Nothing piles up in MQTT.js while offline: the outbox holds what matters.
       queueQoSZero: false,
       // A dead device must show offline: the broker publishes this when the
       // connection drops without a DISCONNECT [MQTT-3.1.2-8].
@@ -93,6 +117,7 @@ export class Link {
       // One line per outage, not one per reconnect attempt.
       if (this.wasConnected) this.log.warn({ hubUrl: options.hubUrl }, 'disconnected from hub; apps keep running, reconnecting');
       this.wasConnected = false;
+      this.takeBackInFlight();
       this.scheduleReconnect();
     });
     this.client.on('error', (err) => this.log.warn({ hubUrl: options.hubUrl, err: err.message }, 'hub unreachable; retrying'));
@@ -109,56 +134,59 @@ export class Link {
     this.scheduleFlush();
   }
 
-  /**
-   * Publishes an event at QoS 1. While offline, MQTT.js holds it in memory
-   * (a bounded on-disk outbox is future work), so events are best effort today.
-   */
+  /** Queues an event in the outbox: delivered once the hub has it, across outages and restarts, unless dropped (and reported). */
   publishEvent(event: DeviceEvent): void {
-    if (!this.client.connected) {
-      this.offlineEvents.push(event);
-      if (this.offlineEvents.length > MAX_OFFLINE_EVENTS) {
-        this.offlineEvents.shift();
-        this.offlineEventsDropped++;
-      }
-      return;
-    }
-    this.client.publish(this.options.topics.device(this.options.deviceId, 'events'), JSON.stringify(event), { qos: 1 });
+    this.enqueue('events', event);
   }
 
-  /** Whether `publishLogs` would take a batch now. */
+  /** The outbox takes every batch (it is bounded in bytes and drops what it must, counted). */
   get canSendLogs(): boolean {
-    return this.client.connected && this.logBatchesInFlight < MAX_LOG_BATCHES_IN_FLIGHT;
+    return !this.closing;
   }
 
-  /**
-   * Publishes a log batch at QoS 1. Returns false, sending nothing, when the
-   * link is down or too many batches await their acknowledgement: the caller
-   * keeps (or drops and counts) the lines. Until the outbox exists, nothing
-   * is stored for a link that is down.
-   */
+  /** Queues a log batch in the outbox; false only once the link is closing. */
   publishLogs(batch: LogBatch): boolean {
-    if (!this.canSendLogs) return false;
-    this.logBatchesInFlight++;
-    this.client.publish(this.options.topics.device(this.options.deviceId, 'logs'), JSON.stringify(batch), { qos: 1 }, () => {
-      this.logBatchesInFlight--;
-    });
+    if (this.closing) return false;
+    this.enqueue('logs', batch);
     return true;
   }
 
   /**
-   * Publishes a metric sample at QoS 0: the next one supersedes it, so a lost
-   * sample is a gap in a graph, not lost information. Returns false when down.
+   * A metric sample goes out at once at QoS 0 while the link is up and no
+   * older samples wait (a lost one is a gap in a graph); otherwise it waits
+   * in the outbox, at the lowest priority, and goes at QoS 1 from there.
    */
   publishMetrics(sample: Metrics): boolean {
-    if (!this.client.connected) return false;
-    this.client.publish(this.options.topics.device(this.options.deviceId, 'metrics'), JSON.stringify(sample), { qos: 0 });
+    if (this.closing) return false;
+    if (this.client.connected && this.outbox.pending('metrics') === 0) {
+      this.client.publish(this.options.topics.device(this.options.deviceId, 'metrics'), JSON.stringify(sample), { qos: 0 });
+      return true;
+    }
+    this.enqueue('metrics', sample);
     return true;
+  }
+
+  /** What the outbox holds now, and has dropped since the start. */
+  get outboxStats(): OutboxStats {
+    return this.outbox.stats;
   }
 
   async close(): Promise<void> {
+    if (this.closing) return;
     this.closing = true;
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.flushTimer);
+    clearTimeout(this.pumpTimer);
+    clearTimeout(this.dropReportTimer);
+    try {
+      await this.closeClient();
+    } finally {
+      // Whatever is unacknowledged stays in the outbox file for the next start.
+      this.outbox.close();
+    }
+  }
+
+  private async closeClient(): Promise<void> {
     if (this.client.connected) {
       this.flushNow();
       const status: DeviceStatus = { online: false, at: new Date().toISOString() };
@@ -201,15 +229,71 @@ export class Link {
     // The hub may have lost what we last reported (broker restart): report again.
     this.lastPublished = '';
     this.scheduleFlush();
-    // What happened while the hub was away, in order.
-    if (this.offlineEventsDropped > 0) {
-      this.log.warn(
-        { dropped: this.offlineEventsDropped, kept: MAX_OFFLINE_EVENTS },
-        'events dropped while the hub was away (oldest first)',
-      );
-      this.offlineEventsDropped = 0;
+    // What waited while the hub was away, by priority and age.
+    this.pump();
+  }
+
+  private enqueue(cls: OutboxClass, message: object): void {
+    this.outbox.push(cls, Buffer.from(JSON.stringify(message)));
+    this.pump();
+  }
+
+  /** Sends from the outbox while the link is up, the window has room and the pacer allows. */
+  private pump(): void {
+    if (this.pumpTimer || !this.client.connected || this.closing) return;
+    while (this.inFlight < MAX_IN_FLIGHT) {
+      const message = this.outbox.next();
+      if (!message) return;
+      const waitMs = this.pacer.tryTake(message.payload.length);
+      if (waitMs > 0) {
+        this.pumpTimer = setTimeout(() => {
+          this.pumpTimer = undefined;
+          this.pump();
+        }, waitMs);
+        return;
+      }
+      this.outbox.take(message);
+      this.inFlight++;
+      const connection = this.connection;
+      const topic = this.options.topics.device(this.options.deviceId, message.cls);
+      this.client.publish(topic, message.payload, { qos: 1 }, (err) => {
+        // A lost connection took its messages back already (takeBackInFlight).
+        if (connection !== this.connection) return;
+        this.inFlight--;
+        if (err) this.outbox.release(message);
+        else this.outbox.ack(message);
+        this.pump();
+      });
     }
-    for (const event of this.offlineEvents.splice(0)) this.publishEvent(event);
+  }
+
+  /** The connection is gone and with it every PUBACK still to come: offer its messages again. */
+  private takeBackInFlight(): void {
+    this.connection++;
+    this.inFlight = 0;
+    clearTimeout(this.pumpTimer);
+    this.pumpTimer = undefined;
+    this.outbox.releaseAll();
+  }
+
+  /** Logs and reports the outbox's drops, at most once per DROP_REPORT_INTERVAL_MS. */
+  private reportDrops(): void {
+    if (this.dropReportTimer || this.closing) return;
+    const waitMs = this.lastDropReport + DROP_REPORT_INTERVAL_MS - Date.now();
+    if (waitMs > 0) {
+      this.dropReportTimer = setTimeout(() => {
+        this.dropReportTimer = undefined;
+        this.reportDrops();
+      }, waitMs);
+      this.dropReportTimer.unref();
+      return;
+    }
+    const drops = this.outbox.takeDrops();
+    if (!drops) return;
+    this.lastDropReport = Date.now();
+    const summary = describeDrops(drops);
+    this.log.warn({ drops, outbox: this.outbox.stats }, summary);
+    this.options.onOutboxDrops?.(summary);
   }
 
   private onMessage(topic: string, payload: Buffer): void {
