@@ -160,6 +160,7 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
     nextSeq: () => telemetrySeq.next(),
     logger: logger.child({ component: 'metrics' }),
     logLinesDropped: () => logs.droppedLines,
+    outbox: () => link?.outboxStats ?? { messages: 0, bytes: 0, dropped: 0 },
   });
   metrics.start();
   reconciler.trigger();

@@ -36,7 +36,8 @@ export class OutboxFile {
   private readonly insertRow;
   private readonly deleteRow;
   private readonly pageRows;
-  private readonly dropOldestRows;
+  private readonly oldestRows;
+  private readonly deleteRows;
   private readonly expireRows;
   private readonly writeBatch;
 
@@ -62,9 +63,10 @@ export class OutboxFile {
     this.pageRows = this.db.prepare<[number, number, number], { id: number; created_at: number; payload: Buffer }>(
       'SELECT id, created_at, payload FROM outbox WHERE cls = ? AND id > ? ORDER BY id LIMIT ?',
     );
-    this.dropOldestRows = this.db.prepare<[number, number], RemovedRow>(
-      'DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE cls = ? ORDER BY id LIMIT ?) RETURNING id, bytes',
-    );
+    this.oldestRows = this.db.prepare<[number, number], RemovedRow>('SELECT id, bytes FROM outbox WHERE cls = ? ORDER BY id LIMIT ?');
+    this.deleteRows = this.db.transaction((ids: readonly number[]) => {
+      for (const id of ids) this.deleteRow.run(id);
+    });
     this.expireRows = this.db.prepare<[number, number], RemovedRow>(
       'DELETE FROM outbox WHERE cls = ? AND created_at < ? RETURNING id, bytes',
     );
@@ -103,8 +105,17 @@ export class OutboxFile {
     return this.writeBatch(inserts, deletes);
   }
 
-  dropOldest(cls: OutboxClass, limit: number): RemovedRow[] {
-    return this.dropOldestRows.all(classIndex(cls), limit);
+  /** Deletes the oldest rows of a class until at least `bytes` are freed (or the class is empty). */
+  dropOldest(cls: OutboxClass, bytes: number): RemovedRow[] {
+    const removed: RemovedRow[] = [];
+    let freed = 0;
+    for (const row of this.oldestRows.all(classIndex(cls), 256)) {
+      if (freed >= bytes) break;
+      removed.push(row);
+      freed += row.bytes;
+    }
+    this.deleteRows(removed.map((r) => r.id));
+    return removed;
   }
 
   expire(cls: OutboxClass, createdBefore: number): RemovedRow[] {

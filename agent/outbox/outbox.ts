@@ -66,7 +66,6 @@ export interface OutboxOptions {
 }
 
 const PAGE = 32;
-const DROP_CHUNK = 16;
 
 interface ClassFile {
   /** Rows in the file (in flight or not, not yet acknowledged). */
@@ -270,7 +269,7 @@ export class Outbox {
       if (!cls) break;
       if (this.files[cls].rows > 0) {
         if (this.pendingDeletes.length > 0) this.write(false);
-        this.forgetRows(cls, this.file.dropOldest(cls, DROP_CHUNK), 'full');
+        this.forgetRows(cls, this.file.dropOldest(cls, this.stats.bytes - this.options.maxBytes), 'full');
       } else {
         const list = this.memory[cls];
         const at = list.findIndex((m) => !m.inFlight);

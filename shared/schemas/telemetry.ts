@@ -116,6 +116,8 @@ export const AgentMetrics = Type.Object(
     cpuPercent: Percent,
     /** Log lines dropped (rate limit, buffer full, or link down) since the agent started. */
     logLinesDropped: Count,
+    /** What waits in the outbox for the hub, and what it dropped (full or expired) since the agent started. */
+    outbox: Type.Optional(Type.Object({ messages: Count, bytes: Bytes, dropped: Count }, { additionalProperties: false })),
   },
   { additionalProperties: false },
 );

@@ -96,6 +96,10 @@ describe('exit codes of commander itself', () => {
       [['--disk-reserve', 'lots'], 'invalid size "lots"'],
       [['--log-buffer', '1k'], "'1k' is invalid. must be at least 4k."],
       [['--log-rate', '0'], 'at least 1'],
+      [['--outbox-max-size', '1k'], "'1k' is invalid. must be at least 64k."],
+      [['--outbox-ttl', 'state=1h'], 'with CLASS one of events, logs, metrics'],
+      [['--outbox-ttl', 'logs=0.1s'], 'must be at least 1s.'],
+      [['--keepalive', '0.5s'], 'must be at least 1s.'],
     ] as const) {
       const result = await cli(['agent', ...args]);
       expect(result.code, args.join(' ')).toBe(EXIT_INVALID_INPUT);

@@ -11,7 +11,10 @@ export class AgentSampler {
   private previousCpu = process.cpuUsage();
   private previousAt = process.hrtime.bigint();
 
-  constructor(private readonly logLinesDropped: () => number = () => 0) {}
+  constructor(
+    private readonly logLinesDropped: () => number = () => 0,
+    private readonly outbox?: () => NonNullable<AgentMetrics['outbox']>,
+  ) {}
 
   sample(cpuCount: number): AgentMetrics {
     const cpu = process.cpuUsage(this.previousCpu);
@@ -20,6 +23,8 @@ export class AgentSampler {
     this.previousCpu = process.cpuUsage();
     this.previousAt = at;
     // memoryUsage.rss() reads one number; memoryUsage() would also walk the V8 heap spaces.
-    return { rssBytes: process.memoryUsage.rss(), cpuPercent, logLinesDropped: this.logLinesDropped() };
+    const sample: AgentMetrics = { rssBytes: process.memoryUsage.rss(), cpuPercent, logLinesDropped: this.logLinesDropped() };
+    if (this.outbox) sample.outbox = this.outbox();
+    return sample;
   }
 }

@@ -17,7 +17,7 @@
  * ~6 reads under /proc, one statfs per disk, the thermal zones, and per
  * container one list+inspect (listManaged) plus ~7 cgroup/proc reads.
  */
-import type { Metrics } from '../../../shared/index.js';
+import type { AgentMetrics, Metrics } from '../../../shared/index.js';
 import type { ContainerRuntime, ManagedContainer } from '../../runtime/runtime.js';
 import { AgentSampler } from './agent-self.js';
 import { CgroupReader } from './cgroup.js';
@@ -40,6 +40,8 @@ export interface MetricsCollectorOptions {
   logger: MetricsLogger;
   /** Log lines dropped since the agent started (the log pipeline's counter). */
   logLinesDropped?: () => number;
+  /** The outbox's size and drops. */
+  outbox?: () => NonNullable<AgentMetrics['outbox']>;
   /** Tests point these at fixtures. */
   host?: HostSampler;
   cgroups?: CgroupReader;
@@ -74,7 +76,7 @@ export class MetricsCollector {
       },
       onError: (c, err) => options.logger.debug({ containerId: c.id.slice(0, 12), err: err.message }, 'no counters for container'),
     });
-    this.agent = new AgentSampler(options.logLinesDropped);
+    this.agent = new AgentSampler(options.logLinesDropped, options.outbox);
   }
 
   /** Takes the baseline readings, then samples every interval until `stop`. */

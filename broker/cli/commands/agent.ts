@@ -5,6 +5,7 @@
 import { hostname } from 'node:os';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { defaultDeviceId } from '../../../agent/config.js';
+import { OUTBOX_CLASSES, type OutboxClass } from '../../../agent/outbox/classes.js';
 import { DEVICE_ID_PATTERN, isDeviceId } from '../../../shared/index.js';
 import type { CliIO } from '../context.js';
 import { UsageError } from '../errors.js';
@@ -24,6 +25,11 @@ interface AgentOptions {
   logRate: number;
   logBuffer: number;
   metricsInterval: number;
+  outbox?: string;
+  outboxMaxSize: number;
+  outboxTtl: Partial<Record<OutboxClass, number>>;
+  uplinkRate: number;
+  keepalive: number;
 }
 
 /** What mqtt.js connects over, as the agent's config schema accepts them. */
@@ -76,8 +82,45 @@ export function registerAgent(program: Command, io: CliIO): void {
     .addOption(
       new Option('--log-buffer <size>', 'unsent log lines of all apps together (e.g. 1m); beyond it lines are dropped and counted')
         .env('FLOTILLA_LOG_BUFFER')
-        .argParser(parseLogBuffer)
+        .argParser(sizeAtLeast(4096, '4k'))
         .default(1024 * 1024, '1m'),
+    )
+    .addOption(
+      new Option('--outbox <path>', 'where undelivered events, logs and metrics wait: a file (on tmpfs to spare the SD card), or "memory"')
+        .env('FLOTILLA_OUTBOX')
+        .default(undefined, '<data-dir>/outbox.db'),
+    )
+    .addOption(
+      new Option(
+        '--outbox-max-size <size>',
+        "the outbox's cap (e.g. 64m); beyond it the lowest-priority oldest messages are dropped and reported",
+      )
+        .env('FLOTILLA_OUTBOX_MAX_SIZE')
+        .argParser(sizeAtLeast(64 * 1024, '64k'))
+        .default(64 * 1024 * 1024, '64m'),
+    )
+    .addOption(
+      new Option(
+        '--outbox-ttl <class=duration>',
+        'how long a class is worth delivering late, e.g. metrics=1h (repeatable; defaults events=7d, logs=2d, metrics=6h)',
+      )
+        .argParser(collectOutboxTtl)
+        .default({}),
+    )
+    .addOption(
+      new Option(
+        '--uplink-rate <size>',
+        'bytes per second the outbox may send (e.g. 64k), so a backlog does not flood a small link; 0 = unlimited',
+      )
+        .env('FLOTILLA_UPLINK_RATE')
+        .argParser(sizeAtLeast(0, '0'))
+        .default(256 * 1024, '256k'),
+    )
+    .addOption(
+      new Option('--keepalive <duration>', 'MQTT keepalive: a dead link is noticed after 1.5 times this')
+        .env('FLOTILLA_KEEPALIVE')
+        .argParser(durationAtLeast(1000, '1s'))
+        .default(30_000, '30s'),
     )
     .action(async (options: AgentOptions) => {
       const deviceId = options.deviceId ?? defaultDeviceId();
@@ -105,6 +148,11 @@ export function registerAgent(program: Command, io: CliIO): void {
           logRateLinesPerSecond: options.logRate,
           logBufferBytes: options.logBuffer,
           metricsIntervalMs: options.metricsInterval,
+          outboxPath: options.outbox,
+          outboxMaxBytes: options.outboxMaxSize,
+          outboxTtlMs: options.outboxTtl,
+          uplinkBytesPerSecond: options.uplinkRate,
+          keepaliveSeconds: Math.ceil(options.keepalive / 1000),
         }),
       );
     });
@@ -151,11 +199,19 @@ function parseLogRate(value: string): number {
   return rate;
 }
 
-/** The agent's config minimum for the log buffer. */
-const MIN_LOG_BUFFER_BYTES = 4096;
+/** A size flag the agent's config refuses below `minBytes` (written `minText` in the error). */
+function sizeAtLeast(minBytes: number, minText: string): (value: string) => number {
+  return (value) => {
+    const bytes = parseSizeArg(value);
+    if (bytes < minBytes) throw new InvalidArgumentError(`must be at least ${minText}.`);
+    return bytes;
+  };
+}
 
-function parseLogBuffer(value: string): number {
-  const bytes = parseSizeArg(value);
-  if (bytes < MIN_LOG_BUFFER_BYTES) throw new InvalidArgumentError(`must be at least ${MIN_LOG_BUFFER_BYTES / 1024}k.`);
-  return bytes;
+function collectOutboxTtl(value: string, previous: Partial<Record<OutboxClass, number>>): Partial<Record<OutboxClass, number>> {
+  const [cls, duration] = value.split('=', 2);
+  if (!OUTBOX_CLASSES.includes(cls as OutboxClass) || duration === undefined) {
+    throw new InvalidArgumentError(`expected CLASS=DURATION with CLASS one of ${OUTBOX_CLASSES.join(', ')}, e.g. metrics=1h.`);
+  }
+  return { ...previous, [cls as OutboxClass]: durationAtLeast(1000, '1s')(duration) };
 }

@@ -63,6 +63,10 @@ export function metricsText(result: MetricsResult): string {
   if (newest.agent) {
     const agent = newest.agent;
     out += `\nAgent: ${formatBytes(agent.rssBytes)} resident, ${formatNumber(agent.cpuPercent)}% CPU, ${agent.logLinesDropped} log lines dropped since start\n`;
+    if (agent.outbox) {
+      const { messages, bytes, dropped } = agent.outbox;
+      out += `Outbox: ${messages} messages (${formatBytes(bytes)}) waiting for the hub, ${dropped} dropped since start\n`;
+    }
   }
   return out;
 }
