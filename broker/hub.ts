@@ -5,7 +5,8 @@
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import type { Logger } from 'pino';
-import { Topics } from '../shared/index.js';
+import type { PublishPacket } from 'aedes';
+import { type DeviceStatus, Topics } from '../shared/index.js';
 import { type HubConfig, resolveHubConfig } from './config.js';
 import { createApi } from './dispatcher/api.js';
 import { Dispatcher } from './dispatcher/dispatcher.js';
@@ -16,6 +17,7 @@ import { createHttpApi } from './http/server.js';
 import { createLogger } from './logger.js';
 import { createAccessControl } from './mqtt/access.js';
 import { closeServer, listen, startBroker } from './mqtt/broker.js';
+import { DevicePresence } from './mqtt/presence.js';
 import { BrokerTraffic } from './mqtt/traffic.js';
 import { AppStore } from './store/apps.js';
 import { openDatabase } from './store/db.js';
@@ -90,6 +92,24 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
       },
     });
     broker.aedes.on('publish', traffic.onPublish);
+    const presence = new DevicePresence({
+      devices,
+      logger,
+      now,
+      onDisconnected: (deviceId) => {
+        const offline: DeviceStatus = { online: false, at: now().toISOString() };
+        const packet = {
+          cmd: 'publish',
+          topic: topics.device(deviceId, 'status'),
+          payload: Buffer.from(JSON.stringify(offline)),
+          qos: 1,
+          retain: true,
+        };
+        broker.aedes.publish(packet as PublishPacket, () => undefined);
+      },
+    });
+    presence.attach(broker.aedes);
+    cleanups.push(() => presence.stop());
     cleanups.push(() => broker.close());
     const client = await mqtt.connectAsync(`mqtt://${connectableHost(config.host)}:${broker.mqttPort}`, {
       clientId: `flotilla-dispatcher-${process.pid}-${Date.now().toString(36)}`,

@@ -42,6 +42,9 @@ export class DeviceStore {
   private readonly insert;
   private readonly updateState;
   private readonly updateOnline;
+  private readonly updateOffline;
+  private readonly updateLastSeen;
+  private readonly writeLastSeen;
   private readonly updateOperatorLabels;
   private readonly markOffline;
   private readonly updateDesired;
@@ -58,7 +61,12 @@ export class DeviceStore {
     this.updateState = db.prepare(
       'UPDATE devices SET state = ?, observed_revision = ?, reported_labels = ?, online = 1, last_seen = ? WHERE id = ?',
     );
-    this.updateOnline = db.prepare('UPDATE devices SET online = ?, last_seen = ? WHERE id = ?');
+    this.updateOnline = db.prepare('UPDATE devices SET online = 1, last_seen = ? WHERE id = ?');
+    this.updateOffline = db.prepare('UPDATE devices SET online = 0 WHERE id = ? AND online = 1');
+    this.updateLastSeen = db.prepare('UPDATE devices SET last_seen = ? WHERE id = ? AND (last_seen IS NULL OR last_seen < ?)');
+    this.writeLastSeen = db.transaction((touches: ReadonlyMap<string, string>) => {
+      for (const [id, at] of touches) this.updateLastSeen.run(at, id, at);
+    });
     this.markOffline = db.prepare('UPDATE devices SET online = 0');
     this.updateOperatorLabels = db.prepare('UPDATE devices SET operator_labels = ? WHERE id = ?');
     this.updateDesired = db.prepare('UPDATE devices SET desired_revision = ?, desired_hash = ?, desired_doc = ? WHERE id = ?');
@@ -113,8 +121,20 @@ export class DeviceStore {
     );
   }
 
+  /** Online says the device is there now; offline (its will, say) keeps when it was last heard from. */
   recordOnline(id: string, online: boolean): void {
-    this.updateOnline.run(online ? 1 : 0, this.now().toISOString(), id);
+    if (online) this.updateOnline.run(this.now().toISOString(), id);
+    else this.updateOffline.run(id);
+  }
+
+  /** When devices were last heard from (broker/mqtt/presence.ts); an older time never overwrites a newer one. */
+  recordLastSeen(touches: ReadonlyMap<string, string>): void {
+    this.writeLastSeen(touches);
+  }
+
+  /** A device's connection closed: offline. True if `id` is a device that was online. */
+  recordDisconnected(id: string): boolean {
+    return this.updateOffline.run(id).changes > 0;
   }
 
   markAllOffline(): void {

@@ -201,14 +201,14 @@ describe('device state and desired state over MQTT', () => {
     expect(JSON.parse(status!)).toEqual({ online: false, at: expect.any(String) });
   });
 
-  it('keeps the device online after a clean DISCONNECT without a status update (no will)', async () => {
+  it('marks the device offline after a clean DISCONNECT without a status update, retained as its will would have', async () => {
     await connectDevice();
     await waitFor('dev-1 online', async () => (await getDevice()).body.online === true);
     await device.endAsync();
-    // A clean DISCONNECT discards the will [MQTT-3.1.2-10]; the retained status stays online.
+    // A clean DISCONNECT discards the will [MQTT-3.1.2-10]; the hub publishes the offline status itself.
+    await waitFor('dev-1 offline', async () => (await getDevice()).body.online === false);
     const [status] = await mosquittoSub(hub.hub.ports.mqtt, STATUS);
-    expect(JSON.parse(status!).online).toBe(true);
-    expect((await getDevice()).body.online).toBe(true);
+    expect(JSON.parse(status!)).toEqual({ online: false, at: expect.any(String) });
   });
 
   describe('across a hub restart on the same data dir', () => {

@@ -1,0 +1,81 @@
+/**
+ * When each device was last heard from, and offline the moment its
+ * connection ends.
+ *
+ * - Every packet a connection sends counts (a PINGREQ each keepalive too),
+ *   so an idle but healthy device's `lastSeen` stays within one keepalive.
+ *   Touches are kept in memory and written in one transaction per
+ *   `flushIntervalMs`: a fleet pinging every 30 s is not one write per ping.
+ * - A device is marked offline by its will, which Aedes publishes when the
+ *   connection drops without DISCONNECT or misses 1.5 keepalives
+ *   [MQTT-3.1.2-8, MQTT-3.1.2-24]. A client that says DISCONNECT without
+ *   first reporting itself offline sends no will [MQTT-3.1.2-10], so a
+ *   closed connection marks its device offline here too, and
+ *   `onDisconnected` publishes the retained offline status the will would
+ *   have, so dashboards on the status topic agree. A session taken
+ *   over by a new connection is unregistered before the new one registers,
+ *   and the agent reports itself online on every connect, so the order of
+ *   the two writes is right.
+ * - Client ids that are not devices (the dispatcher, API clients) match no
+ *   device row: their writes change nothing.
+ */
+import type { Aedes, Client } from 'aedes';
+import type { Logger } from 'pino';
+import type { DeviceStore } from '../store/devices.js';
+
+export interface PresenceOptions {
+  devices: Pick<DeviceStore, 'recordLastSeen' | 'recordDisconnected'>;
+  logger: Logger;
+  now?: () => Date;
+  /** How often touches are written (default 10 s). */
+  flushIntervalMs?: number;
+  /** A device that was online lost its connection without saying so. */
+  onDisconnected?: (deviceId: string) => void;
+}
+
+export class DevicePresence {
+  private pending = new Map<string, string>();
+  private readonly timer: NodeJS.Timeout;
+  private readonly now: () => Date;
+  private readonly log: Logger;
+
+  constructor(private readonly options: PresenceOptions) {
+    this.now = options.now ?? (() => new Date());
+    this.log = options.logger.child({ component: 'presence' });
+    this.timer = setInterval(() => this.flush(), options.flushIntervalMs ?? 10_000);
+    this.timer.unref();
+  }
+
+  attach(aedes: Aedes): void {
+    aedes.on('ping', (_packet, client) => this.touch(client));
+    aedes.on('publish', (_packet, client) => this.touch(client));
+    aedes.on('clientDisconnect', (client) => {
+      // No touch: a connection closed for a missed keepalive was last heard from long before.
+      this.flush();
+      if (!this.options.devices.recordDisconnected(client.id)) return;
+      this.log.info({ deviceId: client.id }, 'device connection closed');
+      this.options.onDisconnected?.(client.id);
+    });
+  }
+
+  /** Writes the pending touches. */
+  flush(): void {
+    if (this.pending.size === 0) return;
+    const touches = this.pending;
+    this.pending = new Map();
+    try {
+      this.options.devices.recordLastSeen(touches);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'recording when devices were last seen failed');
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.flush();
+  }
+
+  private touch(client: Client | null): void {
+    if (client?.id) this.pending.set(client.id, this.now().toISOString());
+  }
+}
