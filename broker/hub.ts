@@ -25,7 +25,8 @@ import { DeviceStore } from './store/devices.js';
 import { RolloutStore } from './store/rollouts.js';
 import { SecretStore } from './store/secrets.js';
 import { followRoutes } from './telemetry/follow.js';
-import { isTelemetryChannel, TelemetryIngest } from './telemetry/ingest.js';
+import { TelemetryIngest } from './telemetry/ingest.js';
+import { ingestBeforeAck } from './telemetry/ingest-before-ack.js';
 import { telemetryMethods } from './telemetry/methods.js';
 import { TELEMETRY_MIGRATIONS } from './telemetry/migrations.js';
 import { createPrometheusRegistry } from './telemetry/prometheus.js';
@@ -84,12 +85,7 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
       mqttPort: config.mqttPort,
       wsPort: config.wsPort,
       logger,
-      hooks: { ...access, authorizeForward: traffic.onForward },
-      published: (packet, client, done) => {
-        const parsed = client ? topics.parse(packet.topic) : undefined;
-        if (parsed?.kind !== 'device' || !isTelemetryChannel(parsed.channel)) return done();
-        ingest.accept(parsed.deviceId, parsed.channel, packet.payload, () => done());
-      },
+      hooks: { ...access, authorizeForward: traffic.onForward, authorizePublish: ingestBeforeAck(access.authorizePublish, topics, ingest) },
     });
     broker.aedes.on('publish', traffic.onPublish);
     const presence = new DevicePresence({

@@ -98,8 +98,11 @@ export class TelemetryIngest {
     for (const sample of options.store.latestMetrics()) this.latest.set(sample.device, sample);
   }
 
-  /** Validates and queues one message; `done` is called once it is stored or dropped. */
-  accept(device: string, channel: TelemetryChannel, payload: Buffer | string, done: () => void): void {
+  /**
+   * Validates and queues one message; `done` is called once it is stored or
+   * dropped — or, below the high-water mark and unless `durable`, at once.
+   */
+  accept(device: string, channel: TelemetryChannel, payload: Buffer | string, done: () => void, { durable = false } = {}): void {
     if (this.closed) return void done();
     const raw = typeof payload === 'string' ? payload : payload.toString('utf8');
     const decoded = decode(SCHEMAS[channel], raw);
@@ -111,7 +114,7 @@ export class TelemetryIngest {
     // Below the high-water mark the publisher goes on at once; above it, it
     // waits for the commit, so a hub that cannot keep up slows its devices
     // down over TCP instead of growing its queue.
-    const hold = this.queue.length >= (this.options.highWaterMessages ?? 20_000);
+    const hold = durable || this.queue.length >= (this.options.highWaterMessages ?? 20_000);
     this.queue.push({ channel, device, value: decoded.value, raw, receivedMs: this.now(), done: hold ? done : noop } as Pending);
     if (!hold) done();
     this.counters.queued = this.queue.length;
