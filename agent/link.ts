@@ -269,6 +269,10 @@ export class Link {
 
   /** The connection is gone and with it every PUBACK still to come: offer its messages again. */
   private takeBackInFlight(): void {
+    // MQTT.js keeps a callback per unacknowledged QoS 1 message in `outgoing`
+    // across its reconnect(), which drops the messages themselves: those
+    // callbacks never fire, and a graceful end() would wait for them forever.
+    for (const id of Object.keys(this.client.outgoing)) delete this.client.outgoing[Number(id)];
     this.connection++;
     this.inFlight = 0;
     clearTimeout(this.pumpTimer);

@@ -99,7 +99,8 @@ export interface HubProcess {
   httpPort: number;
   url: string;
   mqttUrl: string;
-  restart(): Promise<void>;
+  /** Stops the hub (SIGKILL with `hard`: no chance to flush or say goodbye) and starts it again on the same ports and data dir. */
+  restart(options?: { hard?: boolean }): Promise<void>;
 }
 
 export async function startHubProcess(dataDir = mkdtempSync(join(tmpdir(), 'flotilla-hub-'))): Promise<HubProcess> {
@@ -125,8 +126,8 @@ export async function startHubProcess(dataDir = mkdtempSync(join(tmpdir(), 'flot
     httpPort,
     url: `http://127.0.0.1:${httpPort}`,
     mqttUrl: `mqtt://127.0.0.1:${mqttPort}`,
-    async restart() {
-      await hub.proc.stop();
+    async restart({ hard = false } = {}) {
+      await hub.proc.stop(hard);
       hub.proc = spawnCli('hub', args);
       await waitReady(hub);
     },
