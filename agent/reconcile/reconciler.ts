@@ -19,6 +19,7 @@ import { probe } from '../health/probe.js';
 import { type HealthVerdict, healthVerdict } from '../health/verdict.js';
 import { containerName } from '../runtime/labels.js';
 import type { ContainerRuntime, ManagedContainer } from '../runtime/runtime.js';
+import { specHash } from '../runtime/spec-hash.js';
 import { StepBackoff } from './backoff.js';
 import { DiskPreflight } from './disk-preflight.js';
 import { execute } from './executors.js';
@@ -294,9 +295,11 @@ export class Reconciler {
   }
 
   /**
-   * Health gate verdicts for running containers whose spec is not committed
-   * yet (a new version on trial). Probes run here, in observation, so the
-   * planner stays pure.
+   * Health gate verdicts for containers of the desired spec that is not
+   * committed yet (a new version on trial). Older versions are not on trial:
+   * once a new one is committed, the stashed or stopping old one is being
+   * retired, and judging it would report its expected exit as a health failure.
+   * Probes run here, in observation, so the planner stays pure.
    */
   private async checkHealth(current: readonly ManagedContainer[]): Promise<Map<string, HealthVerdict>> {
     const verdicts = new Map<string, HealthVerdict>();
@@ -304,8 +307,10 @@ export class Reconciler {
     for (const app of this.desired?.apps ?? []) {
       const committed = this.records.view.get(app.name)?.committed?.containers;
       for (const spec of app.containers) {
-        for (const container of current.filter((c) => c.app === app.name && c.container === spec.name)) {
-          if (committed?.[spec.name]?.hash === container.specHash || container.state === 'created') continue;
+        const hash = specHash(spec);
+        if (committed?.[spec.name]?.hash === hash) continue;
+        for (const container of current.filter((c) => c.app === app.name && c.container === spec.name && c.specHash === hash)) {
+          if (container.state === 'created') continue;
           const policy = gatePolicy(app);
           const probed = container.state === 'running' ? await probe(spec, container, PROBE_TIMEOUT_MS) : undefined;
           verdicts.set(container.id, healthVerdict(container, spec, policy, probed, now));
