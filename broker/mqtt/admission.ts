@@ -1,0 +1,229 @@
+/**
+ * Connection admission: how many new MQTT connections the broker starts per
+ * second, as Aedes' `preConnect` hook. After a hub restart every device comes
+ * back at once; admitting them all in the same second would have Aedes
+ * restore thousands of sessions and deliver thousands of retained desired
+ * documents together, starving everything else (the dispatcher, the HTTP API,
+ * devices already connected) for as long as the storm lasts.
+ *
+ * A token bucket: `rate` tokens a second, at most `burst` saved up. A CONNECT
+ * that finds a token goes on to authentication at once. One that finds none
+ * may *reserve* the next free token if that token comes within `maxWaitMs`
+ * (its CONNECT is held until then; no more than rate·maxWaitMs connections
+ * wait at once, since each holds a reservation); otherwise it is refused
+ * straight away, before Aedes has done anything for it (no session lookup,
+ * no authentication).
+ *
+ * A refused client gets CONNACK return code 3, "server unavailable"
+ * (MQTT 3.1.1 §3.2.2.3), and its connection is closed [MQTT-3.2.2-5]. Aedes' preConnect cannot send
+ * a CONNACK itself: `callback(err)` destroys the socket with none (MQTT.js
+ * sees a bare close), and `callback(null, false)` is worse, sending nothing
+ * and *keeping the socket open* (Aedes has already cleared its connect timer)
+ * until the client gives up. So the four CONNACK bytes are written here, then
+ * `callback(err)` closes the connection once they are on their way. Devices
+ * then retry on their own schedule (the agent: exponential backoff with full
+ * jitter, agent/reconnect-backoff.ts).
+ *
+ * Why hold up to 1 s (ADMISSION_MAX_WAIT_MS) and then refuse, rather than
+ * only refuse or only hold — measured with bench/connect-storm.ts
+ * (BENCHMARKS.md, "Reconnect storm"), agent-like clients on a 2-core machine:
+ * - In a real storm (2000 devices at once, 200/s; 1000 within 1 s, 50/s)
+ *   refusing at once and holding ≤ 1 s cannot be told apart: p90 of 11–13 s
+ *   and 17–20 s either way, about N/rate, and about as many refusals. Any
+ *   limit cuts the broker's worst stall from ~5 s (no limit) to ~1 s.
+ * - Just above the bucket (300 at once, 200/s) refusing turns away 62–75
+ *   devices, which then sit out up to 2 s of backoff; a 1 s hold turns away none.
+ * - Holding longer (5 s) gains nothing and brings held connections close to
+ *   the agent's 10 s connect timeout when the broker is busy (380 timeouts in
+ *   one run): work done for a client that has already given up.
+ * A hold costs an open socket and a timer each, at most rate × 1 s of them.
+ */
+import type { AedesOptions, Client, ConnectPacket } from 'aedes';
+import type { Logger } from 'pino';
+
+type PreConnectHandler = NonNullable<AedesOptions['preConnect']>;
+
+/** MQTT 3.1.1 CONNACK, return code 3: "the Network Connection has been made but the MQTT service is unavailable". */
+const CONNACK_SERVER_UNAVAILABLE = Buffer.from([0x20, 0x02, 0x00, 0x03]);
+
+/** The longest a CONNECT is held for a token (well inside the agent's 10 s connect timeout). */
+export const ADMISSION_MAX_WAIT_MS = 1_000;
+
+/**
+ * A token bucket with reservations, on an injected clock (milliseconds).
+ * `tokens` may go negative down to −rate·maxWaitMs/1000: each negative unit
+ * is a reservation of a token not yet refilled.
+ */
+export class TokenBucket {
+  private tokens: number;
+  private last: number;
+
+  constructor(
+    /** Tokens per second (> 0). */
+    readonly rate: number,
+    /** Most tokens saved up while idle (≥ 1). */
+    readonly burst: number,
+    private readonly now: () => number,
+  ) {
+    if (!(rate > 0)) throw new RangeError('rate must be positive');
+    if (!(burst >= 1)) throw new RangeError('burst must be at least 1');
+    this.tokens = burst;
+    this.last = now();
+  }
+
+  /**
+   * Takes a token if one is free now (returns 0) or becomes free within
+   * `maxWaitMs` (returns the wait in ms, the token reserved); otherwise takes
+   * nothing and returns undefined.
+   */
+  take(maxWaitMs = 0): number | undefined {
+    this.refill();
+    const after = this.tokens - 1;
+    const waitMs = after >= 0 ? 0 : (-after * 1000) / this.rate;
+    if (waitMs > maxWaitMs) return undefined;
+    this.tokens = after;
+    return waitMs;
+  }
+
+  /** Returns a token taken but not used (a held client that left). */
+  giveBack(): void {
+    this.refill();
+    this.tokens = Math.min(this.burst, this.tokens + 1);
+  }
+
+  /** Tokens available now (negative: reserved ahead). */
+  available(): number {
+    this.refill();
+    return this.tokens;
+  }
+
+  private refill(): void {
+    const now = this.now();
+    // A clock that steps back refills nothing rather than draining the bucket.
+    const elapsed = Math.max(0, now - this.last);
+    this.last = now;
+    this.tokens = Math.min(this.burst, this.tokens + (elapsed * this.rate) / 1000);
+  }
+}
+
+export interface AdmissionCounters {
+  /** Connections let through to authentication (including exempt ones and those that waited). */
+  admitted: number;
+  /** Of `admitted`, those held for a token first. */
+  delayed: number;
+  /** Connections refused with "server unavailable". */
+  refused: number;
+  /** Connections held for a token right now. */
+  waiting: number;
+}
+
+export interface AdmissionOptions {
+  /** New connections per second; 0 admits everything. */
+  rate: number;
+  /** Connections admitted at once after a quiet spell (default: `rate`). */
+  burst?: number;
+  /** Hold a CONNECT up to this long for a token before refusing it (default ADMISSION_MAX_WAIT_MS; 0 refuses at once). */
+  maxWaitMs?: number;
+  logger: Logger;
+  /** Milliseconds, for the bucket (tests inject one). */
+  now?: () => number;
+  /** Connections that bypass the bucket (the hub's own dispatcher). */
+  exempt?: (client: Client, packet: ConnectPacket) => boolean;
+  /** How often at most a summary line is logged while connections are refused (default 1 s). */
+  logIntervalMs?: number;
+}
+
+export interface ConnectionAdmission {
+  preConnect: PreConnectHandler;
+  /** Totals since start, for logs and metrics. */
+  counters(): AdmissionCounters;
+  /** Refuses every held connection and stops the timers (the broker is closing). */
+  close(): void;
+}
+
+export function createConnectionAdmission(options: AdmissionOptions): ConnectionAdmission {
+  const log = options.logger.child({ component: 'mqtt-admission' });
+  const now = options.now ?? (() => performance.now());
+  const maxWaitMs = options.maxWaitMs ?? ADMISSION_MAX_WAIT_MS;
+  const logIntervalMs = options.logIntervalMs ?? 1_000;
+  const bucket = options.rate > 0 ? new TokenBucket(options.rate, options.burst ?? options.rate, now) : undefined;
+  const totals = { admitted: 0, delayed: 0, refused: 0 };
+  const held = new Map<NodeJS.Timeout, (err: Error | null, ok: boolean) => void>();
+  let closed = false;
+
+  // One summary line per interval while refusing, never one per connection:
+  // a storm of 10,000 refusals is one line a second, not 10,000.
+  let window: { admitted: number; refused: number } | undefined;
+  let summaryTimer: NodeJS.Timeout | undefined;
+  const noteRefused = () => {
+    if (!window) {
+      window = { admitted: totals.admitted, refused: totals.refused - 1 };
+      summaryTimer = setTimeout(summarize, logIntervalMs);
+      summaryTimer.unref();
+    }
+  };
+  const summarize = () => {
+    summaryTimer = undefined;
+    if (!window) return;
+    const refused = totals.refused - window.refused;
+    const admitted = totals.admitted - window.admitted;
+    window = undefined;
+    log.warn(
+      { refused, admitted, waiting: held.size, rate: options.rate, totalRefused: totals.refused },
+      'connection storm: refusing connections over the admission rate (--max-connect-rate); devices retry with backoff',
+    );
+  };
+
+  const refuse = (client: Client, callback: (err: Error | null, ok: boolean) => void) => {
+    totals.refused++;
+    noteRefused();
+    const err = Object.assign(new Error('server busy: over the connection admission rate'), { returnCode: 3 });
+    const conn = client.conn;
+    if (conn.destroyed || !conn.writable) return callback(err, false);
+    // Closed once the CONNACK is handed to the socket: destroying first would drop it.
+    conn.write(CONNACK_SERVER_UNAVAILABLE, () => callback(err, false));
+  };
+
+  const preConnect: PreConnectHandler = (client, packet, callback) => {
+    if (closed) return callback(new Error('broker closing'), false);
+    if (!bucket || options.exempt?.(client, packet)) {
+      totals.admitted++;
+      return callback(null, true);
+    }
+    const waitMs = bucket.take(maxWaitMs);
+    if (waitMs === undefined) return refuse(client, callback);
+    if (waitMs === 0) {
+      totals.admitted++;
+      return callback(null, true);
+    }
+    const timer = setTimeout(() => {
+      held.delete(timer);
+      if (client.closed || client.conn.destroyed) {
+        // Gone while waiting: its token goes to the next client.
+        bucket.giveBack();
+        return callback(new Error('connection closed while waiting for admission'), false);
+      }
+      totals.admitted++;
+      totals.delayed++;
+      callback(null, true);
+    }, Math.ceil(waitMs));
+    held.set(timer, callback);
+  };
+
+  return {
+    preConnect,
+    counters: () => ({ ...totals, waiting: held.size }),
+    close() {
+      closed = true;
+      for (const [timer, callback] of held) {
+        clearTimeout(timer);
+        callback(new Error('broker closing'), false);
+      }
+      held.clear();
+      clearTimeout(summaryTimer);
+      summaryTimer = undefined;
+      // Whatever was refused in the last window still gets its line.
+      if (window) summarize();
+    },
+  };
+}
