@@ -25,6 +25,8 @@ export interface Agent {
   reconciler: Reconciler;
   /** The log pipeline; `logs.droppedLines` counts every log line dropped since the start. */
   logs: LogCollector;
+  /** The MQTT link to the hub, with its outbox. */
+  link: Link;
   close(): Promise<void>;
 }
 
@@ -171,6 +173,7 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
     config,
     reconciler,
     logs,
+    link,
     async close() {
       clearInterval(resync);
       clearTimeout(rewatchTimer);

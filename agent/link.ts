@@ -166,6 +166,11 @@ export class Link {
     return true;
   }
 
+  /** QoS 1 messages MQTT.js holds awaiting their PUBACK (the window keeps this at most MAX_IN_FLIGHT plus a state report). */
+  get unacknowledged(): number {
+    return Object.keys(this.client.outgoing).length;
+  }
+
   /** What the outbox holds now, and has dropped since the start. */
   get outboxStats(): OutboxStats {
     return this.outbox.stats;
