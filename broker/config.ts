@@ -29,6 +29,12 @@ export const HubConfig = Type.Object(
     /** How often retention runs. */
     retentionIntervalMs: Type.Integer({ minimum: 100 }),
     /**
+     * New MQTT connections admitted per second, with a burst of as many
+     * (broker/mqtt/admission.ts): a reconnect storm after a restart is taken
+     * in paced, the rest told "server unavailable" to retry. 0: no limit.
+     */
+    maxConnectRate: Type.Integer({ minimum: 0 }),
+    /**
      * MQTT accounts for dashboards: they may subscribe to device telemetry and
      * status only, and publish nothing (broker/mqtt/access.ts). Clients with
      * no username keep full access until per-device credentials exist.
@@ -56,6 +62,8 @@ export const HUB_DEFAULTS: HubConfig = {
   telemetryMaxAgeMs: 7 * 24 * 3_600_000,
   telemetryMaxBytes: 1024 * 1024 * 1024,
   retentionIntervalMs: 30_000,
+  // What a 2-core hub takes in a second while still serving everyone already connected.
+  maxConnectRate: 200,
   readOnlyUsers: [],
 };
 

@@ -3,9 +3,9 @@
  * one SQLite file. `startHub({})` gives a working hub on the defaults.
  */
 import { join } from 'node:path';
+import type { PublishPacket } from 'aedes';
 import mqtt from 'mqtt';
 import type { Logger } from 'pino';
-import type { PublishPacket } from 'aedes';
 import { type DeviceStatus, Topics } from '../shared/index.js';
 import { type HubConfig, resolveHubConfig } from './config.js';
 import { createApi } from './dispatcher/api.js';
@@ -16,6 +16,7 @@ import { metricsRoute } from './http/metrics.js';
 import { createHttpApi } from './http/server.js';
 import { createLogger } from './logger.js';
 import { createAccessControl } from './mqtt/access.js';
+import { createConnectionAdmission } from './mqtt/admission.js';
 import { closeServer, listen, startBroker } from './mqtt/broker.js';
 import { DevicePresence } from './mqtt/presence.js';
 import { BrokerTraffic } from './mqtt/traffic.js';
@@ -80,12 +81,24 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
   try {
     const traffic = new BrokerTraffic(topics);
     const access = createAccessControl({ readOnlyUsers: config.readOnlyUsers, topics, logger });
+    const dispatcherClientId = `flotilla-dispatcher-${process.pid}-${Date.now().toString(36)}`;
+    // Paces reconnect storms; the hub's own dispatcher is never kept waiting behind its devices.
+    const admission = createConnectionAdmission({
+      rate: config.maxConnectRate,
+      logger,
+      exempt: (_client, packet) => packet.clientId === dispatcherClientId,
+    });
     const broker = await startBroker({
       host: config.host,
       mqttPort: config.mqttPort,
       wsPort: config.wsPort,
       logger,
-      hooks: { ...access, authorizeForward: traffic.onForward, authorizePublish: ingestBeforeAck(access.authorizePublish, topics, ingest) },
+      hooks: {
+        ...access,
+        preConnect: admission.preConnect,
+        authorizeForward: traffic.onForward,
+        authorizePublish: ingestBeforeAck(access.authorizePublish, topics, ingest),
+      },
     });
     broker.aedes.on('publish', traffic.onPublish);
     const presence = new DevicePresence({
@@ -107,8 +120,10 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
     presence.attach(broker.aedes);
     cleanups.push(() => presence.stop());
     cleanups.push(() => broker.close());
+    // Runs before the broker closes (cleanups run in reverse): connections held for a token are let go first.
+    cleanups.push(() => admission.close());
     const client = await mqtt.connectAsync(`mqtt://${connectableHost(config.host)}:${broker.mqttPort}`, {
-      clientId: `flotilla-dispatcher-${process.pid}-${Date.now().toString(36)}`,
+      clientId: dispatcherClientId,
       protocolVersion: 4,
       clean: true,
       reconnectPeriod: 1000,

@@ -25,6 +25,14 @@ interface ServerOptions {
   dashboardUser: { username: string; password: string }[];
   telemetryMaxAge: number;
   telemetryMaxSize: number;
+  maxConnectRate: number;
+}
+
+/** `--max-connect-rate`: a whole number of connections per second, 0 for no limit. */
+export function parseConnectRate(value: string): number {
+  if (!/^[0-9]{1,9}$/.test(value.trim()))
+    throw new InvalidArgumentError('expected a whole number of connections per second (0: no limit).');
+  return Number(value.trim());
 }
 
 /**
@@ -82,6 +90,12 @@ export function registerServer(program: Command, io: CliIO): void {
         .argParser(parseSizeArg)
         .default(1024 ** 3, '1g'),
     )
+    .addOption(
+      new Option('--max-connect-rate <n>', 'new MQTT connections admitted per second, the rest told to retry later (0: no limit)')
+        .env('FLOTILLA_MAX_CONNECT_RATE')
+        .argParser(parseConnectRate)
+        .default(200),
+    )
     .action(async (options: ServerOptions) => {
       const { startHub } = await import('../../hub.js');
       await startUntilSignal('hub', io, () =>
@@ -96,6 +110,7 @@ export function registerServer(program: Command, io: CliIO): void {
           readOnlyUsers: options.dashboardUser,
           telemetryMaxAgeMs: options.telemetryMaxAge,
           telemetryMaxBytes: options.telemetryMaxSize,
+          maxConnectRate: options.maxConnectRate,
         }),
       );
     });
