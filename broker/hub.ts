@@ -46,6 +46,8 @@ export interface HubDeps {
   now?: () => Date;
   /** How often rollouts are advanced for device timeouts (default 1 s). */
   rolloutTickMs?: number;
+  /** Desired documents the dispatcher has awaiting acknowledgement at once (default DESIRED_CHUNK, 200). */
+  desiredChunk?: number;
 }
 
 export async function startHub(overrides: Partial<Record<keyof HubConfig, unknown>> = {}, deps: HubDeps = {}): Promise<Hub> {
@@ -149,6 +151,7 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
       logger,
       now,
       ...(deps.rolloutTickMs !== undefined ? { rolloutTickMs: deps.rolloutTickMs } : {}),
+      ...(deps.desiredChunk !== undefined ? { desiredChunk: deps.desiredChunk } : {}),
     });
     const started = dispatcher;
     cleanups.push(() => started.stop());

@@ -16,6 +16,10 @@
  *   re-applying an unchanged spec never wakes a device.
  * - A bad message is logged with its reason and dropped; nothing here throws
  *   out of the message handler.
+ * - Desired documents reach the broker paced (at most `desiredChunk` awaiting
+ *   their PUBACK at once), never a whole fleet in one burst, and for each
+ *   device only its newest document is ever waiting: an older one never goes
+ *   out after a newer one.
  */
 import type { MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
@@ -51,13 +55,37 @@ export interface DispatcherDeps {
   now?: () => Date;
   /** How often rollouts are advanced without a device report (device timeouts); default 1 s. */
   rolloutTickMs?: number;
+  /** Desired documents handed to the MQTT client at once, the next ones waiting for their acknowledgements (default 200). */
+  desiredChunk?: number;
 }
+
+/**
+ * After a restart the broker's retained store is empty (or may be) and every
+ * device's desired document is published again: 10,000 devices would be
+ * 10,000 retained QoS 1 publishes at once, queued in the MQTT client and the
+ * broker together while devices reconnect. They go out this many at a time.
+ */
+export const DESIRED_CHUNK = 200;
 
 export class Dispatcher {
   private readonly log: Logger;
   private readonly now: () => Date;
   private syncScheduled = false;
   private rolloutTimer: NodeJS.Timeout | undefined;
+  /**
+   * Desired documents waiting to be published, newest per device. `fresh`
+   * holds what a sync just computed and goes first: a new apply must not wait
+   * behind a fleet's republication of documents its devices already hold
+   * (they keep their last desired state locally). `restore` holds the
+   * republication after a restart; a device with a fresh document leaves it.
+   */
+  private readonly fresh = new Map<string, DesiredState>();
+  private readonly restore = new Map<string, DesiredState>();
+  private pumping = false;
+  private batching = false;
+  private stopped = false;
+  private restoreStartedAt: number | undefined;
+  private restoreCount = 0;
 
   constructor(private readonly deps: DispatcherDeps) {
     this.log = deps.logger.child({ component: 'dispatcher' });
@@ -73,8 +101,14 @@ export class Dispatcher {
     // Online flags from before a restart are stale: the broker's retained
     // status messages are gone with it. Devices say so again when they reconnect.
     this.deps.devices.markAllOffline();
+    // Queued, not published here: the pump below sends them in chunks while start() returns.
     for (const device of this.deps.devices.list()) {
-      if (device.desired) this.publishDesired(device.desired);
+      if (device.desired) this.restore.set(device.id, device.desired);
+    }
+    this.restoreCount = this.restore.size;
+    if (this.restoreCount > 0) {
+      this.restoreStartedAt = performance.now();
+      this.log.info({ devices: this.restoreCount, chunk: this.chunk }, 'republishing stored desired state, paced');
     }
     this.syncAll();
     this.rolloutTimer = setInterval(() => this.advanceRollouts(), this.deps.rolloutTickMs ?? 1000);
@@ -82,8 +116,18 @@ export class Dispatcher {
   }
 
   stop(): void {
+    this.stopped = true;
     clearInterval(this.rolloutTimer);
     this.rolloutTimer = undefined;
+  }
+
+  /** Desired documents computed but not yet handed to the MQTT client (fresh and restored). */
+  get desiredBacklog(): number {
+    return this.fresh.size + this.restore.size;
+  }
+
+  private get chunk(): number {
+    return Math.max(1, this.deps.desiredChunk ?? DESIRED_CHUNK);
   }
 
   /** Moves rollouts on; a rollout that changed may change what devices must run. */
@@ -109,9 +153,16 @@ export class Dispatcher {
   syncAll(): void {
     const apps = this.deps.apps.list();
     const rollouts = this.deps.rollouts.snapshot(apps);
-    for (const device of this.deps.devices.list()) {
-      if (device.state) this.syncDevice(device, apps, rollouts);
+    // Queue the whole pass first, so the first chunk is a full one rather than the first device alone.
+    this.batching = true;
+    try {
+      for (const device of this.deps.devices.list()) {
+        if (device.state) this.syncDevice(device, apps, rollouts);
+      }
+    } finally {
+      this.batching = false;
     }
+    this.pump();
   }
 
   /** `device` as just read from the store: a fleet-wide pass reads every device once, not once more each. */
@@ -155,11 +206,53 @@ export class Dispatcher {
     );
   }
 
+  /** Queues a freshly computed document; it replaces anything still waiting for that device. */
   private publishDesired(desired: DesiredState): void {
-    const topic = this.deps.topics.device(desired.deviceId, 'desired');
-    this.deps.mqtt.publish(topic, JSON.stringify(desired), { qos: 1, retain: true }, (err) => {
-      if (err) this.log.warn({ deviceId: desired.deviceId, err: err.message }, 'publishing desired state failed');
-    });
+    this.restore.delete(desired.deviceId);
+    // A waiting older document is replaced in place (Map.set keeps its position).
+    this.fresh.set(desired.deviceId, desired);
+    if (!this.batching) this.pump();
+  }
+
+  /**
+   * Hands the next chunk to the MQTT client and waits for every one of its
+   * acknowledgements (or failures) before the next: flow control by the
+   * broker's own pace, not a guessed timer. Documents queued meanwhile wait,
+   * one per device. Idle, a single document goes out at once.
+   */
+  private pump(): void {
+    if (this.pumping || this.stopped) return;
+    const batch: DesiredState[] = [];
+    for (const queue of [this.fresh, this.restore]) {
+      for (const [deviceId, desired] of queue) {
+        if (batch.length >= this.chunk) break;
+        queue.delete(deviceId);
+        batch.push(desired);
+      }
+    }
+    if (batch.length === 0) return;
+    this.pumping = true;
+    let outstanding = batch.length;
+    const settled = () => {
+      if (--outstanding > 0) return;
+      this.pumping = false;
+      if (this.restoreStartedAt !== undefined && this.restore.size === 0) {
+        this.log.info(
+          { devices: this.restoreCount, ms: Math.round(performance.now() - this.restoreStartedAt) },
+          'stored desired state republished',
+        );
+        this.restoreStartedAt = undefined;
+      }
+      // Not recursively from inside MQTT.js's acknowledgement handler: a fresh turn of the event loop.
+      setImmediate(() => this.pump());
+    };
+    for (const desired of batch) {
+      const topic = this.deps.topics.device(desired.deviceId, 'desired');
+      this.deps.mqtt.publish(topic, JSON.stringify(desired), { qos: 1, retain: true }, (err) => {
+        if (err) this.log.warn({ deviceId: desired.deviceId, err: err.message }, 'publishing desired state failed');
+        settled();
+      });
+    }
   }
 
   private route(topic: string, payload: Buffer): void {

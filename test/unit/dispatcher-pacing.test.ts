@@ -1,0 +1,210 @@
+/**
+ * The dispatcher hands desired documents to its MQTT client a chunk at a
+ * time, each chunk after the previous one's acknowledgements: after a
+ * restart, and after a sync touching many devices. Real stores (SQLite in
+ * memory); the MQTT client is a fake that acknowledges only when told.
+ */
+import type { MqttClient } from 'mqtt';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { HubApi } from '../../broker/dispatcher/api.js';
+import { Dispatcher } from '../../broker/dispatcher/dispatcher.js';
+import { Rollouts } from '../../broker/dispatcher/rollouts.js';
+import { AppStore } from '../../broker/store/apps.js';
+import { openDatabase } from '../../broker/store/db.js';
+import { DeviceStore } from '../../broker/store/devices.js';
+import { RolloutStore } from '../../broker/store/rollouts.js';
+import { SecretStore } from '../../broker/store/secrets.js';
+import { type DesiredState, Topics, validateAppSpec } from '../../shared/index.js';
+import { appSpec, deviceState } from '../support/fixtures.js';
+import { LogCapture } from '../support/logs.js';
+
+interface Sent {
+  deviceId: string;
+  revision: number;
+  ack: () => void;
+}
+
+/** Records publishes; `ackAll` acknowledges every one not yet acknowledged. */
+class FakeMqtt {
+  readonly sent: Sent[] = [];
+  private unacked: Sent[] = [];
+  inFlightMax = 0;
+
+  on() {
+    return this;
+  }
+
+  async subscribeAsync() {
+    return [];
+  }
+
+  publish(_topic: string, payload: string, _opts: unknown, cb: (err?: Error) => void) {
+    const desired = JSON.parse(payload) as DesiredState;
+    const entry = { deviceId: desired.deviceId, revision: desired.revision, ack: () => cb() };
+    this.sent.push(entry);
+    this.unacked.push(entry);
+    this.inFlightMax = Math.max(this.inFlightMax, this.unacked.length);
+  }
+
+  get inFlight() {
+    return this.unacked.length;
+  }
+
+  /** Acknowledges what is in flight, then lets the dispatcher's next turn run. */
+  async ackAll(): Promise<void> {
+    const batch = this.unacked;
+    this.unacked = [];
+    for (const entry of batch) entry.ack();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+function hubStores() {
+  const db = openDatabase(':memory:');
+  const now = () => new Date('2026-01-01T00:00:00Z');
+  const logs = new LogCapture('info');
+  const apps = new AppStore(db, now);
+  const devices = new DeviceStore(db, now);
+  const secrets = new SecretStore(db, now);
+  const rollouts = new Rollouts({ apps, devices, rollouts: new RolloutStore(db), logger: logs.logger, now });
+  const dispatcher = (mqtt: FakeMqtt, desiredChunk: number) =>
+    new Dispatcher({
+      mqtt: mqtt as unknown as MqttClient,
+      topics: new Topics('flotilla/v1'),
+      apps,
+      devices,
+      secrets,
+      api: {} as HubApi,
+      rollouts,
+      logger: logs.logger,
+      now,
+      rolloutTickMs: 60_000,
+      desiredChunk,
+    });
+  const apply = (spec: unknown) => {
+    const checked = validateAppSpec(spec);
+    if (!checked.ok) throw new Error(JSON.stringify(checked.issues));
+    apps.apply(checked.value);
+  };
+  return { db, logs, devices, dispatcher, apply };
+}
+
+const ids = Array.from({ length: 25 }, (_, i) => `dev-${String(i).padStart(2, '0')}`);
+const zoneA = ids.filter((_, i) => i % 2 === 0);
+
+describe('Dispatcher: paced desired state', () => {
+  const stops: (() => void)[] = [];
+  afterEach(() => {
+    for (const stop of stops.splice(0)) stop();
+  });
+
+  /** 25 devices that reported state, each issued revision 1 of the `base` app by a first dispatcher. */
+  async function fleetWithDesired() {
+    const hub = hubStores();
+    hub.apply(appSpec('base', { site: 'roof' }));
+    ids.forEach((id, i) => {
+      hub.devices.ensure(id);
+      hub.devices.recordState(deviceState(id, { labels: { site: 'roof', zone: i % 2 === 0 ? 'a' : 'b' } }));
+    });
+    const mqtt = new FakeMqtt();
+    const first = hub.dispatcher(mqtt, 1000);
+    stops.push(() => first.stop());
+    await first.start();
+    expect(mqtt.sent).toHaveLength(25);
+    first.stop();
+    return hub;
+  }
+
+  it('republishes stored documents after a restart a chunk at a time, each after the last one’s acknowledgements', async () => {
+    const hub = await fleetWithDesired();
+    const mqtt = new FakeMqtt();
+    const restarted = hub.dispatcher(mqtt, 10);
+    stops.push(() => restarted.stop());
+    await restarted.start();
+
+    expect(mqtt.inFlight).toBe(10);
+    expect(restarted.desiredBacklog).toBe(15);
+    // Nothing more goes out until the broker acknowledges.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(mqtt.sent).toHaveLength(10);
+    await mqtt.ackAll();
+    expect(mqtt.sent).toHaveLength(20);
+    await mqtt.ackAll();
+    expect(mqtt.sent).toHaveLength(25);
+    await mqtt.ackAll();
+
+    expect(mqtt.inFlightMax).toBe(10);
+    expect(mqtt.sent.map((s) => s.deviceId).sort()).toEqual(ids);
+    expect(mqtt.sent.every((s) => s.revision === 1)).toBe(true);
+    expect(restarted.desiredBacklog).toBe(0);
+    expect(hub.logs.matching('stored desired state republished')).toEqual([expect.objectContaining({ devices: 25 })]);
+  });
+
+  it('sends a sync’s new documents before the republication, and never a replaced older one after them', async () => {
+    const hub = await fleetWithDesired();
+    const mqtt = new FakeMqtt();
+    const restarted = hub.dispatcher(mqtt, 10);
+    stops.push(() => restarted.stop());
+    await restarted.start();
+    const firstChunk = mqtt.sent.map((s) => s.deviceId);
+
+    // A change for zone a while the republication is under way: revision 2 for 13 devices.
+    hub.apply(appSpec('extra', { zone: 'a' }));
+    restarted.syncAll();
+    expect(mqtt.sent).toHaveLength(10); // still waiting for the first chunk's acknowledgements
+    await mqtt.ackAll();
+    // Fresh documents first.
+    expect(mqtt.sent.slice(10).map((s) => s.revision)).toEqual(Array(10).fill(2));
+    while (mqtt.inFlight > 0) await mqtt.ackAll();
+
+    expect(mqtt.inFlightMax).toBe(10);
+    for (const [i, id] of ids.entries()) {
+      const revisions = mqtt.sent.filter((s) => s.deviceId === id).map((s) => s.revision);
+      const expected = i % 2 === 0 ? 2 : 1;
+      expect(revisions.at(-1), id).toBe(expected);
+      // Revision 1 only if it was already on its way before revision 2 existed.
+      if (expected === 2) expect(revisions, id).toEqual(firstChunk.includes(id) ? [1, 2] : [2]);
+      else expect(revisions, id).toEqual([1]);
+    }
+    expect(
+      mqtt.sent
+        .filter((s) => s.revision === 2)
+        .map((s) => s.deviceId)
+        .sort(),
+    ).toEqual(zoneA);
+  });
+
+  it('paces a fleet-wide sync the same way, and republishes nothing whose content did not change', async () => {
+    const hub = await fleetWithDesired();
+    const mqtt = new FakeMqtt();
+    const dispatcher = hub.dispatcher(mqtt, 4);
+    stops.push(() => dispatcher.stop());
+    await dispatcher.start();
+    while (mqtt.inFlight > 0) await mqtt.ackAll();
+    const before = mqtt.sent.length;
+
+    dispatcher.syncAll(); // nothing changed: nothing sent
+    expect(mqtt.sent).toHaveLength(before);
+
+    hub.apply(appSpec('extra', { site: 'roof' }));
+    dispatcher.syncAll();
+    expect(mqtt.sent).toHaveLength(before + 4);
+    expect(dispatcher.desiredBacklog).toBe(21);
+    while (mqtt.inFlight > 0) await mqtt.ackAll();
+    expect(mqtt.sent).toHaveLength(before + 25);
+    expect(mqtt.inFlightMax).toBe(4);
+  });
+
+  it('sends a single document at once when idle', async () => {
+    const hub = hubStores();
+    const mqtt = new FakeMqtt();
+    const dispatcher = hub.dispatcher(mqtt, 10);
+    stops.push(() => dispatcher.stop());
+    await dispatcher.start();
+    hub.apply(appSpec('base', { site: 'roof' }));
+    hub.devices.ensure('dev-1');
+    hub.devices.recordState(deviceState('dev-1'));
+    dispatcher.syncAll();
+    expect(mqtt.sent.map((s) => [s.deviceId, s.revision])).toEqual([['dev-1', 1]]);
+  });
+});
