@@ -54,8 +54,14 @@ export const executors: Executors = {
   stash: async (step, ctx) => {
     await ctx.runtime.stop(step.id, ctx.stopTimeoutSeconds);
     await ctx.runtime.rename(step.id, step.name);
+    // Docker starts an `always` container at its own start even after a stop:
+    // after a reboot mid-update the stash would run beside the new version (and
+    // take its host port). Last, so that an agent killed in between never leaves
+    // a container under its own name with a policy its spec does not have.
+    await ctx.runtime.setRestartPolicy(step.id, { name: 'no' });
   },
   restore: async (step, ctx) => {
+    await ctx.runtime.setRestartPolicy(step.id, step.restartPolicy);
     await ctx.runtime.rename(step.id, step.name);
     await ctx.runtime.start(step.id);
   },

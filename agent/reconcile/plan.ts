@@ -20,6 +20,7 @@
  */
 import type { ContainerSpec, DesiredApp } from '../../shared/index.js';
 import type { HealthVerdict } from '../health/verdict.js';
+import { restartPolicyOf } from '../runtime/create-options.js';
 import type { ManagedContainer } from '../runtime/runtime.js';
 import { specHash } from '../runtime/spec-hash.js';
 import type { UpdateRecords } from './records.js';
@@ -127,7 +128,15 @@ export function plan(current: readonly ManagedContainer[], desired: readonly Des
           const step = retire(holder, why.old);
           // Hand over without a failed request: the old one leaves the network (and its alias) before it stops.
           steps.push(promoted && step.action === 'stop' ? { ...step, drain: true } : step);
-        } else steps.push({ ...base, action: 'restore', id: mine.id, name: primary, reason: why.mine });
+        } else
+          steps.push({
+            ...base,
+            action: 'restore',
+            id: mine.id,
+            name: primary,
+            restartPolicy: restartPolicyOf(target.spec),
+            reason: why.mine,
+          });
         continue;
       }
 

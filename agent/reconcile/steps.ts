@@ -4,6 +4,7 @@
  * Every step carries the reason it was planned, which is what operators see.
  */
 import type { ContainerSpec, RegistryAuth } from '../../shared/index.js';
+import type { RestartPolicy } from '../runtime/runtime.js';
 
 interface StepBase {
   app: string;
@@ -18,10 +19,16 @@ export type Step =
   /** `drain`: leave user-defined networks first (their DNS stops naming it), wait, then stop. */
   | (StepBase & { action: 'stop'; id: string; drain?: boolean })
   | (StepBase & { action: 'remove'; id: string })
-  /** Stop the committed version and move it aside (renamed), kept until the new version is committed. */
+  /**
+   * Stop the committed version and move it aside (renamed), kept until the new
+   * version is committed; its restart policy becomes `no`, so the engine never starts it by itself.
+   */
   | (StepBase & { action: 'stash'; id: string; name: string })
-  /** Rename a stashed version back to its own name and start it: the rollback of one container. */
-  | (StepBase & { action: 'restore'; id: string; name: string })
+  /**
+   * Give a version set aside its own name, its spec's restart policy back, and
+   * start it: the rollback of one container, or a start-then-kill version taking over.
+   */
+  | (StepBase & { action: 'restore'; id: string; name: string; restartPolicy: RestartPolicy })
   /** Record that this container's spec passed its health gate. */
   | (StepBase & { action: 'commit'; appRevision: number; specHash: string; spec: ContainerSpec })
   /** Record that the app's revision failed its health gate: the previous version comes back. */

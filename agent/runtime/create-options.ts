@@ -16,10 +16,10 @@
 import type Dockerode from 'dockerode';
 import { type ContainerSpec, parseDuration, parsePort, parseSize } from '../../shared/index.js';
 import { containerName, LABEL_APP, LABEL_APP_REVISION, LABEL_CONTAINER, LABEL_DEVICE, LABEL_MANAGED, LABEL_SPEC_HASH } from './labels.js';
-import type { CreateRequest } from './runtime.js';
+import type { CreateRequest, RestartPolicy } from './runtime.js';
 
 /** What Docker applies when a spec says nothing: a device must bring its apps back after a reboot. */
-export const DEFAULT_RESTART_POLICY = 'unless-stopped';
+export const DEFAULT_RESTART_POLICY: RestartPolicy['name'] = 'unless-stopped';
 
 const NS_PER_MS = 1_000_000;
 
@@ -88,15 +88,23 @@ function envList(spec: ContainerSpec): string[] | undefined {
   return spec.env.filter((e) => e.value !== undefined).map((e) => `${e.name}=${e.value}`);
 }
 
+/** A spec's restart policy, the default filled in. */
+export function restartPolicyOf(spec: ContainerSpec): RestartPolicy {
+  return spec.restartPolicy ?? { name: DEFAULT_RESTART_POLICY };
+}
+
+/** Docker's form of a restart policy. */
+export function dockerRestartPolicy(policy: RestartPolicy): { Name: string; MaximumRetryCount: number } {
+  return {
+    Name: policy.name,
+    // Docker rejects a retry count with any policy but on-failure.
+    MaximumRetryCount: policy.name === 'on-failure' ? (policy.maximumRetryCount ?? 0) : 0,
+  };
+}
+
 function hostConfig(req: CreateRequest): HostConfig {
   const { spec } = req;
-  const host: HostConfig = {
-    RestartPolicy: {
-      Name: spec.restartPolicy?.name ?? DEFAULT_RESTART_POLICY,
-      // Docker rejects a retry count with any policy but on-failure.
-      MaximumRetryCount: spec.restartPolicy?.name === 'on-failure' ? (spec.restartPolicy.maximumRetryCount ?? 0) : 0,
-    },
-  };
+  const host: HostConfig = { RestartPolicy: dockerRestartPolicy(restartPolicyOf(spec)) };
 
   if (spec.ports && spec.ports.length > 0) {
     const bindings: Record<string, { HostIp?: string; HostPort: string }[]> = {};

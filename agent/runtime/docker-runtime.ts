@@ -13,7 +13,7 @@
 import { type Readable, Writable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import type { RegistryAuth } from '../../shared/index.js';
-import { toCreateOptions } from './create-options.js';
+import { dockerRestartPolicy, toCreateOptions } from './create-options.js';
 import { LogLineSplitter } from './docker-log-lines.js';
 import { countersFromEngineStats, type EngineStats } from './engine-stats.js';
 import { engineMessage, RuntimeError, statusCodeOf, toRuntimeError } from './errors.js';
@@ -26,6 +26,7 @@ import type {
   FollowLogsOptions,
   LogEntry,
   ManagedContainer,
+  RestartPolicy,
   RuntimeInfo,
 } from './runtime.js';
 
@@ -271,6 +272,14 @@ export class DockerRuntime implements ContainerRuntime {
       await this.docker.getContainer(id).rename({ name });
     } catch (err) {
       throw toRuntimeError(err, `rename container ${id.slice(0, 12)} to ${name}`);
+    }
+  }
+
+  async setRestartPolicy(id: string, policy: RestartPolicy): Promise<void> {
+    try {
+      await this.docker.getContainer(id).update({ RestartPolicy: dockerRestartPolicy(policy) });
+    } catch (err) {
+      throw toRuntimeError(err, `set the restart policy of container ${id.slice(0, 12)} to ${policy.name}`);
     }
   }
 

@@ -5,6 +5,8 @@
  */
 import type { ContainerSpec, RegistryAuth } from '../../shared/index.js';
 
+export type RestartPolicy = NonNullable<ContainerSpec['restartPolicy']>;
+
 /** A container the agent manages, as observed from its Flotilla labels. */
 export interface ManagedContainer {
   id: string;
@@ -110,6 +112,12 @@ export interface ContainerRuntime {
   leaveNetworks(id: string): Promise<void>;
   /** Renames a container (running or not). */
   rename(id: string, name: string): Promise<void>;
+  /**
+   * Changes a container's restart policy, running or not (`docker update --restart`).
+   * A stashed version gets `no`: the engine starts an `always` container at its
+   * own start (a reboot) even after it was stopped.
+   */
+  setRestartPolicy(id: string, policy: RestartPolicy): Promise<void>;
   /** Removes a container; an already-removed container is not an error. */
   remove(id: string): Promise<void>;
   /**

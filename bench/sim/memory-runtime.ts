@@ -41,6 +41,7 @@ import type {
   FollowLogsOptions,
   LogEntry,
   ManagedContainer,
+  RestartPolicy,
   RuntimeInfo,
 } from '../../agent/runtime/runtime.js';
 import type { RegistryAuth } from '../../shared/index.js';
@@ -252,6 +253,12 @@ export class MemoryRuntime implements ContainerRuntime {
     if (holder) throw conflictOnName(context, name, holder.id);
     container.name = name;
     this.changed();
+  }
+
+  /** Restart policies are not simulated: only the call is counted. */
+  async setRestartPolicy(id: string, _policy: RestartPolicy): Promise<void> {
+    this.count('setRestartPolicy');
+    this.get(id, `set the restart policy of container ${id.slice(0, 12)}`);
   }
 
   async remove(id: string): Promise<void> {

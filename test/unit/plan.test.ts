@@ -215,8 +215,20 @@ describe('plan', () => {
             container: 'web',
             id: old.id,
             name: 'shop_web',
+            restartPolicy: { name: 'unless-stopped' },
             reason: 'rolling back to the previous version',
           },
+        ]);
+      });
+
+      it("gives the restored version its own spec's restart policy back (the stash had none)", () => {
+        const ownPolicy: ContainerSpec = { ...web, restartPolicy: { name: 'on-failure', maximumRetryCount: 3 } };
+        const records = new Map<string, AppRecord>([
+          ['shop', { ...committedTo(1, ownPolicy).get('shop'), rolledBack: { revision: 2, reason: 'exited' } }],
+        ]);
+        const kept = container(ownPolicy, { state: 'exited', dockerName: stashName('shop_web', specHash(ownPolicy)) });
+        expect(plan([kept], [app([v2], 2)], ctx({ records }))).toMatchObject([
+          { action: 'restore', id: kept.id, restartPolicy: { name: 'on-failure', maximumRetryCount: 3 } },
         ]);
       });
 
@@ -399,6 +411,7 @@ describe('plan', () => {
           container: 'web',
           id: beside.id,
           name: 'shop_web',
+          restartPolicy: { name: 'unless-stopped' },
           reason: 'start-then-kill: the new version takes the name',
         },
       ]);
