@@ -164,7 +164,12 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
         latestMetrics: () => ingest.latest.values(),
         ingest: () => ({ lagSeconds: ingest.counters.lagSeconds, stored: ingest.counters.stored, dropped: ingest.counters.invalid }),
       },
-      { received: () => traffic.received(), sent: () => traffic.sent(), connectedClients: () => broker.aedes.connectedClients },
+      {
+        received: () => traffic.received(),
+        sent: () => traffic.sent(),
+        connectedClients: () => broker.aedes.connectedClients,
+        admission: () => admission.counters(),
+      },
     );
     const rawRoutes = [
       ...followRoutes(api, ingest),

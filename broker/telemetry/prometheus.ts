@@ -48,6 +48,8 @@ export interface BrokerSources {
   /** Messages the broker delivered to subscribers since start, per channel. */
   sent(): Readonly<Record<string, number>>;
   connectedClients(): number;
+  /** Connection admission (broker/mqtt/admission.ts), when the hub paces connections. */
+  admission?(): { admitted: number; delayed: number; refused: number; waiting: number };
 }
 
 export interface ExporterOptions {
@@ -88,7 +90,23 @@ export function createPrometheusRegistry(fleet: FleetSources, broker: BrokerSour
   const device = (name: string, help: string, fill?: () => void) => register(registry, new SeriesGauge(name, help, fill));
   // One fill sets every per-device gauge, so one scrape reads the sources once.
   const sampleTime = device('flotilla_device_metrics_timestamp_seconds', 'When the newest metrics sample was taken (Unix time).', () => {
-    const all = [sampleTime, cpu, load1, memUsed, memAvailable, memTotal, diskUsed, diskFree, diskTotal, temperature, uptime, containers];
+    const all = [
+      sampleTime,
+      cpu,
+      load1,
+      memUsed,
+      memAvailable,
+      memTotal,
+      diskUsed,
+      diskFree,
+      diskTotal,
+      temperature,
+      uptime,
+      containers,
+      outboxMessages,
+      outboxBytes,
+      outboxDropped,
+    ];
     for (const gauge of all) gauge.values = [];
     for (const sample of fleet.latestMetrics()) {
       const labels = { device: sample.device };
@@ -108,6 +126,12 @@ export function createPrometheusRegistry(fleet: FleetSources, broker: BrokerSour
       if (host.temperatureC !== undefined) temperature.add(labels, host.temperatureC);
       uptime.add(labels, host.uptimeSeconds);
       containers.add(labels, sample.containers.length);
+      const outbox = sample.agent?.outbox;
+      if (outbox) {
+        outboxMessages.add(labels, outbox.messages);
+        outboxBytes.add(labels, outbox.bytes);
+        outboxDropped.add(labels, outbox.dropped);
+      }
     }
   });
   const cpu = device('flotilla_device_cpu_percent', 'Host CPU busy, percent of all cores together (0-100).');
@@ -121,6 +145,12 @@ export function createPrometheusRegistry(fleet: FleetSources, broker: BrokerSour
   const temperature = device('flotilla_device_temperature_celsius', 'Hottest thermal zone, where the device has one.');
   const uptime = device('flotilla_device_uptime_seconds', 'Host uptime.');
   const containers = device('flotilla_device_containers', 'Managed containers in the newest sample.');
+  const outboxMessages = device('flotilla_device_outbox_messages', "Messages waiting in the agent's outbox for the hub.");
+  const outboxBytes = device('flotilla_device_outbox_bytes', "Bytes waiting in the agent's outbox for the hub.");
+  const outboxDropped = device(
+    'flotilla_device_outbox_dropped',
+    "Messages the agent's outbox dropped (full or expired) since the agent started.",
+  );
 
   // ---- apps -------------------------------------------------------------------------------
   new Gauge({
@@ -156,6 +186,29 @@ export function createPrometheusRegistry(fleet: FleetSources, broker: BrokerSour
       this.set(broker.connectedClients());
     },
   });
+
+  const admission = broker.admission;
+  if (admission) {
+    new Counter({
+      name: 'flotilla_mqtt_connections_total',
+      help: 'MQTT connections through admission: admitted at once, admitted after waiting for a slot (delayed), or refused.',
+      labelNames: ['outcome'],
+      registers,
+      collect() {
+        const counts = admission();
+        this.reset();
+        this.inc({ outcome: 'admitted' }, counts.admitted - counts.delayed);
+        this.inc({ outcome: 'delayed' }, counts.delayed);
+        this.inc({ outcome: 'refused' }, counts.refused);
+        waiting.set(counts.waiting);
+      },
+    });
+    const waiting = new Gauge({
+      name: 'flotilla_mqtt_connections_waiting',
+      help: 'MQTT connections held now, waiting for an admission slot.',
+      registers,
+    });
+  }
 
   // ---- telemetry ingest ---------------------------------------------------------------
   new Gauge({

@@ -56,6 +56,7 @@ function sample(device: string, overrides: Partial<MetricsSample['host']> = {}):
         restartCount: 0,
       },
     ],
+    agent: { rssBytes: 40e6, cpuPercent: 0.5, logLinesDropped: 0, outbox: { messages: 12, bytes: 3400, dropped: 1 } },
   };
 }
 
@@ -96,6 +97,9 @@ class FakeSources implements FleetSources, BrokerSources {
   connectedClients() {
     return 5;
   }
+  admission() {
+    return { admitted: 40, delayed: 15, refused: 7, waiting: 2 };
+  }
 }
 
 async function scrapeOnce(sources: FakeSources, processMetrics = false) {
@@ -126,6 +130,13 @@ describe('Prometheus exporter', () => {
     expect(sampleValue(metrics, 'flotilla_device_disk_total_bytes', { device: 'dev-b', disk: 'root' })).toBe(4e9);
     expect(sampleValue(metrics, 'flotilla_device_uptime_seconds', { device: 'dev-a' })).toBe(3600);
     expect(sampleValue(metrics, 'flotilla_device_containers', { device: 'dev-a' })).toBe(1);
+    expect(sampleValue(metrics, 'flotilla_device_outbox_messages', { device: 'dev-a' })).toBe(12);
+    expect(sampleValue(metrics, 'flotilla_device_outbox_bytes', { device: 'dev-a' })).toBe(3400);
+    expect(sampleValue(metrics, 'flotilla_device_outbox_dropped', { device: 'dev-a' })).toBe(1);
+    expect(sampleValue(metrics, 'flotilla_mqtt_connections_total', { outcome: 'admitted' })).toBe(25);
+    expect(sampleValue(metrics, 'flotilla_mqtt_connections_total', { outcome: 'delayed' })).toBe(15);
+    expect(sampleValue(metrics, 'flotilla_mqtt_connections_total', { outcome: 'refused' })).toBe(7);
+    expect(sampleValue(metrics, 'flotilla_mqtt_connections_waiting')).toBe(2);
     // Only where the device has a thermal zone.
     expect(labelSets(metrics, 'flotilla_device_temperature_celsius')).toEqual([{ device: 'dev-a' }]);
     expect(sampleValue(metrics, 'flotilla_device_temperature_celsius', { device: 'dev-a' })).toBe(51.5);
