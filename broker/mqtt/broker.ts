@@ -2,11 +2,13 @@
  * The embedded Aedes broker with its listeners: MQTT over TCP for devices and
  * services, MQTT over WebSocket for dashboards in a browser.
  */
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage } from 'node:http';
 import { type AddressInfo, createServer as createNetServer, type Server as NetServer } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { Aedes, type AedesOptions, type Client, type PublishPacket } from 'aedes';
 import type { Logger } from 'pino';
 import { createWebSocketStream, WebSocketServer } from 'ws';
+import { boundSessionQueues, DEFAULT_SUBSCRIBER_LIMITS, type SubscriberLimits, subscriberGuard } from './subscriber-limits.js';
 
 export interface BrokerOptions {
   host: string;
@@ -25,6 +27,13 @@ export interface BrokerOptions {
    * consumer pushes back on the devices instead of queueing without bound.
    */
   published?: (packet: PublishPacket, client: Client | null, done: (err?: Error) => void) => void;
+  /**
+   * What one subscriber may make the broker hold: unsent bytes on its
+   * connection (4 MiB for a dashboard, 16 MiB for an anonymous client), and
+   * messages queued for its persistent session while it is away (1000).
+   * See broker/mqtt/subscriber-limits.ts.
+   */
+  limits?: Partial<SubscriberLimits>;
 }
 
 export interface EmbeddedBroker {
@@ -36,19 +45,36 @@ export interface EmbeddedBroker {
 
 export async function startBroker(options: BrokerOptions): Promise<EmbeddedBroker> {
   const log = options.logger.child({ component: 'broker' });
+  const limits = { ...DEFAULT_SUBSCRIBER_LIMITS, ...options.limits };
+  const subscribers = subscriberGuard(limits, log);
+  const authenticate = options.hooks?.authenticate;
   const aedes = await Aedes.createBroker({
-    // A client that stops reading (a dead cellular link) must not stall
-    // delivery to everyone else; see Aedes' drainTimeout notes.
+    // A client that has not drained its connection for this long is
+    // disconnected: an anonymous subscriber that stopped reading, or one a
+    // replay (retained, or its session's queue) waits for.
     drainTimeout: 30_000,
+    // No emitter queue: with one, a subscriber that stops reading holds all
+    // the slots while QoS 1 publishers fill the queue, and when it goes, the
+    // queued messages nobody wants are released by synchronous recursion
+    // until the stack overflows and the process dies. Dashboards' deliveries
+    // never wait, and every connection's buffer is bounded (subscriberGuard).
+    concurrency: 0,
     // Device ids may be up to 63 characters; 23 is only MQTT 3.1's limit.
     maxClientsIdLength: 128,
     ...options.hooks,
+    authenticate(client, username, password, done) {
+      if (username !== undefined) subscribers.markDashboard(client);
+      if (authenticate) return authenticate(client, username, password, done);
+      done(null, true);
+    },
     ...(options.published ? { published: options.published } : {}),
   });
   aedes.on('clientError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'connection error'));
+  boundSessionQueues(aedes, limits.maxQueuedMessages, log);
+  const handle = (conn: Duplex, req?: IncomingMessage) => subscribers.guard(aedes.handle(conn, req));
 
-  const tcp = createNetServer(aedes.handle);
+  const tcp = createNetServer((socket) => handle(socket));
   const httpForWs = createHttpServer((_req, res) => {
     res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: connect with a WebSocket client\n');
   });
@@ -58,7 +84,7 @@ export async function startBroker(options: BrokerOptions): Promise<EmbeddedBroke
   wss.on('connection', (socket, req) => {
     const stream = createWebSocketStream(socket);
     stream.on('error', (err) => log.debug({ err: err.message }, 'websocket stream error'));
-    aedes.handle(stream, req);
+    handle(stream, req);
   });
 
   const close = async () => {
