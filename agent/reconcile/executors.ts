@@ -62,8 +62,13 @@ export const executors: Executors = {
   },
   restore: async (step, ctx) => {
     await ctx.runtime.setRestartPolicy(step.id, step.restartPolicy);
-    await ctx.runtime.rename(step.id, step.name);
+    // Start before taking the name: until the rename, the planner sees a version
+    // set aside and plans this step again. Renamed first, a start that failed
+    // (an engine going down) left a stopped container under its own name, which
+    // the planner leaves to its restart policy, and a stopped stash has none
+    // that brings it back: the app stayed down while reported "runs again".
     await ctx.runtime.start(step.id);
+    await ctx.runtime.rename(step.id, step.name);
   },
   commit: async (step, ctx) => {
     ctx.records.commit(step.app, step.appRevision, step.container, { hash: step.specHash, spec: step.spec });

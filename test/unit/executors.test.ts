@@ -45,7 +45,7 @@ describe('executors', () => {
     ]);
   });
 
-  it("restore: gives the spec's restart policy back before the name and the start", async () => {
+  it("restore: gives the spec's restart policy back, starts, and only then takes the name (a failed start leaves it aside, to be restored again)", async () => {
     const { runtime, calls } = recording();
     await execute(
       {
@@ -61,8 +61,8 @@ describe('executors', () => {
     );
     expect(calls).toEqual([
       ['setRestartPolicy', 'c1', { name: 'always' }],
-      ['rename', 'c1', 'shop_web'],
       ['start', 'c1'],
+      ['rename', 'c1', 'shop_web'],
     ]);
   });
 });
