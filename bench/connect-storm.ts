@@ -5,7 +5,13 @@
  * connect timeout 10 s, persistent session). Compares admission modes: no
  * limit, refuse at once, and hold up to W ms for a token before refusing.
  *
- *   npx tsx bench/connect-storm.ts [--devices 2000] [--rate 200] [--waits none,0,250,1000,5000] [--spread-ms 0] [--json]
+ *   npx tsx bench/connect-storm.ts [--devices 2000] [--rate 200] [--waits none,0,250,1000,5000] [--spread-ms 0]
+ *                                  [--retained indexed,stock] [--retained-per-device 1] [--json]
+ *
+ * --retained compares the broker's exact-topic retained index
+ * (broker/mqtt/retained-index.ts) with Aedes' stock scan of every retained
+ * topic per SUBSCRIBE; --retained-per-device 3 retains a state and a status
+ * document beside each desired one, as a real fleet does.
  *
  * The broker runs in a child process (the hub's broker module, its
  * admission hook, and one retained ~600-byte desired document per device);
@@ -37,6 +43,8 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '200' },
     waits: { type: 'string', default: 'none,0,250,1000,5000' },
     'spread-ms': { type: 'string', default: '0' },
+    retained: { type: 'string', default: 'indexed' },
+    'retained-per-device': { type: 'string', default: '1' },
     'timeout-s': { type: 'string', default: '300' },
     broker: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
@@ -50,10 +58,12 @@ interface BrokerSetup {
   /** 0: no admission limit. */
   rate: number;
   maxWaitMs: number;
+  retainedIndex: boolean;
+  retainedPerDevice: number;
 }
 type BrokerReply =
   | { type: 'ready'; port: number }
-  | { type: 'stats'; cpuMs: number; maxLoopDelayMs: number; admitted: number; refused: number; delayed: number };
+  | { type: 'stats'; cpuMs: number; maxRssMb: number; maxLoopDelayMs: number; admitted: number; refused: number; delayed: number };
 
 if (args.broker) {
   process.once('message', (setup: BrokerSetup) => void runBroker(setup));
@@ -70,17 +80,24 @@ if (args.broker) {
 async function runBroker(setup: BrokerSetup): Promise<void> {
   const logger = pino({ level: 'silent' });
   const admission = createConnectionAdmission({ rate: setup.rate, maxWaitMs: setup.maxWaitMs, logger });
-  const broker = await startBroker({ host: '127.0.0.1', mqttPort: 0, wsPort: 0, logger, hooks: { preConnect: admission.preConnect } });
+  const broker = await startBroker({
+    host: '127.0.0.1',
+    mqttPort: 0,
+    wsPort: 0,
+    logger,
+    hooks: { preConnect: admission.preConnect },
+    retainedIndex: setup.retainedIndex,
+  });
   const filler = 'x'.repeat(500);
   await Promise.all(
     Array.from(
-      { length: setup.devices },
-      (_, i) =>
+      { length: setup.devices * setup.retainedPerDevice },
+      (_, n) =>
         new Promise<void>((resolve) =>
           broker.aedes.publish(
             {
               cmd: 'publish',
-              topic: desiredTopic(i),
+              topic: retainedTopic(n, setup.devices),
               payload: Buffer.from(JSON.stringify({ revision: 1, filler })),
               qos: 1,
               retain: true,
@@ -102,7 +119,9 @@ async function runBroker(setup: BrokerSetup): Promise<void> {
       const cpu = process.cpuUsage(cpuStart);
       loop.disable();
       const counters = admission.counters();
-      send({ type: 'stats', cpuMs: (cpu.user + cpu.system) / 1000, maxLoopDelayMs: loop.max / 1e6, ...counters });
+      // maxRSS is the process's peak since it started (KiB): the retained documents plus the storm.
+      const maxRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
+      send({ type: 'stats', cpuMs: (cpu.user + cpu.system) / 1000, maxRssMb, maxLoopDelayMs: loop.max / 1e6, ...counters });
       admission.close();
       void broker.close().then(() => process.exit(0));
     }
@@ -118,7 +137,14 @@ function desiredTopic(i: number): string {
   return `flotilla/v1/devices/storm-${i}/desired`;
 }
 
+/** Retained document n: every device's desired first, then their state and status. */
+function retainedTopic(n: number, devices: number): string {
+  const channel = ['desired', 'state', 'status'][Math.floor(n / devices)] ?? 'desired';
+  return `flotilla/v1/devices/storm-${n % devices}/${channel}`;
+}
+
 interface Row {
+  retained: string;
   mode: string;
   devices: number;
   rate: number;
@@ -132,6 +158,8 @@ interface Row {
   refused: number;
   held: number;
   brokerCpuS: number;
+  /** The broker process's peak RSS. */
+  brokerMaxRssMb: number;
   clientsCpuS: number;
   maxLoopDelayMs: number;
   clientsMaxLoopDelayMs: number;
@@ -143,11 +171,23 @@ async function main(): Promise<void> {
   const spreadMs = positiveInt('spread-ms', args['spread-ms'], 0);
   const timeoutMs = positiveInt('timeout-s', args['timeout-s']) * 1000;
   const modes = args.waits.split(',').map((w) => (w.trim() === 'none' ? undefined : positiveInt('waits', w.trim(), 0)));
+  const retainedPerDevice = positiveInt('retained-per-device', args['retained-per-device']);
+  const variants = args.retained.split(',').map((v) => v.trim());
   const rows: Row[] = [];
-  for (const maxWaitMs of modes) {
-    const row = await storm({ devices, rate: maxWaitMs === undefined ? 0 : rate, maxWaitMs: maxWaitMs ?? 0 }, spreadMs, timeoutMs);
-    rows.push(row);
-    if (!args.json) console.error(`done: ${row.mode}`);
+  for (const variant of variants) {
+    if (variant !== 'indexed' && variant !== 'stock') throw new Error(`--retained: expected indexed or stock, got "${variant}"`);
+    for (const maxWaitMs of modes) {
+      const setup = {
+        devices,
+        rate: maxWaitMs === undefined ? 0 : rate,
+        maxWaitMs: maxWaitMs ?? 0,
+        retainedIndex: variant === 'indexed',
+        retainedPerDevice,
+      };
+      const row = await storm(setup, spreadMs, timeoutMs);
+      rows.push(row);
+      if (!args.json) console.error(`done: ${row.retained} ${row.mode}`);
+    }
   }
   if (args.json) console.log(JSON.stringify(rows, null, 2));
   else console.table(rows);
@@ -242,6 +282,7 @@ async function storm(setup: BrokerSetup, spreadMs: number, timeoutMs: number): P
   inAt.sort((a, b) => a - b);
   const at = (q: number) => Math.round(inAt[Math.min(inAt.length - 1, Math.floor(q * inAt.length))]! / 100) / 10;
   return {
+    retained: setup.retainedIndex ? 'indexed' : 'stock',
     mode: setup.rate === 0 ? 'no limit' : setup.maxWaitMs === 0 ? 'refuse at once' : `hold ≤ ${setup.maxWaitMs} ms`,
     devices: setup.devices,
     rate: setup.rate,
@@ -254,6 +295,7 @@ async function storm(setup: BrokerSetup, spreadMs: number, timeoutMs: number): P
     refused: stats.refused,
     held: stats.delayed,
     brokerCpuS: Math.round(stats.cpuMs / 100) / 10,
+    brokerMaxRssMb: stats.maxRssMb,
     clientsCpuS: Math.round((clientsCpu.user + clientsCpu.system) / 100_000) / 10,
     maxLoopDelayMs: Math.round(stats.maxLoopDelayMs),
     clientsMaxLoopDelayMs: Math.round(clientLoop.max / 1e6),

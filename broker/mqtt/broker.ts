@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import { Aedes, type AedesOptions, type Client, type PublishPacket } from 'aedes';
 import type { Logger } from 'pino';
 import { createWebSocketStream, WebSocketServer } from 'ws';
+import { retainedIndexedPersistence } from './retained-index.js';
 import { boundSessionQueues, DEFAULT_SUBSCRIBER_LIMITS, type SubscriberLimits, subscriberGuard } from './subscriber-limits.js';
 
 export interface BrokerOptions {
@@ -34,6 +35,8 @@ export interface BrokerOptions {
    * See broker/mqtt/subscriber-limits.ts.
    */
   limits?: Partial<SubscriberLimits>;
+  /** Retained lookups by exact topic from a map (default true; false is Aedes' stock scan, for bench/connect-storm.ts). */
+  retainedIndex?: boolean;
 }
 
 export interface EmbeddedBroker {
@@ -61,6 +64,9 @@ export async function startBroker(options: BrokerOptions): Promise<EmbeddedBroke
     concurrency: 0,
     // Device ids may be up to 63 characters; 23 is only MQTT 3.1's limit.
     maxClientsIdLength: 128,
+    // Aedes' memory persistence, with a device's own desired topic found by a
+    // map rather than a scan of every retained topic (retained-index.ts).
+    ...(options.retainedIndex === false ? {} : { persistence: retainedIndexedPersistence() }),
     ...options.hooks,
     authenticate(client, username, password, done) {
       if (username !== undefined) subscribers.markDashboard(client);

@@ -12,7 +12,8 @@
  *
  * The index holds its own shallow copy of each packet, as the persistence
  * does; the payload buffer is shared, so the extra memory is one small
- * object per retained topic.
+ * object per retained topic. Everything else is the stock persistence,
+ * methods and all (subscriber-limits.ts wraps its outgoing queue).
  */
 import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
