@@ -3,7 +3,7 @@
  * `flotilla apply -f` it, read the device's report with `flotilla describe`,
  * and ask the app itself over its published port.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
@@ -40,6 +40,11 @@ export class DeviceApps {
     const result = await runCli(['--hub', this.hub().url, 'apply', '-f', file]);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
+  }
+
+  /** Removes the spec files written so far (test cleanup). */
+  removeFiles(): void {
+    rmSync(this.dir, { recursive: true, force: true });
   }
 
   async state(app: string): Promise<AppState | undefined> {
