@@ -1,0 +1,291 @@
+/**
+ * The Docker Engine restarts under a running agent (a package upgrade, a
+ * crash, `systemctl restart docker`), or together with it (the device
+ * reboots). The engine is one of our own (support/dedicated-engine.ts), so
+ * stopping it disturbs no other test file.
+ *
+ * Engine restart, agent running. While the engine is down: the agent keeps
+ * running, logs that it cannot reach the engine, and `flotilla describe
+ * device` shows a runtime error. Once the engine is back: Docker's restart
+ * policies (unless-stopped, the default, and always) have started the same
+ * containers again, the agent adopts them without creating any (no duplicate
+ * at any moment, per a `docker ps` sampler), the runtime error clears, and the
+ * device reports both apps running and in sync.
+ *
+ * Device reboot in the middle of an update (agent killed, engine restarted,
+ * agent started again), restart policy `always`: the engine brings back only
+ * the new version on trial, not the old one stashed for a rollback; the agent
+ * finishes the gate and commits. (Docker restarts an `always` container at
+ * engine start even after a `docker stop`: a stash keeping that policy came
+ * back and ran beside the new version; with a host port the two raced for it,
+ * and when the stash won, the new version's failed start rolled the update back.)
+ *
+ * Engine restart, agent running, in the middle of an update: the device
+ * converges on one running version, the one it reports. Today that is a
+ * rollback (the agent sees the new version exit as the engine stops it and
+ * fails its gate); it used to be an app left stopped under its own name while
+ * reported as running again, when the restore's start hit the engine going down.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type HubProcess, type ManagedProcess, removeDir, runCli, spawnCli, startHubProcess, stopAll } from '../support/processes.js';
+import { waitFor } from '../support/wait.js';
+import { type DedicatedEngine, startDedicatedEngine } from './support/dedicated-engine.js';
+import { DeviceApps } from './support/device-apps.js';
+import { describeDocker } from './support/engine.js';
+import { ensureTestImages, retagInRegistry } from './support/images.js';
+import {
+  agentLog,
+  appContainers,
+  ContainerSampler,
+  describeDevice,
+  describeDeviceText,
+  duplicates,
+  storedEvents,
+} from './support/observe.js';
+
+const suffix = Math.random().toString(36).slice(2, 8);
+const deviceId = `e2e-engine-${suffix}`;
+const apps = { unlessStopped: `e2e-engine-default-${suffix}`, always: `e2e-engine-always-${suffix}` };
+const updated = `e2e-engine-update-${suffix}`;
+
+describeDocker('Docker Engine restarted under a running agent', () => {
+  let engine: DedicatedEngine | undefined;
+  let hub: HubProcess;
+  let agent: ManagedProcess;
+  const dataDir = mkdtempSync(join(tmpdir(), `flotilla-agent-${deviceId}-`));
+  const device = new DeviceApps(() => hub, deviceId, { update: { minReadySeconds: 1 } });
+
+  const image = { v1: '', v2: '' };
+
+  function startAgent(): ManagedProcess {
+    agent = spawnCli(
+      `agent ${deviceId}`,
+      ['agent', '--device-id', deviceId, '--hub-url', hub.mqttUrl, '--data-dir', dataDir, '--resync-interval', '2s'],
+      { DOCKER_HOST: engine!.host },
+    );
+    return agent;
+  }
+
+  beforeAll(async () => {
+    const images = await ensureTestImages();
+    engine = await startDedicatedEngine();
+    // Tags of our own: the shared engine gets them only for the copy and untags them after.
+    image.v1 = await retagInRegistry(images.v1, `engine-v1-${suffix}`);
+    image.v2 = await retagInRegistry(images.v2, `engine-v2-${suffix}`);
+    await engine.loadImage(image.v1);
+    await engine.loadImage(image.v2);
+    hub = await startHubProcess();
+    startAgent();
+    await waitFor('the agent to register', async () => (await runCli(['--hub', hub.url, 'describe', 'device', deviceId])).code === 0);
+  }, 180_000);
+
+  afterAll(async () => {
+    await stopAll();
+    await engine?.destroy();
+    removeDir(dataDir);
+    if (hub) removeDir(hub.dataDir);
+    device.removeFiles();
+  });
+
+  it('keeps the agent running through the outage, reports it, and re-adopts the same containers', { timeout: 150_000 }, async () => {
+    const e = engine!;
+    await device.apply(apps.unlessStopped, { image: image.v1 });
+    await device.apply(apps.always, { image: image.v1, restartPolicy: { name: 'always' } });
+    await waitFor(
+      'both apps running',
+      async () => {
+        const view = await describeDevice(hub, deviceId);
+        return view.observedRevision === view.desiredRevision && view.apps.filter((a) => a.phase === 'running').length === 2;
+      },
+      { timeoutMs: 60_000 },
+    );
+    const before = new Map<string, string>();
+    for (const app of Object.values(apps)) {
+      const rows = await appContainers(app, e.host);
+      expect(rows).toHaveLength(1);
+      expect(rows[0]!.state).toBe('running');
+      before.set(app, rows[0]!.id);
+    }
+    const samplers = Object.values(apps).map((app) => new ContainerSampler(app, e.host));
+    const agentPid = agent.child.pid;
+    const outageAt = new Date().toISOString();
+
+    await e.stop();
+    // While the engine is down: the agent lives on, says so in its log and in its reported state.
+    const down = await waitFor(
+      'the device to report a runtime error',
+      async () => {
+        const view = await describeDevice(hub, deviceId);
+        return view.runtimeError !== undefined && view;
+      },
+      { timeoutMs: 30_000 },
+    );
+    expect(down.runtimeError).toMatch(/^container runtime unavailable: /);
+    expect(await describeDeviceText(hub, deviceId)).toMatch(/^Runtime Error:\s+container runtime unavailable: /m);
+    expect(agent.running).toBe(true);
+    const messages = agentLog(agent).map((l) => l.msg);
+    expect(messages).toContain('cannot observe containers; will retry');
+    expect(messages).toContain('Docker event stream ended; re-subscribing');
+
+    await e.start();
+    const view = await waitFor(
+      'the device to recover: no runtime error, both apps running on their containers',
+      async () => {
+        const v = await describeDevice(hub, deviceId);
+        if (v.runtimeError !== undefined || v.observedRevision !== v.desiredRevision) return undefined;
+        const running = Object.values(apps).every((app) => {
+          const state = v.apps.find((a) => a.name === app);
+          return state?.phase === 'running' && state.containers.length === 1 && state.containers[0]!.id === before.get(app);
+        });
+        return running && v;
+      },
+      { timeoutMs: 60_000 },
+    );
+    expect(view.online).toBe(true);
+    expect(agent.running).toBe(true);
+    expect(agent.child.pid).toBe(agentPid);
+
+    for (const [app, id] of before) {
+      const rows = await appContainers(app, e.host);
+      expect(rows.map((r) => ({ id: r.id, state: r.state }))).toEqual([{ id, state: 'running' }]);
+    }
+    for (const sampler of samplers) {
+      const snapshots = await sampler.stop();
+      expect(duplicates(snapshots)).toEqual([]);
+      expect(sampler.maxRunning()).toBe(1);
+    }
+    // Docker brought them back; the agent created nothing and removed nothing.
+    const changes = (await storedEvents(hub, deviceId)).filter(
+      (ev) => ev.ts >= outageAt && ['created', 'removed', 'stashed', 'restored', 'rolled-back'].includes(ev.type),
+    );
+    expect(changes).toEqual([]);
+  });
+
+  it('device reboot in the middle of an update: the engine brings back only the version on trial, and the agent commits it', {
+    timeout: 180_000,
+  }, async () => {
+    const e = engine!;
+    // No host port: with one, the two versions race for it at boot and either may lose; without, both would run.
+    const spec = { restartPolicy: { name: 'always' } };
+    await device.apply(updated, { image: image.v1, ...spec });
+    const primary = `${updated}_web`;
+    const [v1] = await waitFor(
+      'v1 running',
+      async () => {
+        const rows = await appContainers(updated, e.host);
+        const state = (await describeDevice(hub, deviceId)).apps.find((a) => a.name === updated);
+        return state?.phase === 'running' && rows.length === 1 && rows[0]!.state === 'running' && rows;
+      },
+      { timeoutMs: 60_000 },
+    );
+    const sampler = new ContainerSampler(updated, e.host);
+    await device.apply(updated, { image: image.v2, ...spec }, { minReadySeconds: 15 });
+    const trial = await waitFor(
+      'v1 stashed and v2 on trial',
+      async () => {
+        const rows = await appContainers(updated, e.host);
+        const stashed = rows.find((r) => r.id === v1!.id && r.name.startsWith(`${primary}.prev-`) && r.state === 'exited');
+        const next = rows.find((r) => r.name === primary && r.image === image.v2 && r.state === 'running');
+        return stashed && next;
+      },
+      { timeoutMs: 60_000 },
+    );
+
+    // Power cut: the agent dies with everything else; the engine stops its containers and starts again.
+    agent.child.kill('SIGKILL');
+    await agent.exited;
+    await e.stop();
+    await e.start();
+    // The engine answers once it has started what its restart policies bring back; the agent is not back yet.
+    const booted = await appContainers(updated, e.host);
+    expect(booted.find((r) => r.id === trial.id)?.state).toBe('running');
+    expect(booted.find((r) => r.id === v1!.id)?.state).toBe('exited');
+
+    startAgent();
+    const [final] = await waitFor(
+      'revision 2 committed, the stash removed',
+      async () => {
+        const rows = await appContainers(updated, e.host);
+        const view = await describeDevice(hub, deviceId);
+        const state = view.apps.find((a) => a.name === updated);
+        return (
+          view.observedRevision === view.desiredRevision &&
+          state?.revision === 2 &&
+          state.phase === 'running' &&
+          rows.length === 1 &&
+          rows[0]!.state === 'running' &&
+          rows
+        );
+      },
+      { timeoutMs: 90_000 },
+    );
+    expect(final!.id).toBe(trial.id);
+    expect(final!.image).toBe(image.v2);
+    const snapshots = await sampler.stop();
+    expect(duplicates(snapshots)).toEqual([]);
+    expect(sampler.maxRunning()).toBe(1);
+    const types = (await storedEvents(hub, deviceId)).filter((ev) => ev.app === updated).map((ev) => ev.type);
+    expect(types).not.toContain('rolled-back');
+    expect(types).not.toContain('health-failed');
+  });
+
+  it('engine restarted under the agent while an update is on trial: the device converges on one running version and says which', {
+    timeout: 180_000,
+  }, async () => {
+    const e = engine!;
+    const app = `e2e-engine-trial-${suffix}`;
+    await device.apply(app, { image: image.v1 });
+    const [v1] = await waitFor(
+      'v1 running',
+      async () => {
+        const rows = await appContainers(app, e.host);
+        const state = (await describeDevice(hub, deviceId)).apps.find((a) => a.name === app);
+        return state?.phase === 'running' && rows.length === 1 && rows[0]!.state === 'running' && rows;
+      },
+      { timeoutMs: 60_000 },
+    );
+    const sampler = new ContainerSampler(app, e.host);
+    await device.apply(app, { image: image.v2 }, { minReadySeconds: 15 });
+    await waitFor(
+      'v2 on trial',
+      async () => (await appContainers(app, e.host)).some((r) => r.image === image.v2 && r.state === 'running'),
+      { timeoutMs: 60_000 },
+    );
+
+    await e.stop();
+    await e.start();
+    // Either outcome is a converged device: v2 committed, or rolled back to the very v1 container.
+    // (Today it rolls back: the agent sees v2 exit as the engine stops it, and fails its gate.)
+    const { rows, state } = await waitFor(
+      'the device to converge on one running version',
+      async () => {
+        const found = await appContainers(app, e.host);
+        const view = await describeDevice(hub, deviceId);
+        const reported = view.apps.find((a) => a.name === app);
+        const settled = reported?.phase === 'running' || reported?.phase === 'rolled-back';
+        return (
+          view.runtimeError === undefined &&
+          view.observedRevision === view.desiredRevision &&
+          settled &&
+          found.length === 1 &&
+          found[0]!.state === 'running' &&
+          reported.containers.map((c) => c.id).join() === found[0]!.id && { rows: found, state: reported }
+        );
+      },
+      { timeoutMs: 90_000 },
+    );
+    if (state.phase === 'rolled-back') {
+      expect(rows[0]!.id).toBe(v1!.id);
+      expect(state.message).toMatch(/^revision 2 failed its health gate \(.*\); revision 1 runs again$/);
+    } else {
+      expect(rows[0]!.image).toBe(image.v2);
+    }
+    expect(rows[0]!.name).toBe(`${app}_web`);
+    const snapshots = await sampler.stop();
+    expect(duplicates(snapshots)).toEqual([]);
+    expect(sampler.maxRunning()).toBe(1);
+  });
+});
