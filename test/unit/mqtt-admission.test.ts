@@ -257,8 +257,8 @@ describe('createConnectionAdmission', () => {
 });
 
 describe('--max-connect-rate', () => {
-  it('defaults to 200 a second and takes 0 for no limit', () => {
-    expect(HUB_DEFAULTS.maxConnectRate).toBe(200);
+  it('defaults to 500 a second and takes 0 for no limit', () => {
+    expect(HUB_DEFAULTS.maxConnectRate).toBe(500);
     expect(resolveHubConfig({ maxConnectRate: 0 }).maxConnectRate).toBe(0);
     expect(() => resolveHubConfig({ maxConnectRate: -1 })).toThrow(/maxConnectRate/);
     expect(parseConnectRate('20')).toBe(20);

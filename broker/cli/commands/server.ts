@@ -94,7 +94,7 @@ export function registerServer(program: Command, io: CliIO): void {
       new Option('--max-connect-rate <n>', 'new MQTT connections admitted per second, the rest told to retry later (0: no limit)')
         .env('FLOTILLA_MAX_CONNECT_RATE')
         .argParser(parseConnectRate)
-        .default(200),
+        .default(500),
     )
     .action(async (options: ServerOptions) => {
       const { startHub } = await import('../../hub.js');
