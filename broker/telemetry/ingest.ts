@@ -120,7 +120,10 @@ export class TelemetryIngest {
     this.counters.queued = this.queue.length;
     const full = this.queue.length >= (this.options.maxBatchMessages ?? 10000);
     const [short, long] = this.options.commitIntervalMs ?? [20, 200];
-    this.scheduleFlush(full ? 0 : this.lastCommitSize >= LARGE_COMMIT ? long : short);
+    // A durable message's publisher waits for this commit (its next packets
+    // with it), so it never waits the long interval: under load the commits
+    // grow by themselves, with everything that arrived while one ran.
+    this.scheduleFlush(full ? 0 : durable || this.lastCommitSize < LARGE_COMMIT ? short : long);
   }
 
   onLogs(listener: (records: LogRecord[]) => void): () => void {
