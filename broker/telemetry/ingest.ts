@@ -1,6 +1,8 @@
 /**
- * Telemetry ingest: logs, metrics and events from the broker's `published`
- * hook (no second MQTT hop) into the telemetry file.
+ * Telemetry ingest: logs, metrics and events from the broker (publish
+ * authorization, ingest-before-ack.ts: no second MQTT hop) into the telemetry file.
+ * A `durable` message's `done` waits for its commit, which is never more
+ * than the short interval away.
  *
  * Messages are validated on arrival and queued; the queue is written in one
  * transaction (a group commit) after `commitIntervalMs`, or at once when
