@@ -86,9 +86,10 @@ export function registerAgent(program: Command, io: CliIO): void {
         .default(1024 * 1024, '1m'),
     )
     .addOption(
-      new Option('--outbox <path>', 'where undelivered events, logs and metrics wait: a file (on tmpfs to spare the SD card), or "memory"')
-        .env('FLOTILLA_OUTBOX')
-        .default(undefined, '<data-dir>/outbox.db'),
+      new Option(
+        '--outbox <path>',
+        'where undelivered events, logs and metrics wait: a file (on tmpfs to spare the SD card), or "memory" (default: <data-dir>/outbox.db)',
+      ).env('FLOTILLA_OUTBOX'),
     )
     .addOption(
       new Option(
@@ -100,12 +101,9 @@ export function registerAgent(program: Command, io: CliIO): void {
         .default(64 * 1024 * 1024, '64m'),
     )
     .addOption(
-      new Option(
-        '--outbox-ttl <class=duration>',
-        'how long a class is worth delivering late, e.g. metrics=1h (repeatable; defaults events=7d, logs=2d, metrics=6h)',
-      )
+      new Option('--outbox-ttl <class=duration>', 'how long a class is worth delivering late, e.g. metrics=1h (repeatable)')
         .argParser(collectOutboxTtl)
-        .default({}),
+        .default({}, 'events=7d, logs=2d, metrics=6h'),
     )
     .addOption(
       new Option(
