@@ -4,13 +4,20 @@
  * whose image comes from the loopback registry; checked with `docker inspect`
  * and HTTP requests to the published port.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { freePort } from '../support/ports.js';
-import { type AgentProcess, type HubProcess, runCli, startAgentProcess, startHubProcess, stopAll } from '../support/processes.js';
+import {
+  type AgentProcess,
+  type HubProcess,
+  runCli,
+  scratchDir,
+  startAgentProcess,
+  startHubProcess,
+  stopAll,
+} from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
 import { containerIds, docker, inspect, removeContainersAndVolumes } from './support/docker-cli.js';
 import { describeDocker } from './support/engine.js';
@@ -26,7 +33,7 @@ describeDocker('deploy, update and delete an app on a real Docker Engine', () =>
   let hub: HubProcess;
   let agent: AgentProcess;
   let port: number;
-  const dir = mkdtempSync(join(tmpdir(), 'flotilla-e2e-'));
+  const dir = scratchDir('flotilla-e2e-');
 
   const specFile = (image: string) => {
     const file = join(dir, `${app}-${image.split(':').pop()}.yaml`);

@@ -4,12 +4,19 @@
  * (Both agents share this machine's Docker Engine; each sees only its own
  * containers and prefixes their names, as the fleet simulator does.)
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { type AgentProcess, type HubProcess, runCli, startAgentProcess, startHubProcess, stopAll } from '../support/processes.js';
+import {
+  type AgentProcess,
+  type HubProcess,
+  runCli,
+  scratchDir,
+  startAgentProcess,
+  startHubProcess,
+  stopAll,
+} from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
 import { containerIds, inspect, removeContainersAndVolumes } from './support/docker-cli.js';
 import { describeDocker } from './support/engine.js';
@@ -44,7 +51,7 @@ describeDocker('label scheduling across two agents', () => {
       const ids = (JSON.parse(out.stdout) as { items: { id: string }[] }).items.map((d) => d.id);
       return ids.includes(north) && ids.includes(south);
     });
-    const file = join(mkdtempSync(join(tmpdir(), 'flotilla-e2e-')), 'app.yaml');
+    const file = join(scratchDir('flotilla-e2e-'), 'app.yaml');
     writeFileSync(
       file,
       stringify({ name: app, scheduling: { selectors: { zone: 'north' } }, spec: { containers: [{ name: 'web', image: images.v1 }] } }),

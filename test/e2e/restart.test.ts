@@ -4,14 +4,21 @@
  * seen by `mosquitto_sub` on the retained state topic, as any dashboard would.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { DeviceState } from '../../shared/index.js';
-import { type AgentProcess, type HubProcess, runCli, startAgentProcess, startHubProcess, stopAll } from '../support/processes.js';
+import {
+  type AgentProcess,
+  type HubProcess,
+  runCli,
+  scratchDir,
+  startAgentProcess,
+  startHubProcess,
+  stopAll,
+} from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
 import { containerIds, inspect, removeContainersAndVolumes } from './support/docker-cli.js';
 import { describeDocker } from './support/engine.js';
@@ -42,7 +49,7 @@ describeDocker('agent restart', () => {
     const images = await ensureTestImages();
     hub = await startHubProcess();
     agent = startAgentProcess(hub, deviceId);
-    const file = join(mkdtempSync(join(tmpdir(), 'flotilla-e2e-')), 'app.yaml');
+    const file = join(scratchDir('flotilla-e2e-'), 'app.yaml');
     writeFileSync(
       file,
       stringify({ name: app, scheduling: { devices: [deviceId] }, spec: { containers: [{ name: 'web', image: images.v1 }] } }),

@@ -4,14 +4,13 @@
  * runtime. Canary → pause → resume → everyone updated; then a revision that
  * crashes on its canary pauses the rollout and sends the canary back.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { type Fleet, startFleet } from '../../bench/sim/fleet.js';
 import type { DeviceView, RolloutStatus } from '../../shared/index.js';
-import { type HubProcess, runCli, startAgentProcess, startHubProcess, stopAll } from '../support/processes.js';
+import { type HubProcess, runCli, scratchDir, startAgentProcess, startHubProcess, stopAll } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
 import { containerIds, inspect, removeContainersAndVolumes } from './support/docker-cli.js';
 import { describeDocker } from './support/engine.js';
@@ -26,7 +25,7 @@ describeDocker('fleet rollout over real and simulated agents', () => {
   let hub: HubProcess;
   let fleet: Fleet;
   let all: string[];
-  const dir = mkdtempSync(join(tmpdir(), 'flotilla-e2e-'));
+  const dir = scratchDir('flotilla-e2e-');
 
   const cli = async (...args: string[]) => runCli(['--hub', hub.url, ...args]);
   const status = async () => JSON.parse((await cli('rollout', 'status', app, '-o', 'json')).stdout) as RolloutStatus;

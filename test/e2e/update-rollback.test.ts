@@ -5,8 +5,7 @@
  * kill-then-download stops the old version before pulling (seen in Docker's events).
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import mqtt from 'mqtt';
@@ -14,7 +13,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { DeviceEvent } from '../../shared/index.js';
 import { freePort } from '../support/ports.js';
-import { type HubProcess, runCli, startAgentProcess, startHubProcess, stopAll } from '../support/processes.js';
+import { type HubProcess, runCli, scratchDir, startAgentProcess, startHubProcess, stopAll } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
 import { answer, DeviceApps } from './support/device-apps.js';
 import { containerIds, docker, inspect, removeContainersAndVolumes } from './support/docker-cli.js';
@@ -28,7 +27,7 @@ const deviceId = `e2e-update-${suffix}`;
 describeDocker('health-gated updates and automatic rollback', () => {
   let images: TestImages;
   let hub: HubProcess;
-  const dir = mkdtempSync(join(tmpdir(), 'flotilla-e2e-'));
+  const dir = scratchDir('flotilla-e2e-');
   const device = new DeviceApps(() => hub, deviceId, { update: { minReadySeconds: 2, healthTimeout: '8s' } });
 
   beforeAll(async () => {

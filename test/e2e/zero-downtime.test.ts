@@ -11,13 +11,12 @@
  * probe through a download-then-kill swap does see failed requests: the swap
  * leaves ~1 s with no version running, far longer than one retry.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { DeviceView } from '../../shared/index.js';
-import { type HubProcess, runCli, startAgentProcess, startHubProcess, stopAll } from '../support/processes.js';
+import { type HubProcess, runCli, scratchDir, startAgentProcess, startHubProcess, stopAll } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
 import { docker, removeContainersAndVolumes } from './support/docker-cli.js';
 import { describeDocker } from './support/engine.js';
@@ -48,7 +47,7 @@ const loop = [
 describeDocker('start-then-kill without a failed request', () => {
   let images: TestImages;
   let hub: HubProcess;
-  const dir = mkdtempSync(join(tmpdir(), 'flotilla-e2e-'));
+  const dir = scratchDir('flotilla-e2e-');
 
   async function apply(image: string, strategy: string) {
     const file = join(dir, `${Date.now()}.yaml`);

@@ -86,9 +86,20 @@ export function spawnCli(name: string, args: string[], env: NodeJS.ProcessEnv = 
   return proc;
 }
 
-/** Stops every process this module started; call from afterAll/afterEach. */
+/** Stops every process this module started, then removes every scratchDir; call from afterAll/afterEach. */
 export async function stopAll(): Promise<void> {
   await Promise.all([...live].map((p) => p.stop()));
+  for (const dir of scratchDirs) removeDir(dir);
+  scratchDirs.clear();
+}
+
+const scratchDirs = new Set<string>();
+
+/** A fresh temp dir that the next stopAll() removes (after the processes that may write to it are gone). */
+export function scratchDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  scratchDirs.add(dir);
+  return dir;
 }
 
 export interface HubProcess {
@@ -103,7 +114,7 @@ export interface HubProcess {
   restart(options?: { hard?: boolean }): Promise<void>;
 }
 
-export async function startHubProcess(dataDir = mkdtempSync(join(tmpdir(), 'flotilla-hub-'))): Promise<HubProcess> {
+export async function startHubProcess(dataDir = scratchDir('flotilla-hub-')): Promise<HubProcess> {
   const [mqttPort, wsPort, httpPort] = [await freePort(), await freePort(), await freePort()];
   const args = [
     'server',
@@ -160,7 +171,7 @@ export function startAgentProcess(
   deviceId: string,
   labels: Record<string, string> = {},
   { namePrefix = '', extraArgs = [] }: { namePrefix?: string; extraArgs?: string[] } = {},
-  dataDir = mkdtempSync(join(tmpdir(), `flotilla-agent-${deviceId}-`)),
+  dataDir = scratchDir(`flotilla-agent-${deviceId}-`),
 ): AgentProcess {
   const args = ['agent', '--device-id', deviceId, '--hub-url', hub.mqttUrl, '--data-dir', dataDir, '--resync-interval', '2s'];
   if (namePrefix !== '') args.push('--container-name-prefix', namePrefix);
