@@ -1,0 +1,713 @@
+/**
+ * What one agent costs its device's disk and its link, online and offline,
+ * measured on a real agent process, a real hub process and the real Docker
+ * Engine.
+ *
+ *   npx tsx bench/agent-link-cost.ts [--online-s 300] [--offline-s 300] [--settle-s 30] [--drain-timeout-s 180] [--recreate 1] [--json]
+ *
+ * Setup: `flotilla server` (temp data dir) and one `flotilla agent` at its
+ * default settings (but for --device-id, --hub-url, --data-dir), three apps
+ * applied with `flotilla apply -f` (bench/link/apps.ts: busybox containers
+ * printing one numbered line every 2 s, 5 s and 10 s). Between the agent and
+ * the hub's MQTT port sits a counting proxy (bench/link/mqtt-meter.ts) that
+ * parses the MQTT packets both ways and can cut the link. A subscriber on the
+ * hub's port (not through the proxy) sees `flotilla/v1/devices/<id>/#`.
+ *
+ * Phase 1, `--outbox` at its default (`<data-dir>/outbox.db`):
+ *   1. apply, wait until every app runs, settle (`--settle-s`);
+ *   2. online window (`--online-s`): the agent's /proc/<pid>/io write_bytes,
+ *      which files it modified (inotify), MQTT bytes and packets by kind
+ *      through the proxy, the socket's TCP segments (`ss`);
+ *   3. offline window (`--offline-s`): the proxy cuts the link and refuses
+ *      reconnects; halfway, `docker rm -f` of tick-10s's container (with
+ *      `--recreate 1`) so the agent has events to keep (created, started);
+ *   4. the proxy lets the agent in again: time until it reconnects (its
+ *      backoff), time until the backlog is delivered (every telemetry seq
+ *      after the cut received by the subscriber), resent copies; then the
+ *      hub's logs and events are checked: every line exactly once
+ *      (bench/link/apps.ts), every event seq once, nothing behind `docker logs`.
+ * Phase 2: the agent restarted with `--outbox memory`, settle, then the same
+ * offline window and checks: the baseline for what the file outbox costs.
+ *
+ * Per-hour and per-day figures are the window's numbers scaled up. The
+ * process exits by itself; Ctrl-C stops the agent and the hub, removes the
+ * containers and the temp dirs. Loopback only.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs, promisify } from 'node:util';
+import Database from 'better-sqlite3';
+import Dockerode from 'dockerode';
+import mqtt, { type MqttClient } from 'mqtt';
+import { DEFAULT_TOPIC_ROOT } from '../shared/index.js';
+import type { EventRecord, LogRecord } from '../shared/telemetry-api.js';
+import { ensureTestImages } from '../test/e2e/support/images.js';
+import { type HubProcess, type ManagedProcess, runCli, spawnCli, startHubProcess, stopAll } from '../test/support/processes.js';
+import { positiveInt } from './int-arg.js';
+import { APPS, appsYaml, checkLines, type LineCheck, parseLine } from './link/apps.js';
+import { diffStats, type MeterStats, type MqttMeter, startMqttMeter } from './link/mqtt-meter.js';
+import {
+  diffCounts,
+  diffIo,
+  fileSizes,
+  type ProcIo,
+  readProcIo,
+  type TcpCounters,
+  tcpCounters,
+  type WriteWatcher,
+  watchWrites,
+} from './link/process-io.js';
+
+const { values } = parseArgs({
+  options: {
+    'online-s': { type: 'string', default: '300' },
+    'offline-s': { type: 'string', default: '300' },
+    'settle-s': { type: 'string', default: '30' },
+    'drain-timeout-s': { type: 'string', default: '180' },
+    recreate: { type: 'string', default: '1' },
+    json: { type: 'boolean', default: false },
+  },
+});
+const onlineMs = positiveInt('online-s', values['online-s'], 10) * 1000;
+const offlineMs = positiveInt('offline-s', values['offline-s'], 10) * 1000;
+const settleMs = positiveInt('settle-s', values['settle-s'], 0) * 1000;
+const drainTimeoutMs = positiveInt('drain-timeout-s', values['drain-timeout-s'], 10) * 1000;
+const recreate = positiveInt('recreate', values.recreate, 0) > 0;
+
+const run = Date.now().toString(36);
+const DEVICE_PREFIX = 'bench-link-';
+const deviceId = `${DEVICE_PREFIX}${run}`;
+const docker = new Dockerode();
+const exec = promisify(execFile);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const say = (text: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${text}`);
+
+// ---------------------------------------------------------------------------
+// What the subscriber on the hub saw.
+
+interface Seen {
+  /** Arrival (Date.now()). */
+  at: number;
+  channel: string;
+  bytes: number;
+  /** Telemetry seq (logs, metrics: one counter) or event seq. */
+  seq?: number;
+  /** When the message was made: newest line's Docker timestamp, sample or event ts. */
+  madeAt?: number;
+  body: Record<string, unknown>;
+}
+
+const seen: Seen[] = [];
+
+function record(topic: string, payload: Buffer, retained: boolean): void {
+  if (retained) return;
+  const channel = topic.slice(topic.lastIndexOf('/') + 1);
+  let body: Record<string, unknown> = {};
+  try {
+    body = JSON.parse(payload.toString()) as Record<string, unknown>;
+  } catch {
+    // an empty retained clear, or garbage: counted by size only
+  }
+  const lines = body.lines as { ts: string }[] | undefined;
+  const ts = channel === 'logs' ? lines?.at(-1)?.ts : ((body.ts ?? body.reportedAt ?? body.at) as string | undefined);
+  seen.push({
+    at: Date.now(),
+    channel,
+    bytes: payload.length,
+    seq: typeof body.seq === 'number' ? body.seq : undefined,
+    madeAt: ts ? Date.parse(ts) : undefined,
+    body,
+  });
+}
+
+/** Adds a message to its channel's count. */
+function tally(into: Record<string, { messages: number; bytes: number }>, m: Seen): void {
+  const t = into[m.channel] ?? { messages: 0, bytes: 0 };
+  t.messages++;
+  t.bytes += m.bytes;
+  into[m.channel] = t;
+}
+
+/** What goes through the outbox (state and status do not: only the newest state is kept). */
+const OUTBOX_CHANNELS = new Set(['events', 'logs', 'metrics']);
+
+/** A container's `status` in a state report: Docker's human text, "Up 5 minutes". */
+const STATUS_PATH = '.apps[].containers[].status';
+
+const isTelemetry = (m: Seen) => m.channel === 'logs' || m.channel === 'metrics';
+
+// ---------------------------------------------------------------------------
+// Resources, released in reverse order on the way out (Ctrl-C too).
+
+const releases: { what: string; run: () => unknown }[] = [];
+let released = false;
+async function releaseAll(): Promise<void> {
+  if (released) return;
+  released = true;
+  for (const { what, run } of releases.reverse()) {
+    try {
+      await run();
+    } catch (err) {
+      console.error(`cleanup: ${what}: ${(err as Error).message}`);
+    }
+  }
+}
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    say(`${signal}: cleaning up`);
+    void releaseAll().then(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  });
+}
+
+/** Containers of this device, or of any earlier run of this benchmark (`all`: their names would collide with this run's). */
+async function removeContainers(all: boolean): Promise<number> {
+  const mine = await docker.listContainers({ all: true, filters: { label: ['flotilla.device'] } });
+  const ours = mine.filter((c) => {
+    const device = c.Labels['flotilla.device'] ?? '';
+    return all ? device.startsWith(DEVICE_PREFIX) : device === deviceId;
+  });
+  for (const c of ours) await docker.getContainer(c.Id).remove({ force: true, v: true });
+  return ours.length;
+}
+
+// ---------------------------------------------------------------------------
+
+interface Snapshot {
+  at: number;
+  io: ProcIo;
+  meter: MeterStats;
+  tcp: TcpCounters | undefined;
+  writes: Record<string, number>;
+  stdoutBytes: number;
+  seen: number;
+}
+
+interface Context {
+  hub: HubProcess;
+  meter: MqttMeter;
+  agentDir: string;
+  writes: WriteWatcher;
+  agent: ManagedProcess;
+  since: string;
+}
+
+function snapshot(ctx: Context): Snapshot {
+  return {
+    at: Date.now(),
+    io: readProcIo(ctx.agent.child.pid!),
+    meter: ctx.meter.stats(),
+    tcp: tcpCounters(ctx.meter.port),
+    writes: ctx.writes.counts(),
+    stdoutBytes: Buffer.byteLength(ctx.agent.output),
+    seen: seen.length,
+  };
+}
+
+interface Window {
+  label: string;
+  seconds: number;
+  io: ProcIo;
+  files: Record<string, number>;
+  stdoutBytes: number;
+  sizesAfter: Record<string, number>;
+}
+
+function window(label: string, a: Snapshot, b: Snapshot, agentDir: string): Window {
+  return {
+    label,
+    seconds: (b.at - a.at) / 1000,
+    io: diffIo(a.io, b.io),
+    files: diffCounts(a.writes, b.writes),
+    stdoutBytes: b.stdoutBytes - a.stdoutBytes,
+    sizesAfter: fileSizes(agentDir),
+  };
+}
+
+function startAgent(hubUrl: string, agentDir: string, extra: string[]): ManagedProcess {
+  return spawnCli('agent', ['agent', '--device-id', deviceId, '--hub-url', hubUrl, '--data-dir', agentDir, ...extra]);
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 180_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await Promise.resolve()
+      .then(probe)
+      .catch(() => undefined);
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+async function getJson<T>(url: string): Promise<T> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status} ${await res.text()}`);
+  return (await res.json()) as T;
+}
+
+async function allRunning(hub: HubProcess): Promise<boolean> {
+  const device = await getJson<{ online: boolean; apps: { name: string; phase: string }[] }>(`${hub.url}/api/v1/devices/${deviceId}`);
+  return device.online && APPS.every((app) => device.apps.find((a) => a.name === app.name)?.phase === 'running');
+}
+
+/** Every page of a query that returns at most MAX_QUERY_RECORDS, following `afterId`. */
+async function pages<T extends { id: number }>(url: (afterId?: number) => string, key: string): Promise<T[]> {
+  const out: T[] = [];
+  for (let afterId: number | undefined; ; ) {
+    const page = (await getJson<Record<string, T[]>>(url(afterId)))[key] ?? [];
+    out.push(...page);
+    if (page.length < 10_000) return out;
+    afterId = page.at(-1)!.id;
+  }
+}
+
+interface HubCheck {
+  lines: LineCheck;
+  /** Lines of running containers that `docker logs` has beyond the hub's highest (still on their way). */
+  behindDocker: number;
+  /** Lines of running containers that `docker logs` has below the hub's highest and the hub does not (with Docker's time). */
+  missingVsDocker: { line: string; ts: number }[];
+  events: { stored: number; distinctSeqs: number; maxSeq: number; gaps: number };
+}
+
+async function checkHub(ctx: Context): Promise<HubCheck> {
+  const since = encodeURIComponent(ctx.since);
+  const lines = await pages<LogRecord>(
+    (afterId) => `${ctx.hub.url}/api/v1/devices/${deviceId}/logs?since=${since}${afterId ? `&afterId=${afterId}` : ''}`,
+    'lines',
+  );
+  const events = await pages<EventRecord>(
+    (afterId) => `${ctx.hub.url}/api/v1/events?device=${deviceId}&since=${since}${afterId ? `&afterId=${afterId}` : ''}`,
+    'events',
+  );
+  const lineCheck = checkLines(lines);
+  const key = (line: string) => line.split(' level=')[0]!;
+  const onHub = new Set(lines.flatMap((l) => (parseLine(l.line) ? [key(l.line)] : [])));
+  let behindDocker = 0;
+  const missingVsDocker: HubCheck['missingVsDocker'] = [];
+  for (const c of await docker.listContainers({ filters: { label: [`flotilla.device=${deviceId}`] } })) {
+    const { stdout } = await exec('docker', ['logs', '-t', c.Id], { maxBuffer: 64 * 1024 * 1024 });
+    for (const raw of stdout.split('\n')) {
+      const space = raw.indexOf(' ');
+      const line = raw.slice(space + 1);
+      const id = parseLine(line);
+      if (!id || onHub.has(key(line))) continue;
+      if (id.n > (lineCheck.runs[`${id.app} boot=${id.boot}`] ?? 0)) behindDocker++;
+      else missingVsDocker.push({ line: key(line), ts: Date.parse(raw.slice(0, space)) });
+    }
+  }
+  const seqs = new Set(events.map((e) => e.seq));
+  const maxSeq = Math.max(0, ...seqs);
+  return {
+    lines: lineCheck,
+    behindDocker,
+    missingVsDocker,
+    events: { stored: events.length, distinctSeqs: seqs.size, maxSeq, gaps: maxSeq - seqs.size },
+  };
+}
+
+/** The JSON paths whose values differ between two documents. */
+function changedPaths(a: unknown, b: unknown, path = ''): string[] {
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return a === b ? [] : [path || '.'];
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return [...keys].flatMap((k) =>
+    changedPaths((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${path}.${k}`.replace(/\.(\d+)(?=\.|$)/g, '[]')),
+  );
+}
+
+interface Drain {
+  /** proxy up → the agent's CONNACK. */
+  reconnectS: number;
+  /** CONNACK → the last message made before the link came back arrived at the subscriber. */
+  drainS: number | undefined;
+  confirmed: boolean;
+  /** Messages made while offline, delivered after (distinct), by channel. */
+  backlog: Record<string, { messages: number; bytes: number }>;
+  /** Copies the subscriber saw more than once (resent after the cut). */
+  resent: number;
+  /** The outbox as the last sample made offline reported it. */
+  outboxAtEnd?: { messages: number; bytes: number; dropped: number };
+  wire: MeterStats;
+  /** The agent's writes from the link's return until the backlog was delivered and one more outbox tick passed. */
+  io: ProcIo;
+  files: Record<string, number>;
+}
+
+/** Cuts the link for `offlineMs`, lets it back, and measures the drain. */
+async function offlineWindow(ctx: Context, label: string): Promise<{ window: Window; drain: Drain; check: HubCheck }> {
+  const telemetrySeqs = seen.filter(isTelemetry).map((m) => m.seq!);
+  const lastSeqBefore = Math.max(...telemetrySeqs);
+  const before = snapshot(ctx);
+  ctx.meter.down();
+  say(`${label}: link down for ${offlineMs / 1000} s`);
+  await sleep(offlineMs / 2);
+  if (recreate) {
+    const [tick] = await docker.listContainers({ filters: { label: [`flotilla.device=${deviceId}`, 'flotilla.app=tick-10s'] } });
+    if (tick) {
+      await docker.getContainer(tick.Id).remove({ force: true });
+      say(`${label}: removed tick-10s's container; the agent recreates it offline`);
+    }
+  }
+  await sleep(before.at + offlineMs - Date.now());
+  const after = snapshot(ctx);
+  const win = window(label, before, after, ctx.agentDir);
+  say(`${label}: agent wrote ${win.io.writeBytes} B in ${win.seconds.toFixed(0)} s (${JSON.stringify(win.files)})`);
+
+  const upAt = Date.now();
+  const wireBefore = ctx.meter.stats();
+  const ioBefore = readProcIo(ctx.agent.child.pid!);
+  const writesBefore = ctx.writes.counts();
+  ctx.meter.up();
+  const connAt = await until('the agent to reconnect', () => ctx.meter.stats().connacks.find((t) => t >= upAt), drainTimeoutMs);
+  say(`${label}: link up; agent reconnected after ${((connAt - upAt) / 1000).toFixed(1)} s`);
+
+  // Drained: every telemetry seq after the last one seen before the cut, up to
+  // one made after the link came back (2 s later, past any batch in the making).
+  const drained = () => {
+    const since = seen.filter((m) => m.at >= connAt && isTelemetry(m));
+    const live = since.filter((m) => (m.madeAt ?? 0) >= upAt + 2_000).map((m) => m.seq!);
+    if (live.length === 0) return false;
+    const have = new Set(seen.filter(isTelemetry).map((m) => m.seq!));
+    for (let s = lastSeqBefore + 1; s < Math.min(...live); s++) if (!have.has(s)) return false;
+    return true;
+  };
+  let confirmed = true;
+  try {
+    await until('the backlog to arrive', drained, drainTimeoutMs);
+  } catch {
+    confirmed = false;
+    say(`${label}: backlog not confirmed complete within ${drainTimeoutMs / 1000} s`);
+  }
+  // One more outbox tick (5 s): the acknowledged rows' deletions are written then.
+  await sleep(6_000);
+  const drainIo = diffIo(ioBefore, readProcIo(ctx.agent.child.pid!));
+  const drainFiles = diffCounts(writesBefore, ctx.writes.counts());
+
+  const afterUp = seen.filter((m) => m.at >= connAt);
+  const backlogMsgs = afterUp.filter(
+    (m) => OUTBOX_CHANNELS.has(m.channel) && m.madeAt !== undefined && m.madeAt < upAt && m.madeAt >= before.at - 1_000,
+  );
+  const backlog: Drain['backlog'] = {};
+  const distinct = new Set<string>();
+  for (const m of backlogMsgs) {
+    const key = `${m.channel}:${m.seq ?? m.at}`;
+    if (distinct.has(key)) continue;
+    distinct.add(key);
+    tally(backlog, m);
+  }
+  const copies = new Map<string, number>();
+  for (const m of seen) if (m.seq !== undefined) copies.set(`${m.channel}:${m.seq}`, (copies.get(`${m.channel}:${m.seq}`) ?? 0) + 1);
+  const resent = afterUp.filter((m) => m.seq !== undefined && (copies.get(`${m.channel}:${m.seq}`) ?? 0) > 1).length;
+  const lastOffline = seen
+    .filter((m) => m.channel === 'metrics' && m.madeAt !== undefined && m.madeAt < upAt)
+    .sort((a, b) => a.madeAt! - b.madeAt!)
+    .at(-1);
+  const outboxAtEnd = (lastOffline?.body.agent as { outbox?: Drain['outboxAtEnd'] } | undefined)?.outbox;
+  const drain: Drain = {
+    reconnectS: (connAt - upAt) / 1000,
+    drainS: backlogMsgs.length > 0 ? (Math.max(...backlogMsgs.map((m) => m.at)) - connAt) / 1000 : undefined,
+    confirmed,
+    backlog,
+    resent,
+    outboxAtEnd,
+    wire: diffStats(wireBefore, ctx.meter.stats()),
+    io: drainIo,
+    files: drainFiles,
+  };
+  const check = await checkHub(ctx);
+  say(
+    `${label}: drained in ${drain.drainS?.toFixed(2)} s; hub has ${check.lines.unique} unique lines, ` +
+      `${check.lines.duplicates} duplicates, ${check.lines.gaps} gaps; events ${check.events.distinctSeqs}/${check.events.maxSeq}`,
+  );
+  return { window: win, drain, check };
+}
+
+// ---------------------------------------------------------------------------
+
+/** What was measured so far: printed as JSON if a later step fails (the shared engine may go away mid-run). */
+const partial: Record<string, unknown> = {};
+
+async function main() {
+  const started = new Date();
+  const removed = await removeContainers(true);
+  if (removed > 0) say(`removed ${removed} containers left by an earlier run`);
+  const images = await ensureTestImages();
+  const work = mkdtempSync(join(tmpdir(), 'flotilla-bench-link-'));
+  releases.push({ what: 'temp dir', run: () => rmSync(work, { recursive: true, force: true }) });
+  releases.push({ what: 'processes', run: () => stopAll() });
+  const hub = await startHubProcess(join(work, 'hub'));
+  const meter = await startMqttMeter({ targetPort: hub.mqttPort });
+  releases.push({ what: 'proxy', run: () => meter.close() });
+
+  const watcher: MqttClient = await mqtt.connectAsync(hub.mqttUrl, { protocolVersion: 4, clientId: `bench-link-watch-${run}` });
+  releases.push({ what: 'subscriber', run: () => watcher.endAsync(true) });
+  watcher.on('message', (topic, payload, packet) => record(topic, payload, packet.retain));
+  await watcher.subscribeAsync(`${DEFAULT_TOPIC_ROOT}/devices/${deviceId}/#`, { qos: 1 });
+
+  const agentDir = join(work, 'agent');
+  const ctx: Context = {
+    hub,
+    meter,
+    agentDir,
+    since: started.toISOString(),
+    writes: undefined as unknown as WriteWatcher,
+    agent: startAgent(meter.url, agentDir, []),
+  };
+  // Stop the agent before its containers go (it would recreate them).
+  releases.push({ what: 'containers', run: () => removeContainers(false) });
+  releases.push({ what: 'agent', run: () => ctx.agent.stop() });
+  const spawnedAt = Date.now();
+  const zero = readProcIo(ctx.agent.child.pid!);
+  await until('the agent data dir', () => fileSizes(agentDir)['agent.db'] !== undefined, 60_000);
+  ctx.writes = watchWrites(agentDir);
+  releases.push({ what: 'inotify', run: () => ctx.writes.close() });
+
+  // --- Phase 1: the default outbox file.
+  const file = join(work, 'apps.yaml');
+  writeFileSync(file, appsYaml(deviceId, images.v1));
+  const applied = await runCli(['--hub', hub.url, 'apply', '-f', file]);
+  if (applied.code !== 0) throw new Error(`flotilla apply failed: ${applied.stderr}`);
+  say(`applied: ${applied.stdout.trim().replaceAll('\n', '; ')}`);
+  await until('three apps running', () => allRunning(hub));
+  say(`apps running after ${((Date.now() - spawnedAt) / 1000).toFixed(1)} s; settling ${settleMs / 1000} s`);
+  await sleep(settleMs);
+
+  const t0 = snapshot(ctx);
+  const startup = { seconds: (t0.at - spawnedAt) / 1000, io: diffIo(zero, t0.io) };
+  say(`online window: ${onlineMs / 1000} s`);
+  await sleep(onlineMs);
+  const t1 = snapshot(ctx);
+  if (t1.meter.accepted !== t0.meter.accepted) say('warning: the agent reconnected during the online window');
+  const online = window('online', t0, t1, agentDir);
+  const wire = diffStats(t0.meter, t1.meter);
+  const tcp =
+    t0.tcp && t1.tcp
+      ? {
+          segsOut: t1.tcp.segsOut - t0.tcp.segsOut,
+          segsIn: t1.tcp.segsIn - t0.tcp.segsIn,
+          bytesSent: t1.tcp.bytesSent - t0.tcp.bytesSent,
+          bytesReceived: t1.tcp.bytesReceived - t0.tcp.bytesReceived,
+        }
+      : undefined;
+  const onHub: Record<string, { messages: number; bytes: number }> = {};
+  for (const m of seen.slice(t0.seen, t1.seen)) tally(onHub, m);
+  // Why state reports went out in a steady state: what changed from the one before (reportedAt aside).
+  const states = seen.slice(0, t1.seen).filter((m) => m.channel === 'state');
+  const stateChanges: Record<string, number> = {};
+  let statusOnly = { messages: 0, bytes: 0 };
+  for (let i = 1; i < states.length; i++) {
+    if (states[i]!.at < t0.at) continue;
+    const changed = changedPaths(states[i - 1]!.body, states[i]!.body).filter((p) => p !== '.reportedAt');
+    for (const path of changed) stateChanges[path] = (stateChanges[path] ?? 0) + 1;
+    // Docker's "Up 5 minutes": changes every minute in a container's first hour, every hour up to two days, then daily.
+    if (changed.every((p) => p === STATUS_PATH)) {
+      statusOnly = { messages: statusOnly.messages + 1, bytes: statusOnly.bytes + states[i]!.bytes };
+    }
+  }
+
+  say(
+    `online: agent wrote ${online.io.writeBytes} B in ${online.seconds.toFixed(0)} s; ` +
+      `link ${wire.up.bytes} B up, ${wire.down.bytes} B down (${kb(perDay(wire.up.bytes + wire.down.bytes, online.seconds))} KiB/day)`,
+  );
+  Object.assign(partial, { startup, online, wire, tcp, onHub });
+  const fileOffline = await offlineWindow(ctx, 'offline, file outbox');
+  partial.fileOffline = fileOffline;
+
+  // --- Phase 2: the same agent restarted with the RAM outbox.
+  const stoppedAt = Date.now();
+  await ctx.agent.stop();
+  const eventSeqAfterPhase1 = readEventSeq(agentDir);
+  const restartAt = Date.now();
+  ctx.agent = startAgent(meter.url, agentDir, ['--outbox', 'memory']);
+  const zero2 = readProcIo(ctx.agent.child.pid!);
+  await until('the restarted agent to report', async () => {
+    const connected = meter.stats().connacks.some((t) => t > restartAt);
+    return connected && (await allRunning(hub));
+  });
+  await sleep(settleMs);
+  const restart = { seconds: (Date.now() - restartAt) / 1000, io: diffIo(zero2, readProcIo(ctx.agent.child.pid!)) };
+  partial.restart = restart;
+  const memoryOffline = await offlineWindow(ctx, 'offline, memory outbox');
+  await ctx.agent.stop();
+  const eventSeqAtEnd = readEventSeq(agentDir);
+  const final = await checkHub(ctx);
+  // The new agent follows its containers' logs from its own start: lines printed while no agent ran are not sent.
+  const newAgentFirstLine = Math.min(
+    ...seen
+      .filter((m) => m.channel === 'logs' && m.at > restartAt)
+      .flatMap((m) => (m.body.lines as { ts: string }[]).map((l) => Date.parse(l.ts))),
+  );
+  const noAgent = { from: stoppedAt, to: newAgentFirstLine };
+  const lostInRestart = final.missingVsDocker.filter((m) => m.ts >= noAgent.from && m.ts <= noAgent.to).length;
+
+  const report = {
+    deviceId,
+    startedAt: started.toISOString(),
+    loadAverage: loadavg(),
+    settings: { onlineS: onlineMs / 1000, offlineS: offlineMs / 1000, settleS: settleMs / 1000, recreate, apps: APPS },
+    startup,
+    restart,
+    online,
+    wire,
+    tcp,
+    onHub,
+    fileOffline,
+    memoryOffline,
+    eventSeq: { afterPhase1: eventSeqAfterPhase1, atEnd: eventSeqAtEnd },
+    stateChanges,
+    statusOnly,
+    final,
+    restartGap: { seconds: (noAgent.to - noAgent.from) / 1000, lostLines: lostInRestart },
+  };
+  if (values.json) console.log(JSON.stringify(report, null, 2));
+  else printReport(report);
+}
+
+/** The agent's persisted event seq (its last event's), read once the agent has stopped. */
+function readEventSeq(agentDir: string): number {
+  const db = new Database(join(agentDir, 'agent.db'), { readonly: true, fileMustExist: true });
+  try {
+    return Number((db.prepare("SELECT value FROM kv WHERE key = 'event-seq'").get() as { value: string } | undefined)?.value ?? 0);
+  } finally {
+    db.close();
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+const kb = (n: number) => (n / 1024).toFixed(1);
+const mb = (n: number) => (n / 2 ** 20).toFixed(2);
+const perHour = (bytes: number, seconds: number) => (bytes * 3600) / seconds;
+const perDay = (bytes: number, seconds: number) => (bytes * 86400) / seconds;
+
+function printReport(r: {
+  settings: { onlineS: number; offlineS: number; settleS: number; recreate: boolean };
+  loadAverage: number[];
+  startup: { seconds: number; io: ProcIo };
+  restart: { seconds: number; io: ProcIo };
+  online: Window;
+  wire: MeterStats;
+  tcp?: { segsOut: number; segsIn: number; bytesSent: number; bytesReceived: number };
+  onHub: Record<string, { messages: number; bytes: number }>;
+  fileOffline: { window: Window; drain: Drain; check: HubCheck };
+  memoryOffline: { window: Window; drain: Drain; check: HubCheck };
+  eventSeq: { afterPhase1: number; atEnd: number };
+  stateChanges: Record<string, number>;
+  statusOnly: { messages: number; bytes: number };
+  final: HubCheck;
+  restartGap: { seconds: number; lostLines: number };
+}) {
+  const out = (s = '') => console.log(s);
+  out(
+    `\nwindows: online ${r.online.seconds.toFixed(0)} s, offline ${r.fileOffline.window.seconds.toFixed(0)} s (file) / ${r.memoryOffline.window.seconds.toFixed(0)} s (memory); `,
+  );
+  out(
+    `apps: ${APPS.map((a) => `${a.name} (1 line/${a.periodS} s)`).join(', ')}; recreate offline: ${r.settings.recreate}; load ${r.loadAverage.map((l) => l.toFixed(1)).join(' ')}\n`,
+  );
+
+  out("Disk: the agent process's /proc/<pid>/io write_bytes\n");
+  out('| window | seconds | write_bytes | per hour | cancelled | files modified (inotify events) | agent stdout |');
+  out('| --- | --- | --- | --- | --- | --- | --- |');
+  const files = (f: Record<string, number>) =>
+    Object.entries(f)
+      .map(([k, v]) => `${k} ×${v}`)
+      .join(', ') || '–';
+  out(
+    `| start: spawn → apps running + ${r.settings.settleS} s | ${r.startup.seconds.toFixed(0)} | ${kb(r.startup.io.writeBytes)} KiB | – | ${kb(r.startup.io.cancelledWriteBytes)} KiB | – | – |`,
+  );
+  for (const w of [r.online, r.fileOffline.window, r.memoryOffline.window]) {
+    out(
+      `| ${w.label} | ${w.seconds.toFixed(0)} | ${kb(w.io.writeBytes)} KiB | **${mb(perHour(w.io.writeBytes, w.seconds))} MiB** | ${kb(w.io.cancelledWriteBytes)} KiB | ${files(w.files)} | ${kb(perHour(w.stdoutBytes, w.seconds))} KiB/h |`,
+    );
+  }
+  out(
+    `| restart with --outbox memory + ${r.settings.settleS} s | ${r.restart.seconds.toFixed(0)} | ${kb(r.restart.io.writeBytes)} KiB | – | ${kb(r.restart.io.cancelledWriteBytes)} KiB | – | – |`,
+  );
+  const ratio = r.fileOffline.window.io.writeBytes / Math.max(1, r.memoryOffline.window.io.writeBytes);
+  out(
+    `\noffline file / memory: ${ratio.toFixed(1)}×; files after the file-outbox offline window: ${JSON.stringify(r.fileOffline.window.sizesAfter)}\n`,
+  );
+
+  const s = r.online.seconds;
+  out(`Link, online (${s.toFixed(0)} s through the proxy; per day = × ${(86400 / s).toFixed(0)})\n`);
+  out('| direction | packet | packets | MQTT bytes | payload bytes | per day |');
+  out('| --- | --- | --- | --- | --- | --- |');
+  for (const [dir, d] of [
+    ['up', r.wire.up],
+    ['down', r.wire.down],
+  ] as const) {
+    for (const [kind, t] of Object.entries(d.kinds).sort((a, b) => b[1].bytes - a[1].bytes)) {
+      out(`| ${dir} | ${kind} | ${t.packets} | ${t.bytes} | ${t.payload} | ${kb(perDay(t.bytes, s))} KiB |`);
+    }
+    out(`| ${dir} | **total** | | ${d.bytes} | | **${kb(perDay(d.bytes, s))} KiB** |`);
+  }
+  const state = r.wire.up.kinds['PUBLISH state q1'];
+  if (state && r.statusOnly.messages > 0) {
+    // Average whole-packet size of a state report, and its PUBACK.
+    const statusBytes = r.statusOnly.messages * (state.bytes / state.packets + 4);
+    out(
+      `\n${r.statusOnly.messages} of the ${state.packets} state reports changed only a container's Docker status text; ` +
+        `without them (a device whose containers run for days): ${kb(perDay(r.wire.up.bytes + r.wire.down.bytes - statusBytes, s))} KiB/day up and down`,
+    );
+  }
+  const payload = [...Object.values(r.wire.up.kinds), ...Object.values(r.wire.down.kinds)].reduce((a, t) => a + t.payload, 0);
+  const mqttBytes = r.wire.up.bytes + r.wire.down.bytes;
+  out(`\npayload ${payload} B, MQTT ${mqttBytes} B: ×${(mqttBytes / payload).toFixed(2)} over the payload`);
+  if (r.tcp) {
+    const segs = r.tcp.segsOut + r.tcp.segsIn;
+    const ip = mqttBytes + segs * 52;
+    out(
+      `TCP: ${r.tcp.segsOut} segments out, ${r.tcp.segsIn} in (ACKs included); at 52 B of IPv4+TCP(timestamps) headers each: ${ip} B, ` +
+        `×${(ip / payload).toFixed(2)} over the payload, ${mb(perDay(ip, s))} MiB/day`,
+    );
+  }
+  out(
+    `on the hub (subscriber, payload bytes): ${Object.entries(r.onHub)
+      .map(([c, v]) => `${c} ${v.messages}×, ${v.bytes} B`)
+      .join('; ')}\n`,
+  );
+
+  out('Offline → back online\n');
+  out(
+    '| outbox | outbox at the end (messages, bytes) | reconnect after up (s) | drain after CONNACK (s) | backlog delivered | resent copies | agent writes during the drain | hub lines: unique / duplicates / gaps / behind docker | events on the hub (seqs / max) |',
+  );
+  out('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const [name, o] of [
+    ['file', r.fileOffline],
+    ['memory', r.memoryOffline],
+  ] as const) {
+    const b = Object.entries(o.drain.backlog)
+      .map(([c, v]) => `${c} ${v.messages} (${kb(v.bytes)} KiB)`)
+      .join(', ');
+    const box = o.drain.outboxAtEnd ? `${o.drain.outboxAtEnd.messages}, ${kb(o.drain.outboxAtEnd.bytes)} KiB` : '?';
+    const l = o.check.lines;
+    out(
+      `| ${name} | ${box} | ${o.drain.reconnectS.toFixed(1)} | ${o.drain.drainS?.toFixed(2) ?? '–'}${o.drain.confirmed ? '' : ' (unconfirmed)'} | ${b} | ${o.drain.resent} | ${kb(o.drain.io.writeBytes)} KiB (${files(o.drain.files)}) | ${l.unique} / ${l.duplicates} / ${l.gaps} / ${o.check.missingVsDocker.length} missing, ${o.check.behindDocker} in flight | ${o.check.events.distinctSeqs} / ${o.check.events.maxSeq} |`,
+    );
+  }
+  const f = r.final;
+  out(
+    `\nat the end: ${f.lines.stored} lines stored, ${f.lines.unique} unique, ${f.lines.duplicates} duplicates, ${f.lines.gaps} gaps, ${f.lines.other} other; ` +
+      `runs ${JSON.stringify(f.lines.runs)}; events ${f.events.stored} stored, seqs 1…${f.events.maxSeq} with ${f.events.gaps} gaps; ` +
+      `the agent's event-seq: ${r.eventSeq.afterPhase1} after phase 1, ${r.eventSeq.atEnd} at the end`,
+  );
+  out(
+    `missing lines (vs docker logs): ${f.missingVsDocker.length}, of which ${r.restartGap.lostLines} printed while no agent ran ` +
+      `(${r.restartGap.seconds.toFixed(1)} s from stopping the file-outbox agent to the new agent's first line); missing: ${f.lines.missing.join(', ') || 'none'}`,
+  );
+  out(
+    `state reports in the online window changed: ${JSON.stringify(r.stateChanges)}; ${r.statusOnly.messages} of them ` +
+      `(${r.statusOnly.bytes} B payload) only in ${STATUS_PATH}`,
+  );
+}
+
+try {
+  await main();
+} catch (err) {
+  if (Object.keys(partial).length > 0) console.log(JSON.stringify({ failed: (err as Error).message, ...partial }, null, 2));
+  throw err;
+} finally {
+  await releaseAll();
+}
