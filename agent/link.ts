@@ -340,11 +340,24 @@ export class Link {
   private flushNow(): void {
     const state = this.pendingState;
     if (!state || !this.client.connected) return;
-    const { reportedAt: _ignored, ...content } = state;
-    const fingerprint = JSON.stringify(content);
+    const fingerprint = stateFingerprint(state);
     if (fingerprint === this.lastPublished) return;
     this.lastPublished = fingerprint;
     this.lastPublishedAt = Date.now();
     this.client.publish(this.options.topics.device(this.options.deviceId, 'state'), JSON.stringify(state), { qos: 1, retain: true });
   }
+}
+
+/**
+ * What makes a state report worth sending: everything but its time and
+ * Docker's human status text ("Up 3 minutes"), which changes every minute for
+ * a container's first hour and would otherwise be most of a quiet device's
+ * reports (`startedAt` already says when it started).
+ */
+function stateFingerprint(state: DeviceState): string {
+  const { reportedAt: _time, ...content } = state;
+  return JSON.stringify({
+    ...content,
+    apps: content.apps.map((app) => ({ ...app, containers: app.containers.map(({ status: _status, ...container }) => container) })),
+  });
 }

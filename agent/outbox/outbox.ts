@@ -7,7 +7,7 @@
  * - memory: new messages. Online they are sent and acknowledged within
  *   milliseconds and never touch the disk.
  * - file (outbox-file.ts): a message still waiting after `spillAfterMs` is
- *   written at the next write tick (every `writeIntervalMs`), all in one
+ *   written at the next write tick (every `writeIntervalMs`, 30 s), all in one
  *   transaction; so is everything at once when the memory tier passes
  *   `memoryBytes`, and everything on close.
  *
@@ -58,7 +58,13 @@ export interface OutboxOptions {
   memoryBytes?: number;
   /** A message unsent for this long is written at the next tick (default 1 s). */
   spillAfterMs?: number;
-  /** How often waiting messages are written and expired ones removed (default 5 s). */
+  /**
+   * How often waiting messages are written and expired ones removed (default
+   * 30 s). Online nothing waits that long; offline each write rewrites a few
+   * pages whatever it holds (12-16 MiB/h at 5 s for ~1 MiB/h of messages,
+   * BENCHMARKS.md "Agent on its link"), so fewer, larger writes spare the
+   * flash, at the price of what a crash can lose.
+   */
   writeIntervalMs?: number;
   now?: () => number;
   /** Called after a tick or a push that dropped messages. */
@@ -99,7 +105,7 @@ export class Outbox {
     this.ttlMs = { ...DEFAULT_OUTBOX_TTL_MS, ...options.ttlMs };
     const totals = this.file.totals();
     this.files = perClass((cls) => ({ rows: totals[cls].items, bytes: totals[cls].bytes, inFlight: 0, cursor: 0, page: [] }));
-    this.timer = setInterval(() => this.tick(), options.writeIntervalMs ?? 5_000);
+    this.timer = setInterval(() => this.tick(), options.writeIntervalMs ?? 30_000);
     this.timer.unref();
   }
 
