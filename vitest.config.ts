@@ -1,8 +1,12 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // `*.solo.test.ts` load the whole machine (thousands of simulated agents):
+    // they run after the rest, alone (vitest.solo.config.ts), so they cannot
+    // starve the timing of e2e tests running beside them.
+    exclude: [...configDefaults.exclude, 'test/**/*.solo.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // Two cores: e2e files drive one Docker Engine, so keep file-level parallelism modest.

@@ -71,13 +71,16 @@ describeDocker('start-then-kill without a failed request', () => {
     const before = (await probeLines()).length;
     await apply(image, strategy);
     await waitFor(`revision ${revision} committed alone`, () => running(revision), { timeoutMs: 60_000 });
-    // Under a loaded CI machine the probe's requests slow down: give it time to show five in a row.
+    // Under a loaded CI machine the probe's requests slow down: give it time to
+    // show five in a row, and say what it saw last if it does not.
     await waitFor(
       `the probe to see only ${expected}`,
-      async () => (await probeLines()).slice(-5).every((line) => line.endsWith(expected)),
-      {
-        timeoutMs: 60_000,
+      async () => {
+        const last = (await probeLines()).slice(-5);
+        if (!last.every((line) => line.endsWith(expected))) throw new Error(`the probe's last lines: ${JSON.stringify(last)}`);
+        return true;
       },
+      { timeoutMs: 120_000 },
     );
     return (await probeLines()).slice(before);
   }
@@ -97,7 +100,7 @@ describeDocker('start-then-kill without a failed request', () => {
     await docker('network', 'rm', network).catch(() => undefined);
   });
 
-  it('answers every request through a start-then-kill swap, and not through a download-then-kill one', { timeout: 180_000 }, async () => {
+  it('answers every request through a start-then-kill swap, and not through a download-then-kill one', { timeout: 420_000 }, async () => {
     await apply(await retagInRegistry(images.v1, `v1-${app}`), 'start-then-kill');
     await waitFor('v1 running', () => running(1), { timeoutMs: 60_000 });
     await docker('run', '-d', '--name', probe, '--network', network, '--entrypoint', '/bin/sh', images.v1, '-c', loop);
