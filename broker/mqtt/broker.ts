@@ -5,7 +5,7 @@
 import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage } from 'node:http';
 import { type AddressInfo, createServer as createNetServer, type Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { Aedes, type AedesOptions, type Client, type PublishPacket } from 'aedes';
+import { Aedes, type AedesOptions } from 'aedes';
 import type { Logger } from 'pino';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import { retainedIndexedPersistence } from './retained-index.js';
@@ -18,16 +18,10 @@ export interface BrokerOptions {
   logger: Logger;
   /**
    * Who may connect, publish and subscribe (broker/mqtt/access.ts), the
-   * per-delivery hook traffic counting uses, and connection admission.
+   * per-delivery hook traffic counting uses, connection admission, and
+   * telemetry ingest (in authorizePublish: broker/telemetry/ingest-before-ack.ts).
    */
   hooks?: Pick<AedesOptions, 'preConnect' | 'authenticate' | 'authorizePublish' | 'authorizeSubscribe' | 'authorizeForward'>;
-  /**
-   * Sees every message the broker accepted, in process (telemetry ingest
-   * reads logs, metrics and events here, without a second MQTT hop). The
-   * publishing client's next packets wait for `done`, which is how a slow
-   * consumer pushes back on the devices instead of queueing without bound.
-   */
-  published?: (packet: PublishPacket, client: Client | null, done: (err?: Error) => void) => void;
   /**
    * What one subscriber may make the broker hold: unsent bytes on its
    * connection (4 MiB for a dashboard, 16 MiB for an anonymous client), and
@@ -73,7 +67,6 @@ export async function startBroker(options: BrokerOptions): Promise<EmbeddedBroke
       if (authenticate) return authenticate(client, username, password, done);
       done(null, true);
     },
-    ...(options.published ? { published: options.published } : {}),
   });
   aedes.on('clientError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'connection error'));

@@ -11,14 +11,14 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Link, type LinkOptions } from '../../agent/link.js';
-import { type EventsResult, Topics } from '../../shared/index.js';
+import { Topics } from '../../shared/index.js';
 import { Cleanup } from '../support/cleanup.js';
 import { logLine, metricsSample } from '../support/fixtures.js';
 import { http } from '../support/http.js';
 import { startTestHub } from '../support/hub.js';
 import { freePort } from '../support/ports.js';
 import { removeDir } from '../support/processes.js';
-import { duplicates, storedEventSeqs, storedLogLines } from '../support/stored-telemetry.js';
+import { duplicates, storedEventSeqs, storedEvents, storedLogLines } from '../support/stored-telemetry.js';
 import { waitFor } from '../support/wait.js';
 
 const topics = new Topics();
@@ -127,10 +127,9 @@ describe('agent outbox delivery', () => {
     cleanup.add('hub', () => hub.close());
     await waitFor('the outbox to empty', () => l.outboxStats.messages === 0, { timeoutMs: 15_000 });
 
-    await waitFor('the drop report', async () => {
-      const r = await http<EventsResult>(hub.httpUrl, 'GET', `/api/v1/events?device=${DEVICE}&since=1h`);
-      return r.body.events.some((e) => e.type === 'outbox-dropped');
-    });
+    const report = await waitFor('the drop report', async () =>
+      (await storedEvents(hub.httpUrl, DEVICE)).find((e) => e.type === 'outbox-dropped'),
+    );
     const seqs = await storedEventSeqs(hub.httpUrl, DEVICE);
     expect(seqs.filter((s) => s <= 40)).toHaveLength(40);
     const lines = await storedLogLines(hub.httpUrl, DEVICE);
@@ -138,10 +137,7 @@ describe('agent outbox delivery', () => {
     const samples = metrics.body.samples as { seq: number }[];
     // Every event kept; metrics gave way first, so fewer of them survived than log batches.
     expect(lines.length).toBeGreaterThan(samples.length);
-    const report = (await http<EventsResult>(hub.httpUrl, 'GET', `/api/v1/events?device=${DEVICE}&since=1h`)).body.events.find(
-      (e) => e.type === 'outbox-dropped',
-    );
-    expect(report?.message).toMatch(/outbox full: .*metrics/);
+    expect(report.message).toMatch(/outbox full: .*metrics/);
     expect(l.outboxStats.dropped).toBe(40 - samples.length + (40 - lines.length));
   });
 });

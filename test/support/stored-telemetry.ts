@@ -2,14 +2,19 @@
  * What the hub stored for a device, read back through its HTTP API as an
  * operator's tools do, for tests that count sent against ingested.
  */
-import type { EventsResult, LogsResult } from '../../shared/index.js';
+import type { EventRecord, EventsResult, LogsResult } from '../../shared/index.js';
 import { http } from './http.js';
+
+/** A device's stored events since `since` (a duration or RFC 3339 time), in storage order. */
+export async function storedEvents(httpUrl: string, deviceId: string, since = '30d'): Promise<EventRecord[]> {
+  const r = await http<EventsResult>(httpUrl, 'GET', `/api/v1/events?device=${encodeURIComponent(deviceId)}&since=${since}`);
+  if (r.status !== 200) throw new Error(`GET /api/v1/events: HTTP ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body.events;
+}
 
 /** Every stored event's seq, in storage order. */
 export async function storedEventSeqs(httpUrl: string, deviceId: string): Promise<number[]> {
-  const r = await http<EventsResult>(httpUrl, 'GET', `/api/v1/events?device=${deviceId}&since=30d`);
-  if (r.status !== 200) throw new Error(`events query: HTTP ${r.status}`);
-  return r.body.events.map((e) => e.seq);
+  return (await storedEvents(httpUrl, deviceId)).map((e) => e.seq);
 }
 
 /** Every stored log line's text, in storage order. */

@@ -7,6 +7,7 @@
 import type { DeviceView, EventRecord } from '../../../shared/index.js';
 import type { HubProcess, ManagedProcess } from '../../support/processes.js';
 import { runCli } from '../../support/processes.js';
+import { storedEvents as storedEventsAt } from '../../support/stored-telemetry.js';
 import { docker } from './docker-cli.js';
 
 /** One line of `docker ps -a` for an app. */
@@ -96,9 +97,7 @@ export async function describeDeviceText(hub: HubProcess, deviceId: string): Pro
 
 /** The events the hub stored for a device (`GET /api/v1/events?device=ID&since=…`), oldest first. */
 export async function storedEvents(hub: HubProcess, deviceId: string, since = '1h'): Promise<EventRecord[]> {
-  const res = await fetch(`${hub.url}/api/v1/events?device=${encodeURIComponent(deviceId)}&since=${since}`);
-  if (!res.ok) throw new Error(`GET /api/v1/events: HTTP ${res.status} ${await res.text()}`);
-  return ((await res.json()) as { events: EventRecord[] }).events;
+  return storedEventsAt(hub.url, deviceId, since);
 }
 
 /** The agent's pino lines (JSON, one per line), parsed; anything else it printed is skipped. */
