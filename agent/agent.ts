@@ -113,6 +113,12 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
       ttlMs: config.outboxTtlMs,
     },
     onOutboxDrops: (summary) => publishEvent({ type: 'outbox-dropped', message: summary }),
+    ...(config.secret !== undefined ? { secret: config.secret } : {}),
+    tls: {
+      ...(config.ca !== undefined ? { ca: config.ca } : {}),
+      ...(config.tlsCert !== undefined ? { cert: config.tlsCert } : {}),
+      ...(config.tlsKey !== undefined ? { key: config.tlsKey } : {}),
+    },
   });
 
   const logs = new LogCollector({

@@ -58,6 +58,18 @@ export const AgentConfig = Type.Object(
     uplinkBytesPerSecond: Type.Integer({ minimum: 0 }),
     /** MQTT keepalive: a dead link is noticed after 1.5 times this. */
     keepaliveSeconds: Type.Integer({ minimum: 1, maximum: 65535 }),
+    /** The device's secret from `flotilla agent register`: the MQTT password (the username is the device id). */
+    secret: Type.Optional(Type.String({ minLength: 1 })),
+    /**
+     * The hub's Ed25519 public key (PEM), pinned at registration: desired
+     * state not signed by it is refused. Without it nothing is verified.
+     */
+    hubKey: Type.Optional(Type.String({ minLength: 1 })),
+    /** PEM CA certificate(s) trusted for mqtts/wss instead of the system's: the pinned CA. */
+    ca: Type.Optional(Type.String({ minLength: 1 })),
+    /** PEM client certificate and key for mutual TLS (the certificate's CN is the device id). */
+    tlsCert: Type.Optional(Type.String({ minLength: 1 })),
+    tlsKey: Type.Optional(Type.String({ minLength: 1 })),
   },
   { additionalProperties: false },
 );

@@ -67,6 +67,10 @@ export interface LinkOptions {
   uplinkBytesPerSecond?: number;
   /** Told, at most once per DROP_REPORT_INTERVAL_MS, what the outbox dropped (the agent makes it an event). */
   onOutboxDrops?: (summary: string) => void;
+  /** The device's secret from registration: MQTT username is the device id, password this. */
+  secret?: string;
+  /** TLS (mqtts/wss): the CA to trust instead of the system's (pinned), and a client certificate for mTLS (PEM text). */
+  tls?: { ca?: string; cert?: string; key?: string };
 }
 
 export class Link {
@@ -111,6 +115,11 @@ export class Link {
       // A dead device must show offline: the broker publishes this when the
       // connection drops without a DISCONNECT [MQTT-3.1.2-8].
       will: { topic: topics.device(deviceId, 'status'), payload: Buffer.from(JSON.stringify(offline)), qos: 1, retain: true },
+      ...(options.secret !== undefined ? { username: deviceId, password: options.secret } : {}),
+      // A pinned CA replaces the system's trust store: only the fleet's own CA can vouch for the hub.
+      ...(options.tls?.ca !== undefined ? { ca: options.tls.ca, rejectUnauthorized: true } : {}),
+      ...(options.tls?.cert !== undefined ? { cert: options.tls.cert } : {}),
+      ...(options.tls?.key !== undefined ? { key: options.tls.key } : {}),
     });
     this.client.on('connect', () => this.onConnect());
     this.client.on('close', () => {
