@@ -20,6 +20,21 @@ export const HubConfig = Type.Object(
     /** MQTT over WebSocket, for dashboards in a browser. */
     wsPort: Port,
     httpPort: Port,
+    /**
+     * PEM server certificate and key: with both, the hub also listens for
+     * MQTT over TLS, MQTT over secure WebSocket and HTTPS (broker/tls/listeners.ts).
+     */
+    tlsCertFile: Type.Optional(Type.String({ minLength: 1 })),
+    tlsKeyFile: Type.Optional(Type.String({ minLength: 1 })),
+    /**
+     * PEM CA that signs device certificates: the TLS listeners then ask for a
+     * client certificate and verify it (mTLS, the CN is the device id). A
+     * client without one may still log in with a username and password.
+     */
+    tlsClientCaFile: Type.Optional(Type.String({ minLength: 1 })),
+    mqttsPort: Port,
+    wssPort: Port,
+    httpsPort: Port,
     topicRoot: Type.String({ minLength: 1 }),
     logLevel: LogLevelSchema,
     /** Logs, metrics and events older than this (by arrival at the hub) are deleted. */
@@ -56,6 +71,10 @@ export const HUB_DEFAULTS: HubConfig = {
   mqttPort: 1883,
   wsPort: 8083,
   httpPort: 7070,
+  // The IANA ports for MQTT over TLS; 8084 and 7443 sit beside 8083 and 7070.
+  mqttsPort: 8883,
+  wssPort: 8084,
+  httpsPort: 7443,
   topicRoot: DEFAULT_TOPIC_ROOT,
   logLevel: 'info',
   // A week, within 1 GiB: fits a small VM's disk. A large fleet wants more bytes or less age.
@@ -76,5 +95,20 @@ export function resolveHubConfig(overrides: Partial<Record<keyof HubConfig, unkn
   const names = result.value.readOnlyUsers.map((u) => u.username);
   const duplicate = names.find((name, i) => names.indexOf(name) !== i);
   if (duplicate !== undefined) throw new Error(`invalid hub configuration:\nreadOnlyUsers: username "${duplicate}" appears twice`);
+  checkTlsFiles(result.value);
   return result.value;
+}
+
+/** A certificate without its key (or a client CA without either) is a half-made TLS setup: say so rather than listen in plaintext only. */
+function checkTlsFiles(config: HubConfig): void {
+  const { tlsCertFile, tlsKeyFile, tlsClientCaFile } = config;
+  if ((tlsCertFile === undefined) !== (tlsKeyFile === undefined)) {
+    const missing = tlsCertFile === undefined ? 'tlsCertFile' : 'tlsKeyFile';
+    throw new Error(`invalid hub configuration:\n${missing}: required with ${missing === 'tlsCertFile' ? 'tlsKeyFile' : 'tlsCertFile'}`);
+  }
+  if (tlsClientCaFile !== undefined && tlsCertFile === undefined) {
+    throw new Error(
+      'invalid hub configuration:\ntlsClientCaFile: needs tlsCertFile and tlsKeyFile (client certificates are asked for on the TLS listeners)',
+    );
+  }
 }

@@ -2,6 +2,7 @@
  * The hub in one process: embedded Aedes broker, dispatcher and HTTP API over
  * one SQLite file. `startHub({})` gives a working hub on the defaults.
  */
+import { createServer as createHttpServer } from 'node:http';
 import { join } from 'node:path';
 import type { PublishPacket } from 'aedes';
 import mqtt from 'mqtt';
@@ -13,7 +14,7 @@ import { Dispatcher } from './dispatcher/dispatcher.js';
 import { Rollouts } from './dispatcher/rollouts.js';
 import { dashboardRoutes } from './http/dashboard.js';
 import { metricsRoute } from './http/metrics.js';
-import { createHttpApi } from './http/server.js';
+import { createHttpHandler } from './http/server.js';
 import { createLogger } from './logger.js';
 import { createAccessControl } from './mqtt/access.js';
 import { createConnectionAdmission } from './mqtt/admission.js';
@@ -33,10 +34,12 @@ import { TELEMETRY_MIGRATIONS } from './telemetry/migrations.js';
 import { createPrometheusRegistry } from './telemetry/prometheus.js';
 import { Retention } from './telemetry/retention.js';
 import { TelemetryStore } from './telemetry/store.js';
+import { startTlsListeners } from './tls/listeners.js';
 
 export interface Hub {
   config: HubConfig;
-  ports: { mqtt: number; ws: number; http: number };
+  /** The TLS ports only when the hub has a certificate and key (tlsCertFile, tlsKeyFile). */
+  ports: { mqtt: number; ws: number; http: number; mqtts?: number; wss?: number; https?: number };
   close(): Promise<void>;
 }
 
@@ -176,11 +179,14 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
       metricsRoute(metrics),
       ...dashboardRoutes({ wsPort: broker.wsPort, topicRoot: config.topicRoot }),
     ];
-    const http = createHttpApi(api, logger, rawRoutes);
+    const httpHandler = createHttpHandler(api, logger, rawRoutes);
+    const http = createHttpServer(httpHandler);
     const httpPort = await listen(http, config.httpPort, config.host, 'the HTTP API (--http-port)');
     cleanups.push(() => closeServer(http));
+    const tls = await startTlsListeners(config, { handleMqtt: broker.handle, httpHandler, logger });
+    if (tls) cleanups.push(() => tls.close());
     logger.info({ component: 'hub', dataDir: config.dataDir, httpPort, mqttPort: broker.mqttPort, wsPort: broker.wsPort }, 'hub ready');
-    return { config, ports: { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort }, close: closeAll };
+    return { config, ports: { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort, ...tls?.ports }, close: closeAll };
   } catch (err) {
     await closeAll();
     throw err;

@@ -24,7 +24,7 @@
  *   GET    /api/v1/devices/:id/metrics   metrics.query (?since=&tail=)
  *   GET    /api/v1/top                   devices.top
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { parse as parseYaml } from 'yaml';
 import type { HubApi } from '../dispatcher/api.js';
@@ -132,8 +132,13 @@ export interface RawRoute {
 }
 
 export function createHttpApi(api: HubApi, logger: Logger, rawRoutes: readonly RawRoute[] = []): Server {
+  return createServer(createHttpHandler(api, logger, rawRoutes));
+}
+
+/** The API's request listener alone, so the HTTP and the HTTPS server (broker/tls/listeners.ts) answer alike. */
+export function createHttpHandler(api: HubApi, logger: Logger, rawRoutes: readonly RawRoute[] = []): RequestListener {
   const log = logger.child({ component: 'http' });
-  return createServer((req, res) => {
+  return (req, res) => {
     handle(api, rawRoutes, req, res).catch((err: unknown) => {
       const error = toErrorBody(err);
       if (error.code === 'internal') log.error({ err, method: req.method, url: req.url }, 'HTTP request failed');
@@ -141,7 +146,7 @@ export function createHttpApi(api: HubApi, logger: Logger, rawRoutes: readonly R
       if (res.headersSent) return void res.destroy();
       send(res, HTTP_STATUS[error.code as ApiErrorCode] ?? 500, { error });
     });
-  });
+  };
 }
 
 async function handle(api: HubApi, rawRoutes: readonly RawRoute[], req: IncomingMessage, res: ServerResponse): Promise<void> {

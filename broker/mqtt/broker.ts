@@ -37,6 +37,8 @@ export interface EmbeddedBroker {
   aedes: Aedes;
   mqttPort: number;
   wsPort: number;
+  /** Serves MQTT on a connection accepted elsewhere (the TLS listeners, broker/tls/listeners.ts), with the same guards. */
+  handle(conn: Duplex, req?: IncomingMessage): void;
   close(): Promise<void>;
 }
 
@@ -71,7 +73,7 @@ export async function startBroker(options: BrokerOptions): Promise<EmbeddedBroke
   aedes.on('clientError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'connection error'));
   boundSessionQueues(aedes, limits.maxQueuedMessages, log);
-  const handle = (conn: Duplex, req?: IncomingMessage) => subscribers.guard(aedes.handle(conn, req));
+  const handle = (conn: Duplex, req?: IncomingMessage) => void subscribers.guard(aedes.handle(conn, req));
 
   const tcp = createNetServer((socket) => handle(socket));
   const httpForWs = createHttpServer((_req, res) => {
@@ -99,7 +101,7 @@ export async function startBroker(options: BrokerOptions): Promise<EmbeddedBroke
     const mqttPort = await listen(tcp, options.mqttPort, options.host, 'MQTT (--mqtt-port)');
     const wsPort = await listen(httpForWs, options.wsPort, options.host, 'MQTT over WebSocket (--ws-port)');
     log.info({ host: options.host, mqttPort, wsPort }, 'MQTT broker listening');
-    return { aedes, mqttPort, wsPort, close };
+    return { aedes, mqttPort, wsPort, handle, close };
   } catch (err) {
     await close();
     throw err;

@@ -20,6 +20,12 @@ interface ServerOptions {
   mqttPort: number;
   wsPort: number;
   httpPort: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsClientCa?: string;
+  mqttsPort: number;
+  wssPort: number;
+  httpsPort: number;
   topicRoot: string;
   logLevel: LogLevel;
   dashboardUser: { username: string; password: string }[];
@@ -67,6 +73,18 @@ export function registerServer(program: Command, io: CliIO): void {
     )
     .addOption(new Option('--ws-port <port>', 'MQTT over WebSocket').env('FLOTILLA_WS_PORT').argParser(parsePort).default(8083))
     .addOption(new Option('--http-port <port>', 'HTTP API').env('FLOTILLA_HTTP_PORT').argParser(parsePort).default(7070))
+    .addOption(
+      new Option('--tls-cert <file>', 'PEM server certificate: with --tls-key, also serve mqtts, wss and https').env('FLOTILLA_TLS_CERT'),
+    )
+    .addOption(new Option('--tls-key <file>', 'PEM private key of --tls-cert').env('FLOTILLA_TLS_KEY'))
+    .addOption(
+      new Option('--tls-client-ca <file>', 'PEM CA of device certificates: TLS clients may log in by certificate (CN = device id)').env(
+        'FLOTILLA_TLS_CLIENT_CA',
+      ),
+    )
+    .addOption(new Option('--mqtts-port <port>', 'MQTT over TLS').env('FLOTILLA_MQTTS_PORT').argParser(parsePort).default(8883))
+    .addOption(new Option('--wss-port <port>', 'MQTT over secure WebSocket').env('FLOTILLA_WSS_PORT').argParser(parsePort).default(8084))
+    .addOption(new Option('--https-port <port>', 'HTTPS API').env('FLOTILLA_HTTPS_PORT').argParser(parsePort).default(7443))
     .addOption(topicRootOption())
     .addOption(logLevelOption())
     .addOption(
@@ -105,6 +123,12 @@ export function registerServer(program: Command, io: CliIO): void {
           mqttPort: options.mqttPort,
           wsPort: options.wsPort,
           httpPort: options.httpPort,
+          tlsCertFile: options.tlsCert,
+          tlsKeyFile: options.tlsKey,
+          tlsClientCaFile: options.tlsClientCa,
+          mqttsPort: options.mqttsPort,
+          wssPort: options.wssPort,
+          httpsPort: options.httpsPort,
           topicRoot: options.topicRoot,
           logLevel: options.logLevel,
           readOnlyUsers: options.dashboardUser,
