@@ -55,4 +55,31 @@ export const MIGRATIONS: readonly string[] = [
     updated_at  TEXT NOT NULL
   );
   `,
+  // 5: who may connect and call (broker/auth/): service accounts with an API key,
+  // devices with a secret, registration tokens. Only hashes of keys, secrets and
+  // tokens are stored; a revoked device keeps its row, so its id stays refused.
+  `
+  CREATE TABLE service_accounts (
+    name        TEXT PRIMARY KEY,
+    role        TEXT NOT NULL,
+    key_hash    TEXT NOT NULL,
+    created_at  TEXT NOT NULL
+  );
+  CREATE TABLE device_credentials (
+    device_id   TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    revoked_at  TEXT
+  );
+  CREATE TABLE registration_tokens (
+    id          TEXT PRIMARY KEY,
+    token_hash  TEXT NOT NULL UNIQUE,
+    labels      TEXT NOT NULL DEFAULT '{}',
+    max_uses    INTEGER NOT NULL,
+    uses        INTEGER NOT NULL DEFAULT 0,
+    expires_at  TEXT NOT NULL,
+    revoked_at  TEXT,
+    created_at  TEXT NOT NULL
+  );
+  `,
 ];
