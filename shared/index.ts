@@ -1,6 +1,7 @@
 export * from './api.js';
 export * from './app-spec.js';
 export * from './canonical-json.js';
+export * from './desired-signature.js';
 export * from './ids.js';
 export * from './schemas/messages.js';
 export * from './schemas/spec.js';

@@ -24,6 +24,18 @@ export const DesiredApp = Type.Object(
 );
 export type DesiredApp = Static<typeof DesiredApp>;
 
+/**
+ * The hub's signature over a desired document (shared/desired-signature.ts):
+ * Ed25519 over the canonical JSON of the document without this field. The
+ * value is checked by verification, not here, so a mangled one is refused
+ * as a bad signature (with an event) rather than dropped as malformed.
+ */
+export const DesiredSignature = Type.Object(
+  { alg: Type.Literal('ed25519'), value: Type.String({ minLength: 1, maxLength: 512 }) },
+  { additionalProperties: false },
+);
+export type DesiredSignature = Static<typeof DesiredSignature>;
+
 /** `…/devices/{id}/desired`, retained: the whole truth for one device. */
 export const DesiredState = Type.Object(
   {
@@ -31,6 +43,8 @@ export const DesiredState = Type.Object(
     revision: Revision,
     issuedAt: Timestamp,
     apps: Type.Array(DesiredApp),
+    /** Absent only from hubs before signing; agents with a pinned hub key refuse such documents. */
+    signature: Type.Optional(DesiredSignature),
   },
   { additionalProperties: false },
 );
