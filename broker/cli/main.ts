@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { registerAgent } from './commands/agent.js';
 import { registerApply } from './commands/apply.js';
+import { registerCerts } from './commands/certs.js';
 import { registerDelete } from './commands/delete.js';
 import { registerDescribe } from './commands/describe.js';
 import { registerEvents } from './commands/events.js';
@@ -74,6 +75,7 @@ export function buildProgram(io: CliIO = processIO()): Command {
   registerMetrics(program, io);
   registerServer(program, io);
   registerAgent(program, io);
+  registerCerts(program, io);
   return program;
 }
 
