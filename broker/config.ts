@@ -36,6 +36,12 @@ export const HubConfig = Type.Object(
     wssPort: Port,
     httpsPort: Port,
     topicRoot: Type.String({ minLength: 1 }),
+    /**
+     * The AES-256-GCM key that seals secrets and desired documents at rest
+     * (base64 of 32 bytes); default `<dataDir>/secrets.key`, created 0600 on
+     * first start. `FLOTILLA_SECRETS_KEY` wins over it (broker/store/secrets-key.ts).
+     */
+    secretsKeyFile: Type.Optional(Type.String({ minLength: 1 })),
     logLevel: LogLevelSchema,
     /** Logs, metrics and events older than this (by arrival at the hub) are deleted. */
     telemetryMaxAgeMs: Type.Integer({ minimum: 60_000 }),

@@ -25,7 +25,10 @@ import { AppStore } from './store/apps.js';
 import { openDatabase } from './store/db.js';
 import { DeviceStore } from './store/devices.js';
 import { RolloutStore } from './store/rollouts.js';
+import { openSecretsAtRest } from './store/seal-at-rest.js';
+import type { SecretCipher } from './store/secret-cipher.js';
 import { SecretStore } from './store/secrets.js';
+import { SECRETS_KEY_ENV } from './store/secrets-key.js';
 import { followRoutes } from './telemetry/follow.js';
 import { TelemetryIngest } from './telemetry/ingest.js';
 import { ingestBeforeAck } from './telemetry/ingest-before-ack.js';
@@ -51,6 +54,8 @@ export interface HubDeps {
   rolloutTickMs?: number;
   /** Desired documents the dispatcher has awaiting acknowledgement at once (default DESIRED_CHUNK, 200). */
   desiredChunk?: number;
+  /** The secrets key as `FLOTILLA_SECRETS_KEY` would give it (base64 of 32 bytes); default: that env var, else the key file. */
+  secretsKey?: string;
 }
 
 export async function startHub(overrides: Partial<Record<keyof HubConfig, unknown>> = {}, deps: HubDeps = {}): Promise<Hub> {
@@ -58,10 +63,22 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
   const logger = deps.logger ?? createLogger(config.logLevel, 'flotilla-hub');
   const topics = new Topics(config.topicRoot);
   const db = openDatabase(join(config.dataDir, 'hub.db'));
+  let cipher: SecretCipher;
+  try {
+    cipher = openSecretsAtRest(db, {
+      dataDir: config.dataDir,
+      keyFile: config.secretsKeyFile,
+      envValue: deps.secretsKey ?? process.env[SECRETS_KEY_ENV],
+      logger,
+    });
+  } catch (err) {
+    db.close();
+    throw err;
+  }
   const now = deps.now ?? (() => new Date());
   const apps = new AppStore(db, now);
-  const devices = new DeviceStore(db, now);
-  const secrets = new SecretStore(db, now);
+  const devices = new DeviceStore(db, cipher, now);
+  const secrets = new SecretStore(db, cipher, now);
   const rollouts = new Rollouts({ apps, devices, rollouts: new RolloutStore(db), logger, now });
 
   const telemetryStore = new TelemetryStore(openDatabase(join(config.dataDir, 'telemetry.db'), TELEMETRY_MIGRATIONS));

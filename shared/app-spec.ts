@@ -2,7 +2,7 @@
  * Validating an app spec: the schema first, then the rules a schema cannot
  * express (unique names, exactly one source per env value, no host port used twice).
  */
-import { type AppSpec, AppSpec as AppSpecSchema, type ContainerSpec } from './schemas/spec.js';
+import { type AppSpec, AppSpec as AppSpecSchema, type ContainerSpec, type SecretFile } from './schemas/spec.js';
 import { parseSize } from './schemas/units.js';
 import { type Validated, type ValidationIssue, validate } from './validate.js';
 
@@ -32,6 +32,7 @@ function semanticIssues(app: AppSpec): ValidationIssue[] {
     if (container.auth && (container.auth.password === undefined) === (container.auth.fromSecret === undefined)) {
       issues.push({ path: `${at}.auth`, message: 'must have exactly one of "password" or "fromSecret"' });
     }
+    issues.push(...secretFileIssues(container, at));
     container.ports?.forEach((port, j) => {
       const parsed = parsePort(port);
       const limit = [parsed.hostPort, parsed.containerPort].find((p) => p !== undefined && (p < 1 || p > 65535));
@@ -78,6 +79,32 @@ function semanticIssues(app: AppSpec): ValidationIssue[] {
     if (container.healthcheck && healthcheckKinds.length !== 1) {
       issues.push({ path: `${at}.healthcheck`, message: 'must have exactly one of "http", "tcp" or "exec"' });
     }
+  });
+  return issues;
+}
+
+/** Where a secret file lands in the container: Compose's default is `/run/secrets/<name>`. */
+export function secretFilePath(secret: SecretFile): string {
+  return secret.path ?? `/run/secrets/${secret.name}`;
+}
+
+function secretFileIssues(container: ContainerSpec, at: string): ValidationIssue[] {
+  const issues: ValidationIssue[] = [];
+  const paths = new Map<string, string>();
+  container.secrets?.forEach((secret, j) => {
+    const path = secretFilePath(secret);
+    if (secret.data !== undefined) {
+      issues.push({
+        path: `${at}.secrets[${j}].data`,
+        message: 'is filled in by the hub from the named secret: store the value with `flotilla secret set`',
+      });
+    }
+    if (path.split('/').some((segment) => segment === '.' || segment === '..')) {
+      issues.push({ path: `${at}.secrets[${j}].path`, message: 'must not contain "." or ".." segments' });
+    }
+    const other = paths.get(path);
+    if (other) issues.push({ path: `${at}.secrets[${j}]`, message: `file ${path} is also written by ${other}` });
+    else paths.set(path, `${at}.secrets[${j}]`);
   });
   return issues;
 }

@@ -20,7 +20,7 @@ import type { SecretStore } from '../store/secrets.js';
 import { ApiError } from './errors.js';
 import { type Method, method } from './method.js';
 import type { Rollouts } from './rollouts.js';
-import { MissingSecretError, resolveSecrets } from './scheduling.js';
+import { referencedSecrets, resolveSecrets, SecretRefError } from './scheduling.js';
 import { appDetail, appHistory, appSummary, deviceView } from './views.js';
 
 export interface ApiDeps {
@@ -34,6 +34,8 @@ export interface ApiDeps {
   telemetry?: Record<string, Method<TSchema>>;
 }
 
+/** Secret values are small (passwords, tokens, keys, certificates): they travel inside every desired document that needs them. */
+const MAX_SECRET_BYTES = 65536;
 const NoParams = Type.Object({}, { additionalProperties: false });
 const ByName = Type.Object({ name: Name }, { additionalProperties: false });
 const ById = Type.Object({ id: DeviceId }, { additionalProperties: false });
@@ -48,7 +50,7 @@ export function createApi(deps: ApiDeps) {
     try {
       resolveSecrets(result.value, (name) => secrets.get(name));
     } catch (err) {
-      if (err instanceof MissingSecretError) {
+      if (err instanceof SecretRefError) {
         throw ApiError.invalid('invalid_spec', what, [{ path: err.path, message: err.message }]);
       }
       throw err;
@@ -191,17 +193,53 @@ export function createApi(deps: ApiDeps) {
 
     'secrets.list': method(NoParams, () => ({ items: secrets.list() })),
 
+    /**
+     * `value` is text; `valueBase64` carries any bytes (a key file that is not
+     * UTF-8). Either way at most 64 KiB, and the answer never echoes it.
+     */
     'secrets.set': method(
-      Type.Object({ name: Name, value: Type.String({ maxLength: 65536 }) }, { additionalProperties: false }),
-      ({ name, value }) => {
-        secrets.set(name, value);
+      Type.Object(
+        {
+          name: Name,
+          value: Type.Optional(Type.String({ maxLength: MAX_SECRET_BYTES })),
+          valueBase64: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9+/]*={0,2}$', maxLength: Math.ceil(MAX_SECRET_BYTES / 3) * 4 })),
+        },
+        { additionalProperties: false },
+      ),
+      ({ name, value, valueBase64 }) => {
+        if ((value === undefined) === (valueBase64 === undefined)) {
+          throw ApiError.invalid('invalid_request', 'params for secrets.set', [
+            { path: '', message: 'must have exactly one of "value" or "valueBase64"' },
+          ]);
+        }
+        const bytes = value !== undefined ? Buffer.from(value, 'utf8') : Buffer.from(valueBase64 ?? '', 'base64');
+        if (bytes.length > MAX_SECRET_BYTES) {
+          throw ApiError.invalid('invalid_request', 'params for secrets.set', [
+            { path: 'value', message: `must be at most ${MAX_SECRET_BYTES} bytes` },
+          ]);
+        }
+        // Checked before storing: a value an app cannot use (binary where env needs text) is refused, not half-deployed.
+        for (const app of apps.list()) {
+          if (!referencedSecrets(app.spec).has(name)) continue;
+          try {
+            resolveSecrets(app.spec, (n) => (n === name ? bytes : secrets.get(n)));
+          } catch (err) {
+            if (!(err instanceof SecretRefError)) throw err;
+            if (err.secret === name) {
+              throw ApiError.invalid('invalid_request', `secret "${name}" for app "${app.name}"`, [
+                { path: err.path, message: err.message },
+              ]);
+            }
+          }
+        }
+        secrets.set(name, bytes);
         deps.desiredMayHaveChanged();
         return { name };
       },
     ),
 
     'secrets.delete': method(ByName, ({ name }) => {
-      const inUse = apps.list().find((app) => JSON.stringify(app.spec).includes(`"fromSecret":${JSON.stringify(name)}`));
+      const inUse = apps.list().find((app) => referencedSecrets(app.spec).has(name));
       if (inUse) throw new ApiError('invalid_request', `secret "${name}" is used by app "${inUse.name}"`);
       if (!secrets.delete(name)) throw ApiError.notFound('secret', name);
       return { name, deleted: true };

@@ -41,7 +41,7 @@ import type { HubApi } from './api.js';
 import { toErrorBody } from './errors.js';
 import type { Rollout } from './rollout-plan.js';
 import type { Rollouts } from './rollouts.js';
-import { desiredAppsFor, desiredHash, MissingSecretError } from './scheduling.js';
+import { desiredAppsFor, desiredHash, SecretRefError } from './scheduling.js';
 
 export interface DispatcherDeps {
   mqtt: MqttClient;
@@ -182,10 +182,10 @@ export class Dispatcher {
         (app) => this.deps.rollouts.versionFor(app, device.id, rollouts),
       );
     } catch (err) {
-      if (!(err instanceof MissingSecretError)) throw err;
+      if (!(err instanceof SecretRefError)) throw err;
       this.log.error(
-        { deviceId, secret: err.secret, path: err.path },
-        'cannot compute desired state: missing secret; device keeps its last desired state',
+        { deviceId, secret: err.secret, path: err.path, reason: err.message },
+        'cannot compute desired state: unusable secret; device keeps its last desired state',
       );
       return;
     }

@@ -18,14 +18,25 @@ export interface SchedulableApp {
   forced?: boolean;
 }
 
-export class MissingSecretError extends Error {
+/** A spec names a secret it cannot use: missing, or not text where text is needed. */
+export class SecretRefError extends Error {
   constructor(
     readonly secret: string,
     readonly path: string,
+    message: string,
   ) {
-    super(`secret "${secret}" does not exist`);
+    super(message);
   }
 }
+
+export class MissingSecretError extends SecretRefError {
+  constructor(secret: string, path: string) {
+    super(secret, path, `secret "${secret}" does not exist`);
+  }
+}
+
+/** A secret value resolved by `secret(name)`: its bytes, as the store holds them. */
+export type SecretLookup = (name: string) => Buffer | undefined;
 
 /**
  * The apps one device must run, secrets resolved, sorted by name so the
@@ -37,7 +48,7 @@ export function desiredAppsFor(
   deviceId: string,
   labels: Labels,
   apps: readonly SchedulableApp[],
-  secret: (name: string) => string | undefined,
+  secret: SecretLookup,
   version: (app: SchedulableApp) => SchedulableApp = (app) => app,
 ): DesiredApp[] {
   return apps
@@ -53,30 +64,72 @@ export function desiredAppsFor(
     }));
 }
 
-/** Replaces every `fromSecret` with the secret's value; throws MissingSecretError naming the field. */
-export function resolveSecrets(spec: AppSpec, secret: (name: string) => string | undefined): DesiredApp['containers'] {
-  const lookup = (name: string, path: string): string => {
+/**
+ * Replaces every `fromSecret` with the secret's value and fills each secret
+ * file's `data` (base64); throws SecretRefError naming the field. An env value
+ * or registry password must be UTF-8 text without NUL (what an environment
+ * variable can hold); a file takes any bytes.
+ */
+export function resolveSecrets(spec: AppSpec, secret: SecretLookup): DesiredApp['containers'] {
+  const bytes = (name: string, path: string): Buffer => {
     const value = secret(name);
     if (value === undefined) throw new MissingSecretError(name, path);
+    return value;
+  };
+  const text = (name: string, path: string): string => {
+    const value = utf8Text(bytes(name, path));
+    if (value === undefined) {
+      throw new SecretRefError(
+        name,
+        path,
+        `secret "${name}" is not UTF-8 text without NUL bytes: use it as a file (secrets: [{name: ${name}}])`,
+      );
+    }
     return value;
   };
   return spec.spec.containers.map((container, i) => {
     const resolved = { ...container };
     if (container.env) {
       resolved.env = container.env.map((env, j) =>
-        env.fromSecret === undefined
-          ? env
-          : { name: env.name, value: lookup(env.fromSecret, `spec.containers[${i}].env[${j}].fromSecret`) },
+        env.fromSecret === undefined ? env : { name: env.name, value: text(env.fromSecret, `spec.containers[${i}].env[${j}].fromSecret`) },
       );
     }
     if (container.auth?.fromSecret !== undefined) {
       resolved.auth = {
         username: container.auth.username,
-        password: lookup(container.auth.fromSecret, `spec.containers[${i}].auth.fromSecret`),
+        password: text(container.auth.fromSecret, `spec.containers[${i}].auth.fromSecret`),
       };
+    }
+    if (container.secrets) {
+      resolved.secrets = container.secrets.map((file, j) => ({
+        ...file,
+        data: bytes(file.name, `spec.containers[${i}].secrets[${j}].name`).toString('base64'),
+      }));
     }
     return resolved;
   });
+}
+
+/** Every secret a spec names (env, registry auth, files): a secret in this set cannot be deleted. */
+export function referencedSecrets(spec: AppSpec): Set<string> {
+  const names = new Set<string>();
+  for (const container of spec.spec.containers) {
+    for (const env of container.env ?? []) if (env.fromSecret !== undefined) names.add(env.fromSecret);
+    if (container.auth?.fromSecret !== undefined) names.add(container.auth.fromSecret);
+    for (const file of container.secrets ?? []) names.add(file.name);
+  }
+  return names;
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+function utf8Text(value: Buffer): string | undefined {
+  try {
+    const decoded = strictUtf8.decode(value);
+    return decoded.includes('\0') ? undefined : decoded;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Hash of what a device must run; the revision grows only when this changes. */

@@ -2,9 +2,14 @@
  * Devices as the hub knows them: labels (the agent's own, overridden by the
  * operator's), last reported state, online status, and the desired document
  * last published to each one.
+ *
+ * The desired document carries secret values (env, registry passwords,
+ * secret files), so it is stored sealed (secret-cipher.ts): `desired_doc`
+ * holds a BLOB, never the JSON.
  */
 import type { DesiredState, DeviceState, Labels, OperatorLabels } from '../../shared/index.js';
 import type { Db } from './db.js';
+import { desiredDocAad, type SecretCipher } from './secret-cipher.js';
 
 export interface StoredDevice {
   id: string;
@@ -32,7 +37,7 @@ interface DeviceRow {
   observed_revision: number | null;
   desired_revision: number;
   desired_hash: string | null;
-  desired_doc: string | null;
+  desired_doc: Buffer | string | null;
   created_at: string;
 }
 
@@ -53,6 +58,7 @@ export class DeviceStore {
 
   constructor(
     db: Db,
+    private readonly cipher: SecretCipher,
     private readonly now: () => Date = () => new Date(),
   ) {
     this.selectAll = db.prepare<[], DeviceRow>('SELECT * FROM devices ORDER BY id');
@@ -84,12 +90,12 @@ export class DeviceStore {
   }
 
   list(): StoredDevice[] {
-    return this.selectAll.all().map(toDevice);
+    return this.selectAll.all().map((row) => this.toDevice(row));
   }
 
   get(id: string): StoredDevice | undefined {
     const row = this.selectOne.get(id);
-    return row ? toDevice(row) : undefined;
+    return row ? this.toDevice(row) : undefined;
   }
 
   /** Every device's id and online flag, without parsing anything else (Prometheus reads this at every scrape). */
@@ -146,27 +152,35 @@ export class DeviceStore {
   }
 
   recordDesired(desired: DesiredState, hash: string): void {
-    this.updateDesired.run(desired.revision, hash, JSON.stringify(desired), desired.deviceId);
+    const sealed = this.cipher.sealText(JSON.stringify(desired), desiredDocAad(desired.deviceId));
+    this.updateDesired.run(desired.revision, hash, sealed, desired.deviceId);
   }
-}
 
-function toDevice(row: DeviceRow): StoredDevice {
-  const operatorLabels = JSON.parse(row.operator_labels) as OperatorLabels;
-  const reportedLabels = JSON.parse(row.reported_labels) as Labels;
-  return {
-    id: row.id,
-    operatorLabels,
-    reportedLabels,
-    labels: effectiveLabels(reportedLabels, operatorLabels),
-    online: row.online === 1,
-    lastSeen: row.last_seen,
-    state: row.state ? (JSON.parse(row.state) as DeviceState) : null,
-    observedRevision: row.observed_revision,
-    desiredRevision: row.desired_revision,
-    desiredHash: row.desired_hash,
-    desired: row.desired_doc ? (JSON.parse(row.desired_doc) as DesiredState) : null,
-    createdAt: row.created_at,
-  };
+  private openDesired(row: DeviceRow): DesiredState | null {
+    if (row.desired_doc === null) return null;
+    if (typeof row.desired_doc === 'string')
+      throw new Error(`device "${row.id}": desired document stored unsealed; the hub seals such rows at start`);
+    return JSON.parse(this.cipher.openText(row.desired_doc, desiredDocAad(row.id))) as DesiredState;
+  }
+
+  private toDevice(row: DeviceRow): StoredDevice {
+    const operatorLabels = JSON.parse(row.operator_labels) as OperatorLabels;
+    const reportedLabels = JSON.parse(row.reported_labels) as Labels;
+    return {
+      id: row.id,
+      operatorLabels,
+      reportedLabels,
+      labels: effectiveLabels(reportedLabels, operatorLabels),
+      online: row.online === 1,
+      lastSeen: row.last_seen,
+      state: row.state ? (JSON.parse(row.state) as DeviceState) : null,
+      observedRevision: row.observed_revision,
+      desiredRevision: row.desired_revision,
+      desiredHash: row.desired_hash,
+      desired: this.openDesired(row),
+      createdAt: row.created_at,
+    };
+  }
 }
 
 export function effectiveLabels(reported: Labels, operator: OperatorLabels): Labels {

@@ -93,6 +93,25 @@ export const RegistryAuth = Type.Object(
 );
 export type RegistryAuth = Static<typeof RegistryAuth>;
 
+/** An absolute path without `.` or `..` segments (checked in app-spec.ts) and no trailing slash. */
+export const SECRET_PATH_PATTERN = '^(/[A-Za-z0-9._@+-]+)+$';
+
+/**
+ * A secret as a file in the container, Compose's `secrets:` habit: at `path`,
+ * default `/run/secrets/<name>`, mode 0400. The agent writes it into the
+ * created container before it starts (agent/runtime/secret-files.ts).
+ */
+export const SecretFile = Type.Object(
+  {
+    name: SecretRef,
+    path: Type.Optional(Type.String({ pattern: SECRET_PATH_PATTERN, maxLength: 1024, examples: ['/run/secrets/db-password'] })),
+    /** The value's bytes, base64: set by the hub in a device's desired document only, never in an app spec. */
+    data: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9+/]*={0,2}$' })),
+  },
+  { additionalProperties: false },
+);
+export type SecretFile = Static<typeof SecretFile>;
+
 export const ContainerSpec = Type.Object(
   {
     name: Name,
@@ -120,6 +139,7 @@ export const ContainerSpec = Type.Object(
     labels: Type.Optional(Type.Record(Type.String({ pattern: '^(?!flotilla\\.)[A-Za-z0-9._/-]+$' }), Type.String())),
     healthcheck: Type.Optional(Healthcheck),
     auth: Type.Optional(RegistryAuth),
+    secrets: Type.Optional(Type.Array(SecretFile, { maxItems: 64 })),
   },
   { additionalProperties: false },
 );

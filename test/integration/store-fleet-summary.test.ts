@@ -1,10 +1,12 @@
 /** DeviceStore's cheap reads for Prometheus scrapes, on a real SQLite file. */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type Db, openDatabase } from '../../broker/store/db.js';
 import { DeviceStore } from '../../broker/store/devices.js';
+import { SecretCipher } from '../../broker/store/secret-cipher.js';
 import type { AppState } from '../../shared/index.js';
 import { deviceState } from '../support/fixtures.js';
 
@@ -16,7 +18,7 @@ describe('DeviceStore presence and app phases', () => {
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'flotilla-it-store-'));
     db = openDatabase(join(dir, 'hub.db'));
-    store = new DeviceStore(db);
+    store = new DeviceStore(db, new SecretCipher(randomBytes(32)));
   });
   afterEach(() => {
     db.close();

@@ -3,6 +3,7 @@
  * is in WAL mode at the current schema version, and a file written by a newer
  * Flotilla is refused rather than misread.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import { AppStore } from '../../broker/store/apps.js';
 import { type Db, openDatabase } from '../../broker/store/db.js';
 import { DeviceStore } from '../../broker/store/devices.js';
 import { MIGRATIONS } from '../../broker/store/migrations.js';
+import { SecretCipher } from '../../broker/store/secret-cipher.js';
 import { SecretStore } from '../../broker/store/secrets.js';
 import { type AppSpec, validateAppSpec } from '../../shared/index.js';
 import { Cleanup } from '../support/cleanup.js';
@@ -102,7 +104,8 @@ describe('SQLite store on a real file', () => {
 
   it('keeps devices, their desired documents and secrets across a reopen, and deleting an app drops its revisions', () => {
     let db = open();
-    const devices = new DeviceStore(db);
+    const cipher = new SecretCipher(randomBytes(32));
+    const devices = new DeviceStore(db, cipher);
     const apps = new AppStore(db);
     expect(devices.ensure('dev-1')).toBe(true);
     expect(devices.ensure('dev-1')).toBe(false);
@@ -111,13 +114,13 @@ describe('SQLite store on a real file', () => {
     const desired = { deviceId: 'dev-1', revision: 5, issuedAt: '2026-01-01T00:00:00.000Z', apps: [] };
     devices.recordDesired(desired, 'cafe');
     devices.recordOnline('dev-1', false);
-    new SecretStore(db).set('gw-token', 's3cr3t');
+    new SecretStore(db, cipher).set('gw-token', Buffer.from('s3cr3t'));
     apps.apply(spec('thermo'));
     apps.apply(spec('thermo', 'registry.local/thermo:2.0'));
     db.close();
 
     db = open();
-    const device = new DeviceStore(db).get('dev-1');
+    const device = new DeviceStore(db, cipher).get('dev-1');
     expect(device).toMatchObject({
       id: 'dev-1',
       online: false,
@@ -130,7 +133,7 @@ describe('SQLite store on a real file', () => {
       desired,
     });
     expect(device?.state?.labels).toEqual({ site: 'roof' });
-    expect(new SecretStore(db).get('gw-token')).toBe('s3cr3t');
+    expect(new SecretStore(db, cipher).get('gw-token')?.toString()).toBe('s3cr3t');
 
     const reopened = new AppStore(db);
     expect(reopened.delete('thermo')).toBe(true);

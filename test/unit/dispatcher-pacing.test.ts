@@ -13,6 +13,7 @@ import { AppStore } from '../../broker/store/apps.js';
 import { openDatabase } from '../../broker/store/db.js';
 import { DeviceStore } from '../../broker/store/devices.js';
 import { RolloutStore } from '../../broker/store/rollouts.js';
+import { SecretCipher } from '../../broker/store/secret-cipher.js';
 import { SecretStore } from '../../broker/store/secrets.js';
 import { type DesiredState, Topics, validateAppSpec } from '../../shared/index.js';
 import { appSpec, deviceState } from '../support/fixtures.js';
@@ -64,8 +65,10 @@ function hubStores() {
   const now = () => new Date('2026-01-01T00:00:00Z');
   const logs = new LogCapture('info');
   const apps = new AppStore(db, now);
-  const devices = new DeviceStore(db, now);
-  const secrets = new SecretStore(db, now);
+  // A fixed key: what is sealed does not matter to pacing.
+  const cipher = new SecretCipher(Buffer.alloc(32, 7));
+  const devices = new DeviceStore(db, cipher, now);
+  const secrets = new SecretStore(db, cipher, now);
   const rollouts = new Rollouts({ apps, devices, rollouts: new RolloutStore(db), logger: logs.logger, now });
   const dispatcher = (mqtt: FakeMqtt, desiredChunk: number) =>
     new Dispatcher({

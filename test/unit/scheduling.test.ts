@@ -48,7 +48,7 @@ describe('desiredAppsFor', () => {
 
   it('resolves secrets into values', () => {
     const withSecret = [{ name: 'a', revision: 1, spec: spec('a', { selectors: {} }, [{ name: 'TOKEN', fromSecret: 'tok' }]) }];
-    const [app] = desiredAppsFor('d1', {}, withSecret, (n) => (n === 'tok' ? 'xyz' : undefined));
+    const [app] = desiredAppsFor('d1', {}, withSecret, (n) => (n === 'tok' ? Buffer.from('xyz') : undefined));
     expect(app?.containers[0]?.env).toEqual([{ name: 'TOKEN', value: 'xyz' }]);
   });
 

@@ -1,0 +1,110 @@
+/**
+ * Run once at every hub start, before any store reads a row:
+ *
+ * 1. Checks the key against one sealed secret and one sealed desired document,
+ *    so a wrong key stops the hub with a message that says so, rather than a
+ *    hub that starts and fails on the first device, or publishes garbage.
+ * 2. Seals what an older hub wrote in plain text (secret values, desired
+ *    documents): a one-time re-encryption, told apart by SQLite's storage
+ *    class (TEXT then, BLOB now) rather than by a marker a value could mimic.
+ *    Plain bytes must not linger afterwards: `secure_delete` zeroes the cells
+ *    and pages the old values leave behind, and a TRUNCATE checkpoint moves
+ *    the sealed pages into hub.db and empties the WAL of the old ones.
+ *
+ * Not a migration in migrations.ts: those are SQL only, and sealing needs the key.
+ */
+import type { Logger } from 'pino';
+import type { Db } from './db.js';
+import { desiredDocAad, SealedDataError, SecretCipher } from './secret-cipher.js';
+import { loadSecretsKey } from './secrets-key.js';
+
+export class WrongSecretsKeyError extends Error {
+  readonly code = 'wrong_secrets_key';
+}
+
+export interface SealReport {
+  /** Plain-text secret values and desired documents sealed by this start. */
+  sealedSecrets: number;
+  sealedDocuments: number;
+}
+
+export function sealAtRest(db: Db, cipher: SecretCipher): SealReport {
+  checkKey(db, cipher);
+  const secrets = db.prepare<[], { name: string; value: string }>("SELECT name, value FROM secrets WHERE typeof(value) = 'text'").all();
+  const docs = db
+    .prepare<[], { id: string; desired_doc: string }>("SELECT id, desired_doc FROM devices WHERE typeof(desired_doc) = 'text'")
+    .all();
+  if (secrets.length === 0 && docs.length === 0) return { sealedSecrets: 0, sealedDocuments: 0 };
+
+  const secureDelete = db.pragma('secure_delete', { simple: true });
+  db.pragma('secure_delete = ON');
+  try {
+    const setSecret = db.prepare('UPDATE secrets SET value = ? WHERE name = ?');
+    const setDoc = db.prepare('UPDATE devices SET desired_doc = ? WHERE id = ?');
+    db.transaction(() => {
+      for (const row of secrets) setSecret.run(cipher.sealText(row.value, row.name), row.name);
+      for (const row of docs) setDoc.run(cipher.sealText(row.desired_doc, desiredDocAad(row.id)), row.id);
+    })();
+    db.pragma('wal_checkpoint(TRUNCATE)');
+  } finally {
+    db.pragma(`secure_delete = ${secureDelete ? 'ON' : 'OFF'}`);
+  }
+  return { sealedSecrets: secrets.length, sealedDocuments: docs.length };
+}
+
+/** One sealed row of each kind is enough: every row was sealed with the same key. */
+function checkKey(db: Db, cipher: SecretCipher): void {
+  const secret = db
+    .prepare<[], { name: string; value: Buffer }>("SELECT name, value FROM secrets WHERE typeof(value) = 'blob' LIMIT 1")
+    .get();
+  const doc = db
+    .prepare<[], { id: string; desired_doc: Buffer }>("SELECT id, desired_doc FROM devices WHERE typeof(desired_doc) = 'blob' LIMIT 1")
+    .get();
+  if (secret) tryOpen(() => cipher.open(secret.value, secret.name), `secret "${secret.name}"`);
+  if (doc) tryOpen(() => cipher.open(doc.desired_doc, desiredDocAad(doc.id)), `the desired document of device "${doc.id}"`);
+}
+
+function tryOpen(open: () => unknown, what: string): void {
+  try {
+    open();
+  } catch (err) {
+    if (!(err instanceof SealedDataError)) throw err;
+    throw new WrongSecretsKeyError(`the secrets key does not open ${what}: it is not the key this hub's data was sealed with`);
+  }
+}
+
+export interface SecretsAtRestOptions {
+  dataDir: string;
+  keyFile?: string | undefined;
+  /** `FLOTILLA_SECRETS_KEY`'s value, if set. */
+  envValue?: string | undefined;
+  logger: Pick<Logger, 'info' | 'warn'>;
+}
+
+/**
+ * Finds the key, checks it against the data and seals any plain rows: what a
+ * hub does with its secrets at start. Throws (the hub does not start) on a
+ * malformed or wrong key, naming where the key came from but never the key.
+ */
+export function openSecretsAtRest(db: Db, options: SecretsAtRestOptions): SecretCipher {
+  const found = loadSecretsKey({ dataDir: options.dataDir, keyFile: options.keyFile, envValue: options.envValue });
+  const log = { component: 'secrets', keySource: found.source };
+  if (found.created) options.logger.info(log, 'created a new secrets key file (mode 0600); back it up: sealed secrets are lost without it');
+  if (found.looseMode)
+    options.logger.warn({ ...log, mode: found.looseMode }, 'the secrets key file can be read by other users: chmod 600 it');
+  const cipher = new SecretCipher(found.key);
+  let report: SealReport;
+  try {
+    report = sealAtRest(db, cipher);
+  } catch (err) {
+    if (!(err instanceof WrongSecretsKeyError)) throw err;
+    const hint = found.created
+      ? ` (the key file ${found.source} was just created: the one the data was sealed with is missing)`
+      : ` (key from ${found.source}; restore the original key: without it the sealed secrets cannot be recovered)`;
+    throw new WrongSecretsKeyError(`${err.message}${hint}`);
+  }
+  if (report.sealedSecrets + report.sealedDocuments > 0) {
+    options.logger.info({ ...log, ...report }, 'sealed secret values and desired documents an older hub stored in plain text');
+  }
+  return cipher;
+}
