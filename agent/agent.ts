@@ -6,14 +6,16 @@ import { join } from 'node:path';
 import Dockerode from 'dockerode';
 import type { Logger } from 'pino';
 import { createLogger } from '../broker/logger.js';
-import { type DesiredState, type DeviceEvent, type DeviceState, Topics } from '../shared/index.js';
+import { type DesiredState, type DeviceEvent, type DeviceState, parseHubKey, Topics } from '../shared/index.js';
 import { type AgentConfig, resolveAgentConfig } from './config.js';
+import { checkDesired, checkRestored } from './desired-guard.js';
 import { dockerArch, hostFacts } from './host.js';
 import { Link } from './link.js';
 import { LocalStore } from './local-store.js';
 import { IN_MEMORY } from './outbox/outbox-file.js';
 import { type ObservedState, Reconciler } from './reconcile/reconciler.js';
 import { Records } from './reconcile/records.js';
+import { RejectionEvents } from './rejection-events.js';
 import { DockerRuntime } from './runtime/docker-runtime.js';
 import type { ContainerRuntime } from './runtime/runtime.js';
 import { LogCollector } from './telemetry/logs/log-collector.js';
@@ -38,6 +40,13 @@ export interface AgentDeps {
 export async function startAgent(overrides: Partial<Record<keyof AgentConfig, unknown>> = {}, deps: AgentDeps = {}): Promise<Agent> {
   const config = resolveAgentConfig(overrides);
   const logger = (deps.logger ?? createLogger(config.logLevel, 'flotilla-agent')).child({ deviceId: config.deviceId });
+  // Parsed before anything is opened: an unusable pinned key is a configuration error, not a running agent that trusts anyone.
+  const hubKey = config.hubKey === undefined ? undefined : hubKeyOf(config.hubKey);
+  if (!hubKey) {
+    logger.warn(
+      'no hub key pinned (--hub-key, or `flotilla agent register`): desired state is applied without verifying that the hub signed it',
+    );
+  }
   const runtime =
     deps.runtime ??
     new DockerRuntime(new Dockerode(), logger.child({ component: 'docker' }), {
@@ -81,20 +90,38 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
     onEvent: (event) => publishEvent(event),
   });
 
+  // The document the agent acts on: verified (with a pinned key), the newest it accepted.
+  let current: DesiredState | undefined;
   const restored = store.loadDesired();
   if (restored.problem) logger.warn({ reason: restored.problem }, 'ignoring unreadable persisted desired state');
+  const restoredProblem = restored.desired && checkRestored(restored.desired, hubKey);
   if (restored.desired && restored.desired.deviceId !== config.deviceId) {
     logger.warn({ persistedFor: restored.desired.deviceId }, 'ignoring persisted desired state of another device id (data dir reused?)');
+  } else if (restored.desired && restoredProblem) {
+    // Nothing is removed until a desired state is known: the running apps stay as they are until the hub's arrives.
+    logger.warn(
+      { revision: restored.desired.revision, reason: restoredProblem },
+      'ignoring persisted desired state that does not verify with the pinned hub key (altered on disk, or saved before the key was pinned)',
+    );
   } else if (restored.desired) {
     logger.info({ revision: restored.desired.revision }, 'restored desired state from disk');
     reconciler.setDesired(restored.desired);
+    current = restored.desired;
   }
 
+  const rejections = new RejectionEvents({
+    emit: (message) => publishEvent({ type: 'desired-rejected', message }),
+    logger: logger.child({ component: 'desired' }),
+  });
   const onDesired = (desired: DesiredState) => {
-    if (!reconciler.setDesired(desired)) {
+    const verdict = checkDesired(desired, current, hubKey, config.deviceId);
+    // Refused: not handed to the reconciler, so the running containers stay exactly as they are.
+    if (verdict.action === 'refuse') return rejections.refused(verdict.reason, verdict.message);
+    if (verdict.action === 'ignore' || !reconciler.setDesired(desired)) {
       logger.debug({ revision: desired.revision, current: reconciler.desiredRevision }, 'ignoring stale desired state');
       return;
     }
+    current = desired;
     store.saveDesired(desired);
     logger.info({ revision: desired.revision, apps: desired.apps.map((a) => `${a.name}@${a.revision}`) }, 'new desired state');
   };
@@ -104,6 +131,7 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
     topics,
     logger,
     onDesired,
+    onForeignDesired: onDesired,
     stateIntervalMs: config.stateIntervalMs,
     keepaliveSeconds: config.keepaliveSeconds,
     uplinkBytesPerSecond: config.uplinkBytesPerSecond,
@@ -186,6 +214,7 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
       await metrics.stop();
       stopWatching();
       reconciler.close();
+      rejections.close();
       // Let an aborted tick finish before the store it writes to is closed.
       await Promise.race([reconciler.idle(), new Promise((resolve) => setTimeout(resolve, 5_000).unref())]);
       logs.close();
@@ -193,6 +222,14 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
       store.close();
     },
   };
+}
+
+function hubKeyOf(pem: string) {
+  try {
+    return parseHubKey(pem);
+  } catch (err) {
+    throw new Error(`invalid agent configuration:\nhubKey: ${(err as Error).message}`);
+  }
 }
 
 /** `memory` keeps the outbox in RAM; the default is a file beside the agent's own. */

@@ -55,6 +55,8 @@ export interface LinkOptions {
   topics: Topics;
   logger: Logger;
   onDesired: (desired: DesiredState) => void;
+  /** Told of a desired document for another device that arrived on this device's topic (dropped; the agent reports it). */
+  onForeignDesired?: (desired: DesiredState) => void;
   /** Minimum time between two state publications. */
   stateIntervalMs: number;
   /** How the link retries the hub (default: 1 s window doubling to 60 s, full jitter). */
@@ -328,6 +330,7 @@ export class Link {
     }
     if (result.value.deviceId !== this.options.deviceId) {
       this.log.warn({ topic, deviceId: result.value.deviceId }, 'desired state for another device dropped');
+      this.options.onForeignDesired?.(result.value);
       return;
     }
     try {

@@ -12,7 +12,9 @@ import { type HubConfig, resolveHubConfig } from './config.js';
 import { createApi } from './dispatcher/api.js';
 import { Dispatcher } from './dispatcher/dispatcher.js';
 import { Rollouts } from './dispatcher/rollouts.js';
+import { loadOrCreateSigningKey, SIGNING_KEY_FILE } from './dispatcher/signing-key.js';
 import { dashboardRoutes } from './http/dashboard.js';
+import { hubKeyRoute } from './http/hub-key.js';
 import { metricsRoute } from './http/metrics.js';
 import { createHttpHandler } from './http/server.js';
 import { createLogger } from './logger.js';
@@ -43,6 +45,8 @@ export interface Hub {
   config: HubConfig;
   /** The TLS ports only when the hub has a certificate and key (tlsCertFile, tlsKeyFile). */
   ports: { mqtt: number; ws: number; http: number; mqtts?: number; wss?: number; https?: number };
+  /** The public half of the key desired state is signed with (SPKI PEM): what agents pin. */
+  hubKey: string;
   close(): Promise<void>;
 }
 
@@ -62,6 +66,11 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
   const config = resolveHubConfig(overrides);
   const logger = deps.logger ?? createLogger(config.logLevel, 'flotilla-hub');
   const topics = new Topics(config.topicRoot);
+  // Before anything is opened: a refused key file (readable by others) stops the start with nothing to close.
+  const signingKey = loadOrCreateSigningKey(config.dataDir);
+  if (signingKey.created) {
+    logger.info({ component: 'hub', file: join(config.dataDir, SIGNING_KEY_FILE) }, 'created the desired-state signing key');
+  }
   const db = openDatabase(join(config.dataDir, 'hub.db'));
   let cipher: SecretCipher;
   try {
@@ -169,6 +178,7 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
       api,
       rollouts,
       logger,
+      signingKey: signingKey.privateKey,
       now,
       ...(deps.rolloutTickMs !== undefined ? { rolloutTickMs: deps.rolloutTickMs } : {}),
       ...(deps.desiredChunk !== undefined ? { desiredChunk: deps.desiredChunk } : {}),
@@ -194,6 +204,7 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
     const rawRoutes = [
       ...followRoutes(api, ingest),
       metricsRoute(metrics),
+      hubKeyRoute(signingKey.publicKeyPem),
       ...dashboardRoutes({ wsPort: broker.wsPort, topicRoot: config.topicRoot }),
     ];
     const httpHandler = createHttpHandler(api, logger, rawRoutes);
@@ -203,7 +214,12 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
     const tls = await startTlsListeners(config, { handleMqtt: broker.handle, httpHandler, logger });
     if (tls) cleanups.push(() => tls.close());
     logger.info({ component: 'hub', dataDir: config.dataDir, httpPort, mqttPort: broker.mqttPort, wsPort: broker.wsPort }, 'hub ready');
-    return { config, ports: { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort, ...tls?.ports }, close: closeAll };
+    return {
+      config,
+      ports: { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort, ...tls?.ports },
+      hubKey: signingKey.publicKeyPem,
+      close: closeAll,
+    };
   } catch (err) {
     await closeAll();
     throw err;

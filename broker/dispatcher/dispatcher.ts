@@ -16,11 +16,15 @@
  *   re-applying an unchanged spec never wakes a device.
  * - A bad message is logged with its reason and dropped; nothing here throws
  *   out of the message handler.
+ * - Every desired document is signed with the hub's key before it is stored
+ *   or published, the republication after a restart too (re-signed then, so
+ *   a document stored before signing or under an older key goes out signed).
  * - Desired documents reach the broker paced (at most `desiredChunk` awaiting
  *   their PUBACK at once), never a whole fleet in one burst, and for each
  *   device only its newest document is ever waiting: an older one never goes
  *   out after a newer one.
  */
+import type { KeyObject } from 'node:crypto';
 import type { MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import {
@@ -32,6 +36,7 @@ import {
   decode,
   formatIssues,
   type ParsedTopic,
+  signDesired,
   type Topics,
 } from '../../shared/index.js';
 import type { AppStore } from '../store/apps.js';
@@ -52,6 +57,8 @@ export interface DispatcherDeps {
   api: HubApi;
   rollouts: Rollouts;
   logger: Logger;
+  /** The hub's Ed25519 key (signing-key.ts): every desired document is signed with it before it is stored or published. */
+  signingKey: KeyObject;
   now?: () => Date;
   /** How often rollouts are advanced without a device report (device timeouts); default 1 s. */
   rolloutTickMs?: number;
@@ -192,12 +199,15 @@ export class Dispatcher {
     const hash = desiredHash(desiredApps);
     const behind = (device.observedRevision ?? 0) > device.desiredRevision;
     if (hash === device.desiredHash && !behind) return;
-    const desired: DesiredState = {
-      deviceId: device.id,
-      revision: Math.max(device.desiredRevision, device.observedRevision ?? 0) + 1,
-      issuedAt: this.now().toISOString(),
-      apps: desiredApps,
-    };
+    const desired = signDesired(
+      {
+        deviceId: device.id,
+        revision: Math.max(device.desiredRevision, device.observedRevision ?? 0) + 1,
+        issuedAt: this.now().toISOString(),
+        apps: desiredApps,
+      },
+      this.deps.signingKey,
+    );
     this.deps.devices.recordDesired(desired, hash);
     this.publishDesired(desired);
     this.log.info(
@@ -227,7 +237,8 @@ export class Dispatcher {
       for (const [deviceId, desired] of queue) {
         if (batch.length >= this.chunk) break;
         queue.delete(deviceId);
-        batch.push(desired);
+        // Fresh documents were signed as they were computed; stored ones are signed here, a chunk at a time, not all at start.
+        batch.push(queue === this.restore ? signDesired(desired, this.deps.signingKey) : desired);
       }
     }
     if (batch.length === 0) return;

@@ -23,6 +23,7 @@
  *   GET    /api/v1/events                events.query  (?device=&app=&since=&tail=&afterId=; &follow=true streams)
  *   GET    /api/v1/devices/:id/metrics   metrics.query (?since=&tail=)
  *   GET    /api/v1/top                   devices.top
+ *   GET    /api/v1/hub/key               the hub's signing public key {hubKey}, unauthenticated (http/hub-key.ts)
  */
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -128,6 +129,8 @@ export interface RawRoute {
   pattern: RegExp;
   /** Takes the request only when this says so (e.g. `?follow=true`); otherwise the method table does. */
   accepts?: (url: URL) => boolean;
+  /** Served to anyone, even where the API requires a bearer token (the hub's public key, GET /api/v1/hub/key). */
+  public?: boolean;
   handle(req: IncomingMessage, res: ServerResponse, match: RegExpMatchArray, url: URL): Promise<void> | void;
 }
 

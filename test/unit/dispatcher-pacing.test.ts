@@ -4,26 +4,32 @@
  * restart, and after a sync touching many devices. Real stores (SQLite in
  * memory); the MQTT client is a fake that acknowledges only when told.
  */
+import { generateKeyPairSync } from 'node:crypto';
 import type { MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { HubApi } from '../../broker/dispatcher/api.js';
 import { Dispatcher } from '../../broker/dispatcher/dispatcher.js';
 import { Rollouts } from '../../broker/dispatcher/rollouts.js';
+import { desiredHash } from '../../broker/dispatcher/scheduling.js';
 import { AppStore } from '../../broker/store/apps.js';
 import { openDatabase } from '../../broker/store/db.js';
 import { DeviceStore } from '../../broker/store/devices.js';
 import { RolloutStore } from '../../broker/store/rollouts.js';
 import { SecretCipher } from '../../broker/store/secret-cipher.js';
 import { SecretStore } from '../../broker/store/secrets.js';
-import { type DesiredState, Topics, validateAppSpec } from '../../shared/index.js';
+import { type DesiredState, Topics, validateAppSpec, verifyDesired } from '../../shared/index.js';
 import { appSpec, deviceState } from '../support/fixtures.js';
 import { LogCapture } from '../support/logs.js';
 
 interface Sent {
   deviceId: string;
   revision: number;
+  /** What verifying with the hub's public key said: undefined when it verified. */
+  signature: string | undefined;
   ack: () => void;
 }
+
+const hubKey = generateKeyPairSync('ed25519');
 
 /** Records publishes; `ackAll` acknowledges every one not yet acknowledged. */
 class FakeMqtt {
@@ -41,7 +47,8 @@ class FakeMqtt {
 
   publish(_topic: string, payload: string, _opts: unknown, cb: (err?: Error) => void) {
     const desired = JSON.parse(payload) as DesiredState;
-    const entry = { deviceId: desired.deviceId, revision: desired.revision, ack: () => cb() };
+    const signature = verifyDesired(desired, hubKey.publicKey);
+    const entry = { deviceId: desired.deviceId, revision: desired.revision, signature, ack: () => cb() };
     this.sent.push(entry);
     this.unacked.push(entry);
     this.inFlightMax = Math.max(this.inFlightMax, this.unacked.length);
@@ -80,6 +87,7 @@ function hubStores() {
       api: {} as HubApi,
       rollouts,
       logger: logs.logger,
+      signingKey: hubKey.privateKey,
       now,
       rolloutTickMs: 60_000,
       desiredChunk,
@@ -139,6 +147,7 @@ describe('Dispatcher: paced desired state', () => {
     expect(mqtt.inFlightMax).toBe(10);
     expect(mqtt.sent.map((s) => s.deviceId).sort()).toEqual(ids);
     expect(mqtt.sent.every((s) => s.revision === 1)).toBe(true);
+    expect(mqtt.sent.every((s) => s.signature === undefined)).toBe(true);
     expect(restarted.desiredBacklog).toBe(0);
     expect(hub.logs.matching('stored desired state republished')).toEqual([expect.objectContaining({ devices: 25 })]);
   });
@@ -209,5 +218,31 @@ describe('Dispatcher: paced desired state', () => {
     hub.devices.recordState(deviceState('dev-1'));
     dispatcher.syncAll();
     expect(mqtt.sent.map((s) => [s.deviceId, s.revision])).toEqual([['dev-1', 1]]);
+  });
+
+  it('re-signs a document stored unsigned (by a hub before signing) when it republishes it, and signs what it stores', async () => {
+    const hub = hubStores();
+    hub.devices.ensure('dev-1');
+    hub.devices.recordState(deviceState('dev-1'));
+    // Stored with the hash of its content: nothing changed, so revision 3 is republished as it is, only signed.
+    hub.devices.recordDesired({ deviceId: 'dev-1', revision: 3, issuedAt: '2025-12-31T00:00:00.000Z', apps: [] }, desiredHash([]));
+    const mqtt = new FakeMqtt();
+    const dispatcher = hub.dispatcher(mqtt, 10);
+    stops.push(() => dispatcher.stop());
+    await dispatcher.start();
+    await mqtt.ackAll();
+    expect(mqtt.sent.map((s) => [s.revision, s.signature])).toEqual([[3, undefined]]);
+
+    // A new document is signed before it is stored.
+    hub.apply(appSpec('base', { site: 'roof' }));
+    dispatcher.syncAll();
+    await mqtt.ackAll();
+    expect(mqtt.sent.map((s) => [s.revision, s.signature])).toEqual([
+      [3, undefined],
+      [4, undefined],
+    ]);
+    const stored = hub.devices.get('dev-1')!.desired!;
+    expect(stored.revision).toBe(4);
+    expect(verifyDesired(stored, hubKey.publicKey)).toBeUndefined();
   });
 });
