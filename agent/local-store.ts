@@ -2,8 +2,9 @@
  * The agent's own small SQLite file: the last verified desired state, so a
  * device that reboots while the hub is unreachable keeps running what it
  * was told. Written only when a newer desired state arrives, to spare the SD card.
+ * Mode 0600: it holds secret values (see the constructor).
  */
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { DesiredState, decode, formatIssues } from '../shared/index.js';
@@ -15,8 +16,16 @@ export class LocalStore {
   private readonly write;
 
   constructor(dataDir: string) {
-    mkdirSync(dataDir, { recursive: true });
-    this.db = new Database(join(dataDir, 'agent.db'));
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const file = join(dataDir, 'agent.db');
+    // The desired state holds the device's secret values in plain text: the
+    // device needs them to start its containers, so they cannot be sealed with
+    // a key kept beside them. Only the agent's user may read the file; SQLite
+    // gives the -wal and -shm files the database file's mode. chmod also
+    // narrows a file an older agent created with the umask's mode.
+    closeSync(openSync(file, 'a', 0o600));
+    chmodSync(file, 0o600);
+    this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.exec('CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)');

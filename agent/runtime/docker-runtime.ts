@@ -29,6 +29,7 @@ import type {
   RestartPolicy,
   RuntimeInfo,
 } from './runtime.js';
+import { writeSecretFiles } from './secret-files.js';
 
 /** The slice of a pino logger this file uses. */
 export interface RuntimeLogger {
@@ -217,13 +218,25 @@ export class DockerRuntime implements ContainerRuntime {
 
   async create(request: CreateRequest): Promise<string> {
     const options = toCreateOptions(request);
+    let container: Dockerode.Container;
     try {
-      const container = await this.docker.createContainer(options);
-      return container.id;
+      container = await this.docker.createContainer(options);
     } catch (err) {
       // 404 here means the image is missing, 409 that the name is taken.
       throw toRuntimeError(err, `create container ${options.name} from ${options.Image}`);
     }
+    if (request.spec.secrets?.length) {
+      try {
+        await writeSecretFiles(container, request.spec);
+      } catch (err) {
+        // A container without its secret files must not be started by the next
+        // step, nor adopted by the next tick: gone, the next plan creates it again.
+        await this.remove(container.id).catch(() => undefined);
+        // 'engine', whatever the status: a 404 here is a missing path, not a missing image to pull.
+        throw new RuntimeError('engine', `write secret files into container ${options.name}: ${engineMessage(err)}`, { cause: err });
+      }
+    }
+    return container.id;
   }
 
   async start(id: string): Promise<void> {

@@ -104,7 +104,7 @@ export const SECRET_PATH_PATTERN = '^(/[A-Za-z0-9._@+-]+)+$';
 export const SecretFile = Type.Object(
   {
     name: SecretRef,
-    path: Type.Optional(Type.String({ pattern: SECRET_PATH_PATTERN, maxLength: 1024, examples: ['/run/secrets/db-password'] })),
+    path: Type.Optional(Type.String({ pattern: SECRET_PATH_PATTERN, maxLength: 255, examples: ['/run/secrets/db-password'] })),
     /** The value's bytes, base64: set by the hub in a device's desired document only, never in an app spec. */
     data: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9+/]*={0,2}$' })),
   },

@@ -23,6 +23,7 @@ interface ServerOptions {
   tlsCert?: string;
   tlsKey?: string;
   tlsClientCa?: string;
+  secretsKeyFile?: string;
   mqttsPort: number;
   wssPort: number;
   httpsPort: number;
@@ -82,6 +83,12 @@ export function registerServer(program: Command, io: CliIO): void {
         'FLOTILLA_TLS_CLIENT_CA',
       ),
     )
+    .addOption(
+      new Option(
+        '--secrets-key-file <file>',
+        'key sealing secrets at rest (base64 of 32 bytes; default <data-dir>/secrets.key, created 0600); FLOTILLA_SECRETS_KEY holds the key itself and wins',
+      ).env('FLOTILLA_SECRETS_KEY_FILE'),
+    )
     .addOption(new Option('--mqtts-port <port>', 'MQTT over TLS').env('FLOTILLA_MQTTS_PORT').argParser(parsePort).default(8883))
     .addOption(new Option('--wss-port <port>', 'MQTT over secure WebSocket').env('FLOTILLA_WSS_PORT').argParser(parsePort).default(8084))
     .addOption(new Option('--https-port <port>', 'HTTPS API').env('FLOTILLA_HTTPS_PORT').argParser(parsePort).default(7443))
@@ -126,6 +133,7 @@ export function registerServer(program: Command, io: CliIO): void {
           tlsCertFile: options.tlsCert,
           tlsKeyFile: options.tlsKey,
           tlsClientCaFile: options.tlsClientCa,
+          secretsKeyFile: options.secretsKeyFile,
           mqttsPort: options.mqttsPort,
           wssPort: options.wssPort,
           httpsPort: options.httpsPort,
