@@ -56,6 +56,18 @@ export const HubConfig = Type.Object(
      */
     maxConnectRate: Type.Integer({ minimum: 0 }),
     /**
+     * New MQTT connections per second from one remote address (IPv6: one
+     * /64), burst twice as many (broker/mqtt/address-rate.ts); over it,
+     * refused at once. 0: no per-address limit.
+     */
+    maxConnectRatePerAddress: Type.Integer({ minimum: 0 }),
+    /**
+     * The largest MQTT packet a client may send, in bytes; a bigger one
+     * closes its connection before it is read (broker/mqtt/packet-limit.ts).
+     * The hub's own dispatcher is not limited.
+     */
+    maxPacketBytes: Type.Integer({ minimum: 1024, maximum: 268_435_455 }),
+    /**
      * MQTT accounts for dashboards: they may subscribe to device telemetry and
      * status only, and publish nothing (broker/mqtt/access.ts). Clients with
      * no username keep full access until per-device credentials exist.
@@ -91,6 +103,14 @@ export const HUB_DEFAULTS: HubConfig = {
   // 500/s is at most a core of a 2-core hub; 10,000 devices are back in ~47 s
   // here, against 125 s at 200/s (BENCHMARKS.md, "Reconnect storm").
   maxConnectRate: 500,
+  // Carrier NAT puts hundreds of devices behind one public address, all back
+  // at once after a restart: 200 in at once, 100/s after, and still at most a
+  // fifth of the global rate for one address (broker/mqtt/address-rate.ts).
+  maxConnectRatePerAddress: 100,
+  // Above every per-topic cap (broker/mqtt/payload-limits.ts), so a device's
+  // too-large message is acknowledged and dropped there, never answered by a
+  // closed connection it would reconnect and resend into forever.
+  maxPacketBytes: 1024 * 1024,
   readOnlyUsers: [],
 };
 

@@ -21,6 +21,7 @@ import { createLogger } from './logger.js';
 import { createAccessControl } from './mqtt/access.js';
 import { createConnectionAdmission } from './mqtt/admission.js';
 import { closeServer, listen, startBroker } from './mqtt/broker.js';
+import { limitPayloads } from './mqtt/payload-limits.js';
 import { DevicePresence } from './mqtt/presence.js';
 import { BrokerTraffic } from './mqtt/traffic.js';
 import { AppStore } from './store/apps.js';
@@ -116,19 +117,24 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
     // Paces reconnect storms; the hub's own dispatcher is never kept waiting behind its devices.
     const admission = createConnectionAdmission({
       rate: config.maxConnectRate,
+      ratePerAddress: config.maxConnectRatePerAddress,
       logger,
       exempt: (_client, packet) => packet.clientId === dispatcherClientId,
     });
+    // Oversized device messages are acknowledged and dropped after the ACL, before ingest.
+    const payloadLimits = limitPayloads(access.authorizePublish, { topics, logger });
     const broker = await startBroker({
       host: config.host,
       mqttPort: config.mqttPort,
       wsPort: config.wsPort,
       logger,
+      maxPacketBytes: config.maxPacketBytes,
+      packetLimitExempt: (client) => client.id === dispatcherClientId,
       hooks: {
         ...access,
         preConnect: admission.preConnect,
         authorizeForward: traffic.onForward,
-        authorizePublish: ingestBeforeAck(access.authorizePublish, topics, ingest),
+        authorizePublish: ingestBeforeAck(payloadLimits.authorizePublish, topics, ingest),
       },
     });
     broker.aedes.on('publish', traffic.onPublish);
@@ -199,6 +205,7 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
         sent: () => traffic.sent(),
         connectedClients: () => broker.aedes.connectedClients,
         admission: () => admission.counters(),
+        dropped: () => payloadLimits.dropped(),
       },
     );
     const rawRoutes = [

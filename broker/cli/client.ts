@@ -24,7 +24,18 @@ import type {
   TopResult,
 } from '../../shared/index.js';
 import { FOLLOW_EVENT, formatIssue } from '../../shared/index.js';
-import { CliError, EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, type ExitCode, UsageError } from './errors.js';
+import type {
+  CreateTokenRequest,
+  DeviceRevoked,
+  RegisterRequest,
+  Registration,
+  Role,
+  ServiceAccountCreated,
+  ServiceAccountInfo,
+  TokenCreated,
+  TokenInfo,
+} from './auth-api.js';
+import { CliError, EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_UNAUTHORIZED, type ExitCode, UsageError } from './errors.js';
 import { readSse } from './sse.js';
 
 export type {
@@ -108,6 +119,33 @@ export class HubStreamClosedError extends CliError {
   }
 }
 
+/**
+ * The hub refused the credentials (401) or the role (403). The message says
+ * what to do about it, since "401" alone sends people searching.
+ */
+export class HubAuthError extends HubError {
+  constructor(
+    status: number,
+    code: string,
+    /** The hub's own words (which token problem), kept apart from the advice around them. */
+    readonly hubMessage: string,
+    tokenSent: boolean,
+  ) {
+    super(status, code, authMessage(status, hubMessage, tokenSent));
+    this.name = 'HubAuthError';
+  }
+}
+
+const ADMIN_KEY_HINT = "the hub's admin key is in <data-dir>/admin.key";
+
+function authMessage(status: number, hubMessage: string, tokenSent: boolean): string {
+  if (status === 403) {
+    return `the hub refused the request: ${hubMessage || 'forbidden'} (the token's role may not do this; an admin can create a key with a higher role: flotilla serviceaccount create NAME --role operator|admin)`;
+  }
+  if (!tokenSent) return `the hub refused the request: no valid token (use --token or FLOTILLA_TOKEN; ${ADMIN_KEY_HINT})`;
+  return `the hub refused the request: the token is not valid${hubMessage ? ` (${hubMessage})` : ''} (check --token or FLOTILLA_TOKEN; ${ADMIN_KEY_HINT})`;
+}
+
 export function isHubError(err: unknown): err is HubError {
   return err instanceof HubError;
 }
@@ -115,11 +153,14 @@ export function isHubError(err: unknown): err is HubError {
 function exitCodeFor(status: number): ExitCode {
   if (status === 400 || status === 422) return EXIT_INVALID_INPUT;
   if (status === 404) return EXIT_NOT_FOUND;
+  if (status === 401 || status === 403) return EXIT_UNAUTHORIZED;
   return EXIT_HUB_ERROR;
 }
 
 export interface HubClientOptions {
   fetch?: typeof fetch;
+  /** A service account's key, sent as `Authorization: Bearer` on every request. */
+  token?: string;
   /** Per request, connection and body included. */
   timeoutMs?: number;
   /** A follow stream that brings nothing, not even a keep-alive, for this long is taken for dead. */
@@ -135,6 +176,7 @@ export class HubClient {
   private readonly fetch: typeof fetch;
   private readonly timeoutMs: number;
   private readonly followIdleTimeoutMs: number;
+  private readonly token: string | undefined;
 
   constructor(
     readonly hub: string,
@@ -144,6 +186,7 @@ export class HubClient {
     this.fetch = options.fetch ?? globalThis.fetch;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.followIdleTimeoutMs = options.followIdleTimeoutMs ?? DEFAULT_FOLLOW_IDLE_TIMEOUT_MS;
+    this.token = options.token;
   }
 
   applyApp(spec: unknown): Promise<ApplyResult> {
@@ -232,6 +275,50 @@ export class HubClient {
     return this.request('GET', 'top');
   }
 
+  createToken(request: CreateTokenRequest): Promise<TokenCreated> {
+    return this.request('POST', 'tokens', request);
+  }
+
+  listTokens(): Promise<List<TokenInfo>> {
+    return this.request('GET', 'tokens');
+  }
+
+  revokeToken(id: string): Promise<{ id: string; revoked: true }> {
+    return this.request('DELETE', `tokens/${encodeURIComponent(id)}`);
+  }
+
+  createServiceAccount(name: string, role: Role): Promise<ServiceAccountCreated> {
+    return this.request('POST', 'serviceaccounts', { name, role });
+  }
+
+  listServiceAccounts(): Promise<List<ServiceAccountInfo>> {
+    return this.request('GET', 'serviceaccounts');
+  }
+
+  deleteServiceAccount(name: string): Promise<{ name: string; deleted: true }> {
+    return this.request('DELETE', `serviceaccounts/${encodeURIComponent(name)}`);
+  }
+
+  revokeDevice(id: string): Promise<DeviceRevoked> {
+    return this.request('POST', `devices/${encodeURIComponent(id)}/revoke`, {});
+  }
+
+  /**
+   * Trades a registration token for a device identity. The token is the
+   * credential (in the body), so no bearer is sent, and a 401 is about the
+   * registration token, not the CLI's: it says so.
+   */
+  async register(request: RegisterRequest): Promise<Registration> {
+    try {
+      return await this.request('POST', 'register', request, { bearer: false });
+    } catch (err) {
+      if (err instanceof HubAuthError && err.status === 401) {
+        throw new HubError(401, err.code, `the hub refused the registration token: ${err.hubMessage || 'unauthorized'}`);
+      }
+      throw err;
+    }
+  }
+
   /**
    * A Server-Sent Events route: the records of events named `eventName`, as
    * they arrive. The connection must be established within the timeout; the
@@ -252,7 +339,7 @@ export class HubClient {
       try {
         response = await this.fetch(url, {
           method: 'GET',
-          headers: { accept: 'text/event-stream' },
+          headers: { accept: 'text/event-stream', ...this.authorization() },
           signal: AbortSignal.any([signal, watchdog.signal]),
         });
       } catch (err) {
@@ -261,7 +348,7 @@ export class HubClient {
       }
       if (response.status < 200 || response.status >= 300) {
         const text = await response.text().catch(() => '');
-        throw toHubError(response.status, response.statusText, parseJson(text), text);
+        throw toHubError(response.status, response.statusText, parseJson(text), text, this.token !== undefined);
       }
       const type = response.headers.get('content-type') ?? '';
       if (!type.startsWith('text/event-stream') || !response.body) {
@@ -295,7 +382,11 @@ export class HubClient {
     }
   }
 
-  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  private authorization(): Record<string, string> {
+    return this.token === undefined ? {} : { authorization: `Bearer ${this.token}` };
+  }
+
+  private async request<T>(method: string, path: string, body?: unknown, { bearer = true } = {}): Promise<T> {
     const url = new URL(`api/v1/${path}`, this.base);
     let status: number;
     let statusText: string;
@@ -303,7 +394,11 @@ export class HubClient {
     try {
       const response = await this.fetch(url, {
         method,
-        headers: { accept: 'application/json', ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        headers: {
+          accept: 'application/json',
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...(bearer ? this.authorization() : {}),
+        },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
         signal: AbortSignal.timeout(this.timeoutMs),
       });
@@ -320,7 +415,7 @@ export class HubClient {
       }
       return parsed as T;
     }
-    throw toHubError(status, statusText, parsed, text);
+    throw toHubError(status, statusText, parsed, text, bearer && this.token !== undefined);
   }
 }
 
@@ -365,8 +460,12 @@ function parseJson(text: string): unknown {
   }
 }
 
-function toHubError(status: number, statusText: string, body: unknown, text: string): HubError {
+function toHubError(status: number, statusText: string, body: unknown, text: string, tokenSent: boolean): HubError {
   const error = (body as { error?: unknown } | undefined)?.error as { code?: unknown; message?: unknown; details?: unknown } | undefined;
+  if (status === 401 || status === 403) {
+    const code = typeof error?.code === 'string' ? error.code : status === 401 ? 'unauthorized' : 'forbidden';
+    return new HubAuthError(status, code, typeof error?.message === 'string' ? error.message : '', tokenSent);
+  }
   if (error && typeof error.message === 'string') {
     const details = typeof error.details === 'object' && error.details !== null ? (error.details as HubError['details']) : undefined;
     return new HubError(status, typeof error.code === 'string' ? error.code : 'unknown', error.message, sanitizeIssues(details));

@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { HubClient } from './client.js';
 import { formatStructured, type OutputFormat } from './output.js';
+import { pinnedFetch, readCaFile } from './pinned-fetch.js';
 
 export interface CliIO {
   stdout(text: string): void;
@@ -36,6 +37,10 @@ export function processIO(): CliIO {
 export interface GlobalOptions {
   hub: string;
   output: OutputFormat;
+  /** A service account's key (or the admin key), sent as a bearer token. */
+  token?: string;
+  /** A CA certificate file to trust for an https hub, instead of the system's. */
+  ca?: string;
 }
 
 export function globalOptions(command: Command): GlobalOptions {
@@ -43,7 +48,11 @@ export function globalOptions(command: Command): GlobalOptions {
 }
 
 export function hubClient(command: Command, io: CliIO): HubClient {
-  return new HubClient(globalOptions(command).hub, { fetch: io.fetch });
+  const { hub, token, ca } = globalOptions(command);
+  return new HubClient(hub, {
+    fetch: ca === undefined ? io.fetch : pinnedFetch(readCaFile(ca), io.fetch),
+    ...(token !== undefined ? { token } : {}),
+  });
 }
 
 /** Prints `body` as JSON/YAML when asked to, otherwise what `human()` renders. */

@@ -12,8 +12,15 @@ export const EXIT_HUB_ERROR = 1;
 export const EXIT_INVALID_INPUT = 2;
 /** The hub answered 404: no such app or device. */
 export const EXIT_NOT_FOUND = 3;
+/** The hub refused the credentials: no valid token (401), or a role too low for the request (403). */
+export const EXIT_UNAUTHORIZED = 4;
 
-export type ExitCode = typeof EXIT_OK | typeof EXIT_HUB_ERROR | typeof EXIT_INVALID_INPUT | typeof EXIT_NOT_FOUND;
+export type ExitCode =
+  | typeof EXIT_OK
+  | typeof EXIT_HUB_ERROR
+  | typeof EXIT_INVALID_INPUT
+  | typeof EXIT_NOT_FOUND
+  | typeof EXIT_UNAUTHORIZED;
 
 /**
  * An error the CLI reports itself: `message` is printed as `error: <message>`,

@@ -8,6 +8,10 @@
  *   2  invalid input: bad arguments or options (commander's usage errors too), an
  *      invalid spec or label, or the hub answered 400
  *   3  not found: the hub answered 404
+ *   4  refused: the hub answered 401 (no valid token: pass --token or set
+ *      FLOTILLA_TOKEN; the hub's admin key is in <data-dir>/admin.key) or 403
+ *      (the token's role may not do this); `agent register` with a bad,
+ *      used-up, expired or revoked registration token
  *
  * Errors go to stderr as `error: <message>`, with details (spec issues) on
  * indented lines below; stdout carries only results, so `-o json` pipes cleanly.
@@ -19,6 +23,7 @@ import { registerApply } from './commands/apply.js';
 import { registerCerts } from './commands/certs.js';
 import { registerDelete } from './commands/delete.js';
 import { registerDescribe } from './commands/describe.js';
+import { registerDevice } from './commands/device.js';
 import { registerEvents } from './commands/events.js';
 import { registerGet } from './commands/get.js';
 import { registerLabel } from './commands/label.js';
@@ -27,12 +32,14 @@ import { registerMetrics } from './commands/metrics.js';
 import { registerRollback } from './commands/rollback.js';
 import { registerRollout } from './commands/rollout.js';
 import { registerServer } from './commands/server.js';
+import { registerServiceAccount } from './commands/serviceaccount.js';
+import { registerToken } from './commands/token.js';
 import { registerTop } from './commands/top.js';
 import { type CliIO, processIO } from './context.js';
 import { EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_OK, type ExitCode, isCliError } from './errors.js';
 import { OUTPUT_FORMATS } from './output.js';
 
-export { EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_OK, type ExitCode } from './errors.js';
+export { EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAUTHORIZED, type ExitCode } from './errors.js';
 
 export const DEFAULT_HUB = 'http://127.0.0.1:7070';
 
@@ -60,7 +67,11 @@ export function buildProgram(io: CliIO = processIO()): Command {
     })
     .showHelpAfterError('(run with --help for usage)')
     .addOption(new Option('--hub <url>', "the hub's HTTP API").env('FLOTILLA_HUB').default(DEFAULT_HUB))
-    .addOption(new Option('-o, --output <format>', 'output format').choices(OUTPUT_FORMATS).default('table'));
+    .addOption(new Option('-o, --output <format>', 'output format').choices(OUTPUT_FORMATS).default('table'))
+    .addOption(
+      new Option('--token <key>', "a service account's API key (or the hub's admin key), sent as a bearer token").env('FLOTILLA_TOKEN'),
+    )
+    .addOption(new Option('--ca <file>', 'trust this CA certificate (PEM) for the hub instead of the system store').env('FLOTILLA_CA'));
 
   registerApply(program, io);
   registerGet(program, io);
@@ -76,6 +87,9 @@ export function buildProgram(io: CliIO = processIO()): Command {
   registerServer(program, io);
   registerAgent(program, io);
   registerCerts(program, io);
+  registerToken(program, io);
+  registerServiceAccount(program, io);
+  registerDevice(program, io);
   return program;
 }
 

@@ -7,10 +7,12 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { defaultDeviceId } from '../../../agent/config.js';
 import { OUTBOX_CLASSES, type OutboxClass } from '../../../agent/outbox/classes.js';
 import { DEVICE_ID_PATTERN, isDeviceId } from '../../../shared/index.js';
+import { agentIdentitySettings } from '../agent-file-settings.js';
 import type { CliIO } from '../context.js';
 import { UsageError } from '../errors.js';
 import { parseLabelAssignments } from '../labels.js';
 import { type LogLevel, logLevelOption, parsePositiveDuration, parseSizeArg, startUntilSignal, topicRootOption } from '../lifecycle.js';
+import { registerAgentRegister } from './agent-register.js';
 
 interface AgentOptions {
   deviceId?: string;
@@ -30,6 +32,9 @@ interface AgentOptions {
   outboxTtl: Partial<Record<OutboxClass, number>>;
   uplinkRate: number;
   keepalive: number;
+  config?: string;
+  cert?: string;
+  key?: string;
 }
 
 /** What mqtt.js connects over, as the agent's config schema accepts them. */
@@ -41,9 +46,18 @@ const MIN_RESYNC_MS = 100;
 const MIN_METRICS_MS = 1000;
 
 export function registerAgent(program: Command, io: CliIO): void {
-  program
+  const agent = program
     .command('agent')
     .description("run a device's agent: follows the hub's desired state and drives the local Docker Engine")
+    .addOption(
+      new Option(
+        '--config <path>',
+        'the config `agent register` writes and the agent reads (default: <data-dir>/agent.json, if present); flags win over it',
+      ).env('FLOTILLA_AGENT_CONFIG'),
+    )
+    .addOption(new Option('--cert <file>', 'client certificate (PEM) for mutual TLS; its CN is the device id'))
+    .addOption(new Option('--key <file>', "the client certificate's private key (PEM)"))
+    .addHelpText('after', '\nAlso: --ca FILE (global) is the CA the agent trusts for mqtts/wss instead of the system store.')
     .addOption(new Option('--device-id <id>', "this device's id (default: the host name, lower-cased)").env('FLOTILLA_DEVICE_ID'))
     .addOption(new Option('--hub-url <url>', "the hub's MQTT broker").env('FLOTILLA_HUB_URL').default('mqtt://127.0.0.1:1883'))
     .addOption(new Option('--data-dir <dir>', "the agent's local state").env('FLOTILLA_AGENT_DATA_DIR').default('./data/agent'))
@@ -120,8 +134,9 @@ export function registerAgent(program: Command, io: CliIO): void {
         .argParser(durationAtLeast(1000, '1s'))
         .default(30_000, '30s'),
     )
-    .action(async (options: AgentOptions) => {
-      const deviceId = options.deviceId ?? defaultDeviceId();
+    .action(async (options: AgentOptions, command: Command) => {
+      const identity = agentIdentitySettings({ ...options, labels: parseLabelAssignments(options.label) }, command, io);
+      const deviceId = identity.deviceId ?? defaultDeviceId();
       if (!isDeviceId(deviceId)) {
         throw new UsageError(
           options.deviceId === undefined
@@ -129,15 +144,19 @@ export function registerAgent(program: Command, io: CliIO): void {
             : `invalid device id "${deviceId}": must match ${DEVICE_ID_PATTERN}`,
         );
       }
-      checkMqttUrl(options.hubUrl);
-      const labels = parseLabelAssignments(options.label);
+      checkMqttUrl(identity.hubUrl);
       const { startAgent } = await import('../../../agent/agent.js');
       await startUntilSignal('agent', io, () =>
         startAgent({
           deviceId,
-          hubUrl: options.hubUrl,
+          hubUrl: identity.hubUrl,
           dataDir: options.dataDir,
-          labels,
+          labels: identity.labels,
+          secret: identity.secret,
+          hubKey: identity.hubKey,
+          ca: identity.ca,
+          tlsCert: identity.tlsCert,
+          tlsKey: identity.tlsKey,
           topicRoot: options.topicRoot,
           logLevel: options.logLevel,
           resyncIntervalMs: options.resyncInterval,
@@ -154,6 +173,7 @@ export function registerAgent(program: Command, io: CliIO): void {
         }),
       );
     });
+  registerAgentRegister(agent, io);
 }
 
 function collect(value: string, previous: string[]): string[] {

@@ -7,6 +7,8 @@ import { summarizeApp } from '../../../shared/index.js';
 import type { AppSummary, Device } from '../client.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import { formatAge, formatLabels, formatTable, yesNo } from '../output.js';
+import { registerGetServiceAccounts } from './serviceaccount.js';
+import { registerGetTokens } from './token.js';
 
 export function registerGet(program: Command, io: CliIO): void {
   const get = program.command('get').description('list devices or apps');
@@ -46,6 +48,9 @@ export function registerGet(program: Command, io: CliIO): void {
       if (output === 'table' && list.items.length === 0) io.stderr('No apps found.\n');
       else render(io, output, list, () => appsTable(list.items));
     });
+
+  registerGetTokens(get, io);
+  registerGetServiceAccounts(get, io);
 }
 
 export function devicesTable(devices: readonly Device[], now: number = Date.now()): string {

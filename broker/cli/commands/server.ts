@@ -33,6 +33,8 @@ interface ServerOptions {
   telemetryMaxAge: number;
   telemetryMaxSize: number;
   maxConnectRate: number;
+  maxConnectRatePerAddress: number;
+  maxPacketSize: number;
 }
 
 /** `--max-connect-rate`: a whole number of connections per second, 0 for no limit. */
@@ -121,6 +123,21 @@ export function registerServer(program: Command, io: CliIO): void {
         .argParser(parseConnectRate)
         .default(500),
     )
+    .addOption(
+      new Option(
+        '--max-connect-rate-per-address <n>',
+        'new MQTT connections per second from one address (IPv6: one /64), burst twice as many; sized for devices behind a carrier NAT (0: no limit)',
+      )
+        .env('FLOTILLA_MAX_CONNECT_RATE_PER_ADDRESS')
+        .argParser(parseConnectRate)
+        .default(100),
+    )
+    .addOption(
+      new Option('--max-packet-size <size>', 'largest MQTT packet a client may send (e.g. 1m, 512k); a bigger one closes its connection')
+        .env('FLOTILLA_MAX_PACKET_SIZE')
+        .argParser(parseSizeArg)
+        .default(1024 * 1024, '1m'),
+    )
     .action(async (options: ServerOptions) => {
       const { startHub } = await import('../../hub.js');
       await startUntilSignal('hub', io, () =>
@@ -143,6 +160,8 @@ export function registerServer(program: Command, io: CliIO): void {
           telemetryMaxAgeMs: options.telemetryMaxAge,
           telemetryMaxBytes: options.telemetryMaxSize,
           maxConnectRate: options.maxConnectRate,
+          maxConnectRatePerAddress: options.maxConnectRatePerAddress,
+          maxPacketBytes: options.maxPacketSize,
         }),
       );
     });

@@ -1,0 +1,159 @@
+/**
+ * The agent's config file, `<data-dir>/agent.json` by default: what
+ * `flotilla agent register` got from the hub (device id, MQTT URL, the
+ * device's secret, the hub's signing key, the CA to pin), read by
+ * `flotilla agent` so that the secret never has to be on a command line.
+ *
+ * Invariant: the file is never readable by anyone but its owner, not even for
+ * a moment. It is written to a temp file in the same directory, created with
+ * mode 0600 by open(2) itself (not chmod-ed afterwards), then moved into place
+ * in one step; a reader sees the old file or the whole new one.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  fchmodSync,
+  fsyncSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { type Static, Type } from '@sinclair/typebox';
+import { DeviceId, formatIssues, Labels, validate } from '../../shared/index.js';
+import { UsageError } from './errors.js';
+
+export const AGENT_CONFIG_FILE_NAME = 'agent.json';
+
+const Pem = Type.String({ minLength: 1 });
+
+export const AgentConfigFile = Type.Object(
+  {
+    deviceId: DeviceId,
+    /** The MQTT URL the agent connects to (the agent's `--hub-url`). */
+    hubUrl: Type.String({ pattern: '^(mqtts?|wss?|tcp|tls)://' }),
+    /** The device's MQTT password; the hub keeps only its hash. */
+    secret: Type.Optional(Type.String({ minLength: 1 })),
+    /** The hub's Ed25519 public key (PEM), pinned at registration. */
+    hubKey: Type.Optional(Pem),
+    /** The CA (PEM text) trusted for mqtts/wss instead of the system's. */
+    ca: Type.Optional(Pem),
+    labels: Type.Optional(Labels),
+    /** A client certificate and key (PEM text) for mutual TLS. */
+    tlsCert: Type.Optional(Pem),
+    tlsKey: Type.Optional(Pem),
+  },
+  { additionalProperties: false },
+);
+export type AgentConfigFile = Static<typeof AgentConfigFile>;
+
+export function defaultAgentConfigPath(dataDir: string): string {
+  return join(dataDir, AGENT_CONFIG_FILE_NAME);
+}
+
+/** Refused before the hub is asked, so a registration token is not spent on a device that is already registered. */
+export function refuseExisting(path: string): void {
+  if (existsSync(path)) {
+    throw new UsageError(`${path} already exists: this device is registered already`, [
+      'pass --force to register again and replace it (the old identity stays on the hub until revoked)',
+    ]);
+  }
+}
+
+/**
+ * Writes `config` to `path` with mode 0600 (see the invariant above). Without
+ * `force`, an existing file is never replaced, even one that appeared since
+ * `refuseExisting`: link(2) into place fails if the name is taken.
+ */
+export function writeAgentConfigFile(path: string, config: AgentConfigFile, { force = false }: { force?: boolean } = {}): void {
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const fd = openSync(temp, 'wx', 0o600);
+  try {
+    // The umask can only take bits away from 0600; this puts back a stripped owner bit.
+    fchmodSync(fd, 0o600);
+    writeSync(fd, `${JSON.stringify(config, null, 2)}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    if (force) renameSync(temp, path);
+    else placeWithoutReplacing(temp, path);
+  } finally {
+    if (existsSync(temp)) unlinkSync(temp);
+  }
+  syncDir(dir);
+}
+
+function placeWithoutReplacing(temp: string, path: string): void {
+  try {
+    linkSync(temp, path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') refuseExisting(path);
+    // File systems without hard links (FAT on an SD card): check, then rename.
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
+    refuseExisting(path);
+    renameSync(temp, path);
+  }
+}
+
+/** So the rename survives a power cut (a device's usual way to stop). Not every platform can open a directory. */
+function syncDir(dir: string): void {
+  try {
+    const fd = openSync(dir, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    // best effort
+  }
+}
+
+export interface LoadedAgentConfigFile {
+  config: AgentConfigFile;
+  /** Permission bits, e.g. 0o600. */
+  mode: number;
+}
+
+/**
+ * The file at `path`, or undefined when there is none and `required` is
+ * false (an agent started without registering: today's behaviour). A file
+ * that is there but unreadable or invalid is an error naming the bad key.
+ */
+export function readAgentConfigFile(path: string, { required = false }: { required?: boolean } = {}): LoadedAgentConfigFile | undefined {
+  let text: string;
+  let mode: number;
+  try {
+    mode = statSync(path).mode & 0o777;
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !required) return undefined;
+    throw new UsageError(`cannot read the agent config ${path}: ${(err as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`the agent config ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  const result = validate(AgentConfigFile, parsed);
+  if (!result.ok) throw new UsageError(`invalid agent config ${path}`, formatIssues(result.issues).split('\n'));
+  return { config: result.value, mode };
+}
+
+/** A warning (not a refusal: the operator may have reasons) when group or others can read the secret. */
+export function modeWarning(path: string, mode: number): string | undefined {
+  if ((mode & 0o077) === 0) return undefined;
+  return `warning: ${path} is readable by others (mode 0${mode.toString(8)}) and holds this device's secret: chmod 600 ${path}\n`;
+}
