@@ -98,7 +98,16 @@ async function measure(devices: number, run: number): Promise<Result> {
   let hub: Hub | undefined;
   let fleet: Awaited<ReturnType<typeof startFleet>> | undefined;
   try {
-    hub = await startHub({ dataDir: join(dir, 'hub'), host: '127.0.0.1', mqttPort: 0, wsPort: 0, httpPort: 0, logLevel: 'silent' });
+    // Every simulated device connects from 127.0.0.1: no per-address limit.
+    hub = await startHub({
+      dataDir: join(dir, 'hub'),
+      host: '127.0.0.1',
+      mqttPort: 0,
+      wsPort: 0,
+      httpPort: 0,
+      logLevel: 'silent',
+      maxConnectRatePerAddress: 0,
+    });
     const base = `http://127.0.0.1:${hub.ports.http}`;
     const before = memory();
 

@@ -14,6 +14,9 @@
  * straight away, before Aedes has done anything for it (no session lookup,
  * no authentication).
  *
+ * Before the global bucket, each remote address has its own
+ * (`ratePerAddress`, address-rate.ts): over it, a CONNECT is refused at once.
+ *
  * A refused client gets CONNACK return code 3, "server unavailable"
  * (MQTT 3.1.1 §3.2.2.3), and its connection is closed [MQTT-3.2.2-5]. Aedes' preConnect cannot send
  * a CONNACK itself: `callback(err)` destroys the socket with none (MQTT.js
@@ -40,6 +43,7 @@
  */
 import type { AedesOptions, Client, ConnectPacket } from 'aedes';
 import type { Logger } from 'pino';
+import { AddressRate, addressKey } from './address-rate.js';
 
 type PreConnectHandler = NonNullable<AedesOptions['preConnect']>;
 
@@ -111,8 +115,10 @@ export interface AdmissionCounters {
   admitted: number;
   /** Of `admitted`, those held for a token first. */
   delayed: number;
-  /** Connections refused with "server unavailable". */
+  /** Connections refused with "server unavailable" over the global rate. */
   refused: number;
+  /** Connections refused with "server unavailable" over their address's rate (address-rate.ts). */
+  refusedPerAddress: number;
   /** Connections held for a token right now. */
   waiting: number;
 }
@@ -127,7 +133,13 @@ export interface AdmissionOptions {
   logger: Logger;
   /** Milliseconds, for the bucket (tests inject one). */
   now?: () => number;
-  /** Connections that bypass the bucket (the hub's own dispatcher). */
+  /**
+   * New connections per second from one remote address, with a burst of
+   * twice as many (address-rate.ts); refused at once, never held. 0 or
+   * absent: no per-address limit.
+   */
+  ratePerAddress?: number;
+  /** Connections that bypass the buckets (the hub's own dispatcher). */
   exempt?: (client: Client, packet: ConnectPacket) => boolean;
   /** How often at most a summary line is logged while connections are refused (default 1 s). */
   logIntervalMs?: number;
@@ -147,7 +159,8 @@ export function createConnectionAdmission(options: AdmissionOptions): Connection
   const maxWaitMs = options.maxWaitMs ?? ADMISSION_MAX_WAIT_MS;
   const logIntervalMs = options.logIntervalMs ?? 1_000;
   const bucket = options.rate > 0 ? new TokenBucket(options.rate, options.burst ?? options.rate, now) : undefined;
-  const totals = { admitted: 0, delayed: 0, refused: 0 };
+  const perAddress = options.ratePerAddress ? new AddressRate({ rate: options.ratePerAddress, now }) : undefined;
+  const totals = { admitted: 0, delayed: 0, refused: 0, refusedPerAddress: 0 };
   const held = new Map<NodeJS.Timeout, (err: Error | null, ok: boolean) => void>();
   let closed = false;
 
@@ -174,10 +187,38 @@ export function createConnectionAdmission(options: AdmissionOptions): Connection
     );
   };
 
-  const refuse = (client: Client, callback: (err: Error | null, ok: boolean) => void) => {
-    totals.refused++;
-    noteRefused();
-    const err = Object.assign(new Error('server busy: over the connection admission rate'), { returnCode: 3 });
+  // Per-address refusals get their own line per interval, naming a few of the addresses.
+  let addressWindow: Map<string, number> | undefined;
+  let addressTimer: NodeJS.Timeout | undefined;
+  const noteRefusedAddress = (address: string) => {
+    if (!addressWindow) {
+      addressWindow = new Map();
+      addressTimer = setTimeout(summarizeAddresses, logIntervalMs);
+      addressTimer.unref();
+    }
+    if (addressWindow.size < 10 || addressWindow.has(address)) addressWindow.set(address, (addressWindow.get(address) ?? 0) + 1);
+  };
+  const summarizeAddresses = () => {
+    addressTimer = undefined;
+    if (!addressWindow) return;
+    const addresses = Object.fromEntries(addressWindow);
+    addressWindow = undefined;
+    log.warn(
+      { addresses, ratePerAddress: options.ratePerAddress, totalRefusedPerAddress: totals.refusedPerAddress },
+      'refusing connections over the per-address rate (--max-connect-rate-per-address)',
+    );
+  };
+
+  const refuse = (client: Client, callback: (err: Error | null, ok: boolean) => void, address?: string) => {
+    if (address === undefined) {
+      totals.refused++;
+      noteRefused();
+    } else {
+      totals.refusedPerAddress++;
+      noteRefusedAddress(address);
+    }
+    const why = address === undefined ? 'the connection admission rate' : 'the connection rate of its address';
+    const err = Object.assign(new Error(`server busy: over ${why}`), { returnCode: 3 });
     const conn = client.conn;
     if (conn.destroyed || !conn.writable) return callback(err, false);
     // Closed once the CONNACK is handed to the socket: destroying first would drop it.
@@ -186,7 +227,13 @@ export function createConnectionAdmission(options: AdmissionOptions): Connection
 
   const preConnect: PreConnectHandler = (client, packet, callback) => {
     if (closed) return callback(new Error('broker closing'), false);
-    if (!bucket || options.exempt?.(client, packet)) {
+    const exempt = options.exempt?.(client, packet) ?? false;
+    if (perAddress && !exempt) {
+      // Before the global bucket: a refused address must not spend everyone's tokens.
+      const address = remoteAddress(client);
+      if (address !== undefined && !perAddress.take(address)) return refuse(client, callback, addressKey(address));
+    }
+    if (!bucket || exempt) {
       totals.admitted++;
       return callback(null, true);
     }
@@ -222,8 +269,16 @@ export function createConnectionAdmission(options: AdmissionOptions): Connection
       held.clear();
       clearTimeout(summaryTimer);
       summaryTimer = undefined;
+      clearTimeout(addressTimer);
+      addressTimer = undefined;
       // Whatever was refused in the last window still gets its line.
       if (window) summarize();
+      if (addressWindow) summarizeAddresses();
     },
   };
+}
+
+/** The peer's address: the socket's (TCP, TLS), or the HTTP request's for MQTT over WebSocket. */
+export function remoteAddress(client: Client): string | undefined {
+  return (client.conn as { remoteAddress?: string }).remoteAddress ?? client.req?.socket?.remoteAddress;
 }

@@ -5,9 +5,11 @@
 import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage } from 'node:http';
 import { type AddressInfo, createServer as createNetServer, type Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { Aedes, type AedesOptions } from 'aedes';
+import { Aedes, type AedesOptions, type Client } from 'aedes';
 import type { Logger } from 'pino';
 import { createWebSocketStream, WebSocketServer } from 'ws';
+import { limitPacketSize } from './packet-limit.js';
+import { DROPPED_TOPIC, MAX_TOPIC_LEVELS } from './payload-limits.js';
 import { retainedIndexedPersistence } from './retained-index.js';
 import { boundSessionQueues, DEFAULT_SUBSCRIBER_LIMITS, type SubscriberLimits, subscriberGuard } from './subscriber-limits.js';
 
@@ -31,7 +33,16 @@ export interface BrokerOptions {
   limits?: Partial<SubscriberLimits>;
   /** Retained lookups by exact topic from a map (default true; false is Aedes' stock scan, for bench/connect-storm.ts). */
   retainedIndex?: boolean;
+  /** The largest packet a client may send, in bytes (default DEFAULT_MAX_PACKET_BYTES; broker/mqtt/packet-limit.ts). */
+  maxPacketBytes?: number;
+  /** Clients the packet cap does not apply to (the hub's own dispatcher, which publishes whole desired documents). */
+  packetLimitExempt?: (client: Client) => boolean;
 }
+
+/** 1 MiB: above every per-topic cap (payload-limits.ts), so only a broken or hostile client meets it. */
+export const DEFAULT_MAX_PACKET_BYTES = 1024 * 1024;
+/** A CONNECT (ids, credentials, a will) is a few hundred bytes; before authentication nobody gets more. */
+export const MAX_CONNECT_PACKET_BYTES = 64 * 1024;
 
 export interface EmbeddedBroker {
   aedes: Aedes;
@@ -47,6 +58,7 @@ export async function startBroker(options: BrokerOptions): Promise<EmbeddedBroke
   const limits = { ...DEFAULT_SUBSCRIBER_LIMITS, ...options.limits };
   const subscribers = subscriberGuard(limits, log);
   const authenticate = options.hooks?.authenticate;
+  const authorizeForward = options.hooks?.authorizeForward;
   const aedes = await Aedes.createBroker({
     // A client that has not drained its connection for this long is
     // disconnected: an anonymous subscriber that stopped reading, or one a
@@ -60,6 +72,8 @@ export async function startBroker(options: BrokerOptions): Promise<EmbeddedBroke
     concurrency: 0,
     // Device ids may be up to 63 characters; 23 is only MQTT 3.1's limit.
     maxClientsIdLength: 128,
+    // A deeper topic is refused (PUBLISH: connection closed; SUBSCRIBE: failure).
+    maxTopicLevels: MAX_TOPIC_LEVELS,
     // Aedes' memory persistence, with a device's own desired topic found by a
     // map rather than a scan of every retained topic (retained-index.ts).
     ...(options.retainedIndex === false ? {} : { persistence: retainedIndexedPersistence() }),
@@ -69,11 +83,31 @@ export async function startBroker(options: BrokerOptions): Promise<EmbeddedBroke
       if (authenticate) return authenticate(client, username, password, done);
       done(null, true);
     },
+    // Messages dropped over their payload cap go nowhere (payload-limits.ts).
+    authorizeForward(client, packet) {
+      if (packet.topic === DROPPED_TOPIC) return null;
+      return authorizeForward ? authorizeForward(client, packet) : packet;
+    },
   });
   aedes.on('clientError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'connection error'));
   boundSessionQueues(aedes, limits.maxQueuedMessages, log);
-  const handle = (conn: Duplex, req?: IncomingMessage) => void subscribers.guard(aedes.handle(conn, req));
+  const maxPacketBytes = options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
+  const handle = (conn: Duplex, req?: IncomingMessage) => {
+    let client: Client | undefined;
+    limitPacketSize(conn, {
+      maxBytes: maxPacketBytes,
+      maxConnectBytes: Math.min(MAX_CONNECT_PACKET_BYTES, maxPacketBytes),
+      exempt: () => client !== undefined && (options.packetLimitExempt?.(client) ?? false),
+      onRefused: ({ bytes, maxBytes, first }) =>
+        log.warn(
+          { clientId: client?.id || undefined, address: remoteAddressOf(conn, req), bytes, maxBytes, connect: first },
+          'MQTT packet over the size limit (--max-packet-size): connection closed',
+        ),
+    });
+    client = aedes.handle(conn, req);
+    subscribers.guard(client);
+  };
 
   const tcp = createNetServer((socket) => handle(socket));
   const httpForWs = createHttpServer((_req, res) => {
@@ -133,4 +167,8 @@ export function closeServer(server: NetServer | HttpServer): Promise<void> {
     server.close(() => resolve());
     if ('closeAllConnections' in server) server.closeAllConnections();
   });
+}
+
+function remoteAddressOf(conn: Duplex, req?: IncomingMessage): string | undefined {
+  return (conn as { remoteAddress?: string }).remoteAddress ?? req?.socket.remoteAddress;
 }

@@ -49,7 +49,9 @@ export interface BrokerSources {
   sent(): Readonly<Record<string, number>>;
   connectedClients(): number;
   /** Connection admission (broker/mqtt/admission.ts), when the hub paces connections. */
-  admission?(): { admitted: number; delayed: number; refused: number; waiting: number };
+  admission?(): { admitted: number; delayed: number; refused: number; refusedPerAddress?: number; waiting: number };
+  /** Messages acknowledged and dropped over a per-topic cap (broker/mqtt/payload-limits.ts), by channel and reason. */
+  dropped?(): { channel: string; reason: string; count: number }[];
 }
 
 export interface ExporterOptions {
@@ -200,6 +202,7 @@ export function createPrometheusRegistry(fleet: FleetSources, broker: BrokerSour
         this.inc({ outcome: 'admitted' }, counts.admitted - counts.delayed);
         this.inc({ outcome: 'delayed' }, counts.delayed);
         this.inc({ outcome: 'refused' }, counts.refused);
+        if (counts.refusedPerAddress !== undefined) this.inc({ outcome: 'refused_per_address' }, counts.refusedPerAddress);
         waiting.set(counts.waiting);
       },
     });
@@ -207,6 +210,20 @@ export function createPrometheusRegistry(fleet: FleetSources, broker: BrokerSour
       name: 'flotilla_mqtt_connections_waiting',
       help: 'MQTT connections held now, waiting for an admission slot.',
       registers,
+    });
+  }
+
+  const brokerDropped = broker.dropped;
+  if (brokerDropped) {
+    new Counter({
+      name: 'flotilla_mqtt_messages_dropped_total',
+      help: 'Messages acknowledged and dropped by the broker over a per-topic limit, by channel and reason.',
+      labelNames: ['channel', 'reason'],
+      registers,
+      collect() {
+        this.reset();
+        for (const { channel, reason, count } of brokerDropped()) this.inc({ channel, reason }, count);
+      },
     });
   }
 

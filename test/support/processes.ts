@@ -114,7 +114,8 @@ export interface HubProcess {
   restart(options?: { hard?: boolean }): Promise<void>;
 }
 
-export async function startHubProcess(dataDir = scratchDir('flotilla-hub-')): Promise<HubProcess> {
+/** `extraArgs`: more `flotilla server` flags, e.g. `--max-connect-rate-per-address 0` for thousands of agents on one address. */
+export async function startHubProcess(dataDir = scratchDir('flotilla-hub-'), extraArgs: string[] = []): Promise<HubProcess> {
   const [mqttPort, wsPort, httpPort] = [await freePort(), await freePort(), await freePort()];
   const args = [
     'server',
@@ -128,6 +129,7 @@ export async function startHubProcess(dataDir = scratchDir('flotilla-hub-')): Pr
     `${wsPort}`,
     '--http-port',
     `${httpPort}`,
+    ...extraArgs,
   ];
   const hub: HubProcess = {
     proc: spawnCli('hub', args),

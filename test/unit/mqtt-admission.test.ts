@@ -137,7 +137,7 @@ describe('createConnectionAdmission', () => {
     expect(third.written).toEqual([Buffer.from([0x20, 0x02, 0x00, 0x03])]);
     expect(third.outcome()?.ok).toBe(false);
     expect(third.outcome()?.err).toMatchObject({ returnCode: 3 });
-    expect(admission.counters()).toEqual({ admitted: 2, delayed: 0, refused: 1, waiting: 0 });
+    expect(admission.counters()).toEqual({ admitted: 2, delayed: 0, refused: 1, refusedPerAddress: 0, waiting: 0 });
 
     await vi.advanceTimersByTimeAsync(500); // one token
     expect(connect(admission.preConnect).outcome()).toEqual({ err: null, ok: true });
@@ -164,13 +164,13 @@ describe('createConnectionAdmission', () => {
     expect(connect(admission.preConnect).outcome()?.ok).toBe(true);
     const held = [connect(admission.preConnect), connect(admission.preConnect)];
     expect(held.map((h) => h.outcome())).toEqual([undefined, undefined]);
-    expect(admission.counters()).toEqual({ admitted: 1, delayed: 0, refused: 0, waiting: 2 });
+    expect(admission.counters()).toEqual({ admitted: 1, delayed: 0, refused: 0, refusedPerAddress: 0, waiting: 2 });
     await vi.advanceTimersByTimeAsync(100);
     expect(held.map((h) => h.outcome()?.ok)).toEqual([true, undefined]);
     await vi.advanceTimersByTimeAsync(100);
     expect(held.map((h) => h.outcome()?.ok)).toEqual([true, true]);
     expect(held.every((h) => h.written.length === 0)).toBe(true);
-    expect(admission.counters()).toEqual({ admitted: 3, delayed: 2, refused: 0, waiting: 0 });
+    expect(admission.counters()).toEqual({ admitted: 3, delayed: 2, refused: 0, refusedPerAddress: 0, waiting: 0 });
     admission.close();
   });
 
@@ -178,7 +178,7 @@ describe('createConnectionAdmission', () => {
     const admission = createConnectionAdmission({ rate: 10, burst: 1, maxWaitMs: 250, logger: logs.logger, now: () => Date.now() });
     const attempts = Array.from({ length: 6 }, () => connect(admission.preConnect));
     // 1 at once, 2 held (100 and 200 ms), 3 refused (they would need 300 ms or more).
-    expect(admission.counters()).toEqual({ admitted: 1, delayed: 0, refused: 3, waiting: 2 });
+    expect(admission.counters()).toEqual({ admitted: 1, delayed: 0, refused: 3, refusedPerAddress: 0, waiting: 2 });
     await vi.advanceTimersByTimeAsync(200);
     expect(attempts.map((a) => a.outcome()?.ok)).toEqual([true, true, true, false, false, false]);
     admission.close();
@@ -192,12 +192,12 @@ describe('createConnectionAdmission', () => {
     leaver.client.closed = true;
     await vi.advanceTimersByTimeAsync(100);
     expect(leaver.outcome()).toMatchObject({ ok: false });
-    expect(admission.counters()).toEqual({ admitted: 1, delayed: 0, refused: 0, waiting: 1 });
+    expect(admission.counters()).toEqual({ admitted: 1, delayed: 0, refused: 0, refusedPerAddress: 0, waiting: 1 });
     // With the leaver's token back, a newcomer gets in with the stayer at t=200, not at t=300.
     const newcomer = connect(admission.preConnect);
     await vi.advanceTimersByTimeAsync(100);
     expect([stayer.outcome()?.ok, newcomer.outcome()?.ok]).toEqual([true, true]);
-    expect(admission.counters()).toEqual({ admitted: 3, delayed: 2, refused: 0, waiting: 0 });
+    expect(admission.counters()).toEqual({ admitted: 3, delayed: 2, refused: 0, refusedPerAddress: 0, waiting: 0 });
     admission.close();
   });
 
@@ -217,7 +217,7 @@ describe('createConnectionAdmission', () => {
 
     const unlimited = createConnectionAdmission({ rate: 0, logger: logs.logger });
     for (let i = 0; i < 1000; i++) expect(connect(unlimited.preConnect).outcome()?.ok).toBe(true);
-    expect(unlimited.counters()).toEqual({ admitted: 1000, delayed: 0, refused: 0, waiting: 0 });
+    expect(unlimited.counters()).toEqual({ admitted: 1000, delayed: 0, refused: 0, refusedPerAddress: 0, waiting: 0 });
     unlimited.close();
   });
 
@@ -247,7 +247,7 @@ describe('createConnectionAdmission', () => {
     const attempts = Array.from({ length: 11 }, () => connect(admission.preConnect));
     await vi.advanceTimersByTimeAsync(0);
     // Tokens at 1 s, 2 s, … 5 s are reserved; the other six are refused.
-    expect(admission.counters()).toEqual({ admitted: 1, delayed: 0, refused: 6, waiting: 5 });
+    expect(admission.counters()).toEqual({ admitted: 1, delayed: 0, refused: 6, refusedPerAddress: 0, waiting: 5 });
     admission.close();
     expect(attempts.map((a) => a.outcome()?.ok)).toEqual(Array(11).fill(false));
     expect(logs.records).toEqual([expect.objectContaining({ refused: 6 })]);
