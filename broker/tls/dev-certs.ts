@@ -17,7 +17,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { isDeviceId } from '../../shared/index.js';
 
 export interface DevCertsOptions {
@@ -69,11 +69,13 @@ export async function makeDevCerts(options: DevCertsOptions): Promise<DevCerts> 
 
   const openssl = options.openssl ?? 'openssl';
   await checkOpenssl(openssl);
-  await mkdir(options.outDir, { recursive: true, mode: 0o700 });
+  // Absolute: openssl runs inside the work dir, and the CA's paths are handed to it from there.
+  const outDir = resolve(options.outDir);
+  await mkdir(outDir, { recursive: true, mode: 0o700 });
   // Same file system as outDir, so the renames below are atomic; 0700, so no key is readable on the way.
-  const work = await mkdtemp(join(options.outDir, '.certs-'));
+  const work = await mkdtemp(join(outDir, '.certs-'));
   const run = (args: string[]) => runOpenssl(openssl, args, work);
-  const out = (name: string) => join(options.outDir, name);
+  const out = (name: string) => join(outDir, name);
   try {
     const caReused = (await exists(out('ca.pem'))) && (await exists(out('ca-key.pem')));
     const ca = caReused ? { cert: out('ca.pem'), key: out('ca-key.pem') } : { cert: join(work, 'ca.pem'), key: join(work, 'ca-key.pem') };
