@@ -48,7 +48,7 @@ describe('TLS listeners (mqtts, wss, https)', () => {
   });
 
   it('mqtts accepts an MQTT.js client that trusts the dev CA, and delivers to a plaintext subscriber', async () => {
-    const plain = cleanup.add('plain', () => closeClient(plain), await connectClient(hub.mqttUrl));
+    const plain: MqttClient = cleanup.add('plain', () => closeClient(plain), await connectClient(hub.mqttUrl));
     const inbox = new Inbox(plain);
     await plain.subscribeAsync(TOPIC, { qos: 1 });
 
