@@ -68,6 +68,15 @@ export interface EventsQuery extends TelemetryQuery {
   app?: string;
 }
 
+/** `value` for text, `valueBase64` for bytes that are not UTF-8 (a key file, say). */
+export type SecretValue = { value: string } | { valueBase64: string };
+
+/** What the hub shows of a secret: never its value. */
+export interface SecretInfo {
+  name: string;
+  updatedAt: string;
+}
+
 export interface LabelPatch {
   set?: Labels;
   remove?: string[];
@@ -207,6 +216,19 @@ export class HubClient {
 
   appHistory(name: string): Promise<AppHistory> {
     return this.request('GET', `apps/${encodeURIComponent(name)}/revisions`);
+  }
+
+  /** The value travels once, in the request body; the answer is the name only. */
+  setSecret(name: string, value: SecretValue): Promise<{ name: string }> {
+    return this.request('PUT', `secrets/${encodeURIComponent(name)}`, value);
+  }
+
+  listSecrets(): Promise<List<SecretInfo>> {
+    return this.request('GET', 'secrets');
+  }
+
+  deleteSecret(name: string): Promise<{ name: string; deleted: boolean }> {
+    return this.request('DELETE', `secrets/${encodeURIComponent(name)}`);
   }
 
   /** Without `toRevision`, the hub rolls back to the revision before the current one. */

@@ -31,6 +31,7 @@ import { registerLogs } from './commands/logs.js';
 import { registerMetrics } from './commands/metrics.js';
 import { registerRollback } from './commands/rollback.js';
 import { registerRollout } from './commands/rollout.js';
+import { registerSecret } from './commands/secret.js';
 import { registerServer } from './commands/server.js';
 import { registerServiceAccount } from './commands/serviceaccount.js';
 import { registerToken } from './commands/token.js';
@@ -78,6 +79,7 @@ export function buildProgram(io: CliIO = processIO()): Command {
   registerDescribe(program, io);
   registerDelete(program, io);
   registerLabel(program, io);
+  registerSecret(program, io);
   registerRollout(program, io);
   registerRollback(program, io);
   registerLogs(program, io);

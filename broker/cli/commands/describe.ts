@@ -3,7 +3,7 @@
  * object, in sections for people; `-o json|yaml` prints the hub's body.
  */
 import type { Command } from 'commander';
-import type { ContainerSpec } from '../../../shared/index.js';
+import { type ContainerSpec, secretFilePath } from '../../../shared/index.js';
 import type { AppDetail, Device } from '../client.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import { cell, formatAge, formatFields, formatTable, indent, yesNo } from '../output.js';
@@ -198,6 +198,7 @@ function containerFields(c: ContainerSpec): [string, string | string[]][] {
       'Registry Auth',
       `${c.auth.username} (${c.auth.fromSecret !== undefined ? `password from secret ${c.auth.fromSecret}` : 'password in spec'})`,
     ]);
+  if (c.secrets?.length) fields.push(['Secret Files', c.secrets.map((s) => `${secretFilePath(s)} (from secret ${s.name})`)]);
   return fields;
 }
 

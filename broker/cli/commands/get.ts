@@ -7,6 +7,7 @@ import { summarizeApp } from '../../../shared/index.js';
 import type { AppSummary, Device } from '../client.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import { formatAge, formatLabels, formatTable, yesNo } from '../output.js';
+import { registerGetSecrets } from './secret.js';
 import { registerGetServiceAccounts } from './serviceaccount.js';
 import { registerGetTokens } from './token.js';
 
@@ -51,6 +52,7 @@ export function registerGet(program: Command, io: CliIO): void {
 
   registerGetTokens(get, io);
   registerGetServiceAccounts(get, io);
+  registerGetSecrets(get, io);
 }
 
 export function devicesTable(devices: readonly Device[], now: number = Date.now()): string {
