@@ -72,6 +72,13 @@ export const HubConfig = Type.Object(
      * status only, and publish nothing (broker/mqtt/access.ts). Clients with
      * no username keep full access until per-device credentials exist.
      */
+    /**
+     * Clients without credentials (no username, no client certificate) keep
+     * full access, as before credentials existed. Default: true only when the
+     * hub binds loopback (127.0.0.1, ::1, localhost), Mosquitto 2's "local
+     * only mode"; the hub logs a warning at start while it is on.
+     */
+    allowAnonymous: Type.Boolean(),
     readOnlyUsers: Type.Array(
       Type.Object(
         { username: Type.String({ minLength: 1, maxLength: 128 }), password: Type.String({ minLength: 1 }) },
@@ -111,11 +118,19 @@ export const HUB_DEFAULTS: HubConfig = {
   // too-large message is acknowledged and dropped there, never answered by a
   // closed connection it would reconnect and resend into forever.
   maxPacketBytes: 1024 * 1024,
+  // For the default host, 127.0.0.1; resolveHubConfig derives it from the host when not given.
+  allowAnonymous: true,
   readOnlyUsers: [],
 };
 
+/** Addresses only this machine can reach: where anonymous clients are allowed unless said otherwise. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
 export function resolveHubConfig(overrides: Partial<Record<keyof HubConfig, unknown>>): HubConfig {
   const merged = { ...HUB_DEFAULTS, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
+  if (overrides.allowAnonymous === undefined) merged.allowAnonymous = typeof merged.host === 'string' && isLoopbackHost(merged.host);
   const result = validate(HubConfig, merged);
   if (!result.ok) throw new Error(`invalid hub configuration:\n${formatIssues(result.issues)}`);
   const names = result.value.readOnlyUsers.map((u) => u.username);

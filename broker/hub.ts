@@ -8,6 +8,16 @@ import type { PublishPacket } from 'aedes';
 import mqtt from 'mqtt';
 import type { Logger } from 'pino';
 import { type DeviceStatus, Topics } from '../shared/index.js';
+import { AccountStore } from './auth/accounts.js';
+import { Authenticator, HUB_USERNAME } from './auth/authenticator.js';
+import { ensureAdmin } from './auth/bootstrap.js';
+import { DeviceCredentialStore } from './auth/device-credentials.js';
+import { randomToken } from './auth/hashing.js';
+import { httpAuth } from './auth/http-auth.js';
+import { LoginDelay } from './auth/login-delay.js';
+import { authMethods } from './auth/methods.js';
+import { registerRoute } from './auth/register.js';
+import { TokenStore } from './auth/tokens.js';
 import { type HubConfig, resolveHubConfig } from './config.js';
 import { createApi } from './dispatcher/api.js';
 import { Dispatcher } from './dispatcher/dispatcher.js';
@@ -18,11 +28,12 @@ import { hubKeyRoute } from './http/hub-key.js';
 import { metricsRoute } from './http/metrics.js';
 import { createHttpHandler } from './http/server.js';
 import { createLogger } from './logger.js';
-import { createAccessControl } from './mqtt/access.js';
+import { chainPreConnect, createAccessControl } from './mqtt/access.js';
 import { createConnectionAdmission } from './mqtt/admission.js';
 import { closeServer, listen, startBroker } from './mqtt/broker.js';
 import { limitPayloads } from './mqtt/payload-limits.js';
 import { DevicePresence } from './mqtt/presence.js';
+import { tlsPeerCommonName } from './mqtt/tls-identity.js';
 import { BrokerTraffic } from './mqtt/traffic.js';
 import { AppStore } from './store/apps.js';
 import { openDatabase } from './store/db.js';
@@ -90,6 +101,10 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
   const devices = new DeviceStore(db, cipher, now);
   const secrets = new SecretStore(db, cipher, now);
   const rollouts = new Rollouts({ apps, devices, rollouts: new RolloutStore(db), logger, now });
+  const accounts = new AccountStore(db, now);
+  const credentials = new DeviceCredentialStore(db, now);
+  const tokens = new TokenStore(db, now);
+  ensureAdmin(accounts, config.dataDir, logger);
 
   const telemetryStore = new TelemetryStore(openDatabase(join(config.dataDir, 'telemetry.db'), TELEMETRY_MIGRATIONS));
   const ingest = new TelemetryIngest({ store: telemetryStore, logger });
@@ -112,8 +127,35 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
   };
   try {
     const traffic = new BrokerTraffic(topics);
-    const access = createAccessControl({ readOnlyUsers: config.readOnlyUsers, topics, logger });
     const dispatcherClientId = `flotilla-dispatcher-${process.pid}-${Date.now().toString(36)}`;
+    // The dispatcher's password lives only in this process: nothing on disk logs in as the hub.
+    const hubPassword = randomToken(32);
+    const loginDelay = new LoginDelay();
+    const authenticator = new Authenticator({
+      accounts,
+      credentials,
+      readOnlyUsers: config.readOnlyUsers,
+      hubPassword,
+      allowAnonymous: config.allowAnonymous,
+    });
+    if (config.allowAnonymous) {
+      logger.warn(
+        { component: 'hub', host: config.host },
+        'anonymous clients are allowed (full access without credentials); use --anonymous deny to require them',
+      );
+    }
+    const access = createAccessControl({
+      authenticator,
+      owners: {
+        hubClientId: dispatcherClientId,
+        isRegisteredDevice: (id) => credentials.get(id) !== undefined,
+        isAccount: (name) => accounts.get(name) !== undefined,
+      },
+      topics,
+      logger,
+      loginDelay,
+      peerCommonName: tlsPeerCommonName,
+    });
     // Paces reconnect storms; the hub's own dispatcher is never kept waiting behind its devices.
     const admission = createConnectionAdmission({
       rate: config.maxConnectRate,
@@ -132,12 +174,23 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
       packetLimitExempt: (client) => client.id === dispatcherClientId,
       hooks: {
         ...access,
-        preConnect: admission.preConnect,
-        authorizeForward: traffic.onForward,
+        preConnect: chainPreConnect(access.preConnect, admission.preConnect),
+        authorizeForward: (client, packet) => {
+          const allowed = access.authorizeForward(client, packet);
+          return allowed ? traffic.onForward(client, allowed) : allowed;
+        },
         authorizePublish: ingestBeforeAck(payloadLimits.authorizePublish, topics, ingest),
       },
     });
     broker.aedes.on('publish', traffic.onPublish);
+    access.attach((packet) => broker.aedes.publish(packet, () => undefined));
+    /** Closes the connections whose client ids match (a revoked device, a deleted account); how many. */
+    const disconnect = (match: (clientId: string) => boolean): number => {
+      const clients = (broker.aedes as unknown as { clients: Record<string, { close(): void }> }).clients;
+      const matching = Object.entries(clients).filter(([id]) => match(id));
+      for (const [, connected] of matching) connected.close();
+      return matching.length;
+    };
     const presence = new DevicePresence({
       devices,
       logger,
@@ -161,6 +214,8 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
     cleanups.push(() => admission.close());
     const client = await mqtt.connectAsync(`mqtt://${connectableHost(config.host)}:${broker.mqttPort}`, {
       clientId: dispatcherClientId,
+      username: HUB_USERNAME,
+      password: hubPassword,
       protocolVersion: 4,
       clean: true,
       reconnectPeriod: 1000,
@@ -174,6 +229,7 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
       rollouts,
       desiredMayHaveChanged: () => dispatcher?.scheduleSync(),
       telemetry: telemetryMethods({ store: telemetryStore, ingest, devices, now: () => now().getTime() }),
+      auth: authMethods({ db, accounts, credentials, tokens, devices, disconnect }),
     });
     dispatcher = new Dispatcher({
       mqtt: client,
@@ -193,6 +249,8 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
     cleanups.push(() => started.stop());
     await dispatcher.start();
 
+    // Known once the TLS listeners are up (below); registration answers only after that.
+    let tlsMqttPort: number | undefined;
     const metrics = createPrometheusRegistry(
       {
         devices: () => devices.presence(),
@@ -212,14 +270,27 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
       ...followRoutes(api, ingest),
       metricsRoute(metrics),
       hubKeyRoute(signingKey.publicKeyPem),
+      registerRoute({
+        db,
+        tokens,
+        credentials,
+        accounts,
+        devices,
+        hubKey: () => signingKey.publicKeyPem,
+        mqttPorts: () => ({ port: broker.mqttPort, ...(tlsMqttPort !== undefined ? { tlsPort: tlsMqttPort } : {}) }),
+        loginDelay,
+        logger,
+        desiredMayHaveChanged: () => dispatcher?.scheduleSync(),
+      }),
       ...dashboardRoutes({ wsPort: broker.wsPort, topicRoot: config.topicRoot }),
     ];
-    const httpHandler = createHttpHandler(api, logger, rawRoutes);
+    const httpHandler = createHttpHandler(api, logger, rawRoutes, httpAuth(authenticator, loginDelay, logger));
     const http = createHttpServer(httpHandler);
     const httpPort = await listen(http, config.httpPort, config.host, 'the HTTP API (--http-port)');
     cleanups.push(() => closeServer(http));
     const tls = await startTlsListeners(config, { handleMqtt: broker.handle, httpHandler, logger });
     if (tls) cleanups.push(() => tls.close());
+    tlsMqttPort = tls?.ports.mqtts;
     logger.info({ component: 'hub', dataDir: config.dataDir, httpPort, mqttPort: broker.mqttPort, wsPort: broker.wsPort }, 'hub ready');
     return {
       config,

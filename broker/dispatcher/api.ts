@@ -32,6 +32,8 @@ export interface ApiDeps {
   desiredMayHaveChanged: () => void;
   /** logs.query, events.query, metrics.query, devices.top (broker/telemetry/methods.ts). */
   telemetry?: Record<string, Method<TSchema>>;
+  /** tokens.*, serviceaccounts.*, devices.revoke (broker/auth/methods.ts). */
+  auth?: Record<string, Method<TSchema>>;
 }
 
 /** Secret values are small (passwords, tokens, keys, certificates): they travel inside every desired document that needs them. */
@@ -246,6 +248,7 @@ export function createApi(deps: ApiDeps) {
     }),
 
     ...deps.telemetry,
+    ...deps.auth,
   };
 
   return {

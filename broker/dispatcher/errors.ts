@@ -4,13 +4,27 @@
  */
 import type { ErrorBody, ValidationIssue } from '../../shared/index.js';
 
-export type ApiErrorCode = 'invalid_request' | 'invalid_spec' | 'not_found' | 'unknown_method' | 'internal';
+export type ApiErrorCode =
+  | 'invalid_request'
+  | 'invalid_spec'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'not_found'
+  | 'unknown_method'
+  | 'conflict'
+  | 'internal';
 
 export const HTTP_STATUS: Record<ApiErrorCode, number> = {
   invalid_request: 400,
   invalid_spec: 400,
+  /** No credentials, or wrong ones (HTTP adds `WWW-Authenticate: Bearer`). */
+  unauthorized: 401,
+  /** Known caller, role too low for the method. */
+  forbidden: 403,
   not_found: 404,
   unknown_method: 404,
+  /** The name is taken (a service account, a device id). */
+  conflict: 409,
   internal: 500,
 };
 

@@ -9,7 +9,8 @@
  *   GET /dashboard/config.json  {wsPort, topicRoot}: where the page's MQTT-over-WebSocket client connects
  *
  * Only these names are served (no path from the URL reaches the file system).
- * The page holds no credentials: the operator types them, or puts them in the URL.
+ * The page holds no credentials: the operator types them, or puts them in the URL;
+ * so the files are public even where the API requires a key.
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -49,6 +50,7 @@ export function dashboardRoutes(config: DashboardConfig, dir: string | undefined
     {
       method: 'GET',
       pattern: /^\/dashboard$/,
+      public: true,
       handle(_req, res) {
         res.writeHead(308, { location: '/dashboard/' }).end();
       },
@@ -56,6 +58,7 @@ export function dashboardRoutes(config: DashboardConfig, dir: string | undefined
     {
       method: 'GET',
       pattern: /^\/dashboard\/config\.json$/,
+      public: true,
       handle(_req, res) {
         send(res, 200, 'application/json', `${JSON.stringify(config)}\n`);
       },
@@ -63,6 +66,7 @@ export function dashboardRoutes(config: DashboardConfig, dir: string | undefined
     {
       method: 'GET',
       pattern: /^\/dashboard\/([a-z.]*)$/,
+      public: true,
       async handle(_req, res, match) {
         const file = Object.hasOwn(files, match[1]!) ? files[match[1]!] : undefined;
         const path = file?.path();

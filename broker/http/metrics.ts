@@ -9,6 +9,8 @@ export function metricsRoute(registry: Registry): RawRoute {
   return {
     method: 'GET',
     pattern: /^\/metrics$/,
+    // Prometheus scrapes with a viewer's key (bearer_token) where the hub requires credentials.
+    role: 'viewer',
     async handle(_req, res) {
       const text = await registry.metrics();
       res.writeHead(200, { 'content-type': registry.contentType, 'content-length': Buffer.byteLength(text) }).end(text);

@@ -24,10 +24,24 @@
  *   GET    /api/v1/devices/:id/metrics   metrics.query (?since=&tail=)
  *   GET    /api/v1/top                   devices.top
  *   GET    /api/v1/hub/key               the hub's signing public key {hubKey}, unauthenticated (http/hub-key.ts)
+ *   POST   /api/v1/tokens                tokens.create (body: {labels?, maxUses?, expiresInSeconds?})
+ *   GET    /api/v1/tokens                tokens.list
+ *   DELETE /api/v1/tokens/:id            tokens.revoke
+ *   POST   /api/v1/devices/:id/revoke    devices.revoke
+ *   POST   /api/v1/serviceaccounts       serviceaccounts.create (body: {name, role})
+ *   GET    /api/v1/serviceaccounts       serviceaccounts.list
+ *   DELETE /api/v1/serviceaccounts/:name serviceaccounts.delete
+ *   POST   /api/v1/register              a device trades a registration token for its secret (broker/auth/register.ts)
+ *
+ * With credentials required (hub auth), every route but /healthz, the
+ * register route and public raw routes takes `Authorization: Bearer <key>`,
+ * and the role the method needs (broker/auth/permissions.ts).
  */
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { parse as parseYaml } from 'yaml';
+import { type HttpAuth, requireCall, requireRole } from '../auth/http-auth.js';
+import type { Role } from '../auth/identity.js';
 import type { HubApi } from '../dispatcher/api.js';
 import { ApiError, type ApiErrorCode, HTTP_STATUS, toErrorBody } from '../dispatcher/errors.js';
 
@@ -102,6 +116,19 @@ const ROUTES: Route[] = [
     params: (m, _b, q) => ({ ...queryParams(q, { since: 'text', tail: 'int' }), device: m[1] }),
   },
   { method: 'GET', pattern: /^\/api\/v1\/top$/, call: 'devices.top', params: () => ({}) },
+  // Who may connect (admin only; broker/auth/methods.ts). POST /api/v1/register is a raw route (broker/auth/register.ts).
+  { method: 'POST', pattern: /^\/api\/v1\/tokens$/, call: 'tokens.create', params: (_m, body) => bodyObject(body, 'optional') },
+  { method: 'GET', pattern: /^\/api\/v1\/tokens$/, call: 'tokens.list', params: () => ({}) },
+  { method: 'DELETE', pattern: /^\/api\/v1\/tokens\/([^/]+)$/, call: 'tokens.revoke', params: (m) => ({ id: m[1] }) },
+  { method: 'POST', pattern: /^\/api\/v1\/devices\/([^/]+)\/revoke$/, call: 'devices.revoke', params: (m) => ({ id: m[1] }) },
+  { method: 'POST', pattern: /^\/api\/v1\/serviceaccounts$/, call: 'serviceaccounts.create', params: (_m, body) => bodyObject(body) },
+  { method: 'GET', pattern: /^\/api\/v1\/serviceaccounts$/, call: 'serviceaccounts.list', params: () => ({}) },
+  {
+    method: 'DELETE',
+    pattern: /^\/api\/v1\/serviceaccounts\/([^/]+)$/,
+    call: 'serviceaccounts.delete',
+    params: (m) => ({ name: m[1] }),
+  },
 ];
 
 /**
@@ -131,34 +158,46 @@ export interface RawRoute {
   accepts?: (url: URL) => boolean;
   /** Served to anyone, even where the API requires a bearer token (the hub's public key, GET /api/v1/hub/key). */
   public?: boolean;
+  /** The role a caller needs when the hub requires credentials (HTTP auth); admin when not said. */
+  role?: Role;
   handle(req: IncomingMessage, res: ServerResponse, match: RegExpMatchArray, url: URL): Promise<void> | void;
 }
 
-export function createHttpApi(api: HubApi, logger: Logger, rawRoutes: readonly RawRoute[] = []): Server {
-  return createServer(createHttpHandler(api, logger, rawRoutes));
+/** Without `auth` every caller may call everything (a hub that predates credentials; unit tests). */
+export function createHttpApi(api: HubApi, logger: Logger, rawRoutes: readonly RawRoute[] = [], auth?: HttpAuth): Server {
+  return createServer(createHttpHandler(api, logger, rawRoutes, auth));
 }
 
 /** The API's request listener alone, so the HTTP and the HTTPS server (broker/tls/listeners.ts) answer alike. */
-export function createHttpHandler(api: HubApi, logger: Logger, rawRoutes: readonly RawRoute[] = []): RequestListener {
+export function createHttpHandler(api: HubApi, logger: Logger, rawRoutes: readonly RawRoute[] = [], auth?: HttpAuth): RequestListener {
   const log = logger.child({ component: 'http' });
   return (req, res) => {
-    handle(api, rawRoutes, req, res).catch((err: unknown) => {
+    handle(api, rawRoutes, req, res, auth).catch((err: unknown) => {
       const error = toErrorBody(err);
       if (error.code === 'internal') log.error({ err, method: req.method, url: req.url }, 'HTTP request failed');
       // A stream that fails midway cannot change its status line any more.
       if (res.headersSent) return void res.destroy();
+      if (error.code === 'unauthorized') res.setHeader('www-authenticate', 'Bearer realm="flotilla"');
       send(res, HTTP_STATUS[error.code as ApiErrorCode] ?? 500, { error });
     });
   };
 }
 
-async function handle(api: HubApi, rawRoutes: readonly RawRoute[], req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(
+  api: HubApi,
+  rawRoutes: readonly RawRoute[],
+  req: IncomingMessage,
+  res: ServerResponse,
+  auth?: HttpAuth,
+): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://hub');
   const path = url.pathname;
   if (path === '/healthz' && req.method === 'GET') return send(res, 200, { ok: true });
   for (const raw of rawRoutes) {
     const match = raw.method === req.method ? path.match(raw.pattern) : null;
-    if (match && (raw.accepts?.(url) ?? true)) return raw.handle(req, res, match.map(decodePathPart) as RegExpMatchArray, url);
+    if (!match || !(raw.accepts?.(url) ?? true)) continue;
+    if (auth && !raw.public) requireRole(await auth.identify(req), raw.role ?? 'admin', `${req.method} ${path}`);
+    return raw.handle(req, res, match.map(decodePathPart) as RegExpMatchArray, url);
   }
   const candidates = ROUTES.filter((route) => route.pattern.test(path));
   if (candidates.length === 0) throw new ApiError('not_found', `no route for ${path}`);
@@ -167,6 +206,7 @@ async function handle(api: HubApi, rawRoutes: readonly RawRoute[], req: Incoming
     res.setHeader('allow', candidates.map((r) => r.method).join(', '));
     return send(res, 405, { error: { code: 'method_not_allowed', message: `${req.method} is not allowed on ${path}` } });
   }
+  if (auth) requireCall(await auth.identify(req), route.call);
   const match = path.match(route.pattern)!.map(decodePathPart) as RegExpMatchArray;
   const params = await route.params(match, (optional) => readBody(req, optional), url.searchParams);
   send(res, 200, api.call(route.call, params));

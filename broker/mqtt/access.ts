@@ -1,111 +1,218 @@
 /**
- * Who may do what on the broker, as Aedes hooks.
+ * Who may do what on the broker, as Aedes hooks. The decisions are the pure
+ * functions of broker/auth/ (acl.ts, permissions.ts); the hooks look up the
+ * identity a connection authenticated as and answer Aedes:
  *
- * Two kinds of client exist until per-device credentials arrive (issue 6):
- *
- * - **anonymous** — no username in CONNECT. Full access, as before: devices,
- *   the dispatcher and backend services connect this way today.
- * - **read-only** — a username and password from `readOnlyUsers` (dashboards).
- *   May subscribe only to device telemetry and status
- *   (`{root}/devices/{id|+}/{metrics,state,status,events,logs}`) and may
- *   publish nothing, not even a will.
- *
- * Any other username, or a wrong password, is refused at CONNECT with return
- * code 4 ("bad user name or password") [MQTT-3.2.2.3]: a client that presents
- * a username asks for an account, and silently granting it full access
- * instead would hide a typo behind more rights than it asked for.
- *
- * Invariant: the decisions are pure functions of (configured users, topic
- * root, what the client sent); the hooks only look them up and answer Aedes.
+ * - preConnect remembers the client id as sent: Aedes replaces an empty one
+ *   with `aedes_<uuid>` before authenticate runs, and empty must be refused.
+ * - authenticate: a bad client id → CONNACK 2 ("identifier rejected"); bad
+ *   credentials → CONNACK 4 ("bad user name or password") after a delay that
+ *   grows with the address's recent failures (broker/auth/login-delay.ts); no
+ *   credentials while anonymous clients are not allowed → CONNACK 5 ("not
+ *   authorized") [MQTT-3.2.2-5].
+ * - authorizePublish: a refused PUBLISH closes the connection, since MQTT
+ *   3.1.1 cannot refuse one message otherwise [MQTT-3.3.5-2]. An API request
+ *   for a method the caller's role may not call is the exception: the broker
+ *   answers `forbidden` on the caller's response topic itself, and moves the
+ *   request to a topic nobody receives (`$flotilla/…`, dropped in
+ *   authorizeForward and never matched by `#` [MQTT-4.7.2-1]), so it never
+ *   reaches the dispatcher, which therefore needs no identity of its own.
+ * - authorizeSubscribe: a refused filter is granted 0x80 [MQTT-3.9.3-2]; the
+ *   others in the SUBSCRIBE still count.
+ * - authorizeForward: private messages (desired, commands, API responses)
+ *   reach only their owner, whatever a broad subscription matched.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
-import type { AedesOptions, Client } from 'aedes';
+import type { AedesOptions, AedesPublishPacket, Client, ConnectPacket, PublishPacket } from 'aedes';
 import type { Logger } from 'pino';
-import type { DeviceChannel, Topics } from '../../shared/index.js';
+import type { ApiResponse, Topics } from '../../shared/index.js';
+import {
+  type ClientIdOwners,
+  clientIdProblem,
+  clientIdRefusal,
+  DROPPED_TOPIC_PREFIX,
+  decidePublish,
+  mayReceive,
+  maySubscribe,
+} from '../auth/acl.js';
+import type { Authenticator } from '../auth/authenticator.js';
+import { describeIdentity, type Identity } from '../auth/identity.js';
+import { LoginDelay, sleep } from '../auth/login-delay.js';
+import { mayCall, requiredRole } from '../auth/permissions.js';
 
-export interface ReadOnlyUser {
-  username: string;
-  password: string;
-}
-
-/** What a read-only client may subscribe to, on one device or on `+`. */
-export const READ_ONLY_CHANNELS = ['metrics', 'state', 'status', 'events', 'logs'] as const satisfies readonly DeviceChannel[];
-
-export type Credentials = { access: 'anonymous' } | { access: 'read-only'; username: string } | { access: 'refused'; reason: string };
-
-/**
- * Decides a CONNECT. Passwords are compared as SHA-256 digests with
- * `timingSafeEqual`, so neither the comparison's time nor a length mismatch
- * tells an attacker how much of a password was right.
- */
-export function checkCredentials(users: readonly ReadOnlyUser[], username: string | undefined, password: Buffer | undefined): Credentials {
-  if (username === undefined) return { access: 'anonymous' };
-  const user = users.find((u) => u.username === username);
-  const given = digest(password ?? Buffer.alloc(0));
-  // Compare against something even for an unknown user, so both refusals take the same time.
-  const expected = digest(Buffer.from(user?.password ?? '', 'utf8'));
-  const match = timingSafeEqual(given, expected);
-  if (!user) return { access: 'refused', reason: 'unknown username' };
-  if (!match) return { access: 'refused', reason: 'wrong password' };
-  return { access: 'read-only', username };
-}
-
-/** May a read-only client subscribe to `filter`? Only exact device telemetry/status filters; never `#`. */
-export function mayReadOnlySubscribe(topics: Topics, filter: string): boolean {
-  const parsed = topics.parseDeviceFilter(filter);
-  return parsed !== undefined && (READ_ONLY_CHANNELS as readonly string[]).includes(parsed.channel);
-}
+export { VIEWER_CHANNELS as READ_ONLY_CHANNELS } from '../auth/acl.js';
+export type { ReadOnlyUser } from '../auth/authenticator.js';
 
 export interface AccessControlOptions {
-  readOnlyUsers: readonly ReadOnlyUser[];
+  authenticator: Authenticator;
+  owners: ClientIdOwners;
   topics: Topics;
   logger: Logger;
+  loginDelay?: LoginDelay;
+  /** The CN of a client certificate the TLS layer verified (broker/mqtt/tls-identity.ts), else undefined. */
+  peerCommonName?: (client: Client) => string | undefined;
 }
 
-export type AccessHooks = Required<Pick<AedesOptions, 'authenticate' | 'authorizePublish' | 'authorizeSubscribe'>>;
+type Hooks = Required<Pick<AedesOptions, 'preConnect' | 'authenticate' | 'authorizePublish' | 'authorizeSubscribe' | 'authorizeForward'>>;
 
-/** MQTT 3.1.1 CONNACK return code 4: bad user name or password. */
+export interface AccessControl extends Hooks {
+  /** The broker the hooks answer for, to publish `forbidden` responses on; set once it exists. */
+  attach(publish: (packet: PublishPacket) => void): void;
+  identityOf(client: Client): Identity | undefined;
+}
+
+/** MQTT 3.1.1 CONNACK return codes (§3.2.2.3). */
+const IDENTIFIER_REJECTED = 2;
 const BAD_USERNAME_OR_PASSWORD = 4;
-const SYS_PREFIX = '$SYS/';
+const NOT_AUTHORIZED = 5;
 
-export function createAccessControl(options: AccessControlOptions): AccessHooks {
+export function createAccessControl(options: AccessControlOptions): AccessControl {
+  const { authenticator, owners, topics } = options;
   const log = options.logger.child({ component: 'mqtt-access' });
-  // Clients that logged in read-only; a WeakSet so a disconnected client leaves nothing behind.
-  const readOnly = new WeakSet<Client>();
+  const delay = options.loginDelay ?? new LoginDelay();
+  // WeakMaps: a disconnected client leaves nothing behind.
+  const sentIds = new WeakMap<Client, string>();
+  const identities = new WeakMap<Client, Identity>();
+  let publish: ((packet: PublishPacket) => void) | undefined;
+
+  const refuse = (returnCode: number, message: string) => Object.assign(new Error(message), { returnCode });
+
+  /** Answers an API request the caller may not make, on its own response topic (only it receives that). */
+  function answerForbidden(client: Client, identity: Identity, method: string, correlationId: string | null): void {
+    const response: ApiResponse = {
+      correlationId,
+      ok: false,
+      error: { code: 'forbidden', message: `method "${method}" needs role ${requiredRole(method)}` },
+    };
+    publish?.({
+      cmd: 'publish',
+      topic: topics.api(client.id, 'response'),
+      payload: Buffer.from(JSON.stringify(response)),
+      qos: 1,
+      retain: false,
+      dup: false,
+    } as PublishPacket);
+    log.warn({ clientId: client.id, ...describeIdentity(identity), method }, 'API request refused: role too low');
+  }
+
   return {
-    authenticate(client, username, password, done) {
-      const decision = checkCredentials(options.readOnlyUsers, username, password);
-      if (decision.access === 'refused') {
-        log.warn({ clientId: client.id, username, reason: decision.reason }, 'MQTT login refused');
-        return done(Object.assign(new Error('bad user name or password'), { returnCode: BAD_USERNAME_OR_PASSWORD }), false);
-      }
-      if (decision.access === 'read-only') {
-        readOnly.add(client);
-        log.debug({ clientId: client.id, username }, 'read-only MQTT client connected');
-      }
+    attach(fn) {
+      publish = fn;
+    },
+    identityOf: (client) => identities.get(client),
+
+    preConnect(client, packet: ConnectPacket, done) {
+      sentIds.set(client, packet.clientId ?? '');
       done(null, true);
     },
-    authorizePublish(client, packet, done) {
-      // Aedes' own default: nobody publishes into $SYS.
-      if (packet.topic.startsWith(SYS_PREFIX)) return done(new Error(`${SYS_PREFIX} topics are reserved`));
-      // MQTT 3.1.1 has no way to refuse one PUBLISH: Aedes closes the connection [MQTT-3.3.5-2].
-      if (client && readOnly.has(client)) {
-        log.warn({ clientId: client.id, topic: packet.topic }, 'read-only MQTT client tried to publish');
-        return done(new Error('read-only client may not publish'));
+
+    authenticate(client, username, password, done) {
+      const clientId = sentIds.get(client) ?? client.id;
+      const problem = clientIdProblem(clientId);
+      if (problem) {
+        log.warn({ clientId, reason: problem }, 'MQTT client id refused');
+        return done(refuse(IDENTIFIER_REJECTED, 'identifier rejected'), false);
       }
+      const address = remoteAddress(client);
+      authenticator
+        .login(username, password, options.peerCommonName?.(client))
+        .then(async (result) => {
+          if (!result.ok) {
+            if (result.anonymous) {
+              log.warn({ clientId, address, reason: result.reason }, 'MQTT login refused');
+              return done(refuse(NOT_AUTHORIZED, 'not authorized'), false);
+            }
+            const wait = delay.fail(address);
+            log.warn({ clientId, username, address, reason: result.reason, delayMs: wait }, 'MQTT login refused');
+            await sleep(wait);
+            return done(refuse(BAD_USERNAME_OR_PASSWORD, 'bad user name or password'), false);
+          }
+          const identity = result.identity;
+          const refusal = clientIdRefusal(identity, clientId, owners);
+          if (refusal) {
+            log.warn({ clientId, ...describeIdentity(identity), reason: refusal }, 'MQTT client id refused');
+            return done(refuse(IDENTIFIER_REJECTED, 'identifier rejected'), false);
+          }
+          identities.set(client, identity);
+          if (identity.kind !== 'anonymous' && identity.kind !== 'hub') {
+            log.debug({ clientId, ...describeIdentity(identity) }, 'MQTT client authenticated');
+          }
+          done(null, true);
+        })
+        .catch((err: unknown) => {
+          log.error({ clientId, err }, 'MQTT authentication failed');
+          done(refuse(NOT_AUTHORIZED, 'not authorized'), false);
+        });
+    },
+
+    authorizePublish(client, packet, done) {
+      // A will published for a client no longer connected (another broker's, in a cluster): nobody to vouch for it.
+      const identity = client ? identities.get(client) : undefined;
+      if (!client || !identity) return done(new Error('publish from an unauthenticated client'));
+      const decision = decidePublish(identity, client.id, packet.topic, topics);
+      if (decision.allow === true) return done(null);
+      if (decision.allow === false) {
+        log.warn(
+          { clientId: client.id, ...describeIdentity(identity), topic: packet.topic, reason: decision.reason },
+          'MQTT publish refused',
+        );
+        return done(new Error(decision.reason));
+      }
+      // A request is for now, not for whoever subscribes next: never retained (a restarted dispatcher would run it again).
+      packet.retain = false;
+      const { method, correlationId } = peekRequest(packet.payload);
+      // No method (not JSON, wrong shape): the dispatcher answers invalid_request without calling anything.
+      if (method === undefined || mayCall(identity, method)) return done(null);
+      answerForbidden(client, identity, method, correlationId);
+      packet.topic = `${DROPPED_TOPIC_PREFIX}forbidden`;
       done(null);
     },
+
     authorizeSubscribe(client, subscription, done) {
-      if (readOnly.has(client) && !mayReadOnlySubscribe(options.topics, subscription.topic)) {
-        log.info({ clientId: client.id, topic: subscription.topic }, 'read-only MQTT subscription refused');
-        // A null subscription is granted as 0x80, "failure" [MQTT-3.9.3-2]; the others in the packet still count.
-        return done(null, null);
-      }
-      done(null, subscription);
+      const identity = identities.get(client);
+      if (identity && maySubscribe(identity, client.id, subscription.topic, topics)) return done(null, subscription);
+      log.info(
+        { clientId: client.id, ...(identity && describeIdentity(identity)), topic: subscription.topic },
+        'MQTT subscription refused',
+      );
+      done(null, null);
+    },
+
+    authorizeForward(client, packet: AedesPublishPacket) {
+      const identity = identities.get(client);
+      return identity && mayReceive(identity, client.id, packet.topic, topics) ? packet : null;
     },
   };
 }
 
-function digest(value: Buffer): Buffer {
-  return createHash('sha256').update(value).digest();
+/** The method and correlation id of an API request, if its payload is a JSON object naming them. */
+export function peekRequest(payload: Buffer | string): { method: string | undefined; correlationId: string | null } {
+  try {
+    const value = JSON.parse(payload.toString()) as { method?: unknown; correlationId?: unknown } | null;
+    return {
+      method: typeof value?.method === 'string' ? value.method : undefined,
+      correlationId: typeof value?.correlationId === 'string' ? value.correlationId : null,
+    };
+  } catch {
+    return { method: undefined, correlationId: null };
+  }
+}
+
+/** The peer's address: the TCP (or TLS) socket's, or for WebSocket the upgrade request's socket. */
+function remoteAddress(client: Client): string {
+  const conn = client.conn as { remoteAddress?: string };
+  return conn.remoteAddress ?? client.req?.socket?.remoteAddress ?? 'unknown';
+}
+
+type PreConnect = Hooks['preConnect'];
+
+/** Runs preConnect hooks in order; the first to refuse (or fail) ends the chain. */
+export function chainPreConnect(...hooks: PreConnect[]): PreConnect {
+  return (client, packet, done) => {
+    const next = (i: number) => {
+      const hook = hooks[i];
+      if (!hook) return done(null, true);
+      hook(client, packet, (err, ok) => (err || !ok ? done(err, ok) : next(i + 1)));
+    };
+    next(0);
+  };
 }

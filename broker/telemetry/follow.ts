@@ -25,6 +25,7 @@ export function followRoutes(api: HubApi, ingest: TelemetryIngest): RawRoute[] {
       method: 'GET',
       pattern: /^\/api\/v1\/devices\/([^/]+)\/logs$/,
       accepts: isFollow,
+      role: 'viewer',
       handle: (req, res, match, url) => {
         const params: Record<string, string | number | undefined> = {
           ...queryParams(url.searchParams, { app: 'text', since: 'text', tail: 'int', afterId: 'int' }),
@@ -45,6 +46,7 @@ export function followRoutes(api: HubApi, ingest: TelemetryIngest): RawRoute[] {
       method: 'GET',
       pattern: /^\/api\/v1\/events$/,
       accepts: isFollow,
+      role: 'viewer',
       handle: (req, res, _match, url) => {
         const params = queryParams(url.searchParams, { device: 'text', app: 'text', since: 'text', tail: 'int', afterId: 'int' });
         const backlog = page<EventRecord>(

@@ -30,6 +30,7 @@ interface ServerOptions {
   topicRoot: string;
   logLevel: LogLevel;
   dashboardUser: { username: string; password: string }[];
+  anonymous?: 'allow' | 'deny';
   telemetryMaxAge: number;
   telemetryMaxSize: number;
   maxConnectRate: number;
@@ -106,6 +107,12 @@ export function registerServer(program: Command, io: CliIO): void {
         .default([], 'none'),
     )
     .addOption(
+      new Option('--anonymous <allow|deny>', 'clients without credentials: full access (allow) or refused (deny)')
+        .choices(['allow', 'deny'])
+        .env('FLOTILLA_ANONYMOUS')
+        .default(undefined, 'allow on a loopback --host, else deny'),
+    )
+    .addOption(
       new Option('--telemetry-max-age <duration>', 'delete logs, metrics and events older than this (e.g. 7d, 12h)')
         .env('FLOTILLA_TELEMETRY_MAX_AGE')
         .argParser(parsePositiveDuration)
@@ -157,6 +164,7 @@ export function registerServer(program: Command, io: CliIO): void {
           topicRoot: options.topicRoot,
           logLevel: options.logLevel,
           readOnlyUsers: options.dashboardUser,
+          allowAnonymous: options.anonymous === undefined ? undefined : options.anonymous === 'allow',
           telemetryMaxAgeMs: options.telemetryMaxAge,
           telemetryMaxBytes: options.telemetryMaxSize,
           maxConnectRate: options.maxConnectRate,

@@ -1,0 +1,129 @@
+/**
+ * `POST /api/v1/register`: a device exchanges a registration token for its
+ * id and secret. No bearer key: the token is the credential, so a used-up,
+ * expired, revoked or unknown token is 401 `unauthorized`.
+ *
+ * Body `{token, deviceId?, labels?}` → `{deviceId, secret, hubKey, mqtt: {port, tlsPort?}}`.
+ * The device row is created (it shows in `flotilla get devices` at once) with
+ * the requested labels, overridden by the token's: the admin who made the
+ * token decides, not the device. The secret is returned once; the hub keeps
+ * its scrypt hash. An id that is taken (a registered or revoked device, or an
+ * account's client id) is 409 `conflict`: a token must not hand over an
+ * existing device.
+ */
+
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Type } from '@sinclair/typebox';
+import type { Logger } from 'pino';
+import { DeviceId, Labels, validate } from '../../shared/index.js';
+import { ApiError } from '../dispatcher/errors.js';
+import type { RawRoute } from '../http/server.js';
+import type { Db } from '../store/db.js';
+import type { DeviceStore } from '../store/devices.js';
+import type { AccountStore } from './accounts.js';
+import type { DeviceCredentialStore } from './device-credentials.js';
+import { hashSecret, randomToken } from './hashing.js';
+import { type LoginDelay, sleep } from './login-delay.js';
+import { accountClash } from './methods.js';
+import type { TokenStore } from './tokens.js';
+
+const RegisterRequest = Type.Object(
+  {
+    token: Type.String({ minLength: 1, maxLength: 256 }),
+    deviceId: Type.Optional(DeviceId),
+    labels: Type.Optional(Labels),
+  },
+  { additionalProperties: false },
+);
+
+export interface RegisterDeps {
+  db: Db;
+  tokens: TokenStore;
+  credentials: DeviceCredentialStore;
+  accounts: Pick<AccountStore, 'get'>;
+  devices: Pick<DeviceStore, 'ensure' | 'get' | 'setOperatorLabels'>;
+  /** The hub's signing public key (SPKI PEM), which the agent pins. */
+  hubKey: () => string;
+  mqttPorts: () => { port: number; tlsPort?: number };
+  loginDelay: LoginDelay;
+  logger: Logger;
+  /** The new device's labels may change what it must run. */
+  desiredMayHaveChanged: () => void;
+}
+
+const MAX_BODY_BYTES = 16 * 1024;
+
+export function registerRoute(deps: RegisterDeps): RawRoute {
+  const log = deps.logger.child({ component: 'register' });
+  return {
+    method: 'POST',
+    pattern: /^\/api\/v1\/register$/,
+    public: true,
+    async handle(req, res) {
+      const body = await readJson(req);
+      const checked = validate(RegisterRequest, body);
+      if (!checked.ok) throw ApiError.invalid('invalid_request', 'registration request', checked.issues);
+      const { token, labels = {} } = checked.value;
+      const address = req.socket.remoteAddress ?? 'unknown';
+      const refuse = async (reason: string) => {
+        const wait = deps.loginDelay.fail(address);
+        log.warn({ address, reason, delayMs: wait }, 'registration refused');
+        await sleep(wait);
+        throw new ApiError('unauthorized', `registration token refused: ${reason}`);
+      };
+      // Checked before the (slow) hash and again inside the transaction, which is what counts.
+      const first = deps.tokens.check(token);
+      if (!first.ok) return refuse(first.reason);
+      const deviceId = checked.value.deviceId ?? `dev-${randomBytes(5).toString('hex')}`;
+      const secret = randomToken(32);
+      const secretHash = await hashSecret(secret);
+      const outcome = deps.db.transaction(() => {
+        const current = deps.tokens.check(token);
+        if (!current.ok) return { refused: current.reason as string };
+        if (deps.credentials.get(deviceId)) throw new ApiError('conflict', `device "${deviceId}" is already registered`);
+        const account = accountClash(deviceId, deps.accounts);
+        if (account) throw new ApiError('conflict', `device id "${deviceId}" clashes with service account "${account}"`);
+        if (!deps.tokens.consume(current.token.id)) return { refused: 'used up' };
+        deps.credentials.create(deviceId, secretHash);
+        deps.devices.ensure(deviceId);
+        const existing = deps.devices.get(deviceId)!.operatorLabels;
+        deps.devices.setOperatorLabels(deviceId, { ...existing, ...labels, ...current.token.labels });
+        return { tokenId: current.token.id };
+      })() as { refused: string } | { tokenId: string };
+      if ('refused' in outcome) return refuse(outcome.refused);
+      deps.desiredMayHaveChanged();
+      log.info({ deviceId, tokenId: outcome.tokenId, address }, 'device registered with a token');
+      const { port, tlsPort } = deps.mqttPorts();
+      send(res, 200, {
+        deviceId,
+        secret,
+        hubKey: deps.hubKey(),
+        mqtt: { port, ...(tlsPort !== undefined ? { tlsPort } : {}) },
+      });
+    },
+  };
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw new ApiError('invalid_request', `request body is larger than ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new ApiError('invalid_request', 'request body is not valid JSON');
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = `${JSON.stringify(body)}\n`;
+  // no-store: the answer holds the device's secret.
+  res
+    .writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
+    .end(text);
+}
