@@ -112,6 +112,7 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
   const rejections = new RejectionEvents({
     emit: (message) => publishEvent({ type: 'desired-rejected', message }),
     logger: logger.child({ component: 'desired' }),
+    intervalMs: config.rejectionEventIntervalMs,
   });
   const onDesired = (desired: DesiredState) => {
     const verdict = checkDesired(desired, current, hubKey, config.deviceId);

@@ -65,6 +65,8 @@ export const AgentConfig = Type.Object(
      * state not signed by it is refused. Without it nothing is verified.
      */
     hubKey: Type.Optional(Type.String({ minLength: 1 })),
+    /** At most one `desired-rejected` event per reason this often (the rest are counted into the next), so forgeries cannot fill the outbox. */
+    rejectionEventIntervalMs: Type.Integer({ minimum: 0 }),
     /** PEM CA certificate(s) trusted for mqtts/wss instead of the system's: the pinned CA. */
     ca: Type.Optional(Type.String({ minLength: 1 })),
     /** PEM client certificate and key for mutual TLS (the certificate's CN is the device id). */
@@ -111,6 +113,7 @@ export function resolveAgentConfig(overrides: Partial<Record<keyof AgentConfig, 
     // 30 s keeps a cellular NAT mapping alive (carriers drop idle ones after
     // 60 s or more) and finds a half-open link within 45 s, for ~300 KB a day.
     keepaliveSeconds: 30,
+    rejectionEventIntervalMs: 60_000,
   };
   const merged = { ...defaults, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
   const result = validate(AgentConfig, merged);
