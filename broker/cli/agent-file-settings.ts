@@ -85,7 +85,7 @@ function isSet(command: Command, option: string): boolean {
 function globalCaFile(command: Command): string | undefined {
   for (let c: Command | null = command; c; c = c.parent) {
     const value = c.getOptionValue('ca') as string | undefined;
-    if (value !== undefined) return value;
+    if (value) return value;
   }
   return undefined;
 }

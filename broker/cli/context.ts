@@ -44,7 +44,10 @@ export interface GlobalOptions {
 }
 
 export function globalOptions(command: Command): GlobalOptions {
-  return command.optsWithGlobals<GlobalOptions>();
+  const options = command.optsWithGlobals<GlobalOptions>();
+  // `FLOTILLA_TOKEN= flotilla …` means no token, not an empty one.
+  const { token, ca, ...rest } = options;
+  return { ...rest, ...(token ? { token } : {}), ...(ca ? { ca } : {}) };
 }
 
 export function hubClient(command: Command, io: CliIO): HubClient {
