@@ -5,11 +5,13 @@
  *
  * The desired document carries secret values (env, registry passwords,
  * secret files), so it is stored sealed (secret-cipher.ts): `desired_doc`
- * holds a BLOB, never the JSON.
+ * holds a BLOB, never the JSON. Its hash is sealed too: a plain SHA-256 of a
+ * document whose every other field can be read from app_revisions would let
+ * whoever holds hub.db test guesses of a weak password offline.
  */
 import type { DesiredState, DeviceState, Labels, OperatorLabels } from '../../shared/index.js';
 import type { Db } from './db.js';
-import { desiredDocAad, type SecretCipher } from './secret-cipher.js';
+import { desiredDocAad, desiredHashAad, type SecretCipher } from './secret-cipher.js';
 
 export interface StoredDevice {
   id: string;
@@ -36,7 +38,7 @@ interface DeviceRow {
   state: string | null;
   observed_revision: number | null;
   desired_revision: number;
-  desired_hash: string | null;
+  desired_hash: Buffer | string | null;
   desired_doc: Buffer | string | null;
   created_at: string;
 }
@@ -153,7 +155,7 @@ export class DeviceStore {
 
   recordDesired(desired: DesiredState, hash: string): void {
     const sealed = this.cipher.sealText(JSON.stringify(desired), desiredDocAad(desired.deviceId));
-    this.updateDesired.run(desired.revision, hash, sealed, desired.deviceId);
+    this.updateDesired.run(desired.revision, this.cipher.sealText(hash, desiredHashAad(desired.deviceId)), sealed, desired.deviceId);
   }
 
   private openDesired(row: DeviceRow): DesiredState | null {
@@ -161,6 +163,13 @@ export class DeviceStore {
     if (typeof row.desired_doc === 'string')
       throw new Error(`device "${row.id}": desired document stored unsealed; the hub seals such rows at start`);
     return JSON.parse(this.cipher.openText(row.desired_doc, desiredDocAad(row.id))) as DesiredState;
+  }
+
+  private openHash(row: DeviceRow): string | null {
+    if (row.desired_hash === null) return null;
+    if (typeof row.desired_hash === 'string')
+      throw new Error(`device "${row.id}": desired hash stored unsealed; the hub seals such rows at start`);
+    return this.cipher.openText(row.desired_hash, desiredHashAad(row.id));
   }
 
   private toDevice(row: DeviceRow): StoredDevice {
@@ -176,7 +185,7 @@ export class DeviceStore {
       state: row.state ? (JSON.parse(row.state) as DeviceState) : null,
       observedRevision: row.observed_revision,
       desiredRevision: row.desired_revision,
-      desiredHash: row.desired_hash,
+      desiredHash: this.openHash(row),
       desired: this.openDesired(row),
       createdAt: row.created_at,
     };

@@ -5,7 +5,7 @@
  *    so a wrong key stops the hub with a message that says so, rather than a
  *    hub that starts and fails on the first device, or publishes garbage.
  * 2. Seals what an older hub wrote in plain text (secret values, desired
- *    documents): a one-time re-encryption, told apart by SQLite's storage
+ *    documents and their hashes): a one-time re-encryption, told apart by SQLite's storage
  *    class (TEXT then, BLOB now) rather than by a marker a value could mimic.
  *    Plain bytes must not linger afterwards: `secure_delete` zeroes the cells
  *    and pages the old values leave behind, and a TRUNCATE checkpoint moves
@@ -15,7 +15,7 @@
  */
 import type { Logger } from 'pino';
 import type { Db } from './db.js';
-import { desiredDocAad, SealedDataError, SecretCipher } from './secret-cipher.js';
+import { desiredDocAad, desiredHashAad, SealedDataError, SecretCipher } from './secret-cipher.js';
 import { loadSecretsKey } from './secrets-key.js';
 
 export class WrongSecretsKeyError extends Error {
@@ -32,7 +32,9 @@ export function sealAtRest(db: Db, cipher: SecretCipher): SealReport {
   checkKey(db, cipher);
   const secrets = db.prepare<[], { name: string; value: string }>("SELECT name, value FROM secrets WHERE typeof(value) = 'text'").all();
   const docs = db
-    .prepare<[], { id: string; desired_doc: string }>("SELECT id, desired_doc FROM devices WHERE typeof(desired_doc) = 'text'")
+    .prepare<[], { id: string; desired_doc: Buffer | string | null; desired_hash: Buffer | string | null }>(
+      "SELECT id, desired_doc, desired_hash FROM devices WHERE typeof(desired_doc) = 'text' OR typeof(desired_hash) = 'text'",
+    )
     .all();
   if (secrets.length === 0 && docs.length === 0) return { sealedSecrets: 0, sealedDocuments: 0 };
 
@@ -40,10 +42,14 @@ export function sealAtRest(db: Db, cipher: SecretCipher): SealReport {
   db.pragma('secure_delete = ON');
   try {
     const setSecret = db.prepare('UPDATE secrets SET value = ? WHERE name = ?');
-    const setDoc = db.prepare('UPDATE devices SET desired_doc = ? WHERE id = ?');
+    const setDoc = db.prepare('UPDATE devices SET desired_doc = ?, desired_hash = ? WHERE id = ?');
+    // Only what is TEXT: the other column of the row may be sealed already.
+    const seal = (value: Buffer | string | null, aad: string) => (typeof value === 'string' ? cipher.sealText(value, aad) : value);
     db.transaction(() => {
       for (const row of secrets) setSecret.run(cipher.sealText(row.value, row.name), row.name);
-      for (const row of docs) setDoc.run(cipher.sealText(row.desired_doc, desiredDocAad(row.id)), row.id);
+      for (const row of docs) {
+        setDoc.run(seal(row.desired_doc, desiredDocAad(row.id)), seal(row.desired_hash, desiredHashAad(row.id)), row.id);
+      }
     })();
     db.pragma('wal_checkpoint(TRUNCATE)');
   } finally {

@@ -76,3 +76,8 @@ export class SecretCipher {
 export function desiredDocAad(deviceId: string): string {
   return `device:${deviceId}:desired`;
 }
+
+/** Associated data of the content hash of that document. */
+export function desiredHashAad(deviceId: string): string {
+  return `device:${deviceId}:desired-hash`;
+}

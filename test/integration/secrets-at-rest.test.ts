@@ -163,6 +163,12 @@ describe('secrets at rest', () => {
     const hub = await hubOn(dataDir);
     expect(hub.logs.records.some((r) => r.msg?.includes('sealed secret values and desired documents'))).toBe(true);
     expectNotOnDisk(dataDir, [Buffer.from(legacy)]);
+    const check = openDatabase(join(dataDir, 'hub.db'));
+    cleanup.add('check db', () => check.close());
+    expect(check.prepare('SELECT typeof(value) AS v FROM secrets').all()).toEqual([{ v: 'blob' }]);
+    expect(check.prepare('SELECT typeof(desired_doc) AS d, typeof(desired_hash) AS h FROM devices').all()).toEqual([
+      { d: 'blob', h: 'blob' },
+    ]);
     // Still usable: the sealed value resolves, the sealed document was republished.
     const watcher = await connectClient(hub.mqttUrl);
     cleanup.add('watcher', () => closeClient(watcher));
