@@ -17,6 +17,7 @@ import { deviceState } from '../support/fixtures.js';
 import { http } from '../support/http.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
+import { runCli } from '../support/processes.js';
 
 const topics = new Topics('flotilla/v1');
 const ENV_VALUE = `env-${randomBytes(12).toString('hex')}`;
@@ -117,6 +118,15 @@ describe('secrets at rest', () => {
     await expect(hubOn(dataDir, randomBytes(32).toString('base64'))).rejects.toThrow(
       /the secrets key does not open secret "api-token": it is not the key this hub's data was sealed with \(key from FLOTILLA_SECRETS_KEY/,
     );
+
+    // The same through `flotilla server`: exit 1 and the reason on stderr, the key nowhere.
+    const wrongKey = randomBytes(32).toString('base64');
+    const server = await runCli(['server', '--data-dir', dataDir, '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0'], {
+      env: { FLOTILLA_SECRETS_KEY: wrongKey },
+    });
+    expect(server.code).toBe(1);
+    expect(server.stderr).toContain('error: the secrets key does not open secret "api-token"');
+    expect(server.stdout + server.stderr).not.toContain(wrongKey);
 
     // The right key again: the stored desired document opens and is republished.
     hub = await hubOn(dataDir);
