@@ -10,6 +10,7 @@ import { DEVICE_ID_PATTERN, isDeviceId } from '../../../shared/index.js';
 import { agentIdentitySettings } from '../agent-file-settings.js';
 import type { CliIO } from '../context.js';
 import { UsageError } from '../errors.js';
+import { readHubKeyFile } from '../hub-key-file.js';
 import { parseLabelAssignments } from '../labels.js';
 import { type LogLevel, logLevelOption, parsePositiveDuration, parseSizeArg, startUntilSignal, topicRootOption } from '../lifecycle.js';
 import { registerAgentRegister } from './agent-register.js';
@@ -35,6 +36,7 @@ interface AgentOptions {
   config?: string;
   cert?: string;
   key?: string;
+  hubKey?: string;
 }
 
 /** What mqtt.js connects over, as the agent's config schema accepts them. */
@@ -57,6 +59,12 @@ export function registerAgent(program: Command, io: CliIO): void {
     )
     .addOption(new Option('--cert <file>', 'client certificate (PEM) for mutual TLS; its CN is the device id'))
     .addOption(new Option('--key <file>', "the client certificate's private key (PEM)"))
+    .addOption(
+      new Option(
+        '--hub-key <file>',
+        "the hub's public key (PEM, or the JSON of GET /api/v1/hub/key): desired state not signed with it is refused (default: the key `agent register` pinned)",
+      ).env('FLOTILLA_HUB_KEY'),
+    )
     .addHelpText('after', '\nAlso: --ca FILE (global) is the CA the agent trusts for mqtts/wss instead of the system store.')
     .addOption(new Option('--device-id <id>', "this device's id (default: the host name, lower-cased)").env('FLOTILLA_DEVICE_ID'))
     .addOption(new Option('--hub-url <url>', "the hub's MQTT broker").env('FLOTILLA_HUB_URL').default('mqtt://127.0.0.1:1883'))
@@ -153,7 +161,8 @@ export function registerAgent(program: Command, io: CliIO): void {
           dataDir: options.dataDir,
           labels: identity.labels,
           secret: identity.secret,
-          hubKey: identity.hubKey,
+          // Read here, not in the agent: a wrong file is a usage error before anything starts.
+          hubKey: options.hubKey !== undefined ? readHubKeyFile(options.hubKey) : identity.hubKey,
           ca: identity.ca,
           tlsCert: identity.tlsCert,
           tlsKey: identity.tlsKey,
