@@ -9,7 +9,7 @@ import mqtt from 'mqtt';
 import type { Logger } from 'pino';
 import { type DeviceStatus, Topics } from '../shared/index.js';
 import { AccountStore } from './auth/accounts.js';
-import { Authenticator, HUB_USERNAME } from './auth/authenticator.js';
+import { Authenticator, equalSecrets, HUB_USERNAME } from './auth/authenticator.js';
 import { ensureAdmin } from './auth/bootstrap.js';
 import { DeviceCredentialStore } from './auth/device-credentials.js';
 import { randomToken } from './auth/hashing.js';
@@ -161,7 +161,11 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
       rate: config.maxConnectRate,
       ratePerAddress: config.maxConnectRatePerAddress,
       logger,
-      exempt: (_client, packet) => packet.clientId === dispatcherClientId,
+      // Its client id alone would let anyone who guessed it skip the queue: the hub's password is checked too.
+      exempt: (_client, packet) =>
+        packet.clientId === dispatcherClientId &&
+        packet.username === HUB_USERNAME &&
+        equalSecrets(packet.password?.toString('utf8') ?? '', hubPassword),
     });
     // Oversized device messages are acknowledged and dropped after the ACL, before ingest.
     const payloadLimits = limitPayloads(access.authorizePublish, { topics, logger });
