@@ -69,12 +69,12 @@ describe('secrets at rest', () => {
     return hub;
   }
 
-  async function device(hub: TestHub, id: string): Promise<{ client: MqttClient; inbox: Inbox }> {
+  async function device(hub: TestHub, id: string, labels = { site: 'roof' }): Promise<{ client: MqttClient; inbox: Inbox }> {
     const client = await connectClient(hub.mqttUrl, { clientId: id });
     cleanup.add('device client', () => closeClient(client));
     const inbox = new Inbox(client);
     await client.subscribeAsync(topics.device(id, 'desired'), { qos: 1 });
-    await client.publishAsync(topics.device(id, 'state'), JSON.stringify(deviceState(id)), { qos: 1, retain: true });
+    await client.publishAsync(topics.device(id, 'state'), JSON.stringify(deviceState(id, { labels })), { qos: 1, retain: true });
     return { client, inbox };
   }
 
@@ -103,6 +103,14 @@ describe('secrets at rest', () => {
       { name: 'tls-key', data: FILE_VALUE.toString('base64') },
       { name: 'api-token', path: '/etc/web/token', data: Buffer.from(ENV_VALUE).toString('base64') },
     ]);
+
+    // A device that runs no app using them gets a desired document without them.
+    const other = await device(hub, 'dev-2', { site: 'cellar' });
+    const elsewhere = await other.inbox.waitFor<DesiredState>(topics.device('dev-2', 'desired'));
+    expect(elsewhere.apps).toEqual([]);
+    for (const form of [...plainForms(FILE_VALUE), ...plainForms(Buffer.from(ENV_VALUE))]) {
+      expect(other.inbox.messages.some((m) => m.payload.includes(form))).toBe(false);
+    }
 
     // Names and times only, over the API; nothing in the logs.
     const list = await http(hub.httpUrl, 'GET', '/api/v1/secrets');
