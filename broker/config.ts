@@ -12,8 +12,9 @@ export const HubConfig = Type.Object(
   {
     dataDir: Type.String({ minLength: 1 }),
     /**
-     * Loopback by default: until per-device credentials exist, exposing the
-     * broker beyond this machine is a deliberate act (`--host 0.0.0.0`).
+     * Loopback by default: exposing the broker beyond this machine is a
+     * deliberate act (`--host 0.0.0.0`), and off loopback anonymous clients
+     * are refused unless allowed (allowAnonymous).
      */
     host: Type.String({ minLength: 1 }),
     mqttPort: Port,
@@ -68,9 +69,8 @@ export const HubConfig = Type.Object(
      */
     maxPacketBytes: Type.Integer({ minimum: 1024, maximum: 268_435_455 }),
     /**
-     * MQTT accounts for dashboards: they may subscribe to device telemetry and
-     * status only, and publish nothing (broker/mqtt/access.ts). Clients with
-     * no username keep full access until per-device credentials exist.
+     * MQTT accounts for dashboards: viewers, who may subscribe to device
+     * telemetry and status only, and publish nothing (broker/auth/acl.ts).
      */
     /**
      * Clients without credentials (no username, no client certificate) keep
