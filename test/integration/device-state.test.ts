@@ -92,7 +92,14 @@ describe('device state and desired state over MQTT', () => {
     await connectDevice();
 
     const first = await deviceInbox.waitFor<DesiredState>(DESIRED, (d) => d.revision === 1);
-    expect(first).toEqual({ deviceId: 'dev-1', revision: 1, issuedAt: expect.any(String), apps: [] });
+    expect(first).toEqual({
+      deviceId: 'dev-1',
+      revision: 1,
+      issuedAt: expect.any(String),
+      apps: [],
+      // Signed by the hub (test/integration/signed-desired.test.ts verifies it).
+      signature: { alg: 'ed25519', value: expect.any(String) },
+    });
     // (Live deliveries carry retain=0 [MQTT-3.3.1-9]; the late subscriber below proves it is retained.)
 
     const applied = await http(hub.httpUrl, 'POST', '/api/v1/apps', appSpec('sensor-gateway', { site: 'roof' }));
