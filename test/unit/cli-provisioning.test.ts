@@ -6,12 +6,14 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Command } from 'commander';
 import { afterEach, describe, expect, it } from 'vitest';
 import { modeWarning, readAgentConfigFile, writeAgentConfigFile } from '../../broker/cli/agent-config-file.js';
+import { type AgentFlagValues, type AgentIdentitySettings, agentIdentitySettings } from '../../broker/cli/agent-file-settings.js';
 import { mqttUrlFor } from '../../broker/cli/commands/agent-register.js';
 import { formatExpiry, tokensTable } from '../../broker/cli/commands/token.js';
 import type { CliIO } from '../../broker/cli/context.js';
-import { EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_OK, EXIT_UNAUTHORIZED, run } from '../../broker/cli/main.js';
+import { buildProgram, EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_OK, EXIT_UNAUTHORIZED, run } from '../../broker/cli/main.js';
 
 interface Sent {
   method: string;
@@ -378,5 +380,118 @@ describe('the agent config file', () => {
     expect(modeWarning('/x/agent.json', 0o644)).toBe(
       "warning: /x/agent.json is readable by others (mode 0644) and holds this device's secret: chmod 600 /x/agent.json\n",
     );
+  });
+});
+
+describe('flotilla agent: the config file and the flags', () => {
+  let dir: string;
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** Parses `flotilla ARGS…` with the real option definitions, and returns what the agent would be started with. */
+  async function settingsFor(args: string[]): Promise<{ code: number; stderr: string; settings?: AgentIdentitySettings }> {
+    let stderr = '';
+    const io: CliIO = {
+      stdout: () => {},
+      stderr: (text) => {
+        stderr += text;
+      },
+      readStdin: async () => '',
+      readFile: async () => '',
+      fetch: async () => {
+        throw new Error('must not be called');
+      },
+    };
+    const program = buildProgram(io);
+    const agent = program.commands.find((c) => c.name() === 'agent');
+    let settings: AgentIdentitySettings | undefined;
+    // The real options, parsed by commander; only the start is replaced.
+    agent?.action((options: AgentFlagValues & { label: string[] }, command: Command) => {
+      settings = agentIdentitySettings({ ...options, labels: Object.fromEntries(options.label.map((l) => l.split('='))) }, command, io);
+    });
+    try {
+      await program.parseAsync(['node', 'flotilla', ...args]);
+      return { code: 0, stderr, ...(settings ? { settings } : {}) };
+    } catch (err) {
+      return { code: (err as { exitCode?: number }).exitCode ?? 1, stderr: stderr + String(err) };
+    }
+  }
+
+  const file = {
+    deviceId: 'pi-1',
+    hubUrl: 'mqtts://hub.example:8883',
+    secret: 'S',
+    hubKey: 'K',
+    ca: '-----BEGIN CERTIFICATE-----\nFILE\n-----END CERTIFICATE-----\n',
+    labels: { site: 'roof', tier: 'a' },
+  };
+
+  it('takes the identity from <data-dir>/agent.json when the flags are left at their defaults', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'flotilla-agentcfg-'));
+    writeAgentConfigFile(join(dir, 'agent.json'), file);
+    const { settings, stderr } = await settingsFor(['agent', '--data-dir', dir]);
+    expect(stderr).toBe('');
+    expect(settings).toEqual({
+      deviceId: 'pi-1',
+      hubUrl: 'mqtts://hub.example:8883',
+      labels: { site: 'roof', tier: 'a' },
+      secret: 'S',
+      hubKey: 'K',
+      ca: file.ca,
+      configPath: join(dir, 'agent.json'),
+    });
+  });
+
+  it('lets flags win: hub URL, labels per key, the CA (global --ca), a client certificate', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'flotilla-agentcfg-'));
+    const config = join(dir, 'elsewhere.json');
+    writeAgentConfigFile(config, file);
+    const ca = join(dir, 'ca.pem');
+    writeFileSync(ca, '-----BEGIN CERTIFICATE-----\nFLAG\n-----END CERTIFICATE-----\n');
+    writeFileSync(join(dir, 'c.pem'), '-----BEGIN CERTIFICATE-----\nC\n');
+    writeFileSync(join(dir, 'k.pem'), '-----BEGIN PRIVATE KEY-----\nK\n');
+    const { settings } = await settingsFor([
+      'agent',
+      '--config',
+      config,
+      '--hub-url',
+      'mqtt://other:1883',
+      '--label',
+      'tier=b',
+      '--ca',
+      ca,
+      '--cert',
+      join(dir, 'c.pem'),
+      '--key',
+      join(dir, 'k.pem'),
+    ]);
+    expect(settings).toMatchObject({
+      deviceId: 'pi-1',
+      hubUrl: 'mqtt://other:1883',
+      labels: { site: 'roof', tier: 'b' },
+      secret: 'S',
+      ca: '-----BEGIN CERTIFICATE-----\nFLAG\n-----END CERTIFICATE-----\n',
+      tlsCert: '-----BEGIN CERTIFICATE-----\nC\n',
+      tlsKey: '-----BEGIN PRIVATE KEY-----\nK\n',
+    });
+  });
+
+  it('warns when --device-id does not match the secret in the file', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'flotilla-agentcfg-'));
+    writeAgentConfigFile(join(dir, 'agent.json'), file);
+    const { settings, stderr } = await settingsFor(['agent', '--data-dir', dir, '--device-id', 'pi-9']);
+    expect(settings?.deviceId).toBe('pi-9');
+    expect(stderr).toContain(`warning: --device-id pi-9 overrides ${join(dir, 'agent.json')}, whose secret belongs to device pi-1`);
+  });
+
+  it('runs without a file as before, but an explicit --config must exist; --cert needs --key', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'flotilla-agentcfg-'));
+    const none = await settingsFor(['agent', '--data-dir', dir, '--device-id', 'pi-1']);
+    expect(none.settings).toEqual({ deviceId: 'pi-1', hubUrl: 'mqtt://127.0.0.1:1883', labels: {} });
+    const missing = await settingsFor(['agent', '--config', join(dir, 'nope.json')]);
+    expect(missing.code).toBe(EXIT_INVALID_INPUT);
+    expect(missing.stderr).toContain('cannot read the agent config');
+    writeFileSync(join(dir, 'c.pem'), '-----BEGIN CERTIFICATE-----\n');
+    const half = await settingsFor(['agent', '--data-dir', dir, '--cert', join(dir, 'c.pem')]);
+    expect(half.stderr).toContain('--cert and --key go together');
   });
 });
