@@ -107,10 +107,12 @@ export function registerServer(program: Command, io: CliIO): void {
         .default([], 'none'),
     )
     .addOption(
-      new Option('--anonymous <allow|deny>', 'clients without credentials: full access (allow) or refused (deny)')
+      new Option(
+        '--anonymous <allow|deny>',
+        'clients without credentials: full access (allow) or refused (deny); default: allow on a loopback --host, else deny',
+      )
         .choices(['allow', 'deny'])
-        .env('FLOTILLA_ANONYMOUS')
-        .default(undefined, 'allow on a loopback --host, else deny'),
+        .env('FLOTILLA_ANONYMOUS'),
     )
     .addOption(
       new Option('--telemetry-max-age <duration>', 'delete logs, metrics and events older than this (e.g. 7d, 12h)')
