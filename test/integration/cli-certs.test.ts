@@ -10,8 +10,10 @@ import { get as httpsGet } from 'node:https';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
+import { http } from '../support/http.js';
 import { freePort } from '../support/ports.js';
-import { CLI, type RunResult, scratchDir, startHubProcess, stopAll } from '../support/processes.js';
+import { CLI, type RunResult, scratchDir, spawnCli, startHubProcess, stopAll } from '../support/processes.js';
+import { waitFor } from '../support/wait.js';
 
 const execFileAsync = promisify(execFile);
 /** Each run starts node and tsx, and openssl makes keys: give a busy two-core machine time. */
@@ -159,6 +161,43 @@ describe('flotilla certs dev', () => {
     ]);
     const ca = readFileSync(join(cwd, 'data/certs/ca.pem'), 'utf8');
     expect(await httpsStatus(`https://localhost:${httpsPort}/healthz`, ca)).toBe(200);
+  });
+
+  it('prints `flotilla agent` flags with which a device logs in by its certificate alone (mTLS, anonymous denied)', SLOW, async () => {
+    const cwd = scratchDir('flotilla-it-certs-cli-');
+    const made = await flotilla(['certs', 'dev', '--client', 'gw-a'], cwd);
+    expect(made.code).toBe(0);
+    const printed = (command: string) => {
+      const line = made.stdout.split('\n').find((l) => l.trim().startsWith(`flotilla ${command} `));
+      if (line === undefined) throw new Error(`no "flotilla ${command}" line in:\n${made.stdout}`);
+      return line.trim().split(/\s+/).slice(2);
+    };
+    // Paths made absolute (the processes run elsewhere).
+    const absolute = (args: string[]) =>
+      args.map((arg, i) => (/^--(tls-|ca$|cert$|key$)/.test(args[i - 1] ?? '') ? resolve(cwd, arg) : arg));
+    const [mqttsPort, wssPort, httpsPort] = [await freePort(), await freePort(), await freePort()];
+    const hub = await startHubProcess(undefined, [
+      ...absolute(printed('server')),
+      ...['--mqtts-port', `${mqttsPort}`, '--wss-port', `${wssPort}`, '--https-port', `${httpsPort}`, '--anonymous', 'deny'],
+    ]);
+    const admin = { authorization: `Bearer ${readFileSync(join(hub.dataDir, 'admin.key'), 'utf8').trim()}` };
+    const { token } = (await http(hub.url, 'POST', '/api/v1/tokens', {}, admin)).body as { token: string };
+    expect((await http(hub.url, 'POST', '/api/v1/register', { token, deviceId: 'gw-a' })).status).toBe(200);
+
+    // The printed hub URL names the default port; this hub's is another.
+    const agentArgs = absolute(printed('agent')).map((arg) => (arg === 'mqtts://localhost:8883' ? `mqtts://localhost:${mqttsPort}` : arg));
+    expect(agentArgs).toContain(`mqtts://localhost:${mqttsPort}`);
+    // No secret anywhere: the certificate is the credential. No engine either: nothing is deployed.
+    const agent = spawnCli('agent gw-a', ['agent', ...agentArgs, '--data-dir', scratchDir('flotilla-it-agent-')], {
+      DOCKER_HOST: 'unix:///nonexistent/docker.sock',
+    });
+    await waitFor('gw-a online', async () => {
+      if (!agent.running) throw new Error(`the agent exited: ${agent.output.slice(-2000)}`);
+      const r = await http(hub.url, 'GET', '/api/v1/devices/gw-a', undefined, admin);
+      return r.status === 200 && r.body.online === true;
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}; agent output: ${agent.output.slice(-2000)}`);
+    });
   });
 });
 
