@@ -93,7 +93,7 @@ describe('provisioning with the real CLI', SLOW, () => {
     expect(registered, registered.stderr).toMatchObject({ code: EXIT_OK, stderr: '' });
     const configPath = join(dataDir, 'agent.json');
     expect(registered.stdout).toBe(
-      `device/pi-1 registered; config written to ${configPath} (mode 0600)\nstart the agent with: flotilla agent --config ${configPath}\n`,
+      `device/pi-1 registered; config written to ${configPath} (mode 0600)\nstart the agent with: flotilla agent --data-dir ${dataDir}\n`,
     );
 
     expect(statSync(configPath).mode & 0o777).toBe(0o600);

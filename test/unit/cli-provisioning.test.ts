@@ -281,7 +281,9 @@ describe('flotilla agent register', () => {
       hubKey: answer.hubKey,
       labels: { site: 'roof' },
     });
-    expect(result.stdout).toContain(`device/pi-1 registered; config written to ${path} (mode 0600)`);
+    expect(result.stdout).toBe(
+      `device/pi-1 registered; config written to ${path} (mode 0600)\nstart the agent with: flotilla agent --data-dir ${join(dir, 'agent')}\n`,
+    );
     expect(result.stdout + result.stderr).not.toContain('SECRET');
   });
 

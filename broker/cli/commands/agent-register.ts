@@ -106,13 +106,13 @@ export function registerAgentRegister(agent: Command, io: CliIO): void {
         { force: options.force === true },
       );
       const summary = { deviceId: registration.deviceId, hubUrl: mqttUrl, config: path };
+      // The agent keeps its state in its data dir, so the hint names it, and the config only when it lives elsewhere.
+      const start = `flotilla agent --data-dir ${agentOptions.dataDir}${path === defaultAgentConfigPath(agentOptions.dataDir) ? '' : ` --config ${path}`}`;
       render(
         io,
         globals.output,
         summary,
-        () =>
-          `device/${registration.deviceId} registered; config written to ${path} (mode 0600)\n` +
-          `start the agent with: flotilla agent --config ${path}\n`,
+        () => `device/${registration.deviceId} registered; config written to ${path} (mode 0600)\n` + `start the agent with: ${start}\n`,
       );
     });
 }
