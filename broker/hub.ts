@@ -23,7 +23,7 @@ import { createApi } from './dispatcher/api.js';
 import { Dispatcher } from './dispatcher/dispatcher.js';
 import { Rollouts } from './dispatcher/rollouts.js';
 import { loadOrCreateSigningKey, SIGNING_KEY_FILE } from './dispatcher/signing-key.js';
-import { dashboardRoutes } from './http/dashboard.js';
+import { type DashboardConfig, dashboardRoutes } from './http/dashboard.js';
 import { hubKeyRoute } from './http/hub-key.js';
 import { metricsRoute } from './http/metrics.js';
 import { createHttpHandler } from './http/server.js';
@@ -270,6 +270,7 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
         dropped: () => payloadLimits.dropped(),
       },
     );
+    const dashboard: DashboardConfig = { wsPort: broker.wsPort, topicRoot: config.topicRoot };
     const rawRoutes = [
       ...followRoutes(api, ingest),
       metricsRoute(metrics),
@@ -286,7 +287,7 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
         logger,
         desiredMayHaveChanged: () => dispatcher?.scheduleSync(),
       }),
-      ...dashboardRoutes({ wsPort: broker.wsPort, topicRoot: config.topicRoot }),
+      ...dashboardRoutes(dashboard),
     ];
     const httpHandler = createHttpHandler(api, logger, rawRoutes, httpAuth(authenticator, loginDelay, logger));
     const http = createHttpServer(httpHandler);
@@ -294,6 +295,8 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
     cleanups.push(() => closeServer(http));
     const tls = await startTlsListeners(config, { handleMqtt: broker.handle, httpHandler, logger });
     if (tls) cleanups.push(() => tls.close());
+    // Known only now (port 0 is chosen at listen); config.json is rendered per request.
+    if (tls) dashboard.wssPort = tls.ports.wss;
     tlsMqttPort = tls?.ports.mqtts;
     logger.info({ component: 'hub', dataDir: config.dataDir, httpPort, mqttPort: broker.mqttPort, wsPort: broker.wsPort }, 'hub ready');
     return {

@@ -6,7 +6,7 @@
  *   GET /dashboard/             index.html
  *   GET /dashboard/dashboard.js the page's script
  *   GET /dashboard/mqtt.min.js  node_modules/mqtt/dist/mqtt.min.js
- *   GET /dashboard/config.json  {wsPort, topicRoot}: where the page's MQTT-over-WebSocket client connects
+ *   GET /dashboard/config.json  {wsPort, wssPort?, topicRoot}: where the page's MQTT-over-WebSocket client connects
  *
  * Only these names are served (no path from the URL reaches the file system).
  * The page holds no credentials: the operator types them, or puts them in the URL;
@@ -23,6 +23,8 @@ import type { RawRoute } from './server.js';
 export interface DashboardConfig {
   /** The port of the broker's WebSocket listener, as the hub bound it. */
   wsPort: number;
+  /** The secure WebSocket listener's port, when the hub has TLS: a page served over https must use it (no mixed content). */
+  wssPort?: number;
   topicRoot: string;
 }
 

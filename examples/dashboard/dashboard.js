@@ -23,7 +23,9 @@
     .then((res) => (res.ok ? res.json() : {}))
     .catch(() => ({}))
     .then((hub) => {
-      if (hub.wsPort) defaults.ws = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.hostname}:${hub.wsPort}`;
+      // Served over https, the page may only open wss:// (browsers block mixed content): the hub's TLS listener.
+      if (location.protocol === 'https:' && hub.wssPort) defaults.ws = `wss://${location.hostname}:${hub.wssPort}`;
+      else if (hub.wsPort) defaults.ws = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.hostname}:${hub.wsPort}`;
       if (hub.topicRoot) defaults.root = hub.topicRoot;
       field('ws').value = fromHash.get('ws') ?? defaults.ws;
       field('root').value = fromHash.get('root') ?? defaults.root;

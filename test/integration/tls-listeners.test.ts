@@ -110,6 +110,11 @@ describe('TLS listeners (mqtts, wss, https)', () => {
     expect(await httpsJson(`https://127.0.0.1:${ports.https}/api/v1/devices`, certs.ca)).toEqual({ status: 200, body: overHttp.body });
   });
 
+  it('tells the dashboard page where wss is, so a page served over https connects there', async () => {
+    const config = await httpsJson(`https://127.0.0.1:${ports.https}/dashboard/config.json`, certs.ca);
+    expect(config).toEqual({ status: 200, body: { wsPort: hub.hub.ports.ws, wssPort: ports.wss, topicRoot: 'flotilla/v1' } });
+  });
+
   it('https refuses a plaintext request and a client that does not trust the dev CA', async () => {
     await expect(fetch(`http://127.0.0.1:${ports.https}/healthz`, { signal: AbortSignal.timeout(5_000) })).rejects.toThrow();
     await expect(httpsJson(`https://127.0.0.1:${ports.https}/healthz`, otherCerts.ca)).rejects.toMatchObject({
