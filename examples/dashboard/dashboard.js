@@ -45,9 +45,12 @@
     render();
     const root = field('root').value.trim();
     const username = field('user').value;
+    const suffix = `dashboard-${Math.random().toString(16).slice(2, 10)}`;
     const options = {
       protocolVersion: 4,
-      clientId: `flotilla-dashboard-${Math.random().toString(16).slice(2, 10)}`,
+      // A service account (a viewer's API key as password) must connect as `<name>.<suffix>`;
+      // a --dashboard-user may use any id nobody owns, so the same form suits both.
+      clientId: /^[a-z0-9-]{1,63}$/.test(username) ? `${username}.${suffix}` : `flotilla-${suffix}`,
       clean: true,
       reconnectPeriod: 5000,
       connectTimeout: 10_000,

@@ -7,6 +7,7 @@ import { Script } from 'node:vm';
 import type { MqttClient } from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { DeviceState, Metrics } from '../../shared/index.js';
+import { createAccount } from '../support/auth.js';
 import { Cleanup } from '../support/cleanup.js';
 import { deviceState, metricsSample } from '../support/fixtures.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
@@ -109,6 +110,17 @@ describe('read-only dashboards over MQTT/WebSocket', () => {
   ])('refuses %s at CONNECT with return code 4', async (_what, credentials) => {
     const attempt = connectClient(hub.wsUrl, credentials);
     await expect(attempt).rejects.toMatchObject({ code: 4 });
+  });
+
+  it('takes a viewer service account too, under the client id the example page uses (<name>.dashboard-…)', async () => {
+    const key = await createAccount(hub, 'grafana', 'viewer');
+    const ws = await client(hub.wsUrl, { clientId: 'grafana.dashboard-1a2b3c4d', username: 'grafana', password: key });
+    const granted = await ws.subscribeAsync([`${ROOT}/+/metrics`], { qos: 1 });
+    expect(granted.map((g) => g.qos)).toEqual([1]);
+    // Any other id is refused: a service account connects as itself.
+    await expect(connectClient(hub.wsUrl, { clientId: 'flotilla-dashboard-1', username: 'grafana', password: key })).rejects.toMatchObject({
+      code: 2,
+    });
   });
 
   it('leaves clients without a username their full access', async () => {
