@@ -67,6 +67,23 @@ export function refuseExisting(path: string): void {
 }
 
 /**
+ * Makes the config's directory (0700) and checks that a file can be created
+ * in it, before a registration token is spent on a config that then cannot
+ * be written (a data dir owned by root, say).
+ */
+export function checkWritable(path: string): void {
+  const dir = dirname(path);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const probe = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.probe`);
+    closeSync(openSync(probe, 'wx', 0o600));
+    unlinkSync(probe);
+  } catch (err) {
+    throw new UsageError(`cannot write the agent config in ${dir}: ${(err as Error).message}`);
+  }
+}
+
+/**
  * Writes `config` to `path` with mode 0600 (see the invariant above). Without
  * `force`, an existing file is never replaced, even one that appeared since
  * `refuseExisting`: link(2) into place fails if the name is taken.

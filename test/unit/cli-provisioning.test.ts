@@ -301,6 +301,15 @@ describe('flotilla agent register', () => {
     expect(statSync(config).mode & 0o777).toBe(0o600);
   });
 
+  it('refuses a config it could not write before spending the token', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'flotilla-reg-'));
+    writeFileSync(join(dir, 'a-file'), '');
+    const result = await cli(['agent', 'register', '--token', 'T', '--data-dir', join(dir, 'a-file', 'agent')], () => json(200, answer));
+    expect(result.code).toBe(EXIT_INVALID_INPUT);
+    expect(result.stderr).toMatch(/^error: cannot write the agent config in .*a-file\/agent: ENOTDIR/);
+    expect(result.sent).toEqual([]);
+  });
+
   it('needs --hub and a token', async () => {
     dir = mkdtempSync(join(tmpdir(), 'flotilla-reg-'));
     let stderr = '';

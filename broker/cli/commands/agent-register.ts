@@ -16,7 +16,7 @@
  */
 import { type Command, Option } from 'commander';
 import { DEVICE_ID_PATTERN, isDeviceId } from '../../../shared/index.js';
-import { defaultAgentConfigPath, refuseExisting, writeAgentConfigFile } from '../agent-config-file.js';
+import { checkWritable, defaultAgentConfigPath, refuseExisting, writeAgentConfigFile } from '../agent-config-file.js';
 import type { Registration } from '../auth-api.js';
 import { HubClient, parseHubUrl } from '../client.js';
 import { type CliIO, globalOptions, render } from '../context.js';
@@ -63,8 +63,9 @@ export function registerAgentRegister(agent: Command, io: CliIO): void {
     .action(async (options: RegisterOptions, command: Command) => {
       const globals = globalOptions(command);
       const agentOptions = (command.parent?.opts() ?? {}) as AgentParentOptions;
-      if (sourceOf(command, 'hub') === 'default')
+      if (sourceOf(command, 'hub') === 'default') {
         throw new UsageError('agent register needs the hub: --hub URL (its HTTP API, e.g. https://hub.example:7443)');
+      }
       if (globals.token === undefined || globals.token === '') {
         throw new UsageError('agent register needs a registration token: --token T (make one on the hub with `flotilla token create`)');
       }
@@ -76,6 +77,7 @@ export function registerAgentRegister(agent: Command, io: CliIO): void {
       const labels = parseLabelAssignments(agentOptions.label ?? []);
       const path = agentOptions.config ?? defaultAgentConfigPath(agentOptions.dataDir);
       if (!options.force) refuseExisting(path);
+      checkWritable(path);
       const hubUrl = parseHubUrl(globals.hub);
       const ca = globals.ca === undefined ? undefined : readCaFile(globals.ca);
 
@@ -93,18 +95,25 @@ export function registerAgentRegister(agent: Command, io: CliIO): void {
           `warning: the hub announces no MQTT TLS port: the agent will connect in plain text to ${mqttUrl} (--mqtt-url to choose)\n`,
         );
       }
-      writeAgentConfigFile(
-        path,
-        {
-          deviceId: registration.deviceId,
-          hubUrl: mqttUrl,
-          secret: registration.secret,
-          hubKey: registration.hubKey,
-          ...(ca !== undefined ? { ca } : {}),
-          ...(Object.keys(labels).length > 0 ? { labels } : {}),
-        },
-        { force: options.force === true },
-      );
+      const config = {
+        deviceId: registration.deviceId,
+        hubUrl: mqttUrl,
+        secret: registration.secret,
+        hubKey: registration.hubKey,
+        ...(ca !== undefined ? { ca } : {}),
+        ...(Object.keys(labels).length > 0 ? { labels } : {}),
+      };
+      try {
+        writeAgentConfigFile(path, config, { force: options.force === true });
+      } catch (err) {
+        // The secret existed only in this process: the identity is lost, and says how to recover.
+        const reason = err instanceof CliError ? err.message : (err as Error).message;
+        throw new CliError(
+          `device ${registration.deviceId} was registered, but its config could not be written: ${reason}`,
+          EXIT_HUB_ERROR,
+          [`revoke it (flotilla device revoke ${registration.deviceId}) and register again with a new token`],
+        );
+      }
       const summary = { deviceId: registration.deviceId, hubUrl: mqttUrl, config: path };
       // The agent keeps its state in its data dir, so the hint names it, and the config only when it lives elsewhere.
       const start = `flotilla agent --data-dir ${agentOptions.dataDir}${path === defaultAgentConfigPath(agentOptions.dataDir) ? '' : ` --config ${path}`}`;
