@@ -9,7 +9,7 @@ import { Aedes, type AedesOptions, type Client } from 'aedes';
 import type { Logger } from 'pino';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import { limitPacketSize } from './packet-limit.js';
-import { DROPPED_TOPIC, MAX_TOPIC_LEVELS } from './payload-limits.js';
+import { FLOTILLA_INTERNAL_PREFIX, MAX_TOPIC_LEVELS } from './payload-limits.js';
 import { retainedIndexedPersistence } from './retained-index.js';
 import { boundSessionQueues, DEFAULT_SUBSCRIBER_LIMITS, type SubscriberLimits, subscriberGuard } from './subscriber-limits.js';
 
@@ -83,9 +83,9 @@ export async function startBroker(options: BrokerOptions): Promise<EmbeddedBroke
       if (authenticate) return authenticate(client, username, password, done);
       done(null, true);
     },
-    // Messages dropped over their payload cap go nowhere (payload-limits.ts).
+    // Messages dropped over their payload cap, or refused by the ACL, go nowhere (payload-limits.ts).
     authorizeForward(client, packet) {
-      if (packet.topic === DROPPED_TOPIC) return null;
+      if (packet.topic.startsWith(FLOTILLA_INTERNAL_PREFIX)) return null;
       return authorizeForward ? authorizeForward(client, packet) : packet;
     },
   });

@@ -28,8 +28,10 @@ import type { DeviceChannel, Topics } from '../../shared/index.js';
 
 type AuthorizePublish = NonNullable<AedesOptions['authorizePublish']>;
 
-/** Where a dropped message goes: nowhere (broker.ts forwards nothing on it). */
-export const DROPPED_TOPIC = '$flotilla/dropped';
+/** The hub's own topics for messages that go nowhere: clients may neither publish nor receive on them, and broker.ts forwards nothing there. */
+export const FLOTILLA_INTERNAL_PREFIX = '$flotilla/';
+/** Where a message dropped over its cap goes. */
+export const DROPPED_TOPIC = `${FLOTILLA_INTERNAL_PREFIX}dropped`;
 
 /** Longest topic name a client may publish to, in characters. Flotilla's are under 200 (root + 63-char id + channel). */
 export const TOPIC_MAX_LENGTH = 512;
