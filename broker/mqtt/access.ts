@@ -39,9 +39,6 @@ import { describeIdentity, type Identity } from '../auth/identity.js';
 import { LoginDelay, sleep } from '../auth/login-delay.js';
 import { mayCall, requiredRole } from '../auth/permissions.js';
 
-export { VIEWER_CHANNELS as READ_ONLY_CHANNELS } from '../auth/acl.js';
-export type { ReadOnlyUser } from '../auth/authenticator.js';
-
 export interface AccessControlOptions {
   authenticator: Authenticator;
   owners: ClientIdOwners;
