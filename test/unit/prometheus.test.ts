@@ -98,7 +98,13 @@ class FakeSources implements FleetSources, BrokerSources {
     return 5;
   }
   admission() {
-    return { admitted: 40, delayed: 15, refused: 7, waiting: 2 };
+    return { admitted: 40, delayed: 15, refused: 7, refusedPerAddress: 4, waiting: 2 };
+  }
+  dropped() {
+    return [
+      { channel: 'state', reason: 'payload_too_large', count: 2 },
+      { channel: 'other', reason: 'topic_too_long', count: 1 },
+    ];
   }
 }
 
@@ -136,6 +142,9 @@ describe('Prometheus exporter', () => {
     expect(sampleValue(metrics, 'flotilla_mqtt_connections_total', { outcome: 'admitted' })).toBe(25);
     expect(sampleValue(metrics, 'flotilla_mqtt_connections_total', { outcome: 'delayed' })).toBe(15);
     expect(sampleValue(metrics, 'flotilla_mqtt_connections_total', { outcome: 'refused' })).toBe(7);
+    expect(sampleValue(metrics, 'flotilla_mqtt_connections_total', { outcome: 'refused_per_address' })).toBe(4);
+    expect(sampleValue(metrics, 'flotilla_mqtt_messages_dropped_total', { channel: 'state', reason: 'payload_too_large' })).toBe(2);
+    expect(sampleValue(metrics, 'flotilla_mqtt_messages_dropped_total', { channel: 'other', reason: 'topic_too_long' })).toBe(1);
     expect(sampleValue(metrics, 'flotilla_mqtt_connections_waiting')).toBe(2);
     // Only where the device has a thermal zone.
     expect(labelSets(metrics, 'flotilla_device_temperature_celsius')).toEqual([{ device: 'dev-a' }]);
