@@ -14,6 +14,7 @@ import { makeTestCerts, type TestCerts } from '../support/dev-certs.js';
 import { http } from '../support/http.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
+import { runCli } from '../support/processes.js';
 
 const execFileAsync = promisify(execFile);
 const TOPIC = 'flotilla/v1/devices/dev-tls/state';
@@ -108,6 +109,17 @@ describe('TLS listeners (mqtts, wss, https)', () => {
     const overHttp = await http(hub.httpUrl, 'GET', '/api/v1/devices');
     expect(overHttp.status).toBe(200);
     expect(await httpsJson(`https://127.0.0.1:${ports.https}/api/v1/devices`, certs.ca)).toEqual({ status: 200, body: overHttp.body });
+  });
+
+  it('the CLI reaches the https API with --ca pinning the dev CA, and refuses the hub without it', { timeout: 60_000 }, async () => {
+    const hubUrl = `https://127.0.0.1:${ports.https}`;
+    const pinned = await runCli(['--hub', hubUrl, '--ca', certs.hubConfig.tlsClientCaFile, 'get', 'devices', '-o', 'json']);
+    expect(pinned.stderr).toBe('');
+    expect(pinned.code).toBe(0);
+    expect(JSON.parse(pinned.stdout)).toEqual((await http(hub.httpUrl, 'GET', '/api/v1/devices')).body);
+    const unpinned = await runCli(['--hub', hubUrl, 'get', 'devices']);
+    expect(unpinned.code).toBe(1);
+    expect(unpinned.stderr).toMatch(/certificate|issuer/i);
   });
 
   it('tells the dashboard page where wss is, so a page served over https connects there', async () => {
