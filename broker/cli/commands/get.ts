@@ -12,7 +12,7 @@ import { registerGetServiceAccounts } from './serviceaccount.js';
 import { registerGetTokens } from './token.js';
 
 export function registerGet(program: Command, io: CliIO): void {
-  const get = program.command('get').description('list devices or apps');
+  const get = program.command('get').description('list devices, apps, secrets, registration tokens or service accounts');
 
   get
     .command('devices')
