@@ -44,6 +44,16 @@ export const DEFAULT_MAX_PACKET_BYTES = 1024 * 1024;
 /** A CONNECT (ids, credentials, a will) is a few hundred bytes; before authentication nobody gets more. */
 export const MAX_CONNECT_PACKET_BYTES = 64 * 1024;
 
+/**
+ * The largest WebSocket message accepted on an MQTT-over-WebSocket listener.
+ * ws buffers a whole message before the stream (and so the packet cap) sees
+ * any of it, up to its default of 100 MiB; MQTT.js sends a packet a message,
+ * so twice the packet cap leaves room for a client that sends a few at once.
+ */
+export function webSocketMaxPayload(maxPacketBytes = DEFAULT_MAX_PACKET_BYTES): number {
+  return 2 * maxPacketBytes;
+}
+
 export interface EmbeddedBroker {
   aedes: Aedes;
   mqttPort: number;
@@ -59,6 +69,7 @@ export async function startBroker(options: BrokerOptions): Promise<EmbeddedBroke
   const subscribers = subscriberGuard(limits, log);
   const authenticate = options.hooks?.authenticate;
   const authorizeForward = options.hooks?.authorizeForward;
+  const maxPacketBytes = options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
   const aedes = await Aedes.createBroker({
     // A client that has not drained its connection for this long is
     // disconnected: an anonymous subscriber that stopped reading, or one a
@@ -92,7 +103,6 @@ export async function startBroker(options: BrokerOptions): Promise<EmbeddedBroke
   aedes.on('clientError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'connection error'));
   boundSessionQueues(aedes, limits.maxQueuedMessages, log);
-  const maxPacketBytes = options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
   const handle = (conn: Duplex, req?: IncomingMessage) => {
     let client: Client | undefined;
     limitPacketSize(conn, {
@@ -113,7 +123,7 @@ export async function startBroker(options: BrokerOptions): Promise<EmbeddedBroke
   const httpForWs = createHttpServer((_req, res) => {
     res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: connect with a WebSocket client\n');
   });
-  const wss = new WebSocketServer({ server: httpForWs });
+  const wss = new WebSocketServer({ server: httpForWs, maxPayload: webSocketMaxPayload(maxPacketBytes) });
   // ws re-emits its HTTP server's errors (EADDRINUSE); `listen` below reports them.
   wss.on('error', (err) => log.debug({ err: err.message }, 'websocket server error'));
   wss.on('connection', (socket, req) => {

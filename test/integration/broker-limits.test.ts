@@ -10,6 +10,7 @@
 import { connect as connectTcp, type Socket } from 'node:net';
 import type { MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { Cleanup } from '../support/cleanup.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
@@ -99,6 +100,19 @@ describe('broker limits', SLOW, () => {
     const event = { seq: 1, ts: new Date().toISOString(), type: 'test', message: 'x'.repeat(60 * 1024) };
     await fine.publishAsync(`${ROOT}/devices/dev-ok/events`, JSON.stringify(event), { qos: 1 });
     await inbox.waitFor(`${ROOT}/devices/dev-ok/events`, (e) => e.seq === 1);
+  });
+
+  it('over MQTT over WebSocket, closes a connection sending a message over twice --max-packet-size before ws has buffered it', async () => {
+    const hub: TestHub = cleanup.add('hub', () => hub.close(), await startTestHub({ config: { maxPacketBytes: 128 * 1024 } }));
+    const socket = new WebSocket(hub.wsUrl, 'mqtt');
+    cleanup.add('ws', () => socket.terminate());
+    await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+    const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
+    socket.send(Buffer.alloc(1024 * 1024));
+    // 1009: "message too big" (RFC 6455 §7.4.1), from ws' maxPayload.
+    expect(await closed).toBe(1009);
+    const ok: MqttClient = cleanup.add('ok', () => closeClient(ok), await connectClient(hub.wsUrl));
+    expect(ok.connected).toBe(true);
   });
 
   it('acknowledges and drops a device message over its topic cap: nothing delivered, retained or stored; the connection stays; counted and logged', async () => {
