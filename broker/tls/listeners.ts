@@ -21,7 +21,7 @@ import { createSecureContext, createServer as createTlsServer, type TLSSocket, t
 import type { Logger } from 'pino';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import type { HubConfig } from '../config.js';
-import { closeServer, listen, webSocketMaxPayload } from '../mqtt/broker.js';
+import { closeServer, listen } from '../mqtt/broker.js';
 
 export interface TlsListenerDeps {
   /** Serves MQTT on an accepted connection (EmbeddedBroker.handle). */
@@ -36,8 +36,10 @@ export interface TlsListeners {
   close(): Promise<void>;
 }
 
-type TlsConfig = Pick<HubConfig, 'host' | 'tlsCertFile' | 'tlsKeyFile' | 'tlsClientCaFile' | 'mqttsPort' | 'wssPort' | 'httpsPort'> &
-  Partial<Pick<HubConfig, 'maxPacketBytes'>>;
+/** Ample for a device on a slow cellular link; a TLS 1.3 handshake is a round trip or two. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+type TlsConfig = Pick<HubConfig, 'host' | 'tlsCertFile' | 'tlsKeyFile' | 'tlsClientCaFile' | 'mqttsPort' | 'wssPort' | 'httpsPort'>;
 
 /** Starts the three TLS listeners if the configuration has a certificate and key; undefined otherwise. */
 export async function startTlsListeners(config: TlsConfig, deps: TlsListenerDeps): Promise<TlsListeners | undefined> {
@@ -56,14 +58,13 @@ export async function startTlsListeners(config: TlsConfig, deps: TlsListenerDeps
     log.debug({ listener, remoteAddress: socket.remoteAddress, err: err.message }, 'TLS handshake failed');
 
   const mqtts = createTlsServer(options, (socket) => deps.handleMqtt(socket));
-  mqtts.on('connection', track);
   mqtts.on('tlsClientError', onTlsClientError('mqtts'));
 
   const httpsForWs = createHttpsServer(options, (_req, res) => {
     res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: connect with a WebSocket client\n');
   });
   httpsForWs.on('tlsClientError', onTlsClientError('wss'));
-  const wss = new WebSocketServer({ server: httpsForWs, maxPayload: webSocketMaxPayload(config.maxPacketBytes) });
+  const wss = new WebSocketServer({ server: httpsForWs });
   wss.on('error', (err) => log.debug({ err: err.message }, 'secure websocket server error'));
   wss.on('connection', (socket, req) => {
     const stream = createWebSocketStream(socket);
@@ -74,11 +75,13 @@ export async function startTlsListeners(config: TlsConfig, deps: TlsListenerDeps
 
   const https = createHttpsServer(options, deps.httpHandler);
   https.on('tlsClientError', onTlsClientError('https'));
+  // The HTTP servers track connections only once the handshake is done; one stuck before it would hold close() up.
+  for (const server of [mqtts, httpsForWs, https]) server.on('connection', track);
 
   const close = async () => {
     for (const client of wss.clients) client.terminate();
     const closed = Promise.all([closeServer(mqtts), closeServer(httpsForWs), closeServer(https)]);
-    // A tls.Server has no closeAllConnections(): its MQTT connections are ended here.
+    // A tls.Server has no closeAllConnections(), and handshakes in progress belong to no HTTP server yet: ended here.
     for (const socket of sockets) socket.destroy();
     await closed;
   };
@@ -109,6 +112,8 @@ export function serverTlsOptions(certFile: string, keyFile: string, clientCaFile
     cert,
     key,
     minVersion: 'TLSv1.2',
+    // Node waits 120 s by default for a handshake: a connection that never sends one is let go sooner.
+    handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
     // Verified, not required: an unverified or absent certificate leaves the login to username and password.
     ...(ca !== undefined ? { ca, requestCert: true, rejectUnauthorized: false } : {}),
   };

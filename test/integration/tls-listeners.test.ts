@@ -6,6 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { get as httpsGet } from 'node:https';
+import { createConnection, type Socket } from 'node:net';
 import { promisify } from 'node:util';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -120,6 +121,24 @@ describe('TLS listeners (mqtts, wss, https)', () => {
     const unpinned = await runCli(['--hub', hubUrl, 'get', 'devices']);
     expect(unpinned.code).toBe(1);
     expect(unpinned.stderr).toMatch(/certificate|issuer/i);
+  });
+
+  it('closes promptly while clients sit in the TLS handshake (connected, never sending a ClientHello)', async () => {
+    const silent = await Promise.all(
+      [ports.mqtts, ports.wss, ports.https].map(
+        (port) =>
+          new Promise<Socket>((resolve, reject) => {
+            const socket = createConnection({ host: '127.0.0.1', port }, () => resolve(socket));
+            socket.on('error', reject);
+          }),
+      ),
+    );
+    const closedByHub = silent.map((socket) => new Promise<void>((resolve) => socket.once('close', () => resolve())));
+    const started = Date.now();
+    await hub.close();
+    await Promise.all(closedByHub);
+    // Node's own handshake timeout is 120 s and the hub's 10 s: neither is what ended these.
+    expect(Date.now() - started).toBeLessThan(5_000);
   });
 
   it('tells the dashboard page where wss is, so a page served over https connects there', async () => {
