@@ -171,9 +171,12 @@ describe('TLS configuration', () => {
     }
   });
 
-  it('refuses a certificate without its key, and a key that does not match the certificate, naming the setting', async () => {
+  it('refuses a certificate without its key, a client CA alone, a key that does not match and a missing file, naming the setting', async () => {
     const { tlsKeyFile: _key, ...withoutKey } = certs.hubConfig;
     await expect(startTestHub({ config: withoutKey })).rejects.toThrow(/tlsKeyFile: required with tlsCertFile/);
+    await expect(startTestHub({ config: { tlsClientCaFile: certs.hubConfig.tlsClientCaFile } })).rejects.toThrow(
+      /tlsClientCaFile: needs tlsCertFile and tlsKeyFile/,
+    );
     const mismatched = { ...certs.hubConfig, tlsKeyFile: `${certs.dir}/ca-key.pem` };
     await expect(startTestHub({ config: mismatched })).rejects.toThrow(/invalid TLS files \(tlsCertFile .*key values mismatch/);
     await expect(startTestHub({ config: { ...certs.hubConfig, tlsCertFile: `${certs.dir}/missing.pem` } })).rejects.toThrow(
