@@ -16,7 +16,8 @@
  *   before credentials existed, except `$SYS`.
  *
  * Client ids [MQTT-3.1.3-5]: empty, `+`, `#`, `/` or over 128 characters are
- * refused for everyone — a client id of `+` subscribing to `…/devices/+/…`
+ * refused (empty except for an anonymous client, which gets one the broker
+ * assigns) — a client id of `+` subscribing to `…/devices/+/…`
  * would otherwise pass a naive "own id" check. A device must use exactly its
  * id; an account its name or `<name>.<suffix>`; a dashboard user or an
  * anonymous client any id nobody owns, since the same id takes over the
@@ -55,6 +56,11 @@ export interface ClientIdOwners {
 
 /** May `identity` connect with `clientId`? Undefined if so, else why not. */
 export function clientIdRefusal(identity: Identity, clientId: string, owners: ClientIdOwners): string | undefined {
+  // MQTT 3.1.1 lets a clean-session client send no id and have the server
+  // assign one [MQTT-3.1.3-6] (Aedes: `aedes_<uuid>`, which nobody owns), and
+  // mosquitto_sub/pub do so by default. Only anonymous clients, on a hub that
+  // lets them in, are given that: every identity has an id it must use.
+  if (clientId === '' && identity.kind === 'anonymous') return undefined;
   const problem = clientIdProblem(clientId);
   if (problem) return problem;
   switch (identity.kind) {

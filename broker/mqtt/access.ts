@@ -104,7 +104,8 @@ export function createAccessControl(options: AccessControlOptions): AccessContro
 
     authenticate(client, username, password, done) {
       const clientId = sentIds.get(client) ?? client.id;
-      const problem = clientIdProblem(clientId);
+      // Empty is judged once the identity is known (clientIdRefusal): an anonymous client may let the broker assign one.
+      const problem = clientId === '' ? undefined : clientIdProblem(clientId);
       if (problem) {
         log.warn({ clientId, reason: problem }, 'MQTT client id refused');
         return done(refuse(IDENTIFIER_REJECTED, 'identifier rejected'), false);

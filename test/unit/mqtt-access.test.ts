@@ -37,10 +37,17 @@ describe('client ids', () => {
     isAccount: (name) => ['ci', 'admin'].includes(name),
   };
 
-  it.each(['', '+', '#', 'a/b', 'gw-1/x', 'a+b', 'x'.repeat(129)])('refuses %j for everyone', (id) => {
+  it.each(['+', '#', 'a/b', 'gw-1/x', 'a+b', 'x'.repeat(129)])('refuses %j for everyone', (id) => {
     for (const identity of [HUB, ANON, device(id), account('ci', 'admin'), dashboard]) {
       expect(clientIdRefusal(identity, id, owners)).toBeDefined();
     }
+  });
+
+  it('refuses an empty id to every identity but an anonymous client, which gets one the broker assigns', () => {
+    for (const identity of [HUB, device('gw-1'), account('ci', 'admin'), dashboard]) {
+      expect(clientIdRefusal(identity, '', owners)).toBe('empty client id');
+    }
+    expect(clientIdRefusal(ANON, '', owners)).toBeUndefined();
   });
 
   it('holds a device to its own id and an account to its name or name.suffix', () => {
