@@ -8,6 +8,7 @@
  */
 
 import { mkdtempSync, rmSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Dockerode from 'dockerode';
@@ -139,6 +140,14 @@ describe('mutual TLS: a verified certificate CN is the device', () => {
     expect(await tryConnect(mqttsUrl, { ca: certs.ca, clientId: 'nobody' })).toEqual({ refused: NOT_AUTHORIZED });
   });
 
+  it('the https API asks for the same bearer token as http: 401 without, 200 with the admin key', async () => {
+    const url = `https://127.0.0.1:${hub.hub.ports.https}/api/v1/devices`;
+    expect((await httpsGetJson(url, certs.ca)).status).toBe(401);
+    const withKey = await httpsGetJson(url, certs.ca, bearer(adminKey(hub)));
+    expect(withKey.status).toBe(200);
+    expect(withKey.body).toEqual((await http(hub.httpUrl, 'GET', '/api/v1/devices', undefined, bearer(adminKey(hub)))).body);
+  });
+
   describe('a real agent', () => {
     const agents = new Cleanup();
     afterEach(() => agents.run());
@@ -195,5 +204,18 @@ function tryConnect(url: string, options: IClientOptions): Promise<{ connected: 
       done(typeof err.code === 'number' ? { refused: err.code } : { error: `${String(err.code)}: ${err.message}` }),
     );
     client.once('close', () => done({ error: 'closed before CONNACK' }));
+  });
+}
+
+function httpsGetJson(url: string, ca: string, headers: Record<string, string> = {}): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsGet(url, { ca, headers, timeout: 5_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
   });
 }
