@@ -7,8 +7,15 @@ import { type Static, Type } from '@sinclair/typebox';
 import { ContainerSpec, DeviceId, Labels, Name, UpdatePolicy } from './spec.js';
 
 export const Timestamp = Type.String({ format: 'date-time' });
-export const Seq = Type.Integer({ minimum: 0 });
-const Revision = Type.Integer({ minimum: 1 });
+/**
+ * Revisions and sequence numbers stop at 2^53 − 1: a JSON number above that
+ * is not an exact integer in JavaScript (1e308 and 2^64 pass
+ * Number.isInteger), and a device handed revision 1e308 would take every
+ * real revision after it for stale, for good (found by test/integration/fuzz.test.ts).
+ */
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+export const Seq = Type.Integer({ minimum: 0, maximum: MAX_SAFE });
+const Revision = Type.Integer({ minimum: 1, maximum: MAX_SAFE });
 
 /** One app as a device must run it: the app spec at one revision, secrets resolved. */
 export const DesiredApp = Type.Object(
@@ -77,7 +84,7 @@ export type ContainerState = Static<typeof ContainerState>;
 export const AppState = Type.Object(
   {
     name: Name,
-    revision: Type.Integer({ minimum: 0 }),
+    revision: Type.Integer({ minimum: 0, maximum: MAX_SAFE }),
     phase: AppPhase,
     message: Type.Optional(Type.String()),
     containers: Type.Array(ContainerState),
@@ -104,7 +111,7 @@ export const DeviceState = Type.Object(
   {
     deviceId: DeviceId,
     /** The desired revision the agent is converging to (0: none received yet). */
-    observedRevision: Type.Integer({ minimum: 0 }),
+    observedRevision: Type.Integer({ minimum: 0, maximum: MAX_SAFE }),
     reportedAt: Timestamp,
     host: HostFacts,
     /** Labels the agent was started with; operators' labels on the hub override them. */
