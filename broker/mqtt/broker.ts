@@ -9,7 +9,7 @@ import { Aedes, type AedesOptions, type Client } from 'aedes';
 import type { Logger } from 'pino';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import { limitPacketSize } from './packet-limit.js';
-import { FLOTILLA_INTERNAL_PREFIX, MAX_TOPIC_LEVELS } from './payload-limits.js';
+import { FLOTILLA_INTERNAL_PREFIX, MAX_TOPIC_LEVELS, TOPIC_MAX_LENGTH } from './payload-limits.js';
 import { retainedIndexedPersistence } from './retained-index.js';
 import { boundSessionQueues, DEFAULT_SUBSCRIBER_LIMITS, type SubscriberLimits, subscriberGuard } from './subscriber-limits.js';
 
@@ -69,6 +69,7 @@ export async function startBroker(options: BrokerOptions): Promise<EmbeddedBroke
   const subscribers = subscriberGuard(limits, log);
   const authenticate = options.hooks?.authenticate;
   const authorizeForward = options.hooks?.authorizeForward;
+  const authorizeSubscribe = options.hooks?.authorizeSubscribe;
   const maxPacketBytes = options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
   const aedes = await Aedes.createBroker({
     // A client that has not drained its connection for this long is
@@ -98,6 +99,13 @@ export async function startBroker(options: BrokerOptions): Promise<EmbeddedBroke
     authorizeForward(client, packet) {
       if (packet.topic.startsWith(FLOTILLA_INTERNAL_PREFIX)) return null;
       return authorizeForward ? authorizeForward(client, packet) : packet;
+    },
+    // A filter longer than any topic a client may publish to can match nothing: refused (SUBACK
+    // 0x80, [MQTT-3.9.3-2]) before it is stored, for this session and a persistent one.
+    authorizeSubscribe(client, subscription, done) {
+      if (subscription.topic.length > TOPIC_MAX_LENGTH) return done(null, null);
+      if (authorizeSubscribe) return authorizeSubscribe(client, subscription, done);
+      done(null, subscription);
     },
   });
   aedes.on('clientError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'client error'));

@@ -172,7 +172,7 @@ describe('broker limits', SLOW, () => {
     });
   });
 
-  it('refuses a topic deeper than 16 levels and keeps serving', async () => {
+  it('refuses a topic deeper than 16 levels, and a filter longer than 512 characters, and keeps serving', async () => {
     const hub: TestHub = cleanup.add('hub', () => hub.close(), await startTestHub());
     const deep = Array.from({ length: 17 }, (_, i) => `l${i}`).join('/');
     const publisher: MqttClient = cleanup.add('publisher', () => publisher.end(true), await connectClient(hub.mqttUrl));
@@ -181,6 +181,14 @@ describe('broker limits', SLOW, () => {
     await gone;
     const ok: MqttClient = cleanup.add('ok', () => closeClient(ok), await connectClient(hub.mqttUrl));
     await ok.subscribeAsync(Array.from({ length: 16 }, (_, i) => `l${i}`).join('/'), { qos: 0 });
+    // A filter over 512 characters matches nothing anyone may publish: SUBACK failure, the connection stays.
+    // MQTT.js rejects a SUBACK holding a failure; the packet is on the error.
+    const granted = await ok.subscribeAsync([`long/${'x'.repeat(600)}`, 'short/+'], { qos: 1 }).then(
+      (subs) => subs.map((g) => g.qos),
+      (err: { packet?: { granted?: number[] } }) => err.packet?.granted,
+    );
+    expect(granted).toEqual([128, 1]);
+    expect(ok.connected).toBe(true);
   });
 
   it('refuses one address over --max-connect-rate-per-address with "server unavailable"', async () => {
