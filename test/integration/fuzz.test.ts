@@ -312,7 +312,9 @@ describe('fuzz', () => {
     );
     console.info(`ms per role: ${JSON.stringify(took)}`);
     const fuzzedMs = performance.now() - started;
-    const summary = Object.values(clients).map((c) => `${c.role}: ${c.tally.sent} sent, ${c.tally.closedByHub} closed`);
+    const summary = Object.values(clients).map(
+      (c) => `${c.role}: ${c.tally.sent} sent, ${c.tally.closedByHub} cut off by a closed connection`,
+    );
     const kinds: Record<string, number> = {};
     for (const c of Object.values(clients)) for (const [k, n] of Object.entries(c.tally.kinds)) kinds[k] = (kinds[k] ?? 0) + n;
     console.info(
