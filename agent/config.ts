@@ -29,10 +29,16 @@ export const AgentConfig = Type.Object(
     metricsIntervalMs: Type.Integer({ minimum: 1000 }),
     /** Logs are published at least this often while lines arrive… */
     logBatchMs: Type.Integer({ minimum: 10 }),
-    /** …or as soon as a batch holds this many bytes of lines. */
-    logBatchBytes: Type.Integer({ minimum: 1024 }),
-    /** A longer line is cut here and marked `truncated`. */
-    logLineMaxBytes: Type.Integer({ minimum: 64 }),
+    /**
+     * …or as soon as a batch holds this many bytes of lines. At most 256 KiB,
+     * so that a batch (plus its last line) stays under the hub's 768 KiB cap
+     * on a logs message (broker/mqtt/payload-limits.ts), which acknowledges
+     * and drops a bigger one, unless its lines are mostly control characters
+     * (six bytes each as JSON).
+     */
+    logBatchBytes: Type.Integer({ minimum: 1024, maximum: 256 * 1024 }),
+    /** A longer line is cut here and marked `truncated` (Docker itself splits lines at 16 KiB). */
+    logLineMaxBytes: Type.Integer({ minimum: 64, maximum: 64 * 1024 }),
     /** Lines per second one app may log (a token bucket of twice this burst); more are dropped and counted. */
     logRateLinesPerSecond: Type.Integer({ minimum: 1 }),
     /** All apps' unsent lines together stay under this; beyond it lines are dropped and counted. */
