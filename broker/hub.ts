@@ -4,7 +4,7 @@
  */
 import { createServer as createHttpServer } from 'node:http';
 import { join } from 'node:path';
-import type { PublishPacket } from 'aedes';
+import type { Client, PublishPacket } from 'aedes';
 import mqtt from 'mqtt';
 import type { Logger } from 'pino';
 import { type DeviceStatus, Topics } from '../shared/index.js';
@@ -156,16 +156,23 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
       loginDelay,
       peerCommonName: tlsPeerCommonName,
     });
+    // Connections whose CONNECT carried the hub's own credentials: the dispatcher's. Neither
+    // admission nor the packet-size cap applies to them (it publishes whole desired documents).
+    const hubConnections = new WeakSet<Client>();
     // Paces reconnect storms; the hub's own dispatcher is never kept waiting behind its devices.
     const admission = createConnectionAdmission({
       rate: config.maxConnectRate,
       ratePerAddress: config.maxConnectRatePerAddress,
       logger,
       // Its client id alone would let anyone who guessed it skip the queue: the hub's password is checked too.
-      exempt: (_client, packet) =>
-        packet.clientId === dispatcherClientId &&
-        packet.username === HUB_USERNAME &&
-        equalSecrets(packet.password?.toString('utf8') ?? '', hubPassword),
+      exempt: (client, packet) => {
+        const hub =
+          packet.clientId === dispatcherClientId &&
+          packet.username === HUB_USERNAME &&
+          equalSecrets(packet.password?.toString('utf8') ?? '', hubPassword);
+        if (hub) hubConnections.add(client);
+        return hub;
+      },
     });
     // Oversized device messages are acknowledged and dropped after the ACL, before ingest.
     const payloadLimits = limitPayloads(access.authorizePublish, { topics, logger });
@@ -175,7 +182,7 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
       wsPort: config.wsPort,
       logger,
       maxPacketBytes: config.maxPacketBytes,
-      packetLimitExempt: (client) => client.id === dispatcherClientId,
+      packetLimitExempt: (client) => hubConnections.has(client),
       hooks: {
         ...access,
         preConnect: chainPreConnect(access.preConnect, admission.preConnect),

@@ -12,6 +12,8 @@ import type { MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { Cleanup } from '../support/cleanup.js';
+import { deviceState } from '../support/fixtures.js';
+import { http } from '../support/http.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
 import { sampleValue, scrape } from '../support/prometheus.js';
@@ -100,6 +102,35 @@ describe('broker limits', SLOW, () => {
     const event = { seq: 1, ts: new Date().toISOString(), type: 'test', message: 'x'.repeat(60 * 1024) };
     await fine.publishAsync(`${ROOT}/devices/dev-ok/events`, JSON.stringify(event), { qos: 1 });
     await inbox.waitFor(`${ROOT}/devices/dev-ok/events`, (e) => e.seq === 1);
+  });
+
+  it('lets the hub’s own dispatcher publish a desired document over --max-packet-size (it logged in with the hub’s password)', async () => {
+    const hub: TestHub = cleanup.add('hub', () => hub.close(), await startTestHub({ config: { maxPacketBytes: 16 * 1024 } }));
+    const device: MqttClient = cleanup.add(
+      'device',
+      () => closeClient(device),
+      await connectClient(hub.mqttUrl, { clientId: 'dev-big-desired' }),
+    );
+    const inbox = new Inbox(device);
+    await device.subscribeAsync(`${ROOT}/devices/dev-big-desired/desired`, { qos: 1 });
+    // The hub schedules to devices it knows: this one reports first, as an agent does.
+    await device.publishAsync(`${ROOT}/devices/dev-big-desired/state`, JSON.stringify(deviceState('dev-big-desired')), {
+      qos: 1,
+      retain: true,
+    });
+    const big = 'v'.repeat(40 * 1024);
+    const app = {
+      name: 'big',
+      scheduling: { devices: ['dev-big-desired'] },
+      spec: { containers: [{ name: 'server', image: 'registry.local/big:1', env: [{ name: 'BIG', value: big }] }] },
+    };
+    expect((await http(hub.httpUrl, 'POST', '/api/v1/apps', app)).status).toBe(200);
+    const desired = await inbox.waitFor<{ apps: { name: string }[] }>(
+      `${ROOT}/devices/dev-big-desired/desired`,
+      (d) => d.apps.length === 1,
+    );
+    expect(JSON.stringify(desired).length).toBeGreaterThan(40 * 1024);
+    expect(hub.logs.matching('MQTT packet over the size limit (--max-packet-size): connection closed')).toEqual([]);
   });
 
   it('over MQTT over WebSocket, closes a connection sending a message over twice --max-packet-size before ws has buffered it', async () => {
