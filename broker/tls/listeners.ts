@@ -21,7 +21,7 @@ import { createSecureContext, createServer as createTlsServer, type TLSSocket, t
 import type { Logger } from 'pino';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import type { HubConfig } from '../config.js';
-import { closeServer, listen } from '../mqtt/broker.js';
+import { closeServer, listen, webSocketMaxPayload } from '../mqtt/broker.js';
 
 export interface TlsListenerDeps {
   /** Serves MQTT on an accepted connection (EmbeddedBroker.handle). */
@@ -39,7 +39,8 @@ export interface TlsListeners {
 /** Ample for a device on a slow cellular link; a TLS 1.3 handshake is a round trip or two. */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 
-type TlsConfig = Pick<HubConfig, 'host' | 'tlsCertFile' | 'tlsKeyFile' | 'tlsClientCaFile' | 'mqttsPort' | 'wssPort' | 'httpsPort'>;
+type TlsConfig = Pick<HubConfig, 'host' | 'tlsCertFile' | 'tlsKeyFile' | 'tlsClientCaFile' | 'mqttsPort' | 'wssPort' | 'httpsPort'> &
+  Partial<Pick<HubConfig, 'maxPacketBytes'>>;
 
 /** Starts the three TLS listeners if the configuration has a certificate and key; undefined otherwise. */
 export async function startTlsListeners(config: TlsConfig, deps: TlsListenerDeps): Promise<TlsListeners | undefined> {
@@ -64,7 +65,7 @@ export async function startTlsListeners(config: TlsConfig, deps: TlsListenerDeps
     res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: connect with a WebSocket client\n');
   });
   httpsForWs.on('tlsClientError', onTlsClientError('wss'));
-  const wss = new WebSocketServer({ server: httpsForWs });
+  const wss = new WebSocketServer({ server: httpsForWs, maxPayload: webSocketMaxPayload(config.maxPacketBytes) });
   wss.on('error', (err) => log.debug({ err: err.message }, 'secure websocket server error'));
   wss.on('connection', (socket, req) => {
     const stream = createWebSocketStream(socket);
