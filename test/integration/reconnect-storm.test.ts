@@ -31,7 +31,11 @@ describe('reconnect storm', SLOW, () => {
   afterEach(() => cleanup.run());
 
   it('admits 100 clients connecting at once at 20/s: all get in, the excess is told to retry, the hub keeps answering', async () => {
-    const hub: TestHub = cleanup.add('hub', () => hub.close(), await startTestHub({ config: { maxConnectRate: 20, maxConnectRatePerAddress: 0 } }));
+    const hub: TestHub = cleanup.add(
+      'hub',
+      () => hub.close(),
+      await startTestHub({ config: { maxConnectRate: 20, maxConnectRatePerAddress: 0 } }),
+    );
     const COUNT = 100;
     const clients: MqttClient[] = [];
     let stopping = false;
