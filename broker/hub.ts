@@ -305,7 +305,10 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
     // Known only now (port 0 is chosen at listen); config.json is rendered per request.
     if (tls) dashboard.wssPort = tls.ports.wss;
     tlsMqttPort = tls?.ports.mqtts;
-    logger.info({ component: 'hub', dataDir: config.dataDir, httpPort, mqttPort: broker.mqttPort, wsPort: broker.wsPort }, 'hub ready');
+    logger.info(
+      { component: 'hub', dataDir: config.dataDir, httpPort, mqttPort: broker.mqttPort, wsPort: broker.wsPort, ...tls?.ports },
+      'hub ready',
+    );
     return {
       config,
       ports: { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort, ...tls?.ports },
