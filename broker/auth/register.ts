@@ -13,12 +13,12 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { Type } from '@sinclair/typebox';
 import type { Logger } from 'pino';
 import { DeviceId, Labels, validate } from '../../shared/index.js';
 import { ApiError } from '../dispatcher/errors.js';
-import type { RawRoute } from '../http/server.js';
+import { type RawRoute, readBody } from '../http/server.js';
 import type { Db } from '../store/db.js';
 import type { DeviceStore } from '../store/devices.js';
 import type { AccountStore } from './accounts.js';
@@ -52,6 +52,7 @@ export interface RegisterDeps {
   desiredMayHaveChanged: () => void;
 }
 
+/** A registration request is a token, an id and a few labels: anything bigger from an unauthenticated caller is refused early. */
 const MAX_BODY_BYTES = 16 * 1024;
 
 export function registerRoute(deps: RegisterDeps): RawRoute {
@@ -61,7 +62,7 @@ export function registerRoute(deps: RegisterDeps): RawRoute {
     pattern: /^\/api\/v1\/register$/,
     public: true,
     async handle(req, res) {
-      const body = await readJson(req);
+      const body = await readBody(req, undefined, MAX_BODY_BYTES);
       const checked = validate(RegisterRequest, body);
       if (!checked.ok) throw ApiError.invalid('invalid_request', 'registration request', checked.issues);
       const { token, labels = {} } = checked.value;
@@ -103,21 +104,6 @@ export function registerRoute(deps: RegisterDeps): RawRoute {
       });
     },
   };
-}
-
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new ApiError('invalid_request', `request body is larger than ${MAX_BODY_BYTES} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw new ApiError('invalid_request', 'request body is not valid JSON');
-  }
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {

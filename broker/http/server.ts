@@ -229,12 +229,17 @@ async function bodyObject(body: Body, optional?: 'optional'): Promise<Record<str
   return value as Record<string, unknown>;
 }
 
-async function readBody(req: IncomingMessage, optional?: 'optional'): Promise<unknown> {
+/**
+ * Reads and parses a request body (YAML when the content type says so, else
+ * JSON), refusing one over `maxBytes` as soon as it grows past it. Raw routes
+ * that take a body use it too (registration, with a smaller cap).
+ */
+export async function readBody(req: IncomingMessage, optional?: 'optional', maxBytes = MAX_BODY_BYTES): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new ApiError('invalid_request', `request body is larger than ${MAX_BODY_BYTES} bytes`);
+    if (size > maxBytes) throw new ApiError('invalid_request', `request body is larger than ${maxBytes} bytes`);
     chunks.push(chunk as Buffer);
   }
   const text = Buffer.concat(chunks).toString('utf8');

@@ -4,7 +4,7 @@
  * a CA kept across runs, refusals before anything is written, and a
  * `flotilla server` started with the flags it prints serving https.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { get as httpsGet } from 'node:https';
 import { join, resolve } from 'node:path';
@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { http } from '../support/http.js';
 import { freePort } from '../support/ports.js';
-import { CLI, type RunResult, scratchDir, spawnCli, startHubProcess, stopAll } from '../support/processes.js';
+import { type RunResult, runCli, scratchDir, spawnCli, startHubProcess, stopAll } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
 
 const execFileAsync = promisify(execFile);
@@ -21,19 +21,7 @@ const SLOW = { timeout: 60_000 };
 
 /** `flotilla ARGS…` run in `cwd` (the default --out is relative to it). */
 function flotilla(args: string[], cwd: string): Promise<RunResult> {
-  return new Promise((done, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => done({ code: code ?? 1, stdout, stderr }));
-  });
+  return runCli(args, { cwd });
 }
 
 async function x509Text(file: string): Promise<string> {
