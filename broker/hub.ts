@@ -241,6 +241,7 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
       desiredMayHaveChanged: () => dispatcher?.scheduleSync(),
       telemetry: telemetryMethods({ store: telemetryStore, ingest, devices, now: () => now().getTime() }),
       auth: authMethods({ db, accounts, credentials, tokens, devices, disconnect }),
+      revocations: credentials,
     });
     dispatcher = new Dispatcher({
       mqtt: client,

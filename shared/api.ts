@@ -91,6 +91,8 @@ export interface DeviceView {
   host: HostFacts | null;
   apps: AppState[];
   runtimeError?: string;
+  /** When its credentials were revoked (ISO 8601); absent for a device that is not revoked. */
+  revokedAt?: string;
 }
 
 export interface List<T> {

@@ -27,6 +27,7 @@ export class DeviceCredentialStore {
   private readonly insert;
   private readonly revokeOne;
   private readonly insertRevoked;
+  private readonly selectRevoked;
 
   constructor(
     db: Db,
@@ -38,11 +39,24 @@ export class DeviceCredentialStore {
     this.insertRevoked = db.prepare(
       'INSERT INTO device_credentials (device_id, secret_hash, created_at, revoked_at) VALUES (?, ?, ?, ?) ON CONFLICT(device_id) DO NOTHING',
     );
+    this.selectRevoked = db.prepare<[], { device_id: string; revoked_at: string }>(
+      'SELECT device_id, revoked_at FROM device_credentials WHERE revoked_at IS NOT NULL',
+    );
   }
 
   get(deviceId: string): DeviceCredential | undefined {
     const row = this.selectOne.get(deviceId);
     return row && { deviceId: row.device_id, secretHash: row.secret_hash, createdAt: row.created_at, revokedAt: row.revoked_at };
+  }
+
+  /** When the device was revoked; undefined if it is not. */
+  revokedAt(deviceId: string): string | undefined {
+    return this.selectOne.get(deviceId)?.revoked_at ?? undefined;
+  }
+
+  /** Every revoked device → when, in one query (a device list must not ask once per device). */
+  revoked(): Map<string, string> {
+    return new Map(this.selectRevoked.all().map((row) => [row.device_id, row.revoked_at]));
   }
 
   /** The caller has checked the id is free (inside the same transaction). */

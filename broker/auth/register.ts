@@ -82,7 +82,15 @@ export function registerRoute(deps: RegisterDeps): RawRoute {
       const outcome = deps.db.transaction(() => {
         const current = deps.tokens.check(token);
         if (!current.ok) return { refused: current.reason as string };
-        if (deps.credentials.get(deviceId)) throw new ApiError('conflict', `device "${deviceId}" is already registered`);
+        const taken = deps.credentials.get(deviceId);
+        // A revoked id stays claimed: a new device under it would take over the revoked one's row (labels, desired state).
+        if (taken?.revokedAt) {
+          throw new ApiError(
+            'conflict',
+            `device "${deviceId}" was revoked (${taken.revokedAt}) and its id cannot be reused: choose another --device-id`,
+          );
+        }
+        if (taken) throw new ApiError('conflict', `device "${deviceId}" is already registered`);
         const account = accountClash(deviceId, deps.accounts);
         if (account) throw new ApiError('conflict', `device id "${deviceId}" clashes with service account "${account}"`);
         if (!deps.tokens.consume(current.token.id)) return { refused: 'used up' };

@@ -34,6 +34,14 @@ export interface ApiDeps {
   telemetry?: Record<string, Method<TSchema>>;
   /** tokens.*, serviceaccounts.*, devices.revoke (broker/auth/methods.ts). */
   auth?: Record<string, Method<TSchema>>;
+  /** Which devices are revoked (broker/auth/device-credentials.ts); without it, none is. */
+  revocations?: Revocations;
+}
+
+export interface Revocations {
+  revokedAt(deviceId: string): string | undefined;
+  /** Every revoked device → when: one query for a whole device list. */
+  revoked(): ReadonlyMap<string, string>;
 }
 
 /** Secret values are small (passwords, tokens, keys, certificates): they travel inside every desired document that needs them. */
@@ -44,6 +52,7 @@ const ById = Type.Object({ id: DeviceId }, { additionalProperties: false });
 
 export function createApi(deps: ApiDeps) {
   const { apps, devices, secrets, rollouts } = deps;
+  const revokedAt = (id: string) => deps.revocations?.revokedAt(id);
 
   /** A spec fit to become current: valid by today's schema, its secrets all present. */
   function checkSpec(spec: unknown, what: string): AppSpec {
@@ -161,12 +170,15 @@ export function createApi(deps: ApiDeps) {
       return { name, deleted: true };
     }),
 
-    'devices.list': method(NoParams, () => ({ items: devices.list().map(deviceView) })),
+    'devices.list': method(NoParams, () => {
+      const revoked = deps.revocations?.revoked() ?? new Map<string, string>();
+      return { items: devices.list().map((device) => deviceView(device, revoked.get(device.id))) };
+    }),
 
     'devices.get': method(ById, ({ id }) => {
       const device = devices.get(id);
       if (!device) throw ApiError.notFound('device', id);
-      return deviceView(device);
+      return deviceView(device, revokedAt(id));
     }),
 
     'devices.label': method(
@@ -189,7 +201,7 @@ export function createApi(deps: ApiDeps) {
         }
         devices.setOperatorLabels(id, labels);
         deps.desiredMayHaveChanged();
-        return deviceView(devices.get(id)!);
+        return deviceView(devices.get(id)!, revokedAt(id));
       },
     ),
 

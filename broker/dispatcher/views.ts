@@ -45,7 +45,8 @@ export function appSummary(app: StoredApp, devices: readonly StoredDevice[]): Ap
   return summarizeApp(appDetail(app, devices));
 }
 
-export function deviceView(device: StoredDevice): DeviceView {
+/** `revokedAt`: when the device's credentials were revoked, if they were. */
+export function deviceView(device: StoredDevice, revokedAt?: string): DeviceView {
   return {
     id: device.id,
     online: device.online,
@@ -58,6 +59,7 @@ export function deviceView(device: StoredDevice): DeviceView {
     host: device.state?.host ?? null,
     apps: device.state?.apps ?? [],
     ...(device.state?.runtimeError ? { runtimeError: device.state.runtimeError } : {}),
+    ...(revokedAt !== undefined ? { revokedAt } : {}),
   };
 }
 

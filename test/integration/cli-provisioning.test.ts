@@ -181,12 +181,19 @@ describe('provisioning with the real CLI', SLOW, () => {
     await waitFor('the agent refused at a reconnect', () => agent.output.slice(outputBefore).includes('Bad username or password'), {
       timeoutMs: 20_000,
     });
-    expect(await deviceRow('pi-2')).toMatch(/^pi-2\s+no/);
+    // …and says what it takes, rather than blaming the link.
+    expect(agent.output.slice(outputBefore)).toContain('the hub refused this device (revoked, or a wrong id, secret or certificate)');
+    expect(await deviceRow('pi-2')).toMatch(/^pi-2\s+revoked\s/);
+    const described = await flotilla(['describe', 'device', 'pi-2']);
+    expect(described.code, described.stderr).toBe(EXIT_OK);
+    expect(described.stdout).toMatch(
+      /^Revoked: +\d{4}-\d\d-\d\dT[\d:.]+Z \(its credentials are refused; its containers keep running until the device is wiped\)$/m,
+    );
     expect(agent.running).toBe(true);
 
     const again = await register(await createToken(), scratchDir('flotilla-prov-c-'), '--device-id', 'pi-2');
     expect(again.code).not.toBe(EXIT_OK);
-    expect(again.stderr).toMatch(/pi-2/);
+    expect(again.stderr).toMatch(/device "pi-2" was revoked \(.+\) and its id cannot be reused: choose another --device-id/);
   });
 
   it('roles: a viewer key reads but may not create tokens (403, exit 4); a deleted account is refused', async () => {

@@ -170,10 +170,29 @@ describe('HTTP API with credentials required', () => {
 
   it('revokes a device that is not connected: disconnected false, and it cannot connect afterwards', async () => {
     const { secret } = await registerDevice(hub, 'gw-1');
+    await registerDevice(hub, 'gw-2');
+    const before = Date.now();
     const res = await http(hub.httpUrl, 'POST', '/api/v1/devices/gw-1/revoke', undefined, bearer(adminKey(hub)));
     expect(res.body).toEqual({ id: 'gw-1', revoked: true, disconnected: false });
     await expect(connectClient(hub.mqttUrl, { clientId: 'gw-1', username: 'gw-1', password: secret })).rejects.toMatchObject({ code: 4 });
     expect((await http(hub.httpUrl, 'POST', '/api/v1/devices/nope/revoke', undefined, bearer(adminKey(hub)))).status).toBe(404);
+
+    // The device views say so: revokedAt on the revoked device only, in the list and alone.
+    const one = await http(hub.httpUrl, 'GET', '/api/v1/devices/gw-1', undefined, bearer(adminKey(hub)));
+    expect(Date.parse(one.body.revokedAt)).toBeGreaterThanOrEqual(before - 1000);
+    const list = await http(hub.httpUrl, 'GET', '/api/v1/devices', undefined, bearer(adminKey(hub)));
+    expect(list.body.items.map((d: { id: string; revokedAt?: string }) => [d.id, d.revokedAt])).toEqual([
+      ['gw-1', one.body.revokedAt],
+      ['gw-2', undefined],
+    ]);
+    expect(list.body.items[1]).not.toHaveProperty('revokedAt');
+
+    // Its id stays claimed, and registering it again says why.
+    const again = await http(hub.httpUrl, 'POST', '/api/v1/register', { token: (await createToken(hub)).token, deviceId: 'gw-1' });
+    expect(again.status).toBe(409);
+    expect(again.body.error.message).toBe(
+      `device "gw-1" was revoked (${one.body.revokedAt}) and its id cannot be reused: choose another --device-id`,
+    );
   });
 });
 

@@ -134,6 +134,11 @@ describe('devicesTable', () => {
       ].join('\n'),
     );
   });
+
+  it('shows a revoked device as revoked, not merely offline', () => {
+    const revoked: Device = { ...device, online: false, revokedAt: ago(60) };
+    expect(devicesTable([revoked], NOW).split('\n')[1]).toMatch(/^pi-1 {3}revoked {3}1\/2 running/);
+  });
 });
 
 const summary: AppSummary = {
@@ -205,6 +210,15 @@ describe('describeDevice', () => {
     expect(text).toMatch(/ {2}uploader +1 +failed +pull failed\n/);
     expect(text).toMatch(/ {2}gateway +main +0123456789ab +reg\/gw:1 +running \(Up 5 minutes\) +1\n/);
     expect(text).not.toContain('0123456789abc');
+  });
+
+  it('says when a device was revoked and what that does and does not stop', () => {
+    const at = ago(60);
+    const text = describeDevice({ ...device, online: false, revokedAt: at }, NOW);
+    expect(text).toContain(
+      `Online:     no\nRevoked:    ${at} (its credentials are refused; its containers keep running until the device is wiped)\n`,
+    );
+    expect(describeDevice(device, NOW)).not.toContain('Revoked');
   });
 
   it('lists reported labels the operator removed (tombstones) apart from the labels in effect', () => {

@@ -52,6 +52,9 @@ export function describeDevice(device: Device, now: number = Date.now()): string
   let out = formatFields([
     ['Name', device.id],
     ['Online', yesNo(device.online)],
+    ...(device.revokedAt !== undefined
+      ? ([['Revoked', `${device.revokedAt} (its credentials are refused; its containers keep running until the device is wiped)`]] as const)
+      : []),
     ['Last Seen', timestamp(device.lastSeen, now)],
     ['Revision', revision],
     ['Labels', labels],
