@@ -49,6 +49,9 @@ export const MAX_IN_FLIGHT = 8;
 /** Drops are reported (a warning and an `outbox-dropped` event) at most this often. */
 export const DROP_REPORT_INTERVAL_MS = 60_000;
 
+/** CONNACK return codes that mean "not you": identifier rejected, bad user name or password, not authorized. */
+const CREDENTIALS_REFUSED = new Set<unknown>([2, 4, 5]);
+
 export interface LinkOptions {
   hubUrl: string;
   deviceId: string;
@@ -131,7 +134,17 @@ export class Link {
       this.takeBackInFlight();
       this.scheduleReconnect();
     });
-    this.client.on('error', (err) => this.log.warn({ hubUrl: options.hubUrl, err: err.message }, 'hub unreachable; retrying'));
+    this.client.on('error', (err: Error & { code?: unknown }) => {
+      if (CREDENTIALS_REFUSED.has(err.code)) {
+        // Not a flaky link: retrying will not help until someone acts, so say what to do.
+        this.log.error(
+          { hubUrl: options.hubUrl, err: err.message },
+          'the hub refused this device (revoked, or a wrong id, secret or certificate); retrying, but it needs `flotilla agent register` again',
+        );
+        return;
+      }
+      this.log.warn({ hubUrl: options.hubUrl, err: err.message }, 'hub unreachable; retrying');
+    });
     this.client.on('message', (topic, payload) => this.onMessage(topic, payload));
   }
 

@@ -104,6 +104,9 @@ export class HubError extends CliError {
   }
 }
 
+/** Node's words for a certificate chain it could not verify (no CA pinned, or the wrong one). */
+const UNTRUSTED_CERTIFICATE = /unable to verify|self[- ]signed certificate|unable to get (local )?issuer/i;
+
 /** No HTTP answer at all: refused, reset, DNS, timeout. */
 export class HubUnreachableError extends CliError {
   constructor(
@@ -111,7 +114,9 @@ export class HubUnreachableError extends CliError {
     readonly reason: string,
   ) {
     super(`cannot reach the hub at ${hub}: ${reason}`, EXIT_HUB_ERROR, [
-      'is `flotilla server` running there? Point the CLI at another hub with --hub URL or FLOTILLA_HUB.',
+      UNTRUSTED_CERTIFICATE.test(reason)
+        ? "the hub's TLS certificate is not trusted: pass the CA that signed it with --ca FILE or FLOTILLA_CA (`flotilla certs dev` makes ca.pem)."
+        : 'is `flotilla server` running there? Point the CLI at another hub with --hub URL or FLOTILLA_HUB.',
     ]);
     this.name = 'HubUnreachableError';
   }

@@ -121,6 +121,8 @@ describe('TLS listeners (mqtts, wss, https)', () => {
     const unpinned = await runCli(['--hub', hubUrl, 'get', 'devices']);
     expect(unpinned.code).toBe(1);
     expect(unpinned.stderr).toMatch(/certificate|issuer/i);
+    // The advice names the fix (the CA), not "is the hub running?".
+    expect(unpinned.stderr).toMatch(/pass the CA that signed it with --ca FILE or FLOTILLA_CA/);
   });
 
   it('closes promptly while clients sit in the TLS handshake (connected, never sending a ClientHello)', async () => {
