@@ -130,6 +130,10 @@ const EXIT_GRACE_MS = 1000;
  * otherwise.
  */
 export async function main(argv: readonly string[] = process.argv): Promise<void> {
+  // `flotilla get devices | head`: a reader that has seen enough is not an error (no EPIPE stack trace).
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? EXIT_OK);
+  });
   const code = await run(argv);
   process.exitCode = code;
   if (code !== EXIT_OK) setTimeout(() => process.exit(code), EXIT_GRACE_MS).unref();

@@ -4,6 +4,7 @@
  * device is simulated by a real MQTT.js client publishing its retained state,
  * as an agent would.
  */
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import { parse } from 'yaml';
 import { type Hub, startHub } from '../../broker/hub.js';
 import type { DeviceState } from '../../shared/index.js';
 import { freePort } from '../support/ports.js';
-import { type RunResult, runCli } from '../support/processes.js';
+import { CLI, REPO_ROOT, type RunResult, runCli } from '../support/processes.js';
 
 /** Each CLI run starts node and tsx (about a second on a busy two-core machine); some tests make several. */
 const SLOW = { timeout: 60_000 };
@@ -194,3 +195,18 @@ async function waitForDevice(id: string): Promise<void> {
   }
   throw new Error(`device ${id} did not appear on the hub within 10s`);
 }
+
+describe('a reader that stops reading', SLOW, () => {
+  it('ends the CLI quietly (exit 0, no EPIPE trace), as `flotilla --help | head` does', async () => {
+    const child = spawn(process.execPath, [CLI, '--help'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Closed before the CLI has written anything: every write it makes meets a closed pipe.
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(stderr).not.toMatch(/EPIPE/);
+    expect(code).toBe(0);
+  });
+});
