@@ -17,8 +17,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { type AccountStore, accountOfKey, type StoredAccount } from './accounts.js';
 import type { DeviceCredentialStore } from './device-credentials.js';
-import { VerifiedCache, verifyCached } from './hashing.js';
 import { ANONYMOUS, HUB, type Identity } from './identity.js';
+import { SecretVerifier } from './verifier.js';
 
 /** The dispatcher's MQTT username: `$` is in no account name or device id, so nobody else can hold it. */
 export const HUB_USERNAME = '$flotilla-hub';
@@ -31,7 +31,14 @@ export interface ReadOnlyUser {
 export type LoginResult =
   | { ok: true; identity: Identity }
   /** `anonymous`: no credentials where some are required (MQTT return code 5, not 4). */
-  | { ok: false; reason: string; anonymous?: true };
+  | { ok: false; reason: string; anonymous?: true; busy?: true };
+
+/**
+ * Too many secret checks are waiting (a reconnect storm): not a wrong
+ * password, so no failed-login delay; the client is told to come back
+ * (MQTT return code 3, HTTP 503).
+ */
+const BUSY: LoginResult = { ok: false, reason: 'too many logins being checked; try again', busy: true };
 
 export interface AuthenticatorDeps {
   accounts: Pick<AccountStore, 'get'>;
@@ -40,14 +47,14 @@ export interface AuthenticatorDeps {
   /** The hub's per-process password for its own dispatcher. */
   hubPassword: string;
   allowAnonymous: boolean;
-  cache?: VerifiedCache;
+  verifier?: SecretVerifier;
 }
 
 export class Authenticator {
-  private readonly cache: VerifiedCache;
+  private readonly verifier: SecretVerifier;
 
   constructor(private readonly deps: AuthenticatorDeps) {
-    this.cache = deps.cache ?? new VerifiedCache();
+    this.verifier = deps.verifier ?? new SecretVerifier();
   }
 
   get allowAnonymous(): boolean {
@@ -80,7 +87,9 @@ export class Authenticator {
     const device = this.deps.credentials.get(username);
     if (device) {
       if (device.revokedAt !== null) return { ok: false, reason: 'device revoked' };
-      if (!(await verifyCached(this.cache, `device:${device.deviceId}`, secret, device.secretHash))) {
+      const verdict = await this.verifier.verify(`device:${device.deviceId}`, secret, device.secretHash);
+      if (verdict === 'busy') return BUSY;
+      if (!verdict) {
         return { ok: false, reason: 'wrong device secret' };
       }
       // Revoked while the hash was being checked: the revocation wins.
@@ -105,7 +114,9 @@ export class Authenticator {
   }
 
   private async checkKey(account: StoredAccount, key: string): Promise<LoginResult> {
-    if (!(await verifyCached(this.cache, `account:${account.name}`, key, account.keyHash))) return { ok: false, reason: 'wrong API key' };
+    const verdict = await this.verifier.verify(`account:${account.name}`, key, account.keyHash);
+    if (verdict === 'busy') return BUSY;
+    if (!verdict) return { ok: false, reason: 'wrong API key' };
     // Deleted (or re-created) while the hash was being checked: the current row decides.
     const current = this.deps.accounts.get(account.name);
     if (current?.keyHash !== account.keyHash) return { ok: false, reason: 'account deleted' };

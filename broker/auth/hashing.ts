@@ -111,11 +111,3 @@ export class VerifiedCache {
 function cacheKey(who: string, secret: string): string {
   return sha256Hex(`${who}\u0000${secret}`);
 }
-
-/** Verifies through the cache. */
-export async function verifyCached(cache: VerifiedCache, who: string, secret: string, stored: string): Promise<boolean> {
-  if (cache.has(who, secret, stored)) return true;
-  const ok = await verifySecret(secret, stored);
-  if (ok) cache.add(who, secret, stored);
-  return ok;
-}

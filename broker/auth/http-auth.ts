@@ -27,6 +27,7 @@ export function httpAuth(authenticator: Authenticator, loginDelay: LoginDelay, l
       if (result.ok) return result.identity;
       const address = req.socket.remoteAddress ?? 'unknown';
       if (result.anonymous) throw new ApiError('unauthorized', 'this hub requires an API key: Authorization: Bearer <key>');
+      if (result.busy) throw new ApiError('unavailable', result.reason);
       const wait = loginDelay.fail(address);
       log.warn({ address, reason: result.reason, delayMs: wait, method: req.method, url: req.url }, 'HTTP credentials refused');
       await sleep(wait);

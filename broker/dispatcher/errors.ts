@@ -12,6 +12,7 @@ export type ApiErrorCode =
   | 'not_found'
   | 'unknown_method'
   | 'conflict'
+  | 'unavailable'
   | 'internal';
 
 export const HTTP_STATUS: Record<ApiErrorCode, number> = {
@@ -26,6 +27,8 @@ export const HTTP_STATUS: Record<ApiErrorCode, number> = {
   /** The name is taken (a service account, a device id). */
   conflict: 409,
   internal: 500,
+  /** The hub is too busy to check credentials now (a reconnect storm); try again shortly. */
+  unavailable: 503,
 };
 
 export class ApiError extends Error {

@@ -59,6 +59,7 @@ export interface AccessControl extends Hooks {
 
 /** MQTT 3.1.1 CONNACK return codes (§3.2.2.3). */
 const IDENTIFIER_REJECTED = 2;
+const SERVER_UNAVAILABLE = 3;
 const BAD_USERNAME_OR_PASSWORD = 4;
 const NOT_AUTHORIZED = 5;
 
@@ -118,6 +119,11 @@ export function createAccessControl(options: AccessControlOptions): AccessContro
             if (result.anonymous) {
               log.warn({ clientId, address, reason: result.reason }, 'MQTT login refused');
               return done(refuse(NOT_AUTHORIZED, 'not authorized'), false);
+            }
+            if (result.busy) {
+              // A storm, not an attack: debug only, and no failed-login delay.
+              log.debug({ clientId, address }, 'MQTT login deferred: too many credential checks waiting');
+              return done(refuse(SERVER_UNAVAILABLE, 'server unavailable'), false);
             }
             const wait = delay.fail(address);
             log.warn({ clientId, username, address, reason: result.reason, delayMs: wait }, 'MQTT login refused');
