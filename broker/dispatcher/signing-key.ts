@@ -32,7 +32,9 @@ export interface SigningKey {
 
 export function loadOrCreateSigningKey(dataDir: string): SigningKey {
   const path = join(dataDir, SIGNING_KEY_FILE);
-  mkdirSync(dataDir, { recursive: true });
+  // The hub's first file, so this makes the data dir: owner-only, since it holds
+  // the keys, the admin key and hub.db (an existing dir keeps its mode).
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   let created = false;
   if (!exists(path)) created = create(path);
   const privateKey = load(path);

@@ -10,7 +10,7 @@
  */
 
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -119,6 +119,14 @@ describe('signed desired state', () => {
     expect(hub.logs.matching('created the desired-state signing key')).toEqual([]);
     const republished = await retainedDesired('dev-s');
     expect(republished).toEqual(second);
+  });
+
+  it('a hub that makes its data dir makes it owner-only: it holds the keys and hub.db', async () => {
+    const fresh = join(hubDir, 'new', 'data');
+    const second = await startTestHub({ dataDir: fresh });
+    cleanup.add('second hub', () => second.close());
+    expect(statSync(fresh).mode & 0o777).toBe(0o700);
+    expect(readdirSync(fresh)).toEqual(expect.arrayContaining(['admin.key', 'hub.db', 'secrets.key', SIGNING_KEY_FILE]));
   });
 
   it('a hub whose key file others can read refuses to start, naming the file', async () => {
