@@ -113,7 +113,20 @@ describeDocker('start-then-kill without a failed request', () => {
     expect(beside.length).toBeGreaterThan(20);
 
     // Control: the same probe does notice a swap that leaves no version running for a while.
-    const killFirst = await swap(await retagInRegistry(images.v1, `v3-${app}`), 'download-then-kill', 3, 'v1');
-    expect(killFirst.filter((line) => line === 'fail').length).toBeGreaterThan(0);
+    // The gap is short (~1 s, the image is already on the device), and on a loaded machine one
+    // slow probe request can straddle it; so up to three such swaps, and one must show a failure.
+    const fails: number[] = [];
+    for (const [i, [image, expected]] of (
+      [
+        [images.v1, 'v1'],
+        [images.v2, 'v2'],
+        [images.v1, 'v1'],
+      ] as const
+    ).entries()) {
+      const killFirst = await swap(await retagInRegistry(image, `v${3 + i}-${app}`), 'download-then-kill', 3 + i, expected);
+      fails.push(killFirst.filter((line) => line === 'fail').length);
+      if (fails.at(-1)! > 0) break;
+    }
+    expect(Math.max(...fails), `failed requests the probe saw in each download-then-kill swap: ${fails.join(', ')}`).toBeGreaterThan(0);
   });
 });
