@@ -4,12 +4,17 @@
  * disk too small for the new image plus the reserve (the running version
  * stays up, the device says why).
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { freePort } from '../support/ports.js';
-import { type AgentProcess, type HubProcess, runCli, startAgentProcess, startHubProcess, stopAll } from '../support/processes.js';
+import {
+  type AgentProcess,
+  type HubProcess,
+  runCli,
+  scratchDir,
+  startAgentProcess,
+  startHubProcess,
+  stopAll,
+} from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
 import { answer, DeviceApps } from './support/device-apps.js';
 import { containerIds, docker, removeContainersAndVolumes } from './support/docker-cli.js';
@@ -32,7 +37,7 @@ describeDocker('update lock and disk pre-flight check', () => {
 
   const startAgent = (extraArgs: string[] = []) =>
     startAgentProcess(hub, deviceId, {}, { namePrefix: `${deviceId}.`, extraArgs }, agentDir);
-  const agentDir = mkdtempSync(join(tmpdir(), 'flotilla-agent-guards-'));
+  const agentDir = scratchDir('flotilla-agent-guards-');
 
   beforeAll(async () => {
     images = await ensureTestImages();

@@ -3,18 +3,18 @@
  * `flotilla apply -f` it, read the device's report with `flotilla describe`,
  * and ask the app itself over its published port.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { stringify } from 'yaml';
 import type { AppState, DeviceView } from '../../../shared/index.js';
 import type { HubProcess } from '../../support/processes.js';
-import { runCli } from '../../support/processes.js';
+import { runCli, scratchDir } from '../../support/processes.js';
 import { waitFor } from '../../support/wait.js';
 
 export class DeviceApps {
-  private readonly dir = mkdtempSync(join(tmpdir(), 'flotilla-e2e-'));
+  /** Removed by stopAll() too, for the files that never call removeFiles(). */
+  private readonly dir = scratchDir('flotilla-e2e-');
   /** Every app applied, for cleanup. */
   readonly names: string[] = [];
 
