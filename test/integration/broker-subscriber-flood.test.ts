@@ -24,6 +24,7 @@ import WebSocket from 'ws';
 import { Cleanup } from '../support/cleanup.js';
 import { logLine, metricsSample } from '../support/fixtures.js';
 import { closeClient, connectClient } from '../support/mqtt-client.js';
+import { frame } from '../support/mqtt-frame.js';
 import { freePort } from '../support/ports.js';
 import { type ManagedProcess, removeDir, spawnCli } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
@@ -336,19 +337,6 @@ async function startFlood(url: string, cleanup: Cleanup) {
   };
   cleanup.add('flood', stop);
   return { stop, published: () => published };
-}
-
-// MQTT 3.1.1 packets by hand, for subscribers that misbehave below what mqtt.js allows.
-function frame(firstByte: number, body: Buffer): Buffer {
-  const length: number[] = [];
-  let n = body.length;
-  do {
-    let byte = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) byte |= 0x80;
-    length.push(byte);
-  } while (n > 0);
-  return Buffer.concat([Buffer.from([firstByte, ...length]), body]);
 }
 
 function str(value: string): Buffer {

@@ -2,19 +2,8 @@
 import { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { limitPacketSize, PacketScanner } from '../../broker/mqtt/packet-limit.js';
+import { frame } from '../support/mqtt-frame.js';
 
-/** A fixed header (type byte, remaining length as a variable byte integer) and the body. */
-function frame(type: number, body: Buffer): Buffer {
-  const length: number[] = [];
-  let n = body.length;
-  do {
-    let byte = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) byte |= 0x80;
-    length.push(byte);
-  } while (n > 0);
-  return Buffer.concat([Buffer.from([type, ...length]), body]);
-}
 // MQTT 3.1.1 CONNECT, clean session, keepalive 60, client id "dev-1".
 const connect = frame(0x10, Buffer.from([0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 2, 0, 60, 0, 5, ...Buffer.from('dev-1')]));
 /** A QoS 0 PUBLISH on topic "t" with `bytes` of payload. */
