@@ -17,8 +17,9 @@
  *   a leaked key lets anyone command the whole fleet.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { createPrivateFile } from '../store/private-file.js';
 
 export const SIGNING_KEY_FILE = 'signing-key.pem';
 
@@ -42,27 +43,10 @@ export function loadOrCreateSigningKey(dataDir: string): SigningKey {
   return { privateKey, publicKeyPem, created };
 }
 
-/** Writes a new key beside `path` and links it into place; false if another process got there first. */
+/** Writes a new key into place; false if another process got there first. */
 function create(path: string): boolean {
   const { privateKey } = generateKeyPairSync('ed25519');
-  const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-  const temp = `${path}.${process.pid}.${Date.now().toString(36)}.tmp`;
-  const fd = openSync(temp, 'wx', 0o600);
-  try {
-    writeSync(fd, pem);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    linkSync(temp, path);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw err;
-  } finally {
-    unlinkSync(temp);
-  }
+  return createPrivateFile(path, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
 }
 
 function load(path: string): KeyObject {

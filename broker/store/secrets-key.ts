@@ -7,15 +7,17 @@
  *    `<dataDir>/secrets.key`), holding the same base64 text; created with 32
  *    random bytes on first start.
  *
- * The key file is created with mode 0600 in the `open` call itself (O_EXCL),
- * never written first and chmod-ed after: there is no moment at which another
- * user could read it. Keeping it beside hub.db protects against a leaked
+ * The key file is created with mode 0600 in the `open` call itself, never
+ * written first and chmod-ed after, and linked into place whole
+ * (private-file.ts): there is no moment at which another user could read it,
+ * nor one at which its name holds half a key. Keeping it beside hub.db protects against a leaked
  * database file or backup of it alone; keep it elsewhere (or in the env var)
  * to protect against a leaked data directory.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { createPrivateFile } from './private-file.js';
 import { SECRETS_KEY_BYTES } from './secret-cipher.js';
 
 export const SECRETS_KEY_ENV = 'FLOTILLA_SECRETS_KEY';
@@ -52,20 +54,11 @@ export function loadSecretsKey(options: SecretsKeyOptions): SecretsKey {
 /** Writes a fresh key unless the file exists; true if it wrote one. */
 function createKeyFile(file: string): boolean {
   mkdirSync(dirname(file), { recursive: true });
-  let fd: number;
   try {
-    fd = openSync(file, 'wx', 0o600);
+    return createPrivateFile(file, `${randomBytes(SECRETS_KEY_BYTES).toString('base64')}\n`);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw new Error(`cannot create the secrets key file ${file}: ${(err as Error).message}`);
   }
-  try {
-    writeSync(fd, `${randomBytes(SECRETS_KEY_BYTES).toString('base64')}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  return true;
 }
 
 function decodeKey(text: string, what: string): Buffer {
