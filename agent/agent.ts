@@ -5,8 +5,8 @@
 import { join } from 'node:path';
 import Dockerode from 'dockerode';
 import type { Logger } from 'pino';
-import { createLogger } from '../broker/logger.js';
 import { type DesiredState, type DeviceEvent, type DeviceState, parseHubKey, Topics } from '../shared/index.js';
+import { createLogger } from '../shared/logger.js';
 import { type AgentConfig, resolveAgentConfig } from './config.js';
 import { checkDesired, checkRestored } from './desired-guard.js';
 import { dockerArch, hostFacts } from './host.js';

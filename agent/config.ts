@@ -4,13 +4,20 @@
  */
 import { hostname } from 'node:os';
 import { type Static, Type } from '@sinclair/typebox';
-import { LogLevelSchema } from '../broker/logger.js';
 import { DEFAULT_TOPIC_ROOT, DeviceId, formatIssues, Labels, validate } from '../shared/index.js';
+import { LogLevelSchema } from '../shared/logger.js';
+
+/** URL schemes the agent's MQTT client connects over. */
+export const MQTT_URL_PROTOCOLS = ['mqtt', 'mqtts', 'tcp', 'tls', 'ws', 'wss'] as const;
+export const MQTT_URL_PATTERN = `^(${MQTT_URL_PROTOCOLS.join('|')})://`;
+
+/** A tighter re-check loop would only burn the device's CPU. */
+export const MIN_RESYNC_MS = 100;
 
 export const AgentConfig = Type.Object(
   {
     deviceId: DeviceId,
-    hubUrl: Type.String({ pattern: '^(mqtts?|wss?|tcp|tls)://' }),
+    hubUrl: Type.String({ pattern: MQTT_URL_PATTERN }),
     dataDir: Type.String({ minLength: 1 }),
     labels: Labels,
     topicRoot: Type.String({ minLength: 1 }),
@@ -18,7 +25,7 @@ export const AgentConfig = Type.Object(
     /** Prefix for Docker container names, for several agents sharing one engine (tests, simulators). */
     containerNamePrefix: Type.String({ pattern: '^([a-zA-Z0-9][a-zA-Z0-9_.-]*)?$' }),
     /** Full re-observation period; Docker events trigger reconciles in between. */
-    resyncIntervalMs: Type.Integer({ minimum: 100 }),
+    resyncIntervalMs: Type.Integer({ minimum: MIN_RESYNC_MS }),
     /** Seconds between SIGTERM and SIGKILL when stopping a container. */
     stopTimeoutSeconds: Type.Integer({ minimum: 0, maximum: 600 }),
     /** Free space to leave under Docker's data root after pulling an image; a pull that would eat into it is refused. */
@@ -93,34 +100,36 @@ export function defaultDeviceId(): string {
   return id === '' ? 'device' : id;
 }
 
+/** Every default but the device id (the host name: defaultDeviceId). The CLI's flags show and use these. */
+export const AGENT_DEFAULTS: Readonly<Omit<AgentConfig, 'deviceId'>> = {
+  hubUrl: 'mqtt://127.0.0.1:1883',
+  dataDir: './data/agent',
+  labels: {},
+  containerNamePrefix: '',
+  topicRoot: DEFAULT_TOPIC_ROOT,
+  logLevel: 'info',
+  resyncIntervalMs: 10_000,
+  stopTimeoutSeconds: 10,
+  stateIntervalMs: 500,
+  diskReserveBytes: 256 * 1024 * 1024,
+  metricsIntervalMs: 10_000,
+  logBatchMs: 250,
+  logBatchBytes: 64 * 1024,
+  logLineMaxBytes: 16 * 1024,
+  logRateLinesPerSecond: 200,
+  logBufferBytes: 1024 * 1024,
+  outboxMaxBytes: 64 * 1024 * 1024,
+  outboxTtlMs: {},
+  // 256 KiB/s (2 Mbit/s) is well within 4G uplinks and leaves room on 3G.
+  uplinkBytesPerSecond: 256 * 1024,
+  // 30 s keeps a cellular NAT mapping alive (carriers drop idle ones after
+  // 60 s or more) and finds a half-open link within 45 s, for ~300 KB a day.
+  keepaliveSeconds: 30,
+  rejectionEventIntervalMs: 60_000,
+};
+
 export function resolveAgentConfig(overrides: Partial<Record<keyof AgentConfig, unknown>>): AgentConfig {
-  const defaults: AgentConfig = {
-    deviceId: defaultDeviceId(),
-    hubUrl: 'mqtt://127.0.0.1:1883',
-    dataDir: './data/agent',
-    labels: {},
-    containerNamePrefix: '',
-    topicRoot: DEFAULT_TOPIC_ROOT,
-    logLevel: 'info',
-    resyncIntervalMs: 10_000,
-    stopTimeoutSeconds: 10,
-    stateIntervalMs: 500,
-    diskReserveBytes: 256 * 1024 * 1024,
-    metricsIntervalMs: 10_000,
-    logBatchMs: 250,
-    logBatchBytes: 64 * 1024,
-    logLineMaxBytes: 16 * 1024,
-    logRateLinesPerSecond: 200,
-    logBufferBytes: 1024 * 1024,
-    outboxMaxBytes: 64 * 1024 * 1024,
-    outboxTtlMs: {},
-    // 256 KiB/s (2 Mbit/s) is well within 4G uplinks and leaves room on 3G.
-    uplinkBytesPerSecond: 256 * 1024,
-    // 30 s keeps a cellular NAT mapping alive (carriers drop idle ones after
-    // 60 s or more) and finds a half-open link within 45 s, for ~300 KB a day.
-    keepaliveSeconds: 30,
-    rejectionEventIntervalMs: 60_000,
-  };
+  const defaults: AgentConfig = { ...AGENT_DEFAULTS, deviceId: defaultDeviceId() };
   const merged = { ...defaults, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
   const result = validate(AgentConfig, merged);
   if (!result.ok) throw new Error(`invalid agent configuration:\n${formatIssues(result.issues)}`);

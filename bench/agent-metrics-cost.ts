@@ -51,7 +51,7 @@ const windowMs = Number(values.window) * 1000;
 const settleMs = Number(values.settle) * 1000;
 const run = Date.now().toString(36);
 const devices = { baseline: `bench-idle-${run}`, metrics: `bench-metrics-${run}` };
-const CLI = resolve(import.meta.dirname, '../broker/cli/flotilla.js');
+const CLI = resolve(import.meta.dirname, '../cli/flotilla.js');
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -19,8 +19,8 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { type Hub, startHub } from '../broker/hub.js';
 import type { DeviceView } from '../shared/index.js';
+import { startFleet } from '../test/support/sim/fleet.js';
 import { positiveInt } from './int-arg.js';
-import { startFleet } from './sim/fleet.js';
 
 const { values: args } = parseArgs({
   options: {

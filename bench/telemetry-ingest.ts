@@ -263,7 +263,7 @@ async function startFlotilla(dir: string): Promise<Target> {
     process.execPath,
     [
       ...PROFILE_ARGS,
-      fileURLToPath(new URL('../broker/cli/flotilla.js', import.meta.url)),
+      fileURLToPath(new URL('../cli/flotilla.js', import.meta.url)),
       'server',
       '--data-dir',
       dataDir,

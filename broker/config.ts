@@ -4,7 +4,7 @@
  */
 import { type Static, Type } from '@sinclair/typebox';
 import { DEFAULT_TOPIC_ROOT, formatIssues, validate } from '../shared/index.js';
-import { LogLevelSchema } from './logger.js';
+import { LogLevelSchema } from '../shared/logger.js';
 
 const Port = Type.Integer({ minimum: 0, maximum: 65535 });
 

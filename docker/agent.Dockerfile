@@ -36,14 +36,15 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY shared ./shared
 COPY broker ./broker
 COPY agent ./agent
+COPY cli ./cli
 # dist/package.json: "type": "module" for dist/, and the version the CLI and agent report
-# (they read package.json relative to their own files). dist/broker/cli/flotilla.js: the
+# (they read package.json relative to their own files). dist/cli/flotilla.js: the
 # executable; in the source tree it runs main.ts through tsx, here it runs compiled main.js.
 RUN npx tsc -p tsconfig.build.json \
  && cp package.json dist/package.json \
  && printf '%s\n' '#!/usr/bin/env node' "import { main } from './main.js';" 'await main();' \
-      > dist/broker/cli/flotilla.js \
- && node dist/broker/cli/flotilla.js --version
+      > dist/cli/flotilla.js \
+ && node dist/cli/flotilla.js --version
 
 # ---- production dependencies only --------------------------------------------------------
 FROM toolchain AS prod-deps
@@ -62,5 +63,5 @@ COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 RUN mkdir -p /var/lib/flotilla-agent
 VOLUME ["/var/lib/flotilla-agent"]
-ENTRYPOINT ["node", "dist/broker/cli/flotilla.js"]
+ENTRYPOINT ["node", "dist/cli/flotilla.js"]
 CMD ["agent"]

@@ -28,14 +28,15 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY shared ./shared
 COPY broker ./broker
 COPY agent ./agent
+COPY cli ./cli
 # dist/package.json: "type": "module" for dist/, and the version the CLI and agent report
-# (they read package.json relative to their own files). dist/broker/cli/flotilla.js: the
+# (they read package.json relative to their own files). dist/cli/flotilla.js: the
 # executable; in the source tree it runs main.ts through tsx, here it runs compiled main.js.
 RUN npx tsc -p tsconfig.build.json \
  && cp package.json dist/package.json \
  && printf '%s\n' '#!/usr/bin/env node' "import { main } from './main.js';" 'await main();' \
-      > dist/broker/cli/flotilla.js \
- && node dist/broker/cli/flotilla.js --version
+      > dist/cli/flotilla.js \
+ && node dist/cli/flotilla.js --version
 
 # ---- production dependencies only --------------------------------------------------------
 FROM toolchain AS prod-deps
@@ -58,5 +59,5 @@ VOLUME ["/var/lib/flotilla"]
 EXPOSE 1883 8083 7070
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:' + (process.env.FLOTILLA_HTTP_PORT || 7070) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"
-ENTRYPOINT ["node", "dist/broker/cli/flotilla.js"]
+ENTRYPOINT ["node", "dist/cli/flotilla.js"]
 CMD ["server", "--host", "0.0.0.0"]

@@ -19,7 +19,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { createPrivateFile } from '../store/private-file.js';
+import { writePrivateFile } from '../../shared/private-file.js';
 
 export const SIGNING_KEY_FILE = 'signing-key.pem';
 
@@ -46,7 +46,7 @@ export function loadOrCreateSigningKey(dataDir: string): SigningKey {
 /** Writes a new key into place; false if another process got there first. */
 function create(path: string): boolean {
   const { privateKey } = generateKeyPairSync('ed25519');
-  return createPrivateFile(path, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
+  return writePrivateFile(path, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
 }
 
 function load(path: string): KeyObject {

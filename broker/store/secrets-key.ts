@@ -17,7 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { createPrivateFile } from './private-file.js';
+import { writePrivateFile } from '../../shared/private-file.js';
 import { SECRETS_KEY_BYTES } from './secret-cipher.js';
 
 export const SECRETS_KEY_ENV = 'FLOTILLA_SECRETS_KEY';
@@ -55,7 +55,7 @@ export function loadSecretsKey(options: SecretsKeyOptions): SecretsKey {
 function createKeyFile(file: string): boolean {
   mkdirSync(dirname(file), { recursive: true });
   try {
-    return createPrivateFile(file, `${randomBytes(SECRETS_KEY_BYTES).toString('base64')}\n`);
+    return writePrivateFile(file, `${randomBytes(SECRETS_KEY_BYTES).toString('base64')}\n`);
   } catch (err) {
     throw new Error(`cannot create the secrets key file ${file}: ${(err as Error).message}`);
   }

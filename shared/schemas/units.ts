@@ -47,3 +47,25 @@ export function formatBytes(bytes: number): string {
   }
   return `${sign}${value.toFixed(1)} ${UNITS[unit]}`;
 }
+
+/** The largest whole unit that `parseDuration` reads back exactly: 604800000 → "7d", 250 → "250ms". */
+export function durationText(ms: number): string {
+  for (const unit of ['d', 'h', 'm', 's'] as const) {
+    const size = DURATION_MS[unit]!;
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
+/** The largest whole binary unit that `parseSize` reads back exactly: 268435456 → "256m", 1000 → "1000". */
+export function sizeText(bytes: number): string {
+  for (const [unit, power] of [
+    ['g', 3],
+    ['m', 2],
+    ['k', 1],
+  ] as const) {
+    const size = 1024 ** power;
+    if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`;
+  }
+  return `${bytes}`;
+}

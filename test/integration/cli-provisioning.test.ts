@@ -9,7 +9,7 @@
 import { chmodSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { EXIT_INVALID_INPUT, EXIT_OK, EXIT_UNAUTHORIZED } from '../../broker/cli/errors.js';
+import { EXIT_INVALID_INPUT, EXIT_OK, EXIT_UNAUTHORIZED } from '../../cli/errors.js';
 import { Cleanup } from '../support/cleanup.js';
 import { makeTestCerts, type TestCerts } from '../support/dev-certs.js';
 import { startTestHub, type TestHub } from '../support/hub.js';

@@ -5,12 +5,12 @@
  * every device, which rolls back to the previous image and says so.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type Fleet, startFleet } from '../../bench/sim/fleet.js';
-import { MemoryRuntime } from '../../bench/sim/memory-runtime.js';
 import type { DeviceView } from '../../shared/index.js';
 import { Cleanup } from '../support/cleanup.js';
 import { http } from '../support/http.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
+import { type Fleet, startFleet } from '../support/sim/fleet.js';
+import { MemoryRuntime } from '../support/sim/memory-runtime.js';
 import { waitFor } from '../support/wait.js';
 
 const GOOD = 'registry.local/sim-web:1.0';

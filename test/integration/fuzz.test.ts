@@ -24,7 +24,6 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Agent, startAgent } from '../../agent/agent.js';
-import { MemoryRuntime } from '../../bench/sim/memory-runtime.js';
 import { startBroker } from '../../broker/mqtt/broker.js';
 import { signDesired } from '../../shared/desired-signature.js';
 import type { DesiredState, DeviceView } from '../../shared/index.js';
@@ -33,6 +32,7 @@ import { FUZZ_CHANNELS, type FuzzChannel, fuzzPayload, Rng } from '../support/fu
 import { http } from '../support/http.js';
 import { LogCapture } from '../support/logs.js';
 import { type HubProcess, removeDir, startHubProcess } from '../support/processes.js';
+import { MemoryRuntime } from '../support/sim/memory-runtime.js';
 import { waitFor } from '../support/wait.js';
 
 const ROOT = 'flotilla/v1';

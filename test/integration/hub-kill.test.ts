@@ -7,11 +7,11 @@
  * every event of every device (before, during and after) once, none missing.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { type Fleet, startFleet } from '../../bench/sim/fleet.js';
 import type { DeviceView, List, RolloutStatus } from '../../shared/index.js';
 import { Cleanup } from '../support/cleanup.js';
 import { http } from '../support/http.js';
 import { type HubProcess, removeDir, startHubProcess } from '../support/processes.js';
+import { type Fleet, startFleet } from '../support/sim/fleet.js';
 import { duplicates, storedEventSeqs, storedLogLines } from '../support/stored-telemetry.js';
 import { waitFor } from '../support/wait.js';
 

@@ -56,10 +56,10 @@ describe('hub lifecycle', () => {
   });
 
   it('refuses a retention flag it cannot read, naming the flag', async () => {
-    const age = await runNode(['broker/cli/flotilla.js', 'server', '--data-dir', dataDir, '--telemetry-max-age', 'a week']);
+    const age = await runNode(['cli/flotilla.js', 'server', '--data-dir', dataDir, '--telemetry-max-age', 'a week']);
     expect(age.code).toBe(2);
     expect(age.stderr).toMatch(/--telemetry-max-age <duration>' argument 'a week' is invalid\. expected a duration such as .* or 7d/);
-    const size = await runNode(['broker/cli/flotilla.js', 'server', '--data-dir', dataDir, '--telemetry-max-size', 'huge']);
+    const size = await runNode(['cli/flotilla.js', 'server', '--data-dir', dataDir, '--telemetry-max-size', 'huge']);
     expect(size.code).toBe(2);
     expect(size.stderr).toMatch(/--telemetry-max-size <size>' argument 'huge' is invalid\. invalid size "huge"/);
   });

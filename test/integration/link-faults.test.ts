@@ -7,12 +7,12 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { MAX_IN_FLIGHT } from '../../agent/link.js';
-import { type Fleet, startFleet } from '../../bench/sim/fleet.js';
 import type { DeviceView } from '../../shared/index.js';
 import { Cleanup } from '../support/cleanup.js';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy.js';
 import { http } from '../support/http.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
+import { type Fleet, startFleet } from '../support/sim/fleet.js';
 import { duplicates, storedEventSeqs, storedLogLines } from '../support/stored-telemetry.js';
 import { waitFor } from '../support/wait.js';
 

@@ -7,11 +7,11 @@
  * The time each phase took is printed, for BENCHMARKS.md's context.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { type Fleet, startFleet } from '../../bench/sim/fleet.js';
 import type { DeviceView, List } from '../../shared/index.js';
 import { Cleanup } from '../support/cleanup.js';
 import { http } from '../support/http.js';
 import { type HubProcess, removeDir, startHubProcess } from '../support/processes.js';
+import { type Fleet, startFleet } from '../support/sim/fleet.js';
 import { waitFor } from '../support/wait.js';
 
 const COUNT = 2_000;

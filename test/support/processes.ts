@@ -10,7 +10,7 @@ import { freePort } from './ports.js';
 import { waitFor } from './wait.js';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '../..');
-export const CLI = join(REPO_ROOT, 'broker/cli/flotilla.js');
+export const CLI = join(REPO_ROOT, 'cli/flotilla.js');
 
 export interface RunResult {
   code: number;

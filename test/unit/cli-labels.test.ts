@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { UsageError } from '../../broker/cli/errors.js';
-import { parseLabelArgs, parseLabelAssignments } from '../../broker/cli/labels.js';
+import { UsageError } from '../../cli/errors.js';
+import { parseLabelArgs, parseLabelAssignments } from '../../cli/labels.js';
 
 describe('parseLabelArgs', () => {
   it('reads key=value as a set and key- as a removal, kubectl style', () => {

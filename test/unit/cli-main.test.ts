@@ -4,8 +4,8 @@
  * (Talking to a real hub is test/integration/cli.test.ts.)
  */
 import { describe, expect, it } from 'vitest';
-import type { CliIO } from '../../broker/cli/context.js';
-import { EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_OK, run } from '../../broker/cli/main.js';
+import type { CliIO } from '../../cli/context.js';
+import { EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_OK, run } from '../../cli/main.js';
 
 interface Captured {
   code: number;

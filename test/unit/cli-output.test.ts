@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { AppDetail, AppSummary, Device } from '../../broker/cli/client.js';
-import { describeApp, describeDevice } from '../../broker/cli/commands/describe.js';
-import { appsTable, devicesTable, formatScheduling } from '../../broker/cli/commands/get.js';
-import { cell, formatAge, formatFields, formatLabels, formatStructured, formatTable } from '../../broker/cli/output.js';
+import type { AppDetail, AppSummary, Device } from '../../cli/client.js';
+import { describeApp, describeDevice } from '../../cli/commands/describe.js';
+import { appsTable, devicesTable, formatScheduling } from '../../cli/commands/get.js';
+import { cell, formatAge, formatFields, formatLabels, formatStructured, formatTable } from '../../cli/output.js';
 import { summarizeApp as summarize } from '../../shared/index.js';
 
 const NOW = Date.parse('2025-06-01T12:00:00.000Z');

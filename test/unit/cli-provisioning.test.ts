@@ -8,12 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { afterEach, describe, expect, it } from 'vitest';
-import { modeWarning, readAgentConfigFile, writeAgentConfigFile } from '../../broker/cli/agent-config-file.js';
-import { type AgentFlagValues, type AgentIdentitySettings, agentIdentitySettings } from '../../broker/cli/agent-file-settings.js';
-import { mqttUrlFor } from '../../broker/cli/commands/agent-register.js';
-import { formatExpiry, tokensTable } from '../../broker/cli/commands/token.js';
-import type { CliIO } from '../../broker/cli/context.js';
-import { buildProgram, EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_OK, EXIT_UNAUTHORIZED, run } from '../../broker/cli/main.js';
+import { modeWarning, readAgentConfigFile, writeAgentConfigFile } from '../../cli/agent-config-file.js';
+import { type AgentFlagValues, type AgentIdentitySettings, agentIdentitySettings } from '../../cli/agent-file-settings.js';
+import { mqttUrlFor } from '../../cli/commands/agent-register.js';
+import { formatExpiry, tokensTable } from '../../cli/commands/token.js';
+import type { CliIO } from '../../cli/context.js';
+import { buildProgram, EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_OK, EXIT_UNAUTHORIZED, run } from '../../cli/main.js';
 
 interface Sent {
   method: string;

@@ -6,13 +6,13 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HubClient, HubError, HubStreamClosedError } from '../../broker/cli/client.js';
-import { eventCells } from '../../broker/cli/commands/events.js';
-import { formatLogLine } from '../../broker/cli/commands/logs.js';
-import { metricsText } from '../../broker/cli/commands/metrics.js';
-import { topTable } from '../../broker/cli/commands/top.js';
-import { EXIT_HUB_ERROR, EXIT_NOT_FOUND } from '../../broker/cli/errors.js';
-import { backlogThenFollow } from '../../broker/cli/telemetry.js';
+import { HubClient, HubError, HubStreamClosedError } from '../../cli/client.js';
+import { eventCells } from '../../cli/commands/events.js';
+import { formatLogLine } from '../../cli/commands/logs.js';
+import { metricsText } from '../../cli/commands/metrics.js';
+import { topTable } from '../../cli/commands/top.js';
+import { EXIT_HUB_ERROR, EXIT_NOT_FOUND } from '../../cli/errors.js';
+import { backlogThenFollow } from '../../cli/telemetry.js';
 import type { LogRecord, MetricsSample } from '../../shared/index.js';
 
 const PLAIN = { prefix: true, timestamps: false, color: false };

@@ -6,8 +6,8 @@ import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { LogCollector, type LogSink } from '../../agent/telemetry/logs/log-collector.js';
 import { LogPipeline } from '../../agent/telemetry/logs/log-pipeline.js';
-import { MemoryRuntime } from '../../bench/sim/memory-runtime.js';
 import { type LogBatch, LogBatch as LogBatchSchema, type LogLine, validate } from '../../shared/index.js';
+import { MemoryRuntime } from '../support/sim/memory-runtime.js';
 
 class FakeLink implements LogSink {
   up = true;

@@ -1,6 +1,6 @@
 /** The hub's and agent's logger: credentials are redacted from what reaches the destination, other fields are not. */
 import { describe, expect, it } from 'vitest';
-import { createLogger, REDACTED } from '../../broker/logger.js';
+import { createLogger, REDACTED } from '../../shared/logger.js';
 
 function capture() {
   const lines: string[] = [];

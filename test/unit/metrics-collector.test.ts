@@ -5,8 +5,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ContainerRuntime } from '../../agent/runtime/runtime.js';
 import { MetricsCollector } from '../../agent/telemetry/metrics/collector.js';
-import { MemoryRuntime } from '../../bench/sim/memory-runtime.js';
 import { Metrics, validate } from '../../shared/index.js';
+import { MemoryRuntime } from '../support/sim/memory-runtime.js';
 import { waitFor } from '../support/wait.js';
 
 const quiet = { warn() {}, info() {}, debug() {} };

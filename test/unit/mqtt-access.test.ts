@@ -16,10 +16,10 @@ import { hashSecret, VerifiedCache, verifySecret } from '../../broker/auth/hashi
 import type { Identity } from '../../broker/auth/identity.js';
 import { LoginDelay } from '../../broker/auth/login-delay.js';
 import { METHOD_ROLES, mayCall, requiredRole } from '../../broker/auth/permissions.js';
-import { parseDashboardUsers } from '../../broker/cli/commands/server.js';
 import { resolveHubConfig } from '../../broker/config.js';
 import { peekRequest } from '../../broker/mqtt/access.js';
 import { type Db, openDatabase } from '../../broker/store/db.js';
+import { parseDashboardUsers } from '../../cli/commands/server.js';
 import { Topics } from '../../shared/index.js';
 
 const topics = new Topics('flotilla/v1');

@@ -1,9 +1,9 @@
 /** Connection admission: the token bucket on an injected clock, and the preConnect hook around it (no broker, no sleeping). */
 import type { Client, ConnectPacket } from 'aedes';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { parseConnectRate } from '../../broker/cli/commands/server.js';
 import { HUB_DEFAULTS, resolveHubConfig } from '../../broker/config.js';
 import { createConnectionAdmission, TokenBucket } from '../../broker/mqtt/admission.js';
+import { parseConnectRate } from '../../cli/commands/server.js';
 import { LogCapture } from '../support/logs.js';
 
 function clock(start = 1_000) {

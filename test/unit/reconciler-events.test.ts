@@ -6,8 +6,8 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Reconciler } from '../../agent/reconcile/reconciler.js';
 import type { StepEvent } from '../../agent/reconcile/step-events.js';
-import { MemoryRuntime } from '../../bench/sim/memory-runtime.js';
 import type { DesiredApp, DesiredState } from '../../shared/index.js';
+import { MemoryRuntime } from '../support/sim/memory-runtime.js';
 
 const A = 'registry.local/web:1';
 const B = 'registry.local/web:2';

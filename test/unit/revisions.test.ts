@@ -1,9 +1,9 @@
 /** The pure parts of app revisions: the history view the hub builds, and how the CLI prints it and a rollback. */
 import { describe, expect, it } from 'vitest';
-import { parseRevision, rollbackMessage } from '../../broker/cli/commands/rollback.js';
-import { historyTable } from '../../broker/cli/commands/rollout.js';
 import { appHistory } from '../../broker/dispatcher/views.js';
 import type { StoredRevision } from '../../broker/store/apps.js';
+import { parseRevision, rollbackMessage } from '../../cli/commands/rollback.js';
+import { historyTable } from '../../cli/commands/rollout.js';
 import { type AppSpec, validateAppSpec } from '../../shared/index.js';
 import { appSpec } from '../support/fixtures.js';
 

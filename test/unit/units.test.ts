@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseDuration, parseSize } from '../../shared/index.js';
+import { durationText, parseDuration, parseSize, sizeText } from '../../shared/index.js';
 
 describe('parseSize', () => {
   it('reads Docker and Kubernetes units as binary multiples', () => {
@@ -26,5 +26,17 @@ describe('parseDuration', () => {
 
   it('rejects a duration without a unit', () => {
     expect(() => parseDuration('5')).toThrow(/invalid duration/);
+  });
+});
+
+describe('durationText and sizeText (how the CLI shows a default)', () => {
+  it('use the largest unit that reads back exactly', () => {
+    expect([604_800_000, 43_200_000, 90_000, 10_000, 250].map(durationText)).toEqual(['7d', '12h', '90s', '10s', '250ms']);
+    expect([1024 ** 3, 256 * 1024 ** 2, 1536 * 1024, 65_536, 1000, 0].map(sizeText)).toEqual(['1g', '256m', '1536k', '64k', '1000', '0']);
+  });
+
+  it('round-trip through the parsers', () => {
+    for (const ms of [1, 999, 1000, 61_000, 3_600_000, 86_400_000 * 3]) expect(parseDuration(durationText(ms))).toBe(ms);
+    for (const bytes of [1, 4096, 1024 ** 2 + 1, 5 * 1024 ** 3]) expect(parseSize(sizeText(bytes))).toBe(bytes);
   });
 });

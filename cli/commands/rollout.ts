@@ -10,7 +10,7 @@
  * `flotilla rollout pause|resume|abort APP` act on it.
  */
 import type { Command } from 'commander';
-import type { RolloutStatus } from '../../../shared/index.js';
+import type { RolloutStatus } from '../../shared/index.js';
 import type { AppHistory } from '../client.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import { cell, formatAge, formatTable } from '../output.js';

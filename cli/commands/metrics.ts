@@ -10,8 +10,8 @@
  * with every field.
  */
 import type { Command } from 'commander';
-import type { MetricsResult, MetricsSample } from '../../../shared/index.js';
-import { formatBytes } from '../../../shared/index.js';
+import type { MetricsResult, MetricsSample } from '../../shared/index.js';
+import { formatBytes } from '../../shared/index.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import { formatTable } from '../output.js';
 import { formatNumber, formatRate, formatTime, formatUsage, parseTail, rate, SINCE_HELP } from '../telemetry.js';

@@ -4,7 +4,7 @@
  * loop, and the cells that show times, percentages and sizes.
  */
 import { InvalidArgumentError } from 'commander';
-import { formatBytes } from '../../shared/index.js';
+import { formatBytes } from '../shared/index.js';
 import { HubStreamClosedError, HubUnreachableError } from './client.js';
 
 /** `--tail N`: a non-negative integer. */

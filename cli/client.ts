@@ -22,8 +22,8 @@ import type {
   RollbackResult,
   RolloutStatus,
   TopResult,
-} from '../../shared/index.js';
-import { FOLLOW_EVENT, formatIssue } from '../../shared/index.js';
+} from '../shared/index.js';
+import { FOLLOW_EVENT, formatIssue } from '../shared/index.js';
 import type {
   CreateTokenRequest,
   DeviceRevoked,
@@ -49,7 +49,7 @@ export type {
   RevisionSummary,
   RollbackResult,
   RolloutStatus,
-} from '../../shared/index.js';
+} from '../shared/index.js';
 
 /** `since` is a duration back from now (`10m`) or an RFC 3339 time; the hub validates it. */
 export interface TelemetryQuery {

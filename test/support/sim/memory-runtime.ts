@@ -22,9 +22,9 @@
  * what a test writes with `writeLog` (the last 1000 lines per container).
  */
 import { randomBytes } from 'node:crypto';
-import { toCreateOptions } from '../../agent/runtime/create-options.js';
-import { parseImageReference } from '../../agent/runtime/docker-runtime.js';
-import { RuntimeError } from '../../agent/runtime/errors.js';
+import { toCreateOptions } from '../../../agent/runtime/create-options.js';
+import { parseImageReference } from '../../../agent/runtime/docker-runtime.js';
+import { RuntimeError } from '../../../agent/runtime/errors.js';
 import {
   LABEL_APP,
   LABEL_APP_REVISION,
@@ -32,8 +32,8 @@ import {
   LABEL_DEVICE,
   LABEL_MANAGED,
   LABEL_SPEC_HASH,
-} from '../../agent/runtime/labels.js';
-import { timestampNanos } from '../../agent/runtime/log-time.js';
+} from '../../../agent/runtime/labels.js';
+import { timestampNanos } from '../../../agent/runtime/log-time.js';
 import type {
   ContainerCounters,
   ContainerRuntime,
@@ -43,8 +43,8 @@ import type {
   ManagedContainer,
   RestartPolicy,
   RuntimeInfo,
-} from '../../agent/runtime/runtime.js';
-import type { RegistryAuth } from '../../shared/index.js';
+} from '../../../agent/runtime/runtime.js';
+import type { RegistryAuth } from '../../../shared/index.js';
 
 /** How a simulated image behaves; returned per image by `MemoryRuntimeOptions.behaviour`. */
 export interface ImageBehaviour {

@@ -4,29 +4,15 @@
  * device's secret, the hub's signing key, the CA to pin), read by
  * `flotilla agent` so that the secret never has to be on a command line.
  *
- * Invariant: the file is never readable by anyone but its owner, not even for
- * a moment. It is written to a temp file in the same directory, created with
- * mode 0600 by open(2) itself (not chmod-ed afterwards), then moved into place
- * in one step; a reader sees the old file or the whole new one.
+ * The file is never readable by anyone but its owner, not even for a moment,
+ * and a reader sees the old file or the whole new one (shared/private-file.ts).
  */
 import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  existsSync,
-  fchmodSync,
-  fsyncSync,
-  linkSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  statSync,
-  unlinkSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { type Static, Type } from '@sinclair/typebox';
-import { DeviceId, formatIssues, Labels, validate } from '../../shared/index.js';
+import { DeviceId, formatIssues, Labels, validate } from '../shared/index.js';
+import { writePrivateFile } from '../shared/private-file.js';
 import { UsageError } from './errors.js';
 
 export const AGENT_CONFIG_FILE_NAME = 'agent.json';
@@ -84,57 +70,12 @@ export function checkWritable(path: string): void {
 }
 
 /**
- * Writes `config` to `path` with mode 0600 (see the invariant above). Without
+ * Writes `config` to `path` with mode 0600 (shared/private-file.ts). Without
  * `force`, an existing file is never replaced, even one that appeared since
- * `refuseExisting`: link(2) into place fails if the name is taken.
+ * `refuseExisting`.
  */
 export function writeAgentConfigFile(path: string, config: AgentConfigFile, { force = false }: { force?: boolean } = {}): void {
-  const dir = dirname(path);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const fd = openSync(temp, 'wx', 0o600);
-  try {
-    // The umask can only take bits away from 0600; this puts back a stripped owner bit.
-    fchmodSync(fd, 0o600);
-    writeSync(fd, `${JSON.stringify(config, null, 2)}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    if (force) renameSync(temp, path);
-    else placeWithoutReplacing(temp, path);
-  } finally {
-    if (existsSync(temp)) unlinkSync(temp);
-  }
-  syncDir(dir);
-}
-
-function placeWithoutReplacing(temp: string, path: string): void {
-  try {
-    linkSync(temp, path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') refuseExisting(path);
-    // File systems without hard links (FAT on an SD card): check, then rename.
-    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
-    refuseExisting(path);
-    renameSync(temp, path);
-  }
-}
-
-/** So the rename survives a power cut (a device's usual way to stop). Not every platform can open a directory. */
-function syncDir(dir: string): void {
-  try {
-    const fd = openSync(dir, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    // best effort
-  }
+  if (!writePrivateFile(path, `${JSON.stringify(config, null, 2)}\n`, { replace: force })) refuseExisting(path);
 }
 
 export interface LoadedAgentConfigFile {

@@ -16,7 +16,7 @@
  * or one document per record when following.
  */
 import type { Command } from 'commander';
-import type { LogRecord } from '../../../shared/index.js';
+import type { LogRecord } from '../../shared/index.js';
 import { type CliIO, globalOptions, hubClient } from '../context.js';
 import { cell, formatStructured, type OutputFormat } from '../output.js';
 import { backlogThenFollow, parseTail, SINCE_HELP } from '../telemetry.js';

@@ -3,7 +3,7 @@
  * Keys and values are checked against the same patterns the hub and the app
  * spec schema use, so a label the CLI accepts is never refused later.
  */
-import { LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN } from '../../shared/ids.js';
+import { LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN } from '../shared/ids.js';
 import { UsageError } from './errors.js';
 
 const keyRe = new RegExp(LABEL_KEY_PATTERN);

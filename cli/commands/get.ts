@@ -3,7 +3,7 @@
  * `-o json|yaml` prints the hub's body unchanged (`{items}` for a list).
  */
 import type { Command } from 'commander';
-import { summarizeApp } from '../../../shared/index.js';
+import { summarizeApp } from '../../shared/index.js';
 import type { AppSummary, Device } from '../client.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import { formatAge, formatLabels, formatTable, yesNo } from '../output.js';

@@ -15,7 +15,7 @@
  * `register`), so register cannot have options of the same names.
  */
 import { type Command, Option } from 'commander';
-import { DEVICE_ID_PATTERN, isDeviceId } from '../../../shared/index.js';
+import { DEVICE_ID_PATTERN, isDeviceId } from '../../shared/index.js';
 import { checkWritable, defaultAgentConfigPath, refuseExisting, writeAgentConfigFile } from '../agent-config-file.js';
 import type { Registration } from '../auth-api.js';
 import { HubClient, parseHubUrl } from '../client.js';

@@ -6,7 +6,7 @@
  */
 import type { Command } from 'commander';
 import { isScalar, parseAllDocuments } from 'yaml';
-import { type AppSpec, formatIssue, validateAppSpec } from '../../../shared/index.js';
+import { type AppSpec, formatIssue, validateAppSpec } from '../../shared/index.js';
 import type { ApplyResult } from '../client.js';
 import { type CliIO, globalOptions, hubClient } from '../context.js';
 import { CliErrors, UsageError } from '../errors.js';

@@ -8,7 +8,7 @@
  * prints the whole answer.
  */
 import { type Command, Option } from 'commander';
-import { isName, NAME_PATTERN } from '../../../shared/index.js';
+import { isName, NAME_PATTERN } from '../../shared/index.js';
 import { ROLES, type Role, type ServiceAccountInfo } from '../auth-api.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import { UsageError } from '../errors.js';

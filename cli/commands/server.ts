@@ -3,6 +3,8 @@
  * The hub module is imported only here, so the other commands start fast.
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { HUB_DEFAULTS as DEFAULTS } from '../../broker/config.js';
+import { durationText, sizeText } from '../../shared/index.js';
 import type { CliIO } from '../context.js';
 import {
   type LogLevel,
@@ -70,13 +72,16 @@ export function registerServer(program: Command, io: CliIO): void {
   program
     .command('server')
     .description('run the hub: MQTT broker (TCP and WebSocket), dispatcher and HTTP API')
-    .addOption(new Option('--data-dir <dir>', 'where the SQLite database lives').env('FLOTILLA_DATA_DIR').default('./data'))
-    .addOption(new Option('--host <address>', 'address every listener binds to').env('FLOTILLA_HOST').default('127.0.0.1'))
+    .addOption(new Option('--data-dir <dir>', 'where the SQLite database lives').env('FLOTILLA_DATA_DIR').default(DEFAULTS.dataDir))
+    .addOption(new Option('--host <address>', 'address every listener binds to').env('FLOTILLA_HOST').default(DEFAULTS.host))
     .addOption(
-      new Option('--mqtt-port <port>', 'MQTT over TCP (0: any free port)').env('FLOTILLA_MQTT_PORT').argParser(parsePort).default(1883),
+      new Option('--mqtt-port <port>', 'MQTT over TCP (0: any free port)')
+        .env('FLOTILLA_MQTT_PORT')
+        .argParser(parsePort)
+        .default(DEFAULTS.mqttPort),
     )
-    .addOption(new Option('--ws-port <port>', 'MQTT over WebSocket').env('FLOTILLA_WS_PORT').argParser(parsePort).default(8083))
-    .addOption(new Option('--http-port <port>', 'HTTP API').env('FLOTILLA_HTTP_PORT').argParser(parsePort).default(7070))
+    .addOption(new Option('--ws-port <port>', 'MQTT over WebSocket').env('FLOTILLA_WS_PORT').argParser(parsePort).default(DEFAULTS.wsPort))
+    .addOption(new Option('--http-port <port>', 'HTTP API').env('FLOTILLA_HTTP_PORT').argParser(parsePort).default(DEFAULTS.httpPort))
     .addOption(
       new Option('--tls-cert <file>', 'PEM server certificate: with --tls-key, also serve mqtts, wss and https').env('FLOTILLA_TLS_CERT'),
     )
@@ -92,9 +97,13 @@ export function registerServer(program: Command, io: CliIO): void {
         'key sealing secrets at rest (base64 of 32 bytes; default <data-dir>/secrets.key, created 0600); FLOTILLA_SECRETS_KEY holds the key itself and wins',
       ).env('FLOTILLA_SECRETS_KEY_FILE'),
     )
-    .addOption(new Option('--mqtts-port <port>', 'MQTT over TLS').env('FLOTILLA_MQTTS_PORT').argParser(parsePort).default(8883))
-    .addOption(new Option('--wss-port <port>', 'MQTT over secure WebSocket').env('FLOTILLA_WSS_PORT').argParser(parsePort).default(8084))
-    .addOption(new Option('--https-port <port>', 'HTTPS API').env('FLOTILLA_HTTPS_PORT').argParser(parsePort).default(7443))
+    .addOption(
+      new Option('--mqtts-port <port>', 'MQTT over TLS').env('FLOTILLA_MQTTS_PORT').argParser(parsePort).default(DEFAULTS.mqttsPort),
+    )
+    .addOption(
+      new Option('--wss-port <port>', 'MQTT over secure WebSocket').env('FLOTILLA_WSS_PORT').argParser(parsePort).default(DEFAULTS.wssPort),
+    )
+    .addOption(new Option('--https-port <port>', 'HTTPS API').env('FLOTILLA_HTTPS_PORT').argParser(parsePort).default(DEFAULTS.httpsPort))
     .addOption(topicRootOption())
     .addOption(logLevelOption())
     .addOption(
@@ -118,19 +127,19 @@ export function registerServer(program: Command, io: CliIO): void {
       new Option('--telemetry-max-age <duration>', 'delete logs, metrics and events older than this (e.g. 7d, 12h)')
         .env('FLOTILLA_TELEMETRY_MAX_AGE')
         .argParser(parsePositiveDuration)
-        .default(7 * 24 * 3_600_000, '7d'),
+        .default(DEFAULTS.telemetryMaxAgeMs, durationText(DEFAULTS.telemetryMaxAgeMs)),
     )
     .addOption(
       new Option('--telemetry-max-size <size>', 'keep the telemetry database under this size, oldest rows first (e.g. 1g, 512m)')
         .env('FLOTILLA_TELEMETRY_MAX_SIZE')
         .argParser(parseSizeArg)
-        .default(1024 ** 3, '1g'),
+        .default(DEFAULTS.telemetryMaxBytes, sizeText(DEFAULTS.telemetryMaxBytes)),
     )
     .addOption(
       new Option('--max-connect-rate <n>', 'new MQTT connections admitted per second, the rest told to retry later (0: no limit)')
         .env('FLOTILLA_MAX_CONNECT_RATE')
         .argParser(parseConnectRate)
-        .default(500),
+        .default(DEFAULTS.maxConnectRate),
     )
     .addOption(
       new Option(
@@ -139,16 +148,16 @@ export function registerServer(program: Command, io: CliIO): void {
       )
         .env('FLOTILLA_MAX_CONNECT_RATE_PER_ADDRESS')
         .argParser(parseConnectRate)
-        .default(100),
+        .default(DEFAULTS.maxConnectRatePerAddress),
     )
     .addOption(
       new Option('--max-packet-size <size>', 'largest MQTT packet a client may send (e.g. 1m, 512k); a bigger one closes its connection')
         .env('FLOTILLA_MAX_PACKET_SIZE')
         .argParser(parseSizeArg)
-        .default(1024 * 1024, '1m'),
+        .default(DEFAULTS.maxPacketBytes, sizeText(DEFAULTS.maxPacketBytes)),
     )
     .action(async (options: ServerOptions) => {
-      const { startHub } = await import('../../hub.js');
+      const { startHub } = await import('../../broker/hub.js');
       await startUntilSignal('hub', io, () =>
         startHub({
           dataDir: options.dataDir,

@@ -38,7 +38,7 @@ export function registerCerts(program: Command, io: CliIO): void {
     )
     .option('--client <device-id>', 'a client certificate whose CN is this device id (repeatable)', collect, [])
     .action(async (options: CertsDevOptions) => {
-      const { makeDevCerts, DevCertsError } = await import('../../tls/dev-certs.js');
+      const { makeDevCerts, DevCertsError } = await import('../../broker/tls/dev-certs.js');
       let made: Awaited<ReturnType<typeof makeDevCerts>>;
       try {
         made = await makeDevCerts({ outDir: options.out, hosts: options.host, clients: options.client });

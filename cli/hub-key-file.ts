@@ -4,7 +4,7 @@
  * here, so a wrong file is a usage error before the agent starts.
  */
 import { readFileSync } from 'node:fs';
-import { parseHubKey } from '../../shared/index.js';
+import { parseHubKey } from '../shared/index.js';
 import { UsageError } from './errors.js';
 
 export function readHubKeyFile(path: string): string {

@@ -10,8 +10,8 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { type Agent, startAgent } from '../../agent/agent.js';
-import type { AgentConfig } from '../../agent/config.js';
+import { type Agent, startAgent } from '../../../agent/agent.js';
+import type { AgentConfig } from '../../../agent/config.js';
 import { type ImageBehaviour, MemoryRuntime } from './memory-runtime.js';
 
 export interface FleetOptions {

@@ -10,7 +10,7 @@
  * one event per line (NDJSON) and `-o yaml` one document per event.
  */
 import type { Command } from 'commander';
-import type { EventRecord } from '../../../shared/index.js';
+import type { EventRecord } from '../../shared/index.js';
 import type { EventsQuery } from '../client.js';
 import { type CliIO, globalOptions, hubClient } from '../context.js';
 import { cell, formatStructured, type OutputFormat } from '../output.js';

@@ -8,7 +8,7 @@
  * (the hub's body), it is printed once.
  */
 import type { Command } from 'commander';
-import type { TopResult, TopRow } from '../../../shared/index.js';
+import type { TopResult, TopRow } from '../../shared/index.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import { parsePositiveDuration } from '../lifecycle.js';
 import { formatAge, formatTable, yesNo } from '../output.js';

@@ -4,9 +4,9 @@
  */
 import { hostname } from 'node:os';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { defaultDeviceId } from '../../../agent/config.js';
-import { OUTBOX_CLASSES, type OutboxClass } from '../../../agent/outbox/classes.js';
-import { DEVICE_ID_PATTERN, isDeviceId } from '../../../shared/index.js';
+import { AGENT_DEFAULTS, AgentConfig, defaultDeviceId, MQTT_URL_PROTOCOLS } from '../../agent/config.js';
+import { DEFAULT_OUTBOX_TTL_MS, OUTBOX_CLASSES, type OutboxClass } from '../../agent/outbox/classes.js';
+import { DEVICE_ID_PATTERN, durationText, isDeviceId, sizeText } from '../../shared/index.js';
 import { agentIdentitySettings } from '../agent-file-settings.js';
 import type { CliIO } from '../context.js';
 import { UsageError } from '../errors.js';
@@ -39,13 +39,15 @@ interface AgentOptions {
   hubKey?: string;
 }
 
-/** What mqtt.js connects over, as the agent's config schema accepts them. */
-const MQTT_PROTOCOLS = ['mqtt:', 'mqtts:', 'tcp:', 'tls:', 'ws:', 'wss:'];
+const MQTT_PROTOCOLS = MQTT_URL_PROTOCOLS.map((protocol) => `${protocol}:`);
+const DEFAULTS = AGENT_DEFAULTS;
 
-/** The agent's config refuses anything shorter: a tighter loop would only burn the device's CPU. */
-const MIN_RESYNC_MS = 100;
-/** The agent's config minimum for the metrics interval. */
-const MIN_METRICS_MS = 1000;
+/** The agent config schema's lower bound for `key`, so a flag is refused with the same bound the agent would apply. */
+function minimumOf(key: keyof typeof AgentConfig.properties): number {
+  const minimum = (AgentConfig.properties[key] as { minimum?: number }).minimum;
+  if (minimum === undefined) throw new Error(`AgentConfig.${key} has no minimum`);
+  return minimum;
+}
 
 export function registerAgent(program: Command, io: CliIO): void {
   const agent = program
@@ -67,45 +69,45 @@ export function registerAgent(program: Command, io: CliIO): void {
     )
     .addHelpText('after', '\nAlso: --ca FILE (global) is the CA the agent trusts for mqtts/wss instead of the system store.')
     .addOption(new Option('--device-id <id>', "this device's id (default: the host name, lower-cased)").env('FLOTILLA_DEVICE_ID'))
-    .addOption(new Option('--hub-url <url>', "the hub's MQTT broker").env('FLOTILLA_HUB_URL').default('mqtt://127.0.0.1:1883'))
-    .addOption(new Option('--data-dir <dir>', "the agent's local state").env('FLOTILLA_AGENT_DATA_DIR').default('./data/agent'))
+    .addOption(new Option('--hub-url <url>', "the hub's MQTT broker").env('FLOTILLA_HUB_URL').default(DEFAULTS.hubUrl))
+    .addOption(new Option('--data-dir <dir>', "the agent's local state").env('FLOTILLA_AGENT_DATA_DIR').default(DEFAULTS.dataDir))
     .addOption(new Option('--label <key=value>', 'a label this device reports (repeatable)').argParser(collect).default([]))
     .addOption(topicRootOption())
     .addOption(logLevelOption())
     .addOption(
       new Option('--resync-interval <duration>', 'how often to re-check Docker against the desired state')
-        .argParser(durationAtLeast(MIN_RESYNC_MS, `${MIN_RESYNC_MS}ms`))
-        .default(10_000, '10s'),
+        .argParser(durationAtLeast(minimumOf('resyncIntervalMs')))
+        .default(DEFAULTS.resyncIntervalMs, durationText(DEFAULTS.resyncIntervalMs)),
     )
     .addOption(
       new Option('--container-name-prefix <prefix>', 'prefix for Docker container names, when several agents share one Docker Engine')
         .env('FLOTILLA_CONTAINER_NAME_PREFIX')
         .argParser(parseContainerNamePrefix)
-        .default(''),
+        .default(DEFAULTS.containerNamePrefix),
     )
     .addOption(
       new Option('--disk-reserve <size>', "free space to keep under Docker's data root when pulling (e.g. 256m, 1g)")
         .env('FLOTILLA_DISK_RESERVE')
         .argParser(parseSizeArg)
-        .default(256 * 1024 * 1024, '256m'),
+        .default(DEFAULTS.diskReserveBytes, sizeText(DEFAULTS.diskReserveBytes)),
     )
     .addOption(
       new Option('--metrics-interval <duration>', 'how often to sample and publish host and container metrics (at least 1s)')
         .env('FLOTILLA_METRICS_INTERVAL')
-        .argParser(durationAtLeast(MIN_METRICS_MS, `${MIN_METRICS_MS / 1000}s`))
-        .default(10_000, '10s'),
+        .argParser(durationAtLeast(minimumOf('metricsIntervalMs')))
+        .default(DEFAULTS.metricsIntervalMs, durationText(DEFAULTS.metricsIntervalMs)),
     )
     .addOption(
       new Option('--log-rate <lines/s>', 'log lines per second one app may send (burst: twice that); more are dropped and counted')
         .env('FLOTILLA_LOG_RATE')
         .argParser(parseLogRate)
-        .default(200),
+        .default(DEFAULTS.logRateLinesPerSecond),
     )
     .addOption(
       new Option('--log-buffer <size>', 'unsent log lines of all apps together (e.g. 1m); beyond it lines are dropped and counted')
         .env('FLOTILLA_LOG_BUFFER')
-        .argParser(sizeAtLeast(4096, '4k'))
-        .default(1024 * 1024, '1m'),
+        .argParser(sizeAtLeast(minimumOf('logBufferBytes')))
+        .default(DEFAULTS.logBufferBytes, sizeText(DEFAULTS.logBufferBytes)),
     )
     .addOption(
       new Option(
@@ -119,13 +121,13 @@ export function registerAgent(program: Command, io: CliIO): void {
         "the outbox's cap (e.g. 64m); beyond it the lowest-priority oldest messages are dropped and reported",
       )
         .env('FLOTILLA_OUTBOX_MAX_SIZE')
-        .argParser(sizeAtLeast(64 * 1024, '64k'))
-        .default(64 * 1024 * 1024, '64m'),
+        .argParser(sizeAtLeast(minimumOf('outboxMaxBytes')))
+        .default(DEFAULTS.outboxMaxBytes, sizeText(DEFAULTS.outboxMaxBytes)),
     )
     .addOption(
       new Option('--outbox-ttl <class=duration>', 'how long a class is worth delivering late, e.g. metrics=1h (repeatable)')
         .argParser(collectOutboxTtl)
-        .default({}, 'events=7d, logs=2d, metrics=6h'),
+        .default({}, OUTBOX_CLASSES.map((cls) => `${cls}=${durationText(DEFAULT_OUTBOX_TTL_MS[cls])}`).join(', ')),
     )
     .addOption(
       new Option(
@@ -133,14 +135,14 @@ export function registerAgent(program: Command, io: CliIO): void {
         'bytes per second the outbox may send (e.g. 64k), so a backlog does not flood a small link; 0 = unlimited',
       )
         .env('FLOTILLA_UPLINK_RATE')
-        .argParser(sizeAtLeast(0, '0'))
-        .default(256 * 1024, '256k'),
+        .argParser(sizeAtLeast(minimumOf('uplinkBytesPerSecond')))
+        .default(DEFAULTS.uplinkBytesPerSecond, sizeText(DEFAULTS.uplinkBytesPerSecond)),
     )
     .addOption(
       new Option('--keepalive <duration>', 'MQTT keepalive: a dead link is noticed after 1.5 times this')
         .env('FLOTILLA_KEEPALIVE')
-        .argParser(durationAtLeast(1000, '1s'))
-        .default(30_000, '30s'),
+        .argParser(durationAtLeast(minimumOf('keepaliveSeconds') * 1000))
+        .default(DEFAULTS.keepaliveSeconds * 1000, durationText(DEFAULTS.keepaliveSeconds * 1000)),
     )
     .action(async (options: AgentOptions, command: Command) => {
       const identity = agentIdentitySettings({ ...options, labels: parseLabelAssignments(options.label) }, command, io);
@@ -153,7 +155,7 @@ export function registerAgent(program: Command, io: CliIO): void {
         );
       }
       checkMqttUrl(identity.hubUrl);
-      const { startAgent } = await import('../../../agent/agent.js');
+      const { startAgent } = await import('../../agent/agent.js');
       await startUntilSignal('agent', io, () =>
         startAgent({
           deviceId,
@@ -197,11 +199,11 @@ function parseContainerNamePrefix(value: string): string {
   return value;
 }
 
-/** A duration flag the agent's config refuses below `minMs` (written `minText` in the error). */
-function durationAtLeast(minMs: number, minText: string): (value: string) => number {
+/** A duration flag the agent's config refuses below `minMs`. */
+function durationAtLeast(minMs: number): (value: string) => number {
   return (value) => {
     const ms = parsePositiveDuration(value);
-    if (ms < minMs) throw new InvalidArgumentError(`must be at least ${minText}.`);
+    if (ms < minMs) throw new InvalidArgumentError(`must be at least ${durationText(minMs)}.`);
     return ms;
   };
 }
@@ -226,11 +228,11 @@ function parseLogRate(value: string): number {
   return rate;
 }
 
-/** A size flag the agent's config refuses below `minBytes` (written `minText` in the error). */
-function sizeAtLeast(minBytes: number, minText: string): (value: string) => number {
+/** A size flag the agent's config refuses below `minBytes`. */
+function sizeAtLeast(minBytes: number): (value: string) => number {
   return (value) => {
     const bytes = parseSizeArg(value);
-    if (bytes < minBytes) throw new InvalidArgumentError(`must be at least ${minText}.`);
+    if (bytes < minBytes) throw new InvalidArgumentError(`must be at least ${sizeText(minBytes)}.`);
     return bytes;
   };
 }
@@ -240,5 +242,5 @@ function collectOutboxTtl(value: string, previous: Partial<Record<OutboxClass, n
   if (!OUTBOX_CLASSES.includes(cls as OutboxClass) || duration === undefined) {
     throw new InvalidArgumentError(`expected CLASS=DURATION with CLASS one of ${OUTBOX_CLASSES.join(', ')}, e.g. metrics=1h.`);
   }
-  return { ...previous, [cls as OutboxClass]: durationAtLeast(1000, '1s')(duration) };
+  return { ...previous, [cls as OutboxClass]: durationAtLeast(1000)(duration) };
 }

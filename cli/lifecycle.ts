@@ -4,11 +4,11 @@
  * at once, for the operator whose hub hangs on close.
  */
 import { InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_TOPIC_ROOT, parseDuration, parseSize, Topics } from '../../shared/index.js';
-import { LOG_LEVELS } from '../logger.js';
+import { DEFAULT_TOPIC_ROOT, parseDuration, parseSize, Topics } from '../shared/index.js';
+import { LOG_LEVELS } from '../shared/logger.js';
 import type { CliIO } from './context.js';
 
-export type { LogLevel } from '../logger.js';
+export type { LogLevel } from '../shared/logger.js';
 
 /** 0-65535; 0 asks the OS for a free port. */
 export function parsePort(value: string): number {

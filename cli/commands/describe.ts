@@ -3,7 +3,7 @@
  * object, in sections for people; `-o json|yaml` prints the hub's body.
  */
 import type { Command } from 'commander';
-import { type ContainerSpec, secretFilePath } from '../../../shared/index.js';
+import { type ContainerSpec, secretFilePath } from '../../shared/index.js';
 import type { AppDetail, Device } from '../client.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import { cell, formatAge, formatFields, formatTable, indent, yesNo } from '../output.js';
