@@ -4,7 +4,9 @@
  * identity a connection authenticated as and answer Aedes:
  *
  * - preConnect remembers the client id as sent: Aedes replaces an empty one
- *   with `aedes_<uuid>` before authenticate runs, and empty must be refused.
+ *   with `aedes_<uuid>` before authenticate runs, and empty must be refused
+ *   with a persistent session, which would have no id to be found again by
+ *   [MQTT-3.1.3-8].
  * - authenticate: a bad client id → CONNACK 2 ("identifier rejected"); bad
  *   credentials → CONNACK 4 ("bad user name or password") after a delay that
  *   grows with the address's recent failures (broker/auth/login-delay.ts); no
@@ -68,7 +70,7 @@ export function createAccessControl(options: AccessControlOptions): AccessContro
   const log = options.logger.child({ component: 'mqtt-access' });
   const delay = options.loginDelay ?? new LoginDelay();
   // WeakMaps: a disconnected client leaves nothing behind.
-  const sentIds = new WeakMap<Client, string>();
+  const sentIds = new WeakMap<Client, { clientId: string; clean: boolean }>();
   const identities = new WeakMap<Client, Identity>();
   let publish: ((packet: PublishPacket) => void) | undefined;
 
@@ -99,14 +101,16 @@ export function createAccessControl(options: AccessControlOptions): AccessContro
     identityOf: (client) => identities.get(client),
 
     preConnect(client, packet: ConnectPacket, done) {
-      sentIds.set(client, packet.clientId ?? '');
+      sentIds.set(client, { clientId: packet.clientId ?? '', clean: packet.clean !== false });
       done(null, true);
     },
 
     authenticate(client, username, password, done) {
-      const clientId = sentIds.get(client) ?? client.id;
-      // Empty is judged once the identity is known (clientIdRefusal): an anonymous client may let the broker assign one.
-      const problem = clientId === '' ? undefined : clientIdProblem(clientId);
+      const sent = sentIds.get(client) ?? { clientId: client.id, clean: client.clean };
+      const clientId = sent.clientId;
+      // Empty is judged once the identity is known (clientIdRefusal): an anonymous client may let the broker
+      // assign one, but only for a clean session [MQTT-3.1.3-8].
+      const problem = clientId !== '' ? clientIdProblem(clientId) : sent.clean ? undefined : 'empty client id with a persistent session';
       if (problem) {
         log.warn({ clientId, reason: problem }, 'MQTT client id refused');
         return done(refuse(IDENTIFIER_REJECTED, 'identifier rejected'), false);
