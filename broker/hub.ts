@@ -21,6 +21,7 @@ import { registerRoute } from './auth/register.js';
 import { TokenStore } from './auth/tokens.js';
 import { type HubConfig, resolveHubConfig } from './config.js';
 import { createApi } from './dispatcher/api.js';
+import { apiRequestHandler } from './dispatcher/api-requests.js';
 import { Dispatcher } from './dispatcher/dispatcher.js';
 import { Rollouts } from './dispatcher/rollouts.js';
 import { loadOrCreateSigningKey, SIGNING_KEY_FILE } from './dispatcher/signing-key.js';
@@ -249,7 +250,11 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
       apps,
       devices,
       secrets,
-      api,
+      apiRequests: apiRequestHandler({
+        api,
+        respond: (clientId, response) => client.publish(topics.api(clientId, 'response'), JSON.stringify(response), { qos: 1 }),
+        logger,
+      }),
       rollouts,
       logger,
       signingKey: signingKey.privateKey,

@@ -4,7 +4,7 @@
  *
  *   devices/+/state   → record reported state (and labels) → advance rollouts → maybe re-plan desired
  *   devices/+/status  → record online/offline
- *   api/+/request     → run an API method → publish the correlated response
+ *   api/+/request     → handed to the API request router (api-requests.ts)
  *
  * and publishes each device's desired document, retained at QoS 1. A timer
  * advances rollouts too, so a device that never reports still times out.
@@ -28,8 +28,6 @@ import type { KeyObject } from 'node:crypto';
 import type { MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import {
-  ApiRequest,
-  type ApiResponse,
   type DesiredState,
   DeviceState,
   DeviceStatus,
@@ -42,8 +40,7 @@ import {
 import type { AppStore } from '../store/apps.js';
 import type { DeviceStore, StoredDevice } from '../store/devices.js';
 import type { SecretStore } from '../store/secrets.js';
-import type { HubApi } from './api.js';
-import { toErrorBody } from './errors.js';
+import type { ApiRequestHandler } from './api-requests.js';
 import type { Rollout } from './rollout-plan.js';
 import type { Rollouts } from './rollouts.js';
 import { desiredAppsFor, desiredHash, SecretRefError } from './scheduling.js';
@@ -54,7 +51,8 @@ export interface DispatcherDeps {
   apps: AppStore;
   devices: DeviceStore;
   secrets: SecretStore;
-  api: HubApi;
+  /** Answers what arrives on `api/+/request`. */
+  apiRequests: ApiRequestHandler;
   rollouts: Rollouts;
   logger: Logger;
   /** The hub's Ed25519 key (signing-key.ts): every desired document is signed with it before it is stored or published. */
@@ -273,22 +271,19 @@ export class Dispatcher {
         this.log.debug({ topic }, 'ignoring message on unknown topic');
         return;
       }
-      if (payload.length === 0) {
-        // A cleared retained message is not a report; an empty request is a mistake worth a log line.
-        if (parsed.kind === 'api') this.log.warn({ topic }, 'empty API request dropped');
+      if (parsed.kind === 'api') {
+        if (parsed.channel === 'request') this.deps.apiRequests(parsed.clientId, payload);
         return;
       }
+      // A cleared retained message is not a report.
+      if (payload.length === 0) return;
       this.handle(parsed, payload);
     } catch (err) {
       this.log.error({ topic, err }, 'message handler failed; message dropped');
     }
   }
 
-  private handle(parsed: ParsedTopic, payload: Buffer): void {
-    if (parsed.kind === 'api') {
-      if (parsed.channel === 'request') this.handleRequest(parsed.clientId, payload);
-      return;
-    }
+  private handle(parsed: Extract<ParsedTopic, { kind: 'device' }>, payload: Buffer): void {
     if (parsed.channel === 'state') this.ingestState(parsed.deviceId, payload);
     else if (parsed.channel === 'status') this.ingestStatus(parsed.deviceId, payload);
   }
@@ -328,43 +323,7 @@ export class Dispatcher {
     this.log.info({ deviceId, online: result.value.online }, result.value.online ? 'device online' : 'device offline');
   }
 
-  private handleRequest(clientId: string, payload: Buffer): void {
-    const result = decode(ApiRequest, payload);
-    let response: ApiResponse;
-    if (!result.ok) {
-      // Answer when we can tell who asked; a caller waiting on its correlation id learns why.
-      const correlationId = correlationIdOf(payload);
-      this.log.warn({ clientId, reason: formatIssues(result.issues) }, 'invalid API request');
-      response = {
-        correlationId,
-        ok: false,
-        error: { code: 'invalid_request', message: `invalid request: ${formatIssues(result.issues)}`, details: { issues: result.issues } },
-      };
-    } else {
-      const { correlationId, method, params } = result.value;
-      try {
-        response = { correlationId, ok: true, result: this.deps.api.call(method, params) };
-        this.log.info({ clientId, method, correlationId }, 'API request served');
-      } catch (err) {
-        const error = toErrorBody(err);
-        if (error.code === 'internal') this.log.error({ clientId, method, err }, 'API method failed');
-        else this.log.info({ clientId, method, code: error.code }, 'API request refused');
-        response = { correlationId, ok: false, error };
-      }
-    }
-    this.deps.mqtt.publish(this.deps.topics.api(clientId, 'response'), JSON.stringify(response), { qos: 1 });
-  }
-
   private drop(channel: string, deviceId: string, reason: string): void {
     this.log.warn({ deviceId, channel, reason }, 'invalid message dropped');
-  }
-}
-
-function correlationIdOf(payload: Buffer): string | null {
-  try {
-    const value = JSON.parse(payload.toString('utf8')) as { correlationId?: unknown };
-    return typeof value?.correlationId === 'string' ? value.correlationId : null;
-  } catch {
-    return null;
   }
 }

@@ -7,7 +7,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import type { MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { HubApi } from '../../broker/dispatcher/api.js';
 import { Dispatcher } from '../../broker/dispatcher/dispatcher.js';
 import { Rollouts } from '../../broker/dispatcher/rollouts.js';
 import { desiredHash } from '../../broker/dispatcher/scheduling.js';
@@ -84,7 +83,7 @@ function hubStores() {
       apps,
       devices,
       secrets,
-      api: {} as HubApi,
+      apiRequests: () => undefined,
       rollouts,
       logger: logs.logger,
       signingKey: hubKey.privateKey,
