@@ -7,6 +7,7 @@ import { InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_TOPIC_ROOT, parseDuration, parseSize, Topics } from '../shared/index.js';
 import { LOG_LEVELS } from '../shared/logger.js';
 import type { CliIO } from './context.js';
+import { watchNpmLauncher } from './npm-launcher.js';
 
 export type { LogLevel } from '../shared/logger.js';
 
@@ -58,6 +59,9 @@ export interface Closable {
  * SIGTERM in that window must still close it rather than kill it. A signal
  * during start waits for the start to finish, then closes. If the start
  * fails, the caller reports that error; the handlers stay silent.
+ *
+ * Started by npm (`npx flotilla …`, `npm start`), the component also closes
+ * when npm is gone (npm-launcher.ts): npm does not pass SIGTERM on.
  */
 export async function startUntilSignal<T extends Closable>(what: string, io: CliIO, start: () => Promise<T>): Promise<T> {
   let closing = false;
@@ -82,11 +86,16 @@ export async function startUntilSignal<T extends Closable>(what: string, io: Cli
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  const launcher = watchNpmLauncher(() => {
+    io.stderr(`npm, which started this ${what}, has exited: closing the ${what}\n`);
+    onSignal('SIGTERM');
+  });
   try {
     return await started;
   } catch (err) {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    launcher.stop();
     throw err;
   }
 }
