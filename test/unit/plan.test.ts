@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { HealthVerdict } from '../../agent/health/verdict.js';
-import { type PlanContext, plan, stashName } from '../../agent/reconcile/plan.js';
+import { type PlanContext, plan } from '../../agent/reconcile/plan.js';
 import type { AppRecord } from '../../agent/reconcile/records.js';
+import { stashName } from '../../agent/reconcile/slot.js';
 import type { ManagedContainer } from '../../agent/runtime/runtime.js';
 import { specHash } from '../../agent/runtime/spec-hash.js';
 import type { ContainerSpec, DesiredApp } from '../../shared/index.js';

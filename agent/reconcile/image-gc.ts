@@ -1,0 +1,28 @@
+/**
+ * Image garbage collection, once everything else has converged or when a
+ * pull needs the room: remove images the agent pulled that no container uses
+ * and that are neither the desired, the committed nor the previous image of any app.
+ */
+import type { DesiredApp } from '../../shared/index.js';
+import type { ManagedContainer } from '../runtime/runtime.js';
+import type { PlanContext } from './plan.js';
+import type { Step } from './steps.js';
+
+export function collectImages(current: readonly ManagedContainer[], desired: readonly DesiredApp[], ctx: PlanContext): Step[] {
+  const keep = new Set(current.map((c) => c.image));
+  for (const app of desired) {
+    for (const spec of app.containers) keep.add(spec.image);
+    const record = ctx.records.get(app.name);
+    for (const committed of Object.values(record?.committed?.containers ?? {})) keep.add(committed.spec.image);
+    for (const image of record?.previousImages ?? []) keep.add(image);
+  }
+  return [...ctx.pulledImages]
+    .filter((image) => !keep.has(image))
+    .map((image) => ({
+      action: 'remove-image',
+      app: '*',
+      container: '*',
+      image,
+      reason: 'no app needs it (each keeps its current and previous image)',
+    }));
+}
