@@ -3,24 +3,18 @@
  * should run, and what the agent is doing or last failed to do.
  */
 import type { AppPhase, AppState, DesiredApp } from '../../shared/index.js';
-import type { HealthVerdict } from '../health/verdict.js';
 import type { ManagedContainer } from '../runtime/runtime.js';
 import { specHash } from '../runtime/spec-hash.js';
-import type { UpdateRecords } from './records.js';
+import type { Observation } from './observation.js';
 
-export interface Activity {
-  /** Images being pulled right now. */
-  pulling: ReadonlySet<string>;
-  /** Last failure per app, cleared when a step for that app succeeds. */
-  failures: ReadonlyMap<string, string>;
-  records: UpdateRecords;
-  /** Health gate verdicts of containers on trial, by container id. */
-  health: ReadonlyMap<string, HealthVerdict>;
-  /** Apps holding an update lock, with its path. */
-  locks?: ReadonlyMap<string, string>;
-  /** Images that do not fit on disk, with the reason. */
-  diskShort?: ReadonlyMap<string, string>;
-}
+/** What the report reads of an observation, with what the agent is doing or last failed to do. */
+export type Activity = Pick<Observation, 'records' | 'health'> &
+  Partial<Pick<Observation, 'locks' | 'diskShort'>> & {
+    /** Images being pulled right now. */
+    pulling: ReadonlySet<string>;
+    /** Last failure per app, cleared when a step for that app succeeds. */
+    failures: ReadonlyMap<string, string>;
+  };
 
 export function appStates(
   desiredOrUnknown: readonly DesiredApp[] | undefined,

@@ -15,30 +15,19 @@
  * images go last (image-gc.ts).
  */
 import type { DesiredApp } from '../../shared/index.js';
-import type { HealthVerdict } from '../health/verdict.js';
 import type { ManagedContainer } from '../runtime/runtime.js';
 import { collectImages } from './image-gc.js';
+import type { Observation } from './observation.js';
 import { planSlot } from './plan-slot.js';
-import type { UpdateRecords } from './records.js';
 import { commitOrRollBack, stopWithoutPrevious, targetOf } from './rollback.js';
 import { retire, slotOf } from './slot.js';
 import type { Step } from './steps.js';
 
-export interface PlanContext {
-  /** Images (as written in specs) that are present on the device. */
-  imagesPresent: ReadonlySet<string>;
+/** What the planner reads of an observation, with the names containers run under. */
+export type PlanContext = Omit<Observation, 'containers'> & {
   /** The Docker name a container of an app runs under (the agent's name prefix applied). */
   primaryName: (app: string, container: string) => string;
-  records: UpdateRecords;
-  /** Health gate verdicts of running containers whose spec is not committed yet, by container id. */
-  health: ReadonlyMap<string, HealthVerdict>;
-  /** Images the agent pulled itself: the only ones it ever removes. */
-  pulledImages: ReadonlySet<string>;
-  /** Apps holding an update lock (a file `updates.lock` in one of their volumes), with its path. */
-  locks: ReadonlyMap<string, string>;
-  /** Images that do not fit on disk now (size + reserve > free), with the reason. */
-  diskShort: ReadonlyMap<string, string>;
-}
+};
 
 /**
  * `desired` is undefined while the agent has never received (nor restored) a

@@ -11,18 +11,15 @@
  *   tick once its backoff has passed.
  * - Nothing is removed until a desired state is known (received or restored).
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { type AppState, type DesiredApp, type DesiredState, parseDuration } from '../../shared/index.js';
-import { probe } from '../health/probe.js';
-import { type HealthVerdict, healthVerdict } from '../health/verdict.js';
+import type { AppState, DesiredState } from '../../shared/index.js';
+import type { HealthVerdict } from '../health/verdict.js';
 import { containerName } from '../runtime/labels.js';
 import type { ContainerRuntime, ManagedContainer } from '../runtime/runtime.js';
-import { specHash } from '../runtime/spec-hash.js';
 import { StepBackoff } from './backoff.js';
 import { DiskPreflight } from './disk-preflight.js';
 import { execute } from './executors.js';
+import { findUpdateLocks, judgeCandidates, nothingObserved, type Observation } from './observation.js';
 import { appStates } from './phases.js';
 import { plan } from './plan.js';
 import { Records } from './records.js';
@@ -31,29 +28,6 @@ import { describeStep, type Step, stepKey } from './steps.js';
 
 const HEALTH_RECHECK_MS = 1000;
 const DEFAULT_DISK_RESERVE = 256 * 1024 * 1024;
-/** Like balena's updates.lock: an app creates it in one of its volumes to defer a swap during critical work. */
-export const UPDATE_LOCK_FILE = 'updates.lock';
-
-/** Apps whose running containers hold an update lock, with the lock's path on the host. */
-function findUpdateLocks(current: readonly ManagedContainer[]): Map<string, string> {
-  const locks = new Map<string, string>();
-  for (const container of current) {
-    if (container.state !== 'running' || locks.has(container.app)) continue;
-    const lock = (container.mountSources ?? []).map((source) => join(source, UPDATE_LOCK_FILE)).find((path) => existsSync(path));
-    if (lock) locks.set(container.app, lock);
-  }
-  return locks;
-}
-const PROBE_TIMEOUT_MS = 2000;
-const DEFAULT_HEALTH_TIMEOUT = '60s';
-const DEFAULT_MIN_READY_SECONDS = 10;
-
-function gatePolicy(app: DesiredApp) {
-  return {
-    healthTimeoutMs: parseDuration(app.update?.healthTimeout ?? DEFAULT_HEALTH_TIMEOUT),
-    minReadyMs: (app.update?.minReadySeconds ?? DEFAULT_MIN_READY_SECONDS) * 1000,
-  };
-}
 
 export interface ObservedState {
   observedRevision: number;
@@ -86,16 +60,14 @@ export class Reconciler {
   private closed = false;
   private controller = new AbortController();
   private wakeTimer: NodeJS.Timeout | undefined;
-  private lastObserved: ManagedContainer[] = [];
+  /** The last observation: what the state report shows while the engine cannot be reached, or a pull runs. */
+  private observation: Observation;
   private previousBatch = new Set<string>();
   private idleWaiters: (() => void)[] = [];
   private readonly pulling = new Set<string>();
   private readonly failures = new Map<string, string>();
   private readonly backoff: StepBackoff;
   private readonly records: Records;
-  private health = new Map<string, HealthVerdict>();
-  private locks = new Map<string, string>();
-  private diskShort = new Map<string, string>();
   private dataRoot: string | undefined;
   private readonly preflight: DiskPreflight;
   private readonly log: Logger;
@@ -107,6 +79,7 @@ export class Reconciler {
     this.backoff = new StepBackoff({ baseMs: options.backoffBaseMs ?? 1000, maxMs: options.backoffMaxMs ?? 60_000 });
     this.log = options.logger.child({ component: 'reconciler' });
     this.now = options.now ?? Date.now;
+    this.observation = nothingObserved(this.records.view, this.records.pulledImages);
   }
 
   get desiredRevision(): number {
@@ -161,58 +134,23 @@ export class Reconciler {
   private async tick(): Promise<void> {
     const controller = new AbortController();
     this.controller = controller;
-    const { runtime } = this.options;
-    let current: ManagedContainer[];
-    const imagesPresent = new Set<string>();
-    try {
-      current = await runtime.listManaged();
-      for (const image of new Set(this.desired?.apps.flatMap((app) => app.containers.map((c) => c.image)) ?? [])) {
-        if (await runtime.hasImage(image)) imagesPresent.add(image);
-      }
-    } catch (err) {
-      const message = `container runtime unavailable: ${(err as Error).message}`;
-      this.log.warn({ err: (err as Error).message }, 'cannot observe containers; will retry');
-      this.emit(this.lastObserved, message);
-      this.wakeIn(this.backoff.failed('observe', this.now()));
-      return;
-    }
-    this.backoff.succeeded('observe');
-    this.lastObserved = current;
-    const verdicts = await this.checkHealth(current);
-    this.reportHealthFailures(current, verdicts);
-    this.health = verdicts;
-    this.locks = findUpdateLocks(current);
-    const missing = new Set(
-      this.desired?.apps.flatMap((a) => a.containers.map((c) => c.image)).filter((image) => !imagesPresent.has(image)),
-    );
-    this.dataRoot ??= await runtime.info().then(
-      (info) => info.dataRoot,
-      () => undefined,
-    );
-    this.diskShort = await this.preflight.shortfalls(this.desired?.apps ?? [], missing, this.dataRoot).catch((err: Error) => {
-      this.log.warn({ err: err.message }, 'disk check failed; pulling without it');
-      return new Map<string, string>();
-    });
-    if (this.desired) this.records.retain(new Set([...this.desired.apps.map((a) => a.name), ...current.map((c) => c.app)]));
+    const observation = await this.observe();
+    if (!observation) return;
+    if (this.desired) this.records.retain(new Set([...this.desired.apps.map((a) => a.name), ...observation.containers.map((c) => c.app)]));
 
     const now = this.now();
     const prefix = this.options.namePrefix ?? '';
-    const steps = plan(current, this.desired?.apps, {
-      imagesPresent,
+    const steps = plan(observation.containers, this.desired?.apps, {
+      ...observation,
       primaryName: (app, container) => `${prefix}${containerName(app, container)}`,
-      records: this.records.view,
-      health: this.health,
-      pulledImages: this.records.pulledImages,
-      locks: this.locks,
-      diskShort: this.diskShort,
     });
     const runnable = steps.filter((step) => !this.backoff.isWaiting(stepKey(step), now));
-    this.emit(current);
+    this.report(observation);
     if (runnable.length === 0) {
       this.previousBatch.clear();
       // A new version on trial is looked at again soon: its gate has a deadline.
       // So is an app holding its update lock: the lock file has no event to wait for.
-      const onTrial = [...this.health.values()].some((v) => v.status === 'pending') || this.locks.size > 0;
+      const onTrial = [...observation.health.values()].some((v) => v.status === 'pending') || observation.locks.size > 0;
       const wait = [this.backoff.nextReadyIn(now), onTrial ? HEALTH_RECHECK_MS : undefined].filter((w) => w !== undefined);
       if (wait.length > 0) this.wakeIn(Math.min(...wait));
       return;
@@ -225,6 +163,46 @@ export class Reconciler {
     }
     this.previousBatch = batch;
     this.dirty = true;
+  }
+
+  /**
+   * One look at the device, kept as `this.observation`. Undefined while the
+   * engine cannot be reached: the last observation is reported with the
+   * error, and the loop tries again after a backoff.
+   */
+  private async observe(): Promise<Observation | undefined> {
+    const { runtime } = this.options;
+    const desired = this.desired?.apps ?? [];
+    let containers: ManagedContainer[];
+    const imagesPresent = new Set<string>();
+    try {
+      containers = await runtime.listManaged();
+      for (const image of new Set(desired.flatMap((app) => app.containers.map((c) => c.image)))) {
+        if (await runtime.hasImage(image)) imagesPresent.add(image);
+      }
+    } catch (err) {
+      const message = `container runtime unavailable: ${(err as Error).message}`;
+      this.log.warn({ err: (err as Error).message }, 'cannot observe containers; will retry');
+      this.report(this.observation, message);
+      this.wakeIn(this.backoff.failed('observe', this.now()));
+      return undefined;
+    }
+    this.backoff.succeeded('observe');
+    const health = await judgeCandidates(desired, this.records.view, containers, this.now());
+    this.reportHealthFailures(containers, health);
+    const locks = findUpdateLocks(containers);
+    const missing = new Set(desired.flatMap((a) => a.containers.map((c) => c.image)).filter((image) => !imagesPresent.has(image)));
+    this.dataRoot ??= await runtime.info().then(
+      (info) => info.dataRoot,
+      () => undefined,
+    );
+    const diskShort = await this.preflight.shortfalls(desired, missing, this.dataRoot).catch((err: Error) => {
+      this.log.warn({ err: err.message }, 'disk check failed; pulling without it');
+      return new Map<string, string>();
+    });
+    const { view: records, pulledImages } = this.records;
+    this.observation = { containers, imagesPresent, records, health, pulledImages, locks, diskShort };
+    return this.observation;
   }
 
   private async run(step: Step, signal: AbortSignal, batch: Set<string>): Promise<void> {
@@ -240,7 +218,7 @@ export class Reconciler {
     log.info({ reason: step.reason }, describeStep(step));
     if (step.action === 'pull') {
       this.pulling.add(step.image);
-      this.emit(this.lastObserved);
+      this.report(this.observation);
       this.options.onEvent?.(pullStarted(step));
     }
     const started = this.now();
@@ -279,52 +257,19 @@ export class Reconciler {
     );
   }
 
-  private emit(current: readonly ManagedContainer[], runtimeError?: string): void {
+  private report(observation: Observation, runtimeError?: string): void {
     this.options.onState({
       observedRevision: this.desiredRevision,
-      apps: appStates(this.desired?.apps, current, {
-        pulling: this.pulling,
-        failures: this.failures,
-        records: this.records.view,
-        health: this.health,
-        locks: this.locks,
-        diskShort: this.diskShort,
-      }),
+      apps: appStates(this.desired?.apps, observation.containers, { ...observation, pulling: this.pulling, failures: this.failures }),
       ...(runtimeError ? { runtimeError } : {}),
     });
   }
 
-  /**
-   * Health gate verdicts for containers of the desired spec that is not
-   * committed yet (a new version on trial). Older versions are not on trial:
-   * once a new one is committed, the stashed or stopping old one is being
-   * retired, and judging it would report its expected exit as a health failure.
-   * Probes run here, in observation, so the planner stays pure.
-   */
-  private async checkHealth(current: readonly ManagedContainer[]): Promise<Map<string, HealthVerdict>> {
-    const verdicts = new Map<string, HealthVerdict>();
-    const now = this.now();
-    for (const app of this.desired?.apps ?? []) {
-      const committed = this.records.view.get(app.name)?.committed?.containers;
-      for (const spec of app.containers) {
-        const hash = specHash(spec);
-        if (committed?.[spec.name]?.hash === hash) continue;
-        for (const container of current.filter((c) => c.app === app.name && c.container === spec.name && c.specHash === hash)) {
-          if (container.state === 'created') continue;
-          const policy = gatePolicy(app);
-          const probed = container.state === 'running' ? await probe(spec, container, PROBE_TIMEOUT_MS) : undefined;
-          verdicts.set(container.id, healthVerdict(container, spec, policy, probed, now));
-        }
-      }
-    }
-    return verdicts;
-  }
-
   /** One `health-failed` event when a container's verdict turns unhealthy (the rollback that follows has its own). */
-  private reportHealthFailures(current: readonly ManagedContainer[], verdicts: Map<string, HealthVerdict>): void {
+  private reportHealthFailures(current: readonly ManagedContainer[], verdicts: ReadonlyMap<string, HealthVerdict>): void {
     for (const container of current) {
       const verdict = verdicts.get(container.id);
-      if (verdict?.status !== 'unhealthy' || this.health.get(container.id)?.status === 'unhealthy') continue;
+      if (verdict?.status !== 'unhealthy' || this.observation.health.get(container.id)?.status === 'unhealthy') continue;
       this.options.onEvent?.({ type: 'health-failed', app: container.app, container: container.container, message: verdict.reason });
     }
   }

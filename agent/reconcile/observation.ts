@@ -1,0 +1,89 @@
+/**
+ * What one tick sees of the device: the one input of both the planner and the
+ * state report, so the two never disagree about what runs, how healthy a new
+ * version is, or why an update waits. Gathering it is the only I/O of a tick
+ * before steps run; the health probes run here, so the planner stays pure.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { type DesiredApp, parseDuration } from '../../shared/index.js';
+import { probe } from '../health/probe.js';
+import { type HealthVerdict, healthVerdict } from '../health/verdict.js';
+import type { ManagedContainer } from '../runtime/runtime.js';
+import { specHash } from '../runtime/spec-hash.js';
+import type { UpdateRecords } from './records.js';
+
+export interface Observation {
+  /** Containers found by their Flotilla labels. */
+  containers: readonly ManagedContainer[];
+  /** Images (as written in specs) that are present on the device. */
+  imagesPresent: ReadonlySet<string>;
+  /** What the agent remembers about updates (a live view: a commit in this tick's batch shows at once). */
+  records: UpdateRecords;
+  /** Health gate verdicts of running containers whose spec is not committed yet, by container id. */
+  health: ReadonlyMap<string, HealthVerdict>;
+  /** Images the agent pulled itself: the only ones it ever removes. */
+  pulledImages: ReadonlySet<string>;
+  /** Apps holding an update lock (a file `updates.lock` in one of their volumes), with its path. */
+  locks: ReadonlyMap<string, string>;
+  /** Images that do not fit on disk now (size + reserve > free), with the reason. */
+  diskShort: ReadonlyMap<string, string>;
+}
+
+/** Like balena's updates.lock: an app creates it in one of its volumes to defer a swap during critical work. */
+export const UPDATE_LOCK_FILE = 'updates.lock';
+
+const PROBE_TIMEOUT_MS = 2000;
+const DEFAULT_HEALTH_TIMEOUT = '60s';
+const DEFAULT_MIN_READY_SECONDS = 10;
+
+/** Before the first look: nothing seen yet. */
+export function nothingObserved(records: UpdateRecords, pulledImages: ReadonlySet<string>): Observation {
+  return { containers: [], imagesPresent: new Set(), records, health: new Map(), pulledImages, locks: new Map(), diskShort: new Map() };
+}
+
+/** Apps whose running containers hold an update lock, with the lock's path on the host. */
+export function findUpdateLocks(current: readonly ManagedContainer[]): Map<string, string> {
+  const locks = new Map<string, string>();
+  for (const container of current) {
+    if (container.state !== 'running' || locks.has(container.app)) continue;
+    const lock = (container.mountSources ?? []).map((source) => join(source, UPDATE_LOCK_FILE)).find((path) => existsSync(path));
+    if (lock) locks.set(container.app, lock);
+  }
+  return locks;
+}
+
+/**
+ * Health gate verdicts for containers of the desired spec that is not
+ * committed yet (a new version on trial). Older versions are not on trial:
+ * once a new one is committed, the stashed or stopping old one is being
+ * retired, and judging it would report its expected exit as a health failure.
+ */
+export async function judgeCandidates(
+  desired: readonly DesiredApp[],
+  records: UpdateRecords,
+  current: readonly ManagedContainer[],
+  now: number,
+): Promise<Map<string, HealthVerdict>> {
+  const verdicts = new Map<string, HealthVerdict>();
+  for (const app of desired) {
+    const committed = records.get(app.name)?.committed?.containers;
+    for (const spec of app.containers) {
+      const hash = specHash(spec);
+      if (committed?.[spec.name]?.hash === hash) continue;
+      for (const container of current.filter((c) => c.app === app.name && c.container === spec.name && c.specHash === hash)) {
+        if (container.state === 'created') continue;
+        const probed = container.state === 'running' ? await probe(spec, container, PROBE_TIMEOUT_MS) : undefined;
+        verdicts.set(container.id, healthVerdict(container, spec, gatePolicy(app), probed, now));
+      }
+    }
+  }
+  return verdicts;
+}
+
+function gatePolicy(app: DesiredApp) {
+  return {
+    healthTimeoutMs: parseDuration(app.update?.healthTimeout ?? DEFAULT_HEALTH_TIMEOUT),
+    minReadyMs: (app.update?.minReadySeconds ?? DEFAULT_MIN_READY_SECONDS) * 1000,
+  };
+}
