@@ -39,6 +39,7 @@ import { Outbox, type OutboxOptions, type OutboxStats } from './outbox/outbox.js
 import { IN_MEMORY } from './outbox/outbox-file.js';
 import { BytePacer } from './outbox/pacer.js';
 import { type BackoffPolicy, DEFAULT_RECONNECT, reconnectDelay } from './reconnect-backoff.js';
+import { type TakeoverPolicy, TakeoverWatch } from './takeover-watch.js';
 
 /**
  * Outbox messages sent and not yet acknowledged, at most. MQTT.js keeps each
@@ -64,6 +65,8 @@ export interface LinkOptions {
   stateIntervalMs: number;
   /** How the link retries the hub (default: 1 s window doubling to 60 s, full jitter). */
   reconnect?: BackoffPolicy;
+  /** When and how long the link backs off after its connection keeps being taken over (default DEFAULT_TAKEOVER). */
+  takeover?: TakeoverPolicy;
   /** MQTT keepalive in seconds (default 30). */
   keepaliveSeconds?: number;
   /** Where undelivered telemetry waits (default: in memory, 16 MiB). */
@@ -97,12 +100,17 @@ export class Link {
   private pumpTimer: NodeJS.Timeout | undefined;
   private lastDropReport = Number.NEGATIVE_INFINITY;
   private dropReportTimer: NodeJS.Timeout | undefined;
+  private readonly takeovers: TakeoverWatch;
+  private connectedAt = 0;
+  /** The hub ended the current connection (its socket ended), as it does when another client takes the id. */
+  private closedByHub = false;
 
   constructor(private readonly options: LinkOptions) {
     const { topics, deviceId } = options;
     this.log = options.logger.child({ component: 'link' });
     this.outbox = new Outbox({ path: IN_MEMORY, maxBytes: 16 * 1024 * 1024, ...options.outbox, onDrop: () => this.reportDrops() });
     this.pacer = new BytePacer(options.uplinkBytesPerSecond ?? 0);
+    this.takeovers = new TakeoverWatch(options.takeover);
     const offline: DeviceStatus = { online: false, at: new Date().toISOString() };
     this.client = mqtt.connect(options.hubUrl, {
       clientId: deviceId,
@@ -128,11 +136,13 @@ export class Link {
     });
     this.client.on('connect', () => this.onConnect());
     this.client.on('close', () => {
+      const takeover = this.wasConnected && !this.closing ? this.connectionEnded() : undefined;
       // One line per outage, not one per reconnect attempt.
-      if (this.wasConnected) this.log.warn({ hubUrl: options.hubUrl }, 'disconnected from hub; apps keep running, reconnecting');
+      if (this.wasConnected && !takeover)
+        this.log.warn({ hubUrl: options.hubUrl }, 'disconnected from hub; apps keep running, reconnecting');
       this.wasConnected = false;
       this.takeBackInFlight();
-      this.scheduleReconnect();
+      this.scheduleReconnect(takeover);
     });
     this.client.on('error', (err: Error & { code?: unknown }) => {
       if (CREDENTIALS_REFUSED.has(err.code)) {
@@ -234,10 +244,25 @@ export class Link {
     await this.client.endAsync(!this.client.connected);
   }
 
-  /** The next attempt after a lost or failed connection, at a random point of a window that doubles per failure. */
-  private scheduleReconnect(): void {
+  /** Whether the connection that just ended continues a takeover streak (takeover-watch.ts), and if so says so. */
+  private connectionEnded(): number | undefined {
+    const verdict = this.takeovers.ended({ livedMs: Date.now() - this.connectedAt, byHub: this.closedByHub });
+    if (!verdict) return undefined;
+    this.log.error(
+      { deviceId: this.options.deviceId, hubUrl: this.options.hubUrl, takenOver: verdict.streak, retryInMs: verdict.delayMs },
+      'the hub keeps closing this connection soon after it is made: another agent is probably using this device id (a copied SD card?); backing off. Give each device its own id (flotilla agent register)',
+    );
+    return verdict.delayMs;
+  }
+
+  /**
+   * The next attempt after a lost or failed connection, at a random point of
+   * a window that doubles per failure, or after `takeoverDelayMs` while
+   * another agent keeps taking this device's connection.
+   */
+  private scheduleReconnect(takeoverDelayMs?: number): void {
     if (this.closing || this.reconnectTimer) return;
-    const delayMs = reconnectDelay(this.failedAttempts++, this.options.reconnect ?? DEFAULT_RECONNECT);
+    const delayMs = takeoverDelayMs ?? reconnectDelay(this.failedAttempts++, this.options.reconnect ?? DEFAULT_RECONNECT);
     this.log.debug({ delayMs, attempt: this.failedAttempts }, 'reconnecting to hub');
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
@@ -249,6 +274,13 @@ export class Link {
     const { topics, deviceId } = this.options;
     this.wasConnected = true;
     this.failedAttempts = 0;
+    this.connectedAt = Date.now();
+    this.closedByHub = false;
+    const connection = this.connection;
+    // 'end' is the peer's FIN: the hub closed the connection. A reset, a keepalive timeout or our own end() is not one.
+    this.client.stream.once('end', () => {
+      if (connection === this.connection) this.closedByHub = true;
+    });
     this.log.info({ hubUrl: this.options.hubUrl }, 'connected to hub');
     const status: DeviceStatus = { online: true, at: new Date().toISOString() };
     this.client.publish(topics.device(deviceId, 'status'), JSON.stringify(status), { qos: 1, retain: true });
