@@ -1,4 +1,4 @@
-export * from './api.js';
+export * from './api/index.js';
 export * from './app-spec.js';
 export * from './canonical-json.js';
 export * from './desired-signature.js';

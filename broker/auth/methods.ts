@@ -1,17 +1,15 @@
 /**
  * API methods for who may connect: registration tokens, service accounts,
- * device revocation (all admin-only, permissions.ts). Registration itself is
- * an HTTP route of its own (register.ts): the token is its credential.
+ * device revocation (all admin-only; params, results and roles declared in
+ * shared/api/methods.ts). Registration itself is an HTTP route of its own
+ * (register.ts): the token is its credential.
  */
-import { type TSchema, Type } from '@sinclair/typebox';
-import { DeviceId, Labels, Name } from '../../shared/index.js';
 import { ApiError } from '../dispatcher/errors.js';
-import { type Method, method } from '../dispatcher/method.js';
+import type { ApiHandlersFor } from '../dispatcher/method.js';
 import type { Db } from '../store/db.js';
 import type { DeviceStore } from '../store/devices.js';
 import type { AccountStore } from './accounts.js';
 import type { DeviceCredentialStore } from './device-credentials.js';
-import { ROLES } from './identity.js';
 import type { TokenStore } from './tokens.js';
 
 export interface AuthMethodDeps {
@@ -26,34 +24,30 @@ export interface AuthMethodDeps {
 
 export const DEFAULT_TOKEN_MAX_USES = 1;
 export const DEFAULT_TOKEN_EXPIRES_SECONDS = 24 * 3600;
-const MAX_EXPIRES_SECONDS = 10 * 365 * 24 * 3600;
 
-const ById = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false });
+export type AuthMethodName =
+  | 'tokens.create'
+  | 'tokens.list'
+  | 'tokens.revoke'
+  | 'serviceaccounts.create'
+  | 'serviceaccounts.list'
+  | 'serviceaccounts.delete'
+  | 'devices.revoke';
 
-export function authMethods(deps: AuthMethodDeps): Record<string, Method<TSchema>> {
+export function authMethods(deps: AuthMethodDeps): ApiHandlersFor<AuthMethodName> {
   const { accounts, credentials, tokens } = deps;
 
-  const methods = {
-    'tokens.create': method(
-      Type.Object(
-        {
-          labels: Type.Optional(Labels),
-          maxUses: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
-          expiresInSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_EXPIRES_SECONDS })),
-        },
-        { additionalProperties: false },
-      ),
-      ({ labels, maxUses, expiresInSeconds }) => {
-        const { token, stored } = tokens.create({
-          labels: labels ?? {},
-          maxUses: maxUses ?? DEFAULT_TOKEN_MAX_USES,
-          expiresInSeconds: expiresInSeconds ?? DEFAULT_TOKEN_EXPIRES_SECONDS,
-        });
-        return { id: stored.id, token, labels: stored.labels, maxUses: stored.maxUses, expiresAt: stored.expiresAt };
-      },
-    ),
+  return {
+    'tokens.create': ({ labels, maxUses, expiresInSeconds }) => {
+      const { token, stored } = tokens.create({
+        labels: labels ?? {},
+        maxUses: maxUses ?? DEFAULT_TOKEN_MAX_USES,
+        expiresInSeconds: expiresInSeconds ?? DEFAULT_TOKEN_EXPIRES_SECONDS,
+      });
+      return { id: stored.id, token, labels: stored.labels, maxUses: stored.maxUses, expiresAt: stored.expiresAt };
+    },
 
-    'tokens.list': method(Type.Object({}, { additionalProperties: false }), () => ({
+    'tokens.list': () => ({
       items: tokens.list().map((t) => ({
         id: t.id,
         labels: t.labels,
@@ -63,31 +57,28 @@ export function authMethods(deps: AuthMethodDeps): Record<string, Method<TSchema
         revoked: t.revokedAt !== null,
         createdAt: t.createdAt,
       })),
-    })),
-
-    'tokens.revoke': method(ById, ({ id }) => {
-      if (!tokens.revoke(id)) throw ApiError.notFound('token', id);
-      return { id, revoked: true };
     }),
 
-    'serviceaccounts.create': method(
-      Type.Object({ name: Name, role: Type.Union(ROLES.map((r) => Type.Literal(r))) }, { additionalProperties: false }),
-      ({ name, role }) => {
-        const key = deps.db.transaction(() => {
-          if (accounts.get(name)) throw new ApiError('conflict', `service account "${name}" already exists`);
-          const clash = deviceClash(name, deps);
-          if (clash) throw new ApiError('conflict', `service account "${name}" would clash with device "${clash}"`);
-          return accounts.create(name, role);
-        })();
-        return { name, role, key };
-      },
-    ),
+    'tokens.revoke': ({ id }) => {
+      if (!tokens.revoke(id)) throw ApiError.notFound('token', id);
+      return { id, revoked: true };
+    },
 
-    'serviceaccounts.list': method(Type.Object({}, { additionalProperties: false }), () => ({
+    'serviceaccounts.create': ({ name, role }) => {
+      const key = deps.db.transaction(() => {
+        if (accounts.get(name)) throw new ApiError('conflict', `service account "${name}" already exists`);
+        const clash = deviceClash(name, deps);
+        if (clash) throw new ApiError('conflict', `service account "${name}" would clash with device "${clash}"`);
+        return accounts.create(name, role);
+      })();
+      return { name, role, key };
+    },
+
+    'serviceaccounts.list': () => ({
       items: accounts.list().map((a) => ({ name: a.name, role: a.role, createdAt: a.createdAt })),
-    })),
+    }),
 
-    'serviceaccounts.delete': method(Type.Object({ name: Name }, { additionalProperties: false }), ({ name }) => {
+    'serviceaccounts.delete': ({ name }) => {
       const account = accounts.get(name);
       if (!account) throw ApiError.notFound('service account', name);
       if (account.role === 'admin' && accounts.admins() === 1) {
@@ -97,16 +88,15 @@ export function authMethods(deps: AuthMethodDeps): Record<string, Method<TSchema
       // Its connections go at once: the key no longer exists.
       deps.disconnect((clientId) => clientId === name || clientId.startsWith(`${name}.`));
       return { name, deleted: true };
-    }),
+    },
 
-    'devices.revoke': method(Type.Object({ id: DeviceId }, { additionalProperties: false }), ({ id }) => {
+    'devices.revoke': ({ id }) => {
       if (!deps.devices.get(id) && !credentials.get(id)) throw ApiError.notFound('device', id);
       credentials.revoke(id);
       const disconnected = deps.disconnect((clientId) => clientId === id) > 0;
       return { id, revoked: true, disconnected };
-    }),
+    },
   };
-  return methods as unknown as Record<string, Method<TSchema>>;
 }
 
 /**

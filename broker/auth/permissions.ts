@@ -1,56 +1,29 @@
 /**
- * The role each API method needs: one table, used by the HTTP API (bearer
- * keys) and by the broker for the MQTT request API (authorizePublish on
+ * The role each API method needs, read from the API declaration
+ * (shared/api/methods.ts): one table, used by the HTTP API (bearer keys) and
+ * by the broker for the MQTT request API (authorizePublish on
  * `api/{clientId}/request`), so both transports refuse alike.
  *
  * - viewer: reads (lists, gets, queries, history, rollout status, top);
  * - operator: + deploying (apps, rollouts), labels, secrets;
  * - admin: + registration tokens, service accounts, revoking devices.
  *
- * A method missing from the table needs admin: a new method is closed until
- * someone decides who may call it.
+ * A name that is not a declared method (the broker sees every request's
+ * method before the hub knows whether it exists) needs admin, unless its
+ * shape says it only reads: such a caller is then told `unknown_method`
+ * rather than `forbidden`.
  */
+import { API, API_METHOD_NAMES, isApiMethod } from '../../shared/index.js';
 import { hasRole, type Identity, type Role } from './identity.js';
 
-export const METHOD_ROLES: Readonly<Record<string, Role>> = {
-  'apps.list': 'viewer',
-  'apps.get': 'viewer',
-  'apps.history': 'viewer',
-  'rollouts.status': 'viewer',
-  'devices.list': 'viewer',
-  'devices.get': 'viewer',
-  'devices.top': 'viewer',
-  'secrets.list': 'viewer',
-  'logs.query': 'viewer',
-  'events.query': 'viewer',
-  'metrics.query': 'viewer',
+/** Every declared method and its role (ApiRole and Role are one list: test/unit/api-declaration.test.ts). */
+export const METHOD_ROLES: Readonly<Record<string, Role>> = Object.fromEntries(API_METHOD_NAMES.map((name) => [name, API[name].role]));
 
-  'apps.apply': 'operator',
-  'apps.delete': 'operator',
-  'apps.rollback': 'operator',
-  'apps.force': 'operator',
-  'apps.retry': 'operator',
-  'rollouts.pause': 'operator',
-  'rollouts.resume': 'operator',
-  'rollouts.abort': 'operator',
-  'devices.label': 'operator',
-  'secrets.set': 'operator',
-  'secrets.delete': 'operator',
-
-  'tokens.create': 'admin',
-  'tokens.list': 'admin',
-  'tokens.revoke': 'admin',
-  'serviceaccounts.create': 'admin',
-  'serviceaccounts.list': 'admin',
-  'serviceaccounts.delete': 'admin',
-  'devices.revoke': 'admin',
-};
-
-/** Reads by their name's shape, for methods added without an entry (`*.list`, `*.get`, `*.query`, `*.history`). */
+/** Reads by their name's shape, for names that are not declared methods (`*.list`, `*.get`, `*.query`, `*.history`). */
 const READ_METHOD = /\.(list|get|query|history)$/;
 
 export function requiredRole(method: string): Role {
-  if (Object.hasOwn(METHOD_ROLES, method)) return METHOD_ROLES[method]!;
+  if (isApiMethod(method)) return API[method].role;
   return READ_METHOD.test(method) && !method.startsWith('tokens.') && !method.startsWith('serviceaccounts.') ? 'viewer' : 'admin';
 }
 

@@ -1,11 +1,18 @@
-/** One API method: its params schema (checked before `run`) and what it does. */
-import type { Static, TSchema } from '@sinclair/typebox';
+/**
+ * The hub's side of the API declaration (shared/api/methods.ts): one handler
+ * per declared method, taking the params its schema describes (already
+ * checked) and returning the declared result. A table missing a method, one
+ * with a misspelt name or a wrong result shape does not compile.
+ *
+ * Handlers are synchronous: the stores are synchronous SQLite, and the HTTP
+ * follow streams rely on a backlog query and its subscription happening in
+ * one synchronous step (broker/telemetry/follow.ts).
+ */
+import type { ApiMethodName, ApiParams, ApiResult } from '../../shared/index.js';
 
-export interface Method<S extends TSchema> {
-  params: S;
-  run(params: Static<S>): unknown;
-}
+export type ApiHandler<M extends ApiMethodName> = (params: ApiParams<M>) => ApiResult<M>;
 
-export function method<S extends TSchema>(params: S, run: (params: Static<S>) => unknown): Method<S> {
-  return { params, run };
-}
+export type ApiHandlers = { [M in ApiMethodName]: ApiHandler<M> };
+
+/** The part of the table one module implements (telemetry, auth). */
+export type ApiHandlersFor<M extends ApiMethodName> = Pick<ApiHandlers, M>;

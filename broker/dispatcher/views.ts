@@ -1,6 +1,6 @@
 /**
  * What the API returns for apps and devices: the same shapes over HTTP and
- * MQTT (types in shared/api.ts), built from store rows by pure functions.
+ * MQTT (types in shared/api/results.ts), built from store rows by pure functions.
  */
 import {
   type AppDetail,
@@ -8,6 +8,7 @@ import {
   type AppOnDevice,
   type AppSummary,
   type DeviceView,
+  type IdClash,
   type RevisionSummary,
   summarizeApp,
 } from '../../shared/index.js';
@@ -45,8 +46,13 @@ export function appSummary(app: StoredApp, devices: readonly StoredDevice[]): Ap
   return summarizeApp(appDetail(app, devices));
 }
 
-/** `revokedAt`: when the device's credentials were revoked, if they were. */
-export function deviceView(device: StoredDevice, revokedAt?: string): DeviceView {
+/** What the hub knows of a device beyond its row: when its credentials were revoked, a clash over its id. */
+export interface DeviceNotes {
+  revokedAt?: string | undefined;
+  idClash?: IdClash | undefined;
+}
+
+export function deviceView(device: StoredDevice, { revokedAt, idClash }: DeviceNotes = {}): DeviceView {
   return {
     id: device.id,
     online: device.online,
@@ -60,6 +66,7 @@ export function deviceView(device: StoredDevice, revokedAt?: string): DeviceView
     apps: device.state?.apps ?? [],
     ...(device.state?.runtimeError ? { runtimeError: device.state.runtimeError } : {}),
     ...(revokedAt !== undefined ? { revokedAt } : {}),
+    ...(idClash !== undefined ? { idClash } : {}),
   };
 }
 

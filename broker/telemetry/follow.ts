@@ -9,9 +9,10 @@
  * reconnect with `afterId`, the id of the last record it got).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type EventRecord, FOLLOW_EVENT, type LogRecord, MAX_QUERY_RECORDS } from '../../shared/index.js';
+import { API, type EventRecord, FOLLOW_EVENT, type LogRecord, MAX_QUERY_RECORDS } from '../../shared/index.js';
 import type { HubApi } from '../dispatcher/api.js';
-import { queryParams, type RawRoute } from '../http/server.js';
+import { methodRoute, pathParams, queryParams } from '../http/routes.js';
+import type { RawRoute } from '../http/server.js';
 import type { TelemetryIngest } from './ingest.js';
 
 const KEEPALIVE_MS = 15_000;
@@ -19,22 +20,23 @@ const MAX_UNSENT_BYTES = 4 * 1024 * 1024;
 
 const isFollow = (url: URL) => ['true', '1', ''].includes(url.searchParams.get('follow') ?? 'no');
 
+/** The same path, query and role as the method each stream follows. */
+const LOGS = methodRoute('logs.query');
+const EVENTS = methodRoute('events.query');
+
 export function followRoutes(api: HubApi, ingest: TelemetryIngest): RawRoute[] {
   return [
     {
-      method: 'GET',
-      pattern: /^\/api\/v1\/devices\/([^/]+)\/logs$/,
+      method: LOGS.verb,
+      pattern: LOGS.pattern,
       accepts: isFollow,
-      role: 'viewer',
+      role: API['logs.query'].role,
       handle: (req, res, match, url) => {
         const params: Record<string, string | number | undefined> = {
-          ...queryParams(url.searchParams, { app: 'text', since: 'text', tail: 'int', afterId: 'int' }),
-          device: match[1],
+          ...queryParams(url.searchParams, LOGS.http.query ?? {}),
+          ...pathParams(LOGS, match),
         };
-        const backlog = page<LogRecord>(
-          (extra) => (api.call('logs.query', { ...params, ...extra }) as { lines: LogRecord[] }).lines,
-          params,
-        );
+        const backlog = page<LogRecord>((extra) => api.call('logs.query', { ...params, ...extra }).lines, params);
         stream(req, res, FOLLOW_EVENT.logs, backlog, (send) =>
           ingest.onLogs((records) =>
             send(records.filter((r) => r.device === params.device && (params.app === undefined || r.app === params.app))),
@@ -43,16 +45,16 @@ export function followRoutes(api: HubApi, ingest: TelemetryIngest): RawRoute[] {
       },
     },
     {
-      method: 'GET',
-      pattern: /^\/api\/v1\/events$/,
+      method: EVENTS.verb,
+      pattern: EVENTS.pattern,
       accepts: isFollow,
-      role: 'viewer',
-      handle: (req, res, _match, url) => {
-        const params = queryParams(url.searchParams, { device: 'text', app: 'text', since: 'text', tail: 'int', afterId: 'int' });
-        const backlog = page<EventRecord>(
-          (extra) => (api.call('events.query', { ...params, ...extra }) as { events: EventRecord[] }).events,
-          params,
-        );
+      role: API['events.query'].role,
+      handle: (req, res, match, url) => {
+        const params: Record<string, string | number | undefined> = {
+          ...queryParams(url.searchParams, EVENTS.http.query ?? {}),
+          ...pathParams(EVENTS, match),
+        };
+        const backlog = page<EventRecord>((extra) => api.call('events.query', { ...params, ...extra }).events, params);
         stream(req, res, FOLLOW_EVENT.events, backlog, (send) =>
           ingest.onEvents((records) =>
             send(

@@ -1,22 +1,11 @@
 /**
  * The telemetry API methods, merged into the hub's method table so HTTP and
- * the MQTT request API answer alike (parameters: shared/telemetry-api.ts).
+ * the MQTT request API answer alike (params and results declared in
+ * shared/api/methods.ts, explained in shared/telemetry-api.ts).
  */
-import { Type } from '@sinclair/typebox';
-import {
-  DEFAULT_TAIL,
-  DeviceId,
-  type EventsResult,
-  type LogsResult,
-  MAX_QUERY_RECORDS,
-  type MetricsResult,
-  Name,
-  parseDuration,
-  type TopResult,
-  type TopRow,
-} from '../../shared/index.js';
+import { DEFAULT_TAIL, MAX_QUERY_RECORDS, parseDuration, type TopRow } from '../../shared/index.js';
 import { ApiError } from '../dispatcher/errors.js';
-import { method } from '../dispatcher/method.js';
+import type { ApiHandlersFor } from '../dispatcher/method.js';
 import type { DeviceStore } from '../store/devices.js';
 import type { TelemetryIngest } from './ingest.js';
 import type { TelemetryStore } from './store.js';
@@ -28,11 +17,11 @@ export interface TelemetryMethodDeps {
   now: () => number;
 }
 
-const Since = Type.String({ minLength: 1, maxLength: 64 });
-const Count = Type.Integer({ minimum: 0 });
 const DEFAULT_METRICS_WINDOW_MS = 3_600_000;
 
-export function telemetryMethods({ store, ingest, devices, now }: TelemetryMethodDeps) {
+export type TelemetryMethodName = 'logs.query' | 'events.query' | 'metrics.query' | 'devices.top';
+
+export function telemetryMethods({ store, ingest, devices, now }: TelemetryMethodDeps): ApiHandlersFor<TelemetryMethodName> {
   const knownDevice = (id: string) => {
     if (!devices.get(id)) throw ApiError.notFound('device', id);
     return id;
@@ -42,88 +31,58 @@ export function telemetryMethods({ store, ingest, devices, now }: TelemetryMetho
     p.tail ?? (p.since === undefined && p.afterId === undefined ? DEFAULT_TAIL : undefined);
 
   return {
-    'logs.query': method(
-      Type.Object(
-        {
-          device: DeviceId,
-          app: Type.Optional(Name),
-          since: Type.Optional(Since),
-          tail: Type.Optional(Count),
-          afterId: Type.Optional(Count),
-        },
-        { additionalProperties: false },
-      ),
-      (p): LogsResult => ({
-        lines: store.queryLogs({
-          device: knownDevice(p.device),
-          app: p.app,
-          sinceMs: sinceMs(p.since, now()),
-          afterId: p.afterId,
-          tail: tailFor(p),
-          limit: MAX_QUERY_RECORDS,
-        }),
+    'logs.query': (p) => ({
+      lines: store.queryLogs({
+        device: knownDevice(p.device),
+        app: p.app,
+        sinceMs: sinceMs(p.since, now()),
+        afterId: p.afterId,
+        tail: tailFor(p),
+        limit: MAX_QUERY_RECORDS,
       }),
-    ),
+    }),
 
-    'events.query': method(
-      Type.Object(
-        {
-          device: Type.Optional(DeviceId),
-          app: Type.Optional(Name),
-          since: Type.Optional(Since),
-          tail: Type.Optional(Count),
-          afterId: Type.Optional(Count),
-        },
-        { additionalProperties: false },
-      ),
-      (p): EventsResult => ({
-        events: store.queryEvents({
-          device: p.device === undefined ? undefined : knownDevice(p.device),
-          app: p.app,
-          sinceMs: sinceMs(p.since, now()),
-          afterId: p.afterId,
-          tail: tailFor(p),
-          limit: MAX_QUERY_RECORDS,
-        }),
+    'events.query': (p) => ({
+      events: store.queryEvents({
+        device: p.device === undefined ? undefined : knownDevice(p.device),
+        app: p.app,
+        sinceMs: sinceMs(p.since, now()),
+        afterId: p.afterId,
+        tail: tailFor(p),
+        limit: MAX_QUERY_RECORDS,
       }),
-    ),
+    }),
 
-    'metrics.query': method(
-      Type.Object({ device: DeviceId, since: Type.Optional(Since), tail: Type.Optional(Count) }, { additionalProperties: false }),
-      (p): MetricsResult => ({
-        device: p.device,
-        samples: store.queryMetrics({
-          device: knownDevice(p.device),
-          sinceMs: sinceMs(p.since, now()) ?? (p.tail === undefined ? now() - DEFAULT_METRICS_WINDOW_MS : undefined),
-          tail: p.tail,
-          limit: MAX_QUERY_RECORDS,
-        }),
+    'metrics.query': (p) => ({
+      device: p.device,
+      samples: store.queryMetrics({
+        device: knownDevice(p.device),
+        sinceMs: sinceMs(p.since, now()) ?? (p.tail === undefined ? now() - DEFAULT_METRICS_WINDOW_MS : undefined),
+        tail: p.tail,
+        limit: MAX_QUERY_RECORDS,
       }),
-    ),
+    }),
 
-    'devices.top': method(
-      Type.Object({}, { additionalProperties: false }),
-      (): TopResult => ({
-        devices: devices.list().map((device): TopRow => {
-          const sample = ingest.latest.get(device.id);
-          if (!sample) return { id: device.id, online: device.online };
-          const { host } = sample;
-          const root = host.disks.find((disk) => disk.name === 'root') ?? host.disks[0];
-          return {
-            id: device.id,
-            online: device.online,
-            ts: sample.ts,
-            cpuPercent: host.cpuPercent,
-            load1: host.load1,
-            memUsedBytes: host.memUsedBytes,
-            memTotalBytes: host.memTotalBytes,
-            ...(root ? { diskUsedBytes: root.usedBytes, diskTotalBytes: root.totalBytes } : {}),
-            ...(host.temperatureC !== undefined ? { temperatureC: host.temperatureC } : {}),
-            containers: sample.containers.length,
-          };
-        }),
+    'devices.top': () => ({
+      devices: devices.list().map((device): TopRow => {
+        const sample = ingest.latest.get(device.id);
+        if (!sample) return { id: device.id, online: device.online };
+        const { host } = sample;
+        const root = host.disks.find((disk) => disk.name === 'root') ?? host.disks[0];
+        return {
+          id: device.id,
+          online: device.online,
+          ts: sample.ts,
+          cpuPercent: host.cpuPercent,
+          load1: host.load1,
+          memUsedBytes: host.memUsedBytes,
+          memTotalBytes: host.memTotalBytes,
+          ...(root ? { diskUsedBytes: root.usedBytes, diskTotalBytes: root.totalBytes } : {}),
+          ...(host.temperatureC !== undefined ? { temperatureC: host.temperatureC } : {}),
+          containers: sample.containers.length,
+        };
       }),
-    ),
+    }),
   };
 }
 

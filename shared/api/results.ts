@@ -3,8 +3,8 @@
  * MQTT request API. The hub builds them (broker/dispatcher/views.ts) and the
  * CLI reads them; both use these types, so the two cannot drift.
  */
-import type { AppPhase, AppState, HostFacts } from './schemas/messages.js';
-import type { AppSpec, Labels, Scheduling } from './schemas/spec.js';
+import type { AppPhase, AppState, HostFacts } from '../schemas/messages.js';
+import type { AppSpec, Labels, Scheduling } from '../schemas/spec.js';
 
 export interface ApplyResult {
   name: string;
@@ -23,6 +23,33 @@ export interface RevisionSummary {
   current: boolean;
   /** How the revision was made: `apply` or `rollback to N`; absent for revisions stored before causes were recorded. */
   cause?: string;
+}
+
+/** `apps.force`: the revision now current even where the app held its update lock. */
+export interface ForceResult {
+  name: string;
+  revision: number;
+  forced: true;
+}
+
+/** `apps.retry`: the same spec as a new revision. */
+export interface RetryResult {
+  name: string;
+  revision: number;
+  /** The revision it repeats. */
+  retryOf: number;
+}
+
+/** `apps.delete`, `secrets.delete`, `serviceaccounts.delete`. */
+export interface Deleted {
+  name: string;
+  deleted: true;
+}
+
+/** What the hub shows of a secret: never its value (`secrets.list`; `secrets.set` answers the name alone). */
+export interface SecretInfo {
+  name: string;
+  updatedAt: string;
 }
 
 /** `apps.history`: every revision of an app, newest first. */
@@ -93,6 +120,19 @@ export interface DeviceView {
   runtimeError?: string;
   /** When its credentials were revoked (ISO 8601); absent for a device that is not revoked. */
   revokedAt?: string;
+  /** Set while two connections keep taking this device's id from each other (broker/mqtt/id-clash.ts). */
+  idClash?: IdClash;
+}
+
+/** Two devices use one id: their connections keep taking it from each other. */
+export interface IdClash {
+  deviceId: string;
+  /** When the clash was first seen (ISO 8601). */
+  since: string;
+  /** Takeovers within the last 10 minutes. */
+  takeovers: number;
+  /** The remote addresses the competing connections came from, newest last. */
+  addresses: string[];
 }
 
 export interface List<T> {

@@ -1,0 +1,159 @@
+/**
+ * The API is declared once (shared/api/methods.ts) and the hub's method table,
+ * role table and HTTP routes are derived from it. At run time: every declared
+ * method is implemented, has a role and a route that reaches it, and nothing
+ * undeclared is served. At compile time (typecheck covers this file): a
+ * misspelt method or a wrong result shape does not compile.
+ */
+import { randomBytes } from 'node:crypto';
+import type { TObject } from '@sinclair/typebox';
+import { afterEach, describe, expect, expectTypeOf, it } from 'vitest';
+import { AccountStore } from '../../broker/auth/accounts.js';
+import { DeviceCredentialStore } from '../../broker/auth/device-credentials.js';
+import type { Role } from '../../broker/auth/identity.js';
+import { authMethods } from '../../broker/auth/methods.js';
+import { METHOD_ROLES, requiredRole } from '../../broker/auth/permissions.js';
+import { TokenStore } from '../../broker/auth/tokens.js';
+import { createApi, type HubApi } from '../../broker/dispatcher/api.js';
+import type { ApiHandlersFor } from '../../broker/dispatcher/method.js';
+import { Rollouts } from '../../broker/dispatcher/rollouts.js';
+import { METHOD_ROUTES } from '../../broker/http/routes.js';
+import { AppStore } from '../../broker/store/apps.js';
+import { type Db, openDatabase } from '../../broker/store/db.js';
+import { DeviceStore } from '../../broker/store/devices.js';
+import { RolloutStore } from '../../broker/store/rollouts.js';
+import { SECRETS_KEY_BYTES, SecretCipher } from '../../broker/store/secret-cipher.js';
+import { SecretStore } from '../../broker/store/secrets.js';
+import { TelemetryIngest } from '../../broker/telemetry/ingest.js';
+import { telemetryMethods } from '../../broker/telemetry/methods.js';
+import { TELEMETRY_MIGRATIONS } from '../../broker/telemetry/migrations.js';
+import { TelemetryStore } from '../../broker/telemetry/store.js';
+import {
+  API,
+  API_METHOD_NAMES,
+  API_ROLES,
+  type ApiMethodName,
+  type ApiParams,
+  type ApiResult,
+  type ApiRole,
+  type ApplyResult,
+  type LogsResult,
+} from '../../shared/index.js';
+import { LogCapture } from '../support/logs.js';
+
+const opened: Array<{ close(): void }> = [];
+afterEach(() => {
+  for (const item of opened.splice(0)) item.close();
+});
+
+/** The hub's whole method table over real (in-memory) SQLite stores, wired as the hub wires it. */
+function hubApi(): HubApi {
+  const { logger } = new LogCapture();
+  const db: Db = openDatabase(':memory:');
+  const telemetryDb = openDatabase(':memory:', TELEMETRY_MIGRATIONS);
+  opened.push(db, telemetryDb);
+  const cipher = new SecretCipher(randomBytes(SECRETS_KEY_BYTES));
+  const apps = new AppStore(db);
+  const devices = new DeviceStore(db, cipher);
+  const secrets = new SecretStore(db, cipher);
+  const store = new TelemetryStore(telemetryDb);
+  const ingest = new TelemetryIngest({ store, logger });
+  opened.push(ingest);
+  return createApi({
+    apps,
+    devices,
+    secrets,
+    rollouts: new Rollouts({ apps, devices, rollouts: new RolloutStore(db), logger }),
+    desiredMayHaveChanged: () => undefined,
+    telemetry: telemetryMethods({ store, ingest, devices, now: () => Date.now() }),
+    auth: authMethods({
+      db,
+      accounts: new AccountStore(db),
+      credentials: new DeviceCredentialStore(db),
+      tokens: new TokenStore(db),
+      devices,
+      disconnect: () => 0,
+    }),
+  });
+}
+
+/** A concrete path for `path`: each `:param` filled with a value valid for any param. */
+const concrete = (path: string) => path.replace(/:[A-Za-z]+/g, 'x-1');
+
+const propertiesOf = (schema: TObject) => Object.keys(schema.properties);
+
+describe('the API declaration', () => {
+  it('is implemented whole by the hub, which serves nothing undeclared', () => {
+    const api = hubApi();
+    expect([...api.methods].sort()).toEqual([...API_METHOD_NAMES].sort());
+    expect(api.call('apps.list', {})).toEqual({ items: [] });
+    expect(() => api.call('apps.frobnicate', {})).toThrow(expect.objectContaining({ code: 'unknown_method' }));
+  });
+
+  it('checks params against the declared schema before a method runs', () => {
+    const api = hubApi();
+    expect(() => api.call('apps.get', { name: 'Not A Name' })).toThrow(expect.objectContaining({ code: 'invalid_request' }));
+    expect(() => api.call('devices.list', { extra: 1 })).toThrow(expect.objectContaining({ code: 'invalid_request' }));
+  });
+
+  it('gives every method the role its declaration names, and the role table lists exactly the declared methods', () => {
+    expect(Object.keys(METHOD_ROLES).sort()).toEqual([...API_METHOD_NAMES].sort());
+    for (const name of API_METHOD_NAMES) {
+      expect(API_ROLES).toContain(API[name].role);
+      expect(requiredRole(name)).toBe(API[name].role);
+      expect(METHOD_ROLES[name]).toBe(API[name].role);
+    }
+  });
+
+  it('routes each declared HTTP path and verb to its own method, and to no other', () => {
+    expect(METHOD_ROUTES.map((r) => r.name)).toEqual([...API_METHOD_NAMES]);
+    for (const name of API_METHOD_NAMES) {
+      const { method, path } = API[name].http;
+      const path_ = concrete(path);
+      const reached = METHOD_ROUTES.filter((r) => r.verb === method && r.pattern.test(path_)).map((r) => r.name);
+      expect(reached, `${method} ${path}`).toEqual([name]);
+    }
+  });
+
+  it('names only declared params in a route (path, query and body)', () => {
+    for (const name of API_METHOD_NAMES) {
+      const { params, http } = API[name];
+      const declared = propertiesOf(params);
+      const pathParams = [...http.path.matchAll(/:([A-Za-z]+)/g)].map((m) => m[1]);
+      const bodyParam = typeof http.body === 'object' ? [http.body.param] : [];
+      for (const param of [...pathParams, ...Object.keys(http.query ?? {}), ...bodyParam]) {
+        expect(declared, `${name}: ${param}`).toContain(param);
+      }
+    }
+  });
+});
+
+describe('the API declaration, at compile time', () => {
+  it('derives params and results from the declaration', () => {
+    expectTypeOf<ApiResult<'apps.apply'>>().toEqualTypeOf<ApplyResult>();
+    expectTypeOf<ApiResult<'logs.query'>>().toEqualTypeOf<LogsResult>();
+    expectTypeOf<ApiParams<'apps.rollback'>>().toEqualTypeOf<{ name: string; toRevision?: number }>();
+    expectTypeOf<ApiRole>().toEqualTypeOf<Role>();
+    expectTypeOf(hubApi().call('secrets.list', {})).toEqualTypeOf<ApiResult<'secrets.list'>>();
+  });
+
+  it('does not compile a misspelt method name', () => {
+    // @ts-expect-error: 'apps.aply' is not a declared method
+    expectTypeOf<ApiResult<'apps.aply'>>().toBeObject();
+    const handlers: ApiHandlersFor<'apps.list'> = {
+      'apps.list': () => ({ items: [] }),
+      // @ts-expect-error: a handler for an undeclared method
+      'apps.lst': () => ({ items: [] }),
+    };
+    expectTypeOf(handlers).toHaveProperty('apps.list');
+    expectTypeOf<'apps.aply'>().not.toExtend<ApiMethodName>();
+  });
+
+  it('does not compile a handler whose result has the wrong shape', () => {
+    const handlers: ApiHandlersFor<'apps.force'> = {
+      // @ts-expect-error: revision must be a number, and `forced` is missing
+      'apps.force': ({ name }) => ({ name, revision: 'one' }),
+    };
+    expectTypeOf(handlers['apps.force']).returns.toEqualTypeOf<ApiResult<'apps.force'>>();
+  });
+});
