@@ -4,9 +4,6 @@
  * connects, reports, receives its signed desired state and goes offline
  * under the ACL; without its secret, or revoked, it stays out.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import Dockerode from 'dockerode';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startAgent } from '../../agent/agent.js';
@@ -16,6 +13,7 @@ import { Cleanup } from '../support/cleanup.js';
 import { http } from '../support/http.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { LogCapture } from '../support/logs.js';
+import { scratchDir } from '../support/scratch.js';
 import { waitFor } from '../support/wait.js';
 
 const NO_ENGINE = '/nonexistent/docker.sock';
@@ -30,8 +28,7 @@ describe('an agent with registered credentials', () => {
   afterEach(() => cleanup.run());
 
   async function launch(deviceId: string, credentials: { secret?: string; hubKey?: string }) {
-    const dataDir = mkdtempSync(join(tmpdir(), 'flotilla-it-agent-'));
-    cleanup.add('agent dir', () => rmSync(dataDir, { recursive: true, force: true }));
+    const dataDir = scratchDir('flotilla-it-agent-');
     const logs = new LogCapture('debug');
     const agent = await startAgent(
       { deviceId, hubUrl: hub.mqttUrl, dataDir, logLevel: 'silent', stateIntervalMs: 50, ...credentials },

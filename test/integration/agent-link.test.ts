@@ -4,8 +4,7 @@
  * why it cannot run anything, follow only the newest valid desired document,
  * and keep that document across a restart while the hub is away.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import Dockerode from 'dockerode';
@@ -20,6 +19,7 @@ import { http } from '../support/http.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { LogCapture } from '../support/logs.js';
 import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
+import { scratchDir } from '../support/scratch.js';
 import { waitFor } from '../support/wait.js';
 
 const NO_ENGINE = '/nonexistent/docker.sock';
@@ -32,25 +32,15 @@ describe('agent ↔ hub over MQTT, no container engine reachable', () => {
   const agents = new Cleanup();
   const cleanup = new Cleanup();
   let hub: TestHub;
-  let hubDir: string;
   let agentDir: string;
   let agentLogs: LogCapture;
   let observer: MqttClient;
   let observed: Inbox;
 
   beforeEach(async () => {
-    hubDir = cleanup.add(
-      'hub dir',
-      () => rmSync(hubDir, { recursive: true, force: true }),
-      mkdtempSync(join(tmpdir(), 'flotilla-it-hub-')),
-    );
-    agentDir = cleanup.add(
-      'agent dir',
-      () => rmSync(agentDir, { recursive: true, force: true }),
-      mkdtempSync(join(tmpdir(), 'flotilla-it-agent-')),
-    );
-    hub = await startTestHub({ dataDir: hubDir, logLevel: 'info' });
-    cleanup.add('hub', () => hub.close());
+    agentDir = scratchDir('flotilla-it-agent-');
+    // Closes whichever hub `hub` is by then: a test that restarts the hub replaces it.
+    hub = cleanup.add('hub', () => hub.close(), await startTestHub({ logLevel: 'info' }));
     agentLogs = new LogCapture('debug');
   });
 
@@ -175,17 +165,15 @@ describe('agent ↔ hub over MQTT, no container engine reachable', () => {
     const persisted = JSON.parse(row!.value) as DesiredState;
     expect(persisted).toMatchObject({ deviceId: 'dev-a', revision, apps: [{ name: 'lab-app', revision: 1 }] });
 
-    const mqttPort = hub.hub.ports.mqtt;
     await closeClient(observer);
     await hub.close();
 
-    const second = await launchAgent(`mqtt://127.0.0.1:${mqttPort}`);
+    const second = await launchAgent(hub.mqttUrl);
     expect(second.reconciler.desiredRevision).toBe(revision);
     expect((await agentLogs.waitFor('restored desired state from disk')).revision).toBe(revision);
 
     // The hub comes back on the same port and data: the agent reconnects and reports what it kept.
-    hub = await startTestHub({ dataDir: hubDir, mqttPort, logLevel: 'info' });
-    cleanup.add('hub again', () => hub.close());
+    hub = await hub.restart();
     const back = await waitFor(
       `dev-a online again with observedRevision ${revision}`,
       async () => {
@@ -207,93 +195,75 @@ describe('agent ↔ hub over MQTT, no container engine reachable', () => {
     const previous = await launchAgent();
     await observed.waitFor<DeviceState>(STATE, (s) => s.apps.some((a) => a.name === 'lab-app'));
     await previous.close();
-    const mqttPort = hub.hub.ports.mqtt;
     await closeClient(observer);
     await hub.close();
 
     // The same data dir, re-provisioned as another device, started while the hub is away:
     // dev-a's apps are not dev-b's to run.
-    const renamed = await launchAgent(`mqtt://127.0.0.1:${mqttPort}`, 'dev-b');
+    const renamed = await launchAgent(hub.mqttUrl, 'dev-b');
     // BUG (agent/agent.ts:66-70, agent/local-store.ts loadDesired): the document's deviceId is not checked.
     expect(renamed.reconciler.desiredRevision).toBe(0);
     expect(agentLogs.matching('restored desired state from disk', (r) => r.deviceId === 'dev-b')).toEqual([]);
   });
 
-  it('pushes revisions past what the device has when the hub lost its database', async () => {
-    await observe();
-    const agent = await launchAgent();
-    await stateWithRevision(1);
-    await http(hub.httpUrl, 'POST', '/api/v1/apps', appSpec('lab-app', { site: 'lab' }));
-    await stateWithRevision(2);
-    await http(hub.httpUrl, 'POST', '/api/v1/apps', appSpec('lab-app', { site: 'lab' }, 'registry.local/sensor-gateway:2.0'));
-    await stateWithRevision(3);
-
-    const mqttPort = hub.hub.ports.mqtt;
-    await closeClient(observer);
-    await hub.close();
-    // A new hub with an empty database on the same address.
-    const freshDir: string = cleanup.add(
-      'fresh hub dir',
-      () => rmSync(freshDir, { recursive: true, force: true }),
-      mkdtempSync(join(tmpdir(), 'flotilla-it-hub-')),
-    );
-    hub = await startTestHub({ dataDir: freshDir, mqttPort, logLevel: 'info' });
-    cleanup.add('fresh hub', () => hub.close());
-
-    // It knows no apps, so the device must end up running none, at a revision it will accept.
-    const device = await waitFor(
-      'fresh hub converged with dev-a',
-      async () => {
-        const r = (await getDevice()).body;
-        return r.observedRevision !== null && r.observedRevision > 3 && r.observedRevision === r.desiredRevision && r;
+  // A hub that lost its database comes back empty on the same address, while the device holds a
+  // revision the new hub never issued. Either way round, the device must end up running what the
+  // new hub knows (no apps), at a revision above what it held: a document it accepts.
+  const lostDatabase: { case: string; held: () => Promise<{ agent: Agent; revision: number }> }[] = [
+    {
+      case: 'the device is revisions ahead',
+      held: async () => {
+        await observe();
+        const agent = await launchAgent();
+        await stateWithRevision(1);
+        await http(hub.httpUrl, 'POST', '/api/v1/apps', appSpec('lab-app', { site: 'lab' }));
+        await stateWithRevision(2);
+        await http(hub.httpUrl, 'POST', '/api/v1/apps', appSpec('lab-app', { site: 'lab' }, 'registry.local/sensor-gateway:2.0'));
+        await stateWithRevision(3);
+        return { agent, revision: 3 };
       },
-      { timeoutMs: 15_000 },
-    );
-    expect(device.desiredRevision).toBe(4);
-    expect(device.apps).toEqual([]);
-    expect(agent.reconciler.desiredRevision).toBe(4);
-  });
+    },
+    {
+      // The fresh hub must not issue its own revision 1 (empty) to a device that holds a revision 1
+      // with an app: the agent would ignore it as a replay and keep running the app under a number
+      // both sides call 1. The hub waits for the device's state and issues a revision above it.
+      case: 'the device holds the same revision number with different content',
+      held: async () => {
+        // Scheduled by device id, so the very first revision the hub issues already carries the app.
+        await http(hub.httpUrl, 'POST', '/api/v1/apps', { ...appSpec('pinned'), scheduling: { devices: ['dev-a'] } });
+        await observe();
+        const agent = await launchAgent();
+        const first = await observed.waitFor<DeviceState>(STATE, (s) => s.apps.some((a) => a.name === 'pinned'));
+        expect(first.observedRevision).toBe(1);
+        return { agent, revision: 1 };
+      },
+    },
+  ];
 
-  it('does not leave a device on a same-numbered but different document when the hub lost its database', async () => {
-    // Scheduled by device id, so the very first revision the hub issues already carries the app.
-    await http(hub.httpUrl, 'POST', '/api/v1/apps', { ...appSpec('pinned'), scheduling: { devices: ['dev-a'] } });
-    await observe();
-    const agent = await launchAgent();
-    const first = await observed.waitFor<DeviceState>(STATE, (s) => s.apps.some((a) => a.name === 'pinned'));
-    expect(first.observedRevision).toBe(1);
+  it.each(lostDatabase)('moves a device past its revision when the hub lost its database: $case', async ({ held }) => {
+    const { agent, revision } = await held();
 
-    const mqttPort = hub.hub.ports.mqtt;
     await closeClient(observer);
-    await hub.close();
-    const freshDir: string = cleanup.add(
-      'fresh hub dir',
-      () => rmSync(freshDir, { recursive: true, force: true }),
-      mkdtempSync(join(tmpdir(), 'flotilla-it-hub-')),
-    );
-    hub = await startTestHub({ dataDir: freshDir, mqttPort, logLevel: 'info' });
-    cleanup.add('fresh hub', () => hub.close());
+    hub = await hub.restart({ freshDataDir: true });
 
-    // The fresh hub knows no apps. It must not issue its own revision 1 (empty) to a device that
-    // already holds a revision 1 (with "pinned"): the agent would ignore it as a replay and keep
-    // running "pinned" under a number both sides call 1. It waits for the device's state and issues
-    // a revision above what the device holds; the device then converges and reports no apps.
     const device = await waitFor(
       'dev-a converged with the fresh hub',
       async () => {
         const view = (await getDevice()).body;
-        const agrees = view.desiredRevision > 1 && agent.reconciler.desiredRevision === view.desiredRevision;
-        return agrees && view.observedRevision === view.desiredRevision && view.apps.length === 0 ? view : undefined;
+        const agrees = view.desiredRevision > revision && agent.reconciler.desiredRevision === view.desiredRevision;
+        return agrees && view.observedRevision === view.desiredRevision && view;
       },
-      { timeoutMs: 10_000 },
+      { timeoutMs: 15_000 },
     );
+    expect(device.desiredRevision).toBe(revision + 1);
     expect(device.apps).toEqual([]);
+    expect(agent.reconciler.desiredRevision).toBe(revision + 1);
   });
 
   it('finishes close() promptly when the hub went away a moment before', async () => {
     await observe();
     const agent = await launchAgent();
     await stateWithRevision(1);
-    const mqttPort = hub.hub.ports.mqtt;
     await closeClient(observer);
 
     // The hub disappears; the agent is stopped before its MQTT client has noticed
@@ -306,8 +276,7 @@ describe('agent ↔ hub over MQTT, no container engine reachable', () => {
     ]);
     if (outcome !== 'closed') {
       // Release the stuck agent for cleanup: a broker on the same port acknowledges its goodbye.
-      hub = await startTestHub({ dataDir: hubDir, mqttPort });
-      cleanup.add('rescue hub', () => hub.close());
+      hub = await hub.restart();
       await closing;
     }
     // BUG (agent/link.ts:63-73): close() awaits a QoS 1 PUBACK for its "offline" status with no

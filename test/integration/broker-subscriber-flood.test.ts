@@ -14,10 +14,8 @@
  * exiting, and the memory measured is the hub's own.
  */
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -26,7 +24,8 @@ import { logLine, metricsSample } from '../support/fixtures.js';
 import { closeClient, connectClient } from '../support/mqtt-client.js';
 import { frame } from '../support/mqtt-frame.js';
 import { freePort } from '../support/ports.js';
-import { type ManagedProcess, removeDir, spawnCli } from '../support/processes.js';
+import { type ManagedProcess, spawnCli } from '../support/processes.js';
+import { scratchDir } from '../support/scratch.js';
 import { waitFor } from '../support/wait.js';
 
 const ROOT = 'flotilla/v1/devices';
@@ -54,8 +53,7 @@ describe('a telemetry flood to subscribers that stop reading or vanish', () => {
 
   beforeAll(async () => {
     ports = { mqtt: await freePort(), ws: await freePort(), http: await freePort() };
-    const dataDir = mkdtempSync(join(tmpdir(), 'flotilla-flood-'));
-    hubCleanup.add('data dir', () => removeDir(dataDir));
+    const dataDir = scratchDir('flotilla-flood-');
     hub = spawnCli('hub', [
       'server',
       ...['--data-dir', dataDir, '--host', '127.0.0.1'],

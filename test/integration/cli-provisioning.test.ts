@@ -8,7 +8,7 @@
  */
 import { chmodSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { EXIT_INVALID_INPUT, EXIT_OK, EXIT_UNAUTHORIZED } from '../../cli/errors.js';
 import { Cleanup } from '../support/cleanup.js';
 import { makeTestCerts, type TestCerts } from '../support/dev-certs.js';
@@ -248,7 +248,6 @@ describe('over TLS: https registration pins the CA, the agent connects with mqtt
   beforeAll(async () => {
     certs = await makeTestCerts();
   });
-  afterAll(() => certs?.remove());
   beforeEach(async () => {
     hub = cleanup.add('hub', () => hub.close(), await startTestHub({ config: { ...certs.hubConfig, allowAnonymous: false } }));
     adminKey = readFileSync(join(hub.dataDir, 'admin.key'), 'utf8').trim();

@@ -4,9 +4,6 @@
  * desired document, which follows apps and labels. Bad reports are dropped
  * with a logged reason; a connection that dies shows the device offline.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { DesiredState, DeviceState } from '../../shared/index.js';
@@ -219,29 +216,13 @@ describe('device state and desired state over MQTT', () => {
   });
 
   describe('across a hub restart on the same data dir', () => {
-    let dataDir: string;
-
-    beforeEach(async () => {
-      // Replace the per-test hub with one whose data dir outlives it.
-      await hub.close();
-      dataDir = cleanup.add(
-        'restart data dir',
-        () => rmSync(dataDir, { recursive: true, force: true }),
-        mkdtempSync(join(tmpdir(), 'flotilla-it-restart-')),
-      );
-      hub = await startTestHub({ dataDir, logLevel: 'info' });
-      cleanup.add('first hub', () => hub.close());
-    });
-
     it('republishes the stored desired document, retained, without bumping its revision', async () => {
       await connectDevice();
       await deviceInbox.waitFor<DesiredState>(DESIRED, (d) => d.revision === 1);
       await http(hub.httpUrl, 'POST', '/api/v1/apps', appSpec('sensor-gateway', { site: 'roof' }));
       const before = await deviceInbox.waitFor<DesiredState>(DESIRED, (d) => d.revision === 2);
 
-      await hub.close();
-      hub = await startTestHub({ dataDir, logLevel: 'info' });
-      cleanup.add('second hub', () => hub.close());
+      hub = await hub.restart();
 
       // The new broker's retained store started empty; the dispatcher refilled it from SQLite.
       const [retained] = await mosquittoSub(hub.hub.ports.mqtt, DESIRED);
@@ -256,9 +237,7 @@ describe('device state and desired state over MQTT', () => {
       await connectDevice();
       await waitFor('dev-1 online', async () => (await getDevice()).body.online === true);
 
-      await hub.close(); // the device's connection goes down with the broker
-      hub = await startTestHub({ dataDir, logLevel: 'info' });
-      cleanup.add('second hub', () => hub.close());
+      hub = await hub.restart(); // the device's connection goes down with the old broker
 
       // Nobody is connected as dev-1 to this broker and no status is retained on it,
       // so the hub has no ground to call the device online.

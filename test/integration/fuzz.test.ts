@@ -17,8 +17,7 @@
  * Seeded: the seed is printed; `FUZZ_SEED=<seed>` replays the same payloads.
  */
 import { generateKeyPairSync, randomInt } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { pino } from 'pino';
@@ -32,6 +31,7 @@ import { FUZZ_CHANNELS, type FuzzChannel, fuzzPayload, Rng } from '../support/fu
 import { http } from '../support/http.js';
 import { LogCapture } from '../support/logs.js';
 import { type HubProcess, removeDir, startHubProcess } from '../support/processes.js';
+import { scratchDir } from '../support/scratch.js';
 import { MemoryRuntime } from '../support/sim/memory-runtime.js';
 import { waitFor } from '../support/wait.js';
 
@@ -197,8 +197,7 @@ describe('fuzz', () => {
 
     const phase = (name: string) => console.info(`fuzz phase ${name}: ${Math.round(performance.now() - started)} ms`);
     phase('accounts');
-    const agentDir = mkdtempSync(join(tmpdir(), 'flotilla-fuzz-agent-'));
-    cleanup.add('agent dir', () => rmSync(agentDir, { recursive: true, force: true }));
+    const agentDir = scratchDir('flotilla-fuzz-agent-');
     const runtime = new MemoryRuntime({ deviceId: 'fz-agent' });
     cleanup.add('runtime', () => runtime.close());
     const agent: Agent = await startAgent(
@@ -394,8 +393,7 @@ describe('fuzz', () => {
       ['fz-pinned', true],
       ['fz-unpinned', false],
     ] as const) {
-      const dir = mkdtempSync(join(tmpdir(), 'flotilla-fuzz-agent-'));
-      cleanup.add(`${id} dir`, () => rmSync(dir, { recursive: true, force: true }));
+      const dir = scratchDir('flotilla-fuzz-agent-');
       const runtime = new MemoryRuntime({ deviceId: id });
       cleanup.add(`${id} runtime`, () => runtime.close());
       const agent = await startAgent(

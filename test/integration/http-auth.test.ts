@@ -74,8 +74,7 @@ describe('HTTP API with credentials required', () => {
     expect(hub.logs.matching('created the admin account; its API key is in this file')).toHaveLength(1);
     expect(JSON.stringify(hub.logs.records)).not.toContain(key.slice(6));
 
-    const dataDir = hub.dataDir;
-    const restarted = await startTestHub({ dataDir, config: { allowAnonymous: false } });
+    const restarted = await hub.restart();
     cleanup.add('restarted hub', () => restarted.close());
     expect(adminKey(restarted)).toBe(key);
     expect(restarted.logs.matching('created the admin account; its API key is in this file')).toHaveLength(0);

@@ -5,9 +5,7 @@
  * leaves nothing behind.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -17,6 +15,7 @@ import { startTestHub } from '../support/hub.js';
 import { closeClient, connectClient } from '../support/mqtt-client.js';
 import { freePort } from '../support/ports.js';
 import { REPO_ROOT } from '../support/processes.js';
+import { scratchDir } from '../support/scratch.js';
 import { waitFor } from '../support/wait.js';
 
 const execFileAsync = promisify(execFile);
@@ -37,11 +36,7 @@ describe('hub lifecycle', () => {
   let dataDir: string;
 
   beforeEach(() => {
-    dataDir = cleanup.add(
-      'data dir',
-      () => rmSync(dataDir, { recursive: true, force: true }),
-      mkdtempSync(join(tmpdir(), 'flotilla-it-life-')),
-    );
+    dataDir = scratchDir('flotilla-it-life-');
   });
 
   afterEach(() => cleanup.run());

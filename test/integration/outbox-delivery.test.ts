@@ -5,8 +5,6 @@
  * an outbox over its cap drops metrics first and the hub hears about it as
  * an `outbox-dropped` event.
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -17,7 +15,7 @@ import { logLine, metricsSample } from '../support/fixtures.js';
 import { http } from '../support/http.js';
 import { startTestHub } from '../support/hub.js';
 import { freePort } from '../support/ports.js';
-import { removeDir } from '../support/processes.js';
+import { scratchDir } from '../support/scratch.js';
 import { duplicates, storedEventSeqs, storedEvents, storedLogLines } from '../support/stored-telemetry.js';
 import { waitFor } from '../support/wait.js';
 
@@ -29,11 +27,7 @@ describe('agent outbox delivery', () => {
   const cleanup = new Cleanup();
   afterEach(() => cleanup.run());
 
-  function tempDir(): string {
-    const dir = mkdtempSync(join(tmpdir(), 'flotilla-outbox-it-'));
-    cleanup.add('dir', () => removeDir(dir));
-    return dir;
-  }
+  const tempDir = () => scratchDir('flotilla-outbox-it-');
 
   function link(hubUrl: string, outboxPath: string, extra: Partial<LinkOptions> = {}): Link {
     const l = new Link({

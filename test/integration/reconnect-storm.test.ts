@@ -9,9 +9,6 @@
  *   document issued while the republication is under way is never
  *   overwritten by the older one it replaces.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DesiredState } from '../../shared/index.js';
@@ -113,13 +110,11 @@ describe('reconnect storm', SLOW, () => {
 
   it('republishes every device’s retained desired state after a restart, paced, never an older document over a newer one', async () => {
     const COUNT = 500;
-    const dataDir = mkdtempSync(join(tmpdir(), 'flotilla-it-storm-'));
-    cleanup.add('data dir', () => rmSync(dataDir, { recursive: true, force: true }));
     const zoneOf = (i: number) => (i % 2 === 0 ? 'a' : 'b');
     const ids = Array.from({ length: COUNT }, (_, i) => `dev-${String(i).padStart(3, '0')}`);
 
     // First life: an app on every device, each device reporting its state once (as a plain MQTT client would).
-    const first = await startTestHub({ dataDir });
+    const first = await startTestHub();
     try {
       expect((await http(first.httpUrl, 'POST', '/api/v1/apps', appSpec('base', { site: 'roof' }))).status).toBe(200);
       const watcher = await connectClient(first.mqttUrl);
@@ -144,7 +139,7 @@ describe('reconnect storm', SLOW, () => {
     }
 
     // Second life, on the same data: the broker's retained store starts empty.
-    const second = await startTestHub({ dataDir, logLevel: 'info' });
+    const second = await first.restart({ logLevel: 'info' });
     try {
       const subscriber = await connectClient(second.mqttUrl);
       const seen = await collectDesired(subscriber);
@@ -159,7 +154,7 @@ describe('reconnect storm', SLOW, () => {
     }
 
     // Third life, a few documents at a time, and a change to half the fleet applied while they go out.
-    const third = await startTestHub({ dataDir, logLevel: 'info', deps: { desiredChunk: 2 } });
+    const third = await second.restart({ deps: { desiredChunk: 2 } });
     try {
       const subscriber = await connectClient(third.mqttUrl);
       const seen = await collectDesired(subscriber);

@@ -5,8 +5,6 @@
  * real MQTT.js client, and a device (a plain MQTT client publishing its
  * retained state) that must be told to run the rolled-back spec.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { MqttClient } from 'mqtt';
@@ -19,6 +17,7 @@ import { http } from '../support/http.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
 import { runCli } from '../support/processes.js';
+import { scratchDir } from '../support/scratch.js';
 
 /** Each CLI run starts node and tsx (about a second on a busy two-core machine); these tests make several. */
 const SLOW = { timeout: 90_000 };
@@ -258,7 +257,7 @@ describe('a hub database from before revision causes (schema version 1)', SLOW, 
   let dir: string;
 
   beforeEach(() => {
-    dir = cleanup.add('data dir', () => rmSync(dir, { recursive: true, force: true }), mkdtempSync(join(tmpdir(), 'flotilla-it-rev-')));
+    dir = scratchDir('flotilla-it-rev-');
   });
 
   afterEach(() => cleanup.run());

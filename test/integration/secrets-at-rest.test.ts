@@ -5,8 +5,7 @@
  * plain rows an older hub wrote are sealed at start and leave no trace.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -18,6 +17,7 @@ import { http } from '../support/http.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
 import { runCli } from '../support/processes.js';
+import { scratchDir } from '../support/scratch.js';
 
 const topics = new Topics('flotilla/v1');
 const ENV_VALUE = `env-${randomBytes(12).toString('hex')}`;
@@ -63,8 +63,8 @@ describe('secrets at rest', () => {
   const cleanup = new Cleanup();
   afterEach(() => cleanup.run());
 
-  async function hubOn(dataDir: string, secretsKey?: string): Promise<TestHub> {
-    const hub = await startTestHub({ dataDir, logLevel: 'debug', ...(secretsKey ? { deps: { secretsKey } } : {}) });
+  async function hubOn(dataDir?: string): Promise<TestHub> {
+    const hub = await startTestHub({ ...(dataDir ? { dataDir } : {}), logLevel: 'debug' });
     cleanup.add('hub', () => hub.close());
     return hub;
   }
@@ -78,15 +78,9 @@ describe('secrets at rest', () => {
     return { client, inbox };
   }
 
-  function tempDir(): string {
-    const dir = mkdtempSync(join(tmpdir(), 'flotilla-it-secrets-'));
-    cleanup.add('data dir', () => rmSync(dir, { recursive: true, force: true }));
-    return dir;
-  }
-
   it('delivers the values in the desired document, keeps them sealed on disk, and refuses a wrong key', async () => {
-    const dataDir = tempDir();
-    let hub = await hubOn(dataDir);
+    let hub = await hubOn();
+    const dataDir = hub.dataDir;
     expect(statSync(join(dataDir, 'secrets.key')).mode & 0o777).toBe(0o600);
 
     expect((await http(hub.httpUrl, 'PUT', '/api/v1/secrets/api-token', { value: ENV_VALUE })).status).toBe(200);
@@ -123,7 +117,7 @@ describe('secrets at rest', () => {
     await hub.close();
     expectNotOnDisk(dataDir, [Buffer.from(ENV_VALUE), FILE_VALUE]);
 
-    await expect(hubOn(dataDir, randomBytes(32).toString('base64'))).rejects.toThrow(
+    await expect(hub.restart({ deps: { secretsKey: randomBytes(32).toString('base64') } })).rejects.toThrow(
       /the secrets key does not open secret "api-token": it is not the key this hub's data was sealed with \(key from FLOTILLA_SECRETS_KEY/,
     );
 
@@ -137,14 +131,15 @@ describe('secrets at rest', () => {
     expect(server.stdout + server.stderr).not.toContain(wrongKey);
 
     // The right key again: the stored desired document opens and is republished.
-    hub = await hubOn(dataDir);
+    hub = await hub.restart();
+    cleanup.add('restarted hub', () => hub.close());
     const again = await device(hub, 'dev-1');
     const republished = await again.inbox.waitFor<DesiredState>(topics.device('dev-1', 'desired'), (d) => d.apps.length === 1);
     expect(republished.apps[0]!.containers[0]!.env).toEqual([{ name: 'TOKEN', value: ENV_VALUE }]);
   });
 
   it('refuses a binary secret where an env value needs text, naming the field', async () => {
-    const hub = await hubOn(tempDir());
+    const hub = await hubOn();
     await http(hub.httpUrl, 'PUT', '/api/v1/secrets/api-token', { valueBase64: FILE_VALUE.toString('base64') });
     await http(hub.httpUrl, 'PUT', '/api/v1/secrets/tls-key', { value: 'x' });
     const res = await http(hub.httpUrl, 'POST', '/api/v1/apps', app('web'));
@@ -160,7 +155,7 @@ describe('secrets at rest', () => {
   });
 
   it('seals the plain rows an older hub wrote, and no plain byte of them is left', async () => {
-    const dataDir = tempDir();
+    const dataDir = scratchDir('flotilla-it-secrets-');
     const legacy = `legacy-${randomBytes(12).toString('hex')}`;
     const doc = {
       deviceId: 'dev-1',

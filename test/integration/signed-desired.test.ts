@@ -10,8 +10,7 @@
  */
 
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import Dockerode from 'dockerode';
@@ -27,6 +26,7 @@ import { http } from '../support/http.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { LogCapture } from '../support/logs.js';
 import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
+import { scratchDir } from '../support/scratch.js';
 import { storedEvents } from '../support/stored-telemetry.js';
 import { waitFor } from '../support/wait.js';
 
@@ -36,23 +36,13 @@ const topic = (deviceId: string, channel: string) => `flotilla/v1/devices/${devi
 describe('signed desired state', () => {
   const agents = new Cleanup();
   const cleanup = new Cleanup();
-  let hubDir: string;
   let agentDir: string;
   let hub: TestHub;
 
   beforeEach(async () => {
-    hubDir = cleanup.add(
-      'hub dir',
-      () => rmSync(hubDir, { recursive: true, force: true }),
-      mkdtempSync(join(tmpdir(), 'flotilla-it-hub-')),
-    );
-    agentDir = cleanup.add(
-      'agent dir',
-      () => rmSync(agentDir, { recursive: true, force: true }),
-      mkdtempSync(join(tmpdir(), 'flotilla-it-agent-')),
-    );
-    hub = await startTestHub({ dataDir: hubDir, logLevel: 'info' });
-    cleanup.add('hub', () => hub.close());
+    agentDir = scratchDir('flotilla-it-agent-');
+    // Closes whichever hub `hub` is by then: a test that restarts the hub replaces it.
+    hub = cleanup.add('hub', () => hub.close(), await startTestHub({ logLevel: 'info' }));
   });
 
   afterEach(async () => {
@@ -91,7 +81,7 @@ describe('signed desired state', () => {
     const key = await hubKey();
     expect(key).toMatch(/^-----BEGIN PUBLIC KEY-----\n[\s\S]+\n-----END PUBLIC KEY-----\n$/);
     expect(hub.hub.hubKey).toBe(key);
-    expect(statSync(join(hubDir, SIGNING_KEY_FILE)).mode & 0o777).toBe(0o600);
+    expect(statSync(join(hub.dataDir, SIGNING_KEY_FILE)).mode & 0o777).toBe(0o600);
     expect(hub.logs.matching('created the desired-state signing key')).toHaveLength(1);
 
     // A device reports its state; the hub issues revision 1, then revision 2 with an app.
@@ -112,9 +102,7 @@ describe('signed desired state', () => {
     // The hub restarts on the same data dir: the broker's retained store is gone, the dispatcher
     // republishes what it stored, signed with the same key (Ed25519 is deterministic: the same signature).
     await closeClient(device);
-    await hub.close();
-    hub = await startTestHub({ dataDir: hubDir, logLevel: 'info' });
-    cleanup.add('hub again', () => hub.close());
+    hub = await hub.restart();
     expect(await hubKey()).toBe(key);
     expect(hub.logs.matching('created the desired-state signing key')).toEqual([]);
     const republished = await retainedDesired('dev-s');
@@ -122,7 +110,7 @@ describe('signed desired state', () => {
   });
 
   it('a hub that makes its data dir makes it owner-only: it holds the keys and hub.db', async () => {
-    const fresh = join(hubDir, 'new', 'data');
+    const fresh = join(hub.dataDir, 'new', 'data');
     const second = await startTestHub({ dataDir: fresh });
     cleanup.add('second hub', () => second.close());
     expect(statSync(fresh).mode & 0o777).toBe(0o700);
@@ -132,8 +120,8 @@ describe('signed desired state', () => {
   it('a hub whose key file others can read refuses to start, naming the file', async () => {
     await hub.close();
     const { chmodSync } = await import('node:fs');
-    chmodSync(join(hubDir, SIGNING_KEY_FILE), 0o644);
-    await expect(startTestHub({ dataDir: hubDir })).rejects.toThrow(/signing-key\.pem is readable by others \(mode 0644\)/);
+    chmodSync(join(hub.dataDir, SIGNING_KEY_FILE), 0o644);
+    await expect(hub.restart()).rejects.toThrow(/signing-key\.pem is readable by others \(mode 0644\)/);
   });
 
   describe('an agent with the hub key pinned', () => {
@@ -180,7 +168,7 @@ describe('signed desired state', () => {
         .filter((e) => e.type === 'desired-rejected')
         .map((e) => e.message);
     const publish = (doc: DesiredState) => observer.publishAsync(topic('dev-a', 'desired'), JSON.stringify(doc), { qos: 1 });
-    const hubPrivateKey = () => createPrivateKey(readFileSync(join(hubDir, SIGNING_KEY_FILE)));
+    const hubPrivateKey = () => createPrivateKey(readFileSync(join(hub.dataDir, SIGNING_KEY_FILE)));
 
     it('follows what the hub signs and refuses the rest, each with an event that says why', async () => {
       const agent = await launchAgent();

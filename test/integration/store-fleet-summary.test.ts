@@ -1,7 +1,5 @@
 /** DeviceStore's cheap reads for Prometheus scrapes, on a real SQLite file. */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type Db, openDatabase } from '../../broker/store/db.js';
@@ -9,20 +7,18 @@ import { DeviceStore } from '../../broker/store/devices.js';
 import { SecretCipher } from '../../broker/store/secret-cipher.js';
 import type { AppState } from '../../shared/index.js';
 import { deviceState } from '../support/fixtures.js';
+import { scratchDir } from '../support/scratch.js';
 
 describe('DeviceStore presence and app phases', () => {
-  let dir: string;
   let db: Db;
   let store: DeviceStore;
 
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'flotilla-it-store-'));
-    db = openDatabase(join(dir, 'hub.db'));
+    db = openDatabase(join(scratchDir('flotilla-it-store-'), 'hub.db'));
     store = new DeviceStore(db, new SecretCipher(randomBytes(32)));
   });
   afterEach(() => {
     db.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   const app = (name: string, phase: AppState['phase']): AppState => ({ name, revision: 1, phase, containers: [] });

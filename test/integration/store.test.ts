@@ -4,8 +4,6 @@
  * Flotilla is refused rather than misread.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -18,6 +16,7 @@ import { SecretStore } from '../../broker/store/secrets.js';
 import { type AppSpec, validateAppSpec } from '../../shared/index.js';
 import { Cleanup } from '../support/cleanup.js';
 import { appSpec, deviceState } from '../support/fixtures.js';
+import { scratchDir } from '../support/scratch.js';
 
 function spec(name: string, image = 'registry.local/thermo:1.0'): AppSpec {
   const result = validateAppSpec(appSpec(name, { site: 'roof' }, image));
@@ -49,7 +48,7 @@ describe('SQLite store on a real file', () => {
   };
 
   beforeEach(() => {
-    dir = cleanup.add('temp dir', () => rmSync(dir, { recursive: true, force: true }), mkdtempSync(join(tmpdir(), 'flotilla-it-store-')));
+    dir = scratchDir('flotilla-it-store-');
     // A directory that does not exist yet: openDatabase creates it.
     file = join(dir, 'nested', 'hub.db');
   });

@@ -4,8 +4,6 @@
  * rows, and a long pass deletes in chunks so ingest keeps committing while it
  * runs.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -15,23 +13,21 @@ import { TELEMETRY_MIGRATIONS } from '../../broker/telemetry/migrations.js';
 import { Retention } from '../../broker/telemetry/retention.js';
 import { TelemetryStore } from '../../broker/telemetry/store.js';
 import { logLine } from '../support/fixtures.js';
+import { scratchDir } from '../support/scratch.js';
 
 const logger = pino({ level: 'silent' });
 const DAY = 86_400_000;
 const NOW = Date.parse('2026-11-28T12:00:00Z');
 
 describe('telemetry retention', () => {
-  let dir: string;
   let store: TelemetryStore;
 
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'flotilla-retention-'));
-    store = new TelemetryStore(openDatabase(join(dir, 'telemetry.db'), TELEMETRY_MIGRATIONS));
+    store = new TelemetryStore(openDatabase(join(scratchDir('flotilla-retention-'), 'telemetry.db'), TELEMETRY_MIGRATIONS));
   });
 
   afterEach(() => {
     store.db.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   /** `count` one-line batches from dev-1, arrived at `receivedMs`. */

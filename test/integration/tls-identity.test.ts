@@ -49,8 +49,6 @@ describe('tlsPeerCommonName', () => {
   });
   afterAll(async () => {
     await new Promise((resolve) => server?.close(resolve));
-    certs?.remove();
-    foreign?.remove();
   });
 
   async function handshake(client: { cert?: string; key?: string }) {

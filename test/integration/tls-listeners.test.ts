@@ -9,7 +9,7 @@ import { get as httpsGet } from 'node:https';
 import { createConnection, type Socket } from 'node:net';
 import { promisify } from 'node:util';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Cleanup } from '../support/cleanup.js';
 import { makeTestCerts, type TestCerts } from '../support/dev-certs.js';
 import { http } from '../support/http.js';
@@ -30,10 +30,6 @@ describe('TLS listeners (mqtts, wss, https)', () => {
 
   beforeAll(async () => {
     [certs, otherCerts] = await Promise.all([makeTestCerts(), makeTestCerts()]);
-  });
-  afterAll(() => {
-    certs?.remove();
-    otherCerts?.remove();
   });
 
   beforeEach(async () => {
@@ -161,7 +157,6 @@ describe('TLS configuration', () => {
   beforeAll(async () => {
     certs = await makeTestCerts();
   });
-  afterAll(() => certs?.remove());
 
   it('starts no TLS listener without a certificate and key', async () => {
     const hub = await startTestHub();

@@ -7,13 +7,10 @@
  * CN get nothing. A real agent pins the CA and logs in by certificate.
  */
 
-import { mkdtempSync, rmSync } from 'node:fs';
 import { get as httpsGet } from 'node:https';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import Dockerode from 'dockerode';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type Agent, startAgent } from '../../agent/agent.js';
 import { DockerRuntime } from '../../agent/runtime/docker-runtime.js';
 import type { DeviceState } from '../../shared/index.js';
@@ -25,6 +22,7 @@ import { http } from '../support/http.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { LogCapture } from '../support/logs.js';
 import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
+import { scratchDir } from '../support/scratch.js';
 import { waitFor } from '../support/wait.js';
 
 const dev = (id: string, channel: string) => `flotilla/v1/devices/${id}/${channel}`;
@@ -45,10 +43,6 @@ describe('mutual TLS: a verified certificate CN is the device', () => {
 
   beforeAll(async () => {
     [certs, forged] = await Promise.all([makeTestCerts(['gw-a', 'gw-b', 'gw-unknown']), makeTestCerts(['gw-a'])]);
-  });
-  afterAll(() => {
-    certs?.remove();
-    forged?.remove();
   });
 
   beforeEach(async () => {
@@ -153,8 +147,7 @@ describe('mutual TLS: a verified certificate CN is the device', () => {
     afterEach(() => agents.run());
 
     async function launchAgent(deviceId: string, tls: { ca: string; tlsCert: string; tlsKey: string }, logs: LogCapture): Promise<Agent> {
-      const dataDir = mkdtempSync(join(tmpdir(), 'flotilla-it-agent-'));
-      cleanup.add('agent dir', () => rmSync(dataDir, { recursive: true, force: true }));
+      const dataDir = scratchDir('flotilla-it-agent-');
       const agent = await startAgent(
         { deviceId, hubUrl: mqttsUrl, dataDir, logLevel: 'silent', stateIntervalMs: 50, ...tls },
         { runtime: new DockerRuntime(new Dockerode({ socketPath: NO_ENGINE })), logger: logs.logger },

@@ -1,11 +1,12 @@
 /**
  * Real certificates for TLS tests, made once per test file by the same code
- * as `flotilla certs dev` (openssl), in a temp dir removed afterwards.
+ * as `flotilla certs dev` (openssl), in a scratch dir (removed when the test,
+ * or for certificates made in beforeAll the file, is over).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeDevCerts } from '../../broker/tls/dev-certs.js';
+import { scratchDir } from './scratch.js';
 
 export interface TestCerts {
   dir: string;
@@ -15,17 +16,11 @@ export interface TestCerts {
   ca: string;
   /** PEM text of a device's client certificate and key (CN = the device id). */
   client(deviceId: string): { cert: string; key: string };
-  remove(): void;
 }
 
 export async function makeTestCerts(clients: readonly string[] = []): Promise<TestCerts> {
-  const dir = mkdtempSync(join(tmpdir(), 'flotilla-it-certs-'));
-  try {
-    await makeDevCerts({ outDir: dir, clients });
-  } catch (err) {
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
+  const dir = scratchDir('flotilla-it-certs-');
+  await makeDevCerts({ outDir: dir, clients });
   const read = (name: string) => readFileSync(join(dir, name), 'utf8');
   return {
     dir,
@@ -39,6 +34,5 @@ export async function makeTestCerts(clients: readonly string[] = []): Promise<Te
     },
     ca: read('ca.pem'),
     client: (deviceId) => ({ cert: read(`client-${deviceId}.pem`), key: read(`client-${deviceId}-key.pem`) }),
-    remove: () => rmSync(dir, { recursive: true, force: true }),
   };
 }

@@ -3,17 +3,17 @@
  * hub (`respond`): what is sent (bearer header, bodies), what is printed, and
  * the exit codes. The real hub is test/integration/cli-provisioning.test.ts.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { modeWarning, readAgentConfigFile, writeAgentConfigFile } from '../../cli/agent-config-file.js';
 import { type AgentFlagValues, type AgentIdentitySettings, agentIdentitySettings } from '../../cli/agent-file-settings.js';
 import { mqttUrlFor } from '../../cli/commands/agent-register.js';
 import { formatExpiry, tokensTable } from '../../cli/commands/token.js';
 import type { CliIO } from '../../cli/context.js';
 import { buildProgram, EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_OK, EXIT_UNAUTHORIZED, run } from '../../cli/main.js';
+import { scratchDir } from '../support/scratch.js';
 
 interface Sent {
   method: string;
@@ -247,8 +247,6 @@ describe('flotilla serviceaccount and device revoke', () => {
 });
 
 describe('flotilla agent register', () => {
-  let dir: string;
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
   const answer = {
     deviceId: 'pi-1',
     secret: 'SECRET-xyz',
@@ -257,7 +255,7 @@ describe('flotilla agent register', () => {
   };
 
   it('posts the token in the body (no bearer), writes the config 0600 and never prints the secret', async () => {
-    dir = mkdtempSync(join(tmpdir(), 'flotilla-reg-'));
+    const dir = scratchDir('flotilla-reg-');
     const result = await cli(
       ['agent', 'register', '--token', 'flt-reg-T', '--device-id', 'pi-1', '--label', 'site=roof', '--data-dir', join(dir, 'agent')],
       () => json(200, answer),
@@ -288,7 +286,7 @@ describe('flotilla agent register', () => {
   });
 
   it('refuses to replace an existing config without --force, before spending the token', async () => {
-    dir = mkdtempSync(join(tmpdir(), 'flotilla-reg-'));
+    const dir = scratchDir('flotilla-reg-');
     const config = join(dir, 'agent.json');
     writeFileSync(config, '{}');
     const refused = await cli(['agent', 'register', '--token', 'T', '--config', config], () => json(200, answer), 'http://h:1');
@@ -302,7 +300,7 @@ describe('flotilla agent register', () => {
   });
 
   it('refuses a config it could not write before spending the token', async () => {
-    dir = mkdtempSync(join(tmpdir(), 'flotilla-reg-'));
+    const dir = scratchDir('flotilla-reg-');
     writeFileSync(join(dir, 'a-file'), '');
     const result = await cli(['agent', 'register', '--token', 'T', '--data-dir', join(dir, 'a-file', 'agent')], () => json(200, answer));
     expect(result.code).toBe(EXIT_INVALID_INPUT);
@@ -311,7 +309,7 @@ describe('flotilla agent register', () => {
   });
 
   it('needs --hub and a token', async () => {
-    dir = mkdtempSync(join(tmpdir(), 'flotilla-reg-'));
+    const dir = scratchDir('flotilla-reg-');
     let stderr = '';
     const io: CliIO = {
       stdout: () => {},
@@ -333,7 +331,7 @@ describe('flotilla agent register', () => {
   });
 
   it("says the registration token was refused (exit 4), in the hub's words", async () => {
-    dir = mkdtempSync(join(tmpdir(), 'flotilla-reg-'));
+    const dir = scratchDir('flotilla-reg-');
     const result = await cli(['agent', 'register', '--token', 'T', '--data-dir', dir], () =>
       json(401, { error: { code: 'unauthorized', message: 'registration token refused: used up' } }),
     );
@@ -343,7 +341,7 @@ describe('flotilla agent register', () => {
   });
 
   it('refuses a 200 answer without a secret and writes nothing', async () => {
-    dir = mkdtempSync(join(tmpdir(), 'flotilla-reg-'));
+    const dir = scratchDir('flotilla-reg-');
     const result = await cli(['agent', 'register', '--token', 'T', '--data-dir', dir], () => json(200, { deviceId: 'pi-1' }));
     expect(result.code).toBe(EXIT_HUB_ERROR);
     expect(() => statSync(join(dir, 'agent.json'))).toThrow();
@@ -357,11 +355,8 @@ describe('flotilla agent register', () => {
 });
 
 describe('the agent config file', () => {
-  let dir: string;
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
-
   it('is created 0600 even under a permissive umask, and read back', () => {
-    dir = mkdtempSync(join(tmpdir(), 'flotilla-cfg-'));
+    const dir = scratchDir('flotilla-cfg-');
     const path = join(dir, 'nested', 'agent.json');
     const previous = process.umask(0o000);
     try {
@@ -377,7 +372,7 @@ describe('the agent config file', () => {
   });
 
   it('is absent (undefined) unless required, and invalid content names the key', () => {
-    dir = mkdtempSync(join(tmpdir(), 'flotilla-cfg-'));
+    const dir = scratchDir('flotilla-cfg-');
     expect(readAgentConfigFile(join(dir, 'none.json'))).toBeUndefined();
     expect(() => readAgentConfigFile(join(dir, 'none.json'), { required: true })).toThrow(/cannot read the agent config/);
     mkdirSync(join(dir, 'd'));
@@ -395,9 +390,6 @@ describe('the agent config file', () => {
 });
 
 describe('flotilla agent: the config file and the flags', () => {
-  let dir: string;
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
-
   /** Parses `flotilla ARGS…` with the real option definitions, and returns what the agent would be started with. */
   async function settingsFor(args: string[]): Promise<{ code: number; stderr: string; settings?: AgentIdentitySettings }> {
     let stderr = '';
@@ -437,7 +429,7 @@ describe('flotilla agent: the config file and the flags', () => {
   };
 
   it('takes the identity from <data-dir>/agent.json when the flags are left at their defaults', async () => {
-    dir = mkdtempSync(join(tmpdir(), 'flotilla-agentcfg-'));
+    const dir = scratchDir('flotilla-agentcfg-');
     writeAgentConfigFile(join(dir, 'agent.json'), file);
     const { settings, stderr } = await settingsFor(['agent', '--data-dir', dir]);
     expect(stderr).toBe('');
@@ -453,7 +445,7 @@ describe('flotilla agent: the config file and the flags', () => {
   });
 
   it('lets flags win: hub URL, labels per key, the CA (global --ca), a client certificate', async () => {
-    dir = mkdtempSync(join(tmpdir(), 'flotilla-agentcfg-'));
+    const dir = scratchDir('flotilla-agentcfg-');
     const config = join(dir, 'elsewhere.json');
     writeAgentConfigFile(config, file);
     const ca = join(dir, 'ca.pem');
@@ -487,7 +479,7 @@ describe('flotilla agent: the config file and the flags', () => {
   });
 
   it('warns when --device-id does not match the secret in the file', async () => {
-    dir = mkdtempSync(join(tmpdir(), 'flotilla-agentcfg-'));
+    const dir = scratchDir('flotilla-agentcfg-');
     writeAgentConfigFile(join(dir, 'agent.json'), file);
     const { settings, stderr } = await settingsFor(['agent', '--data-dir', dir, '--device-id', 'pi-9']);
     expect(settings?.deviceId).toBe('pi-9');
@@ -495,7 +487,7 @@ describe('flotilla agent: the config file and the flags', () => {
   });
 
   it('runs without a file as before, but an explicit --config must exist; --cert needs --key', async () => {
-    dir = mkdtempSync(join(tmpdir(), 'flotilla-agentcfg-'));
+    const dir = scratchDir('flotilla-agentcfg-');
     const none = await settingsFor(['agent', '--data-dir', dir, '--device-id', 'pi-1']);
     expect(none.settings).toEqual({ deviceId: 'pi-1', hubUrl: 'mqtt://127.0.0.1:1883', labels: {} });
     const missing = await settingsFor(['agent', '--config', join(dir, 'nope.json')]);

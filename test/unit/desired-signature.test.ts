@@ -1,10 +1,10 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadOrCreateSigningKey, SIGNING_KEY_FILE } from '../../broker/dispatcher/signing-key.js';
 import { DesiredState, decode, parseHubKey, signDesired, signedBytes, validate, verifyDesired } from '../../shared/index.js';
+import { scratchDir } from '../support/scratch.js';
 
 const hub = generateKeyPairSync('ed25519');
 const other = generateKeyPairSync('ed25519');
@@ -91,15 +91,7 @@ describe('desired-state signatures', () => {
 });
 
 describe('the hub signing key file', () => {
-  const dirs: string[] = [];
-  const scratch = () => {
-    const dir = mkdtempSync(join(tmpdir(), 'flotilla-signing-key-'));
-    dirs.push(dir);
-    return dir;
-  };
-  afterEach(() => {
-    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-  });
+  const scratch = () => scratchDir('flotilla-signing-key-');
 
   it('is created on the first start with mode 0600 and loaded, unchanged, on the next', () => {
     const dataDir = join(scratch(), 'nested', 'hub');

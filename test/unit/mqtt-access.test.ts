@@ -4,8 +4,6 @@
  * authenticator over a real SQLite file, and how read-only dashboard users
  * and anonymous access are configured.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AccountStore } from '../../broker/auth/accounts.js';
@@ -21,6 +19,7 @@ import { peekRequest } from '../../broker/mqtt/access.js';
 import { type Db, openDatabase } from '../../broker/store/db.js';
 import { parseDashboardUsers } from '../../cli/commands/server.js';
 import { Topics } from '../../shared/index.js';
+import { scratchDir } from '../support/scratch.js';
 
 const topics = new Topics('flotilla/v1');
 const T = 'flotilla/v1';
@@ -250,7 +249,6 @@ describe('failed-login delay', () => {
 });
 
 describe('authenticator', () => {
-  let dir: string;
   let db: Db;
   let accounts: AccountStore;
   let credentials: DeviceCredentialStore;
@@ -264,14 +262,12 @@ describe('authenticator', () => {
     });
 
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'flotilla-auth-'));
-    db = openDatabase(join(dir, 'hub.db'));
+    db = openDatabase(join(scratchDir('flotilla-auth-'), 'hub.db'));
     accounts = new AccountStore(db);
     credentials = new DeviceCredentialStore(db);
   });
   afterEach(() => {
     db.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   const pw = (value: string) => Buffer.from(value);

@@ -4,8 +4,6 @@
  * surviving a restart, the byte cap (lowest class, oldest first), TTLs, and
  * taking back what was in flight.
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -13,15 +11,13 @@ import { describeDrops } from '../../agent/outbox/drop-report.js';
 import { Outbox, type OutboxOptions } from '../../agent/outbox/outbox.js';
 import { BytePacer } from '../../agent/outbox/pacer.js';
 import { Cleanup } from '../support/cleanup.js';
-import { removeDir } from '../support/processes.js';
+import { scratchDir } from '../support/scratch.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
 
 function tempPath(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'flotilla-outbox-'));
-  cleanup.add('dir', () => removeDir(dir));
-  return join(dir, 'outbox.db');
+  return join(scratchDir('flotilla-outbox-'), 'outbox.db');
 }
 
 function open(path: string, clock: { t: number }, options: Partial<OutboxOptions> = {}): Outbox {

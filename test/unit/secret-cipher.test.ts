@@ -1,11 +1,11 @@
 /** The AES-256-GCM sealing of secrets at rest, and where its key comes from. */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SealedDataError, SecretCipher } from '../../broker/store/secret-cipher.js';
 import { loadSecretsKey } from '../../broker/store/secrets-key.js';
+import { scratchDir } from '../support/scratch.js';
 
 describe('SecretCipher', () => {
   const cipher = new SecretCipher(randomBytes(32));
@@ -46,12 +46,7 @@ describe('SecretCipher', () => {
 });
 
 describe('loadSecretsKey', () => {
-  let dir: string;
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
-  const fresh = () => {
-    dir = mkdtempSync(join(tmpdir(), 'flotilla-key-'));
-    return dir;
-  };
+  const fresh = () => scratchDir('flotilla-key-');
 
   it('creates <dataDir>/secrets.key with mode 0600 on first start, and reads the same key after', () => {
     const dataDir = fresh();

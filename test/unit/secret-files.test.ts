@@ -1,18 +1,13 @@
 /** The in-memory tar the agent hands the engine for secret files, read back by GNU tar. */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { secretFileOwner, tarArchive } from '../../agent/runtime/secret-files.js';
+import { scratchDir } from '../support/scratch.js';
 
 describe('secret files tar', () => {
-  let dir: string | undefined;
-  afterEach(() => {
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
-
   it('is a ustar archive GNU tar lists and extracts with the modes, owners and bytes given', () => {
     const value = Buffer.concat([randomBytes(700), Buffer.from([0, 0xff])]);
     const longDir = `opt/${'d'.repeat(90)}`;
@@ -28,7 +23,7 @@ describe('secret files tar', () => {
     expect(listing).toMatch(/^-r-------- 1000\/1001 +702 .* run\/secrets\/key$/m);
     expect(listing).toContain(`${longDir}/file-with-a-long-path`);
 
-    dir = mkdtempSync(join(tmpdir(), 'flotilla-tar-'));
+    const dir = scratchDir('flotilla-tar-');
     execFileSync('tar', ['-xf', '-', '-C', dir], { input: archive });
     expect(readFileSync(join(dir, 'run/secrets/key')).equals(value)).toBe(true);
     expect(statSync(join(dir, 'run/secrets/key')).mode & 0o777).toBe(0o400);
