@@ -125,169 +125,161 @@ describeDocker('agent killed with SIGKILL in the middle of an update', () => {
     expect(types).not.toContain('rolled-back');
   }
 
-  it('download-then-kill, killed while the new version is on trial: the restarted agent finishes the gate and removes the stashed old one', {
-    timeout: TEST_TIMEOUT_MS,
-  }, async () => {
-    const { deviceId, app, agent, device, image, primary, v1Id } = await deviceWithV1('trial', 'download-then-kill');
-    const sampler = new ContainerSampler(app);
-    await device.apply(app, { image: image.v2 }, { minReadySeconds: 10 });
+  type UpdatingDevice = Awaited<ReturnType<typeof deviceWithV1>>;
 
-    // The swap is half done: old stopped and renamed aside, new one running on trial.
-    const midway = await waitFor(
-      'the old version stashed and the new one on trial',
-      async () => {
-        const rows = await appContainers(app);
-        const stashed = rows.find((r) => r.name.startsWith(`${primary}.prev-`));
-        const trial = rows.find((r) => r.name === primary && r.image === image.v2 && r.state === 'running');
-        return stashed && trial && rows;
+  /** A moment of the update to SIGKILL the agent at, and what Docker must hold right after. */
+  interface KillPoint {
+    title: string;
+    /** Names the device and app. */
+    name: string;
+    strategy: 'download-then-kill' | 'start-then-kill';
+    /** v1's spec beyond its image: IGNORES_SIGTERM keeps `docker stop` of it busy for 10 s. */
+    v1?: Record<string, unknown>;
+    /** Long enough for the kill to land while v2 is on trial, where that is the kill point. */
+    minReadySeconds: number;
+    /** Waits until the update is at the kill point; `since` (unix seconds) is just before v2 was applied. */
+    reached(d: UpdatingDevice, since: number): Promise<unknown>;
+    /**
+     * Checks the containers the kill left (`midway`: what `reached` returned). Returns the
+     * container the restarted agent must adopt as v2, unchanged; none if it must create v2.
+     */
+    leftBehind(d: UpdatingDevice, left: ContainerRow[], midway: unknown): Promise<ContainerRow | undefined>;
+    /** Event types the restarted agent must report for the app. */
+    reports: string[];
+  }
+
+  const sigtermSentToV1 = (d: UpdatingDevice, since: number) =>
+    waitFor('Docker to send SIGTERM to v1', async () => (await killEvents(d.v1Id, since)).length > 0, { timeoutMs: 60_000 });
+
+  const killPoints: KillPoint[] = [
+    {
+      title:
+        'download-then-kill, killed while the new version is on trial: the restarted agent finishes the gate and removes the stashed old one',
+      name: 'trial',
+      strategy: 'download-then-kill',
+      minReadySeconds: 10,
+      // The swap is half done: old stopped and renamed aside, new one running on trial.
+      reached: (d) =>
+        waitFor(
+          'the old version stashed and the new one on trial',
+          async () => {
+            const rows = await appContainers(d.app);
+            const stashed = rows.find((r) => r.name.startsWith(`${d.primary}.prev-`));
+            const trial = rows.find((r) => r.name === d.primary && r.image === d.image.v2 && r.state === 'running');
+            return stashed && trial && rows;
+          },
+          { timeoutMs: 60_000 },
+        ),
+      leftBehind: async (d, left, midway) => {
+        const stashed = left.find((r) => r.name.startsWith(`${d.primary}.prev-`))!;
+        const trial = left.find((r) => r.name === d.primary)!;
+        expect(left).toHaveLength(2);
+        expect(stashed).toMatchObject({ id: d.v1Id, image: d.image.v1, state: 'exited' });
+        expect(trial).toMatchObject({ image: d.image.v2, state: 'running' });
+        expect((midway as ContainerRow[]).map((r) => r.id).sort()).toEqual(left.map((r) => r.id).sort());
+        // Kept for a rollback, but never started by the engine on its own (a reboot now would not bring it back).
+        expect((await inspect(stashed.id)).HostConfig.RestartPolicy.Name).toBe('no');
+        return trial;
       },
-      { timeoutMs: 60_000 },
-    );
-    await agent.proc.stop(true);
-    expect(agent.proc.child.signalCode).toBe('SIGKILL');
-    const left = await appContainers(app);
-    const stashed = left.find((r) => r.name.startsWith(`${primary}.prev-`))!;
-    const trial = left.find((r) => r.name === primary)!;
-    expect(left).toHaveLength(2);
-    expect(stashed).toMatchObject({ id: v1Id, image: image.v1, state: 'exited' });
-    expect(trial).toMatchObject({ image: image.v2, state: 'running' });
-    expect(midway.map((r) => r.id).sort()).toEqual(left.map((r) => r.id).sort());
-    // Kept for a rollback, but never started by the engine on its own (a reboot now would not bring it back).
-    expect((await inspect(stashed.id)).HostConfig.RestartPolicy.Name).toBe('no');
-    const trialStartedAt = (await inspect(trial.id)).State.StartedAt;
+      reports: ['health-passed', 'removed'],
+    },
+    {
+      title: 'download-then-kill, killed while the old version is being stopped: the restarted agent stashes it, then starts the new one',
+      name: 'stopping',
+      strategy: 'download-then-kill',
+      v1: { command: IGNORES_SIGTERM },
+      minReadySeconds: 2,
+      // The agent asked Docker to stop v1 (SIGTERM, which v1 ignores for its 10 s grace).
+      reached: sigtermSentToV1,
+      leftBehind: async (d, left) => {
+        // Not renamed yet, and nothing of v2 created: the stash was cut off in its stop.
+        expect(left.map((r) => ({ id: r.id, name: r.name }))).toEqual([{ id: d.v1Id, name: d.primary }]);
+        return undefined;
+      },
+      reports: ['stashed', 'created', 'started', 'health-passed', 'removed'],
+    },
+    {
+      title: 'start-then-kill, killed while the new version runs beside the old one: the restarted agent finishes the gate and hands over',
+      name: 'beside',
+      strategy: 'start-then-kill',
+      minReadySeconds: 10,
+      reached: (d) =>
+        waitFor(
+          'the new version running beside the old one',
+          async () => {
+            const rows = await appContainers(d.app);
+            const beside = rows.find((r) => r.name.startsWith(`${d.primary}.next-`) && r.state === 'running');
+            const old = rows.find((r) => r.id === d.v1Id && r.name === d.primary && r.state === 'running');
+            return beside && old;
+          },
+          { timeoutMs: 60_000 },
+        ),
+      leftBehind: async (d, left) => {
+        expect(left).toHaveLength(2);
+        const next = left.find((r) => r.name.startsWith(`${d.primary}.next-`))!;
+        expect(next).toMatchObject({ image: d.image.v2, state: 'running' });
+        return next;
+      },
+      reports: ['health-passed', 'stopped', 'removed', 'restored'],
+    },
+    {
+      title: 'start-then-kill, killed during the handover (old version stopping): the new one keeps running and takes the name',
+      name: 'handover',
+      strategy: 'start-then-kill',
+      v1: { command: IGNORES_SIGTERM },
+      minReadySeconds: 2,
+      // v2 passed its gate; the agent is stopping v1, which takes its 10 s grace.
+      reached: sigtermSentToV1,
+      leftBehind: async (d, left) => {
+        const next = left.find((r) => r.name.startsWith(`${d.primary}.next-`))!;
+        expect(next).toMatchObject({ image: d.image.v2, state: 'running' });
+        expect(left.find((r) => r.id === d.v1Id)?.name).toBe(d.primary);
+        return next;
+      },
+      reports: ['removed', 'restored'],
+    },
+  ];
+
+  /** Applies v2, kills the agent at `kill`, restarts it on its data dir, and checks it finished the update. */
+  async function killMidUpdate(kill: KillPoint): Promise<void> {
+    const d = await deviceWithV1(kill.name, kill.strategy, kill.v1);
+    const sampler = new ContainerSampler(d.app);
+    const since = Math.floor(Date.now() / 1000) - 1;
+    await d.device.apply(d.app, { image: d.image.v2 }, { minReadySeconds: kill.minReadySeconds });
+
+    const midway = await kill.reached(d, since);
+    await d.agent.proc.stop(true);
+    expect(d.agent.proc.child.signalCode).toBe('SIGKILL');
+    const adopt = await kill.leftBehind(d, await appContainers(d.app), midway);
+    const adoptStartedAt = adopt && (await inspect(adopt.id)).State.StartedAt;
 
     const restartedAt = new Date().toISOString();
-    await agent.restart();
-    const final = await convergedOnV2(deviceId, app, primary, image.v2);
-    // Adopted, not recreated: the container on trial is the one that passed, still from its first start.
-    expect(final.id).toBe(trial.id);
+    await d.agent.restart();
+    const final = await convergedOnV2(d.deviceId, d.app, d.primary, d.image.v2);
+    expect(final.id).not.toBe(d.v1Id);
+    if (adopt) {
+      // Adopted, not recreated: the container the kill left is the one that passed, still from its first start.
+      expect(final.id).toBe(adopt.id);
+      expect((await inspect(final.id)).State.StartedAt).toBe(adoptStartedAt);
+    }
     expect((await inspect(final.id)).HostConfig.RestartPolicy.Name).toBe('unless-stopped');
-    expect((await inspect(final.id)).State.StartedAt).toBe(trialStartedAt);
 
     const snapshots = await sampler.stop();
     expect(duplicates(snapshots)).toEqual([]);
-    expect(sampler.maxRunning()).toBe(1);
-    const after = await waitFor('the restarted agent to report the gate and the clean-up', async () => {
-      const events = await eventsSince(deviceId, app, restartedAt);
-      const removed = events.some((e) => e.type === 'removed' && e.message.includes(v1Id.slice(0, 12)));
-      return events.some((e) => e.type === 'health-passed') && removed && events;
-    });
-    expect(after.map((e) => e.type)).not.toContain('created');
-    await expectNoFailure(deviceId, app);
-  });
-
-  it('download-then-kill, killed while the old version is being stopped: the restarted agent stashes it, then starts the new one', {
-    timeout: TEST_TIMEOUT_MS,
-  }, async () => {
-    const { deviceId, app, agent, device, image, primary, v1Id } = await deviceWithV1('stopping', 'download-then-kill', {
-      command: IGNORES_SIGTERM,
-    });
-    const sampler = new ContainerSampler(app);
-    const since = Math.floor(Date.now() / 1000) - 1;
-    await device.apply(app, { image: image.v2 }, { minReadySeconds: 2 });
-
-    // The agent asked Docker to stop v1 (SIGTERM, which v1 ignores for its 10 s grace).
-    await waitFor('Docker to send SIGTERM to v1', async () => (await killEvents(v1Id, since)).length > 0, { timeoutMs: 60_000 });
-    await agent.proc.stop(true);
-    expect(agent.proc.child.signalCode).toBe('SIGKILL');
-    const left = await appContainers(app);
-    // Not renamed yet, and nothing of v2 created: the stash was cut off in its stop.
-    expect(left.map((r) => ({ id: r.id, name: r.name }))).toEqual([{ id: v1Id, name: primary }]);
-
-    const restartedAt = new Date().toISOString();
-    await agent.restart();
-    const final = await convergedOnV2(deviceId, app, primary, image.v2);
-    expect(final.id).not.toBe(v1Id);
-
-    const snapshots = await sampler.stop();
-    expect(duplicates(snapshots)).toEqual([]);
-    expect(sampler.maxRunning()).toBe(1);
-    const after = await waitFor('the restarted agent to report the swap', async () => {
-      const events = await eventsSince(deviceId, app, restartedAt);
-      const types = events.map((e) => e.type);
-      return ['stashed', 'created', 'started', 'health-passed', 'removed'].every((t) => types.includes(t)) && types;
-    });
-    // One new container, not one per agent life.
-    expect(after.filter((t) => t === 'created')).toHaveLength(1);
-    await expectNoFailure(deviceId, app);
-  });
-
-  it('start-then-kill, killed while the new version runs beside the old one: the restarted agent finishes the gate and hands over', {
-    timeout: TEST_TIMEOUT_MS,
-  }, async () => {
-    const { deviceId, app, agent, device, image, primary, v1Id } = await deviceWithV1('beside', 'start-then-kill');
-    const sampler = new ContainerSampler(app);
-    await device.apply(app, { image: image.v2 }, { minReadySeconds: 10 });
-
-    await waitFor(
-      'the new version running beside the old one',
-      async () => {
-        const rows = await appContainers(app);
-        const beside = rows.find((r) => r.name.startsWith(`${primary}.next-`) && r.state === 'running');
-        const old = rows.find((r) => r.id === v1Id && r.name === primary && r.state === 'running');
-        return beside && old;
-      },
-      { timeoutMs: 60_000 },
-    );
-    await agent.proc.stop(true);
-    const left = await appContainers(app);
-    expect(left).toHaveLength(2);
-    const next = left.find((r) => r.name.startsWith(`${primary}.next-`))!;
-    expect(next).toMatchObject({ image: image.v2, state: 'running' });
-    const nextStartedAt = (await inspect(next.id)).State.StartedAt;
-
-    const restartedAt = new Date().toISOString();
-    await agent.restart();
-    const final = await convergedOnV2(deviceId, app, primary, image.v2);
-    // The `.next-` container was adopted and renamed, never restarted or recreated.
-    expect(final.id).toBe(next.id);
-    expect((await inspect(final.id)).State.StartedAt).toBe(nextStartedAt);
-
-    const snapshots = await sampler.stop();
-    expect(duplicates(snapshots)).toEqual([]);
+    if (kill.strategy === 'download-then-kill') expect(sampler.maxRunning()).toBe(1);
     // start-then-kill: some version answered at every moment.
-    expect(snapshots.filter((rows) => !rows.some((r) => r.state === 'running'))).toEqual([]);
-    const after = await waitFor('the restarted agent to report the gate and the handover', async () => {
-      const types = (await eventsSince(deviceId, app, restartedAt)).map((e) => e.type);
-      return ['health-passed', 'stopped', 'removed', 'restored'].every((t) => types.includes(t)) && types;
+    else expect(snapshots.filter((rows) => !rows.some((r) => r.state === 'running'))).toEqual([]);
+
+    const after = await waitFor(`the restarted agent to report ${kill.reports.join(', ')} and remove v1`, async () => {
+      const events = await eventsSince(d.deviceId, d.app, restartedAt);
+      const types = events.map((e) => e.type);
+      const v1Removed = events.some((e) => e.type === 'removed' && e.message.includes(d.v1Id.slice(0, 12)));
+      return kill.reports.every((t) => types.includes(t)) && v1Removed && types;
     });
-    expect(after).not.toContain('created');
-    await expectNoFailure(deviceId, app);
-  });
+    // One new container when none was left to adopt, not one per agent life; none when one was.
+    expect(after.filter((t) => t === 'created')).toHaveLength(adopt ? 0 : 1);
+    await expectNoFailure(d.deviceId, d.app);
+  }
 
-  it('start-then-kill, killed during the handover (old version stopping): the new one keeps running and takes the name', {
-    timeout: TEST_TIMEOUT_MS,
-  }, async () => {
-    const { deviceId, app, agent, device, image, primary, v1Id } = await deviceWithV1('handover', 'start-then-kill', {
-      command: IGNORES_SIGTERM,
-    });
-    const sampler = new ContainerSampler(app);
-    const since = Math.floor(Date.now() / 1000) - 1;
-    await device.apply(app, { image: image.v2 }, { minReadySeconds: 2 });
-
-    // v2 passed its gate; the agent is stopping v1, which takes its 10 s grace.
-    await waitFor('Docker to send SIGTERM to v1', async () => (await killEvents(v1Id, since)).length > 0, { timeoutMs: 60_000 });
-    await agent.proc.stop(true);
-    const left = await appContainers(app);
-    const next = left.find((r) => r.name.startsWith(`${primary}.next-`))!;
-    expect(next).toMatchObject({ image: image.v2, state: 'running' });
-    expect(left.find((r) => r.id === v1Id)?.name).toBe(primary);
-    const nextStartedAt = (await inspect(next.id)).State.StartedAt;
-
-    const restartedAt = new Date().toISOString();
-    await agent.restart();
-    const final = await convergedOnV2(deviceId, app, primary, image.v2);
-    expect(final.id).toBe(next.id);
-    expect((await inspect(final.id)).State.StartedAt).toBe(nextStartedAt);
-
-    const snapshots = await sampler.stop();
-    expect(duplicates(snapshots)).toEqual([]);
-    expect(snapshots.filter((rows) => !rows.some((r) => r.state === 'running'))).toEqual([]);
-    const after = await waitFor('the restarted agent to finish the handover', async () => {
-      const types = (await eventsSince(deviceId, app, restartedAt)).map((e) => e.type);
-      return ['removed', 'restored'].every((t) => types.includes(t)) && types;
-    });
-    expect(after).not.toContain('created');
-    await expectNoFailure(deviceId, app);
-  });
+  for (const kill of killPoints) it(kill.title, { timeout: TEST_TIMEOUT_MS }, () => killMidUpdate(kill));
 });

@@ -26,11 +26,9 @@
  * fails its gate); it used to be an app left stopped under its own name while
  * reported as running again, when the restore's start hit the engine going down.
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type HubProcess, type ManagedProcess, removeDir, runCli, spawnCli, startHubProcess, stopAll } from '../support/processes.js';
+import { type HubProcess, type ManagedProcess, runCli, spawnCli, startHubProcess, stopAll } from '../support/processes.js';
+import { scratchDir } from '../support/scratch.js';
 import { waitFor } from '../support/wait.js';
 import { type DedicatedEngine, startDedicatedEngine } from './support/dedicated-engine.js';
 import { DeviceApps } from './support/device-apps.js';
@@ -55,7 +53,7 @@ describeDocker('Docker Engine restarted under a running agent', () => {
   let engine: DedicatedEngine | undefined;
   let hub: HubProcess;
   let agent: ManagedProcess;
-  const dataDir = mkdtempSync(join(tmpdir(), `flotilla-agent-${deviceId}-`));
+  const dataDir = scratchDir(`flotilla-agent-${deviceId}-`);
   const device = new DeviceApps(() => hub, deviceId, { update: { minReadySeconds: 1 } });
 
   const image = { v1: '', v2: '' };
@@ -85,8 +83,6 @@ describeDocker('Docker Engine restarted under a running agent', () => {
   afterAll(async () => {
     await stopAll();
     await engine?.destroy();
-    removeDir(dataDir);
-    if (hub) removeDir(hub.dataDir);
     device.removeFiles();
   });
 

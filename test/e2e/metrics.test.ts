@@ -4,8 +4,7 @@
  * whose container burns CPU and holds memory, and a plain mqtt.js subscriber
  * on the device's metrics topic.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Dockerode from 'dockerode';
 import type { MqttClient } from 'mqtt';
@@ -15,6 +14,7 @@ import { DockerRuntime } from '../../agent/runtime/docker-runtime.js';
 import { DEFAULT_TOPIC_ROOT, type Metrics, Metrics as MetricsSchema, Topics, validate } from '../../shared/index.js';
 import { connectClient, Inbox } from '../support/mqtt-client.js';
 import { type AgentProcess, type HubProcess, runCli, startAgentProcess, startHubProcess, stopAll } from '../support/processes.js';
+import { scratchDir } from '../support/scratch.js';
 import { waitFor } from '../support/wait.js';
 import { containerIds, removeContainersAndVolumes } from './support/docker-cli.js';
 import { describeDocker } from './support/engine.js';
@@ -34,7 +34,7 @@ describeDocker('metrics from a real agent on a real Docker Engine', () => {
   let hub: HubProcess;
   let agent: AgentProcess;
   let watcher: MqttClient | undefined;
-  const dir = mkdtempSync(join(tmpdir(), 'flotilla-e2e-metrics-'));
+  const dir = scratchDir('flotilla-e2e-metrics-');
   const topic = new Topics(DEFAULT_TOPIC_ROOT).device(deviceId, 'metrics');
 
   beforeAll(async () => {
@@ -69,7 +69,6 @@ describeDocker('metrics from a real agent on a real Docker Engine', () => {
     await watcher?.endAsync();
     await stopAll();
     await removeContainersAndVolumes(`flotilla.app=${app}`);
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it("publishes samples in which the busy container's CPU and memory show, and the host figures are sane", async () => {

@@ -7,8 +7,7 @@
  * registry, so a pull that works can only have used the spec's.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +15,7 @@ import { stringify } from 'yaml';
 import { DockerRuntime } from '../../agent/runtime/docker-runtime.js';
 import { RuntimeError } from '../../agent/runtime/errors.js';
 import { type AgentProcess, type HubProcess, runCli, startAgentProcess, startHubProcess, stopAll } from '../support/processes.js';
+import { scratchDir } from '../support/scratch.js';
 import { waitFor } from '../support/wait.js';
 import { type AuthRegistry, startAuthRegistry } from './support/auth-registry.js';
 import { containerIds, docker, inspect, removeContainersAndVolumes } from './support/docker-cli.js';
@@ -132,7 +132,7 @@ describeDocker('pulling from a registry that requires authentication', () => {
     };
 
     beforeAll(async () => {
-      dir = mkdtempSync(join(tmpdir(), 'flotilla-e2e-regauth-'));
+      dir = scratchDir('flotilla-e2e-regauth-');
       hub = await startHubProcess();
       // Both agents share this engine: each sees only its own containers, names prefixed.
       for (const device of [goodDevice, badDevice]) agents.push(startAgentProcess(hub, device, {}, { namePrefix: `${device}.` }));
@@ -150,9 +150,6 @@ describeDocker('pulling from a registry that requires authentication', () => {
       await stopAll();
       await removeContainersAndVolumes(`flotilla.app=${goodApp}`);
       await removeContainersAndVolumes(`flotilla.app=${badApp}`);
-      for (const path of [dir, hub?.dataDir, ...agents.map((agent) => agent.dataDir)]) {
-        if (path) rmSync(path, { recursive: true, force: true });
-      }
     });
 
     it('runs the container when the secret holds the right password', async () => {

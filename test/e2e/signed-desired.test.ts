@@ -10,9 +10,6 @@
  * by an ordinary MQTT client (the hub allows anonymous clients on loopback).
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type Agent, startAgent } from '../../agent/agent.js';
@@ -21,6 +18,7 @@ import { http } from '../support/http.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { LogCapture } from '../support/logs.js';
 import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
+import { scratchDir } from '../support/scratch.js';
 import { waitFor } from '../support/wait.js';
 import { containerIds, inspect, removeContainersAndVolumes } from './support/docker-cli.js';
 import { describeDocker } from './support/engine.js';
@@ -42,7 +40,7 @@ describeDocker('signed desired state on a real device', () => {
 
   beforeAll(async () => {
     images = await ensureTestImages();
-    agentDir = mkdtempSync(join(tmpdir(), 'flotilla-e2e-signed-'));
+    agentDir = scratchDir('flotilla-e2e-signed-');
     hub = await startTestHub({ logLevel: 'info' });
     observer = await connectClient(hub.mqttUrl);
     observed = new Inbox(observer);
@@ -69,7 +67,6 @@ describeDocker('signed desired state on a real device', () => {
     if (observer) await closeClient(observer);
     await hub?.close();
     await removeContainersAndVolumes(`flotilla.app=${app}`);
-    if (agentDir) rmSync(agentDir, { recursive: true, force: true });
   });
 
   const desiredDocs = () => observed.on(topic('desired')).map((m) => m.json as DesiredState);

@@ -99,7 +99,11 @@ export async function stopAll(): Promise<void> {
 
 const scratchDirs = new Set<string>();
 
-/** A fresh temp dir that the next stopAll() removes (after the processes that may write to it are gone). */
+/**
+ * A fresh temp dir that the next stopAll() removes, after the processes that may write to it are
+ * gone, whenever the test calls it. Unlike scratch.ts it needs no test runner: bench/ starts hubs
+ * and agents through this module.
+ */
 export function scratchDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   scratchDirs.add(dir);
