@@ -1,54 +1,19 @@
 /**
- * Bodies of the hub's provisioning and access routes (registration tokens,
- * service accounts, device revocation, registration), written from the API
- * contract like the rest of client.ts: the CLI talks to whatever hub answers.
+ * What the CLI shows and sends for access control beyond the API methods
+ * (their bodies are declared in shared/api/): the roles in the order the CLI
+ * lists them, and the registration route, which is no method (the token in
+ * its body is the credential).
  */
+import type { ApiRole, Labels } from '../shared/index.js';
 
-export type Role = 'admin' | 'operator' | 'viewer';
+export type Role = ApiRole;
+/** Most powerful first, as `--role` lists them. */
 export const ROLES: readonly Role[] = ['admin', 'operator', 'viewer'];
-
-export interface CreateTokenRequest {
-  labels?: Record<string, string>;
-  maxUses?: number;
-  expiresInSeconds?: number;
-}
-
-/** `token` is shown this once; the hub keeps only its hash. */
-export interface TokenCreated {
-  id: string;
-  token: string;
-  labels: Record<string, string>;
-  maxUses: number | null;
-  expiresAt: string | null;
-}
-
-export interface TokenInfo {
-  id: string;
-  labels: Record<string, string>;
-  maxUses: number | null;
-  uses: number;
-  expiresAt: string | null;
-  revoked: boolean;
-  createdAt: string;
-}
-
-/** `key` is shown this once; it is the account's MQTT password and HTTP bearer token. */
-export interface ServiceAccountCreated {
-  name: string;
-  role: Role;
-  key: string;
-}
-
-export interface ServiceAccountInfo {
-  name: string;
-  role: Role;
-  createdAt: string;
-}
 
 export interface RegisterRequest {
   token: string;
   deviceId?: string;
-  labels?: Record<string, string>;
+  labels?: Labels;
 }
 
 /** What a device gets for its registration token: its identity, and the hub's key to pin. */
@@ -57,10 +22,4 @@ export interface Registration {
   secret: string;
   hubKey: string;
   mqtt: { port: number; tlsPort?: number };
-}
-
-export interface DeviceRevoked {
-  id: string;
-  revoked: true;
-  disconnected: boolean;
 }

@@ -1,40 +1,15 @@
 /**
- * A small fetch-based client for the hub's HTTP API. The response types are
- * written here, from the API contract, rather than imported from the hub's
- * code: the CLI talks to whatever hub is at the other end of the URL.
+ * A small fetch-based client for the hub's HTTP API. Every method is called
+ * through one `call(method, params)` whose route, params and result type come
+ * from the API declaration (shared/api/methods.ts), not from the hub's code:
+ * the CLI talks to whatever hub is at the other end of the URL.
  *
  * Every failure becomes a CliError with the right exit code: HubUnreachableError
  * when no HTTP answer came back at all, HubError when one did and it was an error.
  */
-import type {
-  AppDetail,
-  AppHistory,
-  ApplyResult,
-  AppSummary,
-  DeviceView as Device,
-  EventRecord,
-  EventsResult,
-  Labels,
-  List,
-  LogRecord,
-  LogsResult,
-  MetricsResult,
-  RollbackResult,
-  RolloutStatus,
-  TopResult,
-} from '../shared/index.js';
-import { FOLLOW_EVENT, formatIssue } from '../shared/index.js';
-import type {
-  CreateTokenRequest,
-  DeviceRevoked,
-  RegisterRequest,
-  Registration,
-  Role,
-  ServiceAccountCreated,
-  ServiceAccountInfo,
-  TokenCreated,
-  TokenInfo,
-} from './auth-api.js';
+import type { ApiMethodName, ApiParams, ApiResult, EventRecord, HttpRoute, LogRecord } from '../shared/index.js';
+import { API, FOLLOW_EVENT, formatIssue } from '../shared/index.js';
+import type { RegisterRequest, Registration } from './auth-api.js';
 import { CliError, EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_UNAUTHORIZED, type ExitCode, UsageError } from './errors.js';
 import { readSse } from './sse.js';
 
@@ -49,38 +24,15 @@ export type {
   RevisionSummary,
   RollbackResult,
   RolloutStatus,
+  SecretInfo,
 } from '../shared/index.js';
 
-/** `since` is a duration back from now (`10m`) or an RFC 3339 time; the hub validates it. */
-export interface TelemetryQuery {
-  since?: string;
-  tail?: number;
-  /** Only records stored after this id: a follower's cursor. */
-  afterId?: number;
-}
-
-export interface LogsQuery extends TelemetryQuery {
-  app?: string;
-}
-
-export interface EventsQuery extends TelemetryQuery {
-  device?: string;
-  app?: string;
-}
+/** `logs.query` but the device, which a follower names apart. */
+export type LogsQuery = Omit<ApiParams<'logs.query'>, 'device'>;
+export type EventsQuery = ApiParams<'events.query'>;
 
 /** `value` for text, `valueBase64` for bytes that are not UTF-8 (a key file, say). */
 export type SecretValue = { value: string } | { valueBase64: string };
-
-/** What the hub shows of a secret: never its value. */
-export interface SecretInfo {
-  name: string;
-  updatedAt: string;
-}
-
-export interface LabelPatch {
-  set?: Labels;
-  remove?: string[];
-}
 
 export interface ErrorIssue {
   path: string;
@@ -203,74 +155,13 @@ export class HubClient {
     this.token = options.token;
   }
 
-  applyApp(spec: unknown): Promise<ApplyResult> {
-    return this.request('POST', 'apps', spec);
-  }
-
-  listApps(): Promise<List<AppSummary>> {
-    return this.request('GET', 'apps');
-  }
-
-  getApp(name: string): Promise<AppDetail> {
-    return this.request('GET', `apps/${encodeURIComponent(name)}`);
-  }
-
-  deleteApp(name: string): Promise<{ name: string; deleted: boolean }> {
-    return this.request('DELETE', `apps/${encodeURIComponent(name)}`);
-  }
-
-  appHistory(name: string): Promise<AppHistory> {
-    return this.request('GET', `apps/${encodeURIComponent(name)}/revisions`);
-  }
-
-  /** The value travels once, in the request body; the answer is the name only. */
-  setSecret(name: string, value: SecretValue): Promise<{ name: string }> {
-    return this.request('PUT', `secrets/${encodeURIComponent(name)}`, value);
-  }
-
-  listSecrets(): Promise<List<SecretInfo>> {
-    return this.request('GET', 'secrets');
-  }
-
-  deleteSecret(name: string): Promise<{ name: string; deleted: boolean }> {
-    return this.request('DELETE', `secrets/${encodeURIComponent(name)}`);
-  }
-
-  /** Without `toRevision`, the hub rolls back to the revision before the current one. */
-  rollbackApp(name: string, toRevision?: number): Promise<RollbackResult> {
-    return this.request('POST', `apps/${encodeURIComponent(name)}/rollback`, toRevision === undefined ? {} : { toRevision });
-  }
-
-  forceApp(name: string): Promise<{ name: string; revision: number; forced: boolean }> {
-    return this.request('POST', `apps/${encodeURIComponent(name)}/force`, {});
-  }
-
-  rolloutStatus(name: string): Promise<RolloutStatus> {
-    return this.request('GET', `apps/${encodeURIComponent(name)}/rollout`);
-  }
-
-  rolloutAction(name: string, action: 'pause' | 'resume' | 'abort'): Promise<RolloutStatus> {
-    return this.request('POST', `apps/${encodeURIComponent(name)}/rollout/${action}`, {});
-  }
-
-  retryApp(name: string): Promise<{ name: string; revision: number; retryOf: number }> {
-    return this.request('POST', `apps/${encodeURIComponent(name)}/retry`, {});
-  }
-
-  listDevices(): Promise<List<Device>> {
-    return this.request('GET', 'devices');
-  }
-
-  getDevice(id: string): Promise<Device> {
-    return this.request('GET', `devices/${encodeURIComponent(id)}`);
-  }
-
-  patchDeviceLabels(id: string, patch: LabelPatch): Promise<Device> {
-    return this.request('PATCH', `devices/${encodeURIComponent(id)}/labels`, patch);
-  }
-
-  logs(device: string, query: LogsQuery = {}): Promise<LogsResult> {
-    return this.request('GET', `devices/${encodeURIComponent(device)}/logs${queryString(query)}`);
+  /**
+   * Calls a declared API method over its HTTP route: path params go into the
+   * path, the rest into the query string (GET, DELETE) or the JSON body.
+   */
+  call<M extends ApiMethodName>(method: M, params: ApiParams<M>): Promise<ApiResult<M>> {
+    const { path, query, body } = routeRequest(API[method].http, params);
+    return this.request(API[method].http.method, `${path}${queryString(query)}`, body);
   }
 
   /**
@@ -279,55 +170,13 @@ export class HubClient {
    * the hub closes the stream, which throws.
    */
   followLogs(device: string, query: LogsQuery, signal: AbortSignal): AsyncGenerator<LogRecord> {
-    return this.follow<LogRecord>(
-      `devices/${encodeURIComponent(device)}/logs${queryString({ ...query, follow: true })}`,
-      FOLLOW_EVENT.logs,
-      signal,
-    );
-  }
-
-  events(query: EventsQuery = {}): Promise<EventsResult> {
-    return this.request('GET', `events${queryString(query)}`);
+    const { path, query: rest } = routeRequest(API['logs.query'].http, { ...query, device });
+    return this.follow<LogRecord>(`${path}${queryString({ ...rest, follow: true })}`, FOLLOW_EVENT.logs, signal);
   }
 
   followEvents(query: EventsQuery, signal: AbortSignal): AsyncGenerator<EventRecord> {
-    return this.follow<EventRecord>(`events${queryString({ ...query, follow: true })}`, FOLLOW_EVENT.events, signal);
-  }
-
-  metrics(device: string, query: Omit<TelemetryQuery, 'afterId'> = {}): Promise<MetricsResult> {
-    return this.request('GET', `devices/${encodeURIComponent(device)}/metrics${queryString(query)}`);
-  }
-
-  top(): Promise<TopResult> {
-    return this.request('GET', 'top');
-  }
-
-  createToken(request: CreateTokenRequest): Promise<TokenCreated> {
-    return this.request('POST', 'tokens', request);
-  }
-
-  listTokens(): Promise<List<TokenInfo>> {
-    return this.request('GET', 'tokens');
-  }
-
-  revokeToken(id: string): Promise<{ id: string; revoked: true }> {
-    return this.request('DELETE', `tokens/${encodeURIComponent(id)}`);
-  }
-
-  createServiceAccount(name: string, role: Role): Promise<ServiceAccountCreated> {
-    return this.request('POST', 'serviceaccounts', { name, role });
-  }
-
-  listServiceAccounts(): Promise<List<ServiceAccountInfo>> {
-    return this.request('GET', 'serviceaccounts');
-  }
-
-  deleteServiceAccount(name: string): Promise<{ name: string; deleted: true }> {
-    return this.request('DELETE', `serviceaccounts/${encodeURIComponent(name)}`);
-  }
-
-  revokeDevice(id: string): Promise<DeviceRevoked> {
-    return this.request('POST', `devices/${encodeURIComponent(id)}/revoke`, {});
+    const { path, query: rest } = routeRequest(API['events.query'].http, query);
+    return this.follow<EventRecord>(`${path}${queryString({ ...rest, follow: true })}`, FOLLOW_EVENT.events, signal);
   }
 
   /**
@@ -337,7 +186,7 @@ export class HubClient {
    */
   async register(request: RegisterRequest): Promise<Registration> {
     try {
-      return await this.request('POST', 'register', request, { bearer: false });
+      return await this.request('POST', '/api/v1/register', request, { bearer: false });
     } catch (err) {
       if (err instanceof HubAuthError && err.status === 401) {
         throw new HubError(401, err.code, `the hub refused the registration token: ${err.hubMessage || 'unauthorized'}`);
@@ -353,7 +202,7 @@ export class HubClient {
    * as it likes.
    */
   private async *follow<T>(path: string, eventName: string, signal: AbortSignal): AsyncGenerator<T> {
-    const url = new URL(`api/v1/${path}`, this.base);
+    const url = this.url(path);
     // One watchdog: first the connect timeout, then the idle timeout, restarted by every chunk.
     const watchdog = new AbortController();
     let timer = setTimeout(() => watchdog.abort(new DOMException('connect timeout', 'TimeoutError')), this.timeoutMs);
@@ -413,8 +262,13 @@ export class HubClient {
     return this.token === undefined ? {} : { authorization: `Bearer ${this.token}` };
   }
 
+  /** `path` from the hub's root (`/api/v1/apps`), under the hub URL's own path prefix if it has one. */
+  private url(path: string): URL {
+    return new URL(path.replace(/^\//, ''), this.base);
+  }
+
   private async request<T>(method: string, path: string, body?: unknown, { bearer = true } = {}): Promise<T> {
-    const url = new URL(`api/v1/${path}`, this.base);
+    const url = this.url(path);
     let status: number;
     let statusText: string;
     let text: string;
@@ -440,6 +294,7 @@ export class HubClient {
       if (parsed === undefined) {
         throw new CliError(`the hub at ${this.hub} answered ${method} ${url.pathname} with a body that is not JSON`, EXIT_HUB_ERROR);
       }
+      // The body is taken for what the route declares (`call`'s ApiResult): the hub at the other end is trusted that far.
       return parsed as T;
     }
     throw toHubError(status, statusText, parsed, text, bearer && this.token !== undefined);
@@ -469,6 +324,27 @@ async function* touching(body: AsyncIterable<Uint8Array>, touch: () => void): As
     touch();
     yield chunk;
   }
+}
+
+/**
+ * Where a method's params go on its route: each `:name` path segment takes
+ * the param `name`, a declared body param is the whole body, and the other
+ * params are the query string (GET, DELETE) or the fields of a JSON body.
+ */
+export function routeRequest(http: HttpRoute, params: object): { path: string; query: Record<string, unknown>; body?: unknown } {
+  const rest: Record<string, unknown> = { ...params };
+  const path = http.path
+    .split('/')
+    .map((segment) => {
+      if (!segment.startsWith(':')) return segment;
+      const value = rest[segment.slice(1)];
+      delete rest[segment.slice(1)];
+      return encodeURIComponent(String(value));
+    })
+    .join('/');
+  if (typeof http.body === 'object') return { path, query: {}, body: rest[http.body.param] };
+  if (http.method === 'GET' || http.method === 'DELETE') return { path, query: rest };
+  return { path, query: {}, body: rest };
 }
 
 /** `?a=1&b=x` from the defined values, or `''` when there are none. */

@@ -31,7 +31,7 @@ export function registerApply(program: Command, io: CliIO): void {
       const client = hubClient(command, io);
       const results: ApplyResult[] = [];
       for (const spec of specs) {
-        const result = await client.applyApp(spec);
+        const result = await client.call('apps.apply', { spec });
         results.push(result);
         if (output === 'table')
           io.stdout(`app/${result.name} ${result.changed ? 'configured' : 'unchanged'} (revision ${result.revision})\n`);

@@ -11,7 +11,7 @@ export function registerDelete(program: Command, io: CliIO): void {
     .argument('<name>', 'app name')
     .description('delete an app; agents stop and remove its containers')
     .action(async (name: string, _options: unknown, command: Command) => {
-      const result = await hubClient(command, io).deleteApp(name);
+      const result = await hubClient(command, io).call('apps.delete', { name });
       render(io, globalOptions(command).output, result, () => `app/${result.name} deleted\n`);
     });
 }

@@ -18,7 +18,7 @@ export function registerDescribe(program: Command, io: CliIO): void {
     .argument('<id>', 'device id')
     .description('labels, host facts, apps and their containers as the device last reported them')
     .action(async (name: string, _options: unknown, command: Command) => {
-      const device = await hubClient(command, io).getDevice(name);
+      const device = await hubClient(command, io).call('devices.get', { id: name });
       render(io, globalOptions(command).output, device, () => describeDevice(device));
     });
 
@@ -28,7 +28,7 @@ export function registerDescribe(program: Command, io: CliIO): void {
     .argument('<name>', 'app name')
     .description('spec summary, revision, and the phase on every device it is scheduled to')
     .action(async (name: string, _options: unknown, command: Command) => {
-      const app = await hubClient(command, io).getApp(name);
+      const app = await hubClient(command, io).call('apps.get', { name });
       render(io, globalOptions(command).output, app, () => describeApp(app));
     });
 }

@@ -14,7 +14,7 @@ export function registerDevice(program: Command, io: CliIO): void {
     .argument('<name>', 'device id')
     .description('revoke a device: disconnect it now and refuse its credentials from now on')
     .action(async (name: string, _options: unknown, command: Command) => {
-      const result = await hubClient(command, io).revokeDevice(name);
+      const result = await hubClient(command, io).call('devices.revoke', { id: name });
       render(
         io,
         globalOptions(command).output,

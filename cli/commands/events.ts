@@ -53,7 +53,7 @@ export function registerEvents(program: Command, io: CliIO): void {
       const printer = new EventPrinter(io, output, following);
       await backlogThenFollow(
         {
-          backlog: async () => (await client.events(query)).events,
+          backlog: async () => (await client.call('events.query', query)).events,
           follow: (afterId, signal) => client.followEvents(afterId === undefined ? query : { ...scope, afterId }, signal),
           printBacklog: (events) => printer.backlog(events),
           printRecord: (event) => printer.record(event),

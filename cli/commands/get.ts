@@ -23,11 +23,11 @@ export function registerGet(program: Command, io: CliIO): void {
       const client = hubClient(command, io);
       const { output } = globalOptions(command);
       if (name !== undefined) {
-        const device = await client.getDevice(name);
+        const device = await client.call('devices.get', { id: name });
         render(io, output, device, () => devicesTable([device]));
         return;
       }
-      const list = await client.listDevices();
+      const list = await client.call('devices.list', {});
       if (output === 'table' && list.items.length === 0) io.stderr('No devices found.\n');
       else render(io, output, list, () => devicesTable(list.items));
     });
@@ -41,11 +41,11 @@ export function registerGet(program: Command, io: CliIO): void {
       const client = hubClient(command, io);
       const { output } = globalOptions(command);
       if (name !== undefined) {
-        const app = await client.getApp(name);
+        const app = await client.call('apps.get', { name });
         render(io, output, app, () => appsTable([summarizeApp(app)]));
         return;
       }
-      const list = await client.listApps();
+      const list = await client.call('apps.list', {});
       if (output === 'table' && list.items.length === 0) io.stderr('No apps found.\n');
       else render(io, output, list, () => appsTable(list.items));
     });

@@ -21,7 +21,7 @@ export function registerLabel(program: Command, io: CliIO): void {
         ...(Object.keys(set).length > 0 ? { set } : {}),
         ...(remove.length > 0 ? { remove } : {}),
       };
-      const device = await hubClient(command, io).patchDeviceLabels(name, patch);
+      const device = await hubClient(command, io).call('devices.label', { id: name, ...patch });
       render(io, globalOptions(command).output, device, () => `device/${device.id} labeled\n`);
       // A hub that cannot override what the agent reports leaves such a label in effect; say so rather than claim success silently.
       for (const key of remove.filter((k) => Object.hasOwn(device.labels, k))) {

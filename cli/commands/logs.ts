@@ -55,7 +55,7 @@ export function registerLogs(program: Command, io: CliIO): void {
       });
       await backlogThenFollow(
         {
-          backlog: async () => (await client.logs(device, query)).lines,
+          backlog: async () => (await client.call('logs.query', { ...query, device })).lines,
           follow: (afterId, signal) =>
             client.followLogs(device, afterId === undefined ? query : { ...(app !== undefined ? { app } : {}), afterId }, signal),
           printBacklog: (lines) => printer.backlog(lines, options.follow === true),

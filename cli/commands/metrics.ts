@@ -29,7 +29,8 @@ export function registerMetrics(program: Command, io: CliIO): void {
     .option('--since <time>', `${SINCE_HELP} (default 1h)`)
     .option('--tail <n>', 'only the newest N samples', parseTail)
     .action(async (device: string, options: MetricsOptions, command: Command) => {
-      const result = await hubClient(command, io).metrics(device, {
+      const result = await hubClient(command, io).call('metrics.query', {
+        device,
         ...(options.since !== undefined ? { since: options.since } : {}),
         ...(options.tail !== undefined ? { tail: options.tail } : {}),
       });

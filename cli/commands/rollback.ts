@@ -14,7 +14,9 @@ export function registerRollback(program: Command, io: CliIO): void {
     .option('--to-revision <n>', 'the revision whose spec to restore (default: the one before the current)', parseRevision)
     .description("roll an app back to an earlier revision's spec; this creates a new revision (see `rollout history`)")
     .action(async (name: string, options: { toRevision?: number }, command: Command) => {
-      const result = await hubClient(command, io).rollbackApp(name, options.toRevision);
+      // Without --to-revision the hub rolls back to the revision before the current one.
+      const { toRevision } = options;
+      const result = await hubClient(command, io).call('apps.rollback', toRevision === undefined ? { name } : { name, toRevision });
       render(io, globalOptions(command).output, result, () => rollbackMessage(result));
     });
 }

@@ -32,13 +32,13 @@ export function registerRollout(program: Command, io: CliIO): void {
       const client = hubClient(command, io);
       const format = globalOptions(command).output;
       if (!options.watch) {
-        const status = await client.rolloutStatus(name);
+        const status = await client.call('rollouts.status', { name });
         render(io, format, status, () => rolloutText(status));
         return;
       }
       let last = '';
       for (;;) {
-        const status = await client.rolloutStatus(name);
+        const status = await client.call('rollouts.status', { name });
         const text = JSON.stringify(status);
         if (text !== last) {
           last = text;
@@ -60,7 +60,7 @@ export function registerRollout(program: Command, io: CliIO): void {
       .argument('<app>', 'app name')
       .description(description)
       .action(async (name: string, _options: unknown, command: Command) => {
-        const status = await hubClient(command, io).rolloutAction(name, action);
+        const status = await hubClient(command, io).call(`rollouts.${action}`, { name });
         render(
           io,
           globalOptions(command).output,
@@ -75,7 +75,7 @@ export function registerRollout(program: Command, io: CliIO): void {
     .argument('<app>', 'app name')
     .description('list the revisions of an app, newest first; the current one is marked with *')
     .action(async (name: string, _options: unknown, command: Command) => {
-      const history = await hubClient(command, io).appHistory(name);
+      const history = await hubClient(command, io).call('apps.history', { name });
       render(io, globalOptions(command).output, history, () => historyTable(history));
     });
 
@@ -84,7 +84,7 @@ export function registerRollout(program: Command, io: CliIO): void {
     .argument('<app>', 'app name')
     .description('try the current spec again as a new revision (devices never retry a revision that was rolled back)')
     .action(async (name: string, _options: unknown, command: Command) => {
-      const result = await hubClient(command, io).retryApp(name);
+      const result = await hubClient(command, io).call('apps.retry', { name });
       render(
         io,
         globalOptions(command).output,
@@ -98,7 +98,7 @@ export function registerRollout(program: Command, io: CliIO): void {
     .argument('<app>', 'app name')
     .description('swap in the current revision now, even on devices where the app holds its update lock')
     .action(async (name: string, _options: unknown, command: Command) => {
-      const result = await hubClient(command, io).forceApp(name);
+      const result = await hubClient(command, io).call('apps.force', { name });
       render(io, globalOptions(command).output, result, () => `app/${result.name} revision ${result.revision} forced\n`);
     });
 }

@@ -34,7 +34,7 @@ export function registerSecret(program: Command, io: CliIO): void {
     .addOption(new Option('--from-file <path>', "the file's bytes, exactly; - reads stdin"))
     .action(async (name: string, options: SetOptions, command: Command) => {
       const value = await secretValue(options);
-      const result = await hubClient(command, io).setSecret(name, value);
+      const result = await hubClient(command, io).call('secrets.set', { name, ...value });
       render(io, globalOptions(command).output, result, () => `secret/${result.name} set\n`);
     });
 
@@ -43,7 +43,7 @@ export function registerSecret(program: Command, io: CliIO): void {
     .argument('<name>', 'secret name')
     .description('delete a secret (refused while an app uses it)')
     .action(async (name: string, _options: unknown, command: Command) => {
-      const result = await hubClient(command, io).deleteSecret(name);
+      const result = await hubClient(command, io).call('secrets.delete', { name });
       render(io, globalOptions(command).output, result, () => `secret/${result.name} deleted\n`);
     });
 }
@@ -55,7 +55,7 @@ export function registerGetSecrets(get: Command, io: CliIO): void {
     .alias('secret')
     .description('list secrets: name and when it was last set (never the value)')
     .action(async (_options: unknown, command: Command) => {
-      const list = await hubClient(command, io).listSecrets();
+      const list = await hubClient(command, io).call('secrets.list', {});
       const { output } = globalOptions(command);
       if (output === 'table' && list.items.length === 0) io.stderr('No secrets found.\n');
       else render(io, output, list, () => secretsTable(list.items));

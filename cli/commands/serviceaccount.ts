@@ -8,8 +8,9 @@
  * prints the whole answer.
  */
 import { type Command, Option } from 'commander';
+import type { ServiceAccountInfo } from '../../shared/index.js';
 import { isName, NAME_PATTERN } from '../../shared/index.js';
-import { ROLES, type Role, type ServiceAccountInfo } from '../auth-api.js';
+import { ROLES, type Role } from '../auth-api.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import { UsageError } from '../errors.js';
 import { formatAge, formatTable } from '../output.js';
@@ -27,7 +28,7 @@ export function registerServiceAccount(program: Command, io: CliIO): void {
     .description('create an account and print its key (shown only this once)')
     .action(async (name: string, options: { role: Role }, command: Command) => {
       checkName(name);
-      const created = await hubClient(command, io).createServiceAccount(name, options.role);
+      const created = await hubClient(command, io).call('serviceaccounts.create', { name, role: options.role });
       render(io, globalOptions(command).output, created, () => `${created.key}\n`);
     });
 
@@ -36,7 +37,7 @@ export function registerServiceAccount(program: Command, io: CliIO): void {
     .argument('<name>', 'account name')
     .description('delete an account: its key stops working and its connections are closed')
     .action(async (name: string, _options: unknown, command: Command) => {
-      const result = await hubClient(command, io).deleteServiceAccount(name);
+      const result = await hubClient(command, io).call('serviceaccounts.delete', { name });
       render(io, globalOptions(command).output, result, () => `serviceaccount/${result.name} deleted\n`);
     });
 }
@@ -48,7 +49,7 @@ export function registerGetServiceAccounts(get: Command, io: CliIO): void {
     .aliases(['serviceaccount', 'sa'])
     .description('list service accounts and their roles (never their keys)')
     .action(async (_options: unknown, command: Command) => {
-      const list = await hubClient(command, io).listServiceAccounts();
+      const list = await hubClient(command, io).call('serviceaccounts.list', {});
       const { output } = globalOptions(command);
       if (output === 'table' && list.items.length === 0) io.stderr('No service accounts found.\n');
       else render(io, output, list, () => serviceAccountsTable(list.items));

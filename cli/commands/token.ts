@@ -8,7 +8,7 @@
  * answer (id, labels, maxUses, expiresAt) instead.
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import type { CreateTokenRequest, TokenInfo } from '../auth-api.js';
+import type { ApiParams, TokenInfo } from '../../shared/index.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import { parseLabelAssignments } from '../labels.js';
 import { parsePositiveDuration } from '../lifecycle.js';
@@ -37,7 +37,7 @@ export function registerToken(program: Command, io: CliIO): void {
     )
     .action(async (options: CreateOptions, command: Command) => {
       const request = createTokenRequest(options);
-      const created = await hubClient(command, io).createToken(request);
+      const created = await hubClient(command, io).call('tokens.create', request);
       render(io, globalOptions(command).output, created, () => `${created.token}\n`);
     });
 
@@ -46,7 +46,7 @@ export function registerToken(program: Command, io: CliIO): void {
     .argument('<id>', 'the token id (see flotilla get tokens)')
     .description('revoke a registration token: no device can register with it any more')
     .action(async (id: string, _options: unknown, command: Command) => {
-      const result = await hubClient(command, io).revokeToken(id);
+      const result = await hubClient(command, io).call('tokens.revoke', { id });
       render(io, globalOptions(command).output, result, () => `token/${result.id} revoked\n`);
     });
 }
@@ -58,7 +58,7 @@ export function registerGetTokens(get: Command, io: CliIO): void {
     .alias('token')
     .description('list registration tokens: uses, expiry, revoked (never the token itself)')
     .action(async (_options: unknown, command: Command) => {
-      const list = await hubClient(command, io).listTokens();
+      const list = await hubClient(command, io).call('tokens.list', {});
       const { output } = globalOptions(command);
       if (output === 'table' && list.items.length === 0) io.stderr('No tokens found.\n');
       else render(io, output, list, () => tokensTable(list.items));
@@ -66,7 +66,7 @@ export function registerGetTokens(get: Command, io: CliIO): void {
 }
 
 /** The request body from the options; labels from --label and --labels together, each key once. */
-export function createTokenRequest(options: CreateOptions): CreateTokenRequest {
+export function createTokenRequest(options: CreateOptions): ApiParams<'tokens.create'> {
   const labels = parseLabelAssignments([...options.label, ...options.labels]);
   return {
     ...(Object.keys(labels).length > 0 ? { labels } : {}),

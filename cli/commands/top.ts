@@ -36,7 +36,7 @@ export function registerTop(program: Command, io: CliIO): void {
       const client = hubClient(command, io);
       const output = globalOptions(command).output;
       if (options.once || output !== 'table' || io.stdoutIsTTY !== true) {
-        const result = await client.top();
+        const result = await client.call('devices.top', {});
         if (output === 'table' && result.devices.length === 0) io.stderr('No devices found.\n');
         else render(io, output, result, () => topTable(result));
         return;
@@ -44,7 +44,7 @@ export function registerTop(program: Command, io: CliIO): void {
       const interrupt = interruptSignal();
       try {
         while (!interrupt.signal.aborted) {
-          const result = await client.top();
+          const result = await client.call('devices.top', {});
           const online = result.devices.filter((device) => device.online).length;
           io.stdout(
             `${CLEAR_SCREEN}Every ${options.interval / 1000}s: flotilla top devices   ${formatTime(new Date().toISOString())}   ` +

@@ -17,7 +17,7 @@ import { TokenStore } from '../../broker/auth/tokens.js';
 import { createApi, type HubApi } from '../../broker/dispatcher/api.js';
 import type { ApiHandlersFor } from '../../broker/dispatcher/method.js';
 import { Rollouts } from '../../broker/dispatcher/rollouts.js';
-import { METHOD_ROUTES } from '../../broker/http/routes.js';
+import { METHOD_ROUTES, requestParams } from '../../broker/http/routes.js';
 import { AppStore } from '../../broker/store/apps.js';
 import { type Db, openDatabase } from '../../broker/store/db.js';
 import { DeviceStore } from '../../broker/store/devices.js';
@@ -28,6 +28,7 @@ import { TelemetryIngest } from '../../broker/telemetry/ingest.js';
 import { telemetryMethods } from '../../broker/telemetry/methods.js';
 import { TELEMETRY_MIGRATIONS } from '../../broker/telemetry/migrations.js';
 import { TelemetryStore } from '../../broker/telemetry/store.js';
+import { HubClient, routeRequest } from '../../cli/client.js';
 import {
   API,
   API_METHOD_NAMES,
@@ -128,6 +129,37 @@ describe('the API declaration', () => {
   });
 });
 
+describe("the CLI's client and the hub's routes", () => {
+  /** Params for `name` with a value in every place its route can carry one. */
+  function sampleParams(name: ApiMethodName): Record<string, unknown> {
+    const { params, http } = API[name];
+    const sample: Record<string, unknown> = {};
+    for (const key of propertiesOf(params)) {
+      const kind = http.query?.[key];
+      if (http.path.includes(`:${key}`)) sample[key] = 'a b/1';
+      else if (kind !== undefined) sample[key] = kind === 'int' ? 7 : 'text';
+      else if (typeof http.body === 'object' && http.body.param === key) sample[key] = { spec: [1, 'two'] };
+      else if (http.body !== undefined) sample[key] = `${key}-value`;
+    }
+    return sample;
+  }
+
+  it('sends every method where the hub reads it: the hub rebuilds the same params from the request', async () => {
+    for (const name of API_METHOD_NAMES) {
+      const params = sampleParams(name);
+      const { path, query, body } = routeRequest(API[name].http, params);
+      const url = new URL(`http://hub${path}`);
+      for (const [key, value] of Object.entries(query)) url.searchParams.set(key, String(value));
+      const route = METHOD_ROUTES.find((r) => r.verb === API[name].http.method && r.pattern.test(url.pathname));
+      expect(route?.name, name).toBe(name);
+      const match = url.pathname.match(route!.pattern)!.map(decodeURIComponent) as RegExpMatchArray;
+      const sentBody = body === undefined ? undefined : JSON.parse(JSON.stringify(body));
+      const rebuilt = await requestParams(route!, match, async () => sentBody, url.searchParams);
+      expect(rebuilt, name).toEqual(params);
+    }
+  });
+});
+
 describe('the API declaration, at compile time', () => {
   it('derives params and results from the declaration', () => {
     expectTypeOf<ApiResult<'apps.apply'>>().toEqualTypeOf<ApplyResult>();
@@ -147,6 +179,20 @@ describe('the API declaration, at compile time', () => {
     };
     expectTypeOf(handlers).toHaveProperty('apps.list');
     expectTypeOf<'apps.aply'>().not.toExtend<ApiMethodName>();
+  });
+
+  it("types the CLI client's calls by the declaration", () => {
+    const client = new HubClient('http://127.0.0.1:1');
+    expectTypeOf(client.call<'apps.apply'>).returns.resolves.toEqualTypeOf<ApplyResult>();
+    expectTypeOf(client.call<'logs.query'>)
+      .parameter(1)
+      .toEqualTypeOf<ApiParams<'logs.query'>>();
+    // @ts-expect-error: 'apps.aply' is not a declared method
+    expectTypeOf(() => client.call('apps.aply', {})).toBeFunction();
+    // @ts-expect-error: apps.list answers a list of apps, not an apply result
+    expectTypeOf(async (): Promise<ApplyResult> => client.call('apps.list', {})).toBeFunction();
+    // @ts-expect-error: apps.get takes `name`
+    expectTypeOf(() => client.call('apps.get', { nme: 'web' })).toBeFunction();
   });
 
   it('does not compile a handler whose result has the wrong shape', () => {
