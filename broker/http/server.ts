@@ -5,13 +5,13 @@
  * their own responses (follow streams, metrics, the hub's key, registration).
  *
  *   GET    /healthz
- *   GET    /api/v1/...                   every declared method (e.g. PUT /api/v1/secrets/:name → secrets.set)
+ *   *      /api/v1/…                     each declared method at its route (PUT /api/v1/secrets/:name → secrets.set; all: docs/reference/http.md)
  *   GET    /api/v1/hub/key               the hub's signing public key {hubKey}, unauthenticated (http/hub-key.ts)
  *   POST   /api/v1/register              a device trades a registration token for its secret (broker/auth/register.ts)
  *
  * With credentials required (hub auth), every route but /healthz, the
  * register route and public raw routes takes `Authorization: Bearer <key>`,
- * and the role the method needs (broker/auth/permissions.ts).
+ * and the role the method's declaration names (broker/auth/permissions.ts).
  */
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
