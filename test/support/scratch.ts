@@ -11,10 +11,14 @@
  *
  * Importing this module registers that file-level afterAll: vitest evaluates a
  * test file's imports while collecting it, with the file as the current suite,
- * and re-evaluates them for each file. Hooks run in reverse order of
- * registration, and an import registers before the file's own hooks, so the
- * removal comes after every afterAll of the file. Code run outside vitest
- * (bench/) must not import this module.
+ * and re-evaluates them for each file (isolate, the default). After-hooks run
+ * in reverse order of registration (sequence.hooks 'stack', the default), and
+ * an import registers before the file's own hooks, so the removal comes after
+ * every afterAll of the file. Code run outside vitest (bench/) must not import
+ * this module.
+ *
+ * "The current test" is one slot in vitest: tests run with `it.concurrent`
+ * would mix up their dirs, so none of the callers runs concurrently.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
