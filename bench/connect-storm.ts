@@ -62,11 +62,13 @@ import { AccountStore } from '../broker/auth/accounts.js';
 import { Authenticator } from '../broker/auth/authenticator.js';
 import { DeviceCredentialStore } from '../broker/auth/device-credentials.js';
 import { hashSecret, randomToken, verifySecret } from '../broker/auth/hashing.js';
-import { chainPreConnect, createAccessControl } from '../broker/mqtt/access.js';
+import { createAccessControl } from '../broker/mqtt/access.js';
 import { createConnectionAdmission } from '../broker/mqtt/admission.js';
 import { startBroker } from '../broker/mqtt/broker.js';
+import { chainPreConnect } from '../broker/mqtt/hooks.js';
 import { openDatabase } from '../broker/store/db.js';
 import { Topics } from '../shared/index.js';
+import { Signal } from '../shared/signal.js';
 import { positiveInt } from './int-arg.js';
 
 const { values: args } = parseArgs({
@@ -191,18 +193,18 @@ async function runBroker(setup: BrokerSetup): Promise<void> {
       accounts,
       credentials,
       readOnlyUsers: [],
-      hubPassword: randomToken(32),
       allowAnonymous: setup.auth === 'anonymous',
     });
     const access = createAccessControl({
       authenticator,
       owners: {
-        hubClientId: 'connect-storm-hub',
         isRegisteredDevice: (id) => credentials.get(id) !== undefined,
         isAccount: (name) => accounts.get(name) !== undefined,
       },
       topics: new Topics(),
       logger,
+      // Nothing in the storm calls the API.
+      answers: new Signal(() => undefined),
     });
     hooks = {
       ...access,

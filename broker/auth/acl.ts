@@ -10,10 +10,11 @@
  *   which methods they may call is the role table's (permissions.ts);
  *   admin may subscribe to anything, but some messages reach only their owner:
  * - `…/devices/D/{desired,commands}` (they carry secrets) are delivered only
- *   to device D and the hub; `…/api/C/response` only to client C and the hub;
- * - nobody but the hub publishes `…/desired`, `…/api/+/response` or `$SYS/…`.
- * - anonymous (only while the hub allows it) keeps the full access it had
- *   before credentials existed, except `$SYS`.
+ *   to device D; `…/api/C/response` only to client C;
+ * - no client publishes `…/desired`, `…/api/+/response` or `$SYS/…`: those
+ *   are the hub's, which publishes in process (broker/mqtt/hub-bus.ts), not
+ *   as a client;
+ * - anonymous (only while the hub allows it) has full access, except `$SYS`.
  *
  * Client ids [MQTT-3.1.3-5]: empty, `+`, `#`, `/` or over 128 characters are
  * refused (empty except for an anonymous client, which gets one the broker
@@ -30,7 +31,7 @@ export const DEVICE_PUBLISH_CHANNELS: readonly DeviceChannel[] = ['state', 'stat
 export const DEVICE_SUBSCRIBE_CHANNELS: readonly DeviceChannel[] = ['desired', 'commands'];
 /** What a viewer may subscribe to, on one device or on `+`. */
 export const VIEWER_CHANNELS: readonly DeviceChannel[] = ['metrics', 'state', 'status', 'events', 'logs'];
-/** Only for their owner (device or hub): they carry secrets. */
+/** Only for their owner: they carry secrets. */
 const PRIVATE_DEVICE_CHANNELS: readonly string[] = ['desired', 'commands'];
 
 export const MAX_CLIENT_ID_LENGTH = 128;
@@ -48,7 +49,6 @@ export function clientIdProblem(clientId: string): string | undefined {
 
 /** Who owns which client ids, as the hub knows it at CONNECT. */
 export interface ClientIdOwners {
-  hubClientId: string;
   /** A device id with credentials (current or revoked). */
   isRegisteredDevice(id: string): boolean;
   isAccount(name: string): boolean;
@@ -64,8 +64,6 @@ export function clientIdRefusal(identity: Identity, clientId: string, owners: Cl
   const problem = clientIdProblem(clientId);
   if (problem) return problem;
   switch (identity.kind) {
-    case 'hub':
-      return clientId === owners.hubClientId ? undefined : 'the hub uses its own client id';
     case 'device':
       return clientId === identity.deviceId ? undefined : `a device must use its id "${identity.deviceId}" as client id`;
     case 'account':
@@ -81,7 +79,6 @@ export function clientIdRefusal(identity: Identity, clientId: string, owners: Cl
 }
 
 function ownedBySomeone(clientId: string, owners: ClientIdOwners): string | undefined {
-  if (clientId === owners.hubClientId) return 'client id belongs to the hub';
   if (owners.isRegisteredDevice(clientId)) return 'client id belongs to a registered device';
   const dot = clientId.indexOf('.');
   if (owners.isAccount(dot < 0 ? clientId : clientId.slice(0, dot))) return 'client id belongs to a service account';
@@ -96,7 +93,7 @@ export type PublishDecision =
 
 export function decidePublish(identity: Identity, clientId: string, topic: string, topics: Topics): PublishDecision {
   if (topic.startsWith(SYS_PREFIX) || topic.startsWith(DROPPED_TOPIC_PREFIX)) return { allow: false, reason: 'reserved topic' };
-  if (identity.kind === 'hub' || identity.kind === 'anonymous') return { allow: true };
+  if (identity.kind === 'anonymous') return { allow: true };
   const parsed = topics.parse(topic);
   if (identity.kind === 'device') {
     const own = parsed?.kind === 'device' && parsed.deviceId === identity.deviceId && DEVICE_PUBLISH_CHANNELS.includes(parsed.channel);
@@ -110,7 +107,7 @@ export function decidePublish(identity: Identity, clientId: string, topic: strin
 }
 
 export function maySubscribe(identity: Identity, clientId: string, filter: string, topics: Topics): boolean {
-  if (identity.kind === 'hub' || identity.kind === 'anonymous') return !filter.startsWith(DROPPED_TOPIC_PREFIX) || identity.kind === 'hub';
+  if (identity.kind === 'anonymous') return !filter.startsWith(DROPPED_TOPIC_PREFIX);
   if (identity.kind === 'device') {
     const parsed = topics.parseDeviceFilter(filter);
     return parsed?.deviceId === identity.deviceId && DEVICE_SUBSCRIBE_CHANNELS.includes(parsed.channel);
@@ -129,7 +126,7 @@ export function maySubscribe(identity: Identity, clientId: string, filter: strin
  */
 export function mayReceive(identity: Identity, clientId: string, topic: string, topics: Topics): boolean {
   if (topic.startsWith(DROPPED_TOPIC_PREFIX)) return false;
-  if (identity.kind === 'hub' || identity.kind === 'anonymous') return true;
+  if (identity.kind === 'anonymous') return true;
   if (!(topic.endsWith('/desired') || topic.endsWith('/commands') || topic.endsWith('/response'))) return true;
   const parsed = topics.parse(topic);
   if (parsed?.kind === 'device') {

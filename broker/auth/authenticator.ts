@@ -6,7 +6,6 @@
  *   device → that device (no password needed; a username, if given, must be
  *   the CN); a CN that names no registered device is ignored;
  * - no username → anonymous, only while the hub allows it;
- * - the hub's own username and per-process password → the hub (its dispatcher);
  * - a `readOnlyUsers` name and password → a viewer (dashboards);
  * - a service account's name and API key → the account, with its role;
  * - a device id and the device's secret → the device, unless revoked.
@@ -17,11 +16,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { type AccountStore, accountOfKey, type StoredAccount } from './accounts.js';
 import type { DeviceCredentialStore } from './device-credentials.js';
-import { ANONYMOUS, HUB, type Identity } from './identity.js';
+import { ANONYMOUS, type Identity } from './identity.js';
 import { SecretVerifier } from './verifier.js';
-
-/** The dispatcher's MQTT username: `$` is in no account name or device id, so nobody else can hold it. */
-export const HUB_USERNAME = '$flotilla-hub';
 
 export interface ReadOnlyUser {
   username: string;
@@ -44,8 +40,6 @@ export interface AuthenticatorDeps {
   accounts: Pick<AccountStore, 'get'>;
   credentials: Pick<DeviceCredentialStore, 'get'>;
   readOnlyUsers: readonly ReadOnlyUser[];
-  /** The hub's per-process password for its own dispatcher. */
-  hubPassword: string;
   allowAnonymous: boolean;
   verifier?: SecretVerifier;
 }
@@ -70,9 +64,6 @@ export class Authenticator {
         : { ok: false, reason: 'anonymous clients are not allowed', anonymous: true };
     }
     const secret = password?.toString('utf8') ?? '';
-    if (username === HUB_USERNAME) {
-      return equalSecrets(secret, this.deps.hubPassword) ? { ok: true, identity: HUB } : { ok: false, reason: 'wrong hub password' };
-    }
     const dashboard = this.deps.readOnlyUsers.find((u) => u.username === username);
     if (dashboard) {
       return equalSecrets(secret, dashboard.password)

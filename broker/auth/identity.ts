@@ -9,8 +9,6 @@ export const ROLES = ['viewer', 'operator', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
 
 export type Identity =
-  /** The hub's own dispatcher, with a random password made for this process. */
-  | { kind: 'hub' }
   /** No credentials at all; exists only while the hub allows anonymous clients (today's full access). */
   | { kind: 'anonymous' }
   /** username = device id, password = device secret; or a verified client certificate's CN. */
@@ -18,16 +16,15 @@ export type Identity =
   /** A service account (API key) or a read-only dashboard user (`readOnlyUsers`, a viewer). */
   | { kind: 'account'; name: string; role: Role; dashboard?: true };
 
-export const HUB: Identity = { kind: 'hub' };
 export const ANONYMOUS: Identity = { kind: 'anonymous' };
 
 export function isRole(value: unknown): value is Role {
   return typeof value === 'string' && (ROLES as readonly string[]).includes(value);
 }
 
-/** Does the identity hold at least `role`? The hub and (allowed) anonymous clients hold every role; devices none. */
+/** Does the identity hold at least `role`? (Allowed) anonymous clients hold every role; devices none. */
 export function hasRole(identity: Identity, role: Role): boolean {
-  if (identity.kind === 'hub' || identity.kind === 'anonymous') return true;
+  if (identity.kind === 'anonymous') return true;
   if (identity.kind === 'device') return false;
   return ROLES.indexOf(identity.role) >= ROLES.indexOf(role);
 }

@@ -1,6 +1,6 @@
 /**
- * The dispatcher: an ordinary MQTT client of the broker (so it can also run
- * against an external one). It routes every message it receives in one place:
+ * The dispatcher: the hub's side of the broker, in process (broker/mqtt/hub-bus.ts).
+ * It routes every message it receives in one place:
  *
  *   devices/+/state   → record reported state (and labels) → advance rollouts → maybe re-plan desired
  *   devices/+/status  → record online/offline
@@ -25,7 +25,6 @@
  *   out after a newer one.
  */
 import type { KeyObject } from 'node:crypto';
-import type { MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import {
   type DesiredState,
@@ -37,6 +36,7 @@ import {
   signDesired,
   type Topics,
 } from '../../shared/index.js';
+import type { HubBus } from '../mqtt/hub-bus.js';
 import type { AppStore } from '../store/apps.js';
 import type { DeviceStore, StoredDevice } from '../store/devices.js';
 import type { SecretStore } from '../store/secrets.js';
@@ -46,7 +46,7 @@ import type { Rollouts } from './rollouts.js';
 import { desiredAppsFor, desiredHash, SecretRefError } from './scheduling.js';
 
 export interface DispatcherDeps {
-  mqtt: MqttClient;
+  bus: HubBus;
   topics: Topics;
   apps: AppStore;
   devices: DeviceStore;
@@ -60,15 +60,15 @@ export interface DispatcherDeps {
   now?: () => Date;
   /** How often rollouts are advanced without a device report (device timeouts); default 1 s. */
   rolloutTickMs?: number;
-  /** Desired documents handed to the MQTT client at once, the next ones waiting for their acknowledgements (default 200). */
+  /** Desired documents handed to the broker at once, the next ones waiting until it has taken them (default 200). */
   desiredChunk?: number;
 }
 
 /**
  * After a restart the broker's retained store is empty (or may be) and every
  * device's desired document is published again: 10,000 devices would be
- * 10,000 retained QoS 1 publishes at once, queued in the MQTT client and the
- * broker together while devices reconnect. They go out this many at a time.
+ * 10,000 retained QoS 1 publishes queued in the broker at once while devices
+ * reconnect. They go out this many at a time.
  */
 export const DESIRED_CHUNK = 200;
 
@@ -99,10 +99,9 @@ export class Dispatcher {
 
   /** Subscribes, republishes every stored desired document (the broker's retained store may be empty after a restart), then syncs. */
   async start(): Promise<void> {
-    const { mqtt, topics } = this.deps;
-    mqtt.on('message', (topic, payload) => this.route(topic, payload));
+    const { bus, topics } = this.deps;
     const filters = [topics.allDevices('state'), topics.allDevices('status'), topics.allApiRequests()];
-    await mqtt.subscribeAsync(Object.fromEntries(filters.map((filter) => [filter, { qos: 1 as const }])));
+    await bus.subscribe(filters, (topic, payload) => this.route(topic, payload));
     // Online flags from before a restart are stale: the broker's retained
     // status messages are gone with it. Devices say so again when they reconnect.
     this.deps.devices.markAllOffline();
@@ -126,7 +125,7 @@ export class Dispatcher {
     this.rolloutTimer = undefined;
   }
 
-  /** Desired documents computed but not yet handed to the MQTT client (fresh and restored). */
+  /** Desired documents computed but not yet handed to the broker (fresh and restored). */
   get desiredBacklog(): number {
     return this.fresh.size + this.restore.size;
   }
@@ -223,9 +222,9 @@ export class Dispatcher {
   }
 
   /**
-   * Hands the next chunk to the MQTT client and waits for every one of its
-   * acknowledgements (or failures) before the next: flow control by the
-   * broker's own pace, not a guessed timer. Documents queued meanwhile wait,
+   * Hands the next chunk to the broker and waits until it has taken every
+   * one (or failed) before the next: flow control by the broker's own pace,
+   * not a guessed timer. Documents queued meanwhile wait,
    * one per device. Idle, a single document goes out at once.
    */
   private pump(): void {
@@ -252,13 +251,13 @@ export class Dispatcher {
         );
         this.restoreStartedAt = undefined;
       }
-      // Not recursively from inside MQTT.js's acknowledgement handler: a fresh turn of the event loop.
+      // Not recursively from inside the broker's callback: a fresh turn of the event loop.
       setImmediate(() => this.pump());
     };
     for (const desired of batch) {
       const topic = this.deps.topics.device(desired.deviceId, 'desired');
-      this.deps.mqtt.publish(topic, JSON.stringify(desired), { qos: 1, retain: true }, (err) => {
-        if (err) this.log.warn({ deviceId: desired.deviceId, err: err.message }, 'publishing desired state failed');
+      this.deps.bus.publish(topic, JSON.stringify(desired), { qos: 1, retain: true }).then(settled, (err: Error) => {
+        this.log.warn({ deviceId: desired.deviceId, err: err.message }, 'publishing desired state failed');
         settled();
       });
     }

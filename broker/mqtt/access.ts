@@ -24,9 +24,10 @@
  * - authorizeForward: private messages (desired, commands, API responses)
  *   reach only their owner, whatever a broad subscription matched.
  */
-import type { AedesOptions, AedesPublishPacket, Client, ConnectPacket, PublishPacket } from 'aedes';
+import type { AedesOptions, AedesPublishPacket, Client, ConnectPacket } from 'aedes';
 import type { Logger } from 'pino';
 import type { ApiResponse, Topics } from '../../shared/index.js';
+import type { Signal } from '../../shared/signal.js';
 import {
   type ClientIdOwners,
   clientIdProblem,
@@ -40,6 +41,7 @@ import type { Authenticator } from '../auth/authenticator.js';
 import { describeIdentity, type Identity } from '../auth/identity.js';
 import { LoginDelay, sleep } from '../auth/login-delay.js';
 import { mayCall, requiredRole } from '../auth/permissions.js';
+import { remoteAddress } from './client-address.js';
 
 export interface AccessControlOptions {
   authenticator: Authenticator;
@@ -49,13 +51,19 @@ export interface AccessControlOptions {
   loginDelay?: LoginDelay;
   /** The CN of a client certificate the TLS layer verified (broker/mqtt/tls-identity.ts), else undefined. */
   peerCommonName?: (client: Client) => string | undefined;
+  /** Where `forbidden` answers go; the hub publishes them on the caller's response topic. */
+  answers: Signal<ApiAnswer>;
+}
+
+/** A response for the client that sent an API request. */
+export interface ApiAnswer {
+  clientId: string;
+  response: ApiResponse;
 }
 
 type Hooks = Required<Pick<AedesOptions, 'preConnect' | 'authenticate' | 'authorizePublish' | 'authorizeSubscribe' | 'authorizeForward'>>;
 
 export interface AccessControl extends Hooks {
-  /** The broker the hooks answer for, to publish `forbidden` responses on; set once it exists. */
-  attach(publish: (packet: PublishPacket) => void): void;
   identityOf(client: Client): Identity | undefined;
 }
 
@@ -72,7 +80,6 @@ export function createAccessControl(options: AccessControlOptions): AccessContro
   // WeakMaps: a disconnected client leaves nothing behind.
   const sentIds = new WeakMap<Client, { clientId: string; clean: boolean }>();
   const identities = new WeakMap<Client, Identity>();
-  let publish: ((packet: PublishPacket) => void) | undefined;
 
   const refuse = (returnCode: number, message: string) => Object.assign(new Error(message), { returnCode });
 
@@ -83,21 +90,11 @@ export function createAccessControl(options: AccessControlOptions): AccessContro
       ok: false,
       error: { code: 'forbidden', message: `method "${method}" needs role ${requiredRole(method)}` },
     };
-    publish?.({
-      cmd: 'publish',
-      topic: topics.api(client.id, 'response'),
-      payload: Buffer.from(JSON.stringify(response)),
-      qos: 1,
-      retain: false,
-      dup: false,
-    } as PublishPacket);
+    options.answers.emit({ clientId: client.id, response });
     log.warn({ clientId: client.id, ...describeIdentity(identity), method }, 'API request refused: role too low');
   }
 
   return {
-    attach(fn) {
-      publish = fn;
-    },
     identityOf: (client) => identities.get(client),
 
     preConnect(client, packet: ConnectPacket, done) {
@@ -115,7 +112,7 @@ export function createAccessControl(options: AccessControlOptions): AccessContro
         log.warn({ clientId, reason: problem }, 'MQTT client id refused');
         return done(refuse(IDENTIFIER_REJECTED, 'identifier rejected'), false);
       }
-      const address = remoteAddress(client);
+      const address = remoteAddress(client) ?? 'unknown';
       authenticator
         .login(username, password, options.peerCommonName?.(client))
         .then(async (result) => {
@@ -141,7 +138,7 @@ export function createAccessControl(options: AccessControlOptions): AccessContro
             return done(refuse(IDENTIFIER_REJECTED, 'identifier rejected'), false);
           }
           identities.set(client, identity);
-          if (identity.kind !== 'anonymous' && identity.kind !== 'hub') {
+          if (identity.kind !== 'anonymous') {
             log.debug({ clientId, ...describeIdentity(identity) }, 'MQTT client authenticated');
           }
           done(null, true);
@@ -203,24 +200,4 @@ export function peekRequest(payload: Buffer | string): { method: string | undefi
   } catch {
     return { method: undefined, correlationId: null };
   }
-}
-
-/** The peer's address: the TCP (or TLS) socket's, or for WebSocket the upgrade request's socket. */
-function remoteAddress(client: Client): string {
-  const conn = client.conn as { remoteAddress?: string };
-  return conn.remoteAddress ?? client.req?.socket?.remoteAddress ?? 'unknown';
-}
-
-type PreConnect = Hooks['preConnect'];
-
-/** Runs preConnect hooks in order; the first to refuse (or fail) ends the chain. */
-export function chainPreConnect(...hooks: PreConnect[]): PreConnect {
-  return (client, packet, done) => {
-    const next = (i: number) => {
-      const hook = hooks[i];
-      if (!hook) return done(null, true);
-      hook(client, packet, (err, ok) => (err || !ok ? done(err, ok) : next(i + 1)));
-    };
-    next(0);
-  };
 }

@@ -41,9 +41,10 @@
  *   one run): work done for a client that has already given up.
  * A hold costs an open socket and a timer each, at most rate × 1 s of them.
  */
-import type { AedesOptions, Client, ConnectPacket } from 'aedes';
+import type { AedesOptions, Client } from 'aedes';
 import type { Logger } from 'pino';
 import { AddressRate, addressKey } from './address-rate.js';
+import { remoteAddress } from './client-address.js';
 
 type PreConnectHandler = NonNullable<AedesOptions['preConnect']>;
 
@@ -139,8 +140,6 @@ export interface AdmissionOptions {
    * absent: no per-address limit.
    */
   ratePerAddress?: number;
-  /** Connections that bypass the buckets (the hub's own dispatcher). */
-  exempt?: (client: Client, packet: ConnectPacket) => boolean;
   /** How often at most a summary line is logged while connections are refused (default 1 s). */
   logIntervalMs?: number;
 }
@@ -225,15 +224,14 @@ export function createConnectionAdmission(options: AdmissionOptions): Connection
     conn.write(CONNACK_SERVER_UNAVAILABLE, () => callback(err, false));
   };
 
-  const preConnect: PreConnectHandler = (client, packet, callback) => {
+  const preConnect: PreConnectHandler = (client, _packet, callback) => {
     if (closed) return callback(new Error('broker closing'), false);
-    const exempt = options.exempt?.(client, packet) ?? false;
-    if (perAddress && !exempt) {
+    if (perAddress) {
       // Before the global bucket: a refused address must not spend everyone's tokens.
       const address = remoteAddress(client);
       if (address !== undefined && !perAddress.take(address)) return refuse(client, callback, addressKey(address));
     }
-    if (!bucket || exempt) {
+    if (!bucket) {
       totals.admitted++;
       return callback(null, true);
     }
@@ -276,9 +274,4 @@ export function createConnectionAdmission(options: AdmissionOptions): Connection
       if (addressWindow) summarizeAddresses();
     },
   };
-}
-
-/** The peer's address: the socket's (TCP, TLS), or the HTTP request's for MQTT over WebSocket. */
-export function remoteAddress(client: Client): string | undefined {
-  return (client.conn as { remoteAddress?: string }).remoteAddress ?? client.req?.socket?.remoteAddress;
 }

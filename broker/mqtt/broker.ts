@@ -35,8 +35,6 @@ export interface BrokerOptions {
   retainedIndex?: boolean;
   /** The largest packet a client may send, in bytes (default DEFAULT_MAX_PACKET_BYTES; broker/mqtt/packet-limit.ts). */
   maxPacketBytes?: number;
-  /** Clients the packet cap does not apply to (the hub's own dispatcher, which publishes whole desired documents). */
-  packetLimitExempt?: (client: Client) => boolean;
 }
 
 /** 1 MiB: above every per-topic cap (payload-limits.ts), so only a broken or hostile client meets it. */
@@ -116,7 +114,6 @@ export async function startBroker(options: BrokerOptions): Promise<EmbeddedBroke
     limitPacketSize(conn, {
       maxBytes: maxPacketBytes,
       maxConnectBytes: Math.min(MAX_CONNECT_PACKET_BYTES, maxPacketBytes),
-      exempt: () => client !== undefined && (options.packetLimitExempt?.(client) ?? false),
       onRefused: ({ bytes, maxBytes, first }) =>
         log.warn(
           { clientId: client?.id || undefined, address: remoteAddressOf(conn, req), bytes, maxBytes, connect: first },

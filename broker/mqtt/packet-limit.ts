@@ -34,8 +34,6 @@ export interface PacketLimit {
   maxBytes: number;
   /** Most bytes in the connection's first packet, its CONNECT. */
   maxConnectBytes: number;
-  /** A connection for which the cap is lifted (the hub's own dispatcher); asked when a packet is over. */
-  exempt?: () => boolean;
   /** Called once when the connection is closed for a packet over the cap. */
   onRefused(info: { bytes: number; maxBytes: number; first: boolean }): void;
 }
@@ -52,7 +50,7 @@ export class PacketScanner {
   private length = 0;
   private multiplier = 1;
   private packets = 0;
-  /** Stopped following: a malformed length (the parser will close the connection) or an exempt client. */
+  /** Stopped following: a malformed length (the parser will close the connection) or a packet over the cap. */
   stopped = false;
 
   constructor(
@@ -104,10 +102,6 @@ export function limitPacketSize(conn: Duplex, limit: PacketLimit): void {
     if (scanner.stopped || !(chunk instanceof Uint8Array)) return chunk;
     const over = scanner.scan(chunk);
     if (!over) return chunk;
-    if (!over.first && limit.exempt?.()) {
-      scanner.stopped = true;
-      return chunk;
-    }
     scanner.stopped = true;
     limit.onRefused({ bytes: over.bytes, maxBytes: over.first ? limit.maxConnectBytes : limit.maxBytes, first: over.first });
     conn.destroy();

@@ -53,11 +53,14 @@
  *    offline; newer messages for it are dropped (logged once per episode).
  *
  * Guards 2 and 3 reach into Aedes internals (the client's `deliver0` and
- * `deliverQoS`, the persistence's outgoing-queue methods): the test fails if
- * an Aedes upgrade moves them, and `subscriberGuard` logs an error if gone.
+ * `deliverQoS`, the persistence's outgoing-queue methods) through
+ * aedes-internals.ts, whose test fails if an Aedes upgrade moves them;
+ * `subscriberGuard` also logs an error if they are gone.
  */
 import type { Aedes, Client } from 'aedes';
 import type { Logger } from 'pino';
+import { clientDelivery, connectedClient, type Deliver, outgoingQueue, replaceClientDelivery } from './aedes-internals.js';
+import { remoteAddress } from './client-address.js';
 
 export interface SubscriberLimits {
   /** Unsent bytes a dashboard (a client with a username) may have waiting before it is disconnected. */
@@ -74,13 +77,6 @@ export const DEFAULT_SUBSCRIBER_LIMITS: SubscriberLimits = {
   maxQueuedMessages: 1000,
 };
 
-type Deliver = (packet: { brokerId?: string | null }, cb: () => void) => void;
-/** What the guard touches on an Aedes 1.2 client (lib/client.js). */
-interface ClientInternals {
-  deliver0?: Deliver;
-  deliverQoS?: Deliver;
-}
-
 export interface SubscriberGuard {
   /** Wraps a new connection's Client (what `aedes.handle` returned), before it can subscribe. */
   guard(client: Client): Client;
@@ -93,9 +89,8 @@ export function subscriberGuard(limits: SubscriberLimits, log: Logger): Subscrib
   let warnedInternals = false;
 
   const guard = (client: Client): Client => {
-    const internals = client as unknown as ClientInternals;
-    const { deliver0, deliverQoS } = internals;
-    if (typeof deliver0 !== 'function' || typeof deliverQoS !== 'function') {
+    const delivery = clientDelivery(client);
+    if (!delivery) {
       if (!warnedInternals) {
         warnedInternals = true;
         log.error('Aedes client internals changed (no deliver0/deliverQoS): slow subscribers are not bounded and can stall the broker');
@@ -130,18 +125,11 @@ export function subscriberGuard(limits: SubscriberLimits, log: Logger): Subscrib
         deliver(packet, noop);
         setImmediate(cb);
       };
-    internals.deliver0 = live(deliver0);
-    internals.deliverQoS = live(deliverQoS);
+    replaceClientDelivery(client, { deliver0: live(delivery.deliver0), deliverQoS: live(delivery.deliverQoS) });
     return client;
   };
 
   return { guard, markDashboard: (client) => dashboards.add(client) };
-}
-
-interface OutgoingQueue {
-  outgoingEnqueue(sub: { clientId: string }, packet: unknown): Promise<void>;
-  outgoingEnqueueCombi(subs: { clientId: string }[], packet: unknown): Promise<void>;
-  outgoingClearMessageId(client: { id: string }, packet: unknown): Promise<unknown>;
 }
 
 /**
@@ -152,9 +140,7 @@ interface OutgoingQueue {
  * on a clean reconnect).
  */
 export function boundSessionQueues(aedes: Aedes, maxQueuedMessages: number, log: Logger): void {
-  const internals = aedes as unknown as { persistence: OutgoingQueue; clients: Record<string, Client | undefined> };
-  const persistence = internals.persistence;
-  const online = internals.clients;
+  const persistence = outgoingQueue(aedes);
   const enqueue = persistence.outgoingEnqueue.bind(persistence);
   const enqueueCombi = persistence.outgoingEnqueueCombi.bind(persistence);
   const clear = persistence.outgoingClearMessageId.bind(persistence);
@@ -163,7 +149,7 @@ export function boundSessionQueues(aedes: Aedes, maxQueuedMessages: number, log:
 
   const admit = (clientId: string): boolean => {
     const count = queued.get(clientId) ?? 0;
-    if (count >= maxQueuedMessages && online[clientId] === undefined) {
+    if (count >= maxQueuedMessages && connectedClient(aedes, clientId) === undefined) {
       const dropped = (dropping.get(clientId) ?? 0) + 1;
       dropping.set(clientId, dropped);
       if (dropped === 1) {
@@ -199,11 +185,6 @@ export function boundSessionQueues(aedes: Aedes, maxQueuedMessages: number, log:
     }
     return removed;
   };
-}
-
-function remoteAddress(client: Client): string | undefined {
-  const conn = client.conn as { remoteAddress?: string };
-  return conn.remoteAddress ?? client.req?.socket.remoteAddress;
 }
 
 function noop(): void {}

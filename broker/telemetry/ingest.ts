@@ -128,6 +128,21 @@ export class TelemetryIngest {
     this.scheduleFlush(full ? 0 : durable || this.lastCommitSize < LARGE_COMMIT ? short : long);
   }
 
+  /**
+   * An event the hub observed about a device itself (its id used by two
+   * connections at once), stored and followed like the device's own. Device
+   * seqs start at 1; the hub's are negative (minus the arrival time in ms), so
+   * both share the (device, seq) key without colliding.
+   */
+  hubEvent(device: string, event: Pick<DeviceEvent, 'type' | 'message'>): void {
+    if (this.closed) return;
+    const receivedMs = this.now();
+    const value: DeviceEvent = { seq: -receivedMs, ts: new Date(receivedMs).toISOString(), ...event };
+    this.queue.push({ channel: 'events', device, value, raw: JSON.stringify(value), receivedMs, done: noop });
+    this.counters.queued = this.queue.length;
+    this.scheduleFlush((this.options.commitIntervalMs ?? [20, 200])[0]);
+  }
+
   onLogs(listener: (records: LogRecord[]) => void): () => void {
     return this.listen('logs', listener);
   }

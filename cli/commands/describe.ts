@@ -55,6 +55,14 @@ export function describeDevice(device: Device, now: number = Date.now()): string
     ...(device.revokedAt !== undefined
       ? ([['Revoked', `${device.revokedAt} (its credentials are refused; its containers keep running until the device is wiped)`]] as const)
       : []),
+    ...(device.idClash !== undefined
+      ? ([
+          [
+            'ID Clash',
+            `since ${device.idClash.since}: ${device.idClash.takeovers} connections took this id from each other in the last 10 minutes (from ${device.idClash.addresses.join(', ')}); two devices share it (a copied SD card?): register each with its own id`,
+          ],
+        ] as const)
+      : []),
     ['Last Seen', timestamp(device.lastSeen, now)],
     ['Revision', revision],
     ['Labels', labels],

@@ -35,8 +35,8 @@ describe('GET /metrics', () => {
     expect(contentType).toMatch(/^text\/plain; version=0\.0\.4/);
     expect(sampleValue(families, 'flotilla_devices_known')).toBe(0);
     expect(sampleValue(families, 'flotilla_devices_online')).toBe(0);
-    // The dispatcher is a client of its own broker.
-    expect(sampleValue(families, 'flotilla_mqtt_clients_connected')).toBe(1);
+    // The hub publishes in process: it is no client of its own broker.
+    expect(sampleValue(families, 'flotilla_mqtt_clients_connected')).toBe(0);
     expect(sampleValue(families, 'flotilla_telemetry_ingest_lag_seconds')).toBe(0);
     expect(family(families, 'flotilla_hub_process_resident_memory_bytes')?.type).toBe('GAUGE');
     expect(sampleValue(families, 'flotilla_hub_process_resident_memory_bytes')).toBeGreaterThan(0);
@@ -83,7 +83,7 @@ describe('GET /metrics', () => {
     expect(sampleValue(metrics, 'flotilla_app_devices', { app: 'thermo', phase: 'pulling' })).toBe(0);
     expect(sampleValue(metrics, 'flotilla_mqtt_messages_received_total', { channel: 'status' })).toBe(2);
     expect(sampleValue(metrics, 'flotilla_mqtt_messages_received_total', { channel: 'state' })).toBe(2);
-    expect(sampleValue(metrics, 'flotilla_mqtt_clients_connected')).toBe(3);
+    expect(sampleValue(metrics, 'flotilla_mqtt_clients_connected')).toBe(2);
 
     // dev-2's link drops: its will says offline, and its app's phase is no longer known.
     clients.get('dev-2')!.stream.destroy();

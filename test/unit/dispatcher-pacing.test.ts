@@ -1,15 +1,15 @@
 /**
- * The dispatcher hands desired documents to its MQTT client a chunk at a
- * time, each chunk after the previous one's acknowledgements: after a
- * restart, and after a sync touching many devices. Real stores (SQLite in
- * memory); the MQTT client is a fake that acknowledges only when told.
+ * The dispatcher hands desired documents to the broker a chunk at a time,
+ * each chunk after the broker has taken the previous one: after a restart,
+ * and after a sync touching many devices. Real stores (SQLite in memory); the
+ * hub's bus is a fake that takes a message only when told.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import type { MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Dispatcher } from '../../broker/dispatcher/dispatcher.js';
 import { Rollouts } from '../../broker/dispatcher/rollouts.js';
 import { desiredHash } from '../../broker/dispatcher/scheduling.js';
+import type { HubBus } from '../../broker/mqtt/hub-bus.js';
 import { AppStore } from '../../broker/store/apps.js';
 import { openDatabase } from '../../broker/store/db.js';
 import { DeviceStore } from '../../broker/store/devices.js';
@@ -30,38 +30,36 @@ interface Sent {
 
 const hubKey = generateKeyPairSync('ed25519');
 
-/** Records publishes; `ackAll` acknowledges every one not yet acknowledged. */
-class FakeMqtt {
+/** Records publishes; `ackAll` lets the broker take every one not yet taken. */
+class FakeBus implements HubBus {
   readonly sent: Sent[] = [];
   private unacked: Sent[] = [];
   inFlightMax = 0;
 
-  on() {
-    return this;
-  }
+  async subscribe() {}
 
-  async subscribeAsync() {
-    return [];
-  }
-
-  publish(_topic: string, payload: string, _opts: unknown, cb: (err?: Error) => void) {
-    const desired = JSON.parse(payload) as DesiredState;
+  publish(_topic: string, payload: string | Buffer): Promise<void> {
+    const desired = JSON.parse(payload.toString()) as DesiredState;
     const signature = verifyDesired(desired, hubKey.publicKey);
-    const entry = { deviceId: desired.deviceId, revision: desired.revision, signature, ack: () => cb() };
-    this.sent.push(entry);
-    this.unacked.push(entry);
-    this.inFlightMax = Math.max(this.inFlightMax, this.unacked.length);
+    return new Promise((resolve) => {
+      const entry = { deviceId: desired.deviceId, revision: desired.revision, signature, ack: () => resolve() };
+      this.sent.push(entry);
+      this.unacked.push(entry);
+      this.inFlightMax = Math.max(this.inFlightMax, this.unacked.length);
+    });
   }
 
   get inFlight() {
     return this.unacked.length;
   }
 
-  /** Acknowledges what is in flight, then lets the dispatcher's next turn run. */
+  /** Lets the broker take what is in flight, then lets the dispatcher's next turn run. */
   async ackAll(): Promise<void> {
     const batch = this.unacked;
     this.unacked = [];
     for (const entry of batch) entry.ack();
+    // The dispatcher hears of each in a microtask and schedules its next chunk on the following turn.
+    await Promise.resolve();
     await new Promise((resolve) => setImmediate(resolve));
   }
 }
@@ -76,9 +74,9 @@ function hubStores() {
   const devices = new DeviceStore(db, cipher, now);
   const secrets = new SecretStore(db, cipher, now);
   const rollouts = new Rollouts({ apps, devices, rollouts: new RolloutStore(db), logger: logs.logger, now });
-  const dispatcher = (mqtt: FakeMqtt, desiredChunk: number) =>
+  const dispatcher = (bus: FakeBus, desiredChunk: number) =>
     new Dispatcher({
-      mqtt: mqtt as unknown as MqttClient,
+      bus,
       topics: new Topics('flotilla/v1'),
       apps,
       devices,
@@ -116,7 +114,7 @@ describe('Dispatcher: paced desired state', () => {
       hub.devices.ensure(id);
       hub.devices.recordState(deviceState(id, { labels: { site: 'roof', zone: i % 2 === 0 ? 'a' : 'b' } }));
     });
-    const mqtt = new FakeMqtt();
+    const mqtt = new FakeBus();
     const first = hub.dispatcher(mqtt, 1000);
     stops.push(() => first.stop());
     await first.start();
@@ -127,7 +125,7 @@ describe('Dispatcher: paced desired state', () => {
 
   it('republishes stored documents after a restart a chunk at a time, each after the last one’s acknowledgements', async () => {
     const hub = await fleetWithDesired();
-    const mqtt = new FakeMqtt();
+    const mqtt = new FakeBus();
     const restarted = hub.dispatcher(mqtt, 10);
     stops.push(() => restarted.stop());
     await restarted.start();
@@ -153,7 +151,7 @@ describe('Dispatcher: paced desired state', () => {
 
   it('sends a sync’s new documents before the republication, and never a replaced older one after them', async () => {
     const hub = await fleetWithDesired();
-    const mqtt = new FakeMqtt();
+    const mqtt = new FakeBus();
     const restarted = hub.dispatcher(mqtt, 10);
     stops.push(() => restarted.stop());
     await restarted.start();
@@ -187,7 +185,7 @@ describe('Dispatcher: paced desired state', () => {
 
   it('paces a fleet-wide sync the same way, and republishes nothing whose content did not change', async () => {
     const hub = await fleetWithDesired();
-    const mqtt = new FakeMqtt();
+    const mqtt = new FakeBus();
     const dispatcher = hub.dispatcher(mqtt, 4);
     stops.push(() => dispatcher.stop());
     await dispatcher.start();
@@ -208,7 +206,7 @@ describe('Dispatcher: paced desired state', () => {
 
   it('sends a single document at once when idle', async () => {
     const hub = hubStores();
-    const mqtt = new FakeMqtt();
+    const mqtt = new FakeBus();
     const dispatcher = hub.dispatcher(mqtt, 10);
     stops.push(() => dispatcher.stop());
     await dispatcher.start();
@@ -225,7 +223,7 @@ describe('Dispatcher: paced desired state', () => {
     hub.devices.recordState(deviceState('dev-1'));
     // Stored with the hash of its content: nothing changed, so revision 3 is republished as it is, only signed.
     hub.devices.recordDesired({ deviceId: 'dev-1', revision: 3, issuedAt: '2025-12-31T00:00:00.000Z', apps: [] }, desiredHash([]));
-    const mqtt = new FakeMqtt();
+    const mqtt = new FakeBus();
     const dispatcher = hub.dispatcher(mqtt, 10);
     stops.push(() => dispatcher.stop());
     await dispatcher.start();

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AccountStore } from '../../broker/auth/accounts.js';
 import { type ClientIdOwners, clientIdRefusal, decidePublish, mayReceive, maySubscribe } from '../../broker/auth/acl.js';
-import { Authenticator, HUB_USERNAME } from '../../broker/auth/authenticator.js';
+import { Authenticator } from '../../broker/auth/authenticator.js';
 import { DeviceCredentialStore } from '../../broker/auth/device-credentials.js';
 import { hashSecret, VerifiedCache, verifySecret } from '../../broker/auth/hashing.js';
 import type { Identity } from '../../broker/auth/identity.js';
@@ -26,24 +26,22 @@ const T = 'flotilla/v1';
 const device = (deviceId: string): Identity => ({ kind: 'device', deviceId });
 const account = (name: string, role: 'viewer' | 'operator' | 'admin'): Identity => ({ kind: 'account', name, role });
 const dashboard: Identity = { kind: 'account', name: 'wall', role: 'viewer', dashboard: true };
-const HUB: Identity = { kind: 'hub' };
 const ANON: Identity = { kind: 'anonymous' };
 
 describe('client ids', () => {
   const owners: ClientIdOwners = {
-    hubClientId: 'flotilla-dispatcher-1',
     isRegisteredDevice: (id) => ['gw-1', 'gw-2'].includes(id),
     isAccount: (name) => ['ci', 'admin'].includes(name),
   };
 
   it.each(['+', '#', 'a/b', 'gw-1/x', 'a+b', 'x'.repeat(129)])('refuses %j for everyone', (id) => {
-    for (const identity of [HUB, ANON, device(id), account('ci', 'admin'), dashboard]) {
+    for (const identity of [ANON, device(id), account('ci', 'admin'), dashboard]) {
       expect(clientIdRefusal(identity, id, owners)).toBeDefined();
     }
   });
 
   it('refuses an empty id to every identity but an anonymous client, which gets one the broker assigns', () => {
-    for (const identity of [HUB, device('gw-1'), account('ci', 'admin'), dashboard]) {
+    for (const identity of [device('gw-1'), account('ci', 'admin'), dashboard]) {
       expect(clientIdRefusal(identity, '', owners)).toBe('empty client id');
     }
     expect(clientIdRefusal(ANON, '', owners)).toBeUndefined();
@@ -56,16 +54,13 @@ describe('client ids', () => {
     expect(clientIdRefusal(account('ci', 'operator'), 'ci.deploy-7', owners)).toBeUndefined();
     expect(clientIdRefusal(account('ci', 'operator'), 'cix', owners)).toBeDefined();
     expect(clientIdRefusal(account('ci', 'operator'), 'admin', owners)).toBeDefined();
-    expect(clientIdRefusal(HUB, 'flotilla-dispatcher-1', owners)).toBeUndefined();
-    expect(clientIdRefusal(HUB, 'other', owners)).toBeDefined();
   });
 
   it('lets anonymous clients and dashboards use any id nobody owns, so they cannot take a session over', () => {
     for (const identity of [ANON, dashboard]) {
       expect(clientIdRefusal(identity, 'mqttjs_1234', owners)).toBeUndefined();
       expect(clientIdRefusal(identity, 'dev-unregistered', owners)).toBeUndefined();
-      for (const owned of ['gw-1', 'ci', 'ci.x', 'admin', 'flotilla-dispatcher-1'])
-        expect(clientIdRefusal(identity, owned, owners)).toBeDefined();
+      for (const owned of ['gw-1', 'ci', 'ci.x', 'admin']) expect(clientIdRefusal(identity, owned, owners)).toBeDefined();
     }
   });
 });
@@ -104,12 +99,11 @@ describe('publish', () => {
     }
   });
 
-  it('keeps $SYS and the dropped-request topic from everyone; the hub and anonymous clients may publish the rest', () => {
-    for (const identity of [HUB, ANON, account('a', 'admin')]) {
+  it('keeps $SYS and the dropped-request topic from everyone; anonymous clients may publish the rest', () => {
+    for (const identity of [ANON, account('a', 'admin')]) {
       expect(allowed(identity, 'x', '$SYS/broker/x')).toBe(false);
       expect(allowed(identity, 'x', '$flotilla/forbidden')).toBe(false);
     }
-    expect(allowed(HUB, 'hub', `${T}/devices/gw-1/desired`)).toBe(true);
     expect(allowed(ANON, 'svc', `${T}/devices/gw-1/desired`)).toBe(true);
   });
 });
@@ -182,11 +176,10 @@ describe('subscribe', () => {
 describe('forward', () => {
   const gets = (identity: Identity, clientId: string, topic: string) => mayReceive(identity, clientId, topic, topics);
 
-  it('delivers desired and commands only to their device and the hub, whatever an admin subscribed to', () => {
+  it('delivers desired and commands only to their device, whatever an admin subscribed to', () => {
     for (const channel of ['desired', 'commands']) {
       const topic = `${T}/devices/gw-1/${channel}`;
       expect(gets(device('gw-1'), 'gw-1', topic)).toBe(true);
-      expect(gets(HUB, 'hub', topic)).toBe(true);
       expect(gets(device('gw-2'), 'gw-2', topic)).toBe(false);
       expect(gets(account('root', 'admin'), 'root', topic)).toBe(false);
     }
@@ -196,7 +189,7 @@ describe('forward', () => {
   it('delivers an API response only to its client; a dropped request to nobody', () => {
     expect(gets(account('ci', 'operator'), 'ci.1', `${T}/api/ci.1/response`)).toBe(true);
     expect(gets(account('root', 'admin'), 'root', `${T}/api/ci.1/response`)).toBe(false);
-    for (const identity of [HUB, ANON, account('root', 'admin')]) expect(gets(identity, 'x', '$flotilla/forbidden')).toBe(false);
+    for (const identity of [ANON, account('root', 'admin')]) expect(gets(identity, 'x', '$flotilla/forbidden')).toBe(false);
   });
 
   it('leaves anonymous clients (while allowed) their full access', () => {
@@ -257,7 +250,6 @@ describe('authenticator', () => {
       accounts,
       credentials,
       readOnlyUsers: [{ username: 'wall', password: 's3cret' }],
-      hubPassword: 'hub-pw',
       allowAnonymous,
     });
 
@@ -272,7 +264,7 @@ describe('authenticator', () => {
 
   const pw = (value: string) => Buffer.from(value);
 
-  it('knows service accounts by API key, devices by secret, dashboards by password, the hub by its own', async () => {
+  it('knows service accounts by API key, devices by secret, dashboards by password', async () => {
     const key = accounts.create('ci', 'operator');
     expect(key).toMatch(/^ci\.[A-Za-z0-9_-]{43}$/);
     credentials.create('gw-1', await hashSecret('device-secret'));
@@ -280,7 +272,6 @@ describe('authenticator', () => {
     expect(await a.login('ci', pw(key))).toEqual({ ok: true, identity: { kind: 'account', name: 'ci', role: 'operator' } });
     expect(await a.login('gw-1', pw('device-secret'))).toEqual({ ok: true, identity: { kind: 'device', deviceId: 'gw-1' } });
     expect(await a.login('wall', pw('s3cret'))).toMatchObject({ ok: true, identity: { kind: 'account', role: 'viewer', dashboard: true } });
-    expect(await a.login(HUB_USERNAME, pw('hub-pw'))).toEqual({ ok: true, identity: { kind: 'hub' } });
     expect(await a.bearer(`Bearer ${key}`)).toEqual({ ok: true, identity: { kind: 'account', name: 'ci', role: 'operator' } });
   });
 
@@ -293,7 +284,8 @@ describe('authenticator', () => {
     expect(await a.login('gw-1', pw('wrong'))).toMatchObject({ ok: false, reason: 'wrong device secret' });
     expect(await a.login('mallory', pw('x'))).toMatchObject({ ok: false, reason: 'unknown username' });
     expect(await a.login('wall', pw('s3cre'))).toMatchObject({ ok: false, reason: 'wrong password' });
-    expect(await a.login(HUB_USERNAME, pw('guess'))).toMatchObject({ ok: false });
+    // The username the hub's own client once used is nobody's now: the hub publishes in process.
+    expect(await a.login('$flotilla-hub', pw('guess'))).toMatchObject({ ok: false, reason: 'unknown username' });
     expect(await a.login(undefined, undefined)).toMatchObject({ ok: false, anonymous: true });
     expect(await a.bearer(undefined)).toMatchObject({ ok: false, anonymous: true });
     expect(await a.bearer('Basic abc')).toMatchObject({ ok: false });

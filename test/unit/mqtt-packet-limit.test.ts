@@ -65,12 +65,4 @@ describe('limitPacketSize', () => {
     expect(conn.destroyed).toBe(true);
     expect(refused).toEqual([{ bytes: publish(2_000).length, maxBytes: 1_000, first: false }]);
   });
-
-  it('lifts the cap for an exempt connection (the hub’s dispatcher) once it is past its CONNECT', () => {
-    const conn = stream();
-    limitPacketSize(conn, { maxBytes: 1_000, maxConnectBytes: 500, exempt: () => true, onRefused: () => expect.fail('refused') });
-    conn.push(Buffer.concat([connect, publish(5_000), publish(5_000)]));
-    expect((conn.read() as Buffer).length).toBe(connect.length + 2 * publish(5_000).length);
-    expect(conn.destroyed).toBe(false);
-  });
 });

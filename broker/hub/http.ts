@@ -1,0 +1,109 @@
+/**
+ * The hub's HTTP side: the API, telemetry follow streams, Prometheus,
+ * registration, the dashboard, and the TLS listeners (mqtts, wss, https) when
+ * the hub has a certificate.
+ *
+ * `ports` is filled in as listeners come up and read per request, so the
+ * registration answer and the dashboard's config.json name the TLS ports that
+ * exist only once the TLS listeners (which serve the same handler) are up.
+ */
+import { createServer as createHttpServer } from 'node:http';
+import type { Logger } from 'pino';
+import type { Authenticator } from '../auth/authenticator.js';
+import { httpAuth } from '../auth/http-auth.js';
+import type { LoginDelay } from '../auth/login-delay.js';
+import { registerRoute } from '../auth/register.js';
+import type { HubConfig } from '../config.js';
+import type { HubApi } from '../dispatcher/api.js';
+import { dashboardRoutes } from '../http/dashboard.js';
+import { hubKeyRoute } from '../http/hub-key.js';
+import { metricsRoute } from '../http/metrics.js';
+import { createHttpHandler } from '../http/server.js';
+import { closeServer, listen } from '../mqtt/broker.js';
+import { followRoutes } from '../telemetry/follow.js';
+import { createPrometheusRegistry } from '../telemetry/prometheus.js';
+import { startTlsListeners } from '../tls/listeners.js';
+import type { Closer } from './closer.js';
+import type { HubMqtt } from './mqtt.js';
+import type { HubStores } from './stores.js';
+import type { HubTelemetry } from './telemetry.js';
+
+export interface HubPorts {
+  mqtt: number;
+  ws: number;
+  http: number;
+  /** Only when the hub has a certificate and key (tlsCertFile, tlsKeyFile). */
+  mqtts?: number;
+  wss?: number;
+  https?: number;
+}
+
+export interface HubHttpDeps {
+  api: HubApi;
+  stores: HubStores;
+  telemetry: HubTelemetry;
+  mqtt: HubMqtt;
+  authenticator: Authenticator;
+  loginDelay: LoginDelay;
+  desiredMayHaveChanged: () => void;
+  logger: Logger;
+}
+
+export async function startHubHttp(config: HubConfig, deps: HubHttpDeps, closer: Closer): Promise<HubPorts> {
+  const { api, stores, telemetry, mqtt, logger } = deps;
+  const { broker } = mqtt;
+  const ports: HubPorts = { mqtt: broker.mqttPort, ws: broker.wsPort, http: 0 };
+  const metrics = createPrometheusRegistry(
+    {
+      devices: () => stores.devices.presence(),
+      appPhaseCounts: () => stores.devices.appPhases(),
+      latestMetrics: () => telemetry.ingest.latest.values(),
+      ingest: () => ({
+        lagSeconds: telemetry.ingest.counters.lagSeconds,
+        stored: telemetry.ingest.counters.stored,
+        dropped: telemetry.ingest.counters.invalid,
+      }),
+    },
+    {
+      received: () => mqtt.traffic.received(),
+      sent: () => mqtt.traffic.sent(),
+      connectedClients: () => broker.aedes.connectedClients,
+      admission: () => mqtt.admission.counters(),
+      dropped: () => mqtt.payloadLimits.dropped(),
+    },
+  );
+  const routes = [
+    ...followRoutes(api, telemetry.ingest),
+    metricsRoute(metrics),
+    hubKeyRoute(stores.signingKey.publicKeyPem),
+    registerRoute({
+      db: stores.db,
+      tokens: stores.tokens,
+      credentials: stores.credentials,
+      accounts: stores.accounts,
+      devices: stores.devices,
+      hubKey: () => stores.signingKey.publicKeyPem,
+      mqttPorts: () => ({ port: ports.mqtt, ...(ports.mqtts !== undefined ? { tlsPort: ports.mqtts } : {}) }),
+      loginDelay: deps.loginDelay,
+      logger,
+      desiredMayHaveChanged: deps.desiredMayHaveChanged,
+    }),
+    ...dashboardRoutes({
+      wsPort: ports.ws,
+      topicRoot: config.topicRoot,
+      get wssPort() {
+        return ports.wss;
+      },
+    }),
+  ];
+  const handler = createHttpHandler(api, logger, routes, httpAuth(deps.authenticator, deps.loginDelay, logger));
+  const http = createHttpServer(handler);
+  ports.http = await listen(http, config.httpPort, config.host, 'the HTTP API (--http-port)');
+  closer.add('HTTP API', () => closeServer(http));
+  const tls = await startTlsListeners(config, { handleMqtt: broker.handle, httpHandler: handler, logger });
+  if (tls) {
+    closer.add('TLS listeners', () => tls.close());
+    Object.assign(ports, tls.ports);
+  }
+  return ports;
+}

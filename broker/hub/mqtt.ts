@@ -1,0 +1,128 @@
+/**
+ * The hub's MQTT side: the embedded broker behind its hooks (mqtt/hooks.ts),
+ * the in-process bus the hub publishes and subscribes on, presence, and the
+ * watch for two devices sharing an id.
+ */
+import type { Logger } from 'pino';
+import { type DeviceStatus, Topics } from '../../shared/index.js';
+import { Signal } from '../../shared/signal.js';
+import type { Authenticator } from '../auth/authenticator.js';
+import type { LoginDelay } from '../auth/login-delay.js';
+import type { HubConfig } from '../config.js';
+import { type ApiAnswer, createAccessControl } from '../mqtt/access.js';
+import { type ConnectionAdmission, createConnectionAdmission } from '../mqtt/admission.js';
+import { closeClients } from '../mqtt/aedes-internals.js';
+import { type EmbeddedBroker, startBroker } from '../mqtt/broker.js';
+import { brokerHooks } from '../mqtt/hooks.js';
+import { type HubBus, hubBus } from '../mqtt/hub-bus.js';
+import { ClientIdClashes } from '../mqtt/id-clash.js';
+import { limitPayloads, type PayloadLimits } from '../mqtt/payload-limits.js';
+import { DevicePresence } from '../mqtt/presence.js';
+import { tlsPeerCommonName } from '../mqtt/tls-identity.js';
+import { BrokerTraffic } from '../mqtt/traffic.js';
+import type { Closer } from './closer.js';
+import type { HubStores } from './stores.js';
+import type { HubTelemetry } from './telemetry.js';
+
+export interface HubMqtt {
+  broker: EmbeddedBroker;
+  topics: Topics;
+  /** The hub's own way onto the broker. */
+  bus: HubBus;
+  /** Responses for API callers (the request router's and the access control's `forbidden`), published on their response topics. */
+  answers: Signal<ApiAnswer>;
+  clashes: ClientIdClashes;
+  traffic: BrokerTraffic;
+  admission: ConnectionAdmission;
+  payloadLimits: PayloadLimits;
+  /** Closes the connections whose client ids match (a revoked device, a deleted account); how many. */
+  disconnect(match: (clientId: string) => boolean): number;
+}
+
+export interface HubMqttDeps {
+  stores: HubStores;
+  telemetry: HubTelemetry;
+  authenticator: Authenticator;
+  loginDelay: LoginDelay;
+  logger: Logger;
+  now: () => Date;
+}
+
+export async function startHubMqtt(config: HubConfig, deps: HubMqttDeps, closer: Closer): Promise<HubMqtt> {
+  const { stores, telemetry, logger } = deps;
+  const topics = new Topics(config.topicRoot);
+  const answers = new Signal<ApiAnswer>((err) => logger.error({ component: 'hub', err }, 'publishing an API response failed'));
+  const access = createAccessControl({
+    authenticator: deps.authenticator,
+    owners: {
+      isRegisteredDevice: (id) => stores.credentials.get(id) !== undefined,
+      isAccount: (name) => stores.accounts.get(name) !== undefined,
+    },
+    topics,
+    logger,
+    loginDelay: deps.loginDelay,
+    peerCommonName: tlsPeerCommonName,
+    answers,
+  });
+  const admission = createConnectionAdmission({
+    rate: config.maxConnectRate,
+    ratePerAddress: config.maxConnectRatePerAddress,
+    logger,
+  });
+  const clashes = new ClientIdClashes({
+    isDevice: (id) => stores.devices.get(id) !== undefined || stores.credentials.get(id) !== undefined,
+    onClash: (clash) => {
+      logger.warn({ component: 'hub', ...clash }, 'two connections use one device id');
+      telemetry.ingest.hubEvent(clash.deviceId, {
+        type: 'device-id-clash',
+        message: `${clash.takeovers} connections took device id ${clash.deviceId} from each other within 10 minutes (from ${clash.addresses.join(', ')}): two devices share this id (a copied SD card?); give each its own with flotilla agent register`,
+      });
+    },
+  });
+  const traffic = new BrokerTraffic(topics);
+  const payloadLimits = limitPayloads(access.authorizePublish, { topics, logger });
+  const broker = await startBroker({
+    host: config.host,
+    mqttPort: config.mqttPort,
+    wsPort: config.wsPort,
+    logger,
+    maxPacketBytes: config.maxPacketBytes,
+    hooks: brokerHooks({ clashes, access, admission, payloadLimits, ingest: telemetry.ingest, traffic, topics }),
+  });
+  closer.add('MQTT broker', () => broker.close());
+  // Closed before the broker (closers run in reverse): connections held for a token are let go first.
+  closer.add('connection admission', () => admission.close());
+  const bus = hubBus(broker.aedes);
+  broker.aedes.on('publish', traffic.onPublish);
+  answers.on(({ clientId, response }) => {
+    bus.publish(topics.api(clientId, 'response'), JSON.stringify(response), { qos: 1 }).catch((err: Error) => {
+      logger.warn({ component: 'hub', clientId, err: err.message }, 'publishing an API response failed');
+    });
+  });
+  const presence = new DevicePresence({
+    devices: stores.devices,
+    logger,
+    now: deps.now,
+    // The retained offline status the device's will would have published, so dashboards on the status topic agree.
+    onDisconnected: (deviceId) => {
+      const offline: DeviceStatus = { online: false, at: deps.now().toISOString() };
+      bus.publish(topics.device(deviceId, 'status'), JSON.stringify(offline), { qos: 1, retain: true }).catch((err: Error) => {
+        logger.warn({ component: 'presence', deviceId, err: err.message }, 'publishing offline status failed');
+      });
+    },
+  });
+  presence.attach(broker.aedes);
+  clashes.attach(broker.aedes);
+  closer.add('presence', () => presence.stop());
+  return {
+    broker,
+    topics,
+    bus,
+    answers,
+    clashes,
+    traffic,
+    admission,
+    payloadLimits,
+    disconnect: (match) => closeClients(broker.aedes, match),
+  };
+}

@@ -1,0 +1,33 @@
+/** Logs, metrics and events: their own SQLite file, the ingest that fills it, the retention that trims it. */
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { HubConfig } from '../config.js';
+import { openDatabase } from '../store/db.js';
+import { TelemetryIngest } from '../telemetry/ingest.js';
+import { TELEMETRY_MIGRATIONS } from '../telemetry/migrations.js';
+import { Retention } from '../telemetry/retention.js';
+import { TelemetryStore } from '../telemetry/store.js';
+import type { Closer } from './closer.js';
+
+export interface HubTelemetry {
+  store: TelemetryStore;
+  ingest: TelemetryIngest;
+}
+
+export function startTelemetry(config: HubConfig, logger: Logger, closer: Closer): HubTelemetry {
+  const store = new TelemetryStore(openDatabase(join(config.dataDir, 'telemetry.db'), TELEMETRY_MIGRATIONS));
+  closer.add('telemetry.db', () => store.db.close());
+  const ingest = new TelemetryIngest({ store, logger });
+  // Closed after the broker (closers run in reverse): what devices sent last is stored.
+  closer.add('telemetry ingest', () => ingest.close());
+  const retention = new Retention({
+    store,
+    logger,
+    maxAgeMs: config.telemetryMaxAgeMs,
+    maxBytes: config.telemetryMaxBytes,
+    intervalMs: config.retentionIntervalMs,
+  });
+  retention.start();
+  closer.add('telemetry retention', () => retention.stop());
+  return { store, ingest };
+}
