@@ -11,7 +11,13 @@ import { createWebSocketStream, WebSocketServer } from 'ws';
 import { limitPacketSize } from './packet-limit.js';
 import { FLOTILLA_INTERNAL_PREFIX, MAX_TOPIC_LEVELS, TOPIC_MAX_LENGTH } from './payload-limits.js';
 import { retainedIndexedPersistence } from './retained-index.js';
-import { boundSessionQueues, DEFAULT_SUBSCRIBER_LIMITS, type SubscriberLimits, subscriberGuard } from './subscriber-limits.js';
+import {
+  boundSessionQueues,
+  DEFAULT_SUBSCRIBER_LIMITS,
+  type SubscriberGuard,
+  type SubscriberLimits,
+  subscriberGuard,
+} from './subscriber-limits.js';
 
 export interface BrokerOptions {
   host: string;
@@ -65,11 +71,44 @@ export async function startBroker(options: BrokerOptions): Promise<EmbeddedBroke
   const log = options.logger.child({ component: 'broker' });
   const limits = { ...DEFAULT_SUBSCRIBER_LIMITS, ...options.limits };
   const subscribers = subscriberGuard(limits, log);
-  const authenticate = options.hooks?.authenticate;
-  const authorizeForward = options.hooks?.authorizeForward;
-  const authorizeSubscribe = options.hooks?.authorizeSubscribe;
   const maxPacketBytes = options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
-  const aedes = await Aedes.createBroker({
+  const aedes = await createAedes(options, subscribers);
+  aedes.on('clientError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'client error'));
+  aedes.on('connectionError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'connection error'));
+  boundSessionQueues(aedes, limits.maxQueuedMessages, log);
+  const handle = connectionHandler(aedes, subscribers, maxPacketBytes, log);
+  const tcp = createNetServer((socket) => handle(socket));
+  const { httpForWs, terminateClients } = webSocketListener(handle, maxPacketBytes, log);
+
+  const close = async () => {
+    terminateClients();
+    // Stop accepting first, then let Aedes disconnect its clients, which is
+    // what lets the listeners' close() complete.
+    const listenersClosed = Promise.all([closeServer(tcp), closeServer(httpForWs)]);
+    await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    await listenersClosed;
+  };
+
+  try {
+    const mqttPort = await listen(tcp, options.mqttPort, options.host, 'MQTT (--mqtt-port)');
+    const wsPort = await listen(httpForWs, options.wsPort, options.host, 'MQTT over WebSocket (--ws-port)');
+    log.info({ host: options.host, mqttPort, wsPort }, 'MQTT broker listening');
+    return { aedes, mqttPort, wsPort, handle, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/**
+ * Aedes with Flotilla's settings, behind the given hooks and three of the
+ * broker's own: dashboards marked for the subscriber guard, internal topics
+ * delivered nowhere, filters longer than any topic refused (mqtt/hooks.ts
+ * lists them all in order).
+ */
+async function createAedes(options: BrokerOptions, subscribers: SubscriberGuard): Promise<Aedes> {
+  const { authenticate, authorizeForward, authorizeSubscribe } = options.hooks ?? {};
+  return Aedes.createBroker({
     // A client that has not drained its connection for this long is
     // disconnected: an anonymous subscriber that stopped reading, or one a
     // replay (retained, or its session's queue) waits for.
@@ -106,10 +145,11 @@ export async function startBroker(options: BrokerOptions): Promise<EmbeddedBroke
       done(null, subscription);
     },
   });
-  aedes.on('clientError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'client error'));
-  aedes.on('connectionError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'connection error'));
-  boundSessionQueues(aedes, limits.maxQueuedMessages, log);
-  const handle = (conn: Duplex, req?: IncomingMessage) => {
+}
+
+/** Serves MQTT on one accepted connection: the packet-size cap first, then Aedes, then the subscriber guard. */
+function connectionHandler(aedes: Aedes, subscribers: SubscriberGuard, maxPacketBytes: number, log: Logger) {
+  return (conn: Duplex, req?: IncomingMessage) => {
     let client: Client | undefined;
     limitPacketSize(conn, {
       maxBytes: maxPacketBytes,
@@ -123,38 +163,25 @@ export async function startBroker(options: BrokerOptions): Promise<EmbeddedBroke
     client = aedes.handle(conn, req);
     subscribers.guard(client);
   };
+}
 
-  const tcp = createNetServer((socket) => handle(socket));
+/** MQTT over WebSocket for dashboards in a browser. */
+function webSocketListener(handle: (conn: Duplex, req?: IncomingMessage) => void, maxPacketBytes: number, log: Logger) {
   const httpForWs = createHttpServer((_req, res) => {
     res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: connect with a WebSocket client\n');
   });
   const wss = new WebSocketServer({ server: httpForWs, maxPayload: webSocketMaxPayload(maxPacketBytes) });
-  // ws re-emits its HTTP server's errors (EADDRINUSE); `listen` below reports them.
+  // ws re-emits its HTTP server's errors (EADDRINUSE); `listen` reports them.
   wss.on('error', (err) => log.debug({ err: err.message }, 'websocket server error'));
   wss.on('connection', (socket, req) => {
     const stream = createWebSocketStream(socket);
     stream.on('error', (err) => log.debug({ err: err.message }, 'websocket stream error'));
     handle(stream, req);
   });
-
-  const close = async () => {
+  const terminateClients = () => {
     for (const client of wss.clients) client.terminate();
-    // Stop accepting first, then let Aedes disconnect its clients, which is
-    // what lets the listeners' close() complete.
-    const listenersClosed = Promise.all([closeServer(tcp), closeServer(httpForWs)]);
-    await new Promise<void>((resolve) => aedes.close(() => resolve()));
-    await listenersClosed;
   };
-
-  try {
-    const mqttPort = await listen(tcp, options.mqttPort, options.host, 'MQTT (--mqtt-port)');
-    const wsPort = await listen(httpForWs, options.wsPort, options.host, 'MQTT over WebSocket (--ws-port)');
-    log.info({ host: options.host, mqttPort, wsPort }, 'MQTT broker listening');
-    return { aedes, mqttPort, wsPort, handle, close };
-  } catch (err) {
-    await close();
-    throw err;
-  }
+  return { httpForWs, terminateClients };
 }
 
 /** Listens, turning "address in use" into an error that names what the port was for. */

@@ -1,0 +1,57 @@
+/** devices.list, devices.get, devices.label: the fleet as the hub knows it, and the labels operators set. */
+import type { IdClash } from '../../shared/index.js';
+import type { DeviceStore } from '../store/devices.js';
+import { ApiError } from './errors.js';
+import type { ApiHandlersFor } from './method.js';
+import { type DeviceNotes, deviceView } from './views.js';
+
+export type DeviceMethodName = 'devices.list' | 'devices.get' | 'devices.label';
+
+export interface Revocations {
+  revokedAt(deviceId: string): string | undefined;
+  /** Every revoked device → when: one query for a whole device list. */
+  revoked(): ReadonlyMap<string, string>;
+}
+
+export interface DeviceMethodDeps {
+  devices: DeviceStore;
+  /** Called after any change that can alter what some device must run. */
+  desiredMayHaveChanged: () => void;
+  /** Which devices are revoked (broker/auth/device-credentials.ts); without it, none is. */
+  revocations?: Revocations | undefined;
+  /** Devices whose id two connections keep taking from each other (broker/mqtt/id-clash.ts); without it, none. */
+  idClashes?: { get(deviceId: string): IdClash | undefined } | undefined;
+}
+
+export function deviceMethods(deps: DeviceMethodDeps): ApiHandlersFor<DeviceMethodName> {
+  const { devices } = deps;
+  const revokedAt = (id: string) => deps.revocations?.revokedAt(id);
+  const notes = (id: string, revoked: string | undefined): DeviceNotes => ({ revokedAt: revoked, idClash: deps.idClashes?.get(id) });
+
+  return {
+    'devices.list': () => {
+      const revoked = deps.revocations?.revoked() ?? new Map<string, string>();
+      return { items: devices.list().map((device) => deviceView(device, notes(device.id, revoked.get(device.id)))) };
+    },
+
+    'devices.get': ({ id }) => {
+      const device = devices.get(id);
+      if (!device) throw ApiError.notFound('device', id);
+      return deviceView(device, notes(id, revokedAt(id)));
+    },
+
+    'devices.label': ({ id, set, remove }) => {
+      const device = devices.get(id);
+      if (!device) throw ApiError.notFound('device', id);
+      const labels = { ...device.operatorLabels, ...set };
+      // Removing a label the agent reports needs a tombstone, or it would come straight back.
+      for (const key of remove ?? []) {
+        if (key in device.reportedLabels) labels[key] = null;
+        else delete labels[key];
+      }
+      devices.setOperatorLabels(id, labels);
+      deps.desiredMayHaveChanged();
+      return deviceView(devices.get(id)!, notes(id, revokedAt(id)));
+    },
+  };
+}
