@@ -9,6 +9,7 @@
  * dispatcher, started after them, listens.
  */
 import type { Logger } from 'pino';
+import { Closer } from '../shared/closer.js';
 import { createLogger } from '../shared/logger.js';
 import { Signal } from '../shared/signal.js';
 import { Authenticator } from './auth/authenticator.js';
@@ -18,7 +19,6 @@ import { type HubConfig, resolveHubConfig } from './config.js';
 import { createApi, type HubApi } from './dispatcher/api.js';
 import { apiRequestHandler } from './dispatcher/api-requests.js';
 import { Dispatcher } from './dispatcher/dispatcher.js';
-import { Closer } from './hub/closer.js';
 import { type HubPorts, startHubHttp } from './hub/http.js';
 import { type HubMqtt, startHubMqtt } from './hub/mqtt.js';
 import { type HubStores, openHubStores } from './hub/stores.js';

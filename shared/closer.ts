@@ -1,8 +1,10 @@
 /**
  * What a start opened, closed again in reverse order: the last thing opened
- * is the first closed, so the broker stops before what it feeds is flushed,
- * and the files close last. A failed start closes what it had opened, so it
- * never leaves a process hanging on open handles (a port in use, say).
+ * is the first closed, so what feeds a part stops before the part is flushed
+ * (the hub's broker before its telemetry ingest, the agent's reconciler
+ * before its link), and the files close last. A failed start closes what it
+ * had opened, so it never leaves a process hanging on open handles (a port in
+ * use, say).
  */
 export class Closer {
   private readonly steps: { what: string; close: () => unknown }[] = [];

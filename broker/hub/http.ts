@@ -9,6 +9,7 @@
  */
 import { createServer as createHttpServer } from 'node:http';
 import type { Logger } from 'pino';
+import type { Closer } from '../../shared/closer.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { httpAuth } from '../auth/http-auth.js';
 import type { LoginDelay } from '../auth/login-delay.js';
@@ -23,7 +24,6 @@ import { closeServer, listen } from '../mqtt/broker.js';
 import { followRoutes } from '../telemetry/follow.js';
 import { createPrometheusRegistry } from '../telemetry/prometheus.js';
 import { startTlsListeners } from '../tls/listeners.js';
-import type { Closer } from './closer.js';
 import type { HubMqtt } from './mqtt.js';
 import type { HubStores } from './stores.js';
 import type { HubTelemetry } from './telemetry.js';

@@ -4,6 +4,7 @@
  * watch for two devices sharing an id.
  */
 import type { Logger } from 'pino';
+import type { Closer } from '../../shared/closer.js';
 import { type DeviceStatus, Topics } from '../../shared/index.js';
 import { Signal } from '../../shared/signal.js';
 import type { Authenticator } from '../auth/authenticator.js';
@@ -20,7 +21,6 @@ import { limitPayloads, type PayloadLimits } from '../mqtt/payload-limits.js';
 import { DevicePresence } from '../mqtt/presence.js';
 import { tlsPeerCommonName } from '../mqtt/tls-identity.js';
 import { BrokerTraffic } from '../mqtt/traffic.js';
-import type { Closer } from './closer.js';
 import type { HubStores } from './stores.js';
 import type { HubTelemetry } from './telemetry.js';
 

@@ -5,6 +5,7 @@
 import type { KeyObject } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import type { Closer } from '../../shared/closer.js';
 import { AccountStore } from '../auth/accounts.js';
 import { ensureAdmin } from '../auth/bootstrap.js';
 import { DeviceCredentialStore } from '../auth/device-credentials.js';
@@ -19,7 +20,6 @@ import { RolloutStore } from '../store/rollouts.js';
 import { openSecretsAtRest } from '../store/seal-at-rest.js';
 import { SecretStore } from '../store/secrets.js';
 import { SECRETS_KEY_ENV } from '../store/secrets-key.js';
-import type { Closer } from './closer.js';
 
 export interface HubStores {
   db: Db;

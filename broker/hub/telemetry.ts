@@ -1,13 +1,13 @@
 /** Logs, metrics and events: their own SQLite file, the ingest that fills it, the retention that trims it. */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import type { Closer } from '../../shared/closer.js';
 import type { HubConfig } from '../config.js';
 import { openDatabase } from '../store/db.js';
 import { TelemetryIngest } from '../telemetry/ingest.js';
 import { TELEMETRY_MIGRATIONS } from '../telemetry/migrations.js';
 import { Retention } from '../telemetry/retention.js';
 import { TelemetryStore } from '../telemetry/store.js';
-import type { Closer } from './closer.js';
 
 export interface HubTelemetry {
   store: TelemetryStore;
