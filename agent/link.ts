@@ -33,6 +33,7 @@ import {
   type Metrics,
   type Topics,
 } from '../shared/index.js';
+import { expectMqttInternals, forgetInFlight, unacknowledgedCount } from './mqtt-internals.js';
 import type { OutboxClass } from './outbox/classes.js';
 import { describeDrops } from './outbox/drop-report.js';
 import { Outbox, type OutboxOptions, type OutboxStats } from './outbox/outbox.js';
@@ -134,6 +135,7 @@ export class Link {
       ...(options.tls?.cert !== undefined ? { cert: options.tls.cert } : {}),
       ...(options.tls?.key !== undefined ? { key: options.tls.key } : {}),
     });
+    expectMqttInternals(this.client);
     this.client.on('connect', () => this.onConnect());
     this.client.on('close', () => {
       const takeover = this.wasConnected && !this.closing ? this.connectionEnded() : undefined;
@@ -202,7 +204,7 @@ export class Link {
 
   /** QoS 1 messages MQTT.js holds awaiting their PUBACK (the window keeps this at most MAX_IN_FLIGHT plus a state report). */
   get unacknowledged(): number {
-    return Object.keys(this.client.outgoing).length;
+    return unacknowledgedCount(this.client);
   }
 
   /** What the outbox holds now, and has dropped since the start. */
@@ -330,10 +332,10 @@ export class Link {
 
   /** The connection is gone and with it every PUBACK still to come: offer its messages again. */
   private takeBackInFlight(): void {
-    // MQTT.js keeps a callback per unacknowledged QoS 1 message in `outgoing`
-    // across its reconnect(), which drops the messages themselves: those
-    // callbacks never fire, and a graceful end() would wait for them forever.
-    for (const id of Object.keys(this.client.outgoing)) delete this.client.outgoing[Number(id)];
+    // MQTT.js keeps a callback per unacknowledged QoS 1 message across its
+    // reconnect(), which drops the messages themselves: those callbacks never
+    // fire, and a graceful end() would wait for them forever.
+    forgetInFlight(this.client);
     this.connection++;
     this.inFlight = 0;
     clearTimeout(this.pumpTimer);
