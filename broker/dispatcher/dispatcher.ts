@@ -19,8 +19,8 @@
  * - Every desired document is signed with the hub's key before it is stored
  *   or published, the republication after a restart too (re-signed then, so
  *   a document stored before signing or under an older key goes out signed).
- * - Desired documents reach the broker paced (at most `desiredChunk` awaiting
- *   their PUBACK at once), never a whole fleet in one burst, and for each
+ * - Desired documents reach the broker paced (at most `desiredChunk` it has
+ *   not yet taken at once), never a whole fleet in one burst, and for each
  *   device only its newest document is ever waiting: an older one never goes
  *   out after a newer one.
  */

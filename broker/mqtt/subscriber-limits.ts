@@ -33,11 +33,10 @@
  *    the packet goes to Aedes' own write path and the delivery completes at
  *    once; the bytes wait in that client's connection, and a client with
  *    more than `maxBufferedBytes` unsent is disconnected (logged with its id).
- *    Dashboards are the clients that logged in with a username. Anonymous
- *    clients (devices, the hub's own dispatcher, backend services) keep
- *    Aedes' backpressure, so a storm of device state slows the devices down
- *    rather than cutting off the dispatcher; one that stops reading holds up
- *    the publishers of what it subscribes to until `drainTimeout` (30 s), and
+ *    Dashboards are the clients that logged in with a username. Clients
+ *    without one (anonymous devices and services) keep Aedes' backpressure:
+ *    one that stops reading holds up the publishers of what it subscribes
+ *    to until `drainTimeout` (30 s), and
  *    is cut off past `maxBufferedBytesAnonymous`. Replays to one client
  *    (retained messages on SUBSCRIBE, a persistent session's queue on
  *    reconnect) keep Aedes' flow control for everyone: they hold up only
