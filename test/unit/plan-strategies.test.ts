@@ -8,12 +8,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { HealthVerdict } from '../../agent/health/verdict.js';
-import { type PlanContext, plan } from '../../agent/reconcile/plan.js';
-import type { AppRecord } from '../../agent/reconcile/records.js';
+import { plan } from '../../agent/reconcile/plan.js';
 import { stashName } from '../../agent/reconcile/slot.js';
-import type { ManagedContainer } from '../../agent/runtime/runtime.js';
 import { specHash } from '../../agent/runtime/spec-hash.js';
 import type { ContainerSpec, DesiredApp } from '../../shared/index.js';
+import { type ContextOverrides, committedTo, container, ctx as context, healthy, pending } from '../support/plan-fixtures.js';
+
+const ctx = (over: Omit<ContextOverrides, 'locks'> & { locked?: boolean } = {}) =>
+  context({ ...over, ...(over.locked ? { locks: [['shop', '/data/updates.lock']] } : {}) });
 
 const v1: ContainerSpec = { name: 'web', image: 'reg.local/web:1' };
 const v2: ContainerSpec = { ...v1, image: 'reg.local/web:2' };
@@ -28,45 +30,7 @@ const app = (containers: ContainerSpec[], revision: number, strategy?: NonNullab
   ...(strategy ? { update: { strategy } } : {}),
 });
 
-function container(spec: ContainerSpec, overrides: Partial<ManagedContainer> = {}): ManagedContainer {
-  return {
-    id: `id-${spec.name}-${spec.image}`,
-    dockerName: `shop_${spec.name}`,
-    app: 'shop',
-    container: spec.name,
-    appRevision: 1,
-    specHash: specHash(spec),
-    image: spec.image,
-    state: 'running',
-    status: 'Up 1 minute',
-    restartCount: 0,
-    ...overrides,
-  };
-}
-
 const stashed = (spec: ContainerSpec) => container(spec, { state: 'exited', dockerName: stashName(`shop_${spec.name}`, specHash(spec)) });
-
-const committedTo = (revision: number, ...specs: ContainerSpec[]): Map<string, AppRecord> =>
-  new Map([
-    ['shop', { committed: { revision, containers: Object.fromEntries(specs.map((s) => [s.name, { hash: specHash(s), spec: s }])) } }],
-  ]);
-
-function ctx(
-  over: { images?: string[]; records?: Map<string, AppRecord>; health?: [string, HealthVerdict][]; locked?: boolean } = {},
-): PlanContext {
-  return {
-    imagesPresent: new Set(over.images ?? []),
-    primaryName: (a, c) => `${a}_${c}`,
-    records: over.records ?? new Map(),
-    health: new Map(over.health ?? []),
-    pulledImages: new Set(),
-    locks: new Map(over.locked ? [['shop', '/data/updates.lock']] : []),
-    diskShort: new Map(),
-  };
-}
-
-const pending: HealthVerdict = { status: 'pending', reason: 'waiting for health check (3s of 60s)' };
-const healthy: HealthVerdict = { status: 'healthy', reason: 'GET /healthz answered 200' };
 
 describe('download-then-kill', () => {
   const records = committedTo(1, v1);

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { HealthVerdict } from '../../agent/health/verdict.js';
-import { type PlanContext, plan } from '../../agent/reconcile/plan.js';
+import { plan } from '../../agent/reconcile/plan.js';
 import type { AppRecord } from '../../agent/reconcile/records.js';
 import { stashName } from '../../agent/reconcile/slot.js';
-import type { ManagedContainer } from '../../agent/runtime/runtime.js';
 import { specHash } from '../../agent/runtime/spec-hash.js';
 import type { ContainerSpec, DesiredApp } from '../../shared/index.js';
+import { committedTo, container, ctx, healthy, pending } from '../support/plan-fixtures.js';
 
 const web: ContainerSpec = { name: 'web', image: 'reg.local/web:1', ports: ['8080:80'] };
 const v2: ContainerSpec = { ...web, image: 'reg.local/web:2' };
@@ -16,50 +16,6 @@ const app = (containers: ContainerSpec[] = [web], revision = 1, update?: Desired
   ...(update ? { update } : {}),
 });
 
-function container(spec: ContainerSpec, overrides: Partial<ManagedContainer> = {}): ManagedContainer {
-  return {
-    id: `id-${spec.name}-${specHash(spec)}`,
-    dockerName: `shop_${spec.name}`,
-    app: 'shop',
-    container: spec.name,
-    appRevision: 1,
-    specHash: specHash(spec),
-    image: spec.image,
-    state: 'running',
-    status: 'Up 1 minute',
-    restartCount: 0,
-    ...overrides,
-  };
-}
-
-const committedTo = (revision: number, ...specs: ContainerSpec[]): Map<string, AppRecord> =>
-  new Map([
-    ['shop', { committed: { revision, containers: Object.fromEntries(specs.map((s) => [s.name, { hash: specHash(s), spec: s }])) } }],
-  ]);
-
-interface Overrides {
-  images?: string[];
-  records?: Map<string, AppRecord>;
-  health?: [string, HealthVerdict][];
-  pulled?: string[];
-  locks?: [string, string][];
-  diskShort?: [string, string][];
-}
-
-function ctx(overrides: Overrides = {}): PlanContext {
-  return {
-    imagesPresent: new Set(overrides.images ?? []),
-    primaryName: (a, c) => `${a}_${c}`,
-    records: overrides.records ?? new Map(),
-    health: new Map(overrides.health ?? []),
-    pulledImages: new Set(overrides.pulled ?? []),
-    locks: new Map(overrides.locks ?? []),
-    diskShort: new Map(overrides.diskShort ?? []),
-  };
-}
-
-const healthy: HealthVerdict = { status: 'healthy', reason: 'GET http://localhost/healthz answered 200' };
-const pending: HealthVerdict = { status: 'pending', reason: 'waiting for health check (3s of 60s)' };
 const unhealthy: HealthVerdict = { status: 'unhealthy', reason: 'container web exited with code 1' };
 
 describe('plan', () => {
