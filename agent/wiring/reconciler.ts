@@ -1,0 +1,59 @@
+/** The reconcile loop, its records in the local store, and the state reports it makes through the uplink. */
+import type { Logger } from 'pino';
+import type { Closer } from '../../shared/closer.js';
+import type { DeviceState } from '../../shared/index.js';
+import type { AgentConfig } from '../config.js';
+import { hostFacts } from '../host.js';
+import { type ObservedState, Reconciler } from '../reconcile/reconciler.js';
+import { Records } from '../reconcile/records.js';
+import type { ContainerRuntime } from '../runtime/runtime.js';
+import type { Device } from './device.js';
+import type { Uplink } from './uplink.js';
+
+/** How long close() lets an aborted tick finish before the store it writes to is closed anyway. */
+const IDLE_WAIT_MS = 5_000;
+
+export function startReconciler(config: AgentConfig, device: Device, uplink: Uplink, logger: Logger, closer: Closer): Reconciler {
+  const { runtime, store, labels } = device;
+  const dockerVersion = engineVersion(runtime, logger);
+  const reconciler = new Reconciler({
+    runtime,
+    records: new Records(store.loadRecords(), (records) => store.saveRecords(records)),
+    deviceId: config.deviceId,
+    namePrefix: config.containerNamePrefix,
+    logger,
+    onState: (observed) => uplink.link.publishState(stateReport(config.deviceId, labels, observed, dockerVersion())),
+    stopTimeoutSeconds: config.stopTimeoutSeconds,
+    diskReserveBytes: config.diskReserveBytes,
+    onEvent: (event) => uplink.event(event),
+  });
+  closer.add('reconciler', async () => {
+    reconciler.close();
+    await Promise.race([reconciler.idle(), new Promise((resolve) => setTimeout(resolve, IDLE_WAIT_MS).unref())]);
+  });
+  return reconciler;
+}
+
+function stateReport(deviceId: string, labels: DeviceState['labels'], observed: ObservedState, dockerVersion?: string): DeviceState {
+  return {
+    deviceId,
+    observedRevision: observed.observedRevision,
+    reportedAt: new Date().toISOString(),
+    host: hostFacts(dockerVersion),
+    labels,
+    apps: observed.apps,
+    ...(observed.runtimeError ? { runtimeError: observed.runtimeError } : {}),
+  };
+}
+
+/** The engine's version for state reports, once it has answered; reports before that go without it. */
+function engineVersion(runtime: ContainerRuntime, logger: Logger): () => string | undefined {
+  let version: string | undefined;
+  runtime
+    .info()
+    .then((info) => {
+      version = info.version;
+    })
+    .catch((err: Error) => logger.warn({ err: err.message }, 'container runtime not reachable yet'));
+  return () => version;
+}

@@ -1,0 +1,70 @@
+/**
+ * The MQTT link to the hub and the device's events, which go out through it.
+ * Opened before the parts that report through it (the reconciler, the
+ * desired-state intake, telemetry), so they hold it from the start; the one
+ * thing it hands the other way, a desired document, goes out on a signal.
+ */
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Closer } from '../../shared/closer.js';
+import type { DesiredState, DeviceEvent, Topics } from '../../shared/index.js';
+import type { Signal } from '../../shared/signal.js';
+import type { AgentConfig } from '../config.js';
+import { Link } from '../link.js';
+import type { LocalStore } from '../local-store.js';
+import { IN_MEMORY } from '../outbox/outbox-file.js';
+
+/** An event as its source knows it: the uplink stamps its seq and time. */
+export type NewEvent = Omit<DeviceEvent, 'seq' | 'ts'>;
+
+export interface Uplink {
+  link: Link;
+  /** Queues an event in the link's outbox, numbered from the store's persisted seq. */
+  event(event: NewEvent): void;
+}
+
+export interface UplinkDeps {
+  store: LocalStore;
+  topics: Topics;
+  /** Every desired document the link receives on this device's topic, another device's included (the intake refuses those). */
+  desiredArrived: Signal<DesiredState>;
+  logger: Logger;
+}
+
+export function openUplink(config: AgentConfig, { store, topics, desiredArrived, logger }: UplinkDeps, closer: Closer): Uplink {
+  const link = new Link({
+    hubUrl: config.hubUrl,
+    deviceId: config.deviceId,
+    topics,
+    logger,
+    onDesired: (desired) => desiredArrived.emit(desired),
+    onForeignDesired: (desired) => desiredArrived.emit(desired),
+    stateIntervalMs: config.stateIntervalMs,
+    keepaliveSeconds: config.keepaliveSeconds,
+    uplinkBytesPerSecond: config.uplinkBytesPerSecond,
+    outbox: {
+      path: outboxPath(config),
+      maxBytes: config.outboxMaxBytes,
+      ttlMs: config.outboxTtlMs,
+    },
+    // Only ever called after the constructor (the outbox reports drops on push and on its timer), so `link` is set.
+    onOutboxDrops: (summary) => event({ type: 'outbox-dropped', message: summary }),
+    ...(config.secret !== undefined ? { secret: config.secret } : {}),
+    tls: {
+      ...(config.ca !== undefined ? { ca: config.ca } : {}),
+      ...(config.tlsCert !== undefined ? { cert: config.tlsCert } : {}),
+      ...(config.tlsKey !== undefined ? { key: config.tlsKey } : {}),
+    },
+  });
+  closer.add('link', () => link.close());
+  function event(event: NewEvent): void {
+    link.publishEvent({ seq: store.nextEventSeq(), ts: new Date().toISOString(), ...event });
+  }
+  return { link, event };
+}
+
+/** `memory` keeps the outbox in RAM; the default is a file beside the agent's own. */
+function outboxPath(config: AgentConfig): string {
+  if (config.outboxPath === 'memory') return IN_MEMORY;
+  return config.outboxPath ?? join(config.dataDir, 'outbox.db');
+}
