@@ -3,7 +3,9 @@
  * before the method runs), its result (a type only: the hub builds it, the
  * CLI reads it), the role a caller needs, and its HTTP route. The MQTT
  * request API names the method itself (`{method, params}`), so it needs
- * nothing more.
+ * nothing more. `summary` and `answers` are the method's words in the
+ * reference (docs/reference/mqtt.md, rendered by cli/api-reference.ts): the
+ * result marker has no run-time shape to print, so `answers` says it.
  *
  * `declareMethod()` checks a declaration against its own params: a route whose path,
  * query or body names a param the schema does not have does not compile.
@@ -43,8 +45,12 @@ export interface HttpRoute<K extends string = string> {
 }
 
 export interface ApiMethod<P extends TObject = TObject, R = unknown> {
+  /** What the method does, for the reader of the reference (Markdown, one paragraph). */
+  summary: string;
   params: P;
   result: Returns<R>;
+  /** What the result holds (Markdown, one paragraph). */
+  answers: string;
   role: ApiRole;
   http: HttpRoute;
 }
@@ -62,8 +68,10 @@ type ParamKey<P extends TObject> = keyof Static<P> & string;
 type CheckedPath<Path extends string, Keys extends string> = [PathParams<Path>] extends [Keys] ? Path : never;
 
 export function declareMethod<P extends TObject, R, Path extends string>(declaration: {
+  summary: string;
   params: P;
   result: Returns<R>;
+  answers: string;
   role: ApiRole;
   http: HttpRoute<ParamKey<P>> & { path: CheckedPath<Path, ParamKey<P>> };
 }): ApiMethod<P, R> {

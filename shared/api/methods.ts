@@ -14,7 +14,7 @@
  * The order is the HTTP route table's: where two methods share a path, the
  * first one's verb comes first in a 405's `Allow` header.
  */
-import { type Static, Type } from '@sinclair/typebox';
+import { CloneType, type Static, Type } from '@sinclair/typebox';
 import { LABEL_KEY_PATTERN } from '../ids.js';
 import { DeviceId, Labels, Name } from '../schemas/spec.js';
 import type { EventsResult, LogsResult, MetricsResult, TopResult } from '../telemetry-api.js';
@@ -53,160 +53,214 @@ const NoParams = Type.Object({}, strict);
 const ByName = Type.Object({ name: Name }, strict);
 const ByDeviceId = Type.Object({ id: DeviceId }, strict);
 /** Registration token ids (`tokens.revoke`): opaque, not device ids. */
-const ByTokenId = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }, strict);
-/** A duration back from now (`10m`) or an RFC 3339 time; the hub parses it. */
-const Since = Type.String({ minLength: 1, maxLength: 64 });
-const Count = Type.Integer({ minimum: 0 });
+const ByTokenId = Type.Object(
+  { id: Type.String({ minLength: 1, maxLength: 64, description: 'the id `tokens.create` and `tokens.list` show, not the token' }) },
+  strict,
+);
+/** The hub parses it (broker/telemetry/), so the schema bounds only its length. */
+const Since = Type.String({ minLength: 1, maxLength: 64, description: 'a duration back from now (`10m`, `2d`) or an RFC 3339 time' });
+const Tail = Type.Integer({ minimum: 0, description: 'keep the newest N of what matched (still returned oldest first)' });
+const AfterId = Type.Integer({ minimum: 0, description: "only records stored after this id: a follower's cursor" });
+/** The query methods' ceiling and defaults, as the reference states them. */
+const QUERY_LIMITS = 'Without `since`, `tail` or `afterId`, the newest 100; one query returns at most 10,000.';
+const ROLLOUT_ANSWER = "the app's [rollout](#rollout)";
 
 const APP = '/api/v1/apps/:name';
 
 export const API = {
   'apps.list': declareMethod({
+    summary: 'Every app, with how many devices it matches and how many run it.',
     params: NoParams,
     result: returns<List<AppSummary>>(),
+    answers: '`{items: [{name, revision, scheduling, containers, devices: {matched, running}, createdAt, updatedAt}]}`',
     role: 'viewer',
     http: { method: 'GET', path: '/api/v1/apps' },
   }),
-  /** The body is the spec itself, JSON or YAML. */
   'apps.apply': declareMethod({
-    params: Type.Object({ spec: Type.Unknown() }, strict),
+    summary: "Stores the spec as the app's new revision, which the devices it schedules onto then run.",
+    params: Type.Object({ spec: Type.Unknown({ description: 'the app spec ([spec.md](spec.md))' }) }, strict),
     result: returns<ApplyResult>(),
+    answers: '`{name, revision, changed}`; an unchanged spec is `changed: false` and no new revision',
     role: 'operator',
     http: { method: 'POST', path: '/api/v1/apps', body: { param: 'spec' } },
   }),
   'apps.get': declareMethod({
+    summary: 'One app: its current spec and how each device it is scheduled onto runs it.',
     params: ByName,
     result: returns<AppDetail>(),
+    answers:
+      '`{name, revision, spec, createdAt, updatedAt, devices: [{id, online, phase, message?, revision}]}` (`phase`, `revision` null until the device reports the app)',
     role: 'viewer',
     http: { method: 'GET', path: APP },
   }),
   'apps.delete': declareMethod({
+    summary: 'Removes the app from every device (named volumes are kept) and from the hub.',
     params: ByName,
     result: returns<Deleted>(),
+    answers: '`{name, deleted: true}`',
     role: 'operator',
     http: { method: 'DELETE', path: APP },
   }),
   'apps.history': declareMethod({
+    summary: 'Every revision of the app, newest first.',
     params: ByName,
     result: returns<AppHistory>(),
+    answers:
+      '`{name, current, items: [{revision, createdAt, specHash, images, current, cause?}]}`; `cause` is `apply`, `rollback to N` or `retry of N`',
     role: 'viewer',
     http: { method: 'GET', path: `${APP}/revisions` },
   }),
-  /** Without `toRevision` (or without a body at all), back to the revision before the current one. */
   'apps.rollback': declareMethod({
-    params: Type.Object({ name: Name, toRevision: Type.Optional(Type.Integer({ minimum: 1 })) }, strict),
+    summary:
+      'A new revision with the spec of an earlier one. A `toRevision` that does not exist is `not_found`; with no earlier revision it is `invalid_request`, and with a target whose secrets are gone `invalid_spec`.',
+    params: Type.Object(
+      {
+        name: Name,
+        toRevision: Type.Optional(
+          Type.Integer({ minimum: 1, description: 'the revision whose spec comes back; default: the one before the current one' }),
+        ),
+      },
+      strict,
+    ),
     result: returns<RollbackResult>(),
+    answers: "`{name, revision, changed, rolledBackTo}`; `changed: false`, and no new revision, when the target's spec is already current",
     role: 'operator',
     http: { method: 'POST', path: `${APP}/rollback`, body: 'optional-object' },
   }),
-  /** Swap the current revision in even where the app holds its update lock. */
   'apps.force': declareMethod({
+    summary: 'Devices swap the current revision in even where the app holds its update lock.',
     params: ByName,
     result: returns<ForceResult>(),
+    answers: '`{name, revision, forced: true}`',
     role: 'operator',
     http: { method: 'POST', path: `${APP}/force` },
   }),
-  /** The same spec as a new revision: devices try it again. */
   'apps.retry': declareMethod({
+    summary: 'The current spec as a new revision, so devices try again a revision they rolled back.',
     params: ByName,
     result: returns<RetryResult>(),
+    answers: '`{name, revision, retryOf}`',
     role: 'operator',
     http: { method: 'POST', path: `${APP}/retry` },
   }),
   'rollouts.status': declareMethod({
+    summary: "The app's newest rollout; an app without one is `not_found`.",
     params: ByName,
     result: returns<RolloutStatus>(),
+    answers: ROLLOUT_ANSWER,
     role: 'viewer',
     http: { method: 'GET', path: `${APP}/rollout` },
   }),
   'rollouts.pause': declareMethod({
+    summary: 'Starts no more devices on the new revision; pausing a finished rollout is `invalid_request`.',
     params: ByName,
     result: returns<RolloutStatus>(),
+    answers: ROLLOUT_ANSWER,
     role: 'operator',
     http: { method: 'POST', path: `${APP}/rollout/pause` },
   }),
   'rollouts.resume': declareMethod({
+    summary: 'Goes on with the next devices; resuming a rollout that is not paused is `invalid_request`.',
     params: ByName,
     result: returns<RolloutStatus>(),
+    answers: ROLLOUT_ANSWER,
     role: 'operator',
     http: { method: 'POST', path: `${APP}/rollout/resume` },
   }),
-  /** Every device back on the revision it ran before; the app's current revision stays the new one. */
   'rollouts.abort': declareMethod({
+    summary: "Every device back on the revision it ran before the rollout; the app's current revision stays the new one.",
     params: ByName,
     result: returns<RolloutStatus>(),
+    answers: ROLLOUT_ANSWER,
     role: 'operator',
     http: { method: 'POST', path: `${APP}/rollout/abort` },
   }),
   'devices.list': declareMethod({
+    summary: 'Every device.',
     params: NoParams,
     result: returns<List<DeviceView>>(),
+    answers: '`{items: [device]}`, each device as `devices.get` answers it',
     role: 'viewer',
     http: { method: 'GET', path: '/api/v1/devices' },
   }),
   'devices.get': declareMethod({
+    summary: 'One device: whether it is online, its labels, its revisions, its host and its apps.',
     params: ByDeviceId,
     result: returns<DeviceView>(),
+    answers:
+      "`{id, online, lastSeen, labels, operatorLabels, reportedLabels, desiredRevision, observedRevision, host, apps, runtimeError?, revokedAt?, idClash?}` (`apps` as the device's state reports them; [`idClash`](#idclash))",
     role: 'viewer',
     http: { method: 'GET', path: '/api/v1/devices/:id' },
   }),
-  /** Operator labels: `set` adds or overrides, `remove` drops (a label the agent reports gets a tombstone). */
   'devices.label': declareMethod({
+    summary:
+      'Sets and removes operator labels, which override the ones the agent reports; removing a reported label leaves a tombstone (`operatorLabels[k]: null`).',
     params: Type.Object(
       {
         id: DeviceId,
-        set: Type.Optional(Labels),
-        remove: Type.Optional(Type.Array(Type.String({ pattern: LABEL_KEY_PATTERN }))),
+        set: Type.Optional(CloneType(Labels, { description: 'labels to add or override' })),
+        remove: Type.Optional(Type.Array(Type.String({ pattern: LABEL_KEY_PATTERN }), { description: 'label keys to drop' })),
       },
       strict,
     ),
     result: returns<DeviceView>(),
+    answers: 'the device, as `devices.get` answers it',
     role: 'operator',
     http: { method: 'PATCH', path: '/api/v1/devices/:id/labels', body: 'object' },
   }),
   'secrets.list': declareMethod({
+    summary: 'Every secret, never its value.',
     params: NoParams,
     result: returns<List<SecretInfo>>(),
+    answers: '`{items: [{name, updatedAt}]}`',
     role: 'viewer',
     http: { method: 'GET', path: '/api/v1/secrets' },
   }),
-  /**
-   * `value` is text; `valueBase64` carries any bytes (a key file that is not
-   * UTF-8). Exactly one of them, at most 64 KiB either way; the answer never
-   * echoes it.
-   */
   'secrets.set': declareMethod({
+    summary:
+      'Creates or replaces a secret: exactly one of `value` and `valueBase64`, at most 64 KiB either way. Refused (`invalid_request`) when an app using the secret could not use the new value (bytes where an env value needs text).',
     params: Type.Object(
       {
         name: Name,
-        value: Type.Optional(Type.String({ maxLength: MAX_SECRET_BYTES })),
-        valueBase64: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9+/]*={0,2}$', maxLength: Math.ceil(MAX_SECRET_BYTES / 3) * 4 })),
+        value: Type.Optional(Type.String({ maxLength: MAX_SECRET_BYTES, description: 'the value as text' })),
+        valueBase64: Type.Optional(
+          Type.String({
+            pattern: '^[A-Za-z0-9+/]*={0,2}$',
+            maxLength: Math.ceil(MAX_SECRET_BYTES / 3) * 4,
+            description: 'the value in base64: any bytes (a key file that is not UTF-8)',
+          }),
+        ),
       },
       strict,
     ),
     result: returns<{ name: string }>(),
+    answers: '`{name}`, never the value',
     role: 'operator',
     http: { method: 'PUT', path: '/api/v1/secrets/:name', body: 'object' },
   }),
   'secrets.delete': declareMethod({
+    summary: 'Deletes a secret; refused (`invalid_request`) while an app uses it.',
     params: ByName,
     result: returns<Deleted>(),
+    answers: '`{name, deleted: true}`',
     role: 'operator',
     http: { method: 'DELETE', path: '/api/v1/secrets/:name' },
   }),
-  /** `?follow=true` on the same route streams (broker/telemetry/follow.ts). */
+  /** `?follow=true` on the same route streams (broker/telemetry/follow.ts), so it is no param. */
   'logs.query': declareMethod({
+    summary: `A device's log lines, oldest first. ${QUERY_LIMITS} Over HTTP, \`follow\` streams them ([http.md](http.md#following-logs-and-events)).`,
     params: Type.Object(
       {
         device: DeviceId,
         app: Type.Optional(Name),
         since: Type.Optional(Since),
-        tail: Type.Optional(Count),
-        afterId: Type.Optional(Count),
+        tail: Type.Optional(Tail),
+        afterId: Type.Optional(AfterId),
       },
       strict,
     ),
     result: returns<LogsResult>(),
+    answers: '`{lines: [{id, device, app, container, stream, ts, line, truncated?, suppressed?}]}`, oldest first',
     role: 'viewer',
     http: {
       method: 'GET',
@@ -214,19 +268,22 @@ export const API = {
       query: { app: 'text', since: 'text', tail: 'int', afterId: 'int' },
     },
   }),
-  /** `?follow=true` on the same route streams (broker/telemetry/follow.ts). */
+  /** `?follow=true` on the same route streams (broker/telemetry/follow.ts), so it is no param. */
   'events.query': declareMethod({
+    summary: `Events of every device, or of one, oldest first. ${QUERY_LIMITS} Over HTTP, \`follow\` streams them ([http.md](http.md#following-logs-and-events)).`,
     params: Type.Object(
       {
         device: Type.Optional(DeviceId),
         app: Type.Optional(Name),
         since: Type.Optional(Since),
-        tail: Type.Optional(Count),
-        afterId: Type.Optional(Count),
+        tail: Type.Optional(Tail),
+        afterId: Type.Optional(AfterId),
       },
       strict,
     ),
     result: returns<EventsResult>(),
+    answers:
+      '`{events: [{id, device, seq, ts, type, app?, container?, message}]}`, oldest first; `seq` is negative for an event the hub recorded itself (`device-id-clash`)',
     role: 'viewer',
     http: {
       method: 'GET',
@@ -235,64 +292,100 @@ export const API = {
     },
   }),
   'metrics.query': declareMethod({
-    params: Type.Object({ device: DeviceId, since: Type.Optional(Since), tail: Type.Optional(Count) }, strict),
+    summary: "A device's metric samples, oldest first. Without `since` or `tail`, the last hour; one query returns at most 10,000.",
+    params: Type.Object({ device: DeviceId, since: Type.Optional(Since), tail: Type.Optional(Tail) }, strict),
     result: returns<MetricsResult>(),
+    answers: '`{device, samples: [{device, seq, ts, host, containers, agent?}]}`',
     role: 'viewer',
     http: { method: 'GET', path: '/api/v1/devices/:device/metrics', query: { since: 'text', tail: 'int' } },
   }),
   'devices.top': declareMethod({
+    summary: "Each device's newest metric sample, its disk being the `root` one.",
     params: NoParams,
     result: returns<TopResult>(),
+    answers:
+      '`{devices: [{id, online, ts?, cpuPercent?, load1?, memUsedBytes?, memTotalBytes?, diskUsedBytes?, diskTotalBytes?, temperatureC?, containers?}]}`',
     role: 'viewer',
     http: { method: 'GET', path: '/api/v1/top' },
   }),
   'tokens.create': declareMethod({
+    summary: 'A registration token, which a device trades for its credentials (`POST /api/v1/register`, [http.md](http.md)).',
     params: Type.Object(
       {
-        labels: Type.Optional(Labels),
-        maxUses: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
-        expiresInSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_TOKEN_EXPIRES_SECONDS })),
+        labels: Type.Optional(CloneType(Labels, { description: 'labels each device registered with it gets, over any it asks for' })),
+        maxUses: Type.Optional(
+          Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'how many devices may register with it; default 1' }),
+        ),
+        expiresInSeconds: Type.Optional(
+          Type.Integer({
+            minimum: 1,
+            maximum: MAX_TOKEN_EXPIRES_SECONDS,
+            description: 'how long it stays valid; default 24 h, at most 10 years',
+          }),
+        ),
       },
       strict,
     ),
     result: returns<TokenCreated>(),
+    answers: '`{id, token, labels, maxUses, expiresAt}`; the token is shown only here',
     role: 'admin',
     http: { method: 'POST', path: '/api/v1/tokens', body: 'optional-object' },
   }),
   'tokens.list': declareMethod({
+    summary: 'Every registration token, never the token itself.',
     params: NoParams,
     result: returns<List<TokenInfo>>(),
+    answers: '`{items: [{id, labels, maxUses, uses, expiresAt, revoked, createdAt}]}`',
     role: 'admin',
     http: { method: 'GET', path: '/api/v1/tokens' },
   }),
   'tokens.revoke': declareMethod({
+    summary: 'No device may register with the token from then on.',
     params: ByTokenId,
     result: returns<TokenRevoked>(),
+    answers: '`{id, revoked: true}`',
     role: 'admin',
     http: { method: 'DELETE', path: '/api/v1/tokens/:id' },
   }),
-  /** Its credentials stop working and its connection is closed. */
   'devices.revoke': declareMethod({
+    summary: "The device's secret is refused from then on, and its connection is closed.",
     params: ByDeviceId,
     result: returns<DeviceRevoked>(),
+    answers: '`{id, revoked: true, disconnected}`',
     role: 'admin',
     http: { method: 'POST', path: '/api/v1/devices/:id/revoke' },
   }),
   'serviceaccounts.create': declareMethod({
-    params: Type.Object({ name: Name, role: Type.Union(API_ROLES.map((r) => Type.Literal(r))) }, strict),
+    summary:
+      "An account for a backend service or a person: its name is its MQTT username, its API key its MQTT password and its HTTP bearer token. A name that is taken, or that would clash with a device's client id, is `conflict`.",
+    params: Type.Object(
+      {
+        name: Name,
+        role: Type.Union(
+          API_ROLES.map((r) => Type.Literal(r)),
+          { description: "what it may call: each method's role, or a lower one" },
+        ),
+      },
+      strict,
+    ),
     result: returns<ServiceAccountCreated>(),
+    answers: '`{name, role, key}`: the API key, shown only here',
     role: 'admin',
     http: { method: 'POST', path: '/api/v1/serviceaccounts', body: 'object' },
   }),
   'serviceaccounts.list': declareMethod({
+    summary: 'Every service account, never its key.',
     params: NoParams,
     result: returns<List<ServiceAccountInfo>>(),
+    answers: '`{items: [{name, role, createdAt}]}`',
     role: 'admin',
     http: { method: 'GET', path: '/api/v1/serviceaccounts' },
   }),
   'serviceaccounts.delete': declareMethod({
+    summary: 'Deletes a service account and closes its connections at once; the last admin cannot be deleted.',
     params: ByName,
     result: returns<Deleted>(),
+    answers: '`{name, deleted: true}`',
     role: 'admin',
     http: { method: 'DELETE', path: '/api/v1/serviceaccounts/:name' },
   }),
