@@ -96,9 +96,7 @@ describe('hub lifecycle', () => {
       .split('\n')
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Record<string, unknown>);
-    // BUG for wsPort (broker/mqtt/broker.ts:41,48-49): the WebSocketServer re-emits the HTTP server's
-    // EADDRINUSE as an 'error' event nobody listens to, so the process dies with an uncaught exception
-    // (and the MQTT listener bound just before would not be closed either).
+    // A failed start closes what it had opened (broker/hub.ts's Closer): the retry binds the same MQTT port.
     expect({ lines, stderr: stderr.split('\n').slice(0, 3).join('\n'), code }).toEqual({
       lines: [
         {
