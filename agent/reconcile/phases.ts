@@ -44,6 +44,20 @@ export function appStates(
   return states;
 }
 
+/**
+ * While the engine cannot be reached nothing about the apps is known: each
+ * is reported `unknown` since the first failed look, with the containers it
+ * had then, so neither an operator nor a rollout trusts a stale `running`.
+ */
+export function unreachableStates(lastSeen: readonly AppState[], since: string, error: string): AppState[] {
+  return lastSeen.map((state) => ({
+    ...state,
+    phase: 'unknown',
+    message: `${error} (since ${since}); last seen ${state.phase}`,
+    unknownSince: since,
+  }));
+}
+
 function phaseOf(app: DesiredApp, containers: readonly ManagedContainer[], activity: Activity): { phase: AppPhase; message?: string } {
   const record = activity.records.get(app.name);
   if (record?.rolledBack?.revision === app.revision) {

@@ -20,7 +20,7 @@ import { StepBackoff } from './backoff.js';
 import { DiskPreflight } from './disk-preflight.js';
 import { execute } from './executors.js';
 import { findUpdateLocks, judgeCandidates, nothingObserved, type Observation } from './observation.js';
-import { appStates } from './phases.js';
+import { appStates, unreachableStates } from './phases.js';
 import { plan } from './plan.js';
 import { Records } from './records.js';
 import { pullStarted, type StepEvent, stepFailed, stepSucceeded } from './step-events.js';
@@ -72,6 +72,8 @@ export class Reconciler {
   private readonly preflight: DiskPreflight;
   private readonly log: Logger;
   private readonly now: () => number;
+  /** When the engine was first found unreachable, while it still is. */
+  private unreachableSince: string | undefined;
 
   constructor(private readonly options: ReconcilerOptions) {
     this.records = options.records ?? new Records();
@@ -182,12 +184,14 @@ export class Reconciler {
       }
     } catch (err) {
       const message = `container runtime unavailable: ${(err as Error).message}`;
+      this.unreachableSince ??= new Date(this.now()).toISOString();
       this.log.warn({ err: (err as Error).message }, 'cannot observe containers; will retry');
       this.report(this.observation, message);
       this.wakeIn(this.backoff.failed('observe', this.now()));
       return undefined;
     }
     this.backoff.succeeded('observe');
+    this.unreachableSince = undefined;
     const health = await judgeCandidates(desired, this.records.view, containers, this.now());
     this.reportHealthFailures(containers, health);
     const locks = findUpdateLocks(containers);
@@ -258,9 +262,11 @@ export class Reconciler {
   }
 
   private report(observation: Observation, runtimeError?: string): void {
+    const apps = appStates(this.desired?.apps, observation.containers, { ...observation, pulling: this.pulling, failures: this.failures });
+    const unreachable = runtimeError !== undefined && this.unreachableSince !== undefined;
     this.options.onState({
       observedRevision: this.desiredRevision,
-      apps: appStates(this.desired?.apps, observation.containers, { ...observation, pulling: this.pulling, failures: this.failures }),
+      apps: unreachable ? unreachableStates(apps, this.unreachableSince!, runtimeError) : apps,
       ...(runtimeError ? { runtimeError } : {}),
     });
   }

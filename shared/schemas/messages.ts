@@ -59,9 +59,11 @@ export type DesiredState = Static<typeof DesiredState>;
 
 /**
  * `starting` covers a new version waiting for its health gate; `rolled-back`
- * means the desired revision failed it and the previous version runs again.
+ * means the desired revision failed it and the previous version runs again;
+ * `unknown`: the agent cannot reach its container engine, so what runs is not
+ * known (since `unknownSince`), only what ran when it last could look.
  */
-export const APP_PHASES = ['pending', 'pulling', 'starting', 'running', 'stopping', 'failed', 'rolled-back'] as const;
+export const APP_PHASES = ['pending', 'pulling', 'starting', 'running', 'stopping', 'failed', 'rolled-back', 'unknown'] as const;
 export const AppPhase = Type.Union(APP_PHASES.map((phase) => Type.Literal(phase)));
 export type AppPhase = (typeof APP_PHASES)[number];
 
@@ -87,6 +89,8 @@ export const AppState = Type.Object(
     revision: Type.Integer({ minimum: 0, maximum: MAX_SAFE }),
     phase: AppPhase,
     message: Type.Optional(Type.String()),
+    /** With phase `unknown`: since when the engine could not be reached. */
+    unknownSince: Type.Optional(Timestamp),
     containers: Type.Array(ContainerState),
   },
   { additionalProperties: false },

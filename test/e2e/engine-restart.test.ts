@@ -120,6 +120,13 @@ describeDocker('Docker Engine restarted under a running agent', () => {
       { timeoutMs: 30_000 },
     );
     expect(down.runtimeError).toMatch(/^container runtime unavailable: /);
+    // In the same report: no app is trusted to be running; each is unknown since the engine went away.
+    expect(down.apps.map((app) => app.phase)).toEqual(['unknown', 'unknown']);
+    for (const app of down.apps) {
+      expect(Date.parse(app.unknownSince!)).toBeGreaterThanOrEqual(Date.parse(outageAt));
+      expect(app.message).toMatch(/^container runtime unavailable: .*; last seen running$/);
+      expect(app.containers).toHaveLength(1);
+    }
     expect(await describeDeviceText(hub, deviceId)).toMatch(/^Runtime Error:\s+container runtime unavailable: /m);
     expect(agent.running).toBe(true);
     const messages = agentLog(agent).map((l) => l.msg);

@@ -232,6 +232,7 @@ describe('withEveryPhase', () => {
       stopping: 0,
       failed: 0,
       'rolled-back': 0,
+      unknown: 0,
       offline: 1,
     });
     expect(of('cam')).toMatchObject({ failed: 3, running: 0, offline: 0 });

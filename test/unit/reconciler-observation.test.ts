@@ -61,7 +61,7 @@ describe('the state report, from the observation of the tick', () => {
     expect(states.find((s) => s.apps[0]?.phase === 'pulling')?.apps[0]).toMatchObject({ message: `pulling ${IMAGE}`, containers: [] });
   });
 
-  it('keeps what was last observed while the engine cannot be reached, with the error', async () => {
+  it('reports every app unknown since the engine went away, with the containers last seen and the error', async () => {
     const runtime = new StoppableRuntime({ images: [IMAGE] });
     const { reconciler, states } = start(runtime);
     reconciler.setDesired(desired);
@@ -69,9 +69,28 @@ describe('the state report, from the observation of the tick', () => {
     const running = states.at(-1)!;
 
     runtime.down = true;
+    const wentAway = Date.now();
     reconciler.trigger();
     await reconciler.idle();
-    expect(states.at(-1)).toEqual({ ...running, runtimeError: 'container runtime unavailable: connect ENOENT /var/run/docker.sock' });
+    const error = 'container runtime unavailable: connect ENOENT /var/run/docker.sock';
+    const down = states.at(-1)!;
+    const since = down.apps[0]!.unknownSince!;
+    expect(Date.parse(since)).toBeGreaterThanOrEqual(wentAway - 1);
+    expect(down).toEqual({
+      ...running,
+      runtimeError: error,
+      apps: running.apps.map((app) => ({
+        ...app,
+        phase: 'unknown',
+        message: `${error} (since ${since}); last seen running`,
+        unknownSince: since,
+      })),
+    });
+
+    // Still down at the next look: unknown since the same moment.
+    reconciler.trigger();
+    await reconciler.idle();
+    expect(states.at(-1)!.apps[0]!.unknownSince).toBe(since);
 
     runtime.down = false;
     reconciler.trigger();

@@ -142,6 +142,17 @@ describe('rollout state machine', () => {
     expect(assignedRevision(r, 'd3', 1)).toBe(2);
   });
 
+  it('does not count a device whose engine is unreachable (phase unknown) as healthy; past deviceTimeout it fails', () => {
+    const fleet = new Fleet();
+    let r = start({ batchSize: 5, failureThreshold: 2, deviceTimeout: '30s' }, fleet);
+    fleet.converge(r);
+    fleet.run('d2', 2, 'unknown'); // told revision 2, but its agent cannot see its containers
+    r = step(r, fleet, at(10));
+    expect(states(r)).toMatchObject({ d1: 'healthy', d2: 'updating' });
+    r = step(r, fleet, at(31));
+    expect(r.devices.find((d) => d.id === 'd2')).toMatchObject({ state: 'failed', message: 'not healthy at revision 2 within 30s' });
+  });
+
   it('a timeout at the threshold pauses and reverts', () => {
     const fleet = new Fleet();
     let r = start({ canary: 1, deviceTimeout: '1m' }, fleet);
