@@ -21,7 +21,7 @@
  * first; forgetting one only ever lets that address in sooner).
  */
 import { isIPv6 } from 'node:net';
-import { TokenBucket } from './admission.js';
+import { TokenBucket } from './token-bucket.js';
 
 export interface AddressRateOptions {
   /** New connections per second per address (> 0). */

@@ -2,7 +2,8 @@
 import type { Client, ConnectPacket } from 'aedes';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { HUB_DEFAULTS, resolveHubConfig } from '../../broker/config.js';
-import { createConnectionAdmission, TokenBucket } from '../../broker/mqtt/admission.js';
+import { createConnectionAdmission } from '../../broker/mqtt/admission.js';
+import { TokenBucket } from '../../broker/mqtt/token-bucket.js';
 import { parseConnectRate } from '../../cli/commands/server.js';
 import { LogCapture } from '../support/logs.js';
 
