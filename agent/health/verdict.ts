@@ -6,15 +6,20 @@
  * The gate, in order of preference: the spec's `healthcheck` (http or tcp,
  * probed by the agent; exec runs as Docker's HEALTHCHECK), else the image's
  * own Docker HEALTHCHECK, else "running without a restart for minReadySeconds".
+ * Time the engine was away does not count, and an exit during its absence
+ * is not the container's failure (engine-outages.ts).
  */
 import type { ContainerSpec } from '../../shared/index.js';
 import type { ManagedContainer } from '../runtime/runtime.js';
+import { awayDuring, type EngineOutage, outageAt } from './engine-outages.js';
 
 export type HealthStatus = 'pending' | 'healthy' | 'unhealthy';
 
 export interface HealthVerdict {
   status: HealthStatus;
   reason: string;
+  /** Pending because the engine stopped it (it went away): the container is to be started again, not judged. */
+  stoppedByEngine?: true;
 }
 
 export interface ProbeResult {
@@ -33,8 +38,18 @@ export function healthVerdict(
   policy: GatePolicy,
   probe: ProbeResult | undefined,
   now: number,
+  outages: readonly EngineOutage[] = [],
 ): HealthVerdict {
   if (container.state === 'exited' || container.state === 'dead') {
+    const outage = container.finishedAt === undefined ? undefined : outageAt(outages, Date.parse(container.finishedAt));
+    if (outage) {
+      const since = new Date(outage.from).toISOString();
+      return {
+        status: 'pending',
+        reason: `container ${spec.name} was stopped while the engine went away (after ${since}); its trial resumes when it runs again`,
+        stoppedByEngine: true,
+      };
+    }
     return { status: 'unhealthy', reason: `container ${spec.name} exited with code ${container.exitCode ?? '?'}` };
   }
   if (container.state === 'restarting' || container.restartCount > 0) {
@@ -42,7 +57,8 @@ export function healthVerdict(
   }
   if (container.state !== 'running' || container.startedAt === undefined) return { status: 'pending', reason: 'not running yet' };
 
-  const elapsed = Math.max(0, now - Date.parse(container.startedAt));
+  const started = Date.parse(container.startedAt);
+  const elapsed = Math.max(0, now - started - awayDuring(outages, started, now));
   const timedOut = elapsed >= policy.healthTimeoutMs;
   const waited = `${Math.round(elapsed / 1000)}s of ${Math.round(policy.healthTimeoutMs / 1000)}s`;
 

@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type DesiredApp, parseDuration } from '../../shared/index.js';
+import type { EngineOutage } from '../health/engine-outages.js';
 import { probe } from '../health/probe.js';
 import { type HealthVerdict, healthVerdict } from '../health/verdict.js';
 import type { ManagedContainer } from '../runtime/runtime.js';
@@ -58,12 +59,14 @@ export function findUpdateLocks(current: readonly ManagedContainer[]): Map<strin
  * committed yet (a new version on trial). Older versions are not on trial:
  * once a new one is committed, the stashed or stopping old one is being
  * retired, and judging it would report its expected exit as a health failure.
+ * `outages` are the engine's absences: they pause a trial (engine-outages.ts).
  */
 export async function judgeCandidates(
   desired: readonly DesiredApp[],
   records: UpdateRecords,
   current: readonly ManagedContainer[],
   now: number,
+  outages: readonly EngineOutage[] = [],
 ): Promise<Map<string, HealthVerdict>> {
   const verdicts = new Map<string, HealthVerdict>();
   for (const app of desired) {
@@ -74,7 +77,7 @@ export async function judgeCandidates(
       for (const container of current.filter((c) => c.app === app.name && c.container === spec.name && c.specHash === hash)) {
         if (container.state === 'created') continue;
         const probed = container.state === 'running' ? await probe(spec, container, PROBE_TIMEOUT_MS) : undefined;
-        verdicts.set(container.id, healthVerdict(container, spec, gatePolicy(app), probed, now));
+        verdicts.set(container.id, healthVerdict(container, spec, gatePolicy(app), probed, now, outages));
       }
     }
   }

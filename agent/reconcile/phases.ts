@@ -74,8 +74,10 @@ function phaseOf(app: DesiredApp, containers: readonly ManagedContainer[], activ
   if (failure) return { phase: 'failed', message: failure };
   const noRoom = current.find(({ spec, container }) => container === undefined && activity.diskShort?.has(spec.image));
   if (noRoom) return { phase: 'failed', message: `cannot pull ${noRoom.spec.image}: ${activity.diskShort?.get(noRoom.spec.image)}` };
+  // A candidate the engine stopped as it went away is still on trial, not failed.
   const onTrial = current.find(
-    ({ container, verdict }) => container?.state === 'running' && verdict !== undefined && verdict.status !== 'healthy',
+    ({ container, verdict }) =>
+      (container?.state === 'running' || verdict?.stoppedByEngine) && verdict !== undefined && verdict.status !== 'healthy',
   );
   if (current.every(({ container }) => container?.state === 'running') && !onTrial) return { phase: 'running' };
   if (onTrial?.verdict?.status === 'pending') return { phase: 'starting', message: `${onTrial.spec.name}: ${onTrial.verdict.reason}` };

@@ -6,7 +6,7 @@
  */
 import { restartPolicyOf } from '../runtime/create-options.js';
 import type { ManagedContainer } from '../runtime/runtime.js';
-import { isKept, retire, type Slot, type SlotPlan, steps } from './slot.js';
+import { isActive, isKept, retire, type Slot, type SlotPlan, steps } from './slot.js';
 import { strategies, trialsBeside } from './strategies/index.js';
 
 export function planSlot(slot: Slot): SlotPlan {
@@ -54,6 +54,10 @@ function bringBack(slot: Slot, mine: ManagedContainer): SlotPlan {
 function settle(slot: Slot, mine: ManagedContainer): SlotPlan {
   if (mine.state === 'created') return steps({ ...slot.base, action: 'start', id: mine.id, reason: 'created but not started' });
   const { target, verdict } = slot;
+  // The engine stopped it as it went away and did not start it again (no restart policy brings it back): the trial resumes once it runs.
+  if (verdict?.stoppedByEngine && !isActive(mine)) {
+    return steps({ ...slot.base, action: 'start', id: mine.id, reason: 'stopped by the engine while on trial' });
+  }
   if (!target.candidate) return steps(...slot.others.map((c) => retire(c, 'previous version no longer needed')));
   // While the gate is pending, the stashed previous version stays until it decides.
   const superseded = slot.others.filter((c) => !isKept(c, slot.committed.hash)).map((c) => retire(c, 'superseded by a newer version'));

@@ -13,6 +13,7 @@
  */
 import type { Logger } from 'pino';
 import type { AppState, DesiredState } from '../../shared/index.js';
+import { EngineOutages } from '../health/engine-outages.js';
 import type { HealthVerdict } from '../health/verdict.js';
 import { containerName } from '../runtime/labels.js';
 import type { ContainerRuntime, ManagedContainer } from '../runtime/runtime.js';
@@ -74,6 +75,8 @@ export class Reconciler {
   private readonly now: () => number;
   /** When the engine was first found unreachable, while it still is. */
   private unreachableSince: string | undefined;
+  /** When the engine was away: a trial's clock stops meanwhile, and an exit then is the engine's doing. */
+  private readonly outages = new EngineOutages();
 
   constructor(private readonly options: ReconcilerOptions) {
     this.records = options.records ?? new Records();
@@ -175,6 +178,7 @@ export class Reconciler {
   private async observe(): Promise<Observation | undefined> {
     const { runtime } = this.options;
     const desired = this.desired?.apps ?? [];
+    const lookedAt = this.now();
     let containers: ManagedContainer[];
     const imagesPresent = new Set<string>();
     try {
@@ -183,16 +187,24 @@ export class Reconciler {
         if (await runtime.hasImage(image)) imagesPresent.add(image);
       }
     } catch (err) {
-      const message = `container runtime unavailable: ${(err as Error).message}`;
-      this.unreachableSince ??= new Date(this.now()).toISOString();
-      this.log.warn({ err: (err as Error).message }, 'cannot observe containers; will retry');
-      this.report(this.observation, message);
-      this.wakeIn(this.backoff.failed('observe', this.now()));
-      return undefined;
+      return this.unreachable(err as Error);
     }
+    const health = await judgeCandidates(desired, this.records.view, containers, this.now(), this.outages.list);
+    // A failed gate rolls the version back, so first make sure the engine is
+    // staying: a dockerd shutting down stops the containers (the candidate
+    // "exits") while it still answers on connections already open. Then this
+    // look is one of an engine going away, not of a failing version, and
+    // the exit falls in the outage it starts.
+    if ([...health.values()].some((v) => v.status === 'unhealthy')) {
+      try {
+        await runtime.confirmReachable?.();
+      } catch (err) {
+        return this.unreachable(err as Error);
+      }
+    }
+    this.outages.seenUp(lookedAt);
     this.backoff.succeeded('observe');
     this.unreachableSince = undefined;
-    const health = await judgeCandidates(desired, this.records.view, containers, this.now());
     this.reportHealthFailures(containers, health);
     const locks = findUpdateLocks(containers);
     const missing = new Set(desired.flatMap((a) => a.containers.map((c) => c.image)).filter((image) => !imagesPresent.has(image)));
@@ -207,6 +219,17 @@ export class Reconciler {
     const { view: records, pulledImages } = this.records;
     this.observation = { containers, imagesPresent, records, health, pulledImages, locks, diskShort };
     return this.observation;
+  }
+
+  /** The engine cannot be reached (or is going away): report it, keep the last observation, look again after a backoff. */
+  private unreachable(err: Error): undefined {
+    const message = `container runtime unavailable: ${err.message}`;
+    this.outages.wentAway(this.now());
+    this.unreachableSince ??= new Date(this.now()).toISOString();
+    this.log.warn({ err: err.message }, 'cannot observe containers; will retry');
+    this.report(this.observation, message);
+    this.wakeIn(this.backoff.failed('observe', this.now()));
+    return undefined;
   }
 
   private async run(step: Step, signal: AbortSignal, batch: Set<string>): Promise<void> {

@@ -10,8 +10,10 @@
  *   own earlier success.
  * - Nothing here keeps state about containers; labels on the engine are the record.
  */
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import { type Readable, Writable } from 'node:stream';
-import type Dockerode from 'dockerode';
+import Dockerode from 'dockerode';
 import type { RegistryAuth } from '../../shared/index.js';
 import { dockerRestartPolicy, toCreateOptions } from './create-options.js';
 import { LogLineSplitter } from './docker-log-lines.js';
@@ -74,6 +76,9 @@ export const WATCHED_EVENTS: readonly string[] = [
   'health_status',
 ];
 
+/** An engine that cannot answer a ping in this long is as good as gone. */
+const CONFIRM_TIMEOUT_MS = 5_000;
+
 /** Docker reports a never-started container's StartedAt as the zero time. */
 const ZERO_TIME = '0001-01-01T00:00:00Z';
 
@@ -97,6 +102,22 @@ export class DockerRuntime implements ContainerRuntime {
       };
     } catch (err) {
       throw toRuntimeError(err, 'engine info');
+    }
+  }
+
+  async confirmReachable(): Promise<void> {
+    // A client of its own without keep-alive: the shared one would reuse a
+    // connection a shutting-down engine still serves (see ContainerRuntime).
+    const modem = this.docker.modem as { protocol?: string };
+    if (modem.protocol === 'ssh') return;
+    const agent = modem.protocol === 'https' ? new HttpsAgent({ keepAlive: false }) : new HttpAgent({ keepAlive: false });
+    try {
+      const options = { ...(this.docker.modem as object), agent, timeout: CONFIRM_TIMEOUT_MS };
+      await new Dockerode(options as Dockerode.DockerOptions).ping();
+    } catch (err) {
+      throw toRuntimeError(err, 'reach the engine on a new connection');
+    } finally {
+      agent.destroy();
     }
   }
 
@@ -145,6 +166,7 @@ export class DockerRuntime implements ContainerRuntime {
       restartCount: details.RestartCount ?? 0,
       ...(finished ? { exitCode: state.ExitCode } : {}),
       ...(state.StartedAt && state.StartedAt !== ZERO_TIME ? { startedAt: state.StartedAt } : {}),
+      ...(finished && state.FinishedAt && state.FinishedAt !== ZERO_TIME ? { finishedAt: state.FinishedAt } : {}),
       ...(state.Health?.Status ? { health: state.Health.Status } : {}),
       ...ipAddressOf(details),
       networkMode: details.HostConfig.NetworkMode ?? 'default',

@@ -24,6 +24,8 @@ export interface ManagedContainer {
   restartCount: number;
   exitCode?: number;
   startedAt?: string;
+  /** When it last stopped (exited or dead only): whether its exit fell in an engine outage. */
+  finishedAt?: string;
   /** Docker's health status (starting, healthy, unhealthy) when the container has a HEALTHCHECK. */
   health?: string;
   /** The container's address on its network, for the agent's own http/tcp health probes. */
@@ -93,6 +95,15 @@ export interface RuntimeInfo {
 
 export interface ContainerRuntime {
   info(): Promise<RuntimeInfo>;
+  /**
+   * Resolves if the engine answers on a new connection, rejects if not. A
+   * shutting-down dockerd stops accepting connections before it stops its
+   * containers, yet still serves the ones already open, so a container seen
+   * exiting through a kept-alive connection may have been stopped by the
+   * engine itself: this tells the two apart. Optional: a runtime without
+   * shutdown (an in-memory one) needs no such check.
+   */
+  confirmReachable?(): Promise<void>;
   /** Every container carrying `flotilla.managed=true`, running or not. */
   listManaged(): Promise<ManagedContainer[]>;
   /** The size of a local image in bytes (for the `pulled` event); optional for runtimes without images. */

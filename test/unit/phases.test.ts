@@ -53,6 +53,17 @@ describe('appStates', () => {
     expect(appStates(desired, [container({ specHash: 'old' })], idle)[0]?.phase).toBe('pending');
   });
 
+  it('is starting, not failed, while a new version the engine stopped as it went away waits to run again', () => {
+    const reason =
+      'container web was stopped while the engine went away (after 2026-11-28T10:00:00.000Z); its trial resumes when it runs again';
+    const stopped = new Map([['c1', { status: 'pending' as const, reason, stoppedByEngine: true as const }]]);
+    const exited = container({ state: 'exited', exitCode: 143 });
+    expect(appStates(desired, [exited], { ...idle, health: stopped })[0]).toMatchObject({ phase: 'starting', message: `web: ${reason}` });
+    // The same exit with a failed verdict is a failure.
+    const failed = new Map([['c1', { status: 'unhealthy' as const, reason: 'container web exited with code 143' }]]);
+    expect(appStates(desired, [exited], { ...idle, health: failed })[0]).toMatchObject({ phase: 'failed' });
+  });
+
   it('is failed with the step error', () => {
     const [state] = appStates(desired, [], { ...idle, failures: new Map([['shop', 'pull reg/web:1 failed: manifest unknown']]) });
     expect(state).toMatchObject({ phase: 'failed', message: 'pull reg/web:1 failed: manifest unknown' });

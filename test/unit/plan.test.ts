@@ -135,6 +135,16 @@ describe('plan', () => {
       ]);
     });
 
+    it('starts again a new version the engine stopped as it went away, rather than judging or rolling it back', () => {
+      const stoppedByEngine: HealthVerdict = { status: 'pending', reason: 'stopped while the engine went away', stoppedByEngine: true };
+      const exited = { ...next, state: 'exited', exitCode: 143 };
+      expect(plan([stashed, exited], [app([v2], 2)], ctx({ images: [v2.image], records, health: [[next.id, stoppedByEngine]] }))).toEqual([
+        { action: 'start', app: 'shop', container: 'web', id: next.id, reason: 'stopped by the engine while on trial' },
+      ]);
+      // Running again: its trial resumes, the old version still kept aside.
+      expect(plan([stashed, next], [app([v2], 2)], ctx({ images: [v2.image], records, health: [[next.id, pending]] }))).toEqual([]);
+    });
+
     it('recreates on an env change even with the same image', () => {
       const envChanged = { ...web, env: [{ name: 'LOG_LEVEL', value: 'debug' }] };
       expect(plan([old], [app([envChanged], 2)], ctx({ images: [web.image], records }))).toMatchObject([{ action: 'stash', id: old.id }]);
