@@ -69,6 +69,12 @@ export interface OutboxOptions {
   now?: () => number;
   /** Called after a tick or a push that dropped messages. */
   onDrop?: () => void;
+  /**
+   * Told when messages leave the memory tier for good: acknowledged, written
+   * to the file (its own copy is sent from then on), or dropped and counted.
+   * The log collector's ledger (telemetry/logs/log-cursor.ts) needs this.
+   */
+  onSettled?: (cls: OutboxClass, payloads: Buffer[]) => void;
 }
 
 const PAGE = 32;
@@ -175,6 +181,7 @@ export class Outbox {
     if (at < 0) return;
     list.splice(at, 1);
     this.memoryBytes -= message.payload.length;
+    this.options.onSettled?.(message.cls, [message.payload]);
   }
 
   /** Sending it failed: offer it again. */
@@ -264,6 +271,12 @@ export class Outbox {
       this.files[m.cls].rows++;
       this.files[m.cls].bytes += m.payload.length;
     });
+    if (spilled.length > 0 && this.options.onSettled) {
+      for (const cls of OUTBOX_CLASSES) {
+        const payloads = spilled.filter((m) => m.cls === cls).map((m) => m.payload);
+        if (payloads.length > 0) this.options.onSettled(cls, payloads);
+      }
+    }
   }
 
   /** Drops lowest-priority oldest messages until under the cap; true if any went. */
@@ -315,6 +328,7 @@ export class Outbox {
   private forgetMemory(m: OutboxMessage, reason: DropReason): void {
     this.memoryBytes -= m.payload.length;
     this.count(m.cls, reason, m.payload.length);
+    this.options.onSettled?.(m.cls, [m.payload]);
   }
 
   private forgetRows(cls: OutboxClass, rows: readonly RemovedRow[], reason: DropReason): void {

@@ -1,7 +1,9 @@
 /** The device's logs and metrics, out through the uplink. */
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Closer } from '../../shared/closer.js';
 import type { AgentConfig } from '../config.js';
+import { CursorFile } from '../telemetry/logs/cursor-file.js';
 import { LogCollector } from '../telemetry/logs/log-collector.js';
 import { MetricsCollector } from '../telemetry/metrics/collector.js';
 import type { Device } from './device.js';
@@ -20,7 +22,11 @@ export function startTelemetry(config: AgentConfig, device: Device, uplink: Upli
     lineMaxBytes: config.logLineMaxBytes,
     batchBytes: config.logBatchBytes,
     batchMs: config.logBatchMs,
+    // Beside agent.db: the ledger must outlive the agent process, whatever the outbox's path.
+    ledgerFile: new CursorFile(join(config.dataDir, 'log-ledger.json')),
   });
+  // The outbox settles batches until the link closes (after the collector): the ledger hears of each.
+  uplink.logsSettled.on((payloads) => logs.settled(payloads));
   closer.add('log collector', () => logs.close());
   const metrics = new MetricsCollector({
     runtime,

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Closer } from '../../shared/closer.js';
 import type { DesiredState, DeviceEvent, Topics } from '../../shared/index.js';
-import type { Signal } from '../../shared/signal.js';
+import { Signal } from '../../shared/signal.js';
 import type { AgentConfig } from '../config.js';
 import { Link } from '../link.js';
 import type { LocalStore } from '../local-store.js';
@@ -21,6 +21,8 @@ export interface Uplink {
   link: Link;
   /** Queues an event in the link's outbox, numbered from the store's persisted seq. */
   event(event: NewEvent): void;
+  /** Log batches (payloads as queued) the outbox acknowledged, wrote to its file or dropped: the log ledger listens. */
+  logsSettled: Signal<Buffer[]>;
 }
 
 export interface UplinkDeps {
@@ -32,6 +34,7 @@ export interface UplinkDeps {
 }
 
 export function openUplink(config: AgentConfig, { store, topics, desiredArrived, logger }: UplinkDeps, closer: Closer): Uplink {
+  const logsSettled = new Signal<Buffer[]>((err) => logger.error({ component: 'logs', err }, 'recording settled log batches failed'));
   const link = new Link({
     hubUrl: config.hubUrl,
     deviceId: config.deviceId,
@@ -46,6 +49,9 @@ export function openUplink(config: AgentConfig, { store, topics, desiredArrived,
       path: outboxPath(config),
       maxBytes: config.outboxMaxBytes,
       ttlMs: config.outboxTtlMs,
+      onSettled: (cls, payloads) => {
+        if (cls === 'logs') logsSettled.emit(payloads);
+      },
     },
     // Only ever called after the constructor (the outbox reports drops on push and on its timer), so `link` is set.
     onOutboxDrops: (summary) => event({ type: 'outbox-dropped', message: summary }),
@@ -60,7 +66,7 @@ export function openUplink(config: AgentConfig, { store, topics, desiredArrived,
   function event(event: NewEvent): void {
     link.publishEvent({ seq: store.nextEventSeq(), ts: new Date().toISOString(), ...event });
   }
-  return { link, event };
+  return { link, event, logsSettled };
 }
 
 /** `memory` keeps the outbox in RAM; the default is a file beside the agent's own. */

@@ -2,9 +2,14 @@
  * The log follower manager over the in-memory runtime, on fake timers: what
  * reaches the link, in which batches, and what is dropped when.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { CursorFile } from '../../agent/telemetry/logs/cursor-file.js';
 import { LogCollector, type LogSink } from '../../agent/telemetry/logs/log-collector.js';
+import type { LedgerJson } from '../../agent/telemetry/logs/log-cursor.js';
 import { LogPipeline } from '../../agent/telemetry/logs/log-pipeline.js';
 import { type LogBatch, LogBatch as LogBatchSchema, type LogLine, validate } from '../../shared/index.js';
 import { MemoryRuntime } from '../support/sim/memory-runtime.js';
@@ -193,5 +198,199 @@ describe('log collector', () => {
     expect(batch[0]).toMatchObject({ line: 'x'.repeat(100), truncated: true });
     expect(batch.length).toBeGreaterThan(10);
     expect(JSON.stringify(batch).length).toBeLessThanOrEqual(4096);
+  });
+});
+
+/** The ledger file of an agent that can be killed: after `dead`, nothing it saves reaches the disk. */
+class KillableFile extends CursorFile {
+  dead = false;
+  override save(json: LedgerJson): void {
+    if (!this.dead) super.save(json);
+  }
+}
+
+/** What the hub keeps: the first batch of each seq, as `(device, seq)` is stored once. */
+class HubModel {
+  readonly batches = new Map<number, LogLine[]>();
+  ingest(batch: LogBatch): void {
+    if (!this.batches.has(batch.seq)) this.batches.set(batch.seq, batch.lines);
+  }
+  lines(): string[] {
+    return [...this.batches.entries()].sort(([a], [b]) => a - b).flatMap(([, lines]) => lines.map((l) => l.line));
+  }
+}
+
+/**
+ * One agent life's link and outbox: a published batch reaches the hub
+ * (`deliver`) and its acknowledgement settles it in the collector (`ack`),
+ * as the outbox reports an acknowledged batch.
+ */
+class OutboxModel implements LogSink {
+  up = true;
+  deliver = true;
+  ack = true;
+  collector: LogCollector | undefined;
+  constructor(private readonly hub: HubModel) {}
+  get canSendLogs(): boolean {
+    return this.up;
+  }
+  publishLogs(batch: LogBatch): boolean {
+    if (!this.up) return false;
+    if (this.deliver) this.hub.ingest(batch);
+    if (this.deliver && this.ack) this.collector?.settled([Buffer.from(JSON.stringify(batch))]);
+    return true;
+  }
+}
+
+describe('log collector across agent lives', () => {
+  let runtime: MemoryRuntime;
+  let dir: string;
+  const collectors: LogCollector[] = [];
+  let seq = 0;
+
+  beforeEach(() => {
+    vi.useFakeTimers({ now: new Date('2024-05-01T12:00:00Z') });
+    runtime = new MemoryRuntime({ images: ['web:v1'] });
+    dir = mkdtempSync(join(tmpdir(), 'flotilla-log-ledger-'));
+  });
+
+  afterEach(() => {
+    for (const c of collectors.splice(0)) c.close();
+    runtime.close();
+    vi.useRealTimers();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function agent(sink: OutboxModel, file: CursorFile): LogCollector {
+    const collector = new LogCollector({
+      runtime,
+      sink,
+      // Each life numbers from a new boot, as TelemetrySeq does.
+      nextSeq: () => ++seq,
+      logger: pino({ level: 'silent' }),
+      rateLinesPerSecond: 1000,
+      bufferBytes: 1024 * 1024,
+      lineMaxBytes: 1024,
+      batchBytes: 64 * 1024,
+      batchMs: BATCH_MS,
+      ledgerFile: file,
+    });
+    sink.collector = collector;
+    collectors.push(collector);
+    collector.start();
+    return collector;
+  }
+
+  async function print(id: string, from: number, to: number, sameInstant = false): Promise<void> {
+    for (let n = from; n <= to; n++) {
+      runtime.writeLog(id, 'stdout', `line ${n}`);
+      if (!sameInstant) await vi.advanceTimersByTimeAsync(100);
+    }
+    await vi.advanceTimersByTimeAsync(BATCH_MS);
+  }
+
+  const numbers = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `line ${from + i}`);
+
+  it('after a kill -9 the hub has every line once: acknowledged, unacknowledged, lost in flight and printed while no agent ran', async () => {
+    const hub = new HubModel();
+    const path = join(dir, 'log-ledger.json');
+    const fileA = new KillableFile(path);
+    const sinkA = new OutboxModel(hub);
+    const a = agent(sinkA, fileA);
+    const id = await runtime.create({
+      deviceId: 'dev-1',
+      app: 'shop',
+      appRevision: 1,
+      specHash: 'h',
+      spec: { name: 'main', image: 'web:v1' },
+    });
+    await runtime.start(id);
+    a.refresh();
+    await vi.advanceTimersByTimeAsync(1);
+    await print(id, 1, 5);
+    // The hub stores these, but the agent dies before their acknowledgements…
+    sinkA.ack = false;
+    await print(id, 6, 9, true);
+    // …and these never reach the hub.
+    sinkA.deliver = false;
+    await print(id, 10, 12);
+    expect(hub.lines()).toEqual(numbers(1, 9));
+    fileA.dead = true;
+    sinkA.up = false;
+    // No agent runs: the container goes on printing, several lines in one instant.
+    await print(id, 13, 16, true);
+    await print(id, 17, 20);
+
+    const sinkB = new OutboxModel(hub);
+    const b = agent(sinkB, new CursorFile(path));
+    await vi.advanceTimersByTimeAsync(BATCH_MS);
+    b.refresh();
+    await vi.advanceTimersByTimeAsync(BATCH_MS);
+    await print(id, 21, 25);
+    expect(hub.lines()).toEqual(numbers(1, 25));
+  });
+
+  it('after a clean stop, with a container restarted and another created meanwhile, the hub has every line once', async () => {
+    const hub = new HubModel();
+    const path = join(dir, 'log-ledger.json');
+    const sinkA = new OutboxModel(hub);
+    const a = agent(sinkA, new CursorFile(path));
+    const id = await runtime.create({
+      deviceId: 'dev-1',
+      app: 'shop',
+      appRevision: 1,
+      specHash: 'h',
+      spec: { name: 'main', image: 'web:v1' },
+    });
+    await runtime.start(id);
+    a.refresh();
+    await vi.advanceTimersByTimeAsync(1);
+    await print(id, 1, 5);
+    a.close();
+    await print(id, 6, 8);
+    // The container dies and its restart policy starts it again, all while no agent runs.
+    runtime.kill(id);
+    await runtime.start(id);
+    await print(id, 9, 12);
+    // A container created while no agent ran is read from its first line.
+    const late = await runtime.create({
+      deviceId: 'dev-1',
+      app: 'late',
+      appRevision: 1,
+      specHash: 'h',
+      spec: { name: 'main', image: 'web:v1' },
+    });
+    await runtime.start(late);
+    runtime.writeLog(late, 'stdout', 'late 1');
+    await vi.advanceTimersByTimeAsync(5_000);
+
+    const b = agent(new OutboxModel(hub), new CursorFile(path));
+    b.refresh();
+    await vi.advanceTimersByTimeAsync(BATCH_MS);
+    await print(id, 13, 15);
+    expect(hub.lines().filter((l) => l.startsWith('line'))).toEqual(numbers(1, 15));
+    expect(hub.lines().filter((l) => l.startsWith('late'))).toEqual(['late 1']);
+  });
+
+  it('without a ledger yet (the first start), follows a running container from the agent start, and records that for the next', async () => {
+    const hub = new HubModel();
+    const path = join(dir, 'log-ledger.json');
+    const id = await runtime.create({
+      deviceId: 'dev-1',
+      app: 'shop',
+      appRevision: 1,
+      specHash: 'h',
+      spec: { name: 'main', image: 'web:v1' },
+    });
+    await runtime.start(id);
+    await print(id, 1, 3);
+    await vi.advanceTimersByTimeAsync(5_000);
+    const a = agent(new OutboxModel(hub), new CursorFile(path));
+    await vi.advanceTimersByTimeAsync(1);
+    a.close();
+    await print(id, 4, 6);
+    agent(new OutboxModel(hub), new CursorFile(path));
+    await vi.advanceTimersByTimeAsync(BATCH_MS);
+    expect(hub.lines()).toEqual(numbers(4, 6));
   });
 });

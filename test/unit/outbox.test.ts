@@ -199,6 +199,35 @@ describe('outbox', () => {
     expect(outbox.stats).toMatchObject({ messages: 0, bytes: 0 });
   });
 
+  it('tells when each message leaves memory for good: acknowledged, written to the file, or dropped, once each', () => {
+    const clock = { t: 0 };
+    const settled: string[] = [];
+    const outbox = open(tempPath(), clock, {
+      maxBytes: 250,
+      onSettled: (cls, payloads) => settled.push(...payloads.map((p) => `${cls}:${p.toString().replace(/\.+$/, '')}`)),
+    });
+    const hundred = (tag: string) => Buffer.from(tag.padEnd(100, '.'));
+    outbox.push('logs', hundred('l1'));
+    const first = outbox.next()!;
+    outbox.take(first);
+    expect(settled).toEqual([]);
+    outbox.ack(first);
+    expect(settled).toEqual(['logs:l1']);
+    outbox.push('logs', hundred('l2'));
+    clock.t += 1_000;
+    outbox.tick();
+    expect(settled).toEqual(['logs:l1', 'logs:l2']);
+    // Acknowledged from the file: it settled when written.
+    drain(outbox);
+    outbox.push('events', hundred('e1'));
+    outbox.push('logs', hundred('l3'));
+    outbox.push('events', hundred('e2'));
+    expect(settled).toEqual(['logs:l1', 'logs:l2', 'logs:l3']);
+    // Over the cap again: the new metric sample is the lowest class and goes at once.
+    outbox.push('metrics', hundred('m1'));
+    expect(settled).toEqual(['logs:l1', 'logs:l2', 'logs:l3', 'metrics:m1']);
+  });
+
   it('keeps everything in RAM with :memory:', () => {
     const clock = { t: 0 };
     const outbox = open(':memory:', clock);

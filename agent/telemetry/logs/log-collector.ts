@@ -10,6 +10,11 @@
  * - Nothing is sent twice within one agent's life: a follow resumes from the
  *   last timestamp seen for that container, skipping the lines it replays
  *   (the engine's `since` is inclusive; lines may share a timestamp).
+ * - Nor across agent lives, and nothing a container printed while no agent
+ *   ran is missed: with a ledger file (log-cursor.ts), every batch is
+ *   recorded before it is published, a new agent sends the batches not known
+ *   to be settled again under their own seqs (read again from the engine),
+ *   and follows each container from just after the last line recorded.
  * - Memory does not grow with what containers write: per stream the engine's
  *   reader holds at most one partial line (capped), and everything else
  *   waits in the pipeline's buffer, bounded in bytes. When the link is down
@@ -17,9 +22,21 @@
  *   lines wait there and, once it is full, are dropped and counted.
  */
 import type { Logger } from 'pino';
-import type { LogBatch } from '../../../shared/index.js';
+import type { LogBatch, LogLine } from '../../../shared/index.js';
 import { formatNanos, timestampNanos } from '../../runtime/log-time.js';
 import type { ContainerRuntime, LogEntry, ManagedContainer } from '../../runtime/runtime.js';
+import type { CursorFile } from './cursor-file.js';
+import {
+  batchSeqOf,
+  comparePositions,
+  type LinePosition,
+  type LineRange,
+  PositionCounter,
+  placeInRange,
+  type Replay,
+  rangesOf,
+  ShipLedger,
+} from './log-cursor.js';
 import { LogPipeline, type LogPipelineOptions } from './log-pipeline.js';
 
 /** Where batches go: the agent's MQTT link. */
@@ -35,6 +52,8 @@ export interface LogCollectorOptions extends Omit<LogPipelineOptions, 'now'> {
   nextSeq: () => number;
   logger: Logger;
   now?: () => number;
+  /** Where the ledger of shipped lines lives; without one, each agent follows from its own start. */
+  ledgerFile?: CursorFile;
 }
 
 /**
@@ -42,6 +61,12 @@ export interface LogCollectorOptions extends Omit<LogPipelineOptions, 'now'> {
  * StartedAt; following a new run from a second earlier keeps that line.
  */
 const START_MARGIN_NS = 1_000_000_000n;
+
+/** Settlements are saved this long after the first unsaved one (see log-cursor.ts: they may wait). */
+const SETTLED_SAVE_DELAY_MS = 1_000;
+
+/** How long reading one recorded batch's lines again from the engine may take. */
+const REPLAY_READ_TIMEOUT_MS = 10_000;
 
 interface Follow {
   app: string;
@@ -66,13 +91,23 @@ export class LogCollector {
   private readonly now: () => number;
   private readonly log: Logger;
   /**
-   * Containers already running when the agent starts are followed from its
-   * start, not from their beginning: the previous agent sent what they wrote
-   * before (the hub has no way to tell a resent line from a new one), so the
-   * only gap is the agent's own downtime, which is preferable to duplicating
-   * every running app's log at every agent restart or upgrade.
+   * Without a ledger (none configured, or the first start of an agent that
+   * keeps one) containers already running are followed from the agent's
+   * start, not from their beginning: an earlier agent may have sent what
+   * they wrote before, and the hub has no way to tell a resent line from a
+   * new one, so a gap of the agent's downtime is preferred to duplicating
+   * every running app's log.
    */
   private readonly startNanos: bigint;
+  private readonly ledger: ShipLedger;
+  /** A ledger was read at start: every container it does not name is followed from its first line. */
+  private readonly resumed: boolean;
+  /** Per container id: where the previous agent's record ends, for the container's first follow. */
+  private readonly resumeAfter: Map<string, LinePosition>;
+  private readonly replays: Replay[];
+  private saveTimer: NodeJS.Timeout | undefined;
+  private saveFailed = false;
+  private saved = false;
   private refreshing = false;
   private refreshAgain = false;
   private timer: NodeJS.Timeout | undefined;
@@ -85,6 +120,12 @@ export class LogCollector {
     this.log = options.logger;
     this.startNanos = BigInt(Math.floor(this.now())) * 1_000_000n;
     this.pipeline = new LogPipeline({ ...options, now: this.now });
+    const saved = options.ledgerFile?.load();
+    this.ledger = saved ? ShipLedger.fromJson(saved) : new ShipLedger();
+    this.resumed = saved !== undefined;
+    const plan = this.ledger.resumePlan();
+    this.resumeAfter = plan.after;
+    this.replays = plan.replays;
   }
 
   /** Lines dropped since the agent started, for every reason (the metrics sample's `agent.logLinesDropped`). */
@@ -100,7 +141,39 @@ export class LogCollector {
   }
 
   start(): void {
-    this.refresh();
+    if (this.replays.length === 0) {
+      this.refresh();
+      return;
+    }
+    // Following starts once the recorded batches went out again, so their seqs stay below the new batches'.
+    this.refreshing = true;
+    void this.replay(this.replays.splice(0)).finally(() => {
+      this.refreshing = false;
+      this.refresh();
+    });
+  }
+
+  /**
+   * The outbox no longer needs the engine's copy of these log batches
+   * (acknowledged, written to its file, or dropped and reported): the payloads as queued.
+   */
+  settled(payloads: readonly Buffer[]): void {
+    let changed = false;
+    for (const payload of payloads) {
+      const seq = batchSeqOf(payload);
+      if (seq !== undefined && this.ledger.settled(seq)) changed = true;
+    }
+    if (!changed || !this.options.ledgerFile) return;
+    if (this.closed) {
+      this.save();
+      return;
+    }
+    if (this.saveTimer) return;
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = undefined;
+      this.save();
+    }, SETTLED_SAVE_DELAY_MS);
+    this.saveTimer.unref();
   }
 
   /** Re-observes the managed containers: follows new runs, stops following removed containers. */
@@ -128,6 +201,9 @@ export class LogCollector {
     for (const f of this.follows.values()) f.stop?.();
     this.follows.clear();
     this.send(true);
+    clearTimeout(this.saveTimer);
+    this.saveTimer = undefined;
+    if (this.options.ledgerFile) this.save();
   }
 
   private async sync(): Promise<void> {
@@ -148,6 +224,12 @@ export class LogCollector {
       let f = this.follows.get(c.id);
       if (!f) {
         f = { app: c.app, container: c.container, atLast: 0 };
+        const after = this.resumeAfter.get(c.id);
+        if (after) {
+          f.lastNanos = after.nanos;
+          f.atLast = after.at;
+          this.resumeAfter.delete(c.id);
+        }
         this.follows.set(c.id, f);
       }
       if (f.stop || f.unreadable || c.startedAt === undefined) continue;
@@ -161,6 +243,9 @@ export class LogCollector {
       }
       this.follow(c.id, f, c.startedAt);
     }
+    this.ledger.retain(present);
+    // Once at start even when nothing is printed: the next agent must know which containers this one covered.
+    if (!this.saved && this.options.ledgerFile) this.save();
     for (const [id, f] of this.follows) {
       if (present.has(id)) continue;
       f.stop?.();
@@ -171,13 +256,15 @@ export class LogCollector {
 
   private follow(id: string, f: Follow, startedAt: string): void {
     let since = f.lastNanos;
-    if (since === undefined) {
+    if (since === undefined && !this.resumed) {
       const started = timestampNanos(startedAt);
       since = started === undefined ? this.startNanos : maxOf(started - START_MARGIN_NS, this.startNanos);
     }
+    // A container the ledger has not seen yet starts there, so the next agent knows where this one began.
+    this.ledger.begin(id, { nanos: since ?? 0n, at: f.atLast });
     f.run = startedAt;
     const log = this.log.child({ app: f.app, container: f.container, containerId: id.slice(0, 12) });
-    log.debug({ since: formatNanos(since) }, 'following container logs');
+    log.debug({ since: since === undefined ? 'first line' : formatNanos(since) }, 'following container logs');
     // The engine's `since` is inclusive: a resumed follow first replays the
     // lines stamped with the last timestamp seen, which were sent already.
     const resumeAt = f.lastNanos;
@@ -190,14 +277,20 @@ export class LogCollector {
           return;
         }
         replayed = 0;
+        let inOrder = true;
         if (f.lastNanos === undefined || ts > f.lastNanos) {
           f.lastNanos = ts;
           f.atLast = 1;
         } else if (ts === f.lastNanos) {
           f.atLast++;
+        } else {
+          inOrder = false;
         }
+        // A line stamped before the last one (stdout and stderr are stamped apart) has no position a follow could resume after.
+        this.pipeline.push(f.app, f.container, entry, inOrder ? { id, position: { nanos: ts, at: f.atLast } } : undefined);
+      } else {
+        this.pipeline.push(f.app, f.container, entry);
       }
-      this.pipeline.push(f.app, f.container, entry);
       this.schedule();
     };
     const onEnd = (err?: Error) => {
@@ -215,7 +308,8 @@ export class LogCollector {
         log.warn({ err: err.message }, 'following container logs failed');
       }
     };
-    f.stop = this.options.runtime.followLogs(id, { since: formatNanos(since), maxLineBytes: this.options.lineMaxBytes }, onLine, onEnd);
+    const options = { maxLineBytes: this.options.lineMaxBytes, ...(since !== undefined ? { since: formatNanos(since) } : {}) };
+    f.stop = this.options.runtime.followLogs(id, options, onLine, onEnd);
   }
 
   /** Arms the flush timer for when the next batch is due (called for every line, so the common case returns at once). */
@@ -237,14 +331,25 @@ export class LogCollector {
   /** Publishes every batch that is due (with `all`, everything) while the link takes them. */
   private send(all: boolean): void {
     const { sink } = this.options;
+    const batches: LogBatch[] = [];
     for (;;) {
       const due = this.pipeline.dueIn();
       if (due === undefined || (due > 0 && !all) || !sink.canSendLogs) break;
       const lines = this.pipeline.takeBatch();
       if (lines.length === 0) break;
-      if (!sink.publishLogs({ seq: this.options.nextSeq(), lines })) {
+      const batch = { seq: this.options.nextSeq(), lines };
+      this.ledger.handed(batch.seq, rangesOf(this.pipeline.sourcesOf(lines)));
+      batches.push(batch);
+    }
+    // The record first: a batch the hub may have must never be unknown to the next agent.
+    if (batches.length > 0 && this.options.ledgerFile) this.save();
+    for (const [i, batch] of batches.entries()) {
+      if (!sink.publishLogs(batch)) {
         // canSendLogs said yes a moment ago: only a link closing under us gets here.
-        this.lost += lines.length;
+        for (const lost of batches.slice(i)) {
+          this.lost += lost.lines.length;
+          this.ledger.settled(lost.seq);
+        }
         break;
       }
     }
@@ -260,6 +365,94 @@ export class LogCollector {
       return;
     }
     this.schedule();
+  }
+
+  /** Sends the batches a previous agent recorded but did not see settled, read again from the engine, under their seqs. */
+  private async replay(replays: Replay[]): Promise<void> {
+    let containers: ManagedContainer[];
+    try {
+      containers = await this.options.runtime.listManaged();
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, batches: replays.length }, 'cannot list containers to send recorded log batches again');
+      return;
+    }
+    const byId = new Map(containers.map((c) => [c.id, c]));
+    let sent = 0;
+    let lines = 0;
+    for (const replay of replays) {
+      const batch: LogLine[] = [];
+      for (const [id, range] of replay.ranges) {
+        const c = byId.get(id);
+        if (!c) continue;
+        for (const entry of await this.readRange(id, range)) {
+          batch.push({
+            app: c.app,
+            container: c.container,
+            stream: entry.stream,
+            ts: entry.ts,
+            line: entry.line,
+            ...(entry.truncated ? { truncated: true } : {}),
+          });
+        }
+      }
+      if (this.closed) return;
+      if (batch.length === 0 || !this.options.sink.canSendLogs || !this.options.sink.publishLogs({ seq: replay.seq, lines: batch })) {
+        // Gone with its container (or the link is closing): nothing left to send.
+        this.ledger.settled(replay.seq);
+        continue;
+      }
+      sent++;
+      lines += batch.length;
+    }
+    this.log.info(
+      { batches: sent, lines, recorded: replays.length },
+      'sent recorded log batches again (the hub keeps one copy of each seq)',
+    );
+  }
+
+  /** One container's lines in `range`, read again from the engine. */
+  private readRange(id: string, range: LineRange): Promise<LogEntry[]> {
+    return new Promise((resolve) => {
+      const out: LogEntry[] = [];
+      const counter = new PositionCounter();
+      let done = false;
+      let stop: (() => void) | undefined;
+      const finish = () => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        stop?.();
+        resolve(out);
+      };
+      const timer = setTimeout(finish, REPLAY_READ_TIMEOUT_MS);
+      const onLine = (entry: LogEntry) => {
+        const ts = timestampNanos(entry.ts);
+        if (done || ts === undefined) return;
+        const position = counter.next(ts);
+        const place = placeInRange(position, range);
+        if (place === 'in') out.push(entry);
+        if (place === 'after' || comparePositions(position, range.to) === 0) finish();
+      };
+      stop = this.options.runtime.followLogs(
+        id,
+        { since: formatNanos(range.from.nanos), maxLineBytes: this.options.lineMaxBytes },
+        onLine,
+        () => finish(),
+      );
+      if (done) stop();
+    });
+  }
+
+  private save(): void {
+    try {
+      this.options.ledgerFile?.save(this.ledger.toJson());
+      this.saveFailed = false;
+      this.saved = true;
+    } catch (err) {
+      // Logs still flow; only the next agent's resume point is at risk.
+      if (!this.saveFailed) this.log.warn({ err: (err as Error).message }, 'cannot save the log ledger');
+      this.saveFailed = true;
+    }
   }
 }
 

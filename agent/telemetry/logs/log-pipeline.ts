@@ -8,6 +8,7 @@ import type { LogLine } from '../../../shared/index.js';
 import type { LogEntry } from '../../runtime/runtime.js';
 import { capLine } from './line-cap.js';
 import { LogBuffer } from './log-buffer.js';
+import type { LinePosition } from './log-cursor.js';
 import { RateLimit } from './rate-limit.js';
 
 export interface LogPipelineOptions {
@@ -23,9 +24,17 @@ export interface LogPipelineOptions {
   now: () => number;
 }
 
+/** Where a line came from in the engine's log: the container id and the line's position there. */
+export interface LineSource {
+  id: string;
+  position: LinePosition;
+}
+
 export class LogPipeline {
   private readonly limits = new Map<string, RateLimit>();
   private readonly buffer: LogBuffer;
+  /** Kept beside the lines (never sent): what the ledger records for a taken batch. */
+  private readonly sources = new WeakMap<LogLine, LineSource>();
 
   constructor(private readonly options: LogPipelineOptions) {
     this.buffer = new LogBuffer({ maxBytes: options.bufferBytes, now: options.now });
@@ -41,7 +50,7 @@ export class LogPipeline {
   }
 
   /** Offers one line of `app`'s container; false when it was dropped (and counted). */
-  push(app: string, container: string, entry: LogEntry): boolean {
+  push(app: string, container: string, entry: LogEntry, source?: LineSource): boolean {
     if (!this.limitOf(app).admit()) {
       this.buffer.drop(app, container, entry.ts, 'rate limit');
       return false;
@@ -49,6 +58,7 @@ export class LogPipeline {
     const capped = capLine(entry.line, this.options.lineMaxBytes);
     const line: LogLine = { app, container, stream: entry.stream, ts: entry.ts, line: capped.line };
     if (capped.truncated || entry.truncated) line.truncated = true;
+    if (source) this.sources.set(line, source);
     return this.buffer.offer(line);
   }
 
@@ -63,6 +73,16 @@ export class LogPipeline {
   /** The next batch's lines, oldest first, about `batchBytes` at most; empty when nothing waits. */
   takeBatch(): LogLine[] {
     return this.buffer.take(this.options.batchBytes);
+  }
+
+  /** The engine positions of a taken batch's container lines (markers have none). */
+  sourcesOf(lines: readonly LogLine[]): LineSource[] {
+    const out: LineSource[] = [];
+    for (const line of lines) {
+      const source = this.sources.get(line);
+      if (source) out.push(source);
+    }
+    return out;
   }
 
   /** Forgets an app's rate limit once none of its containers is followed (apps come and go over months). */
