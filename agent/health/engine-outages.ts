@@ -55,6 +55,12 @@ export class EngineOutages {
     return this.outages;
   }
 
+  /** The last look found the engine away (or going): no look since has confirmed it back. */
+  get away(): boolean {
+    const last = this.outages.at(-1);
+    return last !== undefined && last.to === undefined;
+  }
+
   /** The engine answered a look that began at `at` (and, if it was asked, confirmed it is not going away). */
   seenUp(at: number): void {
     const open = this.outages.at(-1);

@@ -190,12 +190,14 @@ export class Reconciler {
       return this.unreachable(err as Error);
     }
     const health = await judgeCandidates(desired, this.records.view, containers, this.now(), this.outages.list);
-    // A failed gate rolls the version back, so first make sure the engine is
-    // staying: a dockerd shutting down stops the containers (the candidate
-    // "exits") while it still answers on connections already open. Then this
-    // look is one of an engine going away, not of a failing version, and
-    // the exit falls in the outage it starts.
-    if ([...health.values()].some((v) => v.status === 'unhealthy')) {
+    // A dockerd shutting down stops its containers (a candidate "exits")
+    // while it still answers on connections already open, though it refuses
+    // new ones. So a look is trusted only once the engine takes a new
+    // connection when it would roll a version back (a failed gate), or when
+    // it would end an outage (and act on what the engine stopped, such as
+    // starting a stopped candidate again). Otherwise the look is one of an
+    // engine going away, and an exit it shows falls in the outage.
+    if (this.outages.away || [...health.values()].some((v) => v.status === 'unhealthy')) {
       try {
         await runtime.confirmReachable?.();
       } catch (err) {

@@ -36,7 +36,7 @@ async function inspect(id: string): Promise<DockerInspect> {
 interface DockerInspect {
   Id: string;
   Name: string;
-  State: { Status: string; Running: boolean; ExitCode: number };
+  State: { Status: string; Running: boolean; ExitCode: number; FinishedAt: string };
   RestartCount: number;
   Config: { Env: string[]; Labels: Record<string, string>; Image: string };
   HostConfig: {
@@ -381,7 +381,22 @@ describeDocker('DockerRuntime (real engine)', () => {
       throw new Error(`${err.message}; last observed: ${JSON.stringify(last)}`);
     });
     expect(observed.exitCode).toBe(1);
-    expect((await inspect(id)).RestartCount).toBe(2);
+    const details = await inspect(id);
+    expect(details.RestartCount).toBe(2);
+    // When it stopped: what tells an exit of its own from one while the engine was away.
+    expect(observed.finishedAt).toBe(details.State.FinishedAt);
+    expect(Date.parse(observed.finishedAt!)).toBeGreaterThanOrEqual(Date.parse(observed.startedAt!));
+  });
+
+  it('confirms the engine on a new connection, and rejects as an engine error where none answers', async () => {
+    await expect(runtime.confirmReachable()).resolves.toBeUndefined();
+    const nowhere = new DockerRuntime(new Dockerode({ socketPath: `/tmp/flotilla-no-engine-${runId}.sock` }));
+    const err = await nowhere.confirmReachable().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(RuntimeError);
+    expect(err).toMatchObject({ code: 'engine', message: expect.stringMatching(/^reach the engine on a new connection: .*ENOENT/) });
   });
 
   it('refuses to remove a running container (no force), and reports a taken name as a conflict', async () => {

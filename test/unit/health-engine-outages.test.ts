@@ -102,8 +102,10 @@ describe('outages as the reconciler records them', () => {
     outages.wentAway(at(12));
     outages.wentAway(at(20)); // still away: the same outage
     expect(outages.list).toEqual([{ from: at(10) }]);
+    expect(outages.away).toBe(true);
     outages.seenUp(at(50));
     expect(outages.list).toEqual(outage);
+    expect(outages.away).toBe(false);
     outages.seenUp(at(51));
     outages.wentAway(at(60));
     expect(outages.list).toEqual([...outage, { from: at(51) }]);

@@ -97,11 +97,17 @@ async function onTrial() {
 /** The engine shuts down: it stops taking connections, stops the candidate (SIGTERM, 143), and goes. */
 async function engineGoesAway(t: Awaited<ReturnType<typeof onTrial>>) {
   t.clock.now += 5_000;
+  const before = t.events.length;
   t.engine.stopping = true;
   t.engine.kill(t.candidate().id, 143);
   const shuttingDown = await t.look();
   expect(shuttingDown.runtimeError).toBe('container runtime unavailable: connect ECONNREFUSED /run/docker.sock');
   expect(shuttingDown.apps[0]).toMatchObject({ phase: 'unknown' });
+  // Another look over the connection still open: nothing is done to a stopping engine, the trial stays paused.
+  t.clock.now += 500;
+  expect((await t.look()).runtimeError).toBe('container runtime unavailable: connect ECONNREFUSED /run/docker.sock');
+  expect(t.events.slice(before)).toEqual([]);
+  expect(t.candidate().state).toBe('exited');
   t.clock.now += 1_000;
   t.engine.gone = true;
   expect((await t.look()).runtimeError).toBe('container runtime unavailable: connect ENOENT /run/docker.sock');
