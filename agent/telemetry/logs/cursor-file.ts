@@ -3,9 +3,8 @@
  *
  * Written in place (the same blocks, padded to a whole block, no truncation
  * unless it shrinks by one) rather than replaced: the ledger is saved before
- * every log batch goes out, and the kernel writes a page rewritten several
- * times a second back to the flash once per writeback interval, not once per
- * save. A save survives the agent being killed (it is in the kernel once the
+ * every log batch goes out, and the kernel coalesces the rewrites of a dirty
+ * page, writing it back to the flash when it expires, not once per save. A save survives the agent being killed (it is in the kernel once the
  * write returns); a power cut may lose the last seconds or tear the file,
  * which then reads as absent and the agent falls back to following from its
  * own start (a gap, never a duplicate).
