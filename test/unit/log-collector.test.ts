@@ -372,6 +372,39 @@ describe('log collector across agent lives', () => {
     expect(hub.lines().filter((l) => l.startsWith('late'))).toEqual(['late 1']);
   });
 
+  it('says how many lines the engine rotated away while no agent ran, then sends what it still holds', async () => {
+    const hub = new HubModel();
+    const path = join(dir, 'log-ledger.json');
+    const id = await runtime.create({
+      deviceId: 'dev-1',
+      app: 'shop',
+      appRevision: 1,
+      specHash: 'h',
+      spec: { name: 'main', image: 'web:v1' },
+    });
+    await runtime.start(id);
+    const a = agent(new OutboxModel(hub), new CursorFile(path));
+    await vi.advanceTimersByTimeAsync(1);
+    await print(id, 1, 5);
+    a.close();
+    // The memory engine keeps a container's last 1000 lines: 1500 more push lines 6..505 out.
+    for (let n = 6; n <= 1505; n++) {
+      runtime.writeLog(id, 'stdout', `line ${n}`);
+      await vi.advanceTimersByTimeAsync(10);
+    }
+    agent(new OutboxModel(hub), new CursorFile(path));
+    await vi.advanceTimersByTimeAsync(2_000);
+    const lines = hub.lines();
+    expect(lines.slice(0, 5)).toEqual(numbers(1, 5));
+    // 500 were lost; the estimate (the held lines' rate over the gap) also counts the 350 ms pause before line 6.
+    const lost = Number(/^(\d+) lines lost to log rotation$/.exec(lines[5] ?? '')?.[1]);
+    expect(lost).toBeGreaterThanOrEqual(500);
+    expect(lost).toBeLessThanOrEqual(550);
+    expect(lines.slice(6)).toEqual(numbers(506, 1505));
+    const marker = [...hub.batches.values()].flat().find((l) => l.stream === 'system');
+    expect(marker).toMatchObject({ app: 'shop', container: 'main', stream: 'system' });
+  });
+
   it('without a ledger yet (the first start), follows a running container from the agent start, and records that for the next', async () => {
     const hub = new HubModel();
     const path = join(dir, 'log-ledger.json');

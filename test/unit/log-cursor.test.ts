@@ -18,6 +18,7 @@ import {
   rangesOf,
   ShipLedger,
 } from '../../agent/telemetry/logs/log-cursor.js';
+import { estimateLostToRotation, rotationMarkerText } from '../../agent/telemetry/logs/rotation.js';
 
 const p = (nanos: number, at: number): LinePosition => ({ nanos: BigInt(nanos), at });
 const range = (from: LinePosition, to: LinePosition): LineRange => ({ from, to });
@@ -138,6 +139,23 @@ describe('ship ledger', () => {
   it('reads a batch seq from a queued payload without parsing its lines', () => {
     expect(batchSeqOf(Buffer.from(JSON.stringify({ seq: 4294967297, lines: [{ line: '{"seq":1}' }] })))).toBe(4294967297);
     expect(batchSeqOf(Buffer.from('{"lines":[],"seq":3}'))).toBeUndefined();
+  });
+});
+
+describe('lines lost to log rotation', () => {
+  const s = (seconds: number) => BigInt(seconds * 1e9);
+
+  it("estimates them from the held lines' rate over the gap since the last line shipped", () => {
+    // Shipped up to t=10 s; the engine holds 101 lines from t=20 s to t=30 s (10 a second): about 99 in between.
+    expect(estimateLostToRotation(s(10), { count: 101, firstNanos: s(20), lastNanos: s(30) })).toBe(99);
+    expect(rotationMarkerText(99)).toBe('99 lines lost to log rotation');
+  });
+
+  it('says at least one when the rate cannot be told (one line held, or all in one instant)', () => {
+    expect(estimateLostToRotation(s(10), { count: 1, firstNanos: s(20), lastNanos: s(20) })).toBe(1);
+    expect(estimateLostToRotation(s(10), { count: 5, firstNanos: s(20), lastNanos: s(20) })).toBe(1);
+    expect(estimateLostToRotation(s(10), { count: 3, firstNanos: s(10.001), lastNanos: s(60) })).toBe(1);
+    expect(rotationMarkerText(1)).toBe('1 line lost to log rotation');
   });
 });
 

@@ -38,6 +38,7 @@ import {
   ShipLedger,
 } from './log-cursor.js';
 import { LogPipeline, type LogPipelineOptions } from './log-pipeline.js';
+import { estimateLostToRotation, rotationMarkerText } from './rotation.js';
 
 /** Where batches go: the agent's MQTT link. */
 export interface LogSink {
@@ -64,6 +65,14 @@ const START_MARGIN_NS = 1_000_000_000n;
 
 /** Settlements are saved this long after the first unsaved one (see log-cursor.ts: they may wait). */
 const SETTLED_SAVE_DELAY_MS = 1_000;
+
+/**
+ * After a rotation past the cursor, the held lines that date from before the
+ * follow (at most this many, or for this long) are read first to estimate
+ * the lines lost, so the marker goes before them.
+ */
+const ROTATION_SAMPLE_LINES = 1_000;
+const ROTATION_SAMPLE_MS = 1_000;
 
 /** How long reading one recorded batch's lines again from the engine may take. */
 const REPLAY_READ_TIMEOUT_MS = 10_000;
@@ -269,7 +278,40 @@ export class LogCollector {
     // lines stamped with the last timestamp seen, which were sent already.
     const resumeAt = f.lastNanos;
     let replayed = f.atLast;
+    // Rotation past the cursor shows as the cursor's own lines missing: the first line is already past it.
+    const followedAt = BigInt(Math.floor(this.now())) * 1_000_000n;
+    let sample: { entries: LogEntry[]; first: bigint; last: bigint; timer: NodeJS.Timeout } | undefined;
+    const endSample = () => {
+      if (!sample || resumeAt === undefined) return;
+      const { entries, first, last, timer } = sample;
+      sample = undefined;
+      clearTimeout(timer);
+      const lost = estimateLostToRotation(resumeAt, { count: entries.length, firstNanos: first, lastNanos: last });
+      log.warn(
+        { lost, shippedUpTo: formatNanos(resumeAt), oldestHeld: formatNanos(first) },
+        "the engine rotated this container's log past the last line shipped",
+      );
+      this.pipeline.pushSystem(f.app, f.container, entries[0]?.ts ?? formatNanos(first), rotationMarkerText(lost));
+      for (const entry of entries) accept(entry);
+    };
     const onLine = (entry: LogEntry) => {
+      const ts = timestampNanos(entry.ts);
+      if (sample) {
+        if (ts !== undefined && ts < followedAt && sample.entries.length < ROTATION_SAMPLE_LINES) {
+          sample.entries.push(entry);
+          sample.last = ts;
+          return;
+        }
+        endSample();
+      } else if (ts !== undefined && resumeAt !== undefined && replayed > 0 && ts > resumeAt) {
+        replayed = 0;
+        sample = { entries: [entry], first: ts, last: ts, timer: setTimeout(endSample, ROTATION_SAMPLE_MS) };
+        sample.timer.unref?.();
+        return;
+      }
+      accept(entry);
+    };
+    const accept = (entry: LogEntry) => {
       const ts = timestampNanos(entry.ts);
       if (ts !== undefined) {
         if (resumeAt !== undefined && ts <= resumeAt && replayed > 0) {
@@ -294,6 +336,7 @@ export class LogCollector {
       this.schedule();
     };
     const onEnd = (err?: Error) => {
+      endSample();
       delete f.stop;
       if (!err) {
         log.debug({}, 'container log stream ended');
@@ -309,7 +352,12 @@ export class LogCollector {
       }
     };
     const options = { maxLineBytes: this.options.lineMaxBytes, ...(since !== undefined ? { since: formatNanos(since) } : {}) };
-    f.stop = this.options.runtime.followLogs(id, options, onLine, onEnd);
+    const stop = this.options.runtime.followLogs(id, options, onLine, onEnd);
+    f.stop = () => {
+      if (sample) clearTimeout(sample.timer);
+      sample = undefined;
+      stop();
+    };
   }
 
   /** Arms the flush timer for when the next batch is due (called for every line, so the common case returns at once). */

@@ -62,6 +62,11 @@ export class LogPipeline {
     return this.buffer.offer(line);
   }
 
+  /** Offers a `system` line of the agent's own about a container's log (not rate-limited). */
+  pushSystem(app: string, container: string, ts: string, text: string): boolean {
+    return this.buffer.offer({ app, container, stream: 'system', ts, line: text });
+  }
+
   /** Milliseconds until a batch is due (0: now); undefined when nothing waits. */
   dueIn(): number | undefined {
     if (this.buffer.bytes >= this.options.batchBytes) return 0;
