@@ -16,6 +16,10 @@
  * A container that really crashed in the instant before its engine was
  * stopped is given the benefit of the doubt: it is judged again once it runs.
  *
+ * Outages live in the agent's memory only: an agent that starts after one
+ * (a device reboot) judges a container its restart policy brought back from
+ * its new start, and one the engine left stopped as exited.
+ *
  * Times are the agent's clock; the engine's timestamps (StartedAt,
  * FinishedAt) are compared with them, which holds for an engine on the same
  * host, the only setup the agent supports for its health gate.
