@@ -101,7 +101,19 @@ describeDocker('log lines across agent restarts on a real Docker Engine', () => 
     );
     // Docker's json-file log is not rotated here: a rotation marker would be a false alarm.
     expect((await storedLogLines(hub.url, deviceId)).filter((line) => line.includes('lost to log rotation'))).toEqual([]);
-    const summary: Record<string, unknown> = { label, stored: total };
+    // What the restarted agent read again from the engine and sent under recorded seqs (for the record, not asserted: timing decides it).
+    const resent = agent.proc.output
+      .split('\n')
+      .filter((l) => l.includes('sent recorded log batches again'))
+      .map((l) => {
+        try {
+          const { batches, lines, recorded } = JSON.parse(l) as { batches: number; lines: number; recorded: number };
+          return { batches, lines, recorded };
+        } catch {
+          return l;
+        }
+      });
+    const summary: Record<string, unknown> = { label, stored: total, resent };
     for (const [run, numbers] of runs) {
       const sorted = [...numbers].sort((a, b) => a - b);
       const max = sorted[sorted.length - 1] ?? 0;
