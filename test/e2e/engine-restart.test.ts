@@ -112,14 +112,16 @@ describeDocker('Docker Engine restarted under a running agent', () => {
     const outageAt = new Date().toISOString();
 
     await e.stop();
-    // While the engine is down: the agent lives on, says so in its log and in its reported state.
+    const stoppedAt = Date.now();
+    // While the engine is down: the agent lives on, says so in its log and in its reported state, at its
+    // next look (its event stream ends with the engine; the resync interval here is 2 s).
     const down = await waitFor(
       'the device to report a runtime error',
       async () => {
         const view = await describeDevice(hub, deviceId);
         return view.runtimeError !== undefined && view;
       },
-      { timeoutMs: 30_000 },
+      { timeoutMs: 10_000 },
     );
     expect(down.runtimeError).toMatch(/^container runtime unavailable: /);
     // In the same report: no app is trusted to be running; each is unknown since the engine went away.
@@ -135,6 +137,12 @@ describeDocker('Docker Engine restarted under a running agent', () => {
     const messages = agentLog(agent).map((l) => l.msg);
     expect(messages).toContain('cannot observe containers; will retry');
     expect(messages).toContain('Docker event stream ended; re-subscribing');
+
+    // Down for 20 s in all: the report stays unknown since the same moment, not a stale running.
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, stoppedAt + 20_000 - Date.now())));
+    const stillDown = await describeDevice(hub, deviceId);
+    expect(stillDown.runtimeError).toMatch(/^container runtime unavailable: /);
+    expect(stillDown.apps.map((app) => [app.phase, app.unknownSince])).toEqual(down.apps.map((app) => ['unknown', app.unknownSince]));
 
     await e.start();
     const view = await waitFor(
