@@ -22,22 +22,13 @@
  *   lines wait there and, once it is full, are dropped and counted.
  */
 import type { Logger } from 'pino';
-import type { LogBatch, LogLine } from '../../../shared/index.js';
+import type { LogBatch } from '../../../shared/index.js';
 import { formatNanos, timestampNanos } from '../../runtime/log-time.js';
 import type { ContainerRuntime, LogEntry, ManagedContainer } from '../../runtime/runtime.js';
 import type { CursorFile } from './cursor-file.js';
-import {
-  batchSeqOf,
-  comparePositions,
-  type LinePosition,
-  type LineRange,
-  PositionCounter,
-  placeInRange,
-  type Replay,
-  rangesOf,
-  ShipLedger,
-} from './log-cursor.js';
+import { batchSeqOf, type LinePosition, type Replay, rangesOf, ShipLedger } from './log-cursor.js';
 import { LogPipeline, type LogPipelineOptions } from './log-pipeline.js';
+import { readRecordedBatch } from './log-replay.js';
 import { estimateLostToRotation, rotationMarkerText } from './rotation.js';
 
 /** Where batches go: the agent's MQTT link. */
@@ -73,9 +64,6 @@ const SETTLED_SAVE_DELAY_MS = 1_000;
  */
 const ROTATION_SAMPLE_LINES = 1_000;
 const ROTATION_SAMPLE_MS = 1_000;
-
-/** How long reading one recorded batch's lines again from the engine may take. */
-const REPLAY_READ_TIMEOUT_MS = 10_000;
 
 interface Follow {
   app: string;
@@ -154,7 +142,7 @@ export class LogCollector {
       this.refresh();
       return;
     }
-    // Following starts once the recorded batches went out again, so their seqs stay below the new batches'.
+    // The recorded batches go first, so the outbox holds them ahead of the lines that came after them.
     this.refreshing = true;
     void this.replay(this.replays.splice(0)).finally(() => {
       this.refreshing = false;
@@ -428,21 +416,7 @@ export class LogCollector {
     let sent = 0;
     let lines = 0;
     for (const replay of replays) {
-      const batch: LogLine[] = [];
-      for (const [id, range] of replay.ranges) {
-        const c = byId.get(id);
-        if (!c) continue;
-        for (const entry of await this.readRange(id, range)) {
-          batch.push({
-            app: c.app,
-            container: c.container,
-            stream: entry.stream,
-            ts: entry.ts,
-            line: entry.line,
-            ...(entry.truncated ? { truncated: true } : {}),
-          });
-        }
-      }
+      const batch = await readRecordedBatch(this.options.runtime, byId, replay, this.options.lineMaxBytes);
       if (this.closed) return;
       if (batch.length === 0 || !this.options.sink.canSendLogs || !this.options.sink.publishLogs({ seq: replay.seq, lines: batch })) {
         // Gone with its container (or the link is closing): nothing left to send.
@@ -456,39 +430,6 @@ export class LogCollector {
       { batches: sent, lines, recorded: replays.length },
       'sent recorded log batches again (the hub keeps one copy of each seq)',
     );
-  }
-
-  /** One container's lines in `range`, read again from the engine. */
-  private readRange(id: string, range: LineRange): Promise<LogEntry[]> {
-    return new Promise((resolve) => {
-      const out: LogEntry[] = [];
-      const counter = new PositionCounter();
-      let done = false;
-      let stop: (() => void) | undefined;
-      const finish = () => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        stop?.();
-        resolve(out);
-      };
-      const timer = setTimeout(finish, REPLAY_READ_TIMEOUT_MS);
-      const onLine = (entry: LogEntry) => {
-        const ts = timestampNanos(entry.ts);
-        if (done || ts === undefined) return;
-        const position = counter.next(ts);
-        const place = placeInRange(position, range);
-        if (place === 'in') out.push(entry);
-        if (place === 'after' || comparePositions(position, range.to) === 0) finish();
-      };
-      stop = this.options.runtime.followLogs(
-        id,
-        { since: formatNanos(range.from.nanos), maxLineBytes: this.options.lineMaxBytes },
-        onLine,
-        () => finish(),
-      );
-      if (done) stop();
-    });
   }
 
   private save(): void {
