@@ -23,6 +23,15 @@ import { scratchDir } from '../support/scratch.js';
 import { waitFor } from '../support/wait.js';
 
 const NO_ENGINE = '/nonexistent/docker.sock';
+/** lab-app as an agent without a reachable engine reports it. */
+const unknownApp = {
+  name: 'lab-app',
+  revision: 1,
+  phase: 'unknown',
+  message: expect.stringContaining(NO_ENGINE),
+  unknownSince: expect.any(String),
+  containers: [],
+};
 const STATE = 'flotilla/v1/devices/dev-a/state';
 const DESIRED = 'flotilla/v1/devices/dev-a/desired';
 
@@ -122,11 +131,12 @@ describe('agent ↔ hub over MQTT, no container engine reachable', () => {
     const applied = await http(hub.httpUrl, 'POST', '/api/v1/apps', appSpec('lab-app', { site: 'lab' }));
     expect(applied.body).toEqual({ name: 'lab-app', revision: 1, changed: true });
     const state = await stateWithRevision(2);
-    expect(state.apps).toEqual([{ name: 'lab-app', revision: 1, phase: 'pending', containers: [] }]);
+    // No engine to look at: the app's phase is unknown (since the first failed look), never a guess.
+    expect(state.apps).toEqual([{ ...unknownApp, message: expect.stringMatching(/; last seen pending$/) }]);
     expect(state.runtimeError).toContain(NO_ENGINE);
     await waitFor('hub sees observedRevision 2', async () => (await getDevice()).body.observedRevision === 2);
     const app = await http(hub.httpUrl, 'GET', '/api/v1/apps/lab-app');
-    expect(app.body.devices).toEqual([{ id: 'dev-a', online: true, phase: 'pending', revision: 1 }]);
+    expect(app.body.devices).toEqual([{ id: 'dev-a', online: true, phase: 'unknown', message: expect.any(String), revision: 1 }]);
 
     // A stale (lower) revision and a replay of the current one are ignored.
     await publish({ deviceId: 'dev-a', revision: 1, issuedAt: new Date().toISOString(), apps: [] });
@@ -182,7 +192,7 @@ describe('agent ↔ hub over MQTT, no container engine reachable', () => {
       },
       { timeoutMs: 15_000 },
     );
-    expect(back.apps).toEqual([{ name: 'lab-app', revision: 1, phase: 'pending', containers: [] }]);
+    expect(back.apps).toEqual([unknownApp]);
     expect(back.desiredRevision).toBe(revision);
 
     await second.close();
