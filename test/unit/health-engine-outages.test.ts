@@ -7,34 +7,14 @@
 import { describe, expect, it } from 'vitest';
 import { awayDuring, EngineOutages, outageAt } from '../../agent/health/engine-outages.js';
 import { healthVerdict } from '../../agent/health/verdict.js';
-import type { ManagedContainer } from '../../agent/runtime/runtime.js';
-import type { ContainerSpec } from '../../shared/index.js';
+import { candidate, plain, STARTED, withHttp } from '../support/health-fixtures.js';
 
-const started = Date.parse('2026-11-28T10:00:00Z');
+const started = STARTED;
 const at = (seconds: number) => started + seconds * 1000;
 const iso = (seconds: number) => new Date(at(seconds)).toISOString();
 const policy = { healthTimeoutMs: 60_000, minReadyMs: 30_000 };
-const plain: ContainerSpec = { name: 'web', image: 'reg/web:2' };
-const withHttp: ContainerSpec = { ...plain, healthcheck: { http: 'http://localhost:80/healthz' } };
 
-function container(overrides: Partial<ManagedContainer> = {}): ManagedContainer {
-  return {
-    id: 'c1',
-    dockerName: 'shop_web',
-    app: 'shop',
-    container: 'web',
-    appRevision: 2,
-    specHash: 'h',
-    image: 'reg/web:2',
-    state: 'running',
-    status: 'Up',
-    restartCount: 0,
-    startedAt: iso(0),
-    ipAddress: '172.17.0.5',
-    networkMode: 'bridge',
-    ...overrides,
-  };
-}
+const container = candidate;
 
 /** Away from the look at 10 s until the look at 50 s. */
 const outage = [{ from: at(10), to: at(50) }];

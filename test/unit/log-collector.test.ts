@@ -297,14 +297,7 @@ describe('log collector across agent lives', () => {
     const fileA = new KillableFile(path);
     const sinkA = new OutboxModel(hub);
     const a = agent(sinkA, fileA);
-    const id = await runtime.create({
-      deviceId: 'dev-1',
-      app: 'shop',
-      appRevision: 1,
-      specHash: 'h',
-      spec: { name: 'main', image: 'web:v1' },
-    });
-    await runtime.start(id);
+    const id = await startContainer(runtime, 'shop');
     a.refresh();
     await vi.advanceTimersByTimeAsync(1);
     await print(id, 1, 5);
@@ -335,14 +328,7 @@ describe('log collector across agent lives', () => {
     const path = join(dir, 'log-ledger.json');
     const sinkA = new OutboxModel(hub);
     const a = agent(sinkA, new CursorFile(path));
-    const id = await runtime.create({
-      deviceId: 'dev-1',
-      app: 'shop',
-      appRevision: 1,
-      specHash: 'h',
-      spec: { name: 'main', image: 'web:v1' },
-    });
-    await runtime.start(id);
+    const id = await startContainer(runtime, 'shop');
     a.refresh();
     await vi.advanceTimersByTimeAsync(1);
     await print(id, 1, 5);
@@ -353,14 +339,7 @@ describe('log collector across agent lives', () => {
     await runtime.start(id);
     await print(id, 9, 12);
     // A container created while no agent ran is read from its first line.
-    const late = await runtime.create({
-      deviceId: 'dev-1',
-      app: 'late',
-      appRevision: 1,
-      specHash: 'h',
-      spec: { name: 'main', image: 'web:v1' },
-    });
-    await runtime.start(late);
+    const late = await startContainer(runtime, 'late');
     runtime.writeLog(late, 'stdout', 'late 1');
     await vi.advanceTimersByTimeAsync(5_000);
 
@@ -375,14 +354,7 @@ describe('log collector across agent lives', () => {
   it('says how many lines the engine rotated away while no agent ran, then sends what it still holds', async () => {
     const hub = new HubModel();
     const path = join(dir, 'log-ledger.json');
-    const id = await runtime.create({
-      deviceId: 'dev-1',
-      app: 'shop',
-      appRevision: 1,
-      specHash: 'h',
-      spec: { name: 'main', image: 'web:v1' },
-    });
-    await runtime.start(id);
+    const id = await startContainer(runtime, 'shop');
     const a = agent(new OutboxModel(hub), new CursorFile(path));
     await vi.advanceTimersByTimeAsync(1);
     await print(id, 1, 5);
@@ -408,14 +380,7 @@ describe('log collector across agent lives', () => {
   it('without a ledger yet (the first start), follows a running container from the agent start, and records that for the next', async () => {
     const hub = new HubModel();
     const path = join(dir, 'log-ledger.json');
-    const id = await runtime.create({
-      deviceId: 'dev-1',
-      app: 'shop',
-      appRevision: 1,
-      specHash: 'h',
-      spec: { name: 'main', image: 'web:v1' },
-    });
-    await runtime.start(id);
+    const id = await startContainer(runtime, 'shop');
     await print(id, 1, 3);
     await vi.advanceTimersByTimeAsync(5_000);
     const a = agent(new OutboxModel(hub), new CursorFile(path));
@@ -427,3 +392,10 @@ describe('log collector across agent lives', () => {
     expect(hub.lines()).toEqual(numbers(4, 6));
   });
 });
+
+/** A running container `main` of `app` on the memory engine. */
+async function startContainer(runtime: MemoryRuntime, app: string): Promise<string> {
+  const id = await runtime.create({ deviceId: 'dev-1', app, appRevision: 1, specHash: 'h', spec: { name: 'main', image: 'web:v1' } });
+  await runtime.start(id);
+  return id;
+}
