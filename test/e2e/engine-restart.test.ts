@@ -60,6 +60,19 @@ describeDocker('Docker Engine restarted under a running agent', () => {
 
   const image = { v1: '', v2: '' };
 
+  /** The app's containers once the device reports it running on exactly one running container. */
+  function runningAlone(app: string, what: string) {
+    return waitFor(
+      what,
+      async () => {
+        const rows = await appContainers(app, engine!.host);
+        const state = (await describeDevice(hub, deviceId)).apps.find((a) => a.name === app);
+        return state?.phase === 'running' && rows.length === 1 && rows[0]!.state === 'running' && rows;
+      },
+      { timeoutMs: 60_000 },
+    );
+  }
+
   function startAgent(): ManagedProcess {
     agent = spawnCli(
       `agent ${deviceId}`,
@@ -186,15 +199,7 @@ describeDocker('Docker Engine restarted under a running agent', () => {
     const spec = { restartPolicy: { name: 'always' } };
     await device.apply(updated, { image: image.v1, ...spec });
     const primary = `${updated}_web`;
-    const [v1] = await waitFor(
-      'v1 running',
-      async () => {
-        const rows = await appContainers(updated, e.host);
-        const state = (await describeDevice(hub, deviceId)).apps.find((a) => a.name === updated);
-        return state?.phase === 'running' && rows.length === 1 && rows[0]!.state === 'running' && rows;
-      },
-      { timeoutMs: 60_000 },
-    );
+    const [v1] = await runningAlone(updated, 'v1 running');
     const sampler = new ContainerSampler(updated, e.host);
     await device.apply(updated, { image: image.v2, ...spec }, { minReadySeconds: 15 });
     const trial = await waitFor(
@@ -252,15 +257,7 @@ describeDocker('Docker Engine restarted under a running agent', () => {
     const e = engine!;
     const app = `e2e-engine-trial-${suffix}`;
     await device.apply(app, { image: image.v1 });
-    await waitFor(
-      'v1 running',
-      async () => {
-        const rows = await appContainers(app, e.host);
-        const state = (await describeDevice(hub, deviceId)).apps.find((a) => a.name === app);
-        return state?.phase === 'running' && rows.length === 1 && rows[0]!.state === 'running' && rows;
-      },
-      { timeoutMs: 60_000 },
-    );
+    await runningAlone(app, 'v1 running');
     const sampler = new ContainerSampler(app, e.host);
     await device.apply(app, { image: image.v2 }, { minReadySeconds: 15 });
     const trial = await waitFor(
@@ -311,15 +308,7 @@ describeDocker('Docker Engine restarted under a running agent', () => {
     const e = engine!;
     const app = `e2e-engine-failing-${suffix}`;
     await device.apply(app, { image: image.v1 });
-    const [v1] = await waitFor(
-      'v1 running',
-      async () => {
-        const rows = await appContainers(app, e.host);
-        const state = (await describeDevice(hub, deviceId)).apps.find((a) => a.name === app);
-        return state?.phase === 'running' && rows.length === 1 && rows[0]!.state === 'running' && rows;
-      },
-      { timeoutMs: 60_000 },
-    );
+    const [v1] = await runningAlone(app, 'v1 running');
     // Leaves on SIGTERM (the engine's stop) at once; otherwise it exits 3 after 8 s of every start, inside its 15 s trial.
     const failing = { image: image.v2, command: ['/bin/sh', '-c', "trap 'exit 0' TERM; sleep 8 & wait; exit 3"] };
     await device.apply(app, failing, { minReadySeconds: 15 });
