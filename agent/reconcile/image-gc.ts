@@ -5,7 +5,7 @@
  */
 import type { DesiredApp } from '../../shared/index.js';
 import type { ManagedContainer } from '../runtime/runtime.js';
-import type { PlanContext } from './plan.js';
+import type { PlanContext } from './observation.js';
 import type { Step } from './steps.js';
 
 export function collectImages(current: readonly ManagedContainer[], desired: readonly DesiredApp[], ctx: PlanContext): Step[] {

@@ -32,6 +32,12 @@ export interface Observation {
 }
 
 /** Like balena's updates.lock: an app creates it in one of its volumes to defer a swap during critical work. */
+/** What the planner reads of an observation, with the names containers run under. */
+export type PlanContext = Omit<Observation, 'containers'> & {
+  /** The Docker name a container of an app runs under (the agent's name prefix applied). */
+  primaryName: (app: string, container: string) => string;
+};
+
 export const UPDATE_LOCK_FILE = 'updates.lock';
 
 const PROBE_TIMEOUT_MS = 2000;

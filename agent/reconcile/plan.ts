@@ -17,17 +17,13 @@
 import type { DesiredApp } from '../../shared/index.js';
 import type { ManagedContainer } from '../runtime/runtime.js';
 import { collectImages } from './image-gc.js';
-import type { Observation } from './observation.js';
+import type { PlanContext } from './observation.js';
 import { planSlot } from './plan-slot.js';
 import { commitOrRollBack, stopWithoutPrevious, targetOf } from './rollback.js';
 import { retire, slotOf } from './slot.js';
 import type { Step } from './steps.js';
 
-/** What the planner reads of an observation, with the names containers run under. */
-export type PlanContext = Omit<Observation, 'containers'> & {
-  /** The Docker name a container of an app runs under (the agent's name prefix applied). */
-  primaryName: (app: string, container: string) => string;
-};
+export type { PlanContext } from './observation.js';
 
 /**
  * `desired` is undefined while the agent has never received (nor restored) a

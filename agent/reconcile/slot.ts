@@ -7,7 +7,7 @@
 import type { ContainerSpec, DesiredApp, UpdatePolicy } from '../../shared/index.js';
 import type { HealthVerdict } from '../health/verdict.js';
 import type { ManagedContainer } from '../runtime/runtime.js';
-import type { PlanContext } from './plan.js';
+import type { PlanContext } from './observation.js';
 import type { Step } from './steps.js';
 
 export type UpdateStrategy = NonNullable<UpdatePolicy['strategy']>;
