@@ -8,8 +8,11 @@
  * retry then finds the new version.
  *
  * Through a start-then-kill swap, no request fails. As a control, the same
- * probe through a download-then-kill swap does see failed requests: the swap
- * leaves ~1 s with no version running, far longer than one retry.
+ * probe does see failed requests while the app is off its network for 3 s, so
+ * its silence through the swap means something. A download-then-kill swap
+ * leaves ~1 s with no version running; how many requests fail through it is
+ * printed, not asserted: on a loaded machine that gap can fall between two
+ * slow probe requests (it did, in fresh-clone CI runs).
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -100,7 +103,7 @@ describeDocker('start-then-kill without a failed request', () => {
     await docker('network', 'rm', network).catch(() => undefined);
   });
 
-  it('answers every request through a start-then-kill swap, and not through a download-then-kill one', { timeout: 420_000 }, async () => {
+  it('answers every request through a start-then-kill swap (and sees the app gone when it is)', { timeout: 420_000 }, async () => {
     await apply(await retagInRegistry(images.v1, `v1-${app}`), 'start-then-kill');
     await waitFor('v1 running', () => running(1), { timeoutMs: 60_000 });
     await docker('run', '-d', '--name', probe, '--network', network, '--entrypoint', '/bin/sh', images.v1, '-c', loop);
@@ -112,21 +115,24 @@ describeDocker('start-then-kill without a failed request', () => {
     expect(beside.filter((line) => line === 'fail')).toEqual([]);
     expect(beside.length).toBeGreaterThan(20);
 
-    // Control: the same probe does notice a swap that leaves no version running for a while.
-    // The gap is short (~1 s, the image is already on the device), and on a loaded machine one
-    // slow probe request can straddle it; so up to three such swaps, and one must show a failure.
-    const fails: number[] = [];
-    for (const [i, [image, expected]] of (
-      [
-        [images.v1, 'v1'],
-        [images.v2, 'v2'],
-        [images.v1, 'v1'],
-      ] as const
-    ).entries()) {
-      const killFirst = await swap(await retagInRegistry(image, `v${3 + i}-${app}`), 'download-then-kill', 3 + i, expected);
-      fails.push(killFirst.filter((line) => line === 'fail').length);
-      if (fails.at(-1)! > 0) break;
-    }
-    expect(Math.max(...fails), `failed requests the probe saw in each download-then-kill swap: ${fails.join(', ')}`).toBeGreaterThan(0);
+    // Control: the probe notices the app gone for 3 s (off its network, so the alias resolves to nothing).
+    const name = `${deviceId}.${app}_web`;
+    const beforeOutage = (await probeLines()).length;
+    await docker('network', 'disconnect', network, name);
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    await docker('network', 'connect', '--alias', alias, network, name);
+    await waitFor('the probe to see v2 again', async () => (await probeLines()).slice(-3).every((line) => line.endsWith('v2')), {
+      timeoutMs: 60_000,
+    });
+    const outage = (await probeLines()).slice(beforeOutage);
+    expect(outage.filter((line) => line === 'fail').length, `the probe's lines through the outage: ${outage.join(', ')}`).toBeGreaterThan(
+      0,
+    );
+
+    // For the record: a swap that leaves ~1 s with no version running.
+    const killFirst = await swap(await retagInRegistry(images.v1, `v3-${app}`), 'download-then-kill', 3, 'v1');
+    console.info(
+      `download-then-kill swap: ${killFirst.filter((line) => line === 'fail').length} of ${killFirst.length} probe requests failed`,
+    );
   });
 });
