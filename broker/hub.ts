@@ -61,12 +61,13 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
     const { authenticator, loginDelay } = authentication(config, stores, logger);
     const mqtt = await startHubMqtt(config, { stores, telemetry, authenticator, loginDelay, logger, now }, closer);
     const desiredChanged = new Signal((err) => logger.error({ component: 'hub', err }, 're-planning desired state failed'));
-    const api = hubApi(stores, telemetry, mqtt, () => desiredChanged.emit(), now);
+    const desiredMayHaveChanged = () => desiredChanged.emit();
+    const api = hubApi(stores, telemetry, mqtt, desiredMayHaveChanged, now);
     const dispatcher = await startDispatcher(stores, mqtt, api, deps, logger, now, closer);
     desiredChanged.on(() => dispatcher.scheduleSync());
     const ports = await startHubHttp(
       config,
-      { api, stores, telemetry, mqtt, authenticator, loginDelay, desiredMayHaveChanged: () => desiredChanged.emit(), logger },
+      { api, stores, telemetry, mqtt, authenticator, loginDelay, desiredMayHaveChanged, logger },
       closer,
     );
     logger.info({ component: 'hub', dataDir: config.dataDir, ...ports }, 'hub ready');

@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import { Aedes, type AedesOptions, type Client } from 'aedes';
 import type { Logger } from 'pino';
 import { createWebSocketStream, WebSocketServer } from 'ws';
+import { connectionAddress } from './client-address.js';
 import { limitPacketSize } from './packet-limit.js';
 import { FLOTILLA_INTERNAL_PREFIX, MAX_TOPIC_LEVELS, TOPIC_MAX_LENGTH } from './payload-limits.js';
 import { retainedIndexedPersistence } from './retained-index.js';
@@ -156,7 +157,7 @@ function connectionHandler(aedes: Aedes, subscribers: SubscriberGuard, maxPacket
       maxConnectBytes: Math.min(MAX_CONNECT_PACKET_BYTES, maxPacketBytes),
       onRefused: ({ bytes, maxBytes, first }) =>
         log.warn(
-          { clientId: client?.id || undefined, address: remoteAddressOf(conn, req), bytes, maxBytes, connect: first },
+          { clientId: client?.id || undefined, address: connectionAddress(conn, req), bytes, maxBytes, connect: first },
           'MQTT packet over the size limit (--max-packet-size): connection closed',
         ),
     });
@@ -209,8 +210,4 @@ export function closeServer(server: NetServer | HttpServer): Promise<void> {
     server.close(() => resolve());
     if ('closeAllConnections' in server) server.closeAllConnections();
   });
-}
-
-function remoteAddressOf(conn: Duplex, req?: IncomingMessage): string | undefined {
-  return (conn as { remoteAddress?: string }).remoteAddress ?? req?.socket.remoteAddress;
 }

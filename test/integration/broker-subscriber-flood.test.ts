@@ -22,7 +22,7 @@ import WebSocket from 'ws';
 import { Cleanup } from '../support/cleanup.js';
 import { logLine, metricsSample } from '../support/fixtures.js';
 import { closeClient, connectClient } from '../support/mqtt-client.js';
-import { frame } from '../support/mqtt-frame.js';
+import { frame, str } from '../support/mqtt-frame.js';
 import { freePort } from '../support/ports.js';
 import { type ManagedProcess, spawnCli } from '../support/processes.js';
 import { scratchDir } from '../support/scratch.js';
@@ -335,11 +335,6 @@ async function startFlood(url: string, cleanup: Cleanup) {
   };
   cleanup.add('flood', stop);
   return { stop, published: () => published };
-}
-
-function str(value: string): Buffer {
-  const bytes = Buffer.from(value, 'utf8');
-  return Buffer.concat([Buffer.from([bytes.length >> 8, bytes.length & 0xff]), bytes]);
 }
 
 interface RawOptions {

@@ -9,12 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_TOPIC_ROOT } from '../../shared/index.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { mosquittoPub } from '../support/mosquitto.js';
-import { frame } from '../support/mqtt-frame.js';
-
-function str(value: string): Buffer {
-  const bytes = Buffer.from(value, 'utf8');
-  return Buffer.concat([Buffer.from([bytes.length >> 8, bytes.length & 0xff]), bytes]);
-}
+import { frame, str } from '../support/mqtt-frame.js';
 
 /** CONNECT, MQTT 3.1.1, no credentials, keepalive 0. */
 function connectPacket(clientId: string, clean: boolean): Buffer {

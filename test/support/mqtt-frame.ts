@@ -12,3 +12,9 @@ export function frame(firstByte: number, body: Buffer): Buffer {
   } while (n > 0);
   return Buffer.concat([Buffer.from([firstByte, ...length]), body]);
 }
+
+/** A UTF-8 string as MQTT encodes it: a two-byte big-endian length, then the bytes [MQTT-1.5.3]. */
+export function str(value: string): Buffer {
+  const bytes = Buffer.from(value, 'utf8');
+  return Buffer.concat([Buffer.from([bytes.length >> 8, bytes.length & 0xff]), bytes]);
+}
