@@ -1,7 +1,7 @@
 /** Facts about the device that the hub shows and schedules on. */
-import { readFileSync } from 'node:fs';
 import { arch, hostname, platform, release } from 'node:os';
 import type { HostFacts } from '../shared/index.js';
+import { flotillaVersion } from '../shared/version.js';
 
 /** Node's arch names mapped to Docker's, which is what image platforms and operators use. */
 const DOCKER_ARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x' };
@@ -10,13 +10,7 @@ export function dockerArch(): string {
   return DOCKER_ARCH[arch()] ?? arch();
 }
 
-const AGENT_VERSION = (() => {
-  try {
-    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
-})();
+const AGENT_VERSION = flotillaVersion();
 
 export function hostFacts(dockerVersion?: string): HostFacts {
   return {

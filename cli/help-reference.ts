@@ -12,7 +12,7 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import type { CliIO } from './context.js';
-import { buildProgram } from './main.js';
+import { buildProgram, loadAllCommands } from './main.js';
 
 /** Where the rendered reference lives, relative to the repository root. */
 export const CLI_REFERENCE_FILE = 'docs/reference/cli.md';
@@ -70,9 +70,14 @@ const silentIO: CliIO = {
   fetch: () => Promise.reject(new Error('the help renderer makes no requests')),
 };
 
+// Loaded once, at import, so rendering stays synchronous.
+const ALL_COMMANDS = await loadAllCommands();
+
 /** The whole reference as Markdown. */
 export function renderCliReference(): string {
-  const sections = walk(buildProgram(silentIO)).map((command) => `## ${fullName(command)}\n\n\`\`\`text\n${helpText(command)}\n\`\`\`\n`);
+  const sections = walk(buildProgram(silentIO, ALL_COMMANDS)).map(
+    (command) => `## ${fullName(command)}\n\n\`\`\`text\n${helpText(command)}\n\`\`\`\n`,
+  );
   return `${HEADER}\n${sections.join('\n')}`;
 }
 

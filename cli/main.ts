@@ -16,26 +16,8 @@
  * Errors go to stderr as `error: <message>`, with details (spec issues) on
  * indented lines below; stdout carries only results, so `-o json` pipes cleanly.
  */
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { registerAgent } from './commands/agent.js';
-import { registerApply } from './commands/apply.js';
-import { registerCerts } from './commands/certs.js';
-import { registerDelete } from './commands/delete.js';
-import { registerDescribe } from './commands/describe.js';
-import { registerDevice } from './commands/device.js';
-import { registerEvents } from './commands/events.js';
-import { registerGet } from './commands/get.js';
-import { registerLabel } from './commands/label.js';
-import { registerLogs } from './commands/logs.js';
-import { registerMetrics } from './commands/metrics.js';
-import { registerRollback } from './commands/rollback.js';
-import { registerRollout } from './commands/rollout.js';
-import { registerSecret } from './commands/secret.js';
-import { registerServer } from './commands/server.js';
-import { registerServiceAccount } from './commands/serviceaccount.js';
-import { registerToken } from './commands/token.js';
-import { registerTop } from './commands/top.js';
+import { flotillaVersion } from '../shared/version.js';
 import { type CliIO, processIO } from './context.js';
 import { EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_OK, type ExitCode, isCliError } from './errors.js';
 import { OUTPUT_FORMATS } from './output.js';
@@ -44,23 +26,75 @@ export { EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAUT
 
 export const DEFAULT_HUB = 'http://127.0.0.1:7070';
 
-function version(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string };
-    return pkg.version ?? '0.0.0';
-  } catch {
-    return '0.0.0';
+/** Adds one top-level command (and its subcommands) to the program. */
+export type RegisterCommand = (program: Command, io: CliIO) => void;
+
+/**
+ * Every top-level command, in the order `--help` lists them. Each module is
+ * imported only when its command runs (or for the full help): the hub, the
+ * agent, the spec validator and the API client are heavy, and `flotilla get
+ * devices` should not pay for `flotilla server`.
+ */
+export const COMMANDS: readonly { name: string; load: () => Promise<RegisterCommand> }[] = [
+  { name: 'apply', load: async () => (await import('./commands/apply.js')).registerApply },
+  { name: 'get', load: async () => (await import('./commands/get.js')).registerGet },
+  { name: 'describe', load: async () => (await import('./commands/describe.js')).registerDescribe },
+  { name: 'delete', load: async () => (await import('./commands/delete.js')).registerDelete },
+  { name: 'label', load: async () => (await import('./commands/label.js')).registerLabel },
+  { name: 'secret', load: async () => (await import('./commands/secret.js')).registerSecret },
+  { name: 'rollout', load: async () => (await import('./commands/rollout.js')).registerRollout },
+  { name: 'rollback', load: async () => (await import('./commands/rollback.js')).registerRollback },
+  { name: 'logs', load: async () => (await import('./commands/logs.js')).registerLogs },
+  { name: 'events', load: async () => (await import('./commands/events.js')).registerEvents },
+  { name: 'top', load: async () => (await import('./commands/top.js')).registerTop },
+  { name: 'metrics', load: async () => (await import('./commands/metrics.js')).registerMetrics },
+  { name: 'server', load: async () => (await import('./commands/server.js')).registerServer },
+  { name: 'agent', load: async () => (await import('./commands/agent.js')).registerAgent },
+  { name: 'certs', load: async () => (await import('./commands/certs.js')).registerCerts },
+  { name: 'token', load: async () => (await import('./commands/token.js')).registerToken },
+  { name: 'serviceaccount', load: async () => (await import('./commands/serviceaccount.js')).registerServiceAccount },
+  { name: 'device', load: async () => (await import('./commands/device.js')).registerDevice },
+];
+
+/** Every command's registration, in COMMANDS order: the whole tree, for the full help and the reference. */
+export function loadAllCommands(): Promise<RegisterCommand[]> {
+  return Promise.all(COMMANDS.map((command) => command.load()));
+}
+
+/** Global options that take a value as the next argument (`--hub URL`), so that value is not taken for the command. */
+const GLOBAL_OPTIONS_WITH_VALUE = new Set(['--hub', '-o', '--output', '--token', '--ca']);
+
+/**
+ * What `argv` needs registered: only the command it names, when it names one;
+ * none for `--version`; everything otherwise (`--help`, no command, an unknown
+ * command or option), so commander's help and its "did you mean" suggestions
+ * are what the whole tree gives.
+ */
+export async function commandsFor(argv: readonly string[]): Promise<RegisterCommand[]> {
+  const args = argv.slice(2);
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (GLOBAL_OPTIONS_WITH_VALUE.has(arg)) {
+      i++;
+      continue;
+    }
+    if (/^(--(hub|output|token|ca)=|-o.)/.test(arg)) continue;
+    if (arg === '-V' || arg === '--version') return [];
+    if (arg.startsWith('-')) break;
+    const named = COMMANDS.find((command) => command.name === arg);
+    return named ? [await named.load()] : loadAllCommands();
   }
+  return loadAllCommands();
 }
 
 /**
- * The whole command tree. Commander never exits the process itself
+ * The command tree with `commands` registered. Commander never exits the process itself
  * (`exitOverride`): its usage errors are thrown and mapped to exit code 2 by `run`.
  */
-export function buildProgram(io: CliIO = processIO()): Command {
+export function buildProgram(io: CliIO, commands: readonly RegisterCommand[]): Command {
   const program = new Command('flotilla')
     .description('Flotilla: run containers on fleets of small devices, over MQTT')
-    .version(version(), '-V, --version')
+    .version(flotillaVersion(), '-V, --version')
     .exitOverride()
     .configureOutput({
       writeOut: (text) => io.stdout(text),
@@ -74,31 +108,14 @@ export function buildProgram(io: CliIO = processIO()): Command {
     )
     .addOption(new Option('--ca <file>', 'trust this CA certificate (PEM) for the hub instead of the system store').env('FLOTILLA_CA'));
 
-  registerApply(program, io);
-  registerGet(program, io);
-  registerDescribe(program, io);
-  registerDelete(program, io);
-  registerLabel(program, io);
-  registerSecret(program, io);
-  registerRollout(program, io);
-  registerRollback(program, io);
-  registerLogs(program, io);
-  registerEvents(program, io);
-  registerTop(program, io);
-  registerMetrics(program, io);
-  registerServer(program, io);
-  registerAgent(program, io);
-  registerCerts(program, io);
-  registerToken(program, io);
-  registerServiceAccount(program, io);
-  registerDevice(program, io);
+  for (const register of commands) register(program, io);
   return program;
 }
 
 /** Parses `argv` (node and script first, as in `process.argv`), runs the command, and returns the exit code. */
 export async function run(argv: readonly string[], io: CliIO = processIO()): Promise<ExitCode> {
   try {
-    await buildProgram(io).parseAsync([...argv]);
+    await buildProgram(io, await commandsFor(argv)).parseAsync([...argv]);
     return EXIT_OK;
   } catch (err) {
     return report(err, io);

@@ -16,8 +16,8 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../../shared/version.js';
 import type { RawRoute } from './server.js';
 
 export interface DashboardConfig {
@@ -29,14 +29,13 @@ export interface DashboardConfig {
 }
 
 /**
- * The page's folder: examples/dashboard at the repository root, found from
- * this file in the source tree (broker/http/) and in the built one (dist/broker/http/).
+ * The page's folder: examples/dashboard under the package root, which is
+ * where a checkout, tsc's output and the installed release all keep it.
  */
 export function dashboardDir(): string | undefined {
-  const here = dirname(fileURLToPath(import.meta.url));
-  return [join(here, '../../examples/dashboard'), join(here, '../../../examples/dashboard')].find((dir) =>
-    existsSync(join(dir, 'index.html')),
-  );
+  const root = packageRoot();
+  const dir = root && join(root, 'examples/dashboard');
+  return dir && existsSync(join(dir, 'index.html')) ? dir : undefined;
 }
 
 const require = createRequire(import.meta.url);

@@ -12,7 +12,7 @@ import { type AgentFlagValues, type AgentIdentitySettings, agentIdentitySettings
 import { mqttUrlFor } from '../../cli/commands/agent-register.js';
 import { formatExpiry, tokensTable } from '../../cli/commands/token.js';
 import type { CliIO } from '../../cli/context.js';
-import { buildProgram, EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_OK, EXIT_UNAUTHORIZED, run } from '../../cli/main.js';
+import { buildProgram, EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_OK, EXIT_UNAUTHORIZED, loadAllCommands, run } from '../../cli/main.js';
 import { scratchDir } from '../support/scratch.js';
 
 interface Sent {
@@ -404,7 +404,7 @@ describe('flotilla agent: the config file and the flags', () => {
         throw new Error('must not be called');
       },
     };
-    const program = buildProgram(io);
+    const program = buildProgram(io, await loadAllCommands());
     const agent = program.commands.find((c) => c.name() === 'agent');
     let settings: AgentIdentitySettings | undefined;
     // The real options, parsed by commander; only the start is replaced.
