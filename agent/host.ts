@@ -20,5 +20,6 @@ export function hostFacts(dockerVersion?: string): HostFacts {
     kernel: release(),
     ...(dockerVersion ? { dockerVersion } : {}),
     agentVersion: AGENT_VERSION,
+    nodeVersion: process.versions.node,
   };
 }

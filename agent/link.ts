@@ -14,7 +14,11 @@
  * - The outbox is drained in priority order with at most MAX_IN_FLIGHT
  *   unacknowledged messages and paced to `uplinkBytesPerSecond`.
  * - Reconnects back off with full jitter (reconnect-backoff.ts) over a
- *   persistent session. MQTT.js's own buffering is off: it would keep QoS 0
+ *   persistent session.
+ * - The will states the protocol version the agent speaks; a hub that speaks
+ *   another refuses the connection (CONNACK 1, shared/protocol-version.ts),
+ *   which no retry soon will change: the link says so in one line and
+ *   retries on the much longer PROTOCOL_REFUSED_RECONNECT schedule. MQTT.js's own buffering is off: it would keep QoS 0
  *   messages offline without bound, and its `reconnect()` replaces its QoS 1
  *   store, silently losing what was in flight. So on every lost connection
  *   the link takes back what was in flight and sends it again after the
@@ -33,6 +37,7 @@ import {
   type Metrics,
   type Topics,
 } from '../shared/index.js';
+import { AGENT_PROTOCOL_VERSION, CONNACK_UNACCEPTABLE_PROTOCOL } from '../shared/protocol-version.js';
 import { expectMqttInternals, forgetInFlight, unacknowledgedCount } from './mqtt-internals.js';
 import type { OutboxClass } from './outbox/classes.js';
 import { describeDrops } from './outbox/drop-report.js';
@@ -53,6 +58,13 @@ export const DROP_REPORT_INTERVAL_MS = 60_000;
 
 /** CONNACK return codes that mean "not you": identifier rejected, bad user name or password, not authorized. */
 const CREDENTIALS_REFUSED = new Set<unknown>([2, 4, 5]);
+
+/**
+ * Retries after the hub refused this agent's protocol version: only an
+ * upgrade on one side ends that, so a refused fleet knocks once in minutes,
+ * not once a minute, and is back within ten minutes of the upgrade.
+ */
+export const PROTOCOL_REFUSED_RECONNECT: BackoffPolicy = { baseMs: 60_000, maxMs: 600_000 };
 
 export interface LinkOptions {
   hubUrl: string;
@@ -80,6 +92,10 @@ export interface LinkOptions {
   secret?: string;
   /** TLS (mqtts/wss): the CA to trust instead of the system's (pinned), and a client certificate for mTLS (PEM text). */
   tls?: { ca?: string; cert?: string; key?: string };
+  /** The protocol version stated to the hub (default AGENT_PROTOCOL_VERSION; tests play other releases' agents). */
+  protocolVersion?: number;
+  /** How the link retries a hub that refused its protocol version (default PROTOCOL_REFUSED_RECONNECT). */
+  protocolRefusedReconnect?: BackoffPolicy;
 }
 
 export class Link {
@@ -105,6 +121,9 @@ export class Link {
   private connectedAt = 0;
   /** The hub ended the current connection (its socket ended), as it does when another client takes the id. */
   private closedByHub = false;
+  /** The last attempt was refused for its protocol version: the next waits on PROTOCOL_REFUSED_RECONNECT. */
+  private protocolRefused = false;
+  private protocolRefusals = 0;
 
   constructor(private readonly options: LinkOptions) {
     const { topics, deviceId } = options;
@@ -112,7 +131,9 @@ export class Link {
     this.outbox = new Outbox({ path: IN_MEMORY, maxBytes: 16 * 1024 * 1024, ...options.outbox, onDrop: () => this.reportDrops() });
     this.pacer = new BytePacer(options.uplinkBytesPerSecond ?? 0);
     this.takeovers = new TakeoverWatch(options.takeover);
-    const offline: DeviceStatus = { online: false, at: new Date().toISOString() };
+    const protocol = options.protocolVersion ?? AGENT_PROTOCOL_VERSION;
+    // The will carries the protocol statement: the hub reads it from the CONNECT (shared/protocol-version.ts).
+    const offline: DeviceStatus = { online: false, at: new Date().toISOString(), protocol };
     this.client = mqtt.connect(options.hubUrl, {
       clientId: deviceId,
       protocolVersion: 4,
@@ -147,6 +168,14 @@ export class Link {
       this.scheduleReconnect(takeover);
     });
     this.client.on('error', (err: Error & { code?: unknown }) => {
+      if (err.code === CONNACK_UNACCEPTABLE_PROTOCOL) {
+        this.protocolRefused = true;
+        this.log.error(
+          { hubUrl: options.hubUrl, protocol },
+          `the hub at ${options.hubUrl} refused this agent's protocol version ${protocol}: it speaks others (\`flotilla version\` lists them); upgrade the hub or the agent so both speak one version. Retrying every few minutes`,
+        );
+        return;
+      }
       if (CREDENTIALS_REFUSED.has(err.code)) {
         // Not a flaky link: retrying will not help until someone acts, so say what to do.
         this.log.error(
@@ -264,7 +293,13 @@ export class Link {
    */
   private scheduleReconnect(takeoverDelayMs?: number): void {
     if (this.closing || this.reconnectTimer) return;
-    const delayMs = takeoverDelayMs ?? reconnectDelay(this.failedAttempts++, this.options.reconnect ?? DEFAULT_RECONNECT);
+    const refused = this.protocolRefused;
+    this.protocolRefused = false;
+    const delayMs =
+      takeoverDelayMs ??
+      (refused
+        ? protocolRefusedDelay(this.protocolRefusals++, this.options.protocolRefusedReconnect ?? PROTOCOL_REFUSED_RECONNECT)
+        : reconnectDelay(this.failedAttempts++, this.options.reconnect ?? DEFAULT_RECONNECT));
     this.log.debug({ delayMs, attempt: this.failedAttempts }, 'reconnecting to hub');
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
@@ -276,6 +311,7 @@ export class Link {
     const { topics, deviceId } = this.options;
     this.wasConnected = true;
     this.failedAttempts = 0;
+    this.protocolRefusals = 0;
     this.connectedAt = Date.now();
     this.closedByHub = false;
     const connection = this.connection;
@@ -405,6 +441,12 @@ export class Link {
     this.lastPublishedAt = Date.now();
     this.client.publish(this.options.topics.device(this.options.deviceId, 'state'), JSON.stringify(state), { qos: 1, retain: true });
   }
+}
+
+/** Half the window plus a random half: a refused agent never comes back within half a window. */
+function protocolRefusedDelay(attempt: number, policy: BackoffPolicy): number {
+  const window = Math.min(policy.maxMs, policy.baseMs * 2 ** attempt);
+  return Math.floor(window / 2 + reconnectDelay(attempt, policy) / 2);
 }
 
 /**

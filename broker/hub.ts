@@ -44,6 +44,8 @@ export interface HubDeps {
   desiredChunk?: number;
   /** The secrets key as `FLOTILLA_SECRETS_KEY` would give it (base64 of 32 bytes); default: that env var, else the key file. */
   secretsKey?: string;
+  /** The protocol versions the hub speaks with agents (default PROTOCOL_VERSIONS; tests play other releases' hubs). */
+  protocolVersions?: readonly number[];
 }
 
 export async function startHub(overrides: Partial<Record<keyof HubConfig, unknown>> = {}, deps: HubDeps = {}): Promise<Hub> {
@@ -59,10 +61,11 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
     const stores = openHubStores(config, { logger, now, secretsKey: deps.secretsKey }, closer);
     const telemetry = startTelemetry(config, logger, closer);
     const { authenticator, loginDelay } = authentication(config, stores, logger);
-    const mqtt = await startHubMqtt(config, { stores, telemetry, authenticator, loginDelay, logger, now }, closer);
+    const { protocolVersions } = deps;
+    const mqtt = await startHubMqtt(config, { stores, telemetry, authenticator, loginDelay, logger, now, protocolVersions }, closer);
     const desiredChanged = new Signal((err) => logger.error({ component: 'hub', err }, 're-planning desired state failed'));
     const desiredMayHaveChanged = () => desiredChanged.emit();
-    const api = hubApi(stores, telemetry, mqtt, desiredMayHaveChanged, now);
+    const api = hubApi(stores, telemetry, mqtt, desiredMayHaveChanged, now, protocolVersions);
     const dispatcher = await startDispatcher(stores, mqtt, api, deps, logger, now, closer);
     desiredChanged.on(() => dispatcher.scheduleSync());
     const ports = await startHubHttp(
@@ -94,7 +97,14 @@ function authentication(config: HubConfig, stores: HubStores, logger: Logger) {
   return { authenticator, loginDelay: new LoginDelay() };
 }
 
-function hubApi(stores: HubStores, telemetry: HubTelemetry, mqtt: HubMqtt, desiredMayHaveChanged: () => void, now: () => Date): HubApi {
+function hubApi(
+  stores: HubStores,
+  telemetry: HubTelemetry,
+  mqtt: HubMqtt,
+  desiredMayHaveChanged: () => void,
+  now: () => Date,
+  protocolVersions: readonly number[] | undefined,
+): HubApi {
   const { db, apps, devices, secrets, rollouts, accounts, credentials, tokens } = stores;
   return createApi({
     apps,
@@ -106,6 +116,7 @@ function hubApi(stores: HubStores, telemetry: HubTelemetry, mqtt: HubMqtt, desir
     auth: authMethods({ db, accounts, credentials, tokens, devices, disconnect: mqtt.disconnect }),
     revocations: credentials,
     idClashes: mqtt.clashes,
+    protocolVersions,
   });
 }
 

@@ -14,12 +14,13 @@ import type { TelemetryMethodName } from '../telemetry/methods.js';
 import { type AppMethodDeps, appMethods } from './app-methods.js';
 import { type DeviceMethodDeps, deviceMethods } from './device-methods.js';
 import { ApiError } from './errors.js';
+import { type HubMethodDeps, hubMethods } from './hub-methods.js';
 import type { ApiHandlers, ApiHandlersFor } from './method.js';
 import { type SecretMethodDeps, secretMethods } from './secret-methods.js';
 
 export type { Revocations } from './device-methods.js';
 
-export interface ApiDeps extends AppMethodDeps, DeviceMethodDeps, SecretMethodDeps {
+export interface ApiDeps extends AppMethodDeps, DeviceMethodDeps, SecretMethodDeps, HubMethodDeps {
   apps: AppStore;
   devices: DeviceStore;
   secrets: SecretStore;
@@ -35,6 +36,7 @@ export function createApi(deps: ApiDeps) {
     ...appMethods(deps),
     ...deviceMethods(deps),
     ...secretMethods(deps),
+    ...hubMethods(deps),
     ...deps.telemetry,
     ...deps.auth,
   };

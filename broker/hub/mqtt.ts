@@ -19,6 +19,7 @@ import { type HubBus, hubBus } from '../mqtt/hub-bus.js';
 import { ClientIdClashes } from '../mqtt/id-clash.js';
 import { limitPayloads, type PayloadLimits } from '../mqtt/payload-limits.js';
 import { DevicePresence } from '../mqtt/presence.js';
+import { createProtocolGate, refusalMessage } from '../mqtt/protocol-gate.js';
 import { tlsPeerCommonName } from '../mqtt/tls-identity.js';
 import { BrokerTraffic } from '../mqtt/traffic.js';
 import type { HubStores } from './stores.js';
@@ -46,6 +47,8 @@ export interface HubMqttDeps {
   loginDelay: LoginDelay;
   logger: Logger;
   now: () => Date;
+  /** The protocol versions the hub speaks (default PROTOCOL_VERSIONS). */
+  protocolVersions?: readonly number[];
 }
 
 export async function startHubMqtt(config: HubConfig, deps: HubMqttDeps, closer: Closer): Promise<HubMqtt> {
@@ -79,6 +82,15 @@ export async function startHubMqtt(config: HubConfig, deps: HubMqttDeps, closer:
       });
     },
   });
+  const protocol = createProtocolGate({
+    topics,
+    logger,
+    ...(deps.protocolVersions !== undefined ? { versions: deps.protocolVersions } : {}),
+    onRefused: (refusal) => {
+      if (stores.devices.get(refusal.deviceId) === undefined) return;
+      telemetry.ingest.hubEvent(refusal.deviceId, { type: 'protocol-refused', message: refusalMessage(refusal) });
+    },
+  });
   const traffic = new BrokerTraffic(topics);
   const payloadLimits = limitPayloads(access.authorizePublish, { topics, logger });
   const broker = await startBroker({
@@ -87,7 +99,7 @@ export async function startHubMqtt(config: HubConfig, deps: HubMqttDeps, closer:
     wsPort: config.wsPort,
     logger,
     maxPacketBytes: config.maxPacketBytes,
-    hooks: brokerHooks({ clashes, access, admission, payloadLimits, ingest: telemetry.ingest, traffic, topics }),
+    hooks: brokerHooks({ clashes, access, protocol, admission, payloadLimits, ingest: telemetry.ingest, traffic, topics }),
   });
   closer.add('MQTT broker', () => broker.close());
   // Closed before the broker (closers run in reverse): connections held for a token are let go first.

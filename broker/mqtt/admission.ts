@@ -18,14 +18,9 @@
  * (`ratePerAddress`, address-rate.ts): over it, a CONNECT is refused at once.
  *
  * A refused client gets CONNACK return code 3, "server unavailable"
- * (MQTT 3.1.1 §3.2.2.3), and its connection is closed [MQTT-3.2.2-5]. Aedes' preConnect cannot send
- * a CONNACK itself: `callback(err)` destroys the socket with none (MQTT.js
- * sees a bare close), and `callback(null, false)` is worse, sending nothing
- * and *keeping the socket open* (Aedes has already cleared its connect timer)
- * until the client gives up. So the four CONNACK bytes are written here, then
- * `callback(err)` closes the connection once they are on their way. Devices
- * then retry on their own schedule (the agent: exponential backoff with full
- * jitter, agent/reconnect-backoff.ts).
+ * (MQTT 3.1.1 §3.2.2.3), written by connack-refusal.ts, and its connection is
+ * closed [MQTT-3.2.2-5]. Devices then retry on their own schedule (the agent:
+ * exponential backoff with full jitter, agent/reconnect-backoff.ts).
  *
  * Why hold up to 1 s (ADMISSION_MAX_WAIT_MS) and then refuse, rather than
  * only refuse or only hold — measured with bench/connect-storm.ts
@@ -45,12 +40,13 @@ import type { AedesOptions, Client } from 'aedes';
 import type { Logger } from 'pino';
 import { AddressRate, addressKey } from './address-rate.js';
 import { remoteAddress } from './client-address.js';
+import { refuseConnect } from './connack-refusal.js';
 import { TokenBucket } from './token-bucket.js';
 
 type PreConnectHandler = NonNullable<AedesOptions['preConnect']>;
 
-/** MQTT 3.1.1 CONNACK, return code 3: "the Network Connection has been made but the MQTT service is unavailable". */
-const CONNACK_SERVER_UNAVAILABLE = Buffer.from([0x20, 0x02, 0x00, 0x03]);
+/** MQTT 3.1.1 CONNACK return code 3: "the Network Connection has been made but the MQTT service is unavailable". */
+const SERVER_UNAVAILABLE = 3;
 
 /** The longest a CONNECT is held for a token (well inside the agent's 10 s connect timeout). */
 export const ADMISSION_MAX_WAIT_MS = 1_000;
@@ -161,11 +157,8 @@ export function createConnectionAdmission(options: AdmissionOptions): Connection
       noteRefusedAddress(address);
     }
     const why = address === undefined ? 'the connection admission rate' : 'the connection rate of its address';
-    const err = Object.assign(new Error(`server busy: over ${why}`), { returnCode: 3 });
-    const conn = client.conn;
-    if (conn.destroyed || !conn.writable) return callback(err, false);
-    // Closed once the CONNACK is handed to the socket: destroying first would drop it.
-    conn.write(CONNACK_SERVER_UNAVAILABLE, () => callback(err, false));
+    const err = Object.assign(new Error(`server busy: over ${why}`), { returnCode: SERVER_UNAVAILABLE });
+    refuseConnect(client, SERVER_UNAVAILABLE, err, callback);
   };
 
   const preConnect: PreConnectHandler = (client, _packet, callback) => {

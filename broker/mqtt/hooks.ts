@@ -5,7 +5,7 @@
  * | hook               | stages, in order |
  * |--------------------|------------------|
  * | (stream)           | packet-size cap, before a byte reaches the parser (packet-limit.ts, in startBroker) |
- * | preConnect         | id-clash watch (refuses nothing) → access: the client id as sent → admission: per-address, then global rate |
+ * | preConnect         | id-clash watch (refuses nothing) → access: the client id as sent → protocol version an agent states (protocol-gate.ts) → admission: per-address, then global rate |
  * | authenticate       | startBroker marks clients with a username for the subscriber guard → access: client id, credentials, login delay |
  * | authorizePublish   | access: topic ACL and API roles → payload caps (acknowledge and drop) → telemetry ingest before the PUBACK |
  * | authorizeSubscribe | startBroker: filter length → access: topic ACL |
@@ -22,6 +22,7 @@ import type { AccessControl } from './access.js';
 import type { ConnectionAdmission } from './admission.js';
 import type { ClientIdClashes } from './id-clash.js';
 import type { PayloadLimits } from './payload-limits.js';
+import type { ProtocolGate } from './protocol-gate.js';
 import type { BrokerTraffic } from './traffic.js';
 
 export type BrokerHooks = Required<
@@ -32,6 +33,8 @@ type PreConnect = BrokerHooks['preConnect'];
 export interface HookStages {
   clashes: Pick<ClientIdClashes, 'preConnect'>;
   access: AccessControl;
+  /** Refuses an agent whose protocol version the hub does not speak, before admission spends a token on it. */
+  protocol: ProtocolGate;
   admission: Pick<ConnectionAdmission, 'preConnect'>;
   /** Wraps access.authorizePublish (limitPayloads(access.authorizePublish, …)). */
   payloadLimits: Pick<PayloadLimits, 'authorizePublish'>;
@@ -40,9 +43,9 @@ export interface HookStages {
   topics: Topics;
 }
 
-export function brokerHooks({ clashes, access, admission, payloadLimits, ingest, traffic, topics }: HookStages): BrokerHooks {
+export function brokerHooks({ clashes, access, protocol, admission, payloadLimits, ingest, traffic, topics }: HookStages): BrokerHooks {
   return {
-    preConnect: chainPreConnect(clashes.preConnect, access.preConnect, admission.preConnect),
+    preConnect: chainPreConnect(clashes.preConnect, access.preConnect, protocol.preConnect, admission.preConnect),
     authenticate: access.authenticate,
     authorizePublish: ingestBeforeAck(payloadLimits.authorizePublish, topics, ingest),
     authorizeSubscribe: access.authorizeSubscribe,

@@ -80,6 +80,7 @@ export function describeDevice(device: Device, now: number = Date.now()): string
         ...(host.kernel ? ([['Kernel', host.kernel]] as const) : []),
         ['Docker', host.dockerVersion ?? '<unknown>'],
         ['Agent', host.agentVersion],
+        ['Node', host.nodeVersion ?? '<unknown>'],
       ],
       '  ',
     );

@@ -56,18 +56,21 @@ export function registerGet(program: Command, io: CliIO): void {
 }
 
 /**
- * ONLINE is `revoked` for a revoked device ("no" alone would read as a device
+ * VERSION and ARCH are the agent's, as it last reported them (`-` before its
+ * first report). ONLINE is `revoked` for a revoked device ("no" alone would read as a device
  * that may come back), and `id clash` while two devices take one id from each
  * other (a "yes" would hide that two are fighting over it).
  */
 export function devicesTable(devices: readonly Device[], now: number = Date.now()): string {
   return formatTable(
-    ['NAME', 'ONLINE', 'APPS', 'REVISION', 'LABELS', 'LAST SEEN'],
+    ['NAME', 'ONLINE', 'APPS', 'REVISION', 'VERSION', 'ARCH', 'LABELS', 'LAST SEEN'],
     devices.map((device) => [
       device.id,
       device.revokedAt !== undefined ? 'revoked' : device.idClash !== undefined ? 'id clash' : yesNo(device.online),
       `${device.apps.filter((app) => app.phase === 'running').length}/${device.apps.length} running`,
       `${device.observedRevision ?? '-'}/${device.desiredRevision}`,
+      device.host?.agentVersion ?? '-',
+      device.host?.arch ?? '-',
       formatLabels(device.labels),
       device.lastSeen === null ? '<never>' : formatAge(device.lastSeen, now),
     ]),

@@ -36,6 +36,7 @@ import type {
   Deleted,
   DeviceView,
   ForceResult,
+  HubVersion,
   List,
   RetryResult,
   RollbackResult,
@@ -388,6 +389,14 @@ export const API = {
     answers: '`{name, deleted: true}`',
     role: 'admin',
     http: { method: 'DELETE', path: '/api/v1/serviceaccounts/:name' },
+  }),
+  'hub.version': declareMethod({
+    summary: "The hub's Flotilla version, and the protocol versions it speaks with agents (an agent stating another is refused).",
+    params: NoParams,
+    result: returns<HubVersion>(),
+    answers: '`{version, protocolVersions}`',
+    role: 'viewer',
+    http: { method: 'GET', path: '/api/v1/version' },
   }),
 } satisfies Record<string, ApiMethod>;
 

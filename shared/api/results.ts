@@ -204,3 +204,9 @@ export interface RolloutStatus {
   startedAt: string;
   updatedAt: string;
 }
+
+/** `hub.version`: which Flotilla the hub runs, and the protocol versions its agents may speak. */
+export interface HubVersion {
+  version: string;
+  protocolVersions: number[];
+}

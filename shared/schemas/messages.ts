@@ -105,6 +105,8 @@ export const HostFacts = Type.Object(
     kernel: Type.Optional(Type.String()),
     dockerVersion: Type.Optional(Type.String()),
     agentVersion: Type.String(),
+    /** The Node.js runtime the agent runs on (`20.11.1`); absent from agents that predate it. */
+    nodeVersion: Type.Optional(Type.String()),
   },
   { additionalProperties: false },
 );
@@ -128,8 +130,14 @@ export const DeviceState = Type.Object(
 );
 export type DeviceState = Static<typeof DeviceState>;
 
-/** `…/devices/{id}/status`, retained; the agent's MQTT will publishes `online: false`. */
-export const DeviceStatus = Type.Object({ online: Type.Boolean(), at: Timestamp }, { additionalProperties: false });
+/**
+ * `…/devices/{id}/status`, retained; the agent's MQTT will publishes `online: false`.
+ * `protocol`, in the will only: the protocol version the agent speaks (shared/protocol-version.ts).
+ */
+export const DeviceStatus = Type.Object(
+  { online: Type.Boolean(), at: Timestamp, protocol: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })) },
+  { additionalProperties: false },
+);
 export type DeviceStatus = Static<typeof DeviceStatus>;
 
 /** `…/devices/{id}/commands`: one-off imperative actions with no desired state. */

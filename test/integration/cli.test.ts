@@ -141,8 +141,10 @@ describe('devices', SLOW, () => {
       const table = await flotilla(['get', 'devices']);
       expect(table.code).toBe(0);
       const lines = table.stdout.trimEnd().split('\n');
-      expect(lines[0]).toMatch(/^NAME +ONLINE +APPS +REVISION +LABELS +LAST SEEN$/);
-      expect(lines).toContainEqual(expect.stringMatching(/^sim-pi-1 +yes +0\/0 running +0\/\d+ +arch=arm64,site=roof +\S+$/));
+      expect(lines[0]).toMatch(/^NAME +ONLINE +APPS +REVISION +VERSION +ARCH +LABELS +LAST SEEN$/);
+      expect(lines).toContainEqual(
+        expect.stringMatching(/^sim-pi-1 +yes +0\/0 running +0\/\d+ +0\.1\.0 +arm64 +arch=arm64,site=roof +\S+$/),
+      );
 
       const described = await flotilla(['describe', 'device', 'sim-pi-1']);
       expect(described.code).toBe(0);

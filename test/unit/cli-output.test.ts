@@ -108,7 +108,15 @@ const device: Device = {
   reportedLabels: { arch: 'arm64' },
   desiredRevision: 4,
   observedRevision: 3,
-  host: { hostname: 'pi-1', os: 'linux', arch: 'arm64', kernel: '6.1.0', dockerVersion: '24.0.7', agentVersion: '0.1.0' },
+  host: {
+    hostname: 'pi-1',
+    os: 'linux',
+    arch: 'arm64',
+    kernel: '6.1.0',
+    dockerVersion: '24.0.7',
+    agentVersion: '0.1.0',
+    nodeVersion: '20.11.1',
+  },
   apps: [
     {
       name: 'gateway',
@@ -123,13 +131,22 @@ const device: Device = {
 };
 
 describe('devicesTable', () => {
-  it('shows apps running, observed/desired revision, labels and last seen', () => {
-    const offline: Device = { ...device, id: 'pi-2', online: false, lastSeen: null, labels: {}, observedRevision: null, apps: [] };
+  it("shows apps running, observed/desired revision, the agent's version and arch, labels and last seen", () => {
+    const offline: Device = {
+      ...device,
+      id: 'pi-2',
+      online: false,
+      lastSeen: null,
+      labels: {},
+      observedRevision: null,
+      host: null,
+      apps: [],
+    };
     expect(devicesTable([device, offline], NOW)).toBe(
       [
-        'NAME   ONLINE   APPS          REVISION   LABELS                 LAST SEEN',
-        'pi-1   yes      1/2 running   3/4        arch=arm64,site=roof   5s',
-        'pi-2   no       0/0 running   -/4        <none>                 <never>',
+        'NAME   ONLINE   APPS          REVISION   VERSION   ARCH    LABELS                 LAST SEEN',
+        'pi-1   yes      1/2 running   3/4        0.1.0     arm64   arch=arm64,site=roof   5s',
+        'pi-2   no       0/0 running   -/4        -         -       <none>                 <never>',
         '',
       ].join('\n'),
     );
@@ -207,6 +224,7 @@ describe('describeDevice', () => {
     expect(text).toContain('Revision:   desired 4, observed 3\n');
     expect(text).toContain('Labels:     arch=arm64\n            site=roof (operator)\n');
     expect(text).toContain('  OS/Arch:   linux/arm64\n');
+    expect(text).toContain('  Agent:     0.1.0\n  Node:      20.11.1\n');
     expect(text).toMatch(/ {2}uploader +1 +failed +pull failed\n/);
     expect(text).toMatch(/ {2}gateway +main +0123456789ab +reg\/gw:1 +running \(Up 5 minutes\) +1\n/);
     expect(text).not.toContain('0123456789abc');
