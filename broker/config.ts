@@ -43,6 +43,11 @@ export const HubConfig = Type.Object(
      * first start. `FLOTILLA_SECRETS_KEY` wins over it (broker/store/secrets-key.ts).
      */
     secretsKeyFile: Type.Optional(Type.String({ minLength: 1 })),
+    /**
+     * Where the release bundles devices install from are (`GET /releases/<file>`,
+     * broker/http/install.ts). Unset: the package's dist/bundles when it exists.
+     */
+    releasesDir: Type.Optional(Type.String({ minLength: 1 })),
     logLevel: LogLevelSchema,
     /** Logs, metrics and events older than this (by arrival at the hub) are deleted. */
     telemetryMaxAgeMs: Type.Integer({ minimum: 60_000 }),

@@ -10,6 +10,7 @@
 import { createServer as createHttpServer } from 'node:http';
 import type { Logger } from 'pino';
 import type { Closer } from '../../shared/closer.js';
+import { flotillaVersion, packageRoot } from '../../shared/version.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { httpAuth } from '../auth/http-auth.js';
 import type { LoginDelay } from '../auth/login-delay.js';
@@ -18,6 +19,7 @@ import type { HubConfig } from '../config.js';
 import type { HubApi } from '../dispatcher/api.js';
 import { dashboardRoutes } from '../http/dashboard.js';
 import { hubKeyRoute } from '../http/hub-key.js';
+import { defaultReleasesDir, installRoutes, installScriptPath } from '../http/install.js';
 import { metricsRoute } from '../http/metrics.js';
 import { createHttpHandler } from '../http/server.js';
 import { closeServer, listen } from '../mqtt/broker.js';
@@ -87,6 +89,11 @@ export async function startHubHttp(config: HubConfig, deps: HubHttpDeps, closer:
       loginDelay: deps.loginDelay,
       logger,
       desiredMayHaveChanged: deps.desiredMayHaveChanged,
+    }),
+    ...installRoutes({
+      script: installScriptPath(packageRoot()),
+      releasesDir: config.releasesDir ?? defaultReleasesDir(packageRoot()),
+      version: flotillaVersion(),
     }),
     ...dashboardRoutes({
       wsPort: ports.ws,

@@ -26,6 +26,7 @@ interface ServerOptions {
   tlsKey?: string;
   tlsClientCa?: string;
   secretsKeyFile?: string;
+  releasesDir?: string;
   mqttsPort: number;
   wssPort: number;
   httpsPort: number;
@@ -96,6 +97,12 @@ export function registerServer(program: Command, io: CliIO): void {
         '--secrets-key-file <file>',
         'key sealing secrets at rest (base64 of 32 bytes; default <data-dir>/secrets.key, created 0600); FLOTILLA_SECRETS_KEY holds the key itself and wins',
       ).env('FLOTILLA_SECRETS_KEY_FILE'),
+    )
+    .addOption(
+      new Option(
+        '--releases-dir <dir>',
+        'the release bundles devices install from (GET /releases/<file>, docs/install.md; default: dist/bundles of this package, if present)',
+      ).env('FLOTILLA_RELEASES_DIR'),
     )
     .addOption(
       new Option('--mqtts-port <port>', 'MQTT over TLS').env('FLOTILLA_MQTTS_PORT').argParser(parsePort).default(DEFAULTS.mqttsPort),
@@ -169,6 +176,7 @@ export function registerServer(program: Command, io: CliIO): void {
           tlsKeyFile: options.tlsKey,
           tlsClientCaFile: options.tlsClientCa,
           secretsKeyFile: options.secretsKeyFile,
+          releasesDir: options.releasesDir,
           mqttsPort: options.mqttsPort,
           wssPort: options.wssPort,
           httpsPort: options.httpsPort,
