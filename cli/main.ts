@@ -54,6 +54,7 @@ export const COMMANDS: readonly { name: string; load: () => Promise<RegisterComm
   { name: 'token', load: async () => (await import('./commands/token.js')).registerToken },
   { name: 'serviceaccount', load: async () => (await import('./commands/serviceaccount.js')).registerServiceAccount },
   { name: 'device', load: async () => (await import('./commands/device.js')).registerDevice },
+  { name: 'version', load: async () => (await import('./commands/version.js')).registerVersion },
 ];
 
 /** Every command's registration, in COMMANDS order: the whole tree, for the full help and the reference. */
