@@ -1,38 +1,15 @@
 /**
- * What every command needs from the outside world, passed in rather than
- * reached for, so the program can be driven from a test with captured output
- * and a fake stdin.
+ * What a command reads from the program: the global options, a client for
+ * the hub they name, and output in the format they ask for. The outside
+ * world itself (CliIO) is in io.ts.
  */
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { HubClient } from './client.js';
+import type { CliIO } from './io.js';
 import { formatStructured, type OutputFormat } from './output.js';
 import { pinnedFetch, readCaFile } from './pinned-fetch.js';
 
-export interface CliIO {
-  stdout(text: string): void;
-  stderr(text: string): void;
-  readStdin(): Promise<string>;
-  readFile(path: string): Promise<string>;
-  fetch: typeof fetch;
-  /** stdout is a terminal: live views (`top`) redraw, and stderr lines are coloured. */
-  stdoutIsTTY?: boolean;
-}
-
-export function processIO(): CliIO {
-  return {
-    stdout: (text) => process.stdout.write(text),
-    stderr: (text) => process.stderr.write(text),
-    readStdin: async () => {
-      const chunks: Buffer[] = [];
-      for await (const chunk of process.stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
-      return Buffer.concat(chunks).toString('utf8');
-    },
-    readFile: (path) => readFile(path, 'utf8'),
-    fetch: (...args) => globalThis.fetch(...args),
-    stdoutIsTTY: process.stdout.isTTY === true,
-  };
-}
+export { type CliIO, processIO } from './io.js';
 
 export interface GlobalOptions {
   hub: string;

@@ -3,48 +3,15 @@
  * and a clean shutdown on SIGINT/SIGTERM. A second signal while closing exits
  * at once, for the operator whose hub hangs on close.
  */
-import { InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_TOPIC_ROOT, parseDuration, parseSize, Topics } from '../shared/index.js';
+import { Option } from 'commander';
+import { DEFAULT_TOPIC_ROOT } from '../shared/index.js';
 import { LOG_LEVELS } from '../shared/logger.js';
 import type { CliIO } from './context.js';
 import { watchNpmLauncher } from './npm-launcher.js';
+import { parseTopicRoot } from './option-parsers.js';
 
 export type { LogLevel } from '../shared/logger.js';
-
-/** 0-65535; 0 asks the OS for a free port. */
-export function parsePort(value: string): number {
-  if (!/^[0-9]{1,5}$/.test(value) || Number(value) > 65535) throw new InvalidArgumentError('expected a port number, 0-65535.');
-  return Number(value);
-}
-
-/** `10s`, `500ms`, `5m`, `1h` → milliseconds, more than zero. */
-export function parsePositiveDuration(value: string): number {
-  let ms: number;
-  try {
-    ms = parseDuration(value);
-  } catch {
-    throw new InvalidArgumentError('expected a duration such as 500ms, 10s, 5m, 1h or 7d.');
-  }
-  if (ms <= 0) throw new InvalidArgumentError('must be more than zero.');
-  return ms;
-}
-
-/** A size such as 512m or 1g (binary units, like Docker's). */
-export function parseSizeArg(value: string): number {
-  try {
-    return parseSize(value);
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
-  }
-}
-
-export function parseTopicRoot(value: string): string {
-  try {
-    return new Topics(value).root;
-  } catch (err) {
-    throw new InvalidArgumentError(`${(err as Error).message}.`);
-  }
-}
+export { parsePort, parsePositiveDuration, parseSizeArg, parseTopicRoot } from './option-parsers.js';
 
 export interface Closable {
   close(): Promise<void>;

@@ -18,9 +18,9 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { flotillaVersion } from '../shared/version.js';
-import { type CliIO, processIO } from './context.js';
 import { EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_OK, type ExitCode, isCliError } from './errors.js';
-import { OUTPUT_FORMATS } from './output.js';
+import { type CliIO, processIO } from './io.js';
+import { OUTPUT_FORMATS } from './output-formats.js';
 
 export { EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAUTHORIZED, type ExitCode } from './errors.js';
 

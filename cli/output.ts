@@ -7,9 +7,9 @@
  * the operator's cursor or break a table with a newline.
  */
 import { stringify as toYaml } from 'yaml';
+import type { OutputFormat } from './output-formats.js';
 
-export const OUTPUT_FORMATS = ['table', 'json', 'yaml'] as const;
-export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+export { OUTPUT_FORMATS, type OutputFormat } from './output-formats.js';
 
 /** Columns are separated by this much space, as in kubectl. */
 const GUTTER = '   ';

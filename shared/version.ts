@@ -4,10 +4,9 @@
  *
  * The file is found by walking up from this module, because the module sits
  * at a different depth in each way Flotilla runs: `shared/` in a checkout run
- * through tsx, `dist/shared/` in tsc's output, `dist/cli/chunks/` in the
- * release bundle, and any of those under `node_modules/flotilla/` once
- * installed. The first package.json named `flotilla` on the way up is the
- * package root.
+ * through tsx, `dist/cli/` or `dist/cli/chunks/` in the release bundle
+ * (build.mjs), either of them under `node_modules/flotilla/` once installed.
+ * The first package.json named `flotilla` on the way up is the package root.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';

@@ -11,7 +11,7 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { ApiParams, TokenInfo } from '../../shared/index.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import { parseLabelAssignments } from '../labels.js';
-import { parsePositiveDuration } from '../lifecycle.js';
+import { parsePositiveDuration } from '../option-parsers.js';
 import { formatAge, formatLabels, formatTable, yesNo } from '../output.js';
 
 interface CreateOptions {

@@ -10,7 +10,7 @@
 import type { Command } from 'commander';
 import type { TopResult, TopRow } from '../../shared/index.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
-import { parsePositiveDuration } from '../lifecycle.js';
+import { parsePositiveDuration } from '../option-parsers.js';
 import { formatAge, formatTable, yesNo } from '../output.js';
 import { formatNumber, formatTime, formatUsage, interruptSignal, sleep } from '../telemetry.js';
 

@@ -1,0 +1,51 @@
+/**
+ * `npm run build`: the release JS, what `flotilla` runs once installed.
+ *
+ *   dist/cli/bin.js      the executable (package.json "bin"), with its shebang
+ *   dist/cli/chunks/     the code of each command and of the hub and the agent, loaded when used
+ *
+ * One esbuild bundle rather than tsc's file-per-module output: measured side
+ * by side (BENCHMARKS.md, "CLI start"), Node resolving and compiling a few
+ * hundred small files (TypeBox alone is ~700) cost `flotilla --help` and
+ * `flotilla get devices` about 100 ms each, and the hub ~5 MiB of RSS.
+ * Code splitting keeps each command's dynamic `import()` (cli/main.ts,
+ * COMMANDS) a separate chunk, so a command loads only what it uses.
+ *
+ * Left out of the bundle, and installed as ordinary dependencies:
+ *   better-sqlite3  a native addon (its .node file is found relative to its own package)
+ *   dockerode       with docker-modem, ssh2 and @grpc/grpc-js, which read files beside
+ *                   their own sources (__dirname: .proto files, a WebAssembly loader)
+ * Two more are reached at run time through `createRequire` and so come from
+ * node_modules too: aedes-persistence (broker/mqtt/retained-index.ts) and the
+ * browser build of mqtt.js the dashboard serves (broker/http/dashboard.ts).
+ *
+ * dist/bundles/ (docker/release-bundle.sh) is not touched.
+ */
+import { rm } from 'node:fs/promises';
+import { build } from 'esbuild';
+
+const OUT_DIR = 'dist/cli';
+const EXTERNAL = ['better-sqlite3', 'dockerode'];
+
+// Bundled CommonJS packages call `require` for Node's built-ins; an ES module has none of its own.
+const REQUIRE_SHIM =
+  "import { createRequire as __flotillaRequire } from 'node:module'; const require = __flotillaRequire(import.meta.url);";
+
+// tsc's output (dist/shared, dist/broker, dist/agent) from before the bundle would otherwise linger beside it.
+await Promise.all([OUT_DIR, 'dist/shared', 'dist/broker', 'dist/agent'].map((dir) => rm(dir, { recursive: true, force: true })));
+
+await build({
+  entryPoints: { bin: 'cli/bin.ts' },
+  outdir: OUT_DIR,
+  chunkNames: 'chunks/[name]-[hash]',
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  external: EXTERNAL,
+  banner: { js: REQUIRE_SHIM },
+  // Readable stack traces from a device's log matter more than a few hundred KB.
+  minify: false,
+  logLevel: 'warning',
+});
