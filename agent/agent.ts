@@ -5,11 +5,15 @@
  *
  * Started in named steps (agent/wiring/), each registering what it opened
  * with one Closer, which closes it all in reverse: on `close()`, and on a
- * start that fails half-way. The link is opened before the parts that report
+ * start that fails half-way; a start that fails for want of room or
+ * permission in the data dir also removes the files it created there, and
+ * says so in one line (startup-checks.ts). The link is opened before the parts that report
  * through it; the one thing it hands back, a desired document, reaches the
  * intake through a signal.
  */
 import type { KeyObject } from 'node:crypto';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Closer } from '../shared/closer.js';
 import { type DesiredState, parseHubKey, Topics } from '../shared/index.js';
@@ -19,6 +23,7 @@ import { type AgentConfig, resolveAgentConfig } from './config.js';
 import type { Link } from './link.js';
 import type { Reconciler } from './reconcile/reconciler.js';
 import type { ContainerRuntime } from './runtime/runtime.js';
+import { checkDataDir, checkEngineSocket, dataDirError } from './startup-checks.js';
 import type { LogCollector } from './telemetry/logs/log-collector.js';
 import { openDesiredIntake } from './wiring/desired-intake.js';
 import { openDevice } from './wiring/device.js';
@@ -44,6 +49,11 @@ export interface AgentDeps {
 
 export async function startAgent(overrides: Partial<Record<keyof AgentConfig, unknown>> = {}, deps: AgentDeps = {}): Promise<Agent> {
   const config = resolveAgentConfig(overrides);
+  // Before anything is written or logged: a start that cannot work ends here, in one line.
+  if (!deps.runtime) checkEngineSocket();
+  const made = !existsSync(config.dataDir);
+  checkDataDir(config.dataDir);
+  const before = made ? 'made' : dataDirEntries(config.dataDir);
   const logger = (deps.logger ?? createLogger(config.logLevel, 'flotilla-agent')).child({ deviceId: config.deviceId });
   const hubKey = pinnedHubKey(config, logger);
   const closer = new Closer();
@@ -62,7 +72,34 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
     return { config, reconciler, logs, link: uplink.link, close: () => closer.close() };
   } catch (err) {
     await closer.close();
-    throw err;
+    const problem = dataDirError(err, config.dataDir);
+    if (!problem) throw err;
+    removeCreated(config.dataDir, before);
+    throw problem;
+  }
+}
+
+/** What the data dir holds before this start; undefined if it cannot be listed (then nothing is removed). */
+function dataDirEntries(dataDir: string): ReadonlySet<string> | undefined {
+  try {
+    return new Set(readdirSync(dataDir));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Removes what a failed start wrote (a 0-byte agent.db on a full disk, say):
+ * the data dir itself if this start made it, else the names that were not there.
+ */
+function removeCreated(dataDir: string, before: ReadonlySet<string> | 'made' | undefined): void {
+  try {
+    if (before === 'made') rmSync(dataDir, { recursive: true, force: true });
+    else if (before !== undefined) {
+      for (const name of readdirSync(dataDir)) if (!before.has(name)) rmSync(join(dataDir, name), { recursive: true, force: true });
+    }
+  } catch {
+    // Best effort: the error being reported is the one that matters.
   }
 }
 

@@ -15,6 +15,7 @@
  * `register`), so register cannot have options of the same names.
  */
 import { type Command, Option } from 'commander';
+import { checkDataDir, checkEngineSocket } from '../../agent/startup-checks.js';
 import { DEVICE_ID_PATTERN, isDeviceId } from '../../shared/index.js';
 import { checkWritable, defaultAgentConfigPath, refuseExisting, writeAgentConfigFile } from '../agent-config-file.js';
 import type { Registration } from '../auth-api.js';
@@ -77,6 +78,9 @@ export function registerAgentRegister(agent: Command, io: CliIO): void {
       const labels = parseLabelAssignments(agentOptions.label ?? []);
       const path = agentOptions.config ?? defaultAgentConfigPath(agentOptions.dataDir);
       if (!options.force) refuseExisting(path);
+      // Before the token is spent: a device whose agent could not start is not registered half-way.
+      checkEngineSocket();
+      checkDataDir(agentOptions.dataDir);
       checkWritable(path);
       const hubUrl = parseHubUrl(globals.hub);
       const ca = globals.ca === undefined ? undefined : readCaFile(globals.ca);

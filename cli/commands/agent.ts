@@ -2,10 +2,12 @@
  * `flotilla agent` — the device side: converges Docker to the hub's desired
  * state. The agent module is imported only here.
  */
+import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { AGENT_DEFAULTS, AgentConfig, defaultDeviceId, MQTT_URL_PROTOCOLS } from '../../agent/config.js';
 import { DEFAULT_OUTBOX_TTL_MS, OUTBOX_CLASSES, type OutboxClass } from '../../agent/outbox/classes.js';
+import { checkDataDir, checkEngineSocket } from '../../agent/startup-checks.js';
 import { DEVICE_ID_PATTERN, durationText, isDeviceId, sizeText } from '../../shared/index.js';
 import { agentIdentitySettings } from '../agent-file-settings.js';
 import type { CliIO } from '../context.js';
@@ -145,6 +147,9 @@ export function registerAgent(program: Command, io: CliIO): void {
         .default(DEFAULTS.keepaliveSeconds * 1000, durationText(DEFAULTS.keepaliveSeconds * 1000)),
     )
     .action(async (options: AgentOptions, command: Command) => {
+      // Before the config in the data dir is read: an engine or a data dir the agent cannot use is said in one line, with the fix.
+      checkEngineSocket();
+      if (existsSync(options.dataDir)) checkDataDir(options.dataDir);
       const identity = agentIdentitySettings({ ...options, labels: parseLabelAssignments(options.label) }, command, io);
       const deviceId = identity.deviceId ?? defaultDeviceId();
       if (!isDeviceId(deviceId)) {

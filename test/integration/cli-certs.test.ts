@@ -177,7 +177,7 @@ describe('flotilla certs dev', () => {
     expect(agentArgs).toContain(`mqtts://localhost:${mqttsPort}`);
     // No secret anywhere: the certificate is the credential. No engine either: nothing is deployed.
     const agent = spawnCli('agent gw-a', ['agent', ...agentArgs, '--data-dir', scratchDir('flotilla-it-agent-')], {
-      DOCKER_HOST: 'unix:///nonexistent/docker.sock',
+      DOCKER_HOST: 'tcp://127.0.0.1:1',
     });
     await waitFor('gw-a online', async () => {
       if (!agent.running) throw new Error(`the agent exited: ${agent.output.slice(-2000)}`);

@@ -15,7 +15,8 @@ import { runCli, scratchDir, spawnCli, startHubProcess, stopAll } from '../suppo
 import { storedEvents } from '../support/stored-telemetry.js';
 import { waitFor } from '../support/wait.js';
 
-const NO_ENGINE = { DOCKER_HOST: 'unix:///nonexistent/docker.sock' };
+// An engine that refuses connections: the agent starts and reports it unreachable (a missing socket would stop it at start).
+const NO_ENGINE = { DOCKER_HOST: 'tcp://127.0.0.1:1' };
 
 describe('flotilla agent --hub-key', () => {
   afterEach(() => stopAll());

@@ -18,7 +18,8 @@ import { waitFor } from '../support/wait.js';
 
 /** Each CLI run starts node and tsx (about a second on a busy machine); tests make several. */
 const SLOW = { timeout: 90_000 };
-const NO_ENGINE = { DOCKER_HOST: 'unix:///nonexistent/docker.sock' };
+// An engine that refuses connections: the agent starts and reports it unreachable (a missing socket would stop it at start).
+const NO_ENGINE = { DOCKER_HOST: 'tcp://127.0.0.1:1' };
 
 describe('provisioning with the real CLI', SLOW, () => {
   const cleanup = new Cleanup();
