@@ -147,6 +147,10 @@ export class Link {
       reconnectPeriod: 0,
       // Nothing piles up in MQTT.js while offline: the outbox holds what matters.
       queueQoSZero: false,
+      // Without this mqtt-packet keeps a Buffer for each of the 65,536 two-byte
+      // numbers a packet may carry, built on the first write: 6.8 MiB of the
+      // agent's ~22 MiB heap (heap snapshot, 3 apps), to save a 2-byte write per packet.
+      writeCache: false,
       // A dead device must show offline: the broker publishes this when the
       // connection drops without a DISCONNECT [MQTT-3.1.2-8].
       will: { topic: topics.device(deviceId, 'status'), payload: Buffer.from(JSON.stringify(offline)), qos: 1, retain: true },
