@@ -5,7 +5,9 @@
  * rate-limited `desired-rejected` events (rejection-events.ts).
  *
  * Invariant: `current` is the document the agent acts on — verified (with a
- * pinned key), the newest it accepted — and the one in the local store.
+ * pinned key), the newest it accepted — and the one in the local store,
+ * unless saving it failed (a full data dir): then it is acted on all the
+ * same, and the error says that a restart would go back to the one saved before.
  */
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -16,6 +18,7 @@ import { checkDesired, checkRestored } from '../desired-guard.js';
 import type { LocalStore } from '../local-store.js';
 import type { Reconciler } from '../reconcile/reconciler.js';
 import { RejectionEvents } from '../rejection-events.js';
+import { dataDirError } from '../startup-checks.js';
 import type { Uplink } from './uplink.js';
 
 export interface DesiredIntakeDeps {
@@ -70,7 +73,7 @@ export class DesiredIntake {
 
   /** A document from the link: accepted (persisted, handed on), ignored, or refused and reported. */
   onDesired(desired: DesiredState): void {
-    const { store, reconciler, hubKey, logger } = this.deps;
+    const { reconciler, hubKey, logger } = this.deps;
     const verdict = checkDesired(desired, this.accepted, hubKey, this.config.deviceId);
     // Refused: not handed to the reconciler, so the running containers stay exactly as they are.
     if (verdict.action === 'refuse') {
@@ -82,12 +85,24 @@ export class DesiredIntake {
       return;
     }
     this.accepted = desired;
-    store.saveDesired(desired);
+    this.save(desired);
     logger.info({ revision: desired.revision, apps: desired.apps.map((a) => `${a.name}@${a.revision}`) }, 'new desired state');
   }
 
   close(): void {
     this.rejections.close();
+  }
+
+  private save(desired: DesiredState): void {
+    try {
+      this.deps.store.saveDesired(desired);
+    } catch (err) {
+      const problem = dataDirError(err, this.config.dataDir)?.message ?? `saving the desired state in ${this.config.dataDir} failed`;
+      this.deps.logger.error(
+        { revision: desired.revision, err: (err as Error).message },
+        `${problem}. The agent acts on revision ${desired.revision} without saving it: restarted before it is saved, it goes back to the one saved before`,
+      );
+    }
   }
 }
 

@@ -10,11 +10,16 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, writeFileSync
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startAgent } from '../../agent/agent.js';
 import { Cleanup } from '../support/cleanup.js';
+import { appSpec } from '../support/fixtures.js';
 import { http } from '../support/http.js';
 import { startTestHub } from '../support/hub.js';
+import { LogCapture } from '../support/logs.js';
 import { CLI, REPO_ROOT, type RunResult } from '../support/processes.js';
 import { scratchDir } from '../support/scratch.js';
+import { MemoryRuntime } from '../support/sim/memory-runtime.js';
+import { waitFor } from '../support/wait.js';
 
 const SLOW = { timeout: 60_000 };
 const NOBODY = 65534;
@@ -186,5 +191,41 @@ describe('an agent that cannot start', SLOW, () => {
     const registered = await register({ DOCKER_HOST: await socket(0o660) });
     expect(registered.code, registered.stderr).toBe(0);
     expect(registered.stdout).toContain('device/dev-reg registered');
+  });
+});
+
+describe('an agent whose disk fills after it started', SLOW, () => {
+  const cleanup = new Cleanup();
+  afterEach(() => cleanup.run());
+
+  it.skipIf(needsRoot)('says where the space ran out when it cannot save a new desired state, and what a restart would do', async () => {
+    const hub = await startTestHub();
+    cleanup.add('hub', () => hub.close());
+    const mount = scratchDir('flotilla-it-fills-');
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mount]);
+    cleanup.add('tmpfs', () => execFileSync('umount', [mount]));
+    const dataDir = join(mount, 'agent');
+    const logs = new LogCapture('info');
+    const agent = await startAgent(
+      { deviceId: 'dev-fills', hubUrl: hub.mqttUrl, dataDir, outboxPath: 'memory', labels: { site: 'lab' }, stateIntervalMs: 50 },
+      { runtime: new MemoryRuntime(), logger: logs.logger },
+    );
+    cleanup.add('agent', () => agent.close());
+    await waitFor('the agent to connect', () => agent.link.connected || undefined);
+
+    try {
+      writeFileSync(join(mount, 'fill'), Buffer.alloc(4 * 1024 * 1024));
+    } catch (err) {
+      expect((err as NodeJS.ErrnoException).code).toBe('ENOSPC');
+    }
+    expect((await http(hub.httpUrl, 'POST', '/api/v1/apps', appSpec('lab-app', { site: 'lab' }))).status).toBe(200);
+
+    const saveFailed = (r: { msg: string }) => r.msg.startsWith(`no space left for the agent's state in ${dataDir}:`);
+    const line = await waitFor('the agent to say it could not save the desired state', () => logs.records.find(saveFailed));
+    expect(line).toMatchObject({ level: 50, revision: expect.any(Number) });
+    expect(line.msg).toBe(
+      `no space left for the agent's state in ${dataDir}: free some on that file system (df -h ${dataDir}), or choose another data dir with --data-dir. The agent acts on revision ${line.revision} without saving it: restarted before it is saved, it goes back to the one saved before`,
+    );
+    expect(logs.matching('handling desired state failed')).toEqual([]);
   });
 });
