@@ -16,6 +16,7 @@
 import { accessSync, constants, mkdirSync, rmSync, statfsSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
+import { engineEndpoint } from './runtime/engine-client.js';
 
 /** A start-up failure whose message is the whole story: the CLI prints it as the one line it is. */
 export class StartupError extends Error {
@@ -26,7 +27,6 @@ export function isStartupError(err: unknown): err is StartupError {
   return err instanceof StartupError;
 }
 
-const DEFAULT_SOCKET = '/var/run/docker.sock';
 
 /**
  * Free space the data dir needs at start: a first start writes about 100 KiB
@@ -35,12 +35,9 @@ const DEFAULT_SOCKET = '/var/run/docker.sock';
  */
 export const MIN_FREE_BYTES = 1024 * 1024;
 
-/** The engine's unix socket as the docker CLI finds it (DOCKER_HOST, else the default); undefined for a TCP engine. */
+/** The engine's unix socket where the agent will look for it (engine-client.ts); undefined for an engine over TCP. */
 export function engineSocketPath(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const host = env.DOCKER_HOST;
-  if (host === undefined || host === '') return DEFAULT_SOCKET;
-  if (!host.startsWith('unix://')) return undefined;
-  return host.slice('unix://'.length);
+  return engineEndpoint(env).socketPath;
 }
 
 function whoAmI(): string {
