@@ -27,7 +27,6 @@ export function isStartupError(err: unknown): err is StartupError {
   return err instanceof StartupError;
 }
 
-
 /**
  * Free space the data dir needs at start: a first start writes about 100 KiB
  * (agent.db and outbox.db with their WAL and shared-memory files, the log
