@@ -18,8 +18,10 @@ import type { Logger } from 'pino';
 import { Closer } from '../shared/closer.js';
 import { type DesiredState, parseHubKey, Topics } from '../shared/index.js';
 import { createLogger } from '../shared/logger.js';
+import { AGENT_PROTOCOL_VERSION } from '../shared/protocol-version.js';
 import { Signal } from '../shared/signal.js';
 import { type AgentConfig, resolveAgentConfig } from './config.js';
+import { hostFacts } from './host.js';
 import type { Link } from './link.js';
 import type { Reconciler } from './reconcile/reconciler.js';
 import type { ContainerRuntime } from './runtime/runtime.js';
@@ -68,7 +70,19 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
     desiredArrived.on((desired) => intake.onDesired(desired));
     const logs = startTelemetry(config, device, uplink, logger, closer);
     keepInSync(config, { runtime: device.runtime, reconciler, logs, logger }, closer);
-    logger.info({ hubUrl: config.hubUrl, dataDir: config.dataDir, labels: device.labels }, 'agent started');
+    const { agentVersion, nodeVersion, arch } = hostFacts();
+    logger.info(
+      {
+        hubUrl: config.hubUrl,
+        dataDir: config.dataDir,
+        labels: device.labels,
+        agentVersion,
+        nodeVersion,
+        arch,
+        protocol: AGENT_PROTOCOL_VERSION,
+      },
+      'agent started',
+    );
     return { config, reconciler, logs, link: uplink.link, close: () => closer.close() };
   } catch (err) {
     await closer.close();

@@ -11,7 +11,9 @@
 import type { Logger } from 'pino';
 import { Closer } from '../shared/closer.js';
 import { createLogger } from '../shared/logger.js';
+import { PROTOCOL_VERSIONS } from '../shared/protocol-version.js';
 import { Signal } from '../shared/signal.js';
+import { flotillaVersion } from '../shared/version.js';
 import { Authenticator } from './auth/authenticator.js';
 import { LoginDelay } from './auth/login-delay.js';
 import { authMethods } from './auth/methods.js';
@@ -73,7 +75,8 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
       { api, stores, telemetry, mqtt, authenticator, loginDelay, desiredMayHaveChanged, logger },
       closer,
     );
-    logger.info({ component: 'hub', dataDir: config.dataDir, ...ports }, 'hub ready');
+    const version = { version: flotillaVersion(), protocolVersions: protocolVersions ?? PROTOCOL_VERSIONS };
+    logger.info({ component: 'hub', ...version, dataDir: config.dataDir, ...ports }, 'hub ready');
     return { config, ports, hubKey: stores.signingKey.publicKeyPem, close };
   } catch (err) {
     await close();

@@ -11,6 +11,7 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startAgent } from '../../agent/agent.js';
+import { AGENT_PROTOCOL_VERSION } from '../../shared/protocol-version.js';
 import { Cleanup } from '../support/cleanup.js';
 import { appSpec } from '../support/fixtures.js';
 import { http } from '../support/http.js';
@@ -212,6 +213,13 @@ describe('an agent whose disk fills after it started', SLOW, () => {
     );
     cleanup.add('agent', () => agent.close());
     await waitFor('the agent to connect', () => agent.link.connected || undefined);
+    // The line an agent starts with says what it is.
+    expect(logs.matching('agent started')[0]).toMatchObject({
+      agentVersion: expect.stringMatching(/^\d+\.\d+\.\d+/),
+      nodeVersion: process.versions.node,
+      arch: expect.any(String),
+      protocol: AGENT_PROTOCOL_VERSION,
+    });
 
     try {
       writeFileSync(join(mount, 'fill'), Buffer.alloc(4 * 1024 * 1024));

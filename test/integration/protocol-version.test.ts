@@ -65,6 +65,8 @@ describe('protocol version', () => {
     expect(version.status).toBe(200);
     expect(version.body).toEqual({ version: expect.stringMatching(/^\d+\.\d+\.\d+/), protocolVersions: [...PROTOCOL_VERSIONS] });
     expect(version.body.protocolVersions).toContain(AGENT_PROTOCOL_VERSION);
+    // And in the line a hub starts with.
+    expect(h.logs.matching('hub ready')[0]).toMatchObject({ version: version.body.version, protocolVersions: [...PROTOCOL_VERSIONS] });
   });
 
   it('treats an agent that states no version (a will without `protocol`) as version 1', async () => {
