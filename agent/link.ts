@@ -14,15 +14,15 @@
  * - The outbox is drained in priority order with at most MAX_IN_FLIGHT
  *   unacknowledged messages and paced to `uplinkBytesPerSecond`.
  * - Reconnects back off with full jitter (reconnect-backoff.ts) over a
- *   persistent session.
- * - The will states the protocol version the agent speaks; a hub that speaks
- *   another refuses the connection (CONNACK 1, shared/protocol-version.ts),
- *   which no retry soon will change: the link says so in one line and
- *   retries on the much longer PROTOCOL_REFUSED_RECONNECT schedule. MQTT.js's own buffering is off: it would keep QoS 0
+ *   persistent session. MQTT.js's own buffering is off: it would keep QoS 0
  *   messages offline without bound, and its `reconnect()` replaces its QoS 1
  *   store, silently losing what was in flight. So on every lost connection
  *   the link takes back what was in flight and sends it again after the
  *   reconnect; the hub drops the copies it already has by their `seq`.
+ * - The will states the protocol version the agent speaks; a hub that speaks
+ *   another refuses the connection (CONNACK 1, shared/protocol-version.ts),
+ *   which no retry soon will change: the link says so in one line and
+ *   retries on the much longer PROTOCOL_REFUSED_RECONNECT schedule.
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
