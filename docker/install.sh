@@ -140,11 +140,12 @@ check_hub() {
 
 agent_config="$data_dir/agent.json"
 
-# Prints the registered device id from the agent's config ("" when there is none).
-registered_id() {
+# Prints a string field of the agent's config ("" when there is none).
+config_field() {
   [ -f "$agent_config" ] || return 0
-  sed -n 's/.*"deviceId"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' "$agent_config" | head -n 1
+  sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"\([^\"]*\)\".*/\1/p" "$agent_config" | head -n 1
 }
+registered_id() { config_field deviceId; }
 
 # The unit: one place, so install and docs/install.md describe the same file.
 # Each hardening line says why it is there in docs/install.md.
@@ -312,8 +313,12 @@ else
   image="${image:-flotilla/agent:$version}"
   docker image inspect "$image" >/dev/null 2>&1 || docker pull -q "$image" >/dev/null 2>&1 ||
     die "cannot pull $image; push it to a registry this device reaches, or load it (docker load), or name another with --image"
+  # An image that runs as a user of its own (USER uid:gid) gets its data dir and the socket's group.
+  image_user="$(docker image inspect --format '{{.Config.User}}' "$image")"
+  sock_group="$(stat -c %g "$sock")"
   mkdir -p "$(dirname "$data_dir")"
   staging="$(mktemp -d "$(dirname "$data_dir")/.flotilla-staging.XXXXXX")"
+  [ -z "$image_user" ] || chown "$image_user" "$staging"
 fi
 
 # --- registration: the last step that can be refused, so a refusal leaves nothing ---------
@@ -323,7 +328,8 @@ reason=''
 if [ -n "$already_registered" ]; then
   say "device $already_registered: already registered ($agent_config)"
 else
-  set -- agent register --hub "$hub" --token "$token" --data-dir "$data_dir"
+  # Everything register writes goes to the staging dir (the CLI may make its --data-dir), moved in only once it succeeded.
+  set -- agent register --hub "$hub" --token "$token"
   [ -z "$device_id" ] || set -- "$@" --device-id "$device_id"
   [ -z "$hub_mqtt" ] || set -- "$@" --mqtt-url "$hub_mqtt"
   while IFS= read -r label; do
@@ -332,9 +338,9 @@ else
 $labels
 EOF
   if [ "$mode" = bundle ]; then
-    out="$("$flotilla_cmd" "$@" --config "$staging/agent.json" 2>&1)" || reason="$out"
+    out="$("$flotilla_cmd" "$@" --data-dir "$staging" --config "$staging/agent.json" 2>&1)" || reason="$out"
   else
-    out="$(docker run --rm --network host -v "$staging:/staging" "$image" "$@" --config /staging/agent.json 2>&1)" || reason="$out"
+    out="$(docker run --rm --network host --group-add "$sock_group" -v "$sock:/var/run/docker.sock" -v "$staging:/staging" "$image" "$@" --data-dir /staging --config /staging/agent.json 2>&1)" || reason="$out"
   fi
   if [ -n "$reason" ]; then
     line="$(printf '%s\n' "$reason" | grep -m 1 -v '^[[:space:]]*$' | sed 's/^error: //')"
@@ -373,6 +379,7 @@ fi
 
 mkdir -p "$data_dir"
 chmod 0700 "$data_dir"
+[ "$mode" = bundle ] || [ -z "$image_user" ] || chown -R "$image_user" "$data_dir"
 if [ -n "$registered" ]; then
   mv "$staging/agent.json" "$agent_config"
   changed=1
@@ -410,16 +417,18 @@ if [ "$mode" = bundle ]; then
     [ -d "$dir" ] && [ ! -L "$dir" ] && rm -rf "$dir"
   done
 else
-  spec="$(docker image inspect --format '{{.Id}}' "$image") $data_dir $sock"
+  # The image's own FLOTILLA_HUB_URL would win over the config's, so the registered URL is passed as a flag.
+  hub_url="$(config_field hubUrl)"
+  spec="$(docker image inspect --format '{{.Id}}' "$image") $data_dir $sock $hub_url"
   if [ -z "$changed" ] && [ "$(docker inspect --format '{{index .Config.Labels "org.flotilla.install"}} {{.State.Running}}' "$CONTAINER" 2>/dev/null)" = "$spec true" ]; then
     say "container $CONTAINER: already running"
   else
     docker rm -f "$CONTAINER" >/dev/null 2>&1 || true
     # Host network: the agent reaches the hub as the device does, and reports the device's addresses.
     docker run -d --name "$CONTAINER" --restart always --network host \
-      --label "org.flotilla.install=$spec" \
+      --label "org.flotilla.install=$spec" --group-add "$sock_group" \
       -v "$sock:/var/run/docker.sock" -v "$data_dir:/var/lib/flotilla-agent" \
-      "$image" agent --data-dir /var/lib/flotilla-agent >/dev/null
+      "$image" agent --data-dir /var/lib/flotilla-agent --hub-url "$hub_url" >/dev/null
     say "started container $CONTAINER ($image)"
   fi
 fi

@@ -1,0 +1,200 @@
+/**
+ * The one-command install on a fresh Debian device (docker/install.sh,
+ * docs/install.md), end to end: a real hub serving the script and the release
+ * bundle, a debootstrapped Debian container with systemd as PID 1 playing the
+ * device, and the host's Docker Engine running what the installed agent
+ * deploys. What is checked is what the user sees: the script's output and
+ * exit code, `flotilla get devices`, `docker ps`, systemd's view of the unit,
+ * and the files on the device.
+ *
+ * Needs the device image (docker/device-image.sh) and this machine's release
+ * bundle (docker/release-bundle.sh); without them it skips, saying so, and
+ * with CI=true it fails instead. A solo test: a Node release unpacked and
+ * started under systemd is heavy for two cores.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { flotillaVersion } from '../../../shared/version.js';
+import { type HubProcess, REPO_ROOT, runCli, scratchDir, startHubProcess, stopAll } from '../../support/processes.js';
+import { waitFor } from '../../support/wait.js';
+import { docker, removeContainersAndVolumes } from '../support/docker-cli.js';
+import { ensureTestImages } from '../support/images.js';
+import { type Device, installProblem, type ShResult, snapshot, startDevice } from './device.js';
+
+const version = flotillaVersion();
+const problem = await installProblem(version);
+if (problem && process.env.CI === 'true') throw new Error(`the install test must run in CI: ${problem}`);
+if (problem) console.warn(`[e2e install] skipping: ${problem}`);
+
+const suffix = Math.random().toString(36).slice(2, 8);
+const deviceId = `e2e-install-${suffix}`;
+const app = `e2e-installed-${suffix}`;
+const UNIT = 'flotilla-agent.service';
+
+/** The error lines of a run: what the user reads when it fails. */
+const errorLines = (result: ShResult) =>
+  result.stderr
+    .trim()
+    .split('\n')
+    .filter((line) => line !== '');
+
+(problem ? describe.skip : describe)('install the agent on a fresh Debian device in one command', { timeout: 180_000 }, () => {
+  let hub: HubProcess;
+  let device: Device;
+  let readOnlyDir: string;
+
+  /** `curl -fsSL <hub>/install.sh | sh -s -- ARGS`, as the docs tell a user to run it. */
+  const install = (args: string, env: Record<string, string> = {}) => device.sh(`curl -fsSL ${hub.url}/install.sh | sh -s -- ${args}`, env);
+
+  const newToken = async () => {
+    const created = await runCli(['--hub', hub.url, 'token', 'create']);
+    expect(created.code, created.stderr).toBe(0);
+    return created.stdout.trim();
+  };
+
+  const devices = async () =>
+    JSON.parse((await runCli(['--hub', hub.url, 'get', 'devices', '-o', 'json'])).stdout) as {
+      items: { id: string; online: boolean }[];
+    };
+
+  beforeAll(async () => {
+    hub = await startHubProcess(scratchDir('flotilla-install-hub-'), ['--releases-dir', join(REPO_ROOT, 'dist/bundles')]);
+    readOnlyDir = mkdtempSync(join(tmpdir(), 'flotilla-install-ro-'));
+    device = await startDevice(`flotilla-e2e-device-${suffix}`, {
+      // A read-only mount and a 1 MiB tmpfs: an unwritable data dir and a full disk.
+      extraArgs: ['-v', `${readOnlyDir}:/ro:ro`, '--tmpfs', '/small:size=1m'],
+    });
+  });
+
+  afterAll(async () => {
+    await device?.remove();
+    await removeContainersAndVolumes(`flotilla.app=${app}`);
+    await stopAll();
+    if (readOnlyDir) rmSync(readOnlyDir, { recursive: true, force: true });
+  });
+
+  describe('bad input: one line naming the fix, a non-zero exit, nothing left behind', () => {
+    let before: string;
+    beforeAll(async () => {
+      before = await snapshot(device);
+    });
+
+    const refused = async (result: ShResult, line: RegExp) => {
+      expect(result.code).not.toBe(0);
+      expect(errorLines(result)).toEqual([expect.stringMatching(line)]);
+      expect(await snapshot(device)).toBe(before);
+    };
+
+    it('an architecture without a release', async () => {
+      const result = await install('--token whatever', { FLOTILLA_INSTALL_ARCH: 'armv7l' });
+      await refused(result, /^flotilla install: no release for armv7l; supported: amd64, arm64$/);
+    });
+
+    it('no Docker Engine', async () => {
+      const result = await install('--token whatever', { FLOTILLA_DOCKER_SOCKET: '/run/no-docker.sock' });
+      await refused(
+        result,
+        /^flotilla install: no Docker Engine: \/run\/no-docker\.sock not found; install and start it: apt-get install docker\.io/,
+      );
+    });
+
+    it('a data dir on a read-only file system', async () => {
+      await refused(
+        await install('--token whatever --data-dir /ro/agent'),
+        /^flotilla install: data dir \/ro\/agent is not writable .*--data-dir/,
+      );
+    });
+
+    it('not enough disk for the data dir', async () => {
+      await refused(
+        await install('--token whatever --data-dir /small/agent'),
+        /^flotilla install: not enough disk for the agent's data dir: 1 MB free under \/small/,
+      );
+    });
+
+    it('a token the hub refuses, after the release was downloaded and unpacked', async () => {
+      const result = await install('--token flt-reg-not-a-token');
+      expect(result.stdout).toContain('downloading');
+      await refused(result, /^flotilla install: .*token.*; make a new one on the hub: flotilla token create$/);
+      expect((await devices()).items).toEqual([]);
+    });
+  });
+
+  describe('install, run an app, install again, uninstall', () => {
+    let installed: string;
+    let firstPid: string;
+
+    it('one command installs, registers and starts the agent, which comes online', async () => {
+      const result = await install(`--token ${await newToken()} --device-id ${deviceId} --label site=${suffix}`);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toContain(`device ${deviceId}: registered with ${hub.url}`);
+      expect((await device.sh(`systemctl is-active ${UNIT}; systemctl is-enabled ${UNIT}`)).stdout).toBe('active\nenabled\n');
+      expect((await device.sh('flotilla --version')).stdout.trim()).toContain(version);
+      await waitFor('the device online at the hub', async () => (await devices()).items.find((d) => d.id === deviceId)?.online, {
+        timeoutMs: 30_000,
+      });
+      installed = await snapshot(device);
+      firstPid = (await device.sh(`systemctl show -p MainPID --value ${UNIT}`)).stdout.trim();
+    });
+
+    it('the unit passes systemd-analyze verify and runs sandboxed', async () => {
+      const verify = await device.sh(`systemd-analyze verify /etc/systemd/system/${UNIT}`);
+      expect(verify.code, verify.stderr).toBe(0);
+      const shown = await device.sh(`systemctl show -p ProtectSystem -p ProtectHome -p NoNewPrivileges -p ReadWritePaths ${UNIT}`);
+      expect(shown.stdout.split('\n').filter(Boolean).sort()).toEqual([
+        'NoNewPrivileges=yes',
+        'ProtectHome=yes',
+        'ProtectSystem=strict',
+        'ReadWritePaths=/var/lib/flotilla-agent',
+      ]);
+      // The sandbox is real: the agent's own mount namespace cannot write outside its data dir.
+      const pid = (await device.sh(`systemctl show -p MainPID --value ${UNIT}`)).stdout.trim();
+      const write = await device.sh(`nsenter -t ${pid} -m sh -c 'touch /opt/flotilla/x' 2>&1`);
+      expect(write.stdout).toContain('Read-only file system');
+    });
+
+    it('an applied app runs on the engine', async () => {
+      const images = await ensureTestImages();
+      const spec = join(scratchDir('flotilla-install-spec-'), 'app.yaml');
+      writeFileSync(
+        spec,
+        stringify({ name: app, scheduling: { selectors: { site: suffix } }, spec: { containers: [{ name: 'web', image: images.v1 }] } }),
+      );
+      const applied = await runCli(['--hub', hub.url, 'apply', '-f', spec]);
+      expect(applied.code, applied.stderr).toBe(0);
+      await waitFor(
+        'the app running on the engine',
+        async () => (await docker('ps', '--filter', `label=flotilla.app=${app}`, '--format', '{{.State}}')) === 'running',
+        { timeoutMs: 60_000, intervalMs: 500 },
+      );
+    });
+
+    it('a second run changes nothing and does not restart the service', async () => {
+      const result = await install(`--token ${await newToken()} --device-id ${deviceId} --label site=${suffix}`);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toMatch(/release .*: already installed/);
+      expect(result.stdout).toContain(`device ${deviceId}: already registered`);
+      expect(result.stdout).toContain(`${UNIT}: already installed`);
+      expect(result.stdout).toContain(`${UNIT}: already running`);
+      expect(await snapshot(device)).toBe(installed);
+      expect((await device.sh(`systemctl show -p MainPID --value ${UNIT}`)).stdout.trim()).toBe(firstPid);
+    });
+
+    it('uninstall removes what install added and leaves the app running', async () => {
+      const result = await install('--uninstall');
+      expect(result.code, result.stderr).toBe(0);
+      const left = await device.sh(
+        `ls -d /opt/flotilla /usr/local/bin/flotilla /etc/systemd/system/${UNIT} /var/lib/flotilla-agent 2>/dev/null; systemctl list-unit-files ${UNIT} --no-legend`,
+      );
+      expect(left.stdout).toBe('');
+      expect(await snapshot(device)).not.toContain('flotilla');
+      expect(await docker('ps', '--filter', `label=flotilla.app=${app}`, '--format', '{{.State}}')).toBe('running');
+      const again = await install('--uninstall');
+      expect(again.code).toBe(0);
+      expect(again.stdout).toContain(`${UNIT}: not installed`);
+    });
+  });
+});
