@@ -9,6 +9,7 @@
 import { arch, platform } from 'node:os';
 import type { Command } from 'commander';
 import type { HubVersion } from '../../shared/index.js';
+import { AGENT_PROTOCOL_VERSION } from '../../shared/protocol-version.js';
 import { flotillaVersion } from '../../shared/version.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import { cell } from '../output.js';
@@ -17,10 +18,17 @@ export interface ClientVersion {
   version: string;
   nodeVersion: string;
   platform: string;
+  /** The protocol version an agent of this release speaks (`flotilla agent`). */
+  agentProtocolVersion: number;
 }
 
 export function clientVersion(): ClientVersion {
-  return { version: flotillaVersion(), nodeVersion: process.versions.node, platform: `${platform()}/${arch()}` };
+  return {
+    version: flotillaVersion(),
+    nodeVersion: process.versions.node,
+    platform: `${platform()}/${arch()}`,
+    agentProtocolVersion: AGENT_PROTOCOL_VERSION,
+  };
 }
 
 export function registerVersion(program: Command, io: CliIO): void {
@@ -44,7 +52,7 @@ export function registerVersion(program: Command, io: CliIO): void {
 
 // Written one at a time (the client's before the hub is asked), so aligned by hand as formatFields would align them together.
 function clientLine(client: ClientVersion): string {
-  return `Client:  ${client.version} (Node ${client.nodeVersion}, ${client.platform})\n`;
+  return `Client:  ${client.version} (Node ${client.nodeVersion}, ${client.platform}, agent protocol version ${client.agentProtocolVersion})\n`;
 }
 
 function hubLine(hub: HubVersion, url: string): string {

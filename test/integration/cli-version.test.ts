@@ -4,7 +4,7 @@
  * it speaks; with the hub down, the client's line and the usual error, exit 1.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROTOCOL_VERSIONS } from '../../shared/protocol-version.js';
+import { AGENT_PROTOCOL_VERSION, PROTOCOL_VERSIONS } from '../../shared/protocol-version.js';
 import { flotillaVersion } from '../../shared/version.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { freePort } from '../support/ports.js';
@@ -12,7 +12,7 @@ import { runCli } from '../support/processes.js';
 
 const SLOW = { timeout: 30_000 };
 const VERSION = flotillaVersion();
-const CLIENT_LINE = `Client:  ${VERSION} (Node ${process.versions.node}, ${process.platform}/${process.arch})\n`;
+const CLIENT_LINE = `Client:  ${VERSION} (Node ${process.versions.node}, ${process.platform}/${process.arch}, agent protocol version ${AGENT_PROTOCOL_VERSION})\n`;
 
 describe('flotilla version', SLOW, () => {
   let hub: TestHub;
@@ -35,7 +35,12 @@ describe('flotilla version', SLOW, () => {
     const result = await runCli(['--hub', hub.httpUrl, '-o', 'json', 'version']);
     expect(result.code, result.stderr).toBe(0);
     expect(JSON.parse(result.stdout)).toEqual({
-      client: { version: VERSION, nodeVersion: process.versions.node, platform: `${process.platform}/${process.arch}` },
+      client: {
+        version: VERSION,
+        nodeVersion: process.versions.node,
+        platform: `${process.platform}/${process.arch}`,
+        agentProtocolVersion: AGENT_PROTOCOL_VERSION,
+      },
       hub: { version: VERSION, protocolVersions: [...PROTOCOL_VERSIONS] },
     });
   });
