@@ -11,6 +11,7 @@
 #   package.json      the version the CLI and agent report is read from it
 #   node_modules/     production dependencies only, better-sqlite3 compiled for <arch>
 #   examples/dashboard the page the hub serves at /dashboard/
+#   docker/install.sh the install script the hub serves at GET /install.sh (docs/install.md)
 # The images (docker/*.Dockerfile) and the install script unpack it as it is.
 #
 # better-sqlite3's prebuilt download is not reachable here, so its addon is compiled
@@ -158,7 +159,7 @@ fi
 
 # --- assemble ------------------------------------------------------------------------------
 DIST_KEY="$(cd dist && find . -path ./bundles -prune -o -type f -name '*.js' -print0 | sort -z | xargs -0 sha256sum | sha)"
-BUNDLE_KEY="$(printf '%s\n' "$DIST_KEY" "$MODULES_KEY" "${NODE_PKG}@${NODE_VERSION}" "$(sha256sum "$0" package.json | sha)" \
+BUNDLE_KEY="$(printf '%s\n' "$DIST_KEY" "$MODULES_KEY" "${NODE_PKG}@${NODE_VERSION}" "$(sha256sum "$0" package.json docker/install.sh | sha)" \
   "$(find examples/dashboard -type f -print0 | sort -z | xargs -0 sha256sum | sha)" | sha)"
 STAMP="${OUT_DIR}/.flotilla-${VERSION}-linux-${ARCH}.key"
 if [[ -f "$OUT" && -f "$STAMP" && "$(cat "$STAMP")" == "$BUNDLE_KEY" ]]; then
@@ -175,6 +176,8 @@ tar -C dist --exclude=./bundles --exclude='*.map' --exclude='*.d.ts' -cf - . | t
 chmod 755 "${B}/dist/cli/bin.js"
 cp package.json "${B}/package.json"
 cp -r examples/dashboard "${B}/examples/dashboard"
+# The hub serves it at GET /install.sh (broker/http/install.ts finds it under the package root).
+mkdir -p "${B}/docker" && cp docker/install.sh "${B}/docker/install.sh"
 cp -r "${MODULES_DIR}/node_modules" "${B}/node_modules"
 cat >"${B}/bin/flotilla" <<'EOF'
 #!/bin/sh
