@@ -36,6 +36,16 @@ export async function installProblem(version: string): Promise<string | undefine
   return undefined;
 }
 
+/** Why `--mode image` cannot be tried: the agent image is neither on the engine nor pullable. */
+export async function agentImageProblem(image: string): Promise<string | undefined> {
+  if ((await docker('image', 'ls', '-q', image).catch(() => '')) !== '') return undefined;
+  const pulled = await docker('pull', '-q', image).then(
+    () => true,
+    () => false,
+  );
+  return pulled ? undefined : `no agent image ${image} (run docker/build-images.sh)`;
+}
+
 export interface ShResult {
   code: number;
   stdout: string;

@@ -21,13 +21,19 @@ import { flotillaVersion } from '../../../shared/version.js';
 import { type HubProcess, REPO_ROOT, runCli, scratchDir, startHubProcess, stopAll } from '../../support/processes.js';
 import { waitFor } from '../../support/wait.js';
 import { docker, removeContainersAndVolumes } from '../support/docker-cli.js';
+import { TEST_REGISTRY } from '../support/engine.js';
 import { ensureTestImages } from '../support/images.js';
-import { type Device, installProblem, type ShResult, snapshot, startDevice } from './device.js';
+import { agentImageProblem, type Device, installProblem, type ShResult, snapshot, startDevice } from './device.js';
 
 const version = flotillaVersion();
 const problem = await installProblem(version);
 if (problem && process.env.CI === 'true') throw new Error(`the install test must run in CI: ${problem}`);
 if (problem) console.warn(`[e2e install] skipping: ${problem}`);
+/** The agent image docker/build-images.sh pushes: what `--mode image` runs. */
+const AGENT_IMAGE = `${TEST_REGISTRY}/flotilla/agent:${version}`;
+const imageProblem = problem ?? (await agentImageProblem(AGENT_IMAGE));
+if (imageProblem && !problem && process.env.CI === 'true') throw new Error(`the image-mode install test must run in CI: ${imageProblem}`);
+if (imageProblem && !problem) console.warn(`[e2e install] skipping --mode image: ${imageProblem}`);
 
 const suffix = Math.random().toString(36).slice(2, 8);
 const deviceId = `e2e-install-${suffix}`;
@@ -45,6 +51,7 @@ const errorLines = (result: ShResult) =>
   let hub: HubProcess;
   let device: Device;
   let readOnlyDir: string;
+  let sharedDir: string;
 
   /** `curl -fsSL <hub>/install.sh | sh -s -- ARGS`, as the docs tell a user to run it. */
   const install = (args: string, env: Record<string, string> = {}) => device.sh(`curl -fsSL ${hub.url}/install.sh | sh -s -- ${args}`, env);
@@ -63,9 +70,16 @@ const errorLines = (result: ShResult) =>
   beforeAll(async () => {
     hub = await startHubProcess(scratchDir('flotilla-install-hub-'), ['--releases-dir', join(REPO_ROOT, 'dist/bundles')]);
     readOnlyDir = mkdtempSync(join(tmpdir(), 'flotilla-install-ro-'));
+    sharedDir = mkdtempSync(join(tmpdir(), 'flotilla-install-shared-'));
     device = await startDevice(`flotilla-e2e-device-${suffix}`, {
-      // A read-only mount and a 1 MiB tmpfs: an unwritable data dir and a full disk.
-      extraArgs: ['-v', `${readOnlyDir}:/ro:ro`, '--tmpfs', '/small:size=1m'],
+      extraArgs: [
+        // A read-only mount and a 1 MiB tmpfs: an unwritable data dir and a full disk.
+        ...['-v', `${readOnlyDir}:/ro:ro`, '--tmpfs', '/small:size=1m'],
+        // For --mode image: the docker command a device with Docker has, and a folder at the
+        // same path on the device and the host, since the engine that mounts the agent's data
+        // dir is the host's.
+        ...['-v', '/usr/bin/docker:/usr/bin/docker:ro', '-v', `${sharedDir}:${sharedDir}`],
+      ],
     });
   });
 
@@ -73,7 +87,8 @@ const errorLines = (result: ShResult) =>
     await device?.remove();
     await removeContainersAndVolumes(`flotilla.app=${app}`);
     await stopAll();
-    if (readOnlyDir) rmSync(readOnlyDir, { recursive: true, force: true });
+    await docker('rm', '-f', 'flotilla-agent').catch(() => undefined);
+    for (const dir of [readOnlyDir, sharedDir]) if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   describe('bad input: one line naming the fix, a non-zero exit, nothing left behind', () => {
@@ -195,6 +210,40 @@ const errorLines = (result: ShResult) =>
       const again = await install('--uninstall');
       expect(again.code).toBe(0);
       expect(again.stdout).toContain(`${UNIT}: not installed`);
+    });
+  });
+  (imageProblem ? describe.skip : describe)('--mode image: the agent image run by Docker instead of a unit', () => {
+    const imageDevice = `e2e-install-img-${suffix}`;
+    const args = () => `--mode image --image ${AGENT_IMAGE} --data-dir ${sharedDir}/agent`;
+    let containerId: string;
+
+    it('installs, registers and runs the agent container, which comes online', async () => {
+      const result = await install(`${args()} --token ${await newToken()} --device-id ${imageDevice}`);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toContain(`started container flotilla-agent (${AGENT_IMAGE})`);
+      const [state, policy] = (
+        await docker('inspect', '--format', '{{.State.Status}} {{.HostConfig.RestartPolicy.Name}}', 'flotilla-agent')
+      ).split(' ');
+      expect([state, policy]).toEqual(['running', 'always']);
+      await waitFor('the image-mode device online', async () => (await devices()).items.find((d) => d.id === imageDevice)?.online, {
+        timeoutMs: 30_000,
+      });
+      containerId = await docker('inspect', '--format', '{{.Id}}', 'flotilla-agent');
+      expect((await device.sh(`systemctl list-unit-files ${UNIT} --no-legend`)).stdout).toBe('');
+    });
+
+    it('a second run keeps the running container', async () => {
+      const result = await install(args());
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toContain('container flotilla-agent: already running');
+      expect(await docker('inspect', '--format', '{{.Id}}', 'flotilla-agent')).toBe(containerId);
+    });
+
+    it('uninstall removes the container and the data dir', async () => {
+      const result = await install(`--uninstall ${args()}`);
+      expect(result.code, result.stderr).toBe(0);
+      expect(await docker('ps', '-aq', '--filter', 'name=^/flotilla-agent$')).toBe('');
+      expect((await device.sh(`ls -A ${sharedDir}`)).stdout).toBe('');
     });
   });
 });
