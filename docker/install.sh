@@ -16,6 +16,7 @@
 #
 # Knobs for tests and odd devices (environment): FLOTILLA_INSTALL_ARCH (instead
 # of `uname -m`), FLOTILLA_DOCKER_SOCKET (default /var/run/docker.sock).
+# shellcheck disable=SC2015  # `check && check || die` is meant: die when either check fails
 set -eu
 
 served_hub=''

@@ -103,6 +103,20 @@ const errorLines = (result: ShResult) =>
       expect(await snapshot(device)).toBe(before);
     };
 
+    it('not root', async () => {
+      const result = await device.sh(
+        `curl -fsSL ${hub.url}/install.sh | setpriv --reuid=65534 --regid=65534 --clear-groups sh -s -- --token whatever`,
+      );
+      await refused(result, /^flotilla install: must run as root: curl -fsSL .*\| sudo sh -s -- --token/);
+    });
+
+    it('a hub the device cannot reach', async () => {
+      await refused(
+        await install('--token whatever --hub http://127.0.0.1:9'),
+        /^flotilla install: hub http:\/\/127\.0\.0\.1:9 unreachable \(.*\); check --hub/,
+      );
+    });
+
     it('an architecture without a release', async () => {
       const result = await install('--token whatever', { FLOTILLA_INSTALL_ARCH: 'armv7l' });
       await refused(result, /^flotilla install: no release for armv7l; supported: amd64, arm64$/);
