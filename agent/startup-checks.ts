@@ -136,6 +136,9 @@ export function dataDirError(err: unknown, dataDir: string): StartupError | unde
       `user ${user} cannot write the agent's data dir ${dir}: run the agent as the dir's owner or root, give it to ${user} (mkdir -p ${dir} && chown -R ${user} ${dir}), or choose another with --data-dir`,
     );
   }
+  if (code === 'ENOTDIR' || code === 'EEXIST') {
+    return new StartupError(`the agent's data dir ${dir} cannot be a directory (a file is in the way): choose another with --data-dir`);
+  }
   if (code === 'EROFS') {
     return new StartupError(`the agent's data dir ${dir} is on a read-only file system: choose a writable one with --data-dir`);
   }

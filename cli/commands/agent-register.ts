@@ -15,7 +15,7 @@
  * `register`), so register cannot have options of the same names.
  */
 import { type Command, Option } from 'commander';
-import { checkDataDir, checkEngineSocket } from '../../agent/startup-checks.js';
+import { checkDataDir, checkEngineSocket, isStartupError } from '../../agent/startup-checks.js';
 import { DEVICE_ID_PATTERN, isDeviceId } from '../../shared/index.js';
 import { checkWritable, defaultAgentConfigPath, refuseExisting, writeAgentConfigFile } from '../agent-config-file.js';
 import type { Registration } from '../auth-api.js';
@@ -80,7 +80,12 @@ export function registerAgentRegister(agent: Command, io: CliIO): void {
       if (!options.force) refuseExisting(path);
       // Before the token is spent: a device whose agent could not start is not registered half-way.
       checkEngineSocket();
-      checkDataDir(agentOptions.dataDir);
+      try {
+        checkDataDir(agentOptions.dataDir);
+      } catch (err) {
+        // A data dir register cannot write is bad input to register (exit 2), as its config's dir is.
+        throw isStartupError(err) ? new UsageError(err.message) : err;
+      }
       checkWritable(path);
       const hubUrl = parseHubUrl(globals.hub);
       const ca = globals.ca === undefined ? undefined : readCaFile(globals.ca);

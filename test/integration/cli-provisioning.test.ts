@@ -38,7 +38,7 @@ describe('provisioning with the real CLI', SLOW, () => {
 
   /** `flotilla ARGS…` against the test hub, as the admin unless `token` says otherwise (null: no token). */
   function flotilla(args: string[], { token = adminKey as string | null, hubUrl = hub.httpUrl } = {}): Promise<RunResult> {
-    return runCli(args, { env: { FLOTILLA_HUB: hubUrl, FLOTILLA_TOKEN: token ?? '', NO_COLOR: '1' } });
+    return runCli(args, { env: { FLOTILLA_HUB: hubUrl, FLOTILLA_TOKEN: token ?? '', NO_COLOR: '1', ...NO_ENGINE } });
   }
 
   async function createToken(...args: string[]): Promise<string> {
@@ -260,7 +260,7 @@ describe('over TLS: https registration pins the CA, the agent connects with mqtt
   });
 
   const caFile = () => join(certs.dir, 'ca.pem');
-  const env = (extra: NodeJS.ProcessEnv = {}) => ({ env: { FLOTILLA_HUB: httpsUrl, FLOTILLA_TOKEN: adminKey, ...extra } });
+  const env = (extra: NodeJS.ProcessEnv = {}) => ({ env: { FLOTILLA_HUB: httpsUrl, FLOTILLA_TOKEN: adminKey, ...NO_ENGINE, ...extra } });
 
   it('the CLI needs --ca for the dev CA; with it, token create, register and a pinned mqtts agent work', async () => {
     const untrusting = await runCli(['get', 'devices'], env());

@@ -6,7 +6,7 @@
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { modeWarning, readAgentConfigFile, writeAgentConfigFile } from '../../cli/agent-config-file.js';
 import { type AgentFlagValues, type AgentIdentitySettings, agentIdentitySettings } from '../../cli/agent-file-settings.js';
 import { mqttUrlFor } from '../../cli/commands/agent-register.js';
@@ -14,6 +14,15 @@ import { formatExpiry, tokensTable } from '../../cli/commands/token.js';
 import type { CliIO } from '../../cli/context.js';
 import { buildProgram, EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_OK, EXIT_UNAUTHORIZED, loadAllCommands, run } from '../../cli/main.js';
 import { scratchDir } from '../support/scratch.js';
+
+// `agent register` checks the engine's unix socket before it spends a token; these tests need no engine
+// (one over TCP is not checked at start: agent/startup-checks.ts; test/integration/agent-startup-errors.test.ts checks the socket).
+beforeAll(() => {
+  vi.stubEnv('DOCKER_HOST', 'tcp://127.0.0.1:1');
+});
+afterAll(() => {
+  vi.unstubAllEnvs();
+});
 
 interface Sent {
   method: string;
@@ -304,7 +313,7 @@ describe('flotilla agent register', () => {
     writeFileSync(join(dir, 'a-file'), '');
     const result = await cli(['agent', 'register', '--token', 'T', '--data-dir', join(dir, 'a-file', 'agent')], () => json(200, answer));
     expect(result.code).toBe(EXIT_INVALID_INPUT);
-    expect(result.stderr).toMatch(/^error: cannot write the agent config in .*a-file\/agent: ENOTDIR/);
+    expect(result.stderr).toMatch(/^error: the agent's data dir .*a-file\/agent cannot be a directory \(a file is in the way\)/);
     expect(result.sent).toEqual([]);
   });
 
