@@ -6,21 +6,13 @@
  * `cell()` before it reaches the terminal: a device must not be able to move
  * the operator's cursor or break a table with a newline.
  */
-import { createRequire } from 'node:module';
 import type { OutputFormat } from './output-formats.js';
+import { yaml } from './yaml.js';
 
 export { OUTPUT_FORMATS, type OutputFormat } from './output-formats.js';
 
-const require = createRequire(import.meta.url);
-
-/**
- * The YAML writer, loaded when `-o yaml` asks for it: every command prints
- * through this module, most print tables or JSON, and loading the library
- * costs a short command ~10 ms (bench/cli-start.ts). `require` keeps the call
- * synchronous; the release bundle leaves it to node_modules (yaml is a dependency).
- */
 function toYaml(value: unknown): string {
-  return (require('yaml') as typeof import('yaml')).stringify(value);
+  return yaml().stringify(value);
 }
 
 /** Columns are separated by this much space, as in kubectl. */

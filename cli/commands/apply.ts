@@ -5,12 +5,12 @@
  * Documents are then applied in order; the first hub error stops the run.
  */
 import type { Command } from 'commander';
-import { isScalar, parseAllDocuments } from 'yaml';
 import { type AppSpec, formatIssue, validateAppSpec } from '../../shared/index.js';
 import type { ApplyResult } from '../client.js';
 import { type CliIO, globalOptions, hubClient } from '../context.js';
 import { CliErrors, UsageError } from '../errors.js';
 import { formatStructured } from '../output.js';
+import { yaml } from '../yaml.js';
 
 export interface Document {
   /** How the document is named in messages: `app.yaml`, or `app.yaml (document 2)`. */
@@ -59,7 +59,7 @@ async function readSource(io: CliIO, file: string): Promise<string> {
 
 /** A document with nothing in it (or only comments) parses as a null scalar. */
 function isEmpty(contents: unknown): boolean {
-  return contents === null || (isScalar(contents) && contents.value === null);
+  return contents === null || (yaml().isScalar(contents) && contents.value === null);
 }
 
 /** Reads, parses and validates everything; throws every problem found at once. */
@@ -88,7 +88,9 @@ export async function loadSpecs(io: CliIO, files: readonly string[]): Promise<Ap
  */
 export function parseDocuments(file: string, text: string): Document[] {
   const name = file === '-' ? '<stdin>' : file;
-  const nonEmpty = parseAllDocuments(text, { prettyErrors: true }).filter((doc) => doc.errors.length > 0 || !isEmpty(doc.contents));
+  const nonEmpty = yaml()
+    .parseAllDocuments(text, { prettyErrors: true })
+    .filter((doc) => doc.errors.length > 0 || !isEmpty(doc.contents));
   if (nonEmpty.length === 0) return [{ source: name, value: undefined, error: new UsageError(`${name}: no app spec found`) }];
   return nonEmpty.map((doc, i) => {
     const source = nonEmpty.length === 1 ? name : `${name} (document ${i + 1})`;
