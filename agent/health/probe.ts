@@ -6,6 +6,7 @@
  */
 import { connect } from 'node:net';
 import type { ContainerSpec } from '../../shared/index.js';
+import { httpGet } from '../http-get.js';
 import type { ManagedContainer } from '../runtime/runtime.js';
 import type { ProbeResult } from './verdict.js';
 
@@ -30,13 +31,15 @@ async function probeHttp(target: string, container: ManagedContainer, timeoutMs:
   const host = probeHost(url.hostname, container);
   if (host === undefined) return { ok: false, detail: 'container has no network address to probe' };
   url.hostname = host;
+  const signal = AbortSignal.timeout(timeoutMs);
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
-    await res.body?.cancel();
+    const res = await httpGet(url, { signal, redirect: 'manual' });
+    res.discard();
     const ok = res.status >= 200 && res.status < 400;
     return { ok, detail: `GET ${target} answered ${res.status}` };
   } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
+    // "TimeoutError" when the probe's time ran out, else the socket's code (ECONNREFUSED…).
+    const cause = signal.aborted ? (signal.reason as Error).name : ((err as { code?: string }).code ?? (err as Error).name);
     return { ok: false, detail: `GET ${target} failed (${cause})` };
   }
 }

@@ -14,6 +14,7 @@
  * - Responses are read with a byte cap: a misbehaving registry cannot make
  *   a 512 MB device buffer an unbounded body.
  */
+import { BodyTooLarge, type HttpAnswer, type HttpGet, httpGet } from '../http-get.js';
 import { parseImageReference, registryHost } from './docker-runtime.js';
 
 export type RegistryErrorCode =
@@ -58,7 +59,7 @@ export interface Platform {
 
 export interface ImageDownloadSizeOptions {
   signal?: AbortSignal;
-  fetch?: typeof fetch;
+  get?: HttpGet;
   /** Which entry of a manifest list / OCI index to measure. Default: linux and this machine's architecture. */
   platform?: Platform;
   /** For the whole operation (all requests). Default 15 s. */
@@ -157,7 +158,7 @@ export async function imageDownloadSize(
   const timeoutMs = options.timeoutMs ?? DEFAULT_REGISTRY_TIMEOUT_MS;
   const timeout = AbortSignal.timeout(timeoutMs);
   const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
-  const session = new Session(image, location, auth, options.fetch ?? fetch, signal, options.signal, timeoutMs);
+  const session = new Session(image, location, auth, options.get ?? httpGet, signal, options.signal, timeoutMs);
 
   const platform = options.platform ?? localPlatform();
   let manifest = await session.manifest(location.reference);
@@ -229,7 +230,7 @@ class Session {
     private readonly image: string,
     private readonly location: ManifestLocation,
     private readonly auth: RegistryAuthInput | undefined,
-    private readonly fetchFn: typeof fetch,
+    private readonly get: HttpGet,
     private readonly signal: AbortSignal,
     private readonly callerSignal: AbortSignal | undefined,
     private readonly timeoutMs: number,
@@ -244,8 +245,8 @@ class Session {
     const url = `${scheme}://${host}/v2/${repository}/manifests/${reference}`;
     let res = await this.request(url, { accept: ACCEPT });
     if (res.status === 401) {
-      const challenge = res.headers.get('www-authenticate');
-      await discard(res);
+      const challenge = res.header('www-authenticate');
+      res.discard();
       this.authorization = await this.answer(challenge);
       res = await this.request(url, { accept: ACCEPT });
     }
@@ -264,7 +265,7 @@ class Session {
   }
 
   /** The Authorization header that answers a 401's challenge. */
-  private async answer(header: string | null): Promise<string> {
+  private async answer(header: string | undefined): Promise<string> {
     const challenge = header ? parseChallenge(header) : undefined;
     if (challenge?.scheme === 'basic') {
       if (!this.auth) throw this.fail('unauthorized', '401 the registry requires credentials and none were given', { statusCode: 401 });
@@ -316,18 +317,18 @@ class Session {
     return `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
   }
 
-  private async request(url: string, headers: Record<string, string>, target = `registry ${this.location.host}`): Promise<Response> {
+  private async request(url: string, headers: Record<string, string>, target = `registry ${this.location.host}`): Promise<HttpAnswer> {
     const withAuth = this.authorization && !headers.authorization ? { ...headers, authorization: this.authorization } : headers;
     try {
-      return await this.fetchFn(url, { headers: withAuth, signal: this.signal });
+      return await this.get(url, { headers: withAuth, signal: this.signal });
     } catch (err) {
       throw this.networkFailure(err, target);
     }
   }
 
-  private async body(res: Response): Promise<string> {
+  private async body(res: HttpAnswer): Promise<string> {
     try {
-      return await readBounded(res, MAX_BODY_BYTES);
+      return await res.text(MAX_BODY_BYTES);
     } catch (err) {
       if (err instanceof BodyTooLarge) {
         throw this.fail('bad_response', `${res.status} answer exceeds ${MAX_BODY_BYTES} bytes`, { statusCode: res.status });
@@ -369,7 +370,7 @@ function errorText(text: string, fallback: string): string {
   return short || fallback;
 }
 
-/** undici hides the socket error in `cause`: "fetch failed" alone tells an operator nothing. */
+/** A socket error's code and message (a wrapped one's, from `cause`): "request failed" alone tells an operator nothing. */
 function networkReason(err: unknown): string {
   const cause = (err as { cause?: unknown } | null)?.cause;
   const inner = cause instanceof Error ? cause : err instanceof Error ? err : undefined;
@@ -380,34 +381,4 @@ function networkReason(err: unknown): string {
 
 function formatSeconds(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
-}
-
-class BodyTooLarge extends Error {}
-
-async function readBounded(res: Response, limit: number): Promise<string> {
-  const declared = Number(res.headers.get('content-length'));
-  if (Number.isFinite(declared) && declared > limit) {
-    await discard(res);
-    throw new BodyTooLarge();
-  }
-  if (!res.body) return '';
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let length = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    length += value.byteLength;
-    if (length > limit) {
-      await reader.cancel().catch(() => undefined);
-      throw new BodyTooLarge();
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-/** Frees the connection of a response whose body we do not need. */
-async function discard(res: Response): Promise<void> {
-  await res.body?.cancel().catch(() => undefined);
 }

@@ -1,0 +1,126 @@
+/**
+ * HTTP GET over node:http and node:https, for the agent's health probes and
+ * its registry reads, instead of the global `fetch`.
+ *
+ * Why not `fetch`: Node's fetch (undici) parses HTTP with a WebAssembly
+ * module, and the agent is meant to run with `--jitless` on small devices
+ * (BENCHMARKS.md, "Footprint": 10 MiB less RSS with three apps), where
+ * WebAssembly does not exist: `fetch`, and even `new Response()`, throw
+ * "WebAssembly is not defined" there. Loading undici also costs a few MiB.
+ *
+ * The answer is a small subset of a fetch `Response` (status, ok, headers),
+ * read as text with a byte limit or discarded. Redirects are followed for
+ * `redirect: 'follow'` (at most 5, GET, Authorization dropped when the host
+ * changes, as fetch does) and returned as they are for `'manual'`.
+ */
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+
+export interface GetOptions {
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+  redirect?: 'follow' | 'manual';
+}
+
+export class BodyTooLarge extends Error {
+  override readonly name = 'BodyTooLarge';
+}
+
+export interface HttpAnswer {
+  status: number;
+  statusText: string;
+  ok: boolean;
+  header(name: string): string | undefined;
+  /** The body as UTF-8; BodyTooLarge past `limit` bytes (declared or received). */
+  text(limit: number): Promise<string>;
+  /** Frees the connection without reading the body. */
+  discard(): void;
+}
+
+export type HttpGet = (url: string | URL, options?: GetOptions) => Promise<HttpAnswer>;
+
+const MAX_REDIRECTS = 5;
+
+export const httpGet: HttpGet = async (url, options = {}) => {
+  let target = new URL(url);
+  let headers = { ...options.headers };
+  for (let hops = 0; ; hops++) {
+    const res = await getOnce(target, headers, options.signal);
+    const location = res.headers.location;
+    const status = res.statusCode ?? 0;
+    if (options.redirect === 'manual' || status < 300 || status >= 400 || location === undefined || hops >= MAX_REDIRECTS) {
+      return answer(res);
+    }
+    res.resume();
+    const next = new URL(location, target);
+    if (next.host !== target.host) {
+      const { authorization: _dropped, ...rest } = headers;
+      headers = rest;
+    }
+    target = next;
+  }
+};
+
+function getOnce(url: URL, headers: Record<string, string>, signal: AbortSignal | undefined): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const request = url.protocol === 'https:' ? httpsRequest : url.protocol === 'http:' ? httpRequest : undefined;
+    if (request === undefined) {
+      reject(new Error(`unsupported URL scheme ${url.protocol}`));
+      return;
+    }
+    // A connection per request (agent: false): a probe must see the container as it is now, not
+    // through a pooled socket to a process that has since gone; the registry is read a few times per pull.
+    const req = request(url, { method: 'GET', headers, agent: false, ...(signal ? { signal } : {}) }, resolve);
+    req.once('error', reject);
+    req.end();
+  });
+}
+
+function answer(res: IncomingMessage): HttpAnswer {
+  const status = res.statusCode ?? 0;
+  return {
+    status,
+    statusText: res.statusMessage ?? '',
+    ok: status >= 200 && status < 300,
+    header: (name) => {
+      const value = res.headers[name.toLowerCase()];
+      return Array.isArray(value) ? value.join(', ') : value;
+    },
+    text: (limit) => readBounded(res, limit),
+    discard: () => {
+      res.destroy();
+    },
+  };
+}
+
+function readBounded(res: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    // Settled once: destroying the response makes it emit more events.
+    let settled = false;
+    const fail = (err: Error) => {
+      if (settled) return;
+      settled = true;
+      reject(err);
+      res.destroy();
+    };
+    const declared = Number(res.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) {
+      fail(new BodyTooLarge());
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let length = 0;
+    res.on('data', (chunk: Buffer) => {
+      length += chunk.length;
+      if (length > limit) fail(new BodyTooLarge());
+      else chunks.push(chunk);
+    });
+    res.once('end', () => {
+      if (settled) return;
+      settled = true;
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    });
+    res.once('error', fail);
+    res.once('aborted', () => fail(new Error('the connection closed before the whole answer arrived')));
+  });
+}
