@@ -12,7 +12,8 @@
  * with CI=true it fails instead. A solo test: a Node release unpacked and
  * started under systemd is heavy for two cores.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -115,6 +116,29 @@ const errorLines = (result: ShResult) =>
         await install('--token whatever --hub http://127.0.0.1:9'),
         /^flotilla install: hub http:\/\/127\.0\.0\.1:9 unreachable \(.*\); check --hub/,
       );
+    });
+
+    it('a Docker socket root may not use, and one that does not answer', async () => {
+      // Sockets in the folder the device shares: one whose peer hangs up at once (an engine
+      // that is not answering), and one owned by nobody, mode 600, tried as root without
+      // CAP_DAC_OVERRIDE (root without the right to ignore file modes).
+      const hangUp = createServer((socket) => socket.destroy());
+      await new Promise<void>((resolve) => hangUp.listen(join(sharedDir, 'mute.sock'), resolve));
+      const locked = createServer((socket) => socket.destroy());
+      await new Promise<void>((resolve) => locked.listen(join(sharedDir, 'locked.sock'), resolve));
+      try {
+        chownSync(join(sharedDir, 'locked.sock'), 65534, 65534);
+        chmodSync(join(sharedDir, 'locked.sock'), 0o600);
+        const mute = await install('--token whatever', { FLOTILLA_DOCKER_SOCKET: join(sharedDir, 'mute.sock') });
+        await refused(mute, /^flotilla install: the Docker Engine does not answer on .*mute\.sock; start it: systemctl start docker$/);
+        const noCaps = 'setpriv --bounding-set=-dac_override,-dac_read_search --inh-caps=-dac_override,-dac_read_search';
+        const denied = await device.sh(`curl -fsSL ${hub.url}/install.sh | ${noCaps} sh -s -- --token whatever`, {
+          FLOTILLA_DOCKER_SOCKET: join(sharedDir, 'locked.sock'),
+        });
+        await refused(denied, /^flotilla install: no permission on .*locked\.sock \(nobody:nogroup 600\): the agent runs as root/);
+      } finally {
+        await Promise.all([hangUp, locked].map((server) => new Promise((resolve) => server.close(resolve))));
+      }
     });
 
     it('an architecture without a release', async () => {
