@@ -21,7 +21,8 @@
  *
  * dist/bundles/ (docker/release-bundle.sh) is not touched.
  */
-import { rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
+import { join, relative } from 'node:path';
 import { build } from 'esbuild';
 
 const OUT_DIR = 'dist/cli';
@@ -31,10 +32,10 @@ const EXTERNAL = ['better-sqlite3', 'dockerode'];
 const REQUIRE_SHIM =
   "import { createRequire as __flotillaRequire } from 'node:module'; const require = __flotillaRequire(import.meta.url);";
 
-// tsc's output (dist/shared, dist/broker, dist/agent) from before the bundle would otherwise linger beside it.
-await Promise.all([OUT_DIR, 'dist/shared', 'dist/broker', 'dist/agent'].map((dir) => rm(dir, { recursive: true, force: true })));
+// tsc's output from before the bundle would otherwise linger beside it.
+await Promise.all(['dist/shared', 'dist/broker', 'dist/agent'].map((dir) => rm(dir, { recursive: true, force: true })));
 
-await build({
+const result = await build({
   entryPoints: { bin: 'cli/bin.ts' },
   outdir: OUT_DIR,
   chunkNames: 'chunks/[name]-[hash]',
@@ -47,5 +48,15 @@ await build({
   banner: { js: REQUIRE_SHIM },
   // Readable stack traces from a device's log matter more than a few hundred KB.
   minify: false,
+  metafile: true,
   logLevel: 'warning',
 });
+
+// Files are overwritten in place and only then are chunks of earlier builds removed, never the
+// whole folder first: a hub or a test running from dist/ while someone rebuilds (npm pack runs
+// this) still finds every chunk its own build had, and unchanged sources give the same names.
+const written = new Set(Object.keys(result.metafile.outputs).map((path) => relative(OUT_DIR, path)));
+const chunks = await readdir(join(OUT_DIR, 'chunks'));
+await Promise.all(
+  chunks.filter((name) => !written.has(`chunks/${name}`)).map((name) => rm(join(OUT_DIR, 'chunks', name), { force: true })),
+);
