@@ -12,19 +12,20 @@
  * with CI=true it fails instead. A solo test: a Node release unpacked and
  * started under systemd is heavy for two cores.
  */
-import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { flotillaVersion } from '../../../shared/version.js';
-import { type HubProcess, REPO_ROOT, runCli, scratchDir, startHubProcess, stopAll } from '../../support/processes.js';
+import { type HubProcess, runCli, scratchDir, startHubProcess, stopAll } from '../../support/processes.js';
 import { waitFor } from '../../support/wait.js';
 import { docker, removeContainersAndVolumes } from '../support/docker-cli.js';
 import { TEST_REGISTRY } from '../support/engine.js';
 import { ensureTestImages } from '../support/images.js';
-import { agentImageProblem, type Device, installProblem, type ShResult, snapshot, startDevice } from './device.js';
+import { agentImageProblem, bundlePath, type Device, HOST_ARCH, installProblem, type ShResult, snapshot, startDevice } from './device.js';
 
 const version = flotillaVersion();
 const problem = await installProblem(version);
@@ -53,6 +54,7 @@ const errorLines = (result: ShResult) =>
   let device: Device;
   let readOnlyDir: string;
   let sharedDir: string;
+  let releases: string;
 
   /** `curl -fsSL <hub>/install.sh | sh -s -- ARGS`, as the docs tell a user to run it. */
   const install = (args: string, env: Record<string, string> = {}) => device.sh(`curl -fsSL ${hub.url}/install.sh | sh -s -- ${args}`, env);
@@ -65,11 +67,14 @@ const errorLines = (result: ShResult) =>
 
   const devices = async () =>
     JSON.parse((await runCli(['--hub', hub.url, 'get', 'devices', '-o', 'json'])).stdout) as {
-      items: { id: string; online: boolean }[];
+      items: { id: string; online: boolean; host?: { agentVersion?: string } }[];
     };
 
   beforeAll(async () => {
-    hub = await startHubProcess(scratchDir('flotilla-install-hub-'), ['--releases-dir', join(REPO_ROOT, 'dist/bundles')]);
+    // The releases dir: this machine's bundle, and later a newer one made from it (the upgrade).
+    releases = scratchDir('flotilla-install-releases-');
+    symlinkSync(bundlePath(version), join(releases, basename(bundlePath(version))));
+    hub = await startHubProcess(scratchDir('flotilla-install-hub-'), ['--releases-dir', releases]);
     readOnlyDir = mkdtempSync(join(tmpdir(), 'flotilla-install-ro-'));
     sharedDir = mkdtempSync(join(tmpdir(), 'flotilla-install-shared-'));
     device = await startDevice(`flotilla-e2e-device-${suffix}`, {
@@ -234,6 +239,31 @@ const errorLines = (result: ShResult) =>
       expect(result.stdout).toContain(`${UNIT}: already running`);
       expect(await snapshot(device)).toBe(installed);
       expect((await device.sh(`systemctl show -p MainPID --value ${UNIT}`)).stdout.trim()).toBe(firstPid);
+    });
+
+    it('a newer release upgrades: switched atomically, the service restarted, the old release gone', async () => {
+      const next = `${version}-next`;
+      const work = scratchDir('flotilla-install-next-');
+      execFileSync('tar', ['-xzf', bundlePath(version), '-C', work]);
+      const pkgFile = join(work, 'flotilla/package.json');
+      writeFileSync(pkgFile, JSON.stringify({ ...JSON.parse(readFileSync(pkgFile, 'utf8')), version: next }));
+      execFileSync('tar', ['-czf', join(releases, `flotilla-${next}-linux-${HOST_ARCH}.tar.gz`), '-C', work, 'flotilla']);
+
+      const result = await install(`--version ${next}`);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toContain(`release ${next}: installed in /opt/flotilla/${next}`);
+      expect(result.stdout).toContain(`device ${deviceId}: already registered`);
+      expect(result.stdout).toContain(`restarted ${UNIT}`);
+      expect((await device.sh('readlink /opt/flotilla/current; ls /opt/flotilla')).stdout).toBe(`${next}\n${next}\ncurrent\n`);
+      expect((await device.sh(`systemctl show -p MainPID --value ${UNIT}`)).stdout.trim()).not.toBe(firstPid);
+      await waitFor(
+        'the device back online, reporting the new version',
+        async () => {
+          const found = (await devices()).items.find((d) => d.id === deviceId);
+          return found?.online && found.host?.agentVersion === next;
+        },
+        { timeoutMs: 30_000 },
+      );
     });
 
     it('uninstall removes what install added and leaves the app running', async () => {
