@@ -160,6 +160,8 @@ export function registerAgent(program: Command, io: CliIO): void {
         );
       }
       checkMqttUrl(identity.hubUrl);
+      // This process is the agent: its V8 flags are set before the agent's code loads (agent/v8-flags.ts).
+      (await import('../../agent/v8-flags.js')).useAgentV8Flags();
       const { startAgent } = await import('../../agent/agent.js');
       await startUntilSignal('agent', io, () =>
         startAgent({
