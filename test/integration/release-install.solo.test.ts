@@ -121,6 +121,8 @@ describe('the release installed with npm install -g', () => {
     const devices = await installed(['--hub', hub, '-o', 'json', 'get', 'devices']);
     expect(devices.code).toBe(0);
     expect(JSON.parse(devices.stdout)).toEqual({ items: [] });
+    // YAML is not in the bundle: it loads from the installed node_modules on first use (cli/yaml.ts).
+    expect(await installed(['--hub', hub, '-o', 'yaml', 'get', 'devices'])).toMatchObject({ code: 0, stdout: 'items: []\n' });
     const page = await fetch(`${hub}/dashboard/`);
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('<html');
