@@ -12,13 +12,14 @@
  * Code splitting keeps each command's dynamic `import()` (cli/main.ts,
  * COMMANDS) a separate chunk, so a command loads only what it uses.
  *
- * Left out of the bundle, and installed as ordinary dependencies:
- *   better-sqlite3  a native addon (its .node file is found relative to its own package)
- *   dockerode       with docker-modem, ssh2 and @grpc/grpc-js, which read files beside
- *                   their own sources (__dirname: .proto files, a WebAssembly loader)
- * Two more are reached at run time through `createRequire` and so come from
- * node_modules too: aedes-persistence (broker/mqtt/retained-index.ts) and the
- * browser build of mqtt.js the dashboard serves (broker/http/dashboard.ts).
+ * Left out of the bundle: better-sqlite3, a native addon (its .node file is
+ * found relative to its own package). Development dependencies (dockerode,
+ * which tests drive Docker with and whose types the agent uses; tsx...) are
+ * not installed with the release, so importing one at run time fails the build.
+ * Three more are reached at run time through `createRequire` and so come from
+ * node_modules: aedes-persistence (broker/mqtt/retained-index.ts), the browser
+ * build of mqtt.js the dashboard serves (broker/http/dashboard.ts) and YAML
+ * for the CLI (cli/yaml.ts).
  *
  * dist/bundles/ (docker/release-bundle.sh) is not touched.
  */
@@ -27,7 +28,18 @@ import { join, relative } from 'node:path';
 import { build } from 'esbuild';
 
 const OUT_DIR = 'dist/cli';
-const EXTERNAL = ['better-sqlite3', 'dockerode'];
+const EXTERNAL = ['better-sqlite3'];
+const DEVELOPMENT_ONLY = /^(dockerode|tsx|typescript|vitest|esbuild)(\/.*)?$/;
+
+/** Type-only imports are gone before esbuild resolves anything, so what reaches this is a run-time import. */
+const refuseDevelopmentDependencies = {
+  name: 'refuse-development-dependencies',
+  setup(build) {
+    build.onResolve({ filter: DEVELOPMENT_ONLY }, (args) => ({
+      errors: [{ text: `${args.path} is a development dependency, not installed with the release (imported by ${args.importer})` }],
+    }));
+  },
+};
 
 // Bundled CommonJS packages call `require` for Node's built-ins; an ES module has none of its own.
 const REQUIRE_SHIM =
@@ -46,6 +58,7 @@ const result = await build({
   platform: 'node',
   target: 'node20',
   external: EXTERNAL,
+  plugins: [refuseDevelopmentDependencies],
   banner: { js: REQUIRE_SHIM },
   // Readable stack traces from a device's log matter more than a few hundred KB.
   minify: false,
