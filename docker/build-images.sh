@@ -27,7 +27,7 @@ REGISTRY="${FLOTILLA_IMAGE_REGISTRY-127.0.0.1:5000}"
 read -r -a ARCHS <<<"${FLOTILLA_IMAGE_ARCHS:-amd64 arm64}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-say() { printf '[images] %s\n' "$*"; }
+say() { printf "[images %ds] %s\n" "$SECONDS" "$*"; }
 die() {
   printf '[images] error: %s\n' "$*" >&2
   exit 1
