@@ -24,8 +24,10 @@
  *    is the desired one and every app is `running`: connected and reconciled.
  *
  * The built variant runs dist/cli/bin.js if the build has one, else
- * dist/cli/main.js's `main()` through `node -e`. `--built-node-flags "…"`
- * adds node flags to the built variant only (to measure a flag).
+ * dist/cli/main.js's `main()` through `node -e`. A third variant,
+ * `built-flags`, is the built code with `--built-node-flags="…"` on node's
+ * command line (e.g. `--opt --sparkplug`, to measure the agent with the
+ * compilers it turns off kept on): `--variants built,built-flags,tsx`.
  * The process exits by itself; Ctrl-C stops everything, removes the
  * containers and the temp dirs. Loopback only.
  */
@@ -72,17 +74,18 @@ const docker = new Dockerode();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const say = (text: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${text}`);
 
-type VariantName = 'built' | 'tsx';
+type VariantName = 'built' | 'built-flags' | 'tsx';
 
 /** The node arguments that run `flotilla` for a variant, before the command's own. */
 function launcher(name: VariantName): string[] {
   if (name === 'tsx') return [join(REPO, 'cli/flotilla.js')];
+  const flags = name === 'built-flags' ? builtNodeFlags : [];
   const bin = join(REPO, 'dist/cli/bin.js');
-  if (existsSync(bin)) return [...builtNodeFlags, bin];
+  if (existsSync(bin)) return [...flags, bin];
   const main = join(REPO, 'dist/cli/main.js');
   if (!existsSync(main)) throw new Error('no build in dist/: run `npm run build` first');
   const code = `const { main } = await import(${JSON.stringify(pathToFileURL(main).href)}); await main(['node', 'flotilla', ...process.argv.slice(1)]);`;
-  return [...builtNodeFlags, '--input-type=module', '-e', code, '--'];
+  return [...flags, '--input-type=module', '-e', code, '--'];
 }
 
 // ---------------------------------------------------------------------------
@@ -300,7 +303,7 @@ const mib = (kb: number) => (kb / 1024).toFixed(1);
 
 async function main(): Promise<void> {
   const variantNames = values.variants.split(',') as VariantName[];
-  for (const name of variantNames) if (name !== 'built' && name !== 'tsx') throw new Error(`unknown variant ${name}`);
+  for (const name of variantNames) if (!['built', 'built-flags', 'tsx'].includes(name)) throw new Error(`unknown variant ${name}`);
   for (const name of variantNames) launcher(name); // no build: fail before starting anything
   const left = await removeContainers();
   if (left > 0) say(`removed ${left} containers left by an earlier run`);
@@ -387,7 +390,7 @@ function report(variants: Variant[], windowS: number): void {
   const cpu = readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1] ?? '?';
   console.log(`\n${cpu}, node ${process.version}, load average ${load} at the end`);
   console.log(`window ${(windowS / 60).toFixed(1)} min after ${settleMs / 1000} s of settling; ${restarts} agent restarts per variant`);
-  if (builtNodeFlags.length > 0) console.log(`built variant's node flags: ${builtNodeFlags.join(' ')}`);
+  if (variants.some((v) => v.name === 'built-flags')) console.log(`built-flags: node ${builtNodeFlags.join(' ')}`);
   console.log('');
   const ratio = first && second ? ` | ${first.name} / ${second.name}` : '';
   console.log(`| measure | ${variants.map((v) => v.name).join(' | ')}${ratio} |`);

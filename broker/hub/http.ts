@@ -9,6 +9,7 @@
  */
 import { createServer as createHttpServer } from 'node:http';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import type { Closer } from '../../shared/closer.js';
 import { flotillaVersion, packageRoot } from '../../shared/version.js';
 import type { Authenticator } from '../auth/authenticator.js';
@@ -24,7 +25,6 @@ import { metricsRoute } from '../http/metrics.js';
 import { createHttpHandler } from '../http/server.js';
 import { closeServer, listen } from '../mqtt/broker.js';
 import { followRoutes } from '../telemetry/follow.js';
-import { createPrometheusRegistry } from '../telemetry/prometheus.js';
 import { startTlsListeners } from '../tls/listeners.js';
 import type { HubMqtt } from './mqtt.js';
 import type { HubStores } from './stores.js';
@@ -55,25 +55,32 @@ export async function startHubHttp(config: HubConfig, deps: HubHttpDeps, closer:
   const { api, stores, telemetry, mqtt, logger } = deps;
   const { broker } = mqtt;
   const ports: HubPorts = { mqtt: broker.mqttPort, ws: broker.wsPort, http: 0 };
-  const metrics = createPrometheusRegistry(
-    {
-      devices: () => stores.devices.presence(),
-      appPhaseCounts: () => stores.devices.appPhases(),
-      latestMetrics: () => telemetry.ingest.latest.values(),
-      ingest: () => ({
-        lagSeconds: telemetry.ingest.counters.lagSeconds,
-        stored: telemetry.ingest.counters.stored,
-        dropped: telemetry.ingest.counters.invalid,
-      }),
-    },
-    {
-      received: () => mqtt.traffic.received(),
-      sent: () => mqtt.traffic.sent(),
-      connectedClients: () => broker.aedes.connectedClients,
-      admission: () => mqtt.admission.counters(),
-      dropped: () => mqtt.payloadLimits.dropped(),
-    },
-  );
+  // prom-client, its default process metrics and the exporter load on the first
+  // scrape, not at start: a hub nobody scrapes does not carry them (BENCHMARKS.md,
+  // "Footprint"). Every series is read at scrape time, so nothing is missed before.
+  let registry: Promise<Registry> | undefined;
+  const metrics = () =>
+    (registry ??= import('../telemetry/prometheus.js').then(({ createPrometheusRegistry }) =>
+      createPrometheusRegistry(
+        {
+          devices: () => stores.devices.presence(),
+          appPhaseCounts: () => stores.devices.appPhases(),
+          latestMetrics: () => telemetry.ingest.latest.values(),
+          ingest: () => ({
+            lagSeconds: telemetry.ingest.counters.lagSeconds,
+            stored: telemetry.ingest.counters.stored,
+            dropped: telemetry.ingest.counters.invalid,
+          }),
+        },
+        {
+          received: () => mqtt.traffic.received(),
+          sent: () => mqtt.traffic.sent(),
+          connectedClients: () => broker.aedes.connectedClients,
+          admission: () => mqtt.admission.counters(),
+          dropped: () => mqtt.payloadLimits.dropped(),
+        },
+      ),
+    ));
   const routes = [
     ...followRoutes(api, telemetry.ingest),
     metricsRoute(metrics),
