@@ -13,9 +13,19 @@
  * COMMANDS) a separate chunk, so a command loads only what it uses.
  *
  * Left out of the bundle: better-sqlite3, a native addon (its .node file is
- * found relative to its own package). Development dependencies (dockerode,
- * which tests drive Docker with and whose types the agent uses; tsx...) are
- * not installed with the release, so importing one at run time fails the build.
+ * found relative to its own package). Development dependencies (tsx,
+ * typescript...) are not installed with the release, so importing one at run
+ * time fails the build.
+ *
+ * dockerode and docker-modem are bundled, but not all they load: docker-modem
+ * loads ssh2 for ssh:// engines (a 16 MiB WebAssembly memory for its crypto,
+ * allocated when loaded) and dockerode loads @grpc/grpc-js, @grpc/proto-loader
+ * and protobufjs for BuildKit build sessions; an agent does neither, since it
+ * drives the engine of the device it runs on and never builds an image, and
+ * the four held ~27 MiB of its RSS. In the bundle they are a stub whose use
+ * throws one clear error (and the start-up checks refuse an ssh:// DOCKER_HOST
+ * first: agent/runtime/engine-endpoint.ts). Only imports from dockerode and
+ * docker-modem are stubbed; the packages stay installed with dockerode.
  * Three more are reached at run time through `createRequire` and so come from
  * node_modules: aedes-persistence (broker/mqtt/retained-index.ts), the browser
  * build of mqtt.js the dashboard serves (broker/http/dashboard.ts) and YAML
@@ -29,7 +39,15 @@ import { build } from 'esbuild';
 
 const OUT_DIR = 'dist/cli';
 const EXTERNAL = ['better-sqlite3'];
-const DEVELOPMENT_ONLY = /^(dockerode|tsx|typescript|vitest|esbuild)(\/.*)?$/;
+const DEVELOPMENT_ONLY = /^(tsx|typescript|vitest|esbuild)(\/.*)?$/;
+/** What dockerode and docker-modem load for features the agent never uses (see the header), and the error a use of one throws. */
+const UNUSED_BY_THE_AGENT = {
+  ssh2: 'ssh:// Docker hosts are not supported by the Flotilla agent: use unix:// or tcp://',
+  '@grpc/grpc-js': 'BuildKit build sessions (gRPC) are not part of the Flotilla release: the agent does not build images',
+  '@grpc/proto-loader': 'BuildKit build sessions (gRPC) are not part of the Flotilla release: the agent does not build images',
+  protobufjs: 'BuildKit build progress (protobuf) is not part of the Flotilla release: the agent does not build images',
+};
+const DOCKERODE_FILE = /[\\/]node_modules[\\/](dockerode|docker-modem)[\\/]/;
 
 /** Type-only imports are gone before esbuild resolves anything, so what reaches this is a run-time import. */
 const refuseDevelopmentDependencies = {
@@ -37,6 +55,34 @@ const refuseDevelopmentDependencies = {
   setup(build) {
     build.onResolve({ filter: DEVELOPMENT_ONLY }, (args) => ({
       errors: [{ text: `${args.path} is a development dependency, not installed with the release (imported by ${args.importer})` }],
+    }));
+  },
+};
+
+/**
+ * Each of UNUSED_BY_THE_AGENT, when dockerode or docker-modem requires it, is a
+ * module that loads (both require theirs when loaded, and ssh.js reads
+ * `.Client` at once) but throws its message when anything of it is called or
+ * constructed.
+ */
+const stubUnusedDockerodeParts = {
+  name: 'stub-unused-dockerode-parts',
+  setup(build) {
+    const names = Object.keys(UNUSED_BY_THE_AGENT).map((name) => name.replace(/[/.]/g, '\\$&'));
+    const filter = new RegExp(`^(${names.join('|')})$`);
+    build.onResolve({ filter }, (args) =>
+      DOCKERODE_FILE.test(args.importer) ? { path: args.path, namespace: 'unused-by-the-agent' } : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: 'unused-by-the-agent' }, (args) => ({
+      loader: 'js',
+      contents: `const message = ${JSON.stringify(UNUSED_BY_THE_AGENT[args.path])};
+const unsupported = function () { throw new Error(message); };
+module.exports = new Proxy(unsupported, {
+  get: (_target, key) => (typeof key === 'string' && key !== 'then' && key !== '__esModule' ? unsupported : undefined),
+  apply: unsupported,
+  construct: unsupported,
+});
+`,
     }));
   },
 };
@@ -58,7 +104,7 @@ const result = await build({
   platform: 'node',
   target: 'node20',
   external: EXTERNAL,
-  plugins: [refuseDevelopmentDependencies],
+  plugins: [refuseDevelopmentDependencies, stubUnusedDockerodeParts],
   banner: { js: REQUIRE_SHIM },
   // Readable stack traces from a device's log matter more than a few hundred KB.
   minify: false,

@@ -16,7 +16,7 @@
 import { accessSync, constants, mkdirSync, rmSync, statfsSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
-import { engineEndpoint } from './runtime/engine-client.js';
+import { engineEndpoint } from './runtime/engine-endpoint.js';
 
 /** A start-up failure whose message is the whole story: the CLI prints it as the one line it is. */
 export class StartupError extends Error {
@@ -34,7 +34,7 @@ export function isStartupError(err: unknown): err is StartupError {
  */
 export const MIN_FREE_BYTES = 1024 * 1024;
 
-/** The engine's unix socket where the agent will look for it (engine-client.ts); undefined for an engine over TCP. */
+/** The engine's unix socket where the agent will look for it (engine-endpoint.ts); undefined for an engine over TCP. */
 export function engineSocketPath(env: NodeJS.ProcessEnv = process.env): string | undefined {
   return engineEndpoint(env).socketPath;
 }

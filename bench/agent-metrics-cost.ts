@@ -33,7 +33,6 @@ import Dockerode from 'dockerode';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { DockerRuntime } from '../agent/runtime/docker-runtime.js';
-import { EngineClient } from '../agent/runtime/engine-client.js';
 import { CgroupReader } from '../agent/telemetry/metrics/cgroup.js';
 import { MetricsCollector } from '../agent/telemetry/metrics/collector.js';
 import { startHub } from '../broker/hub.js';
@@ -196,7 +195,7 @@ async function main() {
 
 /** Reads one device's containers' counters both ways, and takes whole samples, in this process; no agent runs meanwhile. */
 async function compareSources(deviceId: string, n: number): Promise<string[]> {
-  const runtime = new DockerRuntime(new EngineClient(), undefined, { deviceId });
+  const runtime = new DockerRuntime(new Dockerode(), undefined, { deviceId });
   const managed = (await runtime.listManaged()).filter((c) => c.pid !== undefined);
   const reader = new CgroupReader();
   const quiet = { warn() {}, info() {}, debug() {} };

@@ -1,5 +1,7 @@
 /**
- * `ContainerRuntime` over a real Docker Engine, through the engine's HTTP API (engine-client.ts).
+ * `ContainerRuntime` over a real Docker Engine, through dockerode. The release
+ * bundles it without docker-modem's SSH transport and BuildKit's gRPC session,
+ * which an agent never uses (build.mjs says why).
  *
  * Invariants:
  * - Every engine error leaves this file as a `RuntimeError` (errors.ts) whose
@@ -10,12 +12,13 @@
  *   own earlier success.
  * - Nothing here keeps state about containers; labels on the engine are the record.
  */
-import type { Readable } from 'node:stream';
-import type { ContainerInfo, ContainerInspectInfo, ImageInspectInfo } from 'dockerode';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { type Readable, Writable } from 'node:stream';
+import Dockerode from 'dockerode';
 import type { RegistryAuth } from '../../shared/index.js';
 import { dockerRestartPolicy, toCreateOptions } from './create-options.js';
 import { LogLineSplitter } from './docker-log-lines.js';
-import { demuxFrames, type EngineClient } from './engine-client.js';
 import { countersFromEngineStats, type EngineStats } from './engine-stats.js';
 import { engineMessage, RuntimeError, statusCodeOf, toRuntimeError } from './errors.js';
 import { LABEL_APP, LABEL_APP_REVISION, LABEL_CONTAINER, LABEL_DEVICE, LABEL_MANAGED, LABEL_SPEC_HASH } from './labels.js';
@@ -82,11 +85,11 @@ const CONFIRM_TIMEOUT_MS = 5_000;
 const ZERO_TIME = '0001-01-01T00:00:00Z';
 
 export class DockerRuntime implements ContainerRuntime {
-  private readonly docker: EngineClient;
+  private readonly docker: Dockerode;
   private readonly log: RuntimeLogger;
   private readonly labelFilter: string[];
 
-  constructor(docker: EngineClient, logger: RuntimeLogger = silent, options: DockerRuntimeOptions = {}) {
+  constructor(docker: Dockerode, logger: RuntimeLogger = silent, options: DockerRuntimeOptions = {}) {
     this.docker = docker;
     this.log = logger;
     this.labelFilter = options.deviceId === undefined ? [MANAGED_FILTER] : [MANAGED_FILTER, `${LABEL_DEVICE}=${options.deviceId}`];
@@ -105,19 +108,25 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async confirmReachable(): Promise<void> {
-    // A connection of its own without keep-alive: a pooled one could be one
-    // a shutting-down engine still serves (see ContainerRuntime).
+    // A client of its own without keep-alive: the shared one would reuse a
+    // connection a shutting-down engine still serves (see ContainerRuntime).
+    const modem = this.docker.modem as { protocol?: string };
+    if (modem.protocol === 'ssh') return;
+    const agent = modem.protocol === 'https' ? new HttpsAgent({ keepAlive: false }) : new HttpAgent({ keepAlive: false });
     try {
-      await this.docker.pingFresh(CONFIRM_TIMEOUT_MS);
+      const options = { ...(this.docker.modem as object), agent, timeout: CONFIRM_TIMEOUT_MS };
+      await new Dockerode(options as Dockerode.DockerOptions).ping();
     } catch (err) {
       throw toRuntimeError(err, 'reach the engine on a new connection');
+    } finally {
+      agent.destroy();
     }
   }
 
   async listManaged(): Promise<ManagedContainer[]> {
-    let listed: ContainerInfo[];
+    let listed: Dockerode.ContainerInfo[];
     try {
-      listed = await this.docker.listContainers({ label: this.labelFilter });
+      listed = await this.docker.listContainers({ all: true, filters: { label: this.labelFilter } });
     } catch (err) {
       throw toRuntimeError(err, 'list containers');
     }
@@ -127,7 +136,7 @@ export class DockerRuntime implements ContainerRuntime {
     return observed.filter((c): c is ManagedContainer => c !== undefined);
   }
 
-  private async observe(summary: ContainerInfo): Promise<ManagedContainer | undefined> {
+  private async observe(summary: Dockerode.ContainerInfo): Promise<ManagedContainer | undefined> {
     const labels = summary.Labels ?? {};
     const app = labels[LABEL_APP];
     const container = labels[LABEL_CONTAINER];
@@ -135,9 +144,9 @@ export class DockerRuntime implements ContainerRuntime {
       this.log.warn({ containerId: summary.Id, labels }, 'managed container without app/container labels; ignored');
       return undefined;
     }
-    let details: ContainerInspectInfo;
+    let details: Dockerode.ContainerInspectInfo;
     try {
-      details = await this.docker.inspectContainer(summary.Id);
+      details = await this.docker.getContainer(summary.Id).inspect();
     } catch (err) {
       // Removed between list and inspect: it is simply gone.
       if (statusCodeOf(err) === 404) return undefined;
@@ -169,14 +178,14 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async imageSize(image: string): Promise<number | undefined> {
-    const info = await this.docker.inspectImage(image);
+    const info = await this.docker.getImage(image).inspect();
     return typeof info.Size === 'number' ? info.Size : undefined;
   }
 
   async hasImage(image: string): Promise<boolean> {
-    let info: ImageInspectInfo;
+    let info: Dockerode.ImageInspectInfo;
     try {
-      info = await this.docker.inspectImage(image);
+      info = await this.docker.getImage(image).inspect();
     } catch (err) {
       if (statusCodeOf(err) === 404) return false;
       throw toRuntimeError(err, `inspect image ${image}`);
@@ -187,12 +196,15 @@ export class DockerRuntime implements ContainerRuntime {
   async pull(image: string, auth: RegistryAuth | undefined, signal: AbortSignal): Promise<void> {
     const aborted = () => new RuntimeError('aborted', `pull ${image}: aborted`);
     if (signal.aborted) throw aborted();
-    // The engine presents these to whichever registry the reference names;
-    // serveraddress is informational for pulls but keep it truthful.
-    const authConfig = auth ? { username: auth.username, password: auth.password ?? '', serveraddress: registryHost(image) } : undefined;
-    let stream: Readable;
+    const options: Record<string, unknown> = { abortSignal: signal };
+    if (auth) {
+      // The engine presents these to whichever registry the reference names;
+      // serveraddress is informational for pulls but keep it truthful.
+      options.authconfig = { username: auth.username, password: auth.password ?? '', serveraddress: registryHost(image) };
+    }
+    let stream: NodeJS.ReadableStream;
     try {
-      stream = await this.docker.pull(image, authConfig, signal);
+      stream = await this.docker.pull(image, options);
     } catch (err) {
       if (signal.aborted) throw aborted();
       throw new RuntimeError('pull_failed', `pull ${image}: ${engineMessage(err)}`, withStatus(err));
@@ -201,83 +213,59 @@ export class DockerRuntime implements ContainerRuntime {
 
     await new Promise<void>((resolve, reject) => {
       let streamError: string | undefined;
-      let settled = false;
-      const settle = (err?: RuntimeError) => {
-        if (settled) return;
-        settled = true;
-        signal.removeEventListener('abort', onAbort);
-        if (err) reject(err);
-        else resolve();
-      };
       const onAbort = () => {
-        stream.destroy();
-        settle(aborted());
+        destroy(stream);
+        reject(aborted());
       };
       signal.addEventListener('abort', onAbort, { once: true });
       // A registry that refuses the image often answers 200 and then reports
       // the failure as a `{error, errorDetail}` line in the progress stream,
       // so an HTTP success alone does not mean the image arrived.
-      let buffer = '';
-      stream.on('data', (chunk: Buffer) => {
-        buffer += chunk.toString();
-        let newline = buffer.indexOf('\n');
-        while (newline >= 0) {
-          const line = buffer.slice(0, newline).trim();
-          buffer = buffer.slice(newline + 1);
-          newline = buffer.indexOf('\n');
-          if (line === '' || streamError !== undefined) continue;
-          let event: { error?: unknown; errorDetail?: { message?: unknown } };
-          try {
-            event = JSON.parse(line) as typeof event;
-          } catch {
-            continue;
-          }
-          if (event.error === undefined) continue;
+      this.docker.modem.followProgress(
+        stream,
+        (err: Error | null) => {
+          signal.removeEventListener('abort', onAbort);
+          if (signal.aborted) return; // already rejected by onAbort
+          if (err) reject(new RuntimeError('pull_failed', `pull ${image}: ${engineMessage(err)}`, { cause: err }));
+          else if (streamError !== undefined) reject(new RuntimeError('pull_failed', `pull ${image}: ${streamError}`));
+          else resolve();
+        },
+        (event: { error?: unknown; errorDetail?: { message?: unknown } }) => {
+          if (event.error === undefined || streamError !== undefined) return;
           const detail = event.errorDetail?.message;
           streamError = String(typeof detail === 'string' ? detail : event.error).trim();
-        }
-      });
-      stream.once('error', (err: Error) => {
-        if (signal.aborted) return; // already rejected by onAbort
-        settle(new RuntimeError('pull_failed', `pull ${image}: ${engineMessage(err)}`, { cause: err }));
-      });
-      stream.once('end', () =>
-        settle(streamError !== undefined ? new RuntimeError('pull_failed', `pull ${image}: ${streamError}`) : undefined),
+        },
       );
-      stream.once('close', () => {
-        if (!stream.readableEnded && !signal.aborted)
-          settle(new RuntimeError('pull_failed', `pull ${image}: the engine closed the download stream`));
-      });
     });
     this.log.info({ image }, 'pulled image');
   }
 
   async create(request: CreateRequest): Promise<string> {
     const options = toCreateOptions(request);
-    let id: string;
+    let container: Dockerode.Container;
     try {
-      id = await this.docker.createContainer(options);
+      container = await this.docker.createContainer(options);
     } catch (err) {
       // 404 here means the image is missing, 409 that the name is taken.
       throw toRuntimeError(err, `create container ${options.name} from ${options.Image}`);
     }
     if (request.spec.secrets?.length) {
       try {
-        await writeSecretFiles(this.docker, id, request.spec);
+        await writeSecretFiles(container, request.spec);
       } catch (err) {
         // A container without its secret files must not be started by the next
         // step, nor adopted by the next tick: gone, the next plan creates it again.
-        await this.remove(id).catch(() => undefined);
+        await this.remove(container.id).catch(() => undefined);
         // 'engine', whatever the status: a 404 here is a missing path, not a missing image to pull.
         throw new RuntimeError('engine', `write secret files into container ${options.name}: ${engineMessage(err)}`, { cause: err });
       }
     }
-    return id;
+    return container.id;
   }
 
   async start(id: string): Promise<void> {
     try {
-      await this.docker.startContainer(id);
+      await this.docker.getContainer(id).start();
     } catch (err) {
       if (statusCodeOf(err) === 304) return; // already running
       throw toRuntimeError(err, `start container ${id}`);
@@ -286,7 +274,7 @@ export class DockerRuntime implements ContainerRuntime {
 
   async stop(id: string, timeoutSeconds: number): Promise<void> {
     try {
-      await this.docker.stopContainer(id, Math.max(0, Math.round(timeoutSeconds)));
+      await this.docker.getContainer(id).stop({ t: Math.max(0, Math.round(timeoutSeconds)) });
     } catch (err) {
       const status = statusCodeOf(err);
       if (status === 304 || status === 404) return; // already stopped, or gone
@@ -296,7 +284,7 @@ export class DockerRuntime implements ContainerRuntime {
 
   async removeImage(image: string): Promise<void> {
     try {
-      await this.docker.removeImage(image);
+      await this.docker.getImage(image).remove();
     } catch (err) {
       if (statusCodeOf(err) === 404) return;
       throw toRuntimeError(err, `remove image ${image}`);
@@ -305,10 +293,10 @@ export class DockerRuntime implements ContainerRuntime {
 
   async leaveNetworks(id: string): Promise<void> {
     try {
-      const details = await this.docker.inspectContainer(id);
+      const details = await this.docker.getContainer(id).inspect();
       for (const network of Object.keys(details.NetworkSettings?.Networks ?? {})) {
         if (BUILTIN_NETWORKS.has(network)) continue;
-        await this.docker.disconnectNetwork(network, id);
+        await this.docker.getNetwork(network).disconnect({ Container: id });
       }
     } catch (err) {
       if (statusCodeOf(err) === 404) return;
@@ -318,7 +306,7 @@ export class DockerRuntime implements ContainerRuntime {
 
   async rename(id: string, name: string): Promise<void> {
     try {
-      await this.docker.renameContainer(id, name);
+      await this.docker.getContainer(id).rename({ name });
     } catch (err) {
       throw toRuntimeError(err, `rename container ${id.slice(0, 12)} to ${name}`);
     }
@@ -326,7 +314,7 @@ export class DockerRuntime implements ContainerRuntime {
 
   async setRestartPolicy(id: string, policy: RestartPolicy): Promise<void> {
     try {
-      await this.docker.updateContainer(id, { RestartPolicy: dockerRestartPolicy(policy) });
+      await this.docker.getContainer(id).update({ RestartPolicy: dockerRestartPolicy(policy) });
     } catch (err) {
       throw toRuntimeError(err, `set the restart policy of container ${id.slice(0, 12)} to ${policy.name}`);
     }
@@ -339,7 +327,7 @@ export class DockerRuntime implements ContainerRuntime {
       // a SIGKILL. v: true drops the container's anonymous volumes, which a
       // recreate would orphan anyway and which fill an SD card over months of
       // updates; named volumes are never removed by it.
-      await this.docker.removeContainer(id, { force: false, volumes: true });
+      await this.docker.getContainer(id).remove({ force: false, v: true });
     } catch (err) {
       const status = statusCodeOf(err);
       if (status === 404) return;
@@ -352,7 +340,7 @@ export class DockerRuntime implements ContainerRuntime {
     let stats: EngineStats;
     try {
       // one-shot: no second reading for the CLI's precpu fields; rates are computed by the caller.
-      stats = (await this.docker.containerStats(id)) as EngineStats;
+      stats = (await this.docker.getContainer(id).stats({ stream: false, 'one-shot': true } as { stream: false })) as EngineStats;
     } catch (err) {
       if (statusCodeOf(err) === 404) return undefined;
       throw toRuntimeError(err, `stats of container ${id.slice(0, 12)}`);
@@ -362,17 +350,20 @@ export class DockerRuntime implements ContainerRuntime {
 
   watch(onChange: () => void, onError: (err: Error) => void): () => void {
     let stopped = false;
-    let stream: Readable | undefined;
+    let stream: NodeJS.ReadableStream | undefined;
     const fail = (err: Error) => {
       if (stopped) return;
       stopped = true;
-      stream?.destroy();
+      if (stream) destroy(stream);
       onError(err);
     };
-    this.docker.events({ type: ['container'], label: this.labelFilter, event: [...WATCHED_EVENTS] }).then(
+    const options: Dockerode.GetEventsOptions = {
+      filters: { type: ['container'], label: this.labelFilter, event: [...WATCHED_EVENTS] },
+    };
+    this.docker.getEvents(options).then(
       (events) => {
         if (stopped) {
-          events.destroy();
+          destroy(events);
           return;
         }
         stream = events;
@@ -403,29 +394,30 @@ export class DockerRuntime implements ContainerRuntime {
     );
     return () => {
       stopped = true;
-      stream?.destroy();
+      if (stream) destroy(stream);
     };
   }
   followLogs(id: string, options: FollowLogsOptions, onLine: (entry: LogEntry) => void, onEnd: (err?: Error) => void): () => void {
     let stopped = false;
-    let stream: Readable | undefined;
+    let stream: NodeJS.ReadableStream | undefined;
     const splitters: LogLineSplitter[] = [];
     const finish = (err?: Error) => {
       if (stopped) return;
       // The last line of a stream that ended without a newline, before anything is stopped.
       for (const splitter of splitters) splitter.end();
       stopped = true;
-      stream?.destroy();
+      if (stream) destroy(stream);
       onEnd(err);
     };
     const emit = (entry: LogEntry) => {
       if (!stopped) onLine(entry);
     };
     const since = options.since === undefined ? undefined : timestampNanos(options.since);
+    const container = this.docker.getContainer(id);
     (async () => {
       // A TTY container's output is one raw stream; anything else is multiplexed with 8-byte frame headers.
-      const tty = (await this.docker.inspectContainer(id)).Config.Tty === true;
-      const logs = await this.docker.containerLogs(id, {
+      const tty = (await container.inspect()).Config.Tty === true;
+      const logs = await container.logs({
         follow: true,
         stdout: true,
         stderr: true,
@@ -436,7 +428,7 @@ export class DockerRuntime implements ContainerRuntime {
     })().then(
       ({ tty, logs }) => {
         if (stopped) {
-          logs.destroy();
+          destroy(logs);
           return;
         }
         stream = logs;
@@ -448,11 +440,7 @@ export class DockerRuntime implements ContainerRuntime {
           const stderr = new LogLineSplitter('stderr', options.maxLineBytes, emit);
           splitters.push(stderr);
           // Lines are handled synchronously as each frame arrives, so nothing queues between the socket and the pipeline.
-          demuxFrames(
-            logs,
-            (chunk) => stdout.push(chunk),
-            (chunk) => stderr.push(chunk),
-          );
+          this.docker.modem.demuxStream(logs, sink(stdout), sink(stderr));
         }
         logs.on('error', (err: Error) => finish(toRuntimeError(err, `follow logs of container ${id}`)));
         logs.on('end', () => finish());
@@ -462,14 +450,29 @@ export class DockerRuntime implements ContainerRuntime {
     );
     return () => {
       stopped = true;
-      stream?.destroy();
+      if (stream) destroy(stream);
     };
   }
+}
+
+/** A writable that hands every chunk to a splitter at once. */
+function sink(splitter: LogLineSplitter): Writable {
+  return new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      splitter.push(chunk);
+      callback();
+    },
+  });
 }
 
 function withStatus(err: unknown): { cause: unknown; statusCode?: number } {
   const statusCode = statusCodeOf(err);
   return { cause: err, ...(statusCode !== undefined ? { statusCode } : {}) };
+}
+
+function destroy(stream: NodeJS.ReadableStream): void {
+  const readable = stream as Partial<Readable>;
+  if (typeof readable.destroy === 'function') readable.destroy();
 }
 
 function describeEvent(line: string): object {
@@ -529,7 +532,7 @@ export function registryHost(image: string): string {
  * an image whose id starts with cafe; checking RepoTags/RepoDigests keeps the
  * answer exact.
  */
-function imageMatches(info: ImageInspectInfo, image: string): boolean {
+function imageMatches(info: Dockerode.ImageInspectInfo, image: string): boolean {
   if (/^sha256:[0-9a-f]{64}$/.test(image)) return info.Id === image;
   const ref = parseImageReference(image);
   if (ref.digest !== undefined) return (info.RepoDigests ?? []).includes(`${ref.name}@${ref.digest}`);
@@ -539,7 +542,7 @@ function imageMatches(info: ImageInspectInfo, image: string): boolean {
 const BUILTIN_NETWORKS = new Set(['bridge', 'host', 'none']);
 
 /** The first network address Docker reports (bridge or a user network); none under host networking. */
-function ipAddressOf(details: ContainerInspectInfo): { ipAddress?: string } {
+function ipAddressOf(details: Dockerode.ContainerInspectInfo): { ipAddress?: string } {
   const networks = Object.values(details.NetworkSettings?.Networks ?? {});
   const ip = networks.map((n) => n.IPAddress).find((address) => address !== undefined && address !== '');
   return ip ? { ipAddress: ip } : {};

@@ -1,7 +1,7 @@
 /**
  * Secret files (`secrets: [{ name, path? }]` in a container spec) written into
  * a created container before it starts, with the engine's archive API
- * (`PUT /containers/{id}/archive`): a small tar built
+ * (`PUT /containers/{id}/archive`, dockerode `putArchive`): a small tar built
  * in memory, never a file on the device's disk outside the container.
  *
  * - Mode 0400, owned by the spec's `user` when it is numeric (`1000` or
@@ -15,8 +15,9 @@
  *   do; recreating the container (the spec hash covers the value) replaces it.
  */
 import { posix } from 'node:path';
+import { Readable } from 'node:stream';
+import type Dockerode from 'dockerode';
 import { type ContainerSpec, secretFilePath } from '../../shared/index.js';
-import type { EngineClient } from './engine-client.js';
 
 export interface TarEntry {
   /** Relative to where the archive is extracted, without a leading slash. */
@@ -89,12 +90,12 @@ export function secretFileOwner(user: string | undefined): { uid: number; gid: n
  * Writes every secret file of `spec` into the (created, not started)
  * container. Throws with the file's path, never its content.
  */
-export async function writeSecretFiles(engine: EngineClient, containerId: string, spec: ContainerSpec): Promise<void> {
+export async function writeSecretFiles(container: Dockerode.Container, spec: ContainerSpec): Promise<void> {
   const owner = secretFileOwner(spec.user);
   for (const secret of spec.secrets ?? []) {
     const path = secretFilePath(secret);
     if (secret.data === undefined) throw new Error(`secret file ${path} (secret "${secret.name}") has no value in the desired state`);
-    const base = await nearestExistingDir(engine, containerId, posix.dirname(path));
+    const base = await nearestExistingDir(container, posix.dirname(path));
     const relative = posix.relative(base, path);
     const parts = relative.split('/');
     const entries: TarEntry[] = parts.slice(0, -1).map((_, i) => ({
@@ -105,13 +106,20 @@ export async function writeSecretFiles(engine: EngineClient, containerId: string
       gid: 0,
     }));
     entries.push({ name: relative, type: 'file', ...owner, data: Buffer.from(secret.data, 'base64') });
-    await engine.putArchive(containerId, base, tarArchive(entries));
+    await container.putArchive(Readable.from([tarArchive(entries)]), { path: base });
   }
 }
 
 /** `dir` or its closest ancestor that exists in the container's filesystem (`/` always does). */
-async function nearestExistingDir(engine: EngineClient, containerId: string, dir: string): Promise<string> {
+async function nearestExistingDir(container: Dockerode.Container, dir: string): Promise<string> {
   for (let current = dir; ; current = posix.dirname(current)) {
-    if (current === '/' || (await engine.pathExists(containerId, current))) return current;
+    if (current === '/') return '/';
+    try {
+      const res = (await container.infoArchive({ path: current })) as { resume?: () => void } | undefined;
+      res?.resume?.();
+      return current;
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+    }
   }
 }

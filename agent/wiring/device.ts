@@ -1,4 +1,5 @@
 /** What the agent has on the device itself: the container runtime, its own small store, and what it says about itself. */
+import Dockerode from 'dockerode';
 import type { Logger } from 'pino';
 import type { Closer } from '../../shared/closer.js';
 import type { DeviceState } from '../../shared/index.js';
@@ -6,7 +7,6 @@ import type { AgentConfig } from '../config.js';
 import { dockerArch } from '../host.js';
 import { LocalStore } from '../local-store.js';
 import { DockerRuntime } from '../runtime/docker-runtime.js';
-import { EngineClient } from '../runtime/engine-client.js';
 import type { ContainerRuntime } from '../runtime/runtime.js';
 import { TelemetrySeq } from '../telemetry/seq.js';
 
@@ -26,7 +26,7 @@ export function openDevice(config: AgentConfig, runtime: ContainerRuntime | unde
   return {
     runtime:
       runtime ??
-      new DockerRuntime(new EngineClient(), logger.child({ component: 'docker' }), {
+      new DockerRuntime(new Dockerode(), logger.child({ component: 'docker' }), {
         // Only this device's containers: another agent on the same engine is not ours to reconcile.
         deviceId: config.deviceId,
       }),

@@ -6,9 +6,9 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
+import Dockerode from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DockerRuntime } from '../../agent/runtime/docker-runtime.js';
-import { EngineClient } from '../../agent/runtime/engine-client.js';
 import type { LogEntry } from '../../agent/runtime/runtime.js';
 import { waitFor } from '../support/wait.js';
 import { removeContainersAndVolumes } from './support/docker-cli.js';
@@ -24,7 +24,7 @@ async function docker(...args: string[]): Promise<string> {
 }
 
 describeDocker('DockerRuntime.followLogs on a real engine', () => {
-  const runtime = new DockerRuntime(new EngineClient());
+  const runtime = new DockerRuntime(new Dockerode());
   let image: string;
   const stops: (() => void)[] = [];
 

@@ -7,9 +7,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer } from 'node:net';
 import { promisify } from 'node:util';
+import Dockerode from 'dockerode';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { DockerRuntime } from '../../agent/runtime/docker-runtime.js';
-import { EngineClient } from '../../agent/runtime/engine-client.js';
 import { isNotFound, RuntimeError } from '../../agent/runtime/errors.js';
 import type { CreateRequest } from '../../agent/runtime/runtime.js';
 import { specHash } from '../../agent/runtime/spec-hash.js';
@@ -141,7 +141,7 @@ function request(spec: ContainerSpec, appRevision = 1, device = deviceId): Creat
 }
 
 describeDocker('DockerRuntime (real engine)', () => {
-  const engine = new EngineClient();
+  const engine = new Dockerode();
   // Scoped to this run's device id, as an agent sharing the engine with others must be.
   const runtime = new DockerRuntime(engine, undefined, { deviceId });
   let images: TestImages;
@@ -396,7 +396,7 @@ describeDocker('DockerRuntime (real engine)', () => {
 
   it('confirms the engine on a new connection, and rejects as an engine error where none answers', async () => {
     await expect(runtime.confirmReachable()).resolves.toBeUndefined();
-    const nowhere = new DockerRuntime(new EngineClient({ protocol: 'http', socketPath: `/tmp/flotilla-no-engine-${runId}.sock` }));
+    const nowhere = new DockerRuntime(new Dockerode({ socketPath: `/tmp/flotilla-no-engine-${runId}.sock` }));
     const err = await nowhere.confirmReachable().then(
       () => undefined,
       (e: unknown) => e,

@@ -6,11 +6,11 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import Dockerode from 'dockerode';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { DockerRuntime } from '../../agent/runtime/docker-runtime.js';
-import { EngineClient } from '../../agent/runtime/engine-client.js';
 import { DEFAULT_TOPIC_ROOT, type Metrics, Metrics as MetricsSchema, Topics, validate } from '../../shared/index.js';
 import { connectClient, Inbox } from '../support/mqtt-client.js';
 import { type AgentProcess, type HubProcess, runCli, startAgentProcess, startHubProcess, stopAll } from '../support/processes.js';
@@ -112,7 +112,7 @@ describeDocker('metrics from a real agent on a real Docker Engine', () => {
 
   it("reads the same counters through the engine's stats API, the fallback when cgroup files are unreadable", async () => {
     const [id] = await containerIds(`flotilla.app=${app}`);
-    const runtime = new DockerRuntime(new EngineClient(), undefined, { deviceId });
+    const runtime = new DockerRuntime(new Dockerode(), undefined, { deviceId });
     const [managed] = await runtime.listManaged();
     expect(managed?.pid).toBeGreaterThan(0);
     const first = await runtime.stats(id!);

@@ -9,10 +9,10 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { DockerRuntime } from '../../agent/runtime/docker-runtime.js';
-import { EngineClient } from '../../agent/runtime/engine-client.js';
 import { RuntimeError } from '../../agent/runtime/errors.js';
 import { type AgentProcess, type HubProcess, runCli, startAgentProcess, startHubProcess, stopAll } from '../support/processes.js';
 import { scratchDir } from '../support/scratch.js';
@@ -61,7 +61,7 @@ describeDocker('pulling from a registry that requires authentication', () => {
   });
 
   describe('DockerRuntime', () => {
-    const runtime = new DockerRuntime(new EngineClient(), undefined, { deviceId: `e2e-regauth-rt-${suffix}` });
+    const runtime = new DockerRuntime(new Dockerode(), undefined, { deviceId: `e2e-regauth-rt-${suffix}` });
     const pull = (tag: string, auth?: { username: string; password: string }) =>
       runtime.pull(registry.image(tag), auth, new AbortController().signal);
 

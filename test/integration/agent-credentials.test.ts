@@ -4,10 +4,10 @@
  * connects, reports, receives its signed desired state and goes offline
  * under the ACL; without its secret, or revoked, it stays out.
  */
+import Dockerode from 'dockerode';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startAgent } from '../../agent/agent.js';
 import { DockerRuntime } from '../../agent/runtime/docker-runtime.js';
-import { EngineClient } from '../../agent/runtime/engine-client.js';
 import { adminKey, bearer, registerDevice } from '../support/auth.js';
 import { Cleanup } from '../support/cleanup.js';
 import { http } from '../support/http.js';
@@ -32,7 +32,7 @@ describe('an agent with registered credentials', () => {
     const logs = new LogCapture('debug');
     const agent = await startAgent(
       { deviceId, hubUrl: hub.mqttUrl, dataDir, logLevel: 'silent', stateIntervalMs: 50, ...credentials },
-      { runtime: new DockerRuntime(new EngineClient({ protocol: 'http', socketPath: NO_ENGINE })), logger: logs.logger },
+      { runtime: new DockerRuntime(new Dockerode({ socketPath: NO_ENGINE })), logger: logs.logger },
     );
     cleanup.add('agent', () => agent.close());
     return { agent, logs };

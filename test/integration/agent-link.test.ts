@@ -7,11 +7,11 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import Dockerode from 'dockerode';
 import type { MqttClient } from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type Agent, startAgent } from '../../agent/agent.js';
 import { DockerRuntime } from '../../agent/runtime/docker-runtime.js';
-import { EngineClient } from '../../agent/runtime/engine-client.js';
 import type { DesiredState, DeviceState } from '../../shared/index.js';
 import { Cleanup } from '../support/cleanup.js';
 import { appSpec } from '../support/fixtures.js';
@@ -62,7 +62,7 @@ describe('agent ↔ hub over MQTT, no container engine reachable', () => {
   });
 
   async function launchAgent(hubUrl = hub.mqttUrl, deviceId = 'dev-a'): Promise<Agent> {
-    const runtime = new DockerRuntime(new EngineClient({ protocol: 'http', socketPath: NO_ENGINE }));
+    const runtime = new DockerRuntime(new Dockerode({ socketPath: NO_ENGINE }));
     const agent = await startAgent(
       { deviceId, hubUrl, dataDir: agentDir, logLevel: 'silent', labels: { site: 'lab' }, stateIntervalMs: 50 },
       { runtime, logger: agentLogs.logger },

@@ -13,11 +13,11 @@ import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import Dockerode from 'dockerode';
 import type { MqttClient } from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type Agent, startAgent } from '../../agent/agent.js';
 import { DockerRuntime } from '../../agent/runtime/docker-runtime.js';
-import { EngineClient } from '../../agent/runtime/engine-client.js';
 import { SIGNING_KEY_FILE } from '../../broker/dispatcher/signing-key.js';
 import { type DesiredState, type DeviceEvent, type DeviceState, parseHubKey, signDesired, verifyDesired } from '../../shared/index.js';
 import { Cleanup } from '../support/cleanup.js';
@@ -136,7 +136,7 @@ describe('signed desired state', () => {
     });
 
     async function launchAgent(overrides: Record<string, unknown> = {}): Promise<Agent> {
-      const runtime = new DockerRuntime(new EngineClient({ protocol: 'http', socketPath: NO_ENGINE }));
+      const runtime = new DockerRuntime(new Dockerode({ socketPath: NO_ENGINE }));
       const agent = await startAgent(
         {
           deviceId: 'dev-a',
@@ -283,7 +283,7 @@ describe('signed desired state', () => {
     const logs = new LogCapture('debug');
     const agent = await startAgent(
       { deviceId: 'dev-u', hubUrl: hub.mqttUrl, dataDir: agentDir, logLevel: 'silent', stateIntervalMs: 50 },
-      { runtime: new DockerRuntime(new EngineClient({ protocol: 'http', socketPath: NO_ENGINE })), logger: logs.logger },
+      { runtime: new DockerRuntime(new Dockerode({ socketPath: NO_ENGINE })), logger: logs.logger },
     );
     agents.add('agent', () => agent.close());
     await waitFor('revision 1 from the hub', () => agent.reconciler.desiredRevision === 1);

@@ -8,11 +8,11 @@
  */
 
 import { get as httpsGet } from 'node:https';
+import Dockerode from 'dockerode';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type Agent, startAgent } from '../../agent/agent.js';
 import { DockerRuntime } from '../../agent/runtime/docker-runtime.js';
-import { EngineClient } from '../../agent/runtime/engine-client.js';
 import type { DeviceState } from '../../shared/index.js';
 import { adminKey, bearer, registerDevice } from '../support/auth.js';
 import { Cleanup } from '../support/cleanup.js';
@@ -150,7 +150,7 @@ describe('mutual TLS: a verified certificate CN is the device', () => {
       const dataDir = scratchDir('flotilla-it-agent-');
       const agent = await startAgent(
         { deviceId, hubUrl: mqttsUrl, dataDir, logLevel: 'silent', stateIntervalMs: 50, ...tls },
-        { runtime: new DockerRuntime(new EngineClient({ protocol: 'http', socketPath: NO_ENGINE })), logger: logs.logger },
+        { runtime: new DockerRuntime(new Dockerode({ socketPath: NO_ENGINE })), logger: logs.logger },
       );
       agents.add('agent', () => agent.close());
       return agent;
