@@ -59,6 +59,7 @@ import {
   type WriteWatcher,
   watchWrites,
 } from './link/process-io.js';
+import { releasesOnExit } from './releases.js';
 
 const { values } = parseArgs({
   options: {
@@ -141,25 +142,7 @@ const isTelemetry = (m: Seen) => m.channel === 'logs' || m.channel === 'metrics'
 // ---------------------------------------------------------------------------
 // Resources, released in reverse order on the way out (Ctrl-C too).
 
-const releases: { what: string; run: () => unknown }[] = [];
-let released = false;
-async function releaseAll(): Promise<void> {
-  if (released) return;
-  released = true;
-  for (const { what, run } of releases.reverse()) {
-    try {
-      await run();
-    } catch (err) {
-      console.error(`cleanup: ${what}: ${(err as Error).message}`);
-    }
-  }
-}
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    say(`${signal}: cleaning up`);
-    void releaseAll().then(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  });
-}
+const releases = releasesOnExit(say);
 
 /** Containers of this device, or of any earlier run of this benchmark (`all`: their names would collide with this run's). */
 async function removeContainers(all: boolean): Promise<number> {
@@ -709,5 +692,5 @@ try {
   if (Object.keys(partial).length > 0) console.log(JSON.stringify({ failed: (err as Error).message, ...partial }, null, 2));
   throw err;
 } finally {
-  await releaseAll();
+  await releases.releaseAll();
 }

@@ -44,6 +44,7 @@ import { ensureTestImages } from '../test/e2e/support/images.js';
 import { freePort } from '../test/support/ports.js';
 import { clockTicksPerSecond, type MemorySample, readCpuTicks, readMemory } from './footprint/proc.js';
 import { positiveInt } from './int-arg.js';
+import { releasesOnExit } from './releases.js';
 
 const { values } = parseArgs({
   options: {
@@ -91,25 +92,7 @@ function launcher(name: VariantName): string[] {
 // ---------------------------------------------------------------------------
 // Resources, released in reverse order on the way out (Ctrl-C too).
 
-const releases: { what: string; run: () => unknown }[] = [];
-let released = false;
-async function releaseAll(): Promise<void> {
-  if (released) return;
-  released = true;
-  for (const { what, run } of releases.reverse()) {
-    try {
-      await run();
-    } catch (err) {
-      console.error(`cleanup: ${what}: ${(err as Error).message}`);
-    }
-  }
-}
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    say(`${signal}: cleaning up`);
-    void releaseAll().then(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  });
-}
+const releases = releasesOnExit(say);
 
 /** Containers of the given devices, or of any run of this benchmark (`undefined`: names of an earlier run's apps would collide). */
 async function removeContainers(deviceIds?: readonly string[]): Promise<number> {
@@ -410,5 +393,5 @@ function report(variants: Variant[], windowS: number): void {
 try {
   await main();
 } finally {
-  await releaseAll();
+  await releases.releaseAll();
 }

@@ -5,7 +5,7 @@
  * `nobody` (runuser), a unix socket this test listens on where an engine's
  * would be, and a full tmpfs for the full disk.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
@@ -17,7 +17,7 @@ import { appSpec } from '../support/fixtures.js';
 import { http } from '../support/http.js';
 import { startTestHub } from '../support/hub.js';
 import { LogCapture } from '../support/logs.js';
-import { CLI, REPO_ROOT, type RunResult } from '../support/processes.js';
+import { type RunResult, runCli } from '../support/processes.js';
 import { scratchDir } from '../support/scratch.js';
 import { MemoryRuntime } from '../support/sim/memory-runtime.js';
 import { waitFor } from '../support/wait.js';
@@ -29,30 +29,9 @@ const isRoot = process.getuid?.() === 0;
 const needsRoot = !isRoot && process.env.CI !== 'true';
 if (needsRoot) console.warn('agent-startup-errors: not root, skipping the cases run as nobody or on a tmpfs');
 
-/** `flotilla ARGS…` as root, or as nobody through runuser; never throws on a non-zero exit. */
+/** `flotilla ARGS…` as root, or as nobody; never throws on a non-zero exit. A check that did not stop the agent leaves it running: killed at 20 s, that is a failure, not a hang. */
 function flotilla(args: string[], env: NodeJS.ProcessEnv, asNobody = false): Promise<RunResult> {
-  const [command, argv] = asNobody
-    ? ['runuser', ['-u', 'nobody', '--', process.execPath, CLI, ...args]]
-    : [process.execPath, [CLI, ...args]];
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, argv, { cwd: REPO_ROOT, env: { ...process.env, NO_COLOR: '1', ...env }, stdio: 'pipe' });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    // A check that did not stop the agent leaves it running: that is a failure, not a hang.
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
-    });
-    child.stdin.end();
-  });
+  return runCli(args, { env: { NO_COLOR: '1', ...env }, timeoutMs: 20_000, ...(asNobody ? { asUser: 'nobody' } : {}) });
 }
 
 function agent(dataDir: string, env: NodeJS.ProcessEnv, asNobody = false): Promise<RunResult> {

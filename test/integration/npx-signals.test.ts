@@ -7,8 +7,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort } from '../support/ports.js';
-import { REPO_ROOT, scratchDir, stopAll } from '../support/processes.js';
+import { hubServerArgs, REPO_ROOT, scratchDir, stopAll } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
 
 interface NpxProcess {
@@ -83,18 +82,8 @@ afterEach(async () => {
 
 describe('npx flotilla … & then SIGTERM to npm', () => {
   it('closes the hub and the agent node processes npm started, and frees the ports', async () => {
-    const [mqttPort, wsPort, httpPort] = [await freePort(), await freePort(), await freePort()];
-    const hub = npx([
-      'server',
-      '--data-dir',
-      scratchDir('flotilla-npx-hub-'),
-      '--mqtt-port',
-      `${mqttPort}`,
-      '--ws-port',
-      `${wsPort}`,
-      '--http-port',
-      `${httpPort}`,
-    ]);
+    const { args, mqttPort, httpPort } = await hubServerArgs(scratchDir('flotilla-npx-hub-'));
+    const hub = npx(args);
     const hubPid = await loggedPid(hub, 'hub ready');
     const agent = npx([
       'agent',

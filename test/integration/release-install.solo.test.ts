@@ -13,8 +13,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../support/ports.js';
-import { REPO_ROOT } from '../support/processes.js';
+import { hubServerArgs, REPO_ROOT } from '../support/processes.js';
 import { scratchDir } from '../support/scratch.js';
 import { waitFor } from '../support/wait.js';
 
@@ -87,26 +86,10 @@ describe('the release installed with npm install -g', () => {
   });
 
   it('starts a hub that answers get devices and serves the dashboard, and SIGTERM stops it and frees its ports', async () => {
-    const [mqttPort, wsPort, httpPort] = [await freePort(), await freePort(), await freePort()];
     const dataDir = join(work, 'hub-data');
+    const { args, mqttPort, wsPort, httpPort } = await hubServerArgs(dataDir);
     // Its own process group: the signal reaches the hub as `kill` of a service would, with no npm in between.
-    server = spawn(
-      flotilla,
-      [
-        'server',
-        '--data-dir',
-        dataDir,
-        '--host',
-        '127.0.0.1',
-        '--mqtt-port',
-        `${mqttPort}`,
-        '--ws-port',
-        `${wsPort}`,
-        '--http-port',
-        `${httpPort}`,
-      ],
-      { cwd: work, detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    server = spawn(flotilla, args, { cwd: work, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     server.stdout?.on('data', (chunk: Buffer) => {
       output += chunk.toString();

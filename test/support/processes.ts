@@ -18,10 +18,20 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs `flotilla ARGS…` to completion, feeding `input` on stdin. Never throws on a non-zero exit: tests assert the code. */
-export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string } = {}): Promise<RunResult> {
+/**
+ * Runs `flotilla ARGS…` to completion, feeding `input` on stdin. Never throws on a non-zero exit: tests assert the code.
+ * `asUser` runs it as that user (through runuser; the test must be root), for the checks a non-root device fails.
+ * A process still running after `timeoutMs` is killed, so a command that should have stopped fails its test instead of hanging it.
+ */
+export function runCli(
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string; asUser?: string; timeoutMs?: number } = {},
+): Promise<RunResult> {
+  const [command, argv] = options.asUser
+    ? ['runuser', ['-u', options.asUser, '--', process.execPath, CLI, ...args]]
+    : [process.execPath, [CLI, ...args]];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
+    const child = spawn(command, argv, {
       cwd: options.cwd ?? REPO_ROOT,
       env: { ...process.env, ...options.env },
       stdio: 'pipe',
@@ -34,14 +44,33 @@ export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; input
     child.stderr.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
     });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000);
     child.on('error', reject);
-    child.on('close', (code) => {
+    child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code: code ?? 1, stdout, stderr });
+      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
     });
     child.stdin.end(options.input ?? '');
   });
+}
+
+/** The ports and flags of a `flotilla server` on free loopback ports with its data in `dataDir`. */
+export async function hubServerArgs(dataDir: string): Promise<{ args: string[]; mqttPort: number; wsPort: number; httpPort: number }> {
+  const [mqttPort, wsPort, httpPort] = [await freePort(), await freePort(), await freePort()];
+  const args = [
+    'server',
+    '--data-dir',
+    dataDir,
+    '--host',
+    '127.0.0.1',
+    '--mqtt-port',
+    `${mqttPort}`,
+    '--ws-port',
+    `${wsPort}`,
+    '--http-port',
+    `${httpPort}`,
+  ];
+  return { args, mqttPort, wsPort, httpPort };
 }
 
 export class ManagedProcess {
@@ -124,21 +153,9 @@ export interface HubProcess {
 
 /** `extraArgs`: more `flotilla server` flags, e.g. `--max-connect-rate-per-address 0` for thousands of agents on one address. */
 export async function startHubProcess(dataDir = scratchDir('flotilla-hub-'), extraArgs: string[] = []): Promise<HubProcess> {
-  const [mqttPort, wsPort, httpPort] = [await freePort(), await freePort(), await freePort()];
-  const args = [
-    'server',
-    '--data-dir',
-    dataDir,
-    '--host',
-    '127.0.0.1',
-    '--mqtt-port',
-    `${mqttPort}`,
-    '--ws-port',
-    `${wsPort}`,
-    '--http-port',
-    `${httpPort}`,
-    ...extraArgs,
-  ];
+  const server = await hubServerArgs(dataDir);
+  const { mqttPort, wsPort, httpPort } = server;
+  const args = [...server.args, ...extraArgs];
   const hub: HubProcess = {
     proc: spawnCli('hub', args),
     dataDir,
