@@ -287,15 +287,27 @@ describe('fuzz', () => {
       ['anonymous', { clientId: 'anon-will' }],
       ['device', { clientId: 'fz-device', username: 'fz-device', password: deviceCreds.secret }],
     ] as const) {
-      const w = await mqtt.connectAsync(url, {
-        protocolVersion: 4,
-        reconnectPeriod: 0,
-        ...options,
-        will: { topic: `${ROOT}/devices/fz-device/status`, payload: fuzzPayload(r, 'status', 'fz-device').payload, qos: 1, retain: true },
-      });
+      const w = await mqtt
+        .connectAsync(url, {
+          protocolVersion: 4,
+          reconnectPeriod: 0,
+          ...options,
+          // A will's payload has a two-byte length in CONNECT: MQTT.js refuses to encode one over 64 KiB, so a longer one is cut.
+          will: {
+            topic: `${ROOT}/devices/fz-device/status`,
+            payload: fuzzPayload(r, 'status', 'fz-device').payload.subarray(0, 65_535),
+            qos: 1,
+            retain: true,
+          },
+        })
+        .catch((err: Error) => err);
+      // The hub may refuse a CONNECT whose will it will not hold (its size, say): what matters is that it keeps serving, checked below.
+      if (w instanceof Error) {
+        console.info(`fuzz: the ${role} connection with a junk will was refused: ${w.message}`);
+        continue;
+      }
       w.on('error', () => undefined);
       w.stream.destroy();
-      void role;
     }
 
     phase('wills');
