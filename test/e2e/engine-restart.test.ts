@@ -29,6 +29,7 @@
  * still rolled back, to the very container that ran before.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { DeviceView } from '../../shared/index.js';
 import { type HubProcess, type ManagedProcess, runCli, spawnCli, startHubProcess, stopAll } from '../support/processes.js';
 import { scratchDir } from '../support/scratch.js';
 import { waitFor } from '../support/wait.js';
@@ -39,6 +40,7 @@ import { ensureTestImages, retagInRegistry } from './support/images.js';
 import {
   agentLog,
   appContainers,
+  type ContainerRow,
   ContainerSampler,
   describeDevice,
   describeDeviceText,
@@ -61,16 +63,31 @@ describeDocker('Docker Engine restarted under a running agent', () => {
   const image = { v1: '', v2: '' };
 
   /** The app's containers once the device reports it running on exactly one running container. */
-  function runningAlone(app: string, what: string) {
+  /**
+   * Waits until the engine runs exactly one container of `app` and the device's view and report of
+   * `app` satisfy `accept`; gives back that container's row and the report.
+   */
+  function settledAlone(
+    app: string,
+    what: string,
+    accept: (view: DeviceView, reported: DeviceView['apps'][number], row: ContainerRow) => boolean,
+    timeoutMs = 60_000,
+  ) {
     return waitFor(
       what,
       async () => {
         const rows = await appContainers(app, engine!.host);
-        const state = (await describeDevice(hub, deviceId)).apps.find((a) => a.name === app);
-        return state?.phase === 'running' && rows.length === 1 && rows[0]!.state === 'running' && rows;
+        const view = await describeDevice(hub, deviceId);
+        const reported = view.apps.find((a) => a.name === app);
+        const row = rows.length === 1 && rows[0]!.state === 'running' ? rows[0] : undefined;
+        return reported !== undefined && row !== undefined && accept(view, reported, row) && { rows: [row], state: reported };
       },
-      { timeoutMs: 60_000 },
+      { timeoutMs },
     );
+  }
+
+  async function runningAlone(app: string, what: string) {
+    return (await settledAlone(app, what, (_view, reported) => reported.phase === 'running')).rows;
   }
 
   function startAgent(): ManagedProcess {
@@ -224,22 +241,13 @@ describeDocker('Docker Engine restarted under a running agent', () => {
     expect(booted.find((r) => r.id === v1!.id)?.state).toBe('exited');
 
     startAgent();
-    const [final] = await waitFor(
+    const {
+      rows: [final],
+    } = await settledAlone(
+      updated,
       'revision 2 committed, the stash removed',
-      async () => {
-        const rows = await appContainers(updated, e.host);
-        const view = await describeDevice(hub, deviceId);
-        const state = view.apps.find((a) => a.name === updated);
-        return (
-          view.observedRevision === view.desiredRevision &&
-          state?.revision === 2 &&
-          state.phase === 'running' &&
-          rows.length === 1 &&
-          rows[0]!.state === 'running' &&
-          rows
-        );
-      },
-      { timeoutMs: 90_000 },
+      (view, reported) => view.observedRevision === view.desiredRevision && reported.revision === 2 && reported.phase === 'running',
+      90_000,
     );
     expect(final!.id).toBe(trial.id);
     expect(final!.image).toBe(image.v2);
@@ -270,23 +278,16 @@ describeDocker('Docker Engine restarted under a running agent', () => {
     // Well inside its 15 s without a restart: the engine stops it as it goes, and starts it again when it is back.
     await e.stop();
     await e.start();
-    const { rows, state } = await waitFor(
+    const { rows, state } = await settledAlone(
+      app,
       'v2 committed and alone',
-      async () => {
-        const found = await appContainers(app, e.host);
-        const view = await describeDevice(hub, deviceId);
-        const reported = view.apps.find((a) => a.name === app);
-        return (
-          view.runtimeError === undefined &&
-          view.observedRevision === view.desiredRevision &&
-          reported?.revision === 2 &&
-          reported.phase === 'running' &&
-          found.length === 1 &&
-          found[0]!.state === 'running' &&
-          reported.containers.map((c) => c.id).join() === found[0]!.id && { rows: found, state: reported }
-        );
-      },
-      { timeoutMs: 90_000 },
+      (view, reported, row) =>
+        view.runtimeError === undefined &&
+        view.observedRevision === view.desiredRevision &&
+        reported.revision === 2 &&
+        reported.phase === 'running' &&
+        reported.containers.map((c) => c.id).join() === row.id,
+      90_000,
     );
     expect(rows[0]).toMatchObject({ id: trial.id, image: image.v2, name: `${app}_web` });
     expect(state.message).toBeUndefined();
@@ -321,21 +322,12 @@ describeDocker('Docker Engine restarted under a running agent', () => {
     await e.stop();
     await e.start();
     const backAt = new Date().toISOString();
-    const { rows, state } = await waitFor(
+    const { rows, state } = await settledAlone(
+      app,
       'revision 2 rolled back to v1',
-      async () => {
-        const found = await appContainers(app, e.host);
-        const view = await describeDevice(hub, deviceId);
-        const reported = view.apps.find((a) => a.name === app);
-        return (
-          view.runtimeError === undefined &&
-          reported?.phase === 'rolled-back' &&
-          found.length === 1 &&
-          found[0]!.state === 'running' &&
-          reported.containers.map((c) => c.id).join() === found[0]!.id && { rows: found, state: reported }
-        );
-      },
-      { timeoutMs: 90_000 },
+      (view, reported, row) =>
+        view.runtimeError === undefined && reported.phase === 'rolled-back' && reported.containers.map((c) => c.id).join() === row.id,
+      90_000,
     );
     expect(rows[0]).toMatchObject({ id: v1!.id, image: image.v1, name: `${app}_web` });
     expect(state.message).toMatch(
