@@ -2,11 +2,9 @@
  * HTTP GET over node:http and node:https, for the agent's health probes and
  * its registry reads, instead of the global `fetch`.
  *
- * Why not `fetch`: Node's fetch (undici) parses HTTP with a WebAssembly
- * module, and the agent is meant to run with `--jitless` on small devices
- * (BENCHMARKS.md, "Footprint": 10 MiB less RSS with three apps), where
- * WebAssembly does not exist: `fetch`, and even `new Response()`, throw
- * "WebAssembly is not defined" there. Loading undici also costs a few MiB.
+ * Why not `fetch`: Node's fetch is undici, which parses HTTP with a
+ * WebAssembly module and costs the agent a few MiB of RSS once loaded
+ * (BENCHMARKS.md, "Footprint"); the agent's few GETs need none of it.
  *
  * The answer is a small subset of a fetch `Response` (status, ok, headers),
  * read as text with a byte limit or discarded. Redirects are followed for

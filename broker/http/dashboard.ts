@@ -14,11 +14,11 @@
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import type { ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { packageRoot } from '../../shared/version.js';
 import type { RawRoute } from './server.js';
+import { sendUncached } from './uncached.js';
 
 export interface DashboardConfig {
   /** The port of the broker's WebSocket listener, as the hub bound it. */
@@ -61,7 +61,7 @@ export function dashboardRoutes(config: DashboardConfig, dir: string | undefined
       pattern: /^\/dashboard\/config\.json$/,
       public: true,
       handle(_req, res) {
-        send(res, 200, 'application/json', `${JSON.stringify(config)}\n`);
+        sendUncached(res, 200, 'application/json', `${JSON.stringify(config)}\n`);
       },
     },
     {
@@ -71,14 +71,9 @@ export function dashboardRoutes(config: DashboardConfig, dir: string | undefined
       async handle(_req, res, match) {
         const file = Object.hasOwn(files, match[1]!) ? files[match[1]!] : undefined;
         const path = file?.path();
-        if (!file || !path) return send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
-        send(res, 200, file.type, await readFile(path));
+        if (!file || !path) return sendUncached(res, 404, 'text/plain; charset=utf-8', 'not found\n');
+        sendUncached(res, 200, file.type, await readFile(path));
       },
     },
   ];
-}
-
-function send(res: ServerResponse, status: number, type: string, body: string | Buffer): void {
-  // no-cache: an upgraded hub serves its new page at once.
-  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-cache' }).end(body);
 }

@@ -24,6 +24,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import type { RawRoute } from './server.js';
+import { sendUncached } from './uncached.js';
 
 export interface InstallRoutesConfig {
   /** docker/install.sh, found from the package root; undefined: GET /install.sh answers 404 with the reason. */
@@ -60,7 +61,7 @@ export function installRoutes(config: InstallRoutesConfig): RawRoute[] {
         if (config.script === undefined)
           return sendText(res, 404, 'this hub has no install script (docker/install.sh is missing from its package)\n');
         const script = servedScript(await readFile(config.script, 'utf8'), hubUrlOf(req), config.version);
-        send(res, 200, 'text/x-shellscript; charset=utf-8', script);
+        sendUncached(res, 200, 'text/x-shellscript; charset=utf-8', script);
       },
     },
     {
@@ -122,10 +123,5 @@ class ChecksumCache {
 }
 
 function sendText(res: ServerResponse, status: number, body: string): void {
-  send(res, status, 'text/plain; charset=utf-8', body);
-}
-
-function send(res: ServerResponse, status: number, type: string, body: string): void {
-  // no-cache: an upgraded hub serves its new script at once.
-  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-cache' }).end(body);
+  sendUncached(res, status, 'text/plain; charset=utf-8', body);
 }
