@@ -274,6 +274,8 @@ export class Dispatcher {
         if (parsed.channel === 'request') this.deps.apiRequests(parsed.clientId, payload);
         return;
       }
+      // Session data is the session relay's (broker/remote/), never the dispatcher's.
+      if (parsed.kind === 'session') return;
       // A cleared retained message is not a report.
       if (payload.length === 0) return;
       this.handle(parsed, payload);

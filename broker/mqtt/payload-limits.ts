@@ -25,6 +25,7 @@
 import type { AedesOptions, PublishPacket } from 'aedes';
 import type { Logger } from 'pino';
 import type { DeviceChannel, Topics } from '../../shared/index.js';
+import { FRAME_HEADER_BYTES, MAX_DATA_BYTES } from '../../shared/remote/frames.js';
 
 type AuthorizePublish = NonNullable<AedesOptions['authorizePublish']>;
 
@@ -65,6 +66,8 @@ export const PAYLOAD_LIMITS = {
 
 /** An MQTT API request (`…/api/{clientId}/request`): an app spec, like the HTTP API's body (up to 1 MiB there, less the packet's room). */
 export const API_REQUEST_LIMIT = 768 * KiB;
+/** A remote-access frame (shared/remote/frames.ts): one data chunk and its header. */
+export const SESSION_FRAME_LIMIT = FRAME_HEADER_BYTES + MAX_DATA_BYTES;
 
 export type DropReason = 'payload_too_large' | 'topic_too_long';
 
@@ -154,5 +157,6 @@ function limitFor(topics: Topics, topic: string): { channel: string; limit?: num
     return limit === undefined ? { channel: parsed.channel } : { channel: parsed.channel, limit };
   }
   if (parsed?.kind === 'api' && parsed.channel === 'request') return { channel: 'request', limit: API_REQUEST_LIMIT };
+  if (parsed?.kind === 'session') return { channel: 'session', limit: SESSION_FRAME_LIMIT };
   return { channel: parsed?.channel ?? 'other' };
 }

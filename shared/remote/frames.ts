@@ -1,0 +1,177 @@
+/**
+ * The frames of a remote-access session (exec, shell, port-forward), as they
+ * travel in MQTT payloads on the session's topics and, unchanged, in the
+ * binary WebSocket messages between the hub and the CLI or console.
+ *
+ *   byte 0      frame type (FRAME)
+ *   bytes 1–4   seq, uint32 BE: 0, 1, 2, … per direction per session, so a
+ *               lost or reordered frame is seen at once (MQTT QoS 0 loses
+ *               frames when a link drops; a session does not survive that)
+ *   bytes 5–8   channel, uint32 BE (CHANNEL, or a forwarded connection's id)
+ *   bytes 9–    body: bytes for data, a uint32 for window, two uint16 for
+ *               resize, UTF-8 JSON for exit and close
+ *
+ * Channels: 0 is the session itself (resize, exit, close). In exec and shell
+ * sessions 1 carries stdin down and stdout up, 2 stderr up. In a port-forward
+ * session each TCP connection is a channel the opener numbers from 1.
+ */
+
+export const FRAME = {
+  /** Bytes on a channel, within the credit the receiver granted. */
+  data: 1,
+  /** The sender will write no more on this channel (stdin closed, TCP half-close). */
+  eof: 2,
+  /** The receiver has consumed bytes: the sender may send that many more on the channel. */
+  window: 3,
+  /** Port-forward: the opener asks for a new connection to the session's target on this channel. */
+  open: 4,
+  /** Port-forward: the device connected the channel to the target. */
+  opened: 5,
+  /** The channel (or, on channel 0, the session) is closed, with a reason; no more frames on it. */
+  close: 6,
+  /** Terminal size (channel 0). */
+  resize: 7,
+  /** The command ended (channel 0): `{code}`; the session is over. */
+  exit: 8,
+} as const;
+export type FrameType = (typeof FRAME)[keyof typeof FRAME];
+
+export const CHANNEL = { session: 0, stdio: 1, stderr: 2 } as const;
+
+export const FRAME_HEADER_BYTES = 9;
+/** Data bytes in one frame at most: well under the hub's packet limit, big enough that headers cost < 0.1 %. */
+export const MAX_DATA_BYTES = 32 * 1024;
+const MAX_UINT32 = 0xffff_ffff;
+const FRAME_TYPES: ReadonlySet<number> = new Set(Object.values(FRAME));
+
+export type Frame =
+  | { type: typeof FRAME.data; seq: number; channel: number; data: Buffer }
+  | { type: typeof FRAME.eof | typeof FRAME.open | typeof FRAME.opened; seq: number; channel: number }
+  | { type: typeof FRAME.window; seq: number; channel: number; bytes: number }
+  | { type: typeof FRAME.resize; seq: number; channel: number; rows: number; cols: number }
+  | { type: typeof FRAME.exit; seq: number; channel: number; code: number }
+  | { type: typeof FRAME.close; seq: number; channel: number; reason: string };
+
+/** A frame without its seq: what a sender hands to FrameSender, which numbers it. */
+export type FrameBody = Frame extends infer F ? (F extends Frame ? Omit<F, 'seq'> : never) : never;
+
+export function encodeFrame(frame: Frame): Buffer {
+  const body = frameBody(frame);
+  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + body.length);
+  out.writeUInt8(frame.type, 0);
+  out.writeUInt32BE(frame.seq >>> 0, 1);
+  out.writeUInt32BE(frame.channel >>> 0, 5);
+  body.copy(out, FRAME_HEADER_BYTES);
+  return out;
+}
+
+function frameBody(frame: Frame): Buffer {
+  switch (frame.type) {
+    case FRAME.data:
+      return frame.data;
+    case FRAME.window: {
+      const body = Buffer.allocUnsafe(4);
+      body.writeUInt32BE(Math.min(frame.bytes, MAX_UINT32), 0);
+      return body;
+    }
+    case FRAME.resize: {
+      const body = Buffer.allocUnsafe(4);
+      body.writeUInt16BE(clampSize(frame.rows), 0);
+      body.writeUInt16BE(clampSize(frame.cols), 2);
+      return body;
+    }
+    case FRAME.exit:
+      return Buffer.from(JSON.stringify({ code: frame.code }));
+    case FRAME.close:
+      return Buffer.from(JSON.stringify({ reason: frame.reason }));
+    default:
+      return Buffer.alloc(0);
+  }
+}
+
+function clampSize(n: number): number {
+  return Math.max(1, Math.min(0xffff, Math.trunc(n)));
+}
+
+/** A frame, or why the bytes are not one (the receiver then ends the session with that reason). */
+export type Decoded = { ok: true; frame: Frame } | { ok: false; reason: string };
+
+export function decodeFrame(bytes: Buffer): Decoded {
+  if (bytes.length < FRAME_HEADER_BYTES) return { ok: false, reason: `frame of ${bytes.length} bytes is shorter than its header` };
+  const type = bytes.readUInt8(0);
+  if (!FRAME_TYPES.has(type)) return { ok: false, reason: `unknown frame type ${type}` };
+  const seq = bytes.readUInt32BE(1);
+  const channel = bytes.readUInt32BE(5);
+  const body = bytes.subarray(FRAME_HEADER_BYTES);
+  switch (type) {
+    case FRAME.data:
+      if (body.length > MAX_DATA_BYTES) return { ok: false, reason: `data frame of ${body.length} bytes (at most ${MAX_DATA_BYTES})` };
+      return { ok: true, frame: { type, seq, channel, data: body } };
+    case FRAME.window:
+      if (body.length !== 4) return { ok: false, reason: 'window frame without its 4-byte count' };
+      return { ok: true, frame: { type, seq, channel, bytes: body.readUInt32BE(0) } };
+    case FRAME.resize:
+      if (body.length !== 4) return { ok: false, reason: 'resize frame without rows and columns' };
+      return { ok: true, frame: { type, seq, channel, rows: body.readUInt16BE(0), cols: body.readUInt16BE(2) } };
+    case FRAME.exit: {
+      const json = parseJson(body);
+      if (typeof json?.code !== 'number' || !Number.isInteger(json.code))
+        return { ok: false, reason: 'exit frame without an integer code' };
+      return { ok: true, frame: { type, seq, channel, code: json.code } };
+    }
+    case FRAME.close: {
+      const json = parseJson(body);
+      return { ok: true, frame: { type, seq, channel, reason: typeof json?.reason === 'string' ? json.reason.slice(0, 1024) : 'closed' } };
+    }
+    default:
+      return { ok: true, frame: { type: type as typeof FRAME.eof, seq, channel } };
+  }
+}
+
+function parseJson(body: Buffer): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(body.toString('utf8'));
+    return value !== null && typeof value === 'object' ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Numbers outgoing frames; one per direction per session. */
+export class FrameSender {
+  private seq = 0;
+  constructor(private readonly write: (bytes: Buffer) => void) {}
+
+  send(body: FrameBody): void {
+    const frame = { ...body, seq: this.seq } as Frame;
+    this.seq = (this.seq + 1) >>> 0;
+    this.write(encodeFrame(frame));
+  }
+
+  /** Frames sent so far. */
+  get sent(): number {
+    return this.seq;
+  }
+}
+
+/** Checks incoming frames' order: the first gap or repeat is the end of the session. */
+export class FrameReceiver {
+  private expected = 0;
+
+  receive(bytes: Buffer): Decoded {
+    const decoded = decodeFrame(bytes);
+    if (!decoded.ok) return decoded;
+    const { seq } = decoded.frame;
+    if (seq !== this.expected) {
+      return {
+        ok: false,
+        reason:
+          seq > this.expected
+            ? `frames lost on the link: expected frame ${this.expected}, got ${seq}`
+            : `frame ${seq} arrived again or out of order (expected ${this.expected})`,
+      };
+    }
+    this.expected = (this.expected + 1) >>> 0;
+    return decoded;
+  }
+}

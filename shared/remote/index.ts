@@ -1,0 +1,3 @@
+export * from './flow.js';
+export * from './frames.js';
+export * from './requests.js';

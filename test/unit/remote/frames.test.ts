@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { decodeFrame, encodeFrame, FRAME, FrameReceiver, FrameSender, MAX_DATA_BYTES } from '../../../shared/remote/frames.js';
+
+describe('remote-access frames', () => {
+  it('round-trips every frame type with its seq and channel', () => {
+    const frames = [
+      { type: FRAME.data, seq: 7, channel: 1, data: Buffer.from('hello') },
+      { type: FRAME.eof, seq: 8, channel: 1 },
+      { type: FRAME.window, seq: 9, channel: 3, bytes: 65536 },
+      { type: FRAME.open, seq: 10, channel: 4 },
+      { type: FRAME.opened, seq: 11, channel: 4 },
+      { type: FRAME.close, seq: 12, channel: 4, reason: 'connection refused' },
+      { type: FRAME.resize, seq: 13, channel: 0, rows: 40, cols: 132 },
+      { type: FRAME.exit, seq: 0xffff_fffe, channel: 0, code: 3 },
+    ] as const;
+    for (const frame of frames) {
+      expect(decodeFrame(encodeFrame(frame))).toEqual({ ok: true, frame });
+    }
+  });
+
+  it('refuses bytes that are not a frame, with a reason', () => {
+    expect(decodeFrame(Buffer.from([1, 0, 0]))).toMatchObject({ ok: false, reason: expect.stringContaining('shorter than its header') });
+    expect(decodeFrame(Buffer.alloc(9, 0x63))).toMatchObject({ ok: false, reason: 'unknown frame type 99' });
+    const tooBig = encodeFrame({ type: FRAME.data, seq: 0, channel: 1, data: Buffer.alloc(MAX_DATA_BYTES + 1) });
+    expect(decodeFrame(tooBig)).toMatchObject({ ok: false, reason: expect.stringContaining('at most') });
+    const badExit = Buffer.concat([encodeFrame({ type: FRAME.eof, seq: 0, channel: 0 }), Buffer.from('{"code":"x"}')]);
+    badExit[0] = FRAME.exit;
+    expect(decodeFrame(badExit)).toMatchObject({ ok: false, reason: 'exit frame without an integer code' });
+  });
+
+  it('numbers what it sends and sees a lost or repeated frame at once', () => {
+    const wire: Buffer[] = [];
+    const sender = new FrameSender((bytes) => wire.push(bytes));
+    for (let i = 0; i < 4; i++) sender.send({ type: FRAME.data, channel: 1, data: Buffer.from([i]) });
+    const inOrder = new FrameReceiver();
+    expect(wire.map((bytes) => inOrder.receive(bytes).ok)).toEqual([true, true, true, true]);
+
+    const lossy = new FrameReceiver();
+    expect(lossy.receive(wire[0]!).ok).toBe(true);
+    expect(lossy.receive(wire[2]!)).toEqual({ ok: false, reason: 'frames lost on the link: expected frame 1, got 2' });
+
+    const replayed = new FrameReceiver();
+    replayed.receive(wire[0]!);
+    replayed.receive(wire[1]!);
+    expect(replayed.receive(wire[1]!)).toMatchObject({ ok: false, reason: expect.stringContaining('arrived again') });
+  });
+});
