@@ -25,6 +25,7 @@ import { type HubPorts, startHubHttp } from './hub/http.js';
 import { type HubMqtt, startHubMqtt } from './hub/mqtt.js';
 import { type HubStores, openHubStores } from './hub/stores.js';
 import { type HubTelemetry, startTelemetry } from './hub/telemetry.js';
+import { auditMethods } from './remote/audit-methods.js';
 import { telemetryMethods } from './telemetry/methods.js';
 
 export interface Hub {
@@ -108,7 +109,7 @@ function hubApi(
   now: () => Date,
   protocolVersions: readonly number[] | undefined,
 ): HubApi {
-  const { db, apps, devices, secrets, rollouts, accounts, credentials, tokens } = stores;
+  const { db, apps, devices, secrets, rollouts, accounts, credentials, tokens, audit } = stores;
   return createApi({
     apps,
     devices,
@@ -117,6 +118,7 @@ function hubApi(
     desiredMayHaveChanged,
     telemetry: telemetryMethods({ store: telemetry.store, ingest: telemetry.ingest, devices, now: () => now().getTime() }),
     auth: authMethods({ db, accounts, credentials, tokens, devices, disconnect: mqtt.disconnect }),
+    audit: auditMethods({ audit, now: () => now().getTime() }),
     revocations: credentials,
     idClashes: mqtt.clashes,
     protocolVersions,

@@ -2,7 +2,7 @@
  * The hub's API methods, one table shared by HTTP and MQTT request/response so
  * both transports behave identically; what each takes and returns is declared
  * in shared/api/methods.ts. The table is put together from one module per
- * area (apps and rollouts, devices, secrets, telemetry, auth); each method:
+ * area (apps and rollouts, devices, secrets, telemetry, auth, audit); each method:
  * validate params → act on the store → say that desired state may have changed.
  */
 import { API, type ApiMethodName, type ApiResult, isApiMethod, validate } from '../../shared/index.js';
@@ -28,6 +28,8 @@ export interface ApiDeps extends AppMethodDeps, DeviceMethodDeps, SecretMethodDe
   telemetry: ApiHandlersFor<TelemetryMethodName>;
   /** tokens.*, serviceaccounts.*, devices.revoke (broker/auth/methods.ts). */
   auth: ApiHandlersFor<AuthMethodName>;
+  /** audit.list (broker/remote/audit-methods.ts). */
+  audit: ApiHandlersFor<'audit.list'>;
 }
 
 export function createApi(deps: ApiDeps) {
@@ -39,6 +41,7 @@ export function createApi(deps: ApiDeps) {
     ...hubMethods(deps),
     ...deps.telemetry,
     ...deps.auth,
+    ...deps.audit,
   };
 
   /** Params checked against the method's declared schema before its handler sees them. */

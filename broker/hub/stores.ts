@@ -1,6 +1,6 @@
 /**
  * The hub's state on disk: the signing key, hub.db with its stores, secrets
- * sealed at rest, and the first admin account.
+ * sealed at rest, the audit trail, and the first admin account.
  */
 import type { KeyObject } from 'node:crypto';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { TokenStore } from '../auth/tokens.js';
 import type { HubConfig } from '../config.js';
 import { Rollouts } from '../dispatcher/rollouts.js';
 import { loadOrCreateSigningKey, SIGNING_KEY_FILE } from '../dispatcher/signing-key.js';
+import { AuditStore } from '../remote/audit-store.js';
 import { AppStore } from '../store/apps.js';
 import { type Db, openDatabase } from '../store/db.js';
 import { DeviceStore } from '../store/devices.js';
@@ -30,6 +31,8 @@ export interface HubStores {
   accounts: AccountStore;
   credentials: DeviceCredentialStore;
   tokens: TokenStore;
+  /** Remote-access sessions and refused attempts (broker/remote/). */
+  audit: AuditStore;
   signingKey: { privateKey: KeyObject; publicKeyPem: string };
 }
 
@@ -67,6 +70,7 @@ export function openHubStores(config: HubConfig, { logger, now, secretsKey }: St
     accounts,
     credentials: new DeviceCredentialStore(db, now),
     tokens: new TokenStore(db, now),
+    audit: new AuditStore(db, now),
     signingKey: { privateKey: signingKey.privateKey, publicKeyPem: signingKey.publicKeyPem },
   };
 }

@@ -82,4 +82,24 @@ export const MIGRATIONS: readonly string[] = [
     created_at  TEXT NOT NULL
   );
   `,
+  // 6: remote-access sessions and refused attempts (broker/remote/audit-store.ts), one row each;
+  // bounded to the newest AUDIT_MAX_RECORDS by id, pruned as rows are added.
+  `
+  CREATE TABLE audit (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    actor       TEXT NOT NULL,
+    device      TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    what        TEXT NOT NULL,
+    outcome     TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    ended_at    TEXT,
+    bytes_up    INTEGER NOT NULL DEFAULT 0,
+    bytes_down  INTEGER NOT NULL DEFAULT 0,
+    exit_code   INTEGER,
+    reason      TEXT
+  );
+  CREATE INDEX audit_device ON audit (device, id);
+  CREATE INDEX audit_started ON audit (started_at);
+  `,
 ];

@@ -33,6 +33,7 @@ import type {
   AppHistory,
   ApplyResult,
   AppSummary,
+  AuditRecord,
   Deleted,
   DeviceView,
   ForceResult,
@@ -389,6 +390,23 @@ export const API = {
     answers: '`{name, deleted: true}`',
     role: 'admin',
     http: { method: 'DELETE', path: '/api/v1/serviceaccounts/:name' },
+  }),
+  'audit.list': declareMethod({
+    summary:
+      'Remote-access sessions (exec, shell, port-forward) and refused attempts, newest first: who, which device, what, when, bytes each way, and how it ended.',
+    params: Type.Object(
+      {
+        device: Type.Optional(DeviceId),
+        since: Type.Optional(Since),
+        limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, description: 'at most this many records (default 100)' })),
+      },
+      strict,
+    ),
+    result: returns<List<AuditRecord>>(),
+    answers:
+      '`{items: [{id, actor, device, kind, what, outcome, startedAt, endedAt?, bytesUp, bytesDown, exitCode?, reason?}]}`, newest first',
+    role: 'admin',
+    http: { method: 'GET', path: '/api/v1/audit', query: { device: 'text', since: 'text', limit: 'int' } },
   }),
   'hub.version': declareMethod({
     summary: "The hub's Flotilla version, and the protocol versions it speaks with agents (an agent stating another is refused).",

@@ -210,3 +210,26 @@ export interface HubVersion {
   version: string;
   protocolVersions: number[];
 }
+
+/**
+ * One remote-access session, or one refused attempt (`outcome: denied`), as
+ * the hub audits it (`audit.list`, `flotilla audit`).
+ */
+export interface AuditRecord {
+  id: number;
+  /** The service account (or `admin`) that opened it, or the MQTT client that tried a session's topics. */
+  actor: string;
+  device: string;
+  kind: 'exec' | 'shell' | 'forward' | 'topic';
+  /** What was asked: the command, the target, the topic. */
+  what: string;
+  /** `open` while it runs; then `exited` (a command ended with exitCode), `closed`, `failed`, `link_lost`, `idle`; or `denied`. */
+  outcome: 'open' | 'exited' | 'closed' | 'failed' | 'link_lost' | 'idle' | 'denied';
+  startedAt: string;
+  endedAt?: string;
+  /** Bytes of session data from the device to the opener, and to the device. */
+  bytesUp: number;
+  bytesDown: number;
+  exitCode?: number;
+  reason?: string;
+}

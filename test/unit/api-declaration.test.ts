@@ -18,6 +18,8 @@ import { createApi, type HubApi } from '../../broker/dispatcher/api.js';
 import type { ApiHandlersFor } from '../../broker/dispatcher/method.js';
 import { Rollouts } from '../../broker/dispatcher/rollouts.js';
 import { METHOD_ROUTES, requestParams } from '../../broker/http/routes.js';
+import { auditMethods } from '../../broker/remote/audit-methods.js';
+import { AuditStore } from '../../broker/remote/audit-store.js';
 import { AppStore } from '../../broker/store/apps.js';
 import { type Db, openDatabase } from '../../broker/store/db.js';
 import { DeviceStore } from '../../broker/store/devices.js';
@@ -75,6 +77,7 @@ function hubApi(): HubApi {
       devices,
       disconnect: () => 0,
     }),
+    audit: auditMethods({ audit: new AuditStore(db), now: () => Date.now() }),
   });
 }
 
