@@ -14,7 +14,17 @@
  * - no client publishes `…/desired`, `…/api/+/response` or `$SYS/…`: those
  *   are the hub's, which publishes in process (broker/mqtt/hub-bus.ts), not
  *   as a client;
- * - anonymous (only while the hub allows it) has full access, except `$SYS`.
+ * - anonymous (only while the hub allows it) has full access, except `$SYS`
+ *   and session topics;
+ * - a remote-access session's topics (`…/devices/D/sessions/S/{up,down}`) are
+ *   D's and the hub's alone, whatever the role: D subscribes to its sessions'
+ *   `down` and publishes only on `up` of a session the hub has open for it
+ *   (`isOpenSession`); "D" is the device identity, or an anonymous client
+ *   whose client id is D (a hub allowing anonymous clients). A filter that
+ *   names the sessions level or a session id is refused to everyone else; a
+ *   broader one (`#`, `…/devices/+/#`) is granted, and session messages are
+ *   delivered from it to nobody but D (`down`). The hub receives `up` through
+ *   its in-process subscription, which no ACL stands between.
  *
  * Client ids [MQTT-3.1.3-5]: empty, `+`, `#`, `/` or over 128 characters are
  * refused (empty except for an anonymous client, which gets one the broker
@@ -24,7 +34,7 @@
  * anonymous client any id nobody owns, since the same id takes over the
  * owner's session [MQTT-3.1.4-2].
  */
-import type { DeviceChannel, Topics } from '../../shared/index.js';
+import type { DeviceChannel, SessionDirection, Topics } from '../../shared/index.js';
 import { hasRole, type Identity } from './identity.js';
 
 export const DEVICE_PUBLISH_CHANNELS: readonly DeviceChannel[] = ['state', 'status', 'events', 'logs', 'metrics', 'replies'];
@@ -38,6 +48,11 @@ export const MAX_CLIENT_ID_LENGTH = 128;
 /** Where the broker moves API requests it answered itself (forbidden): delivered to nobody. */
 export const DROPPED_TOPIC_PREFIX = '$flotilla/';
 const SYS_PREFIX = '$SYS/';
+
+/** Whether the hub has session `sessionId` open for `deviceId` (broker/remote/session-registry.ts). */
+export type OpenSessionLookup = (deviceId: string, sessionId: string) => boolean;
+/** Where no relay is wired (unit tests of other rules): no session is open. */
+const NO_OPEN_SESSIONS: OpenSessionLookup = () => false;
 
 /** Why a client id is refused for anyone, or undefined. */
 export function clientIdProblem(clientId: string): string | undefined {
@@ -87,12 +102,22 @@ function ownedBySomeone(clientId: string, owners: ClientIdOwners): string | unde
 
 export type PublishDecision =
   | { allow: true }
-  | { allow: false; reason: string }
+  /** `session`: the topic is a session's (the refusal is audited). */
+  | { allow: false; reason: string; session?: true }
   /** An API request on the client's own topic: allowed if its role may call the method (the hook reads it from the payload). */
   | { allow: 'api-request' };
 
-export function decidePublish(identity: Identity, clientId: string, topic: string, topics: Topics): PublishDecision {
+export function decidePublish(
+  identity: Identity,
+  clientId: string,
+  topic: string,
+  topics: Topics,
+  isOpenSession: OpenSessionLookup = NO_OPEN_SESSIONS,
+): PublishDecision {
   if (topic.startsWith(SYS_PREFIX) || topic.startsWith(DROPPED_TOPIC_PREFIX)) return { allow: false, reason: 'reserved topic' };
+  // A topic name has no wildcards [MQTT-3.3.2-2]: the filter parser reads its levels, session id unchecked, so a malformed one is refused too.
+  const session = topics.parseSessionFilter(topic);
+  if (session) return decideSessionPublish(sessionOwner(identity, clientId), session, isOpenSession);
   if (identity.kind === 'anonymous') return { allow: true };
   const parsed = topics.parse(topic);
   if (identity.kind === 'device') {
@@ -106,7 +131,44 @@ export function decidePublish(identity: Identity, clientId: string, topic: strin
   return { allow: false, reason: 'an account publishes only requests on its own client id' };
 }
 
+function decideSessionPublish(owner: string | undefined, session: SessionLevels, isOpenSession: OpenSessionLookup): PublishDecision {
+  const { deviceId, sessionId, direction } = session;
+  if (owner === undefined || deviceId !== owner) {
+    return { allow: false, reason: "a session's topics are its device's and the hub's alone", session: true };
+  }
+  if (direction === 'up' && sessionId !== undefined && isOpenSession(owner, sessionId)) return { allow: true };
+  return { allow: false, reason: 'a device publishes only on the up topic of a session the hub has open for it', session: true };
+}
+
+type SessionLevels = { deviceId: string | undefined; sessionId: string | undefined; direction: SessionDirection | undefined };
+
+/** The device whose session topics this client may use, if any. */
+function sessionOwner(identity: Identity, clientId: string): string | undefined {
+  if (identity.kind === 'device') return identity.deviceId;
+  if (identity.kind === 'anonymous') return clientId;
+  return undefined;
+}
+
+/**
+ * Does a subscription filter reach session topics: not at all (undefined),
+ * among others (`broad`: `#`, `…/devices/+/#`; granted by the other rules,
+ * delivery filtered by mayReceive), or only them (`only`: it names the
+ * `sessions` level or a session id; only the device may hold it).
+ */
+export function sessionReach(filter: string, topics: Topics): 'broad' | 'only' | undefined {
+  const session = topics.parseSessionFilter(filter);
+  if (!session) return undefined;
+  const depth = topics.root.split('/').length;
+  const levels = filter.split('/');
+  return levels[depth + 2] === 'sessions' || session.sessionId !== undefined ? 'only' : 'broad';
+}
+
 export function maySubscribe(identity: Identity, clientId: string, filter: string, topics: Topics): boolean {
+  if (sessionReach(filter, topics) === 'only') {
+    const session = topics.parseSessionFilter(filter)!;
+    const owner = sessionOwner(identity, clientId);
+    return owner !== undefined && session.deviceId === owner && session.direction === 'down';
+  }
   if (identity.kind === 'anonymous') return !filter.startsWith(DROPPED_TOPIC_PREFIX);
   if (identity.kind === 'device') {
     const parsed = topics.parseDeviceFilter(filter);
@@ -126,6 +188,10 @@ export function maySubscribe(identity: Identity, clientId: string, filter: strin
  */
 export function mayReceive(identity: Identity, clientId: string, topic: string, topics: Topics): boolean {
   if (topic.startsWith(DROPPED_TOPIC_PREFIX)) return false;
+  if (topic.endsWith('/up') || topic.endsWith('/down')) {
+    const session = topics.parseSessionFilter(topic);
+    if (session) return session.direction === 'down' && session.deviceId === sessionOwner(identity, clientId);
+  }
   if (identity.kind === 'anonymous') return true;
   if (!(topic.endsWith('/desired') || topic.endsWith('/commands') || topic.endsWith('/response'))) return true;
   const parsed = topics.parse(topic);

@@ -21,8 +21,11 @@
  *   reaches the dispatcher, which therefore needs no identity of its own.
  * - authorizeSubscribe: a refused filter is granted 0x80 [MQTT-3.9.3-2]; the
  *   others in the SUBSCRIBE still count.
- * - authorizeForward: private messages (desired, commands, API responses)
- *   reach only their owner, whatever a broad subscription matched.
+ * - authorizeForward: private messages (desired, commands, API responses,
+ *   session data) reach only their owner, whatever a broad subscription matched.
+ * - A refused publish or subscribe on a session's topics is also reported
+ *   (`onSessionTopicRefused`), which the hub audits: someone tried a session
+ *   that is not theirs.
  */
 import type { AedesOptions, AedesPublishPacket, Client, ConnectPacket } from 'aedes';
 import type { Logger } from 'pino';
@@ -36,6 +39,8 @@ import {
   decidePublish,
   mayReceive,
   maySubscribe,
+  type OpenSessionLookup,
+  sessionReach,
 } from '../auth/acl.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { describeIdentity, type Identity } from '../auth/identity.js';
@@ -53,6 +58,19 @@ export interface AccessControlOptions {
   peerCommonName?: (client: Client) => string | undefined;
   /** Where `forbidden` answers go; the hub publishes them on the caller's response topic. */
   answers: Signal<ApiAnswer>;
+  /** Whether the hub has a session open for a device (broker/remote/); none when not given. */
+  isOpenSession?: OpenSessionLookup;
+  /** A publish or subscribe on a session's topics was refused. */
+  onSessionTopicRefused?: (refusal: SessionTopicRefusal) => void;
+}
+
+export interface SessionTopicRefusal {
+  clientId: string;
+  identity: Identity | undefined;
+  action: 'publish' | 'subscribe';
+  /** The topic, or the subscription's filter. */
+  topic: string;
+  reason: string;
 }
 
 /** A response for the client that sent an API request. */
@@ -153,13 +171,17 @@ export function createAccessControl(options: AccessControlOptions): AccessContro
       // A will published for a client no longer connected (another broker's, in a cluster): nobody to vouch for it.
       const identity = client ? identities.get(client) : undefined;
       if (!client || !identity) return done(new Error('publish from an unauthenticated client'));
-      const decision = decidePublish(identity, client.id, packet.topic, topics);
+      const decision = decidePublish(identity, client.id, packet.topic, topics, options.isOpenSession);
       if (decision.allow === true) return done(null);
       if (decision.allow === false) {
         log.warn(
           { clientId: client.id, ...describeIdentity(identity), topic: packet.topic, reason: decision.reason },
           'MQTT publish refused',
         );
+        if (decision.session) {
+          const refusal = { clientId: client.id, identity, action: 'publish', topic: packet.topic, reason: decision.reason } as const;
+          options.onSessionTopicRefused?.(refusal);
+        }
         return done(new Error(decision.reason));
       }
       // A request is for now, not for whoever subscribes next: never retained (a restarted dispatcher would run it again).
@@ -179,6 +201,10 @@ export function createAccessControl(options: AccessControlOptions): AccessContro
         { clientId: client.id, ...(identity && describeIdentity(identity)), topic: subscription.topic },
         'MQTT subscription refused',
       );
+      if (sessionReach(subscription.topic, topics) === 'only') {
+        const reason = "a session's topics are its device's and the hub's alone";
+        options.onSessionTopicRefused?.({ clientId: client.id, identity, action: 'subscribe', topic: subscription.topic, reason });
+      }
       done(null, null);
     },
 
