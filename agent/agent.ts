@@ -30,6 +30,7 @@ import type { LogCollector } from './telemetry/logs/log-collector.js';
 import { openDesiredIntake } from './wiring/desired-intake.js';
 import { openDevice } from './wiring/device.js';
 import { startReconciler } from './wiring/reconciler.js';
+import { openRemoteAccess } from './wiring/remote.js';
 import { keepInSync } from './wiring/resync.js';
 import { startTelemetry } from './wiring/telemetry.js';
 import { openUplink } from './wiring/uplink.js';
@@ -65,6 +66,7 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
     const desiredArrived = new Signal<DesiredState>((err) => logger.error({ component: 'link', err }, 'handling desired state failed'));
     const topics = new Topics(config.topicRoot);
     const uplink = openUplink(config, { store: device.store, topics, desiredArrived, logger }, closer);
+    openRemoteAccess(config, { runtime: device.runtime, uplink, logger }, closer);
     const reconciler = startReconciler(config, device, uplink, logger, closer);
     const intake = openDesiredIntake(config, { store: device.store, reconciler, uplink, hubKey, logger }, closer);
     desiredArrived.on((desired) => intake.onDesired(desired));

@@ -85,6 +85,12 @@ export const AgentConfig = Type.Object(
     /** PEM client certificate and key for mutual TLS (the certificate's CN is the device id). */
     tlsCert: Type.Optional(Type.String({ minLength: 1 })),
     tlsKey: Type.Optional(Type.String({ minLength: 1 })),
+    /** Remote access may open a login shell on the device's host (`flotilla shell`); off unless the device's owner turns it on. */
+    allowHostShell: Type.Boolean(),
+    /** Remote sessions (exec, shell, port-forward) open at once, at most; one more is answered `busy`. */
+    maxSessions: Type.Integer({ minimum: 1, maximum: 1000 }),
+    /** A remote session with no data either way for this long is ended. */
+    sessionIdleTimeoutMs: Type.Integer({ minimum: 1000 }),
   },
   { additionalProperties: false },
 );
@@ -126,6 +132,10 @@ export const AGENT_DEFAULTS: Readonly<Omit<AgentConfig, 'deviceId'>> = {
   // 60 s or more) and finds a half-open link within 45 s, for ~300 KB a day.
   keepaliveSeconds: 30,
   rejectionEventIntervalMs: 60_000,
+  allowHostShell: false,
+  // Each session holds a process or sockets and up to two windows of buffers (256 KiB each): 8 stay within a few MiB.
+  maxSessions: 8,
+  sessionIdleTimeoutMs: 15 * 60_000,
 };
 
 export function resolveAgentConfig(overrides: Partial<Record<keyof AgentConfig, unknown>>): AgentConfig {

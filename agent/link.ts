@@ -19,6 +19,11 @@
  *   store, silently losing what was in flight. So on every lost connection
  *   the link takes back what was in flight and sends it again after the
  *   reconnect; the hub drops the copies it already has by their `seq`.
+ * - Remote access (agent/remote/): commands come in on `commands` (QoS 1)
+ *   and session frames on the device's session `down` topics (QoS 0), both
+ *   subscribed at every connect. Replies and frames go out live and never
+ *   through the outbox or the pacer: a reply the hub stopped waiting for is
+ *   worthless, and a session's own credit window bounds its frames.
  * - The will states the protocol version the agent speaks; a hub that speaks
  *   another refuses the connection (CONNACK 1, shared/protocol-version.ts),
  *   which no retry soon will change: the link says so in one line and
@@ -27,6 +32,8 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import {
+  Command,
+  type CommandReply,
   DesiredState,
   type DeviceEvent,
   type DeviceState,
@@ -96,6 +103,12 @@ export interface LinkOptions {
   protocolVersion?: number;
   /** How the link retries a hub that refused its protocol version (default PROTOCOL_REFUSED_RECONNECT). */
   protocolRefusedReconnect?: BackoffPolicy;
+  /** A schema-checked command from the hub's `commands` topic (remote access). */
+  onCommand?: (command: Command) => void;
+  /** One frame of a remote session, as it arrived on the session's `down` topic. */
+  onSessionFrame?: (sessionId: string, frame: Buffer) => void;
+  /** The connection to the hub is gone (remote sessions end with it). */
+  onConnectionLost?: () => void;
 }
 
 export class Link {
@@ -163,6 +176,7 @@ export class Link {
     expectMqttInternals(this.client);
     this.client.on('connect', () => this.onConnect());
     this.client.on('close', () => {
+      if (this.wasConnected) this.tell('connection lost', () => options.onConnectionLost?.());
       const takeover = this.wasConnected && !this.closing ? this.connectionEnded() : undefined;
       // One line per outage, not one per reconnect attempt.
       if (this.wasConnected && !takeover)
@@ -232,6 +246,20 @@ export class Link {
       return true;
     }
     this.enqueue('metrics', sample);
+    return true;
+  }
+
+  /** A command's reply, QoS 1, if the link is up: never queued (the hub waits for it only briefly). */
+  publishReply(reply: CommandReply): boolean {
+    if (this.closing || !this.client.connected) return false;
+    this.client.publish(this.options.topics.device(this.options.deviceId, 'replies'), JSON.stringify(reply), { qos: 1 });
+    return true;
+  }
+
+  /** One remote-session frame, QoS 0, straight to the socket if the link is up (the session's window bounds what is in flight). */
+  publishSessionFrame(sessionId: string, frame: Buffer): boolean {
+    if (this.closing || !this.client.connected) return false;
+    this.client.publish(this.options.topics.session(this.options.deviceId, sessionId, 'up'), frame, { qos: 0 });
     return true;
   }
 
@@ -329,11 +357,36 @@ export class Link {
     this.client.subscribe(topics.device(deviceId, 'desired'), { qos: 1 }, (err) => {
       if (err) this.log.error({ err: err.message }, 'subscribing to desired state failed');
     });
+    this.subscribeRemote();
     // The hub may have lost what we last reported (broker restart): report again.
     this.lastPublished = '';
     this.scheduleFlush();
     // What waited while the hub was away, by priority and age.
     this.pump();
+  }
+
+  /** Remote access's topics, when the agent takes part in it. */
+  private subscribeRemote(): void {
+    const { topics, deviceId } = this.options;
+    if (this.options.onCommand) {
+      this.client.subscribe(topics.device(deviceId, 'commands'), { qos: 1 }, (err) => {
+        if (err) this.log.error({ err: err.message }, 'subscribing to commands failed');
+      });
+    }
+    if (this.options.onSessionFrame) {
+      this.client.subscribe(topics.deviceSessions(deviceId, 'down'), { qos: 0 }, (err) => {
+        if (err) this.log.error({ err: err.message }, 'subscribing to session frames failed');
+      });
+    }
+  }
+
+  /** Calls a listener; what it throws is logged, never thrown into MQTT.js. */
+  private tell(what: string, listener: () => void): void {
+    try {
+      listener();
+    } catch (err) {
+      this.log.error({ err }, `handling ${what} failed`);
+    }
   }
 
   private enqueue(cls: OutboxClass, message: object): void {
@@ -405,6 +458,15 @@ export class Link {
 
   private onMessage(topic: string, payload: Buffer): void {
     const parsed = this.options.topics.parse(topic);
+    if (parsed?.kind === 'session' && parsed.direction === 'down' && parsed.deviceId === this.options.deviceId) {
+      const { sessionId } = parsed;
+      this.tell('a session frame', () => this.options.onSessionFrame?.(sessionId, payload));
+      return;
+    }
+    if (parsed?.kind === 'device' && parsed.channel === 'commands' && parsed.deviceId === this.options.deviceId) {
+      this.onCommandMessage(topic, payload);
+      return;
+    }
     if (parsed?.kind !== 'device' || parsed.channel !== 'desired' || parsed.deviceId !== this.options.deviceId) {
       this.log.debug({ topic }, 'ignoring message on unexpected topic');
       return;
@@ -425,6 +487,15 @@ export class Link {
     } catch (err) {
       this.log.error({ err }, 'handling desired state failed');
     }
+  }
+
+  private onCommandMessage(topic: string, payload: Buffer): void {
+    const result = decode(Command, payload);
+    if (!result.ok) {
+      this.log.warn({ topic, reason: formatIssues(result.issues) }, 'invalid command dropped');
+      return;
+    }
+    this.tell('a command', () => this.options.onCommand?.(result.value));
   }
 
   private scheduleFlush(): void {

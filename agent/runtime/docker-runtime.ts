@@ -18,6 +18,7 @@ import { type Readable, Writable } from 'node:stream';
 import Dockerode from 'dockerode';
 import type { RegistryAuth } from '../../shared/index.js';
 import { dockerRestartPolicy, toCreateOptions } from './create-options.js';
+import { dockerExec, findSessionTarget } from './docker-exec.js';
 import { LogLineSplitter } from './docker-log-lines.js';
 import { countersFromEngineStats, type EngineStats } from './engine-stats.js';
 import { engineMessage, RuntimeError, statusCodeOf, toRuntimeError } from './errors.js';
@@ -27,11 +28,14 @@ import type {
   ContainerCounters,
   ContainerRuntime,
   CreateRequest,
+  ExecOptions,
   FollowLogsOptions,
   LogEntry,
   ManagedContainer,
+  RemoteProcess,
   RestartPolicy,
   RuntimeInfo,
+  SessionTarget,
 } from './runtime.js';
 import { writeSecretFiles } from './secret-files.js';
 
@@ -397,6 +401,14 @@ export class DockerRuntime implements ContainerRuntime {
       if (stream) destroy(stream);
     };
   }
+  sessionTarget(app: string, container?: string): Promise<SessionTarget> {
+    return findSessionTarget(this.docker, this.labelFilter, app, container);
+  }
+
+  exec(target: SessionTarget, options: ExecOptions): Promise<RemoteProcess> {
+    return dockerExec(this.docker, target, options);
+  }
+
   followLogs(id: string, options: FollowLogsOptions, onLine: (entry: LogEntry) => void, onEnd: (err?: Error) => void): () => void {
     let stopped = false;
     let stream: NodeJS.ReadableStream | undefined;

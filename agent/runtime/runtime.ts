@@ -3,6 +3,7 @@
  * implementation (docker-runtime.ts) drives a real engine through dockerode;
  * the fleet simulator and pure unit tests may supply their own.
  */
+import type { Readable, Writable } from 'node:stream';
 import type { ContainerSpec, RegistryAuth } from '../../shared/index.js';
 
 export type RestartPolicy = NonNullable<ContainerSpec['restartPolicy']>;
@@ -88,6 +89,42 @@ export interface FollowLogsOptions {
   maxLineBytes: number;
 }
 
+/** The running container a remote session (exec, port-forward) reaches. */
+export interface SessionTarget {
+  id: string;
+  dockerName: string;
+  app: string;
+  container: string;
+  /** Its address on its network; none under host networking. */
+  ipAddress?: string;
+  networkMode: string;
+}
+
+export interface ExecOptions {
+  command: string[];
+  tty: boolean;
+  /** Attach stdin; otherwise the command's stdin is closed from the start. */
+  stdin: boolean;
+  rows?: number;
+  cols?: number;
+}
+
+/** A command a remote session runs (in a container, or the host's shell), with its streams. */
+export interface RemoteProcess {
+  /** Its stdout, or the terminal's output under a TTY. */
+  readonly stdout: Readable;
+  /** Its stderr; undefined under a TTY, where it merges into stdout. */
+  readonly stderr: Readable | undefined;
+  /** Its stdin: end() is EOF. Writes after the process went away are dropped. */
+  readonly stdin: Writable;
+  /** Sets the terminal's size (a TTY only). */
+  resize(rows: number, cols: number): Promise<void>;
+  /** Its exit code, once its output has ended. */
+  exited(): Promise<number>;
+  /** Ends it now: destroys its streams and kills the process. */
+  kill(): void;
+}
+
 export interface RuntimeInfo {
   version: string;
   dataRoot?: string;
@@ -150,4 +187,13 @@ export interface ContainerRuntime {
    * Returns a stop function, after which neither callback is called.
    */
   followLogs(id: string, options: FollowLogsOptions, onLine: (entry: LogEntry) => void, onEnd: (err?: Error) => void): () => void;
+  /**
+   * The running container of `app` a session reaches: the one named
+   * `container`, or the app's only one. A `not_found` RuntimeError when the
+   * app runs none, none by that name, or several and none was named (the
+   * message names them).
+   */
+  sessionTarget(app: string, container?: string): Promise<SessionTarget>;
+  /** Starts a command in a running container (`docker exec`). */
+  exec(target: SessionTarget, options: ExecOptions): Promise<RemoteProcess>;
 }

@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Closer } from '../../shared/closer.js';
-import type { DesiredState, DeviceEvent, Topics } from '../../shared/index.js';
+import type { Command, DesiredState, DeviceEvent, Topics } from '../../shared/index.js';
 import { Signal } from '../../shared/signal.js';
 import type { AgentConfig } from '../config.js';
 import { Link } from '../link.js';
@@ -23,6 +23,14 @@ export interface Uplink {
   event(event: NewEvent): void;
   /** Log batches (payloads as queued) the outbox acknowledged, wrote to its file or dropped: the log ledger listens. */
   logsSettled: Signal<Buffer[]>;
+  /** What the link hands remote access (wiring/remote.ts listens). */
+  remote: RemoteArrivals;
+}
+
+export interface RemoteArrivals {
+  commands: Signal<Command>;
+  frames: Signal<{ sessionId: string; frame: Buffer }>;
+  connectionLost: Signal<void>;
 }
 
 export interface UplinkDeps {
@@ -35,6 +43,12 @@ export interface UplinkDeps {
 
 export function openUplink(config: AgentConfig, { store, topics, desiredArrived, logger }: UplinkDeps, closer: Closer): Uplink {
   const logsSettled = new Signal<Buffer[]>((err) => logger.error({ component: 'logs', err }, 'recording settled log batches failed'));
+  const remoteFailed = (err: unknown) => logger.error({ component: 'remote', err }, 'handling a remote-access message failed');
+  const remote: RemoteArrivals = {
+    commands: new Signal(remoteFailed),
+    frames: new Signal(remoteFailed),
+    connectionLost: new Signal(remoteFailed),
+  };
   const link = new Link({
     hubUrl: config.hubUrl,
     deviceId: config.deviceId,
@@ -42,6 +56,9 @@ export function openUplink(config: AgentConfig, { store, topics, desiredArrived,
     logger,
     onDesired: (desired) => desiredArrived.emit(desired),
     onForeignDesired: (desired) => desiredArrived.emit(desired),
+    onCommand: (command) => remote.commands.emit(command),
+    onSessionFrame: (sessionId, frame) => remote.frames.emit({ sessionId, frame }),
+    onConnectionLost: () => remote.connectionLost.emit(),
     stateIntervalMs: config.stateIntervalMs,
     keepaliveSeconds: config.keepaliveSeconds,
     uplinkBytesPerSecond: config.uplinkBytesPerSecond,
@@ -66,7 +83,7 @@ export function openUplink(config: AgentConfig, { store, topics, desiredArrived,
   function event(event: NewEvent): void {
     link.publishEvent({ seq: store.nextEventSeq(), ts: new Date().toISOString(), ...event });
   }
-  return { link, event, logsSettled };
+  return { link, event, logsSettled, remote };
 }
 
 /** `memory` keeps the outbox in RAM; the default is a file beside the agent's own. */

@@ -39,6 +39,9 @@ interface AgentOptions {
   cert?: string;
   key?: string;
   hubKey?: string;
+  allowHostShell: boolean;
+  maxSessions: number;
+  sessionIdleTimeout: number;
 }
 
 const MQTT_PROTOCOLS = MQTT_URL_PROTOCOLS.map((protocol) => `${protocol}:`);
@@ -49,6 +52,13 @@ function minimumOf(key: keyof typeof AgentConfig.properties): number {
   const minimum = (AgentConfig.properties[key] as { minimum?: number }).minimum;
   if (minimum === undefined) throw new Error(`AgentConfig.${key} has no minimum`);
   return minimum;
+}
+
+/** The agent config schema's upper bound for `key`. */
+function maximumOf(key: keyof typeof AgentConfig.properties): number {
+  const maximum = (AgentConfig.properties[key] as { maximum?: number }).maximum;
+  if (maximum === undefined) throw new Error(`AgentConfig.${key} has no maximum`);
+  return maximum;
 }
 
 export function registerAgent(program: Command, io: CliIO): void {
@@ -146,6 +156,23 @@ export function registerAgent(program: Command, io: CliIO): void {
         .argParser(durationAtLeast(minimumOf('keepaliveSeconds') * 1000))
         .default(DEFAULTS.keepaliveSeconds * 1000, durationText(DEFAULTS.keepaliveSeconds * 1000)),
     )
+    .addOption(
+      new Option('--allow-host-shell', 'let admins open a login shell on this host over the hub (`flotilla shell`)').default(
+        DEFAULTS.allowHostShell,
+      ),
+    )
+    .addOption(
+      new Option('--max-sessions <n>', 'remote sessions (exec, shell, port-forward) open at once; more are refused as busy')
+        .env('FLOTILLA_MAX_SESSIONS')
+        .argParser(wholeNumberAtLeast(minimumOf('maxSessions'), maximumOf('maxSessions')))
+        .default(DEFAULTS.maxSessions),
+    )
+    .addOption(
+      new Option('--session-idle-timeout <duration>', 'a remote session with no data either way for this long is ended')
+        .env('FLOTILLA_SESSION_IDLE_TIMEOUT')
+        .argParser(durationAtLeast(minimumOf('sessionIdleTimeoutMs')))
+        .default(DEFAULTS.sessionIdleTimeoutMs, durationText(DEFAULTS.sessionIdleTimeoutMs)),
+    )
     .action(async (options: AgentOptions, command: Command) => {
       // Before the config in the data dir is read: an engine or a data dir the agent cannot use is said in one line, with the fix.
       checkEngineSocket();
@@ -188,6 +215,9 @@ export function registerAgent(program: Command, io: CliIO): void {
           outboxTtlMs: options.outboxTtl,
           uplinkBytesPerSecond: options.uplinkRate,
           keepaliveSeconds: Math.ceil(options.keepalive / 1000),
+          allowHostShell: options.allowHostShell,
+          maxSessions: options.maxSessions,
+          sessionIdleTimeoutMs: options.sessionIdleTimeout,
         }),
       );
     });
@@ -233,6 +263,17 @@ function parseLogRate(value: string): number {
     throw new InvalidArgumentError('expected a whole number of lines per second, at least 1.');
   }
   return rate;
+}
+
+/** A whole-number flag within the agent config's bounds. */
+function wholeNumberAtLeast(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^[0-9]+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}.`);
+    }
+    return n;
+  };
 }
 
 /** A size flag the agent's config refuses below `minBytes`. */

@@ -41,8 +41,10 @@ import type {
   FollowLogsOptions,
   LogEntry,
   ManagedContainer,
+  RemoteProcess,
   RestartPolicy,
   RuntimeInfo,
+  SessionTarget,
 } from '../../../agent/runtime/runtime.js';
 import type { RegistryAuth } from '../../../shared/index.js';
 
@@ -276,6 +278,17 @@ export class MemoryRuntime implements ContainerRuntime {
     this.containersById.delete(id);
     this.logs.delete(id);
     this.changed();
+  }
+
+  /** Simulated containers run no processes: remote sessions find nothing to reach. */
+  async sessionTarget(app: string): Promise<SessionTarget> {
+    this.count('sessionTarget');
+    throw new RuntimeError('not_found', `app ${app} runs no container this simulated engine can reach`);
+  }
+
+  async exec(target: SessionTarget): Promise<RemoteProcess> {
+    this.count('exec');
+    throw new RuntimeError('not_found', `exec in container ${target.dockerName}: the simulated engine runs no processes`);
   }
 
   /** Lines written so far at or after `since`, then, while the container runs, each new one; ends when it stops. */
