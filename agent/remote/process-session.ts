@@ -61,10 +61,12 @@ export class ProcessSession extends Session {
   }
 
   protected onData(channel: number, data: Buffer): void {
-    if (channel !== CHANNEL.stdio || !this.stdinOpen) {
+    if (channel !== CHANNEL.stdio) {
       this.end({ outcome: 'failed', reason: `data on channel ${channel}, which takes none` });
       return;
     }
+    // Without -i the command's stdin is closed: what an opener sends anyway goes nowhere, as with docker exec.
+    if (!this.stdinOpen) return;
     writeOut(this.process.stdin, data, () => this.window.consumed(channel, data.length));
   }
 
