@@ -62,6 +62,18 @@ export class CliErrors extends CliError {
   }
 }
 
+/**
+ * A remote command ended with this exit code (`flotilla exec … -- false`
+ * exits 1): not an error of the CLI's, so nothing is printed; the process
+ * exits with the command's own code, as `docker exec` and `ssh` do.
+ */
+export class CommandExit extends Error {
+  constructor(readonly code: number) {
+    super(`the command exited with code ${code}`);
+    this.name = 'CommandExit';
+  }
+}
+
 export function isCliError(err: unknown): err is CliError {
   return err instanceof CliError;
 }

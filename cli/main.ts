@@ -13,12 +13,15 @@
  *      (the token's role may not do this); `agent register` with a bad,
  *      used-up, expired or revoked registration token
  *
+ * `exec` and `shell` exit with the remote command's own exit code instead
+ * (CommandExit); when their session fails they use the codes above.
+ *
  * Errors go to stderr as `error: <message>`, with details (spec issues) on
  * indented lines below; stdout carries only results, so `-o json` pipes cleanly.
  */
 import { Command, CommanderError, Option } from 'commander';
 import { flotillaVersion } from '../shared/version.js';
-import { EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_OK, type ExitCode, isCliError } from './errors.js';
+import { CommandExit, EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_OK, type ExitCode, isCliError } from './errors.js';
 import { type CliIO, processIO } from './io.js';
 import { OUTPUT_FORMATS } from './output-formats.js';
 
@@ -48,6 +51,12 @@ export const COMMANDS: readonly { name: string; load: () => Promise<RegisterComm
   { name: 'events', load: async () => (await import('./commands/events.js')).registerEvents },
   { name: 'top', load: async () => (await import('./commands/top.js')).registerTop },
   { name: 'metrics', load: async () => (await import('./commands/metrics.js')).registerMetrics },
+  { name: 'exec', load: async () => (await import('./commands/exec.js')).registerExec },
+  { name: 'shell', load: async () => (await import('./commands/shell.js')).registerShell },
+  { name: 'port-forward', load: async () => (await import('./commands/port-forward.js')).registerPortForward },
+  { name: 'ssh-proxy', load: async () => (await import('./commands/ssh-proxy.js')).registerSshProxy },
+  { name: 'inventory', load: async () => (await import('./commands/inventory.js')).registerInventory },
+  { name: 'audit', load: async () => (await import('./commands/audit.js')).registerAudit },
   { name: 'server', load: async () => (await import('./commands/server.js')).registerServer },
   { name: 'agent', load: async () => (await import('./commands/agent.js')).registerAgent },
   { name: 'certs', load: async () => (await import('./commands/certs.js')).registerCerts },
@@ -113,8 +122,11 @@ export function buildProgram(io: CliIO, commands: readonly RegisterCommand[]): C
   return program;
 }
 
-/** Parses `argv` (node and script first, as in `process.argv`), runs the command, and returns the exit code. */
-export async function run(argv: readonly string[], io: CliIO = processIO()): Promise<ExitCode> {
+/**
+ * Parses `argv` (node and script first, as in `process.argv`), runs the
+ * command, and returns the exit code: an ExitCode, or a remote command's own.
+ */
+export async function run(argv: readonly string[], io: CliIO = processIO()): Promise<ExitCode | number> {
   try {
     await buildProgram(io, await commandsFor(argv)).parseAsync([...argv]);
     return EXIT_OK;
@@ -123,7 +135,8 @@ export async function run(argv: readonly string[], io: CliIO = processIO()): Pro
   }
 }
 
-function report(err: unknown, io: CliIO): ExitCode {
+function report(err: unknown, io: CliIO): ExitCode | number {
+  if (err instanceof CommandExit) return err.code;
   if (err instanceof CommanderError) {
     // Commander has already printed its message (or the help / version).
     return err.exitCode === 0 ? EXIT_OK : EXIT_INVALID_INPUT;
