@@ -10,6 +10,7 @@
  */
 import type { Logger } from 'pino';
 import { Closer } from '../shared/closer.js';
+import { Topics } from '../shared/index.js';
 import { createLogger } from '../shared/logger.js';
 import { PROTOCOL_VERSIONS } from '../shared/protocol-version.js';
 import { Signal } from '../shared/signal.js';
@@ -23,6 +24,7 @@ import { apiRequestHandler } from './dispatcher/api-requests.js';
 import { Dispatcher } from './dispatcher/dispatcher.js';
 import { type HubPorts, startHubHttp } from './hub/http.js';
 import { type HubMqtt, startHubMqtt } from './hub/mqtt.js';
+import { remoteAccess } from './hub/remote.js';
 import { type HubStores, openHubStores } from './hub/stores.js';
 import { type HubTelemetry, startTelemetry } from './hub/telemetry.js';
 import { auditMethods } from './remote/audit-methods.js';
@@ -49,6 +51,8 @@ export interface HubDeps {
   secretsKey?: string;
   /** The protocol versions the hub speaks with agents (default PROTOCOL_VERSIONS; tests play other releases' hubs). */
   protocolVersions?: readonly number[];
+  /** How long a device has to answer a remote-access session's open (default 10 s). */
+  sessionOpenTimeoutMs?: number;
 }
 
 export async function startHub(overrides: Partial<Record<keyof HubConfig, unknown>> = {}, deps: HubDeps = {}): Promise<Hub> {
@@ -65,17 +69,32 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
     const telemetry = startTelemetry(config, logger, closer);
     const { authenticator, loginDelay } = authentication(config, stores, logger);
     const { protocolVersions } = deps;
-    const mqtt = await startHubMqtt(config, { stores, telemetry, authenticator, loginDelay, logger, now, protocolVersions }, closer);
+    const remote = remoteAccess(stores, telemetry, new Topics(config.topicRoot), logger, now, closer);
+    const mqttDeps = { stores, telemetry, authenticator, loginDelay, logger, now, protocolVersions, sessions: remote.acl };
+    const mqtt = await startHubMqtt(config, mqttDeps, closer);
     const desiredChanged = new Signal((err) => logger.error({ component: 'hub', err }, 're-planning desired state failed'));
     const desiredMayHaveChanged = () => desiredChanged.emit();
     const api = hubApi(stores, telemetry, mqtt, desiredMayHaveChanged, now, protocolVersions);
     const dispatcher = await startDispatcher(stores, mqtt, api, deps, logger, now, closer);
     desiredChanged.on(() => dispatcher.scheduleSync());
+    const endpoint = await remote.startRelay(mqtt, { authenticator, loginDelay }, deps.sessionOpenTimeoutMs);
     const ports = await startHubHttp(
       config,
-      { api, stores, telemetry, mqtt, authenticator, loginDelay, desiredMayHaveChanged, logger },
+      {
+        api,
+        stores,
+        telemetry,
+        mqtt,
+        authenticator,
+        loginDelay,
+        desiredMayHaveChanged,
+        logger,
+        remote: { endpoint, registry: remote.registry },
+      },
       closer,
     );
+    // After the listeners, so it runs before them: sessions end as "the hub stopped", and devices are told while the broker still runs.
+    closer.add('remote-access sessions', () => endpoint.close());
     const version = { version: flotillaVersion(), protocolVersions: protocolVersions ?? PROTOCOL_VERSIONS };
     logger.info({ component: 'hub', ...version, dataDir: config.dataDir, ...ports }, 'hub ready');
     return { config, ports, hubKey: stores.signingKey.publicKeyPem, close };

@@ -24,6 +24,8 @@ import { defaultReleasesDir, installRoutes, installScriptPath } from '../http/in
 import { metricsRoute } from '../http/metrics.js';
 import { createHttpHandler } from '../http/server.js';
 import { closeServer, listen } from '../mqtt/broker.js';
+import type { SessionEndpoint } from '../remote/endpoint.js';
+import type { SessionRegistry } from '../remote/session-registry.js';
 import { followRoutes } from '../telemetry/follow.js';
 import { startTlsListeners } from '../tls/listeners.js';
 import type { HubMqtt } from './mqtt.js';
@@ -49,6 +51,8 @@ export interface HubHttpDeps {
   loginDelay: LoginDelay;
   desiredMayHaveChanged: () => void;
   logger: Logger;
+  /** Remote-access sessions: the WebSocket upgrades of both servers, and the counts Prometheus reads. */
+  remote: { endpoint: SessionEndpoint; registry: SessionRegistry };
 }
 
 export async function startHubHttp(config: HubConfig, deps: HubHttpDeps, closer: Closer): Promise<HubPorts> {
@@ -78,6 +82,7 @@ export async function startHubHttp(config: HubConfig, deps: HubHttpDeps, closer:
           connectedClients: () => broker.aedes.connectedClients,
           admission: () => mqtt.admission.counters(),
           dropped: () => mqtt.payloadLimits.dropped(),
+          sessions: () => ({ open: deps.remote.registry.size, ...bytesOf(deps.remote.registry) }),
         },
       ),
     ));
@@ -112,12 +117,22 @@ export async function startHubHttp(config: HubConfig, deps: HubHttpDeps, closer:
   ];
   const handler = createHttpHandler(api, logger, routes, httpAuth(deps.authenticator, deps.loginDelay, logger));
   const http = createHttpServer(handler);
+  http.on('upgrade', deps.remote.endpoint.upgrade);
   ports.http = await listen(http, config.httpPort, config.host, 'the HTTP API (--http-port)');
   closer.add('HTTP API', () => closeServer(http));
-  const tls = await startTlsListeners(config, { handleMqtt: broker.handle, httpHandler: handler, logger });
+  const tls = await startTlsListeners(config, {
+    handleMqtt: broker.handle,
+    httpHandler: handler,
+    httpUpgrade: deps.remote.endpoint.upgrade,
+    logger,
+  });
   if (tls) {
     closer.add('TLS listeners', () => tls.close());
     Object.assign(ports, tls.ports);
   }
   return ports;
+}
+
+function bytesOf(registry: SessionRegistry): { bytesUp: number; bytesDown: number } {
+  return { bytesUp: registry.bytes.up, bytesDown: registry.bytes.down };
 }

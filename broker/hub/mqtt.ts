@@ -22,6 +22,7 @@ import { DevicePresence } from '../mqtt/presence.js';
 import { createProtocolGate, refusalMessage } from '../mqtt/protocol-gate.js';
 import { tlsPeerCommonName } from '../mqtt/tls-identity.js';
 import { BrokerTraffic } from '../mqtt/traffic.js';
+import type { RemoteAccessAcl } from './remote.js';
 import type { HubStores } from './stores.js';
 import type { HubTelemetry } from './telemetry.js';
 
@@ -49,6 +50,8 @@ export interface HubMqttDeps {
   now: () => Date;
   /** The protocol versions the hub speaks (default PROTOCOL_VERSIONS). */
   protocolVersions?: readonly number[];
+  /** The open remote-access sessions, for the ACL of their topics, and where refusals on them are audited. */
+  sessions?: RemoteAccessAcl;
 }
 
 export async function startHubMqtt(config: HubConfig, deps: HubMqttDeps, closer: Closer): Promise<HubMqtt> {
@@ -66,6 +69,7 @@ export async function startHubMqtt(config: HubConfig, deps: HubMqttDeps, closer:
     loginDelay: deps.loginDelay,
     peerCommonName: tlsPeerCommonName,
     answers,
+    ...(deps.sessions ? { isOpenSession: deps.sessions.isOpenSession, onSessionTopicRefused: deps.sessions.onSessionTopicRefused } : {}),
   });
   const admission = createConnectionAdmission({
     rate: config.maxConnectRate,

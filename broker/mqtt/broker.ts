@@ -85,7 +85,8 @@ export async function startBroker(options: BrokerOptions): Promise<EmbeddedBroke
   aedes.on('connectionError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'connection error'));
   boundSessionQueues(aedes, limits.maxQueuedMessages, log);
   const handle = connectionHandler(aedes, subscribers, maxPacketBytes, log);
-  const tcp = createNetServer((socket) => handle(socket));
+  // No Nagle: remote-access frames (a keystroke, a credit grant) are small and waited for; coalescing them costs a delayed-ACK round.
+  const tcp = createNetServer({ noDelay: true }, (socket) => handle(socket));
   const { httpForWs, terminateClients } = webSocketListener(handle, maxPacketBytes, log);
 
   const close = async () => {

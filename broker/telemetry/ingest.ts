@@ -78,6 +78,8 @@ export class TelemetryIngest {
   private timerDelay = Number.POSITIVE_INFINITY;
   private lastCommitSize = 0;
   private closed = false;
+  /** The seq of the hub's newest own event (hubEvent). */
+  private lastHubSeq = 0;
   private readonly now: () => number;
   private readonly log: Logger;
   private readonly followers = new EventEmitter();
@@ -132,12 +134,16 @@ export class TelemetryIngest {
    * An event the hub observed about a device itself (its id used by two
    * connections at once), stored and followed like the device's own. Device
    * seqs start at 1; the hub's are negative (minus the arrival time in ms), so
-   * both share the (device, seq) key without colliding.
+   * both share the (device, seq) key without colliding; two within one
+   * millisecond (a session refused and its topic attempt) take the next seq
+   * down, or the second would be ignored as a duplicate of the first.
    */
   hubEvent(device: string, event: Pick<DeviceEvent, 'type' | 'message'>): void {
     if (this.closed) return;
     const receivedMs = this.now();
-    const value: DeviceEvent = { seq: -receivedMs, ts: new Date(receivedMs).toISOString(), ...event };
+    const seq = Math.min(-receivedMs, this.lastHubSeq - 1);
+    this.lastHubSeq = seq;
+    const value: DeviceEvent = { seq, ts: new Date(receivedMs).toISOString(), ...event };
     this.queue.push({ channel: 'events', device, value, raw: JSON.stringify(value), receivedMs, done: noop });
     this.counters.queued = this.queue.length;
     this.scheduleFlush((this.options.commitIntervalMs ?? [20, 200])[0]);

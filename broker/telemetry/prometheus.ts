@@ -52,6 +52,8 @@ export interface BrokerSources {
   admission?(): { admitted: number; delayed: number; refused: number; refusedPerAddress?: number; waiting: number };
   /** Messages acknowledged and dropped over a per-topic cap (broker/mqtt/payload-limits.ts), by channel and reason. */
   dropped?(): { channel: string; reason: string; count: number }[];
+  /** Remote-access sessions the hub relays (broker/remote/session-registry.ts): open now, and DATA payload bytes since start. */
+  sessions?(): { open: number; bytesUp: number; bytesDown: number };
 }
 
 export interface ExporterOptions {
@@ -224,6 +226,28 @@ export function createPrometheusRegistry(fleet: FleetSources, broker: BrokerSour
         this.reset();
         for (const { channel, reason, count } of brokerDropped()) this.inc({ channel, reason }, count);
       },
+    });
+  }
+
+  const sessions = broker.sessions;
+  if (sessions) {
+    new Gauge({
+      name: 'flotilla_sessions_open',
+      help: 'Remote-access sessions (exec, shell, port-forward) the hub relays now.',
+      registers,
+      collect() {
+        const counts = sessions();
+        this.set(counts.open);
+        sessionBytes.reset();
+        sessionBytes.inc({ direction: 'up' }, counts.bytesUp);
+        sessionBytes.inc({ direction: 'down' }, counts.bytesDown);
+      },
+    });
+    const sessionBytes = new Counter({
+      name: 'flotilla_session_bytes_total',
+      help: 'Session data bytes the hub relayed: up (device to opener) and down.',
+      labelNames: ['direction'],
+      registers,
     });
   }
 

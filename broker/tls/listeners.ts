@@ -28,6 +28,8 @@ export interface TlsListenerDeps {
   handleMqtt(conn: Duplex, req?: IncomingMessage): void;
   /** The HTTP API's request listener (createHttpHandler), so https answers exactly as http does. */
   httpHandler: RequestListener;
+  /** WebSocket upgrades of the HTTP API (remote-access sessions, broker/remote/), as on the HTTP port. */
+  httpUpgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
   logger: Logger;
 }
 
@@ -58,7 +60,8 @@ export async function startTlsListeners(config: TlsConfig, deps: TlsListenerDeps
   const onTlsClientError = (listener: string) => (err: Error, socket: TLSSocket) =>
     log.debug({ listener, remoteAddress: socket.remoteAddress, err: err.message }, 'TLS handshake failed');
 
-  const mqtts = createTlsServer(options, (socket) => deps.handleMqtt(socket));
+  // No Nagle, as on the plaintext listener (broker/mqtt/broker.ts): remote-access frames are small and waited for.
+  const mqtts = createTlsServer({ ...options, noDelay: true }, (socket) => deps.handleMqtt(socket));
   mqtts.on('tlsClientError', onTlsClientError('mqtts'));
 
   const httpsForWs = createHttpsServer(options, (_req, res) => {
@@ -76,6 +79,7 @@ export async function startTlsListeners(config: TlsConfig, deps: TlsListenerDeps
 
   const https = createHttpsServer(options, deps.httpHandler);
   https.on('tlsClientError', onTlsClientError('https'));
+  if (deps.httpUpgrade) https.on('upgrade', deps.httpUpgrade);
   // The HTTP servers track connections only once the handshake is done; one stuck before it would hold close() up.
   for (const server of [mqtts, httpsForWs, https]) server.on('connection', track);
 

@@ -106,6 +106,9 @@ class FakeSources implements FleetSources, BrokerSources {
       { channel: 'other', reason: 'topic_too_long', count: 1 },
     ];
   }
+  sessions() {
+    return { open: 2, bytesUp: 1000, bytesDown: 40 };
+  }
 }
 
 async function scrapeOnce(sources: FakeSources, processMetrics = false) {

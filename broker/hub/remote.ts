@@ -1,0 +1,104 @@
+/**
+ * The hub's remote access (broker/remote/): the session registry and audit
+ * record, which the MQTT side's ACL consults (`acl`, handed to startHubMqtt),
+ * and, once the broker runs, the relay: one in-process subscription to every
+ * session's `up` topic and one to every device's `replies`, the WebSocket
+ * endpoint the HTTP and HTTPS servers hand their upgrades to, and device
+ * disconnects ending that device's sessions (`link_lost`).
+ */
+import type { Logger } from 'pino';
+import type { Closer } from '../../shared/closer.js';
+import type { Topics } from '../../shared/index.js';
+import type { Authenticator } from '../auth/authenticator.js';
+import { httpAuth } from '../auth/http-auth.js';
+import type { LoginDelay } from '../auth/login-delay.js';
+import type { SessionTopicRefusal } from '../mqtt/access.js';
+import { connectedClient } from '../mqtt/aedes-internals.js';
+import { CommandReplies } from '../remote/command-replies.js';
+import { type SessionEndpoint, sessionEndpoint } from '../remote/endpoint.js';
+import { SessionCommands } from '../remote/session-commands.js';
+import { SessionRecord } from '../remote/session-record.js';
+import { SessionRegistry } from '../remote/session-registry.js';
+import type { HubMqtt } from './mqtt.js';
+import type { HubStores } from './stores.js';
+import type { HubTelemetry } from './telemetry.js';
+
+/** What the ACL needs of remote access, before the broker starts. */
+export interface RemoteAccessAcl {
+  isOpenSession(deviceId: string, sessionId: string): boolean;
+  onSessionTopicRefused(refusal: SessionTopicRefusal): void;
+}
+
+export interface RemoteAccess {
+  registry: SessionRegistry;
+  acl: RemoteAccessAcl;
+  /** Starts the relay on the running broker; its endpoint serves the HTTP and HTTPS upgrades. */
+  startRelay(
+    mqtt: HubMqtt,
+    auth: { authenticator: Authenticator; loginDelay: LoginDelay },
+    openTimeoutMs?: number,
+  ): Promise<SessionEndpoint>;
+}
+
+export function remoteAccess(
+  stores: HubStores,
+  telemetry: HubTelemetry,
+  topics: Topics,
+  logger: Logger,
+  now: () => Date,
+  closer: Closer,
+): RemoteAccess {
+  const registry = new SessionRegistry(() => now().getTime());
+  const orphans = stores.audit.closeOrphans('the hub stopped while the session ran');
+  if (orphans > 0) logger.warn({ component: 'remote-access', sessions: orphans }, 'sessions left open by a hub that stopped were closed');
+  const record = new SessionRecord({
+    audit: stores.audit,
+    hubEvent: (deviceId, event) => telemetry.ingest.hubEvent(deviceId, event),
+    isKnownDevice: (id) => stores.devices.get(id) !== undefined,
+    topics,
+    logger,
+    nowMs: () => now().getTime(),
+  });
+  return {
+    registry,
+    acl: {
+      isOpenSession: (deviceId, sessionId) => registry.isOpen(deviceId, sessionId),
+      onSessionTopicRefused: (refusal) => record.topicRefused(refusal),
+    },
+    async startRelay(mqtt, auth, openTimeoutMs) {
+      const log = logger.child({ component: 'remote-access' });
+      const replies = new CommandReplies(topics, logger);
+      await replies.attach(mqtt.bus);
+      closer.add('command replies', () => replies.close());
+      await mqtt.bus.subscribe([topics.allSessions('up')], (topic, payload) => {
+        const parsed = topics.parse(topic);
+        if (parsed?.kind !== 'session') return;
+        const session = registry.get(parsed.sessionId);
+        // The ACL let the device publish, so this is its session, or one that ended moments ago: dropped.
+        if (session?.deviceId === parsed.deviceId) session.link.up(payload);
+      });
+      mqtt.broker.aedes.on('clientDisconnect', (client) => {
+        for (const session of registry.ofDevice(client.id)) session.link.linkLost();
+      });
+      const commands = new SessionCommands({
+        bus: mqtt.bus,
+        topics,
+        replies,
+        logger,
+        nowMs: () => now().getTime(),
+        ...(openTimeoutMs !== undefined ? { openTimeoutMs } : {}),
+      });
+      return sessionEndpoint({
+        bus: mqtt.bus,
+        topics,
+        registry,
+        commands,
+        record,
+        logger: log,
+        auth: httpAuth(auth.authenticator, auth.loginDelay, logger),
+        isKnownDevice: (id) => stores.devices.get(id) !== undefined,
+        isConnected: (id) => connectedClient(mqtt.broker.aedes, id) !== undefined,
+      });
+    },
+  };
+}
