@@ -24,7 +24,7 @@ import { apiRequestHandler } from './dispatcher/api-requests.js';
 import { Dispatcher } from './dispatcher/dispatcher.js';
 import { type HubPorts, startHubHttp } from './hub/http.js';
 import { type HubMqtt, startHubMqtt } from './hub/mqtt.js';
-import { remoteAccess } from './hub/remote.js';
+import { remoteAccess, type SessionTimings } from './hub/remote.js';
 import { type HubStores, openHubStores } from './hub/stores.js';
 import { type HubTelemetry, startTelemetry } from './hub/telemetry.js';
 import { auditMethods } from './remote/audit-methods.js';
@@ -51,8 +51,8 @@ export interface HubDeps {
   secretsKey?: string;
   /** The protocol versions the hub speaks with agents (default PROTOCOL_VERSIONS; tests play other releases' hubs). */
   protocolVersions?: readonly number[];
-  /** How long a device has to answer a remote-access session's open (default 10 s). */
-  sessionOpenTimeoutMs?: number;
+  /** Remote-access timings: how long a device has to answer an open (default 10 s), how often openers are pinged (default 10 s). */
+  sessionTimings?: SessionTimings;
 }
 
 export async function startHub(overrides: Partial<Record<keyof HubConfig, unknown>> = {}, deps: HubDeps = {}): Promise<Hub> {
@@ -77,7 +77,7 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
     const api = hubApi(stores, telemetry, mqtt, desiredMayHaveChanged, now, protocolVersions);
     const dispatcher = await startDispatcher(stores, mqtt, api, deps, logger, now, closer);
     desiredChanged.on(() => dispatcher.scheduleSync());
-    const endpoint = await remote.startRelay(mqtt, { authenticator, loginDelay }, deps.sessionOpenTimeoutMs);
+    const endpoint = await remote.startRelay(mqtt, { authenticator, loginDelay }, deps.sessionTimings);
     const ports = await startHubHttp(
       config,
       {

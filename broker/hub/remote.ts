@@ -36,8 +36,14 @@ export interface RemoteAccess {
   startRelay(
     mqtt: HubMqtt,
     auth: { authenticator: Authenticator; loginDelay: LoginDelay },
-    openTimeoutMs?: number,
+    timings?: SessionTimings,
   ): Promise<SessionEndpoint>;
+}
+
+/** Remote-access timings the hub's defaults fix (contract point 5); tests shorten them. */
+export interface SessionTimings {
+  openTimeoutMs?: number;
+  pingIntervalMs?: number;
 }
 
 export function remoteAccess(
@@ -65,7 +71,7 @@ export function remoteAccess(
       isOpenSession: (deviceId, sessionId) => registry.isOpen(deviceId, sessionId),
       onSessionTopicRefused: (refusal) => record.topicRefused(refusal),
     },
-    async startRelay(mqtt, auth, openTimeoutMs) {
+    async startRelay(mqtt, auth, timings = {}) {
       const log = logger.child({ component: 'remote-access' });
       const replies = new CommandReplies(topics, logger);
       await replies.attach(mqtt.bus);
@@ -86,7 +92,7 @@ export function remoteAccess(
         replies,
         logger,
         nowMs: () => now().getTime(),
-        ...(openTimeoutMs !== undefined ? { openTimeoutMs } : {}),
+        ...(timings.openTimeoutMs !== undefined ? { openTimeoutMs: timings.openTimeoutMs } : {}),
       });
       return sessionEndpoint({
         bus: mqtt.bus,
@@ -98,6 +104,7 @@ export function remoteAccess(
         auth: httpAuth(auth.authenticator, auth.loginDelay, logger),
         isKnownDevice: (id) => stores.devices.get(id) !== undefined,
         isConnected: (id) => connectedClient(mqtt.broker.aedes, id) !== undefined,
+        ...(timings.pingIntervalMs !== undefined ? { pingIntervalMs: timings.pingIntervalMs } : {}),
       });
     },
   };

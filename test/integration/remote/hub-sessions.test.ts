@@ -6,8 +6,8 @@
  * clients, the audit trail, the device's events and /metrics then show.
  */
 import type { MqttClient } from 'mqtt';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import WebSocket, { type ClientOptions } from 'ws';
 import { type Command, Topics } from '../../../shared/index.js';
 import {
   CHANNEL,
@@ -20,6 +20,7 @@ import {
 } from '../../../shared/remote/index.js';
 import { adminKey, bearer, createAccount, registerDevice } from '../../support/auth.js';
 import { Cleanup } from '../../support/cleanup.js';
+import { makeTestCerts, type TestCerts } from '../../support/dev-certs.js';
 import { http } from '../../support/http.js';
 import { startTestHub, type TestHub } from '../../support/hub.js';
 import { closeClient, connectClient, Inbox } from '../../support/mqtt-client.js';
@@ -117,9 +118,15 @@ class Opener {
     });
   }
 
-  static async open(hub: TestHub, deviceId: string, key: string | undefined, request: SessionRequest | string): Promise<Opener> {
-    const url = `${hub.httpUrl.replace('http:', 'ws:')}/api/v1/devices/${deviceId}/sessions`;
-    const ws = new WebSocket(url, key === undefined ? {} : { headers: bearer(key) });
+  static async open(
+    base: string,
+    deviceId: string,
+    key: string | undefined,
+    request: SessionRequest | string,
+    options: ClientOptions = {},
+  ) {
+    const url = `${base}/api/v1/devices/${deviceId}/sessions`;
+    const ws = new WebSocket(url, { ...options, ...(key === undefined ? {} : { headers: bearer(key) }) });
     const opener = new Opener(ws);
     await new Promise((resolve, reject) => {
       ws.once('open', resolve);
@@ -152,6 +159,11 @@ describe('the remote-access relay', () => {
   let operator: string;
   let viewer: string;
   let device: FakeDevice;
+  let certs: TestCerts;
+
+  beforeAll(async () => {
+    certs = await makeTestCerts();
+  });
 
   async function audit(query = '') {
     const res = await http(hub.httpUrl, 'GET', `/api/v1/audit${query}`, undefined, bearer(admin));
@@ -164,8 +176,13 @@ describe('the remote-access relay', () => {
     return (res.body.events as { type: string; message: string }[]) ?? [];
   }
 
-  async function opener(key: string | undefined, request: SessionRequest | string, deviceId = DEVICE): Promise<Opener> {
-    const o = await Opener.open(hub, deviceId, key, request);
+  async function opener(
+    key: string | undefined,
+    request: SessionRequest | string,
+    deviceId = DEVICE,
+    { base = hub.httpUrl.replace('http:', 'ws:'), ...options }: ClientOptions & { base?: string } = {},
+  ): Promise<Opener> {
+    const o = await Opener.open(base, deviceId, key, request, options);
     cleanup.add('opener', () => o.ws.terminate());
     return o;
   }
@@ -182,7 +199,10 @@ describe('the remote-access relay', () => {
     hub = cleanup.add(
       'hub',
       () => hub.close(),
-      await startTestHub({ config: { allowAnonymous: false }, deps: { sessionOpenTimeoutMs: 1500 } }),
+      await startTestHub({
+        config: { allowAnonymous: false, ...certs.hubConfig },
+        deps: { sessionTimings: { openTimeoutMs: 1500, pingIntervalMs: 200 } },
+      }),
     );
     admin = adminKey(hub);
     operator = await createAccount(hub, 'ops', 'operator');
@@ -324,6 +344,38 @@ describe('the remote-access relay', () => {
     await waitFor('session.close', () => device.closes().find((c) => c.sessionId === sessionId), { intervalMs: 10 });
     const records = await audit();
     expect(records.map((r) => r.outcome)).toEqual(['failed', 'failed']);
+  });
+
+  it("serves the same endpoint on the HTTPS port, to a client that pins the hub's CA", async () => {
+    const o = await opener(operator, execCat, DEVICE, { base: `wss://127.0.0.1:${hub.hub.ports.https}`, ca: certs.ca });
+    expect(await o.first()).toMatchObject({ type: 'opened' });
+    o.sender.send({ type: FRAME.data, channel: CHANNEL.stdio, data: Buffer.from('over tls') });
+    o.sender.send({ type: FRAME.eof, channel: CHANNEL.stdio });
+    expect(await o.closedWith()).toBe(1000);
+    expect(o.frames.map((f) => f.type)).toEqual([FRAME.data, FRAME.exit]);
+  });
+
+  it('drops an opener that stops answering pings, and tells the device to close its session', async () => {
+    const o = await opener(operator, execCat, DEVICE, { autoPong: false });
+    const ready = await o.first();
+    // Pinged every 200 ms here: two missed pongs, then the hub lets it go.
+    const [close] = await waitFor('session.close', () => (device.closes().length > 0 ? device.closes() : undefined), { intervalMs: 10 });
+    expect(close).toEqual({ sessionId: ready.sessionId, reason: 'the opener stopped answering pings' });
+    expect(await o.closedWith()).toBe(1006);
+    expect((await audit())[0]).toMatchObject({ outcome: 'closed', reason: 'the opener stopped answering pings' });
+  });
+
+  it('ends every session when the hub stops: the opener is told, the device is sent session.close', async () => {
+    const o = await opener(operator, execCat);
+    const ready = await o.first();
+    await hub.close();
+    expect(await o.closedWith()).toBe(4500);
+    expect(o.texts[1]).toEqual({ type: 'error', error: { code: 'failed', message: 'the hub is shutting down' } });
+    expect(device.closes()).toEqual([{ sessionId: ready.sessionId, reason: 'the hub is shutting down' }]);
+    const restarted = await hub.restart();
+    cleanup.add('restarted hub', () => restarted.close());
+    hub = restarted;
+    expect((await audit())[0]).toMatchObject({ outcome: 'closed', reason: 'the hub is shutting down', endedAt: expect.any(String) });
   });
 
   it("keeps a session's topics from everyone but its device: nothing delivered, the attempts refused and audited", async () => {
