@@ -19,7 +19,7 @@
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import type { Topics } from '../../shared/index.js';
-import { CHANNEL, decodeFrame, FRAME, FRAME_HEADER_BYTES } from '../../shared/remote/frames.js';
+import { CHANNEL, decodeFrame, FRAME, FRAME_HEADER_BYTES, MAX_DATA_BYTES } from '../../shared/remote/frames.js';
 import { SESSION_FAILURES, type SessionFailed, type SessionFailureCode, type SessionReady } from '../../shared/remote/requests.js';
 import type { HubBus } from '../mqtt/hub-bus.js';
 import type { AuditEnd, AuditStart } from './audit-store.js';
@@ -130,6 +130,14 @@ export class SessionRelay implements SessionLink {
     if (this.phase !== 'open') return;
     if (!isBinary || data.length < FRAME_HEADER_BYTES) {
       this.deps.logger.debug({ sessionId: this.sessionId, bytes: data.length, isBinary }, 'client message that is not a frame dropped');
+      return;
+    }
+    if (data.length > FRAME_HEADER_BYTES + MAX_DATA_BYTES) {
+      // The device would refuse it anyway (frames.ts) and end the session; said here, with the reason, instead.
+      const reason = `a frame of ${data.length} bytes from the opener (at most ${FRAME_HEADER_BYTES + MAX_DATA_BYTES})`;
+      if (!this.end({ outcome: 'failed', reason })) return;
+      this.deps.commands.close(this.deviceId, { sessionId: this.sessionId, reason });
+      failSocket(this.ws, 'failed', reason);
       return;
     }
     const type = data[0];
