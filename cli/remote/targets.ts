@@ -14,15 +14,18 @@ export interface AppTarget {
   container?: string;
 }
 
-/** `web` or `web/main`. */
-export function parseAppTarget(value: string, what = 'APP[/CONTAINER]'): AppTarget {
+const NAME_RULE = 'lower-case letters, digits and "-", as in the app spec';
+
+function isAppTarget(value: string): boolean {
   const parts = value.split('/');
-  const [app, container] = parts;
-  if (parts.length > 2 || app === undefined || !isName(app) || (container !== undefined && !isName(container))) {
-    throw new UsageError(
-      `invalid ${what} "${value}": expected an app name, optionally /container (lower-case letters, digits and "-", as in the app spec)`,
-    );
-  }
+  return parts.length <= 2 && parts.every((part) => isName(part));
+}
+
+/** `web` or `web/main`. */
+export function parseAppTarget(value: string): AppTarget {
+  if (!isAppTarget(value))
+    throw new UsageError(`invalid APP[/CONTAINER] "${value}": expected an app name, optionally /container (${NAME_RULE})`);
+  const [app, container] = value.split('/') as [string, string | undefined];
   return container === undefined ? { app } : { app, container };
 }
 
@@ -86,7 +89,12 @@ export function parseForwardSpec(value: string): ForwardSpec {
     localPort: parsePortPart(value, localPort, 'local port', 0),
     targetPort: parsePortPart(value, targetPort, 'target port', 1),
   };
-  if (target !== undefined) spec.target = parseAppTarget(target, `target "${target}" in port-forward "${value}"`);
+  if (target !== undefined) {
+    if (!isAppTarget(target)) {
+      throw new UsageError(`invalid port-forward "${value}": the target "${target}" is not APP or APP/CONTAINER (${NAME_RULE})`);
+    }
+    spec.target = parseAppTarget(target);
+  }
   return spec;
 }
 
