@@ -22,8 +22,6 @@ const PTY_WAIT_MS = 3_000;
 
 export interface HostShellOptions {
   tty: boolean;
-  rows?: number;
-  cols?: number;
   /** The shell (default $SHELL, else /bin/sh). */
   shell?: string;
 }
@@ -82,9 +80,6 @@ class HostShell implements RemoteProcess {
       });
     });
     this.exit.catch(() => {});
-    if (options.tty && options.rows !== undefined && options.cols !== undefined) {
-      void this.resize(options.rows, options.cols).catch(() => {});
-    }
   }
 
   async resize(rows: number, cols: number): Promise<void> {

@@ -5,6 +5,10 @@
  *
  * Stdin is written out before its bytes are granted back (the write
  * callback), so a process that does not read its stdin stops the opener.
+ * A resize takes effect before the stdin that came after it is written, as
+ * on a local terminal (there the resize is one synchronous ioctl; here it is
+ * a request to the engine or a `stty` run): `stty size` typed right after a
+ * resize shows the new size.
  */
 import type { Readable, Writable } from 'node:stream';
 import { CHANNEL, FRAME, type Frame } from '../../shared/remote/index.js';
@@ -15,6 +19,8 @@ import { Session, type SessionContext, type SessionEnding } from './session.js';
 export class ProcessSession extends Session {
   private readonly outputs: OutboundChannel[] = [];
   private exited = false;
+  /** Resizes in flight and the stdin that came after them, in arrival order; undefined when nothing waits. */
+  private ordered: Promise<void> | undefined;
 
   constructor(
     context: SessionContext,
@@ -67,16 +73,37 @@ export class ProcessSession extends Session {
     }
     // Without -i the command's stdin is closed: what an opener sends anyway goes nowhere, as with docker exec.
     if (!this.stdinOpen) return;
-    writeOut(this.process.stdin, data, () => this.window.consumed(channel, data.length));
+    this.inOrder(() => writeOut(this.process.stdin, data, () => this.window.consumed(channel, data.length)));
+  }
+
+  /** Runs `step` now, or after the resizes (and steps) queued before it. */
+  private inOrder(step: () => unknown): void {
+    if (this.ordered === undefined) {
+      step();
+      return;
+    }
+    this.chain(async () => {
+      await step();
+    });
+  }
+
+  private chain(step: () => Promise<void>): void {
+    const tail = (this.ordered ?? Promise.resolve()).then(step);
+    this.ordered = tail;
+    void tail.then(() => {
+      if (this.ordered === tail) this.ordered = undefined;
+    });
   }
 
   protected onFrame(frame: Frame): void {
     switch (frame.type) {
       case FRAME.eof:
-        if (frame.channel === CHANNEL.stdio) this.process.stdin.end();
+        if (frame.channel === CHANNEL.stdio) this.inOrder(() => this.process.stdin.end());
         return;
       case FRAME.resize:
-        this.process.resize(frame.rows, frame.cols).catch((err: Error) => this.log.debug({ err: err.message }, 'resize failed'));
+        this.chain(() =>
+          this.process.resize(frame.rows, frame.cols).catch((err: Error) => this.log.debug({ err: err.message }, 'resize failed')),
+        );
         return;
       default:
         this.log.debug({ frameType: frame.type, channel: frame.channel }, 'frame an exec session does not take; ignored');

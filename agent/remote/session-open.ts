@@ -62,11 +62,11 @@ export async function prepareSession(request: SessionRequest, deps: OpenDeps): P
       if (!deps.allowHostShell) {
         throw new SessionOpenError('forbidden', 'this device does not allow a host shell (the agent runs without --allow-host-shell)');
       }
-      const process = startHostShell({
-        tty: request.tty,
-        ...(request.rows !== undefined ? { rows: request.rows } : {}),
-        ...(request.cols !== undefined ? { cols: request.cols } : {}),
-      });
+      const process = startHostShell({ tty: request.tty });
+      // Before the session is answered, so the shell's first look at its terminal sees the opener's size.
+      if (request.tty && request.rows !== undefined && request.cols !== undefined) {
+        await process.resize(request.rows, request.cols).catch(() => {});
+      }
       return {
         create: (context) => new ProcessSession(context, process, true),
         abandon: () => process.kill(),

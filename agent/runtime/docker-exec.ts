@@ -105,7 +105,12 @@ export async function dockerExec(docker: Dockerode, target: SessionTarget, optio
   } catch (err) {
     throw toRuntimeError(err, context);
   }
-  return new DockerExecProcess(exec, socket, target, options);
+  const process = new DockerExecProcess(exec, socket, target, options);
+  // Before the session is answered, so the command's first look at its terminal sees the opener's size.
+  if (options.tty && options.rows !== undefined && options.cols !== undefined) {
+    await process.resize(options.rows, options.cols).catch(() => {});
+  }
+  return process;
 }
 
 class DockerExecProcess implements RemoteProcess {
@@ -125,7 +130,6 @@ class DockerExecProcess implements RemoteProcess {
     if (options.tty) {
       this.stdout = socket;
       this.stderr = undefined;
-      if (options.rows !== undefined && options.cols !== undefined) void this.resize(options.rows, options.cols).catch(() => {});
     } else {
       const demuxer = new DockerStreamDemuxer();
       socket.pipe(demuxer);

@@ -107,16 +107,15 @@ describeDocker('agent exec and port-forward into app containers (real Docker Eng
 
   it('gives a TTY exec its size, resizes it, and merges its output', async () => {
     await agent();
-    const { peer } = await hub.open(DEVICE, exec(['sh'], { tty: true, stdin: true, rows: 24, cols: 80 }));
-    await peer.waitFor('the first size', () => {
-      if (!peer.text().includes('24 80')) peer.stdin('stty size\r');
-      return peer.text().includes('24 80');
-    });
+    const { peer } = await hub.open(DEVICE, exec(['sh'], { tty: true, stdin: true, rows: 30, cols: 100 }));
+    peer.stdin('stty size\r');
+    await peer.waitForText('30 100');
+    // A window dragged: a burst of sizes, the last one wins (resizes are requests to the engine that must not overtake each other).
+    for (let step = 1; step <= 10; step++) peer.send({ type: FRAME.resize, channel: CHANNEL.session, rows: 30 + step, cols: 100 + step });
     peer.send({ type: FRAME.resize, channel: CHANNEL.session, rows: 50, cols: 132 });
-    await peer.waitFor('the new size', () => {
-      if (!peer.text().includes('50 132')) peer.stdin('stty size\r');
-      return peer.text().includes('50 132');
-    });
+    // Typed right after the resize, once: the resize must have taken effect before the shell reads it.
+    peer.stdin('stty size\r');
+    await peer.waitForText('50 132');
     peer.stdin('echo oops >&2; exit 4\r');
     expect(await peer.ended()).toMatchObject({ type: FRAME.exit, code: 4 });
     expect(peer.text()).toContain('oops');

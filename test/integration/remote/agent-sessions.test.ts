@@ -96,16 +96,12 @@ describe('agent remote sessions on the host (shell, loopback port-forward)', () 
     await agent({ allowHostShell: true });
     const { reply, peer } = await hub.open(DEVICE, shell(true, { rows: 30, cols: 100 }));
     expect(reply.ok).toBe(true);
-    // The first size is applied once the shell's pty exists; ask until it shows.
-    await peer.waitFor('the first size', () => {
-      if (!peer.text().includes('30 100')) peer.stdin('stty size\n');
-      return peer.text().includes('30 100');
-    });
+    peer.stdin('stty size\n');
+    await peer.waitForText('30 100');
     peer.send({ type: FRAME.resize, channel: CHANNEL.session, rows: 41, cols: 123 });
-    await peer.waitFor('the new size', () => {
-      if (!peer.text().includes('41 123')) peer.stdin('stty size\n');
-      return peer.text().includes('41 123');
-    });
+    // Typed right after the resize, once: the resize must have taken effect before the shell reads it.
+    peer.stdin('stty size\n');
+    await peer.waitForText('41 123');
     peer.stdin('exit 5\n');
     expect(await peer.ended()).toMatchObject({ type: FRAME.exit, code: 5 });
     expect(peer.bytes(CHANNEL.stderr).length).toBe(0);
