@@ -4,12 +4,15 @@
  * empty config, never the user's), which gives it a real pty the test can
  * type into, read back and resize, as a person at a terminal would.
  *
+ * The command runs under a small shell that writes its exit status to a
+ * file: tmux itself sometimes leaves an exited pane's process unreaped (a
+ * zombie) and the pane alive, so its own pane_dead is not to be waited on.
  * The pane stays after the command exits (remain-on-exit, set in the config
- * so it holds from the first instant), so its exit status can be read.
- * close() kills the server and removes the socket's dir.
+ * so it holds from the first instant). close() kills the server and removes
+ * the socket's dir.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -21,6 +24,7 @@ export class Terminal {
   private constructor(
     private readonly dir: string,
     private readonly socket: string,
+    private readonly statusFile: string,
   ) {}
 
   /** Starts `command` (a shell command line) in a `cols`×`rows` terminal. */
@@ -28,22 +32,12 @@ export class Terminal {
     const dir = mkdtempSync(join(tmpdir(), 'flotilla-tty-'));
     const config = join(dir, 'tmux.conf');
     writeFileSync(config, ['set -g remain-on-exit on', 'set -g history-limit 10000', ''].join('\n'));
-    const terminal = new Terminal(dir, join(dir, 'tmux.sock'));
+    const terminal = new Terminal(dir, join(dir, 'tmux.sock'), join(dir, 'status'));
     const exports = Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}; `);
+    const status = shellQuote(terminal.statusFile);
+    const line = `${exports.join('')}${command}; echo "$?" > ${status}.tmp && mv ${status}.tmp ${status}`;
     try {
-      await terminal.tmux(
-        '-f',
-        config,
-        'new-session',
-        '-d',
-        '-s',
-        'test',
-        '-x',
-        `${cols}`,
-        '-y',
-        `${rows}`,
-        `${exports.join('')}${command}`,
-      );
+      await terminal.tmux('-f', config, 'new-session', '-d', '-s', 'test', '-x', `${cols}`, '-y', `${rows}`, line);
     } catch (err) {
       rmSync(dir, { recursive: true, force: true });
       throw err;
@@ -94,15 +88,22 @@ export class Terminal {
     await this.tmux('resize-window', '-t', 'test', '-x', `${cols}`, '-y', `${rows}`);
   }
 
-  /** The command's exit status once it has exited, else undefined. */
+  /** The command's exit status once it has exited (a shell's: 128 + N when signal N killed it), else undefined. */
   async exitStatus(): Promise<number | undefined> {
-    const [dead, status] = (await this.tmux('display-message', '-p', '-t', 'test', '#{pane_dead} #{pane_dead_status}')).trim().split(' ');
-    return dead === '1' ? Number(status) : undefined;
+    try {
+      return Number(readFileSync(this.statusFile, 'utf8').trim());
+    } catch {
+      return undefined;
+    }
   }
 
   /** Waits for the command to exit and returns its status. */
   async waitForExit(timeoutMs = 20_000): Promise<number> {
-    return waitFor('the command in the terminal to exit', () => this.exitStatus(), { timeoutMs, intervalMs: 100 });
+    try {
+      return await waitFor('the command in the terminal to exit', () => this.exitStatus(), { timeoutMs, intervalMs: 100 });
+    } catch (err) {
+      throw new Error(`${(err as Error).message}; the screen was:\n${await this.screen()}`);
+    }
   }
 
   async close(): Promise<void> {
