@@ -40,7 +40,7 @@ export interface RemoteAccess {
   ): Promise<SessionEndpoint>;
 }
 
-/** Remote-access timings the hub's defaults fix (contract point 5); tests shorten them. */
+/** Remote-access timings the hub's defaults fix (docs/remote-protocol.md §5); tests shorten them. */
 export interface SessionTimings {
   openTimeoutMs?: number;
   pingIntervalMs?: number;

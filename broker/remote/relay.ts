@@ -1,7 +1,7 @@
 /**
  * One session's relay between the opener's WebSocket and the device's
- * session topics, once the hub has asked the device to open it (contract
- * points 2 and 5):
+ * session topics, once the hub has asked the device to open it (docs/remote-protocol.md
+ * §2 and §5):
  *
  * - client → hub binary messages are published on the session's `down`
  *   topic unchanged (QoS 0, the hub's in-process bus); up frames are sent to
@@ -38,7 +38,7 @@ export interface RelayDeps {
 
 type Phase = 'opening' | 'open' | 'ended';
 
-/** Sends one SessionFailed text message, then closes with its code (contract point 5). */
+/** Sends one SessionFailed text message, then closes with its code (docs/remote-protocol.md §5). */
 export function failSocket(ws: WebSocket, code: SessionFailureCode, message: string): void {
   if (ws.readyState !== ws.OPEN) return;
   const failed: SessionFailed = { type: 'error', error: { code, message } };

@@ -1,5 +1,5 @@
 /**
- * The hub's side of contract point 1: `session.open` and `session.close`
+ * The hub's side of docs/remote-protocol.md §1: `session.open` and `session.close`
  * commands on the device's `commands` topic (QoS 1, through the in-process
  * bus), and the open's reply from `replies`.
  */
@@ -18,7 +18,7 @@ import type { CommandReplies } from './command-replies.js';
 
 /** How long a device has to act on a command before it ignores it as stale. */
 const COMMAND_TTL_MS = 30_000;
-/** How long the hub waits for the device's answer to an open (contract point 5: `timeout`). */
+/** How long the hub waits for the device's answer to an open (docs/remote-protocol.md §5: `timeout`). */
 export const OPEN_TIMEOUT_MS = 10_000;
 
 export type OpenOutcome = { ok: true; opened: SessionOpened } | { ok: false; code: SessionFailureCode; message: string; cancelled?: true };

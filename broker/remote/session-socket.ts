@@ -1,6 +1,6 @@
 /**
  * One remote-access WebSocket, from the upgrade to the session's start
- * (contract point 5): the client sends one text message, a SessionRequest;
+ * (docs/remote-protocol.md §5): the client sends one text message, a SessionRequest;
  * the hub checks, in this order, the caller's credentials, the request, the
  * role it needs (refused before the device is asked, and audited), that the
  * device exists and is connected; then asks the device and answers with

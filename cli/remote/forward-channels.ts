@@ -1,5 +1,5 @@
 /**
- * The opener's side of a forward session (contract point 2, forward): each
+ * The opener's side of a forward session (docs/remote-protocol.md §2, forward): each
  * local connection is a channel N ≥ 1 numbered here. OPEN N asks the device
  * to connect to the session's target; nothing is sent on N before OPENED N;
  * then DATA, EOF (half-close) and CLOSE (reset) flow both ways, each

@@ -1,6 +1,6 @@
 /**
  * The CLI's end of a remote-access session: a WebSocket to the hub
- * (`GET /api/v1/devices/:id/sessions`, contract point 5) that sends one JSON
+ * (`GET /api/v1/devices/:id/sessions`, docs/remote-protocol.md §5) that sends one JSON
  * SessionRequest, waits for the hub's one text answer (SessionReady or
  * SessionFailed), then carries frames (shared/remote/frames.ts), one per
  * binary message, numbered by a FrameSender and checked by a FrameReceiver.

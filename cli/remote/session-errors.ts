@@ -1,7 +1,7 @@
 /**
  * How a remote-access session that did not end with its command's exit code
  * is reported: one CliError whose exit code says what kind of failure it was
- * (contract: not_found → 3, unauthorized/forbidden → 4, invalid_request → 2,
+ * (docs/remote-protocol.md §8: not_found → 3, unauthorized/forbidden → 4, invalid_request → 2,
  * anything else, a lost link or hub included → 1).
  */
 import { SESSION_FAILURES, type SessionFailureCode } from '../../shared/remote/requests.js';

@@ -1,6 +1,6 @@
 /**
  * exec and shell: the session's channels bridged to this process's stdio
- * (contract point 2). Channel 1 carries stdin down and stdout (or the TTY)
+ * (docs/remote-protocol.md §2). Channel 1 carries stdin down and stdout (or the TTY)
  * up, channel 2 stderr up.
  *
  * Flow control both ways: output is granted back to the device only once

@@ -1,7 +1,7 @@
 /**
  * A hub's session endpoint for the CLI's tests, played by the test: a real
  * `ws` server on loopback at `GET /api/v1/devices/:id/sessions` that records
- * what the CLI asked for and answers as a script says (contract point 5),
+ * what the CLI asked for and answers as a script says (docs/remote-protocol.md §5),
  * plus the one HTTP route `flotilla audit` calls. Frames are the real ones
  * (FrameSender / FrameReceiver), so a test sees exactly what the CLI sent.
  */
@@ -46,7 +46,7 @@ export class DoubleSession {
     this.ws.send(JSON.stringify({ type: 'opened', sessionId: newSessionId(), window }));
   }
 
-  /** SessionFailed, then the close code the contract gives it. */
+  /** SessionFailed, then the close code docs/remote-protocol.md §5 gives it. */
   fail(code: SessionFailureCode, message: string): void {
     this.ws.send(JSON.stringify({ type: 'error', error: { code, message } }));
     this.ws.close(SESSION_FAILURES[code]);
