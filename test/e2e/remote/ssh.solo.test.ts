@@ -17,7 +17,9 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { NetworkNamespace } from '../../support/netns.js';
 import { CLI, REPO_ROOT, runCli, scratchDir, stopAll } from '../../support/processes.js';
+import { Terminal } from '../../support/pty.js';
 import { makeSshKey, type Sshd, type SshKey, sshClientOptions, startSshd } from '../../support/sshd.js';
+import { waitFor } from '../../support/wait.js';
 import { type RemoteHub, startNamespacedAgent, startRemoteHub } from '../support/remote-fleet.js';
 import { describeRemote } from '../support/remote-gate.js';
 
@@ -72,7 +74,8 @@ describeRemote('ssh and Ansible reach sshd on devices behind NAT through the hub
       const device: Device = { id: `e2e-ssh-${suffix}-${n}`, ns, sshd: undefined as unknown as Sshd };
       devices.push(device);
       device.sshd = await startSshd(ns, key);
-      await startNamespacedAgent(remote, ns, device.id, { labels: { site } });
+      // The first device allows an admin's host shell, the second keeps the default (off).
+      await startNamespacedAgent(remote, ns, device.id, { labels: { site }, extraArgs: n === 1 ? ['--allow-host-shell'] : [] });
     }
     const token = await remote.registrationToken();
     const offlineDir = scratchDir('flotilla-agent-offline-');
@@ -172,4 +175,32 @@ describeRemote('ssh and Ansible reach sshd on devices behind NAT through the hub
       rmSync(env.ANSIBLE_REMOTE_TMP, { recursive: true, force: true });
     }
   });
+
+  it('an admin’s flotilla shell opens a terminal on the device’s host where the agent allows it, exit 4 where it does not', async () => {
+    const [allowing, refusing] = devices as [Device, Device];
+    const shell = (device: Device) => [process.execPath, CLI, ...remote.globals(), 'shell', device.id].map(shellWord).join(' ');
+    const terminal = await Terminal.start(shell(allowing), { cols: 80, rows: 24 });
+    try {
+      await waitFor('the host shell to answer', async () => {
+        await terminal.type('echo ready-$((40+2))');
+        return terminal.waitForScreen(/^ready-42\s*$/m, 1_000).catch(() => undefined);
+      });
+      await terminal.type('stty size; ip -4 -o addr show');
+      // The shell runs on that device's host: inside its namespace, on a terminal of this size.
+      const screen = await terminal.waitForScreen(new RegExp(`inet ${allowing.ns.address.replace(/\./g, '\\.')}/30`));
+      expect(screen).toMatch(/^24 80\s*$/m);
+      await terminal.type('exit 3');
+      expect(await terminal.waitForExit()).toBe(3);
+    } finally {
+      await terminal.close();
+    }
+
+    const refused = await runCli([...remote.globals(), 'shell', refusing.id]);
+    expect(refused.stderr).toMatch(/^error: /);
+    expect(refused.code).toBe(4);
+  });
 });
+
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
