@@ -94,7 +94,8 @@ describeRemote('flotilla exec into an app container on a device', () => {
     const terminal = await Terminal.start(command, { cols: 80, rows: 24 });
     try {
       // Type at the prompt, as a person would: keys typed before the session is up are the local terminal's.
-      await terminal.waitForScreen(/^\/ # $/m);
+      // The CLI's start alone has taken over 20 s beside a dozen other test files on a loaded two-core machine.
+      await terminal.waitForScreen(/^\/ # $/m, 45_000);
       await terminal.type('stty size');
       await terminal.waitForScreen(/^24 80\s*$/m);
       await terminal.resize(100, 30);

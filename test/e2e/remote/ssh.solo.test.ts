@@ -181,10 +181,15 @@ describeRemote('ssh and Ansible reach sshd on devices behind NAT through the hub
     const shell = (device: Device) => [process.execPath, CLI, ...remote.globals(), 'shell', device.id].map(shellWord).join(' ');
     const terminal = await Terminal.start(shell(allowing), { cols: 80, rows: 24 });
     try {
-      await waitFor('the host shell to answer', async () => {
-        await terminal.type('echo ready-$((40+2))');
-        return terminal.waitForScreen(/^ready-42\s*$/m, 1_000).catch(() => undefined);
-      });
+      await waitFor(
+        'the host shell to answer',
+        async () => {
+          await terminal.type('echo ready-$((40+2))');
+          return terminal.waitForScreen(/^ready-42\s*$/m, 1_000).catch(() => undefined);
+          // The CLI's start alone has taken over 20 s on a loaded two-core machine.
+        },
+        { timeoutMs: 45_000 },
+      );
       await terminal.type('stty size; ip -4 -o addr show');
       // The shell runs on that device's host: inside its namespace, on a terminal of this size.
       const screen = await terminal.waitForScreen(new RegExp(`inet ${allowing.ns.address.replace(/\./g, '\\.')}/30`));
