@@ -63,9 +63,11 @@ describeRemote('flotilla exec into an app container on a device', () => {
 
   it('exits with the command’s exit code', async () => {
     const result = await remote.cli(['exec', deviceId, app, '--', 'sh', '-c', 'exit 7']);
+    // The command's own failure is not the CLI's: no "error:" line of its own.
+    expect(result.stderr).toBe('');
     expect(result.code).toBe(7);
-    const missing = await remote.cli(['exec', deviceId, app, '--', 'false']);
-    expect(missing.code).toBe(1);
+    const failed = await remote.cli(['exec', deviceId, app, '--', 'false']);
+    expect(failed.code).toBe(1);
   });
 
   it('streams 50 MB of stdout whole and in order (sha256 of what arrived = sha256 in the container)', async () => {
