@@ -157,8 +157,9 @@ async function main(): Promise<void> {
   const suffix = Date.now().toString(36);
   const app = `bench-remote-${suffix}`;
   const deviceId = `bench-remote-${suffix}`;
-  releases.push({ what: 'processes and temp dirs', run: stopAll });
+  // Released newest first: the agent stops before its containers go, or it would start them again.
   releases.push({ what: 'containers', run: () => removeContainersAndVolumes(`flotilla.app=${app}`) });
+  releases.push({ what: 'processes and temp dirs', run: stopAll });
 
   const images = await ensureTestImages();
   const remote = await startRemoteHub();
