@@ -11,6 +11,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { NetworkNamespace } from '../../support/netns.js';
 import { Terminal } from '../../support/pty.js';
 import { makeSshKey, type Sshd, type SshKey, sshClientOptions, startSshd } from '../../support/sshd.js';
+import { waitFor } from '../../support/wait.js';
 import { describeRemote } from '../support/remote-gate.js';
 
 function connectError(host: string, port: number): Promise<string | undefined> {
@@ -69,8 +70,15 @@ describeRemote(
         await terminal.type('stty size');
         await terminal.waitForScreen(/^24 80$/m);
         await terminal.resize(100, 30);
-        await terminal.type('stty size');
-        await terminal.waitForScreen(/^30 100$/m);
+        // tmux hands a pane's new size to its pty from its own loop (on a resize timer), so a command typed at once may still see the old one.
+        await waitFor(
+          'stty size to say 30 100',
+          async () => {
+            await terminal.type('stty size');
+            return terminal.waitForScreen(/^30 100$/m, 1_000).catch(() => undefined);
+          },
+          { timeoutMs: 10_000 },
+        );
         await terminal.press('C-d');
         expect(await terminal.waitForExit()).toBe(0);
       } finally {
