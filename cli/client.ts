@@ -10,7 +10,8 @@
 import type { ApiMethodName, ApiParams, ApiResult, EventRecord, HttpRoute, LogRecord } from '../shared/index.js';
 import { API, FOLLOW_EVENT, formatIssue } from '../shared/index.js';
 import type { RegisterRequest, Registration } from './auth-api.js';
-import { CliError, EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_UNAUTHORIZED, type ExitCode, UsageError } from './errors.js';
+import { CliError, EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_UNAUTHORIZED, type ExitCode } from './errors.js';
+import { HubUnreachableError, parseHubUrl } from './hub-url.js';
 import { readSse } from './sse.js';
 
 export type {
@@ -53,24 +54,6 @@ export class HubError extends CliError {
       (details?.issues ?? []).map((issue) => formatIssue(issue)),
     );
     this.name = 'HubError';
-  }
-}
-
-/** Node's words for a certificate chain it could not verify (no CA pinned, or the wrong one). */
-const UNTRUSTED_CERTIFICATE = /unable to verify|self[- ]signed certificate|unable to get (local )?issuer/i;
-
-/** No HTTP answer at all: refused, reset, DNS, timeout. */
-export class HubUnreachableError extends CliError {
-  constructor(
-    readonly hub: string,
-    readonly reason: string,
-  ) {
-    super(`cannot reach the hub at ${hub}: ${reason}`, EXIT_HUB_ERROR, [
-      UNTRUSTED_CERTIFICATE.test(reason)
-        ? "the hub's TLS certificate is not trusted: pass the CA that signed it with --ca FILE or FLOTILLA_CA (`flotilla certs dev` makes ca.pem)."
-        : 'is `flotilla server` running there? Point the CLI at another hub with --hub URL or FLOTILLA_HUB.',
-    ]);
-    this.name = 'HubUnreachableError';
   }
 }
 
@@ -301,23 +284,6 @@ export class HubClient {
   }
 }
 
-/** `http://host:port[/prefix]`; a trailing `/` is added so API paths resolve under the prefix. */
-export function parseHubUrl(hub: string): URL {
-  let url: URL;
-  try {
-    url = new URL(hub);
-  } catch {
-    throw new UsageError(`invalid hub URL "${hub}": expected e.g. http://127.0.0.1:7070`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new UsageError(`invalid hub URL "${hub}": the HTTP API is served over http:// or https://, not ${url.protocol}//`);
-  }
-  if (!url.pathname.endsWith('/')) url.pathname += '/';
-  url.search = '';
-  url.hash = '';
-  return url;
-}
-
 /** The chunks of `body`, calling `touch` as each one arrives. */
 async function* touching(body: AsyncIterable<Uint8Array>, touch: () => void): AsyncGenerator<Uint8Array> {
   for await (const chunk of body) {
@@ -408,3 +374,5 @@ export function describeFetchError(err: unknown, timeoutMs: number): string {
   }
   return String(current);
 }
+
+export { HubUnreachableError, parseHubUrl };

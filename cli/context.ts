@@ -5,27 +5,13 @@
  */
 import type { Command } from 'commander';
 import { HubClient } from './client.js';
+import { globalOptions } from './global-options.js';
 import type { CliIO } from './io.js';
 import { formatStructured, type OutputFormat } from './output.js';
 import { pinnedFetch, readCaFile } from './pinned-fetch.js';
 
+export { type GlobalOptions, globalOptions } from './global-options.js';
 export { type CliIO, processIO } from './io.js';
-
-export interface GlobalOptions {
-  hub: string;
-  output: OutputFormat;
-  /** A service account's key (or the admin key), sent as a bearer token. */
-  token?: string;
-  /** A CA certificate file to trust for an https hub, instead of the system's. */
-  ca?: string;
-}
-
-export function globalOptions(command: Command): GlobalOptions {
-  const options = command.optsWithGlobals<GlobalOptions>();
-  // `FLOTILLA_TOKEN= flotilla …` means no token, not an empty one.
-  const { token, ca, ...rest } = options;
-  return { ...rest, ...(token ? { token } : {}), ...(ca ? { ca } : {}) };
-}
 
 export function hubClient(command: Command, io: CliIO): HubClient {
   const { hub, token, ca } = globalOptions(command);

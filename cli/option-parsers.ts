@@ -5,7 +5,8 @@
  * logger that `server` and `agent` need.
  */
 import { InvalidArgumentError } from 'commander';
-import { parseDuration, parseSize, Topics } from '../shared/index.js';
+import { parseDuration, parseSize } from '../shared/schemas/units.js';
+import { Topics } from '../shared/topics.js';
 
 /** 0-65535; 0 asks the OS for a free port. */
 export function parsePort(value: string): number {

@@ -3,7 +3,7 @@
  * code base concatenates topic strings.
  */
 import { isDeviceId } from './ids.js';
-import { isSessionId } from './remote/requests.js';
+import { isSessionId } from './remote/session-id.js';
 
 export const DEFAULT_TOPIC_ROOT = 'flotilla/v1';
 

@@ -20,7 +20,7 @@ import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import type { Topics } from '../../shared/index.js';
 import { CHANNEL, decodeFrame, FRAME, FRAME_HEADER_BYTES, MAX_DATA_BYTES } from '../../shared/remote/frames.js';
-import { SESSION_FAILURES, type SessionFailed, type SessionFailureCode, type SessionReady } from '../../shared/remote/requests.js';
+import { SESSION_FAILURES, type SessionFailed, type SessionFailureCode, type SessionReady } from '../../shared/remote/websocket.js';
 import type { HubBus } from '../mqtt/hub-bus.js';
 import type { AuditEnd, AuditStart } from './audit-store.js';
 import type { SessionCommands } from './session-commands.js';

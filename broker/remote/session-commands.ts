@@ -6,13 +6,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { type Command, formatIssues, type Topics, validate } from '../../shared/index.js';
-import {
-  SESSION_COMMANDS,
-  type SessionCloseArgs,
-  type SessionFailureCode,
-  type SessionOpenArgs,
-  SessionOpened,
-} from '../../shared/remote/requests.js';
+import { SESSION_COMMANDS, type SessionCloseArgs, type SessionOpenArgs, SessionOpened } from '../../shared/remote/requests.js';
+import type { SessionFailureCode } from '../../shared/remote/websocket.js';
 import type { HubBus } from '../mqtt/hub-bus.js';
 import type { CommandReplies } from './command-replies.js';
 

@@ -20,9 +20,10 @@
 import type { ClientOptions, RawData, WebSocket } from 'ws';
 import { DEFAULT_WINDOW_BYTES } from '../../shared/remote/flow.js';
 import { CHANNEL, FRAME, type Frame, type FrameBody, FrameReceiver, FrameSender } from '../../shared/remote/frames.js';
-import type { SessionReady, SessionRequest } from '../../shared/remote/requests.js';
-import { HubUnreachableError, parseHubUrl } from '../client.js';
+import type { SessionRequest } from '../../shared/remote/requests.js';
+import type { SessionReady } from '../../shared/remote/websocket.js';
 import { CliError, EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_UNAUTHORIZED, type ExitCode } from '../errors.js';
+import { HubUnreachableError, parseHubUrl } from '../hub-url.js';
 import { adviceFor, failureForCloseCode, isFailureCode, SessionError } from './session-errors.js';
 
 /** Where sessions are opened, and as whom. */

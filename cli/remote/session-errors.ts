@@ -4,7 +4,7 @@
  * (docs/remote-protocol.md §8: not_found → 3, unauthorized/forbidden → 4, invalid_request → 2,
  * anything else, a lost link or hub included → 1).
  */
-import { SESSION_FAILURES, type SessionFailureCode } from '../../shared/remote/requests.js';
+import { SESSION_FAILURES, type SessionFailureCode } from '../../shared/remote/websocket.js';
 import { CliError, EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_UNAUTHORIZED, type ExitCode } from '../errors.js';
 
 export class SessionError extends CliError {

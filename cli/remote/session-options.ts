@@ -7,7 +7,7 @@
  */
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { globalOptions } from '../context.js';
+import { globalOptions } from '../global-options.js';
 import { parsePositiveDuration } from '../option-parsers.js';
 import { readCaFile } from '../pinned-fetch.js';
 import type { SessionTarget } from './session-client.js';

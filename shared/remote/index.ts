@@ -1,3 +1,4 @@
 export * from './flow.js';
 export * from './frames.js';
 export * from './requests.js';
+export * from './websocket.js';

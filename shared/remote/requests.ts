@@ -8,22 +8,13 @@
  * session's own topics (Topics.session) in frames (frames.ts). The hub ends a
  * session it relays with a `session.close` command.
  */
-import { randomBytes } from 'node:crypto';
 import { type Static, Type } from '@sinclair/typebox';
 import { Name } from '../schemas/spec.js';
+import { SESSION_ID_PATTERN } from './session-id.js';
 
-export const SESSION_ID_PATTERN = '^[A-Za-z0-9_-]{22}$';
-const sessionIdRe = new RegExp(SESSION_ID_PATTERN);
+export { isSessionId, newSessionId, SESSION_ID_PATTERN } from './session-id.js';
+
 export const SessionId = Type.String({ pattern: SESSION_ID_PATTERN });
-
-/** 128 random bits, base64url: a third party cannot guess a live session's topics. */
-export function newSessionId(): string {
-  return randomBytes(16).toString('base64url');
-}
-
-export function isSessionId(value: string): boolean {
-  return sessionIdRe.test(value);
-}
 
 const TerminalSize = {
   rows: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
@@ -140,42 +131,3 @@ export type SessionOpened = Static<typeof SessionOpened>;
  */
 export const SESSION_ERROR_CODES = ['not_found', 'forbidden', 'busy', 'invalid', 'failed'] as const;
 export type SessionErrorCode = (typeof SESSION_ERROR_CODES)[number];
-
-/** The hub's first text message to a WebSocket client once the device opened the session; errors close the socket instead. */
-export interface SessionReady {
-  type: 'opened';
-  sessionId: string;
-  container?: string;
-  /** The window each side grants at first. */
-  window: number;
-}
-
-/** How the hub tells a WebSocket client a session could not open or ended without the device's exit: one text message, then the close. */
-export interface SessionFailed {
-  type: 'error';
-  error: { code: SessionFailureCode; message: string };
-}
-
-/**
- * Why a session failed, as the hub reports it, and the WebSocket close code
- * it closes with (4000 + the HTTP status it resembles, 1000 for a normal end).
- */
-export const SESSION_FAILURES = {
-  invalid_request: 4400,
-  unauthorized: 4401,
-  forbidden: 4403,
-  not_found: 4404,
-  /** The device did not answer the open in time. */
-  timeout: 4408,
-  /** The device is at its session limit. */
-  busy: 4429,
-  /** The device or the engine failed to start the session, or it broke (lost frames, a bad frame). */
-  failed: 4500,
-  /** The device is not connected to the hub. */
-  offline: 4503,
-  /** The device's link to the hub dropped while the session ran. */
-  link_lost: 4504,
-  /** No data either way for the idle timeout. */
-  idle: 4505,
-} as const;
-export type SessionFailureCode = keyof typeof SESSION_FAILURES;

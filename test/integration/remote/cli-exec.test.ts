@@ -8,7 +8,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { encodeFrame, FRAME, MAX_DATA_BYTES } from '../../../shared/remote/frames.js';
-import type { SessionFailureCode } from '../../../shared/remote/requests.js';
+import type { SessionFailureCode } from '../../../shared/remote/websocket.js';
 import { Cleanup } from '../../support/cleanup.js';
 import { freePort } from '../../support/ports.js';
 import { waitFor } from '../../support/wait.js';

@@ -10,7 +10,8 @@ import type { AddressInfo } from 'node:net';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { DEFAULT_WINDOW_BYTES } from '../../../shared/remote/flow.js';
 import { FRAME, type Frame, type FrameBody, FrameReceiver, FrameSender } from '../../../shared/remote/frames.js';
-import { newSessionId, SESSION_FAILURES, type SessionFailureCode, type SessionRequest } from '../../../shared/remote/requests.js';
+import { newSessionId, type SessionRequest } from '../../../shared/remote/requests.js';
+import { SESSION_FAILURES, type SessionFailureCode } from '../../../shared/remote/websocket.js';
 
 export class DoubleSession {
   readonly frames: Frame[] = [];
