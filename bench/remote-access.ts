@@ -34,6 +34,7 @@ import { createConnection, type Socket } from 'node:net';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import WebSocket from 'ws';
 import { docker, removeContainersAndVolumes } from '../test/e2e/support/docker-cli.js';
 import { FORWARD_TARGET_COMMAND } from '../test/e2e/support/forward-target.js';
 import { ensureTestImages } from '../test/e2e/support/images.js';
@@ -205,13 +206,15 @@ async function main(): Promise<void> {
     say(`round ${i + 1}/${runs}: ${rate.direct.at(-1)!.toFixed(0)} / ${rate.tunnel.at(-1)!.toFixed(1)} MB/s direct / tunnel`);
   }
 
-  const exec = { docker: [] as number[], flotilla: [] as number[], version: [] as number[] };
+  const exec = { docker: [] as number[], flotilla: [] as number[], version: [] as number[], session: [] as number[] };
+  const sessionUrl = `${remote.hub.url.replace(/^http/, 'ws')}/api/v1/devices/${deviceId}/sessions`;
   const flotillaExec = [BUILT_CLI, ...remote.globals(), 'exec', deviceId, app, '--', 'true'];
   await wallMs(process.execPath, flotillaExec); // warm-up: the page cache for the CLI's files
   for (let i = 0; i < execRuns; i++) {
     exec.docker.push(await wallMs('docker', ['exec', containerId, 'true']));
     exec.flotilla.push(await wallMs(process.execPath, flotillaExec));
     exec.version.push(await wallMs(process.execPath, [BUILT_CLI, '--version']));
+    exec.session.push(await execSessionMs(sessionUrl, remote.adminKey, app));
   }
 
   const result = {
@@ -231,6 +234,7 @@ async function main(): Promise<void> {
       docker: median(exec.docker),
       flotilla: median(exec.flotilla),
       flotillaVersion: median(exec.version),
+      session: median(exec.session),
       ratio: median(exec.flotilla) / median(exec.docker),
     },
   };
@@ -245,9 +249,23 @@ async function main(): Promise<void> {
 | ---------------------------------------------- | ---------------------- | ------------------------- | ------------- |
 | throughput, ${result.streamMiB} MiB read, median MB/s (range) | ${f(result.throughputMBps.direct)} (${range(rate.direct)}) | ${f(result.throughputMBps.tunnel)} (${range(rate.tunnel)}) | ≥ 20 MB/s |
 | round trip, 64 B echo, p50 / p95 ms            | ${f(result.roundTripMs.direct.p50, 2)} / ${f(result.roundTripMs.direct.p95, 2)} | ${f(result.roundTripMs.tunnel.p50, 2)} / ${f(result.roundTripMs.tunnel.p95, 2)} (added ${f(result.roundTripMs.addedP50, 2)} / ${f(result.roundTripMs.addedP95, 2)}) | ≤ 5 ms added p50 |
-| exec \`true\`, median wall ms                   | docker exec ${f(result.execMs.docker, 0)} | flotilla exec ${f(result.execMs.flotilla, 0)} (${f(result.execMs.ratio, 2)}×; \`flotilla --version\` ${f(result.execMs.flotillaVersion, 0)}) | ≤ 2× |
+| exec \`true\`, median wall ms                   | docker exec ${f(result.execMs.docker, 0)} | flotilla exec ${f(result.execMs.flotilla, 0)} (${f(result.execMs.ratio, 2)}×; \`flotilla --version\` ${f(result.execMs.flotillaVersion, 0)}; the session alone ${f(result.execMs.session, 0)}) | ≤ 2× |
 
 load average ${result.loadavg.join(' ')}; ${runs} runs, ${pings} pings a round, ${execRuns} exec runs each`);
+}
+
+/**
+ * The same exec as one session from a WebSocket client in this process, no
+ * CLI start: upgrade, request, `opened`, until the hub closes after EXIT.
+ */
+function execSessionMs(url: string, key: string, app: string): Promise<number> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${key}` } });
+    ws.on('open', () => ws.send(JSON.stringify({ kind: 'exec', app, command: ['true'], tty: false, stdin: false })));
+    ws.on('error', reject);
+    ws.on('close', (code) => (code === 1000 ? resolve(performance.now() - started) : reject(new Error(`session closed with ${code}`))));
+  });
 }
 
 main()
