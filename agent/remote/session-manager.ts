@@ -119,7 +119,10 @@ export class SessionManager {
     };
     if (this.slots.has(sessionId)) return refuse('invalid', `session ${sessionId} is already open`);
     if (this.slots.size >= this.options.maxSessions) {
-      return refuse('busy', `the device is busy: it runs its most sessions at once (${this.options.maxSessions}, agent flag --max-sessions)`);
+      return refuse(
+        'busy',
+        `the device is busy: it runs its most sessions at once (${this.options.maxSessions}, agent flag --max-sessions)`,
+      );
     }
     const slot: Slot = { state: 'opening', cancelled: false };
     this.slots.set(sessionId, slot);

@@ -73,22 +73,16 @@ export async function startRegisteredAgent(
 ): Promise<AgentProcess> {
   const dataDir = scratchDir(`flotilla-agent-${deviceId}-`);
   const token = await remote.registrationToken();
-  const registered = await runCli([
-    '--hub',
-    remote.hub.url,
-    '--token',
-    token,
-    'agent',
-    'register',
-    '--device-id',
-    deviceId,
-    '--data-dir',
-    dataDir,
-  ]);
+  const registered = await runCli(registerArgs(remote.hub.url, token, deviceId, dataDir));
   if (registered.code !== 0) throw new Error(`agent register ${deviceId}: ${registered.stderr}`);
   const agent = startAgentProcess(remote.hub, deviceId, labels, { extraArgs }, dataDir);
   await waitOnline(remote, deviceId, () => agent.proc.output);
   return agent;
+}
+
+/** `flotilla agent register` of `deviceId` with a registration token, its agent.json written into `dataDir`. */
+function registerArgs(hubUrl: string, token: string, deviceId: string, dataDir: string): string[] {
+  return ['--hub', hubUrl, '--token', token, 'agent', 'register', '--device-id', deviceId, '--data-dir', dataDir];
 }
 
 /**
@@ -105,20 +99,7 @@ export async function startNamespacedAgent(
   const hubUrl = `http://${ns.hostAddress}:${remote.hub.httpPort}`;
   const token = await remote.registrationToken();
   const labelArgs = Object.entries(labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]);
-  const registered = await ns.run(process.execPath, [
-    CLI,
-    '--hub',
-    hubUrl,
-    '--token',
-    token,
-    'agent',
-    'register',
-    '--device-id',
-    deviceId,
-    '--data-dir',
-    dataDir,
-    ...labelArgs,
-  ]);
+  const registered = await ns.run(process.execPath, [CLI, ...registerArgs(hubUrl, token, deviceId, dataDir), ...labelArgs]);
   if (registered.code !== 0) throw new Error(`agent register ${deviceId} in ${ns.name}: ${registered.stderr}`);
   const proc = ns.spawn(`agent ${deviceId}`, process.execPath, [
     CLI,
