@@ -27,6 +27,7 @@ import { closeServer, listen } from '../mqtt/broker.js';
 import type { SessionEndpoint } from '../remote/endpoint.js';
 import type { SessionRegistry } from '../remote/session-registry.js';
 import { followRoutes } from '../telemetry/follow.js';
+import type { SessionDeviceBytes } from '../telemetry/prometheus.js';
 import { startTlsListeners } from '../tls/listeners.js';
 import type { HubMqtt } from './mqtt.js';
 import type { HubStores } from './stores.js';
@@ -133,6 +134,7 @@ export async function startHubHttp(config: HubConfig, deps: HubHttpDeps, closer:
   return ports;
 }
 
-function bytesOf(registry: SessionRegistry): { bytesUp: number; bytesDown: number } {
-  return { bytesUp: registry.bytes.up, bytesDown: registry.bytes.down };
+function bytesOf(registry: SessionRegistry): { bytesUp: number; bytesDown: number; devices: SessionDeviceBytes[] } {
+  const devices = [...registry.deviceBytes()].map(([device, bytes]) => ({ device, bytesUp: bytes.up, bytesDown: bytes.down }));
+  return { bytesUp: registry.bytes.up, bytesDown: registry.bytes.down, devices };
 }

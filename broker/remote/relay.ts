@@ -90,7 +90,7 @@ export class SessionRelay implements SessionLink {
     if (type === FRAME.data) {
       const bytes = Math.max(0, frame.length - FRAME_HEADER_BYTES);
       this.bytesUp += bytes;
-      this.deps.registry.bytes.up += bytes;
+      this.deps.registry.countBytes(this.deviceId, 'up', bytes);
     }
     this.ws.send(frame, { binary: true });
     if ((type === FRAME.exit || type === FRAME.close) && frame.length >= FRAME_HEADER_BYTES && frame.readUInt32BE(5) === CHANNEL.session) {
@@ -144,7 +144,7 @@ export class SessionRelay implements SessionLink {
     if (type === FRAME.data) {
       const bytes = data.length - FRAME_HEADER_BYTES;
       this.bytesDown += bytes;
-      this.deps.registry.bytes.down += bytes;
+      this.deps.registry.countBytes(this.deviceId, 'down', bytes);
     } else if (type === FRAME.close && data.readUInt32BE(5) === CHANNEL.session) {
       this.clientClosed = true;
     }

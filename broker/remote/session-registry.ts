@@ -45,6 +45,8 @@ export class SessionRegistry {
   /** Ended sessions' device and when their grace ends. */
   private readonly ended = new Map<string, { deviceId: string; until: number }>();
   readonly bytes: SessionByteTotals = { up: 0, down: 0 };
+  /** The same per device: one entry per device that ever had a session since the hub started, bounded by the fleet. */
+  private readonly byDevice = new Map<string, SessionByteTotals>();
 
   constructor(private readonly nowMs: () => number = Date.now) {}
 
@@ -70,6 +72,22 @@ export class SessionRegistry {
     if (session) return session.deviceId === deviceId;
     const ended = this.ended.get(sessionId);
     return ended !== undefined && ended.deviceId === deviceId && ended.until > this.nowMs();
+  }
+
+  /** Counts relayed DATA payload bytes, in the hub's totals and the device's. */
+  countBytes(deviceId: string, direction: 'up' | 'down', bytes: number): void {
+    this.bytes[direction] += bytes;
+    let device = this.byDevice.get(deviceId);
+    if (!device) {
+      device = { up: 0, down: 0 };
+      this.byDevice.set(deviceId, device);
+    }
+    device[direction] += bytes;
+  }
+
+  /** Each device's session bytes since the hub started (its bandwidth figures in Prometheus). */
+  deviceBytes(): IterableIterator<[string, Readonly<SessionByteTotals>]> {
+    return this.byDevice.entries();
   }
 
   ofDevice(deviceId: string): RelayedSession[] {

@@ -42,6 +42,13 @@ export interface FleetSources {
 }
 
 /** What the exporter reads about the embedded broker (broker/mqtt/traffic.ts). */
+/** One device's remote-access session bytes since the hub started. */
+export interface SessionDeviceBytes {
+  device: string;
+  bytesUp: number;
+  bytesDown: number;
+}
+
 export interface BrokerSources {
   /** Messages clients published to the broker since start, per channel. */
   received(): Readonly<Record<string, number>>;
@@ -53,7 +60,7 @@ export interface BrokerSources {
   /** Messages acknowledged and dropped over a per-topic cap (broker/mqtt/payload-limits.ts), by channel and reason. */
   dropped?(): { channel: string; reason: string; count: number }[];
   /** Remote-access sessions the hub relays (broker/remote/session-registry.ts): open now, and DATA payload bytes since start. */
-  sessions?(): { open: number; bytesUp: number; bytesDown: number };
+  sessions?(): { open: number; bytesUp: number; bytesDown: number; devices: SessionDeviceBytes[] };
 }
 
 export interface ExporterOptions {
@@ -241,12 +248,23 @@ export function createPrometheusRegistry(fleet: FleetSources, broker: BrokerSour
         sessionBytes.reset();
         sessionBytes.inc({ direction: 'up' }, counts.bytesUp);
         sessionBytes.inc({ direction: 'down' }, counts.bytesDown);
+        deviceSessionBytes.reset();
+        for (const { device, bytesUp, bytesDown } of counts.devices) {
+          deviceSessionBytes.inc({ device, direction: 'up' }, bytesUp);
+          deviceSessionBytes.inc({ device, direction: 'down' }, bytesDown);
+        }
       },
     });
     const sessionBytes = new Counter({
       name: 'flotilla_session_bytes_total',
       help: 'Session data bytes the hub relayed: up (device to opener) and down.',
       labelNames: ['direction'],
+      registers,
+    });
+    const deviceSessionBytes = new Counter({
+      name: 'flotilla_device_session_bytes_total',
+      help: "Session data bytes the hub relayed for one device since it started: up (from the device) and down; part of the device's link traffic.",
+      labelNames: ['device', 'direction'],
       registers,
     });
   }

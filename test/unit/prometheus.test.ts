@@ -107,7 +107,7 @@ class FakeSources implements FleetSources, BrokerSources {
     ];
   }
   sessions() {
-    return { open: 2, bytesUp: 1000, bytesDown: 40 };
+    return { open: 2, bytesUp: 1000, bytesDown: 40, devices: [{ device: 'pi-1', bytesUp: 1000, bytesDown: 40 }] };
   }
 }
 

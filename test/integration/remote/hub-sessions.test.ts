@@ -258,6 +258,8 @@ describe('the remote-access relay', () => {
     expect(types).toEqual(expect.arrayContaining(['session-opened', 'session-ended']));
     const families = await scrapeWith(hub, admin);
     expect(sampleValue(families, 'flotilla_session_bytes_total', { direction: 'up' })).toBe(12);
+    expect(sampleValue(families, 'flotilla_device_session_bytes_total', { device: DEVICE, direction: 'up' })).toBe(12);
+    expect(sampleValue(families, 'flotilla_device_session_bytes_total', { device: DEVICE, direction: 'down' })).toBe(12);
     expect(sampleValue(families, 'flotilla_sessions_open')).toBe(0);
     // Nothing asked the device to close a session that ended by itself.
     expect(device.closes()).toEqual([]);
