@@ -64,9 +64,17 @@ export class DockerStreamDemuxer extends Writable {
     callback();
   }
 
+  /**
+   * After a normal finish (the engine's stream ended) the outputs were ended
+   * in _final and may still hold the last output for a reader that waits for
+   * flow-control credit: they are left to drain. Only a demuxer torn down
+   * before its end takes its outputs with it.
+   */
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.stdout.destroy();
-    this.stderr.destroy();
+    if (error !== null || !this.writableFinished) {
+      this.stdout.destroy();
+      this.stderr.destroy();
+    }
     callback(error);
   }
 }

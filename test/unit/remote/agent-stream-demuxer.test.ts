@@ -22,10 +22,24 @@ function collect(stream: Readable): Promise<string> {
   return new Promise((resolve, reject) => {
     stream.on('end', () => resolve(Buffer.concat(chunks).toString()));
     stream.on('error', reject);
+    // Closed without its end: what it still held is gone (after 'end' this rejects nothing).
+    stream.on('close', () => reject(new Error('the output closed before its end')));
   });
 }
 
 describe('DockerStreamDemuxer', () => {
+  it('keeps what its outputs still hold when the stream ends before their reader caught up', async () => {
+    // The engine closes the exec's stream right after the last output; a reader
+    // waiting for flow-control credit reads the tail only afterwards.
+    const demuxer = new DockerStreamDemuxer();
+    const tail = 'x'.repeat(10_000);
+    demuxer.end(Buffer.concat([frame(1, 'head '), frame(1, tail), frame(2, 'last words')]));
+    await new Promise((resolve) => demuxer.once('finish', resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(await collect(demuxer.stdout)).toBe(`head ${tail}`);
+    expect(await collect(demuxer.stderr)).toBe('last words');
+  });
+
   it('splits frames cut at every byte boundary into stdout and stderr, in order', async () => {
     const wire = Buffer.concat([frame(1, 'out one\n'), frame(2, 'err one\n'), frame(1, ''), frame(1, 'out two\n'), frame(2, 'err two\n')]);
     // Every split of the wire into two chunks, headers cut included.
