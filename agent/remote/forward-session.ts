@@ -12,7 +12,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { CHANNEL, FRAME, type Frame } from '../../shared/remote/index.js';
-import { OutboundChannel } from './outbound-channel.js';
+import { OutboundChannel } from '../../shared/remote/outbound-channel.js';
 import { Session, type SessionContext, type SessionEnding } from './session.js';
 
 interface Connection {

@@ -12,8 +12,8 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import { CHANNEL, FRAME, type Frame } from '../../shared/remote/index.js';
+import { OutboundChannel } from '../../shared/remote/outbound-channel.js';
 import type { RemoteProcess } from '../runtime/runtime.js';
-import { OutboundChannel } from './outbound-channel.js';
 import { Session, type SessionContext, type SessionEnding } from './session.js';
 
 export class ProcessSession extends Session {

@@ -17,7 +17,8 @@
 import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { ReceiveWindow, SendCredit } from '../../shared/remote/flow.js';
-import { FRAME, type Frame, MAX_DATA_BYTES } from '../../shared/remote/frames.js';
+import { FRAME, type Frame } from '../../shared/remote/frames.js';
+import { OutboundChannel } from '../../shared/remote/outbound-channel.js';
 import type { RemoteSession } from './session-client.js';
 import { SessionError } from './session-errors.js';
 
@@ -144,34 +145,20 @@ export class ForwardChannels {
     state.opened = true;
     this.credit.open(channel);
     this.inbound.open(channel);
-    const { readable } = state.endpoint;
-    const onData = (chunk: Buffer | string) => {
-      const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-      let more = true;
-      for (let offset = 0; offset < bytes.length; offset += MAX_DATA_BYTES) {
-        const piece = bytes.subarray(offset, offset + MAX_DATA_BYTES);
-        this.session.send({ type: FRAME.data, channel, data: piece });
-        more = this.credit.spend(channel, piece.length);
-      }
-      if (!more) {
-        readable.pause();
-        this.credit.onCredit(channel, () => {
-          if (!state.done) readable.resume();
-        });
-      }
-    };
-    const onEnd = () => {
-      state.localEnded = true;
-      this.session.send({ type: FRAME.eof, channel });
-      if (state.remoteEnded) this.finish(channel, { sendClose: false, reason: 'closed', graceful: true });
-    };
-    readable.on('data', onData);
-    readable.once('end', onEnd);
-    state.detach = () => {
-      readable.off('data', onData);
-      readable.off('end', onEnd);
-    };
-    readable.resume();
+    const output = new OutboundChannel({
+      source: state.endpoint.readable,
+      channel,
+      credit: this.credit,
+      sendData: (ch, data) => this.session.send({ type: FRAME.data, channel: ch, data }),
+      onEnd: () => {
+        state.localEnded = true;
+        this.session.send({ type: FRAME.eof, channel });
+        if (state.remoteEnded) this.finish(channel, { sendClose: false, reason: 'closed', graceful: true });
+      },
+    });
+    state.detach = () => output.stop();
+    // Paused since add(): a 'data' listener alone does not restart an explicitly paused stream.
+    state.endpoint.readable.resume();
   }
 
   /**

@@ -10,7 +10,8 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import { ReceiveWindow, SendCredit } from '../../shared/remote/flow.js';
-import { CHANNEL, FRAME, type Frame, MAX_DATA_BYTES } from '../../shared/remote/frames.js';
+import { CHANNEL, FRAME, type Frame } from '../../shared/remote/frames.js';
+import { OutboundChannel } from '../../shared/remote/outbound-channel.js';
 import type { CliError } from '../errors.js';
 import type { RemoteSession } from './session-client.js';
 import { SessionError } from './session-errors.js';
@@ -71,35 +72,18 @@ export async function bridgeStdio(session: RemoteSession, streams: StdioStreams)
   return { closed: true };
 }
 
-/** Sends stdin as DATA 1 within the device's credit, and EOF 1 at its end; returns how to stop. */
+/** Sends stdin as DATA 1 within the device's credit, and EOF 1 at its end (or failure: a closed terminal); returns how to stop. */
 function pumpStdin(session: RemoteSession, stdin: Readable, credit: SendCredit): () => void {
   credit.open(CHANNEL.stdio);
-  const onData = (chunk: Buffer | string) => {
-    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-    let more = true;
-    for (let offset = 0; offset < bytes.length; offset += MAX_DATA_BYTES) {
-      const piece = bytes.subarray(offset, offset + MAX_DATA_BYTES);
-      session.send({ type: FRAME.data, channel: CHANNEL.stdio, data: piece });
-      more = credit.spend(CHANNEL.stdio, piece.length);
-    }
-    if (!more) {
-      stdin.pause();
-      credit.onCredit(CHANNEL.stdio, () => {
-        if (!session.isOver) stdin.resume();
-      });
-    }
-  };
-  const onEnd = () => session.send({ type: FRAME.eof, channel: CHANNEL.stdio });
-  // A stdin that fails (a closed terminal) is an end of input, not a crash.
-  const onError = onEnd;
-  stdin.on('data', onData);
-  stdin.once('end', onEnd);
-  stdin.once('error', onError);
+  const output = new OutboundChannel({
+    source: stdin,
+    channel: CHANNEL.stdio,
+    credit,
+    sendData: (channel, data) => session.send({ type: FRAME.data, channel, data }),
+    onEnd: () => session.send({ type: FRAME.eof, channel: CHANNEL.stdio }),
+  });
   return () => {
-    stdin.off('data', onData);
-    stdin.off('end', onEnd);
-    stdin.off('error', onError);
-    stdin.pause();
+    output.stop();
     credit.close(CHANNEL.stdio);
   };
 }

@@ -1,12 +1,15 @@
 /**
  * Sends what a stream reads as DATA frames on one channel, within the credit
- * the opener granted (shared/remote/flow.ts): never a byte past it. When the
- * credit is spent the stream is paused, and what it already handed over
- * (one chunk at most) waits here until a WINDOW grant; so a reader that
- * stops reading stops the process or socket behind the stream.
+ * the other end granted (flow.ts): never a byte past it. When the credit is
+ * spent the stream is paused, and what it already handed over (one chunk at
+ * most) waits here until a WINDOW grant; so a reader that stops reading
+ * stops the process, socket or terminal behind the stream. Both ends use it:
+ * the agent for a process's output and a target's socket, the CLI for stdin
+ * and a local connection.
  */
 import type { Readable } from 'node:stream';
-import { MAX_DATA_BYTES, type SendCredit } from '../../shared/remote/index.js';
+import type { SendCredit } from './flow.js';
+import { MAX_DATA_BYTES } from './frames.js';
 
 export interface OutboundChannelOptions {
   source: Readable;
@@ -24,22 +27,26 @@ export class OutboundChannel {
   private done = false;
   private stopped = false;
 
+  private readonly onData = (chunk: Buffer | string): void => {
+    this.pending.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+    this.flush();
+  };
+
   constructor(private readonly options: OutboundChannelOptions) {
     const { source } = options;
-    source.on('data', (chunk: Buffer | string) => {
-      this.pending.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
-      this.flush();
-    });
+    source.on('data', this.onData);
     source.once('end', () => this.sourceEnd());
     // An error or a destroy ends the output as it stands; the session decides what that means.
     source.once('close', () => this.sourceEnd());
     source.on('error', () => {});
   }
 
-  /** Nothing more is sent, whatever the source does. */
+  /** Nothing more is sent, whatever the source does; a source that lives on (stdin) is left paused. */
   stop(): void {
     this.stopped = true;
     this.pending.length = 0;
+    this.options.source.off('data', this.onData);
+    this.options.source.pause();
   }
 
   private sourceEnd(): void {

@@ -5,8 +5,8 @@
  */
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { OutboundChannel } from '../../../agent/remote/outbound-channel.js';
 import { MAX_DATA_BYTES, SendCredit } from '../../../shared/remote/index.js';
+import { OutboundChannel } from '../../../shared/remote/outbound-channel.js';
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
