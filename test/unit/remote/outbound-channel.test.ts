@@ -51,5 +51,9 @@ describe('OutboundChannel', () => {
     source.write(Buffer.alloc(50));
     await tick();
     expect(sent.length).toBe(1);
+    // A source that lives on (the CLI's stdin) is left paused, with nothing reading it for the channel.
+    expect(source.isPaused()).toBe(true);
+    expect(source.listenerCount('data')).toBe(0);
+    expect(source.readableLength).toBe(50);
   });
 });
