@@ -19,7 +19,7 @@
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import type { Topics } from '../../shared/index.js';
-import { CHANNEL, decodeFrame, FRAME, FRAME_HEADER_BYTES, MAX_DATA_BYTES } from '../../shared/remote/frames.js';
+import { CHANNEL, decodeFrame, FRAME, FRAME_HEADER_BYTES, MAX_DATA_BYTES, peekFrame } from '../../shared/remote/frames.js';
 import { SESSION_FAILURES, type SessionFailed, type SessionFailureCode, type SessionReady } from '../../shared/remote/websocket.js';
 import type { HubBus } from '../mqtt/hub-bus.js';
 import type { AuditEnd, AuditStart } from './audit-store.js';
@@ -86,14 +86,13 @@ export class SessionRelay implements SessionLink {
       return;
     }
     if (this.phase === 'ended') return;
-    const type = frame[0];
-    if (type === FRAME.data) {
-      const bytes = Math.max(0, frame.length - FRAME_HEADER_BYTES);
-      this.bytesUp += bytes;
-      this.deps.registry.countBytes(this.deviceId, 'up', bytes);
+    const header = peekFrame(frame);
+    if (header?.dataBytes) {
+      this.bytesUp += header.dataBytes;
+      this.deps.registry.countBytes(this.deviceId, 'up', header.dataBytes);
     }
     this.ws.send(frame, { binary: true });
-    if ((type === FRAME.exit || type === FRAME.close) && frame.length >= FRAME_HEADER_BYTES && frame.readUInt32BE(5) === CHANNEL.session) {
+    if (header && (header.type === FRAME.exit || header.type === FRAME.close) && header.channel === CHANNEL.session) {
       this.deviceEnded(frame);
     }
   }
@@ -128,7 +127,8 @@ export class SessionRelay implements SessionLink {
 
   private fromClient(data: Buffer, isBinary: boolean): void {
     if (this.phase !== 'open') return;
-    if (!isBinary || data.length < FRAME_HEADER_BYTES) {
+    const header = isBinary ? peekFrame(data) : undefined;
+    if (!header) {
       this.deps.logger.debug({ sessionId: this.sessionId, bytes: data.length, isBinary }, 'client message that is not a frame dropped');
       return;
     }
@@ -140,12 +140,10 @@ export class SessionRelay implements SessionLink {
       failSocket(this.ws, 'failed', reason);
       return;
     }
-    const type = data[0];
-    if (type === FRAME.data) {
-      const bytes = data.length - FRAME_HEADER_BYTES;
-      this.bytesDown += bytes;
-      this.deps.registry.countBytes(this.deviceId, 'down', bytes);
-    } else if (type === FRAME.close && data.readUInt32BE(5) === CHANNEL.session) {
+    if (header.dataBytes) {
+      this.bytesDown += header.dataBytes;
+      this.deps.registry.countBytes(this.deviceId, 'down', header.dataBytes);
+    } else if (header.type === FRAME.close && header.channel === CHANNEL.session) {
       this.clientClosed = true;
     }
     this.deps.bus.publish(this.down, data, { qos: 0 }).catch((err: Error) => {

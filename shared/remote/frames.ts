@@ -93,6 +93,17 @@ function clampSize(n: number): number {
   return Math.max(1, Math.min(0xffff, Math.trunc(n)));
 }
 
+/**
+ * A frame's type, channel and DATA payload size from its header alone, for
+ * the hub, which relays frames unchanged and only counts and watches them;
+ * undefined for bytes shorter than a header.
+ */
+export function peekFrame(bytes: Buffer): { type: number; channel: number; dataBytes: number } | undefined {
+  if (bytes.length < FRAME_HEADER_BYTES) return undefined;
+  const type = bytes.readUInt8(0);
+  return { type, channel: bytes.readUInt32BE(5), dataBytes: type === FRAME.data ? bytes.length - FRAME_HEADER_BYTES : 0 };
+}
+
 /** A frame, or why the bytes are not one (the receiver then ends the session with that reason). */
 export type Decoded = { ok: true; frame: Frame } | { ok: false; reason: string };
 

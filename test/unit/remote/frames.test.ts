@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeFrame, encodeFrame, FRAME, FrameReceiver, FrameSender, MAX_DATA_BYTES } from '../../../shared/remote/frames.js';
+import { decodeFrame, encodeFrame, FRAME, FrameReceiver, FrameSender, MAX_DATA_BYTES, peekFrame } from '../../../shared/remote/frames.js';
 
 describe('remote-access frames', () => {
   it('round-trips every frame type with its seq and channel', () => {
@@ -16,6 +16,20 @@ describe('remote-access frames', () => {
     for (const frame of frames) {
       expect(decodeFrame(encodeFrame(frame))).toEqual({ ok: true, frame });
     }
+  });
+
+  it('reads a frame header alone for a relay: type, channel and DATA payload size', () => {
+    expect(peekFrame(encodeFrame({ type: FRAME.data, seq: 3, channel: 2, data: Buffer.alloc(1000) }))).toEqual({
+      type: FRAME.data,
+      channel: 2,
+      dataBytes: 1000,
+    });
+    expect(peekFrame(encodeFrame({ type: FRAME.close, seq: 4, channel: 0, reason: 'bye' }))).toEqual({
+      type: FRAME.close,
+      channel: 0,
+      dataBytes: 0,
+    });
+    expect(peekFrame(Buffer.from([FRAME.data, 0, 0]))).toBeUndefined();
   });
 
   it('refuses bytes that are not a frame, with a reason', () => {
