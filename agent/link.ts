@@ -354,10 +354,10 @@ export class Link {
     this.log.info({ hubUrl: this.options.hubUrl }, 'connected to hub');
     const status: DeviceStatus = { online: true, at: new Date().toISOString() };
     this.client.publish(topics.device(deviceId, 'status'), JSON.stringify(status), { qos: 1, retain: true });
-    this.client.subscribe(topics.device(deviceId, 'desired'), { qos: 1 }, (err) => {
-      if (err) this.log.error({ err: err.message }, 'subscribing to desired state failed');
-    });
-    this.subscribeRemote();
+    this.subscribe(topics.device(deviceId, 'desired'), 1, 'desired state');
+    // Remote access's topics, when the agent takes part in it.
+    if (this.options.onCommand) this.subscribe(topics.device(deviceId, 'commands'), 1, 'commands');
+    if (this.options.onSessionFrame) this.subscribe(topics.deviceSessions(deviceId, 'down'), 0, 'session frames');
     // The hub may have lost what we last reported (broker restart): report again.
     this.lastPublished = '';
     this.scheduleFlush();
@@ -365,19 +365,10 @@ export class Link {
     this.pump();
   }
 
-  /** Remote access's topics, when the agent takes part in it. */
-  private subscribeRemote(): void {
-    const { topics, deviceId } = this.options;
-    if (this.options.onCommand) {
-      this.client.subscribe(topics.device(deviceId, 'commands'), { qos: 1 }, (err) => {
-        if (err) this.log.error({ err: err.message }, 'subscribing to commands failed');
-      });
-    }
-    if (this.options.onSessionFrame) {
-      this.client.subscribe(topics.deviceSessions(deviceId, 'down'), { qos: 0 }, (err) => {
-        if (err) this.log.error({ err: err.message }, 'subscribing to session frames failed');
-      });
-    }
+  private subscribe(filter: string, qos: 0 | 1, what: string): void {
+    this.client.subscribe(filter, { qos }, (err) => {
+      if (err) this.log.error({ err: err.message }, `subscribing to ${what} failed`);
+    });
   }
 
   /** Calls a listener; what it throws is logged, never thrown into MQTT.js. */
