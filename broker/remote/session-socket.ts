@@ -13,6 +13,7 @@ import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
 import { decode, formatIssues, isDeviceId } from '../../shared/index.js';
 import { DEFAULT_WINDOW_BYTES } from '../../shared/remote/flow.js';
+import { keepPeerAlive } from '../../shared/remote/keepalive.js';
 import { describeRequest, newSessionId, SessionRequest, sessionRole } from '../../shared/remote/requests.js';
 import type { SessionReady } from '../../shared/remote/websocket.js';
 import type { HttpAuth } from '../auth/http-auth.js';
@@ -135,22 +136,12 @@ interface KeepAlive {
 }
 
 function keepAlive(ws: WebSocket, intervalMs: number): KeepAlive {
-  let missed = 0;
   let lost = false;
-  ws.on('pong', () => {
-    missed = 0;
+  const stop = keepPeerAlive(ws, intervalMs, () => {
+    lost = true;
+    ws.terminate();
   });
-  const timer = setInterval(() => {
-    if (missed >= 2) {
-      lost = true;
-      ws.terminate();
-      return;
-    }
-    missed++;
-    ws.ping();
-  }, intervalMs);
-  timer.unref();
-  return { stop: () => clearInterval(timer), lost: () => lost };
+  return { stop, lost: () => lost };
 }
 
 /** The first message, or undefined if the socket closed or nothing came within `timeoutMs`. */

@@ -20,6 +20,7 @@
 import type { ClientOptions, RawData, WebSocket } from 'ws';
 import { DEFAULT_WINDOW_BYTES } from '../../shared/remote/flow.js';
 import { CHANNEL, FRAME, type Frame, type FrameBody, FrameReceiver, FrameSender } from '../../shared/remote/frames.js';
+import { keepPeerAlive, MISSED_PONGS_LIMIT } from '../../shared/remote/keepalive.js';
 import type { SessionRequest } from '../../shared/remote/requests.js';
 import type { SessionReady } from '../../shared/remote/websocket.js';
 import { CliError, EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_UNAUTHORIZED, type ExitCode } from '../errors.js';
@@ -44,7 +45,6 @@ export interface OpenSessionOptions extends SessionTarget {
 }
 
 export const DEFAULT_PING_INTERVAL_MS = 10_000;
-export const MISSED_PONGS_LIMIT = 2;
 const DEFAULT_OPEN_TIMEOUT_MS = 30_000;
 /** How long a close the CLI asked for may take before the socket is dropped. */
 const CLOSE_GRACE_MS = 1000;
@@ -172,7 +172,6 @@ export async function openSession(options: OpenSessionOptions): Promise<RemoteSe
   return new Promise<RemoteSession>((resolve, reject) => {
     let session: RemoteSession | undefined;
     let settled = false;
-    let unanswered = 0;
     const receiver = new FrameReceiver();
 
     const openTimer = setTimeout(() => {
@@ -185,23 +184,14 @@ export async function openSession(options: OpenSessionOptions): Promise<RemoteSe
       ws.terminate();
     }, options.openTimeoutMs ?? DEFAULT_OPEN_TIMEOUT_MS);
 
-    const pinger = setInterval(() => {
-      if (ws.readyState !== ws.OPEN) return;
-      if (unanswered >= MISSED_PONGS_LIMIT) {
-        const error = new SessionError(
-          undefined,
-          `lost the hub at ${options.hub}: no answer to ${MISSED_PONGS_LIMIT} pings in ${seconds(MISSED_PONGS_LIMIT * pingIntervalMs)}`,
-        );
-        if (session) session.finish({ kind: 'failed', error });
-        else failBeforeOpen(error);
-        ws.terminate();
-        return;
-      }
-      unanswered++;
-      ws.ping();
-    }, pingIntervalMs);
-    ws.on('pong', () => {
-      unanswered = 0;
+    const stopPinging = keepPeerAlive(ws, pingIntervalMs, () => {
+      const error = new SessionError(
+        undefined,
+        `lost the hub at ${options.hub}: no answer to ${MISSED_PONGS_LIMIT} pings in ${seconds(MISSED_PONGS_LIMIT * pingIntervalMs)}`,
+      );
+      if (session) session.finish({ kind: 'failed', error });
+      else failBeforeOpen(error);
+      ws.terminate();
     });
 
     function failBeforeOpen(error: CliError): void {
@@ -271,7 +261,7 @@ export async function openSession(options: OpenSessionOptions): Promise<RemoteSe
     });
 
     ws.on('close', (code, reasonBytes) => {
-      clearInterval(pinger);
+      stopPinging();
       clearTimeout(openTimer);
       const reason = reasonBytes.toString('utf8');
       const error = closedError(code, reason);
