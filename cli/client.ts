@@ -7,12 +7,12 @@
  * Every failure becomes a CliError with the right exit code: HubUnreachableError
  * when no HTTP answer came back at all, HubError when one did and it was an error.
  */
-import type { ApiMethodName, ApiParams, ApiResult, EventRecord, HttpRoute, LogRecord } from '../shared/index.js';
-import { API, FOLLOW_EVENT, formatIssue } from '../shared/index.js';
+import type { ApiMethodName, ApiParams, ApiResult, EventRecord, LogRecord } from '../shared/index.js';
+import { API, FOLLOW_EVENT, formatIssue, queryString, routeRequest } from '../shared/index.js';
+import { readSse } from '../shared/sse.js';
 import type { RegisterRequest, Registration } from './auth-api.js';
 import { CliError, EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_UNAUTHORIZED, type ExitCode } from './errors.js';
 import { HubUnreachableError, parseHubUrl } from './hub-url.js';
-import { readSse } from './sse.js';
 
 export type {
   AppDetail,
@@ -290,35 +290,6 @@ async function* touching(body: AsyncIterable<Uint8Array>, touch: () => void): As
     touch();
     yield chunk;
   }
-}
-
-/**
- * Where a method's params go on its route: each `:name` path segment takes
- * the param `name`, a declared body param is the whole body, and the other
- * params are the query string (GET, DELETE) or the fields of a JSON body.
- */
-export function routeRequest(http: HttpRoute, params: object): { path: string; query: Record<string, unknown>; body?: unknown } {
-  const rest: Record<string, unknown> = { ...params };
-  const path = http.path
-    .split('/')
-    .map((segment) => {
-      if (!segment.startsWith(':')) return segment;
-      const value = rest[segment.slice(1)];
-      delete rest[segment.slice(1)];
-      return encodeURIComponent(String(value));
-    })
-    .join('/');
-  if (typeof http.body === 'object') return { path, query: {}, body: rest[http.body.param] };
-  if (http.method === 'GET' || http.method === 'DELETE') return { path, query: rest };
-  return { path, query: {}, body: rest };
-}
-
-/** `?a=1&b=x` from the defined values, or `''` when there are none. */
-function queryString(params: object): string {
-  const search = new URLSearchParams();
-  for (const [key, value] of Object.entries(params)) if (value !== undefined) search.set(key, String(value));
-  const text = search.toString();
-  return text === '' ? '' : `?${text}`;
 }
 
 function parseJson(text: string): unknown {

@@ -1,4 +1,5 @@
 export * from './access.js';
 export * from './declare.js';
+export * from './http-request.js';
 export * from './methods.js';
 export * from './results.js';

@@ -30,7 +30,7 @@ import { TelemetryIngest } from '../../broker/telemetry/ingest.js';
 import { telemetryMethods } from '../../broker/telemetry/methods.js';
 import { TELEMETRY_MIGRATIONS } from '../../broker/telemetry/migrations.js';
 import { TelemetryStore } from '../../broker/telemetry/store.js';
-import { HubClient, routeRequest } from '../../cli/client.js';
+import { HubClient } from '../../cli/client.js';
 import {
   API,
   API_METHOD_NAMES,
@@ -41,6 +41,7 @@ import {
   type ApiRole,
   type ApplyResult,
   type LogsResult,
+  routeRequest,
 } from '../../shared/index.js';
 import { LogCapture } from '../support/logs.js';
 

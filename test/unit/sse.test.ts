@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readSse, type SseEvent, SseParser } from '../../cli/sse.js';
+import { readSse, type SseEvent, SseParser } from '../../shared/sse.js';
 
 /** Feeds `chunks` one by one and collects every event, in order. */
 function parse(chunks: readonly string[]): SseEvent[] {
