@@ -33,11 +33,14 @@
  * agent/runtime/engine-endpoint.ts). Only imports from dockerode and
  * docker-modem are stubbed; the packages stay installed with dockerode.
  *
+ * dist/console/: the web console the hub serves (broker/console/build.mjs).
+ *
  * dist/bundles/ (docker/release-bundle.sh) is not touched.
  */
 import { readdir, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { build } from 'esbuild';
+import { buildConsole } from './broker/console/build.mjs';
 
 const OUT_DIR = 'dist/cli';
 const EXTERNAL = ['better-sqlite3'];
@@ -122,3 +125,5 @@ const chunks = await readdir(join(OUT_DIR, 'chunks'));
 await Promise.all(
   chunks.filter((name) => !written.has(`chunks/${name}`)).map((name) => rm(join(OUT_DIR, 'chunks', name), { force: true })),
 );
+
+await buildConsole({ outDir: 'dist/console' });

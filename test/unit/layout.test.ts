@@ -55,7 +55,7 @@ function sourcesUnder(folder: string): Map<string, string> {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const path = join(dir, entry.name);
       if (entry.isDirectory()) walk(path);
-      else if (/\.(ts|js|mjs)$/.test(entry.name)) files.set(relative(ROOT, path), readFileSync(path, 'utf8'));
+      else if (/\.(ts|tsx|js|mjs)$/.test(entry.name)) files.set(relative(ROOT, path), readFileSync(path, 'utf8'));
     }
   };
   walk(join(ROOT, folder));

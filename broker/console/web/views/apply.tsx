@@ -1,0 +1,8 @@
+/** Placeholder until the view is built. */
+export function ApplyView() {
+  return (
+    <section>
+      <h1>ApplyView</h1>
+    </section>
+  );
+}
