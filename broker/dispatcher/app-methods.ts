@@ -8,13 +8,14 @@ import { ApiError } from './errors.js';
 import type { ApiHandlersFor } from './method.js';
 import type { Rollouts } from './rollouts.js';
 import { resolveSecrets, SecretRefError } from './scheduling.js';
-import { appDetail, appHistory, appSummary } from './views.js';
+import { appDetail, appHistory, appRevision, appSummary } from './views.js';
 
 export type AppMethodName =
   | 'apps.apply'
   | 'apps.force'
   | 'apps.retry'
   | 'apps.history'
+  | 'apps.revision'
   | 'apps.rollback'
   | 'apps.list'
   | 'apps.get'
@@ -86,6 +87,14 @@ export function appMethods(deps: AppMethodDeps): ApiHandlersFor<AppMethodName> {
       const app = apps.get(name);
       if (!app) throw ApiError.notFound('app', name);
       return appHistory(name, app.revision, apps.revisions(name));
+    },
+
+    'apps.revision': ({ name, revision }) => {
+      const app = apps.get(name);
+      if (!app) throw ApiError.notFound('app', name);
+      const stored = apps.revision(name, revision);
+      if (!stored) throw new ApiError('not_found', `app "${name}" has no revision ${revision}`);
+      return appRevision(name, app.revision, stored);
     },
 
     /**

@@ -6,6 +6,7 @@ import {
   type AppDetail,
   type AppHistory,
   type AppOnDevice,
+  type AppRevision,
   type AppSummary,
   type DeviceView,
   type IdClash,
@@ -85,5 +86,17 @@ export function appHistory(name: string, current: number, revisions: readonly St
         ...(r.cause !== null ? { cause: r.cause } : {}),
       }),
     ),
+  };
+}
+
+/** `apps.revision`: one stored revision, its spec whole. */
+export function appRevision(name: string, current: number, stored: StoredRevision): AppRevision {
+  return {
+    name,
+    revision: stored.revision,
+    spec: stored.spec,
+    createdAt: stored.createdAt,
+    current: stored.revision === current,
+    ...(stored.cause !== null ? { cause: stored.cause } : {}),
   };
 }

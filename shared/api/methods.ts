@@ -32,6 +32,7 @@ import type {
   AppDetail,
   AppHistory,
   ApplyResult,
+  AppRevision,
   AppSummary,
   AuditRecord,
   Deleted,
@@ -111,6 +112,14 @@ export const API = {
       '`{name, current, items: [{revision, createdAt, specHash, images, current, cause?}]}`; `cause` is `apply`, `rollback to N` or `retry of N`',
     role: 'viewer',
     http: { method: 'GET', path: `${APP}/revisions` },
+  }),
+  'apps.revision': declareMethod({
+    summary: 'One revision of the app with its whole spec (`apps.history` lists them without); an unknown revision is `not_found`.',
+    params: Type.Object({ name: Name, revision: Type.Integer({ minimum: 1, description: 'a revision `apps.history` lists' }) }, strict),
+    result: returns<AppRevision>(),
+    answers: '`{name, revision, spec, createdAt, current, cause?}`',
+    role: 'viewer',
+    http: { method: 'GET', path: `${APP}/spec`, query: { revision: 'int' } },
   }),
   'apps.rollback': declareMethod({
     summary:

@@ -60,6 +60,18 @@ export interface AppHistory {
   items: RevisionSummary[];
 }
 
+/** `apps.revision`: one stored revision with its whole spec, so two can be compared. */
+export interface AppRevision {
+  name: string;
+  revision: number;
+  spec: AppSpec;
+  createdAt: string;
+  /** Whether this is the app's current revision. */
+  current: boolean;
+  /** How the revision was made, as `apps.history` says it. */
+  cause?: string;
+}
+
 /** `apps.rollback`: the new revision, or the current one when the target's spec is already current (`changed: false`). */
 export interface RollbackResult {
   name: string;
