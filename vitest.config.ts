@@ -7,6 +7,8 @@ export default defineConfig({
     // they run after the rest, alone (vitest.solo.config.ts), so they cannot
     // starve the timing of e2e tests running beside them.
     exclude: [...configDefaults.exclude, 'test/**/*.solo.test.ts'],
+    // The browser tests serve the console this checkout builds (test/support/console-build.ts).
+    globalSetup: ['test/support/console-build.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // Two cores: e2e files drive one Docker Engine, so keep file-level parallelism modest.
