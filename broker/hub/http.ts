@@ -1,6 +1,6 @@
 /**
  * The hub's HTTP side: the API, telemetry follow streams, Prometheus,
- * registration, the dashboard, and the TLS listeners (mqtts, wss, https) when
+ * registration, the web console, the dashboard, and the TLS listeners (mqtts, wss, https) when
  * the hub has a certificate.
  *
  * `ports` is filled in as listeners come up and read per request, so the
@@ -18,6 +18,7 @@ import type { LoginDelay } from '../auth/login-delay.js';
 import { registerRoute } from '../auth/register.js';
 import type { HubConfig } from '../config.js';
 import type { HubApi } from '../dispatcher/api.js';
+import { consoleRoutes } from '../http/console.js';
 import { dashboardRoutes } from '../http/dashboard.js';
 import { hubKeyRoute } from '../http/hub-key.js';
 import { defaultReleasesDir, installRoutes, installScriptPath } from '../http/install.js';
@@ -108,6 +109,7 @@ export async function startHubHttp(config: HubConfig, deps: HubHttpDeps, closer:
       releasesDir: config.releasesDir ?? defaultReleasesDir(packageRoot()),
       version: flotillaVersion(),
     }),
+    ...consoleRoutes(),
     ...dashboardRoutes({
       wsPort: ports.ws,
       topicRoot: config.topicRoot,
