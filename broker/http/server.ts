@@ -17,7 +17,7 @@ import { createServer, type IncomingMessage, type RequestListener, type Server, 
 import type { Logger } from 'pino';
 import { parse as parseYaml } from 'yaml';
 import { type HttpAuth, requireCall, requireRole } from '../auth/http-auth.js';
-import type { Role } from '../auth/identity.js';
+import { ANONYMOUS, type Identity, type Role } from '../auth/identity.js';
 import type { HubApi } from '../dispatcher/api.js';
 import { ApiError, type ApiErrorCode, HTTP_STATUS, toErrorBody } from '../dispatcher/errors.js';
 import { METHOD_ROUTES, requestParams } from './routes.js';
@@ -37,7 +37,8 @@ export interface RawRoute {
   public?: boolean;
   /** The role a caller needs when the hub requires credentials (HTTP auth); admin when not said. */
   role?: Role;
-  handle(req: IncomingMessage, res: ServerResponse, match: RegExpMatchArray, url: URL): Promise<void> | void;
+  /** `caller` is who the bearer key says called: anonymous on a public route (whose caller is not asked) and on a hub without HTTP auth. */
+  handle(req: IncomingMessage, res: ServerResponse, match: RegExpMatchArray, url: URL, caller: Identity): Promise<void> | void;
 }
 
 /** Without `auth` every caller may call everything (a hub that predates credentials; unit tests). */
@@ -73,8 +74,9 @@ async function handle(
   for (const raw of rawRoutes) {
     const match = raw.method === req.method ? path.match(raw.pattern) : null;
     if (!match || !(raw.accepts?.(url) ?? true)) continue;
-    if (auth && !raw.public) requireRole(await auth.identify(req), raw.role ?? 'admin', `${req.method} ${path}`);
-    return raw.handle(req, res, match.map(decodePathPart) as RegExpMatchArray, url);
+    const caller = auth && !raw.public ? await auth.identify(req) : ANONYMOUS;
+    requireRole(caller, raw.role ?? 'admin', `${req.method} ${path}`);
+    return raw.handle(req, res, match.map(decodePathPart) as RegExpMatchArray, url, caller);
   }
   const candidates = METHOD_ROUTES.filter((route) => route.pattern.test(path));
   if (candidates.length === 0) throw new ApiError('not_found', `no route for ${path}`);

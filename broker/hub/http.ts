@@ -24,6 +24,7 @@ import { hubKeyRoute } from '../http/hub-key.js';
 import { defaultReleasesDir, installRoutes, installScriptPath } from '../http/install.js';
 import { metricsRoute } from '../http/metrics.js';
 import { createHttpHandler } from '../http/server.js';
+import { whoamiRoute } from '../http/whoami.js';
 import { closeServer, listen } from '../mqtt/broker.js';
 import type { SessionEndpoint } from '../remote/endpoint.js';
 import type { SessionRegistry } from '../remote/session-registry.js';
@@ -91,6 +92,7 @@ export async function startHubHttp(config: HubConfig, deps: HubHttpDeps, closer:
   const routes = [
     ...followRoutes(api, telemetry.ingest),
     metricsRoute(metrics),
+    whoamiRoute(),
     hubKeyRoute(stores.signingKey.publicKeyPem),
     registerRoute({
       db: stores.db,

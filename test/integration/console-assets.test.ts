@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ANONYMOUS } from '../../broker/auth/identity.js';
 import { CONSOLE_CSP, consoleDir, consoleRoutes } from '../../broker/http/console.js';
 import type { RawRoute } from '../../broker/http/server.js';
 import { Cleanup } from '../support/cleanup.js';
@@ -43,7 +44,7 @@ async function serveRoutes(routes: RawRoute[], cleanup: Cleanup): Promise<string
     const path = new URL(req.url ?? '/', 'http://hub').pathname;
     for (const route of routes) {
       const match = route.method === req.method ? path.match(route.pattern) : null;
-      if (match) return void route.handle(req, res, match, new URL(req.url ?? '/', 'http://hub'));
+      if (match) return void route.handle(req, res, match, new URL(req.url ?? '/', 'http://hub'), ANONYMOUS);
     }
     res.writeHead(404).end();
   });
