@@ -4,19 +4,17 @@
  * ingest.ts). The backlog query and the subscription happen in one
  * synchronous step, so no record can fall between them.
  *
- * A follower that stops reading must not grow the hub's memory: beyond
- * MAX_UNSENT_BYTES of unsent stream the hub ends the stream (the client can
- * reconnect with `afterId`, the id of the last record it got).
+ * A follower that stops reading must not grow the hub's memory: past a bound
+ * of unsent stream the hub ends it (broker/http/event-stream.ts; the client
+ * can reconnect with `afterId`, the id of the last record it got).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { API, type EventRecord, FOLLOW_EVENT, type LogRecord, MAX_QUERY_RECORDS } from '../../shared/index.js';
 import type { HubApi } from '../dispatcher/api.js';
+import { openEventStream } from '../http/event-stream.js';
 import { methodRoute, pathParams, queryParams } from '../http/routes.js';
 import type { RawRoute } from '../http/server.js';
 import type { TelemetryIngest } from './ingest.js';
-
-const KEEPALIVE_MS = 15_000;
-const MAX_UNSENT_BYTES = 4 * 1024 * 1024;
 
 const isFollow = (url: URL) => ['true', '1', ''].includes(url.searchParams.get('follow') ?? 'no');
 
@@ -81,6 +79,9 @@ function page<T extends { id: number }>(query: (extra: Record<string, number>) =
   return all;
 }
 
+const SLOW_NOTE = 'follower too slow; reconnect with afterId';
+
+/** The backlog first, then each committed record, one event per record. */
 function stream<T>(
   req: IncomingMessage,
   res: ServerResponse,
@@ -88,24 +89,6 @@ function stream<T>(
   backlog: T[],
   subscribe: (send: (records: T[]) => void) => () => void,
 ): void {
-  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-  const send = (records: T[]) => {
-    if (records.length === 0) return;
-    res.write(records.map((r) => `event: ${event}\ndata: ${JSON.stringify(r)}\n\n`).join(''));
-    if (res.writableLength > MAX_UNSENT_BYTES) {
-      res.end(': follower too slow; reconnect with afterId\n\n');
-      stop();
-    }
-  };
-  // Tells the client the stream is open even when there is no backlog.
-  res.write(': following\n\n');
-  send(backlog);
-  const unsubscribe = subscribe(send);
-  const keepalive = setInterval(() => res.write(': ping\n\n'), KEEPALIVE_MS);
-  const stop = () => {
-    clearInterval(keepalive);
-    unsubscribe();
-  };
-  req.on('close', stop);
-  res.on('close', stop);
+  const events = (records: readonly T[]) => records.map((data) => ({ event, data }));
+  openEventStream(req, res, (send) => ({ first: events(backlog), stop: subscribe((records) => send(events(records))) }), SLOW_NOTE);
 }
