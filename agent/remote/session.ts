@@ -16,6 +16,7 @@
 import type { Logger } from 'pino';
 import { durationText } from '../../shared/index.js';
 import {
+  asBuffer,
   CHANNEL,
   FRAME,
   type Frame,
@@ -60,7 +61,7 @@ export abstract class Session {
 
   constructor(protected readonly context: SessionContext) {
     this.log = context.logger;
-    this.out = new FrameSender(context.publish);
+    this.out = new FrameSender((bytes) => context.publish(asBuffer(bytes)));
     this.credit = new SendCredit(context.window);
     this.window = new ReceiveWindow((channel, bytes) => this.send({ type: FRAME.window, channel, bytes }), context.window);
     this.idle = new IdleClock(context.idleTimeoutMs, () =>
@@ -91,7 +92,7 @@ export abstract class Session {
           this.end({ outcome: 'failed', reason: `the opener sent past its window on channel ${frame.channel}` });
           return;
         }
-        this.onData(frame.channel, frame.data);
+        this.onData(frame.channel, asBuffer(frame.data));
         return;
       case FRAME.window:
         this.credit.grant(frame.channel, frame.bytes);

@@ -14,6 +14,12 @@
  * Channels: 0 is the session itself (resize, exit, close). In exec and shell
  * sessions 1 carries stdin down and stdout up, 2 stderr up. In a port-forward
  * session each TCP connection is a channel the opener numbers from 1.
+ *
+ * The codec works on Uint8Array, DataView and TextEncoder only, so the web
+ * console's terminal runs this very code: a Buffer is a Uint8Array, decoding
+ * one yields DATA payloads that are Buffers still (views into it), and a Node
+ * caller that must hand a Buffer on wraps an encoded frame without copying
+ * (`Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)`).
  */
 
 export const FRAME = {
@@ -45,7 +51,7 @@ const MAX_UINT32 = 0xffff_ffff;
 const FRAME_TYPES: ReadonlySet<number> = new Set(Object.values(FRAME));
 
 export type Frame =
-  | { type: typeof FRAME.data; seq: number; channel: number; data: Buffer }
+  | { type: typeof FRAME.data; seq: number; channel: number; data: Uint8Array }
   | { type: typeof FRAME.eof | typeof FRAME.open | typeof FRAME.opened; seq: number; channel: number }
   | { type: typeof FRAME.window; seq: number; channel: number; bytes: number }
   | { type: typeof FRAME.resize; seq: number; channel: number; rows: number; cols: number }
@@ -55,37 +61,42 @@ export type Frame =
 /** A frame without its seq: what a sender hands to FrameSender, which numbers it. */
 export type FrameBody = Frame extends infer F ? (F extends Frame ? Omit<F, 'seq'> : never) : never;
 
-export function encodeFrame(frame: Frame): Buffer {
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder();
+
+export function encodeFrame(frame: Frame): Uint8Array {
   const body = frameBody(frame);
-  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + body.length);
-  out.writeUInt8(frame.type, 0);
-  out.writeUInt32BE(frame.seq >>> 0, 1);
-  out.writeUInt32BE(frame.channel >>> 0, 5);
-  body.copy(out, FRAME_HEADER_BYTES);
+  const out = new Uint8Array(FRAME_HEADER_BYTES + body.length);
+  const view = new DataView(out.buffer);
+  view.setUint8(0, frame.type);
+  view.setUint32(1, frame.seq >>> 0);
+  view.setUint32(5, frame.channel >>> 0);
+  out.set(body, FRAME_HEADER_BYTES);
   return out;
 }
 
-function frameBody(frame: Frame): Buffer {
+function frameBody(frame: Frame): Uint8Array {
   switch (frame.type) {
     case FRAME.data:
       return frame.data;
     case FRAME.window: {
-      const body = Buffer.allocUnsafe(4);
-      body.writeUInt32BE(Math.min(frame.bytes, MAX_UINT32), 0);
+      const body = new Uint8Array(4);
+      new DataView(body.buffer).setUint32(0, Math.min(frame.bytes, MAX_UINT32));
       return body;
     }
     case FRAME.resize: {
-      const body = Buffer.allocUnsafe(4);
-      body.writeUInt16BE(clampSize(frame.rows), 0);
-      body.writeUInt16BE(clampSize(frame.cols), 2);
+      const body = new Uint8Array(4);
+      const view = new DataView(body.buffer);
+      view.setUint16(0, clampSize(frame.rows));
+      view.setUint16(2, clampSize(frame.cols));
       return body;
     }
     case FRAME.exit:
-      return Buffer.from(JSON.stringify({ code: frame.code }));
+      return utf8.encode(JSON.stringify({ code: frame.code }));
     case FRAME.close:
-      return Buffer.from(JSON.stringify({ reason: frame.reason }));
+      return utf8.encode(JSON.stringify({ reason: frame.reason }));
     default:
-      return Buffer.alloc(0);
+      return new Uint8Array(0);
   }
 }
 
@@ -98,32 +109,36 @@ function clampSize(n: number): number {
  * the hub, which relays frames unchanged and only counts and watches them;
  * undefined for bytes shorter than a header.
  */
-export function peekFrame(bytes: Buffer): { type: number; channel: number; dataBytes: number } | undefined {
+export function peekFrame(bytes: Uint8Array): { type: number; channel: number; dataBytes: number } | undefined {
   if (bytes.length < FRAME_HEADER_BYTES) return undefined;
-  const type = bytes.readUInt8(0);
-  return { type, channel: bytes.readUInt32BE(5), dataBytes: type === FRAME.data ? bytes.length - FRAME_HEADER_BYTES : 0 };
+  const view = viewOf(bytes);
+  const type = view.getUint8(0);
+  return { type, channel: view.getUint32(5), dataBytes: type === FRAME.data ? bytes.length - FRAME_HEADER_BYTES : 0 };
 }
 
 /** A frame, or why the bytes are not one (the receiver then ends the session with that reason). */
 export type Decoded = { ok: true; frame: Frame } | { ok: false; reason: string };
 
-export function decodeFrame(bytes: Buffer): Decoded {
+export function decodeFrame(bytes: Uint8Array): Decoded {
   if (bytes.length < FRAME_HEADER_BYTES) return { ok: false, reason: `frame of ${bytes.length} bytes is shorter than its header` };
-  const type = bytes.readUInt8(0);
+  const view = viewOf(bytes);
+  const type = view.getUint8(0);
   if (!FRAME_TYPES.has(type)) return { ok: false, reason: `unknown frame type ${type}` };
-  const seq = bytes.readUInt32BE(1);
-  const channel = bytes.readUInt32BE(5);
+  const seq = view.getUint32(1);
+  const channel = view.getUint32(5);
+  // A view, not a copy: a Buffer's subarray is a Buffer.
   const body = bytes.subarray(FRAME_HEADER_BYTES);
+  const bodyView = viewOf(body);
   switch (type) {
     case FRAME.data:
       if (body.length > MAX_DATA_BYTES) return { ok: false, reason: `data frame of ${body.length} bytes (at most ${MAX_DATA_BYTES})` };
       return { ok: true, frame: { type, seq, channel, data: body } };
     case FRAME.window:
       if (body.length !== 4) return { ok: false, reason: 'window frame without its 4-byte count' };
-      return { ok: true, frame: { type, seq, channel, bytes: body.readUInt32BE(0) } };
+      return { ok: true, frame: { type, seq, channel, bytes: bodyView.getUint32(0) } };
     case FRAME.resize:
       if (body.length !== 4) return { ok: false, reason: 'resize frame without rows and columns' };
-      return { ok: true, frame: { type, seq, channel, rows: body.readUInt16BE(0), cols: body.readUInt16BE(2) } };
+      return { ok: true, frame: { type, seq, channel, rows: bodyView.getUint16(0), cols: bodyView.getUint16(2) } };
     case FRAME.exit: {
       const json = parseJson(body);
       if (typeof json?.code !== 'number' || !Number.isInteger(json.code))
@@ -139,9 +154,13 @@ export function decodeFrame(bytes: Buffer): Decoded {
   }
 }
 
-function parseJson(body: Buffer): Record<string, unknown> | undefined {
+function viewOf(bytes: Uint8Array): DataView {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function parseJson(body: Uint8Array): Record<string, unknown> | undefined {
   try {
-    const value: unknown = JSON.parse(body.toString('utf8'));
+    const value: unknown = JSON.parse(utf8Decoder.decode(body));
     return value !== null && typeof value === 'object' ? (value as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
@@ -151,7 +170,7 @@ function parseJson(body: Buffer): Record<string, unknown> | undefined {
 /** Numbers outgoing frames; one per direction per session. */
 export class FrameSender {
   private seq = 0;
-  constructor(private readonly write: (bytes: Buffer) => void) {}
+  constructor(private readonly write: (bytes: Uint8Array) => void) {}
 
   send(body: FrameBody): void {
     const frame = { ...body, seq: this.seq } as Frame;
@@ -169,7 +188,7 @@ export class FrameSender {
 export class FrameReceiver {
   private expected = 0;
 
-  receive(bytes: Buffer): Decoded {
+  receive(bytes: Uint8Array): Decoded {
     const decoded = decodeFrame(bytes);
     if (!decoded.ok) return decoded;
     const { seq } = decoded.frame;

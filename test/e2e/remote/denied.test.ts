@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { AuditRecord } from '../../../shared/api/results.js';
 import { CHANNEL, encodeFrame, FRAME } from '../../../shared/remote/frames.js';
+import { asBuffer } from '../../../shared/remote/node-bytes.js';
 import { Topics } from '../../../shared/topics.js';
 import { connectClient } from '../../support/mqtt-client.js';
 import { CLI, runCli, scratchDir, stopAll } from '../../support/processes.js';
@@ -144,7 +145,8 @@ describeRemote('remote access refused by role and by topic, and audited', () => 
       const sessionId = (JSON.parse(opened!) as { sessionId: string }).sessionId;
 
       const topics = new Topics();
-      const forged = (text: string, seq: number) => encodeFrame({ type: FRAME.data, seq, channel: CHANNEL.stdio, data: Buffer.from(text) });
+      const forged = (text: string, seq: number) =>
+        asBuffer(encodeFrame({ type: FRAME.data, seq, channel: CHANNEL.stdio, data: Buffer.from(text) }));
       for (const [direction, text] of [
         ['down', 'INJECTED\n'],
         ['up', 'FORGED\n'],

@@ -12,6 +12,7 @@ import { type Agent, startAgent } from '../../../agent/agent.js';
 import type { ContainerRuntime } from '../../../agent/runtime/runtime.js';
 import { type Command, type CommandReply, Topics } from '../../../shared/index.js';
 import {
+  asBuffer,
   CHANNEL,
   DEFAULT_WINDOW_BYTES,
   FRAME,
@@ -69,7 +70,7 @@ export class SessionPeer {
     readonly sessionId: string,
     readonly autoGrant: boolean,
   ) {
-    this.sender = new FrameSender((bytes) => client.publish(topics.session(deviceId, sessionId, 'down'), bytes, { qos: 0 }));
+    this.sender = new FrameSender((bytes) => client.publish(topics.session(deviceId, sessionId, 'down'), asBuffer(bytes), { qos: 0 }));
   }
 
   /** An up frame arrived. */

@@ -8,6 +8,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { encodeFrame, FRAME, MAX_DATA_BYTES } from '../../../shared/remote/frames.js';
+import { asBuffer } from '../../../shared/remote/node-bytes.js';
 import type { SessionFailureCode } from '../../../shared/remote/websocket.js';
 import { Cleanup } from '../../support/cleanup.js';
 import { freePort } from '../../support/ports.js';
@@ -206,8 +207,8 @@ describe('a session that fails', () => {
   it('ends the session when a frame is missing (seq gap) and exits 1', SLOW, async () => {
     hub.onSession((s) => {
       s.opened();
-      s.sendRaw(encodeFrame({ type: FRAME.data, seq: 0, channel: 1, data: Buffer.from('a') }));
-      s.sendRaw(encodeFrame({ type: FRAME.data, seq: 2, channel: 1, data: Buffer.from('c') }));
+      s.sendRaw(asBuffer(encodeFrame({ type: FRAME.data, seq: 0, channel: 1, data: Buffer.from('a') })));
+      s.sendRaw(asBuffer(encodeFrame({ type: FRAME.data, seq: 2, channel: 1, data: Buffer.from('c') })));
     });
     const run = flotilla(['exec', 'pi-1', 'web', '--', 'sleep', '60']).input('');
     expect(await run.exited).toBe(1);

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditRecord } from '../../../shared/api/results.js';
 import { type Command, Topics } from '../../../shared/index.js';
 import { FRAME, type Frame, type FrameBody, FrameReceiver, FrameSender } from '../../../shared/remote/frames.js';
+import { asBuffer } from '../../../shared/remote/node-bytes.js';
 import type { SessionOpenArgs } from '../../../shared/remote/requests.js';
 import { Cleanup } from '../../support/cleanup.js';
 import { deviceState } from '../../support/fixtures.js';
@@ -43,7 +44,7 @@ async function upperCasingDevice(id: string): Promise<MqttClient> {
       const args = command.args as unknown as SessionOpenArgs;
       const up = topics.session(id, args.sessionId, 'up');
       sessions.set(args.sessionId, {
-        sender: new FrameSender((bytes) => client.publish(up, bytes, { qos: 0 })),
+        sender: new FrameSender((bytes) => client.publish(up, asBuffer(bytes), { qos: 0 })),
         receiver: new FrameReceiver(),
         stdin: [],
       });
@@ -64,7 +65,7 @@ async function upperCasingDevice(id: string): Promise<MqttClient> {
     if (!decoded.ok) throw new Error(decoded.reason);
     const frame: Frame = decoded.frame;
     const send = (body: FrameBody) => session.sender.send(body);
-    if (frame.type === FRAME.data && frame.channel === 1) session.stdin.push(frame.data);
+    if (frame.type === FRAME.data && frame.channel === 1) session.stdin.push(asBuffer(frame.data));
     if (frame.type === FRAME.eof && frame.channel === 1) {
       send({ type: FRAME.data, channel: 1, data: Buffer.from(Buffer.concat(session.stdin).toString().toUpperCase()) });
       send({ type: FRAME.exit, channel: 0, code: 3 });

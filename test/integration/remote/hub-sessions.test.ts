@@ -10,6 +10,7 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket, { type ClientOptions } from 'ws';
 import { type Command, Topics } from '../../../shared/index.js';
 import {
+  asBuffer,
   CHANNEL,
   decodeFrame,
   FRAME,
@@ -92,7 +93,7 @@ class FakeDevice {
         : { commandId: command.id, ok: false, error: this.answer };
     if (this.answer === 'ok') {
       const up = topics.session(this.id, args.sessionId, 'up');
-      this.senders.set(args.sessionId, new FrameSender((bytes) => this.client.publish(up, bytes, { qos: 0 })));
+      this.senders.set(args.sessionId, new FrameSender((bytes) => this.client.publish(up, asBuffer(bytes), { qos: 0 })));
     }
     this.client.publish(topics.device(this.id, 'replies'), JSON.stringify(reply), { qos: 1 });
   }

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { decodeFrame, encodeFrame, FRAME, FrameReceiver, FrameSender, MAX_DATA_BYTES, peekFrame } from '../../../shared/remote/frames.js';
+import {
+  decodeFrame,
+  encodeFrame,
+  FRAME,
+  FRAME_HEADER_BYTES,
+  FrameReceiver,
+  FrameSender,
+  MAX_DATA_BYTES,
+  peekFrame,
+} from '../../../shared/remote/frames.js';
 
 describe('remote-access frames', () => {
   it('round-trips every frame type with its seq and channel', () => {
@@ -14,7 +23,8 @@ describe('remote-access frames', () => {
       { type: FRAME.exit, seq: 0xffff_fffe, channel: 0, code: 3 },
     ] as const;
     for (const frame of frames) {
-      expect(decodeFrame(encodeFrame(frame))).toEqual({ ok: true, frame });
+      // As a Node peer receives them: a Buffer off the socket.
+      expect(decodeFrame(Buffer.from(encodeFrame(frame)))).toEqual({ ok: true, frame });
     }
   });
 
@@ -43,7 +53,7 @@ describe('remote-access frames', () => {
   });
 
   it('numbers what it sends and sees a lost or repeated frame at once', () => {
-    const wire: Buffer[] = [];
+    const wire: Uint8Array[] = [];
     const sender = new FrameSender((bytes) => wire.push(bytes));
     for (let i = 0; i < 4; i++) sender.send({ type: FRAME.data, channel: 1, data: Buffer.from([i]) });
     const inOrder = new FrameReceiver();
@@ -57,5 +67,30 @@ describe('remote-access frames', () => {
     replayed.receive(wire[0]!);
     replayed.receive(wire[1]!);
     expect(replayed.receive(wire[1]!)).toMatchObject({ ok: false, reason: expect.stringContaining('arrived again') });
+  });
+
+  it('speaks the same bytes from plain Uint8Arrays, as the browser console uses it', () => {
+    const resize = encodeFrame({ type: FRAME.resize, seq: 258, channel: 0, rows: 40, cols: 132 });
+    // type, seq 258 and channel 0 big-endian, then rows and cols as uint16 BE: the wire format of docs/remote-protocol.md.
+    expect([...resize]).toEqual([FRAME.resize, 0, 0, 1, 2, 0, 0, 0, 0, 0, 40, 0, 132]);
+    const exit = encodeFrame({ type: FRAME.exit, seq: 1, channel: 0, code: 130 });
+    expect(new TextDecoder().decode(exit.subarray(9))).toBe('{"code":130}');
+
+    // A frame inside a larger buffer (an ArrayBuffer a WebSocket handed over at an offset) decodes from its own bytes.
+    const data = encodeFrame({ type: FRAME.data, seq: 5, channel: 1, data: new TextEncoder().encode('héllo') });
+    const padded = new Uint8Array(data.length + 7);
+    padded.set(data, 3);
+    const decoded = decodeFrame(padded.subarray(3, 3 + data.length));
+    expect(decoded.ok && decoded.frame.type === FRAME.data && new TextDecoder().decode(decoded.frame.data)).toBe('héllo');
+    expect(Buffer.isBuffer(decoded.ok && decoded.frame.type === FRAME.data && decoded.frame.data)).toBe(false);
+  });
+
+  it('hands a Buffer caller DATA payloads that are Buffers, sharing the received bytes', () => {
+    const received = Buffer.from(encodeFrame({ type: FRAME.data, seq: 0, channel: 1, data: Buffer.from('abc') }));
+    const decoded = decodeFrame(received);
+    if (!decoded.ok || decoded.frame.type !== FRAME.data) throw new Error('expected a data frame');
+    expect(Buffer.isBuffer(decoded.frame.data)).toBe(true);
+    received[FRAME_HEADER_BYTES] = 0x78;
+    expect(decoded.frame.data.toString()).toBe('xbc');
   });
 });
