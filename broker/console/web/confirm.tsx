@@ -94,7 +94,8 @@ function ConfirmDialog(props: { request: ConfirmRequest; settle: (confirmed: boo
       aria-describedby={request.message ? messageId : undefined}
       onClose={(event) => settle((event.currentTarget as HTMLDialogElement).returnValue === 'confirm')}
     >
-      <form method="dialog">
+      {/* Its submit closes the dialog; it must not reach a form the dialog happens to sit in. */}
+      <form method="dialog" onSubmit={(event) => event.stopPropagation()}>
         <h2 id={titleId}>{request.title}</h2>
         {request.message && (
           <div id={messageId} class="confirm-message">
