@@ -10,6 +10,9 @@
  *   #/apply                  a new app in the editor
  *   #/admin[/TAB]            tokens, serviceaccounts, secrets, devices
  *   #/events                 the fleet's events
+ *
+ * A view may keep its filters after `?` (`#/?l=site%3Droof&q=gw`), so a
+ * filtered view can be shared; the query does not change which view it is.
  */
 import { useEffect, useState } from 'preact/hooks';
 
@@ -24,7 +27,7 @@ export type Route =
   | { view: 'not-found'; path: string };
 
 export function parseRoute(hash: string): Route {
-  const path = hash.replace(/^#/, '') || '/';
+  const path = hash.replace(/^#/, '').replace(/\?.*$/, '') || '/';
   const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
   const [first, second, third] = parts;
   if (parts.length === 0) return { view: 'fleet' };
@@ -40,6 +43,24 @@ export function parseRoute(hash: string): Route {
 /** The address of a view, for links: `href(['devices', id, 'logs'])`. */
 export function href(parts: readonly string[]): string {
   return `#/${parts.map(encodeURIComponent).join('/')}`;
+}
+
+/** The part of the address after `?`: a view's filters. */
+export function routeQuery(hash: string = location.hash): URLSearchParams {
+  const at = hash.indexOf('?');
+  return new URLSearchParams(at === -1 ? '' : hash.slice(at + 1));
+}
+
+/**
+ * Writes a view's filters into the address in place (no history entry for
+ * each keystroke, and no `hashchange`, so the view is not routed again).
+ * Empty values are left out.
+ */
+export function replaceRouteQuery(values: Record<string, string>): void {
+  const query = new URLSearchParams(Object.entries(values).filter(([, value]) => value !== ''));
+  const path = location.hash.replace(/\?.*$/, '') || '#/';
+  const text = query.toString();
+  history.replaceState(history.state, '', `${path}${text ? `?${text}` : ''}`);
 }
 
 export function useRoute(): Route {
