@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseIssuePath, toPointer } from '../../broker/console/web/editor/issue-path.js';
-import { parseSpecText, placeIssues } from '../../broker/console/web/editor/yaml-lines.js';
+import { parseSpecText, placeIssues, specToText } from '../../broker/console/web/editor/yaml-lines.js';
 import { validateAppSpec } from '../../shared/index.js';
 
 const SPEC = `# the gateway
@@ -89,5 +89,19 @@ describe('parseSpecText', () => {
     const parsed = parseSpecText('name: web\nspec:\n\tcontainers: []\n');
     expect(parsed.ok).toBe(false);
     if (!parsed.ok) expect(parsed.errors[0]?.line).toBe(3);
+  });
+});
+
+describe('specToText', () => {
+  it('writes a spec as YAML that reads back as the same spec, long lines unfolded', () => {
+    const command = `echo ${'x'.repeat(200)}`;
+    const spec = {
+      name: 'web',
+      scheduling: { selectors: { site: 'roof' } },
+      spec: { containers: [{ name: 'a', image: 'i', command: ['sh', '-c', command] }] },
+    };
+    const text = specToText(spec);
+    expect(text.split('\n').some((line) => line.includes(command))).toBe(true);
+    expect(parseSpecText(text)).toEqual({ ok: true, value: spec });
   });
 });

@@ -8,7 +8,7 @@
  * of its own that only the editor's pages download. Free of DOM: unit-tested
  * in node.
  */
-import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument, stringify } from 'yaml';
 import { type PathSegment, parseIssuePath, toPointer } from './issue-path.js';
 
 /** An issue placed in the text. */
@@ -20,6 +20,11 @@ export interface LineIssue {
   /** The path as the hub wrote it (empty for a syntax error). */
   path: string;
   message: string;
+}
+
+/** A spec as the editor shows it: block YAML, long strings never folded (a folded command reads as a different one). */
+export function specToText(spec: unknown): string {
+  return stringify(spec, { lineWidth: 0 });
 }
 
 export type ParsedSpec = { ok: true; value: unknown } | { ok: false; errors: LineIssue[] };

@@ -1,8 +1,85 @@
-/** Placeholder until the view is built. */
+/**
+ * Apps (`#/apps`): every app with its revision, where it is scheduled, and
+ * how many of the devices it matches run its current revision. Polled every
+ * 5 s: apps change by someone's apply, rarely, and a poll needs no stream.
+ */
+import type { AppSummary } from '../../../../shared/api/results.js';
+import { formatScheduling } from '../apps/scheduling-text.js';
+import { Await } from '../components.js';
+import { formatAgo, formatTime } from '../format.js';
+import { useInterval, useLoad } from '../hooks.js';
+import { href } from '../router.js';
+import { useSession } from '../session.js';
+import '../apps/apps.css';
+
+const POLL_MS = 5000;
+
 export function AppsView() {
+  const { api, can } = useSession();
+  const [apps, reload] = useLoad(() => api.call('apps.list', {}), [api]);
+  useInterval(reload, POLL_MS);
   return (
     <section>
-      <h1>AppsView</h1>
+      <div class="toolbar">
+        <h1 class="grow">Apps</h1>
+        {can('operator') && (
+          <a class="button" href={href(['apply'])}>
+            New app
+          </a>
+        )}
+      </div>
+      <Await loaded={apps}>{({ items }) => <AppsTable apps={items} />}</Await>
     </section>
+  );
+}
+
+function AppsTable({ apps }: { apps: AppSummary[] }) {
+  if (apps.length === 0) {
+    return <p class="notice">No apps yet. An operator adds one with New app, or `flotilla apply -f app.yaml`.</p>;
+  }
+  const sorted = [...apps].sort((a, b) => a.name.localeCompare(b.name));
+  return (
+    <div class="table-wrap">
+      <table aria-label="Apps">
+        <thead>
+          <tr>
+            <th scope="col">Name</th>
+            <th scope="col" class="num">
+              Revision
+            </th>
+            <th scope="col">Scheduling</th>
+            <th scope="col" class="num hide-narrow">
+              Containers
+            </th>
+            <th scope="col" class="num">
+              Running / matched
+            </th>
+            <th scope="col" class="hide-narrow">
+              Updated
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {sorted.map((app) => (
+            <tr key={app.name} data-app={app.name}>
+              <td>
+                <a href={href(['apps', app.name])}>{app.name}</a>
+              </td>
+              <td class="num">{app.revision}</td>
+              <td class="mono wrap">{formatScheduling(app.scheduling)}</td>
+              <td class="num hide-narrow">{app.containers}</td>
+              <td class="num">
+                <span class={app.devices.running < app.devices.matched ? 'behind' : undefined}>
+                  {app.devices.running} / {app.devices.matched}
+                </span>
+              </td>
+              <td class="hide-narrow" title={formatTime(app.updatedAt)}>
+                {formatAgo(app.updatedAt)}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
   );
 }

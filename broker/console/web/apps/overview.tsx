@@ -1,0 +1,85 @@
+/**
+ * An app's Overview tab: its revision and scheduling, every device it is
+ * scheduled onto with how that device runs it, and the current spec as YAML.
+ * Polled every 5 s, like the apps list.
+ */
+import type { AppDetail } from '../../../../shared/api/results.js';
+import { Await, OnlineBadge, PhaseBadge } from '../components.js';
+import { SpecText } from '../editor/spec-text.js';
+import { formatAgo, formatTime } from '../format.js';
+import { useInterval, useLoad } from '../hooks.js';
+import { href } from '../router.js';
+import { useSession } from '../session.js';
+import { formatScheduling } from './scheduling-text.js';
+
+const POLL_MS = 5000;
+
+export function AppOverview({ name }: { name: string }) {
+  const { api } = useSession();
+  const [app, reload] = useLoad(() => api.call('apps.get', { name }), [api, name]);
+  useInterval(reload, POLL_MS);
+  return <Await loaded={app}>{(value) => <Overview app={value} />}</Await>;
+}
+
+function Overview({ app }: { app: AppDetail }) {
+  const onCurrent = app.devices.filter((d) => d.revision === app.revision && d.phase === 'running').length;
+  return (
+    <>
+      <dl class="facts card">
+        <dt>Revision</dt>
+        <dd>
+          {app.revision} (<a href={href(['apps', app.name, 'revisions'])}>history</a>)
+        </dd>
+        <dt>Scheduling</dt>
+        <dd class="mono">{formatScheduling(app.spec.scheduling)}</dd>
+        <dt>Containers</dt>
+        <dd>{app.spec.spec.containers.map((c) => `${c.name} (${c.image})`).join(', ')}</dd>
+        <dt>Running</dt>
+        <dd>
+          {onCurrent} of {app.devices.length} devices on revision {app.revision}
+        </dd>
+        <dt>Updated</dt>
+        <dd title={formatTime(app.updatedAt)}>{formatAgo(app.updatedAt)}</dd>
+      </dl>
+      <h2>Where it runs</h2>
+      {app.devices.length === 0 ? (
+        <p class="notice">No device matches its scheduling yet.</p>
+      ) : (
+        <div class="table-wrap">
+          <table aria-label="Where it runs">
+            <thead>
+              <tr>
+                <th scope="col">Device</th>
+                <th scope="col">Status</th>
+                <th scope="col">Phase</th>
+                <th scope="col" class="num">
+                  Revision
+                </th>
+                <th scope="col">Message</th>
+              </tr>
+            </thead>
+            <tbody>
+              {app.devices.map((device) => (
+                <tr key={device.id} data-device={device.id}>
+                  <td>
+                    <a href={href(['devices', device.id])}>{device.id}</a>
+                  </td>
+                  <td>
+                    <OnlineBadge online={device.online} />
+                  </td>
+                  <td>
+                    <PhaseBadge phase={device.phase} />
+                  </td>
+                  <td class="num">{device.revision ?? '–'}</td>
+                  <td class="wrap">{device.message ?? ''}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      <h2>Spec</h2>
+      <SpecText spec={app.spec} label={`Spec of revision ${app.revision}`} />
+    </>
+  );
+}

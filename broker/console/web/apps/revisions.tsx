@@ -1,0 +1,210 @@
+/**
+ * An app's Revisions tab: every revision (`apps.history`), the line diff of
+ * two revisions' specs chosen with From and To (each spec fetched once with
+ * `apps.revision`), and, for operators, a Roll back on each older revision:
+ * its spec becomes a new revision (history only grows).
+ */
+import { useEffect, useMemo, useState } from 'preact/hooks';
+import type { AppHistory, AppRevision, RollbackResult } from '../../../../shared/api/results.js';
+import { Await, ErrorNote, Field } from '../components.js';
+import { ConfirmButton } from '../confirm.js';
+import { useYamlTools, type YamlTools } from '../editor/use-yaml.js';
+import { formatAgo, formatTime } from '../format.js';
+import { useLoad } from '../hooks.js';
+import { href } from '../router.js';
+import { useSession } from '../session.js';
+import { diffCounts, lineDiff } from './line-diff.js';
+
+export function AppRevisions({ name }: { name: string }) {
+  const { api } = useSession();
+  const [history, reload] = useLoad(() => api.call('apps.history', { name }), [api, name]);
+  const [rolledBack, setRolledBack] = useState<RollbackResult | null>(null);
+  const rollBack = async (toRevision: number) => {
+    const result = await api.call('apps.rollback', { name, toRevision });
+    setRolledBack(result);
+    reload();
+  };
+  return (
+    <Await loaded={history}>
+      {(value) => (
+        <>
+          {rolledBack && <RollbackNotice result={rolledBack} />}
+          <RevisionTable history={value} onRollBack={rollBack} />
+          <h2>Compare</h2>
+          <RevisionDiff key={value.current} history={value} />
+        </>
+      )}
+    </Await>
+  );
+}
+
+function RollbackNotice({ result }: { result: RollbackResult }) {
+  return (
+    <p class="notice" role="status">
+      {result.changed
+        ? `Revision ${result.revision} made from revision ${result.rolledBackTo}; its rollout has started. `
+        : `Nothing changed (changed: false): revision ${result.rolledBackTo}'s spec is already the current one. `}
+      <a href={href(['apps', result.name, 'rollout'])}>Rollout</a>
+    </p>
+  );
+}
+
+function RevisionTable(props: { history: AppHistory; onRollBack: (revision: number) => Promise<void> }) {
+  const { can } = useSession();
+  const { history } = props;
+  const operator = can('operator');
+  return (
+    <div class="table-wrap">
+      <table aria-label="Revisions">
+        <thead>
+          <tr>
+            <th scope="col" class="num">
+              Revision
+            </th>
+            <th scope="col">
+              <span class="visually-hidden">Current</span>
+            </th>
+            <th scope="col">Created</th>
+            <th scope="col">Cause</th>
+            <th scope="col" class="hide-narrow">
+              Images
+            </th>
+            {operator && (
+              <th scope="col">
+                <span class="visually-hidden">Actions</span>
+              </th>
+            )}
+          </tr>
+        </thead>
+        <tbody>
+          {history.items.map((item) => (
+            <tr key={item.revision} data-revision={item.revision} aria-current={item.current ? 'true' : undefined}>
+              <td class="num">{item.revision}</td>
+              <td>{item.current && <span class="badge ok">current</span>}</td>
+              <td title={formatTime(item.createdAt)}>{formatAgo(item.createdAt)}</td>
+              <td>{item.cause ?? '–'}</td>
+              <td class="mono wrap hide-narrow">{item.images.join(', ')}</td>
+              {operator && (
+                <td class="actions">
+                  {!item.current && (
+                    <ConfirmButton
+                      class="secondary"
+                      confirm={{
+                        title: `Roll back ${history.name} to revision ${item.revision}?`,
+                        message: `Revision ${item.revision}'s spec becomes revision ${history.current + 1}, which rolls out to the app's devices like any apply.`,
+                        confirmLabel: 'Roll back',
+                      }}
+                      onConfirm={() => props.onRollBack(item.revision)}
+                    >
+                      Roll back
+                    </ConfirmButton>
+                  )}
+                </td>
+              )}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+/** From and To, and the diff between their specs. */
+function RevisionDiff({ history }: { history: AppHistory }) {
+  const revisions = history.items.map((item) => item.revision);
+  const [to, setTo] = useState(history.current);
+  const [from, setFrom] = useState(revisions.find((r) => r < history.current) ?? history.current);
+  const specs = useRevisionSpecs(history.name, [from, to]);
+  const { tools, error } = useYamlTools();
+  const options = revisions.map((revision) => (
+    <option key={revision} value={revision}>
+      {revision}
+      {revision === history.current ? ' (current)' : ''}
+    </option>
+  ));
+  return (
+    <>
+      <div class="toolbar">
+        <Field label="From">
+          {(id) => (
+            <select id={id} value={from} onChange={(e) => setFrom(Number((e.currentTarget as HTMLSelectElement).value))}>
+              {options}
+            </select>
+          )}
+        </Field>
+        <Field label="To">
+          {(id) => (
+            <select id={id} value={to} onChange={(e) => setTo(Number((e.currentTarget as HTMLSelectElement).value))}>
+              {options}
+            </select>
+          )}
+        </Field>
+      </div>
+      {error ? <ErrorNote error={error} /> : <DiffRegion from={from} to={to} specs={specs} tools={tools} />}
+    </>
+  );
+}
+
+type SpecState = { state: 'loading' } | { state: 'ready'; value: AppRevision } | { state: 'failed'; error: Error };
+
+/** The specs of the named revisions, each fetched once per view: a revision never changes. */
+function useRevisionSpecs(name: string, wanted: readonly number[]): Map<number, SpecState> {
+  const { api } = useSession();
+  const [specs, setSpecs] = useState<Map<number, SpecState>>(() => new Map());
+  const key = wanted.join(',');
+  useEffect(() => {
+    for (const revision of wanted) {
+      if (specs.has(revision)) continue;
+      const set = (state: SpecState) => setSpecs((old) => new Map(old).set(revision, state));
+      set({ state: 'loading' });
+      api.call('apps.revision', { name, revision }).then(
+        (value) => set({ state: 'ready', value }),
+        (error: Error) => set({ state: 'failed', error }),
+      );
+    }
+  }, [api, name, key]);
+  return specs;
+}
+
+function DiffRegion(props: { from: number; to: number; specs: Map<number, SpecState>; tools: YamlTools | undefined }) {
+  const before = props.specs.get(props.from);
+  const after = props.specs.get(props.to);
+  const ready = props.tools && before?.state === 'ready' && after?.state === 'ready';
+  const lines = useMemo(
+    () =>
+      ready && props.tools ? lineDiff(props.tools.specToText(before.value.spec), props.tools.specToText(after.value.spec)) : undefined,
+    [ready, props.tools, before, after],
+  );
+  const failed = [before, after].find((s) => s?.state === 'failed');
+  const counts = lines && diffCounts(lines);
+  return (
+    <section class="spec-diff" aria-label="Spec diff" aria-busy={!lines && !failed}>
+      {failed?.state === 'failed' ? (
+        <ErrorNote error={failed.error} />
+      ) : !lines || !counts ? (
+        <p class="loading">Loading the specs…</p>
+      ) : (
+        <>
+          <p class="diff-summary">
+            Revision {props.from} → {props.to}:{' '}
+            {counts.added + counts.removed === 0
+              ? 'the same spec'
+              : `${counts.added} line${counts.added === 1 ? '' : 's'} added, ${counts.removed} removed`}
+          </p>
+          <pre class="diff">
+            {lines.map((line, i) => (
+              <span key={i} class={`diff-line ${line.kind}`} data-diff={line.kind}>
+                <span class="diff-sign" aria-hidden="true">
+                  {line.kind === 'added' ? '+' : line.kind === 'removed' ? '-' : ' '}
+                </span>
+                {line.kind !== 'same' && <span class="visually-hidden">{line.kind}: </span>}
+                {line.text}
+                {'\n'}
+              </span>
+            ))}
+          </pre>
+        </>
+      )}
+    </section>
+  );
+}
