@@ -15,30 +15,15 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { describe, inject } from 'vitest';
+import { CHROMIUM } from './chromium.js';
 import { REPO_ROOT } from './processes.js';
 
-export const CHROMIUM = process.env.FLOTILLA_TEST_CHROMIUM ?? '/usr/bin/chromium';
+export { CHROMIUM, launchBrowser } from './chromium.js';
 
 /** Where screenshots go: CI keeps this folder as the run's artifact. */
 export const SCREENSHOT_DIR = join(REPO_ROOT, 'test-output/console');
-
-/**
- * Without the background-networking flags Chromium spends its first seconds
- * calling home (updates, sync, field trials), which on a closed network is a
- * flood of refused connections.
- */
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 export const browserProblem = existsSync(CHROMIUM) ? undefined : `no Chromium at ${CHROMIUM}`;
 
@@ -68,10 +53,6 @@ export function describeBrowser(name: string, body: () => void): void {
 export function expectConsoleBuilt(): void {
   const failure = inject('consoleBuildError');
   if (failure) throw new Error(`the console did not build: ${failure}`);
-}
-
-export async function launchBrowser(): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true, timeout: 60_000 });
 }
 
 export interface Viewport {
