@@ -42,7 +42,7 @@ function RollbackNotice({ result }: { result: RollbackResult }) {
   return (
     <p class="notice" role="status">
       {result.changed
-        ? `Revision ${result.revision} made from revision ${result.rolledBackTo}; its rollout has started. `
+        ? `Revision ${result.revision} made from revision ${result.rolledBackTo}; the app's devices are told to run it. `
         : `Nothing changed (changed: false): revision ${result.rolledBackTo}'s spec is already the current one. `}
       <a href={href(['apps', result.name, 'rollout'])}>Rollout</a>
     </p>

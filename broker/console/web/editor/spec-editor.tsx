@@ -23,7 +23,7 @@ const LINE_PX = 20;
 type Outcome =
   | { kind: 'none' }
   | { kind: 'syntax'; issues: LineIssue[] }
-  | { kind: 'invalid'; message: string; issues: LineIssue[] }
+  | { kind: 'invalid'; issues: LineIssue[] }
   | { kind: 'failed'; error: unknown }
   | { kind: 'applied'; result: ApplyResult };
 
@@ -59,7 +59,7 @@ export function SpecEditor(props: { initialSpec?: unknown; initialText?: string;
     } catch (err) {
       if (err instanceof ApiCallError && err.issues.length > 0) {
         const yaml = await loadYamlTools();
-        setOutcome({ kind: 'invalid', message: err.message, issues: yaml.placeIssues(text, err.issues) });
+        setOutcome({ kind: 'invalid', issues: yaml.placeIssues(text, err.issues) });
       } else {
         setOutcome({ kind: 'failed', error: err });
       }
@@ -160,7 +160,9 @@ function Outcome(props: { outcome: Outcome; issuesId: string; goToLine: (line: n
       return (
         <div id={props.issuesId} class="issues">
           <p class="error">
-            {outcome.kind === 'syntax' ? 'The YAML does not parse; nothing was sent.' : `The hub refused the spec: ${outcome.message}`}
+            {outcome.kind === 'syntax'
+              ? 'The YAML does not parse; nothing was sent.'
+              : `The hub refused the spec and stored nothing (${outcome.issues.length === 1 ? '1 issue' : `${outcome.issues.length} issues`}):`}
           </p>
           <ul role="alert">
             {outcome.issues.map((issue, i) => (

@@ -34,9 +34,6 @@ export function AppsView() {
 }
 
 function AppsTable({ apps }: { apps: AppSummary[] }) {
-  if (apps.length === 0) {
-    return <p class="notice">No apps yet. An operator adds one with New app, or `flotilla apply -f app.yaml`.</p>;
-  }
   const sorted = [...apps].sort((a, b) => a.name.localeCompare(b.name));
   return (
     <div class="table-wrap">
@@ -60,6 +57,13 @@ function AppsTable({ apps }: { apps: AppSummary[] }) {
           </tr>
         </thead>
         <tbody>
+          {sorted.length === 0 && (
+            <tr>
+              <td colSpan={6} class="wrap">
+                No apps yet. An operator adds one with New app, or <code>flotilla apply -f app.yaml</code>.
+              </td>
+            </tr>
+          )}
           {sorted.map((app) => (
             <tr key={app.name} data-app={app.name}>
               <td>
