@@ -1,0 +1,204 @@
+/**
+ * The Logs tab: a device's stored lines (`logs.query`) for a time range and
+ * app, and with `Live` on the follow stream, which sends that backlog and
+ * then every line as the hub stores it; a reconnect asks only for lines after
+ * the last one held (`afterId`). Lines arrive in bursts of thousands, so they
+ * are queued and drawn at most ten times a second.
+ */
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
+import { FOLLOW_EVENT, type LogRecord } from '../../../../shared/telemetry-api.js';
+import { ErrorNote } from '../components.js';
+import { useFollow } from '../hooks.js';
+import { useSession } from '../session.js';
+import { appendLines, filterLines, MAX_LOG_LINES, sinceParam, splitMatches } from './log-buffer.js';
+
+/** Without a `Since`, the newest this many lines. */
+const DEFAULT_TAIL = 500;
+const DRAW_EVERY_MS = 100;
+
+export function LogsTab({ id, apps }: { id: string; apps: readonly string[] }) {
+  const { api } = useSession();
+  const [sinceText, setSinceText] = useState('');
+  const [app, setApp] = useState('');
+  const [live, setLive] = useState(true);
+  const [search, setSearch] = useState('');
+  const [lines, setLines] = useState<LogRecord[]>([]);
+  const [error, setError] = useState<unknown>();
+  const since = sinceParam(sinceText);
+  // The range the held lines belong to; a new range starts over.
+  const range = `${since ?? ''}|${app}`;
+  const held = useRef<LogRecord[]>([]);
+  const queue = useRef<LogRecord[]>([]);
+  const timer = useRef<ReturnType<typeof setTimeout> | undefined>();
+
+  const add = (incoming: readonly LogRecord[]) => {
+    queue.current.push(...incoming);
+    timer.current ??= setTimeout(() => {
+      timer.current = undefined;
+      const next = appendLines(held.current, queue.current);
+      queue.current = [];
+      if (next !== held.current) {
+        held.current = next;
+        setLines(next);
+      }
+    }, DRAW_EVERY_MS);
+  };
+  useEffect(() => () => clearTimeout(timer.current), []);
+
+  // Dropped at once, not in an effect: the follow stream of the new range asks for its cursor while it mounts.
+  const heldRange = useRef(range);
+  if (heldRange.current !== range) {
+    heldRange.current = range;
+    held.current = [];
+    queue.current = [];
+  }
+  useEffect(() => setLines(held.current), [range]);
+
+  // Without Live: one query for the range.
+  useEffect(() => {
+    if (live || since === undefined) return;
+    let current = true;
+    api.call('logs.query', { device: id, ...rangeParams(since, app) }).then(
+      (result) => {
+        if (!current) return;
+        setError(undefined);
+        add(result.lines);
+      },
+      (err: unknown) => current && setError(err),
+    );
+    return () => {
+      current = false;
+    };
+  }, [api, id, range, live]);
+
+  return (
+    <section class="logs-tab">
+      <form class="toolbar" onSubmit={(e) => e.preventDefault()}>
+        <div class="field grow">
+          <label for="log-search">Search</label>
+          <input id="log-search" type="search" value={search} onInput={(e) => setSearch((e.target as HTMLInputElement).value)} />
+        </div>
+        <div class={`field${since === undefined ? ' invalid' : ''}`}>
+          <label for="log-since">Since</label>
+          <input
+            id="log-since"
+            placeholder="10m, 2h or 2026-01-31 08:00"
+            value={sinceText}
+            aria-describedby={since === undefined ? 'log-since-help' : undefined}
+            title={`Empty: the newest ${DEFAULT_TAIL} lines`}
+            aria-invalid={since === undefined}
+            onChange={(e) => setSinceText((e.target as HTMLInputElement).value)}
+          />
+          {since === undefined && (
+            <small id="log-since-help" class="error">
+              A duration (10m, 2h, 1d) or a date and time
+            </small>
+          )}
+        </div>
+        <div class="field">
+          <label for="log-app">App</label>
+          <select id="log-app" value={app} onChange={(e) => setApp((e.target as HTMLSelectElement).value)}>
+            <option value="">All apps</option>
+            {apps.map((name) => (
+              <option key={name} value={name}>
+                {name}
+              </option>
+            ))}
+          </select>
+        </div>
+        <label class="check">
+          <input type="checkbox" checked={live} onChange={(e) => setLive((e.target as HTMLInputElement).checked)} /> Live
+        </label>
+      </form>
+      {live && since !== undefined && (
+        <Follow key={range} id={id} since={since} app={app} after={() => held.current.at(-1)?.id} onLines={add} onError={setError} />
+      )}
+      {error !== undefined && <ErrorNote error={error} />}
+      <LogLines lines={lines} search={search} newest={sinceText.trim() === ''} />
+    </section>
+  );
+}
+
+function rangeParams(since: string, app: string): { since?: string; tail?: number; app?: string } {
+  return { ...(since === '' ? { tail: DEFAULT_TAIL } : { since }), ...(app === '' ? {} : { app }) };
+}
+
+/** The follow stream while it is mounted; says whether it is live. */
+function Follow(props: {
+  id: string;
+  since: string;
+  app: string;
+  after: () => number | undefined;
+  onLines: (lines: LogRecord[]) => void;
+  onError: (error: unknown) => void;
+}) {
+  const state = useFollow(
+    () => {
+      const after = props.after();
+      const query = new URLSearchParams({ follow: 'true' });
+      const params =
+        after === undefined ? rangeParams(props.since, props.app) : { afterId: after, ...(props.app ? { app: props.app } : {}) };
+      for (const [key, value] of Object.entries(params)) query.set(key, String(value));
+      return `/api/v1/devices/${encodeURIComponent(props.id)}/logs?${query}`;
+    },
+    (event) => {
+      if (event.event !== FOLLOW_EVENT.logs) return;
+      props.onError(undefined);
+      props.onLines([JSON.parse(event.data) as LogRecord]);
+    },
+    [props.id],
+  );
+  return (
+    <p class="help follow-state" role="status">
+      {state === 'live' ? 'Live: new lines appear as the device sends them.' : state === 'connecting' ? 'Connecting…' : 'Reconnecting…'}
+    </p>
+  );
+}
+
+/** The lines, kept scrolled to the newest while the reader is at the bottom, and left alone once they scroll up. */
+function LogLines({ lines, search, newest }: { lines: readonly LogRecord[]; search: string; newest: boolean }) {
+  const box = useRef<HTMLElement>(null);
+  const atBottom = useRef(true);
+  const shown = filterLines(lines, search);
+  useLayoutEffect(() => {
+    const el = box.current;
+    if (el && atBottom.current) el.scrollTop = el.scrollHeight;
+  });
+  return (
+    <>
+      <p class="help">
+        {shown.length === lines.length ? `${lines.length} lines` : `${shown.length} of ${lines.length} lines match`}
+        {newest ? ` (from the newest ${DEFAULT_TAIL} on)` : ''}
+        {lines.length >= MAX_LOG_LINES ? ` (the newest ${MAX_LOG_LINES} are kept)` : ''}
+      </p>
+      <section
+        class="logs"
+        aria-label="Log lines"
+        // biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling pane must take the focus so keyboard users can scroll it.
+        tabIndex={0}
+        ref={box}
+        onScroll={(e) => {
+          const el = e.currentTarget;
+          atBottom.current = el.scrollTop + el.clientHeight >= el.scrollHeight - 8;
+        }}
+      >
+        {shown.length === 0 && <p class="empty">{lines.length === 0 ? 'No lines in this range yet.' : 'No line matches.'}</p>}
+        {shown.map((l) => (
+          <div key={l.id} class={`line ${l.stream}`} data-log-id={l.id}>
+            <time dateTime={l.ts}>{l.ts.slice(11, 19)}</time>{' '}
+            <span class="source">
+              {l.app}/{l.container}
+            </span>
+            {l.stream === 'stderr' && <span class="stream">stderr</span>} <Highlighted text={l.line} search={search} />
+          </div>
+        ))}
+      </section>
+    </>
+  );
+}
+
+function Highlighted({ text, search }: { text: string; search: string }) {
+  const pieces = splitMatches(text, search);
+  if (pieces.length === 1) return <span class="text">{text}</span>;
+  return <span class="text">{pieces.map((piece, i) => (i % 2 === 1 ? <mark key={i}>{piece}</mark> : piece))}</span>;
+}
