@@ -66,7 +66,7 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
   };
   try {
     const stores = openHubStores(config, { logger, now, secretsKey: deps.secretsKey }, closer);
-    const telemetry = startTelemetry(config, logger, closer);
+    const telemetry = startTelemetry(config, logger, closer, stores.devices.presence().length);
     const { authenticator, loginDelay } = authentication(config, stores, logger);
     const { protocolVersions } = deps;
     const remote = remoteAccess(stores, telemetry, new Topics(config.topicRoot), logger, now, closer);

@@ -20,6 +20,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 const KEEPALIVE_MS = 15_000;
 const MAX_UNSENT_BYTES = 4 * 1024 * 1024;
 
+/** `?follow=true` (or `1`, or bare `?follow`): the route streams instead of answering once. */
+export const isFollow = (url: URL) => ['true', '1', ''].includes(url.searchParams.get('follow') ?? 'no');
+
 export interface StreamEvent {
   event: string;
   data: unknown;

@@ -1,5 +1,5 @@
 /**
- * The hub's HTTP side: the API, telemetry follow streams, Prometheus,
+ * The hub's HTTP side: the API, telemetry and fleet follow streams, Prometheus,
  * registration, the web console, the dashboard, and the TLS listeners (mqtts, wss, https) when
  * the hub has a certificate.
  *
@@ -18,6 +18,8 @@ import type { LoginDelay } from '../auth/login-delay.js';
 import { registerRoute } from '../auth/register.js';
 import type { HubConfig } from '../config.js';
 import type { HubApi } from '../dispatcher/api.js';
+import { FleetFeed } from '../fleet/feed.js';
+import { fleetFollowRoute } from '../fleet/follow.js';
 import { consoleRoutes } from '../http/console.js';
 import { dashboardRoutes } from '../http/dashboard.js';
 import { hubKeyRoute } from '../http/hub-key.js';
@@ -89,7 +91,17 @@ export async function startHubHttp(config: HubConfig, deps: HubHttpDeps, closer:
         },
       ),
     ));
+  const fleet = new FleetFeed({
+    devices: stores.devices,
+    latest: telemetry.ingest.latest,
+    history: telemetry.history,
+    revoked: () => stores.credentials.revoked(),
+    idClash: (id) => mqtt.clashes.get(id) !== undefined,
+    logger,
+  });
+  closer.add('fleet feed', () => fleet.close());
   const routes = [
+    fleetFollowRoute(fleet),
     ...followRoutes(api, telemetry.ingest),
     metricsRoute(metrics),
     whoamiRoute(),

@@ -1,8 +1,9 @@
-/** Logs, metrics and events: their own SQLite file, the ingest that fills it, the retention that trims it. */
+/** Logs, metrics and events: their own SQLite file, the ingest that fills it, the retention that trims it, the fleet's sparklines it feeds. */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Closer } from '../../shared/closer.js';
 import type { HubConfig } from '../config.js';
+import { type MetricsHistory, startMetricsHistory } from '../fleet/history.js';
 import { openDatabase } from '../store/db.js';
 import { TelemetryIngest } from '../telemetry/ingest.js';
 import { TELEMETRY_MIGRATIONS } from '../telemetry/migrations.js';
@@ -12,9 +13,12 @@ import { TelemetryStore } from '../telemetry/store.js';
 export interface HubTelemetry {
   store: TelemetryStore;
   ingest: TelemetryIngest;
+  /** The fleet's sparklines (broker/fleet/). */
+  history: MetricsHistory;
 }
 
-export function startTelemetry(config: HubConfig, logger: Logger, closer: Closer): HubTelemetry {
+/** `knownDevices` bounds how many stored samples seed the sparklines. */
+export function startTelemetry(config: HubConfig, logger: Logger, closer: Closer, knownDevices = 0): HubTelemetry {
   const store = new TelemetryStore(openDatabase(join(config.dataDir, 'telemetry.db'), TELEMETRY_MIGRATIONS));
   closer.add('telemetry.db', () => store.db.close());
   const ingest = new TelemetryIngest({ store, logger });
@@ -29,5 +33,5 @@ export function startTelemetry(config: HubConfig, logger: Logger, closer: Closer
   });
   retention.start();
   closer.add('telemetry retention', () => retention.stop());
-  return { store, ingest };
+  return { store, ingest, history: startMetricsHistory(store, ingest, knownDevices) };
 }

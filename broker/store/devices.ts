@@ -29,6 +29,21 @@ export interface StoredDevice {
   createdAt: string;
 }
 
+/**
+ * A device's row as the fleet view reads it every second: its JSON columns as
+ * stored text (unparsed, so the caller can tell an unchanged row by comparing
+ * strings), and no desired document (opening one is a decryption).
+ */
+export interface FleetDeviceRow {
+  id: string;
+  online: number;
+  last_seen: string | null;
+  operator_labels: string;
+  reported_labels: string;
+  state: string | null;
+  desired_revision: number;
+}
+
 interface DeviceRow {
   id: string;
   operator_labels: string;
@@ -57,6 +72,8 @@ export class DeviceStore {
   private readonly updateDesired;
   private readonly selectPresence;
   private readonly selectAppPhases;
+  private readonly selectFleetRows;
+  private readonly selectDesiredDoc;
 
   constructor(
     db: Db,
@@ -79,6 +96,10 @@ export class DeviceStore {
     this.updateOperatorLabels = db.prepare('UPDATE devices SET operator_labels = ? WHERE id = ?');
     this.updateDesired = db.prepare('UPDATE devices SET desired_revision = ?, desired_hash = ?, desired_doc = ? WHERE id = ?');
     this.selectPresence = db.prepare<[], { id: string; online: number }>('SELECT id, online FROM devices ORDER BY id');
+    this.selectFleetRows = db.prepare<[], FleetDeviceRow>(
+      'SELECT id, online, last_seen, operator_labels, reported_labels, state, desired_revision FROM devices ORDER BY id',
+    );
+    this.selectDesiredDoc = db.prepare<[string], Pick<DeviceRow, 'id' | 'desired_doc'>>('SELECT id, desired_doc FROM devices WHERE id = ?');
     // SQLite reads the apps out of the stored state, so a scrape parses no JSON in JS.
     this.selectAppPhases = db.prepare<[], { app: string; phase: string; devices: number }>(
       `SELECT json_extract(a.value, '$.name') AS app,
@@ -103,6 +124,18 @@ export class DeviceStore {
   /** Every device's id and online flag, without parsing anything else (Prometheus reads this at every scrape). */
   presence(): { id: string; online: boolean }[] {
     return this.selectPresence.all().map((row) => ({ id: row.id, online: row.online === 1 }));
+  }
+
+  /** Every device, as the fleet view reads it (see FleetDeviceRow). */
+  fleetRows(): FleetDeviceRow[] {
+    return this.selectFleetRows.all();
+  }
+
+  /** The apps (name and revision) of the desired document last issued to a device; null when none was. */
+  desiredApps(id: string): { name: string; revision: number }[] | null {
+    const row = this.selectDesiredDoc.get(id);
+    const desired = row ? this.openDesired(row) : null;
+    return desired ? desired.apps.map((app) => ({ name: app.name, revision: app.revision })) : null;
   }
 
   /**
@@ -158,7 +191,7 @@ export class DeviceStore {
     this.updateDesired.run(desired.revision, this.cipher.sealText(hash, desiredHashAad(desired.deviceId)), sealed, desired.deviceId);
   }
 
-  private openDesired(row: DeviceRow): DesiredState | null {
+  private openDesired(row: Pick<DeviceRow, 'id' | 'desired_doc'>): DesiredState | null {
     if (row.desired_doc === null) return null;
     if (typeof row.desired_doc === 'string')
       throw new Error(`device "${row.id}": desired document stored unsealed; the hub seals such rows at start`);

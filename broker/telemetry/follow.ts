@@ -11,12 +11,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { API, type EventRecord, FOLLOW_EVENT, type LogRecord, MAX_QUERY_RECORDS } from '../../shared/index.js';
 import type { HubApi } from '../dispatcher/api.js';
-import { openEventStream } from '../http/event-stream.js';
+import { isFollow, openEventStream } from '../http/event-stream.js';
 import { methodRoute, pathParams, queryParams } from '../http/routes.js';
 import type { RawRoute } from '../http/server.js';
 import type { TelemetryIngest } from './ingest.js';
-
-const isFollow = (url: URL) => ['true', '1', ''].includes(url.searchParams.get('follow') ?? 'no');
 
 /** The same path, query and role as the method each stream follows. */
 const LOGS = methodRoute('logs.query');

@@ -16,7 +16,7 @@
  * queued messages, a message's `done` is called only after its commit, and
  * Aedes reads no more from that client until then, so devices that publish
  * faster than SQLite stores are slowed down over TCP instead of growing the
- * hub's memory. Followers (`logs -f`) hear of
+ * hub's memory. Followers (`logs -f`, the fleet's sparklines) hear of
  * rows only once they are committed, so what they see is always queryable.
  */
 import { EventEmitter } from 'node:events';
@@ -157,6 +157,11 @@ export class TelemetryIngest {
     return this.listen('events', listener);
   }
 
+  /** Each commit's new samples (a redelivered one is not new), after the commit, in arrival order. */
+  onMetrics(listener: (samples: MetricsSample[]) => void): () => void {
+    return this.listen('metrics', listener);
+  }
+
   /** Writes everything queued in one transaction, then releases the publishers and tells followers. */
   flush(): void {
     clearTimeout(this.timer);
@@ -169,6 +174,7 @@ export class TelemetryIngest {
     this.counters.queued = 0;
     const logs: LogRecord[] = [];
     const events: EventRecord[] = [];
+    const samples: MetricsSample[] = [];
     const { store } = this.options;
     const following = this.followers.listenerCount('logs') > 0;
     try {
@@ -188,6 +194,7 @@ export class TelemetryIngest {
             this.count('metrics', stored !== undefined);
             const newest = this.latest.get(item.device);
             if (stored && (!newest || newest.seq < stored.seq)) this.latest.set(item.device, stored);
+            if (stored) samples.push(stored);
           }
         }
       })();
@@ -199,6 +206,7 @@ export class TelemetryIngest {
     for (const item of batch) item.done();
     if (logs.length > 0) this.followers.emit('logs', logs);
     if (events.length > 0) this.followers.emit('events', events);
+    if (samples.length > 0) this.followers.emit('metrics', samples);
   }
 
   /** Stores what is queued and refuses more (the hub is stopping). */
@@ -220,7 +228,7 @@ export class TelemetryIngest {
     else this.counters.duplicates++;
   }
 
-  private listen<T>(name: 'logs' | 'events', listener: (records: T[]) => void): () => void {
+  private listen<T>(name: 'logs' | 'events' | 'metrics', listener: (records: T[]) => void): () => void {
     this.followers.on(name, listener);
     return () => this.followers.off(name, listener);
   }

@@ -9,6 +9,7 @@ import type { Statement } from 'better-sqlite3';
 import {
   type DeviceEvent,
   type EventRecord,
+  type HostMetrics,
   type LogBatch,
   type LogLine,
   type LogRecord,
@@ -65,6 +66,20 @@ interface EventRow {
   message: string;
 }
 
+/** What a sparkline needs of a sample's host figures. */
+export interface RecentHostMetrics {
+  device: string;
+  host: Pick<HostMetrics, 'cpuPercent' | 'memUsedBytes' | 'memTotalBytes' | 'disks'>;
+}
+
+interface RecentHostRow {
+  device: string;
+  cpu: number;
+  mem_used: number;
+  mem_total: number;
+  disks: string;
+}
+
 interface MetricsRow {
   device: string;
   ts_ms: number;
@@ -83,6 +98,7 @@ export class TelemetryStore {
   private readonly newestBatchTimes: Statement<[string], { id: number; ts_ms: number }>;
   private readonly newestSamples: Statement<[string], MetricsRow>;
   private readonly newestSamplePerDevice: Statement<[], MetricsRow>;
+  private readonly recentHostRows: Statement<{ perDevice: number; maxRows: number }, RecentHostRow>;
 
   constructor(readonly db: Db) {
     // The unique indexes' pages are touched at random, one per device per commit: keep them in memory.
@@ -102,6 +118,20 @@ export class TelemetryStore {
     this.newestSamples = db.prepare('SELECT device, ts_ms, body FROM metrics WHERE device = ? ORDER BY seq DESC');
     this.newestSamplePerDevice = db.prepare(
       'SELECT device, ts_ms, body FROM metrics WHERE id IN (SELECT MAX(id) FROM metrics GROUP BY device)',
+    );
+    // The newest maxRows rows by id (a range of the primary key, however large the table), then
+    // the newest perDevice of each device among them; SQLite reads the few numbers out of each body.
+    this.recentHostRows = db.prepare(
+      `SELECT device,
+              json_extract(body, '$.host.cpuPercent') AS cpu,
+              json_extract(body, '$.host.memUsedBytes') AS mem_used,
+              json_extract(body, '$.host.memTotalBytes') AS mem_total,
+              json_extract(body, '$.host.disks') AS disks
+         FROM (SELECT id, device, body, ROW_NUMBER() OVER (PARTITION BY device ORDER BY id DESC) AS n
+                 FROM metrics
+                WHERE id > (SELECT COALESCE(MAX(id), 0) FROM metrics) - @maxRows)
+        WHERE n <= @perDevice
+        ORDER BY id`,
     );
   }
 
@@ -212,6 +242,23 @@ export class TelemetryStore {
       if (rows.length >= want) break;
     }
     return rows.reverse().map(metricsSample);
+  }
+
+  /**
+   * Up to `perDevice` of each device's newest host figures, oldest first, read
+   * in one query from the newest `maxRows` samples stored (to seed the fleet's
+   * sparklines at start without reading the whole table).
+   */
+  recentHostMetrics(perDevice: number, maxRows: number): RecentHostMetrics[] {
+    return this.recentHostRows.all({ perDevice, maxRows }).map((row) => ({
+      device: row.device,
+      host: {
+        cpuPercent: row.cpu,
+        memUsedBytes: row.mem_used,
+        memTotalBytes: row.mem_total,
+        disks: JSON.parse(row.disks) as HostMetrics['disks'],
+      },
+    }));
   }
 
   /** The newest stored sample of every device (to seed the hub's in-memory view at start). */

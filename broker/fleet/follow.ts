@@ -1,0 +1,34 @@
+/**
+ * `GET /api/v1/devices?follow=true`: the fleet as Server-Sent Events, for the
+ * web console's fleet page. Event `fleet` carries every device first, then
+ * `fleet-changes` what changed (at most one a tick, feed.ts); `: ping`
+ * comments keep idle connections open. Same path and role as `devices.list`.
+ */
+import { API, FLEET_EVENT, type FleetChanges, type FleetSnapshot } from '../../shared/index.js';
+import { isFollow, openEventStream } from '../http/event-stream.js';
+import { methodRoute } from '../http/routes.js';
+import type { RawRoute } from '../http/server.js';
+import type { FleetFeed } from './feed.js';
+
+const LIST = methodRoute('devices.list');
+
+export function fleetFollowRoute(feed: FleetFeed): RawRoute {
+  return {
+    method: LIST.verb,
+    pattern: LIST.pattern,
+    accepts: isFollow,
+    role: API['devices.list'].role,
+    handle(req, res) {
+      openEventStream(
+        req,
+        res,
+        (send) => {
+          const { snapshot, stop } = feed.follow((changes: FleetChanges) => send([{ event: FLEET_EVENT.changes, data: changes }]));
+          const first: FleetSnapshot = { items: snapshot };
+          return { first: [{ event: FLEET_EVENT.all, data: first }], stop };
+        },
+        'follower too slow; reconnect for the whole fleet',
+      );
+    },
+  };
+}
