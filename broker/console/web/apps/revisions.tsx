@@ -64,7 +64,9 @@ function RevisionTable(props: { history: AppHistory; onRollBack: (revision: numb
             <th scope="col">
               <span class="visually-hidden">Current</span>
             </th>
-            <th scope="col">Created</th>
+            <th scope="col" class="hide-narrow">
+              Created
+            </th>
             <th scope="col">Cause</th>
             <th scope="col" class="hide-narrow">
               Images
@@ -81,7 +83,9 @@ function RevisionTable(props: { history: AppHistory; onRollBack: (revision: numb
             <tr key={item.revision} data-revision={item.revision} aria-current={item.current ? 'true' : undefined}>
               <td class="num">{item.revision}</td>
               <td>{item.current && <span class="badge ok">current</span>}</td>
-              <td title={formatTime(item.createdAt)}>{formatAgo(item.createdAt)}</td>
+              <td class="hide-narrow" title={formatTime(item.createdAt)}>
+                {formatAgo(item.createdAt)}
+              </td>
               <td>{item.cause ?? '–'}</td>
               <td class="mono wrap hide-narrow">{item.images.join(', ')}</td>
               {operator && (
