@@ -121,10 +121,10 @@ describeBrowser('console: admin', () => {
     const row = page.getByRole('table', { name: 'Service accounts' }).locator('tr[data-account="wall"]');
     await expect.poll(() => row.textContent()).toContain('viewer');
 
-    // The hub's refusal (a taken name) is shown as its message.
+    // The hub's refusal of a taken name is shown at the name, in its words.
     await page.getByLabel('Name').fill('wall');
     await page.getByRole('button', { name: 'Create account' }).click();
-    await expect.poll(() => page.locator('form [role="alert"]').first().textContent()).toMatch(/wall/);
+    await expect.poll(() => page.locator('.field.invalid').textContent()).toContain('"wall" already exists');
     watched.allow(/409.*\/api\/v1\/serviceaccounts\b/);
     await watched.screenshot('admin-service-accounts');
 

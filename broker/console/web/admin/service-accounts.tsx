@@ -6,6 +6,7 @@
  */
 import { useState } from 'preact/hooks';
 import { API_ROLES, type ApiRole, type ServiceAccountCreated, type ServiceAccountInfo } from '../../../../shared/api/access.js';
+import { ApiCallError } from '../api.js';
 import { Await, ErrorNote, Field } from '../components.js';
 import { ConfirmButton } from '../confirm.js';
 import { formatAgo, formatTime } from '../format.js';
@@ -106,7 +107,9 @@ function CreateAccountForm(props: { onCreated: (account: ServiceAccountCreated) 
   const [busy, setBusy] = useState(false);
   const [failure, setFailure] = useState<unknown>(null);
   const nameChecked = checkName(name);
-  const nameError = (checked && !nameChecked.ok ? nameChecked.error : undefined) ?? hubIssueAt(failure, 'name');
+  // A taken name (409) is about the name, so it is shown there too.
+  const nameTaken = failure instanceof ApiCallError && failure.status === 409 ? failure.message : undefined;
+  const nameError = (checked && !nameChecked.ok ? nameChecked.error : undefined) ?? hubIssueAt(failure, 'name') ?? nameTaken;
   const submit = async (event: Event) => {
     event.preventDefault();
     setChecked(true);
@@ -153,7 +156,7 @@ function CreateAccountForm(props: { onCreated: (account: ServiceAccountCreated) 
           )}
         </Field>
       </div>
-      {failure !== null && !shownAtFields(failure, FIELDS) && <ErrorNote error={failure} />}
+      {failure !== null && !nameTaken && !shownAtFields(failure, FIELDS) && <ErrorNote error={failure} />}
       <button type="submit" disabled={busy} aria-busy={busy || undefined}>
         {busy ? 'Creating…' : 'Create account'}
       </button>
