@@ -1,10 +1,12 @@
 /**
  * An app's Overview tab: its revision and scheduling, every device it is
- * scheduled onto with how that device runs it, and the current spec as YAML.
+ * scheduled onto with how that device runs it, and the current spec as YAML;
+ * operators may delete the app from here.
  * Polled every 5 s, like the apps list.
  */
 import type { AppDetail } from '../../../../shared/api/results.js';
 import { Await, OnlineBadge, PhaseBadge } from '../components.js';
+import { ConfirmButton } from '../confirm.js';
 import { SpecText } from '../editor/spec-text.js';
 import { formatAgo, formatTime } from '../format.js';
 import { useInterval, useLoad } from '../hooks.js';
@@ -22,6 +24,7 @@ export function AppOverview({ name }: { name: string }) {
 }
 
 function Overview({ app }: { app: AppDetail }) {
+  const { api, can } = useSession();
   const onCurrent = app.devices.filter((d) => d.revision === app.revision && d.phase === 'running').length;
   return (
     <>
@@ -80,6 +83,24 @@ function Overview({ app }: { app: AppDetail }) {
       )}
       <h2>Spec</h2>
       <SpecText spec={app.spec} label={`Spec of revision ${app.revision}`} />
+      {can('operator') && (
+        <div class="toolbar danger-zone">
+          <ConfirmButton
+            confirm={{
+              title: `Delete app ${app.name}?`,
+              message: `Every device stops and removes its containers (named volumes are kept), and the hub forgets the app and its ${app.revision} revision${app.revision === 1 ? '' : 's'}.`,
+              confirmLabel: 'Delete',
+              danger: true,
+            }}
+            onConfirm={async () => {
+              await api.call('apps.delete', { name: app.name });
+              location.hash = href(['apps']);
+            }}
+          >
+            Delete app
+          </ConfirmButton>
+        </div>
+      )}
     </>
   );
 }
