@@ -69,11 +69,13 @@ export function Chart({ chart }: { chart: ChartData }) {
     plot.current?.setData(data);
   });
 
+  const hasData = chart.series.some((s) => lastValue(s.values) !== null);
   const last = chart.series.map((s) => `${s.label} ${formatValue(chart.unit, lastValue(s.values))}`).join(', ');
   return (
     <figure class="chart card" data-chart={chart.name} data-points={chart.xs.length}>
       <figcaption>
-        <strong>{chart.title}</strong> <span class="help">{chart.xs.length === 0 ? 'no samples' : last}</span>
+        <strong>{chart.title}</strong>{' '}
+        <span class="help">{chart.xs.length === 0 ? 'no samples' : hasData ? last : 'not measured on this device'}</span>
       </figcaption>
       {failed ? <p class="error">{failed}</p> : <div class="plot" ref={box} style={{ height: `${PLOT_HEIGHT + 34}px` }} />}
     </figure>
