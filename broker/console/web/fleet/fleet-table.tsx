@@ -114,6 +114,9 @@ function Spacer({ rows, columns }: { rows: number; columns: number }) {
   );
 }
 
+/** Narrower than the default, to leave the labels room at 1280 px. */
+const SPARK_WIDTH = 52;
+
 /** Sparklines redraw only when their samples change (the stream sends new arrays only then). */
 const Spark = memo(Sparkline);
 
@@ -179,7 +182,7 @@ function Status({ row }: { row: FleetRow }) {
 function Metric(props: { values: readonly number[]; now: number | undefined; label: string; narrow?: boolean }) {
   return (
     <td class={props.narrow ? 'metric hide-narrow' : 'metric'}>
-      <Spark values={props.values} max={100} label={props.label} />
+      <Spark values={props.values} max={100} label={props.label} width={SPARK_WIDTH} />
       <span class="pct">{formatPercent(props.now)}</span>
     </td>
   );
