@@ -15,15 +15,19 @@ import { type LoginDelay, sleep } from './login-delay.js';
 import { requiredRole } from './permissions.js';
 
 export interface HttpAuth {
-  /** The caller's identity; throws ApiError `unauthorized`. */
-  identify(req: IncomingMessage): Promise<Identity>;
+  /**
+   * The caller's identity; throws ApiError `unauthorized`. `authorization` is
+   * the header's value unless given (a session WebSocket's key may come as a
+   * subprotocol, broker/remote/session-protocols.ts).
+   */
+  identify(req: IncomingMessage, authorization?: string): Promise<Identity>;
 }
 
 export function httpAuth(authenticator: Authenticator, loginDelay: LoginDelay, logger: Logger): HttpAuth {
   const log = logger.child({ component: 'http-auth' });
   return {
-    async identify(req) {
-      const result = await authenticator.bearer(req.headers.authorization);
+    async identify(req, authorization = req.headers.authorization) {
+      const result = await authenticator.bearer(authorization);
       if (result.ok) return result.identity;
       const address = req.socket.remoteAddress ?? 'unknown';
       if (result.anonymous) throw new ApiError('unauthorized', 'this hub requires an API key: Authorization: Bearer <key>');

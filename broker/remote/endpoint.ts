@@ -9,6 +9,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
+import { selectSessionProtocol } from './session-protocols.js';
 import { type SessionSocketDeps, serveSessionSocket } from './session-socket.js';
 
 const SESSIONS_PATH = /^\/api\/v1\/devices\/([^/]+)\/sessions$/;
@@ -28,7 +29,12 @@ export interface SessionEndpoint {
 }
 
 export function sessionEndpoint(deps: SessionSocketDeps): SessionEndpoint {
-  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false });
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: MAX_MESSAGE_BYTES,
+    perMessageDeflate: false,
+    handleProtocols: selectSessionProtocol,
+  });
   return {
     upgrade(req, socket, head) {
       const path = new URL(req.url ?? '/', 'http://hub').pathname;

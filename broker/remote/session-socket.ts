@@ -1,7 +1,8 @@
 /**
  * One remote-access WebSocket, from the upgrade to the session's start
  * (docs/remote-protocol.md §5): the client sends one text message, a SessionRequest;
- * the hub checks, in this order, the caller's credentials, the request, the
+ * the hub checks, in this order, the caller's credentials (the Authorization
+ * header, or the key a subprotocol carries: session-protocols.ts), the request, the
  * role it needs (refused before the device is asked, and audited), that the
  * device exists and is connected; then asks the device and answers with
  * SessionReady, or SessionFailed and a close. From there relay.ts carries it.
@@ -21,6 +22,7 @@ import { hasRole, type Identity } from '../auth/identity.js';
 import { ApiError } from '../dispatcher/errors.js';
 import type { AuditStart } from './audit-store.js';
 import { failSocket, type RelayDeps, SessionRelay } from './relay.js';
+import { sessionAuthorization } from './session-protocols.js';
 import { actorOf } from './session-record.js';
 
 export const PING_INTERVAL_MS = 10_000;
@@ -45,7 +47,7 @@ export async function serveSessionSocket(ws: WebSocket, req: IncomingMessage, de
 
   let identity: Identity;
   try {
-    identity = await deps.auth.identify(req);
+    identity = await deps.auth.identify(req, sessionAuthorization(req));
   } catch (err) {
     const unauthorized = err instanceof ApiError && err.code === 'unauthorized';
     return failSocket(ws, unauthorized ? 'unauthorized' : 'failed', (err as Error).message);
