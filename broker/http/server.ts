@@ -8,6 +8,8 @@
  *   *      /api/v1/…                     each declared method at its route (PUT /api/v1/secrets/:name → secrets.set; all: docs/reference/http.md)
  *   GET    /api/v1/hub/key               the hub's signing public key {hubKey}, unauthenticated (http/hub-key.ts)
  *   POST   /api/v1/register              a device trades a registration token for its secret (broker/auth/register.ts)
+ *   GET    /api/v1/whoami                the caller's name and role (http/whoami.ts)
+ *   GET    /, /console/…                 the web console (http/console.ts)
  *
  * With credentials required (hub auth), every route but /healthz, the
  * register route and public raw routes takes `Authorization: Bearer <key>`,
