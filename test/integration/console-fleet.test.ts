@@ -6,6 +6,7 @@
  * going offline; the sparklines of a restarted hub seeded from the stored
  * samples; the same role as `devices.list`.
  */
+import { get, type IncomingMessage } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FLEET_EVENT, type FleetChanges, type FleetRow, type FleetSnapshot, Topics } from '../../shared/index.js';
 import { readSse } from '../../shared/sse.js';
@@ -26,23 +27,26 @@ interface Received {
 
 /** Follows the stream, keeping every event and the fleet as a follower would hold it. */
 async function followFleet(hub: TestHub, cleanup: Cleanup, headers: Record<string, string> = {}) {
-  const abort = new AbortController();
-  cleanup.add('fleet follower', () => abort.abort());
-  const res = await fetch(`${hub.httpUrl}/api/v1/devices?follow=true`, { headers, signal: abort.signal });
-  expect(res.status).toBe(200);
-  expect(res.headers.get('content-type')).toBe('text/event-stream');
+  // node:http: its response is a stream of Buffers whatever DOM types the program also loads.
+  const res = await new Promise<IncomingMessage>((resolve, reject) => {
+    const req = get(`${hub.httpUrl}/api/v1/devices?follow=true`, { headers }, resolve);
+    req.on('error', reject);
+    cleanup.add('fleet follower', () => void req.destroy());
+  });
+  expect(res.statusCode).toBe(200);
+  expect(res.headers['content-type']).toBe('text/event-stream');
   const events: Received[] = [];
   const fleet = new Map<string, FleetRow>();
   const reading = (async () => {
-    for await (const { event, data } of readSse(res.body!)) {
+    for await (const { event, data } of readSse(res)) {
       const parsed = JSON.parse(data) as FleetSnapshot | FleetChanges;
       events.push({ event, at: Date.now(), data: parsed });
       if (event === FLEET_EVENT.all) fleet.clear();
       for (const row of parsed.items) fleet.set(row.id, row);
       if ('removed' in parsed) for (const id of parsed.removed) fleet.delete(id);
     }
-  })().catch((err: unknown) => {
-    if (!abort.signal.aborted) throw err;
+  })().catch(() => {
+    // The follower is destroyed at cleanup: the read ends there.
   });
   const row = (id: string) => fleet.get(id);
   return { events, fleet, row, reading };
