@@ -59,7 +59,8 @@ export function consoleRoutes(dir: string | undefined = consoleDir()): RawRoute[
   const index = async (req: IncomingMessage, res: ServerResponse) => {
     const file = await files.index();
     if (!file) return sendUnbuilt(req, res);
-    sendPrepared(req, res, file, { 'cache-control': 'no-cache', 'content-security-policy': CONSOLE_CSP });
+    // No framing: the page has destructive buttons a framing page could trick a click onto.
+    sendPrepared(req, res, file, { 'cache-control': 'no-cache', 'content-security-policy': CONSOLE_CSP, 'x-frame-options': 'DENY' });
   };
   const asset = async (req: IncomingMessage, res: ServerResponse, match: RegExpMatchArray) => {
     const file = await files.asset(match[1]!);

@@ -74,6 +74,7 @@ describe('the web console served by the hub', () => {
       expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
       expect(page.headers['cache-control']).toBe('no-cache');
       expect(page.headers['content-security-policy']).toBe(CONSOLE_CSP);
+      expect(page.headers['x-frame-options']).toBe('DENY');
       expect(page.body.equals(built)).toBe(true);
     }
     const redirect = await get(hub.httpUrl, '/console');
