@@ -5,13 +5,14 @@
  * Polled every 5 s, like the apps list.
  */
 import type { AppDetail } from '../../../../shared/api/results.js';
-import { Await, OnlineBadge, PhaseBadge } from '../components.js';
+import { OnlineBadge, PhaseBadge } from '../components.js';
 import { ConfirmButton } from '../confirm.js';
 import { SpecText } from '../editor/spec-text.js';
 import { formatAgo, formatTime } from '../format.js';
 import { useInterval, useLoad } from '../hooks.js';
 import { href } from '../router.js';
 import { useSession } from '../session.js';
+import { Polled } from './polled.js';
 import { formatScheduling } from './scheduling-text.js';
 
 const POLL_MS = 5000;
@@ -20,7 +21,7 @@ export function AppOverview({ name }: { name: string }) {
   const { api } = useSession();
   const [app, reload] = useLoad(() => api.call('apps.get', { name }), [api, name]);
   useInterval(reload, POLL_MS);
-  return <Await loaded={app}>{(value) => <Overview app={value} />}</Await>;
+  return <Polled loaded={app}>{(value) => <Overview app={value} />}</Polled>;
 }
 
 function Overview({ app }: { app: AppDetail }) {

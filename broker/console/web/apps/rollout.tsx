@@ -13,6 +13,7 @@ import { formatAgo, formatTime } from '../format.js';
 import { useInterval, useLoad } from '../hooks.js';
 import { href } from '../router.js';
 import { useSession } from '../session.js';
+import { Polled } from './polled.js';
 import { rolloutActions, rolloutStages, type StageProgress } from './rollout-stages.js';
 
 const POLL_MS = 1000;
@@ -39,9 +40,11 @@ export function AppRollout({ name }: { name: string }) {
   const [status, reload] = useLoad(() => loadRollout(api, name), [api, name]);
   useInterval(reload, POLL_MS);
   if (status.state === 'loading') return <p class="loading rollout-reserve">Loading…</p>;
-  if (status.state === 'failed') return <ErrorNote error={status.error} />;
-  if (status.value === null) return <NoRollout name={name} />;
-  return <Rollout status={status.value} onChanged={reload} />;
+  return (
+    <Polled loaded={status}>
+      {(value) => (value === null ? <NoRollout name={name} /> : <Rollout status={value} onChanged={reload} />)}
+    </Polled>
+  );
 }
 
 function NoRollout({ name }: { name: string }) {

@@ -4,8 +4,8 @@
  * 5 s: apps change by someone's apply, rarely, and a poll needs no stream.
  */
 import type { AppSummary } from '../../../../shared/api/results.js';
+import { Polled } from '../apps/polled.js';
 import { formatScheduling } from '../apps/scheduling-text.js';
-import { Await } from '../components.js';
 import { formatAgo, formatTime } from '../format.js';
 import { useInterval, useLoad } from '../hooks.js';
 import { href } from '../router.js';
@@ -28,7 +28,7 @@ export function AppsView() {
           </a>
         )}
       </div>
-      <Await loaded={apps}>{({ items }) => <AppsTable apps={items} />}</Await>
+      <Polled loaded={apps}>{({ items }) => <AppsTable apps={items} />}</Polled>
     </section>
   );
 }
