@@ -53,9 +53,10 @@ export function LabelEditor(props: { devices: readonly string[]; onClose(): void
   const count = props.devices.length;
   return (
     <form class="card label-editor" onSubmit={submit} aria-label="Edit labels">
-      <h2>
-        Edit labels of {count} device{count === 1 ? '' : 's'}
-      </h2>
+      <h2>Edit labels</h2>
+      <p class="help">
+        For the {count} selected device{count === 1 ? '' : 's'} shown.
+      </p>
       <div class="label-fields">
         <Field label="Set labels" help="key=value, key2=value2" {...(errors.setError ? { error: errors.setError } : {})}>
           {(id, describedBy) => (
@@ -117,6 +118,7 @@ function Progress({ progress, running }: { progress: EachProgress<string> | unde
           ))}
         </ul>
       )}
+      {failed > 0 && !running && <p class="help">The devices that failed stay selected: Apply labels again to retry them.</p>}
     </>
   );
 }
