@@ -3,8 +3,9 @@
  * Chromium against a hub that requires keys: the diff between two revisions'
  * specs and its From/To choice, a YAML syntax error shown at its line with
  * nothing sent to the hub, an issue's "line N" putting the cursor on that
- * line, the editor left and applied from the keyboard, and an unchanged spec
- * said as such.
+ * line, the editor left and applied from the keyboard, an unchanged spec
+ * said as such, and an app's Edit tab asking before it applies a spec that
+ * names another app.
  */
 import type { Browser } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
@@ -93,8 +94,18 @@ describeBrowser('web console: revision diff and the spec editor', () => {
     await page.getByText('Nothing changed (changed: false): web already runs this spec as revision 2.').waitFor();
     expect(changes).toEqual(['POST /api/v1/apps']);
     expect(await page.locator('[data-issue-line]').count()).toBe(0);
+
+    // In an app's Edit tab, a spec that names another app is applied only once confirmed.
+    await page.goto('/#/apps/web/edit');
+    await editor.fill(WEB_V2_YAML.replace('name: web', 'name: web-copy'));
+    await page.getByRole('button', { name: 'Apply' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Apply to app web-copy?' });
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    expect(changes).toEqual(['POST /api/v1/apps']);
     const history = await hub.api('GET', '/api/v1/apps/web/revisions');
     expect((history.body.items as { revision: number }[]).map((r) => r.revision)).toEqual([2, 1]);
+    expect(((await hub.api('GET', '/api/v1/apps')).body.items as { name: string }[]).map((a) => a.name)).toEqual(['web']);
     watched.expectClean();
   });
 });

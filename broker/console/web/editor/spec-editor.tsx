@@ -12,6 +12,7 @@ import { useId, useMemo, useRef, useState } from 'preact/hooks';
 import type { ApplyResult } from '../../../../shared/api/results.js';
 import { ApiCallError } from '../api.js';
 import { ErrorNote } from '../components.js';
+import { useConfirm } from '../confirm.js';
 import { href } from '../router.js';
 import { useSession } from '../session.js';
 import { loadYamlTools, useYamlTools } from './use-yaml.js';
@@ -27,8 +28,15 @@ type Outcome =
   | { kind: 'failed'; error: unknown }
   | { kind: 'applied'; result: ApplyResult };
 
-export function SpecEditor(props: { initialSpec?: unknown; initialText?: string; intro?: ComponentChildren }) {
+export function SpecEditor(props: {
+  initialSpec?: unknown;
+  initialText?: string;
+  intro?: ComponentChildren;
+  /** The app being edited: a spec that names another is applied only once confirmed (it changes that app, not this one). */
+  appName?: string;
+}) {
   const { api } = useSession();
+  const { confirm, dialog } = useConfirm();
   const { tools, error: loadError } = useYamlTools();
   const [edited, setEdited] = useState<string | undefined>(undefined);
   const [outcome, setOutcome] = useState<Outcome>({ kind: 'none' });
@@ -53,6 +61,15 @@ export function SpecEditor(props: { initialSpec?: unknown; initialText?: string;
       if (!parsed.ok) {
         setOutcome({ kind: 'syntax', issues: parsed.errors });
         return;
+      }
+      const named = (parsed.value as { name?: unknown } | null)?.name;
+      if (props.appName !== undefined && typeof named === 'string' && named !== props.appName) {
+        const goOn = await confirm({
+          title: `Apply to app ${named}?`,
+          message: `This spec names ${named}, not ${props.appName}: applying it creates or changes ${named}, and ${props.appName} stays as it is.`,
+          confirmLabel: `Apply to ${named}`,
+        });
+        if (!goOn) return;
       }
       const result = await api.call('apps.apply', { spec: parsed.value });
       setOutcome({ kind: 'applied', result });
@@ -82,59 +99,63 @@ export function SpecEditor(props: { initialSpec?: unknown; initialText?: string;
   if (loadError) return <ErrorNote error={loadError} />;
   const issuesId = `${id}-issues`;
   return (
-    <form
-      class="spec-editor"
-      onSubmit={(event) => {
-        event.preventDefault();
-        void apply();
-      }}
-    >
-      {props.intro}
-      <label for={id}>Spec (YAML)</label>
-      <div class={`editor${issues.length > 0 ? ' invalid' : ''}`} style={{ '--line': `${LINE_PX}px` }}>
-        <div class="gutter" ref={gutter} aria-hidden="true">
-          {Array.from({ length: lineCount }, (_, i) => {
-            const issue = marked.get(i + 1);
-            return (
-              <div key={i} class={issue ? 'marked' : undefined} data-issue-line={issue ? i + 1 : undefined} title={issue?.message}>
-                {i + 1}
-              </div>
-            );
-          })}
+    <>
+      {/* Outside the form: the dialog has a form of its own, and forms do not nest. */}
+      {dialog}
+      <form
+        class="spec-editor"
+        onSubmit={(event) => {
+          event.preventDefault();
+          void apply();
+        }}
+      >
+        {props.intro}
+        <label for={id}>Spec (YAML)</label>
+        <div class={`editor${issues.length > 0 ? ' invalid' : ''}`} style={{ '--line': `${LINE_PX}px` }}>
+          <div class="gutter" ref={gutter} aria-hidden="true">
+            {Array.from({ length: lineCount }, (_, i) => {
+              const issue = marked.get(i + 1);
+              return (
+                <div key={i} class={issue ? 'marked' : undefined} data-issue-line={issue ? i + 1 : undefined} title={issue?.message}>
+                  {i + 1}
+                </div>
+              );
+            })}
+          </div>
+          <textarea
+            id={id}
+            ref={area}
+            value={text}
+            disabled={initial === undefined && edited === undefined}
+            spellcheck={false}
+            autocapitalize="off"
+            autocomplete="off"
+            wrap="off"
+            rows={24}
+            aria-invalid={issues.length > 0 || undefined}
+            aria-describedby={issues.length > 0 ? issuesId : undefined}
+            onInput={(event) => setEdited((event.currentTarget as HTMLTextAreaElement).value)}
+            onScroll={(event) => {
+              if (gutter.current) gutter.current.scrollTop = (event.currentTarget as HTMLTextAreaElement).scrollTop;
+            }}
+            onKeyDown={(event) => {
+              // Ctrl/Cmd+Enter applies from inside the text, as in most editors.
+              if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {
+                event.preventDefault();
+                void apply();
+              }
+            }}
+          />
         </div>
-        <textarea
-          id={id}
-          ref={area}
-          value={text}
-          disabled={initial === undefined && edited === undefined}
-          spellcheck={false}
-          autocapitalize="off"
-          autocomplete="off"
-          wrap="off"
-          rows={24}
-          aria-invalid={issues.length > 0 || undefined}
-          aria-describedby={issues.length > 0 ? issuesId : undefined}
-          onInput={(event) => setEdited((event.currentTarget as HTMLTextAreaElement).value)}
-          onScroll={(event) => {
-            if (gutter.current) gutter.current.scrollTop = (event.currentTarget as HTMLTextAreaElement).scrollTop;
-          }}
-          onKeyDown={(event) => {
-            // Ctrl/Cmd+Enter applies from inside the text, as in most editors.
-            if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {
-              event.preventDefault();
-              void apply();
-            }
-          }}
-        />
-      </div>
-      <div class="toolbar editor-actions">
-        <button type="submit" disabled={busy || !tools} aria-busy={busy || undefined}>
-          Apply
-        </button>
-        <small class="help">Ctrl+Enter applies. YAML or JSON.</small>
-      </div>
-      <Outcome outcome={outcome} issuesId={issuesId} goToLine={goToLine} />
-    </form>
+        <div class="toolbar editor-actions">
+          <button type="submit" disabled={busy || !tools} aria-busy={busy || undefined}>
+            Apply
+          </button>
+          <small class="help">Ctrl+Enter applies. YAML or JSON.</small>
+        </div>
+        <Outcome outcome={outcome} issuesId={issuesId} goToLine={goToLine} />
+      </form>
+    </>
   );
 }
 

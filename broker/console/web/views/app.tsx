@@ -57,6 +57,7 @@ function AppEdit({ name }: { name: string }) {
     <Await loaded={app}>
       {(value) => (
         <SpecEditor
+          appName={name}
           initialSpec={value.spec}
           intro={
             <p class="help">
