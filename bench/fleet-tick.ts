@@ -9,7 +9,9 @@
  *   busy     a tick where 10 % of the devices sent a sample and 2 % a state report
  *            (metrics every 10 s, the agent's default)
  *
- * and the size of the first event (the whole fleet) in bytes.
+ * and the size of the first event (the whole fleet) in bytes; then `seed`, what
+ * a hub's start spends filling the sparklines from a telemetry.db holding 60
+ * samples of each device (the one bounded query and the rings).
  *
  *   npx tsx bench/fleet-tick.ts [--devices 1000,5000] [--runs 20]
  */
@@ -20,10 +22,13 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { FleetFeed } from '../broker/fleet/feed.js';
-import { MetricsHistory } from '../broker/fleet/history.js';
+import { MetricsHistory, startMetricsHistory } from '../broker/fleet/history.js';
 import { openDatabase } from '../broker/store/db.js';
 import { DeviceStore } from '../broker/store/devices.js';
 import { SecretCipher } from '../broker/store/secret-cipher.js';
+import { TelemetryIngest } from '../broker/telemetry/ingest.js';
+import { TELEMETRY_MIGRATIONS } from '../broker/telemetry/migrations.js';
+import { TelemetryStore } from '../broker/telemetry/store.js';
 import { FLEET_HISTORY_SAMPLES, type MetricsSample } from '../shared/index.js';
 import { deviceState, metricsSample } from '../test/support/fixtures.js';
 
@@ -113,6 +118,22 @@ for (const count of args.devices.split(',').filter(Boolean).map(Number)) {
       `devices ${count}: cold ${median(cold).toFixed(1)} ms, quiet tick ${median(quiet).toFixed(2)} ms, busy tick ${median(busy).toFixed(2)} ms, first event ${(firstBytes / 1024).toFixed(0)} KiB`,
     );
     f.db.close();
+
+    const store = new TelemetryStore(openDatabase(join(dir, 'telemetry.db'), TELEMETRY_MIGRATIONS));
+    store.db.transaction(() => {
+      for (let seq = 1; seq <= 60; seq++) for (const id of f.ids) store.insertMetrics(id, metricsSample(seq), Date.now());
+    })();
+    const ingest = new TelemetryIngest({ store, logger: pino({ level: 'silent' }) });
+    const seed: number[] = [];
+    for (let run = 0; run < Math.min(runs, 5); run++) {
+      const start = process.hrtime.bigint();
+      const history = startMetricsHistory(store, ingest, count);
+      seed.push(ms(start));
+      if (history.get(f.ids[0]!)?.cpu.length !== FLEET_HISTORY_SAMPLES) throw new Error('the seed missed samples');
+    }
+    ingest.close();
+    store.db.close();
+    console.log(`devices ${count}: seed from ${count * 60} stored samples ${median(seed).toFixed(0)} ms`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -74,10 +74,8 @@ export interface RecentHostMetrics {
 
 interface RecentHostRow {
   device: string;
-  cpu: number;
-  mem_used: number;
-  mem_total: number;
-  disks: string;
+  /** `[cpuPercent, memUsedBytes, memTotalBytes, disks]` as JSON. */
+  figures: string;
 }
 
 interface MetricsRow {
@@ -119,19 +117,18 @@ export class TelemetryStore {
     this.newestSamplePerDevice = db.prepare(
       'SELECT device, ts_ms, body FROM metrics WHERE id IN (SELECT MAX(id) FROM metrics GROUP BY device)',
     );
-    // The newest maxRows rows by id (a range of the primary key, however large the table), then
-    // the newest perDevice of each device among them; SQLite reads the few numbers out of each body.
+    // The newest maxRows rows by id (a range of the primary key, however large the table), the
+    // newest perDevice of each device among them (ranked by id alone, no bodies sorted), then
+    // only those rows' bodies read, SQLite picking the few figures out of each in one pass.
     this.recentHostRows = db.prepare(
-      `SELECT device,
-              json_extract(body, '$.host.cpuPercent') AS cpu,
-              json_extract(body, '$.host.memUsedBytes') AS mem_used,
-              json_extract(body, '$.host.memTotalBytes') AS mem_total,
-              json_extract(body, '$.host.disks') AS disks
-         FROM (SELECT id, device, body, ROW_NUMBER() OVER (PARTITION BY device ORDER BY id DESC) AS n
+      `SELECT m.device,
+              json_extract(m.body, '$.host.cpuPercent', '$.host.memUsedBytes', '$.host.memTotalBytes', '$.host.disks') AS figures
+         FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY device ORDER BY id DESC) AS n
                  FROM metrics
-                WHERE id > (SELECT COALESCE(MAX(id), 0) FROM metrics) - @maxRows)
-        WHERE n <= @perDevice
-        ORDER BY id`,
+                WHERE id > (SELECT COALESCE(MAX(id), 0) FROM metrics) - @maxRows) AS ranked
+         JOIN metrics AS m ON m.id = ranked.id
+        WHERE ranked.n <= @perDevice
+        ORDER BY m.id`,
     );
   }
 
@@ -250,15 +247,10 @@ export class TelemetryStore {
    * sparklines at start without reading the whole table).
    */
   recentHostMetrics(perDevice: number, maxRows: number): RecentHostMetrics[] {
-    return this.recentHostRows.all({ perDevice, maxRows }).map((row) => ({
-      device: row.device,
-      host: {
-        cpuPercent: row.cpu,
-        memUsedBytes: row.mem_used,
-        memTotalBytes: row.mem_total,
-        disks: JSON.parse(row.disks) as HostMetrics['disks'],
-      },
-    }));
+    return this.recentHostRows.all({ perDevice, maxRows }).map((row) => {
+      const [cpuPercent, memUsedBytes, memTotalBytes, disks] = JSON.parse(row.figures) as [number, number, number, HostMetrics['disks']];
+      return { device: row.device, host: { cpuPercent, memUsedBytes, memTotalBytes, disks } };
+    });
   }
 
   /** The newest stored sample of every device (to seed the hub's in-memory view at start). */
