@@ -5,6 +5,7 @@ import { applyFleetEvent, type FleetRows } from '../../broker/console/web/fleet/
 import { parseLabelEdit } from '../../broker/console/web/fleet/label-edit.js';
 import { RENDER_ALL_UP_TO, ROW_HEIGHT, rowRange } from '../../broker/console/web/fleet/row-window.js';
 import { runEach } from '../../broker/console/web/fleet/run-each.js';
+import { parseRoute, routeQuery } from '../../broker/console/web/router.js';
 import type { FleetRow } from '../../shared/api/fleet.js';
 import type { EventRecord } from '../../shared/telemetry-api.js';
 
@@ -177,5 +178,16 @@ describe('the events page list', () => {
     expect(filterEvents(events, { device: 'GW', type: '' }).map((e) => e.id)).toEqual([3, 2]);
     expect(filterEvents(events, { device: '', type: 'health-failed' }).map((e) => e.id)).toEqual([3, 1]);
     expect(eventTypes(events)).toEqual(['health-failed', 'started']);
+  });
+});
+
+describe('filters in the address', () => {
+  it('routes by the path alone and reads the filters after ?', () => {
+    const hash = `#/?l=${encodeURIComponent('site in (roof, yard)')}&q=gw&s=-cpu`;
+    expect(parseRoute(hash)).toEqual({ view: 'fleet' });
+    expect(Object.fromEntries(routeQuery(hash))).toEqual({ l: 'site in (roof, yard)', q: 'gw', s: '-cpu' });
+    expect(parseRoute('#/events?device=gw&type=health-failed')).toEqual({ view: 'events' });
+    expect(parseRoute('#/devices/gw-1/logs?x=1')).toEqual({ view: 'device', id: 'gw-1', tab: 'logs' });
+    expect([...routeQuery('#/devices/gw-1')]).toEqual([]);
   });
 });
