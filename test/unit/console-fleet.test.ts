@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { eventTypes, filterEvents, mergeEvents } from '../../broker/console/web/fleet/event-list.js';
+import { eventTypes, filterEvents, formatEventTime, mergeEvents } from '../../broker/console/web/fleet/event-list.js';
 import { fleetFilter, formatSortOrder, parseSortOrder, sortFleet } from '../../broker/console/web/fleet/fleet-order.js';
 import { applyFleetEvent, type FleetRows } from '../../broker/console/web/fleet/fleet-rows.js';
 import { parseLabelEdit } from '../../broker/console/web/fleet/label-edit.js';
@@ -178,6 +178,15 @@ describe('the events page list', () => {
     expect(filterEvents(events, { device: 'GW', type: '' }).map((e) => e.id)).toEqual([3, 2]);
     expect(filterEvents(events, { device: '', type: 'health-failed' }).map((e) => e.id)).toEqual([3, 1]);
     expect(eventTypes(events)).toEqual(['health-failed', 'started']);
+  });
+
+  it("writes today's times without the date and older ones with it", () => {
+    const now = new Date(2026, 11, 5, 14, 30, 0);
+    const today = new Date(2026, 11, 5, 9, 5, 7);
+    const yesterday = new Date(2026, 11, 4, 9, 5, 7);
+    expect(formatEventTime(today.toISOString(), now)).toBe(today.toLocaleTimeString(undefined, { hour12: false }));
+    expect(formatEventTime(yesterday.toISOString(), now)).toBe(yesterday.toLocaleString(undefined, { hour12: false }));
+    expect(formatEventTime('not a time', now)).toBe('not a time');
   });
 });
 

@@ -43,3 +43,11 @@ export function eventTone(type: string): 'bad' | 'busy' | 'plain' {
   if (/pull|start|restart|retry|waiting|updat/.test(type)) return 'busy';
   return 'plain';
 }
+
+/** The time of an event as the table shows it: the time alone for today's, the date too for older ones (the full time is in the cell's title). */
+export function formatEventTime(iso: string, now = new Date()): string {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return iso;
+  const today = date.toDateString() === now.toDateString();
+  return today ? date.toLocaleTimeString(undefined, { hour12: false }) : date.toLocaleString(undefined, { hour12: false });
+}

@@ -12,8 +12,7 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { type EventRecord, FOLLOW_EVENT } from '../../../../shared/telemetry-api.js';
 import { Await, Field } from '../components.js';
-import { eventTone, eventTypes, filterEvents, mergeEvents } from '../fleet/event-list.js';
-import { formatTime } from '../format.js';
+import { eventTone, eventTypes, filterEvents, formatEventTime, mergeEvents } from '../fleet/event-list.js';
 import { useFollow, useLoad } from '../hooks.js';
 import { href, replaceRouteQuery, routeQuery } from '../router.js';
 import { useSession } from '../session.js';
@@ -163,7 +162,7 @@ function summary(total: number, shown: number, waiting: number): string {
 function EventRow({ event }: { event: EventRecord }) {
   return (
     <tr data-event-id={event.id}>
-      <td title={event.ts}>{formatTime(event.ts)}</td>
+      <td title={event.ts}>{formatEventTime(event.ts)}</td>
       <td>
         <a href={href(['devices', event.device])}>{event.device}</a>
       </td>
