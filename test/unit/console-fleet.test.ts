@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { eventTypes, filterEvents, formatEventTime, mergeEvents } from '../../broker/console/web/fleet/event-list.js';
+import { eventTone, eventTypes, filterEvents, formatEventTime, mergeEvents } from '../../broker/console/web/fleet/event-list.js';
 import { fleetFilter, formatSortOrder, parseSortOrder, sortFleet } from '../../broker/console/web/fleet/fleet-order.js';
 import { applyFleetEvent, type FleetRows } from '../../broker/console/web/fleet/fleet-rows.js';
 import { parseLabelEdit } from '../../broker/console/web/fleet/label-edit.js';
@@ -178,6 +178,12 @@ describe('the events page list', () => {
     expect(filterEvents(events, { device: 'GW', type: '' }).map((e) => e.id)).toEqual([3, 2]);
     expect(filterEvents(events, { device: '', type: 'health-failed' }).map((e) => e.id)).toEqual([3, 1]);
     expect(eventTypes(events)).toEqual(['health-failed', 'started']);
+  });
+
+  it('colours failures and work under way, and leaves done work plain', () => {
+    expect(['health-failed', 'pull-failed', 'device-id-clash', 'rolled-back'].map(eventTone)).toEqual(['bad', 'bad', 'bad', 'bad']);
+    expect(['pull-started', 'restarting'].map(eventTone)).toEqual(['busy', 'busy']);
+    expect(['pulled', 'created', 'started', 'removed'].map(eventTone)).toEqual(['plain', 'plain', 'plain', 'plain']);
   });
 
   it("writes today's times without the date and older ones with it", () => {

@@ -37,10 +37,10 @@ export function eventTypes(events: readonly EventRecord[]): string[] {
   return [...new Set(events.map((event) => event.type))].sort();
 }
 
-/** How an event type reads at a glance: failures red, the rest plain. */
+/** How an event type reads at a glance: failures red, work under way amber, the rest plain. */
 export function eventTone(type: string): 'bad' | 'busy' | 'plain' {
   if (/fail|error|crash|refus|clash|abort|revert|rolled-?back|unhealthy/.test(type)) return 'bad';
-  if (/pull|start|restart|retry|waiting|updat/.test(type)) return 'busy';
+  if (/-started$|^pulling|restart|retry|waiting|updating|stopping/.test(type)) return 'busy';
   return 'plain';
 }
 
