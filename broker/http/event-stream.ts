@@ -58,7 +58,13 @@ export function openEventStream(
       stop();
     }
   };
-  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+  res.writeHead(200, {
+    'content-type': 'text/event-stream',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+    // A reverse proxy in front of the hub (nginx) would otherwise hold events back to fill its buffer.
+    'x-accel-buffering': 'no',
+  });
   // Tells the client the stream is open even when there is nothing to send yet.
   res.write(': following\n\n');
   const keepalive = setInterval(() => res.write(': ping\n\n'), KEEPALIVE_MS);

@@ -35,6 +35,7 @@ async function followFleet(hub: TestHub, cleanup: Cleanup, headers: Record<strin
   });
   expect(res.statusCode).toBe(200);
   expect(res.headers['content-type']).toBe('text/event-stream');
+  expect(res.headers['x-accel-buffering']).toBe('no');
   const events: Received[] = [];
   const fleet = new Map<string, FleetRow>();
   const reading = (async () => {
