@@ -146,8 +146,7 @@ export class FleetFeed {
       : before.labels;
     const state =
       before && before.source.state === source.state ? before.state : source.state ? (JSON.parse(source.state) as DeviceState) : null;
-    const desired =
-      before && before.source.desired_revision === source.desired_revision ? before.desired : this.deps.devices.desiredApps(id);
+    const desired = before && before.source.desired_revision === source.desired_revision ? before.desired : this.desiredApps(id, before);
     const input: FleetRowInput = {
       id,
       online: source.online === 1,
@@ -163,6 +162,15 @@ export class FleetFeed {
     };
     const row = fleetRow(input);
     return { source, latest, samples, revokedAt, idClash, labels, state, desired, row, json: JSON.stringify(row) };
+  }
+  /** One unreadable desired document must not stop the whole fleet's stream: that device shows its last known apps. */
+  private desiredApps(id: string, before: Entry | undefined): Entry['desired'] {
+    try {
+      return this.deps.devices.desiredApps(id);
+    } catch (err) {
+      this.log.warn({ deviceId: id, err }, 'cannot read the desired document; the fleet row keeps the last known apps');
+      return before?.desired ?? null;
+    }
   }
 }
 

@@ -68,7 +68,13 @@ export function openEventStream(
   // Tells the client the stream is open even when there is nothing to send yet.
   res.write(': following\n\n');
   const keepalive = setInterval(() => res.write(': ping\n\n'), KEEPALIVE_MS);
-  subscription = subscribe(send);
+  try {
+    subscription = subscribe(send);
+  } catch (err) {
+    // The server destroys the response (its status line is sent): nothing may keep pinging it.
+    stop();
+    throw err;
+  }
   send(subscription.first);
   maxUnsent = res.writableLength + MAX_UNSENT_BYTES;
   req.on('close', stop);

@@ -158,6 +158,25 @@ describe('FleetFeed', () => {
     feed.close();
   });
 
+  it('keeps streaming the fleet when one device’s desired document cannot be read', () => {
+    const source = deviceSource();
+    source.put('a');
+    source.put('b');
+    const readable = source.desiredApps;
+    source.desiredApps = (id: string) => {
+      if (id === 'b') throw new Error('cannot open');
+      return readable(id);
+    };
+    const feed = feedOver(source);
+    const { snapshot, stop } = feed.follow(() => undefined);
+    expect(snapshot.map((r) => [r.id, r.apps.desired])).toEqual([
+      ['a', 1],
+      ['b', 0],
+    ]);
+    stop();
+    feed.close();
+  });
+
   it('ticks only while someone follows, and reads the fleet afresh for the first follower after a pause', () => {
     vi.useFakeTimers();
     const source = deviceSource();
