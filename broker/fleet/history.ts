@@ -71,11 +71,6 @@ export class MetricsHistory {
     return this.devices.get(device);
   }
 
-  /** A device that is gone keeps no line. */
-  forget(device: string): void {
-    this.devices.delete(device);
-  }
-
   private push(line: number[], value: number): void {
     line.push(value);
     if (line.length > this.size) line.splice(0, line.length - this.size);
