@@ -21,7 +21,7 @@ export function AppsView() {
   return (
     <section>
       <div class="toolbar">
-        <h1 class="grow">Apps</h1>
+        <h1 class="grow flush">Apps</h1>
         {can('operator') && (
           <a class="button" href={href(['apply'])}>
             New app
@@ -48,8 +48,8 @@ function AppsTable({ apps }: { apps: AppSummary[] }) {
             <th scope="col" class="num hide-narrow">
               Containers
             </th>
-            <th scope="col" class="num">
-              Running / matched
+            <th scope="col" class="num" title="devices running the current revision / devices it is scheduled onto">
+              Running
             </th>
             <th scope="col" class="hide-narrow">
               Updated
@@ -75,6 +75,7 @@ function AppsTable({ apps }: { apps: AppSummary[] }) {
               <td class="num">
                 <span class={app.devices.running < app.devices.matched ? 'behind' : undefined}>
                   {app.devices.running} / {app.devices.matched}
+                  <span class="visually-hidden"> devices</span>
                 </span>
               </td>
               <td class="hide-narrow" title={formatTime(app.updatedAt)}>
