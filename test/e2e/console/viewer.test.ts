@@ -37,14 +37,23 @@ describeBrowser('web console: a viewer', () => {
       scheduling: { selectors: { site: 'plant' } },
       spec: { containers: [{ name: 'main', image }], update: { minReadySeconds: 0 }, ...(rollout ? { rollout } : {}) },
     });
-    for (const body of [spec('registry.local/meter:1'), spec('registry.local/meter:2', { canary: 1, pauseAfterCanary: true })]) {
+    const apply = async (body: object) => {
       const applied = await hub.api('POST', '/api/v1/apps', body);
       expect(applied.status, JSON.stringify(applied.body)).toBe(200);
-    }
-    await waitFor(
-      'the rollout paused after its canary',
-      async () => (await hub.api('GET', `/api/v1/apps/${APP}/rollout`)).body.phase === 'paused',
-    );
+    };
+    await apply(spec('registry.local/meter:1'));
+    await waitFor(`${APP} r1 running on both devices`, async () => {
+      const items = (await hub.api('GET', '/api/v1/devices')).body.items as { apps?: { name: string; phase: string }[] }[];
+      return items.length === 2 && items.every((d) => d.apps?.some((a) => a.name === APP && a.phase === 'running'));
+    });
+    await apply(spec('registry.local/meter:2', { canary: 1, pauseAfterCanary: true }));
+    let phase: unknown;
+    await waitFor('the rollout paused after its canary', async () => {
+      phase = (await hub.api('GET', `/api/v1/apps/${APP}/rollout`)).body.phase;
+      return phase === 'paused';
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}; the rollout is ${String(phase)}`);
+    });
     return { hub, id };
   }
 
