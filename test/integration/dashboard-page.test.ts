@@ -66,6 +66,7 @@ describeBrowser('examples/dashboard page in Chromium', () => {
     await device.publishAsync('flotilla/v1/devices/dev-roof/status', status(false), { qos: 1, retain: true });
     await expect.poll(() => cells(watched).nth(1).textContent(), { timeout: 10_000 }).toBe('offline');
     expect(await page.locator('#devices tr').count()).toBe(1);
+    await watched.screenshot('dashboard');
     watched.expectClean();
   });
 
