@@ -6,6 +6,11 @@
  * in the gutter at the line of the field they name and listed under the
  * editor, where choosing one puts the cursor on that line. The hub stores
  * nothing from an invalid spec, so the editor sends nothing else to undo.
+ *
+ * A plain textarea rather than a code editor library: it keeps the browser's
+ * own keyboard handling, undo and screen-reader support and adds nothing to
+ * the bundle; the gutter beside it only has to share its line height and
+ * scroll position.
  */
 import type { ComponentChildren } from 'preact';
 import { useId, useMemo, useRef, useState } from 'preact/hooks';
@@ -50,7 +55,12 @@ export function SpecEditor(props: {
   );
   const text = edited ?? initial ?? '';
   const issues = outcome.kind === 'syntax' || outcome.kind === 'invalid' ? outcome.issues : [];
-  const marked = useMemo(() => new Map(issues.map((issue) => [issue.line, issue])), [issues]);
+  /** Each marked line's messages (several issues can name fields on one line). */
+  const marked = useMemo(() => {
+    const byLine = new Map<number, string[]>();
+    for (const issue of issues) byLine.set(issue.line, [...(byLine.get(issue.line) ?? []), issue.message]);
+    return byLine;
+  }, [issues]);
   const lineCount = Math.max(1, text.split('\n').length);
 
   const apply = async () => {
@@ -114,9 +124,14 @@ export function SpecEditor(props: {
         <div class={`editor${issues.length > 0 ? ' invalid' : ''}`} style={{ '--line': `${LINE_PX}px` }}>
           <div class="gutter" ref={gutter} aria-hidden="true">
             {Array.from({ length: lineCount }, (_, i) => {
-              const issue = marked.get(i + 1);
+              const messages = marked.get(i + 1);
               return (
-                <div key={i} class={issue ? 'marked' : undefined} data-issue-line={issue ? i + 1 : undefined} title={issue?.message}>
+                <div
+                  key={i}
+                  class={messages ? 'marked' : undefined}
+                  data-issue-line={messages ? i + 1 : undefined}
+                  title={messages?.join('\n')}
+                >
                   {i + 1}
                 </div>
               );
