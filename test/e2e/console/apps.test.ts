@@ -63,7 +63,8 @@ describeBrowser('web console: apps, the editor and rollouts', () => {
 
   it('applies a spec from the editor, shows a bad one’s error at its field, and steers its rollout to complete', async () => {
     const hub = await startConsoleHub(cleanup);
-    for (const name of DEVICES) await startSimDevice(cleanup, hub, name, { labels: { site: 'plant' }, pullDelayMs: 1_500 });
+    // Each pull takes 2.5 s, so the Rest stage (one device at a time) lasts long enough to pause on a loaded machine.
+    for (const name of DEVICES) await startSimDevice(cleanup, hub, name, { labels: { site: 'plant' }, pullDelayMs: 2_500 });
     const watched = await openPage(browser, { baseURL: hub.hub.httpUrl });
     cleanup.add('page', () => watched.close());
     const { page } = watched;
