@@ -6,6 +6,7 @@
  *   GET /, GET /console/         index.html (no-cache, with the console's Content-Security-Policy)
  *   GET /console                 redirect to /console/
  *   GET /console/assets/NAME     a hashed script, style or chunk: immutable, gzip or brotli when accepted
+ *   GET /console/hub.json        {keyRequired}: whether the page must ask for an API key before calling the API
  *
  * HEAD answers the same headers. Only names read from the build's folder are
  * served (the URL is a key into that listing, never a path to open). The page
@@ -54,7 +55,12 @@ export function consoleDir(): string | undefined {
   return root && join(root, 'dist/console');
 }
 
-export function consoleRoutes(dir: string | undefined = consoleDir()): RawRoute[] {
+export interface ConsoleHub {
+  /** False on a hub that lets anonymous clients in: the page then opens without asking for a key. */
+  keyRequired: boolean;
+}
+
+export function consoleRoutes(hub: ConsoleHub, dir: string | undefined = consoleDir()): RawRoute[] {
   const files = consoleFiles(dir);
   const index = async (req: IncomingMessage, res: ServerResponse) => {
     const file = await files.index();
@@ -78,6 +84,16 @@ export function consoleRoutes(dir: string | undefined = consoleDir()): RawRoute[
       },
     },
     { method, pattern: /^\/console\/assets\/([^/]+)$/, public: true, handle: asset },
+    {
+      // Asked before the API is: a probe of whoami without a key would be a 401 in the
+      // browser's console on every hub that requires one.
+      method,
+      pattern: /^\/console\/hub\.json$/,
+      public: true,
+      handle(req, res) {
+        sendText(req, res, 200, `${JSON.stringify(hub)}\n`, 'application/json');
+      },
+    },
   ]);
 }
 
@@ -184,9 +200,9 @@ The API (<code>/api/v1/</code>) works without it.</p></body></html>
   res.end(req.method === 'HEAD' ? undefined : page);
 }
 
-function sendText(req: IncomingMessage, res: ServerResponse, status: number, text: string): void {
+function sendText(req: IncomingMessage, res: ServerResponse, status: number, text: string, type = 'text/plain; charset=utf-8'): void {
   res.writeHead(status, {
-    'content-type': 'text/plain; charset=utf-8',
+    'content-type': type,
     'content-length': Buffer.byteLength(text),
     'cache-control': 'no-cache',
   });

@@ -123,7 +123,7 @@ export async function startHubHttp(config: HubConfig, deps: HubHttpDeps, closer:
       releasesDir: config.releasesDir ?? defaultReleasesDir(packageRoot()),
       version: flotillaVersion(),
     }),
-    ...consoleRoutes(),
+    ...consoleRoutes({ keyRequired: !config.allowAnonymous }),
     ...dashboardRoutes({
       wsPort: ports.ws,
       topicRoot: config.topicRoot,

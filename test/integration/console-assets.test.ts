@@ -106,6 +106,22 @@ describe('the web console served by the hub', () => {
     }
   });
 
+  it('tells the page whether it must ask for a key: only a hub that lets anonymous clients in opens without one', async () => {
+    for (const allowAnonymous of [false, true]) {
+      const hub = await startTestHub({ config: { allowAnonymous } });
+      cleanup.add('hub', () => hub.close());
+      const answer = await get(hub.httpUrl, '/console/hub.json');
+      expect([answer.status, answer.headers['content-type'], answer.headers['cache-control']]).toEqual([
+        200,
+        'application/json',
+        'no-cache',
+      ]);
+      expect(JSON.parse(answer.body.toString('utf8'))).toEqual({ keyRequired: !allowAnonymous });
+      const whoami = await fetch(`${hub.httpUrl}/api/v1/whoami`);
+      expect(whoami.status).toBe(allowAnonymous ? 200 : 401);
+    }
+  });
+
   it('serves only the names in the build: other paths and escapes are 404', async () => {
     const hub = await startTestHub();
     cleanup.add('hub', () => hub.close());
@@ -122,7 +138,7 @@ describe('the web console served by the hub', () => {
   });
 
   it('says how to build the console when it is not built', async () => {
-    const base = await serveRoutes(consoleRoutes(join(scratchDir('flotilla-console-'), 'missing')), cleanup);
+    const base = await serveRoutes(consoleRoutes({ keyRequired: true }, join(scratchDir('flotilla-console-'), 'missing')), cleanup);
     const page = await get(base, '/');
     expect(page.status).toBe(503);
     expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
@@ -133,7 +149,7 @@ describe('the web console served by the hub', () => {
   it('serves a rebuilt console without a restart, and the old hashed assets as long as they exist', async () => {
     const dir = scratchDir('flotilla-console-');
     writeConsole(dir, 'main-AAAA.js', `console.log(${JSON.stringify('a'.repeat(400))});\n`);
-    const base = await serveRoutes(consoleRoutes(dir), cleanup);
+    const base = await serveRoutes(consoleRoutes({ keyRequired: true }, dir), cleanup);
     expect((await get(base, '/')).body.toString('utf8')).toContain('main-AAAA.js');
     expect((await get(base, '/console/assets/main-AAAA.js')).status).toBe(200);
 

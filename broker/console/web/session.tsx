@@ -43,6 +43,13 @@ export async function login(key: string, onUnauthorized: () => void): Promise<{ 
   return { api, who };
 }
 
+/** `GET /console/hub.json`: asked first, since a whoami without a key would be a 401 on most hubs. */
+async function keyRequired(): Promise<boolean> {
+  const response = await fetch('/console/hub.json', { cache: 'no-store' });
+  if (!response.ok) return true;
+  return ((await response.json()) as { keyRequired?: unknown }).keyRequired !== false;
+}
+
 type State = { phase: 'checking' } | { phase: 'out'; error?: string } | { phase: 'in'; api: ConsoleApi; who: Whoami };
 
 export function SessionProvider(props: {
@@ -67,15 +74,17 @@ export function SessionProvider(props: {
     },
     [logout],
   );
-  // At load: the key this tab logged in with, else no key at all, which a hub that lets
-  // anonymous clients in (on loopback, by default) accepts; any other hub asks for one.
+  // At load: the key this tab logged in with; else, on a hub that lets anonymous clients in
+  // (on loopback, by default), no key at all; any other hub asks for one.
   useEffect(() => {
     const stored = sessionStorage.getItem(KEY_STORAGE);
     if (stored) return void submit(stored);
-    login('', () => logout()).then(
-      ({ api, who }) => setState({ phase: 'in', api, who }),
-      () => setState({ phase: 'out' }),
-    );
+    keyRequired()
+      .then((required) => (required ? undefined : login('', () => logout())))
+      .then(
+        (session) => setState(session ? { phase: 'in', ...session } : { phase: 'out' }),
+        (err: Error) => setState({ phase: 'out', error: err.message }),
+      );
   }, [submit, logout]);
   const session = useMemo<Session | undefined>(
     () =>
