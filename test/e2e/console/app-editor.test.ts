@@ -79,16 +79,14 @@ describeBrowser('web console: revision diff and the spec editor', () => {
 
     // Choosing the issue puts the cursor on its line, in the editor.
     await issue.getByRole('button', { name: `(line ${line})` }).click();
-    expect(await editor.evaluate((el) => el === document.activeElement)).toBe(true);
-    const caretLine = await editor.evaluate((el) => {
-      const area = el as HTMLTextAreaElement;
-      return area.value.slice(0, area.selectionStart).split('\n').length;
-    });
-    expect(caretLine).toBe(line);
+    // Page code as text: this file is compiled without the DOM types.
+    expect(await page.evaluate('document.activeElement?.id')).toBe(await editor.getAttribute('id'));
+    const caretLine = "document.activeElement.value.slice(0, document.activeElement.selectionStart).split('\\n').length";
+    expect(await page.evaluate(caretLine)).toBe(line);
 
     // Tab leaves the editor (no keyboard trap) for Apply; Ctrl+Enter applies from inside it.
     await page.keyboard.press('Tab');
-    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Apply');
+    expect(await page.evaluate('document.activeElement?.textContent')).toBe('Apply');
     await editor.fill(WEB_V2_YAML);
     await editor.press('Control+Enter');
     await page.getByText('Nothing changed (changed: false): web already runs this spec as revision 2.').waitFor();
