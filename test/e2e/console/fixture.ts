@@ -47,6 +47,8 @@ export interface SimOptions {
   keepaliveSeconds?: number;
   pullDelayMs?: number;
   behaviour?: (image: string) => ImageBehaviour | undefined;
+  /** Seconds between the agent's metrics samples (its default is 10). */
+  metricsIntervalSeconds?: number;
 }
 
 /**
@@ -74,7 +76,13 @@ export async function startSimDevice(
     labels: () => labels,
     ...(options.pullDelayMs !== undefined ? { pullDelayMs: options.pullDelayMs } : {}),
     ...(options.behaviour ? { behaviour: options.behaviour } : {}),
-    agent: { secret, hubKey, keepaliveSeconds: options.keepaliveSeconds ?? 30, stateIntervalMs: 200 },
+    agent: {
+      secret,
+      hubKey,
+      keepaliveSeconds: options.keepaliveSeconds ?? 30,
+      stateIntervalMs: 200,
+      ...(options.metricsIntervalSeconds ? { metricsIntervalMs: options.metricsIntervalSeconds * 1000 } : {}),
+    },
   });
   cleanup.add(`device ${id}`, () => fleet.close());
   return proxy ? { id, proxy } : { id };
