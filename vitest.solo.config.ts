@@ -4,6 +4,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.solo.test.ts'],
+    // The browser tests serve the console this checkout builds (test/support/console-build.ts).
+    globalSetup: ['test/support/console-build.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     fileParallelism: false,

@@ -35,6 +35,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Browser, Page } from 'playwright-core';
 import { launchBrowser } from '../test/support/chromium.js';
+import { firstFleetRenderMs } from '../test/support/fleet-render.js';
 import { type HubProcess, REPO_ROOT, startHubProcess, stopAll } from '../test/support/processes.js';
 import { startFleet } from '../test/support/sim/fleet.js';
 import { waitFor } from '../test/support/wait.js';
@@ -121,39 +122,6 @@ async function staticTable(hub: HubProcess): Promise<{ server: Server; url: stri
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   releases.push({ what: 'static table server', run: () => new Promise((resolve) => server.close(resolve)) });
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/` };
-}
-
-/** What firstRender's page function uses of the page's globals. */
-interface PageElement {
-  getAttribute(name: string): string | null;
-  querySelector(selector: string): PageElement | null;
-}
-interface PageGlobals {
-  document: { querySelector(selector: string): PageElement | null };
-  performance: { now(): number };
-}
-
-/** Milliseconds from navigation start to the first frame with the whole fleet in the table, in a fresh context. */
-async function firstRender(browser: Browser, url: string, count: number): Promise<number> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  try {
-    const page = await context.newPage();
-    await page.goto(url, { waitUntil: 'commit' });
-    // A function, not a string (the console's CSP forbids eval); typed by hand, as this file is compiled without the DOM's types.
-    const handle = await page.waitForFunction(
-      (rowCount: string) => {
-        const { document, performance } = globalThis as unknown as PageGlobals;
-        const table = document.querySelector('table[aria-label="Devices"]');
-        if (!table || table.getAttribute('aria-rowcount') !== rowCount) return false;
-        return table.querySelector('tr[data-device]') ? performance.now() : false;
-      },
-      String(count + 1),
-      { polling: 'raf', timeout: 60_000 },
-    );
-    return (await handle.jsonValue()) as number;
-  } finally {
-    await context.close();
-  }
 }
 
 interface Loaded {
@@ -269,9 +237,9 @@ async function main(): Promise<void> {
   // 2. First render, the three pages alternating.
   const samples = { console: [] as number[], consoleBaseline: [] as number[], staticTable: [] as number[] };
   for (let run = 0; run < runs; run++) {
-    samples.console.push(await firstRender(browser, `${big.hub.url}/`, bigCount));
-    samples.consoleBaseline.push(await firstRender(browser, `${small.hub.url}/`, smallCount));
-    samples.staticTable.push(await firstRender(browser, table.url, bigCount));
+    samples.console.push(await firstFleetRenderMs(browser, `${big.hub.url}/`, bigCount));
+    samples.consoleBaseline.push(await firstFleetRenderMs(browser, `${small.hub.url}/`, smallCount));
+    samples.staticTable.push(await firstFleetRenderMs(browser, table.url, bigCount));
     say(
       `run ${run + 1}/${runs}: console ${bigCount} devices ${samples.console.at(-1)!.toFixed(0)} ms, ` +
         `${smallCount} devices ${samples.consoleBaseline.at(-1)!.toFixed(0)} ms, static table ${samples.staticTable.at(-1)!.toFixed(0)} ms`,
