@@ -2,13 +2,14 @@
  * What the issue asks of every view beyond its content, measured in Chromium
  * against a hub that requires keys and registered simulated devices: the
  * fleet is operable from the keyboard with a visible focus, every form
- * control across the views has a label, and live data arriving (metrics
+ * control across the views has a label, every main view fits a phone's
+ * width, and live data arriving (metrics
  * every second, labels changed, a device going offline) shifts no layout
  * (the browser's own layout-shift entries, as Core Web Vitals count them).
  */
 import type { Browser } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { describeBrowser, expectConsoleBuilt, launchBrowser, logIn, openPage } from '../../support/browser.js';
+import { describeBrowser, expectConsoleBuilt, launchBrowser, logIn, openPage, PHONE } from '../../support/browser.js';
 import { Cleanup } from '../../support/cleanup.js';
 import { ANONYMOUS_PROBE, deviceRow, startConsoleHub, startSimDevice } from './fixture.js';
 
@@ -116,6 +117,42 @@ describeBrowser('web console: keyboard, labels and layout', () => {
       await ready();
       expect(await page.evaluate(UNLABELLED), path).toEqual([]);
     }
+    watched.expectClean();
+  });
+
+  it('fits every main view into a phone’s width: wide tables scroll in their own box, never the page', async () => {
+    const hub = await startConsoleHub(cleanup);
+    const { id } = await startSimDevice(cleanup, hub, 'kiosk', { labels: { site: 'hall' }, metricsIntervalSeconds: 1 });
+    const spec = {
+      name: 'signage',
+      scheduling: { selectors: { site: 'hall' } },
+      spec: { containers: [{ name: 'screen', image: 'registry.local/signage:1' }], update: { minReadySeconds: 0 } },
+    };
+    expect((await hub.api('POST', '/api/v1/apps', spec)).status).toBe(200);
+    const watched = await openPage(browser, { baseURL: hub.hub.httpUrl, viewport: PHONE });
+    cleanup.add('page', () => watched.close());
+    const { page } = watched;
+    watched.allow(ANONYMOUS_PROBE);
+    await page.goto('/');
+    await logIn(page, hub.adminKey, /admin · admin/);
+    const views: [string, string, () => Promise<unknown>][] = [
+      ['device', `#/devices/${id}`, () => page.getByRole('heading', { level: 1, name: id }).waitFor()],
+      ['device-metrics', `#/devices/${id}/metrics`, () => page.locator('figure[data-chart="cpu"]').waitFor()],
+      ['apps', '#/apps', () => page.locator('tr[data-app="signage"]').waitFor()],
+      ['app-revisions', '#/apps/signage/revisions', () => page.getByRole('table', { name: 'Revisions' }).waitFor()],
+      ['editor', '#/apply', () => page.getByLabel('Spec (YAML)').waitFor()],
+      ['admin', '#/admin/tokens', () => page.getByRole('button', { name: 'Create token' }).waitFor()],
+      ['events', '#/events', () => page.getByRole('table', { name: 'Events' }).waitFor()],
+    ];
+    const overflowing: string[] = [];
+    for (const [name, path, ready] of views) {
+      await page.goto(`/${path}`);
+      await ready();
+      const overflow = (await page.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth')) as number;
+      if (overflow > 0) overflowing.push(`${path} by ${overflow}px`);
+      await watched.screenshot(`${name}-phone`);
+    }
+    expect(overflowing).toEqual([]);
     watched.expectClean();
   });
 
