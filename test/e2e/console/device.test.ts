@@ -78,11 +78,11 @@ describeWithEngine('web console: a device with a real agent and container', () =
 
     // Search keeps only the matching lines (tick-1, tick-10…19, tick-100…), and clearing it brings the rest back.
     await page.getByLabel('Search').fill('tick-1');
-    await expect.poll(async () => (await lines.allTextContents()).every((text) => text.includes('tick-1'))).toBe(true);
+    await expect.poll(async () => (await lines.allTextContents()).every((text) => text.includes('tick-1')), { timeout: 10_000 }).toBe(true);
     const matching = await lines.count();
     expect(matching).toBeGreaterThan(0);
     await page.getByLabel('Search').fill('');
-    await expect.poll(() => lines.count()).toBeGreaterThan(matching);
+    await expect.poll(() => lines.count(), { timeout: 10_000 }).toBeGreaterThan(matching);
     watched.expectClean();
   });
 

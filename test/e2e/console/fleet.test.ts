@@ -51,12 +51,12 @@ describeBrowser('web console: the fleet', () => {
 
     // Filters: a label selector, then text.
     await page.getByLabel('Label selector').fill('site=roof');
-    await expect.poll(async () => (await shownDevices(page)).sort()).toEqual([dock.id, roof.id].sort());
+    await expect.poll(async () => (await shownDevices(page)).sort(), { timeout: 10_000 }).toEqual([dock.id, roof.id].sort());
     await page.getByLabel('Label selector').fill('');
     await page.getByLabel('Search').fill('yard');
-    await expect.poll(() => shownDevices(page)).toEqual([yard.id]);
+    await expect.poll(() => shownDevices(page), { timeout: 10_000 }).toEqual([yard.id]);
     await page.getByLabel('Search').fill('');
-    await expect.poll(async () => (await shownDevices(page)).length).toBe(3);
+    await expect.poll(async () => (await shownDevices(page)).length, { timeout: 10_000 }).toBe(3);
 
     // A bulk label edit: two devices selected, one label set; the hub's devices carry it, the rows show it.
     const editLabels = page.getByRole('button', { name: 'Edit labels' });
