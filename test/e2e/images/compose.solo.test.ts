@@ -93,6 +93,14 @@ describeImages('docker/compose.yaml: a hub and two agents from the built images'
     });
   });
 
+  it('the hub image serves the web console: the page and every asset it names', async () => {
+    const page = await fetchSoon(`${hubUrl}/`);
+    expect(page.status).toBe(200);
+    const assets = [...(await page.text()).matchAll(/\/console\/assets\/[^"]+/g)].map((match) => match[0]);
+    expect(assets.some((asset) => asset.endsWith('.js'))).toBe(true);
+    for (const asset of assets) expect((await fetchSoon(`${hubUrl}${asset}`)).status, asset).toBe(200);
+  });
+
   it('one apply reaches both devices: each runs the app and reports it running', async () => {
     const images = await ensureTestImages();
     const spec = join(dir, 'app.yaml');
