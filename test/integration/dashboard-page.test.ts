@@ -4,28 +4,21 @@
  * over MQTT/WebSocket with read-only credentials from the URL fragment and
  * shows what a device publishes, live.
  */
-import type { Browser } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { describeBrowser, launchBrowser, openPage, type WatchedPage } from '../support/browser.js';
-import { Cleanup } from '../support/cleanup.js';
+import { expect, it } from 'vitest';
+import { describeBrowser, type WatchedPage } from '../support/browser.js';
+import { useBrowser } from '../support/browser-suite.js';
 import { deviceState, metricsSample } from '../support/fixtures.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { closeClient, connectClient } from '../support/mqtt-client.js';
 
 describeBrowser('examples/dashboard page in Chromium', () => {
-  let browser: Browser;
-  const cleanup = new Cleanup();
-  beforeAll(async () => {
-    browser = await launchBrowser();
-  });
-  afterAll(() => browser?.close());
-  afterEach(() => cleanup.run());
+  const suite = useBrowser({ servesConsole: false });
+  const { cleanup } = suite;
 
   async function dashboard(pass: string): Promise<{ hub: TestHub; watched: WatchedPage }> {
     const hub = await startTestHub({ config: { readOnlyUsers: [{ username: 'wall', password: 's3cret' }] } });
     cleanup.add('hub', () => hub.close());
-    const watched = await openPage(browser, { baseURL: hub.httpUrl });
-    cleanup.add('page', () => watched.close());
+    const watched = await suite.open(hub.httpUrl);
     await watched.page.goto(`/dashboard/#user=wall&pass=${pass}`);
     return { hub, watched };
   }

@@ -63,6 +63,11 @@ export interface Viewport {
 export const DESKTOP: Viewport = { width: 1280, height: 800 };
 export const PHONE: Viewport = { width: 390, height: 844 };
 
+/** How far the page itself scrolls sideways, in CSS pixels: 0 or less when everything fits the viewport's width. */
+export async function sidewaysOverflowPx(page: Page): Promise<number> {
+  return (await page.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth')) as number;
+}
+
 export interface WatchedPage {
   page: Page;
   context: BrowserContext;

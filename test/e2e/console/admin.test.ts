@@ -5,63 +5,33 @@
  * does, a key logs in or no longer does, a revoked device is cut off), and
  * each credential is shown exactly once.
  */
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { adminKey, bearer, createAccount, registerDevice } from '../../support/auth.js';
-import { describeBrowser, expectConsoleBuilt, launchBrowser, logIn, openPage, PHONE, type WatchedPage } from '../../support/browser.js';
-import { Cleanup } from '../../support/cleanup.js';
+import type { Page } from 'playwright-core';
+import { expect, it } from 'vitest';
+import { createAccount } from '../../support/auth.js';
+import { describeBrowser, PHONE } from '../../support/browser.js';
+import { useBrowser } from '../../support/browser-suite.js';
 import { http } from '../../support/http.js';
-import { startTestHub, type TestHub } from '../../support/hub.js';
-import { startFleet } from '../../support/sim/fleet.js';
 import { waitFor } from '../../support/wait.js';
+import { openConsole } from './console-page.js';
+import { startConsoleHub, startSimDevice } from './fixture.js';
 
 describeBrowser('console: admin', () => {
-  let browser: Browser;
-  let hub: TestHub;
-  let key: string;
-  const cleanup = new Cleanup();
-
-  beforeAll(async () => {
-    expectConsoleBuilt();
-    browser = await launchBrowser();
-  });
-  afterAll(async () => {
-    await browser?.close();
-  });
-  afterEach(() => cleanup.run());
-
-  async function start(): Promise<void> {
-    hub = await startTestHub({ config: { allowAnonymous: false } });
-    cleanup.add('hub', () => hub.close());
-    key = adminKey(hub);
-  }
-
-  async function open(loginKey: string, who: RegExp, path: string, viewport?: { width: number; height: number }): Promise<WatchedPage> {
-    const watched = await openPage(browser, { baseURL: hub.httpUrl, ...(viewport ? { viewport } : {}) });
-    cleanup.add('page', () => watched.close());
-    // Without a stored key the page first asks as an anonymous client, which this hub refuses: that is how the login form appears.
-    watched.allow(/401.*\/api\/v1\/whoami|status of 401 .*\/api\/v1\/whoami/);
-    await watched.page.goto(path);
-    await logIn(watched.page, loginKey, who);
-    return watched;
-  }
-
-  const api = (method: string, path: string, body?: unknown, withKey = key) => http(hub.httpUrl, method, path, body, bearer(withKey));
+  const suite = useBrowser({ servesConsole: true });
 
   function dialog(page: Page) {
     return page.getByRole('dialog');
   }
 
   it('creates a registration token that registers a device, shows it once, and revokes it after a confirm', async () => {
-    await start();
-    const { page, context, ...watched } = await open(key, /admin · admin/, '/#/admin/tokens');
-    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: hub.httpUrl });
+    const hub = await startConsoleHub(suite.cleanup);
+    const { page, context, ...watched } = await openConsole(suite, hub, { path: '/#/admin/tokens' });
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: hub.hub.httpUrl });
 
     // A malformed label is named at its field and nothing is created.
     await page.getByLabel('Labels').fill('site');
     await page.getByRole('button', { name: 'Create token' }).click();
     await expect.poll(() => page.locator('.field.invalid').textContent()).toContain('"site" is not key=value');
-    expect((await api('GET', '/api/v1/tokens')).body.items).toEqual([]);
+    expect((await hub.api('GET', '/api/v1/tokens')).body.items).toEqual([]);
 
     await page.getByLabel('Labels').fill('site=roof');
     await page.getByLabel('Max uses').fill('2');
@@ -76,13 +46,13 @@ describeBrowser('console: admin', () => {
     expect(await page.evaluate('navigator.clipboard.readText()')).toBe(token);
     await watched.screenshot('admin-tokens');
 
-    const [listed] = (await api('GET', '/api/v1/tokens')).body.items;
+    const [listed] = (await hub.api('GET', '/api/v1/tokens')).body.items;
     expect(listed).toMatchObject({ labels: { site: 'roof' }, maxUses: 2, uses: 0, revoked: false });
     const expiresInMs = Date.parse(listed.expiresAt) - Date.parse(listed.createdAt);
     expect(Math.abs(expiresInMs - 1.5 * 3600_000)).toBeLessThan(5_000);
 
     // The token works as a device would use it.
-    const registered = await http(hub.httpUrl, 'POST', '/api/v1/register', { token, deviceId: 'roof-1', labels: {} });
+    const registered = await http(hub.hub.httpUrl, 'POST', '/api/v1/register', { token, deviceId: 'roof-1', labels: {} });
     expect(registered.status).toBe(200);
 
     // Shown once: a reload lists the token by id and never shows it again.
@@ -95,23 +65,23 @@ describeBrowser('console: admin', () => {
     // Revoke asks first; Cancel leaves the token usable.
     await row.getByRole('button', { name: 'Revoke' }).click();
     await dialog(page).getByRole('button', { name: 'Cancel' }).click();
-    expect((await api('GET', '/api/v1/tokens')).body.items[0].revoked).toBe(false);
+    expect((await hub.api('GET', '/api/v1/tokens')).body.items[0].revoked).toBe(false);
     await row.getByRole('button', { name: 'Revoke' }).click();
     await dialog(page).getByRole('button', { name: 'Revoke' }).click();
     await expect.poll(() => row.textContent()).toContain('revoked');
-    const refused = await http(hub.httpUrl, 'POST', '/api/v1/register', { token, deviceId: 'roof-2', labels: {} });
+    const refused = await http(hub.hub.httpUrl, 'POST', '/api/v1/register', { token, deviceId: 'roof-2', labels: {} });
     expect(refused.status).toBeGreaterThanOrEqual(400);
     watched.expectClean();
   });
 
   it('creates a service account whose key, shown once, logs in with its role; deletes it after a confirm', async () => {
-    await start();
-    const { page, ...watched } = await open(key, /admin · admin/, '/#/admin/serviceaccounts');
+    const hub = await startConsoleHub(suite.cleanup);
+    const { page, ...watched } = await openConsole(suite, hub, { path: '/#/admin/serviceaccounts' });
 
     await page.getByLabel('Name').fill('Wall_Screen');
     await page.getByRole('button', { name: 'Create account' }).click();
     await expect.poll(() => page.locator('.field.invalid').textContent()).toContain('lower-case letters');
-    expect((await api('GET', '/api/v1/serviceaccounts')).body.items.map((a: { name: string }) => a.name)).not.toContain('wall_screen');
+    expect((await hub.api('GET', '/api/v1/serviceaccounts')).body.items.map((a: { name: string }) => a.name)).not.toContain('wall_screen');
 
     await page.getByLabel('Name').fill('wall');
     await page.getByLabel('Role').selectOption('viewer');
@@ -129,22 +99,22 @@ describeBrowser('console: admin', () => {
     await watched.screenshot('admin-service-accounts');
 
     // The key logs in as what it was created as: a viewer has no Admin link.
-    const asViewer = await open(viewerKey, /wall · viewer/, '/#/admin/secrets');
+    const asViewer = await openConsole(suite, hub, { path: '/#/admin/secrets', key: viewerKey, who: /wall · viewer/ });
     expect(await asViewer.page.getByRole('link', { name: 'Admin' }).count()).toBe(0);
     asViewer.expectClean();
 
     await row.getByRole('button', { name: 'Delete' }).click();
     await dialog(page).getByRole('button', { name: 'Delete' }).click();
     await expect.poll(() => row.count()).toBe(0);
-    expect((await api('GET', '/api/v1/whoami', undefined, viewerKey)).status).toBe(401);
+    expect((await hub.api('GET', '/api/v1/whoami', undefined, viewerKey)).status).toBe(401);
     watched.expectClean();
   });
 
   it('lets an operator set, replace and delete secrets at #/admin/secrets, never showing a value; a viewer only reads names', async () => {
-    await start();
-    const operatorKey = await createAccount(hub, 'ops', 'operator');
-    const viewerKey = await createAccount(hub, 'wall', 'viewer');
-    const { page, ...watched } = await open(operatorKey, /ops · operator/, '/#/admin/secrets');
+    const hub = await startConsoleHub(suite.cleanup);
+    const operatorKey = await createAccount(hub.hub, 'ops', 'operator');
+    const viewerKey = await createAccount(hub.hub, 'wall', 'viewer');
+    const { page, ...watched } = await openConsole(suite, hub, { path: '/#/admin/secrets', key: operatorKey, who: /ops · operator/ });
     expect(await page.getByRole('link', { name: 'Admin' }).count()).toBe(0);
     const tabs = page.getByRole('navigation', { name: 'Admin' });
     expect(await tabs.getByRole('link').allTextContents()).toEqual(['Secrets']);
@@ -165,7 +135,7 @@ describeBrowser('console: admin', () => {
     await expect.poll(() => page.getByRole('status').filter({ hasText: 'Replaced secret db-pass.' }).count()).toBe(1);
 
     // The hub refuses to delete a secret an app uses, and the page says why.
-    const applied = await api('POST', '/api/v1/apps', {
+    const applied = await hub.api('POST', '/api/v1/apps', {
       name: 'gateway',
       scheduling: { devices: ['nowhere-1'] },
       spec: { containers: [{ name: 'gw', image: 'registry.local/gw:1', env: [{ name: 'PASS', fromSecret: 'db-pass' }] }] },
@@ -177,28 +147,26 @@ describeBrowser('console: admin', () => {
     watched.allow(/400.*\/api\/v1\/secrets\/db-pass\b/);
     await watched.screenshot('admin-secrets');
 
-    expect((await api('DELETE', '/api/v1/apps/gateway')).status).toBe(200);
+    expect((await hub.api('DELETE', '/api/v1/apps/gateway')).status).toBe(200);
     await row.getByRole('button', { name: 'Delete' }).click();
     await dialog(page).getByRole('button', { name: 'Delete' }).click();
     await expect.poll(() => row.count()).toBe(0);
     watched.expectClean();
 
     // A viewer sees the names and no controls.
-    await api('PUT', '/api/v1/secrets/api-token', { value: 'x' });
-    const asViewer = await open(viewerKey, /wall · viewer/, '/#/admin/secrets');
+    await hub.api('PUT', '/api/v1/secrets/api-token', { value: 'x' });
+    const asViewer = await openConsole(suite, hub, { path: '/#/admin/secrets', key: viewerKey, who: /wall · viewer/ });
     await asViewer.page.getByRole('table', { name: 'Secrets' }).locator('tr[data-secret="api-token"]').waitFor();
     expect(await asViewer.page.getByRole('button', { name: /Set secret|Delete/ }).count()).toBe(0);
     asViewer.expectClean();
   });
 
   it('revokes a device after a confirm in a dialog that returns focus to its button, and says it was disconnected', async () => {
-    await start();
-    const { secret, hubKey } = await registerDevice(hub, 'press-0');
-    const fleet = await startFleet({ hubUrl: hub.mqttUrl, count: 1, idPrefix: 'press', agent: { secret, hubKey } });
-    cleanup.add('fleet', () => fleet.close());
-    await waitFor('press-0 online', async () => (await api('GET', '/api/v1/devices/press-0')).body.online === true);
+    const hub = await startConsoleHub(suite.cleanup);
+    await startSimDevice(suite.cleanup, hub, 'press');
+    await waitFor('press-0 online', async () => (await hub.api('GET', '/api/v1/devices/press-0')).body.online === true);
 
-    const { page, ...watched } = await open(key, /admin · admin/, '/#/admin/devices', PHONE);
+    const { page, ...watched } = await openConsole(suite, hub, { path: '/#/admin/devices', viewport: PHONE });
     const row = page.getByRole('table', { name: 'Devices' }).locator('tr[data-device="press-0"]');
     await expect.poll(() => row.textContent()).toContain('online');
 
@@ -212,7 +180,7 @@ describeBrowser('console: admin', () => {
     await expect
       .poll(() => page.evaluate('document.activeElement?.closest("tr")?.dataset.device + ": " + document.activeElement?.textContent'))
       .toBe('press-0: Revoke');
-    expect((await api('GET', '/api/v1/devices/press-0')).body.revokedAt).toBeUndefined();
+    expect((await hub.api('GET', '/api/v1/devices/press-0')).body.revokedAt).toBeUndefined();
 
     await revoke.click();
     await dialog(page).getByRole('button', { name: 'Revoke' }).click();
@@ -220,7 +188,7 @@ describeBrowser('console: admin', () => {
       .poll(() => page.getByRole('status').filter({ hasText: 'Revoked press-0' }).textContent())
       .toContain('has been disconnected');
     await expect.poll(() => row.textContent()).toContain('revoked');
-    await waitFor('press-0 offline', async () => (await api('GET', '/api/v1/devices/press-0')).body.online === false);
+    await waitFor('press-0 offline', async () => (await hub.api('GET', '/api/v1/devices/press-0')).body.online === false);
     watched.expectClean();
   });
 });

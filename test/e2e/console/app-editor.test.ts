@@ -7,12 +7,11 @@
  * said as such, and an app's Edit tab asking before it applies a spec that
  * names another app.
  */
-import type { Browser } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { describeBrowser, expectConsoleBuilt, launchBrowser, logIn, openPage } from '../../support/browser.js';
-import { Cleanup } from '../../support/cleanup.js';
+import { expect, it } from 'vitest';
+import { describeBrowser, logIn } from '../../support/browser.js';
+import { useBrowser } from '../../support/browser-suite.js';
 import { appSpec } from '../../support/fixtures.js';
-import { ANONYMOUS_PROBE, startConsoleHub } from './fixture.js';
+import { startConsoleHub } from './fixture.js';
 
 /** `appSpec('web', …, 'registry.local/web:2')` as an operator would type it. */
 const WEB_V2_YAML = [
@@ -29,24 +28,16 @@ const WEB_V2_YAML = [
 ].join('\n');
 
 describeBrowser('web console: revision diff and the spec editor', () => {
-  let browser: Browser;
-  const cleanup = new Cleanup();
-  beforeAll(async () => {
-    expectConsoleBuilt();
-    browser = await launchBrowser();
-  });
-  afterAll(() => browser?.close());
-  afterEach(() => cleanup.run());
+  const suite = useBrowser({ servesConsole: true });
 
   it('diffs two revisions, refuses to send YAML that does not parse, and applies from the keyboard', async () => {
-    const hub = await startConsoleHub(cleanup);
+    const hub = await startConsoleHub(suite.cleanup);
     for (const version of ['1', '2']) {
       const applied = await hub.api('POST', '/api/v1/apps', appSpec('web', { site: 'roof' }, `registry.local/web:${version}`));
       expect(applied.status).toBe(200);
     }
-    const watched = await openPage(browser, { baseURL: hub.hub.httpUrl });
-    cleanup.add('page', () => watched.close());
-    watched.allow(ANONYMOUS_PROBE);
+    // Opened and logged in by hand: every change the page sends counts, from its first load on.
+    const watched = await suite.open(hub.hub.httpUrl);
     const { page } = watched;
     const changes: string[] = [];
     page.on('request', (request) => {

@@ -5,12 +5,13 @@
  * paused and resumed from its page until complete, and a rollback that makes
  * a new revision.
  */
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { describeBrowser, expectConsoleBuilt, launchBrowser, logIn, openPage } from '../../support/browser.js';
-import { Cleanup } from '../../support/cleanup.js';
+import type { Page } from 'playwright-core';
+import { expect, it } from 'vitest';
+import { describeBrowser } from '../../support/browser.js';
+import { useBrowser } from '../../support/browser-suite.js';
 import { waitFor } from '../../support/wait.js';
-import { ANONYMOUS_PROBE, type ConsoleHub, startConsoleHub, startSimDevice } from './fixture.js';
+import { openConsole } from './console-page.js';
+import { type ConsoleHub, startConsoleHub, startSimDevice } from './fixture.js';
 
 const APP = 'thermo';
 const DEVICES = ['pump', 'gate', 'tank', 'fan', 'vent'];
@@ -36,14 +37,8 @@ function specYaml({ image, port, rollout }: { image: string; port: string; rollo
 }
 
 describeBrowser('web console: apps, the editor and rollouts', () => {
-  let browser: Browser;
-  const cleanup = new Cleanup();
-  beforeAll(async () => {
-    expectConsoleBuilt();
-    browser = await launchBrowser();
-  });
-  afterAll(() => browser?.close());
-  afterEach(() => cleanup.run());
+  const suite = useBrowser({ servesConsole: true });
+  const { cleanup } = suite;
 
   async function appsList(hub: ConsoleHub): Promise<string[]> {
     const res = await hub.api('GET', '/api/v1/apps');
@@ -65,12 +60,8 @@ describeBrowser('web console: apps, the editor and rollouts', () => {
     const hub = await startConsoleHub(cleanup);
     // Each pull takes 2.5 s, so the Rest stage (one device at a time) lasts long enough to pause on a loaded machine.
     for (const name of DEVICES) await startSimDevice(cleanup, hub, name, { labels: { site: 'plant' }, pullDelayMs: 2_500 });
-    const watched = await openPage(browser, { baseURL: hub.hub.httpUrl });
-    cleanup.add('page', () => watched.close());
+    const watched = await openConsole(suite, hub, { path: '/#/apps' });
     const { page } = watched;
-    watched.allow(ANONYMOUS_PROBE);
-    await page.goto('/#/apps');
-    await logIn(page, hub.adminKey, /admin · admin/);
     await page.getByRole('table', { name: 'Apps' }).waitFor();
     await page.getByRole('link', { name: 'New app' }).click();
     await page.waitForURL(/#\/apply$/);

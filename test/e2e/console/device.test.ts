@@ -14,7 +14,6 @@ import { removeContainersAndVolumes } from '../support/docker-cli.js';
 import { engineProblem } from '../support/engine.js';
 import { ensureTestImages } from '../support/images.js';
 import { deployApp, type RemoteHub, startRegisteredAgent, startRemoteHub } from '../support/remote-fleet.js';
-import { ANONYMOUS_PROBE } from './fixture.js';
 
 const suffix = Math.random().toString(36).slice(2, 8);
 const app = `e2e-console-${suffix}`;
@@ -38,7 +37,6 @@ describeWithEngine('web console: a device with a real agent and container', () =
     browser = await launchBrowser();
     watched = await openPage(browser, { baseURL: remote.hub.url });
     page = watched.page;
-    watched.allow(ANONYMOUS_PROBE);
     await page.goto(`/#/devices/${deviceId}`);
     await logIn(page, remote.adminKey, /admin · admin/);
   }, 180_000);

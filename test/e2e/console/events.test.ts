@@ -4,11 +4,12 @@
  * reported before the page opened, newest first, then new ones arriving
  * without a reload, and the device and type filters kept in the address.
  */
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { describeBrowser, expectConsoleBuilt, launchBrowser, logIn, openPage } from '../../support/browser.js';
-import { Cleanup } from '../../support/cleanup.js';
-import { ANONYMOUS_PROBE, type ConsoleHub, startConsoleHub, startSimDevice } from './fixture.js';
+import type { Page } from 'playwright-core';
+import { expect, it } from 'vitest';
+import { describeBrowser } from '../../support/browser.js';
+import { useBrowser } from '../../support/browser-suite.js';
+import { openConsole } from './console-page.js';
+import { type ConsoleHub, startConsoleHub, startSimDevice } from './fixture.js';
 
 function appSpec(name: string, image: string) {
   return { name, scheduling: { selectors: { site: 'roof' } }, spec: { containers: [{ name: 'main', image }] } };
@@ -32,14 +33,8 @@ async function hubEvents(hub: ConsoleHub): Promise<{ id: number; device: string;
 }
 
 describeBrowser('web console: the fleet’s events', () => {
-  let browser: Browser;
-  const cleanup = new Cleanup();
-  beforeAll(async () => {
-    expectConsoleBuilt();
-    browser = await launchBrowser();
-  });
-  afterAll(() => browser?.close());
-  afterEach(() => cleanup.run());
+  const suite = useBrowser({ servesConsole: true });
+  const { cleanup } = suite;
 
   it('shows the stored events newest first, new ones without a reload, and filters by device and type', async () => {
     const hub = await startConsoleHub(cleanup);
@@ -48,12 +43,8 @@ describeBrowser('web console: the fleet’s events', () => {
     expect((await hub.api('POST', '/api/v1/apps', appSpec('thermo', 'registry.local/thermo:1'))).status).toBe(200);
     await expect.poll(async () => (await hubEvents(hub)).length, { timeout: 15_000 }).toBeGreaterThan(0);
 
-    const watched = await openPage(browser, { baseURL: hub.hub.httpUrl });
-    cleanup.add('page', () => watched.close());
+    const watched = await openConsole(suite, hub, { path: '/#/events' });
     const { page } = watched;
-    watched.allow(ANONYMOUS_PROBE);
-    await page.goto('/#/events');
-    await logIn(page, hub.adminKey, /admin · admin/);
 
     // What the hub stored, newest first (more may have come since the hub was asked).
     const stored = await hubEvents(hub);

@@ -6,7 +6,6 @@
  * in-memory container engine, optionally behind a fault proxy so a test can
  * kill its link.
  */
-import type { Page } from 'playwright-core';
 import { adminKey, bearer, registerDevice } from '../../support/auth.js';
 import type { Cleanup } from '../../support/cleanup.js';
 import { type FaultProxy, startFaultProxy } from '../../support/fault-proxy.js';
@@ -14,12 +13,6 @@ import { type HttpResult, http } from '../../support/http.js';
 import { startTestHub, type TestHub } from '../../support/hub.js';
 import { startFleet } from '../../support/sim/fleet.js';
 import type { ImageBehaviour } from '../../support/sim/memory-runtime.js';
-
-/**
- * Without a stored key the page first asks as an anonymous client, which a
- * hub requiring keys refuses (401): that is how the login form appears.
- */
-export const ANONYMOUS_PROBE = /(response 401: GET|status of 401).*\/api\/v1\/whoami/;
 
 export interface ConsoleHub {
   hub: TestHub;
@@ -86,15 +79,4 @@ export async function startSimDevice(
   });
   cleanup.add(`device ${id}`, () => fleet.close());
   return proxy ? { id, proxy } : { id };
-}
-
-/** The fleet table's row of `id`. */
-export function deviceRow(page: Page, id: string) {
-  return page.getByRole('table', { name: 'Devices' }).locator(`tr[data-device="${id}"]`);
-}
-
-/** Ids of the devices the fleet table shows, in its order. */
-export async function shownDevices(page: Page): Promise<string[]> {
-  const rows = page.getByRole('table', { name: 'Devices' }).locator('tr[data-device]');
-  return (await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-device') ?? ''))).filter((id) => id !== '');
 }

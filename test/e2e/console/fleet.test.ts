@@ -4,36 +4,29 @@
  * them, filtering, a bulk label edit, and a device whose link dies turning
  * offline on the page without a reload.
  */
-import type { Browser } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { describeBrowser, expectConsoleBuilt, launchBrowser, logIn, openPage, PHONE } from '../../support/browser.js';
-import { Cleanup } from '../../support/cleanup.js';
-import { ANONYMOUS_PROBE, deviceRow, shownDevices, startConsoleHub, startSimDevice } from './fixture.js';
+import { expect, it } from 'vitest';
+import { describeBrowser, logIn, PHONE, sidewaysOverflowPx } from '../../support/browser.js';
+import { useBrowser } from '../../support/browser-suite.js';
+import { deviceRow, deviceStatus, openConsole, shownDevices } from './console-page.js';
+import { startConsoleHub, startSimDevice } from './fixture.js';
 
 const KEEPALIVE_S = 2;
 
 describeBrowser('web console: the fleet', () => {
-  let browser: Browser;
-  const cleanup = new Cleanup();
-  beforeAll(async () => {
-    expectConsoleBuilt();
-    browser = await launchBrowser();
-  });
-  afterAll(() => browser?.close());
-  afterEach(() => cleanup.run());
+  const suite = useBrowser({ servesConsole: true });
+  const { cleanup } = suite;
 
   it('asks for a key, shows every device live, and a device whose link dies turns offline within the keepalive window', async () => {
     const hub = await startConsoleHub(cleanup);
     const roof = await startSimDevice(cleanup, hub, 'roof', { labels: { site: 'roof' } });
     const yard = await startSimDevice(cleanup, hub, 'yard', { labels: { site: 'yard' } });
     const dock = await startSimDevice(cleanup, hub, 'dock', { labels: { site: 'roof' }, proxied: true, keepaliveSeconds: KEEPALIVE_S });
-    const watched = await openPage(browser, { baseURL: hub.hub.httpUrl });
-    cleanup.add('page', () => watched.close());
+    const watched = await suite.open(hub.hub.httpUrl);
     const { page } = watched;
 
     await page.goto('/');
-    // The login form's refusal of a wrong key is the hub's 401 too, provoked here on purpose.
-    watched.allow(ANONYMOUS_PROBE);
+    // The login form's refusal of a wrong key is the hub's 401 on whoami, provoked here on purpose.
+    watched.allow(/(response 401: GET|status of 401).*\/api\/v1\/whoami/);
     await page.getByLabel('API key').fill('not-a-key');
     await page.getByRole('button', { name: 'Log in' }).click();
     await page.getByRole('alert').waitFor();
@@ -44,7 +37,7 @@ describeBrowser('web console: the fleet', () => {
     const ids = [roof.id, yard.id, dock.id].sort();
     await expect.poll(async () => (await shownDevices(page)).sort(), { timeout: 15_000 }).toEqual(ids);
     for (const id of ids) {
-      await deviceRow(page, id).getByText('online', { exact: true }).waitFor({ timeout: 15_000 });
+      await deviceStatus(page, id, 'online').waitFor({ timeout: 15_000 });
       expect(await deviceRow(page, id).getByRole('link', { name: id }).getAttribute('href')).toBe(`#/devices/${id}`);
     }
     await watched.screenshot('fleet');
@@ -77,17 +70,15 @@ describeBrowser('web console: the fleet', () => {
     await page.evaluate('window.sameDocument = true');
     const stalledAt = Date.now();
     dock.proxy?.stall();
-    await deviceRow(page, dock.id)
-      .getByText('offline', { exact: true })
-      .waitFor({ timeout: (KEEPALIVE_S * 1.5 + 8) * 1000 });
+    await deviceStatus(page, dock.id, 'offline').waitFor({ timeout: (KEEPALIVE_S * 1.5 + 8) * 1000 });
     const noticedMs = Date.now() - stalledAt;
     expect(await page.evaluate('window.sameDocument')).toBe(true);
-    expect(await deviceRow(page, roof.id).getByText('online', { exact: true }).count()).toBe(1);
+    expect(await deviceStatus(page, roof.id, 'online').count()).toBe(1);
     console.info(`[console] ${dock.id} offline on the page ${noticedMs} ms after its link stalled (keepalive ${KEEPALIVE_S} s)`);
 
     // And back: the link resumes, the agent reconnects, the row is online again.
     dock.proxy?.resume();
-    await deviceRow(page, dock.id).getByText('online', { exact: true }).waitFor({ timeout: 30_000 });
+    await deviceStatus(page, dock.id, 'online').waitFor({ timeout: 30_000 });
     watched.expectClean();
   });
 
@@ -95,16 +86,11 @@ describeBrowser('web console: the fleet', () => {
     const hub = await startConsoleHub(cleanup);
     const devices = [];
     for (const name of ['pump', 'gate']) devices.push(await startSimDevice(cleanup, hub, name, { labels: { site: 'plant' } }));
-    const watched = await openPage(browser, { baseURL: hub.hub.httpUrl, viewport: PHONE });
-    cleanup.add('page', () => watched.close());
+    const watched = await openConsole(suite, hub, { viewport: PHONE });
     const { page } = watched;
-    watched.allow(ANONYMOUS_PROBE);
-    await page.goto('/');
-    await logIn(page, hub.adminKey, /admin · admin/);
-    for (const { id } of devices) await deviceRow(page, id).getByText('online', { exact: true }).waitFor({ timeout: 15_000 });
+    for (const { id } of devices) await deviceStatus(page, id, 'online').waitFor({ timeout: 15_000 });
     // Wide tables scroll inside their own box: the page itself never scrolls sideways.
-    const overflow = await page.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth');
-    expect(overflow).toBeLessThanOrEqual(0);
+    expect(await sidewaysOverflowPx(page)).toBeLessThanOrEqual(0);
     await watched.screenshot('fleet-phone');
     watched.expectClean();
   });

@@ -7,11 +7,11 @@
  * every second, labels changed, a device going offline) shifts no layout
  * (the browser's own layout-shift entries, as Core Web Vitals count them).
  */
-import type { Browser } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { describeBrowser, expectConsoleBuilt, launchBrowser, logIn, openPage, PHONE } from '../../support/browser.js';
-import { Cleanup } from '../../support/cleanup.js';
-import { ANONYMOUS_PROBE, deviceRow, startConsoleHub, startSimDevice } from './fixture.js';
+import { expect, it } from 'vitest';
+import { describeBrowser, logIn, PHONE, sidewaysOverflowPx } from '../../support/browser.js';
+import { useBrowser } from '../../support/browser-suite.js';
+import { deviceRow, deviceStatus, openConsole } from './console-page.js';
+import { startConsoleHub, startSimDevice } from './fixture.js';
 
 /** Sums layout shifts not caused by input, from the page's first paint on (installed before any script runs). */
 const RECORD_LAYOUT_SHIFTS = `
@@ -42,25 +42,15 @@ const UNLABELLED = `[...document.querySelectorAll('input, select, textarea')]
   .map((el) => el.outerHTML.slice(0, 120))`;
 
 describeBrowser('web console: keyboard, labels and layout', () => {
-  let browser: Browser;
-  const cleanup = new Cleanup();
-  beforeAll(async () => {
-    expectConsoleBuilt();
-    browser = await launchBrowser();
-  });
-  afterAll(() => browser?.close());
-  afterEach(() => cleanup.run());
+  const suite = useBrowser({ servesConsole: true });
+  const { cleanup } = suite;
 
   it('walks the fleet from the keyboard with a visible focus, and opens a device with Enter', async () => {
     const hub = await startConsoleHub(cleanup);
     const { id } = await startSimDevice(cleanup, hub, 'kiosk', { labels: { site: 'hall' } });
-    const watched = await openPage(browser, { baseURL: hub.hub.httpUrl });
-    cleanup.add('page', () => watched.close());
+    const watched = await openConsole(suite, hub);
     const { page } = watched;
-    watched.allow(ANONYMOUS_PROBE);
-    await page.goto('/');
-    await logIn(page, hub.adminKey, /admin · admin/);
-    await deviceRow(page, id).getByText('online', { exact: true }).waitFor({ timeout: 15_000 });
+    await deviceStatus(page, id, 'online').waitFor({ timeout: 15_000 });
 
     // Tab from the top of the page until the device's link has the focus; every stop on the way shows it.
     await page.evaluate('document.activeElement && document.activeElement.blur()');
@@ -95,10 +85,9 @@ describeBrowser('web console: keyboard, labels and layout', () => {
   it('labels every form control on the fleet, device, editor and admin pages', async () => {
     const hub = await startConsoleHub(cleanup);
     const { id } = await startSimDevice(cleanup, hub, 'kiosk', { labels: { site: 'hall' } });
-    const watched = await openPage(browser, { baseURL: hub.hub.httpUrl });
-    cleanup.add('page', () => watched.close());
+    // Opened and logged in by hand: the login form is one of the pages checked.
+    const watched = await suite.open(hub.hub.httpUrl);
     const { page } = watched;
-    watched.allow(ANONYMOUS_PROBE);
     await page.goto('/');
     expect(await page.evaluate(UNLABELLED), 'the login form').toEqual([]);
     await logIn(page, hub.adminKey, /admin · admin/);
@@ -129,12 +118,8 @@ describeBrowser('web console: keyboard, labels and layout', () => {
       spec: { containers: [{ name: 'screen', image: 'registry.local/signage:1' }], update: { minReadySeconds: 0 } },
     };
     expect((await hub.api('POST', '/api/v1/apps', spec)).status).toBe(200);
-    const watched = await openPage(browser, { baseURL: hub.hub.httpUrl, viewport: PHONE });
-    cleanup.add('page', () => watched.close());
+    const watched = await openConsole(suite, hub, { viewport: PHONE });
     const { page } = watched;
-    watched.allow(ANONYMOUS_PROBE);
-    await page.goto('/');
-    await logIn(page, hub.adminKey, /admin · admin/);
     const views: [string, string, () => Promise<unknown>][] = [
       ['device', `#/devices/${id}`, () => page.getByRole('heading', { level: 1, name: id }).waitFor()],
       ['device-metrics', `#/devices/${id}/metrics`, () => page.locator('figure[data-chart="cpu"]').waitFor()],
@@ -148,7 +133,7 @@ describeBrowser('web console: keyboard, labels and layout', () => {
     for (const [name, path, ready] of views) {
       await page.goto(`/${path}`);
       await ready();
-      const overflow = (await page.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth')) as number;
+      const overflow = await sidewaysOverflowPx(page);
       if (overflow > 0) overflowing.push(`${path} by ${overflow}px`);
       await watched.screenshot(`${name}-phone`);
     }
@@ -169,13 +154,9 @@ describeBrowser('web console: keyboard, labels and layout', () => {
         }),
       );
     }
-    const watched = await openPage(browser, { baseURL: hub.hub.httpUrl });
-    cleanup.add('page', () => watched.close());
+    const watched = await openConsole(suite, hub);
     const { page } = watched;
-    watched.allow(ANONYMOUS_PROBE);
-    await page.goto('/');
-    await logIn(page, hub.adminKey, /admin · admin/);
-    for (const { id } of devices) await deviceRow(page, id).getByText('online', { exact: true }).waitFor({ timeout: 15_000 });
+    for (const { id } of devices) await deviceStatus(page, id, 'online').waitFor({ timeout: 15_000 });
     // From here on only live data changes the page: the first render's own shifts do not count.
     await page.evaluate(RECORD_LAYOUT_SHIFTS);
     await page.waitForTimeout(500);
@@ -186,7 +167,7 @@ describeBrowser('web console: keyboard, labels and layout', () => {
     expect(labelled.status, JSON.stringify(labelled.body)).toBe(200);
     await deviceRow(page, first!.id).getByText('zone=north-east-wing').waitFor({ timeout: 10_000 });
     second!.proxy?.stall();
-    await deviceRow(page, second!.id).getByText('offline', { exact: true }).waitFor({ timeout: 15_000 });
+    await deviceStatus(page, second!.id, 'offline').waitFor({ timeout: 15_000 });
     // A few more metrics samples of the devices still online.
     await page.waitForTimeout(3_000);
 

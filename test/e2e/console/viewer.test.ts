@@ -4,25 +4,19 @@
  * changes anything, and the hub refuses a request forged from its page
  * anyway. (What an admin does is admin.test.ts.)
  */
-import type { Browser } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { createAccount } from '../../support/auth.js';
-import { describeBrowser, expectConsoleBuilt, launchBrowser, logIn, openPage } from '../../support/browser.js';
-import { Cleanup } from '../../support/cleanup.js';
+import { describeBrowser } from '../../support/browser.js';
+import { useBrowser } from '../../support/browser-suite.js';
 import { waitFor } from '../../support/wait.js';
-import { ANONYMOUS_PROBE, type ConsoleHub, deviceRow, startConsoleHub, startSimDevice } from './fixture.js';
+import { deviceRow, openConsole } from './console-page.js';
+import { type ConsoleHub, startConsoleHub, startSimDevice } from './fixture.js';
 
 const APP = 'meter';
 
 describeBrowser('web console: a viewer', () => {
-  let browser: Browser;
-  const cleanup = new Cleanup();
-  beforeAll(async () => {
-    expectConsoleBuilt();
-    browser = await launchBrowser();
-  });
-  afterAll(() => browser?.close());
-  afterEach(() => cleanup.run());
+  const suite = useBrowser({ servesConsole: true });
+  const { cleanup } = suite;
 
   /**
    * A hub with two devices and an app whose second revision's rollout waits
@@ -60,12 +54,8 @@ describeBrowser('web console: a viewer', () => {
   it('offers a viewer no control that changes anything, and the hub refuses a forged request from its page', async () => {
     const { hub, id } = await fleetWithPausedRollout();
     const viewerKey = await createAccount(hub.hub, 'wall', 'viewer');
-    const watched = await openPage(browser, { baseURL: hub.hub.httpUrl });
-    cleanup.add('page', () => watched.close());
+    const watched = await openConsole(suite, hub, { key: viewerKey, who: /wall · viewer/ });
     const { page } = watched;
-    watched.allow(ANONYMOUS_PROBE);
-    await page.goto('/');
-    await logIn(page, viewerKey, /wall · viewer/);
 
     await deviceRow(page, id).waitFor({ timeout: 15_000 });
     expect(await page.getByRole('link', { name: 'Admin' }).count()).toBe(0);
@@ -105,11 +95,8 @@ describeBrowser('web console: a viewer', () => {
     watched.expectClean();
 
     // The same pages offer an operator what they withheld from the viewer: the checks above could not pass by accident.
-    const operator = await openPage(browser, { baseURL: hub.hub.httpUrl });
-    cleanup.add('operator page', () => operator.close());
-    operator.allow(ANONYMOUS_PROBE);
-    await operator.page.goto(`/#/apps/${APP}/rollout`);
-    await logIn(operator.page, await createAccount(hub.hub, 'deployer', 'operator'), /deployer · operator/);
+    const operatorKey = await createAccount(hub.hub, 'deployer', 'operator');
+    const operator = await openConsole(suite, hub, { path: `/#/apps/${APP}/rollout`, key: operatorKey, who: /deployer · operator/ });
     await operator.page.getByRole('button', { name: 'Resume' }).waitFor();
     expect(await operator.page.getByRole('link', { name: 'Edit', exact: true }).count()).toBe(1);
     await operator.page.goto('/#/');
