@@ -1,5 +1,5 @@
 /** Small pieces every view uses, so they look and behave alike. */
-import type { ComponentChildren } from 'preact';
+import type { ComponentChildren, JSX } from 'preact';
 import { useId } from 'preact/hooks';
 import { ApiCallError } from './api.js';
 import type { Loaded } from './hooks.js';
@@ -106,6 +106,113 @@ export function Field(props: {
           {props.error}
         </small>
       )}
+    </div>
+  );
+}
+
+/** A Field holding one text input, `aria-invalid` while it shows an error; other input attributes pass through. */
+export function TextField(
+  props: { label: string; error?: string | undefined; help?: string; value: string; onValue: (value: string) => void } & Omit<
+    JSX.InputHTMLAttributes<HTMLInputElement>,
+    'label' | 'value' | 'onInput' | 'id'
+  >,
+) {
+  const { label, error, help, value, onValue, ...input } = props;
+  return (
+    <Field label={label} {...(error ? { error } : {})} {...(help ? { help } : {})}>
+      {(id, describedBy) => (
+        <input
+          {...input}
+          id={id}
+          aria-describedby={describedBy}
+          aria-invalid={error ? true : undefined}
+          value={value}
+          onInput={(event) => onValue(event.currentTarget.value)}
+        />
+      )}
+    </Field>
+  );
+}
+
+/** A select's options, each value its own text. */
+export function Options({ values }: { values: readonly string[] }) {
+  return (
+    <>
+      {values.map((value) => (
+        <option key={value} value={value}>
+          {value}
+        </option>
+      ))}
+    </>
+  );
+}
+
+/** Labels as chips, one `key=value` each. */
+export function LabelChips({ labels }: { labels: Record<string, string> }) {
+  return (
+    <>
+      {Object.entries(labels).map(([key, value]) => (
+        <span key={key} class="label">
+          {key}={value}
+        </span>
+      ))}
+    </>
+  );
+}
+
+/** A DataTable's column: its header text, and the classes its header cell takes (`num`, `hide-narrow`). */
+export interface Column {
+  label: string;
+  class?: string;
+  title?: string;
+  /** Said to screen readers only: an actions column needs no visible header. */
+  hidden?: boolean;
+}
+
+/** The header of a column of per-row buttons. */
+export const ACTIONS_COLUMN: Column = { label: 'Actions', hidden: true };
+
+/**
+ * A table of items under one header row, in `.table-wrap` so it scrolls
+ * sideways on a phone. With no items it shows `empty` instead of the table,
+ * or, given `emptyRow`, keeps the table and says so in a full-width row (for
+ * a table that stays in place while filters or polls change what it holds).
+ * A column given as `false` is left out, for columns only some roles see.
+ */
+export function DataTable<T>(props: {
+  label: string;
+  columns: readonly (Column | false)[];
+  items: readonly T[];
+  children: (item: T) => ComponentChildren;
+  empty?: ComponentChildren;
+  emptyRow?: { text: ComponentChildren; class: string };
+  class?: string;
+}) {
+  if (props.items.length === 0 && props.empty !== undefined) return <>{props.empty}</>;
+  const columns = props.columns.filter((column): column is Column => column !== false);
+  return (
+    <div class="table-wrap">
+      <table class={props.class} aria-label={props.label}>
+        <thead>
+          <tr>
+            {columns.map((column) => (
+              <th key={column.label} scope="col" class={column.class} title={column.title}>
+                {column.hidden ? <span class="visually-hidden">{column.label}</span> : column.label}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {props.items.map((item) => props.children(item))}
+          {props.items.length === 0 && props.emptyRow && (
+            <tr>
+              <td colSpan={columns.length} class={props.emptyRow.class}>
+                {props.emptyRow.text}
+              </td>
+            </tr>
+          )}
+        </tbody>
+      </table>
     </div>
   );
 }

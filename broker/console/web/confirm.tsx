@@ -14,7 +14,7 @@
  *
  * or, for a button that only acts once confirmed:
  *
- *   <ConfirmButton confirm={{ title: `Revoke ${id}?`, confirmLabel: 'Revoke', danger: true }} onConfirm={revoke}>Revoke</ConfirmButton>
+ *   <ConfirmButton confirm={{ title: `Revoke ${id}?`, confirmLabel: 'Revoke', danger: true }} onConfirm={revoke} />
  */
 import type { ComponentChildren, VNode } from 'preact';
 import { useCallback, useEffect, useId, useRef, useState } from 'preact/hooks';
@@ -118,12 +118,14 @@ function ConfirmDialog(props: { request: ConfirmRequest; settle: (confirmed: boo
 /**
  * A button whose action runs only once confirmed. While it runs the button
  * is disabled; if it fails, the hub's message is shown beside the button
- * (an `onConfirm` that shows its own errors just catches them).
+ * (an `onConfirm` that shows its own errors just catches them). Its text is
+ * the confirming word unless children say otherwise, so the button and the
+ * dialog's answer name the same action.
  */
 export function ConfirmButton(props: {
   confirm: ConfirmRequest;
   onConfirm: () => unknown;
-  children: ComponentChildren;
+  children?: ComponentChildren;
   class?: string;
   disabled?: boolean;
   title?: string;
@@ -160,7 +162,7 @@ export function ConfirmButton(props: {
         title={props.title}
         onClick={() => void click()}
       >
-        {props.children}
+        {props.children ?? props.confirm.confirmLabel}
       </button>
       {dialog}
       {error !== null && <ErrorNote error={error} />}

@@ -6,7 +6,7 @@
 import { useState } from 'preact/hooks';
 import type { DeviceRevoked } from '../../../../shared/api/access.js';
 import type { DeviceView } from '../../../../shared/api/results.js';
-import { Await, OnlineBadge } from '../components.js';
+import { ACTIONS_COLUMN, Await, DataTable, OnlineBadge } from '../components.js';
 import { ConfirmButton } from '../confirm.js';
 import { formatAgo, formatTime } from '../format.js';
 import { useLoad } from '../hooks.js';
@@ -29,79 +29,64 @@ export function DevicesTab() {
       </p>
       <h2>Devices</h2>
       <Await loaded={loaded}>
-        {(list) =>
-          list.items.length === 0 ? (
-            <p class="help">No devices have registered yet.</p>
-          ) : (
-            <DevicesTable
-              devices={list.items}
-              onRevoke={async (id) => {
-                setRevoked(null);
-                setRevoked(await api.call('devices.revoke', { id }));
-                reload();
-              }}
-            />
-          )
-        }
+        {(list) => (
+          <DevicesTable
+            devices={list.items}
+            onRevoke={async (id) => {
+              setRevoked(null);
+              setRevoked(await api.call('devices.revoke', { id }));
+              reload();
+            }}
+          />
+        )}
       </Await>
     </>
   );
 }
 
+const DEVICE_COLUMNS = [
+  { label: 'ID' },
+  { label: 'Status' },
+  { label: 'Last seen', class: 'hide-narrow' },
+  { label: 'Revoked' },
+  ACTIONS_COLUMN,
+];
+
 function DevicesTable(props: { devices: DeviceView[]; onRevoke: (id: string) => Promise<void> }) {
   const devices = [...props.devices].sort((a, b) => a.id.localeCompare(b.id));
   return (
-    <div class="table-wrap">
-      <table aria-label="Devices">
-        <thead>
-          <tr>
-            <th scope="col">ID</th>
-            <th scope="col">Status</th>
-            <th scope="col" class="hide-narrow">
-              Last seen
-            </th>
-            <th scope="col">Revoked</th>
-            <th scope="col">
-              <span class="visually-hidden">Actions</span>
-            </th>
-          </tr>
-        </thead>
-        <tbody>
-          {devices.map((device) => (
-            <tr key={device.id} data-device={device.id}>
-              <td>
-                <a class="mono" href={href(['devices', device.id])}>
-                  {device.id}
-                </a>
-              </td>
-              <td>
-                <OnlineBadge online={device.online} />
-              </td>
-              <td class="hide-narrow" title={formatTime(device.lastSeen)}>
-                {formatAgo(device.lastSeen)}
-              </td>
-              <td title={formatTime(device.revokedAt)}>
-                {device.revokedAt ? <span class="badge bad">revoked {formatAgo(device.revokedAt)}</span> : 'no'}
-              </td>
-              <td>
-                {!device.revokedAt && (
-                  <ConfirmButton
-                    confirm={{
-                      title: `Revoke device ${device.id}?`,
-                      message: `${device.id} can no longer connect${device.online ? ' and is disconnected now' : ''}. This cannot be undone: it would have to register again with a new token.`,
-                      confirmLabel: 'Revoke',
-                      danger: true,
-                    }}
-                    onConfirm={() => props.onRevoke(device.id)}
-                  >
-                    Revoke
-                  </ConfirmButton>
-                )}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+    <DataTable label="Devices" columns={DEVICE_COLUMNS} items={devices} empty={<p class="help">No devices have registered yet.</p>}>
+      {(device) => (
+        <tr key={device.id} data-device={device.id}>
+          <td>
+            <a class="mono" href={href(['devices', device.id])}>
+              {device.id}
+            </a>
+          </td>
+          <td>
+            <OnlineBadge online={device.online} />
+          </td>
+          <td class="hide-narrow" title={formatTime(device.lastSeen)}>
+            {formatAgo(device.lastSeen)}
+          </td>
+          <td title={formatTime(device.revokedAt)}>
+            {device.revokedAt ? <span class="badge bad">revoked {formatAgo(device.revokedAt)}</span> : 'no'}
+          </td>
+          <td>
+            {!device.revokedAt && (
+              <ConfirmButton
+                confirm={{
+                  title: `Revoke device ${device.id}?`,
+                  message: `${device.id} can no longer connect${device.online ? ' and is disconnected now' : ''}. This cannot be undone: it would have to register again with a new token.`,
+                  confirmLabel: 'Revoke',
+                  danger: true,
+                }}
+                onConfirm={() => props.onRevoke(device.id)}
+              />
+            )}
+          </td>
+        </tr>
+      )}
+    </DataTable>
   );
 }

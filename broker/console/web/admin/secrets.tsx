@@ -7,12 +7,12 @@
  */
 import { useState } from 'preact/hooks';
 import type { SecretInfo } from '../../../../shared/api/results.js';
-import { Await, ErrorNote, Field } from '../components.js';
+import { ACTIONS_COLUMN, Await, DataTable, Field, TextField } from '../components.js';
 import { ConfirmButton, useConfirm } from '../confirm.js';
 import { formatAgo, formatTime } from '../format.js';
 import { useLoad } from '../hooks.js';
 import { useSession } from '../session.js';
-import { hubIssueAt, shownAtFields } from './hub-issues.js';
+import { AdminForm, useAdminSubmit } from './admin-form.js';
 import { checkName, checkSecretValue } from './validate.js';
 
 export function SecretsTab() {
@@ -34,49 +34,37 @@ export function SecretsTab() {
 
 function SecretsTable(props: { secrets: SecretInfo[]; onDeleted: () => void }) {
   const { api, can } = useSession();
-  if (props.secrets.length === 0) return <p class="help">No secrets yet.</p>;
+  const operator = can('operator');
   return (
-    <div class="table-wrap">
-      <table aria-label="Secrets">
-        <thead>
-          <tr>
-            <th scope="col">Name</th>
-            <th scope="col">Updated</th>
-            {can('operator') && (
-              <th scope="col">
-                <span class="visually-hidden">Actions</span>
-              </th>
-            )}
-          </tr>
-        </thead>
-        <tbody>
-          {props.secrets.map((secret) => (
-            <tr key={secret.name} data-secret={secret.name}>
-              <td class="mono">{secret.name}</td>
-              <td title={formatTime(secret.updatedAt)}>{formatAgo(secret.updatedAt)}</td>
-              {can('operator') && (
-                <td>
-                  <ConfirmButton
-                    confirm={{
-                      title: `Delete secret ${secret.name}?`,
-                      message: 'Its value is gone for good. The hub refuses while an app uses it.',
-                      confirmLabel: 'Delete',
-                      danger: true,
-                    }}
-                    onConfirm={async () => {
-                      await api.call('secrets.delete', { name: secret.name });
-                      props.onDeleted();
-                    }}
-                  >
-                    Delete
-                  </ConfirmButton>
-                </td>
-              )}
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+    <DataTable
+      label="Secrets"
+      columns={[{ label: 'Name' }, { label: 'Updated' }, operator && ACTIONS_COLUMN]}
+      items={props.secrets}
+      empty={<p class="help">No secrets yet.</p>}
+    >
+      {(secret) => (
+        <tr key={secret.name} data-secret={secret.name}>
+          <td class="mono">{secret.name}</td>
+          <td title={formatTime(secret.updatedAt)}>{formatAgo(secret.updatedAt)}</td>
+          {operator && (
+            <td>
+              <ConfirmButton
+                confirm={{
+                  title: `Delete secret ${secret.name}?`,
+                  message: 'Its value is gone for good. The hub refuses while an app uses it.',
+                  confirmLabel: 'Delete',
+                  danger: true,
+                }}
+                onConfirm={async () => {
+                  await api.call('secrets.delete', { name: secret.name });
+                  props.onDeleted();
+                }}
+              />
+            </td>
+          )}
+        </tr>
+      )}
+    </DataTable>
   );
 }
 
@@ -87,65 +75,60 @@ function SetSecretForm(props: { known: readonly string[]; onSet: () => void }) {
   const { confirm, dialog } = useConfirm();
   const [name, setName] = useState('');
   const [value, setValue] = useState('');
-  const [checked, setChecked] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [failure, setFailure] = useState<unknown>(null);
   const [done, setDone] = useState<string | null>(null);
+  const form = useAdminSubmit(FIELDS);
   const nameChecked = checkName(name);
   const valueChecked = checkSecretValue(value);
-  const nameError = (checked && !nameChecked.ok ? nameChecked.error : undefined) ?? hubIssueAt(failure, 'name');
-  const valueError = (checked && !valueChecked.ok ? valueChecked.error : undefined) ?? hubIssueAt(failure, 'value');
-  const submit = async (event: Event) => {
-    event.preventDefault();
-    setChecked(true);
-    setFailure(null);
+  const valueError = form.errorAt(valueChecked, 'value');
+  const submit = () => {
     setDone(null);
-    if (!nameChecked.ok || !valueChecked.ok) return;
-    const replacing = props.known.includes(nameChecked.value);
-    if (
-      replacing &&
-      !(await confirm({
-        title: `Replace secret ${nameChecked.value}?`,
-        message: 'The apps that use it get the new value on their devices.',
-        confirmLabel: 'Replace',
-        danger: true,
-      }))
-    ) {
-      return;
-    }
-    setBusy(true);
-    try {
-      await api.call('secrets.set', { name: nameChecked.value, value: valueChecked.value });
-      setName('');
-      setValue('');
-      setChecked(false);
-      setDone(`${replacing ? 'Replaced' : 'Set'} secret ${nameChecked.value}.`);
-      props.onSet();
-    } catch (err) {
-      setFailure(err);
-    } finally {
-      setBusy(false);
-    }
+    const secret = nameChecked.ok && valueChecked.ok ? { name: nameChecked.value, value: valueChecked.value } : null;
+    const replacing = secret !== null && props.known.includes(secret.name);
+    return form.submit(
+      secret,
+      async (values) => {
+        await api.call('secrets.set', values);
+        setName('');
+        setValue('');
+        setDone(`${replacing ? 'Replaced' : 'Set'} secret ${values.name}.`);
+        props.onSet();
+      },
+      async (values) =>
+        !replacing ||
+        (await confirm({
+          title: `Replace secret ${values.name}?`,
+          message: 'The apps that use it get the new value on their devices.',
+          confirmLabel: 'Replace',
+          danger: true,
+        })),
+    );
   };
   return (
     <>
-      <form class="card admin-form" onSubmit={(event) => void submit(event)} noValidate>
-        <h2>Set a secret</h2>
+      <AdminForm
+        title="Set a secret"
+        submitLabel="Set secret"
+        busyLabel="Setting…"
+        busy={form.busy}
+        note={form.unshown}
+        status={
+          <p role="status" class="notice-line">
+            {done}
+          </p>
+        }
+        onSubmit={() => void submit()}
+      >
         <div class="admin-fields">
-          <Field label="Name" help="an existing name replaces that secret" error={nameError}>
-            {(id, describedBy) => (
-              <input
-                id={id}
-                aria-describedby={describedBy}
-                aria-invalid={nameError ? true : undefined}
-                autocomplete="off"
-                spellcheck={false}
-                list="admin-secret-names"
-                value={name}
-                onInput={(event) => setName(event.currentTarget.value)}
-              />
-            )}
-          </Field>
+          <TextField
+            label="Name"
+            help="an existing name replaces that secret"
+            error={form.errorAt(nameChecked, 'name')}
+            value={name}
+            onValue={setName}
+            autocomplete="off"
+            spellcheck={false}
+            list="admin-secret-names"
+          />
           <datalist id="admin-secret-names">
             {props.known.map((known) => (
               <option key={known} value={known} />
@@ -166,14 +149,7 @@ function SetSecretForm(props: { known: readonly string[]; onSet: () => void }) {
             />
           )}
         </Field>
-        {failure !== null && !shownAtFields(failure, FIELDS) && <ErrorNote error={failure} />}
-        <p role="status" class="notice-line">
-          {done}
-        </p>
-        <button type="submit" disabled={busy} aria-busy={busy || undefined}>
-          {busy ? 'Setting…' : 'Set secret'}
-        </button>
-      </form>
+      </AdminForm>
       {dialog}
     </>
   );

@@ -44,3 +44,36 @@ export function ShownOnce(props: { label: string; value: string; children?: Comp
     </section>
   );
 }
+
+/** What ShownOnce shows of a created credential. */
+export interface OnceShown {
+  label: string;
+  value: string;
+  help: ComponentChildren;
+}
+
+/**
+ * A create form and, once it succeeds, the credential it returned, shown
+ * once between the form and the list until dismissed.
+ */
+export function CreateShownOnce<T>(props: {
+  form: (onCreated: (created: T) => void) => ComponentChildren;
+  shown: (created: T) => OnceShown;
+  onCreated: () => void;
+}) {
+  const [created, setCreated] = useState<T | null>(null);
+  const shown = created === null ? null : props.shown(created);
+  return (
+    <>
+      {props.form((value) => {
+        setCreated(value);
+        props.onCreated();
+      })}
+      {shown && (
+        <ShownOnce label={shown.label} value={shown.value} onDismiss={() => setCreated(null)}>
+          {shown.help}
+        </ShownOnce>
+      )}
+    </>
+  );
+}
