@@ -110,7 +110,12 @@ export function Field(props: {
   );
 }
 
-/** A Field holding one text input, `aria-invalid` while it shows an error; other input attributes pass through. */
+/**
+ * A Field holding one text input, `aria-invalid` while it shows an error;
+ * other input attributes pass through. What the console asks for is ids,
+ * names, labels and numbers, never prose: the browser's remembered entries
+ * and spelling marks are off unless a caller turns them on.
+ */
 export function TextField(
   props: { label: string; error?: string | undefined; help?: string; value: string; onValue: (value: string) => void } & Omit<
     JSX.InputHTMLAttributes<HTMLInputElement>,
@@ -122,6 +127,8 @@ export function TextField(
     <Field label={label} {...(error ? { error } : {})} {...(help ? { help } : {})}>
       {(id, describedBy) => (
         <input
+          autocomplete="off"
+          spellcheck={false}
           {...input}
           id={id}
           aria-describedby={describedBy}

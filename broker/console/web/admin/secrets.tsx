@@ -125,8 +125,6 @@ function SetSecretForm(props: { known: readonly string[]; onSet: () => void }) {
             error={form.errorAt(nameChecked, 'name')}
             value={name}
             onValue={setName}
-            autocomplete="off"
-            spellcheck={false}
             list="admin-secret-names"
           />
           <datalist id="admin-secret-names">

@@ -119,8 +119,6 @@ function CreateAccountForm(props: { onCreated: (account: ServiceAccountCreated) 
           error={form.errorAt(nameChecked, 'name') ?? nameTaken}
           value={name}
           onValue={setName}
-          autocomplete="off"
-          spellcheck={false}
         />
         <Field label="Role" help={ROLE_HELP[role]} error={hubIssueAt(form.failure, 'role')}>
           {(id, describedBy) => (

@@ -5,7 +5,7 @@
  * Polled every 5 s, like the apps list.
  */
 import type { AppDetail } from '../../../../shared/api/results.js';
-import { OnlineBadge, PhaseBadge } from '../components.js';
+import { DataTable, OnlineBadge, PhaseBadge } from '../components.js';
 import { ConfirmButton } from '../confirm.js';
 import { SpecText } from '../editor/spec-text.js';
 import { formatAgo, formatTime } from '../format.js';
@@ -23,6 +23,14 @@ export function AppOverview({ name }: { name: string }) {
   useInterval(reload, POLL_MS);
   return <Polled loaded={app}>{(value) => <Overview app={value} />}</Polled>;
 }
+
+const PLACEMENT_COLUMNS = [
+  { label: 'Device' },
+  { label: 'Status' },
+  { label: 'Phase' },
+  { label: 'Revision', class: 'num' },
+  { label: 'Message' },
+];
 
 function Overview({ app }: { app: AppDetail }) {
   const { api, can } = useSession();
@@ -46,42 +54,28 @@ function Overview({ app }: { app: AppDetail }) {
         <dd title={formatTime(app.updatedAt)}>{formatAgo(app.updatedAt)}</dd>
       </dl>
       <h2>Where it runs</h2>
-      {app.devices.length === 0 ? (
-        <p class="notice">No device matches its scheduling yet.</p>
-      ) : (
-        <div class="table-wrap">
-          <table aria-label="Where it runs">
-            <thead>
-              <tr>
-                <th scope="col">Device</th>
-                <th scope="col">Status</th>
-                <th scope="col">Phase</th>
-                <th scope="col" class="num">
-                  Revision
-                </th>
-                <th scope="col">Message</th>
-              </tr>
-            </thead>
-            <tbody>
-              {app.devices.map((device) => (
-                <tr key={device.id} data-device={device.id}>
-                  <td>
-                    <a href={href(['devices', device.id])}>{device.id}</a>
-                  </td>
-                  <td>
-                    <OnlineBadge online={device.online} />
-                  </td>
-                  <td>
-                    <PhaseBadge phase={device.phase} />
-                  </td>
-                  <td class="num">{device.revision ?? '–'}</td>
-                  <td class="wrap">{device.message ?? ''}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <DataTable
+        label="Where it runs"
+        columns={PLACEMENT_COLUMNS}
+        items={app.devices}
+        empty={<p class="notice">No device matches its scheduling yet.</p>}
+      >
+        {(device) => (
+          <tr key={device.id} data-device={device.id}>
+            <td>
+              <a href={href(['devices', device.id])}>{device.id}</a>
+            </td>
+            <td>
+              <OnlineBadge online={device.online} />
+            </td>
+            <td>
+              <PhaseBadge phase={device.phase} />
+            </td>
+            <td class="num">{device.revision ?? '–'}</td>
+            <td class="wrap">{device.message ?? ''}</td>
+          </tr>
+        )}
+      </DataTable>
       <h2>Spec</h2>
       <SpecText spec={app.spec} label={`Spec of revision ${app.revision}`} />
       {can('operator') && (

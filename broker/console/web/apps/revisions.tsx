@@ -6,7 +6,7 @@
  */
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import type { AppHistory, AppRevision, RollbackResult } from '../../../../shared/api/results.js';
-import { Await, ErrorNote, Field } from '../components.js';
+import { ACTIONS_COLUMN, Await, DataTable, ErrorNote, Field } from '../components.js';
 import { ConfirmButton } from '../confirm.js';
 import { useYamlTools, type YamlTools } from '../editor/use-yaml.js';
 import { formatAgo, formatTime } from '../format.js';
@@ -53,63 +53,43 @@ function RevisionTable(props: { history: AppHistory; onRollBack: (revision: numb
   const { can } = useSession();
   const { history } = props;
   const operator = can('operator');
+  const columns = [
+    { label: 'Revision', class: 'num' },
+    { label: 'Current', hidden: true },
+    { label: 'Created', class: 'hide-narrow' },
+    { label: 'Cause' },
+    { label: 'Images', class: 'hide-narrow' },
+    operator && ACTIONS_COLUMN,
+  ];
   return (
-    <div class="table-wrap">
-      <table aria-label="Revisions">
-        <thead>
-          <tr>
-            <th scope="col" class="num">
-              Revision
-            </th>
-            <th scope="col">
-              <span class="visually-hidden">Current</span>
-            </th>
-            <th scope="col" class="hide-narrow">
-              Created
-            </th>
-            <th scope="col">Cause</th>
-            <th scope="col" class="hide-narrow">
-              Images
-            </th>
-            {operator && (
-              <th scope="col">
-                <span class="visually-hidden">Actions</span>
-              </th>
-            )}
-          </tr>
-        </thead>
-        <tbody>
-          {history.items.map((item) => (
-            <tr key={item.revision} data-revision={item.revision} aria-current={item.current ? 'true' : undefined}>
-              <td class="num">{item.revision}</td>
-              <td>{item.current && <span class="badge ok">current</span>}</td>
-              <td class="hide-narrow" title={formatTime(item.createdAt)}>
-                {formatAgo(item.createdAt)}
-              </td>
-              <td>{item.cause ?? '–'}</td>
-              <td class="mono wrap hide-narrow">{item.images.join(', ')}</td>
-              {operator && (
-                <td class="actions">
-                  {!item.current && (
-                    <ConfirmButton
-                      class="secondary"
-                      confirm={{
-                        title: `Roll back ${history.name} to revision ${item.revision}?`,
-                        message: `Revision ${item.revision}'s spec becomes revision ${history.current + 1}, which rolls out to the app's devices like any apply.`,
-                        confirmLabel: 'Roll back',
-                      }}
-                      onConfirm={() => props.onRollBack(item.revision)}
-                    >
-                      Roll back
-                    </ConfirmButton>
-                  )}
-                </td>
+    <DataTable label="Revisions" columns={columns} items={history.items}>
+      {(item) => (
+        <tr key={item.revision} data-revision={item.revision} aria-current={item.current ? 'true' : undefined}>
+          <td class="num">{item.revision}</td>
+          <td>{item.current && <span class="badge ok">current</span>}</td>
+          <td class="hide-narrow" title={formatTime(item.createdAt)}>
+            {formatAgo(item.createdAt)}
+          </td>
+          <td>{item.cause ?? '–'}</td>
+          <td class="mono wrap hide-narrow">{item.images.join(', ')}</td>
+          {operator && (
+            <td class="actions">
+              {!item.current && (
+                <ConfirmButton
+                  class="secondary"
+                  confirm={{
+                    title: `Roll back ${history.name} to revision ${item.revision}?`,
+                    message: `Revision ${item.revision}'s spec becomes revision ${history.current + 1}, which rolls out to the app's devices like any apply.`,
+                    confirmLabel: 'Roll back',
+                  }}
+                  onConfirm={() => props.onRollBack(item.revision)}
+                />
               )}
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+            </td>
+          )}
+        </tr>
+      )}
+    </DataTable>
   );
 }
 
@@ -120,32 +100,37 @@ function RevisionDiff({ history }: { history: AppHistory }) {
   const [from, setFrom] = useState(revisions.find((r) => r < history.current) ?? history.current);
   const specs = useRevisionSpecs(history.name, [from, to]);
   const { tools, error } = useYamlTools();
-  const options = revisions.map((revision) => (
-    <option key={revision} value={revision}>
-      {revision}
-      {revision === history.current ? ' (current)' : ''}
-    </option>
-  ));
   return (
     <>
       <div class="toolbar">
-        <Field label="From">
-          {(id) => (
-            <select id={id} value={from} onChange={(e) => setFrom(Number((e.currentTarget as HTMLSelectElement).value))}>
-              {options}
-            </select>
-          )}
-        </Field>
-        <Field label="To">
-          {(id) => (
-            <select id={id} value={to} onChange={(e) => setTo(Number((e.currentTarget as HTMLSelectElement).value))}>
-              {options}
-            </select>
-          )}
-        </Field>
+        <RevisionSelect label="From" revisions={revisions} current={history.current} value={from} onValue={setFrom} />
+        <RevisionSelect label="To" revisions={revisions} current={history.current} value={to} onValue={setTo} />
       </div>
       {error ? <ErrorNote error={error} /> : <DiffRegion from={from} to={to} specs={specs} tools={tools} />}
     </>
+  );
+}
+
+function RevisionSelect(props: {
+  label: string;
+  revisions: number[];
+  current: number;
+  value: number;
+  onValue: (revision: number) => void;
+}) {
+  return (
+    <Field label={props.label}>
+      {(id) => (
+        <select id={id} value={props.value} onChange={(e) => props.onValue(Number(e.currentTarget.value))}>
+          {props.revisions.map((revision) => (
+            <option key={revision} value={revision}>
+              {revision}
+              {revision === props.current ? ' (current)' : ''}
+            </option>
+          ))}
+        </select>
+      )}
+    </Field>
   );
 }
 

@@ -7,7 +7,7 @@
 import { useState } from 'preact/hooks';
 import type { RolloutDeviceView, RolloutStatus } from '../../../../shared/api/results.js';
 import { ApiCallError, type ConsoleApi } from '../api.js';
-import { ErrorNote, PhaseBadge } from '../components.js';
+import { DataTable, ErrorNote, PhaseBadge } from '../components.js';
 import { ConfirmButton } from '../confirm.js';
 import { formatAgo, formatTime } from '../format.js';
 import { useInterval, useLoad } from '../hooks.js';
@@ -175,40 +175,37 @@ function RolloutControls({ status, onChanged }: { status: RolloutStatus; onChang
   );
 }
 
+const DEVICE_COLUMNS = [
+  { label: 'Device' },
+  { label: 'Stage' },
+  { label: 'State' },
+  { label: 'Revision', class: 'num hide-narrow' },
+  { label: 'Since' },
+  { label: 'Message' },
+];
+
 function RolloutDevices({ devices }: { devices: RolloutDeviceView[] }) {
-  if (devices.length === 0) return <p class="notice">No device is scheduled for this app.</p>;
   return (
-    <div class="table-wrap">
-      <table aria-label="Rollout devices">
-        <thead>
-          <tr>
-            <th scope="col">Device</th>
-            <th scope="col">Stage</th>
-            <th scope="col">State</th>
-            <th scope="col" class="num hide-narrow">
-              Revision
-            </th>
-            <th scope="col">Since</th>
-            <th scope="col">Message</th>
-          </tr>
-        </thead>
-        <tbody>
-          {devices.map((device) => (
-            <tr key={device.id} data-device={device.id}>
-              <td>
-                <a href={href(['devices', device.id])}>{device.id}</a>
-              </td>
-              <td>{device.canary ? 'canary' : 'rest'}</td>
-              <td>
-                <PhaseBadge phase={device.state} />
-              </td>
-              <td class="num hide-narrow">{device.revision}</td>
-              <td title={formatTime(device.since)}>{formatAgo(device.since)}</td>
-              <td class="wrap">{device.message ?? ''}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+    <DataTable
+      label="Rollout devices"
+      columns={DEVICE_COLUMNS}
+      items={devices}
+      empty={<p class="notice">No device is scheduled for this app.</p>}
+    >
+      {(device) => (
+        <tr key={device.id} data-device={device.id}>
+          <td>
+            <a href={href(['devices', device.id])}>{device.id}</a>
+          </td>
+          <td>{device.canary ? 'canary' : 'rest'}</td>
+          <td>
+            <PhaseBadge phase={device.state} />
+          </td>
+          <td class="num hide-narrow">{device.revision}</td>
+          <td title={formatTime(device.since)}>{formatAgo(device.since)}</td>
+          <td class="wrap">{device.message ?? ''}</td>
+        </tr>
+      )}
+    </DataTable>
   );
 }

@@ -4,12 +4,21 @@
  */
 import { useRef, useState } from 'preact/hooks';
 import { type EventRecord, FOLLOW_EVENT } from '../../../../shared/telemetry-api.js';
+import { DataTable } from '../components.js';
 import { formatTime } from '../format.js';
 import { useFollow } from '../hooks.js';
 
 const BACKLOG = 200;
 /** Events kept on the page; older ones go first. */
 const MAX_EVENTS = 1000;
+
+const EVENT_COLUMNS = [
+  { label: 'Time' },
+  { label: 'Type' },
+  { label: 'App' },
+  { label: 'Container', class: 'hide-narrow' },
+  { label: 'Message' },
+];
 
 export function EventsTab({ id }: { id: string }) {
   const [events, setEvents] = useState<EventRecord[]>([]);
@@ -41,32 +50,17 @@ export function EventsTab({ id }: { id: string }) {
               ? 'No events yet; new ones appear as they happen.'
               : `${events.length} events; new ones appear as they happen.`}
       </p>
-      <div class="table-wrap">
-        <table aria-label="Events">
-          <thead>
-            <tr>
-              <th scope="col">Time</th>
-              <th scope="col">Type</th>
-              <th scope="col">App</th>
-              <th scope="col" class="hide-narrow">
-                Container
-              </th>
-              <th scope="col">Message</th>
-            </tr>
-          </thead>
-          <tbody>
-            {events.map((e) => (
-              <tr key={e.id} data-event-id={e.id}>
-                <td>{formatTime(e.ts)}</td>
-                <td>{e.type}</td>
-                <td>{e.app ?? '–'}</td>
-                <td class="hide-narrow">{e.container ?? '–'}</td>
-                <td class="wrap">{e.message}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <DataTable label="Events" columns={EVENT_COLUMNS} items={events}>
+        {(e) => (
+          <tr key={e.id} data-event-id={e.id}>
+            <td>{formatTime(e.ts)}</td>
+            <td>{e.type}</td>
+            <td>{e.app ?? '–'}</td>
+            <td class="hide-narrow">{e.container ?? '–'}</td>
+            <td class="wrap">{e.message}</td>
+          </tr>
+        )}
+      </DataTable>
     </section>
   );
 }

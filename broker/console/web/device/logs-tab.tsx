@@ -8,7 +8,7 @@
 import { memo } from 'preact/compat';
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { FOLLOW_EVENT, type LogRecord } from '../../../../shared/telemetry-api.js';
-import { ErrorNote } from '../components.js';
+import { ErrorNote, Options } from '../components.js';
 import { useFollow } from '../hooks.js';
 import { useSession } from '../session.js';
 import { appendLines, filterLines, MAX_LOG_LINES, sinceParam, splitMatches } from './log-buffer.js';
@@ -109,11 +109,7 @@ export function LogsTab({ id, apps }: { id: string; apps: readonly string[] }) {
           <label for="log-app">App</label>
           <select id="log-app" value={app} onChange={(e) => setApp((e.target as HTMLSelectElement).value)}>
             <option value="">All apps</option>
-            {apps.map((name) => (
-              <option key={name} value={name}>
-                {name}
-              </option>
-            ))}
+            <Options values={apps} />
           </select>
         </div>
         <label class="check">

@@ -5,10 +5,22 @@
  * only draws what it is handed.
  */
 import type { DeviceView } from '../../../../shared/api/results.js';
-import { OnlineBadge, PhaseBadge } from '../components.js';
+import { DataTable, OnlineBadge, PhaseBadge } from '../components.js';
 import { formatAgo, formatTime } from '../format.js';
 import { useSession } from '../session.js';
 import { LabelEditor } from './label-editor.js';
+
+/** App, Phase, Revision and Message span an app's container rows. */
+const APP_COLUMNS = [
+  { label: 'App' },
+  { label: 'Phase' },
+  { label: 'Revision', class: 'num' },
+  { label: 'Container' },
+  { label: 'State' },
+  { label: 'Restarts', class: 'num' },
+  { label: 'Image', class: 'hide-narrow' },
+  { label: 'Message' },
+];
 
 export function OverviewTab({ device, onChanged }: { device: DeviceView; onChanged: () => void }) {
   const { can } = useSession();
@@ -75,66 +87,45 @@ export function OverviewTab({ device, onChanged }: { device: DeviceView; onChang
         </section>
       </div>
       <h2>Apps</h2>
-      {device.apps.length === 0 ? (
-        <p class="help">No apps run on this device.</p>
-      ) : (
-        <div class="table-wrap">
-          <table aria-label="Apps on this device">
-            <thead>
-              <tr>
-                <th scope="col">App</th>
-                <th scope="col">Phase</th>
-                <th scope="col" class="num">
-                  Revision
-                </th>
-                <th scope="col">Container</th>
-                <th scope="col">State</th>
-                <th scope="col" class="num">
-                  Restarts
-                </th>
-                <th scope="col" class="hide-narrow">
-                  Image
-                </th>
-                <th scope="col">Message</th>
-              </tr>
-            </thead>
-            <tbody>
-              {device.apps.flatMap((app) => {
-                const containers = app.containers.length > 0 ? app.containers : [undefined];
-                return containers.map((c, i) => (
-                  <tr key={`${app.name}/${c?.name ?? ''}`} data-app={app.name}>
-                    {i === 0 && (
-                      <>
-                        <th scope="row" rowSpan={containers.length}>
-                          <a href={`#/apps/${encodeURIComponent(app.name)}`}>{app.name}</a>
-                        </th>
-                        <td rowSpan={containers.length}>
-                          <PhaseBadge phase={app.phase} />
-                        </td>
-                        <td rowSpan={containers.length} class="num">
-                          {app.revision}
-                        </td>
-                      </>
-                    )}
-                    <td>{c?.name ?? '–'}</td>
-                    <td title={c?.status}>
-                      {c ? <PhaseBadge phase={c.state} /> : '–'}
-                      {c?.exitCode !== undefined && c.state !== 'running' ? ` (exit ${c.exitCode})` : ''}
-                    </td>
-                    <td class="num">{c?.restartCount ?? '–'}</td>
-                    <td class="hide-narrow mono">{c?.image ?? '–'}</td>
-                    {i === 0 && (
-                      <td rowSpan={containers.length} class="wrap">
-                        {app.message ?? ''}
-                      </td>
-                    )}
-                  </tr>
-                ));
-              })}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <DataTable
+        label="Apps on this device"
+        columns={APP_COLUMNS}
+        items={device.apps}
+        empty={<p class="help">No apps run on this device.</p>}
+      >
+        {(app) => {
+          const containers = app.containers.length > 0 ? app.containers : [undefined];
+          return containers.map((c, i) => (
+            <tr key={`${app.name}/${c?.name ?? ''}`} data-app={app.name}>
+              {i === 0 && (
+                <>
+                  <th scope="row" rowSpan={containers.length}>
+                    <a href={`#/apps/${encodeURIComponent(app.name)}`}>{app.name}</a>
+                  </th>
+                  <td rowSpan={containers.length}>
+                    <PhaseBadge phase={app.phase} />
+                  </td>
+                  <td rowSpan={containers.length} class="num">
+                    {app.revision}
+                  </td>
+                </>
+              )}
+              <td>{c?.name ?? '–'}</td>
+              <td title={c?.status}>
+                {c ? <PhaseBadge phase={c.state} /> : '–'}
+                {c?.exitCode !== undefined && c.state !== 'running' ? ` (exit ${c.exitCode})` : ''}
+              </td>
+              <td class="num">{c?.restartCount ?? '–'}</td>
+              <td class="hide-narrow mono">{c?.image ?? '–'}</td>
+              {i === 0 && (
+                <td rowSpan={containers.length} class="wrap">
+                  {app.message ?? ''}
+                </td>
+              )}
+            </tr>
+          ));
+        }}
+      </DataTable>
     </>
   );
 }

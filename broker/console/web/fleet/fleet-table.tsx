@@ -9,8 +9,8 @@
 import { memo } from 'preact/compat';
 import { useRef } from 'preact/hooks';
 import type { FleetRow } from '../../../../shared/api/fleet.js';
-import { OnlineBadge, Sparkline } from '../components.js';
-import { formatPercent, formatTime } from '../format.js';
+import { LabelChips, OnlineBadge, Sparkline } from '../components.js';
+import { formatLabels, formatPercent, formatTime } from '../format.js';
 import { href } from '../router.js';
 import { firstOrder, type SortKey, type SortOrder } from './fleet-order.js';
 import { ROW_HEIGHT, useRowRange } from './row-window.js';
@@ -129,7 +129,6 @@ const Row = memo(function Row(props: {
   toggle: ((id: string, on: boolean) => void) | undefined;
 }) {
   const { row, toggle } = props;
-  const labels = Object.entries(row.labels);
   const metrics = row.metrics;
   return (
     <tr data-device={row.id} aria-rowindex={props.index}>
@@ -151,12 +150,8 @@ const Row = memo(function Row(props: {
         <Status row={row} />
       </td>
       <td title={formatTime(row.lastSeen)}>{props.ago}</td>
-      <td class="labels hide-narrow" title={labels.map(([key, value]) => `${key}=${value}`).join(', ')}>
-        {labels.map(([key, value]) => (
-          <span key={key} class="label">
-            {key}={value}
-          </span>
-        ))}
+      <td class="labels hide-narrow" title={formatLabels(row.labels).join(', ')}>
+        <LabelChips labels={row.labels} />
       </td>
       <td class="hide-narrow mono">{row.agentVersion ?? '–'}</td>
       <td>

@@ -6,7 +6,7 @@
  */
 import { useState } from 'preact/hooks';
 import { ApiCallError } from '../api.js';
-import { Field } from '../components.js';
+import { TextField } from '../components.js';
 import { href } from '../router.js';
 import { useSession } from '../session.js';
 import { parseLabelEdit } from './label-edit.js';
@@ -58,32 +58,8 @@ export function LabelEditor(props: { devices: readonly string[]; onClose(): void
         For the {count} selected device{count === 1 ? '' : 's'} shown.
       </p>
       <div class="label-fields">
-        <Field label="Set labels" help="key=value, key2=value2" {...(errors.setError ? { error: errors.setError } : {})}>
-          {(id, describedBy) => (
-            <input
-              id={id}
-              aria-describedby={describedBy}
-              aria-invalid={errors.setError ? true : undefined}
-              value={setText}
-              onInput={(e) => setSetText(e.currentTarget.value)}
-              autocomplete="off"
-              spellcheck={false}
-            />
-          )}
-        </Field>
-        <Field label="Remove labels" help="key, key2" {...(errors.removeError ? { error: errors.removeError } : {})}>
-          {(id, describedBy) => (
-            <input
-              id={id}
-              aria-describedby={describedBy}
-              aria-invalid={errors.removeError ? true : undefined}
-              value={removeText}
-              onInput={(e) => setRemoveText(e.currentTarget.value)}
-              autocomplete="off"
-              spellcheck={false}
-            />
-          )}
-        </Field>
+        <TextField label="Set labels" help="key=value, key2=value2" error={errors.setError} value={setText} onValue={setSetText} />
+        <TextField label="Remove labels" help="key, key2" error={errors.removeError} value={removeText} onValue={setRemoveText} />
       </div>
       <div class="toolbar">
         <button type="submit" disabled={running || count === 0}>

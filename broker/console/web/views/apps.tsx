@@ -6,6 +6,7 @@
 import type { AppSummary } from '../../../../shared/api/results.js';
 import { Polled } from '../apps/polled.js';
 import { formatScheduling } from '../apps/scheduling-text.js';
+import { DataTable } from '../components.js';
 import { formatAgo, formatTime } from '../format.js';
 import { useInterval, useLoad } from '../hooks.js';
 import { href } from '../router.js';
@@ -33,58 +34,43 @@ export function AppsView() {
   );
 }
 
+const APP_COLUMNS = [
+  { label: 'Name' },
+  { label: 'Revision', class: 'num' },
+  { label: 'Scheduling' },
+  { label: 'Containers', class: 'num hide-narrow' },
+  { label: 'Running', class: 'num', title: 'devices running the current revision / devices it is scheduled onto' },
+  { label: 'Updated', class: 'hide-narrow' },
+];
+
 function AppsTable({ apps }: { apps: AppSummary[] }) {
   const sorted = [...apps].sort((a, b) => a.name.localeCompare(b.name));
+  const none = (
+    <>
+      No apps yet. An operator adds one with New app, or <code>flotilla apply -f app.yaml</code>.
+    </>
+  );
   return (
-    <div class="table-wrap">
-      <table aria-label="Apps">
-        <thead>
-          <tr>
-            <th scope="col">Name</th>
-            <th scope="col" class="num">
-              Revision
-            </th>
-            <th scope="col">Scheduling</th>
-            <th scope="col" class="num hide-narrow">
-              Containers
-            </th>
-            <th scope="col" class="num" title="devices running the current revision / devices it is scheduled onto">
-              Running
-            </th>
-            <th scope="col" class="hide-narrow">
-              Updated
-            </th>
-          </tr>
-        </thead>
-        <tbody>
-          {sorted.length === 0 && (
-            <tr>
-              <td colSpan={6} class="wrap">
-                No apps yet. An operator adds one with New app, or <code>flotilla apply -f app.yaml</code>.
-              </td>
-            </tr>
-          )}
-          {sorted.map((app) => (
-            <tr key={app.name} data-app={app.name}>
-              <td>
-                <a href={href(['apps', app.name])}>{app.name}</a>
-              </td>
-              <td class="num">{app.revision}</td>
-              <td class="mono wrap">{formatScheduling(app.scheduling)}</td>
-              <td class="num hide-narrow">{app.containers}</td>
-              <td class="num">
-                <span class={app.devices.running < app.devices.matched ? 'behind' : undefined}>
-                  {app.devices.running} / {app.devices.matched}
-                  <span class="visually-hidden"> devices</span>
-                </span>
-              </td>
-              <td class="hide-narrow" title={formatTime(app.updatedAt)}>
-                {formatAgo(app.updatedAt)}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+    <DataTable label="Apps" columns={APP_COLUMNS} items={sorted} emptyRow={{ text: none, class: 'wrap' }}>
+      {(app) => (
+        <tr key={app.name} data-app={app.name}>
+          <td>
+            <a href={href(['apps', app.name])}>{app.name}</a>
+          </td>
+          <td class="num">{app.revision}</td>
+          <td class="mono wrap">{formatScheduling(app.scheduling)}</td>
+          <td class="num hide-narrow">{app.containers}</td>
+          <td class="num">
+            <span class={app.devices.running < app.devices.matched ? 'behind' : undefined}>
+              {app.devices.running} / {app.devices.matched}
+              <span class="visually-hidden"> devices</span>
+            </span>
+          </td>
+          <td class="hide-narrow" title={formatTime(app.updatedAt)}>
+            {formatAgo(app.updatedAt)}
+          </td>
+        </tr>
+      )}
+    </DataTable>
   );
 }

@@ -11,7 +11,7 @@
  */
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { type EventRecord, FOLLOW_EVENT } from '../../../../shared/telemetry-api.js';
-import { Await, Field } from '../components.js';
+import { Await, DataTable, Field, Options, TextField } from '../components.js';
 import { eventTone, eventTypes, filterEvents, formatEventTime, mergeEvents } from '../fleet/event-list.js';
 import { useFollow, useLoad } from '../hooks.js';
 import { href, replaceRouteQuery, routeQuery } from '../router.js';
@@ -33,6 +33,14 @@ export function EventsView() {
     </section>
   );
 }
+
+const EVENT_COLUMNS = [
+  { label: 'Time' },
+  { label: 'Device' },
+  { label: 'Type' },
+  { label: 'App', class: 'hide-narrow' },
+  { label: 'Message' },
+];
 
 function FollowedEvents(props: { backlog: EventRecord[] }) {
   const [events, setEvents] = useState<EventRecord[]>(() => mergeEvents([], props.backlog));
@@ -84,28 +92,12 @@ function FollowedEvents(props: { backlog: EventRecord[] }) {
   return (
     <>
       <div class="toolbar">
-        <Field label="Device" help="part of a device id">
-          {(id, describedBy) => (
-            <input
-              id={id}
-              type="search"
-              aria-describedby={describedBy}
-              value={filter.device}
-              onInput={(e) => update({ device: e.currentTarget.value })}
-              autocomplete="off"
-              spellcheck={false}
-            />
-          )}
-        </Field>
+        <TextField label="Device" help="part of a device id" value={filter.device} onValue={(device) => update({ device })} type="search" />
         <Field label="Type" help="one event type">
           {(id, describedBy) => (
             <select id={id} aria-describedby={describedBy} value={filter.type} onChange={(e) => update({ type: e.currentTarget.value })}>
               <option value="">All types</option>
-              {types.map((type) => (
-                <option key={type} value={type}>
-                  {type}
-                </option>
-              ))}
+              <Options values={types} />
             </select>
           )}
         </Field>
@@ -117,31 +109,15 @@ function FollowedEvents(props: { backlog: EventRecord[] }) {
         {summary(events.length, shown.length, waiting.length)}
         {state === 'reconnecting' && ' Reconnecting…'}
       </p>
-      <div class="table-wrap">
-        <table class="events" aria-label="Events">
-          <thead>
-            <tr>
-              <th>Time</th>
-              <th>Device</th>
-              <th>Type</th>
-              <th class="hide-narrow">App</th>
-              <th>Message</th>
-            </tr>
-          </thead>
-          <tbody>
-            {shown.slice(0, limit).map((event) => (
-              <EventRow key={event.id} event={event} />
-            ))}
-            {shown.length === 0 && (
-              <tr>
-                <td colSpan={5} class="loading">
-                  {events.length === 0 ? 'No events yet.' : 'No events match the filter.'}
-                </td>
-              </tr>
-            )}
-          </tbody>
-        </table>
-      </div>
+      <DataTable
+        label="Events"
+        class="events"
+        columns={EVENT_COLUMNS}
+        items={shown.slice(0, limit)}
+        emptyRow={{ text: events.length === 0 ? 'No events yet.' : 'No events match the filter.', class: 'loading' }}
+      >
+        {(event) => <EventRow key={event.id} event={event} />}
+      </DataTable>
       {shown.length > limit && (
         <p>
           <button type="button" class="secondary" onClick={() => setLimit((n) => n + PAGE)}>

@@ -6,7 +6,7 @@
  * runs on a timer.
  */
 import { useCallback, useEffect, useMemo, useState } from 'preact/hooks';
-import { Field } from '../components.js';
+import { TextField } from '../components.js';
 import { countFleet, fleetFilter, formatSortOrder, parseSortOrder, type SortOrder, sortFleet } from '../fleet/fleet-order.js';
 import { applyFleetEvent, type FleetRows } from '../fleet/fleet-rows.js';
 import { FleetTable } from '../fleet/fleet-table.js';
@@ -86,39 +86,23 @@ export function FleetView() {
       <h1>Fleet</h1>
       <div class="toolbar fleet-filters">
         <div class="grow">
-          <Field
+          <TextField
             label="Label selector"
             help="site=roof, arch in (arm64, armv7), !gpu"
-            {...(filter.selectorError ? { error: filter.selectorError } : {})}
-          >
-            {(id, describedBy) => (
-              <input
-                id={id}
-                type="text"
-                aria-describedby={describedBy}
-                aria-invalid={filter.selectorError ? true : undefined}
-                value={query.selector}
-                onInput={(e) => update({ selector: e.currentTarget.value })}
-                autocomplete="off"
-                spellcheck={false}
-              />
-            )}
-          </Field>
+            error={filter.selectorError}
+            value={query.selector}
+            onValue={(selector) => update({ selector })}
+            type="text"
+          />
         </div>
         <div class="grow">
-          <Field label="Search" help="id, hostname or label">
-            {(id, describedBy) => (
-              <input
-                id={id}
-                type="search"
-                aria-describedby={describedBy}
-                value={query.search}
-                onInput={(e) => update({ search: e.currentTarget.value })}
-                autocomplete="off"
-                spellcheck={false}
-              />
-            )}
-          </Field>
+          <TextField
+            label="Search"
+            help="id, hostname or label"
+            value={query.search}
+            onValue={(search) => update({ search })}
+            type="search"
+          />
         </div>
       </div>
       <div class="fleet-summary">
