@@ -6,6 +6,7 @@
 import { InvalidArgumentError } from 'commander';
 import { formatBytes } from '../shared/index.js';
 import { HubStreamClosedError, HubUnreachableError } from './client.js';
+import { UsageError } from './errors.js';
 
 /** `--tail N`: a non-negative integer. */
 export function parseTail(value: string): number {
@@ -14,6 +15,14 @@ export function parseTail(value: string): number {
 }
 
 export const SINCE_HELP = 'only what is newer than a duration back from now (10m, 1h, 2d) or an RFC 3339 time';
+export const UNTIL_HELP = 'only what is at or before a duration back from now (10m, 1h, 2d) or an RFC 3339 time (not with --follow)';
+
+/** `--until` with `--follow` is refused here, before asking the hub: a follow never reaches an end. */
+export function refuseUntilWithFollow(options: { until?: string; follow?: boolean }): void {
+  if (options.until !== undefined && options.follow === true) {
+    throw new UsageError('--until cannot be used with --follow: following has no end (drop -f to read up to --until)');
+  }
+}
 
 export interface Interrupt {
   /** Aborts on the first SIGINT or SIGTERM, or when stdout's reader goes away. */

@@ -6,12 +6,14 @@
  *
  * Parameters, the same on every transport (HTTP takes them as query strings):
  *
- *   logs.query    { device, app?, since?, tail?, afterId? }
- *   events.query  { device?, app?, since?, tail?, afterId? }
+ *   logs.query    { device, app?, since?, until?, tail?, afterId? }
+ *   events.query  { device?, app?, since?, until?, tail?, afterId? }
  *   metrics.query { device, since?, tail? }
  *   devices.top   {}
  *
  * `since` is a duration back from now (`10m`, `1h`, `2d`) or an RFC 3339 time;
+ * `until` (logs and events; same forms) keeps records at or before it, like
+ * `docker logs --until`, and is refused before `since` or with a follow stream;
  * `tail` keeps the newest N of what matched (still returned oldest first);
  * `afterId` returns only records stored after that id (a follower's cursor).
  * Without `since` or `tail`, logs and events default to the newest

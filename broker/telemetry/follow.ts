@@ -11,6 +11,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { API, type EventRecord, FOLLOW_EVENT, type LogRecord, MAX_QUERY_RECORDS } from '../../shared/index.js';
 import type { HubApi } from '../dispatcher/api.js';
+import { ApiError } from '../dispatcher/errors.js';
 import { isFollow, openEventStream } from '../http/event-stream.js';
 import { methodRoute, pathParams, queryParams } from '../http/routes.js';
 import type { RawRoute } from '../http/server.js';
@@ -28,6 +29,7 @@ export function followRoutes(api: HubApi, ingest: TelemetryIngest): RawRoute[] {
       accepts: isFollow,
       role: API['logs.query'].role,
       handle: (req, res, match, url) => {
+        refuseUntil(url);
         const params: Record<string, string | number | undefined> = {
           ...queryParams(url.searchParams, LOGS.http.query ?? {}),
           ...pathParams(LOGS, match),
@@ -46,6 +48,7 @@ export function followRoutes(api: HubApi, ingest: TelemetryIngest): RawRoute[] {
       accepts: isFollow,
       role: API['events.query'].role,
       handle: (req, res, match, url) => {
+        refuseUntil(url);
         const params: Record<string, string | number | undefined> = {
           ...queryParams(url.searchParams, EVENTS.http.query ?? {}),
           ...pathParams(EVENTS, match),
@@ -63,6 +66,13 @@ export function followRoutes(api: HubApi, ingest: TelemetryIngest): RawRoute[] {
       },
     },
   ];
+}
+
+/** A stream has no end, so an `until` would either be ignored or end it at a time nobody waits for: refuse it. */
+function refuseUntil(url: URL): void {
+  if (url.searchParams.has('until')) {
+    throw new ApiError('invalid_request', 'until cannot be used with follow: a follow stream has no end (drop follow to read up to until)');
+  }
 }
 
 /** The whole backlog: a `since` window may hold more than one query returns. */

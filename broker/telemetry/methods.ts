@@ -35,7 +35,7 @@ export function telemetryMethods({ store, ingest, devices, now }: TelemetryMetho
       lines: store.queryLogs({
         device: knownDevice(p.device),
         app: p.app,
-        sinceMs: sinceMs(p.since, now()),
+        ...windowMs(p, now()),
         afterId: p.afterId,
         tail: tailFor(p),
         limit: MAX_QUERY_RECORDS,
@@ -46,7 +46,7 @@ export function telemetryMethods({ store, ingest, devices, now }: TelemetryMetho
       events: store.queryEvents({
         device: p.device === undefined ? undefined : knownDevice(p.device),
         app: p.app,
-        sinceMs: sinceMs(p.since, now()),
+        ...windowMs(p, now()),
         afterId: p.afterId,
         tail: tailFor(p),
         limit: MAX_QUERY_RECORDS,
@@ -88,16 +88,34 @@ export function telemetryMethods({ store, ingest, devices, now }: TelemetryMetho
 
 /** `10m` back from now, or an RFC 3339 time; undefined when not given. */
 export function sinceMs(since: string | undefined, nowMs: number): number | undefined {
-  if (since === undefined) return undefined;
-  if (/^\d{4}-\d{2}-\d{2}T/.test(since)) {
-    const at = Date.parse(since);
+  return pointInTime('since', since, nowMs);
+}
+
+/**
+ * A query's time window, `since` and `until` both inclusive (as `docker logs`
+ * reads them); an end before the start is refused rather than answered with
+ * nothing, since it is almost always the two swapped.
+ */
+export function windowMs(p: { since?: string; until?: string }, nowMs: number): { sinceMs?: number; untilMs?: number } {
+  const start = pointInTime('since', p.since, nowMs);
+  const end = pointInTime('until', p.until, nowMs);
+  if (start !== undefined && end !== undefined && end < start) {
+    throw new ApiError('invalid_request', `until (${p.until}) is before since (${p.since}): the window would be empty`);
+  }
+  return { ...(start !== undefined ? { sinceMs: start } : {}), ...(end !== undefined ? { untilMs: end } : {}) };
+}
+
+function pointInTime(name: 'since' | 'until', value: string | undefined, nowMs: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (/^\d{4}-\d{2}-\d{2}T/.test(value)) {
+    const at = Date.parse(value);
     if (Number.isFinite(at)) return at;
   } else {
     try {
-      return nowMs - parseDuration(since);
+      return nowMs - parseDuration(value);
     } catch {
       // reported below, with both accepted forms
     }
   }
-  throw new ApiError('invalid_request', `invalid since "${since}": expected a duration such as 10m, 1h, 2d, or an RFC 3339 time`);
+  throw new ApiError('invalid_request', `invalid ${name} "${value}": expected a duration such as 10m, 1h, 2d, or an RFC 3339 time`);
 }

@@ -26,6 +26,8 @@ export interface LogQuery {
   device: string;
   app?: string;
   sinceMs?: number;
+  /** Inclusive: a record stamped exactly at it is kept. */
+  untilMs?: number;
   afterId?: number;
   /** Keep only the newest N of what matched. */
   tail?: number;
@@ -36,6 +38,8 @@ export interface EventQuery {
   device?: string;
   app?: string;
   sinceMs?: number;
+  /** Inclusive: a record stamped exactly at it is kept. */
+  untilMs?: number;
   afterId?: number;
   tail?: number;
   limit: number;
@@ -168,11 +172,15 @@ export class TelemetryStore {
    * A device's lines. Read newest batch first through the (device, seq)
    * index and stop as soon as the window is full (`tail`) or the batches are
    * older than `since`; a follower's `afterId` reads forward by id instead.
+   * `until` is a filter on lines, not a place to start reading: a batch is
+   * stamped with its newest line, so a batch stamped after `until` may still
+   * hold lines before it.
    */
   queryLogs(q: LogQuery): LogRecord[] {
     const keep = (r: LogRecord) =>
       (q.app === undefined || r.app === q.app) &&
       (q.sinceMs === undefined || timeMs(r.ts, Number.POSITIVE_INFINITY) >= q.sinceMs) &&
+      (q.untilMs === undefined || timeMs(r.ts, Number.NEGATIVE_INFINITY) <= q.untilMs) &&
       (q.afterId === undefined || r.id > q.afterId);
     if (q.afterId === undefined && q.tail === undefined && q.sinceMs !== undefined) {
       // The oldest `limit` lines of the window (a follower pages on with afterId):
@@ -225,6 +233,7 @@ export class TelemetryStore {
     if (q.device !== undefined) where.push('device = @device');
     if (q.app !== undefined) where.push('app = @app');
     if (q.sinceMs !== undefined) where.push('ts_ms >= @sinceMs');
+    if (q.untilMs !== undefined) where.push('ts_ms <= @untilMs');
     if (q.afterId !== undefined) where.push('id > @afterId');
     return this.newestFirstOrNot<EventRow>('events', where, q).map(eventRecord);
   }

@@ -1,5 +1,5 @@
 /**
- * `flotilla events [DEVICE] [--app APP] [-f] [--since 1h] [--tail N]` — what
+ * `flotilla events [DEVICE] [--app APP] [-f] [--since 1h] [--until 10m] [--tail N]` — what
  * agents reported doing (pulled, started, health-passed, rolled-back…), of
  * one device or the whole fleet, oldest first, as a table: TIME, DEVICE,
  * TYPE, APP, MESSAGE.
@@ -14,12 +14,13 @@ import type { EventRecord } from '../../shared/index.js';
 import type { EventsQuery } from '../client.js';
 import { type CliIO, globalOptions, hubClient } from '../context.js';
 import { cell, formatStructured, type OutputFormat } from '../output.js';
-import { backlogThenFollow, formatTime, parseTail, SINCE_HELP } from '../telemetry.js';
+import { backlogThenFollow, formatTime, parseTail, refuseUntilWithFollow, SINCE_HELP, UNTIL_HELP } from '../telemetry.js';
 
 interface EventsOptions {
   app?: string;
   follow?: boolean;
   since?: string;
+  until?: string;
   tail?: number;
 }
 
@@ -36,8 +37,10 @@ export function registerEvents(program: Command, io: CliIO): void {
     .option('--app <name>', 'one app only')
     .option('-f, --follow', 'keep printing new events as devices send them, until Ctrl-C')
     .option('--since <time>', SINCE_HELP)
+    .option('--until <time>', UNTIL_HELP)
     .option('--tail <n>', 'only the newest N events (default 100 without --since)', parseTail)
     .action(async (device: string | undefined, options: EventsOptions, command: Command) => {
+      refuseUntilWithFollow(options);
       const client = hubClient(command, io);
       const output = globalOptions(command).output;
       const scope: EventsQuery = {
@@ -47,6 +50,7 @@ export function registerEvents(program: Command, io: CliIO): void {
       const query: EventsQuery = {
         ...scope,
         ...(options.since !== undefined ? { since: options.since } : {}),
+        ...(options.until !== undefined ? { until: options.until } : {}),
         ...(options.tail !== undefined ? { tail: options.tail } : {}),
       };
       const following = options.follow === true;

@@ -1,6 +1,6 @@
 /**
- * `flotilla logs DEVICE [APP] [-f] [--since 10m] [--tail 100] [-t]` — the
- * containers' output as the device's agent shipped it, oldest first.
+ * `flotilla logs DEVICE [APP] [-f] [--since 10m] [--until 5m] [--tail 100] [-t]` —
+ * the containers' output as the device's agent shipped it, oldest first.
  *
  * One line per record, `docker compose logs` style:
  *
@@ -19,11 +19,12 @@ import type { Command } from 'commander';
 import type { LogRecord } from '../../shared/index.js';
 import { type CliIO, globalOptions, hubClient } from '../context.js';
 import { cell, formatStructured, type OutputFormat } from '../output.js';
-import { backlogThenFollow, parseTail, SINCE_HELP } from '../telemetry.js';
+import { backlogThenFollow, parseTail, refuseUntilWithFollow, SINCE_HELP, UNTIL_HELP } from '../telemetry.js';
 
 interface LogsOptions {
   follow?: boolean;
   since?: string;
+  until?: string;
   tail?: number;
   timestamps?: boolean;
   prefix: boolean;
@@ -37,15 +38,18 @@ export function registerLogs(program: Command, io: CliIO): void {
     .description("print the logs of a device's containers (all apps, or one)")
     .option('-f, --follow', 'keep printing new lines as the device sends them, until Ctrl-C')
     .option('--since <time>', SINCE_HELP)
+    .option('--until <time>', UNTIL_HELP)
     .option('--tail <n>', 'only the newest N lines (default 100 without --since)', parseTail)
     .option('-t, --timestamps', "show Docker's timestamp of each line")
     .option('--no-prefix', 'do not prefix lines with app/container')
     .action(async (device: string, app: string | undefined, options: LogsOptions, command: Command) => {
+      refuseUntilWithFollow(options);
       const client = hubClient(command, io);
       const output = globalOptions(command).output;
       const query = {
         ...(app !== undefined ? { app } : {}),
         ...(options.since !== undefined ? { since: options.since } : {}),
+        ...(options.until !== undefined ? { until: options.until } : {}),
         ...(options.tail !== undefined ? { tail: options.tail } : {}),
       };
       const printer = new LogPrinter(io, output, {

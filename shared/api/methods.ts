@@ -62,6 +62,13 @@ const ByTokenId = Type.Object(
 );
 /** The hub parses it (broker/telemetry/), so the schema bounds only its length. */
 const Since = Type.String({ minLength: 1, maxLength: 64, description: 'a duration back from now (`10m`, `2d`) or an RFC 3339 time' });
+/** Inclusive like `docker logs --until`: a record stamped exactly at it is kept. The hub refuses it with a follow stream, which has no end. */
+const Until = Type.String({
+  minLength: 1,
+  maxLength: 64,
+  description:
+    'only records at or before it: a duration back from now (`10m`, `2d`) or an RFC 3339 time; not before `since`, not with `follow`',
+});
 const Tail = Type.Integer({ minimum: 0, description: 'keep the newest N of what matched (still returned oldest first)' });
 const AfterId = Type.Integer({ minimum: 0, description: "only records stored after this id: a follower's cursor" });
 /** The query methods' ceiling and defaults, as the reference states them. */
@@ -265,6 +272,7 @@ export const API = {
         device: DeviceId,
         app: Type.Optional(Name),
         since: Type.Optional(Since),
+        until: Type.Optional(Until),
         tail: Type.Optional(Tail),
         afterId: Type.Optional(AfterId),
       },
@@ -276,7 +284,7 @@ export const API = {
     http: {
       method: 'GET',
       path: '/api/v1/devices/:device/logs',
-      query: { app: 'text', since: 'text', tail: 'int', afterId: 'int' },
+      query: { app: 'text', since: 'text', until: 'text', tail: 'int', afterId: 'int' },
     },
   }),
   /** `?follow=true` on the same route streams (broker/telemetry/follow.ts), so it is no param. */
@@ -287,6 +295,7 @@ export const API = {
         device: Type.Optional(DeviceId),
         app: Type.Optional(Name),
         since: Type.Optional(Since),
+        until: Type.Optional(Until),
         tail: Type.Optional(Tail),
         afterId: Type.Optional(AfterId),
       },
@@ -299,7 +308,7 @@ export const API = {
     http: {
       method: 'GET',
       path: '/api/v1/events',
-      query: { device: 'text', app: 'text', since: 'text', tail: 'int', afterId: 'int' },
+      query: { device: 'text', app: 'text', since: 'text', until: 'text', tail: 'int', afterId: 'int' },
     },
   }),
   'metrics.query': declareMethod({
