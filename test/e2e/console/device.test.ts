@@ -81,6 +81,33 @@ describeWithEngine('web console: a device with a real agent and container', () =
     expect(matching).toBeGreaterThan(0);
     await page.getByLabel('Search').fill('');
     await expect.poll(() => lines.count(), { timeout: 10_000 }).toBeGreaterThan(matching);
+
+    // An Until ends the range: Live goes off, only lines stamped at or before it show, and no new one arrives.
+    const until = new Date(Date.now() - 2000).toISOString();
+    const live = page.getByLabel('Live');
+    await page.getByLabel('Until').fill(until);
+    await page.getByLabel('Until').press('Tab');
+    await expect.poll(() => live.isChecked()).toBe(false);
+    expect(await live.isDisabled()).toBe(true);
+    const stamps = lines.locator('time');
+    await expect
+      .poll(
+        async () => {
+          const times = await stamps.evaluateAll((els) => els.map((el) => el.getAttribute('datetime') ?? ''));
+          return times.length > 0 && times.every((ts) => Date.parse(ts) <= Date.parse(until));
+        },
+        { timeout: 10_000 },
+      )
+      .toBe(true);
+    const bounded = await lines.count();
+    // The container prints twice a second: a followed range would have grown by now.
+    await page.waitForTimeout(2000);
+    expect(await lines.count()).toBe(bounded);
+    // Cleared, the range reaches now again and Live follows.
+    await page.getByLabel('Until').fill('');
+    await page.getByLabel('Until').press('Tab');
+    await expect.poll(() => live.isChecked()).toBe(true);
+    await expect.poll(() => lines.count(), { timeout: 15_000 }).toBeGreaterThan(bounded);
     watched.expectClean();
   });
 

@@ -59,3 +59,24 @@ export function sinceParam(text: string): string | undefined {
   const ms = Date.parse(value);
   return Number.isNaN(ms) ? undefined : new Date(ms).toISOString();
 }
+
+/** What the tab's boxes ask the hub for, each already turned into a parameter by `sinceParam`. */
+export interface LogRange {
+  since: string;
+  until: string;
+  app: string;
+}
+
+/**
+ * The `logs.query` parameters of a range: a start, an end (inclusive, like
+ * `docker logs --until`), or both; with no start, the newest `tail` lines
+ * (before the end, if there is one), so an empty Since never reads a
+ * device's whole history.
+ */
+export function logRangeParams(range: LogRange, tail: number): { since?: string; until?: string; tail?: number; app?: string } {
+  return {
+    ...(range.since === '' ? { tail } : { since: range.since }),
+    ...(range.until === '' ? {} : { until: range.until }),
+    ...(range.app === '' ? {} : { app: range.app }),
+  };
+}

@@ -1,7 +1,9 @@
 /**
  * The Logs tab: a device's stored lines (`logs.query`) for a time range and
  * app, and with `Live` on the follow stream, which sends that backlog and
- * then every line as the hub stores it; a reconnect asks only for lines after
+ * then every line as the hub stores it. A range with an `Until` has an end,
+ * so it is one query and never followed (the hub refuses `until` on a
+ * stream); a reconnect asks only for lines after
  * the last one held (`afterId`). Lines arrive in bursts of thousands, so they
  * are queued and drawn at most ten times a second.
  */
@@ -11,7 +13,7 @@ import { FOLLOW_EVENT, type LogRecord } from '../../../../shared/telemetry-api.j
 import { ErrorNote, Options } from '../components.js';
 import { useFollow } from '../hooks.js';
 import { useSession } from '../session.js';
-import { appendLines, filterLines, MAX_LOG_LINES, sinceParam, splitMatches } from './log-buffer.js';
+import { appendLines, filterLines, type LogRange, logRangeParams, MAX_LOG_LINES, sinceParam, splitMatches } from './log-buffer.js';
 
 /** Without a `Since`, the newest this many lines. */
 const DEFAULT_TAIL = 500;
@@ -23,14 +25,18 @@ const DRAW_AT_MOST_EVERY_MS = 1000;
 export function LogsTab({ id, apps }: { id: string; apps: readonly string[] }) {
   const { api } = useSession();
   const [sinceText, setSinceText] = useState('');
+  const [untilText, setUntilText] = useState('');
   const [app, setApp] = useState('');
   const [live, setLive] = useState(true);
   const [search, setSearch] = useState('');
   const [lines, setLines] = useState<LogRecord[]>([]);
   const [error, setError] = useState<unknown>();
   const since = sinceParam(sinceText);
+  const until = sinceParam(untilText);
+  // Live only up to now: with an end set (or one that is not a time yet) nothing is followed.
+  const following = live && until === '';
   // The range the held lines belong to; a new range starts over.
-  const range = `${since ?? ''}|${app}`;
+  const range = `${since ?? ''}|${until ?? ''}|${app}`;
   const held = useRef<LogRecord[]>([]);
   const queue = useRef<LogRecord[]>([]);
   const timer = useRef<ReturnType<typeof setTimeout> | undefined>();
@@ -64,11 +70,11 @@ export function LogsTab({ id, apps }: { id: string; apps: readonly string[] }) {
   }
   useEffect(() => setLines(held.current), [range]);
 
-  // Without Live: one query for the range.
+  // Without Live, or with an end: one query for the range.
   useEffect(() => {
-    if (live || since === undefined) return;
+    if (following || since === undefined || until === undefined) return;
     let current = true;
-    api.call('logs.query', { device: id, ...rangeParams(since, app) }).then(
+    api.call('logs.query', { device: id, ...logRangeParams({ since, until, app }, DEFAULT_TAIL) }).then(
       (result) => {
         if (!current) return;
         setError(undefined);
@@ -79,7 +85,7 @@ export function LogsTab({ id, apps }: { id: string; apps: readonly string[] }) {
     return () => {
       current = false;
     };
-  }, [api, id, range, live]);
+  }, [api, id, range, following]);
 
   return (
     <section class="logs-tab">
@@ -105,6 +111,23 @@ export function LogsTab({ id, apps }: { id: string; apps: readonly string[] }) {
             </small>
           )}
         </div>
+        <div class={`field${until === undefined ? ' invalid' : ''}`}>
+          <label for="log-until">Until</label>
+          <input
+            id="log-until"
+            placeholder="1h, 30m or 2026-01-31 09:00"
+            value={untilText}
+            aria-describedby={until === undefined ? 'log-until-help' : undefined}
+            title="Empty: up to now, and Live can follow new lines"
+            aria-invalid={until === undefined}
+            onChange={(e) => setUntilText((e.target as HTMLInputElement).value)}
+          />
+          {until === undefined && (
+            <small id="log-until-help" class="error">
+              A duration (10m, 2h, 1d) or a date and time
+            </small>
+          )}
+        </div>
         <div class="field">
           <label for="log-app">App</label>
           <select id="log-app" value={app} onChange={(e) => setApp((e.target as HTMLSelectElement).value)}>
@@ -112,12 +135,25 @@ export function LogsTab({ id, apps }: { id: string; apps: readonly string[] }) {
             <Options values={apps} />
           </select>
         </div>
-        <label class="check">
-          <input type="checkbox" checked={live} onChange={(e) => setLive((e.target as HTMLInputElement).checked)} /> Live
+        <label class="check" title={until === '' ? undefined : 'A range with an Until has an end: clear it to follow new lines'}>
+          <input
+            type="checkbox"
+            checked={following}
+            disabled={until !== ''}
+            onChange={(e) => setLive((e.target as HTMLInputElement).checked)}
+          />{' '}
+          Live
         </label>
       </form>
-      {live && since !== undefined && (
-        <Follow key={range} id={id} since={since} app={app} after={() => held.current.at(-1)?.id} onLines={add} onError={setError} />
+      {following && since !== undefined && (
+        <Follow
+          key={range}
+          id={id}
+          range={{ since, until: '', app }}
+          after={() => held.current.at(-1)?.id}
+          onLines={add}
+          onError={setError}
+        />
       )}
       {error !== undefined && <ErrorNote error={error} />}
       <LogLines
@@ -133,15 +169,10 @@ export function LogsTab({ id, apps }: { id: string; apps: readonly string[] }) {
   );
 }
 
-function rangeParams(since: string, app: string): { since?: string; tail?: number; app?: string } {
-  return { ...(since === '' ? { tail: DEFAULT_TAIL } : { since }), ...(app === '' ? {} : { app }) };
-}
-
 /** The follow stream while it is mounted; says whether it is live. */
 function Follow(props: {
   id: string;
-  since: string;
-  app: string;
+  range: LogRange;
   after: () => number | undefined;
   onLines: (lines: LogRecord[]) => void;
   onError: (error: unknown) => void;
@@ -151,7 +182,9 @@ function Follow(props: {
       const after = props.after();
       const query = new URLSearchParams({ follow: 'true' });
       const params =
-        after === undefined ? rangeParams(props.since, props.app) : { afterId: after, ...(props.app ? { app: props.app } : {}) };
+        after === undefined
+          ? logRangeParams(props.range, DEFAULT_TAIL)
+          : { afterId: after, ...(props.range.app ? { app: props.range.app } : {}) };
       for (const [key, value] of Object.entries(params)) query.set(key, String(value));
       return `/api/v1/devices/${encodeURIComponent(props.id)}/logs?${query}`;
     },
