@@ -97,7 +97,9 @@ export class TelemetryStore {
   /** A device's batches from an id on, in storage order. `+device`: walk the ids from there, not the device's whole index. */
   private readonly batchesFrom: Statement<[number, string], BatchRow>;
   /** The same order, without the bodies: finding where a long window starts reads no text. */
-  private readonly newestBatchTimes: Statement<[string], { id: number; ts_ms: number }>;
+  private readonly newestBatchTimes: Statement<[string], { id: number; seq: number; ts_ms: number }>;
+  /** A device's batches from a seq down, newest first: a window that ends in the past starts reading there. */
+  private readonly batchesDownFrom: Statement<[string, number], BatchRow>;
   private readonly newestSamples: Statement<[string], MetricsRow>;
   private readonly newestSamplePerDevice: Statement<[], MetricsRow>;
   private readonly recentHostRows: Statement<{ perDevice: number; maxRows: number }, RecentHostRow>;
@@ -115,7 +117,8 @@ export class TelemetryStore {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.newestBatches = db.prepare('SELECT id, device, body, ts_ms FROM log_batches WHERE device = ? ORDER BY seq DESC');
-    this.newestBatchTimes = db.prepare('SELECT id, ts_ms FROM log_batches WHERE device = ? ORDER BY seq DESC');
+    this.newestBatchTimes = db.prepare('SELECT id, seq, ts_ms FROM log_batches WHERE device = ? ORDER BY seq DESC');
+    this.batchesDownFrom = db.prepare('SELECT id, device, body, ts_ms FROM log_batches WHERE device = ? AND seq <= ? ORDER BY seq DESC');
     this.batchesFrom = db.prepare('SELECT id, device, body, ts_ms FROM log_batches WHERE id >= ? AND +device = ? ORDER BY id');
     this.newestSamples = db.prepare('SELECT device, ts_ms, body FROM metrics WHERE device = ? ORDER BY seq DESC');
     this.newestSamplePerDevice = db.prepare(
@@ -172,9 +175,10 @@ export class TelemetryStore {
    * A device's lines. Read newest batch first through the (device, seq)
    * index and stop as soon as the window is full (`tail`) or the batches are
    * older than `since`; a follower's `afterId` reads forward by id instead.
-   * `until` is a filter on lines, not a place to start reading: a batch is
-   * stamped with its newest line, so a batch stamped after `until` may still
-   * hold lines before it.
+   * With `until`, the newest lines start from the newest batch that may hold
+   * one at or before it, and a forward read stops at the first batch that
+   * starts after it; lines are still filtered one by one, since a batch is
+   * stamped with its newest line and may straddle `until`.
    */
   queryLogs(q: LogQuery): LogRecord[] {
     const keep = (r: LogRecord) =>
@@ -186,17 +190,19 @@ export class TelemetryStore {
       // The oldest `limit` lines of the window (a follower pages on with afterId):
       // find where the window starts, then read forward from there.
       const start = this.firstBatchSince(q.device, q.sinceMs);
-      return start === undefined ? [] : this.logsForward(q.device, start, keep, q.limit);
+      return start === undefined ? [] : this.logsForward(q.device, start, keep, q.limit, q.untilMs);
     }
     if (q.afterId !== undefined) {
-      const out = this.logsForward(q.device, Math.floor(q.afterId / MAX_LINES_PER_BATCH), keep, q.limit);
+      const out = this.logsForward(q.device, Math.floor(q.afterId / MAX_LINES_PER_BATCH), keep, q.limit, q.untilMs);
       return q.tail !== undefined ? out.slice(-q.tail) : out;
     }
     // The newest `tail` lines: newest batch first, until there are enough.
     const want = Math.min(q.tail ?? q.limit, q.limit);
     const newestFirst: LogRecord[][] = [];
     let count = 0;
-    for (const row of this.newestBatches.iterate(q.device)) {
+    const top = q.untilMs === undefined ? undefined : this.newestBatchUntil(q.device, q.untilMs);
+    const rows = top === undefined ? this.newestBatches.iterate(q.device) : this.batchesDownFrom.iterate(q.device, top);
+    for (const row of rows) {
       if (q.sinceMs !== undefined && row.ts_ms < q.sinceMs) break;
       const records = batchRecords(row).filter(keep);
       newestFirst.push(records);
@@ -206,16 +212,39 @@ export class TelemetryStore {
     return newestFirst.reverse().flat().slice(-want);
   }
 
-  /** Lines from batch `fromBatchId` on, in storage order. */
-  private logsForward(device: string, fromBatchId: number, keep: (r: LogRecord) => boolean, limit: number): LogRecord[] {
+  /** Lines from batch `fromBatchId` on, in storage order, up to the first batch that starts after `untilMs`. */
+  private logsForward(
+    device: string,
+    fromBatchId: number,
+    keep: (r: LogRecord) => boolean,
+    limit: number,
+    untilMs = Number.POSITIVE_INFINITY,
+  ): LogRecord[] {
     const out: LogRecord[] = [];
     for (const row of this.batchesFrom.iterate(fromBatchId, device)) {
-      for (const record of batchRecords(row)) {
+      const records = batchRecords(row);
+      // Lines come in order, so every later batch starts after `untilMs` too.
+      if (records.length > 0 && timeMs(records[0]!.ts, Number.NEGATIVE_INFINITY) > untilMs) return out;
+      for (const record of records) {
         if (keep(record)) out.push(record);
         if (out.length >= limit) return out;
       }
     }
     return out;
+  }
+
+  /**
+   * The seq of the device's newest batch that may hold a line at or before
+   * `untilMs`: the one just newer than the newest batch ending by then (it may
+   * straddle `untilMs`), or the oldest batch (ids and times only).
+   */
+  private newestBatchUntil(device: string, untilMs: number): number | undefined {
+    let newer: number | undefined;
+    for (const row of this.newestBatchTimes.iterate(device)) {
+      if (row.ts_ms <= untilMs) return newer ?? row.seq;
+      newer = row.seq;
+    }
+    return newer;
   }
 
   /** The id of the device's oldest batch whose newest line is at or after `sinceMs` (ids only: nothing is read or unpacked). */
