@@ -63,6 +63,8 @@ describeImages('docker/compose.yaml: a hub and two agents from the built images'
       FLOTILLA_HTTP_PORT: `${http}`,
     };
     hubUrl = `http://127.0.0.1:${http}`;
+    // `up` alone runs whatever an earlier run left under the same tag; the images just built are in the registry.
+    await compose('pull', '--quiet');
     await compose('up', '-d');
   });
 
