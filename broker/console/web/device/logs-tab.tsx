@@ -94,40 +94,24 @@ export function LogsTab({ id, apps }: { id: string; apps: readonly string[] }) {
           <label for="log-search">Search</label>
           <input id="log-search" type="search" value={search} onInput={(e) => setSearch((e.target as HTMLInputElement).value)} />
         </div>
-        <div class={`field${since === undefined ? ' invalid' : ''}`}>
-          <label for="log-since">Since</label>
-          <input
-            id="log-since"
-            placeholder="10m, 2h or 2026-01-31 08:00"
-            value={sinceText}
-            aria-describedby={since === undefined ? 'log-since-help' : undefined}
-            title={`Empty: the newest ${DEFAULT_TAIL} lines`}
-            aria-invalid={since === undefined}
-            onChange={(e) => setSinceText((e.target as HTMLInputElement).value)}
-          />
-          {since === undefined && (
-            <small id="log-since-help" class="error">
-              A duration (10m, 2h, 1d) or a date and time
-            </small>
-          )}
-        </div>
-        <div class={`field${until === undefined ? ' invalid' : ''}`}>
-          <label for="log-until">Until</label>
-          <input
-            id="log-until"
-            placeholder="1h, 30m or 2026-01-31 09:00"
-            value={untilText}
-            aria-describedby={until === undefined ? 'log-until-help' : undefined}
-            title="Empty: up to now, and Live can follow new lines"
-            aria-invalid={until === undefined}
-            onChange={(e) => setUntilText((e.target as HTMLInputElement).value)}
-          />
-          {until === undefined && (
-            <small id="log-until-help" class="error">
-              A duration (10m, 2h, 1d) or a date and time
-            </small>
-          )}
-        </div>
+        <TimeField
+          id="log-since"
+          label="Since"
+          placeholder="10m, 2h or 2026-01-31 08:00"
+          title={`Empty: the newest ${DEFAULT_TAIL} lines`}
+          text={sinceText}
+          valid={since !== undefined}
+          onChange={setSinceText}
+        />
+        <TimeField
+          id="log-until"
+          label="Until"
+          placeholder="1h, 30m or 2026-01-31 09:00"
+          title="Empty: up to now, and Live can follow new lines"
+          text={untilText}
+          valid={until !== undefined}
+          onChange={setUntilText}
+        />
         <div class="field">
           <label for="log-app">App</label>
           <select id="log-app" value={app} onChange={(e) => setApp((e.target as HTMLSelectElement).value)}>
@@ -257,4 +241,36 @@ function Highlighted({ text, search }: { text: string; search: string }) {
   const pieces = splitMatches(text, search);
   if (pieces.length === 1) return <span class="text">{text}</span>;
   return <span class="text">{pieces.map((piece, i) => (i % 2 === 1 ? <mark key={i}>{piece}</mark> : piece))}</span>;
+}
+
+/** One end of the time range: a duration back from now or a date and time, marked invalid until it reads as one. */
+function TimeField(props: {
+  id: string;
+  label: string;
+  placeholder: string;
+  title: string;
+  text: string;
+  valid: boolean;
+  onChange: (text: string) => void;
+}) {
+  const help = `${props.id}-help`;
+  return (
+    <div class={`field${props.valid ? '' : ' invalid'}`}>
+      <label for={props.id}>{props.label}</label>
+      <input
+        id={props.id}
+        placeholder={props.placeholder}
+        value={props.text}
+        aria-describedby={props.valid ? undefined : help}
+        title={props.title}
+        aria-invalid={!props.valid}
+        onChange={(e) => props.onChange((e.target as HTMLInputElement).value)}
+      />
+      {!props.valid && (
+        <small id={help} class="error">
+          A duration (10m, 2h, 1d) or a date and time
+        </small>
+      )}
+    </div>
+  );
 }
