@@ -10,41 +10,13 @@
  * (start-then-kill publishes no host port by design, so it is measured as the
  * overlap during which both versions ran: its downtime is zero by construction.)
  */
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { parseArgs, promisify } from 'node:util';
-import { pino } from 'pino';
-import { startAgent } from '../agent/agent.js';
-import { startHub } from '../broker/hub.js';
-import { ensureTestImages, retagInRegistry } from '../test/e2e/support/images.js';
+import { parseArgs } from 'node:util';
+import { retagInRegistry } from '../test/e2e/support/images.js';
 import { freePort } from '../test/support/ports.js';
+import { get, median, run, sleep, startRealDevice, until } from './real-device.js';
 
-const run = promisify(execFile);
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' } } });
 const rounds = Number(values.rounds);
-const deviceId = 'bench-device';
-const silent = pino({ level: 'silent' });
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function get(port: number): Promise<string | undefined> {
-  try {
-    const res = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(500) });
-    return (await res.text()).trim();
-  } catch {
-    return undefined;
-  }
-}
-
-async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
 
 /** Polls the port until `done`, returning the longest gap (ms) between two answers. */
 async function probeGaps(port: number, done: () => boolean): Promise<number> {
@@ -61,34 +33,8 @@ async function probeGaps(port: number, done: () => boolean): Promise<number> {
 }
 
 async function main() {
-  const images = await ensureTestImages();
-  const dataDir = mkdtempSync(join(tmpdir(), 'flotilla-bench-'));
-  const hub = await startHub(
-    { dataDir: join(dataDir, 'hub'), mqttPort: 0, wsPort: 0, httpPort: 0, logLevel: 'silent' },
-    { logger: silent },
-  );
-  const agent = await startAgent(
-    {
-      deviceId,
-      hubUrl: `mqtt://127.0.0.1:${hub.ports.mqtt}`,
-      dataDir: join(dataDir, 'agent'),
-      logLevel: 'silent',
-      resyncIntervalMs: 1000,
-      containerNamePrefix: 'bench.',
-    },
-    { logger: silent },
-  );
-  const api = `http://127.0.0.1:${hub.ports.http}/api/v1`;
-  const apply = async (spec: object) => {
-    const res = await fetch(`${api}/apps`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec) });
-    if (!res.ok) throw new Error(`apply failed: ${await res.text()}`);
-  };
-  const phase = async (app: string) => {
-    const device = (await (await fetch(`${api}/devices/${deviceId}`)).json()) as {
-      apps: { name: string; phase: string; revision: number }[];
-    };
-    return device.apps.find((a) => a.name === app);
-  };
+  const device = await startRealDevice();
+  const { deviceId, images, api, apply, phase } = device;
   const results: Record<string, number[]> = {
     'docker run': [],
     'flotilla apply': [],
@@ -98,7 +44,6 @@ async function main() {
   };
 
   try {
-    await until('the device', async () => (await fetch(`${api}/devices/${deviceId}`)).ok);
     for (let round = 0; round < rounds; round++) {
       const tag = `bench-${Date.now().toString(36)}`;
 
@@ -174,13 +119,9 @@ async function main() {
       await fetch(`${api}/apps/${app}`, { method: 'DELETE' });
     }
   } finally {
-    await agent.close();
-    await hub.close();
-    await run('sh', ['-c', 'docker rm -f $(docker ps -aq --filter label=flotilla.device=bench-device) 2>/dev/null || true']);
-    rmSync(dataDir, { recursive: true, force: true });
+    await device.close();
   }
 
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
   const baseline = median(results['docker run']!);
   console.log(`rounds: ${rounds}`);
   console.log('measure                      median ms   all (ms)');

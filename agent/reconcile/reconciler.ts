@@ -263,6 +263,7 @@ export class Reconciler {
       this.backoff.succeeded(key);
       this.failures.delete(step.app);
       const durationMs = this.now() - started;
+      log.debug({ durationMs }, `${describeStep(step)} done`);
       const imageBytes = step.action === 'pull' ? await this.options.runtime.imageSize?.(step.image).catch(() => undefined) : undefined;
       this.options.onEvent?.(stepSucceeded(step, durationMs, imageBytes));
     } catch (err) {
