@@ -5,9 +5,9 @@
  * samples (rates from counters, gaps across a reboot), and label edits.
  */
 import { describe, expect, it } from 'vitest';
-import { parseLabelKeys, parseLabelSet } from '../../broker/console/web/device/labels.js';
 import { appendLines, filterLines, sinceParam, splitMatches } from '../../broker/console/web/device/log-buffer.js';
 import { appendSamples, containerCharts, hostCharts, rates } from '../../broker/console/web/device/metric-series.js';
+import { parseLabelEdit } from '../../broker/console/web/label-edit.js';
 import type { LogRecord, MetricsSample } from '../../shared/telemetry-api.js';
 
 const line = (id: number, text = `line ${id}`, stream: LogRecord['stream'] = 'stdout'): LogRecord => ({
@@ -133,9 +133,11 @@ describe('the charts of a device’s metrics', () => {
 
 describe('label edits on a device page', () => {
   it('reads k=v lists and key lists, and names an item that is not k=v', () => {
-    expect(parseLabelSet('site=roof, tier = edge ,empty=')).toEqual({ ok: true, value: { site: 'roof', tier: 'edge', empty: '' } });
-    expect(parseLabelSet('')).toEqual({ ok: true, value: {} });
-    expect(parseLabelSet('site=roof, oops')).toEqual({ ok: false, error: '"oops" is not key=value' });
-    expect(parseLabelKeys(' site, ,tier ')).toEqual(['site', 'tier']);
+    expect(parseLabelEdit('site=roof, tier = edge ,empty=', '')).toEqual({
+      ok: true,
+      edit: { set: { site: 'roof', tier: 'edge', empty: '' }, remove: [] },
+    });
+    expect(parseLabelEdit('', ' site, ,tier ')).toEqual({ ok: true, edit: { set: {}, remove: ['site', 'tier'] } });
+    expect(parseLabelEdit('site=roof, oops', '')).toEqual({ ok: false, setError: '"oops" is not key=value' });
   });
 });

@@ -6,8 +6,8 @@
 import { useState } from 'preact/hooks';
 import type { DeviceView } from '../../../../shared/api/results.js';
 import { ErrorNote } from '../components.js';
+import { parseLabelEdit } from '../label-edit.js';
 import { useSession } from '../session.js';
-import { parseLabelKeys, parseLabelSet } from './labels.js';
 
 export function LabelEditor(props: { device: DeviceView; editable: boolean; onChanged: () => void }) {
   const { api } = useSession();
@@ -16,7 +16,11 @@ export function LabelEditor(props: { device: DeviceView; editable: boolean; onCh
   const [error, setError] = useState<unknown>();
   const [busy, setBusy] = useState(false);
   const labels = Object.entries(props.device.labels);
-  const parsedSet = parseLabelSet(setText);
+  // Nothing typed is no error: the form just has nothing to send yet.
+  const blank = setText.trim() === '' && removeText.trim() === '';
+  const parsed = parseLabelEdit(setText, removeText);
+  const setProblem = blank || parsed.ok ? undefined : parsed.setError;
+  const removeProblem = blank || parsed.ok ? undefined : parsed.removeError;
 
   const change = async (set: Record<string, string>, remove: string[]) => {
     setBusy(true);
@@ -62,33 +66,40 @@ export function LabelEditor(props: { device: DeviceView; editable: boolean; onCh
           class="label-form"
           onSubmit={(e) => {
             e.preventDefault();
-            if (parsedSet.ok) void change(parsedSet.value, parseLabelKeys(removeText));
+            if (parsed.ok) void change(parsed.edit.set, parsed.edit.remove);
           }}
         >
-          <div class={`field${parsedSet.ok ? '' : ' invalid'}`}>
+          <div class={`field${setProblem ? ' invalid' : ''}`}>
             <label for="device-label-set">Set labels</label>
             <input
               id="device-label-set"
               placeholder="site=roof, tier=edge"
               value={setText}
-              aria-invalid={!parsedSet.ok}
+              aria-invalid={setProblem !== undefined}
               aria-describedby="device-label-set-note"
               onInput={(e) => setSetText((e.target as HTMLInputElement).value)}
             />
-            <small id="device-label-set-note" class={parsedSet.ok ? 'help' : 'error'}>
-              {parsedSet.ok ? 'key=value, comma-separated' : parsedSet.error}
+            <small id="device-label-set-note" class={setProblem ? 'error' : 'help'}>
+              {setProblem ?? 'key=value, comma-separated'}
             </small>
           </div>
-          <div class="field">
+          <div class={`field${removeProblem ? ' invalid' : ''}`}>
             <label for="device-label-remove">Remove labels</label>
             <input
               id="device-label-remove"
               placeholder="site, tier"
               value={removeText}
+              aria-invalid={removeProblem !== undefined}
+              aria-describedby={removeProblem ? 'device-label-remove-error' : undefined}
               onInput={(e) => setRemoveText((e.target as HTMLInputElement).value)}
             />
+            {removeProblem && (
+              <small id="device-label-remove-error" class="error">
+                {removeProblem}
+              </small>
+            )}
           </div>
-          <button type="submit" disabled={busy || !parsedSet.ok || (setText.trim() === '' && removeText.trim() === '')}>
+          <button type="submit" disabled={busy || !parsed.ok}>
             Save labels
           </button>
         </form>

@@ -7,9 +7,9 @@
 import { useState } from 'preact/hooks';
 import { ApiCallError } from '../api.js';
 import { TextField } from '../components.js';
+import { parseLabelEdit } from '../label-edit.js';
 import { href } from '../router.js';
 import { useSession } from '../session.js';
-import { parseLabelEdit } from './label-edit.js';
 import { type EachProgress, runEach } from './run-each.js';
 
 /** Requests in flight at once. */

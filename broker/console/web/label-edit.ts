@@ -1,10 +1,10 @@
 /**
- * The bulk label form's two inputs read before anything is sent: `Set labels`
+ * The label forms' two inputs (the fleet's bulk edit, a device's own labels) read before anything is sent: `Set labels`
  * as `k=v, k2=v2` and `Remove labels` as `k, k2`, each key and value checked
  * against what a label can be (shared/ids.ts), so one typo refuses the whole
  * edit instead of labelling half a fleet.
  */
-import { LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN } from '../../../../shared/ids.js';
+import { LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN } from '../../../shared/ids.js';
 
 const keyRe = new RegExp(LABEL_KEY_PATTERN);
 const valueRe = new RegExp(LABEL_VALUE_PATTERN);
