@@ -94,8 +94,9 @@ describeImages('the arm64 agent image under qemu deploys an app through the amd6
     expect(agentImage[0]!.Architecture).toBe('arm64');
 
     const device = await waitFor(
-      'the arm64 agent to come online',
-      async () => (await devices()).find((d) => d.id === deviceId && d.online),
+      'the arm64 agent to come online and report its host',
+      // Online comes with the agent's status message, the host with its first state report: under qemu one can precede the other.
+      async () => (await devices()).find((d) => d.id === deviceId && d.online && d.host),
       { timeoutMs: 90_000, intervalMs: 500 },
     ).catch(async (err: Error) => {
       throw new Error(`${err.message}\nagent log:\n${await logsOf(agentName)}`);
