@@ -151,8 +151,24 @@ export interface HubProcess {
   restart(options?: { hard?: boolean }): Promise<void>;
 }
 
-/** `extraArgs`: more `flotilla server` flags, e.g. `--max-connect-rate-per-address 0` for thousands of agents on one address. */
+/**
+ * `extraArgs`: more `flotilla server` flags, e.g. `--max-connect-rate-per-address 0` for thousands of agents on one address.
+ * A port taken between choosing it and the hub binding it is not the test's fault: that start is retried on new ports.
+ */
 export async function startHubProcess(dataDir = scratchDir('flotilla-hub-'), extraArgs: string[] = []): Promise<HubProcess> {
+  for (let attempt = 1; ; attempt++) {
+    const hub = await spawnHub(dataDir, extraArgs);
+    try {
+      await waitReady(hub);
+      return hub;
+    } catch (err) {
+      const portTaken = !hub.proc.running && /is already in use/.test(hub.proc.output);
+      if (!portTaken || attempt === 3) throw err;
+    }
+  }
+}
+
+async function spawnHub(dataDir: string, extraArgs: string[]): Promise<HubProcess> {
   const server = await hubServerArgs(dataDir);
   const { mqttPort, wsPort, httpPort } = server;
   const args = [...server.args, ...extraArgs];
@@ -170,20 +186,21 @@ export async function startHubProcess(dataDir = scratchDir('flotilla-hub-'), ext
       await waitReady(hub);
     },
   };
-  await waitReady(hub);
   return hub;
 }
 
 async function waitReady(hub: HubProcess): Promise<void> {
-  await waitFor(
-    `hub on port ${hub.httpPort} (output: ${hub.proc.output.slice(-500)})`,
+  const proc = hub.proc;
+  const outcome = await waitFor(
+    `hub on port ${hub.httpPort} (output: ${proc.output.slice(-500)})`,
     async () => {
-      if (!hub.proc.running) throw new Error(`hub exited: ${hub.proc.output.slice(-2000)}`);
+      if (!proc.running) return 'exited';
       const res = await fetch(`${hub.url}/healthz`);
-      return res.ok;
+      return res.ok && 'ready';
     },
     { timeoutMs: 30_000 },
   );
+  if (outcome === 'exited') throw new Error(`hub on port ${hub.httpPort} exited before it was ready: ${proc.output.slice(-2000)}`);
 }
 
 export interface AgentProcess {
