@@ -100,7 +100,8 @@ const REQUIRE_SHIM =
 await Promise.all(['dist/shared', 'dist/broker', 'dist/agent'].map((dir) => rm(dir, { recursive: true, force: true })));
 
 const result = await build({
-  entryPoints: { bin: 'cli/bin.ts', 'inventory-bin': 'cli/inventory-bin.ts' },
+  // The telemetry writer runs on a thread of its own, which starts from a file (broker/telemetry/writer.ts).
+  entryPoints: { bin: 'cli/bin.ts', 'inventory-bin': 'cli/inventory-bin.ts', 'telemetry-writer': 'broker/telemetry/writer-thread.ts' },
   outdir: OUT_DIR,
   chunkNames: 'chunks/[name]-[hash]',
   bundle: true,

@@ -1,4 +1,9 @@
-/** Logs, metrics and events: their own SQLite file, the ingest that fills it, the retention that trims it, the fleet's sparklines it feeds. */
+/**
+ * Logs, metrics and events: their own SQLite file, the ingest that fills it,
+ * the retention that trims it, the fleet's sparklines it feeds. The file's
+ * writes (ingest's commits and retention's deletes) run on a thread of their
+ * own (broker/telemetry/writer.ts); this thread's connection only reads.
+ */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Closer } from '../../shared/closer.js';
@@ -7,8 +12,8 @@ import { type MetricsHistory, startMetricsHistory } from '../fleet/history.js';
 import { openDatabase } from '../store/db.js';
 import { TelemetryIngest } from '../telemetry/ingest.js';
 import { TELEMETRY_MIGRATIONS } from '../telemetry/migrations.js';
-import { Retention } from '../telemetry/retention.js';
 import { TelemetryStore } from '../telemetry/store.js';
+import { ThreadWriter } from '../telemetry/writer.js';
 
 export interface HubTelemetry {
   store: TelemetryStore;
@@ -19,19 +24,17 @@ export interface HubTelemetry {
 
 /** `knownDevices` bounds how many stored samples seed the sparklines. */
 export function startTelemetry(config: HubConfig, logger: Logger, closer: Closer, knownDevices = 0): HubTelemetry {
-  const store = new TelemetryStore(openDatabase(join(config.dataDir, 'telemetry.db'), TELEMETRY_MIGRATIONS));
+  const file = join(config.dataDir, 'telemetry.db');
+  // Opened here first: it brings the schema up to date before the writer thread opens the file.
+  const store = new TelemetryStore(openDatabase(file, TELEMETRY_MIGRATIONS));
   closer.add('telemetry.db', () => store.db.close());
-  const ingest = new TelemetryIngest({ store, logger });
-  // Closed after the broker (closers run in reverse): what devices sent last is stored.
-  closer.add('telemetry ingest', () => ingest.close());
-  const retention = new Retention({
-    store,
+  const writer = new ThreadWriter({
+    file,
     logger,
-    maxAgeMs: config.telemetryMaxAgeMs,
-    maxBytes: config.telemetryMaxBytes,
-    intervalMs: config.retentionIntervalMs,
+    retention: { maxAgeMs: config.telemetryMaxAgeMs, maxBytes: config.telemetryMaxBytes, intervalMs: config.retentionIntervalMs },
   });
-  retention.start();
-  closer.add('telemetry retention', () => retention.stop());
+  const ingest = new TelemetryIngest({ store, logger, writer });
+  // Closed after the broker (closers run in reverse): what devices sent last is stored, then the writer thread ends.
+  closer.add('telemetry ingest', () => ingest.close());
   return { store, ingest, history: startMetricsHistory(store, ingest, knownDevices) };
 }

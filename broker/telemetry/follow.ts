@@ -2,7 +2,10 @@
  * `?follow=true` on the logs and events routes: Server-Sent Events carrying
  * the backlog, then every new record as soon as it is committed (see
  * ingest.ts). The backlog query and the subscription happen in one
- * synchronous step, so no record can fall between them.
+ * synchronous step, so no record can fall between them. The writer thread
+ * commits before the hub hears of it, so a batch committed but not yet
+ * announced is in the backlog and then announced: records at or below the
+ * backlog's newest id are not sent twice.
  *
  * A follower that stops reading must not grow the hub's memory: past a bound
  * of unsent stream the hub ends it (broker/http/event-stream.ts; the client
@@ -21,7 +24,12 @@ import type { TelemetryIngest } from './ingest.js';
 const LOGS = methodRoute('logs.query');
 const EVENTS = methodRoute('events.query');
 
-export function followRoutes(api: HubApi, ingest: TelemetryIngest): RawRoute[] {
+/**
+ * `following(device)` is told when a logs stream of that device opens and
+ * returns what to call when it ends (the device sends its lines sooner
+ * meanwhile: link-tuning.ts).
+ */
+export function followRoutes(api: HubApi, ingest: TelemetryIngest, following?: (device: string) => () => void): RawRoute[] {
   return [
     {
       method: LOGS.verb,
@@ -35,11 +43,16 @@ export function followRoutes(api: HubApi, ingest: TelemetryIngest): RawRoute[] {
           ...pathParams(LOGS, match),
         };
         const backlog = page<LogRecord>((extra) => api.call('logs.query', { ...params, ...extra }).lines, params);
-        stream(req, res, FOLLOW_EVENT.logs, backlog, (send) =>
-          ingest.onLogs((records) =>
+        stream(req, res, FOLLOW_EVENT.logs, backlog, (send) => {
+          const stopLogs = ingest.onLogs((records) =>
             send(records.filter((r) => r.device === params.device && (params.app === undefined || r.app === params.app))),
-          ),
-        );
+          );
+          const stopLive = following?.(String(params.device));
+          return () => {
+            stopLogs();
+            stopLive?.();
+          };
+        });
       },
     },
     {
@@ -89,8 +102,8 @@ function page<T extends { id: number }>(query: (extra: Record<string, number>) =
 
 const SLOW_NOTE = 'follower too slow; reconnect with afterId';
 
-/** The backlog first, then each committed record, one event per record. */
-function stream<T>(
+/** The backlog first, then each committed record not in it, one event per record. */
+function stream<T extends { id: number }>(
   req: IncomingMessage,
   res: ServerResponse,
   event: string,
@@ -98,5 +111,8 @@ function stream<T>(
   subscribe: (send: (records: T[]) => void) => () => void,
 ): void {
   const events = (records: readonly T[]) => records.map((data) => ({ event, data }));
-  openEventStream(req, res, (send) => ({ first: events(backlog), stop: subscribe((records) => send(events(records))) }), SLOW_NOTE);
+  const sentUpTo = backlog.at(-1)?.id ?? 0;
+  const live = (records: readonly T[]) =>
+    events(records[0] !== undefined && records[0].id <= sentUpTo ? records.filter((r) => r.id > sentUpTo) : records);
+  openEventStream(req, res, (send) => ({ first: events(backlog), stop: subscribe((records) => send(live(records))) }), SLOW_NOTE);
 }

@@ -2,11 +2,15 @@
  * Telemetry ingest: logs, metrics and events from the broker (publish
  * authorization, ingest-before-ack.ts: no second MQTT hop) into the telemetry file.
  * A `durable` message's `done` waits for its commit, which is never more
- * than the short interval away.
+ * than the short interval and the commit in progress away.
  *
  * Messages are validated on arrival and queued; the queue is written in one
  * transaction (a group commit) after `commitIntervalMs`, or at once when
- * `maxBatchMessages` wait. SQLite writes every page a commit dirtied to the
+ * `maxBatchMessages` wait. The commit runs on the writer (writer.ts: in the
+ * hub, a thread of its own, so SQLite's work leaves the broker's event loop);
+ * one write is in progress at a time, and what arrives meanwhile is the next
+ * one, so commits grow with the load by themselves and are answered in
+ * order. SQLite writes every page a commit dirtied to the
  * WAL, whole, and each device dirties a page of each index: under load,
  * commits of a few dozen messages cost 3× the CPU per message of commits of
  * a thousand (bench/telemetry/ingest-costs.ts). So the interval adapts: short
@@ -17,7 +21,8 @@
  * Aedes reads no more from that client until then, so devices that publish
  * faster than SQLite stores are slowed down over TCP instead of growing the
  * hub's memory. Followers (`logs -f`, the fleet's sparklines) hear of
- * rows only once they are committed, so what they see is always queryable.
+ * rows only once they are committed, so what they see is always queryable,
+ * and in commit order.
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
@@ -31,7 +36,9 @@ import {
   Metrics,
   type MetricsSample,
 } from '../../shared/index.js';
-import { batchRecords, type TelemetryStore } from './store.js';
+import { DUPLICATE, type TelemetryRow } from './rows.js';
+import { batchRecords, eventRow, logRow, type TelemetryStore } from './store.js';
+import { InlineWriter, type TelemetryWriter, type WriteOutcome } from './writer.js';
 
 export const TELEMETRY_CHANNELS = ['logs', 'metrics', 'events'] as const;
 export type TelemetryChannel = (typeof TELEMETRY_CHANNELS)[number];
@@ -58,6 +65,8 @@ export interface IngestCounters {
 
 export interface IngestOptions {
   store: TelemetryStore;
+  /** Where batches are committed (default: on this thread, through `store`). */
+  writer?: TelemetryWriter;
   logger: Logger;
   now?: () => number;
   /** How long a message waits for its commit: [while commits are small, once they are large] (default [20, 200] ms)… */
@@ -77,7 +86,14 @@ export class TelemetryIngest {
   private timer: NodeJS.Timeout | undefined;
   private timerDelay = Number.POSITIVE_INFINITY;
   private lastCommitSize = 0;
+  /** A batch is with the writer: the next waits for its answer. */
+  private writing = false;
+  /** A flush came due while one was being written: it runs as soon as that one is answered. */
+  private flushWhenWritten = false;
+  private idle: (() => void) | undefined;
+  private closing: Promise<void> | undefined;
   private closed = false;
+  private readonly writer: TelemetryWriter;
   /** The seq of the hub's newest own event (hubEvent). */
   private lastHubSeq = 0;
   private readonly now: () => number;
@@ -97,6 +113,7 @@ export class TelemetryIngest {
   constructor(private readonly options: IngestOptions) {
     this.now = options.now ?? Date.now;
     this.log = options.logger.child({ component: 'ingest' });
+    this.writer = options.writer ?? new InlineWriter(options.store.db);
     // Many `logs -f` followers are normal; the default limit of 10 is for leak detection.
     this.followers.setMaxListeners(0);
     for (const sample of options.store.latestMetrics()) this.latest.set(sample.device, sample);
@@ -162,58 +179,78 @@ export class TelemetryIngest {
     return this.listen('metrics', listener);
   }
 
-  /** Writes everything queued in one transaction, then releases the publishers and tells followers. */
+  /**
+   * Sends everything queued to the writer as one transaction; once it is
+   * committed, releases the publishers and tells followers. While another
+   * batch is being written, this one goes as soon as that one is answered.
+   */
   flush(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
     this.timerDelay = Number.POSITIVE_INFINITY;
+    if (this.writing) {
+      this.flushWhenWritten = true;
+      return;
+    }
     const batch = this.queue;
-    this.lastCommitSize = batch.length;
-    if (batch.length === 0) return;
+    if (batch.length === 0) return void this.idle?.();
     this.queue = [];
     this.counters.queued = 0;
+    this.writing = true;
+    this.writer.write(batch.map(toRow), (outcome) => this.written(batch, outcome));
+  }
+
+  /** Stores what is queued, waits for what is being written, and refuses more (the hub is stopping). */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.closed = true;
+      await new Promise<void>((resolve) => {
+        this.idle = resolve;
+        this.flush();
+      });
+      this.followers.removeAllListeners();
+      await this.writer.close();
+    })();
+    return this.closing;
+  }
+
+  private written(batch: Pending[], outcome: WriteOutcome): void {
+    this.writing = false;
+    this.lastCommitSize = batch.length;
     const logs: LogRecord[] = [];
     const events: EventRecord[] = [];
     const samples: MetricsSample[] = [];
-    const { store } = this.options;
-    const following = this.followers.listenerCount('logs') > 0;
-    try {
-      store.db.transaction(() => {
-        for (const item of batch) {
-          if (item.channel === 'logs') {
-            const id = store.insertLogs(item.device, item.value, item.receivedMs, item.raw);
-            this.count('logs', id !== undefined);
-            // Records for followers only when there are some: most of the time there are none.
-            if (id !== undefined && following) logs.push(...batchRecords({ id, device: item.device, batch: item.value }));
-          } else if (item.channel === 'events') {
-            const stored = store.insertEvent(item.device, item.value, item.receivedMs);
-            this.count('events', stored !== undefined);
-            if (stored) events.push(stored);
-          } else {
-            const stored = store.insertMetrics(item.device, item.value, item.receivedMs, item.raw);
-            this.count('metrics', stored !== undefined);
-            const newest = this.latest.get(item.device);
-            if (stored && (!newest || newest.seq < stored.seq)) this.latest.set(item.device, stored);
-            if (stored) samples.push(stored);
-          }
-        }
-      })();
-    } catch (err) {
+    if ('error' in outcome) {
       // A full disk or a broken file: the batch is lost, the hub keeps running and says so.
-      this.log.error({ err, messages: batch.length }, 'storing telemetry failed; batch dropped');
+      this.log.error({ err: outcome.error, messages: batch.length }, 'storing telemetry failed; batch dropped');
+    } else {
+      const following = this.followers.listenerCount('logs') > 0;
+      for (let i = 0; i < batch.length; i++) {
+        const item = batch[i]!;
+        const id = outcome.ids[i] ?? DUPLICATE;
+        this.count(item.channel, id !== DUPLICATE);
+        if (id === DUPLICATE) continue;
+        if (item.channel === 'logs') {
+          // Records for followers only when there are some: most of the time there are none.
+          if (following) logs.push(...batchRecords({ id, device: item.device, batch: item.value }));
+        } else if (item.channel === 'events') {
+          events.push({ id, device: item.device, ...item.value });
+        } else {
+          const stored: MetricsSample = { device: item.device, ...item.value };
+          const newest = this.latest.get(item.device);
+          if (!newest || newest.seq < stored.seq) this.latest.set(item.device, stored);
+          samples.push(stored);
+        }
+      }
     }
     this.counters.lagSeconds = (this.now() - batch[0]!.receivedMs) / 1000;
     for (const item of batch) item.done();
     if (logs.length > 0) this.followers.emit('logs', logs);
     if (events.length > 0) this.followers.emit('events', events);
     if (samples.length > 0) this.followers.emit('metrics', samples);
-  }
-
-  /** Stores what is queued and refuses more (the hub is stopping). */
-  close(): void {
-    this.flush();
-    this.closed = true;
-    this.followers.removeAllListeners();
+    const due = this.flushWhenWritten || this.closed || this.queue.length >= (this.options.maxBatchMessages ?? 10000);
+    this.flushWhenWritten = false;
+    if (due) this.flush();
   }
 
   private scheduleFlush(delayMs: number): void {
@@ -244,6 +281,12 @@ export class TelemetryIngest {
     this.lastWarning.set(key, { at: now, suppressed: 0 });
     this.log.warn({ deviceId: device, channel, reason, alsoDroppedBefore: last?.suppressed ?? 0 }, `invalid ${channel} message dropped`);
   }
+}
+
+function toRow(item: Pending): TelemetryRow {
+  if (item.channel === 'logs') return logRow(item.device, item.value, item.receivedMs, item.raw);
+  if (item.channel === 'events') return eventRow(item.device, item.value, item.receivedMs);
+  return ['metrics', item.device, item.value.seq, item.receivedMs, item.value.ts, item.raw];
 }
 
 export function isTelemetryChannel(channel: string): channel is TelemetryChannel {

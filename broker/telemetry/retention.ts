@@ -8,13 +8,18 @@
  * pages go on the free list and are reused by new rows, so the file stops
  * growing at the bound without a VACUUM (which would rewrite the whole file).
  */
-import type { Statement } from 'better-sqlite3';
-import type { Logger } from 'pino';
-import { TELEMETRY_TABLES, type TelemetryStore, type TelemetryTable } from './store.js';
+import type { Database, Statement } from 'better-sqlite3';
+import { TELEMETRY_TABLES, type TelemetryTable } from './rows.js';
+
+/** What retention logs through: the hub's pino logger, or the writer thread's relay to it. */
+export interface RetentionLogger {
+  info(fields: object, message: string): void;
+}
 
 export interface RetentionOptions {
-  store: TelemetryStore;
-  logger: Logger;
+  /** The connection that deletes: the one that writes (the writer thread's, in the hub). */
+  store: { db: Database };
+  logger: RetentionLogger;
   maxAgeMs: number;
   maxBytes: number;
   intervalMs?: number;
@@ -32,14 +37,14 @@ export interface RetentionPass {
 export class Retention {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<RetentionPass> | undefined;
-  private readonly log: Logger;
+  private readonly log: RetentionLogger;
   private readonly chunkRows: number;
   private readonly now: () => number;
   private readonly oldest: Record<TelemetryTable, Statement<[], { received_ms: number }>>;
   private readonly deleteChunk: Record<TelemetryTable, Statement<[number, number]>>;
 
   constructor(private readonly options: RetentionOptions) {
-    this.log = options.logger.child({ component: 'retention' });
+    this.log = options.logger;
     this.chunkRows = options.chunkRows ?? 2000;
     this.now = options.now ?? Date.now;
     const { db } = options.store;
@@ -105,7 +110,7 @@ export class Retention {
     }
     const usedBytes = this.usedBytes();
     if (deletedByAge + deletedBySize > 0) {
-      this.log.info({ deletedByAge, deletedBySize, usedBytes }, 'telemetry retention deleted old rows');
+      this.log.info({ component: 'retention', deletedByAge, deletedBySize, usedBytes }, 'telemetry retention deleted old rows');
     }
     return { deletedByAge, deletedBySize, usedBytes };
   }
@@ -120,7 +125,7 @@ export class Retention {
   }
 }
 
-/** setImmediate lets the I/O queued meanwhile (publishes, a commit) run between two chunks. */
+/** setImmediate lets what was queued meanwhile (publishes, a batch to commit) run between two chunks. */
 function yieldToIngest(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }

@@ -1,8 +1,8 @@
 /**
- * The telemetry file's reads and writes: one row per message (a log batch
- * keeps its lines as JSON), written in transactions the ingest groups
- * (ingest.ts). A row already stored (same device and seq) is ignored, which
- * is how a redelivered QoS 1 message is stored once.
+ * The telemetry file's reads: one row per message (a log batch keeps its
+ * lines as JSON), written by rows.ts in transactions the ingest groups
+ * (ingest.ts) — on the writer thread in the hub. The single-message inserts
+ * here are for seeding a file (tests, benchmarks) in the caller's thread.
  */
 
 import type { Statement } from 'better-sqlite3';
@@ -18,9 +18,9 @@ import {
   type MetricsSample,
 } from '../../shared/index.js';
 import type { Db } from '../store/db.js';
+import { DUPLICATE, RowWriter, type TelemetryRow, type TelemetryTable, timeMs } from './rows.js';
 
-export const TELEMETRY_TABLES = ['log_batches', 'metrics', 'events'] as const;
-export type TelemetryTable = (typeof TELEMETRY_TABLES)[number];
+export { TELEMETRY_TABLES, type TelemetryTable } from './rows.js';
 
 export interface LogQuery {
   device: string;
@@ -89,9 +89,7 @@ interface MetricsRow {
 }
 
 export class TelemetryStore {
-  private readonly insertLog;
-  private readonly insertMetric;
-  private readonly insertEventRow;
+  private readonly rows: RowWriter;
   /** A device's batches, newest first (its seq only grows). */
   private readonly newestBatches: Statement<[string], BatchRow>;
   /** A device's batches from an id on, in storage order. `+device`: walk the ids from there, not the device's whole index. */
@@ -110,12 +108,7 @@ export class TelemetryStore {
     // Checkpoint (copy the WAL into the file, and fsync) every 32 MiB rather than every 4:
     // a page rewritten by many commits is copied once, and the fsyncs are 8× rarer.
     db.pragma('wal_autocheckpoint = 8192');
-    this.insertLog = db.prepare('INSERT OR IGNORE INTO log_batches (device, seq, received_ms, ts_ms, body) VALUES (?, ?, ?, ?, ?)');
-    this.insertMetric = db.prepare('INSERT OR IGNORE INTO metrics (device, seq, received_ms, ts, ts_ms, body) VALUES (?, ?, ?, ?, ?, ?)');
-    this.insertEventRow = db.prepare(
-      `INSERT OR IGNORE INTO events (device, seq, received_ms, ts, ts_ms, type, app, container, message)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
+    this.rows = new RowWriter(db);
     this.newestBatches = db.prepare('SELECT id, device, body, ts_ms FROM log_batches WHERE device = ? ORDER BY seq DESC');
     this.newestBatchTimes = db.prepare('SELECT id, seq, ts_ms FROM log_batches WHERE device = ? ORDER BY seq DESC');
     this.batchesDownFrom = db.prepare('SELECT id, device, body, ts_ms FROM log_batches WHERE device = ? AND seq <= ? ORDER BY seq DESC');
@@ -145,30 +138,17 @@ export class TelemetryStore {
    * `rowId × MAX_LINES_PER_BATCH + index` (see `batchRecords`).
    */
   insertLogs(device: string, batch: LogBatch, receivedMs: number, raw: string = JSON.stringify(batch)): number | undefined {
-    // Lines come in order: the last one is the newest.
-    const newest = timeMs(batch.lines[batch.lines.length - 1]!.ts, receivedMs);
-    const info = this.insertLog.run(device, batch.seq, receivedMs, newest, raw);
-    return info.changes === 1 ? Number(info.lastInsertRowid) : undefined;
+    const id = this.rows.write(logRow(device, batch, receivedMs, raw));
+    return id === DUPLICATE ? undefined : id;
   }
 
   insertMetrics(device: string, sample: Metrics, receivedMs: number, raw: string = JSON.stringify(sample)): MetricsSample | undefined {
-    const info = this.insertMetric.run(device, sample.seq, receivedMs, sample.ts, timeMs(sample.ts, receivedMs), raw);
-    return info.changes === 1 ? { device, ...sample } : undefined;
+    return this.rows.write(['metrics', device, sample.seq, receivedMs, sample.ts, raw]) === DUPLICATE ? undefined : { device, ...sample };
   }
 
   insertEvent(device: string, event: DeviceEvent, receivedMs: number): EventRecord | undefined {
-    const info = this.insertEventRow.run(
-      device,
-      event.seq,
-      receivedMs,
-      event.ts,
-      timeMs(event.ts, receivedMs),
-      event.type,
-      event.app ?? null,
-      event.container ?? null,
-      event.message,
-    );
-    return info.changes === 1 ? { id: Number(info.lastInsertRowid), device, ...event } : undefined;
+    const id = this.rows.write(eventRow(device, event, receivedMs));
+    return id === DUPLICATE ? undefined : { id, device, ...event };
   }
 
   /**
@@ -317,10 +297,13 @@ export class TelemetryStore {
   }
 }
 
-/** A timestamp's milliseconds; a device clock that cannot be read falls back to arrival time. */
-function timeMs(ts: string, fallback: number): number {
-  const ms = Date.parse(ts);
-  return Number.isFinite(ms) ? ms : fallback;
+/** A log batch as a row: stamped with its newest line (lines come in order). */
+export function logRow(device: string, batch: LogBatch, receivedMs: number, raw: string): TelemetryRow {
+  return ['logs', device, batch.seq, receivedMs, batch.lines[batch.lines.length - 1]!.ts, raw];
+}
+
+export function eventRow(device: string, event: DeviceEvent, receivedMs: number): TelemetryRow {
+  return ['events', device, event.seq, receivedMs, event.ts, event.type, event.app ?? null, event.container ?? null, event.message];
 }
 
 /** A batch's lines as records; a line's id is its batch's id × MAX_LINES_PER_BATCH + its index. */

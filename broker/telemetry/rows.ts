@@ -1,0 +1,80 @@
+/**
+ * The telemetry file's writes: one row per message, a batch of them in one
+ * transaction (a group commit). A row already stored (same device and seq)
+ * is ignored, which is how a redelivered QoS 1 message is stored once.
+ *
+ * This module runs on the writer thread (writer-thread.ts) as well as on the
+ * hub's: it imports nothing but the database type, so the thread loads
+ * better-sqlite3 and this file, not the protocol's schemas.
+ */
+import type { Database } from 'better-sqlite3';
+
+export const TELEMETRY_TABLES = ['log_batches', 'metrics', 'events'] as const;
+export type TelemetryTable = (typeof TELEMETRY_TABLES)[number];
+
+/**
+ * One validated message, as plain values that cross to the writer thread
+ * cheaply. `ts` is the device's time: a log batch's newest line, a sample's
+ * or an event's own. `raw` is the message as received (stored without
+ * re-encoding).
+ */
+export type TelemetryRow =
+  | ['logs', device: string, seq: number, receivedMs: number, ts: string, raw: string]
+  | ['metrics', device: string, seq: number, receivedMs: number, ts: string, raw: string]
+  | [
+      'events',
+      device: string,
+      seq: number,
+      receivedMs: number,
+      ts: string,
+      type: string,
+      app: string | null,
+      container: string | null,
+      message: string,
+    ];
+
+/** No row id is 0 (SQLite's rowids start at 1): it marks a message already stored. */
+export const DUPLICATE = 0;
+
+export class RowWriter {
+  private readonly insertLog;
+  private readonly insertMetric;
+  private readonly insertEvent;
+  private readonly writeAll: (rows: readonly TelemetryRow[]) => Float64Array;
+
+  constructor(db: Database) {
+    this.insertLog = db.prepare('INSERT OR IGNORE INTO log_batches (device, seq, received_ms, ts_ms, body) VALUES (?, ?, ?, ?, ?)');
+    this.insertMetric = db.prepare('INSERT OR IGNORE INTO metrics (device, seq, received_ms, ts, ts_ms, body) VALUES (?, ?, ?, ?, ?, ?)');
+    this.insertEvent = db.prepare(
+      `INSERT OR IGNORE INTO events (device, seq, received_ms, ts, ts_ms, type, app, container, message)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.writeAll = db.transaction((rows: readonly TelemetryRow[]) => {
+      const ids = new Float64Array(rows.length);
+      for (let i = 0; i < rows.length; i++) ids[i] = this.write(rows[i]!);
+      return ids;
+    });
+  }
+
+  /** Stores the rows in one transaction; each one's row id, or DUPLICATE. Throws (nothing stored) when the file refuses the commit. */
+  writeBatch(rows: readonly TelemetryRow[]): Float64Array {
+    return this.writeAll(rows);
+  }
+
+  /** One row, inside the caller's transaction: its row id, or DUPLICATE. */
+  write(row: TelemetryRow): number {
+    const info =
+      row[0] === 'logs'
+        ? this.insertLog.run(row[1], row[2], row[3], timeMs(row[4], row[3]), row[5])
+        : row[0] === 'metrics'
+          ? this.insertMetric.run(row[1], row[2], row[3], row[4], timeMs(row[4], row[3]), row[5])
+          : this.insertEvent.run(row[1], row[2], row[3], row[4], timeMs(row[4], row[3]), row[5], row[6], row[7], row[8]);
+    return info.changes === 1 ? Number(info.lastInsertRowid) : DUPLICATE;
+  }
+}
+
+/** A timestamp's milliseconds; a device clock that cannot be read falls back to arrival time. */
+export function timeMs(ts: string, fallback: number): number {
+  const ms = Date.parse(ts);
+  return Number.isFinite(ms) ? ms : fallback;
+}
