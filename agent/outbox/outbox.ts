@@ -8,15 +8,16 @@
  *   milliseconds and never touch the disk.
  * - file (outbox-file.ts): a message still waiting after `spillAfterMs` is
  *   written at the next write tick (every `writeIntervalMs`, 30 s), all in one
- *   transaction; so is everything at once when the memory tier passes
- *   `memoryBytes`, and everything on close.
+ *   frame with the tick's acknowledgements; so is everything at once when the
+ *   memory tier passes `memoryBytes`, and everything on close.
  *
  * Invariants:
  * - Accounting: `bytes` is the payload bytes of every message held, in
  *   flight or not; a message leaves the count once, by ack, drop or expiry.
  * - Over `maxBytes`, the lowest-priority class loses its oldest messages
  *   first (the file's before the memory's, being older); the loss is counted
- *   per class and reason and handed out by `takeDrops`. Messages in flight
+ *   per class and reason and handed out by `takeDrops`, as are messages
+ *   whose frame on disk turned out unreadable. Messages in flight
  *   in memory are not dropped (their ack is milliseconds away).
  * - A message is handed out by `next`/`take` once until `release` or
  *   `releaseAll` (the link dropped): then it is offered again. The hub
@@ -27,7 +28,7 @@
  *   `spillAfterMs + writeIntervalMs` of unsent ones.
  */
 import { DEFAULT_OUTBOX_TTL_MS, OUTBOX_CLASSES, type OutboxClass } from './classes.js';
-import { OutboxFile, type RemovedRow } from './outbox-file.js';
+import { type OpenReport, OutboxFile, type RemovedRow } from './outbox-file.js';
 
 export interface OutboxMessage {
   readonly cls: OutboxClass;
@@ -38,7 +39,7 @@ export interface OutboxMessage {
   inFlight: boolean;
 }
 
-export type DropReason = 'full' | 'expired';
+export type DropReason = 'full' | 'expired' | 'unreadable';
 
 export type DropCounts = Record<OutboxClass, Record<DropReason, { messages: number; bytes: number }>>;
 
@@ -50,7 +51,7 @@ export interface OutboxStats {
 }
 
 export interface OutboxOptions {
-  /** The SQLite file, or `:memory:`. */
+  /** Where the segment files go (`<path>.000001.seg`, …; an outbox file of the previous format there is migrated), or `:memory:`. */
   path: string;
   maxBytes: number;
   ttlMs?: Partial<Record<OutboxClass, number>>;
@@ -60,10 +61,9 @@ export interface OutboxOptions {
   spillAfterMs?: number;
   /**
    * How often waiting messages are written and expired ones removed (default
-   * 30 s). Online nothing waits that long; offline each write rewrites a few
-   * pages whatever it holds (12-16 MiB/h at 5 s for ~1 MiB/h of messages,
-   * BENCHMARKS.md "Agent on its link"), so fewer, larger writes spare the
-   * flash, at the price of what a crash can lose.
+   * 30 s). Online nothing waits that long; offline each tick writes at least
+   * one page of the flash, so fewer, larger writes spare it (BENCHMARKS.md
+   * "Agent on its link"), at the price of what a crash can lose.
    */
   writeIntervalMs?: number;
   now?: () => number;
@@ -99,14 +99,13 @@ export class Outbox {
   private memoryBytes = 0;
   private readonly files: Record<OutboxClass, ClassFile>;
   private readonly inFlightRows = new Map<number, OutboxMessage>();
-  private pendingDeletes: number[] = [];
   private drops = emptyDrops();
   private droppedTotal = 0;
   private readonly timer: NodeJS.Timeout;
   private closed = false;
 
   constructor(private readonly options: OutboxOptions) {
-    this.file = new OutboxFile(options.path);
+    this.file = new OutboxFile(options.path, { diskBudgetBytes: 2 * options.maxBytes, ...(options.now ? { now: options.now } : {}) });
     this.now = options.now ?? Date.now;
     this.ttlMs = { ...DEFAULT_OUTBOX_TTL_MS, ...options.ttlMs };
     const totals = this.file.totals();
@@ -123,6 +122,11 @@ export class Outbox {
       bytes += this.files[cls].bytes;
     }
     return { messages, bytes, dropped: this.droppedTotal };
+  }
+
+  /** What opening the file found: messages migrated from the previous format, damage skipped. */
+  get openReport(): OpenReport {
+    return this.file.report;
   }
 
   /** Messages of a class not yet acknowledged. */
@@ -173,7 +177,7 @@ export class Outbox {
       file.inFlight--;
       file.rows--;
       file.bytes -= message.payload.length;
-      this.pendingDeletes.push(message.rowId);
+      this.file.remove(message.cls, message.rowId);
       return;
     }
     const list = this.memory[message.cls];
@@ -201,15 +205,13 @@ export class Outbox {
     for (const cls of OUTBOX_CLASSES) for (const m of this.memory[cls]) m.inFlight = false;
     if (this.inFlightRows.size === 0) return;
     this.inFlightRows.clear();
-    // Acked rows must be gone from the file before it is read again from the start.
-    this.write(false);
     for (const cls of OUTBOX_CLASSES) Object.assign(this.files[cls], { inFlight: 0, cursor: 0, page: [] });
   }
 
   /** Drops and expiries since the last call, or undefined if none. */
   takeDrops(): DropCounts | undefined {
     const drops = this.drops;
-    const any = OUTBOX_CLASSES.some((cls) => drops[cls].full.messages > 0 || drops[cls].expired.messages > 0);
+    const any = OUTBOX_CLASSES.some((cls) => Object.values(drops[cls]).some((count) => count.messages > 0));
     if (!any) return undefined;
     this.drops = emptyDrops();
     return drops;
@@ -237,9 +239,13 @@ export class Outbox {
     const file = this.files[cls];
     if (file.rows - file.inFlight <= 0) return undefined;
     if (file.page.length === 0) {
-      // Rows acked since the last write are still in the file: write first so they are not read again.
-      if (this.pendingDeletes.length > 0) this.write(false);
-      file.page = this.file.page(cls, file.cursor, PAGE).map((row) => ({
+      const rows = this.file.page(cls, file.cursor, PAGE);
+      const lost = this.file.takeLost();
+      if (lost.length > 0) {
+        for (const { cls: lostCls, row } of lost) this.forgetRows(lostCls, [row], 'unreadable');
+        this.options.onDrop?.();
+      }
+      file.page = rows.map((row) => ({
         cls,
         payload: row.payload,
         createdAt: row.createdAt,
@@ -250,7 +256,7 @@ export class Outbox {
     return file.page[0];
   }
 
-  /** One transaction: acked rows out, waiting memory messages in (all of them with `all`). */
+  /** One frame: acked rows out, waiting memory messages in (all of them with `all`). */
   private write(all: boolean): void {
     const oldEnough = this.now() - (this.options.spillAfterMs ?? 1_000);
     const spilled: OutboxMessage[] = [];
@@ -262,9 +268,7 @@ export class Outbox {
       }
       this.memory[cls] = keep;
     }
-    const deletes = this.pendingDeletes;
-    this.pendingDeletes = [];
-    const ids = this.file.write(spilled, deletes);
+    const ids = this.file.write(spilled);
     spilled.forEach((m, i) => {
       m.rowId = ids[i];
       this.memoryBytes -= m.payload.length;
@@ -287,7 +291,6 @@ export class Outbox {
       const cls = classesLowFirst.find((c) => this.files[c].rows > 0 || this.memory[c].some((m) => !m.inFlight));
       if (!cls) break;
       if (this.files[cls].rows > 0) {
-        if (this.pendingDeletes.length > 0) this.write(false);
         this.forgetRows(cls, this.file.dropOldest(cls, this.stats.bytes - this.options.maxBytes), 'full');
       } else {
         const list = this.memory[cls];
@@ -314,7 +317,6 @@ export class Outbox {
       }
       this.memory[cls] = keep;
       if (this.files[cls].rows > 0) {
-        if (this.pendingDeletes.length > 0) this.write(false);
         const removed = this.file.expire(cls, before);
         if (removed.length > 0) {
           this.forgetRows(cls, removed, 'expired');
@@ -355,5 +357,5 @@ function perClass<T>(make: (cls: OutboxClass) => T): Record<OutboxClass, T> {
 }
 
 function emptyDrops(): DropCounts {
-  return perClass(() => ({ full: { messages: 0, bytes: 0 }, expired: { messages: 0, bytes: 0 } }));
+  return perClass(() => ({ full: { messages: 0, bytes: 0 }, expired: { messages: 0, bytes: 0 }, unreadable: { messages: 0, bytes: 0 } }));
 }

@@ -1,14 +1,14 @@
 /**
- * The outbox over a real SQLite file with an injected clock: priority order,
+ * The outbox over real segment files with an injected clock: priority order,
  * the memory tier that keeps an online device off its flash, spilling,
  * surviving a restart, the byte cap (lowest class, oldest first), TTLs, and
  * taking back what was in flight.
  */
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { describeDrops } from '../../agent/outbox/drop-report.js';
 import { Outbox, type OutboxOptions } from '../../agent/outbox/outbox.js';
+import { OutboxFile } from '../../agent/outbox/outbox-file.js';
 import { BytePacer } from '../../agent/outbox/pacer.js';
 import { Cleanup } from '../support/cleanup.js';
 import { scratchDir } from '../support/scratch.js';
@@ -26,13 +26,13 @@ function open(path: string, clock: { t: number }, options: Partial<OutboxOptions
   return outbox;
 }
 
-/** Rows in the file, read by a second connection as an operator would. */
+/** Messages on disk, as the next start would find them: read by a second, separate reader. */
 function rowsOnDisk(path: string): number {
-  const db = new Database(path, { readonly: true });
+  const reader = new OutboxFile(path);
   try {
-    return (db.prepare('SELECT COUNT(*) AS n FROM outbox').get() as { n: number }).n;
+    return Object.values(reader.totals()).reduce((sum, t) => sum + t.items, 0);
   } finally {
-    db.close();
+    reader.close();
   }
 }
 
