@@ -12,7 +12,7 @@
  *                device's logs and metrics (`…/devices/+/logs`, `…/+/metrics`,
  *                QoS 1) in this process.
  *
- *   npx tsx bench/telemetry-ingest.ts [--devices 100] [--window 8] [--rates 5000,10000,20000,30000,40000,max]
+ *   npx tsx bench/telemetry-ingest.ts [--devices 100] [--window 8] [--rates 5000,10000,20000,30000,40000,max,80%]
  *                                     [--step-s 10] [--targets flotilla,aedes,mosquitto] [--json]
  *
  * The load generator is a child process (telemetry/load.ts); the broker is
@@ -24,6 +24,13 @@
  *
  * Every step ends with a drain: wait until everything the generator sent is
  * stored/relayed (or --drain-s passes); loss = sent − stored after it.
+ *
+ * A rate `N%` is N % of what the same target took in its last `max` step.
+ * In the Node.js brokers, telemetry/loop-delay.mjs samples the main thread's
+ * event-loop delay (perf_hooks.monitorEventLoopDelay, every 10 ms) over each
+ * step: its max is the longest the loop was held at once, plus up to the
+ * 10 ms sampling interval. "loop CPU" is the main thread's alone (the hub's
+ * telemetry writer thread is in "broker CPU").
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -45,7 +52,7 @@ const { values: args } = parseArgs({
   options: {
     devices: { type: 'string', default: '100' },
     window: { type: 'string', default: '8' },
-    rates: { type: 'string', default: '5000,10000,20000,30000,40000,max' },
+    rates: { type: 'string', default: '5000,10000,20000,30000,40000,max,80%' },
     'step-s': { type: 'string', default: '10' },
     'drain-s': { type: 'string', default: '20' },
     'probe-hz': { type: 'string', default: '100' },
@@ -69,8 +76,14 @@ const WINDOW = positiveInt('window', args.window);
 const STEP_MS = positiveInt('step-s', args['step-s']) * 1000;
 const DRAIN_MS = positiveInt('drain-s', args['drain-s']) * 1000;
 const PROBE_HZ = positiveInt('probe-hz', args['probe-hz']);
-/** 0 = as fast as the in-flight windows allow. */
-const RATES = args.rates.split(',').map((r) => (r.trim() === 'max' ? 0 : positiveInt('rates', r.trim())));
+/** A fixed offer in msg/s, as fast as the in-flight windows allow (`max`), or a share of the target's last max step. */
+type RateSpec = { kind: 'fixed'; rate: number } | { kind: 'max' } | { kind: 'share'; percent: number };
+const RATES: RateSpec[] = args.rates.split(',').map((text): RateSpec => {
+  const r = text.trim();
+  if (r === 'max') return { kind: 'max' };
+  if (r.endsWith('%')) return { kind: 'share', percent: positiveInt('rates', r.slice(0, -1)) };
+  return { kind: 'fixed', rate: positiveInt('rates', r) };
+});
 const SELECTED = args.targets.split(',').map((t) => {
   if (!(TARGETS as readonly string[]).includes(t)) {
     console.error(`--targets: unknown target "${t}" (known: ${TARGETS.join(', ')})`);
@@ -81,6 +94,7 @@ const SELECTED = args.targets.split(',').map((t) => {
 
 /** `--cpu-prof DIR`: the Node.js brokers (flotilla, aedes) write a V8 CPU profile there when they stop. */
 const PROFILE_ARGS = args['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', args['cpu-prof']] : [];
+const LOOP_DELAY_ARGS = ['--import', fileURLToPath(new URL('./telemetry/loop-delay.mjs', import.meta.url))];
 const HOST = '127.0.0.1';
 const PROBE_DEVICE = 'bench-probe';
 const topics = new Topics(DEFAULT_TOPIC_ROOT);
@@ -90,6 +104,8 @@ interface StepResult {
   target: TargetName;
   /** Offered msg/s; 0 = as fast as the windows allow. */
   rate: number;
+  /** The percentage of the last max step this offer is, when given as one. */
+  share: number | null;
   /** What the generator wrote to the broker during the step, msg/s. */
   sentRate: number;
   /** Stored (flotilla) or relayed (others) during the step, msg/s. */
@@ -105,6 +121,11 @@ interface StepResult {
   maxMs: number;
   /** Broker process CPU over the step, % of one core. */
   brokerCpuPct: number;
+  /** The broker's main thread alone (its event loop), % of one core. */
+  loopCpuPct: number;
+  /** Event-loop delay over the step (Node.js brokers): the longest and the 99th percentile, ms. */
+  loopMaxMs: number;
+  loopP99Ms: number;
   /** Broker CPU per message ingested, µs. */
   brokerUsPerMsg: number;
   generatorCpuPct: number;
@@ -195,10 +216,10 @@ function procStatusKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   }
 }
 
-/** utime + stime of every thread of the process, ms. */
-function procCpuMs(pid: number): number {
+/** utime + stime of every thread of the process (or of one thread, `tid`), ms. */
+function procCpuMs(pid: number, tid?: number): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
   } catch {
@@ -238,7 +259,32 @@ interface Target {
   count(): number;
   /** Starts observing the probe device: `seen(line)` for each of its lines once queryable/relayed. */
   observeProbe(seen: (line: string) => void): Promise<void>;
+  /** The event-loop delay since the last call (Node.js brokers; see telemetry/loop-delay.mjs). */
+  loopDelay(): Promise<LoopDelay | undefined>;
   close(): Promise<void>;
+}
+
+interface LoopDelay {
+  maxMs: number;
+  p99Ms: number;
+}
+
+/** Asks a child preloaded with telemetry/loop-delay.mjs for its figures (and resets them). */
+function askLoopDelay(child: ChildProcess): Promise<LoopDelay | undefined> {
+  if (!child.connected) return Promise.resolve(undefined);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => done(undefined), 5000);
+    const onMessage = (message: { type?: string } & LoopDelay) => {
+      if (message?.type === 'loop-delay') done(message);
+    };
+    const done = (answer: LoopDelay | undefined) => {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      resolve(answer);
+    };
+    child.on('message', onMessage);
+    child.send({ type: 'loop-delay' });
+  });
 }
 
 function exited(child: ChildProcess): Promise<void> {
@@ -263,6 +309,7 @@ async function startFlotilla(dir: string): Promise<Target> {
     process.execPath,
     [
       ...PROFILE_ARGS,
+      ...LOOP_DELAY_ARGS,
       fileURLToPath(new URL('../cli/flotilla.js', import.meta.url)),
       'server',
       '--data-dir',
@@ -278,7 +325,7 @@ async function startFlotilla(dir: string): Promise<Target> {
       '--log-level',
       'warn',
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] },
   );
   onCleanup('flotilla', () => child.kill('SIGKILL'));
   const output = tail(child);
@@ -311,6 +358,7 @@ async function startFlotilla(dir: string): Promise<Target> {
   return {
     pid: child.pid!,
     mqttPort,
+    loopDelay: () => askLoopDelay(child),
     count() {
       const log = maxLog.get() as number;
       const metric = maxMetric.get() as number;
@@ -358,7 +406,12 @@ async function startFlotilla(dir: string): Promise<Target> {
 }
 
 /** A subscriber on every device's channels, counting what the broker relays; it also sees the probe. */
-async function relayTarget(pid: number, mqttPort: number, stop: () => Promise<void>): Promise<Target> {
+async function relayTarget(
+  pid: number,
+  mqttPort: number,
+  stop: () => Promise<void>,
+  loopDelay: () => Promise<LoopDelay | undefined> = async () => undefined,
+): Promise<Target> {
   const probeTopic = topics.device(PROBE_DEVICE, 'logs');
   let relayed = 0;
   let onProbe: (line: string) => void = () => {};
@@ -376,6 +429,7 @@ async function relayTarget(pid: number, mqttPort: number, stop: () => Promise<vo
     pid,
     mqttPort,
     count: () => relayed,
+    loopDelay,
     async observeProbe(seen) {
       onProbe = seen;
     },
@@ -388,13 +442,18 @@ async function relayTarget(pid: number, mqttPort: number, stop: () => Promise<vo
 
 async function startAedes(): Promise<Target> {
   const port = await freePort();
-  const child = forkTs('./telemetry/aedes-relay.ts', [String(port)], PROFILE_ARGS);
+  const child = forkTs('./telemetry/aedes-relay.ts', [String(port)], [...PROFILE_ARGS, ...LOOP_DELAY_ARGS]);
   onCleanup('aedes', () => child.kill('SIGKILL'));
   await new Promise<void>((resolve, reject) => {
     child.once('message', () => resolve());
     child.once('exit', (code) => reject(new Error(`aedes relay exited with ${code}`)));
   });
-  return relayTarget(child.pid!, port, () => stopChild(child, 'aedes'));
+  return relayTarget(
+    child.pid!,
+    port,
+    () => stopChild(child, 'aedes'),
+    () => askLoopDelay(child),
+  );
 }
 
 async function startMosquitto(dir: string): Promise<Target> {
@@ -547,16 +606,24 @@ async function measure(name: TargetName): Promise<TargetResult> {
 
     const steps: StepResult[] = [];
     let lostBefore = 0;
-    for (const rate of RATES) {
+    let lastMaxRate: number | undefined;
+    for (const spec of RATES) {
+      if (spec.kind === 'share' && lastMaxRate === undefined) throw new Error(`--rates: ${spec.percent}% needs a max step before it`);
+      const rate =
+        spec.kind === 'fixed' ? spec.rate : spec.kind === 'max' ? 0 : Math.max(1, Math.round((lastMaxRate! * spec.percent) / 100));
       peakKb = procStatusKb(pid, 'VmRSS');
+      await target.loopDelay();
       const count0 = target.count();
       const cpu0 = procCpuMs(pid);
+      const loopCpu0 = procCpuMs(pid, pid);
       const genBefore = await generator.request({ type: 'stats' }, 'stats');
       const t0 = performance.now();
       const done = await generator.request({ type: 'step', rate, durationMs: STEP_MS }, 'stepDone');
       const t1 = performance.now();
       const count1 = target.count();
       const cpu1 = procCpuMs(pid);
+      const loopCpu1 = procCpuMs(pid, pid);
+      const loop = await target.loopDelay();
 
       const drainStart = performance.now();
       let stored = count1;
@@ -574,6 +641,7 @@ async function measure(name: TargetName): Promise<TargetResult> {
       steps.push({
         target: name,
         rate,
+        share: spec.kind === 'share' ? spec.percent : null,
         sentRate: (done.sent - genBefore.sent) / seconds,
         ingestRate: ingested / seconds,
         shed: done.shed,
@@ -585,11 +653,15 @@ async function measure(name: TargetName): Promise<TargetResult> {
         p99Ms: percentile(latencies, 99),
         maxMs: latencies.at(-1) ?? Number.NaN,
         brokerCpuPct: ((cpu1 - cpu0) / (t1 - t0)) * 100,
+        loopCpuPct: ((loopCpu1 - loopCpu0) / (t1 - t0)) * 100,
+        loopMaxMs: loop?.maxMs ?? Number.NaN,
+        loopP99Ms: loop?.p99Ms ?? Number.NaN,
         brokerUsPerMsg: ingested > 0 ? ((cpu1 - cpu0) * 1000) / ingested : Number.NaN,
         generatorCpuPct: ((done.cpuMs - genBefore.cpuMs) / (t1 - t0)) * 100,
         peakRssMb: peakKb / 1024,
       });
       lostBefore = lostNow;
+      if (spec.kind === 'max') lastMaxRate = ingested / seconds;
       if (!args.json) console.error(`  ${name} ${rate === 0 ? 'max' : rate}: ${formatRow(steps.at(-1)!).join('  ')}`);
     }
     const final = await generator.request({ type: 'stats' }, 'stats');
@@ -615,7 +687,10 @@ const HEADER = [
   'p50 ms',
   'p99 ms',
   'broker CPU %',
+  'loop CPU %',
   'broker µs/msg',
+  'loop max ms',
+  'loop p99 ms',
   'gen CPU %',
   'peak RSS MB',
 ];
@@ -623,7 +698,7 @@ const HEADER = [
 function formatRow(s: StepResult): string[] {
   return [
     s.target,
-    s.rate === 0 ? 'max' : String(s.rate),
+    s.rate === 0 ? 'max' : s.share !== null ? `${s.rate} (${s.share}%)` : String(s.rate),
     s.sentRate.toFixed(0),
     s.ingestRate.toFixed(0),
     String(s.lost),
@@ -631,7 +706,10 @@ function formatRow(s: StepResult): string[] {
     s.p50Ms.toFixed(1),
     s.p99Ms.toFixed(1),
     s.brokerCpuPct.toFixed(0),
+    s.loopCpuPct.toFixed(0),
     s.brokerUsPerMsg.toFixed(1),
+    Number.isNaN(s.loopMaxMs) ? '–' : s.loopMaxMs.toFixed(0),
+    Number.isNaN(s.loopP99Ms) ? '–' : s.loopP99Ms.toFixed(0),
     s.generatorCpuPct.toFixed(0),
     s.peakRssMb.toFixed(0),
   ];
@@ -658,6 +736,10 @@ function summary(results: readonly TargetResult[]) {
           /** The best rate of any step with nothing lost (a noisy machine does not always peak in the max step). */
           bestRate: clean.length > 0 ? Math.round(Math.max(...clean)) : undefined,
           maxP99Ms: max?.p99Ms,
+          /** Event-loop delay at the steps offered as a share of the max, ms. */
+          loopAtShare: r.steps
+            .filter((s) => s.share !== null)
+            .map((s) => ({ share: s.share, rate: s.rate, lost: s.lost, loopMaxMs: s.loopMaxMs, loopP99Ms: s.loopP99Ms })),
           highestStepTakenInFull: sustained.length > 0 ? Math.max(...sustained) : 0,
           sent: r.sent,
           stored: r.stored,
