@@ -6,8 +6,9 @@
  *
  * Every series is documented in docs/telemetry.md; change both together.
  */
-import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, type Registry } from 'prom-client';
 import { APP_PHASES, type MetricsSample } from '../../shared/index.js';
+import { labels, SeriesGauge, SeriesRegistry } from './series-gauge.js';
 
 /** The values of the `phase` label: what devices report, and `offline`. */
 export const APP_PHASE_LABELS = [...APP_PHASES, 'offline'] as const;
@@ -71,7 +72,7 @@ export interface ExporterOptions {
 export const PROCESS_METRICS_PREFIX = 'flotilla_hub_';
 
 export function createPrometheusRegistry(fleet: FleetSources, broker: BrokerSources, options: ExporterOptions = {}): Registry {
-  const registry = new Registry();
+  const registry = new SeriesRegistry();
   const registers = [registry];
   if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: PROCESS_METRICS_PREFIX });
 
@@ -89,16 +90,17 @@ export function createPrometheusRegistry(fleet: FleetSources, broker: BrokerSour
       const list = fleet.devices();
       this.set(list.length);
       devicesOnline.set(list.filter((d) => d.online).length);
-      online.values = list.map((d) => ({ labels: { device: d.id }, value: d.online ? 1 : 0 }));
+      online.reset();
+      for (const d of list) online.add(labels({ device: d.id }), d.online ? 1 : 0);
     },
   });
   const devicesOnline = new Gauge({ name: 'flotilla_devices_online', help: 'Devices online now.', registers });
-  const online = register(registry, new SeriesGauge('flotilla_device_online', '1 while the device is online, 0 otherwise.'));
+  const online = registry.register(new SeriesGauge('flotilla_device_online', '1 while the device is online, 0 otherwise.'));
 
   // ---- per-device resources from the newest metrics sample ----------------------------
-  // Thousands of series per scrape: SeriesGauges take their values as a list,
-  // without prom-client's per-set label hashing.
-  const device = (name: string, help: string, fill?: () => void) => register(registry, new SeriesGauge(name, help, fill));
+  // Thousands of series per scrape: SeriesGauges (series-gauge.ts) take their values
+  // as a list and are written out in one pass, each device's labels rendered once.
+  const device = (name: string, help: string, fill?: () => void) => registry.register(new SeriesGauge(name, help, fill));
   // One fill sets every per-device gauge, so one scrape reads the sources once.
   const sampleTime = device('flotilla_device_metrics_timestamp_seconds', 'When the newest metrics sample was taken (Unix time).', () => {
     const all = [
@@ -118,30 +120,30 @@ export function createPrometheusRegistry(fleet: FleetSources, broker: BrokerSour
       outboxBytes,
       outboxDropped,
     ];
-    for (const gauge of all) gauge.values = [];
+    for (const gauge of all) gauge.reset();
     for (const sample of fleet.latestMetrics()) {
-      const labels = { device: sample.device };
+      const of = labels({ device: sample.device });
       const { host } = sample;
-      sampleTime.add(labels, Date.parse(sample.ts) / 1000);
-      cpu.add(labels, host.cpuPercent);
-      load1.add(labels, host.load1);
-      memUsed.add(labels, host.memUsedBytes);
-      memAvailable.add(labels, host.memAvailableBytes);
-      memTotal.add(labels, host.memTotalBytes);
+      sampleTime.add(of, Date.parse(sample.ts) / 1000);
+      cpu.add(of, host.cpuPercent);
+      load1.add(of, host.load1);
+      memUsed.add(of, host.memUsedBytes);
+      memAvailable.add(of, host.memAvailableBytes);
+      memTotal.add(of, host.memTotalBytes);
       for (const disk of host.disks) {
-        const diskLabels = { device: sample.device, disk: disk.name };
+        const diskLabels = labels({ device: sample.device, disk: disk.name });
         diskUsed.add(diskLabels, disk.usedBytes);
         diskFree.add(diskLabels, disk.freeBytes);
         diskTotal.add(diskLabels, disk.totalBytes);
       }
-      if (host.temperatureC !== undefined) temperature.add(labels, host.temperatureC);
-      uptime.add(labels, host.uptimeSeconds);
-      containers.add(labels, sample.containers.length);
+      if (host.temperatureC !== undefined) temperature.add(of, host.temperatureC);
+      uptime.add(of, host.uptimeSeconds);
+      containers.add(of, sample.containers.length);
       const outbox = sample.agent?.outbox;
       if (outbox) {
-        outboxMessages.add(labels, outbox.messages);
-        outboxBytes.add(labels, outbox.bytes);
-        outboxDropped.add(labels, outbox.dropped);
+        outboxMessages.add(of, outbox.messages);
+        outboxBytes.add(of, outbox.bytes);
+        outboxDropped.add(of, outbox.dropped);
       }
     }
   });
@@ -296,44 +298,6 @@ export function createPrometheusRegistry(fleet: FleetSources, broker: BrokerSour
   });
 
   return registry;
-}
-
-type Labels = Record<string, string>;
-
-/**
- * A gauge whose series are replaced wholesale at each scrape, as a list:
- * prom-client's Gauge hashes and validates the labels on every set(), which
- * is most of a scrape's cost at thousands of devices. It implements the part
- * of prom-client's metric interface that Registry reads (name, type, get()).
- */
-class SeriesGauge {
-  readonly type = 'gauge';
-  values: { labels: Labels; value: number }[] = [];
-
-  constructor(
-    readonly name: string,
-    readonly help: string,
-    /** Runs at the start of get(): fills this and any gauges registered after it. */
-    private readonly fill?: () => void,
-  ) {}
-
-  add(labels: Labels, value: number): void {
-    this.values.push({ labels, value });
-  }
-
-  async get() {
-    this.fill?.();
-    return { name: this.name, help: this.help, type: this.type, aggregator: 'sum' as const, values: this.values };
-  }
-
-  reset(): void {
-    this.values = [];
-  }
-}
-
-function register(registry: Registry, gauge: SeriesGauge): SeriesGauge {
-  registry.registerMetric(gauge as unknown as Parameters<Registry['registerMetric']>[0]);
-  return gauge;
 }
 
 /**
