@@ -3,7 +3,10 @@
  *
  *   1. Scrape: a hub (in process) with N devices, each with a status, a state
  *      of 3 apps and one metrics sample, published over MQTT; then GET /metrics
- *      `--scrapes` times. Reports the median and p95 time and the body size.
+ *      `--scrapes` times. Reports the median and p95 time, the body size, and
+ *      the longest the hub's event loop was held meanwhile (the hub runs in this
+ *      process: perf_hooks.monitorEventLoopDelay, sampled every 10 ms, so the
+ *      figure includes up to 10 ms of sampling interval).
  *   2. Counting: the hub's broker module with and without the traffic hooks
  *      (publish event + authorizeForward), one publisher sending QoS 0
  *      messages on device metrics topics to one subscriber; rounds alternate.
@@ -15,6 +18,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
 import pino from 'pino';
@@ -71,13 +75,16 @@ async function scrapeCost(devices: number, scrapes: number) {
     }
     const times: number[] = [];
     let bytes = 0;
+    const loop = monitorEventLoopDelay({ resolution: 10 });
+    loop.enable();
     for (let i = 0; i < scrapes; i++) {
       const start = performance.now();
       const body = await (await fetch(`${base}/metrics`)).text();
       times.push(performance.now() - start);
       bytes = Buffer.byteLength(body);
     }
-    return { devices, medianMs: quantile(times, 0.5), p95Ms: quantile(times, 0.95), bytes };
+    loop.disable();
+    return { devices, medianMs: quantile(times, 0.5), p95Ms: quantile(times, 0.95), bytes, loopMaxMs: loop.max / 1e6 };
   } finally {
     await hub.close();
     rmSync(dataDir, { recursive: true, force: true });
@@ -125,10 +132,12 @@ async function relayRate(counting: boolean, messages: number): Promise<number> {
 const scrapeRows = [];
 for (const n of args.devices.split(',').filter(Boolean).map(Number)) scrapeRows.push(await scrapeCost(n, Number(args.scrapes)));
 console.log('\nGET /metrics');
-console.log('| devices | median ms | p95 ms | body KiB |');
-console.log('|---|---|---|---|');
+console.log('| devices | median ms | p95 ms | body KiB | event loop held, max ms |');
+console.log('|---|---|---|---|---|');
 for (const r of scrapeRows)
-  console.log(`| ${r.devices} | ${r.medianMs.toFixed(1)} | ${r.p95Ms.toFixed(1)} | ${(r.bytes / 1024).toFixed(0)} |`);
+  console.log(
+    `| ${r.devices} | ${r.medianMs.toFixed(1)} | ${r.p95Ms.toFixed(1)} | ${(r.bytes / 1024).toFixed(0)} | ${r.loopMaxMs.toFixed(0)} |`,
+  );
 
 const rounds = Number(args.rounds);
 const rates: Record<'off' | 'on', number[]> = { off: [], on: [] };
