@@ -34,7 +34,11 @@ export const AgentConfig = Type.Object(
     stateIntervalMs: Type.Integer({ minimum: 0 }),
     /** Time between two metric samples. */
     metricsIntervalMs: Type.Integer({ minimum: 1000 }),
-    /** Logs are published at least this often while lines arrive… */
+    /**
+     * Logs are published at least this often while lines arrive (and with
+     * every metrics sample, whichever comes first), unless the hub asks for
+     * a shorter window while someone follows the device's logs…
+     */
     logBatchMs: Type.Integer({ minimum: 10 }),
     /**
      * …or as soon as a batch holds this many bytes of lines. At most 256 KiB,
@@ -67,6 +71,11 @@ export const AgentConfig = Type.Object(
       },
       { additionalProperties: false },
     ),
+    /**
+     * `auto`: compress telemetry payloads (shared/telemetry-encoding.ts) when
+     * the hub says it decodes them; `off`: always plain JSON.
+     */
+    telemetryEncoding: Type.Union([Type.Literal('auto'), Type.Literal('off')]),
     /** Bytes per second the outbox may send (0 = unlimited), so a backlog does not flood a small link. */
     uplinkBytesPerSecond: Type.Integer({ minimum: 0 }),
     /** MQTT keepalive: a dead link is noticed after 1.5 times this. */
@@ -119,7 +128,11 @@ export const AGENT_DEFAULTS: Readonly<Omit<AgentConfig, 'deviceId'>> = {
   stateIntervalMs: 500,
   diskReserveBytes: 256 * 1024 * 1024,
   metricsIntervalMs: 10_000,
-  logBatchMs: 250,
+  // Every packet costs the link TCP/IP headers, a PUBACK and its ACK (about
+  // 160 bytes): a batch a metrics interval long carries many lines for that
+  // price, and it goes out with the sample. `logs -f` gets a short window on
+  // request (wiring/telemetry.ts).
+  logBatchMs: 10_000,
   logBatchBytes: 64 * 1024,
   logLineMaxBytes: 16 * 1024,
   logRateLinesPerSecond: 200,
@@ -128,6 +141,7 @@ export const AGENT_DEFAULTS: Readonly<Omit<AgentConfig, 'deviceId'>> = {
   outboxTtlMs: {},
   // 256 KiB/s (2 Mbit/s) is well within 4G uplinks and leaves room on 3G.
   uplinkBytesPerSecond: 256 * 1024,
+  telemetryEncoding: 'auto',
   // 30 s keeps a cellular NAT mapping alive (carriers drop idle ones after
   // 60 s or more) and finds a half-open link within 45 s, for ~300 KB a day.
   keepaliveSeconds: 30,

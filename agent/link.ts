@@ -24,6 +24,11 @@
  *   subscribed at every connect. Replies and frames go out live and never
  *   through the outbox or the pacer: a reply the hub stopped waiting for is
  *   worthless, and a session's own credit window bounds its frames.
+ * - Telemetry payloads (events, logs, metrics) go out compressed
+ *   (shared/telemetry-encoding.ts) once the hub has said on this connection
+ *   that it decodes them (its `telemetry.link` command, `acceptEncodings`);
+ *   until then, and always to an older hub, as plain JSON. The outbox keeps
+ *   plain JSON either way: a backlog may meet another hub.
  * - The will states the protocol version the agent speaks; a hub that speaks
  *   another refuses the connection (CONNACK 1, shared/protocol-version.ts),
  *   which no retry soon will change: the link says so in one line and
@@ -45,6 +50,7 @@ import {
   type Topics,
 } from '../shared/index.js';
 import { AGENT_PROTOCOL_VERSION, CONNACK_UNACCEPTABLE_PROTOCOL } from '../shared/protocol-version.js';
+import { encodeTelemetryPayload, type TelemetryEncoding } from '../shared/telemetry-encoding.js';
 import { expectMqttInternals, forgetInFlight, unacknowledgedCount } from './mqtt-internals.js';
 import type { OutboxClass } from './outbox/classes.js';
 import { describeDrops } from './outbox/drop-report.js';
@@ -109,6 +115,8 @@ export interface LinkOptions {
   onSessionFrame?: (sessionId: string, frame: Buffer) => void;
   /** The connection to the hub is gone (remote sessions end with it). */
   onConnectionLost?: () => void;
+  /** `auto` (default): compress telemetry for a hub that decodes it; `off`: plain JSON always. */
+  encoding?: 'auto' | 'off';
 }
 
 export class Link {
@@ -137,6 +145,8 @@ export class Link {
   /** The last attempt was refused for its protocol version: the next waits on PROTOCOL_REFUSED_RECONNECT. */
   private protocolRefused = false;
   private protocolRefusals = 0;
+  /** How this connection's telemetry payloads go out: set by the hub's word on this connection, cleared at every connect. */
+  private wireEncoding: TelemetryEncoding | undefined;
 
   constructor(private readonly options: LinkOptions) {
     const { topics, deviceId } = options;
@@ -242,11 +252,28 @@ export class Link {
   publishMetrics(sample: Metrics): boolean {
     if (this.closing) return false;
     if (this.client.connected && this.outbox.pending('metrics') === 0) {
-      this.client.publish(this.options.topics.device(this.options.deviceId, 'metrics'), JSON.stringify(sample), { qos: 0 });
+      const payload = this.toWire(Buffer.from(JSON.stringify(sample)));
+      this.client.publish(this.options.topics.device(this.options.deviceId, 'metrics'), payload, { qos: 0 });
       return true;
     }
     this.enqueue('metrics', sample);
     return true;
+  }
+
+  /**
+   * The encodings the hub decodes, as it listed them on this connection: the
+   * first this agent speaks is used until the connection ends (the next hub
+   * may be an older one). Nothing changes with encoding `off`.
+   */
+  acceptEncodings(encoding: TelemetryEncoding | undefined): void {
+    if (this.options.encoding === 'off' || encoding === this.wireEncoding || !this.client.connected) return;
+    this.wireEncoding = encoding;
+    this.log.info({ encoding: encoding ?? 'plain JSON' }, 'telemetry encoding for this connection');
+  }
+
+  /** The encoding telemetry goes out in on this connection (undefined: plain JSON). */
+  get telemetryEncoding(): TelemetryEncoding | undefined {
+    return this.wireEncoding;
   }
 
   /** A command's reply, QoS 1, if the link is up: never queued (the hub waits for it only briefly). */
@@ -346,6 +373,8 @@ export class Link {
     this.protocolRefusals = 0;
     this.connectedAt = Date.now();
     this.closedByHub = false;
+    // Plain JSON until this hub says it decodes more (it may not be the hub of the last connection).
+    this.wireEncoding = undefined;
     const connection = this.connection;
     // 'end' is the peer's FIN: the hub closed the connection. A reset, a keepalive timeout or our own end() is not one.
     this.client.stream.once('end', () => {
@@ -391,7 +420,8 @@ export class Link {
     while (this.inFlight < MAX_IN_FLIGHT) {
       const message = this.outbox.next();
       if (!message) return;
-      const waitMs = this.pacer.tryTake(message.payload.length);
+      const payload = this.toWire(message.payload);
+      const waitMs = this.pacer.tryTake(payload.length);
       if (waitMs > 0) {
         this.pumpTimer = setTimeout(() => {
           this.pumpTimer = undefined;
@@ -403,7 +433,7 @@ export class Link {
       this.inFlight++;
       const connection = this.connection;
       const topic = this.options.topics.device(this.options.deviceId, message.cls);
-      this.client.publish(topic, message.payload, { qos: 1 }, (err) => {
+      this.client.publish(topic, payload, { qos: 1 }, (err) => {
         // A lost connection took its messages back already (takeBackInFlight).
         if (connection !== this.connection) return;
         this.inFlight--;
@@ -412,6 +442,11 @@ export class Link {
         this.pump();
       });
     }
+  }
+
+  /** A telemetry payload (plain JSON) as it goes on the wire on this connection. */
+  private toWire(plain: Buffer): Buffer {
+    return this.wireEncoding === undefined ? plain : encodeTelemetryPayload(plain, this.wireEncoding);
   }
 
   /** The connection is gone and with it every PUBACK still to come: offer its messages again. */

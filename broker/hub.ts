@@ -51,6 +51,8 @@ export interface HubDeps {
   secretsKey?: string;
   /** The protocol versions the hub speaks with agents (default PROTOCOL_VERSIONS; tests play other releases' hubs). */
   protocolVersions?: readonly number[];
+  /** The telemetry encodings the hub offers devices (default: every one it decodes; tests play an older hub with []). */
+  telemetryEncodings?: readonly string[];
   /** Remote-access timings: how long a device has to answer an open (default 10 s), how often openers are pinged (default 10 s). */
   sessionTimings?: SessionTimings;
 }
@@ -68,9 +70,19 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
     const stores = openHubStores(config, { logger, now, secretsKey: deps.secretsKey }, closer);
     const telemetry = startTelemetry(config, logger, closer, stores.devices.presence().length);
     const { authenticator, loginDelay } = authentication(config, stores, logger);
-    const { protocolVersions } = deps;
+    const { protocolVersions, telemetryEncodings } = deps;
     const remote = remoteAccess(stores, telemetry, new Topics(config.topicRoot), logger, now, closer);
-    const mqttDeps = { stores, telemetry, authenticator, loginDelay, logger, now, protocolVersions, sessions: remote.acl };
+    const mqttDeps = {
+      stores,
+      telemetry,
+      authenticator,
+      loginDelay,
+      logger,
+      now,
+      protocolVersions,
+      telemetryEncodings,
+      sessions: remote.acl,
+    };
     const mqtt = await startHubMqtt(config, mqttDeps, closer);
     const desiredChanged = new Signal((err) => logger.error({ component: 'hub', err }, 're-planning desired state failed'));
     const desiredMayHaveChanged = () => desiredChanged.emit();
@@ -135,7 +147,13 @@ function hubApi(
     secrets,
     rollouts,
     desiredMayHaveChanged,
-    telemetry: telemetryMethods({ store: telemetry.store, ingest: telemetry.ingest, devices, now: () => now().getTime() }),
+    telemetry: telemetryMethods({
+      store: telemetry.store,
+      ingest: telemetry.ingest,
+      devices,
+      now: () => now().getTime(),
+      linkBytes: (id) => mqtt.linkBytes.get(id),
+    }),
     auth: authMethods({ db, accounts, credentials, tokens, devices, disconnect: mqtt.disconnect }),
     audit: auditMethods({ audit, now: () => now().getTime() }),
     revocations: credentials,

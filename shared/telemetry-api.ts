@@ -70,6 +70,15 @@ export interface TopRow {
   temperatureC?: number;
   /** Managed containers in the sample. */
   containers?: number;
+  /**
+   * MQTT bytes on the device's connections since the hub started (whole
+   * packets, not TCP/IP or TLS overhead): from the device, and to it.
+   * Absent when the device has not connected since.
+   */
+  linkBytesIn?: number;
+  linkBytesOut?: number;
+  /** When the hub started counting them. */
+  linkBytesSince?: string;
 }
 
 export interface TopResult {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Closer } from '../../shared/closer.js';
 import type { AgentConfig } from '../config.js';
+import { LiveLogWindow } from '../telemetry/link-tuning.js';
 import { CursorFile } from '../telemetry/logs/cursor-file.js';
 import { LogCollector } from '../telemetry/logs/log-collector.js';
 import { MetricsCollector } from '../telemetry/metrics/collector.js';
@@ -28,10 +29,18 @@ export function startTelemetry(config: AgentConfig, device: Device, uplink: Upli
   // The outbox settles batches until the link closes (after the collector): the ledger hears of each.
   uplink.logsSettled.on((payloads) => logs.settled(payloads));
   closer.add('log collector', () => logs.close());
+  // While someone follows this device's logs the hub leases a short window (link-tuning.ts).
+  const live = new LiveLogWindow({ defaultMs: config.logBatchMs, apply: (ms) => logs.setBatchWindow(ms) });
+  uplink.telemetryTuned.on((args) => live.tune(args));
+  closer.add('live log window', () => live.stop());
   const metrics = new MetricsCollector({
     runtime,
     intervalMs: config.metricsIntervalMs,
-    publish: (sample) => link.publishMetrics(sample),
+    // The lines waiting leave with the sample: one TCP segment and one acknowledgement for both.
+    publish: (sample) => {
+      logs.sendWaiting();
+      return link.publishMetrics(sample);
+    },
     nextSeq: () => telemetrySeq.next(),
     logger: logger.child({ component: 'metrics' }),
     logLinesDropped: () => logs.droppedLines,

@@ -7,12 +7,13 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Closer } from '../../shared/closer.js';
-import type { Command, DesiredState, DeviceEvent, Topics } from '../../shared/index.js';
+import type { Command, DesiredState, DeviceEvent, TelemetryLinkArgs, Topics } from '../../shared/index.js';
 import { Signal } from '../../shared/signal.js';
 import type { AgentConfig } from '../config.js';
 import { Link } from '../link.js';
 import type { LocalStore } from '../local-store.js';
 import { IN_MEMORY } from '../outbox/outbox-file.js';
+import { chooseEncoding, readTelemetryLinkCommand } from '../telemetry/link-tuning.js';
 
 /** An event as its source knows it: the uplink stamps its seq and time. */
 export type NewEvent = Omit<DeviceEvent, 'seq' | 'ts'>;
@@ -25,6 +26,8 @@ export interface Uplink {
   logsSettled: Signal<Buffer[]>;
   /** What the link hands remote access (wiring/remote.ts listens). */
   remote: RemoteArrivals;
+  /** The hub's `telemetry.link` commands (the link takes their encodings; wiring/telemetry.ts their live log window). */
+  telemetryTuned: Signal<TelemetryLinkArgs>;
 }
 
 export interface RemoteArrivals {
@@ -49,6 +52,19 @@ export function openUplink(config: AgentConfig, { store, topics, desiredArrived,
     frames: new Signal(remoteFailed),
     connectionLost: new Signal(remoteFailed),
   };
+  const telemetryTuned = new Signal<TelemetryLinkArgs>((err) =>
+    logger.error({ component: 'logs', err }, "applying the hub's telemetry settings failed"),
+  );
+  // The hub's telemetry settings arrive on the commands topic beside remote access's commands, which never see them.
+  const onCommand = (command: Command) => {
+    const verdict = readTelemetryLinkCommand(command, Date.now());
+    if (verdict.kind === 'other') return remote.commands.emit(command);
+    if (verdict.kind === 'invalid')
+      logger.warn({ component: 'link', commandId: command.id, reason: verdict.reason }, 'invalid telemetry.link command dropped');
+    if (verdict.kind !== 'tune') return;
+    link.acceptEncodings(chooseEncoding(verdict.args.encodings));
+    telemetryTuned.emit(verdict.args);
+  };
   const link = new Link({
     hubUrl: config.hubUrl,
     deviceId: config.deviceId,
@@ -56,7 +72,8 @@ export function openUplink(config: AgentConfig, { store, topics, desiredArrived,
     logger,
     onDesired: (desired) => desiredArrived.emit(desired),
     onForeignDesired: (desired) => desiredArrived.emit(desired),
-    onCommand: (command) => remote.commands.emit(command),
+    onCommand,
+    encoding: config.telemetryEncoding,
     onSessionFrame: (sessionId, frame) => remote.frames.emit({ sessionId, frame }),
     onConnectionLost: () => remote.connectionLost.emit(),
     stateIntervalMs: config.stateIntervalMs,
@@ -83,7 +100,7 @@ export function openUplink(config: AgentConfig, { store, topics, desiredArrived,
   function event(event: NewEvent): void {
     link.publishEvent({ seq: store.nextEventSeq(), ts: new Date().toISOString(), ...event });
   }
-  return { link, event, logsSettled, remote };
+  return { link, event, logsSettled, remote, telemetryTuned };
 }
 
 /** `memory` keeps the outbox in RAM; the default is a file beside the agent's own. */

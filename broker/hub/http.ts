@@ -88,6 +88,7 @@ export async function startHubHttp(config: HubConfig, deps: HubHttpDeps, closer:
           admission: () => mqtt.admission.counters(),
           dropped: () => mqtt.payloadLimits.dropped(),
           sessions: () => ({ open: deps.remote.registry.size, ...bytesOf(deps.remote.registry) }),
+          linkBytes: () => mqtt.linkBytes.all(),
         },
       ),
     ));
@@ -102,7 +103,7 @@ export async function startHubHttp(config: HubConfig, deps: HubHttpDeps, closer:
   closer.add('fleet feed', () => fleet.close());
   const routes = [
     fleetFollowRoute(fleet),
-    ...followRoutes(api, telemetry.ingest),
+    ...followRoutes(api, telemetry.ingest, (device) => mqtt.telemetryLink.follow(device)),
     metricsRoute(metrics),
     whoamiRoute(),
     hubKeyRoute(stores.signingKey.publicKeyPem),

@@ -12,16 +12,18 @@ import type { LoginDelay } from '../auth/login-delay.js';
 import type { HubConfig } from '../config.js';
 import { type ApiAnswer, createAccessControl } from '../mqtt/access.js';
 import { type ConnectionAdmission, createConnectionAdmission } from '../mqtt/admission.js';
-import { closeClients } from '../mqtt/aedes-internals.js';
+import { closeClients, connectedClient } from '../mqtt/aedes-internals.js';
 import { type EmbeddedBroker, startBroker } from '../mqtt/broker.js';
 import { brokerHooks } from '../mqtt/hooks.js';
 import { type HubBus, hubBus } from '../mqtt/hub-bus.js';
 import { ClientIdClashes } from '../mqtt/id-clash.js';
+import { LinkBytes } from '../mqtt/link-bytes.js';
 import { limitPayloads, type PayloadLimits } from '../mqtt/payload-limits.js';
 import { DevicePresence } from '../mqtt/presence.js';
 import { createProtocolGate, refusalMessage } from '../mqtt/protocol-gate.js';
 import { tlsPeerCommonName } from '../mqtt/tls-identity.js';
 import { BrokerTraffic } from '../mqtt/traffic.js';
+import { TelemetryLinkTuning } from '../telemetry/link-tuning.js';
 import type { RemoteAccessAcl } from './remote.js';
 import type { HubStores } from './stores.js';
 import type { HubTelemetry } from './telemetry.js';
@@ -37,6 +39,10 @@ export interface HubMqtt {
   traffic: BrokerTraffic;
   admission: ConnectionAdmission;
   payloadLimits: PayloadLimits;
+  /** Each device's bytes on its MQTT connections. */
+  linkBytes: LinkBytes;
+  /** How devices send telemetry: the encodings this hub decodes, and live log windows while someone follows. */
+  telemetryLink: TelemetryLinkTuning;
   /** Closes the connections whose client ids match (a revoked device, a deleted account); how many. */
   disconnect(match: (clientId: string) => boolean): number;
 }
@@ -50,6 +56,8 @@ export interface HubMqttDeps {
   now: () => Date;
   /** The protocol versions the hub speaks (default PROTOCOL_VERSIONS). */
   protocolVersions?: readonly number[];
+  /** The telemetry encodings the hub offers devices (default: every one it decodes; tests play an older hub with []). */
+  telemetryEncodings?: readonly string[];
   /** The open remote-access sessions, for the ACL of their topics, and where refusals on them are audited. */
   sessions?: RemoteAccessAcl;
 }
@@ -96,6 +104,7 @@ export async function startHubMqtt(config: HubConfig, deps: HubMqttDeps, closer:
     },
   });
   const traffic = new BrokerTraffic(topics);
+  const linkBytes = new LinkBytes(topics);
   const payloadLimits = limitPayloads(access.authorizePublish, { topics, logger });
   const broker = await startBroker({
     host: config.host,
@@ -103,7 +112,8 @@ export async function startHubMqtt(config: HubConfig, deps: HubMqttDeps, closer:
     wsPort: config.wsPort,
     logger,
     maxPacketBytes: config.maxPacketBytes,
-    hooks: brokerHooks({ clashes, access, protocol, admission, payloadLimits, ingest: telemetry.ingest, traffic, topics }),
+    linkBytes,
+    hooks: brokerHooks({ clashes, access, protocol, admission, payloadLimits, ingest: telemetry.ingest, traffic, topics, logger }),
   });
   closer.add('MQTT broker', () => broker.close());
   // Closed before the broker (closers run in reverse): connections held for a token are let go first.
@@ -128,6 +138,15 @@ export async function startHubMqtt(config: HubConfig, deps: HubMqttDeps, closer:
     },
   });
   presence.attach(broker.aedes);
+  const telemetryLink = new TelemetryLinkTuning({
+    bus,
+    topics,
+    logger,
+    isConnected: (deviceId) => connectedClient(broker.aedes, deviceId) !== undefined,
+    ...(deps.telemetryEncodings !== undefined ? { encodings: deps.telemetryEncodings } : {}),
+  });
+  telemetryLink.attach(broker.aedes);
+  closer.add('telemetry link tuning', () => telemetryLink.close());
   clashes.attach(broker.aedes);
   closer.add('presence', () => presence.stop());
   return {
@@ -139,6 +158,8 @@ export async function startHubMqtt(config: HubConfig, deps: HubMqttDeps, closer:
     traffic,
     admission,
     payloadLimits,
+    linkBytes,
+    telemetryLink,
     disconnect: (match) => closeClients(broker.aedes, match),
   };
 }

@@ -10,6 +10,7 @@ import mqttPacket from 'mqtt-packet';
 import type { Logger } from 'pino';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import { connectionAddress } from './client-address.js';
+import type { LinkBytes } from './link-bytes.js';
 import { limitPacketSize } from './packet-limit.js';
 import { FLOTILLA_INTERNAL_PREFIX, MAX_TOPIC_LEVELS, TOPIC_MAX_LENGTH } from './payload-limits.js';
 import { retainedIndexedPersistence } from './retained-index.js';
@@ -49,6 +50,8 @@ export interface BrokerOptions {
   retainedIndex?: boolean;
   /** The largest packet a client may send, in bytes (default DEFAULT_MAX_PACKET_BYTES; broker/mqtt/packet-limit.ts). */
   maxPacketBytes?: number;
+  /** Counts each device's bytes on its connections (link-bytes.ts). */
+  linkBytes?: Pick<LinkBytes, 'watch'>;
 }
 
 /** 1 MiB: above every per-topic cap (payload-limits.ts), so only a broken or hostile client meets it. */
@@ -84,7 +87,7 @@ export async function startBroker(options: BrokerOptions): Promise<EmbeddedBroke
   aedes.on('clientError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'connection error'));
   boundSessionQueues(aedes, limits.maxQueuedMessages, log);
-  const handle = connectionHandler(aedes, subscribers, maxPacketBytes, log);
+  const handle = connectionHandler(aedes, subscribers, maxPacketBytes, log, options.linkBytes);
   // No Nagle: remote-access frames (a keystroke, a credit grant) are small and waited for; coalescing them costs a delayed-ACK round.
   const tcp = createNetServer({ noDelay: true }, (socket) => handle(socket));
   const { httpForWs, terminateClients } = webSocketListener(handle, maxPacketBytes, log);
@@ -156,10 +159,17 @@ async function createAedes(options: BrokerOptions, subscribers: SubscriberGuard)
   });
 }
 
-/** Serves MQTT on one accepted connection: the packet-size cap first, then Aedes, then the subscriber guard. */
-function connectionHandler(aedes: Aedes, subscribers: SubscriberGuard, maxPacketBytes: number, log: Logger) {
+/** Serves MQTT on one accepted connection: the byte count and the packet-size cap first, then Aedes, then the subscriber guard. */
+function connectionHandler(
+  aedes: Aedes,
+  subscribers: SubscriberGuard,
+  maxPacketBytes: number,
+  log: Logger,
+  linkBytes?: Pick<LinkBytes, 'watch'>,
+) {
   return (conn: Duplex, req?: IncomingMessage) => {
     let client: Client | undefined;
+    linkBytes?.watch(conn);
     limitPacketSize(conn, {
       maxBytes: maxPacketBytes,
       maxConnectBytes: Math.min(MAX_CONNECT_PACKET_BYTES, maxPacketBytes),

@@ -7,7 +7,7 @@
  * | (stream)           | packet-size cap, before a byte reaches the parser (packet-limit.ts, in startBroker) |
  * | preConnect         | id-clash watch (refuses nothing) → access: the client id as sent → protocol version an agent states (protocol-gate.ts) → admission: per-address, then global rate |
  * | authenticate       | startBroker marks clients with a username for the subscriber guard → access: client id, credentials, login delay |
- * | authorizePublish   | access: topic ACL and API roles → payload caps (acknowledge and drop) → telemetry ingest before the PUBACK |
+ * | authorizePublish   | access: topic ACL and API roles → payload caps (acknowledge and drop) → telemetry: encoded payloads decoded, then ingest before the PUBACK |
  * | authorizeSubscribe | startBroker: filter length → access: topic ACL |
  * | authorizeForward   | startBroker: internal topics go nowhere → access: private messages to their owner only → traffic count |
  *
@@ -15,6 +15,7 @@
  * (hub-bus.ts), and only authorizeForward sees them, on their way out.
  */
 import type { AedesOptions, ConnectPacket } from 'aedes';
+import type { Logger } from 'pino';
 import type { Topics } from '../../shared/index.js';
 import type { TelemetryIngest } from '../telemetry/ingest.js';
 import { ingestBeforeAck } from '../telemetry/ingest-before-ack.js';
@@ -41,13 +42,25 @@ export interface HookStages {
   ingest: TelemetryIngest;
   traffic: BrokerTraffic;
   topics: Topics;
+  /** Where ingest reports undecodable telemetry payloads. */
+  logger?: Logger;
 }
 
-export function brokerHooks({ clashes, access, protocol, admission, payloadLimits, ingest, traffic, topics }: HookStages): BrokerHooks {
+export function brokerHooks({
+  clashes,
+  access,
+  protocol,
+  admission,
+  payloadLimits,
+  ingest,
+  traffic,
+  topics,
+  logger,
+}: HookStages): BrokerHooks {
   return {
     preConnect: chainPreConnect(clashes.preConnect, access.preConnect, protocol.preConnect, admission.preConnect),
     authenticate: access.authenticate,
-    authorizePublish: ingestBeforeAck(payloadLimits.authorizePublish, topics, ingest),
+    authorizePublish: ingestBeforeAck(payloadLimits.authorizePublish, topics, ingest, logger ? { logger } : {}),
     authorizeSubscribe: access.authorizeSubscribe,
     authorizeForward: (client, packet) => {
       const allowed = access.authorizeForward(client, packet);

@@ -15,13 +15,16 @@ export interface TelemetryMethodDeps {
   ingest: TelemetryIngest;
   devices: DeviceStore;
   now: () => number;
+  /** A device's MQTT bytes since the hub started (broker/mqtt/link-bytes.ts). */
+  linkBytes?: (deviceId: string) => { bytesIn: number; bytesOut: number } | undefined;
 }
 
 const DEFAULT_METRICS_WINDOW_MS = 3_600_000;
 
 export type TelemetryMethodName = 'logs.query' | 'events.query' | 'metrics.query' | 'devices.top';
 
-export function telemetryMethods({ store, ingest, devices, now }: TelemetryMethodDeps): ApiHandlersFor<TelemetryMethodName> {
+export function telemetryMethods({ store, ingest, devices, now, linkBytes }: TelemetryMethodDeps): ApiHandlersFor<TelemetryMethodName> {
+  const linkBytesSince = new Date(now()).toISOString();
   const knownDevice = (id: string) => {
     if (!devices.get(id)) throw ApiError.notFound('device', id);
     return id;
@@ -66,7 +69,9 @@ export function telemetryMethods({ store, ingest, devices, now }: TelemetryMetho
     'devices.top': () => ({
       devices: devices.list().map((device): TopRow => {
         const sample = ingest.latest.get(device.id);
-        if (!sample) return { id: device.id, online: device.online };
+        const bytes = linkBytes?.(device.id);
+        const link = bytes ? { linkBytesIn: bytes.bytesIn, linkBytesOut: bytes.bytesOut, linkBytesSince } : {};
+        if (!sample) return { id: device.id, online: device.online, ...link };
         const { host } = sample;
         const root = host.disks.find((disk) => disk.name === 'root') ?? host.disks[0];
         return {
@@ -80,6 +85,7 @@ export function telemetryMethods({ store, ingest, devices, now }: TelemetryMetho
           ...(root ? { diskUsedBytes: root.usedBytes, diskTotalBytes: root.totalBytes } : {}),
           ...(host.temperatureC !== undefined ? { temperatureC: host.temperatureC } : {}),
           containers: sample.containers.length,
+          ...link,
         };
       }),
     }),

@@ -8,6 +8,8 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, type Registry } from 'prom-client';
 import { APP_PHASES, type MetricsSample } from '../../shared/index.js';
+import type { DeviceLinkBytes } from '../mqtt/link-bytes.js';
+import { registerLinkBytesMetrics } from './link-bytes-metrics.js';
 import { labels, SeriesGauge, SeriesRegistry } from './series-gauge.js';
 
 /** The values of the `phase` label: what devices report, and `offline`. */
@@ -62,6 +64,8 @@ export interface BrokerSources {
   dropped?(): { channel: string; reason: string; count: number }[];
   /** Remote-access sessions the hub relays (broker/remote/session-registry.ts): open now, and DATA payload bytes since start. */
   sessions?(): { open: number; bytesUp: number; bytesDown: number; devices: SessionDeviceBytes[] };
+  /** Each device's MQTT bytes in and out since start (broker/mqtt/link-bytes.ts). */
+  linkBytes?(): Iterable<DeviceLinkBytes>;
 }
 
 export interface ExporterOptions {
@@ -270,6 +274,8 @@ export function createPrometheusRegistry(fleet: FleetSources, broker: BrokerSour
       registers,
     });
   }
+
+  registerLinkBytesMetrics(registry, broker.linkBytes);
 
   // ---- telemetry ingest ---------------------------------------------------------------
   new Gauge({

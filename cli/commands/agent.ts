@@ -30,6 +30,8 @@ interface AgentOptions {
   logRate: number;
   logBuffer: number;
   metricsInterval: number;
+  logBatchWindow: number;
+  telemetryEncoding: 'auto' | 'off';
   outbox?: string;
   outboxMaxSize: number;
   outboxTtl: Partial<Record<OutboxClass, number>>;
@@ -108,6 +110,21 @@ export function registerAgent(program: Command, io: CliIO): void {
         .env('FLOTILLA_METRICS_INTERVAL')
         .argParser(durationAtLeast(minimumOf('metricsIntervalMs')))
         .default(DEFAULTS.metricsIntervalMs, durationText(DEFAULTS.metricsIntervalMs)),
+    )
+    .addOption(
+      new Option(
+        '--log-batch-window <duration>',
+        'send log lines once the oldest waiting is this old, or with the next metrics sample if sooner (while someone follows the logs the hub asks for 250ms)',
+      )
+        .env('FLOTILLA_LOG_BATCH_WINDOW')
+        .argParser(durationAtLeast(minimumOf('logBatchMs')))
+        .default(DEFAULTS.logBatchMs, durationText(DEFAULTS.logBatchMs)),
+    )
+    .addOption(
+      new Option('--telemetry-encoding <mode>', 'auto: compress logs, metrics and events for a hub that decodes them; off: plain JSON')
+        .env('FLOTILLA_TELEMETRY_ENCODING')
+        .choices(['auto', 'off'])
+        .default(DEFAULTS.telemetryEncoding),
     )
     .addOption(
       new Option('--log-rate <lines/s>', 'log lines per second one app may send (burst: twice that); more are dropped and counted')
@@ -210,6 +227,8 @@ export function registerAgent(program: Command, io: CliIO): void {
           logRateLinesPerSecond: options.logRate,
           logBufferBytes: options.logBuffer,
           metricsIntervalMs: options.metricsInterval,
+          logBatchMs: options.logBatchWindow,
+          telemetryEncoding: options.telemetryEncoding,
           outboxPath: options.outbox,
           outboxMaxBytes: options.outboxMaxSize,
           outboxTtlMs: options.outboxTtl,

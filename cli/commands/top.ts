@@ -1,14 +1,17 @@
 /**
  * `flotilla top devices [--interval 2s] [--once]` — the newest metrics sample
  * of every device, one row each: DEVICE, ONLINE, CPU%, LOAD, MEM, DISK, TEMP,
- * CONTAINERS, AGE (of the sample).
+ * CONTAINERS, AGE (of the sample), and what the device's link carried: LINK
+ * IN/OUT, its MQTT bytes from and to the hub since the hub started, and
+ * LINK/DAY, both directions averaged per day over that time (what a metered
+ * link bills, less TCP/IP and TLS overhead).
  *
  * On a terminal the table is redrawn every interval until Ctrl-C, like
  * `top`; when stdout is not a terminal, with `--once`, or with `-o json|yaml`
  * (the hub's body), it is printed once.
  */
 import type { Command } from 'commander';
-import type { TopResult, TopRow } from '../../shared/index.js';
+import { formatBytes, type TopResult, type TopRow } from '../../shared/index.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import { parsePositiveDuration } from '../option-parsers.js';
 import { formatAge, formatTable, yesNo } from '../output.js';
@@ -61,7 +64,7 @@ export function registerTop(program: Command, io: CliIO): void {
 export function topTable(result: TopResult, now: number = Date.now()): string {
   const devices = [...result.devices].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   return formatTable(
-    ['DEVICE', 'ONLINE', 'CPU%', 'LOAD', 'MEM', 'DISK', 'TEMP', 'CONTAINERS', 'AGE'],
+    ['DEVICE', 'ONLINE', 'CPU%', 'LOAD', 'MEM', 'DISK', 'TEMP', 'CONTAINERS', 'AGE', 'LINK IN/OUT', 'LINK/DAY'],
     devices.map((row) => topCells(row, now)),
   );
 }
@@ -77,5 +80,19 @@ function topCells(row: TopRow, now: number): string[] {
     row.temperatureC === undefined ? '-' : `${formatNumber(row.temperatureC)}°C`,
     row.containers === undefined ? '-' : String(row.containers),
     row.ts === undefined ? '<none>' : formatAge(row.ts, now),
+    row.linkBytesIn === undefined || row.linkBytesOut === undefined ? '-' : formatUsage(row.linkBytesIn, row.linkBytesOut),
+    formatPerDay(row, now),
   ];
+}
+
+const DAY_MS = 86_400_000;
+/** Averages over less than this are mostly the connection's start (CONNECT, the retained desired state): not shown. */
+const MIN_AVERAGE_MS = 60_000;
+
+/** Both directions' bytes per day since the hub began counting; `-` until a minute has passed. */
+function formatPerDay(row: TopRow, now: number): string {
+  if (row.linkBytesIn === undefined || row.linkBytesOut === undefined || row.linkBytesSince === undefined) return '-';
+  const elapsed = now - Date.parse(row.linkBytesSince);
+  if (!(elapsed >= MIN_AVERAGE_MS)) return '-';
+  return formatBytes(((row.linkBytesIn + row.linkBytesOut) * DAY_MS) / elapsed);
 }

@@ -324,7 +324,7 @@ export const API = {
     params: NoParams,
     result: returns<TopResult>(),
     answers:
-      '`{devices: [{id, online, ts?, cpuPercent?, load1?, memUsedBytes?, memTotalBytes?, diskUsedBytes?, diskTotalBytes?, temperatureC?, containers?}]}`',
+      "`{devices: [{id, online, ts?, cpuPercent?, load1?, memUsedBytes?, memTotalBytes?, diskUsedBytes?, diskTotalBytes?, temperatureC?, containers?, linkBytesIn?, linkBytesOut?, linkBytesSince?}]}`: `linkBytes*` are MQTT bytes on the device's connections since the hub started (`linkBytesSince`)",
     role: 'viewer',
     http: { method: 'GET', path: '/api/v1/top' },
   }),

@@ -5,6 +5,13 @@
  * Every batch and sample carries a `seq` that is unique per device, so the hub
  * can store a redelivered message once. Units are in the field names: bytes,
  * percent (0–100 of the whole machine, all cores together), seconds, °C.
+ *
+ * On the link a payload may be encoded (shared/telemetry-encoding.ts); the
+ * hub stores and relays only the plain JSON these schemas describe.
+ *
+ * Metric samples are compact: percentages, load averages and temperatures
+ * carry at most METRIC_DECIMALS decimals and uptime whole seconds (the agent
+ * rounds; more digits were noise that cost the link bytes on every sample).
  */
 import { type Static, Type } from '@sinclair/typebox';
 import { Seq, Timestamp } from './messages.js';
@@ -123,6 +130,9 @@ export const AgentMetrics = Type.Object(
 );
 export type AgentMetrics = Static<typeof AgentMetrics>;
 
+/** Decimals the agent keeps in a sample's percentages, load averages and temperatures. */
+export const METRIC_DECIMALS = 2;
+
 /** `…/devices/{id}/metrics`: one sample. */
 export const Metrics = Type.Object(
   {
@@ -135,3 +145,28 @@ export const Metrics = Type.Object(
   { additionalProperties: false },
 );
 export type Metrics = Static<typeof Metrics>;
+
+/**
+ * The command (`…/devices/{id}/commands`, type TELEMETRY_LINK_COMMAND) with
+ * which the hub tunes how a device sends telemetry on its link; an agent that
+ * does not know it ignores it. The hub sends it whenever the agent subscribes
+ * to its commands (every connection), and again while someone follows the
+ * device's logs.
+ */
+export const TELEMETRY_LINK_COMMAND = 'telemetry.link';
+
+export const TelemetryLinkArgs = Type.Object(
+  {
+    /** The payload encodings this hub decodes (shared/telemetry-encoding.ts), preferred first; absent or empty: plain JSON only. */
+    encodings: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 16 })),
+    /**
+     * Someone follows the device's logs: send a batch once its oldest line is
+     * this old (instead of the agent's own, longer window)…
+     */
+    liveLogBatchMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 60_000 })),
+    /** …for this long from receipt, unless told again; 0 ends it at once. */
+    liveForMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 3_600_000 })),
+  },
+  { additionalProperties: false },
+);
+export type TelemetryLinkArgs = Static<typeof TelemetryLinkArgs>;

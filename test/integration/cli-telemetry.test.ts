@@ -274,12 +274,15 @@ describe('flotilla events', SLOW, () => {
 });
 
 describe('flotilla top devices', SLOW, () => {
-  it("--once shows the device's CPU, memory and disk", async () => {
+  it("--once shows the device's CPU, memory and disk, and what its link carried", async () => {
     const result = await flotilla(['top', 'devices', '--once']);
     expect(result.code).toBe(0);
     const [header, row] = result.stdout.split('\n');
-    expect(header).toMatch(/^DEVICE\s+ONLINE\s+CPU%\s+LOAD\s+MEM\s+DISK\s+TEMP\s+CONTAINERS\s+AGE$/);
-    expect(row).toMatch(/^pi-1\s+yes\s+23\.5\s+0\.75\s+512\.0 MiB\/2\.0 GiB\s+3\.0 GiB\/16\.0 GiB\s+51\.5°C\s+1\s+\d+s$/);
+    expect(header).toMatch(/^DEVICE\s+ONLINE\s+CPU%\s+LOAD\s+MEM\s+DISK\s+TEMP\s+CONTAINERS\s+AGE\s+LINK IN\/OUT\s+LINK\/DAY$/);
+    // Link bytes only for an agent's connection (a will on its own status topic); per day only after a minute of counting.
+    expect(row).toMatch(
+      /^pi-1\s+yes\s+23\.5\s+0\.75\s+512\.0 MiB\/2\.0 GiB\s+3\.0 GiB\/16\.0 GiB\s+51\.5°C\s+1\s+\d+s\s+(-|\d+(\.\d)? (B|KiB)\/\d+(\.\d)? (B|KiB))\s+-$/,
+    );
   });
 });
 

@@ -77,7 +77,7 @@ describe('eventCells', () => {
 });
 
 describe('topTable', () => {
-  it('shows usage in binary units, and dashes for a device that never sent a sample', () => {
+  it('shows usage and link bytes in binary units (per day averaged since the hub began counting), and dashes for a device that never sent a sample', () => {
     const now = Date.parse('2026-11-28T09:00:10Z');
     const text = topTable(
       {
@@ -95,6 +95,10 @@ describe('topTable', () => {
             diskTotalBytes: 16 * 1024 ** 3,
             temperatureC: 48.5,
             containers: 2,
+            // Two days of counting: 3 MiB in and 1 MiB out make 2 MiB a day.
+            linkBytesIn: 3 * 1024 ** 2,
+            linkBytesOut: 1024 ** 2,
+            linkBytesSince: '2026-11-26T09:00:10Z',
           },
         ],
       },
@@ -102,9 +106,9 @@ describe('topTable', () => {
     );
     expect(text).toBe(
       [
-        'DEVICE   ONLINE   CPU%   LOAD   MEM                 DISK               TEMP     CONTAINERS   AGE',
-        'pi-1     yes      12.3   0.50   512.0 MiB/2.0 GiB   3.0 GiB/16.0 GiB   48.5°C   2            5s',
-        'pi-2     no       -      -      -                   -                  -        -            <none>',
+        'DEVICE   ONLINE   CPU%   LOAD   MEM                 DISK               TEMP     CONTAINERS   AGE      LINK IN/OUT       LINK/DAY',
+        'pi-1     yes      12.3   0.50   512.0 MiB/2.0 GiB   3.0 GiB/16.0 GiB   48.5°C   2            5s       3.0 MiB/1.0 MiB   2.0 MiB',
+        'pi-2     no       -      -      -                   -                  -        -            <none>   -                 -',
         '',
       ].join('\n'),
     );

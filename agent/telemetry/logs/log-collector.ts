@@ -137,6 +137,30 @@ export class LogCollector {
     return n;
   }
 
+  /** The batch window now: the configured one, or a shorter one while the hub asks for live logs. */
+  get batchMs(): number {
+    return this.pipeline.batchMs;
+  }
+
+  /** From now on a batch is due once its oldest line is `ms` old; lines waiting longer than that go at once. */
+  setBatchWindow(ms: number): void {
+    if (ms === this.pipeline.batchMs) return;
+    this.pipeline.batchMs = ms;
+    this.rearm();
+  }
+
+  /**
+   * Publishes every line waiting, due or not: a metrics sample is about to
+   * go out, and lines that leave with it share its TCP segment and
+   * acknowledgement instead of paying for their own later.
+   */
+  sendWaiting(): void {
+    if (this.closed || this.pipeline.dueIn() === undefined) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.send(true);
+  }
+
   start(): void {
     if (this.replays.length === 0) {
       this.refresh();
@@ -348,6 +372,13 @@ export class LogCollector {
     };
   }
 
+  /** Drops the armed flush timer and arms it for the window as it is now. */
+  private rearm(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.schedule();
+  }
+
   /** Arms the flush timer for when the next batch is due (called for every line, so the common case returns at once). */
   private schedule(): void {
     if (this.closed) return;
@@ -393,11 +424,11 @@ export class LogCollector {
     if (this.pipeline.dueIn() === 0) {
       // Due but the link is down or has too many batches in flight: look again
       // a batch interval later (the buffer bounds what piles up meanwhile).
-      this.timerAt = this.now() + this.options.batchMs;
+      this.timerAt = this.now() + this.pipeline.batchMs;
       this.timer = setTimeout(() => {
         this.timer = undefined;
         this.send(false);
-      }, this.options.batchMs);
+      }, this.pipeline.batchMs);
       return;
     }
     this.schedule();

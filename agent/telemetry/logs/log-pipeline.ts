@@ -40,6 +40,15 @@ export class LogPipeline {
     this.buffer = new LogBuffer({ maxBytes: options.bufferBytes, now: options.now });
   }
 
+  /** How old the oldest waiting line may grow before a batch is due. */
+  get batchMs(): number {
+    return this.options.batchMs;
+  }
+
+  set batchMs(ms: number) {
+    this.options.batchMs = ms;
+  }
+
   /** Lines dropped since the start (rate limit, buffer full, or link down long enough to fill it). */
   get droppedLines(): number {
     return this.buffer.droppedLines;

@@ -21,6 +21,7 @@ import type { AgentMetrics, Metrics } from '../../../shared/index.js';
 import type { ContainerRuntime, ManagedContainer } from '../../runtime/runtime.js';
 import { AgentSampler } from './agent-self.js';
 import { CgroupReader } from './cgroup.js';
+import { compactSample } from './compact.js';
 import { ContainerSampler } from './containers.js';
 import type { DiskPath } from './disks.js';
 import { HostSampler } from './host.js';
@@ -92,7 +93,7 @@ export class MetricsCollector {
     await this.running;
   }
 
-  /** One sample, as published (exported for tests). */
+  /** One sample, as published (exported for tests): compact (compact.ts). */
   async sample(): Promise<Metrics> {
     const seq = this.options.nextSeq();
     const ts = new Date().toISOString();
@@ -101,7 +102,7 @@ export class MetricsCollector {
     const containers = await this.containers.sample(managed, host);
     const agent = this.agent.sample(host.cpuCount);
     this.counts.sampled++;
-    return { seq, ts, host, containers, agent };
+    return compactSample({ seq, ts, host, containers, agent });
   }
 
   private schedule(delayMs: number): void {

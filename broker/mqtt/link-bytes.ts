@@ -1,0 +1,115 @@
+/**
+ * Bytes on each device's MQTT connection, both ways, whole packets with
+ * their MQTT framing (fixed header, topic, packet id, CONNECT and CONNACK,
+ * PINGs): what the device's link carries above TCP, so an operator sees
+ * what each device costs on a metered link. Over TLS it is the bytes inside
+ * the TLS records; TCP/IP headers and TLS framing are not seen here.
+ *
+ * A connection is an agent's when its will is the offline status on its own
+ * status topic (as broker/mqtt/protocol-gate.ts tells agents from other
+ * clients): dashboards, services and CLIs are not counted, so the series stay
+ * one pair per device whatever client ids others invent. Bytes a connection
+ * carries before Aedes has accepted its CONNECT (the CONNECT itself) are
+ * added once it has; a refused connection counts for nobody.
+ *
+ * Totals are since the hub started, per device id, over every connection
+ * the device made. Counting wraps the connection's `read` (Aedes reads with
+ * `conn.read()` on 'readable', lib/client.js) and `write` on that one
+ * connection object: a few additions per packet, no per-packet allocation.
+ */
+import type { Duplex } from 'node:stream';
+import type { Client } from 'aedes';
+import { isDeviceId, type Topics } from '../../shared/index.js';
+
+export interface DeviceLinkBytes {
+  device: string;
+  /** From the device to the hub. */
+  bytesIn: number;
+  /** From the hub to the device. */
+  bytesOut: number;
+}
+
+interface Totals {
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/** One connection's counts until it is known to be an agent's (then `totals`), or known not to be (`ignored`). */
+interface Watch {
+  pendingIn: number;
+  pendingOut: number;
+  totals?: Totals;
+  ignored?: boolean;
+}
+
+export class LinkBytes {
+  private readonly devices = new Map<string, Totals>();
+
+  constructor(private readonly topics: Topics) {}
+
+  /** Counts an accepted connection's bytes from now on: call before Aedes reads from it. */
+  watch(conn: Duplex): void {
+    const watch: Watch = { pendingIn: 0, pendingOut: 0 };
+    const read = conn.read;
+    conn.read = function (this: Duplex, ...args: Parameters<Duplex['read']>) {
+      const chunk: unknown = read.apply(this, args);
+      if (chunk != null) count(watch, 'in', byteLength(chunk));
+      return chunk;
+    };
+    const write = conn.write;
+    conn.write = function (this: Duplex, ...args: unknown[]) {
+      count(watch, 'out', byteLength(args[0]));
+      return (write as (...a: unknown[]) => boolean).apply(this, args);
+    } as Duplex['write'];
+    const count = (w: Watch, direction: 'in' | 'out', bytes: number): void => {
+      if (w.ignored) return;
+      const totals = w.totals ?? this.resolve(conn, w);
+      if (!totals) {
+        if (direction === 'in') w.pendingIn += bytes;
+        else w.pendingOut += bytes;
+        return;
+      }
+      if (direction === 'in') totals.bytesIn += bytes;
+      else totals.bytesOut += bytes;
+    };
+  }
+
+  /** Every device counted since the hub started. */
+  *all(): Iterable<DeviceLinkBytes> {
+    for (const [device, totals] of this.devices) yield { device, ...totals };
+  }
+
+  get(deviceId: string): DeviceLinkBytes | undefined {
+    const totals = this.devices.get(deviceId);
+    return totals ? { device: deviceId, ...totals } : undefined;
+  }
+
+  /** The device's totals once Aedes has accepted the connection's CONNECT; undefined before. */
+  private resolve(conn: Duplex, watch: Watch): Totals | undefined {
+    const client = (conn as Duplex & { client?: Client }).client;
+    if (!client?.connected) return undefined;
+    const id = client.id;
+    const will = (client as Client & { will?: { topic?: string } | null }).will;
+    if (!isDeviceId(id) || will?.topic !== this.topics.device(id, 'status')) {
+      watch.ignored = true;
+      return undefined;
+    }
+    let totals = this.devices.get(id);
+    if (!totals) {
+      totals = { bytesIn: 0, bytesOut: 0 };
+      this.devices.set(id, totals);
+    }
+    totals.bytesIn += watch.pendingIn;
+    totals.bytesOut += watch.pendingOut;
+    watch.pendingIn = 0;
+    watch.pendingOut = 0;
+    watch.totals = totals;
+    return totals;
+  }
+}
+
+function byteLength(chunk: unknown): number {
+  if (typeof chunk === 'string') return Buffer.byteLength(chunk);
+  if (chunk instanceof Uint8Array) return chunk.byteLength;
+  return 0;
+}
