@@ -4,6 +4,7 @@
  * Engine.
  *
  *   npx tsx bench/agent-link-cost.ts [--online-s 300] [--offline-s 300] [--settle-s 30] [--drain-timeout-s 180] [--recreate 1] [--json]
+ *   npx tsx bench/agent-link-cost.ts --link-only [--online-s 120] [--settle-s 20] [--baseline-args "--log-batch-window 250ms --telemetry-encoding off"]
  *
  * Setup: `flotilla server` (temp data dir) and one `flotilla agent` at its
  * default settings (but for --device-id, --hub-url, --data-dir), three apps
@@ -29,6 +30,14 @@
  * Phase 2: the agent restarted with `--outbox memory`, settle, then the same
  * offline window and checks: the baseline for what the file outbox costs.
  *
+ * With `--link-only` there is no offline phase: two online windows in one
+ * run, the agent first with `--baseline-args` (default: the link as it was
+ * before batching with the metrics sample and compression, i.e. a 250 ms
+ * batch window and plain JSON), then restarted at its defaults, and the
+ * bytes on the link of both side by side, by component, with the TCP/IP
+ * headers of the segments `ss` counted, and how long a line took from
+ * Docker's timestamp to the hub's subscriber.
+ *
  * Per-hour and per-day figures are the window's numbers scaled up. The
  * process exits by itself; Ctrl-C stops the agent and the hub, removes the
  * containers and the temp dirs. Loopback only.
@@ -47,7 +56,7 @@ import { ensureTestImages } from '../test/e2e/support/images.js';
 import { type HubProcess, type ManagedProcess, runCli, spawnCli, startHubProcess, stopAll } from '../test/support/processes.js';
 import { positiveInt } from './int-arg.js';
 import { APPS, appsYaml, checkLines, type LineCheck, parseLine } from './link/apps.js';
-import { diffStats, type MeterStats, type MqttMeter, startMqttMeter } from './link/mqtt-meter.js';
+import { type DirectionStats, diffStats, type MeterStats, type MqttMeter, startMqttMeter } from './link/mqtt-meter.js';
 import {
   diffCounts,
   diffIo,
@@ -68,6 +77,8 @@ const { values } = parseArgs({
     'settle-s': { type: 'string', default: '30' },
     'drain-timeout-s': { type: 'string', default: '180' },
     recreate: { type: 'string', default: '1' },
+    'link-only': { type: 'boolean', default: false },
+    'baseline-args': { type: 'string', default: '--log-batch-window 250ms --telemetry-encoding off' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -409,6 +420,177 @@ async function offlineWindow(ctx: Context, label: string): Promise<{ window: Win
 
 // ---------------------------------------------------------------------------
 
+interface OnlineWindow {
+  label: string;
+  agentArgs: string[];
+  seconds: number;
+  wire: MeterStats;
+  tcp: { segsOut: number; segsIn: number; bytesSent: number; bytesReceived: number } | undefined;
+  onHub: Record<string, { messages: number; bytes: number }>;
+  /** Docker's timestamp of each line → its batch at the hub's subscriber, in ms. */
+  lineLatencyMs: { lines: number; median: number; p95: number; max: number };
+  io: ProcIo;
+  /** Agent state (the agent has been up, settled, for the window). */
+  reconnected: boolean;
+}
+
+/** One online window of `onlineMs`: what crossed the link, by packet kind, and how late lines arrived. */
+async function onlineWindow(ctx: Context, label: string, agentArgs: string[]): Promise<OnlineWindow> {
+  const t0 = snapshot(ctx);
+  say(`${label}: online window of ${onlineMs / 1000} s`);
+  await sleep(onlineMs);
+  const t1 = snapshot(ctx);
+  const wire = diffStats(t0.meter, t1.meter);
+  const tcp =
+    t0.tcp && t1.tcp
+      ? {
+          segsOut: t1.tcp.segsOut - t0.tcp.segsOut,
+          segsIn: t1.tcp.segsIn - t0.tcp.segsIn,
+          bytesSent: t1.tcp.bytesSent - t0.tcp.bytesSent,
+          bytesReceived: t1.tcp.bytesReceived - t0.tcp.bytesReceived,
+        }
+      : undefined;
+  const onHub: Record<string, { messages: number; bytes: number }> = {};
+  const latencies: number[] = [];
+  for (const m of seen.slice(t0.seen, t1.seen)) {
+    tally(onHub, m);
+    if (m.channel !== 'logs') continue;
+    for (const line of (m.body.lines as { ts: string }[] | undefined) ?? []) latencies.push(m.at - Date.parse(line.ts));
+  }
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? Number.NaN;
+  const result: OnlineWindow = {
+    label,
+    agentArgs,
+    seconds: (t1.at - t0.at) / 1000,
+    wire,
+    tcp,
+    onHub,
+    lineLatencyMs: { lines: latencies.length, median: at(0.5), p95: at(0.95), max: latencies.at(-1) ?? Number.NaN },
+    io: diffIo(t0.io, t1.io),
+    reconnected: t1.meter.accepted !== t0.meter.accepted,
+  };
+  const mqttBytes = wire.up.bytes + wire.down.bytes;
+  say(
+    `${label}: ${mqttBytes} B of MQTT (${mb(perDay(mqttBytes, result.seconds))} MiB/day), ${tcp ? tcp.segsIn + tcp.segsOut : '?'} segments`,
+  );
+  return result;
+}
+
+/**
+ * `--link-only`: the same agent in two online windows, first with the
+ * baseline's flags, then at its defaults, and their link costs side by side.
+ */
+async function compareLink(ctx: Context, baselineArgs: string[]): Promise<void> {
+  const windows: OnlineWindow[] = [];
+  for (const [label, args] of [
+    ['baseline', baselineArgs],
+    ['defaults', []],
+  ] as const) {
+    if (windows.length > 0 || args.length > 0) {
+      await ctx.agent.stop();
+      const restartAt = Date.now();
+      ctx.agent = startAgent(ctx.meter.url, ctx.agentDir, [...args]);
+      await until('the restarted agent to report', async () => {
+        const connected = ctx.meter.stats().connacks.some((t) => t > restartAt);
+        return connected && (await allRunning(ctx.hub));
+      });
+      say(`${label}: agent restarted with [${args.join(' ')}]; settling ${settleMs / 1000} s`);
+      await sleep(settleMs);
+    }
+    windows.push(await onlineWindow(ctx, label, [...args]));
+  }
+  const check = await checkHub(ctx);
+  const report = { deviceId, loadAverage: loadavg(), settings: { onlineS: onlineMs / 1000, settleS: settleMs / 1000 }, windows, check };
+  if (values.json) console.log(JSON.stringify(report, null, 2));
+  else printComparison(windows, check);
+}
+
+/** IPv4 (20) + TCP with timestamps (32): what each segment adds on the link. */
+const SEGMENT_HEADER_BYTES = 52;
+
+/** Bytes per day by component: each kind's MQTT bytes, and the TCP/IP headers of every segment both ways. */
+function components(w: OnlineWindow): [string, number][] {
+  const day = (bytes: number) => perDay(bytes, w.seconds);
+  const kinds = { ...w.wire.up.kinds };
+  for (const [kind, t] of Object.entries(w.wire.down.kinds)) kinds[`${kind} (down)`] = t;
+  const take = (match: (kind: string) => boolean) => {
+    let bytes = 0;
+    for (const [kind, t] of Object.entries(kinds)) {
+      if (!match(kind)) continue;
+      bytes += t.bytes;
+      delete kinds[kind];
+    }
+    return day(bytes);
+  };
+  const rows: [string, number][] = [
+    ['logs (PUBLISH, QoS 1)', take((k) => k.startsWith('PUBLISH logs'))],
+    ['metrics (PUBLISH, QoS 0)', take((k) => k.startsWith('PUBLISH metrics'))],
+    ['state (PUBLISH, QoS 1)', take((k) => k.startsWith('PUBLISH state'))],
+    ['PUBACK (down)', take((k) => k.startsWith('PUBACK'))],
+    ["commands (down: the hub's telemetry.link)", take((k) => k.startsWith('PUBLISH commands'))],
+  ];
+  rows.push(['everything else (events, status, pings)', take(() => true)]);
+  const mqttBytes = w.wire.up.bytes + w.wire.down.bytes;
+  rows.push(['**MQTT total**', day(mqttBytes)]);
+  if (w.tcp) {
+    const segments = w.tcp.segsIn + w.tcp.segsOut;
+    rows.push([`TCP/IP headers (${segments} segments × ${SEGMENT_HEADER_BYTES} B)`, day(segments * SEGMENT_HEADER_BYTES)]);
+    rows.push(['**with TCP/IP headers**', day(mqttBytes + segments * SEGMENT_HEADER_BYTES)]);
+  }
+  return rows;
+}
+
+function printComparison(windows: OnlineWindow[], check: HubCheck): void {
+  const out = (text = '') => console.log(text);
+  const [base, next] = windows as [OnlineWindow, OnlineWindow];
+  out(
+    `\nwindows: ${windows.map((w) => `${w.label} ${w.seconds.toFixed(0)} s [${w.agentArgs.join(' ')}]`).join(', ')}; load ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
+  out(`apps: ${APPS.map((a) => `${a.name} (1 line/${a.periodS} s)`).join(', ')}\n`);
+  out(`| component | ${base.label} MiB/day | ${next.label} MiB/day | ${next.label} / ${base.label} |`);
+  out('| --- | --- | --- | --- |');
+  const a = components(base);
+  const b = new Map(components(next));
+  for (const [name, bytes] of a) {
+    const other = b.get(name) ?? b.get([...b.keys()].find((k) => k.startsWith(name.split(' (')[0]!)) ?? '') ?? 0;
+    out(`| ${name} | ${mb(bytes)} | ${mb(other)} | ${bytes > 0 ? `${(other / bytes).toFixed(2)}×` : '–'} |`);
+  }
+  out(
+    '\n| window | packets up / down | segments out / in | logs: messages, lines | metrics samples | line → hub latency median / p95 / max | agent disk writes |',
+  );
+  out('| --- | --- | --- | --- | --- | --- | --- |');
+  for (const w of windows) {
+    const count = (d: DirectionStats) => Object.values(d.kinds).reduce((n, t) => n + t.packets, 0);
+    const lines = w.lineLatencyMs.lines;
+    out(
+      `| ${w.label} | ${count(w.wire.up)} / ${count(w.wire.down)} | ${w.tcp ? `${w.tcp.segsOut} / ${w.tcp.segsIn}` : '?'} | ${w.onHub.logs?.messages ?? 0}, ${lines} | ${w.onHub.metrics?.messages ?? 0} | ` +
+        `${(w.lineLatencyMs.median / 1000).toFixed(2)} / ${(w.lineLatencyMs.p95 / 1000).toFixed(2)} / ${(w.lineLatencyMs.max / 1000).toFixed(2)} s | ${kb(w.io.writeBytes)} KiB |${w.reconnected ? ' (reconnected!)' : ''}`,
+    );
+  }
+  out('\nPackets by kind (whole MQTT packets; payload as it crossed the link):\n');
+  out('| window | direction | packet | packets | MQTT bytes | payload bytes | bytes per packet |');
+  out('| --- | --- | --- | --- | --- | --- | --- |');
+  for (const w of windows) {
+    for (const [dir, d] of [
+      ['up', w.wire.up],
+      ['down', w.wire.down],
+    ] as const) {
+      for (const [kind, t] of Object.entries(d.kinds).sort((x, y) => y[1].bytes - x[1].bytes)) {
+        out(`| ${w.label} | ${dir} | ${kind} | ${t.packets} | ${t.bytes} | ${t.payload} | ${(t.bytes / t.packets).toFixed(0)} |`);
+      }
+    }
+  }
+  out(
+    `\nhub: ${check.lines.stored} lines stored, ${check.lines.unique} unique, ${check.lines.duplicates} duplicates, ${check.lines.gaps} gaps; ` +
+      `${check.missingVsDocker.length} lines in docker logs missing at the hub (${check.behindDocker} still on their way)`,
+  );
+}
+
+// ---------------------------------------------------------------------------
+
 /** What was measured so far: printed as JSON if a later step fails (the shared engine may go away mid-run). */
 const partial: Record<string, unknown> = {};
 
@@ -456,6 +638,12 @@ async function main() {
   await until('three apps running', () => allRunning(hub));
   say(`apps running after ${((Date.now() - spawnedAt) / 1000).toFixed(1)} s; settling ${settleMs / 1000} s`);
   await sleep(settleMs);
+
+  if (values['link-only'])
+    return compareLink(
+      ctx,
+      values['baseline-args'].split(/\s+/).filter((a) => a !== ''),
+    );
 
   const t0 = snapshot(ctx);
   const startup = { seconds: (t0.at - spawnedAt) / 1000, io: diffIo(zero, t0.io) };

@@ -99,6 +99,49 @@ describe('log collector', () => {
     expect(link.batches.map((b) => b.seq)).toEqual([1, 2]);
   });
 
+  it('sends sooner once the window is shortened (lines already waiting included), and waits the long window again after', async () => {
+    start();
+    collector.setBatchWindow(10_000);
+    const id = await run('shop');
+    await refresh();
+    runtime.writeLog(id, 'stdout', 'waiting');
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(link.batches).toEqual([]);
+    // Someone follows: the line that waited a second is already past a 250 ms window.
+    collector.setBatchWindow(BATCH_MS);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(link.lines().map((l) => l.line)).toEqual(['waiting']);
+    runtime.writeLog(id, 'stdout', 'live');
+    await vi.advanceTimersByTimeAsync(BATCH_MS + 1);
+    expect(link.lines().map((l) => l.line)).toEqual(['waiting', 'live']);
+    // The follower left: back to the long window.
+    collector.setBatchWindow(10_000);
+    runtime.writeLog(id, 'stdout', 'quiet again');
+    await vi.advanceTimersByTimeAsync(9_000);
+    expect(link.batches).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(1_100);
+    expect(link.lines().map((l) => l.line)).toEqual(['waiting', 'live', 'quiet again']);
+  });
+
+  it('sends every waiting line at once when asked (a metrics sample is going out), in one batch, and nothing when none waits', async () => {
+    start();
+    collector.setBatchWindow(10_000);
+    const id = await run('shop');
+    await refresh();
+    collector.sendWaiting();
+    expect(link.batches).toEqual([]);
+    runtime.writeLog(id, 'stdout', 'a');
+    await vi.advanceTimersByTimeAsync(2_000);
+    runtime.writeLog(id, 'stdout', 'b');
+    await vi.advanceTimersByTimeAsync(1);
+    collector.sendWaiting();
+    expect(link.batches).toHaveLength(1);
+    expect(link.lines().map((l) => l.line)).toEqual(['a', 'b']);
+    // The window's timer went with them: no empty or late batch follows.
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect(link.batches).toHaveLength(1);
+  });
+
   it('follows a container already running at start from the start, not from its beginning', async () => {
     const id = await run('shop');
     runtime.writeLog(id, 'stdout', 'before the agent');
