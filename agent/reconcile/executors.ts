@@ -1,13 +1,15 @@
 /**
  * One executor per step action. The mapped type makes a new action without
- * an executor a compile error. Executors are idempotent: running a step twice
- * (after a crash, or because the previous tick's effect was not yet observed)
- * is harmless.
+ * an executor a compile error. Executors of single steps are idempotent:
+ * running a step twice (after a crash, or because the previous tick's effect
+ * was not yet observed) is harmless. A composite step (run, swap) is planned
+ * only where none of it has happened yet: what it leaves half done, the
+ * planner finishes with single steps (plan-slot.ts).
  */
 import { isConflict } from '../runtime/errors.js';
 import type { ContainerRuntime } from '../runtime/runtime.js';
 import type { RecordWriter } from './records.js';
-import type { Step, StepAction } from './steps.js';
+import type { SingleStep, Step, StepAction } from './steps.js';
 
 export interface ExecutionContext {
   runtime: ContainerRuntime;
@@ -18,6 +20,12 @@ export interface ExecutionContext {
   signal: AbortSignal;
   /** Seconds a container gets between SIGTERM and SIGKILL. */
   stopTimeoutSeconds: number;
+  /**
+   * Runs one part of a composite step (run, swap): the reconciler logs and
+   * reports it as the step it stands for, so operators see the same events
+   * as when each part was a step of its own.
+   */
+  part<T>(part: SingleStep, act: () => Promise<T>): Promise<T>;
 }
 
 /** How long a drained container keeps running after leaving its networks. */
@@ -31,17 +39,32 @@ export const executors: Executors = {
     ctx.records.notePulled(step.image);
   },
   create: async (step, ctx) => {
-    await ctx.runtime.create({
-      deviceId: ctx.deviceId,
-      namePrefix: ctx.namePrefix,
-      ...(step.name ? { name: step.name } : {}),
-      app: step.app,
-      appRevision: step.appRevision,
-      specHash: step.specHash,
-      spec: step.spec,
-    });
+    await createContainer(step, ctx);
   },
   start: (step, ctx) => ctx.runtime.start(step.id),
+  run: async (step, ctx) => {
+    const create = createPart(step, step.name);
+    const id = await ctx.part(create, () => createContainer(create, ctx));
+    // Killed here, the agent leaves a created container, which the next plan starts.
+    await ctx.part({ ...partBase(step), action: 'start', id }, () => ctx.runtime.start(id));
+  },
+  swap: async (step, ctx) => {
+    // Created while the old version still serves: on a device, creating (the
+    // container's layer, secret files) is slower than the stop and the start.
+    // Host ports are only bound at start, so the new one may publish the same ones.
+    const create = createPart(step, step.incomingName);
+    const id = await ctx.part(create, () => createContainer(create, ctx));
+    // Killed from here until the rename below, the agent leaves a container
+    // under the incoming name that never ran: the next plan removes it and swaps again.
+    const stash: SingleStep = { ...partBase(step), action: 'stash', id: step.id, name: step.stashName };
+    await ctx.part(stash, () => executors.stash(stash, ctx));
+    // Named before it starts: a start that fails leaves the new version under
+    // the primary name, where its health gate judges it and rolls it back.
+    await ctx.part({ ...partBase(step), action: 'start', id }, async () => {
+      await ctx.runtime.rename(id, step.name);
+      await ctx.runtime.start(id);
+    });
+  },
   stop: async (step, ctx) => {
     if (step.drain) {
       await ctx.runtime.leaveNetworks(step.id);
@@ -89,4 +112,27 @@ export const executors: Executors = {
 
 export function execute(step: Step, ctx: ExecutionContext): Promise<void> {
   return (executors[step.action] as (s: Step, c: ExecutionContext) => Promise<void>)(step, ctx);
+}
+
+type CreateStep = Extract<Step, { action: 'create' }>;
+
+function createContainer(step: CreateStep, ctx: ExecutionContext): Promise<string> {
+  return ctx.runtime.create({
+    deviceId: ctx.deviceId,
+    namePrefix: ctx.namePrefix,
+    ...(step.name ? { name: step.name } : {}),
+    app: step.app,
+    appRevision: step.appRevision,
+    specHash: step.specHash,
+    spec: step.spec,
+  });
+}
+
+function partBase(step: Step): { app: string; container: string; reason: string } {
+  return { app: step.app, container: step.container, reason: step.reason };
+}
+
+function createPart(step: Extract<Step, { action: 'run' | 'swap' }>, name: string | undefined): CreateStep {
+  const { appRevision, specHash, spec } = step;
+  return { ...partBase(step), action: 'create', appRevision, specHash, spec, ...(name ? { name } : {}) };
 }

@@ -81,7 +81,13 @@ export async function judgeCandidates(
       const hash = specHash(spec);
       if (committed?.[spec.name]?.hash === hash) continue;
       for (const container of current.filter((c) => c.app === app.name && c.container === spec.name && c.specHash === hash)) {
-        if (container.state === 'created') continue;
+        if (container.state === 'created') {
+          // Not on trial before it runs; one the engine could not start fails its gate at once, as one that exits at once does.
+          if (container.startError !== undefined) {
+            verdicts.set(container.id, { status: 'unhealthy', reason: `container ${spec.name} could not start: ${container.startError}` });
+          }
+          continue;
+        }
         const probed = container.state === 'running' ? await probe(spec, container, PROBE_TIMEOUT_MS) : undefined;
         verdicts.set(container.id, healthVerdict(container, spec, gatePolicy(app), probed, now, outages));
       }

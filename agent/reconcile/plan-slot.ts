@@ -6,7 +6,7 @@
  */
 import { restartPolicyOf } from '../runtime/create-options.js';
 import type { ManagedContainer } from '../runtime/runtime.js';
-import { isActive, isKept, retire, type Slot, type SlotPlan, steps } from './slot.js';
+import { incomingName, isActive, isKept, retire, type Slot, type SlotPlan, steps } from './slot.js';
 import { strategies, trialsBeside } from './strategies/index.js';
 
 export function planSlot(slot: Slot): SlotPlan {
@@ -18,6 +18,12 @@ export function planSlot(slot: Slot): SlotPlan {
 function nextMove(slot: Slot): SlotPlan {
   const { mine } = slot;
   if (!mine) return strategies[slot.strategy](slot);
+  // A swap cut short (the agent killed, the engine gone) before the new
+  // version took the name: it never ran, so it goes and the swap runs again,
+  // with its start under the primary name where the gate judges it.
+  if (mine.dockerName === incomingName(slot.primary, mine.specHash)) {
+    return steps(retire(mine, 'a swap was cut short before the new version started: it is swapped in again'));
+  }
   const onTrialBeside = slot.target.candidate && trialsBeside(slot.strategy);
   if (mine.dockerName !== slot.primary && !onTrialBeside) return bringBack(slot, mine);
   return settle(slot, mine);
@@ -52,8 +58,11 @@ function bringBack(slot: Slot, mine: ManagedContainer): SlotPlan {
 
 /** The target runs (or was created): start it, judge a candidate by its gate, and retire what it replaces. */
 function settle(slot: Slot, mine: ManagedContainer): SlotPlan {
-  if (mine.state === 'created') return steps({ ...slot.base, action: 'start', id: mine.id, reason: 'created but not started' });
   const { target, verdict } = slot;
+  // A candidate the engine could not start goes to its gate's verdict (unhealthy) rather than to another start.
+  if (mine.state === 'created' && verdict?.status !== 'unhealthy') {
+    return steps({ ...slot.base, action: 'start', id: mine.id, reason: 'created but not started' });
+  }
   // The engine stopped it as it went away and did not start it again (no restart policy brings it back): the trial resumes once it runs.
   if (verdict?.stoppedByEngine && !isActive(mine)) {
     return steps({ ...slot.base, action: 'start', id: mine.id, reason: 'stopped by the engine while on trial' });

@@ -6,7 +6,10 @@
  *
  * One call plans one tick. Dependent steps come out in successive ticks,
  * each after a fresh observation, so a crash between two steps never leaves
- * a plan half-run: the next tick asks again for what is still missing.
+ * a plan half-run: the next tick asks again for what is still missing. Where
+ * an observation between two moves would only add to the time an app is
+ * down, they are one composite step (create and start as `run`, stash and
+ * start as `swap`), whose every half-done state the planner also finishes.
  *
  * Each container of each desired app is a slot (slot.ts) planned on its own
  * (plan-slot.ts); how a running version makes way for a new one is the app's

@@ -25,7 +25,7 @@ import { appStates, unreachableStates } from './phases.js';
 import { plan } from './plan.js';
 import { Records } from './records.js';
 import { pullStarted, type StepEvent, stepFailed, stepSucceeded } from './step-events.js';
-import { describeStep, type Step, stepKey } from './steps.js';
+import { describeStep, isComposite, type SingleStep, type Step, stepKey } from './steps.js';
 
 const HEALTH_RECHECK_MS = 1000;
 const DEFAULT_DISK_RESERVE = 256 * 1024 * 1024;
@@ -251,6 +251,8 @@ export class Reconciler {
       this.options.onEvent?.(pullStarted(step));
     }
     const started = this.now();
+    /** Set once a part of a composite step reported its own failure, so the step does not report it again. */
+    let failedPart = false;
     try {
       await execute(step, {
         runtime: this.options.runtime,
@@ -259,11 +261,17 @@ export class Reconciler {
         records: this.records,
         signal,
         stopTimeoutSeconds: this.options.stopTimeoutSeconds ?? 10,
+        part: (part, act) =>
+          this.runPart(part, act).catch((err: unknown) => {
+            failedPart = true;
+            throw err;
+          }),
       });
       this.backoff.succeeded(key);
       this.failures.delete(step.app);
       const durationMs = this.now() - started;
       log.debug({ durationMs }, `${describeStep(step)} done`);
+      if (isComposite(step)) return;
       const imageBytes = step.action === 'pull' ? await this.options.runtime.imageSize?.(step.image).catch(() => undefined) : undefined;
       this.options.onEvent?.(stepSucceeded(step, durationMs, imageBytes));
     } catch (err) {
@@ -271,14 +279,32 @@ export class Reconciler {
         log.info({ why: String((signal.reason as Error)?.message ?? signal.reason) }, `${describeStep(step)} cancelled`);
         return;
       }
-      this.fail(step, key, err as Error);
+      this.fail(step, key, err as Error, { reported: failedPart });
     } finally {
       if (step.action === 'pull') this.pulling.delete(step.image);
     }
   }
 
-  private fail(step: Step, key: string, err: Error): void {
-    this.options.onEvent?.(stepFailed(step, err));
+  /** One part of a composite step: logged and reported as the step it stands for, its failure too. */
+  private async runPart<T>(part: SingleStep, act: () => Promise<T>): Promise<T> {
+    const log = this.log.child({ app: part.app, container: part.container, action: part.action });
+    log.info({ reason: part.reason }, describeStep(part));
+    const started = this.now();
+    let result: T;
+    try {
+      result = await act();
+    } catch (err) {
+      this.options.onEvent?.(stepFailed(part, err as Error));
+      throw err;
+    }
+    const durationMs = this.now() - started;
+    log.debug({ durationMs }, `${describeStep(part)} done`);
+    this.options.onEvent?.(stepSucceeded(part, durationMs));
+    return result;
+  }
+
+  private fail(step: Step, key: string, err: Error, { reported = false } = {}): void {
+    if (!reported) this.options.onEvent?.(stepFailed(step, err));
     const delay = this.backoff.failed(key, this.now());
     this.failures.set(step.app, `${describeStep(step)} failed: ${err.message}`);
     this.log.warn(

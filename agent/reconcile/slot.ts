@@ -110,6 +110,11 @@ export function nextName(primary: string, hash: string): string {
   return `${primary}.next-${hash.slice(0, 8)}`;
 }
 
+/** The name a new version is created under beside the old one, until a swap gives it the primary name (moves.ts). */
+export function incomingName(primary: string, hash: string): string {
+  return `${primary}.new-${hash.slice(0, 8)}`;
+}
+
 /** The name a stashed (kept for rollback) container goes by. */
 export function stashName(primary: string, hash: string): string {
   return `${primary}.prev-${hash.slice(0, 8)}`;
@@ -133,6 +138,23 @@ export function isLockedOut(slot: Slot): boolean {
 /** Stop the version under the primary name and move it aside, kept until the candidate is committed. */
 export function stashHolder(slot: Slot, holder: ManagedContainer, reason: string): Step {
   return { ...slot.base, action: 'stash', id: holder.id, name: stashName(slot.primary, holder.specHash), reason };
+}
+
+/** Stash the version under the primary name and start the target in its place, in one step (executors.ts). */
+export function swapHolder(slot: Slot, holder: ManagedContainer, reason: string): Step {
+  const { app, target, primary } = slot;
+  return {
+    ...slot.base,
+    action: 'swap',
+    id: holder.id,
+    stashName: stashName(primary, holder.specHash),
+    incomingName: incomingName(primary, target.hash),
+    name: primary,
+    appRevision: app.revision,
+    specHash: target.hash,
+    spec: target.spec,
+    reason,
+  };
 }
 
 /** Stop first if it runs, remove once stopped: two ticks, so a stop timeout never blocks removal planning. */

@@ -4,7 +4,7 @@
  * step's reason. Pure: the reconciler publishes what this returns.
  */
 import { formatBytes } from '../../shared/index.js';
-import type { Step } from './steps.js';
+import type { SingleStep, Step } from './steps.js';
 import { describeStep } from './steps.js';
 
 export interface StepEvent {
@@ -14,7 +14,8 @@ export interface StepEvent {
   message: string;
 }
 
-const DONE: Record<Step['action'], string> = {
+/** A composite step (run, swap) has no event of its own: each of its parts reports as the step it stands for. */
+const DONE: Record<SingleStep['action'], string> = {
   pull: 'pulled',
   create: 'created',
   start: 'started',
@@ -38,7 +39,7 @@ export function pullStarted(step: Extract<Step, { action: 'pull' }>): StepEvent 
 }
 
 /** `imageBytes`: the pulled image's size, when the runtime could tell. */
-export function stepSucceeded(step: Step, durationMs: number, imageBytes?: number): StepEvent {
+export function stepSucceeded(step: SingleStep, durationMs: number, imageBytes?: number): StepEvent {
   const size = imageBytes !== undefined ? `, ${formatBytes(imageBytes)}` : '';
   const took = step.action === 'pull' ? ` in ${durationMs} ms${size}` : '';
   return { type: DONE[step.action], ...target(step), message: `${describeStep(step)}${took}: ${step.reason}` };

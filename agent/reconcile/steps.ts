@@ -14,8 +14,27 @@ interface StepBase {
 
 export type Step =
   | (StepBase & { action: 'pull'; image: string; auth?: RegistryAuth })
+  /** Planned as the first part of `run` and `swap`, the composite steps that start what they create. */
   | (StepBase & { action: 'create'; appRevision: number; specHash: string; spec: ContainerSpec; name?: string })
   | (StepBase & { action: 'start'; id: string })
+  /** Create and start at once, as `docker run` does: no observation between the two. */
+  | (StepBase & { action: 'run'; appRevision: number; specHash: string; spec: ContainerSpec; name?: string })
+  /**
+   * Replace the committed version under the primary name with the target, in
+   * one act: the new container is created beside it under `incomingName`, the
+   * old one is stashed as `stashName`, and the new one takes `name` and starts,
+   * so the app is down only from the old one's stop to the new one's start.
+   */
+  | (StepBase & {
+      action: 'swap';
+      id: string;
+      stashName: string;
+      incomingName: string;
+      name: string;
+      appRevision: number;
+      specHash: string;
+      spec: ContainerSpec;
+    })
   /** `drain`: leave user-defined networks first (their DNS stops naming it), wait, then stop. */
   | (StepBase & { action: 'stop'; id: string; drain?: boolean })
   | (StepBase & { action: 'remove'; id: string })
@@ -38,6 +57,14 @@ export type Step =
 
 export type StepAction = Step['action'];
 
+/** Steps made of several others, run without observing between them; each part is reported as the step it stands for. */
+export type CompositeStep = Extract<Step, { action: 'run' | 'swap' }>;
+export type SingleStep = Exclude<Step, CompositeStep>;
+
+export function isComposite(step: Step): step is CompositeStep {
+  return step.action === 'run' || step.action === 'swap';
+}
+
 /** Identifies "the same step" across ticks, for backoff after failures. */
 export function stepKey(step: Step): string {
   return step.action === 'remove-image' ? `${step.action}:${step.image}` : `${step.action}:${step.app}/${step.container}`;
@@ -49,7 +76,10 @@ export function describeStep(step: Step): string {
     case 'pull':
       return `pull ${step.image} for ${target}`;
     case 'create':
-      return `create ${target} (app revision ${step.appRevision})`;
+    case 'run':
+      return `${step.action} ${target} (app revision ${step.appRevision})`;
+    case 'swap':
+      return `swap ${target} (${step.id.slice(0, 12)} aside as ${step.stashName}, app revision ${step.appRevision} in)`;
     case 'commit':
       return `commit ${target} (app revision ${step.appRevision})`;
     case 'rollback':

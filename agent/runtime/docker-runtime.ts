@@ -171,6 +171,8 @@ export class DockerRuntime implements ContainerRuntime {
       status: summary.Status,
       restartCount: details.RestartCount ?? 0,
       ...(finished ? { exitCode: state.ExitCode } : {}),
+      // A failed start leaves a container "created", its exit code 127 or 128 and the reason here.
+      ...(state.Status === 'created' && state.Error ? { startError: state.Error } : {}),
       ...(state.StartedAt && state.StartedAt !== ZERO_TIME ? { startedAt: state.StartedAt } : {}),
       ...(finished && state.FinishedAt && state.FinishedAt !== ZERO_TIME ? { finishedAt: state.FinishedAt } : {}),
       ...(state.Health?.Status ? { health: state.Health.Status } : {}),

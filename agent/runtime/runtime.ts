@@ -24,6 +24,8 @@ export interface ManagedContainer {
   status: string;
   restartCount: number;
   exitCode?: number;
+  /** Why the engine could not start it (a missing command, device or host path), while it never ran: Docker's State.Error. */
+  startError?: string;
   startedAt?: string;
   /** When it last stopped (exited or dead only): whether its exit fell in an engine outage. */
   finishedAt?: string;

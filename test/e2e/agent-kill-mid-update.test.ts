@@ -13,7 +13,8 @@
  * - the new version is on trial (its minReadySeconds gate), the old one
  *   stopped and renamed `NAME.prev-…`;
  * - the old version is being stopped (it ignores SIGTERM, so `docker stop`
- *   takes its 10 s grace) and not yet renamed.
+ *   takes its 10 s grace) and not yet renamed, the new one created beside it
+ *   by the same swap step and not yet started.
  * start-then-kill:
  * - the new version is on trial beside the old one, as `NAME.next-…`;
  * - the new version passed its gate and the old one is being stopped (the
@@ -30,6 +31,9 @@ import { ensureTestImages, retagInRegistry, type TestImages } from './support/im
 import { appContainers, type ContainerRow, ContainerSampler, describeDevice, duplicates, storedEvents } from './support/observe.js';
 
 const suffix = Math.random().toString(36).slice(2, 8);
+
+/** The name a swap creates the new version under, beside the old one, until it takes the primary name. */
+const incomingName = (primary: string) => new RegExp(`^${primary.replaceAll('.', '\\.')}\\.new-[0-9a-f]{8}$`);
 
 /** The web image's server with SIGTERM ignored: `docker stop` then waits its whole grace period (10 s) before SIGKILL. */
 const IGNORES_SIGTERM = ['/bin/sh', '-c', "trap '' TERM; httpd -f -p 80 -h /www & wait"];
@@ -184,7 +188,8 @@ describeDocker('agent killed with SIGKILL in the middle of an update', () => {
       reports: ['health-passed', 'removed'],
     },
     {
-      title: 'download-then-kill, killed while the old version is being stopped: the restarted agent stashes it, then starts the new one',
+      title:
+        'download-then-kill, killed in the swap while the old version is being stopped: the restarted agent removes the new one it never started and swaps again',
       name: 'stopping',
       strategy: 'download-then-kill',
       v1: { command: IGNORES_SIGTERM },
@@ -192,8 +197,16 @@ describeDocker('agent killed with SIGKILL in the middle of an update', () => {
       // The agent asked Docker to stop v1 (SIGTERM, which v1 ignores for its 10 s grace).
       reached: sigtermSentToV1,
       leftBehind: async (d, left) => {
-        // Not renamed yet, and nothing of v2 created: the stash was cut off in its stop.
-        expect(left.map((r) => ({ id: r.id, name: r.name }))).toEqual([{ id: d.v1Id, name: d.primary }]);
+        // The swap was cut off in the old version's stop: v1 not renamed yet, v2
+        // created beside it under the incoming name and never started. The
+        // restarted agent removes that one and swaps again: nothing is adopted.
+        expect(left).toHaveLength(2);
+        expect(left.find((r) => r.id === d.v1Id)?.name).toBe(d.primary);
+        expect(left.find((r) => r.id !== d.v1Id)).toMatchObject({
+          name: expect.stringMatching(incomingName(d.primary)),
+          image: d.image.v2,
+          state: 'created',
+        });
         return undefined;
       },
       reports: ['stashed', 'created', 'started', 'health-passed', 'removed'],

@@ -105,6 +105,57 @@ describeDocker('health-gated updates and automatic rollback', () => {
     await waitFor('v1 to serve again', async () => (await answer(port)) === 'v1');
   });
 
+  it('rolls back a new version the engine cannot start (its command does not exist): the old one answers again, unchanged', async () => {
+    const app = `e2e-nostart-${suffix}`;
+    const port = await freePort();
+    await device.deploy(app, await retagInRegistry(images.v1, `v1-${app}`), port, 'v1');
+    const [v1Id] = await containerIds(`flotilla.app=${app}`);
+    const since = Math.floor(Date.now() / 1000) - 1;
+
+    // The swap creates v2, stops and stashes v1, and asks the engine to start v2, which refuses.
+    await device.apply(app, {
+      image: await retagInRegistry(images.v2, `v2-${app}`),
+      ports: [`127.0.0.1:${port}:80`],
+      command: ['/nonexistent'],
+    });
+    const state = await waitFor(
+      'the rollback',
+      async () => {
+        const s = await device.state(app);
+        return s?.phase === 'rolled-back' ? s : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
+    expect(state.message).toMatch(
+      /^revision 2 failed its health gate \(container web could not start: .*\/nonexistent.*\); revision 1 runs again$/,
+    );
+    await waitFor(
+      'v1 to serve again, alone',
+      async () => (await answer(port).catch(() => '')) === 'v1' && (await containerIds(`flotilla.app=${app}`)).join() === v1Id,
+      {
+        timeoutMs: 30_000,
+      },
+    );
+    const restored = await inspect(v1Id!);
+    expect(restored.Name).toBe(`/${deviceId}.${app}_web`);
+    expect(restored.HostConfig.RestartPolicy.Name).toBe('unless-stopped');
+    // It was swapped out and back: stopped once, then started again.
+    const until = Math.ceil(Date.now() / 1000) + 1;
+    const { stdout } = await run(
+      'docker',
+      ['events', '--since', `${since}`, '--until', `${until}`, '--filter', `container=${v1Id}`, '--format', '{{.Action}}'],
+      {
+        timeout: 20_000,
+      },
+    );
+    expect(
+      stdout
+        .trim()
+        .split('\n')
+        .filter((a) => a === 'die' || a === 'start'),
+    ).toEqual(['die', 'start']);
+  });
+
   it('rolls back a new version whose http health check fails, and commits a healthy one', async () => {
     const app = `e2e-health-${suffix}`;
     const port = await freePort();

@@ -47,7 +47,7 @@ describe('download-then-kill', () => {
     ]);
     // The stash stays: it is still what a rollback of revision 3 returns to.
     expect(plan([kept], [app([v3], 3)], ctx(images))).toEqual([
-      { action: 'create', app: 'shop', container: 'web', appRevision: 3, specHash: specHash(v3), spec: v3, reason: 'not running' },
+      { action: 'run', app: 'shop', container: 'web', appRevision: 3, specHash: specHash(v3), spec: v3, reason: 'not running' },
     ]);
   });
 
@@ -55,8 +55,16 @@ describe('download-then-kill', () => {
     const leftover = container(v1, { state: 'exited', dockerName: 'shop_web-old' });
     expect(plan([leftover], [app([v2], 2)], ctx({ images: [v2.image] }))).toEqual([
       { action: 'remove', app: 'shop', container: 'web', id: leftover.id, reason: 'not the version to run' },
-      { action: 'create', app: 'shop', container: 'web', appRevision: 2, specHash: specHash(v2), spec: v2, reason: 'not running' },
+      { action: 'run', app: 'shop', container: 'web', appRevision: 2, specHash: specHash(v2), spec: v2, reason: 'not running' },
     ]);
+  });
+
+  it('retires a container of another spec left under another name in the batch of the swap, never the version it swaps out', () => {
+    const running = container(v1);
+    const leftover = container(v3, { state: 'exited', dockerName: 'shop_web-old' });
+    expect(
+      plan([running, leftover], [app([v2], 2)], ctx({ images: [v2.image], records })).map((s) => `${s.action} ${'id' in s ? s.id : ''}`),
+    ).toEqual([`remove ${leftover.id}`, `swap ${running.id}`]);
   });
 
   it('brings the kept version back when a newer revision returns to the committed spec mid-update', () => {
@@ -108,6 +116,26 @@ describe('kill-then-download', () => {
     ]);
   });
 
+  it('with the new image already present, swaps in one step as download-then-kill does', () => {
+    expect(
+      plan([running], [app([v2], 2, 'kill-then-download')], ctx({ images: [v1.image, v2.image], records: committedTo(1, v1) })),
+    ).toEqual([
+      {
+        action: 'swap',
+        app: 'shop',
+        container: 'web',
+        id: running.id,
+        stashName: stashName('shop_web', specHash(v1)),
+        incomingName: `shop_web.new-${specHash(v2).slice(0, 8)}`,
+        name: 'shop_web',
+        appRevision: 2,
+        specHash: specHash(v2),
+        spec: v2,
+        reason: 'spec changed: the new version replaces the running one, kept aside until the new one is healthy',
+      },
+    ]);
+  });
+
   it('pulls first when the running version was never committed (there is nothing to keep for a rollback)', () => {
     expect(plan([running], [app([v2], 2, 'kill-then-download')], ctx({ images: [v1.image] }))).toEqual([
       {
@@ -136,13 +164,13 @@ describe('start-then-kill', () => {
     ]);
   });
 
-  it('with the old version not running, keeps it aside and creates the new one under its name', () => {
+  it('with the old version not running, swaps it aside for the new one under its name', () => {
     const crashed = container(v1, { state: 'exited', exitCode: 1 });
     expect(plan([crashed], [app([v2], 2, 'start-then-kill')], ctx({ images: [v2.image], records }))).toMatchObject([
-      { action: 'stash', id: crashed.id, name: stashName('shop_web', specHash(v1)) },
+      { action: 'swap', id: crashed.id, stashName: stashName('shop_web', specHash(v1)), name: 'shop_web' },
     ]);
     expect(plan([stashed(v1)], [app([v2], 2, 'start-then-kill')], ctx({ images: [v2.image], records }))).toEqual([
-      { action: 'create', app: 'shop', container: 'web', appRevision: 2, specHash: specHash(v2), spec: v2, reason: 'not running' },
+      { action: 'run', app: 'shop', container: 'web', appRevision: 2, specHash: specHash(v2), spec: v2, reason: 'not running' },
     ]);
   });
 });

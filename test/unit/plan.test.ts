@@ -37,9 +37,9 @@ describe('plan', () => {
     ]);
   });
 
-  it('creates the container once its image is present, then starts it', () => {
+  it('creates and starts the container in one step once its image is present; one left created is started', () => {
     expect(plan([], [app()], ctx({ images: [web.image] }))).toEqual([
-      { action: 'create', app: 'shop', container: 'web', appRevision: 1, specHash: specHash(web), spec: web, reason: 'not running' },
+      { action: 'run', app: 'shop', container: 'web', appRevision: 1, specHash: specHash(web), spec: web, reason: 'not running' },
     ]);
     const created = container(web, { state: 'created' });
     expect(plan([created], [app()], ctx({ images: [web.image] }))).toEqual([
@@ -107,23 +107,69 @@ describe('plan', () => {
       ]);
     });
 
-    it('then stops the old container and keeps it aside under another name', () => {
+    it('then swaps in one step: the new one created beside, the old one kept aside under another name, the new one started under the real name', () => {
       expect(plan([old], [app([v2], 2)], ctx({ images: [web.image, v2.image], records }))).toEqual([
         {
-          action: 'stash',
+          action: 'swap',
           app: 'shop',
           container: 'web',
           id: old.id,
-          name: `shop_web.prev-${specHash(web).slice(0, 8)}`,
-          reason: 'spec changed: keeping the running version aside until the new one is healthy',
+          stashName: `shop_web.prev-${specHash(web).slice(0, 8)}`,
+          incomingName: `shop_web.new-${specHash(v2).slice(0, 8)}`,
+          name: 'shop_web',
+          appRevision: 2,
+          specHash: specHash(v2),
+          spec: v2,
+          reason: 'spec changed: the new version replaces the running one, kept aside until the new one is healthy',
         },
       ]);
     });
 
-    it('then creates the new one under the real name, keeping the old one', () => {
+    it('creates and starts the new one under the real name when the old one is already aside, keeping it', () => {
       expect(plan([stashed], [app([v2], 2)], ctx({ images: [v2.image], records }))).toMatchObject([
-        { action: 'create', appRevision: 2, specHash: specHash(v2) },
+        { action: 'run', appRevision: 2, specHash: specHash(v2) },
       ]);
+    });
+
+    describe('a swap cut short', () => {
+      const incoming = container(v2, { appRevision: 2, state: 'created', dockerName: `shop_web.new-${specHash(v2).slice(0, 8)}` });
+      const removeIncoming = {
+        action: 'remove',
+        app: 'shop',
+        container: 'web',
+        id: incoming.id,
+        reason: 'a swap was cut short before the new version started: it is swapped in again',
+      };
+
+      it('after the create, the old one still serving or stopping: removes the new one, then swaps again', () => {
+        const images = ctx({ images: [web.image, v2.image], records });
+        expect(plan([old, incoming], [app([v2], 2)], images)).toEqual([removeIncoming]);
+        expect(plan([{ ...old, state: 'exited' }, incoming], [app([v2], 2)], images)).toEqual([removeIncoming]);
+        expect(plan([{ ...old, state: 'exited' }], [app([v2], 2)], images)).toMatchObject([{ action: 'swap', id: old.id }]);
+      });
+
+      it('after the stash: removes the new one, then creates and starts it under the real name, the old one kept', () => {
+        const images = ctx({ images: [v2.image], records });
+        expect(plan([stashed, incoming], [app([v2], 2)], images)).toEqual([removeIncoming]);
+        expect(plan([stashed], [app([v2], 2)], images)).toMatchObject([{ action: 'run', specHash: specHash(v2) }]);
+      });
+
+      it('after the rename, the start not done: starts it under the real name; one the engine could not start fails its gate', () => {
+        const named = { ...incoming, dockerName: 'shop_web' };
+        expect(plan([stashed, named], [app([v2], 2)], ctx({ images: [v2.image], records }))).toEqual([
+          { action: 'start', app: 'shop', container: 'web', id: incoming.id, reason: 'created but not started' },
+        ]);
+        const couldNotStart = { ...named, startError: 'exec: "/app": stat /app: no such file or directory' };
+        const refused: HealthVerdict = { status: 'unhealthy', reason: `container web could not start: ${couldNotStart.startError}` };
+        expect(
+          plan([stashed, couldNotStart], [app([v2], 2)], ctx({ images: [v2.image], records, health: [[couldNotStart.id, refused]] })),
+        ).toEqual([{ action: 'rollback', app: 'shop', container: '*', appRevision: 2, reason: refused.reason }]);
+        const failed = { ...named, state: 'exited', exitCode: 127 };
+        const unhealthy: HealthVerdict = { status: 'unhealthy', reason: 'container web exited with code 127' };
+        expect(plan([stashed, failed], [app([v2], 2)], ctx({ images: [v2.image], records, health: [[failed.id, unhealthy]] }))).toEqual([
+          { action: 'rollback', app: 'shop', container: '*', appRevision: 2, reason: unhealthy.reason },
+        ]);
+      });
     });
 
     it('keeps the old one while the new one is on trial, removes it once the new one is committed', () => {
@@ -147,7 +193,7 @@ describe('plan', () => {
 
     it('recreates on an env change even with the same image', () => {
       const envChanged = { ...web, env: [{ name: 'LOG_LEVEL', value: 'debug' }] };
-      expect(plan([old], [app([envChanged], 2)], ctx({ images: [web.image], records }))).toMatchObject([{ action: 'stash', id: old.id }]);
+      expect(plan([old], [app([envChanged], 2)], ctx({ images: [web.image], records }))).toMatchObject([{ action: 'swap', id: old.id }]);
     });
 
     it('kill-then-download stops the old one before pulling', () => {
@@ -203,7 +249,7 @@ describe('plan', () => {
         expect(plan([old], [app([v2], 2)], ctx({ images: [web.image, v2.image], records: rolledBack }))).toEqual([]);
         expect(plan([], [app([v2], 2)], ctx({ images: [web.image, v2.image], records: rolledBack }))).toEqual([
           {
-            action: 'create',
+            action: 'run',
             app: 'shop',
             container: 'web',
             appRevision: 1,
@@ -217,7 +263,7 @@ describe('plan', () => {
       it('tries again when a newer revision arrives', () => {
         const v3 = { ...web, image: 'reg.local/web:3' };
         expect(plan([old], [app([v3], 3)], ctx({ images: [web.image, v3.image], records: rolledBack }))).toMatchObject([
-          { action: 'stash', id: old.id },
+          { action: 'swap', id: old.id },
         ]);
       });
 
@@ -259,7 +305,7 @@ describe('plan', () => {
   it('plans every container of every app in one batch', () => {
     const db: ContainerSpec = { name: 'db', image: 'reg.local/db:1' };
     const steps = plan([], [app([web, db]), { name: 'other', revision: 3, containers: [db] }], ctx({ images: [db.image] }));
-    expect(steps.map((s) => `${s.action} ${s.app}/${s.container}`)).toEqual(['pull shop/web', 'create shop/db', 'create other/db']);
+    expect(steps.map((s) => `${s.action} ${s.app}/${s.container}`)).toEqual(['pull shop/web', 'run shop/db', 'run other/db']);
   });
 
   describe('image garbage collection', () => {
@@ -306,9 +352,7 @@ describe('plan', () => {
 
     it('swaps at once when the operator forced the revision', () => {
       const forced = { ...app([v2], 2), forceUpdate: true };
-      expect(plan([old], [forced], ctx({ images: [web.image, v2.image], records, locks }))).toMatchObject([
-        { action: 'stash', id: old.id },
-      ]);
+      expect(plan([old], [forced], ctx({ images: [web.image, v2.image], records, locks }))).toMatchObject([{ action: 'swap', id: old.id }]);
     });
   });
 
@@ -347,7 +391,7 @@ describe('plan', () => {
     it('starts the new version beside the running one, under another name', () => {
       expect(plan([old], [update], ctx({ images: [web.image, v2.image], records }))).toEqual([
         {
-          action: 'create',
+          action: 'run',
           app: 'shop',
           container: 'web',
           name: `shop_web.next-${specHash(v2).slice(0, 8)}`,

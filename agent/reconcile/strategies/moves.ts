@@ -2,7 +2,8 @@
  * The moves every update strategy is made of, for a slot where nothing runs
  * the target spec yet. A strategy is the order it makes them in.
  */
-import { isKept, isLockedOut, keepsHolder, retire, type Slot, type SlotPlan, stashHolder, steps } from '../slot.js';
+import type { ManagedContainer } from '../../runtime/runtime.js';
+import { isKept, isLockedOut, keepsHolder, retire, type Slot, type SlotPlan, stashHolder, steps, swapHolder } from '../slot.js';
 
 /** Pull the target's image; one that does not fit on disk waits for image GC to make room, the running version untouched. */
 export function pullTarget(slot: Slot): SlotPlan {
@@ -19,18 +20,20 @@ export function pullTarget(slot: Slot): SlotPlan {
 
 /**
  * With the target's image present: the version under the primary name makes
- * way (stashed while a rollback may need it, retired otherwise, left alone
- * while the app holds its update lock); once the name is free, the target is created.
+ * way, left alone while the app holds its update lock. One a rollback may
+ * need is swapped out in the same step the target starts in (stashed, the
+ * app down only from its stop to the new one's start); any other is retired,
+ * and once the name is free, the target is run.
  */
 export function replaceHolder(slot: Slot): SlotPlan {
   const { holder } = slot;
-  if (!holder) return createTarget(slot);
+  if (!holder) return runTarget(slot);
   // Locked: nothing to do until the app releases its lock.
   if (isLockedOut(slot)) return steps();
+  if (!keepsHolder(slot)) return steps(retire(holder, 'spec changed: replacing container'));
   return steps(
-    keepsHolder(slot)
-      ? stashHolder(slot, holder, 'spec changed: keeping the running version aside until the new one is healthy')
-      : retire(holder, 'spec changed: replacing container'),
+    ...leaving(slot).map((c) => retire(c, 'not the version to run')),
+    swapHolder(slot, holder, 'spec changed: the new version replaces the running one, kept aside until the new one is healthy'),
   );
 }
 
@@ -40,13 +43,17 @@ export function stashBeforePull(slot: Slot): SlotPlan {
   return steps(stashHolder(slot, slot.holder, 'kill-then-download: stopping the running version before pulling'));
 }
 
-/** Create the target under the primary name; containers of other specs go, except the version kept for a rollback. */
-function createTarget(slot: Slot): SlotPlan {
+/** Containers of other specs than the target, except the version kept for a rollback (and the one being swapped out). */
+function leaving(slot: Slot): ManagedContainer[] {
+  return slot.others.filter((c) => c !== slot.holder && !(slot.target.candidate && isKept(c, slot.committed.hash)));
+}
+
+/** Create and start the target under the primary name; containers of other specs go, except the version kept for a rollback. */
+function runTarget(slot: Slot): SlotPlan {
   const { app, target } = slot;
-  const leaving = slot.others.filter((c) => !(target.candidate && isKept(c, slot.committed.hash)));
-  return steps(...leaving.map((c) => retire(c, 'not the version to run')), {
+  return steps(...leaving(slot).map((c) => retire(c, 'not the version to run')), {
     ...slot.base,
-    action: 'create',
+    action: 'run',
     appRevision: target.candidate ? app.revision : (slot.committed.revision ?? app.revision),
     specHash: target.hash,
     spec: target.spec,

@@ -15,7 +15,7 @@ export function startThenKill(slot: Slot): SlotPlan {
   if (!holder || !target.candidate || !isActive(holder)) return replaceHolder(slot);
   return steps({
     ...slot.base,
-    action: 'create',
+    action: 'run',
     name: nextName(slot.primary, target.hash),
     appRevision: slot.app.revision,
     specHash: target.hash,

@@ -54,6 +54,8 @@ export interface ImageBehaviour {
   crash?: boolean;
   /** Delay between start and the crash; 0 (the default) means it is already exited when `start` returns. */
   crashAfterMs?: number;
+  /** Starts fail with this message and leave the container created, as Docker's do when the command or a mount is missing. */
+  startFails?: string;
   /** Pulls fail with this message, as a registry that does not have the image would. */
   pullFails?: string;
   /** How long a pull of this image takes (overrides the runtime's `pullDelayMs`). */
@@ -92,6 +94,8 @@ export interface MemoryContainer {
   startedAt?: number;
   finishedAt?: number;
   exitCode?: number;
+  /** Why its last start failed, while it never ran. */
+  startError?: string;
   health?: 'starting' | 'healthy' | 'unhealthy';
   networkMode: string;
   mountSources: string[];
@@ -201,6 +205,12 @@ export class MemoryRuntime implements ContainerRuntime {
     this.count('start');
     const container = this.get(id, `start container ${id}`);
     if (container.state === 'running') return; // Docker's 304: already running
+    const { startFails } = this.behaviourOf(container.image);
+    if (startFails !== undefined && container.startedAt === undefined) {
+      container.startError = startFails;
+      throw new RuntimeError('engine', `start container ${id}: ${startFails}`, { statusCode: 500 });
+    }
+    delete container.startError;
     container.state = 'running';
     container.startedAt = this.now();
     delete container.finishedAt;
@@ -466,6 +476,7 @@ export class MemoryRuntime implements ContainerRuntime {
         status: this.statusOf(c),
         restartCount: c.restartCount,
         ...(c.state === 'exited' && c.exitCode !== undefined ? { exitCode: c.exitCode } : {}),
+        ...(c.state === 'created' && c.startError !== undefined ? { startError: c.startError } : {}),
         ...(c.startedAt !== undefined ? { startedAt: new Date(c.startedAt).toISOString() } : {}),
         ...(c.state === 'running' && c.health !== undefined ? { health: c.health } : {}),
         networkMode: c.networkMode,
