@@ -109,6 +109,12 @@ class FakeSources implements FleetSources, BrokerSources {
   sessions() {
     return { open: 2, bytesUp: 1000, bytesDown: 40, devices: [{ device: 'pi-1', bytesUp: 1000, bytesDown: 40 }] };
   }
+  linkBytes() {
+    return [
+      { device: 'dev-a', bytesIn: 52_000, bytesOut: 4_100 },
+      { device: 'dev-b', bytesIn: 7, bytesOut: 0 },
+    ];
+  }
 }
 
 async function scrapeOnce(sources: FakeSources, processMetrics = false) {
@@ -170,6 +176,11 @@ describe('Prometheus exporter', () => {
     expect(sampleValue(metrics, 'flotilla_telemetry_stored_total', { kind: 'metrics' })).toBe(30);
     expect(sampleValue(metrics, 'flotilla_telemetry_stored_total', { kind: 'events' })).toBe(4);
     expect(sampleValue(metrics, 'flotilla_telemetry_dropped_total')).toBe(3);
+
+    expect(family(metrics, 'flotilla_device_link_bytes_total')?.type).toBe('COUNTER');
+    expect(sampleValue(metrics, 'flotilla_device_link_bytes_total', { device: 'dev-a', direction: 'in' })).toBe(52_000);
+    expect(sampleValue(metrics, 'flotilla_device_link_bytes_total', { device: 'dev-a', direction: 'out' })).toBe(4_100);
+    expect(sampleValue(metrics, 'flotilla_device_link_bytes_total', { device: 'dev-b', direction: 'in' })).toBe(7);
   });
 
   it('reads the sources at every scrape: values follow, vanished devices and apps leave no series behind', async () => {
