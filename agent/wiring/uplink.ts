@@ -62,7 +62,8 @@ export function openUplink(config: AgentConfig, { store, topics, desiredArrived,
     if (verdict.kind === 'invalid')
       logger.warn({ component: 'link', commandId: command.id, reason: verdict.reason }, 'invalid telemetry.link command dropped');
     if (verdict.kind !== 'tune') return;
-    link.acceptEncodings(chooseEncoding(verdict.args.encodings));
+    // A command about the live window alone says nothing of encodings.
+    if (verdict.args.encodings !== undefined) link.acceptEncodings(chooseEncoding(verdict.args.encodings));
     telemetryTuned.emit(verdict.args);
   };
   const link = new Link({

@@ -234,6 +234,8 @@ describe('telemetry on the link', () => {
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) received += decoder.decode(chunk);
     })().catch(() => undefined);
     await waitFor('the live window on the device', () => setup.device.agent.logs.batchMs === 250);
+    // The live window's command says nothing of encodings: the link stays compressed.
+    expect(setup.device.agent.link.telemetryEncoding).toBe('deflate-dict-1');
 
     const latencies: number[] = [];
     for (let i = 0; i < 3; i++) {
@@ -248,6 +250,7 @@ describe('telemetry on the link', () => {
     follow.abort();
     await reading;
     await waitFor('the long window back on the device', () => setup.device.agent.logs.batchMs === 5_000);
+    expect(setup.device.agent.link.telemetryEncoding).toBe('deflate-dict-1');
     const start = Date.now();
     writeLines(setup, ['unfollowed line']);
     await waitFor('the unfollowed line stored', async () => (await storedLines(setup.hub)).includes('unfollowed line'), {
