@@ -28,7 +28,8 @@
  *   (shared/telemetry-encoding.ts) once the hub has said on this connection
  *   that it decodes them (its `telemetry.link` command, `acceptEncodings`);
  *   until then, and always to an older hub, as plain JSON. The outbox keeps
- *   plain JSON either way: a backlog may meet another hub.
+ *   plain JSON either way: a backlog may meet another hub. Live samples go
+ *   as deltas against the connection's last whole one (`liveSample`).
  * - The will states the protocol version the agent speaks; a hub that speaks
  *   another refuses the connection (CONNACK 1, shared/protocol-version.ts),
  *   which no retry soon will change: the link says so in one line and
@@ -50,7 +51,13 @@ import {
   type Topics,
 } from '../shared/index.js';
 import { AGENT_PROTOCOL_VERSION, CONNACK_UNACCEPTABLE_PROTOCOL } from '../shared/protocol-version.js';
-import { encodeTelemetryPayload, type TelemetryEncoding } from '../shared/telemetry-encoding.js';
+import {
+  encodeTelemetryPayload,
+  MAX_BASE_BYTES,
+  METRIC_BASE_EVERY,
+  type TelemetryBase,
+  type TelemetryEncoding,
+} from '../shared/telemetry-encoding.js';
 import { expectMqttInternals, forgetInFlight, unacknowledgedCount } from './mqtt-internals.js';
 import type { OutboxClass } from './outbox/classes.js';
 import { describeDrops } from './outbox/drop-report.js';
@@ -147,6 +154,8 @@ export class Link {
   private protocolRefusals = 0;
   /** How this connection's telemetry payloads go out: set by the hub's word on this connection, cleared at every connect. */
   private wireEncoding: TelemetryEncoding | undefined;
+  /** The last live sample sent whole on this connection, and how many deltas were sent against it since. */
+  private metricBase: (TelemetryBase & { deltas: number }) | undefined;
 
   constructor(private readonly options: LinkOptions) {
     const { topics, deviceId } = options;
@@ -252,8 +261,7 @@ export class Link {
   publishMetrics(sample: Metrics): boolean {
     if (this.closing) return false;
     if (this.client.connected && this.outbox.pending('metrics') === 0) {
-      const payload = this.toWire(Buffer.from(JSON.stringify(sample)));
-      this.client.publish(this.options.topics.device(this.options.deviceId, 'metrics'), payload, { qos: 0 });
+      this.client.publish(this.options.topics.device(this.options.deviceId, 'metrics'), this.liveSample(sample), { qos: 0 });
       return true;
     }
     this.enqueue('metrics', sample);
@@ -268,6 +276,7 @@ export class Link {
   acceptEncodings(encoding: TelemetryEncoding | undefined): void {
     if (this.options.encoding === 'off' || encoding === this.wireEncoding || !this.client.connected) return;
     this.wireEncoding = encoding;
+    this.metricBase = undefined;
     this.log.info({ encoding: encoding ?? 'plain JSON' }, 'telemetry encoding for this connection');
   }
 
@@ -375,6 +384,7 @@ export class Link {
     this.closedByHub = false;
     // Plain JSON until this hub says it decodes more (it may not be the hub of the last connection).
     this.wireEncoding = undefined;
+    this.metricBase = undefined;
     const connection = this.connection;
     // 'end' is the peer's FIN: the hub closed the connection. A reset, a keepalive timeout or our own end() is not one.
     this.client.stream.once('end', () => {
@@ -442,6 +452,25 @@ export class Link {
         this.pump();
       });
     }
+  }
+
+  /**
+   * A live sample's payload: whole every METRIC_BASE_EVERY samples and first
+   * on a connection, a delta against the last whole one in between
+   * (shared/telemetry-encoding.ts says how the hub restores it, and what a
+   * lost sample costs).
+   */
+  private liveSample(sample: Metrics): Buffer {
+    const plain = Buffer.from(JSON.stringify(sample));
+    if (this.wireEncoding === undefined) return plain;
+    const base = this.metricBase;
+    if (base && base.deltas < METRIC_BASE_EVERY - 1) {
+      base.deltas++;
+      return encodeTelemetryPayload(plain, this.wireEncoding, base);
+    }
+    // A sample too large to be a base (hundreds of containers) goes whole each time.
+    this.metricBase = plain.length <= MAX_BASE_BYTES ? { seq: sample.seq, plain, deltas: 0 } : undefined;
+    return encodeTelemetryPayload(plain, this.wireEncoding);
   }
 
   /** A telemetry payload (plain JSON) as it goes on the wire on this connection. */

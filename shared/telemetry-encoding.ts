@@ -15,7 +15,20 @@
  * what dashboards and other MQTT subscribers receive is plain JSON, byte for
  * byte what the agent encoded.
  *
- * An agent sends this form only to a hub that said it decodes it (the
+ * A live metrics sample may also go as a delta (tag DEFLATE_BASE_1_TAG):
+ * after the CRC, the seq of an earlier full sample of the same device (8
+ * bytes, big endian), then the sample deflated against the dictionary *and*
+ * that base sample's JSON, so what repeats (container ids, disk sizes,
+ * names) costs a few bytes: ~120 bytes instead of ~330 for three
+ * containers. The hub keeps each device's newest full sample that arrived
+ * encoded (broker/telemetry/ingest-before-ack.ts) and restores the delta to
+ * the whole sample; a delta whose base it does not hold (the base was lost:
+ * samples are QoS 0; or the hub restarted) is dropped, until the agent's
+ * next full sample, which it sends every METRIC_BASE_EVERY samples and first
+ * on every connection. So a lost sample costs at most itself, a lost full
+ * sample at most the deltas until the next one.
+ *
+ * An agent sends these forms only to a hub that said it decodes them (the
  * `telemetry.link` command, schemas/telemetry.ts): an older hub keeps getting
  * plain JSON.
  *
@@ -32,6 +45,27 @@ export type TelemetryEncoding = (typeof TELEMETRY_ENCODINGS)[number];
 
 /** The first byte of a `deflate-dict-1` payload: never `{`, nor whitespace that could precede JSON. */
 export const DEFLATE_DICT_1_TAG = 0x01;
+/** The first byte of a `deflate-dict-1` metrics sample sent as a delta against an earlier full one. */
+export const DEFLATE_BASE_1_TAG = 0x02;
+
+/** A live metrics sample goes whole once in this many (and first on a connection), as a delta against the last whole one otherwise. */
+export const METRIC_BASE_EVERY = 6;
+
+/** An earlier full sample a delta is made against: its seq and its plain JSON. */
+export interface TelemetryBase {
+  seq: number;
+  plain: Buffer;
+}
+
+/** A delta whose base sample the decoder does not hold: expected after a lost base or a hub restart, not a corruption. */
+export class TelemetryBaseMissingError extends Error {
+  constructor(readonly baseSeq: number) {
+    super(
+      `metrics delta against sample seq ${baseSeq}, which this hub does not hold (lost, or the hub restarted): dropped until the next full sample`,
+    );
+    this.name = 'TelemetryBaseMissingError';
+  }
+}
 
 /** `{`: the first byte of the plain JSON every encoded payload inflates to. */
 const PLAIN_JSON_FIRST_BYTE = 0x7b;
@@ -80,22 +114,41 @@ export const TELEMETRY_DICTIONARY_V1: Buffer = Buffer.from(DICTIONARY_TEXT, 'utf
 
 /** Deflate's best: the agent compresses a few messages a minute, and every byte saved is on the link. */
 const LEVEL = 9;
-/** The tag byte and the CRC-32 before the deflate data. */
+/** The tag byte and the CRC-32 before the deflate data… */
 const HEADER_BYTES = 5;
+/** …and a delta's base seq after them. */
+const BASE_HEADER_BYTES = HEADER_BYTES + 8;
+/**
+ * Deflate looks back 32 KiB: a base beyond what fits beside the dictionary
+ * would be cut from the front, so a sample that large (hundreds of
+ * containers) goes whole instead.
+ */
+export const MAX_BASE_BYTES = 32 * 1024 - 4 * 1024;
 
 /**
  * The encoded form of plain JSON bytes, or the plain bytes themselves when
- * encoding would not make them smaller (a tiny event).
+ * encoding would not make them smaller (a tiny event). With a `base` (an
+ * earlier full metrics sample the hub has), a delta against it.
  */
-export function encodeTelemetryPayload(plain: Buffer, encoding: TelemetryEncoding = 'deflate-dict-1'): Buffer {
+export function encodeTelemetryPayload(plain: Buffer, encoding: TelemetryEncoding = 'deflate-dict-1', base?: TelemetryBase): Buffer {
   if (encoding !== 'deflate-dict-1') throw new Error(`unknown telemetry encoding "${encoding as string}"`);
-  const deflated = deflateRawSync(plain, { level: LEVEL, dictionary: TELEMETRY_DICTIONARY_V1 });
-  if (deflated.length + HEADER_BYTES >= plain.length) return plain;
-  const out = Buffer.allocUnsafe(deflated.length + HEADER_BYTES);
-  out[0] = DEFLATE_DICT_1_TAG;
+  const delta = base !== undefined && base.plain.length <= MAX_BASE_BYTES;
+  const dictionary = delta ? Buffer.concat([TELEMETRY_DICTIONARY_V1, base.plain]) : TELEMETRY_DICTIONARY_V1;
+  const deflated = deflateRawSync(plain, { level: LEVEL, dictionary });
+  const header = delta ? BASE_HEADER_BYTES : HEADER_BYTES;
+  if (deflated.length + header >= plain.length) return plain;
+  const out = Buffer.allocUnsafe(deflated.length + header);
+  out[0] = delta ? DEFLATE_BASE_1_TAG : DEFLATE_DICT_1_TAG;
   out.writeUInt32BE(crc32(plain), 1);
-  deflated.copy(out, HEADER_BYTES);
+  if (delta) out.writeBigUInt64BE(BigInt(base.seq), HEADER_BYTES);
+  deflated.copy(out, header);
   return out;
+}
+
+/** The seq of the base sample a delta payload was made against; undefined for any other payload. */
+export function deltaBaseSeq(payload: Buffer): number | undefined {
+  if (payload[0] !== DEFLATE_BASE_1_TAG || payload.length < BASE_HEADER_BYTES) return undefined;
+  return Number(payload.readBigUInt64BE(HEADER_BYTES));
 }
 
 /** Whether a payload is in an encoded form: its first byte is a tag, which no JSON text starts with. */
@@ -107,21 +160,30 @@ export function isEncodedTelemetry(payload: Uint8Array): boolean {
  * The plain JSON bytes of a telemetry payload: the payload itself when it is
  * plain already. Throws an Error saying what is wrong with an encoded payload
  * it cannot read (unknown tag, corrupt or truncated deflate data, larger than
- * MAX_DECODED_BYTES, or not JSON once inflated).
+ * MAX_DECODED_BYTES, or not JSON once inflated), and a
+ * TelemetryBaseMissingError for a delta whose base `baseOf` does not give.
  */
-export function decodeTelemetryPayload(payload: Buffer): Buffer {
+export function decodeTelemetryPayload(payload: Buffer, baseOf: (seq: number) => Buffer | undefined = () => undefined): Buffer {
   if (!isEncodedTelemetry(payload)) return payload;
   const tag = payload[0]!;
-  if (tag !== DEFLATE_DICT_1_TAG) {
+  if (tag !== DEFLATE_DICT_1_TAG && tag !== DEFLATE_BASE_1_TAG) {
     throw new Error(
       `unknown telemetry encoding tag 0x${tag.toString(16).padStart(2, '0')} (this hub decodes ${TELEMETRY_ENCODINGS.join(', ')})`,
     );
   }
   const corrupt = (reason: string) => new Error(`corrupt deflate-dict-1 telemetry payload (${payload.length} bytes): ${reason}`);
-  if (payload.length <= HEADER_BYTES) throw corrupt('shorter than its header');
+  const header = tag === DEFLATE_BASE_1_TAG ? BASE_HEADER_BYTES : HEADER_BYTES;
+  if (payload.length <= header) throw corrupt('shorter than its header');
+  let dictionary = TELEMETRY_DICTIONARY_V1;
+  if (tag === DEFLATE_BASE_1_TAG) {
+    const seq = deltaBaseSeq(payload)!;
+    const base = baseOf(seq);
+    if (base === undefined) throw new TelemetryBaseMissingError(seq);
+    dictionary = Buffer.concat([TELEMETRY_DICTIONARY_V1, base]);
+  }
   let plain: Buffer;
   try {
-    plain = inflateRawSync(payload.subarray(HEADER_BYTES), { dictionary: TELEMETRY_DICTIONARY_V1, maxOutputLength: MAX_DECODED_BYTES });
+    plain = inflateRawSync(payload.subarray(header), { dictionary, maxOutputLength: MAX_DECODED_BYTES });
   } catch (err) {
     const code = (err as { code?: unknown }).code;
     throw corrupt(code === 'ERR_BUFFER_TOO_LARGE' ? `inflates to more than ${MAX_DECODED_BYTES} bytes` : (err as Error).message);

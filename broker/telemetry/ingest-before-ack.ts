@@ -26,11 +26,25 @@
  * dropped (payload-limits.ts' dropped topic: relayed nowhere, since no
  * subscriber could read it either), counted as invalid and logged, at most
  * once per device and channel per INVALID_WARNING_WINDOW_MS.
+ *
+ * A metrics sample may arrive as a delta against the device's newest full
+ * live (QoS 0) sample that arrived encoded; that one is kept here, one per device (about
+ * 1.4 KB for three containers), and is what the delta is restored against.
+ * A delta whose base is not the one kept (a lost QoS 0 base, or this hub
+ * started after it) is dropped like an undecodable payload but logged at
+ * debug: the device sends a full sample within METRIC_BASE_EVERY samples,
+ * and after a hub restart every device would otherwise say so once.
  */
 import type { AedesOptions, PublishPacket } from 'aedes';
 import type { Logger } from 'pino';
 import type { Topics } from '../../shared/index.js';
-import { decodeTelemetryPayload, isEncodedTelemetry } from '../../shared/telemetry-encoding.js';
+import {
+  DEFLATE_DICT_1_TAG,
+  decodeTelemetryPayload,
+  isEncodedTelemetry,
+  MAX_BASE_BYTES,
+  TelemetryBaseMissingError,
+} from '../../shared/telemetry-encoding.js';
 import { DROPPED_TOPIC } from '../mqtt/payload-limits.js';
 import { isTelemetryChannel, type TelemetryChannel, type TelemetryIngest } from './ingest.js';
 
@@ -52,18 +66,34 @@ export function ingestBeforeAck(
   options: IngestBeforeAckOptions = {},
 ): AuthorizePublish {
   const refuse = undecodableReporter(ingest, options);
+  /** Per device, the newest full metrics sample that arrived encoded: what its deltas are made against. */
+  const bases = new Map<string, { seq: number; plain: Buffer }>();
   return (client, packet, done) => {
     authorize(client, packet, (err) => {
       if (err) return done(err);
       const parsed = client ? topics.parse(packet.topic) : undefined;
       if (parsed?.kind !== 'device' || !isTelemetryChannel(parsed.channel)) return done(null);
-      if (isEncodedTelemetry(packet.payload as Buffer)) {
+      const payload = packet.payload as Buffer;
+      if (isEncodedTelemetry(payload)) {
+        const { deviceId, channel } = parsed;
         try {
-          packet.payload = decodeTelemetryPayload(packet.payload as Buffer);
+          packet.payload = decodeTelemetryPayload(payload, (seq) => {
+            const base = channel === 'metrics' ? bases.get(deviceId) : undefined;
+            return base?.seq === seq ? base.plain : undefined;
+          });
         } catch (decodeErr) {
-          refuse(packet, parsed.deviceId, parsed.channel, (decodeErr as Error).message);
+          refuse(
+            packet,
+            deviceId,
+            channel,
+            (decodeErr as Error).message,
+            decodeErr instanceof TelemetryBaseMissingError ? 'debug' : 'warn',
+          );
           return done(null);
         }
+        // Only live samples (QoS 0) are bases: the outbox's late ones must not replace the one the live deltas name.
+        if (channel === 'metrics' && packet.qos === 0 && payload[0] === DEFLATE_DICT_1_TAG)
+          keepBase(bases, deviceId, packet.payload as Buffer);
       }
       if (packet.qos === 0) {
         ingest.accept(parsed.deviceId, parsed.channel, packet.payload, () => undefined);
@@ -74,17 +104,28 @@ export function ingestBeforeAck(
   };
 }
 
+/** Keeps a full sample as the device's base if its seq can be read (a sample without one is invalid and no delta can name it). */
+function keepBase(bases: Map<string, { seq: number; plain: Buffer }>, deviceId: string, plain: Buffer): void {
+  if (plain.length > MAX_BASE_BYTES) return;
+  const seq = /^\{"seq":(\d+)[,}]/.exec(plain.toString('latin1', 0, 32))?.[1];
+  if (seq !== undefined) bases.set(deviceId, { seq: Number(seq), plain });
+}
+
 /** Drops an undecodable packet (acknowledged, relayed nowhere), counts it as invalid and says so, rate-limited per device and channel. */
 function undecodableReporter(ingest: TelemetryIngest, { logger, now = Date.now }: IngestBeforeAckOptions) {
   const log = logger?.child({ component: 'ingest' });
   const lastWarning = new Map<string, { at: number; suppressed: number }>();
-  return (packet: PublishPacket, device: string, channel: TelemetryChannel, reason: string): void => {
+  return (packet: PublishPacket, device: string, channel: TelemetryChannel, reason: string, level: 'warn' | 'debug'): void => {
     ingest.counters.invalid++;
     const bytes = packet.payload.length;
     packet.topic = DROPPED_TOPIC;
     packet.payload = Buffer.alloc(0);
     packet.retain = false;
     if (!log) return;
+    if (level === 'debug') {
+      log.debug({ deviceId: device, channel, reason, bytes }, `undecodable ${channel} message dropped`);
+      return;
+    }
     const key = `${device}/${channel}`;
     const at = now();
     const last = lastWarning.get(key);

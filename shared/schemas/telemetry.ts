@@ -6,8 +6,10 @@
  * can store a redelivered message once. Units are in the field names: bytes,
  * percent (0–100 of the whole machine, all cores together), seconds, °C.
  *
- * On the link a payload may be encoded (shared/telemetry-encoding.ts); the
- * hub stores and relays only the plain JSON these schemas describe.
+ * On the link a payload may be encoded (shared/telemetry-encoding.ts), and a
+ * live metrics sample may go as a delta against an earlier whole one; the
+ * hub restores both, and stores and relays only whole samples and batches,
+ * as the plain JSON these schemas describe.
  *
  * Metric samples are compact: percentages, load averages and temperatures
  * carry at most METRIC_DECIMALS decimals and uptime whole seconds (the agent

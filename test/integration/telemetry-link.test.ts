@@ -7,6 +7,9 @@
  *   subscriber all get the very lines, as plain JSON;
  * - an older hub (offers no encoding) and an agent with encoding off both
  *   get plain JSON on the wire, and everything still works;
+ * - live metrics samples cross as deltas against a whole one between whole
+ *   ones, and every subscriber gets every sample whole; a delta whose base
+ *   the hub does not hold is dropped until the next whole sample;
  * - a corrupted encoded payload is acknowledged, dropped, counted and
  *   logged, relayed to nobody, and the connection and the hub go on;
  * - the hub's per-device byte counters equal the bytes the tap forwarded,
@@ -16,10 +19,13 @@
  */
 import { crc32 } from 'node:zlib';
 import type { MqttClient } from 'mqtt';
+import mqttPacket from 'mqtt-packet';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { LogBatch, LogRecord } from '../../shared/index.js';
-import { DEFLATE_DICT_1_TAG, encodeTelemetryPayload } from '../../shared/telemetry-encoding.js';
+import { type Metrics, Metrics as MetricsSchema, validate } from '../../shared/index.js';
+import { DEFLATE_BASE_1_TAG, DEFLATE_DICT_1_TAG, encodeTelemetryPayload, METRIC_BASE_EVERY } from '../../shared/telemetry-encoding.js';
 import { Cleanup } from '../support/cleanup.js';
+import { metricsSample } from '../support/fixtures.js';
 import { http } from '../support/http.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { LogCapture } from '../support/logs.js';
@@ -31,6 +37,18 @@ import { startWireTap, type WireTap } from '../support/wire-tap.js';
 
 const DEVICE = 'link-0';
 const LOGS_TOPIC = `flotilla/v1/devices/${DEVICE}/logs`;
+const METRICS_TOPIC = `flotilla/v1/devices/${DEVICE}/metrics`;
+
+/** The PUBLISH packets in a captured client → broker stream. */
+function publishes(stream: Buffer): { topic: string; payload: Buffer; qos: number }[] {
+  const parser = mqttPacket.parser({ protocolVersion: 4 });
+  const out: { topic: string; payload: Buffer; qos: number }[] = [];
+  parser.on('packet', (packet) => {
+    if (packet.cmd === 'publish') out.push({ topic: packet.topic, payload: Buffer.from(packet.payload), qos: packet.qos });
+  });
+  parser.parse(stream);
+  return out;
+}
 
 describe('telemetry on the link', () => {
   const cleanup = new Cleanup();
@@ -161,6 +179,69 @@ describe('telemetry on the link', () => {
     expect(setup.tap.upstream().toString('latin1')).toContain('plain by choice n=1');
   });
 
+  it('sends live samples as deltas between whole ones, and the store and every subscriber get each sample whole', async () => {
+    const setup = await setUp({ agent: { metricsIntervalMs: 1_000 } });
+    const client: MqttClient = cleanup.add('metrics subscriber', () => closeClient(client), await connectClient(setup.hub.mqttUrl));
+    const inbox = new Inbox(client);
+    await client.subscribeAsync(METRICS_TOPIC, { qos: 0 });
+    await waitFor(
+      'two whole samples and the deltas between them on the wire',
+      () => {
+        const tags = publishes(setup.tap.upstream())
+          .filter((p) => p.topic === METRICS_TOPIC)
+          .map((p) => p.payload[0]);
+        return tags.filter((t) => t === DEFLATE_DICT_1_TAG).length >= 2 && tags;
+      },
+      { timeoutMs: 20_000 },
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const wire = publishes(setup.tap.upstream()).filter((p) => p.topic === METRICS_TOPIC);
+    const tags = wire.map((p) => p.payload[0]);
+    // Whole first on the connection (once the hub said it decodes), then METRIC_BASE_EVERY - 1 deltas, and again.
+    const encoded = tags.slice(tags.indexOf(DEFLATE_DICT_1_TAG));
+    expect(encoded.slice(0, METRIC_BASE_EVERY + 1)).toEqual([
+      DEFLATE_DICT_1_TAG,
+      ...Array(METRIC_BASE_EVERY - 1).fill(DEFLATE_BASE_1_TAG),
+      DEFLATE_DICT_1_TAG,
+    ]);
+    const size = (tag: number) => Math.max(...wire.filter((p) => p.payload[0] === tag).map((p) => p.payload.length));
+    expect(size(DEFLATE_BASE_1_TAG)).toBeLessThan(size(DEFLATE_DICT_1_TAG));
+
+    // Every sample that crossed the wire was stored, none lost to a delta; the subscriber got them whole and valid.
+    const stored = await waitFor('every sample on the wire stored', async () => {
+      const res = await http<{ samples: Metrics[] }>(setup.hub.httpUrl, 'GET', `/api/v1/devices/${DEVICE}/metrics?tail=1000`);
+      return res.body.samples.length >= wire.length && res.body.samples;
+    });
+    expect(stored).toHaveLength(wire.length);
+    const received = inbox.on(METRICS_TOPIC).map((m) => m.json as Metrics);
+    expect(received.length).toBeGreaterThanOrEqual(METRIC_BASE_EVERY);
+    for (const sample of received) expect(validate(MetricsSchema, sample).ok).toBe(true);
+    expect(received.map((m) => m.seq)).toEqual(stored.map((m) => m.seq).slice(-received.length));
+  });
+
+  it('drops a delta whose base the hub does not hold, quietly, and takes the deltas again after the next whole sample', async () => {
+    const hub: TestHub = cleanup.add('hub', () => hub.close(), await startTestHub());
+    const client: MqttClient = cleanup.add('subscriber', () => closeClient(client), await connectClient(hub.mqttUrl));
+    const inbox = new Inbox(client);
+    await client.subscribeAsync(METRICS_TOPIC, { qos: 0 });
+    const device: MqttClient = cleanup.add('device', () => closeClient(device), await connectClient(hub.mqttUrl, { clientId: DEVICE }));
+    const at = (n: number) => new Date(Date.now() - (10 - n) * 1000).toISOString();
+    const [lostBase, orphan, base, delta] = [1, 2, 3, 4].map((n) => ({ seq: n, plain: json(metricsSample(n, { ts: at(n) })) }));
+    const encode = (s: { plain: Buffer }, against?: { seq: number; plain: Buffer }) =>
+      encodeTelemetryPayload(s.plain, 'deflate-dict-1', against);
+
+    // The base of sample 2 never arrived (a lost QoS 0 sample).
+    await device.publishAsync(METRICS_TOPIC, encode(orphan!, lostBase), { qos: 0 });
+    await device.publishAsync(METRICS_TOPIC, encode(base!), { qos: 0 });
+    await device.publishAsync(METRICS_TOPIC, encode(delta!, base), { qos: 0 });
+    await waitFor('the delta after the whole sample', () => inbox.on(METRICS_TOPIC).length >= 2);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(inbox.on(METRICS_TOPIC).map((m) => m.payload.toString())).toEqual([base!.plain.toString(), delta!.plain.toString()]);
+    // Expected after a lost sample or a hub restart: not a warning for every device.
+    expect(hub.logs.matching('undecodable metrics message dropped')).toEqual([]);
+    expect(device.connected).toBe(true);
+  });
+
   it('acknowledges and drops a corrupted encoded payload, relays it to nobody, says why, and goes on', async () => {
     const hub: TestHub = cleanup.add('hub', () => hub.close(), await startTestHub());
     const inbox = await subscriber(hub);
@@ -260,6 +341,8 @@ describe('telemetry on the link', () => {
     expect(Date.now() - start).toBeGreaterThan(4_000);
   });
 });
+
+const json = (value: unknown) => Buffer.from(JSON.stringify(value));
 
 /** The value of one exact series in a Prometheus text exposition (NaN when absent). */
 function metricValue(text: string, series: string): number {

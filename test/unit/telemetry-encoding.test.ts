@@ -9,12 +9,15 @@ import { crc32, deflateRawSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { type LogBatch, LogBatch as LogBatchSchema, Metrics, validate } from '../../shared/index.js';
 import {
+  DEFLATE_BASE_1_TAG,
   DEFLATE_DICT_1_TAG,
   decodeTelemetryPayload,
+  deltaBaseSeq,
   encodeTelemetryPayload,
   isEncodedTelemetry,
   MAX_DECODED_BYTES,
   TELEMETRY_DICTIONARY_V1,
+  TelemetryBaseMissingError,
 } from '../../shared/telemetry-encoding.js';
 import { logLine, metricsSample } from '../support/fixtures.js';
 
@@ -82,8 +85,8 @@ describe('encodeTelemetryPayload / decodeTelemetryPayload', () => {
     expect(() => decodeTelemetryPayload(garbage)).toThrow(/corrupt deflate-dict-1/);
 
     const unknownTag = Buffer.from(encoded);
-    unknownTag[0] = 0x02;
-    expect(() => decodeTelemetryPayload(unknownTag)).toThrow('unknown telemetry encoding tag 0x02 (this hub decodes deflate-dict-1)');
+    unknownTag[0] = 0x03;
+    expect(() => decodeTelemetryPayload(unknownTag)).toThrow('unknown telemetry encoding tag 0x03 (this hub decodes deflate-dict-1)');
 
     const bomb = Buffer.concat([
       Buffer.from([DEFLATE_DICT_1_TAG, 0, 0, 0, 0]),
@@ -120,6 +123,30 @@ describe('encodeTelemetryPayload / decodeTelemetryPayload', () => {
       }
     }
     expect(refused).toBeGreaterThan(3 * (encoded.length - 2));
+  });
+
+  it('sends a sample as a delta against an earlier full one, far smaller, restored exactly only against that very base', () => {
+    const base = metricsSample(4_294_967_296 * 3 + 10);
+    const next = metricsSample(4_294_967_296 * 3 + 11, {
+      ts: '2026-12-05T06:00:10.000Z',
+      host: { ...base.host, cpuPercent: 12.34, memUsedBytes: base.host.memUsedBytes + 4096, uptimeSeconds: base.host.uptimeSeconds + 10 },
+    });
+    const basePlain = json(base);
+    const plain = json(next);
+    const whole = encodeTelemetryPayload(plain);
+    const delta = encodeTelemetryPayload(plain, 'deflate-dict-1', { seq: base.seq, plain: basePlain });
+    expect(delta[0]).toBe(DEFLATE_BASE_1_TAG);
+    expect(deltaBaseSeq(delta)).toBe(base.seq);
+    expect(delta.length).toBeLessThan(whole.length * 0.75);
+
+    const held = new Map([[base.seq, basePlain]]);
+    expect(decodeTelemetryPayload(delta, (seq) => held.get(seq)).equals(plain)).toBe(true);
+    // Without the base (it was lost, or the hub restarted): a named refusal, not a corruption.
+    expect(() => decodeTelemetryPayload(delta)).toThrow(TelemetryBaseMissingError);
+    expect(() => decodeTelemetryPayload(delta)).toThrow(`metrics delta against sample seq ${base.seq}, which this hub does not hold`);
+    // Against another sample under the same seq: refused by the CRC, never restored to something else.
+    const other = json(metricsSample(base.seq, { ts: '2026-12-05T05:59:00.000Z' }));
+    expect(() => decodeTelemetryPayload(delta, () => other)).toThrow(/corrupt deflate-dict-1 telemetry payload .*: /);
   });
 
   it('keeps the dictionary, part of the wire format, byte for byte (a new dictionary needs a new tag)', () => {
