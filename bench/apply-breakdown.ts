@@ -12,7 +12,8 @@
  *
  *   POST sent → hub's "desired state published" → agent's "new desired state"
  *   → pull step logged → its "… done" → create logged → done → start logged
- *   → done → first HTTP answer.
+ *   → done → first HTTP answer. Create and start are the two parts of one
+ *   `run` step, each logged as its own step.
  *
  * Both sides are probed from the moment their command is issued, every
  * 5 ms, each request given PROBE_TIMEOUT_MS.
@@ -60,7 +61,7 @@ const PHASES = [
   'pull (from the loopback registry)',
   'pull done → create starts (observe, plan)',
   'create',
-  'create done → start starts (observe, plan)',
+  'create done → start starts (one step: no observation)',
   'start',
   'start done → first HTTP answer',
   'of which: the answering request’s own wait',

@@ -1,134 +1,251 @@
 /**
- * Downtime per update strategy, and apply → answering compared with a plain
- * `docker run` of the same image, measured in the same run on a real Docker
- * Engine with images from the loopback registry.
+ * Downtime per update strategy beside its anchor, the engine's own stop of the
+ * old container and start of the new one, measured alike in the same run on a
+ * real Docker Engine with images from the loopback registry.
  *
  *   npx tsx bench/update-downtime.ts [--rounds 3]
  *
- * Downtime: a probe requests the app's published port every 5 ms through an
- * update from v1 to v2; the longest stretch without an answer is the downtime.
- * (start-then-kill publishes no host port by design, so it is measured as the
- * overlap during which both versions ran: its downtime is zero by construction.)
+ * Every measure runs the same probe: a request to the app's published port
+ * every PROBE_EVERY_MS, each given PROBE_TIMEOUT_MS, from while the old
+ * version answers until the new one does; the downtime is the longest stretch
+ * without an answer. A request opened while the engine starts a container can
+ * hang until its timeout and nothing answers for a while after the start
+ * (BENCHMARKS.md, "Where the apply time goes"), so only measures probed the
+ * same way compare.
+ *
+ * Anchors, through the Engine API as the agent drives it (no CLI process in the gap):
+ * - stop + start: the old container stopped, then a new one, created
+ *   beforehand with the same options (port, restart policy), started:
+ *   `docker stop` then `docker start`.
+ * - stop + run: the new one created only after the stop: `docker stop` then `docker run`.
+ * Each measure also gives the engine's own gap: the old container's
+ * State.FinishedAt to the new one's State.StartedAt.
+ *
+ * Strategies (a fresh tag per apply, the app committed at v1 first):
+ * - download-then-kill: the agent pulls v2 while v1 serves, then swaps.
+ * - kill-then-download with v2's image already present (pulled beforehand).
+ * - kill-then-download pulling v2 in the gap (its layers on disk, only the tag is new).
+ * - start-then-kill publishes no host port by design: measured as the
+ *   overlap during which both versions ran (downtime 0 by construction).
  */
 import { parseArgs } from 'node:util';
+import Dockerode from 'dockerode';
 import { retagInRegistry } from '../test/e2e/support/images.js';
 import { freePort } from '../test/support/ports.js';
-import { get, median, run, sleep, startRealDevice, until } from './real-device.js';
+import { positiveInt } from './int-arg.js';
+import { get, median, type RealDevice, run, sleep, startRealDevice, until } from './real-device.js';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' } } });
-const rounds = Number(values.rounds);
+const rounds = positiveInt('rounds', values.rounds);
 
-/** Polls the port until `done`, returning the longest gap (ms) between two answers. */
-async function probeGaps(port: number, done: () => boolean): Promise<number> {
+const PROBE_TIMEOUT_MS = 50;
+const PROBE_EVERY_MS = 5;
+/** Long enough for the stashed old container to be inspected before the commit removes it. */
+const MIN_READY_SECONDS = 3;
+
+const docker = new Dockerode();
+
+interface Downtime {
+  /** The longest stretch without an answer. */
+  probed: number;
+  /** The old container's FinishedAt → the new one's StartedAt, as the engine recorded them. */
+  engine: number;
+}
+
+const MEASURES = [
+  'anchor: stop + start',
+  'anchor: stop + run',
+  'download-then-kill',
+  'kill-then-download, image present',
+  'kill-then-download, pulled in the gap',
+] as const;
+type Measure = (typeof MEASURES)[number];
+
+/**
+ * Probes from while `before` answers, runs `act` beside the probe, and stops
+ * at the first answer of `after`: returns the longest stretch (ms) between two
+ * answers. One loop both measures and sees the end, so the last stretch, the
+ * one that ends with the new version's first answer, is always counted.
+ */
+async function probeThrough(port: number, before: string, after: string, act: () => Promise<void>): Promise<number> {
+  await until(`${before} to answer`, async () => (await get(port, PROBE_TIMEOUT_MS)) === before);
   let lastAnswer = Date.now();
   let longest = 0;
-  while (!done()) {
-    if ((await get(port)) !== undefined) {
+  const acting = act();
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const answer = await get(port, PROBE_TIMEOUT_MS);
+    if (answer !== undefined) {
       longest = Math.max(longest, Date.now() - lastAnswer);
       lastAnswer = Date.now();
+      if (answer === after) break;
     }
-    await sleep(5);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${after} to answer`);
+    await sleep(PROBE_EVERY_MS);
   }
+  await acting;
   return longest;
+}
+
+async function engineGap(oldId: string, newId: string): Promise<number> {
+  const [old, next] = await Promise.all([docker.getContainer(oldId).inspect(), docker.getContainer(newId).inspect()]);
+  return Date.parse(next.State.StartedAt) - Date.parse(old.State.FinishedAt);
+}
+
+/** The options the agent gives a spec with one published port and no restart policy of its own. */
+function createOptions(image: string, port: number): Dockerode.ContainerCreateOptions {
+  return {
+    Image: image,
+    ExposedPorts: { '80/tcp': {} },
+    HostConfig: {
+      PortBindings: { '80/tcp': [{ HostIp: '127.0.0.1', HostPort: String(port) }] },
+      RestartPolicy: { Name: 'unless-stopped' },
+    },
+  };
+}
+
+async function anchor(tag: string, images: RealDevice['images'], createBeforeStop: boolean): Promise<Downtime> {
+  const port = await freePort();
+  const v1 = await retagInRegistry(images.v1, `${tag}-anchor-1`);
+  const v2 = await retagInRegistry(images.v2, `${tag}-anchor-2`);
+  await run('docker', ['pull', '-q', v1]);
+  await run('docker', ['pull', '-q', v2]);
+  const old = await docker.createContainer(createOptions(v1, port));
+  let next: Dockerode.Container | undefined;
+  try {
+    await old.start();
+    if (createBeforeStop) next = await docker.createContainer(createOptions(v2, port));
+    const probed = await probeThrough(port, 'v1', 'v2', async () => {
+      await old.stop({ t: 10 });
+      next ??= await docker.createContainer(createOptions(v2, port));
+      await next.start();
+    });
+    return { probed, engine: await engineGap(old.id, next!.id) };
+  } finally {
+    await old.remove({ force: true });
+    await next?.remove({ force: true });
+  }
+}
+
+/** v1 applied and committed, then v2 applied with `strategy`; `prepare` runs on v2's image before the apply. */
+async function swap(
+  device: RealDevice,
+  app: string,
+  tag: string,
+  strategy: string,
+  prepare: (image: string) => Promise<void> = async () => undefined,
+): Promise<Downtime> {
+  const port = await freePort();
+  const spec = (image: string) => ({
+    name: app,
+    scheduling: { devices: [device.deviceId] },
+    spec: {
+      containers: [{ name: 'web', image, ports: [`127.0.0.1:${port}:80`] }],
+      update: { strategy, minReadySeconds: MIN_READY_SECONDS },
+    },
+  });
+  await device.apply(spec(await retagInRegistry(device.images.v1, `${tag}-1`)));
+  await until('v1 committed, alone', async () => (await device.phase(app))?.phase === 'running' && (await appContainers(app)).length === 1);
+  const [oldId] = await appContainers(app);
+  const v2 = await retagInRegistry(device.images.v2, `${tag}-2`);
+  await prepare(v2);
+  const probed = await probeThrough(port, 'v1', 'v2', () => device.apply(spec(v2)));
+  const newId = (await docker.getContainer(`bench.${app}_web`).inspect()).Id;
+  const engine = await engineGap(oldId!, newId);
+  await removeApp(device, app);
+  return { probed, engine };
+}
+
+async function appContainers(app: string): Promise<string[]> {
+  const { stdout } = await run('docker', ['ps', '-aq', '--no-trunc', '--filter', `label=flotilla.app=${app}`]);
+  return stdout.trim() === '' ? [] : stdout.trim().split('\n');
+}
+
+/** Deletes the app and waits for its containers to be gone, so the engine is idle when the next measure starts. */
+async function removeApp(device: RealDevice, app: string): Promise<void> {
+  await fetch(`${device.api}/apps/${app}`, { method: 'DELETE' });
+  await until(`${app}'s containers to be removed`, async () => (await appContainers(app)).length === 0);
+}
+
+/** start-then-kill: how long both versions ran side by side, from Docker's events. */
+async function overlap(device: RealDevice, app: string, tag: string): Promise<number | undefined> {
+  const spec = (image: string) => ({
+    name: app,
+    scheduling: { devices: [device.deviceId] },
+    spec: { containers: [{ name: 'web', image }], update: { strategy: 'start-then-kill', minReadySeconds: 1 } },
+  });
+  await device.apply(spec(await retagInRegistry(device.images.v1, `${tag}-1`)));
+  await until('v1 committed', async () => (await device.phase(app))?.phase === 'running');
+  const since = Math.floor(Date.now() / 1000) - 1;
+  await device.apply(spec(await retagInRegistry(device.images.v2, `${tag}-2`)));
+  await until('v2 committed', async () => {
+    const p = await device.phase(app);
+    return p?.phase === 'running' && p.revision === 2 && (await appContainers(app)).length === 1;
+  });
+  const { stdout } = await run('docker', [
+    'events',
+    '--since',
+    `${since}`,
+    '--until',
+    `${Math.ceil(Date.now() / 1000)}`,
+    '--filter',
+    'type=container',
+    '--filter',
+    `label=flotilla.app=${app}`,
+    '--format',
+    '{{.Action}} {{.TimeNano}}',
+  ]);
+  const events = stdout
+    .trim()
+    .split('\n')
+    .map((line) => line.split(' ') as [string, string]);
+  await removeApp(device, app);
+  const newStart = events.find(([action]) => action === 'start');
+  const oldDie = events.find(([action]) => action === 'die');
+  return newStart && oldDie ? Math.round((Number(oldDie[1]) - Number(newStart[1])) / 1e6) : undefined;
 }
 
 async function main() {
   const device = await startRealDevice();
-  const { deviceId, images, api, apply, phase } = device;
-  const results: Record<string, number[]> = {
-    'docker run': [],
-    'flotilla apply': [],
-    'download-then-kill': [],
-    'kill-then-download': [],
-    'start-then-kill overlap': [],
-  };
-
+  const results = new Map<Measure, Downtime[]>(MEASURES.map((m) => [m, []]));
+  const overlaps: number[] = [];
   try {
     for (let round = 0; round < rounds; round++) {
-      const tag = `bench-${Date.now().toString(36)}`;
-
-      // Baseline: docker run of an image not yet on the machine, until it answers.
-      const plainPort = await freePort();
-      const plainImage = await retagInRegistry(images.v1, `${tag}-plain`);
-      let started = Date.now();
-      const { stdout } = await run('docker', ['run', '-d', '--rm', '-p', `127.0.0.1:${plainPort}:80`, plainImage]);
-      await until('docker run to answer', async () => (await get(plainPort)) === 'v1');
-      results['docker run']!.push(Date.now() - started);
-      await run('docker', ['rm', '-f', stdout.trim()]);
-
-      for (const strategy of ['download-then-kill', 'kill-then-download'] as const) {
-        const app = `bench-${strategy}-${round}`;
-        const port = await freePort();
-        const spec = (image: string) => ({
-          name: app,
-          scheduling: { devices: [deviceId] },
-          spec: { containers: [{ name: 'web', image, ports: [`127.0.0.1:${port}:80`] }], update: { strategy, minReadySeconds: 1 } },
-        });
-        started = Date.now();
-        await apply(spec(await retagInRegistry(images.v1, `${tag}-${strategy}-1`)));
-        await until('v1 to answer', async () => (await get(port)) === 'v1');
-        if (strategy === 'download-then-kill') results['flotilla apply']!.push(Date.now() - started);
-        await until('v1 committed', async () => (await phase(app))?.phase === 'running');
-
-        let updated = false;
-        const gaps = probeGaps(port, () => updated);
-        await apply(spec(await retagInRegistry(images.v2, `${tag}-${strategy}-2`)));
-        await until('v2 to answer', async () => (await get(port)) === 'v2');
-        updated = true;
-        results[strategy]!.push(await gaps);
-        await fetch(`${api}/apps/${app}`, { method: 'DELETE' });
-      }
-
-      // start-then-kill: how long both versions ran side by side (from Docker's events).
-      const app = `bench-beside-${round}`;
-      const spec = (image: string) => ({
-        name: app,
-        scheduling: { devices: [deviceId] },
-        spec: { containers: [{ name: 'web', image }], update: { strategy: 'start-then-kill', minReadySeconds: 1 } },
-      });
-      await apply(spec(await retagInRegistry(images.v1, `${tag}-beside-1`)));
-      await until('v1 committed', async () => (await phase(app))?.phase === 'running');
-      const since = Math.floor(Date.now() / 1000) - 1;
-      await apply(spec(await retagInRegistry(images.v2, `${tag}-beside-2`)));
-      await until('v2 committed', async () => {
-        const p = await phase(app);
-        return p?.phase === 'running' && p.revision === 2;
-      });
-      await sleep(1500);
-      const events = (
-        await run('docker', [
-          'events',
-          '--since',
-          `${since}`,
-          '--until',
-          `${Math.ceil(Date.now() / 1000)}`,
-          '--filter',
-          'type=container',
-          '--filter',
-          `label=flotilla.app=${app}`,
-          '--format',
-          '{{.Action}} {{.TimeNano}}',
-        ])
-      ).stdout
-        .trim()
-        .split('\n')
-        .map((line) => line.split(' ') as [string, string]);
-      const newStart = events.find(([action]) => action === 'start');
-      const oldDie = events.find(([action]) => action === 'die');
-      if (newStart && oldDie) results['start-then-kill overlap']!.push(Math.round((Number(oldDie[1]) - Number(newStart[1])) / 1e6));
-      await fetch(`${api}/apps/${app}`, { method: 'DELETE' });
+      const tag = `downtime-${Date.now().toString(36)}`;
+      results.get('anchor: stop + start')!.push(await anchor(tag, device.images, true));
+      results.get('anchor: stop + run')!.push(await anchor(`${tag}-run`, device.images, false));
+      results.get('download-then-kill')!.push(await swap(device, `dtk-${round}`, `${tag}-dtk`, 'download-then-kill'));
+      results
+        .get('kill-then-download, image present')!
+        .push(
+          await swap(device, `ktd-${round}`, `${tag}-ktd`, 'kill-then-download', (image) =>
+            run('docker', ['pull', '-q', image]).then(() => undefined),
+          ),
+        );
+      results.get('kill-then-download, pulled in the gap')!.push(await swap(device, `ktdp-${round}`, `${tag}-ktdp`, 'kill-then-download'));
+      const both = await overlap(device, `stk-${round}`, `${tag}-stk`);
+      if (both !== undefined) overlaps.push(both);
     }
   } finally {
     await device.close();
   }
 
-  const baseline = median(results['docker run']!);
-  console.log(`rounds: ${rounds}`);
-  console.log('measure                      median ms   all (ms)');
-  for (const [name, xs] of Object.entries(results)) {
-    const ratio = name === 'flotilla apply' ? `   (${(median(xs) / baseline).toFixed(2)}× docker run)` : '';
-    console.log(`${name.padEnd(28)} ${String(median(xs)).padStart(9)}   ${xs.join(', ')}${ratio}`);
+  const anchors = results.get('anchor: stop + start')!;
+  console.log(`rounds: ${rounds}; probe every ${PROBE_EVERY_MS} ms, ${PROBE_TIMEOUT_MS} ms per request`);
+  console.log(
+    `${'measure'.padEnd(38)} ${'probed ms'.padStart(9)}  ${'− anchor'.padStart(8)}  ${'× anchor'.padStart(8)}  ${'engine ms'.padStart(9)}   all probed (ms) | all engine (ms)`,
+  );
+  for (const [name, xs] of results) {
+    const probed = xs.map((x) => x.probed);
+    const engine = xs.map((x) => x.engine);
+    // Per round, against that round's anchor: the machine's load moves both alike.
+    const diff = median(xs.map((x, i) => x.probed - anchors[i]!.probed));
+    const ratio = median(xs.map((x, i) => x.probed / anchors[i]!.probed));
+    console.log(
+      `${name.padEnd(38)} ${String(median(probed)).padStart(9)}  ${String(diff).padStart(8)}  ${ratio.toFixed(2).padStart(8)}  ${String(median(engine)).padStart(9)}   ${probed.join(', ')} | ${engine.join(', ')}`,
+    );
   }
+  console.log(`${'start-then-kill: both versions running'.padEnd(38)} ${String(median(overlaps)).padStart(9)}   ${overlaps.join(', ')}`);
 }
 
 await main();
