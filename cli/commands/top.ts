@@ -32,7 +32,7 @@ export function registerTop(program: Command, io: CliIO): void {
   top
     .command('devices')
     .aliases(['device', 'dev'])
-    .description('show the newest CPU, memory, disk and temperature of every device, refreshed on a terminal')
+    .description('show the newest CPU, memory, disk and temperature of every device and what its link carried, refreshed on a terminal')
     .option('--interval <duration>', 'how often to refresh on a terminal', parsePositiveDuration, parsePositiveDuration(DEFAULT_INTERVAL))
     .option('--once', 'print the table once and exit, even on a terminal')
     .action(async (options: TopOptions, command: Command) => {

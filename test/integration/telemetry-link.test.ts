@@ -25,7 +25,7 @@ import type { LogBatch, LogRecord } from '../../shared/index.js';
 import { type Metrics, Metrics as MetricsSchema, validate } from '../../shared/index.js';
 import { DEFLATE_BASE_1_TAG, DEFLATE_DICT_1_TAG, encodeTelemetryPayload, METRIC_BASE_EVERY } from '../../shared/telemetry-encoding.js';
 import { Cleanup } from '../support/cleanup.js';
-import { metricsSample } from '../support/fixtures.js';
+import { deviceState, metricsSample } from '../support/fixtures.js';
 import { http } from '../support/http.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { LogCapture } from '../support/logs.js';
@@ -168,6 +168,32 @@ describe('telemetry on the link', () => {
     expect((await storedLines(setup.hub)).filter((l) => l.startsWith('plain'))).toEqual(texts);
     const wire = setup.tap.upstream().toString('latin1');
     for (const text of texts) expect(wire).toContain(text);
+  });
+
+  it("serves an older agent, which ignores the hub's telemetry.link command and publishes plain JSON, as before", async () => {
+    const hub: TestHub = cleanup.add('hub', () => hub.close(), await startTestHub());
+    const inbox = await subscriber(hub);
+    // An agent of an earlier release: a will on its status topic, its commands subscribed, plain JSON out.
+    const will = {
+      topic: `flotilla/v1/devices/${DEVICE}/status`,
+      payload: Buffer.from('{"online":false,"at":"2026-12-05T06:00:00Z"}'),
+      qos: 1 as const,
+      retain: true,
+    };
+    const old: MqttClient = cleanup.add('old agent', () => closeClient(old), await connectClient(hub.mqttUrl, { clientId: DEVICE, will }));
+    const commands = new Inbox(old);
+    await old.subscribeAsync(`flotilla/v1/devices/${DEVICE}/commands`, { qos: 1 });
+    const command = await commands.waitFor<{ type: string; args: { encodings: string[] } }>(`flotilla/v1/devices/${DEVICE}/commands`);
+    expect(command).toMatchObject({ type: 'telemetry.link', args: { encodings: ['deflate-dict-1'] } });
+    await old.publishAsync(`flotilla/v1/devices/${DEVICE}/state`, JSON.stringify(deviceState(DEVICE)), { qos: 1, retain: true });
+    const batch = {
+      seq: 1,
+      lines: [{ app: 'a', container: 'main', stream: 'stdout', ts: new Date().toISOString(), line: 'from an older agent' }],
+    };
+    await old.publishAsync(LOGS_TOPIC, JSON.stringify(batch), { qos: 1 });
+    await waitFor('the plain batch relayed', () => relayedLines(inbox).includes('from an older agent'));
+    expect(inbox.on(LOGS_TOPIC)[0]!.payload.toString()).toBe(JSON.stringify(batch));
+    await waitFor('the batch stored', async () => (await storedLines(hub)).includes('from an older agent'));
   });
 
   it('sends plain JSON with --telemetry-encoding off, even to a hub that offers compression', async () => {
