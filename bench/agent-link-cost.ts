@@ -535,7 +535,7 @@ function components(w: OnlineWindow): [string, number][] {
   rows.push(['**MQTT total**', day(mqttBytes)]);
   if (w.tcp) {
     const segments = w.tcp.segsIn + w.tcp.segsOut;
-    rows.push([`TCP/IP headers (${segments} segments × ${SEGMENT_HEADER_BYTES} B)`, day(segments * SEGMENT_HEADER_BYTES)]);
+    rows.push([`TCP/IP headers (${SEGMENT_HEADER_BYTES} B × segments, ACKs included)`, day(segments * SEGMENT_HEADER_BYTES)]);
     rows.push(['**with TCP/IP headers**', day(mqttBytes + segments * SEGMENT_HEADER_BYTES)]);
   }
   return rows;
