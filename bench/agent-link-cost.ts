@@ -430,16 +430,29 @@ interface OnlineWindow {
   /** Docker's timestamp of each line → its batch at the hub's subscriber, in ms. */
   lineLatencyMs: { lines: number; median: number; p95: number; max: number };
   io: ProcIo;
-  /** Agent state (the agent has been up, settled, for the window). */
+  /** The agent reconnected during the window (its figures then include a CONNECT). */
   reconnected: boolean;
+  /** The hub's own count of the device's MQTT bytes over the window (`/api/v1/top`), to set beside the proxy's. */
+  hubCounted: { bytesIn: number; bytesOut: number } | undefined;
+}
+
+/** The device's link bytes as the hub counts them (broker/mqtt/link-bytes.ts), through `/api/v1/top`. */
+async function hubLinkBytes(hub: HubProcess): Promise<{ bytesIn: number; bytesOut: number } | undefined> {
+  const top = await getJson<{ devices: { id: string; linkBytesIn?: number; linkBytesOut?: number }[] }>(`${hub.url}/api/v1/top`);
+  const row = top.devices.find((d) => d.id === deviceId);
+  return row?.linkBytesIn === undefined || row.linkBytesOut === undefined
+    ? undefined
+    : { bytesIn: row.linkBytesIn, bytesOut: row.linkBytesOut };
 }
 
 /** One online window of `onlineMs`: what crossed the link, by packet kind, and how late lines arrived. */
 async function onlineWindow(ctx: Context, label: string, agentArgs: string[]): Promise<OnlineWindow> {
+  const hub0 = await hubLinkBytes(ctx.hub);
   const t0 = snapshot(ctx);
   say(`${label}: online window of ${onlineMs / 1000} s`);
   await sleep(onlineMs);
   const t1 = snapshot(ctx);
+  const hub1 = await hubLinkBytes(ctx.hub);
   const wire = diffStats(t0.meter, t1.meter);
   const tcp =
     t0.tcp && t1.tcp
@@ -469,6 +482,7 @@ async function onlineWindow(ctx: Context, label: string, agentArgs: string[]): P
     lineLatencyMs: { lines: latencies.length, median: at(0.5), p95: at(0.95), max: latencies.at(-1) ?? Number.NaN },
     io: diffIo(t0.io, t1.io),
     reconnected: t1.meter.accepted !== t0.meter.accepted,
+    hubCounted: hub0 && hub1 ? { bytesIn: hub1.bytesIn - hub0.bytesIn, bytesOut: hub1.bytesOut - hub0.bytesOut } : undefined,
   };
   const mqttBytes = wire.up.bytes + wire.down.bytes;
   say(
@@ -582,6 +596,10 @@ function printComparison(windows: OnlineWindow[], check: HubCheck): void {
         out(`| ${w.label} | ${dir} | ${kind} | ${t.packets} | ${t.bytes} | ${t.payload} | ${(t.bytes / t.packets).toFixed(0)} |`);
       }
     }
+  }
+  for (const w of windows) {
+    const counted = w.hubCounted ? `in ${w.hubCounted.bytesIn} B, out ${w.hubCounted.bytesOut} B` : 'nothing';
+    out(`${w.label}: the hub counted ${counted}; the proxy forwarded up ${w.wire.up.bytes} B, down ${w.wire.down.bytes} B`);
   }
   out(
     `\nhub: ${check.lines.stored} lines stored, ${check.lines.unique} unique, ${check.lines.duplicates} duplicates, ${check.lines.gaps} gaps; ` +
