@@ -18,8 +18,11 @@
  *   beforehand with the same options (port, restart policy), started:
  *   `docker stop` then `docker start`.
  * - stop + run: the new one created only after the stop: `docker stop` then `docker run`.
- * Each measure also gives the engine's own gap: the old container's
- * State.FinishedAt to the new one's State.StartedAt.
+ * Each measure also gives the engine's own gap, the old container's
+ * State.FinishedAt to the new one's State.StartedAt, and the requests' gap:
+ * from the old one's stop requested to the new one's start returned (the
+ * anchor's own clock; for the agent, its log: the stash logged as it begins,
+ * the start logged done, whether they are parts of one step or steps of their own).
  *
  * Strategies (a fresh tag per apply, the app committed at v1 first):
  * - download-then-kill: the agent pulls v2 while v1 serves, then swaps.
@@ -30,6 +33,7 @@
  */
 import { parseArgs } from 'node:util';
 import Dockerode from 'dockerode';
+import { pino } from 'pino';
 import { retagInRegistry } from '../test/e2e/support/images.js';
 import { freePort } from '../test/support/ports.js';
 import { positiveInt } from './int-arg.js';
@@ -50,6 +54,17 @@ interface Downtime {
   probed: number;
   /** The old container's FinishedAt → the new one's StartedAt, as the engine recorded them. */
   engine: number;
+  /** The old container's stop requested → the new one's start returned, by the caller's clock (the anchor's, or the agent's log). */
+  requests: number;
+}
+
+/** The fields of the agent's log lines this reads: a step's first line carries its reason, its debug `… done` line its duration. */
+interface LogLine {
+  time: number;
+  app?: string;
+  action?: string;
+  reason?: string;
+  durationMs?: number;
 }
 
 const MEASURES = [
@@ -115,12 +130,15 @@ async function anchor(tag: string, images: RealDevice['images'], createBeforeSto
   try {
     await old.start();
     if (createBeforeStop) next = await docker.createContainer(createOptions(v2, port));
+    let requests = 0;
     const probed = await probeThrough(port, 'v1', 'v2', async () => {
+      const stopping = Date.now();
       await old.stop({ t: 10 });
       next ??= await docker.createContainer(createOptions(v2, port));
       await next.start();
+      requests = Date.now() - stopping;
     });
-    return { probed, engine: await engineGap(old.id, next!.id) };
+    return { probed, engine: await engineGap(old.id, next!.id), requests };
   } finally {
     await old.remove({ force: true });
     await next?.remove({ force: true });
@@ -130,6 +148,7 @@ async function anchor(tag: string, images: RealDevice['images'], createBeforeSto
 /** v1 applied and committed, then v2 applied with `strategy`; `prepare` runs on v2's image before the apply. */
 async function swap(
   device: RealDevice,
+  lines: readonly LogLine[],
   app: string,
   tag: string,
   strategy: string,
@@ -149,11 +168,17 @@ async function swap(
   const [oldId] = await appContainers(app);
   const v2 = await retagInRegistry(device.images.v2, `${tag}-2`);
   await prepare(v2);
+  const from = lines.length;
   const probed = await probeThrough(port, 'v1', 'v2', () => device.apply(spec(v2)));
   const newId = (await docker.getContainer(`bench.${app}_web`).inspect()).Id;
   const engine = await engineGap(oldId!, newId);
+  // The stash (the old one's stop) logged as it begins, the start logged done: as one step's parts or as steps of their own.
+  const logged = (action: string, done: boolean) =>
+    lines.slice(from).find((l) => l.app === app && l.action === action && (done ? l.durationMs !== undefined : l.reason !== undefined));
+  await until('the start to be logged done', async () => logged('start', true) !== undefined);
+  const requests = logged('start', true)!.time - logged('stash', false)!.time;
   await removeApp(device, app);
-  return { probed, engine };
+  return { probed, engine, requests };
 }
 
 async function appContainers(app: string): Promise<string[]> {
@@ -206,7 +231,9 @@ async function overlap(device: RealDevice, app: string, tag: string): Promise<nu
 }
 
 async function main() {
-  const device = await startRealDevice();
+  const lines: LogLine[] = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) });
+  const device = await startRealDevice({ logger });
   const results = new Map<Measure, Downtime[]>(MEASURES.map((m) => [m, []]));
   const overlaps: number[] = [];
   try {
@@ -214,15 +241,17 @@ async function main() {
       const tag = `downtime-${Date.now().toString(36)}`;
       results.get('anchor: stop + start')!.push(await anchor(tag, device.images, true));
       results.get('anchor: stop + run')!.push(await anchor(`${tag}-run`, device.images, false));
-      results.get('download-then-kill')!.push(await swap(device, `dtk-${round}`, `${tag}-dtk`, 'download-then-kill'));
+      results.get('download-then-kill')!.push(await swap(device, lines, `dtk-${round}`, `${tag}-dtk`, 'download-then-kill'));
       results
         .get('kill-then-download, image present')!
         .push(
-          await swap(device, `ktd-${round}`, `${tag}-ktd`, 'kill-then-download', (image) =>
+          await swap(device, lines, `ktd-${round}`, `${tag}-ktd`, 'kill-then-download', (image) =>
             run('docker', ['pull', '-q', image]).then(() => undefined),
           ),
         );
-      results.get('kill-then-download, pulled in the gap')!.push(await swap(device, `ktdp-${round}`, `${tag}-ktdp`, 'kill-then-download'));
+      results
+        .get('kill-then-download, pulled in the gap')!
+        .push(await swap(device, lines, `ktdp-${round}`, `${tag}-ktdp`, 'kill-then-download'));
       const both = await overlap(device, `stk-${round}`, `${tag}-stk`);
       if (both !== undefined) overlaps.push(both);
     }
@@ -231,21 +260,27 @@ async function main() {
   }
 
   const anchors = results.get('anchor: stop + start')!;
+  // Per round, against that round's anchor: the machine's load moves both alike.
+  const against = (xs: Downtime[], key: keyof Downtime) => ({
+    median: median(xs.map((x) => x[key])),
+    diff: median(xs.map((x, i) => x[key] - anchors[i]![key])),
+    ratio: median(xs.map((x, i) => x[key] / anchors[i]![key])),
+  });
+  const cell = (x: { median: number; diff: number; ratio: number }) =>
+    `${String(x.median).padStart(6)} ${String(x.diff).padStart(6)} ${x.ratio.toFixed(2).padStart(5)}×`;
   console.log(`rounds: ${rounds}; probe every ${PROBE_EVERY_MS} ms, ${PROBE_TIMEOUT_MS} ms per request`);
-  console.log(
-    `${'measure'.padEnd(38)} ${'probed ms'.padStart(9)}  ${'− anchor'.padStart(8)}  ${'× anchor'.padStart(8)}  ${'engine ms'.padStart(9)}   all probed (ms) | all engine (ms)`,
-  );
+  console.log("medians in ms; − and × the same round's anchor: stop + start");
+  console.log(`${'measure'.padEnd(38)} ${'probed   −anch  ×anch'.padEnd(22)} ${'engine   −anch  ×anch'.padEnd(22)} requests −anch  ×anch`);
   for (const [name, xs] of results) {
-    const probed = xs.map((x) => x.probed);
-    const engine = xs.map((x) => x.engine);
-    // Per round, against that round's anchor: the machine's load moves both alike.
-    const diff = median(xs.map((x, i) => x.probed - anchors[i]!.probed));
-    const ratio = median(xs.map((x, i) => x.probed / anchors[i]!.probed));
+    console.log(`${name.padEnd(38)} ${cell(against(xs, 'probed'))}  ${cell(against(xs, 'engine'))}  ${cell(against(xs, 'requests'))}`);
+  }
+  console.log(`${'start-then-kill: both versions running'.padEnd(38)} ${String(median(overlaps)).padStart(6)}   ${overlaps.join(', ')}`);
+  console.log('\nall rounds (ms): probed | engine | requests');
+  for (const [name, xs] of results) {
     console.log(
-      `${name.padEnd(38)} ${String(median(probed)).padStart(9)}  ${String(diff).padStart(8)}  ${ratio.toFixed(2).padStart(8)}  ${String(median(engine)).padStart(9)}   ${probed.join(', ')} | ${engine.join(', ')}`,
+      `${name.padEnd(38)} ${xs.map((x) => x.probed).join(', ')} | ${xs.map((x) => x.engine).join(', ')} | ${xs.map((x) => x.requests).join(', ')}`,
     );
   }
-  console.log(`${'start-then-kill: both versions running'.padEnd(38)} ${String(median(overlaps)).padStart(9)}   ${overlaps.join(', ')}`);
 }
 
 await main();
