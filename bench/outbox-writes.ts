@@ -307,7 +307,9 @@ function runChild(layout: string, tickS: number, scratch: string, legacy: string
   const args = ['--import', 'tsx', HERE, '--child', '--layout', layout, '--outbox', join(outboxDir, 'outbox.db'), '--legacy', legacy];
   args.push('--hours', values.hours, '--tick-s', String(tickS), '--real-s', values['real-s']);
   return new Promise((done, fail) => {
-    const proc = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] });
+    // tsx's compile cache would write its own files into the window.
+    const env = { ...process.env, TSX_DISABLE_CACHE: '1' };
+    const proc = spawn(process.execPath, args, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     proc.stdout.on('data', (chunk) => {
       out += chunk;
@@ -337,7 +339,7 @@ async function parent(): Promise<void> {
   const scratch = mkdtempSync(join(values.dir, 'flotilla-outbox-writes-'));
   const legacy = join(scratch, 'legacy-outbox');
   mkdirSync(legacy);
-  const fs = execFileSync('stat', ['-f', '-c', '%T', scratch], { encoding: 'utf8' }).trim();
+  const fs = execFileSync('findmnt', ['-n', '-o', 'FSTYPE,SOURCE', '--target', scratch], { encoding: 'utf8' }).trim().replace(/\s+/, ' on ');
   const loadBefore = loadavg();
   try {
     extractOldOutbox(legacy);
