@@ -240,11 +240,7 @@ export class Outbox {
     if (file.rows - file.inFlight <= 0) return undefined;
     if (file.page.length === 0) {
       const rows = this.file.page(cls, file.cursor, PAGE);
-      const lost = this.file.takeLost();
-      if (lost.length > 0) {
-        for (const { cls: lostCls, row } of lost) this.forgetRows(lostCls, [row], 'unreadable');
-        this.options.onDrop?.();
-      }
+      this.countLost();
       file.page = rows.map((row) => ({
         cls,
         payload: row.payload,
@@ -269,6 +265,7 @@ export class Outbox {
       this.memory[cls] = keep;
     }
     const ids = this.file.write(spilled);
+    this.countLost();
     spilled.forEach((m, i) => {
       m.rowId = ids[i];
       this.memoryBytes -= m.payload.length;
@@ -281,6 +278,14 @@ export class Outbox {
         if (payloads.length > 0) this.options.onSettled(cls, payloads);
       }
     }
+  }
+
+  /** Messages the file found it could not read back (a damaged frame) leave the count as drops. */
+  private countLost(): void {
+    const lost = this.file.takeLost();
+    if (lost.length === 0) return;
+    for (const { cls, row } of lost) this.forgetRows(cls, [row], 'unreadable');
+    this.options.onDrop?.();
   }
 
   /** Drops lowest-priority oldest messages until under the cap; true if any went. */

@@ -11,6 +11,7 @@ import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, truncate
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { describeDrops } from '../../agent/outbox/drop-report.js';
 import { Outbox, type OutboxOptions } from '../../agent/outbox/outbox.js';
 import { listSegments, OutboxFile, SEGMENT_BYTES } from '../../agent/outbox/outbox-file.js';
 import { PAGE_BYTES } from '../../agent/outbox/segment-frame.js';
@@ -230,6 +231,28 @@ describe('outbox segment files', () => {
     second.tick();
     // Nothing live is left: every segment, the damaged ones too, is gone.
     expect(listSegments(path)).toEqual([]);
+  });
+
+  it('counts messages whose frame turned unreadable while the agent ran as dropped, and says so', () => {
+    const clock = { t: 0 };
+    const path = tempPath();
+    const outbox = open(path, clock);
+    outbox.push('logs', Buffer.from('l1'));
+    outbox.push('logs', Buffer.from('l2'));
+    clock.t += 2_000;
+    outbox.tick();
+    outbox.push('logs', Buffer.from('l3'));
+    clock.t += 2_000;
+    outbox.tick();
+    const [segment] = listSegments(path);
+    const bytes = readFileSync(segment!.path);
+    bytes[20] = (bytes[20]! + 1) % 256; // the first frame (l1, l2) goes bad on the card
+    writeFileSync(segment!.path, bytes);
+    expect(drain(outbox)).toEqual(['l3']);
+    const drops = outbox.takeDrops()!;
+    expect(drops.logs.unreadable).toEqual({ messages: 2, bytes: 4 });
+    expect(describeDrops(drops)).toBe('dropped undelivered messages, unreadable on disk: 2 logs (4 B)');
+    expect(outbox.stats).toMatchObject({ messages: 0, bytes: 0, dropped: 2 });
   });
 
   it('does not offer again after a restart what was acknowledged or dropped, and deletes segments once all is delivered', () => {
