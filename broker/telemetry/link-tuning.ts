@@ -3,9 +3,10 @@
  * `telemetry.link` command (shared/schemas/telemetry.ts) on a device's
  * `commands` topic.
  *
- * - Encodings: sent whenever an agent subscribes to its commands (on every
- *   connection, once the subscription exists, so the command cannot race
- *   it), listing what this hub decodes (shared/telemetry-encoding.ts). An
+ * - Encodings: sent whenever an agent (a client whose will is on its own
+ *   status topic) subscribes to its commands (on every connection, once the
+ *   subscription exists, so the command cannot race it), listing what this
+ *   hub decodes (shared/telemetry-encoding.ts). An
  *   agent compresses only after hearing it on the connection, so an older
  *   hub, which never says it, keeps getting plain JSON; an older agent
  *   ignores the command.
@@ -52,6 +53,12 @@ interface Followed {
   renew: NodeJS.Timeout;
 }
 
+/** An agent leaves its offline status on its own status topic as its will (as protocol-gate.ts tells agents from other clients). */
+function isAgent(client: Client, topics: Topics): boolean {
+  const will = (client as Client & { will?: { topic?: string } | null }).will;
+  return will?.topic === topics.device(client.id, 'status');
+}
+
 export class TelemetryLinkTuning {
   private readonly followed = new Map<string, Followed>();
   private readonly log: Logger;
@@ -72,7 +79,7 @@ export class TelemetryLinkTuning {
   attach(aedes: Aedes): void {
     aedes.on('subscribe', (subscriptions: Subscription[], client: Client) => {
       const id = client?.id;
-      if (!id || !isDeviceId(id)) return;
+      if (!id || !isDeviceId(id) || !isAgent(client, this.options.topics)) return;
       const own = this.options.topics.device(id, 'commands');
       if (subscriptions.some((s) => s.topic === own)) this.send(id, this.argsFor(id));
     });
