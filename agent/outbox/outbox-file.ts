@@ -124,6 +124,10 @@ export class OutboxFile {
   private readonly decoded = new Map<FrameRef, FrameRecord[]>();
   private lost: { cls: OutboxClass; row: RemovedRow }[] = [];
   private readonly diskBudget: number;
+  /** Set while writing copies: a segment closed meanwhile must reach the disk first. */
+  private syncBeforeClosing = false;
+  /** Set while moving an old outbox in: every segment it fills is fsynced before the old file goes. */
+  private migrating = false;
 
   constructor(
     private readonly path: string,
@@ -318,6 +322,8 @@ export class OutboxFile {
     let removed = this.pendingRemovals;
     this.pendingRemovals = [];
     if (records.length === 0 && removed.length === 0) return;
+    const durable = copied || this.migrating;
+    this.syncBeforeClosing = durable;
     for (let start = 0; start < records.length || removed.length > 0; ) {
       let end = start;
       let size = 0;
@@ -329,8 +335,9 @@ export class OutboxFile {
       removed = [];
       start = end;
     }
-    // Copies must be on disk before the segments they came from are deleted.
-    if (copied && this.active) fdatasyncSync(this.active.fd);
+    // Copies must be on disk before the segments they came from are deleted (rotate syncs a segment it closes).
+    if (durable && this.active) fdatasyncSync(this.active.fd);
+    this.syncBeforeClosing = false;
     this.deleteSegments(this.deadPrefix());
   }
 
@@ -354,6 +361,7 @@ export class OutboxFile {
   }
 
   private rotate(): void {
+    if (this.active && this.syncBeforeClosing) fdatasyncSync(this.active.fd);
     if (this.active) closeSync(this.active.fd);
     const n = this.nextSegment++;
     const segment: Segment = { n, path: segmentPath(this.path, n), bytes: 0, live: 0 };
@@ -433,8 +441,12 @@ export class OutboxFile {
     if (legacy.kind !== 'rows') return;
     const rows = legacy.rows.filter((r) => r.cls >= 0 && r.cls < OUTBOX_CLASSES.length);
     if (rows.length > 0) {
-      this.write(rows.map((r) => ({ cls: OUTBOX_CLASSES[r.cls]!, createdAt: r.createdAt, payload: r.payload })));
-      fdatasyncSync(this.active!.fd);
+      this.migrating = true;
+      try {
+        this.write(rows.map((r) => ({ cls: OUTBOX_CLASSES[r.cls]!, createdAt: r.createdAt, payload: r.payload })));
+      } finally {
+        this.migrating = false;
+      }
       syncDir(dirname(this.path));
     }
     removeLegacyOutbox(this.path);

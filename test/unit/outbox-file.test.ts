@@ -343,6 +343,17 @@ describe('an outbox in the previous (SQLite) format', () => {
     expect(drain(second)).toEqual(['e1', 'e2', 'l1', 'l2', 'l3', 'm1']);
   });
 
+  it('larger than a segment is moved whole, over several segments, in order', () => {
+    const clock = { t: 10_000 };
+    const path = tempPath();
+    const rows: [number, string][] = Array.from({ length: 12 }, (_, i) => [1, `l${i + 1} ${noise(150_000).toString('base64')}`]);
+    legacyOutbox(path, rows);
+    const outbox = open(path, clock);
+    expect(outbox.openReport.migrated).toBe(12);
+    expect(listSegments(path).length).toBeGreaterThan(1);
+    expect(drain(outbox).map((p) => p.split(' ')[0])).toEqual(rows.map(([, p]) => p.split(' ')[0]));
+  });
+
   it('delivers its messages even when a crash came between the copy and the removal (twice rather than never)', () => {
     const clock = { t: 10_000 };
     const path = tempPath();
