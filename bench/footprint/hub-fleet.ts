@@ -265,8 +265,9 @@ async function main(): Promise<void> {
   if (!args.json) console.error(`${DEVICES} devices connected in ${connectS.toFixed(1)} s; publishing ${RATE} msg/s`);
   // The fleet publishes from here to the end: a step as long as both windows and their settling.
   const step = generator.request({ type: 'step', rate: RATE, durationMs: 2 * WINDOW_MS + 20_000 }, 'stepDone');
-  // Every device has sent a sample (the per-device series are all there) before the windows.
-  await sleep(Math.max(10_000, (DEVICES / RATE) * 10 * 1000 + 2000));
+  // Every device has sent a sample (the per-device series are all there) before the scrape
+  // window: one in ten messages is a sample, and the fleet window passes meanwhile.
+  await sleep(Math.max(10_000, (DEVICES / RATE) * 10 * 1000 + 2000 - WINDOW_MS));
   results.push(await measure(hub, 'fleet', DEVICES, RATE));
   results.push(await measure(hub, 'fleet + scrapes', DEVICES, RATE, () => scrapeFor(httpUrl)));
   const done = await step;
