@@ -339,7 +339,9 @@ async function parent(): Promise<void> {
   const scratch = mkdtempSync(join(values.dir, 'flotilla-outbox-writes-'));
   const legacy = join(scratch, 'legacy-outbox');
   mkdirSync(legacy);
-  const fs = execFileSync('findmnt', ['-n', '-o', 'FSTYPE,SOURCE', '--target', scratch], { encoding: 'utf8' }).trim().replace(/\s+/, ' on ');
+  const fs = execFileSync('findmnt', ['-n', '-o', 'FSTYPE,SOURCE', '--target', scratch], { encoding: 'utf8' })
+    .trim()
+    .replace(/\s+/, ' on ');
   const loadBefore = loadavg();
   try {
     extractOldOutbox(legacy);
