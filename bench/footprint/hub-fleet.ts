@@ -263,11 +263,12 @@ async function main(): Promise<void> {
   await generator.request({ type: 'start', host: HOST, port: mqttPort, devices: DEVICES, window: 8, idPrefix: 'fleet' }, 'ready');
   const connectS = (performance.now() - connectStart) / 1000;
   if (!args.json) console.error(`${DEVICES} devices connected in ${connectS.toFixed(1)} s; publishing ${RATE} msg/s`);
-  // The fleet publishes from here to the end: a step as long as both windows and their settling.
-  const step = generator.request({ type: 'step', rate: RATE, durationMs: 2 * WINDOW_MS + 20_000 }, 'stepDone');
   // Every device has sent a sample (the per-device series are all there) before the scrape
   // window: one in ten messages is a sample, and the fleet window passes meanwhile.
-  await sleep(Math.max(10_000, (DEVICES / RATE) * 10 * 1000 + 2000 - WINDOW_MS));
+  const settleMs = Math.max(10_000, (DEVICES / RATE) * 10 * 1000 + 2000 - WINDOW_MS);
+  // The fleet publishes from here to the end: a step as long as the settling, both windows and a margin.
+  const step = generator.request({ type: 'step', rate: RATE, durationMs: settleMs + 2 * WINDOW_MS + 10_000 }, 'stepDone');
+  await sleep(settleMs);
   results.push(await measure(hub, 'fleet', DEVICES, RATE));
   results.push(await measure(hub, 'fleet + scrapes', DEVICES, RATE, () => scrapeFor(httpUrl)));
   const done = await step;
