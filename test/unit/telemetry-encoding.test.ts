@@ -126,7 +126,7 @@ describe('encodeTelemetryPayload / decodeTelemetryPayload', () => {
   });
 
   it('sends a sample as a delta against an earlier full one, far smaller, restored exactly only against that very base', () => {
-    const base = metricsSample(4_294_967_296 * 3 + 10);
+    const base = metricsSample(4_294_967_296 * 3 + 10, { ts: '2026-12-05T06:00:00.000Z' });
     const next = metricsSample(4_294_967_296 * 3 + 11, {
       ts: '2026-12-05T06:00:10.000Z',
       host: { ...base.host, cpuPercent: 12.34, memUsedBytes: base.host.memUsedBytes + 4096, uptimeSeconds: base.host.uptimeSeconds + 10 },
@@ -145,7 +145,9 @@ describe('encodeTelemetryPayload / decodeTelemetryPayload', () => {
     expect(() => decodeTelemetryPayload(delta)).toThrow(TelemetryBaseMissingError);
     expect(() => decodeTelemetryPayload(delta)).toThrow(`metrics delta against sample seq ${base.seq}, which this hub does not hold`);
     // Against another sample under the same seq: refused by the CRC, never restored to something else.
-    const other = json(metricsSample(base.seq, { ts: '2026-12-05T05:59:00.000Z' }));
+    // It differs from the base where the delta must refer to it (the container, unchanged since the base).
+    const [container] = base.containers;
+    const other = json({ ...base, containers: [{ ...container!, app: 'boiler', container: 'valve', id: 'deadbeef' }] });
     expect(() => decodeTelemetryPayload(delta, () => other)).toThrow(/corrupt deflate-dict-1 telemetry payload .*: /);
   });
 
