@@ -3,7 +3,7 @@
  *
  * Aedes 1.2 writes a QoS 1 PUBACK before it publishes the message (and so
  * before the `published` hook runs: lib/handlers/publish.js), so ingest from
- * that hook left a window of one group commit (20–200 ms) in which a device
+ * that hook left a window of one group commit (up to 200 ms) in which a device
  * had its acknowledgement and deleted the message from its outbox, while
  * the hub held it only in memory: a hub killed then lost it. Publish
  * authorization runs before the PUBACK, so ingest queues the message there
