@@ -187,6 +187,17 @@ interface Context {
   since: string;
 }
 
+/** What the agent's socket sent and received between two snapshots; undefined when `ss` could not tell. */
+function tcpBetween(t0: Snapshot, t1: Snapshot): TcpCounters | undefined {
+  if (!t0.tcp || !t1.tcp) return undefined;
+  return {
+    segsOut: t1.tcp.segsOut - t0.tcp.segsOut,
+    segsIn: t1.tcp.segsIn - t0.tcp.segsIn,
+    bytesSent: t1.tcp.bytesSent - t0.tcp.bytesSent,
+    bytesReceived: t1.tcp.bytesReceived - t0.tcp.bytesReceived,
+  };
+}
+
 function snapshot(ctx: Context): Snapshot {
   return {
     at: Date.now(),
@@ -454,15 +465,7 @@ async function onlineWindow(ctx: Context, label: string, agentArgs: string[]): P
   const t1 = snapshot(ctx);
   const hub1 = await hubLinkBytes(ctx.hub);
   const wire = diffStats(t0.meter, t1.meter);
-  const tcp =
-    t0.tcp && t1.tcp
-      ? {
-          segsOut: t1.tcp.segsOut - t0.tcp.segsOut,
-          segsIn: t1.tcp.segsIn - t0.tcp.segsIn,
-          bytesSent: t1.tcp.bytesSent - t0.tcp.bytesSent,
-          bytesReceived: t1.tcp.bytesReceived - t0.tcp.bytesReceived,
-        }
-      : undefined;
+  const tcp = tcpBetween(t0, t1);
   const onHub: Record<string, { messages: number; bytes: number }> = {};
   const latencies: number[] = [];
   for (const m of seen.slice(t0.seen, t1.seen)) {
@@ -671,15 +674,7 @@ async function main() {
   if (t1.meter.accepted !== t0.meter.accepted) say('warning: the agent reconnected during the online window');
   const online = window('online', t0, t1, agentDir);
   const wire = diffStats(t0.meter, t1.meter);
-  const tcp =
-    t0.tcp && t1.tcp
-      ? {
-          segsOut: t1.tcp.segsOut - t0.tcp.segsOut,
-          segsIn: t1.tcp.segsIn - t0.tcp.segsIn,
-          bytesSent: t1.tcp.bytesSent - t0.tcp.bytesSent,
-          bytesReceived: t1.tcp.bytesReceived - t0.tcp.bytesReceived,
-        }
-      : undefined;
+  const tcp = tcpBetween(t0, t1);
   const onHub: Record<string, { messages: number; bytes: number }> = {};
   for (const m of seen.slice(t0.seen, t1.seen)) tally(onHub, m);
   // Why state reports went out in a steady state: what changed from the one before (reportedAt aside).
