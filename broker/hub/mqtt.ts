@@ -113,7 +113,7 @@ export async function startHubMqtt(config: HubConfig, deps: HubMqttDeps, closer:
     logger,
     maxPacketBytes: config.maxPacketBytes,
     linkBytes,
-    hooks: brokerHooks({ clashes, access, protocol, admission, payloadLimits, ingest: telemetry.ingest, traffic, topics, logger }),
+    hooks: brokerHooks({ clashes, access, protocol, admission, payloadLimits, ingest: telemetry.ingest, traffic, topics }),
   });
   closer.add('MQTT broker', () => broker.close());
   // Closed before the broker (closers run in reverse): connections held for a token are let go first.

@@ -15,7 +15,6 @@
  * (hub-bus.ts), and only authorizeForward sees them, on their way out.
  */
 import type { AedesOptions, ConnectPacket } from 'aedes';
-import type { Logger } from 'pino';
 import type { Topics } from '../../shared/index.js';
 import type { TelemetryIngest } from '../telemetry/ingest.js';
 import { ingestBeforeAck } from '../telemetry/ingest-before-ack.js';
@@ -42,25 +41,13 @@ export interface HookStages {
   ingest: TelemetryIngest;
   traffic: BrokerTraffic;
   topics: Topics;
-  /** Where ingest reports undecodable telemetry payloads. */
-  logger?: Logger;
 }
 
-export function brokerHooks({
-  clashes,
-  access,
-  protocol,
-  admission,
-  payloadLimits,
-  ingest,
-  traffic,
-  topics,
-  logger,
-}: HookStages): BrokerHooks {
+export function brokerHooks({ clashes, access, protocol, admission, payloadLimits, ingest, traffic, topics }: HookStages): BrokerHooks {
   return {
     preConnect: chainPreConnect(clashes.preConnect, access.preConnect, protocol.preConnect, admission.preConnect),
     authenticate: access.authenticate,
-    authorizePublish: ingestBeforeAck(payloadLimits.authorizePublish, topics, ingest, logger ? { logger } : {}),
+    authorizePublish: ingestBeforeAck(payloadLimits.authorizePublish, topics, ingest),
     authorizeSubscribe: access.authorizeSubscribe,
     authorizeForward: (client, packet) => {
       const allowed = access.authorizeForward(client, packet);

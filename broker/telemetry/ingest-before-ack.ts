@@ -24,8 +24,8 @@
  * dashboards and every other subscriber see exactly what an agent sending
  * plain JSON would have sent. One that cannot be decoded is acknowledged and
  * dropped (payload-limits.ts' dropped topic: relayed nowhere, since no
- * subscriber could read it either), counted as invalid and logged, at most
- * once per device and channel per INVALID_WARNING_WINDOW_MS.
+ * subscriber could read it either), and reported by ingest like a message
+ * that fails its schema (TelemetryIngest.reportInvalid).
  *
  * A metrics sample may arrive as a delta against the device's newest full
  * live (QoS 0) sample that arrived encoded; that one is kept here, one per device (about
@@ -36,7 +36,6 @@
  * and after a hub restart every device would otherwise say so once.
  */
 import type { AedesOptions, PublishPacket } from 'aedes';
-import type { Logger } from 'pino';
 import type { Topics } from '../../shared/index.js';
 import {
   DEFLATE_DICT_1_TAG,
@@ -46,26 +45,11 @@ import {
   TelemetryBaseMissingError,
 } from '../../shared/telemetry-encoding.js';
 import { DROPPED_TOPIC } from '../mqtt/payload-limits.js';
-import { isTelemetryChannel, type TelemetryChannel, type TelemetryIngest } from './ingest.js';
+import { isTelemetryChannel, type TelemetryIngest } from './ingest.js';
 
 type AuthorizePublish = NonNullable<AedesOptions['authorizePublish']>;
 
-/** At most one warning per device and channel in this window; the rest are counted into the next. */
-export const INVALID_WARNING_WINDOW_MS = 10_000;
-
-export interface IngestBeforeAckOptions {
-  /** Where undecodable payloads are reported (default: nowhere). */
-  logger?: Logger;
-  now?: () => number;
-}
-
-export function ingestBeforeAck(
-  authorize: AuthorizePublish,
-  topics: Topics,
-  ingest: TelemetryIngest,
-  options: IngestBeforeAckOptions = {},
-): AuthorizePublish {
-  const refuse = undecodableReporter(ingest, options);
+export function ingestBeforeAck(authorize: AuthorizePublish, topics: Topics, ingest: TelemetryIngest): AuthorizePublish {
   /** Per device, the newest full metrics sample that arrived encoded: what its deltas are made against. */
   const bases = new Map<string, { seq: number; plain: Buffer }>();
   return (client, packet, done) => {
@@ -82,13 +66,12 @@ export function ingestBeforeAck(
             return base?.seq === seq ? base.plain : undefined;
           });
         } catch (decodeErr) {
-          refuse(
-            packet,
-            deviceId,
-            channel,
-            (decodeErr as Error).message,
-            decodeErr instanceof TelemetryBaseMissingError ? 'debug' : 'warn',
-          );
+          ingest.reportInvalid(deviceId, channel, (decodeErr as Error).message, {
+            kind: 'undecodable',
+            bytes: payload.length,
+            expected: decodeErr instanceof TelemetryBaseMissingError,
+          });
+          dropUnread(packet);
           return done(null);
         }
         // Only live samples (QoS 0) are bases: the outbox's late ones must not replace the one the live deltas name.
@@ -111,33 +94,9 @@ function keepBase(bases: Map<string, { seq: number; plain: Buffer }>, deviceId: 
   if (seq !== undefined) bases.set(deviceId, { seq: Number(seq), plain });
 }
 
-/** Drops an undecodable packet (acknowledged, relayed nowhere), counts it as invalid and says so, rate-limited per device and channel. */
-function undecodableReporter(ingest: TelemetryIngest, { logger, now = Date.now }: IngestBeforeAckOptions) {
-  const log = logger?.child({ component: 'ingest' });
-  const lastWarning = new Map<string, { at: number; suppressed: number }>();
-  return (packet: PublishPacket, device: string, channel: TelemetryChannel, reason: string, level: 'warn' | 'debug'): void => {
-    ingest.counters.invalid++;
-    const bytes = packet.payload.length;
-    packet.topic = DROPPED_TOPIC;
-    packet.payload = Buffer.alloc(0);
-    packet.retain = false;
-    if (!log) return;
-    if (level === 'debug') {
-      log.debug({ deviceId: device, channel, reason, bytes }, `undecodable ${channel} message dropped`);
-      return;
-    }
-    const key = `${device}/${channel}`;
-    const at = now();
-    const last = lastWarning.get(key);
-    if (last && at - last.at < INVALID_WARNING_WINDOW_MS) {
-      last.suppressed++;
-      return;
-    }
-    // One entry per device and channel that ever sent a bad payload: bounded by the fleet, like ingest's own.
-    lastWarning.set(key, { at, suppressed: 0 });
-    log.warn(
-      { deviceId: device, channel, reason, bytes, alsoDroppedBefore: last?.suppressed ?? 0 },
-      `undecodable ${channel} message dropped`,
-    );
-  };
+/** Acknowledged, but relayed nowhere: no subscriber could read it either. */
+function dropUnread(packet: PublishPacket): void {
+  packet.topic = DROPPED_TOPIC;
+  packet.payload = Buffer.alloc(0);
+  packet.retain = false;
 }

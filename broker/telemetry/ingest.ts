@@ -57,8 +57,11 @@ type Pending =
 
 const SCHEMAS = { logs: LogBatch, metrics: Metrics, events: DeviceEvent } as const;
 
-/** At most one warning per device and channel in this window; the rest are counted. */
-const INVALID_WARNING_WINDOW_MS = 10_000;
+/** At most one warning per device, channel and kind of fault in this window; the rest are counted into the next. */
+export const INVALID_WARNING_WINDOW_MS = 10_000;
+
+/** Why a message was dropped unread: it failed its schema, or its encoding could not be undone (telemetry-encoding.ts). */
+export type InvalidKind = 'invalid' | 'undecodable';
 
 export interface IngestCounters {
   /** Messages stored (a redelivered one counts under `duplicates`). */
@@ -136,8 +139,7 @@ export class TelemetryIngest {
     const raw = typeof payload === 'string' ? payload : payload.toString('utf8');
     const decoded = decode(SCHEMAS[channel], raw);
     if (!decoded.ok) {
-      this.counters.invalid++;
-      this.warnInvalid(device, channel, formatIssues(decoded.issues));
+      this.reportInvalid(device, channel, formatIssues(decoded.issues));
       return void done();
     }
     // Below the high-water mark the publisher goes on at once; above it, it
@@ -278,16 +280,33 @@ export class TelemetryIngest {
     return () => this.followers.off(name, listener);
   }
 
-  private warnInvalid(device: string, channel: TelemetryChannel, reason: string): void {
-    const key = `${device}/${channel}`;
+  /**
+   * Counts a message dropped unread and says why: a warning at most once per device, channel and
+   * kind in INVALID_WARNING_WINDOW_MS (the next one says how many were dropped meanwhile), or,
+   * for a fault expected in normal operation, a debug line each time.
+   */
+  reportInvalid(
+    device: string,
+    channel: TelemetryChannel,
+    reason: string,
+    { kind = 'invalid', bytes, expected = false }: { kind?: InvalidKind; bytes?: number; expected?: boolean } = {},
+  ): void {
+    this.counters.invalid++;
+    const fields = { deviceId: device, channel, reason, ...(bytes === undefined ? {} : { bytes }) };
+    if (expected) {
+      this.log.debug(fields, `${kind} ${channel} message dropped`);
+      return;
+    }
+    const key = `${device}/${channel}/${kind}`;
     const now = this.now();
     const last = this.lastWarning.get(key);
     if (last && now - last.at < INVALID_WARNING_WINDOW_MS) {
       last.suppressed++;
       return;
     }
+    // One entry per device, channel and kind that ever sent a bad message: bounded by the fleet.
     this.lastWarning.set(key, { at: now, suppressed: 0 });
-    this.log.warn({ deviceId: device, channel, reason, alsoDroppedBefore: last?.suppressed ?? 0 }, `invalid ${channel} message dropped`);
+    this.log.warn({ ...fields, alsoDroppedBefore: last?.suppressed ?? 0 }, `${kind} ${channel} message dropped`);
   }
 }
 
