@@ -44,7 +44,7 @@ import {
   type MetricsSample,
 } from '../../shared/index.js';
 import { DUPLICATE, type TelemetryRow } from './rows.js';
-import { batchRecords, eventRow, logRow, type TelemetryStore } from './store.js';
+import { batchRecords, eventRow, logRow, metricsRow, type TelemetryStore } from './store.js';
 import { InlineWriter, type TelemetryWriter, type WriteOutcome } from './writer.js';
 
 export const TELEMETRY_CHANNELS = ['logs', 'metrics', 'events'] as const;
@@ -313,7 +313,7 @@ export class TelemetryIngest {
 function toRow(item: Pending): TelemetryRow {
   if (item.channel === 'logs') return logRow(item.device, item.value, item.receivedMs, item.raw);
   if (item.channel === 'events') return eventRow(item.device, item.value, item.receivedMs);
-  return ['metrics', item.device, item.value.seq, item.receivedMs, item.value.ts, item.raw];
+  return metricsRow(item.device, item.value, item.receivedMs, item.raw);
 }
 
 export function isTelemetryChannel(channel: string): channel is TelemetryChannel {

@@ -143,7 +143,7 @@ export class TelemetryStore {
   }
 
   insertMetrics(device: string, sample: Metrics, receivedMs: number, raw: string = JSON.stringify(sample)): MetricsSample | undefined {
-    return this.rows.write(['metrics', device, sample.seq, receivedMs, sample.ts, raw]) === DUPLICATE ? undefined : { device, ...sample };
+    return this.rows.write(metricsRow(device, sample, receivedMs, raw)) === DUPLICATE ? undefined : { device, ...sample };
   }
 
   insertEvent(device: string, event: DeviceEvent, receivedMs: number): EventRecord | undefined {
@@ -300,6 +300,10 @@ export class TelemetryStore {
 /** A log batch as a row: stamped with its newest line (lines come in order). */
 export function logRow(device: string, batch: LogBatch, receivedMs: number, raw: string): TelemetryRow {
   return ['logs', device, batch.seq, receivedMs, batch.lines[batch.lines.length - 1]!.ts, raw];
+}
+
+export function metricsRow(device: string, sample: Metrics, receivedMs: number, raw: string): TelemetryRow {
+  return ['metrics', device, sample.seq, receivedMs, sample.ts, raw];
 }
 
 export function eventRow(device: string, event: DeviceEvent, receivedMs: number): TelemetryRow {
