@@ -1,5 +1,5 @@
 /** Valid protocol documents that tests start from and then bend. */
-import type { DeviceState, LogLine, Metrics } from '../../shared/index.js';
+import type { DesiredApp, DesiredState, DeviceState, LogLine, Metrics } from '../../shared/index.js';
 
 export function deviceState(deviceId: string, overrides: Partial<DeviceState> = {}): DeviceState {
   return {
@@ -67,4 +67,14 @@ export function metricsSample(seq: number, overrides: Partial<Metrics> = {}): Me
 /** A log line of app `thermo`, container `probe`. */
 export function logLine(line: string, overrides: Partial<LogLine> = {}): LogLine {
   return { app: 'thermo', container: 'probe', stream: 'stdout', ts: new Date().toISOString(), line, ...overrides };
+}
+
+/** Device dev-1's desired state: app `web`, one container `server` of `image`, no wait once ready unless `update` says otherwise. */
+export function webAppDesired(revision: number, image: string, update: DesiredApp['update'] = {}): DesiredState {
+  return {
+    deviceId: 'dev-1',
+    revision,
+    issuedAt: new Date().toISOString(),
+    apps: [{ name: 'web', revision, containers: [{ name: 'server', image }], update: { minReadySeconds: 0, ...update } }],
+  };
 }

@@ -6,20 +6,11 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Reconciler } from '../../agent/reconcile/reconciler.js';
 import type { StepEvent } from '../../agent/reconcile/step-events.js';
-import type { DesiredApp, DesiredState } from '../../shared/index.js';
+import { webAppDesired as desired } from '../support/fixtures.js';
 import { MemoryRuntime } from '../support/sim/memory-runtime.js';
 
 const A = 'registry.local/web:1';
 const B = 'registry.local/web:2';
-
-function desired(revision: number, image: string, update: DesiredApp['update'] = {}): DesiredState {
-  return {
-    deviceId: 'dev-1',
-    revision,
-    issuedAt: new Date().toISOString(),
-    apps: [{ name: 'web', revision, containers: [{ name: 'server', image }], update: { minReadySeconds: 0, ...update } }],
-  };
-}
 
 /** Runs the loop until it has nothing left to do (and no gate is pending). */
 async function settle(reconciler: Reconciler, runtime: MemoryRuntime, done: () => boolean): Promise<void> {

@@ -9,20 +9,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Reconciler } from '../../agent/reconcile/reconciler.js';
 import type { StepEvent } from '../../agent/reconcile/step-events.js';
 import type { RestartPolicy } from '../../agent/runtime/runtime.js';
-import type { DesiredApp, DesiredState } from '../../shared/index.js';
+import { webAppDesired as desired } from '../support/fixtures.js';
 import { MemoryRuntime } from '../support/sim/memory-runtime.js';
 
 const V1 = 'registry.local/web:1';
 const V2 = 'registry.local/web:2';
-
-function desired(revision: number, image: string, update: DesiredApp['update'] = {}): DesiredState {
-  return {
-    deviceId: 'dev-1',
-    revision,
-    issuedAt: new Date().toISOString(),
-    apps: [{ name: 'web', revision, containers: [{ name: 'server', image }], update: { minReadySeconds: 0, ...update } }],
-  };
-}
 
 /** The in-memory engine, with every call the agent makes written down in order (and a rename that can be made to fail once). */
 class RecordingEngine extends MemoryRuntime {
