@@ -19,7 +19,8 @@
  */
 import type { Duplex } from 'node:stream';
 import type { Client } from 'aedes';
-import { isDeviceId, type Topics } from '../../shared/index.js';
+import type { Topics } from '../../shared/index.js';
+import { isAgentClient } from './protocol-gate.js';
 
 export interface DeviceLinkBytes {
   device: string;
@@ -89,8 +90,7 @@ export class LinkBytes {
     const client = (conn as Duplex & { client?: Client }).client;
     if (!client?.connected) return undefined;
     const id = client.id;
-    const will = (client as Client & { will?: { topic?: string } | null }).will;
-    if (!isDeviceId(id) || will?.topic !== this.topics.device(id, 'status')) {
+    if (!isAgentClient(client, this.topics)) {
       watch.ignored = true;
       return undefined;
     }

@@ -17,9 +17,9 @@
  * per REPORT_INTERVAL_MS: the id is only claimed at this point, and a claim
  * must not fill a device's events.
  */
-import type { AedesOptions, ConnectPacket } from 'aedes';
+import type { AedesOptions, Client, ConnectPacket } from 'aedes';
 import type { Logger } from 'pino';
-import type { Topics } from '../../shared/index.js';
+import { isDeviceId, type Topics } from '../../shared/index.js';
 import { CONNACK_UNACCEPTABLE_PROTOCOL, PROTOCOL_VERSIONS, UNSTATED_PROTOCOL_VERSION } from '../../shared/protocol-version.js';
 import { remoteAddress } from './client-address.js';
 import { refuseConnect } from './connack-refusal.js';
@@ -67,6 +67,16 @@ export function statedProtocol(packet: Pick<ConnectPacket, 'clientId' | 'will'>,
   } catch {
     return UNSTATED_PROTOCOL_VERSION;
   }
+}
+
+/**
+ * A connected client is an agent when it left its offline status on its own
+ * device status topic as its will: what statedProtocol reads at CONNECT,
+ * asked of a client later (link byte counters, telemetry link commands).
+ */
+export function isAgentClient(client: Client, topics: Topics): boolean {
+  const will = (client as Client & { will?: { topic?: string } | null }).will;
+  return isDeviceId(client.id) && will?.topic === topics.device(client.id, 'status');
 }
 
 /** What the operator reads, on the hub (and in the device's events). */

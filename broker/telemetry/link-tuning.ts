@@ -26,6 +26,7 @@ import type { Logger } from 'pino';
 import { type Command, isDeviceId, TELEMETRY_LINK_COMMAND, type TelemetryLinkArgs, type Topics } from '../../shared/index.js';
 import { TELEMETRY_ENCODINGS } from '../../shared/telemetry-encoding.js';
 import type { HubBus } from '../mqtt/hub-bus.js';
+import { isAgentClient } from '../mqtt/protocol-gate.js';
 
 /** The batch window a followed device uses: what a person reading along perceives as live. */
 export const LIVE_LOG_BATCH_MS = 250;
@@ -53,12 +54,6 @@ interface Followed {
   renew: NodeJS.Timeout;
 }
 
-/** An agent leaves its offline status on its own status topic as its will (as protocol-gate.ts tells agents from other clients). */
-function isAgent(client: Client, topics: Topics): boolean {
-  const will = (client as Client & { will?: { topic?: string } | null }).will;
-  return will?.topic === topics.device(client.id, 'status');
-}
-
 export class TelemetryLinkTuning {
   private readonly followed = new Map<string, Followed>();
   private readonly log: Logger;
@@ -79,7 +74,7 @@ export class TelemetryLinkTuning {
   attach(aedes: Aedes): void {
     aedes.on('subscribe', (subscriptions: Subscription[], client: Client) => {
       const id = client?.id;
-      if (!id || !isDeviceId(id) || !isAgent(client, this.options.topics)) return;
+      if (!id || !isAgentClient(client, this.options.topics)) return;
       const own = this.options.topics.device(id, 'commands');
       if (subscriptions.some((s) => s.topic === own)) this.send(id, this.argsFor(id));
     });
