@@ -16,6 +16,7 @@ import { Outbox, type OutboxOptions } from '../../agent/outbox/outbox.js';
 import { listSegments, OutboxFile, SEGMENT_BYTES } from '../../agent/outbox/outbox-file.js';
 import { PAGE_BYTES } from '../../agent/outbox/segment-frame.js';
 import { Cleanup } from '../support/cleanup.js';
+import { drain } from '../support/outbox-drain.js';
 import { scratchDir } from '../support/scratch.js';
 
 const cleanup = new Cleanup();
@@ -31,16 +32,6 @@ function open(path: string, clock: { t: number }, options: Partial<OutboxOptions
   const outbox = new Outbox({ path, maxBytes: 64 * MiB, now: () => clock.t, writeIntervalMs: 3_600_000, ...options });
   cleanup.add('outbox', () => outbox.close());
   return outbox;
-}
-
-function drain(outbox: Outbox): string[] {
-  const sent: string[] = [];
-  for (let m = outbox.next(); m; m = outbox.next()) {
-    outbox.take(m);
-    outbox.ack(m);
-    sent.push(m.payload.toString());
-  }
-  return sent;
 }
 
 /** Bytes deflate cannot shrink. */

@@ -11,6 +11,7 @@ import { Outbox, type OutboxOptions } from '../../agent/outbox/outbox.js';
 import { OutboxFile } from '../../agent/outbox/outbox-file.js';
 import { BytePacer } from '../../agent/outbox/pacer.js';
 import { Cleanup } from '../support/cleanup.js';
+import { drain } from '../support/outbox-drain.js';
 import { scratchDir } from '../support/scratch.js';
 
 const cleanup = new Cleanup();
@@ -37,17 +38,6 @@ function rowsOnDisk(path: string): number {
 }
 
 const msg = (text: string) => Buffer.from(text);
-
-/** Takes and acknowledges everything, returning the payloads in the order they were offered. */
-function drain(outbox: Outbox): string[] {
-  const sent: string[] = [];
-  for (let m = outbox.next(); m; m = outbox.next()) {
-    outbox.take(m);
-    outbox.ack(m);
-    sent.push(m.payload.toString());
-  }
-  return sent;
-}
 
 describe('outbox', () => {
   it('offers events before logs before metrics, oldest first within a class', () => {
