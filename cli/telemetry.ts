@@ -4,7 +4,7 @@
  * loop, and the cells that show times, percentages and sizes.
  */
 import { InvalidArgumentError } from 'commander';
-import { formatBytes } from '../shared/index.js';
+import { formatBytes, type LinkUsage } from '../shared/index.js';
 import { HubStreamClosedError, HubUnreachableError } from './client.js';
 import { UsageError } from './errors.js';
 
@@ -143,4 +143,16 @@ export function rate(from: { value: number; ts: string }, to: { value: number; t
 
 export function formatRate(bytesPerSecond: number | undefined): string {
   return bytesPerSecond === undefined ? '-' : `${formatBytes(bytesPerSecond)}/s`;
+}
+
+const DAY_MS = 86_400_000;
+/** Averages over less than this are mostly the connection's start (CONNECT, the retained desired state): not shown. */
+const MIN_AVERAGE_MS = 60_000;
+
+/** Both directions' link bytes averaged per day since the hub began counting; undefined until a minute has passed. */
+export function linkBytesPerDay(usage: LinkUsage, now: number): number | undefined {
+  if (usage.linkBytesIn === undefined || usage.linkBytesOut === undefined || usage.linkBytesSince === undefined) return undefined;
+  const elapsed = now - Date.parse(usage.linkBytesSince);
+  if (!(elapsed >= MIN_AVERAGE_MS)) return undefined;
+  return ((usage.linkBytesIn + usage.linkBytesOut) * DAY_MS) / elapsed;
 }

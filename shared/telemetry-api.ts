@@ -49,13 +49,25 @@ export interface MetricsSample {
   agent?: AgentMetrics;
 }
 
-export interface MetricsResult {
+/**
+ * MQTT bytes on a device's connections since the hub started (whole packets,
+ * not TCP/IP or TLS overhead): from the device, and to it. Absent when the
+ * device has not connected since.
+ */
+export interface LinkUsage {
+  linkBytesIn?: number;
+  linkBytesOut?: number;
+  /** When the hub started counting them. */
+  linkBytesSince?: string;
+}
+
+export interface MetricsResult extends LinkUsage {
   device: string;
   samples: MetricsSample[];
 }
 
 /** One line of `flotilla top devices`: the newest sample of each known device. */
-export interface TopRow {
+export interface TopRow extends LinkUsage {
   id: string;
   online: boolean;
   /** Time of the newest metrics sample; absent when the device never sent one. */
@@ -70,15 +82,6 @@ export interface TopRow {
   temperatureC?: number;
   /** Managed containers in the sample. */
   containers?: number;
-  /**
-   * MQTT bytes on the device's connections since the hub started (whole
-   * packets, not TCP/IP or TLS overhead): from the device, and to it.
-   * Absent when the device has not connected since.
-   */
-  linkBytesIn?: number;
-  linkBytesOut?: number;
-  /** When the hub started counting them. */
-  linkBytesSince?: string;
 }
 
 export interface TopResult {

@@ -3,7 +3,7 @@
  * the MQTT request API answer alike (params and results declared in
  * shared/api/methods.ts, explained in shared/telemetry-api.ts).
  */
-import { DEFAULT_TAIL, MAX_QUERY_RECORDS, parseDuration, type TopRow } from '../../shared/index.js';
+import { DEFAULT_TAIL, type LinkUsage, MAX_QUERY_RECORDS, parseDuration, type TopRow } from '../../shared/index.js';
 import { ApiError } from '../dispatcher/errors.js';
 import type { ApiHandlersFor } from '../dispatcher/method.js';
 import type { DeviceStore } from '../store/devices.js';
@@ -25,6 +25,10 @@ export type TelemetryMethodName = 'logs.query' | 'events.query' | 'metrics.query
 
 export function telemetryMethods({ store, ingest, devices, now, linkBytes }: TelemetryMethodDeps): ApiHandlersFor<TelemetryMethodName> {
   const linkBytesSince = new Date(now()).toISOString();
+  const linkUsage = (id: string): LinkUsage => {
+    const bytes = linkBytes?.(id);
+    return bytes ? { linkBytesIn: bytes.bytesIn, linkBytesOut: bytes.bytesOut, linkBytesSince } : {};
+  };
   const knownDevice = (id: string) => {
     if (!devices.get(id)) throw ApiError.notFound('device', id);
     return id;
@@ -64,13 +68,13 @@ export function telemetryMethods({ store, ingest, devices, now, linkBytes }: Tel
         tail: p.tail,
         limit: MAX_QUERY_RECORDS,
       }),
+      ...linkUsage(p.device),
     }),
 
     'devices.top': () => ({
       devices: devices.list().map((device): TopRow => {
         const sample = ingest.latest.get(device.id);
-        const bytes = linkBytes?.(device.id);
-        const link = bytes ? { linkBytesIn: bytes.bytesIn, linkBytesOut: bytes.bytesOut, linkBytesSince } : {};
+        const link = linkUsage(device.id);
         if (!sample) return { id: device.id, online: device.online, ...link };
         const { host } = sample;
         const root = host.disks.find((disk) => disk.name === 'root') ?? host.disks[0];

@@ -6,15 +6,16 @@
  * first sample and across a reboot.
  *
  * Below, the newest sample per container, `docker stats` style, and the
- * agent's own footprint. `-o json|yaml` prints the hub's body: every sample
- * with every field.
+ * agent's own footprint; last, what the device's link carried since the hub
+ * started (MQTT bytes each way, and per day). `-o json|yaml` prints the
+ * hub's body: every sample with every field.
  */
 import type { Command } from 'commander';
-import type { MetricsResult, MetricsSample } from '../../shared/index.js';
+import type { LinkUsage, MetricsResult, MetricsSample } from '../../shared/index.js';
 import { formatBytes } from '../../shared/index.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import { formatTable } from '../output.js';
-import { formatNumber, formatRate, formatTime, formatUsage, parseTail, rate, SINCE_HELP } from '../telemetry.js';
+import { formatNumber, formatRate, formatTime, formatUsage, linkBytesPerDay, parseTail, rate, SINCE_HELP } from '../telemetry.js';
 
 interface MetricsOptions {
   since?: string;
@@ -40,10 +41,11 @@ export function registerMetrics(program: Command, io: CliIO): void {
     });
 }
 
-export function metricsText(result: MetricsResult): string {
+export function metricsText(result: MetricsResult, now = Date.now()): string {
   let out = samplesTable(result.samples);
+  const link = linkText(result, now);
   const newest = result.samples.at(-1);
-  if (newest === undefined) return out;
+  if (newest === undefined) return link ? `${out}\n${link}` : out;
   out += `\nContainers at ${formatTime(newest.ts)}:\n`;
   out +=
     newest.containers.length === 0
@@ -69,7 +71,14 @@ export function metricsText(result: MetricsResult): string {
       out += `Outbox: ${messages} messages (${formatBytes(bytes)}) waiting for the hub, ${dropped} dropped since start\n`;
     }
   }
-  return out;
+  return link ? `${out}\n${link}` : out;
+}
+
+/** What the device's link carried since the hub started counting (as LINK IN/OUT and LINK/DAY in `top`). */
+function linkText(usage: LinkUsage, now: number): string | undefined {
+  if (usage.linkBytesIn === undefined || usage.linkBytesOut === undefined) return undefined;
+  const perDay = linkBytesPerDay(usage, now);
+  return `Link: ${formatBytes(usage.linkBytesIn)} from the device, ${formatBytes(usage.linkBytesOut)} to it since ${formatTime(usage.linkBytesSince)}${perDay === undefined ? '' : ` (${formatBytes(perDay)}/day)`}\n`;
 }
 
 export function samplesTable(samples: readonly MetricsSample[]): string {

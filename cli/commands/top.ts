@@ -11,11 +11,11 @@
  * (the hub's body), it is printed once.
  */
 import type { Command } from 'commander';
-import { formatBytes, type TopResult, type TopRow } from '../../shared/index.js';
+import type { TopResult, TopRow } from '../../shared/index.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import { parsePositiveDuration } from '../option-parsers.js';
 import { formatAge, formatTable, yesNo } from '../output.js';
-import { formatNumber, formatTime, formatUsage, interruptSignal, sleep } from '../telemetry.js';
+import { formatNumber, formatTime, formatUsage, interruptSignal, linkBytesPerDay, sleep } from '../telemetry.js';
 
 /** Cursor home, then erase the screen: the next table replaces the last one in place. */
 const CLEAR_SCREEN = '\u001b[H\u001b[2J';
@@ -81,18 +81,6 @@ function topCells(row: TopRow, now: number): string[] {
     row.containers === undefined ? '-' : String(row.containers),
     row.ts === undefined ? '<none>' : formatAge(row.ts, now),
     row.linkBytesIn === undefined || row.linkBytesOut === undefined ? '-' : formatUsage(row.linkBytesIn, row.linkBytesOut),
-    formatPerDay(row, now),
+    formatUsage(linkBytesPerDay(row, now), undefined),
   ];
-}
-
-const DAY_MS = 86_400_000;
-/** Averages over less than this are mostly the connection's start (CONNECT, the retained desired state): not shown. */
-const MIN_AVERAGE_MS = 60_000;
-
-/** Both directions' bytes per day since the hub began counting; `-` until a minute has passed. */
-function formatPerDay(row: TopRow, now: number): string {
-  if (row.linkBytesIn === undefined || row.linkBytesOut === undefined || row.linkBytesSince === undefined) return '-';
-  const elapsed = now - Date.parse(row.linkBytesSince);
-  if (!(elapsed >= MIN_AVERAGE_MS)) return '-';
-  return formatBytes(((row.linkBytesIn + row.linkBytesOut) * DAY_MS) / elapsed);
 }

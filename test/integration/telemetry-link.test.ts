@@ -21,7 +21,7 @@ import { crc32 } from 'node:zlib';
 import type { MqttClient } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { LogBatch, LogRecord } from '../../shared/index.js';
+import type { LogBatch, LogRecord, MetricsResult } from '../../shared/index.js';
 import { type Metrics, Metrics as MetricsSchema, validate } from '../../shared/index.js';
 import { DEFLATE_BASE_1_TAG, DEFLATE_DICT_1_TAG, encodeTelemetryPayload, METRIC_BASE_EVERY } from '../../shared/telemetry-encoding.js';
 import { Cleanup } from '../support/cleanup.js';
@@ -298,7 +298,7 @@ describe('telemetry on the link', () => {
     expect(crc32(inbox.on(LOGS_TOPIC)[0]!.payload)).toBe(crc32(good));
   });
 
-  it("counts each device's MQTT bytes both ways, equal to what crossed the wire, and shows them in top and Prometheus", async () => {
+  it("counts each device's MQTT bytes both ways, equal to what crossed the wire, and shows them in top, metrics and Prometheus", async () => {
     const setup = await setUp();
     writeLines(setup, ['counted n=1', 'counted n=2']);
     await waitFor('the lines stored', async () => (await storedLines(setup.hub)).includes('counted n=2'));
@@ -309,6 +309,11 @@ describe('telemetry on the link', () => {
     });
     expect(counted.bytesIn).toBeGreaterThan(500);
     expect(counted.bytesOut).toBeGreaterThan(100);
+    // `flotilla metrics DEVICE` reads the same counters from the device's metrics query.
+    const metrics = await http<MetricsResult>(setup.hub.httpUrl, 'GET', `/api/v1/devices/${DEVICE}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(metrics.body.linkBytesIn).toBeGreaterThanOrEqual(counted.bytesIn);
+    expect(metrics.body.linkBytesOut).toBeGreaterThanOrEqual(counted.bytesOut);
     // A client that is not an agent (no will on its own status topic) is not counted.
     const other: MqttClient = cleanup.add(
       'other',

@@ -163,6 +163,18 @@ describe('metricsText', () => {
     expect(text).toContain('1.0 KiB/s / 100 B/s');
     expect(text).toContain('Containers at 2026-11-28T09:00:10Z:\n');
     expect(text).toMatch(/gateway\s+main\s+5\.0\s+64\.0 MiB\/128\.0 MiB\s+2\.0 KiB\/1\.0 KiB\s+0 B\/4\.0 KiB\s+3\s+1\n/);
+    expect(text).not.toContain('Link:');
+  });
+
+  it("ends with what the device's link carried since the hub began counting, and per day once a minute has passed", () => {
+    const link = { linkBytesIn: 3 * 1024 ** 2, linkBytesOut: 1024 ** 2, linkBytesSince: '2026-11-26T09:00:10Z' };
+    const samples = [sample('2026-11-28T09:00:00Z', 0, 0)];
+    expect(metricsText({ device: 'pi-1', samples, ...link }, Date.parse('2026-11-28T09:00:10Z'))).toMatch(
+      /\nLink: 3\.0 MiB from the device, 1\.0 MiB to it since 2026-11-26T09:00:10Z \(2\.0 MiB\/day\)\n$/,
+    );
+    // Thirty seconds of counting are mostly the connection's start: no average yet.
+    const early = metricsText({ device: 'pi-1', samples, ...link }, Date.parse('2026-11-26T09:00:40Z'));
+    expect(early).toMatch(/\nLink: 3\.0 MiB from the device, 1\.0 MiB to it since 2026-11-26T09:00:10Z\n$/);
   });
 });
 
