@@ -60,6 +60,14 @@ export const AgentConfig = Type.Object(
      * and survives agent restarts, not reboots), or `memory`.
      */
     outboxPath: Type.Optional(Type.String({ minLength: 1 })),
+    /**
+     * Where the log ledger is saved before each log batch: a directory in RAM
+     * that outlives the agent process, not a reboot (the data dir gets a copy
+     * at each clean stop; telemetry/logs/ledger-files.ts). Default: one under
+     * /dev/shm named for the data dir and device; the data dir itself saves
+     * it there before each batch.
+     */
+    logLedgerDir: Type.Optional(Type.String({ minLength: 1 })),
     /** The outbox's cap; beyond it the lowest-priority oldest messages are dropped and reported. */
     outboxMaxBytes: Type.Integer({ minimum: 64 * 1024 }),
     /** How long each class is worth delivering late (outbox/classes.ts has the defaults). */

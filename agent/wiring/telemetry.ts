@@ -1,10 +1,11 @@
 /** The device's logs and metrics, out through the uplink. */
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Closer } from '../../shared/closer.js';
 import type { AgentConfig } from '../config.js';
 import { LiveLogWindow } from '../telemetry/link-tuning.js';
-import { CursorFile } from '../telemetry/logs/cursor-file.js';
+import { CursorFile, type LedgerStore } from '../telemetry/logs/cursor-file.js';
+import { defaultLedgerDir, LEDGER_FILE_NAME, LedgerFiles } from '../telemetry/logs/ledger-files.js';
 import { LogCollector } from '../telemetry/logs/log-collector.js';
 import { MetricsCollector } from '../telemetry/metrics/collector.js';
 import type { Device } from './device.js';
@@ -23,8 +24,7 @@ export function startTelemetry(config: AgentConfig, device: Device, uplink: Upli
     lineMaxBytes: config.logLineMaxBytes,
     batchBytes: config.logBatchBytes,
     batchMs: config.logBatchMs,
-    // Beside agent.db: the ledger must outlive the agent process, whatever the outbox's path.
-    ledgerFile: new CursorFile(join(config.dataDir, 'log-ledger.json')),
+    ledgerFile: ledgerStore(config, logger.child({ component: 'logs' })),
   });
   // The outbox settles batches until the link closes (after the collector): the ledger hears of each.
   uplink.logsSettled.on((payloads) => logs.settled(payloads));
@@ -50,4 +50,12 @@ export function startTelemetry(config: AgentConfig, device: Device, uplink: Upli
   metrics.start();
   logs.start();
   return logs;
+}
+
+/** In RAM, with a copy beside agent.db at each clean stop; in the data dir alone when there is no RAM directory for it. */
+function ledgerStore(config: AgentConfig, logger: Logger): LedgerStore {
+  const diskPath = join(config.dataDir, LEDGER_FILE_NAME);
+  const ramDir = config.logLedgerDir ?? defaultLedgerDir(config.dataDir, config.deviceId);
+  if (ramDir === undefined || resolve(ramDir) === resolve(config.dataDir)) return new CursorFile(diskPath);
+  return new LedgerFiles({ diskPath, ramDir, removeRamDir: config.logLedgerDir === undefined, logger });
 }

@@ -33,6 +33,7 @@ interface AgentOptions {
   logBatchWindow: number;
   telemetryEncoding: 'auto' | 'off';
   outbox?: string;
+  logLedgerDir?: string;
   outboxMaxSize: number;
   outboxTtl: Partial<Record<OutboxClass, number>>;
   uplinkRate: number;
@@ -146,6 +147,12 @@ export function registerAgent(program: Command, io: CliIO): void {
     )
     .addOption(
       new Option(
+        '--log-ledger-dir <dir>',
+        'directory in RAM (tmpfs) where the log ledger is saved before each log batch, so a killed agent sends no line twice without writing the SD card; the data dir gets a copy at each clean stop (default: /dev/shm/flotilla-agent-<hash of data dir and device id>; the data dir itself: saved there before each batch)',
+      ).env('FLOTILLA_LOG_LEDGER_DIR'),
+    )
+    .addOption(
+      new Option(
         '--outbox-max-size <size>',
         "the outbox's cap (e.g. 64m); beyond it the lowest-priority oldest messages are dropped and reported",
       )
@@ -230,6 +237,7 @@ export function registerAgent(program: Command, io: CliIO): void {
           logBatchMs: options.logBatchWindow,
           telemetryEncoding: options.telemetryEncoding,
           outboxPath: options.outbox,
+          logLedgerDir: options.logLedgerDir,
           outboxMaxBytes: options.outboxMaxSize,
           outboxTtlMs: options.outboxTtl,
           uplinkBytesPerSecond: options.uplinkRate,

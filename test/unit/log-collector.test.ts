@@ -2,12 +2,13 @@
  * The log follower manager over the in-memory runtime, on fake timers: what
  * reaches the link, in which batches, and what is dropped when.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { CursorFile } from '../../agent/telemetry/logs/cursor-file.js';
+import { LEDGER_FILE_NAME, LedgerFiles } from '../../agent/telemetry/logs/ledger-files.js';
 import { LogCollector, type LogSink } from '../../agent/telemetry/logs/log-collector.js';
 import type { LedgerJson } from '../../agent/telemetry/logs/log-cursor.js';
 import { LogPipeline } from '../../agent/telemetry/logs/log-pipeline.js';
@@ -433,6 +434,142 @@ describe('log collector across agent lives', () => {
     agent(new OutboxModel(hub), new CursorFile(path));
     await vi.advanceTimersByTimeAsync(BATCH_MS);
     expect(hub.lines()).toEqual(numbers(4, 6));
+  });
+});
+
+/** The ledger files of an agent that can be killed: after `dead`, nothing it saves reaches RAM or the disk. */
+class KillableLedgerFiles extends LedgerFiles {
+  dead = false;
+  override save(json: LedgerJson): void {
+    if (!this.dead) super.save(json);
+  }
+  override persist(json: LedgerJson): void {
+    if (!this.dead) super.persist(json);
+  }
+}
+
+describe('log collector across agent lives, the ledger in RAM', () => {
+  let runtime: MemoryRuntime;
+  let dataDir: string;
+  let ramParent: string;
+  const collectors: LogCollector[] = [];
+  let seq = 0;
+
+  beforeEach(() => {
+    vi.useFakeTimers({ now: new Date('2024-05-01T12:00:00Z') });
+    runtime = new MemoryRuntime({ images: ['web:v1'] });
+    dataDir = mkdtempSync(join(tmpdir(), 'flotilla-log-ledger-data-'));
+    ramParent = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'flotilla-log-ledger-ram-'));
+  });
+
+  afterEach(() => {
+    for (const c of collectors.splice(0)) c.close();
+    runtime.close();
+    vi.useRealTimers();
+    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(ramParent, { recursive: true, force: true });
+  });
+
+  const ramDir = () => join(ramParent, 'ledger');
+  const files = () =>
+    new KillableLedgerFiles({ diskPath: join(dataDir, LEDGER_FILE_NAME), ramDir: ramDir(), logger: pino({ level: 'silent' }) });
+  /** RAM is wiped: a reboot after a clean stop, or a power cut. */
+  const reboot = () => rmSync(ramDir(), { recursive: true, force: true });
+
+  function agent(sink: OutboxModel, file: LedgerFiles): LogCollector {
+    const collector = new LogCollector({
+      runtime,
+      sink,
+      nextSeq: () => ++seq,
+      logger: pino({ level: 'silent' }),
+      rateLinesPerSecond: 1000,
+      bufferBytes: 1024 * 1024,
+      lineMaxBytes: 1024,
+      batchBytes: 64 * 1024,
+      batchMs: BATCH_MS,
+      ledgerFile: file,
+    });
+    sink.collector = collector;
+    collectors.push(collector);
+    collector.start();
+    return collector;
+  }
+
+  async function print(id: string, from: number, to: number, sameInstant = false): Promise<void> {
+    for (let n = from; n <= to; n++) {
+      runtime.writeLog(id, 'stdout', `line ${n}`);
+      if (!sameInstant) await vi.advanceTimersByTimeAsync(100);
+    }
+    await vi.advanceTimersByTimeAsync(BATCH_MS);
+  }
+
+  const numbers = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `line ${from + i}`);
+
+  it('after a kill -9 the hub has every line once, and the data dir was not written while the agent ran', async () => {
+    const hub = new HubModel();
+    const fileA = files();
+    const sinkA = new OutboxModel(hub);
+    const a = agent(sinkA, fileA);
+    const id = await startContainer(runtime, 'shop');
+    a.refresh();
+    await vi.advanceTimersByTimeAsync(1);
+    await print(id, 1, 5);
+    sinkA.ack = false;
+    await print(id, 6, 9, true);
+    sinkA.deliver = false;
+    await print(id, 10, 12);
+    expect(hub.batches.size).toBeGreaterThanOrEqual(3);
+    // Every batch was recorded before it went out, and none of it on the SD card.
+    expect(readdirSync(dataDir)).toEqual([]);
+    fileA.dead = true;
+    sinkA.up = false;
+    await print(id, 13, 16, true);
+    await print(id, 17, 20);
+
+    const b = agent(new OutboxModel(hub), files());
+    await vi.advanceTimersByTimeAsync(BATCH_MS);
+    b.refresh();
+    await vi.advanceTimersByTimeAsync(BATCH_MS);
+    await print(id, 21, 25);
+    expect(hub.lines()).toEqual(numbers(1, 25));
+  });
+
+  it('across a clean stop and a reboot the hub has every line once; after a power cut later, a gap but never a line twice', async () => {
+    const hub = new HubModel();
+    const a = agent(new OutboxModel(hub), files());
+    const id = await startContainer(runtime, 'shop');
+    a.refresh();
+    await vi.advanceTimersByTimeAsync(1);
+    await print(id, 1, 5);
+    a.close();
+    expect(readdirSync(dataDir)).toEqual([LEDGER_FILE_NAME]);
+    reboot();
+    await print(id, 6, 8);
+
+    const fileB = files();
+    const sinkB = new OutboxModel(hub);
+    const b = agent(sinkB, fileB);
+    b.refresh();
+    await vi.advanceTimersByTimeAsync(BATCH_MS);
+    await print(id, 9, 12);
+    expect(hub.lines()).toEqual(numbers(1, 12));
+    // The clean stop's copy is gone before this agent's first batch: it no longer says what the hub has.
+    expect(readdirSync(dataDir)).toEqual([]);
+    sinkB.deliver = false;
+    await print(id, 13, 14);
+    // A power cut: the agent dies without a word and RAM is wiped.
+    fileB.dead = true;
+    sinkB.up = false;
+    reboot();
+    await print(id, 15, 16);
+    await vi.advanceTimersByTimeAsync(5_000);
+
+    const c = agent(new OutboxModel(hub), files());
+    c.refresh();
+    await vi.advanceTimersByTimeAsync(BATCH_MS);
+    await print(id, 17, 20);
+    // What was undelivered at the cut, and printed before this agent's start, is the gap; nothing came twice.
+    expect(hub.lines()).toEqual([...numbers(1, 12), ...numbers(17, 20)]);
   });
 });
 

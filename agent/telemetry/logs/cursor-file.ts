@@ -1,13 +1,15 @@
 /**
- * The log ledger's file (log-cursor.ts), beside the agent's own store.
+ * The log ledger's file in one place (log-cursor.ts), used where no directory
+ * in RAM is available for it (ledger-files.ts has the usual arrangement).
  *
  * Written in place (the same blocks, padded to a whole block, no truncation
- * unless it shrinks by one) rather than replaced: the ledger is saved before
- * every log batch goes out, and the kernel coalesces the rewrites of a dirty
- * page, writing it back to the flash when it expires, not once per save. A save survives the agent being killed (it is in the kernel once the
- * write returns); a power cut may lose the last seconds or tear the file,
- * which then reads as absent and the agent falls back to following from its
- * own start (a gap, never a duplicate).
+ * unless it shrinks by one) rather than replaced: saved before every log
+ * batch goes out, the kernel coalesces the rewrites of a dirty page and
+ * writes it back to the flash when it expires, not once per save. A save
+ * survives the agent being killed (it is in the kernel once the write
+ * returns); a power cut may lose the last seconds or tear the file, which
+ * then reads as absent and the agent falls back to following from its own
+ * start (a gap, never a duplicate).
  */
 import { closeSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -15,24 +17,38 @@ import type { LedgerJson } from './log-cursor.js';
 
 const BLOCK = 4096;
 
-export class CursorFile {
+/** Where the log collector keeps its ledger. */
+export interface LedgerStore {
+  /** The saved ledger; undefined when there is none or it cannot be trusted. */
+  load(): LedgerJson | undefined;
+  /** Before a batch is published: once this returns, the record must outlive the agent process (kill -9). */
+  save(json: LedgerJson): void;
+  /** At a clean stop: once this returns, the record must outlive a reboot. */
+  persist(json: LedgerJson): void;
+}
+
+/** A ledger file's content; undefined when it is absent, torn or not a ledger. */
+export function readLedgerFile(path: string): LedgerJson | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+  try {
+    const json = JSON.parse(text) as LedgerJson;
+    if (json?.v !== 1 || typeof json.shipped !== 'object' || !Array.isArray(json.batches)) return undefined;
+    return json;
+  } catch {
+    return undefined;
+  }
+}
+
+export class CursorFile implements LedgerStore {
   constructor(private readonly path: string) {}
 
-  /** The saved ledger; undefined when there is none or it cannot be read. */
   load(): LedgerJson | undefined {
-    let text: string;
-    try {
-      text = readFileSync(this.path, 'utf8');
-    } catch {
-      return undefined;
-    }
-    try {
-      const json = JSON.parse(text) as LedgerJson;
-      if (json?.v !== 1 || typeof json.shipped !== 'object' || !Array.isArray(json.batches)) return undefined;
-      return json;
-    } catch {
-      return undefined;
-    }
+    return readLedgerFile(this.path);
   }
 
   save(json: LedgerJson): void {
@@ -49,5 +65,9 @@ export class CursorFile {
     } finally {
       closeSync(fd);
     }
+  }
+
+  persist(json: LedgerJson): void {
+    this.save(json);
   }
 }

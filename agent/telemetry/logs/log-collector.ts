@@ -25,7 +25,7 @@ import type { Logger } from 'pino';
 import type { LogBatch } from '../../../shared/index.js';
 import { formatNanos, timestampNanos } from '../../runtime/log-time.js';
 import type { ContainerRuntime, LogEntry, ManagedContainer } from '../../runtime/runtime.js';
-import type { CursorFile } from './cursor-file.js';
+import type { LedgerStore } from './cursor-file.js';
 import { batchSeqOf, type LinePosition, type Replay, rangesOf, ShipLedger } from './log-cursor.js';
 import { LogPipeline, type LogPipelineOptions } from './log-pipeline.js';
 import { readRecordedBatch } from './log-replay.js';
@@ -44,8 +44,8 @@ export interface LogCollectorOptions extends Omit<LogPipelineOptions, 'now'> {
   nextSeq: () => number;
   logger: Logger;
   now?: () => number;
-  /** Where the ledger of shipped lines lives; without one, each agent follows from its own start. */
-  ledgerFile?: CursorFile;
+  /** Where the ledger of shipped lines lives (ledger-files.ts); without one, each agent follows from its own start. */
+  ledgerFile?: LedgerStore;
 }
 
 /**
@@ -186,7 +186,7 @@ export class LogCollector {
     }
     if (!changed || !this.options.ledgerFile) return;
     if (this.closed) {
-      this.save();
+      this.save('persist');
       return;
     }
     if (this.saveTimer) return;
@@ -224,7 +224,8 @@ export class LogCollector {
     this.send(true);
     clearTimeout(this.saveTimer);
     this.saveTimer = undefined;
-    if (this.options.ledgerFile) this.save();
+    // For the agent after a reboot as well: a stop is the one time the ledger must reach the SD card.
+    if (this.options.ledgerFile) this.save('persist');
   }
 
   private async sync(): Promise<void> {
@@ -463,9 +464,12 @@ export class LogCollector {
     );
   }
 
-  private save(): void {
+  /** `persist` at a clean stop (outlives a reboot); otherwise a save that outlives the agent process. */
+  private save(how: 'save' | 'persist' = 'save'): void {
     try {
-      this.options.ledgerFile?.save(this.ledger.toJson());
+      const file = this.options.ledgerFile;
+      if (how === 'persist') file?.persist(this.ledger.toJson());
+      else file?.save(this.ledger.toJson());
       this.saveFailed = false;
       this.saved = true;
     } catch (err) {

@@ -17,10 +17,13 @@
  * which of its last batches the hub has, and would either resend them under
  * new seqs (duplicates) or skip them (a gap). Hence a write-ahead record:
  * before a batch leaves the collector, its seq and, per container, the
- * positions of its first and last line are recorded (`handed`) and saved.
- * After a restart every batch not known to be settled (acknowledged, written
- * to the outbox file, or dropped by the outbox and reported) is read again
- * from the engine and sent again under its recorded seq: the hub keeps
+ * positions of its first and last line are recorded (`handed`) and saved
+ * where the agent's death cannot lose it: a file in RAM, which a kill -9
+ * leaves in the kernel without writing the SD card (ledger-files.ts says
+ * what a reboot and a power cut mean). After a restart every batch not
+ * known to be settled (acknowledged, written to the outbox file, or dropped
+ * by the outbox and reported) is read again from the engine and sent again
+ * under its recorded seq: the hub keeps
  * whichever copy it gets first. A settlement need not be saved at once for
  * that to hold (a settled batch sent again is ignored), so it is saved
  * lazily; only `handed` must reach the file before the batch is published.
