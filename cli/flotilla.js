@@ -5,7 +5,7 @@
 // are registered: past that point every module resolution makes a round trip
 // to the hooks' thread, and TypeBox's few hundred files alone would add about
 // a second to every command. Loaded first, each costs one cached lookup later.
-await Promise.all([import('@sinclair/typebox'), import('ajv'), import('ajv-formats'), import('commander'), import('yaml')]);
+await Promise.all([import('@sinclair/typebox'), import('commander'), import('yaml')]);
 
 const { register } = await import('tsx/esm/api');
 register();

@@ -1,13 +1,20 @@
 /**
- * One ajv instance for the whole process; each schema is compiled once, on
- * first use, and cached by the schema object.
+ * One validator per schema for the whole process, made on first use and
+ * cached by the schema object: the precompiled one when the build step wrote
+ * one for this exact schema (shared/validators.generated.js, `npm run
+ * validators`), otherwise compiled by ajv now. A precompiled validator is
+ * found by a hash of the schema's JSON, so a schema edited since the file
+ * was written is compiled at run time, never checked by stale code (and
+ * test/unit/precompiled-validators.test.ts fails until the file is rewritten).
  *
  * Errors are reported as `path: rule`, with the path written the way a user
  * reads their YAML (`spec.containers[0].ports[1]: must match pattern "…"`).
  */
+import { createHash } from 'node:crypto';
 import type { Static, TSchema } from '@sinclair/typebox';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import addFormatsPlugin from 'ajv-formats';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import { newAjv } from './schema-compiler.js';
+import { VALIDATORS } from './validators.generated.js';
 
 export interface ValidationIssue {
   /** `spec.containers[0].ports[1]`; empty for the document itself. */
@@ -17,23 +24,30 @@ export interface ValidationIssue {
 
 export type Validated<T> = { ok: true; value: T } | { ok: false; issues: ValidationIssue[] };
 
-// ajv-formats is CommonJS with a default export; under NodeNext its callable
-// sits on `.default`.
-const addFormats = ((addFormatsPlugin as unknown as { default?: unknown }).default ?? addFormatsPlugin) as (
-  ajv: Ajv,
-  formats: string[],
-) => Ajv;
-
-// verbose: errors carry their schema, so a pattern error can quote the schema's `examples`.
-const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
-addFormats(ajv, ['date-time']);
-
 const compiled = new WeakMap<TSchema, ValidateFunction>();
+let runTimeAjv: ReturnType<typeof newAjv> | undefined;
 
-function compile(schema: TSchema): ValidateFunction {
+/** What the precompiled validators are looked up by: the schema's JSON, hashed (TypeBox's symbol keys are not part of it). */
+export function schemaKey(schema: TSchema): string {
+  return createHash('sha256').update(JSON.stringify(schema)).digest('hex');
+}
+
+/** The build step's validator for exactly this schema, if it wrote one. */
+export function precompiledValidator(schema: TSchema): ValidateFunction | undefined {
+  return VALIDATORS.get(schemaKey(schema));
+}
+
+/** ajv's validator for `schema`, compiled now, in this process. */
+export function compileAtRunTime(schema: TSchema): ValidateFunction {
+  runTimeAjv ??= newAjv();
+  return runTimeAjv.compile(schema);
+}
+
+/** The validator `validate` and `decode` use for `schema`. */
+export function validatorFor(schema: TSchema): ValidateFunction {
   let fn = compiled.get(schema);
   if (!fn) {
-    fn = ajv.compile(schema);
+    fn = precompiledValidator(schema) ?? compileAtRunTime(schema);
     compiled.set(schema, fn);
   }
   return fn;
@@ -109,7 +123,7 @@ function collapse(errors: ErrorObject[]): ValidationIssue[] {
 }
 
 export function validate<S extends TSchema>(schema: S, value: unknown): Validated<Static<S>> {
-  const fn = compile(schema);
+  const fn = validatorFor(schema);
   if (fn(value)) return { ok: true, value: value as Static<S> };
   return { ok: false, issues: collapse(fn.errors ?? []) };
 }
