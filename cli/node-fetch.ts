@@ -9,11 +9,15 @@
  * keep the process alive.
  *
  * Only what HubClient uses is supported: method, headers, a string body and
- * an abort signal; the answer is a web `Response` with its body streamed
- * (follow streams keep working). A redirect, which undici would follow, is
- * handed to `redirects` (the global fetch) to follow the same way.
+ * an abort signal; the answer has the part of a web `Response` HubClient
+ * reads (status, statusText, ok, headers.get, text, json, and body as a web
+ * stream, so follow streams keep working). It is not a `Response`, nor are
+ * the request's headers read through `Headers`: in Node 20 touching any of
+ * fetch's globals loads undici's JavaScript (~10 ms of every command). A
+ * redirect, which undici would follow, is handed to `redirects` (the global
+ * fetch) to follow the same way.
  */
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { Readable } from 'node:stream';
 
@@ -30,39 +34,28 @@ export interface NodeFetchOptions {
 
 export function nodeFetch(options: NodeFetchOptions = {}): typeof fetch {
   return (input, init) => {
-    const url = new URL(input instanceof Request ? input.url : String(input));
+    const url = new URL(typeof input === 'object' && 'url' in input ? input.url : String(input));
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       return Promise.reject(new TypeError(`fetch: unsupported protocol ${url.protocol}`));
     }
     const method = init?.method ?? 'GET';
-    const headers = Object.fromEntries(new Headers(init?.headers).entries());
+    const headers = headerRecord(init?.headers);
     const body = init?.body;
     if (body !== undefined && body !== null && typeof body !== 'string') {
       return Promise.reject(new TypeError('fetch: only string bodies are supported'));
     }
     const signal = init?.signal ?? undefined;
     return new Promise<Response>((resolve, reject) => {
-      const onResponse = (res: import('node:http').IncomingMessage) => {
+      const onResponse = (res: IncomingMessage) => {
         const status = res.statusCode ?? 0;
         if (options.redirects && REDIRECT_STATUSES.has(status) && res.headers.location !== undefined) {
           res.resume();
           resolve(options.redirects(input, init));
           return;
         }
-        const responseHeaders = new Headers();
-        for (const [name, value] of Object.entries(res.headers)) {
-          if (value === undefined) continue;
-          for (const item of Array.isArray(value) ? value : [value]) responseHeaders.append(name, item);
-        }
         const nullBody = NULL_BODY_STATUSES.has(status) || method === 'HEAD';
         if (nullBody) res.resume();
-        resolve(
-          new Response(nullBody ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), {
-            status,
-            statusText: res.statusMessage ?? '',
-            headers: responseHeaders,
-          }),
-        );
+        resolve(new NodeResponse(res, nullBody) as unknown as Response);
       };
       const common = { method, headers, ...(signal ? { signal } : {}) };
       // rejectUnauthorized is the default; said here because it is the point of `ca`.
@@ -74,4 +67,68 @@ export function nodeFetch(options: NodeFetchOptions = {}): typeof fetch {
       req.end(body ?? undefined);
     });
   };
+}
+
+/** A request's headers as node:http takes them: names lower-cased, repeated names joined as `Headers` joins them. */
+function headerRecord(init: RequestInit['headers']): Record<string, string> {
+  const record: Record<string, string> = {};
+  if (init === undefined) return record;
+  // A Headers object and an array of pairs are iterable; a plain record is not.
+  const pairs: Iterable<readonly [string, string]> =
+    Symbol.iterator in init ? (init as Iterable<readonly [string, string]>) : Object.entries(init as Record<string, string>);
+  for (const [name, value] of pairs) {
+    const key = name.toLowerCase();
+    record[key] = key in record ? `${record[key]}, ${value}` : value;
+  }
+  return record;
+}
+
+/** The answer's headers, read as `Headers.get` reads them. */
+class NodeHeaders {
+  constructor(private readonly headers: IncomingHttpHeaders) {}
+
+  get(name: string): string | null {
+    const value = this.headers[name.toLowerCase()];
+    if (value === undefined) return null;
+    return Array.isArray(value) ? value.join(', ') : value;
+  }
+}
+
+/** The part of a web Response HubClient reads, over node:http's answer; the body becomes a web stream only when asked for. */
+class NodeResponse {
+  readonly status: number;
+  readonly statusText: string;
+  readonly headers: NodeHeaders;
+  private stream: ReadableStream<Uint8Array> | null | undefined;
+
+  constructor(
+    private readonly res: IncomingMessage,
+    private readonly nullBody: boolean,
+  ) {
+    this.status = res.statusCode ?? 0;
+    this.statusText = res.statusMessage ?? '';
+    this.headers = new NodeHeaders(res.headers);
+  }
+
+  get ok(): boolean {
+    return this.status >= 200 && this.status < 300;
+  }
+
+  get body(): ReadableStream<Uint8Array> | null {
+    if (this.stream === undefined) this.stream = this.nullBody ? null : (Readable.toWeb(this.res) as ReadableStream<Uint8Array>);
+    return this.stream;
+  }
+
+  async text(): Promise<string> {
+    if (this.stream !== undefined) throw new TypeError('fetch: the body was already read as a stream');
+    this.stream = null;
+    if (this.nullBody) return '';
+    const chunks: Buffer[] = [];
+    for await (const chunk of this.res) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks).toString('utf8');
+  }
+
+  async json(): Promise<unknown> {
+    return JSON.parse(await this.text());
+  }
 }

@@ -10,7 +10,7 @@ import type { ApplyResult } from '../client.js';
 import { type CliIO, globalOptions, hubClient } from '../context.js';
 import { CliErrors, UsageError } from '../errors.js';
 import { formatStructured } from '../output.js';
-import { yaml } from '../yaml.js';
+import { loadYaml, yaml } from '../yaml.js';
 
 export interface Document {
   /** How the document is named in messages: `app.yaml`, or `app.yaml (document 2)`. */
@@ -66,6 +66,7 @@ function isEmpty(contents: unknown): boolean {
 export async function loadSpecs(io: CliIO, files: readonly string[]): Promise<AppSpec[]> {
   const specs: AppSpec[] = [];
   const problems: UsageError[] = [];
+  await loadYaml(); // parseDocuments then finds it loaded
   for (const file of files) {
     for (const doc of parseDocuments(file, await readSource(io, file))) {
       if (doc.error) {

@@ -2,13 +2,16 @@
  * The CLI's fetch over node:http (cli/node-fetch.ts), against a real HTTP
  * server on loopback: what HubClient relies on from a fetch — method,
  * headers, a JSON body, a streamed answer, a null-body status, an abort —
- * and a redirect handed to the fetch that follows it.
+ * and a redirect handed to the fetch that follows it; and that it does all
+ * that without loading undici, which the global fetch's classes would.
  */
+import { execFile } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HubClient } from '../../cli/client.js';
 import { nodeFetch } from '../../cli/node-fetch.js';
+import { REPO_ROOT } from '../support/processes.js';
 
 let server: Server;
 let base: string;
@@ -32,6 +35,38 @@ afterEach(async () => {
 });
 
 describe('nodeFetch', () => {
+  it('sends headers given as pairs or Headers as fetch would', async () => {
+    handle = (req, _body, res) => void res.end(JSON.stringify([req.headers.accept, req.headers['x-two']]));
+    const fetch = nodeFetch();
+    const pairs = await fetch(`${base}/`, {
+      headers: [
+        ['Accept', 'application/json'],
+        ['X-Two', 'a'],
+        ['x-two', 'b'],
+      ],
+    });
+    expect(await pairs.json()).toEqual(['application/json', 'a, b']);
+    const headers = await fetch(`${base}/`, { headers: new Headers({ accept: 'text/plain' }) });
+    expect(await headers.json()).toEqual(['text/plain', null]);
+  });
+
+  it('answers a request without loading undici (the global fetch and its classes)', async () => {
+    handle = (_req, body, res) => void res.writeHead(200, { 'x-seen': body }).end('{"ok":true}');
+    // A fresh process: this one has long loaded undici for the global fetch.
+    const script = `
+      const { nodeFetch } = await import(${JSON.stringify(`${REPO_ROOT}/cli/node-fetch.ts`)});
+      const response = await nodeFetch()(${JSON.stringify(`${base}/api`)}, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":1}' });
+      const body = await response.json();
+      console.log(JSON.stringify({ status: response.status, seen: response.headers.get('x-seen'), body, undici: process.moduleLoadList.filter((m) => m.includes('undici')) }));
+    `;
+    const stdout = await new Promise<string>((resolve, reject) =>
+      execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: REPO_ROOT }, (err, out) =>
+        err ? reject(err) : resolve(out),
+      ),
+    );
+    expect(JSON.parse(stdout)).toEqual({ status: 200, seen: '{"a":1}', body: { ok: true }, undici: [] });
+  });
+
   it('sends the method, headers and body, and answers with status, headers and body', async () => {
     handle = (req, body, res) => {
       res.writeHead(201, 'Made', { 'content-type': 'application/json', 'x-seen': `${req.method} ${req.url} ${req.headers.authorization}` });
