@@ -6,8 +6,11 @@
  * app's container exiting and restarted by its restart policy meanwhile, the
  * agent starting after it. What the hub stored (its HTTP logs query, as
  * `flotilla logs` reads it) holds every number of every run once: no gap, no
- * duplicate.
+ * duplicate. While the agent runs, its log ledger is in RAM, not in the
+ * data dir, which gets a copy at a clean stop only.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type AgentProcess, type HubProcess, runCli, startAgentProcess, startHubProcess, stopAll } from '../support/processes.js';
 import { duplicates, storedLogLines } from '../support/stored-telemetry.js';
@@ -129,6 +132,8 @@ describeDocker('log lines across agent restarts on a real Docker Engine', () => 
     console.info(JSON.stringify(summary));
   }
 
+  const ledgerCopy = () => join(agent.dataDir, 'log-ledger.json');
+
   async function agentDown(hard: boolean): Promise<number> {
     await agent.proc.stop(hard);
     const before = await lastPrinted();
@@ -139,10 +144,16 @@ describeDocker('log lines across agent restarts on a real Docker Engine', () => 
 
   it('stores every line once across an agent stopped with SIGTERM for 10 s', async () => {
     await waitFor('some lines stored', async () => ((await stored()).runs.get(1)?.length ?? 0) >= 20, { timeoutMs: 60_000 });
+    // Saved before each batch in RAM (/dev/shm), not in the data dir on the SD card…
+    expect(existsSync(ledgerCopy())).toBe(false);
     const printedWhileDown = await agentDown(false);
+    // …which gets a copy at a clean stop, for the agent after a reboot.
+    expect(existsSync(ledgerCopy())).toBe(true);
     expect(printedWhileDown).toBeGreaterThan(50);
     await agent.restart();
     await expectEveryLineOnce('SIGTERM');
+    // Gone before the new agent's first batch: once it sends, that copy no longer says what the hub has.
+    expect(existsSync(ledgerCopy())).toBe(false);
   }, 120_000);
 
   it('stores every line once across an agent killed with SIGKILL for 10 s', async () => {
