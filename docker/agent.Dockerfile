@@ -19,7 +19,7 @@
 #   docker run -d --name flotilla-agent --restart unless-stopped \
 #     --group-add "$(stat -c %g /var/run/docker.sock)" \
 #     -v /var/run/docker.sock:/var/run/docker.sock \
-#     -v flotilla-agent:/var/lib/flotilla-agent \
+#     -v flotilla-agent:/var/lib/flotilla-agent -v /dev/shm:/dev/shm \
 #     -e FLOTILLA_HUB_URL=mqtt://hub.example:1883 -e FLOTILLA_DEVICE_ID=roof-gw-1 \
 #     flotilla-agent
 #
@@ -28,7 +28,9 @@
 # number differs from host to host, hence the stat). Access to that socket is
 # root-equivalent on the host, so this limits what a bug in the agent's own process can
 # touch, not what the engine will do for it. A socket owned by root:root (no docker
-# group) needs `--user 0` instead. Containers the agent starts are the host's: host
+# group) needs `--user 0` instead. The host's /dev/shm: the agent saves its log ledger
+# there before each log batch (RAM, not the SD card), and a container's own /dev/shm does
+# not outlive a restart of the container. Containers the agent starts are the host's: host
 # paths in app specs (volumes, devices) are paths on the host.
 ARG BASE=flotilla/node-base
 FROM ${BASE}

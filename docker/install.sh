@@ -424,9 +424,10 @@ else
   else
     docker rm -f "$CONTAINER" >/dev/null 2>&1 || true
     # Host network: the agent reaches the hub as the device does, and reports the device's addresses.
+    # The host's /dev/shm: the agent's log ledger lives there and must outlive a restart of this container.
     docker run -d --name "$CONTAINER" --restart always --network host \
       --label "org.flotilla.install=$spec" --group-add "$sock_group" \
-      -v "$sock:/var/run/docker.sock" -v "$data_dir:/var/lib/flotilla-agent" \
+      -v "$sock:/var/run/docker.sock" -v "$data_dir:/var/lib/flotilla-agent" -v /dev/shm:/dev/shm \
       "$image" agent --data-dir /var/lib/flotilla-agent --hub-url "$hub_url" >/dev/null
     say "started container $CONTAINER ($image)"
   fi
