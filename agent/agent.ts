@@ -20,6 +20,8 @@ import { type DesiredState, parseHubKey, Topics } from '../shared/index.js';
 import { createLogger } from '../shared/logger.js';
 import { AGENT_PROTOCOL_VERSION } from '../shared/protocol-version.js';
 import { Signal } from '../shared/signal.js';
+import { usePrecompiled } from '../shared/validate.js';
+import { VALIDATORS } from '../shared/validators/agent.generated.js';
 import { type AgentConfig, resolveAgentConfig } from './config.js';
 import { hostFacts } from './host.js';
 import type { Link } from './link.js';
@@ -34,6 +36,9 @@ import { openRemoteAccess } from './wiring/remote.js';
 import { keepInSync } from './wiring/resync.js';
 import { startTelemetry } from './wiring/telemetry.js';
 import { openUplink } from './wiring/uplink.js';
+
+// The agent's schemas, compiled at build time (cli/validator-code.ts): none is compiled at its start.
+usePrecompiled(VALIDATORS);
 
 export interface Agent {
   config: AgentConfig;

@@ -14,6 +14,8 @@ import { Topics } from '../shared/index.js';
 import { createLogger } from '../shared/logger.js';
 import { PROTOCOL_VERSIONS } from '../shared/protocol-version.js';
 import { Signal } from '../shared/signal.js';
+import { usePrecompiled } from '../shared/validate.js';
+import { VALIDATORS } from '../shared/validators/hub.generated.js';
 import { flotillaVersion } from '../shared/version.js';
 import { Authenticator } from './auth/authenticator.js';
 import { LoginDelay } from './auth/login-delay.js';
@@ -29,6 +31,9 @@ import { type HubStores, openHubStores } from './hub/stores.js';
 import { type HubTelemetry, startTelemetry } from './hub/telemetry.js';
 import { auditMethods } from './remote/audit-methods.js';
 import { telemetryMethods } from './telemetry/methods.js';
+
+// The hub's schemas, compiled at build time (cli/validator-code.ts): none is compiled at its start.
+usePrecompiled(VALIDATORS);
 
 export interface Hub {
   config: HubConfig;

@@ -1,14 +1,20 @@
 /**
- * Writes shared/validators.generated.js: every schema the hub, the agent and
- * the CLI validate, compiled ahead of time with ajv's standalone code
+ * Writes shared/validators/*.generated.js: every schema the hub, the agent
+ * and the CLI validate, compiled ahead of time with ajv's standalone code
  * generation, so no process spends its start compiling one (the app spec's
  * schema alone took 57–80 ms of each `flotilla apply`).
  *
- *   npm run validators     # rewrites the file (npm run docs runs it too)
+ *   npm run validators     # rewrites the files (npm run docs runs it too)
+ *
+ * One file per group of schemas, each loaded by the code that needs it:
+ * shared/validate.ts loads the common one (the app spec, for `apply` and the
+ * hub); the hub and the agent add theirs when their module loads. Generated
+ * code is large (~860 KB for all of them in the bundle), and parsing what a
+ * process never uses was a third of `flotilla apply`'s own module loading.
  *
  * shared/validate.ts finds a validator by a hash of its schema's JSON, and
- * compiles at run time any schema not in the file, or changed since it was
- * written. test/unit/precompiled-validators.test.ts fails when the committed
+ * compiles at run time any schema in no file, or changed since it was
+ * written. test/unit/precompiled-validators.test.ts fails when a committed
  * file differs from what this renders now.
  *
  * ajv's standalone output is CommonJS-flavoured even with its ESM option: it
@@ -17,7 +23,8 @@
  * imports at the top of the file, so the module is plain ESM for Node, tsx
  * and the release bundle alike (which bundles the helpers).
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TSchema } from '@sinclair/typebox';
 import standaloneModule from 'ajv/dist/standalone/index.js';
@@ -42,39 +49,56 @@ import { newAjv } from '../shared/schema-compiler.js';
 import { schemaKey } from '../shared/validate.js';
 import { AgentConfigFile } from './agent-config-file.js';
 
-/** The command that rewrites the file; the staleness test names it. */
+/** The command that rewrites the files; the staleness test names it. */
 export const VALIDATORS_COMMAND = 'npm run validators';
 
-export const VALIDATORS_FILE = 'shared/validators.generated.js';
+export interface ValidatorGroup {
+  /** The generated module, from the repository's root; a .d.ts is written beside it. */
+  file: string;
+  /** Who loads it (for the file's header). */
+  loadedBy: string;
+  /** Each schema by a name for the file (an identifier). */
+  schemas: () => Record<string, TSchema>;
+}
 
 /**
- * Every schema passed to `validate` or `decode`, by a name for the file (an
- * identifier). A schema missing here still works, compiled when first used.
+ * Every schema passed to `validate` or `decode`, grouped by the process that
+ * checks it. A schema in two groups is written in the first only; a schema in
+ * none still works, compiled when first used.
  */
-export function precompiledSchemas(): Record<string, TSchema> {
-  const schemas: Record<string, TSchema> = {
-    AppSpec,
-    DesiredState,
-    DeviceState,
-    DeviceStatus,
-    Command,
-    CommandReply,
-    ApiRequest,
-    LogBatch,
-    Metrics,
-    DeviceEvent,
-    TelemetryLinkArgs,
-    SessionRequest,
-    SessionOpenArgs,
-    SessionCloseArgs,
-    SessionOpened,
-    HubConfig,
-    AgentConfig,
-    AgentConfigFile,
-  };
-  for (const [method, declaration] of Object.entries(API)) schemas[`params_${method.replace(/[^A-Za-z0-9]/g, '_')}`] = declaration.params;
-  return schemas;
-}
+export const VALIDATOR_GROUPS: readonly ValidatorGroup[] = [
+  {
+    file: 'shared/validators/common.generated.js',
+    loadedBy: 'shared/validate.ts',
+    schemas: () => ({ AppSpec, AgentConfigFile }),
+  },
+  {
+    file: 'shared/validators/hub.generated.js',
+    loadedBy: 'broker/hub.ts',
+    schemas: () => {
+      const schemas: Record<string, TSchema> = {
+        HubConfig,
+        ApiRequest,
+        DeviceState,
+        DeviceStatus,
+        CommandReply,
+        LogBatch,
+        Metrics,
+        DeviceEvent,
+        SessionRequest,
+        SessionOpened,
+      };
+      for (const [method, declaration] of Object.entries(API))
+        schemas[`params_${method.replace(/[^A-Za-z0-9]/g, '_')}`] = declaration.params;
+      return schemas;
+    },
+  },
+  {
+    file: 'shared/validators/agent.generated.js',
+    loadedBy: 'agent/agent.ts',
+    schemas: () => ({ AgentConfig, DesiredState, Command, TelemetryLinkArgs, SessionOpenArgs, SessionCloseArgs }),
+  },
+];
 
 /** Where standalone code reaches a run-time helper: `require("ajv/dist/runtime/equal")`. */
 const HELPER = /require\("((?:ajv|ajv-formats)\/dist\/[a-z0-9_/-]+)"\)/gi;
@@ -86,14 +110,25 @@ const HELPER = /require\("((?:ajv|ajv-formats)\/dist\/[a-z0-9_/-]+)"\)/gi;
  */
 const COMMON_JS = 'const commonJs = (namespace) => (namespace.default?.__esModule ? namespace.default : namespace);';
 
-/** The module's text: the validators, one per distinct schema, and VALIDATORS, from schema key to validator. */
-export function renderValidatorModule(): string {
+/** Each group's module text (and its .d.ts), by file: its validators, and VALIDATORS, from schema key to validator. */
+export function renderValidatorModules(): Map<string, string> {
+  const files = new Map<string, string>();
+  const written = new Set<string>();
+  for (const group of VALIDATOR_GROUPS) {
+    files.set(group.file, renderGroup(group, written));
+    files.set(group.file.replace(/\.js$/, '.d.ts'), renderDeclarations(group));
+  }
+  return files;
+}
+
+function renderGroup(group: ValidatorGroup, written: Set<string>): string {
   const ajv = newAjv({ code: { source: true, esm: true } });
   const exported: Record<string, string> = {};
   const keys: [key: string, name: string][] = [];
-  for (const [name, schema] of Object.entries(precompiledSchemas())) {
+  for (const [name, schema] of Object.entries(group.schemas())) {
     const key = schemaKey(schema);
-    if (keys.some(([seen]) => seen === key)) continue; // the same schema under two names (methods sharing their params)
+    if (written.has(key)) continue; // in an earlier group, or here under another name (methods sharing their params)
+    written.add(key);
     ajv.addSchema(schema, key);
     exported[name] = key;
     keys.push([key, name]);
@@ -108,9 +143,9 @@ export function renderValidatorModule(): string {
       return `helper${index}`;
     });
   if (/\brequire\(/.test(code))
-    throw new Error('standalone code requires a module other than ajv’s run-time helpers: import it in renderValidatorModule');
+    throw new Error('standalone code requires a module other than ajv’s run-time helpers: import it in renderGroup');
   return [
-    `// Generated by \`${VALIDATORS_COMMAND}\` (cli/validator-code.ts) from the schemas it lists: do not edit.`,
+    `// Generated by \`${VALIDATORS_COMMAND}\` (cli/validator-code.ts) from the schemas it lists: do not edit. Loaded by ${group.loadedBy}.`,
     ...helpers.map((specifier, i) => `import * as helperModule${i} from ${JSON.stringify(`${specifier}.js`)};`),
     COMMON_JS,
     ...helpers.map((_, i) => `const helper${i} = commonJs(helperModule${i});`),
@@ -120,7 +155,22 @@ export function renderValidatorModule(): string {
   ].join('\n');
 }
 
+function renderDeclarations(group: ValidatorGroup): string {
+  return [
+    `// Generated by \`${VALIDATORS_COMMAND}\` (cli/validator-code.ts): do not edit.`,
+    "import type { ValidateFunction } from 'ajv';",
+    '',
+    `/** ${group.file}'s validators, by a hash of their schema's JSON (schemaKey in shared/validate.ts). */`,
+    'export declare const VALIDATORS: ReadonlyMap<string, ValidateFunction>;',
+    '',
+  ].join('\n');
+}
+
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
-  writeFileSync(fileURLToPath(new URL(`../${VALIDATORS_FILE}`, import.meta.url)), renderValidatorModule());
-  process.stdout.write(`wrote ${VALIDATORS_FILE}\n`);
+  for (const [file, text] of renderValidatorModules()) {
+    const target = fileURLToPath(new URL(`../${file}`, import.meta.url));
+    mkdirSync(dirname(target), { recursive: true });
+    writeFileSync(target, text);
+    process.stdout.write(`wrote ${file}\n`);
+  }
 }

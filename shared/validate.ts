@@ -1,10 +1,12 @@
 /**
  * One validator per schema for the whole process, made on first use and
  * cached by the schema object: the precompiled one when the build step wrote
- * one for this exact schema (shared/validators.generated.js, `npm run
- * validators`), otherwise compiled by ajv now. A precompiled validator is
- * found by a hash of the schema's JSON, so a schema edited since the file
- * was written is compiled at run time, never checked by stale code (and
+ * one for this exact schema (shared/validators/*.generated.js, `npm run
+ * validators`) and the process has loaded it, otherwise compiled by ajv now.
+ * The common group is loaded here; the hub and the agent add theirs
+ * (usePrecompiled). A precompiled validator is found by a hash of the
+ * schema's JSON, so a schema edited since the file was written is compiled
+ * at run time, never checked by stale code (and
  * test/unit/precompiled-validators.test.ts fails until the file is rewritten).
  *
  * Errors are reported as `path: rule`, with the path written the way a user
@@ -14,7 +16,7 @@ import { createHash } from 'node:crypto';
 import type { Static, TSchema } from '@sinclair/typebox';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { newAjv } from './schema-compiler.js';
-import { VALIDATORS } from './validators.generated.js';
+import { VALIDATORS as COMMON_VALIDATORS } from './validators/common.generated.js';
 
 export interface ValidationIssue {
   /** `spec.containers[0].ports[1]`; empty for the document itself. */
@@ -25,16 +27,22 @@ export interface ValidationIssue {
 export type Validated<T> = { ok: true; value: T } | { ok: false; issues: ValidationIssue[] };
 
 const compiled = new WeakMap<TSchema, ValidateFunction>();
+const precompiled = new Map<string, ValidateFunction>(COMMON_VALIDATORS);
 let runTimeAjv: ReturnType<typeof newAjv> | undefined;
+
+/** Adds a group of precompiled validators: the hub and the agent add theirs when their module loads, before any use. */
+export function usePrecompiled(validators: ReadonlyMap<string, ValidateFunction>): void {
+  for (const [key, fn] of validators) precompiled.set(key, fn);
+}
 
 /** What the precompiled validators are looked up by: the schema's JSON, hashed (TypeBox's symbol keys are not part of it). */
 export function schemaKey(schema: TSchema): string {
   return createHash('sha256').update(JSON.stringify(schema)).digest('hex');
 }
 
-/** The build step's validator for exactly this schema, if it wrote one. */
+/** The build step's validator for exactly this schema, if it wrote one and this process has loaded it. */
 export function precompiledValidator(schema: TSchema): ValidateFunction | undefined {
-  return VALIDATORS.get(schemaKey(schema));
+  return precompiled.get(schemaKey(schema));
 }
 
 /** ajv's validator for `schema`, compiled now, in this process. */

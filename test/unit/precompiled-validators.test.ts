@@ -1,15 +1,16 @@
 /**
  * The schemas' validators are compiled at build time (cli/validator-code.ts
- * writes shared/validators.generated.js): the committed file must be what the
- * generator renders now, every listed schema must be served from it, and its
- * validators must report exactly what ajv compiling the schema at run time
- * reports, down to the path and message a user reads.
+ * writes shared/validators/*.generated.js): the committed files must be what
+ * the generator renders now, every listed schema must be served from them once
+ * the hub and the agent have loaded their groups, and their validators must
+ * report exactly what ajv compiling the schema at run time reports, down to
+ * the path and message a user reads.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { describe, expect, it } from 'vitest';
-import { precompiledSchemas, renderValidatorModule, VALIDATORS_COMMAND, VALIDATORS_FILE } from '../../cli/validator-code.js';
+import { renderValidatorModules, VALIDATOR_GROUPS, VALIDATORS_COMMAND } from '../../cli/validator-code.js';
 import {
   AppSpec,
   compileAtRunTime,
@@ -45,15 +46,23 @@ const asJson = (value: unknown): unknown => JSON.parse(JSON.stringify(value));
 
 describe('precompiled schema validators', () => {
   it('are committed as the generator renders them now', () => {
-    const committed = readFileSync(join(REPO_ROOT, VALIDATORS_FILE), 'utf8');
-    expect(committed === renderValidatorModule(), `${VALIDATORS_FILE} is stale: run \`${VALIDATORS_COMMAND}\` and commit it`).toBe(true);
+    for (const [file, text] of renderValidatorModules()) {
+      const committed = readFileSync(join(REPO_ROOT, file), 'utf8');
+      expect(committed === text, `${file} is stale: run \`${VALIDATORS_COMMAND}\` and commit it`).toBe(true);
+    }
   });
 
-  it('serve every listed schema, so no process compiles one at run time', () => {
-    for (const [name, schema] of Object.entries(precompiledSchemas())) {
-      const precompiled = precompiledValidator(schema);
-      expect(precompiled, name).toBeTypeOf('function');
-      expect(validatorFor(schema), name).toBe(precompiled);
+  it('serve every listed schema once the hub and the agent have loaded their groups, so none is compiled at run time', async () => {
+    const common = VALIDATOR_GROUPS.find((group) => group.loadedBy === 'shared/validate.ts')!;
+    for (const [name, schema] of Object.entries(common.schemas())) expect(precompiledValidator(schema), name).toBeTypeOf('function');
+    await import('../../broker/hub.js');
+    await import('../../agent/agent.js');
+    for (const group of VALIDATOR_GROUPS) {
+      for (const [name, schema] of Object.entries(group.schemas())) {
+        const precompiled = precompiledValidator(schema);
+        expect(precompiled, `${name} (${group.file})`).toBeTypeOf('function');
+        expect(validatorFor(schema), name).toBe(precompiled);
+      }
     }
   });
 
