@@ -18,7 +18,6 @@
  * fetch) to follow the same way.
  */
 import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { Readable } from 'node:stream';
 
 /** Statuses whose Response must have a null body (the constructor throws otherwise). */
@@ -33,18 +32,16 @@ export interface NodeFetchOptions {
 }
 
 export function nodeFetch(options: NodeFetchOptions = {}): typeof fetch {
-  return (input, init) => {
+  return async (input, init) => {
     const url = new URL(typeof input === 'object' && 'url' in input ? input.url : String(input));
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      return Promise.reject(new TypeError(`fetch: unsupported protocol ${url.protocol}`));
-    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`fetch: unsupported protocol ${url.protocol}`);
     const method = init?.method ?? 'GET';
     const headers = headerRecord(init?.headers);
     const body = init?.body;
-    if (body !== undefined && body !== null && typeof body !== 'string') {
-      return Promise.reject(new TypeError('fetch: only string bodies are supported'));
-    }
+    if (body !== undefined && body !== null && typeof body !== 'string') throw new TypeError('fetch: only string bodies are supported');
     const signal = init?.signal ?? undefined;
+    // node:https loads TLS (~5 ms): only for an https hub.
+    const httpsRequest = url.protocol === 'https:' ? (await import('node:https')).request : undefined;
     return new Promise<Response>((resolve, reject) => {
       const onResponse = (res: IncomingMessage) => {
         const status = res.statusCode ?? 0;
@@ -60,7 +57,7 @@ export function nodeFetch(options: NodeFetchOptions = {}): typeof fetch {
       const common = { method, headers, ...(signal ? { signal } : {}) };
       // rejectUnauthorized is the default; said here because it is the point of `ca`.
       const req =
-        url.protocol === 'https:'
+        httpsRequest !== undefined
           ? httpsRequest(url, { ...common, ...(options.ca !== undefined ? { ca: options.ca } : {}), rejectUnauthorized: true }, onResponse)
           : httpRequest(url, common, onResponse);
       req.on('error', reject);

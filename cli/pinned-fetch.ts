@@ -14,7 +14,7 @@ import { nodeFetch } from './node-fetch.js';
 export function pinnedFetch(ca: string, base: typeof fetch = globalThis.fetch): typeof fetch {
   const pinned = nodeFetch({ ca });
   return (input, init) => {
-    const url = new URL(input instanceof Request ? input.url : String(input));
+    const url = new URL(typeof input === 'object' && 'url' in input ? input.url : String(input));
     return url.protocol === 'https:' ? pinned(input, init) : base(input, init);
   };
 }

@@ -3,7 +3,8 @@
  * server on loopback: what HubClient relies on from a fetch — method,
  * headers, a JSON body, a streamed answer, a null-body status, an abort —
  * and a redirect handed to the fetch that follows it; and that it does all
- * that without loading undici, which the global fetch's classes would.
+ * that without loading undici, which the global fetch's classes would, nor
+ * node:https and TLS for a plain http hub.
  */
 import { execFile } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -50,21 +51,21 @@ describe('nodeFetch', () => {
     expect(await headers.json()).toEqual(['text/plain', null]);
   });
 
-  it('answers a request without loading undici (the global fetch and its classes)', async () => {
+  it('answers a request without loading undici (the global fetch and its classes), nor TLS for an http hub', async () => {
     handle = (_req, body, res) => void res.writeHead(200, { 'x-seen': body }).end('{"ok":true}');
     // A fresh process: this one has long loaded undici for the global fetch.
     const script = `
       const { nodeFetch } = await import(${JSON.stringify(`${REPO_ROOT}/cli/node-fetch.ts`)});
       const response = await nodeFetch()(${JSON.stringify(`${base}/api`)}, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":1}' });
       const body = await response.json();
-      console.log(JSON.stringify({ status: response.status, seen: response.headers.get('x-seen'), body, undici: process.moduleLoadList.filter((m) => m.includes('undici')) }));
+      console.log(JSON.stringify({ status: response.status, seen: response.headers.get('x-seen'), body, loaded: process.moduleLoadList.filter((m) => /undici|NativeModule (https|tls)$/.test(m)) }));
     `;
     const stdout = await new Promise<string>((resolve, reject) =>
       execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: REPO_ROOT }, (err, out) =>
         err ? reject(err) : resolve(out),
       ),
     );
-    expect(JSON.parse(stdout)).toEqual({ status: 200, seen: '{"a":1}', body: { ok: true }, undici: [] });
+    expect(JSON.parse(stdout)).toEqual({ status: 200, seen: '{"a":1}', body: { ok: true }, loaded: [] });
   });
 
   it('sends the method, headers and body, and answers with status, headers and body', async () => {
