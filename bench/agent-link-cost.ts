@@ -17,8 +17,9 @@
  * Phase 1, `--outbox` at its default (`<data-dir>/outbox.db`):
  *   1. apply, wait until every app runs, settle (`--settle-s`);
  *   2. online window (`--online-s`): the agent's /proc/<pid>/io write_bytes,
- *      which files it modified (inotify), MQTT bytes and packets by kind
- *      through the proxy, the socket's TCP segments (`ss`);
+ *      which files it modified (inotify; and the log ledger's saves in its
+ *      RAM directory under /dev/shm, which reach no disk), MQTT bytes and
+ *      packets by kind through the proxy, the socket's TCP segments (`ss`);
  *   3. offline window (`--offline-s`): the proxy cuts the link and refuses
  *      reconnects; halfway, `docker rm -f` of tick-10s's container (with
  *      `--recreate 1`) so the agent has events to keep (created, started);
@@ -43,13 +44,14 @@
  * containers and the temp dirs. Loopback only.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, type FSWatcher, mkdtempSync, rmSync, watch, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import Dockerode from 'dockerode';
 import mqtt, { type MqttClient } from 'mqtt';
+import { defaultLedgerDir, LEDGER_FILE_NAME } from '../agent/telemetry/logs/ledger-files.js';
 import { DEFAULT_TOPIC_ROOT } from '../shared/index.js';
 import type { EventRecord, LogRecord } from '../shared/telemetry-api.js';
 import { ensureTestImages } from '../test/e2e/support/images.js';
@@ -183,8 +185,31 @@ interface Context {
   meter: MqttMeter;
   agentDir: string;
   writes: WriteWatcher;
+  /** The log ledger's saves in RAM (not the disk's): where the write-ahead record went. */
+  ledgerSaves: WriteWatcher;
   agent: ManagedProcess;
   since: string;
+}
+
+const NO_WATCHER: WriteWatcher = { counts: () => ({}), close: () => undefined };
+
+/**
+ * Counts the log ledger's saves in its default RAM directory (each is a
+ * rename onto the file); nothing where the agent keeps no ledger there.
+ * The directory goes at a clean stop: watch again after a restart.
+ */
+function watchLedgerSaves(agentDir: string): WriteWatcher {
+  const dir = defaultLedgerDir(agentDir, deviceId);
+  if (dir === undefined || !existsSync(dir)) return NO_WATCHER;
+  let saves = 0;
+  const watcher: FSWatcher = watch(dir, (event, name) => {
+    if (event === 'rename' && name === LEDGER_FILE_NAME) saves++;
+  });
+  watcher.on('error', () => undefined);
+  return {
+    counts: (): Record<string, number> => (saves > 0 ? { [`${LEDGER_FILE_NAME} in RAM (saves)`]: saves } : {}),
+    close: () => watcher.close(),
+  };
 }
 
 /** What the agent's socket sent and received between two snapshots; undefined when `ss` could not tell. */
@@ -204,7 +229,7 @@ function snapshot(ctx: Context): Snapshot {
     io: readProcIo(ctx.agent.child.pid!),
     meter: ctx.meter.stats(),
     tcp: tcpCounters(ctx.meter.port),
-    writes: ctx.writes.counts(),
+    writes: { ...ctx.writes.counts(), ...ctx.ledgerSaves.counts() },
     stdoutBytes: Buffer.byteLength(ctx.agent.output),
     seen: seen.length,
   };
@@ -639,6 +664,7 @@ async function main() {
     agentDir,
     since: started.toISOString(),
     writes: undefined as unknown as WriteWatcher,
+    ledgerSaves: NO_WATCHER,
     agent: startAgent(meter.url, agentDir, []),
   };
   // Stop the agent before its containers go (it would recreate them).
@@ -666,6 +692,8 @@ async function main() {
       values['baseline-args'].split(/\s+/).filter((a) => a !== ''),
     );
 
+  ctx.ledgerSaves = watchLedgerSaves(agentDir);
+  releases.push({ what: 'inotify (ledger)', run: () => ctx.ledgerSaves.close() });
   const t0 = snapshot(ctx);
   const startup = { seconds: (t0.at - spawnedAt) / 1000, io: diffIo(zero, t0.io) };
   say(`online window: ${onlineMs / 1000} s`);
@@ -711,6 +739,8 @@ async function main() {
     return connected && (await allRunning(hub));
   });
   await sleep(settleMs);
+  ctx.ledgerSaves.close();
+  ctx.ledgerSaves = watchLedgerSaves(agentDir);
   const restart = { seconds: (Date.now() - restartAt) / 1000, io: diffIo(zero2, readProcIo(ctx.agent.child.pid!)) };
   partial.restart = restart;
   const memoryOffline = await offlineWindow(ctx, 'offline, memory outbox');
