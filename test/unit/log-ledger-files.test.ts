@@ -77,6 +77,16 @@ describe('log ledger files', () => {
     },
   );
 
+  it('makes the RAM directory again when it is removed under a running agent, and goes on saving there', () => {
+    const store = files();
+    store.save(ledgerAfter(1).toJson());
+    rmSync(ramDir, { recursive: true });
+    store.save(ledgerAfter(2).toJson());
+    expect(store.savingTo).toBe('ram');
+    expect(readdirSync(dataDir)).toEqual([]);
+    expect(files().load()).toEqual(ledgerAfter(2).toJson());
+  });
+
   it('a clean stop leaves one exact copy in the data dir and nothing in RAM; the next agent reads it and removes it before its first batch', () => {
     const store = files();
     store.save(ledgerAfter(3).toJson());

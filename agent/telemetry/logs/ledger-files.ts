@@ -150,7 +150,18 @@ export class LedgerFiles implements LedgerStore {
 
   private writeRam(json: LedgerJson): void {
     if (!this.ramChecked) this.checkRamDir();
-    // Replaced by a rename: a save cut short by kill -9 leaves the previous copy whole.
+    try {
+      this.replaceRamCopy(json);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      // The directory was removed under the agent (a clean-up of /dev/shm): made again, it holds the whole ledger at once.
+      this.checkRamDir();
+      this.replaceRamCopy(json);
+    }
+  }
+
+  /** Replaced by a rename: a save cut short by kill -9 leaves the previous copy whole. */
+  private replaceRamCopy(json: LedgerJson): void {
     const tmp = `${this.ramPath}.tmp`;
     writeFileSync(tmp, JSON.stringify(json), { mode: 0o600 });
     renameSync(tmp, this.ramPath);
