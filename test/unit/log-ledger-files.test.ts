@@ -6,6 +6,7 @@
  * directory under /dev/shm (tmpfs) where it exists.
  */
 import {
+  chmodSync,
   chownSync,
   existsSync,
   type FSWatcher,
@@ -129,12 +130,22 @@ describe('log ledger files', () => {
   });
 
   it.runIf(process.getuid?.() === 0)('refuses a RAM directory another user owns (a shared tmpfs could hand it a forged ledger)', () => {
-    mkdirSync(ramDir, { mode: 0o777 });
+    mkdirSync(ramDir, { mode: 0o700 });
+    writeFileSync(join(ramDir, LEDGER_FILE_NAME), JSON.stringify(ledgerAfter(9).toJson()));
     chownSync(ramDir, 12345, 12345);
+    expect(files().load()).toBeUndefined();
     const store = files();
     store.save(ledgerAfter(1).toJson());
     expect(store.savingTo).toBe('data dir');
-    expect(existsSync(join(ramDir, LEDGER_FILE_NAME))).toBe(false);
+    expect(files().load()).toEqual(ledgerAfter(1).toJson());
+  });
+
+  it('does not read a RAM copy in a directory others can write to', () => {
+    files().save(ledgerAfter(1).toJson());
+    chmodSync(ramDir, 0o777);
+    expect(files().load()).toBeUndefined();
+    chmodSync(ramDir, 0o700);
+    expect(files().load()).toEqual(ledgerAfter(1).toJson());
   });
 
   it('by default keys the RAM directory to the data dir and the device, under /dev/shm', () => {

@@ -110,7 +110,7 @@ export class LedgerFiles implements LedgerStore {
   load(): LedgerJson | undefined {
     // A data dir copy that exists but cannot be read (torn by a power cut) leaves the ledger unknown: the RAM copy may be older.
     if (existsSync(this.options.diskPath)) return readLedgerFile(this.options.diskPath);
-    return readLedgerFile(this.ramPath);
+    return privateDir(this.options.ramDir) ? readLedgerFile(this.ramPath) : undefined;
   }
 
   save(json: LedgerJson): void {
@@ -135,7 +135,7 @@ export class LedgerFiles implements LedgerStore {
       writeDurably(this.options.diskPath, json);
     } catch (err) {
       // The RAM copy, exact too, still serves an agent started before the next reboot.
-      if (this.ramUsable) this.writeRam(json);
+      if (this.ramUsable) this.save(json);
       throw err;
     }
     this.diskCopyRemoved = false;
@@ -171,9 +171,7 @@ export class LedgerFiles implements LedgerStore {
     const dir = this.options.ramDir;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const st = lstatSync(dir);
-    const uid = process.getuid?.();
-    // A shared tmpfs (/dev/shm is world-writable): a directory someone else made could hand this agent a forged ledger.
-    if (!st.isDirectory() || (uid !== undefined && st.uid !== uid)) throw new Error(`${dir} is not a directory of this user's`);
+    if (!st.isDirectory() || !ownedByThisUser(st.uid)) throw new Error(`${dir} is not a directory of this user's`);
     if ((st.mode & 0o077) !== 0) chmodSync(dir, 0o700);
     if (!isInRam(dir))
       this.log.warn({ dir }, 'the log ledger directory is not in RAM: saving the ledger there writes the disk before each log batch');
@@ -190,6 +188,24 @@ export class LedgerFiles implements LedgerStore {
     }
     this.diskCopyRemoved = true;
   }
+}
+
+/**
+ * A directory only this user can write to. /dev/shm is world-writable: a
+ * ledger in a directory someone else made, or can write to, could be forged.
+ */
+function privateDir(dir: string): boolean {
+  try {
+    const st = lstatSync(dir);
+    return st.isDirectory() && ownedByThisUser(st.uid) && (st.mode & 0o022) === 0;
+  } catch {
+    return false;
+  }
+}
+
+function ownedByThisUser(uid: number): boolean {
+  const self = process.getuid?.();
+  return self === undefined || uid === self;
 }
 
 /** Replaces `path` with the ledger so that it survives a power cut once this returns. */
