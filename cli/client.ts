@@ -7,9 +7,14 @@
  * Every failure becomes a CliError with the right exit code: HubUnreachableError
  * when no HTTP answer came back at all, HubError when one did and it was an error.
  */
+
+// Not through shared/index.js: the barrel loads every schema, the signing code and node:crypto, which no command calling the API needs.
+import { queryString, routeRequest } from '../shared/api/http-request.js';
+import { API } from '../shared/api/methods.js';
 import type { ApiMethodName, ApiParams, ApiResult, EventRecord, LogRecord } from '../shared/index.js';
-import { API, FOLLOW_EVENT, formatIssue, queryString, routeRequest } from '../shared/index.js';
 import { readSse } from '../shared/sse.js';
+import { FOLLOW_EVENT } from '../shared/telemetry-api.js';
+import { formatIssue } from '../shared/validate.js';
 import type { RegisterRequest, Registration } from './auth-api.js';
 import { CliError, EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_UNAUTHORIZED, type ExitCode } from './errors.js';
 import { HubUnreachableError, parseHubUrl } from './hub-url.js';

@@ -4,15 +4,14 @@
  * one for this exact schema (shared/validators/*.generated.js, `npm run
  * validators`) and the process has loaded it, otherwise compiled by ajv now.
  * The common group is loaded here; the hub and the agent add theirs
- * (usePrecompiled). A precompiled validator is found by a hash of the
- * schema's JSON, so a schema edited since the file was written is compiled
+ * (usePrecompiled). A precompiled validator is found by the schema's JSON,
+ * so a schema edited since the file was written is compiled
  * at run time, never checked by stale code (and
  * test/unit/precompiled-validators.test.ts fails until the file is rewritten).
  *
  * Errors are reported as `path: rule`, with the path written the way a user
  * reads their YAML (`spec.containers[0].ports[1]: must match pattern "…"`).
  */
-import { createHash } from 'node:crypto';
 import type { Static, TSchema } from '@sinclair/typebox';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { newAjv } from './schema-compiler.js';
@@ -35,9 +34,14 @@ export function usePrecompiled(validators: ReadonlyMap<string, ValidateFunction>
   for (const [key, fn] of validators) precompiled.set(key, fn);
 }
 
-/** What the precompiled validators are looked up by: the schema's JSON, hashed (TypeBox's symbol keys are not part of it). */
+/**
+ * What the precompiled validators are looked up by: the schema's JSON, all
+ * that ajv reads of it (TypeBox's symbol keys are not part of it). The text
+ * itself rather than a hash of it: no two schemas can share a key, and
+ * hashing would load node:crypto into every command.
+ */
 export function schemaKey(schema: TSchema): string {
-  return createHash('sha256').update(JSON.stringify(schema)).digest('hex');
+  return JSON.stringify(schema);
 }
 
 /** The build step's validator for exactly this schema, if it wrote one and this process has loaded it. */

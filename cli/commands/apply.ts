@@ -5,7 +5,10 @@
  * Documents are then applied in order; the first hub error stops the run.
  */
 import type { Command } from 'commander';
-import { type AppSpec, formatIssue, validateAppSpec } from '../../shared/index.js';
+// Not through shared/index.js, which loads every schema and the signing code: `apply` checks one.
+import { validateAppSpec } from '../../shared/app-spec.js';
+import type { AppSpec } from '../../shared/schemas/spec.js';
+import { formatIssue } from '../../shared/validate.js';
 import type { ApplyResult } from '../client.js';
 import { type CliIO, globalOptions, hubClient } from '../context.js';
 import { CliErrors, UsageError } from '../errors.js';
