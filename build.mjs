@@ -16,10 +16,14 @@
  * Left out of the bundle: better-sqlite3, a native addon (its .node file is
  * found relative to its own package). Development dependencies (tsx,
  * typescript...) are not installed with the release, so importing one at run
- * time fails the build. Three more are reached at run time through
- * `createRequire` and so come from node_modules: aedes-persistence
+ * time fails the build. Some are reached at run time through `createRequire`
+ * and so come from node_modules: aedes-persistence
  * (broker/mqtt/retained-index.ts), the browser build of mqtt.js the dashboard
- * serves (broker/http/dashboard.ts) and YAML for the CLI (cli/yaml.ts).
+ * serves (broker/http/dashboard.ts), YAML for `-o yaml` output (cli/yaml.ts;
+ * `apply` loads the bundled copy, a chunk of its own) and ajv, only to
+ * compile a schema no precompiled validator covers (shared/schema-compiler.ts:
+ * the validators are generated ahead of time, shared/validators/, and the
+ * bundle holds no schema compiler).
  *
  * dockerode and docker-modem are bundled, but not all they load: docker-modem
  * loads ssh2 for ssh:// engines (a 16 MiB WebAssembly memory for its crypto,
