@@ -3,7 +3,8 @@
  * the release build (`npm run build`, dist/cli/bin.js) against the
  * development launcher through tsx (cli/flotilla.js), in the same run.
  *
- *   npx tsx bench/cli-start.ts [--runs 21] [--no-build] [--with-tsc] [--rss-wait-s 0] [--json]
+ *   npx tsx bench/cli-start.ts [--runs 21] [--no-build] [--with-tsc] [--rss-wait-s 0]
+ *                              [--before OLD/dist/cli/bin.js] [--hub-starts 0] [--json]
  *
  * `--with-tsc` adds tsc's file-per-module output (compiled into a temp dir
  * for the run, then removed) as a third variant: the
@@ -11,10 +12,17 @@
  * variant's hub, and an agent connected to it, one variant at a time, and
  * reads their RSS (/proc/<pid>/status) after S seconds at rest.
  *
- * Commands: `flotilla --help`, and `flotilla get devices` against a hub
- * started for the run (a `flotilla server` on loopback, temp data dir, no
- * devices). `node -e 0` is timed beside them: the floor no Node program
- * starts under, which moves with the machine's load as much as the rest.
+ * `--before BIN` adds another build's bin.js (an earlier checkout's `npm run
+ * build`) as a variant, for before/after figures from the same rounds.
+ * `--hub-starts N` also times, N times per built variant (interleaved), a
+ * `flotilla server` from spawn to its first answer on /healthz, and then its
+ * first `apps.apply` (the hub's schemas are used for the first time there).
+ *
+ * Commands: `flotilla --help`, `flotilla get devices` and `flotilla apply -f`
+ * of an unchanged spec, against a hub started for the run (a `flotilla
+ * server` on loopback, temp data dir, no devices). `node -e 0` is timed
+ * beside them: the floor no Node program starts under, which moves with the
+ * machine's load as much as the rest.
  *
  * Runs interleave (one of each variant per round, the order rotating), so a
  * burst of load elsewhere hits every variant alike. Reported: the median and
@@ -23,7 +31,7 @@
  * removed.
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -38,11 +46,14 @@ const { values } = parseArgs({
     'no-build': { type: 'boolean', default: false },
     'with-tsc': { type: 'boolean', default: false },
     'rss-wait-s': { type: 'string', default: '0' },
+    before: { type: 'string' },
+    'hub-starts': { type: 'string', default: '0' },
     json: { type: 'boolean', default: false },
   },
 });
 const runs = positiveInt('runs', values.runs);
 const rssWaitS = positiveInt('rss-wait-s', values['rss-wait-s'], 0);
+const hubStarts = positiveInt('hub-starts', values['hub-starts'], 0);
 
 interface Variant {
   name: string;
@@ -55,6 +66,7 @@ const TSX: Variant = { name: 'tsx (cli/flotilla.js)', entry: [join(REPO_ROOT, 'c
 /** A temp dir with the repository's package.json and a link to its node_modules, so the compiled files run as the sources do. */
 const TSC_DIR = mkdtempSync(join(tmpdir(), 'flotilla-cli-start-tsc-'));
 const TSC: Variant = { name: 'tsc output', entry: [join(TSC_DIR, 'cli/bin.js')] };
+const BEFORE: Variant | undefined = values.before === undefined ? undefined : { name: `before (${values.before})`, entry: [values.before] };
 
 /** tsc's output of the tree; a type error somewhere in it does not stop it emitting. */
 function compileWithTsc(): void {
@@ -134,6 +146,59 @@ async function restingRss(variant: Variant): Promise<RssRow> {
   }
 }
 
+interface HubStartRow {
+  variant: string;
+  healthzMs: number[];
+  firstApplyMs: number[];
+}
+
+/** One `flotilla server` of `variant`: ms from spawn to its first 200 on /healthz, then ms its first apps.apply takes; stopped after. */
+async function hubStart(variant: Variant): Promise<{ healthzMs: number; firstApplyMs: number }> {
+  const dir = scratchDir('flotilla-hub-start-');
+  const [mqttPort, httpPort] = [await freePort(), await freePort()];
+  const args = [
+    'server',
+    '--data-dir',
+    dir,
+    '--host',
+    '127.0.0.1',
+    '--mqtt-port',
+    `${mqttPort}`,
+    '--ws-port',
+    '0',
+    '--http-port',
+    `${httpPort}`,
+  ];
+  const started = performance.now();
+  const hub = spawn(process.execPath, [...variant.entry, ...args], { cwd: REPO_ROOT, stdio: 'ignore' });
+  try {
+    await waitFor(`${variant.name} hub`, async () => (await fetch(`http://127.0.0.1:${httpPort}/healthz`)).ok, {
+      timeoutMs: 30_000,
+      intervalMs: 2,
+    });
+    const healthzMs = performance.now() - started;
+    const applying = performance.now();
+    const res = await fetch(`http://127.0.0.1:${httpPort}/api/v1/apps`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(SPEC),
+    });
+    if (!res.ok) throw new Error(`${variant.name} hub refused the apply: ${await res.text()}`);
+    return { healthzMs, firstApplyMs: performance.now() - applying };
+  } finally {
+    hub.kill('SIGTERM');
+    if (hub.exitCode === null) await new Promise((resolve) => hub.once('exit', resolve));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The app `flotilla apply -f` sends (unchanged after the discarded round: the hub stores nothing new), to a device that never connects. */
+const SPEC = {
+  name: 'cli-start',
+  scheduling: { devices: ['cli-start-device'] },
+  spec: { containers: [{ name: 'web', image: '127.0.0.1:5000/cli-start:1', ports: ['127.0.0.1:18080:80'] }] },
+};
+
 /** Milliseconds from spawn to exit; a non-zero exit fails the benchmark (a fast failure is no result). */
 function timeRun(args: string[]): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -173,10 +238,14 @@ async function main(): Promise<void> {
     compileWithTsc();
     variants.splice(1, 0, TSC);
   }
+  if (BEFORE) variants.splice(1, 0, BEFORE);
   const hub = await startHubProcess();
+  const specFile = join(TSC_DIR, 'cli-start-app.json');
+  writeFileSync(specFile, JSON.stringify(SPEC));
   const commands: { name: string; args: string[] }[] = [
     { name: 'flotilla --help', args: ['--help'] },
     { name: 'flotilla get devices', args: ['--hub', hub.url, 'get', 'devices'] },
+    { name: 'flotilla apply -f', args: ['--hub', hub.url, 'apply', '-f', specFile] },
   ];
   const cases = [
     ...commands.flatMap((command) =>
@@ -186,6 +255,11 @@ async function main(): Promise<void> {
   ];
   const samples = new Map<number, number[]>(cases.map((_, i) => [i, []]));
   const rss: RssRow[] = [];
+  const hubStartRows: HubStartRow[] = [BUILT, ...(BEFORE ? [BEFORE] : [])].map((v) => ({
+    variant: v.name,
+    healthzMs: [],
+    firstApplyMs: [],
+  }));
   const loadBefore = loadavg()[0]!;
   try {
     // One discarded round: the first spawn of each pays for a cold page cache.
@@ -197,6 +271,15 @@ async function main(): Promise<void> {
       }
     }
     await stopAll();
+    for (let round = 0; round < hubStarts; round++) {
+      const pair = [BUILT, ...(BEFORE ? [BEFORE] : [])];
+      for (const variant of round % 2 === 0 ? pair : pair.reverse()) {
+        const row = hubStartRows.find((r) => r.variant === variant.name)!;
+        const { healthzMs, firstApplyMs } = await hubStart(variant);
+        row.healthzMs.push(healthzMs);
+        row.firstApplyMs.push(firstApplyMs);
+      }
+    }
     if (rssWaitS > 0) for (const variant of variants) rss.push(await restingRss(variant));
   } finally {
     await stopAll();
@@ -212,16 +295,27 @@ async function main(): Promise<void> {
     const built = rows.find((row) => row.command === command.name && row.variant === BUILT.name)!.medianMs;
     const tsx = rows.find((row) => row.command === command.name && row.variant === TSX.name)!.medianMs;
     const tsc = rows.find((row) => row.command === command.name && row.variant === TSC.name)?.medianMs;
+    const before = rows.find((row) => row.command === command.name && row.variant === BEFORE?.name)?.medianMs;
     return {
       command: command.name,
       tsxOverBuilt: tsx / built,
       builtOverFloorMs: built - floor,
       ...(tsc ? { tscOverBuilt: tsc / built } : {}),
+      ...(before ? { builtOverBefore: built / before, beforeOverFloorMs: before - floor } : {}),
     };
   });
+  const hubStartSummary = hubStartRows
+    .filter((row) => row.healthzMs.length > 0)
+    .map((row) => ({
+      variant: row.variant,
+      healthzMedianMs: median(row.healthzMs),
+      healthzMs: row.healthzMs.map(Math.round),
+      firstApplyMedianMs: median(row.firstApplyMs),
+      firstApplyMs: row.firstApplyMs.map(Math.round),
+    }));
 
   if (values.json) {
-    console.log(JSON.stringify({ runs, loadavg: [loadBefore, loadAfter], rows, ratios, rss }, null, 2));
+    console.log(JSON.stringify({ runs, loadavg: [loadBefore, loadAfter], rows, ratios, rss, hubStarts: hubStartSummary }, null, 2));
     return;
   }
   console.log(`${runs} runs each, interleaved; load average ${loadBefore.toFixed(1)} → ${loadAfter.toFixed(1)}\n`);
@@ -233,8 +327,18 @@ async function main(): Promise<void> {
   console.log('');
   for (const ratio of ratios) {
     console.log(
-      `\`${ratio.command}\`: tsx takes ${ratio.tsxOverBuilt.toFixed(2)}× the built code${ratio.tscOverBuilt ? `, tsc's output ${ratio.tscOverBuilt.toFixed(2)}×` : ''}; the built code is ${ratio.builtOverFloorMs.toFixed(0)} ms over \`node -e 0\``,
+      `\`${ratio.command}\`: tsx takes ${ratio.tsxOverBuilt.toFixed(2)}× the built code${ratio.tscOverBuilt ? `, tsc's output ${ratio.tscOverBuilt.toFixed(2)}×` : ''}; the built code is ${ratio.builtOverFloorMs.toFixed(0)} ms over \`node -e 0\`${ratio.builtOverBefore ? ` (${ratio.builtOverBefore.toFixed(2)}× the before build, which is ${ratio.beforeOverFloorMs?.toFixed(0)} ms over it)` : ''}`,
     );
+  }
+  if (hubStartSummary.length > 0) {
+    console.log(`\n\`flotilla server\`, ${hubStarts} starts each, interleaved:\n`);
+    console.log('| variant | spawn → /healthz ms, median (all) | first apps.apply ms, median (all) |');
+    console.log('| --- | --- | --- |');
+    for (const row of hubStartSummary) {
+      console.log(
+        `| ${row.variant} | ${row.healthzMedianMs.toFixed(0)} (${row.healthzMs.join(', ')}) | ${row.firstApplyMedianMs.toFixed(0)} (${row.firstApplyMs.join(', ')}) |`,
+      );
+    }
   }
   if (rss.length > 0) {
     console.log(`\nAt rest for ${rssWaitS} s (an agent with no apps, connected to its hub):\n`);
