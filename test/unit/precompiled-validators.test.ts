@@ -94,6 +94,22 @@ describe('precompiled schema validators', () => {
     expect(precompiled.errors?.length).toBeGreaterThan(0);
   });
 
+  it('agree with a run-time compile on every listed schema, for values wrong in assorted ways', async () => {
+    await import('../../broker/hub.js');
+    await import('../../agent/agent.js');
+    const wrong = [null, 'text', 42, [], {}, { unknown: true }, { name: 7, revision: 'x', apps: {}, spec: [] }];
+    for (const group of VALIDATOR_GROUPS) {
+      for (const [name, schema] of Object.entries(group.schemas())) {
+        const precompiled = precompiledValidator(schema)!;
+        const compiled = compileAtRunTime(schema);
+        for (const value of wrong) {
+          expect(precompiled(value), `${name} on ${JSON.stringify(value)}`).toBe(compiled(value));
+          expect(asJson(precompiled.errors), `${name} on ${JSON.stringify(value)}`).toEqual(asJson(compiled.errors));
+        }
+      }
+    }
+  });
+
   it('are not used for a schema changed since they were written, which is compiled from what it says now', () => {
     const changed = structuredClone(AppSpec);
     changed.properties.name.pattern = '^[A-Z]+$';
