@@ -8,7 +8,7 @@
  * its prebuilt download is out of reach (~1–2 min on 2 cores).
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -106,8 +106,19 @@ describe('the release installed with npm install -g', () => {
     const devices = await installed(['--hub', hub, '-o', 'json', 'get', 'devices']);
     expect(devices.code).toBe(0);
     expect(JSON.parse(devices.stdout)).toEqual({ items: [] });
-    // YAML is not in the bundle: it loads from the installed node_modules on first use (cli/yaml.ts).
+    // `-o yaml` output loads YAML from the installed node_modules on first use (cli/yaml.ts).
     expect(await installed(['--hub', hub, '-o', 'yaml', 'get', 'devices'])).toMatchObject({ code: 0, stdout: 'items: []\n' });
+    // `apply` parses with the bundle's own YAML chunk and checks with the app spec's precompiled validator (shared/validators/).
+    const spec = join(work, 'app.yaml');
+    const app = (name: string) =>
+      `name: ${name}\nscheduling:\n  devices: [gw-1]\nspec:\n  containers:\n    - name: web\n      image: nginx:1.27\n`;
+    writeFileSync(spec, app('Web'));
+    expect(await installed(['--hub', hub, 'apply', '-f', spec])).toMatchObject({
+      code: 2,
+      stderr: `error: ${spec}: invalid app spec\n  name: must match pattern "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" (e.g. "sensor-gateway")\n`,
+    });
+    writeFileSync(spec, app('web'));
+    expect(await installed(['--hub', hub, 'apply', '-f', spec])).toMatchObject({ code: 0, stdout: 'app/web configured (revision 1)\n' });
     const page = await fetch(`${hub}/dashboard/`);
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('<html');
