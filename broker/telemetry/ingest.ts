@@ -50,10 +50,16 @@ import { InlineWriter, type TelemetryWriter, type WriteOutcome } from './writer.
 export const TELEMETRY_CHANNELS = ['logs', 'metrics', 'events'] as const;
 export type TelemetryChannel = (typeof TELEMETRY_CHANNELS)[number];
 
+/**
+ * A queued message: its row, and what the hub needs of it once committed. A
+ * log batch keeps only its row (the parsed lines would live until the commit
+ * and cost the broker's young-generation GC a copy each; followers, who are
+ * rare, get them parsed again from the row).
+ */
 type Pending =
-  | { channel: 'logs'; device: string; value: LogBatch; raw: string; receivedMs: number; done: () => void }
-  | { channel: 'metrics'; device: string; value: Metrics; raw: string; receivedMs: number; done: () => void }
-  | { channel: 'events'; device: string; value: DeviceEvent; raw: string; receivedMs: number; done: () => void };
+  | { channel: 'logs'; row: TelemetryRow; done: () => void }
+  | { channel: 'metrics'; row: TelemetryRow; value: Metrics; done: () => void }
+  | { channel: 'events'; row: TelemetryRow; value: DeviceEvent; done: () => void };
 
 const SCHEMAS = { logs: LogBatch, metrics: Metrics, events: DeviceEvent } as const;
 
@@ -88,6 +94,13 @@ export interface IngestOptions {
 }
 
 const noop = () => undefined;
+/**
+ * Batches the writer may hold at once: one being committed and the next,
+ * which its thread starts the moment the first is done instead of waiting
+ * for this thread to hear of the commit, release the publishers and send
+ * it (a third would only split the second into smaller, costlier commits).
+ */
+export const WRITES_IN_FLIGHT = 2;
 /** Messages in a commit from which the next one waits the long interval. */
 const LARGE_COMMIT = 100;
 const DEFAULT_COMMIT_INTERVAL_MS = [2, 200] as const;
@@ -97,9 +110,9 @@ export class TelemetryIngest {
   private timer: NodeJS.Timeout | undefined;
   private timerDelay = Number.POSITIVE_INFINITY;
   private lastCommitSize = 0;
-  /** A batch is with the writer: the next waits for its answer. */
-  private writing = false;
-  /** A flush came due while one was being written: it runs as soon as that one is answered. */
+  /** Batches with the writer and not yet answered (at most WRITES_IN_FLIGHT). */
+  private writing = 0;
+  /** A flush came due while the writer held all it may: it runs as soon as one is answered. */
   private flushWhenWritten = false;
   private idle: (() => void) | undefined;
   private closing: Promise<void> | undefined;
@@ -146,7 +159,7 @@ export class TelemetryIngest {
     // waits for the commit, so a hub that cannot keep up slows its devices
     // down over TCP instead of growing its queue.
     const hold = durable || this.queue.length >= (this.options.highWaterMessages ?? 20_000);
-    this.queue.push({ channel, device, value: decoded.value, raw, receivedMs: this.now(), done: hold ? done : noop } as Pending);
+    this.queue.push(pending(channel, device, decoded.value, raw, this.now(), hold ? done : noop));
     if (!hold) done();
     this.counters.queued = this.queue.length;
     const full = this.queue.length >= (this.options.maxBatchMessages ?? 10000);
@@ -171,7 +184,7 @@ export class TelemetryIngest {
     const seq = Math.min(-receivedMs, this.lastHubSeq - 1);
     this.lastHubSeq = seq;
     const value: DeviceEvent = { seq, ts: new Date(receivedMs).toISOString(), ...event };
-    this.queue.push({ channel: 'events', device, value, raw: JSON.stringify(value), receivedMs, done: noop });
+    this.queue.push({ channel: 'events', row: eventRow(device, value, receivedMs), value, done: noop });
     this.counters.queued = this.queue.length;
     this.scheduleFlush((this.options.commitIntervalMs ?? DEFAULT_COMMIT_INTERVAL_MS)[0]);
   }
@@ -191,23 +204,29 @@ export class TelemetryIngest {
 
   /**
    * Sends everything queued to the writer as one transaction; once it is
-   * committed, releases the publishers and tells followers. While another
-   * batch is being written, this one goes as soon as that one is answered.
+   * committed, releases the publishers and tells followers. While the writer
+   * holds WRITES_IN_FLIGHT batches, this one goes as soon as one is answered.
    */
   flush(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
     this.timerDelay = Number.POSITIVE_INFINITY;
-    if (this.writing) {
+    if (this.writing >= WRITES_IN_FLIGHT) {
       this.flushWhenWritten = true;
       return;
     }
     const batch = this.queue;
-    if (batch.length === 0) return void this.idle?.();
+    if (batch.length === 0) {
+      if (this.writing === 0) this.idle?.();
+      return;
+    }
     this.queue = [];
     this.counters.queued = 0;
-    this.writing = true;
-    this.writer.write(batch.map(toRow), (outcome) => this.written(batch, outcome));
+    this.writing++;
+    this.writer.write(
+      batch.map((item) => item.row),
+      (outcome) => this.written(batch, outcome),
+    );
   }
 
   /** Stores what is queued, waits for what is being written, and refuses more (the hub is stopping). */
@@ -225,7 +244,7 @@ export class TelemetryIngest {
   }
 
   private written(batch: Pending[], outcome: WriteOutcome): void {
-    this.writing = false;
+    this.writing--;
     this.lastCommitSize = batch.length;
     const logs: LogRecord[] = [];
     const events: EventRecord[] = [];
@@ -240,20 +259,21 @@ export class TelemetryIngest {
         const id = outcome.ids[i] ?? DUPLICATE;
         this.count(item.channel, id !== DUPLICATE);
         if (id === DUPLICATE) continue;
+        const device = item.row[1];
         if (item.channel === 'logs') {
           // Records for followers only when there are some: most of the time there are none.
-          if (following) logs.push(...batchRecords({ id, device: item.device, batch: item.value }));
+          if (following) logs.push(...batchRecords({ id, device, body: item.row[5] as string }));
         } else if (item.channel === 'events') {
-          events.push({ id, device: item.device, ...item.value });
+          events.push({ id, device, ...item.value });
         } else {
-          const stored: MetricsSample = { device: item.device, ...item.value };
-          const newest = this.latest.get(item.device);
-          if (!newest || newest.seq < stored.seq) this.latest.set(item.device, stored);
+          const stored: MetricsSample = { device, ...item.value };
+          const newest = this.latest.get(device);
+          if (!newest || newest.seq < stored.seq) this.latest.set(device, stored);
           samples.push(stored);
         }
       }
     }
-    this.counters.lagSeconds = (this.now() - batch[0]!.receivedMs) / 1000;
+    this.counters.lagSeconds = (this.now() - batch[0]!.row[3]) / 1000;
     for (const item of batch) item.done();
     if (logs.length > 0) this.followers.emit('logs', logs);
     if (events.length > 0) this.followers.emit('events', events);
@@ -310,10 +330,17 @@ export class TelemetryIngest {
   }
 }
 
-function toRow(item: Pending): TelemetryRow {
-  if (item.channel === 'logs') return logRow(item.device, item.value, item.receivedMs, item.raw);
-  if (item.channel === 'events') return eventRow(item.device, item.value, item.receivedMs);
-  return metricsRow(item.device, item.value, item.receivedMs, item.raw);
+function pending(
+  channel: TelemetryChannel,
+  device: string,
+  value: LogBatch | Metrics | DeviceEvent,
+  raw: string,
+  receivedMs: number,
+  done: () => void,
+): Pending {
+  if (channel === 'logs') return { channel, row: logRow(device, value as LogBatch, receivedMs, raw), done };
+  if (channel === 'events') return { channel, row: eventRow(device, value as DeviceEvent, receivedMs), value: value as DeviceEvent, done };
+  return { channel, row: metricsRow(device, value as Metrics, receivedMs, raw), value: value as Metrics, done };
 }
 
 export function isTelemetryChannel(channel: string): channel is TelemetryChannel {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../broker/store/db.js';
-import { TelemetryIngest } from '../../broker/telemetry/ingest.js';
+import { TelemetryIngest, WRITES_IN_FLIGHT } from '../../broker/telemetry/ingest.js';
 import { TELEMETRY_MIGRATIONS } from '../../broker/telemetry/migrations.js';
 import { TelemetryStore } from '../../broker/telemetry/store.js';
 import { ThreadWriter } from '../../broker/telemetry/writer.js';
@@ -96,6 +96,8 @@ describe('telemetry writer thread', () => {
 
     expect(uncommitted).toEqual([]);
     expect(heard).toHaveLength(300);
+    expect(heard.map((r) => r.line)).toEqual(Array.from({ length: 300 }, (_, i) => `line ${i + 1}`));
+    expect(heard.map((r) => r.device)).toEqual(Array.from({ length: 300 }, (_, i) => `dev-${(i + 1) % 3}`));
     const ids = heard.map((r) => r.id);
     expect(ids).toEqual([...ids].sort((a, b) => a - b));
     expect(samples.map((s) => s.seq)).toEqual([50, 100, 150, 200, 250, 300]);
@@ -140,6 +142,58 @@ describe('telemetry writer thread', () => {
     expect(reader.prepare('SELECT count(*) FROM metrics').pluck().get()).toBe(2);
     expect(ingest.counters.stored.metrics).toBe(2);
     expect(capture.matching('telemetry writer thread stopped; starting it again')).toEqual([]);
+  });
+
+  it('hands the thread the next batch while it commits one, and releases each publisher only after its own commit', async () => {
+    const { ingest, writer, reader } = open();
+    // Counts, at each write, how many the thread holds unanswered (the real thread does the work).
+    let unanswered = 0;
+    const heldAtWrite: number[] = [];
+    const write = writer.write.bind(writer);
+    writer.write = (rows, done) => {
+      heldAtWrite.push(unanswered++);
+      write(rows, (outcome) => {
+        unanswered--;
+        done(outcome);
+      });
+    };
+    const find = reader.prepare('SELECT count(*) FROM log_batches WHERE device = ? AND seq = ?').pluck();
+    const releasedUncommitted: number[] = [];
+    const releaseOrder: number[] = [];
+    const sends: Promise<void>[] = [];
+    // Three batches in a row, no wait between them: the third must wait for the first answer.
+    for (let round = 0; round < 3; round++) {
+      for (let i = 1; i <= 400; i++) {
+        const seq = round * 400 + i;
+        sends.push(
+          accept(ingest, 'logs', batch(seq, 'x'.repeat(100))).then(() => {
+            if (find.get('dev-1', seq) !== 1) releasedUncommitted.push(seq);
+            releaseOrder.push(seq);
+          }),
+        );
+      }
+      ingest.flush();
+    }
+    await Promise.all(sends);
+
+    expect(heldAtWrite.slice(0, 2)).toEqual([0, 1]);
+    expect(Math.max(...heldAtWrite)).toBe(WRITES_IN_FLIGHT - 1);
+    expect(releasedUncommitted).toEqual([]);
+    expect(releaseOrder).toEqual(Array.from({ length: 1200 }, (_, i) => i + 1));
+  });
+
+  it('loses nothing and stores nothing twice when the thread dies holding two batches', async () => {
+    const { ingest, writer, storedSeqs } = open();
+    const sends: Promise<void>[] = [];
+    for (let round = 0; round < 2; round++) {
+      for (let i = 1; i <= 1000; i++) sends.push(accept(ingest, 'logs', batch(round * 1000 + i, 'y'.repeat(200))));
+      ingest.flush();
+    }
+    await writer.terminateThread();
+    await Promise.all(sends);
+
+    expect(storedSeqs()).toEqual(Array.from({ length: 2000 }, (_, i) => i + 1));
+    expect(ingest.counters.stored.logs).toBe(2000);
   });
 
   it('stores what is queued when it closes, and ends the thread', async () => {
