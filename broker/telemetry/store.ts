@@ -18,7 +18,7 @@ import {
   type MetricsSample,
 } from '../../shared/index.js';
 import type { Db } from '../store/db.js';
-import { DUPLICATE, RowWriter, type TelemetryRow, type TelemetryTable, timeMs } from './rows.js';
+import { DUPLICATE, READER_CACHE_KIB, RowWriter, type TelemetryRow, type TelemetryTable, timeMs } from './rows.js';
 
 export { TELEMETRY_TABLES, type TelemetryTable } from './rows.js';
 
@@ -89,7 +89,8 @@ interface MetricsRow {
 }
 
 export class TelemetryStore {
-  private readonly rows: RowWriter;
+  /** Made on the first insert here (seeding a file): the hub's connection only reads, and keeps SQLite's default cache. */
+  private rowWriter: RowWriter | undefined;
   /** A device's batches, newest first (its seq only grows). */
   private readonly newestBatches: Statement<[string], BatchRow>;
   /** A device's batches from an id on, in storage order. `+device`: walk the ids from there, not the device's whole index. */
@@ -103,12 +104,8 @@ export class TelemetryStore {
   private readonly recentHostRows: Statement<{ perDevice: number; maxRows: number }, RecentHostRow>;
 
   constructor(readonly db: Db) {
-    // The unique indexes' pages are touched at random, one per device per commit: keep them in memory.
-    db.pragma('cache_size = -32768');
-    // Checkpoint (copy the WAL into the file, and fsync) every 32 MiB rather than every 4:
-    // a page rewritten by many commits is copied once, and the fsyncs are 8× rarer.
-    db.pragma('wal_autocheckpoint = 8192');
-    this.rows = new RowWriter(db);
+    // Raised by the RowWriter if this connection also writes (inserts here, InlineWriter).
+    db.pragma(`cache_size = -${READER_CACHE_KIB}`);
     this.newestBatches = db.prepare('SELECT id, device, body, ts_ms FROM log_batches WHERE device = ? ORDER BY seq DESC');
     this.newestBatchTimes = db.prepare('SELECT id, seq, ts_ms FROM log_batches WHERE device = ? ORDER BY seq DESC');
     this.batchesDownFrom = db.prepare('SELECT id, device, body, ts_ms FROM log_batches WHERE device = ? AND seq <= ? ORDER BY seq DESC');
@@ -137,6 +134,11 @@ export class TelemetryStore {
    * returns its row id, or undefined for a redelivered batch. Line ids are
    * `rowId × MAX_LINES_PER_BATCH + index` (see `batchRecords`).
    */
+  private get rows(): RowWriter {
+    this.rowWriter ??= new RowWriter(this.db);
+    return this.rowWriter;
+  }
+
   insertLogs(device: string, batch: LogBatch, receivedMs: number, raw: string = JSON.stringify(batch)): number | undefined {
     const id = this.rows.write(logRow(device, batch, receivedMs, raw));
     return id === DUPLICATE ? undefined : id;

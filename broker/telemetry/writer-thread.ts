@@ -40,11 +40,6 @@ const db = new Database(data.file, { fileMustExist: true });
 db.pragma('busy_timeout = 5000');
 db.pragma('journal_mode = WAL');
 db.pragma('synchronous = NORMAL');
-// The unique indexes' pages are touched at random, one per device per commit: keep them in memory.
-db.pragma('cache_size = -32768');
-// Checkpoint (copy the WAL into the file, and fsync) every 32 MiB rather than every 4:
-// a page rewritten by many commits is copied once, and the fsyncs are 8× rarer.
-db.pragma('wal_autocheckpoint = 8192');
 const rows = new RowWriter(db);
 
 const retention = data.retention

@@ -13,6 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../broker/store/db.js';
 import { TelemetryIngest, WRITES_IN_FLIGHT } from '../../broker/telemetry/ingest.js';
 import { TELEMETRY_MIGRATIONS } from '../../broker/telemetry/migrations.js';
+import { READER_CACHE_KIB, WRITER_CACHE_KIB } from '../../broker/telemetry/rows.js';
 import { TelemetryStore } from '../../broker/telemetry/store.js';
 import { ThreadWriter } from '../../broker/telemetry/writer.js';
 import { type LogRecord, MAX_LINES_PER_BATCH, type MetricsSample } from '../../shared/index.js';
@@ -194,6 +195,17 @@ describe('telemetry writer thread', () => {
 
     expect(storedSeqs()).toEqual(Array.from({ length: 2000 }, (_, i) => i + 1));
     expect(ingest.counters.stored.logs).toBe(2000);
+  });
+
+  it('keeps a small page cache on the connection that only reads, a large one on a connection that writes', async () => {
+    const { store } = open();
+    // The hub's own connection reads while the thread writes: SQLite's default, not better-sqlite3's 16 MiB.
+    expect(store.db.pragma('cache_size', { simple: true })).toBe(-READER_CACHE_KIB);
+    const seeded = new TelemetryStore(openDatabase(join(scratchDir('flotilla-writer-'), 'telemetry.db'), TELEMETRY_MIGRATIONS));
+    cleanup.add('seeded store', () => seeded.db.close());
+    seeded.insertLogs('dev-1', { seq: 1, lines: [logLine('x')] }, Date.now());
+    expect(seeded.db.pragma('cache_size', { simple: true })).toBe(-WRITER_CACHE_KIB);
+    expect(READER_CACHE_KIB).toBeLessThan(WRITER_CACHE_KIB);
   });
 
   it('stores what is queued when it closes, and ends the thread', async () => {
