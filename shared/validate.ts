@@ -5,9 +5,9 @@
  * validators`) and the process has loaded it, otherwise compiled by ajv now.
  * The common group is loaded here; the hub and the agent add theirs
  * (usePrecompiled). A precompiled validator is found by the schema's JSON,
- * so a schema edited since the file was written is compiled
- * at run time, never checked by stale code (and
- * test/unit/precompiled-validators.test.ts fails until the file is rewritten).
+ * so a schema edited since the file was written is compiled at run time,
+ * never checked by stale code (and test/unit/precompiled-validators.test.ts
+ * fails until the file is rewritten).
  *
  * Errors are reported as `path: rule`, with the path written the way a user
  * reads their YAML (`spec.containers[0].ports[1]: must match pattern "…"`).
