@@ -7,9 +7,11 @@
  * batch goes out, the kernel coalesces the rewrites of a dirty page and
  * writes it back to the flash when it expires, not once per save. A save
  * survives the agent being killed (it is in the kernel once the write
- * returns); a power cut may lose the last seconds or tear the file, which
- * then reads as absent and the agent falls back to following from its own
- * start (a gap, never a duplicate).
+ * returns). A power cut may tear the file, which then reads as absent (the
+ * next agent follows from its own start: a gap), or leave it as it was up
+ * to the kernel's writeback delay (~30 s) earlier, and the next agent then
+ * sends the lines after it again under new seqs: the RAM arrangement of
+ * ledger-files.ts never does that.
  */
 import { closeSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
