@@ -8,9 +8,10 @@
  * transaction (a group commit) after `commitIntervalMs`, or at once when
  * `maxBatchMessages` wait. The commit runs on the writer (writer.ts: in the
  * hub, a thread of its own, so SQLite's work leaves the broker's event loop);
- * one write is in progress at a time, and what arrives meanwhile is the next
- * one, so commits grow with the load by themselves and are answered in
- * order.
+ * the writer holds at most two batches (WRITES_IN_FLIGHT: the one it commits
+ * and the next, which it starts without waiting for this thread), and what
+ * arrives meanwhile is the one after, so commits grow with the load by
+ * themselves; they are answered in order.
  *
  * A durable message's publisher waits for the commit, and with it the
  * device's next packets: every device's throughput is its in-flight window
