@@ -51,14 +51,9 @@ import { InlineWriter, type TelemetryWriter, type WriteOutcome } from './writer.
 export const TELEMETRY_CHANNELS = ['logs', 'metrics', 'events'] as const;
 export type TelemetryChannel = (typeof TELEMETRY_CHANNELS)[number];
 
-/**
- * A queued message: its row, and what the hub needs of it once committed. A
- * log batch keeps only its row (the parsed lines would live until the commit
- * and cost the broker's young-generation GC a copy each; followers, who are
- * rare, get them parsed again from the row).
- */
+/** A queued message: its row, and the parsed message for what the hub does once it is committed. */
 type Pending =
-  | { channel: 'logs'; row: TelemetryRow; done: () => void }
+  | { channel: 'logs'; row: TelemetryRow; value: LogBatch; done: () => void }
   | { channel: 'metrics'; row: TelemetryRow; value: Metrics; done: () => void }
   | { channel: 'events'; row: TelemetryRow; value: DeviceEvent; done: () => void };
 
@@ -263,7 +258,7 @@ export class TelemetryIngest {
         const device = item.row[1];
         if (item.channel === 'logs') {
           // Records for followers only when there are some: most of the time there are none.
-          if (following) logs.push(...batchRecords({ id, device, body: item.row[5] as string }));
+          if (following) logs.push(...batchRecords({ id, device, batch: item.value }));
         } else if (item.channel === 'events') {
           events.push({ id, device, ...item.value });
         } else {
@@ -339,7 +334,7 @@ function pending(
   receivedMs: number,
   done: () => void,
 ): Pending {
-  if (channel === 'logs') return { channel, row: logRow(device, value as LogBatch, receivedMs, raw), done };
+  if (channel === 'logs') return { channel, row: logRow(device, value as LogBatch, receivedMs, raw), value: value as LogBatch, done };
   if (channel === 'events') return { channel, row: eventRow(device, value as DeviceEvent, receivedMs), value: value as DeviceEvent, done };
   return { channel, row: metricsRow(device, value as Metrics, receivedMs, raw), value: value as Metrics, done };
 }
