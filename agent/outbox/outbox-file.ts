@@ -10,7 +10,13 @@
  * pages, WAL frames, the WAL's last page and its -shm index rewritten, and
  * checkpoints later: 12-16 times the messages' size on the SD card. Here a
  * tick writes its messages once, compressed, in pages no other tick writes
- * (BENCHMARKS.md "Agent on its link" has the measurement).
+ * (BENCHMARKS.md "Agent on its link" has the measurement). The file system
+ * adds the segment's inode block to each tick (the write's new mtime and
+ * i_version; ext4's lazytime does not defer it, since an i_version change
+ * writes the inode anyway), and a directory entry, an inode and bitmaps to
+ * each segment created or deleted. That is why a tick writes one file with
+ * one write and nothing beside it: a second file would cost its own page and
+ * inode every 30 s.
  *
  * Invariants:
  * - Ids grow with every record written and are never reused while a segment

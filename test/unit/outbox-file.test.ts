@@ -1,14 +1,29 @@
 /**
  * The outbox's segment files as the SD card and the next start see them:
  * what an offline hour writes, that a tick never rewrites an earlier tick's
- * pages, what a kill, a torn tail or a damaged frame loses (and that none
+ * pages, that a later tick changes nothing but its segment (inotify) and
+ * costs the disk its frame's page and at most the segment's inode block (the
+ * process's own write counter), what a kill, a torn tail or a damaged frame loses (and that none
  * blocks the start), that delivered messages stay delivered across a restart
  * and their segments are deleted, the disk budget, and an outbox left in the
  * previous (SQLite) format moved over without losing a message.
  */
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  fsyncSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  truncateSync,
+  watch,
+  writeFileSync,
+} from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { describeDrops } from '../../agent/outbox/drop-report.js';
@@ -39,6 +54,23 @@ const noise = (n: number) => randomBytes(n);
 
 function segmentBytes(path: string): number {
   return listSegments(path).reduce((sum, s) => sum + statSync(s.path).size, 0);
+}
+
+/** Bytes this process has caused to be written to a block device so far (counted when it dirties a page). */
+function writeBytes(): number {
+  return Number(/^write_bytes: (\d+)$/m.exec(readFileSync('/proc/self/io', 'utf8'))?.[1]);
+}
+
+/** What the kernel's writeback does in the 30 s between two ticks: every dirty page of the dir's files reaches the disk. */
+function writeBack(dir: string): void {
+  for (const name of ['.', ...readdirSync(dir)]) {
+    const fd = openSync(join(dir, name), 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
 }
 
 /** A log batch as the agent queues it: one 73-byte numbered line, as in BENCHMARKS.md's load. */
@@ -157,6 +189,46 @@ describe('outbox segment files', () => {
       expect(now.subarray(0, before.length).equals(before)).toBe(true);
       before = now;
     }
+  });
+
+  it("a later tick changes nothing but its segment: its frame's page and at most the segment's inode block", async (ctx) => {
+    const clock = { t: 0 };
+    const path = tempPath();
+    const dir = dirname(path);
+    const probe = writeBytes();
+    writeFileSync(join(dir, 'probe'), Buffer.alloc(PAGE_BYTES, 1));
+    writeBack(dir);
+    if (!(writeBytes() > probe)) ctx.skip('the temp dir is on a file system that counts no writes (tmpfs)');
+    const outbox = open(path, clock);
+    let seq = 0;
+    const tick = async () => {
+      for (let i = 0; i < 14; i++) outbox.push('logs', logBatch(++seq, 'tick-2s'));
+      outbox.push('metrics', metricsSample(seq));
+      clock.t += 30_000;
+      outbox.tick();
+      writeBack(dir);
+      // The kernel's coarse clock moves on between ticks, as in 30 s, so each write sets a new mtime.
+      await sleep(20);
+    };
+    await tick(); // creates the segment: its directory entry, inode and bitmaps are a once-per-segment cost
+    const events: string[] = [];
+    const watcher = watch(dir, (type, name) => events.push(`${type} ${name}`));
+    cleanup.add('watcher', () => watcher.close());
+    await sleep(20);
+    const before = writeBytes();
+    const sizeBefore = segmentBytes(path);
+    const ticks = 10;
+    for (let i = 0; i < ticks; i++) await tick();
+    const spent = writeBytes() - before;
+    await sleep(100);
+    const segment = basename(listSegments(path)[0]!.path);
+    expect(events).toEqual(Array.from({ length: ticks }, () => `change ${segment}`));
+    expect(segmentBytes(path) - sizeBefore).toBe(ticks * PAGE_BYTES);
+    // Every frame's page is counted. The write's new mtime dirties the inode's block too; on ext4 without a
+    // journal that is counted when the block was clean (the kernel's flusher wrote it since), which at 30 s
+    // ticks is every tick (with a journal, jbd2 writes it and is charged instead).
+    expect(spent).toBeGreaterThanOrEqual(ticks * PAGE_BYTES);
+    expect(spent).toBeLessThanOrEqual(ticks * 2 * PAGE_BYTES);
   });
 
   it('keeps what was written when the agent is killed (never closed), and offers it in order at the next start', () => {
