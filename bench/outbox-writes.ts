@@ -95,6 +95,8 @@ interface ChildResult {
   steady: Io & { seconds: number };
   delivery: Io & { sent: number };
   filesAfterOffline: Record<string, number>;
+  /** Inode numbers of the outbox's dir and files: 16 to a 4 KiB inode-table block, so neighbours share one. */
+  inodes: Record<string, number>;
 }
 
 function readIo(): Io {
@@ -278,6 +280,7 @@ async function child(): Promise<void> {
   const io1 = readIo();
   const kept = { messages: outbox.stats.messages, bytes: outbox.stats.bytes };
   const filesAfterOffline = Object.fromEntries(readdirSync(dir).map((name) => [name, statSync(join(dir, name)).size]));
+  const inodes = Object.fromEntries(['.', ...readdirSync(dir)].map((name) => [name, statSync(join(dir, name)).ino]));
 
   // The link is back: everything goes out and is acknowledged, then one more tick.
   let sent = 0;
@@ -302,6 +305,7 @@ async function child(): Promise<void> {
     steady: { ...diff(ioFirstTick ?? io1, io1), seconds: ioFirstTick ? simulatedS - tickS - 2 : 0 },
     delivery: { ...diff(io1, io2), sent },
     filesAfterOffline,
+    inodes,
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
@@ -406,7 +410,11 @@ async function parent(): Promise<void> {
       );
     for (const r of results)
       console.log(
-        `${r.layout} ${r.tickS} s: ${r.wallS.toFixed(1)} s wall, cancelled_write_bytes ${(r.offline.cancelledWriteBytes / KiB).toFixed(0)} KiB`,
+        `${r.layout} ${r.tickS} s: ${r.wallS.toFixed(1)} s wall, cancelled_write_bytes ${(r.offline.cancelledWriteBytes / KiB).toFixed(0)} KiB, inodes ${Object.entries(
+          r.inodes,
+        )
+          .map(([name, ino]) => `${name} ${ino} (table block ${Math.floor((ino - 1) / 16)})`)
+          .join(', ')}`,
       );
   } finally {
     rmSync(scratch, { recursive: true, force: true });
