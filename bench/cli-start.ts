@@ -35,8 +35,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFile
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { freePort } from '../test/support/ports.js';
-import { REPO_ROOT, scratchDir, startHubProcess, stopAll } from '../test/support/processes.js';
+import { hubServerArgs, REPO_ROOT, scratchDir, startHubProcess, stopAll } from '../test/support/processes.js';
 import { waitFor } from '../test/support/wait.js';
 import { positiveInt } from './int-arg.js';
 
@@ -94,7 +93,7 @@ interface RssRow {
 /** One variant's hub and an agent connected to it, at rest for `rssWaitS` seconds; both stopped after. */
 async function restingRss(variant: Variant): Promise<RssRow> {
   const dir = scratchDir('flotilla-cli-start-');
-  const [mqttPort, httpPort] = [await freePort(), await freePort()];
+  const { args: hubArgs, mqttPort, httpPort } = await hubServerArgs(join(dir, 'hub'));
   const started: ChildProcess[] = [];
   const start = (args: string[]) => {
     const child = spawn(process.execPath, [...variant.entry, ...args], { cwd: REPO_ROOT, stdio: 'ignore' });
@@ -102,19 +101,7 @@ async function restingRss(variant: Variant): Promise<RssRow> {
     return child;
   };
   try {
-    const hub = start([
-      'server',
-      '--data-dir',
-      join(dir, 'hub'),
-      '--host',
-      '127.0.0.1',
-      '--mqtt-port',
-      `${mqttPort}`,
-      '--ws-port',
-      '0',
-      '--http-port',
-      `${httpPort}`,
-    ]);
+    const hub = start(hubArgs);
     await waitFor(`${variant.name} hub`, async () => (await fetch(`http://127.0.0.1:${httpPort}/healthz`)).ok, { timeoutMs: 30_000 });
     const deviceId = `cli-start-${started.length}-${process.pid}`;
     const agent = start([
@@ -155,20 +142,7 @@ interface HubStartRow {
 /** One `flotilla server` of `variant`: ms from spawn to its first 200 on /healthz, then ms its first apps.apply takes; stopped after. */
 async function hubStart(variant: Variant): Promise<{ healthzMs: number; firstApplyMs: number }> {
   const dir = scratchDir('flotilla-hub-start-');
-  const [mqttPort, httpPort] = [await freePort(), await freePort()];
-  const args = [
-    'server',
-    '--data-dir',
-    dir,
-    '--host',
-    '127.0.0.1',
-    '--mqtt-port',
-    `${mqttPort}`,
-    '--ws-port',
-    '0',
-    '--http-port',
-    `${httpPort}`,
-  ];
+  const { args, httpPort } = await hubServerArgs(dir);
   const started = performance.now();
   const hub = spawn(process.execPath, [...variant.entry, ...args], { cwd: REPO_ROOT, stdio: 'ignore' });
   try {

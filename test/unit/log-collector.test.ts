@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { CursorFile } from '../../agent/telemetry/logs/cursor-file.js';
+import { CursorFile, type LedgerStore } from '../../agent/telemetry/logs/cursor-file.js';
 import { LEDGER_FILE_NAME, LedgerFiles } from '../../agent/telemetry/logs/ledger-files.js';
 import { LogCollector, type LogSink } from '../../agent/telemetry/logs/log-collector.js';
 import type { LedgerJson } from '../../agent/telemetry/logs/log-cursor.js';
@@ -286,31 +286,22 @@ class OutboxModel implements LogSink {
   }
 }
 
-describe('log collector across agent lives', () => {
-  let runtime: MemoryRuntime;
-  let dir: string;
-  const collectors: LogCollector[] = [];
-  let seq = 0;
+/**
+ * Agent lives one after another on one engine, as across restarts: each
+ * collector numbers its batches on from the last life's seq (each life a new
+ * boot, as TelemetrySeq does), and `close` ends the ones still running.
+ */
+class AgentLives {
+  private readonly collectors: LogCollector[] = [];
+  private seq = 0;
 
-  beforeEach(() => {
-    vi.useFakeTimers({ now: new Date('2024-05-01T12:00:00Z') });
-    runtime = new MemoryRuntime({ images: ['web:v1'] });
-    dir = mkdtempSync(join(tmpdir(), 'flotilla-log-ledger-'));
-  });
+  constructor(private readonly runtime: MemoryRuntime) {}
 
-  afterEach(() => {
-    for (const c of collectors.splice(0)) c.close();
-    runtime.close();
-    vi.useRealTimers();
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  function agent(sink: OutboxModel, file: CursorFile): LogCollector {
+  agent(sink: OutboxModel, file: LedgerStore): LogCollector {
     const collector = new LogCollector({
-      runtime,
+      runtime: this.runtime,
       sink,
-      // Each life numbers from a new boot, as TelemetrySeq does.
-      nextSeq: () => ++seq,
+      nextSeq: () => ++this.seq,
       logger: pino({ level: 'silent' }),
       rateLinesPerSecond: 1000,
       bufferBytes: 1024 * 1024,
@@ -320,20 +311,48 @@ describe('log collector across agent lives', () => {
       ledgerFile: file,
     });
     sink.collector = collector;
-    collectors.push(collector);
+    this.collectors.push(collector);
     collector.start();
     return collector;
   }
 
-  async function print(id: string, from: number, to: number, sameInstant = false): Promise<void> {
+  /** Prints `line from` … `line to`, 100 ms apart unless `sameInstant`, then lets a batch window pass. */
+  async print(id: string, from: number, to: number, sameInstant = false): Promise<void> {
     for (let n = from; n <= to; n++) {
-      runtime.writeLog(id, 'stdout', `line ${n}`);
+      this.runtime.writeLog(id, 'stdout', `line ${n}`);
       if (!sameInstant) await vi.advanceTimersByTimeAsync(100);
     }
     await vi.advanceTimersByTimeAsync(BATCH_MS);
   }
 
-  const numbers = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `line ${from + i}`);
+  close(): void {
+    for (const c of this.collectors.splice(0)) c.close();
+  }
+}
+
+const numbers = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `line ${from + i}`);
+
+describe('log collector across agent lives', () => {
+  let runtime: MemoryRuntime;
+  let dir: string;
+  let lives: AgentLives;
+
+  beforeEach(() => {
+    vi.useFakeTimers({ now: new Date('2024-05-01T12:00:00Z') });
+    runtime = new MemoryRuntime({ images: ['web:v1'] });
+    lives = new AgentLives(runtime);
+    dir = mkdtempSync(join(tmpdir(), 'flotilla-log-ledger-'));
+  });
+
+  afterEach(() => {
+    lives.close();
+    runtime.close();
+    vi.useRealTimers();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const agent = (sink: OutboxModel, file: LedgerStore) => lives.agent(sink, file);
+  const print = (id: string, from: number, to: number, sameInstant = false) => lives.print(id, from, to, sameInstant);
 
   it('after a kill -9 the hub has every line once: acknowledged, unacknowledged, lost in flight and printed while no agent ran', async () => {
     const hub = new HubModel();
@@ -452,18 +471,18 @@ describe('log collector across agent lives, the ledger in RAM', () => {
   let runtime: MemoryRuntime;
   let dataDir: string;
   let ramParent: string;
-  const collectors: LogCollector[] = [];
-  let seq = 0;
+  let lives: AgentLives;
 
   beforeEach(() => {
     vi.useFakeTimers({ now: new Date('2024-05-01T12:00:00Z') });
     runtime = new MemoryRuntime({ images: ['web:v1'] });
+    lives = new AgentLives(runtime);
     dataDir = mkdtempSync(join(tmpdir(), 'flotilla-log-ledger-data-'));
     ramParent = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'flotilla-log-ledger-ram-'));
   });
 
   afterEach(() => {
-    for (const c of collectors.splice(0)) c.close();
+    lives.close();
     runtime.close();
     vi.useRealTimers();
     rmSync(dataDir, { recursive: true, force: true });
@@ -476,34 +495,8 @@ describe('log collector across agent lives, the ledger in RAM', () => {
   /** RAM is wiped: a reboot after a clean stop, or a power cut. */
   const reboot = () => rmSync(ramDir(), { recursive: true, force: true });
 
-  function agent(sink: OutboxModel, file: LedgerFiles): LogCollector {
-    const collector = new LogCollector({
-      runtime,
-      sink,
-      nextSeq: () => ++seq,
-      logger: pino({ level: 'silent' }),
-      rateLinesPerSecond: 1000,
-      bufferBytes: 1024 * 1024,
-      lineMaxBytes: 1024,
-      batchBytes: 64 * 1024,
-      batchMs: BATCH_MS,
-      ledgerFile: file,
-    });
-    sink.collector = collector;
-    collectors.push(collector);
-    collector.start();
-    return collector;
-  }
-
-  async function print(id: string, from: number, to: number, sameInstant = false): Promise<void> {
-    for (let n = from; n <= to; n++) {
-      runtime.writeLog(id, 'stdout', `line ${n}`);
-      if (!sameInstant) await vi.advanceTimersByTimeAsync(100);
-    }
-    await vi.advanceTimersByTimeAsync(BATCH_MS);
-  }
-
-  const numbers = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `line ${from + i}`);
+  const agent = (sink: OutboxModel, file: LedgerStore) => lives.agent(sink, file);
+  const print = (id: string, from: number, to: number, sameInstant = false) => lives.print(id, from, to, sameInstant);
 
   it('after a kill -9 the hub has every line once, and the data dir was not written while the agent ran', async () => {
     const hub = new HubModel();
