@@ -43,7 +43,22 @@ export function LogsTab({ id, apps }: { id: string; apps: readonly string[] }) {
   const drawStarted = useRef(0);
   const lastDrawMs = useRef(0);
 
-  const add = (incoming: readonly LogRecord[]) => {
+  // Dropped at once, not in an effect: the follow stream of the new range asks for its cursor while it mounts.
+  const heldRange = useRef(range);
+  if (heldRange.current !== range) {
+    heldRange.current = range;
+    held.current = [];
+    queue.current = [];
+  }
+
+  /**
+   * Lines for `forRange`; dropped when the range has changed since they were
+   * asked for: a follow stream being closed can still deliver a line after
+   * the new range's held lines were reset, and an ended range must not show
+   * one stamped after its end.
+   */
+  const add = (incoming: readonly LogRecord[], forRange: string) => {
+    if (forRange !== heldRange.current) return;
     queue.current.push(...incoming);
     timer.current ??= setTimeout(
       () => {
@@ -61,13 +76,6 @@ export function LogsTab({ id, apps }: { id: string; apps: readonly string[] }) {
   };
   useEffect(() => () => clearTimeout(timer.current), []);
 
-  // Dropped at once, not in an effect: the follow stream of the new range asks for its cursor while it mounts.
-  const heldRange = useRef(range);
-  if (heldRange.current !== range) {
-    heldRange.current = range;
-    held.current = [];
-    queue.current = [];
-  }
   useEffect(() => setLines(held.current), [range]);
 
   // Without Live, or with an end: one query for the range.
@@ -78,7 +86,7 @@ export function LogsTab({ id, apps }: { id: string; apps: readonly string[] }) {
       (result) => {
         if (!current) return;
         setError(undefined);
-        add(result.lines);
+        add(result.lines, range);
       },
       (err: unknown) => current && setError(err),
     );
@@ -135,7 +143,7 @@ export function LogsTab({ id, apps }: { id: string; apps: readonly string[] }) {
           id={id}
           range={{ since, until: '', app }}
           after={() => held.current.at(-1)?.id}
-          onLines={add}
+          onLines={(incoming) => add(incoming, range)}
           onError={setError}
         />
       )}
