@@ -35,8 +35,9 @@
  *   is skipped at the next start, never blocking it. Nothing is ever appended
  *   to a segment a previous start wrote, so a torn tail stays a tail.
  */
-import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { fsyncDir } from '../fsync-dir.js';
 import { classIndex, OUTBOX_CLASSES, type OutboxClass } from './classes.js';
 import { readLegacyOutbox, removeLegacyOutbox } from './legacy-sqlite.js';
 import { encodeFrame, type FrameRecord, frameAt, frameLength, HEADER_BYTES, scanFrames } from './segment-frame.js';
@@ -453,7 +454,7 @@ export class OutboxFile {
       } finally {
         this.migrating = false;
       }
-      syncDir(dirname(this.path));
+      fsyncDir(dirname(this.path));
     }
     removeLegacyOutbox(this.path);
     this.report.migrated = rows.length;
@@ -498,13 +499,4 @@ function hasDamage(bytes: Buffer, frames: readonly { offset: number; length: num
     at = frame.offset + frame.length;
   }
   return false;
-}
-
-function syncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }

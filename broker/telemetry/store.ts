@@ -129,16 +129,16 @@ export class TelemetryStore {
     );
   }
 
-  /**
-   * Stores a batch, `raw` being the message as received (already validated);
-   * returns its row id, or undefined for a redelivered batch. Line ids are
-   * `rowId × MAX_LINES_PER_BATCH + index` (see `batchRecords`).
-   */
   private get rows(): RowWriter {
     this.rowWriter ??= new RowWriter(this.db);
     return this.rowWriter;
   }
 
+  /**
+   * Stores a batch, `raw` being the message as received (already validated);
+   * returns its row id, or undefined for a redelivered batch. Line ids are
+   * `rowId × MAX_LINES_PER_BATCH + index` (see `batchRecords`).
+   */
   insertLogs(device: string, batch: LogBatch, receivedMs: number, raw: string = JSON.stringify(batch)): number | undefined {
     const id = this.rows.write(logRow(device, batch, receivedMs, raw));
     return id === DUPLICATE ? undefined : id;

@@ -50,6 +50,7 @@ import {
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
+import { fsyncDir } from '../../fsync-dir.js';
 import { CursorFile, type LedgerStore, readLedgerFile } from './cursor-file.js';
 import type { LedgerJson } from './log-cursor.js';
 
@@ -221,13 +222,4 @@ function writeDurably(path: string, json: LedgerJson): void {
   }
   renameSync(tmp, path);
   fsyncDir(dirname(path));
-}
-
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
