@@ -84,6 +84,12 @@ export const HubConfig = Type.Object(
      * only mode"; the hub logs a warning at start while it is on.
      */
     allowAnonymous: Type.Boolean(),
+    /**
+     * `redis://[user:password@]host:port[/db]`: this hub is one replica of a
+     * broker clustered on that Redis (broker/mqtt/cluster.ts). Unset: the
+     * embedded broker keeps everything in memory, and no Redis code is loaded.
+     */
+    redis: Type.Optional(Type.String({ minLength: 1 })),
     readOnlyUsers: Type.Array(
       Type.Object(
         { username: Type.String({ minLength: 1, maxLength: 128 }), password: Type.String({ minLength: 1 }) },
@@ -142,7 +148,28 @@ export function resolveHubConfig(overrides: Partial<Record<keyof HubConfig, unkn
   const duplicate = names.find((name, i) => names.indexOf(name) !== i);
   if (duplicate !== undefined) throw new Error(`invalid hub configuration:\nreadOnlyUsers: username "${duplicate}" appears twice`);
   checkTlsFiles(result.value);
+  checkRedisUrl(result.value.redis);
   return result.value;
+}
+
+/** A Redis URL the client can use, or an error that says what is wrong with it (without repeating a password). */
+function checkRedisUrl(url: string | undefined): void {
+  if (url === undefined) return;
+  const problem = redisUrlProblem(url);
+  if (problem) throw new Error(`invalid hub configuration:\nredis: ${problem}`);
+}
+
+export function redisUrlProblem(url: string): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return 'expected a URL like redis://host:6379 or rediss://user:password@host:6380/0';
+  }
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') return `expected redis:// or rediss://, not ${parsed.protocol}//`;
+  if (parsed.hostname === '') return 'the URL names no host';
+  if (!/^\/?([0-9]{1,2})?$/.test(parsed.pathname)) return `the path must be a database number (0-15), not ${parsed.pathname}`;
+  return undefined;
 }
 
 /** A certificate without its key (or a client CA without either) is a half-made TLS setup: say so rather than listen in plaintext only. */

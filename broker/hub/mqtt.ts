@@ -113,6 +113,7 @@ export async function startHubMqtt(config: HubConfig, deps: HubMqttDeps, closer:
     logger,
     maxPacketBytes: config.maxPacketBytes,
     linkBytes,
+    ...(config.redis !== undefined ? { cluster: { url: config.redis } } : {}),
     hooks: brokerHooks({ clashes, access, protocol, admission, payloadLimits, ingest: telemetry.ingest, traffic, topics }),
   });
   closer.add('MQTT broker', () => broker.close());
@@ -129,6 +130,7 @@ export async function startHubMqtt(config: HubConfig, deps: HubMqttDeps, closer:
     devices: stores.devices,
     logger,
     now: deps.now,
+    movedAway: broker.tookOverElsewhere,
     // The retained offline status the device's will would have published, so dashboards on the status topic agree.
     onDisconnected: (deviceId) => {
       const offline: DeviceStatus = { online: false, at: deps.now().toISOString() };

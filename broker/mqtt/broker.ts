@@ -10,6 +10,7 @@ import mqttPacket from 'mqtt-packet';
 import type { Logger } from 'pino';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import { connectionAddress } from './client-address.js';
+import type { BrokerCluster, ClusterOptions } from './cluster.js';
 import type { LinkBytes } from './link-bytes.js';
 import { limitPacketSize } from './packet-limit.js';
 import { FLOTILLA_INTERNAL_PREFIX, MAX_TOPIC_LEVELS, TOPIC_MAX_LENGTH } from './payload-limits.js';
@@ -52,6 +53,8 @@ export interface BrokerOptions {
   maxPacketBytes?: number;
   /** Counts each device's bytes on its connections (link-bytes.ts). */
   linkBytes?: Pick<LinkBytes, 'watch'>;
+  /** One replica of a broker clustered on Redis (cluster.ts); without it, Aedes' memory persistence and emitter. */
+  cluster?: Omit<ClusterOptions, 'logger'>;
 }
 
 /** 1 MiB: above every per-topic cap (payload-limits.ts), so only a broken or hostile client meets it. */
@@ -75,6 +78,8 @@ export interface EmbeddedBroker {
   wsPort: number;
   /** Serves MQTT on a connection accepted elsewhere (the TLS listeners, broker/tls/listeners.ts), with the same guards. */
   handle(conn: Duplex, req?: IncomingMessage): void;
+  /** True if this connection was closed because its client id connected to another replica (never on a single broker). */
+  tookOverElsewhere(client: Client): boolean;
   close(): Promise<void>;
 }
 
@@ -83,10 +88,14 @@ export async function startBroker(options: BrokerOptions): Promise<EmbeddedBroke
   const limits = { ...DEFAULT_SUBSCRIBER_LIMITS, ...options.limits };
   const subscribers = subscriberGuard(limits, log);
   const maxPacketBytes = options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
-  const aedes = await createAedes(options, subscribers);
+  const cluster = options.cluster
+    ? await (await import('./cluster.js')).connectCluster({ ...options.cluster, logger: options.logger })
+    : undefined;
+  const aedes = await createAedes(options, subscribers, cluster);
   aedes.on('clientError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'connection error'));
-  boundSessionQueues(aedes, limits.maxQueuedMessages, log);
+  if (cluster) cluster.attach(aedes, limits.maxQueuedMessages);
+  else boundSessionQueues(aedes, limits.maxQueuedMessages, log);
   const handle = connectionHandler(aedes, subscribers, maxPacketBytes, log, options.linkBytes);
   // No Nagle: remote-access frames (a keystroke, a credit grant) are small and waited for; coalescing them costs a delayed-ACK round.
   const tcp = createNetServer({ noDelay: true }, (socket) => handle(socket));
@@ -97,15 +106,17 @@ export async function startBroker(options: BrokerOptions): Promise<EmbeddedBroke
     // Stop accepting first, then let Aedes disconnect its clients, which is
     // what lets the listeners' close() complete.
     const listenersClosed = Promise.all([closeServer(tcp), closeServer(httpForWs)]);
-    await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    if (cluster) await cluster.close(aedes);
+    else await new Promise<void>((resolve) => aedes.close(() => resolve()));
     await listenersClosed;
   };
+  const tookOverElsewhere = (client: Client) => cluster?.tookOverElsewhere(client) ?? false;
 
   try {
     const mqttPort = await listen(tcp, options.mqttPort, options.host, 'MQTT (--mqtt-port)');
     const wsPort = await listen(httpForWs, options.wsPort, options.host, 'MQTT over WebSocket (--ws-port)');
     log.info({ host: options.host, mqttPort, wsPort }, 'MQTT broker listening');
-    return { aedes, mqttPort, wsPort, handle, close };
+    return { aedes, mqttPort, wsPort, handle, tookOverElsewhere, close };
   } catch (err) {
     await close();
     throw err;
@@ -116,11 +127,12 @@ export async function startBroker(options: BrokerOptions): Promise<EmbeddedBroke
  * Aedes with Flotilla's settings, behind the given hooks and three of the
  * broker's own: dashboards marked for the subscriber guard, internal topics
  * delivered nowhere, filters longer than any topic refused (mqtt/hooks.ts
- * lists them all in order).
+ * lists them all in order). A clustered broker puts its own guards in front
+ * of authorizePublish and authorizeSubscribe (cluster.ts).
  */
-async function createAedes(options: BrokerOptions, subscribers: SubscriberGuard): Promise<Aedes> {
+async function createAedes(options: BrokerOptions, subscribers: SubscriberGuard, cluster?: BrokerCluster): Promise<Aedes> {
   const { authenticate, authorizeForward, authorizeSubscribe } = options.hooks ?? {};
-  return Aedes.createBroker({
+  const settings: AedesOptions = {
     // A client that has not drained its connection for this long is
     // disconnected: an anonymous subscriber that stopped reading, or one a
     // replay (retained, or its session's queue) waits for.
@@ -137,7 +149,7 @@ async function createAedes(options: BrokerOptions, subscribers: SubscriberGuard)
     maxTopicLevels: MAX_TOPIC_LEVELS,
     // Aedes' memory persistence, with a device's own desired topic found by a
     // map rather than a scan of every retained topic (retained-index.ts).
-    ...(options.retainedIndex === false ? {} : { persistence: retainedIndexedPersistence() }),
+    ...(cluster || options.retainedIndex === false ? {} : { persistence: retainedIndexedPersistence() }),
     ...options.hooks,
     authenticate(client, username, password, done) {
       if (username !== undefined) subscribers.markDashboard(client);
@@ -156,8 +168,20 @@ async function createAedes(options: BrokerOptions, subscribers: SubscriberGuard)
       if (authorizeSubscribe) return authorizeSubscribe(client, subscription, done);
       done(null, subscription);
     },
+  };
+  if (!cluster) return Aedes.createBroker(settings);
+  const { authorizePublish = allowPublish, authorizeSubscribe: subscribe = allowSubscribe } = settings;
+  return Aedes.createBroker({
+    ...settings,
+    ...cluster.aedesOptions,
+    ...cluster.hooks({ authorizePublish, authorizeSubscribe: subscribe }),
   });
 }
+
+/** Aedes' defaults, for a broker started without hooks (tests, benches). */
+const allowPublish: NonNullable<AedesOptions['authorizePublish']> = (_client, packet, done) =>
+  done(packet.topic.startsWith('$SYS/') ? new Error('$SYS/ topic is reserved') : null);
+const allowSubscribe: NonNullable<AedesOptions['authorizeSubscribe']> = (_client, subscription, done) => done(null, subscription);
 
 /** Serves MQTT on one accepted connection: the byte count and the packet-size cap first, then Aedes, then the subscriber guard. */
 function connectionHandler(

@@ -16,6 +16,10 @@
  *   over by a new connection is unregistered before the new one registers,
  *   and the agent reports itself online on every connect, so the order of
  *   the two writes is right.
+ * - On a clustered broker, a connection closed because its device connected
+ *   to another replica (`movedAway`) changes nothing here: the device is
+ *   online there, and that replica's writes say so, in whatever order Redis
+ *   delivers them (broker/mqtt/cluster-wills.ts).
  * - Client ids that are not devices (the dispatcher, API clients) match no
  *   device row: their writes change nothing.
  */
@@ -31,6 +35,8 @@ export interface PresenceOptions {
   flushIntervalMs?: number;
   /** A device that was online lost its connection without saying so. */
   onDisconnected?: (deviceId: string) => void;
+  /** True for a connection closed because its client id connected to another replica. */
+  movedAway?: (client: Client) => boolean;
 }
 
 export class DevicePresence {
@@ -52,6 +58,7 @@ export class DevicePresence {
     aedes.on('clientDisconnect', (client) => {
       // No touch: a connection closed for a missed keepalive was last heard from long before.
       this.flush();
+      if (this.options.movedAway?.(client)) return;
       if (!this.options.devices.recordDisconnected(client.id)) return;
       this.log.info({ deviceId: client.id }, 'device connection closed');
       this.options.onDisconnected?.(client.id);

@@ -39,6 +39,7 @@ interface ServerOptions {
   maxConnectRate: number;
   maxConnectRatePerAddress: number;
   maxPacketSize: number;
+  redis?: string;
 }
 
 /** `--max-connect-rate`: a whole number of connections per second, 0 for no limit. */
@@ -163,6 +164,12 @@ export function registerServer(program: Command, io: CliIO): void {
         .argParser(parseSizeArg)
         .default(DEFAULTS.maxPacketBytes, sizeText(DEFAULTS.maxPacketBytes)),
     )
+    .addOption(
+      new Option(
+        '--redis <url>',
+        'run as one replica of a hub whose MQTT brokers share this Redis (redis://[user:password@]host:port[/db]): messages, sessions, retained messages and wills',
+      ).env('FLOTILLA_REDIS_URL'),
+    )
     .action(async (options: ServerOptions) => {
       const { startHub } = await import('../../broker/hub.js');
       await startUntilSignal('hub', io, () =>
@@ -189,6 +196,7 @@ export function registerServer(program: Command, io: CliIO): void {
           maxConnectRate: options.maxConnectRate,
           maxConnectRatePerAddress: options.maxConnectRatePerAddress,
           maxPacketBytes: options.maxPacketSize,
+          redis: options.redis,
         }),
       );
     });

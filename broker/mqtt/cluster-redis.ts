@@ -1,0 +1,153 @@
+/**
+ * The Redis connections of a clustered broker, built from one URL: the
+ * persistence's, and the shared emitter's publishing and subscribing ones.
+ *
+ * - At start Redis is probed once, with no retries: an unreachable server or
+ *   a refused login is one error naming the URL (password redacted), not a
+ *   hub that starts and then waits forever.
+ * - While running, ioredis reconnects on its own and queues commands until
+ *   Redis is back (no retry limit: a publish waits, it is not lost). It emits
+ *   an error at every failed attempt; here an outage is one warning when the
+ *   first connection drops and one line when all three are ready again,
+ *   saying how long the broker waited.
+ */
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
+
+/** The URL with its password (and a username's password) replaced, for logs and errors. */
+export function redactedRedisUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== '') parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(an unparsable Redis URL)';
+  }
+}
+
+/** The database number a `redis://host:port/N` URL selects (0 without a path). */
+export function redisDatabase(url: string): number {
+  const path = new URL(url).pathname.replace(/^\//, '');
+  return path === '' ? 0 : Number(path);
+}
+
+export class RedisUnreachableError extends Error {
+  readonly code = 'REDIS_UNREACHABLE';
+  constructor(
+    readonly url: string,
+    reason: string,
+  ) {
+    super(`Redis at ${url} (--redis) ${reason}`);
+    this.name = 'RedisUnreachableError';
+  }
+}
+
+export function isRedisUnreachable(err: unknown): err is RedisUnreachableError {
+  return err instanceof RedisUnreachableError;
+}
+
+/** How long the start-up probe waits for Redis to answer. */
+const PROBE_TIMEOUT_MS = 5_000;
+
+/** Connects once, without retries, and PINGs; throws RedisUnreachableError saying why not. */
+export async function probeRedis(url: string): Promise<void> {
+  const shown = redactedRedisUrl(url);
+  const probe = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: PROBE_TIMEOUT_MS,
+    retryStrategy: () => null,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+  });
+  // The rejection below carries the error; ioredis would also print it unhandled.
+  probe.on('error', () => {});
+  try {
+    await probe.connect();
+    await probe.ping();
+  } catch (err) {
+    const message = (err as Error).message;
+    const reason = /WRONGPASS|NOAUTH|invalid password|invalid username/i.test(message)
+      ? `refused the login: ${message}`
+      : `is unreachable: ${message}`;
+    throw new RedisUnreachableError(shown, reason);
+  } finally {
+    probe.disconnect();
+  }
+}
+
+export interface RedisConnections {
+  /** Keys of sessions, subscriptions, retained messages and wills (aedes-persistence-redis). */
+  persistence: Redis;
+  /** The shared emitter's PUBLISH connection. */
+  pub: Redis;
+  /** The shared emitter's SUBSCRIBE connection (a subscribed connection runs no other command). */
+  sub: Redis;
+  /** True while every connection is ready. */
+  readonly up: boolean;
+  /** From now on a dropped connection is the broker closing, not an outage. */
+  closing(): void;
+  disconnect(): void;
+}
+
+export interface ConnectionOptions {
+  url: string;
+  /** Prefix of every key the persistence writes. */
+  keyPrefix: string;
+  logger: Logger;
+}
+
+/** The three long-lived connections, each reconnecting on its own, with one outage log for all three. */
+export function openRedisConnections({ url, keyPrefix, logger }: ConnectionOptions): RedisConnections {
+  const shown = redactedRedisUrl(url);
+  const log = logger.child({ component: 'redis' });
+  const common: RedisOptions = {
+    // Capped backoff: back within 2 s of Redis returning.
+    retryStrategy: (times) => Math.min(times * 100, 2_000),
+    // A command waits through an outage (ioredis' offline queue) instead of failing after 20 attempts:
+    // the PUBACK of a device's message waits with it, so the device keeps it until Redis has it.
+    maxRetriesPerRequest: null,
+  };
+  const persistence = new Redis(url, { ...common, keyPrefix });
+  const pub = new Redis(url, { ...common, enableAutoPipelining: true });
+  const sub = new Redis(url, common);
+  const all = [persistence, pub, sub];
+  let lostAt: number | undefined;
+  let closing = false;
+
+  const onError = (err: Error) => {
+    if (closing || lostAt !== undefined) return;
+    lostAt = Date.now();
+    log.warn(
+      { redis: shown, err: err.message },
+      'Redis lost: MQTT deliveries between replicas, retained messages and sessions wait for it',
+    );
+  };
+  const onReady = () => {
+    if (lostAt === undefined || !all.every((conn) => conn.status === 'ready')) return;
+    log.info({ redis: shown, waitedMs: Date.now() - lostAt }, 'Redis is back: delivery between replicas resumed');
+    lostAt = undefined;
+  };
+  for (const conn of all) {
+    conn.on('error', onError);
+    // 'close' without an error (a server that shut down cleanly) is an outage too.
+    conn.on('close', () => {
+      if (!closing) onError(new Error('connection closed'));
+    });
+    conn.on('ready', onReady);
+  }
+  return {
+    persistence,
+    pub,
+    sub,
+    get up() {
+      return all.every((conn) => conn.status === 'ready');
+    },
+    closing() {
+      closing = true;
+    },
+    disconnect() {
+      closing = true;
+      for (const conn of all) conn.disconnect();
+    },
+  };
+}

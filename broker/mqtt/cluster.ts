@@ -1,0 +1,141 @@
+/**
+ * One replica of a clustered broker: Aedes on Redis, through Aedes' own
+ * clustering (mqemitter-redis carries every message between replicas,
+ * aedes-persistence-redis keeps sessions, subscriptions, retained messages
+ * and wills). Loaded only when the hub is given `--redis` (broker.ts imports
+ * this module lazily), so a single hub never loads a Redis client.
+ *
+ * Known traps of these libraries, and what this module does about each:
+ *
+ * - **Shared persistence without the shared emitter** silently stops
+ *   delivery between replicas (moscajs/aedes#531, moscajs/aedes-cli#155):
+ *   live messages never leave the replica, and the persistence learns other
+ *   replicas' subscriptions through the emitter (`$SYS/sub/add`), so it
+ *   does not queue for them either. Both are built here from the one URL;
+ *   there is no way to configure one without the other.
+ * - **Redis databases do not separate pub/sub**: channels are global to the
+ *   server, so two fleets on `redis://host/1` and `redis://host/2` would
+ *   receive each other's messages. Channels carry the database number in
+ *   their prefix, so a database is a fleet's own, keys and messages alike.
+ * - **A retained QoS 2 message to a persistent session** (moscajs/aedes#1003,
+ *   moscajs/aedes-persistence-redis#90): the retained copy is written
+ *   without an outgoing-queue entry, so the client's PUBREC finds "unknown
+ *   key" and the connection is closed, at every SUBSCRIBE. Subscriptions
+ *   are granted at most QoS 1 here (MQTT 3.1.1 section 3.8.4: the server
+ *   may grant a lower QoS than asked), so no delivery takes the QoS 2 path; Flotilla's
+ *   own topics are QoS 1 anyway.
+ * - **All retained messages in one hash** (`retained`). A device's own
+ *   desired topic is an HGET (no index needed, unlike the memory
+ *   persistence: retained-index.ts is not used here); a wildcard SUBSCRIBE
+ *   (a dashboard's `devices/+/status`) is an HSCAN of the whole hash, every
+ *   retained message of the fleet read over the network for one SUBSCRIBE.
+ *   Measured in the cluster tests' notes; nothing here changes it.
+ * - **A crashed replica's wills** are published by the others only once its
+ *   heartbeat is 3 intervals stale, checked every 4: minutes with Aedes'
+ *   one-minute default. `heartbeatMs` (5 s) makes it at most 35 s. Wills of
+ *   clients that moved to another replica are handled in cluster-wills.ts.
+ */
+import { createRequire } from 'node:module';
+import type { Aedes, AedesOptions, Client } from 'aedes';
+import type { Logger } from 'pino';
+import { outgoingQueue } from './aedes-internals.js';
+import { openRedisConnections, probeRedis, type RedisConnections, redactedRedisUrl, redisDatabase } from './cluster-redis.js';
+import { boundClusterSessionQueues } from './cluster-session-bound.js';
+import { skipSupersededWills, TakeoversElsewhere, type WillStore } from './cluster-wills.js';
+
+export interface ClusterOptions {
+  /** `redis://[user:password@]host:port[/db]` (or `rediss://`). */
+  url: string;
+  logger: Logger;
+  /** Prefix of every key and channel (default `flotilla:`): tests share one Redis this way. */
+  prefix?: string;
+  /** How often a replica says it is alive; a dead one's wills go out within 7 of these (default 5 s). */
+  heartbeatMs?: number;
+}
+
+export const DEFAULT_CLUSTER_HEARTBEAT_MS = 5_000;
+const DEFAULT_PREFIX = 'flotilla:';
+
+type Hooks = Pick<AedesOptions, 'authorizePublish' | 'authorizeSubscribe'>;
+
+export interface BrokerCluster {
+  /** The shared emitter, the shared persistence and the heartbeat, for Aedes.createBroker. */
+  readonly aedesOptions: Pick<AedesOptions, 'mq' | 'persistence' | 'heartbeatInterval'>;
+  /** The broker's hooks with the cluster's guards in front (QoS cap, moved clients' wills). */
+  hooks(hooks: Required<Hooks>): Required<Hooks>;
+  /** Call once the broker exists: errors, the session queue bound, the will sweep. */
+  attach(aedes: Aedes, maxQueuedMessages: number): void;
+  /** True if this connection was closed because its client id connected to another replica. */
+  tookOverElsewhere(client: Client): boolean;
+  /** Closes the broker (its clients' wills go out through Redis first), then the connections. */
+  close(aedes: Aedes): Promise<void>;
+}
+
+// CommonJS modules; require() gives their factories as they are.
+const require = createRequire(import.meta.url);
+const redisPersistence = require('aedes-persistence-redis') as (options: { conn: unknown }) => NonNullable<AedesOptions['persistence']>;
+const { MQEmitterRedisPrefix } = require('mqemitter-redis') as {
+  MQEmitterRedisPrefix: new (
+    prefix: string,
+    options: { subConn: unknown; pubConn: unknown; concurrency: number; matchEmptyLevels: boolean },
+  ) => NonNullable<AedesOptions['mq']>;
+};
+
+/** Probes Redis (one clear error if it cannot be used), then builds the emitter and persistence on it. */
+export async function connectCluster(options: ClusterOptions): Promise<BrokerCluster> {
+  const log = options.logger.child({ component: 'cluster' });
+  await probeRedis(options.url);
+  const prefix = options.prefix ?? DEFAULT_PREFIX;
+  const redis = openRedisConnections({ url: options.url, keyPrefix: prefix, logger: options.logger });
+  const mq = new MQEmitterRedisPrefix(`${prefix}${redisDatabase(options.url)}:`, {
+    subConn: redis.sub,
+    pubConn: redis.pub,
+    // As broker.ts's own emitter: no queue (subscriber-limits.ts, guard 2), and `a/#` matches `a` [MQTT-4.7.1-3].
+    concurrency: 0,
+    matchEmptyLevels: true,
+  });
+  const takeovers = new TakeoversElsewhere();
+  // Before Aedes registers its own listener on this pattern (cluster-wills.ts, case 2).
+  mq.on('$SYS/+/new/clients', takeovers.onNewClient);
+  const persistence = redisPersistence({ conn: redis.persistence });
+  skipSupersededWills(persistence as unknown as WillStore, redis.persistence);
+  const heartbeatMs = options.heartbeatMs ?? DEFAULT_CLUSTER_HEARTBEAT_MS;
+  log.info({ redis: redactedRedisUrl(options.url), prefix, heartbeatMs }, 'MQTT broker clustered on Redis');
+  return clusterOf(redis, { mq, persistence, heartbeatInterval: heartbeatMs }, takeovers, log);
+}
+
+function clusterOf(
+  redis: RedisConnections,
+  aedesOptions: BrokerCluster['aedesOptions'],
+  takeovers: TakeoversElsewhere,
+  log: Logger,
+): BrokerCluster {
+  return {
+    aedesOptions,
+    hooks: ({ authorizePublish, authorizeSubscribe }) => ({
+      authorizePublish: takeovers.authorizePublish(authorizePublish),
+      authorizeSubscribe: (client, subscription, done) =>
+        authorizeSubscribe(client, subscription, (err, granted) => {
+          if (err || !granted) return done(err, granted);
+          done(null, granted.qos > 1 ? { ...granted, qos: 1 } : granted);
+        }),
+    }),
+    attach(aedes, maxQueuedMessages) {
+      takeovers.attach(aedes.id, () => (aedes as unknown as { clients: Record<string, Client | undefined> }).clients);
+      boundClusterSessionQueues(outgoingQueue(aedes), redis.persistence, maxQueuedMessages, log);
+      // Unheard, an 'error' event ends the process.
+      let reported = false;
+      // Aedes' typings list no 'error' event, though aedes.js emits one (persistence failures, the will sweep).
+      (aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) => {
+        if (redis.up || !reported) log.warn({ err: err.message }, 'clustered broker: a Redis operation failed');
+        reported = !redis.up;
+      });
+    },
+    tookOverElsewhere: (client) => takeovers.has(client),
+    async close(aedes) {
+      redis.closing();
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      redis.disconnect();
+    },
+  };
+}
