@@ -1,7 +1,9 @@
 /**
- * A minimal MQTT 3.1.1 client for load generation: CONNECT (clean session),
+ * A minimal MQTT 3.1.1 client for load generation: CONNECT (a clean session,
+ * or a persistent one with a will and a keepalive, as the agent connects),
  * PUBLISH at QoS 1 counting PUBACKs, SUBSCRIBE at QoS 1 acknowledging every
- * message received. Nothing else: no reconnect, no retransmission, no QoS 2.
+ * message received, PINGREQ every keepalive. Nothing else: no reconnect, no
+ * retransmission, no QoS 2.
  *
  * Why not mqtt.js: on this 2-core machine one mqtt.js QoS 1 publish costs
  * about 50 µs of CPU (measured while writing this benchmark), so simulated
@@ -20,6 +22,7 @@ const CONNACK = 2;
 const PUBLISH = 3;
 const PUBACK = 4;
 const SUBACK = 9;
+const PINGREQ = 12;
 
 export interface WireOptions {
   host: string;
@@ -29,6 +32,12 @@ export interface WireOptions {
   onMessage?: (topic: string, payload: Buffer) => void;
   /** Called once per chunk read, with the number of PUBACKs in it. */
   onAcks?: (count: number) => void;
+  /** A persistent session (clean session 0), as the agent asks for: the broker keeps its subscriptions and queues QoS 1 for it. */
+  persistent?: boolean;
+  /** Keep alive in seconds, with a PINGREQ sent every this many (0 or absent: off). */
+  keepaliveSeconds?: number;
+  /** The will the broker publishes if the connection drops without a DISCONNECT, at QoS 1. */
+  will?: { topic: string; payload: string; retain: boolean };
 }
 
 export class WireClient {
@@ -42,6 +51,7 @@ export class WireClient {
   private flushScheduled = false;
   private subscribed: (() => void) | undefined;
   private closed = false;
+  private pinger: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly socket: Socket,
@@ -62,12 +72,18 @@ export class WireClient {
         else reject(new Error(`${options.clientId}: CONNACK return code ${code}`));
       };
       socket.on('data', (chunk) => client.read(chunk));
-      socket.write(connectPacket(options.clientId));
+      socket.write(connectPacket(options));
     });
     socket.on('error', () => {});
     socket.on('close', () => {
       client.closed = true;
+      clearInterval(client.pinger);
     });
+    const keepalive = options.keepaliveSeconds ?? 0;
+    if (keepalive > 0) {
+      client.pinger = setInterval(() => client.queue(Buffer.from([PINGREQ << 4, 0])), keepalive * 1000);
+      client.pinger.unref();
+    }
     return client;
   }
 
@@ -76,12 +92,12 @@ export class WireClient {
   }
 
   /** Queues a QoS 1 PUBLISH; the bytes leave at the end of this event-loop turn, with everything else queued in it. */
-  publish(topic: Buffer, payload: string): void {
+  publish(topic: Buffer, payload: string, retain = false): void {
     const id = this.nextId;
     this.nextId = id === 0xffff ? 1 : id + 1;
     this.inFlight++;
     this.sent++;
-    this.queue(publishPacket(topic, id, payload));
+    this.queue(publishPacket(topic, id, payload, retain));
   }
 
   /** One SUBSCRIBE at QoS 1 for all the filters; resolves on its SUBACK. */
@@ -103,6 +119,7 @@ export class WireClient {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.pinger);
     this.socket.end(Buffer.from([0xe0, 0]));
   }
 
@@ -170,21 +187,27 @@ export class WireClient {
   }
 }
 
-function connectPacket(clientId: string): Buffer {
-  const id = Buffer.from(clientId);
-  // "MQTT", level 4, flags: clean session, keep alive 0 (off: the benchmark is never idle for long).
-  const variable = Buffer.from([0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 0x02, 0, 0]);
-  const length = Buffer.alloc(2);
-  length.writeUInt16BE(id.length);
-  return withHeader(CONNECT << 4, Buffer.concat([variable, length, id]));
+function connectPacket({ clientId, persistent = false, keepaliveSeconds = 0, will }: WireOptions): Buffer {
+  // Connect flags [MQTT-3.1.2]: bit 1 clean session, bit 2 will, bits 3-4 will QoS (1), bit 5 will retain.
+  let flags = persistent ? 0 : 0x02;
+  if (will) flags |= 0x04 | 0x08 | (will.retain ? 0x20 : 0);
+  // "MQTT", level 4, the flags, keep alive (0: off, for a benchmark that is never idle for long).
+  const variable = Buffer.from([0, 4, 0x4d, 0x51, 0x54, 0x54, 4, flags, keepaliveSeconds >> 8, keepaliveSeconds & 0xff]);
+  const fields = [clientId, ...(will ? [will.topic, will.payload] : [])].map((text) => {
+    const bytes = Buffer.from(text);
+    const length = Buffer.alloc(2);
+    length.writeUInt16BE(bytes.length);
+    return Buffer.concat([length, bytes]);
+  });
+  return withHeader(CONNECT << 4, Buffer.concat([variable, ...fields]));
 }
 
-function publishPacket(topic: Buffer, id: number, payload: string): Buffer {
+function publishPacket(topic: Buffer, id: number, payload: string, retain: boolean): Buffer {
   const payloadLength = Buffer.byteLength(payload);
   const remaining = 2 + topic.length + 2 + payloadLength;
   const lengthBytes = remaining < 128 ? 1 : remaining < 16_384 ? 2 : remaining < 2_097_152 ? 3 : 4;
   const packet = Buffer.allocUnsafe(1 + lengthBytes + remaining);
-  packet[0] = (PUBLISH << 4) | 0x02;
+  packet[0] = (PUBLISH << 4) | 0x02 | (retain ? 0x01 : 0);
   let pos = writeLength(packet, 1, remaining);
   pos = packet.writeUInt16BE(topic.length, pos);
   pos += topic.copy(packet, pos);

@@ -1,0 +1,512 @@
+/**
+ * Fan-out at fleet scale: one `POST /api/v1/apps` selecting N devices, and
+ * how long until the hub has each device's acknowledgement (a state report
+ * with the new revision), with the hub in a process of its own and the
+ * devices in others (bench/fanout/devices.ts), so the hub's RSS and CPU are
+ * the hub's alone.
+ *
+ *   npx tsx bench/fanout.ts [--devices 10000] [--sims 1] [--connect-rate 1000] [--runs 1]
+ *                           [--hub-roots DIR[,DIR…]] [--settle-s 10] [--verify-every 100]
+ *                           [--keepalive-s 30] [--log-level info] [--profile DIR] [--timeout-s 180] [--json]
+ *
+ * Per run: start `flotilla server` (its own temp data dir, loopback, default
+ * settings but for connection pacing, which would spread 10,000 connections
+ * from one address over minutes), read its RSS at rest, connect the devices
+ * at `--connect-rate`/s (each announces itself, the hub issues it a first,
+ * empty document, which it acknowledges), let it settle `--settle-s`, read
+ * the RSS with N idle devices, then apply one app selecting them all and
+ * wait for every acknowledgement.
+ *
+ * Columns: ack p50/p90/p99/all = s from the POST until that share of devices
+ * had the PUBACK of their acknowledging report (the hub processes a state
+ * report before it acknowledges it: the in-process dispatcher is a
+ * subscriber the broker waits for); recv p50/p99 = when the document reached
+ * the devices; hub CPU = user + system of the hub process from the POST to
+ * the last acknowledgement, in s and as a share of one core over that
+ * wall time; sim CPU = the simulator processes' CPU over the same span (it
+ * competes with the hub for the machine's cores); RSS at rest / with N idle
+ * devices and the difference per device. `counted` is what the hub's API
+ * says afterwards: devices whose observed revision is their desired one and
+ * report the app running.
+ *
+ * `--hub-roots` runs the hub from other checkouts (a git worktree of an older
+ * commit, its node_modules linked) alternately with this one, for old and new
+ * figures from one session; the devices are always this checkout's.
+ * `--profile DIR` starts each hub with --cpu-prof (the profile is written when
+ * it exits); bench/fanout/profile.ts summarises one. `--heap-snapshot DIR`
+ * has each hub write a heap snapshot there once the idle fleet's RSS is read
+ * (V8 collects garbage first; the hub stalls for seconds meanwhile, before
+ * the apply); bench/fanout/heap.ts summarises one.
+ *
+ * `--aedes` adds, per run, the idle-memory reference: the hub's broker module
+ * alone (bench/telemetry/aedes-relay.ts, Aedes with the hub's options and no
+ * hooks) with the same devices, each retaining a document of the hub's size
+ * on its desired topic itself; no apply (nothing would answer it).
+ *
+ * The heap figures (V8's used heap and external memory, from the hub's
+ * /metrics) are read at rest and idle, never during the fan-out: a scrape
+ * costs the hub ~0.1 ms per device.
+ */
+import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { DeviceView } from '../shared/index.js';
+import { hubServerArgs, ManagedProcess, REPO_ROOT } from '../test/support/processes.js';
+import type { SimCommand, SimReply, WatchReport } from './fanout/devices.js';
+import { clockTicksPerSecond, readCpuTicks, readMemory } from './footprint/proc.js';
+import { positiveInt } from './int-arg.js';
+
+const { values: args } = parseArgs({
+  options: {
+    devices: { type: 'string', default: '10000' },
+    sims: { type: 'string', default: '1' },
+    'connect-rate': { type: 'string', default: '1000' },
+    runs: { type: 'string', default: '1' },
+    'hub-roots': { type: 'string', default: '.' },
+    'settle-s': { type: 'string', default: '10' },
+    'verify-every': { type: 'string', default: '100' },
+    'keepalive-s': { type: 'string', default: '30' },
+    'log-level': { type: 'string', default: 'info' },
+    profile: { type: 'string' },
+    'heap-snapshot': { type: 'string' },
+    aedes: { type: 'boolean', default: false },
+    'timeout-s': { type: 'string', default: '180' },
+    json: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+  strict: true,
+});
+
+if (args.help) {
+  console.log(
+    'usage: npx tsx bench/fanout.ts [--devices N] [--sims P] [--connect-rate R] [--runs R] [--hub-roots DIR[,DIR…]] [--settle-s S]\n' +
+      '         [--verify-every K] [--keepalive-s S] [--log-level L] [--profile DIR] [--timeout-s S] [--json]',
+  );
+  process.exit(0);
+}
+
+const DEVICES = positiveInt('devices', args.devices);
+const SIMS = positiveInt('sims', args.sims);
+const CONNECT_RATE = positiveInt('connect-rate', args['connect-rate']);
+const RUNS = positiveInt('runs', args.runs);
+const SETTLE_MS = positiveInt('settle-s', args['settle-s'], 0) * 1000;
+const VERIFY_EVERY = positiveInt('verify-every', args['verify-every'], 0);
+const KEEPALIVE_S = positiveInt('keepalive-s', args['keepalive-s'], 0);
+const TIMEOUT_MS = positiveInt('timeout-s', args['timeout-s']) * 1000;
+const HUB_ROOTS = args['hub-roots'].split(',').map((root) => resolve(root));
+const PROFILE_DIR = args.profile === undefined ? undefined : resolve(args.profile);
+const SNAPSHOT_DIR = args['heap-snapshot'] === undefined ? undefined : resolve(args['heap-snapshot']);
+const LABELS = { fanout: 'yes' };
+const APP = 'fanout';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const wallNow = () => performance.timeOrigin + performance.now();
+
+const cleanups: (() => void)[] = [];
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    for (const cleanup of cleanups.splice(0).reverse()) cleanup();
+    process.exit(130);
+  });
+}
+
+interface Hub {
+  proc: ManagedProcess;
+  url: string;
+  mqttPort: number;
+  pid: number;
+}
+
+async function startHub(root: string, dataDir: string): Promise<Hub> {
+  const server = await hubServerArgs(dataDir);
+  const flags = ['--max-connect-rate', '0', '--max-connect-rate-per-address', '0', '--log-level', args['log-level']];
+  const profile = PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR] : [];
+  const snapshot = SNAPSHOT_DIR ? ['--heapsnapshot-signal=SIGUSR2', '--diagnostic-dir', SNAPSHOT_DIR] : [];
+  const child = spawn(process.execPath, [...profile, ...snapshot, join(root, 'cli/flotilla.js'), ...server.args, ...flags], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const proc = new ManagedProcess('hub', child);
+  // The hub's log (info: a few lines per device) is read and dropped, not kept: 10,000 devices write megabytes.
+  child.stdout?.removeAllListeners('data');
+  child.stdout?.on('data', () => {});
+  const url = `http://127.0.0.1:${server.httpPort}`;
+  const deadline = performance.now() + 30_000;
+  for (;;) {
+    if (!proc.running) throw new Error(`the hub exited before it was ready: ${proc.output.slice(-2000)}`);
+    const ok = await fetch(`${url}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) break;
+    if (performance.now() > deadline) throw new Error('the hub was not ready in 30 s');
+    await sleep(100);
+  }
+  return { proc, url, mqttPort: server.mqttPort, pid: child.pid! };
+}
+
+/** V8's used heap and external memory (Buffers, off-heap), MiB, from the hub's own /metrics. */
+async function heapOf(hub: Hub): Promise<{ heapMiB: number; externalMiB: number }> {
+  const text = await (await fetch(`${hub.url}/metrics`)).text();
+  const gauge = (name: string) => Number(new RegExp(`^flotilla_hub_${name} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN) / 1024 / 1024;
+  return { heapMiB: gauge('nodejs_heap_size_used_bytes'), externalMiB: gauge('nodejs_external_memory_bytes') };
+}
+
+/** Has the hub write a heap snapshot (SIGUSR2, --heapsnapshot-signal) and waits until the file is complete. */
+async function heapSnapshot(hub: Hub, dir: string): Promise<void> {
+  const before = new Set(readdirSync(dir));
+  hub.proc.child.kill('SIGUSR2');
+  let size = -1;
+  for (;;) {
+    await sleep(1000);
+    const file = readdirSync(dir).find((f) => !before.has(f) && f.endsWith('.heapsnapshot'));
+    if (!file) continue;
+    const now = statSync(join(dir, file)).size;
+    // Written in one go by the hub's main thread: complete once it stops growing and the hub answers again.
+    if (
+      now === size &&
+      (await fetch(`${hub.url}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      ))
+    )
+      return;
+    size = now;
+  }
+}
+
+class Simulator {
+  private readonly child: ChildProcess = fork(fileURLToPath(new URL('./fanout/devices.ts', import.meta.url)), [], {
+    execArgv: ['--import', import.meta.resolve('tsx')],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  request<T extends SimReply['type']>(cmd: SimCommand, answer: T, timeoutMs = TIMEOUT_MS): Promise<Extract<SimReply, { type: T }>> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the simulator did not answer ${cmd.type} in ${timeoutMs / 1000} s`)), timeoutMs);
+      const onMessage = (reply: SimReply) => {
+        if (reply.type !== 'error' && reply.type !== answer) return;
+        clearTimeout(timer);
+        this.child.off('message', onMessage);
+        if (reply.type === 'error') reject(new Error(reply.message));
+        else resolve(reply as Extract<SimReply, { type: T }>);
+      };
+      this.child.on('message', onMessage);
+      this.child.send(cmd);
+    });
+  }
+
+  tell(cmd: SimCommand): void {
+    this.child.send(cmd);
+  }
+
+  stop(): void {
+    if (this.child.connected) this.child.send({ type: 'stop' } satisfies SimCommand);
+    this.child.kill('SIGTERM');
+  }
+}
+
+/** Memory of the broker process at rest and with the idle fleet connected. */
+interface IdleMemory {
+  /** The hub's checkout, or "aedes" for the raw-Aedes reference. */
+  target: string;
+  run: number;
+  devices: number;
+  connectS: number;
+  rssRestMiB: number;
+  rssIdleMiB: number;
+  idleKiBPerDevice: number;
+  anonRestMiB: number;
+  anonIdleMiB: number;
+  heapRestMiB: number;
+  heapIdleMiB: number;
+  externalRestMiB: number;
+  externalIdleMiB: number;
+}
+
+interface FanOut {
+  target: string;
+  run: number;
+  devices: number;
+  postMs: number;
+  ackP50S: number;
+  ackP90S: number;
+  ackP99S: number;
+  ackAllS: number;
+  recvP50S: number;
+  recvP99S: number;
+  acked: number;
+  counted: number;
+  badSignatures: number;
+  hubCpuS: number;
+  hubCpuPct: number;
+  simCpuS: number;
+  rssPeakMiB: number;
+  loadavg1: number;
+}
+
+/** The process the devices connect to. */
+interface Broker {
+  pid: number;
+  mqttPort: number;
+  /** V8 heap figures; NaN where the process does not report them. */
+  heap(): Promise<{ heapMiB: number; externalMiB: number }>;
+}
+
+function quantile(sorted: readonly number[], q: number): number {
+  return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)] ?? Number.NaN;
+}
+
+/** Reads the broker at rest, connects the fleet (each device in once its first report is taken), lets it settle and reads it again. */
+async function idleFleet(
+  broker: Broker,
+  target: string,
+  run: number,
+  sims: Simulator[],
+  options: { hubKeyPem: string; verifyEvery: number; noHub: boolean },
+): Promise<IdleMemory> {
+  await sleep(Math.min(SETTLE_MS, 5000));
+  const rest = readMemory(broker.pid);
+  const restHeap = await broker.heap();
+  const width = String(DEVICES - 1).length;
+  const ids = Array.from({ length: DEVICES }, (_, i) => `fan-${String(i).padStart(width, '0')}`);
+  const connectStart = performance.now();
+  const starts: Promise<unknown>[] = [];
+  for (let s = 0; s < SIMS; s++) {
+    const sim = new Simulator();
+    sims.push(sim);
+    const share = ids.filter((_, i) => i % SIMS === s);
+    const start: SimCommand = {
+      type: 'start',
+      host: '127.0.0.1',
+      port: broker.mqttPort,
+      ids: share,
+      connectRate: CONNECT_RATE / SIMS,
+      keepaliveSeconds: KEEPALIVE_S,
+      labels: LABELS,
+      ...options,
+    };
+    starts.push(sim.request(start, 'ready'));
+  }
+  await Promise.all(starts);
+  const connectS = (performance.now() - connectStart) / 1000;
+  if (!args.json) console.error(`run ${run} (${target}): ${DEVICES} devices in in ${connectS.toFixed(1)} s`);
+  await sleep(SETTLE_MS);
+  const idle = readMemory(broker.pid);
+  const idleHeap = await broker.heap();
+  return {
+    target,
+    run,
+    devices: DEVICES,
+    connectS,
+    rssRestMiB: rest.rssKb / 1024,
+    rssIdleMiB: idle.rssKb / 1024,
+    idleKiBPerDevice: (idle.rssKb - rest.rssKb) / DEVICES,
+    anonRestMiB: rest.anonKb / 1024,
+    anonIdleMiB: idle.anonKb / 1024,
+    heapRestMiB: restHeap.heapMiB,
+    heapIdleMiB: idleHeap.heapMiB,
+    externalRestMiB: restHeap.externalMiB,
+    externalIdleMiB: idleHeap.externalMiB,
+  };
+}
+
+/** The raw-Aedes reference: idle memory only. */
+async function measureAedes(run: number): Promise<IdleMemory> {
+  const child = fork(fileURLToPath(new URL('./telemetry/aedes-relay.ts', import.meta.url)), ['0'], {
+    execArgv: ['--import', import.meta.resolve('tsx')],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const sims: Simulator[] = [];
+  const cleanup = () => {
+    for (const sim of sims) sim.stop();
+    child.kill('SIGKILL');
+  };
+  cleanups.push(cleanup);
+  try {
+    const mqttPort = await new Promise<number>((resolve) => child.once('message', (m: { mqttPort: number }) => resolve(m.mqttPort)));
+    const broker: Broker = {
+      pid: child.pid!,
+      mqttPort,
+      heap: async () => ({ heapMiB: Number.NaN, externalMiB: Number.NaN }),
+    };
+    // Nobody signs the stand-in documents: nothing to verify.
+    const { publicKey } = generateKeyPairSync('ed25519');
+    const hubKeyPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    return await idleFleet(broker, 'aedes', run, sims, { hubKeyPem, verifyEvery: 0, noHub: true });
+  } finally {
+    cleanup();
+    cleanups.splice(cleanups.indexOf(cleanup), 1);
+  }
+}
+
+async function measureHub(hubRoot: string, run: number): Promise<{ idle: IdleMemory; fanOut: FanOut }> {
+  const dir = mkdtempSync(join(tmpdir(), 'flotilla-bench-fanout-'));
+  const sims: Simulator[] = [];
+  let hub: Hub | undefined;
+  const cleanup = () => {
+    for (const sim of sims) sim.stop();
+    hub?.proc.child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  };
+  cleanups.push(cleanup);
+  try {
+    hub = await startHub(hubRoot, join(dir, 'hub'));
+    const started = hub;
+    const { hubKey } = (await (await fetch(`${hub.url}/api/v1/hub/key`)).json()) as { hubKey: string };
+    const broker: Broker = { pid: hub.pid, mqttPort: hub.mqttPort, heap: () => heapOf(started) };
+    const idle = await idleFleet(broker, label(hubRoot), run, sims, { hubKeyPem: hubKey, verifyEvery: VERIFY_EVERY, noHub: false });
+    if (SNAPSHOT_DIR) {
+      mkdirSync(SNAPSHOT_DIR, { recursive: true });
+      await heapSnapshot(hub, SNAPSHOT_DIR);
+    }
+    return { idle, fanOut: await fanOut(hub, label(hubRoot), run, sims, idle.rssIdleMiB * 1024) };
+  } finally {
+    for (const sim of sims) sim.stop();
+    // SIGTERM: a graceful stop, so a --cpu-prof hub writes its profile.
+    await hub?.proc.stop();
+    rmSync(dir, { recursive: true, force: true });
+    cleanups.splice(cleanups.indexOf(cleanup), 1);
+  }
+}
+
+/** Applies one app selecting the whole fleet and waits for every device's acknowledgement (or the timeout). */
+async function fanOut(hub: Hub, target: string, run: number, sims: readonly Simulator[], idleRssKb: number): Promise<FanOut> {
+  for (const sim of sims) sim.tell({ type: 'watch', app: APP });
+  // The watch is a message away: a round trip through each simulator makes sure it is armed.
+  await Promise.all(sims.map((sim) => sim.request({ type: 'report' }, 'report')));
+  let rssPeak = idleRssKb;
+  const sampler = setInterval(() => {
+    rssPeak = Math.max(rssPeak, readMemory(hub.pid).rssKb);
+  }, 200);
+  const simCpu0 = await simCpu(sims);
+  const hubTicks0 = readCpuTicks(hub.pid);
+  const applyAt = wallNow();
+  const spec = {
+    name: APP,
+    scheduling: { selectors: LABELS },
+    spec: { containers: [{ name: 'app', image: `registry.local/fanout:${run}` }], update: { minReadySeconds: 0 } },
+  };
+  const res = await fetch(`${hub.url}/api/v1/apps`, {
+    method: 'POST',
+    body: JSON.stringify(spec),
+    headers: { 'content-type': 'application/json' },
+  });
+  const postMs = wallNow() - applyAt;
+  if (!res.ok) throw new Error(`POST /api/v1/apps: HTTP ${res.status} ${await res.text()}`);
+
+  // Until every device has acknowledged (or the timeout): poll the simulators, which only read their arrays.
+  const deadline = performance.now() + TIMEOUT_MS;
+  let reports: WatchReport[];
+  let hubTicks1: number;
+  for (;;) {
+    reports = await Promise.all(sims.map((sim) => sim.request({ type: 'report' }, 'report')));
+    const acked = reports.reduce((n, r) => n + r.ackedAt.filter((t) => t > 0).length, 0);
+    if (acked === DEVICES || performance.now() > deadline) {
+      hubTicks1 = readCpuTicks(hub.pid);
+      break;
+    }
+    await sleep(100);
+  }
+  clearInterval(sampler);
+  const acks = reports.flatMap((r) => r.ackedAt.filter((t) => t > 0).map((t) => (t - applyAt) / 1000)).sort((a, b) => a - b);
+  const recvs = reports.flatMap((r) => r.receivedAt.filter((t) => t > 0).map((t) => (t - applyAt) / 1000)).sort((a, b) => a - b);
+  const spanS = acks.at(-1) ?? Number.NaN;
+  const simCpuS = (reports.reduce((sum, r) => sum + r.cpuMs, 0) - simCpu0) / 1000;
+  const hubCpuS = (hubTicks1 - hubTicks0) / clockTicksPerSecond();
+
+  const listed = (await (await fetch(`${hub.url}/api/v1/devices`)).json()) as { items: DeviceView[] };
+  const counted = listed.items.filter(
+    (d) => d.observedRevision === d.desiredRevision && d.apps.some((a) => a.name === APP && a.phase === 'running'),
+  ).length;
+  // Shares of the whole fleet, not of those that acknowledged: a device that never did is past every quantile.
+  const ackQuantile = (q: number) => acks[Math.ceil(q * DEVICES) - 1] ?? Number.NaN;
+  return {
+    target,
+    run,
+    devices: DEVICES,
+    postMs,
+    ackP50S: ackQuantile(0.5),
+    ackP90S: ackQuantile(0.9),
+    ackP99S: ackQuantile(0.99),
+    ackAllS: ackQuantile(1),
+    recvP50S: quantile(recvs, 0.5),
+    recvP99S: quantile(recvs, 0.99),
+    acked: acks.length,
+    counted,
+    badSignatures: reports.reduce((n, r) => n + r.badSignatures, 0),
+    hubCpuS,
+    hubCpuPct: (hubCpuS / spanS) * 100,
+    simCpuS,
+    rssPeakMiB: rssPeak / 1024,
+    loadavg1: loadavg()[0]!,
+  };
+}
+
+async function simCpu(sims: readonly Simulator[]): Promise<number> {
+  const reports = await Promise.all(sims.map((sim) => sim.request({ type: 'report' }, 'report')));
+  return reports.reduce((sum, r) => sum + r.cpuMs, 0);
+}
+
+function label(root: string): string {
+  return root === REPO_ROOT ? 'this checkout' : root;
+}
+
+async function main(): Promise<void> {
+  const idles: IdleMemory[] = [];
+  const fanOuts: FanOut[] = [];
+  for (let run = 1; run <= RUNS; run++) {
+    if (args.aedes) idles.push(await measureAedes(run));
+    for (const root of HUB_ROOTS) {
+      const { idle, fanOut } = await measureHub(root, run);
+      idles.push(idle);
+      fanOuts.push(fanOut);
+    }
+  }
+  const report = { node: process.version, cpus: cpus().length, devices: DEVICES, sims: SIMS, connectRate: CONNECT_RATE, fanOuts, idles };
+  if (args.json) {
+    console.log(JSON.stringify(report, null, 2));
+    return;
+  }
+  const s = (v: number) => (Number.isNaN(v) ? '–' : v.toFixed(2));
+  console.log(
+    `fanout: node ${process.version}, ${report.cpus} CPUs, ${DEVICES} devices in ${SIMS} simulator process(es), connect ${CONNECT_RATE}/s`,
+  );
+  console.log(
+    '| hub | run | ack p50 / p90 / p99 / all s | recv p50 / p99 s | POST ms | acked / counted | hub CPU s (% of a core) | sim CPU s | RSS peak MiB | load |',
+  );
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of fanOuts) {
+    const bad = r.badSignatures > 0 ? ` (${r.badSignatures} bad signatures)` : '';
+    console.log(
+      `| ${r.target} | ${r.run} | ${s(r.ackP50S)} / ${s(r.ackP90S)} / ${s(r.ackP99S)} / ${s(r.ackAllS)} | ${s(r.recvP50S)} / ${s(r.recvP99S)} | ${r.postMs.toFixed(0)} | ${r.acked} / ${r.counted}${bad} | ${r.hubCpuS.toFixed(1)} (${r.hubCpuPct.toFixed(0)} %) | ${r.simCpuS.toFixed(1)} | ${r.rssPeakMiB.toFixed(1)} | ${r.loadavg1.toFixed(2)} |`,
+    );
+  }
+  console.log(`\nbroker process at rest → with ${DEVICES} idle devices, MiB (KiB per device):`);
+  console.log('| broker | run | connect s | RSS | anonymous RSS | V8 heap used | external (Buffers) |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const r of idles) {
+    const d = (rest: number, idle: number) =>
+      Number.isNaN(rest) ? '–' : `${rest.toFixed(1)} → ${idle.toFixed(1)} (${(((idle - rest) * 1024) / r.devices).toFixed(1)})`;
+    console.log(
+      `| ${r.target} | ${r.run} | ${r.connectS.toFixed(1)} | ${d(r.rssRestMiB, r.rssIdleMiB)} | ${d(r.anonRestMiB, r.anonIdleMiB)} | ${d(r.heapRestMiB, r.heapIdleMiB)} | ${d(r.externalRestMiB, r.externalIdleMiB)} |`,
+    );
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+    for (const cleanup of cleanups.splice(0).reverse()) cleanup();
+    process.exit(1);
+  },
+);
