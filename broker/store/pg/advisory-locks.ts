@@ -1,0 +1,14 @@
+/**
+ * Every PostgreSQL advisory lock the hub takes, in one place so no two uses share a key.
+ *
+ * Keys are the two-int4 form (classid, objid): classid is 'Flot' in ASCII, so the hub's locks stay
+ * apart from any other application's advisory locks in the same database.
+ */
+export const LOCK_CLASS = 0x466c6f74;
+
+export const ADVISORY_LOCKS = {
+  /** Transaction-level, while one replica brings the schema up to date (migrate.ts). */
+  migrations: 1,
+  /** Session-level, held by the dispatcher's leader for as long as it leads (broker/dispatcher/leader.ts). */
+  dispatcherLeader: 2,
+} as const;
