@@ -5,6 +5,7 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { DEFAULT_TOPIC_ROOT, formatIssues, validate } from '../shared/index.js';
 import { LogLevelSchema } from '../shared/logger.js';
+import { parsePostgresUrl } from './store/pg/url.js';
 
 const Port = Type.Integer({ minimum: 0, maximum: 65535 });
 
@@ -90,6 +91,12 @@ export const HubConfig = Type.Object(
      * embedded broker keeps everything in memory, and no Redis code is loaded.
      */
     redis: Type.Optional(Type.String({ minLength: 1 })),
+    /**
+     * `postgres://role:password@host:5432/database`: the hub's control data (apps, devices,
+     * accounts, secrets, rollouts) lives in that PostgreSQL database, shared by every replica
+     * (broker/store/pg/). Unset: SQLite in dataDir, and no PostgreSQL code is loaded.
+     */
+    database: Type.Optional(Type.String({ minLength: 1 })),
     readOnlyUsers: Type.Array(
       Type.Object(
         { username: Type.String({ minLength: 1, maxLength: 128 }), password: Type.String({ minLength: 1 }) },
@@ -149,7 +156,18 @@ export function resolveHubConfig(overrides: Partial<Record<keyof HubConfig, unkn
   if (duplicate !== undefined) throw new Error(`invalid hub configuration:\nreadOnlyUsers: username "${duplicate}" appears twice`);
   checkTlsFiles(result.value);
   checkRedisUrl(result.value.redis);
+  checkDatabaseUrl(result.value.database);
   return result.value;
+}
+
+/** A postgres:// URL naming a host and a role, or an error that says what is wrong with it (without repeating it). */
+function checkDatabaseUrl(url: string | undefined): void {
+  if (url === undefined) return;
+  try {
+    parsePostgresUrl(url);
+  } catch (err) {
+    throw new Error(`invalid hub configuration:\ndatabase: ${(err as Error).message}`);
+  }
 }
 
 /** A Redis URL the client can use, or an error that says what is wrong with it (without repeating a password). */

@@ -40,6 +40,7 @@ interface ServerOptions {
   maxConnectRatePerAddress: number;
   maxPacketSize: number;
   redis?: string;
+  database?: string;
 }
 
 /** `--max-connect-rate`: a whole number of connections per second, 0 for no limit. */
@@ -170,6 +171,12 @@ export function registerServer(program: Command, io: CliIO): void {
         'run as one replica of a hub whose MQTT brokers share this Redis (redis://[user:password@]host:port[/db]): messages, sessions, retained messages and wills',
       ).env('FLOTILLA_REDIS_URL'),
     )
+    .addOption(
+      new Option(
+        '--database <url>',
+        "keep the hub's apps, devices, accounts, secrets and rollouts in this PostgreSQL database, shared by replicas, instead of SQLite in --data-dir (postgres://role:password@host:5432/database)",
+      ).env('FLOTILLA_DATABASE_URL'),
+    )
     .action(async (options: ServerOptions) => {
       const { startHub } = await import('../../broker/hub.js');
       await startUntilSignal('hub', io, () =>
@@ -197,6 +204,7 @@ export function registerServer(program: Command, io: CliIO): void {
           maxConnectRatePerAddress: options.maxConnectRatePerAddress,
           maxPacketBytes: options.maxPacketSize,
           redis: options.redis,
+          database: options.database,
         }),
       );
     });
