@@ -10,6 +10,7 @@
  *   (lib/client.js, lib/handlers/subscribe.js).
  * - `aedes.persistence`'s outgoing queue methods: what a persistent session
  *   keeps for an offline client (aedes-persistence).
+ * - a client's `connackSent`: set once its CONNACK is written (lib/handlers/connect.js).
  */
 import type { Aedes, Client } from 'aedes';
 
@@ -39,11 +40,25 @@ export function closeClients(aedes: Aedes, match: (clientId: string) => boolean)
   return matching.length;
 }
 
+/**
+ * Ends every client's connection at once, for a broker whose close cannot
+ * finish (a clustered one whose Redis is gone: Aedes unsubscribes a closing
+ * client through Redis before it lets the socket go).
+ */
+export function destroyConnections(aedes: Aedes): void {
+  for (const client of Object.values(clientsOf(aedes))) client?.conn.destroy();
+}
+
 /** A client's delivery functions, or undefined if Aedes no longer has them where this expects. */
 export function clientDelivery(client: Client): ClientDelivery | undefined {
   const { deliver0, deliverQoS } = client as unknown as Partial<ClientDelivery>;
   if (typeof deliver0 !== 'function' || typeof deliverQoS !== 'function') return undefined;
   return { deliver0, deliverQoS };
+}
+
+/** True once the client's CONNACK is written. */
+export function connackSent(client: Client): boolean {
+  return (client as unknown as { connackSent?: boolean }).connackSent === true;
 }
 
 /** Replaces a client's delivery functions: every subscription it adds afterwards delivers through these. */

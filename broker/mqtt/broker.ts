@@ -96,7 +96,7 @@ export async function startBroker(options: BrokerOptions): Promise<EmbeddedBroke
   aedes.on('connectionError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'connection error'));
   if (cluster) cluster.attach(aedes, limits.maxQueuedMessages);
   else boundSessionQueues(aedes, limits.maxQueuedMessages, log);
-  const handle = connectionHandler(aedes, subscribers, maxPacketBytes, log, options.linkBytes);
+  const handle = connectionHandler(aedes, subscribers, maxPacketBytes, log, options.linkBytes, cluster);
   // No Nagle: remote-access frames (a keystroke, a credit grant) are small and waited for; coalescing them costs a delayed-ACK round.
   const tcp = createNetServer({ noDelay: true }, (socket) => handle(socket));
   const { httpForWs, terminateClients } = webSocketListener(handle, maxPacketBytes, log);
@@ -190,6 +190,7 @@ function connectionHandler(
   maxPacketBytes: number,
   log: Logger,
   linkBytes?: Pick<LinkBytes, 'watch'>,
+  cluster?: Pick<BrokerCluster, 'guard'>,
 ) {
   return (conn: Duplex, req?: IncomingMessage) => {
     let client: Client | undefined;
@@ -205,6 +206,7 @@ function connectionHandler(
     });
     client = aedes.handle(conn, req);
     subscribers.guard(client);
+    cluster?.guard(client);
   };
 }
 

@@ -10,6 +10,14 @@
  *   an error at every failed attempt; here an outage is one warning when the
  *   first connection drops and one line when all three are ready again,
  *   saying how long the broker waited.
+ * - Redis pub/sub delivers to whoever is subscribed at that moment: a
+ *   message published through a connection that is back before the
+ *   subscribing one has renewed its subscriptions reaches nobody. So this
+ *   replica's publishes wait (`whenListening`) until its own subscribing
+ *   connection is ready and has answered a PING sent after its renewed
+ *   SUBSCRIBEs. Other replicas reconnect on their own schedule: a message
+ *   published while one of them is still away is not delivered to its
+ *   clients live (a persistent session still finds it queued).
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
@@ -84,6 +92,8 @@ export interface RedisConnections {
   sub: Redis;
   /** True while every connection is ready. */
   readonly up: boolean;
+  /** Runs `publish` now if the subscribing connection is listening, else once it is again, in order. */
+  whenListening(publish: () => void): void;
   /** From now on a dropped connection is the broker closing, not an outage. */
   closing(): void;
   disconnect(): void;
@@ -113,6 +123,21 @@ export function openRedisConnections({ url, keyPrefix, logger }: ConnectionOptio
   const all = [persistence, pub, sub];
   let lostAt: number | undefined;
   let closing = false;
+  let listening = false;
+  const waiting: (() => void)[] = [];
+  sub.on('close', () => {
+    listening = false;
+  });
+  sub.on('ready', () => {
+    // Commands on one connection are answered in order: the PONG comes after the renewed subscriptions.
+    sub.ping().then(
+      () => {
+        listening = true;
+        for (let publish = waiting.shift(); publish; publish = waiting.shift()) publish();
+      },
+      () => {},
+    );
+  });
 
   const onError = (err: Error) => {
     if (closing || lostAt !== undefined) return;
@@ -142,12 +167,19 @@ export function openRedisConnections({ url, keyPrefix, logger }: ConnectionOptio
     get up() {
       return all.every((conn) => conn.status === 'ready');
     },
+    whenListening(publish) {
+      if (listening && waiting.length === 0) publish();
+      else waiting.push(publish);
+    },
     closing() {
       closing = true;
     },
     disconnect() {
       closing = true;
       for (const conn of all) conn.disconnect();
+      // What waited for Redis goes to the emitter now, which fails it on the closed connection.
+      listening = true;
+      for (let publish = waiting.shift(); publish; publish = waiting.shift()) publish();
     },
   };
 }

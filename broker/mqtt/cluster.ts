@@ -38,7 +38,8 @@
 import { createRequire } from 'node:module';
 import type { Aedes, AedesOptions, Client } from 'aedes';
 import type { Logger } from 'pino';
-import { outgoingQueue } from './aedes-internals.js';
+import { destroyConnections, outgoingQueue } from './aedes-internals.js';
+import { ConnackFirst } from './cluster-connack.js';
 import { openRedisConnections, probeRedis, type RedisConnections, redactedRedisUrl, redisDatabase } from './cluster-redis.js';
 import { boundClusterSessionQueues } from './cluster-session-bound.js';
 import { skipSupersededWills, TakeoversElsewhere, type WillStore } from './cluster-wills.js';
@@ -54,6 +55,8 @@ export interface ClusterOptions {
 }
 
 export const DEFAULT_CLUSTER_HEARTBEAT_MS = 5_000;
+/** How long a closing replica waits for Redis to take its clients' wills and unsubscriptions. */
+const CLOSE_GRACE_MS = 5_000;
 const DEFAULT_PREFIX = 'flotilla:';
 
 type Hooks = Pick<AedesOptions, 'authorizePublish' | 'authorizeSubscribe'>;
@@ -65,6 +68,8 @@ export interface BrokerCluster {
   hooks(hooks: Required<Hooks>): Required<Hooks>;
   /** Call once the broker exists: errors, the session queue bound, the will sweep. */
   attach(aedes: Aedes, maxQueuedMessages: number): void;
+  /** Wraps a new connection's client (after the subscriber guard): no delivery before its CONNACK (cluster-connack.ts). */
+  guard(client: Client): void;
   /** True if this connection was closed because its client id connected to another replica. */
   tookOverElsewhere(client: Client): boolean;
   /** Closes the broker (its clients' wills go out through Redis first), then the connections. */
@@ -78,7 +83,7 @@ const { MQEmitterRedisPrefix } = require('mqemitter-redis') as {
   MQEmitterRedisPrefix: new (
     prefix: string,
     options: { subConn: unknown; pubConn: unknown; concurrency: number; matchEmptyLevels: boolean },
-  ) => NonNullable<AedesOptions['mq']>;
+  ) => NonNullable<AedesOptions['mq']> & { state: NodeJS.EventEmitter };
 };
 
 /** Probes Redis (one clear error if it cannot be used), then builds the emitter and persistence on it. */
@@ -94,6 +99,11 @@ export async function connectCluster(options: ClusterOptions): Promise<BrokerClu
     concurrency: 0,
     matchEmptyLevels: true,
   });
+  // mqemitter-redis re-emits every connection error here, and an unheard 'error' ends the process:
+  // a Redis outage would crash the hub. The connections' own listeners log the outage once.
+  mq.state.on('error', () => {});
+  const emit = mq.emit.bind(mq);
+  mq.emit = (packet: Parameters<typeof emit>[0], done?: Parameters<typeof emit>[1]) => redis.whenListening(() => emit(packet, done));
   const takeovers = new TakeoversElsewhere();
   // Before Aedes registers its own listener on this pattern (cluster-wills.ts, case 2).
   mq.on('$SYS/+/new/clients', takeovers.onNewClient);
@@ -101,13 +111,14 @@ export async function connectCluster(options: ClusterOptions): Promise<BrokerClu
   skipSupersededWills(persistence as unknown as WillStore, redis.persistence);
   const heartbeatMs = options.heartbeatMs ?? DEFAULT_CLUSTER_HEARTBEAT_MS;
   log.info({ redis: redactedRedisUrl(options.url), prefix, heartbeatMs }, 'MQTT broker clustered on Redis');
-  return clusterOf(redis, { mq, persistence, heartbeatInterval: heartbeatMs }, takeovers, log);
+  return clusterOf(redis, { mq, persistence, heartbeatInterval: heartbeatMs }, takeovers, new ConnackFirst(), log);
 }
 
 function clusterOf(
   redis: RedisConnections,
   aedesOptions: BrokerCluster['aedesOptions'],
   takeovers: TakeoversElsewhere,
+  connackFirst: ConnackFirst,
   log: Logger,
 ): BrokerCluster {
   return {
@@ -123,6 +134,7 @@ function clusterOf(
     attach(aedes, maxQueuedMessages) {
       takeovers.attach(aedes.id, () => (aedes as unknown as { clients: Record<string, Client | undefined> }).clients);
       boundClusterSessionQueues(outgoingQueue(aedes), redis.persistence, maxQueuedMessages, log);
+      connackFirst.attach(aedes);
       // Unheard, an 'error' event ends the process.
       let reported = false;
       // Aedes' typings list no 'error' event, though aedes.js emits one (persistence failures, the will sweep).
@@ -131,11 +143,25 @@ function clusterOf(
         reported = !redis.up;
       });
     },
+    guard: (client) => connackFirst.guard(client),
     tookOverElsewhere: (client) => takeovers.has(client),
     async close(aedes) {
       redis.closing();
-      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      // Commands wait for Redis for ever (the offline queue), and closing clients unsubscribes
+      // through it: without Redis, fail them now; with it, bound the wait all the same.
+      if (!redis.up) redis.disconnect();
+      const closed = new Promise<void>((resolve) => aedes.close(() => resolve()));
+      let timer: NodeJS.Timeout | undefined;
+      const gaveUp = await Promise.race([
+        closed.then(() => false),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(true), CLOSE_GRACE_MS);
+        }),
+      ]);
+      clearTimeout(timer);
       redis.disconnect();
+      if (gaveUp) destroyConnections(aedes);
+      if (gaveUp) log.warn({ graceMs: CLOSE_GRACE_MS }, 'closing the clustered broker: Redis did not answer in time; closed without it');
     },
   };
 }
