@@ -43,13 +43,23 @@
  * hooks) with the same devices, each retaining a document of the hub's size
  * on its desired topic itself; no apply (nothing would answer it).
  *
- * The heap figures (V8's used heap and external memory, from the hub's
- * /metrics) are read at rest and idle, never during the fan-out: a scrape
- * costs the hub ~0.1 ms per device.
+ * `--node-flags "--max-semi-space-size=2 …"` starts the broker processes with
+ * these node flags (what the hub's memory costs with other V8 settings);
+ * `--clean-session` connects the devices with clean sessions (the agent asks
+ * for a persistent one: what the session costs the broker). `--hub-roots none`
+ * runs no hub (with --aedes: the reference alone).
+ *
+ * `--smaps DIR` copies each broker's /proc/PID/smaps there at rest and idle
+ * (where RSS that is neither V8's heap nor Buffers lives: malloc arenas,
+ * SQLite's page cache, code).
+ *
+ * Memory is read at rest and idle after a full garbage collection, which a
+ * probe preloaded into each broker process does when asked (gc-probe.mjs;
+ * loop-delay.mjs measures the hub's event-loop stalls during the fan-out).
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -74,6 +84,9 @@ const { values: args } = parseArgs({
     profile: { type: 'string' },
     'heap-snapshot': { type: 'string' },
     aedes: { type: 'boolean', default: false },
+    'node-flags': { type: 'string', default: '' },
+    'clean-session': { type: 'boolean', default: false },
+    smaps: { type: 'string' },
     'timeout-s': { type: 'string', default: '180' },
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -97,10 +110,16 @@ const SETTLE_MS = positiveInt('settle-s', args['settle-s'], 0) * 1000;
 const VERIFY_EVERY = positiveInt('verify-every', args['verify-every'], 0);
 const KEEPALIVE_S = positiveInt('keepalive-s', args['keepalive-s'], 0);
 const TIMEOUT_MS = positiveInt('timeout-s', args['timeout-s']) * 1000;
-const HUB_ROOTS = args['hub-roots'].split(',').map((root) => resolve(root));
+const HUB_ROOTS = args['hub-roots'] === 'none' ? [] : args['hub-roots'].split(',').map((root) => resolve(root));
+const NODE_FLAGS = args['node-flags'].split(' ').filter((flag) => flag !== '');
 const PROFILE_DIR = args.profile === undefined ? undefined : resolve(args.profile);
 const SNAPSHOT_DIR = args['heap-snapshot'] === undefined ? undefined : resolve(args['heap-snapshot']);
 const LABELS = { fanout: 'yes' };
+/** Preloaded into every broker process: garbage collection and memory on request, and the event loop's delay. */
+const PROBES = [
+  ...['--import', fileURLToPath(new URL('./fanout/gc-probe.mjs', import.meta.url))],
+  ...['--import', fileURLToPath(new URL('./telemetry/loop-delay.mjs', import.meta.url))],
+];
 const APP = 'fanout';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -126,10 +145,14 @@ async function startHub(root: string, dataDir: string): Promise<Hub> {
   const flags = ['--max-connect-rate', '0', '--max-connect-rate-per-address', '0', '--log-level', args['log-level']];
   const profile = PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR] : [];
   const snapshot = SNAPSHOT_DIR ? ['--heapsnapshot-signal=SIGUSR2', '--diagnostic-dir', SNAPSHOT_DIR] : [];
-  const child = spawn(process.execPath, [...profile, ...snapshot, join(root, 'cli/flotilla.js'), ...server.args, ...flags], {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...NODE_FLAGS, ...profile, ...snapshot, ...PROBES, join(root, 'cli/flotilla.js'), ...server.args, ...flags],
+    {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    },
+  );
   const proc = new ManagedProcess('hub', child);
   // The hub's log (info: a few lines per device) is read and dropped, not kept: 10,000 devices write megabytes.
   child.stdout?.removeAllListeners('data');
@@ -149,11 +172,42 @@ async function startHub(root: string, dataDir: string): Promise<Hub> {
   return { proc, url, mqttPort: server.mqttPort, pid: child.pid! };
 }
 
-/** V8's used heap and external memory (Buffers, off-heap), MiB, from the hub's own /metrics. */
-async function heapOf(hub: Hub): Promise<{ heapMiB: number; externalMiB: number }> {
-  const text = await (await fetch(`${hub.url}/metrics`)).text();
-  const gauge = (name: string) => Number(new RegExp(`^flotilla_hub_${name} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN) / 1024 / 1024;
-  return { heapMiB: gauge('nodejs_heap_size_used_bytes'), externalMiB: gauge('nodejs_external_memory_bytes') };
+interface ProbeReply {
+  type: string;
+}
+
+/** Asks a broker's preloaded probe (gc-probe.mjs, loop-delay.mjs) and waits for its answer. */
+function ask<T extends ProbeReply>(child: ChildProcess, type: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the broker did not answer ${type} in 30 s`)), 30_000);
+    const onMessage = (message: ProbeReply) => {
+      if (message?.type !== type) return;
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      resolve(message as T);
+    };
+    child.on('message', onMessage);
+    child.send({ type });
+  });
+}
+
+interface Memory {
+  rssKb: number;
+  anonKb: number;
+  heapMiB: number;
+  externalMiB: number;
+}
+
+/** The broker's memory after a full garbage collection: RSS (and its anonymous part) from /proc, V8's used heap and external memory from the process. */
+async function liveMemory(child: ChildProcess): Promise<Memory> {
+  const { heapUsed, external } = await ask<ProbeReply & { heapUsed: number; external: number }>(child, 'gc-memory');
+  const { rssKb, anonKb } = readMemory(child.pid!);
+  return { rssKb, anonKb, heapMiB: heapUsed / 1024 / 1024, externalMiB: external / 1024 / 1024 };
+}
+
+/** The broker event loop's longest and 99th-percentile delay since the last question, ms. */
+function loopDelay(child: ChildProcess): Promise<{ maxMs: number; p99Ms: number }> {
+  return ask<ProbeReply & { maxMs: number; p99Ms: number }>(child, 'loop-delay');
 }
 
 /** Has the hub write a heap snapshot (SIGUSR2, --heapsnapshot-signal) and waits until the file is complete. */
@@ -250,15 +304,15 @@ interface FanOut {
   hubCpuPct: number;
   simCpuS: number;
   rssPeakMiB: number;
+  /** The hub's longest event-loop stall from the POST to the last acknowledgement: what any other client waited at worst. */
+  loopMaxMs: number;
   loadavg1: number;
 }
 
-/** The process the devices connect to. */
+/** The process the devices connect to, with the probes preloaded. */
 interface Broker {
-  pid: number;
+  child: ChildProcess;
   mqttPort: number;
-  /** V8 heap figures; NaN where the process does not report them. */
-  heap(): Promise<{ heapMiB: number; externalMiB: number }>;
 }
 
 function quantile(sorted: readonly number[], q: number): number {
@@ -274,8 +328,8 @@ async function idleFleet(
   options: { hubKeyPem: string; verifyEvery: number; noHub: boolean },
 ): Promise<IdleMemory> {
   await sleep(Math.min(SETTLE_MS, 5000));
-  const rest = readMemory(broker.pid);
-  const restHeap = await broker.heap();
+  const rest = await liveMemory(broker.child);
+  saveSmaps(broker.child.pid!, `${target.replaceAll('/', '_')}-${run}-rest`);
   const width = String(DEVICES - 1).length;
   const ids = Array.from({ length: DEVICES }, (_, i) => `fan-${String(i).padStart(width, '0')}`);
   const connectStart = performance.now();
@@ -291,6 +345,7 @@ async function idleFleet(
       ids: share,
       connectRate: CONNECT_RATE / SIMS,
       keepaliveSeconds: KEEPALIVE_S,
+      persistent: !args['clean-session'],
       labels: LABELS,
       ...options,
     };
@@ -300,8 +355,8 @@ async function idleFleet(
   const connectS = (performance.now() - connectStart) / 1000;
   if (!args.json) console.error(`run ${run} (${target}): ${DEVICES} devices in in ${connectS.toFixed(1)} s`);
   await sleep(SETTLE_MS);
-  const idle = readMemory(broker.pid);
-  const idleHeap = await broker.heap();
+  const idle = await liveMemory(broker.child);
+  saveSmaps(broker.child.pid!, `${target.replaceAll('/', '_')}-${run}-idle`);
   return {
     target,
     run,
@@ -312,17 +367,24 @@ async function idleFleet(
     idleKiBPerDevice: (idle.rssKb - rest.rssKb) / DEVICES,
     anonRestMiB: rest.anonKb / 1024,
     anonIdleMiB: idle.anonKb / 1024,
-    heapRestMiB: restHeap.heapMiB,
-    heapIdleMiB: idleHeap.heapMiB,
-    externalRestMiB: restHeap.externalMiB,
-    externalIdleMiB: idleHeap.externalMiB,
+    heapRestMiB: rest.heapMiB,
+    heapIdleMiB: idle.heapMiB,
+    externalRestMiB: rest.externalMiB,
+    externalIdleMiB: idle.externalMiB,
   };
+}
+
+function saveSmaps(pid: number, name: string): void {
+  if (args.smaps === undefined) return;
+  mkdirSync(args.smaps, { recursive: true });
+  // Read, not copied: a /proc file's size is 0 to copyFile.
+  writeFileSync(join(args.smaps, `${name}.smaps`), readFileSync(`/proc/${pid}/smaps`));
 }
 
 /** The raw-Aedes reference: idle memory only. */
 async function measureAedes(run: number): Promise<IdleMemory> {
   const child = fork(fileURLToPath(new URL('./telemetry/aedes-relay.ts', import.meta.url)), ['0'], {
-    execArgv: ['--import', import.meta.resolve('tsx')],
+    execArgv: [...NODE_FLAGS, ...PROBES, '--import', import.meta.resolve('tsx')],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const sims: Simulator[] = [];
@@ -332,12 +394,15 @@ async function measureAedes(run: number): Promise<IdleMemory> {
   };
   cleanups.push(cleanup);
   try {
-    const mqttPort = await new Promise<number>((resolve) => child.once('message', (m: { mqttPort: number }) => resolve(m.mqttPort)));
-    const broker: Broker = {
-      pid: child.pid!,
-      mqttPort,
-      heap: async () => ({ heapMiB: Number.NaN, externalMiB: Number.NaN }),
-    };
+    const mqttPort = await new Promise<number>((resolve) => {
+      const onReady = (m: { type?: string; mqttPort: number }) => {
+        if (m?.type !== 'ready') return;
+        child.off('message', onReady);
+        resolve(m.mqttPort);
+      };
+      child.on('message', onReady);
+    });
+    const broker: Broker = { child, mqttPort };
     // Nobody signs the stand-in documents: nothing to verify.
     const { publicKey } = generateKeyPairSync('ed25519');
     const hubKeyPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
@@ -360,9 +425,8 @@ async function measureHub(hubRoot: string, run: number): Promise<{ idle: IdleMem
   cleanups.push(cleanup);
   try {
     hub = await startHub(hubRoot, join(dir, 'hub'));
-    const started = hub;
     const { hubKey } = (await (await fetch(`${hub.url}/api/v1/hub/key`)).json()) as { hubKey: string };
-    const broker: Broker = { pid: hub.pid, mqttPort: hub.mqttPort, heap: () => heapOf(started) };
+    const broker: Broker = { child: hub.proc.child, mqttPort: hub.mqttPort };
     const idle = await idleFleet(broker, label(hubRoot), run, sims, { hubKeyPem: hubKey, verifyEvery: VERIFY_EVERY, noHub: false });
     if (SNAPSHOT_DIR) {
       mkdirSync(SNAPSHOT_DIR, { recursive: true });
@@ -388,6 +452,7 @@ async function fanOut(hub: Hub, target: string, run: number, sims: readonly Simu
     rssPeak = Math.max(rssPeak, readMemory(hub.pid).rssKb);
   }, 200);
   const simCpu0 = await simCpu(sims);
+  await loopDelay(hub.proc.child);
   const hubTicks0 = readCpuTicks(hub.pid);
   const applyAt = wallNow();
   const spec = {
@@ -417,6 +482,7 @@ async function fanOut(hub: Hub, target: string, run: number, sims: readonly Simu
     await sleep(100);
   }
   clearInterval(sampler);
+  const loop = await loopDelay(hub.proc.child);
   const acks = reports.flatMap((r) => r.ackedAt.filter((t) => t > 0).map((t) => (t - applyAt) / 1000)).sort((a, b) => a - b);
   const recvs = reports.flatMap((r) => r.receivedAt.filter((t) => t > 0).map((t) => (t - applyAt) / 1000)).sort((a, b) => a - b);
   const spanS = acks.at(-1) ?? Number.NaN;
@@ -447,6 +513,7 @@ async function fanOut(hub: Hub, target: string, run: number, sims: readonly Simu
     hubCpuPct: (hubCpuS / spanS) * 100,
     simCpuS,
     rssPeakMiB: rssPeak / 1024,
+    loopMaxMs: loop.maxMs,
     loadavg1: loadavg()[0]!,
   };
 }
@@ -481,13 +548,13 @@ async function main(): Promise<void> {
     `fanout: node ${process.version}, ${report.cpus} CPUs, ${DEVICES} devices in ${SIMS} simulator process(es), connect ${CONNECT_RATE}/s`,
   );
   console.log(
-    '| hub | run | ack p50 / p90 / p99 / all s | recv p50 / p99 s | POST ms | acked / counted | hub CPU s (% of a core) | sim CPU s | RSS peak MiB | load |',
+    '| hub | run | ack p50 / p90 / p99 / all s | recv p50 / p99 s | POST ms | acked / counted | hub CPU s (% of a core) | sim CPU s | hub loop max ms | RSS peak MiB | load |',
   );
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of fanOuts) {
     const bad = r.badSignatures > 0 ? ` (${r.badSignatures} bad signatures)` : '';
     console.log(
-      `| ${r.target} | ${r.run} | ${s(r.ackP50S)} / ${s(r.ackP90S)} / ${s(r.ackP99S)} / ${s(r.ackAllS)} | ${s(r.recvP50S)} / ${s(r.recvP99S)} | ${r.postMs.toFixed(0)} | ${r.acked} / ${r.counted}${bad} | ${r.hubCpuS.toFixed(1)} (${r.hubCpuPct.toFixed(0)} %) | ${r.simCpuS.toFixed(1)} | ${r.rssPeakMiB.toFixed(1)} | ${r.loadavg1.toFixed(2)} |`,
+      `| ${r.target} | ${r.run} | ${s(r.ackP50S)} / ${s(r.ackP90S)} / ${s(r.ackP99S)} / ${s(r.ackAllS)} | ${s(r.recvP50S)} / ${s(r.recvP99S)} | ${r.postMs.toFixed(0)} | ${r.acked} / ${r.counted}${bad} | ${r.hubCpuS.toFixed(1)} (${r.hubCpuPct.toFixed(0)} %) | ${r.simCpuS.toFixed(1)} | ${r.loopMaxMs.toFixed(0)} | ${r.rssPeakMiB.toFixed(1)} | ${r.loadavg1.toFixed(2)} |`,
     );
   }
   console.log(`\nbroker process at rest → with ${DEVICES} idle devices, MiB (KiB per device):`);

@@ -39,6 +39,8 @@ export type SimCommand =
       hubKeyPem: string;
       verifyEvery: number;
       keepaliveSeconds: number;
+      /** A persistent session, as the agent connects (false: clean sessions). */
+      persistent: boolean;
       labels: Record<string, string>;
       /**
        * A broker without a hub (the raw-Aedes reference): nobody issues
@@ -193,7 +195,7 @@ async function connectDevice(cmd: Extract<SimCommand, { type: 'start' }>, id: st
     host: cmd.host,
     port: cmd.port,
     clientId: id,
-    persistent: true,
+    persistent: cmd.persistent,
     keepaliveSeconds: cmd.keepaliveSeconds,
     will: {
       topic: topics.device(id, 'status'),
