@@ -11,9 +11,10 @@
  *   `checkIntervalMs`; a check that fails or times out, or any error or close on the connection,
  *   ends leadership at once, before anything else is tried.
  * - The server frees a partitioned leader's lock only once it has given up on the session, and
- *   this session tells it to wait for that at least `serverGiveUpMs` (TCP keepalives and
- *   tcp_user_timeout, set below), longer than the `checkIntervalMs + checkTimeoutMs` the old leader
- *   takes to step down: so a partitioned leader has stopped before another replica can take over.
+ *   the session asks it to give up only after `checkIntervalMs + checkTimeoutMs + 1 s` of silence
+ *   plus three keepalive probes a second apart (tcp_user_timeout likewise, for an answer left
+ *   unacknowledged): longer than the `checkIntervalMs + checkTimeoutMs` the old leader takes to step
+ *   down, so a partitioned leader has stopped before another replica can take over.
  * - A replica that takes the lock waits `takeoverDelayMs` (default `checkIntervalMs +
  *   checkTimeoutMs`), still checking its session, before it leads: when the old leader's session
  *   was ended by the server (terminated, or the server restarted) rather than by a partition, the

@@ -60,8 +60,12 @@ export interface PostgresServer {
   urlFor(database: string): string;
   /** A query as the superuser on the `postgres` database, on a connection of its own. */
   adminQuery<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<R[]>;
-  /** A new empty database owned by the hub role (a fresh one per test); returns its URL. */
-  createDatabase(name?: string): Promise<string>;
+  /**
+   * A new empty database owned by the hub role (a fresh one per test); returns its URL. The cluster's
+   * own collation is C; `icuLocale` ('en-US') makes a database that sorts text like most production
+   * servers do, by language rules rather than by bytes.
+   */
+  createDatabase(name?: string, options?: { icuLocale?: string }): Promise<string>;
   /** Fast shutdown (SIGINT: clients are disconnected); the data dir stays for start(). */
   stop(): Promise<void>;
   /** SIGKILL to the server and all its backends, as a crash would; the data dir stays for start(). */
@@ -304,9 +308,11 @@ class PrivatePostgres implements PostgresServer {
     }
   }
 
-  async createDatabase(name = `test_${randomBytes(6).toString('hex')}`): Promise<string> {
+  async createDatabase(name = `test_${randomBytes(6).toString('hex')}`, { icuLocale }: { icuLocale?: string } = {}): Promise<string> {
     if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new Error(`not a plain database name: ${JSON.stringify(name)}`);
-    await this.adminQuery(`CREATE DATABASE ${name} OWNER ${this.user}`);
+    if (icuLocale !== undefined && !/^[A-Za-z0-9-]+$/.test(icuLocale)) throw new Error(`not an ICU locale: ${JSON.stringify(icuLocale)}`);
+    const collation = icuLocale === undefined ? '' : ` TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '${icuLocale}' LOCALE 'C'`;
+    await this.adminQuery(`CREATE DATABASE ${name} OWNER ${this.user}${collation}`);
     return this.urlFor(name);
   }
 
