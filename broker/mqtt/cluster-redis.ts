@@ -67,13 +67,16 @@ export async function probeRedis(url: string): Promise<void> {
     maxRetriesPerRequest: 0,
     enableOfflineQueue: false,
   });
-  // The rejection below carries the error; ioredis would also print it unhandled.
-  probe.on('error', () => {});
+  // The connection's own error says why (ECONNREFUSED, a TLS failure); connect() only rejects with "Connection is closed".
+  let cause: Error | undefined;
+  probe.on('error', (err: Error) => {
+    cause ??= err;
+  });
   try {
     await probe.connect();
     await probe.ping();
   } catch (err) {
-    const message = (err as Error).message;
+    const message = (cause ?? (err as Error)).message;
     const reason = /WRONGPASS|NOAUTH|invalid password|invalid username/i.test(message)
       ? `refused the login: ${message}`
       : `is unreachable: ${message}`;

@@ -22,8 +22,9 @@
  *   without an outgoing-queue entry, so the client's PUBREC finds "unknown
  *   key" and the connection is closed, at every SUBSCRIBE. Subscriptions
  *   are granted at most QoS 1 here (MQTT 3.1.1 section 3.8.4: the server
- *   may grant a lower QoS than asked), so no delivery takes the QoS 2 path; Flotilla's
- *   own topics are QoS 1 anyway.
+ *   may grant a lower QoS than asked), and a session's queue holds messages
+ *   at most at QoS 1, so no delivery takes the QoS 2 path; Flotilla's own
+ *   topics are QoS 1 anyway. Clients may still publish at QoS 2.
  * - **All retained messages in one hash** (`retained`). A device's own
  *   desired topic is an HGET (no index needed, unlike the memory
  *   persistence: retained-index.ts is not used here); a wildcard SUBSCRIBE
@@ -38,7 +39,7 @@
 import { createRequire } from 'node:module';
 import type { Aedes, AedesOptions, Client } from 'aedes';
 import type { Logger } from 'pino';
-import { destroyConnections, outgoingQueue } from './aedes-internals.js';
+import { destroyConnections, type OutgoingQueue, outgoingQueue } from './aedes-internals.js';
 import { ConnackFirst } from './cluster-connack.js';
 import { openRedisConnections, probeRedis, type RedisConnections, redactedRedisUrl, redisDatabase } from './cluster-redis.js';
 import { boundClusterSessionQueues } from './cluster-session-bound.js';
@@ -127,12 +128,15 @@ function clusterOf(
       authorizePublish: takeovers.authorizePublish(authorizePublish),
       authorizeSubscribe: (client, subscription, done) =>
         authorizeSubscribe(client, subscription, (err, granted) => {
-          if (err || !granted) return done(err, granted);
-          done(null, granted.qos > 1 ? { ...granted, qos: 1 } : granted);
+          // In place: Aedes stores the SUBSCRIBE's own objects in the session, which a reconnect restores.
+          // (Its SUBACK still says what was asked: Aedes takes the granted QoS from the request.)
+          if (granted && granted.qos > 1) granted.qos = 1;
+          done(err, granted);
         }),
     }),
     attach(aedes, maxQueuedMessages) {
       takeovers.attach(aedes.id, () => (aedes as unknown as { clients: Record<string, Client | undefined> }).clients);
+      queueAtMostQoS1(outgoingQueue(aedes));
       boundClusterSessionQueues(outgoingQueue(aedes), redis.persistence, maxQueuedMessages, log);
       connackFirst.attach(aedes);
       // Unheard, an 'error' event ends the process.
@@ -164,4 +168,20 @@ function clusterOf(
       if (gaveUp) log.warn({ graceMs: CLOSE_GRACE_MS }, 'closing the clustered broker: Redis did not answer in time; closed without it');
     },
   };
+}
+
+/**
+ * A persistent session's queue keeps a message at the QoS it was published
+ * with, and replays it so (aedes-persistence-redis does not lower it to the
+ * subscription's): with every subscription at most QoS 1, so is the queue.
+ */
+function queueAtMostQoS1(persistence: OutgoingQueue): void {
+  const enqueueCombi = persistence.outgoingEnqueueCombi.bind(persistence);
+  const enqueue = persistence.outgoingEnqueue.bind(persistence);
+  const atMost1 = (packet: unknown) => {
+    const { qos } = packet as { qos?: number };
+    return qos !== undefined && qos > 1 ? { ...(packet as object), qos: 1 } : packet;
+  };
+  persistence.outgoingEnqueueCombi = (subs, packet) => enqueueCombi(subs, atMost1(packet));
+  persistence.outgoingEnqueue = (sub, packet) => enqueue(sub, atMost1(packet));
 }

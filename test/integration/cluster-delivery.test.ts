@@ -97,7 +97,9 @@ describe('broker replicas on Redis', () => {
     const back = await client(c, { clientId: 'dev-2', clean: false });
     const inbox = new Inbox(back);
     await inbox.waitFor(commands, (p) => p.n === 3);
-    expect(inbox.on(commands).map((m) => (m.json as { n: number }).n)).toEqual([1, 2, 3]);
+    // At least once, in order: a message still on its way from B when the session is restored
+    // arrives live as well as from the queue (Aedes acknowledges QoS 1 before it relays).
+    expect([...new Set(inbox.on(commands).map((m) => (m.json as { n: number }).n))]).toEqual([1, 2, 3]);
   });
 
   it('shows a subscriber on C the telemetry a device publishes on A, and nothing twice', async () => {
