@@ -45,6 +45,7 @@
  * s estimated as calls × one hash's time measured alone in the broker process
  * before the storm.
  */
+
 import { type ChildProcess, fork } from 'node:child_process';
 import crypto from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -58,15 +59,15 @@ import type { AedesOptions } from 'aedes';
 import mqtt from 'mqtt';
 import pino from 'pino';
 import { DEFAULT_RECONNECT, reconnectDelay } from '../agent/reconnect-backoff.js';
-import { AccountStore } from '../broker/auth/accounts.js';
 import { Authenticator } from '../broker/auth/authenticator.js';
-import { DeviceCredentialStore } from '../broker/auth/device-credentials.js';
 import { hashSecret, randomToken, verifySecret } from '../broker/auth/hashing.js';
 import { createAccessControl } from '../broker/mqtt/access.js';
 import { createConnectionAdmission } from '../broker/mqtt/admission.js';
 import { startBroker } from '../broker/mqtt/broker.js';
 import { chainPreConnect } from '../broker/mqtt/hooks.js';
-import { openDatabase } from '../broker/store/db.js';
+import { SqliteAccountStore } from '../broker/store/sqlite/accounts.js';
+import { openDatabase } from '../broker/store/sqlite/db.js';
+import { SqliteDeviceCredentialStore } from '../broker/store/sqlite/device-credentials.js';
 import { Topics } from '../shared/index.js';
 import { Signal } from '../shared/signal.js';
 import { positiveInt } from './int-arg.js';
@@ -172,8 +173,8 @@ async function runBroker(setup: BrokerSetup): Promise<void> {
   let registerMs = 0;
   let hashMs = 0;
   if (db) {
-    const accounts = new AccountStore(db);
-    const credentials = new DeviceCredentialStore(db);
+    const accounts = new SqliteAccountStore(db);
+    const credentials = new SqliteDeviceCredentialStore(db);
     if (setup.auth === 'credentials') {
       const registerStart = performance.now();
       const hashes = await Promise.all(setup.secrets.map((secret) => hashSecret(secret)));
@@ -198,8 +199,8 @@ async function runBroker(setup: BrokerSetup): Promise<void> {
     const access = createAccessControl({
       authenticator,
       owners: {
-        isRegisteredDevice: (id) => credentials.get(id) !== undefined,
-        isAccount: (name) => accounts.get(name) !== undefined,
+        isRegisteredDevice: async (id) => (await credentials.get(id)) !== undefined,
+        isAccount: async (name) => (await accounts.get(name)) !== undefined,
       },
       topics: new Topics(),
       logger,

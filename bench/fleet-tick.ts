@@ -15,6 +15,7 @@
  *
  *   npx tsx bench/fleet-tick.ts [--devices 1000,5000] [--runs 20]
  */
+
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,9 +24,9 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { FleetFeed } from '../broker/fleet/feed.js';
 import { MetricsHistory, startMetricsHistory } from '../broker/fleet/history.js';
-import { openDatabase } from '../broker/store/db.js';
-import { DeviceStore } from '../broker/store/devices.js';
 import { SecretCipher } from '../broker/store/secret-cipher.js';
+import { openDatabase } from '../broker/store/sqlite/db.js';
+import { SqliteDeviceStore } from '../broker/store/sqlite/devices.js';
 import { TelemetryIngest } from '../broker/telemetry/ingest.js';
 import { TELEMETRY_MIGRATIONS } from '../broker/telemetry/migrations.js';
 import { TelemetryStore } from '../broker/telemetry/store.js';
@@ -43,7 +44,7 @@ const APPS = ['thermo', 'gateway', 'logger'];
 
 function fleet(dir: string, count: number) {
   const db = openDatabase(join(dir, 'hub.db'));
-  const devices = new DeviceStore(db, new SecretCipher(randomBytes(32)));
+  const devices = new SqliteDeviceStore(db, new SecretCipher(randomBytes(32)));
   const latest = new Map<string, MetricsSample>();
   const history = new MetricsHistory();
   const ids = Array.from({ length: count }, (_, i) => `dev-${String(i).padStart(5, '0')}`);
@@ -99,16 +100,16 @@ for (const count of args.devices.split(',').filter(Boolean).map(Number)) {
         tickMs: 3_600_000,
       });
       let start = process.hrtime.bigint();
-      const { snapshot, stop } = feed.follow(() => undefined);
+      const { snapshot, stop } = await feed.follow(() => undefined);
       cold.push(ms(start));
       firstBytes = Buffer.byteLength(JSON.stringify({ items: snapshot }));
       start = process.hrtime.bigint();
-      feed.refresh();
+      await feed.refresh();
       quiet.push(ms(start));
       for (let i = 0; i < count; i += 10) f.sample(f.ids[(i + run) % count]!);
       for (let i = 0; i < count; i += 50) f.report(f.ids[(i + run) % count]!);
       start = process.hrtime.bigint();
-      const changes = feed.refresh();
+      const changes = await feed.refresh();
       busy.push(ms(start));
       if (changes.items.length < count / 10) throw new Error(`expected ≥ ${count / 10} changed rows, got ${changes.items.length}`);
       stop();

@@ -72,11 +72,11 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
     logger.info({ component: 'hub' }, 'hub stopped');
   };
   try {
-    const stores = openHubStores(config, { logger, now, secretsKey: deps.secretsKey }, closer);
-    const telemetry = startTelemetry(config, logger, closer, stores.devices.presence().length);
+    const stores = await openHubStores(config, { logger, now, secretsKey: deps.secretsKey }, closer);
+    const telemetry = startTelemetry(config, logger, closer, (await stores.devices.presence()).length);
     const { authenticator, loginDelay } = authentication(config, stores, logger);
     const { protocolVersions, telemetryEncodings } = deps;
-    const remote = remoteAccess(stores, telemetry, new Topics(config.topicRoot), logger, now, closer);
+    const remote = await remoteAccess(stores, telemetry, new Topics(config.topicRoot), logger, now, closer);
     const mqttDeps = {
       stores,
       telemetry,
@@ -145,7 +145,7 @@ function hubApi(
   now: () => Date,
   protocolVersions: readonly number[] | undefined,
 ): HubApi {
-  const { db, apps, devices, secrets, rollouts, accounts, credentials, tokens, audit } = stores;
+  const { apps, devices, secrets, rollouts, accounts, credentials, tokens, audit } = stores;
   return createApi({
     apps,
     devices,
@@ -159,7 +159,7 @@ function hubApi(
       now: () => now().getTime(),
       linkBytes: (id) => mqtt.linkBytes.get(id),
     }),
-    auth: authMethods({ db, accounts, credentials, tokens, devices, disconnect: mqtt.disconnect }),
+    auth: authMethods({ accounts, credentials, tokens, devices, disconnect: mqtt.disconnect }),
     audit: auditMethods({ audit, now: () => now().getTime() }),
     revocations: credentials,
     idClashes: mqtt.clashes,

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Ajv } from 'ajv';
 import { pino } from 'pino';
-import { openDatabase } from '../../broker/store/db.js';
+import { openDatabase } from '../../broker/store/sqlite/db.js';
 import { TelemetryIngest } from '../../broker/telemetry/ingest.js';
 import { TELEMETRY_MIGRATIONS } from '../../broker/telemetry/migrations.js';
 import { TelemetryStore } from '../../broker/telemetry/store.js';

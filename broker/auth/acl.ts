@@ -65,12 +65,12 @@ export function clientIdProblem(clientId: string): string | undefined {
 /** Who owns which client ids, as the hub knows it at CONNECT. */
 export interface ClientIdOwners {
   /** A device id with credentials (current or revoked). */
-  isRegisteredDevice(id: string): boolean;
-  isAccount(name: string): boolean;
+  isRegisteredDevice(id: string): Promise<boolean>;
+  isAccount(name: string): Promise<boolean>;
 }
 
 /** May `identity` connect with `clientId`? Undefined if so, else why not. */
-export function clientIdRefusal(identity: Identity, clientId: string, owners: ClientIdOwners): string | undefined {
+export async function clientIdRefusal(identity: Identity, clientId: string, owners: ClientIdOwners): Promise<string | undefined> {
   // MQTT 3.1.1 lets a clean-session client send no id and have the server
   // assign one [MQTT-3.1.3-6] (Aedes: `aedes_<uuid>`, which nobody owns), and
   // mosquitto_sub/pub do so by default. Only anonymous clients, on a hub that
@@ -93,10 +93,10 @@ export function clientIdRefusal(identity: Identity, clientId: string, owners: Cl
   }
 }
 
-function ownedBySomeone(clientId: string, owners: ClientIdOwners): string | undefined {
-  if (owners.isRegisteredDevice(clientId)) return 'client id belongs to a registered device';
+async function ownedBySomeone(clientId: string, owners: ClientIdOwners): Promise<string | undefined> {
+  if (await owners.isRegisteredDevice(clientId)) return 'client id belongs to a registered device';
   const dot = clientId.indexOf('.');
-  if (owners.isAccount(dot < 0 ? clientId : clientId.slice(0, dot))) return 'client id belongs to a service account';
+  if (await owners.isAccount(dot < 0 ? clientId : clientId.slice(0, dot))) return 'client id belongs to a service account';
   return undefined;
 }
 

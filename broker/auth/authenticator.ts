@@ -56,7 +56,7 @@ export class Authenticator {
   }
 
   async login(username: string | undefined, password: Buffer | undefined, certCommonName?: string): Promise<LoginResult> {
-    const byCertificate = certCommonName === undefined ? undefined : this.byCertificate(certCommonName, username);
+    const byCertificate = certCommonName === undefined ? undefined : await this.byCertificate(certCommonName, username);
     if (byCertificate) return byCertificate;
     if (username === undefined) {
       return this.deps.allowAnonymous
@@ -70,12 +70,12 @@ export class Authenticator {
         ? { ok: true, identity: { kind: 'account', name: username, role: 'viewer', dashboard: true } }
         : { ok: false, reason: 'wrong password' };
     }
-    const account = this.deps.accounts.get(username);
+    const account = await this.deps.accounts.get(username);
     if (account) {
       if (accountOfKey(secret) !== account.name) return { ok: false, reason: 'wrong API key' };
       return this.checkKey(account, secret);
     }
-    const device = this.deps.credentials.get(username);
+    const device = await this.deps.credentials.get(username);
     if (device) {
       if (device.revokedAt !== null) return { ok: false, reason: 'device revoked' };
       const verdict = await this.verifier.verify(`device:${device.deviceId}`, secret, device.secretHash);
@@ -84,7 +84,7 @@ export class Authenticator {
         return { ok: false, reason: 'wrong device secret' };
       }
       // Revoked while the hash was being checked: the revocation wins.
-      if (this.deps.credentials.get(username)?.revokedAt !== null) return { ok: false, reason: 'device revoked' };
+      if ((await this.deps.credentials.get(username))?.revokedAt !== null) return { ok: false, reason: 'device revoked' };
       return { ok: true, identity: { kind: 'device', deviceId: device.deviceId } };
     }
     return { ok: false, reason: 'unknown username' };
@@ -99,7 +99,7 @@ export class Authenticator {
     if (!match) return { ok: false, reason: 'not a bearer token' };
     const key = match[1]!;
     const name = accountOfKey(key);
-    const account = name === undefined ? undefined : this.deps.accounts.get(name);
+    const account = name === undefined ? undefined : await this.deps.accounts.get(name);
     if (!account) return { ok: false, reason: 'unknown account' };
     return this.checkKey(account, key);
   }
@@ -109,14 +109,14 @@ export class Authenticator {
     if (verdict === 'busy') return BUSY;
     if (!verdict) return { ok: false, reason: 'wrong API key' };
     // Deleted (or re-created) while the hash was being checked: the current row decides.
-    const current = this.deps.accounts.get(account.name);
+    const current = await this.deps.accounts.get(account.name);
     if (current?.keyHash !== account.keyHash) return { ok: false, reason: 'account deleted' };
     return { ok: true, identity: { kind: 'account', name: current.name, role: current.role } };
   }
 
   /** Undefined when the CN names no registered device: the certificate then says nothing, the password decides. */
-  private byCertificate(cn: string, username: string | undefined): LoginResult | undefined {
-    const device = this.deps.credentials.get(cn);
+  private async byCertificate(cn: string, username: string | undefined): Promise<LoginResult | undefined> {
+    const device = await this.deps.credentials.get(cn);
     if (!device) return undefined;
     if (username !== undefined && username !== cn) return { ok: false, reason: 'username differs from the certificate CN' };
     if (device.revokedAt !== null) return { ok: false, reason: 'device revoked' };

@@ -13,11 +13,13 @@ export const ADMIN_KEY_FILE = 'admin.key';
 export const BOOTSTRAP_ADMIN = 'admin';
 
 /** Returns the key file's path if one was written now. */
-export function ensureAdmin(accounts: AccountStore, dataDir: string, logger: Logger): string | undefined {
-  if (accounts.admins() > 0) return undefined;
+export async function ensureAdmin(accounts: AccountStore, dataDir: string, logger: Logger): Promise<string | undefined> {
+  if ((await accounts.admins()) > 0) return undefined;
   // An `admin` of a lower role (made by hand) gives way: the bootstrap account is the admin.
-  accounts.delete(BOOTSTRAP_ADMIN);
-  const key = accounts.create(BOOTSTRAP_ADMIN, 'admin');
+  await accounts.delete(BOOTSTRAP_ADMIN);
+  const key = await accounts.create(BOOTSTRAP_ADMIN, 'admin');
+  // Two replicas bootstrapping one database at once: the other wrote the key file of its own data dir.
+  if (key === undefined) return undefined;
   const path = join(dataDir, ADMIN_KEY_FILE);
   // Replaces the key of an admin that was deleted: only the new key logs in.
   writePrivateFile(path, `${key}\n`, { replace: true });

@@ -19,7 +19,6 @@ import type { Logger } from 'pino';
 import { DeviceId, Labels, validate } from '../../shared/index.js';
 import { ApiError } from '../dispatcher/errors.js';
 import { type RawRoute, readBody } from '../http/server.js';
-import type { Db } from '../store/db.js';
 import type { DeviceStore } from '../store/devices.js';
 import type { AccountStore } from './accounts.js';
 import type { DeviceCredentialStore } from './device-credentials.js';
@@ -38,7 +37,6 @@ const RegisterRequest = Type.Object(
 );
 
 export interface RegisterDeps {
-  db: Db;
   tokens: TokenStore;
   credentials: DeviceCredentialStore;
   accounts: Pick<AccountStore, 'get'>;
@@ -73,36 +71,28 @@ export function registerRoute(deps: RegisterDeps): RawRoute {
         await sleep(wait);
         throw new ApiError('unauthorized', `registration token refused: ${reason}`);
       };
-      // Checked before the (slow) hash and again inside the transaction, which is what counts.
-      const first = deps.tokens.check(token);
+      // Checked before the (slow) hash; consuming a use is what counts.
+      const first = await deps.tokens.check(token);
       if (!first.ok) return refuse(first.reason);
       const deviceId = checked.value.deviceId ?? `dev-${randomBytes(5).toString('hex')}`;
       const secret = randomToken(32);
       const secretHash = await hashSecret(secret);
-      const outcome = deps.db.transaction(() => {
-        const current = deps.tokens.check(token);
-        if (!current.ok) return { refused: current.reason as string };
-        const taken = deps.credentials.get(deviceId);
-        // A revoked id stays claimed: a new device under it would take over the revoked one's row (labels, desired state).
-        if (taken?.revokedAt) {
-          throw new ApiError(
-            'conflict',
-            `device "${deviceId}" was revoked (${taken.revokedAt}) and its id cannot be reused: choose another --device-id`,
-          );
-        }
-        if (taken) throw new ApiError('conflict', `device "${deviceId}" is already registered`);
-        const account = accountClash(deviceId, deps.accounts);
-        if (account) throw new ApiError('conflict', `device id "${deviceId}" clashes with service account "${account}"`);
-        if (!deps.tokens.consume(current.token.id)) return { refused: 'used up' };
-        deps.credentials.create(deviceId, secretHash);
-        deps.devices.ensure(deviceId);
-        const existing = deps.devices.get(deviceId)!.operatorLabels;
-        deps.devices.setOperatorLabels(deviceId, { ...existing, ...labels, ...current.token.labels });
-        return { tokenId: current.token.id };
-      })() as { refused: string } | { tokenId: string };
-      if ('refused' in outcome) return refuse(outcome.refused);
+      await refuseTakenId(deviceId, deps);
+      const current = await deps.tokens.check(token);
+      if (!current.ok) return refuse(current.reason);
+      const tokenId = current.token.id;
+      if (!(await deps.tokens.consume(tokenId))) return refuse('used up');
+      // The id's row is the lock: of two registrations racing for one id, one inserts it, the other gets its use back.
+      if (!(await deps.credentials.create(deviceId, secretHash))) {
+        await deps.tokens.refund(tokenId);
+        await refuseTakenId(deviceId, deps);
+        throw new ApiError('conflict', `device "${deviceId}" is already registered`);
+      }
+      await deps.devices.ensure(deviceId);
+      const existing = (await deps.devices.get(deviceId))?.operatorLabels ?? {};
+      await deps.devices.setOperatorLabels(deviceId, { ...existing, ...labels, ...current.token.labels });
       deps.desiredMayHaveChanged();
-      log.info({ deviceId, tokenId: outcome.tokenId, address }, 'device registered with a token');
+      log.info({ deviceId, tokenId, address }, 'device registered with a token');
       const { port, tlsPort } = deps.mqttPorts();
       send(res, 200, {
         deviceId,
@@ -112,6 +102,21 @@ export function registerRoute(deps: RegisterDeps): RawRoute {
       });
     },
   };
+}
+
+/** Refuses an id a registered or revoked device, or a service account, holds. */
+async function refuseTakenId(deviceId: string, deps: Pick<RegisterDeps, 'credentials' | 'accounts'>): Promise<void> {
+  const taken = await deps.credentials.get(deviceId);
+  // A revoked id stays claimed: a new device under it would take over the revoked one's row (labels, desired state).
+  if (taken?.revokedAt) {
+    throw new ApiError(
+      'conflict',
+      `device "${deviceId}" was revoked (${taken.revokedAt}) and its id cannot be reused: choose another --device-id`,
+    );
+  }
+  if (taken) throw new ApiError('conflict', `device "${deviceId}" is already registered`);
+  const account = await accountClash(deviceId, deps.accounts);
+  if (account) throw new ApiError('conflict', `device id "${deviceId}" clashes with service account "${account}"`);
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {

@@ -7,7 +7,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Labels } from '../../shared/index.js';
-import type { Db } from '../store/db.js';
 import { randomToken, sha256Hex } from './hashing.js';
 
 export const TOKEN_PREFIX = 'flt-reg-';
@@ -22,90 +21,33 @@ export interface StoredToken {
   createdAt: string;
 }
 
-interface TokenRow {
-  id: string;
-  token_hash: string;
-  labels: string;
-  max_uses: number;
-  uses: number;
-  expires_at: string;
-  revoked_at: string | null;
-  created_at: string;
-}
-
 /** Why a token cannot be used (undefined: it can). */
 export type TokenRefusal = 'unknown' | 'revoked' | 'expired' | 'used up';
 
-export class TokenStore {
-  private readonly insert;
-  private readonly selectAll;
-  private readonly selectOne;
-  private readonly selectByHash;
-  private readonly revokeOne;
-  private readonly use;
-
-  constructor(
-    db: Db,
-    private readonly now: () => Date = () => new Date(),
-  ) {
-    this.insert = db.prepare(
-      'INSERT INTO registration_tokens (id, token_hash, labels, max_uses, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?)',
-    );
-    this.selectAll = db.prepare<[], TokenRow>('SELECT * FROM registration_tokens ORDER BY created_at, id');
-    this.selectOne = db.prepare<[string], TokenRow>('SELECT * FROM registration_tokens WHERE id = ?');
-    this.selectByHash = db.prepare<[string], TokenRow>('SELECT * FROM registration_tokens WHERE token_hash = ?');
-    this.revokeOne = db.prepare('UPDATE registration_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?');
-    this.use = db.prepare('UPDATE registration_tokens SET uses = uses + 1 WHERE id = ? AND uses < max_uses');
-  }
-
+export interface TokenStore {
   /** Returns the stored token and its value (shown once). */
-  create(options: { labels: Labels; maxUses: number; expiresInSeconds: number }): { token: string; stored: StoredToken } {
-    const id = randomBytes(6).toString('hex');
-    const token = `${TOKEN_PREFIX}${randomToken(24)}`;
-    const now = this.now();
-    const expiresAt = new Date(now.getTime() + options.expiresInSeconds * 1000).toISOString();
-    this.insert.run(id, sha256Hex(token), JSON.stringify(options.labels), options.maxUses, expiresAt, now.toISOString());
-    return { token, stored: this.get(id)! };
-  }
-
-  get(id: string): StoredToken | undefined {
-    const row = this.selectOne.get(id);
-    return row && toToken(row);
-  }
-
-  list(): StoredToken[] {
-    return this.selectAll.all().map(toToken);
-  }
-
-  revoke(id: string): boolean {
-    return this.revokeOne.run(this.now().toISOString(), id).changes > 0;
-  }
-
-  /** The token a value names, if it may be used now. Call inside the transaction that then calls `consume`. */
-  check(token: string): { ok: true; token: StoredToken } | { ok: false; reason: TokenRefusal } {
-    const row = this.selectByHash.get(sha256Hex(token));
-    if (!row) return { ok: false, reason: 'unknown' };
-    const stored = toToken(row);
-    if (stored.revokedAt !== null) return { ok: false, reason: 'revoked' };
-    if (Date.parse(stored.expiresAt) <= this.now().getTime()) return { ok: false, reason: 'expired' };
-    if (stored.uses >= stored.maxUses) return { ok: false, reason: 'used up' };
-    return { ok: true, token: stored };
-  }
-
+  create(options: { labels: Labels; maxUses: number; expiresInSeconds: number }): Promise<{ token: string; stored: StoredToken }>;
+  get(id: string): Promise<StoredToken | undefined>;
+  list(): Promise<StoredToken[]>;
+  revoke(id: string): Promise<boolean>;
+  /** The token a value names, if it may be used now (`consume` is what counts: it may be used up meanwhile). */
+  check(token: string): Promise<{ ok: true; token: StoredToken } | { ok: false; reason: TokenRefusal }>;
   /** Counts one use; false if the token was used up meanwhile. */
-  consume(id: string): boolean {
-    return this.use.run(id).changes > 0;
-  }
+  consume(id: string): Promise<boolean>;
+  /** Gives back a use `consume` counted for a registration that then failed. */
+  refund(id: string): Promise<void>;
 }
 
-function toToken(row: TokenRow): StoredToken {
-  return {
-    id: row.id,
-    labels: JSON.parse(row.labels) as Labels,
-    maxUses: row.max_uses,
-    uses: row.uses,
-    expiresAt: row.expires_at,
-    revokedAt: row.revoked_at,
-    createdAt: row.created_at,
-  };
+/** A new token's id, value and the SHA-256 the store keeps of it. */
+export function newToken(): { id: string; token: string; tokenHash: string } {
+  const token = `${TOKEN_PREFIX}${randomToken(24)}`;
+  return { id: randomBytes(6).toString('hex'), token, tokenHash: sha256Hex(token) };
+}
+
+/** Why `stored` cannot be used at `now`; undefined when it can. */
+export function tokenRefusal(stored: StoredToken, now: Date): TokenRefusal | undefined {
+  if (stored.revokedAt !== null) return 'revoked';
+  if (Date.parse(stored.expiresAt) <= now.getTime()) return 'expired';
+  if (stored.uses >= stored.maxUses) return 'used up';
+  return undefined;
 }

@@ -7,7 +7,10 @@
  *
  * Stages: decode → run → respond. Every request that can be correlated gets
  * an answer, an invalid one too (`invalid_request`, or `correlationId: null`
- * when not even that could be read); nothing here throws.
+ * when not even that could be read); nothing here throws. One client's
+ * requests run one after another, in the order they arrived, as they did
+ * when the stores answered synchronously: an apply followed by a get reads
+ * what the apply wrote.
  */
 import type { Logger } from 'pino';
 import { ApiRequest, type ApiResponse, decode, formatIssues } from '../../shared/index.js';
@@ -26,15 +29,23 @@ export type ApiRequestHandler = (clientId: string, payload: Buffer) => void;
 
 export function apiRequestHandler({ api, respond, logger }: ApiRequestDeps): ApiRequestHandler {
   const log = logger.child({ component: 'api-requests' });
+  /** Each client's requests still running or waiting: the tail of its chain. */
+  const running = new Map<string, Promise<void>>();
   return (clientId, payload) => {
     if (payload.length === 0) {
       log.warn({ clientId }, 'empty API request dropped');
       return;
     }
-    respond(clientId, answer(clientId, payload));
+    const next = (running.get(clientId) ?? Promise.resolve())
+      .then(async () => respond(clientId, await answer(clientId, payload)))
+      .catch((err: unknown) => log.error({ clientId, err }, 'answering an API request failed'));
+    running.set(clientId, next);
+    void next.finally(() => {
+      if (running.get(clientId) === next) running.delete(clientId);
+    });
   };
 
-  function answer(clientId: string, payload: Buffer): ApiResponse {
+  async function answer(clientId: string, payload: Buffer): Promise<ApiResponse> {
     const result = decode(ApiRequest, payload);
     if (!result.ok) {
       // Answer when we can tell who asked; a caller waiting on its correlation id learns why.
@@ -48,7 +59,7 @@ export function apiRequestHandler({ api, respond, logger }: ApiRequestDeps): Api
     }
     const { correlationId, method, params } = result.value;
     try {
-      const response: ApiResponse = { correlationId, ok: true, result: api.call(method, params) };
+      const response: ApiResponse = { correlationId, ok: true, result: await api.call(method, params) };
       log.info({ clientId, method, correlationId }, 'API request served');
       return response;
     } catch (err) {

@@ -45,17 +45,17 @@ export function createApi(deps: ApiDeps) {
   };
 
   /** Params checked against the method's declared schema before its handler sees them. */
-  function run<M extends ApiMethodName>(name: M, params: unknown): ApiResult<M> {
+  async function run<M extends ApiMethodName>(name: M, params: unknown): Promise<ApiResult<M>> {
     const checked = validate(API[name].params, params ?? {});
     if (!checked.ok) throw ApiError.invalid('invalid_request', `params for ${name}`, checked.issues);
     const handler: ApiHandlers[M] = handlers[name];
     return handler(checked.value);
   }
 
-  /** Runs a method by name with untrusted params; throws ApiError on any caller mistake (an unknown method too). */
-  function call<M extends ApiMethodName>(name: M, params: unknown): ApiResult<M>;
-  function call(name: string, params: unknown): unknown;
-  function call(name: string, params: unknown): unknown {
+  /** Runs a method by name with untrusted params; rejects with ApiError on any caller mistake (an unknown method too). */
+  function call<M extends ApiMethodName>(name: M, params: unknown): Promise<ApiResult<M>>;
+  function call(name: string, params: unknown): Promise<unknown>;
+  async function call(name: string, params: unknown): Promise<unknown> {
     if (!isApiMethod(name)) throw new ApiError('unknown_method', `unknown method "${name}"`);
     return run(name, params);
   }

@@ -8,6 +8,7 @@ import { ApiError } from './errors.js';
 import type { ApiHandlersFor } from './method.js';
 import type { Rollouts } from './rollouts.js';
 import { resolveSecrets, SecretRefError } from './scheduling.js';
+import { secretValues } from './secret-values.js';
 import { appDetail, appHistory, appRevision, appSummary } from './views.js';
 
 export type AppMethodName =
@@ -38,11 +39,12 @@ export function appMethods(deps: AppMethodDeps): ApiHandlersFor<AppMethodName> {
   const { apps, devices, secrets, rollouts } = deps;
 
   /** A spec fit to become current: valid by today's schema, its secrets all present. */
-  function checkSpec(spec: unknown, what: string): AppSpec {
+  async function checkSpec(spec: unknown, what: string): Promise<AppSpec> {
     const result = validateAppSpec(spec);
     if (!result.ok) throw ApiError.invalid('invalid_spec', what, result.issues);
+    const secret = await secretValues(secrets, [result.value]);
     try {
-      resolveSecrets(result.value, (name) => secrets.get(name));
+      resolveSecrets(result.value, secret);
     } catch (err) {
       if (err instanceof SecretRefError) {
         throw ApiError.invalid('invalid_spec', what, [{ path: err.path, message: err.message }]);
@@ -53,19 +55,19 @@ export function appMethods(deps: AppMethodDeps): ApiHandlersFor<AppMethodName> {
   }
 
   return {
-    'apps.apply': ({ spec }) => {
-      const checked = checkSpec(spec, 'app spec');
-      const { revision, changed } = apps.apply(checked);
+    'apps.apply': async ({ spec }) => {
+      const checked = await checkSpec(spec, 'app spec');
+      const { revision, changed } = await apps.apply(checked);
       if (changed) {
-        rollouts.onNewRevision(checked.name);
+        await rollouts.onNewRevision(checked.name);
         deps.desiredMayHaveChanged();
       }
       return { name: checked.name, revision, changed };
     },
 
     /** Swap the current revision in even where the app holds its update lock. */
-    'apps.force': ({ name }) => {
-      const revision = apps.force(name);
+    'apps.force': async ({ name }) => {
+      const revision = await apps.force(name);
       if (revision === undefined) throw ApiError.notFound('app', name);
       deps.desiredMayHaveChanged();
       return { name, revision, forced: true };
@@ -75,24 +77,24 @@ export function appMethods(deps: AppMethodDeps): ApiHandlersFor<AppMethodName> {
      * Devices never retry a revision that failed its health gate; a retry is
      * the same spec as a new revision (kubectl's `rollout restart` habit).
      */
-    'apps.retry': ({ name }) => {
-      const app = apps.get(name);
+    'apps.retry': async ({ name }) => {
+      const app = await apps.get(name);
       if (!app) throw ApiError.notFound('app', name);
-      const { revision } = apps.apply(app.spec, `retry of ${app.revision}`, { evenIfUnchanged: true });
+      const { revision } = await apps.apply(app.spec, `retry of ${app.revision}`, { evenIfUnchanged: true });
       deps.desiredMayHaveChanged();
       return { name, revision, retryOf: app.revision };
     },
 
-    'apps.history': ({ name }) => {
-      const app = apps.get(name);
+    'apps.history': async ({ name }) => {
+      const app = await apps.get(name);
       if (!app) throw ApiError.notFound('app', name);
-      return appHistory(name, app.revision, apps.revisions(name));
+      return appHistory(name, app.revision, await apps.revisions(name));
     },
 
-    'apps.revision': ({ name, revision }) => {
-      const app = apps.get(name);
+    'apps.revision': async ({ name, revision }) => {
+      const app = await apps.get(name);
       if (!app) throw ApiError.notFound('app', name);
-      const stored = apps.revision(name, revision);
+      const stored = await apps.revision(name, revision);
       if (!stored) throw new ApiError('not_found', `app "${name}" has no revision ${revision}`);
       return appRevision(name, app.revision, stored);
     },
@@ -102,17 +104,17 @@ export function appMethods(deps: AppMethodDeps): ApiHandlersFor<AppMethodName> {
      * history only grows and devices, which never accept an older desired
      * document, simply converge to the next one.
      */
-    'apps.rollback': ({ name, toRevision }) => {
-      const app = apps.get(name);
+    'apps.rollback': async ({ name, toRevision }) => {
+      const app = await apps.get(name);
       if (!app) throw ApiError.notFound('app', name);
-      const target = toRevision ?? apps.previousRevision(name, app.revision);
+      const target = toRevision ?? (await apps.previousRevision(name, app.revision));
       if (target === undefined) throw new ApiError('invalid_request', `app "${name}" has no revision before ${app.revision}`);
-      const stored = apps.revision(name, target);
+      const stored = await apps.revision(name, target);
       if (!stored) throw new ApiError('not_found', `app "${name}" has no revision ${target}`);
-      const spec = checkSpec(stored.spec, `app spec of revision ${target}`);
-      const { revision, changed } = apps.apply(spec, `rollback to ${target}`);
+      const spec = await checkSpec(stored.spec, `app spec of revision ${target}`);
+      const { revision, changed } = await apps.apply(spec, `rollback to ${target}`);
       if (changed) {
-        rollouts.onNewRevision(name);
+        await rollouts.onNewRevision(name);
         deps.desiredMayHaveChanged();
       }
       return { name, revision, changed, rolledBackTo: target };
@@ -121,39 +123,39 @@ export function appMethods(deps: AppMethodDeps): ApiHandlersFor<AppMethodName> {
     /** The app's newest rollout: phase, and every device's place in it. */
     'rollouts.status': ({ name }) => rollouts.status(name),
 
-    'rollouts.pause': ({ name }) => {
-      const status = rollouts.pause(name);
+    'rollouts.pause': async ({ name }) => {
+      const status = await rollouts.pause(name);
       deps.desiredMayHaveChanged();
       return status;
     },
 
-    'rollouts.resume': ({ name }) => {
-      const status = rollouts.resume(name);
+    'rollouts.resume': async ({ name }) => {
+      const status = await rollouts.resume(name);
       deps.desiredMayHaveChanged();
       return status;
     },
 
     /** Every device back on the revision it ran before; the app's current revision stays the new one. */
-    'rollouts.abort': ({ name }) => {
-      const status = rollouts.abort(name);
+    'rollouts.abort': async ({ name }) => {
+      const status = await rollouts.abort(name);
       deps.desiredMayHaveChanged();
       return status;
     },
 
-    'apps.list': () => {
-      const all = devices.list();
-      return { items: apps.list().map((app) => appSummary(app, all)) };
+    'apps.list': async () => {
+      const all = await devices.list();
+      return { items: (await apps.list()).map((app) => appSummary(app, all)) };
     },
 
-    'apps.get': ({ name }) => {
-      const app = apps.get(name);
+    'apps.get': async ({ name }) => {
+      const app = await apps.get(name);
       if (!app) throw ApiError.notFound('app', name);
-      return appDetail(app, devices.list());
+      return appDetail(app, await devices.list());
     },
 
-    'apps.delete': ({ name }) => {
-      if (!apps.delete(name)) throw ApiError.notFound('app', name);
-      rollouts.forget(name);
+    'apps.delete': async ({ name }) => {
+      if (!(await apps.delete(name))) throw ApiError.notFound('app', name);
+      await rollouts.forget(name);
       deps.desiredMayHaveChanged();
       return { name, deleted: true };
     },

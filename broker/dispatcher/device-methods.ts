@@ -8,9 +8,9 @@ import { type DeviceNotes, deviceView } from './views.js';
 export type DeviceMethodName = 'devices.list' | 'devices.get' | 'devices.label';
 
 export interface Revocations {
-  revokedAt(deviceId: string): string | undefined;
+  revokedAt(deviceId: string): Promise<string | undefined>;
   /** Every revoked device → when: one query for a whole device list. */
-  revoked(): ReadonlyMap<string, string>;
+  revoked(): Promise<ReadonlyMap<string, string>>;
 }
 
 export interface DeviceMethodDeps {
@@ -29,19 +29,19 @@ export function deviceMethods(deps: DeviceMethodDeps): ApiHandlersFor<DeviceMeth
   const notes = (id: string, revoked: string | undefined): DeviceNotes => ({ revokedAt: revoked, idClash: deps.idClashes?.get(id) });
 
   return {
-    'devices.list': () => {
-      const revoked = deps.revocations?.revoked() ?? new Map<string, string>();
-      return { items: devices.list().map((device) => deviceView(device, notes(device.id, revoked.get(device.id)))) };
+    'devices.list': async () => {
+      const revoked = (await deps.revocations?.revoked()) ?? new Map<string, string>();
+      return { items: (await devices.list()).map((device) => deviceView(device, notes(device.id, revoked.get(device.id)))) };
     },
 
-    'devices.get': ({ id }) => {
-      const device = devices.get(id);
+    'devices.get': async ({ id }) => {
+      const device = await devices.get(id);
       if (!device) throw ApiError.notFound('device', id);
-      return deviceView(device, notes(id, revokedAt(id)));
+      return deviceView(device, notes(id, await revokedAt(id)));
     },
 
-    'devices.label': ({ id, set, remove }) => {
-      const device = devices.get(id);
+    'devices.label': async ({ id, set, remove }) => {
+      const device = await devices.get(id);
       if (!device) throw ApiError.notFound('device', id);
       const labels = { ...device.operatorLabels, ...set };
       // Removing a label the agent reports needs a tombstone, or it would come straight back.
@@ -49,9 +49,11 @@ export function deviceMethods(deps: DeviceMethodDeps): ApiHandlersFor<DeviceMeth
         if (key in device.reportedLabels) labels[key] = null;
         else delete labels[key];
       }
-      devices.setOperatorLabels(id, labels);
+      await devices.setOperatorLabels(id, labels);
       deps.desiredMayHaveChanged();
-      return deviceView(devices.get(id)!, notes(id, revokedAt(id)));
+      const labelled = await devices.get(id);
+      if (!labelled) throw ApiError.notFound('device', id);
+      return deviceView(labelled, notes(id, await revokedAt(id)));
     },
   };
 }

@@ -6,6 +6,9 @@
  *   devices/+/status  → record online/offline
  *   api/+/request     → handed to the API request router (api-requests.ts)
  *
+ * Device reports, fleet-wide syncs and rollout ticks run one at a time, in
+ * the order they arrived (the stores answer asynchronously): two passes never
+ * compute one device's next document at once, so no revision is issued twice.
  * and publishes each device's desired document, retained at QoS 1. A timer
  * advances rollouts too, so a device that never reports still times out.
  *
@@ -37,13 +40,13 @@ import {
   type Topics,
 } from '../../shared/index.js';
 import type { HubBus } from '../mqtt/hub-bus.js';
-import type { AppStore } from '../store/apps.js';
+import type { AppStore, StoredApp } from '../store/apps.js';
 import type { DeviceStore, StoredDevice } from '../store/devices.js';
 import type { SecretStore } from '../store/secrets.js';
 import type { ApiRequestHandler } from './api-requests.js';
-import type { Rollout } from './rollout-plan.js';
-import type { Rollouts } from './rollouts.js';
-import { desiredAppsFor, desiredHash, SecretRefError } from './scheduling.js';
+import type { RolloutSnapshot, Rollouts } from './rollouts.js';
+import { desiredAppsFor, desiredHash, type SecretLookup, SecretRefError } from './scheduling.js';
+import { secretValues } from './secret-values.js';
 
 export interface DispatcherDeps {
   bus: HubBus;
@@ -91,6 +94,9 @@ export class Dispatcher {
   private stopped = false;
   private restoreStartedAt: number | undefined;
   private restoreCount = 0;
+  /** The tail of the work chain: reports, syncs and ticks, one at a time. */
+  private work: Promise<void> = Promise.resolve();
+  private tickQueued = false;
 
   constructor(private readonly deps: DispatcherDeps) {
     this.log = deps.logger.child({ component: 'dispatcher' });
@@ -101,12 +107,21 @@ export class Dispatcher {
   async start(): Promise<void> {
     const { bus, topics } = this.deps;
     const filters = [topics.allDevices('state'), topics.allDevices('status'), topics.allApiRequests()];
+    // First in the work chain: reports that arrive while it runs wait behind it. A failure fails the start.
+    const restored = this.restoreStored();
+    this.work = restored.catch(() => undefined);
     await bus.subscribe(filters, (topic, payload) => this.route(topic, payload));
+    await restored;
+    this.rolloutTimer = setInterval(() => this.advanceRollouts(), this.deps.rolloutTickMs ?? 1000);
+    this.rolloutTimer.unref();
+  }
+
+  private async restoreStored(): Promise<void> {
     // Online flags from before a restart are stale: the broker's retained
     // status messages are gone with it. Devices say so again when they reconnect.
-    this.deps.devices.markAllOffline();
+    await this.deps.devices.markAllOffline();
     // Queued, not published here: the pump below sends them in chunks while start() returns.
-    for (const device of this.deps.devices.list()) {
+    for (const device of await this.deps.devices.list()) {
       if (device.desired) this.restore.set(device.id, device.desired);
     }
     this.restoreCount = this.restore.size;
@@ -114,15 +129,15 @@ export class Dispatcher {
       this.restoreStartedAt = performance.now();
       this.log.info({ devices: this.restoreCount, chunk: this.chunk }, 'republishing stored desired state, paced');
     }
-    this.syncAll();
-    this.rolloutTimer = setInterval(() => this.advanceRollouts(), this.deps.rolloutTickMs ?? 1000);
-    this.rolloutTimer.unref();
+    await this.syncAll();
   }
 
-  stop(): void {
+  /** Nothing new starts; resolves once what was running has finished. */
+  stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.rolloutTimer);
     this.rolloutTimer = undefined;
+    return this.work;
   }
 
   /** Desired documents computed but not yet handed to the broker (fresh and restored). */
@@ -134,13 +149,25 @@ export class Dispatcher {
     return Math.max(1, this.deps.desiredChunk ?? DESIRED_CHUNK);
   }
 
-  /** Moves rollouts on; a rollout that changed may change what devices must run. */
+  /** Re-plans the whole fleet now, behind anything queued; resolves once that pass has run. */
+  sync(): Promise<void> {
+    this.enqueue('re-planning desired state', () => this.syncAll());
+    return this.work;
+  }
+
+  /** Resolves once every report, sync and tick queued so far has run. */
+  idle(): Promise<void> {
+    return this.work;
+  }
+
+  /** Moves rollouts on (a tick waits if the previous one has not run yet); a rollout that changed may change what devices must run. */
   advanceRollouts(): void {
-    try {
-      if (this.deps.rollouts.advanceAll()) this.scheduleSync();
-    } catch (err) {
-      this.log.error({ err }, 'advancing rollouts failed');
-    }
+    if (this.tickQueued) return;
+    this.tickQueued = true;
+    this.enqueue('advancing rollouts', async () => {
+      this.tickQueued = false;
+      if (await this.deps.rollouts.advanceAll()) this.scheduleSync();
+    });
   }
 
   /** Coalesces bursts of changes (an apply, a relabel) into one pass over the fleet. */
@@ -148,20 +175,28 @@ export class Dispatcher {
     if (this.syncScheduled) return;
     this.syncScheduled = true;
     setImmediate(() => {
-      this.syncScheduled = false;
-      this.syncAll();
+      this.enqueue('re-planning desired state', () => {
+        this.syncScheduled = false;
+        return this.syncAll();
+      });
     });
   }
 
+  /** Runs `task` after everything queued before it; a failure is logged with `what`, and the chain goes on. */
+  private enqueue(what: string, task: () => Promise<void>): void {
+    this.work = this.work
+      .then(() => (this.stopped ? undefined : task()))
+      .catch((err: unknown) => this.log.error({ err }, `${what} failed`));
+  }
+
   /** Re-plans every device that has reported its state (see ingestStatus for why not the others). */
-  syncAll(): void {
-    const apps = this.deps.apps.list();
-    const rollouts = this.deps.rollouts.snapshot(apps);
+  private async syncAll(): Promise<void> {
+    const pass = await this.fleetPass();
     // Queue the whole pass first, so the first chunk is a full one rather than the first device alone.
     this.batching = true;
     try {
-      for (const device of this.deps.devices.list()) {
-        if (device.state) this.syncDevice(device, apps, rollouts);
+      for (const device of await this.deps.devices.list()) {
+        if (device.state) await this.syncDevice(device, pass);
       }
     } finally {
       this.batching = false;
@@ -169,21 +204,23 @@ export class Dispatcher {
     this.pump();
   }
 
+  /** What every device's plan is computed from, read once per pass: apps, their rollouts, the secrets they name. */
+  private async fleetPass(): Promise<FleetPass> {
+    const apps = await this.deps.apps.list();
+    const rollouts = await this.deps.rollouts.snapshot(apps);
+    const specs = [...apps.map((app) => app.spec)];
+    for (const { revisions } of rollouts.values()) for (const stored of revisions.values()) specs.push(stored.spec);
+    return { apps, rollouts, secret: await secretValues(this.deps.secrets, specs) };
+  }
+
   /** `device` as just read from the store: a fleet-wide pass reads every device once, not once more each. */
-  private syncDevice(
-    device: StoredDevice,
-    apps = this.deps.apps.list(),
-    rollouts: ReadonlyMap<string, Rollout> = this.deps.rollouts.snapshot(apps),
-  ): void {
+  private async syncDevice(device: StoredDevice, pass?: FleetPass): Promise<void> {
+    const { apps, rollouts, secret } = pass ?? (await this.fleetPass());
     const deviceId = device.id;
     let desiredApps: DesiredState['apps'];
     try {
-      desiredApps = desiredAppsFor(
-        device.id,
-        device.labels,
-        apps,
-        (name) => this.deps.secrets.get(name),
-        (app) => this.deps.rollouts.versionFor(app, device.id, rollouts),
+      desiredApps = desiredAppsFor(device.id, device.labels, apps, secret, (app) =>
+        this.deps.rollouts.versionFor(app, device.id, rollouts),
       );
     } catch (err) {
       if (!(err instanceof SecretRefError)) throw err;
@@ -205,7 +242,7 @@ export class Dispatcher {
       },
       this.deps.signingKey,
     );
-    this.deps.devices.recordDesired(desired, hash);
+    await this.deps.devices.recordDesired(desired, hash);
     this.publishDesired(desired);
     this.log.info(
       { deviceId, revision: desired.revision, apps: desiredApps.map((a) => `${a.name}@${a.revision}`) },
@@ -278,18 +315,18 @@ export class Dispatcher {
       if (parsed.kind === 'session') return;
       // A cleared retained message is not a report.
       if (payload.length === 0) return;
-      this.handle(parsed, payload);
+      this.enqueue(`handling ${parsed.channel} of device ${parsed.deviceId}`, () => this.handle(parsed, payload));
     } catch (err) {
       this.log.error({ topic, err }, 'message handler failed; message dropped');
     }
   }
 
-  private handle(parsed: Extract<ParsedTopic, { kind: 'device' }>, payload: Buffer): void {
-    if (parsed.channel === 'state') this.ingestState(parsed.deviceId, payload);
-    else if (parsed.channel === 'status') this.ingestStatus(parsed.deviceId, payload);
+  private async handle(parsed: Extract<ParsedTopic, { kind: 'device' }>, payload: Buffer): Promise<void> {
+    if (parsed.channel === 'state') await this.ingestState(parsed.deviceId, payload);
+    else if (parsed.channel === 'status') await this.ingestStatus(parsed.deviceId, payload);
   }
 
-  private ingestState(deviceId: string, payload: Buffer): void {
+  private async ingestState(deviceId: string, payload: Buffer): Promise<void> {
     const result = decode(DeviceState, payload);
     if (!result.ok) {
       this.drop('state', deviceId, formatIssues(result.issues));
@@ -300,17 +337,21 @@ export class Dispatcher {
       this.drop('state', deviceId, `deviceId "${state.deviceId}" does not match the topic`);
       return;
     }
-    const isNew = this.deps.devices.ensure(deviceId);
-    const before = this.deps.devices.get(deviceId)!;
-    this.deps.devices.recordState(state);
+    const { devices } = this.deps;
+    const isNew = await devices.ensure(deviceId);
+    const before = await devices.get(deviceId);
+    await devices.recordState(state);
     if (isNew) this.log.info({ deviceId, labels: state.labels }, 'device registered');
-    const labelsChanged = JSON.stringify(before.reportedLabels) !== JSON.stringify(state.labels);
-    const neverIssued = before.desiredHash === null;
-    if (neverIssued || labelsChanged || state.observedRevision > before.desiredRevision) this.syncDevice(this.deps.devices.get(deviceId)!);
+    const labelsChanged = JSON.stringify(before?.reportedLabels) !== JSON.stringify(state.labels);
+    const neverIssued = before?.desiredHash == null;
+    if (neverIssued || labelsChanged || state.observedRevision > (before?.desiredRevision ?? 0)) {
+      const after = await devices.get(deviceId);
+      if (after) await this.syncDevice(after);
+    }
     this.advanceRollouts();
   }
 
-  private ingestStatus(deviceId: string, payload: Buffer): void {
+  private async ingestStatus(deviceId: string, payload: Buffer): Promise<void> {
     const result = decode(DeviceStatus, payload);
     if (!result.ok) {
       this.drop('status', deviceId, formatIssues(result.issues));
@@ -319,12 +360,19 @@ export class Dispatcher {
     // A new device gets its first desired state only once its state report
     // arrives: that report carries the revision it already holds (from a hub
     // that lost its database, say), which the first revision must exceed.
-    this.deps.devices.ensure(deviceId);
-    this.deps.devices.recordOnline(deviceId, result.value.online);
+    await this.deps.devices.ensure(deviceId);
+    await this.deps.devices.recordOnline(deviceId, result.value.online);
     this.log.info({ deviceId, online: result.value.online }, result.value.online ? 'device online' : 'device offline');
   }
 
   private drop(channel: string, deviceId: string, reason: string): void {
     this.log.warn({ deviceId, channel, reason }, 'invalid message dropped');
   }
+}
+
+/** What one pass over the fleet computes every device's plan from. */
+interface FleetPass {
+  apps: readonly StoredApp[];
+  rollouts: RolloutSnapshot;
+  secret: SecretLookup;
 }

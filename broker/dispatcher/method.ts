@@ -4,13 +4,12 @@
  * checked) and returning the declared result. A table missing a method, one
  * with a misspelt name or a wrong result shape does not compile.
  *
- * Handlers are synchronous: the stores are synchronous SQLite, and the HTTP
- * follow streams rely on a backlog query and its subscription happening in
- * one synchronous step (broker/telemetry/follow.ts).
+ * A handler may answer at once or with a promise: the stores are
+ * asynchronous (SQLite or PostgreSQL behind one interface, broker/store/).
  */
 import type { ApiMethodName, ApiParams, ApiResult } from '../../shared/index.js';
 
-export type ApiHandler<M extends ApiMethodName> = (params: ApiParams<M>) => ApiResult<M>;
+export type ApiHandler<M extends ApiMethodName> = (params: ApiParams<M>) => ApiResult<M> | Promise<ApiResult<M>>;
 
 export type ApiHandlers = { [M in ApiMethodName]: ApiHandler<M> };
 

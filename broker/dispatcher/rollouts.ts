@@ -12,8 +12,8 @@
  */
 import type { Logger } from 'pino';
 import type { RolloutStatus } from '../../shared/index.js';
-import type { AppStore, StoredApp } from '../store/apps.js';
-import type { DeviceStore } from '../store/devices.js';
+import type { AppStore, StoredApp, StoredRevision } from '../store/apps.js';
+import type { DeviceStore, StoredDevice } from '../store/devices.js';
 import type { RolloutStore } from '../store/rollouts.js';
 import { ApiError } from './errors.js';
 import {
@@ -53,120 +53,150 @@ export class Rollouts {
    * spec asks for one and there is a revision to roll from; otherwise every
    * device takes the new revision at once and any older rollout is dropped.
    */
-  onNewRevision(name: string): void {
-    const app = this.deps.apps.get(name);
+  async onNewRevision(name: string): Promise<void> {
+    const app = await this.deps.apps.get(name);
     if (!app) return;
-    const existing = this.deps.rollouts.get(name);
+    const existing = await this.deps.rollouts.get(name);
     const policy = app.spec.spec.rollout;
-    const previous = this.deps.apps.previousRevision(name, app.revision);
+    const previous = await this.deps.apps.previousRevision(name, app.revision);
     if (!policy || previous === undefined) {
-      if (existing) this.deps.rollouts.delete(name);
+      if (existing) await this.deps.rollouts.delete(name);
       return;
     }
     const from = (id: string) => (existing ? assignedRevision(existing, id, previous) : previous);
-    const devices = this.matched(app).map((id) => ({ id, from: from(id) }));
+    const fleet = await this.fleet(app);
+    const devices = fleet.matched.map((id) => ({ id, from: from(id) }));
     const rollout = startRollout(
       { app: name, revision: app.revision, previousRevision: previous, policy, devices },
-      (id) => this.report(id, name),
+      fleet.report,
       this.now(),
     );
-    this.deps.rollouts.save(rollout);
+    await this.deps.rollouts.save(rollout);
     this.log.info({ app: name, revision: app.revision, previousRevision: previous, devices: devices.length }, 'rollout started');
   }
 
-  forget(name: string): void {
-    this.deps.rollouts.delete(name);
+  async forget(name: string): Promise<void> {
+    await this.deps.rollouts.delete(name);
   }
 
   /** Advances every active rollout; true when any changed (desired documents may need republishing). */
-  advanceAll(): boolean {
+  async advanceAll(): Promise<boolean> {
+    const active = await this.deps.rollouts.active();
+    if (active.length === 0) return false;
+    const devices = await this.deps.devices.list();
     let changed = false;
-    for (const rollout of this.deps.rollouts.active()) changed = this.advance(rollout) || changed;
+    for (const rollout of active) changed = (await this.advance(rollout, devices)) || changed;
     return changed;
   }
 
-  status(name: string): RolloutStatus {
-    return rolloutStatus(this.require(name));
+  async status(name: string): Promise<RolloutStatus> {
+    return rolloutStatus(await this.require(name));
   }
 
-  pause(name: string): RolloutStatus {
+  pause(name: string): Promise<RolloutStatus> {
     return this.transition(name, pauseRollout);
   }
 
-  resume(name: string): RolloutStatus {
+  resume(name: string): Promise<RolloutStatus> {
     return this.transition(name, resumeRollout);
   }
 
-  abort(name: string): RolloutStatus {
+  abort(name: string): Promise<RolloutStatus> {
     return this.transition(name, abortRollout);
   }
 
-  /** The newest rollout of each app that has one, for one pass over the fleet. */
-  snapshot(apps: readonly StoredApp[]): Map<string, Rollout> {
-    const map = new Map<string, Rollout>();
+  /**
+   * The newest rollout of each app that has one, with every older revision
+   * its devices are assigned, for one pass over the fleet: `versionFor` then
+   * looks nothing up.
+   */
+  async snapshot(apps: readonly StoredApp[]): Promise<RolloutSnapshot> {
+    const map = new Map<string, { rollout: Rollout; revisions: ReadonlyMap<number, StoredRevision> }>();
     for (const app of apps) {
-      const rollout = this.deps.rollouts.get(app.name);
-      if (rollout && rollout.revision === app.revision) map.set(app.name, rollout);
+      const rollout = await this.deps.rollouts.get(app.name);
+      if (!rollout || rollout.revision !== app.revision) continue;
+      const assigned = new Set([rollout.previousRevision, ...rollout.devices.map((d) => d.from)]);
+      assigned.delete(app.revision);
+      const revisions = new Map<number, StoredRevision>();
+      for (const revision of assigned) {
+        const stored = await this.deps.apps.revision(app.name, revision);
+        if (stored) revisions.set(revision, stored);
+      }
+      map.set(app.name, { rollout, revisions });
     }
     return map;
   }
 
-  /** The app as `deviceId` must run it: the current revision, or the older one its rollout assigns (looked up in history). */
-  versionFor(app: SchedulableApp, deviceId: string, rollouts: ReadonlyMap<string, Rollout>): SchedulableApp {
-    const rollout = rollouts.get(app.name);
-    if (!rollout) return app;
+  /** The app as `deviceId` must run it: the current revision, or the older one its rollout assigns (from the snapshot's history). */
+  versionFor(app: SchedulableApp, deviceId: string, rollouts: RolloutSnapshot): SchedulableApp {
+    const entry = rollouts.get(app.name);
+    if (!entry) return app;
+    const { rollout } = entry;
     const revision = assignedRevision(rollout, deviceId, rollout.previousRevision);
     if (revision === app.revision) return app;
-    const stored = this.deps.apps.revision(app.name, revision);
+    const stored = entry.revisions.get(revision);
     if (!stored) return app;
     // Scheduling stays the current revision's: which devices run the app is not rolled out.
     return { name: app.name, revision, spec: { ...app.spec, spec: stored.spec.spec } };
   }
 
-  private transition(name: string, step: (rollout: Rollout, now: Date) => Rollout): RolloutStatus {
+  private async transition(name: string, step: (rollout: Rollout, now: Date) => Rollout): Promise<RolloutStatus> {
     let rollout: Rollout;
     try {
-      rollout = step(this.require(name), this.now());
+      rollout = step(await this.require(name), this.now());
     } catch (err) {
       if (err instanceof RolloutTransitionError) throw new ApiError('invalid_request', `app "${name}": ${err.message}`);
       throw err;
     }
-    this.deps.rollouts.save(rollout);
+    await this.deps.rollouts.save(rollout);
     this.log.info({ app: name, revision: rollout.revision, phase: rollout.phase }, 'rollout changed by the operator');
-    this.advance(rollout);
+    await this.advance(rollout, await this.deps.devices.list());
     return this.status(name);
   }
 
-  private require(name: string): Rollout {
-    if (!this.deps.apps.get(name)) throw ApiError.notFound('app', name);
-    const rollout = this.deps.rollouts.get(name);
+  private async require(name: string): Promise<Rollout> {
+    if (!(await this.deps.apps.get(name))) throw ApiError.notFound('app', name);
+    const rollout = await this.deps.rollouts.get(name);
     if (!rollout) throw new ApiError('not_found', `app "${name}" has no rollout (its spec has no rollout block, or it has one revision)`);
     return rollout;
   }
 
-  private advance(rollout: Rollout): boolean {
-    const app = this.deps.apps.get(rollout.app);
+  private async advance(rollout: Rollout, devices: readonly StoredDevice[]): Promise<boolean> {
+    const app = await this.deps.apps.get(rollout.app);
     if (!app || app.revision !== rollout.revision) return false;
     const member = new Map(rollout.devices.map((d) => [d.id, d.from]));
-    const candidates: Candidate[] = this.matched(app).map((id) => ({ id, from: member.get(id) ?? rollout.previousRevision }));
-    const next = advanceRollout(rollout, candidates, (id) => this.report(id, app.name), this.now());
+    const fleet = fleetOf(app, devices);
+    const candidates: Candidate[] = fleet.matched.map((id) => ({ id, from: member.get(id) ?? rollout.previousRevision }));
+    const next = advanceRollout(rollout, candidates, fleet.report, this.now());
     if (next === rollout) return false;
-    this.deps.rollouts.save(next);
+    await this.deps.rollouts.save(next);
     if (next.phase !== rollout.phase) {
       this.log.info({ app: app.name, revision: next.revision, phase: next.phase, reason: next.reason }, `rollout ${next.phase}`);
     }
     return true;
   }
 
-  private matched(app: StoredApp): string[] {
-    return this.deps.devices
-      .list()
-      .filter((d) => d.state !== null && matches(app.spec.scheduling, d.id, d.labels))
-      .map((d) => d.id);
+  private async fleet(app: StoredApp): Promise<AppFleet> {
+    return fleetOf(app, await this.deps.devices.list());
   }
+}
 
-  private report(deviceId: string, app: string): AppReport | undefined {
-    const reported = this.deps.devices.get(deviceId)?.state?.apps.find((a) => a.name === app);
-    return reported ? { revision: reported.revision, phase: reported.phase } : undefined;
-  }
+/** Each app's rollout as one fleet pass reads it, with the older revisions it assigns. */
+export type RolloutSnapshot = ReadonlyMap<string, { rollout: Rollout; revisions: ReadonlyMap<number, StoredRevision> }>;
+
+/** The devices an app's scheduling selects (those that have reported state), and what any device reports of the app. */
+interface AppFleet {
+  matched: string[];
+  report: (deviceId: string) => AppReport | undefined;
+}
+
+function fleetOf(app: StoredApp, devices: readonly StoredDevice[]): AppFleet {
+  const byId = new Map(devices.map((d) => [d.id, d]));
+  return {
+    matched: devices.filter((d) => d.state !== null && matches(app.spec.scheduling, d.id, d.labels)).map((d) => d.id),
+    report: (deviceId) => {
+      const reported = byId.get(deviceId)?.state?.apps.find((a) => a.name === app.name);
+      return reported ? { revision: reported.revision, phase: reported.phase } : undefined;
+    },
+  };
 }

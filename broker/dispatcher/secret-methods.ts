@@ -5,6 +5,7 @@ import type { SecretStore } from '../store/secrets.js';
 import { ApiError } from './errors.js';
 import type { ApiHandlersFor } from './method.js';
 import { referencedSecrets, resolveSecrets, SecretRefError } from './scheduling.js';
+import { secretValues } from './secret-values.js';
 
 export type SecretMethodName = 'secrets.list' | 'secrets.set' | 'secrets.delete';
 
@@ -19,13 +20,13 @@ export function secretMethods(deps: SecretMethodDeps): ApiHandlersFor<SecretMeth
   const { apps, secrets } = deps;
 
   return {
-    'secrets.list': () => ({ items: secrets.list() }),
+    'secrets.list': async () => ({ items: await secrets.list() }),
 
     /**
      * `value` is text; `valueBase64` carries any bytes (a key file that is not
      * UTF-8). Either way at most 64 KiB, and the answer never echoes it.
      */
-    'secrets.set': ({ name, value, valueBase64 }) => {
+    'secrets.set': async ({ name, value, valueBase64 }) => {
       if ((value === undefined) === (valueBase64 === undefined)) {
         throw ApiError.invalid('invalid_request', 'params for secrets.set', [
           { path: '', message: 'must have exactly one of "value" or "valueBase64"' },
@@ -38,10 +39,11 @@ export function secretMethods(deps: SecretMethodDeps): ApiHandlersFor<SecretMeth
         ]);
       }
       // Checked before storing: a value an app cannot use (binary where env needs text) is refused, not half-deployed.
-      for (const app of apps.list()) {
+      for (const app of await apps.list()) {
         if (!referencedSecrets(app.spec).has(name)) continue;
+        const others = await secretValues(secrets, [app.spec]);
         try {
-          resolveSecrets(app.spec, (n) => (n === name ? bytes : secrets.get(n)));
+          resolveSecrets(app.spec, (n) => (n === name ? bytes : others(n)));
         } catch (err) {
           if (!(err instanceof SecretRefError)) throw err;
           if (err.secret === name) {
@@ -49,15 +51,15 @@ export function secretMethods(deps: SecretMethodDeps): ApiHandlersFor<SecretMeth
           }
         }
       }
-      secrets.set(name, bytes);
+      await secrets.set(name, bytes);
       deps.desiredMayHaveChanged();
       return { name };
     },
 
-    'secrets.delete': ({ name }) => {
-      const inUse = apps.list().find((app) => referencedSecrets(app.spec).has(name));
+    'secrets.delete': async ({ name }) => {
+      const inUse = (await apps.list()).find((app) => referencedSecrets(app.spec).has(name));
       if (inUse) throw new ApiError('invalid_request', `secret "${name}" is used by app "${inUse.name}"`);
-      if (!secrets.delete(name)) throw ApiError.notFound('secret', name);
+      if (!(await secrets.delete(name))) throw ApiError.notFound('secret', name);
       return { name, deleted: true };
     },
   };

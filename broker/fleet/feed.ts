@@ -14,23 +14,19 @@
  */
 import type { Logger } from 'pino';
 import type { DeviceState, FleetChanges, FleetRow, Labels, MetricsSample, OperatorLabels } from '../../shared/index.js';
-import type { FleetDeviceRow } from '../store/devices.js';
-import { effectiveLabels } from '../store/devices.js';
+import { type DeviceStore, effectiveLabels, type FleetDeviceRow } from '../store/devices.js';
 import type { MetricsHistory } from './history.js';
 import { type FleetRowInput, fleetChanges, fleetRow } from './rows.js';
 
 export const FLEET_TICK_MS = 1000;
 
 export interface FleetFeedDeps {
-  devices: {
-    fleetRows(): FleetDeviceRow[];
-    desiredApps(id: string): { name: string; revision: number }[] | null;
-  };
+  devices: Pick<DeviceStore, 'fleetRows' | 'desiredApps'>;
   /** The newest metrics sample of each device (TelemetryIngest.latest). */
   latest: ReadonlyMap<string, MetricsSample>;
   history: MetricsHistory;
   /** Every revoked device → when (one query a tick); without it, none is. */
-  revoked?: (() => ReadonlyMap<string, string>) | undefined;
+  revoked?: (() => Promise<ReadonlyMap<string, string>>) | undefined;
   /** Devices whose id two connections keep taking from each other; without it, none. */
   idClash?: ((deviceId: string) => boolean) | undefined;
   logger: Logger;
@@ -59,6 +55,8 @@ export class FleetFeed {
   private readonly listeners = new Set<FleetListener>();
   private timer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
+  /** The read in progress: reads never overlap, a second caller waits for the first and reads again. */
+  private reading: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly deps: FleetFeedDeps) {
     this.log = deps.logger.child({ component: 'fleet-feed' });
@@ -66,15 +64,17 @@ export class FleetFeed {
 
   /**
    * Every device now, and from the next tick on what changed, to `listener`.
-   * The snapshot and the subscription are one synchronous step, so the
-   * changes that follow are changes from exactly this snapshot.
+   * The snapshot is taken and the listener added in one synchronous step
+   * after the read, so the changes that follow are changes from exactly this snapshot.
    */
-  follow(listener: FleetListener): { snapshot: FleetRow[]; stop: () => void } {
+  async follow(listener: FleetListener): Promise<{ snapshot: FleetRow[]; stop: () => void }> {
     if (this.listeners.size === 0) {
       // Nobody followed: the last view is stale. Nobody to tell what changed, either.
-      this.refresh();
-      this.timer = setInterval(() => this.tick(), this.deps.tickMs ?? FLEET_TICK_MS);
-      this.timer.unref();
+      await this.refresh();
+      if (this.timer === undefined) {
+        this.timer = setInterval(() => void this.tick(), this.deps.tickMs ?? FLEET_TICK_MS);
+        this.timer.unref();
+      }
     }
     this.listeners.add(listener);
     const snapshot = [...this.entries.values()].map((entry) => entry.row);
@@ -86,11 +86,20 @@ export class FleetFeed {
   }
 
   /** Reads the fleet again; returns what changed since the last read. */
-  refresh(): FleetChanges {
-    const revoked = this.deps.revoked?.() ?? new Map<string, string>();
+  refresh(): Promise<FleetChanges> {
+    const read = this.reading.then(
+      () => this.read(),
+      () => this.read(),
+    );
+    this.reading = read;
+    return read;
+  }
+
+  private async read(): Promise<FleetChanges> {
+    const revoked = (await this.deps.revoked?.()) ?? new Map<string, string>();
     const next = new Map<string, Entry>();
-    for (const source of this.deps.devices.fleetRows()) {
-      next.set(source.id, this.entry(source, this.entries.get(source.id), revoked.get(source.id)));
+    for (const source of await this.deps.devices.fleetRows()) {
+      next.set(source.id, await this.entry(source, this.entries.get(source.id), revoked.get(source.id)));
     }
     const changes = fleetChanges(this.entries, next);
     this.entries = next;
@@ -111,10 +120,10 @@ export class FleetFeed {
     this.timer = undefined;
   }
 
-  private tick(): void {
+  private async tick(): Promise<void> {
     let changes: FleetChanges;
     try {
-      changes = this.refresh();
+      changes = await this.refresh();
     } catch (err) {
       this.log.error({ err }, 'reading the fleet failed; followers get the next tick');
       return;
@@ -123,7 +132,7 @@ export class FleetFeed {
     for (const listener of [...this.listeners]) listener(changes);
   }
 
-  private entry(source: FleetDeviceRow, before: Entry | undefined, revokedAt: string | undefined): Entry {
+  private async entry(source: FleetDeviceRow, before: Entry | undefined, revokedAt: string | undefined): Promise<Entry> {
     const { id } = source;
     const latest = this.deps.latest.get(id);
     const history = this.deps.history.get(id);
@@ -146,7 +155,8 @@ export class FleetFeed {
       : before.labels;
     const state =
       before && before.source.state === source.state ? before.state : source.state ? (JSON.parse(source.state) as DeviceState) : null;
-    const desired = before && before.source.desired_revision === source.desired_revision ? before.desired : this.desiredApps(id, before);
+    const desired =
+      before && before.source.desired_revision === source.desired_revision ? before.desired : await this.desiredApps(id, before);
     const input: FleetRowInput = {
       id,
       online: source.online === 1,
@@ -164,9 +174,9 @@ export class FleetFeed {
     return { source, latest, samples, revokedAt, idClash, labels, state, desired, row, json: JSON.stringify(row) };
   }
   /** One unreadable desired document must not stop the whole fleet's stream: that device shows its last known apps. */
-  private desiredApps(id: string, before: Entry | undefined): Entry['desired'] {
+  private async desiredApps(id: string, before: Entry | undefined): Promise<Entry['desired']> {
     try {
-      return this.deps.devices.desiredApps(id);
+      return await this.deps.devices.desiredApps(id);
     } catch (err) {
       this.log.warn({ deviceId: id, err }, 'cannot read the desired document; the fleet row keeps the last known apps');
       return before?.desired ?? null;

@@ -5,7 +5,7 @@
  * comments keep idle connections open. Same path and role as `devices.list`.
  */
 import { API, FLEET_EVENT, type FleetChanges, type FleetSnapshot } from '../../shared/index.js';
-import { isFollow, openEventStream } from '../http/event-stream.js';
+import { isFollow, openEventStream, type SendEvents } from '../http/event-stream.js';
 import { methodRoute } from '../http/routes.js';
 import type { RawRoute } from '../http/server.js';
 import type { FleetFeed } from './feed.js';
@@ -18,14 +18,19 @@ export function fleetFollowRoute(feed: FleetFeed): RawRoute {
     pattern: LIST.pattern,
     accepts: isFollow,
     role: API['devices.list'].role,
-    handle(req, res) {
+    async handle(req, res) {
+      // Changes that come before the stream is open wait here, behind the snapshot.
+      const early: FleetChanges[] = [];
+      let send: SendEvents | undefined;
+      const toEvents = (changes: readonly FleetChanges[]) => changes.map((data) => ({ event: FLEET_EVENT.changes, data }));
+      const { snapshot, stop } = await feed.follow((changes) => (send ? send(toEvents([changes])) : early.push(changes)));
+      const first: FleetSnapshot = { items: snapshot };
       openEventStream(
         req,
         res,
-        (send) => {
-          const { snapshot, stop } = feed.follow((changes: FleetChanges) => send([{ event: FLEET_EVENT.changes, data: changes }]));
-          const first: FleetSnapshot = { items: snapshot };
-          return { first: [{ event: FLEET_EVENT.all, data: first }], stop };
+        (sendEvents) => {
+          send = sendEvents;
+          return { first: [{ event: FLEET_EVENT.all, data: first }, ...toEvents(early)], stop };
         },
         'follower too slow; reconnect for the whole fleet',
       );

@@ -90,7 +90,7 @@ async function handle(
   if (auth) requireCall(await auth.identify(req), route.name);
   const match = path.match(route.pattern)!.map(decodePathPart) as RegExpMatchArray;
   const params = await requestParams(route, match, (optional) => readBody(req, optional), url.searchParams);
-  send(res, 200, api.call(route.name, params));
+  send(res, 200, await api.call(route.name, params));
 }
 
 function decodePathPart(part: string): string {

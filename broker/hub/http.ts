@@ -108,7 +108,6 @@ export async function startHubHttp(config: HubConfig, deps: HubHttpDeps, closer:
     whoamiRoute(),
     hubKeyRoute(stores.signingKey.publicKeyPem),
     registerRoute({
-      db: stores.db,
       tokens: stores.tokens,
       credentials: stores.credentials,
       accounts: stores.accounts,

@@ -69,8 +69,8 @@ export async function startHubMqtt(config: HubConfig, deps: HubMqttDeps, closer:
   const access = createAccessControl({
     authenticator: deps.authenticator,
     owners: {
-      isRegisteredDevice: (id) => stores.credentials.get(id) !== undefined,
-      isAccount: (name) => stores.accounts.get(name) !== undefined,
+      isRegisteredDevice: async (id) => (await stores.credentials.get(id)) !== undefined,
+      isAccount: async (name) => (await stores.accounts.get(name)) !== undefined,
     },
     topics,
     logger,
@@ -85,7 +85,7 @@ export async function startHubMqtt(config: HubConfig, deps: HubMqttDeps, closer:
     logger,
   });
   const clashes = new ClientIdClashes({
-    isDevice: (id) => stores.devices.get(id) !== undefined || stores.credentials.get(id) !== undefined,
+    isDevice: async (id) => (await stores.devices.get(id)) !== undefined || (await stores.credentials.get(id)) !== undefined,
     onClash: (clash) => {
       logger.warn({ component: 'hub', ...clash }, 'two connections use one device id');
       telemetry.ingest.hubEvent(clash.deviceId, {
@@ -99,8 +99,12 @@ export async function startHubMqtt(config: HubConfig, deps: HubMqttDeps, closer:
     logger,
     ...(deps.protocolVersions !== undefined ? { versions: deps.protocolVersions } : {}),
     onRefused: (refusal) => {
-      if (stores.devices.get(refusal.deviceId) === undefined) return;
-      telemetry.ingest.hubEvent(refusal.deviceId, { type: 'protocol-refused', message: refusalMessage(refusal) });
+      stores.devices.get(refusal.deviceId).then(
+        (device) => {
+          if (device) telemetry.ingest.hubEvent(refusal.deviceId, { type: 'protocol-refused', message: refusalMessage(refusal) });
+        },
+        (err: unknown) => logger.warn({ component: 'hub', deviceId: refusal.deviceId, err }, 'recording a protocol refusal failed'),
+      );
     },
   });
   const traffic = new BrokerTraffic(topics);

@@ -46,21 +46,21 @@ export interface SessionTimings {
   pingIntervalMs?: number;
 }
 
-export function remoteAccess(
+export async function remoteAccess(
   stores: HubStores,
   telemetry: HubTelemetry,
   topics: Topics,
   logger: Logger,
   now: () => Date,
   closer: Closer,
-): RemoteAccess {
+): Promise<RemoteAccess> {
   const registry = new SessionRegistry(() => now().getTime());
-  const orphans = stores.audit.closeOrphans('the hub stopped while the session ran');
+  const orphans = await stores.audit.closeOrphans('the hub stopped while the session ran');
   if (orphans > 0) logger.warn({ component: 'remote-access', sessions: orphans }, 'sessions left open by a hub that stopped were closed');
   const record = new SessionRecord({
     audit: stores.audit,
     hubEvent: (deviceId, event) => telemetry.ingest.hubEvent(deviceId, event),
-    isKnownDevice: (id) => stores.devices.get(id) !== undefined,
+    isKnownDevice: async (id) => (await stores.devices.get(id)) !== undefined,
     topics,
     logger,
     nowMs: () => now().getTime(),
@@ -102,7 +102,7 @@ export function remoteAccess(
         record,
         logger: log,
         auth: httpAuth(auth.authenticator, auth.loginDelay, logger),
-        isKnownDevice: (id) => stores.devices.get(id) !== undefined,
+        isKnownDevice: async (id) => (await stores.devices.get(id)) !== undefined,
         isConnected: (id) => connectedClient(mqtt.broker.aedes, id) !== undefined,
         ...(timings.pingIntervalMs !== undefined ? { pingIntervalMs: timings.pingIntervalMs } : {}),
       });

@@ -6,24 +6,30 @@ import type { KeyObject } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Closer } from '../../shared/closer.js';
-import { AccountStore } from '../auth/accounts.js';
+import type { AccountStore } from '../auth/accounts.js';
 import { ensureAdmin } from '../auth/bootstrap.js';
-import { DeviceCredentialStore } from '../auth/device-credentials.js';
-import { TokenStore } from '../auth/tokens.js';
+import type { DeviceCredentialStore } from '../auth/device-credentials.js';
+import type { TokenStore } from '../auth/tokens.js';
 import type { HubConfig } from '../config.js';
 import { Rollouts } from '../dispatcher/rollouts.js';
 import { loadOrCreateSigningKey, SIGNING_KEY_FILE } from '../dispatcher/signing-key.js';
-import { AuditStore } from '../remote/audit-store.js';
-import { AppStore } from '../store/apps.js';
-import { type Db, openDatabase } from '../store/db.js';
-import { DeviceStore } from '../store/devices.js';
-import { RolloutStore } from '../store/rollouts.js';
-import { openSecretsAtRest } from '../store/seal-at-rest.js';
-import { SecretStore } from '../store/secrets.js';
+import type { AuditStore } from '../remote/audit-store.js';
+import type { AppStore } from '../store/apps.js';
+import type { DeviceStore } from '../store/devices.js';
+import type { SecretStore } from '../store/secrets.js';
 import { SECRETS_KEY_ENV } from '../store/secrets-key.js';
+import { SqliteAccountStore } from '../store/sqlite/accounts.js';
+import { SqliteAppStore } from '../store/sqlite/apps.js';
+import { SqliteAuditStore } from '../store/sqlite/audit.js';
+import { openDatabase } from '../store/sqlite/db.js';
+import { SqliteDeviceCredentialStore } from '../store/sqlite/device-credentials.js';
+import { SqliteDeviceStore } from '../store/sqlite/devices.js';
+import { SqliteRolloutStore } from '../store/sqlite/rollouts.js';
+import { openSecretsAtRest } from '../store/sqlite/seal-at-rest.js';
+import { SqliteSecretStore } from '../store/sqlite/secrets.js';
+import { SqliteTokenStore } from '../store/sqlite/tokens.js';
 
 export interface HubStores {
-  db: Db;
   apps: AppStore;
   devices: DeviceStore;
   secrets: SecretStore;
@@ -43,7 +49,7 @@ export interface StoreDeps {
   secretsKey?: string | undefined;
 }
 
-export function openHubStores(config: HubConfig, { logger, now, secretsKey }: StoreDeps, closer: Closer): HubStores {
+export async function openHubStores(config: HubConfig, { logger, now, secretsKey }: StoreDeps, closer: Closer): Promise<HubStores> {
   // Before anything is opened: a refused key file (readable by others) stops the start with nothing to close.
   const signingKey = loadOrCreateSigningKey(config.dataDir);
   if (signingKey.created) {
@@ -57,20 +63,19 @@ export function openHubStores(config: HubConfig, { logger, now, secretsKey }: St
     envValue: secretsKey ?? process.env[SECRETS_KEY_ENV],
     logger,
   });
-  const apps = new AppStore(db, now);
-  const devices = new DeviceStore(db, cipher, now);
-  const accounts = new AccountStore(db, now);
-  ensureAdmin(accounts, config.dataDir, logger);
+  const apps = new SqliteAppStore(db, now);
+  const devices = new SqliteDeviceStore(db, cipher, now);
+  const accounts = new SqliteAccountStore(db, now);
+  await ensureAdmin(accounts, config.dataDir, logger);
   return {
-    db,
     apps,
     devices,
-    secrets: new SecretStore(db, cipher, now),
-    rollouts: new Rollouts({ apps, devices, rollouts: new RolloutStore(db), logger, now }),
+    secrets: new SqliteSecretStore(db, cipher, now),
+    rollouts: new Rollouts({ apps, devices, rollouts: new SqliteRolloutStore(db), logger, now }),
     accounts,
-    credentials: new DeviceCredentialStore(db, now),
-    tokens: new TokenStore(db, now),
-    audit: new AuditStore(db, now),
+    credentials: new SqliteDeviceCredentialStore(db, now),
+    tokens: new SqliteTokenStore(db, now),
+    audit: new SqliteAuditStore(db, now),
     signingKey: { privateKey: signingKey.privateKey, publicKeyPem: signingKey.publicKeyPem },
   };
 }

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { Closer } from '../../shared/closer.js';
 import type { HubConfig } from '../config.js';
 import { type MetricsHistory, startMetricsHistory } from '../fleet/history.js';
-import { openDatabase } from '../store/db.js';
+import { openDatabase } from '../store/sqlite/db.js';
 import { TelemetryIngest } from '../telemetry/ingest.js';
 import { TELEMETRY_MIGRATIONS } from '../telemetry/migrations.js';
 import { TelemetryStore } from '../telemetry/store.js';

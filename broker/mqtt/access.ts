@@ -150,7 +150,7 @@ export function createAccessControl(options: AccessControlOptions): AccessContro
             return done(refuse(BAD_USERNAME_OR_PASSWORD, 'bad user name or password'), false);
           }
           const identity = result.identity;
-          const refusal = clientIdRefusal(identity, clientId, owners);
+          const refusal = await clientIdRefusal(identity, clientId, owners);
           if (refusal) {
             log.warn({ clientId, ...describeIdentity(identity), reason: refusal }, 'MQTT client id refused');
             return done(refuse(IDENTIFIER_REJECTED, 'identifier rejected'), false);

@@ -19,7 +19,7 @@ import { remoteAddress } from './client-address.js';
 
 export interface IdClashOptions {
   /** Only device ids are watched: a service reconnecting under its name is its own business. */
-  isDevice: (clientId: string) => boolean;
+  isDevice: (clientId: string) => Promise<boolean>;
   onClash: (clash: IdClash) => void;
   now?: () => number;
   threshold?: number;
@@ -98,8 +98,18 @@ export class ClientIdClashes {
   /** A preConnect hook (first in the chain: it refuses nothing). */
   readonly preConnect = (client: Client, packet: ConnectPacket, done: (err: Error | null, ok: boolean) => void): void => {
     const holder = packet.clientId ? this.connected.get(packet.clientId) : undefined;
-    if (holder && this.options.isDevice(packet.clientId)) this.contested.set(client, holder);
-    done(null, true);
+    if (!holder) {
+      done(null, true);
+      return;
+    }
+    this.options.isDevice(packet.clientId).then(
+      (isDevice) => {
+        if (isDevice) this.contested.set(client, holder);
+        done(null, true);
+      },
+      // Not knowing whether it is a device only loses the clash count for this connection.
+      () => done(null, true),
+    );
   };
 
   attach(aedes: Aedes): void {

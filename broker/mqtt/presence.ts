@@ -48,7 +48,7 @@ export class DevicePresence {
   constructor(private readonly options: PresenceOptions) {
     this.now = options.now ?? (() => new Date());
     this.log = options.logger.child({ component: 'presence' });
-    this.timer = setInterval(() => this.flush(), options.flushIntervalMs ?? 10_000);
+    this.timer = setInterval(() => void this.flush(), options.flushIntervalMs ?? 10_000);
     this.timer.unref();
   }
 
@@ -57,29 +57,34 @@ export class DevicePresence {
     aedes.on('publish', (_packet, client) => this.touch(client));
     aedes.on('clientDisconnect', (client) => {
       // No touch: a connection closed for a missed keepalive was last heard from long before.
-      this.flush();
+      void this.flush();
       if (this.options.movedAway?.(client)) return;
-      if (!this.options.devices.recordDisconnected(client.id)) return;
-      this.log.info({ deviceId: client.id }, 'device connection closed');
-      this.options.onDisconnected?.(client.id);
+      this.options.devices.recordDisconnected(client.id).then(
+        (wasOnline) => {
+          if (!wasOnline) return;
+          this.log.info({ deviceId: client.id }, 'device connection closed');
+          this.options.onDisconnected?.(client.id);
+        },
+        (err: unknown) => this.log.warn({ deviceId: client.id, err: (err as Error).message }, 'recording a closed connection failed'),
+      );
     });
   }
 
   /** Writes the pending touches. */
-  flush(): void {
+  async flush(): Promise<void> {
     if (this.pending.size === 0) return;
     const touches = this.pending;
     this.pending = new Map();
     try {
-      this.options.devices.recordLastSeen(touches);
+      await this.options.devices.recordLastSeen(touches);
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'recording when devices were last seen failed');
     }
   }
 
-  stop(): void {
+  stop(): Promise<void> {
     clearInterval(this.timer);
-    this.flush();
+    return this.flush();
   }
 
   private touch(client: Client | null): void {

@@ -7,8 +7,8 @@ const DEFAULT_LIMIT = 100;
 
 export function auditMethods({ audit, now }: { audit: AuditStore; now: () => number }): ApiHandlersFor<'audit.list'> {
   return {
-    'audit.list': (p) => ({
-      items: audit.list({ device: p.device, sinceMs: sinceMs(p.since, now()), limit: p.limit ?? DEFAULT_LIMIT }),
+    'audit.list': async (p) => ({
+      items: await audit.list({ device: p.device, sinceMs: sinceMs(p.since, now()), limit: p.limit ?? DEFAULT_LIMIT }),
     }),
   };
 }

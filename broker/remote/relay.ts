@@ -49,7 +49,7 @@ export function failSocket(ws: WebSocket, code: SessionFailureCode, message: str
 export class SessionRelay implements SessionLink {
   private phase: Phase = 'opening';
   private held: Buffer[] = [];
-  private auditId: number | undefined;
+  private audited: Promise<number | undefined> | undefined;
   private bytesUp = 0;
   private bytesDown = 0;
   /** The client sent CLOSE 0 itself: the session's end is the opener's doing. */
@@ -72,7 +72,7 @@ export class SessionRelay implements SessionLink {
   opened(ready: SessionReady): void {
     if (this.phase !== 'opening') return;
     this.phase = 'open';
-    this.auditId = this.deps.record.opened(this.start, this.sessionId);
+    this.audited = this.deps.record.opened(this.start, this.sessionId);
     this.ws.send(JSON.stringify(ready));
     this.ws.on('message', (data, isBinary) => this.fromClient(data as Buffer, isBinary));
     const held = this.held;
@@ -169,8 +169,8 @@ export class SessionRelay implements SessionLink {
     const wasOpen = this.phase === 'open';
     this.phase = 'ended';
     this.deps.registry.remove(this.sessionId);
-    if (wasOpen && this.auditId !== undefined) {
-      this.deps.record.ended(this.auditId, this.start, this.sessionId, { ...ending, bytesUp: this.bytesUp, bytesDown: this.bytesDown });
+    if (wasOpen && this.audited !== undefined) {
+      this.deps.record.ended(this.audited, this.start, this.sessionId, { ...ending, bytesUp: this.bytesUp, bytesDown: this.bytesDown });
     }
     return true;
   }

@@ -6,6 +6,9 @@
  * Refused session topics are recorded at most once per client and topic per
  * TOPIC_REFUSAL_QUIET_MS: a client retrying a subscription in a loop leaves
  * one record a minute, not one per SUBSCRIBE.
+ *
+ * Recording never holds a session up and never fails it: the store's writes
+ * run behind it, and one that fails is logged.
  */
 import type { Logger } from 'pino';
 import type { DeviceEvent, Topics } from '../../shared/index.js';
@@ -21,7 +24,7 @@ export interface SessionRecordDeps {
   /** telemetry.ingest.hubEvent */
   hubEvent(deviceId: string, event: Pick<DeviceEvent, 'type' | 'message'>): void;
   /** Events go only to devices the hub knows (the events table is per device). */
-  isKnownDevice(deviceId: string): boolean;
+  isKnownDevice(deviceId: string): Promise<boolean>;
   topics: Topics;
   logger: Logger;
   nowMs?: () => number;
@@ -50,16 +53,23 @@ export class SessionRecord {
     this.nowMs = deps.nowMs ?? Date.now;
   }
 
-  opened(start: AuditStart, sessionId: string): number {
-    const id = this.deps.audit.opened(start);
-    this.log.info({ sessionId, auditId: id, ...start }, 'remote-access session opened');
+  /** Its audit record's id, once written (undefined if the write failed): what `ended` is given. */
+  opened(start: AuditStart, sessionId: string): Promise<number | undefined> {
+    const id = this.write(async () => {
+      const auditId = await this.deps.audit.opened(start);
+      this.log.info({ sessionId, auditId, ...start }, 'remote-access session opened');
+      return auditId;
+    });
     this.event(start.device, 'session-opened', `${start.what}: opened by ${start.actor}`);
     return id;
   }
 
-  ended(auditId: number, start: AuditStart, sessionId: string, end: AuditEnd): void {
-    this.deps.audit.ended(auditId, end);
-    this.log.info({ sessionId, auditId, ...start, ...end }, 'remote-access session ended');
+  ended(opened: Promise<number | undefined>, start: AuditStart, sessionId: string, end: AuditEnd): void {
+    void this.write(async () => {
+      const auditId = await opened;
+      if (auditId !== undefined) await this.deps.audit.ended(auditId, end);
+      this.log.info({ sessionId, auditId, ...start, ...end }, 'remote-access session ended');
+    });
     const how = end.outcome === 'exited' ? `exited with code ${end.exitCode}` : `${end.outcome}${end.reason ? ` (${end.reason})` : ''}`;
     this.event(
       start.device,
@@ -69,15 +79,19 @@ export class SessionRecord {
   }
 
   denied(start: AuditStart, reason: string): void {
-    const id = this.deps.audit.denied(start, reason);
-    this.log.warn({ auditId: id, ...start, reason }, 'remote-access session refused');
+    void this.write(async () => {
+      const auditId = await this.deps.audit.denied(start, reason);
+      this.log.warn({ auditId, ...start, reason }, 'remote-access session refused');
+    });
     this.event(start.device, 'session-denied', `${start.what}: refused to ${start.actor}: ${reason}`);
   }
 
   /** A session that never opened: the device was offline, did not answer, or could not start it. */
   failed(start: AuditStart, reason: string): void {
-    const id = this.deps.audit.failed(start, reason);
-    this.log.info({ auditId: id, ...start, reason }, 'remote-access session did not open');
+    void this.write(async () => {
+      const auditId = await this.deps.audit.failed(start, reason);
+      this.log.info({ auditId, ...start, reason }, 'remote-access session did not open');
+    });
     this.event(start.device, 'session-ended', `${start.what}: opened by ${start.actor}, did not start: ${reason}`);
   }
 
@@ -91,7 +105,7 @@ export class SessionRecord {
     const device = this.deps.topics.parseSessionFilter(refusal.topic)?.deviceId;
     const actor = actorOf(refusal.identity, refusal.clientId);
     const what = `${refusal.action} ${refusal.topic}`;
-    this.deps.audit.denied({ actor, device: device ?? '*', kind: 'topic', what }, refusal.reason);
+    void this.write(() => this.deps.audit.denied({ actor, device: device ?? '*', kind: 'topic', what }, refusal.reason));
     // On the device whose session it was, and on the device that tried (another device's topics).
     const trier = refusal.identity?.kind === 'device' ? refusal.identity.deviceId : undefined;
     for (const id of new Set([device, trier])) {
@@ -100,6 +114,17 @@ export class SessionRecord {
   }
 
   private event(deviceId: string, type: string, message: string): void {
-    if (this.deps.isKnownDevice(deviceId)) this.deps.hubEvent(deviceId, { type, message });
+    void this.write(async () => {
+      if (await this.deps.isKnownDevice(deviceId)) this.deps.hubEvent(deviceId, { type, message });
+    });
+  }
+
+  private async write<T>(step: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await step();
+    } catch (err) {
+      this.log.error({ err }, 'recording remote access failed');
+      return undefined;
+    }
   }
 }

@@ -31,7 +31,7 @@ const REQUEST_TIMEOUT_MS = 10_000;
 
 export interface SessionSocketDeps extends RelayDeps {
   auth: HttpAuth;
-  isKnownDevice(deviceId: string): boolean;
+  isKnownDevice(deviceId: string): Promise<boolean>;
   /** Whether the device has an MQTT connection to this hub now. */
   isConnected(deviceId: string): boolean;
   window?: number;
@@ -66,7 +66,7 @@ export async function serveSessionSocket(ws: WebSocket, req: IncomingMessage, de
     deps.record.denied(start, reason);
     return failSocket(ws, 'forbidden', reason);
   }
-  if (!isDeviceId(deviceId) || !deps.isKnownDevice(deviceId)) {
+  if (!isDeviceId(deviceId) || !(await deps.isKnownDevice(deviceId))) {
     return failSocket(ws, 'not_found', `no device "${deviceId}"`);
   }
   if (!deps.isConnected(deviceId)) {

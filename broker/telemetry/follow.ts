@@ -1,8 +1,8 @@
 /**
  * `?follow=true` on the logs and events routes: Server-Sent Events carrying
  * the backlog, then every new record as soon as it is committed (see
- * ingest.ts). The backlog query and the subscription happen in one
- * synchronous step, so no record can fall between them. The writer thread
+ * ingest.ts). The subscription comes before the backlog query, so no record
+ * can fall between them. The writer thread
  * commits before the hub hears of it, so a batch committed but not yet
  * announced is in the backlog and then announced: records at or below the
  * backlog's newest id are not sent twice.
@@ -42,8 +42,8 @@ export function followRoutes(api: HubApi, ingest: TelemetryIngest, following?: (
           ...queryParams(url.searchParams, LOGS.http.query ?? {}),
           ...pathParams(LOGS, match),
         };
-        const backlog = page<LogRecord>((extra) => api.call('logs.query', { ...params, ...extra }).lines, params);
-        stream(req, res, FOLLOW_EVENT.logs, backlog, (send) => {
+        const backlog = () => page<LogRecord>(async (extra) => (await api.call('logs.query', { ...params, ...extra })).lines, params);
+        return stream(req, res, FOLLOW_EVENT.logs, backlog, (send) => {
           const stopLogs = ingest.onLogs((records) =>
             send(records.filter((r) => r.device === params.device && (params.app === undefined || r.app === params.app))),
           );
@@ -66,8 +66,8 @@ export function followRoutes(api: HubApi, ingest: TelemetryIngest, following?: (
           ...queryParams(url.searchParams, EVENTS.http.query ?? {}),
           ...pathParams(EVENTS, match),
         };
-        const backlog = page<EventRecord>((extra) => api.call('events.query', { ...params, ...extra }).events, params);
-        stream(req, res, FOLLOW_EVENT.events, backlog, (send) =>
+        const backlog = () => page<EventRecord>(async (extra) => (await api.call('events.query', { ...params, ...extra })).events, params);
+        return stream(req, res, FOLLOW_EVENT.events, backlog, (send) =>
           ingest.onEvents((records) =>
             send(
               records.filter(
@@ -89,12 +89,15 @@ function refuseUntil(url: URL): void {
 }
 
 /** The whole backlog: a `since` window may hold more than one query returns. */
-function page<T extends { id: number }>(query: (extra: Record<string, number>) => T[], params: Record<string, unknown>): T[] {
-  const all = query({});
+async function page<T extends { id: number }>(
+  query: (extra: Record<string, number>) => Promise<T[]>,
+  params: Record<string, unknown>,
+): Promise<T[]> {
+  const all = await query({});
   if (params.tail !== undefined) return all;
   let last = all;
   while (last.length === MAX_QUERY_RECORDS) {
-    last = query({ afterId: last[last.length - 1]!.id });
+    last = await query({ afterId: last[last.length - 1]!.id });
     all.push(...last);
   }
   return all;
@@ -102,17 +105,40 @@ function page<T extends { id: number }>(query: (extra: Record<string, number>) =
 
 const SLOW_NOTE = 'follower too slow; reconnect with afterId';
 
-/** The backlog first, then each committed record not in it, one event per record. */
-function stream<T extends { id: number }>(
+/**
+ * The backlog first, then each committed record not in it, one event per
+ * record. Subscribed before the backlog is read, so nothing committed
+ * meanwhile is missed; what arrives while it is read waits, and goes out
+ * after it. A backlog that cannot be read (an unknown device) is the
+ * request's error, answered before the stream opens.
+ */
+async function stream<T extends { id: number }>(
   req: IncomingMessage,
   res: ServerResponse,
   event: string,
-  backlog: T[],
+  backlog: () => Promise<T[]>,
   subscribe: (send: (records: T[]) => void) => () => void,
-): void {
+): Promise<void> {
+  const early: T[] = [];
+  let forward: ((records: T[]) => void) | undefined;
+  const stop = subscribe((records) => (forward ? forward(records) : early.push(...records)));
+  let first: T[];
+  try {
+    first = await backlog();
+  } catch (err) {
+    stop();
+    throw err;
+  }
   const events = (records: readonly T[]) => records.map((data) => ({ event, data }));
-  const sentUpTo = backlog.at(-1)?.id ?? 0;
-  const live = (records: readonly T[]) =>
-    events(records[0] !== undefined && records[0].id <= sentUpTo ? records.filter((r) => r.id > sentUpTo) : records);
-  openEventStream(req, res, (send) => ({ first: events(backlog), stop: subscribe((records) => send(live(records))) }), SLOW_NOTE);
+  const sentUpTo = first.at(-1)?.id ?? 0;
+  const live = (records: readonly T[]) => events(records.filter((r) => r.id > sentUpTo));
+  openEventStream(
+    req,
+    res,
+    (send) => {
+      forward = (records) => send(live(records));
+      return { first: [...events(first), ...live(early)], stop };
+    },
+    SLOW_NOTE,
+  );
 }

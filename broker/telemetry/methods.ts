@@ -29,8 +29,8 @@ export function telemetryMethods({ store, ingest, devices, now, linkBytes }: Tel
     const bytes = linkBytes?.(id);
     return bytes ? { linkBytesIn: bytes.bytesIn, linkBytesOut: bytes.bytesOut, linkBytesSince } : {};
   };
-  const knownDevice = (id: string) => {
-    if (!devices.get(id)) throw ApiError.notFound('device', id);
+  const knownDevice = async (id: string) => {
+    if (!(await devices.get(id))) throw ApiError.notFound('device', id);
     return id;
   };
   /** No window given at all: the newest DEFAULT_TAIL, like `kubectl logs --tail`. */
@@ -38,9 +38,9 @@ export function telemetryMethods({ store, ingest, devices, now, linkBytes }: Tel
     p.tail ?? (p.since === undefined && p.afterId === undefined ? DEFAULT_TAIL : undefined);
 
   return {
-    'logs.query': (p) => ({
+    'logs.query': async (p) => ({
       lines: store.queryLogs({
-        device: knownDevice(p.device),
+        device: await knownDevice(p.device),
         app: p.app,
         ...windowMs(p, now()),
         afterId: p.afterId,
@@ -49,9 +49,9 @@ export function telemetryMethods({ store, ingest, devices, now, linkBytes }: Tel
       }),
     }),
 
-    'events.query': (p) => ({
+    'events.query': async (p) => ({
       events: store.queryEvents({
-        device: p.device === undefined ? undefined : knownDevice(p.device),
+        device: p.device === undefined ? undefined : await knownDevice(p.device),
         app: p.app,
         ...windowMs(p, now()),
         afterId: p.afterId,
@@ -60,10 +60,10 @@ export function telemetryMethods({ store, ingest, devices, now, linkBytes }: Tel
       }),
     }),
 
-    'metrics.query': (p) => ({
+    'metrics.query': async (p) => ({
       device: p.device,
       samples: store.queryMetrics({
-        device: knownDevice(p.device),
+        device: await knownDevice(p.device),
         sinceMs: sinceMs(p.since, now()) ?? (p.tail === undefined ? now() - DEFAULT_METRICS_WINDOW_MS : undefined),
         tail: p.tail,
         limit: MAX_QUERY_RECORDS,
@@ -71,8 +71,8 @@ export function telemetryMethods({ store, ingest, devices, now, linkBytes }: Tel
       ...linkUsage(p.device),
     }),
 
-    'devices.top': () => ({
-      devices: devices.list().map((device): TopRow => {
+    'devices.top': async () => ({
+      devices: (await devices.list()).map((device): TopRow => {
         const sample = ingest.latest.get(device.id);
         const link = linkUsage(device.id);
         if (!sample) return { id: device.id, online: device.online, ...link };

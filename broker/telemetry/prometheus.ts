@@ -36,11 +36,11 @@ export interface IngestStats {
 
 /** What the exporter reads about the fleet; the hub builds it from its stores. */
 export interface FleetSources {
-  devices(): { id: string; online: boolean }[];
+  devices(): Promise<{ id: string; online: boolean }[]>;
   /** The newest metrics sample of each device that sent one. */
   latestMetrics(): Iterable<MetricsSample>;
   /** Devices per app and phase (APP_PHASE_LABELS); pairs with no device may be left out. */
-  appPhaseCounts(): AppPhaseCount[];
+  appPhaseCounts(): Promise<AppPhaseCount[]>;
   ingest(): IngestStats;
 }
 
@@ -90,8 +90,8 @@ export function createPrometheusRegistry(fleet: FleetSources, broker: BrokerSour
     name: 'flotilla_devices_known',
     help: 'Devices the hub has ever heard from.',
     registers,
-    collect() {
-      const list = fleet.devices();
+    async collect() {
+      const list = await fleet.devices();
       this.set(list.length);
       devicesOnline.set(list.filter((d) => d.online).length);
       online.reset();
@@ -175,9 +175,10 @@ export function createPrometheusRegistry(fleet: FleetSources, broker: BrokerSour
     help: 'Devices reporting the app, by the phase they report (offline: last reported by a device that is offline now).',
     labelNames: ['app', 'phase'],
     registers,
-    collect() {
+    async collect() {
+      const counts = await fleet.appPhaseCounts();
       this.reset();
-      for (const { app, phase, devices } of withEveryPhase(fleet.appPhaseCounts())) this.set({ app, phase }, devices);
+      for (const { app, phase, devices } of withEveryPhase(counts)) this.set({ app, phase }, devices);
     },
   });
 

@@ -78,15 +78,17 @@ export class SeriesGauge {
 export class SeriesRegistry extends Registry {
   /**
    * prom-client's own metrics(), but SeriesGauges write their text
-   * themselves. Metrics are read in registration order, as prom-client
-   * does, so a fill on an earlier metric is done before a later one is read.
+   * themselves. Metrics are read in registration order, each after the one
+   * before has been read whole, so a fill on an earlier metric is done
+   * before a later one is read, an asynchronous fill (a store read) too.
    */
   override async metrics(): Promise<string> {
     // prom-client formats one metric with getMetricsAsString, which its types leave out.
     const own = this as unknown as { getMetricsAsString(metric: unknown): Promise<string> };
-    const parts = await Promise.all(
-      this.getMetricsAsArray().map((metric: unknown) => (metric instanceof SeriesGauge ? metric.text() : own.getMetricsAsString(metric))),
-    );
+    const parts: string[] = [];
+    for (const metric of this.getMetricsAsArray() as unknown[]) {
+      parts.push(metric instanceof SeriesGauge ? metric.text() : await own.getMetricsAsString(metric));
+    }
     return `${parts.join('\n\n')}\n`;
   }
 

@@ -17,7 +17,7 @@ import {
   type Metrics,
   type MetricsSample,
 } from '../../shared/index.js';
-import type { Db } from '../store/db.js';
+import type { Db } from '../store/sqlite/db.js';
 import { DUPLICATE, READER_CACHE_KIB, RowWriter, type TelemetryRow, type TelemetryTable, timeMs } from './rows.js';
 
 export { TELEMETRY_TABLES, type TelemetryTable } from './rows.js';

@@ -23,7 +23,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import type { Db } from '../store/db.js';
+import type { Db } from '../store/sqlite/db.js';
 import { RowWriter, type TelemetryRow } from './rows.js';
 import type { FromWriterThread, ToWriterThread, WriterThreadData } from './writer-thread.js';
 

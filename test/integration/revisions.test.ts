@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { MqttClient } from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MIGRATIONS } from '../../broker/store/migrations.js';
+import { MIGRATIONS } from '../../broker/store/sqlite/migrations.js';
 import { type AppHistory, contentHash, type DesiredState, type RollbackResult, validateAppSpec } from '../../shared/index.js';
 import { Cleanup } from '../support/cleanup.js';
 import { appSpec, deviceState } from '../support/fixtures.js';

@@ -9,7 +9,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openDatabase } from '../../broker/store/db.js';
+import { openDatabase } from '../../broker/store/sqlite/db.js';
 import { type DesiredState, Topics } from '../../shared/index.js';
 import { Cleanup } from '../support/cleanup.js';
 import { deviceState } from '../support/fixtures.js';

@@ -2,9 +2,10 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type Db, openDatabase } from '../../broker/store/db.js';
-import { DeviceStore } from '../../broker/store/devices.js';
+import type { DeviceStore } from '../../broker/store/devices.js';
 import { SecretCipher } from '../../broker/store/secret-cipher.js';
+import { type Db, openDatabase } from '../../broker/store/sqlite/db.js';
+import { SqliteDeviceStore } from '../../broker/store/sqlite/devices.js';
 import type { AppState } from '../../shared/index.js';
 import { deviceState } from '../support/fixtures.js';
 import { scratchDir } from '../support/scratch.js';
@@ -15,7 +16,7 @@ describe('DeviceStore presence and app phases', () => {
 
   beforeEach(() => {
     db = openDatabase(join(scratchDir('flotilla-it-store-'), 'hub.db'));
-    store = new DeviceStore(db, new SecretCipher(randomBytes(32)));
+    store = new SqliteDeviceStore(db, new SecretCipher(randomBytes(32)));
   });
   afterEach(() => {
     db.close();
@@ -23,31 +24,31 @@ describe('DeviceStore presence and app phases', () => {
 
   const app = (name: string, phase: AppState['phase']): AppState => ({ name, revision: 1, phase, containers: [] });
 
-  function report(id: string, apps: AppState[], online = true) {
-    store.ensure(id);
-    store.recordState(deviceState(id, { apps }));
-    if (!online) store.recordOnline(id, false);
+  async function report(id: string, apps: AppState[], online = true) {
+    await store.ensure(id);
+    await store.recordState(deviceState(id, { apps }));
+    if (!online) await store.recordOnline(id, false);
   }
 
-  it('lists every device with its online flag', () => {
-    report('dev-b', []);
-    report('dev-a', [], false);
-    store.ensure('dev-c'); // known, never reported
-    expect(store.presence()).toEqual([
+  it('lists every device with its online flag', async () => {
+    await report('dev-b', []);
+    await report('dev-a', [], false);
+    await store.ensure('dev-c'); // known, never reported
+    expect(await store.presence()).toEqual([
       { id: 'dev-a', online: false },
       { id: 'dev-b', online: true },
       { id: 'dev-c', online: false },
     ]);
   });
 
-  it('counts devices per app and reported phase, an offline device under offline', () => {
-    report('dev-1', [app('thermo', 'running'), app('cam', 'failed')]);
-    report('dev-2', [app('thermo', 'running'), app('cam', 'rolled-back')]);
-    report('dev-3', [app('thermo', 'pulling')]);
-    report('dev-4', [app('thermo', 'running'), app('cam', 'running')], false);
-    report('dev-5', []);
-    store.ensure('dev-6');
-    expect(store.appPhases()).toEqual([
+  it('counts devices per app and reported phase, an offline device under offline', async () => {
+    await report('dev-1', [app('thermo', 'running'), app('cam', 'failed')]);
+    await report('dev-2', [app('thermo', 'running'), app('cam', 'rolled-back')]);
+    await report('dev-3', [app('thermo', 'pulling')]);
+    await report('dev-4', [app('thermo', 'running'), app('cam', 'running')], false);
+    await report('dev-5', []);
+    await store.ensure('dev-6');
+    expect(await store.appPhases()).toEqual([
       { app: 'cam', phase: 'failed', devices: 1 },
       { app: 'cam', phase: 'offline', devices: 1 },
       { app: 'cam', phase: 'rolled-back', devices: 1 },
@@ -57,10 +58,10 @@ describe('DeviceStore presence and app phases', () => {
     ]);
   });
 
-  it('follows a device coming back online', () => {
-    report('dev-1', [app('thermo', 'running')], false);
-    expect(store.appPhases()).toEqual([{ app: 'thermo', phase: 'offline', devices: 1 }]);
-    store.recordOnline('dev-1', true);
-    expect(store.appPhases()).toEqual([{ app: 'thermo', phase: 'running', devices: 1 }]);
+  it('follows a device coming back online', async () => {
+    await report('dev-1', [app('thermo', 'running')], false);
+    expect(await store.appPhases()).toEqual([{ app: 'thermo', phase: 'offline', devices: 1 }]);
+    await store.recordOnline('dev-1', true);
+    expect(await store.appPhases()).toEqual([{ app: 'thermo', phase: 'running', devices: 1 }]);
   });
 });

@@ -7,12 +7,12 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AppStore } from '../../broker/store/apps.js';
-import { type Db, openDatabase } from '../../broker/store/db.js';
-import { DeviceStore } from '../../broker/store/devices.js';
-import { MIGRATIONS } from '../../broker/store/migrations.js';
 import { SecretCipher } from '../../broker/store/secret-cipher.js';
-import { SecretStore } from '../../broker/store/secrets.js';
+import { SqliteAppStore } from '../../broker/store/sqlite/apps.js';
+import { type Db, openDatabase } from '../../broker/store/sqlite/db.js';
+import { SqliteDeviceStore } from '../../broker/store/sqlite/devices.js';
+import { MIGRATIONS } from '../../broker/store/sqlite/migrations.js';
+import { SqliteSecretStore } from '../../broker/store/sqlite/secrets.js';
 import { type AppSpec, validateAppSpec } from '../../shared/index.js';
 import { Cleanup } from '../support/cleanup.js';
 import { appSpec, deviceState } from '../support/fixtures.js';
@@ -55,26 +55,26 @@ describe('SQLite store on a real file', () => {
 
   afterEach(() => cleanup.run());
 
-  it('numbers app revisions by content and keeps them across a reopen', () => {
+  it('numbers app revisions by content and keeps them across a reopen', async () => {
     let db = open();
-    const apps = new AppStore(db, () => new Date('2026-01-01T00:00:00Z'));
-    expect(apps.apply(spec('thermo'))).toEqual({ revision: 1, changed: true });
-    expect(apps.apply(spec('thermo'))).toEqual({ revision: 1, changed: false });
-    expect(apps.apply(reversedKeys(spec('thermo')))).toEqual({ revision: 1, changed: false });
-    expect(apps.apply(spec('other'))).toEqual({ revision: 1, changed: true });
+    const apps = new SqliteAppStore(db, () => new Date('2026-01-01T00:00:00Z'));
+    expect(await apps.apply(spec('thermo'))).toEqual({ revision: 1, changed: true });
+    expect(await apps.apply(spec('thermo'))).toEqual({ revision: 1, changed: false });
+    expect(await apps.apply(reversedKeys(spec('thermo')))).toEqual({ revision: 1, changed: false });
+    expect(await apps.apply(spec('other'))).toEqual({ revision: 1, changed: true });
     db.close();
 
     db = open();
     expect(db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    const reopened = new AppStore(db, () => new Date('2026-01-02T00:00:00Z'));
-    expect(reopened.list().map((a) => [a.name, a.revision])).toEqual([
+    const reopened = new SqliteAppStore(db, () => new Date('2026-01-02T00:00:00Z'));
+    expect((await reopened.list()).map((a) => [a.name, a.revision])).toEqual([
       ['other', 1],
       ['thermo', 1],
     ]);
-    expect(reopened.apply(spec('thermo'))).toEqual({ revision: 1, changed: false });
-    expect(reopened.apply(spec('thermo', 'registry.local/thermo:2.0'))).toEqual({ revision: 2, changed: true });
-    expect(reopened.get('thermo')).toEqual({
+    expect(await reopened.apply(spec('thermo'))).toEqual({ revision: 1, changed: false });
+    expect(await reopened.apply(spec('thermo', 'registry.local/thermo:2.0'))).toEqual({ revision: 2, changed: true });
+    expect(await reopened.get('thermo')).toEqual({
       name: 'thermo',
       revision: 2,
       forced: false,
@@ -83,7 +83,7 @@ describe('SQLite store on a real file', () => {
       updatedAt: '2026-01-02T00:00:00.000Z',
     });
     // Going back to an older spec is a new revision, never a rewind.
-    expect(reopened.apply(spec('thermo'))).toEqual({ revision: 3, changed: true });
+    expect(await reopened.apply(spec('thermo'))).toEqual({ revision: 3, changed: true });
     db.close();
 
     // Read the file with a plain SQLite connection: every revision is kept, immutable.
@@ -101,25 +101,25 @@ describe('SQLite store on a real file', () => {
     expect(raw.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
   });
 
-  it('keeps devices, their desired documents and secrets across a reopen, and deleting an app drops its revisions', () => {
+  it('keeps devices, their desired documents and secrets across a reopen, and deleting an app drops its revisions', async () => {
     let db = open();
     const cipher = new SecretCipher(randomBytes(32));
-    const devices = new DeviceStore(db, cipher);
-    const apps = new AppStore(db);
-    expect(devices.ensure('dev-1')).toBe(true);
-    expect(devices.ensure('dev-1')).toBe(false);
-    devices.recordState(deviceState('dev-1', { observedRevision: 4, labels: { site: 'roof' } }));
-    devices.setOperatorLabels('dev-1', { site: 'attic', tier: 'edge' });
+    const devices = new SqliteDeviceStore(db, cipher);
+    const apps = new SqliteAppStore(db);
+    expect(await devices.ensure('dev-1')).toBe(true);
+    expect(await devices.ensure('dev-1')).toBe(false);
+    await devices.recordState(deviceState('dev-1', { observedRevision: 4, labels: { site: 'roof' } }));
+    await devices.setOperatorLabels('dev-1', { site: 'attic', tier: 'edge' });
     const desired = { deviceId: 'dev-1', revision: 5, issuedAt: '2026-01-01T00:00:00.000Z', apps: [] };
-    devices.recordDesired(desired, 'cafe');
-    devices.recordOnline('dev-1', false);
-    new SecretStore(db, cipher).set('gw-token', Buffer.from('s3cr3t'));
-    apps.apply(spec('thermo'));
-    apps.apply(spec('thermo', 'registry.local/thermo:2.0'));
+    await devices.recordDesired(desired, 'cafe');
+    await devices.recordOnline('dev-1', false);
+    await new SqliteSecretStore(db, cipher).set('gw-token', Buffer.from('s3cr3t'));
+    await apps.apply(spec('thermo'));
+    await apps.apply(spec('thermo', 'registry.local/thermo:2.0'));
     db.close();
 
     db = open();
-    const device = new DeviceStore(db, cipher).get('dev-1');
+    const device = await new SqliteDeviceStore(db, cipher).get('dev-1');
     expect(device).toMatchObject({
       id: 'dev-1',
       online: false,
@@ -132,14 +132,14 @@ describe('SQLite store on a real file', () => {
       desired,
     });
     expect(device?.state?.labels).toEqual({ site: 'roof' });
-    expect(new SecretStore(db, cipher).get('gw-token')?.toString()).toBe('s3cr3t');
+    expect((await new SqliteSecretStore(db, cipher).get('gw-token'))?.toString()).toBe('s3cr3t');
 
-    const reopened = new AppStore(db);
-    expect(reopened.delete('thermo')).toBe(true);
-    expect(reopened.delete('thermo')).toBe(false);
+    const reopened = new SqliteAppStore(db);
+    expect(await reopened.delete('thermo')).toBe(true);
+    expect(await reopened.delete('thermo')).toBe(false);
     expect(db.prepare('SELECT COUNT(*) AS n FROM app_revisions').get()).toEqual({ n: 0 });
     // A re-created app starts its history again at revision 1.
-    expect(reopened.apply(spec('thermo'))).toEqual({ revision: 1, changed: true });
+    expect(await reopened.apply(spec('thermo'))).toEqual({ revision: 1, changed: true });
   });
 
   it('refuses a database written by a newer schema, with a message that says so, and leaves its data alone', () => {

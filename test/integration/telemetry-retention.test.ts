@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openDatabase } from '../../broker/store/db.js';
+import { openDatabase } from '../../broker/store/sqlite/db.js';
 import { TelemetryIngest } from '../../broker/telemetry/ingest.js';
 import { TELEMETRY_MIGRATIONS } from '../../broker/telemetry/migrations.js';
 import { Retention } from '../../broker/telemetry/retention.js';

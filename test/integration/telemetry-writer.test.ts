@@ -10,7 +10,7 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openDatabase } from '../../broker/store/db.js';
+import { openDatabase } from '../../broker/store/sqlite/db.js';
 import { TelemetryIngest, WRITES_IN_FLIGHT } from '../../broker/telemetry/ingest.js';
 import { TELEMETRY_MIGRATIONS } from '../../broker/telemetry/migrations.js';
 import { READER_CACHE_KIB, WRITER_CACHE_KIB } from '../../broker/telemetry/rows.js';

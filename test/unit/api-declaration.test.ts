@@ -5,27 +5,28 @@
  * undeclared is served. At compile time (typecheck covers this file): a
  * misspelt method or a wrong result shape does not compile.
  */
+
 import { randomBytes } from 'node:crypto';
 import type { TObject } from '@sinclair/typebox';
 import { afterEach, describe, expect, expectTypeOf, it } from 'vitest';
-import { AccountStore } from '../../broker/auth/accounts.js';
-import { DeviceCredentialStore } from '../../broker/auth/device-credentials.js';
 import type { Role } from '../../broker/auth/identity.js';
 import { authMethods } from '../../broker/auth/methods.js';
 import { METHOD_ROLES, requiredRole } from '../../broker/auth/permissions.js';
-import { TokenStore } from '../../broker/auth/tokens.js';
 import { createApi, type HubApi } from '../../broker/dispatcher/api.js';
 import type { ApiHandlersFor } from '../../broker/dispatcher/method.js';
 import { Rollouts } from '../../broker/dispatcher/rollouts.js';
 import { METHOD_ROUTES, requestParams } from '../../broker/http/routes.js';
 import { auditMethods } from '../../broker/remote/audit-methods.js';
-import { AuditStore } from '../../broker/remote/audit-store.js';
-import { AppStore } from '../../broker/store/apps.js';
-import { type Db, openDatabase } from '../../broker/store/db.js';
-import { DeviceStore } from '../../broker/store/devices.js';
-import { RolloutStore } from '../../broker/store/rollouts.js';
 import { SECRETS_KEY_BYTES, SecretCipher } from '../../broker/store/secret-cipher.js';
-import { SecretStore } from '../../broker/store/secrets.js';
+import { SqliteAccountStore } from '../../broker/store/sqlite/accounts.js';
+import { SqliteAppStore } from '../../broker/store/sqlite/apps.js';
+import { SqliteAuditStore } from '../../broker/store/sqlite/audit.js';
+import { type Db, openDatabase } from '../../broker/store/sqlite/db.js';
+import { SqliteDeviceCredentialStore } from '../../broker/store/sqlite/device-credentials.js';
+import { SqliteDeviceStore } from '../../broker/store/sqlite/devices.js';
+import { SqliteRolloutStore } from '../../broker/store/sqlite/rollouts.js';
+import { SqliteSecretStore } from '../../broker/store/sqlite/secrets.js';
+import { SqliteTokenStore } from '../../broker/store/sqlite/tokens.js';
 import { TelemetryIngest } from '../../broker/telemetry/ingest.js';
 import { telemetryMethods } from '../../broker/telemetry/methods.js';
 import { TELEMETRY_MIGRATIONS } from '../../broker/telemetry/migrations.js';
@@ -57,9 +58,9 @@ function hubApi(): HubApi {
   const telemetryDb = openDatabase(':memory:', TELEMETRY_MIGRATIONS);
   opened.push(db, telemetryDb);
   const cipher = new SecretCipher(randomBytes(SECRETS_KEY_BYTES));
-  const apps = new AppStore(db);
-  const devices = new DeviceStore(db, cipher);
-  const secrets = new SecretStore(db, cipher);
+  const apps = new SqliteAppStore(db);
+  const devices = new SqliteDeviceStore(db, cipher);
+  const secrets = new SqliteSecretStore(db, cipher);
   const store = new TelemetryStore(telemetryDb);
   const ingest = new TelemetryIngest({ store, logger });
   opened.push(ingest);
@@ -67,18 +68,17 @@ function hubApi(): HubApi {
     apps,
     devices,
     secrets,
-    rollouts: new Rollouts({ apps, devices, rollouts: new RolloutStore(db), logger }),
+    rollouts: new Rollouts({ apps, devices, rollouts: new SqliteRolloutStore(db), logger }),
     desiredMayHaveChanged: () => undefined,
     telemetry: telemetryMethods({ store, ingest, devices, now: () => Date.now() }),
     auth: authMethods({
-      db,
-      accounts: new AccountStore(db),
-      credentials: new DeviceCredentialStore(db),
-      tokens: new TokenStore(db),
+      accounts: new SqliteAccountStore(db),
+      credentials: new SqliteDeviceCredentialStore(db),
+      tokens: new SqliteTokenStore(db),
       devices,
       disconnect: () => 0,
     }),
-    audit: auditMethods({ audit: new AuditStore(db), now: () => Date.now() }),
+    audit: auditMethods({ audit: new SqliteAuditStore(db), now: () => Date.now() }),
   });
 }
 
@@ -88,17 +88,17 @@ const concrete = (path: string) => path.replace(/:[A-Za-z]+/g, 'x-1');
 const propertiesOf = (schema: TObject) => Object.keys(schema.properties);
 
 describe('the API declaration', () => {
-  it('is implemented whole by the hub, which serves nothing undeclared', () => {
+  it('is implemented whole by the hub, which serves nothing undeclared', async () => {
     const api = hubApi();
     expect([...api.methods].sort()).toEqual([...API_METHOD_NAMES].sort());
-    expect(api.call('apps.list', {})).toEqual({ items: [] });
-    expect(() => api.call('apps.frobnicate', {})).toThrow(expect.objectContaining({ code: 'unknown_method' }));
+    expect(await api.call('apps.list', {})).toEqual({ items: [] });
+    await expect(api.call('apps.frobnicate', {})).rejects.toThrow(expect.objectContaining({ code: 'unknown_method' }));
   });
 
-  it('checks params against the declared schema before a method runs', () => {
+  it('checks params against the declared schema before a method runs', async () => {
     const api = hubApi();
-    expect(() => api.call('apps.get', { name: 'Not A Name' })).toThrow(expect.objectContaining({ code: 'invalid_request' }));
-    expect(() => api.call('devices.list', { extra: 1 })).toThrow(expect.objectContaining({ code: 'invalid_request' }));
+    await expect(api.call('apps.get', { name: 'Not A Name' })).rejects.toThrow(expect.objectContaining({ code: 'invalid_request' }));
+    await expect(api.call('devices.list', { extra: 1 })).rejects.toThrow(expect.objectContaining({ code: 'invalid_request' }));
   });
 
   it('gives every method the role its declaration names, and the role table lists exactly the declared methods', () => {
@@ -170,7 +170,7 @@ describe('the API declaration, at compile time', () => {
     expectTypeOf<ApiResult<'logs.query'>>().toEqualTypeOf<LogsResult>();
     expectTypeOf<ApiParams<'apps.rollback'>>().toEqualTypeOf<{ name: string; toRevision?: number }>();
     expectTypeOf<ApiRole>().toEqualTypeOf<Role>();
-    expectTypeOf(hubApi().call('secrets.list', {})).toEqualTypeOf<ApiResult<'secrets.list'>>();
+    expectTypeOf(hubApi().call('secrets.list', {})).resolves.toEqualTypeOf<ApiResult<'secrets.list'>>();
   });
 
   it('does not compile a misspelt method name', () => {
@@ -204,6 +204,6 @@ describe('the API declaration, at compile time', () => {
       // @ts-expect-error: revision must be a number, and `forced` is missing
       'apps.force': ({ name }) => ({ name, revision: 'one' }),
     };
-    expectTypeOf(handlers['apps.force']).returns.toEqualTypeOf<ApiResult<'apps.force'>>();
+    expectTypeOf(handlers['apps.force']).returns.toEqualTypeOf<ApiResult<'apps.force'> | Promise<ApiResult<'apps.force'>>>();
   });
 });

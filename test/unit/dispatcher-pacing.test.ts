@@ -4,18 +4,19 @@
  * and after a sync touching many devices. Real stores (SQLite in memory); the
  * hub's bus is a fake that takes a message only when told.
  */
+
 import { generateKeyPairSync } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Dispatcher } from '../../broker/dispatcher/dispatcher.js';
 import { Rollouts } from '../../broker/dispatcher/rollouts.js';
 import { desiredHash } from '../../broker/dispatcher/scheduling.js';
 import type { HubBus } from '../../broker/mqtt/hub-bus.js';
-import { AppStore } from '../../broker/store/apps.js';
-import { openDatabase } from '../../broker/store/db.js';
-import { DeviceStore } from '../../broker/store/devices.js';
-import { RolloutStore } from '../../broker/store/rollouts.js';
 import { SecretCipher } from '../../broker/store/secret-cipher.js';
-import { SecretStore } from '../../broker/store/secrets.js';
+import { SqliteAppStore } from '../../broker/store/sqlite/apps.js';
+import { openDatabase } from '../../broker/store/sqlite/db.js';
+import { SqliteDeviceStore } from '../../broker/store/sqlite/devices.js';
+import { SqliteRolloutStore } from '../../broker/store/sqlite/rollouts.js';
+import { SqliteSecretStore } from '../../broker/store/sqlite/secrets.js';
 import { type DesiredState, Topics, validateAppSpec, verifyDesired } from '../../shared/index.js';
 import { appSpec, deviceState } from '../support/fixtures.js';
 import { LogCapture } from '../support/logs.js';
@@ -68,12 +69,12 @@ function hubStores() {
   const db = openDatabase(':memory:');
   const now = () => new Date('2026-01-01T00:00:00Z');
   const logs = new LogCapture('info');
-  const apps = new AppStore(db, now);
+  const apps = new SqliteAppStore(db, now);
   // A fixed key: what is sealed does not matter to pacing.
   const cipher = new SecretCipher(Buffer.alloc(32, 7));
-  const devices = new DeviceStore(db, cipher, now);
-  const secrets = new SecretStore(db, cipher, now);
-  const rollouts = new Rollouts({ apps, devices, rollouts: new RolloutStore(db), logger: logs.logger, now });
+  const devices = new SqliteDeviceStore(db, cipher, now);
+  const secrets = new SqliteSecretStore(db, cipher, now);
+  const rollouts = new Rollouts({ apps, devices, rollouts: new SqliteRolloutStore(db), logger: logs.logger, now });
   const dispatcher = (bus: FakeBus, desiredChunk: number) =>
     new Dispatcher({
       bus,
@@ -89,10 +90,10 @@ function hubStores() {
       rolloutTickMs: 60_000,
       desiredChunk,
     });
-  const apply = (spec: unknown) => {
+  const apply = async (spec: unknown) => {
     const checked = validateAppSpec(spec);
     if (!checked.ok) throw new Error(JSON.stringify(checked.issues));
-    apps.apply(checked.value);
+    await apps.apply(checked.value);
   };
   return { db, logs, devices, dispatcher, apply };
 }
@@ -102,18 +103,18 @@ const zoneA = ids.filter((_, i) => i % 2 === 0);
 
 describe('Dispatcher: paced desired state', () => {
   const stops: (() => void)[] = [];
-  afterEach(() => {
+  afterEach(async () => {
     for (const stop of stops.splice(0)) stop();
   });
 
   /** 25 devices that reported state, each issued revision 1 of the `base` app by a first dispatcher. */
   async function fleetWithDesired() {
     const hub = hubStores();
-    hub.apply(appSpec('base', { site: 'roof' }));
-    ids.forEach((id, i) => {
-      hub.devices.ensure(id);
-      hub.devices.recordState(deviceState(id, { labels: { site: 'roof', zone: i % 2 === 0 ? 'a' : 'b' } }));
-    });
+    await hub.apply(appSpec('base', { site: 'roof' }));
+    for (const [i, id] of ids.entries()) {
+      await hub.devices.ensure(id);
+      await hub.devices.recordState(deviceState(id, { labels: { site: 'roof', zone: i % 2 === 0 ? 'a' : 'b' } }));
+    }
     const mqtt = new FakeBus();
     const first = hub.dispatcher(mqtt, 1000);
     stops.push(() => first.stop());
@@ -158,8 +159,8 @@ describe('Dispatcher: paced desired state', () => {
     const firstChunk = mqtt.sent.map((s) => s.deviceId);
 
     // A change for zone a while the republication is under way: revision 2 for 13 devices.
-    hub.apply(appSpec('extra', { zone: 'a' }));
-    restarted.syncAll();
+    await hub.apply(appSpec('extra', { zone: 'a' }));
+    await restarted.sync();
     expect(mqtt.sent).toHaveLength(10); // still waiting for the first chunk's acknowledgements
     await mqtt.ackAll();
     // Fresh documents first.
@@ -192,11 +193,11 @@ describe('Dispatcher: paced desired state', () => {
     while (mqtt.inFlight > 0) await mqtt.ackAll();
     const before = mqtt.sent.length;
 
-    dispatcher.syncAll(); // nothing changed: nothing sent
+    await dispatcher.sync(); // nothing changed: nothing sent
     expect(mqtt.sent).toHaveLength(before);
 
-    hub.apply(appSpec('extra', { site: 'roof' }));
-    dispatcher.syncAll();
+    await hub.apply(appSpec('extra', { site: 'roof' }));
+    await dispatcher.sync();
     expect(mqtt.sent).toHaveLength(before + 4);
     expect(dispatcher.desiredBacklog).toBe(21);
     while (mqtt.inFlight > 0) await mqtt.ackAll();
@@ -210,19 +211,19 @@ describe('Dispatcher: paced desired state', () => {
     const dispatcher = hub.dispatcher(mqtt, 10);
     stops.push(() => dispatcher.stop());
     await dispatcher.start();
-    hub.apply(appSpec('base', { site: 'roof' }));
-    hub.devices.ensure('dev-1');
-    hub.devices.recordState(deviceState('dev-1'));
-    dispatcher.syncAll();
+    await hub.apply(appSpec('base', { site: 'roof' }));
+    await hub.devices.ensure('dev-1');
+    await hub.devices.recordState(deviceState('dev-1'));
+    await dispatcher.sync();
     expect(mqtt.sent.map((s) => [s.deviceId, s.revision])).toEqual([['dev-1', 1]]);
   });
 
   it('re-signs a document stored unsigned (by a hub before signing) when it republishes it, and signs what it stores', async () => {
     const hub = hubStores();
-    hub.devices.ensure('dev-1');
-    hub.devices.recordState(deviceState('dev-1'));
+    await hub.devices.ensure('dev-1');
+    await hub.devices.recordState(deviceState('dev-1'));
     // Stored with the hash of its content: nothing changed, so revision 3 is republished as it is, only signed.
-    hub.devices.recordDesired({ deviceId: 'dev-1', revision: 3, issuedAt: '2025-12-31T00:00:00.000Z', apps: [] }, desiredHash([]));
+    await hub.devices.recordDesired({ deviceId: 'dev-1', revision: 3, issuedAt: '2025-12-31T00:00:00.000Z', apps: [] }, desiredHash([]));
     const mqtt = new FakeBus();
     const dispatcher = hub.dispatcher(mqtt, 10);
     stops.push(() => dispatcher.stop());
@@ -231,14 +232,14 @@ describe('Dispatcher: paced desired state', () => {
     expect(mqtt.sent.map((s) => [s.revision, s.signature])).toEqual([[3, undefined]]);
 
     // A new document is signed before it is stored.
-    hub.apply(appSpec('base', { site: 'roof' }));
-    dispatcher.syncAll();
+    await hub.apply(appSpec('base', { site: 'roof' }));
+    await dispatcher.sync();
     await mqtt.ackAll();
     expect(mqtt.sent.map((s) => [s.revision, s.signature])).toEqual([
       [3, undefined],
       [4, undefined],
     ]);
-    const stored = hub.devices.get('dev-1')!.desired!;
+    const stored = (await hub.devices.get('dev-1'))!.desired!;
     expect(stored.revision).toBe(4);
     expect(verifyDesired(stored, hubKey.publicKey)).toBeUndefined();
   });

@@ -17,7 +17,7 @@ import { deviceState, metricsSample } from '../support/fixtures.js';
 const gib = 1024 ** 3;
 
 describe('appCounts', () => {
-  it('counts desired apps, those running at the desired revision, and those failing', () => {
+  it('counts desired apps, those running at the desired revision, and those failing', async () => {
     const desired = [
       { name: 'a', revision: 2 },
       { name: 'b', revision: 1 },
@@ -38,7 +38,7 @@ describe('appCounts', () => {
 });
 
 describe('MetricsHistory', () => {
-  it('keeps the newest samples up to its size, oldest first, with percents of memory and the root disk', () => {
+  it('keeps the newest samples up to its size, oldest first, with percents of memory and the root disk', async () => {
     const history = new MetricsHistory(3);
     for (let i = 1; i <= 5; i++) {
       const { host } = metricsSample(i);
@@ -49,7 +49,7 @@ describe('MetricsHistory', () => {
     expect(history.get('other')).toBeUndefined();
   });
 
-  it('reads the disk named root, else the first; a zero total has no percent', () => {
+  it('reads the disk named root, else the first; a zero total has no percent', async () => {
     const disks = [
       { name: 'docker', path: '/var/lib/docker', usedBytes: 1 * gib, freeBytes: 1 * gib, totalBytes: 2 * gib },
       { name: 'root', path: '/', usedBytes: 3 * gib, freeBytes: 1 * gib, totalBytes: 4 * gib },
@@ -61,7 +61,7 @@ describe('MetricsHistory', () => {
 });
 
 describe('fleetChanges', () => {
-  it('names rows that are new or whose JSON differs, and ids that are gone', () => {
+  it('names rows that are new or whose JSON differs, and ids that are gone', async () => {
     const row = (id: string, online: boolean) => ({ id, online }) as FleetRow;
     const entry = (r: FleetRow) => ({ row: r, json: JSON.stringify(r) });
     const before = new Map([
@@ -100,8 +100,8 @@ function deviceSource() {
         ...changes,
       });
     },
-    fleetRows: () => [...rows.values()],
-    desiredApps(id: string) {
+    fleetRows: async () => [...rows.values()],
+    async desiredApps(id: string) {
       desiredOpened.push(id);
       return [{ name: 'thermo', revision: 1 }];
     },
@@ -117,7 +117,7 @@ describe('FleetFeed', () => {
     return new FleetFeed({ devices: source, latest, history, logger: pino({ level: 'silent' }), tickMs: 1000 });
   }
 
-  it('gives a follower every device, then once a tick only what changed, and opens a desired document only when its revision moves', () => {
+  it('gives a follower every device, then once a tick only what changed, and opens a desired document only when its revision moves', async () => {
     vi.useFakeTimers();
     const source = deviceSource();
     source.put('a');
@@ -126,21 +126,21 @@ describe('FleetFeed', () => {
     const history = new MetricsHistory();
     const feed = feedOver(source, latest, history);
     const heard: FleetChanges[] = [];
-    const { snapshot, stop } = feed.follow((changes) => heard.push(changes));
+    const { snapshot, stop } = await feed.follow((changes) => heard.push(changes));
     expect(snapshot.map((r) => [r.id, r.online, r.apps])).toEqual([
       ['a', true, { desired: 1, running: 1, failing: 0 }],
       ['b', true, { desired: 1, running: 1, failing: 0 }],
     ]);
     expect(source.desiredOpened).toEqual(['a', 'b']);
 
-    vi.advanceTimersByTime(3000);
+    await vi.advanceTimersByTimeAsync(3000);
     expect(heard).toEqual([]);
 
     source.put('b', { online: 0 });
     const sample = { device: 'a', ...metricsSample(1) };
     latest.set('a', sample);
     history.record('a', sample.host);
-    vi.advanceTimersByTime(1000);
+    await vi.advanceTimersByTimeAsync(1000);
     expect(heard).toHaveLength(1);
     expect(heard[0]!.items.map((r) => [r.id, r.online, r.history.cpu])).toEqual([
       ['a', true, [12.5]],
@@ -150,7 +150,7 @@ describe('FleetFeed', () => {
 
     source.put('a', { desired_revision: 2 });
     source.rows.delete('b');
-    vi.advanceTimersByTime(1000);
+    await vi.advanceTimersByTimeAsync(1000);
     // The revision moved but the apps did not: the document is opened, the row is unchanged.
     expect(source.desiredOpened).toEqual(['a', 'b', 'a']);
     expect(heard[1]).toEqual({ items: [], removed: ['b'] });
@@ -158,17 +158,17 @@ describe('FleetFeed', () => {
     feed.close();
   });
 
-  it('keeps streaming the fleet when one device’s desired document cannot be read', () => {
+  it('keeps streaming the fleet when one device’s desired document cannot be read', async () => {
     const source = deviceSource();
     source.put('a');
     source.put('b');
     const readable = source.desiredApps;
-    source.desiredApps = (id: string) => {
+    source.desiredApps = async (id: string) => {
       if (id === 'b') throw new Error('cannot open');
       return readable(id);
     };
     const feed = feedOver(source);
-    const { snapshot, stop } = feed.follow(() => undefined);
+    const { snapshot, stop } = await feed.follow(() => undefined);
     expect(snapshot.map((r) => [r.id, r.apps.desired])).toEqual([
       ['a', 1],
       ['b', 0],
@@ -177,24 +177,24 @@ describe('FleetFeed', () => {
     feed.close();
   });
 
-  it('ticks only while someone follows, and reads the fleet afresh for the first follower after a pause', () => {
+  it('ticks only while someone follows, and reads the fleet afresh for the first follower after a pause', async () => {
     vi.useFakeTimers();
     const source = deviceSource();
     source.put('a');
     const feed = feedOver(source);
     const reads = vi.spyOn(source, 'fleetRows');
-    const first = feed.follow(() => undefined);
-    const second = feed.follow(() => undefined);
+    const first = await feed.follow(() => undefined);
+    const second = await feed.follow(() => undefined);
     expect(feed.followers).toBe(2);
-    vi.advanceTimersByTime(2000);
+    await vi.advanceTimersByTimeAsync(2000);
     expect(reads).toHaveBeenCalledTimes(3);
     first.stop();
     second.stop();
-    vi.advanceTimersByTime(5000);
+    await vi.advanceTimersByTimeAsync(5000);
     expect(reads).toHaveBeenCalledTimes(3);
 
     source.put('a', { online: 0 });
-    const again = feed.follow(() => undefined);
+    const again = await feed.follow(() => undefined);
     expect(again.snapshot[0]!.online).toBe(false);
     again.stop();
     feed.close();
@@ -203,7 +203,7 @@ describe('FleetFeed', () => {
 
 describe('chooseEncoding', () => {
   const both = ['identity', 'gzip', 'br'] as const;
-  it('prefers brotli, then gzip, honours q=0 and *, and falls back to identity', () => {
+  it('prefers brotli, then gzip, honours q=0 and *, and falls back to identity', async () => {
     expect(chooseEncoding('gzip, deflate, br', both)).toBe('br');
     expect(chooseEncoding('gzip', both)).toBe('gzip');
     expect(chooseEncoding('br;q=0, gzip;q=0.5', both)).toBe('gzip');

@@ -4,19 +4,22 @@
  * authenticator over a real SQLite file, and how read-only dashboard users
  * and anonymous access are configured.
  */
+
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AccountStore } from '../../broker/auth/accounts.js';
+import type { AccountStore } from '../../broker/auth/accounts.js';
 import { type ClientIdOwners, clientIdRefusal, decidePublish, mayReceive, maySubscribe } from '../../broker/auth/acl.js';
 import { Authenticator } from '../../broker/auth/authenticator.js';
-import { DeviceCredentialStore } from '../../broker/auth/device-credentials.js';
+import type { DeviceCredentialStore } from '../../broker/auth/device-credentials.js';
 import { hashSecret, VerifiedCache, verifySecret } from '../../broker/auth/hashing.js';
 import type { Identity } from '../../broker/auth/identity.js';
 import { LoginDelay } from '../../broker/auth/login-delay.js';
 import { METHOD_ROLES, mayCall, requiredRole } from '../../broker/auth/permissions.js';
 import { resolveHubConfig } from '../../broker/config.js';
 import { peekRequest } from '../../broker/mqtt/access.js';
-import { type Db, openDatabase } from '../../broker/store/db.js';
+import { SqliteAccountStore } from '../../broker/store/sqlite/accounts.js';
+import { type Db, openDatabase } from '../../broker/store/sqlite/db.js';
+import { SqliteDeviceCredentialStore } from '../../broker/store/sqlite/device-credentials.js';
 import { parseDashboardUsers } from '../../cli/commands/server.js';
 import { Topics } from '../../shared/index.js';
 import { scratchDir } from '../support/scratch.js';
@@ -30,37 +33,37 @@ const ANON: Identity = { kind: 'anonymous' };
 
 describe('client ids', () => {
   const owners: ClientIdOwners = {
-    isRegisteredDevice: (id) => ['gw-1', 'gw-2'].includes(id),
-    isAccount: (name) => ['ci', 'admin'].includes(name),
+    isRegisteredDevice: async (id) => ['gw-1', 'gw-2'].includes(id),
+    isAccount: async (name) => ['ci', 'admin'].includes(name),
   };
 
-  it.each(['+', '#', 'a/b', 'gw-1/x', 'a+b', 'x'.repeat(129)])('refuses %j for everyone', (id) => {
+  it.each(['+', '#', 'a/b', 'gw-1/x', 'a+b', 'x'.repeat(129)])('refuses %j for everyone', async (id) => {
     for (const identity of [ANON, device(id), account('ci', 'admin'), dashboard]) {
-      expect(clientIdRefusal(identity, id, owners)).toBeDefined();
+      expect(await clientIdRefusal(identity, id, owners)).toBeDefined();
     }
   });
 
-  it('refuses an empty id to every identity but an anonymous client, which gets one the broker assigns', () => {
+  it('refuses an empty id to every identity but an anonymous client, which gets one the broker assigns', async () => {
     for (const identity of [device('gw-1'), account('ci', 'admin'), dashboard]) {
-      expect(clientIdRefusal(identity, '', owners)).toBe('empty client id');
+      expect(await clientIdRefusal(identity, '', owners)).toBe('empty client id');
     }
-    expect(clientIdRefusal(ANON, '', owners)).toBeUndefined();
+    expect(await clientIdRefusal(ANON, '', owners)).toBeUndefined();
   });
 
-  it('holds a device to its own id and an account to its name or name.suffix', () => {
-    expect(clientIdRefusal(device('gw-1'), 'gw-1', owners)).toBeUndefined();
-    expect(clientIdRefusal(device('gw-1'), 'gw-2', owners)).toMatch(/its id/);
-    expect(clientIdRefusal(account('ci', 'operator'), 'ci', owners)).toBeUndefined();
-    expect(clientIdRefusal(account('ci', 'operator'), 'ci.deploy-7', owners)).toBeUndefined();
-    expect(clientIdRefusal(account('ci', 'operator'), 'cix', owners)).toBeDefined();
-    expect(clientIdRefusal(account('ci', 'operator'), 'admin', owners)).toBeDefined();
+  it('holds a device to its own id and an account to its name or name.suffix', async () => {
+    expect(await clientIdRefusal(device('gw-1'), 'gw-1', owners)).toBeUndefined();
+    expect(await clientIdRefusal(device('gw-1'), 'gw-2', owners)).toMatch(/its id/);
+    expect(await clientIdRefusal(account('ci', 'operator'), 'ci', owners)).toBeUndefined();
+    expect(await clientIdRefusal(account('ci', 'operator'), 'ci.deploy-7', owners)).toBeUndefined();
+    expect(await clientIdRefusal(account('ci', 'operator'), 'cix', owners)).toBeDefined();
+    expect(await clientIdRefusal(account('ci', 'operator'), 'admin', owners)).toBeDefined();
   });
 
-  it('lets anonymous clients and dashboards use any id nobody owns, so they cannot take a session over', () => {
+  it('lets anonymous clients and dashboards use any id nobody owns, so they cannot take a session over', async () => {
     for (const identity of [ANON, dashboard]) {
-      expect(clientIdRefusal(identity, 'mqttjs_1234', owners)).toBeUndefined();
-      expect(clientIdRefusal(identity, 'dev-unregistered', owners)).toBeUndefined();
-      for (const owned of ['gw-1', 'ci', 'ci.x', 'admin']) expect(clientIdRefusal(identity, owned, owners)).toBeDefined();
+      expect(await clientIdRefusal(identity, 'mqttjs_1234', owners)).toBeUndefined();
+      expect(await clientIdRefusal(identity, 'dev-unregistered', owners)).toBeUndefined();
+      for (const owned of ['gw-1', 'ci', 'ci.x', 'admin']) expect(await clientIdRefusal(identity, owned, owners)).toBeDefined();
     }
   });
 });
@@ -68,7 +71,7 @@ describe('client ids', () => {
 describe('publish', () => {
   const allowed = (identity: Identity, clientId: string, topic: string) => decidePublish(identity, clientId, topic, topics).allow;
 
-  it('lets a device publish its own state, status, events, logs, metrics and replies only', () => {
+  it('lets a device publish its own state, status, events, logs, metrics and replies only', async () => {
     for (const channel of ['state', 'status', 'events', 'logs', 'metrics', 'replies']) {
       expect(allowed(device('gw-1'), 'gw-1', `${T}/devices/gw-1/${channel}`)).toBe(true);
       expect(allowed(device('gw-1'), 'gw-1', `${T}/devices/gw-2/${channel}`)).toBe(false);
@@ -84,12 +87,12 @@ describe('publish', () => {
     }
   });
 
-  it('lets a viewer publish nothing', () => {
+  it('lets a viewer publish nothing', async () => {
     expect(allowed(account('v', 'viewer'), 'v', `${T}/api/v/request`)).toBe(false);
     expect(allowed(dashboard, 'x', `${T}/devices/gw-1/metrics`)).toBe(false);
   });
 
-  it('lets operators and admins publish requests on their own client id only, checked per method later', () => {
+  it('lets operators and admins publish requests on their own client id only, checked per method later', async () => {
     for (const role of ['operator', 'admin'] as const) {
       expect(allowed(account('ci', role), 'ci.1', `${T}/api/ci.1/request`)).toBe('api-request');
       expect(allowed(account('ci', role), 'ci.1', `${T}/api/ci/request`)).toBe(false);
@@ -99,7 +102,7 @@ describe('publish', () => {
     }
   });
 
-  it('keeps $SYS and the dropped-request topic from everyone; anonymous clients may publish the rest', () => {
+  it('keeps $SYS and the dropped-request topic from everyone; anonymous clients may publish the rest', async () => {
     for (const identity of [ANON, account('a', 'admin')]) {
       expect(allowed(identity, 'x', '$SYS/broker/x')).toBe(false);
       expect(allowed(identity, 'x', '$flotilla/forbidden')).toBe(false);
@@ -111,7 +114,7 @@ describe('publish', () => {
 describe('subscribe', () => {
   const may = (identity: Identity, clientId: string, filter: string) => maySubscribe(identity, clientId, filter, topics);
 
-  it('lets a device subscribe to its own desired and commands only', () => {
+  it('lets a device subscribe to its own desired and commands only', async () => {
     expect(may(device('gw-1'), 'gw-1', `${T}/devices/gw-1/desired`)).toBe(true);
     expect(may(device('gw-1'), 'gw-1', `${T}/devices/gw-1/commands`)).toBe(true);
     for (const filter of [
@@ -163,7 +166,7 @@ describe('subscribe', () => {
     expect(may(dashboard, 'x', filter)).toBe(false);
   });
 
-  it('lets an operator subscribe to its own responses too, an admin to anything', () => {
+  it('lets an operator subscribe to its own responses too, an admin to anything', async () => {
     expect(may(account('ci', 'operator'), 'ci.1', `${T}/api/ci.1/response`)).toBe(true);
     expect(may(account('ci', 'operator'), 'ci.1', `${T}/api/ci/response`)).toBe(false);
     expect(may(account('ci', 'operator'), 'ci.1', `${T}/api/+/response`)).toBe(false);
@@ -176,7 +179,7 @@ describe('subscribe', () => {
 describe('forward', () => {
   const gets = (identity: Identity, clientId: string, topic: string) => mayReceive(identity, clientId, topic, topics);
 
-  it('delivers desired and commands only to their device, whatever an admin subscribed to', () => {
+  it('delivers desired and commands only to their device, whatever an admin subscribed to', async () => {
     for (const channel of ['desired', 'commands']) {
       const topic = `${T}/devices/gw-1/${channel}`;
       expect(gets(device('gw-1'), 'gw-1', topic)).toBe(true);
@@ -186,19 +189,19 @@ describe('forward', () => {
     expect(gets(account('root', 'admin'), 'root', `${T}/devices/gw-1/state`)).toBe(true);
   });
 
-  it('delivers an API response only to its client; a dropped request to nobody', () => {
+  it('delivers an API response only to its client; a dropped request to nobody', async () => {
     expect(gets(account('ci', 'operator'), 'ci.1', `${T}/api/ci.1/response`)).toBe(true);
     expect(gets(account('root', 'admin'), 'root', `${T}/api/ci.1/response`)).toBe(false);
     for (const identity of [ANON, account('root', 'admin')]) expect(gets(identity, 'x', '$flotilla/forbidden')).toBe(false);
   });
 
-  it('leaves anonymous clients (while allowed) their full access', () => {
+  it('leaves anonymous clients (while allowed) their full access', async () => {
     expect(gets(ANON, 'svc', `${T}/devices/gw-1/desired`)).toBe(true);
   });
 });
 
 describe('role per API method', () => {
-  it('lets viewers read, operators deploy, admins manage who connects', () => {
+  it('lets viewers read, operators deploy, admins manage who connects', async () => {
     expect(requiredRole('apps.list')).toBe('viewer');
     expect(requiredRole('logs.query')).toBe('viewer');
     expect(requiredRole('apps.apply')).toBe('operator');
@@ -213,14 +216,14 @@ describe('role per API method', () => {
     expect(mayCall(ANON, 'tokens.create')).toBe(true);
   });
 
-  it('closes a method nobody placed in the table to all but admins, except reads by their name', () => {
+  it('closes a method nobody placed in the table to all but admins, except reads by their name', async () => {
     expect(requiredRole('apps.frobnicate')).toBe('admin');
     expect(requiredRole('things.list')).toBe('viewer');
     expect(requiredRole('tokens.get')).toBe('admin');
     expect(Object.values(METHOD_ROLES).every((r) => ['viewer', 'operator', 'admin'].includes(r))).toBe(true);
   });
 
-  it('reads the method of a request without trusting its shape', () => {
+  it('reads the method of a request without trusting its shape', async () => {
     expect(peekRequest(Buffer.from('{"correlationId":"c1","method":"apps.apply"}'))).toEqual({ method: 'apps.apply', correlationId: 'c1' });
     expect(peekRequest(Buffer.from('{"method":7}'))).toEqual({ method: undefined, correlationId: null });
     expect(peekRequest(Buffer.from('not json'))).toEqual({ method: undefined, correlationId: null });
@@ -229,7 +232,7 @@ describe('role per API method', () => {
 });
 
 describe('failed-login delay', () => {
-  it('doubles from 100 ms to at most 10 s per address and fades when failures stop', () => {
+  it('doubles from 100 ms to at most 10 s per address and fades when failures stop', async () => {
     let now = 0;
     const delay = new LoginDelay({ now: () => now });
     expect([1, 2, 3, 4].map(() => delay.fail('10.0.0.1'))).toEqual([100, 200, 400, 800]);
@@ -253,21 +256,21 @@ describe('authenticator', () => {
       allowAnonymous,
     });
 
-  beforeEach(() => {
+  beforeEach(async () => {
     db = openDatabase(join(scratchDir('flotilla-auth-'), 'hub.db'));
-    accounts = new AccountStore(db);
-    credentials = new DeviceCredentialStore(db);
+    accounts = new SqliteAccountStore(db);
+    credentials = new SqliteDeviceCredentialStore(db);
   });
-  afterEach(() => {
+  afterEach(async () => {
     db.close();
   });
 
   const pw = (value: string) => Buffer.from(value);
 
   it('knows service accounts by API key, devices by secret, dashboards by password', async () => {
-    const key = accounts.create('ci', 'operator');
+    const key = (await accounts.create('ci', 'operator'))!;
     expect(key).toMatch(/^ci\.[A-Za-z0-9_-]{43}$/);
-    credentials.create('gw-1', await hashSecret('device-secret'));
+    await credentials.create('gw-1', await hashSecret('device-secret'));
     const a = auth();
     expect(await a.login('ci', pw(key))).toEqual({ ok: true, identity: { kind: 'account', name: 'ci', role: 'operator' } });
     expect(await a.login('gw-1', pw('device-secret'))).toEqual({ ok: true, identity: { kind: 'device', deviceId: 'gw-1' } });
@@ -276,8 +279,8 @@ describe('authenticator', () => {
   });
 
   it('refuses wrong, unknown, revoked and anonymous credentials', async () => {
-    const key = accounts.create('ci', 'operator');
-    credentials.create('gw-1', await hashSecret('device-secret'));
+    const key = (await accounts.create('ci', 'operator'))!;
+    await credentials.create('gw-1', await hashSecret('device-secret'));
     const a = auth();
     expect(await a.login('ci', pw(`${key}x`))).toMatchObject({ ok: false });
     expect(await a.login('ci', pw('device-secret'))).toMatchObject({ ok: false });
@@ -292,14 +295,14 @@ describe('authenticator', () => {
     expect(await auth(true).login(undefined, undefined)).toEqual({ ok: true, identity: { kind: 'anonymous' } });
 
     expect(await a.login('gw-1', pw('device-secret'))).toMatchObject({ ok: true });
-    credentials.revoke('gw-1');
+    await credentials.revoke('gw-1');
     expect(await a.login('gw-1', pw('device-secret'))).toMatchObject({ ok: false, reason: 'device revoked' });
-    accounts.delete('ci');
+    await accounts.delete('ci');
     expect(await a.bearer(`Bearer ${key}`)).toMatchObject({ ok: false });
   });
 
   it('maps a verified certificate CN to its registered device; a different username is refused', async () => {
-    credentials.create('gw-1', await hashSecret('s'));
+    await credentials.create('gw-1', await hashSecret('s'));
     const a = auth();
     expect(await a.login(undefined, undefined, 'gw-1')).toEqual({ ok: true, identity: { kind: 'device', deviceId: 'gw-1' } });
     expect(await a.login('gw-2', pw('s'), 'gw-1')).toMatchObject({ ok: false });
@@ -323,11 +326,11 @@ describe('authenticator', () => {
 });
 
 describe('read-only users in the hub configuration', () => {
-  it('defaults to none', () => {
+  it('defaults to none', async () => {
     expect(resolveHubConfig({}).readOnlyUsers).toEqual([]);
   });
 
-  it('names the bad key', () => {
+  it('names the bad key', async () => {
     expect(() => resolveHubConfig({ readOnlyUsers: [{ username: '', password: 'x' }] })).toThrow(/readOnlyUsers/);
     expect(() =>
       resolveHubConfig({
@@ -339,7 +342,7 @@ describe('read-only users in the hub configuration', () => {
     ).toThrow(/readOnlyUsers: username "a" appears twice/);
   });
 
-  it('parses --dashboard-user and FLOTILLA_DASHBOARD_USERS values: name:password, repeatable, comma-separated', () => {
+  it('parses --dashboard-user and FLOTILLA_DASHBOARD_USERS values: name:password, repeatable, comma-separated', async () => {
     expect(parseDashboardUsers('wall:s3cret')).toEqual([{ username: 'wall', password: 's3cret' }]);
     expect(parseDashboardUsers('grafana:a:b', [{ username: 'wall', password: 'x' }])).toEqual([
       { username: 'wall', password: 'x' },
@@ -354,7 +357,7 @@ describe('read-only users in the hub configuration', () => {
 });
 
 describe('anonymous access in the hub configuration', () => {
-  it('defaults to allowed on loopback only', () => {
+  it('defaults to allowed on loopback only', async () => {
     expect(resolveHubConfig({}).allowAnonymous).toBe(true);
     expect(resolveHubConfig({ host: '::1' }).allowAnonymous).toBe(true);
     expect(resolveHubConfig({ host: 'localhost' }).allowAnonymous).toBe(true);

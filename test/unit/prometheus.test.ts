@@ -75,14 +75,14 @@ class FakeSources implements FleetSources, BrokerSources {
   out: Record<string, number> = { metrics: 20 };
   reads = 0;
 
-  devices() {
+  async devices() {
     this.reads += 1;
     return this.deviceList;
   }
   latestMetrics() {
     return this.samples;
   }
-  appPhaseCounts() {
+  async appPhaseCounts() {
     return this.phases;
   }
   ingest() {

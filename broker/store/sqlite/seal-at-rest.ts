@@ -14,9 +14,9 @@
  * Not a migration in migrations.ts: those are SQL only, and sealing needs the key.
  */
 import type { Logger } from 'pino';
+import { desiredDocAad, desiredHashAad, SealedDataError, SecretCipher } from '../secret-cipher.js';
+import { loadSecretsKey } from '../secrets-key.js';
 import type { Db } from './db.js';
-import { desiredDocAad, desiredHashAad, SealedDataError, SecretCipher } from './secret-cipher.js';
-import { loadSecretsKey } from './secrets-key.js';
 
 export class WrongSecretsKeyError extends Error {
   readonly code = 'wrong_secrets_key';

@@ -1,0 +1,144 @@
+/** The SQLite engine of AppStore (hub.db). */
+import { type AppSpec, contentHash } from '../../../shared/index.js';
+import type { AppStore, RevisionCause, StoredApp, StoredRevision } from '../apps.js';
+import type { Db } from './db.js';
+
+interface RevisionRow {
+  revision: number;
+  spec: string;
+  spec_hash: string;
+  created_at: string;
+  cause: string | null;
+}
+
+interface AppRow {
+  name: string;
+  revision: number;
+  spec: string;
+  created_at: string;
+  updated_at: string;
+  force_revision: number | null;
+}
+
+export class SqliteAppStore implements AppStore {
+  private readonly selectAll;
+  private readonly selectOne;
+  private readonly selectHash;
+  private readonly maxRevision;
+  private readonly insertRevision;
+  private readonly upsertApp;
+  private readonly deleteApp;
+  private readonly deleteRevisions;
+  private readonly selectRevisions;
+  private readonly selectRevision;
+  private readonly selectPrevious;
+  private readonly forceRevision;
+
+  constructor(
+    private readonly db: Db,
+    private readonly now: () => Date = () => new Date(),
+  ) {
+    const current = `SELECT a.name, a.revision, r.spec, a.created_at, a.updated_at, a.force_revision
+      FROM apps a JOIN app_revisions r ON r.app = a.name AND r.revision = a.revision`;
+    this.selectAll = db.prepare<[], AppRow>(`${current} ORDER BY a.name`);
+    this.selectOne = db.prepare<[string], AppRow>(`${current} WHERE a.name = ?`);
+    this.selectHash = db.prepare<[string], { revision: number; spec_hash: string }>(
+      'SELECT r.revision, r.spec_hash FROM apps a JOIN app_revisions r ON r.app = a.name AND r.revision = a.revision WHERE a.name = ?',
+    );
+    this.maxRevision = db.prepare<[string], { max: number | null }>('SELECT MAX(revision) AS max FROM app_revisions WHERE app = ?');
+    this.insertRevision = db.prepare(
+      'INSERT INTO app_revisions (app, revision, spec, spec_hash, created_at, cause) VALUES (?, ?, ?, ?, ?, ?)',
+    );
+    this.upsertApp = db.prepare(
+      `INSERT INTO apps (name, revision, created_at, updated_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT(name) DO UPDATE SET revision = excluded.revision, updated_at = excluded.updated_at`,
+    );
+    this.deleteApp = db.prepare('DELETE FROM apps WHERE name = ?');
+    this.forceRevision = db.prepare<[string], { revision: number }>(
+      'UPDATE apps SET force_revision = revision WHERE name = ? RETURNING revision',
+    );
+    this.deleteRevisions = db.prepare('DELETE FROM app_revisions WHERE app = ?');
+    const revisionColumns = 'revision, spec, spec_hash, created_at, cause';
+    this.selectRevisions = db.prepare<[string], RevisionRow>(
+      `SELECT ${revisionColumns} FROM app_revisions WHERE app = ? ORDER BY revision DESC`,
+    );
+    this.selectRevision = db.prepare<[string, number], RevisionRow>(
+      `SELECT ${revisionColumns} FROM app_revisions WHERE app = ? AND revision = ?`,
+    );
+    this.selectPrevious = db.prepare<[string, number], { revision: number | null }>(
+      'SELECT MAX(revision) AS revision FROM app_revisions WHERE app = ? AND revision < ?',
+    );
+  }
+
+  async apply(
+    spec: AppSpec,
+    cause: RevisionCause = 'apply',
+    { evenIfUnchanged = false } = {},
+  ): Promise<{ revision: number; changed: boolean }> {
+    const hash = contentHash(spec);
+    return this.db.transaction(() => {
+      const current = this.selectHash.get(spec.name);
+      if (current && current.spec_hash === hash && !evenIfUnchanged) return { revision: current.revision, changed: false };
+      const revision = (this.maxRevision.get(spec.name)?.max ?? 0) + 1;
+      const at = this.now().toISOString();
+      this.insertRevision.run(spec.name, revision, JSON.stringify(spec), hash, at, cause);
+      this.upsertApp.run(spec.name, revision, at, at);
+      return { revision, changed: true };
+    })();
+  }
+
+  async list(): Promise<StoredApp[]> {
+    return this.selectAll.all().map(toApp);
+  }
+
+  async get(name: string): Promise<StoredApp | undefined> {
+    const row = this.selectOne.get(name);
+    return row ? toApp(row) : undefined;
+  }
+
+  async revisions(name: string): Promise<StoredRevision[]> {
+    return this.selectRevisions.all(name).map(toRevision);
+  }
+
+  async revision(name: string, revision: number): Promise<StoredRevision | undefined> {
+    const row = this.selectRevision.get(name, revision);
+    return row ? toRevision(row) : undefined;
+  }
+
+  async previousRevision(name: string, revision: number): Promise<number | undefined> {
+    return this.selectPrevious.get(name, revision)?.revision ?? undefined;
+  }
+
+  async force(name: string): Promise<number | undefined> {
+    return this.forceRevision.get(name)?.revision;
+  }
+
+  async delete(name: string): Promise<boolean> {
+    return this.db.transaction(() => {
+      const deleted = this.deleteApp.run(name).changes > 0;
+      this.deleteRevisions.run(name);
+      return deleted;
+    })();
+  }
+}
+
+function toRevision(row: RevisionRow): StoredRevision {
+  return {
+    revision: row.revision,
+    spec: JSON.parse(row.spec) as AppSpec,
+    specHash: row.spec_hash,
+    createdAt: row.created_at,
+    cause: row.cause,
+  };
+}
+
+function toApp(row: AppRow): StoredApp {
+  return {
+    name: row.name,
+    revision: row.revision,
+    forced: row.force_revision === row.revision,
+    spec: JSON.parse(row.spec) as AppSpec,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}

@@ -1,0 +1,174 @@
+/** The SQLite engine of DeviceStore (hub.db). */
+import type { DesiredState, DeviceState, Labels, OperatorLabels } from '../../../shared/index.js';
+import { type DeviceStore, effectiveLabels, type FleetDeviceRow, type StoredDevice } from '../devices.js';
+import { desiredDocAad, desiredHashAad, type SecretCipher } from '../secret-cipher.js';
+import type { Db } from './db.js';
+
+interface DeviceRow {
+  id: string;
+  operator_labels: string;
+  reported_labels: string;
+  online: number;
+  last_seen: string | null;
+  state: string | null;
+  observed_revision: number | null;
+  desired_revision: number;
+  desired_hash: Buffer | string | null;
+  desired_doc: Buffer | string | null;
+  created_at: string;
+}
+
+export class SqliteDeviceStore implements DeviceStore {
+  private readonly selectAll;
+  private readonly selectOne;
+  private readonly insert;
+  private readonly updateState;
+  private readonly updateOnline;
+  private readonly updateOffline;
+  private readonly updateLastSeen;
+  private readonly writeLastSeen;
+  private readonly updateOperatorLabels;
+  private readonly markOffline;
+  private readonly updateDesired;
+  private readonly selectPresence;
+  private readonly selectAppPhases;
+  private readonly selectFleetRows;
+  private readonly selectDesiredDoc;
+
+  constructor(
+    db: Db,
+    private readonly cipher: SecretCipher,
+    private readonly now: () => Date = () => new Date(),
+  ) {
+    this.selectAll = db.prepare<[], DeviceRow>('SELECT * FROM devices ORDER BY id');
+    this.selectOne = db.prepare<[string], DeviceRow>('SELECT * FROM devices WHERE id = ?');
+    this.insert = db.prepare('INSERT INTO devices (id, created_at) VALUES (?, ?) ON CONFLICT(id) DO NOTHING');
+    this.updateState = db.prepare(
+      'UPDATE devices SET state = ?, observed_revision = ?, reported_labels = ?, online = 1, last_seen = ? WHERE id = ?',
+    );
+    this.updateOnline = db.prepare('UPDATE devices SET online = 1, last_seen = ? WHERE id = ?');
+    this.updateOffline = db.prepare('UPDATE devices SET online = 0 WHERE id = ? AND online = 1');
+    this.updateLastSeen = db.prepare('UPDATE devices SET last_seen = ? WHERE id = ? AND (last_seen IS NULL OR last_seen < ?)');
+    this.writeLastSeen = db.transaction((touches: ReadonlyMap<string, string>) => {
+      for (const [id, at] of touches) this.updateLastSeen.run(at, id, at);
+    });
+    this.markOffline = db.prepare('UPDATE devices SET online = 0');
+    this.updateOperatorLabels = db.prepare('UPDATE devices SET operator_labels = ? WHERE id = ?');
+    this.updateDesired = db.prepare('UPDATE devices SET desired_revision = ?, desired_hash = ?, desired_doc = ? WHERE id = ?');
+    this.selectPresence = db.prepare<[], { id: string; online: number }>('SELECT id, online FROM devices ORDER BY id');
+    this.selectFleetRows = db.prepare<[], FleetDeviceRow>(
+      'SELECT id, online, last_seen, operator_labels, reported_labels, state, desired_revision FROM devices ORDER BY id',
+    );
+    this.selectDesiredDoc = db.prepare<[string], Pick<DeviceRow, 'id' | 'desired_doc'>>('SELECT id, desired_doc FROM devices WHERE id = ?');
+    // SQLite reads the apps out of the stored state, so a scrape parses no JSON in JS.
+    this.selectAppPhases = db.prepare<[], { app: string; phase: string; devices: number }>(
+      `SELECT json_extract(a.value, '$.name') AS app,
+              CASE WHEN d.online = 1 THEN json_extract(a.value, '$.phase') ELSE 'offline' END AS phase,
+              COUNT(*) AS devices
+         FROM devices d, json_each(d.state, '$.apps') a
+        WHERE d.state IS NOT NULL
+        GROUP BY 1, 2
+        ORDER BY 1, 2`,
+    );
+  }
+
+  async list(): Promise<StoredDevice[]> {
+    return this.selectAll.all().map((row) => this.toDevice(row));
+  }
+
+  async get(id: string): Promise<StoredDevice | undefined> {
+    const row = this.selectOne.get(id);
+    return row ? this.toDevice(row) : undefined;
+  }
+
+  async presence(): Promise<{ id: string; online: boolean }[]> {
+    return this.selectPresence.all().map((row) => ({ id: row.id, online: row.online === 1 }));
+  }
+
+  async fleetRows(): Promise<FleetDeviceRow[]> {
+    return this.selectFleetRows.all();
+  }
+
+  async desiredApps(id: string): Promise<{ name: string; revision: number }[] | null> {
+    const row = this.selectDesiredDoc.get(id);
+    const desired = row ? this.openDesired(row) : null;
+    return desired ? desired.apps.map((app) => ({ name: app.name, revision: app.revision })) : null;
+  }
+
+  async appPhases(): Promise<{ app: string; phase: string; devices: number }[]> {
+    return this.selectAppPhases.all();
+  }
+
+  async ensure(id: string): Promise<boolean> {
+    return this.insert.run(id, this.now().toISOString()).changes > 0;
+  }
+
+  async recordState(state: DeviceState): Promise<void> {
+    this.updateState.run(
+      JSON.stringify(state),
+      state.observedRevision,
+      JSON.stringify(state.labels),
+      this.now().toISOString(),
+      state.deviceId,
+    );
+  }
+
+  async recordOnline(id: string, online: boolean): Promise<void> {
+    if (online) this.updateOnline.run(this.now().toISOString(), id);
+    else this.updateOffline.run(id);
+  }
+
+  async recordLastSeen(touches: ReadonlyMap<string, string>): Promise<void> {
+    this.writeLastSeen(touches);
+  }
+
+  async recordDisconnected(id: string): Promise<boolean> {
+    return this.updateOffline.run(id).changes > 0;
+  }
+
+  async markAllOffline(): Promise<void> {
+    this.markOffline.run();
+  }
+
+  async setOperatorLabels(id: string, labels: OperatorLabels): Promise<void> {
+    this.updateOperatorLabels.run(JSON.stringify(labels), id);
+  }
+
+  async recordDesired(desired: DesiredState, hash: string): Promise<void> {
+    const sealed = this.cipher.sealText(JSON.stringify(desired), desiredDocAad(desired.deviceId));
+    this.updateDesired.run(desired.revision, this.cipher.sealText(hash, desiredHashAad(desired.deviceId)), sealed, desired.deviceId);
+  }
+
+  private openDesired(row: Pick<DeviceRow, 'id' | 'desired_doc'>): DesiredState | null {
+    if (row.desired_doc === null) return null;
+    if (typeof row.desired_doc === 'string')
+      throw new Error(`device "${row.id}": desired document stored unsealed; the hub seals such rows at start`);
+    return JSON.parse(this.cipher.openText(row.desired_doc, desiredDocAad(row.id))) as DesiredState;
+  }
+
+  private openHash(row: DeviceRow): string | null {
+    if (row.desired_hash === null) return null;
+    if (typeof row.desired_hash === 'string')
+      throw new Error(`device "${row.id}": desired hash stored unsealed; the hub seals such rows at start`);
+    return this.cipher.openText(row.desired_hash, desiredHashAad(row.id));
+  }
+
+  private toDevice(row: DeviceRow): StoredDevice {
+    const operatorLabels = JSON.parse(row.operator_labels) as OperatorLabels;
+    const reportedLabels = JSON.parse(row.reported_labels) as Labels;
+    return {
+      id: row.id,
+      operatorLabels,
+      reportedLabels,
+      labels: effectiveLabels(reportedLabels, operatorLabels),
+      online: row.online === 1,
+      lastSeen: row.last_seen,
+      state: row.state ? (JSON.parse(row.state) as DeviceState) : null,
+      observedRevision: row.observed_revision,
+      desiredRevision: row.desired_revision,
+      desiredHash: this.openHash(row),
+      desired: this.openDesired(row),
+      createdAt: row.created_at,
+    };
+  }
+}
