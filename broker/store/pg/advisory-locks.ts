@@ -1,10 +1,14 @@
 /**
  * Every PostgreSQL advisory lock the hub takes, in one place so no two uses share a key.
  *
- * Keys are the two-int4 form (classid, objid): classid is 'Flot' in ASCII, so the hub's locks stay
- * apart from any other application's advisory locks in the same database.
+ * Keys are the two-int4 form (classid, objid): classid is 'Flot' (or 'Floa' for per-app locks) in
+ * ASCII, so the hub's locks stay apart from any other application's advisory locks in the same
+ * database, and a per-app lock (its objid a hash of the name) never meets the hub's own.
  */
 export const LOCK_CLASS = 0x466c6f74;
+
+/** One app's revisions are numbered under a transaction-level lock keyed (APP_LOCK_CLASS, hashtext(name)). */
+export const APP_LOCK_CLASS = 0x466c6f61; // 'Floa'
 
 export const ADVISORY_LOCKS = {
   /** Transaction-level, while one replica brings the schema up to date (migrate.ts). */

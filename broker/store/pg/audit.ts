@@ -1,0 +1,114 @@
+/** The PostgreSQL engine of AuditStore. */
+import type { AuditRecord } from '../../../shared/api/results.js';
+import {
+  AUDIT_MAX_RECORDS,
+  AUDIT_PRUNE_EVERY,
+  type AuditEnd,
+  type AuditKind,
+  type AuditOutcome,
+  type AuditQuery,
+  type AuditStart,
+  type AuditStore,
+} from '../../remote/audit-store.js';
+import type { PgDatabase } from './database.js';
+
+interface AuditRow {
+  id: number;
+  actor: string;
+  device: string;
+  kind: AuditKind;
+  what: string;
+  outcome: AuditOutcome;
+  started_at: string;
+  ended_at: string | null;
+  bytes_up: number;
+  bytes_down: number;
+  exit_code: number | null;
+  reason: string | null;
+}
+
+export class PgAuditStore implements AuditStore {
+  /** Inserts by this replica: each prunes every AUDIT_PRUNE_EVERY of its own, which keeps the shared table near the bound. */
+  private inserts = 0;
+
+  constructor(
+    private readonly db: PgDatabase,
+    private readonly now: () => Date = () => new Date(),
+    private readonly maxRecords = AUDIT_MAX_RECORDS,
+  ) {}
+
+  async opened(start: AuditStart): Promise<number> {
+    return this.insert(start, 'open', null, null);
+  }
+
+  async denied(start: AuditStart, reason: string): Promise<number> {
+    return this.insert(start, 'denied', this.now().toISOString(), reason);
+  }
+
+  async failed(start: AuditStart, reason: string): Promise<number> {
+    return this.insert(start, 'failed', this.now().toISOString(), reason);
+  }
+
+  async ended(id: number, end: AuditEnd): Promise<void> {
+    await this.db.query(
+      `UPDATE audit SET outcome = $1, ended_at = $2, bytes_up = $3, bytes_down = $4, exit_code = $5, reason = $6
+        WHERE id = $7 AND outcome = 'open'`,
+      [end.outcome, this.now().toISOString(), end.bytesUp, end.bytesDown, end.exitCode ?? null, end.reason ?? null, id],
+    );
+  }
+
+  async closeOrphans(reason: string): Promise<number> {
+    const closed = await this.db.query(
+      "UPDATE audit SET outcome = 'closed', ended_at = $1, reason = $2 WHERE outcome = 'open' RETURNING id",
+      [this.now().toISOString(), reason],
+    );
+    return closed.length;
+  }
+
+  async list(query: AuditQuery): Promise<AuditRecord[]> {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (query.device !== undefined) {
+      args.push(query.device);
+      where.push(`device = $${args.length}`);
+    }
+    if (query.sinceMs !== undefined) {
+      args.push(new Date(query.sinceMs).toISOString());
+      where.push(`started_at >= $${args.length}`);
+    }
+    args.push(query.limit);
+    const rows = await this.db.query<AuditRow>(
+      `SELECT * FROM audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT $${args.length}`,
+      args,
+    );
+    return rows.map(toRecord);
+  }
+
+  private async insert(start: AuditStart, outcome: AuditOutcome, endedAt: string | null, reason: string | null): Promise<number> {
+    const [row] = await this.db.query<{ id: number }>(
+      `INSERT INTO audit (actor, device, kind, what, outcome, started_at, ended_at, reason)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+      [start.actor, start.device, start.kind, start.what, outcome, this.now().toISOString(), endedAt, reason],
+    );
+    const id = row!.id;
+    if (++this.inserts % AUDIT_PRUNE_EVERY === 0) await this.db.query('DELETE FROM audit WHERE id <= $1', [id - this.maxRecords]);
+    return id;
+  }
+}
+
+function toRecord(row: AuditRow): AuditRecord {
+  return {
+    id: row.id,
+    actor: row.actor,
+    device: row.device,
+    kind: row.kind,
+    what: row.what,
+    outcome: row.outcome,
+    startedAt: row.started_at,
+    ...(row.ended_at !== null ? { endedAt: row.ended_at } : {}),
+    bytesUp: row.bytes_up,
+    bytesDown: row.bytes_down,
+    ...(row.exit_code !== null ? { exitCode: row.exit_code } : {}),
+    ...(row.reason !== null ? { reason: row.reason } : {}),
+  };
+}

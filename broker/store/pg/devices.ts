@@ -1,0 +1,148 @@
+/** The PostgreSQL engine of DeviceStore: desired documents and their hashes sealed as bytea. */
+import type { DesiredState, DeviceState, Labels, OperatorLabels } from '../../../shared/index.js';
+import { type DeviceStore, effectiveLabels, type FleetDeviceRow, type StoredDevice } from '../devices.js';
+import { desiredDocAad, desiredHashAad, type SecretCipher } from '../secret-cipher.js';
+import type { PgDatabase } from './database.js';
+
+interface DeviceRow {
+  id: string;
+  operator_labels: string;
+  reported_labels: string;
+  online: number;
+  last_seen: string | null;
+  state: string | null;
+  observed_revision: number | null;
+  desired_revision: number;
+  desired_hash: Buffer | null;
+  desired_doc: Buffer | null;
+  created_at: string;
+}
+
+const FLEET_COLUMNS = 'id, online, last_seen, operator_labels, reported_labels, state, desired_revision';
+
+export class PgDeviceStore implements DeviceStore {
+  constructor(
+    private readonly db: PgDatabase,
+    private readonly cipher: SecretCipher,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  async list(): Promise<StoredDevice[]> {
+    return (await this.db.query<DeviceRow>('SELECT * FROM devices ORDER BY id')).map((row) => this.toDevice(row));
+  }
+
+  async get(id: string): Promise<StoredDevice | undefined> {
+    const [row] = await this.db.query<DeviceRow>('SELECT * FROM devices WHERE id = $1', [id]);
+    return row ? this.toDevice(row) : undefined;
+  }
+
+  async presence(): Promise<{ id: string; online: boolean }[]> {
+    const rows = await this.db.query<{ id: string; online: number }>('SELECT id, online FROM devices ORDER BY id');
+    return rows.map((row) => ({ id: row.id, online: row.online === 1 }));
+  }
+
+  async fleetRows(): Promise<FleetDeviceRow[]> {
+    return this.db.query<FleetDeviceRow>(`SELECT ${FLEET_COLUMNS} FROM devices ORDER BY id`);
+  }
+
+  async desiredApps(id: string): Promise<{ name: string; revision: number }[] | null> {
+    const [row] = await this.db.query<Pick<DeviceRow, 'id' | 'desired_doc'>>('SELECT id, desired_doc FROM devices WHERE id = $1', [id]);
+    const desired = row ? this.openDesired(row) : null;
+    return desired ? desired.apps.map((app) => ({ name: app.name, revision: app.revision })) : null;
+  }
+
+  async appPhases(): Promise<{ app: string; phase: string; devices: number }[]> {
+    // PostgreSQL reads the apps out of the stored state, so a scrape parses no JSON in JS; a state
+    // whose apps are not an array counts nothing, as SQLite's json_each finds no elements in it.
+    return this.db.query(
+      `SELECT app, phase, devices FROM (
+         SELECT a ->> 'name' AS app,
+                CASE WHEN d.online = 1 THEN a ->> 'phase' ELSE 'offline' END AS phase,
+                count(*) AS devices
+           FROM devices d,
+                jsonb_array_elements(CASE WHEN jsonb_typeof(d.state::jsonb -> 'apps') = 'array'
+                                          THEN d.state::jsonb -> 'apps' ELSE '[]'::jsonb END) a
+          WHERE d.state IS NOT NULL
+          GROUP BY 1, 2) phases
+        ORDER BY app COLLATE "C", phase COLLATE "C"`,
+    );
+  }
+
+  async ensure(id: string): Promise<boolean> {
+    const inserted = await this.db.query('INSERT INTO devices (id, created_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING RETURNING id', [
+      id,
+      this.now().toISOString(),
+    ]);
+    return inserted.length > 0;
+  }
+
+  async recordState(state: DeviceState): Promise<void> {
+    await this.db.query(
+      'UPDATE devices SET state = $1, observed_revision = $2, reported_labels = $3, online = 1, last_seen = $4 WHERE id = $5',
+      [JSON.stringify(state), state.observedRevision, JSON.stringify(state.labels), this.now().toISOString(), state.deviceId],
+    );
+  }
+
+  async recordOnline(id: string, online: boolean): Promise<void> {
+    if (online) await this.db.query('UPDATE devices SET online = 1, last_seen = $1 WHERE id = $2', [this.now().toISOString(), id]);
+    else await this.db.query('UPDATE devices SET online = 0 WHERE id = $1 AND online = 1', [id]);
+  }
+
+  async recordLastSeen(touches: ReadonlyMap<string, string>): Promise<void> {
+    if (touches.size === 0) return;
+    // One statement for the whole batch, however many devices it touches.
+    await this.db.query(
+      `UPDATE devices d SET last_seen = t.at
+         FROM unnest($1::text[], $2::text[]) AS t(id, at)
+        WHERE d.id = t.id AND (d.last_seen IS NULL OR d.last_seen < t.at)`,
+      [[...touches.keys()], [...touches.values()]],
+    );
+  }
+
+  async recordDisconnected(id: string): Promise<boolean> {
+    const changed = await this.db.query('UPDATE devices SET online = 0 WHERE id = $1 AND online = 1 RETURNING id', [id]);
+    return changed.length > 0;
+  }
+
+  async markAllOffline(): Promise<void> {
+    await this.db.query('UPDATE devices SET online = 0 WHERE online <> 0');
+  }
+
+  async setOperatorLabels(id: string, labels: OperatorLabels): Promise<void> {
+    await this.db.query('UPDATE devices SET operator_labels = $1 WHERE id = $2', [JSON.stringify(labels), id]);
+  }
+
+  async recordDesired(desired: DesiredState, hash: string): Promise<void> {
+    const sealed = this.cipher.sealText(JSON.stringify(desired), desiredDocAad(desired.deviceId));
+    await this.db.query('UPDATE devices SET desired_revision = $1, desired_hash = $2, desired_doc = $3 WHERE id = $4', [
+      desired.revision,
+      this.cipher.sealText(hash, desiredHashAad(desired.deviceId)),
+      sealed,
+      desired.deviceId,
+    ]);
+  }
+
+  private openDesired(row: Pick<DeviceRow, 'id' | 'desired_doc'>): DesiredState | null {
+    if (row.desired_doc === null) return null;
+    return JSON.parse(this.cipher.openText(row.desired_doc, desiredDocAad(row.id))) as DesiredState;
+  }
+
+  private toDevice(row: DeviceRow): StoredDevice {
+    const operatorLabels = JSON.parse(row.operator_labels) as OperatorLabels;
+    const reportedLabels = JSON.parse(row.reported_labels) as Labels;
+    return {
+      id: row.id,
+      operatorLabels,
+      reportedLabels,
+      labels: effectiveLabels(reportedLabels, operatorLabels),
+      online: row.online === 1,
+      lastSeen: row.last_seen,
+      state: row.state ? (JSON.parse(row.state) as DeviceState) : null,
+      observedRevision: row.observed_revision,
+      desiredRevision: row.desired_revision,
+      desiredHash: row.desired_hash === null ? null : this.cipher.openText(row.desired_hash, desiredHashAad(row.id)),
+      desired: this.openDesired(row),
+      createdAt: row.created_at,
+    };
+  }
+}
