@@ -205,6 +205,42 @@ describe('Dispatcher: paced desired state', () => {
     expect(mqtt.inFlightMax).toBe(4);
   });
 
+  it('hands a fleet-wide sync to the broker a chunk at a time as it is planned, letting the event loop turn between chunks', async () => {
+    const hub = await fleetWithDesired();
+    const mqtt = new FakeBus();
+    const dispatcher = hub.dispatcher(mqtt, 5);
+    stops.push(() => dispatcher.stop());
+    await dispatcher.start();
+    while (mqtt.inFlight > 0) await mqtt.ackAll();
+    const before = mqtt.sent.length;
+
+    await hub.apply(appSpec('extra', { site: 'roof' }));
+    // What waited when the broker got the pass's first document: planned all at once, the other 20 would have.
+    let backlogAtFirst: number | undefined;
+    const publish = mqtt.publish.bind(mqtt);
+    mqtt.publish = (topic, payload) => {
+      backlogAtFirst ??= dispatcher.desiredBacklog;
+      return publish(topic, payload);
+    };
+    let passDone = false;
+    const pass = dispatcher.sync().then(() => {
+      passDone = true;
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    // One turn later the first chunk is with the broker and the pass is still under way: it does not hold the loop for the fleet.
+    expect(passDone).toBe(false);
+    expect(mqtt.sent.slice(before).map((s) => s.revision)).toEqual(Array(5).fill(2));
+    expect(backlogAtFirst).toBe(0);
+
+    await pass;
+    expect(dispatcher.desiredBacklog).toBe(20);
+    while (mqtt.inFlight > 0) await mqtt.ackAll();
+    const sent = mqtt.sent.slice(before);
+    expect(sent.map((s) => s.deviceId).sort()).toEqual(ids);
+    expect(sent.every((s) => s.revision === 2 && s.signature === undefined)).toBe(true);
+    expect(mqtt.inFlightMax).toBe(5);
+  });
+
   it('sends a single document at once when idle', async () => {
     const hub = hubStores();
     const mqtt = new FakeBus();
