@@ -1,10 +1,15 @@
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cleanup } from '../support/cleanup.js';
 import { startPostgres } from '../support/postgres.js';
 import { startRedis } from '../support/redis.js';
+import { scratchDir } from '../support/scratch.js';
+import { waitFor } from '../support/wait.js';
 
 /** Whether something accepts TCP connections on 127.0.0.1:port now. */
 function listening(port: number): Promise<boolean> {
@@ -132,3 +137,58 @@ function unauthenticatedReply(port: number, command: string): Promise<string> {
     socket.once('error', reject);
   });
 }
+
+describe('private servers of a process killed outright', () => {
+  const cleanup = new Cleanup();
+  afterEach(() => cleanup.run());
+
+  it('die with it, and the next start removes the dirs it left', { timeout: 60_000 }, async () => {
+    const script = join(scratchDir('flotilla-servers-owner-'), 'owner.mts');
+    const support = (name: string) => pathToFileURL(join(import.meta.dirname, '../support', name)).href;
+    writeFileSync(
+      script,
+      [
+        `import { startPostgres } from '${support('postgres.ts')}';`,
+        `import { startRedis } from '${support('redis.ts')}';`,
+        'const pg = await startPostgres();',
+        'const redis = await startRedis();',
+        'console.log(JSON.stringify({ pgPort: pg.port, pgDir: pg.dataDir, redisPort: redis.port, redisDir: redis.dir }));',
+        'setInterval(() => undefined, 1000);',
+      ].join('\n'),
+    );
+    const owner = spawn(process.execPath, ['--import', 'tsx', script], {
+      cwd: join(import.meta.dirname, '../..'),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    cleanup.add('owner process', () => owner.kill('SIGKILL'));
+    let output = '';
+    owner.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    owner.stderr.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    const started = await waitFor('the owner to start both servers', () => /^\{.*\}$/m.exec(output)?.[0], { timeoutMs: 30_000 });
+    const { pgPort, pgDir, redisPort, redisDir } = JSON.parse(started) as Record<string, string | number>;
+    expect(await listening(pgPort as number)).toBe(true);
+    expect(await listening(redisPort as number)).toBe(true);
+
+    owner.kill('SIGKILL');
+    await waitFor(
+      'both servers to die with their owner',
+      async () => !(await listening(pgPort as number)) && !(await listening(redisPort as number)),
+      {
+        timeoutMs: 10_000,
+        intervalMs: 100,
+      },
+    );
+    expect(existsSync(pgDir as string)).toBe(true);
+
+    const next = await startRedis();
+    cleanup.add('redis', () => next.close());
+    expect(existsSync(redisDir as string)).toBe(false);
+    const nextPg = await startPostgres();
+    cleanup.add('postgres', () => nextPg.close());
+    expect(existsSync(pgDir as string)).toBe(false);
+  });
+});

@@ -20,7 +20,8 @@
  *
  * Invariants: the server is its own process group, so kill() reaches its backends too; close() stops
  * it and removes the dir, and is safe to call twice; a process exiting with servers still up kills
- * them and removes their dirs.
+ * them and removes their dirs; a process killed outright takes its servers with it, and its dirs go
+ * at the next start (owned-dirs.ts).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -28,6 +29,7 @@ import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { ownedTempDir } from './owned-dirs.js';
 import { freePort } from './ports.js';
 import { waitFor } from './wait.js';
 
@@ -102,7 +104,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
   const bin = postgresBinDir();
   const owner = serverUser();
   const template = await ensureTemplate(bin, owner);
-  const dir = mkdtempSync(join(tmpdir(), 'flotilla-pg-'));
+  const dir = ownedTempDir('flotilla-pg-');
   const server = new PrivatePostgres(bin, owner, dir, await freePort(), options.settings ?? {});
   live.add(server);
   try {
@@ -192,6 +194,14 @@ function runAs(owner: ServerUser, command: string, args: string[]): Promise<void
   });
 }
 
+/**
+ * Servers are started through util-linux's setpriv, which asks the kernel to SIGKILL the server when
+ * this process dies (its parent-death signal) and then execs it in place: a test worker killed
+ * outright leaves no server running (its backends follow the postmaster), where the exit hook
+ * below never runs.
+ */
+export const SETPRIV = '/usr/bin/setpriv';
+
 const live = new Set<PrivatePostgres>();
 process.once('exit', () => {
   for (const server of live) server.killNowAndRemove();
@@ -245,7 +255,7 @@ class PrivatePostgres implements PostgresServer {
     const args = ['-D', this.dataDir, '-p', String(this.port), '-k', this.socketDir];
     for (const [name, value] of Object.entries(settings)) args.push('-c', `${name}=${value}`);
     this.output = '';
-    const child = spawn(join(this.bin, 'postgres'), args, {
+    const child = spawn(SETPRIV, ['--pdeathsig', 'SIGKILL', '--', join(this.bin, 'postgres'), ...args], {
       uid: this.owner.uid,
       gid: this.owner.gid,
       cwd: this.dir,

@@ -11,14 +11,15 @@
  * without a client library.
  *
  * Invariants: close() stops the server and removes its dir, and is safe to call twice; a process
- * exiting with servers still up kills them and removes their dirs.
+ * exiting with servers still up kills them and removes their dirs; a process killed outright takes
+ * its servers with it, and its dirs go at the next start (owned-dirs.ts).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { ownedTempDir } from './owned-dirs.js';
 import { freePort } from './ports.js';
+import { SETPRIV } from './postgres.js';
 import { waitFor } from './wait.js';
 
 export const REDIS_SERVER = '/usr/bin/redis-server';
@@ -57,7 +58,7 @@ export interface RedisServer {
 }
 
 export async function startRedis(options: StartRedisOptions = {}): Promise<RedisServer> {
-  const server = new PrivateRedis(mkdtempSync(join(tmpdir(), 'flotilla-redis-')), await freePort(), options);
+  const server = new PrivateRedis(ownedTempDir('flotilla-redis-'), await freePort(), options);
   live.add(server);
   try {
     await server.start();
@@ -118,7 +119,11 @@ class PrivateRedis implements RedisServer {
     ];
     if (this.options.password !== undefined) args.push('--requirepass', this.options.password);
     this.output = '';
-    const child = spawn(REDIS_SERVER, args, { cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Through setpriv, so the server dies with this process however it ends (see postgres.ts).
+    const child = spawn(SETPRIV, ['--pdeathsig', 'SIGKILL', '--', REDIS_SERVER, ...args], {
+      cwd: this.dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const collect = (chunk: Buffer) => {
       this.output = (this.output + chunk.toString()).slice(-64 * 1024);
     };
