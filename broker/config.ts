@@ -157,6 +157,12 @@ export function resolveHubConfig(overrides: Partial<Record<keyof HubConfig, unkn
   checkTlsFiles(result.value);
   checkRedisUrl(result.value.redis);
   checkDatabaseUrl(result.value.database);
+  if (result.value.redis !== undefined && result.value.database === undefined) {
+    // Replicas on one broker with a SQLite file each would each plan the fleet from their own data.
+    throw new Error(
+      'invalid hub configuration:\nredis: replicas sharing a broker on Redis must share one database too: add --database postgres://…',
+    );
+  }
   return result.value;
 }
 

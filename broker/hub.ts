@@ -24,9 +24,11 @@ import { type HubConfig, resolveHubConfig } from './config.js';
 import { createApi, type HubApi } from './dispatcher/api.js';
 import { apiRequestHandler } from './dispatcher/api-requests.js';
 import { Dispatcher } from './dispatcher/dispatcher.js';
+import type { ReplicaRole } from './dispatcher/replica.js';
 import { type HubPorts, startHubHttp } from './hub/http.js';
 import { type HubMqtt, startHubMqtt } from './hub/mqtt.js';
 import { remoteAccess, type SessionTimings } from './hub/remote.js';
+import { replicaRole } from './hub/replica.js';
 import { type HubStores, openHubStores } from './hub/stores.js';
 import { type HubTelemetry, startTelemetry } from './hub/telemetry.js';
 import { auditMethods } from './remote/audit-methods.js';
@@ -92,7 +94,8 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
     const desiredChanged = new Signal((err) => logger.error({ component: 'hub', err }, 're-planning desired state failed'));
     const desiredMayHaveChanged = () => desiredChanged.emit();
     const api = hubApi(stores, telemetry, mqtt, desiredMayHaveChanged, now, protocolVersions);
-    const dispatcher = await startDispatcher(stores, mqtt, api, deps, logger, now, closer);
+    const replica = replicaRole(stores, mqtt, config.redis !== undefined, logger, closer);
+    const dispatcher = await startDispatcher(stores, mqtt, api, { ...deps, replica }, logger, now, closer);
     desiredChanged.on(() => dispatcher.scheduleSync());
     const endpoint = await remote.startRelay(mqtt, { authenticator, loginDelay }, deps.sessionTimings);
     const ports = await startHubHttp(
@@ -171,7 +174,7 @@ async function startDispatcher(
   stores: HubStores,
   mqtt: HubMqtt,
   api: HubApi,
-  deps: HubDeps,
+  deps: HubDeps & { replica: ReplicaRole },
   logger: Logger,
   now: () => Date,
   closer: Closer,
@@ -187,6 +190,7 @@ async function startDispatcher(
     logger,
     signingKey: stores.signingKey.privateKey,
     now,
+    replica: deps.replica,
     ...(deps.rolloutTickMs !== undefined ? { rolloutTickMs: deps.rolloutTickMs } : {}),
     ...(deps.desiredChunk !== undefined ? { desiredChunk: deps.desiredChunk } : {}),
   });

@@ -44,6 +44,7 @@ import type { AppStore, StoredApp } from '../store/apps.js';
 import type { DeviceStore, StoredDevice } from '../store/devices.js';
 import type { SecretStore } from '../store/secrets.js';
 import type { ApiRequestHandler } from './api-requests.js';
+import { type ReplicaRole, SOLE_REPLICA, SYNC_TOPIC } from './replica.js';
 import type { RolloutSnapshot, Rollouts } from './rollouts.js';
 import { desiredAppsFor, desiredHash, type SecretLookup, SecretRefError } from './scheduling.js';
 import { secretValues } from './secret-values.js';
@@ -65,6 +66,8 @@ export interface DispatcherDeps {
   rolloutTickMs?: number;
   /** Desired documents handed to the broker at once, the next ones waiting until it has taken them (default 200). */
   desiredChunk?: number;
+  /** This hub's share of the work when it is one replica of many (replica.ts); default: all of it. */
+  replica?: ReplicaRole;
 }
 
 /**
@@ -97,29 +100,55 @@ export class Dispatcher {
   /** The tail of the work chain: reports, syncs and ticks, one at a time. */
   private work: Promise<void> = Promise.resolve();
   private tickQueued = false;
+  private readonly replica: ReplicaRole;
 
   constructor(private readonly deps: DispatcherDeps) {
     this.log = deps.logger.child({ component: 'dispatcher' });
     this.now = deps.now ?? (() => new Date());
+    this.replica = deps.replica ?? SOLE_REPLICA;
   }
 
   /** Subscribes, republishes every stored desired document (the broker's retained store may be empty after a restart), then syncs. */
   async start(): Promise<void> {
     const { bus, topics } = this.deps;
-    const filters = [topics.allDevices('state'), topics.allDevices('status'), topics.allApiRequests()];
-    // First in the work chain: reports that arrive while it runs wait behind it. A failure fails the start.
-    const restored = this.restoreStored();
-    this.work = restored.catch(() => undefined);
-    await bus.subscribe(filters, (topic, payload) => this.route(topic, payload));
-    await restored;
+    const filters = [topics.allDevices('state'), topics.allDevices('status'), topics.allApiRequests(), SYNC_TOPIC];
+    this.replica.onLeadership((leading) => this.leadershipChanged(leading));
+    if (this.replica.leading) {
+      // First in the work chain: reports that arrive while it runs wait behind it. A failure fails the start.
+      const restored = this.restoreStored();
+      this.work = restored.catch(() => undefined);
+      await bus.subscribe(filters, (topic, payload) => this.route(topic, payload));
+      await restored;
+      this.startTicking();
+    } else {
+      await bus.subscribe(filters, (topic, payload) => this.route(topic, payload));
+    }
+  }
+
+  private startTicking(): void {
+    if (this.rolloutTimer !== undefined || this.stopped) return;
     this.rolloutTimer = setInterval(() => this.advanceRollouts(), this.deps.rolloutTickMs ?? 1000);
     this.rolloutTimer.unref();
+  }
+
+  /** A replica that becomes the leader takes over the fleet as the database has it; one that stops leading stops planning. */
+  private leadershipChanged(leading: boolean): void {
+    if (leading) {
+      this.log.info('leading: running rollouts and desired state for the fleet');
+      this.enqueue('taking over desired state', () => this.restoreStored());
+      this.startTicking();
+    } else {
+      this.log.warn('no longer leading: rollouts and desired state are left to the leader');
+      clearInterval(this.rolloutTimer);
+      this.rolloutTimer = undefined;
+    }
   }
 
   private async restoreStored(): Promise<void> {
     // Online flags from before a restart are stale: the broker's retained
     // status messages are gone with it. Devices say so again when they reconnect.
-    await this.deps.devices.markAllOffline();
+    // Not when other replicas run: the devices connected to them are online.
+    if (!this.replica.clustered) await this.deps.devices.markAllOffline();
     // Queued, not published here: the pump below sends them in chunks while start() returns.
     for (const device of await this.deps.devices.list()) {
       if (device.desired) this.restore.set(device.id, device.desired);
@@ -162,7 +191,7 @@ export class Dispatcher {
 
   /** Moves rollouts on (a tick waits if the previous one has not run yet); a rollout that changed may change what devices must run. */
   advanceRollouts(): void {
-    if (this.tickQueued) return;
+    if (this.tickQueued || !this.replica.leading) return;
     this.tickQueued = true;
     this.enqueue('advancing rollouts', async () => {
       this.tickQueued = false;
@@ -172,6 +201,10 @@ export class Dispatcher {
 
   /** Coalesces bursts of changes (an apply, a relabel) into one pass over the fleet. */
   scheduleSync(): void {
+    if (!this.replica.leading) {
+      this.askLeader({});
+      return;
+    }
     if (this.syncScheduled) return;
     this.syncScheduled = true;
     setImmediate(() => {
@@ -313,6 +346,10 @@ export class Dispatcher {
   }
 
   private route(topic: string, payload: Buffer): void {
+    if (topic === SYNC_TOPIC) {
+      this.syncAsked(payload);
+      return;
+    }
     const parsed = this.deps.topics.parse(topic);
     try {
       if (!parsed) {
@@ -320,13 +357,16 @@ export class Dispatcher {
         return;
       }
       if (parsed.kind === 'api') {
-        if (parsed.channel === 'request') this.deps.apiRequests(parsed.clientId, payload);
+        if (parsed.channel === 'request' && this.replica.isLocal(parsed.clientId)) this.deps.apiRequests(parsed.clientId, payload);
         return;
       }
       // Session data is the session relay's (broker/remote/), never the dispatcher's.
       if (parsed.kind === 'session') return;
       // A cleared retained message is not a report.
       if (payload.length === 0) return;
+      // Another replica's: the one its device is connected to records a state, the leader a status.
+      if (parsed.channel === 'state' && !this.replica.isLocal(parsed.deviceId)) return;
+      if (parsed.channel === 'status' && !this.replica.leading) return;
       this.enqueue(`handling ${parsed.channel} of device ${parsed.deviceId}`, () => this.handle(parsed, payload));
     } catch (err) {
       this.log.error({ topic, err }, 'message handler failed; message dropped');
@@ -357,10 +397,39 @@ export class Dispatcher {
     const labelsChanged = JSON.stringify(before?.reportedLabels) !== JSON.stringify(state.labels);
     const neverIssued = before?.desiredHash == null;
     if (neverIssued || labelsChanged || state.observedRevision > (before?.desiredRevision ?? 0)) {
-      const after = await devices.get(deviceId);
-      if (after) await this.syncDevice(after);
+      if (!this.replica.leading) this.askLeader({ device: deviceId });
+      else {
+        const after = await devices.get(deviceId);
+        if (after) await this.syncDevice(after);
+      }
     }
     this.advanceRollouts();
+  }
+
+  /** Another replica asks for a re-plan: one device's, or (`{}`) the whole fleet's. Only the leader plans. */
+  private syncAsked(payload: Buffer): void {
+    if (!this.replica.leading) return;
+    let device: unknown;
+    try {
+      device = (JSON.parse(payload.toString('utf8')) as { device?: unknown }).device;
+    } catch {
+      this.log.warn('malformed re-plan request from a replica dropped');
+      return;
+    }
+    if (typeof device !== 'string') {
+      this.scheduleSync();
+      return;
+    }
+    this.enqueue(`re-planning device ${device}`, async () => {
+      const stored = await this.deps.devices.get(device);
+      if (stored?.state) await this.syncDevice(stored);
+    });
+  }
+
+  private askLeader(request: { device?: string }): void {
+    this.deps.bus.publish(SYNC_TOPIC, JSON.stringify(request), { qos: 1 }).catch((err: Error) => {
+      this.log.warn({ ...request, err: err.message }, 'asking the leader to re-plan desired state failed');
+    });
   }
 
   private async ingestStatus(deviceId: string, payload: Buffer): Promise<void> {

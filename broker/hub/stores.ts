@@ -1,6 +1,7 @@
 /**
- * The hub's state on disk: the signing key, hub.db with its stores, secrets
- * sealed at rest, the audit trail, and the first admin account.
+ * The hub's state: the signing key, the stores (hub.db, or the PostgreSQL
+ * database replicas share), secrets sealed at rest, the audit trail, and the
+ * first admin account.
  */
 import type { KeyObject } from 'node:crypto';
 import { join } from 'node:path';
@@ -16,6 +17,7 @@ import { loadOrCreateSigningKey, SIGNING_KEY_FILE } from '../dispatcher/signing-
 import type { AuditStore } from '../remote/audit-store.js';
 import type { AppStore } from '../store/apps.js';
 import type { DeviceStore } from '../store/devices.js';
+import type { PgDatabase } from '../store/pg/database.js';
 import type { SecretStore } from '../store/secrets.js';
 import { SECRETS_KEY_ENV } from '../store/secrets-key.js';
 import { SqliteAccountStore } from '../store/sqlite/accounts.js';
@@ -28,6 +30,7 @@ import { SqliteRolloutStore } from '../store/sqlite/rollouts.js';
 import { openSecretsAtRest } from '../store/sqlite/seal-at-rest.js';
 import { SqliteSecretStore } from '../store/sqlite/secrets.js';
 import { SqliteTokenStore } from '../store/sqlite/tokens.js';
+import { openPostgresStores } from './stores-postgres.js';
 
 export interface HubStores {
   apps: AppStore;
@@ -40,6 +43,8 @@ export interface HubStores {
   /** Remote-access sessions and refused attempts (broker/remote/). */
   audit: AuditStore;
   signingKey: { privateKey: KeyObject; publicKeyPem: string };
+  /** The shared database, when the hub is one replica of many (`--database postgres://…`). */
+  postgres?: PgDatabase;
 }
 
 export interface StoreDeps {
@@ -49,7 +54,11 @@ export interface StoreDeps {
   secretsKey?: string | undefined;
 }
 
-export async function openHubStores(config: HubConfig, { logger, now, secretsKey }: StoreDeps, closer: Closer): Promise<HubStores> {
+export async function openHubStores(config: HubConfig, deps: StoreDeps, closer: Closer): Promise<HubStores> {
+  return config.database === undefined ? openSqliteStores(config, deps, closer) : openPostgresStores(config.database, config, deps, closer);
+}
+
+async function openSqliteStores(config: HubConfig, { logger, now, secretsKey }: StoreDeps, closer: Closer): Promise<HubStores> {
   // Before anything is opened: a refused key file (readable by others) stops the start with nothing to close.
   const signingKey = loadOrCreateSigningKey(config.dataDir);
   if (signingKey.created) {

@@ -213,7 +213,12 @@ describe('traps of Aedes on Redis', () => {
     expect(config('http://127.0.0.1:6379')).toThrow('redis: expected redis:// or rediss://, not http://');
     expect(config('localhost:6379')).toThrow('redis: expected redis:// or rediss://, not localhost:');
     expect(config('redis://127.0.0.1:6379/fleet')).toThrow('redis: the path must be a database number (0-15), not /fleet');
-    expect(resolveHubConfig({ redis: 'redis://127.0.0.1:6379/2' }).redis).toBe('redis://127.0.0.1:6379/2');
+    const database = 'postgres://flotilla@127.0.0.1:5432/flotilla';
+    expect(resolveHubConfig({ redis: 'redis://127.0.0.1:6379/2', database }).redis).toBe('redis://127.0.0.1:6379/2');
+    // Replicas sharing a broker but each planning from its own SQLite file would disagree about the fleet.
+    expect(() => resolveHubConfig({ redis: 'redis://127.0.0.1:6379/2' })).toThrow(
+      'redis: replicas sharing a broker on Redis must share one database too: add --database postgres://…',
+    );
     expect(resolveHubConfig({}).redis).toBeUndefined();
   });
 });

@@ -117,4 +117,13 @@ export const PG_MIGRATIONS: readonly string[] = [
   CREATE INDEX audit_device ON audit (device, id);
   CREATE INDEX audit_started ON audit (started_at);
   `,
+  // 7: keys every replica shares, sealed with the secrets key: the desired-state signing key
+  // (agents pin one key, whichever replica signs; broker/store/pg/hub-keys.ts).
+  `
+  CREATE TABLE hub_keys (
+    name        text COLLATE "C" PRIMARY KEY,
+    value       bytea NOT NULL,
+    created_at  text COLLATE "C" NOT NULL
+  );
+  `,
 ];

@@ -102,4 +102,15 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX audit_device ON audit (device, id);
   CREATE INDEX audit_started ON audit (started_at);
   `,
+  // 7: keys every replica of a hub on PostgreSQL shares, sealed with the secrets key (the desired-state
+  // signing key: agents pin one key, whichever replica signs). A single hub keeps its signing key in
+  // <dataDir>/signing-key.pem and leaves this table empty; it exists here so a schema version means
+  // the same tables on both engines and `flotilla migrate` copies them whole.
+  `
+  CREATE TABLE hub_keys (
+    name        TEXT PRIMARY KEY,
+    value       BLOB NOT NULL,
+    created_at  TEXT NOT NULL
+  );
+  `,
 ];

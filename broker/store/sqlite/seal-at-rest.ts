@@ -93,24 +93,40 @@ export interface SecretsAtRestOptions {
  * malformed or wrong key, naming where the key came from but never the key.
  */
 export function openSecretsAtRest(db: Db, options: SecretsAtRestOptions): SecretCipher {
-  const found = loadSecretsKey({ dataDir: options.dataDir, keyFile: options.keyFile, envValue: options.envValue });
-  const log = { component: 'secrets', keySource: found.source };
-  if (found.created) options.logger.info(log, 'created a new secrets key file (mode 0600); back it up: sealed secrets are lost without it');
-  if (found.looseMode)
-    options.logger.warn({ ...log, mode: found.looseMode }, 'the secrets key file can be read by other users: chmod 600 it');
-  const cipher = new SecretCipher(found.key);
+  const { cipher, wrongKey, log } = openSecretsKey(options);
   let report: SealReport;
   try {
     report = sealAtRest(db, cipher);
   } catch (err) {
-    if (!(err instanceof WrongSecretsKeyError)) throw err;
-    const hint = found.created
-      ? ` (the key file ${found.source} was just created: the one the data was sealed with is missing)`
-      : ` (key from ${found.source}; restore the original key: without it the sealed secrets cannot be recovered)`;
-    throw new WrongSecretsKeyError(`${err.message}${hint}`);
+    throw wrongKey(err);
   }
   if (report.sealedSecrets + report.sealedDocuments > 0) {
     options.logger.info({ ...log, ...report }, 'sealed secret values and desired documents an older hub stored in plain text');
   }
   return cipher;
+}
+
+/**
+ * Finds the secrets key (logging where, and a new or loose key file) and
+ * gives its cipher, with `wrongKey` to turn a WrongSecretsKeyError into one
+ * that says where the key came from; any other error passes through.
+ */
+export function openSecretsKey(options: SecretsAtRestOptions): {
+  cipher: SecretCipher;
+  wrongKey: (err: unknown) => unknown;
+  log: { component: string; keySource: string };
+} {
+  const found = loadSecretsKey({ dataDir: options.dataDir, keyFile: options.keyFile, envValue: options.envValue });
+  const log = { component: 'secrets', keySource: found.source };
+  if (found.created) options.logger.info(log, 'created a new secrets key file (mode 0600); back it up: sealed secrets are lost without it');
+  if (found.looseMode)
+    options.logger.warn({ ...log, mode: found.looseMode }, 'the secrets key file can be read by other users: chmod 600 it');
+  const wrongKey = (err: unknown) => {
+    if (!(err instanceof WrongSecretsKeyError)) return err;
+    const hint = found.created
+      ? ` (the key file ${found.source} was just created: the one the data was sealed with is missing)`
+      : ` (key from ${found.source}; restore the original key: without it the sealed secrets cannot be recovered)`;
+    return new WrongSecretsKeyError(`${err.message}${hint}`);
+  };
+  return { cipher: new SecretCipher(found.key), wrongKey, log };
 }

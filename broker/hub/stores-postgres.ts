@@ -1,0 +1,60 @@
+/**
+ * The stores of a hub that is one replica of many: PostgreSQL's engines over one pool
+ * (`--database postgres://…`). Every replica needs the same secrets key (FLOTILLA_SECRETS_KEY or
+ * `--secrets-key-file`): it seals the secrets and desired documents, and the signing key all
+ * replicas share (broker/store/pg/hub-keys.ts). The first admin's key file is written by the
+ * replica that made the account, into its own data dir.
+ */
+import type { Closer } from '../../shared/closer.js';
+import { ensureAdmin } from '../auth/bootstrap.js';
+import type { HubConfig } from '../config.js';
+import { Rollouts } from '../dispatcher/rollouts.js';
+import { loadOrCreateSigningKey } from '../dispatcher/signing-key.js';
+import { PgAccountStore } from '../store/pg/accounts.js';
+import { PgAppStore } from '../store/pg/apps.js';
+import { PgAuditStore } from '../store/pg/audit.js';
+import { openPostgres } from '../store/pg/connect.js';
+import { PgDeviceCredentialStore } from '../store/pg/device-credentials.js';
+import { PgDeviceStore } from '../store/pg/devices.js';
+import { sharedSigningKey } from '../store/pg/hub-keys.js';
+import { PgRolloutStore } from '../store/pg/rollouts.js';
+import { PgSecretStore } from '../store/pg/secrets.js';
+import { PgTokenStore } from '../store/pg/tokens.js';
+import { SECRETS_KEY_ENV } from '../store/secrets-key.js';
+import { openSecretsKey } from '../store/sqlite/seal-at-rest.js';
+import type { HubStores, StoreDeps } from './stores.js';
+
+export async function openPostgresStores(url: string, config: HubConfig, deps: StoreDeps, closer: Closer): Promise<HubStores> {
+  const { logger, now } = deps;
+  const db = await openPostgres(url, { logger });
+  closer.add('PostgreSQL', () => db.close());
+  const { cipher, wrongKey } = openSecretsKey({
+    dataDir: config.dataDir,
+    keyFile: config.secretsKeyFile,
+    envValue: deps.secretsKey ?? process.env[SECRETS_KEY_ENV],
+    logger,
+  });
+  let signingKey: Awaited<ReturnType<typeof sharedSigningKey>>;
+  try {
+    signingKey = await sharedSigningKey(db, cipher, () => loadOrCreateSigningKey(config.dataDir), now);
+  } catch (err) {
+    throw wrongKey(err);
+  }
+  if (signingKey.created) logger.info({ component: 'hub' }, 'created the desired-state signing key, stored sealed in the database');
+  const apps = new PgAppStore(db, now);
+  const devices = new PgDeviceStore(db, cipher, now);
+  const accounts = new PgAccountStore(db, now);
+  await ensureAdmin(accounts, config.dataDir, logger);
+  return {
+    apps,
+    devices,
+    secrets: new PgSecretStore(db, cipher, now),
+    rollouts: new Rollouts({ apps, devices, rollouts: new PgRolloutStore(db), logger, now }),
+    accounts,
+    credentials: new PgDeviceCredentialStore(db, now),
+    tokens: new PgTokenStore(db, now),
+    audit: new PgAuditStore(db, now),
+    signingKey: { privateKey: signingKey.privateKey, publicKeyPem: signingKey.publicKeyPem },
+    postgres: db,
+  };
+}

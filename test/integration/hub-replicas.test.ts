@@ -1,0 +1,101 @@
+/**
+ * Three hub replicas (`flotilla server --redis … --database …`, real processes) on a private
+ * Redis and PostgreSQL, behind a TCP balancer, with simulated devices (the real agent code over
+ * in-memory runtimes) pinned to the hub's key: desired state applied through one replica reaches
+ * devices connected to the others, every replica answers the API alike, and after one replica is
+ * killed with SIGKILL its devices come back through the others and a new revision still reaches
+ * every device, signed with the one key they pinned.
+ */
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AppDetail, DeviceView, List } from '../../shared/index.js';
+import { Cleanup } from '../support/cleanup.js';
+import { http } from '../support/http.js';
+import { type PostgresServer, startPostgres } from '../support/postgres.js';
+import { type HubProcess, removeDir, scratchDir, startHubProcess } from '../support/processes.js';
+import { type RedisServer, startRedis } from '../support/redis.js';
+import { type Fleet, startFleet } from '../support/sim/fleet.js';
+import { startTcpBalancer, type TcpBalancer } from '../support/tcp-balancer.js';
+import { waitFor } from '../support/wait.js';
+
+const webApp = (version: string) => ({
+  name: 'web',
+  scheduling: { selectors: { zone: 'a' } },
+  spec: { containers: [{ name: 'server', image: `registry.local/replica-web:${version}` }] },
+});
+
+describe('three hub replicas on Redis and PostgreSQL', () => {
+  const cleanup = new Cleanup();
+  let redis: RedisServer;
+  let postgres: PostgresServer;
+  const replicas: HubProcess[] = [];
+  let balancer: TcpBalancer;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    cleanup.add('redis', () => redis.close());
+    postgres = await startPostgres();
+    cleanup.add('postgres', () => postgres.close());
+    const database = await postgres.createDatabase('replicas');
+    const keys = scratchDir('flotilla-replica-keys-');
+    cleanup.add('keys', () => removeDir(keys));
+    const args = ['--redis', redis.url, '--database', database, '--secrets-key-file', join(keys, 'secrets.key')];
+    // One after another: the first makes the secrets key file and the signing key the others use.
+    for (let i = 0; i < 3; i++) {
+      const hub = await startHubProcess(scratchDir(`flotilla-replica-${i}-`), args);
+      cleanup.add(`replica ${i}`, () => hub.proc.stop());
+      cleanup.add(`replica ${i} data`, () => removeDir(hub.dataDir));
+      replicas.push(hub);
+    }
+    balancer = await startTcpBalancer(replicas.map((r) => r.mqttPort));
+    cleanup.add('balancer', () => balancer.close());
+  }, 90_000);
+  afterAll(() => cleanup.run());
+
+  const api = (replica: number, method: string, path: string, body?: unknown) => http(replicas[replica]!.url, method, path, body);
+  const devices = async (replica: number) => ((await api(replica, 'GET', '/api/v1/devices')).body as List<DeviceView>).items;
+  const runningAt = (list: DeviceView[], version: number) =>
+    list.filter((d) => d.online && d.apps.some((a) => a.name === 'web' && a.revision === version && a.phase === 'running')).length;
+
+  it('serves one fleet from every replica, and survives one replica killed', { timeout: 180_000 }, async () => {
+    // The key every replica serves is the one key the fleet pins.
+    const keys = await Promise.all(
+      [0, 1, 2].map(async (i) => ((await api(i, 'GET', '/api/v1/hub/key')).body as { hubKey: string }).hubKey),
+    );
+    expect(new Set(keys).size).toBe(1);
+
+    const fleet: Fleet = await startFleet({
+      hubUrl: `mqtt://127.0.0.1:${balancer.port}`,
+      count: 6,
+      idPrefix: 'rep',
+      labels: () => ({ zone: 'a' }),
+      resyncIntervalMs: 500,
+      agent: { stateIntervalMs: 200, hubKey: keys[0] },
+    });
+    cleanup.add('fleet', () => fleet.close());
+    expect((await api(1, 'POST', '/api/v1/apps', webApp('1.0'))).status).toBe(200);
+    await waitFor('revision 1 running on every device, seen from replica 2', async () => runningAt(await devices(2), 1) === 6, {
+      timeoutMs: 30_000,
+    });
+    // The balancer spread the devices over all three replicas.
+    expect([...balancer.routed.values()].filter((n) => n > 0)).toHaveLength(3);
+    // The API answers alike on every replica.
+    const views = await Promise.all([0, 1, 2].map(async (i) => (await api(i, 'GET', '/api/v1/apps/web')).body as AppDetail));
+    expect(views[1]).toEqual(views[0]);
+    expect(views[2]).toEqual(views[0]);
+    expect(views[0]).toMatchObject({ revision: 1 });
+
+    await replicas[0]!.proc.stop(true);
+    // Its devices are shown offline, then online again through the other replicas.
+    await waitFor(
+      'every device online again, through replicas 1 and 2',
+      async () => (await devices(1)).filter((d) => d.online).length === 6,
+      {
+        timeoutMs: 60_000,
+      },
+    );
+    expect((await api(2, 'POST', '/api/v1/apps', webApp('2.0'))).body).toMatchObject({ revision: 2 });
+    await waitFor('revision 2 running on every device', async () => runningAt(await devices(1), 2) === 6, { timeoutMs: 60_000 });
+    expect(((await api(1, 'GET', '/api/v1/apps/web')).body as AppDetail).revision).toBe(2);
+  });
+});
