@@ -117,7 +117,7 @@ export async function startHubMqtt(config: HubConfig, deps: HubMqttDeps, closer:
     logger,
     maxPacketBytes: config.maxPacketBytes,
     linkBytes,
-    ...(config.redis !== undefined ? { cluster: { url: config.redis } } : {}),
+    ...(config.redis !== undefined ? { cluster: { url: config.redis, sweptWills: ownStatusOnly(topics) } } : {}),
     hooks: brokerHooks({ clashes, access, protocol, admission, payloadLimits, ingest: telemetry.ingest, traffic, topics }),
   });
   closer.add('MQTT broker', () => broker.close());
@@ -167,5 +167,20 @@ export async function startHubMqtt(config: HubConfig, deps: HubMqttDeps, closer:
     linkBytes,
     telemetryLink,
     disconnect: (match) => closeClients(broker.aedes, match),
+  };
+}
+
+/**
+ * The wills a replica publishes for the clients of a dead one, which it can no
+ * longer authenticate: a device's offline status on its own status topic (what
+ * agents set), nothing else (broker/mqtt/cluster-wills.ts).
+ */
+function ownStatusOnly(topics: Topics): (clientId: string, topic: string) => boolean {
+  return (clientId, topic) => {
+    try {
+      return topic === topics.device(clientId, 'status');
+    } catch {
+      return false; // not a device id
+    }
   };
 }

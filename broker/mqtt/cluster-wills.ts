@@ -10,9 +10,9 @@
  *    `client.brokerId`, which a Client does not have: nothing is deleted. So a
  *    device that was on replica A (killed) and is back on B leaves A's will
  *    in Redis, and once A's heartbeat is stale every live replica publishes
- *    it. Here the sweep (`streamWill`) skips, and deletes, a dead replica's
- *    will when a live replica holds a will for the same client id: the
- *    client reconnected, and its current will speaks for it.
+ *    it. Here the sweep (`sweepWillsAsThisBroker`) skips, and deletes, a
+ *    dead replica's will when a live replica holds a will for the same
+ *    client id: the client reconnected, and its current will speaks for it.
  * 2. **A takeover across replicas.** When a client id connects to B while A
  *    holds it, A closes its connection on B's `$SYS/<B>/new/clients` and, as
  *    for any close without DISCONNECT, publishes its will: after, or before,
@@ -24,14 +24,19 @@
  */
 
 import { Readable } from 'node:stream';
-import type { AedesOptions, Client, PublishPacket } from 'aedes';
+import type { Aedes, AedesOptions, Client, PublishPacket } from 'aedes';
 import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
 
 type AuthorizePublish = NonNullable<AedesOptions['authorizePublish']>;
 
 interface WillPacket {
   clientId: string;
   brokerId: string;
+  topic: string;
+  payload: Buffer;
+  qos: 0 | 1 | 2;
+  retain: boolean;
 }
 
 export interface WillStore {
@@ -44,23 +49,69 @@ export function willKey(brokerId: string, clientId: string): string {
   return `will:${brokerId}:${encodeURIComponent(clientId)}`;
 }
 
-/** Wraps `persistence.streamWill` (case 1 above). */
-export function skipSupersededWills(persistence: WillStore, db: Redis): void {
+/** Who may have a dead replica's will published: its client's id and the will's topic. */
+export type SweptWillCheck = (clientId: string, topic: string) => boolean;
+
+export interface SweepOptions {
+  persistence: WillStore;
+  db: Redis;
+  /** The broker, once it exists. */
+  broker: () => Aedes;
+  /** Without it, Aedes' authorizePublish with no client decides, as stock Aedes does. */
+  allow?: SweptWillCheck;
+  log: Logger;
+}
+
+/**
+ * Replaces Aedes' publication of dead replicas' wills (`_clearWills` consumes
+ * `streamWill`; here it gets an empty stream, the wills having been handled
+ * while it read). Besides case 1 above, stock Aedes gets two more things
+ * wrong on a hub:
+ *
+ * - It republishes the stored will packet as it is, with the dead replica's
+ *   `brokerId` and the sweeping replica's counter. Every client that has
+ *   seen a message from the dead replica keeps that replica's highest
+ *   counter and drops anything from it at or below it as a duplicate
+ *   (lib/client.js `dedupe`): a dashboard watching the fleet's status never
+ *   sees the wills. Here a will goes out as a new message of this replica.
+ * - It authorizes the will with no client (the dead replica held it), which
+ *   the hub's access control refuses, as it refuses any publish from no one:
+ *   the sweep fails and no will is ever published. `allow` lets the hub say
+ *   which wills it publishes for a client it cannot authenticate any more
+ *   (a device's own status); the others are dropped with a warning.
+ */
+export function sweepWillsAsThisBroker({ persistence, db, broker, allow, log }: SweepOptions): void {
   const streamWill = persistence.streamWill.bind(persistence);
+  const allowed = async (will: WillPacket): Promise<boolean> => {
+    if (allow) return allow(will.clientId, will.topic);
+    const aedes = broker();
+    return new Promise((resolve) => aedes.authorizePublish(null, will as unknown as PublishPacket, (err) => resolve(!err)));
+  };
+  const publish = (will: WillPacket) =>
+    new Promise<void>((resolve, reject) => {
+      const { topic, payload, qos, retain } = will;
+      const fresh = { cmd: 'publish', topic, payload, qos, retain, dup: false } as PublishPacket;
+      broker().publish(fresh, (err) => (err ? reject(err) : resolve()));
+    });
   persistence.streamWill = (brokers) => {
     const live = Object.keys(brokers);
     const wills = streamWill(brokers) as AsyncIterable<WillPacket>;
-    async function* current(): AsyncGenerator<WillPacket> {
+    async function* sweep(): AsyncGenerator<never> {
       for await (const will of wills) {
         const elsewhere = live.filter((id) => id !== will.brokerId).map((id) => willKey(id, will.clientId));
-        if (elsewhere.length > 0 && (await db.exists(...elsewhere)) > 0) {
-          await persistence.delWill({ id: will.clientId, brokerId: will.brokerId });
-          continue;
+        const reconnected = elsewhere.length > 0 && (await db.exists(...elsewhere)) > 0;
+        if (!reconnected) {
+          if (await allowed(will)) await publish(will);
+          else
+            log.warn(
+              { clientId: will.clientId, topic: will.topic },
+              "a dead replica's client had a will this hub may not publish for it: dropped",
+            );
         }
-        yield will;
+        await persistence.delWill({ id: will.clientId, brokerId: will.brokerId });
       }
     }
-    return Readable.from(current());
+    return Readable.from(sweep());
   };
 }
 

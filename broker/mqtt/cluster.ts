@@ -43,7 +43,7 @@ import { destroyConnections, type OutgoingQueue, outgoingQueue } from './aedes-i
 import { ConnackFirst } from './cluster-connack.js';
 import { openRedisConnections, probeRedis, type RedisConnections, redactedRedisUrl, redisDatabase } from './cluster-redis.js';
 import { boundClusterSessionQueues } from './cluster-session-bound.js';
-import { skipSupersededWills, TakeoversElsewhere, type WillStore } from './cluster-wills.js';
+import { type SweptWillCheck, sweepWillsAsThisBroker, TakeoversElsewhere, type WillStore } from './cluster-wills.js';
 
 export interface ClusterOptions {
   /** `redis://[user:password@]host:port[/db]` (or `rediss://`). */
@@ -53,6 +53,8 @@ export interface ClusterOptions {
   prefix?: string;
   /** How often a replica says it is alive; a dead one's wills go out within 7 of these (default 5 s). */
   heartbeatMs?: number;
+  /** Which wills of a dead replica's clients this replica publishes (cluster-wills.ts); default: authorizePublish with no client. */
+  sweptWills?: SweptWillCheck;
 }
 
 export const DEFAULT_CLUSTER_HEARTBEAT_MS = 5_000;
@@ -109,10 +111,24 @@ export async function connectCluster(options: ClusterOptions): Promise<BrokerClu
   // Before Aedes registers its own listener on this pattern (cluster-wills.ts, case 2).
   mq.on('$SYS/+/new/clients', takeovers.onNewClient);
   const persistence = redisPersistence({ conn: redis.persistence });
-  skipSupersededWills(persistence as unknown as WillStore, redis.persistence);
+  let broker: Aedes | undefined;
+  sweepWillsAsThisBroker({
+    persistence: persistence as unknown as WillStore,
+    db: redis.persistence,
+    broker: () => broker as Aedes,
+    ...(options.sweptWills ? { allow: options.sweptWills } : {}),
+    log,
+  });
   const heartbeatMs = options.heartbeatMs ?? DEFAULT_CLUSTER_HEARTBEAT_MS;
   log.info({ redis: redactedRedisUrl(options.url), prefix, heartbeatMs }, 'MQTT broker clustered on Redis');
-  return clusterOf(redis, { mq, persistence, heartbeatInterval: heartbeatMs }, takeovers, new ConnackFirst(), log);
+  const cluster = clusterOf(redis, { mq, persistence, heartbeatInterval: heartbeatMs }, takeovers, new ConnackFirst(), log);
+  return {
+    ...cluster,
+    attach(aedes, maxQueuedMessages) {
+      broker = aedes;
+      cluster.attach(aedes, maxQueuedMessages);
+    },
+  };
 }
 
 function clusterOf(
