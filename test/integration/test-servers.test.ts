@@ -23,6 +23,15 @@ function listening(port: number): Promise<boolean> {
   });
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 async function queryAs(url: string, sql: string, params: unknown[] = []): Promise<pg.QueryResultRow[]> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
@@ -49,7 +58,13 @@ describe('private PostgreSQL for tests', () => {
 
     await server.restart();
     await queryAs(server.url, 'INSERT INTO kept VALUES (2)');
+    // A connection left open: its backend must be gone when kill() returns, not answer one more query.
+    const open = new pg.Client({ connectionString: server.url });
+    open.on('error', () => undefined);
+    await open.connect();
+    const [{ backend }] = (await open.query<{ backend: number }>('SELECT pg_backend_pid() AS backend')).rows as [{ backend: number }];
     await server.kill();
+    expect(alive(backend)).toBe(false);
     expect(await listening(server.port)).toBe(false);
     await server.start();
     const rows = await queryAs(server.url, 'SELECT n FROM kept ORDER BY n');

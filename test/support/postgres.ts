@@ -18,10 +18,11 @@
  *   setup (adminQuery, createDatabase, pg_terminate_backend); and `flotilla`, the hub's role, with a
  *   random password over TCP (scram-sha-256), so a wrong-password test gets a real refusal.
  *
- * Invariants: the server is its own process group, so kill() reaches its backends too; close() stops
- * it and removes the dir, and is safe to call twice; a process exiting with servers still up kills
- * them and removes their dirs; a process killed outright takes its servers with it, and its dirs go
- * at the next start (owned-dirs.ts).
+ * Invariants: kill() kills the postmaster and its backends at once, and stop(), kill() and restart()
+ * return only once every one of them is gone; close() stops the server and removes the dir, and is
+ * safe to call twice; a process exiting with servers still up kills them and removes their dirs; a
+ * process killed outright takes its servers with it (the backends follow their postmaster), and its
+ * dirs go at the next start (owned-dirs.ts).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -260,7 +261,7 @@ class PrivatePostgres implements PostgresServer {
       gid: this.owner.gid,
       cwd: this.dir,
       stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true, // its own process group: kill() reaches the backends too
+      detached: true, // not in the test runner's process group: a Ctrl-C there is for the runner, not the server
     });
     const collect = (chunk: Buffer) => {
       this.output = (this.output + chunk.toString()).slice(-64 * 1024);
@@ -328,38 +329,66 @@ class PrivatePostgres implements PostgresServer {
 
   /** For the exit hook: nothing async is possible there. */
   killNowAndRemove(): void {
-    this.signalGroup('SIGKILL');
+    this.killTree();
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  /** Sends `signal` to the server, SIGKILL to its group after `graceMs`, and waits until the whole group is gone. */
+  /**
+   * Sends `signal` to the postmaster (SIGKILL to it and its backends after `graceMs`), and waits
+   * until the postmaster and every backend it had are gone: a new server on the same data dir
+   * refuses to start while old backends still hold the shared memory.
+   */
   private async signal(signal: NodeJS.Signals, graceMs: number): Promise<void> {
     const child = this.child;
     if (!child || !this.running) return;
-    if (signal === 'SIGKILL') this.signalGroup('SIGKILL');
+    const pid = child.pid!;
+    const backends = childrenOf(pid);
+    if (signal === 'SIGKILL') this.killTree();
     else child.kill(signal);
-    const timer = setTimeout(() => this.signalGroup('SIGKILL'), graceMs);
+    const timer = setTimeout(() => this.killTree(), graceMs);
     await this.exited;
     clearTimeout(timer);
-    // Backends outlive a killed postmaster for a moment; a new one refuses to start while they
-    // still hold the old shared memory.
-    await waitFor('the old PostgreSQL backends to exit', () => !groupAlive(child.pid!), { timeoutMs: 10_000, intervalMs: 20 });
+    await waitFor('the old PostgreSQL backends to exit', () => backends.every((b) => !alive(b)), { timeoutMs: 10_000, intervalMs: 20 });
   }
 
-  private signalGroup(signal: NodeJS.Signals): void {
+  /**
+   * SIGKILL to the postmaster and, at the same moment, to every backend: each backend makes itself a
+   * session leader (so pg_ctl can signal its children), so no process group holds them all, and a
+   * backend left alone would answer a query or two before it notices its postmaster is gone.
+   */
+  private killTree(): void {
     const pid = this.child?.pid;
-    if (pid === undefined) return;
-    try {
-      process.kill(-pid, signal);
-    } catch {
-      // the group is gone already
+    if (pid === undefined || !this.running) return;
+    for (const target of [...childrenOf(pid), pid]) {
+      try {
+        process.kill(target, 'SIGKILL');
+      } catch {
+        // gone already
+      }
     }
   }
 }
 
-function groupAlive(pgid: number): boolean {
+/** The pids whose parent is `pid` now (Linux /proc). */
+function childrenOf(pid: number): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // pid (comm) state ppid …: comm may hold spaces and parentheses, so read after the last ')'.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) children.push(Number(entry));
+    } catch {
+      // exited while listing
+    }
+  }
+  return children;
+}
+
+function alive(pid: number): boolean {
   try {
-    process.kill(-pgid, 0);
+    process.kill(pid, 0);
     return true;
   } catch {
     return false;
