@@ -94,7 +94,7 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
     const desiredChanged = new Signal((err) => logger.error({ component: 'hub', err }, 're-planning desired state failed'));
     const desiredMayHaveChanged = () => desiredChanged.emit();
     const api = hubApi(stores, telemetry, mqtt, desiredMayHaveChanged, now, protocolVersions);
-    const replica = replicaRole(stores, mqtt, config.redis !== undefined, logger, closer);
+    const replica = await replicaRole(stores, mqtt, config.redis !== undefined, logger, closer);
     const dispatcher = await startDispatcher(stores, mqtt, api, { ...deps, replica }, logger, now, closer);
     desiredChanged.on(() => dispatcher.scheduleSync());
     const endpoint = await remote.startRelay(mqtt, { authenticator, loginDelay }, deps.sessionTimings);

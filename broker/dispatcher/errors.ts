@@ -3,6 +3,7 @@
  * status and MQTT returns verbatim as `{code, message, details}`.
  */
 import type { ErrorBody, ValidationIssue } from '../../shared/index.js';
+import { isDatabaseUnavailable } from '../store/pg/errors.js';
 
 export type ApiErrorCode =
   | 'invalid_request'
@@ -27,7 +28,7 @@ export const HTTP_STATUS: Record<ApiErrorCode, number> = {
   /** The name is taken (a service account, a device id). */
   conflict: 409,
   internal: 500,
-  /** The hub is too busy to check credentials now (a reconnect storm); try again shortly. */
+  /** The hub is too busy to check credentials now (a reconnect storm), or its database is out of reach; try again shortly. */
   unavailable: 503,
 };
 
@@ -62,7 +63,13 @@ export function isApiError(err: unknown): err is ApiError {
   return err instanceof ApiError;
 }
 
-/** Any error as a response body; unexpected ones become `internal` without leaking internals. */
+/**
+ * Any error as a response body; unexpected ones become `internal` without
+ * leaking internals. A database out of reach is `unavailable` (503): the
+ * caller may try again, and the hub keeps serving what needs no database.
+ */
 export function toErrorBody(err: unknown): ErrorBody {
-  return isApiError(err) ? err.toBody() : { code: 'internal', message: 'internal error' };
+  if (isApiError(err)) return err.toBody();
+  if (isDatabaseUnavailable(err)) return { code: 'unavailable', message: "the hub's database is out of reach; try again shortly" };
+  return { code: 'internal', message: 'internal error' };
 }

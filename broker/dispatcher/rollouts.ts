@@ -39,6 +39,9 @@ export interface RolloutDeps {
   now?: () => Date;
 }
 
+/** An operator's pause, resume or abort that keeps meeting a change to the rollout gives up after this many tries. */
+const MAX_TRANSITION_ATTEMPTS = 3;
+
 export class Rollouts {
   private readonly log: Logger;
   private readonly now: () => Date;
@@ -141,14 +144,22 @@ export class Rollouts {
   }
 
   private async transition(name: string, step: (rollout: Rollout, now: Date) => Rollout): Promise<RolloutStatus> {
-    let rollout: Rollout;
-    try {
-      rollout = step(await this.require(name), this.now());
-    } catch (err) {
-      if (err instanceof RolloutTransitionError) throw new ApiError('invalid_request', `app "${name}": ${err.message}`);
-      throw err;
+    let rollout: Rollout | undefined;
+    // The leader may advance the rollout between the read and the write: the step is taken again on what it wrote.
+    for (let attempt = 1; rollout === undefined; attempt++) {
+      const current = await this.require(name);
+      let next: Rollout;
+      try {
+        next = step(current, this.now());
+      } catch (err) {
+        if (err instanceof RolloutTransitionError) throw new ApiError('invalid_request', `app "${name}": ${err.message}`);
+        throw err;
+      }
+      if (await this.deps.rollouts.save(next, current)) rollout = next;
+      else if (attempt === MAX_TRANSITION_ATTEMPTS) {
+        throw new ApiError('conflict', `app "${name}": its rollout kept changing while this was being done; try again`);
+      }
     }
-    await this.deps.rollouts.save(rollout);
     this.log.info({ app: name, revision: rollout.revision, phase: rollout.phase }, 'rollout changed by the operator');
     await this.advance(rollout, await this.deps.devices.list());
     return this.status(name);
@@ -169,7 +180,8 @@ export class Rollouts {
     const candidates: Candidate[] = fleet.matched.map((id) => ({ id, from: member.get(id) ?? rollout.previousRevision }));
     const next = advanceRollout(rollout, candidates, fleet.report, this.now());
     if (next === rollout) return false;
-    await this.deps.rollouts.save(next);
+    // Changed meanwhile (an operator's pause, a new revision): the next tick reads it again.
+    if (!(await this.deps.rollouts.save(next, rollout))) return false;
     if (next.phase !== rollout.phase) {
       this.log.info({ app: app.name, revision: next.revision, phase: next.phase, reason: next.reason }, `rollout ${next.phase}`);
     }

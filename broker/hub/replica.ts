@@ -5,14 +5,20 @@
  */
 import type { Logger } from 'pino';
 import type { Closer } from '../../shared/closer.js';
-import { LeaderLease } from '../dispatcher/leader.js';
 import { type ReplicaRole, SOLE_REPLICA } from '../dispatcher/replica.js';
 import { connectedClient } from '../mqtt/aedes-internals.js';
 import type { HubMqtt } from './mqtt.js';
 import type { HubStores } from './stores.js';
 
-export function replicaRole(stores: HubStores, mqtt: HubMqtt, clustered: boolean, logger: Logger, closer: Closer): ReplicaRole {
+export async function replicaRole(
+  stores: HubStores,
+  mqtt: HubMqtt,
+  clustered: boolean,
+  logger: Logger,
+  closer: Closer,
+): Promise<ReplicaRole> {
   if (!clustered || !stores.postgres) return SOLE_REPLICA;
+  const { LeaderLease } = await import('../dispatcher/leader.js');
   const lease = new LeaderLease({ target: stores.postgres.target, logger, replica: mqtt.broker.aedes.id });
   const listeners: ((leading: boolean) => void)[] = [];
   lease.on('gained', () => {

@@ -30,7 +30,6 @@ import { SqliteRolloutStore } from '../store/sqlite/rollouts.js';
 import { openSecretsAtRest } from '../store/sqlite/seal-at-rest.js';
 import { SqliteSecretStore } from '../store/sqlite/secrets.js';
 import { SqliteTokenStore } from '../store/sqlite/tokens.js';
-import { openPostgresStores } from './stores-postgres.js';
 
 export interface HubStores {
   apps: AppStore;
@@ -55,7 +54,10 @@ export interface StoreDeps {
 }
 
 export async function openHubStores(config: HubConfig, deps: StoreDeps, closer: Closer): Promise<HubStores> {
-  return config.database === undefined ? openSqliteStores(config, deps, closer) : openPostgresStores(config.database, config, deps, closer);
+  if (config.database === undefined) return openSqliteStores(config, deps, closer);
+  // Loaded only here: a single hub does not carry the PostgreSQL client.
+  const { openPostgresStores } = await import('./stores-postgres.js');
+  return openPostgresStores(config.database, config, deps, closer);
 }
 
 async function openSqliteStores(config: HubConfig, { logger, now, secretsKey }: StoreDeps, closer: Closer): Promise<HubStores> {

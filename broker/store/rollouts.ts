@@ -8,6 +8,12 @@ export interface RolloutStore {
   get(app: string): Promise<Rollout | undefined>;
   /** Rollouts that still move: progressing or paused, ordered by app. */
   active(): Promise<Rollout[]>;
-  save(rollout: Rollout): Promise<void>;
+  /**
+   * Stores `rollout` as its app's newest. Given `replacing` (the rollout as
+   * it was read), only if that is still what is stored: false, and nothing
+   * written, when another writer (another replica, an operator) changed it
+   * meanwhile, so no step is taken twice or lost.
+   */
+  save(rollout: Rollout, replacing?: Rollout): Promise<boolean>;
   delete(app: string): Promise<void>;
 }

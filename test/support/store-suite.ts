@@ -297,6 +297,30 @@ export function storeSuite(engineName: string, engine: StoreEngine): void {
         expect(await s.rollouts.get('a-app')).toBeUndefined();
         expect((await s.rollouts.active()).map((r) => r.app)).toEqual(['d-app']);
       });
+
+      it('replaces a rollout only while it is still the one read: of two replicas writing from one read, one wins and the other is told', async () => {
+        const other = await open({ now, cipher });
+        const read = startRollout(
+          { app: 'web', revision: 2, previousRevision: 1, policy: { canary: 1 }, devices: [{ id: 'dev-1', from: 1 }] },
+          () => undefined,
+          now(),
+        );
+        expect(await s.rollouts.save(read)).toBe(true);
+        const paused = { ...read, phase: 'paused' as const, updatedAt: '2026-03-01T00:00:01.000Z' };
+        const advanced = { ...read, canaryDone: true, updatedAt: '2026-03-01T00:00:02.000Z' };
+        const [pausedWon, advancedWon] = await Promise.all([s.rollouts.save(paused, read), other.rollouts.save(advanced, read)]);
+        expect([pausedWon, advancedWon].filter(Boolean)).toHaveLength(1);
+        expect(await other.rollouts.get('web')).toEqual(pausedWon ? paused : advanced);
+        // The loser's step, taken again on what is stored now, goes through.
+        const winner = pausedWon ? paused : advanced;
+        const again = { ...winner, reason: 'taken again', updatedAt: '2026-03-01T00:00:03.000Z' };
+        expect(await (pausedWon ? other : s).rollouts.save(again, winner)).toBe(true);
+        expect(await s.rollouts.get('web')).toEqual(again);
+        // Nothing is written over a rollout that is gone.
+        await s.rollouts.delete('web');
+        expect(await s.rollouts.save(paused, again)).toBe(false);
+        expect(await s.rollouts.get('web')).toBeUndefined();
+      });
     });
 
     describe('secrets', () => {

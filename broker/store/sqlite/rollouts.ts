@@ -7,6 +7,7 @@ export class SqliteRolloutStore implements RolloutStore {
   private readonly selectOne;
   private readonly selectActive;
   private readonly upsert;
+  private readonly replace;
   private readonly remove;
 
   constructor(db: Db) {
@@ -16,6 +17,7 @@ export class SqliteRolloutStore implements RolloutStore {
       `INSERT INTO rollouts (app, revision, phase, doc, updated_at) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT(app) DO UPDATE SET revision = excluded.revision, phase = excluded.phase, doc = excluded.doc, updated_at = excluded.updated_at`,
     );
+    this.replace = db.prepare('UPDATE rollouts SET revision = ?, phase = ?, doc = ?, updated_at = ? WHERE app = ? AND doc = ?');
     this.remove = db.prepare('DELETE FROM rollouts WHERE app = ?');
   }
 
@@ -28,8 +30,10 @@ export class SqliteRolloutStore implements RolloutStore {
     return this.selectActive.all().map((row) => JSON.parse(row.doc) as Rollout);
   }
 
-  async save(rollout: Rollout): Promise<void> {
-    this.upsert.run(rollout.app, rollout.revision, rollout.phase, JSON.stringify(rollout), rollout.updatedAt);
+  async save(rollout: Rollout, replacing?: Rollout): Promise<boolean> {
+    const doc = JSON.stringify(rollout);
+    if (replacing === undefined) return this.upsert.run(rollout.app, rollout.revision, rollout.phase, doc, rollout.updatedAt).changes > 0;
+    return this.replace.run(rollout.revision, rollout.phase, doc, rollout.updatedAt, rollout.app, JSON.stringify(replacing)).changes > 0;
   }
 
   async delete(app: string): Promise<void> {
