@@ -7,6 +7,7 @@
  * another replica while the first is alive publishes no will either
  * (broker/mqtt/cluster-wills.ts). Real brokers, MQTT.js clients, redis-server.
  */
+import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { type EmbeddedBroker, startBroker } from '../../broker/mqtt/broker.js';
@@ -14,7 +15,8 @@ import { DEFAULT_CLUSTER_HEARTBEAT_MS } from '../../broker/mqtt/cluster.js';
 import { Cleanup } from '../support/cleanup.js';
 import { LogCapture } from '../support/logs.js';
 import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
-import { startHubProcess, stopAll } from '../support/processes.js';
+import { startPostgres } from '../support/postgres.js';
+import { scratchDir, startHubProcess, stopAll } from '../support/processes.js';
 import { type RedisServer, startRedis } from '../support/redis.js';
 import { waitFor } from '../support/wait.js';
 
@@ -63,30 +65,48 @@ describe('wills on broker replicas', () => {
     return last;
   }
 
-  it('publishes a killed replica’s wills from the live ones within 7 heartbeats, except for clients already back elsewhere', async () => {
+  it('publishes a killed replica’s wills from the live ones within 7 heartbeats, except for clients already back elsewhere', {
+    timeout: 150_000,
+  }, async () => {
     const server = await redis();
+    const postgres = await startPostgres();
+    cleanup.add('postgres', () => postgres.close());
+    const keys = scratchDir('flotilla-wills-keys-');
+    const args = [
+      '--redis',
+      server.url,
+      '--database',
+      await postgres.createDatabase('wills'),
+      '--secrets-key-file',
+      join(keys, 'secrets.key'),
+    ];
     // Three hubs: what decides which wills go out is the hub's own wiring (broker/hub/mqtt.ts).
-    const [killed, b, c] = await Promise.all([0, 1, 2].map(() => startHubProcess(undefined, ['--redis', server.url])));
-    const dashboard = await connectClient(b!.mqttUrl);
+    // One after another: the first makes the secrets key file the others use.
+    const [killed, b, c] = [
+      await startHubProcess(undefined, args),
+      await startHubProcess(undefined, args),
+      await startHubProcess(undefined, args),
+    ];
+    const dashboard = await connectClient(b.mqttUrl);
     cleanup.add('dashboard', () => closeClient(dashboard));
     const seen = new Inbox(dashboard);
     await dashboard.subscribeAsync('flotilla/v1/devices/+/status', { qos: 1 });
 
     const stranded = Array.from({ length: 20 }, (_, i) => `stranded-${i}`);
     const movers = Array.from({ length: 5 }, (_, i) => `mover-${i}`);
-    for (const id of [...stranded, ...movers]) await device(killed!.mqttUrl, id);
+    for (const id of [...stranded, ...movers]) await device(killed.mqttUrl, id);
     // A client whose will names another device's status: no live hub can authorize that for it.
-    const impostor = await connectClient(killed!.mqttUrl, {
+    const impostor = await connectClient(killed.mqttUrl, {
       clientId: 'impostor',
       will: { topic: status('stranded-0'), payload: Buffer.from(JSON.stringify({ online: true, forged: true })), qos: 1, retain: true },
     });
     cleanup.add('impostor', () => closeClient(impostor));
     await waitFor('every device online on the dashboard', () => [...lastStatus(seen).values()].filter(Boolean).length === 25);
 
-    await killed!.proc.stop(true);
+    await killed.proc.stop(true);
     const killedAt = Date.now();
     // The movers are back at once, on another replica, as agents reconnecting through a load balancer.
-    for (const id of movers) await device(c!.mqttUrl, id);
+    for (const id of movers) await device(c.mqttUrl, id);
 
     const offline = () => stranded.filter((id) => lastStatus(seen).get(id) === false);
     await waitFor("the 20 stranded devices' wills", () => offline().length === 20, {
@@ -102,7 +122,7 @@ describe('wills on broker replicas', () => {
     expect(seen.messages.filter((m) => (m.json as { forged?: boolean }).forged)).toEqual([]);
     expect(await server.command('LRANGE', 'flotilla:will', 0, -1)).toHaveLength(5);
     console.info(`wills of a killed replica's 20 clients delivered on another replica ${elapsedMs} ms after the kill`);
-  }, 120_000);
+  });
 
   it('publishes no will when a client id moves to another live replica', async () => {
     const server = await redis();
