@@ -63,6 +63,8 @@ export function pgClientConfig(
 
 export class PgDatabase implements PgQueryable {
   readonly pool: pg.Pool;
+  /** When queries started failing as unavailable (performance.now()); undefined while it answers. */
+  private downSince: number | undefined;
 
   constructor(
     readonly target: PostgresTarget,
@@ -85,11 +87,14 @@ export class PgDatabase implements PgQueryable {
   }
 
   async query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<R[]> {
+    let rows: R[];
     try {
-      return (await this.pool.query<R>(sql, params)).rows;
+      rows = (await this.pool.query<R>(sql, params)).rows;
     } catch (err) {
       throw this.translate(err);
     }
+    this.answered();
+    return rows;
   }
 
   /** Runs `work` in one transaction on one connection: COMMIT when it resolves, ROLLBACK when it throws. */
@@ -112,6 +117,7 @@ export class PgDatabase implements PgQueryable {
       await client.query('BEGIN');
       const result = await work(tx);
       await client.query('COMMIT');
+      this.answered();
       return result;
     } catch (err) {
       if (isConnectionFailure(err)) failed ??= err as Error;
@@ -127,7 +133,24 @@ export class PgDatabase implements PgQueryable {
     await this.pool.end();
   }
 
+  /** One warning when the database goes, one line when it is back with how long it was waited for. */
   private translate(err: unknown): unknown {
-    return isConnectionFailure(err) ? new DatabaseUnavailable(this.target.description, { cause: err }) : err;
+    if (!isConnectionFailure(err)) return err;
+    const unavailable = new DatabaseUnavailable(this.target.description, { cause: err });
+    if (this.downSince === undefined) {
+      this.downSince = performance.now();
+      this.logger.warn(
+        { component: 'database', database: this.target.description, err: unavailable.message },
+        'PostgreSQL is unavailable: requests that need it answer 503 until it is back; MQTT sessions stay up',
+      );
+    }
+    return unavailable;
+  }
+
+  private answered(): void {
+    if (this.downSince === undefined) return;
+    const waitedMs = Math.round(performance.now() - this.downSince);
+    this.downSince = undefined;
+    this.logger.info({ component: 'database', database: this.target.description, waitedMs }, 'PostgreSQL is back');
   }
 }
