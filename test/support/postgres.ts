@@ -30,6 +30,7 @@ import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { dyingWithParent } from './die-with-parent.js';
 import { ownedTempDir } from './owned-dirs.js';
 import { freePort } from './ports.js';
 import { waitFor } from './wait.js';
@@ -195,14 +196,6 @@ function runAs(owner: ServerUser, command: string, args: string[]): Promise<void
   });
 }
 
-/**
- * Servers are started through util-linux's setpriv, which asks the kernel to SIGKILL the server when
- * this process dies (its parent-death signal) and then execs it in place: a test worker killed
- * outright leaves no server running (its backends follow the postmaster), where the exit hook
- * below never runs.
- */
-export const SETPRIV = '/usr/bin/setpriv';
-
 const live = new Set<PrivatePostgres>();
 process.once('exit', () => {
   for (const server of live) server.killNowAndRemove();
@@ -256,7 +249,8 @@ class PrivatePostgres implements PostgresServer {
     const args = ['-D', this.dataDir, '-p', String(this.port), '-k', this.socketDir];
     for (const [name, value] of Object.entries(settings)) args.push('-c', `${name}=${value}`);
     this.output = '';
-    const child = spawn(SETPRIV, ['--pdeathsig', 'SIGKILL', '--', join(this.bin, 'postgres'), ...args], {
+    const [command, commandArgs] = dyingWithParent(join(this.bin, 'postgres'), args);
+    const child = spawn(command, commandArgs, {
       uid: this.owner.uid,
       gid: this.owner.gid,
       cwd: this.dir,

@@ -17,9 +17,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { connect } from 'node:net';
+import { dyingWithParent } from './die-with-parent.js';
 import { ownedTempDir } from './owned-dirs.js';
 import { freePort } from './ports.js';
-import { SETPRIV } from './postgres.js';
 import { waitFor } from './wait.js';
 
 export const REDIS_SERVER = '/usr/bin/redis-server';
@@ -119,11 +119,8 @@ class PrivateRedis implements RedisServer {
     ];
     if (this.options.password !== undefined) args.push('--requirepass', this.options.password);
     this.output = '';
-    // Through setpriv, so the server dies with this process however it ends (see postgres.ts).
-    const child = spawn(SETPRIV, ['--pdeathsig', 'SIGKILL', '--', REDIS_SERVER, ...args], {
-      cwd: this.dir,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const [command, commandArgs] = dyingWithParent(REDIS_SERVER, args);
+    const child = spawn(command, commandArgs, { cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
     const collect = (chunk: Buffer) => {
       this.output = (this.output + chunk.toString()).slice(-64 * 1024);
     };
