@@ -78,7 +78,7 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
     const telemetry = startTelemetry(config, logger, closer, (await stores.devices.presence()).length);
     const { authenticator, loginDelay } = authentication(config, stores, logger);
     const { protocolVersions, telemetryEncodings } = deps;
-    const remote = await remoteAccess(stores, telemetry, new Topics(config.topicRoot), logger, now, closer);
+    const remote = await remoteAccess(stores, telemetry, new Topics(config.topicRoot), logger, now, closer, config.redis !== undefined);
     const mqttDeps = {
       stores,
       telemetry,

@@ -53,10 +53,14 @@ export async function remoteAccess(
   logger: Logger,
   now: () => Date,
   closer: Closer,
+  /** One replica of many: the audit trail's open sessions may be other replicas', and a device may be connected to another. */
+  clustered = false,
 ): Promise<RemoteAccess> {
   const registry = new SessionRegistry(() => now().getTime());
-  const orphans = await stores.audit.closeOrphans('the hub stopped while the session ran');
-  if (orphans > 0) logger.warn({ component: 'remote-access', sessions: orphans }, 'sessions left open by a hub that stopped were closed');
+  if (!clustered) {
+    const orphans = await stores.audit.closeOrphans('the hub stopped while the session ran');
+    if (orphans > 0) logger.warn({ component: 'remote-access', sessions: orphans }, 'sessions left open by a hub that stopped were closed');
+  }
   const record = new SessionRecord({
     audit: stores.audit,
     hubEvent: (deviceId, event) => telemetry.ingest.hubEvent(deviceId, event),
@@ -103,7 +107,9 @@ export async function remoteAccess(
         logger: log,
         auth: httpAuth(auth.authenticator, auth.loginDelay, logger),
         isKnownDevice: async (id) => (await stores.devices.get(id)) !== undefined,
-        isConnected: (id) => connectedClient(mqtt.broker.aedes, id) !== undefined,
+        // Connected here, or (another replica's device) online as the database has it: the session's topics cross the cluster.
+        isConnected: async (id) =>
+          connectedClient(mqtt.broker.aedes, id) !== undefined || (clustered && (await stores.devices.get(id))?.online === true),
         ...(timings.pingIntervalMs !== undefined ? { pingIntervalMs: timings.pingIntervalMs } : {}),
       });
     },

@@ -33,7 +33,7 @@ export interface SessionSocketDeps extends RelayDeps {
   auth: HttpAuth;
   isKnownDevice(deviceId: string): Promise<boolean>;
   /** Whether the device has an MQTT connection to this hub now. */
-  isConnected(deviceId: string): boolean;
+  isConnected(deviceId: string): boolean | Promise<boolean>;
   window?: number;
   pingIntervalMs?: number;
   requestTimeoutMs?: number;
@@ -69,7 +69,7 @@ export async function serveSessionSocket(ws: WebSocket, req: IncomingMessage, de
   if (!isDeviceId(deviceId) || !(await deps.isKnownDevice(deviceId))) {
     return failSocket(ws, 'not_found', `no device "${deviceId}"`);
   }
-  if (!deps.isConnected(deviceId)) {
+  if (!(await deps.isConnected(deviceId))) {
     deps.record.failed(start, 'the device is offline');
     return failSocket(ws, 'offline', `device ${deviceId} is not connected to the hub`);
   }
