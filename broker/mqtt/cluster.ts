@@ -111,6 +111,7 @@ export async function connectCluster(options: ClusterOptions): Promise<BrokerClu
   // Before Aedes registers its own listener on this pattern (cluster-wills.ts, case 2).
   mq.on('$SYS/+/new/clients', takeovers.onNewClient);
   const persistence = redisPersistence({ conn: redis.persistence });
+  replayRetainedWithoutCrashing(persistence as unknown as RetainedStreams, log);
   let broker: Aedes | undefined;
   sweepWillsAsThisBroker({
     persistence: persistence as unknown as WillStore,
@@ -200,4 +201,25 @@ function queueAtMostQoS1(persistence: OutgoingQueue): void {
   };
   persistence.outgoingEnqueueCombi = (subs, packet) => enqueueCombi(subs, atMost1(packet));
   persistence.outgoingEnqueue = (sub, packet) => enqueue(sub, atMost1(packet));
+}
+
+interface RetainedStreams {
+  createRetainedStreamCombi(patterns: string[]): NodeJS.ReadableStream;
+}
+
+/**
+ * Aedes pipes the retained messages for a SUBSCRIBE from this stream with
+ * `pipe`, which leaves the stream's errors unheard: Redis lost in the middle
+ * of one (a wildcard's HSCAN reads the whole retained hash, a second or more
+ * for a large fleet) would end the process. Here the replay just stops.
+ */
+function replayRetainedWithoutCrashing(persistence: RetainedStreams, log: Logger): void {
+  const createRetainedStreamCombi = persistence.createRetainedStreamCombi.bind(persistence);
+  persistence.createRetainedStreamCombi = (patterns) => {
+    const stream = createRetainedStreamCombi(patterns);
+    stream.on('error', (err: Error) =>
+      log.warn({ filters: patterns, err: err.message }, 'retained messages for a SUBSCRIBE could not be read from Redis: not all replayed'),
+    );
+    return stream;
+  };
 }

@@ -162,6 +162,24 @@ describe('broker replicas on Redis', () => {
     expect(logsA.matching('Redis lost: MQTT deliveries between replicas, retained messages and sessions wait for it')).toHaveLength(1);
   });
 
+  it('closes a replica while it replays a wildcard SUBSCRIBE’s retained messages, without an unheard stream error', async () => {
+    const server = await redis();
+    const logs = new LogCapture();
+    const a = await startBroker({ host: '127.0.0.1', mqttPort: 0, wsPort: 0, logger: logs.logger, cluster: { url: server.url } });
+    const publisher = await connectClient(`mqtt://127.0.0.1:${a.mqttPort}`);
+    // Enough retained topics that the replay's HSCAN (10 fields a round trip) is still running at the close.
+    await Promise.all(
+      Array.from({ length: 3000 }, (_, i) =>
+        publisher.publishAsync(`flotilla/v1/devices/w${i}/status`, '{"online":true}', { qos: 1, retain: true }),
+      ),
+    );
+    const dashboard = await connectClient(`mqtt://127.0.0.1:${a.mqttPort}`);
+    await dashboard.subscribeAsync('flotilla/v1/devices/+/status', { qos: 1 });
+    await a.close();
+    await logs.waitFor('retained messages for a SUBSCRIBE could not be read from Redis: not all replayed');
+    await Promise.all([closeClient(publisher), closeClient(dashboard)]);
+  });
+
   it('closes a replica within seconds while Redis is down', async () => {
     const server = await redis();
     const logs = new LogCapture();
