@@ -51,3 +51,27 @@ export function tokenRefusal(stored: StoredToken, now: Date): TokenRefusal | und
   if (stored.uses >= stored.maxUses) return 'used up';
   return undefined;
 }
+
+/** A row as both engines store it. */
+export interface TokenRow {
+  id: string;
+  token_hash: string;
+  labels: string;
+  max_uses: number;
+  uses: number;
+  expires_at: string;
+  revoked_at: string | null;
+  created_at: string;
+}
+
+export function tokenFromRow(row: TokenRow): StoredToken {
+  return {
+    id: row.id,
+    labels: JSON.parse(row.labels) as Labels,
+    maxUses: row.max_uses,
+    uses: row.uses,
+    expiresAt: row.expires_at,
+    revokedAt: row.revoked_at,
+    createdAt: row.created_at,
+  };
+}

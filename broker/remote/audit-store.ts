@@ -56,3 +56,36 @@ export interface AuditStore {
   /** Newest first. */
   list(query: AuditQuery): Promise<AuditRecord[]>;
 }
+
+/** A row as both engines store it. */
+export interface AuditRow {
+  id: number;
+  actor: string;
+  device: string;
+  kind: AuditKind;
+  what: string;
+  outcome: AuditOutcome;
+  started_at: string;
+  ended_at: string | null;
+  bytes_up: number;
+  bytes_down: number;
+  exit_code: number | null;
+  reason: string | null;
+}
+
+export function auditRecordFromRow(row: AuditRow): AuditRecord {
+  return {
+    id: row.id,
+    actor: row.actor,
+    device: row.device,
+    kind: row.kind,
+    what: row.what,
+    outcome: row.outcome,
+    startedAt: row.started_at,
+    ...(row.ended_at !== null ? { endedAt: row.ended_at } : {}),
+    bytesUp: row.bytes_up,
+    bytesDown: row.bytes_down,
+    ...(row.exit_code !== null ? { exitCode: row.exit_code } : {}),
+    ...(row.reason !== null ? { reason: row.reason } : {}),
+  };
+}

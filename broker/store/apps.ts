@@ -54,3 +54,43 @@ export interface AppStore {
   force(name: string): Promise<number | undefined>;
   delete(name: string): Promise<boolean>;
 }
+
+/** A row as both engines store it. */
+export interface RevisionRow {
+  revision: number;
+  spec: string;
+  spec_hash: string;
+  created_at: string;
+  cause: string | null;
+}
+
+/** An app with its current revision's spec, as both engines' queries read it. */
+export interface AppRow {
+  name: string;
+  revision: number;
+  spec: string;
+  created_at: string;
+  updated_at: string;
+  force_revision: number | null;
+}
+
+export function revisionFromRow(row: RevisionRow): StoredRevision {
+  return {
+    revision: row.revision,
+    spec: JSON.parse(row.spec) as AppSpec,
+    specHash: row.spec_hash,
+    createdAt: row.created_at,
+    cause: row.cause,
+  };
+}
+
+export function appFromRow(row: AppRow): StoredApp {
+  return {
+    name: row.name,
+    revision: row.revision,
+    forced: row.force_revision === row.revision,
+    spec: JSON.parse(row.spec) as AppSpec,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}

@@ -80,3 +80,35 @@ export function effectiveLabels(reported: Labels, operator: OperatorLabels): Lab
   }
   return labels;
 }
+
+/** A device row's plain columns as both engines store them; the sealed ones are each engine's to open. */
+export interface DeviceColumns {
+  id: string;
+  operator_labels: string;
+  reported_labels: string;
+  online: number;
+  last_seen: string | null;
+  state: string | null;
+  observed_revision: number | null;
+  desired_revision: number;
+  created_at: string;
+}
+
+export function deviceFromRow(row: DeviceColumns, desiredHash: string | null, desired: DesiredState | null): StoredDevice {
+  const operatorLabels = JSON.parse(row.operator_labels) as OperatorLabels;
+  const reportedLabels = JSON.parse(row.reported_labels) as Labels;
+  return {
+    id: row.id,
+    operatorLabels,
+    reportedLabels,
+    labels: effectiveLabels(reportedLabels, operatorLabels),
+    online: row.online === 1,
+    lastSeen: row.last_seen,
+    state: row.state ? (JSON.parse(row.state) as DeviceState) : null,
+    observedRevision: row.observed_revision,
+    desiredRevision: row.desired_revision,
+    desiredHash,
+    desired,
+    createdAt: row.created_at,
+  };
+}

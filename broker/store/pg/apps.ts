@@ -5,25 +5,9 @@
  */
 import { type AppSpec, contentHash } from '../../../shared/index.js';
 import type { AppStore, RevisionCause, StoredApp, StoredRevision } from '../apps.js';
+import { type AppRow, appFromRow, type RevisionRow, revisionFromRow } from '../apps.js';
 import { APP_LOCK_CLASS } from './advisory-locks.js';
 import type { PgDatabase } from './database.js';
-
-interface RevisionRow {
-  revision: number;
-  spec: string;
-  spec_hash: string;
-  created_at: string;
-  cause: string | null;
-}
-
-interface AppRow {
-  name: string;
-  revision: number;
-  spec: string;
-  created_at: string;
-  updated_at: string;
-  force_revision: number | null;
-}
 
 const CURRENT = `SELECT a.name, a.revision, r.spec, a.created_at, a.updated_at, a.force_revision
   FROM apps a JOIN app_revisions r ON r.app = a.name AND r.revision = a.revision`;
@@ -69,19 +53,19 @@ export class PgAppStore implements AppStore {
   }
 
   async list(): Promise<StoredApp[]> {
-    return (await this.db.query<AppRow>(`${CURRENT} ORDER BY a.name`)).map(toApp);
+    return (await this.db.query<AppRow>(`${CURRENT} ORDER BY a.name`)).map(appFromRow);
   }
 
   async get(name: string): Promise<StoredApp | undefined> {
     const [row] = await this.db.query<AppRow>(`${CURRENT} WHERE a.name = $1`, [name]);
-    return row ? toApp(row) : undefined;
+    return row ? appFromRow(row) : undefined;
   }
 
   async revisions(name: string): Promise<StoredRevision[]> {
     const rows = await this.db.query<RevisionRow>(`SELECT ${REVISION_COLUMNS} FROM app_revisions WHERE app = $1 ORDER BY revision DESC`, [
       name,
     ]);
-    return rows.map(toRevision);
+    return rows.map(revisionFromRow);
   }
 
   async revision(name: string, revision: number): Promise<StoredRevision | undefined> {
@@ -89,7 +73,7 @@ export class PgAppStore implements AppStore {
       name,
       revision,
     ]);
-    return row ? toRevision(row) : undefined;
+    return row ? revisionFromRow(row) : undefined;
   }
 
   async previousRevision(name: string, revision: number): Promise<number | undefined> {
@@ -115,25 +99,4 @@ export class PgAppStore implements AppStore {
       return deleted.length > 0;
     });
   }
-}
-
-function toRevision(row: RevisionRow): StoredRevision {
-  return {
-    revision: row.revision,
-    spec: JSON.parse(row.spec) as AppSpec,
-    specHash: row.spec_hash,
-    createdAt: row.created_at,
-    cause: row.cause,
-  };
-}
-
-function toApp(row: AppRow): StoredApp {
-  return {
-    name: row.name,
-    revision: row.revision,
-    forced: row.force_revision === row.revision,
-    spec: JSON.parse(row.spec) as AppSpec,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-  };
 }

@@ -4,28 +4,14 @@ import {
   AUDIT_MAX_RECORDS,
   AUDIT_PRUNE_EVERY,
   type AuditEnd,
-  type AuditKind,
   type AuditOutcome,
   type AuditQuery,
+  type AuditRow,
   type AuditStart,
   type AuditStore,
+  auditRecordFromRow,
 } from '../../remote/audit-store.js';
 import type { PgDatabase } from './database.js';
-
-interface AuditRow {
-  id: number;
-  actor: string;
-  device: string;
-  kind: AuditKind;
-  what: string;
-  outcome: AuditOutcome;
-  started_at: string;
-  ended_at: string | null;
-  bytes_up: number;
-  bytes_down: number;
-  exit_code: number | null;
-  reason: string | null;
-}
 
 export class PgAuditStore implements AuditStore {
   /** Inserts by this replica: each prunes every AUDIT_PRUNE_EVERY of its own, which keeps the shared table near the bound. */
@@ -81,7 +67,7 @@ export class PgAuditStore implements AuditStore {
       `SELECT * FROM audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT $${args.length}`,
       args,
     );
-    return rows.map(toRecord);
+    return rows.map(auditRecordFromRow);
   }
 
   private async insert(start: AuditStart, outcome: AuditOutcome, endedAt: string | null, reason: string | null): Promise<number> {
@@ -94,21 +80,4 @@ export class PgAuditStore implements AuditStore {
     if (++this.inserts % AUDIT_PRUNE_EVERY === 0) await this.db.query('DELETE FROM audit WHERE id <= $1', [id - this.maxRecords]);
     return id;
   }
-}
-
-function toRecord(row: AuditRow): AuditRecord {
-  return {
-    id: row.id,
-    actor: row.actor,
-    device: row.device,
-    kind: row.kind,
-    what: row.what,
-    outcome: row.outcome,
-    startedAt: row.started_at,
-    ...(row.ended_at !== null ? { endedAt: row.ended_at } : {}),
-    bytesUp: row.bytes_up,
-    bytesDown: row.bytes_down,
-    ...(row.exit_code !== null ? { exitCode: row.exit_code } : {}),
-    ...(row.reason !== null ? { reason: row.reason } : {}),
-  };
 }

@@ -1,6 +1,6 @@
 /** The PostgreSQL engine of DeviceStore: desired documents and their hashes sealed as bytea. */
-import type { DesiredState, DeviceState, Labels, OperatorLabels } from '../../../shared/index.js';
-import { type DeviceStore, effectiveLabels, type FleetDeviceRow, type StoredDevice } from '../devices.js';
+import type { DesiredState, DeviceState, OperatorLabels } from '../../../shared/index.js';
+import { type DeviceStore, deviceFromRow, type FleetDeviceRow, type StoredDevice } from '../devices.js';
 import { desiredDocAad, desiredHashAad, type SecretCipher } from '../secret-cipher.js';
 import type { PgDatabase } from './database.js';
 
@@ -128,21 +128,10 @@ export class PgDeviceStore implements DeviceStore {
   }
 
   private toDevice(row: DeviceRow): StoredDevice {
-    const operatorLabels = JSON.parse(row.operator_labels) as OperatorLabels;
-    const reportedLabels = JSON.parse(row.reported_labels) as Labels;
-    return {
-      id: row.id,
-      operatorLabels,
-      reportedLabels,
-      labels: effectiveLabels(reportedLabels, operatorLabels),
-      online: row.online === 1,
-      lastSeen: row.last_seen,
-      state: row.state ? (JSON.parse(row.state) as DeviceState) : null,
-      observedRevision: row.observed_revision,
-      desiredRevision: row.desired_revision,
-      desiredHash: row.desired_hash === null ? null : this.cipher.openText(row.desired_hash, desiredHashAad(row.id)),
-      desired: this.openDesired(row),
-      createdAt: row.created_at,
-    };
+    return deviceFromRow(
+      row,
+      row.desired_hash === null ? null : this.cipher.openText(row.desired_hash, desiredHashAad(row.id)),
+      this.openDesired(row),
+    );
   }
 }

@@ -1,19 +1,16 @@
 /** The PostgreSQL engine of TokenStore. A use is counted by one conditional UPDATE, so replicas never exceed maxUses between them. */
 import type { Labels } from '../../../shared/index.js';
 import { sha256Hex } from '../../auth/hashing.js';
-import { newToken, type StoredToken, type TokenRefusal, type TokenStore, tokenRefusal } from '../../auth/tokens.js';
+import {
+  newToken,
+  type StoredToken,
+  type TokenRefusal,
+  type TokenRow,
+  type TokenStore,
+  tokenFromRow,
+  tokenRefusal,
+} from '../../auth/tokens.js';
 import type { PgDatabase } from './database.js';
-
-interface TokenRow {
-  id: string;
-  token_hash: string;
-  labels: string;
-  max_uses: number;
-  uses: number;
-  expires_at: string;
-  revoked_at: string | null;
-  created_at: string;
-}
 
 export class PgTokenStore implements TokenStore {
   constructor(
@@ -30,16 +27,16 @@ export class PgTokenStore implements TokenStore {
        RETURNING *`,
       [id, tokenHash, JSON.stringify(options.labels), options.maxUses, expiresAt, now.toISOString()],
     );
-    return { token, stored: toToken(row!) };
+    return { token, stored: tokenFromRow(row!) };
   }
 
   async get(id: string): Promise<StoredToken | undefined> {
     const [row] = await this.db.query<TokenRow>('SELECT * FROM registration_tokens WHERE id = $1', [id]);
-    return row && toToken(row);
+    return row && tokenFromRow(row);
   }
 
   async list(): Promise<StoredToken[]> {
-    return (await this.db.query<TokenRow>('SELECT * FROM registration_tokens ORDER BY created_at, id')).map(toToken);
+    return (await this.db.query<TokenRow>('SELECT * FROM registration_tokens ORDER BY created_at, id')).map(tokenFromRow);
   }
 
   async revoke(id: string): Promise<boolean> {
@@ -53,7 +50,7 @@ export class PgTokenStore implements TokenStore {
   async check(token: string): Promise<{ ok: true; token: StoredToken } | { ok: false; reason: TokenRefusal }> {
     const [row] = await this.db.query<TokenRow>('SELECT * FROM registration_tokens WHERE token_hash = $1', [sha256Hex(token)]);
     if (!row) return { ok: false, reason: 'unknown' };
-    const stored = toToken(row);
+    const stored = tokenFromRow(row);
     const reason = tokenRefusal(stored, this.now());
     return reason ? { ok: false, reason } : { ok: true, token: stored };
   }
@@ -66,16 +63,4 @@ export class PgTokenStore implements TokenStore {
   async refund(id: string): Promise<void> {
     await this.db.query('UPDATE registration_tokens SET uses = uses - 1 WHERE id = $1 AND uses > 0', [id]);
   }
-}
-
-function toToken(row: TokenRow): StoredToken {
-  return {
-    id: row.id,
-    labels: JSON.parse(row.labels) as Labels,
-    maxUses: row.max_uses,
-    uses: row.uses,
-    expiresAt: row.expires_at,
-    revokedAt: row.revoked_at,
-    createdAt: row.created_at,
-  };
 }

@@ -1,24 +1,8 @@
 /** The SQLite engine of AppStore (hub.db). */
 import { type AppSpec, contentHash } from '../../../shared/index.js';
 import type { AppStore, RevisionCause, StoredApp, StoredRevision } from '../apps.js';
+import { type AppRow, appFromRow, type RevisionRow, revisionFromRow } from '../apps.js';
 import type { Db } from './db.js';
-
-interface RevisionRow {
-  revision: number;
-  spec: string;
-  spec_hash: string;
-  created_at: string;
-  cause: string | null;
-}
-
-interface AppRow {
-  name: string;
-  revision: number;
-  spec: string;
-  created_at: string;
-  updated_at: string;
-  force_revision: number | null;
-}
 
 export class SqliteAppStore implements AppStore {
   private readonly selectAll;
@@ -88,21 +72,21 @@ export class SqliteAppStore implements AppStore {
   }
 
   async list(): Promise<StoredApp[]> {
-    return this.selectAll.all().map(toApp);
+    return this.selectAll.all().map(appFromRow);
   }
 
   async get(name: string): Promise<StoredApp | undefined> {
     const row = this.selectOne.get(name);
-    return row ? toApp(row) : undefined;
+    return row ? appFromRow(row) : undefined;
   }
 
   async revisions(name: string): Promise<StoredRevision[]> {
-    return this.selectRevisions.all(name).map(toRevision);
+    return this.selectRevisions.all(name).map(revisionFromRow);
   }
 
   async revision(name: string, revision: number): Promise<StoredRevision | undefined> {
     const row = this.selectRevision.get(name, revision);
-    return row ? toRevision(row) : undefined;
+    return row ? revisionFromRow(row) : undefined;
   }
 
   async previousRevision(name: string, revision: number): Promise<number | undefined> {
@@ -120,25 +104,4 @@ export class SqliteAppStore implements AppStore {
       return deleted;
     })();
   }
-}
-
-function toRevision(row: RevisionRow): StoredRevision {
-  return {
-    revision: row.revision,
-    spec: JSON.parse(row.spec) as AppSpec,
-    specHash: row.spec_hash,
-    createdAt: row.created_at,
-    cause: row.cause,
-  };
-}
-
-function toApp(row: AppRow): StoredApp {
-  return {
-    name: row.name,
-    revision: row.revision,
-    forced: row.force_revision === row.revision,
-    spec: JSON.parse(row.spec) as AppSpec,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-  };
 }

@@ -4,28 +4,14 @@ import {
   AUDIT_MAX_RECORDS,
   AUDIT_PRUNE_EVERY,
   type AuditEnd,
-  type AuditKind,
   type AuditOutcome,
   type AuditQuery,
+  type AuditRow,
   type AuditStart,
   type AuditStore,
+  auditRecordFromRow,
 } from '../../remote/audit-store.js';
 import type { Db } from './db.js';
-
-interface AuditRow {
-  id: number;
-  actor: string;
-  device: string;
-  kind: AuditKind;
-  what: string;
-  outcome: AuditOutcome;
-  started_at: string;
-  ended_at: string | null;
-  bytes_up: number;
-  bytes_down: number;
-  exit_code: number | null;
-  reason: string | null;
-}
 
 export class SqliteAuditStore implements AuditStore {
   private inserts = 0;
@@ -76,7 +62,7 @@ export class SqliteAuditStore implements AuditStore {
     }
     const sql = `SELECT * FROM audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
     const rows = this.db.prepare(sql).all(...args, query.limit) as AuditRow[];
-    return rows.map(toRecord);
+    return rows.map(auditRecordFromRow);
   }
 
   private insert(start: AuditStart, outcome: AuditOutcome, endedAt: string | null, reason: string | null): number {
@@ -94,21 +80,4 @@ export class SqliteAuditStore implements AuditStore {
   private prune(newestId: number): void {
     this.db.prepare('DELETE FROM audit WHERE id <= ?').run(newestId - this.maxRecords);
   }
-}
-
-function toRecord(row: AuditRow): AuditRecord {
-  return {
-    id: row.id,
-    actor: row.actor,
-    device: row.device,
-    kind: row.kind,
-    what: row.what,
-    outcome: row.outcome,
-    startedAt: row.started_at,
-    ...(row.ended_at !== null ? { endedAt: row.ended_at } : {}),
-    bytesUp: row.bytes_up,
-    bytesDown: row.bytes_down,
-    ...(row.exit_code !== null ? { exitCode: row.exit_code } : {}),
-    ...(row.reason !== null ? { reason: row.reason } : {}),
-  };
 }

@@ -1,6 +1,6 @@
 /** The SQLite engine of DeviceStore (hub.db). */
-import type { DesiredState, DeviceState, Labels, OperatorLabels } from '../../../shared/index.js';
-import { type DeviceStore, effectiveLabels, type FleetDeviceRow, type StoredDevice } from '../devices.js';
+import type { DesiredState, DeviceState, OperatorLabels } from '../../../shared/index.js';
+import { type DeviceStore, deviceFromRow, type FleetDeviceRow, type StoredDevice } from '../devices.js';
 import { desiredDocAad, desiredHashAad, type SecretCipher } from '../secret-cipher.js';
 import type { Db } from './db.js';
 
@@ -154,21 +154,6 @@ export class SqliteDeviceStore implements DeviceStore {
   }
 
   private toDevice(row: DeviceRow): StoredDevice {
-    const operatorLabels = JSON.parse(row.operator_labels) as OperatorLabels;
-    const reportedLabels = JSON.parse(row.reported_labels) as Labels;
-    return {
-      id: row.id,
-      operatorLabels,
-      reportedLabels,
-      labels: effectiveLabels(reportedLabels, operatorLabels),
-      online: row.online === 1,
-      lastSeen: row.last_seen,
-      state: row.state ? (JSON.parse(row.state) as DeviceState) : null,
-      observedRevision: row.observed_revision,
-      desiredRevision: row.desired_revision,
-      desiredHash: this.openHash(row),
-      desired: this.openDesired(row),
-      createdAt: row.created_at,
-    };
+    return deviceFromRow(row, this.openHash(row), this.openDesired(row));
   }
 }

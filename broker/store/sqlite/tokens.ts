@@ -1,19 +1,16 @@
 /** The SQLite engine of TokenStore (hub.db). */
 import type { Labels } from '../../../shared/index.js';
 import { sha256Hex } from '../../auth/hashing.js';
-import { newToken, type StoredToken, type TokenRefusal, type TokenStore, tokenRefusal } from '../../auth/tokens.js';
+import {
+  newToken,
+  type StoredToken,
+  type TokenRefusal,
+  type TokenRow,
+  type TokenStore,
+  tokenFromRow,
+  tokenRefusal,
+} from '../../auth/tokens.js';
 import type { Db } from './db.js';
-
-interface TokenRow {
-  id: string;
-  token_hash: string;
-  labels: string;
-  max_uses: number;
-  uses: number;
-  expires_at: string;
-  revoked_at: string | null;
-  created_at: string;
-}
 
 export class SqliteTokenStore implements TokenStore {
   private readonly insert;
@@ -44,16 +41,16 @@ export class SqliteTokenStore implements TokenStore {
     const now = this.now();
     const expiresAt = new Date(now.getTime() + options.expiresInSeconds * 1000).toISOString();
     this.insert.run(id, tokenHash, JSON.stringify(options.labels), options.maxUses, expiresAt, now.toISOString());
-    return { token, stored: toToken(this.selectOne.get(id)!) };
+    return { token, stored: tokenFromRow(this.selectOne.get(id)!) };
   }
 
   async get(id: string): Promise<StoredToken | undefined> {
     const row = this.selectOne.get(id);
-    return row && toToken(row);
+    return row && tokenFromRow(row);
   }
 
   async list(): Promise<StoredToken[]> {
-    return this.selectAll.all().map(toToken);
+    return this.selectAll.all().map(tokenFromRow);
   }
 
   async revoke(id: string): Promise<boolean> {
@@ -63,7 +60,7 @@ export class SqliteTokenStore implements TokenStore {
   async check(token: string): Promise<{ ok: true; token: StoredToken } | { ok: false; reason: TokenRefusal }> {
     const row = this.selectByHash.get(sha256Hex(token));
     if (!row) return { ok: false, reason: 'unknown' };
-    const stored = toToken(row);
+    const stored = tokenFromRow(row);
     const reason = tokenRefusal(stored, this.now());
     return reason ? { ok: false, reason } : { ok: true, token: stored };
   }
@@ -75,16 +72,4 @@ export class SqliteTokenStore implements TokenStore {
   async refund(id: string): Promise<void> {
     this.giveBack.run(id);
   }
-}
-
-function toToken(row: TokenRow): StoredToken {
-  return {
-    id: row.id,
-    labels: JSON.parse(row.labels) as Labels,
-    maxUses: row.max_uses,
-    uses: row.uses,
-    expiresAt: row.expires_at,
-    revokedAt: row.revoked_at,
-    createdAt: row.created_at,
-  };
 }
