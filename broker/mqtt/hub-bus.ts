@@ -16,11 +16,23 @@ export interface HubPublishOptions {
   retain?: boolean;
 }
 
+export interface MessageOrigin {
+  /**
+   * Published through this broker: by a client connected to it, or by the hub
+   * itself (its bus, a will). Always true on a single broker; on a clustered
+   * one (cluster.ts) every replica receives every replica's messages, and this
+   * is how exactly one of them takes a client's report or request: the one it
+   * was published through, which needs no lookup that a disconnect or a move
+   * to another replica could race.
+   */
+  publishedHere: boolean;
+}
+
 export interface HubBus {
   /** Resolves once the broker has taken the message (stored if retained, queued for offline persistent sessions). */
   publish(topic: string, payload: string | Buffer, options: HubPublishOptions): Promise<void>;
   /** Calls `onMessage` for every message clients publish on these filters (after the broker authorized it). */
-  subscribe(filters: readonly string[], onMessage: (topic: string, payload: Buffer) => void): Promise<void>;
+  subscribe(filters: readonly string[], onMessage: (topic: string, payload: Buffer, origin: MessageOrigin) => void): Promise<void>;
 }
 
 export function hubBus(aedes: Aedes): HubBus {
@@ -47,7 +59,9 @@ export function hubBus(aedes: Aedes): HubBus {
                 (packet: AedesPublishPacket, done: () => void) => {
                   // The handler never throws (the dispatcher's route catches); `done` frees the broker's delivery either way.
                   try {
-                    onMessage(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
+                    onMessage(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload), {
+                      publishedHere: packet.brokerId === aedes.id,
+                    });
                   } finally {
                     done();
                   }

@@ -10,10 +10,12 @@
 import type { MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type EmbeddedBroker, startBroker } from '../../broker/mqtt/broker.js';
+import { hubBus } from '../../broker/mqtt/hub-bus.js';
 import { Cleanup } from '../support/cleanup.js';
 import { LogCapture } from '../support/logs.js';
 import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
 import { type RedisServer, startRedis } from '../support/redis.js';
+import { waitFor } from '../support/wait.js';
 
 describe('broker replicas on Redis', () => {
   const cleanup = new Cleanup();
@@ -80,6 +82,30 @@ describe('broker replicas on Redis', () => {
       const inbox = new Inbox(back);
       await inbox.waitFor(topic, (p) => p.revision === 1);
     }
+  });
+
+  it('gives every replica’s hub bus every message, marked as published here on exactly the replica it came through', async () => {
+    const server = await redis();
+    const [a, b] = [await replica(server), await replica(server)];
+    const heard: { replica: string; topic: string; publishedHere: boolean }[] = [];
+    for (const [name, broker] of [
+      ['A', a],
+      ['B', b],
+    ] as const) {
+      await hubBus(broker.aedes).subscribe(['flotilla/v1/devices/+/state', 'flotilla/v1/api/+/request'], (topic, _payload, origin) =>
+        heard.push({ replica: name, topic, publishedHere: origin.publishedHere }),
+      );
+    }
+    const device = await client(a, { clientId: 'dev-bus' });
+    await device.publishAsync('flotilla/v1/devices/dev-bus/state', '{}', { qos: 1 });
+    const service = await client(b, { clientId: 'svc-bus' });
+    await service.publishAsync('flotilla/v1/api/svc-bus/request', '{}', { qos: 1 });
+    await hubBus(b.aedes).publish('flotilla/v1/devices/dev-hub/state', '{}', { qos: 1 });
+    await waitFor('each message on both replicas', () => heard.length === 6);
+    const here = (topic: string) => heard.filter((h) => h.topic === topic && h.publishedHere).map((h) => h.replica);
+    expect(here('flotilla/v1/devices/dev-bus/state')).toEqual(['A']);
+    expect(here('flotilla/v1/api/svc-bus/request')).toEqual(['B']);
+    expect(here('flotilla/v1/devices/dev-hub/state')).toEqual(['B']);
   });
 
   it('queues for a persistent session on A what is published through B while the device is away, and delivers it on C', async () => {
