@@ -2,11 +2,12 @@
  * The fleet's sparklines: each device's last FLEET_HISTORY_SAMPLES host
  * figures (CPU, memory and root disk percent), kept in memory. Fed by the
  * ingest after each commit (so a point is always a stored sample) and seeded
- * at start from the telemetry file in one bounded query, so a restarted hub
+ * at start from stored samples in one bounded query, so a restarted hub
  * shows the same lines at once.
  */
-import { FLEET_HISTORY_SAMPLES, type HostMetrics } from '../../shared/index.js';
+import { FLEET_HISTORY_SAMPLES, type HostMetrics, type MetricsSample } from '../../shared/index.js';
 import type { TelemetryIngest } from '../telemetry/ingest.js';
+import type { TelemetryReads } from '../telemetry/reads.js';
 import type { TelemetryStore } from '../telemetry/store.js';
 
 type HostFigures = Pick<HostMetrics, 'cpuPercent' | 'memUsedBytes' | 'memTotalBytes' | 'disks'>;
@@ -80,16 +81,43 @@ export class MetricsHistory {
 /** Samples read at start, at most: enough for every known device twice over (some report faster than others), within a cap. */
 const MAX_SEED_ROWS = 200_000;
 
+/** How many stored samples seed the sparklines for a fleet of `knownDevices`. */
+function seedRows(knownDevices: number): number {
+  return Math.min(MAX_SEED_ROWS, FLEET_HISTORY_SAMPLES * Math.max(knownDevices, 1) * 2);
+}
+
 /**
  * A history seeded from the telemetry file and fed by the ingest from now on:
  * subscribed before the broker accepts devices, so no sample falls between.
  */
 export function startMetricsHistory(store: TelemetryStore, ingest: TelemetryIngest, knownDevices: number): MetricsHistory {
   const history = new MetricsHistory();
-  const maxRows = Math.min(MAX_SEED_ROWS, FLEET_HISTORY_SAMPLES * Math.max(knownDevices, 1) * 2);
-  for (const { device, host } of store.recentHostMetrics(FLEET_HISTORY_SAMPLES, maxRows)) history.record(device, host);
+  for (const { device, host } of store.recentHostMetrics(FLEET_HISTORY_SAMPLES, seedRows(knownDevices))) history.record(device, host);
   ingest.onMetrics((samples) => {
     for (const sample of samples) history.record(sample.device, sample.host);
   });
+  return history;
+}
+
+/**
+ * The same, seeded through an asynchronous read (the replicas' shared
+ * database). Samples the ingest commits while the read is under way are held
+ * and recorded after the seed, so every line stays in time order.
+ */
+export async function loadMetricsHistory(reads: TelemetryReads, ingest: TelemetryIngest, knownDevices: number): Promise<MetricsHistory> {
+  const history = new MetricsHistory();
+  let held: MetricsSample[] | undefined = [];
+  ingest.onMetrics((samples) => {
+    if (held) held.push(...samples);
+    else for (const sample of samples) history.record(sample.device, sample.host);
+  });
+  try {
+    for (const { device, host } of await reads.recentHostMetrics(FLEET_HISTORY_SAMPLES, seedRows(knownDevices))) {
+      history.record(device, host);
+    }
+  } finally {
+    for (const sample of held) history.record(sample.device, sample.host);
+    held = undefined;
+  }
   return history;
 }

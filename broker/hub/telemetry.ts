@@ -12,11 +12,13 @@ import { type MetricsHistory, startMetricsHistory } from '../fleet/history.js';
 import { openDatabase } from '../store/sqlite/db.js';
 import { TelemetryIngest } from '../telemetry/ingest.js';
 import { TELEMETRY_MIGRATIONS } from '../telemetry/migrations.js';
+import { SqliteTelemetryReads, type TelemetryReads } from '../telemetry/reads.js';
 import { TelemetryStore } from '../telemetry/store.js';
 import { ThreadWriter } from '../telemetry/writer.js';
 
 export interface HubTelemetry {
-  store: TelemetryStore;
+  /** Stored telemetry, for the API's queries. */
+  store: TelemetryReads;
   ingest: TelemetryIngest;
   /** The fleet's sparklines (broker/fleet/). */
   history: MetricsHistory;
@@ -36,5 +38,5 @@ export function startTelemetry(config: HubConfig, logger: Logger, closer: Closer
   const ingest = new TelemetryIngest({ store, logger, writer });
   // Closed after the broker (closers run in reverse): what devices sent last is stored, then the writer thread ends.
   closer.add('telemetry ingest', () => ingest.close());
-  return { store, ingest, history: startMetricsHistory(store, ingest, knownDevices) };
+  return { store: new SqliteTelemetryReads(store), ingest, history: startMetricsHistory(store, ingest, knownDevices) };
 }

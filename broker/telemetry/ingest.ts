@@ -75,10 +75,14 @@ export interface IngestCounters {
   queued: number;
 }
 
-export interface IngestOptions {
-  store: TelemetryStore;
-  /** Where batches are committed (default: on this thread, through `store`). */
-  writer?: TelemetryWriter;
+/**
+ * Where batches are committed: a writer, or the telemetry file's `store`
+ * (committed on this thread, through it). A `store` also seeds `latest` at
+ * once; without one, the caller seeds it (seedLatest) from its own reads.
+ */
+export type IngestTarget = { store: TelemetryStore; writer?: TelemetryWriter } | { store?: undefined; writer: TelemetryWriter };
+
+export type IngestOptions = IngestTarget & {
   logger: Logger;
   now?: () => number;
   /** How long a message waits for its commit: [durable or while commits are small, not durable once they are large] (default [5, 200] ms)… */
@@ -87,7 +91,7 @@ export interface IngestOptions {
   maxBatchMessages?: number;
   /** Queued messages beyond which publishers wait for the commit (default 20 000). */
   highWaterMessages?: number;
-}
+};
 
 const noop = () => undefined;
 /**
@@ -133,10 +137,18 @@ export class TelemetryIngest {
   constructor(private readonly options: IngestOptions) {
     this.now = options.now ?? Date.now;
     this.log = options.logger.child({ component: 'ingest' });
-    this.writer = options.writer ?? new InlineWriter(options.store.db);
+    this.writer = options.store ? (options.writer ?? new InlineWriter(options.store.db)) : options.writer;
     // Many `logs -f` followers are normal; the default limit of 10 is for leak detection.
     this.followers.setMaxListeners(0);
-    for (const sample of options.store.latestMetrics()) this.latest.set(sample.device, sample);
+    if (options.store) this.seedLatest(options.store.latestMetrics());
+  }
+
+  /** Takes stored samples as each device's newest, unless a newer one was committed meanwhile. */
+  seedLatest(samples: Iterable<MetricsSample>): void {
+    for (const sample of samples) {
+      const newest = this.latest.get(sample.device);
+      if (!newest || newest.seq < sample.seq) this.latest.set(sample.device, sample);
+    }
   }
 
   /**

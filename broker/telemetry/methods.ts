@@ -8,10 +8,11 @@ import { ApiError } from '../dispatcher/errors.js';
 import type { ApiHandlersFor } from '../dispatcher/method.js';
 import type { DeviceStore } from '../store/devices.js';
 import type { TelemetryIngest } from './ingest.js';
-import type { TelemetryStore } from './store.js';
+import type { TelemetryReads } from './reads.js';
 
 export interface TelemetryMethodDeps {
-  store: TelemetryStore;
+  /** Where stored telemetry is read: the telemetry file, or the replicas' shared database. */
+  store: TelemetryReads;
   ingest: TelemetryIngest;
   devices: DeviceStore;
   now: () => number;
@@ -39,7 +40,7 @@ export function telemetryMethods({ store, ingest, devices, now, linkBytes }: Tel
 
   return {
     'logs.query': async (p) => ({
-      lines: store.queryLogs({
+      lines: await store.queryLogs({
         device: await knownDevice(p.device),
         app: p.app,
         ...windowMs(p, now()),
@@ -50,7 +51,7 @@ export function telemetryMethods({ store, ingest, devices, now, linkBytes }: Tel
     }),
 
     'events.query': async (p) => ({
-      events: store.queryEvents({
+      events: await store.queryEvents({
         device: p.device === undefined ? undefined : await knownDevice(p.device),
         app: p.app,
         ...windowMs(p, now()),
@@ -62,7 +63,7 @@ export function telemetryMethods({ store, ingest, devices, now, linkBytes }: Tel
 
     'metrics.query': async (p) => ({
       device: p.device,
-      samples: store.queryMetrics({
+      samples: await store.queryMetrics({
         device: await knownDevice(p.device),
         sinceMs: sinceMs(p.since, now()) ?? (p.tail === undefined ? now() - DEFAULT_METRICS_WINDOW_MS : undefined),
         tail: p.tail,

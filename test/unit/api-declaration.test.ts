@@ -30,6 +30,7 @@ import { SqliteTokenStore } from '../../broker/store/sqlite/tokens.js';
 import { TelemetryIngest } from '../../broker/telemetry/ingest.js';
 import { telemetryMethods } from '../../broker/telemetry/methods.js';
 import { TELEMETRY_MIGRATIONS } from '../../broker/telemetry/migrations.js';
+import { SqliteTelemetryReads } from '../../broker/telemetry/reads.js';
 import { TelemetryStore } from '../../broker/telemetry/store.js';
 import { HubClient } from '../../cli/client.js';
 import {
@@ -70,7 +71,7 @@ function hubApi(): HubApi {
     secrets,
     rollouts: new Rollouts({ apps, devices, rollouts: new SqliteRolloutStore(db), logger }),
     desiredMayHaveChanged: () => undefined,
-    telemetry: telemetryMethods({ store, ingest, devices, now: () => Date.now() }),
+    telemetry: telemetryMethods({ store: new SqliteTelemetryReads(store), ingest, devices, now: () => Date.now() }),
     auth: authMethods({
       accounts: new SqliteAccountStore(db),
       credentials: new SqliteDeviceCredentialStore(db),
