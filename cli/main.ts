@@ -59,6 +59,7 @@ export const COMMANDS: readonly { name: string; load: () => Promise<RegisterComm
   { name: 'audit', load: async () => (await import('./commands/audit.js')).registerAudit },
   { name: 'server', load: async () => (await import('./commands/server.js')).registerServer },
   { name: 'agent', load: async () => (await import('./commands/agent.js')).registerAgent },
+  { name: 'migrate', load: async () => (await import('./commands/migrate.js')).registerMigrate },
   { name: 'certs', load: async () => (await import('./commands/certs.js')).registerCerts },
   { name: 'token', load: async () => (await import('./commands/token.js')).registerToken },
   { name: 'serviceaccount', load: async () => (await import('./commands/serviceaccount.js')).registerServiceAccount },

@@ -1,0 +1,182 @@
+/**
+ * Copies a stopped single hub's control data into a PostgreSQL database, and checks the copy
+ * before it commits.
+ *
+ * Invariants:
+ * - One transaction: the target holds all of the copy or none of it. A failed check rolls it back.
+ * - The target's control tables are locked (ACCESS EXCLUSIVE) from the start, so a replica starting
+ *   on the database meanwhile waits for the copy instead of writing beside it, and the target found
+ *   empty stays empty until the copy's rows are in.
+ * - Rows are copied column for column as hub.db holds them: sealed values (secret values, desired
+ *   documents and their hashes) move as the bytes they are, under the same key and associated
+ *   data, never opened and sealed again; audit rows keep their ids, and the id sequence moves past
+ *   the highest id hub.db ever gave out.
+ * - The hub's signing key (<dataDir>/signing-key.pem) is stored in hub_keys sealed with the secrets
+ *   key, as a replica would store it: every replica then signs with the key the fleet pinned.
+ * - Checked before COMMIT: every table's row count, and a sample (sample.ts) read back from the
+ *   target and compared column by column with hub.db's row.
+ */
+
+import type { PgDatabase, PgQueryable } from '../pg/database.js';
+import { sharedSigningKey } from '../pg/hub-keys.js';
+import { CONTROL_TABLES, type ControlTable } from './control-tables.js';
+import { MigrateMismatch, MigrateRefused } from './errors.js';
+import { firstDifference, inSample, keyText, type Row } from './sample.js';
+import type { SingleHub } from './single-hub.js';
+
+/** Rows per INSERT: at most 12 columns a row, well inside PostgreSQL's 65,535 parameters a statement. */
+export const BATCH_ROWS = 500;
+
+export interface TableCount {
+  table: string;
+  /** Rows in hub.db. */
+  source: number;
+  /** Rows in the target after the copy. */
+  target: number;
+}
+
+export interface CopyReport {
+  tables: TableCount[];
+  /** Rows read back from the target and found equal, column by column. */
+  sampled: number;
+  /** Whether the signing key was added to hub_keys (false: hub.db's hub_keys held it already). */
+  signingKeyAdded: boolean;
+}
+
+export interface CopyOptions {
+  now?: () => Date;
+  batchRows?: number;
+}
+
+const quote = (name: string) => `"${name}"`;
+
+export async function copyToPostgres(hub: SingleHub, db: PgDatabase, { now = () => new Date(), batchRows = BATCH_ROWS }: CopyOptions = {}) {
+  return db.transaction(async (tx): Promise<CopyReport> => {
+    await tx.query(`LOCK TABLE ${CONTROL_TABLES.map((table) => quote(table.name)).join(', ')} IN ACCESS EXCLUSIVE MODE`);
+    const rows = await controlRows(tx);
+    const held = CONTROL_TABLES.filter((table) => (rows.get(table.name) ?? 0) > 0);
+    if (held.length > 0)
+      throw targetNotEmpty(
+        db.target.description,
+        held.map((table) => `${table.name} ${rows.get(table.name)}`),
+      );
+
+    const columnsOf = new Map(CONTROL_TABLES.map((table) => [table, hub.columns(table)]));
+    for (const [table, columns] of columnsOf) await checkColumns(tx, table, columns);
+
+    const sources = new Map<string, number>();
+    const samples: { table: ControlTable; columns: string[]; row: Row }[] = [];
+    for (const [table, columns] of columnsOf) {
+      const count = hub.count(table);
+      sources.set(table.name, count);
+      let index = 0;
+      let last: Row | undefined;
+      for (;;) {
+        const batch = hub.rows(table, batchRows, last);
+        if (batch.length === 0) break;
+        await insertRows(tx, table, columns, batch);
+        for (const row of batch) {
+          if (inSample(index, count)) samples.push({ table, columns, row });
+          index++;
+        }
+        last = batch[batch.length - 1];
+      }
+    }
+
+    const signingKeyAdded = (sources.get('hub_keys') ?? 0) === 0;
+    const kept = await sharedSigningKey(tx, hub.cipher, () => ({ ...hub.signingKey, created: false }), now);
+    if (kept.publicKeyPem !== hub.signingKey.publicKeyPem) {
+      throw new MigrateMismatch(
+        'hub_keys',
+        undefined,
+        `the signing key in hub.db's hub_keys is not ${hub.signingKeyFile}, the key the hub signed with; nothing was copied`,
+      );
+    }
+    await moveAuditSequence(tx, hub.auditHighWater());
+
+    const after = await controlRows(tx);
+    const tables = CONTROL_TABLES.map((table) => ({
+      table: table.name,
+      source: sources.get(table.name) ?? 0,
+      target: after.get(table.name) ?? 0,
+    }));
+    for (const { table, source, target } of tables) {
+      const expected = source + (table === 'hub_keys' && signingKeyAdded ? 1 : 0);
+      if (target !== expected) {
+        throw new MigrateMismatch(
+          table,
+          undefined,
+          `${table} holds ${target} rows in PostgreSQL after the copy, hub.db ${source}; nothing was copied`,
+        );
+      }
+    }
+    for (const { table, columns, row } of samples) await compareRow(tx, table, columns, row);
+    return { tables, sampled: samples.length, signingKeyAdded };
+  });
+}
+
+/** Rows in each control table of the target that exists there (none before the schema is made). */
+export async function controlRows(db: PgQueryable): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for (const table of CONTROL_TABLES) {
+    const [exists] = await db.query<{ found: boolean }>('SELECT to_regclass($1) IS NOT NULL AS found', [table.name]);
+    if (!exists?.found) continue;
+    const [row] = await db.query<{ n: number }>(`SELECT count(*)::bigint AS n FROM ${quote(table.name)}`);
+    counts.set(table.name, row?.n ?? 0);
+  }
+  return counts;
+}
+
+export function targetNotEmpty(target: string, held: readonly string[]): MigrateRefused {
+  return new MigrateRefused('target_not_empty', `${target} already holds control data (${held.join(', ')})`, [
+    'migrate copies into a database no hub has used yet: create an empty database and migrate into that',
+    "a database a replica has started on holds that replica's admin account and signing key: stop the replicas on it, drop it and create it again",
+  ]);
+}
+
+async function checkColumns(tx: PgQueryable, table: ControlTable, columns: readonly string[]): Promise<void> {
+  const found = await tx.query<{ column_name: string }>(
+    'SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1',
+    [table.name],
+  );
+  const target = new Set(found.map((row) => row.column_name));
+  const differ = columns.length !== target.size || columns.some((column) => !target.has(column));
+  if (differ) {
+    throw new MigrateRefused(
+      'target_schema',
+      `table ${table.name} has columns (${[...target].join(', ')}) in PostgreSQL and (${columns.join(', ')}) in hub.db`,
+      ['the target was not made by this Flotilla, or was altered: migrate into an empty database'],
+    );
+  }
+}
+
+async function insertRows(tx: PgQueryable, table: ControlTable, columns: readonly string[], rows: readonly Row[]): Promise<void> {
+  const params: unknown[] = [];
+  const tuples = rows.map((row) => `(${columns.map((column) => `$${params.push(row[column] ?? null)}`).join(', ')})`);
+  await tx.query(`INSERT INTO ${quote(table.name)} (${columns.map(quote).join(', ')}) VALUES ${tuples.join(', ')}`, params);
+}
+
+/** The next audit id PostgreSQL gives out is above every id hub.db ever gave out. */
+async function moveAuditSequence(tx: PgQueryable, highest: number): Promise<void> {
+  if (highest > 0) await tx.query("SELECT setval(pg_get_serial_sequence('audit', 'id'), $1, true)", [highest]);
+}
+
+async function compareRow(tx: PgQueryable, table: ControlTable, columns: readonly string[], row: Row): Promise<void> {
+  const where = table.key.map((column, i) => `${quote(column)} = $${i + 1}`).join(' AND ');
+  const [copied] = await tx.query<Row>(
+    `SELECT * FROM ${quote(table.name)} WHERE ${where}`,
+    table.key.map((column) => row[column]),
+  );
+  const key = keyText(table.key, row);
+  if (copied === undefined) {
+    throw new MigrateMismatch(table.name, key, `row ${key} of ${table.name} is missing from PostgreSQL after the copy; nothing was copied`);
+  }
+  const column = firstDifference(columns, row, copied);
+  if (column !== undefined) {
+    throw new MigrateMismatch(
+      table.name,
+      key,
+      `row ${key} of ${table.name} reads back from PostgreSQL with a different ${column}; nothing was copied`,
+    );
+  }
+}

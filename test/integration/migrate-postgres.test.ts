@@ -1,0 +1,344 @@
+/**
+ * `flotilla migrate` through the real CLI, from a real single hub's data dir into a private
+ * PostgreSQL server: the hub is filled through its API (apps with revisions and a rollback, a
+ * rollout, simulated devices with labels and desired documents, secrets, tokens, service
+ * accounts, a revoked device, audit records), stopped and migrated; a hub started with
+ * `--database` on a data dir of its own then shows the same fleet over its API, serves the old
+ * key, lets the old keys in, and resolves the old secrets into documents the devices, pinned to
+ * the old key, accept. Every refusal leaves the target as it was.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PgAuditStore } from '../../broker/store/pg/audit.js';
+import { openPostgres } from '../../broker/store/pg/connect.js';
+import { PgDatabase } from '../../broker/store/pg/database.js';
+import { parsePostgresUrl } from '../../broker/store/pg/url.js';
+import { SqliteAuditStore } from '../../broker/store/sqlite/audit.js';
+import { openDatabase } from '../../broker/store/sqlite/db.js';
+import { MIGRATIONS } from '../../broker/store/sqlite/migrations.js';
+import { type DesiredState, type DeviceView, type List, Topics } from '../../shared/index.js';
+import { adminKey, bearer, createAccount, createToken, registerDevice } from '../support/auth.js';
+import { Cleanup } from '../support/cleanup.js';
+import { http } from '../support/http.js';
+import { startTestHub } from '../support/hub.js';
+import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
+import { type PostgresServer, startPostgres } from '../support/postgres.js';
+import { type RunResult, runCli, startHubProcess, stopAll } from '../support/processes.js';
+import { scratchDir } from '../support/scratch.js';
+import { type Fleet, startFleet } from '../support/sim/fleet.js';
+import { waitFor } from '../support/wait.js';
+
+const topics = new Topics('flotilla/v1');
+const SECRET_VALUE = `token-${randomBytes(8).toString('hex')}`;
+const DEVICES = 4;
+
+const webApp = (version: string, extra: Record<string, unknown> = {}) => ({
+  name: 'web',
+  scheduling: { selectors: { zone: 'a' } },
+  spec: {
+    containers: [{ name: 'server', image: `registry.local/migrate-web:${version}`, env: [{ name: 'TOKEN', fromSecret: 'api-token' }] }],
+    ...extra,
+  },
+});
+
+/** What the hub's API shows of its control data, read the same way before and after the move. */
+async function apiView(url: string, key: string) {
+  const get = async (path: string) => {
+    const res = await http(url, 'GET', path, undefined, bearer(key));
+    expect(res.status, `GET ${path}`).toBe(200);
+    return res.body;
+  };
+  const devices = ((await get('/api/v1/devices')) as List<DeviceView>).items.map((d) => ({
+    id: d.id,
+    labels: d.labels,
+    revokedAt: d.revokedAt,
+    apps: d.apps.map((a) => ({ name: a.name, revision: a.revision, phase: a.phase })),
+  }));
+  return {
+    apps: await get('/api/v1/apps/web'),
+    history: await get('/api/v1/apps/web/revisions'),
+    spec1: await get('/api/v1/apps/web/spec?revision=1'),
+    rollout: await get('/api/v1/apps/web/rollout'),
+    devices,
+    secrets: await get('/api/v1/secrets'),
+    tokens: await get('/api/v1/tokens'),
+    accounts: await get('/api/v1/serviceaccounts'),
+    audit: await get('/api/v1/audit'),
+    hubKey: ((await http(url, 'GET', '/api/v1/hub/key')).body as { hubKey: string }).hubKey,
+  };
+}
+
+const migrate = (args: string[], env: NodeJS.ProcessEnv = {}) => runCli(['migrate', ...args], { env, timeoutMs: 60_000 });
+
+describe('flotilla migrate, single hub to PostgreSQL', () => {
+  const cleanup = new Cleanup();
+  let postgres: PostgresServer;
+  let dataDir: string;
+  let before: Awaited<ReturnType<typeof apiView>>;
+  let operatorKey: string;
+  let whileRunning: RunResult;
+  let auditHigh: number;
+
+  /** Rows in each control table of a database, and whether it has the tables at all. */
+  async function rowsIn(url: string): Promise<Record<string, number> | 'no tables'> {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      const tables = ['apps', 'app_revisions', 'devices', 'secrets', 'rollouts', 'service_accounts', 'hub_keys', 'audit'];
+      const { rows } = await client.query<{ found: boolean }>("SELECT to_regclass('apps') IS NOT NULL AS found");
+      if (!rows[0]?.found) return 'no tables';
+      const counts: Record<string, number> = {};
+      for (const table of tables) counts[table] = Number((await client.query(`SELECT count(*) AS n FROM ${table}`)).rows[0].n);
+      return counts;
+    } finally {
+      await client.end();
+    }
+  }
+
+  beforeAll(async () => {
+    postgres = await startPostgres();
+    cleanup.add('postgres', () => postgres.close());
+
+    const hub = await startTestHub();
+    cleanup.add('single hub', () => hub.close());
+    dataDir = hub.dataDir;
+    const admin = adminKey(hub);
+    const api = async (method: string, path: string, body?: unknown) => {
+      const res = await http(hub.httpUrl, method, path, body, bearer(admin));
+      expect(res.status, `${method} ${path}: ${JSON.stringify(res.body)}`).toBe(200);
+      return res.body;
+    };
+    const hubKey = ((await http(hub.httpUrl, 'GET', '/api/v1/hub/key')).body as { hubKey: string }).hubKey;
+
+    await api('PUT', '/api/v1/secrets/api-token', { value: SECRET_VALUE });
+    await api('PUT', '/api/v1/secrets/spare', { valueBase64: randomBytes(40).toString('base64') });
+    const fleet: Fleet = await startFleet({
+      hubUrl: hub.mqttUrl,
+      count: DEVICES,
+      idPrefix: 'mig',
+      labels: () => ({ zone: 'a' }),
+      resyncIntervalMs: 500,
+      agent: { stateIntervalMs: 200, hubKey },
+    });
+    cleanup.add('fleet', () => fleet.close());
+    const runningAt = async (revision: number) => {
+      const list = ((await api('GET', '/api/v1/devices')) as List<DeviceView>).items;
+      return list.filter((d) => d.apps.some((a) => a.name === 'web' && a.revision === revision && a.phase === 'running')).length;
+    };
+    await api('POST', '/api/v1/apps', webApp('1.0'));
+    await waitFor('revision 1 running everywhere', async () => (await runningAt(1)) === DEVICES, { timeoutMs: 30_000 });
+    await api('POST', '/api/v1/apps', webApp('2.0'));
+    await waitFor('revision 2 running everywhere', async () => (await runningAt(2)) === DEVICES, { timeoutMs: 30_000 });
+    await api('POST', '/api/v1/apps/web/rollback', { toRevision: 1 });
+    await waitFor('the rollback (revision 3) running everywhere', async () => (await runningAt(3)) === DEVICES, { timeoutMs: 30_000 });
+    await api('POST', '/api/v1/apps', webApp('3.0', { rollout: { batchSize: 2 }, update: { minReadySeconds: 0 } }));
+    await waitFor('revision 4 rolled out', async () => (await runningAt(4)) === DEVICES, { timeoutMs: 30_000 });
+    await api('PATCH', '/api/v1/devices/mig-0/labels', { set: { tier: 'gold' } });
+
+    operatorKey = await createAccount(hub, 'ci', 'operator');
+    await createAccount(hub, 'dash', 'viewer');
+    await createToken(hub, { labels: { zone: 'b' }, maxUses: 3 });
+    const revoked = await createToken(hub);
+    await api('DELETE', `/api/v1/tokens/${revoked.id}`);
+    await registerDevice(hub, 'reg-1', { zone: 'c' });
+    await registerDevice(hub, 'reg-2');
+    await api('POST', '/api/v1/devices/reg-2/revoke');
+
+    await fleet.close();
+    await waitFor(
+      'the simulated devices offline',
+      async () => ((await api('GET', '/api/v1/devices')) as List<DeviceView>).items.every((d) => !d.online),
+      { timeoutMs: 15_000 },
+    );
+    whileRunning = await migrate(['--from', dataDir, '--to', await postgres.createDatabase('while_running')]);
+    await hub.close();
+
+    // Audit records as the hub's store writes them (remote sessions need a device that runs them);
+    // the oldest is pruned afterwards, so the highest id ever given out is above the rows' count.
+    const db = openDatabase(join(dataDir, 'hub.db'));
+    const audit = new SqliteAuditStore(db);
+    const first = await audit.denied({ actor: 'dash', device: 'mig-1', kind: 'exec', what: 'ls' }, 'viewer may not exec');
+    await audit.failed({ actor: 'admin', device: 'mig-2', kind: 'shell', what: 'sh' }, 'device offline');
+    const open = await audit.opened({ actor: 'ci', device: 'mig-3', kind: 'exec', what: 'uptime' });
+    await audit.ended(open, { outcome: 'exited', bytesUp: 10, bytesDown: 2048, exitCode: 0 });
+    auditHigh = await audit.failed({ actor: 'admin', device: 'mig-0', kind: 'exec', what: 'date' }, 'device offline');
+    db.prepare('DELETE FROM audit WHERE id = ?').run(first);
+    db.close();
+
+    // The view to compare with, from the same data dir as the hub left it.
+    const again = await startTestHub({ dataDir });
+    before = await apiView(again.httpUrl, admin);
+    await again.close();
+  }, 180_000);
+  afterAll(async () => {
+    await stopAll();
+    await cleanup.run();
+  });
+
+  it('refuses a hub that is running, before touching the database', async () => {
+    expect(whileRunning.code).toBe(2);
+    expect(whileRunning.stderr).toMatch(/hub\.db is in use by another process: stop the hub first/);
+    expect(await rowsIn(postgres.urlFor('while_running'))).toBe('no tables');
+  });
+
+  it('counts in a dry run and writes nothing', async () => {
+    const url = await postgres.createDatabase('dry');
+    const result = await migrate(['--from', dataDir, '--to', url, '--dry-run']);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^dry run: nothing was copied$/m);
+    expect(result.stdout).toMatch(/^devices\s+6\s+-$/m);
+    expect(result.stdout).toMatch(/^app_revisions\s+4\s+-$/m);
+    expect(result.stdout).toMatch(/holds no control data: migrate can copy into it/);
+    expect(await rowsIn(url)).toBe('no tables');
+  });
+
+  it('moves everything a hub on PostgreSQL then serves as the single hub did, and refuses a second move', {
+    timeout: 120_000,
+  }, async () => {
+    const url = await postgres.createDatabase('moved');
+    const result = await migrate(['--from', dataDir, '--to', url]);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    for (const [table, rows] of Object.entries({ apps: 1, app_revisions: 4, devices: 6, secrets: 2, rollouts: 1, service_accounts: 3 })) {
+      expect(result.stdout).toMatch(new RegExp(`^${table}\\s+${rows}\\s+${rows}$`, 'm'));
+    }
+    expect(result.stdout).toMatch(/^device_credentials\s+2\s+2$/m);
+    expect(result.stdout).toMatch(/^audit\s+3\s+3$/m);
+    expect(result.stdout).toMatch(/^hub_keys\s+0\s+1$/m);
+    expect(result.stdout).toMatch(/^sample: \d+ rows equal$/m);
+    expect(result.stdout).toMatch(/telemetry \(logs, metrics, events\) stays in .*telemetry\.db: PostgreSQL does not hold telemetry yet/);
+
+    // A replica on a data dir of its own: the signing key and the accounts can only come from the database.
+    const replica = await startHubProcess(scratchDir('flotilla-migrated-'), [
+      '--database',
+      url,
+      '--secrets-key-file',
+      join(dataDir, 'secrets.key'),
+    ]);
+    const admin = readFileSync(join(dataDir, 'admin.key'), 'utf8').trim();
+    expect((await http(replica.url, 'GET', '/api/v1/whoami', undefined, bearer(admin))).body).toEqual({ name: 'admin', role: 'admin' });
+    expect((await http(replica.url, 'GET', '/api/v1/whoami', undefined, bearer(operatorKey))).body).toEqual({
+      name: 'ci',
+      role: 'operator',
+    });
+    expect((await http(replica.url, 'GET', '/api/v1/whoami', undefined, bearer('not-a-key'))).status).toBe(401);
+    const after = await apiView(replica.url, admin);
+    expect(after).toEqual(before);
+    expect(after.history).toMatchObject({
+      items: expect.arrayContaining([expect.objectContaining({ revision: 3, cause: 'rollback to 1' })]),
+    });
+
+    // New audit ids follow the highest the single hub gave out.
+    const db = new PgDatabase(parsePostgresUrl(url), pino({ level: 'silent' }));
+    cleanup.add('audit pool', () => db.close());
+    const next = await new PgAuditStore(db).denied({ actor: 'ci', device: 'mig-1', kind: 'exec', what: 'id' }, 'operator test');
+    expect(next).toBe(auditHigh + 1);
+
+    // Devices pinned to the old key accept what the new hub signs, with the old secret resolved in it.
+    const fleet = await startFleet({
+      hubUrl: `mqtt://127.0.0.1:${replica.mqttPort}`,
+      count: DEVICES,
+      idPrefix: 'mig',
+      labels: () => ({ zone: 'a' }),
+      resyncIntervalMs: 500,
+      agent: { stateIntervalMs: 200, hubKey: before.hubKey },
+    });
+    cleanup.add('fleet on the migrated hub', () => fleet.close());
+    const applied = await http(replica.url, 'POST', '/api/v1/apps', webApp('5.0'), bearer(operatorKey));
+    expect(applied.body).toMatchObject({ revision: 5 });
+    await waitFor(
+      'revision 5 running on every device',
+      async () => {
+        const list = ((await http(replica.url, 'GET', '/api/v1/devices', undefined, bearer(admin))).body as List<DeviceView>).items;
+        return list.filter((d) => d.apps.some((a) => a.name === 'web' && a.revision === 5 && a.phase === 'running')).length === DEVICES;
+      },
+      { timeoutMs: 30_000 },
+    );
+    const watcher = await connectClient(`mqtt://127.0.0.1:${replica.mqttPort}`, { clientId: 'migrate-watcher' });
+    cleanup.add('watcher', () => closeClient(watcher));
+    const inbox = new Inbox(watcher);
+    await watcher.subscribeAsync(topics.device('mig-0', 'desired'), { qos: 1 });
+    const desired = await inbox.waitFor<DesiredState>(topics.device('mig-0', 'desired'), (d) => d.apps[0]?.revision === 5);
+    expect(desired.apps[0]!.containers[0]!.env).toEqual([{ name: 'TOKEN', value: SECRET_VALUE }]);
+    await fleet.close();
+    await replica.proc.stop();
+
+    const counts = await rowsIn(url);
+    const second = await migrate(['--from', dataDir, '--to', url]);
+    expect(second.code).toBe(2);
+    expect(second.stderr).toMatch(/already holds control data \(apps 1, app_revisions 5, devices 6, .*\)/);
+    expect(second.stderr).toMatch(/create an empty database and migrate into that/);
+    expect(await rowsIn(url)).toEqual(counts);
+  });
+
+  it('refuses a wrong secrets key before anything is written', async () => {
+    const url = await postgres.createDatabase('wrong_key');
+    const keyDir = scratchDir('flotilla-wrong-key-');
+    writeFileSync(join(keyDir, 'secrets.key'), `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+    const result = await migrate(['--from', dataDir, '--to', url, '--secrets-key-file', join(keyDir, 'secrets.key')]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/the secrets key from .*secrets\.key does not open secret "api-token" in hub\.db/);
+    expect(await rowsIn(url)).toBe('no tables');
+    const fromEnv = await migrate(['--from', dataDir, '--to', url], { FLOTILLA_SECRETS_KEY: randomBytes(32).toString('base64') });
+    expect(fromEnv.code).toBe(2);
+    expect(fromEnv.stderr).toMatch(/the secrets key from FLOTILLA_SECRETS_KEY does not open/);
+    expect(await rowsIn(url)).toBe('no tables');
+  });
+
+  it('rolls back a copy that does not read back as hub.db holds it, naming the table and row', async () => {
+    for (const [name, trigger] of [
+      // The first device by key is always in the sample.
+      ['altered', "IF NEW.id = 'mig-0' THEN NEW.operator_labels := '{}'; END IF; RETURN NEW;"],
+      ['dropped', "IF NEW.id = 'reg-1' THEN RETURN NULL; END IF; RETURN NEW;"],
+    ] as const) {
+      const url = await postgres.createDatabase(name);
+      // The schema a replica's start makes, with a trigger that changes what the copy writes.
+      await (await openPostgres(url, { logger: pino({ level: 'silent' }) })).close();
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      await client.query(`CREATE FUNCTION meddle() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN ${trigger} END $$`);
+      await client.query('CREATE TRIGGER meddle BEFORE INSERT ON devices FOR EACH ROW EXECUTE FUNCTION meddle()');
+      await client.end();
+      const result = await migrate(['--from', dataDir, '--to', url]);
+      expect(result.code, name).toBe(1);
+      expect(result.stderr).toMatch(
+        name === 'altered'
+          ? /row id=mig-0 of devices reads back from PostgreSQL with a different operator_labels; nothing was copied/
+          : /devices holds 5 rows in PostgreSQL after the copy, hub\.db 6; nothing was copied/,
+      );
+      expect(result.stderr).toMatch(/the copy was rolled back/);
+      const rows = await rowsIn(url);
+      expect(rows).not.toBe('no tables');
+      expect(Object.values(rows as Record<string, number>).every((n) => n === 0)).toBe(true);
+    }
+  });
+
+  it('refuses a data dir that is not a stopped hub of this version with sealed data', async () => {
+    const url = await postgres.createDatabase('refusals');
+    const empty = scratchDir('flotilla-not-a-hub-');
+    const none = await migrate(['--from', empty, '--to', url]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/there is no hub\.db in /);
+
+    const old = scratchDir('flotilla-old-hub-');
+    openDatabase(join(old, 'hub.db'), MIGRATIONS.slice(0, 6)).close();
+    const older = await migrate(['--from', old, '--to', url]);
+    expect(older.code).toBe(2);
+    expect(older.stderr).toMatch(/has schema version 6, older than this Flotilla's \(7\)/);
+    expect(older.stderr).toMatch(/start the hub of this Flotilla on the data dir once and stop it/);
+
+    const plain = scratchDir('flotilla-plain-hub-');
+    const db = openDatabase(join(plain, 'hub.db'));
+    db.prepare('INSERT INTO secrets (name, value, updated_at) VALUES (?, ?, ?)').run('legacy', 'in plain text', new Date().toISOString());
+    db.close();
+    const unsealed = await migrate(['--from', plain, '--to', url]);
+    expect(unsealed.code).toBe(2);
+    expect(unsealed.stderr).toMatch(/holds 1 secret value\(s\) and 0 desired document\(s\) in plain text/);
+    expect(await rowsIn(url)).toBe('no tables');
+  });
+});
