@@ -78,6 +78,11 @@ export interface DispatcherDeps {
  */
 export const DESIRED_CHUNK = 200;
 
+/** The longest the work chain runs before it lets the event loop turn (connections, keepalives, the API). */
+const MAX_STRETCH_MS = 20;
+
+const LEADING = 'leading: running rollouts and desired state for the fleet';
+
 export class Dispatcher {
   private readonly log: Logger;
   private readonly now: () => Date;
@@ -100,6 +105,8 @@ export class Dispatcher {
   /** The tail of the work chain: reports, syncs and ticks, one at a time. */
   private work: Promise<void> = Promise.resolve();
   private tickQueued = false;
+  /** When the chain's current run without a turn of the event loop began (undefined: the loop has turned since). */
+  private stretchStart: number | undefined;
   private readonly replica: ReplicaRole;
 
   constructor(private readonly deps: DispatcherDeps) {
@@ -114,6 +121,7 @@ export class Dispatcher {
     const filters = [topics.allDevices('state'), topics.allDevices('status'), topics.allApiRequests(), SYNC_TOPIC];
     this.replica.onLeadership((leading) => this.leadershipChanged(leading));
     if (this.replica.leading) {
+      if (this.replica.clustered) this.log.info(LEADING);
       // First in the work chain: reports that arrive while it runs wait behind it. A failure fails the start.
       const restored = this.restoreStored();
       this.work = restored.catch(() => undefined);
@@ -134,7 +142,7 @@ export class Dispatcher {
   /** A replica that becomes the leader takes over the fleet as the database has it; one that stops leading stops planning. */
   private leadershipChanged(leading: boolean): void {
     if (leading) {
-      this.log.info('leading: running rollouts and desired state for the fleet');
+      this.log.info(LEADING);
       this.enqueue('taking over desired state', () => this.restoreStored());
       this.startTicking();
     } else {
@@ -218,8 +226,29 @@ export class Dispatcher {
   /** Runs `task` after everything queued before it; a failure is logged with `what`, and the chain goes on. */
   private enqueue(what: string, task: () => Promise<void>): void {
     this.work = this.work
+      .then(() => this.breathe())
       .then(() => (this.stopped ? undefined : task()))
       .catch((err: unknown) => this.log.error({ err }, `${what} failed`));
+  }
+
+  /**
+   * Lets the event loop turn when the chain has run for MAX_STRETCH_MS
+   * without it. The stores answer in microtasks (SQLite is synchronous
+   * underneath), so tasks queued back to back would otherwise run as one
+   * piece: the reports that arrive during a fleet-wide pass, one per device,
+   * queue behind it and then held the loop for seconds (bench/fanout.ts).
+   */
+  private async breathe(): Promise<void> {
+    if (this.stretchStart === undefined) {
+      this.stretchStart = performance.now();
+      // Runs at the loop's next turn, whoever causes it: a new stretch starts there.
+      setImmediate(() => {
+        this.stretchStart = undefined;
+      });
+      return;
+    }
+    if (performance.now() - this.stretchStart < MAX_STRETCH_MS) return;
+    await new Promise((resolve) => setImmediate(resolve));
   }
 
   /**

@@ -2,13 +2,14 @@
  * Three hub replicas (`flotilla server --redis … --database …`, real processes) on a private
  * Redis and PostgreSQL, behind a TCP balancer, with simulated devices (the real agent code over
  * in-memory runtimes) pinned to the hub's key: desired state applied through one replica reaches
- * devices connected to the others, every replica answers the API alike, and after one replica is
- * killed with SIGKILL its devices come back through the others and a new revision still reaches
- * every device, signed with the one key they pinned.
+ * devices connected to the others, and every replica answers the API alike. Then the leader is
+ * killed with SIGKILL in the middle of a rollout: another replica takes the lead, the dead one's
+ * devices come back through the others, and the rollout completes with every device counted
+ * healthy once, each document signed with the one key the devices pinned.
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AppDetail, DeviceView, List } from '../../shared/index.js';
+import type { AppDetail, DeviceView, List, RolloutStatus } from '../../shared/index.js';
 import { Cleanup } from '../support/cleanup.js';
 import { http } from '../support/http.js';
 import { type PostgresServer, startPostgres } from '../support/postgres.js';
@@ -21,8 +22,21 @@ import { waitFor } from '../support/wait.js';
 const webApp = (version: string) => ({
   name: 'web',
   scheduling: { selectors: { zone: 'a' } },
-  spec: { containers: [{ name: 'server', image: `registry.local/replica-web:${version}` }] },
+  spec: {
+    containers: [{ name: 'server', image: `registry.local/replica-web:${version}` }],
+    update: { minReadySeconds: 1, healthTimeout: '20s' },
+    // Two devices at a time, each pull a second: a rollout of several seconds to kill the leader in.
+    rollout: { batchSize: 2 },
+  },
 });
+
+/** The one running replica whose log says it leads (the dispatcher's line on gaining the lease) and not since that it stopped. */
+function leaderOf(replicas: readonly HubProcess[]): number | undefined {
+  const leading = replicas
+    .map((r, i) => ({ i, output: r.proc.output, running: r.proc.running }))
+    .filter((r) => r.running && r.output.lastIndexOf('leading: running rollouts') > r.output.lastIndexOf('no longer leading'));
+  return leading.length === 1 ? leading[0]!.i : undefined;
+}
 
 describe('three hub replicas on Redis and PostgreSQL', () => {
   const cleanup = new Cleanup();
@@ -70,6 +84,7 @@ describe('three hub replicas on Redis and PostgreSQL', () => {
       idPrefix: 'rep',
       labels: () => ({ zone: 'a' }),
       resyncIntervalMs: 500,
+      pullDelayMs: 1_000,
       agent: { stateIntervalMs: 200, hubKey: keys[0] },
     });
     cleanup.add('fleet', () => fleet.close());
@@ -85,17 +100,32 @@ describe('three hub replicas on Redis and PostgreSQL', () => {
     expect(views[2]).toEqual(views[0]);
     expect(views[0]).toMatchObject({ revision: 1 });
 
-    await replicas[0]!.proc.stop(true);
-    // Its devices are shown offline, then online again through the other replicas.
+    // Revision 2 through another replica, rolled out two devices at a time; the leader is killed once it has begun.
+    await waitFor('one replica leading', async () => leaderOf(replicas) !== undefined);
+    const leader = leaderOf(replicas)!;
+    const survivors = [0, 1, 2].filter((i) => i !== leader);
+    expect((await api(survivors[0]!, 'POST', '/api/v1/apps', webApp('2.0'))).body).toMatchObject({ revision: 2 });
+    const rollout = async (i: number) => (await api(i, 'GET', '/api/v1/apps/web/rollout')).body as RolloutStatus;
+    await waitFor('the rollout under way', async () => (await rollout(survivors[1]!)).counts.healthy >= 1, { timeoutMs: 30_000 });
+    const before = await rollout(survivors[1]!);
+    expect(before.phase).toBe('progressing');
+    expect(before.counts.healthy).toBeLessThan(6);
+    await replicas[leader]!.proc.stop(true);
+
+    await waitFor('another replica leading', async () => leaderOf(replicas) !== undefined, { timeoutMs: 30_000 });
+    expect(survivors).toContain(leaderOf(replicas));
     await waitFor(
-      'every device online again, through replicas 1 and 2',
-      async () => (await devices(1)).filter((d) => d.online).length === 6,
+      'every device online again, through the other two',
+      async () => (await devices(survivors[0]!)).filter((d) => d.online).length === 6,
       {
         timeoutMs: 60_000,
       },
     );
-    expect((await api(2, 'POST', '/api/v1/apps', webApp('2.0'))).body).toMatchObject({ revision: 2 });
-    await waitFor('revision 2 running on every device', async () => runningAt(await devices(1), 2) === 6, { timeoutMs: 60_000 });
-    expect(((await api(1, 'GET', '/api/v1/apps/web')).body as AppDetail).revision).toBe(2);
+    await waitFor('the rollout complete', async () => (await rollout(survivors[0]!)).phase === 'complete', { timeoutMs: 60_000 });
+    expect((await rollout(survivors[1]!)).counts).toEqual({ total: 6, healthy: 6, failed: 0, reverted: 0, pending: 0, updating: 0 });
+    await waitFor('revision 2 running on every device', async () => runningAt(await devices(survivors[1]!), 2) === 6, {
+      timeoutMs: 30_000,
+    });
+    expect(((await api(survivors[0]!, 'GET', '/api/v1/apps/web')).body as AppDetail).revision).toBe(2);
   });
 });
