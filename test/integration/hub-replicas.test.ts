@@ -46,7 +46,8 @@ describe('three hub replicas on Redis and PostgreSQL', () => {
   let balancer: TcpBalancer;
 
   beforeAll(async () => {
-    redis = await startRedis();
+    // Kept on disk, as a production Redis would be: sessions and retained documents outlive a restart.
+    redis = await startRedis({ appendonly: true });
     cleanup.add('redis', () => redis.close());
     postgres = await startPostgres();
     cleanup.add('postgres', () => postgres.close());
@@ -127,5 +128,46 @@ describe('three hub replicas on Redis and PostgreSQL', () => {
       timeoutMs: 30_000,
     });
     expect(((await api(survivors[0]!, 'GET', '/api/v1/apps/web')).body as AppDetail).revision).toBe(2);
+  });
+  it('recovers from a Redis restart and then a PostgreSQL restart without restarting, saying what it waited for', {
+    timeout: 120_000,
+  }, async () => {
+    const live = [0, 1, 2].filter((i) => replicas[i]!.proc.running);
+    expect(live).toHaveLength(2);
+    const [a, b] = live as [number, number];
+    const fleet = await startFleet({
+      hubUrl: `mqtt://127.0.0.1:${balancer.port}`,
+      count: 4,
+      idPrefix: 'svc',
+      labels: () => ({ zone: 'b' }),
+      resyncIntervalMs: 500,
+      agent: { stateIntervalMs: 200 },
+    });
+    cleanup.add('second fleet', () => fleet.close());
+    const zoneB = (version: string) => ({ ...webApp(version), name: 'svc', scheduling: { selectors: { zone: 'b' } } });
+    const runningSvc = async (version: number) =>
+      (await devices(a)).filter((d) => d.online && d.apps.some((x) => x.name === 'svc' && x.revision === version && x.phase === 'running'))
+        .length;
+    expect((await api(a, 'POST', '/api/v1/apps', zoneB('1.0'))).status).toBe(200);
+    await waitFor('svc revision 1 on the four devices', async () => (await runningSvc(1)) === 4, { timeoutMs: 30_000 });
+
+    await redis.restart();
+    await waitFor('both replicas saying Redis is back', async () => live.every((i) => replicas[i]!.proc.output.includes('Redis is back')), {
+      timeoutMs: 30_000,
+    });
+    expect((await api(b, 'POST', '/api/v1/apps', zoneB('2.0'))).status).toBe(200);
+    await waitFor('svc revision 2 on the four devices after Redis restarted', async () => (await runningSvc(2)) === 4, {
+      timeoutMs: 60_000,
+    });
+
+    await postgres.restart();
+    await waitFor('the API answering after PostgreSQL restarted', async () => (await api(a, 'GET', '/api/v1/apps')).status === 200, {
+      timeoutMs: 30_000,
+    });
+    expect((await api(a, 'POST', '/api/v1/apps', zoneB('3.0'))).status).toBe(200);
+    await waitFor('svc revision 3 on the four devices after PostgreSQL restarted', async () => (await runningSvc(3)) === 4, {
+      timeoutMs: 60_000,
+    });
+    expect(live.every((i) => replicas[i]!.proc.running)).toBe(true);
   });
 });
