@@ -1,21 +1,12 @@
 /** The PostgreSQL engine of DeviceStore: desired documents and their hashes sealed as bytea. */
 import type { DesiredState, DeviceState, OperatorLabels } from '../../../shared/index.js';
-import { type DeviceStore, deviceFromRow, type FleetDeviceRow, type StoredDevice } from '../devices.js';
+import { type DeviceColumns, type DeviceStore, deviceFromRow, type FleetDeviceRow, type StoredDevice } from '../devices.js';
 import { desiredDocAad, desiredHashAad, type SecretCipher } from '../secret-cipher.js';
 import type { PgDatabase } from './database.js';
 
-interface DeviceRow {
-  id: string;
-  operator_labels: string;
-  reported_labels: string;
-  online: number;
-  last_seen: string | null;
-  state: string | null;
-  observed_revision: number | null;
-  desired_revision: number;
+interface DeviceRow extends DeviceColumns {
   desired_hash: Buffer | null;
   desired_doc: Buffer | null;
-  created_at: string;
 }
 
 const FLEET_COLUMNS = 'id, online, last_seen, operator_labels, reported_labels, state, desired_revision';

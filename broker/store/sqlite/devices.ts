@@ -1,21 +1,12 @@
 /** The SQLite engine of DeviceStore (hub.db). */
 import type { DesiredState, DeviceState, OperatorLabels } from '../../../shared/index.js';
-import { type DeviceStore, deviceFromRow, type FleetDeviceRow, type StoredDevice } from '../devices.js';
+import { type DeviceColumns, type DeviceStore, deviceFromRow, type FleetDeviceRow, type StoredDevice } from '../devices.js';
 import { desiredDocAad, desiredHashAad, type SecretCipher } from '../secret-cipher.js';
 import type { Db } from './db.js';
 
-interface DeviceRow {
-  id: string;
-  operator_labels: string;
-  reported_labels: string;
-  online: number;
-  last_seen: string | null;
-  state: string | null;
-  observed_revision: number | null;
-  desired_revision: number;
+interface DeviceRow extends DeviceColumns {
   desired_hash: Buffer | string | null;
   desired_doc: Buffer | string | null;
-  created_at: string;
 }
 
 export class SqliteDeviceStore implements DeviceStore {
