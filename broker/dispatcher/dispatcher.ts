@@ -236,7 +236,8 @@ export class Dispatcher {
    * without it. The stores answer in microtasks (SQLite is synchronous
    * underneath), so tasks queued back to back would otherwise run as one
    * piece: the reports that arrive during a fleet-wide pass, one per device,
-   * queue behind it and then held the loop for seconds (bench/fanout.ts).
+   * queue behind it, and 10,000 of them hold the loop for a second or more
+   * (bench/fanout.ts).
    */
   private async breathe(): Promise<void> {
     if (this.stretchStart === undefined) {

@@ -36,8 +36,17 @@ class FakeBus implements HubBus {
   readonly sent: Sent[] = [];
   private unacked: Sent[] = [];
   inFlightMax = 0;
+  /** What the dispatcher subscribed with: `deliver` hands it a message as the broker would. */
+  private onMessage: Parameters<HubBus['subscribe']>[1] | undefined;
 
-  async subscribe() {}
+  async subscribe(_filters: readonly string[], onMessage: Parameters<HubBus['subscribe']>[1]) {
+    this.onMessage = onMessage;
+  }
+
+  /** A client's message, published through this broker. */
+  deliver(topic: string, payload: string): void {
+    this.onMessage?.(topic, Buffer.from(payload), { publishedHere: true });
+  }
 
   publish(_topic: string, payload: string | Buffer): Promise<void> {
     const desired = JSON.parse(payload.toString()) as DesiredState;
@@ -239,6 +248,36 @@ describe('Dispatcher: paced desired state', () => {
     expect(sent.map((s) => s.deviceId).sort()).toEqual(ids);
     expect(sent.every((s) => s.revision === 2 && s.signature === undefined)).toBe(true);
     expect(mqtt.inFlightMax).toBe(5);
+  });
+
+  it('lets the event loop turn while it works through a burst of reports, and handles every one', async () => {
+    const hub = hubStores();
+    await hub.apply(appSpec('base', { site: 'roof' }));
+    const mqtt = new FakeBus();
+    const dispatcher = hub.dispatcher(mqtt, 1000);
+    stops.push(() => dispatcher.stop());
+    await dispatcher.start();
+    // As behind a fleet-wide pass: a thousand devices' reports queued at once.
+    const burst = Array.from({ length: 1000 }, (_, i) => `dev-${String(i).padStart(4, '0')}`);
+    const topics = new Topics('flotilla/v1');
+    for (const id of burst) mqtt.deliver(topics.device(id, 'state'), JSON.stringify(deviceState(id, { labels: { site: 'roof' } })));
+    let turns = 0;
+    let done = false;
+    const spin = () => {
+      if (done) return;
+      turns++;
+      setImmediate(spin);
+    };
+    setImmediate(spin);
+    await dispatcher.idle();
+    done = true;
+
+    // Handled as one piece, no turn would have come before the last report (each takes a signature and three writes).
+    expect(turns).toBeGreaterThan(1);
+    const devices = await hub.devices.list();
+    expect(devices.filter((d) => d.state !== null && d.desiredRevision === 1).map((d) => d.id)).toEqual(burst);
+    while (mqtt.inFlight > 0) await mqtt.ackAll();
+    expect(mqtt.sent.map((s) => s.deviceId)).toEqual(burst);
   });
 
   it('sends a single document at once when idle', async () => {
