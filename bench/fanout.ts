@@ -37,7 +37,8 @@
  *
  * `--hub-roots` runs the hub from other checkouts (a git worktree of an older
  * commit, its node_modules linked) alternately with this one, for old and new
- * figures from one session; the devices are always this checkout's.
+ * figures from one session; the devices are always this checkout's. A root
+ * may carry node flags for its hub alone after `#`s (`.#--max-semi-space-size=2`).
  * `--profile DIR` starts each hub with --cpu-prof (the profile is written when
  * it exits); bench/fanout/profile.ts summarises one. `--heap-snapshot DIR`
  * has each hub write a heap snapshot there once the idle fleet's RSS is read
@@ -117,7 +118,18 @@ const SETTLE_MS = positiveInt('settle-s', args['settle-s'], 0) * 1000;
 const VERIFY_EVERY = positiveInt('verify-every', args['verify-every'], 0);
 const KEEPALIVE_S = positiveInt('keepalive-s', args['keepalive-s'], 0);
 const TIMEOUT_MS = positiveInt('timeout-s', args['timeout-s']) * 1000;
-const HUB_ROOTS = args['hub-roots'] === 'none' ? [] : args['hub-roots'].split(',').map((root) => resolve(root));
+/** A hub checkout, and node flags for that hub alone after `#`s: `/tmp/old`, `.#--max-semi-space-size=2`. */
+interface HubTarget {
+  root: string;
+  flags: string[];
+}
+const HUB_ROOTS: HubTarget[] =
+  args['hub-roots'] === 'none'
+    ? []
+    : args['hub-roots'].split(',').map((spec) => {
+        const [root = '.', ...flags] = spec.split('#');
+        return { root: resolve(root), flags };
+      });
 const COUNT_EVERY_MS = positiveInt('count-every-ms', args['count-every-ms'], 50);
 const NODE_FLAGS = args['node-flags'].split(' ').filter((flag) => flag !== '');
 const PROFILE_DIR = args.profile === undefined ? undefined : resolve(args.profile);
@@ -148,14 +160,14 @@ interface Hub {
   pid: number;
 }
 
-async function startHub(root: string, dataDir: string): Promise<Hub> {
+async function startHub({ root, flags: hubFlags }: HubTarget, dataDir: string): Promise<Hub> {
   const server = await hubServerArgs(dataDir);
   const flags = ['--max-connect-rate', '0', '--max-connect-rate-per-address', '0', '--log-level', args['log-level']];
   const profile = PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR] : [];
   const snapshot = SNAPSHOT_DIR ? ['--heapsnapshot-signal=SIGUSR2', '--diagnostic-dir', SNAPSHOT_DIR] : [];
   const child = spawn(
     process.execPath,
-    [...NODE_FLAGS, ...profile, ...snapshot, ...PROBES, join(root, 'cli/flotilla.js'), ...server.args, ...flags],
+    [...NODE_FLAGS, ...hubFlags, ...profile, ...snapshot, ...PROBES, join(root, 'cli/flotilla.js'), ...server.args, ...flags],
     {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -428,7 +440,7 @@ async function measureAedes(run: number): Promise<IdleMemory> {
   }
 }
 
-async function measureHub(hubRoot: string, run: number): Promise<{ idle: IdleMemory; fanOut: FanOut }> {
+async function measureHub(hubRoot: HubTarget, run: number): Promise<{ idle: IdleMemory; fanOut: FanOut }> {
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-bench-fanout-'));
   const sims: Simulator[] = [];
   let hub: Hub | undefined;
@@ -564,8 +576,8 @@ async function simCpu(sims: readonly Simulator[]): Promise<number> {
   return reports.reduce((sum, r) => sum + r.cpuMs, 0);
 }
 
-function label(root: string): string {
-  return root === REPO_ROOT ? 'this checkout' : root;
+function label({ root, flags }: HubTarget): string {
+  return [root === REPO_ROOT ? 'this checkout' : root, ...flags].join(' ');
 }
 
 async function main(): Promise<void> {
