@@ -8,7 +8,7 @@
  * the old key, accept. Every refusal leaves the target as it was.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { pino } from 'pino';
@@ -316,6 +316,36 @@ describe('flotilla migrate, single hub to PostgreSQL', () => {
       expect(rows).not.toBe('no tables');
       expect(Object.values(rows as Record<string, number>).every((n) => n === 0)).toBe(true);
     }
+  });
+
+  it('waits a few seconds for a database another session holds, then refuses, and copies once it is let go', async () => {
+    const url = await postgres.createDatabase('busy');
+    await (await openPostgres(url, { logger: pino({ level: 'silent' }) })).close();
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    cleanup.add('busy client', () => client.end());
+    await client.query('BEGIN');
+    await client.query('SELECT count(*) FROM apps');
+    const busy = await migrate(['--from', dataDir, '--to', url]);
+    expect(busy.code).toBe(2);
+    expect(busy.stderr).toMatch(/is in use: another session kept its control tables for 5 s/);
+    await client.query('ROLLBACK');
+    const copied = await migrate(['--from', dataDir, '--to', url]);
+    expect(copied.stderr).toBe('');
+    expect(copied.code).toBe(0);
+    expect(copied.stdout).toMatch(/^devices\s+6\s+6$/m);
+  });
+
+  it('copies what a hub killed with SIGKILL left in its WAL', async () => {
+    const hub = await startHubProcess(scratchDir('flotilla-killed-hub-'));
+    for (let i = 0; i < 5; i++) expect((await http(hub.url, 'PUT', `/api/v1/secrets/kept-${i}`, { value: `v${i}` })).status).toBe(200);
+    await hub.proc.stop(true);
+    expect(existsSync(join(hub.dataDir, 'hub.db-wal'))).toBe(true);
+    const url = await postgres.createDatabase('killed');
+    const result = await migrate(['--from', hub.dataDir, '--to', url]);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^secrets\s+5\s+5$/m);
   });
 
   it('refuses a data dir that is not a stopped hub of this version with sealed data', async () => {

@@ -6,7 +6,8 @@
  * - One transaction: the target holds all of the copy or none of it. A failed check rolls it back.
  * - The target's control tables are locked (ACCESS EXCLUSIVE) from the start, so a replica starting
  *   on the database meanwhile waits for the copy instead of writing beside it, and the target found
- *   empty stays empty until the copy's rows are in.
+ *   empty stays empty until the copy's rows are in. A session that holds one of them (a replica in
+ *   the middle of a transaction) is waited for a few seconds, not forever: the copy is refused.
  * - Rows are copied column for column as hub.db holds them: sealed values (secret values, desired
  *   documents and their hashes) move as the bytes they are, under the same key and associated
  *   data, never opened and sealed again; audit rows keep their ids, and the id sequence moves past
@@ -18,6 +19,7 @@
  */
 
 import type { PgDatabase, PgQueryable } from '../pg/database.js';
+import { errorCode } from '../pg/errors.js';
 import { sharedSigningKey } from '../pg/hub-keys.js';
 import { CONTROL_TABLES, type ControlTable } from './control-tables.js';
 import { MigrateMismatch, MigrateRefused } from './errors.js';
@@ -52,7 +54,7 @@ const quote = (name: string) => `"${name}"`;
 
 export async function copyToPostgres(hub: SingleHub, db: PgDatabase, { now = () => new Date(), batchRows = BATCH_ROWS }: CopyOptions = {}) {
   return db.transaction(async (tx): Promise<CopyReport> => {
-    await tx.query(`LOCK TABLE ${CONTROL_TABLES.map((table) => quote(table.name)).join(', ')} IN ACCESS EXCLUSIVE MODE`);
+    await lockControlTables(tx, db.target.description);
     const rows = await controlRows(tx);
     const held = CONTROL_TABLES.filter((table) => (rows.get(table.name) ?? 0) > 0);
     if (held.length > 0)
@@ -113,6 +115,24 @@ export async function copyToPostgres(hub: SingleHub, db: PgDatabase, { now = () 
     for (const { table, columns, row } of samples) await compareRow(tx, table, columns, row);
     return { tables, sampled: samples.length, signingKeyAdded };
   });
+}
+
+/** How long the copy waits for another session to let go of a control table before it gives up. */
+export const LOCK_TIMEOUT_MS = 5_000;
+
+async function lockControlTables(tx: PgQueryable, target: string): Promise<void> {
+  await tx.query(`SET LOCAL lock_timeout = ${LOCK_TIMEOUT_MS}`);
+  try {
+    await tx.query(`LOCK TABLE ${CONTROL_TABLES.map((table) => quote(table.name)).join(', ')} IN ACCESS EXCLUSIVE MODE`);
+  } catch (err) {
+    if (errorCode(err) !== '55P03') throw err;
+    throw new MigrateRefused(
+      'target_busy',
+      `${target} is in use: another session kept its control tables for ${LOCK_TIMEOUT_MS / 1000} s`,
+      ['stop every hub replica and other client using the database, then migrate'],
+    );
+  }
+  await tx.query('SET LOCAL lock_timeout = 0');
 }
 
 /** Rows in each control table of the target that exists there (none before the schema is made). */

@@ -27,6 +27,8 @@ export type MigrateRefusal =
   | 'no_signing_key'
   /** The target database already holds control data. */
   | 'target_not_empty'
+  /** Another session holds the target's control tables. */
+  | 'target_busy'
   /** The target's tables do not have the columns hub.db's have. */
   | 'target_schema';
 

@@ -9,7 +9,9 @@
  *   taking the lock fails at once while one runs ("stop the hub first"), and a hub started during
  *   the migration cannot open hub.db until it is over.
  * - Nothing is written to hub.db: taking the lock needs a writable connection, but it is
- *   query_only from then on and its transaction is rolled back at close. No key file is created
+ *   query_only from then on and its transaction is rolled back at close. (SQLite itself folds the
+ *   WAL a killed hub left into hub.db when the connection closes, as the hub's next start would;
+ *   the WAL's committed transactions are read, and copied, like the rest.) No key file is created
  *   either: a missing secrets key or signing key is refused, not made anew.
  * - Every read is in that one transaction, so counts and rows are one snapshot.
  * - Sealed values are read as the bytes they are; the key is only checked to open them.
