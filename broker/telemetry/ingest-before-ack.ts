@@ -82,7 +82,8 @@ export function ingestBeforeAck(authorize: AuthorizePublish, topics: Topics, ing
         ingest.accept(parsed.deviceId, parsed.channel, packet.payload, () => undefined);
         return done(null);
       }
-      ingest.accept(parsed.deviceId, parsed.channel, packet.payload, () => done(null), { durable: true });
+      // Refused (the store is out of reach): Aedes closes the connection unacknowledged, and the device sends it again.
+      ingest.accept(parsed.deviceId, parsed.channel, packet.payload, (err) => done(err ?? null), { durable: true });
     });
   };
 }

@@ -53,9 +53,12 @@ export type TelemetryChannel = (typeof TELEMETRY_CHANNELS)[number];
 
 /** A queued message: its row, and the parsed message for what the hub does once it is committed. */
 type Pending =
-  | { channel: 'logs'; row: TelemetryRow; value: LogBatch; done: () => void }
-  | { channel: 'metrics'; row: TelemetryRow; value: Metrics; done: () => void }
-  | { channel: 'events'; row: TelemetryRow; value: DeviceEvent; done: () => void };
+  | { channel: 'logs'; row: TelemetryRow; value: LogBatch; done: Done }
+  | { channel: 'metrics'; row: TelemetryRow; value: Metrics; done: Done }
+  | { channel: 'events'; row: TelemetryRow; value: DeviceEvent; done: Done };
+
+/** Called once a message is stored or dropped; with an error when it was neither and its publisher must send it again. */
+export type Done = (err?: Error) => void;
 
 const SCHEMAS = { logs: LogBatch, metrics: Metrics, events: DeviceEvent } as const;
 
@@ -153,9 +156,10 @@ export class TelemetryIngest {
 
   /**
    * Validates and queues one message; `done` is called once it is stored or
-   * dropped — or, below the high-water mark and unless `durable`, at once.
+   * dropped — or, below the high-water mark and unless `durable`, at once —
+   * or with the error that kept it from being stored when it may be sent again.
    */
-  accept(device: string, channel: TelemetryChannel, payload: Buffer | string, done: () => void, { durable = false } = {}): void {
+  accept(device: string, channel: TelemetryChannel, payload: Buffer | string, done: Done, { durable = false } = {}): void {
     if (this.closed) return void done();
     const raw = typeof payload === 'string' ? payload : payload.toString('utf8');
     const decoded = decode(SCHEMAS[channel], raw);
@@ -257,7 +261,12 @@ export class TelemetryIngest {
     const logs: LogRecord[] = [];
     const events: EventRecord[] = [];
     const samples: MetricsSample[] = [];
-    if ('error' in outcome) {
+    let refused: Error | undefined;
+    if ('error' in outcome && outcome.redeliver) {
+      // The database is out of reach: no publisher is acknowledged, so each device sends again.
+      refused = outcome.error;
+      this.log.warn({ err: outcome.error, messages: batch.length }, 'storing telemetry failed; publishers refused, to send again');
+    } else if ('error' in outcome) {
       // A full disk or a broken file: the batch is lost, the hub keeps running and says so.
       this.log.error({ err: outcome.error, messages: batch.length }, 'storing telemetry failed; batch dropped');
     } else {
@@ -282,7 +291,7 @@ export class TelemetryIngest {
       }
     }
     this.counters.lagSeconds = (this.now() - batch[0]!.row[3]) / 1000;
-    for (const item of batch) item.done();
+    for (const item of batch) item.done(refused);
     if (logs.length > 0) this.followers.emit('logs', logs);
     if (events.length > 0) this.followers.emit('events', events);
     if (samples.length > 0) this.followers.emit('metrics', samples);
@@ -344,7 +353,7 @@ function pending(
   value: LogBatch | Metrics | DeviceEvent,
   raw: string,
   receivedMs: number,
-  done: () => void,
+  done: Done,
 ): Pending {
   if (channel === 'logs') return { channel, row: logRow(device, value as LogBatch, receivedMs, raw), value: value as LogBatch, done };
   if (channel === 'events') return { channel, row: eventRow(device, value as DeviceEvent, receivedMs), value: value as DeviceEvent, done };

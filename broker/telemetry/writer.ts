@@ -27,7 +27,12 @@ import type { Db } from '../store/sqlite/db.js';
 import { RowWriter, type TelemetryRow } from './rows.js';
 import type { FromWriterThread, ToWriterThread, WriterThreadData } from './writer-thread.js';
 
-export type WriteOutcome = { ids: Float64Array } | { error: Error };
+/**
+ * Each row's id, or the error that dropped them. `redeliver`: nothing may have
+ * been stored and the store is expected back (a database out of reach), so the
+ * publishers are refused rather than acknowledged, and their devices send again.
+ */
+export type WriteOutcome = { ids: Float64Array } | { error: Error; redeliver?: boolean };
 
 export interface TelemetryWriter {
   /** Commits the rows in one transaction; `done` gets each row's id (DUPLICATE when already stored) or the error that dropped them. */

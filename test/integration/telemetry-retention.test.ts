@@ -87,7 +87,7 @@ describe('telemetry retention', () => {
     let seq = 1_000_000;
     while (!passDone) {
       await new Promise<void>((resolve) =>
-        ingest.accept('dev-1', 'logs', Buffer.from(JSON.stringify({ seq: seq++, lines: [logLine('live')] })), resolve),
+        ingest.accept('dev-1', 'logs', Buffer.from(JSON.stringify({ seq: seq++, lines: [logLine('live')] })), () => resolve()),
       );
       if (!passDone) committedDuringPass++;
     }

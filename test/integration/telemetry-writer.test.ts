@@ -49,7 +49,7 @@ describe('telemetry writer thread', () => {
 
   /** Queues a durable message and resolves once its publisher is released (the PUBACK would go now). */
   const accept = (ingest: TelemetryIngest, channel: 'logs' | 'metrics', payload: Buffer, device = 'dev-1') =>
-    new Promise<void>((resolve) => ingest.accept(device, channel, payload, resolve, { durable: true }));
+    new Promise<void>((resolve) => ingest.accept(device, channel, payload, () => resolve(), { durable: true }));
 
   it('stores a message once however often it is redelivered, in one batch or across batches', async () => {
     const { ingest, storedSeqs } = open();

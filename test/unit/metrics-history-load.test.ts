@@ -49,7 +49,7 @@ function pendingReads(): { reads: TelemetryReads; answer: (rows: RecentHostMetri
 
 async function commit(ingest: TelemetryIngest, sample: MetricsSample): Promise<void> {
   const { device, ...message } = sample;
-  await new Promise<void>((resolve) => ingest.accept(device, 'metrics', JSON.stringify(message), resolve, { durable: true }));
+  await new Promise<void>((resolve) => ingest.accept(device, 'metrics', JSON.stringify(message), () => resolve(), { durable: true }));
 }
 
 describe('loadMetricsHistory', () => {

@@ -15,4 +15,6 @@ export const ADVISORY_LOCKS = {
   migrations: 1,
   /** Session-level, held by the dispatcher's leader for as long as it leads (broker/dispatcher/leader.ts). */
   dispatcherLeader: 2,
+  /** Transaction-level, while one replica trims the shared telemetry tables (broker/telemetry/pg/retention.ts). */
+  telemetryRetention: 3,
 } as const;
