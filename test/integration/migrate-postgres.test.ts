@@ -194,6 +194,14 @@ describe('flotilla migrate, single hub to PostgreSQL', () => {
     expect(result.stdout).toMatch(/^devices\s+6\s+-$/m);
     expect(result.stdout).toMatch(/^app_revisions\s+4\s+-$/m);
     expect(result.stdout).toMatch(/holds no control data: migrate can copy into it/);
+    const json = await runCli(['-o', 'json', 'migrate', '--from', dataDir, '--to', url, '--dry-run']);
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      dryRun: true,
+      schemaVersion: MIGRATIONS.length,
+      targetEmpty: true,
+      tables: expect.arrayContaining([{ table: 'devices', hubDb: 6 }]),
+    });
     expect(await rowsIn(url)).toBe('no tables');
   });
 
