@@ -8,6 +8,12 @@
  * one pipelined round before each enqueue. A client whose queue is full is
  * skipped, whichever replica it is connected to (one that is connected and
  * acknowledging keeps its queue short).
+ *
+ * Aedes acknowledges a QoS 1 PUBLISH before it queues it, so a burst of them
+ * queues concurrently, and all of it would read the same length and pass:
+ * each client's enqueues on this replica take turns (read the length, then
+ * push). Replicas queueing for one client at the same moment may still
+ * overshoot the bound by a message or two each.
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -21,6 +27,7 @@ export function outgoingKey(clientId: string): string {
 export function boundClusterSessionQueues(persistence: OutgoingQueue, db: Redis, maxQueuedMessages: number, log: Logger): void {
   const enqueueCombi = persistence.outgoingEnqueueCombi.bind(persistence);
   const dropping = new Map<string, number>();
+  const turns = new Map<string, Promise<void>>();
 
   const admitted = async (subs: { clientId: string }[]) => {
     const lengths = await Promise.all(subs.map((sub) => db.llen(outgoingKey(sub.clientId))));
@@ -43,12 +50,33 @@ export function boundClusterSessionQueues(persistence: OutgoingQueue, db: Redis,
     });
   };
 
-  persistence.outgoingEnqueueCombi = async (subs, packet) => {
-    const subsAdmitted = await admitted(subs);
-    if (subsAdmitted.length > 0) await enqueueCombi(subsAdmitted, packet);
-  };
-  persistence.outgoingEnqueue = async (sub, packet) => {
-    const [one] = await admitted([sub]);
-    if (one) await enqueueCombi([one], packet);
-  };
+  const enqueue = (subs: { clientId: string }[], packet: unknown) =>
+    inTurn(
+      turns,
+      subs.map((sub) => sub.clientId),
+      async () => {
+        const subsAdmitted = await admitted(subs);
+        if (subsAdmitted.length > 0) await enqueueCombi(subsAdmitted, packet);
+      },
+    );
+  persistence.outgoingEnqueueCombi = enqueue;
+  persistence.outgoingEnqueue = (sub, packet) => enqueue([sub], packet);
+}
+
+/**
+ * Runs `work` once every earlier piece for any of `ids` has finished; its result either way.
+ * `turns` holds the last piece queued for each client id.
+ */
+function inTurn(turns: Map<string, Promise<void>>, ids: string[], work: () => Promise<void>): Promise<void> {
+  const earlier = ids.flatMap((id) => turns.get(id) ?? []);
+  const run = Promise.allSettled(earlier).then(work);
+  const done = run.then(
+    () => undefined,
+    () => undefined,
+  );
+  for (const id of ids) turns.set(id, done);
+  void done.then(() => {
+    for (const id of ids) if (turns.get(id) === done) turns.delete(id);
+  });
+  return run;
 }

@@ -118,14 +118,57 @@ describe('broker replicas on Redis', () => {
 
     const service = await client(b);
     for (const n of [1, 2, 3]) await service.publishAsync(commands, JSON.stringify({ n }), { qos: 1 });
+    // Aedes acknowledges QoS 1 before it queues: wait until the session holds all three. (A device back
+    // while one is still on its way gets that one live, possibly before the queue's older ones.)
+    await waitFor('three messages queued in Redis', async () => (await server.command('LLEN', 'flotilla:outgoing:dev-2')) === 3);
 
     // Back through another replica, as after a load balancer's choice: the session is in Redis.
     const back = await client(c, { clientId: 'dev-2', clean: false });
     const inbox = new Inbox(back);
     await inbox.waitFor(commands, (p) => p.n === 3);
-    // At least once, in order: a message still on its way from B when the session is restored
-    // arrives live as well as from the queue (Aedes acknowledges QoS 1 before it relays).
-    expect([...new Set(inbox.on(commands).map((m) => (m.json as { n: number }).n))]).toEqual([1, 2, 3]);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(inbox.on(commands).map((m) => (m.json as { n: number }).n)).toEqual([1, 2, 3]);
+  });
+
+  it('bounds a persistent session’s queue by its length in Redis, whichever replica queues and whichever the device is on', async () => {
+    const server = await redis();
+    const logsB = new LogCapture();
+    const start = (logs: LogCapture) =>
+      startBroker({
+        host: '127.0.0.1',
+        mqttPort: 0,
+        wsPort: 0,
+        logger: logs.logger,
+        limits: { maxQueuedMessages: 5 },
+        cluster: { url: server.url },
+      });
+    const a: EmbeddedBroker = await start(new LogCapture());
+    cleanup.add('replica A', () => a.close());
+    const b: EmbeddedBroker = await start(logsB);
+    cleanup.add('replica B', () => b.close());
+    const commands = 'flotilla/v1/devices/dev-q/commands';
+    const service = await client(b);
+
+    // Connected to A and acknowledging: B queues far more than the bound over time, and none is refused.
+    const device = await client(a, { clientId: 'dev-q', clean: false });
+    const live = new Inbox(device);
+    await device.subscribeAsync(commands, { qos: 1 });
+    for (let n = 1; n <= 20; n++) {
+      await service.publishAsync(commands, JSON.stringify({ n }), { qos: 1 });
+      await live.waitFor(commands, (p) => p.n === n);
+    }
+
+    // Away: B queues 5, drops the rest, and says so once.
+    await closeClient(device);
+    for (let n = 21; n <= 30; n++) await service.publishAsync(commands, JSON.stringify({ n }), { qos: 1 });
+    await logsB.waitFor('persistent MQTT session is full while its client is away: dropping newer messages for it');
+    await waitFor('the five queued, the rest dropped', async () => (await server.command('LLEN', 'flotilla:outgoing:dev-q')) === 5);
+    const back = await client(a, { clientId: 'dev-q', clean: false });
+    const queued = new Inbox(back);
+    await queued.waitFor(commands, (p) => p.n === 25);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect([...new Set(queued.on(commands).map((m) => (m.json as { n: number }).n))]).toEqual([21, 22, 23, 24, 25]);
+    expect(logsB.matching('persistent MQTT session is full while its client is away: dropping newer messages for it')).toHaveLength(1);
   });
 
   it('shows a subscriber on C the telemetry a device publishes on A, and nothing twice', async () => {
