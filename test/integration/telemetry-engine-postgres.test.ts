@@ -117,11 +117,33 @@ describe('telemetry on PostgreSQL', () => {
     );
   });
 
-  it('answers a batch with the error and redeliver when the database is out of reach, so the ingest refuses its publishers', async () => {
+  it('holds a batch while PostgreSQL restarts, and commits it once it is back, its publisher acknowledged', async () => {
+    const db = await open(await server.createDatabase());
+    const { reads } = await openPgTelemetry(db, { logger: retentionLogger, maxAgeMs: 1 });
+    const logs = new LogCapture();
+    const ingest = new TelemetryIngest({ writer: new PgTelemetryWriter(db), logger: logs.logger, commitIntervalMs: [0, 0] });
+    cleanup.add('ingest', () => ingest.close());
+    await server.stop();
+    cleanup.add('the server up for the next test', () => (server.running ? undefined : server.start()));
+
+    const batch = { seq: 1, lines: [logLine('through a restart')] };
+    const answered = new Promise<Error | undefined>((resolve) =>
+      ingest.accept('dev-1', 'logs', JSON.stringify(batch), resolve, { durable: true }),
+    );
+    const early = await Promise.race([answered, new Promise((resolve) => setTimeout(() => resolve('waiting'), 700))]);
+    expect(early).toBe('waiting');
+    await server.start();
+
+    expect(await answered).toBeUndefined();
+    expect((await reads.queryLogs({ device: 'dev-1', sinceMs: 0, limit: 10 })).map((r) => r.line)).toEqual(['through a restart']);
+    expect(logs.matching('storing telemetry failed; publishers refused, to send again')).toEqual([]);
+  });
+
+  it('answers a batch with the error and redeliver when the database stays out of reach, so the ingest refuses its publishers', async () => {
     const target = parsePostgresUrl(`postgres://flotilla:nothing@127.0.0.1:${await freePort()}/flotilla`);
     const db = new PgDatabase(target, new LogCapture().logger, { connectTimeoutMs: 1_000 });
     cleanup.add('pool', () => db.close());
-    const writer = new PgTelemetryWriter(db);
+    const writer = new PgTelemetryWriter(db, { retryWindowMs: 300 });
     const batch = { seq: 1, lines: [logLine('lost?')] };
     const outcome = await new Promise<WriteOutcome>((resolve) =>
       writer.write([logRow('dev-1', batch, Date.now(), JSON.stringify(batch))], resolve),

@@ -9,11 +9,17 @@
  *     stored once;
  *   - `done` is called only after COMMIT, once per write and in the order of
  *     the writes (they run one after another);
- *   - a database out of reach answers the whole batch with the error and
- *     `redeliver`, so no publisher is acknowledged and every device sends
- *     again (a COMMIT that was answered by a dropped connection may have
- *     landed: the resent messages are then duplicates). Any other error drops
- *     the batch, as a broken telemetry file does: resending would fail again.
+ *   - a database out of reach is waited for, the batch tried again with
+ *     backoff for up to `retryWindowMs`: a restart of PostgreSQL holds its
+ *     publishers' acknowledgements for a few seconds, and no device loses its
+ *     session (refusing them at once would disconnect every device sending
+ *     telemetry, and they would all reconnect together). Past the window the
+ *     whole batch is answered with the error and `redeliver`, so no publisher
+ *     is acknowledged and every device sends again. A COMMIT answered by a
+ *     dropped connection may have landed: what is tried or sent again is then
+ *     a duplicate, stored once;
+ *   - any other error drops the batch, as a broken telemetry file does:
+ *     trying it again would fail again.
  */
 
 import type { PgDatabase, PgQueryable } from '../../store/pg/database.js';
@@ -55,28 +61,48 @@ interface Stored {
   seq: number;
 }
 
+export interface PgTelemetryWriterOptions {
+  /** How long a batch is tried again while the database is out of reach (default 10 s; keepalives are longer). */
+  retryWindowMs?: number;
+}
+
+/** Waits between tries of a batch while the database is out of reach. */
+const RETRY_BACKOFF_MS = [100, 250, 500, 1000, 2000] as const;
+
 export class PgTelemetryWriter implements TelemetryWriter {
   /** The write in progress and those queued behind it: each starts when the one before is answered. */
   private tail: Promise<void> = Promise.resolve();
+  private readonly retryWindowMs: number;
 
-  constructor(private readonly db: PgDatabase) {}
+  constructor(
+    private readonly db: PgDatabase,
+    options: PgTelemetryWriterOptions = {},
+  ) {
+    this.retryWindowMs = options.retryWindowMs ?? 10_000;
+  }
 
   write(rows: TelemetryRow[], done: (outcome: WriteOutcome) => void): void {
-    this.tail = this.tail.then(async () => {
-      let outcome: WriteOutcome;
-      try {
-        outcome = { ids: await this.db.transaction((tx) => insertBatch(tx, rows)) };
-      } catch (err) {
-        const error = err instanceof Error ? err : new Error(String(err));
-        outcome = { error, redeliver: err instanceof DatabaseUnavailable };
-      }
-      done(outcome);
-    });
+    this.tail = this.tail.then(async () => done(await this.commit(rows)));
   }
 
   /** Answers the writes in progress; the pool is the hub's, closed with its stores. */
   async close(): Promise<void> {
     await this.tail;
+  }
+
+  private async commit(rows: readonly TelemetryRow[]): Promise<WriteOutcome> {
+    const giveUpAt = performance.now() + this.retryWindowMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return { ids: await this.db.transaction((tx) => insertBatch(tx, rows)) };
+      } catch (err) {
+        const error = err instanceof Error ? err : new Error(String(err));
+        if (!(err instanceof DatabaseUnavailable)) return { error, redeliver: false };
+        const wait = RETRY_BACKOFF_MS[Math.min(attempt, RETRY_BACKOFF_MS.length - 1)]!;
+        if (performance.now() + wait > giveUpAt) return { error, redeliver: true };
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    }
   }
 }
 
