@@ -7,7 +7,7 @@
  *
  *   npx tsx bench/fanout.ts [--devices 10000] [--sims 1] [--connect-rate 1000] [--runs 1]
  *                           [--hub-roots DIR[,DIR…]] [--settle-s 10] [--verify-every 100]
- *                           [--keepalive-s 30] [--log-level info] [--profile DIR] [--timeout-s 180] [--json]
+ *                           [--keepalive-s 30] [--log-level info] [--profile DIR] [--replicas 1] [--timeout-s 180] [--json]
  *
  * Per run: start `flotilla server` (its own temp data dir, loopback, default
  * settings but for connection pacing, which would spread 10,000 connections
@@ -56,6 +56,13 @@
  * for a persistent one: what the session costs the broker). `--hub-roots none`
  * runs no hub (with --aedes: the reference alone).
  *
+ * `--replicas N` (N ≥ 2) runs the hub as N replicas (`--redis … --database …`) on a
+ * private Redis and PostgreSQL (test/support/redis.ts, postgres.ts): simulator process i
+ * connects its devices to replica i mod N (`--sims` is raised to N at least), the apply is
+ * POSTed to the second replica and counted on the first, and CPU, RSS and the per-device memory
+ * are the replicas' together (the loop stall is the worst replica's); Redis and PostgreSQL are not
+ * counted in them.
+ *
  * `--smaps DIR` copies each broker's /proc/PID/smaps there at rest and idle
  * (where RSS that is neither V8's heap nor Buffers lives: malloc arenas,
  * SQLite's page cache, code).
@@ -72,7 +79,9 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { AppDetail } from '../shared/index.js';
+import { startPostgres } from '../test/support/postgres.js';
 import { hubServerArgs, ManagedProcess, REPO_ROOT } from '../test/support/processes.js';
+import { startRedis } from '../test/support/redis.js';
 import type { SimCommand, SimReply } from './fanout/devices.js';
 import { clockTicksPerSecond, readCpuTicks, readMemory } from './footprint/proc.js';
 import { positiveInt } from './int-arg.js';
@@ -94,6 +103,7 @@ const { values: args } = parseArgs({
     'node-flags': { type: 'string', default: '' },
     'clean-session': { type: 'boolean', default: false },
     smaps: { type: 'string' },
+    replicas: { type: 'string', default: '1' },
     'count-every-ms': { type: 'string', default: '250' },
     'timeout-s': { type: 'string', default: '180' },
     json: { type: 'boolean', default: false },
@@ -105,13 +115,14 @@ const { values: args } = parseArgs({
 if (args.help) {
   console.log(
     'usage: npx tsx bench/fanout.ts [--devices N] [--sims P] [--connect-rate R] [--runs R] [--hub-roots DIR[,DIR…]] [--settle-s S]\n' +
-      '         [--verify-every K] [--keepalive-s S] [--log-level L] [--profile DIR] [--timeout-s S] [--json]',
+      '         [--verify-every K] [--keepalive-s S] [--log-level L] [--profile DIR] [--replicas N] [--timeout-s S] [--json]',
   );
   process.exit(0);
 }
 
 const DEVICES = positiveInt('devices', args.devices);
-const SIMS = positiveInt('sims', args.sims);
+const REPLICAS = positiveInt('replicas', args.replicas);
+const SIMS = Math.max(positiveInt('sims', args.sims), REPLICAS);
 const CONNECT_RATE = positiveInt('connect-rate', args['connect-rate']);
 const RUNS = positiveInt('runs', args.runs);
 const SETTLE_MS = positiveInt('settle-s', args['settle-s'], 0) * 1000;
@@ -160,9 +171,9 @@ interface Hub {
   pid: number;
 }
 
-async function startHub({ root, flags: hubFlags }: HubTarget, dataDir: string): Promise<Hub> {
+async function startHub({ root, flags: hubFlags }: HubTarget, dataDir: string, replicaArgs: string[] = []): Promise<Hub> {
   const server = await hubServerArgs(dataDir);
-  const flags = ['--max-connect-rate', '0', '--max-connect-rate-per-address', '0', '--log-level', args['log-level']];
+  const flags = ['--max-connect-rate', '0', '--max-connect-rate-per-address', '0', '--log-level', args['log-level'], ...replicaArgs];
   const profile = PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR] : [];
   const snapshot = SNAPSHOT_DIR ? ['--heapsnapshot-signal=SIGUSR2', '--diagnostic-dir', SNAPSHOT_DIR] : [];
   const child = spawn(
@@ -348,15 +359,15 @@ function quantile(sorted: readonly number[], q: number): number {
 
 /** Reads the broker at rest, connects the fleet (each device in once its first report is taken), lets it settle and reads it again. */
 async function idleFleet(
-  broker: Broker,
+  brokers: readonly Broker[],
   target: string,
   run: number,
   sims: Simulator[],
   options: { hubKeyPem: string; verifyEvery: number; noHub: boolean },
 ): Promise<IdleMemory> {
   await sleep(Math.min(SETTLE_MS, 5000));
-  const rest = await liveMemory(broker.child);
-  saveSmaps(broker.child.pid!, `${target.replaceAll('/', '_')}-${run}-rest`);
+  const rest = await brokersMemory(brokers);
+  saveSmaps(brokers, `${target.replaceAll('/', '_')}-${run}-rest`);
   const width = String(DEVICES - 1).length;
   const ids = Array.from({ length: DEVICES }, (_, i) => `fan-${String(i).padStart(width, '0')}`);
   const connectStart = performance.now();
@@ -368,7 +379,7 @@ async function idleFleet(
     const start: SimCommand = {
       type: 'start',
       host: '127.0.0.1',
-      port: broker.mqttPort,
+      port: brokers[s % brokers.length]!.mqttPort,
       ids: share,
       connectRate: CONNECT_RATE / SIMS,
       keepaliveSeconds: KEEPALIVE_S,
@@ -382,8 +393,8 @@ async function idleFleet(
   const connectS = (performance.now() - connectStart) / 1000;
   if (!args.json) console.error(`run ${run} (${target}): ${DEVICES} devices in in ${connectS.toFixed(1)} s`);
   await sleep(SETTLE_MS);
-  const idle = await liveMemory(broker.child);
-  saveSmaps(broker.child.pid!, `${target.replaceAll('/', '_')}-${run}-idle`);
+  const idle = await brokersMemory(brokers);
+  saveSmaps(brokers, `${target.replaceAll('/', '_')}-${run}-idle`);
   return {
     target,
     run,
@@ -401,11 +412,25 @@ async function idleFleet(
   };
 }
 
-function saveSmaps(pid: number, name: string): void {
+/** The brokers' memory together (replicas of one hub: their sum). */
+async function brokersMemory(brokers: readonly Broker[]): Promise<Memory> {
+  const each = await Promise.all(brokers.map((broker) => liveMemory(broker.child)));
+  return {
+    rssKb: each.reduce((sum, m) => sum + m.rssKb, 0),
+    anonKb: each.reduce((sum, m) => sum + m.anonKb, 0),
+    heapMiB: each.reduce((sum, m) => sum + m.heapMiB, 0),
+    externalMiB: each.reduce((sum, m) => sum + m.externalMiB, 0),
+  };
+}
+
+function saveSmaps(brokers: readonly Broker[], name: string): void {
   if (args.smaps === undefined) return;
   mkdirSync(args.smaps, { recursive: true });
   // Read, not copied: a /proc file's size is 0 to copyFile.
-  writeFileSync(join(args.smaps, `${name}.smaps`), readFileSync(`/proc/${pid}/smaps`));
+  for (const [i, broker] of brokers.entries()) {
+    const suffix = brokers.length > 1 ? `-replica${i}` : '';
+    writeFileSync(join(args.smaps, `${name}${suffix}.smaps`), readFileSync(`/proc/${broker.child.pid!}/smaps`));
+  }
 }
 
 /** The raw-Aedes reference: idle memory only. */
@@ -433,7 +458,7 @@ async function measureAedes(run: number): Promise<IdleMemory> {
     // Nobody signs the stand-in documents: nothing to verify.
     const { publicKey } = generateKeyPairSync('ed25519');
     const hubKeyPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
-    return await idleFleet(broker, 'aedes', run, sims, { hubKeyPem, verifyEvery: 0, noHub: true });
+    return await idleFleet([broker], 'aedes', run, sims, { hubKeyPem, verifyEvery: 0, noHub: true });
   } finally {
     cleanup();
     cleanups.splice(cleanups.indexOf(cleanup), 1);
@@ -443,51 +468,72 @@ async function measureAedes(run: number): Promise<IdleMemory> {
 async function measureHub(hubRoot: HubTarget, run: number): Promise<{ idle: IdleMemory; fanOut: FanOut }> {
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-bench-fanout-'));
   const sims: Simulator[] = [];
-  let hub: Hub | undefined;
+  const hubs: Hub[] = [];
+  const services: { close(): Promise<void> }[] = [];
   const cleanup = () => {
     for (const sim of sims) sim.stop();
-    hub?.proc.child.kill('SIGKILL');
+    for (const hub of hubs) hub.proc.child.kill('SIGKILL');
+    for (const service of services) void service.close();
     rmSync(dir, { recursive: true, force: true });
   };
   cleanups.push(cleanup);
   try {
-    hub = await startHub(hubRoot, join(dir, 'hub'));
-    const { hubKey } = (await (await fetch(`${hub.url}/api/v1/hub/key`)).json()) as { hubKey: string };
-    const broker: Broker = { child: hub.proc.child, mqttPort: hub.mqttPort };
-    const idle = await idleFleet(broker, label(hubRoot), run, sims, { hubKeyPem: hubKey, verifyEvery: VERIFY_EVERY, noHub: false });
+    const replicaArgs = REPLICAS > 1 ? await replicaServices(dir, services) : [];
+    // One after another: the first makes the signing key the others use.
+    for (let i = 0; i < REPLICAS; i++) hubs.push(await startHub(hubRoot, join(dir, `hub-${i}`), replicaArgs));
+    const { hubKey } = (await (await fetch(`${hubs[0]!.url}/api/v1/hub/key`)).json()) as { hubKey: string };
+    const brokers = hubs.map((hub): Broker => ({ child: hub.proc.child, mqttPort: hub.mqttPort }));
+    const target = REPLICAS > 1 ? `${label(hubRoot)} ×${REPLICAS} replicas` : label(hubRoot);
+    const idle = await idleFleet(brokers, target, run, sims, { hubKeyPem: hubKey, verifyEvery: VERIFY_EVERY, noHub: false });
     if (SNAPSHOT_DIR) {
       mkdirSync(SNAPSHOT_DIR, { recursive: true });
-      await heapSnapshot(hub, SNAPSHOT_DIR);
+      for (const hub of hubs) await heapSnapshot(hub, SNAPSHOT_DIR);
     }
-    return { idle, fanOut: await fanOut(hub, label(hubRoot), run, sims, idle.rssIdleMiB * 1024) };
+    return { idle, fanOut: await fanOut(hubs, target, run, sims, idle.rssIdleMiB * 1024) };
   } finally {
     for (const sim of sims) sim.stop();
     // SIGTERM: a graceful stop, so a --cpu-prof hub writes its profile.
-    await hub?.proc.stop();
+    for (const hub of hubs) await hub.proc.stop();
+    for (const service of services) await service.close();
     rmSync(dir, { recursive: true, force: true });
     cleanups.splice(cleanups.indexOf(cleanup), 1);
   }
 }
 
+/** A private Redis and PostgreSQL for the replicas (closed by the caller); the flags that make a hub one of them. */
+async function replicaServices(dir: string, services: { close(): Promise<void> }[]): Promise<string[]> {
+  const redis = await startRedis();
+  services.push(redis);
+  const postgres = await startPostgres();
+  services.push(postgres);
+  return ['--redis', redis.url, '--database', await postgres.createDatabase('fanout'), '--secrets-key-file', join(dir, 'secrets.key')];
+}
+
 /** Applies one app selecting the whole fleet and waits for every device's acknowledgement (or the timeout). */
-async function fanOut(hub: Hub, target: string, run: number, sims: readonly Simulator[], idleRssKb: number): Promise<FanOut> {
+async function fanOut(hubs: readonly Hub[], target: string, run: number, sims: readonly Simulator[], idleRssKb: number): Promise<FanOut> {
+  // The apply goes through another replica than the one counting, as a load balancer would send them.
+  const [counter, applier = counter] = hubs as [Hub, Hub?];
+  const hubCpuTicks = () => hubs.reduce((sum, hub) => sum + readCpuTicks(hub.pid), 0);
   for (const sim of sims) sim.tell({ type: 'watch', app: APP });
   // The watch is a message away: a round trip through each simulator makes sure it is armed.
   await Promise.all(sims.map((sim) => sim.request({ type: 'report' }, 'report')));
   let rssPeak = idleRssKb;
   const sampler = setInterval(() => {
-    rssPeak = Math.max(rssPeak, readMemory(hub.pid).rssKb);
+    rssPeak = Math.max(
+      rssPeak,
+      hubs.reduce((sum, hub) => sum + readMemory(hub.pid).rssKb, 0),
+    );
   }, 200);
   const simCpu0 = await simCpu(sims);
-  await loopDelay(hub.proc.child);
-  const hubTicks0 = readCpuTicks(hub.pid);
+  await Promise.all(hubs.map((hub) => loopDelay(hub.proc.child)));
+  const hubTicks0 = hubCpuTicks();
   const applyAt = wallNow();
   const spec = {
     name: APP,
     scheduling: { selectors: LABELS },
     spec: { containers: [{ name: 'app', image: `registry.local/fanout:${run}` }], update: { minReadySeconds: 0 } },
   };
-  const res = await fetch(`${hub.url}/api/v1/apps`, {
+  const res = await fetch(`${applier.url}/api/v1/apps`, {
     method: 'POST',
     body: JSON.stringify(spec),
     headers: { 'content-type': 'application/json' },
@@ -503,7 +549,7 @@ async function fanOut(hub: Hub, target: string, run: number, sims: readonly Simu
     if (reports.every((r) => r.ackedAt.every((t) => t > 0)) || performance.now() > deadline) break;
     await sleep(100);
   }
-  const loop = await loopDelay(hub.proc.child);
+  const loop = { maxMs: Math.max(...(await Promise.all(hubs.map((hub) => loopDelay(hub.proc.child)))).map((l) => l.maxMs)) };
   // Then until the hub counts every device (or the timeout). A poll reads the whole fleet and holds the
   // hub's event loop while it does (~0.3 s for 10,000 devices here), so polling starts only now: the
   // counted figures are upper bounds (the count held by the answer), the PUBACK ones lower bounds.
@@ -512,13 +558,13 @@ async function fanOut(hub: Hub, target: string, run: number, sims: readonly Simu
   let counted = 0;
   let hubTicks1: number;
   for (;;) {
-    const detail = (await (await fetch(`${hub.url}/api/v1/apps/${APP}`)).json()) as AppDetail;
+    const detail = (await (await fetch(`${counter.url}/api/v1/apps/${APP}`)).json()) as AppDetail;
     const answeredAt = wallNow();
     polls++;
     counted = detail.devices.filter((d) => d.revision === detail.revision && d.phase === 'running').length;
     while (countedAt.length < counted) countedAt.push((answeredAt - applyAt) / 1000);
     if (counted === DEVICES || performance.now() > deadline) {
-      hubTicks1 = readCpuTicks(hub.pid);
+      hubTicks1 = hubCpuTicks();
       break;
     }
     await sleep(COUNT_EVERY_MS);
@@ -528,9 +574,9 @@ async function fanOut(hub: Hub, target: string, run: number, sims: readonly Simu
   // What one poll costs the hub, with nothing else going on: the median of three.
   const pollTicks: number[] = [];
   for (let i = 0; i < 3; i++) {
-    const ticks = readCpuTicks(hub.pid);
-    await (await fetch(`${hub.url}/api/v1/apps/${APP}`)).json();
-    pollTicks.push(readCpuTicks(hub.pid) - ticks);
+    const ticks = hubCpuTicks();
+    await (await fetch(`${counter.url}/api/v1/apps/${APP}`)).json();
+    pollTicks.push(hubCpuTicks() - ticks);
   }
   const pollCpuS = pollTicks.sort((a, b) => a - b)[1]! / clockTicksPerSecond();
   const acks = reports.flatMap((r) => r.ackedAt.filter((t) => t > 0).map((t) => (t - applyAt) / 1000)).sort((a, b) => a - b);
