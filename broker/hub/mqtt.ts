@@ -153,7 +153,7 @@ export async function startHubMqtt(config: HubConfig, deps: HubMqttDeps, closer:
   });
   telemetryLink.attach(broker.aedes);
   closer.add('telemetry link tuning', () => telemetryLink.close());
-  clashes.attach(broker.aedes);
+  clashes.attach(broker.aedes, broker.tookOverElsewhere);
   closer.add('presence', () => presence.stop());
   return {
     broker,

@@ -112,7 +112,13 @@ export class ClientIdClashes {
     );
   };
 
-  attach(aedes: Aedes): void {
+  /**
+   * `movedAway` (a clustered broker's): true for a connection closed because its
+   * client id connected to another replica. That replica saw no holder of the
+   * id, so the takeover is counted here, where the id was taken from; with two
+   * devices on two replicas each replica counts about half of the takeovers.
+   */
+  attach(aedes: Aedes, movedAway?: (client: Client) => boolean): void {
     aedes.on('client', (client) => {
       const holder = this.contested.get(client);
       this.connected.set(client.id, client);
@@ -120,6 +126,11 @@ export class ClientIdClashes {
     });
     aedes.on('clientDisconnect', (client) => {
       if (this.connected.get(client.id) === client) this.connected.delete(client.id);
+      if (!movedAway?.(client)) return;
+      this.options.isDevice(client.id).then(
+        (isDevice) => isDevice && this.tookOver(client),
+        () => undefined,
+      );
     });
   }
 

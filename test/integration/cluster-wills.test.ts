@@ -12,6 +12,8 @@ import type { MqttClient } from 'mqtt';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { type EmbeddedBroker, startBroker } from '../../broker/mqtt/broker.js';
 import { DEFAULT_CLUSTER_HEARTBEAT_MS } from '../../broker/mqtt/cluster.js';
+import { ClientIdClashes } from '../../broker/mqtt/id-clash.js';
+import type { IdClash } from '../../shared/index.js';
 import { Cleanup } from '../support/cleanup.js';
 import { LogCapture } from '../support/logs.js';
 import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
@@ -140,6 +142,34 @@ describe('wills on broker replicas', () => {
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     // …and its will, which would say offline after (or before) the device's online through C, is not published.
     expect(seen.on(status('roamer')).map((m) => m.json)).toEqual([{ online: true }, { online: true }]);
+  });
+
+  it('counts a device id taken back and forth between replicas as a clash', async () => {
+    const server = await redis();
+    const clashes: IdClash[] = [];
+    const replicaWithClashWatch = async () => {
+      const watch = new ClientIdClashes({ isDevice: async () => true, onClash: (clash) => clashes.push(clash) });
+      const broker = await startBroker({
+        host: '127.0.0.1',
+        mqttPort: 0,
+        wsPort: 0,
+        logger: new LogCapture().logger,
+        hooks: { preConnect: watch.preConnect },
+        cluster: { url: server.url },
+      });
+      cleanup.add('replica', () => broker.close());
+      watch.attach(broker.aedes, broker.tookOverElsewhere);
+      return broker;
+    };
+    const [a, b] = [await replicaWithClashWatch(), await replicaWithClashWatch()];
+    // Two devices with one id (a copied SD card), one behind each replica, each back as soon as it is pushed out.
+    for (let round = 0; round < 6 && clashes.length === 0; round++) {
+      const replica = round % 2 === 0 ? a : b;
+      await device(`mqtt://127.0.0.1:${replica.mqttPort}`, 'twin');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await waitFor('a clash reported', () => clashes.length > 0);
+    expect(clashes[0]).toMatchObject({ deviceId: 'twin', takeovers: 3 });
   });
 
   it('still publishes the will of a client whose connection drops without DISCONNECT', async () => {
