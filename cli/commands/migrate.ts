@@ -1,14 +1,11 @@
 /**
- * `flotilla migrate --from DATA_DIR --to postgres://…` — moves a stopped single hub's control data
- * (apps and revisions, devices, secrets, rollouts, accounts, device credentials, registration
- * tokens, the audit trail) and its signing key into an empty PostgreSQL database, in one
- * transaction checked by row counts and a sample before it commits (broker/store/migrate/).
- * `--dry-run` runs every check and counts, and writes nothing.
- *
- * Telemetry (logs, metrics, events in telemetry.db) is not in PostgreSQL yet: it stays in the data
- * dir, and the output says so.
+ * `flotilla migrate --from DATA_DIR --to postgres://…` — moves a stopped single hub's data (apps
+ * and revisions, devices, secrets, rollouts, accounts, device credentials, registration tokens,
+ * the audit trail, and the logs, metrics and events of telemetry.db) and its signing key into an
+ * empty PostgreSQL database, in one transaction checked by row counts and a sample before it
+ * commits (broker/store/migrate/). The data dir is left as it was. `--dry-run` runs every check
+ * and counts, and writes nothing.
  */
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import pino from 'pino';
@@ -39,14 +36,14 @@ interface Run {
   options: MigrateOptions;
   hub: SingleHub;
   logger: ReturnType<typeof createLogger>;
-  /** What the output says of telemetry.db, if the data dir has one. */
-  telemetryNote: string | undefined;
 }
 
 export function registerMigrate(program: Command, io: CliIO): void {
   program
     .command('migrate')
-    .description("move a single hub's apps, devices, accounts, secrets and rollouts from its data dir into an empty PostgreSQL database")
+    .description(
+      "move a single hub's apps, devices, accounts, secrets, rollouts and telemetry from its data dir into an empty PostgreSQL database",
+    )
     .addOption(new Option('--from <dir>', 'the data dir of the hub to move (its --data-dir); stop the hub first').makeOptionMandatory())
     .addOption(
       new Option('--to <url>', 'the empty PostgreSQL database the hub will use (postgres://role:password@host:5432/database)')
@@ -65,16 +62,12 @@ export function registerMigrate(program: Command, io: CliIO): void {
       await translateErrors(async () => {
         const hub = SingleHub.open({ dataDir: options.from, keyFile: options.secretsKeyFile, envValue: process.env.FLOTILLA_SECRETS_KEY });
         try {
-          const telemetry = join(options.from, 'telemetry.db');
           const run: Run = {
             io,
             output: globalOptions(command).output,
             options,
             hub,
             logger: createLogger('warn', 'flotilla-migrate', pino.destination(2)),
-            telemetryNote: existsSync(telemetry)
-              ? `telemetry (logs, metrics, events) stays in ${telemetry}: PostgreSQL does not hold telemetry yet, and migrate does not copy it`
-              : undefined,
           };
           await (options.dryRun ? dryRun(run) : copy(run));
         } finally {
@@ -84,11 +77,11 @@ export function registerMigrate(program: Command, io: CliIO): void {
     });
 }
 
-async function dryRun({ io, output, options, hub, logger, telemetryNote }: Run): Promise<void> {
+async function dryRun({ io, output, options, hub, logger }: Run): Promise<void> {
   const { inspectTarget } = await import('../../broker/store/migrate/target.js');
-  const { CONTROL_TABLES } = await import('../../broker/store/migrate/control-tables.js');
+  const { COPIED_TABLES } = await import('../../broker/store/migrate/tables.js');
   const target = await inspectTarget(options.to, logger);
-  const tables = CONTROL_TABLES.map((table) => ({ table: table.name, hubDb: hub.count(table), postgres: target.rows.get(table.name) }));
+  const tables = COPIED_TABLES.map((table) => ({ table: table.name, hubDb: hub.count(table), postgres: target.rows.get(table.name) }));
   const held = tables.filter((line) => (line.postgres ?? 0) > 0);
   const body = {
     dryRun: true,
@@ -103,17 +96,16 @@ async function dryRun({ io, output, options, hub, logger, telemetryNote }: Run):
       'dry run: nothing was copied',
       countTable(tables),
       held.length === 0
-        ? `${target.description} holds no control data: migrate can copy into it`
-        : `${target.description} already holds control data (${held.map((line) => `${line.table} ${line.postgres}`).join(', ')}): migrate would refuse it`,
-      telemetryNote,
+        ? `${target.description} holds no hub's data: migrate can copy into it`
+        : `${target.description} already holds a hub's data (${held.map((line) => `${line.table} ${line.postgres}`).join(', ')}): migrate would refuse it`,
     ),
   );
 }
 
-async function copy({ io, output, options, hub, logger, telemetryNote }: Run): Promise<void> {
-  const { openPostgres } = await import('../../broker/store/pg/connect.js');
+async function copy({ io, output, options, hub, logger }: Run): Promise<void> {
+  const { openTarget } = await import('../../broker/store/migrate/target.js');
   const { copyToPostgres } = await import('../../broker/store/migrate/copy.js');
-  const db = await openPostgres(options.to, { logger, max: 1, applicationName: 'flotilla-migrate' });
+  const db = await openTarget(options.to, logger);
   try {
     const report = await copyToPostgres(hub, db);
     const tables = report.tables.map(({ table, source, target }) => ({ table, hubDb: source, postgres: target }));
@@ -126,17 +118,16 @@ async function copy({ io, output, options, hub, logger, telemetryNote }: Run): P
       sampled: report.sampled,
       signingKey: hub.signingKeyFile,
       secretsKey: hub.secretsKeySource,
-      telemetryCopied: false,
     };
     render(io, output, body, () =>
       lines(
-        `copied the control data of ${options.from} (schema version ${hub.schemaVersion}) to ${to}`,
+        `copied the hub in ${options.from} (schema version ${hub.schemaVersion}) to ${to}`,
         countTable(tables),
         `sample: ${report.sampled} rows equal`,
         report.signingKeyAdded
           ? `signing key: ${hub.signingKeyFile}, stored in hub_keys sealed with the secrets key from ${hub.secretsKeySource}`
           : `signing key: hub.db's hub_keys held ${hub.signingKeyFile} already`,
-        telemetryNote,
+        `${options.from} is left as it was; keep it until the hub runs on ${to}`,
         `next: start the hub with --database on ${to} and the same secrets key; the admin key in ${join(options.from, 'admin.key')} still logs in`,
       ),
     );

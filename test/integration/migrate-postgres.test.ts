@@ -1,7 +1,7 @@
 /**
  * `flotilla migrate` through the real CLI, from a real single hub's data dir into a private
  * PostgreSQL server: the hub is filled through its API (apps with revisions and a rollback, a
- * rollout, simulated devices with labels and desired documents, secrets, tokens, service
+ * rollout, simulated devices with labels, desired documents and events, secrets, tokens, service
  * accounts, a revoked device, audit records), stopped and migrated; a hub started with
  * `--database` on a data dir of its own then shows the same fleet over its API, serves the old
  * key, lets the old keys in, and resolves the old secrets into documents the devices, pinned to
@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { COPIED_TABLES, TELEMETRY_TABLES } from '../../broker/store/migrate/tables.js';
 import { PgAuditStore } from '../../broker/store/pg/audit.js';
 import { openPostgres } from '../../broker/store/pg/connect.js';
 import { PgDatabase } from '../../broker/store/pg/database.js';
@@ -20,6 +21,8 @@ import { parsePostgresUrl } from '../../broker/store/pg/url.js';
 import { SqliteAuditStore } from '../../broker/store/sqlite/audit.js';
 import { openDatabase } from '../../broker/store/sqlite/db.js';
 import { MIGRATIONS } from '../../broker/store/sqlite/migrations.js';
+import { TELEMETRY_MIGRATIONS } from '../../broker/telemetry/migrations.js';
+import { PgTelemetryReads } from '../../broker/telemetry/pg/reads.js';
 import { type DesiredState, type DeviceView, type List, Topics } from '../../shared/index.js';
 import { adminKey, bearer, createAccount, createToken, registerDevice } from '../support/auth.js';
 import { Cleanup } from '../support/cleanup.js';
@@ -82,18 +85,21 @@ describe('flotilla migrate, single hub to PostgreSQL', () => {
   let operatorKey: string;
   let whileRunning: RunResult;
   let auditHigh: number;
+  let telemetryRows: Record<string, number>;
+  let eventsBefore: unknown;
+  let eventsHigh: number;
 
   /** Rows in each control table of a database, and whether it has the tables at all. */
   async function rowsIn(url: string): Promise<Record<string, number> | 'no tables'> {
     const client = new pg.Client({ connectionString: url });
     await client.connect();
     try {
-      const tables = ['apps', 'app_revisions', 'devices', 'secrets', 'rollouts', 'service_accounts', 'hub_keys', 'audit'];
-      const { rows } = await client.query<{ found: boolean }>("SELECT to_regclass('apps') IS NOT NULL AS found");
-      if (!rows[0]?.found) return 'no tables';
       const counts: Record<string, number> = {};
-      for (const table of tables) counts[table] = Number((await client.query(`SELECT count(*) AS n FROM ${table}`)).rows[0].n);
-      return counts;
+      for (const table of COPIED_TABLES) {
+        const { rows } = await client.query<{ found: boolean }>('SELECT to_regclass($1) IS NOT NULL AS found', [table.name]);
+        if (rows[0]?.found) counts[table.name] = Number((await client.query(`SELECT count(*) AS n FROM ${table.name}`)).rows[0].n);
+      }
+      return Object.keys(counts).length === 0 ? 'no tables' : counts;
     } finally {
       await client.end();
     }
@@ -172,7 +178,17 @@ describe('flotilla migrate, single hub to PostgreSQL', () => {
     // The view to compare with, from the same data dir as the hub left it.
     const again = await startTestHub({ dataDir });
     before = await apiView(again.httpUrl, admin);
+    eventsBefore = (await http(again.httpUrl, 'GET', '/api/v1/events?tail=1000', undefined, bearer(admin))).body;
     await again.close();
+    const telemetry = openDatabase(join(dataDir, 'telemetry.db'), TELEMETRY_MIGRATIONS);
+    telemetryRows = Object.fromEntries(
+      TELEMETRY_TABLES.map((table) => [
+        table.name,
+        (telemetry.prepare(`SELECT count(*) AS n FROM ${table.name}`).get() as { n: number }).n,
+      ]),
+    );
+    eventsHigh = (telemetry.prepare('SELECT max(id) AS n FROM events').get() as { n: number }).n;
+    telemetry.close();
   }, 180_000);
   afterAll(async () => {
     await stopAll();
@@ -192,8 +208,9 @@ describe('flotilla migrate, single hub to PostgreSQL', () => {
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/^dry run: nothing was copied$/m);
     expect(result.stdout).toMatch(/^devices\s+6\s+-$/m);
+    expect(result.stdout).toMatch(/^events\s+\d+\s+-$/m);
     expect(result.stdout).toMatch(/^app_revisions\s+4\s+-$/m);
-    expect(result.stdout).toMatch(/holds no control data: migrate can copy into it/);
+    expect(result.stdout).toMatch(/holds no hub's data: migrate can copy into it/);
     const json = await runCli(['-o', 'json', 'migrate', '--from', dataDir, '--to', url, '--dry-run']);
     expect(json.code).toBe(0);
     expect(JSON.parse(json.stdout)).toMatchObject({
@@ -219,7 +236,10 @@ describe('flotilla migrate, single hub to PostgreSQL', () => {
     expect(result.stdout).toMatch(/^audit\s+3\s+3$/m);
     expect(result.stdout).toMatch(/^hub_keys\s+0\s+1$/m);
     expect(result.stdout).toMatch(/^sample: \d+ rows equal$/m);
-    expect(result.stdout).toMatch(/telemetry \(logs, metrics, events\) stays in .*telemetry\.db: PostgreSQL does not hold telemetry yet/);
+    expect(telemetryRows.events).toBeGreaterThan(0);
+    for (const [table, rows] of Object.entries(telemetryRows)) {
+      expect(result.stdout).toMatch(new RegExp(`^${table}\\s+${rows}\\s+${rows}$`, 'm'));
+    }
 
     // A replica on a data dir of its own: the signing key and the accounts can only come from the database.
     const replica = await startHubProcess(scratchDir('flotilla-migrated-'), [
@@ -246,6 +266,13 @@ describe('flotilla migrate, single hub to PostgreSQL', () => {
     cleanup.add('audit pool', () => db.close());
     const next = await new PgAuditStore(db).denied({ actor: 'ci', device: 'mig-1', kind: 'exec', what: 'id' }, 'operator test');
     expect(next).toBe(auditHigh + 1);
+    // The events a replica reads from the database are the ones the single hub answered with.
+    expect({ events: await new PgTelemetryReads(db).queryEvents({ tail: 1000, limit: 1000 }) }).toEqual(eventsBefore);
+    const [stored] = await db.query<{ id: number }>(
+      'INSERT INTO events (device, seq, received_ms, ts, ts_ms, type, message) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id',
+      ['mig-1', 1_000_000, Date.now(), new Date().toISOString(), Date.now(), 'test', 'stored after the move'],
+    );
+    expect(stored?.id).toBe(eventsHigh + 1);
 
     // Devices pinned to the old key accept what the new hub signs, with the old secret resolved in it.
     const fleet = await startFleet({
@@ -279,7 +306,7 @@ describe('flotilla migrate, single hub to PostgreSQL', () => {
     const counts = await rowsIn(url);
     const second = await migrate(['--from', dataDir, '--to', url]);
     expect(second.code).toBe(2);
-    expect(second.stderr).toMatch(/already holds control data \(apps 1, app_revisions 5, devices 6, .*\)/);
+    expect(second.stderr).toMatch(/already holds a hub's data \(apps 1, app_revisions 5, devices 6, .*\)/);
     expect(second.stderr).toMatch(/create an empty database and migrate into that/);
     expect(await rowsIn(url)).toEqual(counts);
   });
@@ -317,7 +344,7 @@ describe('flotilla migrate, single hub to PostgreSQL', () => {
       expect(result.stderr).toMatch(
         name === 'altered'
           ? /row id=mig-0 of devices reads back from PostgreSQL with a different operator_labels; nothing was copied/
-          : /devices holds 5 rows in PostgreSQL after the copy, hub\.db 6; nothing was copied/,
+          : /devices holds 5 rows in PostgreSQL after the copy, the data dir 6; nothing was copied/,
       );
       expect(result.stderr).toMatch(/the copy was rolled back/);
       const rows = await rowsIn(url);
@@ -336,7 +363,7 @@ describe('flotilla migrate, single hub to PostgreSQL', () => {
     await client.query('SELECT count(*) FROM apps');
     const busy = await migrate(['--from', dataDir, '--to', url]);
     expect(busy.code).toBe(2);
-    expect(busy.stderr).toMatch(/is in use: another session kept its control tables for 5 s/);
+    expect(busy.stderr).toMatch(/is in use: another session kept its tables for 5 s/);
     await client.query('ROLLBACK');
     const copied = await migrate(['--from', dataDir, '--to', url]);
     expect(copied.stderr).toBe('');
@@ -371,6 +398,7 @@ describe('flotilla migrate, single hub to PostgreSQL', () => {
     expect(older.stderr).toMatch(/start the hub of this Flotilla on the data dir once and stop it/);
 
     const plain = scratchDir('flotilla-plain-hub-');
+    openDatabase(join(plain, 'telemetry.db'), TELEMETRY_MIGRATIONS).close();
     const db = openDatabase(join(plain, 'hub.db'));
     db.prepare('INSERT INTO secrets (name, value, updated_at) VALUES (?, ?, ?)').run('legacy', 'in plain text', new Date().toISOString());
     db.close();

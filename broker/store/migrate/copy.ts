@@ -1,37 +1,43 @@
 /**
- * Copies a stopped single hub's control data into a PostgreSQL database, and checks the copy
- * before it commits.
+ * Copies a stopped single hub's data (control tables and telemetry) into a PostgreSQL database,
+ * and checks the copy before it commits.
  *
  * Invariants:
  * - One transaction: the target holds all of the copy or none of it. A failed check rolls it back.
- * - The target's control tables are locked (ACCESS EXCLUSIVE) from the start, so a replica starting
- *   on the database meanwhile waits for the copy instead of writing beside it, and the target found
- *   empty stays empty until the copy's rows are in. A session that holds one of them (a replica in
- *   the middle of a transaction) is waited for a few seconds, not forever: the copy is refused.
- * - Rows are copied column for column as hub.db holds them: sealed values (secret values, desired
- *   documents and their hashes) move as the bytes they are, under the same key and associated
- *   data, never opened and sealed again; audit rows keep their ids, and the id sequence moves past
- *   the highest id hub.db ever gave out.
+ * - The target's tables are locked (ACCESS EXCLUSIVE) from the start, so a replica starting on the
+ *   database meanwhile waits for the copy instead of writing beside it, and the target found empty
+ *   stays empty until the copy's rows are in. A session that holds one of them (a replica in the
+ *   middle of a transaction) is waited for a few seconds, not forever: the copy is refused.
+ * - Rows are copied column for column as the SQLite files hold them: sealed values (secret values,
+ *   desired documents and their hashes) move as the bytes they are, under the same key and
+ *   associated data, never opened and sealed again; rows keep their ids (audit records, log
+ *   batches, metrics, events), and each id sequence moves past the highest id SQLite gave out.
  * - The hub's signing key (<dataDir>/signing-key.pem) is stored in hub_keys sealed with the secrets
  *   key, as a replica would store it: every replica then signs with the key the fleet pinned.
  * - Checked before COMMIT: every table's row count, and a sample (sample.ts) read back from the
- *   target and compared column by column with hub.db's row.
+ *   target and compared column by column with the source's row.
+ * - A statement carries at most BATCH_ROWS rows and, roughly, BATCH_BYTES of values: telemetry
+ *   rows can be large (a log batch is up to an MQTT packet), and neither the process nor the
+ *   server should hold hundreds of them at once.
  */
-
 import type { PgDatabase, PgQueryable } from '../pg/database.js';
 import { errorCode } from '../pg/errors.js';
 import { sharedSigningKey } from '../pg/hub-keys.js';
-import { CONTROL_TABLES, type ControlTable } from './control-tables.js';
 import { MigrateMismatch, MigrateRefused } from './errors.js';
 import { firstDifference, inSample, keyText, type Row } from './sample.js';
 import type { SingleHub } from './single-hub.js';
+import { COPIED_TABLES, type CopiedTable } from './tables.js';
 
-/** Rows per INSERT: at most 12 columns a row, well inside PostgreSQL's 65,535 parameters a statement. */
+/** Rows per INSERT at most: at most 12 columns a row, well inside PostgreSQL's 65,535 parameters a statement. */
 export const BATCH_ROWS = 500;
+/** Bytes of values per INSERT, roughly: the next read asks for fewer rows when a batch was bigger. */
+export const BATCH_BYTES = 8 * 1024 * 1024;
+/** How long the copy waits for another session to let go of a table before it gives up. */
+export const LOCK_TIMEOUT_MS = 5_000;
 
 export interface TableCount {
   table: string;
-  /** Rows in hub.db. */
+  /** Rows in the SQLite file. */
   source: number;
   /** Rows in the target after the copy. */
   target: number;
@@ -48,41 +54,40 @@ export interface CopyReport {
 export interface CopyOptions {
   now?: () => Date;
   batchRows?: number;
+  batchBytes?: number;
+}
+
+interface Sampled {
+  table: CopiedTable;
+  columns: string[];
+  row: Row;
 }
 
 const quote = (name: string) => `"${name}"`;
 
-export async function copyToPostgres(hub: SingleHub, db: PgDatabase, { now = () => new Date(), batchRows = BATCH_ROWS }: CopyOptions = {}) {
-  return db.transaction(async (tx): Promise<CopyReport> => {
-    await lockControlTables(tx, db.target.description);
-    const rows = await controlRows(tx);
-    const held = CONTROL_TABLES.filter((table) => (rows.get(table.name) ?? 0) > 0);
+export async function copyToPostgres(
+  hub: SingleHub,
+  db: PgDatabase,
+  { now = () => new Date(), batchRows = BATCH_ROWS, batchBytes = BATCH_BYTES }: CopyOptions = {},
+): Promise<CopyReport> {
+  return db.transaction(async (tx) => {
+    await lockTables(tx, db.target.description);
+    const rows = await tableRows(tx);
+    const held = COPIED_TABLES.filter((table) => (rows.get(table.name) ?? 0) > 0);
     if (held.length > 0)
       throw targetNotEmpty(
         db.target.description,
         held.map((table) => `${table.name} ${rows.get(table.name)}`),
       );
-
-    const columnsOf = new Map(CONTROL_TABLES.map((table) => [table, hub.columns(table)]));
+    const columnsOf = new Map(COPIED_TABLES.map((table) => [table, hub.columns(table)]));
     for (const [table, columns] of columnsOf) await checkColumns(tx, table, columns);
 
     const sources = new Map<string, number>();
-    const samples: { table: ControlTable; columns: string[]; row: Row }[] = [];
+    const samples: Sampled[] = [];
     for (const [table, columns] of columnsOf) {
       const count = hub.count(table);
       sources.set(table.name, count);
-      let index = 0;
-      let last: Row | undefined;
-      for (;;) {
-        const batch = hub.rows(table, batchRows, last);
-        if (batch.length === 0) break;
-        await insertRows(tx, table, columns, batch);
-        for (const row of batch) {
-          if (inSample(index, count)) samples.push({ table, columns, row });
-          index++;
-        }
-        last = batch[batch.length - 1];
-      }
+      await copyTable(tx, hub, table, columns, count, samples, { batchRows, batchBytes });
     }
 
     const signingKeyAdded = (sources.get('hub_keys') ?? 0) === 0;
@@ -94,10 +99,9 @@ export async function copyToPostgres(hub: SingleHub, db: PgDatabase, { now = () 
         `the signing key in hub.db's hub_keys is not ${hub.signingKeyFile}, the key the hub signed with; nothing was copied`,
       );
     }
-    await moveAuditSequence(tx, hub.auditHighWater());
 
-    const after = await controlRows(tx);
-    const tables = CONTROL_TABLES.map((table) => ({
+    const after = await tableRows(tx);
+    const tables = COPIED_TABLES.map((table) => ({
       table: table.name,
       source: sources.get(table.name) ?? 0,
       target: after.get(table.name) ?? 0,
@@ -108,7 +112,7 @@ export async function copyToPostgres(hub: SingleHub, db: PgDatabase, { now = () 
         throw new MigrateMismatch(
           table,
           undefined,
-          `${table} holds ${target} rows in PostgreSQL after the copy, hub.db ${source}; nothing was copied`,
+          `${table} holds ${target} rows in PostgreSQL after the copy, the data dir ${source}; nothing was copied`,
         );
       }
     }
@@ -117,28 +121,72 @@ export async function copyToPostgres(hub: SingleHub, db: PgDatabase, { now = () 
   });
 }
 
-/** How long the copy waits for another session to let go of a control table before it gives up. */
-export const LOCK_TIMEOUT_MS = 5_000;
+async function copyTable(
+  tx: PgQueryable,
+  hub: SingleHub,
+  table: CopiedTable,
+  columns: readonly string[],
+  count: number,
+  samples: Sampled[],
+  { batchRows, batchBytes }: { batchRows: number; batchBytes: number },
+): Promise<void> {
+  let index = 0;
+  let last: Row | undefined;
+  let limit = batchRows;
+  for (;;) {
+    const batch = hub.rows(table, limit, last);
+    if (batch.length === 0) break;
+    await insertRows(tx, table, columns, batch);
+    for (const row of batch) {
+      if (inSample(index, count)) samples.push({ table, columns: [...columns], row });
+      index++;
+    }
+    last = batch[batch.length - 1];
+    limit = nextBatchRows(
+      batch.length,
+      batch.reduce((sum, row) => sum + rowBytes(row), 0),
+      { batchRows, batchBytes },
+    );
+  }
+  if (table.identity !== undefined)
+    await moveSequence(tx, table.name, table.identity, hub.highestId({ ...table, identity: table.identity }));
+}
 
-async function lockControlTables(tx: PgQueryable, target: string): Promise<void> {
+/**
+ * Rows to read next, from the last batch's size: as many as fit `batchBytes` at its bytes per row,
+ * at least one, at most `batchRows`. A batch of big rows makes the next smaller, small rows grow it back.
+ */
+export function nextBatchRows(rows: number, bytes: number, { batchRows, batchBytes }: { batchRows: number; batchBytes: number }): number {
+  return Math.max(1, Math.min(batchRows, Math.floor((rows * batchBytes) / Math.max(bytes, 1))));
+}
+
+function rowBytes(row: Row): number {
+  let bytes = 0;
+  for (const value of Object.values(row)) {
+    if (typeof value === 'string') bytes += value.length;
+    else if (value instanceof Uint8Array) bytes += value.byteLength;
+    else bytes += 8;
+  }
+  return bytes;
+}
+
+async function lockTables(tx: PgQueryable, target: string): Promise<void> {
   await tx.query(`SET LOCAL lock_timeout = ${LOCK_TIMEOUT_MS}`);
   try {
-    await tx.query(`LOCK TABLE ${CONTROL_TABLES.map((table) => quote(table.name)).join(', ')} IN ACCESS EXCLUSIVE MODE`);
+    await tx.query(`LOCK TABLE ${COPIED_TABLES.map((table) => quote(table.name)).join(', ')} IN ACCESS EXCLUSIVE MODE`);
   } catch (err) {
     if (errorCode(err) !== '55P03') throw err;
-    throw new MigrateRefused(
-      'target_busy',
-      `${target} is in use: another session kept its control tables for ${LOCK_TIMEOUT_MS / 1000} s`,
-      ['stop every hub replica and other client using the database, then migrate'],
-    );
+    throw new MigrateRefused('target_busy', `${target} is in use: another session kept its tables for ${LOCK_TIMEOUT_MS / 1000} s`, [
+      'stop every hub replica and other client using the database, then migrate',
+    ]);
   }
   await tx.query('SET LOCAL lock_timeout = 0');
 }
 
-/** Rows in each control table of the target that exists there (none before the schema is made). */
-export async function controlRows(db: PgQueryable): Promise<Map<string, number>> {
+/** Rows in each copied table the target has (none before a hub or a migration made them). */
+export async function tableRows(db: PgQueryable): Promise<Map<string, number>> {
   const counts = new Map<string, number>();
-  for (const table of CONTROL_TABLES) {
+  for (const table of COPIED_TABLES) {
     const [exists] = await db.query<{ found: boolean }>('SELECT to_regclass($1) IS NOT NULL AS found', [table.name]);
     if (!exists?.found) continue;
     const [row] = await db.query<{ n: number }>(`SELECT count(*)::bigint AS n FROM ${quote(table.name)}`);
@@ -148,13 +196,13 @@ export async function controlRows(db: PgQueryable): Promise<Map<string, number>>
 }
 
 export function targetNotEmpty(target: string, held: readonly string[]): MigrateRefused {
-  return new MigrateRefused('target_not_empty', `${target} already holds control data (${held.join(', ')})`, [
+  return new MigrateRefused('target_not_empty', `${target} already holds a hub's data (${held.join(', ')})`, [
     'migrate copies into a database no hub has used yet: create an empty database and migrate into that',
     "a database a replica has started on holds that replica's admin account and signing key: stop the replicas on it, drop it and create it again",
   ]);
 }
 
-async function checkColumns(tx: PgQueryable, table: ControlTable, columns: readonly string[]): Promise<void> {
+async function checkColumns(tx: PgQueryable, table: CopiedTable, columns: readonly string[]): Promise<void> {
   const found = await tx.query<{ column_name: string }>(
     'SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1',
     [table.name],
@@ -164,24 +212,26 @@ async function checkColumns(tx: PgQueryable, table: ControlTable, columns: reado
   if (differ) {
     throw new MigrateRefused(
       'target_schema',
-      `table ${table.name} has columns (${[...target].join(', ')}) in PostgreSQL and (${columns.join(', ')}) in hub.db`,
+      `table ${table.name} has columns (${[...target].join(', ')}) in PostgreSQL and (${columns.join(', ')}) in ${table.file}`,
       ['the target was not made by this Flotilla, or was altered: migrate into an empty database'],
     );
   }
 }
 
-async function insertRows(tx: PgQueryable, table: ControlTable, columns: readonly string[], rows: readonly Row[]): Promise<void> {
+async function insertRows(tx: PgQueryable, table: CopiedTable, columns: readonly string[], rows: readonly Row[]): Promise<void> {
   const params: unknown[] = [];
   const tuples = rows.map((row) => `(${columns.map((column) => `$${params.push(row[column] ?? null)}`).join(', ')})`);
-  await tx.query(`INSERT INTO ${quote(table.name)} (${columns.map(quote).join(', ')}) VALUES ${tuples.join(', ')}`, params);
+  // OVERRIDING SYSTEM VALUE: an identity column takes the source's id, GENERATED ALWAYS or not.
+  const overriding = table.identity !== undefined ? ' OVERRIDING SYSTEM VALUE' : '';
+  await tx.query(`INSERT INTO ${quote(table.name)} (${columns.map(quote).join(', ')})${overriding} VALUES ${tuples.join(', ')}`, params);
 }
 
-/** The next audit id PostgreSQL gives out is above every id hub.db ever gave out. */
-async function moveAuditSequence(tx: PgQueryable, highest: number): Promise<void> {
-  if (highest > 0) await tx.query("SELECT setval(pg_get_serial_sequence('audit', 'id'), $1, true)", [highest]);
+/** The next id PostgreSQL gives out is above every id SQLite ever gave out. */
+async function moveSequence(tx: PgQueryable, table: string, column: string, highest: number): Promise<void> {
+  if (highest > 0) await tx.query('SELECT setval(pg_get_serial_sequence($1, $2), $3, true)', [table, column, highest]);
 }
 
-async function compareRow(tx: PgQueryable, table: ControlTable, columns: readonly string[], row: Row): Promise<void> {
+async function compareRow(tx: PgQueryable, table: CopiedTable, columns: readonly string[], row: Row): Promise<void> {
   const where = table.key.map((column, i) => `${quote(column)} = $${i + 1}`).join(' AND ');
   const [copied] = await tx.query<Row>(
     `SELECT * FROM ${quote(table.name)} WHERE ${where}`,

@@ -1,32 +1,34 @@
 /**
  * A stopped single hub's data dir, as the source `flotilla migrate` copies from: hub.db with its
- * control tables, the secrets key its sealed values open with, and its desired-state signing key.
- * Every check that can refuse the migration runs in `open`, before the target is touched.
+ * control tables, telemetry.db with its logs, metrics and events, the secrets key its sealed
+ * values open with, and its desired-state signing key. Every check that can refuse the migration
+ * runs in `open`, before the target is touched.
  *
  * Invariants:
- * - The source does not change while it is read: hub.db is held under an exclusive lock until
- *   `close`. A running hub keeps a shared lock on hub.db for as long as it has the file open, so
+ * - The source does not change while it is read: both files are held under an exclusive lock
+ *   until `close`. A running hub keeps a shared lock on each for as long as it has it open, so
  *   taking the lock fails at once while one runs ("stop the hub first"), and a hub started during
- *   the migration cannot open hub.db until it is over.
- * - Nothing is written to hub.db: taking the lock needs a writable connection, but it is
+ *   the migration cannot open them until it is over.
+ * - Nothing is written to them: taking the lock needs a writable connection, but it is
  *   query_only from then on and its transaction is rolled back at close. (SQLite itself folds the
- *   WAL a killed hub left into hub.db when the connection closes, as the hub's next start would;
+ *   WAL a killed hub left into the file when the connection closes, as the hub's next start would;
  *   the WAL's committed transactions are read, and copied, like the rest.) No key file is created
  *   either: a missing secrets key or signing key is refused, not made anew.
- * - Every read is in that one transaction, so counts and rows are one snapshot.
+ * - Every read of a file is in that one transaction, so counts and rows are one snapshot.
  * - Sealed values are read as the bytes they are; the key is only checked to open them.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { loadOrCreateSigningKey, SIGNING_KEY_FILE, type SigningKey } from '../../dispatcher/signing-key.js';
+import { TELEMETRY_MIGRATIONS } from '../../telemetry/migrations.js';
 import { desiredDocAad, desiredHashAad, SealedDataError, SecretCipher } from '../secret-cipher.js';
 import { loadSecretsKey, SECRETS_KEY_ENV } from '../secrets-key.js';
 import type { Db } from '../sqlite/db.js';
 import { MIGRATIONS } from '../sqlite/migrations.js';
-import { CONTROL_TABLES, type ControlTable, SQLITE_INTERNAL_TABLES } from './control-tables.js';
 import { MigrateRefused } from './errors.js';
 import type { Row } from './sample.js';
+import { CONTROL_TABLES, type CopiedTable, type SourceFile, SQLITE_INTERNAL_TABLES, TELEMETRY_TABLES } from './tables.js';
 
 export interface SingleHubOptions {
   dataDir: string;
@@ -36,12 +38,12 @@ export interface SingleHubOptions {
   envValue?: string | undefined;
 }
 
-const START_THE_HUB_ONCE = 'start the hub of this Flotilla on the data dir once and stop it (it brings hub.db up to date), then migrate';
+const START_THE_HUB_ONCE = 'start the hub of this Flotilla on the data dir once and stop it (it brings its files up to date), then migrate';
 
 export class SingleHub {
   private constructor(
     readonly dataDir: string,
-    private readonly db: Db,
+    private readonly files: Record<SourceFile, Db>,
     readonly cipher: SecretCipher,
     /** Where the secrets key came from: FLOTILLA_SECRETS_KEY or the key file's path. */
     readonly secretsKeySource: string,
@@ -51,18 +53,28 @@ export class SingleHub {
 
   static open(options: SingleHubOptions): SingleHub {
     const { dataDir } = options;
-    const file = join(dataDir, 'hub.db');
-    if (!existsSync(file)) {
+    const hubFile = join(dataDir, 'hub.db');
+    if (!existsSync(hubFile)) {
       throw new MigrateRefused('no_hub_db', `there is no hub.db in ${dataDir}`, [
         "--from is the data dir of a hub that has run (its --data-dir, FLOTILLA_DATA_DIR; './data' by default)",
       ]);
     }
-    const db = lockExclusively(file);
+    const telemetryFile = join(dataDir, 'telemetry.db');
+    const opened: Db[] = [];
     try {
-      checkSchema(db, file);
-      checkSealed(db, file);
+      const hub = lockExclusively(hubFile);
+      opened.push(hub);
+      checkSchema(hub, hubFile, MIGRATIONS, CONTROL_TABLES);
+      // The hub makes telemetry.db at its first start, right after hub.db.
+      if (!existsSync(telemetryFile)) {
+        throw new MigrateRefused('schema_version', `there is no telemetry.db beside ${hubFile}`, [START_THE_HUB_ONCE]);
+      }
+      const telemetry = lockExclusively(telemetryFile);
+      opened.push(telemetry);
+      checkSchema(telemetry, telemetryFile, TELEMETRY_MIGRATIONS, TELEMETRY_TABLES);
+      checkSealed(hub, hubFile);
       const key = loadKey(options);
-      checkKey(db, key.cipher, key.source);
+      checkKey(hub, key.cipher, key.source);
       const signingKeyFile = join(dataDir, SIGNING_KEY_FILE);
       if (!existsSync(signingKeyFile)) {
         throw new MigrateRefused('no_signing_key', `there is no ${SIGNING_KEY_FILE} in ${dataDir}: the hub's desired-state signing key`, [
@@ -71,55 +83,59 @@ export class SingleHub {
       }
       // It exists, so this only loads it, with the checks the hub makes (owner-only mode, Ed25519).
       const signingKey = loadOrCreateSigningKey(dataDir);
-      return new SingleHub(dataDir, db, key.cipher, key.source, signingKey, signingKeyFile);
+      return new SingleHub(dataDir, { 'hub.db': hub, 'telemetry.db': telemetry }, key.cipher, key.source, signingKey, signingKeyFile);
     } catch (err) {
-      db.close();
+      for (const db of opened) db.close();
       throw err;
     }
   }
 
   /** hub.db's schema version (MIGRATIONS.length: open refuses any other). */
   get schemaVersion(): number {
-    return this.db.pragma('user_version', { simple: true }) as number;
+    return this.files['hub.db'].pragma('user_version', { simple: true }) as number;
   }
 
-  count(table: ControlTable): number {
-    return (this.db.prepare(`SELECT count(*) AS n FROM "${table.name}"`).get() as { n: number }).n;
+  count(table: CopiedTable): number {
+    return (this.files[table.file].prepare(`SELECT count(*) AS n FROM "${table.name}"`).get() as { n: number }).n;
   }
 
-  /** The table's columns, in their order in hub.db. */
-  columns(table: ControlTable): string[] {
-    return (this.db.pragma(`table_info("${table.name}")`) as { name: string }[]).map((column) => column.name);
+  /** The table's columns, in their order in its file. */
+  columns(table: CopiedTable): string[] {
+    return (this.files[table.file].pragma(`table_info("${table.name}")`) as { name: string }[]).map((column) => column.name);
   }
 
   /** Up to `limit` rows in key order, after the row whose key is `after` (from the first row without it). */
-  rows(table: ControlTable, limit: number, after?: Row): Row[] {
+  rows(table: CopiedTable, limit: number, after?: Row): Row[] {
     const key = table.key.map((column) => `"${column}"`).join(', ');
     const where = after === undefined ? '' : `WHERE (${key}) > (${table.key.map(() => '?').join(', ')})`;
     const params = after === undefined ? [] : table.key.map((column) => after[column]);
-    return this.db.prepare(`SELECT * FROM "${table.name}" ${where} ORDER BY ${key} LIMIT ?`).all(...params, limit) as Row[];
+    return this.files[table.file].prepare(`SELECT * FROM "${table.name}" ${where} ORDER BY ${key} LIMIT ?`).all(...params, limit) as Row[];
   }
 
   /**
-   * The highest audit id ever given out: SQLite's AUTOINCREMENT never reuses an id, even one whose
-   * row was pruned, and the copy's identity sequence must not either.
+   * The highest id the table's identity column ever held: its largest, or for an AUTOINCREMENT
+   * table SQLite's own high-water mark, which never goes back even when the newest rows are gone.
+   * The copy's sequence must not hand out one of those ids again.
    */
-  auditHighWater(): number {
-    const row = this.db
-      .prepare<[], { high: number | null }>(
-        "SELECT max(coalesce((SELECT max(id) FROM audit), 0), coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'audit'), 0)) AS high",
-      )
-      .get();
-    return row?.high ?? 0;
+  highestId(table: CopiedTable & { identity: string }): number {
+    const db = this.files[table.file];
+    const [largest] = db.prepare(`SELECT coalesce(max("${table.identity}"), 0) AS n FROM "${table.name}"`).all() as { n: number }[];
+    const hasSequence = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_sequence'").get() !== undefined;
+    const sequence = hasSequence
+      ? (db.prepare('SELECT seq FROM sqlite_sequence WHERE name = ?').get(table.name) as { seq: number } | undefined)?.seq
+      : undefined;
+    return Math.max(largest?.n ?? 0, sequence ?? 0);
   }
 
-  /** Ends the read transaction (nothing was written) and lets go of hub.db. */
+  /** Ends the read transactions (nothing was written) and lets go of both files. */
   close(): void {
-    if (!this.db.open) return;
-    try {
-      this.db.exec('ROLLBACK');
-    } finally {
-      this.db.close();
+    for (const db of Object.values(this.files)) {
+      if (!db.open) continue;
+      try {
+        db.exec('ROLLBACK');
+      } finally {
+        db.close();
+      }
     }
   }
 }
@@ -155,15 +171,15 @@ function lockExclusively(file: string): Db {
   }
 }
 
-function checkSchema(db: Db, file: string): void {
+function checkSchema(db: Db, file: string, migrations: readonly string[], expected: readonly CopiedTable[]): void {
   const version = db.pragma('user_version', { simple: true }) as number;
-  if (version < MIGRATIONS.length) {
-    throw new MigrateRefused('schema_version', `${file} has schema version ${version}, older than this Flotilla's (${MIGRATIONS.length})`, [
+  if (version < migrations.length) {
+    throw new MigrateRefused('schema_version', `${file} has schema version ${version}, older than this Flotilla's (${migrations.length})`, [
       START_THE_HUB_ONCE,
     ]);
   }
-  if (version > MIGRATIONS.length) {
-    throw new MigrateRefused('schema_version', `${file} has schema version ${version}, newer than this Flotilla's (${MIGRATIONS.length})`, [
+  if (version > migrations.length) {
+    throw new MigrateRefused('schema_version', `${file} has schema version ${version}, newer than this Flotilla's (${migrations.length})`, [
       'migrate with the Flotilla release the hub ran',
     ]);
   }
@@ -174,13 +190,13 @@ function checkSchema(db: Db, file: string): void {
       .map((row) => row.name)
       .filter((name) => !SQLITE_INTERNAL_TABLES.has(name)),
   );
-  const unknown = [...tables].filter((name) => !CONTROL_TABLES.some((table) => table.name === name));
+  const unknown = [...tables].filter((name) => !expected.some((table) => table.name === name));
   if (unknown.length > 0) {
     throw new MigrateRefused('unknown_table', `${file} holds tables migrate does not know: ${unknown.join(', ')}`, [
       "they are not a Flotilla hub's: remove them from a copy of the data dir and migrate the copy",
     ]);
   }
-  const missing = CONTROL_TABLES.filter((table) => !tables.has(table.name)).map((table) => table.name);
+  const missing = expected.filter((table) => !tables.has(table.name)).map((table) => table.name);
   if (missing.length > 0) {
     throw new MigrateRefused('schema_version', `${file} lacks tables of its schema version: ${missing.join(', ')}`, [
       'it was not made by a Flotilla hub, or was altered',
