@@ -39,7 +39,7 @@ import {
   signDesired,
   type Topics,
 } from '../../shared/index.js';
-import type { HubBus } from '../mqtt/hub-bus.js';
+import type { HubBus, MessageOrigin } from '../mqtt/hub-bus.js';
 import type { AppStore, StoredApp } from '../store/apps.js';
 import type { DeviceStore, StoredDevice } from '../store/devices.js';
 import type { SecretStore } from '../store/secrets.js';
@@ -125,11 +125,11 @@ export class Dispatcher {
       // First in the work chain: reports that arrive while it runs wait behind it. A failure fails the start.
       const restored = this.restoreStored();
       this.work = restored.catch(() => undefined);
-      await bus.subscribe(filters, (topic, payload) => this.route(topic, payload));
+      await bus.subscribe(filters, (topic, payload, origin) => this.route(topic, payload, origin));
       await restored;
       this.startTicking();
     } else {
-      await bus.subscribe(filters, (topic, payload) => this.route(topic, payload));
+      await bus.subscribe(filters, (topic, payload, origin) => this.route(topic, payload, origin));
     }
   }
 
@@ -375,7 +375,7 @@ export class Dispatcher {
     }
   }
 
-  private route(topic: string, payload: Buffer): void {
+  private route(topic: string, payload: Buffer, origin: MessageOrigin): void {
     if (topic === SYNC_TOPIC) {
       this.syncAsked(payload);
       return;
@@ -387,15 +387,15 @@ export class Dispatcher {
         return;
       }
       if (parsed.kind === 'api') {
-        if (parsed.channel === 'request' && this.replica.isLocal(parsed.clientId)) this.deps.apiRequests(parsed.clientId, payload);
+        if (parsed.channel === 'request' && origin.publishedHere) this.deps.apiRequests(parsed.clientId, payload);
         return;
       }
       // Session data is the session relay's (broker/remote/), never the dispatcher's.
       if (parsed.kind === 'session') return;
       // A cleared retained message is not a report.
       if (payload.length === 0) return;
-      // Another replica's: the one its device is connected to records a state, the leader a status.
-      if (parsed.channel === 'state' && !this.replica.isLocal(parsed.deviceId)) return;
+      // Another replica's: the one it came through records a state, the leader a status.
+      if (parsed.channel === 'state' && !origin.publishedHere) return;
       if (parsed.channel === 'status' && !this.replica.leading) return;
       this.enqueue(`handling ${parsed.channel} of device ${parsed.deviceId}`, () => this.handle(parsed, payload));
     } catch (err) {

@@ -6,7 +6,6 @@
 import type { Logger } from 'pino';
 import type { Closer } from '../../shared/closer.js';
 import { type ReplicaRole, SOLE_REPLICA } from '../dispatcher/replica.js';
-import { connectedClient } from '../mqtt/aedes-internals.js';
 import type { HubMqtt } from './mqtt.js';
 import type { HubStores } from './stores.js';
 
@@ -33,7 +32,6 @@ export async function replicaRole(
     get leading() {
       return lease.isLeader;
     },
-    isLocal: (clientId) => connectedClient(mqtt.broker.aedes, clientId) !== undefined,
     onLeadership: (listener) => listeners.push(listener),
     clustered: true,
   };
