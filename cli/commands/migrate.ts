@@ -25,7 +25,7 @@ interface MigrateOptions {
 
 interface TableLine {
   table: string;
-  hubDb: number;
+  sqlite: number;
   /** Rows in the target: after the copy, or as a dry run found them (undefined: no such table yet). */
   postgres: number | undefined;
 }
@@ -81,7 +81,7 @@ async function dryRun({ io, output, options, hub, logger }: Run): Promise<void> 
   const { inspectTarget } = await import('../../broker/store/migrate/target.js');
   const { COPIED_TABLES } = await import('../../broker/store/migrate/tables.js');
   const target = await inspectTarget(options.to, logger);
-  const tables = COPIED_TABLES.map((table) => ({ table: table.name, hubDb: hub.count(table), postgres: target.rows.get(table.name) }));
+  const tables = COPIED_TABLES.map((table) => ({ table: table.name, sqlite: hub.count(table), postgres: target.rows.get(table.name) }));
   const held = tables.filter((line) => (line.postgres ?? 0) > 0);
   const body = {
     dryRun: true,
@@ -108,7 +108,7 @@ async function copy({ io, output, options, hub, logger }: Run): Promise<void> {
   const db = await openTarget(options.to, logger);
   try {
     const report = await copyToPostgres(hub, db);
-    const tables = report.tables.map(({ table, source, target }) => ({ table, hubDb: source, postgres: target }));
+    const tables = report.tables.map(({ table, source, target }) => ({ table, sqlite: source, postgres: target }));
     const to = db.target.description;
     const body = {
       from: options.from,
@@ -142,8 +142,8 @@ function lines(...parts: (string | undefined)[]): string {
 
 function countTable(tables: readonly TableLine[]): string {
   return formatTable(
-    ['TABLE', 'HUB.DB', 'POSTGRESQL'],
-    tables.map((line) => [line.table, `${line.hubDb}`, line.postgres === undefined ? '-' : `${line.postgres}`]),
+    ['TABLE', 'SQLITE', 'POSTGRESQL'],
+    tables.map((line) => [line.table, `${line.sqlite}`, line.postgres === undefined ? '-' : `${line.postgres}`]),
   ).trimEnd();
 }
 

@@ -217,7 +217,7 @@ describe('flotilla migrate, single hub to PostgreSQL', () => {
       dryRun: true,
       schemaVersion: MIGRATIONS.length,
       targetEmpty: true,
-      tables: expect.arrayContaining([{ table: 'devices', hubDb: 6 }]),
+      tables: expect.arrayContaining([{ table: 'devices', sqlite: 6 }]),
     });
     expect(await rowsIn(url)).toBe('no tables');
   });
