@@ -1,8 +1,11 @@
 /**
  * Telemetry ingest: logs, metrics and events from the broker (publish
- * authorization, ingest-before-ack.ts: no second MQTT hop) into the telemetry file.
+ * authorization, ingest-before-ack.ts: no second MQTT hop) into the telemetry file
+ * (or, on a hub replica, the shared PostgreSQL database: pg/writer.ts).
  * A `durable` message's `done` waits for its commit, which is never more
- * than the short interval and the commit in progress away.
+ * than the short interval and the commit in progress away; a writer that
+ * answers `redeliver` has it called with the error instead, so its publisher
+ * is refused rather than acknowledged.
  *
  * Messages are validated on arrival and queued; the queue is written in one
  * transaction (a group commit) after `commitIntervalMs`, or at once when
