@@ -27,7 +27,7 @@ telemetrySuite('SQLite', {
             logger,
             maxAgeMs,
             maxBytes: 1024 ** 4,
-            chunkRows: 2,
+            chunkRows: 1,
             now: () => nowMs,
           }).runOnce();
           return pass.deletedByAge;
