@@ -30,7 +30,7 @@ import { type HubMqtt, startHubMqtt } from './hub/mqtt.js';
 import { remoteAccess, type SessionTimings } from './hub/remote.js';
 import { replicaRole } from './hub/replica.js';
 import { type HubStores, openHubStores } from './hub/stores.js';
-import { type HubTelemetry, startTelemetry } from './hub/telemetry.js';
+import { type HubTelemetry, openTelemetry } from './hub/telemetry.js';
 import { auditMethods } from './remote/audit-methods.js';
 import { telemetryMethods } from './telemetry/methods.js';
 
@@ -75,7 +75,7 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
   };
   try {
     const stores = await openHubStores(config, { logger, now, secretsKey: deps.secretsKey }, closer);
-    const telemetry = startTelemetry(config, logger, closer, (await stores.devices.presence()).length);
+    const telemetry = await openTelemetry(config, logger, closer, (await stores.devices.presence()).length, stores.postgres);
     const { authenticator, loginDelay } = authentication(config, stores, logger);
     const { protocolVersions, telemetryEncodings } = deps;
     const remote = await remoteAccess(stores, telemetry, new Topics(config.topicRoot), logger, now, closer, config.redis !== undefined);

@@ -5,7 +5,9 @@
  * devices connected to the others, and every replica answers the API alike. Then the leader is
  * killed with SIGKILL in the middle of a rollout: another replica takes the lead, the dead one's
  * devices come back through the others, and the rollout completes with every device counted
- * healthy once, each document signed with the one key the devices pinned.
+ * healthy once, each document signed with the one key the devices pinned. Telemetry is in the shared
+ * database: every replica answers a device's logs alike, whichever replica it is connected to, and
+ * the lines devices logged as the leader was killed are each stored once.
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,8 +18,25 @@ import { type PostgresServer, startPostgres } from '../support/postgres.js';
 import { type HubProcess, removeDir, scratchDir, startHubProcess } from '../support/processes.js';
 import { type RedisServer, startRedis } from '../support/redis.js';
 import { type Fleet, startFleet } from '../support/sim/fleet.js';
+import { duplicates, storedLogLines } from '../support/stored-telemetry.js';
 import { startTcpBalancer, type TcpBalancer } from '../support/tcp-balancer.js';
 import { waitFor } from '../support/wait.js';
+
+/** Lines each device logs at a time. */
+const LINES = 20;
+
+/** Each device's running container writes LINES lines `${device} ${label} n`; returns them per device. */
+function logFromEveryDevice(fleet: Fleet, label: string): Map<string, string[]> {
+  const written = new Map<string, string[]>();
+  for (const device of fleet.devices) {
+    const running = device.runtime.containers().find((c) => c.state === 'running');
+    if (!running) throw new Error(`${device.id} runs no container to log from`);
+    const lines = Array.from({ length: LINES }, (_, i) => `${device.id} ${label} ${i + 1}`);
+    for (const line of lines) device.runtime.writeLog(running.id, 'stdout', line);
+    written.set(device.id, lines);
+  }
+  return written;
+}
 
 const webApp = (version: string) => ({
   name: 'web',
@@ -101,6 +120,18 @@ describe('three hub replicas on Redis and PostgreSQL', () => {
     expect(views[2]).toEqual(views[0]);
     expect(views[0]).toMatchObject({ revision: 1 });
 
+    // Logs are stored in the shared database: every replica answers each device's lines alike,
+    // so two of the three answer for devices connected elsewhere.
+    const steady = logFromEveryDevice(fleet, 'steady');
+    for (const [id, lines] of steady) {
+      await waitFor(`${id}'s lines on every replica`, async () => {
+        const answers = await Promise.all(
+          replicas.map(async (r) => (await storedLogLines(r.url, id)).filter((l) => l.includes(' steady '))),
+        );
+        return answers.every((stored) => JSON.stringify(stored) === JSON.stringify(lines));
+      });
+    }
+
     // Revision 2 through another replica, rolled out two devices at a time; the leader is killed once it has begun.
     await waitFor('one replica leading', async () => leaderOf(replicas) !== undefined);
     const leader = leaderOf(replicas)!;
@@ -111,6 +142,8 @@ describe('three hub replicas on Redis and PostgreSQL', () => {
     const before = await rollout(survivors[1]!);
     expect(before.phase).toBe('progressing');
     expect(before.counts.healthy).toBeLessThan(6);
+    // Devices log as the leader dies: what its devices had acknowledged is committed, the rest is resent to the others.
+    const killed = logFromEveryDevice(fleet, 'kill');
     await replicas[leader]!.proc.stop(true);
 
     await waitFor('another replica leading', async () => leaderOf(replicas) !== undefined, { timeoutMs: 30_000 });
@@ -128,6 +161,18 @@ describe('three hub replicas on Redis and PostgreSQL', () => {
       timeoutMs: 30_000,
     });
     expect(((await api(survivors[0]!, 'GET', '/api/v1/apps/web')).body as AppDetail).revision).toBe(2);
+
+    // Every line logged as the leader was killed is stored, once, and answered alike by both survivors.
+    for (const [id, lines] of killed) {
+      const kill = async (replica: number) => (await storedLogLines(replicas[replica]!.url, id)).filter((l) => l.includes(' kill '));
+      await waitFor(`${id}'s kill lines stored`, async () => new Set(await kill(survivors[0]!)).size === lines.length, {
+        timeoutMs: 30_000,
+      });
+      const stored = await kill(survivors[0]!);
+      expect(duplicates(stored), id).toEqual([]);
+      expect([...stored].sort(), id).toEqual([...lines].sort());
+      expect(await kill(survivors[1]!), id).toEqual(stored);
+    }
   });
   it('recovers from a Redis restart and then a PostgreSQL restart without restarting, saying what it waited for', {
     timeout: 120_000,
