@@ -125,6 +125,8 @@ export class Dispatcher {
       // First in the work chain: reports that arrive while it runs wait behind it. A failure fails the start.
       const restored = this.restoreStored();
       this.work = restored.catch(() => undefined);
+      // The fleet's plan runs behind start(), a chunk per turn of the event loop, while the republication goes out.
+      this.enqueue('planning desired state', () => this.syncAll());
       await bus.subscribe(filters, (topic, payload, origin) => this.route(topic, payload, origin));
       await restored;
       this.startTicking();
@@ -144,6 +146,7 @@ export class Dispatcher {
     if (leading) {
       this.log.info(LEADING);
       this.enqueue('taking over desired state', () => this.restoreStored());
+      this.enqueue('planning desired state', () => this.syncAll());
       this.startTicking();
     } else {
       this.log.warn('no longer leading: rollouts and desired state are left to the leader');
@@ -157,7 +160,7 @@ export class Dispatcher {
     // status messages are gone with it. Devices say so again when they reconnect.
     // Not when other replicas run: the devices connected to them are online.
     if (!this.replica.clustered) await this.deps.devices.markAllOffline();
-    // Queued, not published here: the pump below sends them in chunks while start() returns.
+    // Queued, not published here: the pump sends them in chunks while start() returns.
     for (const device of await this.deps.devices.list()) {
       if (device.desired) this.restore.set(device.id, device.desired);
     }
@@ -166,7 +169,7 @@ export class Dispatcher {
       this.restoreStartedAt = performance.now();
       this.log.info({ devices: this.restoreCount, chunk: this.chunk }, 'republishing stored desired state, paced');
     }
-    await this.syncAll();
+    this.pump();
   }
 
   /** Nothing new starts; resolves once what was running has finished. */

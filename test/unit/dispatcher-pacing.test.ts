@@ -128,6 +128,8 @@ describe('Dispatcher: paced desired state', () => {
     const first = hub.dispatcher(mqtt, 1000);
     stops.push(() => first.stop());
     await first.start();
+    // The fleet's plan runs behind start().
+    await first.idle();
     expect(mqtt.sent).toHaveLength(25);
     first.stop();
     return hub;
@@ -139,6 +141,7 @@ describe('Dispatcher: paced desired state', () => {
     const restarted = hub.dispatcher(mqtt, 10);
     stops.push(() => restarted.stop());
     await restarted.start();
+    await restarted.idle();
 
     expect(mqtt.inFlight).toBe(10);
     expect(restarted.desiredBacklog).toBe(15);
@@ -165,6 +168,7 @@ describe('Dispatcher: paced desired state', () => {
     const restarted = hub.dispatcher(mqtt, 10);
     stops.push(() => restarted.stop());
     await restarted.start();
+    await restarted.idle();
     const firstChunk = mqtt.sent.map((s) => s.deviceId);
 
     // A change for zone a while the republication is under way: revision 2 for 13 devices.
@@ -199,6 +203,7 @@ describe('Dispatcher: paced desired state', () => {
     const dispatcher = hub.dispatcher(mqtt, 4);
     stops.push(() => dispatcher.stop());
     await dispatcher.start();
+    await dispatcher.idle();
     while (mqtt.inFlight > 0) await mqtt.ackAll();
     const before = mqtt.sent.length;
 
@@ -220,6 +225,7 @@ describe('Dispatcher: paced desired state', () => {
     const dispatcher = hub.dispatcher(mqtt, 5);
     stops.push(() => dispatcher.stop());
     await dispatcher.start();
+    await dispatcher.idle();
     while (mqtt.inFlight > 0) await mqtt.ackAll();
     const before = mqtt.sent.length;
 
@@ -257,6 +263,7 @@ describe('Dispatcher: paced desired state', () => {
     const dispatcher = hub.dispatcher(mqtt, 1000);
     stops.push(() => dispatcher.stop());
     await dispatcher.start();
+    await dispatcher.idle();
     // As behind a fleet-wide pass: a thousand devices' reports queued at once.
     const burst = Array.from({ length: 1000 }, (_, i) => `dev-${String(i).padStart(4, '0')}`);
     const topics = new Topics('flotilla/v1');
@@ -286,6 +293,7 @@ describe('Dispatcher: paced desired state', () => {
     const dispatcher = hub.dispatcher(mqtt, 10);
     stops.push(() => dispatcher.stop());
     await dispatcher.start();
+    await dispatcher.idle();
     await hub.apply(appSpec('base', { site: 'roof' }));
     await hub.devices.ensure('dev-1');
     await hub.devices.recordState(deviceState('dev-1'));
@@ -303,6 +311,7 @@ describe('Dispatcher: paced desired state', () => {
     const dispatcher = hub.dispatcher(mqtt, 10);
     stops.push(() => dispatcher.stop());
     await dispatcher.start();
+    await dispatcher.idle();
     await mqtt.ackAll();
     expect(mqtt.sent.map((s) => [s.revision, s.signature])).toEqual([[3, undefined]]);
 
