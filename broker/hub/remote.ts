@@ -19,6 +19,7 @@ import { type SessionEndpoint, sessionEndpoint } from '../remote/endpoint.js';
 import { SessionCommands } from '../remote/session-commands.js';
 import { SessionRecord } from '../remote/session-record.js';
 import { SessionRegistry } from '../remote/session-registry.js';
+import { SessionsElsewhere } from '../remote/sessions-elsewhere.js';
 import type { HubMqtt } from './mqtt.js';
 import type { HubStores } from './stores.js';
 import type { HubTelemetry } from './telemetry.js';
@@ -57,6 +58,8 @@ export async function remoteAccess(
   clustered = false,
 ): Promise<RemoteAccess> {
   const registry = new SessionRegistry(() => now().getTime());
+  // One replica of many: a device here may publish frames of a session another replica opened.
+  const elsewhere = clustered ? new SessionsElsewhere(() => now().getTime()) : undefined;
   if (!clustered) {
     const orphans = await stores.audit.closeOrphans('the hub stopped while the session ran');
     if (orphans > 0) logger.warn({ component: 'remote-access', sessions: orphans }, 'sessions left open by a hub that stopped were closed');
@@ -72,13 +75,14 @@ export async function remoteAccess(
   return {
     registry,
     acl: {
-      isOpenSession: (deviceId, sessionId) => registry.isOpen(deviceId, sessionId),
+      isOpenSession: (deviceId, sessionId) => registry.isOpen(deviceId, sessionId) || (elsewhere?.isOpen(deviceId, sessionId) ?? false),
       onSessionTopicRefused: (refusal) => record.topicRefused(refusal),
     },
     async startRelay(mqtt, auth, timings = {}) {
       const log = logger.child({ component: 'remote-access' });
       const replies = new CommandReplies(topics, logger);
       await replies.attach(mqtt.bus);
+      await elsewhere?.attach(mqtt.bus, topics);
       closer.add('command replies', () => replies.close());
       await mqtt.bus.subscribe([topics.allSessions('up')], (topic, payload) => {
         const parsed = topics.parse(topic);

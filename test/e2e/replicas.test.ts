@@ -1,7 +1,8 @@
 /**
  * Three hub replicas (`flotilla server --redis … --database …`) on a private Redis and
  * PostgreSQL, behind a TCP balancer, serving two real agents on the Docker Engine and four
- * simulated devices: an app applied through one replica runs everywhere; a rollout applied
+ * simulated devices: an app applied through one replica runs everywhere, and `flotilla exec`
+ * into each real device's container works through every replica; a rollout applied
  * through another is interrupted by the leader's SIGKILL and completes under the next leader,
  * with the real containers on the new image and every device counted healthy once.
  */
@@ -120,6 +121,17 @@ describeDocker('hub replicas with real agents', () => {
       },
     );
     expect(await realImages()).toEqual({ [real[0]!]: v1, [real[1]!]: v1 });
+    // Remote access through every replica: for each device, two of the three relay to a device connected to another.
+    for (const device of real) {
+      for (const i of [0, 1, 2]) {
+        const result = await cli(i, 'exec', device, app, '--', 'sh', '-c', `echo via-replica-${i}; cat /www/index.html`);
+        expect({ code: result.code, stdout: result.stdout, stderr: result.stderr }, `${device} through replica ${i}`).toEqual({
+          code: 0,
+          stdout: `via-replica-${i}\nv1\n`,
+          stderr: '',
+        });
+      }
+    }
 
     // An object, not the index: waitFor retries on a falsy answer, and replica 0 may lead.
     const { leader } = await waitFor('one replica leading', async () => {
