@@ -83,7 +83,10 @@ describeWithEngine('web console: a device with a real agent and container', () =
     await expect.poll(() => lines.count(), { timeout: 10_000 }).toBeGreaterThan(matching);
 
     // An Until ends the range: Live goes off, only lines stamped at or before it show, and no new one arrives.
-    const until = new Date(Date.now() - 2000).toISOString();
+    // Just after a line already shown (1 ms; lines are half a second apart): lines exist on both sides of it,
+    // however long the container has been printing.
+    const shown = await lines.locator('time').evaluateAll((els) => els.map((el) => el.getAttribute('datetime') ?? ''));
+    const until = new Date(Date.parse(shown[Math.floor(shown.length / 2)]!) + 1).toISOString();
     const live = page.getByLabel('Live');
     await page.getByLabel('Until').fill(until);
     await page.getByLabel('Until').press('Tab');
