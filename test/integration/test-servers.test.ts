@@ -198,11 +198,23 @@ describe('private servers of a process killed outright', () => {
       },
     );
     // The killed owner left its dirs (unless another test file's start, running beside this one, swept them already).
-    const next = await startRedis();
-    cleanup.add('redis', () => next.close());
-    expect(existsSync(redisDir as string)).toBe(false);
-    const nextPg = await startPostgres();
-    cleanup.add('postgres', () => nextPg.close());
-    expect(existsSync(pgDir as string)).toBe(false);
+    // The next start sweeps them. Tried again while it has not: until its parent reaps it, a killed
+    // process is a zombie, which still counts as alive to the sweep.
+    await waitFor(
+      "the owner's Redis dir removed by a later start",
+      async () => {
+        await (await startRedis()).close();
+        return !existsSync(redisDir as string);
+      },
+      { timeoutMs: 10_000, intervalMs: 200 },
+    );
+    await waitFor(
+      "the owner's PostgreSQL dir removed by a later start",
+      async () => {
+        await (await startPostgres()).close();
+        return !existsSync(pgDir as string);
+      },
+      { timeoutMs: 20_000, intervalMs: 200 },
+    );
   });
 });
