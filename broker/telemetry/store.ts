@@ -59,7 +59,8 @@ interface BatchRow {
   ts_ms: number;
 }
 
-interface EventRow {
+/** An event's row as both engines store it. */
+export interface EventRow {
   id: number;
   device: string;
   seq: number;
@@ -321,7 +322,7 @@ export function batchRecords(
   return lines.map((line: LogLine, n: number) => ({ id: base + n, device: row.device, ...line }));
 }
 
-function eventRecord(row: EventRow): EventRecord {
+export function eventRecord(row: EventRow): EventRecord {
   return {
     id: row.id,
     device: row.device,
@@ -334,6 +335,6 @@ function eventRecord(row: EventRow): EventRecord {
   };
 }
 
-function metricsSample(row: MetricsRow): MetricsSample {
+export function metricsSample(row: Pick<MetricsRow, 'device' | 'body'>): MetricsSample {
   return { device: row.device, ...(JSON.parse(row.body) as Metrics) };
 }

@@ -5,12 +5,12 @@
  * when a window is full, this reads the same walk in pages (keyset, LIMIT),
  * each page's rows in the same order, and stops at the same row.
  */
-import type { EventRecord, HostMetrics, LogRecord, Metrics, MetricsSample } from '../../../shared/index.js';
+import type { EventRecord, HostMetrics, LogRecord, MetricsSample } from '../../../shared/index.js';
 import { MAX_LINES_PER_BATCH } from '../../../shared/index.js';
 import type { PgQueryable } from '../../store/pg/database.js';
 import type { EventQuery, LogQuery, MetricsQuery, RecentHostMetrics, TelemetryReads } from '../reads.js';
 import { timeMs } from '../rows.js';
-import { batchRecords } from '../store.js';
+import { batchRecords, type EventRow, eventRecord, metricsSample } from '../store.js';
 
 interface BatchRow {
   id: number;
@@ -18,17 +18,6 @@ interface BatchRow {
   device: string;
   body: string;
   ts_ms: number;
-}
-
-interface EventRow {
-  id: number;
-  device: string;
-  seq: number;
-  ts: string;
-  type: string;
-  app: string | null;
-  container: string | null;
-  message: string;
 }
 
 interface MetricsRow {
@@ -252,21 +241,4 @@ export class PgTelemetryReads implements TelemetryReads {
       bound = key(rows[rows.length - 1]!);
     }
   }
-}
-
-function eventRecord(row: EventRow): EventRecord {
-  return {
-    id: row.id,
-    device: row.device,
-    seq: row.seq,
-    ts: row.ts,
-    type: row.type,
-    ...(row.app !== null ? { app: row.app } : {}),
-    ...(row.container !== null ? { container: row.container } : {}),
-    message: row.message,
-  };
-}
-
-function metricsSample(row: MetricsRow): MetricsSample {
-  return { device: row.device, ...(JSON.parse(row.body) as Metrics) };
 }
