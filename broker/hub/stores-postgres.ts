@@ -20,8 +20,7 @@ import { sharedSigningKey } from '../store/pg/hub-keys.js';
 import { PgRolloutStore } from '../store/pg/rollouts.js';
 import { PgSecretStore } from '../store/pg/secrets.js';
 import { PgTokenStore } from '../store/pg/tokens.js';
-import { SECRETS_KEY_ENV } from '../store/secrets-key.js';
-import { openSecretsKey } from '../store/sqlite/seal-at-rest.js';
+import { openSecretsKey, SECRETS_KEY_ENV } from '../store/secrets-key.js';
 import type { HubStores, StoreDeps } from './stores.js';
 
 export async function openPostgresStores(url: string, config: HubConfig, deps: StoreDeps, closer: Closer): Promise<HubStores> {

@@ -17,8 +17,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import type { Logger } from 'pino';
 import { writePrivateFile } from '../../shared/private-file.js';
-import { SECRETS_KEY_BYTES } from './secret-cipher.js';
+import { SECRETS_KEY_BYTES, SecretCipher } from './secret-cipher.js';
 
 export const SECRETS_KEY_ENV = 'FLOTILLA_SECRETS_KEY';
 
@@ -70,4 +71,41 @@ function decodeKey(text: string, what: string): Buffer {
     throw new Error(`${what} must hold the base64 of ${SECRETS_KEY_BYTES} bytes (make one with: openssl rand -base64 32)`);
   }
   return key;
+}
+
+export class WrongSecretsKeyError extends Error {
+  readonly code = 'wrong_secrets_key';
+}
+
+export interface SecretsAtRestOptions {
+  dataDir: string;
+  keyFile?: string | undefined;
+  /** `FLOTILLA_SECRETS_KEY`'s value, if set. */
+  envValue?: string | undefined;
+  logger: Pick<Logger, 'info' | 'warn'>;
+}
+
+/**
+ * Finds the secrets key (logging where, and a new or loose key file) and
+ * gives its cipher, with `wrongKey` to turn a WrongSecretsKeyError into one
+ * that says where the key came from; any other error passes through.
+ */
+export function openSecretsKey(options: SecretsAtRestOptions): {
+  cipher: SecretCipher;
+  wrongKey: (err: unknown) => unknown;
+  log: { component: string; keySource: string };
+} {
+  const found = loadSecretsKey({ dataDir: options.dataDir, keyFile: options.keyFile, envValue: options.envValue });
+  const log = { component: 'secrets', keySource: found.source };
+  if (found.created) options.logger.info(log, 'created a new secrets key file (mode 0600); back it up: sealed secrets are lost without it');
+  if (found.looseMode)
+    options.logger.warn({ ...log, mode: found.looseMode }, 'the secrets key file can be read by other users: chmod 600 it');
+  const wrongKey = (err: unknown) => {
+    if (!(err instanceof WrongSecretsKeyError)) return err;
+    const hint = found.created
+      ? ` (the key file ${found.source} was just created: the one the data was sealed with is missing)`
+      : ` (key from ${found.source}; restore the original key: without it the sealed secrets cannot be recovered)`;
+    return new WrongSecretsKeyError(`${err.message}${hint}`);
+  };
+  return { cipher: new SecretCipher(found.key), wrongKey, log };
 }

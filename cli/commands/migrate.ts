@@ -150,7 +150,7 @@ function countTable(tables: readonly TableLine[]): string {
 /** The migration's own errors as the CLI's: refusals are input to fix (exit 2), the rest exit 1. */
 async function translateErrors(work: () => Promise<void>): Promise<void> {
   const { MigrateMismatch, MigrateRefused } = await import('../../broker/store/migrate/errors.js');
-  const { WrongSecretsKeyError } = await import('../../broker/store/sqlite/seal-at-rest.js');
+  const { WrongSecretsKeyError } = await import('../../broker/store/secrets-key.js');
   const { DatabaseConfigError, DatabaseUnavailable } = await import('../../broker/store/pg/errors.js');
   try {
     await work();

@@ -8,7 +8,7 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import type { SigningKey } from '../../dispatcher/signing-key.js';
 import { SealedDataError, type SecretCipher } from '../secret-cipher.js';
-import { WrongSecretsKeyError } from '../sqlite/seal-at-rest.js';
+import { WrongSecretsKeyError } from '../secrets-key.js';
 import type { PgQueryable } from './database.js';
 
 export const SIGNING_KEY_NAME = 'desired-signing-key';

@@ -13,14 +13,9 @@
  *
  * Not a migration in migrations.ts: those are SQL only, and sealing needs the key.
  */
-import type { Logger } from 'pino';
-import { desiredDocAad, desiredHashAad, SealedDataError, SecretCipher } from '../secret-cipher.js';
-import { loadSecretsKey } from '../secrets-key.js';
+import { desiredDocAad, desiredHashAad, SealedDataError, type SecretCipher } from '../secret-cipher.js';
+import { openSecretsKey, type SecretsAtRestOptions, WrongSecretsKeyError } from '../secrets-key.js';
 import type { Db } from './db.js';
-
-export class WrongSecretsKeyError extends Error {
-  readonly code = 'wrong_secrets_key';
-}
 
 export interface SealReport {
   /** Plain-text secret values and desired documents sealed by this start. */
@@ -79,14 +74,6 @@ function tryOpen(open: () => unknown, what: string): void {
   }
 }
 
-export interface SecretsAtRestOptions {
-  dataDir: string;
-  keyFile?: string | undefined;
-  /** `FLOTILLA_SECRETS_KEY`'s value, if set. */
-  envValue?: string | undefined;
-  logger: Pick<Logger, 'info' | 'warn'>;
-}
-
 /**
  * Finds the key, checks it against the data and seals any plain rows: what a
  * hub does with its secrets at start. Throws (the hub does not start) on a
@@ -104,29 +91,4 @@ export function openSecretsAtRest(db: Db, options: SecretsAtRestOptions): Secret
     options.logger.info({ ...log, ...report }, 'sealed secret values and desired documents an older hub stored in plain text');
   }
   return cipher;
-}
-
-/**
- * Finds the secrets key (logging where, and a new or loose key file) and
- * gives its cipher, with `wrongKey` to turn a WrongSecretsKeyError into one
- * that says where the key came from; any other error passes through.
- */
-export function openSecretsKey(options: SecretsAtRestOptions): {
-  cipher: SecretCipher;
-  wrongKey: (err: unknown) => unknown;
-  log: { component: string; keySource: string };
-} {
-  const found = loadSecretsKey({ dataDir: options.dataDir, keyFile: options.keyFile, envValue: options.envValue });
-  const log = { component: 'secrets', keySource: found.source };
-  if (found.created) options.logger.info(log, 'created a new secrets key file (mode 0600); back it up: sealed secrets are lost without it');
-  if (found.looseMode)
-    options.logger.warn({ ...log, mode: found.looseMode }, 'the secrets key file can be read by other users: chmod 600 it');
-  const wrongKey = (err: unknown) => {
-    if (!(err instanceof WrongSecretsKeyError)) return err;
-    const hint = found.created
-      ? ` (the key file ${found.source} was just created: the one the data was sealed with is missing)`
-      : ` (key from ${found.source}; restore the original key: without it the sealed secrets cannot be recovered)`;
-    return new WrongSecretsKeyError(`${err.message}${hint}`);
-  };
-  return { cipher: new SecretCipher(found.key), wrongKey, log };
 }
