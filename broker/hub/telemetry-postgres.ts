@@ -29,11 +29,12 @@ export async function startSharedTelemetry(
   const { writer, reads, retention } = await openPgTelemetry(db, {
     logger,
     maxAgeMs: config.telemetryMaxAgeMs,
+    maxBytes: config.telemetryMaxBytes,
     intervalMs: config.retentionIntervalMs,
   });
   logger.info(
-    { component: 'retention', maxAgeMs: config.telemetryMaxAgeMs },
-    'telemetry is kept in PostgreSQL by age; the size bound applies to a telemetry file only',
+    { component: 'retention', maxAgeMs: config.telemetryMaxAgeMs, maxBytes: config.telemetryMaxBytes },
+    "telemetry is kept in PostgreSQL by age and by its rows' size",
   );
   const ingest = new TelemetryIngest({ writer, logger });
   // Closed after the broker (closers run in reverse): what devices sent last is committed before the pool goes.

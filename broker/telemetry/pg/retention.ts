@@ -1,16 +1,24 @@
 /**
- * Keeps the shared telemetry tables within an age: rows that arrived more
- * than `maxAgeMs` ago (by the storing replica's clock) are deleted, oldest
- * first, in chunks of `chunkRows`, each in a transaction of its own. Every
- * replica runs it on a timer; each chunk is deleted under a transaction-level
- * advisory lock, and a replica that finds it taken stops its pass, so the
- * tables are trimmed by one replica at a time.
+ * Keeps the shared telemetry tables within an age and a size. Rows that
+ * arrived more than `maxAgeMs` ago (by the storing replica's clock) are
+ * deleted, oldest first; then, while the tables' size is over `maxBytes`, the
+ * oldest rows of whichever table holds the oldest row, so every kind keeps its
+ * most recent window, as the telemetry file does (../retention.ts). Deletes
+ * go in chunks of `chunkRows`, each in a transaction of its own under a
+ * transaction-level advisory lock; a replica that finds it taken stops its
+ * pass, so the tables are trimmed by one replica at a time.
  *
- * The size bound (telemetryMaxBytes) is not applied here: PostgreSQL keeps a
- * deleted row's space in the table for reuse rather than giving it back, so
- * pg_total_relation_size does not fall when rows are deleted, and deleting
- * "until under the bound" would empty the tables. The database's size is the
- * operator's, bounded by age.
+ * Size here is what the rows kept take, not the files' size on disk
+ * (pg_total_relation_size): PostgreSQL keeps a deleted row's space in the
+ * table for new rows (once vacuumed) rather than giving it back, so the files
+ * never shrink when rows are deleted, and deleting "until the files are under
+ * the bound" would empty the tables. A table's share is its rows (the span of
+ * its ids, as rows are stored in id order) times the mean stored size of its
+ * newest rows (pg_column_size), scaled by its indexes' size over its heap's,
+ * so index entries count as they do in the telemetry file's used pages.
+ * Every term is read in the pass, transactionally (no statistics that lag),
+ * so a second pass right after the first deletes nothing. The files stop
+ * growing at about the bound plus what autovacuum has not yet freed.
  */
 import { ADVISORY_LOCKS, LOCK_CLASS } from '../../store/pg/advisory-locks.js';
 import type { PgDatabase } from '../../store/pg/database.js';
@@ -21,17 +29,35 @@ export interface PgRetentionOptions {
   db: PgDatabase;
   logger: RetentionLogger;
   maxAgeMs: number;
+  /** The kept rows' size (see above) stays under this; the oldest rows go first. Default: no size bound. */
+  maxBytes?: number;
   intervalMs?: number;
   /** Rows per DELETE. */
   chunkRows?: number;
   now?: () => number;
 }
 
-/** A pass's outcome: what it deleted, and whether it stopped because another replica was trimming. */
+/** A pass's outcome: what it deleted, the size it left, and whether it stopped because another replica was trimming. */
 export interface PgRetentionPass {
   deletedByAge: number;
+  deletedBySize: number;
+  /** The kept rows' size after the pass (see above); 0 when the pass has no size bound or was skipped. */
+  usedBytes: number;
   /** Another replica held the lock: the rest of the pass is left to it. */
   skipped: boolean;
+}
+
+/** The newest rows whose mean size stands for a table's rows: enough to smooth a few odd ones, cheap through the id index. */
+const SIZE_SAMPLE_ROWS = 1000;
+
+/** One table's share of the size. */
+interface TableShare {
+  table: TelemetryTable;
+  rows: number;
+  /** A row's stored size, with its share of the indexes. */
+  rowBytes: number;
+  /** When its oldest row arrived; undefined when it is empty. */
+  oldestMs: number | undefined;
 }
 
 export class PgRetention {
@@ -58,7 +84,7 @@ export class PgRetention {
     return this.running?.catch(() => undefined) ?? Promise.resolve();
   }
 
-  /** One pass. Concurrent calls share the pass in progress. */
+  /** One pass: age first, then size. Concurrent calls share the pass in progress. */
   runOnce(): Promise<PgRetentionPass> {
     this.running ??= this.pass().finally(() => {
       this.running = undefined;
@@ -66,25 +92,79 @@ export class PgRetention {
     return this.running;
   }
 
+  /** The kept rows' size as the size bound counts it (see above). */
+  async usedBytes(): Promise<number> {
+    return total(await Promise.all(TELEMETRY_TABLES.map((table) => this.share(table))));
+  }
+
   private async pass(): Promise<PgRetentionPass> {
+    const pass: PgRetentionPass = { deletedByAge: 0, deletedBySize: 0, usedBytes: 0, skipped: false };
     const cutoff = this.now() - this.options.maxAgeMs;
-    let deletedByAge = 0;
-    let skipped = false;
-    passes: for (const table of TELEMETRY_TABLES) {
+    ages: for (const table of TELEMETRY_TABLES) {
       for (;;) {
         const deleted = await this.deleteChunk(table, cutoff);
         if (deleted === undefined) {
-          skipped = true;
-          break passes;
+          pass.skipped = true;
+          break ages;
         }
-        deletedByAge += deleted;
+        pass.deletedByAge += deleted;
         if (deleted < this.chunkRows) break;
       }
     }
-    if (deletedByAge > 0) {
-      this.options.logger.info({ component: 'retention', deletedByAge }, 'telemetry retention deleted old rows');
+    if (!pass.skipped && this.options.maxBytes !== undefined) await this.trimToSize(this.options.maxBytes, pass);
+    if (pass.deletedByAge + pass.deletedBySize > 0) {
+      const { deletedByAge, deletedBySize, usedBytes } = pass;
+      this.options.logger.info({ component: 'retention', deletedByAge, deletedBySize, usedBytes }, 'telemetry retention deleted old rows');
     }
-    return { skipped, deletedByAge };
+    return pass;
+  }
+
+  /**
+   * Deletes the oldest rows across the tables until their size is under `maxBytes`, reading the
+   * trimmed table's share again after each chunk (a few index probes and its newest rows).
+   */
+  private async trimToSize(maxBytes: number, pass: PgRetentionPass): Promise<void> {
+    const shares = await Promise.all(TELEMETRY_TABLES.map((table) => this.share(table)));
+    while (total(shares) > maxBytes) {
+      const oldest = shares
+        .filter((s) => s.oldestMs !== undefined && s.rows > 0)
+        .reduce<TableShare | undefined>((best, s) => (best && best.oldestMs! <= s.oldestMs! ? best : s), undefined);
+      if (!oldest) break;
+      const deleted = await this.deleteChunk(oldest.table, Number.MAX_SAFE_INTEGER);
+      if (deleted === undefined) {
+        pass.skipped = true;
+        return;
+      }
+      pass.deletedBySize += deleted;
+      Object.assign(oldest, await this.share(oldest.table));
+    }
+    pass.usedBytes = total(shares);
+  }
+
+  /** A table's rows, their mean stored size with the indexes' share, and when its oldest row arrived. */
+  private async share(table: TelemetryTable): Promise<TableShare> {
+    const [row] = await this.options.db.query<{
+      first: number | null;
+      last: number | null;
+      oldest_ms: number | null;
+      mean: number | null;
+      heap: number;
+      indexes: number;
+    }>(
+      `SELECT min(id) AS first, max(id) AS last,
+              (SELECT received_ms FROM ${table} ORDER BY id LIMIT 1) AS oldest_ms,
+              (SELECT avg(pg_column_size(s.*))::float8 FROM (SELECT * FROM ${table} ORDER BY id DESC LIMIT ${SIZE_SAMPLE_ROWS}) s) AS mean,
+              pg_relation_size('${table}') AS heap, pg_indexes_size('${table}') AS indexes
+         FROM ${table}`,
+    );
+    if (!row || row.first === null || row.last === null) return { table, rows: 0, rowBytes: 0, oldestMs: undefined };
+    const indexShare = row.heap > 0 ? row.indexes / row.heap : 0;
+    return {
+      table,
+      rows: row.last - row.first + 1,
+      rowBytes: (row.mean ?? 0) * (1 + indexShare),
+      oldestMs: row.oldest_ms ?? undefined,
+    };
   }
 
   /**
@@ -106,4 +186,8 @@ export class PgRetention {
       return deleted.length;
     });
   }
+}
+
+function total(shares: readonly TableShare[]): number {
+  return Math.round(shares.reduce((sum, s) => sum + s.rows * s.rowBytes, 0));
 }
