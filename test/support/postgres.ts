@@ -24,15 +24,15 @@
  * process killed outright takes its servers with it (the backends follow their postmaster), and its
  * dirs go at the next start (owned-dirs.ts).
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { dyingWithParent } from './die-with-parent.js';
 import { ownedTempDir } from './owned-dirs.js';
 import { freePort } from './ports.js';
+import { PrivateServerProcess, type ServerLaunch } from './private-server.js';
 import { waitFor } from './wait.js';
 
 /** The hub's role on every server. */
@@ -108,7 +108,6 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
   const template = await ensureTemplate(bin, owner);
   const dir = ownedTempDir('flotilla-pg-');
   const server = new PrivatePostgres(bin, owner, dir, await freePort(), options.settings ?? {});
-  live.add(server);
   try {
     execFileSync('cp', ['-a', template, server.dataDir]);
     mkdirSync(server.socketDir);
@@ -196,30 +195,21 @@ function runAs(owner: ServerUser, command: string, args: string[]): Promise<void
   });
 }
 
-const live = new Set<PrivatePostgres>();
-process.once('exit', () => {
-  for (const server of live) server.killNowAndRemove();
-});
-
-class PrivatePostgres implements PostgresServer {
-  readonly host = '127.0.0.1' as const;
+class PrivatePostgres extends PrivateServerProcess implements PostgresServer {
   readonly user = PG_HUB_USER;
   readonly database = PG_HUB_DATABASE;
   readonly password = randomBytes(12).toString('hex');
   readonly dataDir: string;
   readonly socketDir: string;
-  output = '';
-  private child: ChildProcess | undefined;
-  private exited: Promise<void> = Promise.resolve();
-  private closed = false;
 
   constructor(
     private readonly bin: string,
     private readonly owner: ServerUser,
-    private readonly dir: string,
-    readonly port: number,
+    dir: string,
+    port: number,
     private readonly settings: Record<string, string | number>,
   ) {
+    super(dir, port, 'PostgreSQL', 'SIGINT', 15_000);
     this.dataDir = join(dir, 'data');
     this.socketDir = join(dir, 'sock');
   }
@@ -228,17 +218,11 @@ class PrivatePostgres implements PostgresServer {
     return this.urlFor(this.database);
   }
 
-  get running(): boolean {
-    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
-  }
-
   urlFor(database: string): string {
     return `postgres://${this.user}:${this.password}@${this.host}:${this.port}/${database}`;
   }
 
-  async start(): Promise<void> {
-    if (this.closed) throw new Error('this PostgreSQL server was closed');
-    if (this.running) return;
+  protected launch(): ServerLaunch {
     const settings: Record<string, string | number> = {
       listen_addresses: this.host,
       fsync: 'off',
@@ -248,59 +232,14 @@ class PrivatePostgres implements PostgresServer {
     };
     const args = ['-D', this.dataDir, '-p', String(this.port), '-k', this.socketDir];
     for (const [name, value] of Object.entries(settings)) args.push('-c', `${name}=${value}`);
-    this.output = '';
-    const [command, commandArgs] = dyingWithParent(join(this.bin, 'postgres'), args);
-    const child = spawn(command, commandArgs, {
-      uid: this.owner.uid,
-      gid: this.owner.gid,
-      cwd: this.dir,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true, // not in the test runner's process group: a Ctrl-C there is for the runner, not the server
-    });
-    const collect = (chunk: Buffer) => {
-      this.output = (this.output + chunk.toString()).slice(-64 * 1024);
+    return {
+      command: join(this.bin, 'postgres'),
+      args,
+      // not in the test runner's process group: a Ctrl-C there is for the runner, not the server
+      spawn: { uid: this.owner.uid, gid: this.owner.gid, detached: true },
+      readyLine: 'database system is ready to accept connections',
+      readyTimeoutMs: 30_000,
     };
-    child.stdout?.on('data', collect);
-    child.stderr?.on('data', collect);
-    this.child = child;
-    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
-    try {
-      await waitFor(
-        `PostgreSQL on 127.0.0.1:${this.port} to accept connections`,
-        () => {
-          if (child.exitCode !== null || child.signalCode !== null) throw new Error(`postgres exited: ${this.output.slice(-2000)}`);
-          return this.output.includes('database system is ready to accept connections');
-        },
-        { timeoutMs: 30_000, intervalMs: 50 },
-      );
-    } catch (err) {
-      await this.kill();
-      throw err;
-    }
-  }
-
-  async stop(): Promise<void> {
-    await this.signal('SIGINT', 15_000);
-  }
-
-  async kill(): Promise<void> {
-    await this.signal('SIGKILL', 0);
-  }
-
-  async restart(): Promise<void> {
-    await this.stop();
-    await this.start();
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    try {
-      await this.stop();
-    } finally {
-      this.closed = true;
-      live.delete(this);
-      rmSync(this.dir, { recursive: true, force: true });
-    }
   }
 
   async adminQuery<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> {
@@ -321,28 +260,15 @@ class PrivatePostgres implements PostgresServer {
     return this.urlFor(name);
   }
 
-  /** For the exit hook: nothing async is possible there. */
-  killNowAndRemove(): void {
-    this.killTree();
-    rmSync(this.dir, { recursive: true, force: true });
-  }
-
   /**
-   * Sends `signal` to the postmaster (SIGKILL to it and its backends after `graceMs`), and waits
-   * until the postmaster and every backend it had are gone: a new server on the same data dir
-   * refuses to start while old backends still hold the shared memory.
+   * A new server on the same data dir refuses to start while old backends still hold the shared
+   * memory: wait for every backend the postmaster had as well.
    */
-  private async signal(signal: NodeJS.Signals, graceMs: number): Promise<void> {
-    const child = this.child;
-    if (!child || !this.running) return;
-    const pid = child.pid!;
-    const backends = childrenOf(pid);
-    if (signal === 'SIGKILL') this.killTree();
-    else child.kill(signal);
-    const timer = setTimeout(() => this.killTree(), graceMs);
-    await this.exited;
-    clearTimeout(timer);
-    await waitFor('the old PostgreSQL backends to exit', () => backends.every((b) => !alive(b)), { timeoutMs: 10_000, intervalMs: 20 });
+  protected override leftovers(): () => Promise<void> {
+    const backends = this.child?.pid === undefined ? [] : childrenOf(this.child.pid);
+    return async () => {
+      await waitFor('the old PostgreSQL backends to exit', () => backends.every((b) => !alive(b)), { timeoutMs: 10_000, intervalMs: 20 });
+    };
   }
 
   /**
@@ -350,7 +276,7 @@ class PrivatePostgres implements PostgresServer {
    * session leader (so pg_ctl can signal its children), so no process group holds them all, and a
    * backend left alone would answer a query or two before it notices its postmaster is gone.
    */
-  private killTree(): void {
+  protected override killAll(): void {
     const pid = this.child?.pid;
     if (pid === undefined || !this.running) return;
     for (const target of [...childrenOf(pid), pid]) {

@@ -14,13 +14,10 @@
  * exiting with servers still up kills them and removes their dirs; a process killed outright takes
  * its servers with it, and its dirs go at the next start (owned-dirs.ts).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
 import { connect } from 'node:net';
-import { dyingWithParent } from './die-with-parent.js';
 import { ownedTempDir } from './owned-dirs.js';
 import { freePort } from './ports.js';
-import { waitFor } from './wait.js';
+import { PrivateServerProcess, type ServerLaunch } from './private-server.js';
 
 export const REDIS_SERVER = '/usr/bin/redis-server';
 
@@ -59,7 +56,6 @@ export interface RedisServer {
 
 export async function startRedis(options: StartRedisOptions = {}): Promise<RedisServer> {
   const server = new PrivateRedis(ownedTempDir('flotilla-redis-'), await freePort(), options);
-  live.add(server);
   try {
     await server.start();
   } catch (err) {
@@ -69,36 +65,21 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
   return server;
 }
 
-const live = new Set<PrivateRedis>();
-process.once('exit', () => {
-  for (const server of live) server.killNowAndRemove();
-});
-
-class PrivateRedis implements RedisServer {
-  readonly host = '127.0.0.1' as const;
-  output = '';
-  private child: ChildProcess | undefined;
-  private exited: Promise<void> = Promise.resolve();
-  private closed = false;
-
+class PrivateRedis extends PrivateServerProcess implements RedisServer {
   constructor(
     readonly dir: string,
-    readonly port: number,
+    port: number,
     private readonly options: StartRedisOptions,
-  ) {}
+  ) {
+    super(dir, port, 'Redis', 'SIGTERM', 10_000);
+  }
 
   get url(): string {
     const auth = this.options.password === undefined ? '' : `:${encodeURIComponent(this.options.password)}@`;
     return `redis://${auth}${this.host}:${this.port}`;
   }
 
-  get running(): boolean {
-    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  async start(): Promise<void> {
-    if (this.closed) throw new Error('this Redis server was closed');
-    if (this.running) return;
+  protected launch(): ServerLaunch {
     const args = [
       '--port',
       String(this.port),
@@ -118,73 +99,13 @@ class PrivateRedis implements RedisServer {
       '',
     ];
     if (this.options.password !== undefined) args.push('--requirepass', this.options.password);
-    this.output = '';
-    const [command, commandArgs] = dyingWithParent(REDIS_SERVER, args);
-    const child = spawn(command, commandArgs, { cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    const collect = (chunk: Buffer) => {
-      this.output = (this.output + chunk.toString()).slice(-64 * 1024);
-    };
-    child.stdout?.on('data', collect);
-    child.stderr?.on('data', collect);
-    this.child = child;
-    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
-    try {
-      await waitFor(
-        `Redis on 127.0.0.1:${this.port} to accept connections`,
-        () => {
-          if (child.exitCode !== null || child.signalCode !== null) throw new Error(`redis-server exited: ${this.output.slice(-2000)}`);
-          return this.output.includes('Ready to accept connections');
-        },
-        { timeoutMs: 20_000, intervalMs: 20 },
-      );
-    } catch (err) {
-      await this.kill();
-      throw err;
-    }
-  }
-
-  async stop(): Promise<void> {
-    await this.signal('SIGTERM', 10_000);
-  }
-
-  async kill(): Promise<void> {
-    await this.signal('SIGKILL', 0);
-  }
-
-  async restart(): Promise<void> {
-    await this.stop();
-    await this.start();
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    try {
-      await this.stop();
-    } finally {
-      this.closed = true;
-      live.delete(this);
-      rmSync(this.dir, { recursive: true, force: true });
-    }
+    return { command: REDIS_SERVER, args, readyLine: 'Ready to accept connections', readyTimeoutMs: 20_000 };
   }
 
   async command(...args: (string | number)[]): Promise<RespReply> {
     const commands = this.options.password === undefined ? [args] : [['AUTH', this.options.password], args];
     const replies = await respExchange(this.port, commands);
     return replies[replies.length - 1]!;
-  }
-
-  killNowAndRemove(): void {
-    this.child?.kill('SIGKILL');
-    rmSync(this.dir, { recursive: true, force: true });
-  }
-
-  private async signal(signal: NodeJS.Signals, graceMs: number): Promise<void> {
-    const child = this.child;
-    if (!child || !this.running) return;
-    child.kill(signal);
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    await this.exited;
-    clearTimeout(timer);
   }
 }
 
