@@ -31,8 +31,10 @@ import { remoteAccess, type SessionTimings } from './hub/remote.js';
 import { replicaRole } from './hub/replica.js';
 import { type HubStores, openHubStores } from './hub/stores.js';
 import { type HubTelemetry, openTelemetry } from './hub/telemetry.js';
+import { liveTelemetry } from './hub/telemetry-follow.js';
 import { auditMethods } from './remote/audit-methods.js';
 import { telemetryMethods } from './telemetry/methods.js';
+import { maxSemiSpaceMiB } from './v8-young-generation.js';
 
 // The hub's schemas, compiled at build time (cli/validator-code.ts): none is compiled at its start.
 usePrecompiled(VALIDATORS);
@@ -98,12 +100,14 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
     const dispatcher = await startDispatcher(stores, mqtt, api, { ...deps, replica }, logger, now, closer);
     desiredChanged.on(() => dispatcher.scheduleSync());
     const endpoint = await remote.startRelay(mqtt, { authenticator, loginDelay }, deps.sessionTimings);
+    const live = await liveTelemetry(telemetry, mqtt, config.redis !== undefined, logger, closer);
     const ports = await startHubHttp(
       config,
       {
         api,
         stores,
         telemetry,
+        live,
         mqtt,
         authenticator,
         loginDelay,
@@ -116,7 +120,9 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
     // After the listeners, so it runs before them: sessions end as "the hub stopped", and devices are told while the broker still runs.
     closer.add('remote-access sessions', () => endpoint.close());
     const version = { version: flotillaVersion(), protocolVersions: protocolVersions ?? PROTOCOL_VERSIONS };
-    logger.info({ component: 'hub', ...version, dataDir: config.dataDir, ...ports }, 'hub ready');
+    // null: V8's default young generation, which a launcher without the hub's node flag leaves (broker/v8-young-generation.ts).
+    const maxSemiSpace = { maxSemiSpaceMiB: maxSemiSpaceMiB() ?? null };
+    logger.info({ component: 'hub', ...version, dataDir: config.dataDir, ...ports, ...maxSemiSpace }, 'hub ready');
     return { config, ports, hubKey: stores.signingKey.publicKeyPem, close };
   } catch (err) {
     await close();

@@ -1,8 +1,12 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
 /**
  * The `flotilla` executable of the release: `npm run build` compiles this
  * file to dist/cli/bin.js, which package.json's "bin" names. A checkout runs
  * the sources through tsx instead (cli/flotilla.js).
+ *
+ * The shebang's node flag caps the hub's young generation: V8 reads it only
+ * as the process starts (broker/v8-young-generation.ts). `env -S` splits it
+ * from `node`, since Linux passes a shebang's arguments as one word.
  */
 import { useAgentV8Flags } from '../agent/v8-flags.js';
 

