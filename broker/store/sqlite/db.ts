@@ -12,6 +12,17 @@ import { MIGRATIONS } from './migrations.js';
 
 export type Db = Database.Database;
 
+/**
+ * Page cache of the connection, KiB: SQLite's own default. better-sqlite3
+ * builds SQLite with 16 MiB, which the device rows fill (a stored state report
+ * and desired document each): 1.6 KiB of the hub's RSS per device, kept for
+ * the fleet-wide passes that read every row once (planning, the fleet view)
+ * and for the single-row writes of state reports, which the OS's file cache
+ * serves nearly as fast. Connections with other needs set their own after
+ * opening (broker/telemetry/rows.ts).
+ */
+export const CONTROL_CACHE_KIB = 2000;
+
 /** `migrations` defaults to the control data's (apps, devices…); the telemetry file has its own list. */
 export function openDatabase(file: string, migrations: readonly string[] = MIGRATIONS): Db {
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
@@ -24,6 +35,7 @@ export function openDatabase(file: string, migrations: readonly string[] = MIGRA
     // loss may drop the last transactions, which devices re-report anyway.
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
+    db.pragma(`cache_size = -${CONTROL_CACHE_KIB}`);
     migrate(db, migrations);
     return db;
   } catch (err) {
