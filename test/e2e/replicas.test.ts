@@ -6,19 +6,18 @@
  * through another is interrupted by the leader's SIGKILL and completes under the next leader,
  * with the real containers on the new image and every device counted healthy once.
  */
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { stringify } from 'yaml';
-import type { DeviceView, RolloutStatus } from '../../shared/index.js';
+import type { RolloutStatus } from '../../shared/index.js';
 import { type PostgresServer, startPostgres } from '../support/postgres.js';
 import { type HubProcess, removeDir, runCli, scratchDir, startAgentProcess, startHubProcess, stopAll } from '../support/processes.js';
 import { type RedisServer, startRedis } from '../support/redis.js';
 import { type Fleet, startFleet } from '../support/sim/fleet.js';
 import { startTcpBalancer, type TcpBalancer } from '../support/tcp-balancer.js';
 import { waitFor } from '../support/wait.js';
-import { containerIds, inspect, removeContainersAndVolumes } from './support/docker-cli.js';
+import { removeContainersAndVolumes } from './support/docker-cli.js';
 import { describeDocker } from './support/engine.js';
+import { FleetApp, sameEverywhere } from './support/fleet-app.js';
 import { ensureTestImages, retagInRegistry, type TestImages } from './support/images.js';
 
 const suffix = Math.random().toString(36).slice(2, 8);
@@ -39,41 +38,15 @@ describeDocker('hub replicas with real agents', () => {
   const status = async (replica: number) =>
     JSON.parse((await cli(replica, 'rollout', 'status', app, '-o', 'json')).stdout) as RolloutStatus;
 
-  async function apply(replica: number, image: string, rollout?: object) {
-    const file = join(dir, `${Date.now()}.yaml`);
-    const spec = {
-      containers: [{ name: 'web', image }],
-      update: { minReadySeconds: 1, healthTimeout: '20s' },
-      ...(rollout ? { rollout } : {}),
-    };
-    writeFileSync(file, stringify({ name: app, scheduling: { selectors: { fleet: suffix } }, spec }));
-    const result = await cli(replica, 'apply', '-f', file);
-    expect(result.stderr).toBe('');
-  }
-
-  /** Revision and phase of the app on every device, as one replica shows them. */
-  async function onDevices(replica: number): Promise<Record<string, string>> {
-    const { items } = JSON.parse((await cli(replica, 'get', 'devices', '-o', 'json')).stdout) as { items: DeviceView[] };
-    return Object.fromEntries(
-      items
-        .filter((d) => all.includes(d.id))
-        .map((d) => {
-          const state = d.apps.find((a) => a.name === app);
-          return [d.id, state ? `${state.revision} ${state.phase}` : 'none'];
-        }),
-    );
-  }
-  const everywhere = (value: string) => Object.fromEntries(all.map((id) => [id, value]));
-
-  /** The image each real agent's container runs, per Docker. */
-  async function realImages(): Promise<Record<string, string>> {
-    const out: Record<string, string> = {};
-    for (const id of await containerIds(`flotilla.app=${app}`)) {
-      const c = await inspect(id);
-      if (c.State.Running) out[c.Config.Labels['flotilla.device']!] = c.Config.Image;
-    }
-    return out;
-  }
+  const fleetApp = new FleetApp(app, { fleet: suffix }, dir, { minReadySeconds: 1, healthTimeout: '20s' });
+  const through =
+    (replica: number) =>
+    (...args: string[]) =>
+      cli(replica, ...args);
+  const apply = (replica: number, image: string, rollout?: object) => fleetApp.apply(through(replica), image, rollout);
+  const onDevices = (replica: number) => fleetApp.onDevices(through(replica), all);
+  const everywhere = (value: string) => sameEverywhere(all, value);
+  const realImages = () => fleetApp.realImages();
 
   beforeAll(async () => {
     images = await ensureTestImages();

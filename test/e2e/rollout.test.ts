@@ -4,16 +4,14 @@
  * runtime. Canary → pause → resume → everyone updated; then a revision that
  * crashes on its canary pauses the rollout and sends the canary back.
  */
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { stringify } from 'yaml';
-import type { DeviceView, RolloutStatus } from '../../shared/index.js';
+import type { RolloutStatus } from '../../shared/index.js';
 import { type HubProcess, runCli, scratchDir, startAgentProcess, startHubProcess, stopAll } from '../support/processes.js';
 import { type Fleet, startFleet } from '../support/sim/fleet.js';
 import { waitFor } from '../support/wait.js';
-import { containerIds, inspect, removeContainersAndVolumes } from './support/docker-cli.js';
+import { removeContainersAndVolumes } from './support/docker-cli.js';
 import { describeDocker } from './support/engine.js';
+import { FleetApp, sameEverywhere } from './support/fleet-app.js';
 import { ensureTestImages, retagInRegistry, type TestImages } from './support/images.js';
 
 const suffix = Math.random().toString(36).slice(2, 8);
@@ -30,41 +28,11 @@ describeDocker('fleet rollout over real and simulated agents', () => {
   const cli = async (...args: string[]) => runCli(['--hub', hub.url, ...args]);
   const status = async () => JSON.parse((await cli('rollout', 'status', app, '-o', 'json')).stdout) as RolloutStatus;
 
-  async function apply(image: string, rollout: object | undefined) {
-    const file = join(dir, `${Date.now()}.yaml`);
-    const spec = {
-      containers: [{ name: 'web', image }],
-      update: { minReadySeconds: 1, healthTimeout: '10s' },
-      ...(rollout ? { rollout } : {}),
-    };
-    writeFileSync(file, stringify({ name: app, scheduling: { selectors: { fleet: suffix } }, spec }));
-    const result = await cli('apply', '-f', file);
-    expect(result.stderr).toBe('');
-  }
-
-  /** Revision and phase of the app on every device, as the hub shows them. */
-  async function onDevices(): Promise<Record<string, string>> {
-    const { items } = JSON.parse((await cli('get', 'devices', '-o', 'json')).stdout) as { items: DeviceView[] };
-    return Object.fromEntries(
-      items
-        .filter((d) => all.includes(d.id))
-        .map((d) => {
-          const state = d.apps.find((a) => a.name === app);
-          return [d.id, state ? `${state.revision} ${state.phase}` : 'none'];
-        }),
-    );
-  }
-  const everywhere = (value: string) => Object.fromEntries(all.map((id) => [id, value]));
-
-  /** The image each real agent's container runs, per Docker. */
-  async function realImages(): Promise<Record<string, string>> {
-    const out: Record<string, string> = {};
-    for (const id of await containerIds(`flotilla.app=${app}`)) {
-      const c = await inspect(id);
-      if (c.State.Running) out[c.Config.Labels['flotilla.device']!] = c.Config.Image;
-    }
-    return out;
-  }
+  const fleetApp = new FleetApp(app, { fleet: suffix }, dir, { minReadySeconds: 1, healthTimeout: '10s' });
+  const apply = (image: string, rollout: object | undefined) => fleetApp.apply(cli, image, rollout);
+  const onDevices = () => fleetApp.onDevices(cli, all);
+  const everywhere = (value: string) => sameEverywhere(all, value);
+  const realImages = () => fleetApp.realImages();
 
   beforeAll(async () => {
     images = await ensureTestImages();
