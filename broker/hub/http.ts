@@ -31,6 +31,7 @@ import { closeServer, listen } from '../mqtt/broker.js';
 import type { SessionEndpoint } from '../remote/endpoint.js';
 import type { SessionRegistry } from '../remote/session-registry.js';
 import { followRoutes } from '../telemetry/follow.js';
+import type { LiveRecords } from '../telemetry/live-records.js';
 import type { SessionDeviceBytes } from '../telemetry/prometheus.js';
 import { startTlsListeners } from '../tls/listeners.js';
 import type { HubMqtt } from './mqtt.js';
@@ -51,6 +52,8 @@ export interface HubHttpDeps {
   api: HubApi;
   stores: HubStores;
   telemetry: HubTelemetry;
+  /** Committed log lines and events for follow streams: this hub's, or on a replica every replica's. */
+  live: LiveRecords;
   mqtt: HubMqtt;
   authenticator: Authenticator;
   loginDelay: LoginDelay;
@@ -103,7 +106,7 @@ export async function startHubHttp(config: HubConfig, deps: HubHttpDeps, closer:
   closer.add('fleet feed', () => fleet.close());
   const routes = [
     fleetFollowRoute(fleet),
-    ...followRoutes(api, telemetry.ingest, (device) => mqtt.telemetryLink.follow(device)),
+    ...followRoutes(api, deps.live, (device) => mqtt.telemetryLink.follow(device)),
     metricsRoute(metrics),
     whoamiRoute(),
     hubKeyRoute(stores.signingKey.publicKeyPem),

@@ -1,11 +1,14 @@
 /**
  * `?follow=true` on the logs and events routes: Server-Sent Events carrying
  * the backlog, then every new record as soon as it is committed (see
- * ingest.ts). The subscription comes before the backlog query, so no record
- * can fall between them. The writer thread
- * commits before the hub hears of it, so a batch committed but not yet
- * announced is in the backlog and then announced: records at or below the
- * backlog's newest id are not sent twice.
+ * ingest.ts), on this hub or, for a replica, on any replica
+ * (live-records.ts). The subscription is in place before the backlog query,
+ * so no record can fall between them. A batch is committed before the hub
+ * hears of it, so one committed but not yet announced is in the backlog and
+ * then announced: records at or below the backlog's newest id are not sent
+ * twice. Across replicas ids follow commit order only per device (each
+ * replica commits its own devices' records), so there the bound is the
+ * device's newest id in the backlog.
  *
  * A follower that stops reading must not grow the hub's memory: past a bound
  * of unsent stream the hub ends it (broker/http/event-stream.ts; the client
@@ -18,7 +21,7 @@ import { ApiError } from '../dispatcher/errors.js';
 import { isFollow, openEventStream } from '../http/event-stream.js';
 import { methodRoute, pathParams, queryParams } from '../http/routes.js';
 import type { RawRoute } from '../http/server.js';
-import type { TelemetryIngest } from './ingest.js';
+import type { LiveRecords } from './live-records.js';
 
 /** The same path, query and role as the method each stream follows. */
 const LOGS = methodRoute('logs.query');
@@ -29,7 +32,7 @@ const EVENTS = methodRoute('events.query');
  * returns what to call when it ends (the device sends its lines sooner
  * meanwhile: link-tuning.ts).
  */
-export function followRoutes(api: HubApi, ingest: TelemetryIngest, following?: (device: string) => () => void): RawRoute[] {
+export function followRoutes(api: HubApi, live: LiveRecords, following?: (device: string) => () => void): RawRoute[] {
   return [
     {
       method: LOGS.verb,
@@ -43,11 +46,12 @@ export function followRoutes(api: HubApi, ingest: TelemetryIngest, following?: (
           ...pathParams(LOGS, match),
         };
         const backlog = () => page<LogRecord>(async (extra) => (await api.call('logs.query', { ...params, ...extra })).lines, params);
-        return stream(req, res, FOLLOW_EVENT.logs, backlog, (send) => {
-          const stopLogs = ingest.onLogs((records) =>
-            send(records.filter((r) => r.device === params.device && (params.app === undefined || r.app === params.app))),
+        const device = String(params.device);
+        return stream(req, res, FOLLOW_EVENT.logs, backlog, live.acrossReplicas, async (send) => {
+          const stopLogs = await live.followLogs(device, (records) =>
+            send(records.filter((r) => r.device === device && (params.app === undefined || r.app === params.app))),
           );
-          const stopLive = following?.(String(params.device));
+          const stopLive = following?.(device);
           return () => {
             stopLogs();
             stopLive?.();
@@ -67,12 +71,11 @@ export function followRoutes(api: HubApi, ingest: TelemetryIngest, following?: (
           ...pathParams(EVENTS, match),
         };
         const backlog = () => page<EventRecord>(async (extra) => (await api.call('events.query', { ...params, ...extra })).events, params);
-        return stream(req, res, FOLLOW_EVENT.events, backlog, (send) =>
-          ingest.onEvents((records) =>
+        const device = params.device === undefined ? undefined : String(params.device);
+        return stream(req, res, FOLLOW_EVENT.events, backlog, live.acrossReplicas, (send) =>
+          live.followEvents(device, (records) =>
             send(
-              records.filter(
-                (r) => (params.device === undefined || r.device === params.device) && (params.app === undefined || r.app === params.app),
-              ),
+              records.filter((r) => (device === undefined || r.device === device) && (params.app === undefined || r.app === params.app)),
             ),
           ),
         );
@@ -112,16 +115,17 @@ const SLOW_NOTE = 'follower too slow; reconnect with afterId';
  * after it. A backlog that cannot be read (an unknown device) is the
  * request's error, answered before the stream opens.
  */
-async function stream<T extends { id: number }>(
+async function stream<T extends { id: number; device: string }>(
   req: IncomingMessage,
   res: ServerResponse,
   event: string,
   backlog: () => Promise<T[]>,
-  subscribe: (send: (records: T[]) => void) => () => void,
+  acrossReplicas: boolean,
+  subscribe: (send: (records: T[]) => void) => Promise<() => void>,
 ): Promise<void> {
   const early: T[] = [];
   let forward: ((records: T[]) => void) | undefined;
-  const stop = subscribe((records) => (forward ? forward(records) : early.push(...records)));
+  const stop = await subscribe((records) => (forward ? forward(records) : early.push(...records)));
   let first: T[];
   try {
     first = await backlog();
@@ -130,8 +134,8 @@ async function stream<T extends { id: number }>(
     throw err;
   }
   const events = (records: readonly T[]) => records.map((data) => ({ event, data }));
-  const sentUpTo = first.at(-1)?.id ?? 0;
-  const live = (records: readonly T[]) => events(records.filter((r) => r.id > sentUpTo));
+  const unsent = acrossReplicas ? newerThanDevicesIn(first) : newerThan(first.at(-1)?.id ?? 0);
+  const live = (records: readonly T[]) => events(records.filter(unsent));
   openEventStream(
     req,
     res,
@@ -141,4 +145,15 @@ async function stream<T extends { id: number }>(
     },
     SLOW_NOTE,
   );
+}
+
+function newerThan(id: number): (record: { id: number }) => boolean {
+  return (record) => record.id > id;
+}
+
+/** Newer than its device's newest record in `backlog` (any record of a device the backlog does not hold). */
+function newerThanDevicesIn(backlog: readonly { id: number; device: string }[]): (record: { id: number; device: string }) => boolean {
+  const newest = new Map<string, number>();
+  for (const { id, device } of backlog) newest.set(device, Math.max(id, newest.get(device) ?? 0));
+  return (record) => record.id > (newest.get(record.device) ?? 0);
 }

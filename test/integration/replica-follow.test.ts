@@ -1,0 +1,227 @@
+/**
+ * Live follow across hub replicas: three `flotilla server --redis … --database …` processes on a
+ * private Redis and PostgreSQL, a device (a plain MQTT client on the agent's topics) connected to
+ * replica 0, and follow streams (the HTTP `?follow=true` route the CLI and the console read) on
+ * other replicas:
+ * - a device's lines and events committed by replica 0 reach followers on replica 1 live, each
+ *   once and in order, and a follower on replica 0 sees the very same;
+ * - the follower on replica 1 asks the device for its live log window through replica 0;
+ * - the device moving to replica 2 mid-follow keeps feeding the follower, and finds the live
+ *   window asked for on its new replica;
+ * - a follower that resumes with `afterId` gets exactly what came after;
+ * - nobody following, a replica relays nothing: Redis carries each message once, not once more
+ *   per replica (counted by Redis' own PUBLISH statistics).
+ */
+import { join } from 'node:path';
+import type { MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type EventRecord, type LogRecord, TELEMETRY_LINK_COMMAND, Topics } from '../../shared/index.js';
+import { Cleanup } from '../support/cleanup.js';
+import { deviceState, logLine } from '../support/fixtures.js';
+import { http } from '../support/http.js';
+import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
+import { type PostgresServer, startPostgres } from '../support/postgres.js';
+import { type HubProcess, removeDir, scratchDir, startHubProcess } from '../support/processes.js';
+import { type RedisServer, startRedis } from '../support/redis.js';
+import { waitFor } from '../support/wait.js';
+
+const DEVICE = 'moving-1';
+const topics = new Topics();
+
+/** One `?follow=true` stream, its records kept as they arrive. */
+class Follower {
+  readonly records: (LogRecord | EventRecord)[] = [];
+  private text = '';
+  private readonly abort = new AbortController();
+
+  private constructor() {}
+
+  /** Opens the stream; resolves once it is open (the hub answers after its backlog, with the subscription in place). */
+  static async open(url: string, cleanup: Cleanup): Promise<Follower> {
+    const follower = new Follower();
+    cleanup.add(`follower ${url}`, () => follower.close());
+    const res = await fetch(url, { signal: follower.abort.signal });
+    expect(res.status).toBe(200);
+    void follower.read(res.body!.getReader());
+    return follower;
+  }
+
+  lines(): string[] {
+    return (this.records as LogRecord[]).map((r) => r.line);
+  }
+
+  async waitForLines(count: number): Promise<void> {
+    await waitFor(`${count} lines on the stream (got ${this.records.length})`, () => this.records.length >= count, {
+      timeoutMs: 15_000,
+      intervalMs: 20,
+    });
+  }
+
+  close(): void {
+    this.abort.abort();
+  }
+
+  private async read(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
+    const decoder = new TextDecoder();
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        this.text += decoder.decode(value, { stream: true });
+        const blocks = this.text.split('\n\n');
+        this.text = blocks.pop() ?? '';
+        for (const block of blocks) {
+          const data = block.split('\n').find((l) => l.startsWith('data: '));
+          if (block.startsWith('event: ') && data) this.records.push(JSON.parse(data.slice('data: '.length)));
+        }
+      }
+    } catch {
+      // aborted by close()
+    }
+  }
+}
+
+describe('live follow across hub replicas', () => {
+  const cleanup = new Cleanup();
+  let redis: RedisServer;
+  let postgres: PostgresServer;
+  const replicas: HubProcess[] = [];
+  let seq = 0;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    cleanup.add('redis', () => redis.close());
+    postgres = await startPostgres();
+    cleanup.add('postgres', () => postgres.close());
+    const database = await postgres.createDatabase('follow');
+    const keys = scratchDir('flotilla-follow-keys-');
+    cleanup.add('keys', () => removeDir(keys));
+    const args = ['--redis', redis.url, '--database', database, '--secrets-key-file', join(keys, 'secrets.key')];
+    // One after another: the first makes the secrets key file the others use.
+    for (let i = 0; i < 3; i++) {
+      const hub = await startHubProcess(scratchDir(`flotilla-follow-${i}-`), args);
+      cleanup.add(`replica ${i}`, () => hub.proc.stop());
+      cleanup.add(`replica ${i} data`, () => removeDir(hub.dataDir));
+      replicas.push(hub);
+    }
+    // Every replica has heard every other's broker heartbeat (every 5 s), so a follow waits for all of them.
+    await new Promise((resolve) => setTimeout(resolve, 6_000));
+  }, 90_000);
+  afterAll(() => cleanup.run());
+
+  const logsUrl = (replica: number, query = '') => `${replicas[replica]!.url}/api/v1/devices/${DEVICE}/logs?follow=true${query}`;
+
+  /** The device as the agent is on the wire: its will on its own status topic, subscribed to its commands. */
+  async function connectDevice(replica: number): Promise<{ client: MqttClient; inbox: Inbox }> {
+    const status = topics.device(DEVICE, 'status');
+    const client = await connectClient(replicas[replica]!.mqttUrl, {
+      clientId: DEVICE,
+      will: { topic: status, payload: Buffer.from(JSON.stringify({ online: false, at: new Date().toISOString() })), qos: 1, retain: true },
+    });
+    const inbox = new Inbox(client);
+    await client.subscribeAsync(topics.device(DEVICE, 'commands'), { qos: 1 });
+    await client.publishAsync(topics.device(DEVICE, 'state'), JSON.stringify(deviceState(DEVICE)), { qos: 1, retain: true });
+    await client.publishAsync(status, JSON.stringify({ online: true, at: new Date().toISOString() }), { qos: 1, retain: true });
+    return { client, inbox };
+  }
+
+  /** One batch per line, each acknowledged (committed) before the next goes. */
+  async function log(client: MqttClient, lines: string[]): Promise<void> {
+    for (const line of lines) {
+      seq += 1;
+      await client.publishAsync(topics.device(DEVICE, 'logs'), JSON.stringify({ seq, lines: [logLine(line)] }), { qos: 1 });
+    }
+  }
+
+  const liveWindowAsked = (inbox: Inbox) =>
+    inbox.waitFor<{ type: string; args: { liveForMs?: number } }>(
+      topics.device(DEVICE, 'commands'),
+      (c) => c.type === TELEMETRY_LINK_COMMAND && (c.args.liveForMs ?? 0) > 0,
+    );
+
+  it('relays nothing while nobody follows: Redis carries each message once', { timeout: 60_000 }, async () => {
+    const { client } = await connectDevice(0);
+    cleanup.add('quiet device', () => closeClient(client));
+    await waitFor(`${DEVICE} known to every replica`, async () =>
+      (await Promise.all(replicas.map(async (r) => (await http(r.url, 'GET', `/api/v1/devices/${DEVICE}`)).status))).every(
+        (status) => status === 200,
+      ),
+    );
+    const publishes = async () => {
+      const stats = String(await redis.command('INFO', 'commandstats'));
+      return Number(/cmdstat_publish:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+    };
+    const before = await publishes();
+    await log(
+      client,
+      Array.from({ length: 100 }, (_, i) => `quiet ${i}`),
+    );
+    const sent = (await publishes()) - before;
+    // The device's own 100 messages cross Redis once each (the shared emitter); the rest is the
+    // brokers' heartbeats. Relaying its lines to the two other replicas would add 200.
+    expect(sent).toBeGreaterThanOrEqual(100);
+    expect(sent).toBeLessThan(130);
+    await closeClient(client);
+  });
+
+  it('feeds followers on every replica, once each and in order, wherever the device is connected', {
+    timeout: 90_000,
+  }, async () => {
+    const { client, inbox } = await connectDevice(0);
+    cleanup.add('device on replica 0', () => closeClient(client));
+    await log(client, ['before 1', 'before 2']);
+
+    const onOther = await Follower.open(logsUrl(1, '&tail=2'), cleanup);
+    const onOwn = await Follower.open(logsUrl(0, '&tail=2'), cleanup);
+    const events = await Follower.open(`${replicas[2]!.url}/api/v1/events?follow=true&since=1m`, cleanup);
+    await onOther.waitForLines(2);
+    await onOwn.waitForLines(2);
+    // The follower on replica 1 asked, through replica 0, for the device's live log window.
+    await liveWindowAsked(inbox);
+
+    const live = Array.from({ length: 20 }, (_, i) => `live ${i + 1}`);
+    await log(client, live);
+    await client.publishAsync(
+      topics.device(DEVICE, 'events'),
+      JSON.stringify({ seq: 1, ts: new Date().toISOString(), type: 'started', app: 'web', message: 'started on replica 0' }),
+      { qos: 1 },
+    );
+    await onOther.waitForLines(22);
+    await onOwn.waitForLines(22);
+    expect(onOther.lines()).toEqual(['before 1', 'before 2', ...live]);
+    expect(onOwn.records).toEqual(onOther.records);
+    const deviceEvents = () => (events.records as EventRecord[]).filter((e) => e.device === DEVICE).map((e) => e.message);
+    await waitFor('the event on replica 2', () => deviceEvents().length >= 1);
+
+    // The device moves to replica 2 mid-follow: its new replica relays its lines, and asks it for its live window.
+    await closeClient(client);
+    const moved = await connectDevice(2);
+    cleanup.add('device on replica 2', () => closeClient(moved.client));
+    await liveWindowAsked(moved.inbox);
+    const after = Array.from({ length: 10 }, (_, i) => `moved ${i + 1}`);
+    await log(moved.client, after);
+    await moved.client.publishAsync(
+      topics.device(DEVICE, 'events'),
+      JSON.stringify({ seq: 2, ts: new Date().toISOString(), type: 'started', app: 'web', message: 'started on replica 2' }),
+      { qos: 1 },
+    );
+    await onOther.waitForLines(32);
+    await onOwn.waitForLines(32);
+    expect(onOther.lines()).toEqual(['before 1', 'before 2', ...live, ...after]);
+    expect(onOwn.records).toEqual(onOther.records);
+    const ids = onOther.records.map((r) => r.id);
+    expect([...ids].sort((a, b) => a - b)).toEqual(ids);
+    await waitFor('both events on replica 2', () => deviceEvents().length >= 2);
+    expect(deviceEvents()).toEqual(['started on replica 0', 'started on replica 2']);
+
+    // A follower resuming after the tenth live line gets exactly what came after it, then what comes next.
+    const resumed = await Follower.open(logsUrl(1, `&afterId=${onOther.records[11]!.id}`), cleanup);
+    await resumed.waitForLines(20);
+    await log(moved.client, ['resumed live']);
+    await resumed.waitForLines(21);
+    await onOther.waitForLines(33);
+    expect(resumed.lines()).toEqual([...live.slice(10), ...after, 'resumed live']);
+    expect(onOther.lines().at(-1)).toBe('resumed live');
+    expect(onOther.records).toHaveLength(33);
+  });
+});
