@@ -4,12 +4,18 @@
  * `--secrets-key-file`): it seals the secrets and desired documents, and the signing key all
  * replicas share (broker/store/pg/hub-keys.ts). The first admin's key file is written by the
  * replica that made the account, into its own data dir.
+ *
+ * Each hub on the database holds its place there (broker/store/pg/hub-presence.ts) under a name of
+ * its own, which it writes into the remote-access sessions it opens; a replica ends the sessions of
+ * replicas that are gone (broker/remote/replica-orphans.ts).
  */
 import type { Closer } from '../../shared/closer.js';
 import { ensureAdmin } from '../auth/bootstrap.js';
 import type { HubConfig } from '../config.js';
 import { Rollouts } from '../dispatcher/rollouts.js';
 import { loadOrCreateSigningKey } from '../dispatcher/signing-key.js';
+import { AUDIT_MAX_RECORDS } from '../remote/audit-store.js';
+import { ReplicaOrphans } from '../remote/replica-orphans.js';
 import { PgAccountStore } from '../store/pg/accounts.js';
 import { PgAppStore } from '../store/pg/apps.js';
 import { PgAuditStore } from '../store/pg/audit.js';
@@ -17,6 +23,7 @@ import { openPostgres } from '../store/pg/connect.js';
 import { PgDeviceCredentialStore } from '../store/pg/device-credentials.js';
 import { PgDeviceStore } from '../store/pg/devices.js';
 import { sharedSigningKey } from '../store/pg/hub-keys.js';
+import { HubPresence, hubProcessName, presentHubs } from '../store/pg/hub-presence.js';
 import { PgRolloutStore } from '../store/pg/rollouts.js';
 import { PgSecretStore } from '../store/pg/secrets.js';
 import { PgTokenStore } from '../store/pg/tokens.js';
@@ -27,6 +34,8 @@ export async function openPostgresStores(url: string, config: HubConfig, deps: S
   const { logger, now } = deps;
   const db = await openPostgres(url, { logger });
   closer.add('PostgreSQL', () => db.close());
+  const presence = await HubPresence.take({ target: db.target, logger, name: hubProcessName() });
+  closer.add('hub presence', () => presence.close());
   const { cipher, wrongKey } = openSecretsKey({
     dataDir: config.dataDir,
     keyFile: config.secretsKeyFile,
@@ -44,6 +53,12 @@ export async function openPostgresStores(url: string, config: HubConfig, deps: S
   const devices = new PgDeviceStore(db, cipher, now);
   const accounts = new PgAccountStore(db, now);
   await ensureAdmin(accounts, config.dataDir, logger);
+  const audit = new PgAuditStore(db, now, AUDIT_MAX_RECORDS, presence.name);
+  if (config.redis !== undefined) {
+    const orphans = new ReplicaOrphans({ audit, self: presence.name, present: () => presentHubs(db), logger });
+    orphans.start();
+    closer.add('replica orphans', () => orphans.stop());
+  }
   return {
     apps,
     devices,
@@ -52,7 +67,7 @@ export async function openPostgresStores(url: string, config: HubConfig, deps: S
     accounts,
     credentials: new PgDeviceCredentialStore(db, now),
     tokens: new PgTokenStore(db, now),
-    audit: new PgAuditStore(db, now),
+    audit,
     signingKey: { privateKey: signingKey.privateKey, publicKeyPem: signingKey.publicKeyPem },
     postgres: db,
   };

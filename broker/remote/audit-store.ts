@@ -16,6 +16,8 @@ export const AUDIT_PRUNE_EVERY = 100;
 
 export type AuditKind = AuditRecord['kind'];
 export type AuditOutcome = AuditRecord['outcome'];
+/** How a session ended whose hub (or replica) stopped while it ran. */
+export const HUB_LOST: AuditOutcome = 'hub_lost';
 /** How a session that was open ended. */
 export type AuditEnding = Exclude<AuditOutcome, 'open' | 'denied'>;
 
@@ -51,8 +53,13 @@ export interface AuditStore {
   /**
    * Sessions still `open` when the hub starts were cut by a hub that stopped
    * without closing them (a crash, a kill): nothing relays them any more.
+   * They end as `hub_lost`.
    */
   closeOrphans(reason: string): Promise<number>;
+  /** The replicas that relay the sessions still `open` (a replica names itself in the rows it opens). */
+  openReplicas(): Promise<string[]>;
+  /** Ends as `hub_lost` the sessions still `open` that `replica` relayed: it is gone, and nothing relays them any more. */
+  closeOrphansOf(replica: string, reason: string): Promise<number>;
   /** Newest first. */
   list(query: AuditQuery): Promise<AuditRecord[]>;
 }
@@ -71,6 +78,8 @@ export interface AuditRow {
   bytes_down: number;
   exit_code: number | null;
   reason: string | null;
+  /** The replica that relays the session; NULL on a single hub's file. */
+  replica: string | null;
 }
 
 export function auditRecordFromRow(row: AuditRow): AuditRecord {

@@ -36,7 +36,7 @@ export function registerAudit(program: Command, io: CliIO): void {
       'after',
       `
 BYTES ↑/↓: session data from the device to the opener / to the device, as the hub relayed it.
-OUTCOME: open (still running), exited (EXIT shows the code), closed, failed, link_lost, idle, denied.`,
+OUTCOME: open (still running), exited (EXIT shows the code), closed, failed, link_lost, idle, hub_lost (its hub or replica stopped), denied.`,
     )
     .action(async (options: AuditOptions, command: Command) => {
       const body = await hubClient(command, io).call('audit.list', {

@@ -235,8 +235,11 @@ export interface AuditRecord {
   kind: 'exec' | 'shell' | 'forward' | 'topic';
   /** What was asked: the command, the target, the topic. */
   what: string;
-  /** `open` while it runs; then `exited` (a command ended with exitCode), `closed`, `failed`, `link_lost`, `idle`; or `denied`. */
-  outcome: 'open' | 'exited' | 'closed' | 'failed' | 'link_lost' | 'idle' | 'denied';
+  /**
+   * `open` while it runs; then `exited` (a command ended with exitCode), `closed`, `failed`, `link_lost`, `idle`,
+   * `hub_lost` (the hub, or the replica that relayed it, stopped while it ran); or `denied`.
+   */
+  outcome: 'open' | 'exited' | 'closed' | 'failed' | 'link_lost' | 'idle' | 'hub_lost' | 'denied';
   startedAt: string;
   endedAt?: string;
   /** Bytes of session data from the device to the opener, and to the device. */

@@ -448,7 +448,7 @@ export function storeSuite(engineName: string, engine: StoreEngine): void {
         expect(await s.audit.closeOrphans('hub restarted')).toBe(1);
         const all = await s.audit.list({ limit: 10 });
         expect(all.map((r) => [r.id, r.outcome])).toEqual([
-          [orphan, 'closed'],
+          [orphan, 'hub_lost'],
           [failed, 'failed'],
           [denied, 'denied'],
           [opened, 'closed'],

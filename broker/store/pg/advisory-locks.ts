@@ -17,4 +17,6 @@ export const ADVISORY_LOCKS = {
   dispatcherLeader: 2,
   /** Transaction-level, while one replica trims the shared telemetry tables (broker/telemetry/pg/retention.ts). */
   telemetryRetention: 3,
+  /** Session-level, held by every hub using the database for as long as it runs (broker/store/pg/hub-presence.ts). */
+  hubPresence: 4,
 } as const;

@@ -10,6 +10,7 @@ import {
   type AuditStart,
   type AuditStore,
   auditRecordFromRow,
+  HUB_LOST,
 } from '../../remote/audit-store.js';
 import type { PgDatabase } from './database.js';
 
@@ -21,6 +22,8 @@ export class PgAuditStore implements AuditStore {
     private readonly db: PgDatabase,
     private readonly now: () => Date = () => new Date(),
     private readonly maxRecords = AUDIT_MAX_RECORDS,
+    /** This replica's name, written into the sessions it opens (see hub-presence.ts). */
+    private readonly replica: string | null = null,
   ) {}
 
   async opened(start: AuditStart): Promise<number> {
@@ -44,9 +47,25 @@ export class PgAuditStore implements AuditStore {
   }
 
   async closeOrphans(reason: string): Promise<number> {
+    const closed = await this.db.query("UPDATE audit SET outcome = $1, ended_at = $2, reason = $3 WHERE outcome = 'open' RETURNING id", [
+      HUB_LOST,
+      this.now().toISOString(),
+      reason,
+    ]);
+    return closed.length;
+  }
+
+  async openReplicas(): Promise<string[]> {
+    const rows = await this.db.query<{ replica: string }>(
+      "SELECT DISTINCT replica FROM audit WHERE outcome = 'open' AND replica IS NOT NULL ORDER BY replica",
+    );
+    return rows.map((r) => r.replica);
+  }
+
+  async closeOrphansOf(replica: string, reason: string): Promise<number> {
     const closed = await this.db.query(
-      "UPDATE audit SET outcome = 'closed', ended_at = $1, reason = $2 WHERE outcome = 'open' RETURNING id",
-      [this.now().toISOString(), reason],
+      "UPDATE audit SET outcome = $1, ended_at = $2, reason = $3 WHERE outcome = 'open' AND replica = $4 RETURNING id",
+      [HUB_LOST, this.now().toISOString(), reason, replica],
     );
     return closed.length;
   }
@@ -72,9 +91,9 @@ export class PgAuditStore implements AuditStore {
 
   private async insert(start: AuditStart, outcome: AuditOutcome, endedAt: string | null, reason: string | null): Promise<number> {
     const [row] = await this.db.query<{ id: number }>(
-      `INSERT INTO audit (actor, device, kind, what, outcome, started_at, ended_at, reason)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
-      [start.actor, start.device, start.kind, start.what, outcome, this.now().toISOString(), endedAt, reason],
+      `INSERT INTO audit (actor, device, kind, what, outcome, started_at, ended_at, reason, replica)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
+      [start.actor, start.device, start.kind, start.what, outcome, this.now().toISOString(), endedAt, reason, this.replica],
     );
     const id = row!.id;
     if (++this.inserts % AUDIT_PRUNE_EVERY === 0) await this.db.query('DELETE FROM audit WHERE id <= $1', [id - this.maxRecords]);

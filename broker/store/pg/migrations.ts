@@ -126,4 +126,10 @@ export const PG_MIGRATIONS: readonly string[] = [
     created_at  text COLLATE "C" NOT NULL
   );
   `,
+  // 8: the replica that relays each remote-access session, so the sessions of a replica that died
+  // are closed by the others (broker/remote/replica-orphans.ts); the open ones are found by index.
+  `
+  ALTER TABLE audit ADD COLUMN replica text COLLATE "C";
+  CREATE INDEX audit_open ON audit (replica) WHERE outcome = 'open';
+  `,
 ];

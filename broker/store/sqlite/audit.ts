@@ -10,6 +10,7 @@ import {
   type AuditStart,
   type AuditStore,
   auditRecordFromRow,
+  HUB_LOST,
 } from '../../remote/audit-store.js';
 import type { Db } from './db.js';
 
@@ -46,7 +47,23 @@ export class SqliteAuditStore implements AuditStore {
 
   async closeOrphans(reason: string): Promise<number> {
     const at = this.now().toISOString();
-    return this.db.prepare(`UPDATE audit SET outcome = 'closed', ended_at = ?, reason = ? WHERE outcome = 'open'`).run(at, reason).changes;
+    return this.db.prepare(`UPDATE audit SET outcome = ?, ended_at = ?, reason = ? WHERE outcome = 'open'`).run(HUB_LOST, at, reason)
+      .changes;
+  }
+
+  /** A single hub names no replica in its rows: none. */
+  async openReplicas(): Promise<string[]> {
+    const rows = this.db
+      .prepare(`SELECT DISTINCT replica FROM audit WHERE outcome = 'open' AND replica IS NOT NULL ORDER BY replica`)
+      .all();
+    return (rows as { replica: string }[]).map((r) => r.replica);
+  }
+
+  async closeOrphansOf(replica: string, reason: string): Promise<number> {
+    const at = this.now().toISOString();
+    return this.db
+      .prepare(`UPDATE audit SET outcome = ?, ended_at = ?, reason = ? WHERE outcome = 'open' AND replica = ?`)
+      .run(HUB_LOST, at, reason, replica).changes;
   }
 
   async list(query: AuditQuery): Promise<AuditRecord[]> {

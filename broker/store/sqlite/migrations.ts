@@ -113,4 +113,10 @@ export const MIGRATIONS: readonly string[] = [
     created_at  TEXT NOT NULL
   );
   `,
+  // 8: the replica that relays each remote-access session (a hub on PostgreSQL names itself; a
+  // single hub on this file leaves it NULL), so a replica's sessions can be closed once it is gone.
+  `
+  ALTER TABLE audit ADD COLUMN replica TEXT;
+  CREATE INDEX audit_open ON audit (replica) WHERE outcome = 'open';
+  `,
 ];

@@ -70,7 +70,7 @@ describe('the audit store', () => {
     const audit = store(clock, 10);
     const open = await audit.opened(exec);
     expect(await audit.closeOrphans('the hub stopped while it ran')).toBe(1);
-    expect((await audit.list({ limit: 1 }))[0]).toMatchObject({ id: open, outcome: 'closed', reason: 'the hub stopped while it ran' });
+    expect((await audit.list({ limit: 1 }))[0]).toMatchObject({ id: open, outcome: 'hub_lost', reason: 'the hub stopped while it ran' });
     for (let i = 0; i < 199; i++) await audit.denied(exec, `try ${i}`);
     const kept = await audit.list({ limit: 1000 });
     // Pruned every 100 inserts: the newest 10 then, and those added since.

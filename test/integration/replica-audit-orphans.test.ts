@@ -1,0 +1,89 @@
+/**
+ * A killed replica's remote-access sessions: the sessions it relayed stay `open` in the shared audit
+ * trail until the surviving replicas see it gone from the database (broker/store/pg/hub-presence.ts)
+ * and end them as `hub_lost`, naming the replica; the sessions of live replicas stay open.
+ */
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AUDIT_MAX_RECORDS } from '../../broker/remote/audit-store.js';
+import { PgAuditStore } from '../../broker/store/pg/audit.js';
+import { openPostgres } from '../../broker/store/pg/connect.js';
+import type { PgDatabase } from '../../broker/store/pg/database.js';
+import { presentHubs } from '../../broker/store/pg/hub-presence.js';
+import type { AuditRecord, List } from '../../shared/index.js';
+import { Cleanup } from '../support/cleanup.js';
+import { http } from '../support/http.js';
+import { LogCapture } from '../support/logs.js';
+import { type PostgresServer, startPostgres } from '../support/postgres.js';
+import { type HubProcess, removeDir, scratchDir, startHubProcess } from '../support/processes.js';
+import { type RedisServer, startRedis } from '../support/redis.js';
+import { waitFor } from '../support/wait.js';
+
+/** The name a hub process holds its place in the database under, from its log. */
+function presenceName(hub: HubProcess): string {
+  const line = hub.proc.output.split('\n').find((l) => l.includes("holding this hub's place in the database"));
+  const name = line && (JSON.parse(line) as { replica?: string }).replica;
+  if (!name) throw new Error(`the hub did not log its place in the database (output: ${hub.proc.output.slice(-500)})`);
+  return name;
+}
+
+describe("a killed replica's remote-access sessions", () => {
+  const cleanup = new Cleanup();
+  let db: PgDatabase;
+  const replicas: HubProcess[] = [];
+
+  beforeAll(async () => {
+    const redis: RedisServer = await startRedis();
+    cleanup.add('redis', () => redis.close());
+    const postgres: PostgresServer = await startPostgres();
+    cleanup.add('postgres', () => postgres.close());
+    const database = await postgres.createDatabase('orphans');
+    const keys = scratchDir('flotilla-orphans-keys-');
+    cleanup.add('keys', () => removeDir(keys));
+    const args = ['--redis', redis.url, '--database', database, '--secrets-key-file', join(keys, 'secrets.key')];
+    for (let i = 0; i < 2; i++) {
+      const hub = await startHubProcess(scratchDir(`flotilla-orphans-${i}-`), args);
+      cleanup.add(`replica ${i}`, () => hub.proc.stop());
+      cleanup.add(`replica ${i} data`, () => removeDir(hub.dataDir));
+      replicas.push(hub);
+    }
+    db = await openPostgres(database, { logger: new LogCapture().logger });
+    cleanup.add('pool', () => db.close());
+  }, 90_000);
+  afterAll(() => cleanup.run());
+
+  const auditOn = async (hub: HubProcess) => ((await http(hub.url, 'GET', '/api/v1/audit?limit=10')).body as List<AuditRecord>).items;
+
+  it("ends them as hub_lost once the replica is gone, and leaves the live replica's open", { timeout: 90_000 }, async () => {
+    const [killed, survivor] = [presenceName(replicas[0]!), presenceName(replicas[1]!)];
+    expect(killed).not.toBe(survivor);
+    expect(await presentHubs(db)).toEqual(new Set([killed, survivor]));
+    // What each replica writes as it opens a session: the row names it.
+    const start = { actor: 'ops', device: 'dev-1', kind: 'shell' as const, what: 'shell' };
+    const onKilled = await new PgAuditStore(db, undefined, AUDIT_MAX_RECORDS, killed).opened(start);
+    const onSurvivor = await new PgAuditStore(db, undefined, AUDIT_MAX_RECORDS, survivor).opened({ ...start, device: 'dev-2' });
+    // Both live: a few sweeps later, nothing has been ended.
+    await new Promise((resolve) => setTimeout(resolve, 6_000));
+    expect((await auditOn(replicas[1]!)).map((r) => [r.id, r.outcome])).toEqual([
+      [onSurvivor, 'open'],
+      [onKilled, 'open'],
+    ]);
+
+    await replicas[0]!.proc.stop(true);
+    const killedAt = Date.now();
+    await waitFor('the killed replica gone from the database', async () => !(await presentHubs(db)).has(killed), { timeoutMs: 10_000 });
+    const ended = await waitFor(
+      "the killed replica's session ended",
+      async () => (await auditOn(replicas[1]!)).find((r) => r.id === onKilled && r.outcome !== 'open'),
+      { timeoutMs: 40_000, intervalMs: 250 },
+    );
+    const tookMs = Date.now() - killedAt;
+    expect(ended).toMatchObject({ outcome: 'hub_lost', reason: `replica ${killed} stopped while the session ran` });
+    expect(ended.endedAt).toBeDefined();
+    // Not before it had been missing for the sweep's 15 s, and within two sweeps (5 s) after.
+    expect(tookMs).toBeGreaterThanOrEqual(15_000);
+    expect(tookMs).toBeLessThan(26_000);
+    expect((await auditOn(replicas[1]!)).find((r) => r.id === onSurvivor)?.outcome).toBe('open');
+    expect(replicas[1]!.proc.output).toContain('sessions left open by a replica that is gone were ended');
+  });
+});
