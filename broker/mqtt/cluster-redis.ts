@@ -99,6 +99,13 @@ export interface RedisConnections {
   whenListening(publish: () => void): void;
   /** From now on a dropped connection is the broker closing, not an outage. */
   closing(): void;
+  /**
+   * Resolves once Redis has answered every persistence command issued so far (or failed them).
+   * Pipelined commands wait for the loop's next turn before they are written, and a disconnect in
+   * between fails them: some the persistence does not await (a will's list entries), and their
+   * failure would be an unhandled rejection. (The emitter's connections are closed by the broker.)
+   */
+  drained(): Promise<void>;
   disconnect(): void;
 }
 
@@ -120,7 +127,10 @@ export function openRedisConnections({ url, keyPrefix, logger }: ConnectionOptio
     // the PUBACK of a device's message waits with it, so the device keeps it until Redis has it.
     maxRetriesPerRequest: null,
   };
-  const persistence = new Redis(url, { ...common, keyPrefix });
+  // Auto-pipelining: the commands issued in one turn of the event loop go out in one write. A fan-out
+  // makes several persistence commands per QoS 1 delivery (queue, message id, PUBACK) and a PUBLISH per
+  // message, for thousands of devices at once: one syscall and one round trip each would cost more than Redis.
+  const persistence = new Redis(url, { ...common, keyPrefix, enableAutoPipelining: true });
   const pub = new Redis(url, { ...common, enableAutoPipelining: true });
   const sub = new Redis(url, common);
   const all = [persistence, pub, sub];
@@ -176,6 +186,10 @@ export function openRedisConnections({ url, keyPrefix, logger }: ConnectionOptio
     },
     closing() {
       closing = true;
+    },
+    async drained() {
+      // Commands on one connection are answered in order: the PONG comes after what was issued before it.
+      await persistence.ping().catch(() => {});
     },
     disconnect() {
       closing = true;

@@ -171,7 +171,7 @@ function clusterOf(
       // Commands wait for Redis for ever (the offline queue), and closing clients unsubscribes
       // through it: without Redis, fail them now; with it, bound the wait all the same.
       if (!redis.up) redis.disconnect();
-      const closed = new Promise<void>((resolve) => aedes.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => aedes.close(() => resolve())).then(() => redis.drained());
       let timer: NodeJS.Timeout | undefined;
       const gaveUp = await Promise.race([
         closed.then(() => false),
