@@ -118,7 +118,13 @@ export class Dispatcher {
   /** Subscribes, republishes every stored desired document (the broker's retained store may be empty after a restart), then syncs. */
   async start(): Promise<void> {
     const { bus, topics } = this.deps;
-    const filters = [topics.allDevices('state'), topics.allDevices('status'), topics.allApiRequests(), SYNC_TOPIC];
+    // A state report or an API request is handled by the replica it came through (replica.ts), so
+    // it is taken from that replica's own publish path; a status and a re-plan request are the
+    // leader's, wherever they were published, so they cross between replicas.
+    bus.subscribeHere([topics.allDevices('state'), topics.allApiRequests()], (topic, payload) =>
+      this.route(topic, payload, { publishedHere: true }),
+    );
+    const filters = [topics.allDevices('status'), SYNC_TOPIC];
     this.replica.onLeadership((leading) => this.leadershipChanged(leading));
     if (this.replica.leading) {
       if (this.replica.clustered) this.log.info(LEADING);

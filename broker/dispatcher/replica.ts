@@ -1,10 +1,11 @@
 /**
  * What a hub replica does of the dispatcher's work, when several share one database and one
- * clustered broker (every replica's in-process subscriptions hear every replica's messages):
+ * clustered broker (an in-process subscription hears every replica's messages, through Redis):
  *
  * - a device's state report is recorded by the replica it was published through, once;
  * - an API request over MQTT is answered by the replica it was published through, once
- *   (the hub bus marks those: broker/mqtt/hub-bus.ts, `publishedHere`);
+ *   (both are taken from that replica's own publish path, broker/mqtt/hub-bus.ts
+ *   `subscribeHere`, so they never cross Redis to the others);
  * - online/offline status, desired documents (every device's next revision), rollouts and the
  *   fleet-wide sync are the leader's (broker/dispatcher/leader.ts), so one process computes each
  *   device's documents and no revision is issued twice; other replicas ask it to re-plan over

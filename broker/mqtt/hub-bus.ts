@@ -7,7 +7,7 @@
  * the hub from. Deliveries still pass authorizeForward, so a private message
  * reaches only its owner, whoever publishes it.
  *
- * Only Aedes' public API is used here (`publish`, `subscribe`).
+ * Only Aedes' public API is used here (`publish`, `subscribe`, the 'publish' event).
  */
 import type { Aedes, AedesPublishPacket, PublishPacket } from 'aedes';
 
@@ -33,6 +33,16 @@ export interface HubBus {
   publish(topic: string, payload: string | Buffer, options: HubPublishOptions): Promise<void>;
   /** Calls `onMessage` for every message clients publish on these filters (after the broker authorized it). */
   subscribe(filters: readonly string[], onMessage: (topic: string, payload: Buffer, origin: MessageOrigin) => void): Promise<void>;
+  /**
+   * Calls `onMessage` for every message published through this broker on these filters, and for no
+   * other: what only the replica a message came through handles (a device's state report, an API
+   * request). On a single broker that is every message, as `subscribe`; on a clustered one it takes
+   * them from the broker's own publish path, so no Redis subscription is made for them and other
+   * replicas' messages on these topics never reach this one to be decoded and dropped (with 10,000
+   * devices reporting at once, that was two thirds of each replica's pub/sub work). `onMessage` must
+   * not throw: it runs inside the broker's publish.
+   */
+  subscribeHere(filters: readonly string[], onMessage: (topic: string, payload: Buffer) => void): void;
 }
 
 export function hubBus(aedes: Aedes): HubBus {
@@ -72,5 +82,34 @@ export function hubBus(aedes: Aedes): HubBus {
         ),
       );
     },
+
+    subscribeHere(filters, onMessage) {
+      const matchers = filters.map(topicMatcher);
+      // 'publish' fires on the broker a message was published through, once it has been stored and relayed.
+      aedes.on('publish', (packet: AedesPublishPacket) => {
+        if (!matchers.some((matches) => matches(packet.topic))) return;
+        onMessage(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
+      });
+    },
+  };
+}
+
+/**
+ * Whether a topic matches an MQTT filter: `+` is one level, a trailing `#`
+ * any number of levels, none included (`a/#` matches `a`, [MQTT-4.7.1-2]),
+ * and a wildcard never matches a first level starting with `$` [MQTT-4.7.2-1].
+ */
+export function topicMatcher(filter: string): (topic: string) => boolean {
+  const levels = filter.split('/');
+  return (topic) => {
+    const words = topic.split('/');
+    if (topic.startsWith('$') && (levels[0] === '+' || levels[0] === '#')) return false;
+    for (let i = 0; i < levels.length; i++) {
+      const level = levels[i];
+      if (level === '#') return true;
+      if (i >= words.length) return false;
+      if (level !== '+' && level !== words[i]) return false;
+    }
+    return words.length === levels.length;
   };
 }

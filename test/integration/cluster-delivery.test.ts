@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type EmbeddedBroker, startBroker } from '../../broker/mqtt/broker.js';
 import { hubBus } from '../../broker/mqtt/hub-bus.js';
 import { Cleanup } from '../support/cleanup.js';
+import { emitterReceivers } from '../support/emitter-receivers.js';
 import { LogCapture } from '../support/logs.js';
 import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
 import { type RedisServer, startRedis } from '../support/redis.js';
@@ -106,6 +107,39 @@ describe('broker replicas on Redis', () => {
     expect(here('flotilla/v1/devices/dev-bus/state')).toEqual(['A']);
     expect(here('flotilla/v1/api/svc-bus/request')).toEqual(['B']);
     expect(here('flotilla/v1/devices/dev-hub/state')).toEqual(['B']);
+  });
+
+  it('gives a replica’s hub bus its own state reports and requests through subscribeHere, with no Redis subscription for them', async () => {
+    const server = await redis();
+    const [a, b] = [await replica(server), await replica(server)];
+    const filters = ['flotilla/v1/devices/+/state', 'flotilla/v1/api/+/request'];
+    const heard: { replica: string; topic: string }[] = [];
+    for (const [name, broker] of [
+      ['A', a],
+      ['B', b],
+    ] as const) {
+      hubBus(broker.aedes).subscribeHere(filters, (topic) => heard.push({ replica: name, topic }));
+    }
+    const device = await client(a, { clientId: 'dev-here' });
+    await device.publishAsync('flotilla/v1/devices/dev-here/state', '{}', { qos: 1 });
+    await device.publishAsync('flotilla/v1/devices/dev-here/logs', '{}', { qos: 1 });
+    const service = await client(b, { clientId: 'svc-here' });
+    await service.publishAsync('flotilla/v1/api/svc-here/request', '{}', { qos: 1 });
+    await hubBus(b.aedes).publish('flotilla/v1/devices/dev-hub/state', '{}', { qos: 1 });
+    await waitFor('the three messages heard', () => heard.length === 3);
+    // Time for a copy through Redis to arrive, were there one.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(heard).toEqual([
+      { replica: 'A', topic: 'flotilla/v1/devices/dev-here/state' },
+      { replica: 'B', topic: 'flotilla/v1/api/svc-here/request' },
+      { replica: 'B', topic: 'flotilla/v1/devices/dev-hub/state' },
+    ]);
+    // What Redis says: a state report published through the shared emitter reaches no replica
+    // (so none decodes it), while a topic subscribed the crossing way reaches both.
+    await hubBus(a.aedes).subscribe(['flotilla/v1/devices/+/status'], () => {});
+    await hubBus(b.aedes).subscribe(['flotilla/v1/devices/+/status'], () => {});
+    expect(await emitterReceivers(server, 'flotilla/v1/devices/dev-none/state')).toBe(0);
+    expect(await emitterReceivers(server, 'flotilla/v1/devices/dev-none/status')).toBe(2);
   });
 
   it('queues for a persistent session on A what is published through B while the device is away, and delivers it on C', async () => {

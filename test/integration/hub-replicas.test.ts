@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppDetail, DeviceView, List, RolloutStatus } from '../../shared/index.js';
 import { Cleanup } from '../support/cleanup.js';
+import { emitterReceivers } from '../support/emitter-receivers.js';
 import { http } from '../support/http.js';
 import { type PostgresServer, startPostgres } from '../support/postgres.js';
 import { type HubProcess, removeDir, scratchDir, startHubProcess } from '../support/processes.js';
@@ -119,6 +120,11 @@ describe('three hub replicas on Redis and PostgreSQL', () => {
     expect(views[1]).toEqual(views[0]);
     expect(views[2]).toEqual(views[0]);
     expect(views[0]).toMatchObject({ revision: 1 });
+    // A state report is taken by the replica it came through: through Redis it reaches no replica
+    // (none decodes another's reports), while a status, the leader's wherever it came through, reaches all three.
+    expect(await emitterReceivers(redis, 'flotilla/v1/devices/rep-none/state')).toBe(0);
+    expect(await emitterReceivers(redis, 'flotilla/v1/api/svc-none/request')).toBe(0);
+    expect(await emitterReceivers(redis, 'flotilla/v1/devices/rep-none/status')).toBe(3);
 
     // Logs are stored in the shared database: every replica answers each device's lines alike,
     // so two of the three answer for devices connected elsewhere.

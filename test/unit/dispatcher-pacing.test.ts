@@ -36,16 +36,18 @@ class FakeBus implements HubBus {
   readonly sent: Sent[] = [];
   private unacked: Sent[] = [];
   inFlightMax = 0;
-  /** What the dispatcher subscribed with: `deliver` hands it a message as the broker would. */
-  private onMessage: Parameters<HubBus['subscribe']>[1] | undefined;
+  /** What the dispatcher subscribed to this broker's own messages with: `deliver` hands it a state report as the broker would. */
+  private onMessageHere: Parameters<HubBus['subscribeHere']>[1] | undefined;
 
-  async subscribe(_filters: readonly string[], onMessage: Parameters<HubBus['subscribe']>[1]) {
-    this.onMessage = onMessage;
+  async subscribe() {}
+
+  subscribeHere(_filters: readonly string[], onMessage: Parameters<HubBus['subscribeHere']>[1]) {
+    this.onMessageHere = onMessage;
   }
 
-  /** A client's message, published through this broker. */
+  /** A client's state report, published through this broker. */
   deliver(topic: string, payload: string): void {
-    this.onMessage?.(topic, Buffer.from(payload), { publishedHere: true });
+    this.onMessageHere?.(topic, Buffer.from(payload));
   }
 
   publish(_topic: string, payload: string | Buffer): Promise<void> {
