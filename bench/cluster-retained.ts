@@ -12,9 +12,8 @@ import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import mqtt from 'mqtt';
-import { startBroker } from '../broker/mqtt/broker.js';
-import { LogCapture } from '../test/support/logs.js';
 import { startRedis } from '../test/support/redis.js';
+import { startReplicaBroker } from '../test/support/replica-broker.js';
 
 const require = createRequire(import.meta.url);
 const msgpack = require('msgpack-lite');
@@ -59,13 +58,7 @@ console.log(
   `filled in ${(performance.now() - t0).toFixed(0)} ms; redis used_memory ${((await info('used_memory')) / 1048576).toFixed(1)} MiB; HLEN retained ${await db.hlen('flotilla:retained')}`,
 );
 const startAt = performance.now();
-const broker = await startBroker({
-  host: '127.0.0.1',
-  mqttPort: 0,
-  wsPort: 0,
-  logger: new LogCapture().logger,
-  cluster: { url: server.url },
-});
+const broker = await startReplicaBroker(server.url);
 console.log(`replica start with ${N} persistent sessions in Redis: ${(performance.now() - startAt).toFixed(0)} ms`);
 const url = `mqtt://127.0.0.1:${broker.mqttPort}`;
 const c = await mqtt.connectAsync(url, { protocolVersion: 4, reconnectPeriod: 0 });

@@ -9,6 +9,7 @@ import { startBroker } from '../../broker/mqtt/broker.js';
 import { Cleanup } from '../support/cleanup.js';
 import { LogCapture } from '../support/logs.js';
 import { startRedis } from '../support/redis.js';
+import { startReplicaBroker } from '../support/replica-broker.js';
 
 const REDIS_PACKAGES = ['/node_modules/ioredis/', '/node_modules/mqemitter-redis/', '/node_modules/aedes-persistence-redis/'];
 
@@ -29,13 +30,7 @@ describe('the clustered broker, loaded on demand', () => {
 
     const redis = await startRedis();
     cleanup.add('redis', () => redis.close());
-    const clustered = await startBroker({
-      host: '127.0.0.1',
-      mqttPort: 0,
-      wsPort: 0,
-      logger: new LogCapture().logger,
-      cluster: { url: redis.url },
-    });
+    const clustered = await startReplicaBroker(redis.url);
     cleanup.add('clustered broker', () => clustered.close());
     expect(loadedRedisPackages()).toEqual(REDIS_PACKAGES);
   });

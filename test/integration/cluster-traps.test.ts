@@ -10,13 +10,13 @@ import { Aedes, type AedesOptions } from 'aedes';
 import type { MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { resolveHubConfig } from '../../broker/config.js';
-import { type EmbeddedBroker, startBroker } from '../../broker/mqtt/broker.js';
+import type { EmbeddedBroker } from '../../broker/mqtt/broker.js';
 import { isRedisUnreachable } from '../../broker/mqtt/cluster-redis.js';
 import { Cleanup } from '../support/cleanup.js';
-import { LogCapture } from '../support/logs.js';
 import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
 import { freePort } from '../support/ports.js';
 import { type RedisServer, startRedis } from '../support/redis.js';
+import { startReplicaBroker } from '../support/replica-broker.js';
 
 const require = createRequire(import.meta.url);
 const redisPersistence = require('aedes-persistence-redis') as (options: {
@@ -43,13 +43,7 @@ describe('traps of Aedes on Redis', () => {
   }
 
   async function replica(server: RedisServer): Promise<EmbeddedBroker> {
-    const broker = await startBroker({
-      host: '127.0.0.1',
-      mqttPort: 0,
-      wsPort: 0,
-      logger: new LogCapture().logger,
-      cluster: { url: server.url },
-    });
+    const broker = await startReplicaBroker(server.url);
     return cleanup.add('replica', () => broker.close(), broker);
   }
 
@@ -184,8 +178,7 @@ describe('traps of Aedes on Redis', () => {
 
   it('refuses to start with one clear error when Redis is unreachable or refuses the login, naming the URL without its password', async () => {
     const port = await freePort();
-    const start = (url: string) =>
-      startBroker({ host: '127.0.0.1', mqttPort: 0, wsPort: 0, logger: new LogCapture().logger, cluster: { url } });
+    const start = (url: string) => startReplicaBroker(url);
 
     const unreachable = await start(`redis://:hunter2@127.0.0.1:${port}`).then(
       () => undefined,

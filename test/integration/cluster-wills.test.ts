@@ -10,16 +10,16 @@
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { type EmbeddedBroker, startBroker } from '../../broker/mqtt/broker.js';
+import type { EmbeddedBroker } from '../../broker/mqtt/broker.js';
 import { DEFAULT_CLUSTER_HEARTBEAT_MS } from '../../broker/mqtt/cluster.js';
 import { ClientIdClashes } from '../../broker/mqtt/id-clash.js';
 import type { IdClash } from '../../shared/index.js';
 import { Cleanup } from '../support/cleanup.js';
-import { LogCapture } from '../support/logs.js';
 import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
 import { startPostgres } from '../support/postgres.js';
 import { scratchDir, startHubProcess, stopAll } from '../support/processes.js';
 import { type RedisServer, startRedis } from '../support/redis.js';
+import { startReplicaBroker } from '../support/replica-broker.js';
 import { waitFor } from '../support/wait.js';
 
 const status = (id: string) => `flotilla/v1/devices/${id}/status`;
@@ -37,13 +37,7 @@ describe('wills on broker replicas', () => {
   }
 
   async function replica(server: RedisServer): Promise<EmbeddedBroker> {
-    const broker = await startBroker({
-      host: '127.0.0.1',
-      mqttPort: 0,
-      wsPort: 0,
-      logger: new LogCapture().logger,
-      cluster: { url: server.url },
-    });
+    const broker = await startReplicaBroker(server.url);
     return cleanup.add('replica', () => broker.close(), broker);
   }
 
@@ -149,14 +143,7 @@ describe('wills on broker replicas', () => {
     const clashes: IdClash[] = [];
     const replicaWithClashWatch = async () => {
       const watch = new ClientIdClashes({ isDevice: async () => true, onClash: (clash) => clashes.push(clash) });
-      const broker = await startBroker({
-        host: '127.0.0.1',
-        mqttPort: 0,
-        wsPort: 0,
-        logger: new LogCapture().logger,
-        hooks: { preConnect: watch.preConnect },
-        cluster: { url: server.url },
-      });
+      const broker = await startReplicaBroker(server.url, { hooks: { preConnect: watch.preConnect } });
       cleanup.add('replica', () => broker.close());
       watch.attach(broker.aedes, broker.tookOverElsewhere);
       return broker;
