@@ -13,7 +13,10 @@
  *                QoS 1) in this process.
  *
  *   npx tsx bench/telemetry-ingest.ts [--devices 100] [--window 8] [--rates 5000,10000,20000,30000,40000,max,80%]
- *                                     [--step-s 10] [--targets flotilla,aedes,mosquitto] [--json]
+ *                                     [--step-s 10] [--targets flotilla,aedes,mosquitto] [--node-flags "--max-semi-space-size=2"] [--json]
+ *
+ * `--node-flags` starts the hub and Aedes processes with these node flags (the
+ * load generator keeps node's defaults), for the cost of V8 settings under ingest.
  *
  * The load generator is a child process (telemetry/load.ts); the broker is
  * another; this process runs the latency probe and the counting. Latency is
@@ -58,6 +61,7 @@ const { values: args } = parseArgs({
     'probe-hz': { type: 'string', default: '100' },
     targets: { type: 'string', default: TARGETS.join(',') },
     'cpu-prof': { type: 'string' },
+    'node-flags': { type: 'string', default: '' },
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -66,7 +70,7 @@ const { values: args } = parseArgs({
 
 if (args.help) {
   console.log(
-    'usage: npx tsx bench/telemetry-ingest.ts [--devices N] [--window W] [--rates R1,R2,…,max] [--step-s S] [--drain-s S] [--probe-hz HZ] [--targets flotilla,aedes,mosquitto] [--cpu-prof DIR] [--json]',
+    'usage: npx tsx bench/telemetry-ingest.ts [--devices N] [--window W] [--rates R1,R2,…,max] [--step-s S] [--drain-s S] [--probe-hz HZ] [--targets flotilla,aedes,mosquitto] [--cpu-prof DIR] [--node-flags "--max-semi-space-size=2 …"] [--json]',
   );
   process.exit(0);
 }
@@ -94,6 +98,8 @@ const SELECTED = args.targets.split(',').map((t) => {
 
 /** `--cpu-prof DIR`: the Node.js brokers (flotilla, aedes) write a V8 CPU profile there when they stop. */
 const PROFILE_ARGS = args['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', args['cpu-prof']] : [];
+/** Node flags for the hub and Aedes processes alone (the load generator keeps node's defaults). */
+const NODE_FLAGS = args['node-flags'].split(' ').filter((flag) => flag !== '');
 const LOOP_DELAY_ARGS = ['--import', fileURLToPath(new URL('./telemetry/loop-delay.mjs', import.meta.url))];
 const HOST = '127.0.0.1';
 const PROBE_DEVICE = 'bench-probe';
@@ -308,6 +314,7 @@ async function startFlotilla(dir: string): Promise<Target> {
   const child = spawn(
     process.execPath,
     [
+      ...NODE_FLAGS,
       ...PROFILE_ARGS,
       ...LOOP_DELAY_ARGS,
       fileURLToPath(new URL('../cli/flotilla.js', import.meta.url)),
@@ -442,7 +449,7 @@ async function relayTarget(
 
 async function startAedes(): Promise<Target> {
   const port = await freePort();
-  const child = forkTs('./telemetry/aedes-relay.ts', [String(port)], [...PROFILE_ARGS, ...LOOP_DELAY_ARGS]);
+  const child = forkTs('./telemetry/aedes-relay.ts', [String(port)], [...NODE_FLAGS, ...PROFILE_ARGS, ...LOOP_DELAY_ARGS]);
   onCleanup('aedes', () => child.kill('SIGKILL'));
   await new Promise<void>((resolve, reject) => {
     child.once('message', () => resolve());
