@@ -80,9 +80,9 @@ describe("a killed replica's remote-access sessions", () => {
     const tookMs = Date.now() - killedAt;
     expect(ended).toMatchObject({ outcome: 'hub_lost', reason: `replica ${killed} stopped while the session ran` });
     expect(ended.endedAt).toBeDefined();
-    // Not before it had been missing for the sweep's 15 s, and within two sweeps (5 s) after.
+    // Not before it had been missing for the sweep's 15 s; then within a few sweeps (5 s apart), with room for a loaded machine.
     expect(tookMs).toBeGreaterThanOrEqual(15_000);
-    expect(tookMs).toBeLessThan(26_000);
+    expect(tookMs).toBeLessThan(32_000);
     expect((await auditOn(replicas[1]!)).find((r) => r.id === onSurvivor)?.outcome).toBe('open');
     expect(replicas[1]!.proc.output).toContain('sessions left open by a replica that is gone were ended');
   });
