@@ -100,7 +100,8 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
     const dispatcher = await startDispatcher(stores, mqtt, api, { ...deps, replica }, logger, now, closer);
     desiredChanged.on(() => dispatcher.scheduleSync());
     const endpoint = await remote.startRelay(mqtt, { authenticator, loginDelay }, deps.sessionTimings);
-    const live = await liveTelemetry(telemetry, mqtt, config.redis !== undefined, logger, closer);
+    const knownDevices = async () => (await stores.devices.presence()).length;
+    const live = await liveTelemetry(telemetry, mqtt, config.redis !== undefined, logger, closer, knownDevices);
     const ports = await startHubHttp(
       config,
       {

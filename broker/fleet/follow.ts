@@ -3,6 +3,10 @@
  * web console's fleet page. Event `fleet` carries every device first, then
  * `fleet-changes` what changed (at most one a tick, feed.ts); `: ping`
  * comments keep idle connections open. Same path and role as `devices.list`.
+ *
+ * `watching` is told a stream opens before its snapshot is taken, and
+ * returns what to call when it ends: a hub replica hears other replicas'
+ * metrics samples meanwhile (broker/hub/telemetry-follow.ts).
  */
 import { API, FLEET_EVENT, type FleetChanges, type FleetSnapshot } from '../../shared/index.js';
 import { isFollow, openEventStream, type SendEvents } from '../http/event-stream.js';
@@ -12,7 +16,7 @@ import type { FleetFeed } from './feed.js';
 
 const LIST = methodRoute('devices.list');
 
-export function fleetFollowRoute(feed: FleetFeed): RawRoute {
+export function fleetFollowRoute(feed: FleetFeed, watching?: () => Promise<() => void>): RawRoute {
   return {
     method: LIST.verb,
     pattern: LIST.pattern,
@@ -23,7 +27,19 @@ export function fleetFollowRoute(feed: FleetFeed): RawRoute {
       const early: FleetChanges[] = [];
       let send: SendEvents | undefined;
       const toEvents = (changes: readonly FleetChanges[]) => changes.map((data) => ({ event: FLEET_EVENT.changes, data }));
-      const { snapshot, stop } = await feed.follow((changes) => (send ? send(toEvents([changes])) : early.push(changes)));
+      const unwatch = await watching?.();
+      let following: Awaited<ReturnType<FleetFeed['follow']>>;
+      try {
+        following = await feed.follow((changes) => (send ? send(toEvents([changes])) : early.push(changes)));
+      } catch (err) {
+        unwatch?.();
+        throw err;
+      }
+      const { snapshot } = following;
+      const stop = () => {
+        following.stop();
+        unwatch?.();
+      };
       const first: FleetSnapshot = { items: snapshot };
       openEventStream(
         req,

@@ -68,6 +68,21 @@ export class MetricsHistory {
     history.samples++;
   }
 
+  /**
+   * Replaces the lines of the devices in `rows` (each device's oldest first)
+   * with theirs, for a history that missed samples meanwhile (a replica's, of
+   * devices connected to others, while nobody watched); each such device's
+   * count still grows, so the fleet view sees the change.
+   */
+  reseed(rows: Iterable<{ device: string; host: HostFigures }>): void {
+    const fresh = new MetricsHistory(this.size);
+    for (const { device, host } of rows) fresh.record(device, host);
+    for (const [device, history] of fresh.devices) {
+      history.samples += this.devices.get(device)?.samples ?? 0;
+      this.devices.set(device, history);
+    }
+  }
+
   get(device: string): Readonly<DeviceHistory> | undefined {
     return this.devices.get(device);
   }
@@ -82,7 +97,7 @@ export class MetricsHistory {
 const MAX_SEED_ROWS = 200_000;
 
 /** How many stored samples seed the sparklines for a fleet of `knownDevices`. */
-function seedRows(knownDevices: number): number {
+export function seedRows(knownDevices: number): number {
   return Math.min(MAX_SEED_ROWS, FLEET_HISTORY_SAMPLES * Math.max(knownDevices, 1) * 2);
 }
 

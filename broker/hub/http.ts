@@ -31,12 +31,12 @@ import { closeServer, listen } from '../mqtt/broker.js';
 import type { SessionEndpoint } from '../remote/endpoint.js';
 import type { SessionRegistry } from '../remote/session-registry.js';
 import { followRoutes } from '../telemetry/follow.js';
-import type { LiveRecords } from '../telemetry/live-records.js';
 import type { SessionDeviceBytes } from '../telemetry/prometheus.js';
 import { startTlsListeners } from '../tls/listeners.js';
 import type { HubMqtt } from './mqtt.js';
 import type { HubStores } from './stores.js';
 import type { HubTelemetry } from './telemetry.js';
+import type { LiveTelemetry } from './telemetry-follow.js';
 
 export interface HubPorts {
   mqtt: number;
@@ -52,8 +52,8 @@ export interface HubHttpDeps {
   api: HubApi;
   stores: HubStores;
   telemetry: HubTelemetry;
-  /** Committed log lines and events for follow streams: this hub's, or on a replica every replica's. */
-  live: LiveRecords;
+  /** What live views hear of committed telemetry: this hub's, or on a replica every replica's. */
+  live: LiveTelemetry;
   mqtt: HubMqtt;
   authenticator: Authenticator;
   loginDelay: LoginDelay;
@@ -105,8 +105,8 @@ export async function startHubHttp(config: HubConfig, deps: HubHttpDeps, closer:
   });
   closer.add('fleet feed', () => fleet.close());
   const routes = [
-    fleetFollowRoute(fleet),
-    ...followRoutes(api, deps.live, (device) => mqtt.telemetryLink.follow(device)),
+    fleetFollowRoute(fleet, deps.live.watchFleet),
+    ...followRoutes(api, deps.live.records, (device) => mqtt.telemetryLink.follow(device)),
     metricsRoute(metrics),
     whoamiRoute(),
     hubKeyRoute(stores.signingKey.publicKeyPem),

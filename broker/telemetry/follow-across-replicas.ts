@@ -7,7 +7,8 @@
  * The records themselves are relayed, and only to replicas that asked:
  *
  * - Each replica announces the keys its follow streams hold (a device's logs,
- *   a device's events, every device's events: follow-interest.ts) on
+ *   a device's events, every device's events, every device's metrics while
+ *   the fleet page is followed: follow-interest.ts) on
  *   CONTROL_TOPIC, in the shared emitter every replica hears, whenever the set
  *   changes and every RENEW_MS while it is not empty; a set not renewed within
  *   LEASE_MS is dropped (its replica died).
@@ -31,7 +32,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import type { EventRecord, LogRecord } from '../../shared/index.js';
+import type { EventRecord, LogRecord, MetricsSample } from '../../shared/index.js';
 import type { HubBus } from '../mqtt/hub-bus.js';
 import { type FollowChannel, type FollowKey, followKey, isFollowKey, LocalInterests, RemoteInterests } from './follow-interest.js';
 import type { TelemetryIngest } from './ingest.js';
@@ -54,13 +55,15 @@ type Control = { kind: 'interest'; replica: string; seq: number; keys: FollowKey
 type InboxMessage =
   | { kind: 'ack'; replica: string; seq: number }
   /** Records of one channel, in commit order. */
-  | { kind: FollowChannel; replica: string; records: (LogRecord | EventRecord)[] };
+  | { kind: FollowChannel; replica: string; records: Committed[] };
+
+type Committed = LogRecord | EventRecord | MetricsSample;
 
 export interface FollowAcrossReplicasOptions {
   bus: HubBus;
   /** This replica's broker id (Aedes' `id`, the one its heartbeats carry). */
   replica: string;
-  ingest: Pick<TelemetryIngest, 'onLogs' | 'onEvents'>;
+  ingest: Pick<TelemetryIngest, 'onLogs' | 'onEvents' | 'onMetrics'>;
   /** Asks a device connected here for its live log window; the returned function ends the ask (link-tuning.ts). */
   following: (device: string) => () => void;
   logger: Logger;
@@ -118,6 +121,15 @@ export class FollowAcrossReplicas implements LiveRecords {
 
   followEvents(device: string | undefined, listener: (records: EventRecord[]) => void): Promise<() => void> {
     return this.follow('events', device, this.options.ingest.onEvents(listener), listener as (records: unknown[]) => void);
+  }
+
+  /**
+   * Every metrics sample other replicas commit from the moment this resolves
+   * (this replica's own reach the ingest's listeners as always), for the
+   * fleet's sparklines while someone watches them.
+   */
+  followMetrics(listener: (samples: MetricsSample[]) => void): Promise<() => void> {
+    return this.follow('metrics', undefined, () => undefined, listener as (records: unknown[]) => void);
   }
 
   /** Says this replica follows nothing any more, and stops relaying. */
@@ -193,7 +205,7 @@ export class FollowAcrossReplicas implements LiveRecords {
       if (typeof message.seq !== 'number') return;
       this.acked.set(message.replica, Math.max(message.seq, this.acked.get(message.replica) ?? 0));
       this.settleWaiters();
-    } else if ((message.kind === 'logs' || message.kind === 'events') && Array.isArray(message.records)) {
+    } else if ((message.kind === 'logs' || message.kind === 'events' || message.kind === 'metrics') && Array.isArray(message.records)) {
       const records = (message.records as unknown[]).filter(isRecord);
       if (records.length > 0) this.relayed.emit(message.kind, records);
     }
@@ -201,12 +213,14 @@ export class FollowAcrossReplicas implements LiveRecords {
 
   /** Gathers committed records only while another replica follows their channel, and keeps live windows for its log followers. */
   private regather(): void {
-    for (const channel of ['logs', 'events'] as const) {
+    const { ingest } = this.options;
+    for (const channel of ['logs', 'events', 'metrics'] as const) {
       const wanted = this.remote.anyOn(channel);
       const stop = this.gathering[channel];
       if (wanted && !stop) {
-        const relay = (records: (LogRecord | EventRecord)[]) => this.relay(channel, records);
-        this.gathering[channel] = channel === 'logs' ? this.options.ingest.onLogs(relay) : this.options.ingest.onEvents(relay);
+        const relay = (records: Committed[]) => this.relay(channel, records);
+        this.gathering[channel] =
+          channel === 'logs' ? ingest.onLogs(relay) : channel === 'events' ? ingest.onEvents(relay) : ingest.onMetrics(relay);
       } else if (!wanted && stop) {
         stop();
         delete this.gathering[channel];
@@ -223,9 +237,9 @@ export class FollowAcrossReplicas implements LiveRecords {
     }
   }
 
-  private relay(channel: FollowChannel, records: readonly (LogRecord | EventRecord)[]): void {
+  private relay(channel: FollowChannel, records: readonly Committed[]): void {
     for (const [replica, wanted] of this.remote.routes(channel, records)) {
-      this.publish(inboxTopic(replica), { kind: channel, replica: this.options.replica, records: wanted as (LogRecord | EventRecord)[] });
+      this.publish(inboxTopic(replica), { kind: channel, replica: this.options.replica, records: wanted });
     }
   }
 
@@ -290,7 +304,9 @@ export class FollowAcrossReplicas implements LiveRecords {
   }
 }
 
-function isRecord(value: unknown): value is LogRecord | EventRecord {
-  const record = value as Partial<LogRecord> | null;
-  return typeof record === 'object' && record !== null && typeof record.id === 'number' && typeof record.device === 'string';
+/** A log line or event carries its id; a metrics sample its seq and host figures. */
+function isRecord(value: unknown): value is Committed {
+  const record = value as Partial<LogRecord & MetricsSample> | null;
+  if (typeof record !== 'object' || record === null || typeof record.device !== 'string') return false;
+  return typeof record.id === 'number' || (typeof record.seq === 'number' && typeof record.host === 'object' && record.host !== null);
 }

@@ -6,14 +6,13 @@
  * arguments.
  *
  * A key names one stream of committed records: a device's logs
- * (`logs/D`), a device's events (`events/D`), or every device's events
- * (`events/*`). A replica relays a committed record only to the replicas
+ * (`logs/D`), a device's events (`events/D`), every device's events
+ * (`events/*`), or every device's metrics samples (`metrics/*`, for the
+ * fleet's sparklines). A replica relays a committed record only to the replicas
  * holding a key it falls under, so a fleet nobody follows costs no relaying.
  */
-import type { EventRecord, LogRecord } from '../../shared/index.js';
-
-export type FollowChannel = 'logs' | 'events';
-export type FollowKey = `logs/${string}` | `events/${string}`;
+export type FollowChannel = 'logs' | 'events' | 'metrics';
+export type FollowKey = `${FollowChannel}/${string}`;
 
 /** Every device's events. */
 export const ALL_DEVICES = '*';
@@ -28,7 +27,10 @@ export function logsDevice(key: string): string | undefined {
 }
 
 export function isFollowKey(value: unknown): value is FollowKey {
-  return typeof value === 'string' && /^(logs|events)\/[^/]+$/.test(value) && value !== `logs/${ALL_DEVICES}`;
+  return (
+    typeof value === 'string' &&
+    (/^(logs|events)\/[^/*]+$/.test(value) || value === `events/${ALL_DEVICES}` || value === `metrics/${ALL_DEVICES}`)
+  );
 }
 
 /** This replica's follow streams: how many hold each key. */
@@ -111,7 +113,7 @@ export class RemoteInterests {
   }
 
   /** Each replica that follows some of these records, with the records it follows, in their order. */
-  routes<T extends LogRecord | EventRecord>(channel: FollowChannel, records: readonly T[]): Map<string, T[]> {
+  routes<T extends { device: string }>(channel: FollowChannel, records: readonly T[]): Map<string, T[]> {
     const routes = new Map<string, T[]>();
     for (const [replica, held] of this.replicas) {
       const all = held.keys.has(followKey(channel, ALL_DEVICES));

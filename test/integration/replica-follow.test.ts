@@ -9,15 +9,26 @@
  * - the device moving to replica 2 mid-follow keeps feeding the follower, and finds the live
  *   window asked for on its new replica;
  * - a follower that resumes with `afterId` gets exactly what came after;
+ * - the console's fleet stream on replica 1 shows the sparkline of a device on replica 0, with
+ *   the samples stored before anyone watched, and takes its new samples live;
  * - nobody following, a replica relays nothing: Redis carries each message once, not once more
  *   per replica (counted by Redis' own PUBLISH statistics).
  */
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type EventRecord, type LogRecord, TELEMETRY_LINK_COMMAND, Topics } from '../../shared/index.js';
+import {
+  type EventRecord,
+  FLEET_EVENT,
+  type FleetChanges,
+  type FleetRow,
+  type FleetSnapshot,
+  type LogRecord,
+  TELEMETRY_LINK_COMMAND,
+  Topics,
+} from '../../shared/index.js';
 import { Cleanup } from '../support/cleanup.js';
-import { deviceState, logLine } from '../support/fixtures.js';
+import { deviceState, logLine, metricsSample } from '../support/fixtures.js';
 import { http } from '../support/http.js';
 import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
 import { type PostgresServer, startPostgres } from '../support/postgres.js';
@@ -31,6 +42,8 @@ const topics = new Topics();
 /** One `?follow=true` stream, its records kept as they arrive. */
 class Follower {
   readonly records: (LogRecord | EventRecord)[] = [];
+  /** Every event as it came, with its name (the fleet stream's `fleet` and `fleet-changes`). */
+  readonly events: { event: string; data: unknown }[] = [];
   private text = '';
   private readonly abort = new AbortController();
 
@@ -72,7 +85,10 @@ class Follower {
         this.text = blocks.pop() ?? '';
         for (const block of blocks) {
           const data = block.split('\n').find((l) => l.startsWith('data: '));
-          if (block.startsWith('event: ') && data) this.records.push(JSON.parse(data.slice('data: '.length)));
+          if (!block.startsWith('event: ') || !data) continue;
+          const parsed = JSON.parse(data.slice('data: '.length));
+          this.records.push(parsed);
+          this.events.push({ event: block.split('\n')[0]!.slice('event: '.length), data: parsed });
         }
       }
     } catch {
@@ -112,15 +128,15 @@ describe('live follow across hub replicas', () => {
   const logsUrl = (replica: number, query = '') => `${replicas[replica]!.url}/api/v1/devices/${DEVICE}/logs?follow=true${query}`;
 
   /** The device as the agent is on the wire: its will on its own status topic, subscribed to its commands. */
-  async function connectDevice(replica: number): Promise<{ client: MqttClient; inbox: Inbox }> {
-    const status = topics.device(DEVICE, 'status');
+  async function connectDevice(replica: number, id = DEVICE): Promise<{ client: MqttClient; inbox: Inbox }> {
+    const status = topics.device(id, 'status');
     const client = await connectClient(replicas[replica]!.mqttUrl, {
-      clientId: DEVICE,
+      clientId: id,
       will: { topic: status, payload: Buffer.from(JSON.stringify({ online: false, at: new Date().toISOString() })), qos: 1, retain: true },
     });
     const inbox = new Inbox(client);
-    await client.subscribeAsync(topics.device(DEVICE, 'commands'), { qos: 1 });
-    await client.publishAsync(topics.device(DEVICE, 'state'), JSON.stringify(deviceState(DEVICE)), { qos: 1, retain: true });
+    await client.subscribeAsync(topics.device(id, 'commands'), { qos: 1 });
+    await client.publishAsync(topics.device(id, 'state'), JSON.stringify(deviceState(id)), { qos: 1, retain: true });
     await client.publishAsync(status, JSON.stringify({ online: true, at: new Date().toISOString() }), { qos: 1, retain: true });
     return { client, inbox };
   }
@@ -156,6 +172,9 @@ describe('live follow across hub replicas', () => {
       client,
       Array.from({ length: 100 }, (_, i) => `quiet ${i}`),
     );
+    // A device's PUBACK waits for its commit, not for Redis: the last PUBLISH may still be on its way.
+    await waitFor('the device messages in Redis', async () => (await publishes()) - before >= 100);
+    await new Promise((resolve) => setTimeout(resolve, 500));
     const sent = (await publishes()) - before;
     // The device's own 100 messages cross Redis once each (the shared emitter); the rest is the
     // brokers' heartbeats. Relaying its lines to the two other replicas would add 200.
@@ -223,5 +242,38 @@ describe('live follow across hub replicas', () => {
     expect(resumed.lines()).toEqual([...live.slice(10), ...after, 'resumed live']);
     expect(onOther.lines().at(-1)).toBe('resumed live');
     expect(onOther.records).toHaveLength(33);
+  });
+
+  it('shows the sparkline of a device on another replica on the fleet page, stored samples first, then live', {
+    timeout: 60_000,
+  }, async () => {
+    const id = 'sparks-1';
+    const { client } = await connectDevice(0, id);
+    cleanup.add('sparks device', () => closeClient(client));
+    const sample = (n: number) => metricsSample(n, { host: { ...metricsSample(n).host, cpuPercent: n * 10 } });
+    // Stored while nobody watched the fleet on replica 1, so replica 1 heard of none of them.
+    for (const n of [1, 2, 3]) await client.publishAsync(topics.device(id, 'metrics'), JSON.stringify(sample(n)), { qos: 1 });
+    await waitFor('three samples stored', async () => {
+      const res = await http(replicas[1]!.url, 'GET', `/api/v1/devices/${id}/metrics`);
+      return res.status === 200 && (res.body as { samples: unknown[] }).samples.length === 3;
+    });
+
+    const fleet = await Follower.open(`${replicas[1]!.url}/api/v1/devices?follow=true`, cleanup);
+    const row = () => {
+      let found: FleetRow | undefined;
+      for (const { event, data } of fleet.events) {
+        const items = event === FLEET_EVENT.all ? (data as FleetSnapshot).items : (data as FleetChanges).items;
+        found = items.find((r) => r.id === id) ?? found;
+      }
+      return found;
+    };
+    await waitFor('the fleet snapshot', () => row() !== undefined);
+    expect(row()!.history.cpu).toEqual([10, 20, 30]);
+    expect(row()!.metrics?.cpuPercent).toBe(30);
+
+    await client.publishAsync(topics.device(id, 'metrics'), JSON.stringify(sample(4)), { qos: 1 });
+    await waitFor('the live sample on replica 1', () => row()?.history.cpu.length === 4);
+    expect(row()!.history.cpu).toEqual([10, 20, 30, 40]);
+    expect(row()!.metrics?.cpuPercent).toBe(40);
   });
 });
