@@ -41,7 +41,7 @@ import {
 } from '../../shared/index.js';
 import type { HubBus, MessageOrigin } from '../mqtt/hub-bus.js';
 import type { AppStore, StoredApp } from '../store/apps.js';
-import type { DeviceStore, StoredDevice } from '../store/devices.js';
+import type { DeviceStore, IssuedDesired, StoredDevice } from '../store/devices.js';
 import type { SecretStore } from '../store/secrets.js';
 import type { ApiRequestHandler } from './api-requests.js';
 import { type ReplicaRole, SOLE_REPLICA, SYNC_TOPIC } from './replica.js';
@@ -98,7 +98,6 @@ export class Dispatcher {
   private readonly fresh = new Map<string, DesiredState>();
   private readonly restore = new Map<string, DesiredState>();
   private pumping = false;
-  private batching = false;
   private stopped = false;
   private restoreStartedAt: number | undefined;
   private restoreCount = 0;
@@ -275,14 +274,13 @@ export class Dispatcher {
     const devices = (await this.deps.devices.list()).filter((device) => device.state);
     for (let first = 0; first < devices.length; first += this.chunk) {
       if (first > 0) await new Promise((resolve) => setImmediate(resolve));
-      // A whole chunk is queued before the pump looks, so the first chunk is a full one rather than the first device alone.
-      this.batching = true;
-      try {
-        for (const device of devices.slice(first, first + this.chunk)) await this.syncDevice(device, pass);
-      } finally {
-        this.batching = false;
+      // A whole chunk is stored in one write, then queued before the pump looks, so the first chunk is a full one rather than the first device alone.
+      const issued: IssuedDesired[] = [];
+      for (const device of devices.slice(first, first + this.chunk)) {
+        const planned = this.planDevice(device, pass);
+        if (planned) issued.push(planned);
       }
-      this.pump();
+      await this.issue(issued);
     }
     // With no device to plan, still what a restart queued for republication.
     this.pump();
@@ -298,8 +296,13 @@ export class Dispatcher {
   }
 
   /** `device` as just read from the store: a fleet-wide pass reads every device once, not once more each. */
-  private async syncDevice(device: StoredDevice, pass?: FleetPass): Promise<void> {
-    const { apps, rollouts, secret } = pass ?? (await this.fleetPass());
+  private async syncDevice(device: StoredDevice): Promise<void> {
+    const planned = this.planDevice(device, await this.fleetPass());
+    if (planned) await this.issue([planned]);
+  }
+
+  /** The device's next document, signed, or undefined when it already holds what it must run (or it cannot be computed). */
+  private planDevice(device: StoredDevice, { apps, rollouts, secret }: FleetPass): IssuedDesired | undefined {
     const deviceId = device.id;
     let desiredApps: DesiredState['apps'];
     try {
@@ -312,11 +315,11 @@ export class Dispatcher {
         { deviceId, secret: err.secret, path: err.path, reason: err.message },
         'cannot compute desired state: unusable secret; device keeps its last desired state',
       );
-      return;
+      return undefined;
     }
     const hash = desiredHash(desiredApps);
     const behind = (device.observedRevision ?? 0) > device.desiredRevision;
-    if (hash === device.desiredHash && !behind) return;
+    if (hash === device.desiredHash && !behind) return undefined;
     const desired = signDesired(
       {
         deviceId: device.id,
@@ -326,20 +329,28 @@ export class Dispatcher {
       },
       this.deps.signingKey,
     );
-    await this.deps.devices.recordDesired(desired, hash);
-    this.publishDesired(desired);
-    this.log.info(
-      { deviceId, revision: desired.revision, apps: desiredApps.map((a) => `${a.name}@${a.revision}`) },
-      'desired state published',
-    );
+    return { desired, hash };
+  }
+
+  /** Stores the documents (one write), then queues them for the broker: a document is never published before it is stored. */
+  private async issue(issued: readonly IssuedDesired[]): Promise<void> {
+    if (issued.length === 0) return;
+    await this.deps.devices.recordDesiredMany(issued);
+    for (const { desired } of issued) {
+      this.queueDesired(desired);
+      this.log.info(
+        { deviceId: desired.deviceId, revision: desired.revision, apps: desired.apps.map((a) => `${a.name}@${a.revision}`) },
+        'desired state published',
+      );
+    }
+    this.pump();
   }
 
   /** Queues a freshly computed document; it replaces anything still waiting for that device. */
-  private publishDesired(desired: DesiredState): void {
+  private queueDesired(desired: DesiredState): void {
     this.restore.delete(desired.deviceId);
     // A waiting older document is replaced in place (Map.set keeps its position).
     this.fresh.set(desired.deviceId, desired);
-    if (!this.batching) this.pump();
   }
 
   /**
@@ -429,13 +440,11 @@ export class Dispatcher {
       return;
     }
     const { devices } = this.deps;
-    const isNew = await devices.ensure(deviceId);
-    const before = await devices.get(deviceId);
-    await devices.recordState(state);
-    if (isNew) this.log.info({ deviceId, labels: state.labels }, 'device registered');
-    const labelsChanged = JSON.stringify(before?.reportedLabels) !== JSON.stringify(state.labels);
-    const neverIssued = before?.desiredHash == null;
-    if (neverIssued || labelsChanged || state.observedRevision > (before?.desiredRevision ?? 0)) {
+    // One round trip for the common case, an acknowledgement that changes nothing to plan.
+    const before = await devices.recordStateReport(state);
+    if (before.isNew) this.log.info({ deviceId, labels: state.labels }, 'device registered');
+    const labelsChanged = JSON.stringify(before.previousLabels) !== JSON.stringify(state.labels);
+    if (!before.desiredIssued || labelsChanged || state.observedRevision > before.desiredRevision) {
       if (!this.replica.leading) this.askLeader({ device: deviceId });
       else {
         const after = await devices.get(deviceId);

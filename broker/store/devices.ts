@@ -70,6 +70,33 @@ export interface DeviceStore {
   setOperatorLabels(id: string, labels: OperatorLabels): Promise<void>;
   /** Stores the signed desired document issued to its device, sealed with the hub's secrets key. */
   recordDesired(desired: DesiredState, hash: string): Promise<void>;
+  /**
+   * Stores several devices' documents as recordDesired does, at once: one statement on PostgreSQL
+   * for a fleet-wide pass's chunk, rather than a round trip per device.
+   */
+  recordDesiredMany(issued: readonly IssuedDesired[]): Promise<void>;
+  /**
+   * Records a state report as recordState does, creating the device on first contact as ensure
+   * does, in one round trip; answers what the dispatcher decides a re-plan on.
+   */
+  recordStateReport(state: DeviceState): Promise<StateReportOutcome>;
+}
+
+export interface IssuedDesired {
+  desired: DesiredState;
+  hash: string;
+}
+
+/** What a state report found stored before it. */
+export interface StateReportOutcome {
+  /** The report created the device. */
+  isNew: boolean;
+  /** The labels the device reported last time ({} for a new device). */
+  previousLabels: Labels;
+  /** The revision of the last desired document issued to it (0: none). */
+  desiredRevision: number;
+  /** Whether any desired document was issued to it. */
+  desiredIssued: boolean;
 }
 
 export function effectiveLabels(reported: Labels, operator: OperatorLabels): Labels {

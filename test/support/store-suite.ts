@@ -248,6 +248,67 @@ export function storeSuite(engineName: string, engine: StoreEngine): void {
         await expect(wrongKey.devices.get('dev-1')).rejects.toBeInstanceOf(SealedDataError);
       });
 
+      it('records a state report in one call: creates the device on first contact and says what the report replaced', async () => {
+        const first = deviceState('dev-r', { observedRevision: 0, labels: { site: 'roof' } });
+        expect(await s.devices.recordStateReport(first)).toEqual({
+          isNew: true,
+          previousLabels: {},
+          desiredRevision: 0,
+          desiredIssued: false,
+        });
+        expect(await s.devices.get('dev-r')).toMatchObject({
+          reportedLabels: { site: 'roof' },
+          online: true,
+          lastSeen: '2026-03-01T00:00:00.000Z',
+          state: first,
+          observedRevision: 0,
+          createdAt: '2026-03-01T00:00:00.000Z',
+        });
+        await s.devices.recordDesired(desired('dev-r', 4, [{ name: 'web', revision: 2 }]), 'h4');
+        await s.devices.setOperatorLabels('dev-r', { zone: 'a' });
+        const second = deviceState('dev-r', { observedRevision: 4, labels: { site: 'attic' } });
+        expect(await s.devices.recordStateReport(second)).toEqual({
+          isNew: false,
+          previousLabels: { site: 'roof' },
+          desiredRevision: 4,
+          desiredIssued: true,
+        });
+        // The report's columns only: the operator's labels and the desired document stay.
+        expect(await s.devices.get('dev-r')).toMatchObject({
+          reportedLabels: { site: 'attic' },
+          labels: { site: 'attic', zone: 'a' },
+          state: second,
+          observedRevision: 4,
+          desiredRevision: 4,
+          desiredHash: 'h4',
+          createdAt: '2026-03-01T00:00:00.000Z',
+        });
+        // A device created by its status first is not new to its first report, and has no document yet.
+        await s.devices.ensure('dev-s');
+        expect(await s.devices.recordStateReport(deviceState('dev-s'))).toMatchObject({
+          isNew: false,
+          desiredIssued: false,
+          desiredRevision: 0,
+        });
+      });
+
+      it('stores a chunk of desired documents at once, sealed, and leaves the other devices alone', async () => {
+        for (const id of ['dev-1', 'dev-2', 'dev-3']) await s.devices.ensure(id);
+        const one = desired('dev-1', 3, [{ name: 'web', revision: 1 }]);
+        const two = desired('dev-2', 5, [{ name: 'api', revision: 2 }]);
+        await s.devices.recordDesiredMany([
+          { desired: one, hash: 'hash-1' },
+          { desired: two, hash: 'hash-2' },
+        ]);
+        await s.devices.recordDesiredMany([]);
+        expect(await s.devices.get('dev-1')).toMatchObject({ desiredRevision: 3, desiredHash: 'hash-1', desired: one });
+        expect(await s.devices.get('dev-2')).toMatchObject({ desiredRevision: 5, desiredHash: 'hash-2', desired: two });
+        expect(await s.devices.get('dev-3')).toMatchObject({ desiredRevision: 0, desiredHash: null, desired: null });
+        expect(await s.devices.desiredApps('dev-2')).toEqual([{ name: 'api', revision: 2 }]);
+        const wrongKey = await open({ now, cipher: new SecretCipher(randomBytes(32)) });
+        await expect(wrongKey.devices.get('dev-1')).rejects.toBeInstanceOf(SealedDataError);
+      });
+
       it('counts devices per app and reported phase, offline devices under offline, ordered by app then phase', async () => {
         const report = (id: string, apps: [string, 'running' | 'failed'][]) =>
           deviceState(id, { apps: apps.map(([name, phase]) => ({ name, revision: 1, phase, containers: [] })) });

@@ -6,7 +6,7 @@
  */
 
 import { generateKeyPairSync } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Dispatcher } from '../../broker/dispatcher/dispatcher.js';
 import { Rollouts } from '../../broker/dispatcher/rollouts.js';
 import { desiredHash } from '../../broker/dispatcher/scheduling.js';
@@ -287,6 +287,43 @@ describe('Dispatcher: paced desired state', () => {
     expect(devices.filter((d) => d.state !== null && d.desiredRevision === 1).map((d) => d.id)).toEqual(burst);
     while (mqtt.inFlight > 0) await mqtt.ackAll();
     expect(mqtt.sent.map((s) => s.deviceId)).toEqual(burst);
+  });
+
+  it('stores each chunk of a fleet-wide pass in one write, and takes an acknowledgement in one store call', async () => {
+    const hub = hubStores();
+    for (const id of ids) await hub.devices.recordStateReport(deviceState(id, { labels: { site: 'roof' } }));
+    const mqtt = new FakeBus();
+    const dispatcher = hub.dispatcher(mqtt, 10);
+    stops.push(() => dispatcher.stop());
+    await dispatcher.start();
+    await dispatcher.idle();
+    const many = vi.spyOn(hub.devices, 'recordDesiredMany');
+    const one = vi.spyOn(hub.devices, 'recordDesired');
+    await hub.apply(appSpec('base', { site: 'roof' }));
+    await dispatcher.sync();
+    while (mqtt.inFlight > 0 || dispatcher.desiredBacklog > 0) await mqtt.ackAll();
+    // 25 devices, chunks of 10: three writes, each stored before its documents went out.
+    expect(many.mock.calls.map(([issued]) => issued.length)).toEqual([10, 10, 5]);
+    expect(one).not.toHaveBeenCalled();
+    const latest = new Map(mqtt.sent.map((s) => [s.deviceId, s.revision]));
+    expect((await hub.devices.list()).map((d) => [d.id, d.desiredRevision])).toEqual(ids.map((id) => [id, latest.get(id)]));
+
+    // Every device acknowledges its document: one store call each, no read, nothing to re-plan.
+    const report = vi.spyOn(hub.devices, 'recordStateReport');
+    const get = vi.spyOn(hub.devices, 'get');
+    const sentBefore = mqtt.sent.length;
+    const topics = new Topics('flotilla/v1');
+    for (const id of ids) {
+      mqtt.deliver(
+        topics.device(id, 'state'),
+        JSON.stringify(deviceState(id, { observedRevision: latest.get(id)!, labels: { site: 'roof' } })),
+      );
+    }
+    await dispatcher.idle();
+    expect(report).toHaveBeenCalledTimes(ids.length);
+    expect(get).not.toHaveBeenCalled();
+    expect(mqtt.sent.length).toBe(sentBefore);
+    expect((await hub.devices.list()).every((d) => d.observedRevision === latest.get(d.id))).toBe(true);
   });
 
   it('sends a single document at once when idle', async () => {

@@ -1,6 +1,14 @@
 /** The PostgreSQL engine of DeviceStore: desired documents and their hashes sealed as bytea. */
-import type { DesiredState, DeviceState, OperatorLabels } from '../../../shared/index.js';
-import { type DeviceColumns, type DeviceStore, deviceFromRow, type FleetDeviceRow, type StoredDevice } from '../devices.js';
+import type { DesiredState, DeviceState, Labels, OperatorLabels } from '../../../shared/index.js';
+import {
+  type DeviceColumns,
+  type DeviceStore,
+  deviceFromRow,
+  type FleetDeviceRow,
+  type IssuedDesired,
+  type StateReportOutcome,
+  type StoredDevice,
+} from '../devices.js';
 import { desiredDocAad, desiredHashAad, type SecretCipher } from '../secret-cipher.js';
 import type { PgDatabase } from './database.js';
 
@@ -74,6 +82,36 @@ export class PgDeviceStore implements DeviceStore {
     );
   }
 
+  async recordStateReport(state: DeviceState): Promise<StateReportOutcome> {
+    // The statements of one WITH see the table as it was before any of them: `previous` is the row the upsert replaces.
+    // xmax is 0 on a row version this statement inserted, the transaction's id on one it updated.
+    const [row] = await this.db.query<{
+      inserted: boolean;
+      reported_labels: string | null;
+      desired_revision: number | null;
+      desired_issued: boolean | null;
+    }>(
+      `WITH previous AS (
+         SELECT reported_labels, desired_revision, desired_hash IS NOT NULL AS desired_issued FROM devices WHERE id = $5
+       ), written AS (
+         INSERT INTO devices (id, created_at, state, observed_revision, reported_labels, online, last_seen)
+         VALUES ($5, $4, $1, $2, $3, 1, $4)
+         ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, observed_revision = EXCLUDED.observed_revision,
+           reported_labels = EXCLUDED.reported_labels, online = 1, last_seen = EXCLUDED.last_seen
+         RETURNING (xmax = 0) AS inserted
+       )
+       SELECT written.inserted, previous.reported_labels, previous.desired_revision, previous.desired_issued
+         FROM written LEFT JOIN previous ON true`,
+      [JSON.stringify(state), state.observedRevision, JSON.stringify(state.labels), this.now().toISOString(), state.deviceId],
+    );
+    return {
+      isNew: row?.inserted === true,
+      previousLabels: row?.reported_labels ? (JSON.parse(row.reported_labels) as Labels) : {},
+      desiredRevision: Number(row?.desired_revision ?? 0),
+      desiredIssued: row?.desired_issued === true,
+    };
+  }
+
   async recordOnline(id: string, online: boolean): Promise<void> {
     if (online) await this.db.query('UPDATE devices SET online = 1, last_seen = $1 WHERE id = $2', [this.now().toISOString(), id]);
     else await this.db.query('UPDATE devices SET online = 0 WHERE id = $1 AND online = 1', [id]);
@@ -111,6 +149,22 @@ export class PgDeviceStore implements DeviceStore {
       sealed,
       desired.deviceId,
     ]);
+  }
+
+  async recordDesiredMany(issued: readonly IssuedDesired[]): Promise<void> {
+    if (issued.length === 0) return;
+    // One statement for the whole chunk: the leader issues a fleet's documents a chunk at a time.
+    await this.db.query(
+      `UPDATE devices d SET desired_revision = t.revision, desired_hash = t.hash, desired_doc = t.doc
+         FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::bytea[]) AS t(id, revision, hash, doc)
+        WHERE d.id = t.id`,
+      [
+        issued.map(({ desired }) => desired.deviceId),
+        issued.map(({ desired }) => desired.revision),
+        issued.map(({ desired, hash }) => this.cipher.sealText(hash, desiredHashAad(desired.deviceId))),
+        issued.map(({ desired }) => this.cipher.sealText(JSON.stringify(desired), desiredDocAad(desired.deviceId))),
+      ],
+    );
   }
 
   private openDesired(row: Pick<DeviceRow, 'id' | 'desired_doc'>): DesiredState | null {

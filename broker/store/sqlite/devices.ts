@@ -1,6 +1,14 @@
 /** The SQLite engine of DeviceStore (hub.db). */
-import type { DesiredState, DeviceState, OperatorLabels } from '../../../shared/index.js';
-import { type DeviceColumns, type DeviceStore, deviceFromRow, type FleetDeviceRow, type StoredDevice } from '../devices.js';
+import type { DesiredState, DeviceState, Labels, OperatorLabels } from '../../../shared/index.js';
+import {
+  type DeviceColumns,
+  type DeviceStore,
+  deviceFromRow,
+  type FleetDeviceRow,
+  type IssuedDesired,
+  type StateReportOutcome,
+  type StoredDevice,
+} from '../devices.js';
 import { desiredDocAad, desiredHashAad, type SecretCipher } from '../secret-cipher.js';
 import type { Db } from './db.js';
 
@@ -25,6 +33,9 @@ export class SqliteDeviceStore implements DeviceStore {
   private readonly selectAppPhases;
   private readonly selectFleetRows;
   private readonly selectDesiredDoc;
+  private readonly selectReportBasis;
+  private readonly writeDesiredMany;
+  private readonly writeStateReport;
 
   constructor(
     db: Db,
@@ -51,6 +62,24 @@ export class SqliteDeviceStore implements DeviceStore {
       'SELECT id, online, last_seen, operator_labels, reported_labels, state, desired_revision FROM devices ORDER BY id',
     );
     this.selectDesiredDoc = db.prepare<[string], Pick<DeviceRow, 'id' | 'desired_doc'>>('SELECT id, desired_doc FROM devices WHERE id = ?');
+    this.selectReportBasis = db.prepare<[string], { reported_labels: string; desired_revision: number; desired_issued: number }>(
+      'SELECT reported_labels, desired_revision, desired_hash IS NOT NULL AS desired_issued FROM devices WHERE id = ?',
+    );
+    this.writeDesiredMany = db.transaction((issued: readonly IssuedDesired[]) => {
+      for (const { desired, hash } of issued) this.writeDesired(desired, hash);
+    });
+    this.writeStateReport = db.transaction((state: DeviceState): StateReportOutcome => {
+      const previous = this.selectReportBasis.get(state.deviceId);
+      const at = this.now().toISOString();
+      if (!previous) this.insert.run(state.deviceId, at);
+      this.updateState.run(JSON.stringify(state), state.observedRevision, JSON.stringify(state.labels), at, state.deviceId);
+      return {
+        isNew: previous === undefined,
+        previousLabels: previous ? (JSON.parse(previous.reported_labels) as Labels) : {},
+        desiredRevision: previous?.desired_revision ?? 0,
+        desiredIssued: previous?.desired_issued === 1,
+      };
+    });
     // SQLite reads the apps out of the stored state, so a scrape parses no JSON in JS.
     this.selectAppPhases = db.prepare<[], { app: string; phase: string; devices: number }>(
       `SELECT json_extract(a.value, '$.name') AS app,
@@ -126,6 +155,18 @@ export class SqliteDeviceStore implements DeviceStore {
   }
 
   async recordDesired(desired: DesiredState, hash: string): Promise<void> {
+    this.writeDesired(desired, hash);
+  }
+
+  async recordDesiredMany(issued: readonly IssuedDesired[]): Promise<void> {
+    this.writeDesiredMany(issued);
+  }
+
+  async recordStateReport(state: DeviceState): Promise<StateReportOutcome> {
+    return this.writeStateReport(state);
+  }
+
+  private writeDesired(desired: DesiredState, hash: string): void {
     const sealed = this.cipher.sealText(JSON.stringify(desired), desiredDocAad(desired.deviceId));
     this.updateDesired.run(desired.revision, this.cipher.sealText(hash, desiredHashAad(desired.deviceId)), sealed, desired.deviceId);
   }
