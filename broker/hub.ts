@@ -31,7 +31,7 @@ import { remoteAccess, type SessionTimings } from './hub/remote.js';
 import { replicaRole } from './hub/replica.js';
 import { type HubStores, openHubStores } from './hub/stores.js';
 import { type HubTelemetry, openTelemetry } from './hub/telemetry.js';
-import { liveTelemetry } from './hub/telemetry-follow.js';
+import { type LiveTelemetry, liveTelemetry } from './hub/telemetry-follow.js';
 import { auditMethods } from './remote/audit-methods.js';
 import { telemetryMethods } from './telemetry/methods.js';
 import { maxSemiSpaceMiB } from './v8-young-generation.js';
@@ -93,15 +93,15 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
       sessions: remote.acl,
     };
     const mqtt = await startHubMqtt(config, mqttDeps, closer);
+    const knownDevices = async () => (await stores.devices.presence()).length;
+    const live = await liveTelemetry(telemetry, mqtt, config.redis !== undefined, logger, closer, knownDevices);
     const desiredChanged = new Signal((err) => logger.error({ component: 'hub', err }, 're-planning desired state failed'));
     const desiredMayHaveChanged = () => desiredChanged.emit();
-    const api = hubApi(stores, telemetry, mqtt, desiredMayHaveChanged, now, protocolVersions);
+    const api = hubApi(stores, telemetry, live, mqtt, desiredMayHaveChanged, now, protocolVersions);
     const replica = await replicaRole(stores, mqtt, config.redis !== undefined, logger, closer);
     const dispatcher = await startDispatcher(stores, mqtt, api, { ...deps, replica }, logger, now, closer);
     desiredChanged.on(() => dispatcher.scheduleSync());
     const endpoint = await remote.startRelay(mqtt, { authenticator, loginDelay }, deps.sessionTimings);
-    const knownDevices = async () => (await stores.devices.presence()).length;
-    const live = await liveTelemetry(telemetry, mqtt, config.redis !== undefined, logger, closer, knownDevices);
     const ports = await startHubHttp(
       config,
       {
@@ -150,6 +150,7 @@ function authentication(config: HubConfig, stores: HubStores, logger: Logger) {
 function hubApi(
   stores: HubStores,
   telemetry: HubTelemetry,
+  live: LiveTelemetry,
   mqtt: HubMqtt,
   desiredMayHaveChanged: () => void,
   now: () => Date,
@@ -165,6 +166,7 @@ function hubApi(
     telemetry: telemetryMethods({
       store: telemetry.store,
       ingest: telemetry.ingest,
+      newestSamples: live.newestSamples,
       devices,
       now: () => now().getTime(),
       linkBytes: (id) => mqtt.linkBytes.get(id),

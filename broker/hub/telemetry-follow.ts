@@ -14,6 +14,9 @@
  *   reloads them from the shared database first, once the other replicas
  *   relay: nothing falls between the reload and the relayed samples, and a
  *   sample in both is taken once (by its seq, as the ingest does).
+ * - `newestSamples`: `flotilla top` (devices.top) on a replica holds the
+ *   same watch for TOP_WATCH_MS after each call, so its answer holds every
+ *   replica's devices and a `top` that keeps asking costs one reload.
  */
 import type { Logger } from 'pino';
 import type { Closer } from '../../shared/closer.js';
@@ -28,9 +31,13 @@ export interface LiveTelemetry {
   records: LiveRecords;
   /** Resolves once the fleet's newest samples and sparklines hold every replica's devices; the function it resolves to ends the watch. */
   watchFleet(): Promise<() => void>;
+  /** Resolves once the newest samples hold every replica's devices, and keeps them so for a while. */
+  newestSamples(): Promise<void>;
 }
 
 const NOT_WATCHING = () => undefined;
+/** How long a `top` keeps the fleet watched after its last call. */
+export const TOP_WATCH_MS = 60_000;
 
 export async function liveTelemetry(
   telemetry: HubTelemetry,
@@ -40,7 +47,9 @@ export async function liveTelemetry(
   closer: Closer,
   knownDevices: () => Promise<number>,
 ): Promise<LiveTelemetry> {
-  if (!clustered) return { records: liveRecordsOf(telemetry.ingest), watchFleet: async () => NOT_WATCHING };
+  if (!clustered) {
+    return { records: liveRecordsOf(telemetry.ingest), watchFleet: async () => NOT_WATCHING, newestSamples: async () => undefined };
+  }
   const { FollowAcrossReplicas } = await import('../telemetry/follow-across-replicas.js');
   const across = new FollowAcrossReplicas({
     bus: mqtt.bus,
@@ -52,7 +61,33 @@ export async function liveTelemetry(
   await across.attach();
   // Closed before the broker (closers run in reverse): the other replicas hear this one follows nothing now.
   closer.add('follow across replicas', () => across.close());
-  return { records: across, watchFleet: fleetWatch(telemetry, across, knownDevices, logger) };
+  const watchFleet = fleetWatch(telemetry, across, knownDevices, logger);
+  const glance = watchForAWhile(watchFleet, TOP_WATCH_MS);
+  closer.add('fleet watch for top', () => glance.end());
+  return { records: across, watchFleet, newestSamples: glance.watch };
+}
+
+/** A watch held for `ms` after the last `watch()`. */
+function watchForAWhile(watchFleet: LiveTelemetry['watchFleet'], ms: number): { watch: () => Promise<void>; end: () => void } {
+  let held: { unwatch: () => void; timer: NodeJS.Timeout } | undefined;
+  const end = () => {
+    if (!held) return;
+    clearTimeout(held.timer);
+    held.unwatch();
+    held = undefined;
+  };
+  return {
+    async watch() {
+      if (!held) {
+        const unwatch = await watchFleet();
+        // Two calls at once: the first to get here holds the watch.
+        if (held) unwatch();
+        else held = { unwatch, timer: setTimeout(end, ms).unref() };
+      }
+      held.timer.refresh();
+    },
+    end,
+  };
 }
 
 function fleetWatch(

@@ -14,6 +14,8 @@ export interface TelemetryMethodDeps {
   /** Where stored telemetry is read: the telemetry file, or the replicas' shared database. */
   store: TelemetryReads;
   ingest: TelemetryIngest;
+  /** Resolves once the ingest's newest samples hold every device's, on a hub replica those of devices connected to others too. */
+  newestSamples?: () => Promise<void>;
   devices: DeviceStore;
   now: () => number;
   /** A device's MQTT bytes since the hub started (broker/mqtt/link-bytes.ts). */
@@ -24,7 +26,14 @@ const DEFAULT_METRICS_WINDOW_MS = 3_600_000;
 
 export type TelemetryMethodName = 'logs.query' | 'events.query' | 'metrics.query' | 'devices.top';
 
-export function telemetryMethods({ store, ingest, devices, now, linkBytes }: TelemetryMethodDeps): ApiHandlersFor<TelemetryMethodName> {
+export function telemetryMethods({
+  store,
+  ingest,
+  newestSamples,
+  devices,
+  now,
+  linkBytes,
+}: TelemetryMethodDeps): ApiHandlersFor<TelemetryMethodName> {
   const linkBytesSince = new Date(now()).toISOString();
   const linkUsage = (id: string): LinkUsage => {
     const bytes = linkBytes?.(id);
@@ -72,28 +81,31 @@ export function telemetryMethods({ store, ingest, devices, now, linkBytes }: Tel
       ...linkUsage(p.device),
     }),
 
-    'devices.top': async () => ({
-      devices: (await devices.list()).map((device): TopRow => {
-        const sample = ingest.latest.get(device.id);
-        const link = linkUsage(device.id);
-        if (!sample) return { id: device.id, online: device.online, ...link };
-        const { host } = sample;
-        const root = host.disks.find((disk) => disk.name === 'root') ?? host.disks[0];
-        return {
-          id: device.id,
-          online: device.online,
-          ts: sample.ts,
-          cpuPercent: host.cpuPercent,
-          load1: host.load1,
-          memUsedBytes: host.memUsedBytes,
-          memTotalBytes: host.memTotalBytes,
-          ...(root ? { diskUsedBytes: root.usedBytes, diskTotalBytes: root.totalBytes } : {}),
-          ...(host.temperatureC !== undefined ? { temperatureC: host.temperatureC } : {}),
-          containers: sample.containers.length,
-          ...link,
-        };
-      }),
-    }),
+    'devices.top': async () => {
+      await newestSamples?.();
+      return {
+        devices: (await devices.list()).map((device): TopRow => {
+          const sample = ingest.latest.get(device.id);
+          const link = linkUsage(device.id);
+          if (!sample) return { id: device.id, online: device.online, ...link };
+          const { host } = sample;
+          const root = host.disks.find((disk) => disk.name === 'root') ?? host.disks[0];
+          return {
+            id: device.id,
+            online: device.online,
+            ts: sample.ts,
+            cpuPercent: host.cpuPercent,
+            load1: host.load1,
+            memUsedBytes: host.memUsedBytes,
+            memTotalBytes: host.memTotalBytes,
+            ...(root ? { diskUsedBytes: root.usedBytes, diskTotalBytes: root.totalBytes } : {}),
+            ...(host.temperatureC !== undefined ? { temperatureC: host.temperatureC } : {}),
+            containers: sample.containers.length,
+            ...link,
+          };
+        }),
+      };
+    },
   };
 }
 

@@ -10,7 +10,8 @@
  *   window asked for on its new replica;
  * - a follower that resumes with `afterId` gets exactly what came after;
  * - the console's fleet stream on replica 1 shows the sparkline of a device on replica 0, with
- *   the samples stored before anyone watched, and takes its new samples live;
+ *   the samples stored before anyone watched, and takes its new samples live; `top` on replica 2
+ *   shows its newest sample, and the next one;
  * - nobody following, a replica relays nothing: Redis carries each message once, not once more
  *   per replica (counted by Redis' own PUBLISH statistics).
  */
@@ -275,5 +276,14 @@ describe('live follow across hub replicas', () => {
     await waitFor('the live sample on replica 1', () => row()?.history.cpu.length === 4);
     expect(row()!.history.cpu).toEqual([10, 20, 30, 40]);
     expect(row()!.metrics?.cpuPercent).toBe(40);
+
+    // top on a replica whose fleet nobody watched: the newest sample, then the next one.
+    const topCpu = async () => {
+      const res = await http(replicas[2]!.url, 'GET', '/api/v1/top');
+      return (res.body as { devices: { id: string; cpuPercent?: number }[] }).devices.find((d) => d.id === id)?.cpuPercent;
+    };
+    expect(await topCpu()).toBe(40);
+    await client.publishAsync(topics.device(id, 'metrics'), JSON.stringify(sample(5)), { qos: 1 });
+    await waitFor('the next sample in top on replica 2', async () => (await topCpu()) === 50);
   });
 });
