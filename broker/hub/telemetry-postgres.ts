@@ -5,8 +5,8 @@
  * crash is stored once (the (device, seq) key). No telemetry file is opened.
  *
  * Each replica stores what its own devices send, and tells its own followers
- * (`logs -f`, events -f, the fleet's sparklines) of what it committed: a
- * follower on another replica than the device's hears nothing live.
+ * (`logs -f`, events -f, the fleet's sparklines) of what it committed; the
+ * other replicas' followers hear of it through telemetry-follow.ts.
  *
  * Loaded only for a replica: a single hub does not carry this path.
  */
