@@ -14,6 +14,10 @@
  * does; the payload buffer is shared, so the extra memory is one small
  * object per retained topic. Everything else is the stock persistence,
  * methods and all (subscriber-limits.ts wraps its outgoing queue).
+ *
+ * A retained payload is kept in a buffer of its own size (ownBuffer): a
+ * retained message lives as long as its topic, often the broker's whole
+ * life, and a payload that is a view into a bigger buffer keeps all of it.
  */
 import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
@@ -40,9 +44,13 @@ export function retainedIndexedPersistence(): RetainedStore {
   const storeRetained = persistence.storeRetained.bind(persistence);
   persistence.storeRetained = (packet, cb) => {
     // An empty retained message deletes the topic's [MQTT-3.3.1-10].
-    if (packet.payload.length === 0) byTopic.delete(packet.topic);
-    else byTopic.set(packet.topic, { ...packet });
-    return storeRetained(packet, cb);
+    if (packet.payload.length === 0) {
+      byTopic.delete(packet.topic);
+      return storeRetained(packet, cb);
+    }
+    const kept = { ...packet, payload: ownBuffer(packet.payload) };
+    byTopic.set(packet.topic, kept);
+    return storeRetained(kept, cb);
   };
 
   const createRetainedStreamCombi = persistence.createRetainedStreamCombi.bind(persistence);
@@ -51,6 +59,22 @@ export function retainedIndexedPersistence(): RetainedStore {
     return Readable.from(patterns.flatMap((topic) => byTopic.get(topic) ?? []));
   };
   return persistence;
+}
+
+/**
+ * `payload`, or a copy of it in an ArrayBuffer of its own when it is a view
+ * into a bigger one. Buffer.from(string) cuts payloads under 4 KiB from
+ * Node's shared 8 KiB pool slabs, and the parser cuts a client's packets
+ * from the chunk they were read in: retained, each would keep its whole slab
+ * or chunk. The hub's desired documents, made by Buffer.from, held 14.8 MiB
+ * of slabs for 10,000 devices (a heap snapshot; 1.5 KiB per device).
+ */
+export function ownBuffer(payload: Buffer): Buffer {
+  // Aedes passes a string given to its publish() through as it is.
+  if (!Buffer.isBuffer(payload) || payload.byteLength === payload.buffer.byteLength) return payload;
+  const own = Buffer.allocUnsafeSlow(payload.byteLength);
+  payload.copy(own);
+  return own;
 }
 
 function isExactTopic(filter: string): boolean {

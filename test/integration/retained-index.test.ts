@@ -53,4 +53,30 @@ describe('retained index', () => {
     expect(await retainedSeen(url, ['dev/3/desired'], 0)).toEqual({});
     expect(await retainedSeen(url, ['dev/+/desired'], 2)).toEqual({ 'dev/1/desired': 'one, newer', 'dev/2/desired': 'two' });
   });
+
+  it('keeps each retained payload in a buffer of its own size, not the pool slab or read chunk it was cut from', async () => {
+    const persistence = retainedIndexedPersistence();
+    const aedes = await Aedes.createBroker({ persistence: persistence as never });
+    cleanup.add('broker', () => new Promise<void>((resolve) => aedes.close(() => resolve())));
+    // As the hub publishes desired documents: Buffer.from of a JSON text under 4 KiB, a view into an 8 KiB pool slab.
+    const documents = Array.from({ length: 40 }, (_, i) => `{"revision":${i},"apps":[],"note":"${'x'.repeat(300)}"}`);
+    for (const [i, text] of documents.entries()) {
+      const payload = Buffer.from(text);
+      expect(payload.buffer.byteLength).toBeGreaterThan(payload.byteLength);
+      await new Promise<void>((resolve, reject) =>
+        aedes.publish({ cmd: 'publish', topic: `dev/${i}/desired`, payload, qos: 1, retain: true, dup: false }, (err) =>
+          err ? reject(err) : resolve(),
+        ),
+      );
+    }
+    // Read back both ways the broker answers a SUBSCRIBE: exact topics (the index) and a wildcard (the persistence).
+    for (const filters of [documents.map((_, i) => `dev/${i}/desired`), ['dev/+/desired']]) {
+      const kept: { topic: string; payload: Buffer }[] = await persistence.createRetainedStreamCombi(filters).toArray();
+      expect(kept).toHaveLength(documents.length);
+      for (const { topic, payload } of kept) {
+        expect(payload.toString()).toBe(documents[Number(topic.split('/')[1])]);
+        expect(payload.buffer.byteLength).toBe(payload.byteLength);
+      }
+    }
+  });
 });
