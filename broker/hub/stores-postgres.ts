@@ -34,7 +34,8 @@ export async function openPostgresStores(url: string, config: HubConfig, deps: S
   const { logger, now } = deps;
   const db = await openPostgres(url, { logger });
   closer.add('PostgreSQL', () => db.close());
-  const presence = await HubPresence.take({ target: db.target, logger, name: hubProcessName() });
+  const mode = config.redis !== undefined ? 'replica' : 'alone';
+  const presence = await HubPresence.take({ target: db.target, logger, name: hubProcessName(), mode });
   closer.add('hub presence', () => presence.close());
   const { cipher, wrongKey } = openSecretsKey({
     dataDir: config.dataDir,

@@ -22,7 +22,7 @@ import { waitFor } from '../support/wait.js';
 /** The name a hub process holds its place in the database under, from its log. */
 function presenceName(hub: HubProcess): string {
   const line = hub.proc.output.split('\n').find((l) => l.includes("holding this hub's place in the database"));
-  const name = line && (JSON.parse(line) as { replica?: string }).replica;
+  const name = line && (JSON.parse(line) as { hub?: string }).hub;
   if (!name) throw new Error(`the hub did not log its place in the database (output: ${hub.proc.output.slice(-500)})`);
   return name;
 }

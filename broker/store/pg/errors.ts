@@ -21,7 +21,9 @@ export type DatabaseConfigProblem =
   /** The role may not create the hub's tables in that database. */
   | 'no_privilege'
   /** The database was migrated by a newer Flotilla. */
-  | 'schema_newer';
+  | 'schema_newer'
+  /** Another hub uses the database in a way this one cannot share (hub-presence.ts). */
+  | 'in_use';
 
 export class DatabaseConfigError extends Error {
   readonly code = 'database_config';

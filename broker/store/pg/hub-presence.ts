@@ -2,7 +2,12 @@
  * Which hubs are using a PostgreSQL database now: each holds an advisory lock
  * (ADVISORY_LOCKS.hubPresence) on a connection of its own, named for the hub
  * (`application_name`), for as long as it runs. A replica (`--redis`) holds
- * it shared, beside the other replicas.
+ * it shared, beside the other replicas; a hub without `--redis` holds it
+ * alone. A hub that cannot take it is refused at start, with the holders
+ * named: two hubs without `--redis` on one database would each run a broker
+ * of their own, devices split between them would not see each other's
+ * messages, and each would plan the fleet as if it were alone; a replica next
+ * to such a hub likewise.
  *
  * The server frees the lock when the session ends, however it ends: a
  * killed process's socket is closed by its kernel at once, and a host that
@@ -19,7 +24,9 @@ import { hostname } from 'node:os';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { ADVISORY_LOCKS, LOCK_CLASS } from './advisory-locks.js';
+import { configError } from './connect.js';
 import { type PgQueryable, pgClientConfig } from './database.js';
+import { DatabaseConfigError } from './errors.js';
 import type { PostgresTarget } from './url.js';
 
 /** What a hub's presence session is named; the hub's name follows. */
@@ -39,11 +46,15 @@ export function hubProcessName(host = hostname(), pid = process.pid): string {
   return `${host.slice(0, NAME_MAX - tail.length)}${tail}`;
 }
 
+/** A replica shares the database with other replicas; a hub without --redis shares it with nobody. */
+export type HubPresenceMode = 'replica' | 'alone';
+
 export interface HubPresenceOptions {
   target: PostgresTarget;
   logger: Logger;
   /** This hub's name (hubProcessName). */
   name: string;
+  mode: HubPresenceMode;
   /** How often a lost session is opened again. */
   retryMs?: number;
 }
@@ -57,14 +68,20 @@ export class HubPresence {
   private readonly retryMs: number;
 
   private constructor(private readonly options: HubPresenceOptions) {
-    this.log = options.logger.child({ component: 'hub-presence', replica: options.name, database: options.target.description });
+    this.log = options.logger.child({ component: 'hub-presence', hub: options.name, database: options.target.description });
     this.retryMs = options.retryMs ?? 1_000;
   }
 
-  /** Opens the hub's presence session and takes the lock. */
+  /** Opens the hub's presence session and takes the lock; a DatabaseConfigError ('in_use') naming the holders when another hub's mode excludes this one's. */
   static async take(options: HubPresenceOptions): Promise<HubPresence> {
     const presence = new HubPresence(options);
-    await presence.hold();
+    let refused: DatabaseConfigError | undefined;
+    try {
+      refused = await presence.hold();
+    } catch (err) {
+      throw configError(options.target, err);
+    }
+    if (refused) throw refused;
     presence.log.info("holding this hub's place in the database");
     return presence;
   }
@@ -85,19 +102,31 @@ export class HubPresence {
     await client.end().catch(() => undefined);
   }
 
-  private async hold(): Promise<void> {
+  /** Takes the lock on a new session: undefined once held, or why it cannot be. */
+  private async hold(): Promise<DatabaseConfigError | undefined> {
     const client = new pg.Client(pgClientConfig(this.options.target, { applicationName: `${APPLICATION_PREFIX}${this.options.name}` }));
     client.on('error', () => undefined);
     try {
       await client.connect();
       await client.query(KEEPALIVE);
-      await client.query('SELECT pg_advisory_lock_shared($1, $2)', [LOCK_CLASS, ADVISORY_LOCKS.hubPresence]);
+      // A holder seen in the lock's way may end before it is looked up: tried again a few times, then refused as the holders were.
+      for (let attempt = 1; ; attempt++) {
+        const take = this.options.mode === 'replica' ? 'pg_try_advisory_lock_shared' : 'pg_try_advisory_lock';
+        const { rows } = await client.query<{ got: boolean }>(`SELECT ${take}($1, $2) AS got`, [LOCK_CLASS, ADVISORY_LOCKS.hubPresence]);
+        if (rows[0]?.got) break;
+        const holders = await hubsIn(queryable(client));
+        if (holders.length > 0 || attempt === 3) {
+          await client.end().catch(() => undefined);
+          return refusal(this.options, holders);
+        }
+      }
     } catch (err) {
       await client.end().catch(() => undefined);
       throw err;
     }
     client.on('end', () => this.lost(client));
     this.client = client;
+    return undefined;
   }
 
   private lost(client: pg.Client): void {
@@ -112,7 +141,12 @@ export class HubPresence {
     this.timer = setTimeout(async () => {
       if (this.stopped) return;
       try {
-        await this.hold();
+        const refused = await this.hold();
+        if (refused) {
+          // Another hub took the database while this one's session was away: said each try, as it will not mend itself.
+          this.log.error({ err: refused.message }, "cannot take this hub's place in the database again");
+          return this.retry();
+        }
         if (this.stopped) return void (await this.close());
         this.log.info({ waitedMs: Date.now() - (this.lostAt ?? Date.now()) }, "holding this hub's place in the database again");
         this.lostAt = undefined;
@@ -124,14 +158,59 @@ export class HubPresence {
   }
 }
 
-/** The names of the hubs holding their place in the database now. */
-export async function presentHubs(db: PgQueryable): Promise<Set<string>> {
-  const rows = await db.query<{ name: string }>(
-    `SELECT substr(a.application_name, $3) AS name
+/** The client as the pool's query interface. */
+function queryable(client: pg.Client): PgQueryable {
+  return { query: async (sql, params) => (await client.query(sql, params)).rows };
+}
+
+/** A hub holding its place in the database. */
+interface Holder {
+  name: string;
+  alone: boolean;
+  since: string;
+  from: string | null;
+}
+
+/** The hubs holding their place in the database, oldest first. */
+async function hubsIn(db: PgQueryable): Promise<Holder[]> {
+  return db.query<{ name: string; alone: boolean; since: string; from: string | null }>(
+    `SELECT substr(a.application_name, $3) AS name, l.mode = 'ExclusiveLock' AS alone,
+            to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS since, host(a.client_addr) AS "from"
        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
       WHERE l.locktype = 'advisory' AND l.classid::bigint = $1 AND l.objid::bigint = $2 AND l.objsubid = 2 AND l.granted
-        AND starts_with(a.application_name, $4)`,
+        AND starts_with(a.application_name, $4)
+      ORDER BY a.backend_start`,
     [LOCK_CLASS, ADVISORY_LOCKS.hubPresence, APPLICATION_PREFIX.length + 1, APPLICATION_PREFIX],
   );
-  return new Set(rows.map((r) => r.name));
+}
+
+/** Why this hub may not use the database beside the holders: what is in the way, where, and what to do. */
+function refusal({ target, mode }: HubPresenceOptions, holders: readonly Holder[]): DatabaseConfigError {
+  const where = `database "${target.database}" on PostgreSQL at ${target.where}`;
+  const named = (hs: readonly Holder[]) =>
+    hs.map((h) => `${h.name} (since ${h.since}${h.from ? `, from ${h.from}` : ''})`).join(', ') || 'a hub that has just stopped';
+  const alone = holders.filter((h) => h.alone);
+  const split =
+    "each would run its own MQTT broker, devices split between them would not see each other's messages, and each would plan the fleet alone";
+  if (mode === 'alone' && alone.length > 0) {
+    return new DatabaseConfigError(
+      'in_use',
+      `another hub without --redis uses ${where}: ${named(alone)}. Two hubs on one database without --redis cannot work (${split}); stop that hub, or run every hub as a replica with the same --redis`,
+    );
+  }
+  if (mode === 'alone') {
+    return new DatabaseConfigError(
+      'in_use',
+      `hub replicas with --redis use ${where}: ${named(holders)}. A hub without --redis cannot join them (${split}); start it with the --redis URL they use`,
+    );
+  }
+  return new DatabaseConfigError(
+    'in_use',
+    `a hub without --redis uses ${where}: ${named(alone)}. A replica cannot join it (${split}); stop that hub and start it again as a replica with --redis`,
+  );
+}
+
+/** The names of the hubs holding their place in the database now. */
+export async function presentHubs(db: PgQueryable): Promise<Set<string>> {
+  return new Set((await hubsIn(db)).map((h) => h.name));
 }

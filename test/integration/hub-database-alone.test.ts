@@ -1,0 +1,114 @@
+/**
+ * Hubs that may not share a PostgreSQL database (broker/store/pg/hub-presence.ts): a hub without
+ * --redis holds the database alone, so a second one, or a replica with --redis, is refused at start
+ * with one error naming the hub in the way and the database, and a hub without --redis is refused
+ * next to running replicas. A holder killed with SIGKILL blocks nobody: the next hub starts at once.
+ */
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openPostgres } from '../../broker/store/pg/connect.js';
+import type { PgDatabase } from '../../broker/store/pg/database.js';
+import { presentHubs } from '../../broker/store/pg/hub-presence.js';
+import { Cleanup } from '../support/cleanup.js';
+import { LogCapture } from '../support/logs.js';
+import { type PostgresServer, startPostgres } from '../support/postgres.js';
+import { type HubProcess, hubServerArgs, removeDir, runCli, scratchDir, startHubProcess } from '../support/processes.js';
+import { type RedisServer, startRedis } from '../support/redis.js';
+import { waitFor } from '../support/wait.js';
+
+/** The name a hub process holds its place in the database under, from its log. */
+function presenceName(hub: HubProcess): string {
+  const line = hub.proc.output.split('\n').find((l) => l.includes("holding this hub's place in the database"));
+  const name = line && (JSON.parse(line) as { hub?: string }).hub;
+  if (!name) throw new Error(`the hub did not log its place in the database (output: ${hub.proc.output.slice(-500)})`);
+  return name;
+}
+
+describe('hubs on one PostgreSQL database', () => {
+  const cleanup = new Cleanup();
+  let redis: RedisServer;
+  let postgres: PostgresServer;
+  let database: string;
+  let keyFile: string;
+  let db: PgDatabase;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    cleanup.add('redis', () => redis.close());
+    postgres = await startPostgres();
+    cleanup.add('postgres', () => postgres.close());
+    database = await postgres.createDatabase('shared');
+    const keys = scratchDir('flotilla-alone-keys-');
+    cleanup.add('keys', () => removeDir(keys));
+    keyFile = join(keys, 'secrets.key');
+    db = await openPostgres(database, { logger: new LogCapture().logger });
+    cleanup.add('pool', () => db.close());
+  }, 60_000);
+  afterAll(() => cleanup.run());
+
+  const alone = () => ['--database', database, '--secrets-key-file', keyFile];
+  const replica = () => ['--redis', redis.url, ...alone()];
+  const where = () => `database "shared" on PostgreSQL at 127.0.0.1:${postgres.port}`;
+
+  async function start(args: string[]): Promise<HubProcess> {
+    const hub = await startHubProcess(scratchDir('flotilla-alone-hub-'), args);
+    cleanup.add('hub', () => hub.proc.stop());
+    cleanup.add('hub data', () => removeDir(hub.dataDir));
+    return hub;
+  }
+
+  /** A `flotilla server` that must stop at start: its exit code and what it said. */
+  async function refused(args: string[]): Promise<{ code: number; said: string }> {
+    const dataDir = scratchDir('flotilla-alone-refused-');
+    cleanup.add('refused data', () => removeDir(dataDir));
+    const { args: server } = await hubServerArgs(dataDir);
+    const result = await runCli([...server, ...args], { timeoutMs: 20_000 });
+    return { code: result.code, said: result.stdout + result.stderr };
+  }
+
+  it('refuses a second hub without --redis and a replica next to one, and lets the next start once it is killed', {
+    timeout: 120_000,
+  }, async () => {
+    const first = await start(alone());
+    const firstName = presenceName(first);
+
+    const second = await refused(alone());
+    expect(second.code).not.toBe(0);
+    expect(second.said).toContain(`another hub without --redis uses ${where()}: ${firstName} (since `);
+    expect(second.said).toContain('stop that hub, or run every hub as a replica with the same --redis');
+    const asReplica = await refused(replica());
+    expect(asReplica.code).not.toBe(0);
+    expect(asReplica.said).toContain(`a hub without --redis uses ${where()}: ${firstName} (since `);
+    expect(asReplica.said).toContain('start it again as a replica with --redis');
+    // Neither refusal disturbed the hub that holds the database.
+    expect((await fetch(`${first.url}/healthz`)).ok).toBe(true);
+    expect(await presentHubs(db)).toEqual(new Set([firstName]));
+
+    await first.proc.stop(true);
+    const killedAt = Date.now();
+    const next = await start(alone());
+    const tookMs = Date.now() - killedAt;
+    expect(await presentHubs(db)).toEqual(new Set([presenceName(next)]));
+    // The kill freed the database at once: the next hub's whole start fits well inside the wait a stale holder would cost.
+    expect(tookMs).toBeLessThan(15_000);
+    await next.proc.stop();
+  });
+
+  it('refuses a hub without --redis next to running replicas, and starts it once they are gone', { timeout: 120_000 }, async () => {
+    await waitFor('no hub on the database', async () => (await presentHubs(db)).size === 0, { timeoutMs: 10_000 });
+    const replicas = [await start(replica()), await start(replica())];
+    const names = replicas.map(presenceName);
+
+    const lone = await refused(alone());
+    expect(lone.code).not.toBe(0);
+    expect(lone.said).toContain(`hub replicas with --redis use ${where()}: `);
+    for (const name of names) expect(lone.said).toContain(name);
+    expect(lone.said).toContain('start it with the --redis URL they use');
+    for (const r of replicas) expect((await fetch(`${r.url}/healthz`)).ok).toBe(true);
+
+    await replicas[0]!.proc.stop(true);
+    await replicas[1]!.proc.stop(true);
+    const after = await start(alone());
+    expect(await presentHubs(db)).toEqual(new Set([presenceName(after)]));
+  });
+});
