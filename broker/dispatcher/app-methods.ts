@@ -9,7 +9,7 @@ import type { ApiHandlersFor } from './method.js';
 import type { Rollouts } from './rollouts.js';
 import { resolveSecrets, SecretRefError } from './scheduling.js';
 import { secretValues } from './secret-values.js';
-import { appDetail, appHistory, appRevision, appSummary } from './views.js';
+import { appDetail, appHistory, appRevision, appSummary, appViewDevice } from './views.js';
 
 export type AppMethodName =
   | 'apps.apply'
@@ -28,7 +28,7 @@ export type AppMethodName =
 
 export interface AppMethodDeps {
   apps: AppStore;
-  devices: Pick<DeviceStore, 'list'>;
+  devices: Pick<DeviceStore, 'fleetRows'>;
   secrets: Pick<SecretStore, 'get'>;
   rollouts: Rollouts;
   /** Called after any change that can alter what some device must run. */
@@ -143,14 +143,15 @@ export function appMethods(deps: AppMethodDeps): ApiHandlersFor<AppMethodName> {
     },
 
     'apps.list': async () => {
-      const all = await devices.list();
+      const all = (await devices.fleetRows()).map(appViewDevice);
       return { items: (await apps.list()).map((app) => appSummary(app, all)) };
     },
 
     'apps.get': async ({ name }) => {
       const app = await apps.get(name);
       if (!app) throw ApiError.notFound('app', name);
-      return appDetail(app, await devices.list());
+      // The fleet's rows without their desired documents: a dashboard or a script polling an app reads 10,000 devices each time.
+      return appDetail(app, (await devices.fleetRows()).map(appViewDevice));
     },
 
     'apps.delete': async ({ name }) => {

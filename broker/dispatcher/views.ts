@@ -8,16 +8,31 @@ import {
   type AppOnDevice,
   type AppRevision,
   type AppSummary,
+  type DeviceState,
   type DeviceView,
   type IdClash,
+  type Labels,
+  type OperatorLabels,
   type RevisionSummary,
   summarizeApp,
 } from '../../shared/index.js';
 import type { StoredApp, StoredRevision } from '../store/apps.js';
-import type { StoredDevice } from '../store/devices.js';
+import { effectiveLabels, type FleetDeviceRow, type StoredDevice } from '../store/devices.js';
 import { matches } from './scheduling.js';
 
-export function appOnDevices(app: StoredApp, devices: readonly StoredDevice[]): AppOnDevice[] {
+/** What an app's view reads of a device: no desired document, whose opening is a decryption per device. */
+export type AppViewDevice = Pick<StoredDevice, 'id' | 'labels' | 'online' | 'state'>;
+
+export function appViewDevice(row: FleetDeviceRow): AppViewDevice {
+  return {
+    id: row.id,
+    labels: effectiveLabels(JSON.parse(row.reported_labels) as Labels, JSON.parse(row.operator_labels) as OperatorLabels),
+    online: row.online === 1,
+    state: row.state === null ? null : (JSON.parse(row.state) as DeviceState),
+  };
+}
+
+export function appOnDevices(app: StoredApp, devices: readonly AppViewDevice[]): AppOnDevice[] {
   return devices
     .filter((device) => matches(app.spec.scheduling, device.id, device.labels))
     .map((device) => {
@@ -32,7 +47,7 @@ export function appOnDevices(app: StoredApp, devices: readonly StoredDevice[]): 
     });
 }
 
-export function appDetail(app: StoredApp, devices: readonly StoredDevice[]): AppDetail {
+export function appDetail(app: StoredApp, devices: readonly AppViewDevice[]): AppDetail {
   return {
     name: app.name,
     revision: app.revision,
@@ -43,7 +58,7 @@ export function appDetail(app: StoredApp, devices: readonly StoredDevice[]): App
   };
 }
 
-export function appSummary(app: StoredApp, devices: readonly StoredDevice[]): AppSummary {
+export function appSummary(app: StoredApp, devices: readonly AppViewDevice[]): AppSummary {
   return summarizeApp(appDetail(app, devices));
 }
 
