@@ -12,8 +12,14 @@ import type { AccountStore } from './accounts.js';
 export const ADMIN_KEY_FILE = 'admin.key';
 export const BOOTSTRAP_ADMIN = 'admin';
 
-/** Returns the key file's path if one was written now. */
-export async function ensureAdmin(accounts: AccountStore, dataDir: string, logger: Logger): Promise<string | undefined> {
+/** The admin made now: its key, and the file it was written to. */
+export interface AdminCreated {
+  key: string;
+  path: string;
+}
+
+/** Returns the admin account's key and file if they were made now. */
+export async function ensureAdmin(accounts: AccountStore, dataDir: string, logger: Logger): Promise<AdminCreated | undefined> {
   if ((await accounts.admins()) > 0) return undefined;
   // An `admin` of a lower role (made by hand) gives way: the bootstrap account is the admin.
   await accounts.delete(BOOTSTRAP_ADMIN);
@@ -24,5 +30,5 @@ export async function ensureAdmin(accounts: AccountStore, dataDir: string, logge
   // Replaces the key of an admin that was deleted: only the new key logs in.
   writePrivateFile(path, `${key}\n`, { replace: true });
   logger.child({ component: 'auth' }).warn({ path, account: BOOTSTRAP_ADMIN }, 'created the admin account; its API key is in this file');
-  return path;
+  return { key, path };
 }

@@ -2,8 +2,8 @@
  * The stores of a hub that is one replica of many: PostgreSQL's engines over one pool
  * (`--database postgres://…`). Every replica needs the same secrets key (FLOTILLA_SECRETS_KEY or
  * `--secrets-key-file`): it seals the secrets and desired documents, and the signing key all
- * replicas share (broker/store/pg/hub-keys.ts). The first admin's key file is written by the
- * replica that made the account, into its own data dir.
+ * replicas share (broker/store/pg/hub-keys.ts). The first admin's key is kept sealed there too,
+ * and every replica writes it into its own data dir (broker/store/pg/admin-key.ts).
  *
  * Each hub on the database holds its place there (broker/store/pg/hub-presence.ts) under a name of
  * its own, which it writes into the remote-access sessions it opens; a replica ends the sessions of
@@ -17,6 +17,7 @@ import { loadOrCreateSigningKey } from '../dispatcher/signing-key.js';
 import { AUDIT_MAX_RECORDS } from '../remote/audit-store.js';
 import { ReplicaOrphans } from '../remote/replica-orphans.js';
 import { PgAccountStore } from '../store/pg/accounts.js';
+import { shareAdminKey } from '../store/pg/admin-key.js';
 import { PgAppStore } from '../store/pg/apps.js';
 import { PgAuditStore } from '../store/pg/audit.js';
 import { openPostgres } from '../store/pg/connect.js';
@@ -53,7 +54,8 @@ export async function openPostgresStores(url: string, config: HubConfig, deps: S
   const apps = new PgAppStore(db, now);
   const devices = new PgDeviceStore(db, cipher, now);
   const accounts = new PgAccountStore(db, now);
-  await ensureAdmin(accounts, config.dataDir, logger);
+  const created = await ensureAdmin(accounts, config.dataDir, logger);
+  await shareAdminKey({ db, cipher, accounts, dataDir: config.dataDir, created, logger, now });
   const audit = new PgAuditStore(db, now, AUDIT_MAX_RECORDS, presence.name);
   if (config.redis !== undefined) {
     const orphans = new ReplicaOrphans({ audit, self: presence.name, present: () => presentHubs(db), logger });

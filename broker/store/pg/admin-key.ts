@@ -1,0 +1,89 @@
+/**
+ * The first admin's key on every replica of a hub on PostgreSQL. Accounts live in the shared
+ * database, so the admin key logs in through any replica; but the key itself exists only where it
+ * was written, and the replica that made the account may be gone with its data dir. So the key is
+ * kept in `hub_keys` sealed with the secrets key (as the signing key is, hub-keys.ts), and every
+ * replica writes it into its own `<dataDir>/admin.key` at start: whoever holds any replica's data
+ * dir (and the secrets key) can get in, as on a single hub.
+ *
+ * Invariants:
+ *   - a key is written to a data dir only while it still logs in as the `admin` account (its
+ *     hash checked), so a replica never hands out a key that was deleted or replaced;
+ *   - the stored copy follows the account: a replica that makes it (a first start, or after the last
+ *     admin was deleted) replaces the copy; one whose data dir holds the working key while the copy
+ *     is missing or stale (a database moved by `flotilla migrate`) stores it;
+ *   - nothing is logged of the key but the file's path.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { writePrivateFile } from '../../../shared/private-file.js';
+import type { AccountStore } from '../../auth/accounts.js';
+import { ADMIN_KEY_FILE, type AdminCreated, BOOTSTRAP_ADMIN } from '../../auth/bootstrap.js';
+import { verifySecret } from '../../auth/hashing.js';
+import { SealedDataError, type SecretCipher } from '../secret-cipher.js';
+import type { PgQueryable } from './database.js';
+
+export const ADMIN_KEY_NAME = 'admin-key';
+
+/** Associated data of the sealed key, as hub-keys.ts seals its keys: a sealed value copied into another row does not open. */
+const AAD = `hub-key:${ADMIN_KEY_NAME}`;
+
+export interface ShareAdminKeyOptions {
+  db: PgQueryable;
+  cipher: SecretCipher;
+  accounts: AccountStore;
+  dataDir: string;
+  /** What ensureAdmin made at this start, if anything. */
+  created: AdminCreated | undefined;
+  logger: Logger;
+  now: () => Date;
+}
+
+/** Stores or writes the admin key so the database and this replica's data dir hold the working one. */
+export async function shareAdminKey({ db, cipher, accounts, dataDir, created, logger, now }: ShareAdminKeyOptions): Promise<void> {
+  const log = logger.child({ component: 'auth' });
+  if (created) return store(db, cipher, created.key, now);
+  const path = join(dataDir, ADMIN_KEY_FILE);
+  const admin = await accounts.get(BOOTSTRAP_ADMIN);
+  const works = async (key: string | undefined): Promise<boolean> =>
+    key !== undefined && admin?.role === 'admin' && (await verifySecret(key, admin.keyHash));
+  const stored = await readStored(db, cipher);
+  const local = existsSync(path) ? readFileSync(path, 'utf8').trim() : undefined;
+  if (stored !== undefined && (await works(stored))) {
+    if (local === stored) return;
+    writePrivateFile(path, `${stored}\n`, { replace: true });
+    log.info({ path, account: BOOTSTRAP_ADMIN }, "wrote the admin account's API key, as the database holds it, to this file");
+    return;
+  }
+  if (local !== undefined && (await works(local))) {
+    await store(db, cipher, local, now);
+    return;
+  }
+  if (stored !== undefined) {
+    log.warn(
+      { account: BOOTSTRAP_ADMIN },
+      "the admin key stored in the database no longer logs in (the admin account was deleted or replaced): this replica's data dir gets no admin.key; an admin's key logs in on every replica",
+    );
+  }
+}
+
+async function store(db: PgQueryable, cipher: SecretCipher, key: string, now: () => Date): Promise<void> {
+  await db.query(
+    `INSERT INTO hub_keys (name, value, created_at) VALUES ($1, $2, $3)
+     ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, created_at = EXCLUDED.created_at`,
+    [ADMIN_KEY_NAME, cipher.sealText(key, AAD), now().toISOString()],
+  );
+}
+
+async function readStored(db: PgQueryable, cipher: SecretCipher): Promise<string | undefined> {
+  const [row] = await db.query<{ value: Buffer }>('SELECT value FROM hub_keys WHERE name = $1', [ADMIN_KEY_NAME]);
+  if (!row) return undefined;
+  try {
+    return cipher.openText(row.value, AAD);
+  } catch (err) {
+    // The signing key, sealed with the same key, has been opened by now: this copy alone is damaged, and is replaced if the local key works.
+    if (err instanceof SealedDataError) return undefined;
+    throw err;
+  }
+}
