@@ -110,5 +110,20 @@ describe('hubs on one PostgreSQL database', () => {
     await replicas[1]!.proc.stop(true);
     const after = await start(alone());
     expect(await presentHubs(db)).toEqual(new Set([presenceName(after)]));
+    await after.proc.stop();
+  });
+
+  it('holds the database again after PostgreSQL restarts, so a second hub is still refused', { timeout: 120_000 }, async () => {
+    await waitFor('no hub on the database', async () => (await presentHubs(db)).size === 0, { timeoutMs: 10_000 });
+    const hub = await start(alone());
+    const name = presenceName(hub);
+
+    await postgres.restart();
+    await waitFor('the hub back in its place', async () => (await presentHubs(db)).has(name), { timeoutMs: 20_000 });
+    expect(hub.proc.output).toContain("lost the session that holds this hub's place in the database; opening it again");
+    expect(hub.proc.output).toContain("holding this hub's place in the database again");
+    const second = await refused(alone());
+    expect(second.code).not.toBe(0);
+    expect(second.said).toContain(`another hub without --redis uses ${where()}: ${name} (since `);
   });
 });
