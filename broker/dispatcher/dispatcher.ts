@@ -41,7 +41,7 @@ import {
 } from '../../shared/index.js';
 import type { HubBus, MessageOrigin } from '../mqtt/hub-bus.js';
 import type { AppStore, StoredApp } from '../store/apps.js';
-import type { DeviceStore, IssuedDesired, StoredDevice } from '../store/devices.js';
+import type { DeviceStore, IssuedDesired, PlannedDevice, StoredDevice } from '../store/devices.js';
 import type { SecretStore } from '../store/secrets.js';
 import type { ApiRequestHandler } from './api-requests.js';
 import { type ReplicaRole, SOLE_REPLICA, SYNC_TOPIC } from './replica.js';
@@ -271,7 +271,7 @@ export class Dispatcher {
    */
   private async syncAll(): Promise<void> {
     const pass = await this.fleetPass();
-    const devices = (await this.deps.devices.list()).filter((device) => device.state);
+    const devices = (await this.deps.devices.listForPlanning()).filter((device) => device.state);
     for (let first = 0; first < devices.length; first += this.chunk) {
       if (first > 0) await new Promise((resolve) => setImmediate(resolve));
       // A whole chunk is stored in one write, then queued before the pump looks, so the first chunk is a full one rather than the first device alone.
@@ -302,7 +302,7 @@ export class Dispatcher {
   }
 
   /** The device's next document, signed, or undefined when it already holds what it must run (or it cannot be computed). */
-  private planDevice(device: StoredDevice, { apps, rollouts, secret }: FleetPass): IssuedDesired | undefined {
+  private planDevice(device: PlannedDevice, { apps, rollouts, secret }: FleetPass): IssuedDesired | undefined {
     const deviceId = device.id;
     let desiredApps: DesiredState['apps'];
     try {

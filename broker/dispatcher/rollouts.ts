@@ -13,7 +13,7 @@
 import type { Logger } from 'pino';
 import type { RolloutStatus } from '../../shared/index.js';
 import type { AppStore, StoredApp, StoredRevision } from '../store/apps.js';
-import type { DeviceStore, StoredDevice } from '../store/devices.js';
+import type { DeviceStore, PlannedDevice } from '../store/devices.js';
 import type { RolloutStore } from '../store/rollouts.js';
 import { ApiError } from './errors.js';
 import {
@@ -86,7 +86,7 @@ export class Rollouts {
   async advanceAll(): Promise<boolean> {
     const active = await this.deps.rollouts.active();
     if (active.length === 0) return false;
-    const devices = await this.deps.devices.list();
+    const devices = await this.deps.devices.listForPlanning();
     let changed = false;
     for (const rollout of active) changed = (await this.advance(rollout, devices)) || changed;
     return changed;
@@ -161,7 +161,7 @@ export class Rollouts {
       }
     }
     this.log.info({ app: name, revision: rollout.revision, phase: rollout.phase }, 'rollout changed by the operator');
-    await this.advance(rollout, await this.deps.devices.list());
+    await this.advance(rollout, await this.deps.devices.listForPlanning());
     return this.status(name);
   }
 
@@ -172,7 +172,7 @@ export class Rollouts {
     return rollout;
   }
 
-  private async advance(rollout: Rollout, devices: readonly StoredDevice[]): Promise<boolean> {
+  private async advance(rollout: Rollout, devices: readonly PlannedDevice[]): Promise<boolean> {
     const app = await this.deps.apps.get(rollout.app);
     if (!app || app.revision !== rollout.revision) return false;
     const member = new Map(rollout.devices.map((d) => [d.id, d.from]));
@@ -189,7 +189,7 @@ export class Rollouts {
   }
 
   private async fleet(app: StoredApp): Promise<AppFleet> {
-    return fleetOf(app, await this.deps.devices.list());
+    return fleetOf(app, await this.deps.devices.listForPlanning());
   }
 }
 
@@ -202,7 +202,7 @@ interface AppFleet {
   report: (deviceId: string) => AppReport | undefined;
 }
 
-function fleetOf(app: StoredApp, devices: readonly StoredDevice[]): AppFleet {
+function fleetOf(app: StoredApp, devices: readonly PlannedDevice[]): AppFleet {
   const byId = new Map(devices.map((d) => [d.id, d]));
   return {
     matched: devices.filter((d) => d.state !== null && matches(app.spec.scheduling, d.id, d.labels)).map((d) => d.id),

@@ -42,8 +42,13 @@ export interface FleetDeviceRow {
   desired_revision: number;
 }
 
+/** A device as a fleet-wide plan reads it: everything but its desired document, whose opening is a decryption and a parse per device. */
+export type PlannedDevice = Omit<StoredDevice, 'desired'>;
+
 export interface DeviceStore {
   list(): Promise<StoredDevice[]>;
+  /** Every device as list() has it, by id, without its desired document (its hash and revision are there). */
+  listForPlanning(): Promise<PlannedDevice[]>;
   get(id: string): Promise<StoredDevice | undefined>;
   /** Every device's id and online flag, without parsing anything else (Prometheus reads this at every scrape). */
   presence(): Promise<{ id: string; online: boolean }[]>;

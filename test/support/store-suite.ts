@@ -292,6 +292,15 @@ export function storeSuite(engineName: string, engine: StoreEngine): void {
         });
       });
 
+      it('lists every device for planning as list() has it, without its desired document', async () => {
+        for (const id of ['dev-b', 'dev-a', 'dev-c']) await s.devices.recordStateReport(deviceState(id, { labels: { site: id } }));
+        await s.devices.recordDesired(desired('dev-a', 2, [{ name: 'web', revision: 1 }]), 'hash-a');
+        await s.devices.setOperatorLabels('dev-c', { zone: 'z' });
+        const full = await s.devices.list();
+        expect(await s.devices.listForPlanning()).toEqual(full.map(({ desired: _, ...device }) => device));
+        expect((await s.devices.listForPlanning())[0]).toMatchObject({ id: 'dev-a', desiredRevision: 2, desiredHash: 'hash-a' });
+      });
+
       it('stores a chunk of desired documents at once, sealed, and leaves the other devices alone', async () => {
         for (const id of ['dev-1', 'dev-2', 'dev-3']) await s.devices.ensure(id);
         const one = desired('dev-1', 3, [{ name: 'web', revision: 1 }]);

@@ -106,7 +106,7 @@ function hubStores() {
     if (!checked.ok) throw new Error(JSON.stringify(checked.issues));
     await apps.apply(checked.value);
   };
-  return { db, logs, devices, dispatcher, apply };
+  return { db, logs, cipher, devices, dispatcher, apply };
 }
 
 const ids = Array.from({ length: 25 }, (_, i) => `dev-${String(i).padStart(2, '0')}`);
@@ -299,12 +299,15 @@ describe('Dispatcher: paced desired state', () => {
     await dispatcher.idle();
     const many = vi.spyOn(hub.devices, 'recordDesiredMany');
     const one = vi.spyOn(hub.devices, 'recordDesired');
+    const opened = vi.spyOn(hub.cipher, 'openText');
     await hub.apply(appSpec('base', { site: 'roof' }));
     await dispatcher.sync();
     while (mqtt.inFlight > 0 || dispatcher.desiredBacklog > 0) await mqtt.ackAll();
     // 25 devices, chunks of 10: three writes, each stored before its documents went out.
     expect(many.mock.calls.map(([issued]) => issued.length)).toEqual([10, 10, 5]);
     expect(one).not.toHaveBeenCalled();
+    // The pass read each device's document hash, never the document itself.
+    expect(opened).toHaveBeenCalledTimes(ids.length);
     const latest = new Map(mqtt.sent.map((s) => [s.deviceId, s.revision]));
     expect((await hub.devices.list()).map((d) => [d.id, d.desiredRevision])).toEqual(ids.map((id) => [id, latest.get(id)]));
 

@@ -6,6 +6,7 @@ import {
   deviceFromRow,
   type FleetDeviceRow,
   type IssuedDesired,
+  type PlannedDevice,
   type StateReportOutcome,
   type StoredDevice,
 } from '../devices.js';
@@ -18,6 +19,9 @@ interface DeviceRow extends DeviceColumns {
 }
 
 const FLEET_COLUMNS = 'id, online, last_seen, operator_labels, reported_labels, state, desired_revision';
+/** Every column but the desired document. */
+const PLANNING_COLUMNS =
+  'id, operator_labels, reported_labels, online, last_seen, state, observed_revision, desired_revision, desired_hash, created_at';
 
 export class PgDeviceStore implements DeviceStore {
   constructor(
@@ -28,6 +32,14 @@ export class PgDeviceStore implements DeviceStore {
 
   async list(): Promise<StoredDevice[]> {
     return (await this.db.query<DeviceRow>('SELECT * FROM devices ORDER BY id')).map((row) => this.toDevice(row));
+  }
+
+  async listForPlanning(): Promise<PlannedDevice[]> {
+    const rows = await this.db.query<Omit<DeviceRow, 'desired_doc'>>(`SELECT ${PLANNING_COLUMNS} FROM devices ORDER BY id`);
+    return rows.map((row) => {
+      const { desired: _, ...device } = deviceFromRow(row, this.openHash(row), null);
+      return device;
+    });
   }
 
   async get(id: string): Promise<StoredDevice | undefined> {
@@ -172,11 +184,11 @@ export class PgDeviceStore implements DeviceStore {
     return JSON.parse(this.cipher.openText(row.desired_doc, desiredDocAad(row.id))) as DesiredState;
   }
 
+  private openHash(row: Pick<DeviceRow, 'id' | 'desired_hash'>): string | null {
+    return row.desired_hash === null ? null : this.cipher.openText(row.desired_hash, desiredHashAad(row.id));
+  }
+
   private toDevice(row: DeviceRow): StoredDevice {
-    return deviceFromRow(
-      row,
-      row.desired_hash === null ? null : this.cipher.openText(row.desired_hash, desiredHashAad(row.id)),
-      this.openDesired(row),
-    );
+    return deviceFromRow(row, this.openHash(row), this.openDesired(row));
   }
 }

@@ -6,6 +6,7 @@ import {
   deviceFromRow,
   type FleetDeviceRow,
   type IssuedDesired,
+  type PlannedDevice,
   type StateReportOutcome,
   type StoredDevice,
 } from '../devices.js';
@@ -19,6 +20,7 @@ interface DeviceRow extends DeviceColumns {
 
 export class SqliteDeviceStore implements DeviceStore {
   private readonly selectAll;
+  private readonly selectAllForPlanning;
   private readonly selectOne;
   private readonly insert;
   private readonly updateState;
@@ -43,6 +45,9 @@ export class SqliteDeviceStore implements DeviceStore {
     private readonly now: () => Date = () => new Date(),
   ) {
     this.selectAll = db.prepare<[], DeviceRow>('SELECT * FROM devices ORDER BY id');
+    this.selectAllForPlanning = db.prepare<[], Omit<DeviceRow, 'desired_doc'>>(
+      'SELECT id, operator_labels, reported_labels, online, last_seen, state, observed_revision, desired_revision, desired_hash, created_at FROM devices ORDER BY id',
+    );
     this.selectOne = db.prepare<[string], DeviceRow>('SELECT * FROM devices WHERE id = ?');
     this.insert = db.prepare('INSERT INTO devices (id, created_at) VALUES (?, ?) ON CONFLICT(id) DO NOTHING');
     this.updateState = db.prepare(
@@ -94,6 +99,13 @@ export class SqliteDeviceStore implements DeviceStore {
 
   async list(): Promise<StoredDevice[]> {
     return this.selectAll.all().map((row) => this.toDevice(row));
+  }
+
+  async listForPlanning(): Promise<PlannedDevice[]> {
+    return this.selectAllForPlanning.all().map((row) => {
+      const { desired: _, ...device } = deviceFromRow(row, this.openHash(row), null);
+      return device;
+    });
   }
 
   async get(id: string): Promise<StoredDevice | undefined> {
@@ -178,7 +190,7 @@ export class SqliteDeviceStore implements DeviceStore {
     return JSON.parse(this.cipher.openText(row.desired_doc, desiredDocAad(row.id))) as DesiredState;
   }
 
-  private openHash(row: DeviceRow): string | null {
+  private openHash(row: Pick<DeviceRow, 'id' | 'desired_hash'>): string | null {
     if (row.desired_hash === null) return null;
     if (typeof row.desired_hash === 'string')
       throw new Error(`device "${row.id}": desired hash stored unsealed; the hub seals such rows at start`);
