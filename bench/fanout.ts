@@ -63,6 +63,11 @@
  * are the replicas' together (the loop stall is the worst replica's); Redis and PostgreSQL are not
  * counted in them.
  *
+ * A second table says where the machine's CPU went over the same span: the hub (or replicas), the
+ * simulators, with `--replicas` Redis and the PostgreSQL backends of the bench's database, and
+ * anything else (the machine's busy time from /proc/stat less those: other work on a shared
+ * machine takes from the same cores), with the machine's busy share of all its cores.
+ *
  * `--smaps DIR` copies each broker's /proc/PID/smaps there at rest and idle
  * (where RSS that is neither V8's heap nor Buffers lives: malloc arenas,
  * SQLite's page cache, code).
@@ -83,6 +88,7 @@ import { startPostgres } from '../test/support/postgres.js';
 import { hubServerArgs, ManagedProcess, REPO_ROOT } from '../test/support/processes.js';
 import { startRedis } from '../test/support/redis.js';
 import type { SimCommand, SimReply } from './fanout/devices.js';
+import { machineTicks, postgresBackendTicks, redisServerTicks } from './fanout/machine-cpu.js';
 import { clockTicksPerSecond, readCpuTicks, readMemory } from './footprint/proc.js';
 import { positiveInt } from './int-arg.js';
 
@@ -345,6 +351,19 @@ interface FanOut {
   /** The hub's longest event-loop stall from the POST to the last PUBACK: what any other client waited at worst. */
   loopMaxMs: number;
   loadavg1: number;
+  /** Replicas only: the CPU of Redis and of the PostgreSQL backends over the same span (NaN for one hub). */
+  redisCpuS: number;
+  postgresCpuS: number;
+  /** The whole machine's busy share over the span, all cores, whoever used it (100 % = every core busy). */
+  machineBusyPct: number;
+  /** The machine's busy CPU over the span less the hub, simulators, Redis and PostgreSQL: everything else running. */
+  otherCpuS: number;
+}
+
+/** What runs beside the replicas for them: their CPU is read around the fan-out. */
+interface ReplicaServices {
+  args: string[];
+  cpuTicks(): { redis: number; postgres: number };
 }
 
 /** The process the devices connect to, with the probes preloaded. */
@@ -478,9 +497,9 @@ async function measureHub(hubRoot: HubTarget, run: number): Promise<{ idle: Idle
   };
   cleanups.push(cleanup);
   try {
-    const replicaArgs = REPLICAS > 1 ? await replicaServices(dir, services) : [];
+    const replicas = REPLICAS > 1 ? await replicaServices(dir, services) : undefined;
     // One after another: the first makes the signing key the others use.
-    for (let i = 0; i < REPLICAS; i++) hubs.push(await startHub(hubRoot, join(dir, `hub-${i}`), replicaArgs));
+    for (let i = 0; i < REPLICAS; i++) hubs.push(await startHub(hubRoot, join(dir, `hub-${i}`), replicas?.args));
     const { hubKey } = (await (await fetch(`${hubs[0]!.url}/api/v1/hub/key`)).json()) as { hubKey: string };
     const brokers = hubs.map((hub): Broker => ({ child: hub.proc.child, mqttPort: hub.mqttPort }));
     const target = REPLICAS > 1 ? `${label(hubRoot)} ×${REPLICAS} replicas` : label(hubRoot);
@@ -489,7 +508,7 @@ async function measureHub(hubRoot: HubTarget, run: number): Promise<{ idle: Idle
       mkdirSync(SNAPSHOT_DIR, { recursive: true });
       for (const hub of hubs) await heapSnapshot(hub, SNAPSHOT_DIR);
     }
-    return { idle, fanOut: await fanOut(hubs, target, run, sims, idle.rssIdleMiB * 1024) };
+    return { idle, fanOut: await fanOut(hubs, target, run, sims, idle.rssIdleMiB * 1024, replicas) };
   } finally {
     for (const sim of sims) sim.stop();
     // SIGTERM: a graceful stop, so a --cpu-prof hub writes its profile.
@@ -501,16 +520,27 @@ async function measureHub(hubRoot: HubTarget, run: number): Promise<{ idle: Idle
 }
 
 /** A private Redis and PostgreSQL for the replicas (closed by the caller); the flags that make a hub one of them. */
-async function replicaServices(dir: string, services: { close(): Promise<void> }[]): Promise<string[]> {
+async function replicaServices(dir: string, services: { close(): Promise<void> }[]): Promise<ReplicaServices> {
   const redis = await startRedis();
   services.push(redis);
   const postgres = await startPostgres();
   services.push(postgres);
-  return ['--redis', redis.url, '--database', await postgres.createDatabase('fanout'), '--secrets-key-file', join(dir, 'secrets.key')];
+  const database = await postgres.createDatabase('fanout');
+  return {
+    args: ['--redis', redis.url, '--database', database, '--secrets-key-file', join(dir, 'secrets.key')],
+    cpuTicks: () => ({ redis: redisServerTicks(redis.url), postgres: postgresBackendTicks(new URL(database).pathname.slice(1)) }),
+  };
 }
 
 /** Applies one app selecting the whole fleet and waits for every device's acknowledgement (or the timeout). */
-async function fanOut(hubs: readonly Hub[], target: string, run: number, sims: readonly Simulator[], idleRssKb: number): Promise<FanOut> {
+async function fanOut(
+  hubs: readonly Hub[],
+  target: string,
+  run: number,
+  sims: readonly Simulator[],
+  idleRssKb: number,
+  replicas?: ReplicaServices,
+): Promise<FanOut> {
   // The apply goes through another replica than the one counting, as a load balancer would send them.
   const [counter, applier = counter] = hubs as [Hub, Hub?];
   const hubCpuTicks = () => hubs.reduce((sum, hub) => sum + readCpuTicks(hub.pid), 0);
@@ -527,6 +557,8 @@ async function fanOut(hubs: readonly Hub[], target: string, run: number, sims: r
   const simCpu0 = await simCpu(sims);
   await Promise.all(hubs.map((hub) => loopDelay(hub.proc.child)));
   const hubTicks0 = hubCpuTicks();
+  const services0 = replicas?.cpuTicks();
+  const machine0 = machineTicks();
   const applyAt = wallNow();
   const spec = {
     name: APP,
@@ -557,6 +589,8 @@ async function fanOut(hubs: readonly Hub[], target: string, run: number, sims: r
   let polls = 0;
   let counted = 0;
   let hubTicks1: number;
+  let services1: ReturnType<ReplicaServices['cpuTicks']> | undefined;
+  let machine1: ReturnType<typeof machineTicks>;
   for (;;) {
     const detail = (await (await fetch(`${counter.url}/api/v1/apps/${APP}`)).json()) as AppDetail;
     const answeredAt = wallNow();
@@ -565,6 +599,8 @@ async function fanOut(hubs: readonly Hub[], target: string, run: number, sims: r
     while (countedAt.length < counted) countedAt.push((answeredAt - applyAt) / 1000);
     if (counted === DEVICES || performance.now() > deadline) {
       hubTicks1 = hubCpuTicks();
+      services1 = replicas?.cpuTicks();
+      machine1 = machineTicks();
       break;
     }
     await sleep(COUNT_EVERY_MS);
@@ -584,6 +620,12 @@ async function fanOut(hubs: readonly Hub[], target: string, run: number, sims: r
   const spanS = countedAt.at(-1) ?? Number.NaN;
   const simCpuS = (reports.reduce((sum, r) => sum + r.cpuMs, 0) - simCpu0) / 1000;
   const hubCpuS = (hubTicks1 - hubTicks0) / clockTicksPerSecond() - polls * pollCpuS;
+  const tick = clockTicksPerSecond();
+  const redisCpuS = services0 && services1 ? (services1.redis - services0.redis) / tick : Number.NaN;
+  const postgresCpuS = services0 && services1 ? (services1.postgres - services0.postgres) / tick : Number.NaN;
+  const machineBusyS = (machine1.busy - machine0.busy) / tick;
+  // The polls are the hub's too here: the machine's busy time includes them.
+  const ours = hubCpuS + polls * pollCpuS + simCpuS + (services0 ? redisCpuS + postgresCpuS : 0);
 
   // Shares of the whole fleet, not of those that acknowledged: a device that never did is past every quantile.
   const ackQuantile = (q: number) => acks[Math.ceil(q * DEVICES) - 1] ?? Number.NaN;
@@ -614,6 +656,10 @@ async function fanOut(hubs: readonly Hub[], target: string, run: number, sims: r
     rssPeakMiB: rssPeak / 1024,
     loopMaxMs: loop.maxMs,
     loadavg1: loadavg()[0]!,
+    redisCpuS,
+    postgresCpuS,
+    machineBusyPct: ((machine1.busy - machine0.busy) / (machine1.total - machine0.total)) * 100,
+    otherCpuS: machineBusyS - ours,
   };
 }
 
@@ -654,6 +700,14 @@ async function main(): Promise<void> {
     const bad = r.badSignatures > 0 ? ` (${r.badSignatures} bad signatures)` : '';
     console.log(
       `| ${r.target} | ${r.run} | ${s(r.countedP50S)} / ${s(r.countedP90S)} / ${s(r.countedP99S)} / ${s(r.countedAllS)} | ${s(r.ackP50S)} / ${s(r.ackP99S)} / ${s(r.ackAllS)} | ${s(r.recvP50S)} / ${s(r.recvP99S)} | ${r.postMs.toFixed(0)} | ${r.acked} / ${r.counted}${bad} | ${r.hubCpuS.toFixed(1)} (${r.hubCpuPct.toFixed(0)} %) | ${r.polls} × ${r.pollCpuMs.toFixed(0)} | ${r.simCpuS.toFixed(1)} | ${r.loopMaxMs.toFixed(0)} | ${r.rssPeakMiB.toFixed(1)} | ${r.loadavg1.toFixed(2)} |`,
+    );
+  }
+  console.log('\nCPU from the POST to the last count, s (machine: the busy share of all its cores, whoever used it):');
+  console.log('| hub | run | replicas (polls left out) | simulators | Redis | PostgreSQL backends | anything else | machine busy |');
+  console.log('|---|---|---|---|---|---|---|---|');
+  for (const r of fanOuts) {
+    console.log(
+      `| ${r.target} | ${r.run} | ${r.hubCpuS.toFixed(1)} | ${r.simCpuS.toFixed(1)} | ${s(r.redisCpuS)} | ${s(r.postgresCpuS)} | ${r.otherCpuS.toFixed(1)} | ${r.machineBusyPct.toFixed(0)} % |`,
     );
   }
   console.log(`\nbroker process at rest → with ${DEVICES} idle devices, MiB (KiB per device):`);
