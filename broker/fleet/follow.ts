@@ -40,6 +40,8 @@ export function fleetFollowRoute(feed: FleetFeed, watching?: () => Promise<() =>
         following.stop();
         unwatch?.();
       };
+      // The client left while the watch or the snapshot was awaited: its close has been and gone.
+      if (res.destroyed) return stop();
       const first: FleetSnapshot = { items: snapshot };
       openEventStream(
         req,

@@ -133,6 +133,9 @@ async function stream<T extends { id: number; device: string }>(
     stop();
     throw err;
   }
+  // The client left while the subscription or the backlog was awaited (a replica's follow waits
+  // for the others' acknowledgements): its close has been and gone, so nothing else would stop it.
+  if (res.destroyed) return stop();
   const events = (records: readonly T[]) => records.map((data) => ({ event, data }));
   const unsent = acrossReplicas ? newerThanDevicesIn(first) : newerThan(first.at(-1)?.id ?? 0);
   const live = (records: readonly T[]) => events(records.filter(unsent));

@@ -13,7 +13,9 @@
  *   the samples stored before anyone watched, and takes its new samples live; `top` on replica 2
  *   shows its newest sample, and the next one;
  * - nobody following, a replica relays nothing: Redis carries each message once, not once more
- *   per replica (counted by Redis' own PUBLISH statistics).
+ *   per replica (counted by Redis' own PUBLISH statistics);
+ * - a replica that stopped answering (SIGSTOP) holds a new follow up only for the acknowledgement
+ *   timeout, and a follower that leaves while its stream waits leaves nothing relayed behind.
  */
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
@@ -126,6 +128,21 @@ describe('live follow across hub replicas', () => {
   }, 90_000);
   afterAll(() => cleanup.run());
 
+  /** Redis' count of PUBLISH commands so far. */
+  const publishes = async () => {
+    const stats = String(await redis.command('INFO', 'commandstats'));
+    return Number(/cmdstat_publish:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+  };
+
+  /** PUBLISH commands Redis took while `act` ran, once the last one is in (a PUBACK waits for the commit, not for Redis). */
+  async function publishedDuring(act: () => Promise<void>, atLeast: number): Promise<number> {
+    const before = await publishes();
+    await act();
+    await waitFor('the messages in Redis', async () => (await publishes()) - before >= atLeast);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    return (await publishes()) - before;
+  }
+
   const logsUrl = (replica: number, query = '') => `${replicas[replica]!.url}/api/v1/devices/${DEVICE}/logs?follow=true${query}`;
 
   /** The device as the agent is on the wire: its will on its own status topic, subscribed to its commands. */
@@ -143,10 +160,10 @@ describe('live follow across hub replicas', () => {
   }
 
   /** One batch per line, each acknowledged (committed) before the next goes. */
-  async function log(client: MqttClient, lines: string[]): Promise<void> {
+  async function log(client: MqttClient, lines: string[], id = DEVICE): Promise<void> {
     for (const line of lines) {
       seq += 1;
-      await client.publishAsync(topics.device(DEVICE, 'logs'), JSON.stringify({ seq, lines: [logLine(line)] }), { qos: 1 });
+      await client.publishAsync(topics.device(id, 'logs'), JSON.stringify({ seq, lines: [logLine(line)] }), { qos: 1 });
     }
   }
 
@@ -164,19 +181,14 @@ describe('live follow across hub replicas', () => {
         (status) => status === 200,
       ),
     );
-    const publishes = async () => {
-      const stats = String(await redis.command('INFO', 'commandstats'));
-      return Number(/cmdstat_publish:calls=(\d+)/.exec(stats)?.[1] ?? 0);
-    };
-    const before = await publishes();
-    await log(
-      client,
-      Array.from({ length: 100 }, (_, i) => `quiet ${i}`),
+    const sent = await publishedDuring(
+      () =>
+        log(
+          client,
+          Array.from({ length: 100 }, (_, i) => `quiet ${i}`),
+        ),
+      100,
     );
-    // A device's PUBACK waits for its commit, not for Redis: the last PUBLISH may still be on its way.
-    await waitFor('the device messages in Redis', async () => (await publishes()) - before >= 100);
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const sent = (await publishes()) - before;
     // The device's own 100 messages cross Redis once each (the shared emitter); the rest is the
     // brokers' heartbeats. Relaying its lines to the two other replicas would add 200.
     expect(sent).toBeGreaterThanOrEqual(100);
@@ -285,5 +297,56 @@ describe('live follow across hub replicas', () => {
     expect(await topCpu()).toBe(40);
     await client.publishAsync(topics.device(id, 'metrics'), JSON.stringify(sample(5)), { qos: 1 });
     await waitFor('the next sample in top on replica 2', async () => (await topCpu()) === 50);
+  });
+
+  it('waits for a replica that stopped answering only so long, and forgets a follower that left while it waited', {
+    timeout: 60_000,
+  }, async () => {
+    const id = 'frozen-1';
+    const { client } = await connectDevice(0, id);
+    cleanup.add('frozen device', () => closeClient(client));
+    const url = `${replicas[1]!.url}/api/v1/devices/${id}/logs?follow=true`;
+    const frozen = replicas[2]!.proc.child.pid!;
+    process.kill(frozen, 'SIGSTOP');
+    const thaw = () => {
+      try {
+        process.kill(frozen, 'SIGCONT');
+      } catch {
+        // already gone
+      }
+    };
+    cleanup.add('replica 2 running again', thaw);
+    try {
+      // A follower that leaves while its stream waits for replica 2's acknowledgement.
+      const leaving = new AbortController();
+      const left = fetch(url, { signal: leaving.signal }).catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      leaving.abort();
+      await left;
+      // A follower that stays: its stream opens once the acknowledgement timeout (3 s) has passed.
+      const openedAt = Date.now();
+      const staying = await Follower.open(`${url}&tail=1`, cleanup);
+      const waitedMs = Date.now() - openedAt;
+      expect(waitedMs).toBeGreaterThan(2_000);
+      expect(waitedMs).toBeLessThan(8_000);
+      await log(client, ['while replica 2 slept'], id);
+      await staying.waitForLines(1);
+      expect(staying.lines()).toEqual(['while replica 2 slept']);
+      staying.close();
+    } finally {
+      thaw();
+    }
+    // Replica 1 says it follows nothing now, so replica 0 relays none of the device's next lines.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const sent = await publishedDuring(
+      () =>
+        log(
+          client,
+          Array.from({ length: 50 }, (_, i) => `after ${i}`),
+          id,
+        ),
+      50,
+    );
+    expect(sent).toBeLessThan(75);
   });
 });
