@@ -12,7 +12,7 @@ import { createWebSocketStream, WebSocketServer } from 'ws';
 import { connectionAddress } from './client-address.js';
 import type { BrokerCluster, ClusterOptions } from './cluster.js';
 import type { LinkBytes } from './link-bytes.js';
-import { limitPacketSize } from './packet-limit.js';
+import { limitPacketSize, type PacketLimit } from './packet-limit.js';
 import { FLOTILLA_INTERNAL_PREFIX, MAX_TOPIC_LEVELS, TOPIC_MAX_LENGTH } from './payload-limits.js';
 import { retainedIndexedPersistence } from './retained-index.js';
 import {
@@ -192,19 +192,23 @@ function connectionHandler(
   linkBytes?: Pick<LinkBytes, 'watch'>,
   cluster?: Pick<BrokerCluster, 'guard'>,
 ) {
+  // One for every connection: a closure per connection would cost heap per idle device.
+  const limit: PacketLimit = {
+    maxBytes: maxPacketBytes,
+    maxConnectBytes: Math.min(MAX_CONNECT_PACKET_BYTES, maxPacketBytes),
+    onRefused: (conn, { bytes, maxBytes, first }) => {
+      // Aedes has made the client (it sets conn.client) before it reads anything.
+      const client = (conn as Duplex & { client?: Client }).client;
+      log.warn(
+        { clientId: client?.id || undefined, address: connectionAddress(conn, client?.req), bytes, maxBytes, connect: first },
+        'MQTT packet over the size limit (--max-packet-size): connection closed',
+      );
+    },
+  };
   return (conn: Duplex, req?: IncomingMessage) => {
-    let client: Client | undefined;
     linkBytes?.watch(conn);
-    limitPacketSize(conn, {
-      maxBytes: maxPacketBytes,
-      maxConnectBytes: Math.min(MAX_CONNECT_PACKET_BYTES, maxPacketBytes),
-      onRefused: ({ bytes, maxBytes, first }) =>
-        log.warn(
-          { clientId: client?.id || undefined, address: connectionAddress(conn, req), bytes, maxBytes, connect: first },
-          'MQTT packet over the size limit (--max-packet-size): connection closed',
-        ),
-    });
-    client = aedes.handle(conn, req);
+    limitPacketSize(conn, limit);
+    const client = aedes.handle(conn, req);
     subscribers.guard(client);
     cluster?.guard(client);
   };

@@ -29,13 +29,14 @@ import type { Duplex } from 'node:stream';
 /** The fixed header's length bytes: a variable byte integer of at most 4 bytes (MQTT 3.1.1 §2.2.3). */
 const MAX_LENGTH_BYTES = 4;
 
+/** One per broker, shared by its connections. */
 export interface PacketLimit {
   /** Most bytes in one packet, fixed header included. */
   maxBytes: number;
   /** Most bytes in the connection's first packet, its CONNECT. */
   maxConnectBytes: number;
-  /** Called once when the connection is closed for a packet over the cap. */
-  onRefused(info: { bytes: number; maxBytes: number; first: boolean }): void;
+  /** Called once when `conn` is closed for a packet over the cap. */
+  onRefused(conn: Duplex, info: { bytes: number; maxBytes: number; first: boolean }): void;
 }
 
 /**
@@ -93,19 +94,36 @@ export class PacketScanner {
   }
 }
 
+/** A capped connection's scanner, its own read and its broker's limit, found by limitedRead. */
+interface Capped {
+  scanner: PacketScanner;
+  read: Duplex['read'];
+  limit: PacketLimit;
+}
+
+/**
+ * Where a capped connection keeps its Capped. The one reading function
+ * finds its state here rather than in a closure made per connection, which
+ * would cost a few hundred bytes of heap per idle device.
+ */
+const CAPPED = Symbol('flotilla.packetLimit');
+type CappedConn = Duplex & { [CAPPED]: Capped };
+
 /** Caps the size of the packets Aedes reads from `conn` (call before `aedes.handle(conn)`). */
 export function limitPacketSize(conn: Duplex, limit: PacketLimit): void {
-  const scanner = new PacketScanner(limit.maxBytes, limit.maxConnectBytes);
-  const read = conn.read.bind(conn);
-  conn.read = (size?: number) => {
-    const chunk: unknown = read(size);
-    if (scanner.stopped || !(chunk instanceof Uint8Array)) return chunk;
-    const over = scanner.scan(chunk);
-    if (!over) return chunk;
-    scanner.stopped = true;
-    limit.onRefused({ bytes: over.bytes, maxBytes: over.first ? limit.maxConnectBytes : limit.maxBytes, first: over.first });
-    conn.destroy();
-    // Nothing of this chunk reaches the parser: the connection is gone.
-    return null;
-  };
+  (conn as CappedConn)[CAPPED] = { scanner: new PacketScanner(limit.maxBytes, limit.maxConnectBytes), read: conn.read, limit };
+  conn.read = limitedRead;
+}
+
+function limitedRead(this: CappedConn, size?: number): unknown {
+  const { scanner, read, limit } = this[CAPPED];
+  const chunk: unknown = read.call(this, size);
+  if (scanner.stopped || !(chunk instanceof Uint8Array)) return chunk;
+  const over = scanner.scan(chunk);
+  if (!over) return chunk;
+  scanner.stopped = true;
+  limit.onRefused(this, { bytes: over.bytes, maxBytes: over.first ? limit.maxConnectBytes : limit.maxBytes, first: over.first });
+  this.destroy();
+  // Nothing of this chunk reaches the parser: the connection is gone.
+  return null;
 }

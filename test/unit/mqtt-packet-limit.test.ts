@@ -57,12 +57,16 @@ describe('limitPacketSize', () => {
   it('hands the parser nothing of a chunk holding an oversized packet, and destroys the connection', () => {
     const conn = stream();
     const refused: unknown[] = [];
-    limitPacketSize(conn, { maxBytes: 1_000, maxConnectBytes: 500, onRefused: (info) => refused.push(info) });
+    limitPacketSize(conn, {
+      maxBytes: 1_000,
+      maxConnectBytes: 500,
+      onRefused: (refusedConn, info) => refused.push({ ...info, sameConnection: refusedConn === conn }),
+    });
     conn.push(Buffer.concat([connect, publish(100)]));
     expect((conn.read() as Buffer).length).toBe(connect.length + publish(100).length);
     conn.push(Buffer.concat([publish(10), publish(2_000)]));
     expect(conn.read()).toBeNull();
     expect(conn.destroyed).toBe(true);
-    expect(refused).toEqual([{ bytes: publish(2_000).length, maxBytes: 1_000, first: false }]);
+    expect(refused).toEqual([{ bytes: publish(2_000).length, maxBytes: 1_000, first: false, sameConnection: true }]);
   });
 });
