@@ -82,6 +82,19 @@ describe("the admin key on a hub's replicas", () => {
     expect(await accounts(fourth, opsKey)).toBe(200);
   });
 
+  it('is in the data dir of every replica started at once on a new database', { timeout: 120_000 }, async () => {
+    const database = await postgres.createDatabase('together');
+    const together = args.map((a, i) => (args[i - 1] === '--database' ? database : a));
+    const started = await Promise.all([0, 1, 2].map((i) => startHubProcess(scratchDir(`flotilla-admin-together-${i}-`), together)));
+    for (const hub of started) {
+      cleanup.add('replica', () => hub.proc.stop());
+      cleanup.add('replica data', () => removeDir(hub.dataDir));
+    }
+    const keys = started.map(adminKeyOf);
+    expect(new Set(keys).size).toBe(1);
+    expect(await accounts(started[2]!, keys[0])).toBe(200);
+  });
+
   it('is stored from the data dir whose key works when the database holds none, as after flotilla migrate', async () => {
     const db = await openPostgres(await postgres.createDatabase(), { logger: new LogCapture().logger });
     cleanup.add('pool', () => db.close());

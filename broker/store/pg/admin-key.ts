@@ -12,6 +12,8 @@
  *   - the stored copy follows the account: a replica that makes it (a first start, or after the last
  *     admin was deleted) replaces the copy; one whose data dir holds the working key while the copy
  *     is missing or stale (a database moved by `flotilla migrate`) stores it;
+ *   - replicas started together on a new database all get the key: the ones that lost the race to make
+ *     the account wait a few seconds for the winner's copy;
  *   - nothing is logged of the key but the file's path.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -46,26 +48,32 @@ export async function shareAdminKey({ db, cipher, accounts, dataDir, created, lo
   if (created) return store(db, cipher, created.key, now);
   const path = join(dataDir, ADMIN_KEY_FILE);
   const admin = await accounts.get(BOOTSTRAP_ADMIN);
-  const works = async (key: string | undefined): Promise<boolean> =>
-    key !== undefined && admin?.role === 'admin' && (await verifySecret(key, admin.keyHash));
-  const stored = await readStored(db, cipher);
+  const works = async (key: string): Promise<boolean> => admin?.role === 'admin' && (await verifySecret(key, admin.keyHash));
   const local = existsSync(path) ? readFileSync(path, 'utf8').trim() : undefined;
-  if (stored !== undefined && (await works(stored))) {
-    if (local === stored) return;
-    writePrivateFile(path, `${stored}\n`, { replace: true });
+  const write = (key: string) => {
+    if (local === key) return;
+    writePrivateFile(path, `${key}\n`, { replace: true });
     log.info({ path, account: BOOTSTRAP_ADMIN }, "wrote the admin account's API key, as the database holds it, to this file");
+  };
+  const stored = await readStored(db, cipher);
+  if (stored.state === 'key' && (await works(stored.key))) return write(stored.key);
+  if (local !== undefined && (await works(local))) return store(db, cipher, local, now);
+  if (stored.state === 'none') {
+    const made = await newAccountsCopy(db, cipher, admin?.createdAt, now);
+    if (made !== undefined && (await works(made))) return write(made);
     return;
   }
-  if (local !== undefined && (await works(local))) {
-    await store(db, cipher, local, now);
-    return;
-  }
-  if (stored !== undefined) {
+  if (stored.state === 'unreadable') {
     log.warn(
       { account: BOOTSTRAP_ADMIN },
-      "the admin key stored in the database no longer logs in (the admin account was deleted or replaced): this replica's data dir gets no admin.key; an admin's key logs in on every replica",
+      "the admin key stored in the database does not open with this secrets key: this replica's data dir gets no admin.key",
     );
+    return;
   }
+  log.warn(
+    { account: BOOTSTRAP_ADMIN },
+    "the admin key stored in the database no longer logs in (the admin account was deleted or replaced): this replica's data dir gets no admin.key; an admin's key logs in on every replica",
+  );
 }
 
 async function store(db: PgQueryable, cipher: SecretCipher, key: string, now: () => Date): Promise<void> {
@@ -76,14 +84,43 @@ async function store(db: PgQueryable, cipher: SecretCipher, key: string, now: ()
   );
 }
 
-async function readStored(db: PgQueryable, cipher: SecretCipher): Promise<string | undefined> {
+/** How long a replica waits for the copy of an admin account made moments ago by another replica starting beside it. */
+const NEW_ADMIN_WAIT_MS = 10_000;
+
+/**
+ * The copy of an admin account made moments ago by a replica that started beside this one and won
+ * the account's insert (it stores the key right after), waited for; undefined when the account is
+ * not new or no copy comes.
+ */
+async function newAccountsCopy(
+  db: PgQueryable,
+  cipher: SecretCipher,
+  createdAt: string | undefined,
+  now: () => Date,
+): Promise<string | undefined> {
+  if (createdAt === undefined || Math.abs(now().getTime() - Date.parse(createdAt)) >= NEW_ADMIN_WAIT_MS) return undefined;
+  // Bounded by this replica's own clock: the account's time is the other replica's.
+  const giveUpAt = performance.now() + NEW_ADMIN_WAIT_MS;
+  while (performance.now() < giveUpAt) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const stored = await readStored(db, cipher);
+    if (stored.state === 'key') return stored.key;
+    if (stored.state === 'unreadable') return undefined;
+  }
+  return undefined;
+}
+
+/** The stored copy: absent, present but not opened by this secrets key (damaged), or the key. */
+type StoredCopy = { state: 'none' } | { state: 'unreadable' } | { state: 'key'; key: string };
+
+async function readStored(db: PgQueryable, cipher: SecretCipher): Promise<StoredCopy> {
   const [row] = await db.query<{ value: Buffer }>('SELECT value FROM hub_keys WHERE name = $1', [ADMIN_KEY_NAME]);
-  if (!row) return undefined;
+  if (!row) return { state: 'none' };
   try {
-    return cipher.openText(row.value, AAD);
+    return { state: 'key', key: cipher.openText(row.value, AAD) };
   } catch (err) {
     // The signing key, sealed with the same key, has been opened by now: this copy alone is damaged, and is replaced if the local key works.
-    if (err instanceof SealedDataError) return undefined;
+    if (err instanceof SealedDataError) return { state: 'unreadable' };
     throw err;
   }
 }
