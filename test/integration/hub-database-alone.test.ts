@@ -5,7 +5,9 @@
  * next to running replicas. A holder killed with SIGKILL blocks nobody: the next hub starts at once.
  */
 import { join } from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADVISORY_LOCKS, LOCK_CLASS } from '../../broker/store/pg/advisory-locks.js';
 import { openPostgres } from '../../broker/store/pg/connect.js';
 import type { PgDatabase } from '../../broker/store/pg/database.js';
 import { presentHubs } from '../../broker/store/pg/hub-presence.js';
@@ -125,5 +127,33 @@ describe('hubs on one PostgreSQL database', () => {
     const second = await refused(alone());
     expect(second.code).not.toBe(0);
     expect(second.said).toContain(`another hub without --redis uses ${where()}: ${name} (since `);
+    await hub.proc.stop();
+  });
+
+  it('says so once, and keeps trying, when another hub took the database while its session was away', { timeout: 120_000 }, async () => {
+    await waitFor('no hub on the database', async () => (await presentHubs(db)).size === 0, { timeoutMs: 10_000 });
+    const hub = await start(alone());
+    const name = presenceName(hub);
+    // Its session ends, and a replica's takes the lock before the hub is back (it tries every second).
+    const intruder = new pg.Client({ connectionString: database, application_name: 'flotilla-hub intruder:1:000000' });
+    await intruder.connect();
+    cleanup.add('intruder', () => intruder.end());
+    await postgres.adminQuery('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [
+      `flotilla-hub ${name}`,
+    ]);
+    const [got] = (await intruder.query('SELECT pg_try_advisory_lock_shared($1, $2) AS got', [LOCK_CLASS, ADVISORY_LOCKS.hubPresence]))
+      .rows;
+    expect(got.got).toBe(true);
+
+    await waitFor('the hub told', () => hub.proc.output.includes("cannot take this hub's place in the database again"));
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const told = hub.proc.output.split('\n').filter((l) => l.includes("cannot take this hub's place in the database again"));
+    expect(told).toHaveLength(1);
+    expect(told[0]).toContain('hub replicas with --redis use');
+    expect(told[0]).toContain('intruder:1:000000');
+
+    await intruder.query('SELECT pg_advisory_unlock_all()');
+    await waitFor('the hub back in its place', async () => (await presentHubs(db)).has(name), { timeoutMs: 10_000 });
+    expect(hub.proc.output).toContain("holding this hub's place in the database again");
   });
 });

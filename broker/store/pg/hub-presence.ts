@@ -64,6 +64,7 @@ export class HubPresence {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private lostAt: number | undefined;
+  private lastRefusal: string | undefined;
   private readonly log: Logger;
   private readonly retryMs: number;
 
@@ -143,10 +144,13 @@ export class HubPresence {
       try {
         const refused = await this.hold();
         if (refused) {
-          // Another hub took the database while this one's session was away: said each try, as it will not mend itself.
-          this.log.error({ err: refused.message }, "cannot take this hub's place in the database again");
+          // Another hub took the database while this one's session was away: said again whenever the hubs in the way change.
+          if (refused.message !== this.lastRefusal)
+            this.log.error({ err: refused.message }, "cannot take this hub's place in the database again");
+          this.lastRefusal = refused.message;
           return this.retry();
         }
+        this.lastRefusal = undefined;
         if (this.stopped) return void (await this.close());
         this.log.info({ waitedMs: Date.now() - (this.lostAt ?? Date.now()) }, "holding this hub's place in the database again");
         this.lostAt = undefined;
