@@ -13,7 +13,8 @@
  *   the samples stored before anyone watched, and takes its new samples live; `top` on replica 2
  *   shows its newest sample, and the next one;
  * - nobody following, a replica relays nothing: Redis carries each message once, not once more
- *   per replica (counted by Redis' own PUBLISH statistics);
+ *   per replica (counted by Redis' own PUBLISH statistics); someone following, a device's lines
+ *   go to the follower's replica a few commits at a time, not one message per commit;
  * - a replica that stopped answering (SIGSTOP) holds a new follow up only for the acknowledgement
  *   timeout, and a follower that leaves while its stream waits leaves nothing relayed behind.
  */
@@ -194,6 +195,22 @@ describe('live follow across hub replicas', () => {
     expect(sent).toBeGreaterThanOrEqual(100);
     expect(sent).toBeLessThan(130);
     await closeClient(client);
+  });
+
+  it("relays a followed device's lines a few commits at a time", { timeout: 60_000 }, async () => {
+    const id = 'chatty-1';
+    const { client } = await connectDevice(0, id);
+    cleanup.add('chatty device', () => closeClient(client));
+    await waitFor(`${id} known`, async () => (await http(replicas[1]!.url, 'GET', `/api/v1/devices/${id}`)).status === 200);
+    const follower = await Follower.open(`${replicas[1]!.url}/api/v1/devices/${id}/logs?follow=true`, cleanup);
+    const lines = Array.from({ length: 40 }, (_, i) => `chatty ${i}`);
+    // Each line is committed before the next is sent: 40 commits, a few milliseconds apart.
+    const sent = await publishedDuring(() => log(client, lines, id), 40);
+    await follower.waitForLines(40);
+    expect(follower.lines()).toEqual(lines);
+    // 40 messages of the device's own, and the relays to replica 1; one relay per commit would make it 80.
+    expect(sent).toBeLessThan(65);
+    follower.close();
   });
 
   it('feeds followers on every replica, once each and in order, wherever the device is connected', {
