@@ -64,7 +64,7 @@
  * counted in them.
  *
  * A second table says where the machine's CPU went over the same span: the hub (or replicas), the
- * simulators, with `--replicas` Redis and the PostgreSQL backends of the bench's database, and
+ * simulators, with `--replicas` Redis and the PostgreSQL server (its backends, including those it reaped), and
  * anything else (the machine's busy time from /proc/stat less those: other work on a shared
  * machine takes from the same cores), with the machine's busy share of all its cores.
  *
@@ -88,7 +88,7 @@ import { startPostgres } from '../test/support/postgres.js';
 import { hubServerArgs, ManagedProcess, REPO_ROOT } from '../test/support/processes.js';
 import { startRedis } from '../test/support/redis.js';
 import type { SimCommand, SimReply } from './fanout/devices.js';
-import { machineTicks, postgresBackendTicks, redisServerTicks } from './fanout/machine-cpu.js';
+import { machineTicks, postgresServerTicks, redisServerTicks } from './fanout/machine-cpu.js';
 import { clockTicksPerSecond, readCpuTicks, readMemory } from './footprint/proc.js';
 import { positiveInt } from './int-arg.js';
 
@@ -528,7 +528,7 @@ async function replicaServices(dir: string, services: { close(): Promise<void> }
   const database = await postgres.createDatabase('fanout');
   return {
     args: ['--redis', redis.url, '--database', database, '--secrets-key-file', join(dir, 'secrets.key')],
-    cpuTicks: () => ({ redis: redisServerTicks(redis.url), postgres: postgresBackendTicks(new URL(database).pathname.slice(1)) }),
+    cpuTicks: () => ({ redis: redisServerTicks(redis.url), postgres: postgresServerTicks(database) }),
   };
 }
 
@@ -703,7 +703,7 @@ async function main(): Promise<void> {
     );
   }
   console.log('\nCPU from the POST to the last count, s (machine: the busy share of all its cores, whoever used it):');
-  console.log('| hub | run | replicas (polls left out) | simulators | Redis | PostgreSQL backends | anything else | machine busy |');
+  console.log('| hub | run | replicas (polls left out) | simulators | Redis | PostgreSQL | anything else | machine busy |');
   console.log('|---|---|---|---|---|---|---|---|');
   for (const r of fanOuts) {
     console.log(

@@ -37,7 +37,56 @@ export function redisServerTicks(url: string): number {
   return processTicks((cmdline) => cmdline.startsWith('/usr/bin/redis-server ') && cmdline.includes(`:${port}`));
 }
 
-/** The PostgreSQL backends connected to `database` (their process title names user and database). */
-export function postgresBackendTicks(database: string): number {
-  return processTicks((cmdline) => cmdline.startsWith('postgres: ') && cmdline.split(' ')[2] === database);
+/**
+ * The whole PostgreSQL server listening on `url`'s port (its postmaster is started with `-p PORT`,
+ * test/support/postgres.ts): the postmaster, its live children (backends, writers) and the children
+ * it has reaped (a pooled connection closed when idle takes its CPU to the postmaster's cutime), so
+ * a backend that exits between two readings is not lost.
+ */
+export function postgresServerTicks(url: string): number {
+  const { port } = new URL(url);
+  let sum = 0;
+  for (const postmaster of pids()) {
+    const cmdline = cmdlineOf(postmaster);
+    if (!cmdline?.includes('/postgres -D ') || !cmdline.includes(` -p ${port} `)) continue;
+    const own = statFields(postmaster);
+    // Fields 14–17 (utime, stime, cutime, cstime) are at 11–14 counted from field 3.
+    if (own) sum += Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
+    for (const pid of pids()) {
+      if (Number(statFields(pid)?.[1]) === postmaster) sum += readCpuTicksOrZero(pid);
+    }
+  }
+  return sum;
+}
+
+function pids(): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .map(Number);
+}
+
+function cmdlineOf(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/** /proc/PID/stat's fields from field 3 (state) on: the command name before them may hold spaces. */
+function statFields(pid: number): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+function readCpuTicksOrZero(pid: number): number {
+  try {
+    return readCpuTicks(pid);
+  } catch {
+    return 0;
+  }
 }
