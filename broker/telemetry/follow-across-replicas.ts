@@ -24,7 +24,8 @@
  *   acknowledgement (at most ACK_TIMEOUT_MS) before its backlog is read: a
  *   commit a replica finished before it registered the key is in that
  *   backlog, and every later one is relayed, so nothing falls between.
- *   Replicas are known by their brokers' heartbeats.
+ *   Replicas are known by their brokers' heartbeats, and a starting one's
+ *   hello is answered by every replica, so it knows them all at once.
  * - A replica that hears someone follow a device's logs asks the device for
  *   its live window (link-tuning.ts) as if it followed too: only the replica
  *   the device is connected to sends it, and a device that moves finds it on
@@ -199,7 +200,8 @@ export class FollowAcrossReplicas implements LiveRecords {
     if (typeof replica !== 'string' || replica === this.options.replica) return;
     this.peers.set(replica, this.now());
     if (message.kind === 'hello') {
-      if (this.local.size > 0) this.announce();
+      // Even an empty set: the new replica learns of this one now, not at its next heartbeat, and waits for it.
+      this.announce();
       return;
     }
     if (message.kind !== 'interest' || typeof message.seq !== 'number' || !Array.isArray(message.keys)) return;

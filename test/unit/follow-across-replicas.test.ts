@@ -159,6 +159,11 @@ describe('follow across replicas', () => {
     expect(late).toBe(true);
   });
 
+  it("answers a starting replica's hello even while it follows nothing, so the newcomer waits for it", async () => {
+    bus.deliver(CONTROL_TOPIC, { kind: 'hello', replica: 'replica-n' });
+    expect(bus.sent.at(-1)).toEqual({ topic: CONTROL_TOPIC, message: { kind: 'interest', replica: HERE, seq: 1, keys: [] } });
+  });
+
   it('hands relayed records to its streams, and ignores what it cannot read', async () => {
     const heard: unknown[][] = [];
     const stop = await relay.followLogs('d1', (records) => heard.push(records));
