@@ -9,15 +9,15 @@
  * database: every replica answers a device's logs alike, whichever replica it is connected to, and
  * the lines devices logged as the leader was killed are each stored once.
  */
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppDetail, DeviceView, List, RolloutStatus } from '../../shared/index.js';
 import { Cleanup } from '../support/cleanup.js';
 import { emitterReceivers } from '../support/emitter-receivers.js';
 import { http } from '../support/http.js';
-import { type PostgresServer, startPostgres } from '../support/postgres.js';
-import { type HubProcess, removeDir, scratchDir, startHubProcess } from '../support/processes.js';
-import { type RedisServer, startRedis } from '../support/redis.js';
+import type { PostgresServer } from '../support/postgres.js';
+import type { HubProcess } from '../support/processes.js';
+import type { RedisServer } from '../support/redis.js';
+import { startReplicaHubs } from '../support/replica-hubs.js';
 import { type Fleet, startFleet } from '../support/sim/fleet.js';
 import { duplicates, storedLogLines } from '../support/stored-telemetry.js';
 import { startTcpBalancer, type TcpBalancer } from '../support/tcp-balancer.js';
@@ -62,26 +62,12 @@ describe('three hub replicas on Redis and PostgreSQL', () => {
   const cleanup = new Cleanup();
   let redis: RedisServer;
   let postgres: PostgresServer;
-  const replicas: HubProcess[] = [];
+  let replicas: HubProcess[];
   let balancer: TcpBalancer;
 
   beforeAll(async () => {
     // Kept on disk, as a production Redis would be: sessions and retained documents outlive a restart.
-    redis = await startRedis({ appendonly: true });
-    cleanup.add('redis', () => redis.close());
-    postgres = await startPostgres();
-    cleanup.add('postgres', () => postgres.close());
-    const database = await postgres.createDatabase('replicas');
-    const keys = scratchDir('flotilla-replica-keys-');
-    cleanup.add('keys', () => removeDir(keys));
-    const args = ['--redis', redis.url, '--database', database, '--secrets-key-file', join(keys, 'secrets.key')];
-    // One after another: the first makes the secrets key file and the signing key the others use.
-    for (let i = 0; i < 3; i++) {
-      const hub = await startHubProcess(scratchDir(`flotilla-replica-${i}-`), args);
-      cleanup.add(`replica ${i}`, () => hub.proc.stop());
-      cleanup.add(`replica ${i} data`, () => removeDir(hub.dataDir));
-      replicas.push(hub);
-    }
+    ({ redis, postgres, replicas } = await startReplicaHubs(cleanup, { count: 3, name: 'replicas', redis: { appendonly: true } }));
     balancer = await startTcpBalancer(replicas.map((r) => r.mqttPort));
     cleanup.add('balancer', () => balancer.close());
   }, 90_000);

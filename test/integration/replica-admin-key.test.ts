@@ -16,33 +16,21 @@ import { SecretCipher } from '../../broker/store/secret-cipher.js';
 import { Cleanup } from '../support/cleanup.js';
 import { http } from '../support/http.js';
 import { LogCapture } from '../support/logs.js';
-import { type PostgresServer, startPostgres } from '../support/postgres.js';
+import type { PostgresServer } from '../support/postgres.js';
 import { type HubProcess, removeDir, scratchDir, startHubProcess } from '../support/processes.js';
-import { type RedisServer, startRedis } from '../support/redis.js';
+import { startReplicaHubs } from '../support/replica-hubs.js';
 
 describe("the admin key on a hub's replicas", () => {
   const cleanup = new Cleanup();
   let args: string[];
   let postgres: PostgresServer;
+  let replica: (dataDir?: string) => Promise<HubProcess>;
 
   beforeAll(async () => {
-    const redis: RedisServer = await startRedis();
-    cleanup.add('redis', () => redis.close());
-    postgres = await startPostgres();
-    cleanup.add('postgres', () => postgres.close());
-    const database = await postgres.createDatabase('admin');
-    const keys = scratchDir('flotilla-admin-keys-');
-    cleanup.add('keys', () => removeDir(keys));
-    args = ['--redis', redis.url, '--database', database, '--secrets-key-file', join(keys, 'secrets.key'), '--anonymous', 'deny'];
+    ({ args, postgres, start: replica } = await startReplicaHubs(cleanup, { count: 0, name: 'admin', extraArgs: ['--anonymous', 'deny'] }));
   }, 60_000);
   afterAll(() => cleanup.run());
 
-  async function replica(dataDir = scratchDir('flotilla-admin-replica-')): Promise<HubProcess> {
-    const hub = await startHubProcess(dataDir, args);
-    cleanup.add('replica', () => hub.proc.stop());
-    cleanup.add('replica data', () => removeDir(hub.dataDir));
-    return hub;
-  }
   const adminKeyOf = (hub: HubProcess) => readFileSync(join(hub.dataDir, 'admin.key'), 'utf8').trim();
   const as = (key: string) => ({ authorization: `Bearer ${key}` });
   const accounts = async (hub: HubProcess, key?: string) =>

@@ -3,7 +3,6 @@
  * trail until the surviving replicas see it gone from the database (broker/store/pg/hub-presence.ts)
  * and end them as `hub_lost`, naming the replica; the sessions of live replicas stay open.
  */
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUDIT_MAX_RECORDS } from '../../broker/remote/audit-store.js';
 import { PgAuditStore } from '../../broker/store/pg/audit.js';
@@ -14,9 +13,8 @@ import type { AuditRecord, List } from '../../shared/index.js';
 import { Cleanup } from '../support/cleanup.js';
 import { http } from '../support/http.js';
 import { LogCapture } from '../support/logs.js';
-import { type PostgresServer, startPostgres } from '../support/postgres.js';
-import { type HubProcess, removeDir, scratchDir, startHubProcess } from '../support/processes.js';
-import { type RedisServer, startRedis } from '../support/redis.js';
+import type { HubProcess } from '../support/processes.js';
+import { startReplicaHubs } from '../support/replica-hubs.js';
 import { waitFor } from '../support/wait.js';
 
 /** The name a hub process holds its place in the database under, from its log. */
@@ -30,23 +28,11 @@ function presenceName(hub: HubProcess): string {
 describe("a killed replica's remote-access sessions", () => {
   const cleanup = new Cleanup();
   let db: PgDatabase;
-  const replicas: HubProcess[] = [];
+  let replicas: HubProcess[] = [];
 
   beforeAll(async () => {
-    const redis: RedisServer = await startRedis();
-    cleanup.add('redis', () => redis.close());
-    const postgres: PostgresServer = await startPostgres();
-    cleanup.add('postgres', () => postgres.close());
-    const database = await postgres.createDatabase('orphans');
-    const keys = scratchDir('flotilla-orphans-keys-');
-    cleanup.add('keys', () => removeDir(keys));
-    const args = ['--redis', redis.url, '--database', database, '--secrets-key-file', join(keys, 'secrets.key')];
-    for (let i = 0; i < 2; i++) {
-      const hub = await startHubProcess(scratchDir(`flotilla-orphans-${i}-`), args);
-      cleanup.add(`replica ${i}`, () => hub.proc.stop());
-      cleanup.add(`replica ${i} data`, () => removeDir(hub.dataDir));
-      replicas.push(hub);
-    }
+    let database: string;
+    ({ database, replicas } = await startReplicaHubs(cleanup, { count: 2, name: 'orphans' }));
     db = await openPostgres(database, { logger: new LogCapture().logger });
     cleanup.add('pool', () => db.close());
   }, 90_000);

@@ -18,7 +18,6 @@
  * - a replica that stopped answering (SIGSTOP) holds a new follow up only for the acknowledgement
  *   timeout, and a follower that leaves while its stream waits leaves nothing relayed behind.
  */
-import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -35,9 +34,9 @@ import { Cleanup } from '../support/cleanup.js';
 import { deviceState, logLine, metricsSample } from '../support/fixtures.js';
 import { http } from '../support/http.js';
 import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
-import { type PostgresServer, startPostgres } from '../support/postgres.js';
-import { type HubProcess, removeDir, scratchDir, startHubProcess } from '../support/processes.js';
-import { type RedisServer, startRedis } from '../support/redis.js';
+import type { HubProcess } from '../support/processes.js';
+import type { RedisServer } from '../support/redis.js';
+import { startReplicaHubs } from '../support/replica-hubs.js';
 import { waitFor } from '../support/wait.js';
 
 const DEVICE = 'moving-1';
@@ -104,26 +103,11 @@ class Follower {
 describe('live follow across hub replicas', () => {
   const cleanup = new Cleanup();
   let redis: RedisServer;
-  let postgres: PostgresServer;
-  const replicas: HubProcess[] = [];
+  let replicas: HubProcess[];
   let seq = 0;
 
   beforeAll(async () => {
-    redis = await startRedis();
-    cleanup.add('redis', () => redis.close());
-    postgres = await startPostgres();
-    cleanup.add('postgres', () => postgres.close());
-    const database = await postgres.createDatabase('follow');
-    const keys = scratchDir('flotilla-follow-keys-');
-    cleanup.add('keys', () => removeDir(keys));
-    const args = ['--redis', redis.url, '--database', database, '--secrets-key-file', join(keys, 'secrets.key')];
-    // One after another: the first makes the secrets key file the others use.
-    for (let i = 0; i < 3; i++) {
-      const hub = await startHubProcess(scratchDir(`flotilla-follow-${i}-`), args);
-      cleanup.add(`replica ${i}`, () => hub.proc.stop());
-      cleanup.add(`replica ${i} data`, () => removeDir(hub.dataDir));
-      replicas.push(hub);
-    }
+    ({ redis, replicas } = await startReplicaHubs(cleanup, { count: 3, name: 'follow' }));
     // Every replica has heard every other's broker heartbeat (every 5 s), so a follow waits for all of them.
     await new Promise((resolve) => setTimeout(resolve, 6_000));
   }, 90_000);

@@ -5,7 +5,6 @@
  * served by replica 1: its device page follows the device's lines live, as they are stored
  * through replica 0.
  */
-import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -15,9 +14,8 @@ import { Cleanup } from '../../support/cleanup.js';
 import { deviceState, logLine } from '../../support/fixtures.js';
 import { http } from '../../support/http.js';
 import { closeClient, connectClient } from '../../support/mqtt-client.js';
-import { startPostgres } from '../../support/postgres.js';
-import { type HubProcess, removeDir, scratchDir, startHubProcess } from '../../support/processes.js';
-import { startRedis } from '../../support/redis.js';
+import type { HubProcess } from '../../support/processes.js';
+import { startReplicaHubs } from '../../support/replica-hubs.js';
 import { waitFor } from '../../support/wait.js';
 
 const DEVICE = 'console-replica-1';
@@ -25,27 +23,14 @@ const topics = new Topics();
 
 describeBrowser('web console on hub replicas', () => {
   const cleanup = new Cleanup();
-  const replicas: HubProcess[] = [];
+  let replicas: HubProcess[];
   let device: MqttClient;
   let browser: Browser;
   let watched: WatchedPage;
 
   beforeAll(async () => {
     expectConsoleBuilt();
-    const redis = await startRedis();
-    cleanup.add('redis', () => redis.close());
-    const postgres = await startPostgres();
-    cleanup.add('postgres', () => postgres.close());
-    const database = await postgres.createDatabase('console_replicas');
-    const keys = scratchDir('flotilla-console-replica-keys-');
-    cleanup.add('keys', () => removeDir(keys));
-    const args = ['--redis', redis.url, '--database', database, '--secrets-key-file', join(keys, 'secrets.key')];
-    for (let i = 0; i < 2; i++) {
-      const hub = await startHubProcess(scratchDir(`flotilla-console-replica-${i}-`), args);
-      cleanup.add(`replica ${i}`, () => hub.proc.stop());
-      cleanup.add(`replica ${i} data`, () => removeDir(hub.dataDir));
-      replicas.push(hub);
-    }
+    ({ replicas } = await startReplicaHubs(cleanup, { count: 2, name: 'console-replica' }));
     // Each replica has heard the other's broker heartbeat (every 5 s), so a follow waits for it.
     await new Promise((resolve) => setTimeout(resolve, 6_000));
     device = await connectClient(replicas[0]!.mqttUrl, { clientId: DEVICE });
