@@ -50,7 +50,7 @@ import {
   type Metrics,
   type Topics,
 } from '../shared/index.js';
-import { AGENT_PROTOCOL_VERSION, CONNACK_UNACCEPTABLE_PROTOCOL } from '../shared/protocol-version.js';
+import { AGENT_PROTOCOL_VERSION } from '../shared/protocol-version.js';
 import {
   encodeTelemetryPayload,
   MAX_BASE_BYTES,
@@ -58,6 +58,7 @@ import {
   type TelemetryBase,
   type TelemetryEncoding,
 } from '../shared/telemetry-encoding.js';
+import { connectRefusal } from './connect-refusal.js';
 import { expectMqttInternals, forgetInFlight, unacknowledgedCount } from './mqtt-internals.js';
 import type { OutboxClass } from './outbox/classes.js';
 import { describeDrops } from './outbox/drop-report.js';
@@ -75,9 +76,6 @@ export const MAX_IN_FLIGHT = 8;
 
 /** Drops are reported (a warning and an `outbox-dropped` event) at most this often. */
 export const DROP_REPORT_INTERVAL_MS = 60_000;
-
-/** CONNACK return codes that mean "not you": identifier rejected, bad user name or password, not authorized. */
-const CREDENTIALS_REFUSED = new Set<unknown>([2, 4, 5]);
 
 /**
  * Retries after the hub refused this agent's protocol version: only an
@@ -205,23 +203,30 @@ export class Link {
       this.scheduleReconnect(takeover);
     });
     this.client.on('error', (err: Error & { code?: unknown }) => {
-      if (err.code === CONNACK_UNACCEPTABLE_PROTOCOL) {
-        this.protocolRefused = true;
-        this.log.error(
-          { hubUrl: options.hubUrl, protocol },
-          `the hub at ${options.hubUrl} refused this agent's protocol version ${protocol}: it speaks others (\`flotilla version\` lists them); upgrade the hub or the agent so both speak one version. Retrying every few minutes`,
-        );
-        return;
+      switch (connectRefusal(err.code)) {
+        case 'protocol':
+          this.protocolRefused = true;
+          this.log.error(
+            { hubUrl: options.hubUrl, protocol },
+            `the hub at ${options.hubUrl} refused this agent's protocol version ${protocol}: it speaks others (\`flotilla version\` lists them); upgrade the hub or the agent so both speak one version. Retrying every few minutes`,
+          );
+          return;
+        case 'credentials':
+          // Not a flaky link: retrying will not help until someone acts, so say what to do.
+          this.log.error(
+            { hubUrl: options.hubUrl, err: err.message },
+            'the hub refused this device (revoked, or a wrong id, secret or certificate); retrying, but it needs `flotilla agent register` again',
+          );
+          return;
+        case 'unavailable':
+          this.log.warn(
+            { hubUrl: options.hubUrl, err: err.message },
+            'the hub cannot take this device just now (its database is out of reach, or it is busy); retrying, nothing to do here',
+          );
+          return;
+        case 'unreachable':
+          this.log.warn({ hubUrl: options.hubUrl, err: err.message }, 'hub unreachable; retrying');
       }
-      if (CREDENTIALS_REFUSED.has(err.code)) {
-        // Not a flaky link: retrying will not help until someone acts, so say what to do.
-        this.log.error(
-          { hubUrl: options.hubUrl, err: err.message },
-          'the hub refused this device (revoked, or a wrong id, secret or certificate); retrying, but it needs `flotilla agent register` again',
-        );
-        return;
-      }
-      this.log.warn({ hubUrl: options.hubUrl, err: err.message }, 'hub unreachable; retrying');
     });
     this.client.on('message', (topic, payload) => this.onMessage(topic, payload));
   }

@@ -11,7 +11,10 @@
  *   credentials → CONNACK 4 ("bad user name or password") after a delay that
  *   grows with the address's recent failures (broker/auth/login-delay.ts); no
  *   credentials while anonymous clients are not allowed → CONNACK 5 ("not
- *   authorized") [MQTT-3.2.2-5].
+ *   authorized") [MQTT-3.2.2-5]; credentials that cannot be checked (the
+ *   database is out of reach, or the check itself failed) → CONNACK 3
+ *   ("server unavailable"), which tells the client to come back, not that it
+ *   is refused.
  * - authorizePublish: a refused PUBLISH closes the connection, since MQTT
  *   3.1.1 cannot refuse one message otherwise [MQTT-3.3.5-2]. An API request
  *   for a method the caller's role may not call is the exception: the broker
@@ -46,6 +49,7 @@ import type { Authenticator } from '../auth/authenticator.js';
 import { describeIdentity, type Identity } from '../auth/identity.js';
 import { LoginDelay, sleep } from '../auth/login-delay.js';
 import { mayCall, requiredRole } from '../auth/permissions.js';
+import { isDatabaseUnavailable } from '../store/pg/errors.js';
 import { remoteAddress } from './client-address.js';
 
 export interface AccessControlOptions {
@@ -162,8 +166,12 @@ export function createAccessControl(options: AccessControlOptions): AccessContro
           done(null, true);
         })
         .catch((err: unknown) => {
-          log.error({ clientId, err }, 'MQTT authentication failed');
-          done(refuse(NOT_AUTHORIZED, 'not authorized'), false);
+          // The hub could not decide, which says nothing about the client: "not authorized" would tell a
+          // device its credentials are bad (an agent then asks to be registered again), while "server
+          // unavailable" makes it retry. A database outage is logged once by the database itself.
+          if (isDatabaseUnavailable(err)) log.debug({ clientId, err: err.message }, 'MQTT login deferred: the database is out of reach');
+          else log.error({ clientId, err }, 'MQTT authentication failed');
+          done(refuse(SERVER_UNAVAILABLE, 'server unavailable'), false);
         });
     },
 

@@ -2,12 +2,17 @@
  * A hub on PostgreSQL (`flotilla server --database …`, a real process) whose database goes away
  * while it runs: the API answers 503 'unavailable' instead of failing inside, MQTT sessions stay
  * up and keep relaying, the hub does not exit, and once the database is back the same hub answers
- * again without a restart, having said what it waited for.
+ * again without a restart, having said what it waited for. A device that logs in meanwhile is
+ * told to come back (CONNACK 3, "server unavailable"), never that its credentials are bad, and
+ * the agent's own link says it is waiting, not that it must be registered again.
  */
+import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { List } from '../../shared/index.js';
+import { Link } from '../../agent/link.js';
+import { type List, Topics } from '../../shared/index.js';
 import { Cleanup } from '../support/cleanup.js';
 import { http } from '../support/http.js';
+import { LogCapture } from '../support/logs.js';
 import { closeClient, connectClient } from '../support/mqtt-client.js';
 import { startPostgres } from '../support/postgres.js';
 import { removeDir, scratchDir, startHubProcess } from '../support/processes.js';
@@ -56,5 +61,61 @@ describe('a hub that loses its database', () => {
     expect(hub.proc.output).toContain('PostgreSQL is unavailable');
     expect(hub.proc.output).toMatch(/"waitedMs":\d+.*PostgreSQL is back/);
     expect(watcher.connected).toBe(true);
+  });
+
+  /** The CONNACK return code a plain MQTT 3.1.1 client gets for these credentials, or 0 once it is in. */
+  async function connackCode(mqttUrl: string, username: string, password: string): Promise<number> {
+    const client = mqtt.connect(mqttUrl, { protocolVersion: 4, clientId: username, username, password, reconnectPeriod: 0 });
+    try {
+      return await new Promise<number>((resolve, reject) => {
+        client.once('connect', () => resolve(0));
+        client.once('error', (err: Error & { code?: unknown }) => (typeof err.code === 'number' ? resolve(err.code) : reject(err)));
+      });
+    } finally {
+      await client.endAsync(true);
+    }
+  }
+
+  it('tells a device logging in while PostgreSQL is down to come back, not that it is refused', { timeout: 90_000 }, async () => {
+    const postgres = await startPostgres();
+    cleanup.add('postgres', () => postgres.close());
+    const hub = await startHubProcess(scratchDir('flotilla-outage-'), ['--database', await postgres.createDatabase('logins')]);
+    cleanup.add('hub', () => hub.proc.stop());
+    cleanup.add('hub data', () => removeDir(hub.dataDir));
+    const token = (await http(hub.url, 'POST', '/api/v1/tokens', {})).body.token as string;
+    const registered = await http(hub.url, 'POST', '/api/v1/register', { token, deviceId: 'outage-dev' });
+    expect(registered.status).toBe(200);
+    const secret = registered.body.secret as string;
+
+    // With the database up: a wrong secret is refused as such, the right one is let in.
+    expect(await connackCode(hub.mqttUrl, 'outage-dev', 'not-the-secret')).toBe(4);
+    expect(await connackCode(hub.mqttUrl, 'outage-dev', secret)).toBe(0);
+
+    await postgres.stop();
+    expect(await connackCode(hub.mqttUrl, 'outage-dev', secret)).toBe(3);
+
+    // The agent's own link, starting while the database is away: it waits for the hub, and says so.
+    const agentLogs = new LogCapture('debug');
+    const link = new Link({
+      hubUrl: hub.mqttUrl,
+      deviceId: 'outage-dev',
+      secret,
+      topics: new Topics(),
+      logger: agentLogs.logger,
+      onDesired: () => undefined,
+      stateIntervalMs: 0,
+      reconnect: { baseMs: 200, maxMs: 400 },
+    });
+    cleanup.add('agent link', () => link.close());
+    await agentLogs.waitFor(
+      'the hub cannot take this device just now (its database is out of reach, or it is busy); retrying, nothing to do here',
+    );
+    expect(link.connected).toBe(false);
+
+    await postgres.start();
+    await waitFor('the agent to connect once the database is back', () => link.connected || undefined, { timeoutMs: 30_000 });
+    expect(agentLogs.records.filter((r) => /register|refused this device/.test(r.msg))).toEqual([]);
+    expect(hub.proc.output).not.toContain('MQTT authentication failed');
+    expect(hub.proc.running).toBe(true);
   });
 });
