@@ -4,7 +4,7 @@
  * the audit trail, and the logs, metrics and events of telemetry.db) and its signing key into an
  * empty PostgreSQL database, in one transaction checked by row counts and a sample before it
  * commits (broker/store/migrate/). The data dir is left as it was. `--dry-run` runs every check
- * and counts, and writes nothing.
+ * and counts, and writes nothing; it exits as the copy would (2 when the copy would be refused).
  */
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
@@ -56,7 +56,7 @@ export function registerMigrate(program: Command, io: CliIO): void {
         'the key the hub sealed its secrets with (default <from>/secrets.key); FLOTILLA_SECRETS_KEY holds the key itself and wins',
       ).env('FLOTILLA_SECRETS_KEY_FILE'),
     )
-    .addOption(new Option('--dry-run', 'check everything and count the rows, and copy nothing'))
+    .addOption(new Option('--dry-run', 'check everything and count the rows, and copy nothing; exits 2 where the copy would be refused'))
     .action(async (options: MigrateOptions, command: Command) => {
       const { SingleHub } = await import('../../broker/store/migrate/single-hub.js');
       await translateErrors(async () => {
@@ -100,6 +100,14 @@ async function dryRun({ io, output, options, hub, logger }: Run): Promise<void> 
         : `${target.description} already holds a hub's data (${held.map((line) => `${line.table} ${line.postgres}`).join(', ')}): migrate would refuse it`,
     ),
   );
+  // The refusal's exit code, so `migrate --dry-run && migrate` never runs a copy that would be refused.
+  if (held.length > 0) {
+    const { targetNotEmpty } = await import('../../broker/store/migrate/copy.js');
+    throw targetNotEmpty(
+      target.description,
+      held.map((line) => `${line.table} ${line.postgres}`),
+    );
+  }
 }
 
 async function copy({ io, output, options, hub, logger }: Run): Promise<void> {

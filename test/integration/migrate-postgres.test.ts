@@ -304,6 +304,11 @@ describe('flotilla migrate, single hub to PostgreSQL', () => {
     await replica.proc.stop();
 
     const counts = await rowsIn(url);
+    const dry = await migrate(['--from', dataDir, '--to', url, '--dry-run']);
+    expect(dry.code).toBe(2);
+    expect(dry.stdout).toMatch(/already holds a hub's data \(apps 1, app_revisions 5, devices 6, .*\): migrate would refuse it$/m);
+    expect(dry.stderr).toMatch(/^error: .* already holds a hub's data \(apps 1, app_revisions 5, devices 6, .*\)$/m);
+    expect(dry.stderr).toMatch(/create an empty database and migrate into that/);
     const second = await migrate(['--from', dataDir, '--to', url]);
     expect(second.code).toBe(2);
     expect(second.stderr).toMatch(/already holds a hub's data \(apps 1, app_revisions 5, devices 6, .*\)/);
