@@ -54,6 +54,16 @@ export function isRedisUnreachable(err: unknown): err is RedisUnreachableError {
   return err instanceof RedisUnreachableError;
 }
 
+/**
+ * Why the start-up probe failed, from what Redis or the socket said. A refused login says how to
+ * write a password with the URL's own separators in it: a raw `@` or `:` there parses as another
+ * password than the one meant, and Redis answers only WRONGPASS.
+ */
+export function probeFailure(message: string): string {
+  if (!/WRONGPASS|NOAUTH|invalid password|invalid username/i.test(message)) return `is unreachable: ${message}`;
+  return `refused the login: ${message} (if the password is right, percent-encode @ / : # ? in it: %40 %2F %3A %23 %3F)`;
+}
+
 /** How long the start-up probe waits for Redis to answer. */
 const PROBE_TIMEOUT_MS = 5_000;
 
@@ -76,11 +86,7 @@ export async function probeRedis(url: string): Promise<void> {
     await probe.connect();
     await probe.ping();
   } catch (err) {
-    const message = (cause ?? (err as Error)).message;
-    const reason = /WRONGPASS|NOAUTH|invalid password|invalid username/i.test(message)
-      ? `refused the login: ${message}`
-      : `is unreachable: ${message}`;
-    throw new RedisUnreachableError(shown, reason);
+    throw new RedisUnreachableError(shown, probeFailure((cause ?? (err as Error)).message));
   } finally {
     probe.disconnect();
   }

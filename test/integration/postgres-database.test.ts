@@ -185,7 +185,7 @@ describe('PostgreSQL: bad configuration at start', () => {
       'the database URL must start with postgres:// (got mysql://)',
     );
     expect(await refused('postgres://flotilla:pw-hidden-9@:5432/flotilla', 'bad_url')).toBe(
-      'the database URL is not a URL; expected postgres://role:password@host:5432/database',
+      'the database URL is not a URL; expected postgres://role:password@host:5432/database (percent-encode @ / : # ? in a password: %40 %2F %3A %23 %3F)',
     );
   });
 });

@@ -25,8 +25,17 @@ describe('hub configuration: database', () => {
       'invalid hub configuration:\ndatabase: the database URL must start with postgres:// (got mysql://)',
     );
     expect(refused('postgres://flotilla:hunter2@:5432/flotilla')).toBe(
-      'invalid hub configuration:\ndatabase: the database URL is not a URL; expected postgres://role:password@host:5432/database',
+      'invalid hub configuration:\ndatabase: the database URL is not a URL; expected postgres://role:password@host:5432/database (percent-encode @ / : # ? in a password: %40 %2F %3A %23 %3F)',
     );
+    // A raw `/`, `#` or `?` in a password ends the URL's authority inside it.
+    for (const password of ['pa/ss', 'pa#ss', 'pa?ss']) {
+      const message = refused(`postgres://flotilla:${password}@db.example:5432/flotilla`);
+      expect(message).toMatch(/is not a URL; .* \(percent-encode @ \/ : # \? in a password: %40 %2F %3A %23 %3F\)$/);
+      expect(message).not.toContain(password);
+    }
+    // Encoded, the same password is taken.
+    const encoded = `postgres://flotilla:${encodeURIComponent('pa/ss#1?@:')}@db.example:5432/flotilla`;
+    expect(resolveHubConfig({ database: encoded }).database).toBe(encoded);
     expect(refused('postgres://db.example/flotilla')).toBe(
       'invalid hub configuration:\ndatabase: the database URL names no role; expected postgres://role:password@host:5432/database',
     );

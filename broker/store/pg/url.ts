@@ -4,6 +4,9 @@
  */
 import { DatabaseConfigError } from './errors.js';
 
+/** What to do about a password that breaks its URL: these characters are the URL's own separators. */
+export const PASSWORD_ENCODING_HINT = 'percent-encode @ / : # ? in a password: %40 %2F %3A %23 %3F';
+
 export interface PostgresTarget {
   /** The URL as given, password included: for pg only, never for a message. */
   readonly url: string;
@@ -24,8 +27,12 @@ export function parsePostgresUrl(url: string): PostgresTarget {
   try {
     parsed = new URL(url);
   } catch {
-    // The URL could not be parsed, so nothing in it can be shown safely: it may hold a password.
-    throw new DatabaseConfigError('bad_url', 'the database URL is not a URL; expected postgres://role:password@host:5432/database');
+    // The URL could not be parsed, so nothing in it can be shown safely: it may hold a password, and
+    // a raw `/ # ?` in one ends the URL's authority early, which is the usual cause.
+    throw new DatabaseConfigError(
+      'bad_url',
+      `the database URL is not a URL; expected postgres://role:password@host:5432/database (${PASSWORD_ENCODING_HINT})`,
+    );
   }
   if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
     throw new DatabaseConfigError('bad_url', `the database URL must start with postgres:// (got ${parsed.protocol}//)`);
