@@ -42,6 +42,7 @@ import {
 import type { HubBus, MessageOrigin } from '../mqtt/hub-bus.js';
 import type { AppStore, StoredApp } from '../store/apps.js';
 import type { DeviceStore, IssuedDesired, PlannedDevice, StoredDevice } from '../store/devices.js';
+import { isDatabaseUnavailable } from '../store/pg/errors.js';
 import type { SecretStore } from '../store/secrets.js';
 import type { ApiRequestHandler } from './api-requests.js';
 import { type ReplicaRole, SOLE_REPLICA, SYNC_TOPIC } from './replica.js';
@@ -236,7 +237,10 @@ export class Dispatcher {
     this.work = this.work
       .then(() => this.breathe())
       .then(() => (this.stopped ? undefined : task()))
-      .catch((err: unknown) => this.log.error({ err }, `${what} failed`));
+      .catch((err: unknown) =>
+        // The database being away is logged once by the database (store/pg/database.ts), not per task.
+        isDatabaseUnavailable(err) ? this.log.debug({ err: err.message }, `${what} failed`) : this.log.error({ err }, `${what} failed`),
+      );
   }
 
   /**

@@ -26,6 +26,7 @@
 import type { Aedes, Client } from 'aedes';
 import type { Logger } from 'pino';
 import type { DeviceStore } from '../store/devices.js';
+import { isDatabaseUnavailable } from '../store/pg/errors.js';
 
 export interface PresenceOptions {
   devices: Pick<DeviceStore, 'recordLastSeen' | 'recordDisconnected'>;
@@ -65,7 +66,7 @@ export class DevicePresence {
           this.log.info({ deviceId: client.id }, 'device connection closed');
           this.options.onDisconnected?.(client.id);
         },
-        (err: unknown) => this.log.warn({ deviceId: client.id, err: (err as Error).message }, 'recording a closed connection failed'),
+        (err: unknown) => this.failed(err, { deviceId: client.id }, 'recording a closed connection failed'),
       );
     });
   }
@@ -78,8 +79,16 @@ export class DevicePresence {
     try {
       await this.options.devices.recordLastSeen(touches);
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'recording when devices were last seen failed');
+      // Kept for the next flush, unless a newer touch came meanwhile: the database being away loses no lastSeen.
+      for (const [deviceId, at] of touches) if (!this.pending.has(deviceId)) this.pending.set(deviceId, at);
+      this.failed(err, { devices: touches.size }, 'recording when devices were last seen failed');
     }
+  }
+
+  /** The database being away is logged once by the database (broker/store/pg/database.ts); anything else here. */
+  private failed(err: unknown, fields: Record<string, unknown>, msg: string): void {
+    const level = isDatabaseUnavailable(err) ? 'debug' : 'warn';
+    this.log[level]({ ...fields, err: (err as Error).message }, msg);
   }
 
   stop(): Promise<void> {

@@ -47,6 +47,7 @@ import {
   Metrics,
   type MetricsSample,
 } from '../../shared/index.js';
+import { isDatabaseUnavailable } from '../store/pg/errors.js';
 import { DUPLICATE, type TelemetryRow } from './rows.js';
 import { batchRecords, eventRow, logRow, metricsRow, type TelemetryStore } from './store.js';
 import { InlineWriter, type TelemetryWriter, type WriteOutcome } from './writer.js';
@@ -268,7 +269,12 @@ export class TelemetryIngest {
     if ('error' in outcome && outcome.redeliver) {
       // The database is out of reach: no publisher is acknowledged, so each device sends again.
       refused = outcome.error;
-      this.log.warn({ err: outcome.error, messages: batch.length }, 'storing telemetry failed; publishers refused, to send again');
+      // A database out of reach is logged once by the database (store/pg/database.ts), not per batch.
+      const level = isDatabaseUnavailable(outcome.error) ? 'debug' : 'warn';
+      this.log[level](
+        { err: outcome.error.message, messages: batch.length },
+        'storing telemetry failed; publishers refused, to send again',
+      );
     } else if ('error' in outcome) {
       // A full disk or a broken file: the batch is lost, the hub keeps running and says so.
       this.log.error({ err: outcome.error, messages: batch.length }, 'storing telemetry failed; batch dropped');

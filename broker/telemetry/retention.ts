@@ -14,6 +14,7 @@ import { TELEMETRY_TABLES, type TelemetryTable } from './rows.js';
 /** What retention logs through: the hub's pino logger, or the writer thread's relay to it. */
 export interface RetentionLogger {
   info(fields: object, message: string): void;
+  debug?(fields: object, message: string): void;
 }
 
 export interface RetentionOptions {

@@ -118,4 +118,64 @@ describe('a hub that loses its database', () => {
     expect(hub.proc.output).not.toContain('MQTT authentication failed');
     expect(hub.proc.running).toBe(true);
   });
+
+  it('logs an outage once when PostgreSQL goes and once when it is back, and loses no telemetry sent meanwhile', {
+    timeout: 120_000,
+  }, async () => {
+    const postgres = await startPostgres();
+    cleanup.add('postgres', () => postgres.close());
+    const hub = await startHubProcess(scratchDir('flotilla-outage-'), ['--database', await postgres.createDatabase('quiet')]);
+    cleanup.add('hub', () => hub.proc.stop());
+    cleanup.add('hub data', () => removeDir(hub.dataDir));
+    const token = (await http(hub.url, 'POST', '/api/v1/tokens', {})).body.token as string;
+    const { secret } = (await http(hub.url, 'POST', '/api/v1/register', { token, deviceId: 'outage-dev' })).body as { secret: string };
+    const agentLogs = new LogCapture('debug');
+    const link = new Link({
+      hubUrl: hub.mqttUrl,
+      deviceId: 'outage-dev',
+      secret,
+      topics: new Topics(),
+      logger: agentLogs.logger,
+      onDesired: () => undefined,
+      stateIntervalMs: 0,
+      reconnect: { baseMs: 300, maxMs: 600 },
+    });
+    cleanup.add('agent link', () => link.close());
+    await waitFor('the agent to connect', () => link.connected || undefined);
+
+    const since = hub.proc.output.length;
+    await postgres.stop();
+    const event = (seq: number, message: string) => ({ seq, ts: new Date().toISOString(), type: 'started' as const, message });
+    link.publishEvent(event(1, 'sent while the database is down'));
+    // Held for the telemetry retry window (10 s), then refused: the agent is disconnected, and its reconnects are
+    // answered "server unavailable" until the database is back. Meanwhile presence, logins and the API fail too.
+    await agentLogs.waitFor('disconnected from hub; apps keep running, reconnecting');
+    await agentLogs.waitFor(
+      'the hub cannot take this device just now (its database is out of reach, or it is busy); retrying, nothing to do here',
+    );
+    for (let i = 0; i < 3; i++) expect((await http(hub.url, 'GET', '/api/v1/devices')).status).toBe(503);
+    await postgres.start();
+    await waitFor('the agent to reconnect', () => link.connected || undefined, { timeoutMs: 30_000 });
+    link.publishEvent(event(2, 'sent once the database is back'));
+
+    const stored = await waitFor('both events stored', async () => {
+      const res = await http(hub.url, 'GET', '/api/v1/events?device=outage-dev');
+      const messages = ((res.body.events ?? []) as { message: string }[]).map((e) => e.message);
+      return messages.length >= 2 ? messages : undefined;
+    });
+    expect(stored.sort()).toEqual(['sent once the database is back', 'sent while the database is down']);
+
+    const lines = hub.proc.output
+      .slice(since)
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as { level: number; msg: string; [field: string]: unknown });
+    expect(lines.filter((line) => line.level >= 40).map((line) => line.msg)).toEqual([
+      'PostgreSQL is unavailable: requests that need it answer 503 until it is back; MQTT sessions stay up',
+    ]);
+    const back = lines.filter((line) => line.msg === 'PostgreSQL is back');
+    expect(back).toHaveLength(1);
+    expect(back[0]).toMatchObject({ waitedMs: expect.any(Number), failedQueries: expect.any(Number) });
+    expect(back[0]!.failedQueries).toBeGreaterThanOrEqual(3);
+  });
 });

@@ -9,6 +9,7 @@ import { Cleanup } from '../support/cleanup.js';
 import { LogCapture } from '../support/logs.js';
 import { freePort } from '../support/ports.js';
 import { type PostgresServer, startPostgres } from '../support/postgres.js';
+import { waitFor } from '../support/wait.js';
 
 /** The tables of the first six migrations; later ones add more (store-postgres.test.ts holds every version to SQLite's). */
 const CONTROL_TABLES = [
@@ -200,7 +201,7 @@ describe('PostgreSQL: a running hub loses its database', () => {
   afterEach(() => cleanup.run());
 
   it('fails queries and transactions with DatabaseUnavailable while it is down, crashes nothing, and recovers when it is back', async () => {
-    const logs = new LogCapture();
+    const logs = new LogCapture('info');
     const db = await openPostgres(server.url, { logger: logs.logger, connectTimeoutMs: 1_000 });
     cleanup.add('pool', () => db.close());
     cleanup.add('the server up again for the next test', () => server.start());
@@ -211,7 +212,7 @@ describe('PostgreSQL: a running hub loses its database', () => {
     const idleErrors: Error[] = [];
     db.pool.on('error', (err) => idleErrors.push(err));
     await server.kill();
-    await logs.waitFor('an idle PostgreSQL connection failed; the next query opens a new one');
+    await waitFor('the idle connections to fail', () => idleErrors.length >= 2 || undefined);
     const down = await db.query('SELECT 1').catch((e: unknown) => e);
     expect(down).toBeInstanceOf(DatabaseUnavailable);
     expect((down as Error).message).toMatch(
@@ -233,6 +234,13 @@ describe('PostgreSQL: a running hub loses its database', () => {
     await server.start();
     expect(await db.query<{ one: number }>('SELECT 1 AS one')).toEqual([{ one: 1 }]);
     expect(await db.transaction((tx) => tx.query<{ two: number }>('SELECT 2 AS two'))).toEqual([{ two: 2 }]);
+    // The outage is two lines, the second with what failed meanwhile; the idle connections are counted, not logged.
+    expect(logs.records.filter((r) => r.level >= 40 && r.msg !== 'connection failed').map((r) => r.msg)).toEqual([
+      'PostgreSQL is unavailable: requests that need it answer 503 until it is back; MQTT sessions stay up',
+    ]);
+    expect(logs.matching('PostgreSQL is back')).toEqual([
+      expect.objectContaining({ level: 30, failedQueries: 3, idleConnectionsLost: idleErrors.length, waitedMs: expect.any(Number) }),
+    ]);
   });
 
   it('fails a transaction whose connection is cut mid-way with DatabaseUnavailable, and commits none of it', async () => {

@@ -10,6 +10,9 @@
  * - A transaction that ends in `DatabaseUnavailable` may or may not have committed (the server can
  *   go between receiving COMMIT and answering it): callers that must know read the result back.
  * - A connection that failed is destroyed, never handed to the next caller.
+ * - An outage is two lines: a warning when the first query fails, and "PostgreSQL is back" with
+ *   how long it waited and how many queries and idle connections failed meanwhile. Callers log
+ *   their own `DatabaseUnavailable` failures at debug at most (`isDatabaseUnavailable`).
  */
 import pg from 'pg';
 import type { Logger } from 'pino';
@@ -65,6 +68,11 @@ export class PgDatabase implements PgQueryable {
   readonly pool: pg.Pool;
   /** When queries started failing as unavailable (performance.now()); undefined while it answers. */
   private downSince: number | undefined;
+  /**
+   * What failed while the database was away: told in the one "back" line, since every store, timer
+   * and login of the hub fails meanwhile and a line each would bury the one that matters.
+   */
+  private missed = { failedQueries: 0, idleConnectionsLost: 0 };
 
   constructor(
     readonly target: PostgresTarget,
@@ -78,8 +86,9 @@ export class PgDatabase implements PgQueryable {
     });
     this.pool.on('error', (err) => {
       // An idle connection died (the server restarted, or dropped it): the pool has removed it
-      // and opens a new one for the next query.
-      this.logger.warn(
+      // and opens a new one for the next query, which says whether the server is really away.
+      this.missed.idleConnectionsLost++;
+      this.logger.debug(
         { component: 'database', database: target.description, err: err.message },
         'an idle PostgreSQL connection failed; the next query opens a new one',
       );
@@ -133,24 +142,32 @@ export class PgDatabase implements PgQueryable {
     await this.pool.end();
   }
 
-  /** One warning when the database goes, one line when it is back with how long it was waited for. */
+  /** One warning when the database goes, one line when it is back with how long it was waited for and what failed meanwhile. */
   private translate(err: unknown): unknown {
     if (!isConnectionFailure(err)) return err;
     const unavailable = new DatabaseUnavailable(this.target.description, { cause: err });
     if (this.downSince === undefined) {
       this.downSince = performance.now();
+      // Idle connections fail as the server goes, before any query does: those count as part of the outage.
+      this.missed.failedQueries = 0;
       this.logger.warn(
         { component: 'database', database: this.target.description, err: unavailable.message },
         'PostgreSQL is unavailable: requests that need it answer 503 until it is back; MQTT sessions stay up',
       );
     }
+    this.missed.failedQueries++;
     return unavailable;
   }
 
   private answered(): void {
-    if (this.downSince === undefined) return;
+    if (this.downSince === undefined) {
+      // An idle connection lost while queries still succeed was no outage (a restarted backend, a timeout).
+      if (this.missed.idleConnectionsLost !== 0) this.missed.idleConnectionsLost = 0;
+      return;
+    }
     const waitedMs = Math.round(performance.now() - this.downSince);
     this.downSince = undefined;
-    this.logger.info({ component: 'database', database: this.target.description, waitedMs }, 'PostgreSQL is back');
+    this.logger.info({ component: 'database', database: this.target.description, waitedMs, ...this.missed }, 'PostgreSQL is back');
+    this.missed = { failedQueries: 0, idleConnectionsLost: 0 };
   }
 }

@@ -134,7 +134,8 @@ export class HubPresence {
     if (this.client !== client || this.stopped) return;
     this.client = undefined;
     this.lostAt ??= Date.now();
-    this.log.warn("lost the session that holds this hub's place in the database; opening it again");
+    // Info, not a warning: a database outage is warned of once by the pool (database.ts), and a place taken by another hub meanwhile is an error of its own.
+    this.log.info("lost the session that holds this hub's place in the database; opening it again");
     this.retry();
   }
 

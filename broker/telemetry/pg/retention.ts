@@ -22,6 +22,7 @@
  */
 import { ADVISORY_LOCKS, LOCK_CLASS } from '../../store/pg/advisory-locks.js';
 import type { PgDatabase } from '../../store/pg/database.js';
+import { isDatabaseUnavailable } from '../../store/pg/errors.js';
 import type { RetentionLogger } from '../retention.js';
 import { TELEMETRY_TABLES, type TelemetryTable } from '../rows.js';
 
@@ -74,7 +75,12 @@ export class PgRetention {
   start(): void {
     this.timer = setInterval(() => {
       // A pass that fails (the database away) is tried again at the next tick.
-      this.runOnce().catch((err: unknown) => this.options.logger.info({ component: 'retention', err }, 'telemetry retention pass failed'));
+      // The database being away is logged once by the database itself (database.ts).
+      this.runOnce().catch((err: unknown) =>
+        isDatabaseUnavailable(err)
+          ? this.options.logger.debug?.({ component: 'retention', err: err.message }, 'telemetry retention pass failed')
+          : this.options.logger.info({ component: 'retention', err }, 'telemetry retention pass failed'),
+      );
     }, this.options.intervalMs ?? 30_000);
     this.timer.unref();
   }
