@@ -123,7 +123,8 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
     const version = { version: flotillaVersion(), protocolVersions: protocolVersions ?? PROTOCOL_VERSIONS };
     // null: V8's default young generation, which a launcher without the hub's node flag leaves (broker/v8-young-generation.ts).
     const maxSemiSpace = { maxSemiSpaceMiB: maxSemiSpaceMiB() ?? null };
-    logger.info({ component: 'hub', ...version, dataDir: config.dataDir, ...ports, ...maxSemiSpace }, 'hub ready');
+    const replicaName = stores.replicaName !== undefined ? { replica: stores.replicaName } : {};
+    logger.info({ component: 'hub', ...version, ...replicaName, dataDir: config.dataDir, ...ports, ...maxSemiSpace }, 'hub ready');
     return { config, ports, hubKey: stores.signingKey.publicKeyPem, close };
   } catch (err) {
     await close();

@@ -35,7 +35,7 @@ import type { PostgresTarget } from '../store/pg/url.js';
 export interface LeaderLeaseOptions {
   target: PostgresTarget;
   logger: Logger;
-  /** Names this replica in the logs. */
+  /** Names this replica in the logs and in pg_stat_activity (`flotilla-leader <replica>`). */
   replica?: string;
   /** How often the session is checked, and the lock tried for while not leading. */
   checkIntervalMs?: number;
@@ -144,7 +144,10 @@ export class LeaderLease extends EventEmitter<LeaderEvents> {
 
   private async connect(): Promise<pg.Client> {
     const client = new pg.Client(
-      pgClientConfig(this.options.target, { connectTimeoutMs: this.checkTimeoutMs, applicationName: 'flotilla-leader' }),
+      pgClientConfig(this.options.target, {
+        connectTimeoutMs: this.checkTimeoutMs,
+        applicationName: this.options.replica ? `flotilla-leader ${this.options.replica}` : 'flotilla-leader',
+      }),
     );
     const onGone = (err?: Error) => {
       if (this.client !== client) return;

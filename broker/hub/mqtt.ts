@@ -117,7 +117,9 @@ export async function startHubMqtt(config: HubConfig, deps: HubMqttDeps, closer:
     logger,
     maxPacketBytes: config.maxPacketBytes,
     linkBytes,
-    ...(config.redis !== undefined ? { cluster: { url: config.redis, sweptWills: ownStatusOnly(topics) } } : {}),
+    ...(config.redis !== undefined
+      ? { cluster: { url: config.redis, sweptWills: ownStatusOnly(topics), ...(stores.replicaName ? { id: stores.replicaName } : {}) } }
+      : {}),
     hooks: brokerHooks({ clashes, access, protocol, admission, payloadLimits, ingest: telemetry.ingest, traffic, topics }),
   });
   closer.add('MQTT broker', () => broker.close());

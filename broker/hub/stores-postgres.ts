@@ -73,5 +73,6 @@ export async function openPostgresStores(url: string, config: HubConfig, deps: S
     audit,
     signingKey: { privateKey: signingKey.privateKey, publicKeyPem: signingKey.publicKeyPem },
     postgres: db,
+    replicaName: presence.name,
   };
 }

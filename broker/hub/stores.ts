@@ -44,6 +44,11 @@ export interface HubStores {
   signingKey: { privateKey: KeyObject; publicKeyPem: string };
   /** The shared database, when the hub is one replica of many (`--database postgres://…`). */
   postgres?: PgDatabase;
+  /**
+   * This hub's one name on the shared database (broker/store/pg/hub-presence.ts): its place there,
+   * its broker's id, its leader lease's and remote-access sessions' replica, its ready line.
+   */
+  replicaName?: string;
 }
 
 export interface StoreDeps {

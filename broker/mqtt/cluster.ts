@@ -55,6 +55,8 @@ export interface ClusterOptions {
   heartbeatMs?: number;
   /** Which wills of a dead replica's clients this replica publishes (cluster-wills.ts); default: authorizePublish with no client. */
   sweptWills?: SweptWillCheck;
+  /** The broker's id (default Aedes' random UUID): the replica's one name, which its heartbeat and messages carry. */
+  id?: string;
 }
 
 export const DEFAULT_CLUSTER_HEARTBEAT_MS = 5_000;
@@ -66,7 +68,7 @@ type Hooks = Pick<AedesOptions, 'authorizePublish' | 'authorizeSubscribe'>;
 
 export interface BrokerCluster {
   /** The shared emitter, the shared persistence and the heartbeat, for Aedes.createBroker. */
-  readonly aedesOptions: Pick<AedesOptions, 'mq' | 'persistence' | 'heartbeatInterval'>;
+  readonly aedesOptions: Pick<AedesOptions, 'id' | 'mq' | 'persistence' | 'heartbeatInterval'>;
   /** The broker's hooks with the cluster's guards in front (QoS cap, moved clients' wills). */
   hooks(hooks: Required<Hooks>): Required<Hooks>;
   /** Call once the broker exists: errors, the session queue bound, the will sweep. */
@@ -122,7 +124,8 @@ export async function connectCluster(options: ClusterOptions): Promise<BrokerClu
   });
   const heartbeatMs = options.heartbeatMs ?? DEFAULT_CLUSTER_HEARTBEAT_MS;
   log.info({ redis: redactedRedisUrl(options.url), prefix, heartbeatMs }, 'MQTT broker clustered on Redis');
-  const cluster = clusterOf(redis, { mq, persistence, heartbeatInterval: heartbeatMs }, takeovers, new ConnackFirst(), log);
+  const aedesOptions = { mq, persistence, heartbeatInterval: heartbeatMs, ...(options.id !== undefined ? { id: options.id } : {}) };
+  const cluster = clusterOf(redis, aedesOptions, takeovers, new ConnackFirst(), log);
   return {
     ...cluster,
     attach(aedes, maxQueuedMessages) {

@@ -119,9 +119,10 @@ describe('dispatcher leader lease on PostgreSQL', () => {
     // The old leader contends again on a new session, without taking over.
     const database = new URL(url).pathname.slice(1);
     await waitFor('three leader sessions again', async () => {
-      const rows = await server.adminQuery("SELECT pid FROM pg_stat_activity WHERE application_name = 'flotilla-leader' AND datname = $1", [
-        database,
-      ]);
+      const rows = await server.adminQuery(
+        "SELECT pid FROM pg_stat_activity WHERE starts_with(application_name, 'flotilla-leader') AND datname = $1",
+        [database],
+      );
       return rows.length === 3;
     });
     await new Promise((resolve) => setTimeout(resolve, 1_500));

@@ -17,13 +17,16 @@ import type { HubProcess } from '../support/processes.js';
 import { startReplicaHubs } from '../support/replica-hubs.js';
 import { waitFor } from '../support/wait.js';
 
-/** The name a hub process holds its place in the database under, from its log. */
-function presenceName(hub: HubProcess): string {
-  const line = hub.proc.output.split('\n').find((l) => l.includes("holding this hub's place in the database"));
-  const name = line && (JSON.parse(line) as { hub?: string }).hub;
-  if (!name) throw new Error(`the hub did not log its place in the database (output: ${hub.proc.output.slice(-500)})`);
-  return name;
+/** A field of the first log line of a hub process saying `msg`. */
+function logged(hub: HubProcess, msg: string, field: string): string {
+  const line = hub.proc.output.split('\n').find((l) => l.includes(`"msg":"${msg}"`));
+  const value = line && (JSON.parse(line) as Record<string, unknown>)[field];
+  if (typeof value !== 'string') throw new Error(`the hub did not log ${msg} with ${field} (output: ${hub.proc.output.slice(-500)})`);
+  return value;
 }
+
+/** The name a hub process holds its place in the database under, from its log. */
+const presenceName = (hub: HubProcess) => logged(hub, "holding this hub's place in the database", 'hub');
 
 describe("a killed replica's remote-access sessions", () => {
   const cleanup = new Cleanup();
@@ -37,6 +40,23 @@ describe("a killed replica's remote-access sessions", () => {
     cleanup.add('pool', () => db.close());
   }, 90_000);
   afterAll(() => cleanup.run());
+
+  it('names each replica once: its ready line, its place in the database, its leader lease and its broker say the same', async () => {
+    const names = replicas.map((hub) => logged(hub, 'hub ready', 'replica'));
+    expect(new Set(names).size).toBe(2);
+    expect(replicas.map(presenceName)).toEqual(names);
+    for (const name of names) expect(name).toMatch(/^.+:\d+:[0-9a-f]{6}$/);
+    // The leader names itself by its broker's id (broker/hub/replica.ts): the same name; pg_stat_activity shows its lease's session under it.
+    const leader = await waitFor('a leader', () => replicas.find((hub) => hub.proc.output.includes('"msg":"leading the dispatcher"')));
+    const leaderName = logged(leader, 'leading the dispatcher', 'replica');
+    expect(names).toContain(leaderName);
+    const sessions = await db.query<{ name: string }>(
+      "SELECT application_name AS name FROM pg_stat_activity WHERE application_name LIKE 'flotilla-%' ORDER BY 1",
+    );
+    expect(sessions.map((s) => s.name)).toEqual(
+      expect.arrayContaining([`flotilla-leader ${leaderName}`, ...names.map((n) => `flotilla-hub ${n}`)]),
+    );
+  });
 
   const auditOn = async (hub: HubProcess) => ((await http(hub.url, 'GET', '/api/v1/audit?limit=10')).body as List<AuditRecord>).items;
 
