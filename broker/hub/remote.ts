@@ -4,7 +4,9 @@
  * and, once the broker runs, the relay: one in-process subscription to every
  * session's `up` topic and one to every device's `replies`, the WebSocket
  * endpoint the HTTP and HTTPS servers hand their upgrades to, and device
- * disconnects ending that device's sessions (`link_lost`).
+ * disconnects ending that device's sessions (`link_lost`). A replica also ends
+ * the sessions of replicas that are gone, in the audit trail and on their
+ * devices (broker/remote/replica-orphans.ts).
  */
 import type { Logger } from 'pino';
 import type { Closer } from '../../shared/closer.js';
@@ -16,6 +18,7 @@ import type { SessionTopicRefusal } from '../mqtt/access.js';
 import { connectedClient } from '../mqtt/aedes-internals.js';
 import { CommandReplies } from '../remote/command-replies.js';
 import { type SessionEndpoint, sessionEndpoint } from '../remote/endpoint.js';
+import { ReplicaOrphans } from '../remote/replica-orphans.js';
 import { SessionCommands } from '../remote/session-commands.js';
 import { SessionRecord } from '../remote/session-record.js';
 import { SessionRegistry } from '../remote/session-registry.js';
@@ -82,8 +85,17 @@ export async function remoteAccess(
       const log = logger.child({ component: 'remote-access' });
       const replies = new CommandReplies(topics, logger);
       await replies.attach(mqtt.bus);
+      const commands = new SessionCommands({
+        bus: mqtt.bus,
+        topics,
+        replies,
+        logger,
+        nowMs: () => now().getTime(),
+        ...(timings.openTimeoutMs !== undefined ? { openTimeoutMs: timings.openTimeoutMs } : {}),
+      });
       await elsewhere?.attach(mqtt.bus, topics);
       closer.add('command replies', () => replies.close());
+      if (elsewhere) await endSessionsOfGoneReplicas(stores, elsewhere, commands, logger, closer);
       await mqtt.bus.subscribe([topics.allSessions('up')], (topic, payload) => {
         const parsed = topics.parse(topic);
         if (parsed?.kind !== 'session') return;
@@ -93,14 +105,6 @@ export async function remoteAccess(
       });
       mqtt.broker.aedes.on('clientDisconnect', (client) => {
         for (const session of registry.ofDevice(client.id)) session.link.linkLost();
-      });
-      const commands = new SessionCommands({
-        bus: mqtt.bus,
-        topics,
-        replies,
-        logger,
-        nowMs: () => now().getTime(),
-        ...(timings.openTimeoutMs !== undefined ? { openTimeoutMs: timings.openTimeoutMs } : {}),
       });
       return sessionEndpoint({
         bus: mqtt.bus,
@@ -118,4 +122,33 @@ export async function remoteAccess(
       });
     },
   };
+}
+
+/** Sweeps for replicas that are gone (broker/remote/replica-orphans.ts): their sessions end in the audit trail and on the devices. */
+async function endSessionsOfGoneReplicas(
+  stores: HubStores,
+  elsewhere: SessionsElsewhere,
+  commands: SessionCommands,
+  logger: Logger,
+  closer: Closer,
+): Promise<void> {
+  const { postgres: db, replicaName: self } = stores;
+  if (db === undefined || self === undefined) return;
+  const { presentHubs } = await import('../store/pg/hub-presence.js');
+  const orphans = new ReplicaOrphans({
+    audit: stores.audit,
+    self,
+    present: () => presentHubs(db),
+    devices: {
+      replicas: () => elsewhere.replicas(),
+      end(replica, reason) {
+        const sessions = elsewhere.takeOf(replica);
+        for (const { deviceId, sessionId } of sessions) commands.close(deviceId, { sessionId, reason });
+        return sessions.length;
+      },
+    },
+    logger,
+  });
+  orphans.start();
+  closer.add('replica orphans', () => orphans.stop());
 }

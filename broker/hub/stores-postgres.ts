@@ -7,7 +7,7 @@
  *
  * Each hub on the database holds its place there (broker/store/pg/hub-presence.ts) under a name of
  * its own, which it writes into the remote-access sessions it opens; a replica ends the sessions of
- * replicas that are gone (broker/remote/replica-orphans.ts).
+ * replicas that are gone (broker/remote/replica-orphans.ts, started by broker/hub/remote.ts).
  */
 import type { Closer } from '../../shared/closer.js';
 import { ensureAdmin } from '../auth/bootstrap.js';
@@ -15,7 +15,6 @@ import type { HubConfig } from '../config.js';
 import { Rollouts } from '../dispatcher/rollouts.js';
 import { loadOrCreateSigningKey } from '../dispatcher/signing-key.js';
 import { AUDIT_MAX_RECORDS } from '../remote/audit-store.js';
-import { ReplicaOrphans } from '../remote/replica-orphans.js';
 import { PgAccountStore } from '../store/pg/accounts.js';
 import { shareAdminKey } from '../store/pg/admin-key.js';
 import { PgAppStore } from '../store/pg/apps.js';
@@ -24,7 +23,7 @@ import { openPostgres } from '../store/pg/connect.js';
 import { PgDeviceCredentialStore } from '../store/pg/device-credentials.js';
 import { PgDeviceStore } from '../store/pg/devices.js';
 import { sharedSigningKey } from '../store/pg/hub-keys.js';
-import { HubPresence, hubProcessName, presentHubs } from '../store/pg/hub-presence.js';
+import { HubPresence, hubProcessName } from '../store/pg/hub-presence.js';
 import { PgRolloutStore } from '../store/pg/rollouts.js';
 import { PgSecretStore } from '../store/pg/secrets.js';
 import { PgTokenStore } from '../store/pg/tokens.js';
@@ -57,11 +56,6 @@ export async function openPostgresStores(url: string, config: HubConfig, deps: S
   const created = await ensureAdmin(accounts, config.dataDir, logger);
   await shareAdminKey({ db, cipher, accounts, dataDir: config.dataDir, created, logger, now });
   const audit = new PgAuditStore(db, now, AUDIT_MAX_RECORDS, presence.name);
-  if (config.redis !== undefined) {
-    const orphans = new ReplicaOrphans({ audit, self: presence.name, present: () => presentHubs(db), logger });
-    orphans.start();
-    closer.add('replica orphans', () => orphans.stop());
-  }
   return {
     apps,
     devices,

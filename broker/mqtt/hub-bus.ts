@@ -26,6 +26,8 @@ export interface MessageOrigin {
    * to another replica could race.
    */
   publishedHere: boolean;
+  /** The id of the broker it was published through (on a clustered one, that replica's name; broker/hub/stores.ts). */
+  publishedBy?: string;
 }
 
 export interface HubBus {
@@ -71,6 +73,7 @@ export function hubBus(aedes: Aedes): HubBus {
                   try {
                     onMessage(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload), {
                       publishedHere: packet.brokerId === aedes.id,
+                      publishedBy: packet.brokerId,
                     });
                   } finally {
                     done();

@@ -9,6 +9,11 @@
  * A session whose close this replica never hears (the device ended it) is forgotten after
  * MAX_AGE_MS, and at most MAX_SESSIONS are kept, oldest dropped first: a device can then publish
  * on a dead session's topic for a while, which relays nothing (no registry holds it).
+ *
+ * Each session is kept with the replica that opened it (the broker its open came through), so
+ * when that replica dies the one that notices (replica-orphans.ts) can tell the devices to end
+ * its sessions: nothing relays them any more, and the process behind one would otherwise run
+ * until the agent's idle timeout.
  */
 import { Command, decode, type Topics } from '../../shared/index.js';
 import { SESSION_COMMANDS } from '../../shared/remote/requests.js';
@@ -17,9 +22,23 @@ import type { HubBus } from '../mqtt/hub-bus.js';
 const MAX_AGE_MS = 24 * 3600_000;
 const MAX_SESSIONS = 10_000;
 
+/** A session another replica opened: the device runs it, that replica relays it. */
+export interface SessionElsewhere {
+  deviceId: string;
+  sessionId: string;
+}
+
+interface Heard {
+  atMs: number;
+  deviceId: string;
+  sessionId: string;
+  /** The opener's replica; undefined when the bus does not say (a single broker never hears opens from elsewhere). */
+  replica: string | undefined;
+}
+
 export class SessionsElsewhere {
-  /** `device\0session` → when its open was heard (ms), oldest first. */
-  private readonly open = new Map<string, number>();
+  /** `device\0session` → when and from which replica its open was heard, oldest first. */
+  private readonly open = new Map<string, Heard>();
 
   constructor(private readonly nowMs: () => number = Date.now) {}
 
@@ -34,7 +53,8 @@ export class SessionsElsewhere {
       const sessionId = command.value.args?.sessionId;
       if (typeof sessionId !== 'string') return;
       const key = `${parsed.deviceId}\0${sessionId}`;
-      if (command.value.type === SESSION_COMMANDS.open) this.remember(key);
+      if (command.value.type === SESSION_COMMANDS.open)
+        this.remember(key, { deviceId: parsed.deviceId, sessionId, replica: origin.publishedBy });
       else if (command.value.type === SESSION_COMMANDS.close) this.open.delete(key);
     });
   }
@@ -43,14 +63,32 @@ export class SessionsElsewhere {
     const key = `${deviceId}\0${sessionId}`;
     const heard = this.open.get(key);
     if (heard === undefined) return false;
-    if (this.nowMs() - heard <= MAX_AGE_MS) return true;
+    if (this.nowMs() - heard.atMs <= MAX_AGE_MS) return true;
     this.open.delete(key);
     return false;
   }
 
-  private remember(key: string): void {
+  /** The replicas that opened the sessions kept here. */
+  replicas(): Set<string> {
+    const replicas = new Set<string>();
+    for (const heard of this.open.values()) if (heard.replica !== undefined) replicas.add(heard.replica);
+    return replicas;
+  }
+
+  /** Forgets the sessions `replica` opened, and returns them (it is gone: their devices are to be told). */
+  takeOf(replica: string): SessionElsewhere[] {
+    const taken: SessionElsewhere[] = [];
+    for (const [key, heard] of this.open) {
+      if (heard.replica !== replica) continue;
+      this.open.delete(key);
+      taken.push({ deviceId: heard.deviceId, sessionId: heard.sessionId });
+    }
+    return taken;
+  }
+
+  private remember(key: string, session: Omit<Heard, 'atMs'>): void {
     this.open.delete(key);
-    this.open.set(key, this.nowMs());
+    this.open.set(key, { atMs: this.nowMs(), ...session });
     if (this.open.size > MAX_SESSIONS) this.open.delete(this.open.keys().next().value!);
   }
 }

@@ -26,13 +26,13 @@ async function sessionsWithClock() {
     },
   } as Partial<HubBus> as HubBus;
   await sessions.attach(bus, topics);
-  const hear = (device: string, type: string, sessionId: unknown, publishedHere = false) =>
+  const hear = (device: string, type: string, sessionId: unknown, publishedHere = false, publishedBy = 'replica-b') =>
     handler!(
       topics.device(device, 'commands'),
       Buffer.from(
         JSON.stringify({ id: `c-${Math.random()}`, type, args: { sessionId }, expiresAt: new Date(clock.now + 60_000).toISOString() }),
       ),
-      { publishedHere },
+      { publishedHere, publishedBy },
     );
   return {
     sessions,
@@ -43,6 +43,24 @@ async function sessionsWithClock() {
 }
 
 describe('sessions opened on other replicas', () => {
+  it('hands over the sessions a replica opened, once, when it is gone, and keeps the others', async () => {
+    const { sessions, hear } = await sessionsWithClock();
+    hear('dev-1', SESSION_COMMANDS.open, 's-1', false, 'replica-b');
+    hear('dev-2', SESSION_COMMANDS.open, 's-2', false, 'replica-b');
+    hear('dev-1', SESSION_COMMANDS.open, 's-3', false, 'replica-c');
+    hear('dev-2', SESSION_COMMANDS.open, 's-4', false, 'replica-b');
+    hear('dev-2', SESSION_COMMANDS.close, 's-4', false, 'replica-b');
+    expect(sessions.replicas()).toEqual(new Set(['replica-b', 'replica-c']));
+    expect(sessions.takeOf('replica-b')).toEqual([
+      { deviceId: 'dev-1', sessionId: 's-1' },
+      { deviceId: 'dev-2', sessionId: 's-2' },
+    ]);
+    expect(sessions.takeOf('replica-b')).toEqual([]);
+    expect(sessions.isOpen('dev-1', 's-1')).toBe(false);
+    expect(sessions.isOpen('dev-1', 's-3')).toBe(true);
+    expect(sessions.replicas()).toEqual(new Set(['replica-c']));
+  });
+
   it('lets a device’s frames through for a session opened elsewhere until its close is heard, but not for one opened here', async () => {
     const { sessions, hear } = await sessionsWithClock();
     hear('dev-1', SESSION_COMMANDS.open, 's-1');
