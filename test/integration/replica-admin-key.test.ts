@@ -88,13 +88,26 @@ describe("the admin key on a hub's replicas", () => {
     cleanup.add('pool', () => db.close());
     const cipher = new SecretCipher(Buffer.alloc(32, 9));
     const accounts = new PgAccountStore(db);
-    const logger = new LogCapture().logger;
-    const now = () => new Date();
+    const logs = new LogCapture();
+    const { logger } = logs;
+    // A minute on: the admin account is not one a replica starting beside this one has just made.
+    const now = () => new Date(Date.now() + 60_000);
     // A single hub's data dir, its admin moved into the database with the rest: the database holds no copy of the key.
     const moved = scratchDir('flotilla-admin-moved-');
     cleanup.add('moved', () => removeDir(moved));
     const created = await ensureAdmin(accounts, moved, logger);
     expect(created).toBeDefined();
+
+    // The trap: a replica started first on a fresh data dir has no key to write, and says so once, naming the way out.
+    const fresh = scratchDir('flotilla-admin-fresh-');
+    cleanup.add('fresh', () => removeDir(fresh));
+    await shareAdminKey({ db, cipher, accounts, dataDir: fresh, created: undefined, logger, now });
+    expect(existsSync(join(fresh, 'admin.key'))).toBe(false);
+    const said = logs.matching(
+      "no admin key to write to this data dir: the database holds no copy of it (as after flotilla migrate); start one replica on a data dir whose admin.key works (the migrated hub's), and every replica gets it; meanwhile any admin's key logs in",
+    );
+    expect(said).toHaveLength(1);
+    expect(said[0]).toMatchObject({ path: join(fresh, 'admin.key'), account: 'admin', level: 40 });
 
     await shareAdminKey({ db, cipher, accounts, dataDir: moved, created: undefined, logger, now });
     const other = scratchDir('flotilla-admin-other-');

@@ -14,6 +14,9 @@
  *     is missing or stale (a database moved by `flotilla migrate`) stores it;
  *   - replicas started together on a new database all get the key: the ones that lost the race to make
  *     the account wait a few seconds for the winner's copy;
+ *   - a replica that has no key to write (the database holds no copy and its data dir no working key:
+ *     the first replica after `flotilla migrate`, started on a fresh data dir) says so in one line,
+ *     with where the key can come from, rather than leaving an operator to find no admin.key;
  *   - nothing is logged of the key but the file's path.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -61,6 +64,10 @@ export async function shareAdminKey({ db, cipher, accounts, dataDir, created, lo
   if (stored.state === 'none') {
     const made = await newAccountsCopy(db, cipher, admin?.createdAt, now);
     if (made !== undefined && (await works(made))) return write(made);
+    log.warn(
+      { path, account: BOOTSTRAP_ADMIN },
+      "no admin key to write to this data dir: the database holds no copy of it (as after flotilla migrate); start one replica on a data dir whose admin.key works (the migrated hub's), and every replica gets it; meanwhile any admin's key logs in",
+    );
     return;
   }
   if (stored.state === 'unreadable') {
