@@ -97,6 +97,13 @@ export const HubConfig = Type.Object(
      * (broker/store/pg/). Unset: SQLite in dataDir, and no PostgreSQL code is loaded.
      */
     database: Type.Optional(Type.String({ minLength: 1 })),
+    /**
+     * The MQTT URL agents registering with this hub are given (`mqtt://`, `mqtts://`, `ws://`,
+     * `wss://`, `tcp://`, `tls://`). Replicas behind a load balancer announce the balancer's, so a
+     * device keeps one address whichever replica it registered through. Unset: the host the device
+     * registered through, with this hub's MQTT port.
+     */
+    agentMqttUrl: Type.Optional(Type.String({ minLength: 1 })),
     readOnlyUsers: Type.Array(
       Type.Object(
         { username: Type.String({ minLength: 1, maxLength: 128 }), password: Type.String({ minLength: 1 }) },
@@ -157,6 +164,7 @@ export function resolveHubConfig(overrides: Partial<Record<keyof HubConfig, unkn
   checkTlsFiles(result.value);
   checkRedisUrl(result.value.redis);
   checkDatabaseUrl(result.value.database);
+  checkAgentMqttUrl(result.value.agentMqttUrl);
   if (result.value.redis !== undefined && result.value.database === undefined) {
     // Replicas on one broker with a SQLite file each would each plan the fleet from their own data.
     throw new Error(
@@ -173,6 +181,25 @@ function checkDatabaseUrl(url: string | undefined): void {
     parsePostgresUrl(url);
   } catch (err) {
     throw new Error(`invalid hub configuration:\ndatabase: ${(err as Error).message}`);
+  }
+}
+
+/** The schemes mqtt.js connects over, as the agent's config takes them. */
+const AGENT_MQTT_PROTOCOLS = ['mqtt:', 'mqtts:', 'tcp:', 'tls:', 'ws:', 'wss:'];
+
+/** An MQTT URL an agent can connect to, or an error that says what is wrong with it. */
+function checkAgentMqttUrl(url: string | undefined): void {
+  if (url === undefined) return;
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    // Not shown: it may hold a password.
+  }
+  if (parsed === undefined || !AGENT_MQTT_PROTOCOLS.includes(parsed.protocol) || parsed.hostname === '') {
+    throw new Error(
+      'invalid hub configuration:\nagentMqttUrl: expected the MQTT URL agents connect to, like mqtt://mqtt.example:1883 or mqtts://mqtt.example:8883',
+    );
   }
 }
 

@@ -21,5 +21,6 @@ export interface Registration {
   deviceId: string;
   secret: string;
   hubKey: string;
-  mqtt: { port: number; tlsPort?: number };
+  /** `url`: the MQTT URL the hub announces (its --agent-mqtt-url), when it does. */
+  mqtt: { port: number; tlsPort?: number; url?: string };
 }

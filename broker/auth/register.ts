@@ -3,7 +3,9 @@
  * id and secret. No bearer key: the token is the credential, so a used-up,
  * expired, revoked or unknown token is 401 `unauthorized`.
  *
- * Body `{token, deviceId?, labels?}` → `{deviceId, secret, hubKey, mqtt: {port, tlsPort?}}`.
+ * Body `{token, deviceId?, labels?}` → `{deviceId, secret, hubKey, mqtt: {port, tlsPort?, url?}}`:
+ * `url` is the MQTT URL the hub announces (`--agent-mqtt-url`, a load balancer's in front of
+ * replicas), which the agent is to connect to instead of the registering host and `port`.
  * The device row is created (it shows in `flotilla get devices` at once) with
  * the requested labels, overridden by the token's: the admin who made the
  * token decides, not the device. The secret is returned once; the hub keeps
@@ -43,7 +45,7 @@ export interface RegisterDeps {
   devices: Pick<DeviceStore, 'ensure' | 'get' | 'setOperatorLabels'>;
   /** The hub's signing public key (SPKI PEM), which the agent pins. */
   hubKey: () => string;
-  mqttPorts: () => { port: number; tlsPort?: number };
+  mqttPorts: () => { port: number; tlsPort?: number; url?: string };
   loginDelay: LoginDelay;
   logger: Logger;
   /** The new device's labels may change what it must run. */
@@ -93,12 +95,12 @@ export function registerRoute(deps: RegisterDeps): RawRoute {
       await deps.devices.setOperatorLabels(deviceId, { ...existing, ...labels, ...current.token.labels });
       deps.desiredMayHaveChanged();
       log.info({ deviceId, tokenId, address }, 'device registered with a token');
-      const { port, tlsPort } = deps.mqttPorts();
+      const { port, tlsPort, url } = deps.mqttPorts();
       send(res, 200, {
         deviceId,
         secret,
         hubKey: deps.hubKey(),
-        mqtt: { port, ...(tlsPort !== undefined ? { tlsPort } : {}) },
+        mqtt: { port, ...(tlsPort !== undefined ? { tlsPort } : {}), ...(url !== undefined ? { url } : {}) },
       });
     },
   };

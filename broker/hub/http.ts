@@ -116,7 +116,11 @@ export async function startHubHttp(config: HubConfig, deps: HubHttpDeps, closer:
       accounts: stores.accounts,
       devices: stores.devices,
       hubKey: () => stores.signingKey.publicKeyPem,
-      mqttPorts: () => ({ port: ports.mqtt, ...(ports.mqtts !== undefined ? { tlsPort: ports.mqtts } : {}) }),
+      mqttPorts: () => ({
+        port: ports.mqtt,
+        ...(ports.mqtts !== undefined ? { tlsPort: ports.mqtts } : {}),
+        ...(config.agentMqttUrl !== undefined ? { url: config.agentMqttUrl } : {}),
+      }),
       loginDelay: deps.loginDelay,
       logger,
       desiredMayHaveChanged: deps.desiredMayHaveChanged,

@@ -45,7 +45,12 @@ export function registerAgentRegister(agent: Command, io: CliIO): void {
   agent
     .command('register')
     .description("register this device with a hub: trade a registration token for the device's identity, saved to the agent's config")
-    .addOption(new Option('--mqtt-url <url>', "the hub's MQTT URL for the agent (default: the hub's host with the MQTT port it announces)"))
+    .addOption(
+      new Option(
+        '--mqtt-url <url>',
+        "the hub's MQTT URL for the agent (default: the one the hub announces, else the hub's host with the MQTT port it announces)",
+      ),
+    )
     .option('--force', 'replace an existing config (registers a new identity)')
     .addHelpText(
       'after',
@@ -99,7 +104,8 @@ export function registerAgentRegister(agent: Command, io: CliIO): void {
       checkRegistration(registration);
 
       const mqttUrl = options.mqttUrl ?? mqttUrlFor(hubUrl, registration.mqtt);
-      if (options.mqttUrl === undefined && hubUrl.protocol === 'https:' && !mqttUrl.startsWith('mqtts:')) {
+      const plainText = !mqttUrl.startsWith('mqtts:') && !mqttUrl.startsWith('wss:') && !mqttUrl.startsWith('tls:');
+      if (options.mqttUrl === undefined && registration.mqtt.url === undefined && hubUrl.protocol === 'https:' && plainText) {
         io.stderr(
           `warning: the hub announces no MQTT TLS port: the agent will connect in plain text to ${mqttUrl} (--mqtt-url to choose)\n`,
         );
@@ -136,11 +142,13 @@ export function registerAgentRegister(agent: Command, io: CliIO): void {
 }
 
 /**
- * The agent's MQTT URL from the register URL's host and the ports the hub
- * announces: mqtts when the hub was reached over https and offers TLS, so a
- * device registered over TLS does not fall back to plain text.
+ * The agent's MQTT URL: the one the hub announces (`--agent-mqtt-url`, a load
+ * balancer's in front of replicas), else from the register URL's host and the
+ * ports the hub announces: mqtts when the hub was reached over https and
+ * offers TLS, so a device registered over TLS does not fall back to plain text.
  */
 export function mqttUrlFor(hubUrl: URL, mqtt: Registration['mqtt']): string {
+  if (typeof mqtt.url === 'string' && isMqttUrl(mqtt.url)) return mqtt.url;
   if (hubUrl.protocol === 'https:' && mqtt.tlsPort !== undefined) return `mqtts://${hubUrl.hostname}:${mqtt.tlsPort}`;
   return `mqtt://${hubUrl.hostname}:${mqtt.port}`;
 }
@@ -167,6 +175,14 @@ function sourceOf(command: Command, option: string): string | undefined {
     if (source !== undefined) return source;
   }
   return undefined;
+}
+
+function isMqttUrl(url: string): boolean {
+  try {
+    return MQTT_PROTOCOLS.includes(new URL(url).protocol);
+  } catch {
+    return false;
+  }
 }
 
 function checkMqttUrl(url: string): void {

@@ -41,6 +41,7 @@ interface ServerOptions {
   maxPacketSize: number;
   redis?: string;
   database?: string;
+  agentMqttUrl?: string;
 }
 
 /** `--max-connect-rate`: a whole number of connections per second, 0 for no limit. */
@@ -177,6 +178,12 @@ export function registerServer(program: Command, io: CliIO): void {
         "keep the hub's apps, devices, accounts, secrets and rollouts in this PostgreSQL database, shared by replicas, instead of SQLite in --data-dir (postgres://role:password@host:5432/database)",
       ).env('FLOTILLA_DATABASE_URL'),
     )
+    .addOption(
+      new Option(
+        '--agent-mqtt-url <url>',
+        "the MQTT URL agents registering here are given, e.g. the load balancer's in front of replicas (default: the host they register through, with --mqtt-port)",
+      ).env('FLOTILLA_AGENT_MQTT_URL'),
+    )
     .action(async (options: ServerOptions) => {
       const { startHub } = await import('../../broker/hub.js');
       await startUntilSignal('hub', io, () =>
@@ -205,6 +212,7 @@ export function registerServer(program: Command, io: CliIO): void {
           maxPacketBytes: options.maxPacketSize,
           redis: options.redis,
           database: options.database,
+          agentMqttUrl: options.agentMqttUrl,
         }),
       );
     });

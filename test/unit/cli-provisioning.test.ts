@@ -361,6 +361,12 @@ describe('flotilla agent register', () => {
     expect(mqttUrlFor(new URL('http://hub.example:7070/'), { port: 1883, tlsPort: 8883 })).toBe('mqtt://hub.example:1883');
     expect(mqttUrlFor(new URL('https://[::1]:7443/'), { port: 1883 })).toBe('mqtt://[::1]:1883');
   });
+
+  it("takes the MQTT URL the hub announces (a load balancer's in front of replicas), unless it is not an MQTT URL", () => {
+    const announced = { port: 17133, tlsPort: 8883, url: 'mqtts://mqtt.fleet.example:8883' };
+    expect(mqttUrlFor(new URL('http://10.0.0.7:7070/'), announced)).toBe('mqtts://mqtt.fleet.example:8883');
+    expect(mqttUrlFor(new URL('http://10.0.0.7:7070/'), { port: 17133, url: 'https://mqtt.fleet.example' })).toBe('mqtt://10.0.0.7:17133');
+  });
 });
 
 describe('the agent config file', () => {
