@@ -21,12 +21,22 @@
  *    its will is refused at authorizePublish (Aedes then deletes it without
  *    publishing). A takeover on one replica is unchanged: there the old
  *    connection's will goes out before the new one is registered.
+ *
+ * And one a Redis outage brings: no replica hears any heartbeat while Redis
+ * is away, its own included, so when it is back every replica looks dead
+ * until its next heartbeat arrives, and a sweep queued meanwhile would
+ * publish the wills of live clients (a device shown offline that never
+ * left). Here a replica judges others by their silence only once it has
+ * heard its own heartbeat steadily for two intervals
+ * (`SteadyHearing`), and never publishes the will of a client connected to
+ * itself.
  */
 
 import { Readable } from 'node:stream';
 import type { Aedes, AedesOptions, Client, PublishPacket } from 'aedes';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { connectedClient } from './aedes-internals.js';
 
 type AuthorizePublish = NonNullable<AedesOptions['authorizePublish']>;
 
@@ -40,6 +50,7 @@ interface WillPacket {
 }
 
 export interface WillStore {
+  setup(broker: Aedes): Promise<unknown>;
   streamWill(brokers: Record<string, number>): Readable;
   delWill(client: { id: string; brokerId: string }): Promise<unknown>;
 }
@@ -82,6 +93,20 @@ export interface SweepOptions {
  */
 export function sweepWillsAsThisBroker({ persistence, db, broker, allow, log }: SweepOptions): void {
   const streamWill = persistence.streamWill.bind(persistence);
+  // Registered as the broker sets its persistence up, before its first heartbeat.
+  let hearing: SteadyHearing | undefined;
+  const setup = persistence.setup.bind(persistence);
+  persistence.setup = async (aedes) => {
+    // Aedes' own options and emitter, which its types do not declare (lib/aedes.js constructor).
+    const inside = aedes as Aedes & { opts: { heartbeatInterval: number }; mq: NonNullable<AedesOptions['mq']> };
+    const heard = new SteadyHearing(inside.opts.heartbeatInterval);
+    inside.mq.on(`$SYS/${inside.id}/heartbeat`, (_packet: unknown, done: () => void) => {
+      heard.beat(Date.now());
+      done();
+    });
+    hearing = heard;
+    return setup(aedes);
+  };
   const allowed = async (will: WillPacket): Promise<boolean> => {
     if (allow) return allow(will.clientId, will.topic);
     const aedes = broker();
@@ -98,6 +123,11 @@ export function sweepWillsAsThisBroker({ persistence, db, broker, allow, log }: 
     const wills = streamWill(brokers) as AsyncIterable<WillPacket>;
     async function* sweep(): AsyncGenerator<never> {
       for await (const will of wills) {
+        // Left for a later sweep: this replica cannot tell a dead one from its own deafness, or the client is here.
+        if (!hearing?.steady(Date.now()) || connectedClient(broker(), will.clientId)) continue;
+        // A live replica's will (Aedes' own check, as it publishes): the store's filter reads the broker id
+        // from the key up to the first ':', and a replica's name holds several (host:pid:random).
+        if (brokers[will.brokerId] !== undefined) continue;
         const elsewhere = live.filter((id) => id !== will.brokerId).map((id) => willKey(id, will.clientId));
         const reconnected = elsewhere.length > 0 && (await db.exists(...elsewhere)) > 0;
         if (!reconnected) {
@@ -113,6 +143,27 @@ export function sweepWillsAsThisBroker({ persistence, db, broker, allow, log }: 
     }
     return Readable.from(sweep());
   };
+}
+
+/**
+ * Whether this replica has heard its own heartbeat without a gap for 2 intervals: by then it has
+ * heard every live replica's too, each of which beats once an interval and hears Redis again
+ * within seconds of it (a gap of 2 intervals is deafness, a Redis outage, not a late timer).
+ */
+export class SteadyHearing {
+  private since: number | undefined;
+  private last = Number.NEGATIVE_INFINITY;
+
+  constructor(private readonly heartbeatMs: number) {}
+
+  beat(now: number): void {
+    if (now - this.last > 2 * this.heartbeatMs) this.since = now;
+    this.last = now;
+  }
+
+  steady(now: number): boolean {
+    return this.since !== undefined && now - this.last <= 2 * this.heartbeatMs && now - this.since >= 2 * this.heartbeatMs;
+  }
 }
 
 /** Tracks clients whose id another replica took over (case 2 above). */
