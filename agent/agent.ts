@@ -90,7 +90,11 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
       },
       'agent started',
     );
-    return { config, reconciler, logs, link: uplink.link, close: () => closer.close() };
+    const close = async () => {
+      await closer.close();
+      logger.info('agent stopped');
+    };
+    return { config, reconciler, logs, link: uplink.link, close };
   } catch (err) {
     await closer.close();
     const problem = dataDirError(err, config.dataDir);

@@ -195,8 +195,9 @@ export class Link {
     this.client.on('close', () => {
       if (this.wasConnected) this.tell('connection lost', () => options.onConnectionLost?.());
       const takeover = this.wasConnected && !this.closing ? this.connectionEnded() : undefined;
-      // One line per outage, not one per reconnect attempt.
-      if (this.wasConnected && !takeover)
+      // One line per outage, not one per reconnect attempt; none of reconnecting when the agent is stopping.
+      if (this.wasConnected && this.closing) this.log.info({ hubUrl: options.hubUrl }, 'disconnected from hub');
+      else if (this.wasConnected && !takeover)
         this.log.warn({ hubUrl: options.hubUrl }, 'disconnected from hub; apps keep running, reconnecting');
       this.wasConnected = false;
       this.takeBackInFlight();

@@ -42,6 +42,8 @@ export interface PresenceOptions {
 
 export class DevicePresence {
   private pending = new Map<string, string>();
+  private stopping = false;
+  private leftToWills = 0;
   private readonly timer: NodeJS.Timeout;
   private readonly now: () => Date;
   private readonly log: Logger;
@@ -60,9 +62,11 @@ export class DevicePresence {
       // No touch: a connection closed for a missed keepalive was last heard from long before.
       void this.flush();
       if (this.options.movedAway?.(client)) return;
+      const stopping = this.stopping;
       this.options.devices.recordDisconnected(client.id).then(
         (wasOnline) => {
           if (!wasOnline) return;
+          if (stopping) return this.leftToWill(client.id);
           this.log.info({ deviceId: client.id }, 'device connection closed');
           this.options.onDisconnected?.(client.id);
         },
@@ -91,9 +95,22 @@ export class DevicePresence {
     this.log[level]({ ...fields, err: (err as Error).message }, msg);
   }
 
+  /**
+   * Called before the broker closes its connections: from then on a closed connection is still
+   * recorded, but not announced, since the broker publishes each client's will as it closes it,
+   * and its emitter is closed by the time the record is written (on replicas every announcement
+   * failed, one warning per device).
+   */
   stop(): Promise<void> {
     clearInterval(this.timer);
+    this.stopping = true;
     return this.flush();
+  }
+
+  /** One line for all the devices a stopping hub leaves, not one each. */
+  private leftToWill(deviceId: string): void {
+    if (this.leftToWills++ > 0) return;
+    this.log.info({ deviceId }, 'the hub is stopping: the offline status of devices whose connections it closes is left to their wills');
   }
 
   private touch(client: Client | null): void {
