@@ -21,7 +21,7 @@ describe('device presence across a Redis outage on replicas', () => {
   const cleanup = new Cleanup();
   afterEach(() => cleanup.run());
 
-  /** Named as the hub names its replicas (host:pid:random, broker/store/pg/hub-presence.ts): colons in a broker id. */
+  /** Named with colons, which the hub's own names (host-pid-random) avoid but the sweep must survive: Redis keys split on ':'. */
   async function replica(url: string, id: string): Promise<EmbeddedBroker> {
     // As the hub does (broker/hub/mqtt.ts): a dead replica's client may have its own status published.
     const sweptWills = (clientId: string, topic: string) => topic === status(clientId);

@@ -45,7 +45,7 @@ describe("a killed replica's remote-access sessions", () => {
     const names = replicas.map((hub) => logged(hub, 'hub ready', 'replica'));
     expect(new Set(names).size).toBe(2);
     expect(replicas.map(presenceName)).toEqual(names);
-    for (const name of names) expect(name).toMatch(/^.+:\d+:[0-9a-f]{6}$/);
+    for (const name of names) expect(name).toMatch(/^[^:]+-\d+-[0-9a-f]{6}$/);
     // The leader names itself by its broker's id (broker/hub/replica.ts): the same name; pg_stat_activity shows its lease's session under it.
     const leader = await waitFor('a leader', () => replicas.find((hub) => hub.proc.output.includes('"msg":"leading the dispatcher"')));
     const leaderName = logged(leader, 'leading the dispatcher', 'replica');

@@ -39,10 +39,12 @@ const KEEPALIVE = 'SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 1;
 
 /**
  * A name for this hub process, unique among the hubs on one database: host, pid and a random part
- * (a pid is reused across restarts and hosts), short enough for application_name.
+ * (a pid is reused across restarts and hosts), short enough for application_name. A replica's
+ * broker id too, so no ':' in it: aedes-persistence-redis reads a broker id out of its Redis keys
+ * (`will:<broker>:<client>`, QoS 2 releases) up to the first ':'.
  */
 export function hubProcessName(host = hostname(), pid = process.pid): string {
-  const tail = `:${pid}:${randomBytes(3).toString('hex')}`;
+  const tail = `-${pid}-${randomBytes(3).toString('hex')}`;
   return `${host.slice(0, NAME_MAX - tail.length)}${tail}`;
 }
 
