@@ -35,11 +35,17 @@
  *   heartbeat is 3 intervals stale, checked every 4: minutes with Aedes'
  *   one-minute default. `heartbeatMs` (5 s) makes it at most 35 s. Wills of
  *   clients that moved to another replica are handled in cluster-wills.ts.
+ * - **A closing replica's wills**: Aedes closes its emitter as soon as its
+ *   clients are closed, while their wills are still on the way to Redis,
+ *   and then deletes them: a replica stopped gracefully published none, and
+ *   left none for the sweep. The emitter's close waits for them here
+ *   (cluster-close.ts).
  */
 import { createRequire } from 'node:module';
 import type { Aedes, AedesOptions, Client } from 'aedes';
 import type { Logger } from 'pino';
 import { destroyConnections, type OutgoingQueue, outgoingQueue } from './aedes-internals.js';
+import { PublishesInFlight } from './cluster-close.js';
 import { ConnackFirst } from './cluster-connack.js';
 import { openRedisConnections, probeRedis, type RedisConnections, redactedRedisUrl, redisDatabase } from './cluster-redis.js';
 import { boundClusterSessionQueues } from './cluster-session-bound.js';
@@ -109,6 +115,12 @@ export async function connectCluster(options: ClusterOptions): Promise<BrokerClu
   mq.state.on('error', () => {});
   const emit = mq.emit.bind(mq);
   mq.emit = (packet: Parameters<typeof emit>[0], done?: Parameters<typeof emit>[1]) => redis.whenListening(() => emit(packet, done));
+  // Aedes closes the emitter once its clients are closed, before their wills are through (cluster-close.ts).
+  const inFlight = new PublishesInFlight();
+  const closeEmitter = mq.close.bind(mq);
+  mq.close = (done?: () => void) => {
+    inFlight.settled().then(() => closeEmitter(done));
+  };
   const takeovers = new TakeoversElsewhere();
   // Before Aedes registers its own listener on this pattern (cluster-wills.ts, case 2).
   mq.on('$SYS/+/new/clients', takeovers.onNewClient);
@@ -130,6 +142,7 @@ export async function connectCluster(options: ClusterOptions): Promise<BrokerClu
     ...cluster,
     attach(aedes, maxQueuedMessages) {
       broker = aedes;
+      inFlight.track(aedes);
       cluster.attach(aedes, maxQueuedMessages);
     },
   };

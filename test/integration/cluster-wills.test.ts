@@ -5,7 +5,10 @@
  * heartbeat sets (broker/mqtt/cluster.ts: 7 heartbeats, 35 s), and not for a
  * client that is already back on another replica. A client id that moves to
  * another replica while the first is alive publishes no will either
- * (broker/mqtt/cluster-wills.ts). Real brokers, MQTT.js clients, redis-server.
+ * (broker/mqtt/cluster-wills.ts). A replica stopped gracefully (SIGTERM)
+ * publishes its clients' wills itself as it closes, through Redis, before it
+ * lets go of it (broker/mqtt/cluster-close.ts). Real brokers, MQTT.js
+ * clients, redis-server.
  */
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
@@ -61,9 +64,8 @@ describe('wills on broker replicas', () => {
     return last;
   }
 
-  it('publishes a killed replica’s wills from the live ones within 7 heartbeats, except for clients already back elsewhere', {
-    timeout: 150_000,
-  }, async () => {
+  /** Three `flotilla server --redis` processes on one PostgreSQL, a dashboard on the second, 25 devices and an impostor on the first. */
+  async function threeHubsWithDevicesOnTheFirst() {
     const server = await redis();
     const postgres = await startPostgres();
     cleanup.add('postgres', () => postgres.close());
@@ -90,7 +92,8 @@ describe('wills on broker replicas', () => {
 
     const stranded = Array.from({ length: 20 }, (_, i) => `stranded-${i}`);
     const movers = Array.from({ length: 5 }, (_, i) => `mover-${i}`);
-    for (const id of [...stranded, ...movers]) await device(killed.mqttUrl, id);
+    const onFirst = new Map<string, MqttClient>();
+    for (const id of [...stranded, ...movers]) onFirst.set(id, await device(killed.mqttUrl, id));
     // A client whose will names another device's status: no live hub can authorize that for it.
     const impostor = await connectClient(killed.mqttUrl, {
       clientId: 'impostor',
@@ -98,7 +101,13 @@ describe('wills on broker replicas', () => {
     });
     cleanup.add('impostor', () => closeClient(impostor));
     await waitFor('every device online on the dashboard', () => [...lastStatus(seen).values()].filter(Boolean).length === 25);
+    return { server, killed, c, seen, stranded, movers, onFirst, impostor };
+  }
 
+  it('publishes a killed replica’s wills from the live ones within 7 heartbeats, except for clients already back elsewhere', {
+    timeout: 150_000,
+  }, async () => {
+    const { server, killed, c, seen, stranded, movers } = await threeHubsWithDevicesOnTheFirst();
     await killed.proc.stop(true);
     const killedAt = Date.now();
     // The movers are back at once, on another replica, as agents reconnecting through a load balancer.
@@ -118,6 +127,41 @@ describe('wills on broker replicas', () => {
     expect(seen.messages.filter((m) => (m.json as { forged?: boolean }).forged)).toEqual([]);
     expect(await server.command('LRANGE', 'flotilla:will', 0, -1)).toHaveLength(5);
     console.info(`wills of a killed replica's 20 clients delivered on another replica ${elapsedMs} ms after the kill`);
+  });
+
+  it('delivers the wills of a gracefully stopped replica’s clients to the other replicas, and a device back at once elsewhere stays online', {
+    timeout: 150_000,
+  }, async () => {
+    const { killed: stopped, c, seen, stranded, movers, onFirst, impostor } = await threeHubsWithDevicesOnTheFirst();
+    // These hubs run without authentication, so the stopping hub, which still holds the impostor's connection,
+    // may publish its will as a single hub would; only a replica that never saw it connect refuses it (test above).
+    await closeClient(impostor);
+    // The movers come back on another replica the moment the stopping one closes their connections, as agents
+    // reconnecting through a load balancer do, racing the wills the stopping replica publishes for them.
+    const back: Promise<MqttClient>[] = [];
+    for (const id of movers) {
+      const client = onFirst.get(id);
+      client?.once('close', () => back.push(device(c.mqttUrl, id)));
+    }
+    const stoppedAt = Date.now();
+    await stopped.proc.stop();
+    const stopMs = Date.now() - stoppedAt;
+
+    const offline = () => stranded.filter((id) => lastStatus(seen).get(id) === false);
+    await waitFor("the 20 stranded devices' wills", () => offline().length === 20, {
+      timeoutMs: WILLS_WITHIN_MS + 10_000,
+      intervalMs: 100,
+    });
+    const elapsedMs = Date.now() - stoppedAt;
+    expect(elapsedMs).toBeLessThan(WILLS_WITHIN_MS + 2_000);
+    await Promise.all(back);
+    expect(back).toHaveLength(movers.length);
+    // Past the live replicas' sweeps too: whatever said a mover was offline came before its online through the other replica.
+    await new Promise((resolve) => setTimeout(resolve, 4 * DEFAULT_CLUSTER_HEARTBEAT_MS));
+    for (const id of movers) expect(lastStatus(seen).get(id)).toBe(true);
+    console.info(
+      `wills of a gracefully stopped replica's 20 clients delivered on another replica ${elapsedMs} ms after SIGTERM (the stop took ${stopMs} ms)`,
+    );
   });
 
   it('publishes no will when a client id moves to another live replica', async () => {
