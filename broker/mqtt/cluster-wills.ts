@@ -126,7 +126,7 @@ export function sweepWillsAsThisBroker({ persistence, db, broker, allow, log }: 
         // Left for a later sweep: this replica cannot tell a dead one from its own deafness, or the client is here.
         if (!hearing?.steady(Date.now()) || connectedClient(broker(), will.clientId)) continue;
         // A live replica's will (Aedes' own check, as it publishes): the store's filter reads the broker id
-        // from the key up to the first ':', and a replica's name holds several (host:pid:random).
+        // from the key up to the first ':', so a broker id with colons (not the hub's own names) would look like a dead replica's.
         if (brokers[will.brokerId] !== undefined) continue;
         const elsewhere = live.filter((id) => id !== will.brokerId).map((id) => willKey(id, will.clientId));
         const reconnected = elsewhere.length > 0 && (await db.exists(...elsewhere)) > 0;
