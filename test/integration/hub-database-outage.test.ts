@@ -15,13 +15,29 @@ import { http } from '../support/http.js';
 import { LogCapture } from '../support/logs.js';
 import { closeClient, connectClient } from '../support/mqtt-client.js';
 import { startPostgres } from '../support/postgres.js';
-import { removeDir, scratchDir, startHubProcess } from '../support/processes.js';
+import { type HubProcess, removeDir, scratchDir, startHubProcess } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
 
 describe('a hub that loses its database', () => {
   const cleanup = new Cleanup();
   afterEach(() => cleanup.run());
 
+  /** The agent's own MQTT link as device `outage-dev`, its logs captured, reconnecting every `baseMs` to twice that. */
+  function agentLink(hub: HubProcess, secret: string, baseMs: number): { link: Link; agentLogs: LogCapture } {
+    const agentLogs = new LogCapture('debug');
+    const link = new Link({
+      hubUrl: hub.mqttUrl,
+      deviceId: 'outage-dev',
+      secret,
+      topics: new Topics(),
+      logger: agentLogs.logger,
+      onDesired: () => undefined,
+      stateIntervalMs: 0,
+      reconnect: { baseMs, maxMs: 2 * baseMs },
+    });
+    cleanup.add('agent link', () => link.close());
+    return { link, agentLogs };
+  }
   it('answers 503 and keeps MQTT sessions while PostgreSQL is down, and recovers by itself', { timeout: 90_000 }, async () => {
     const postgres = await startPostgres();
     cleanup.add('postgres', () => postgres.close());
@@ -95,18 +111,7 @@ describe('a hub that loses its database', () => {
     expect(await connackCode(hub.mqttUrl, 'outage-dev', secret)).toBe(3);
 
     // The agent's own link, starting while the database is away: it waits for the hub, and says so.
-    const agentLogs = new LogCapture('debug');
-    const link = new Link({
-      hubUrl: hub.mqttUrl,
-      deviceId: 'outage-dev',
-      secret,
-      topics: new Topics(),
-      logger: agentLogs.logger,
-      onDesired: () => undefined,
-      stateIntervalMs: 0,
-      reconnect: { baseMs: 200, maxMs: 400 },
-    });
-    cleanup.add('agent link', () => link.close());
+    const { link, agentLogs } = agentLink(hub, secret, 200);
     await agentLogs.waitFor(
       'the hub cannot take this device just now (its database is out of reach, or it is busy); retrying, nothing to do here',
     );
@@ -129,18 +134,7 @@ describe('a hub that loses its database', () => {
     cleanup.add('hub data', () => removeDir(hub.dataDir));
     const token = (await http(hub.url, 'POST', '/api/v1/tokens', {})).body.token as string;
     const { secret } = (await http(hub.url, 'POST', '/api/v1/register', { token, deviceId: 'outage-dev' })).body as { secret: string };
-    const agentLogs = new LogCapture('debug');
-    const link = new Link({
-      hubUrl: hub.mqttUrl,
-      deviceId: 'outage-dev',
-      secret,
-      topics: new Topics(),
-      logger: agentLogs.logger,
-      onDesired: () => undefined,
-      stateIntervalMs: 0,
-      reconnect: { baseMs: 300, maxMs: 600 },
-    });
-    cleanup.add('agent link', () => link.close());
+    const { link, agentLogs } = agentLink(hub, secret, 300);
     await waitFor('the agent to connect', () => link.connected || undefined);
 
     const since = hub.proc.output.length;
