@@ -66,6 +66,12 @@ describeDocker("a killed replica's exec on a real device", () => {
     await waitFor('sleep 1000 in the container', async () => (await docker('top', container!)).includes('sleep 1000'), {
       timeoutMs: 30_000,
     });
+    // The replica writes the session's audit row just after it tells the client the session is open.
+    const execRecord = async () =>
+      (JSON.parse((await cli(1)('audit', '-o', 'json')).stdout) as List<AuditRecord>).items.find(
+        (r) => r.device === device && r.kind === 'exec',
+      );
+    await waitFor('the session open in the audit', async () => (await execRecord())?.outcome === 'open', { timeoutMs: 10_000 });
     await replicas[0]!.proc.stop(true);
     const killedAt = Date.now();
     await waitFor('sleep 1000 gone from the container', async () => !(await docker('top', container!)).includes('sleep 1000'), {
@@ -76,7 +82,6 @@ describeDocker("a killed replica's exec on a real device", () => {
     // The surviving replica waits 15 s of absence before it ends a replica's sessions.
     expect(tookMs).toBeGreaterThanOrEqual(15_000);
     expect(agent.proc.output).toMatch(/"outcome":"closed".*"msg":"session ended"/);
-    const audit = JSON.parse((await cli(1)('audit', '-o', 'json')).stdout) as List<AuditRecord>;
-    expect(audit.items.find((r) => r.device === device && r.kind === 'exec')).toMatchObject({ outcome: 'hub_lost' });
+    expect(await execRecord()).toMatchObject({ outcome: 'hub_lost' });
   });
 });
