@@ -11,6 +11,7 @@ import type { AppStore } from '../store/apps.js';
 import type { DeviceStore } from '../store/devices.js';
 import type { SecretStore } from '../store/secrets.js';
 import type { TelemetryMethodName } from '../telemetry/methods.js';
+import { agentMethods } from './agent-methods.js';
 import { type AppMethodDeps, appMethods } from './app-methods.js';
 import { type DeviceMethodDeps, deviceMethods } from './device-methods.js';
 import { ApiError } from './errors.js';
@@ -36,6 +37,7 @@ export function createApi(deps: ApiDeps) {
   // Every declared method: one missing does not compile.
   const handlers: ApiHandlers = {
     ...appMethods(deps),
+    ...agentMethods(),
     ...deviceMethods(deps),
     ...secretMethods(deps),
     ...hubMethods(deps),

@@ -16,7 +16,8 @@
  */
 import { CloneType, type Static, Type } from '@sinclair/typebox';
 import { LABEL_KEY_PATTERN } from '../ids.js';
-import { DeviceId, Labels, Name } from '../schemas/spec.js';
+import { AgentVersion } from '../schemas/messages.js';
+import { DeviceId, Duration, Labels, Name, RolloutPolicy } from '../schemas/spec.js';
 import type { EventsResult, LogsResult, MetricsResult, TopResult } from '../telemetry-api.js';
 import {
   API_ROLES,
@@ -29,6 +30,8 @@ import {
 } from './access.js';
 import { type ApiMethod, declareMethod, type Returns, returns } from './declare.js';
 import type {
+  AgentTargetView,
+  AgentUpgradeResult,
   AppDetail,
   AppHistory,
   ApplyResult,
@@ -425,6 +428,89 @@ export const API = {
       '`{items: [{id, actor, device, kind, what, outcome, startedAt, endedAt?, bytesUp, bytesDown, exitCode?, reason?}]}`, newest first',
     role: 'admin',
     http: { method: 'GET', path: '/api/v1/audit', query: { device: 'text', since: 'text', limit: 'int' } },
+  }),
+  'agent.upgrade': declareMethod({
+    summary:
+      'Sets the agent release the devices a target selects must run, as a new revision of the target (made if missing). The hub must hold the release (`--releases-dir`) for at least one architecture, or be given an image by digest; an unknown version is `invalid_request`, naming what the hub has. With `rollout`, devices move through a canary and batches (`agent.rollout.status`); without, all at once.',
+    params: Type.Object(
+      {
+        name: Type.Optional(
+          CloneType(Name, { description: 'the target; default: made from the selection (`all`, `site-lab`, `device-gw-1`)' }),
+        ),
+        selectors: Type.Optional(CloneType(Labels, { description: 'labels a device must have; `{}` selects every device' })),
+        devices: Type.Optional(Type.Array(DeviceId, { uniqueItems: true, description: 'device ids, instead of or as well as selectors' })),
+        version: AgentVersion,
+        image: Type.Optional(
+          Type.String({
+            minLength: 1,
+            maxLength: 512,
+            description: 'the agent image by digest (`repo@sha256:…`), for agents that run as a container',
+          }),
+        ),
+        rollout: Type.Optional(RolloutPolicy),
+        healthTimeout: Type.Optional(
+          CloneType(Duration, { description: 'how long a new version has to report healthy before the device rolls it back (default 5m)' }),
+        ),
+        retry: Type.Optional(
+          Type.Boolean({ description: 'a new revision even when nothing changed: devices where this version rolled back try it again' }),
+        ),
+      },
+      strict,
+    ),
+    result: returns<AgentUpgradeResult>(),
+    answers:
+      '`{name, revision, version, changed, rollout?}`; the same settings again are `changed: false` and no new revision (unless `retry`)',
+    role: 'operator',
+    http: { method: 'POST', path: '/api/v1/agent/targets', body: 'object' },
+  }),
+  'agent.targets': declareMethod({
+    summary: 'Every agent target, with how many of the devices it selects run its version, are upgrading, failed or rolled back.',
+    params: NoParams,
+    result: returns<List<AgentTargetView>>(),
+    answers:
+      '`{items: [{name, revision, version, scheduling, arches, image?, rollout?, healthTimeout?, devices: {matched, running, upgrading, failed, rolledBack}, createdAt, updatedAt}]}`',
+    role: 'viewer',
+    http: { method: 'GET', path: '/api/v1/agent/targets' },
+  }),
+  'agent.delete': declareMethod({
+    summary: 'Deletes an agent target: the devices it selected keep the agent they run (or follow another target that selects them).',
+    params: ByName,
+    result: returns<Deleted>(),
+    answers: '`{name, deleted: true}`',
+    role: 'operator',
+    http: { method: 'DELETE', path: '/api/v1/agent/targets/:name' },
+  }),
+  'agent.rollout.status': declareMethod({
+    summary: "The agent target's newest rollout (`flotilla rollout status agent/NAME`); a target without one is `not_found`.",
+    params: ByName,
+    result: returns<RolloutStatus>(),
+    answers: "the [rollout](#rollout), its `app` being `agent/<name>` and its revisions the target's",
+    role: 'viewer',
+    http: { method: 'GET', path: '/api/v1/agent/targets/:name/rollout' },
+  }),
+  'agent.rollout.pause': declareMethod({
+    summary: "Starts no more devices on the target's new version.",
+    params: ByName,
+    result: returns<RolloutStatus>(),
+    answers: 'the rollout, as `agent.rollout.status` answers it',
+    role: 'operator',
+    http: { method: 'POST', path: '/api/v1/agent/targets/:name/rollout/pause' },
+  }),
+  'agent.rollout.resume': declareMethod({
+    summary: 'Goes on with the next devices.',
+    params: ByName,
+    result: returns<RolloutStatus>(),
+    answers: 'the rollout, as `agent.rollout.status` answers it',
+    role: 'operator',
+    http: { method: 'POST', path: '/api/v1/agent/targets/:name/rollout/resume' },
+  }),
+  'agent.rollout.abort': declareMethod({
+    summary: 'Every device back on the agent version it was told to run before the rollout.',
+    params: ByName,
+    result: returns<RolloutStatus>(),
+    answers: 'the rollout, as `agent.rollout.status` answers it',
+    role: 'operator',
+    http: { method: 'POST', path: '/api/v1/agent/targets/:name/rollout/abort' },
   }),
   'hub.version': declareMethod({
     summary: "The hub's Flotilla version, and the protocol versions it speaks with agents (an agent stating another is refused).",

@@ -3,8 +3,8 @@
  * MQTT request API. The hub builds them (broker/dispatcher/views.ts) and the
  * CLI reads them; both use these types, so the two cannot drift.
  */
-import type { AppPhase, AppState, HostFacts } from '../schemas/messages.js';
-import type { AppSpec, Labels, Scheduling } from '../schemas/spec.js';
+import type { AgentUpgradeReport, AppPhase, AppState, HostFacts } from '../schemas/messages.js';
+import type { AppSpec, Labels, RolloutPolicy, Scheduling } from '../schemas/spec.js';
 
 export interface ApplyResult {
   name: string;
@@ -134,6 +134,10 @@ export interface DeviceView {
   revokedAt?: string;
   /** Set while two connections keep taking this device's id from each other (broker/mqtt/id-clash.ts). */
   idClash?: IdClash;
+  /** The agent's own upgrade, as the device last reported it: under way, failed or rolled back (absent: none). */
+  agentUpgrade?: AgentUpgradeReport;
+  /** The agent release the hub tells this device to run (absent: none; it keeps what it runs). */
+  desiredAgentVersion?: string;
 }
 
 /** Two devices use one id: their connections keep taking it from each other. */
@@ -215,6 +219,38 @@ export interface RolloutStatus {
   counts: RolloutCounts;
   startedAt: string;
   updatedAt: string;
+}
+
+/**
+ * One agent target (`flotilla agent upgrade`): the agent release the devices it selects must
+ * run. Where several targets select a device, the one set last (the highest revision) wins.
+ */
+export interface AgentTargetView {
+  name: string;
+  /** Its newest revision: one sequence across all targets, so "set last" is the higher number. */
+  revision: number;
+  version: string;
+  scheduling: Scheduling;
+  /** The architectures the hub has a release tarball of this version for (`amd64`, `arm64`). */
+  arches: string[];
+  /** The agent image by digest, for devices whose agent runs as a container. */
+  image?: string;
+  rollout?: RolloutPolicy;
+  healthTimeout?: string;
+  /** Devices it selects (that have reported), those whose agent runs `version`, upgrading now, failed, rolled back. */
+  devices: { matched: number; running: number; upgrading: number; failed: number; rolledBack: number };
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** `agent.upgrade`: the target as stored, and whether this call made a new revision. */
+export interface AgentUpgradeResult {
+  name: string;
+  revision: number;
+  version: string;
+  changed: boolean;
+  /** With a rollout policy: the rollout's name for `flotilla rollout status` (`agent/<name>`). */
+  rollout?: string;
 }
 
 /** `hub.version`: which Flotilla the hub runs, and the protocol versions its agents may speak. */

@@ -4,7 +4,7 @@
  * its reason and dropped.
  */
 import { type Static, Type } from '@sinclair/typebox';
-import { ContainerSpec, DeviceId, Labels, Name, UpdatePolicy } from './spec.js';
+import { ContainerSpec, DeviceId, Duration, Labels, Name, UpdatePolicy } from './spec.js';
 
 export const Timestamp = Type.String({ format: 'date-time' });
 /**
@@ -43,6 +43,49 @@ export const DesiredSignature = Type.Object(
 );
 export type DesiredSignature = Static<typeof DesiredSignature>;
 
+/** A release's version as package.json spells it (`0.3.0`, `0.3.0-rc.1`): also the folder it is unpacked into on a device. */
+export const AGENT_VERSION_PATTERN = '^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$';
+export const AgentVersion = Type.String({ pattern: AGENT_VERSION_PATTERN, examples: ['0.3.0'] });
+
+/** One release tarball (docker/release-bundle.sh) as a device fetches and checks it. */
+export const AgentBundle = Type.Object(
+  {
+    /** A path on the hub's HTTP API (`/releases/flotilla-0.3.0-linux-arm64.tar.gz`), or an absolute http(s) URL. */
+    url: Type.String({ minLength: 1, maxLength: 2048 }),
+    sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+    /** The tarball's size. */
+    bytes: Type.Integer({ minimum: 1, maximum: MAX_SAFE }),
+    /** Its files' sizes unpacked: the disk check counts them with the tarball. */
+    unpackedBytes: Type.Integer({ minimum: 1, maximum: MAX_SAFE }),
+  },
+  { additionalProperties: false },
+);
+export type AgentBundle = Static<typeof AgentBundle>;
+
+/**
+ * The agent release a device must run (`flotilla agent upgrade`, docs/agent-upgrades.md).
+ * Absent: the device keeps whatever agent it runs. Covered by the document's signature.
+ */
+export const DesiredAgent = Type.Object(
+  {
+    version: AgentVersion,
+    /**
+     * The hub's agent-target revision that set it (one sequence across all targets). A
+     * version that rolled back on a device at this revision is not tried again there until
+     * a newer revision asks for it (`flotilla agent upgrade --retry`).
+     */
+    revision: Revision,
+    /** The release tarball for this device's architecture: what a bundle install (systemd, /opt/flotilla) fetches. */
+    bundle: Type.Optional(AgentBundle),
+    /** The agent image by digest (`registry/flotilla/agent@sha256:…`): what an image install runs. */
+    image: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
+    /** How long the new version has to connect to the hub and report before the device rolls it back (default 5m). */
+    healthTimeout: Type.Optional(Duration),
+  },
+  { additionalProperties: false },
+);
+export type DesiredAgent = Static<typeof DesiredAgent>;
+
 /** `…/devices/{id}/desired`, retained: the whole truth for one device. */
 export const DesiredState = Type.Object(
   {
@@ -50,6 +93,8 @@ export const DesiredState = Type.Object(
     revision: Revision,
     issuedAt: Timestamp,
     apps: Type.Array(DesiredApp),
+    /** The agent release this device must run; absent: whatever it runs. */
+    agent: Type.Optional(DesiredAgent),
     /** Absent only from hubs before signing; agents with a pinned hub key refuse such documents. */
     signature: Type.Optional(DesiredSignature),
   },
@@ -112,6 +157,33 @@ export const HostFacts = Type.Object(
 );
 export type HostFacts = Static<typeof HostFacts>;
 
+/**
+ * Where a device's agent upgrade stands. `downloading`, `verifying`, `switching`,
+ * `restarting`: the running agent is installing `version`; `confirming`: the new version
+ * runs on trial and has not yet reported healthy; `failed`: it was refused before anything
+ * switched (a bad checksum, a full disk, no launcher), with why in `message`; `rolled-back`:
+ * the new version crashed or did not report healthy in time, and the launcher went back.
+ */
+export const AGENT_UPGRADE_PHASES = ['downloading', 'verifying', 'switching', 'restarting', 'confirming', 'failed', 'rolled-back'] as const;
+export type AgentUpgradePhase = (typeof AGENT_UPGRADE_PHASES)[number];
+
+export const AgentUpgradeReport = Type.Object(
+  {
+    /** The version being installed, or the one that failed or rolled back. */
+    version: AgentVersion,
+    /** The desired agent revision this concerns. */
+    revision: Revision,
+    phase: Type.Union(AGENT_UPGRADE_PHASES.map((phase) => Type.Literal(phase))),
+    message: Type.Optional(Type.String({ maxLength: 1024 })),
+    /** While downloading: bytes on the device so far, and the whole. */
+    bytes: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_SAFE })),
+    total: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_SAFE })),
+    since: Timestamp,
+  },
+  { additionalProperties: false },
+);
+export type AgentUpgradeReport = Static<typeof AgentUpgradeReport>;
+
 /** `…/devices/{id}/state`, retained: what the device observes. */
 export const DeviceState = Type.Object(
   {
@@ -125,6 +197,11 @@ export const DeviceState = Type.Object(
     apps: Type.Array(AppState),
     /** Why the agent could not reach its container runtime, if it could not. */
     runtimeError: Type.Optional(Type.String()),
+    /**
+     * The agent's own upgrade, while one is under way or when the desired one failed or
+     * rolled back; absent when the agent runs the desired version (or none is desired).
+     */
+    agentUpgrade: Type.Optional(AgentUpgradeReport),
   },
   { additionalProperties: false },
 );
