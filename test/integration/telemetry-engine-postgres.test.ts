@@ -7,7 +7,6 @@
  */
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ADVISORY_LOCKS, LOCK_CLASS } from '../../broker/store/pg/advisory-locks.js';
 import { openPostgres } from '../../broker/store/pg/connect.js';
 import { PgDatabase } from '../../broker/store/pg/database.js';
 import { DatabaseConfigError, DatabaseUnavailable } from '../../broker/store/pg/errors.js';
@@ -25,6 +24,7 @@ import type { WriteOutcome } from '../../broker/telemetry/writer.js';
 import { Cleanup } from '../support/cleanup.js';
 import { logLine } from '../support/fixtures.js';
 import { LogCapture } from '../support/logs.js';
+import { holdAdvisoryLock } from '../support/pg-advisory-lock.js';
 import { freePort } from '../support/ports.js';
 import { type PostgresServer, startPostgres } from '../support/postgres.js';
 import { scratchDir } from '../support/scratch.js';
@@ -190,21 +190,11 @@ describe('telemetry on PostgreSQL', () => {
     await write(writer, [logRow('dev-1', old, 1_000, JSON.stringify(old))]);
     const retention = new PgRetention({ db: b, logger: retentionLogger, maxAgeMs: 1_000, now: () => 10_000 });
 
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let locked!: () => void;
-    const isLocked = new Promise<void>((resolve) => (locked = resolve));
-    const holder = a.transaction(async (tx) => {
-      await tx.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCK_CLASS, ADVISORY_LOCKS.telemetryRetention]);
-      locked();
-      await released;
-    });
-    await isLocked;
+    const held = await holdAdvisoryLock(a, 'telemetryRetention');
     expect(await retention.runOnce()).toMatchObject({ skipped: true, deletedByAge: 0 });
     expect(await reads.queryLogs({ device: 'dev-1', sinceMs: 0, limit: 10 })).toHaveLength(1);
 
-    release();
-    await holder;
+    await held.release();
     expect(await retention.runOnce()).toMatchObject({ skipped: false, deletedByAge: 1 });
     expect(await reads.queryLogs({ device: 'dev-1', sinceMs: 0, limit: 10 })).toEqual([]);
   });

@@ -6,7 +6,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ADVISORY_LOCKS, LOCK_CLASS } from '../../broker/store/pg/advisory-locks.js';
 import { openPostgres } from '../../broker/store/pg/connect.js';
 import type { PgDatabase } from '../../broker/store/pg/database.js';
 import { openPgTelemetry, type PgTelemetry } from '../../broker/telemetry/pg/open.js';
@@ -17,6 +16,7 @@ import type { LogBatch } from '../../shared/index.js';
 import { Cleanup } from '../support/cleanup.js';
 import { logLine } from '../support/fixtures.js';
 import { LogCapture } from '../support/logs.js';
+import { holdAdvisoryLock } from '../support/pg-advisory-lock.js';
 import { type PostgresServer, startPostgres } from '../support/postgres.js';
 import { write } from '../support/telemetry-suite.js';
 
@@ -133,21 +133,11 @@ describe('telemetry retention by size on PostgreSQL', () => {
     await fill(telemetry);
     const retention = new PgRetention({ db: b, logger, maxAgeMs: Number.MAX_SAFE_INTEGER, maxBytes: MiB, now: () => NOW });
 
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let locked!: () => void;
-    const isLocked = new Promise<void>((resolve) => (locked = resolve));
-    const holder = a.transaction(async (tx) => {
-      await tx.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCK_CLASS, ADVISORY_LOCKS.telemetryRetention]);
-      locked();
-      await released;
-    });
-    await isLocked;
+    const held = await holdAdvisoryLock(a, 'telemetryRetention');
     expect(await retention.runOnce()).toMatchObject({ skipped: true, deletedByAge: 0, deletedBySize: 0 });
     expect(await retention.usedBytes()).toBeGreaterThan(3 * MiB);
 
-    release();
-    await holder;
+    await held.release();
     const pass = await retention.runOnce();
     expect(pass).toMatchObject({ skipped: false, deletedByAge: 0 });
     expect(pass.deletedBySize).toBeGreaterThan(0);

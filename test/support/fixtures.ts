@@ -1,5 +1,5 @@
 /** Valid protocol documents that tests start from and then bend. */
-import type { DesiredApp, DesiredState, DeviceState, LogLine, Metrics } from '../../shared/index.js';
+import type { DesiredApp, DesiredState, DeviceState, LogLine, LogRecord, Metrics } from '../../shared/index.js';
 
 export function deviceState(deviceId: string, overrides: Partial<DeviceState> = {}): DeviceState {
   return {
@@ -77,4 +77,9 @@ export function webAppDesired(revision: number, image: string, update: DesiredAp
     issuedAt: new Date().toISOString(),
     apps: [{ name: 'web', revision, containers: [{ name: 'server', image }], update: { minReadySeconds: 0, ...update } }],
   };
+}
+
+/** A stored log line as the hub answers it (`logs.query`, a follower's batch): `line <id>` of app web. */
+export function logRecord(id: number, device: string): LogRecord {
+  return { id, device, app: 'web', container: 'main', stream: 'stdout', ts: '2026-01-01T00:00:00.000Z', line: `line ${id}` };
 }

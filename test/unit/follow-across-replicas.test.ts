@@ -18,17 +18,9 @@ import {
   RENEW_MS,
 } from '../../broker/telemetry/follow-across-replicas.js';
 import type { EventRecord, LogRecord, MetricsSample } from '../../shared/index.js';
+import { logRecord } from '../support/fixtures.js';
 
 const HERE = 'replica-a';
-const log = (id: number, device: string): LogRecord => ({
-  id,
-  device,
-  app: 'web',
-  container: 'main',
-  stream: 'stdout',
-  ts: '2026-01-01T00:00:00.000Z',
-  line: `line ${id}`,
-});
 
 /** What the relay needs of the ingest: listeners per channel, and a way to play commits into them. */
 class Commits {
@@ -104,12 +96,12 @@ describe('follow across replicas', () => {
     bus.deliver(CONTROL_TOPIC, { kind: 'interest', replica: 'replica-b', seq: 1, keys: ['logs/d1'] });
     expect(bus.to('replica-b')).toEqual([{ kind: 'ack', replica: HERE, seq: 1 }]);
     expect(liveWindows).toEqual(['+d1']);
-    commits.commit('logs', [log(1, 'd1'), log(2, 'd2')]);
-    commits.commit('logs', [log(3, 'd1')]);
+    commits.commit('logs', [logRecord(1, 'd1'), logRecord(2, 'd2')]);
+    commits.commit('logs', [logRecord(3, 'd1')]);
     commits.commit('events', [{ id: 4, device: 'd1' }]);
     expect(bus.to('replica-b')).toHaveLength(1);
     await vi.advanceTimersByTimeAsync(RELAY_DELAY_MS);
-    expect(bus.to('replica-b').slice(1)).toEqual([{ kind: 'logs', replica: HERE, records: [log(1, 'd1'), log(3, 'd1')] }]);
+    expect(bus.to('replica-b').slice(1)).toEqual([{ kind: 'logs', replica: HERE, records: [logRecord(1, 'd1'), logRecord(3, 'd1')] }]);
   });
 
   it('stops relaying, and ends the live window, when the other replica stops renewing', async () => {
@@ -117,7 +109,7 @@ describe('follow across replicas', () => {
     await vi.advanceTimersByTimeAsync(LEASE_MS + RENEW_MS);
     expect(liveWindows).toEqual(['+d1', '-d1']);
     expect(commits.listeners('logs')).toBe(0);
-    commits.commit('logs', [log(1, 'd1')]);
+    commits.commit('logs', [logRecord(1, 'd1')]);
     await vi.advanceTimersByTimeAsync(RELAY_DELAY_MS);
     expect(bus.to('replica-b').filter((m) => m.kind === 'logs')).toEqual([]);
   });
@@ -168,10 +160,10 @@ describe('follow across replicas', () => {
     const heard: unknown[][] = [];
     const stop = await relay.followLogs('d1', (records) => heard.push(records));
     bus.deliver(`${CONTROL_TOPIC}/${HERE}`, 'not json');
-    bus.deliver(`${CONTROL_TOPIC}/${HERE}`, { kind: 'logs', replica: 'replica-b', records: [{ id: 'x' }, log(5, 'd1')] });
+    bus.deliver(`${CONTROL_TOPIC}/${HERE}`, { kind: 'logs', replica: 'replica-b', records: [{ id: 'x' }, logRecord(5, 'd1')] });
     bus.deliver(CONTROL_TOPIC, { kind: 'interest', replica: 'replica-b', seq: 'one', keys: ['logs/d1'] });
     bus.deliver(CONTROL_TOPIC, { kind: 'interest', replica: 'replica-c', seq: 1, keys: ['logs/*', 'metrics/d1', 'logs/a/b'] });
-    expect(heard).toEqual([[log(5, 'd1')]]);
+    expect(heard).toEqual([[logRecord(5, 'd1')]]);
     expect(commits.listeners('logs')).toBe(1);
     stop();
     expect(commits.listeners('logs')).toBe(0);

@@ -5,17 +5,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { followKey, isFollowKey, LocalInterests, RemoteInterests } from '../../broker/telemetry/follow-interest.js';
-import type { EventRecord, LogRecord } from '../../shared/index.js';
+import type { EventRecord } from '../../shared/index.js';
+import { logRecord } from '../support/fixtures.js';
 
-const log = (id: number, device: string): LogRecord => ({
-  id,
-  device,
-  app: 'web',
-  container: 'main',
-  stream: 'stdout',
-  ts: '2026-01-01T00:00:00.000Z',
-  line: `line ${id}`,
-});
 const event = (id: number, device: string): EventRecord => ({
   id,
   device,
@@ -30,7 +22,7 @@ describe('follow interests', () => {
     const remote = new RemoteInterests(30_000);
     remote.set('b', 1, [followKey('logs', 'd1'), followKey('events', 'd2')], 0);
     remote.set('c', 1, [followKey('logs', 'd2'), followKey('events', undefined)], 0);
-    const logs = [log(1, 'd1'), log(2, 'd2'), log(3, 'd1'), log(4, 'd3')];
+    const logs = [logRecord(1, 'd1'), logRecord(2, 'd2'), logRecord(3, 'd1'), logRecord(4, 'd3')];
     expect(remote.routes('logs', logs)).toEqual(
       new Map([
         ['b', [logs[0], logs[2]]],
@@ -62,7 +54,7 @@ describe('follow interests', () => {
     expect(remote.routes('events', [event(1, 'd1')])).toEqual(new Map());
     remote.set('c', 1, [followKey('logs', 'd1')], 0);
     expect(remote.set('c', 2, [], 1)).toBe(true);
-    expect(remote.routes('logs', [log(1, 'd1')])).toEqual(new Map());
+    expect(remote.routes('logs', [logRecord(1, 'd1')])).toEqual(new Map());
   });
 
   it('counts its own streams per key, and says when the set changes', () => {
