@@ -4,22 +4,14 @@
  * line says: the flag only takes effect on node's command line, so each
  * launcher must put it there. Node started without it says so too.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HUB_MAX_SEMI_SPACE_MIB } from '../../broker/v8-young-generation.js';
-import { CLI, hubServerArgs, REPO_ROOT, scratchDir, stopAll } from '../support/processes.js';
+import { killStartedGroups, spawnInGroup } from '../support/process-groups.js';
+import { CLI, hubServerArgs, scratchDir, stopAll } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
 
-const groups: number[] = [];
-
 afterEach(async () => {
-  for (const group of groups.splice(0)) {
-    try {
-      process.kill(-group, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
+  killStartedGroups();
   await stopAll();
 });
 
@@ -30,20 +22,14 @@ interface ReadyLine {
 
 /** Starts `command args` in a process group of its own (killed afterwards) and answers its "hub ready" line. */
 async function hubReady(command: string, args: string[]): Promise<ReadyLine> {
-  const child: ChildProcess = spawn(command, args, { cwd: REPO_ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  if (child.pid !== undefined) groups.push(child.pid);
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
+  const { output: soFar } = spawnInGroup(command, args);
   let ready: ReadyLine | undefined;
   await waitFor(
-    `"hub ready" from ${command} (output so far: ${output.slice(-600)})`,
+    `"hub ready" from ${command} (output so far: ${soFar().slice(-600)})`,
     () => {
-      const line = output.split('\n').find((l) => l.includes('"msg":"hub ready"'));
+      const line = soFar()
+        .split('\n')
+        .find((l) => l.includes('"msg":"hub ready"'));
       ready = line === undefined ? undefined : (JSON.parse(line) as ReadyLine);
       return ready !== undefined;
     },

@@ -4,31 +4,22 @@
  * and its shell exit without passing the signal on, so node must notice that
  * its launcher is gone and close, rather than live on holding the ports.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { hubServerArgs, REPO_ROOT, scratchDir, stopAll } from '../support/processes.js';
+import { killStartedGroups, spawnInGroup } from '../support/process-groups.js';
+import { hubServerArgs, scratchDir, stopAll } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
+
+/** `npx flotilla ARGS` from the repository, as the README runs it (in a process group of its own, for cleanup only). */
+function npx(args: string[]): NpxProcess {
+  const { child, output } = spawnInGroup('npx', ['flotilla', ...args]);
+  return { npm: child, output };
+}
 
 interface NpxProcess {
   npm: ChildProcess;
   output: () => string;
-}
-
-const groups: number[] = [];
-
-/** `npx flotilla ARGS` from the repository, as the README runs it, in a process group of its own (for cleanup only). */
-function npx(args: string[]): NpxProcess {
-  const npm = spawn('npx', ['flotilla', ...args], { cwd: REPO_ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  if (npm.pid !== undefined) groups.push(npm.pid);
-  let output = '';
-  npm.stdout?.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  npm.stderr?.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  return { npm, output: () => output };
 }
 
 /** The pid of the node process that logged `message` (pino writes its pid on every line). */
@@ -70,13 +61,7 @@ function portOpen(port: number): Promise<boolean> {
 }
 
 afterEach(async () => {
-  for (const group of groups.splice(0)) {
-    try {
-      process.kill(-group, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
+  killStartedGroups();
   await stopAll();
 });
 
