@@ -12,8 +12,7 @@
  * with CI=true it fails instead. A solo test: a Node release unpacked and
  * started under systemd is heavy for two cores.
  */
-import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -25,7 +24,8 @@ import { waitFor } from '../../support/wait.js';
 import { docker, removeContainersAndVolumes } from '../support/docker-cli.js';
 import { TEST_REGISTRY } from '../support/engine.js';
 import { ensureTestImages } from '../support/images.js';
-import { agentImageProblem, bundlePath, type Device, HOST_ARCH, installProblem, type ShResult, snapshot, startDevice } from './device.js';
+import { agentImageProblem, bundlePath, type Device, installProblem, type ShResult, snapshot, startDevice } from './device.js';
+import { repackRelease } from './releases.js';
 
 const version = flotillaVersion();
 const problem = await installProblem(version);
@@ -243,11 +243,7 @@ const errorLines = (result: ShResult) =>
 
     it('a newer release upgrades: switched atomically, the service restarted, the old release gone', async () => {
       const next = `${version}-next`;
-      const work = scratchDir('flotilla-install-next-');
-      execFileSync('tar', ['-xzf', bundlePath(version), '-C', work]);
-      const pkgFile = join(work, 'flotilla/package.json');
-      writeFileSync(pkgFile, JSON.stringify({ ...JSON.parse(readFileSync(pkgFile, 'utf8')), version: next }));
-      execFileSync('tar', ['-czf', join(releases, `flotilla-${next}-linux-${HOST_ARCH}.tar.gz`), '-C', work, 'flotilla']);
+      repackRelease({ from: bundlePath(version), version: next, releasesDir: releases });
 
       const result = await install(`--version ${next}`);
       expect(result.code, result.stderr).toBe(0);
