@@ -23,7 +23,11 @@ export interface AccountStore {
    * outside the caller); undefined, and nothing written, when the name is taken.
    */
   create(name: string, role: Role): Promise<string | undefined>;
-  delete(name: string): Promise<boolean>;
+  /**
+   * Deletes the account; with `unlessRole`, only while its role is another one, in the same
+   * statement (a replica must not delete an account another replica has just made that role).
+   */
+  delete(name: string, options?: { unlessRole?: Role }): Promise<boolean>;
 }
 
 /** A new account's API key and the hash the store keeps of it. */

@@ -22,10 +22,10 @@ export interface AdminCreated {
 export async function ensureAdmin(accounts: AccountStore, dataDir: string, logger: Logger): Promise<AdminCreated | undefined> {
   if ((await accounts.admins()) > 0) return undefined;
   // An `admin` of a lower role (made by hand) gives way: the bootstrap account is the admin. Only
-  // that one: an admin account here was just made by a replica starting beside this one, and
-  // deleting it would give the two replicas two keys, one of which no longer logs in.
-  const existing = await accounts.get(BOOTSTRAP_ADMIN);
-  if (existing !== undefined && existing.role !== 'admin') await accounts.delete(BOOTSTRAP_ADMIN);
+  // that one, checked in the delete itself: an admin account here was just made by a replica
+  // starting beside this one, and deleting it would give the two replicas two keys, one of which
+  // no longer logs in.
+  await accounts.delete(BOOTSTRAP_ADMIN, { unlessRole: 'admin' });
   const key = await accounts.create(BOOTSTRAP_ADMIN, 'admin');
   // Two replicas bootstrapping one database at once: the other wrote the key file of its own data dir.
   if (key === undefined) return undefined;

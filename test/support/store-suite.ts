@@ -430,9 +430,12 @@ export function storeSuite(engineName: string, engine: StoreEngine): void {
         const stored = await s.accounts.get('deployer');
         expect(stored).toMatchObject({ name: 'deployer', role: 'operator', createdAt: '2026-03-01T00:00:00.000Z' });
         expect(stored?.keyHash).not.toContain(key!.slice('deployer.'.length));
+        expect(await s.accounts.delete('deployer', { unlessRole: 'operator' })).toBe(false);
+        expect(await s.accounts.delete('admin-2', { unlessRole: 'operator' })).toBe(true);
         expect(await s.accounts.delete('deployer')).toBe(true);
         expect(await s.accounts.delete('deployer')).toBe(false);
         expect(await s.accounts.get('deployer')).toBeUndefined();
+        expect(await s.accounts.admins()).toBe(1);
       });
     });
 

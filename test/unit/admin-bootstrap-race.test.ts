@@ -1,7 +1,8 @@
 /**
  * Two replicas bootstrapping one new database at once: the one that counted no admin before the
  * other's account landed must not delete that account to make its own, which would leave the first
- * replica with a key that no longer logs in. An `admin` account of a lower role still gives way.
+ * replica with a key that no longer logs in, also when both found an `admin` of a lower role. Such
+ * an account still gives way.
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -51,6 +52,29 @@ describe('the admin bootstrap beside another replica', () => {
       othersKey = await accounts.create(BOOTSTRAP_ADMIN, 'admin');
     });
     expect(await ensureAdmin(stale, dataDir, new LogCapture().logger)).toBeUndefined();
+    const admin = await accounts.get(BOOTSTRAP_ADMIN);
+    expect(admin?.role).toBe('admin');
+    expect(await verifySecret(othersKey!, admin!.keyHash)).toBe(true);
+  });
+
+  it('leaves the admin the other replica made in place of a lower-role `admin` both replicas found', async () => {
+    const { accounts, dataDir } = store();
+    await accounts.create(BOOTSTRAP_ADMIN, 'viewer');
+    let othersKey: string | undefined;
+    // The other replica replaces the viewer with its admin just before this one deletes the viewer it saw.
+    const late = new Proxy(accounts, {
+      get(target, prop, receiver) {
+        if (prop !== 'delete') return Reflect.get(target, prop, receiver);
+        return async (...args: Parameters<AccountStore['delete']>) => {
+          if (othersKey === undefined) {
+            await target.delete(BOOTSTRAP_ADMIN);
+            othersKey = await target.create(BOOTSTRAP_ADMIN, 'admin');
+          }
+          return target.delete(...args);
+        };
+      },
+    });
+    expect(await ensureAdmin(late, dataDir, new LogCapture().logger)).toBeUndefined();
     const admin = await accounts.get(BOOTSTRAP_ADMIN);
     expect(admin?.role).toBe('admin');
     expect(await verifySecret(othersKey!, admin!.keyHash)).toBe(true);

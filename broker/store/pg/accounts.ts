@@ -39,8 +39,13 @@ export class PgAccountStore implements AccountStore {
     return inserted.length > 0 ? key : undefined;
   }
 
-  async delete(name: string): Promise<boolean> {
-    return (await this.db.query('DELETE FROM service_accounts WHERE name = $1 RETURNING name', [name])).length > 0;
+  async delete(name: string, options: { unlessRole?: Role } = {}): Promise<boolean> {
+    const { unlessRole } = options;
+    const deleted =
+      unlessRole === undefined
+        ? await this.db.query('DELETE FROM service_accounts WHERE name = $1 RETURNING name', [name])
+        : await this.db.query('DELETE FROM service_accounts WHERE name = $1 AND role <> $2 RETURNING name', [name, unlessRole]);
+    return deleted.length > 0;
   }
 }
 

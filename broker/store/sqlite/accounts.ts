@@ -15,6 +15,7 @@ export class SqliteAccountStore implements AccountStore {
   private readonly selectAll;
   private readonly insert;
   private readonly remove;
+  private readonly removeUnlessRole;
   private readonly countAdmins;
 
   constructor(
@@ -27,6 +28,7 @@ export class SqliteAccountStore implements AccountStore {
       'INSERT INTO service_accounts (name, role, key_hash, created_at) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO NOTHING',
     );
     this.remove = db.prepare('DELETE FROM service_accounts WHERE name = ?');
+    this.removeUnlessRole = db.prepare('DELETE FROM service_accounts WHERE name = ? AND role <> ?');
     this.countAdmins = db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM service_accounts WHERE role = 'admin'");
   }
 
@@ -49,8 +51,9 @@ export class SqliteAccountStore implements AccountStore {
     return inserted ? key : undefined;
   }
 
-  async delete(name: string): Promise<boolean> {
-    return this.remove.run(name).changes > 0;
+  async delete(name: string, options: { unlessRole?: Role } = {}): Promise<boolean> {
+    const { unlessRole } = options;
+    return (unlessRole === undefined ? this.remove.run(name) : this.removeUnlessRole.run(name, unlessRole)).changes > 0;
   }
 }
 
