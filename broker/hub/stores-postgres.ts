@@ -17,6 +17,7 @@ import { loadOrCreateSigningKey } from '../dispatcher/signing-key.js';
 import { AUDIT_MAX_RECORDS } from '../remote/audit-store.js';
 import { PgAccountStore } from '../store/pg/accounts.js';
 import { shareAdminKey } from '../store/pg/admin-key.js';
+import { PgAgentTargetStore } from '../store/pg/agent-targets.js';
 import { PgAppStore } from '../store/pg/apps.js';
 import { PgAuditStore } from '../store/pg/audit.js';
 import { openPostgres } from '../store/pg/connect.js';
@@ -61,6 +62,7 @@ export async function openPostgresStores(url: string, config: HubConfig, deps: S
     devices,
     secrets: new PgSecretStore(db, cipher, now),
     rollouts: new Rollouts({ apps, devices, rollouts: new PgRolloutStore(db), logger, now }),
+    agentTargets: new PgAgentTargetStore(db, now),
     accounts,
     credentials: new PgDeviceCredentialStore(db, now),
     tokens: new PgTokenStore(db, now),

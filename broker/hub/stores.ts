@@ -15,12 +15,14 @@ import type { HubConfig } from '../config.js';
 import { Rollouts } from '../dispatcher/rollouts.js';
 import { loadOrCreateSigningKey, SIGNING_KEY_FILE } from '../dispatcher/signing-key.js';
 import type { AuditStore } from '../remote/audit-store.js';
+import type { AgentTargetStore } from '../store/agent-targets.js';
 import type { AppStore } from '../store/apps.js';
 import type { DeviceStore } from '../store/devices.js';
 import type { PgDatabase } from '../store/pg/database.js';
 import type { SecretStore } from '../store/secrets.js';
 import { SECRETS_KEY_ENV } from '../store/secrets-key.js';
 import { SqliteAccountStore } from '../store/sqlite/accounts.js';
+import { SqliteAgentTargetStore } from '../store/sqlite/agent-targets.js';
 import { SqliteAppStore } from '../store/sqlite/apps.js';
 import { SqliteAuditStore } from '../store/sqlite/audit.js';
 import { openDatabase } from '../store/sqlite/db.js';
@@ -36,6 +38,8 @@ export interface HubStores {
   devices: DeviceStore;
   secrets: SecretStore;
   rollouts: Rollouts;
+  /** Which agent release the devices of each selection must run (`flotilla agent upgrade`). */
+  agentTargets: AgentTargetStore;
   accounts: AccountStore;
   credentials: DeviceCredentialStore;
   tokens: TokenStore;
@@ -88,6 +92,7 @@ async function openSqliteStores(config: HubConfig, { logger, now, secretsKey }: 
     devices,
     secrets: new SqliteSecretStore(db, cipher, now),
     rollouts: new Rollouts({ apps, devices, rollouts: new SqliteRolloutStore(db), logger, now }),
+    agentTargets: new SqliteAgentTargetStore(db, now),
     accounts,
     credentials: new SqliteDeviceCredentialStore(db, now),
     tokens: new SqliteTokenStore(db, now),

@@ -31,6 +31,10 @@ export const CONTROL_TABLES: readonly CopiedTable[] = [
   { name: 'registration_tokens', file: 'hub.db', key: ['id'] },
   { name: 'audit', file: 'hub.db', key: ['id'], identity: 'id' },
   { name: 'hub_keys', file: 'hub.db', key: ['name'] },
+  { name: 'agent_targets', file: 'hub.db', key: ['name'] },
+  { name: 'agent_target_revisions', file: 'hub.db', key: ['revision'] },
+  // Copied as a row like any other: the numbering goes on after the highest revision it gave out.
+  { name: 'agent_revision_counter', file: 'hub.db', key: ['id'] },
 ];
 
 /**

@@ -132,4 +132,32 @@ export const PG_MIGRATIONS: readonly string[] = [
   ALTER TABLE audit ADD COLUMN replica text COLLATE "C";
   CREATE INDEX audit_open ON audit (replica) WHERE outcome = 'open';
   `,
+  // 9: agent targets: each target's newest settings, every revision ever stored (kept when its
+  // target is deleted), and the one-row counter that numbers revisions across all targets. A put
+  // updates the counter's row in its own transaction, so replicas writing at once wait on that row
+  // in turn: numbers are never shared, and a higher revision was always committed later. A row, not
+  // a sequence: `flotilla migrate` copies it with the rest, so numbering goes on after the highest
+  // revision the single hub gave out.
+  `
+  CREATE TABLE agent_targets (
+    name        text COLLATE "C" PRIMARY KEY,
+    revision    bigint NOT NULL,
+    scheduling  text NOT NULL,
+    release     text NOT NULL,
+    rollout     text,
+    created_at  text COLLATE "C" NOT NULL,
+    updated_at  text COLLATE "C" NOT NULL
+  );
+  CREATE TABLE agent_target_revisions (
+    revision    bigint PRIMARY KEY,
+    name        text COLLATE "C" NOT NULL,
+    release     text NOT NULL,
+    created_at  text COLLATE "C" NOT NULL
+  );
+  CREATE INDEX agent_target_revisions_name ON agent_target_revisions (name, revision);
+  CREATE TABLE agent_revision_counter (
+    id            bigint PRIMARY KEY CHECK (id = 1),
+    last_revision bigint NOT NULL
+  );
+  `,
 ];

@@ -119,4 +119,30 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE audit ADD COLUMN replica TEXT;
   CREATE INDEX audit_open ON audit (replica) WHERE outcome = 'open';
   `,
+  // 9: agent targets (broker/store/agent-targets.ts): each target's newest settings, every revision
+  // ever stored (kept when its target is deleted), and the one counter that numbers revisions across
+  // all targets. The counter has one row (id 1), made by the first put; it only grows, so a revision
+  // number is never given out twice, whatever was deleted. JSON columns hold canonical JSON.
+  `
+  CREATE TABLE agent_targets (
+    name        TEXT PRIMARY KEY,
+    revision    INTEGER NOT NULL,
+    scheduling  TEXT NOT NULL,
+    release     TEXT NOT NULL,
+    rollout     TEXT,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+  );
+  CREATE TABLE agent_target_revisions (
+    revision    INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    release     TEXT NOT NULL,
+    created_at  TEXT NOT NULL
+  );
+  CREATE INDEX agent_target_revisions_name ON agent_target_revisions (name, revision);
+  CREATE TABLE agent_revision_counter (
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    last_revision INTEGER NOT NULL
+  );
+  `,
 ];
