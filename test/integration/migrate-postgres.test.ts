@@ -2,7 +2,7 @@
  * `flotilla migrate` through the real CLI, from a real single hub's data dir into a private
  * PostgreSQL server: the hub is filled through its API (apps with revisions and a rollback, a
  * rollout, simulated devices with labels, desired documents and events, secrets, tokens, service
- * accounts, a revoked device, audit records), stopped and migrated; a hub started with
+ * accounts, a revoked device, audit records, agent targets with a deleted one), stopped and migrated; a hub started with
  * `--database` on a data dir of its own then shows the same fleet over its API, serves the old
  * key, lets the old keys in, and resolves the old secrets into documents the devices, pinned to
  * the old key, accept. Every refusal leaves the target as it was.
@@ -13,17 +13,21 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { StoredAgentRevision, StoredAgentTarget } from '../../broker/store/agent-targets.js';
 import { COPIED_TABLES, TELEMETRY_TABLES } from '../../broker/store/migrate/tables.js';
+import { PgAgentTargetStore } from '../../broker/store/pg/agent-targets.js';
 import { PgAuditStore } from '../../broker/store/pg/audit.js';
 import { openPostgres } from '../../broker/store/pg/connect.js';
 import { PgDatabase } from '../../broker/store/pg/database.js';
 import { parsePostgresUrl } from '../../broker/store/pg/url.js';
+import { SqliteAgentTargetStore } from '../../broker/store/sqlite/agent-targets.js';
 import { SqliteAuditStore } from '../../broker/store/sqlite/audit.js';
 import { openDatabase } from '../../broker/store/sqlite/db.js';
 import { MIGRATIONS } from '../../broker/store/sqlite/migrations.js';
 import { TELEMETRY_MIGRATIONS } from '../../broker/telemetry/migrations.js';
 import { PgTelemetryReads } from '../../broker/telemetry/pg/reads.js';
 import { type DesiredState, type DeviceView, type List, Topics } from '../../shared/index.js';
+import { release } from '../support/agent-target-store-suite.js';
 import { adminKey, bearer, createAccount, createToken, registerDevice } from '../support/auth.js';
 import { Cleanup } from '../support/cleanup.js';
 import { http } from '../support/http.js';
@@ -88,6 +92,7 @@ describe('flotilla migrate, single hub to PostgreSQL', () => {
   let telemetryRows: Record<string, number>;
   let eventsBefore: unknown;
   let eventsHigh: number;
+  let agentTargetsBefore: { targets: StoredAgentTarget[]; deleted: StoredAgentRevision | undefined };
 
   /** Rows in each control table of a database, and whether it has the tables at all. */
   async function rowsIn(url: string): Promise<Record<string, number> | 'no tables'> {
@@ -173,6 +178,14 @@ describe('flotilla migrate, single hub to PostgreSQL', () => {
     await audit.ended(open, { outcome: 'exited', bytesUp: 10, bytesDown: 2048, exitCode: 0 });
     auditHigh = await audit.failed({ actor: 'admin', device: 'mig-0', kind: 'exec', what: 'date' }, 'device offline');
     db.prepare('DELETE FROM audit WHERE id = ?').run(first);
+    // Agent targets as the hub's store writes them, selecting no device; the highest revision (3)
+    // is the deleted target's, which the numbering on PostgreSQL must still go past.
+    const targets = new SqliteAgentTargetStore(db);
+    await targets.put({ name: 'zone-nowhere', scheduling: { selectors: { zone: 'nowhere' } }, release: release('0.3.0') });
+    await targets.put({ name: 'device-none', scheduling: { devices: ['none'] }, release: release('0.3.0'), rollout: { canary: 1 } });
+    await targets.put({ name: 'device-none', scheduling: { devices: ['none'] }, release: release('0.4.0'), rollout: { canary: 1 } });
+    await targets.delete('device-none');
+    agentTargetsBefore = { targets: await targets.list(), deleted: await targets.revision(3) };
     db.close();
 
     // The view to compare with, from the same data dir as the hub left it.
@@ -210,6 +223,7 @@ describe('flotilla migrate, single hub to PostgreSQL', () => {
     expect(result.stdout).toMatch(/^devices\s+6\s+-$/m);
     expect(result.stdout).toMatch(/^events\s+\d+\s+-$/m);
     expect(result.stdout).toMatch(/^app_revisions\s+4\s+-$/m);
+    expect(result.stdout).toMatch(/^agent_target_revisions\s+3\s+-$/m);
     expect(result.stdout).toMatch(/holds no hub's data: migrate can copy into it/);
     const json = await runCli(['-o', 'json', 'migrate', '--from', dataDir, '--to', url, '--dry-run']);
     expect(json.code).toBe(0);
@@ -235,6 +249,9 @@ describe('flotilla migrate, single hub to PostgreSQL', () => {
     expect(result.stdout).toMatch(/^device_credentials\s+2\s+2$/m);
     expect(result.stdout).toMatch(/^audit\s+3\s+3$/m);
     expect(result.stdout).toMatch(/^hub_keys\s+0\s+1$/m);
+    expect(result.stdout).toMatch(/^agent_targets\s+1\s+1$/m);
+    expect(result.stdout).toMatch(/^agent_target_revisions\s+3\s+3$/m);
+    expect(result.stdout).toMatch(/^agent_revision_counter\s+1\s+1$/m);
     expect(result.stdout).toMatch(/^sample: \d+ rows equal$/m);
     expect(telemetryRows.events).toBeGreaterThan(0);
     for (const [table, rows] of Object.entries(telemetryRows)) {
@@ -266,6 +283,12 @@ describe('flotilla migrate, single hub to PostgreSQL', () => {
     cleanup.add('audit pool', () => db.close());
     const next = await new PgAuditStore(db).denied({ actor: 'ci', device: 'mig-1', kind: 'exec', what: 'id' }, 'operator test');
     expect(next).toBe(auditHigh + 1);
+    // Agent targets read back as the single hub stored them, and revision numbers go on after its highest.
+    const agentTargets = new PgAgentTargetStore(db);
+    expect({ targets: await agentTargets.list(), deleted: await agentTargets.revision(3) }).toEqual(agentTargetsBefore);
+    expect(agentTargetsBefore.deleted).toMatchObject({ name: 'device-none', release: { version: '0.4.0' } });
+    const moved = await agentTargets.put({ name: 'device-none', scheduling: { devices: ['none'] }, release: release('0.5.0') });
+    expect(moved).toMatchObject({ target: { revision: 4 }, changed: true });
     // The events a replica reads from the database are the ones the single hub answered with.
     expect({ events: await new PgTelemetryReads(db).queryEvents({ tail: 1000, limit: 1000 }) }).toEqual(eventsBefore);
     const [stored] = await db.query<{ id: number }>(
