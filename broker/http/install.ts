@@ -2,7 +2,9 @@
  * What a device needs to install itself from the hub (docs/install.md):
  *
  *   GET /install.sh                 docker/install.sh, with this hub's URL and version filled in
- *   GET /releases/<file>            a file of the releases dir (--releases-dir): the per-arch bundles
+ *   GET /releases/<file>            a file of the releases dir (--releases-dir): the per-arch bundles;
+ *                                   `Range: bytes=N-` answers 206 from byte N (a device resumes a cut
+ *                                   download), 416 past the end; HEAD gives the size alone
  *   GET /releases/<file>.sha256     its SHA-256 (`<hex>  <file>`, as sha256sum prints it)
  *
  * All public: the script and the bundles hold no secrets (the registration
@@ -64,25 +66,56 @@ export function installRoutes(config: InstallRoutesConfig): RawRoute[] {
         sendUncached(res, 200, 'text/x-shellscript; charset=utf-8', script);
       },
     },
-    {
-      method: 'GET',
-      pattern: /^\/releases\/([^/]+)$/,
-      public: true,
-      async handle(_req, res, match) {
-        const name = match[1] ?? '';
-        const { releasesDir } = config;
-        if (releasesDir === undefined) return sendText(res, 404, 'this hub serves no releases (start it with --releases-dir)\n');
-        const sha = name.endsWith('.sha256');
-        const file = sha ? name.slice(0, -'.sha256'.length) : name;
-        const path = RELEASE_FILE.test(file) ? join(releasesDir, file) : undefined;
-        const info = path === undefined ? undefined : await stat(path).catch(() => undefined);
-        if (path === undefined || !info?.isFile()) return sendText(res, 404, `no release file ${name} on this hub\n`);
-        if (sha) return sendText(res, 200, `${await checksums.of(path, info.size, info.mtimeMs)}  ${file}\n`);
-        res.writeHead(200, { 'content-type': 'application/gzip', 'content-length': info.size, 'cache-control': 'no-cache' });
-        createReadStream(path).pipe(res);
-      },
-    },
+    ...(['GET', 'HEAD'] as const).map(
+      (method): RawRoute => ({
+        method,
+        pattern: /^\/releases\/([^/]+)$/,
+        public: true,
+        handle: (req, res, match) => serveRelease(req, res, match[1] ?? '', config.releasesDir, checksums),
+      }),
+    ),
   ];
+}
+
+/** A release file, whole or from a byte on (Range), or its SHA-256; HEAD: the headers alone. */
+async function serveRelease(
+  req: IncomingMessage,
+  res: ServerResponse,
+  name: string,
+  releasesDir: string | undefined,
+  checksums: ChecksumCache,
+): Promise<void> {
+  if (releasesDir === undefined) return sendText(res, 404, 'this hub serves no releases (start it with --releases-dir)\n');
+  const sha = name.endsWith('.sha256');
+  const file = sha ? name.slice(0, -'.sha256'.length) : name;
+  const path = RELEASE_FILE.test(file) ? join(releasesDir, file) : undefined;
+  const info = path === undefined ? undefined : await stat(path).catch(() => undefined);
+  if (path === undefined || !info?.isFile()) return sendText(res, 404, `no release file ${name} on this hub\n`);
+  if (sha) return sendText(res, 200, `${await checksums.of(path, info.size, info.mtimeMs)}  ${file}\n`);
+  const range = rangeStart(req.headers.range);
+  const headers = { 'content-type': 'application/gzip', 'cache-control': 'no-cache', 'accept-ranges': 'bytes' };
+  if (range !== undefined && range >= info.size) {
+    res.writeHead(416, { ...headers, 'content-range': `bytes */${info.size}`, 'content-length': 0 }).end();
+    return;
+  }
+  const from = range ?? 0;
+  res.writeHead(range === undefined ? 200 : 206, {
+    ...headers,
+    'content-length': info.size - from,
+    ...(range === undefined ? {} : { 'content-range': `bytes ${from}-${info.size - 1}/${info.size}` }),
+  });
+  if (req.method === 'HEAD') return void res.end();
+  createReadStream(path, { start: from }).pipe(res);
+}
+
+/**
+ * The N of `Range: bytes=N-`, the one form a resuming download sends; any other
+ * range (several, a suffix, an end) is ignored and the whole file is served,
+ * which RFC 9110 §14.2 allows and the downloader takes as "start over".
+ */
+export function rangeStart(header: string | undefined): number | undefined {
+  const match = header === undefined ? null : /^bytes=([0-9]{1,15})-$/.exec(header.trim());
+  return match ? Number(match[1]) : undefined;
 }
 
 /** The script with the hub's URL and version written into its `served_…=''` lines. */
