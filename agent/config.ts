@@ -18,6 +18,12 @@ export const AgentConfig = Type.Object(
   {
     deviceId: DeviceId,
     hubUrl: Type.String({ pattern: MQTT_URL_PATTERN }),
+    /**
+     * The hub's HTTP API, where a desired agent release given as a path is fetched
+     * from (`flotilla agent register` writes the `--hub` it used). Absent:
+     * `http://<host of hubUrl>:7070` (agent/upgrade/hub-http-url.ts).
+     */
+    hubHttpUrl: Type.Optional(Type.String({ pattern: '^https?://' })),
     dataDir: Type.String({ minLength: 1 }),
     labels: Labels,
     topicRoot: Type.String({ minLength: 1 }),

@@ -24,6 +24,8 @@ export const AgentConfigFile = Type.Object(
     deviceId: DeviceId,
     /** The MQTT URL the agent connects to (the agent's `--hub-url`). */
     hubUrl: Type.String({ pattern: '^(mqtts?|wss?|tcp|tls)://' }),
+    /** The hub's HTTP API the device registered through: where the agent fetches its own releases. */
+    hubHttpUrl: Type.Optional(Type.String({ pattern: '^https?://' })),
     /** The device's MQTT password; the hub keeps only its hash. */
     secret: Type.Optional(Type.String({ minLength: 1 })),
     /** The hub's Ed25519 public key (PEM), pinned at registration. */

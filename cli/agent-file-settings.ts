@@ -15,6 +15,7 @@ import { readCaFile } from './pinned-fetch.js';
 export interface AgentFlagValues {
   deviceId?: string;
   hubUrl: string;
+  hubHttpUrl?: string;
   dataDir: string;
   labels: Record<string, string>;
   config?: string;
@@ -26,6 +27,8 @@ export interface AgentFlagValues {
 export interface AgentIdentitySettings {
   deviceId?: string;
   hubUrl: string;
+  /** Where the agent fetches its own releases: the flag, else the `--hub` it registered through. */
+  hubHttpUrl?: string;
   labels: Record<string, string>;
   secret?: string;
   hubKey?: string;
@@ -63,6 +66,7 @@ export function agentIdentitySettings(flags: AgentFlagValues, command: Command, 
     if (value !== undefined) settings[key] = value;
   };
   fill('deviceId', deviceId);
+  fill('hubHttpUrl', set('hubHttpUrl') ? flags.hubHttpUrl : (file.hubHttpUrl ?? flags.hubHttpUrl));
   fill('secret', file.secret);
   fill('hubKey', file.hubKey);
   fill('ca', caFile !== undefined ? readCaFile(caFile) : file.ca);

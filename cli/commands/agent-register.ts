@@ -113,6 +113,7 @@ export function registerAgentRegister(agent: Command, io: CliIO): void {
       const config = {
         deviceId: registration.deviceId,
         hubUrl: mqttUrl,
+        hubHttpUrl: hubUrl.href.replace(/\/$/, ''),
         secret: registration.secret,
         hubKey: registration.hubKey,
         ...(ca !== undefined ? { ca } : {}),

@@ -20,6 +20,7 @@ import { registerAgentRegister } from './agent-register.js';
 interface AgentOptions {
   deviceId?: string;
   hubUrl: string;
+  hubHttpUrl?: string;
   dataDir: string;
   label: string[];
   topicRoot: string;
@@ -85,6 +86,12 @@ export function registerAgent(program: Command, io: CliIO): void {
     .addHelpText('after', '\nAlso: --ca FILE (global) is the CA the agent trusts for mqtts/wss instead of the system store.')
     .addOption(new Option('--device-id <id>', "this device's id (default: the host name, lower-cased)").env('FLOTILLA_DEVICE_ID'))
     .addOption(new Option('--hub-url <url>', "the hub's MQTT broker").env('FLOTILLA_HUB_URL').default(DEFAULTS.hubUrl))
+    .addOption(
+      new Option(
+        '--hub-http-url <url>',
+        "the hub's HTTP API, where the agent fetches its own new releases (default: the --hub it registered with, else http://<host of --hub-url>:7070)",
+      ).env('FLOTILLA_HUB_HTTP_URL'),
+    )
     .addOption(new Option('--data-dir <dir>', "the agent's local state").env('FLOTILLA_AGENT_DATA_DIR').default(DEFAULTS.dataDir))
     .addOption(new Option('--label <key=value>', 'a label this device reports (repeatable)').argParser(collect).default([]))
     .addOption(topicRootOption())
@@ -218,6 +225,7 @@ export function registerAgent(program: Command, io: CliIO): void {
         startAgent({
           deviceId,
           hubUrl: identity.hubUrl,
+          hubHttpUrl: identity.hubHttpUrl,
           dataDir: options.dataDir,
           labels: identity.labels,
           secret: identity.secret,

@@ -102,6 +102,7 @@ describe('provisioning with the real CLI', SLOW, () => {
     expect(config).toEqual({
       deviceId: 'pi-1',
       hubUrl: hub.mqttUrl,
+      hubHttpUrl: hub.httpUrl,
       secret: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
       hubKey: hub.hub.hubKey,
       labels: { arch: 'arm64' },

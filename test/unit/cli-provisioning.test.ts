@@ -284,6 +284,7 @@ describe('flotilla agent register', () => {
     expect(JSON.parse(readFileSync(path, 'utf8'))).toEqual({
       deviceId: 'pi-1',
       hubUrl: 'mqtt://hub.example:1883',
+      hubHttpUrl: 'http://hub.example:7070',
       secret: 'SECRET-xyz',
       hubKey: answer.hubKey,
       labels: { site: 'roof' },
