@@ -21,11 +21,14 @@ import { Authenticator } from './auth/authenticator.js';
 import { LoginDelay } from './auth/login-delay.js';
 import { authMethods } from './auth/methods.js';
 import { type HubConfig, resolveHubConfig } from './config.js';
+import type { AgentMethodDeps } from './dispatcher/agent-methods.js';
+import { ReleasesDir } from './dispatcher/agent-releases.js';
+import { AgentRollouts } from './dispatcher/agent-rollouts.js';
 import { createApi, type HubApi } from './dispatcher/api.js';
 import { apiRequestHandler } from './dispatcher/api-requests.js';
 import { Dispatcher } from './dispatcher/dispatcher.js';
 import type { ReplicaRole } from './dispatcher/replica.js';
-import { type HubPorts, startHubHttp } from './hub/http.js';
+import { type HubPorts, releasesDirOf, startHubHttp } from './hub/http.js';
 import { type HubMqtt, startHubMqtt } from './hub/mqtt.js';
 import { remoteAccess, type SessionTimings } from './hub/remote.js';
 import { replicaRole } from './hub/replica.js';
@@ -97,9 +100,23 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
     const live = await liveTelemetry(telemetry, mqtt, config.redis !== undefined, logger, closer, knownDevices);
     const desiredChanged = new Signal((err) => logger.error({ component: 'hub', err }, 're-planning desired state failed'));
     const desiredMayHaveChanged = () => desiredChanged.emit();
-    const api = hubApi(stores, telemetry, live, mqtt, desiredMayHaveChanged, now, protocolVersions);
+    const agentRollouts = new AgentRollouts({
+      targets: stores.agentTargets,
+      devices: stores.devices,
+      rollouts: stores.rollouts.store,
+      logger,
+      now,
+    });
+    const agent = {
+      agentTargets: stores.agentTargets,
+      agentRollouts,
+      releases: new ReleasesDir(releasesDirOf(config)),
+      devices: stores.devices,
+      desiredMayHaveChanged,
+    };
+    const api = hubApi(stores, telemetry, live, mqtt, { agent, desiredMayHaveChanged, now, protocolVersions });
     const replica = await replicaRole(stores, mqtt, config.redis !== undefined, logger, closer);
-    const dispatcher = await startDispatcher(stores, mqtt, api, { ...deps, replica }, logger, now, closer);
+    const dispatcher = await startDispatcher(stores, mqtt, api, { ...deps, replica, agentRollouts }, logger, now, closer);
     desiredChanged.on(() => dispatcher.scheduleSync());
     const endpoint = await remote.startRelay(mqtt, { authenticator, loginDelay }, deps.sessionTimings);
     const ports = await startHubHttp(
@@ -153,9 +170,7 @@ function hubApi(
   telemetry: HubTelemetry,
   live: LiveTelemetry,
   mqtt: HubMqtt,
-  desiredMayHaveChanged: () => void,
-  now: () => Date,
-  protocolVersions: readonly number[] | undefined,
+  { agent, desiredMayHaveChanged, now, protocolVersions }: ApiOptions,
 ): HubApi {
   const { apps, devices, secrets, rollouts, accounts, credentials, tokens, audit } = stores;
   return createApi({
@@ -163,6 +178,7 @@ function hubApi(
     devices,
     secrets,
     rollouts,
+    agent,
     desiredMayHaveChanged,
     telemetry: telemetryMethods({
       store: telemetry.store,
@@ -180,11 +196,18 @@ function hubApi(
   });
 }
 
+interface ApiOptions {
+  agent: AgentMethodDeps;
+  desiredMayHaveChanged: () => void;
+  now: () => Date;
+  protocolVersions: readonly number[] | undefined;
+}
+
 async function startDispatcher(
   stores: HubStores,
   mqtt: HubMqtt,
   api: HubApi,
-  deps: HubDeps & { replica: ReplicaRole },
+  deps: HubDeps & { replica: ReplicaRole; agentRollouts: AgentRollouts },
   logger: Logger,
   now: () => Date,
   closer: Closer,
@@ -197,6 +220,7 @@ async function startDispatcher(
     secrets: stores.secrets,
     apiRequests: apiRequestHandler({ api, respond: (clientId, response) => mqtt.answers.emit({ clientId, response }), logger }),
     rollouts: stores.rollouts,
+    agentRollouts: deps.agentRollouts,
     logger,
     signingKey: stores.signingKey.privateKey,
     now,

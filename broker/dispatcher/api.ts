@@ -11,7 +11,7 @@ import type { AppStore } from '../store/apps.js';
 import type { DeviceStore } from '../store/devices.js';
 import type { SecretStore } from '../store/secrets.js';
 import type { TelemetryMethodName } from '../telemetry/methods.js';
-import { agentMethods } from './agent-methods.js';
+import { type AgentMethodDeps, agentMethods, unavailableAgentMethods } from './agent-methods.js';
 import { type AppMethodDeps, appMethods } from './app-methods.js';
 import { type DeviceMethodDeps, deviceMethods } from './device-methods.js';
 import { ApiError } from './errors.js';
@@ -31,13 +31,15 @@ export interface ApiDeps extends AppMethodDeps, DeviceMethodDeps, SecretMethodDe
   auth: ApiHandlersFor<AuthMethodName>;
   /** audit.list (broker/remote/audit-methods.ts). */
   audit: ApiHandlersFor<'audit.list'>;
+  /** agent.* (agent-methods.ts); without it they answer that this table has no agent targets. */
+  agent?: AgentMethodDeps;
 }
 
 export function createApi(deps: ApiDeps) {
   // Every declared method: one missing does not compile.
   const handlers: ApiHandlers = {
     ...appMethods(deps),
-    ...agentMethods(),
+    ...(deps.agent ? agentMethods(deps.agent) : unavailableAgentMethods()),
     ...deviceMethods(deps),
     ...secretMethods(deps),
     ...hubMethods(deps),

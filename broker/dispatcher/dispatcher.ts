@@ -44,6 +44,8 @@ import type { AppStore, StoredApp } from '../store/apps.js';
 import type { DeviceStore, IssuedDesired, PlannedDevice, StoredDevice } from '../store/devices.js';
 import { isDatabaseUnavailable } from '../store/pg/errors.js';
 import type { SecretStore } from '../store/secrets.js';
+import { type AgentPass, agentFor, EMPTY_AGENT_PASS } from './agent-plan.js';
+import type { AgentRollouts } from './agent-rollouts.js';
 import type { ApiRequestHandler } from './api-requests.js';
 import { type ReplicaRole, SOLE_REPLICA, SYNC_TOPIC } from './replica.js';
 import type { RolloutSnapshot, Rollouts } from './rollouts.js';
@@ -59,6 +61,8 @@ export interface DispatcherDeps {
   /** Answers what arrives on `api/+/request`. */
   apiRequests: ApiRequestHandler;
   rollouts: Rollouts;
+  /** Agent targets and their rollouts (agent-rollouts.ts): each device's signed `agent` section. Without them, documents have none. */
+  agentRollouts?: AgentRollouts;
   logger: Logger;
   /** The hub's Ed25519 key (signing-key.ts): every desired document is signed with it before it is stored or published. */
   signingKey: KeyObject;
@@ -212,7 +216,9 @@ export class Dispatcher {
     this.tickQueued = true;
     this.enqueue('advancing rollouts', async () => {
       this.tickQueued = false;
-      if (await this.deps.rollouts.advanceAll()) this.scheduleSync();
+      const apps = await this.deps.rollouts.advanceAll();
+      const agents = (await this.deps.agentRollouts?.advanceAll()) ?? false;
+      if (apps || agents) this.scheduleSync();
     });
   }
 
@@ -290,13 +296,14 @@ export class Dispatcher {
     this.pump();
   }
 
-  /** What every device's plan is computed from, read once per pass: apps, their rollouts, the secrets they name. */
+  /** What every device's plan is computed from, read once per pass: apps, their rollouts, the secrets they name, agent targets. */
   private async fleetPass(): Promise<FleetPass> {
     const apps = await this.deps.apps.list();
     const rollouts = await this.deps.rollouts.snapshot(apps);
     const specs = [...apps.map((app) => app.spec)];
     for (const { revisions } of rollouts.values()) for (const stored of revisions.values()) specs.push(stored.spec);
-    return { apps, rollouts, secret: await secretValues(this.deps.secrets, specs) };
+    const agents = (await this.deps.agentRollouts?.pass()) ?? EMPTY_AGENT_PASS;
+    return { apps, rollouts, secret: await secretValues(this.deps.secrets, specs), agents };
   }
 
   /** `device` as just read from the store: a fleet-wide pass reads every device once, not once more each. */
@@ -306,7 +313,7 @@ export class Dispatcher {
   }
 
   /** The device's next document, signed, or undefined when it already holds what it must run (or it cannot be computed). */
-  private planDevice(device: PlannedDevice, { apps, rollouts, secret }: FleetPass): IssuedDesired | undefined {
+  private planDevice(device: PlannedDevice, { apps, rollouts, secret, agents }: FleetPass): IssuedDesired | undefined {
     const deviceId = device.id;
     let desiredApps: DesiredState['apps'];
     try {
@@ -321,7 +328,8 @@ export class Dispatcher {
       );
       return undefined;
     }
-    const hash = desiredHash(desiredApps);
+    const agent = agentFor(agents, device);
+    const hash = desiredHash(desiredApps, agent);
     const behind = (device.observedRevision ?? 0) > device.desiredRevision;
     if (hash === device.desiredHash && !behind) return undefined;
     const desired = signDesired(
@@ -330,6 +338,7 @@ export class Dispatcher {
         revision: Math.max(device.desiredRevision, device.observedRevision ?? 0) + 1,
         issuedAt: this.now().toISOString(),
         apps: desiredApps,
+        ...(agent ? { agent } : {}),
       },
       this.deps.signingKey,
     );
@@ -342,8 +351,9 @@ export class Dispatcher {
     await this.deps.devices.recordDesiredMany(issued);
     for (const { desired } of issued) {
       this.queueDesired(desired);
+      const agent = desired.agent ? { agent: `${desired.agent.version}@${desired.agent.revision}` } : {};
       this.log.info(
-        { deviceId: desired.deviceId, revision: desired.revision, apps: desired.apps.map((a) => `${a.name}@${a.revision}`) },
+        { deviceId: desired.deviceId, revision: desired.revision, apps: desired.apps.map((a) => `${a.name}@${a.revision}`), ...agent },
         'desired state published',
       );
     }
@@ -508,4 +518,5 @@ interface FleetPass {
   apps: readonly StoredApp[];
   rollouts: RolloutSnapshot;
   secret: SecretLookup;
+  agents: AgentPass;
 }

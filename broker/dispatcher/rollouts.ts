@@ -12,6 +12,7 @@
  */
 import type { Logger } from 'pino';
 import type { RolloutStatus } from '../../shared/index.js';
+import { agentRolloutKey } from '../store/agent-targets.js';
 import type { AppStore, StoredApp, StoredRevision } from '../store/apps.js';
 import type { DeviceStore, PlannedDevice } from '../store/devices.js';
 import type { RolloutStore } from '../store/rollouts.js';
@@ -78,13 +79,18 @@ export class Rollouts {
     this.log.info({ app: name, revision: app.revision, previousRevision: previous, devices: devices.length }, 'rollout started');
   }
 
+  /** The rollouts store itself, which agent rollouts share under their own keys (agent-rollouts.ts). */
+  get store(): RolloutStore {
+    return this.deps.rollouts;
+  }
+
   async forget(name: string): Promise<void> {
     await this.deps.rollouts.delete(name);
   }
 
-  /** Advances every active rollout; true when any changed (desired documents may need republishing). */
+  /** Advances every active app rollout (agent rollouts are agent-rollouts.ts'); true when any changed (desired documents may need republishing). */
   async advanceAll(): Promise<boolean> {
-    const active = await this.deps.rollouts.active();
+    const active = (await this.deps.rollouts.active()).filter((rollout) => !rollout.app.startsWith(agentRolloutKey('')));
     if (active.length === 0) return false;
     const devices = await this.deps.devices.listForPlanning();
     let changed = false;

@@ -2,7 +2,7 @@
  * Which apps run on which device, and what each device's desired document
  * holds. Pure functions: the dispatcher feeds them rows, they return data.
  */
-import { type AppSpec, contentHash, type DesiredApp, type Labels, type Scheduling } from '../../shared/index.js';
+import { type AppSpec, contentHash, type DesiredAgent, type DesiredApp, type Labels, type Scheduling } from '../../shared/index.js';
 
 /** An explicit device list wins; otherwise every selector must equal the device's label (`{}` selects all). */
 export function matches(scheduling: Scheduling, deviceId: string, labels: Labels): boolean {
@@ -132,7 +132,11 @@ function utf8Text(value: Buffer): string | undefined {
   }
 }
 
-/** Hash of what a device must run; the revision grows only when this changes. */
-export function desiredHash(apps: readonly DesiredApp[]): string {
-  return contentHash(apps);
+/**
+ * Hash of what a device must run (its apps, and the agent release when it has one); the revision
+ * grows only when this changes. Without an agent section it is the apps' hash alone, so a
+ * document that has none keeps the hash it had and is not issued again for nothing.
+ */
+export function desiredHash(apps: readonly DesiredApp[], agent?: DesiredAgent): string {
+  return agent === undefined ? contentHash(apps) : contentHash({ apps, agent });
 }

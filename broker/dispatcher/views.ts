@@ -83,6 +83,8 @@ export function deviceView(device: StoredDevice, { revokedAt, idClash }: DeviceN
     ...(device.state?.runtimeError ? { runtimeError: device.state.runtimeError } : {}),
     ...(revokedAt !== undefined ? { revokedAt } : {}),
     ...(idClash !== undefined ? { idClash } : {}),
+    ...(device.state?.agentUpgrade ? { agentUpgrade: device.state.agentUpgrade } : {}),
+    ...(device.desired?.agent ? { desiredAgentVersion: device.desired.agent.version } : {}),
   };
 }
 

@@ -17,6 +17,7 @@ import { httpAuth } from '../auth/http-auth.js';
 import type { LoginDelay } from '../auth/login-delay.js';
 import { registerRoute } from '../auth/register.js';
 import type { HubConfig } from '../config.js';
+import { agentFleetCounts, reportedAgent } from '../dispatcher/agent-plan.js';
 import type { HubApi } from '../dispatcher/api.js';
 import { FleetFeed } from '../fleet/feed.js';
 import { fleetFollowRoute } from '../fleet/follow.js';
@@ -77,6 +78,7 @@ export async function startHubHttp(config: HubConfig, deps: HubHttpDeps, closer:
         {
           devices: () => stores.devices.presence(),
           appPhaseCounts: () => stores.devices.appPhases(),
+          agentCounts: async () => agentFleetCounts((await stores.devices.fleetRows()).map(reportedAgent)),
           latestMetrics: () => telemetry.ingest.latest.values(),
           ingest: () => ({
             lagSeconds: telemetry.ingest.counters.lagSeconds,
@@ -127,7 +129,7 @@ export async function startHubHttp(config: HubConfig, deps: HubHttpDeps, closer:
     }),
     ...installRoutes({
       script: installScriptPath(packageRoot()),
-      releasesDir: config.releasesDir ?? defaultReleasesDir(packageRoot()),
+      releasesDir: releasesDirOf(config),
       version: flotillaVersion(),
     }),
     ...consoleRoutes({ keyRequired: !config.allowAnonymous }),
@@ -155,6 +157,11 @@ export async function startHubHttp(config: HubConfig, deps: HubHttpDeps, closer:
     Object.assign(ports, tls.ports);
   }
   return ports;
+}
+
+/** Where the hub's release tarballs are: `--releases-dir`, else dist/bundles of its package when there is one. */
+export function releasesDirOf(config: Pick<HubConfig, 'releasesDir'>): string | undefined {
+  return config.releasesDir ?? defaultReleasesDir(packageRoot());
 }
 
 function bytesOf(registry: SessionRegistry): { bytesUp: number; bytesDown: number; devices: SessionDeviceBytes[] } {

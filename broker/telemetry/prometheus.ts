@@ -8,6 +8,7 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, type Registry } from 'prom-client';
 import { APP_PHASES, type MetricsSample } from '../../shared/index.js';
+import type { AgentFleetCounts } from '../dispatcher/agent-plan.js';
 import type { DeviceLinkBytes } from '../mqtt/link-bytes.js';
 import { registerLinkBytesMetrics } from './link-bytes-metrics.js';
 import { labels, SeriesGauge, SeriesRegistry } from './series-gauge.js';
@@ -42,6 +43,8 @@ export interface FleetSources {
   /** Devices per app and phase (APP_PHASE_LABELS); pairs with no device may be left out. */
   appPhaseCounts(): Promise<AppPhaseCount[]>;
   ingest(): IngestStats;
+  /** Devices per reported agent version and per agent upgrade phase (broker/dispatcher/agent-plan.ts agentFleetCounts). */
+  agentCounts?(): Promise<AgentFleetCounts>;
 }
 
 /** What the exporter reads about the embedded broker (broker/mqtt/traffic.ts). */
@@ -181,6 +184,30 @@ export function createPrometheusRegistry(fleet: FleetSources, broker: BrokerSour
       for (const { app, phase, devices } of withEveryPhase(counts)) this.set({ app, phase }, devices);
     },
   });
+
+  // ---- the agents themselves (flotilla agent upgrade) ------------------------------------
+  const agentCounts = fleet.agentCounts;
+  if (agentCounts) {
+    new Gauge({
+      name: 'flotilla_agent_version_devices',
+      help: 'Devices by the agent version they last reported.',
+      labelNames: ['version'],
+      registers,
+      async collect() {
+        const counts = await agentCounts();
+        this.reset();
+        for (const { version, devices } of counts.versions) this.set({ version }, devices);
+        agentUpgrades.reset();
+        for (const { phase, devices } of counts.upgrades) agentUpgrades.set({ phase }, devices);
+      },
+    });
+    const agentUpgrades = new Gauge({
+      name: 'flotilla_agent_upgrades',
+      help: 'Devices whose agent reports an upgrade of itself, by phase (downloading … confirming under way; failed; rolled-back).',
+      labelNames: ['phase'],
+      registers,
+    });
+  }
 
   // ---- MQTT broker --------------------------------------------------------------------
   const counterFrom = (name: string, help: string, read: () => Readonly<Record<string, number>>) =>

@@ -14,7 +14,7 @@ import {
   type IngestStats,
   withEveryPhase,
 } from '../../broker/telemetry/prometheus.js';
-import type { MetricsSample } from '../../shared/index.js';
+import { AGENT_UPGRADE_PHASES, type MetricsSample } from '../../shared/index.js';
 import { family, labelSets, parseMetrics, sampleValue } from '../support/prometheus.js';
 
 function sample(device: string, overrides: Partial<MetricsSample['host']> = {}): MetricsSample {
@@ -87,6 +87,15 @@ class FakeSources implements FleetSources, BrokerSources {
   }
   ingest() {
     return this.stats;
+  }
+  async agentCounts() {
+    return {
+      versions: [
+        { version: '0.2.0', devices: 3 },
+        { version: '0.3.0', devices: 1 },
+      ],
+      upgrades: AGENT_UPGRADE_PHASES.map((phase) => ({ phase, devices: phase === 'rolled-back' ? 2 : 0 })),
+    };
   }
   received() {
     return this.in;
@@ -163,6 +172,10 @@ describe('Prometheus exporter', () => {
     expect(sampleValue(metrics, 'flotilla_app_devices', { app: 'thermo', phase: 'failed' })).toBe(2);
     // Phases no device reports are there as 0.
     expect(labelSets(metrics, 'flotilla_app_devices')).toHaveLength(APP_PHASE_LABELS.length);
+    expect(sampleValue(metrics, 'flotilla_agent_version_devices', { version: '0.2.0' })).toBe(3);
+    expect(sampleValue(metrics, 'flotilla_agent_version_devices', { version: '0.3.0' })).toBe(1);
+    expect(sampleValue(metrics, 'flotilla_agent_upgrades', { phase: 'rolled-back' })).toBe(2);
+    expect(labelSets(metrics, 'flotilla_agent_upgrades')).toHaveLength(AGENT_UPGRADE_PHASES.length);
     expect(sampleValue(metrics, 'flotilla_app_devices', { app: 'thermo', phase: 'rolled-back' })).toBe(0);
 
     expect(family(metrics, 'flotilla_mqtt_messages_received_total')?.type).toBe('COUNTER');
