@@ -9,10 +9,12 @@
  * from `node`, since Linux passes a shebang's arguments as one word.
  */
 import { useAgentV8Flags } from '../agent/v8-flags.js';
+import { AGENT_SUBCOMMANDS } from './agent-subcommands.js';
 
 // `flotilla agent` sets the agent's V8 flags before any other code is compiled: set
 // later (the command's action sets them too), 4 MiB more of the compilers stay resident.
-if (process.argv[2] === 'agent' && process.argv[3] !== 'register') useAgentV8Flags();
+// Its subcommands (register, upgrade, targets…) do not run the agent and keep the compilers.
+if (process.argv[2] === 'agent' && !AGENT_SUBCOMMANDS.has(process.argv[3] ?? '')) useAgentV8Flags();
 
 const { main } = await import('./main.js');
 await main();

@@ -75,13 +75,8 @@ export function loadAllCommands(): Promise<RegisterCommand[]> {
 /** Global options that take a value as the next argument (`--hub URL`), so that value is not taken for the command. */
 const GLOBAL_OPTIONS_WITH_VALUE = new Set(['--hub', '-o', '--output', '--token', '--ca']);
 
-/**
- * What `argv` needs registered: only the command it names, when it names one;
- * none for `--version`; everything otherwise (`--help`, no command, an unknown
- * command or option), so commander's help and its "did you mean" suggestions
- * are what the whole tree gives.
- */
-export async function commandsFor(argv: readonly string[]): Promise<RegisterCommand[]> {
+/** What `argv` starts with, past global options: a command's name, the root's `--version`, or neither. */
+function firstWord(argv: readonly string[]): { command: (typeof COMMANDS)[number] | undefined; version: boolean } {
   const args = argv.slice(2);
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
@@ -90,22 +85,33 @@ export async function commandsFor(argv: readonly string[]): Promise<RegisterComm
       continue;
     }
     if (/^(--(hub|output|token|ca)=|-o.)/.test(arg)) continue;
-    if (arg === '-V' || arg === '--version') return [];
+    if (arg === '-V' || arg === '--version') return { command: undefined, version: true };
     if (arg.startsWith('-')) break;
-    const named = COMMANDS.find((command) => command.name === arg);
-    return named ? [await named.load()] : loadAllCommands();
+    return { command: COMMANDS.find((candidate) => candidate.name === arg), version: false };
   }
-  return loadAllCommands();
+  return { command: undefined, version: false };
+}
+
+/**
+ * What `argv` needs registered: only the command it names, when it names one;
+ * none for `--version`; everything otherwise (`--help`, no command, an unknown
+ * command or option), so commander's help and its "did you mean" suggestions
+ * are what the whole tree gives.
+ */
+export async function commandsFor(argv: readonly string[]): Promise<RegisterCommand[]> {
+  const first = firstWord(argv);
+  if (first.command) return [await first.command.load()];
+  return first.version ? [] : loadAllCommands();
 }
 
 /**
  * The command tree with `commands` registered. Commander never exits the process itself
  * (`exitOverride`): its usage errors are thrown and mapped to exit code 2 by `run`.
  */
-export function buildProgram(io: CliIO, commands: readonly RegisterCommand[]): Command {
-  const program = new Command('flotilla')
-    .description('Flotilla: run containers on fleets of small devices, over MQTT')
-    .version(flotillaVersion(), '-V, --version')
+export function buildProgram(io: CliIO, commands: readonly RegisterCommand[], options: { version?: boolean } = {}): Command {
+  const program = new Command('flotilla').description('Flotilla: run containers on fleets of small devices, over MQTT');
+  if (options.version !== false) program.version(flotillaVersion(), '-V, --version');
+  program
     .exitOverride()
     .configureOutput({
       writeOut: (text) => io.stdout(text),
@@ -129,7 +135,10 @@ export function buildProgram(io: CliIO, commands: readonly RegisterCommand[]): C
  */
 export async function run(argv: readonly string[], io: CliIO = processIO()): Promise<ExitCode | number> {
   try {
-    await buildProgram(io, await commandsFor(argv)).parseAsync([...argv]);
+    // The root's own `--version` only before a command: commander would otherwise take it
+    // anywhere on the line, and `agent upgrade --version 0.3.0` would print the CLI's version.
+    const version = firstWord(argv).command === undefined;
+    await buildProgram(io, await commandsFor(argv), { version }).parseAsync([...argv]);
     return EXIT_OK;
   } catch (err) {
     return report(err, io);

@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { type ContainerSpec, secretFilePath } from '../../shared/index.js';
+import { agentUpgradeFields } from '../agent-version-text.js';
 import type { AppDetail, Device } from '../client.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import { cell, formatAge, formatFields, formatTable, indent, yesNo } from '../output.js';
@@ -86,6 +87,10 @@ export function describeDevice(device: Device, now: number = Date.now()): string
     );
   } else {
     out += formatFields([['Host', '<not reported yet>']]);
+  }
+  if (device.desiredAgentVersion !== undefined || device.agentUpgrade !== undefined) {
+    out += 'Agent Upgrade:\n';
+    out += formatFields(agentUpgradeFields(device, now), '  ');
   }
 
   if (device.apps.length === 0) {

@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { summarizeApp } from '../../shared/index.js';
+import { agentVersionCell } from '../agent-version-text.js';
 import type { AppSummary, Device } from '../client.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import { formatAge, formatLabels, formatTable, yesNo } from '../output.js';
@@ -18,7 +19,7 @@ export function registerGet(program: Command, io: CliIO): void {
     .command('devices')
     .aliases(['device', 'dev'])
     .argument('[name]', 'one device only')
-    .description('list devices: online, apps running, revision observed/desired, labels, last seen')
+    .description('list devices: online, apps running, revision observed/desired, agent version (and upgrade), labels, last seen')
     .action(async (name: string | undefined, _options: unknown, command: Command) => {
       const client = hubClient(command, io);
       const { output } = globalOptions(command);
@@ -57,7 +58,8 @@ export function registerGet(program: Command, io: CliIO): void {
 
 /**
  * VERSION and ARCH are the agent's, as it last reported them (`-` before its
- * first report). ONLINE is `revoked` for a revoked device ("no" alone would read as a device
+ * first report); VERSION carries the agent's own upgrade marker beside it
+ * (`0.2.0 → 0.3.0 UPGRADING`, `0.2.0 ROLLED-BACK 0.3.0`: agent-version-text.ts). ONLINE is `revoked` for a revoked device ("no" alone would read as a device
  * that may come back), and `id clash` while two devices take one id from each
  * other (a "yes" would hide that two are fighting over it).
  */
@@ -69,7 +71,7 @@ export function devicesTable(devices: readonly Device[], now: number = Date.now(
       device.revokedAt !== undefined ? 'revoked' : device.idClash !== undefined ? 'id clash' : yesNo(device.online),
       `${device.apps.filter((app) => app.phase === 'running').length}/${device.apps.length} running`,
       `${device.observedRevision ?? '-'}/${device.desiredRevision}`,
-      device.host?.agentVersion ?? '-',
+      agentVersionCell(device),
       device.host?.arch ?? '-',
       formatLabels(device.labels),
       device.lastSeen === null ? '<never>' : formatAge(device.lastSeen, now),

@@ -8,11 +8,17 @@
  * `-w` prints it again on every change until the rollout is complete or
  * aborted (or Ctrl-C); with `-o json` each change is one JSON line.
  * `flotilla rollout pause|resume|abort APP` act on it.
+ *
+ * status, pause, resume and abort also take `agent/NAME`: the rollout of an
+ * agent target (`flotilla agent upgrade`), through the `agent.rollout.*`
+ * methods, shown the same way. `app/NAME` is the same as `NAME`.
  */
 import type { Command } from 'commander';
 import type { RolloutStatus } from '../../shared/index.js';
-import type { AppHistory } from '../client.js';
+import type { AppHistory, HubClient } from '../client.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
+import { UsageError } from '../errors.js';
+import type { OutputFormat } from '../output.js';
 import { cell, formatAge, formatTable } from '../output.js';
 
 /** How often `rollout status -w` asks the hub. */
@@ -25,28 +31,18 @@ export function registerRollout(program: Command, io: CliIO): void {
 
   rollout
     .command('status')
-    .argument('<app>', 'app name')
+    .argument('<target>', 'app name, or agent/NAME for an agent target')
     .option('-w, --watch', 'print again on every change until the rollout is complete or aborted')
-    .description("show the app's rollout: progress per stage and each device's state")
-    .action(async (name: string, options: { watch?: boolean }, command: Command) => {
+    .description("show the rollout of an app (or agent target): progress per stage and each device's state")
+    .action(async (target: string, options: { watch?: boolean }, command: Command) => {
       const client = hubClient(command, io);
+      const subject = parseRolloutTarget(target);
+      const status = () => rolloutCall(client, 'status', subject);
       const format = globalOptions(command).output;
-      if (!options.watch) {
-        const status = await client.call('rollouts.status', { name });
-        render(io, format, status, () => rolloutText(status));
-        return;
-      }
-      let last = '';
-      for (;;) {
-        const status = await client.call('rollouts.status', { name });
-        const text = JSON.stringify(status);
-        if (text !== last) {
-          last = text;
-          if (format === 'json') io.stdout(`${text}\n`);
-          else render(io, format, status, () => `${rolloutText(status)}\n`);
-        }
-        if (status.phase === 'complete' || status.phase === 'aborted') return;
-        await new Promise((resolve) => setTimeout(resolve, WATCH_INTERVAL_MS));
+      if (options.watch) await watchRollout(io, format, status);
+      else {
+        const now = await status();
+        render(io, format, now, () => rolloutText(now));
       }
     });
 
@@ -57,15 +53,15 @@ export function registerRollout(program: Command, io: CliIO): void {
   ] as const) {
     rollout
       .command(action)
-      .argument('<app>', 'app name')
+      .argument('<target>', 'app name, or agent/NAME for an agent target')
       .description(description)
-      .action(async (name: string, _options: unknown, command: Command) => {
-        const status = await hubClient(command, io).call(`rollouts.${action}`, { name });
+      .action(async (target: string, _options: unknown, command: Command) => {
+        const status = await rolloutCall(hubClient(command, io), action, parseRolloutTarget(target));
         render(
           io,
           globalOptions(command).output,
           status,
-          () => `app/${status.app} rollout of revision ${status.revision}: ${status.phase}\n`,
+          () => `${rolloutSubject(status)} rollout of revision ${status.revision}: ${status.phase}\n`,
         );
       });
   }
@@ -74,7 +70,8 @@ export function registerRollout(program: Command, io: CliIO): void {
     .command('history')
     .argument('<app>', 'app name')
     .description('list the revisions of an app, newest first; the current one is marked with *')
-    .action(async (name: string, _options: unknown, command: Command) => {
+    .action(async (target: string, _options: unknown, command: Command) => {
+      const name = appOnly(target, 'history');
       const history = await hubClient(command, io).call('apps.history', { name });
       render(io, globalOptions(command).output, history, () => historyTable(history));
     });
@@ -83,7 +80,8 @@ export function registerRollout(program: Command, io: CliIO): void {
     .command('retry')
     .argument('<app>', 'app name')
     .description('try the current spec again as a new revision (devices never retry a revision that was rolled back)')
-    .action(async (name: string, _options: unknown, command: Command) => {
+    .action(async (target: string, _options: unknown, command: Command) => {
+      const name = appOnly(target, 'retry');
       const result = await hubClient(command, io).call('apps.retry', { name });
       render(
         io,
@@ -97,10 +95,74 @@ export function registerRollout(program: Command, io: CliIO): void {
     .command('force')
     .argument('<app>', 'app name')
     .description('swap in the current revision now, even on devices where the app holds its update lock')
-    .action(async (name: string, _options: unknown, command: Command) => {
+    .action(async (target: string, _options: unknown, command: Command) => {
+      const name = appOnly(target, 'force');
       const result = await hubClient(command, io).call('apps.force', { name });
       render(io, globalOptions(command).output, result, () => `app/${result.name} revision ${result.revision} forced\n`);
     });
+}
+
+/** What a rollout command acts on: an app's rollout, or an agent target's (`agent/NAME`). */
+export interface RolloutTarget {
+  kind: 'app' | 'agent';
+  name: string;
+}
+
+/** `web`, `app/web` or `agent/site-lab`; anything else with a `/` is refused with the two forms. */
+export function parseRolloutTarget(arg: string): RolloutTarget {
+  const slash = arg.indexOf('/');
+  if (slash < 0) return { kind: 'app', name: arg };
+  const kind = arg.slice(0, slash);
+  const name = arg.slice(slash + 1);
+  if ((kind === 'app' || kind === 'agent') && name !== '') return { kind, name };
+  throw new UsageError(`invalid rollout "${arg}": expected an app name (web or app/web) or an agent target (agent/NAME)`);
+}
+
+/** The app's or the agent target's method for `action`: one route per kind, the same answer. */
+export function rolloutCall(
+  client: HubClient,
+  action: 'status' | 'pause' | 'resume' | 'abort',
+  target: RolloutTarget,
+): Promise<RolloutStatus> {
+  const params = { name: target.name };
+  return target.kind === 'agent' ? client.call(`agent.rollout.${action}`, params) : client.call(`rollouts.${action}`, params);
+}
+
+/** history, retry and force are about app revisions; an agent target has its own commands for them. */
+function appOnly(arg: string, action: 'history' | 'retry' | 'force'): string {
+  const target = parseRolloutTarget(arg);
+  if (target.kind === 'app') return target.name;
+  const instead = {
+    history: "flotilla agent targets shows each target's version and revision",
+    retry: `flotilla agent upgrade --name ${target.name} --version V --retry tries a rolled-back version again`,
+    force: 'an agent upgrade has no update lock to force past',
+  }[action];
+  throw new UsageError(`rollout ${action} is for apps, not agent targets: ${instead}`);
+}
+
+/**
+ * Prints the rollout `status()` returns, again on every change, until it is
+ * complete or aborted. `-o json` gives one JSON line per change (a stream a
+ * program can read line by line); table and YAML print the whole view again.
+ */
+export async function watchRollout(io: CliIO, format: OutputFormat, status: () => Promise<RolloutStatus>): Promise<void> {
+  let last = '';
+  for (;;) {
+    const now = await status();
+    const text = JSON.stringify(now);
+    if (text !== last) {
+      last = text;
+      if (format === 'json') io.stdout(`${text}\n`);
+      else render(io, format, now, () => `${rolloutText(now)}\n`);
+    }
+    if (now.phase === 'complete' || now.phase === 'aborted') return;
+    await new Promise((resolve) => setTimeout(resolve, WATCH_INTERVAL_MS));
+  }
+}
+
+/** `app/web`; an agent target's rollout names itself `agent/site-lab` already. */
+export function rolloutSubject(status: Pick<RolloutStatus, 'app'>): string {
+  return status.app.startsWith('agent/') ? status.app : `app/${status.app}`;
 }
 
 export function historyTable(history: AppHistory, now: number = Date.now()): string {
@@ -129,7 +191,7 @@ export function rolloutText(status: RolloutStatus, now: number = Date.now()): st
     ['canary', status.devices.filter((d) => d.canary)],
     ['fleet', status.devices.filter((d) => !d.canary)],
   ] as const;
-  let out = `app/${status.app} revision ${status.revision} (from ${status.previousRevision}): ${status.phase}\n`;
+  let out = `${rolloutSubject(status)} revision ${status.revision} (from ${status.previousRevision}): ${status.phase}\n`;
   if (status.reason) out += `reason: ${cell(status.reason)}\n`;
   for (const [stage, devices] of stages) {
     if (devices.length === 0) continue;

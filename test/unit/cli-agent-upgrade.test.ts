@@ -1,0 +1,340 @@
+/**
+ * The operator's agent-upgrade commands in-process: flags refused before the hub is
+ * contacted (exit 2, with the fix named), the request the flags make, and what
+ * people read (the upgrade line, the targets table, the VERSION marker of `get
+ * devices`, the Agent Upgrade section of `describe device`, `rollout status
+ * agent/NAME`). A real hub and the real CLI are test/integration/cli-agent-upgrade.test.ts.
+ */
+import { describe, expect, it } from 'vitest';
+import { AGENT_SUBCOMMANDS } from '../../cli/agent-subcommands.js';
+import { targetsTable, upgradeText } from '../../cli/agent-upgrade-text.js';
+import { agentVersionCell } from '../../cli/agent-version-text.js';
+import type { Device, RolloutStatus } from '../../cli/client.js';
+import { describeDevice } from '../../cli/commands/describe.js';
+import { devicesTable } from '../../cli/commands/get.js';
+import { rolloutText } from '../../cli/commands/rollout.js';
+import type { CliIO } from '../../cli/context.js';
+import { buildProgram, COMMANDS, EXIT_INVALID_INPUT, EXIT_OK, run } from '../../cli/main.js';
+import type { AgentTargetView, AgentUpgradeReport } from '../../shared/index.js';
+
+const NOW = Date.parse('2026-06-01T12:00:00.000Z');
+const ago = (seconds: number) => new Date(NOW - seconds * 1000).toISOString();
+
+interface Captured {
+  code: number;
+  stdout: string;
+  stderr: string;
+  requests: { method: string; path: string; body?: unknown }[];
+}
+
+/** Runs `flotilla ARGS…` in-process; the hub answers with `respond`, or must not be called. */
+async function cli(args: string[], respond?: (path: string) => unknown): Promise<Captured> {
+  let stdout = '';
+  let stderr = '';
+  const requests: Captured['requests'] = [];
+  const io: CliIO = {
+    stdout: (text) => {
+      stdout += text;
+    },
+    stderr: (text) => {
+      stderr += text;
+    },
+    readStdin: async () => '',
+    readFile: async (path) => {
+      throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' });
+    },
+    fetch: async (input, init) => {
+      const url = new URL(String(input));
+      requests.push({
+        method: init?.method ?? 'GET',
+        path: url.pathname,
+        ...(typeof init?.body === 'string' ? { body: JSON.parse(init.body) } : {}),
+      });
+      if (!respond) throw new Error('the hub must not be contacted');
+      return new Response(JSON.stringify(respond(url.pathname)), { status: 200, headers: { 'content-type': 'application/json' } });
+    },
+  };
+  const code = await run(['node', 'flotilla', '--hub', 'http://127.0.0.1:7070', ...args], io);
+  return { code, stdout, stderr, requests };
+}
+
+describe('flotilla agent upgrade: flags', () => {
+  it.each([
+    [['--version', '0.3.0'], 'agent upgrade needs the devices to upgrade: --selector KEY=VALUE, --device ID or --all'],
+    [['--all'], 'agent upgrade needs the release to run: --version V (e.g. --version 0.3.0)'],
+    [['--all', '--selector', 'site=lab', '--version', '0.3.0'], '--all selects every device: leave out --selector and --device'],
+    [['--all', '--version', '0.3.0/../x'], 'invalid --version "0.3.0/../x"'],
+    [['--selector', 'site', '--version', '0.3.0'], 'invalid label "site": expected key=value'],
+    [['--device', 'GW 1', '--version', '0.3.0'], 'invalid device id "GW 1" in --device'],
+    [['--all', '--version', '0.3.0', '--name', 'Site_Lab'], 'invalid --name "Site_Lab": a target name is a DNS label'],
+    [['--all', '--version', '0.3.0', '--image', 'reg/flotilla:0.3.0'], 'name the image by digest, REPOSITORY@sha256:<64 hex digits>'],
+    [['--all', '--version', '0.3.0', '--pause-after-canary'], '--pause-after-canary needs a canary to pause after: --canary N'],
+    [['--all', '--version', '0.3.0', '--batch-size', '2', '--max-unavailable', '2'], 'give one'],
+    [['--all', '--version', '0.3.0', '--canary', 'ten'], 'expected a number of devices (3) or a share of them from 0% to 100% (10%)'],
+    [['--all', '--version', '0.3.0', '--canary', '120%'], "option '--canary <n|n%>' argument '120%' is invalid"],
+    [['--all', '--version', '0.3.0', '--batch-size', '0'], 'expected a whole number, 1 or more'],
+    [['--all', '--version', '0.3.0', '--health-timeout', '5 minutes'], 'expected a duration more than zero, such as 90s, 5m or 1h'],
+    [['--all', '--version', '0.3.0', '--device-timeout', '0s'], 'expected a duration more than zero'],
+  ])('refuses %j before calling the hub, exit 2', async (args, message) => {
+    const result = await cli(['agent', 'upgrade', ...args]);
+    expect(result.stderr).toContain(message);
+    expect(result.code).toBe(EXIT_INVALID_INPUT);
+    expect(result.requests).toEqual([]);
+  });
+
+  it('sends the selection, version and rollout the flags ask for, and says where to follow it', async () => {
+    const result = await cli(
+      [
+        'agent',
+        'upgrade',
+        '--selector',
+        'site=lab,tier=edge',
+        '-l',
+        'zone=b',
+        '--device',
+        'gw-1',
+        '--device',
+        'gw-1',
+        '--version',
+        '0.3.0',
+        '--health-timeout',
+        '90s',
+        '--canary',
+        '10%',
+        '--pause-after-canary',
+        '--batch-size',
+        '3',
+        '--failure-threshold',
+        '2',
+        '--device-timeout',
+        '10m',
+        '--retry',
+      ],
+      () => ({ name: 'site-lab', revision: 7, version: '0.3.0', changed: true, rollout: 'agent/site-lab' }),
+    );
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(EXIT_OK);
+    expect(result.requests).toEqual([
+      {
+        method: 'POST',
+        path: '/api/v1/agent/targets',
+        body: {
+          version: '0.3.0',
+          selectors: { site: 'lab', tier: 'edge', zone: 'b' },
+          devices: ['gw-1'],
+          rollout: { canary: '10%', pauseAfterCanary: true, batchSize: 3, failureThreshold: 2, deviceTimeout: '10m' },
+          healthTimeout: '90s',
+          retry: true,
+        },
+      },
+    ]);
+    expect(result.stdout).toBe('agent target site-lab: version 0.3.0 (revision 7); rolling out: flotilla rollout status agent/site-lab\n');
+  });
+
+  it('takes --all as every device, and a bare count as a canary of that many devices', async () => {
+    const result = await cli(['agent', 'upgrade', '--all', '--version', '0.3.0', '--canary', '2', '--name', 'fleet'], () => ({
+      name: 'fleet',
+      revision: 8,
+      version: '0.3.0',
+      changed: false,
+    }));
+    expect(result.code).toBe(EXIT_OK);
+    expect(result.requests[0]?.body).toEqual({ version: '0.3.0', name: 'fleet', selectors: {}, rollout: { canary: 2 } });
+    expect(result.stdout).toBe('agent target fleet: version 0.3.0 (revision 8) unchanged\n');
+  });
+
+  it('keeps the CLI’s own --version for the line without a command', async () => {
+    const own = await cli(['--version']);
+    expect(own.code).toBe(EXIT_OK);
+    expect(own.stdout).toMatch(/^\d+\.\d+\.\d+/);
+  });
+});
+
+describe('flotilla agent: subcommands that do not run the agent', () => {
+  it('lists every subcommand of `agent` (and its aliases) for bin.ts, so none gets the agent’s V8 flags', async () => {
+    const registerAgent = await COMMANDS.find((command) => command.name === 'agent')!.load();
+    const program = buildProgram({} as CliIO, [registerAgent]);
+    const agent = program.commands.find((command) => command.name() === 'agent')!;
+    const names = agent.commands.flatMap((command) => [command.name(), ...command.aliases()]);
+    expect(names).toEqual(expect.arrayContaining(['register', 'upgrade', 'targets', 'delete-target']));
+    expect([...AGENT_SUBCOMMANDS].sort()).toEqual([...names].sort());
+  });
+});
+
+describe('upgradeText', () => {
+  it('names the target, version and revision; says where to watch it, or that nothing changed', () => {
+    expect(upgradeText({ name: 'all', revision: 3, version: '0.3.0', changed: true })).toBe(
+      'agent target all: version 0.3.0 (revision 3); the devices it selects upgrade now: flotilla get devices\n',
+    );
+  });
+});
+
+const target: AgentTargetView = {
+  name: 'site-lab',
+  revision: 7,
+  version: '0.3.0',
+  scheduling: { selectors: { site: 'lab' } },
+  arches: ['amd64', 'arm64'],
+  devices: { matched: 5, running: 2, upgrading: 1, failed: 1, rolledBack: 1 },
+  createdAt: ago(3 * 3600),
+  updatedAt: ago(60),
+};
+
+describe('targetsTable', () => {
+  it('has one row per target with its selection and device counts', () => {
+    expect(targetsTable([target, { ...target, name: 'all', revision: 9, scheduling: { selectors: {} }, createdAt: ago(30) }], NOW)).toBe(
+      [
+        'NAME       VERSION   REVISION   SELECTION   DEVICES   RUNNING   UPGRADING   FAILED   ROLLED-BACK   AGE',
+        'site-lab   0.3.0     7          site=lab    5         2         1           1        1             3h',
+        'all        0.3.0     9          <all>       5         2         1           1        1             30s',
+        '',
+      ].join('\n'),
+    );
+  });
+});
+
+const report = (phase: AgentUpgradeReport['phase'], extra: Partial<AgentUpgradeReport> = {}): AgentUpgradeReport => ({
+  version: '0.3.0',
+  revision: 7,
+  phase,
+  since: ago(90),
+  ...extra,
+});
+
+const device: Device = {
+  id: 'gw-lab-01',
+  online: true,
+  lastSeen: ago(5),
+  labels: { site: 'lab' },
+  operatorLabels: {},
+  reportedLabels: { site: 'lab' },
+  desiredRevision: 12,
+  observedRevision: 12,
+  host: { hostname: 'gw', os: 'linux', arch: 'arm64', agentVersion: '0.2.0' },
+  apps: [{ name: 'gateway', revision: 2, phase: 'running', containers: [] }],
+};
+
+describe('the agent version marker', () => {
+  it('shows the running version alone when no upgrade is reported', () => {
+    expect(agentVersionCell(device)).toBe('0.2.0');
+    expect(agentVersionCell({ ...device, host: null })).toBe('-');
+  });
+
+  it.each(['downloading', 'verifying', 'switching', 'restarting'] as const)('marks %s as UPGRADING with the target version', (phase) => {
+    expect(agentVersionCell({ ...device, agentUpgrade: report(phase) })).toBe('0.2.0 → 0.3.0 UPGRADING');
+  });
+
+  it('marks the new version on trial (confirming) as UPGRADING without an arrow to itself', () => {
+    expect(agentVersionCell({ ...device, host: { ...device.host!, agentVersion: '0.3.0' }, agentUpgrade: report('confirming') })).toBe(
+      '0.3.0 UPGRADING',
+    );
+  });
+
+  it('marks a rolled-back and a failed upgrade with the version that did not make it', () => {
+    expect(agentVersionCell({ ...device, agentUpgrade: report('rolled-back') })).toBe('0.2.0 ROLLED-BACK 0.3.0');
+    expect(agentVersionCell({ ...device, agentUpgrade: report('failed') })).toBe('0.2.0 FAILED 0.3.0');
+  });
+
+  it('keeps a fleet’s `get devices` table within 100 columns with the widest marker', () => {
+    const table = devicesTable(
+      [
+        { ...device, agentUpgrade: report('rolled-back') },
+        { ...device, id: 'gw-lab-02', agentUpgrade: report('downloading', { bytes: 1, total: 2 }) },
+      ],
+      NOW,
+    );
+    const lines = table.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/ {3}VERSION {3}/);
+    expect(lines[1]).toContain('   0.2.0 ROLLED-BACK 0.3.0   arm64   ');
+    expect(lines[2]).toContain('   0.2.0 → 0.3.0 UPGRADING   arm64   ');
+    for (const line of lines) expect([...line].length).toBeLessThanOrEqual(100);
+  });
+});
+
+describe('describeDevice: Agent Upgrade', () => {
+  it('shows running and desired versions, the phase with its marker, the download progress and the message', () => {
+    const text = describeDevice(
+      {
+        ...device,
+        desiredAgentVersion: '0.3.0',
+        agentUpgrade: report('downloading', { bytes: 12 * 1024 * 1024, total: 41 * 1024 * 1024, message: 'resuming at 12 MiB' }),
+      },
+      NOW,
+    );
+    expect(text).toContain(
+      [
+        'Agent Upgrade:',
+        '  Running:   0.2.0',
+        '  Desired:   0.3.0',
+        '  Phase:     downloading 0.3.0 (revision 7): UPGRADING',
+        `  Since:     ${ago(90)} (1m ago)`,
+        '  Progress:  12.0 MiB of 41.0 MiB (29%)',
+        '  Message:   resuming at 12 MiB',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('gives a rollback’s reason, says when the device has not reported yet, and has no section without any desired version', () => {
+    const rolledBack = describeDevice(
+      { ...device, desiredAgentVersion: '0.3.0', agentUpgrade: report('rolled-back', { message: 'crashed 3 times in a row' }) },
+      NOW,
+    );
+    expect(rolledBack).toContain('  Phase:    rolled-back 0.3.0 (revision 7): ROLLED-BACK\n');
+    expect(rolledBack).toContain('  Message:  crashed 3 times in a row\n');
+    expect(describeDevice({ ...device, desiredAgentVersion: '0.3.0' }, NOW)).toContain(
+      '  Phase:    <not reported yet> (the device has not said it started)\n',
+    );
+    expect(describeDevice(device, NOW)).not.toContain('Agent Upgrade');
+  });
+});
+
+const agentRollout: RolloutStatus = {
+  app: 'agent/site-lab',
+  revision: 7,
+  previousRevision: 5,
+  phase: 'paused',
+  reason: 'canary healthy: waiting for resume',
+  canary: 1,
+  devices: [
+    { id: 'gw-lab-01', revision: 7, state: 'healthy', since: ago(60), canary: true },
+    { id: 'gw-lab-02', revision: 5, state: 'pending', since: ago(120), canary: false },
+  ],
+  counts: { pending: 1, updating: 0, healthy: 1, failed: 0, reverted: 0, total: 2 },
+  startedAt: ago(300),
+  updatedAt: ago(60),
+};
+
+describe('rollout status agent/NAME', () => {
+  it('asks the agent target’s rollout and shows it as an app’s is shown, named agent/NAME', async () => {
+    const result = await cli(['rollout', 'status', 'agent/site-lab'], () => agentRollout);
+    expect(result.code).toBe(EXIT_OK);
+    expect(result.requests).toEqual([{ method: 'GET', path: '/api/v1/agent/targets/site-lab/rollout' }]);
+    expect(result.stdout).toBe(rolloutText(agentRollout));
+    expect(rolloutText(agentRollout, NOW).split('\n').slice(0, 4)).toEqual([
+      'agent/site-lab revision 7 (from 5): paused',
+      'reason: canary healthy: waiting for resume',
+      'canary  [##########] 1/1',
+      'fleet   [----------] 0/1',
+    ]);
+  });
+
+  it('pauses, resumes and aborts through agent.rollout.*, and still takes app/NAME and NAME for apps', async () => {
+    const abort = await cli(['rollout', 'abort', 'agent/site-lab'], () => ({ ...agentRollout, phase: 'aborted' }));
+    expect(abort.requests).toEqual([{ method: 'POST', path: '/api/v1/agent/targets/site-lab/rollout/abort', body: {} }]);
+    expect(abort.stdout).toBe('agent/site-lab rollout of revision 7: aborted\n');
+    const app = await cli(['rollout', 'pause', 'app/web'], () => ({ ...agentRollout, app: 'web' }));
+    expect(app.requests).toEqual([{ method: 'POST', path: '/api/v1/apps/web/rollout/pause', body: {} }]);
+    expect(app.stdout).toBe('app/web rollout of revision 7: paused\n');
+  });
+
+  it('refuses an unknown kind and the app-only subcommands for agent targets, naming what to use', async () => {
+    const kind = await cli(['rollout', 'status', 'deployment/web']);
+    expect(kind.code).toBe(EXIT_INVALID_INPUT);
+    expect(kind.stderr).toContain('expected an app name (web or app/web) or an agent target (agent/NAME)');
+    const retry = await cli(['rollout', 'retry', 'agent/site-lab']);
+    expect(retry.code).toBe(EXIT_INVALID_INPUT);
+    expect(retry.stderr).toContain('flotilla agent upgrade --name site-lab --version V --retry');
+    expect(retry.requests).toEqual([]);
+  });
+});
