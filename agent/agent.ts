@@ -29,6 +29,8 @@ import type { Reconciler } from './reconcile/reconciler.js';
 import type { ContainerRuntime } from './runtime/runtime.js';
 import { checkDataDir, checkEngineSocket, dataDirError } from './startup-checks.js';
 import type { LogCollector } from './telemetry/logs/log-collector.js';
+import type { AgentUpgrader, UpgraderDeps } from './upgrade/upgrader.js';
+import { openAgentUpgrade } from './wiring/agent-upgrade.js';
 import { openDesiredIntake } from './wiring/desired-intake.js';
 import { openDevice } from './wiring/device.js';
 import { startReconciler } from './wiring/reconciler.js';
@@ -47,12 +49,16 @@ export interface Agent {
   logs: LogCollector;
   /** The MQTT link to the hub, with its outbox. */
   link: Link;
+  /** The agent's own upgrade (agent/upgrade/). */
+  upgrader: AgentUpgrader;
   close(): Promise<void>;
 }
 
 export interface AgentDeps {
   logger?: Logger;
   runtime?: ContainerRuntime;
+  /** The agent upgrade's prefix, running version, restart… (defaults: FLOTILLA_RELEASES_DIR, this package's version, SIGTERM to itself). */
+  upgrade?: Partial<UpgraderDeps>;
 }
 
 export async function startAgent(overrides: Partial<Record<keyof AgentConfig, unknown>> = {}, deps: AgentDeps = {}): Promise<Agent> {
@@ -72,8 +78,10 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
     const topics = new Topics(config.topicRoot);
     const uplink = openUplink(config, { store: device.store, topics, desiredArrived, logger }, closer);
     openRemoteAccess(config, { runtime: device.runtime, uplink, logger }, closer);
-    const reconciler = startReconciler(config, device, uplink, logger, closer);
-    const intake = openDesiredIntake(config, { store: device.store, reconciler, uplink, hubKey, logger }, closer);
+    const upgrader = openAgentUpgrade(config, { uplink, logger, ...(deps.upgrade ? { overrides: deps.upgrade } : {}) }, closer);
+    const reconciler = startReconciler(config, device, uplink, logger, closer, upgrader);
+    const onAccepted = (desired: DesiredState) => upgrader.setDesired(desired.agent);
+    const intake = openDesiredIntake(config, { store: device.store, reconciler, uplink, hubKey, logger, onAccepted }, closer);
     desiredArrived.on((desired) => intake.onDesired(desired));
     const logs = startTelemetry(config, device, uplink, logger, closer);
     keepInSync(config, { runtime: device.runtime, reconciler, logs, logger }, closer);
@@ -94,7 +102,7 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
       await closer.close();
       logger.info('agent stopped');
     };
-    return { config, reconciler, logs, link: uplink.link, close };
+    return { config, reconciler, logs, link: uplink.link, upgrader, close };
   } catch (err) {
     await closer.close();
     const problem = dataDirError(err, config.dataDir);

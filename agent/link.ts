@@ -120,6 +120,8 @@ export interface LinkOptions {
   onSessionFrame?: (sessionId: string, frame: Buffer) => void;
   /** The connection to the hub is gone (remote sessions end with it). */
   onConnectionLost?: () => void;
+  /** The hub acknowledged a state report (its PUBACK): the agent's own upgrade takes that as healthy (agent/upgrade/). */
+  onStateAcknowledged?: () => void;
   /** `auto` (default): compress telemetry for a hub that decodes it; `off`: plain JSON always. */
   encoding?: 'auto' | 'off';
 }
@@ -575,7 +577,14 @@ export class Link {
     if (fingerprint === this.lastPublished) return;
     this.lastPublished = fingerprint;
     this.lastPublishedAt = Date.now();
-    this.client.publish(this.options.topics.device(this.options.deviceId, 'state'), JSON.stringify(state), { qos: 1, retain: true });
+    this.client.publish(
+      this.options.topics.device(this.options.deviceId, 'state'),
+      JSON.stringify(state),
+      { qos: 1, retain: true },
+      (err) => {
+        if (!err) this.tell('a state acknowledgement', () => this.options.onStateAcknowledged?.());
+      },
+    );
   }
 }
 

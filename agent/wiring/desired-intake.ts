@@ -27,6 +27,8 @@ export interface DesiredIntakeDeps {
   uplink: Uplink;
   hubKey: KeyObject | undefined;
   logger: Logger;
+  /** Every document accepted (restored or received): the agent's own upgrade follows its `agent` section. */
+  onAccepted?: (desired: DesiredState) => void;
 }
 
 export class DesiredIntake {
@@ -68,6 +70,7 @@ export class DesiredIntake {
       logger.info({ revision: desired.revision }, 'restored desired state from disk');
       reconciler.setDesired(desired);
       this.accepted = desired;
+      this.deps.onAccepted?.(desired);
     }
   }
 
@@ -86,6 +89,7 @@ export class DesiredIntake {
     }
     this.accepted = desired;
     this.save(desired);
+    this.deps.onAccepted?.(desired);
     logger.info({ revision: desired.revision, apps: desired.apps.map((a) => `${a.name}@${a.revision}`) }, 'new desired state');
   }
 

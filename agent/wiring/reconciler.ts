@@ -1,7 +1,8 @@
 /** The reconcile loop, its records in the local store, and the state reports it makes through the uplink. */
 import type { Logger } from 'pino';
 import type { Closer } from '../../shared/closer.js';
-import type { DeviceState } from '../../shared/index.js';
+import type { AgentUpgradeReport, DeviceState } from '../../shared/index.js';
+import type { Signal } from '../../shared/signal.js';
 import type { AgentConfig } from '../config.js';
 import { hostFacts } from '../host.js';
 import { type ObservedState, Reconciler } from '../reconcile/reconciler.js';
@@ -13,19 +14,42 @@ import type { Uplink } from './uplink.js';
 /** How long close() lets an aborted tick finish before the store it writes to is closed anyway. */
 const IDLE_WAIT_MS = 5_000;
 
-export function startReconciler(config: AgentConfig, device: Device, uplink: Uplink, logger: Logger, closer: Closer): Reconciler {
+/** The agent's own upgrade as the state report shows it (wiring/agent-upgrade.ts). */
+export interface UpgradeReporting {
+  readonly report: AgentUpgradeReport | undefined;
+  readonly changed: Signal<void>;
+}
+
+export function startReconciler(
+  config: AgentConfig,
+  device: Device,
+  uplink: Uplink,
+  logger: Logger,
+  closer: Closer,
+  upgrade?: UpgradeReporting,
+): Reconciler {
   const { runtime, store, labels } = device;
   const dockerVersion = engineVersion(runtime, logger);
+  // The last observation, so a change in the agent's upgrade is reported without observing the engine again.
+  let lastObserved: ObservedState | undefined;
+  const report = (observed: ObservedState) =>
+    uplink.link.publishState(stateReport(config.deviceId, labels, observed, dockerVersion(), upgrade?.report));
   const reconciler = new Reconciler({
     runtime,
     records: new Records(store.loadRecords(), (records) => store.saveRecords(records)),
     deviceId: config.deviceId,
     namePrefix: config.containerNamePrefix,
     logger,
-    onState: (observed) => uplink.link.publishState(stateReport(config.deviceId, labels, observed, dockerVersion())),
+    onState: (observed) => {
+      lastObserved = observed;
+      report(observed);
+    },
     stopTimeoutSeconds: config.stopTimeoutSeconds,
     diskReserveBytes: config.diskReserveBytes,
     onEvent: (event) => uplink.event(event),
+  });
+  upgrade?.changed.on(() => {
+    if (lastObserved) report(lastObserved);
   });
   closer.add('reconciler', async () => {
     reconciler.close();
@@ -34,7 +58,13 @@ export function startReconciler(config: AgentConfig, device: Device, uplink: Upl
   return reconciler;
 }
 
-function stateReport(deviceId: string, labels: DeviceState['labels'], observed: ObservedState, dockerVersion?: string): DeviceState {
+function stateReport(
+  deviceId: string,
+  labels: DeviceState['labels'],
+  observed: ObservedState,
+  dockerVersion: string | undefined,
+  agentUpgrade: AgentUpgradeReport | undefined,
+): DeviceState {
   return {
     deviceId,
     observedRevision: observed.observedRevision,
@@ -43,6 +73,7 @@ function stateReport(deviceId: string, labels: DeviceState['labels'], observed: 
     labels,
     apps: observed.apps,
     ...(observed.runtimeError ? { runtimeError: observed.runtimeError } : {}),
+    ...(agentUpgrade ? { agentUpgrade } : {}),
   };
 }
 

@@ -28,6 +28,8 @@ export interface Uplink {
   remote: RemoteArrivals;
   /** The hub's `telemetry.link` commands (the link takes their encodings; wiring/telemetry.ts their live log window). */
   telemetryTuned: Signal<TelemetryLinkArgs>;
+  /** The hub acknowledged a state report (wiring/agent-upgrade.ts: a release on trial confirms). */
+  stateAcknowledged: Signal<void>;
 }
 
 export interface RemoteArrivals {
@@ -55,6 +57,9 @@ export function openUplink(config: AgentConfig, { store, topics, desiredArrived,
   const telemetryTuned = new Signal<TelemetryLinkArgs>((err) =>
     logger.error({ component: 'logs', err }, "applying the hub's telemetry settings failed"),
   );
+  const stateAcknowledged = new Signal<void>((err) =>
+    logger.error({ component: 'agent-upgrade', err }, 'handling a state acknowledgement failed'),
+  );
   // The hub's telemetry settings arrive on the commands topic beside remote access's commands, which never see them.
   const onCommand = (command: Command) => {
     const verdict = readTelemetryLinkCommand(command, Date.now());
@@ -77,6 +82,7 @@ export function openUplink(config: AgentConfig, { store, topics, desiredArrived,
     encoding: config.telemetryEncoding,
     onSessionFrame: (sessionId, frame) => remote.frames.emit({ sessionId, frame }),
     onConnectionLost: () => remote.connectionLost.emit(),
+    onStateAcknowledged: () => stateAcknowledged.emit(),
     stateIntervalMs: config.stateIntervalMs,
     keepaliveSeconds: config.keepaliveSeconds,
     uplinkBytesPerSecond: config.uplinkBytesPerSecond,
@@ -101,7 +107,7 @@ export function openUplink(config: AgentConfig, { store, topics, desiredArrived,
   function event(event: NewEvent): void {
     link.publishEvent({ seq: store.nextEventSeq(), ts: new Date().toISOString(), ...event });
   }
-  return { link, event, logsSettled, remote, telemetryTuned };
+  return { link, event, logsSettled, remote, telemetryTuned, stateAcknowledged };
 }
 
 /** `memory` keeps the outbox in RAM; the default is a file beside the agent's own. */

@@ -1,0 +1,87 @@
+/**
+ * From a whole tarball to `<prefix>/<version>/`: its SHA-256 checked (a
+ * mismatch deletes it), unpacked by the system `tar` into
+ * `.staging-<version>/`, smoke-tested (`bin/flotilla --version` must print the
+ * version), and moved into place by one rename. Nothing the launcher reads
+ * changes here: `current`, `previous` and the trial file are switch.ts's.
+ *
+ * Invariant: `<prefix>/<version>/` exists only complete and tested (the rename
+ * is the last act), so a power cut anywhere before leaves a staging dir that
+ * the next start removes, and decide.ts may trust a `<version>/` it finds.
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { fsyncDir } from '../fsync-dir.js';
+import type { ReleasePrefix } from './device-files.js';
+
+const run = promisify(execFile);
+
+/** How long `bin/flotilla --version` of the new release may take (a cold Node start on a slow SD card). */
+const SMOKE_TEST_TIMEOUT_MS = 60_000;
+
+export class InstallError extends Error {
+  override readonly name = 'InstallError';
+}
+
+/** SHA-256 of a file, read as a stream: the event loop sees one chunk at a time. */
+export function sha256File(path: string, signal?: AbortSignal): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    createReadStream(path, signal ? { signal } : {})
+      .on('data', (chunk) => hash.update(chunk))
+      .on('error', reject)
+      .on('end', () => resolve(hash.digest('hex')));
+  });
+}
+
+/** Throws InstallError (and deletes the file) when the tarball is not the one the signed section names. */
+export async function verifyTarball(part: string, version: string, expected: string, signal: AbortSignal): Promise<void> {
+  const actual = await sha256File(part, signal);
+  if (actual === expected) return;
+  rmSync(part, { force: true });
+  throw new InstallError(`sha256 mismatch for agent ${version}: expected ${expected}, got ${actual}; the download was deleted`);
+}
+
+/** Unpacks, smoke-tests and moves the release to `<prefix>/<version>/`; the tarball is removed once it is there. */
+export async function unpackRelease(
+  prefix: ReleasePrefix,
+  part: string,
+  version: string,
+  sha256: string,
+  signal: AbortSignal,
+): Promise<void> {
+  const staging = prefix.staging(version);
+  rmSync(staging, { recursive: true, force: true });
+  mkdirSync(staging, { recursive: true });
+  try {
+    await run('tar', ['-xzf', part, '-C', staging], { signal }).catch((err: Error & { stderr?: string }) => {
+      throw new InstallError(`could not unpack agent ${version}: ${(err.stderr ?? err.message).trim()}`);
+    });
+    const root = join(staging, 'flotilla');
+    const printed = await run(join(root, 'bin/flotilla'), ['--version'], { signal, timeout: SMOKE_TEST_TIMEOUT_MS }).then(
+      ({ stdout }) => stdout.trim(),
+      (err: Error & { stderr?: string }) => {
+        throw new InstallError(
+          `agent ${version} does not run on this device (bin/flotilla --version failed: ${(err.stderr || err.message).trim().slice(0, 300)})`,
+        );
+      },
+    );
+    if (!printed.split(/\s+/).includes(version)) {
+      throw new InstallError(
+        `the release tarball for agent ${version} holds another version: bin/flotilla --version printed "${printed.slice(0, 100)}"`,
+      );
+    }
+    // What docker/install.sh writes too: which tarball this release came from.
+    writeFileSync(join(root, '.sha256'), `${sha256}\n`);
+    signal.throwIfAborted();
+    rmSync(prefix.release(version), { recursive: true, force: true });
+    renameSync(root, prefix.release(version));
+    fsyncDir(prefix.dir);
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+  rmSync(part, { force: true });
+}

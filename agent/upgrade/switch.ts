@@ -1,0 +1,84 @@
+/**
+ * The switch to a new release and the confirmation of a release on trial:
+ * the only writes to `current`, `previous`, `upgrade/trial` and `launch`.
+ *
+ * Switch order, and why each power cut is safe (the launcher's rules in
+ * docs/agent-upgrades.md):
+ * 1. `upgrade/trial` naming the new version: cut here, `current` still names
+ *    the old one, so the launcher drops the trial and starts the old;
+ * 2. `previous` → the running version: cut here, the same;
+ * 3. `current` → the new version (rename), fsync: from here the launcher
+ *    starts the new one on trial, and goes back to `previous` by itself if it
+ *    does not confirm.
+ */
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fsyncDir } from '../fsync-dir.js';
+import { type ReleasePrefix, writeDurably, writeTrial } from './device-files.js';
+
+export function switchTo(
+  prefix: ReleasePrefix,
+  target: { version: string; revision: number; healthTimeoutMs: number },
+  running: string,
+  nowMs: number,
+): void {
+  rmSync(prefix.trialFile, { force: true });
+  mkdirSync(prefix.upgradeDir, { recursive: true });
+  writeTrial(prefix, {
+    version: target.version,
+    previous: running,
+    revision: target.revision,
+    deadline: Math.ceil((nowMs + target.healthTimeoutMs) / 1000),
+    starts: 0,
+  });
+  prefix.pointAt('previous', running);
+  prefix.pointAt('current', target.version);
+  fsyncDir(prefix.dir);
+}
+
+export interface Confirmed {
+  /** The launcher was replaced by this release's. */
+  launcherReplaced: boolean;
+  /** Release folders removed (neither `current` nor `previous`). */
+  removed: string[];
+}
+
+/**
+ * The running version is healthy: the trial ends (the launcher sees its file
+ * gone and stops watching), the launcher becomes this release's own, and
+ * releases other than `current` and `previous` go.
+ */
+export function confirmTrial(prefix: ReleasePrefix): Confirmed {
+  rmSync(prefix.trialFile, { force: true });
+  fsyncDir(prefix.upgradeDir);
+  const launcherReplaced = replaceLauncher(prefix);
+  const keep = new Set([prefix.linkTarget('current'), prefix.linkTarget('previous')]);
+  const removed: string[] = [];
+  for (const entry of readdirSync(prefix.dir, { withFileTypes: true })) {
+    if (!entry.isDirectory() || entry.name.startsWith('.') || entry.name === 'upgrade' || keep.has(entry.name)) continue;
+    // Only what looks like a release: a folder with bin/flotilla.
+    if (statSync(join(prefix.dir, entry.name, 'bin/flotilla'), { throwIfNoEntry: false }) === undefined) continue;
+    rmSync(join(prefix.dir, entry.name), { recursive: true, force: true });
+    removed.push(entry.name);
+  }
+  return { launcherReplaced, removed };
+}
+
+/** `launch` from the current release's docker/agent-launch.sh, when it differs (write launch.new, fsync, rename). */
+function replaceLauncher(prefix: ReleasePrefix): boolean {
+  let shipped: Buffer;
+  try {
+    shipped = readFileSync(join(prefix.current, 'docker/agent-launch.sh'));
+  } catch {
+    return false;
+  }
+  let installed: Buffer | undefined;
+  try {
+    installed = readFileSync(prefix.launch);
+  } catch {
+    installed = undefined;
+  }
+  if (installed?.equals(shipped)) return false;
+  writeDurably(prefix.launch, shipped, 0o755);
+  return true;
+}

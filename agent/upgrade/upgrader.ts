@@ -1,0 +1,404 @@
+/**
+ * The agent's own upgrade, run: observes the prefix, asks decide.ts for the
+ * next step, runs it, and again, until nothing is left to do; reports where it
+ * stands (`report`, which the state report carries, and `changed`) and every
+ * step as a device event through the outbox.
+ *
+ * Invariants:
+ * - One pass at a time. A desired section for another file (version, URL or
+ *   checksum) aborts the pass under way, whose abort is "abandoned", not a
+ *   failure; one for the same file under a newer revision lets it go on.
+ * - Nothing here throws into the agent: every failure becomes a `failed`
+ *   report and an `agent-upgrade-failed` event, retried after a backoff
+ *   (decide.ts) until MAX_ATTEMPTS for that revision.
+ * - Downloads and checksums stream; the only synchronous work is small file
+ *   writes and renames.
+ * - After the switch the agent stops gracefully (`restart`: app containers
+ *   keep running) and the launcher starts the new release on trial.
+ */
+import { existsSync, lstatSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { AgentUpgradeReport, DesiredAgent } from '../../shared/index.js';
+import { parseDuration } from '../../shared/schemas/units.js';
+import { Signal } from '../../shared/signal.js';
+import { formatBytes, freeBytes } from '../runtime/disk.js';
+import type { NewEvent } from '../wiring/uplink.js';
+import { decideUpgrade, type UpgradeDecision, type UpgradeFailures } from './decide.js';
+import { ReleasePrefix, readRolledBack, readTrial, writeRolledBack } from './device-files.js';
+import { download } from './download.js';
+import { unpackRelease, verifyTarball } from './install.js';
+import { confirmTrial, switchTo } from './switch.js';
+
+const DEFAULT_HEALTH_TIMEOUT_MS = 5 * 60_000;
+const PROGRESS_INTERVAL_MS = 5_000;
+
+export interface UpgraderDeps {
+  /** FLOTILLA_RELEASES_DIR: set by the launcher; undefined when the agent was started otherwise. */
+  releasesDir: string | undefined;
+  /** The version this agent runs. */
+  running: string;
+  /** Where a bundle URL given as a path is resolved (agent/upgrade/hub-http-url.ts). */
+  hubHttpUrl: string;
+  /** The pinned CA for an https hub. */
+  ca?: string | undefined;
+  logger: Logger;
+  event(event: NewEvent): void;
+  /** The agent's graceful stop, then exit 0 (systemd starts the launcher again). */
+  restart(): void;
+  now?: () => number;
+  freeBytes?: (path: string) => Promise<number>;
+  progressIntervalMs?: number;
+}
+
+interface Work {
+  key: string;
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+export class AgentUpgrader {
+  /** Emitted when `report` changes: the state report carries it. */
+  readonly changed: Signal<void>;
+  private desired: DesiredAgent | undefined;
+  private current: AgentUpgradeReport | undefined;
+  private failures: UpgradeFailures | undefined;
+  private work: Work | undefined;
+  private again = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private lastRefusal: string | undefined;
+  private startedKey: string | undefined;
+  private readonly prefix: ReleasePrefix | undefined;
+  private onTrial = false;
+  private restarting = false;
+  private closed = false;
+  private readonly log: Logger;
+  private readonly now: () => number;
+
+  constructor(private readonly deps: UpgraderDeps) {
+    this.log = deps.logger.child({ component: 'agent-upgrade' });
+    this.changed = new Signal((err) => this.log.error({ err }, 'reporting the agent upgrade failed'));
+    this.now = deps.now ?? Date.now;
+    this.prefix = launcherPrefix(deps.releasesDir);
+  }
+
+  /** Where the upgrade stands, for the state report; undefined when there is nothing to say. */
+  get report(): AgentUpgradeReport | undefined {
+    return this.current;
+  }
+
+  /** At the agent's start: stale staging dirs go, a rollback is told once, a trial is noted. */
+  start(): void {
+    const prefix = this.prefix;
+    if (prefix === undefined) return;
+    try {
+      for (const entry of readdirSync(prefix.dir)) {
+        if (entry.startsWith('.staging-')) rmSync(join(prefix.dir, entry), { recursive: true, force: true });
+      }
+      const rolledBack = readRolledBack(prefix);
+      if (rolledBack && !rolledBack.reported) {
+        this.deps.event({
+          type: 'agent-rolled-back',
+          message: `agent ${rolledBack.version} (revision ${rolledBack.revision}) rolled back to ${this.deps.running}: ${rolledBack.reason}`,
+        });
+        writeRolledBack(prefix, { ...rolledBack, reported: true });
+        this.log.warn(
+          { version: rolledBack.version, revision: rolledBack.revision, reason: rolledBack.reason },
+          'the launcher rolled this agent back',
+        );
+      }
+      const trial = readTrial(prefix);
+      if (trial && trial.version === this.deps.running) {
+        this.onTrial = true;
+        this.setReport({
+          version: trial.version,
+          revision: trial.revision,
+          phase: 'confirming',
+          message: `on trial until it reports healthy (previous: ${trial.previous})`,
+        });
+        this.log.info(
+          { version: trial.version, previous: trial.previous },
+          'running on trial: confirming once the hub acknowledges a state report',
+        );
+      }
+    } catch (err) {
+      this.log.error({ err: (err as Error).message, prefix: prefix.dir }, 'reading the release prefix at start failed');
+    }
+  }
+
+  /** The desired document's agent section (undefined: none), each time one is accepted. */
+  setDesired(agent: DesiredAgent | undefined): void {
+    if (this.closed || this.restarting) return;
+    if (agent && this.desired && agent.revision < this.desired.revision) return;
+    const before = this.desired;
+    this.desired = agent;
+    if (agent?.revision !== before?.revision) {
+      this.failures = undefined;
+      this.lastRefusal = undefined;
+    }
+    if (this.work && this.work.key !== fileKey(agent)) {
+      this.log.info({ abandoned: this.work.key, desired: agent?.version }, 'a new desired agent section: abandoning the upgrade under way');
+      this.work.controller.abort();
+    }
+    this.schedule();
+  }
+
+  /** The hub acknowledged a state report: a version on trial is healthy, and confirms. */
+  stateAcknowledged(): void {
+    const prefix = this.prefix;
+    if (!this.onTrial || prefix === undefined || this.closed) return;
+    this.onTrial = false;
+    const trial = readTrial(prefix);
+    try {
+      const { launcherReplaced, removed } = confirmTrial(prefix);
+      this.deps.event({
+        type: 'agent-upgraded',
+        message: `agent upgraded from ${trial?.previous ?? 'the previous version'} to ${this.deps.running}`,
+      });
+      this.log.info({ version: this.deps.running, previous: trial?.previous, launcherReplaced, removed }, 'agent upgrade confirmed');
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'confirming the trial failed: the launcher will roll back at its deadline');
+    }
+    this.setReport(undefined);
+    this.schedule();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    this.work?.controller.abort();
+    await this.work?.done;
+  }
+
+  private schedule(): void {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    if (this.closed || this.restarting) return;
+    if (this.work) {
+      this.again = true;
+      return;
+    }
+    const controller = new AbortController();
+    const key = fileKey(this.desired);
+    const done = this.pass(controller.signal).finally(() => {
+      this.work = undefined;
+      if (this.again) {
+        this.again = false;
+        this.schedule();
+      }
+    });
+    this.work = { key, controller, done };
+  }
+
+  /** Decide, act, and again, until a decision leaves nothing to do now. */
+  private async pass(signal: AbortSignal): Promise<void> {
+    const desired = this.desired;
+    try {
+      this.dropOtherDownloads(desired);
+      for (;;) {
+        signal.throwIfAborted();
+        const decision = decideUpgrade(await this.observe(desired));
+        this.log.debug({ decision }, 'agent upgrade step');
+        if (!(await this.act(decision, desired, signal))) return;
+      }
+    } catch (err) {
+      if (signal.aborted) {
+        this.log.info({ version: desired?.version }, 'agent upgrade abandoned');
+        return;
+      }
+      this.failed(desired, (err as Error).message);
+    }
+  }
+
+  /** Runs one decision; true when the pass goes on to decide again. */
+  private async act(decision: UpgradeDecision, desired: DesiredAgent | undefined, signal: AbortSignal): Promise<boolean> {
+    switch (decision.action) {
+      case 'none':
+        this.failures = undefined;
+        if (!this.onTrial) this.setReport(undefined);
+        return false;
+      case 'refuse':
+        if (desired) this.refused(desired, decision.reason);
+        return false;
+      case 'hold':
+        if (desired)
+          this.setReport({ version: desired.version, revision: desired.revision, phase: 'rolled-back', message: decision.reason });
+        return false;
+      case 'wait':
+        if (decision.at > this.now()) {
+          this.retryTimer = setTimeout(() => this.schedule(), decision.at - this.now());
+          this.retryTimer.unref();
+        }
+        return false;
+      case 'download':
+        if (desired) await this.download(desired, decision.from, signal);
+        return true;
+      case 'install':
+        if (desired) await this.install(desired, signal);
+        return true;
+      case 'switch':
+        if (desired) this.switchAndRestart(desired);
+        return false;
+    }
+  }
+
+  private async observe(desired: DesiredAgent | undefined) {
+    const prefix = this.prefix;
+    const installed = prefix !== undefined && desired !== undefined && existsSync(join(prefix.release(desired.version), 'bin/flotilla'));
+    const part = prefix && desired?.bundle ? prefix.part(partName(desired)) : undefined;
+    const partBytes = part === undefined ? 0 : (statSync(part, { throwIfNoEntry: false })?.size ?? 0);
+    const rolledBack = prefix ? readRolledBack(prefix) : undefined;
+    const measure = this.deps.freeBytes ?? freeBytes;
+    return {
+      desired,
+      running: this.deps.running,
+      prefix: prefix?.dir,
+      onTrial: this.onTrial,
+      rolledBack,
+      failures: this.failures?.revision === desired?.revision ? this.failures : undefined,
+      installed,
+      partBytes,
+      freeBytes: prefix && desired && !installed ? await measure(prefix.dir) : Number.MAX_SAFE_INTEGER,
+      now: this.now(),
+    };
+  }
+
+  private async download(desired: DesiredAgent, from: number, signal: AbortSignal): Promise<void> {
+    const prefix = this.prefix as ReleasePrefix;
+    const bundle = desired.bundle as NonNullable<DesiredAgent['bundle']>;
+    const url = new URL(bundle.url, `${this.deps.hubHttpUrl.replace(/\/+$/, '')}/`);
+    const key = `${fileKey(desired)}|${desired.revision}`;
+    if (this.startedKey !== key) {
+      this.startedKey = key;
+      this.deps.event({
+        type: 'agent-upgrade-started',
+        message: `upgrading the agent from ${this.deps.running} to ${desired.version} (revision ${desired.revision}): downloading ${formatBytes(bundle.bytes)}${from > 0 ? ` from ${formatBytes(from)}` : ''}`,
+      });
+    }
+    this.log.info(
+      { version: desired.version, url: url.href, from, total: bundle.bytes },
+      from > 0 ? 'resuming the agent download' : 'downloading the agent',
+    );
+    const progress = (bytes: number) =>
+      this.setReport({ version: desired.version, revision: desired.revision, phase: 'downloading', bytes, total: bundle.bytes }, false);
+    progress(from);
+    this.changed.emit();
+    const interval = setInterval(() => this.changed.emit(), this.deps.progressIntervalMs ?? PROGRESS_INTERVAL_MS);
+    try {
+      const result = await download({
+        url,
+        part: prefix.part(partName(desired)),
+        from,
+        total: bundle.bytes,
+        ca: this.deps.ca,
+        signal,
+        onProgress: progress,
+      });
+      this.log.info(
+        { version: desired.version, bytes: result.bytes, received: result.received, resumed: result.resumed },
+        'agent download ended',
+      );
+    } finally {
+      clearInterval(interval);
+    }
+  }
+
+  private async install(desired: DesiredAgent, signal: AbortSignal): Promise<void> {
+    const prefix = this.prefix as ReleasePrefix;
+    const bundle = desired.bundle as NonNullable<DesiredAgent['bundle']>;
+    const part = prefix.part(partName(desired));
+    this.setReport({ version: desired.version, revision: desired.revision, phase: 'verifying', bytes: bundle.bytes, total: bundle.bytes });
+    await verifyTarball(part, desired.version, bundle.sha256, signal);
+    this.deps.event({
+      type: 'agent-upgrade-downloaded',
+      message: `agent ${desired.version} downloaded (${formatBytes(bundle.bytes)}), sha256 verified`,
+    });
+    await unpackRelease(prefix, part, desired.version, bundle.sha256, signal);
+    this.log.info({ version: desired.version, dir: prefix.release(desired.version) }, 'agent release unpacked and smoke-tested');
+  }
+
+  private switchAndRestart(desired: DesiredAgent): void {
+    const prefix = this.prefix as ReleasePrefix;
+    const healthTimeoutMs = desired.healthTimeout !== undefined ? parseDuration(desired.healthTimeout) : DEFAULT_HEALTH_TIMEOUT_MS;
+    this.setReport({ version: desired.version, revision: desired.revision, phase: 'switching' });
+    switchTo(prefix, { version: desired.version, revision: desired.revision, healthTimeoutMs }, this.deps.running, this.now());
+    this.restarting = true;
+    this.deps.event({
+      type: 'agent-upgrade-restarting',
+      message: `agent ${this.deps.running} restarting into ${desired.version}: it has ${Math.round(healthTimeoutMs / 1000)}s to report healthy, else the launcher goes back to ${this.deps.running}`,
+    });
+    this.setReport({ version: desired.version, revision: desired.revision, phase: 'restarting' });
+    this.log.info({ version: desired.version, previous: this.deps.running }, 'switched to the new agent release: restarting into it');
+    this.deps.restart();
+  }
+
+  private failed(desired: DesiredAgent | undefined, message: string): void {
+    if (!desired) {
+      this.log.error({ err: message }, 'agent upgrade failed');
+      return;
+    }
+    const before = this.failures?.revision === desired.revision ? this.failures.count : 0;
+    this.failures = { version: desired.version, revision: desired.revision, count: before + 1, lastAt: this.now(), message };
+    this.deps.event({ type: 'agent-upgrade-failed', message: `agent ${desired.version} (revision ${desired.revision}): ${message}` });
+    this.setReport({ version: desired.version, revision: desired.revision, phase: 'failed', message });
+    this.log.warn({ version: desired.version, revision: desired.revision, attempt: before + 1, err: message }, 'agent upgrade failed');
+    this.schedule();
+  }
+
+  /** A refusal is told once per revision and reason, and stays in the report. */
+  private refused(desired: DesiredAgent, reason: string): void {
+    this.setReport({ version: desired.version, revision: desired.revision, phase: 'failed', message: reason });
+    const key = `${desired.revision}|${reason}`;
+    if (this.lastRefusal === key) return;
+    this.lastRefusal = key;
+    if (!reason.includes('gave up after'))
+      this.deps.event({ type: 'agent-upgrade-failed', message: `agent ${desired.version} (revision ${desired.revision}): ${reason}` });
+    this.log.warn({ version: desired.version, revision: desired.revision, reason }, 'agent upgrade refused');
+  }
+
+  /** A `.part` is kept only while it is the desired file's. */
+  private dropOtherDownloads(desired: DesiredAgent | undefined): void {
+    const prefix = this.prefix;
+    if (prefix === undefined) return;
+    const keep = desired?.bundle ? `${partName(desired)}.part` : undefined;
+    let names: string[];
+    try {
+      names = readdirSync(prefix.downloadDir);
+    } catch {
+      return;
+    }
+    for (const name of names) if (name !== keep) rmSync(join(prefix.downloadDir, name), { force: true });
+  }
+
+  private setReport(report: Omit<AgentUpgradeReport, 'since'> | undefined, tell = true): void {
+    const since =
+      this.current && report && this.current.phase === report.phase && this.current.version === report.version
+        ? this.current.since
+        : new Date(this.now()).toISOString();
+    this.current = report === undefined ? undefined : { ...report, since };
+    if (tell) this.changed.emit();
+  }
+}
+
+/** The prefix, when the launcher started this agent (FLOTILLA_RELEASES_DIR with a `current` link). */
+function launcherPrefix(releasesDir: string | undefined): ReleasePrefix | undefined {
+  if (releasesDir === undefined || releasesDir === '') return undefined;
+  try {
+    return lstatSync(join(releasesDir, 'current')).isSymbolicLink() ? new ReleasePrefix(releasesDir) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What identifies the file an upgrade fetches: another key abandons the work under way. */
+function fileKey(agent: DesiredAgent | undefined): string {
+  return agent === undefined ? '' : `${agent.version}|${agent.bundle?.url ?? ''}|${agent.bundle?.sha256 ?? ''}`;
+}
+
+const SAFE_FILE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$/;
+
+/** The download's file name: the URL's last segment when it is a plain name. */
+function partName(agent: DesiredAgent): string {
+  const last = (agent.bundle?.url ?? '').split('?')[0]?.split('/').pop() ?? '';
+  return SAFE_FILE.test(last) ? last : `flotilla-${agent.version}.tar.gz`;
+}
