@@ -1,0 +1,380 @@
+/**
+ * Agent targets against a real hub (Aedes, dispatcher, HTTP API, MQTT request API, SQLite) whose
+ * releases dir holds real tarballs made by `tar`, and devices played by plain MQTT clients: each
+ * publishes its retained state (arch, agent version, labels) and answers every desired document
+ * the way its agent would: an "upgrading" device reports the new version once it holds a bundle
+ * for its arch (and `agentUpgrade failed` when there is none), a "rolling back" one reports
+ * `agentUpgrade {phase: rolled-back}` at the revision it was sent.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { MqttClient } from 'mqtt';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  type AgentTargetView,
+  type DesiredAgent,
+  type DesiredState,
+  type DeviceState,
+  parseHubKey,
+  type RolloutStatus,
+  verifyDesired,
+} from '../../shared/index.js';
+import { Cleanup } from '../support/cleanup.js';
+import { appSpec, deviceState } from '../support/fixtures.js';
+import { http } from '../support/http.js';
+import { startTestHub, type TestHub } from '../support/hub.js';
+import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
+import { sampleValue, scrape } from '../support/prometheus.js';
+import { scratchDir } from '../support/scratch.js';
+import { waitFor } from '../support/wait.js';
+
+const SLOW = { timeout: 90_000 };
+const desiredTopic = (id: string) => `flotilla/v1/devices/${id}/desired`;
+const REQUEST = 'flotilla/v1/api/svc-1/request';
+const RESPONSE = 'flotilla/v1/api/svc-1/response';
+
+type Behaviour = 'upgrades' | 'rolls-back';
+
+interface ApiResponse {
+  correlationId: string;
+  ok: boolean;
+  result?: any;
+  error?: { code: string; message: string };
+}
+
+interface SimDevice {
+  id: string;
+  client: MqttClient;
+  inbox: Inbox;
+  state: DeviceState;
+  behaviour: Behaviour;
+}
+
+/** Small release tarballs, as docker/release-bundle.sh names them. */
+function releasesDir(): string {
+  const dir = scratchDir('flotilla-it-releases-');
+  for (const [version, arch] of [
+    ['0.2.0', 'amd64'],
+    ['0.3.0', 'amd64'],
+    ['0.3.0', 'arm64'],
+  ] as const) {
+    const tree = join(dir, `tree-${version}-${arch}`, 'flotilla');
+    mkdirSync(join(tree, 'bin'), { recursive: true });
+    writeFileSync(join(tree, 'bin', 'flotilla'), `#!/bin/sh\necho ${version} ${arch}\n`);
+    writeFileSync(join(tree, 'package.json'), JSON.stringify({ version }));
+    execFileSync('tar', ['-czf', join(dir, `flotilla-${version}-linux-${arch}.tar.gz`), '-C', join(tree, '..'), 'flotilla']);
+  }
+  return dir;
+}
+
+describe('agent targets', SLOW, () => {
+  const cleanup = new Cleanup();
+  let hub: TestHub;
+  let releases: string;
+  let devices: SimDevice[];
+  let service: MqttClient;
+  let responses: Inbox;
+  let seq = 0;
+
+  beforeEach(async () => {
+    releases = releasesDir();
+    hub = cleanup.add('hub', () => hub.close(), await startTestHub({ config: { releasesDir: releases }, deps: { rolloutTickMs: 100 } }));
+    devices = [];
+    service = cleanup.add('service client', () => closeClient(service), await connectClient(hub.mqttUrl, { clientId: 'svc-1' }));
+    responses = new Inbox(service);
+    await service.subscribeAsync(RESPONSE, { qos: 1 });
+  });
+
+  afterEach(() => cleanup.run());
+
+  const api = (method: string, path: string, body?: unknown) => http(hub.httpUrl, method, path, body);
+  const device = (id: string) => devices.find((d) => d.id === id)!;
+
+  /** The MQTT request API, as a backend service calls it. */
+  async function call(method: string, params?: Record<string, unknown>): Promise<ApiResponse> {
+    const correlationId = `req-${++seq}`;
+    await service.publishAsync(REQUEST, JSON.stringify({ correlationId, method, ...(params ? { params } : {}) }), { qos: 1 });
+    return responses.waitFor<ApiResponse>(RESPONSE, (r) => r.correlationId === correlationId);
+  }
+
+  async function simDevice(
+    id: string,
+    arch: string,
+    labels: Record<string, string>,
+    behaviour: Behaviour = 'upgrades',
+  ): Promise<SimDevice> {
+    const client = await connectClient(hub.mqttUrl, { clientId: id });
+    cleanup.add(`device ${id}`, () => closeClient(client));
+    const base = deviceState(id, { labels });
+    const sim: SimDevice = {
+      id,
+      client,
+      inbox: new Inbox(client),
+      state: { ...base, host: { ...base.host, arch, agentVersion: '0.1.0' } },
+      behaviour,
+    };
+    const report = () =>
+      client.publish(`flotilla/v1/devices/${id}/state`, JSON.stringify({ ...sim.state, reportedAt: new Date().toISOString() }), {
+        qos: 1,
+        retain: true,
+      });
+    client.on('message', (topic, payload) => {
+      if (topic !== desiredTopic(id)) return;
+      const desired = JSON.parse(payload.toString()) as DesiredState;
+      sim.state.observedRevision = desired.revision;
+      actOn(sim, desired.agent);
+      report();
+    });
+    await client.subscribeAsync(desiredTopic(id), { qos: 1 });
+    report();
+    await sim.inbox.waitFor<DesiredState>(desiredTopic(id), (d) => d.revision >= 1);
+    devices.push(sim);
+    return sim;
+  }
+
+  /** What the device's agent does with a desired agent section, as far as the hub can see. */
+  function actOn(sim: SimDevice, agent: DesiredAgent | undefined): void {
+    if (!agent || agent.version === sim.state.host.agentVersion) return;
+    const since = new Date().toISOString();
+    const upgrade = { version: agent.version, revision: agent.revision, since };
+    if (sim.behaviour === 'rolls-back') {
+      sim.state.agentUpgrade = { ...upgrade, phase: 'rolled-back', message: 'crashed 3 times in a row' };
+    } else if (!agent.bundle) {
+      sim.state.agentUpgrade = { ...upgrade, phase: 'failed', message: `no release tarball for ${sim.state.host.arch}` };
+    } else {
+      sim.state.host.agentVersion = agent.version;
+      delete sim.state.agentUpgrade;
+    }
+  }
+
+  const sent = (id: string) =>
+    device(id)
+      .inbox.on(desiredTopic(id))
+      .map((m) => m.json as DesiredState);
+  const lastSent = (id: string) => sent(id).at(-1);
+  const waitAgent = (id: string, where: (agent: DesiredAgent | undefined) => boolean) =>
+    waitFor(`${id}'s desired agent section`, () => {
+      const last = lastSent(id);
+      return last !== undefined && where(last.agent) && last;
+    });
+
+  const sha256 = (file: string) =>
+    createHash('sha256')
+      .update(readFileSync(join(releases, file)))
+      .digest('hex');
+
+  /** A fleet-wide pass the test can see end: an app for `id` alone, which it receives once that pass has run. */
+  async function fleetPassSeenBy(id: string, name: string): Promise<void> {
+    const before = sent(id).length;
+    expect((await api('POST', '/api/v1/apps', appSpec(name, { only: id }))).status).toBe(200);
+    await waitFor(`${id} receives app ${name}`, () =>
+      sent(id)
+        .slice(before)
+        .some((d) => d.apps.some((a) => a.name === name)),
+    );
+  }
+
+  it('over HTTP: each selected device gets a signed section with its arch’s tarball; the same call again republishes nothing; retry is a new revision', async () => {
+    await simDevice('gw-1', 'amd64', { site: 'lab' });
+    await simDevice('gw-2', 'arm64', { site: 'lab' });
+    await simDevice('gw-3', 'amd64', { site: 'roof', only: 'gw-3' });
+
+    const upgraded = await api('POST', '/api/v1/agent/targets', { selectors: { site: 'lab' }, version: '0.3.0' });
+    expect(upgraded.status, JSON.stringify(upgraded.body)).toBe(200);
+    expect(upgraded.body).toEqual({ name: 'site-lab', revision: 1, version: '0.3.0', changed: true });
+
+    const hubKey = parseHubKey(hub.hub.hubKey);
+    for (const [id, arch] of [
+      ['gw-1', 'amd64'],
+      ['gw-2', 'arm64'],
+    ] as const) {
+      const doc = await waitAgent(id, (agent) => agent?.revision === 1);
+      const file = `flotilla-0.3.0-linux-${arch}.tar.gz`;
+      expect(doc.agent).toEqual({
+        version: '0.3.0',
+        revision: 1,
+        bundle: {
+          url: `/releases/${file}`,
+          sha256: sha256(file),
+          bytes: statSync(join(releases, file)).size,
+          unpackedBytes: expect.any(Number),
+        },
+      });
+      expect(verifyDesired(doc, hubKey)).toBeUndefined();
+      // The signature covers the section: a changed checksum no longer verifies.
+      expect(verifyDesired({ ...doc, agent: { ...doc.agent!, bundle: { ...doc.agent!.bundle!, sha256: 'f'.repeat(64) } } }, hubKey)).toBe(
+        'bad signature',
+      );
+      // The URL is the hub's own, serving that very file.
+      const served = await fetch(`${hub.httpUrl}${doc.agent!.bundle!.url}`);
+      expect(
+        createHash('sha256')
+          .update(Buffer.from(await served.arrayBuffer()))
+          .digest('hex'),
+      ).toBe(doc.agent!.bundle!.sha256);
+    }
+    // What the tar holds: two small files.
+    expect(lastSent('gw-1')!.agent!.bundle!.unpackedBytes).toBe(
+      `#!/bin/sh\necho 0.3.0 amd64\n`.length + JSON.stringify({ version: '0.3.0' }).length,
+    );
+    await waitFor('the lab devices report 0.3.0', async () => {
+      const res = await api('GET', '/api/v1/devices/gw-1');
+      return res.body.host?.agentVersion === '0.3.0' && res.body.desiredAgentVersion === '0.3.0';
+    });
+
+    const counts = { 'gw-1': sent('gw-1').length, 'gw-2': sent('gw-2').length };
+    const again = await api('POST', '/api/v1/agent/targets', { selectors: { site: 'lab' }, version: '0.3.0' });
+    expect(again.body).toEqual({ name: 'site-lab', revision: 1, version: '0.3.0', changed: false });
+    await fleetPassSeenBy('gw-3', 'probe');
+    expect({ 'gw-1': sent('gw-1').length, 'gw-2': sent('gw-2').length }).toEqual(counts);
+    expect(sent('gw-3').every((d) => d.agent === undefined)).toBe(true);
+
+    const retried = await api('POST', '/api/v1/agent/targets', { selectors: { site: 'lab' }, version: '0.3.0', retry: true });
+    expect(retried.body).toEqual({ name: 'site-lab', revision: 2, version: '0.3.0', changed: true });
+    await waitAgent('gw-1', (agent) => agent?.revision === 2 && agent.version === '0.3.0');
+    await waitAgent('gw-2', (agent) => agent?.revision === 2);
+  });
+
+  it('over the MQTT API: the target set last wins, deleting it falls back, and targets, devices and Prometheus count it', async () => {
+    await simDevice('gw-1', 'amd64', { site: 'lab' });
+    await simDevice('gw-2', 'arm64', { site: 'lab' });
+    await simDevice('gw-3', 'amd64', { site: 'roof' });
+
+    const all = await call('agent.upgrade', { selectors: {}, version: '0.2.0', healthTimeout: '2m' });
+    expect(all).toMatchObject({ ok: true, result: { name: 'all', revision: 1, version: '0.2.0', changed: true } });
+    await waitAgent('gw-1', (agent) => agent?.version === '0.2.0' && agent.healthTimeout === '2m' && agent.bundle !== undefined);
+    await waitAgent('gw-3', (agent) => agent?.version === '0.2.0');
+    // No 0.2.0 tarball for arm64: the section names the version without a bundle, and the device says it cannot.
+    expect((await waitAgent('gw-2', (agent) => agent?.version === '0.2.0')).agent).toEqual({
+      version: '0.2.0',
+      revision: 1,
+      healthTimeout: '2m',
+    });
+
+    const one = await call('agent.upgrade', { devices: ['gw-1'], version: '0.3.0' });
+    expect(one).toMatchObject({ ok: true, result: { name: 'device-gw-1', revision: 2, version: '0.3.0', changed: true } });
+    await waitAgent('gw-1', (agent) => agent?.version === '0.3.0' && agent.revision === 2);
+
+    const targets = async () => {
+      const res = await call('agent.targets');
+      return Object.fromEntries((res.result.items as AgentTargetView[]).map((t) => [t.name, t]));
+    };
+    await waitFor('the counts settle', async () => {
+      const t = await targets();
+      return t['device-gw-1']?.devices.running === 1 && t.all?.devices.failed === 1 && t.all.devices.running === 1;
+    });
+    const listed = await targets();
+    expect(listed.all).toMatchObject({
+      revision: 1,
+      version: '0.2.0',
+      scheduling: { selectors: {} },
+      arches: ['amd64'],
+      healthTimeout: '2m',
+      devices: { matched: 2, running: 1, upgrading: 0, failed: 1, rolledBack: 0 },
+    });
+    expect(listed['device-gw-1']).toMatchObject({
+      revision: 2,
+      arches: ['amd64', 'arm64'],
+      devices: { matched: 1, running: 1, upgrading: 0, failed: 0, rolledBack: 0 },
+    });
+    const gw2 = await api('GET', '/api/v1/devices/gw-2');
+    expect(gw2.body).toMatchObject({ desiredAgentVersion: '0.2.0', agentUpgrade: { version: '0.2.0', revision: 1, phase: 'failed' } });
+
+    const { families } = await scrape(hub.httpUrl);
+    expect(sampleValue(families, 'flotilla_agent_version_devices', { version: '0.3.0' })).toBe(1);
+    expect(sampleValue(families, 'flotilla_agent_version_devices', { version: '0.2.0' })).toBe(1);
+    expect(sampleValue(families, 'flotilla_agent_version_devices', { version: '0.1.0' })).toBe(1);
+    expect(sampleValue(families, 'flotilla_agent_upgrades', { phase: 'failed' })).toBe(1);
+    expect(sampleValue(families, 'flotilla_agent_upgrades', { phase: 'rolled-back' })).toBe(0);
+
+    expect(await call('agent.delete', { name: 'device-gw-1' })).toMatchObject({ ok: true, result: { name: 'device-gw-1', deleted: true } });
+    await waitAgent('gw-1', (agent) => agent?.version === '0.2.0' && agent.revision === 1);
+    expect(await call('agent.delete', { name: 'device-gw-1' })).toMatchObject({ ok: false, error: { code: 'not_found' } });
+    expect((await targets())['device-gw-1']).toBeUndefined();
+  });
+
+  it('refuses a version the releases dir lacks, naming what it holds and how to add one, and a call that selects nothing', async () => {
+    const unknown = await api('POST', '/api/v1/agent/targets', { selectors: { site: 'lab' }, version: '0.9.9' });
+    expect(unknown.status).toBe(400);
+    expect(unknown.body.error.code).toBe('invalid_request');
+    expect(unknown.body.error.message).toContain('agent 0.9.9');
+    expect(unknown.body.error.message).toContain('0.2.0 (amd64), 0.3.0 (amd64, arm64)');
+    expect(unknown.body.error.message).toContain('docker/release-bundle.sh');
+    expect(unknown.body.error.message).toContain('--releases-dir');
+
+    const overMqtt = await call('agent.upgrade', { devices: ['gw-1'], version: '0.9.9' });
+    expect(overMqtt).toMatchObject({ ok: false, error: { code: 'invalid_request' } });
+    expect(overMqtt.error?.message).toContain('0.2.0 (amd64), 0.3.0 (amd64, arm64)');
+
+    const nothing = await api('POST', '/api/v1/agent/targets', { version: '0.3.0' });
+    expect(nothing.status).toBe(400);
+    expect(nothing.body.error.message).toBe('select devices: --selector, --device or --all');
+
+    // An image alone is enough for agents that run as a container.
+    const image = await call('agent.upgrade', {
+      selectors: {},
+      version: '0.9.9',
+      image: `registry.local/flotilla/agent@sha256:${'a'.repeat(64)}`,
+    });
+    expect(image).toMatchObject({ ok: true, result: { name: 'all', version: '0.9.9' } });
+    expect((await call('agent.targets')).result.items[0]).toMatchObject({ arches: [], image: expect.stringContaining('@sha256:') });
+  });
+
+  it('a canary that rolls back pauses the rollout (canary 1, failureThreshold 1) and the other devices never get the section', async () => {
+    await simDevice('gw-1', 'amd64', { site: 'lab' }, 'rolls-back');
+    await simDevice('gw-2', 'amd64', { site: 'lab' });
+    await simDevice('gw-3', 'arm64', { site: 'lab', only: 'gw-3' });
+
+    const started = await api('POST', '/api/v1/agent/targets', {
+      selectors: { site: 'lab' },
+      version: '0.3.0',
+      rollout: { canary: 1, failureThreshold: 1 },
+    });
+    expect(started.body).toEqual({ name: 'site-lab', revision: 1, version: '0.3.0', changed: true, rollout: 'agent/site-lab' });
+
+    // The canary is told, rolls back, and is sent back to "keep what you run" (no section).
+    await waitFor('the canary told revision 1', () => sent('gw-1').some((d) => d.agent?.revision === 1));
+    const paused = await waitFor('the rollout paused', async () => {
+      const res = await api('GET', '/api/v1/agent/targets/site-lab/rollout');
+      return res.body.phase === 'paused' && (res.body as RolloutStatus);
+    });
+    expect(paused.app).toBe('agent/site-lab');
+    expect(paused.reason).toMatch(/1 device\(s\) failed at revision 1 \(failureThreshold 1\): gw-1/);
+    expect(paused.devices.map((d) => [d.id, d.state, d.canary])).toEqual([
+      ['gw-1', 'reverted', true],
+      ['gw-2', 'pending', false],
+      ['gw-3', 'pending', false],
+    ]);
+    await waitAgent('gw-1', (agent) => agent === undefined);
+    await fleetPassSeenBy('gw-3', 'probe');
+    expect(sent('gw-2').some((d) => d.agent !== undefined)).toBe(false);
+    expect(sent('gw-3').some((d) => d.agent !== undefined)).toBe(false);
+
+    const listed = (await api('GET', '/api/v1/agent/targets')).body.items[0] as AgentTargetView;
+    expect(listed).toMatchObject({
+      name: 'site-lab',
+      rollout: { canary: 1, failureThreshold: 1 },
+      devices: { matched: 3, rolledBack: 1, running: 0 },
+    });
+    const { families } = await scrape(hub.httpUrl);
+    expect(sampleValue(families, 'flotilla_agent_upgrades', { phase: 'rolled-back' })).toBe(1);
+
+    // Resumed, the rest go on (the reverted canary stays back), one batch at a time.
+    const resumed = await api('POST', '/api/v1/agent/targets/site-lab/rollout/resume');
+    expect(resumed.status, JSON.stringify(resumed.body)).toBe(200);
+    await waitAgent('gw-2', (agent) => agent?.revision === 1);
+    await waitAgent('gw-3', (agent) => agent?.revision === 1 && agent.bundle?.url === '/releases/flotilla-0.3.0-linux-arm64.tar.gz');
+    const done = await waitFor('the rollout complete', async () => {
+      const res = await api('GET', '/api/v1/agent/targets/site-lab/rollout');
+      return res.body.phase === 'complete' && (res.body as RolloutStatus);
+    });
+    expect(done.counts).toMatchObject({ healthy: 2, reverted: 1 });
+    expect(lastSent('gw-1')!.agent).toBeUndefined();
+
+    // Deleting the target deletes its rollout.
+    expect((await api('DELETE', '/api/v1/agent/targets/site-lab')).status).toBe(200);
+    expect((await api('GET', '/api/v1/agent/targets/site-lab/rollout')).status).toBe(404);
+  });
+});
