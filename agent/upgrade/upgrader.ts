@@ -26,12 +26,14 @@ import { formatBytes, freeBytes } from '../runtime/disk.js';
 import type { NewEvent } from '../wiring/uplink.js';
 import { decideUpgrade, type UpgradeDecision, type UpgradeFailures } from './decide.js';
 import { ReleasePrefix, readRolledBack, readTrial, writeRolledBack } from './device-files.js';
-import { download } from './download.js';
+import { DownloadError, download } from './download.js';
 import { unpackRelease, verifyTarball } from './install.js';
 import { confirmTrial, switchTo } from './switch.js';
 
 const DEFAULT_HEALTH_TIMEOUT_MS = 5 * 60_000;
 const PROGRESS_INTERVAL_MS = 5_000;
+/** Reconnects in a row that bring no byte before a download counts as failed. */
+const DOWNLOAD_RECONNECTS = 5;
 
 export interface UpgraderDeps {
   /** FLOTILLA_RELEASES_DIR: set by the launcher; undefined when the agent was started otherwise. */
@@ -284,20 +286,31 @@ export class AgentUpgrader {
     progress(from);
     this.changed.emit();
     const interval = setInterval(() => this.changed.emit(), this.deps.progressIntervalMs ?? PROGRESS_INTERVAL_MS);
+    const part = prefix.part(partName(desired));
     try {
-      const result = await download({
-        url,
-        part: prefix.part(partName(desired)),
-        from,
-        total: bundle.bytes,
-        ca: this.deps.ca,
-        signal,
-        onProgress: progress,
-      });
-      this.log.info(
-        { version: desired.version, bytes: result.bytes, received: result.received, resumed: result.resumed },
-        'agent download ended',
-      );
+      // A connection lost mid-file is the link's fault, not the release's: resume at once, backing
+      // off only while no byte gets through, before it counts as a failed attempt.
+      for (let stalled = 0, offset = from; ; ) {
+        try {
+          const result = await download({ url, part, from: offset, total: bundle.bytes, ca: this.deps.ca, signal, onProgress: progress });
+          this.log.info(
+            { version: desired.version, bytes: result.bytes, received: result.received, resumed: result.resumed },
+            'agent download ended',
+          );
+          return;
+        } catch (err) {
+          if (signal.aborted || !(err instanceof DownloadError)) throw err;
+          const now = statSync(part, { throwIfNoEntry: false })?.size ?? 0;
+          stalled = now > offset ? 0 : stalled + 1;
+          if (stalled >= DOWNLOAD_RECONNECTS) throw err;
+          this.log.warn(
+            { version: desired.version, bytes: now, total: bundle.bytes, err: err.message },
+            'agent download interrupted: resuming',
+          );
+          await sleep(stalled === 0 ? 200 : Math.min(1000 * 2 ** (stalled - 1), 15_000), signal);
+          offset = now > bundle.bytes ? 0 : now;
+        }
+      }
     } finally {
       clearInterval(interval);
     }
@@ -378,6 +391,21 @@ export class AgentUpgrader {
     this.current = report === undefined ? undefined : { ...report, since };
     if (tell) this.changed.emit();
   }
+}
+
+/** Resolves after `ms`, or rejects when `signal` aborts first. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        reject(signal.reason);
+      },
+      { once: true },
+    );
+  });
 }
 
 /** The prefix, when the launcher started this agent (FLOTILLA_RELEASES_DIR with a `current` link). */
