@@ -13,6 +13,7 @@
 #   node_modules/     production dependencies only, better-sqlite3 compiled for <arch>
 #   examples/dashboard the page the hub serves at /dashboard/
 #   docker/install.sh the install script the hub serves at GET /install.sh (docs/install.md)
+#   docker/agent-launch.sh  the launcher systemd starts on a device (install.sh and the upgraded agent copy it to /opt/flotilla/launch)
 # The images (docker/*.Dockerfile) and the install script unpack it as it is.
 #
 # better-sqlite3's prebuilt download is not reachable here, so its addon is compiled
@@ -164,7 +165,7 @@ fi
 
 # --- assemble ------------------------------------------------------------------------------
 DIST_KEY="$(cd dist && find . -path ./bundles -prune -o -type f ! -name '*.map' -print0 | sort -z | xargs -0 sha256sum | sha)"
-BUNDLE_KEY="$(printf '%s\n' "$DIST_KEY" "$MODULES_KEY" "${NODE_PKG}@${NODE_VERSION}" "$(sha256sum "$0" package.json docker/install.sh | sha)" \
+BUNDLE_KEY="$(printf '%s\n' "$DIST_KEY" "$MODULES_KEY" "${NODE_PKG}@${NODE_VERSION}" "$(sha256sum "$0" package.json docker/install.sh docker/agent-launch.sh | sha)" \
   "$(find examples/dashboard -type f -print0 | sort -z | xargs -0 sha256sum | sha)" | sha)"
 STAMP="${OUT_DIR}/.flotilla-${VERSION}-linux-${ARCH}.key"
 if [[ -f "$OUT" && -f "$STAMP" && "$(cat "$STAMP")" == "$BUNDLE_KEY" ]]; then
@@ -183,6 +184,7 @@ cp package.json "${B}/package.json"
 cp -r examples/dashboard "${B}/examples/dashboard"
 # The hub serves it at GET /install.sh (broker/http/install.ts finds it under the package root).
 mkdir -p "${B}/docker" && cp docker/install.sh "${B}/docker/install.sh"
+cp docker/agent-launch.sh "${B}/docker/agent-launch.sh" && chmod 755 "${B}/docker/agent-launch.sh"
 cp -r "${MODULES_DIR}/node_modules" "${B}/node_modules"
 cat >"${B}/bin/flotilla" <<'EOF'
 #!/bin/sh
