@@ -35,14 +35,17 @@ export interface FakeReleaseOptions {
    * to `<holdFile>.held` and waits: a test can stop the agent there.
    */
   holdFile?: string;
+  /** What the release runs for anything but `--version` (`exec <command> "$@"`); default: it prints what it was started with. */
+  exec?: string;
 }
 
 /** `bin/flotilla` of a fake release: `--version` prints it; anything else prints what it was started with. */
-function script(version: string, holdFile: string | undefined): string {
+function script(version: string, holdFile: string | undefined, exec: string | undefined): string {
   const hold = holdFile
     ? `  if [ -e '${holdFile}' ]; then echo $$ >'${holdFile}.held'; n=0; while [ -e '${holdFile}' ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n+1)); done; fi\n`
     : '';
-  return `#!/bin/sh\nif [ "$1" = --version ]; then\n${hold}  echo ${version}\n  exit 0\nfi\necho "started ${version} $*"\n`;
+  const run = exec === undefined ? `echo "started ${version} trial=\${FLOTILLA_TRIAL:-0} $*"` : `exec ${exec} "$@"`;
+  return `#!/bin/sh\nif [ "$1" = --version ]; then\n${hold}  echo ${version}\n  exit 0\nfi\n${run}\n`;
 }
 
 /** A release folder `dir/flotilla/…` for `version` (also what a prefix's running version is made of). */
@@ -50,7 +53,7 @@ export function releaseTree(dir: string, version: string, options: FakeReleaseOp
   const root = join(dir, 'flotilla');
   mkdirSync(join(root, 'bin'), { recursive: true });
   mkdirSync(join(root, 'docker'), { recursive: true });
-  writeFileSync(join(root, 'bin/flotilla'), script(version, options.holdFile));
+  writeFileSync(join(root, 'bin/flotilla'), script(version, options.holdFile, options.exec));
   chmodSync(join(root, 'bin/flotilla'), 0o755);
   writeFileSync(join(root, 'package.json'), `${JSON.stringify({ name: 'flotilla', version })}\n`);
   copyFileSync(LAUNCHER, join(root, 'docker/agent-launch.sh'));
@@ -94,9 +97,9 @@ function hostDockerArch(): string {
 }
 
 /** A prefix whose `current` names `running` (a fake release folder) and whose `launch` is the real launcher. */
-export function fakePrefix(running: string, dir = scratchDir('flotilla-prefix-')): string {
+export function fakePrefix(running: string, dir = scratchDir('flotilla-prefix-'), exec?: string): string {
   const work = scratchDir('flotilla-running-');
-  const root = releaseTree(work, running, { fillerBytes: 16 });
+  const root = releaseTree(work, running, { fillerBytes: 16, ...(exec !== undefined ? { exec } : {}) });
   execFileSync('mv', [root, join(dir, running)]);
   symlinkSync(running, join(dir, 'current'));
   copyFileSync(LAUNCHER, join(dir, 'launch'));
