@@ -56,7 +56,7 @@ describe("the agent's own upgrade with a real hub", () => {
     return answer;
   }
 
-  async function agentOn(hub: HubProcess, id: string, dataDir: string, prefix: string, onRestart = () => {}): Promise<Agent> {
+  async function agentOn(hub: HubProcess, id: string, dataDir: string, prefix: string | undefined, onRestart = () => {}): Promise<Agent> {
     const agent = await startAgent(
       { deviceId: id, hubUrl: hub.mqttUrl, hubHttpUrl: hub.url, dataDir, logLevel: 'silent', stateIntervalMs: 50 },
       {
@@ -170,5 +170,32 @@ describe("the agent's own upgrade with a real hub", () => {
       'agent-upgrade-downloaded',
       'agent-upgrade-restarting',
     ]);
+  });
+
+  it('says in its report and one event per revision that an agent not started by the launcher cannot upgrade itself', SLOW, async () => {
+    const releasesDir = scratchDir('flotilla-releases-');
+    fakeRelease(releasesDir, '9.9.9');
+    const hub = await startHubProcess(undefined, ['--releases-dir', releasesDir]);
+    const dataDir = scratchDir('flotilla-nolauncher-agent-');
+    const agent = await agentOn(hub, 'plain-1', dataDir, undefined);
+    await waitFor('plain-1 online', async () => (await device(hub, 'plain-1')).online || undefined);
+    await upgrade(hub, { devices: ['plain-1'], version: '9.9.9' });
+
+    const report = await waitFor('the failed report at the hub', async () => {
+      const view = await device(hub, 'plain-1');
+      return view.agentUpgrade?.phase === 'failed' && view.agentUpgrade;
+    });
+    expect(report.message).toMatch(
+      /^this agent was not started by the Flotilla launcher \(FLOTILLA_RELEASES_DIR with a 'current' link\), so it cannot install agent 9\.9\.9/,
+    );
+    // A newer revision is refused again, with its own event; nothing else repeats it.
+    await upgrade(hub, { devices: ['plain-1'], version: '9.9.9', healthTimeout: '3m' });
+    await waitFor('the newer revision reported', async () => {
+      const view = await device(hub, 'plain-1');
+      return (view.agentUpgrade?.revision ?? 0) > report.revision || undefined;
+    });
+    const failed = (await events(hub, 'plain-1')).filter((e) => e.type === 'agent-upgrade-failed');
+    expect(failed.map((e) => e.message.match(/\(revision (\d+)\)/)?.[1])).toEqual([`${report.revision}`, `${report.revision + 1}`]);
+    expect(agent.upgrader.report?.phase).toBe('failed');
   });
 });
