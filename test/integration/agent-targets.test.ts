@@ -1,41 +1,26 @@
 /**
  * Agent targets against a real hub (Aedes, dispatcher, HTTP API, MQTT request API, SQLite) whose
- * releases dir holds real tarballs made by `tar`, and devices played by plain MQTT clients: each
- * publishes its retained state (arch, agent version, labels) and answers every desired document
- * the way its agent would: an "upgrading" device reports the new version once it holds a bundle
- * for its arch (and `agentUpgrade failed` when there is none), a "rolling back" one reports
- * `agentUpgrade {phase: rolled-back}` at the revision it was sent.
+ * releases dir holds real tarballs made by `tar`, and devices played by plain MQTT clients that
+ * answer each desired agent section as their agent would (test/support/agent-target-devices.ts).
  */
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  type AgentTargetView,
-  type DesiredAgent,
-  type DesiredState,
-  type DeviceState,
-  parseHubKey,
-  type RolloutStatus,
-  verifyDesired,
-} from '../../shared/index.js';
+import { type AgentTargetView, type DesiredAgent, parseHubKey, type RolloutStatus, verifyDesired } from '../../shared/index.js';
+import { type AgentDevice, agentDevice, type Behaviour, releaseScript, releasesDir } from '../support/agent-target-devices.js';
 import { Cleanup } from '../support/cleanup.js';
-import { appSpec, deviceState } from '../support/fixtures.js';
+import { appSpec } from '../support/fixtures.js';
 import { http } from '../support/http.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
 import { sampleValue, scrape } from '../support/prometheus.js';
-import { scratchDir } from '../support/scratch.js';
 import { waitFor } from '../support/wait.js';
 
 const SLOW = { timeout: 90_000 };
-const desiredTopic = (id: string) => `flotilla/v1/devices/${id}/desired`;
 const REQUEST = 'flotilla/v1/api/svc-1/request';
 const RESPONSE = 'flotilla/v1/api/svc-1/response';
-
-type Behaviour = 'upgrades' | 'rolls-back';
 
 interface ApiResponse {
   correlationId: string;
@@ -44,36 +29,11 @@ interface ApiResponse {
   error?: { code: string; message: string };
 }
 
-interface SimDevice {
-  id: string;
-  client: MqttClient;
-  inbox: Inbox;
-  state: DeviceState;
-  behaviour: Behaviour;
-}
-
-/** Small release tarballs, as docker/release-bundle.sh names them. */
-function releasesDir(): string {
-  const dir = scratchDir('flotilla-it-releases-');
-  for (const [version, arch] of [
-    ['0.2.0', 'amd64'],
-    ['0.3.0', 'amd64'],
-    ['0.3.0', 'arm64'],
-  ] as const) {
-    const tree = join(dir, `tree-${version}-${arch}`, 'flotilla');
-    mkdirSync(join(tree, 'bin'), { recursive: true });
-    writeFileSync(join(tree, 'bin', 'flotilla'), `#!/bin/sh\necho ${version} ${arch}\n`);
-    writeFileSync(join(tree, 'package.json'), JSON.stringify({ version }));
-    execFileSync('tar', ['-czf', join(dir, `flotilla-${version}-linux-${arch}.tar.gz`), '-C', join(tree, '..'), 'flotilla']);
-  }
-  return dir;
-}
-
 describe('agent targets', SLOW, () => {
   const cleanup = new Cleanup();
   let hub: TestHub;
   let releases: string;
-  let devices: SimDevice[];
+  let devices: AgentDevice[];
   let service: MqttClient;
   let responses: Inbox;
   let seq = 0;
@@ -104,55 +64,13 @@ describe('agent targets', SLOW, () => {
     arch: string,
     labels: Record<string, string>,
     behaviour: Behaviour = 'upgrades',
-  ): Promise<SimDevice> {
-    const client = await connectClient(hub.mqttUrl, { clientId: id });
-    cleanup.add(`device ${id}`, () => closeClient(client));
-    const base = deviceState(id, { labels });
-    const sim: SimDevice = {
-      id,
-      client,
-      inbox: new Inbox(client),
-      state: { ...base, host: { ...base.host, arch, agentVersion: '0.1.0' } },
-      behaviour,
-    };
-    const report = () =>
-      client.publish(`flotilla/v1/devices/${id}/state`, JSON.stringify({ ...sim.state, reportedAt: new Date().toISOString() }), {
-        qos: 1,
-        retain: true,
-      });
-    client.on('message', (topic, payload) => {
-      if (topic !== desiredTopic(id)) return;
-      const desired = JSON.parse(payload.toString()) as DesiredState;
-      sim.state.observedRevision = desired.revision;
-      actOn(sim, desired.agent);
-      report();
-    });
-    await client.subscribeAsync(desiredTopic(id), { qos: 1 });
-    report();
-    await sim.inbox.waitFor<DesiredState>(desiredTopic(id), (d) => d.revision >= 1);
+  ): Promise<AgentDevice> {
+    const sim = await agentDevice(cleanup, hub.mqttUrl, id, arch, labels, behaviour);
     devices.push(sim);
     return sim;
   }
 
-  /** What the device's agent does with a desired agent section, as far as the hub can see. */
-  function actOn(sim: SimDevice, agent: DesiredAgent | undefined): void {
-    if (!agent || agent.version === sim.state.host.agentVersion) return;
-    const since = new Date().toISOString();
-    const upgrade = { version: agent.version, revision: agent.revision, since };
-    if (sim.behaviour === 'rolls-back') {
-      sim.state.agentUpgrade = { ...upgrade, phase: 'rolled-back', message: 'crashed 3 times in a row' };
-    } else if (!agent.bundle) {
-      sim.state.agentUpgrade = { ...upgrade, phase: 'failed', message: `no release tarball for ${sim.state.host.arch}` };
-    } else {
-      sim.state.host.agentVersion = agent.version;
-      delete sim.state.agentUpgrade;
-    }
-  }
-
-  const sent = (id: string) =>
-    device(id)
-      .inbox.on(desiredTopic(id))
-      .map((m) => m.json as DesiredState);
+  const sent = (id: string) => device(id).sent();
   const lastSent = (id: string) => sent(id).at(-1);
   const waitAgent = (id: string, where: (agent: DesiredAgent | undefined) => boolean) =>
     waitFor(`${id}'s desired agent section`, () => {
@@ -217,7 +135,7 @@ describe('agent targets', SLOW, () => {
     }
     // What the tar holds: two small files.
     expect(lastSent('gw-1')!.agent!.bundle!.unpackedBytes).toBe(
-      `#!/bin/sh\necho 0.3.0 amd64\n`.length + JSON.stringify({ version: '0.3.0' }).length,
+      releaseScript('0.3.0', 'amd64').length + JSON.stringify({ version: '0.3.0' }).length,
     );
     await waitFor('the lab devices report 0.3.0', async () => {
       const res = await api('GET', '/api/v1/devices/gw-1');
