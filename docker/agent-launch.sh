@@ -23,8 +23,8 @@
 #
 # Environment: FLOTILLA_MAX_CRASHES (default 3): starts on trial that may end
 # without a confirmation before going back. FLOTILLA_LAUNCH_CUT_AT=<step>: the
-# launcher SIGKILLs itself at that step (the names of `cut` below), so tests
-# can play a power cut at every point between two writes.
+# launcher SIGKILLs its process group at that step (the names of `cut` below),
+# so tests can play a power cut at every point between two writes.
 
 set -u
 
@@ -59,6 +59,10 @@ field() { sed -n "s/^$1=//p" "$2" 2>/dev/null | head -n 1; }
 is_number() { case "$1" in '' | *[!0-9]*) return 1 ;; esac; }
 
 now() { date +%s; }
+
+# The trial still names the release started on it: once the agent confirmed, it is gone, or names
+# the next release when the confirmed agent went on to another upgrade before the next look.
+still_on_trial() { [ "$(field version "$TRIAL")" = "$version" ]; }
 
 # The release a link names (its target's last part; "" when it is missing).
 link_version() {
@@ -111,17 +115,16 @@ run_on_trial() {
   trap 'signals=$((signals + 1)); kill -TERM "$child" 2>/dev/null' TERM INT
   cut child-started
   # `sleep & wait`: a signal is handled at once, not after the sleep.
-  while [ "$signals" = 0 ] && [ -f "$TRIAL" ] && [ "$(now)" -lt "$deadline" ] && kill -0 "$child" 2>/dev/null; do
+  while [ "$signals" = 0 ] && still_on_trial && [ "$(now)" -lt "$deadline" ] && kill -0 "$child" 2>/dev/null; do
     sleep 1 &
     wait $!
   done
-  if [ "$signals" = 0 ] && [ -f "$TRIAL" ] && kill -0 "$child" 2>/dev/null; then
+  if [ "$signals" = 0 ] && still_on_trial && kill -0 "$child" 2>/dev/null; then
     log "release $version did not report healthy by its deadline: stopping it"
     stop_child
     cut child-stopped
     # Confirmed while it was being stopped: it was healthy after all, and the next start runs it.
-    [ "$(field version "$TRIAL")" != "$version" ] ||
-      roll_back "did not report healthy within the health timeout" || true
+    ! still_on_trial || roll_back "did not report healthy within the health timeout" || true
     exit 1
   fi
   # Confirmed (or ended, or told to stop): its exit status is the launcher's.

@@ -103,12 +103,15 @@ describe.each(SHELLS)('the agent launcher under $name', ({ command }) => {
     expect(prefix.upgradeFile('rolled-back')).toMatchObject({ reason: 'did not report healthy within the health timeout' });
   });
 
-  it('a release that confirms keeps running past the deadline, and the launcher ends with it', async () => {
-    const trial = upgradedTo('runs', { deadlineIn: 2 });
+  it.each([
+    ['removes upgrade/trial', (trial: string) => rmSync(trial)],
+    ["removes it and writes the next upgrade's trial at once", (trial: string) => writeFileSync(trial, 'version=0.4.0\nstarts=0\n')],
+  ])('a release that confirms (%s) keeps running past the deadline, and the launcher ends with it', async (_, confirm) => {
+    upgradedTo('runs', { deadlineIn: 2 });
     const launch = prefix.launch();
     await waitFor('the release on trial', running('0.3.0'));
     // What the agent does once healthy.
-    rmSync(trial.path('upgrade/trial'));
+    confirm(prefix.path('upgrade/trial'));
     const deadline = Date.now() + 2_000;
     await waitFor('the deadline to be 2 s past', () => Date.now() > deadline + 2_000, { timeoutMs: 10_000 });
     const [started] = prefix.started();
