@@ -18,6 +18,10 @@
 # of `uname -m`), FLOTILLA_DOCKER_SOCKET (default /var/run/docker.sock).
 # shellcheck disable=SC2015  # `check && check || die` is meant: die when either check fails
 set -eu
+# The rest is one brace group, closed on the last line: sh reads all of it before it runs any
+# of it, so a download cut short (curl … | sh) runs nothing, and a refusal does not close the
+# pipe while curl is still writing the script into it ("curl: (23) Failed writing body").
+{
 
 served_hub=''
 served_version=''
@@ -163,13 +167,20 @@ StartLimitIntervalSec=0
 
 [Service]
 Type=simple
-ExecStart=$PREFIX/current/bin/flotilla agent --data-dir $data_dir
+# The launcher starts current/bin/flotilla, and goes back to the previous release by
+# itself when a new one fails its trial (docs/agent-upgrades.md).
+ExecStart=$PREFIX/launch agent --data-dir $data_dir
 Restart=always
 RestartSec=5
+# TERM to the main process only: the launcher, while it watches an agent on trial, passes
+# it on (a second TERM would make the agent skip its graceful stop); the rest get KILL if
+# they outlive it.
+KillMode=mixed
 Environment=NODE_ENV=production
 UMask=0077
 ProtectSystem=strict
-ReadWritePaths=$data_dir
+# The prefix too: the agent upgrades itself there.
+ReadWritePaths=$data_dir $PREFIX
 ProtectHome=yes
 PrivateTmp=yes
 PrivateDevices=yes
@@ -307,7 +318,11 @@ if [ "$mode" = bundle ]; then
     printf '%s\n' "$sum" >"$staging/flotilla/.sha256"
     release_new=1
   fi
-  if [ -n "$release_new" ]; then flotilla_cmd="$staging/flotilla/bin/flotilla"; else flotilla_cmd="$release_dir/bin/flotilla"; fi
+  if [ -n "$release_new" ]; then release_src="$staging/flotilla"; else release_src="$release_dir"; fi
+  flotilla_cmd="$release_src/bin/flotilla"
+  # systemd starts the launcher, which rolls a bad agent back by itself (docs/agent-upgrades.md).
+  [ -f "$release_src/docker/agent-launch.sh" ] ||
+    die "release $version has no launcher (docker/agent-launch.sh): it is older than this script; install a newer one with --version"
 else
   image="${image:-flotilla/agent:$version}"
   docker image inspect "$image" >/dev/null 2>&1 || docker pull -q "$image" >/dev/null 2>&1 ||
@@ -360,12 +375,31 @@ if [ -n "$release_new" ]; then
   changed=1
 fi
 if [ "$mode" = bundle ]; then
-  if [ "$(readlink "$PREFIX/current" 2>/dev/null)" != "$version" ]; then
+  old="$(readlink "$PREFIX/current" 2>/dev/null || true)"
+  if [ "$old" != "$version" ]; then
+    # The release left becomes `previous`, the one the launcher goes back to if the agent's
+    # next self-upgrade fails. Not when it is itself on trial (the agent upgraded to it and has
+    # not confirmed it yet): `previous` stays the release last known good. The trial file is
+    # left alone: naming a release `current` no longer names, the launcher discards it at the
+    # restart below. (Installing the release on trial changes nothing here: the trial goes on.)
+    on_trial="$(sed -n 's/^version=//p' "$PREFIX/upgrade/trial" 2>/dev/null | head -n 1)"
+    if [ -n "$old" ] && [ -d "$PREFIX/$old" ] && [ "$old" != "$on_trial" ]; then
+      ln -sfn "$old" "$PREFIX/.previous.new"
+      mv -T "$PREFIX/.previous.new" "$PREFIX/previous"
+    fi
     # A rename over the old link: the switch to the new release is atomic.
     ln -sfn "$version" "$PREFIX/.current.new"
     mv -T "$PREFIX/.current.new" "$PREFIX/current"
     changed=1
     say "release $version: installed in $release_dir"
+  fi
+  # The launcher of the release installed, replaced by rename: a launcher running reads on from its old file.
+  if cmp -s "$release_dir/docker/agent-launch.sh" "$PREFIX/launch"; then
+    say "$PREFIX/launch: already installed"
+  else
+    install -m 0755 "$release_dir/docker/agent-launch.sh" "$PREFIX/.launch.new"
+    mv -f "$PREFIX/.launch.new" "$PREFIX/launch"
+    say "installed $PREFIX/launch"
   fi
   if [ "$(readlink "$BIN_LINK" 2>/dev/null)" = "$PREFIX/current/bin/flotilla" ]; then
     say "$BIN_LINK: already installed"
@@ -410,9 +444,11 @@ if [ "$mode" = bundle ]; then
   sleep 3
   systemctl is-active --quiet "$UNIT_NAME" && [ "$(systemctl show -p NRestarts --value "$UNIT_NAME")" = "$restarts" ] ||
     die "$UNIT_NAME does not stay up; see why: journalctl -u $UNIT_NAME"
-  # Older releases: kept until the new one is running, then dropped ("current" is the link, not a release).
+  # Older releases: kept until the new one is running, then dropped, but for the ones `current`
+  # and `previous` name (the links, the launcher and upgrade/ are not releases).
+  keep_previous="$(readlink "$PREFIX/previous" 2>/dev/null || true)"
   for dir in "$PREFIX"/*; do
-    case "${dir##*/}" in "$version" | current) continue ;; esac
+    case "${dir##*/}" in "$version" | "$keep_previous" | current | previous | launch | upgrade) continue ;; esac
     [ -d "$dir" ] && [ ! -L "$dir" ] && rm -rf "$dir"
   done
 else
@@ -433,3 +469,4 @@ else
   fi
 fi
 say "done: device $(registered_id) runs the Flotilla agent ($mode)"
+}

@@ -184,6 +184,8 @@ const errorLines = (result: ShResult) =>
   describe('install, run an app, install again, uninstall', () => {
     let installed: string;
     let firstPid: string;
+    /** The newer release the upgrade installs. */
+    const next = `${version}-next`;
 
     it('one command installs, registers and starts the agent, which comes online', async () => {
       const result = await install(`--token ${await newToken()} --device-id ${deviceId} --label site=${suffix}`);
@@ -191,6 +193,11 @@ const errorLines = (result: ShResult) =>
       expect(result.stdout).toContain(`device ${deviceId}: registered with ${hub.url}`);
       expect((await device.sh(`systemctl is-active ${UNIT}; systemctl is-enabled ${UNIT}`)).stdout).toBe('active\nenabled\n');
       expect((await device.sh('flotilla --version')).stdout.trim()).toContain(version);
+      // The release, the link systemd's launcher starts, the launcher; no previous release yet.
+      expect((await device.sh('ls /opt/flotilla; readlink /opt/flotilla/current')).stdout).toBe(
+        `${version}\ncurrent\nlaunch\n${version}\n`,
+      );
+      expect((await device.sh(`cmp /opt/flotilla/launch /opt/flotilla/${version}/docker/agent-launch.sh`)).code).toBe(0);
       await waitFor('the device online at the hub', async () => (await devices()).items.find((d) => d.id === deviceId)?.online, {
         timeoutMs: 30_000,
       });
@@ -206,11 +213,16 @@ const errorLines = (result: ShResult) =>
         'NoNewPrivileges=yes',
         'ProtectHome=yes',
         'ProtectSystem=strict',
-        'ReadWritePaths=/var/lib/flotilla-agent',
+        'ReadWritePaths=/var/lib/flotilla-agent /opt/flotilla',
       ]);
-      // The sandbox is real: the agent's own mount namespace cannot write outside its data dir.
+      const unit = (await device.sh(`cat /etc/systemd/system/${UNIT}`)).stdout;
+      expect(unit).toContain('\nExecStart=/opt/flotilla/launch agent --data-dir /var/lib/flotilla-agent\n');
+      expect(unit).toContain('\nKillMode=mixed\n');
+      // With no release on trial the launcher leaves nothing of itself: the service's process is the agent's node.
       const pid = (await device.sh(`systemctl show -p MainPID --value ${UNIT}`)).stdout.trim();
-      const write = await device.sh(`nsenter -t ${pid} -m sh -c 'touch /opt/flotilla/x' 2>&1`);
+      expect((await device.sh(`cat /proc/${pid}/comm`)).stdout.trim()).toBe('node');
+      // The sandbox is real: the agent's own mount namespace cannot write outside its data dir and its releases.
+      const write = await device.sh(`nsenter -t ${pid} -m sh -c 'touch /usr/local/bin/x' 2>&1`);
       expect(write.stdout).toContain('Read-only file system');
     });
 
@@ -241,8 +253,7 @@ const errorLines = (result: ShResult) =>
       expect((await device.sh(`systemctl show -p MainPID --value ${UNIT}`)).stdout.trim()).toBe(firstPid);
     });
 
-    it('a newer release upgrades: switched atomically, the service restarted, the old release gone', async () => {
-      const next = `${version}-next`;
+    it('a newer release upgrades: switched atomically, the service restarted, the old release kept as previous', async () => {
       repackRelease({ from: bundlePath(version), version: next, releasesDir: releases });
 
       const result = await install(`--version ${next}`);
@@ -250,7 +261,9 @@ const errorLines = (result: ShResult) =>
       expect(result.stdout).toContain(`release ${next}: installed in /opt/flotilla/${next}`);
       expect(result.stdout).toContain(`device ${deviceId}: already registered`);
       expect(result.stdout).toContain(`restarted ${UNIT}`);
-      expect((await device.sh('readlink /opt/flotilla/current; ls /opt/flotilla')).stdout).toBe(`${next}\n${next}\ncurrent\n`);
+      expect((await device.sh('readlink /opt/flotilla/current /opt/flotilla/previous; ls /opt/flotilla')).stdout).toBe(
+        `${next}\n${version}\n${version}\n${next}\ncurrent\nlaunch\nprevious\n`,
+      );
       expect((await device.sh(`systemctl show -p MainPID --value ${UNIT}`)).stdout.trim()).not.toBe(firstPid);
       await waitFor(
         'the device back online, reporting the new version',
@@ -260,6 +273,31 @@ const errorLines = (result: ShResult) =>
         },
         { timeoutMs: 30_000 },
       );
+    });
+
+    it('a release on trial that crashed its starts is rolled back by the launcher under systemd, with no hub needed', async () => {
+      // The state an agent that upgraded itself to the new release and then crashed three times leaves.
+      const deadline = Math.floor(Date.now() / 1000) + 600;
+      const trial = `version=${next}\nprevious=${version}\nrevision=7\ndeadline=${deadline}\nstarts=3\n`;
+      const since = (await device.sh('date "+%Y-%m-%d %H:%M:%S"')).stdout.trim();
+      const written = await device.sh(
+        `mkdir -p /opt/flotilla/upgrade && printf '${trial}' >/opt/flotilla/upgrade/trial && systemctl restart ${UNIT}`,
+      );
+      expect(written.code, written.stderr).toBe(0);
+      await waitFor(
+        'the device back online, reporting the previous version',
+        async () => {
+          const found = (await devices()).items.find((d) => d.id === deviceId);
+          return found?.online && found.host?.agentVersion === version;
+        },
+        { timeoutMs: 30_000 },
+      );
+      expect((await device.sh('readlink /opt/flotilla/current; ls /opt/flotilla/upgrade')).stdout).toBe(`${version}\nrolled-back\n`);
+      expect((await device.sh('cat /opt/flotilla/upgrade/rolled-back')).stdout).toMatch(
+        new RegExp(`^version=${next}\nrevision=7\nreason=crashed 3 times in a row\nat=\\d+\nreported=[01]\n$`),
+      );
+      const journal = await device.sh(`journalctl -u ${UNIT} --since '${since}' -o cat | grep flotilla-launch`);
+      expect(journal.stdout).toContain(`flotilla-launch: release ${next} crashed 3 times in a row: going back to ${version}\n`);
     });
 
     it('uninstall removes what install added and leaves the app running', async () => {
