@@ -53,8 +53,9 @@ export class ReleasesDir {
   async bundles(version: string): Promise<Record<string, AgentBundleFile>> {
     const found: Record<string, AgentBundleFile> = {};
     if (this.dir === undefined) return found;
-    for (const arch of RELEASE_ARCHES) {
-      const bundle = await this.bundle(releaseFileName(version, arch));
+    const read = await Promise.all(RELEASE_ARCHES.map((arch) => this.bundle(releaseFileName(version, arch))));
+    for (const [i, arch] of RELEASE_ARCHES.entries()) {
+      const bundle = read[i];
       if (bundle) found[arch] = bundle;
     }
     return found;
