@@ -90,9 +90,12 @@ export class AgentRollouts {
     return this.deps.rollouts.delete(agentRolloutKey(name));
   }
 
-  /** Advances every active agent rollout; true when any changed (desired documents may need republishing). */
-  async advanceAll(): Promise<boolean> {
-    const active = (await this.deps.rollouts.active()).filter((r) => r.app.startsWith(AGENT_ROLLOUT_PREFIX));
+  /**
+   * Advances every active agent rollout; true when any changed (desired documents may need
+   * republishing). `stored`: the store's active() as just read, when the caller has it.
+   */
+  async advanceAll(stored?: readonly Rollout[]): Promise<boolean> {
+    const active = (stored ?? (await this.deps.rollouts.active())).filter((r) => r.app.startsWith(AGENT_ROLLOUT_PREFIX));
     if (active.length === 0) return false;
     const targets = await this.deps.targets.list();
     const devices = await this.deps.devices.listForPlanning();

@@ -216,8 +216,10 @@ export class Dispatcher {
     this.tickQueued = true;
     this.enqueue('advancing rollouts', async () => {
       this.tickQueued = false;
-      const apps = await this.deps.rollouts.advanceAll();
-      const agents = (await this.deps.agentRollouts?.advanceAll()) ?? false;
+      // One read of the rollouts store for both: the app and agent rollouts are told apart by key, and neither writes the other's.
+      const active = await this.deps.rollouts.store.active();
+      const apps = await this.deps.rollouts.advanceAll(active);
+      const agents = (await this.deps.agentRollouts?.advanceAll(active)) ?? false;
       if (apps || agents) this.scheduleSync();
     });
   }

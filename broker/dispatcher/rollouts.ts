@@ -88,9 +88,12 @@ export class Rollouts {
     await this.deps.rollouts.delete(name);
   }
 
-  /** Advances every active app rollout (agent rollouts are agent-rollouts.ts'); true when any changed (desired documents may need republishing). */
-  async advanceAll(): Promise<boolean> {
-    const active = (await this.deps.rollouts.active()).filter((rollout) => !rollout.app.startsWith(agentRolloutKey('')));
+  /**
+   * Advances every active app rollout (agent rollouts are agent-rollouts.ts'); true when any changed
+   * (desired documents may need republishing). `stored`: the store's active() as just read, when the caller has it.
+   */
+  async advanceAll(stored?: readonly Rollout[]): Promise<boolean> {
+    const active = (stored ?? (await this.deps.rollouts.active())).filter((rollout) => !rollout.app.startsWith(agentRolloutKey('')));
     if (active.length === 0) return false;
     const devices = await this.deps.devices.listForPlanning();
     let changed = false;
