@@ -7,7 +7,7 @@
  *
  * The order of the checks is the order of precedence:
  * 1. nothing desired, or the desired version runs: nothing to do;
- * 2. it cannot be done here (no launcher, no tarball in the section): refused once;
+ * 2. it cannot be done here (no launcher, no tarball in the section): refused;
  * 3. the launcher rolled this version back at this revision: held until a newer revision;
  * 4. the running version is still on trial: it confirms before anything else is installed;
  * 5. failures of this revision: wait out the backoff, give up after MAX_ATTEMPTS;
@@ -26,6 +26,11 @@ export const RETRY_BACKOFF_MS: readonly number[] = [30_000, 120_000];
 
 /** Names under the prefix that are not release folders: a version so named is refused. */
 const RESERVED_NAMES = new Set(['current', 'previous', 'launch', 'upgrade']);
+
+export type RefusalKind = 'no launcher' | 'reserved name' | 'no tarball' | 'gave up' | 'disk';
+
+/** How often a full disk is looked at again (an operator may free space without asking anew). */
+export const DISK_RECHECK_MS = 5 * 60_000;
 
 export interface UpgradeFailures {
   version: string;
@@ -57,8 +62,11 @@ export interface UpgradeSituation {
 
 export type UpgradeDecision =
   | { action: 'none'; reason: string }
-  /** Reported as `failed` once, not retried until the desired section changes. */
-  | { action: 'refuse'; reason: string }
+  /**
+   * Reported as `failed`, with one event per revision and kind; not retried until the desired
+   * section changes, except a full disk, which is looked at again at `recheckAt`.
+   */
+  | { action: 'refuse'; kind: RefusalKind; reason: string; recheckAt?: number }
   /** Reported as `rolled-back`. */
   | { action: 'hold'; reason: string }
   /** A failure's backoff: try again at `at`; the `failed` report stays meanwhile. */
@@ -76,18 +84,21 @@ export function decideUpgrade(s: UpgradeSituation): UpgradeDecision {
   if (s.prefix === undefined) {
     return {
       action: 'refuse',
+      kind: 'no launcher',
       reason: `this agent was not started by the Flotilla launcher (FLOTILLA_RELEASES_DIR with a 'current' link), so it cannot install ${target}; install it with docker/install.sh, or upgrade the agent the way it was installed`,
     };
   }
   if (RESERVED_NAMES.has(desired.version)) {
     return {
       action: 'refuse',
+      kind: 'reserved name',
       reason: `agent version "${desired.version}" is the name of a file the launcher uses under ${s.prefix}, not a release`,
     };
   }
   if (desired.bundle === undefined) {
     return {
       action: 'refuse',
+      kind: 'no tarball',
       reason: `the desired ${target} names no release tarball for this device (an image install's section?); publish the bundle for its architecture in the hub's --releases-dir`,
     };
   }
@@ -102,7 +113,11 @@ export function decideUpgrade(s: UpgradeSituation): UpgradeDecision {
     return { action: 'wait', reason: `agent ${s.running} runs on trial: it confirms before ${target} is installed`, at: s.now };
   const failed = s.failures;
   if (failed && failed.count >= MAX_ATTEMPTS) {
-    return { action: 'refuse', reason: `${failed.message} (gave up after ${failed.count} attempts; a newer revision tries again)` };
+    return {
+      action: 'refuse',
+      kind: 'gave up',
+      reason: `${failed.message} (gave up after ${failed.count} attempts; a newer revision tries again)`,
+    };
   }
   if (failed) {
     const at = failed.lastAt + (RETRY_BACKOFF_MS[failed.count - 1] ?? RETRY_BACKOFF_MS.at(-1) ?? 0);
@@ -121,6 +136,8 @@ export function decideUpgrade(s: UpgradeSituation): UpgradeDecision {
   if (s.freeBytes < needed) {
     return {
       action: 'refuse',
+      kind: 'disk',
+      recheckAt: s.now + DISK_RECHECK_MS,
       reason:
         `not enough disk for agent ${desired.version}: ${formatBytes(s.freeBytes)} free under ${s.prefix}, ${formatBytes(needed)} needed ` +
         `(tarball ${formatBytes(bytes - from)}, unpacked ${formatBytes(unpackedBytes)}, reserve ${formatBytes(UPGRADE_DISK_RESERVE_BYTES)})`,

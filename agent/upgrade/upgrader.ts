@@ -21,13 +21,14 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { AgentUpgradeReport, DesiredAgent } from '../../shared/index.js';
 import { parseDuration } from '../../shared/schemas/units.js';
-import { Signal } from '../../shared/signal.js';
-import { formatBytes, freeBytes } from '../runtime/disk.js';
+import type { Signal } from '../../shared/signal.js';
+import { freeBytes } from '../runtime/disk.js';
 import type { NewEvent } from '../wiring/uplink.js';
-import { decideUpgrade, type UpgradeDecision, type UpgradeFailures } from './decide.js';
+import { decideUpgrade, type RefusalKind, type UpgradeDecision, type UpgradeFailures } from './decide.js';
 import { ReleasePrefix, readRolledBack, readTrial, writeRolledBack } from './device-files.js';
 import { DownloadError, download } from './download.js';
 import { unpackRelease, verifyTarball } from './install.js';
+import { UpgradeReport, upgradeEvents } from './report.js';
 import { confirmTrial, switchTo } from './switch.js';
 
 const DEFAULT_HEALTH_TIMEOUT_MS = 5 * 60_000;
@@ -60,10 +61,8 @@ interface Work {
 }
 
 export class AgentUpgrader {
-  /** Emitted when `report` changes: the state report carries it. */
-  readonly changed: Signal<void>;
   private desired: DesiredAgent | undefined;
-  private current: AgentUpgradeReport | undefined;
+  private readonly reported: UpgradeReport;
   private failures: UpgradeFailures | undefined;
   private work: Work | undefined;
   private again = false;
@@ -79,14 +78,19 @@ export class AgentUpgrader {
 
   constructor(private readonly deps: UpgraderDeps) {
     this.log = deps.logger.child({ component: 'agent-upgrade' });
-    this.changed = new Signal((err) => this.log.error({ err }, 'reporting the agent upgrade failed'));
     this.now = deps.now ?? Date.now;
+    this.reported = new UpgradeReport(this.now, (err) => this.log.error({ err }, 'reporting the agent upgrade failed'));
     this.prefix = launcherPrefix(deps.releasesDir);
   }
 
   /** Where the upgrade stands, for the state report; undefined when there is nothing to say. */
   get report(): AgentUpgradeReport | undefined {
-    return this.current;
+    return this.reported.current;
+  }
+
+  /** Emitted when `report` changes: the state report carries it. */
+  get changed(): Signal<void> {
+    return this.reported.changed;
   }
 
   /** At the agent's start: stale staging dirs go, a rollback is told once, a trial is noted. */
@@ -99,10 +103,7 @@ export class AgentUpgrader {
       }
       const rolledBack = readRolledBack(prefix);
       if (rolledBack && !rolledBack.reported) {
-        this.deps.event({
-          type: 'agent-rolled-back',
-          message: `agent ${rolledBack.version} (revision ${rolledBack.revision}) rolled back to ${this.deps.running}: ${rolledBack.reason}`,
-        });
+        this.deps.event(upgradeEvents.rolledBack(rolledBack, this.deps.running));
         writeRolledBack(prefix, { ...rolledBack, reported: true });
         this.log.warn(
           { version: rolledBack.version, revision: rolledBack.revision, reason: rolledBack.reason },
@@ -112,7 +113,7 @@ export class AgentUpgrader {
       const trial = readTrial(prefix);
       if (trial && trial.version === this.deps.running) {
         this.onTrial = true;
-        this.setReport({
+        this.reported.set({
           version: trial.version,
           revision: trial.revision,
           phase: 'confirming',
@@ -131,7 +132,6 @@ export class AgentUpgrader {
   /** The desired document's agent section (undefined: none), each time one is accepted. */
   setDesired(agent: DesiredAgent | undefined): void {
     if (this.closed || this.restarting) return;
-    if (agent && this.desired && agent.revision < this.desired.revision) return;
     const before = this.desired;
     this.desired = agent;
     if (agent?.revision !== before?.revision) {
@@ -153,15 +153,12 @@ export class AgentUpgrader {
     const trial = readTrial(prefix);
     try {
       const { launcherReplaced, removed } = confirmTrial(prefix);
-      this.deps.event({
-        type: 'agent-upgraded',
-        message: `agent upgraded from ${trial?.previous ?? 'the previous version'} to ${this.deps.running}`,
-      });
+      this.deps.event(upgradeEvents.upgraded(trial?.previous, this.deps.running));
       this.log.info({ version: this.deps.running, previous: trial?.previous, launcherReplaced, removed }, 'agent upgrade confirmed');
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'confirming the trial failed: the launcher will roll back at its deadline');
     }
-    this.setReport(undefined);
+    this.reported.set(undefined);
     this.schedule();
   }
 
@@ -192,6 +189,13 @@ export class AgentUpgrader {
     this.work = { key, controller, done };
   }
 
+  /** Another pass at `at` (ms), unless something schedules one sooner. */
+  private scheduleAt(at: number): void {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.schedule(), Math.max(0, at - this.now()));
+    this.retryTimer.unref();
+  }
+
   /** Decide, act, and again, until a decision leaves nothing to do now. */
   private async pass(signal: AbortSignal): Promise<void> {
     const desired = this.desired;
@@ -217,20 +221,18 @@ export class AgentUpgrader {
     switch (decision.action) {
       case 'none':
         this.failures = undefined;
-        if (!this.onTrial) this.setReport(undefined);
+        if (!this.onTrial) this.reported.set(undefined);
         return false;
       case 'refuse':
-        if (desired) this.refused(desired, decision.reason);
+        if (desired) this.refused(desired, decision.kind, decision.reason);
+        if (decision.recheckAt !== undefined) this.scheduleAt(decision.recheckAt);
         return false;
       case 'hold':
         if (desired)
-          this.setReport({ version: desired.version, revision: desired.revision, phase: 'rolled-back', message: decision.reason });
+          this.reported.set({ version: desired.version, revision: desired.revision, phase: 'rolled-back', message: decision.reason });
         return false;
       case 'wait':
-        if (decision.at > this.now()) {
-          this.retryTimer = setTimeout(() => this.schedule(), decision.at - this.now());
-          this.retryTimer.unref();
-        }
+        if (decision.at > this.now()) this.scheduleAt(decision.at);
         return false;
       case 'download':
         if (desired) await this.download(desired, decision.from, signal);
@@ -272,20 +274,20 @@ export class AgentUpgrader {
     const key = `${fileKey(desired)}|${desired.revision}`;
     if (this.startedKey !== key) {
       this.startedKey = key;
-      this.deps.event({
-        type: 'agent-upgrade-started',
-        message: `upgrading the agent from ${this.deps.running} to ${desired.version} (revision ${desired.revision}): downloading ${formatBytes(bundle.bytes)}${from > 0 ? ` from ${formatBytes(from)}` : ''}`,
-      });
+      this.deps.event(upgradeEvents.started(this.deps.running, desired, bundle.bytes, from));
     }
     this.log.info(
       { version: desired.version, url: url.href, from, total: bundle.bytes },
       from > 0 ? 'resuming the agent download' : 'downloading the agent',
     );
     const progress = (bytes: number) =>
-      this.setReport({ version: desired.version, revision: desired.revision, phase: 'downloading', bytes, total: bundle.bytes }, false);
+      this.reported.set(
+        { version: desired.version, revision: desired.revision, phase: 'downloading', bytes, total: bundle.bytes },
+        { tell: false },
+      );
     progress(from);
-    this.changed.emit();
-    const interval = setInterval(() => this.changed.emit(), this.deps.progressIntervalMs ?? PROGRESS_INTERVAL_MS);
+    this.reported.tell();
+    const interval = setInterval(() => this.reported.tell(), this.deps.progressIntervalMs ?? PROGRESS_INTERVAL_MS);
     const part = prefix.part(partName(desired));
     try {
       // A connection lost mid-file is the link's fault, not the release's: resume at once, backing
@@ -320,12 +322,15 @@ export class AgentUpgrader {
     const prefix = this.prefix as ReleasePrefix;
     const bundle = desired.bundle as NonNullable<DesiredAgent['bundle']>;
     const part = prefix.part(partName(desired));
-    this.setReport({ version: desired.version, revision: desired.revision, phase: 'verifying', bytes: bundle.bytes, total: bundle.bytes });
-    await verifyTarball(part, desired.version, bundle.sha256, signal);
-    this.deps.event({
-      type: 'agent-upgrade-downloaded',
-      message: `agent ${desired.version} downloaded (${formatBytes(bundle.bytes)}), sha256 verified`,
+    this.reported.set({
+      version: desired.version,
+      revision: desired.revision,
+      phase: 'verifying',
+      bytes: bundle.bytes,
+      total: bundle.bytes,
     });
+    await verifyTarball(part, desired.version, bundle.sha256, signal);
+    this.deps.event(upgradeEvents.downloaded(desired, bundle.bytes));
     await unpackRelease(prefix, part, desired.version, bundle.sha256, signal);
     this.log.info({ version: desired.version, dir: prefix.release(desired.version) }, 'agent release unpacked and smoke-tested');
   }
@@ -333,14 +338,11 @@ export class AgentUpgrader {
   private switchAndRestart(desired: DesiredAgent): void {
     const prefix = this.prefix as ReleasePrefix;
     const healthTimeoutMs = desired.healthTimeout !== undefined ? parseDuration(desired.healthTimeout) : DEFAULT_HEALTH_TIMEOUT_MS;
-    this.setReport({ version: desired.version, revision: desired.revision, phase: 'switching' });
+    this.reported.set({ version: desired.version, revision: desired.revision, phase: 'switching' });
     switchTo(prefix, { version: desired.version, revision: desired.revision, healthTimeoutMs }, this.deps.running, this.now());
     this.restarting = true;
-    this.deps.event({
-      type: 'agent-upgrade-restarting',
-      message: `agent ${this.deps.running} restarting into ${desired.version}: it has ${Math.round(healthTimeoutMs / 1000)}s to report healthy, else the launcher goes back to ${this.deps.running}`,
-    });
-    this.setReport({ version: desired.version, revision: desired.revision, phase: 'restarting' });
+    this.deps.event(upgradeEvents.restarting(this.deps.running, desired, healthTimeoutMs));
+    this.reported.set({ version: desired.version, revision: desired.revision, phase: 'restarting' });
     this.log.info({ version: desired.version, previous: this.deps.running }, 'switched to the new agent release: restarting into it');
     this.deps.restart();
   }
@@ -352,20 +354,19 @@ export class AgentUpgrader {
     }
     const before = this.failures?.revision === desired.revision ? this.failures.count : 0;
     this.failures = { version: desired.version, revision: desired.revision, count: before + 1, lastAt: this.now(), message };
-    this.deps.event({ type: 'agent-upgrade-failed', message: `agent ${desired.version} (revision ${desired.revision}): ${message}` });
-    this.setReport({ version: desired.version, revision: desired.revision, phase: 'failed', message });
+    this.deps.event(upgradeEvents.failed(desired, message));
+    this.reported.set({ version: desired.version, revision: desired.revision, phase: 'failed', message });
     this.log.warn({ version: desired.version, revision: desired.revision, attempt: before + 1, err: message }, 'agent upgrade failed');
     this.schedule();
   }
 
-  /** A refusal is told once per revision and reason, and stays in the report. */
-  private refused(desired: DesiredAgent, reason: string): void {
-    this.setReport({ version: desired.version, revision: desired.revision, phase: 'failed', message: reason });
-    const key = `${desired.revision}|${reason}`;
+  /** A refusal is told once per revision and kind (the last failure told already why it gave up), and stays in the report. */
+  private refused(desired: DesiredAgent, kind: RefusalKind, reason: string): void {
+    this.reported.set({ version: desired.version, revision: desired.revision, phase: 'failed', message: reason });
+    const key = `${desired.revision}|${kind}`;
     if (this.lastRefusal === key) return;
     this.lastRefusal = key;
-    if (!reason.includes('gave up after'))
-      this.deps.event({ type: 'agent-upgrade-failed', message: `agent ${desired.version} (revision ${desired.revision}): ${reason}` });
+    if (kind !== 'gave up') this.deps.event(upgradeEvents.failed(desired, reason));
     this.log.warn({ version: desired.version, revision: desired.revision, reason }, 'agent upgrade refused');
   }
 
@@ -381,15 +382,6 @@ export class AgentUpgrader {
       return;
     }
     for (const name of names) if (name !== keep) rmSync(join(prefix.downloadDir, name), { force: true });
-  }
-
-  private setReport(report: Omit<AgentUpgradeReport, 'since'> | undefined, tell = true): void {
-    const since =
-      this.current && report && this.current.phase === report.phase && this.current.version === report.version
-        ? this.current.since
-        : new Date(this.now()).toISOString();
-    this.current = report === undefined ? undefined : { ...report, since };
-    if (tell) this.changed.emit();
   }
 }
 

@@ -3,7 +3,7 @@
  * the reason an operator reads.
  */
 import { describe, expect, it } from 'vitest';
-import { decideUpgrade, MAX_ATTEMPTS, RETRY_BACKOFF_MS, type UpgradeSituation } from '../../agent/upgrade/decide.js';
+import { DISK_RECHECK_MS, decideUpgrade, MAX_ATTEMPTS, RETRY_BACKOFF_MS, type UpgradeSituation } from '../../agent/upgrade/decide.js';
 import type { DesiredAgent } from '../../shared/index.js';
 
 const MiB = 1024 * 1024;
@@ -41,7 +41,7 @@ describe('decideUpgrade', () => {
 
   it('refuses when the agent was not started by the launcher', () => {
     const decision = decideUpgrade(situation({ prefix: undefined }));
-    expect(decision.action).toBe('refuse');
+    expect(decision).toMatchObject({ action: 'refuse', kind: 'no launcher' });
     expect(decision.reason).toMatch(/^this agent was not started by the Flotilla launcher .* cannot install agent 0\.3\.0 \(revision 12\)/);
   });
 
@@ -49,10 +49,12 @@ describe('decideUpgrade', () => {
     const { bundle: _none, ...imageOnly } = desired;
     expect(decideUpgrade(situation({ desired: { ...imageOnly, image: 'r/flotilla/agent@sha256:abc' } }))).toMatchObject({
       action: 'refuse',
+      kind: 'no tarball',
       reason: expect.stringMatching(/names no release tarball for this device/),
     });
-    expect(decideUpgrade(situation({ desired: { ...desired, version: 'current' } }))).toMatchObject({
+    expect(decideUpgrade(situation({ desired: { ...desired, version: 'current' } }))).toEqual({
       action: 'refuse',
+      kind: 'reserved name',
       reason: 'agent version "current" is the name of a file the launcher uses under /opt/flotilla, not a release',
     });
   });
@@ -88,6 +90,7 @@ describe('decideUpgrade', () => {
     expect(decideUpgrade(situation({ failures: second, now: NOW + (RETRY_BACKOFF_MS[0] ?? 0) })).action).toBe('wait');
     expect(decideUpgrade(situation({ failures: { ...failures, count: MAX_ATTEMPTS } }))).toEqual({
       action: 'refuse',
+      kind: 'gave up',
       reason: 'sha256 mismatch (gave up after 3 attempts; a newer revision tries again)',
     });
   });
@@ -117,6 +120,8 @@ describe('decideUpgrade', () => {
   it('refuses with the numbers when the tarball, its files and the reserve do not fit', () => {
     expect(decideUpgrade(situation({ freeBytes: 61 * MiB }))).toEqual({
       action: 'refuse',
+      kind: 'disk',
+      recheckAt: NOW + DISK_RECHECK_MS,
       reason:
         'not enough disk for agent 0.3.0: 61.0 MiB free under /opt/flotilla, 152.0 MiB needed (tarball 41.0 MiB, unpacked 79.0 MiB, reserve 32.0 MiB)',
     });
