@@ -78,7 +78,8 @@ export function agentMethods(deps: AgentMethodDeps): ApiHandlersFor<AgentMethodN
 
   return {
     'agent.upgrade': async ({ name, selectors, devices, version, image, rollout, healthTimeout, retry }) => {
-      if (selectors === undefined && devices === undefined) {
+      // An empty device list selects nothing either: a target for no device is a mistake, not a plan.
+      if (selectors === undefined && (devices === undefined || devices.length === 0)) {
         throw new ApiError('invalid_request', 'select devices: --selector, --device or --all');
       }
       const scheduling: Scheduling = {

@@ -229,6 +229,10 @@ describe('agent targets', SLOW, () => {
     const nothing = await api('POST', '/api/v1/agent/targets', { version: '0.3.0' });
     expect(nothing.status).toBe(400);
     expect(nothing.body.error.message).toBe('select devices: --selector, --device or --all');
+    expect(await call('agent.upgrade', { devices: [], version: '0.3.0' })).toMatchObject({
+      ok: false,
+      error: { code: 'invalid_request', message: 'select devices: --selector, --device or --all' },
+    });
 
     // An image alone is enough for agents that run as a container.
     const image = await call('agent.upgrade', {
