@@ -275,6 +275,34 @@ const errorLines = (result: ShResult) =>
       );
     });
 
+    it('a re-run while a release is on trial leaves the trial to the launcher, and keeps previous at the last release known good', async () => {
+      // What an agent that upgraded itself to the new release leaves until it confirms it (the
+      // launcher reads it at its next start; the running agent looks for it only at its own).
+      const deadline = Math.floor(Date.now() / 1000) + 600;
+      const trial = `version=${next}\nprevious=${version}\nrevision=3\ndeadline=${deadline}\nstarts=1\n`;
+      expect((await device.sh(`mkdir -p /opt/flotilla/upgrade && printf '${trial}' >/opt/flotilla/upgrade/trial`)).code).toBe(0);
+      const same = await install(`--version ${next}`);
+      expect(same.code, same.stderr).toBe(0);
+      expect(same.stdout).toContain(`${UNIT}: already running`);
+      expect((await device.sh('cat /opt/flotilla/upgrade/trial')).stdout).toBe(trial);
+
+      // Another release: the one on trial is not made `previous`, and its trial is dropped by the launcher at the restart.
+      const since = (await device.sh('date "+%Y-%m-%d %H:%M:%S"')).stdout.trim();
+      const back = await install(`--version ${version}`);
+      expect(back.code, back.stderr).toBe(0);
+      expect(back.stdout).toContain(`restarted ${UNIT}`);
+      expect(
+        (await device.sh('readlink /opt/flotilla/current /opt/flotilla/previous; ls /opt/flotilla /opt/flotilla/upgrade')).stdout,
+      ).toBe(`${version}\n${version}\n/opt/flotilla:\n${version}\ncurrent\nlaunch\nprevious\nupgrade\n\n/opt/flotilla/upgrade:\n`);
+      const journal = await device.sh(`journalctl -u ${UNIT} --since '${since}' -o cat | grep flotilla-launch`);
+      expect(journal.stdout).toBe(`flotilla-launch: discarding upgrade/trial for release ${next}: current is ${version}\n`);
+
+      // And the new release again, for what follows: the release left becomes previous, as on any upgrade.
+      const again = await install(`--version ${next}`);
+      expect(again.code, again.stderr).toBe(0);
+      expect((await device.sh('readlink /opt/flotilla/current /opt/flotilla/previous')).stdout).toBe(`${next}\n${version}\n`);
+    });
+
     it('a release on trial that crashed its starts is rolled back by the launcher under systemd, with no hub needed', async () => {
       // The state an agent that upgraded itself to the new release and then crashed three times leaves.
       const deadline = Math.floor(Date.now() / 1000) + 600;
