@@ -22,16 +22,18 @@ export function switchTo(
   running: string,
   nowMs: number,
 ): void {
-  rmSync(prefix.trialFile, { force: true });
+  // The folder `current` names is the release that runs (its name is its version, as install.sh
+  // unpacks it); going back to it, not to a folder named after the version string, cannot dangle.
+  const back = prefix.linkTarget('current') ?? running;
   mkdirSync(prefix.upgradeDir, { recursive: true });
   writeTrial(prefix, {
     version: target.version,
-    previous: running,
+    previous: back,
     revision: target.revision,
     deadline: Math.ceil((nowMs + target.healthTimeoutMs) / 1000),
     starts: 0,
   });
-  prefix.pointAt('previous', running);
+  prefix.pointAt('previous', back);
   prefix.pointAt('current', target.version);
   fsyncDir(prefix.dir);
 }
