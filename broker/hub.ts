@@ -22,13 +22,13 @@ import { LoginDelay } from './auth/login-delay.js';
 import { authMethods } from './auth/methods.js';
 import { type HubConfig, resolveHubConfig } from './config.js';
 import type { AgentMethodDeps } from './dispatcher/agent-methods.js';
-import { ReleasesDir } from './dispatcher/agent-releases.js';
-import { AgentRollouts } from './dispatcher/agent-rollouts.js';
+import type { AgentRollouts } from './dispatcher/agent-rollouts.js';
 import { createApi, type HubApi } from './dispatcher/api.js';
 import { apiRequestHandler } from './dispatcher/api-requests.js';
 import { Dispatcher } from './dispatcher/dispatcher.js';
 import type { ReplicaRole } from './dispatcher/replica.js';
-import { type HubPorts, releasesDirOf, startHubHttp } from './hub/http.js';
+import { agentUpgrades } from './hub/agent-upgrades.js';
+import { type HubPorts, startHubHttp } from './hub/http.js';
 import { type HubMqtt, startHubMqtt } from './hub/mqtt.js';
 import { remoteAccess, type SessionTimings } from './hub/remote.js';
 import { replicaRole } from './hub/replica.js';
@@ -100,23 +100,10 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
     const live = await liveTelemetry(telemetry, mqtt, config.redis !== undefined, logger, closer, knownDevices);
     const desiredChanged = new Signal((err) => logger.error({ component: 'hub', err }, 're-planning desired state failed'));
     const desiredMayHaveChanged = () => desiredChanged.emit();
-    const agentRollouts = new AgentRollouts({
-      targets: stores.agentTargets,
-      devices: stores.devices,
-      rollouts: stores.rollouts.store,
-      logger,
-      now,
-    });
-    const agent = {
-      agentTargets: stores.agentTargets,
-      agentRollouts,
-      releases: new ReleasesDir(releasesDirOf(config)),
-      devices: stores.devices,
-      desiredMayHaveChanged,
-    };
-    const api = hubApi(stores, telemetry, live, mqtt, { agent, desiredMayHaveChanged, now, protocolVersions });
+    const agents = agentUpgrades(config, stores, { logger, now, desiredMayHaveChanged });
+    const api = hubApi(stores, telemetry, live, mqtt, { agent: agents.methods, desiredMayHaveChanged, now, protocolVersions });
     const replica = await replicaRole(stores, mqtt, config.redis !== undefined, logger, closer);
-    const dispatcher = await startDispatcher(stores, mqtt, api, { ...deps, replica, agentRollouts }, logger, now, closer);
+    const dispatcher = await startDispatcher(stores, mqtt, api, { ...deps, replica, agentRollouts: agents.rollouts }, logger, now, closer);
     desiredChanged.on(() => dispatcher.scheduleSync());
     const endpoint = await remote.startRelay(mqtt, { authenticator, loginDelay }, deps.sessionTimings);
     const ports = await startHubHttp(
