@@ -29,8 +29,8 @@ import type { Reconciler } from './reconcile/reconciler.js';
 import type { ContainerRuntime } from './runtime/runtime.js';
 import { checkDataDir, checkEngineSocket, dataDirError } from './startup-checks.js';
 import type { LogCollector } from './telemetry/logs/log-collector.js';
-import type { AgentUpgrader, UpgraderDeps } from './upgrade/upgrader.js';
-import { openAgentUpgrade } from './wiring/agent-upgrade.js';
+import type { UpgraderDeps } from './upgrade/upgrader.js';
+import { openAgentUpgrade, type SelfUpgrade } from './wiring/agent-upgrade.js';
 import { openDesiredIntake } from './wiring/desired-intake.js';
 import { openDevice } from './wiring/device.js';
 import { startReconciler } from './wiring/reconciler.js';
@@ -50,7 +50,7 @@ export interface Agent {
   /** The MQTT link to the hub, with its outbox. */
   link: Link;
   /** The agent's own upgrade (agent/upgrade/). */
-  upgrader: AgentUpgrader;
+  upgrader: SelfUpgrade;
   close(): Promise<void>;
 }
 
@@ -78,7 +78,11 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
     const topics = new Topics(config.topicRoot);
     const uplink = openUplink(config, { store: device.store, topics, desiredArrived, logger }, closer);
     openRemoteAccess(config, { runtime: device.runtime, uplink, logger }, closer);
-    const upgrader = openAgentUpgrade(config, { uplink, logger, ...(deps.upgrade ? { overrides: deps.upgrade } : {}) }, closer);
+    const upgrader = openAgentUpgrade(
+      config,
+      { uplink, logger, runtime: device.runtime, ...(deps.upgrade ? { overrides: deps.upgrade } : {}) },
+      closer,
+    );
     const reconciler = startReconciler(config, device, uplink, logger, closer, upgrader);
     const onAccepted = (desired: DesiredState) => upgrader.setDesired(desired.agent);
     const intake = openDesiredIntake(config, { store: device.store, reconciler, uplink, hubKey, logger, onAccepted }, closer);

@@ -16,6 +16,7 @@ import { readHubKeyFile } from '../hub-key-file.js';
 import { parseLabelAssignments } from '../labels.js';
 import { type LogLevel, logLevelOption, parsePositiveDuration, parseSizeArg, startUntilSignal, topicRootOption } from '../lifecycle.js';
 import { registerAgentRegister } from './agent-register.js';
+import { registerAgentSwap } from './agent-swap.js';
 import { registerAgentUpgrade } from './agent-upgrade.js';
 
 interface AgentOptions {
@@ -259,6 +260,7 @@ export function registerAgent(program: Command, io: CliIO): void {
     });
   registerAgentRegister(agent, io);
   registerAgentUpgrade(agent, io);
+  registerAgentSwap(agent, io);
 }
 
 function collect(value: string, previous: string[]): string[] {
