@@ -299,4 +299,38 @@ describe('agent targets', SLOW, () => {
     expect((await api('DELETE', '/api/v1/agent/targets/site-lab')).status).toBe(200);
     expect((await api('GET', '/api/v1/agent/targets/site-lab/rollout')).status).toBe(404);
   });
+  it('a rollout starts each device from what it is told (another target’s revision), pauses after the canary, and an abort sends the canary back', async () => {
+    await simDevice('gw-1', 'amd64', { site: 'lab' });
+    await simDevice('gw-2', 'amd64', { site: 'lab' });
+    expect((await call('agent.upgrade', { selectors: {}, version: '0.2.0' })).result).toMatchObject({ name: 'all', revision: 1 });
+    await waitAgent('gw-1', (agent) => agent?.revision === 1);
+    await waitAgent('gw-2', (agent) => agent?.revision === 1);
+
+    const lab = await call('agent.upgrade', {
+      selectors: { site: 'lab' },
+      version: '0.3.0',
+      rollout: { canary: 1, pauseAfterCanary: true },
+    });
+    expect(lab.result).toMatchObject({ name: 'site-lab', revision: 2, rollout: 'agent/site-lab' });
+    await waitAgent('gw-1', (agent) => agent?.revision === 2 && agent.version === '0.3.0');
+    const paused = await waitFor('paused after the canary', async () => {
+      const res = await call('agent.rollout.status', { name: 'site-lab' });
+      return res.result?.phase === 'paused' && (res.result as RolloutStatus);
+    });
+    expect(paused.reason).toMatch(/canary done \(1\/1 healthy\)/);
+    // gw-2 waits on the revision it was told, the `all` target's.
+    expect(paused.devices.map((d) => [d.id, d.revision, d.state])).toEqual([
+      ['gw-1', 2, 'healthy'],
+      ['gw-2', 1, 'pending'],
+    ]);
+    expect(lastSent('gw-2')?.agent).toMatchObject({ version: '0.2.0', revision: 1 });
+
+    expect((await call('agent.rollout.pause', { name: 'site-lab' })).result).toMatchObject({ phase: 'paused' });
+    const aborted = await call('agent.rollout.abort', { name: 'site-lab' });
+    expect(aborted.result).toMatchObject({ app: 'agent/site-lab', phase: 'aborted' });
+    await waitAgent('gw-1', (agent) => agent?.version === '0.2.0' && agent.revision === 1);
+    expect((await call('agent.rollout.resume', { name: 'site-lab' })).error).toMatchObject({ code: 'invalid_request' });
+    expect((await call('agent.rollout.status', { name: 'all' })).error).toMatchObject({ code: 'not_found' });
+    expect((await call('agent.rollout.status', { name: 'nothing' })).error).toMatchObject({ code: 'not_found' });
+  });
 });
