@@ -237,7 +237,7 @@ export interface AgentTargetView {
   image?: string;
   rollout?: RolloutPolicy;
   healthTimeout?: string;
-  /** Devices it selects (that have reported), those whose agent runs `version`, upgrading now, failed, rolled back. */
+  /** Devices that follow it (it selects them, and no target set later does; reported ones only), and of those: running `version`, upgrading now, failed, rolled back. */
   devices: { matched: number; running: number; upgrading: number; failed: number; rolledBack: number };
   createdAt: string;
   updatedAt: string;
