@@ -1,6 +1,7 @@
 /**
  * Fetches a release tarball into its `.part` file, resuming: with `from` > 0
- * it asks `Range: bytes=<from>-` and appends a 206 answer that starts there;
+ * it asks `Range: bytes=<from>-` and writes a 206 answer that starts there at
+ * that offset;
  * a 200 answer (a server that ignores ranges) starts the file over; a 416
  * means the server has no byte past `from`, which the caller's size check
  * then judges. The body is streamed to disk (never held in memory), so a
@@ -10,7 +11,7 @@
  * node:http rather than fetch for the reason agent/http-get.ts gives (undici's
  * memory); `ca` pins the hub's CA for https as the MQTT link does.
  */
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream, mkdirSync, truncateSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { dirname } from 'node:path';
@@ -68,9 +69,15 @@ export async function download(options: DownloadOptions): Promise<DownloadResult
       done(null, chunk);
     },
   });
+  // A resumed file is cut to `from` and written at that offset: whatever a previous writer
+  // left past it (a chunk still being flushed when its connection died) cannot shift the rest.
+  if (resumed) truncateSync(part, from);
+  const out = resumed ? createWriteStream(part, { flags: 'r+', start: from }) : createWriteStream(part, { flags: 'w' });
   try {
-    await pipeline(res, count, createWriteStream(part, { flags: resumed ? 'a' : 'w' }), { signal });
+    await pipeline(res, count, out, { signal });
   } catch (err) {
+    // The file is closed before the caller measures it to resume: no write of this one lands later.
+    if (!out.closed) await new Promise<void>((resolve) => out.once('close', () => resolve()));
     if (signal.aborted) throw err;
     if (err instanceof DownloadError) throw err;
     throw new DownloadError(`downloading ${url.href} stopped after ${bytes} of ${total} bytes: ${(err as Error).message}`);

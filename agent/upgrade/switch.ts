@@ -1,6 +1,7 @@
 /**
  * The switch to a new release and the confirmation of a release on trial:
- * the only writes to `current`, `previous`, `upgrade/trial` and `launch`.
+ * the only writes to `current`, `previous`, `upgrade/trial` and `launch`, and
+ * the removal of releases no link names.
  *
  * Switch order, and why each power cut is safe (the launcher's rules in
  * docs/agent-upgrades.md):
@@ -11,7 +12,8 @@
  *    starts the new one on trial, and goes back to `previous` by itself if it
  *    does not confirm.
  */
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir } from '../fsync-dir.js';
 import { type ReleasePrefix, writeDurably, writeTrial } from './device-files.js';
@@ -38,32 +40,32 @@ export function switchTo(
   fsyncDir(prefix.dir);
 }
 
-export interface Confirmed {
-  /** The launcher was replaced by this release's. */
-  launcherReplaced: boolean;
-  /** Release folders removed (neither `current` nor `previous`). */
-  removed: string[];
+/**
+ * The running version is healthy: the trial ends (the launcher sees its file
+ * gone and stops watching), and the launcher becomes this release's own when
+ * it differs. True when the launcher was replaced.
+ */
+export function confirmTrial(prefix: ReleasePrefix): boolean {
+  rmSync(prefix.trialFile, { force: true });
+  fsyncDir(prefix.upgradeDir);
+  return replaceLauncher(prefix);
 }
 
 /**
- * The running version is healthy: the trial ends (the launcher sees its file
- * gone and stops watching), the launcher becomes this release's own, and
- * releases other than `current` and `previous` go.
+ * Removes the release folders other than `current` and `previous` (only what looks like a
+ * release: a folder with bin/flotilla), asynchronously: tens of MB of small files on an SD
+ * card would hold the event loop for seconds. Returns their names.
  */
-export function confirmTrial(prefix: ReleasePrefix): Confirmed {
-  rmSync(prefix.trialFile, { force: true });
-  fsyncDir(prefix.upgradeDir);
-  const launcherReplaced = replaceLauncher(prefix);
+export async function removeOldReleases(prefix: ReleasePrefix): Promise<string[]> {
   const keep = new Set([prefix.linkTarget('current'), prefix.linkTarget('previous')]);
   const removed: string[] = [];
-  for (const entry of readdirSync(prefix.dir, { withFileTypes: true })) {
+  for (const entry of await readdir(prefix.dir, { withFileTypes: true })) {
     if (!entry.isDirectory() || entry.name.startsWith('.') || entry.name === 'upgrade' || keep.has(entry.name)) continue;
-    // Only what looks like a release: a folder with bin/flotilla.
     if (statSync(join(prefix.dir, entry.name, 'bin/flotilla'), { throwIfNoEntry: false }) === undefined) continue;
-    rmSync(join(prefix.dir, entry.name), { recursive: true, force: true });
+    await rm(join(prefix.dir, entry.name), { recursive: true, force: true });
     removed.push(entry.name);
   }
-  return { launcherReplaced, removed };
+  return removed;
 }
 
 /** `launch` from the current release's docker/agent-launch.sh, when it differs (write launch.new, fsync, rename). */

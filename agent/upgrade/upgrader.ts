@@ -17,6 +17,7 @@
  *   keep running) and the launcher starts the new release on trial.
  */
 import { existsSync, lstatSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { AgentUpgradeReport, DesiredAgent } from '../../shared/index.js';
@@ -29,7 +30,7 @@ import { ReleasePrefix, readRolledBack, readTrial, writeRolledBack } from './dev
 import { DownloadError, download } from './download.js';
 import { unpackRelease, verifyTarball } from './install.js';
 import { UpgradeReport, upgradeEvents } from './report.js';
-import { confirmTrial, switchTo } from './switch.js';
+import { confirmTrial, removeOldReleases, switchTo } from './switch.js';
 
 const DEFAULT_HEALTH_TIMEOUT_MS = 5 * 60_000;
 const PROGRESS_INTERVAL_MS = 5_000;
@@ -71,6 +72,8 @@ export class AgentUpgrader {
   private startedKey: string | undefined;
   private readonly prefix: ReleasePrefix | undefined;
   private onTrial = false;
+  /** Stale staging dirs removed (start()). */
+  private cleaned: Promise<void> = Promise.resolve();
   private restarting = false;
   private closed = false;
   private readonly log: Logger;
@@ -98,9 +101,16 @@ export class AgentUpgrader {
     const prefix = this.prefix;
     if (prefix === undefined) return;
     try {
-      for (const entry of readdirSync(prefix.dir)) {
-        if (entry.startsWith('.staging-')) rmSync(join(prefix.dir, entry), { recursive: true, force: true });
-      }
+      // A release half unpacked when the agent stopped: tens of MB of files, removed in the
+      // background, and before any pass may unpack into a staging dir of the same name.
+      const stale = readdirSync(prefix.dir).filter((entry) => entry.startsWith('.staging-'));
+      this.cleaned = Promise.all(
+        stale.map((entry) =>
+          rm(join(prefix.dir, entry), { recursive: true, force: true }).catch((err: Error) =>
+            this.log.warn({ err: err.message, dir: entry }, 'removing a stale staging dir failed'),
+          ),
+        ),
+      ).then(() => {});
       const rolledBack = readRolledBack(prefix);
       if (rolledBack && !rolledBack.reported) {
         this.deps.event(upgradeEvents.rolledBack(rolledBack, this.deps.running));
@@ -152,9 +162,13 @@ export class AgentUpgrader {
     this.onTrial = false;
     const trial = readTrial(prefix);
     try {
-      const { launcherReplaced, removed } = confirmTrial(prefix);
+      const launcherReplaced = confirmTrial(prefix);
       this.deps.event(upgradeEvents.upgraded(trial?.previous, this.deps.running));
-      this.log.info({ version: this.deps.running, previous: trial?.previous, launcherReplaced, removed }, 'agent upgrade confirmed');
+      this.log.info({ version: this.deps.running, previous: trial?.previous, launcherReplaced }, 'agent upgrade confirmed');
+      removeOldReleases(prefix).then(
+        (removed) => removed.length > 0 && this.log.info({ removed }, 'older agent releases removed'),
+        (err: Error) => this.log.warn({ err: err.message }, 'removing older agent releases failed'),
+      );
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'confirming the trial failed: the launcher will roll back at its deadline');
     }
@@ -200,6 +214,7 @@ export class AgentUpgrader {
   private async pass(signal: AbortSignal): Promise<void> {
     const desired = this.desired;
     try {
+      await this.cleaned;
       this.dropOtherDownloads(desired);
       for (;;) {
         signal.throwIfAborted();

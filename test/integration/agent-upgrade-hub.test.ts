@@ -95,7 +95,7 @@ describe("the agent's own upgrade with a real hub", () => {
     });
     expect(upgraded.map((e) => e.message)).toEqual([`agent upgraded from 0.0.9 to ${RUNNING}`]);
     expect(readFileSync(join(prefix, 'launch')).equals(readFileSync(LAUNCHER))).toBe(true);
-    expect(existsSync(join(prefix, '0.0.5'))).toBe(false);
+    await waitFor('the older release removed', () => !existsSync(join(prefix, '0.0.5')) || undefined);
     expect(existsSync(join(prefix, '0.0.9/bin/flotilla'))).toBe(true);
     expect(link(prefix, 'current')).toBe(RUNNING);
     expect(link(prefix, 'previous')).toBe('0.0.9');

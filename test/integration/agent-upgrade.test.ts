@@ -49,7 +49,7 @@ describe('the agent upgrader against a real hub', () => {
       releasesDir: prefix,
       running: '0.2.0',
       hubHttpUrl,
-      logger: pino({ level: 'silent' }),
+      logger: pino({ level: process.env.UPGRADE_LOG ?? 'silent' }),
       event: (event) => events.push({ type: event.type, message: event.message }),
       restart: () => {
         restarts++;
