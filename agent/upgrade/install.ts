@@ -12,6 +12,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fsyncDir } from '../fsync-dir.js';
@@ -54,7 +55,8 @@ export async function unpackRelease(
   signal: AbortSignal,
 ): Promise<void> {
   const staging = prefix.staging(version);
-  rmSync(staging, { recursive: true, force: true });
+  // Staging dirs hold a whole release's files: removed without holding the event loop.
+  await rm(staging, { recursive: true, force: true });
   mkdirSync(staging, { recursive: true });
   try {
     await run('tar', ['-xzf', part, '-C', staging], { signal }).catch((err: Error & { stderr?: string }) => {
@@ -77,11 +79,11 @@ export async function unpackRelease(
     // What docker/install.sh writes too: which tarball this release came from.
     writeFileSync(join(root, '.sha256'), `${sha256}\n`);
     signal.throwIfAborted();
-    rmSync(prefix.release(version), { recursive: true, force: true });
+    await rm(prefix.release(version), { recursive: true, force: true });
     renameSync(root, prefix.release(version));
     fsyncDir(prefix.dir);
   } finally {
-    rmSync(staging, { recursive: true, force: true });
+    await rm(staging, { recursive: true, force: true });
   }
   rmSync(part, { force: true });
 }
