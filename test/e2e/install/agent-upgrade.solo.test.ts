@@ -290,7 +290,7 @@ async function timed<T>(stage: string, run: () => Promise<T>): Promise<T> {
     });
     const eventsBefore = await agentEvents();
     await timed('not retried (held)', async () => {
-      // Nothing to wait for: the check is that nothing happens for a while, the agent resyncing meanwhile.
+      // Nothing to wait for: the check is that nothing happens across two of the agent's 10 s resyncs.
       const until = Date.now() + 20_000;
       while (Date.now() < until) {
         expect(await link('current')).toBe(next);
