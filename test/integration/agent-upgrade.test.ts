@@ -14,6 +14,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AgentUpgrader } from '../../agent/upgrade/upgrader.js';
 import type { DesiredAgent } from '../../shared/index.js';
 import { Cleanup } from '../support/cleanup.js';
+import { makeTestCerts } from '../support/dev-certs.js';
+import { startTestHub } from '../support/hub.js';
 import { type HubProcess, startHubProcess, stopAll } from '../support/processes.js';
 import { scratchDir } from '../support/scratch.js';
 import { waitFor } from '../support/wait.js';
@@ -42,7 +44,7 @@ describe('the agent upgrader against a real hub', () => {
     return { hub, release: made };
   }
 
-  function drive(prefix: string, hubHttpUrl: string, over: { freeBytes?: (path: string) => Promise<number> } = {}): Driven {
+  function drive(prefix: string, hubHttpUrl: string, over: { freeBytes?: (path: string) => Promise<number>; ca?: string } = {}): Driven {
     const events: { type: string; message: string }[] = [];
     let restarts = 0;
     const upgrader = new AgentUpgrader({
@@ -172,5 +174,33 @@ describe('the agent upgrader against a real hub', () => {
       'agent-upgrade-restarting',
     ]);
     expect(events[1]?.message).toMatch(/to 9\.9\.9 \(revision 9\)/);
+  });
+
+  it('fetches over https trusting the pinned CA only', SLOW, async () => {
+    const [certs, other] = await Promise.all([makeTestCerts(), makeTestCerts()]);
+    const releasesDir = scratchDir('flotilla-releases-');
+    const release = fakeRelease(releasesDir, '9.9.9');
+    const hub = await startTestHub({ config: { ...certs.hubConfig, releasesDir } });
+    cleanup.add('tls hub', () => hub.close());
+    const https = `https://127.0.0.1:${hub.hub.ports.https}`;
+
+    const refused = drive(fakePrefix('0.2.0'), https, { ca: other.ca });
+    refused.upgrader.setDesired(desiredFor(release, 3));
+    const report = await waitFor(
+      'a failed report',
+      () => (refused.upgrader.report?.phase === 'failed' ? refused.upgrader.report : undefined),
+      {
+        timeoutMs: 60_000,
+      },
+    );
+    expect(report.message).toMatch(
+      /^cannot download https:\/\/127\.0\.0\.1:\d+\/releases\/flotilla-9\.9\.9-linux-\w+\.tar\.gz: .*(certificate|self.signed)/i,
+    );
+
+    const prefix = fakePrefix('0.2.0');
+    const trusted = drive(prefix, https, { ca: certs.ca });
+    trusted.upgrader.setDesired(desiredFor(release, 3));
+    await waitFor('the switch', () => trusted.restarts() === 1 || undefined, { timeoutMs: 60_000 });
+    expect(link(prefix, 'current')).toBe('9.9.9');
   });
 });
