@@ -34,6 +34,8 @@ import { confirmTrial, removeOldReleases, switchTo } from './switch.js';
 
 const DEFAULT_HEALTH_TIMEOUT_MS = 5 * 60_000;
 const PROGRESS_INTERVAL_MS = 5_000;
+/** How long a new desired release waits for a newer one before it is acted on (setDesired). */
+const DESIRED_SETTLE_MS = 1_000;
 /** Reconnects in a row that bring no byte before a download counts as failed. */
 const DOWNLOAD_RECONNECTS = 5;
 
@@ -152,7 +154,11 @@ export class AgentUpgrader {
       this.log.info({ abandoned: this.work.key, desired: agent?.version }, 'a new desired agent section: abandoning the upgrade under way');
       this.work.controller.abort();
     }
-    this.schedule();
+    // A device back from offline gets what its MQTT session queued, oldest first and back to
+    // back: a new release is acted on once no newer section has followed it for a moment, so a
+    // device that missed several upgrades starts only the newest.
+    if (fileKey(agent) !== fileKey(before)) this.scheduleAt(this.now() + DESIRED_SETTLE_MS);
+    else this.schedule();
   }
 
   /** The hub acknowledged a state report: a version on trial is healthy, and confirms. */

@@ -172,6 +172,37 @@ describe("the agent's own upgrade with a real hub", () => {
     ]);
   });
 
+  it('a device offline across two upgrades installs only the newest when it comes back', SLOW, async () => {
+    const releasesDir = scratchDir('flotilla-releases-');
+    fakeRelease(releasesDir, '9.9.8');
+    fakeRelease(releasesDir, '9.9.9');
+    const hub = await startHubProcess(undefined, ['--releases-dir', releasesDir]);
+    const prefix = fakePrefix(RUNNING);
+    const dataDir = scratchDir('flotilla-offline-agent-');
+    const first = await agentOn(hub, 'away-1', dataDir, prefix);
+    await waitFor('away-1 online', async () => (await device(hub, 'away-1')).online || undefined);
+    await first.close();
+    await waitFor('away-1 offline', async () => !(await device(hub, 'away-1')).online || undefined);
+
+    await upgrade(hub, { devices: ['away-1'], version: '9.9.8' });
+    const newest = await upgrade(hub, { devices: ['away-1'], version: '9.9.9' });
+    expect((await device(hub, 'away-1')).desiredAgentVersion).toBe('9.9.9');
+
+    let restarts = 0;
+    await agentOn(hub, 'away-1', dataDir, prefix, () => restarts++);
+    await waitFor('the switch to 9.9.9', () => restarts === 1 || undefined, { timeoutMs: 60_000 });
+    expect(link(prefix, 'current')).toBe('9.9.9');
+    expect(keyValues(join(prefix, 'upgrade/trial'))).toMatchObject({ version: '9.9.9', revision: `${newest.revision}` });
+    // 9.9.8 was never fetched nor unpacked, and no step of the device's names it.
+    expect(existsSync(join(prefix, '9.9.8'))).toBe(false);
+    const steps = await waitFor('the restarting event at the hub', async () => {
+      const all = (await events(hub, 'away-1')).filter((e) => e.type.startsWith('agent-'));
+      return all.some((e) => e.type === 'agent-upgrade-restarting') && all;
+    });
+    expect(steps.map((e) => e.type)).toEqual(['agent-upgrade-started', 'agent-upgrade-downloaded', 'agent-upgrade-restarting']);
+    for (const step of steps) expect(step.message).not.toContain('9.9.8');
+  });
+
   it('says in its report and one event per revision that an agent not started by the launcher cannot upgrade itself', SLOW, async () => {
     const releasesDir = scratchDir('flotilla-releases-');
     fakeRelease(releasesDir, '9.9.9');
