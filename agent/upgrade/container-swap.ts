@@ -254,7 +254,8 @@ class Swap {
     if (held.includes(step)) return;
     writeDurably(marker, [...held, step].map((s) => `${s}\n`).join(''));
     this.log.warn({ step }, 'holding before this step until killed (FLOTILLA_SWAP_HOLD_AT)');
-    await new Promise(() => undefined);
+    // A timer keeps the process alive: a bare pending promise would let Node exit.
+    await new Promise(() => setInterval(() => undefined, 60_000));
   }
 }
 

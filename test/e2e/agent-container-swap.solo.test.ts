@@ -73,7 +73,14 @@ describeDocker('an agent that runs as a container swaps itself for a new image',
       .filter(Boolean);
     return Promise.all(ids.map(async (id) => ({ id, startedAt: (await inspect(id)).State.StartedAt })));
   };
-  const agentLogs = async (name: string) => (await docker('logs', '--tail', '30', name).catch((err: Error) => err.message)).slice(-3000);
+  const agentLogs = async (name: string) => {
+    const { execFile } = await import('node:child_process');
+    return new Promise<string>((resolve) =>
+      execFile('docker', ['logs', '--tail', '60', name], { maxBuffer: 16 << 20 }, (err, stdout, stderr) =>
+        resolve(`${err ? err.message : ''}${stdout}${stderr}`.slice(-12000)),
+      ),
+    );
+  };
 
   async function startAgentContainer(deviceId: string, image: string, env: string[] = []): Promise<AgentUnderTest> {
     const container = `flotilla-agent-e2e-${deviceId}`;
@@ -163,6 +170,27 @@ describeDocker('an agent that runs as a container swaps itself for a new image',
     });
   }
 
+  /** Kills the swap (SIGKILL from the host: a power cut for it) each time it holds, before each of `steps` in turn. */
+  async function killAtEachHold(agent: AgentUnderTest, steps: string[]): Promise<void> {
+    const marker = join(agent.dataDir, 'upgrade/swap-held');
+    const held = () => (existsSync(marker) ? readFileSync(marker, 'utf8').trim().split('\n') : []);
+    for (const step of steps) {
+      const pid = await waitFor(
+        `the swap to hold before ${step} (held so far: ${held().join(', ')})`,
+        async () => {
+          if (held().at(-1) !== step) return undefined;
+          const pid = Number(await docker('inspect', '--format', '{{.State.Pid}}', `${agent.container}-swap`).catch(() => '0'));
+          return pid > 0 ? pid : undefined;
+        },
+        { timeoutMs: 90_000, intervalMs: 200 },
+      ).catch(async (err: Error) => {
+        throw new Error(`${err.message}\n${await agentLogs(`${agent.container}-swap`)}`);
+      });
+      process.kill(pid, 'SIGKILL');
+    }
+    expect(held()).toEqual(steps);
+  }
+
   beforeAll(async () => {
     images = await buildSwapImages(VERSION, suffix);
     hub = await startHubProcess();
@@ -237,6 +265,36 @@ describeDocker('an agent that runs as a container swaps itself for a new image',
       new RegExp(`^agent ${images.n2.version} \\(revision \\d+\\) rolled back to ${images.n1.version}: crashed 3 times in a row$`),
     );
     expect((await device(agent.deviceId))?.agentUpgrade).toMatchObject({ phase: 'rolled-back', version: images.n2.version });
+    expect(await appContainer(agent.deviceId)).toEqual([before]);
+  });
+  it('a swap killed before each of its steps, on the way up and on the way back, ends on a working agent', {
+    timeout: 300_000,
+  }, async () => {
+    const holds = ['rename', 'stop', 'create', 'start', 'watch', 'confirmed', 'rollback', 'restore'];
+    const agent = await startAgentContainer(`swap-b-${suffix}`, images.n.ref, [`FLOTILLA_SWAP_HOLD_AT=${holds.join(',')}`]);
+    await waitFor(
+      'the agent online with the app running',
+      async () => {
+        const view = await device(agent.deviceId);
+        return (
+          view?.online &&
+          view.apps.some((a) => a.name === app && a.phase === 'running') &&
+          (await appContainer(agent.deviceId)).length === 1
+        );
+      },
+      { timeoutMs: 60_000 },
+    );
+    const [before] = await appContainer(agent.deviceId);
+
+    await upgrade(agent.deviceId, images.n1.version, images.n1.ref);
+    await killAtEachHold(agent, ['rename', 'stop', 'create', 'start', 'watch', 'confirmed']);
+    await settledOn(agent, images.n1.version, images.n1.id);
+    expect((await events(agent.deviceId)).filter((e) => e.type === 'agent-upgraded')).toHaveLength(1);
+
+    await upgrade(agent.deviceId, images.n2.version, images.n2.ref);
+    await killAtEachHold(agent, ['rename', 'stop', 'create', 'start', 'watch', 'rollback', 'restore']);
+    await settledOn(agent, images.n1.version, images.n1.id, 'rolled-back');
+    expect((await events(agent.deviceId)).filter((e) => e.type === 'agent-rolled-back')).toHaveLength(1);
     expect(await appContainer(agent.deviceId)).toEqual([before]);
   });
 });
