@@ -224,6 +224,12 @@ if [ -n "$uninstall" ]; then
     docker rm -f "$CONTAINER" >/dev/null
     say "removed container $CONTAINER"
   fi
+  # What an upgrade of the agent's image may have left: its swap container and the agent it replaced.
+  if command -v docker >/dev/null 2>&1; then
+    for leftover in "$CONTAINER-swap" "$CONTAINER-previous"; do
+      if docker rm -f "$leftover" >/dev/null 2>&1; then say "removed container $leftover"; fi
+    done
+  fi
   if [ -L "$BIN_LINK" ] && case "$(readlink "$BIN_LINK")" in "$PREFIX"/*) true ;; *) false ;; esac then
     rm -f "$BIN_LINK"
     say "removed $BIN_LINK"
@@ -464,6 +470,7 @@ else
     docker run -d --name "$CONTAINER" --restart always --network host \
       --label "org.flotilla.install=$spec" --group-add "$sock_group" \
       -v "$sock:/var/run/docker.sock" -v "$data_dir:/var/lib/flotilla-agent" -v /dev/shm:/dev/shm \
+      -e "FLOTILLA_AGENT_CONTAINER=$CONTAINER" \
       "$image" agent --data-dir /var/lib/flotilla-agent --hub-url "$hub_url" >/dev/null
     say "started container $CONTAINER ($image)"
   fi
