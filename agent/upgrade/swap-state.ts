@@ -13,7 +13,7 @@
  * `upgrade/trial` while the new agent is on trial, `upgrade/rolled-back` once
  * the swap went back.
  */
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fsyncDir } from '../fsync-dir.js';
 import { ReleasePrefix, readKeyValues, writeKeyValues } from './device-files.js';
@@ -88,6 +88,7 @@ export function readSwapState(dataDir: string): SwapState | undefined {
 }
 
 export function writeSwapState(dataDir: string, state: SwapState): void {
+  mkdirSync(upgradeFiles(dataDir).upgradeDir, { recursive: true });
   writeKeyValues(swapFile(dataDir), { ...state });
 }
 
