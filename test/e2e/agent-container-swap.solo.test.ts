@@ -11,6 +11,8 @@
  * - N+1 → N+2, whose agent crashes at start, with the hub stopped as soon as
  *   the swap began: N+1 runs again by itself; once the hub is back it shows
  *   `agent-rolled-back` and the device ROLLED-BACK.
+ * - N → N+1 with the hub down: the new agent cannot confirm, and the swap goes
+ *   back when the health timeout passes.
  * - Power cuts: a swap held before each of its steps (FLOTILLA_SWAP_HOLD_AT)
  *   and killed there with SIGKILL from the host, on the way up and on the way
  *   back, still ends on a working agent.
@@ -128,7 +130,7 @@ describeDocker('an agent that runs as a container swaps itself for a new image',
     return agent;
   }
 
-  async function upgrade(deviceId: string, version: string, image: string): Promise<void> {
+  async function upgrade(deviceId: string, version: string, image: string, healthTimeout = '2m'): Promise<void> {
     const result = await runCli([
       '--hub',
       hub.url,
@@ -141,7 +143,7 @@ describeDocker('an agent that runs as a container swaps itself for a new image',
       '--image',
       image,
       '--health-timeout',
-      '2m',
+      healthTimeout,
     ]);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
@@ -296,5 +298,32 @@ describeDocker('an agent that runs as a container swaps itself for a new image',
     await settledOn(agent, images.n1.version, images.n1.id, 'rolled-back');
     expect((await events(agent.deviceId)).filter((e) => e.type === 'agent-rolled-back')).toHaveLength(1);
     expect(await appContainer(agent.deviceId)).toEqual([before]);
+  });
+  it('goes back by itself when the new agent cannot confirm within the health timeout (no hub)', { timeout: 300_000 }, async () => {
+    // Held before it creates the new agent (the old one stopped), so the hub is down before the new one could confirm.
+    const agent = await startAgentContainer(`swap-c-${suffix}`, images.n.ref, ['FLOTILLA_SWAP_HOLD_AT=create']);
+    await waitFor('the agent online', async () => (await device(agent.deviceId))?.online === true, { timeoutMs: 60_000 });
+    await upgrade(agent.deviceId, images.n1.version, images.n1.ref, '15s');
+    await waitFor('the swap to hold before create', async () => existsSync(join(agent.dataDir, 'upgrade/swap-held')), {
+      timeoutMs: 60_000,
+    });
+    await hub.proc.stop();
+    await killAtEachHold(agent, ['create']);
+    const rolledBack = join(agent.dataDir, 'upgrade/rolled-back');
+    await waitFor(
+      'N running again after the health timeout',
+      async () =>
+        existsSync(rolledBack) &&
+        (await containerState(agent.container))?.State.Running === true &&
+        (await imageOf(agent.container)) === images.n.id,
+      { timeoutMs: 120_000, intervalMs: 500 },
+    );
+    expect(readFileSync(rolledBack, 'utf8')).toContain('reason=did not report healthy within the health timeout\n');
+    await hub.restart();
+    await settledOn(agent, images.n.version, images.n.id, 'rolled-back');
+    const told = (await events(agent.deviceId)).filter((e) => e.type === 'agent-rolled-back');
+    expect(told.map((e) => e.message)).toEqual([
+      expect.stringMatching(`rolled back to ${images.n.version}: did not report healthy within the health timeout$`),
+    ]);
   });
 });
