@@ -105,6 +105,12 @@ export class ContainerUpgrader {
           { version: trial.version, previous: trial.previous },
           'running on trial: confirming once the hub acknowledges a state report',
         );
+      } else if (trial && readSwapState(this.deps.dataDir)?.step === 'watch') {
+        // The image runs another version than the section named: it never confirms, and the swap goes back at its deadline.
+        this.log.error(
+          { trialVersion: trial.version, running: this.deps.running },
+          'this image runs another version than the upgrade named: not confirming; the swap rolls back at its deadline',
+        );
       }
     } catch (err) {
       this.log.error({ err: (err as Error).message, dataDir: this.deps.dataDir }, 'reading the upgrade files at start failed');

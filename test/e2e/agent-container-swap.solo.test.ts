@@ -161,6 +161,8 @@ describeDocker('an agent that runs as a container swaps itself for a new image',
           view.host?.agentVersion === version &&
           view.agentUpgrade?.phase === phase &&
           state?.State.Running === true &&
+          // The install's policy, on the new container and on an old one put back: a reboot starts it.
+          state.HostConfig.RestartPolicy.Name === 'always' &&
           (await imageOf(agent.container)) === imageId &&
           (await containerState(`${agent.container}-previous`)) === undefined &&
           (await containerState(`${agent.container}-swap`)) === undefined
