@@ -13,16 +13,40 @@
  * a digest, and is named by digest (`repo@sha256:…`) as the hub's desired
  * state names an agent image.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { REPO_ROOT } from '../../support/processes.js';
 import { docker } from './docker-cli.js';
-import { TEST_REGISTRY } from './engine.js';
+import { engineProblem, TEST_REGISTRY } from './engine.js';
 
 const run = promisify(execFile);
+
+/**
+ * Why the swap tests cannot run here, if they cannot: they need the agent image
+ * docker/build-images.sh pushes. Locally they skip with how to make it; in CI
+ * (which builds the images before the tests) that is a failure.
+ */
+export function agentImageProblem(version: string): string | undefined {
+  if (engineProblem) return engineProblem;
+  const base = `${TEST_REGISTRY}/flotilla/agent:${version}`;
+  try {
+    execFileSync('docker', ['image', 'inspect', base], { stdio: 'pipe', timeout: 10_000 });
+    return undefined;
+  } catch {
+    try {
+      execFileSync('docker', ['pull', '-q', base], { stdio: 'pipe', timeout: 120_000 });
+      return undefined;
+    } catch {
+      const problem = `no agent image ${base}; make it with: flock /tmp/flotilla-e2e.lock docker/build-images.sh`;
+      if (process.env.CI === 'true') throw new Error(`the container swap tests need the agent image in CI: ${problem}`);
+      console.warn(`[e2e] skipping the container swap tests: ${problem}`);
+      return problem;
+    }
+  }
+}
 
 export interface SwapImage {
   version: string;
