@@ -385,13 +385,22 @@ if [ "$mode" = bundle ]; then
   if [ "$old" != "$version" ]; then
     # The release left becomes `previous`, the one the launcher goes back to if the agent's
     # next self-upgrade fails. Not when it is itself on trial (the agent upgraded to it and has
-    # not confirmed it yet): `previous` stays the release last known good. The trial file is
-    # left alone: naming a release `current` no longer names, the launcher discards it at the
-    # restart below. (Installing the release on trial changes nothing here: the trial goes on.)
+    # not confirmed it yet): `previous` stays the release last known good, and the trial ends
+    # as a rollback would, recorded in upgrade/rolled-back, so the agent reports it and does not
+    # try that revision again by itself. (Installing the release on trial changes nothing here:
+    # the trial goes on.)
     on_trial="$(sed -n 's/^version=//p' "$PREFIX/upgrade/trial" 2>/dev/null | head -n 1)"
     if [ -n "$old" ] && [ -d "$PREFIX/$old" ] && [ "$old" != "$on_trial" ]; then
       ln -sfn "$old" "$PREFIX/.previous.new"
       mv -T "$PREFIX/.previous.new" "$PREFIX/previous"
+    fi
+    if [ -n "$on_trial" ] && [ "$old" = "$on_trial" ]; then
+      trial_revision="$(sed -n 's/^revision=//p' "$PREFIX/upgrade/trial" | head -n 1)"
+      printf 'version=%s\nrevision=%s\nreason=%s\nat=%s\nreported=0\n' "$on_trial" "$trial_revision" \
+        "replaced by install.sh with $version while on trial" "$(date +%s)" >"$PREFIX/upgrade/rolled-back.tmp"
+      mv -f "$PREFIX/upgrade/rolled-back.tmp" "$PREFIX/upgrade/rolled-back"
+      rm -f "$PREFIX/upgrade/trial"
+      say "release $on_trial was on trial: ended, recorded in $PREFIX/upgrade/rolled-back"
     fi
     # A rename over the old link: the switch to the new release is atomic.
     ln -sfn "$version" "$PREFIX/.current.new"
@@ -436,7 +445,6 @@ if [ "$mode" = bundle ]; then
     say "wrote $UNIT_PATH"
   fi
   if systemctl is-enabled --quiet "$UNIT_NAME" 2>/dev/null; then :; else systemctl enable --quiet "$UNIT_NAME"; fi
-  restarts="$(systemctl show -p NRestarts --value "$UNIT_NAME")"
   if ! systemctl is-active --quiet "$UNIT_NAME"; then
     systemctl start "$UNIT_NAME"
     say "started $UNIT_NAME"
@@ -446,7 +454,9 @@ if [ "$mode" = bundle ]; then
   else
     say "$UNIT_NAME: already running"
   fi
-  # Type=simple returns at once: a release that cannot run shows as a restart loop, so watch it a moment.
+  # Type=simple returns at once: a release that cannot run shows as a restart loop, so watch it a
+  # moment. Counted from here: restarts of a release that crashed before this run do not count.
+  restarts="$(systemctl show -p NRestarts --value "$UNIT_NAME")"
   sleep 3
   systemctl is-active --quiet "$UNIT_NAME" && [ "$(systemctl show -p NRestarts --value "$UNIT_NAME")" = "$restarts" ] ||
     die "$UNIT_NAME does not stay up; see why: journalctl -u $UNIT_NAME"

@@ -275,7 +275,7 @@ const errorLines = (result: ShResult) =>
       );
     });
 
-    it('a re-run while a release is on trial leaves the trial to the launcher, and keeps previous at the last release known good', async () => {
+    it('a re-run while a release is on trial keeps that trial, and one installing another release ends it as a rollback, keeping previous at the last release known good', async () => {
       // What an agent that upgraded itself to the new release leaves until it confirms it (the
       // launcher reads it at its next start; the running agent looks for it only at its own).
       const deadline = Math.floor(Date.now() / 1000) + 600;
@@ -286,16 +286,22 @@ const errorLines = (result: ShResult) =>
       expect(same.stdout).toContain(`${UNIT}: already running`);
       expect((await device.sh('cat /opt/flotilla/upgrade/trial')).stdout).toBe(trial);
 
-      // Another release: the one on trial is not made `previous`, and its trial is dropped by the launcher at the restart.
-      const since = (await device.sh('date "+%Y-%m-%d %H:%M:%S"')).stdout.trim();
+      // Another release: the one on trial is not made `previous`, and its trial ends as a rollback
+      // would, recorded for the agent to report and hold, rather than dropped.
       const back = await install(`--version ${version}`);
       expect(back.code, back.stderr).toBe(0);
+      expect(back.stdout).toContain(`release ${next} was on trial: ended, recorded in /opt/flotilla/upgrade/rolled-back`);
       expect(back.stdout).toContain(`restarted ${UNIT}`);
       expect(
         (await device.sh('readlink /opt/flotilla/current /opt/flotilla/previous; ls /opt/flotilla /opt/flotilla/upgrade')).stdout,
-      ).toBe(`${version}\n${version}\n/opt/flotilla:\n${version}\ncurrent\nlaunch\nprevious\nupgrade\n\n/opt/flotilla/upgrade:\n`);
-      const journal = await device.sh(`journalctl -u ${UNIT} --since '${since}' -o cat | grep flotilla-launch`);
-      expect(journal.stdout).toBe(`flotilla-launch: discarding upgrade/trial for release ${next}: current is ${version}\n`);
+      ).toBe(
+        `${version}\n${version}\n/opt/flotilla:\n${version}\ncurrent\nlaunch\nprevious\nupgrade\n\n/opt/flotilla/upgrade:\nrolled-back\n`,
+      );
+      expect((await device.sh('cat /opt/flotilla/upgrade/rolled-back')).stdout).toMatch(
+        new RegExp(
+          `^version=${next.replaceAll('.', '\\.')}\nrevision=3\nreason=replaced by install.sh with ${version.replaceAll('.', '\\.')} while on trial\nat=\\d+\nreported=[01]\n$`,
+        ),
+      );
 
       // And the new release again, for what follows: the release left becomes previous, as on any upgrade.
       const again = await install(`--version ${next}`);
