@@ -68,10 +68,21 @@ export function agentUpgradeFields(
     }
     return fields;
   }
-  fields.push(['Phase', `${report.phase} ${report.version} (revision ${report.revision}): ${upgradeMarker(report)}`]);
+  fields.push(['Phase', phaseText(report)]);
   fields.push(['Since', `${report.since} (${formatAge(report.since, now)} ago)`]);
   const progress = downloadProgress(report);
   if (progress !== undefined) fields.push(['Progress', progress]);
   if (report.message !== undefined) fields.push(['Message', report.message]);
   return fields;
+}
+
+/**
+ * `downloading 0.3.0 (revision 7): UPGRADING`; `failed 0.3.0 (revision 7)`. The marker
+ * is added only where it says more than the phase: that a phase under way belongs to an
+ * upgrade (FAILED and ROLLED-BACK would only repeat it).
+ */
+function phaseText(report: AgentUpgradeReport): string {
+  const text = `${report.phase} ${report.version} (revision ${report.revision})`;
+  const marker = upgradeMarker(report);
+  return marker === 'UPGRADING' ? `${text}: ${marker}` : text;
 }

@@ -275,12 +275,15 @@ describe('describeDevice: Agent Upgrade', () => {
     );
   });
 
-  it('gives a rollback’s reason, says when the device has not reported yet, and has no section without any desired version', () => {
+  it('gives a rollback’s reason without repeating the phase as a marker, says when the device has not reported yet, and has no section without any desired version', () => {
     const rolledBack = describeDevice(
       { ...device, desiredAgentVersion: '0.3.0', agentUpgrade: report('rolled-back', { message: 'crashed 3 times in a row' }) },
       NOW,
     );
-    expect(rolledBack).toContain('  Phase:    rolled-back 0.3.0 (revision 7): ROLLED-BACK\n');
+    expect(rolledBack).toContain('  Phase:    rolled-back 0.3.0 (revision 7)\n');
+    const failed = describeDevice({ ...device, desiredAgentVersion: '0.3.0', agentUpgrade: report('failed') }, NOW);
+    expect(failed).toContain('  Phase:    failed 0.3.0 (revision 7)\n');
+    expect(failed).not.toContain('FAILED');
     expect(rolledBack).toContain('  Message:  crashed 3 times in a row\n');
     expect(describeDevice({ ...device, desiredAgentVersion: '0.3.0' }, NOW)).toContain(
       '  Phase:    <not reported yet> (the device has not said it started)\n',
