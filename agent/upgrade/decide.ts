@@ -11,8 +11,10 @@
  * 3. the launcher rolled this version back at this revision: held until a newer revision;
  * 4. the running version is still on trial: it confirms before anything else is installed;
  * 5. failures of this revision: wait out the backoff, give up after MAX_ATTEMPTS;
- * 6. the release is unpacked already: switch; the tarball is whole: install; else
- *    the disk check, then download from what is there.
+ * 6. the release is unpacked already from the signed tarball: switch; unpacked from
+ *    another tarball (a release file replaced under the same version) and running as
+ *    `current`: refused, since that folder cannot be replaced; the tarball is whole:
+ *    install; else the disk check, then download from what is there.
  */
 import type { DesiredAgent } from '../../shared/index.js';
 import { formatBytes } from '../runtime/disk.js';
@@ -27,7 +29,7 @@ export const RETRY_BACKOFF_MS: readonly number[] = [30_000, 120_000];
 /** Names under the prefix that are not release folders: a version so named is refused. */
 const RESERVED_NAMES = new Set(['current', 'previous', 'launch', 'upgrade']);
 
-export type RefusalKind = 'no launcher' | 'reserved name' | 'no tarball' | 'gave up' | 'disk';
+export type RefusalKind = 'no launcher' | 'reserved name' | 'no tarball' | 'gave up' | 'disk' | 'current folder';
 
 /** How often a full disk is looked at again (an operator may free space without asking anew). */
 export const DISK_RECHECK_MS = 5 * 60_000;
@@ -51,8 +53,16 @@ export interface UpgradeSituation {
   rolledBack: { version: string; revision: number; reason: string } | undefined;
   /** Failures of the desired revision so far (other revisions' are not passed in). */
   failures: UpgradeFailures | undefined;
-  /** `<prefix>/<desired version>/` exists: unpacked and smoke-tested already. */
+  /**
+   * `<prefix>/<desired version>/` exists and its `.sha256` is the desired bundle's: unpacked
+   * from the signed tarball and smoke-tested already.
+   */
   installed: boolean;
+  /**
+   * `<prefix>/<desired version>/` exists but came from another tarball (another `.sha256`, or
+   * none): 'unused' is replaced by the install, 'current' is the folder `current` points at.
+   */
+  otherBuild?: 'unused' | 'current' | undefined;
   /** Size of `.download/<file>.part` (0: none). */
   partBytes: number;
   /** Free bytes under the prefix. */
@@ -129,8 +139,19 @@ export function decideUpgrade(s: UpgradeSituation): UpgradeDecision {
       };
   }
   if (s.installed) return { action: 'switch', reason: `${target} is unpacked and tested: switching to it` };
+  if (s.otherBuild === 'current') {
+    return {
+      action: 'refuse',
+      kind: 'current folder',
+      reason:
+        `${s.prefix}/${desired.version}/ is the folder 'current' points at, but it was not unpacked from the signed tarball ` +
+        `(sha256 ${desired.bundle.sha256}) and agent ${s.running} runs from it, so it cannot be replaced; reinstall the agent with docker/install.sh`,
+    };
+  }
   const { bytes, unpackedBytes } = desired.bundle;
-  if (s.partBytes === bytes) return { action: 'install', reason: `${target} is downloaded: verifying and unpacking it` };
+  const replacing =
+    s.otherBuild === 'unused' ? ` (${s.prefix}/${desired.version}/ came from another tarball than the signed one: it is replaced)` : '';
+  if (s.partBytes === bytes) return { action: 'install', reason: `${target} is downloaded: verifying and unpacking it${replacing}` };
   const from = s.partBytes < bytes ? s.partBytes : 0;
   const needed = bytes - from + unpackedBytes + UPGRADE_DISK_RESERVE_BYTES;
   if (s.freeBytes < needed) {
@@ -146,6 +167,10 @@ export function decideUpgrade(s: UpgradeSituation): UpgradeDecision {
   if (s.partBytes > bytes)
     return { action: 'download', reason: `the partial download of ${target} is larger than the release: starting over`, from: 0 };
   if (from > 0)
-    return { action: 'download', reason: `resuming the download of ${target} at ${formatBytes(from)} of ${formatBytes(bytes)}`, from };
-  return { action: 'download', reason: `downloading ${target}`, from: 0 };
+    return {
+      action: 'download',
+      reason: `resuming the download of ${target} at ${formatBytes(from)} of ${formatBytes(bytes)}${replacing}`,
+      from,
+    };
+  return { action: 'download', reason: `downloading ${target}${replacing}`, from: 0 };
 }

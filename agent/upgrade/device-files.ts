@@ -3,7 +3,7 @@
  * with the launcher (docker/agent-launch.sh; docs/agent-upgrades.md, "On the
  * device"):
  *
- *   <version>/                 one unpacked release each
+ *   <version>/                 one unpacked release each; its `.sha256` names the tarball it came from
  *   current, previous          relative symlinks to a <version>/
  *   upgrade/trial              present while `current` runs on trial
  *   upgrade/rolled-back        written by the launcher when it went back
@@ -79,6 +79,22 @@ export class ReleasePrefix {
     rmSync(tmp, { force: true });
     symlinkSync(version, tmp);
     renameSync(tmp, join(this.dir, link));
+  }
+}
+
+/**
+ * The sha256 of the tarball `<version>/` was unpacked from (its `.sha256`, written by the agent
+ * and by docker/install.sh as the whole file or its first word), or undefined when it has none.
+ */
+export function releaseSha256(prefix: ReleasePrefix, version: string): string | undefined {
+  try {
+    return (
+      readFileSync(join(prefix.release(version), '.sha256'), 'utf8')
+        .trim()
+        .split(/\s+/)[0] || undefined
+    );
+  } catch {
+    return undefined;
   }
 }
 

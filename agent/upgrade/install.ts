@@ -7,11 +7,15 @@
  *
  * Invariant: `<prefix>/<version>/` exists only complete and tested (the rename
  * is the last act), so a power cut anywhere before leaves a staging dir that
- * the next start removes, and decide.ts may trust a `<version>/` it finds.
+ * the next start removes, and decide.ts may trust a `<version>/` whose
+ * `.sha256` is the signed one. A folder of the same version from another
+ * tarball is moved into the staging dir first (one rename: never half
+ * removed, so its `.sha256` never outlives its files) and removed with it;
+ * the folder `current` points at is never replaced.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, lstatSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -55,6 +59,9 @@ export async function unpackRelease(
   signal: AbortSignal,
 ): Promise<void> {
   const staging = prefix.staging(version);
+  const dest = prefix.release(version);
+  if (prefix.linkTarget('current') === version)
+    throw new InstallError(`${dest}/ is the folder 'current' points at: the release that runs is not replaced`);
   // Staging dirs hold a whole release's files: removed without holding the event loop.
   await rm(staging, { recursive: true, force: true });
   mkdirSync(staging, { recursive: true });
@@ -79,8 +86,8 @@ export async function unpackRelease(
     // What docker/install.sh writes too: which tarball this release came from.
     writeFileSync(join(root, '.sha256'), `${sha256}\n`);
     signal.throwIfAborted();
-    await rm(prefix.release(version), { recursive: true, force: true });
-    renameSync(root, prefix.release(version));
+    if (lstatSync(dest, { throwIfNoEntry: false }) !== undefined) renameSync(dest, join(staging, 'replaced'));
+    renameSync(root, dest);
     fsyncDir(prefix.dir);
   } finally {
     await rm(staging, { recursive: true, force: true });

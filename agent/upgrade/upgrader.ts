@@ -26,7 +26,7 @@ import type { Signal } from '../../shared/signal.js';
 import { freeBytes } from '../runtime/disk.js';
 import type { NewEvent } from '../wiring/uplink.js';
 import { decideUpgrade, type RefusalKind, type UpgradeDecision, type UpgradeFailures } from './decide.js';
-import { ReleasePrefix, readRolledBack, readTrial, writeRolledBack } from './device-files.js';
+import { ReleasePrefix, readRolledBack, readTrial, releaseSha256, writeRolledBack } from './device-files.js';
 import { DownloadError, download } from './download.js';
 import { unpackRelease, verifyTarball } from './install.js';
 import { UpgradeReport, upgradeEvents } from './report.js';
@@ -269,7 +269,7 @@ export class AgentUpgrader {
 
   private async observe(desired: DesiredAgent | undefined) {
     const prefix = this.prefix;
-    const installed = prefix !== undefined && desired !== undefined && existsSync(join(prefix.release(desired.version), 'bin/flotilla'));
+    const { installed, otherBuild } = unpackedRelease(prefix, desired);
     const part = prefix && desired?.bundle ? prefix.part(partName(desired)) : undefined;
     const partBytes = part === undefined ? 0 : (statSync(part, { throwIfNoEntry: false })?.size ?? 0);
     const rolledBack = prefix ? readRolledBack(prefix) : undefined;
@@ -282,6 +282,7 @@ export class AgentUpgrader {
       rolledBack,
       failures: this.failures?.revision === desired?.revision ? this.failures : undefined,
       installed,
+      otherBuild,
       partBytes,
       freeBytes: prefix && desired && !installed ? await measure(prefix.dir) : Number.MAX_SAFE_INTEGER,
       now: this.now(),
@@ -429,6 +430,22 @@ function launcherPrefix(releasesDir: string | undefined): ReleasePrefix | undefi
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Whether `<prefix>/<desired version>/` is there, and from which tarball: it counts as installed
+ * only when unpacked from the signed one, so a release file replaced under the same version (a
+ * fixed build) is fetched and installed instead of the old folder being run again.
+ */
+function unpackedRelease(
+  prefix: ReleasePrefix | undefined,
+  desired: DesiredAgent | undefined,
+): { installed: boolean; otherBuild: 'unused' | 'current' | undefined } {
+  if (prefix === undefined || desired === undefined || !existsSync(join(prefix.release(desired.version), 'bin/flotilla')))
+    return { installed: false, otherBuild: undefined };
+  if (desired.bundle !== undefined && releaseSha256(prefix, desired.version) === desired.bundle.sha256)
+    return { installed: true, otherBuild: undefined };
+  return { installed: false, otherBuild: prefix.linkTarget('current') === desired.version ? 'current' : 'unused' };
 }
 
 /** What identifies the file an upgrade fetches: another key abandons the work under way. */

@@ -7,7 +7,7 @@
  * successful install leaves the trial and the links as the launcher reads them.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -19,7 +19,16 @@ import { startTestHub } from '../support/hub.js';
 import { type HubProcess, startHubProcess, stopAll } from '../support/processes.js';
 import { scratchDir } from '../support/scratch.js';
 import { waitFor } from '../support/wait.js';
-import { cuttingProxy, desiredFor, type FakeRelease, fakePrefix, fakeRelease, keyValues, link } from './agent-upgrade-fixtures.js';
+import {
+  cuttingProxy,
+  desiredFor,
+  type FakeRelease,
+  fakePrefix,
+  fakeRelease,
+  keyValues,
+  link,
+  releaseTree,
+} from './agent-upgrade-fixtures.js';
 
 const MiB = 1024 * 1024;
 const SLOW = { timeout: 90_000 };
@@ -115,6 +124,43 @@ describe('the agent upgrader against a real hub', () => {
     expect(readdirSync(join(prefix, '.download'))).toEqual([]);
     expect(restarts()).toBe(0);
   });
+
+  it(
+    'replaces a folder of the same version from another tarball with the signed release, and switches straight to one from it',
+    SLOW,
+    async () => {
+      const { hub, release } = await hubWith((dir) => fakeRelease(dir, '9.9.9'));
+      const proxy = await cuttingProxy(hub.httpPort);
+      cleanup.add('proxy', () => proxy.close());
+      // What a rolled-back build leaves: 9.9.9/ unpacked from the tarball the hub served before a fixed one replaced it.
+      const prefix = fakePrefix('0.2.0');
+      const old = releaseTree(scratchDir('flotilla-old-build-'), '9.9.9', { fillerBytes: 16 });
+      writeFileSync(join(old, '.sha256'), `${'c'.repeat(64)}\n`);
+      writeFileSync(join(old, 'old-build'), 'the build that crashed\n');
+      renameSync(old, join(prefix, '9.9.9'));
+      const { upgrader, events, restarts } = drive(prefix, proxy.url);
+
+      upgrader.setDesired(desiredFor(release, 10));
+      await waitFor('the switch and the restart', () => restarts() === 1 || undefined, { timeoutMs: 60_000 });
+
+      expect(proxy.connections).toBe(1);
+      expect(events.map((e) => e.type)).toEqual(['agent-upgrade-started', 'agent-upgrade-downloaded', 'agent-upgrade-restarting']);
+      expect(link(prefix, 'current')).toBe('9.9.9');
+      expect(readFileSync(join(prefix, '9.9.9/.sha256'), 'utf8').trim()).toBe(release.sha256);
+      expect(existsSync(join(prefix, '9.9.9/old-build'))).toBe(false);
+      expect(readdirSync(prefix).filter((name) => name.startsWith('.staging'))).toEqual([]);
+
+      // A folder unpacked from the signed tarball is switched to without fetching anything.
+      const again = fakePrefix('0.2.0');
+      renameSync(join(prefix, '9.9.9'), join(again, '9.9.9'));
+      const second = drive(again, proxy.url);
+      second.upgrader.setDesired(desiredFor(release, 11));
+      await waitFor('the second switch', () => second.restarts() === 1 || undefined, { timeoutMs: 60_000 });
+      expect(proxy.connections).toBe(1);
+      expect(second.events.map((e) => e.type)).toEqual(['agent-upgrade-restarting']);
+      expect(link(again, 'current')).toBe('9.9.9');
+    },
+  );
 
   describe('on a full disk', () => {
     let mounted: string | undefined;

@@ -117,6 +117,21 @@ describe('decideUpgrade', () => {
     });
   });
 
+  it('replaces a folder of the version unpacked from another tarball, unless current points at it', () => {
+    // observe() passes installed only when the folder's .sha256 is the signed one.
+    expect(decideUpgrade(situation({ otherBuild: 'unused' }))).toEqual({
+      action: 'download',
+      reason: 'downloading agent 0.3.0 (revision 12) (/opt/flotilla/0.3.0/ came from another tarball than the signed one: it is replaced)',
+      from: 0,
+    });
+    expect(decideUpgrade(situation({ otherBuild: 'unused', partBytes: 41 * MiB })).action).toBe('install');
+    expect(decideUpgrade(situation({ otherBuild: 'current' }))).toEqual({
+      action: 'refuse',
+      kind: 'current folder',
+      reason: `/opt/flotilla/0.3.0/ is the folder 'current' points at, but it was not unpacked from the signed tarball (sha256 ${'a'.repeat(64)}) and agent 0.2.0 runs from it, so it cannot be replaced; reinstall the agent with docker/install.sh`,
+    });
+  });
+
   it('refuses with the numbers when the tarball, its files and the reserve do not fit', () => {
     expect(decideUpgrade(situation({ freeBytes: 61 * MiB }))).toEqual({
       action: 'refuse',
