@@ -9,7 +9,7 @@ import type { AgentTargetView, Scheduling } from '../../shared/index.js';
 import { type AgentRelease, type AgentTargetStore, agentRolloutKey, type StoredAgentTarget } from '../store/agent-targets.js';
 import type { DeviceStore } from '../store/devices.js';
 import { type AgentTargetCounts, defaultTargetName, targetCounts } from './agent-plan.js';
-import type { ReleasesDir } from './agent-releases.js';
+import { ReleaseFileError, type ReleasesDir } from './agent-releases.js';
 import type { AgentRollouts } from './agent-rollouts.js';
 import { ApiError } from './errors.js';
 import type { ApiHandlersFor } from './method.js';
@@ -39,7 +39,14 @@ export function agentMethods(deps: AgentMethodDeps): ApiHandlersFor<AgentMethodN
 
   /** What the release of `version` is on this hub, or an error naming what it has and how to add one. */
   async function releaseOf(version: string, image: string | undefined, healthTimeout: string | undefined): Promise<AgentRelease> {
-    const bundles = await releases.bundles(version);
+    const bundles = await releases.bundles(version).catch((err: Error) => {
+      if (!(err instanceof ReleaseFileError)) throw err;
+      throw new ApiError('invalid_request', `agent ${version}: ${err.file} in the hub's releases dir ${releases.dir} ${err.problem}`, {
+        version,
+        releasesDir: releases.dir,
+        file: err.file,
+      });
+    });
     if (Object.keys(bundles).length === 0 && image === undefined) throw await unknownVersion(version);
     return {
       version,

@@ -36,7 +36,7 @@ export function agentUpgrades(
     methods: {
       agentTargets: stores.agentTargets,
       agentRollouts: rollouts,
-      releases: new ReleasesDir(releasesDirOf(config)),
+      releases: new ReleasesDir(releasesDirOf(config), deps.logger.child({ component: 'releases-dir' })),
       devices: stores.devices,
       desiredMayHaveChanged: deps.desiredMayHaveChanged,
     },

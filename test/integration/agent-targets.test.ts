@@ -3,8 +3,10 @@
  * releases dir holds real tarballs made by `tar`, and devices played by plain MQTT clients that
  * answer each desired agent section as their agent would (test/support/agent-target-devices.ts).
  */
+
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -242,6 +244,60 @@ describe('agent targets', SLOW, () => {
     });
     expect(image).toMatchObject({ ok: true, result: { name: 'all', version: '0.9.9' } });
     expect((await call('agent.targets')).result.items[0]).toMatchObject({ arches: [], image: expect.stringContaining('@sha256:') });
+  });
+
+  it('refuses a releases-dir file that is no gzipped tar, no release, or another version’s, naming it and the fix; logged once, never a 500', async () => {
+    const releasesFile = (version: string) => join(releases, `flotilla-${version}-linux-amd64.tar.gz`);
+    writeFileSync(releasesFile('0.5.0'), Buffer.from('this is not a tarball at all\n'.repeat(40)));
+    const notGzip = await api('POST', '/api/v1/agent/targets', { selectors: { site: 'lab' }, version: '0.5.0' });
+    expect(notGzip.status, JSON.stringify(notGzip.body)).toBe(400);
+    expect(notGzip.body.error.code).toBe('invalid_request');
+    expect(notGzip.body.error.message).toBe(
+      `agent 0.5.0: flotilla-0.5.0-linux-amd64.tar.gz in the hub's releases dir ${releases} is not gzip data: incorrect header check; ` +
+        'rebuild it with docker/release-bundle.sh <amd64|arm64> (it writes dist/bundles/flotilla-<version>-linux-<arch>.tar.gz)',
+    );
+    // Asked again over MQTT: the same answer, and the hub warned once.
+    expect(await call('agent.upgrade', { devices: ['gw-1'], version: '0.5.0' })).toMatchObject({
+      ok: false,
+      error: { code: 'invalid_request', message: notGzip.body.error.message },
+    });
+    expect(hub.logs.matching('a release tarball in the releases dir is refused')).toEqual([
+      expect.objectContaining({
+        level: 40,
+        file: 'flotilla-0.5.0-linux-amd64.tar.gz',
+        problem: expect.stringContaining('incorrect header check'),
+      }),
+    ]);
+
+    // A gzip cut in half.
+    const whole = readFileSync(releasesFile('0.3.0'));
+    writeFileSync(releasesFile('0.5.1'), whole.subarray(0, whole.length >> 1));
+    const cut = await call('agent.upgrade', { selectors: {}, version: '0.5.1' });
+    expect(cut).toMatchObject({ ok: false, error: { code: 'invalid_request' } });
+    expect(cut.error?.message).toContain('flotilla-0.5.1-linux-amd64.tar.gz in the hub');
+    expect(cut.error?.message).toContain('is cut short');
+
+    // A valid tarball of one x.txt: not a release.
+    const tree = join(releases, 'tree-x');
+    mkdirSync(tree, { recursive: true });
+    writeFileSync(join(tree, 'x.txt'), 'x');
+    execFileSync('tar', ['-czf', releasesFile('0.3.2'), '-C', tree, 'x.txt']);
+    const noRelease = await api('POST', '/api/v1/agent/targets', { selectors: {}, version: '0.3.2' });
+    expect(noRelease.status).toBe(400);
+    expect(noRelease.body.error.message).toContain(
+      "flotilla-0.3.2-linux-amd64.tar.gz in the hub's releases dir " +
+        `${releases} is not a flotilla release: it lacks flotilla/bin/flotilla and flotilla/package.json (it holds x.txt)`,
+    );
+
+    // 0.3.0's tarball copied under another version's name.
+    copyFileSync(releasesFile('0.3.0'), releasesFile('0.7.0'));
+    const renamed = await api('POST', '/api/v1/agent/targets', { selectors: {}, version: '0.7.0' });
+    expect(renamed.status).toBe(400);
+    expect(renamed.body.error.message).toContain('is not release 0.7.0: its flotilla/package.json has version "0.3.0"');
+
+    // Nothing was stored, and the hub answers on.
+    expect((await api('GET', '/api/v1/agent/targets')).body).toEqual({ items: [] });
+    expect((await api('POST', '/api/v1/agent/targets', { selectors: {}, version: '0.3.0' })).status).toBe(200);
   });
 
   it('a canary that rolls back pauses the rollout (canary 1, failureThreshold 1) and the other devices never get the section', async () => {

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentTargetView, AgentUpgradeReport, DesiredState, DeviceState, List } from '../../shared/index.js';
 import { http } from '../support/http.js';
 import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
-import { type HubProcess, type RunResult, runCli, scratchDir, startHubProcess, stopAll } from '../support/processes.js';
+import { type HubProcess, type RunResult, runCli, scratchDir, spawnCli, startHubProcess, stopAll } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
 
 /** Each CLI run starts node and tsx (about a second on a busy two-core machine); tests make several. */
@@ -27,12 +27,13 @@ function flotilla(args: string[]): Promise<RunResult> {
   return runCli(args, { env: { FLOTILLA_HUB: hub.url } });
 }
 
-/** `flotilla-<version>-linux-amd64.tar.gz` as docker/release-bundle.sh names it, holding a stand-in `bin/flotilla`. */
+/** `flotilla-<version>-linux-amd64.tar.gz` as docker/release-bundle.sh names and lays it out: a stand-in `flotilla/bin/flotilla` and a package.json of the version (the hub refuses a tarball without them). */
 function writeRelease(dir: string, version: string): void {
-  const root = join(dir, `src-${version}`);
+  const root = join(dir, `src-${version}`, 'flotilla');
   mkdirSync(join(root, 'bin'), { recursive: true });
   writeFileSync(join(root, 'bin/flotilla'), `#!/bin/sh\necho ${version}\n`, { mode: 0o755 });
-  execFileSync('tar', ['-czf', join(dir, `flotilla-${version}-linux-amd64.tar.gz`), '-C', root, '.']);
+  writeFileSync(join(root, 'package.json'), JSON.stringify({ name: 'flotilla', version }));
+  execFileSync('tar', ['-czf', join(dir, `flotilla-${version}-linux-amd64.tar.gz`), '-C', join(root, '..'), 'flotilla']);
 }
 
 /** A device as its agent shows itself to the hub: online status and a retained state report, optionally with `agentUpgrade`. */
@@ -176,6 +177,14 @@ describe('flotilla agent upgrade, targets, delete-target', SLOW, () => {
     expect((await flotilla(['agent', 'delete-target', 'site-lab'])).code).toBe(3);
   });
 
+  it('warns that a device named with --device is not known to the hub yet, and still sets the target', async () => {
+    const result = await flotilla(['agent', 'upgrade', '--device', 'nosuch', '--version', '0.3.0']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^agent target device-nosuch: version 0\.3\.0 \(revision \d+\)/);
+    expect(result.stderr).toBe('warning: device nosuch is not known to the hub yet: it gets agent 0.3.0 when it registers\n');
+    expect(await target('device-nosuch')).toMatchObject({ version: '0.3.0' });
+  });
+
   it('passes on the hub’s refusal of a version it does not hold, exit 2, naming what it has', async () => {
     const result = await flotilla(['agent', 'upgrade', '--all', '--version', '9.9.9']);
     expect(result.code).toBe(2);
@@ -214,6 +223,102 @@ describe('flotilla agent upgrade -w', SLOW, () => {
     const lines = result.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^agent target ring-watch: version 0\.3\.0 \(revision \d+\); the devices it selects upgrade now/);
     expect(lines.at(-1)).toBe('agent target ring-watch: 1/1 devices run 0.3.0, 0 upgrading, 0 failed, 0 rolled back');
+  });
+});
+
+/** The revision of the agent section `id` is told to run once it names `version`. */
+async function toldRevision(id: string, version: string): Promise<number> {
+  const doc = await devices.get(id)!.inbox.waitFor<DesiredState>(`flotilla/v1/devices/${id}/desired`, (d) => d.agent?.version === version);
+  return doc.agent!.revision;
+}
+
+describe('flotilla agent upgrade -w: failures', SLOW, () => {
+  it('exits 1 once every device has settled with one rolled back, naming it and where to see why', async () => {
+    await reportState('gw-back-1', { ring: 'back' }, '0.2.0');
+    await deviceSeen('gw-back-1', (body) => body.host !== null);
+    const watching = flotilla(['agent', 'upgrade', '-l', 'ring=back', '--version', '0.3.0', '-w']);
+    const revision = await toldRevision('gw-back-1', '0.3.0');
+    await reportState('gw-back-1', { ring: 'back' }, '0.2.0', {
+      version: '0.3.0',
+      revision,
+      phase: 'rolled-back',
+      message: 'crashed 3 times in a row',
+      since: new Date().toISOString(),
+    });
+    const result = await watching;
+    expect(result.code).toBe(1);
+    expect(result.stdout.trimEnd().split('\n').at(-1)).toBe(
+      'agent target ring-back: 0/1 devices run 0.3.0, 0 upgrading, 0 failed, 1 rolled back',
+    );
+    expect(result.stderr).toBe(
+      'error: agent target ring-back: 1 of 1 devices did not upgrade to 0.3.0: 0 failed, 1 rolled back\n  see why: flotilla events gw-back-1\n',
+    );
+  });
+
+  it('with a canary, ends with exit 1 when the failed canary pauses the rollout, as rollout status -w does', async () => {
+    for (const id of ['gw-fail-1', 'gw-fail-2']) await reportState(id, { ring: 'fail' }, '0.2.0');
+    await deviceSeen('gw-fail-2', (body) => body.host !== null);
+    const watching = flotilla(['agent', 'upgrade', '-l', 'ring=fail', '--name', 'fail', '--version', '0.3.0', '--canary', '1', '-w']);
+    const revision = await toldRevision('gw-fail-1', '0.3.0');
+    await reportState('gw-fail-1', { ring: 'fail' }, '0.2.0', {
+      version: '0.3.0',
+      revision,
+      phase: 'rolled-back',
+      message: 'crashed 3 times in a row',
+      since: new Date().toISOString(),
+    });
+    const result = await watching;
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(new RegExp(`^agent/fail revision ${revision} \\(from \\d+\\): paused$`, 'm'));
+    const expected = [
+      `error: agent/fail revision ${revision} paused: 1 device(s) failed at revision ${revision} (failureThreshold 1): gw-fail-1; they were sent back to their previous revision`,
+      '  see why: flotilla events gw-fail-1',
+      '  go on with the next devices: flotilla rollout resume agent/fail',
+      '  or send every device back: flotilla rollout abort agent/fail',
+      '',
+    ].join('\n');
+    expect(result.stderr).toBe(expected);
+    const status = await flotilla(['rollout', 'status', 'agent/fail', '-w']);
+    expect(status.code).toBe(1);
+    expect(status.stderr).toBe(expected);
+  });
+
+  it('rollout status -w watches on through a pause after a healthy canary, and says so plainly when a newer revision without a rollout replaces it', async () => {
+    for (const id of ['gw-newer-1', 'gw-newer-2']) await reportState(id, { ring: 'newer' }, '0.2.0');
+    await deviceSeen('gw-newer-2', (body) => body.host !== null);
+    const set = await flotilla([
+      'agent',
+      'upgrade',
+      '-l',
+      'ring=newer',
+      '--name',
+      'newer',
+      '--version',
+      '0.3.0',
+      '--canary',
+      '1',
+      '--pause-after-canary',
+    ]);
+    expect(set.code).toBe(0);
+    const revision = await toldRevision('gw-newer-1', '0.3.0');
+    await reportState('gw-newer-1', { ring: 'newer' }, '0.3.0');
+    await waitFor(
+      'the pause after the canary',
+      async () =>
+        (await target('newer')) !== undefined && (await flotilla(['rollout', 'status', 'agent/newer'])).stdout.includes(': paused\n'),
+    );
+
+    const watcher = spawnCli('rollout status -w', ['rollout', 'status', 'agent/newer', '-w'], { FLOTILLA_HUB: hub.url });
+    await waitFor('the watched pause', () => watcher.output.includes(`agent/newer revision ${revision} (from `));
+    const retried = await flotilla(['agent', 'upgrade', '-l', 'ring=newer', '--name', 'newer', '--version', '0.3.0', '--retry']);
+    expect(retried.code).toBe(0);
+    const newer = Number(/\(revision (\d+)\)/.exec(retried.stdout)?.[1]);
+    expect(await watcher.exited).toBe(1);
+    expect(watcher.output).toContain(
+      `error: agent/newer has a newer revision ${newer} than the revision ${revision} this watched\n` +
+        '  it was set without a rollout, so its devices upgrade at once: flotilla agent targets newer\n',
+    );
+    expect(watcher.output).not.toContain('has no rollout');
   });
 });
 
