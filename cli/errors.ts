@@ -8,6 +8,12 @@
 export const EXIT_OK = 0;
 /** The hub answered with an error (other than 400/404), or could not be reached. */
 export const EXIT_HUB_ERROR = 1;
+/**
+ * What a watch followed did not succeed (`rollout status -w`, `agent upgrade -w`): devices
+ * failed or rolled back, the rollout paused on failures or was aborted, or a newer
+ * revision took its place. The same code as a hub error, as kubectl's rollout status.
+ */
+export const EXIT_FAILED = 1;
 /** Invalid input: bad arguments, a bad spec or labels, or the hub answered 400. */
 export const EXIT_INVALID_INPUT = 2;
 /** The hub answered 404: no such app or device. */

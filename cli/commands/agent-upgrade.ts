@@ -4,7 +4,8 @@
  * - `flotilla agent upgrade (--selector k=v … | --device ID … | --all) --version V [-w]`
  *   sets the agent release the selected devices must run, as a new revision of an
  *   agent target (made if missing); with any rollout flag it goes through a canary
- *   and batches, which `flotilla rollout status agent/NAME` follows.
+ *   and batches, which `flotilla rollout status agent/NAME` follows. `-w` follows it
+ *   and exits by its outcome (agent-upgrade-watch.ts).
  * - `flotilla agent targets [NAME]` lists the targets and how their devices stand.
  * - `flotilla agent delete-target NAME` deletes one (its devices keep the agent they run).
  *
@@ -24,14 +25,10 @@ import { DEVICE_ID_PATTERN, isDeviceId, isName, NAME_PATTERN } from '../../share
 import type { ApiParams, RolloutPolicy } from '../../shared/index.js';
 import { AGENT_VERSION_PATTERN } from '../../shared/schemas/messages.js';
 import { DURATION_PATTERN, parseDuration } from '../../shared/schemas/units.js';
-import type { HubClient } from '../client.js';
+import { type HubClient, HubError } from '../client.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import { CliError, EXIT_NOT_FOUND, UsageError } from '../errors.js';
 import { parseLabelAssignments } from '../labels.js';
-import type { OutputFormat } from '../output.js';
-
-/** How often `agent upgrade -w` without a rollout asks the hub (as `rollout status -w` does). */
-const WATCH_INTERVAL_MS = 1000;
 
 export interface UpgradeOptions {
   selector?: string[];
@@ -89,7 +86,12 @@ export function registerAgentUpgrade(agent: Command, io: CliIO): void {
       ).argParser(durationArg),
     )
     .addOption(new Option('--retry', 'a new revision even when nothing changed: devices where this version rolled back try it again'))
-    .addOption(new Option('-w, --watch', 'follow the upgrade until it is complete or aborted, as `rollout status -w` does'))
+    .addOption(
+      new Option(
+        '-w, --watch',
+        'follow the upgrade: exit 0 once every device runs the version, 1 when a device failed or rolled back, the rollout paused on failures or was aborted',
+      ),
+    )
     .addHelpText(
       'after',
       [
@@ -107,13 +109,10 @@ export function registerAgentUpgrade(agent: Command, io: CliIO): void {
       const { upgradeText } = await import('../agent-upgrade-text.js');
       if (options.watch && format === 'json') io.stdout(`${JSON.stringify(result)}\n`);
       else render(io, format, result, () => upgradeText(result));
+      await warnUnknownDevices(io, client, params.devices ?? [], result.version);
       if (!options.watch) return;
-      if (result.rollout === undefined) {
-        await watchTarget(io, format, client, result.name);
-        return;
-      }
-      const { rolloutCall, watchRollout } = await import('./rollout.js');
-      await watchRollout(io, format, () => rolloutCall(client, 'status', { kind: 'agent', name: result.name }));
+      const { watchUpgrade } = await import('./agent-upgrade-watch.js');
+      await watchUpgrade(io, format, client, result);
     });
 
   agent
@@ -208,21 +207,23 @@ function rolloutPolicy(options: UpgradeOptions): RolloutPolicy | undefined {
   return Object.keys(policy).length > 0 ? policy : undefined;
 }
 
-/** `-w` for an upgrade without a rollout: the target's device counts on every change, until every device has settled. */
-async function watchTarget(io: CliIO, format: OutputFormat, client: HubClient, name: string): Promise<void> {
-  const { targetProgressText, targetSettled } = await import('../agent-upgrade-text.js');
-  let last = '';
-  for (;;) {
-    const target = (await client.call('agent.targets', {})).items.find((item) => item.name === name);
-    if (target === undefined) throw new CliError(`agent target "${name}" is gone (deleted meanwhile?)`, EXIT_NOT_FOUND);
-    const text = JSON.stringify(target.devices);
-    if (text !== last) {
-      last = text;
-      if (format === 'json') io.stdout(`${JSON.stringify(target)}\n`);
-      else render(io, format, target, () => targetProgressText(target));
-    }
-    if (targetSettled(target)) return;
-    await new Promise((resolve) => setTimeout(resolve, WATCH_INTERVAL_MS));
+/**
+ * A device named with --device that the hub does not know is not refused: the target
+ * selects it once it registers (devices are often set up after the fleet's target).
+ * The operator still hears of it, since it is as likely a typo.
+ */
+async function warnUnknownDevices(io: CliIO, client: HubClient, ids: readonly string[], version: string): Promise<void> {
+  const known = await Promise.all(
+    ids.map((id) =>
+      client.call('devices.get', { id }).then(
+        () => true,
+        // Only the hub's "no such device" says anything; any other failure leaves the warning out, the target being set.
+        (err: unknown) => !(err instanceof HubError && err.status === 404),
+      ),
+    ),
+  );
+  for (const [i, id] of ids.entries()) {
+    if (!known[i]) io.stderr(`warning: device ${id} is not known to the hub yet: it gets agent ${version} when it registers\n`);
   }
 }
 

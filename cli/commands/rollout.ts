@@ -6,7 +6,9 @@
  * `flotilla rollout status APP [-w]` — the app's newest rollout: one progress
  * line per stage (canary, then the rest of the fleet) and one line per device.
  * `-w` prints it again on every change until the rollout is complete or
- * aborted (or Ctrl-C); with `-o json` each change is one JSON line.
+ * aborted (exit 0), or it pauses because devices failed or a newer revision
+ * replaces it (exit 1); see rollout-watch.ts. With `-o json` each change is one
+ * JSON line.
  * `flotilla rollout pause|resume|abort APP` act on it.
  *
  * status, pause, resume and abort also take `agent/NAME`: the rollout of an
@@ -18,11 +20,7 @@ import type { RolloutStatus } from '../../shared/index.js';
 import type { AppHistory, HubClient } from '../client.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import { UsageError } from '../errors.js';
-import type { OutputFormat } from '../output.js';
 import { cell, formatAge, formatTable } from '../output.js';
-
-/** How often `rollout status -w` asks the hub. */
-const WATCH_INTERVAL_MS = 1000;
 
 export function registerRollout(program: Command, io: CliIO): void {
   const rollout = program
@@ -32,18 +30,22 @@ export function registerRollout(program: Command, io: CliIO): void {
   rollout
     .command('status')
     .argument('<target>', 'app name, or agent/NAME for an agent target')
-    .option('-w, --watch', 'print again on every change until the rollout is complete or aborted')
+    .option(
+      '-w, --watch',
+      'print again on every change until the rollout is complete or aborted (exit 0), or pauses because devices failed or gets a newer revision (exit 1)',
+    )
     .description("show the rollout of an app (or agent target): progress per stage and each device's state")
     .action(async (target: string, options: { watch?: boolean }, command: Command) => {
       const client = hubClient(command, io);
       const subject = parseRolloutTarget(target);
-      const status = () => rolloutCall(client, 'status', subject);
       const format = globalOptions(command).output;
-      if (options.watch) await watchRollout(io, format, status);
-      else {
-        const now = await status();
-        render(io, format, now, () => rolloutText(now));
+      if (options.watch) {
+        const { watchRollout } = await import('./rollout-watch.js');
+        await watchRollout(io, format, client, subject);
+        return;
       }
+      const now = await rolloutCall(client, 'status', subject);
+      render(io, format, now, () => rolloutText(now));
     });
 
   for (const [action, description] of [
@@ -138,26 +140,6 @@ function appOnly(arg: string, action: 'history' | 'retry' | 'force'): string {
     force: 'an agent upgrade has no update lock to force past',
   }[action];
   throw new UsageError(`rollout ${action} is for apps, not agent targets: ${instead}`);
-}
-
-/**
- * Prints the rollout `status()` returns, again on every change, until it is
- * complete or aborted. `-o json` gives one JSON line per change (a stream a
- * program can read line by line); table and YAML print the whole view again.
- */
-export async function watchRollout(io: CliIO, format: OutputFormat, status: () => Promise<RolloutStatus>): Promise<void> {
-  let last = '';
-  for (;;) {
-    const now = await status();
-    const text = JSON.stringify(now);
-    if (text !== last) {
-      last = text;
-      if (format === 'json') io.stdout(`${text}\n`);
-      else render(io, format, now, () => `${rolloutText(now)}\n`);
-    }
-    if (now.phase === 'complete' || now.phase === 'aborted') return;
-    await new Promise((resolve) => setTimeout(resolve, WATCH_INTERVAL_MS));
-  }
 }
 
 /** `app/web`; an agent target's rollout names itself `agent/site-lab` already. */

@@ -13,6 +13,7 @@ import type { Device, RolloutStatus } from '../../cli/client.js';
 import { describeDevice } from '../../cli/commands/describe.js';
 import { devicesTable } from '../../cli/commands/get.js';
 import { rolloutText } from '../../cli/commands/rollout.js';
+import { pausedOnFailures } from '../../cli/commands/rollout-watch.js';
 import type { CliIO } from '../../cli/context.js';
 import { buildProgram, COMMANDS, EXIT_INVALID_INPUT, EXIT_OK, run } from '../../cli/main.js';
 import type { AgentTargetView, AgentUpgradeReport } from '../../shared/index.js';
@@ -27,8 +28,8 @@ interface Captured {
   requests: { method: string; path: string; body?: unknown }[];
 }
 
-/** Runs `flotilla ARGS…` in-process; the hub answers with `respond`, or must not be called. */
-async function cli(args: string[], respond?: (path: string) => unknown): Promise<Captured> {
+/** Runs `flotilla ARGS…` in-process; the hub answers with `respond` (a body, or a whole Response), or must not be called. */
+async function cli(args: string[], respond?: (path: string, method: string) => unknown): Promise<Captured> {
   let stdout = '';
   let stderr = '';
   const requests: Captured['requests'] = [];
@@ -51,7 +52,9 @@ async function cli(args: string[], respond?: (path: string) => unknown): Promise
         ...(typeof init?.body === 'string' ? { body: JSON.parse(init.body) } : {}),
       });
       if (!respond) throw new Error('the hub must not be contacted');
-      return new Response(JSON.stringify(respond(url.pathname)), { status: 200, headers: { 'content-type': 'application/json' } });
+      const answer = respond(url.pathname, init?.method ?? 'GET');
+      if (answer instanceof Response) return answer;
+      return new Response(JSON.stringify(answer), { status: 200, headers: { 'content-type': 'application/json' } });
     },
   };
   const code = await run(['node', 'flotilla', '--hub', 'http://127.0.0.1:7070', ...args], io);
@@ -127,6 +130,8 @@ describe('flotilla agent upgrade: flags', () => {
           retry: true,
         },
       },
+      // Whether the hub knows the device named (it does: no warning).
+      { method: 'GET', path: '/api/v1/devices/gw-1' },
     ]);
     expect(result.stdout).toBe('agent target site-lab: version 0.3.0 (revision 7); rolling out: flotilla rollout status agent/site-lab\n');
   });
@@ -339,5 +344,181 @@ describe('rollout status agent/NAME', () => {
     expect(retry.code).toBe(EXIT_INVALID_INPUT);
     expect(retry.stderr).toContain('flotilla agent upgrade --name site-lab --version V --retry');
     expect(retry.requests).toEqual([]);
+  });
+});
+
+/** The hub's answer for something it does not have. */
+const notFound = (message: string) =>
+  new Response(JSON.stringify({ error: { code: 'not_found', message } }), { status: 404, headers: { 'content-type': 'application/json' } });
+
+describe('agent upgrade --device for a device the hub does not know', () => {
+  it('sets the target, warns on stderr that the device gets the version when it registers, and exits 0', async () => {
+    const result = await cli(['agent', 'upgrade', '--device', 'nosuch', '--device', 'gw-lab-01', '--version', '0.3.0'], (path) => {
+      if (path === '/api/v1/agent/targets') return { name: 'device-nosuch', revision: 4, version: '0.3.0', changed: true };
+      if (path === '/api/v1/devices/nosuch') return notFound('device "nosuch" not found');
+      return device;
+    });
+    expect(result.code).toBe(EXIT_OK);
+    expect(result.stdout).toBe(
+      'agent target device-nosuch: version 0.3.0 (revision 4); the devices it selects upgrade now: flotilla get devices\n',
+    );
+    expect(result.stderr).toBe('warning: device nosuch is not known to the hub yet: it gets agent 0.3.0 when it registers\n');
+    expect(result.requests.map((r) => r.path).sort()).toEqual([
+      '/api/v1/agent/targets',
+      '/api/v1/devices/gw-lab-01',
+      '/api/v1/devices/nosuch',
+    ]);
+  });
+});
+
+describe('agent upgrade -w: the exit code tells whether every device runs the version', () => {
+  const rolledBackTarget: AgentTargetView = {
+    ...target,
+    name: 'ring',
+    devices: { matched: 2, running: 1, upgrading: 0, failed: 0, rolledBack: 1 },
+  };
+
+  it('exits 1 when the devices settled with one rolled back, naming it and where to see why', async () => {
+    const result = await cli(['agent', 'upgrade', '-l', 'ring=a', '--name', 'ring', '--version', '0.3.0', '-w'], (path, method) => {
+      if (path === '/api/v1/agent/targets' && method === 'POST') return { name: 'ring', revision: 7, version: '0.3.0', changed: true };
+      if (path === '/api/v1/agent/targets') return { items: [rolledBackTarget] };
+      if (path === '/api/v1/devices') {
+        return {
+          items: [
+            { ...device, agentUpgrade: report('rolled-back') },
+            { ...device, id: 'gw-lab-02', agentUpgrade: report('rolled-back', { revision: 3 }) },
+          ],
+        };
+      }
+      throw new Error(`unexpected ${method} ${path}`);
+    });
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain('agent target ring: 1/2 devices run 0.3.0, 0 upgrading, 0 failed, 1 rolled back\n');
+    expect(result.stderr).toBe(
+      [
+        'error: agent target ring: 1 of 2 devices did not upgrade to 0.3.0: 0 failed, 1 rolled back',
+        '  see why: flotilla events gw-lab-01',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('exits 1 when the rollout completes with devices that failed or were sent back, and when it was aborted', async () => {
+    const rolloutOf = (status: RolloutStatus) => (path: string, method: string) =>
+      path === '/api/v1/agent/targets' && method === 'POST'
+        ? { name: 'site-lab', revision: 7, version: '0.3.0', changed: true, rollout: 'agent/site-lab' }
+        : status;
+    const args = ['agent', 'upgrade', '-l', 'site=lab', '--version', '0.3.0', '--canary', '1', '-w'];
+    const complete: RolloutStatus = {
+      ...agentRollout,
+      phase: 'complete',
+      devices: [
+        { id: 'gw-lab-01', revision: 7, state: 'healthy', since: ago(60), canary: true },
+        { id: 'gw-lab-02', revision: 7, state: 'failed', since: ago(10), canary: false, message: 'reported failed at revision 7' },
+      ],
+      counts: { pending: 0, updating: 0, healthy: 1, failed: 1, reverted: 0, total: 2 },
+    };
+    const partly = await cli(args, rolloutOf(complete));
+    expect(partly.code).toBe(1);
+    expect(partly.stderr).toBe(
+      'error: agent/site-lab revision 7 is complete, but 1 of 2 devices do not run it: 1 failed, 0 sent back\n  see why: flotilla events gw-lab-02\n',
+    );
+    const whole = await cli(
+      args,
+      rolloutOf({ ...complete, devices: [complete.devices[0]!], counts: { ...complete.counts, failed: 0, total: 1 } }),
+    );
+    expect(whole.stderr).toBe('');
+    expect(whole.code).toBe(EXIT_OK);
+    const aborted = await cli(
+      args,
+      rolloutOf({ ...agentRollout, phase: 'aborted', reason: 'aborted by the operator: devices run their previous revision' }),
+    );
+    expect(aborted.code).toBe(1);
+    expect(aborted.stderr).toBe(
+      'error: agent/site-lab revision 7 was aborted: aborted by the operator: devices run their previous revision\n',
+    );
+  });
+});
+
+const failurePause: RolloutStatus = {
+  ...agentRollout,
+  reason: '1 device(s) failed at revision 7 (failureThreshold 1): gw-lab-01; they were sent back to their previous revision',
+  devices: [
+    { id: 'gw-lab-01', revision: 5, state: 'reverted', since: ago(5), canary: true, message: 'reported rolled-back at revision 7' },
+    { id: 'gw-lab-02', revision: 5, state: 'pending', since: ago(120), canary: false },
+  ],
+  counts: { pending: 1, updating: 0, healthy: 0, failed: 0, reverted: 1, total: 2 },
+};
+
+describe('rollout status -w', () => {
+  it('ends with exit 1 on a pause of the failure threshold, with the reason and the commands that go on', async () => {
+    for (const [args, post] of [
+      [['rollout', 'status', 'agent/site-lab', '-w'], undefined],
+      [
+        ['agent', 'upgrade', '-l', 'site=lab', '--version', '0.3.0', '--canary', '1', '-w'],
+        { name: 'site-lab', revision: 7, version: '0.3.0', changed: true, rollout: 'agent/site-lab' },
+      ],
+    ] as const) {
+      const result = await cli([...args], (_path, method) => (method === 'POST' ? post : failurePause));
+      expect(result.code).toBe(1);
+      expect(result.stdout).toContain('agent/site-lab revision 7 (from 5): paused\n');
+      expect(result.stderr).toBe(
+        [
+          `error: agent/site-lab revision 7 paused: ${failurePause.reason}`,
+          '  see why: flotilla events gw-lab-01',
+          '  go on with the next devices: flotilla rollout resume agent/site-lab',
+          '  or send every device back: flotilla rollout abort agent/site-lab',
+          '',
+        ].join('\n'),
+      );
+    }
+  });
+
+  it('watches on through a pause after the canary and ends at complete with exit 0 (apps as agent targets)', async () => {
+    const answers: RolloutStatus[] = [
+      { ...agentRollout, app: 'web' },
+      { ...agentRollout, app: 'web', phase: 'complete', counts: { ...agentRollout.counts, pending: 0, healthy: 2 } },
+    ];
+    const result = await cli(['rollout', 'status', 'web', '-w', '-o', 'json'], () => answers.shift() ?? answers[0]);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(EXIT_OK);
+    expect(
+      result.stdout
+        .trimEnd()
+        .split('\n')
+        .map((line) => (JSON.parse(line) as RolloutStatus).phase),
+    ).toEqual(['paused', 'complete']);
+  });
+
+  it('says plainly that a newer revision replaced the one watched, with or without a rollout of its own', async () => {
+    const withRollout: RolloutStatus[] = [agentRollout, { ...agentRollout, revision: 9, previousRevision: 7, phase: 'progressing' }];
+    const newer = await cli(['rollout', 'status', 'agent/site-lab', '-w'], () => withRollout.shift());
+    expect(newer.code).toBe(1);
+    expect(newer.stderr).toBe(
+      'error: agent/site-lab has a newer revision 9 than the revision 7 this watched\n  follow its rollout: flotilla rollout status agent/site-lab -w\n',
+    );
+
+    let polls = 0;
+    const without = await cli(['rollout', 'status', 'agent/site-lab', '-w'], (path) => {
+      if (path === '/api/v1/agent/targets') return { items: [{ ...target, revision: 9 }] };
+      polls += 1;
+      return polls === 1
+        ? agentRollout
+        : notFound('agent target "site-lab" has no rollout (it was set without one: agent upgrade --canary, --batch-size …)');
+    });
+    expect(without.code).toBe(1);
+    expect(without.stderr).toBe(
+      'error: agent/site-lab has a newer revision 9 than the revision 7 this watched\n' +
+        '  it was set without a rollout, so its devices upgrade at once: flotilla agent targets site-lab\n',
+    );
+    expect(without.stderr).not.toContain('has no rollout');
+  });
+
+  it('tells a pause of the failure threshold from a later pause of the operator’s', () => {
+    const pausedAgain = { phase: 'paused' as const, counts: failurePause.counts };
+    expect(pausedOnFailures(pausedAgain, 0)).toBe(true);
+    // Resumed after the threshold sent one device back, then paused by the operator: nothing new was sent back.
+    expect(pausedOnFailures(pausedAgain, 1)).toBe(false);
+    expect(pausedOnFailures({ phase: 'paused', counts: agentRollout.counts }, 0)).toBe(false);
   });
 });
