@@ -9,6 +9,7 @@
  *   upgrade/rolled-back        written by the launcher when it went back
  *   .download/<file>.part      a tarball being downloaded
  *   .staging-<version>/        a release being unpacked and smoke-tested
+ *   .removing-<version>/       an older release being removed (renamed first, so it is gone or whole)
  *
  * Invariants: every file and link is replaced by rename of a complete new one
  * (written, fsynced) and the directory is fsynced after, so a power cut leaves
@@ -59,6 +60,9 @@ export class ReleasePrefix {
   }
   staging(version: string): string {
     return join(this.dir, `.staging-${version}`);
+  }
+  removing(version: string): string {
+    return join(this.dir, `.removing-${version}`);
   }
   part(file: string): string {
     return join(this.downloadDir, `${file}.part`);

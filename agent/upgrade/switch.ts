@@ -12,7 +12,7 @@
  *    starts the new one on trial, and goes back to `previous` by itself if it
  *    does not confirm.
  */
-import { mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir } from '../fsync-dir.js';
@@ -54,7 +54,9 @@ export function confirmTrial(prefix: ReleasePrefix): boolean {
 /**
  * Removes the release folders other than `current` and `previous` (only what looks like a
  * release: a folder with bin/flotilla), asynchronously: tens of MB of small files on an SD
- * card would hold the event loop for seconds. Returns their names.
+ * card would hold the event loop for seconds. Each is first renamed to `.removing-<name>/`
+ * (which the agent's start removes too), so a stop mid-way never leaves a half-removed
+ * `<version>/` whose `.sha256` still claims a whole release. Returns their names.
  */
 export async function removeOldReleases(prefix: ReleasePrefix): Promise<string[]> {
   const keep = new Set([prefix.linkTarget('current'), prefix.linkTarget('previous')]);
@@ -62,7 +64,10 @@ export async function removeOldReleases(prefix: ReleasePrefix): Promise<string[]
   for (const entry of await readdir(prefix.dir, { withFileTypes: true })) {
     if (!entry.isDirectory() || entry.name.startsWith('.') || entry.name === 'upgrade' || keep.has(entry.name)) continue;
     if (statSync(join(prefix.dir, entry.name, 'bin/flotilla'), { throwIfNoEntry: false }) === undefined) continue;
-    await rm(join(prefix.dir, entry.name), { recursive: true, force: true });
+    const doomed = prefix.removing(entry.name);
+    await rm(doomed, { recursive: true, force: true });
+    renameSync(join(prefix.dir, entry.name), doomed);
+    await rm(doomed, { recursive: true, force: true });
     removed.push(entry.name);
   }
   return removed;

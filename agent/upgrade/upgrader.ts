@@ -74,7 +74,7 @@ export class AgentUpgrader {
   private startedKey: string | undefined;
   private readonly prefix: ReleasePrefix | undefined;
   private onTrial = false;
-  /** Stale staging dirs removed (start()). */
+  /** Stale staging dirs and older releases removed (start(), confirmation): a pass waits for it. */
   private cleaned: Promise<void> = Promise.resolve();
   private restarting = false;
   private closed = false;
@@ -98,18 +98,21 @@ export class AgentUpgrader {
     return this.reported.changed;
   }
 
-  /** At the agent's start: stale staging dirs go, a rollback is told once, a trial is noted. */
+  /**
+   * At the agent's start: stale staging dirs go, a rollback is told once (and the releases
+   * `current` and `previous` do not name go, the rolled-back one among them), a trial is noted.
+   */
   start(): void {
     const prefix = this.prefix;
     if (prefix === undefined) return;
     try {
-      // A release half unpacked when the agent stopped: tens of MB of files, removed in the
-      // background, and before any pass may unpack into a staging dir of the same name.
-      const stale = readdirSync(prefix.dir).filter((entry) => entry.startsWith('.staging-'));
+      // A release half unpacked or half removed when the agent stopped: tens of MB of files,
+      // removed in the background, and before any pass may unpack into a staging dir of the same name.
+      const stale = readdirSync(prefix.dir).filter((entry) => entry.startsWith('.staging-') || entry.startsWith('.removing-'));
       this.cleaned = Promise.all(
         stale.map((entry) =>
           rm(join(prefix.dir, entry), { recursive: true, force: true }).catch((err: Error) =>
-            this.log.warn({ err: err.message, dir: entry }, 'removing a stale staging dir failed'),
+            this.log.warn({ err: err.message, dir: entry }, 'removing a stale staging or removal dir failed'),
           ),
         ),
       ).then(() => {});
@@ -121,6 +124,8 @@ export class AgentUpgrader {
           { version: rolledBack.version, revision: rolledBack.revision, reason: rolledBack.reason },
           'the launcher rolled this agent back',
         );
+        // The rolled-back release would otherwise sit on the disk the next upgrade's check needs.
+        this.removeOldReleases(prefix);
       }
       const trial = readTrial(prefix);
       if (trial && trial.version === this.deps.running) {
@@ -171,15 +176,27 @@ export class AgentUpgrader {
       const launcherReplaced = confirmTrial(prefix);
       this.deps.event(upgradeEvents.upgraded(trial?.previous, this.deps.running));
       this.log.info({ version: this.deps.running, previous: trial?.previous, launcherReplaced }, 'agent upgrade confirmed');
-      removeOldReleases(prefix).then(
-        (removed) => removed.length > 0 && this.log.info({ removed }, 'older agent releases removed'),
-        (err: Error) => this.log.warn({ err: err.message }, 'removing older agent releases failed'),
-      );
+      this.removeOldReleases(prefix);
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'confirming the trial failed: the launcher will roll back at its deadline');
     }
     this.reported.set(undefined);
     this.schedule();
+  }
+
+  /**
+   * The releases no link names go in the background (tens of MB of small files would hold the
+   * event loop); the next pass waits for it, so it never unpacks a folder this is removing.
+   */
+  private removeOldReleases(prefix: ReleasePrefix): void {
+    this.cleaned = this.cleaned
+      .then(() => removeOldReleases(prefix))
+      .then(
+        (removed) => {
+          if (removed.length > 0) this.log.info({ removed }, 'older agent releases removed');
+        },
+        (err: Error) => this.log.warn({ err: err.message }, 'removing older agent releases failed'),
+      );
   }
 
   async close(): Promise<void> {

@@ -3,10 +3,11 @@
  * release on trial confirms once the hub acknowledges its first state report
  * (trial gone, launcher replaced from the release, older releases removed,
  * `agent-upgraded` at the hub); a rollback the launcher wrote reaches the hub
- * as one `agent-rolled-back` event across restarts, and that version and
- * revision are held while a newer revision (`--retry`) is installed.
+ * as one `agent-rolled-back` event across restarts, after which the releases
+ * no link names are removed, and that version and revision are held while a
+ * newer revision (`--retry`) is installed.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Dockerode from 'dockerode';
 import pino from 'pino';
@@ -116,6 +117,12 @@ describe("the agent's own upgrade with a real hub", () => {
     await first.close();
 
     const target = await upgrade(hub, { devices: ['rb-1'], version: '9.9.9', healthTimeout: '2m' });
+    // What the launcher's rollback leaves: current and previous both at the running release, the
+    // rolled-back build (from the signed tarball) and an older release beside them.
+    for (const version of ['9.9.9', '0.0.5'])
+      renameSync(releaseTree(scratchDir(`flotilla-${version}-`), version, { fillerBytes: 16 }), join(prefix, version));
+    writeFileSync(join(prefix, '9.9.9/.sha256'), `${release.sha256}\n`);
+    symlinkSync(RUNNING, join(prefix, 'previous'));
     mkdirSync(join(prefix, 'upgrade'));
     writeFileSync(
       join(prefix, 'upgrade/rolled-back'),
@@ -131,6 +138,17 @@ describe("the agent's own upgrade with a real hub", () => {
     expect(held).toMatchObject({ version: '9.9.9', revision: target.revision });
     expect(held.message).toMatch(/^agent 9\.9\.9 rolled back at revision \d+ \(crashed 3 times in a row\); not tried again/);
     expect(keyValues(join(prefix, 'upgrade/rolled-back'))?.reported).toBe('1');
+    // Told, the rollback frees the disk: only the release current and previous name stays.
+    await waitFor(
+      'the releases no link names removed',
+      () =>
+        readdirSync(prefix)
+          .filter((name) => /^\d/.test(name))
+          .join() === RUNNING || undefined,
+    );
+    expect(readdirSync(prefix).filter((name) => name.startsWith('.removing-'))).toEqual([]);
+    expect(link(prefix, 'current')).toBe(RUNNING);
+    expect(link(prefix, 'previous')).toBe(RUNNING);
     await second.close();
 
     // Started again: the rollback was told already, and the same revision is still held.
