@@ -10,8 +10,9 @@
  * told at that moment (its stored desired document), so a device that followed another target
  * keeps that one's release until its turn.
  *
- * A rollout's devices are those that follow the target (agent-plan.ts followedTarget): a device
- * a newer target took is no longer the older target's to wait for.
+ * A rollout's devices are those that follow the target (agent-plan.ts followedTarget), when it
+ * starts and at every step: a device a newer target took is no longer the older target's to wait
+ * for, and its status leaves it out also once it no longer steps (complete, aborted).
  */
 import type { Logger } from 'pino';
 import type { RolloutStatus } from '../../shared/index.js';
@@ -122,8 +123,18 @@ export class AgentRollouts {
     return { targets, rollouts, releases };
   }
 
+  /**
+   * The rollout as stored, less the devices that no longer follow its target: a complete or
+   * aborted rollout is not advanced any more, so its stored devices may include one a newer
+   * target took since.
+   */
   async status(name: string): Promise<RolloutStatus> {
-    return rolloutStatus(await this.require(name));
+    const rollout = await this.require(name);
+    const targets = await this.deps.targets.list();
+    const target = targets.find((t) => t.name === name);
+    if (!target) throw ApiError.notFound('agent target', name);
+    const following = new Set(this.following(target, targets, await this.deps.devices.listForPlanning()).map((d) => d.id));
+    return rolloutStatus({ ...rollout, devices: rollout.devices.filter((d) => following.has(d.id)) });
   }
 
   pause(name: string): Promise<RolloutStatus> {

@@ -389,4 +389,76 @@ describe('agent targets', SLOW, () => {
     expect((await call('agent.rollout.status', { name: 'all' })).error).toMatchObject({ code: 'not_found' });
     expect((await call('agent.rollout.status', { name: 'nothing' })).error).toMatchObject({ code: 'not_found' });
   });
+
+  it('a rollout holds only the devices following its target: one a newer target takes leaves it, and a resume does not take it back', async () => {
+    await simDevice('gw-1', 'amd64', { site: 'lab' }, 'rolls-back');
+    await simDevice('gw-2', 'amd64', { site: 'lab' });
+    await simDevice('gw-3', 'amd64', { site: 'lab' });
+    // gw-3 follows a target set before site-lab: site-lab, set later, takes it.
+    expect((await call('agent.upgrade', { devices: ['gw-3'], version: '0.2.0' })).result).toMatchObject({ revision: 1 });
+    await waitAgent('gw-3', (agent) => agent?.revision === 1);
+    const lab = await call('agent.upgrade', { selectors: { site: 'lab' }, version: '0.3.0', rollout: { canary: 1, failureThreshold: 1 } });
+    expect(lab.result).toMatchObject({ name: 'site-lab', revision: 2 });
+    const status = () => call('agent.rollout.status', { name: 'site-lab' }).then((r) => r.result as RolloutStatus);
+    await waitFor('the canary failed and the rollout paused', async () => (await status()).phase === 'paused');
+    expect((await status()).devices.map((d) => [d.id, d.state])).toEqual([
+      ['gw-1', 'reverted'],
+      ['gw-2', 'pending'],
+      ['gw-3', 'pending'],
+    ]);
+
+    // gw-2 gets a target of its own, set after site-lab's: it is no longer site-lab's to roll out.
+    expect((await call('agent.upgrade', { devices: ['gw-2'], version: '0.2.0' })).result).toMatchObject({
+      name: 'device-gw-2',
+      revision: 3,
+    });
+    await waitAgent('gw-2', (agent) => agent?.revision === 3 && agent.version === '0.2.0');
+    const left = await waitFor('gw-2 leaves the paused rollout', async () => {
+      const now = await status();
+      return !now.devices.some((d) => d.id === 'gw-2') && now;
+    });
+    expect(left.devices.map((d) => d.id)).toEqual(['gw-1', 'gw-3']);
+    expect(left.counts.total).toBe(2);
+
+    // Resumed, the rollout goes on with gw-3 alone; gw-2 stays on its own target's revision.
+    expect((await call('agent.rollout.resume', { name: 'site-lab' })).result.devices.map((d: { id: string }) => d.id)).toEqual([
+      'gw-1',
+      'gw-3',
+    ]);
+    await waitAgent('gw-3', (agent) => agent?.revision === 2 && agent.version === '0.3.0');
+    const done = await waitFor('the rollout complete', async () => {
+      const now = await status();
+      return now.phase === 'complete' && now;
+    });
+    expect(done.devices.map((d) => [d.id, d.state])).toEqual([
+      ['gw-1', 'reverted'],
+      ['gw-3', 'healthy'],
+    ]);
+    expect(sent('gw-2').filter((d) => d.agent?.revision === 2)).toEqual([]);
+    expect(lastSent('gw-2')?.agent).toMatchObject({ version: '0.2.0', revision: 3 });
+  });
+
+  it('an aborted rollout’s status, which no longer advances, leaves out a device a newer target took', async () => {
+    await simDevice('gw-1', 'amd64', { site: 'lab' });
+    await simDevice('gw-2', 'amd64', { site: 'lab' });
+    await call('agent.upgrade', { selectors: { site: 'lab' }, version: '0.3.0', rollout: { canary: 1, pauseAfterCanary: true } });
+    await waitFor(
+      'paused after the canary',
+      async () => (await call('agent.rollout.status', { name: 'site-lab' })).result?.phase === 'paused',
+    );
+    expect((await call('agent.rollout.abort', { name: 'site-lab' })).result.devices.map((d: { id: string }) => d.id)).toEqual([
+      'gw-1',
+      'gw-2',
+    ]);
+
+    expect((await call('agent.upgrade', { devices: ['gw-2'], version: '0.2.0' })).result).toMatchObject({
+      name: 'device-gw-2',
+      revision: 2,
+    });
+    await waitAgent('gw-2', (agent) => agent?.revision === 2);
+    const aborted = (await call('agent.rollout.status', { name: 'site-lab' })).result as RolloutStatus;
+    expect(aborted.phase).toBe('aborted');
+    expect(aborted.devices.map((d) => [d.id, d.state])).toEqual([['gw-1', 'reverted']]);
+    expect(aborted.counts).toMatchObject({ total: 1, reverted: 1, pending: 0 });
+  });
 });
