@@ -161,7 +161,8 @@ export function decideUpgrade(s: UpgradeSituation): UpgradeDecision {
       recheckAt: s.now + DISK_RECHECK_MS,
       reason:
         `not enough disk for agent ${desired.version}: ${formatBytes(s.freeBytes)} free under ${s.prefix}, ${formatBytes(needed)} needed ` +
-        `(tarball ${formatBytes(bytes - from)}, unpacked ${formatBytes(unpackedBytes)}, reserve ${formatBytes(UPGRADE_DISK_RESERVE_BYTES)})`,
+        `(tarball ${formatBytes(bytes - from)}, unpacked ${formatBytes(unpackedBytes)}, reserve ${formatBytes(UPGRADE_DISK_RESERVE_BYTES)}); ` +
+        `free space on the disk of ${s.prefix} (docker image prune, apt-get clean): it is checked again every ${DISK_RECHECK_MS / 60_000} min`,
     };
   }
   if (s.partBytes > bytes)

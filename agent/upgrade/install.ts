@@ -21,8 +21,19 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fsyncDir } from '../fsync-dir.js';
 import type { ReleasePrefix } from './device-files.js';
+import { printedLine } from './printed-line.js';
 
 const run = promisify(execFile);
+
+/** What execFile's promise rejects with: `code` is the exit code, or the spawn error's code. */
+type RunError = Error & { code?: number | string; signal?: NodeJS.Signals | null; killed?: boolean; stdout?: string; stderr?: string };
+
+/** Why a program could not be started at all, in the words of a release that ships it. */
+const START_ERRORS: Record<string, string> = {
+  ENOENT: 'bin/flotilla, or the interpreter its first line names, is missing',
+  EACCES: 'bin/flotilla is not executable',
+  ENOEXEC: 'bin/flotilla is not a program for this system',
+};
 
 /** How long `bin/flotilla --version` of the new release may take (a cold Node start on a slow SD card). */
 const SMOKE_TEST_TIMEOUT_MS = 60_000;
@@ -47,7 +58,10 @@ export async function verifyTarball(part: string, version: string, expected: str
   const actual = await sha256File(part, signal);
   if (actual === expected) return;
   rmSync(part, { force: true });
-  throw new InstallError(`sha256 mismatch for agent ${version}: expected ${expected}, got ${actual}; the download was deleted`);
+  throw new InstallError(
+    `sha256 mismatch for agent ${version}: expected ${expected}, got ${actual}; the download was deleted. ` +
+      `Likely cause: the hub's release file changed after the target was set; run flotilla agent upgrade again to pin the new one`,
+  );
 }
 
 /** Unpacks, smoke-tests and moves the release to `<prefix>/<version>/`; the tarball is removed once it is there. */
@@ -66,21 +80,19 @@ export async function unpackRelease(
   await rm(staging, { recursive: true, force: true });
   mkdirSync(staging, { recursive: true });
   try {
-    await run('tar', ['-xzf', part, '-C', staging], { signal }).catch((err: Error & { stderr?: string }) => {
-      throw new InstallError(`could not unpack agent ${version}: ${(err.stderr ?? err.message).trim()}`);
+    await run('tar', ['-xzf', part, '-C', staging], { signal }).catch((err: RunError) => {
+      throw new InstallError(`could not unpack agent ${version}: ${printedLine(err.stderr || err.message)}`);
     });
     const root = join(staging, 'flotilla');
     const printed = await run(join(root, 'bin/flotilla'), ['--version'], { signal, timeout: SMOKE_TEST_TIMEOUT_MS }).then(
       ({ stdout }) => stdout.trim(),
-      (err: Error & { stderr?: string }) => {
-        throw new InstallError(
-          `agent ${version} does not run on this device (bin/flotilla --version failed: ${(err.stderr || err.message).trim().slice(0, 300)})`,
-        );
+      (err: RunError) => {
+        throw doesNotRun(version, err);
       },
     );
     if (!printed.split(/\s+/).includes(version)) {
       throw new InstallError(
-        `the release tarball for agent ${version} holds another version: bin/flotilla --version printed "${printed.slice(0, 100)}"`,
+        `the release tarball for agent ${version} holds another version: bin/flotilla --version printed "${printedLine(printed, 100)}"`,
       );
     }
     // What docker/install.sh writes too: which tarball this release came from.
@@ -93,4 +105,20 @@ export async function unpackRelease(
     await rm(staging, { recursive: true, force: true });
   }
   rmSync(part, { force: true });
+}
+
+/** The smoke test's failure: how bin/flotilla --version ended, and what it printed, in one line. */
+function doesNotRun(version: string, err: RunError): InstallError {
+  const printed = printedLine(err.stderr || err.stdout || '');
+  const how =
+    typeof err.code === 'string'
+      ? `could not start (${err.code}${START_ERRORS[err.code] ? `: ${START_ERRORS[err.code]}` : ''})`
+      : err.killed
+        ? `did not answer within ${SMOKE_TEST_TIMEOUT_MS / 1000} s`
+        : err.signal
+          ? `was killed by ${err.signal}`
+          : `exited with code ${err.code ?? 'unknown'}`;
+  return new InstallError(
+    `agent ${version} does not run on this device: bin/flotilla --version ${how}${printed ? `, printing "${printed}"` : ''}`,
+  );
 }

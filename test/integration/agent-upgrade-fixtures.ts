@@ -37,15 +37,18 @@ export interface FakeReleaseOptions {
   holdFile?: string;
   /** What the release runs for anything but `--version` (`exec <command> "$@"`); default: it prints what it was started with. */
   exec?: string;
+  /** What `--version` runs instead of printing the version (sh): a release that does not start. */
+  onVersion?: string;
 }
 
 /** `bin/flotilla` of a fake release: `--version` prints it; anything else prints what it was started with. */
-function script(version: string, holdFile: string | undefined, exec: string | undefined): string {
+function script(version: string, holdFile: string | undefined, exec: string | undefined, onVersion: string | undefined): string {
   const hold = holdFile
     ? `  if [ -e '${holdFile}' ]; then echo $$ >'${holdFile}.held'; n=0; while [ -e '${holdFile}' ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n+1)); done; fi\n`
     : '';
   const run = exec === undefined ? `echo "started ${version} trial=\${FLOTILLA_TRIAL:-0} $*"` : `exec ${exec} "$@"`;
-  return `#!/bin/sh\nif [ "$1" = --version ]; then\n${hold}  echo ${version}\n  exit 0\nfi\n${run}\n`;
+  const answer = onVersion ?? `echo ${version}\n  exit 0`;
+  return `#!/bin/sh\nif [ "$1" = --version ]; then\n${hold}  ${answer}\nfi\n${run}\n`;
 }
 
 /** A release folder `dir/flotilla/…` for `version` (also what a prefix's running version is made of). */
@@ -53,7 +56,7 @@ export function releaseTree(dir: string, version: string, options: FakeReleaseOp
   const root = join(dir, 'flotilla');
   mkdirSync(join(root, 'bin'), { recursive: true });
   mkdirSync(join(root, 'docker'), { recursive: true });
-  writeFileSync(join(root, 'bin/flotilla'), script(version, options.holdFile, options.exec));
+  writeFileSync(join(root, 'bin/flotilla'), script(version, options.holdFile, options.exec, options.onVersion));
   chmodSync(join(root, 'bin/flotilla'), 0o755);
   writeFileSync(join(root, 'package.json'), `${JSON.stringify({ name: 'flotilla', version })}\n`);
   copyFileSync(LAUNCHER, join(root, 'docker/agent-launch.sh'));

@@ -113,7 +113,9 @@ describe('the agent upgrader against a real hub', () => {
     );
     const report = await waitFor('a failed report', () => (upgrader.report?.phase === 'failed' ? upgrader.report : undefined));
 
-    const expected = `sha256 mismatch for agent 9.9.9: expected ${wrong}, got ${release.sha256}; the download was deleted`;
+    const expected =
+      `sha256 mismatch for agent 9.9.9: expected ${wrong}, got ${release.sha256}; the download was deleted. ` +
+      `Likely cause: the hub's release file changed after the target was set; run flotilla agent upgrade again to pin the new one`;
     expect(report).toMatchObject({ version: '9.9.9', revision: 6, phase: 'failed', message: expected });
     expect(events.map((e) => e.type)).toEqual(['agent-upgrade-started', 'agent-upgrade-failed']);
     expect(events[1]?.message).toBe(`agent 9.9.9 (revision 6): ${expected}`);
@@ -162,6 +164,26 @@ describe('the agent upgrader against a real hub', () => {
     },
   );
 
+  it('refuses a release that does not run here, saying in one line what it printed', SLOW, async () => {
+    // Its --version is a real Node crash: location, source echo, caret row, stack, footer.
+    const crash = `exec '${process.execPath}' -e 'require("./nope-module")'`;
+    const { hub, release } = await hubWith((dir) => fakeRelease(dir, '9.9.9', { onVersion: crash }));
+    const prefix = fakePrefix('0.2.0');
+    const { upgrader, events, restarts } = drive(prefix, hub.url);
+
+    upgrader.setDesired(desiredFor(release, 12));
+    const report = await waitFor('a failed report', () => (upgrader.report?.phase === 'failed' ? upgrader.report : undefined));
+
+    const expected = `agent 9.9.9 does not run on this device: bin/flotilla --version exited with code 1, printing "Error: Cannot find module './nope-module'"`;
+    expect(report.message).toBe(expected);
+    expect(events.map((e) => e.type)).toEqual(['agent-upgrade-started', 'agent-upgrade-downloaded', 'agent-upgrade-failed']);
+    expect(events[2]?.message).toBe(`agent 9.9.9 (revision 12): ${expected}`);
+    expect(existsSync(join(prefix, '9.9.9'))).toBe(false);
+    expect(readdirSync(prefix).filter((name) => name.startsWith('.staging'))).toEqual([]);
+    expect(link(prefix, 'current')).toBe('0.2.0');
+    expect(restarts()).toBe(0);
+  });
+
   describe('on a full disk', () => {
     let mounted: string | undefined;
     afterEach(() => {
@@ -185,7 +207,8 @@ describe('the agent upgrader against a real hub', () => {
 
       expect(report.message).toMatch(
         new RegExp(
-          `^not enough disk for agent 9\\.9\\.9: [0-9.]+ (KiB|MiB) free under ${prefix}, [0-9.]+ MiB needed \\(tarball 3\\.0 MiB, unpacked 3\\.0 MiB, reserve 32\\.0 MiB\\)$`,
+          `^not enough disk for agent 9\\.9\\.9: [0-9.]+ (KiB|MiB) free under ${prefix}, [0-9.]+ MiB needed \\(tarball 3\\.0 MiB, unpacked 3\\.0 MiB, reserve 32\\.0 MiB\\); ` +
+            `free space on the disk of ${prefix} \\(docker image prune, apt-get clean\\): it is checked again every 5 min$`,
         ),
       );
       expect(events.map((e) => e.type)).toEqual(['agent-upgrade-failed']);

@@ -138,7 +138,8 @@ describe('decideUpgrade', () => {
       kind: 'disk',
       recheckAt: NOW + DISK_RECHECK_MS,
       reason:
-        'not enough disk for agent 0.3.0: 61.0 MiB free under /opt/flotilla, 152.0 MiB needed (tarball 41.0 MiB, unpacked 79.0 MiB, reserve 32.0 MiB)',
+        'not enough disk for agent 0.3.0: 61.0 MiB free under /opt/flotilla, 152.0 MiB needed (tarball 41.0 MiB, unpacked 79.0 MiB, reserve 32.0 MiB); ' +
+        'free space on the disk of /opt/flotilla (docker image prune, apt-get clean): it is checked again every 5 min',
     });
     // What is downloaded already is on the disk: only the rest is needed.
     expect(decideUpgrade(situation({ freeBytes: 130 * MiB, partBytes: 30 * MiB })).action).toBe('download');
