@@ -114,7 +114,7 @@ export function agentMethods(deps: AgentMethodDeps): ApiHandlersFor<AgentMethodN
 
     'agent.targets': async () => {
       const all = await targets.list();
-      const counts = targetCounts(all, (await deps.devices.fleetRows()).map(appViewDevice));
+      const counts = targetCounts(all, (await deps.devices.fleetRows()).map(appViewDevice), await rollouts.current(all));
       return { items: all.map((target) => targetView(target, counts.get(target.name))) };
     },
 

@@ -152,10 +152,16 @@ export interface AgentTargetCounts {
  * Per target, the devices that follow it (those that have reported: a target set later that
  * also selects a device takes it), and how many of them run its version, are upgrading to its
  * revision, failed it, rolled it back.
+ *
+ * Failed and rolled back are what the device reports at the target's revision, or, when it
+ * reports nothing of it, what the target's rollout (`rollouts`, by target name, at the target's
+ * revision) says of it: a device the rollout sent back to its previous revision (after a failure,
+ * or an abort) reports no upgrade once it runs that again, and still counts as rolled back.
  */
 export function targetCounts(
   targets: readonly StoredAgentTarget[],
   devices: readonly { id: string; labels: Labels; state: DeviceState | null }[],
+  rollouts: ReadonlyMap<string, Rollout> = new Map(),
 ): Map<string, AgentTargetCounts> {
   const counts = new Map(targets.map((t) => [t.name, { matched: 0, running: 0, upgrading: 0, failed: 0, rolledBack: 0 }]));
   for (const device of devices) {
@@ -166,10 +172,12 @@ export function targetCounts(
     count.matched += 1;
     if (device.state.host.agentVersion === target.release.version) count.running += 1;
     const upgrade: AgentUpgradeReport | undefined = device.state.agentUpgrade;
-    if (upgrade?.revision !== target.revision) continue;
-    if (UNDER_WAY.has(upgrade.phase)) count.upgrading += 1;
-    else if (upgrade.phase === 'failed') count.failed += 1;
-    else if (upgrade.phase === 'rolled-back') count.rolledBack += 1;
+    const reported = upgrade?.revision === target.revision ? upgrade.phase : undefined;
+    const rollout = rollouts.get(target.name);
+    const said = rollout?.revision === target.revision ? rollout.devices.find((d) => d.id === device.id)?.state : undefined;
+    if (reported !== undefined && UNDER_WAY.has(reported)) count.upgrading += 1;
+    else if (reported === 'failed' || (reported === undefined && said === 'failed')) count.failed += 1;
+    else if (reported === 'rolled-back' || (reported === undefined && said === 'reverted')) count.rolledBack += 1;
   }
   return counts;
 }

@@ -108,12 +108,7 @@ export class AgentRollouts {
   /** What one fleet pass plans agent sections from: the targets, their current rollouts, and every release they may assign. */
   async pass(): Promise<AgentPass> {
     const targets = await this.deps.targets.list();
-    const rollouts = new Map<string, Rollout>();
-    for (const target of targets) {
-      if (!target.rollout) continue;
-      const rollout = await this.deps.rollouts.get(agentRolloutKey(target.name));
-      if (rollout?.revision === target.revision) rollouts.set(target.name, rollout);
-    }
+    const rollouts = await this.current(targets);
     const releases = new Map(targets.map((t) => [t.revision, t.release]));
     for (const revision of revisionsToRead(targets, rollouts)) {
       if (releases.has(revision)) continue;
@@ -121,6 +116,17 @@ export class AgentRollouts {
       if (stored) releases.set(revision, stored.release);
     }
     return { targets, rollouts, releases };
+  }
+
+  /** The rollout of each of `targets` that has one at its current revision, by target name. */
+  async current(targets: readonly StoredAgentTarget[]): Promise<Map<string, Rollout>> {
+    const rollouts = new Map<string, Rollout>();
+    for (const target of targets) {
+      if (!target.rollout) continue;
+      const rollout = await this.deps.rollouts.get(agentRolloutKey(target.name));
+      if (rollout?.revision === target.revision) rollouts.set(target.name, rollout);
+    }
+    return rollouts;
   }
 
   /**

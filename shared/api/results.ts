@@ -237,7 +237,12 @@ export interface AgentTargetView {
   image?: string;
   rollout?: RolloutPolicy;
   healthTimeout?: string;
-  /** Devices that follow it (it selects them, and no target set later does; reported ones only), and of those: running `version`, upgrading now, failed, rolled back. */
+  /**
+   * Devices that follow it (it selects them, and no target set later does; reported ones only), and of those: running `version`,
+   * upgrading now, failed, rolled back. Failed and rolled back are as the device reports them at this revision or, when it reports
+   * nothing of it, as the target's rollout says: `rolledBack` then also counts a device the rollout sent back to its previous
+   * revision (after failures, or an abort), which reports no upgrade once it runs that again.
+   */
   devices: { matched: number; running: number; upgrading: number; failed: number; rolledBack: number };
   createdAt: string;
   updatedAt: string;

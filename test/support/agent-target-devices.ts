@@ -4,7 +4,8 @@
  * its retained state (arch, agent version, labels) and answers every desired document the way
  * its agent would, as far as the hub can see: an "upgrading" device reports the new version once
  * it holds a bundle for its arch (and `agentUpgrade failed` when there is none), a "rolling back"
- * one reports `agentUpgrade {phase: rolled-back}` at the revision it was sent.
+ * one reports `agentUpgrade {phase: rolled-back}` at the revision it was sent. Told no release, or
+ * the one it runs, a device reports no upgrade, as the agent does.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -89,7 +90,11 @@ export async function agentDevice(
 }
 
 function actOn(device: AgentDevice, agent: DesiredAgent | undefined): void {
-  if (!agent || agent.version === device.state.host.agentVersion) return;
+  // As the agent does: told no release, or the one it runs, it has no upgrade to report (a rollback is forgotten once sent back).
+  if (!agent || agent.version === device.state.host.agentVersion) {
+    delete device.state.agentUpgrade;
+    return;
+  }
   const upgrade = { version: agent.version, revision: agent.revision, since: new Date().toISOString() };
   if (device.behaviour === 'rolls-back') {
     device.state.agentUpgrade = { ...upgrade, phase: 'rolled-back', message: 'crashed 3 times in a row' };

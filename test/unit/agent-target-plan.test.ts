@@ -200,6 +200,36 @@ describe('counts', () => {
     expect(counts.get('all')).toEqual({ matched: 2, running: 1, upgrading: 0, failed: 0, rolledBack: 0 });
   });
 
+  it('count a device its rollout sent back as rolled back (failed while not yet sent back) when it reports nothing of the revision', () => {
+    const lab = target('site-lab', 5, { selectors: { site: 'lab' } }, '0.3.0', { rollout: { canary: 1 } });
+    const devices = ['a', 'b', 'c', 'd', 'e'].map((id) => device(id, { site: 'lab' }, { agentVersion: '0.2.0' }));
+    // d still reports its own rollback: counted once, as it says.
+    devices[3] = device('d', { site: 'lab' }, { agentVersion: '0.2.0' }, upgrade(5, 'rolled-back'));
+    const states = { a: 'reverted', b: 'failed', c: 'pending', d: 'reverted', e: 'updating' } as const;
+    const rollout = {
+      ...startRollout(
+        { app: 'agent/site-lab', revision: 5, previousRevision: 0, policy: { canary: 1 }, devices: [] },
+        () => undefined,
+        NOW,
+      ),
+      phase: 'paused' as const,
+      devices: Object.entries(states).map(([id, state]) => ({ id, from: 0, canary: id === 'a', state, since: NOW.toISOString() })),
+    };
+    expect(targetCounts([lab], devices, new Map([['site-lab', rollout]])).get('site-lab')).toEqual({
+      matched: 5,
+      running: 0,
+      upgrading: 0,
+      failed: 1,
+      rolledBack: 2,
+    });
+    // A rollout of an older revision says nothing of this one.
+    expect(targetCounts([lab], devices, new Map([['site-lab', { ...rollout, revision: 4 }]])).get('site-lab')).toMatchObject({
+      failed: 0,
+      rolledBack: 1,
+    });
+    expect(targetCounts([lab], devices).get('site-lab')).toMatchObject({ failed: 0, rolledBack: 1 });
+  });
+
   it('for Prometheus: devices per reported version, and per upgrade phase with every phase present', () => {
     const row = (state: DeviceState | null) => ({ state: state === null ? null : JSON.stringify(state) });
     const counts = agentFleetCounts(
