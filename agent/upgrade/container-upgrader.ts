@@ -27,6 +27,7 @@ import type { NewEvent } from '../wiring/uplink.js';
 import { decideContainerUpgrade } from './container-decide.js';
 import type { UpgradeFailures } from './decide.js';
 import { readRolledBack, readTrial, writeRolledBack } from './device-files.js';
+import { confirmingReport } from './report.js';
 import { startContainerSwap } from './start-swap.js';
 import type { SwapEngine } from './swap-engine.js';
 import { readSwapState, removeSwapState, swapNames, upgradeFiles } from './swap-state.js';
@@ -95,12 +96,7 @@ export class ContainerUpgrader {
       const trial = readTrial(files);
       if (trial && trial.version === this.deps.running) {
         this.onTrial = true;
-        this.setReport({
-          version: trial.version,
-          revision: trial.revision,
-          phase: 'confirming',
-          message: `on trial until it reports healthy (previous: ${trial.previous})`,
-        });
+        this.setReport(confirmingReport(trial));
         this.log.info(
           { version: trial.version, previous: trial.previous },
           'running on trial: confirming once the hub acknowledges a state report',

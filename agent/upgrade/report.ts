@@ -12,12 +12,22 @@ import type { AgentUpgradeReport, DesiredAgent } from '../../shared/index.js';
 import { Signal } from '../../shared/signal.js';
 import { formatBytes } from '../runtime/disk.js';
 import type { NewEvent } from '../wiring/uplink.js';
-import type { RolledBackFile } from './device-files.js';
+import type { RolledBackFile, TrialFile } from './device-files.js';
 
 /** AgentUpgradeReport.message's maxLength. */
 const MESSAGE_MAX = 1024;
 
 export type ReportContent = Omit<AgentUpgradeReport, 'since'>;
+
+/** What an agent running on trial reports until the hub has acknowledged it (bundle and image installs alike). */
+export function confirmingReport(trial: TrialFile): ReportContent {
+  return {
+    version: trial.version,
+    revision: trial.revision,
+    phase: 'confirming',
+    message: `on trial until it reports healthy (previous: ${trial.previous})`,
+  };
+}
 
 export class UpgradeReport {
   /** Emitted when the report changed and should be sent (not on every downloaded chunk). */

@@ -29,7 +29,7 @@ import { decideUpgrade, type RefusalKind, type UpgradeDecision, type UpgradeFail
 import { ReleasePrefix, readRolledBack, readTrial, releaseSha256, writeRolledBack } from './device-files.js';
 import { DownloadError, download } from './download.js';
 import { unpackRelease, verifyTarball } from './install.js';
-import { UpgradeReport, upgradeEvents } from './report.js';
+import { confirmingReport, UpgradeReport, upgradeEvents } from './report.js';
 import { confirmTrial, removeOldReleases, switchTo } from './switch.js';
 
 const DEFAULT_HEALTH_TIMEOUT_MS = 5 * 60_000;
@@ -130,12 +130,7 @@ export class AgentUpgrader {
       const trial = readTrial(prefix);
       if (trial && trial.version === this.deps.running) {
         this.onTrial = true;
-        this.reported.set({
-          version: trial.version,
-          revision: trial.revision,
-          phase: 'confirming',
-          message: `on trial until it reports healthy (previous: ${trial.previous})`,
-        });
+        this.reported.set(confirmingReport(trial));
         this.log.info(
           { version: trial.version, previous: trial.previous },
           'running on trial: confirming once the hub acknowledges a state report',
