@@ -15,7 +15,7 @@
  * for, and its status leaves it out also once it no longer steps (complete, aborted).
  */
 import type { Logger } from 'pino';
-import type { RolloutStatus } from '../../shared/index.js';
+import type { DeviceAgentRollout, Labels, RolloutStatus } from '../../shared/index.js';
 import { type AgentTargetStore, agentRolloutKey, type StoredAgentTarget } from '../store/agent-targets.js';
 import type { DeviceStore, PlannedDevice } from '../store/devices.js';
 import type { RolloutStore } from '../store/rollouts.js';
@@ -127,6 +127,29 @@ export class AgentRollouts {
       if (rollout?.revision === target.revision) rollouts.set(target.name, rollout);
     }
     return rollouts;
+  }
+
+  /**
+   * What devices' views say of their agent rollout: reads the targets and their rollouts once and
+   * answers, per device, the rollout of the target it follows (DeviceView.agentRollout).
+   */
+  async deviceRollouts(): Promise<(device: { id: string; labels: Labels }) => DeviceAgentRollout | undefined> {
+    const targets = await this.deps.targets.list();
+    const rollouts = await this.current(targets);
+    if (rollouts.size === 0) return () => undefined;
+    return (device) => {
+      const target = followedTarget(targets, device.id, device.labels);
+      const rollout = target && rollouts.get(target.name);
+      const held = rollout?.devices.find((d) => d.id === device.id);
+      if (!target || !rollout || !held || (rollout.phase === 'complete' && held.state === 'healthy')) return undefined;
+      return {
+        target: target.name,
+        revision: rollout.revision,
+        phase: rollout.phase,
+        state: held.state,
+        ...(held.message !== undefined ? { message: held.message } : {}),
+      };
+    };
   }
 
   /**

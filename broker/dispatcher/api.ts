@@ -40,7 +40,7 @@ export function createApi(deps: ApiDeps) {
   const handlers: ApiHandlers = {
     ...appMethods(deps),
     ...(deps.agent ? agentMethods(deps.agent) : unavailableAgentMethods()),
-    ...deviceMethods(deps),
+    ...deviceMethods({ ...deps, agentRollouts: deps.agent?.agentRollouts }),
     ...secretMethods(deps),
     ...hubMethods(deps),
     ...deps.telemetry,

@@ -1,5 +1,5 @@
 /** devices.list, devices.get, devices.label: the fleet as the hub knows it, and the labels operators set. */
-import type { IdClash } from '../../shared/index.js';
+import type { DeviceAgentRollout, IdClash, Labels } from '../../shared/index.js';
 import type { DeviceStore } from '../store/devices.js';
 import { ApiError } from './errors.js';
 import type { ApiHandlersFor } from './method.js';
@@ -21,23 +21,32 @@ export interface DeviceMethodDeps {
   revocations?: Revocations | undefined;
   /** Devices whose id two connections keep taking from each other (broker/mqtt/id-clash.ts); without it, none. */
   idClashes?: { get(deviceId: string): IdClash | undefined } | undefined;
+  /** What agent rollouts say of devices (agent-rollouts.ts deviceRollouts); without it, nothing. */
+  agentRollouts?: { deviceRollouts(): Promise<(device: { id: string; labels: Labels }) => DeviceAgentRollout | undefined> } | undefined;
 }
 
 export function deviceMethods(deps: DeviceMethodDeps): ApiHandlersFor<DeviceMethodName> {
   const { devices } = deps;
   const revokedAt = (id: string) => deps.revocations?.revokedAt(id);
-  const notes = (id: string, revoked: string | undefined): DeviceNotes => ({ revokedAt: revoked, idClash: deps.idClashes?.get(id) });
+  const noRollouts = () => undefined;
+  const rolloutsOf = async () => (await deps.agentRollouts?.deviceRollouts()) ?? noRollouts;
+  const notes = (
+    device: { id: string; labels: Labels },
+    revoked: string | undefined,
+    rollouts: Awaited<ReturnType<typeof rolloutsOf>>,
+  ): DeviceNotes => ({ revokedAt: revoked, idClash: deps.idClashes?.get(device.id), agentRollout: rollouts(device) });
 
   return {
     'devices.list': async () => {
       const revoked = (await deps.revocations?.revoked()) ?? new Map<string, string>();
-      return { items: (await devices.list()).map((device) => deviceView(device, notes(device.id, revoked.get(device.id)))) };
+      const rollouts = await rolloutsOf();
+      return { items: (await devices.list()).map((device) => deviceView(device, notes(device, revoked.get(device.id), rollouts))) };
     },
 
     'devices.get': async ({ id }) => {
       const device = await devices.get(id);
       if (!device) throw ApiError.notFound('device', id);
-      return deviceView(device, notes(id, await revokedAt(id)));
+      return deviceView(device, notes(device, await revokedAt(id), await rolloutsOf()));
     },
 
     'devices.label': async ({ id, set, remove }) => {
@@ -53,7 +62,7 @@ export function deviceMethods(deps: DeviceMethodDeps): ApiHandlersFor<DeviceMeth
       deps.desiredMayHaveChanged();
       const labelled = await devices.get(id);
       if (!labelled) throw ApiError.notFound('device', id);
-      return deviceView(labelled, notes(id, await revokedAt(id)));
+      return deviceView(labelled, notes(labelled, await revokedAt(id), await rolloutsOf()));
     },
   };
 }

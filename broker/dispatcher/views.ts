@@ -8,6 +8,7 @@ import {
   type AppOnDevice,
   type AppRevision,
   type AppSummary,
+  type DeviceAgentRollout,
   type DeviceState,
   type DeviceView,
   type IdClash,
@@ -66,9 +67,11 @@ export function appSummary(app: StoredApp, devices: readonly AppViewDevice[]): A
 export interface DeviceNotes {
   revokedAt?: string | undefined;
   idClash?: IdClash | undefined;
+  /** What its agent target's rollout says of it (agent-rollouts.ts deviceRollouts). */
+  agentRollout?: DeviceAgentRollout | undefined;
 }
 
-export function deviceView(device: StoredDevice, { revokedAt, idClash }: DeviceNotes = {}): DeviceView {
+export function deviceView(device: StoredDevice, { revokedAt, idClash, agentRollout }: DeviceNotes = {}): DeviceView {
   return {
     id: device.id,
     online: device.online,
@@ -85,6 +88,7 @@ export function deviceView(device: StoredDevice, { revokedAt, idClash }: DeviceN
     ...(idClash !== undefined ? { idClash } : {}),
     ...(device.state?.agentUpgrade ? { agentUpgrade: device.state.agentUpgrade } : {}),
     ...(device.desired?.agent ? { desiredAgentVersion: device.desired.agent.version } : {}),
+    ...(agentRollout !== undefined ? { agentRollout } : {}),
   };
 }
 

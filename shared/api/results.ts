@@ -138,6 +138,23 @@ export interface DeviceView {
   agentUpgrade?: AgentUpgradeReport;
   /** The agent release the hub tells this device to run (absent: none; it keeps what it runs). */
   desiredAgentVersion?: string;
+  /**
+   * What the rollout of the agent target this device follows says of it: waiting, updating, healthy, failed, or sent back
+   * (`reverted`) to its previous revision after failures or an abort. Absent when that target has no rollout at its revision
+   * holding the device, or the rollout is complete and the device healthy in it.
+   */
+  agentRollout?: DeviceAgentRollout;
+}
+
+/** One device in an agent target's rollout (`rollout status agent/<target>` shows them all). */
+export interface DeviceAgentRollout {
+  target: string;
+  revision: number;
+  /** The rollout's phase (`paused` after failures, `aborted`). */
+  phase: RolloutPhase;
+  state: RolloutDeviceState;
+  /** Why it failed or was sent back. */
+  message?: string;
 }
 
 /** Two devices use one id: their connections keep taking it from each other. */

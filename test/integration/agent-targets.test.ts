@@ -328,6 +328,19 @@ describe('agent targets', SLOW, () => {
     await waitAgent('gw-1', (agent) => agent === undefined);
     // Sent back, the canary runs what it ran and reports no upgrade, as the agent does: the rollout still says what happened.
     await waitFor('gw-1 reports no upgrade', async () => (await api('GET', '/api/v1/devices/gw-1')).body.agentUpgrade === undefined);
+    expect((await api('GET', '/api/v1/devices/gw-1')).body.agentRollout).toEqual({
+      target: 'site-lab',
+      revision: 1,
+      phase: 'paused',
+      state: 'reverted',
+      message: 'reported rolled-back at revision 1',
+    });
+    const listedDevices = (await call('devices.list')).result.items as { id: string; agentRollout?: { state: string } }[];
+    expect(listedDevices.map((d) => [d.id, d.agentRollout?.state])).toEqual([
+      ['gw-1', 'reverted'],
+      ['gw-2', 'pending'],
+      ['gw-3', 'pending'],
+    ]);
     await fleetPassSeenBy('gw-3', 'probe');
     expect(sent('gw-2').some((d) => d.agent !== undefined)).toBe(false);
     expect(sent('gw-3').some((d) => d.agent !== undefined)).toBe(false);
@@ -349,6 +362,9 @@ describe('agent targets', SLOW, () => {
       return res.body.phase === 'complete' && (res.body as RolloutStatus);
     });
     expect(done.counts).toMatchObject({ healthy: 2, reverted: 1 });
+    // Complete, the rollout has nothing more to say of its healthy devices; the one it sent back stays marked.
+    expect((await api('GET', '/api/v1/devices/gw-2')).body.agentRollout).toBeUndefined();
+    expect((await api('GET', '/api/v1/devices/gw-1')).body.agentRollout).toMatchObject({ phase: 'complete', state: 'reverted' });
     expect(lastSent('gw-1')!.agent).toBeUndefined();
 
     // Deleting the target deletes its rollout.
