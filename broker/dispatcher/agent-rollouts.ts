@@ -27,11 +27,11 @@ import {
   type Candidate,
   pauseRollout,
   type Rollout,
-  RolloutTransitionError,
   resumeRollout,
   rolloutStatus,
   startRollout,
 } from './rollout-plan.js';
+import { saveTransition } from './rollout-transition.js';
 
 export interface AgentRolloutDeps {
   targets: AgentTargetStore;
@@ -43,9 +43,6 @@ export interface AgentRolloutDeps {
 
 /** The prefix of every agent rollout's key in the rollouts store. */
 export const AGENT_ROLLOUT_PREFIX = agentRolloutKey('');
-
-/** An operator's pause, resume or abort that keeps meeting a change to the rollout gives up after this many tries. */
-const MAX_TRANSITION_ATTEMPTS = 3;
 
 export class AgentRollouts {
   private readonly log: Logger;
@@ -179,22 +176,7 @@ export class AgentRollouts {
   }
 
   private async transition(name: string, step: (rollout: Rollout, now: Date) => Rollout): Promise<RolloutStatus> {
-    let rollout: Rollout | undefined;
-    // The leader may advance the rollout between the read and the write: the step is taken again on what it wrote.
-    for (let attempt = 1; rollout === undefined; attempt++) {
-      const current = await this.require(name);
-      let next: Rollout;
-      try {
-        next = step(current, this.now());
-      } catch (err) {
-        if (err instanceof RolloutTransitionError) throw new ApiError('invalid_request', `agent target "${name}": ${err.message}`);
-        throw err;
-      }
-      if (await this.deps.rollouts.save(next, current)) rollout = next;
-      else if (attempt === MAX_TRANSITION_ATTEMPTS) {
-        throw new ApiError('conflict', `agent target "${name}": its rollout kept changing while this was being done; try again`);
-      }
-    }
+    const rollout = await saveTransition(`agent target "${name}"`, () => this.require(name), step, this.deps.rollouts, this.now);
     this.log.info({ target: name, revision: rollout.revision, phase: rollout.phase }, 'agent rollout changed by the operator');
     await this.advance(rollout, await this.deps.targets.list(), await this.deps.devices.listForPlanning());
     return this.status(name);

@@ -25,11 +25,11 @@ import {
   type Candidate,
   pauseRollout,
   type Rollout,
-  RolloutTransitionError,
   resumeRollout,
   rolloutStatus,
   startRollout,
 } from './rollout-plan.js';
+import { saveTransition } from './rollout-transition.js';
 import { matches, type SchedulableApp } from './scheduling.js';
 
 export interface RolloutDeps {
@@ -39,9 +39,6 @@ export interface RolloutDeps {
   logger: Logger;
   now?: () => Date;
 }
-
-/** An operator's pause, resume or abort that keeps meeting a change to the rollout gives up after this many tries. */
-const MAX_TRANSITION_ATTEMPTS = 3;
 
 export class Rollouts {
   private readonly log: Logger;
@@ -153,22 +150,7 @@ export class Rollouts {
   }
 
   private async transition(name: string, step: (rollout: Rollout, now: Date) => Rollout): Promise<RolloutStatus> {
-    let rollout: Rollout | undefined;
-    // The leader may advance the rollout between the read and the write: the step is taken again on what it wrote.
-    for (let attempt = 1; rollout === undefined; attempt++) {
-      const current = await this.require(name);
-      let next: Rollout;
-      try {
-        next = step(current, this.now());
-      } catch (err) {
-        if (err instanceof RolloutTransitionError) throw new ApiError('invalid_request', `app "${name}": ${err.message}`);
-        throw err;
-      }
-      if (await this.deps.rollouts.save(next, current)) rollout = next;
-      else if (attempt === MAX_TRANSITION_ATTEMPTS) {
-        throw new ApiError('conflict', `app "${name}": its rollout kept changing while this was being done; try again`);
-      }
-    }
+    const rollout = await saveTransition(`app "${name}"`, () => this.require(name), step, this.deps.rollouts, this.now);
     this.log.info({ app: name, revision: rollout.revision, phase: rollout.phase }, 'rollout changed by the operator');
     await this.advance(rollout, await this.deps.devices.listForPlanning());
     return this.status(name);
