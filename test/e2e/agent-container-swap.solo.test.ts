@@ -134,6 +134,23 @@ describeSwap('an agent that runs as a container swaps itself for a new image', (
     return agent;
   }
 
+  /** Waits until the agent is online with the app running; the app's one container (id, StartedAt), to compare later. */
+  async function onlineWithApp(agent: AgentUnderTest): Promise<{ id: string; startedAt: string } | undefined> {
+    await waitFor(
+      'the agent online with the app running',
+      async () => {
+        const view = await device(agent.deviceId);
+        return (
+          view?.online &&
+          view.apps.some((a) => a.name === app && a.phase === 'running') &&
+          (await appContainer(agent.deviceId)).length === 1
+        );
+      },
+      { timeoutMs: 60_000 },
+    );
+    return (await appContainer(agent.deviceId))[0];
+  }
+
   async function upgrade(deviceId: string, version: string, image: string, healthTimeout = '2m'): Promise<void> {
     const result = await runCli([
       '--hub',
@@ -226,19 +243,7 @@ describeSwap('an agent that runs as a container swaps itself for a new image', (
     timeout: 300_000,
   }, async () => {
     const agent = await startAgentContainer(`swap-a-${suffix}`, images.n.ref);
-    await waitFor(
-      'the agent online with the app running',
-      async () => {
-        const view = await device(agent.deviceId);
-        return (
-          view?.online &&
-          view.apps.some((a) => a.name === app && a.phase === 'running') &&
-          (await appContainer(agent.deviceId)).length === 1
-        );
-      },
-      { timeoutMs: 60_000 },
-    );
-    const [before] = await appContainer(agent.deviceId);
+    const before = await onlineWithApp(agent);
 
     await upgrade(agent.deviceId, images.n1.version, images.n1.ref);
     await settledOn(agent, images.n1.version, images.n1.id);
@@ -280,19 +285,7 @@ describeSwap('an agent that runs as a container swaps itself for a new image', (
   }, async () => {
     const holds = ['rename', 'stop', 'create', 'start', 'watch', 'confirmed', 'rollback', 'restore'];
     const agent = await startAgentContainer(`swap-b-${suffix}`, images.n.ref, [`FLOTILLA_SWAP_HOLD_AT=${holds.join(',')}`]);
-    await waitFor(
-      'the agent online with the app running',
-      async () => {
-        const view = await device(agent.deviceId);
-        return (
-          view?.online &&
-          view.apps.some((a) => a.name === app && a.phase === 'running') &&
-          (await appContainer(agent.deviceId)).length === 1
-        );
-      },
-      { timeoutMs: 60_000 },
-    );
-    const [before] = await appContainer(agent.deviceId);
+    const before = await onlineWithApp(agent);
 
     await upgrade(agent.deviceId, images.n1.version, images.n1.ref);
     await killAtEachHold(agent, ['rename', 'stop', 'create', 'start', 'watch', 'confirmed']);

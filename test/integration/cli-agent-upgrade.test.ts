@@ -85,6 +85,11 @@ afterAll(async () => {
   await stopAll();
 });
 
+/** What a device whose launcher went back from 0.3.0 reports about it. */
+function rolledBack(revision: number): AgentUpgradeReport {
+  return { version: '0.3.0', revision, phase: 'rolled-back', message: 'crashed 3 times in a row', since: new Date().toISOString() };
+}
+
 describe('flotilla agent upgrade, targets, delete-target', SLOW, () => {
   it('sets a target the device is then told about, lists it, marks the device’s upgrade and rollback, and deletes it', async () => {
     await reportState('gw-lab-1', { site: 'lab' }, '0.2.0');
@@ -141,13 +146,7 @@ describe('flotilla agent upgrade, targets, delete-target', SLOW, () => {
     expect(targets.stdout).toMatch(new RegExp(`^site-lab +0\\.3\\.0 +${revision} +site=lab +1 +0 +1 +0 +0 +\\d+[sm]$`, 'm'));
 
     // Rolled back by the device's launcher: the marker names the version that did not make it.
-    await reportState('gw-lab-1', { site: 'lab' }, '0.2.0', {
-      version: '0.3.0',
-      revision,
-      phase: 'rolled-back',
-      message: 'crashed 3 times in a row',
-      since: new Date().toISOString(),
-    });
+    await reportState('gw-lab-1', { site: 'lab' }, '0.2.0', rolledBack(revision));
     await deviceSeen('gw-lab-1', (body) => (body.agentUpgrade as AgentUpgradeReport | undefined)?.phase === 'rolled-back');
     expect((await flotilla(['get', 'device', 'gw-lab-1'])).stdout).toMatch(/^gw-lab-1 +yes +.* +0\.2\.0 ROLLED-BACK 0\.3\.0 +amd64 /m);
     expect((await flotilla(['describe', 'device', 'gw-lab-1'])).stdout).toContain('  Message:  crashed 3 times in a row\n');
@@ -238,13 +237,7 @@ describe('flotilla agent upgrade -w: failures', SLOW, () => {
     await deviceSeen('gw-back-1', (body) => body.host !== null);
     const watching = flotilla(['agent', 'upgrade', '-l', 'ring=back', '--version', '0.3.0', '-w']);
     const revision = await toldRevision('gw-back-1', '0.3.0');
-    await reportState('gw-back-1', { ring: 'back' }, '0.2.0', {
-      version: '0.3.0',
-      revision,
-      phase: 'rolled-back',
-      message: 'crashed 3 times in a row',
-      since: new Date().toISOString(),
-    });
+    await reportState('gw-back-1', { ring: 'back' }, '0.2.0', rolledBack(revision));
     const result = await watching;
     expect(result.code).toBe(1);
     expect(result.stdout.trimEnd().split('\n').at(-1)).toBe(
@@ -260,13 +253,7 @@ describe('flotilla agent upgrade -w: failures', SLOW, () => {
     await deviceSeen('gw-fail-2', (body) => body.host !== null);
     const watching = flotilla(['agent', 'upgrade', '-l', 'ring=fail', '--name', 'fail', '--version', '0.3.0', '--canary', '1', '-w']);
     const revision = await toldRevision('gw-fail-1', '0.3.0');
-    await reportState('gw-fail-1', { ring: 'fail' }, '0.2.0', {
-      version: '0.3.0',
-      revision,
-      phase: 'rolled-back',
-      message: 'crashed 3 times in a row',
-      since: new Date().toISOString(),
-    });
+    await reportState('gw-fail-1', { ring: 'fail' }, '0.2.0', rolledBack(revision));
     const result = await watching;
     expect(result.code).toBe(1);
     expect(result.stdout).toMatch(new RegExp(`^agent/fail revision ${revision} \\(from \\d+\\): paused$`, 'm'));
