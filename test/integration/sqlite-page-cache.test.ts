@@ -41,8 +41,12 @@ function scanGrowthMiB(file: string, how: 'hub' | 'stock'): number {
   const script = `
     const file = ${JSON.stringify(file)};
     const db = ${open};
+    // Prepared and run once over one row first: the growth measured is the scan's pages, not
+    // SQLite's code and the statement being paged in for the first time.
+    const scan = db.prepare('SELECT sum(length(state)) AS bytes FROM devices WHERE id >= ?');
+    scan.get('dev-9999');
     const before = process.memoryUsage.rss();
-    const { bytes } = db.prepare('SELECT sum(length(state)) AS bytes FROM devices').get();
+    const { bytes } = scan.get('');
     const after = process.memoryUsage.rss();
     console.log(JSON.stringify({ bytes, growth: after - before }));`;
   const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: REPO_ROOT, encoding: 'utf8' });
@@ -57,6 +61,10 @@ describe("the hub's control database page cache", () => {
     const file = fleetFile();
     // The same scan with better-sqlite3's default cache keeps most of the ~30 MiB table.
     expect(scanGrowthMiB(file, 'stock')).toBeGreaterThan(12);
-    expect(scanGrowthMiB(file, 'hub')).toBeLessThan(CONTROL_CACHE_KIB / 1024 + 3);
+    // RSS also moves with what the process's other threads allocate meanwhile (the TypeScript
+    // loader, the collector): the least of three fresh processes is the scan's own. A cache that
+    // kept the table would keep it in every one.
+    const hub = Math.min(...[1, 2, 3].map(() => scanGrowthMiB(file, 'hub')));
+    expect(hub).toBeLessThan(CONTROL_CACHE_KIB / 1024 + 3);
   });
 });
