@@ -20,14 +20,14 @@
 import { rmSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { AgentUpgradeReport, DesiredAgent } from '../../shared/index.js';
-import { Signal } from '../../shared/signal.js';
+import type { Signal } from '../../shared/signal.js';
 import { fsyncDir } from '../fsync-dir.js';
 import type { ContainerRuntime } from '../runtime/runtime.js';
 import type { NewEvent } from '../wiring/uplink.js';
 import { decideContainerUpgrade } from './container-decide.js';
 import type { UpgradeFailures } from './decide.js';
 import { readRolledBack, readTrial, writeRolledBack } from './device-files.js';
-import { confirmingReport } from './report.js';
+import { confirmingReport, type ReportContent, UpgradeReport, upgradeEvents } from './report.js';
 import { startContainerSwap } from './start-swap.js';
 import type { SwapEngine } from './swap-engine.js';
 import { readSwapState, removeSwapState, swapNames, upgradeFiles } from './swap-state.js';
@@ -53,7 +53,7 @@ export interface ContainerUpgraderDeps {
 export class ContainerUpgrader {
   readonly changed: Signal<void>;
   private desired: DesiredAgent | undefined;
-  private current: AgentUpgradeReport | undefined;
+  private readonly reported: UpgradeReport;
   private failures: UpgradeFailures | undefined;
   private lastRefusal: string | undefined;
   private onTrial = false;
@@ -69,12 +69,13 @@ export class ContainerUpgrader {
 
   constructor(private readonly deps: ContainerUpgraderDeps) {
     this.log = deps.logger.child({ component: 'agent-upgrade', container: deps.container });
-    this.changed = new Signal((err) => this.log.error({ err }, 'reporting the agent upgrade failed'));
     this.now = deps.now ?? Date.now;
+    this.reported = new UpgradeReport(this.now, (err) => this.log.error({ err }, 'reporting the agent upgrade failed'));
+    this.changed = this.reported.changed;
   }
 
   get report(): AgentUpgradeReport | undefined {
-    return this.current;
+    return this.reported.current;
   }
 
   /** At the agent's start: a rollback is told once, a trial is noted, a finished swap is cleared away. */
@@ -285,7 +286,7 @@ export class ContainerUpgrader {
   private failed(desired: DesiredAgent, message: string): void {
     const before = this.failures?.revision === desired.revision ? this.failures.count : 0;
     this.failures = { version: desired.version, revision: desired.revision, count: before + 1, lastAt: this.now(), message };
-    this.deps.event({ type: 'agent-upgrade-failed', message: `agent ${desired.version} (revision ${desired.revision}): ${message}` });
+    this.deps.event(upgradeEvents.failed(desired, message));
     this.setReport({ version: desired.version, revision: desired.revision, phase: 'failed', message });
     this.log.warn({ version: desired.version, revision: desired.revision, attempt: before + 1, err: message }, 'agent upgrade failed');
     this.schedule();
@@ -297,17 +298,12 @@ export class ContainerUpgrader {
     if (this.lastRefusal === key) return;
     this.lastRefusal = key;
     if (!reason.includes('gave up after')) {
-      this.deps.event({ type: 'agent-upgrade-failed', message: `agent ${desired.version} (revision ${desired.revision}): ${reason}` });
+      this.deps.event(upgradeEvents.failed(desired, reason));
     }
     this.log.warn({ version: desired.version, revision: desired.revision, reason }, 'agent upgrade refused');
   }
 
-  private setReport(report: Omit<AgentUpgradeReport, 'since'> | undefined): void {
-    const since =
-      this.current && report && this.current.phase === report.phase && this.current.version === report.version
-        ? this.current.since
-        : new Date(this.now()).toISOString();
-    this.current = report === undefined ? undefined : { ...report, since };
-    this.changed.emit();
+  private setReport(report: ReportContent | undefined): void {
+    this.reported.set(report);
   }
 }
