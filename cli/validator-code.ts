@@ -40,6 +40,7 @@ import {
   DeviceEvent,
   DeviceState,
   DeviceStatus,
+  JobSpec,
   LogBatch,
   Metrics,
   TelemetryLinkArgs,
@@ -70,7 +71,7 @@ export const VALIDATOR_GROUPS: readonly ValidatorGroup[] = [
   {
     file: 'shared/validators/common.generated.js',
     loadedBy: 'shared/validate.ts',
-    schemas: () => ({ AppSpec, AgentConfigFile }),
+    schemas: () => ({ AppSpec, JobSpec, AgentConfigFile }),
   },
   {
     file: 'shared/validators/hub.generated.js',

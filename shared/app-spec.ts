@@ -2,8 +2,9 @@
  * Validating an app spec: the schema first, then the rules a schema cannot
  * express (unique names, exactly one source per env value, no host port used twice).
  */
-import { type AppSpec, AppSpec as AppSpecSchema, type ContainerSpec, type SecretFile } from './schemas/spec.js';
+import { type AppSpec, AppSpec as AppSpecSchema, type ContainerSpec, type SecretFile, type UpdatePolicy } from './schemas/spec.js';
 import { parseSize } from './schemas/units.js';
+import { windowIssues } from './update-window.js';
 import { type Validated, type ValidationIssue, validate } from './validate.js';
 
 /** The smallest memory limit Docker accepts (6 MiB). */
@@ -17,10 +18,19 @@ export function validateAppSpec(value: unknown): Validated<AppSpec> {
 }
 
 function semanticIssues(app: AppSpec): ValidationIssue[] {
+  const window = app.spec.update?.window;
+  return [
+    ...containerIssues(app.spec.containers, app.spec.update?.strategy),
+    ...(window ? windowIssues(window, 'spec.update.window') : []),
+  ];
+}
+
+/** The rules a schema cannot express over a spec's containers (`spec.containers[i]…` paths); an app's and a job's alike. */
+export function containerIssues(containers: readonly ContainerSpec[], strategy?: UpdatePolicy['strategy']): ValidationIssue[] {
   const issues: ValidationIssue[] = [];
   const names = new Set<string>();
   const hostPorts = new Map<string, string>();
-  app.spec.containers.forEach((container, i) => {
+  containers.forEach((container, i) => {
     const at = `spec.containers[${i}]`;
     if (names.has(container.name)) issues.push({ path: `${at}.name`, message: `duplicate container name "${container.name}"` });
     names.add(container.name);
@@ -54,7 +64,7 @@ function semanticIssues(app: AppSpec): ValidationIssue[] {
         message: 'must be at least 6m: Docker refuses smaller memory limits (a bare number means bytes)',
       });
     }
-    if (app.spec.update?.strategy === 'start-then-kill') {
+    if (strategy === 'start-then-kill') {
       const published = (container.ports ?? []).findIndex((port) => parsePort(port).hostPort !== undefined);
       if (published >= 0) {
         issues.push({

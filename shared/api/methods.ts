@@ -42,6 +42,8 @@ import type {
   DeviceView,
   ForceResult,
   HubVersion,
+  JobDetail,
+  JobSummary,
   List,
   RetryResult,
   RollbackResult,
@@ -274,6 +276,7 @@ export const API = {
       {
         device: DeviceId,
         app: Type.Optional(Name),
+        job: Type.Optional(CloneType(Name, { description: "only this job's lines (an app of the same name is not matched)" })),
         since: Type.Optional(Since),
         until: Type.Optional(Until),
         tail: Type.Optional(Tail),
@@ -287,7 +290,7 @@ export const API = {
     http: {
       method: 'GET',
       path: '/api/v1/devices/:device/logs',
-      query: { app: 'text', since: 'text', until: 'text', tail: 'int', afterId: 'int' },
+      query: { app: 'text', job: 'text', since: 'text', until: 'text', tail: 'int', afterId: 'int' },
     },
   }),
   /** `?follow=true` on the same route streams (broker/telemetry/follow.ts), so it is no param. */
@@ -511,6 +514,48 @@ export const API = {
     answers: 'the rollout, as `agent.rollout.status` answers it',
     role: 'operator',
     http: { method: 'POST', path: '/api/v1/agent/targets/:name/rollout/abort' },
+  }),
+  'jobs.create': declareMethod({
+    summary:
+      "Makes a job: one execution per device its scheduling selects now, online or not, each delivered through the device's desired state (so an offline device runs it when it reconnects, until the deadline). A name in use is `conflict`; an invalid spec is `invalid_request` naming every field, and nothing is made.",
+    params: Type.Object({ spec: Type.Unknown({ description: 'the [job spec](../jobs.md)' }) }, strict),
+    result: returns<JobDetail>(),
+    answers: 'the [job](#job) as made, every execution `queued`',
+    role: 'operator',
+    http: { method: 'POST', path: '/api/v1/jobs', body: 'object' },
+  }),
+  'jobs.list': declareMethod({
+    summary: 'Every job, newest first, with its counts per state.',
+    params: NoParams,
+    result: returns<List<JobSummary>>(),
+    answers: '`{items: [{name, phase, counts, devices, createdAt, deadline, reason?}]}`',
+    role: 'viewer',
+    http: { method: 'GET', path: '/api/v1/jobs' },
+  }),
+  'jobs.get': declareMethod({
+    summary: "One job: its spec, counts per state, and every device's execution.",
+    params: ByName,
+    result: returns<JobDetail>(),
+    answers: 'the [job](#job)',
+    role: 'viewer',
+    http: { method: 'GET', path: '/api/v1/jobs/:name' },
+  }),
+  'jobs.cancel': declareMethod({
+    summary:
+      'Cancels a job: queued executions are dropped at once (`canceled`), running ones are stopped on their devices, which then report `canceled`. Final executions keep their state. Canceling a finished job changes nothing.',
+    params: ByName,
+    result: returns<JobDetail>(),
+    answers: 'the [job](#job), its phase `canceled`',
+    role: 'operator',
+    http: { method: 'POST', path: '/api/v1/jobs/:name/cancel' },
+  }),
+  'jobs.delete': declareMethod({
+    summary: "Deletes a job and its executions' records (cancels it first). Its logs and events stay, as any device's do.",
+    params: ByName,
+    result: returns<Deleted>(),
+    answers: '`{name, deleted: true}`',
+    role: 'operator',
+    http: { method: 'DELETE', path: '/api/v1/jobs/:name' },
   }),
   'hub.version': declareMethod({
     summary: "The hub's Flotilla version, and the protocol versions it speaks with agents (an agent stating another is refused).",

@@ -3,6 +3,7 @@
  * MQTT request API. The hub builds them (broker/dispatcher/views.ts) and the
  * CLI reads them; both use these types, so the two cannot drift.
  */
+import type { JobExecutionState, JobSpec } from '../schemas/job.js';
 import type { AgentUpgradeReport, AppPhase, AppState, HostFacts } from '../schemas/messages.js';
 import type { AppSpec, Labels, RolloutPolicy, Scheduling } from '../schemas/spec.js';
 
@@ -305,4 +306,51 @@ export interface AuditRecord {
   bytesDown: number;
   exitCode?: number;
   reason?: string;
+}
+
+/**
+ * A job's phase: `active` while any execution is not final; `complete` once all
+ * are; `canceled` (`flotilla job cancel`); `aborted` (its failures reached the
+ * rollout's abort threshold, and the rest were canceled).
+ */
+export const JOB_PHASES = ['active', 'complete', 'canceled', 'aborted'] as const;
+export type JobPhase = (typeof JOB_PHASES)[number];
+
+export type JobCounts = Record<JobExecutionState, number> & { total: number };
+
+/** One device's execution of a job, as the hub knows it. */
+export interface JobExecutionView {
+  device: string;
+  state: JobExecutionState;
+  /** The attempt running or last run (0: none started). */
+  attempt: number;
+  /** When the hub last heard of it changing. */
+  updatedAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  exitCode?: number;
+  /** The container whose exit decided it. */
+  container?: string;
+  message?: string;
+  nextAttemptAt?: string;
+  /** The last lines of output the device reported. */
+  output?: string[];
+}
+
+/** `jobs.list`: one row per job. */
+export interface JobSummary {
+  name: string;
+  phase: JobPhase;
+  counts: JobCounts;
+  createdAt: string;
+  /** When devices that have not started it count as `expired`. */
+  deadline: string;
+  /** Why it was canceled or aborted. */
+  reason?: string;
+}
+
+/** `jobs.get` and friends: the job with its spec and every execution, by device id. */
+export interface JobDetail extends JobSummary {
+  spec: JobSpec;
+  executions: JobExecutionView[];
 }

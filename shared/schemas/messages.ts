@@ -4,6 +4,7 @@
  * its reason and dropped.
  */
 import { type Static, Type } from '@sinclair/typebox';
+import { DesiredJob, JobExecutionReport, MAX_JOBS_PER_DEVICE } from './job.js';
 import { ContainerSpec, DeviceId, Duration, Labels, Name, UpdatePolicy } from './spec.js';
 
 export const Timestamp = Type.String({ format: 'date-time' });
@@ -95,6 +96,8 @@ export const DesiredState = Type.Object(
     apps: Type.Array(DesiredApp),
     /** The agent release this device must run; absent: whatever it runs. */
     agent: Type.Optional(DesiredAgent),
+    /** Jobs this device must run once (or stop: `cancel`); one leaves once the hub has its final state. */
+    jobs: Type.Optional(Type.Array(DesiredJob, { maxItems: MAX_JOBS_PER_DEVICE })),
     /** Absent only from hubs before signing; agents with a pinned hub key refuse such documents. */
     signature: Type.Optional(DesiredSignature),
   },
@@ -202,6 +205,8 @@ export const DeviceState = Type.Object(
      * rolled back; absent when the agent runs the desired version (or none is desired).
      */
     agentUpgrade: Type.Optional(AgentUpgradeReport),
+    /** Every job execution the desired state names, and final ones until it no longer does. */
+    jobs: Type.Optional(Type.Array(JobExecutionReport, { maxItems: MAX_JOBS_PER_DEVICE * 2 })),
   },
   { additionalProperties: false },
 );

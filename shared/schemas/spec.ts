@@ -145,6 +145,30 @@ export const ContainerSpec = Type.Object(
 );
 export type ContainerSpec = Static<typeof ContainerSpec>;
 
+/** A weekday, or a range of them (`mon-fri`; `sat-mon` wraps). */
+export const WEEKDAY_PATTERN = '^(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?$';
+/** `HH:MM` or `HH:MM:SS`, 24-hour. */
+export const CLOCK_TIME_PATTERN = '^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$';
+
+/**
+ * When a device may do disruptive work (swap an app to a new revision, start a
+ * job), evaluated by the agent on its own clock (shared/update-window.ts), so a
+ * device offline for a week still does it in its own night. `to` before `from`
+ * crosses midnight (22:00 to 04:00), and `days` name the day the window opens.
+ */
+export const UpdateWindow = Type.Object(
+  {
+    /** The days the window opens; absent: every day. */
+    days: Type.Optional(Type.Array(Type.String({ pattern: WEEKDAY_PATTERN, examples: ['mon-fri', 'sat'] }), { minItems: 1, maxItems: 7 })),
+    from: Type.String({ pattern: CLOCK_TIME_PATTERN, examples: ['02:00'] }),
+    to: Type.String({ pattern: CLOCK_TIME_PATTERN, examples: ['04:00'] }),
+    /** An IANA time zone (`Europe/Berlin`); absent: the device's own (its TZ, else UTC). */
+    timezone: Type.Optional(Type.String({ minLength: 1, maxLength: 64, examples: ['Europe/Berlin', 'UTC'] })),
+  },
+  { additionalProperties: false },
+);
+export type UpdateWindow = Static<typeof UpdateWindow>;
+
 export const UpdatePolicy = Type.Object(
   {
     strategy: Type.Optional(
@@ -155,6 +179,8 @@ export const UpdatePolicy = Type.Object(
     /** Without a health check, a new version counts as healthy after running this long without a restart (default 10). */
     minReadySeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600 })),
     rollback: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('manual')])),
+    /** A new revision is pulled at once but swapped in only inside this window (unless forced: `flotilla rollout force`). */
+    window: Type.Optional(UpdateWindow),
   },
   { additionalProperties: false },
 );

@@ -49,6 +49,8 @@ export const LogLine = Type.Object(
     truncated: Type.Optional(Type.Boolean()),
     /** On a `system` marker line: how many lines were dropped before it. */
     suppressed: Type.Optional(Count),
+    /** A job's line: `app` is the job's name (`flotilla logs DEVICE --job NAME`). */
+    job: Type.Optional(Type.Literal(true)),
   },
   { additionalProperties: false },
 );
