@@ -17,8 +17,7 @@ export const DEFAULT_RETRY_BACKOFF = '10s';
 /** The longest wait between two attempts, however many came before. */
 export const MAX_RETRY_BACKOFF_MS = 3_600_000;
 
-const NO_TARGET =
-  'must name the devices: scheduling.selectors (labels a device must have; {} selects every device) or scheduling.devices (ids)';
+const TARGETS = 'scheduling.selectors (labels a device must have; {} selects every device) or scheduling.devices (ids)';
 
 export function validateJobSpec(value: unknown, now = new Date()): Validated<JobSpec> {
   const result = validate(JobSpecSchema, value);
@@ -29,9 +28,10 @@ export function validateJobSpec(value: unknown, now = new Date()): Validated<Job
 
 /** A job without a target says what a target is, rather than how many properties an object lacks. */
 function targetIssue(issue: ValidationIssue): ValidationIssue {
-  if (issue.path === 'scheduling' && /fewer than 1 properties/.test(issue.message)) return { path: 'scheduling', message: NO_TARGET };
+  if (issue.path === 'scheduling' && /fewer than 1 properties/.test(issue.message))
+    return { path: 'scheduling', message: `must name the devices: ${TARGETS}` };
   if (issue.path === 'scheduling' && issue.message === 'is required')
-    return { path: 'scheduling', message: `is required: it ${NO_TARGET.slice(5)}` };
+    return { path: 'scheduling', message: `is required: a job names its devices with ${TARGETS}` };
   return issue;
 }
 
