@@ -8,6 +8,14 @@
  * `days` names; with `to` before `from` it runs past midnight into the next
  * day, and belongs to the day it opened on. Time zones come from the ICU data
  * Node ships with (Intl), so an unknown zone is refused when a spec is checked.
+ *
+ * Daylight-saving changes follow the wall clock: a window opening at a time
+ * the change to summer time skips opens at the change (one lying wholly in
+ * the skipped hour does not open that night); on the night clocks go back the
+ * repeated hour is lived twice, and a window that starts or ends inside it
+ * opens twice. `opensAt` and `closesAt` are always after `now` and are where
+ * the state really changes, so a timer set at either never fires into the
+ * same state again.
  */
 import type { UpdateWindow } from './schemas/spec.js';
 import type { ValidationIssue } from './validate.js';
@@ -59,25 +67,46 @@ export function describeWindow(window: UpdateWindow, zone = window.timezone ?? l
 
 /** Whether the window is open at `now`, and when it next changes. */
 export function windowState(window: UpdateWindow, now: Date, zone = window.timezone ?? localTimeZone()): WindowState {
+  const clock = new ZoneClock(zone);
+  const isOpen = openAt(window, clock);
+  const nowS = Math.floor(now.getTime() / 1000);
+  const open = isOpen(nowS);
+  // The state can change only where the wall clock reads `from` or `to`, or
+  // where a daylight-saving change jumps over one or back across one: the
+  // first such instant ahead where the state differs is the answer. Days are
+  // looked at in turn, and one more after the first with an answer, since a
+  // change of offset can put a day's first instant before the last of the
+  // day before. Two weeks and a day cover a weekly window that the change to
+  // summer time skipped (02:00–02:45 on that Sunday).
+  const wallNow = nowS + clock.offsetS(nowS);
+  const midnight = wallNow - (((wallNow % DAY_S) + DAY_S) % DAY_S);
+  const bounds = [clockSeconds(window.from), clockSeconds(window.to)];
+  const candidates: number[] = [];
+  let next: number | undefined;
+  let lastDay = 15;
+  for (let day = 0; day <= lastDay; day++) {
+    for (const bound of bounds) candidates.push(...clock.reaches(midnight + day * DAY_S + bound));
+    next = candidates
+      .filter((t) => t > nowS)
+      .sort((a, b) => a - b)
+      .find((t) => isOpen(t) !== open);
+    if (next !== undefined) lastDay = Math.min(lastDay, day + 1);
+  }
+  if (next === undefined) return { open };
+  return open ? { open, closesAt: new Date(next * 1000) } : { open, opensAt: new Date(next * 1000) };
+}
+
+/** Whether the window is open at an instant (seconds since the epoch), by the wall clock there. */
+function openAt(window: UpdateWindow, clock: ZoneClock): (instantS: number) => boolean {
   const days = dayMask(window.days);
   const from = clockSeconds(window.from);
   const to = clockSeconds(window.to);
-  const local = wallClock(now, zone);
-  const t = local.seconds;
-  const today = local.weekday;
-  const yesterday = (today + 6) % 7;
-  if (from < to) {
-    if (days[today] && t >= from && t < to) return { open: true, closesAt: at(now, zone, to - t) };
-  } else {
-    if (days[today] && t >= from) return { open: true, closesAt: at(now, zone, DAY_S - t + to) };
-    if (days[yesterday] && t < to) return { open: true, closesAt: at(now, zone, to - t) };
-  }
-  for (let ahead = 0; ahead <= 7; ahead++) {
-    const day = (today + ahead) % 7;
-    const delta = ahead * DAY_S + from - t;
-    if (days[day] && delta > 0) return { open: false, opensAt: at(now, zone, delta) };
-  }
-  return { open: false };
+  return (instantS) => {
+    const { weekday: today, seconds: t } = clock.wallClock(instantS);
+    const yesterday = (today + 6) % 7;
+    if (from < to) return days[today] === true && t >= from && t < to;
+    return (days[today] === true && t >= from) || (days[yesterday] === true && t < to);
+  };
 }
 
 /** Seven flags, Sunday first; absent `days` is every day. A range wraps (`sat-mon`). */
@@ -125,28 +154,56 @@ function format(zone: string): Intl.DateTimeFormat {
 interface WallClock {
   weekday: number;
   seconds: number;
-  /** The zone's offset from UTC at this instant, in ms. */
-  offsetMs: number;
+  /** The zone's offset from UTC at this instant, in seconds. */
+  offsetS: number;
 }
 
-function wallClock(instant: Date, zone: string): WallClock {
-  const parts: Record<string, string> = {};
-  for (const part of format(zone).formatToParts(instant)) parts[part.type] = part.value;
-  const n = (type: string) => Number(parts[type]);
-  const asUtc = Date.UTC(n('year'), n('month') - 1, n('day'), n('hour'), n('minute'), n('second'));
-  return {
-    weekday: WEEKDAYS.indexOf((parts.weekday ?? '').toLowerCase().slice(0, 3) as (typeof WEEKDAYS)[number]),
-    seconds: n('hour') * 3600 + n('minute') * 60 + n('second'),
-    offsetMs: asUtc - Math.floor(instant.getTime() / 1000) * 1000,
-  };
-}
+/** One zone's wall clock, in whole seconds since the epoch: what it reads at an instant, and back. */
+class ZoneClock {
+  private readonly seen = new Map<number, WallClock>();
 
-/**
- * The instant `deltaS` seconds of wall time after `now`: a daylight-saving
- * change between the two moves it by the change, so 02:00 stays 02:00.
- */
-function at(now: Date, zone: string, deltaS: number): Date {
-  const naive = new Date(Math.floor(now.getTime() / 1000) * 1000 + deltaS * 1000);
-  const shift = wallClock(naive, zone).offsetMs - wallClock(now, zone).offsetMs;
-  return new Date(naive.getTime() - shift);
+  constructor(private readonly zone: string) {}
+
+  wallClock(instantS: number): WallClock {
+    let wall = this.seen.get(instantS);
+    if (!wall) {
+      const parts: Record<string, string> = {};
+      for (const part of format(this.zone).formatToParts(new Date(instantS * 1000))) parts[part.type] = part.value;
+      const n = (type: string) => Number(parts[type]);
+      const asUtcS = Date.UTC(n('year'), n('month') - 1, n('day'), n('hour'), n('minute'), n('second')) / 1000;
+      wall = {
+        weekday: WEEKDAYS.indexOf((parts.weekday ?? '').toLowerCase().slice(0, 3) as (typeof WEEKDAYS)[number]),
+        seconds: n('hour') * 3600 + n('minute') * 60 + n('second'),
+        offsetS: asUtcS - instantS,
+      };
+      this.seen.set(instantS, wall);
+    }
+    return wall;
+  }
+
+  offsetS(instantS: number): number {
+    return this.wallClock(instantS).offsetS;
+  }
+
+  /**
+   * The instants at which the wall clock reaches `wall` (seconds since the
+   * epoch as if the zone were UTC): where it reads it (twice in the hour a
+   * change back repeats), and where a change jumps over it or back across it.
+   */
+  reaches(wall: number): number[] {
+    // The offsets a day either side: at most one change between them.
+    const [early, late] = [this.offsetS(wall - DAY_S), this.offsetS(wall + DAY_S)] as [number, number];
+    const reads = [...new Set([wall - early, wall - late])].filter((t) => t + this.offsetS(t) === wall);
+    if (reads.length === 1) return reads;
+    // Repeated (the two instants that read it) or skipped (neither does): the change lies between the two guesses.
+    let before = Math.min(wall - early, wall - late);
+    let after = Math.max(wall - early, wall - late);
+    const offsetBefore = this.offsetS(before);
+    while (after - before > 1) {
+      const mid = Math.floor((before + after) / 2);
+      if (this.offsetS(mid) === offsetBefore) before = mid;
+      else after = mid;
+    }
+    return [...reads, after];
+  }
 }
