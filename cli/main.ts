@@ -40,6 +40,7 @@ export type RegisterCommand = (program: Command, io: CliIO) => void;
  */
 export const COMMANDS: readonly { name: string; load: () => Promise<RegisterCommand> }[] = [
   { name: 'apply', load: async () => (await import('./commands/apply.js')).registerApply },
+  { name: 'run', load: async () => (await import('./commands/run.js')).registerRun },
   { name: 'get', load: async () => (await import('./commands/get.js')).registerGet },
   { name: 'describe', load: async () => (await import('./commands/describe.js')).registerDescribe },
   { name: 'delete', load: async () => (await import('./commands/delete.js')).registerDelete },
@@ -47,6 +48,7 @@ export const COMMANDS: readonly { name: string; load: () => Promise<RegisterComm
   { name: 'secret', load: async () => (await import('./commands/secret.js')).registerSecret },
   { name: 'rollout', load: async () => (await import('./commands/rollout.js')).registerRollout },
   { name: 'rollback', load: async () => (await import('./commands/rollback.js')).registerRollback },
+  { name: 'job', load: async () => (await import('./commands/job.js')).registerJob },
   { name: 'logs', load: async () => (await import('./commands/logs.js')).registerLogs },
   { name: 'events', load: async () => (await import('./commands/events.js')).registerEvents },
   { name: 'top', load: async () => (await import('./commands/top.js')).registerTop },

@@ -49,7 +49,8 @@ function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-async function readSource(io: CliIO, file: string): Promise<string> {
+/** A file's text, or stdin's for `-`; a file that cannot be read is a UsageError naming it. */
+export async function readSource(io: CliIO, file: string): Promise<string> {
   if (file === '-') return io.readStdin();
   try {
     return await io.readFile(file);
@@ -89,13 +90,14 @@ export async function loadSpecs(io: CliIO, files: readonly string[]): Promise<Ap
 /**
  * YAML or JSON (JSON is YAML 1.2), one or more documents. Empty documents —
  * a leading `---`, a trailing one, a file of comments — are skipped, as kubectl does.
+ * `kind` names what a file without any was expected to hold.
  */
-export function parseDocuments(file: string, text: string): Document[] {
+export function parseDocuments(file: string, text: string, kind = 'app spec'): Document[] {
   const name = file === '-' ? '<stdin>' : file;
   const nonEmpty = yaml()
     .parseAllDocuments(text, { prettyErrors: true })
     .filter((doc) => doc.errors.length > 0 || !isEmpty(doc.contents));
-  if (nonEmpty.length === 0) return [{ source: name, value: undefined, error: new UsageError(`${name}: no app spec found`) }];
+  if (nonEmpty.length === 0) return [{ source: name, value: undefined, error: new UsageError(`${name}: no ${kind} found`) }];
   return nonEmpty.map((doc, i) => {
     const source = nonEmpty.length === 1 ? name : `${name} (document ${i + 1})`;
     const [first] = doc.errors;

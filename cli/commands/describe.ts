@@ -1,6 +1,8 @@
 /**
- * `flotilla describe device|app NAME` — everything the hub knows about one
+ * `flotilla describe device|app|job NAME` — everything the hub knows about one
  * object, in sections for people; `-o json|yaml` prints the hub's body.
+ * `describe job NAME -w` prints it again on every change until the job ends
+ * (job-watch.ts), and exits by how it ended.
  */
 import type { Command } from 'commander';
 import { type ContainerSpec, secretFilePath } from '../../shared/index.js';
@@ -11,7 +13,7 @@ import { cell, formatAge, formatFields, formatTable, indent, yesNo } from '../ou
 import { formatScheduling } from './get.js';
 
 export function registerDescribe(program: Command, io: CliIO): void {
-  const describe = program.command('describe').description('show details of a device or an app');
+  const describe = program.command('describe').description('show details of a device, an app or a job');
 
   describe
     .command('device')
@@ -31,6 +33,28 @@ export function registerDescribe(program: Command, io: CliIO): void {
     .action(async (name: string, _options: unknown, command: Command) => {
       const app = await hubClient(command, io).call('apps.get', { name });
       render(io, globalOptions(command).output, app, () => describeApp(app));
+    });
+
+  describe
+    .command('job')
+    .alias('jobs')
+    .argument('<name>', 'job name')
+    .option(
+      '-w, --watch',
+      'print again on every change until the job ends: exit 0 when every device succeeded, 1 otherwise (failed, timed-out, canceled, expired, aborted)',
+    )
+    .description("the job's spec, counts per state with a progress bar, every device's execution, and the output of failed ones")
+    .action(async (name: string, options: { watch?: boolean }, command: Command) => {
+      const client = hubClient(command, io);
+      const format = globalOptions(command).output;
+      const { describeJob } = await import('../job-text.js');
+      if (options.watch) {
+        const { watchJob, exitByOutcome } = await import('./job-watch.js');
+        exitByOutcome(await watchJob(io, client, name, { format, show: (job) => `${describeJob(job)}\n` }));
+        return;
+      }
+      const job = await client.call('jobs.get', { name });
+      render(io, format, job, () => describeJob(job));
     });
 }
 
@@ -170,7 +194,7 @@ export function describeApp(app: AppDetail, now: number = Date.now()): string {
 }
 
 /** The fields that are set, in the order a Compose file would list them; secrets are named, never shown. */
-function containerFields(c: ContainerSpec): [string, string | string[]][] {
+export function containerFields(c: ContainerSpec): [string, string | string[]][] {
   const fields: [string, string | string[]][] = [['Image', c.image]];
   const argv = (list: string[]) => list.map((arg) => (/^[A-Za-z0-9_./:=@%+,-]+$/.test(arg) ? arg : JSON.stringify(arg))).join(' ');
   if (c.entrypoint) fields.push(['Entrypoint', argv(c.entrypoint)]);

@@ -1,6 +1,7 @@
 /**
- * `flotilla get devices|apps [NAME]` — one row per object, kubectl style.
+ * `flotilla get devices|apps|jobs [NAME]` — one row per object, kubectl style.
  * `-o json|yaml` prints the hub's body unchanged (`{items}` for a list).
+ * `get jobs -w` prints the table again on every change, until Ctrl-C.
  */
 import type { Command } from 'commander';
 import { summarizeApp } from '../../shared/index.js';
@@ -13,7 +14,7 @@ import { registerGetServiceAccounts } from './serviceaccount.js';
 import { registerGetTokens } from './token.js';
 
 export function registerGet(program: Command, io: CliIO): void {
-  const get = program.command('get').description('list devices, apps, secrets, registration tokens or service accounts');
+  const get = program.command('get').description('list devices, apps, jobs, secrets, registration tokens or service accounts');
 
   get
     .command('devices')
@@ -49,6 +50,49 @@ export function registerGet(program: Command, io: CliIO): void {
       const list = await client.call('apps.list', {});
       if (output === 'table' && list.items.length === 0) io.stderr('No apps found.\n');
       else render(io, output, list, () => appsTable(list.items));
+    });
+
+  get
+    .command('jobs')
+    .alias('job')
+    .argument('[name]', 'one job only')
+    .option('-w, --watch', 'print again on every change, until Ctrl-C')
+    .description('list jobs, newest first: phase, devices succeeded of all (COMPLETIONS), counts per state, age, time left to the deadline')
+    .action(async (name: string | undefined, options: { watch?: boolean }, command: Command) => {
+      const client = hubClient(command, io);
+      const { output } = globalOptions(command);
+      const { jobsTable } = await import('../job-text.js');
+      if (options.watch) {
+        const { watchJobList } = await import('./job-watch.js');
+        if (name !== undefined) {
+          const read = () => client.call('jobs.get', { name });
+          await watchJobList(
+            io,
+            output,
+            read,
+            (job) => [job],
+            (job) => jobsTable([job]),
+          );
+        } else {
+          const read = () => client.call('jobs.list', {});
+          await watchJobList(
+            io,
+            output,
+            read,
+            (list) => list.items,
+            (list) => jobsTable(list.items),
+          );
+        }
+        return;
+      }
+      if (name !== undefined) {
+        const job = await client.call('jobs.get', { name });
+        render(io, output, job, () => jobsTable([job]));
+        return;
+      }
+      const list = await client.call('jobs.list', {});
+      if (output === 'table' && list.items.length === 0) io.stderr('No jobs found.\n');
+      else render(io, output, list, () => jobsTable(list.items));
     });
 
   registerGetTokens(get, io);

@@ -1,5 +1,5 @@
 /**
- * `flotilla logs DEVICE [APP] [-f] [--since 10m] [--until 5m] [--tail 100] [-t]` —
+ * `flotilla logs DEVICE [APP | --job NAME] [-f] [--since 10m] [--until 5m] [--tail 100] [-t]` —
  * the containers' output as the device's agent shipped it, oldest first.
  *
  * One line per record, `docker compose logs` style:
@@ -8,7 +8,8 @@
  *   gateway/main   | [stderr] upstream slow
  *   gateway/worker | [system] suppressed 1200 lines
  *
- * The prefix is `app/container` (`--no-prefix` drops it); stderr lines carry
+ * The prefix is `app/container`, and `job/NAME/container` for a job's line, so a
+ * job named like an app is not taken for it (`--no-prefix` drops it); stderr lines carry
  * a `[stderr]` tag and the agent's own lines about the stream a `[system]`
  * tag (red and dim on a terminal); `-t` adds Docker's timestamp after the
  * prefix, as `docker compose logs -t` does. `-o json` prints one record per
@@ -18,10 +19,12 @@
 import type { Command } from 'commander';
 import type { LogRecord } from '../../shared/index.js';
 import { type CliIO, globalOptions, hubClient } from '../context.js';
+import { UsageError } from '../errors.js';
 import { cell, formatStructured, type OutputFormat } from '../output.js';
 import { backlogThenFollow, parseTail, refuseUntilWithFollow, SINCE_HELP, UNTIL_HELP } from '../telemetry.js';
 
 interface LogsOptions {
+  job?: string;
   follow?: boolean;
   since?: string;
   until?: string;
@@ -35,7 +38,8 @@ export function registerLogs(program: Command, io: CliIO): void {
     .command('logs')
     .argument('<device>', 'device id')
     .argument('[app]', 'one app only')
-    .description("print the logs of a device's containers (all apps, or one)")
+    .description("print the logs of a device's containers (all apps and jobs, one app, or one job)")
+    .option('--job <name>', "only this job's lines (flotilla run), not an app's of the same name")
     .option('-f, --follow', 'keep printing new lines as the device sends them, until Ctrl-C')
     .option('--since <time>', SINCE_HELP)
     .option('--until <time>', UNTIL_HELP)
@@ -44,10 +48,15 @@ export function registerLogs(program: Command, io: CliIO): void {
     .option('--no-prefix', 'do not prefix lines with app/container')
     .action(async (device: string, app: string | undefined, options: LogsOptions, command: Command) => {
       refuseUntilWithFollow(options);
+      if (app !== undefined && options.job !== undefined) {
+        throw new UsageError(`give an app (${app}) or --job ${options.job}, not both: a job's lines are not an app's`);
+      }
       const client = hubClient(command, io);
       const output = globalOptions(command).output;
+      // What a follow keeps selecting after the backlog (since, until and tail only shape the backlog).
+      const subject = { ...(app !== undefined ? { app } : {}), ...(options.job !== undefined ? { job: options.job } : {}) };
       const query = {
-        ...(app !== undefined ? { app } : {}),
+        ...subject,
         ...(options.since !== undefined ? { since: options.since } : {}),
         ...(options.until !== undefined ? { until: options.until } : {}),
         ...(options.tail !== undefined ? { tail: options.tail } : {}),
@@ -60,8 +69,7 @@ export function registerLogs(program: Command, io: CliIO): void {
       await backlogThenFollow(
         {
           backlog: async () => (await client.call('logs.query', { ...query, device })).lines,
-          follow: (afterId, signal) =>
-            client.followLogs(device, afterId === undefined ? query : { ...(app !== undefined ? { app } : {}), afterId }, signal),
+          follow: (afterId, signal) => client.followLogs(device, afterId === undefined ? query : { ...subject, afterId }, signal),
           printBacklog: (lines) => printer.backlog(lines, options.follow === true),
           printRecord: (line) => printer.record(line),
         },
@@ -110,7 +118,7 @@ class LogPrinter {
 }
 
 function prefixOf(line: LogRecord): string {
-  return cell(`${line.app}/${line.container}`);
+  return cell(`${line.job ? 'job/' : ''}${line.app}/${line.container}`);
 }
 
 /** One record as a terminal line, ending in `\n`. Device text goes through `cell()`. */

@@ -1,0 +1,110 @@
+/**
+ * `-w` of the job commands: the job asked for again every second, printed on every
+ * change.
+ *
+ * - `flotilla run … -w` and `flotilla describe job NAME -w` follow one job until it is
+ *   no longer active and exit by how it ended, as `rollout status -w` does: 0 when every
+ *   execution succeeded, 1 otherwise (job-text.ts jobOutcome says which devices and where
+ *   to read why). Ctrl-C stops the watch, never the job.
+ * - `flotilla get jobs [NAME] -w` prints the table again on every change until Ctrl-C
+ *   (exit 0), as `kubectl get -w` does: a list has no end to wait for.
+ *
+ * Invariants:
+ * - A watch follows the job it first sees (by its creation time). A job deleted meanwhile
+ *   ends it with exit 3, and one deleted and made again under the same name with exit 1:
+ *   the new job's outcome is not the one the operator watched for.
+ * - `-o json` prints one JSON line per change (a stream a program reads line by line);
+ *   `-o yaml` one document per change; the table format what the caller shows.
+ */
+import type { JobDetail, JobSummary } from '../../shared/index.js';
+import { type HubClient, HubError } from '../client.js';
+import type { CliIO } from '../context.js';
+import { CliError, EXIT_FAILED, EXIT_NOT_FOUND } from '../errors.js';
+import { jobOutcome } from '../job-text.js';
+import { formatStructured, type OutputFormat } from '../output.js';
+import { interruptSignal, sleep } from '../telemetry.js';
+
+/** How often a watch asks the hub (as a rollout's watch does). */
+export const WATCH_INTERVAL_MS = 1000;
+
+export interface WatchJobOptions {
+  format: OutputFormat;
+  /** What one change prints in the table format. */
+  show: (job: JobDetail) => string;
+  /** What counts as a change (default: anything in the job's view). */
+  changeKey?: (job: JobDetail) => string;
+  /** The job watched was made then: one made later under the same name is another job. */
+  createdAt?: string;
+}
+
+/** Prints the job on every change until it is no longer active, and returns it as it ended. */
+export async function watchJob(io: CliIO, client: HubClient, name: string, options: WatchJobOptions): Promise<JobDetail> {
+  let createdAt = options.createdAt;
+  let last: string | undefined;
+  for (;;) {
+    let job: JobDetail;
+    try {
+      job = await client.call('jobs.get', { name });
+    } catch (err) {
+      if (createdAt !== undefined && err instanceof HubError && err.status === 404) {
+        throw new CliError(`job/${name} was deleted while it was watched`, EXIT_NOT_FOUND);
+      }
+      throw err;
+    }
+    createdAt ??= job.createdAt;
+    if (job.createdAt !== createdAt) {
+      throw new CliError(`job/${name} was deleted and made again (at ${job.createdAt}) while it was watched`, EXIT_FAILED, [
+        `follow the new one: flotilla describe job ${name} -w`,
+      ]);
+    }
+    const key = (options.changeKey ?? JSON.stringify)(job);
+    if (key !== last) {
+      last = key;
+      io.stdout(streamed(job, options.format, options.show));
+    }
+    if (job.phase !== 'active') return job;
+    await new Promise((resolve) => setTimeout(resolve, WATCH_INTERVAL_MS));
+  }
+}
+
+/** The watched job's end as the exit code: returns when every execution succeeded, throws (exit 1) otherwise. */
+export function exitByOutcome(job: JobDetail): void {
+  const error = jobOutcome(job);
+  if (error !== undefined) throw error;
+}
+
+/**
+ * `get jobs -w`: `read` asked every second, `show` printed whenever a job's phase or
+ * counts change (or a job comes or goes), until Ctrl-C or stdout's reader goes away.
+ */
+export async function watchJobList<T>(
+  io: CliIO,
+  format: OutputFormat,
+  read: () => Promise<T>,
+  rows: (body: T) => readonly JobSummary[],
+  show: (body: T) => string,
+): Promise<void> {
+  const interrupt = interruptSignal();
+  try {
+    let last: string | undefined;
+    while (!interrupt.signal.aborted) {
+      const body = await read();
+      const key = JSON.stringify(rows(body).map((job) => [job.name, job.createdAt, job.phase, job.reason, job.counts]));
+      if (key !== last) {
+        // A blank line between two tables, so each change reads as one block.
+        if (format === 'table' && last !== undefined) io.stdout('\n');
+        last = key;
+        io.stdout(streamed(body, format, show));
+      }
+      await sleep(WATCH_INTERVAL_MS, interrupt.signal);
+    }
+  } finally {
+    interrupt.dispose();
+  }
+}
+
+function streamed<T>(body: T, format: OutputFormat, show: (body: T) => string): string {
+  if (format === 'json') return `${JSON.stringify(body)}\n`;
+  if (format === 'yaml') return `---\n${formatStructured(body, 'yaml')}`;
+  return show(body);
+}
