@@ -59,7 +59,11 @@ export function apiRequestHandler({ api, respond, logger }: ApiRequestDeps): Api
     }
     const { correlationId, method, params } = result.value;
     try {
-      const response: ApiResponse = { correlationId, ok: true, result: await api.call(method, params) };
+      const response: ApiResponse = {
+        correlationId,
+        ok: true,
+        result: await api.call(method, params, { caller: `MQTT client ${clientId}` }),
+      };
       log.info({ clientId, method, correlationId }, 'API request served');
       return response;
     } catch (err) {

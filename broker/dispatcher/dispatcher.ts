@@ -2,15 +2,16 @@
  * The dispatcher: the hub's side of the broker, in process (broker/mqtt/hub-bus.ts).
  * It routes every message it receives in one place:
  *
- *   devices/+/state   → record reported state (and labels) → advance rollouts → maybe re-plan desired
- *   devices/+/status  → record online/offline
+ *   devices/+/state   → record reported state (and labels, and job executions) → advance rollouts → maybe re-plan desired
+ *   devices/+/status  → record online/offline (a device back online may take a job's free slot)
  *   api/+/request     → handed to the API request router (api-requests.ts)
  *
  * Device reports, fleet-wide syncs and rollout ticks run one at a time, in
  * the order they arrived (the stores answer asynchronously): two passes never
  * compute one device's next document at once, so no revision is issued twice.
  * and publishes each device's desired document, retained at QoS 1. A timer
- * advances rollouts too, so a device that never reports still times out.
+ * advances rollouts too, so a device that never reports still times out, and
+ * another expires jobs at their deadline (broker/jobs/).
  *
  * Invariants:
  * - A device's desired revision only grows, even across a lost hub database:
@@ -26,10 +27,14 @@
  *   not yet taken at once), never a whole fleet in one burst, and for each
  *   device only its newest document is ever waiting: an older one never goes
  *   out after a newer one.
+ * - Job executions are admitted (broker/jobs/plan.ts) only here, on the
+ *   leader, in the work chain and before the documents that carry them are
+ *   computed: one process fills a job's concurrency slots.
  */
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
+  type DesiredJob,
   type DesiredState,
   DeviceState,
   DeviceStatus,
@@ -39,17 +44,20 @@ import {
   signDesired,
   type Topics,
 } from '../../shared/index.js';
+import type { DispatcherJobs, JobPlanningPass, JobsChange } from '../jobs/jobs.js';
+import { desiredJobsFor } from '../jobs/plan.js';
 import type { HubBus, MessageOrigin } from '../mqtt/hub-bus.js';
 import type { AppStore, StoredApp } from '../store/apps.js';
-import type { DeviceStore, IssuedDesired, PlannedDevice, StoredDevice } from '../store/devices.js';
+import type { DeviceStore, IssuedDesired, PlannedDevice } from '../store/devices.js';
+import type { StoredExecution, StoredJob } from '../store/jobs.js';
 import { isDatabaseUnavailable } from '../store/pg/errors.js';
 import type { SecretStore } from '../store/secrets.js';
 import { type AgentPass, agentFor, EMPTY_AGENT_PASS } from './agent-plan.js';
 import type { AgentRollouts } from './agent-rollouts.js';
 import type { ApiRequestHandler } from './api-requests.js';
-import { type ReplicaRole, SOLE_REPLICA, SYNC_TOPIC } from './replica.js';
+import { parseSyncRequest, type ReplicaRole, SOLE_REPLICA, SYNC_TOPIC, type SyncRequest } from './replica.js';
 import type { RolloutSnapshot, Rollouts } from './rollouts.js';
-import { desiredAppsFor, desiredHash, type SecretLookup, SecretRefError } from './scheduling.js';
+import { type ContainersSpec, desiredAppsFor, desiredHash, type SecretLookup, SecretRefError } from './scheduling.js';
 import { secretValues } from './secret-values.js';
 
 export interface DispatcherDeps {
@@ -63,12 +71,16 @@ export interface DispatcherDeps {
   rollouts: Rollouts;
   /** Agent targets and their rollouts (agent-rollouts.ts): each device's signed `agent` section. Without them, documents have none. */
   agentRollouts?: AgentRollouts;
+  /** Jobs (broker/jobs/jobs.ts): each device's `jobs`, their reports, admission and expiry. Without them, documents have none. */
+  jobs?: DispatcherJobs;
   logger: Logger;
   /** The hub's Ed25519 key (signing-key.ts): every desired document is signed with it before it is stored or published. */
   signingKey: KeyObject;
   now?: () => Date;
   /** How often rollouts are advanced without a device report (device timeouts); default 1 s. */
   rolloutTickMs?: number;
+  /** How often jobs' deadlines are checked, and devices back online admitted to a job's free slots; default JOB_TICK_MS. */
+  jobTickMs?: number;
   /** Desired documents handed to the broker at once, the next ones waiting until it has taken them (default 200). */
   desiredChunk?: number;
   /** This hub's share of the work when it is one replica of many (replica.ts); default: all of it. */
@@ -83,6 +95,9 @@ export interface DispatcherDeps {
  */
 export const DESIRED_CHUNK = 200;
 
+/** How often the leader expires jobs past their deadline and admits devices that came back online. */
+export const JOB_TICK_MS = 2000;
+
 /** The longest the work chain runs before it lets the event loop turn (connections, keepalives, the API). */
 const MAX_STRETCH_MS = 20;
 
@@ -93,6 +108,10 @@ export class Dispatcher {
   private readonly now: () => Date;
   private syncScheduled = false;
   private rolloutTimer: NodeJS.Timeout | undefined;
+  private jobTimer: NodeJS.Timeout | undefined;
+  private jobTickQueued = false;
+  /** A device came online since the last job tick: a job's free slot may be its now. */
+  private admissionDue = false;
   /**
    * Desired documents waiting to be published, newest per device. `fresh`
    * holds what a sync just computed and goes first: a new apply must not wait
@@ -149,6 +168,17 @@ export class Dispatcher {
     if (this.rolloutTimer !== undefined || this.stopped) return;
     this.rolloutTimer = setInterval(() => this.advanceRollouts(), this.deps.rolloutTickMs ?? 1000);
     this.rolloutTimer.unref();
+    if (this.deps.jobs) {
+      this.jobTimer = setInterval(() => this.tickJobs(), this.deps.jobTickMs ?? JOB_TICK_MS);
+      this.jobTimer.unref();
+    }
+  }
+
+  private stopTicking(): void {
+    clearInterval(this.rolloutTimer);
+    this.rolloutTimer = undefined;
+    clearInterval(this.jobTimer);
+    this.jobTimer = undefined;
   }
 
   /** A replica that becomes the leader takes over the fleet as the database has it; one that stops leading stops planning. */
@@ -160,8 +190,7 @@ export class Dispatcher {
       this.startTicking();
     } else {
       this.log.warn('no longer leading: rollouts and desired state are left to the leader');
-      clearInterval(this.rolloutTimer);
-      this.rolloutTimer = undefined;
+      this.stopTicking();
     }
   }
 
@@ -185,8 +214,7 @@ export class Dispatcher {
   /** Nothing new starts; resolves once what was running has finished. */
   stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.rolloutTimer);
-    this.rolloutTimer = undefined;
+    this.stopTicking();
     return this.work;
   }
 
@@ -221,6 +249,39 @@ export class Dispatcher {
       const apps = await this.deps.rollouts.advanceAll(active);
       const agents = (await this.deps.agentRollouts?.advanceAll(active)) ?? false;
       if (apps || agents) this.scheduleSync();
+    });
+  }
+
+  /**
+   * Jobs changed what some devices must run (jobs.ts JobsChange): on the leader, the named jobs'
+   * waiting executions are admitted, then those devices and the admitted ones planned; another
+   * replica asks the leader.
+   */
+  jobsChanged(change: JobsChange): void {
+    const jobs = this.deps.jobs;
+    if (!jobs || (change.admit.length === 0 && change.devices.length === 0)) return;
+    if (!this.replica.leading) {
+      this.askLeader({ jobs: change });
+      return;
+    }
+    this.enqueue('planning job changes', async () => {
+      const admitted = change.admit.length > 0 ? await jobs.admit(change.admit) : [];
+      await this.syncDevices([...change.devices, ...admitted]);
+    });
+  }
+
+  /** Expires what passed its deadline and admits devices that came back online (a tick waits if the previous one has not run yet). */
+  private tickJobs(): void {
+    const jobs = this.deps.jobs;
+    if (!jobs || this.jobTickQueued || !this.replica.leading) return;
+    this.jobTickQueued = true;
+    this.enqueue('expiring and admitting jobs', async () => {
+      this.jobTickQueued = false;
+      const expired = await jobs.expire();
+      const admitDue = this.admissionDue;
+      this.admissionDue = false;
+      const admitted = admitDue ? await jobs.admit() : [];
+      await this.syncDevices([...(expired?.devices ?? []), ...admitted]);
     });
   }
 
@@ -282,40 +343,67 @@ export class Dispatcher {
    * would hold the event loop for 3–4 s (bench/fanout.ts).
    */
   private async syncAll(): Promise<void> {
+    // What a lost request or a change of leader left waiting is admitted before the plan reads it.
+    await this.deps.jobs?.admit();
     const pass = await this.fleetPass();
     const devices = (await this.deps.devices.listForPlanning()).filter((device) => device.state);
     for (let first = 0; first < devices.length; first += this.chunk) {
       if (first > 0) await new Promise((resolve) => setImmediate(resolve));
-      // A whole chunk is stored in one write, then queued before the pump looks, so the first chunk is a full one rather than the first device alone.
-      const issued: IssuedDesired[] = [];
-      for (const device of devices.slice(first, first + this.chunk)) {
-        const planned = this.planDevice(device, pass);
-        if (planned) issued.push(planned);
-      }
-      await this.issue(issued);
+      await this.planChunk(devices.slice(first, first + this.chunk), pass);
     }
     // With no device to plan, still what a restart queued for republication.
     this.pump();
   }
 
-  /** What every device's plan is computed from, read once per pass: apps, their rollouts, the secrets they name, agent targets. */
+  /** A whole chunk is stored in one write, then queued before the pump looks, so the first chunk is a full one rather than the first device alone. */
+  private async planChunk(devices: readonly PlannedDevice[], pass: FleetPass): Promise<void> {
+    const jobs = await pass.jobs?.desiredFor(devices.map((device) => device.id));
+    const issued: IssuedDesired[] = [];
+    for (const device of devices) {
+      const planned = this.planDevice(device, pass, jobs?.get(device.id) ?? []);
+      if (planned) issued.push(planned);
+    }
+    await this.issue(issued);
+  }
+
+  /** What every device's plan is computed from, read once per pass: apps, their rollouts, the secrets they name, agent targets, jobs. */
   private async fleetPass(): Promise<FleetPass> {
     const apps = await this.deps.apps.list();
     const rollouts = await this.deps.rollouts.snapshot(apps);
-    const specs = [...apps.map((app) => app.spec)];
+    const specs: ContainersSpec[] = [...apps.map((app) => app.spec)];
     for (const { revisions } of rollouts.values()) for (const stored of revisions.values()) specs.push(stored.spec);
     const agents = (await this.deps.agentRollouts?.pass()) ?? EMPTY_AGENT_PASS;
-    return { apps, rollouts, secret: await secretValues(this.deps.secrets, specs), agents };
+    const jobs = await this.deps.jobs?.planningPass();
+    if (jobs) specs.push(...jobs.specs);
+    return { apps, rollouts, secret: await secretValues(this.deps.secrets, specs), agents, ...(jobs ? { jobs } : {}) };
   }
 
   /** `device` as just read from the store: a fleet-wide pass reads every device once, not once more each. */
-  private async syncDevice(device: StoredDevice): Promise<void> {
-    const planned = this.planDevice(device, await this.fleetPass());
-    if (planned) await this.issue([planned]);
+  private async syncDevice(device: PlannedDevice): Promise<void> {
+    await this.planChunk([device], await this.fleetPass());
+  }
+
+  /** Plans these devices (each once, those that have reported) over one pass; the others get theirs at their first report. */
+  private async syncDevices(ids: readonly string[]): Promise<void> {
+    const unique = [...new Set(ids)];
+    if (unique.length === 0) return;
+    const pass = await this.fleetPass();
+    for (let first = 0; first < unique.length; first += this.chunk) {
+      const devices: PlannedDevice[] = [];
+      for (const id of unique.slice(first, first + this.chunk)) {
+        const device = await this.deps.devices.get(id);
+        if (device?.state) devices.push(device);
+      }
+      await this.planChunk(devices, pass);
+    }
   }
 
   /** The device's next document, signed, or undefined when it already holds what it must run (or it cannot be computed). */
-  private planDevice(device: PlannedDevice, { apps, rollouts, secret, agents }: FleetPass): IssuedDesired | undefined {
+  private planDevice(
+    device: PlannedDevice,
+    { apps, rollouts, secret, agents }: FleetPass,
+    jobEntries: ReadonlyArray<{ job: StoredJob; execution: StoredExecution }>,
+  ): IssuedDesired | undefined {
     const deviceId = device.id;
     let desiredApps: DesiredState['apps'];
     try {
@@ -331,7 +419,8 @@ export class Dispatcher {
       return undefined;
     }
     const agent = agentFor(agents, device);
-    const hash = desiredHash(desiredApps, agent);
+    const jobs = this.jobsFor(deviceId, jobEntries, secret);
+    const hash = desiredHash(desiredApps, agent, jobs);
     const behind = (device.observedRevision ?? 0) > device.desiredRevision;
     if (hash === device.desiredHash && !behind) return undefined;
     const desired = signDesired(
@@ -341,10 +430,25 @@ export class Dispatcher {
         issuedAt: this.now().toISOString(),
         apps: desiredApps,
         ...(agent ? { agent } : {}),
+        ...(jobs.length > 0 ? { jobs } : {}),
       },
       this.deps.signingKey,
     );
     return { desired, hash };
+  }
+
+  /** A device's desired jobs; one that cannot be put in its document is logged and left out, the rest go on. */
+  private jobsFor(
+    deviceId: string,
+    entries: ReadonlyArray<{ job: StoredJob; execution: StoredExecution }>,
+    secret: SecretLookup,
+  ): DesiredJob[] {
+    if (entries.length === 0) return [];
+    const { jobs, leftOut } = desiredJobsFor(entries, secret);
+    for (const { job, reason, ...secretRef } of leftOut) {
+      this.log.error({ deviceId, job, reason, ...secretRef }, 'job left out of desired state; the device gets it once this is fixed');
+    }
+    return jobs;
   }
 
   /** Stores the documents (one write), then queues them for the broker: a document is never published before it is stored. */
@@ -354,8 +458,15 @@ export class Dispatcher {
     for (const { desired } of issued) {
       this.queueDesired(desired);
       const agent = desired.agent ? { agent: `${desired.agent.version}@${desired.agent.revision}` } : {};
+      const jobs = desired.jobs ? { jobs: desired.jobs.map((j) => (j.cancel ? `${j.name} (cancel)` : j.name)) } : {};
       this.log.info(
-        { deviceId: desired.deviceId, revision: desired.revision, apps: desired.apps.map((a) => `${a.name}@${a.revision}`), ...agent },
+        {
+          deviceId: desired.deviceId,
+          revision: desired.revision,
+          apps: desired.apps.map((a) => `${a.name}@${a.revision}`),
+          ...agent,
+          ...jobs,
+        },
         'desired state published',
       );
     }
@@ -455,10 +566,15 @@ export class Dispatcher {
       this.drop('state', deviceId, `deviceId "${state.deviceId}" does not match the topic`);
       return;
     }
-    const { devices } = this.deps;
+    const { devices, jobs } = this.deps;
     // One round trip for the common case, an acknowledgement that changes nothing to plan.
     const before = await devices.recordStateReport(state);
     if (before.isNew) this.log.info({ deviceId, labels: state.labels }, 'device registered');
+    // Recorded here, by the replica the device reports through; what it changes is planned by the leader.
+    if (jobs && state.jobs && state.jobs.length > 0) {
+      const change = await jobs.recordReports(deviceId, state.jobs);
+      if (change) this.jobsChanged(change);
+    }
     const labelsChanged = JSON.stringify(before.previousLabels) !== JSON.stringify(state.labels);
     if (!before.desiredIssued || labelsChanged || state.observedRevision > before.desiredRevision) {
       if (!this.replica.leading) this.askLeader({ device: deviceId });
@@ -470,17 +586,20 @@ export class Dispatcher {
     this.advanceRollouts();
   }
 
-  /** Another replica asks for a re-plan: one device's, or (`{}`) the whole fleet's. Only the leader plans. */
+  /** Another replica asks for a re-plan: one device's, a job change's, or (`{}`) the whole fleet's. Only the leader plans. */
   private syncAsked(payload: Buffer): void {
     if (!this.replica.leading) return;
-    let device: unknown;
-    try {
-      device = (JSON.parse(payload.toString('utf8')) as { device?: unknown }).device;
-    } catch {
+    const request = parseSyncRequest(payload);
+    if (!request) {
       this.log.warn('malformed re-plan request from a replica dropped');
       return;
     }
-    if (typeof device !== 'string') {
+    if (request.jobs) {
+      this.jobsChanged(request.jobs);
+      return;
+    }
+    const device = request.device;
+    if (device === undefined) {
       this.scheduleSync();
       return;
     }
@@ -490,7 +609,7 @@ export class Dispatcher {
     });
   }
 
-  private askLeader(request: { device?: string }): void {
+  private askLeader(request: SyncRequest): void {
     this.deps.bus.publish(SYNC_TOPIC, JSON.stringify(request), { qos: 1 }).catch((err: Error) => {
       this.log.warn({ ...request, err: err.message }, 'asking the leader to re-plan desired state failed');
     });
@@ -507,6 +626,8 @@ export class Dispatcher {
     // that lost its database, say), which the first revision must exceed.
     await this.deps.devices.ensure(deviceId);
     await this.deps.devices.recordOnline(deviceId, result.value.online);
+    // Devices back online are admitted at the next job tick, one pass for a reconnecting fleet.
+    if (result.value.online) this.admissionDue = true;
     this.log.info({ deviceId, online: result.value.online }, result.value.online ? 'device online' : 'device offline');
   }
 
@@ -521,4 +642,5 @@ interface FleetPass {
   rollouts: RolloutSnapshot;
   secret: SecretLookup;
   agents: AgentPass;
+  jobs?: JobPlanningPass;
 }

@@ -2,7 +2,16 @@
  * Which apps run on which device, and what each device's desired document
  * holds. Pure functions: the dispatcher feeds them rows, they return data.
  */
-import { type AppSpec, contentHash, type DesiredAgent, type DesiredApp, type Labels, type Scheduling } from '../../shared/index.js';
+import {
+  type AppSpec,
+  type ContainerSpec,
+  contentHash,
+  type DesiredAgent,
+  type DesiredApp,
+  type DesiredJob,
+  type Labels,
+  type Scheduling,
+} from '../../shared/index.js';
 
 /** An explicit device list wins; otherwise every selector must equal the device's label (`{}` selects all). */
 export function matches(scheduling: Scheduling, deviceId: string, labels: Labels): boolean {
@@ -64,13 +73,18 @@ export function desiredAppsFor(
     }));
 }
 
+/** What secrets are resolved in: an app spec or a job spec (shared/schemas/job.ts), whose containers follow the same rules. */
+export interface ContainersSpec {
+  spec: { containers: readonly ContainerSpec[] };
+}
+
 /**
  * Replaces every `fromSecret` with the secret's value and fills each secret
  * file's `data` (base64); throws SecretRefError naming the field. An env value
  * or registry password must be UTF-8 text without NUL (what an environment
  * variable can hold); a file takes any bytes.
  */
-export function resolveSecrets(spec: AppSpec, secret: SecretLookup): DesiredApp['containers'] {
+export function resolveSecrets(spec: ContainersSpec, secret: SecretLookup): ContainerSpec[] {
   const bytes = (name: string, path: string): Buffer => {
     const value = secret(name);
     if (value === undefined) throw new MissingSecretError(name, path);
@@ -110,8 +124,8 @@ export function resolveSecrets(spec: AppSpec, secret: SecretLookup): DesiredApp[
   });
 }
 
-/** Every secret a spec names (env, registry auth, files): a secret in this set cannot be deleted. */
-export function referencedSecrets(spec: AppSpec): Set<string> {
+/** Every secret a spec names (env, registry auth, files): a secret an app names cannot be deleted. */
+export function referencedSecrets(spec: ContainersSpec): Set<string> {
   const names = new Set<string>();
   for (const container of spec.spec.containers) {
     for (const env of container.env ?? []) if (env.fromSecret !== undefined) names.add(env.fromSecret);
@@ -133,10 +147,12 @@ function utf8Text(value: Buffer): string | undefined {
 }
 
 /**
- * Hash of what a device must run (its apps, and the agent release when it has one); the revision
- * grows only when this changes. Without an agent section it is the apps' hash alone, so a
- * document that has none keeps the hash it had and is not issued again for nothing.
+ * Hash of what a device must run (its apps, the agent release when it has one, the jobs it must
+ * run or stop); the revision grows only when this changes. Without an agent section or jobs it is
+ * the apps' hash alone, so a document that has neither keeps the hash it had and is not issued
+ * again for nothing; an empty jobs list hashes as none, as the document leaves it out.
  */
-export function desiredHash(apps: readonly DesiredApp[], agent?: DesiredAgent): string {
+export function desiredHash(apps: readonly DesiredApp[], agent?: DesiredAgent, jobs: readonly DesiredJob[] = []): string {
+  if (jobs.length > 0) return contentHash({ apps, ...(agent !== undefined ? { agent } : {}), jobs });
   return agent === undefined ? contentHash(apps) : contentHash({ apps, agent });
 }

@@ -3,12 +3,11 @@
  * and the secret store answers asynchronously: the values a pass needs are
  * read first, each once, and looked up from memory while it runs.
  */
-import type { AppSpec } from '../../shared/index.js';
 import type { SecretStore } from '../store/secrets.js';
-import { referencedSecrets, type SecretLookup } from './scheduling.js';
+import { type ContainersSpec, referencedSecrets, type SecretLookup } from './scheduling.js';
 
 /** Every secret `specs` name, read once; a name with no secret looks up as undefined (MissingSecretError then names it). */
-export async function secretValues(secrets: Pick<SecretStore, 'get'>, specs: Iterable<AppSpec>): Promise<SecretLookup> {
+export async function secretValues(secrets: Pick<SecretStore, 'get'>, specs: Iterable<ContainersSpec>): Promise<SecretLookup> {
   const names = new Set<string>();
   for (const spec of specs) for (const name of referencedSecrets(spec)) names.add(name);
   const values = new Map<string, Buffer>();

@@ -87,10 +87,17 @@ async function handle(
     res.setHeader('allow', candidates.map((r) => r.verb).join(', '));
     return send(res, 405, { error: { code: 'method_not_allowed', message: `${req.method} is not allowed on ${path}` } });
   }
-  if (auth) requireCall(await auth.identify(req), route.name);
+  const caller = auth ? await auth.identify(req) : ANONYMOUS;
+  if (auth) requireCall(caller, route.name);
   const match = path.match(route.pattern)!.map(decodePathPart) as RegExpMatchArray;
   const params = await requestParams(route, match, (optional) => readBody(req, optional), url.searchParams);
-  send(res, 200, await api.call(route.name, params));
+  send(res, 200, await api.call(route.name, params, { caller: callerName(caller) }));
+}
+
+/** Who called, as a record of the call names them: the account's name. */
+function callerName(identity: Identity): string {
+  if (identity.kind === 'account') return identity.name;
+  return identity.kind === 'device' ? `device ${identity.deviceId}` : 'an anonymous caller';
 }
 
 function decodePathPart(part: string): string {

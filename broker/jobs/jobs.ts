@@ -1,0 +1,334 @@
+/**
+ * The hub's jobs (docs/jobs.md): making one, steering it (cancel, delete),
+ * recording what devices report of their executions, letting waiting
+ * executions start (admission) and expiring those the deadline passed. This
+ * class decides and records; what it decided reaches devices through their
+ * desired documents, which the dispatcher computes: every change that alters
+ * a document is handed on as a JobsChange (`changed`).
+ *
+ * Who does what when the hub runs as replicas (broker/dispatcher/replica.ts):
+ * - the jobs.* methods run on the replica the caller reached;
+ * - a device's report is recorded by the replica it is connected to, with its
+ *   events, the abort check and the job's completion there;
+ * - admission and expiry are the leader's, run in the dispatcher's work chain
+ *   before it plans: one process fills a job's concurrency slots, and a slot
+ *   is filled before the documents are computed from it.
+ *
+ * Invariants:
+ * - Nothing is stored for a spec that fails validation, selects no device or
+ *   names a secret that cannot be used; every issue names its field.
+ * - Every execution's change of state is one event on its device's timeline
+ *   (events.ts), recorded by the replica that made the change.
+ * - A stop (cancel, abort) is the store's one conditional write: two replicas
+ *   stopping one job at once make its transitions once.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import {
+  type JobDetail,
+  type JobExecutionReport,
+  type JobSpec,
+  type JobSummary,
+  jobDeadline,
+  type List,
+  type Scheduling,
+  validateJobSpec,
+} from '../../shared/index.js';
+import { ApiError } from '../dispatcher/errors.js';
+import { matches, resolveSecrets, SecretRefError } from '../dispatcher/scheduling.js';
+import { secretValues } from '../dispatcher/secret-values.js';
+import type { DeviceStore } from '../store/devices.js';
+import { type ExecutionTransition, JobExistsError, type JobStore, type StoredExecution, type StoredJob } from '../store/jobs.js';
+import type { SecretStore } from '../store/secrets.js';
+import { type JobEvent, queuedEvent, transitionEvent } from './events.js';
+import { abortVerdict, admissions, isFinal } from './plan.js';
+import { jobDetail, jobSummary } from './views.js';
+
+/** What changed for desired documents: jobs whose waiting executions may now be admitted, devices to plan again. */
+export interface JobsChange {
+  admit: readonly string[];
+  devices: readonly string[];
+}
+
+/** What a pass over the fleet plans jobs from (the dispatcher's fleet pass). */
+export interface JobPlanningPass {
+  /** The specs of jobs that may still be in a document, for the secrets they name. */
+  specs: readonly JobSpec[];
+  /** Each device's admitted, unfinished executions (and those asked to stop), with their jobs. */
+  desiredFor(devices: readonly string[]): Promise<Map<string, Array<{ job: StoredJob; execution: StoredExecution }>>>;
+}
+
+/** What the dispatcher asks of jobs (this class, or nothing on a hub without them). */
+export interface DispatcherJobs {
+  planningPass(): Promise<JobPlanningPass>;
+  /** A state report's executions; what changed for desired documents, if anything. */
+  recordReports(device: string, reports: readonly JobExecutionReport[]): Promise<JobsChange | undefined>;
+  /** Admits what may start now of `jobs` (all active jobs when absent); the devices whose desired jobs grew. */
+  admit(jobs?: readonly string[]): Promise<string[]>;
+  /** Expires what the deadline passed; what changed for desired documents, if anything. */
+  expire(): Promise<JobsChange | undefined>;
+}
+
+export interface JobsDeps {
+  store: JobStore;
+  devices: Pick<DeviceStore, 'listForPlanning' | 'presence'>;
+  secrets: Pick<SecretStore, 'get'>;
+  /** Records an event on a device's timeline (telemetry ingest's hubEvent). */
+  event: (device: string, event: JobEvent) => void;
+  /** Told every change that alters desired documents; the dispatcher plans them (on the leader). */
+  changed: (change: JobsChange) => void;
+  logger: Logger;
+  now?: () => Date;
+}
+
+/** The random part of a job's uid: 8 bytes, so a uid is never given twice, also after a delete. */
+const UID_RANDOM_BYTES = 8;
+
+export class Jobs implements DispatcherJobs {
+  private readonly log: Logger;
+  private readonly now: () => Date;
+
+  constructor(private readonly deps: JobsDeps) {
+    this.log = deps.logger.child({ component: 'jobs' });
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  /** jobs.create: the job stored with a queued execution per device its scheduling selects now, online or not. */
+  async create(spec: unknown): Promise<JobDetail> {
+    const { store } = this.deps;
+    const now = this.now();
+    const checked = validateJobSpec(spec, now);
+    if (!checked.ok) throw ApiError.invalid('invalid_request', 'job spec', checked.issues);
+    const job = checked.value;
+    if (await store.get(job.name)) throw taken(job.name);
+    await this.checkSecrets(job);
+    const devices = await this.select(job);
+    const at = now.toISOString();
+    const stored: StoredJob = {
+      name: job.name,
+      uid: `${job.name}.${randomBytes(UID_RANDOM_BYTES).toString('hex')}`,
+      spec: job,
+      phase: 'active',
+      createdAt: at,
+      deadline: jobDeadline(job.spec.deadline, now).toISOString(),
+      updatedAt: at,
+    };
+    try {
+      await store.create(stored, devices);
+    } catch (err) {
+      if (err instanceof JobExistsError) throw taken(job.name);
+      throw err;
+    }
+    const queued = queuedEvent(stored);
+    for (const device of devices) this.deps.event(device, queued);
+    this.log.info({ job: stored.name, uid: stored.uid, devices: devices.length, deadline: stored.deadline }, 'job created');
+    this.deps.changed({ admit: [stored.name], devices: [] });
+    return jobDetail(stored, await store.executions(stored.name));
+  }
+
+  async list(): Promise<List<JobSummary>> {
+    const items: JobSummary[] = [];
+    // One job after another: a PostgreSQL pool is not flooded by a long list.
+    for (const job of await this.deps.store.list()) items.push(jobSummary(job, await this.deps.store.executions(job.name)));
+    return { items };
+  }
+
+  async get(name: string): Promise<JobDetail> {
+    const job = await this.deps.store.get(name);
+    if (!job) throw ApiError.notFound('job', name);
+    return jobDetail(job, await this.deps.store.executions(name));
+  }
+
+  /** jobs.cancel: queued executions dropped at once, running ones told to stop (`cancel` in their documents). A job already over is left as it is. */
+  async cancel(name: string, caller: string): Promise<JobDetail> {
+    const job = await this.deps.store.get(name);
+    if (!job) throw ApiError.notFound('job', name);
+    const running = await this.stop(job, 'canceled', `canceled by ${caller}`);
+    if (running.length > 0) this.deps.changed({ admit: [], devices: running });
+    return this.get(name);
+  }
+
+  /** jobs.delete: canceled first (its devices stop it), then its records go; its uid is never given again. */
+  async delete(name: string, caller: string): Promise<{ name: string; deleted: true }> {
+    const { store } = this.deps;
+    const job = await store.get(name);
+    if (!job) throw ApiError.notFound('job', name);
+    const executions = await store.executions(name);
+    if (job.phase === 'active') await this.stop(job, 'canceled', `deleted by ${caller}`);
+    if (!(await store.delete(name))) throw ApiError.notFound('job', name);
+    this.log.info({ job: name, caller }, 'job deleted');
+    // Its executions leave the documents that still named them.
+    this.deps.changed({ admit: [], devices: holding(executions) });
+    return { name, deleted: true };
+  }
+
+  async recordReports(device: string, reports: readonly JobExecutionReport[]): Promise<JobsChange | undefined> {
+    if (reports.length === 0) return undefined;
+    const transitions = await this.deps.store.recordReports(device, reports, this.now().toISOString());
+    if (transitions.length === 0) return undefined;
+    const jobs = await this.jobsOf(transitions);
+    for (const transition of transitions) {
+      const job = jobs.get(transition.job);
+      if (job) this.record(job, transition, 'device');
+    }
+    const finished = [...new Set(transitions.filter((t) => isFinal(t.to)).map((t) => t.job))];
+    if (finished.length === 0) return undefined;
+    // The device's document drops what finished; the slots it held go to the next devices.
+    const devices = [device];
+    for (const name of finished) {
+      devices.push(...(await this.abortIfDue(name)));
+      await this.completeIfDone(name);
+    }
+    return { admit: finished, devices };
+  }
+
+  async admit(names?: readonly string[]): Promise<string[]> {
+    const { store } = this.deps;
+    const jobs = names === undefined ? await store.list() : await Promise.all(names.map((name) => store.get(name)));
+    const active = jobs.filter((job): job is StoredJob => job?.phase === 'active');
+    if (active.length === 0) return [];
+    const now = this.now();
+    let online: Set<string> | undefined;
+    const admitted: string[] = [];
+    for (const job of active) {
+      if (job.spec.spec.rollout?.maxConcurrent !== undefined && online === undefined) {
+        online = new Set((await this.deps.devices.presence()).filter((d) => d.online).map((d) => d.id));
+      }
+      const devices = admissions(job, await store.executions(job.name), (id) => online?.has(id) ?? false, now);
+      if (devices.length === 0) continue;
+      await store.admit(job.name, devices, now.toISOString());
+      this.log.info({ job: job.name, devices: devices.length }, 'job executions admitted');
+      admitted.push(...devices);
+    }
+    return admitted;
+  }
+
+  async expire(): Promise<JobsChange | undefined> {
+    const transitions = await this.deps.store.expire(this.now().toISOString());
+    if (transitions.length === 0) return undefined;
+    const jobs = await this.jobsOf(transitions);
+    for (const transition of transitions) {
+      const job = jobs.get(transition.job);
+      if (job) this.record(job, transition, 'hub');
+    }
+    for (const name of jobs.keys()) {
+      this.log.info({ job: name, devices: transitions.filter((t) => t.job === name).length }, 'job executions expired at the deadline');
+      await this.completeIfDone(name);
+    }
+    // Admitted ones were in their devices' documents; they leave them.
+    return { admit: [], devices: transitions.filter((t) => t.execution.admitted).map((t) => t.device) };
+  }
+
+  async planningPass(): Promise<JobPlanningPass> {
+    const { store } = this.deps;
+    // A complete job has no unfinished execution left in any document.
+    const open = (await store.list()).filter((job) => job.phase !== 'complete');
+    return {
+      specs: open.map((job) => job.spec),
+      desiredFor: async (devices) => {
+        const byDevice = new Map<string, Array<{ job: StoredJob; execution: StoredExecution }>>();
+        if (open.length === 0) return byDevice;
+        for (const device of devices) {
+          const entries = await store.desiredFor(device);
+          if (entries.length > 0) byDevice.set(device, entries);
+        }
+        return byDevice;
+      },
+    };
+  }
+
+  /** Ends an active job (canceled or aborted) with its events; the devices whose documents must now carry `cancel`. */
+  private async stop(job: StoredJob, phase: 'canceled' | 'aborted', reason: string, known?: readonly StoredExecution[]): Promise<string[]> {
+    const { store } = this.deps;
+    const executions = known ?? (await store.executions(job.name));
+    const transitions = await store.stop(job.name, phase, reason, this.now().toISOString());
+    // Not active any more: finished, or stopped meanwhile (another replica, a cancel and an abort at once).
+    if (transitions === false) return [];
+    const stopped: StoredJob = { ...job, phase, reason };
+    for (const transition of transitions) this.record(stopped, transition, 'hub');
+    const running = holding(executions);
+    this.log.info({ job: job.name, phase, reason, dropped: transitions.length, stopping: running.length }, 'job stopped');
+    return running;
+  }
+
+  /** Aborts the job once its failures reach the rollout's threshold; the devices told to stop. */
+  private async abortIfDue(name: string): Promise<string[]> {
+    const { store } = this.deps;
+    const job = await store.get(name);
+    if (!job) return [];
+    const executions = await store.executions(name);
+    const verdict = abortVerdict(job, executions);
+    if (!verdict) return [];
+    this.log.warn({ job: name, failures: verdict.failures, threshold: verdict.threshold }, 'job failures reached its abort threshold');
+    return this.stop(job, 'aborted', verdict.reason, executions);
+  }
+
+  private async completeIfDone(name: string): Promise<void> {
+    if (await this.deps.store.completeIfDone(name, this.now().toISOString())) this.log.info({ job: name }, 'job complete');
+  }
+
+  private record(job: StoredJob, transition: ExecutionTransition, by: 'device' | 'hub'): void {
+    this.deps.event(transition.device, transitionEvent(job, transition, by));
+    this.log.info(
+      { job: job.name, deviceId: transition.device, from: transition.from, to: transition.to, attempt: transition.execution.attempt },
+      'job execution changed state',
+    );
+  }
+
+  private async jobsOf(transitions: readonly ExecutionTransition[]): Promise<Map<string, StoredJob>> {
+    const jobs = new Map<string, StoredJob>();
+    for (const name of new Set(transitions.map((t) => t.job))) {
+      const job = await this.deps.store.get(name);
+      if (job) jobs.set(name, job);
+    }
+    return jobs;
+  }
+
+  /** A secret the containers name must exist and suit its use, as for an app: checked now, not when devices are planned. */
+  private async checkSecrets(job: JobSpec): Promise<void> {
+    try {
+      resolveSecrets(job, await secretValues(this.deps.secrets, [job]));
+    } catch (err) {
+      if (!(err instanceof SecretRefError)) throw err;
+      throw ApiError.invalid('invalid_request', 'job spec', [
+        { path: err.path, message: `${err.message}: create it first (flotilla secret set ${err.secret} …)` },
+      ]);
+    }
+  }
+
+  /** The devices the job's scheduling selects now, registered ones that never connected included. */
+  private async select(job: JobSpec): Promise<string[]> {
+    const fleet = await this.deps.devices.listForPlanning();
+    const selected = fleet
+      .filter((device) => matches(job.scheduling, device.id, device.labels))
+      .map((device) => device.id)
+      .sort();
+    if (selected.length > 0) return selected;
+    const known = fleet.length === 1 ? '1 device' : `${fleet.length} devices`;
+    throw ApiError.invalid('invalid_request', 'job spec', [
+      {
+        path: 'scheduling',
+        message: `selects no device: ${describeScheduling(job.scheduling)} matches none of the ${known} the hub knows (flotilla get devices shows their labels)`,
+      },
+    ]);
+  }
+}
+
+/** The devices whose documents name the job now: admitted, not final. */
+function holding(executions: readonly StoredExecution[]): string[] {
+  return executions.filter((e) => e.admitted && !isFinal(e.state)).map((e) => e.device);
+}
+
+function taken(name: string): ApiError {
+  return new ApiError('conflict', `job "${name}" exists: delete it (flotilla job delete ${name}) or choose another name`);
+}
+
+function describeScheduling(scheduling: Scheduling): string {
+  const parts: string[] = [];
+  if (scheduling.devices) parts.push(`devices ${scheduling.devices.join(', ')}`);
+  if (scheduling.selectors) {
+    const selectors = Object.entries(scheduling.selectors).map(([key, value]) => `${key}=${value}`);
+    parts.push(selectors.length > 0 ? `selectors ${selectors.join(', ')}` : 'selectors {} (every device)');
+  }
+  return parts.length > 0 ? parts.join(' and ') : 'a scheduling with neither selectors nor devices';
+}
