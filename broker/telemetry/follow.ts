@@ -22,6 +22,7 @@ import { isFollow, openEventStream } from '../http/event-stream.js';
 import { methodRoute, pathParams, queryParams } from '../http/routes.js';
 import type { RawRoute } from '../http/server.js';
 import type { LiveRecords } from './live-records.js';
+import { keepsLine } from './log-filter.js';
 
 /** The same path, query and role as the method each stream follows. */
 const LOGS = methodRoute('logs.query');
@@ -47,9 +48,11 @@ export function followRoutes(api: HubApi, live: LiveRecords, following?: (device
         };
         const backlog = () => page<LogRecord>(async (extra) => (await api.call('logs.query', { ...params, ...extra })).lines, params);
         const device = String(params.device);
+        // The backlog's query refuses app and job together before the stream opens; the live lines are kept alike.
+        const owner = { app: optionalText(params.app), job: optionalText(params.job) };
         return stream(req, res, FOLLOW_EVENT.logs, backlog, live.acrossReplicas, async (send) => {
           const stopLogs = await live.followLogs(device, (records) =>
-            send(records.filter((r) => r.device === device && (params.app === undefined || r.app === params.app))),
+            send(records.filter((r) => r.device === device && keepsLine(owner, r))),
           );
           const stopLive = following?.(device);
           return () => {
@@ -82,6 +85,10 @@ export function followRoutes(api: HubApi, live: LiveRecords, following?: (device
       },
     },
   ];
+}
+
+function optionalText(value: string | number | undefined): string | undefined {
+  return value === undefined ? undefined : String(value);
 }
 
 /** A stream has no end, so an `until` would either be ignored or end it at a time nobody waits for: refuse it. */

@@ -193,8 +193,9 @@ export class TelemetryIngest {
    * both share the (device, seq) key without colliding; two within one
    * millisecond (a session refused and its topic attempt) take the next seq
    * down, or the second would be ignored as a duplicate of the first.
+   * `app` names the app or job the event is about (a job's executions).
    */
-  hubEvent(device: string, event: Pick<DeviceEvent, 'type' | 'message'>): void {
+  hubEvent(device: string, event: Pick<DeviceEvent, 'type' | 'message' | 'app'>): void {
     if (this.closed) return;
     const receivedMs = this.now();
     const seq = Math.min(-receivedMs, this.lastHubSeq - 1);

@@ -8,6 +8,7 @@ import { ApiError } from '../dispatcher/errors.js';
 import type { ApiHandlersFor } from '../dispatcher/method.js';
 import type { DeviceStore } from '../store/devices.js';
 import type { TelemetryIngest } from './ingest.js';
+import type { LineOwner } from './log-filter.js';
 import type { TelemetryReads } from './reads.js';
 
 export interface TelemetryMethodDeps {
@@ -51,7 +52,7 @@ export function telemetryMethods({
     'logs.query': async (p) => ({
       lines: await store.queryLogs({
         device: await knownDevice(p.device),
-        app: p.app,
+        ...lineOwner(p),
         ...windowMs(p, now()),
         afterId: p.afterId,
         tail: tailFor(p),
@@ -107,6 +108,14 @@ export function telemetryMethods({
       };
     },
   };
+}
+
+/** An app's lines or a job's (log-filter.ts); both at once would be a contradiction or a job under another name. */
+export function lineOwner(p: { app?: string | undefined; job?: string | undefined }): LineOwner {
+  if (p.app !== undefined && p.job !== undefined) {
+    throw new ApiError('invalid_request', `give app or job, not both: app "${p.app}" selects an app's lines, job "${p.job}" a job's`);
+  }
+  return p.job !== undefined ? { job: p.job } : p.app !== undefined ? { app: p.app } : {};
 }
 
 /** `10m` back from now, or an RFC 3339 time; undefined when not given. */

@@ -7,7 +7,14 @@
  * Every series is documented in docs/telemetry.md; change both together.
  */
 import { Counter, collectDefaultMetrics, Gauge, type Registry } from 'prom-client';
-import { APP_PHASES, type MetricsSample } from '../../shared/index.js';
+import {
+  APP_PHASES,
+  JOB_EXECUTION_STATES,
+  JOB_PHASES,
+  type JobExecutionState,
+  type JobPhase,
+  type MetricsSample,
+} from '../../shared/index.js';
 import type { AgentFleetCounts } from '../dispatcher/agent-plan.js';
 import type { DeviceLinkBytes } from '../mqtt/link-bytes.js';
 import { registerLinkBytesMetrics } from './link-bytes-metrics.js';
@@ -45,6 +52,13 @@ export interface FleetSources {
   ingest(): IngestStats;
   /** Devices per reported agent version and per agent upgrade phase (broker/dispatcher/agent-plan.ts agentFleetCounts). */
   agentCounts?(): Promise<AgentFleetCounts>;
+  /** Executions of every stored job by state, and jobs by phase (broker/jobs/). */
+  jobCounts?(): Promise<JobFleetCounts>;
+}
+
+export interface JobFleetCounts {
+  executions: Record<JobExecutionState, number>;
+  jobs: Record<JobPhase, number>;
 }
 
 /** What the exporter reads about the embedded broker (broker/mqtt/traffic.ts). */
@@ -204,6 +218,31 @@ export function createPrometheusRegistry(fleet: FleetSources, broker: BrokerSour
     const agentUpgrades = new Gauge({
       name: 'flotilla_agent_upgrades',
       help: 'Devices whose agent reports an upgrade of itself, by phase (downloading … confirming under way; failed; rolled-back).',
+      labelNames: ['phase'],
+      registers,
+    });
+  }
+
+  // ---- jobs (flotilla run) ------------------------------------------------------------------
+  const jobCounts = fleet.jobCounts;
+  if (jobCounts) {
+    // Every state and phase has a series, 0 included, so `failed > 0` has one to alert on before the first failure.
+    new Gauge({
+      name: 'flotilla_job_executions',
+      help: 'Executions of the jobs stored on the hub, by state (queued, running, succeeded, failed, timed-out, canceled, expired).',
+      labelNames: ['state'],
+      registers,
+      async collect() {
+        const counts = await jobCounts();
+        this.reset();
+        for (const state of JOB_EXECUTION_STATES) this.set({ state }, counts.executions[state] ?? 0);
+        jobs.reset();
+        for (const phase of JOB_PHASES) jobs.set({ phase }, counts.jobs[phase] ?? 0);
+      },
+    });
+    const jobs = new Gauge({
+      name: 'flotilla_jobs',
+      help: 'Jobs stored on the hub, by phase (active, complete, canceled, aborted).',
       labelNames: ['phase'],
       registers,
     });

@@ -18,13 +18,17 @@ import {
   type MetricsSample,
 } from '../../shared/index.js';
 import type { Db } from '../store/sqlite/db.js';
+import { keepsLine } from './log-filter.js';
 import { DUPLICATE, READER_CACHE_KIB, RowWriter, type TelemetryRow, type TelemetryTable, timeMs } from './rows.js';
 
 export { TELEMETRY_TABLES, type TelemetryTable } from './rows.js';
 
 export interface LogQuery {
   device: string;
+  /** Only this app's lines (not a job's of the same name: log-filter.ts). */
   app?: string;
+  /** Only this job's lines. */
+  job?: string;
   sinceMs?: number;
   /** Inclusive: a record stamped exactly at it is kept. */
   untilMs?: number;
@@ -165,7 +169,7 @@ export class TelemetryStore {
    */
   queryLogs(q: LogQuery): LogRecord[] {
     const keep = (r: LogRecord) =>
-      (q.app === undefined || r.app === q.app) &&
+      keepsLine(q, r) &&
       (q.sinceMs === undefined || timeMs(r.ts, Number.POSITIVE_INFINITY) >= q.sinceMs) &&
       (q.untilMs === undefined || timeMs(r.ts, Number.NEGATIVE_INFINITY) <= q.untilMs) &&
       (q.afterId === undefined || r.id > q.afterId);

@@ -14,7 +14,7 @@ import {
   type IngestStats,
   withEveryPhase,
 } from '../../broker/telemetry/prometheus.js';
-import { AGENT_UPGRADE_PHASES, type MetricsSample } from '../../shared/index.js';
+import { AGENT_UPGRADE_PHASES, JOB_EXECUTION_STATES, JOB_PHASES, type MetricsSample } from '../../shared/index.js';
 import { family, labelSets, parseMetrics, sampleValue } from '../support/prometheus.js';
 
 function sample(device: string, overrides: Partial<MetricsSample['host']> = {}): MetricsSample {
@@ -97,6 +97,12 @@ class FakeSources implements FleetSources, BrokerSources {
       upgrades: AGENT_UPGRADE_PHASES.map((phase) => ({ phase, devices: phase === 'rolled-back' ? 2 : 0 })),
     };
   }
+  async jobCounts() {
+    return {
+      executions: { queued: 4, running: 2, succeeded: 7, failed: 1, 'timed-out': 0, canceled: 0, expired: 3 },
+      jobs: { active: 2, complete: 1, canceled: 0, aborted: 1 },
+    };
+  }
   received() {
     return this.in;
   }
@@ -177,6 +183,14 @@ describe('Prometheus exporter', () => {
     expect(sampleValue(metrics, 'flotilla_agent_upgrades', { phase: 'rolled-back' })).toBe(2);
     expect(labelSets(metrics, 'flotilla_agent_upgrades')).toHaveLength(AGENT_UPGRADE_PHASES.length);
     expect(sampleValue(metrics, 'flotilla_app_devices', { app: 'thermo', phase: 'rolled-back' })).toBe(0);
+    expect(sampleValue(metrics, 'flotilla_job_executions', { state: 'succeeded' })).toBe(7);
+    expect(sampleValue(metrics, 'flotilla_job_executions', { state: 'expired' })).toBe(3);
+    // States and phases with nothing in them are there as 0.
+    expect(sampleValue(metrics, 'flotilla_job_executions', { state: 'timed-out' })).toBe(0);
+    expect(labelSets(metrics, 'flotilla_job_executions')).toHaveLength(JOB_EXECUTION_STATES.length);
+    expect(sampleValue(metrics, 'flotilla_jobs', { phase: 'aborted' })).toBe(1);
+    expect(sampleValue(metrics, 'flotilla_jobs', { phase: 'canceled' })).toBe(0);
+    expect(labelSets(metrics, 'flotilla_jobs')).toHaveLength(JOB_PHASES.length);
 
     expect(family(metrics, 'flotilla_mqtt_messages_received_total')?.type).toBe('COUNTER');
     expect(sampleValue(metrics, 'flotilla_mqtt_messages_received_total', { channel: 'metrics' })).toBe(10);

@@ -8,6 +8,7 @@
 import type { EventRecord, HostMetrics, LogRecord, MetricsSample } from '../../../shared/index.js';
 import { MAX_LINES_PER_BATCH } from '../../../shared/index.js';
 import type { PgQueryable } from '../../store/pg/database.js';
+import { keepsLine } from '../log-filter.js';
 import type { EventQuery, LogQuery, MetricsQuery, RecentHostMetrics, TelemetryReads } from '../reads.js';
 import { timeMs } from '../rows.js';
 import { batchRecords, type EventRow, eventRecord, metricsSample } from '../store.js';
@@ -46,7 +47,7 @@ export class PgTelemetryReads implements TelemetryReads {
 
   async queryLogs(q: LogQuery): Promise<LogRecord[]> {
     const keep = (r: LogRecord) =>
-      (q.app === undefined || r.app === q.app) &&
+      keepsLine(q, r) &&
       (q.sinceMs === undefined || timeMs(r.ts, Number.POSITIVE_INFINITY) >= q.sinceMs) &&
       (q.untilMs === undefined || timeMs(r.ts, Number.NEGATIVE_INFINITY) <= q.untilMs) &&
       (q.afterId === undefined || r.id > q.afterId);
