@@ -25,6 +25,7 @@ import { PgDeviceCredentialStore } from '../store/pg/device-credentials.js';
 import { PgDeviceStore } from '../store/pg/devices.js';
 import { sharedSigningKey } from '../store/pg/hub-keys.js';
 import { HubPresence, hubProcessName } from '../store/pg/hub-presence.js';
+import { PgJobStore } from '../store/pg/jobs.js';
 import { PgRolloutStore } from '../store/pg/rollouts.js';
 import { PgSecretStore } from '../store/pg/secrets.js';
 import { PgTokenStore } from '../store/pg/tokens.js';
@@ -63,6 +64,7 @@ export async function openPostgresStores(url: string, config: HubConfig, deps: S
     secrets: new PgSecretStore(db, cipher, now),
     rollouts: new Rollouts({ apps, devices, rollouts: new PgRolloutStore(db), logger, now }),
     agentTargets: new PgAgentTargetStore(db, now),
+    jobs: new PgJobStore(db),
     accounts,
     credentials: new PgDeviceCredentialStore(db, now),
     tokens: new PgTokenStore(db, now),

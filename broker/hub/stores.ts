@@ -18,6 +18,7 @@ import type { AuditStore } from '../remote/audit-store.js';
 import type { AgentTargetStore } from '../store/agent-targets.js';
 import type { AppStore } from '../store/apps.js';
 import type { DeviceStore } from '../store/devices.js';
+import type { JobStore } from '../store/jobs.js';
 import type { PgDatabase } from '../store/pg/database.js';
 import type { SecretStore } from '../store/secrets.js';
 import { SECRETS_KEY_ENV } from '../store/secrets-key.js';
@@ -28,6 +29,7 @@ import { SqliteAuditStore } from '../store/sqlite/audit.js';
 import { openDatabase } from '../store/sqlite/db.js';
 import { SqliteDeviceCredentialStore } from '../store/sqlite/device-credentials.js';
 import { SqliteDeviceStore } from '../store/sqlite/devices.js';
+import { SqliteJobStore } from '../store/sqlite/jobs.js';
 import { SqliteRolloutStore } from '../store/sqlite/rollouts.js';
 import { openSecretsAtRest } from '../store/sqlite/seal-at-rest.js';
 import { SqliteSecretStore } from '../store/sqlite/secrets.js';
@@ -40,6 +42,8 @@ export interface HubStores {
   rollouts: Rollouts;
   /** Which agent release the devices of each selection must run (`flotilla agent upgrade`). */
   agentTargets: AgentTargetStore;
+  /** Jobs and their executions per device (`flotilla run`, broker/store/jobs.ts). */
+  jobs: JobStore;
   accounts: AccountStore;
   credentials: DeviceCredentialStore;
   tokens: TokenStore;
@@ -93,6 +97,7 @@ async function openSqliteStores(config: HubConfig, { logger, now, secretsKey }: 
     secrets: new SqliteSecretStore(db, cipher, now),
     rollouts: new Rollouts({ apps, devices, rollouts: new SqliteRolloutStore(db), logger, now }),
     agentTargets: new SqliteAgentTargetStore(db, now),
+    jobs: new SqliteJobStore(db),
     accounts,
     credentials: new SqliteDeviceCredentialStore(db, now),
     tokens: new SqliteTokenStore(db, now),

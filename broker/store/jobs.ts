@@ -13,7 +13,11 @@
  *   deadline while offline and reports a final state later replaces it.
  * - A report never moves an execution back (running → queued, a lower attempt).
  * - `admitted` says the execution is in its device's desired state: it holds
- *   one of the job's `maxConcurrent` slots until it is final.
+ *   one of the job's `maxConcurrent` slots until it is final. Only an admitted
+ *   execution is ever `cancelRequested`.
+ * - A retry moves an execution from `running` back to `queued` at the same
+ *   attempt (the attempt last run, waiting for the next); that is forward, a
+ *   `running` report of that attempt afterwards is not.
  */
 import type { JobExecutionReport, JobExecutionState, JobPhase, JobSpec } from '../../shared/index.js';
 
@@ -60,7 +64,10 @@ export interface ExecutionTransition {
 }
 
 export interface JobStore {
-  /** Stores a new job with a `queued` execution per device. A name in use throws JobExistsError. */
+  /**
+   * Stores a new job with a `queued` execution per device. A name in use throws JobExistsError;
+   * a uid any job was ever made with, JobUidUsedError (draw another and create again).
+   */
   create(job: StoredJob, devices: readonly string[]): Promise<void>;
   get(name: string): Promise<StoredJob | undefined>;
   /** Newest first. */
@@ -71,7 +78,10 @@ export interface JobStore {
   desiredFor(device: string): Promise<Array<{ job: StoredJob; execution: StoredExecution }>>;
   /**
    * Applies what a device reported of its executions (by execution id = job uid), under the
-   * invariants above; reports of unknown or deleted jobs are ignored. Returns what changed state.
+   * invariants above; reports of unknown or deleted jobs are ignored. Returns what changed state
+   * (or attempt: a new attempt that started is a transition `running` → `running`). A report that
+   * says what is stored writes nothing; one that only changes details (a message) is written
+   * without a transition.
    */
   recordReports(device: string, reports: readonly JobExecutionReport[], now: string): Promise<ExecutionTransition[]>;
   /** Marks executions admitted (now in their devices' desired state). */
@@ -96,5 +106,13 @@ export class JobExistsError extends Error {
   constructor(readonly job: string) {
     super(`job "${job}" exists: delete it (flotilla job delete ${job}) or choose another name`);
     this.name = 'JobExistsError';
+  }
+}
+
+/** A uid an earlier job had (devices may have run it under that id): the job must be made under another. */
+export class JobUidUsedError extends Error {
+  constructor(readonly uid: string) {
+    super(`execution id "${uid}" was given to an earlier job: make the job again under a new id`);
+    this.name = 'JobUidUsedError';
   }
 }

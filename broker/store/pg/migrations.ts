@@ -160,4 +160,44 @@ export const PG_MIGRATIONS: readonly string[] = [
     last_revision bigint NOT NULL
   );
   `,
+  // 10: jobs: each job with its spec (JSON) and phase, one execution per device it selected, and
+  // every uid a job was ever made with (kept after a delete: a device records executions by uid, so
+  // one must never come back). Writers that lock several executions lock them in (job, device) order
+  // (broker/store/pg/jobs.ts), so replicas reporting, stopping and expiring at once never deadlock.
+  `
+  CREATE TABLE jobs (
+    name        text COLLATE "C" PRIMARY KEY,
+    uid         text COLLATE "C" NOT NULL UNIQUE,
+    spec        text NOT NULL,
+    phase       text COLLATE "C" NOT NULL,
+    reason      text,
+    created_at  text COLLATE "C" NOT NULL,
+    deadline    text COLLATE "C" NOT NULL,
+    updated_at  text COLLATE "C" NOT NULL
+  );
+  CREATE TABLE job_executions (
+    job              text COLLATE "C" NOT NULL REFERENCES jobs (name) ON DELETE CASCADE,
+    device           text COLLATE "C" NOT NULL,
+    state            text COLLATE "C" NOT NULL,
+    attempt          bigint NOT NULL DEFAULT 0,
+    admitted         bigint NOT NULL DEFAULT 0,
+    cancel_requested bigint NOT NULL DEFAULT 0,
+    updated_at       text COLLATE "C" NOT NULL,
+    started_at       text COLLATE "C",
+    finished_at      text COLLATE "C",
+    exit_code        bigint,
+    container        text COLLATE "C",
+    message          text,
+    next_attempt_at  text COLLATE "C",
+    output           text,
+    PRIMARY KEY (job, device)
+  );
+  CREATE INDEX job_executions_desired ON job_executions (device) WHERE admitted = 1 AND state IN ('queued', 'running');
+  CREATE INDEX job_executions_unstarted ON job_executions (job) WHERE state = 'queued' AND attempt = 0;
+  CREATE TABLE job_uids (
+    uid         text COLLATE "C" PRIMARY KEY,
+    job         text COLLATE "C" NOT NULL,
+    created_at  text COLLATE "C" NOT NULL
+  );
+  `,
 ];

@@ -145,4 +145,44 @@ export const MIGRATIONS: readonly string[] = [
     last_revision INTEGER NOT NULL
   );
   `,
+  // 10: jobs (broker/store/jobs.ts): each job with its spec (JSON) and phase, one execution per device
+  // it selected, and every uid a job was ever made with. A device records executions by uid, so a uid
+  // must never come back: job_uids keeps it after its job is deleted. The partial indexes find what a
+  // device's desired document names, and the queued executions the deadline may expire.
+  `
+  CREATE TABLE jobs (
+    name        TEXT PRIMARY KEY,
+    uid         TEXT NOT NULL UNIQUE,
+    spec        TEXT NOT NULL,
+    phase       TEXT NOT NULL,
+    reason      TEXT,
+    created_at  TEXT NOT NULL,
+    deadline    TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+  );
+  CREATE TABLE job_executions (
+    job              TEXT NOT NULL REFERENCES jobs (name) ON DELETE CASCADE,
+    device           TEXT NOT NULL,
+    state            TEXT NOT NULL,
+    attempt          INTEGER NOT NULL DEFAULT 0,
+    admitted         INTEGER NOT NULL DEFAULT 0,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    updated_at       TEXT NOT NULL,
+    started_at       TEXT,
+    finished_at      TEXT,
+    exit_code        INTEGER,
+    container        TEXT,
+    message          TEXT,
+    next_attempt_at  TEXT,
+    output           TEXT,
+    PRIMARY KEY (job, device)
+  );
+  CREATE INDEX job_executions_desired ON job_executions (device) WHERE admitted = 1 AND state IN ('queued', 'running');
+  CREATE INDEX job_executions_unstarted ON job_executions (job) WHERE state = 'queued' AND attempt = 0;
+  CREATE TABLE job_uids (
+    uid         TEXT PRIMARY KEY,
+    job         TEXT NOT NULL,
+    created_at  TEXT NOT NULL
+  );
+  `,
 ];
