@@ -13,6 +13,7 @@ import { type HealthVerdict, healthVerdict } from '../health/verdict.js';
 import type { ManagedContainer } from '../runtime/runtime.js';
 import { specHash } from '../runtime/spec-hash.js';
 import type { UpdateRecords } from './records.js';
+import type { ClosedWindow } from './window-hold.js';
 
 export interface Observation {
   /** Containers found by their Flotilla labels. */
@@ -29,6 +30,8 @@ export interface Observation {
   locks: ReadonlyMap<string, string>;
   /** Images that do not fit on disk now (size + reserve > free), with the reason. */
   diskShort: ReadonlyMap<string, string>;
+  /** Apps whose update window is closed at the time of the look (the device's clock), with when it opens (window-hold.ts). */
+  windows: ReadonlyMap<string, ClosedWindow>;
 }
 
 /** Like balena's updates.lock: an app creates it in one of its volumes to defer a swap during critical work. */
@@ -46,7 +49,16 @@ const DEFAULT_MIN_READY_SECONDS = 10;
 
 /** Before the first look: nothing seen yet. */
 export function nothingObserved(records: UpdateRecords, pulledImages: ReadonlySet<string>): Observation {
-  return { containers: [], imagesPresent: new Set(), records, health: new Map(), pulledImages, locks: new Map(), diskShort: new Map() };
+  return {
+    containers: [],
+    imagesPresent: new Set(),
+    records,
+    health: new Map(),
+    pulledImages,
+    locks: new Map(),
+    diskShort: new Map(),
+    windows: new Map(),
+  };
 }
 
 /** Apps whose running containers hold an update lock, with the lock's path on the host. */

@@ -6,10 +6,11 @@ import type { AppPhase, AppState, DesiredApp } from '../../shared/index.js';
 import type { ManagedContainer } from '../runtime/runtime.js';
 import { specHash } from '../runtime/spec-hash.js';
 import type { Observation } from './observation.js';
+import { waitsForWindow, windowMessage } from './window-hold.js';
 
 /** What the report reads of an observation, with what the agent is doing or last failed to do. */
 export type Activity = Pick<Observation, 'records' | 'health'> &
-  Partial<Pick<Observation, 'locks' | 'diskShort'>> & {
+  Partial<Pick<Observation, 'locks' | 'diskShort' | 'windows'>> & {
     /** Images being pulled right now. */
     pulling: ReadonlySet<string>;
     /** Last failure per app, cleared when a step for that app succeeds. */
@@ -79,7 +80,9 @@ function phaseOf(app: DesiredApp, containers: readonly ManagedContainer[], activ
     ({ container, verdict }) =>
       (container?.state === 'running' || verdict?.stoppedByEngine) && verdict !== undefined && verdict.status !== 'healthy',
   );
-  if (current.every(({ container }) => container?.state === 'running') && !onTrial) return { phase: 'running' };
+  // Held for its window, a revision that only drops a container runs all it wants, but is not there yet.
+  const closed = activity.windows && waitsForWindow(app, containers, { records: activity.records, windows: activity.windows });
+  if (current.every(({ container }) => container?.state === 'running') && !onTrial && !closed) return { phase: 'running' };
   if (onTrial?.verdict?.status === 'pending') return { phase: 'starting', message: `${onTrial.spec.name}: ${onTrial.verdict.reason}` };
   for (const { spec, container } of current) {
     if (!container) continue;
@@ -99,6 +102,7 @@ function phaseOf(app: DesiredApp, containers: readonly ManagedContainer[], activ
   if (lock && !app.forceUpdate && current.some(({ container }) => container === undefined)) {
     return { phase: 'pending', message: `revision ${app.revision} is waiting for the app to release its update lock ${lock}` };
   }
+  if (closed) return { phase: 'pending', message: windowMessage(app, closed) };
   if (current.some(({ container }) => container !== undefined)) return { phase: 'starting' };
   return { phase: 'pending' };
 }

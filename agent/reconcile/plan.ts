@@ -15,7 +15,9 @@
  * (plan-slot.ts); how a running version makes way for a new one is the app's
  * update strategy (strategies/); an app's containers are committed, or rolled
  * back, together (rollback.ts); containers no app wants are retired; unused
- * images go last (image-gc.ts).
+ * images go last (image-gc.ts). An app whose update waits for its window
+ * (window-hold.ts) is held as a whole: its new containers wait, and so do the
+ * ones its new revision drops.
  */
 import type { DesiredApp } from '../../shared/index.js';
 import type { ManagedContainer } from '../runtime/runtime.js';
@@ -25,6 +27,7 @@ import { planSlot } from './plan-slot.js';
 import { commitOrRollBack, stopWithoutPrevious, targetOf } from './rollback.js';
 import { retire, slotOf } from './slot.js';
 import type { Step } from './steps.js';
+import { waitsForWindow } from './window-hold.js';
 
 export type { PlanContext } from './observation.js';
 
@@ -34,19 +37,25 @@ export type { PlanContext } from './observation.js';
  */
 export function plan(current: readonly ManagedContainer[], desired: readonly DesiredApp[] | undefined, ctx: PlanContext): Step[] {
   if (desired === undefined) return [];
-  const apps = desired.map((app) => planApp(app, current, ctx));
-  const steps = [...apps.flatMap((a) => a.steps), ...retireUnwanted(current, desired)];
+  const held = new Set(desired.filter((app) => waitsForWindow(app, current, ctx)).map((app) => app.name));
+  const apps = desired.map((app) => planApp(app, current, ctx, held.has(app.name)));
+  const steps = [...apps.flatMap((a) => a.steps), ...retireUnwanted(current, desired, held)];
   // A pull that does not fit gets the room of images no app needs; otherwise they wait until everything else converged.
   const needsRoom = apps.some((a) => a.needsRoom);
   return steps.length === 0 || needsRoom ? [...steps, ...collectImages(current, desired, ctx)] : steps;
 }
 
-function planApp(app: DesiredApp, current: readonly ManagedContainer[], ctx: PlanContext): { steps: Step[]; needsRoom: boolean } {
+function planApp(
+  app: DesiredApp,
+  current: readonly ManagedContainer[],
+  ctx: PlanContext,
+  waitsForWindow: boolean,
+): { steps: Step[]; needsRoom: boolean } {
   const record = ctx.records.get(app.name);
   const slots = app.containers.map((spec) => {
     const target = targetOf(app, spec, record);
     if (!target) return stopWithoutPrevious(current.filter((c) => c.app === app.name && c.container === spec.name));
-    return planSlot(slotOf(app, spec, target, current, ctx));
+    return planSlot(slotOf(app, spec, target, current, ctx, waitsForWindow));
   });
   return {
     steps: [...slots.flatMap((s) => s.steps), ...commitOrRollBack(app, slots)],
@@ -54,11 +63,12 @@ function planApp(app: DesiredApp, current: readonly ManagedContainer[], ctx: Pla
   };
 }
 
-function retireUnwanted(current: readonly ManagedContainer[], desired: readonly DesiredApp[]): Step[] {
+/** `held`: apps waiting for their update window, whose dropped containers stay until it opens. */
+function retireUnwanted(current: readonly ManagedContainer[], desired: readonly DesiredApp[], held: ReadonlySet<string>): Step[] {
   const wanted = new Set(desired.flatMap((app) => app.containers.map((spec) => key(app.name, spec.name))));
   const desiredApps = new Set(desired.map((a) => a.name));
   return current
-    .filter((c) => !wanted.has(key(c.app, c.container)))
+    .filter((c) => !wanted.has(key(c.app, c.container)) && !held.has(c.app))
     .map((c) => retire(c, desiredApps.has(c.app) ? 'container removed from the app spec' : 'app no longer desired on this device'));
 }
 

@@ -10,6 +10,9 @@
  * - A failed step is never retried in place; it is planned again by a later
  *   tick once its backoff has passed.
  * - Nothing is removed until a desired state is known (received or restored).
+ * - An app whose update waits for its window (window-hold.ts) is looked at
+ *   again when the window opens: a timer at the earliest opening, set anew by
+ *   every tick, so it follows new desired states and the device's clock.
  */
 import type { Logger } from 'pino';
 import type { AppState, DesiredState } from '../../shared/index.js';
@@ -26,8 +29,15 @@ import { plan } from './plan.js';
 import { Records } from './records.js';
 import { pullStarted, type StepEvent, stepFailed, stepSucceeded } from './step-events.js';
 import { describeStep, isComposite, type SingleStep, type Step, stepKey } from './steps.js';
+import { closedWindows, nextOpening, waitsForWindow } from './window-hold.js';
 
 const HEALTH_RECHECK_MS = 1000;
+/**
+ * The longest wait for an update window to open: a timer runs on the
+ * monotonic clock, so a wall clock set meanwhile (by NTP after a boot) is
+ * caught up with at the next look rather than missed by a day.
+ */
+const WINDOW_RECHECK_MAX_MS = 15 * 60_000;
 const DEFAULT_DISK_RESERVE = 256 * 1024 * 1024;
 
 export interface ObservedState {
@@ -51,6 +61,9 @@ export interface ReconcilerOptions {
   backoffBaseMs?: number;
   backoffMaxMs?: number;
   stopTimeoutSeconds?: number;
+  /** Images other parts of the agent still need (a job's): never removed, though the agent pulled them. */
+  imagesInUse?: () => ReadonlySet<string>;
+  /** The device's clock: health gates' deadlines and update windows are read on it. */
   now?: () => number;
 }
 
@@ -61,6 +74,8 @@ export class Reconciler {
   private closed = false;
   private controller = new AbortController();
   private wakeTimer: NodeJS.Timeout | undefined;
+  /** Set while an app's update waits for its window: a tick when the first of them opens. */
+  private windowTimer: NodeJS.Timeout | undefined;
   /** The last observation: what the state report shows while the engine cannot be reached, or a pull runs. */
   private observation: Observation;
   private previousBatch = new Set<string>();
@@ -95,6 +110,7 @@ export class Reconciler {
   setDesired(desired: DesiredState): boolean {
     if (this.desired && desired.revision <= this.desired.revision) return false;
     this.desired = desired;
+    clearTimeout(this.windowTimer);
     this.backoff.reset();
     this.failures.clear();
     this.controller.abort(new Error(`superseded by desired revision ${desired.revision}`));
@@ -117,6 +133,7 @@ export class Reconciler {
   close(): void {
     this.closed = true;
     clearTimeout(this.wakeTimer);
+    clearTimeout(this.windowTimer);
     this.controller.abort(new Error('agent stopping'));
   }
 
@@ -151,6 +168,7 @@ export class Reconciler {
     });
     const runnable = steps.filter((step) => !this.backoff.isWaiting(stepKey(step), now));
     this.report(observation);
+    this.wakeWhenWindowOpens(observation);
     if (runnable.length === 0) {
       this.previousBatch.clear();
       // A new version on trial is looked at again soon: its gate has a deadline.
@@ -218,8 +236,10 @@ export class Reconciler {
       this.log.warn({ err: err.message }, 'disk check failed; pulling without it');
       return new Map<string, string>();
     });
-    const { view: records, pulledImages } = this.records;
-    this.observation = { containers, imagesPresent, records, health, pulledImages, locks, diskShort };
+    const { view: records } = this.records;
+    const pulledImages = removable(this.records.pulledImages, this.options.imagesInUse?.());
+    const windows = closedWindows(desired, this.now());
+    this.observation = { containers, imagesPresent, records, health, pulledImages, locks, diskShort, windows };
     return this.observation;
   }
 
@@ -332,9 +352,27 @@ export class Reconciler {
     }
   }
 
+  /** A tick when the first window an app's update waits for opens; none while nothing waits. */
+  private wakeWhenWindowOpens(observation: Observation): void {
+    clearTimeout(this.windowTimer);
+    const waiting = (this.desired?.apps ?? []).flatMap((app) => waitsForWindow(app, observation.containers, observation) ?? []);
+    const opensAt = nextOpening(waiting);
+    if (opensAt === undefined || this.closed) return;
+    const ms = Math.min(Math.max(opensAt - this.now(), 0), WINDOW_RECHECK_MAX_MS);
+    this.log.debug({ opensAt: new Date(opensAt).toISOString(), wakeInMs: ms }, 'an update waits for its window');
+    this.windowTimer = setTimeout(() => this.trigger(), ms);
+    this.windowTimer.unref();
+  }
+
   private wakeIn(ms: number): void {
     clearTimeout(this.wakeTimer);
     this.wakeTimer = setTimeout(() => this.trigger(), ms);
     this.wakeTimer.unref();
   }
+}
+
+/** The images the agent pulled, less those something else still needs. */
+function removable(pulled: ReadonlySet<string>, inUse: ReadonlySet<string> | undefined): ReadonlySet<string> {
+  if (!inUse || inUse.size === 0) return pulled;
+  return new Set([...pulled].filter((image) => !inUse.has(image)));
 }

@@ -51,6 +51,8 @@ export interface Slot {
   imageDoesNotFit: boolean;
   /** The app holds its update lock and the operator did not force the revision. */
   locked: boolean;
+  /** The target is new and the app's update waits for its window (window-hold.ts): nothing of it is created yet. */
+  waitsForWindow: boolean;
 }
 
 /** What a slot does next, and what it tells the app's gate and the image collector. */
@@ -66,7 +68,15 @@ export interface SlotPlan {
   needsRoom?: boolean;
 }
 
-export function slotOf(app: DesiredApp, spec: ContainerSpec, target: Target, current: readonly ManagedContainer[], ctx: PlanContext): Slot {
+/** `appWaitsForWindow`: the app's update waits for its window, decided for the app as a whole (window-hold.ts). */
+export function slotOf(
+  app: DesiredApp,
+  spec: ContainerSpec,
+  target: Target,
+  current: readonly ManagedContainer[],
+  ctx: PlanContext,
+  appWaitsForWindow = false,
+): Slot {
   const record = ctx.records.get(app.name);
   const containers = current.filter((c) => c.app === app.name && c.container === spec.name);
   const primary = ctx.primaryName(app.name, spec.name);
@@ -92,6 +102,7 @@ export function slotOf(app: DesiredApp, spec: ContainerSpec, target: Target, cur
     imagePresent: ctx.imagesPresent.has(target.spec.image),
     imageDoesNotFit: ctx.diskShort.has(target.spec.image),
     locked: ctx.locks.has(app.name) && !app.forceUpdate,
+    waitsForWindow: target.candidate && appWaitsForWindow,
   };
 }
 

@@ -2,6 +2,7 @@
 import type { HealthVerdict } from '../../agent/health/verdict.js';
 import type { PlanContext } from '../../agent/reconcile/plan.js';
 import type { AppRecord } from '../../agent/reconcile/records.js';
+import type { ClosedWindow } from '../../agent/reconcile/window-hold.js';
 import type { ManagedContainer } from '../../agent/runtime/runtime.js';
 import { specHash } from '../../agent/runtime/spec-hash.js';
 import type { ContainerSpec } from '../../shared/index.js';
@@ -36,6 +37,8 @@ export interface ContextOverrides {
   pulled?: string[];
   locks?: [string, string][];
   diskShort?: [string, string][];
+  /** Apps whose update window is closed, with it (agent/reconcile/window-hold.ts). */
+  windows?: [string, ClosedWindow][];
 }
 
 export function ctx(overrides: ContextOverrides = {}): PlanContext {
@@ -47,6 +50,7 @@ export function ctx(overrides: ContextOverrides = {}): PlanContext {
     pulledImages: new Set(overrides.pulled ?? []),
     locks: new Map(overrides.locks ?? []),
     diskShort: new Map(overrides.diskShort ?? []),
+    windows: new Map(overrides.windows ?? []),
   };
 }
 

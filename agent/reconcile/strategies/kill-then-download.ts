@@ -2,7 +2,8 @@
  * kill-then-download: the committed version is stashed before the pull, for
  * devices short on disk (its image may then be the only one that has to go).
  * Any other holder of the name (nothing to keep for a rollback) stays until
- * the image is present, as with download-then-kill.
+ * the image is present, as with download-then-kill. Stopping first, it cannot
+ * pull ahead of an update window: it waits for the window, then stops and pulls.
  */
 import { keepsHolder, type Slot, type SlotPlan } from '../slot.js';
 import { pullTarget, replaceHolder, stashBeforePull } from './moves.js';

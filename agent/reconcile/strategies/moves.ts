@@ -23,10 +23,13 @@ export function pullTarget(slot: Slot): SlotPlan {
  * way, left alone while the app holds its update lock. One a rollback may
  * need is swapped out in the same step the target starts in (stashed, the
  * app down only from its stop to the new one's start); any other is retired,
- * and once the name is free, the target is run.
+ * and once the name is free, the target is run. While the app's update waits
+ * for its window nothing of the new version is run, even where no old one
+ * holds the name (a container the revision adds).
  */
 export function replaceHolder(slot: Slot): SlotPlan {
   const { holder } = slot;
+  if (slot.waitsForWindow) return steps();
   if (!holder) return runTarget(slot);
   // Locked: nothing to do until the app releases its lock.
   if (isLockedOut(slot)) return steps();
@@ -37,9 +40,9 @@ export function replaceHolder(slot: Slot): SlotPlan {
   );
 }
 
-/** Stop the committed version before the pull: for devices without room for two images. */
+/** Stop the committed version before the pull: for devices without room for two images. Not before the update window opens. */
 export function stashBeforePull(slot: Slot): SlotPlan {
-  if (!slot.holder || isLockedOut(slot)) return steps();
+  if (!slot.holder || isLockedOut(slot) || slot.waitsForWindow) return steps();
   return steps(stashHolder(slot, slot.holder, 'kill-then-download: stopping the running version before pulling'));
 }
 

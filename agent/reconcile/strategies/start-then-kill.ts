@@ -11,6 +11,8 @@ import { pullTarget, replaceHolder } from './moves.js';
 
 export function startThenKill(slot: Slot): SlotPlan {
   if (!slot.imagePresent) return pullTarget(slot);
+  // Pulled ahead, but not started beside the old version before the update window opens.
+  if (slot.waitsForWindow) return steps();
   const { holder, target } = slot;
   if (!holder || !target.candidate || !isActive(holder)) return replaceHolder(slot);
   return steps({
