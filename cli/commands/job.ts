@@ -4,9 +4,10 @@
  *
  * Cancel drops the queued executions at once; running ones are stopped on their devices,
  * which then report them `canceled`, so the line says how many are still stopping.
- * Canceling a job that has ended changes nothing, and says so (exit 0: what was asked
- * for, a job that no longer runs, holds). Delete cancels first, then forgets the job;
- * its logs and events stay.
+ * Canceling a job that has ended changes nothing, and the line says how it ended (exit 0:
+ * what was asked for, a job that no longer runs, holds; the hub's answer does not tell a
+ * second cancel from the first, so a canceled job reads the same both times). Delete
+ * cancels first, then forgets the job; its logs and events stay.
  */
 import type { Command } from 'commander';
 import type { JobDetail } from '../../shared/index.js';

@@ -1,0 +1,393 @@
+/**
+ * The job commands through the real `flotilla` executable against a real `flotilla
+ * server` process: run -f and run NAME -- CMD make a job the devices find in their signed
+ * desired documents; get jobs and describe job show the counts and each device's row once
+ * the devices report; job cancel, job delete and delete job; run -w exits 0 when every
+ * device succeeded and 1 when one failed; bad input is refused with every field named
+ * and nothing made; logs --job shows only the job's lines. The devices are MQTT.js
+ * clients that read their desired document and publish state reports carrying `jobs`,
+ * as the device's agent does.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DesiredJob, DesiredState, DeviceState, JobDetail, JobExecutionReport, LogBatch } from '../../shared/index.js';
+import { http } from '../support/http.js';
+import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
+import { type HubProcess, type RunResult, runCli, scratchDir, spawnCli, startHubProcess, stopAll } from '../support/processes.js';
+import { waitFor } from '../support/wait.js';
+
+/** Each CLI run starts node and tsx (about a second on a busy two-core machine); tests make several. */
+const SLOW = { timeout: 120_000 };
+
+let hub: HubProcess;
+let files: string;
+
+interface SimDevice {
+  id: string;
+  labels: Record<string, string>;
+  client: MqttClient;
+  inbox: Inbox;
+  /** What the device last reported of each execution, by execution id: every report carries them all. */
+  reports: Map<string, JobExecutionReport>;
+  revision: number;
+  logSeq: number;
+}
+
+const devices = new Map<string, SimDevice>();
+
+function flotilla(args: string[], options: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+  return runCli(args, { env: { FLOTILLA_HUB: hub.url, NO_COLOR: '1' }, ...options });
+}
+
+/** A device as its agent shows itself: online, with a retained state report; it then reads its desired documents. */
+async function connectDevice(id: string, labels: Record<string, string>): Promise<SimDevice> {
+  const client = await connectClient(hub.mqttUrl, { clientId: id });
+  const inbox = new Inbox(client);
+  await client.subscribeAsync(`flotilla/v1/devices/${id}/desired`, { qos: 1 });
+  await client.publishAsync(`flotilla/v1/devices/${id}/status`, JSON.stringify({ online: true, at: new Date().toISOString() }), {
+    qos: 1,
+    retain: true,
+  });
+  const device: SimDevice = { id, labels, client, inbox, reports: new Map(), revision: 0, logSeq: 0 };
+  devices.set(id, device);
+  await publishState(device);
+  await waitFor(`the hub to know ${id}`, async () => (await http(hub.url, 'GET', `/api/v1/devices/${id}`)).status === 200);
+  return device;
+}
+
+async function publishState(device: SimDevice): Promise<void> {
+  const state: DeviceState = {
+    deviceId: device.id,
+    observedRevision: device.revision,
+    reportedAt: new Date().toISOString(),
+    host: { hostname: device.id, os: 'linux', arch: 'amd64', agentVersion: '0.1.0' },
+    labels: device.labels,
+    apps: [],
+    ...(device.reports.size > 0 ? { jobs: [...device.reports.values()] } : {}),
+  };
+  await device.client.publishAsync(`flotilla/v1/devices/${device.id}/state`, JSON.stringify(state), { qos: 1, retain: true });
+}
+
+/** The job as the device's signed desired document names it, once it does (and `where` holds). */
+async function desiredJob(device: SimDevice, name: string, where: (job: DesiredJob) => boolean = () => true): Promise<DesiredJob> {
+  const doc = await device.inbox.waitFor<DesiredState>(`flotilla/v1/devices/${device.id}/desired`, (d) =>
+    (d.jobs ?? []).some((job) => job.name === name && where(job)),
+  );
+  expect(doc.signature).toBeDefined();
+  device.revision = Math.max(device.revision, doc.revision);
+  return doc.jobs!.find((job) => job.name === name && where(job))!;
+}
+
+/** Reports an execution as the agent would, in the device's state report. */
+async function report(device: SimDevice, job: DesiredJob, state: Omit<JobExecutionReport, 'name' | 'execution'>): Promise<void> {
+  device.reports.set(job.execution, { name: job.name, execution: job.execution, ...state });
+  await publishState(device);
+}
+
+async function jobView(name: string): Promise<JobDetail | undefined> {
+  const response = await http<JobDetail>(hub.url, 'GET', `/api/v1/jobs/${name}`);
+  return response.status === 200 ? response.body : undefined;
+}
+
+async function jobSeen(name: string, check: (job: JobDetail) => boolean): Promise<JobDetail> {
+  return waitFor(`the hub's view of job ${name}`, async () => {
+    const job = await jobView(name);
+    return job !== undefined && check(job) ? job : undefined;
+  });
+}
+
+const since = (secondsAgo: number) => new Date(Date.now() - secondsAgo * 1000).toISOString();
+
+/** A run that succeeded on a device: started, then ended 0, with output. */
+async function succeed(device: SimDevice, job: DesiredJob, output: string[] = ['done']): Promise<void> {
+  await report(device, job, { state: 'succeeded', attempt: 1, exitCode: 0, startedAt: since(5), finishedAt: since(1), output });
+}
+
+async function fail(device: SimDevice, job: DesiredJob, exitCode: number, output: string[]): Promise<void> {
+  await report(device, job, {
+    state: 'failed',
+    attempt: 1,
+    exitCode,
+    container: job.containers[0]!.name,
+    message: `${job.containers[0]!.name} exited ${exitCode}`,
+    startedAt: since(5),
+    finishedAt: since(2),
+    output,
+  });
+}
+
+beforeAll(async () => {
+  hub = await startHubProcess();
+  files = scratchDir('flotilla-jobs-cli-');
+  await connectDevice('gw-1', { site: 'lab' });
+  await connectDevice('gw-2', { site: 'lab' });
+  await connectDevice('gw-3', { site: 'roof' });
+}, 60_000);
+
+afterAll(async () => {
+  for (const { client } of devices.values()) await closeClient(client);
+  await stopAll();
+});
+
+function device(id: string): SimDevice {
+  return devices.get(id)!;
+}
+
+describe('flotilla run, get jobs, describe job', SLOW, () => {
+  it('makes a job from a file that the devices get; get and describe show their reports', async () => {
+    const file = join(files, 'diag.yaml');
+    writeFileSync(
+      file,
+      [
+        'name: diag',
+        'scheduling:',
+        '  selectors: { site: lab }',
+        'spec:',
+        '  containers:',
+        '    - name: collect',
+        '      image: busybox:1.36',
+        '      command: [sh, -c, "uname -a; df -h /"]',
+        '  timeout: 5m',
+        '  retries: { limit: 1, backoff: 30s }',
+        '',
+      ].join('\n'),
+    );
+    const made = await flotilla(['run', '-f', file]);
+    expect(made).toEqual({ code: 0, stdout: 'job/diag created: 2 devices\nfollow it: flotilla describe job diag -w\n', stderr: '' });
+
+    // Both lab devices find it in their signed desired documents; the roof device does not.
+    const [one, two] = [await desiredJob(device('gw-1'), 'diag'), await desiredJob(device('gw-2'), 'diag')];
+    expect(one.containers).toEqual(
+      [{ name: 'collect', image: 'busybox:1.36', command: ['sh', '-c', 'uname -a; df -h /'] }].map((c) => expect.objectContaining(c)),
+    );
+    expect(one).toMatchObject({ timeout: '5m', retries: { limit: 1, backoff: '30s' } });
+    expect(one.execution).not.toBe('');
+
+    const queued = await flotilla(['get', 'jobs']);
+    expect(queued.code).toBe(0);
+    expect(queued.stdout.split('\n')[0]).toMatch(
+      /^NAME +PHASE +COMPLETIONS +QUEUED +RUNNING +FAILED +TIMED-OUT +CANCELED +EXPIRED +AGE +DEADLINE$/,
+    );
+    expect(queued.stdout).toMatch(/^diag +active +0\/2 +2 +0 +0 +0 +0 +0 +\d+s +in 6d$/m);
+
+    await report(device('gw-1'), one, { state: 'running', attempt: 1, startedAt: since(3) });
+    await fail(device('gw-2'), two, 3, ['Linux gw-2', 'df: /: no space left on device']);
+    await jobSeen('diag', (job) => job.counts.running === 1 && job.counts.failed === 1);
+    const running = await flotilla(['get', 'jobs', 'diag']);
+    expect(running.stdout).toMatch(/^diag +active +0\/2 +0 +1 +1 +0 +0 +0 +\d+s +in 6d$/m);
+
+    await succeed(device('gw-1'), one, ['Linux gw-1']);
+    await jobSeen('diag', (job) => job.phase === 'complete');
+    const described = await flotilla(['describe', 'job', 'diag']);
+    expect(described.stderr).toBe('');
+    expect(described.code).toBe(0);
+    const text = described.stdout;
+    expect(text).toMatch(/^Name: +diag\nPhase: +complete\n/);
+    expect(text).toContain('Scheduling:  site=lab\n');
+    expect(text).toContain('Timeout:     5m per attempt\n');
+    expect(text).toContain('Retries:     up to 1 more attempt when one ends failed or timed-out; first backoff 30s, doubling\n');
+    expect(text).toContain('Progress:    [##########] 2/2 finished\n');
+    expect(text).toContain('Counts:      1 succeeded, 1 failed\n');
+    expect(text).toContain('    Image:    busybox:1.36\n    Command:  sh -c "uname -a; df -h /"\n');
+    expect(text).toMatch(/^ {2}DEVICE +STATE +ATTEMPT +EXIT +STARTED +DURATION +MESSAGE$/m);
+    expect(text).toMatch(/^ {2}gw-1 +succeeded +1 +0 +\d+s +\d+s$/m);
+    expect(text).toMatch(/^ {2}gw-2 +failed +1 +3 +\d+s +\d+s +collect exited 3$/m);
+    expect(text).toContain(
+      'Output of failed executions (last lines):\n  gw-2 (failed, exit 3 in collect, attempt 1):\n    Linux gw-2\n    df: /: no space left on device\n',
+    );
+    const complete = await flotilla(['get', 'jobs']);
+    expect(complete.stdout).toMatch(/^diag +complete +1\/2 +0 +0 +1 +0 +0 +0 +\d+s +-$/m);
+
+    const json = await flotilla(['get', 'jobs', '-o', 'json']);
+    const list = JSON.parse(json.stdout) as { items: JobDetail[] };
+    expect(list.items.find((job) => job.name === 'diag')).toMatchObject({
+      phase: 'complete',
+      counts: { succeeded: 1, failed: 1, total: 2 },
+    });
+  });
+
+  it('makes a job from NAME --image … -- CMD, cancels it while it runs, then deletes it', async () => {
+    const made = await flotilla([
+      'run',
+      'hello',
+      '--image',
+      'busybox:1.36',
+      '--device',
+      'gw-3',
+      '--timeout',
+      '2m',
+      '-e',
+      'GREETING=hi there',
+      '--',
+      'sh',
+      '-c',
+      'echo "$GREETING"; sleep 600',
+    ]);
+    expect(made).toEqual({ code: 0, stdout: 'job/hello created: 1 device\nfollow it: flotilla describe job hello -w\n', stderr: '' });
+    const job = await desiredJob(device('gw-3'), 'hello');
+    expect(job.containers).toEqual([
+      expect.objectContaining({
+        name: 'hello',
+        image: 'busybox:1.36',
+        command: ['sh', '-c', 'echo "$GREETING"; sleep 600'],
+        env: [{ name: 'GREETING', value: 'hi there' }],
+      }),
+    ]);
+    expect(job.timeout).toBe('2m');
+    await report(device('gw-3'), job, { state: 'running', attempt: 1, startedAt: since(1) });
+    await jobSeen('hello', (view) => view.counts.running === 1);
+
+    const canceled = await flotilla(['job', 'cancel', 'hello']);
+    expect(canceled).toEqual({
+      code: 0,
+      stdout: 'job/hello canceled: nothing had finished; 1 execution is being stopped on its device\n',
+      stderr: '',
+    });
+    // The device is told to stop it, and reports it canceled.
+    await desiredJob(device('gw-3'), 'hello', (desired) => desired.cancel === true);
+    await report(device('gw-3'), job, { state: 'canceled', attempt: 1, startedAt: since(2), finishedAt: since(0) });
+    await jobSeen('hello', (view) => view.counts.canceled === 1);
+    expect((await flotilla(['get', 'jobs', 'hello'])).stdout).toMatch(/^hello +canceled +0\/1 +0 +0 +0 +0 +1 +0 +\d+s +-$/m);
+    // Again: the job stays as it is, and the line says how it stands.
+    expect(await flotilla(['job', 'cancel', 'hello'])).toEqual({ code: 0, stdout: 'job/hello canceled: 1 canceled\n', stderr: '' });
+
+    expect(await flotilla(['job', 'delete', 'hello'])).toEqual({ code: 0, stdout: 'job/hello deleted\n', stderr: '' });
+    expect(await jobView('hello')).toBeUndefined();
+    const gone = await flotilla(['describe', 'job', 'hello']);
+    expect(gone.code).toBe(3);
+    expect(gone.stderr).toMatch(/^error: .*hello/);
+  });
+
+  it('delete job, kubectl’s way, deletes one too', async () => {
+    expect((await flotilla(['run', 'scratch', '--image', 'busybox:1.36', '--device', 'gw-3', '--', 'true'])).code).toBe(0);
+    expect(await flotilla(['delete', 'job', 'scratch'])).toEqual({ code: 0, stdout: 'job/scratch deleted\n', stderr: '' });
+    expect(await jobView('scratch')).toBeUndefined();
+  });
+});
+
+describe('flotilla run -w', SLOW, () => {
+  it('exits 0 once every device succeeded, printing the counts as they change', async () => {
+    // Spawned rather than run to its end, so the test sees each change printed before making the next.
+    const watching = spawnCli('run -w', ['run', 'ok', '--image', 'busybox:1.36', '-l', 'site=lab', '-w', '--', 'true'], {
+      FLOTILLA_HUB: hub.url,
+    });
+    const [one, two] = [await desiredJob(device('gw-1'), 'ok'), await desiredJob(device('gw-2'), 'ok')];
+    await waitFor('run -w to print the queued job', () => watching.output.includes('job/ok active: 2 queued\n'));
+    await succeed(device('gw-1'), one);
+    await waitFor('run -w to print the first success', () => watching.output.includes('job/ok active: 1 queued, 1 succeeded\n'));
+    await succeed(device('gw-2'), two);
+    expect(await watching.exited).toBe(0);
+    // stdout and stderr together: nothing went to stderr.
+    expect(watching.output).toBe(
+      [
+        'job/ok created: 2 devices',
+        'job/ok active: 2 queued',
+        'job/ok active: 1 queued, 1 succeeded',
+        'job/ok complete: 2 succeeded',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('exits 1 when a device failed, naming it and where to read why', async () => {
+    const watching = flotilla(['run', 'bad', '--image', 'busybox:1.36', '-l', 'site=lab', '-w', '--', 'false'], { timeoutMs: 60_000 });
+    const [one, two] = [await desiredJob(device('gw-1'), 'bad'), await desiredJob(device('gw-2'), 'bad')];
+    await succeed(device('gw-1'), one);
+    await fail(device('gw-2'), two, 1, ['nope']);
+    const result = await watching;
+    expect(result.code).toBe(1);
+    expect(result.stdout.trimEnd().split('\n').at(-1)).toBe('job/bad complete: 1 succeeded, 1 failed');
+    expect(result.stderr).toBe(
+      [
+        'error: job/bad is complete, but 1 of 2 devices did not succeed: 1 succeeded, 1 failed',
+        '  gw-2 (failed, exit 1 in bad, attempt 1)',
+        "  see each device's state and output: flotilla describe job bad",
+        "  one device's whole output: flotilla logs gw-2 --job bad",
+        '',
+      ].join('\n'),
+    );
+  });
+});
+
+describe('bad input', SLOW, () => {
+  it('refuses a job file without a target, with a negative timeout and an unknown field: one error naming each, nothing made, exit 2', async () => {
+    const bad = ['name: broken', 'spec:', '  containers: [{ name: c, image: busybox:1.36 }]', '  timeout: -5s', '  retry: 3', ''].join(
+      '\n',
+    );
+    const result = await flotilla(['run', '-f', '-'], { input: bad });
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    const lines = result.stderr.trimEnd().split('\n');
+    expect(lines[0]).toBe('error: <stdin>: invalid job spec');
+    expect(lines.slice(1).sort()).toEqual([
+      expect.stringMatching(/^ {2}scheduling: is required: .*scheduling\.selectors.* or scheduling\.devices/),
+      '  spec.retry: is not a known field',
+      expect.stringMatching(/^ {2}spec\.timeout: must match pattern/),
+    ]);
+    expect(await jobView('broken')).toBeUndefined();
+  });
+
+  it('refuses flags without a target or with a negative timeout, and passes on the hub’s refusal of a selection that finds no device', async () => {
+    expect(await flotilla(['run', 'broken', '--image', 'busybox:1.36', '--', 'true'])).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: 'error: run needs the devices to run the job on: --selector KEY=VALUE, --device ID or --all\n',
+    });
+    const negative = await flotilla(['run', 'broken', '--image', 'busybox:1.36', '--all', '--timeout', '-5s']);
+    expect(negative.code).toBe(2);
+    expect(negative.stderr).toContain("error: option '--timeout <duration>' argument '-5s' is invalid");
+    const nowhere = await flotilla(['run', 'broken', '--image', 'busybox:1.36', '--selector', 'site=nowhere']);
+    expect(nowhere.code).toBe(2);
+    expect(nowhere.stderr).toMatch(/^error: .*\n {2}scheduling: selects no device/);
+    expect(await jobView('broken')).toBeUndefined();
+    const list = await http<{ items: JobDetail[] }>(hub.url, 'GET', '/api/v1/jobs');
+    expect(list.body.items.map((job) => job.name)).not.toContain('broken');
+  });
+});
+
+describe('flotilla logs --job', SLOW, () => {
+  it("shows the job's lines only, not an app's of the same name", async () => {
+    const gw1 = device('gw-1');
+    const ts = since(1);
+    const batch: LogBatch = {
+      seq: ++gw1.logSeq,
+      lines: [
+        { app: 'diag', container: 'main', stream: 'stdout', ts, line: 'an app called diag' },
+        { app: 'diag', container: 'collect', stream: 'stdout', ts, line: 'Linux gw-1', job: true },
+        { app: 'diag', container: 'collect', stream: 'stderr', ts, line: 'df: warning', job: true },
+      ],
+    };
+    await gw1.client.publishAsync('flotilla/v1/devices/gw-1/logs', JSON.stringify(batch), { qos: 1 });
+    await waitFor('the log lines stored', async () => {
+      const response = await http<{ lines: unknown[] }>(hub.url, 'GET', '/api/v1/devices/gw-1/logs');
+      return response.body.lines.length >= 3;
+    });
+    expect(await flotilla(['logs', 'gw-1', '--job', 'diag'])).toEqual({
+      code: 0,
+      stdout: 'job/diag/collect | Linux gw-1\njob/diag/collect | [stderr] df: warning\n',
+      stderr: '',
+    });
+    expect((await flotilla(['logs', 'gw-1', 'diag'])).stdout).toBe('diag/main | an app called diag\n');
+  });
+
+  it("follows the job's lines with -f, and none of the app's", async () => {
+    const gw1 = device('gw-1');
+    const follower = spawnCli('logs -f', ['logs', 'gw-1', '--job', 'diag', '-f'], { FLOTILLA_HUB: hub.url, NO_COLOR: '1' });
+    await waitFor('the backlog printed', () => follower.output.includes('job/diag/collect | [stderr] df: warning\n'));
+    const ts = since(0);
+    for (const line of [
+      { app: 'diag', container: 'main', stream: 'stdout' as const, ts, line: 'the app again' },
+      { app: 'diag', container: 'collect', stream: 'stdout' as const, ts, line: 'collected', job: true as const },
+    ]) {
+      const batch: LogBatch = { seq: ++gw1.logSeq, lines: [line] };
+      await gw1.client.publishAsync('flotilla/v1/devices/gw-1/logs', JSON.stringify(batch), { qos: 1 });
+    }
+    // The app's line was stored first: had the follow let it through, it would be there by now.
+    await waitFor('the new job line followed', () => follower.output.includes('job/diag/collect | collected\n'));
+    await follower.stop();
+    expect(await follower.exited).toBe(0);
+    expect(follower.output).toBe('job/diag/collect | Linux gw-1\njob/diag/collect | [stderr] df: warning\njob/diag/collect | collected\n');
+  });
+});
