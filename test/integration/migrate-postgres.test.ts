@@ -2,7 +2,8 @@
  * `flotilla migrate` through the real CLI, from a real single hub's data dir into a private
  * PostgreSQL server: the hub is filled through its API (apps with revisions and a rollback, a
  * rollout, simulated devices with labels, desired documents and events, secrets, tokens, service
- * accounts, a revoked device, audit records, agent targets with a deleted one), stopped and migrated; a hub started with
+ * accounts, a revoked device, audit records, agent targets with a deleted one, jobs with executions
+ * and a deleted job), stopped and migrated; a hub started with
  * `--database` on a data dir of its own then shows the same fleet over its API, serves the old
  * key, lets the old keys in, and resolves the old secrets into documents the devices, pinned to
  * the old key, accept. Every refusal leaves the target as it was.
@@ -14,15 +15,18 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredAgentRevision, StoredAgentTarget } from '../../broker/store/agent-targets.js';
+import { type JobStore, JobUidUsedError, type StoredExecution, type StoredJob } from '../../broker/store/jobs.js';
 import { COPIED_TABLES, TELEMETRY_TABLES } from '../../broker/store/migrate/tables.js';
 import { PgAgentTargetStore } from '../../broker/store/pg/agent-targets.js';
 import { PgAuditStore } from '../../broker/store/pg/audit.js';
 import { openPostgres } from '../../broker/store/pg/connect.js';
 import { PgDatabase } from '../../broker/store/pg/database.js';
+import { PgJobStore } from '../../broker/store/pg/jobs.js';
 import { parsePostgresUrl } from '../../broker/store/pg/url.js';
 import { SqliteAgentTargetStore } from '../../broker/store/sqlite/agent-targets.js';
 import { SqliteAuditStore } from '../../broker/store/sqlite/audit.js';
 import { openDatabase } from '../../broker/store/sqlite/db.js';
+import { SqliteJobStore } from '../../broker/store/sqlite/jobs.js';
 import { MIGRATIONS } from '../../broker/store/sqlite/migrations.js';
 import { TELEMETRY_MIGRATIONS } from '../../broker/telemetry/migrations.js';
 import { PgTelemetryReads } from '../../broker/telemetry/pg/reads.js';
@@ -32,6 +36,7 @@ import { adminKey, bearer, createAccount, createToken, registerDevice } from '..
 import { Cleanup } from '../support/cleanup.js';
 import { http } from '../support/http.js';
 import { startTestHub } from '../support/hub.js';
+import { storedJob } from '../support/job-store-suite.js';
 import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
 import { type PostgresServer, startPostgres } from '../support/postgres.js';
 import { type RunResult, runCli, startHubProcess, stopAll } from '../support/processes.js';
@@ -42,6 +47,8 @@ import { waitFor } from '../support/wait.js';
 const topics = new Topics('flotilla/v1');
 const SECRET_VALUE = `token-${randomBytes(8).toString('hex')}`;
 const DEVICES = 4;
+/** The uid of a job deleted before the move: still used after it. */
+const DELETED_JOB_UID = 'old-job.5eed0001';
 
 const webApp = (version: string, extra: Record<string, unknown> = {}) => ({
   name: 'web',
@@ -79,6 +86,39 @@ async function apiView(url: string, key: string) {
   };
 }
 
+/** Two jobs with executions in several states, and a deleted one, through the store as a hub writes them. */
+async function writeJobs(store: SqliteJobStore): Promise<void> {
+  const now = Date.now();
+  const at = (seconds: number) => new Date(now + seconds * 1000).toISOString();
+  const times = { createdAt: at(0), updatedAt: at(0), deadline: at(30 * 86_400) };
+  await store.create(storedJob('old-job', { ...times, uid: DELETED_JOB_UID }), ['none-1']);
+  await store.delete('old-job');
+  const cert = storedJob('rotate-cert', { ...times, uid: 'rotate-cert.5eed0002' });
+  await store.create(cert, ['none-1', 'none-2', 'none-3', 'none-4']);
+  await store.admit('rotate-cert', ['none-1', 'none-2', 'none-3'], at(1));
+  const report = { name: cert.name, execution: cert.uid };
+  await store.recordReports('none-1', [{ ...report, state: 'running', attempt: 2, startedAt: at(5), output: ['step 1'] }], at(6));
+  await store.recordReports(
+    'none-2',
+    [{ ...report, state: 'failed', attempt: 1, exitCode: 3, container: 'main', message: 'exit 3' }],
+    at(6),
+  );
+  await store.recordReports(
+    'none-3',
+    [{ ...report, state: 'succeeded', attempt: 1, startedAt: at(2), finishedAt: at(4), exitCode: 0 }],
+    at(6),
+  );
+  const stopped = storedJob('canceled', { ...times, uid: 'canceled.5eed0003' });
+  await store.create(stopped, ['none-1', 'none-2']);
+  await store.admit('canceled', ['none-1'], at(1));
+  await store.stop('canceled', 'canceled', 'canceled by admin', at(7));
+}
+
+async function readJobs(store: JobStore): Promise<{ jobs: StoredJob[]; executions: StoredExecution[][] }> {
+  const jobs = await store.list();
+  return { jobs, executions: await Promise.all(jobs.map((job) => store.executions(job.name))) };
+}
+
 const migrate = (args: string[], env: NodeJS.ProcessEnv = {}) => runCli(['migrate', ...args], { env, timeoutMs: 60_000 });
 
 describe('flotilla migrate, single hub to PostgreSQL', () => {
@@ -93,6 +133,7 @@ describe('flotilla migrate, single hub to PostgreSQL', () => {
   let eventsBefore: unknown;
   let eventsHigh: number;
   let agentTargetsBefore: { targets: StoredAgentTarget[]; deleted: StoredAgentRevision | undefined };
+  let jobsBefore: { jobs: StoredJob[]; executions: StoredExecution[][] };
 
   /** Rows in each control table of a database, and whether it has the tables at all. */
   async function rowsIn(url: string): Promise<Record<string, number> | 'no tables'> {
@@ -186,6 +227,9 @@ describe('flotilla migrate, single hub to PostgreSQL', () => {
     await targets.put({ name: 'device-none', scheduling: { devices: ['none'] }, release: release('0.4.0'), rollout: { canary: 1 } });
     await targets.delete('device-none');
     agentTargetsBefore = { targets: await targets.list(), deleted: await targets.revision(3) };
+    // Jobs as the hub's store writes them, on devices the hub does not have (so nothing plans them):
+    // executions in each kind of state, a canceled job, and a deleted one whose uid must stay used.
+    await writeJobs(new SqliteJobStore(db));
     db.close();
 
     // The view to compare with, from the same data dir as the hub left it.
@@ -193,6 +237,9 @@ describe('flotilla migrate, single hub to PostgreSQL', () => {
     before = await apiView(again.httpUrl, admin);
     eventsBefore = (await http(again.httpUrl, 'GET', '/api/v1/events?tail=1000', undefined, bearer(admin))).body;
     await again.close();
+    const jobsDb = openDatabase(join(dataDir, 'hub.db'));
+    jobsBefore = await readJobs(new SqliteJobStore(jobsDb));
+    jobsDb.close();
     const telemetry = openDatabase(join(dataDir, 'telemetry.db'), TELEMETRY_MIGRATIONS);
     telemetryRows = Object.fromEntries(
       TELEMETRY_TABLES.map((table) => [
@@ -252,7 +299,18 @@ describe('flotilla migrate, single hub to PostgreSQL', () => {
     expect(result.stdout).toMatch(/^agent_targets\s+1\s+1$/m);
     expect(result.stdout).toMatch(/^agent_target_revisions\s+3\s+3$/m);
     expect(result.stdout).toMatch(/^agent_revision_counter\s+1\s+1$/m);
+    expect(result.stdout).toMatch(/^jobs\s+2\s+2$/m);
+    expect(result.stdout).toMatch(/^job_executions\s+6\s+6$/m);
+    expect(result.stdout).toMatch(/^job_uids\s+3\s+3$/m);
     expect(result.stdout).toMatch(/^sample: \d+ rows equal$/m);
+    // Jobs read back as the single hub stored them, before any replica could plan or expire them,
+    // and the deleted job's uid stays used.
+    const jobsDb = new PgDatabase(parsePostgresUrl(url), pino({ level: 'silent' }));
+    cleanup.add('jobs pool', () => jobsDb.close());
+    const jobs = new PgJobStore(jobsDb);
+    expect(await readJobs(jobs)).toEqual(jobsBefore);
+    expect(jobsBefore.executions.flat().map((e) => e.state)).toEqual(['queued', 'canceled', 'running', 'failed', 'succeeded', 'queued']);
+    await expect(jobs.create(storedJob('old-job', { uid: DELETED_JOB_UID }), ['none'])).rejects.toBeInstanceOf(JobUidUsedError);
     expect(telemetryRows.events).toBeGreaterThan(0);
     for (const [table, rows] of Object.entries(telemetryRows)) {
       expect(result.stdout).toMatch(new RegExp(`^${table}\\s+${rows}\\s+${rows}$`, 'm'));

@@ -28,7 +28,7 @@ import { firstDifference, inSample, keyText, type Row } from './sample.js';
 import type { SingleHub } from './single-hub.js';
 import { COPIED_TABLES, type CopiedTable } from './tables.js';
 
-/** Rows per INSERT at most: at most 13 columns a row, well inside PostgreSQL's 65,535 parameters a statement. */
+/** Rows per INSERT at most: at most 14 columns a row, well inside PostgreSQL's 65,535 parameters a statement. */
 export const BATCH_ROWS = 500;
 /** Bytes of values per INSERT, roughly: the next read asks for fewer rows when a batch was bigger. */
 export const BATCH_BYTES = 8 * 1024 * 1024;

@@ -35,6 +35,11 @@ export const CONTROL_TABLES: readonly CopiedTable[] = [
   { name: 'agent_target_revisions', file: 'hub.db', key: ['revision'] },
   // Copied as a row like any other: the numbering goes on after the highest revision it gave out.
   { name: 'agent_revision_counter', file: 'hub.db', key: ['id'] },
+  // Before their executions, which reference them.
+  { name: 'jobs', file: 'hub.db', key: ['name'] },
+  { name: 'job_executions', file: 'hub.db', key: ['job', 'device'] },
+  // Every uid ever given, deleted jobs' too: a replica must not give one out again either.
+  { name: 'job_uids', file: 'hub.db', key: ['uid'] },
 ];
 
 /**
