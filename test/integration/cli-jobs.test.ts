@@ -311,6 +311,34 @@ describe('flotilla run -w', SLOW, () => {
   });
 });
 
+describe('get jobs -w and describe job -w', SLOW, () => {
+  it('print again on every change: get until Ctrl-C, describe until the job ends, exiting by how it ended', async () => {
+    expect((await flotilla(['run', 'watched', '--image', 'busybox:1.36', '--device', 'gw-3', '--', 'true'])).code).toBe(0);
+    const job = await desiredJob(device('gw-3'), 'watched');
+    const env = { FLOTILLA_HUB: hub.url, NO_COLOR: '1' };
+    const table = spawnCli('get jobs -w', ['get', 'jobs', 'watched', '-w'], env);
+    const described = spawnCli('describe job -w', ['describe', 'job', 'watched', '-w'], env);
+    const row = (phase: string, cells: string) => new RegExp(`^watched +${phase} +${cells} +\\d+s +\\S+`, 'm');
+    await waitFor('get -w to show it queued', () => row('active', '0/1 +1 +0 +0 +0 +0 +0').test(table.output));
+    await waitFor('describe -w to show it queued', () => described.output.includes('Counts:      1 queued\n'));
+
+    await report(device('gw-3'), job, { state: 'running', attempt: 1, startedAt: since(1) });
+    await waitFor('get -w to show it running', () => row('active', '0/1 +0 +1 +0 +0 +0 +0').test(table.output));
+    await waitFor('describe -w to show it running', () => described.output.includes('Counts:      1 running\n'));
+
+    await succeed(device('gw-3'), job);
+    expect(await described.exited).toBe(0);
+    expect(described.output).toContain('Phase:       complete\n');
+    await waitFor('get -w to show it complete', () => row('complete', '1/1 +0 +0 +0 +0 +0 +0').test(table.output));
+    expect(table.running).toBe(true);
+    table.child.kill('SIGINT');
+    expect(await table.exited).toBe(0);
+    // Three tables, one per change, a blank line between two.
+    expect(table.output.split('\n\n')).toHaveLength(3);
+    expect(table.output.match(/^NAME +PHASE/gm)).toHaveLength(3);
+  });
+});
+
 describe('bad input', SLOW, () => {
   it('refuses a job file without a target, with a negative timeout and an unknown field: one error naming each, nothing made, exit 2', async () => {
     const bad = ['name: broken', 'spec:', '  containers: [{ name: c, image: busybox:1.36 }]', '  timeout: -5s', '  retry: 3', ''].join(
