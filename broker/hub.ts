@@ -29,12 +29,15 @@ import { Dispatcher } from './dispatcher/dispatcher.js';
 import type { ReplicaRole } from './dispatcher/replica.js';
 import { agentUpgrades } from './hub/agent-upgrades.js';
 import { type HubPorts, startHubHttp } from './hub/http.js';
+import { hubJobs } from './hub/jobs.js';
 import { type HubMqtt, startHubMqtt } from './hub/mqtt.js';
 import { remoteAccess, type SessionTimings } from './hub/remote.js';
 import { replicaRole } from './hub/replica.js';
 import { type HubStores, openHubStores } from './hub/stores.js';
 import { type HubTelemetry, openTelemetry } from './hub/telemetry.js';
 import { type LiveTelemetry, liveTelemetry } from './hub/telemetry-follow.js';
+import type { DispatcherJobs } from './jobs/jobs.js';
+import type { JobMethodDeps } from './jobs/methods.js';
 import { auditMethods } from './remote/audit-methods.js';
 import { telemetryMethods } from './telemetry/methods.js';
 import { maxSemiSpaceMiB } from './v8-young-generation.js';
@@ -57,6 +60,8 @@ export interface HubDeps {
   now?: () => Date;
   /** How often rollouts are advanced for device timeouts (default 1 s). */
   rolloutTickMs?: number;
+  /** How often jobs past their deadline are expired (default JOB_TICK_MS, 2 s). */
+  jobTickMs?: number;
   /** Desired documents the dispatcher has handed to the broker at once (default DESIRED_CHUNK, 200). */
   desiredChunk?: number;
   /** The secrets key as `FLOTILLA_SECRETS_KEY` would give it (base64 of 32 bytes); default: that env var, else the key file. */
@@ -101,10 +106,26 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
     const desiredChanged = new Signal((err) => logger.error({ component: 'hub', err }, 're-planning desired state failed'));
     const desiredMayHaveChanged = () => desiredChanged.emit();
     const agents = agentUpgrades(config, stores, { logger, now, desiredMayHaveChanged });
-    const api = hubApi(stores, telemetry, live, mqtt, { agent: agents.methods, desiredMayHaveChanged, now, protocolVersions });
+    const jobs = hubJobs(stores, telemetry, { logger, now });
+    const api = hubApi(stores, telemetry, live, mqtt, {
+      agent: agents.methods,
+      jobs: jobs.jobs,
+      desiredMayHaveChanged,
+      now,
+      protocolVersions,
+    });
     const replica = await replicaRole(stores, mqtt, config.redis !== undefined, logger, closer);
-    const dispatcher = await startDispatcher(stores, mqtt, api, { ...deps, replica, agentRollouts: agents.rollouts }, logger, now, closer);
+    const dispatcher = await startDispatcher(
+      stores,
+      mqtt,
+      api,
+      { ...deps, replica, agentRollouts: agents.rollouts, jobs: jobs.jobs },
+      logger,
+      now,
+      closer,
+    );
     desiredChanged.on(() => dispatcher.scheduleSync());
+    jobs.changed.on((change) => dispatcher.jobsChanged(change));
     const endpoint = await remote.startRelay(mqtt, { authenticator, loginDelay }, deps.sessionTimings);
     const ports = await startHubHttp(
       config,
@@ -117,6 +138,7 @@ export async function startHub(overrides: Partial<Record<keyof HubConfig, unknow
         authenticator,
         loginDelay,
         desiredMayHaveChanged,
+        jobCounts: jobs.counts,
         logger,
         remote: { endpoint, registry: remote.registry },
       },
@@ -157,7 +179,7 @@ function hubApi(
   telemetry: HubTelemetry,
   live: LiveTelemetry,
   mqtt: HubMqtt,
-  { agent, desiredMayHaveChanged, now, protocolVersions }: ApiOptions,
+  { agent, jobs, desiredMayHaveChanged, now, protocolVersions }: ApiOptions,
 ): HubApi {
   const { apps, devices, secrets, rollouts, accounts, credentials, tokens, audit } = stores;
   return createApi({
@@ -166,6 +188,7 @@ function hubApi(
     secrets,
     rollouts,
     agent,
+    jobs,
     desiredMayHaveChanged,
     telemetry: telemetryMethods({
       store: telemetry.store,
@@ -185,6 +208,7 @@ function hubApi(
 
 interface ApiOptions {
   agent: AgentMethodDeps;
+  jobs: JobMethodDeps;
   desiredMayHaveChanged: () => void;
   now: () => Date;
   protocolVersions: readonly number[] | undefined;
@@ -194,7 +218,7 @@ async function startDispatcher(
   stores: HubStores,
   mqtt: HubMqtt,
   api: HubApi,
-  deps: HubDeps & { replica: ReplicaRole; agentRollouts: AgentRollouts },
+  deps: HubDeps & { replica: ReplicaRole; agentRollouts: AgentRollouts; jobs: DispatcherJobs },
   logger: Logger,
   now: () => Date,
   closer: Closer,
@@ -208,11 +232,13 @@ async function startDispatcher(
     apiRequests: apiRequestHandler({ api, respond: (clientId, response) => mqtt.answers.emit({ clientId, response }), logger }),
     rollouts: stores.rollouts,
     agentRollouts: deps.agentRollouts,
+    jobs: deps.jobs,
     logger,
     signingKey: stores.signingKey.privateKey,
     now,
     replica: deps.replica,
     ...(deps.rolloutTickMs !== undefined ? { rolloutTickMs: deps.rolloutTickMs } : {}),
+    ...(deps.jobTickMs !== undefined ? { jobTickMs: deps.jobTickMs } : {}),
     ...(deps.desiredChunk !== undefined ? { desiredChunk: deps.desiredChunk } : {}),
   });
   closer.add('dispatcher', () => dispatcher.stop());

@@ -32,7 +32,7 @@ import { closeServer, listen } from '../mqtt/broker.js';
 import type { SessionEndpoint } from '../remote/endpoint.js';
 import type { SessionRegistry } from '../remote/session-registry.js';
 import { followRoutes } from '../telemetry/follow.js';
-import type { SessionDeviceBytes } from '../telemetry/prometheus.js';
+import type { JobFleetCounts, SessionDeviceBytes } from '../telemetry/prometheus.js';
 import { startTlsListeners } from '../tls/listeners.js';
 import type { HubMqtt } from './mqtt.js';
 import type { HubStores } from './stores.js';
@@ -59,6 +59,8 @@ export interface HubHttpDeps {
   authenticator: Authenticator;
   loginDelay: LoginDelay;
   desiredMayHaveChanged: () => void;
+  /** Jobs' executions by state and jobs by phase, for Prometheus (broker/hub/jobs.ts). */
+  jobCounts?: () => Promise<JobFleetCounts>;
   logger: Logger;
   /** Remote-access sessions: the WebSocket upgrades of both servers, and the counts Prometheus reads. */
   remote: { endpoint: SessionEndpoint; registry: SessionRegistry };
@@ -79,6 +81,7 @@ export async function startHubHttp(config: HubConfig, deps: HubHttpDeps, closer:
           devices: () => stores.devices.presence(),
           appPhaseCounts: () => stores.devices.appPhases(),
           agentCounts: async () => agentFleetCounts((await stores.devices.fleetRows()).map(reportedAgent)),
+          ...(deps.jobCounts ? { jobCounts: deps.jobCounts } : {}),
           latestMetrics: () => telemetry.ingest.latest.values(),
           ingest: () => ({
             lagSeconds: telemetry.ingest.counters.lagSeconds,

@@ -38,7 +38,14 @@ import { ApiError } from '../dispatcher/errors.js';
 import { matches, resolveSecrets, SecretRefError } from '../dispatcher/scheduling.js';
 import { secretValues } from '../dispatcher/secret-values.js';
 import type { DeviceStore } from '../store/devices.js';
-import { type ExecutionTransition, JobExistsError, type JobStore, type StoredExecution, type StoredJob } from '../store/jobs.js';
+import {
+  type ExecutionTransition,
+  JobExistsError,
+  type JobStore,
+  JobUidUsedError,
+  type StoredExecution,
+  type StoredJob,
+} from '../store/jobs.js';
 import type { SecretStore } from '../store/secrets.js';
 import { type JobEvent, queuedEvent, transitionEvent } from './events.js';
 import { abortVerdict, admissions, isFinal } from './plan.js';
@@ -81,8 +88,10 @@ export interface JobsDeps {
   now?: () => Date;
 }
 
-/** The random part of a job's uid: 8 bytes, so a uid is never given twice, also after a delete. */
+/** The random part of a job's uid: 8 bytes, so drawing one an earlier job had is all but impossible. */
 const UID_RANDOM_BYTES = 8;
+/** How many uids a create draws before it gives up: the store refuses one an earlier job had (JobUidUsedError). */
+const UID_DRAWS = 3;
 
 export class Jobs implements DispatcherJobs {
   private readonly log: Logger;
@@ -104,26 +113,34 @@ export class Jobs implements DispatcherJobs {
     await this.checkSecrets(job);
     const devices = await this.select(job);
     const at = now.toISOString();
-    const stored: StoredJob = {
+    const made = {
       name: job.name,
-      uid: `${job.name}.${randomBytes(UID_RANDOM_BYTES).toString('hex')}`,
       spec: job,
-      phase: 'active',
+      phase: 'active' as const,
       createdAt: at,
       deadline: jobDeadline(job.spec.deadline, now).toISOString(),
       updatedAt: at,
     };
-    try {
-      await store.create(stored, devices);
-    } catch (err) {
-      if (err instanceof JobExistsError) throw taken(job.name);
-      throw err;
-    }
+    const stored = await this.insert(made, devices);
     const queued = queuedEvent(stored);
     for (const device of devices) this.deps.event(device, queued);
     this.log.info({ job: stored.name, uid: stored.uid, devices: devices.length, deadline: stored.deadline }, 'job created');
     this.deps.changed({ admit: [stored.name], devices: [] });
     return jobDetail(stored, await store.executions(stored.name));
+  }
+
+  /** Stores the job under a uid never given before: one an earlier job had is drawn again (the store keeps every uid given). */
+  private async insert(job: Omit<StoredJob, 'uid'>, devices: readonly string[]): Promise<StoredJob> {
+    for (let draw = 1; ; draw++) {
+      const stored: StoredJob = { ...job, uid: `${job.name}.${randomBytes(UID_RANDOM_BYTES).toString('hex')}` };
+      try {
+        await this.deps.store.create(stored, devices);
+        return stored;
+      } catch (err) {
+        if (err instanceof JobExistsError) throw taken(job.name);
+        if (!(err instanceof JobUidUsedError) || draw >= UID_DRAWS) throw err;
+      }
+    }
   }
 
   async list(): Promise<List<JobSummary>> {

@@ -1,0 +1,466 @@
+/**
+ * Jobs on a real hub (Aedes, dispatcher, HTTP API, MQTT request API, SQLite), with devices played
+ * by plain MQTT clients (test/support/job-devices.ts) that receive the signed desired document and
+ * report each execution as an agent would. What an operator sees is checked: each device's
+ * document, the job's executions and phase over the API, the events on each device's timeline,
+ * Prometheus, and the logs of a job apart from an app's of the same name.
+ */
+import type { MqttClient } from 'mqtt';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  type DesiredJob,
+  type EventRecord,
+  type JobDetail,
+  type JobExecutionReport,
+  type JobSummary,
+  type List,
+  type LogRecord,
+  parseHubKey,
+  verifyDesired,
+} from '../../shared/index.js';
+import { readSse } from '../../shared/sse.js';
+import { Cleanup } from '../support/cleanup.js';
+import { appSpec, logLine } from '../support/fixtures.js';
+import { http } from '../support/http.js';
+import { startTestHub, type TestHub } from '../support/hub.js';
+import { type JobDevice, jobDevice } from '../support/job-devices.js';
+import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
+import { sampleValue, scrape } from '../support/prometheus.js';
+import { waitFor } from '../support/wait.js';
+
+const SLOW = { timeout: 90_000 };
+const REQUEST = 'flotilla/v1/api/svc-1/request';
+const RESPONSE = 'flotilla/v1/api/svc-1/response';
+
+interface ApiResponse {
+  correlationId: string;
+  ok: boolean;
+  result?: any;
+  error?: { code: string; message: string; details?: any };
+}
+
+function jobSpec(name: string, spec: Record<string, unknown> = {}, scheduling: Record<string, unknown> = { selectors: { site: 'lab' } }) {
+  return {
+    name,
+    scheduling,
+    spec: { containers: [{ name: 'task', image: 'busybox:1.36', command: ['sh', '-c', 'echo done'] }], ...spec },
+  };
+}
+
+describe('jobs on one hub', SLOW, () => {
+  const cleanup = new Cleanup();
+  let hub: TestHub;
+  let service: MqttClient;
+  let responses: Inbox;
+  let seq = 0;
+
+  beforeEach(async () => {
+    hub = cleanup.add('hub', () => hub.close(), await startTestHub({ deps: { jobTickMs: 200, rolloutTickMs: 200 } }));
+    service = cleanup.add('service client', () => closeClient(service), await connectClient(hub.mqttUrl, { clientId: 'svc-1' }));
+    responses = new Inbox(service);
+    await service.subscribeAsync(RESPONSE, { qos: 1 });
+  });
+
+  afterEach(() => cleanup.run());
+
+  const api = (method: string, path: string, body?: unknown) => http(hub.httpUrl, method, path, body);
+  const device = (id: string, labels: Record<string, string> = { site: 'lab' }) => jobDevice(cleanup, hub.mqttUrl, id, labels);
+
+  async function call(method: string, params?: Record<string, unknown>): Promise<ApiResponse> {
+    const correlationId = `req-${++seq}`;
+    await service.publishAsync(REQUEST, JSON.stringify({ correlationId, method, ...(params ? { params } : {}) }), { qos: 1 });
+    return responses.waitFor<ApiResponse>(RESPONSE, (r) => r.correlationId === correlationId);
+  }
+
+  async function create(spec: unknown): Promise<JobDetail> {
+    const res = await api('POST', '/api/v1/jobs', { spec });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    return res.body as JobDetail;
+  }
+
+  const job = async (name: string) => (await api('GET', `/api/v1/jobs/${name}`)).body as JobDetail;
+  const execution = async (name: string, id: string) => (await job(name)).executions.find((e) => e.device === id);
+  const waitState = (name: string, id: string, state: string) =>
+    waitFor(`${id}'s execution of ${name} ${state}`, async () => (await execution(name, id))?.state === state && execution(name, id));
+  const waitPhase = (name: string, phase: string) =>
+    waitFor(`job ${name} ${phase}`, async () => {
+      const detail = await job(name);
+      return detail.phase === phase && detail;
+    });
+  const events = async (id: string) =>
+    ((await api('GET', `/api/v1/events?device=${id}&tail=200`)).body as { events: EventRecord[] }).events.filter((e) =>
+      e.type.startsWith('job-'),
+    );
+  const waitEvent = (id: string, type: string) =>
+    waitFor(`${id}'s ${type} event`, async () => (await events(id)).find((e) => e.type === type));
+
+  const report = (
+    name: string,
+    uid: string,
+    rest: Partial<JobExecutionReport> & Pick<JobExecutionReport, 'state'>,
+  ): JobExecutionReport => ({
+    name,
+    execution: uid,
+    attempt: rest.state === 'queued' ? 0 : 1,
+    ...rest,
+  });
+  const named = (jobs: DesiredJob[], name: string) => jobs.find((j) => j.name === name);
+
+  /** A fleet-wide pass the test can see end: an app for `id` alone, which it receives once that pass has run. */
+  async function fleetPassSeenBy(id: JobDevice, app: string): Promise<void> {
+    const before = id.sent().length;
+    expect((await api('POST', '/api/v1/apps', appSpec(app, { only: id.id }))).status).toBe(200);
+    await waitFor(`${id.id} receives app ${app}`, () =>
+      id
+        .sent()
+        .slice(before)
+        .some((d) => d.apps.some((a) => a.name === app)),
+    );
+  }
+
+  it('delivers a job in each selected device’s signed document; running then succeeded completes it; events and Prometheus count it', async () => {
+    const gw1 = await device('gw-1');
+    const gw2 = await device('gw-2');
+    const other = await device('gw-3', { site: 'roof', only: 'gw-3' });
+
+    const made = await create(
+      jobSpec('rotate-cert', {
+        timeout: '5m',
+        retries: { limit: 1, backoff: '30s' },
+        window: { from: '02:00', to: '04:00', timezone: 'UTC' },
+      }),
+    );
+    expect(made).toMatchObject({ name: 'rotate-cert', phase: 'active', counts: { queued: 2, total: 2 } });
+    expect(made.executions.map((e) => [e.device, e.state, e.attempt])).toEqual([
+      ['gw-1', 'queued', 0],
+      ['gw-2', 'queued', 0],
+    ]);
+
+    const hubKey = parseHubKey(hub.hub.hubKey);
+    for (const d of [gw1, gw2]) {
+      const doc = await d.waitJobs('rotate-cert in its document', (jobs) => named(jobs, 'rotate-cert') !== undefined);
+      expect(verifyDesired(doc, hubKey)).toBeUndefined();
+      const desired = named(doc.jobs!, 'rotate-cert')!;
+      expect(desired).toEqual({
+        name: 'rotate-cert',
+        execution: expect.stringMatching(/^rotate-cert\.[0-9a-f]{16}$/),
+        containers: [{ name: 'task', image: 'busybox:1.36', command: ['sh', '-c', 'echo done'], restartPolicy: { name: 'no' } }],
+        timeout: '5m',
+        retries: { limit: 1, backoff: '30s' },
+        deadline: made.deadline,
+        window: { from: '02:00', to: '04:00', timezone: 'UTC' },
+      });
+      // The signature covers the jobs: a document with another command no longer verifies.
+      const tampered = { ...doc, jobs: [{ ...desired, containers: [{ ...desired.containers[0]!, command: ['rm', '-rf', '/'] }] }] };
+      expect(verifyDesired(tampered, hubKey)).toBe('bad signature');
+    }
+    expect(other.jobs()).toEqual([]);
+    const uid = named(gw1.jobs(), 'rotate-cert')!.execution;
+    // One execution id per job, the same on every device.
+    expect(named(gw2.jobs(), 'rotate-cert')!.execution).toBe(uid);
+    expect((await waitEvent('gw-1', 'job-queued')).message).toBe(
+      `job rotate-cert queued (execution ${uid}): runs once the device has it inside its window; expires if not started by ${made.deadline}`,
+    );
+    expect((await waitEvent('gw-1', 'job-queued')).app).toBe('rotate-cert');
+
+    const startedAt = new Date().toISOString();
+    await gw1.report([report('rotate-cert', uid, { state: 'running', startedAt })]);
+    await waitState('rotate-cert', 'gw-1', 'running');
+    expect((await waitEvent('gw-1', 'job-running')).message).toBe('job rotate-cert running (attempt 1 of 2)');
+
+    // The same report again changes nothing: no new event, and the unchanged set of jobs republishes nothing.
+    const documents = { 'gw-1': gw1.sent().length, 'gw-2': gw2.sent().length };
+    await gw1.report([report('rotate-cert', uid, { state: 'running', startedAt })]);
+    await fleetPassSeenBy(other, 'probe');
+    expect({ 'gw-1': gw1.sent().length, 'gw-2': gw2.sent().length }).toEqual(documents);
+    expect((await events('gw-1')).filter((e) => e.type === 'job-running')).toHaveLength(1);
+
+    await gw1.report([
+      report('rotate-cert', uid, { state: 'succeeded', startedAt, finishedAt: new Date().toISOString(), output: ['renewed', 'done'] }),
+    ]);
+    // Final at the hub: it leaves gw-1's document.
+    await gw1.waitJobs('rotate-cert gone from its document', (jobs) => named(jobs, 'rotate-cert') === undefined);
+    expect(await waitState('rotate-cert', 'gw-1', 'succeeded')).toMatchObject({ attempt: 1, startedAt, output: ['renewed', 'done'] });
+    expect((await waitEvent('gw-1', 'job-succeeded')).message).toBe('job rotate-cert succeeded (attempt 1 of 2)');
+    expect((await job('rotate-cert')).phase).toBe('active');
+
+    // Over the MQTT request API, as a backend service would.
+    const listed = await call('jobs.list');
+    expect(listed.ok).toBe(true);
+    expect((listed.result as List<JobSummary>).items).toEqual([
+      expect.objectContaining({
+        name: 'rotate-cert',
+        phase: 'active',
+        counts: expect.objectContaining({ succeeded: 1, queued: 1, total: 2 }),
+      }),
+    ]);
+
+    await gw2.report([report('rotate-cert', uid, { state: 'succeeded', finishedAt: new Date().toISOString() })]);
+    const done = await waitPhase('rotate-cert', 'complete');
+    expect(done.counts).toMatchObject({ succeeded: 2, total: 2 });
+    await gw2.waitJobs('rotate-cert gone from its document', (jobs) => jobs.length === 0);
+
+    await waitFor('Prometheus counts the executions and the job', async () => {
+      const { families } = await scrape(hub.httpUrl);
+      return (
+        sampleValue(families, 'flotilla_job_executions', { state: 'succeeded' }) === 2 &&
+        sampleValue(families, 'flotilla_job_executions', { state: 'failed' }) === 0 &&
+        sampleValue(families, 'flotilla_jobs', { phase: 'complete' }) === 1 &&
+        sampleValue(families, 'flotilla_jobs', { phase: 'active' }) === 0
+      );
+    });
+
+    // A name in use is a conflict that names the fix.
+    const again = await api('POST', '/api/v1/jobs', { spec: jobSpec('rotate-cert') });
+    expect(again.status).toBe(409);
+    expect(again.body.error).toEqual({
+      code: 'conflict',
+      message: 'job "rotate-cert" exists: delete it (flotilla job delete rotate-cert) or choose another name',
+    });
+  });
+
+  it('records a failed execution with its exit code and container, and the job completes', async () => {
+    const gw1 = await device('gw-1');
+    await create(jobSpec('migrate'));
+    const uid = named((await gw1.waitJobs('migrate', (jobs) => jobs.length === 1)).jobs!, 'migrate')!.execution;
+    await gw1.report([
+      report('migrate', uid, {
+        state: 'failed',
+        exitCode: 3,
+        container: 'task',
+        message: 'schema locked',
+        output: ['connecting', 'error: schema locked'],
+        finishedAt: new Date().toISOString(),
+      }),
+    ]);
+    expect(await waitState('migrate', 'gw-1', 'failed')).toMatchObject({
+      exitCode: 3,
+      container: 'task',
+      message: 'schema locked',
+      output: ['connecting', 'error: schema locked'],
+    });
+    expect((await waitEvent('gw-1', 'job-failed')).message).toBe(
+      'job migrate failed (attempt 1): container task exited with code 3: schema locked',
+    );
+    expect((await waitPhase('migrate', 'complete')).counts).toMatchObject({ failed: 1, total: 1 });
+    await gw1.waitJobs('migrate gone from its document', (jobs) => jobs.length === 0);
+  });
+
+  it('maxConcurrent 1 admits one device at a time, skips one that is offline, and admits it once it is back', async () => {
+    const gw1 = await device('gw-1');
+    const gw2 = await device('gw-2');
+    const gw3 = await device('gw-3', { site: 'lab', only: 'gw-3' });
+    await gw2.goAway();
+    await waitFor('gw-2 offline', async () => (await api('GET', '/api/v1/devices/gw-2')).body.online === false);
+
+    await create(jobSpec('flash', { rollout: { maxConcurrent: 1 } }));
+    const uid = named((await gw1.waitJobs('flash', (jobs) => jobs.length === 1)).jobs!, 'flash')!.execution;
+    expect((await waitEvent('gw-2', 'job-queued')).message).toContain(', at most 1 device at once;');
+    await gw1.report([report('flash', uid, { state: 'running' })]);
+    await waitState('flash', 'gw-1', 'running');
+    // A fleet pass has run since: gw-3 still waits for the one slot.
+    await fleetPassSeenBy(gw3, 'probe');
+    expect(gw3.jobs()).toEqual([]);
+
+    await gw1.report([report('flash', uid, { state: 'succeeded' })]);
+    // The slot goes to gw-3, online, and not to gw-2, which is first by id but offline.
+    await gw3.waitJobs('flash admitted', (jobs) => named(jobs, 'flash') !== undefined);
+    await gw1.waitJobs('flash gone', (jobs) => jobs.length === 0);
+    expect((await execution('flash', 'gw-2'))?.state).toBe('queued');
+    await gw3.report([report('flash', uid, { state: 'succeeded' })]);
+    await waitState('flash', 'gw-3', 'succeeded');
+
+    await gw2.comeBack();
+    await gw2.waitJobs('flash admitted once back online', (jobs) => named(jobs, 'flash') !== undefined);
+    await gw2.report([report('flash', uid, { state: 'succeeded' })]);
+    expect((await waitPhase('flash', 'complete')).counts).toMatchObject({ succeeded: 3, total: 3 });
+  });
+
+  it('abortAfterFailures 1 aborts the job: queued ones are canceled at once, running ones told to cancel', async () => {
+    const gw1 = await device('gw-1');
+    const gw2 = await device('gw-2');
+    await device('gw-3');
+    await create(jobSpec('firmware', { rollout: { maxConcurrent: 2, abortAfterFailures: 1 } }));
+    const uid = named((await gw1.waitJobs('firmware', (jobs) => jobs.length === 1)).jobs!, 'firmware')!.execution;
+    await gw2.waitJobs('firmware', (jobs) => jobs.length === 1);
+    await gw1.report([report('firmware', uid, { state: 'running' })]);
+    await waitState('firmware', 'gw-1', 'running');
+
+    await gw2.report([report('firmware', uid, { state: 'failed', exitCode: 1, container: 'task' })]);
+    const aborted = await waitPhase('firmware', 'aborted');
+    expect(aborted.reason).toBe('1 device failed: gw-2 (exit code 1) (the job stops at 1)');
+    // gw-3 never had it: canceled at once, with why.
+    expect(aborted.executions.find((e) => e.device === 'gw-3')?.state).toBe('canceled');
+    expect((await waitEvent('gw-3', 'job-canceled')).message).toBe(
+      'job firmware canceled before it started: 1 device failed: gw-2 (exit code 1) (the job stops at 1)',
+    );
+    // gw-1 runs it: its document says cancel until it reports the execution canceled.
+    const told = await gw1.waitJobs('firmware canceled', (jobs) => named(jobs, 'firmware')?.cancel === true);
+    expect(named(told.jobs!, 'firmware')!.execution).toBe(uid);
+    expect((await execution('firmware', 'gw-1'))?.state).toBe('running');
+    await gw1.report([report('firmware', uid, { state: 'canceled', message: 'stopped by the hub' })]);
+    await waitState('firmware', 'gw-1', 'canceled');
+    await gw1.waitJobs('firmware gone', (jobs) => jobs.length === 0);
+    expect((await waitEvent('gw-1', 'job-canceled')).message).toBe('job firmware canceled on the device (attempt 1): stopped by the hub');
+    expect((await job('firmware')).phase).toBe('aborted');
+  });
+
+  it('cancel drops what has not started and stops what runs; delete removes the job and its executions', async () => {
+    const gw1 = await device('gw-1');
+    await device('gw-2');
+    await create(jobSpec('collect', { rollout: { maxConcurrent: 1 } }));
+    const uid = named((await gw1.waitJobs('collect', (jobs) => jobs.length === 1)).jobs!, 'collect')!.execution;
+    await gw1.report([report('collect', uid, { state: 'running' })]);
+    await waitState('collect', 'gw-1', 'running');
+
+    const canceled = await call('jobs.cancel', { name: 'collect' });
+    expect(canceled.ok).toBe(true);
+    expect(canceled.result).toMatchObject({ name: 'collect', phase: 'canceled', reason: 'canceled by MQTT client svc-1' });
+    expect((canceled.result as JobDetail).executions.map((e) => [e.device, e.state])).toEqual([
+      ['gw-1', 'running'],
+      ['gw-2', 'canceled'],
+    ]);
+    await gw1.waitJobs('collect canceled', (jobs) => named(jobs, 'collect')?.cancel === true);
+    // Canceling again changes nothing.
+    expect((await call('jobs.cancel', { name: 'collect' })).result).toMatchObject({
+      phase: 'canceled',
+      reason: 'canceled by MQTT client svc-1',
+    });
+
+    await gw1.report([report('collect', uid, { state: 'canceled' })]);
+    await waitState('collect', 'gw-1', 'canceled');
+    await gw1.waitJobs('collect gone', (jobs) => jobs.length === 0);
+
+    const deleted = await api('DELETE', '/api/v1/jobs/collect');
+    expect(deleted.body).toEqual({ name: 'collect', deleted: true });
+    expect((await api('GET', '/api/v1/jobs/collect')).status).toBe(404);
+    expect((await api('GET', '/api/v1/jobs')).body).toEqual({ items: [] });
+    expect((await api('POST', '/api/v1/jobs/collect/cancel')).body.error).toEqual({
+      code: 'not_found',
+      message: 'job "collect" not found',
+    });
+  });
+
+  it('delete cancels a running job first: its devices’ documents drop it', async () => {
+    const gw1 = await device('gw-1');
+    await create(jobSpec('sweep'));
+    await gw1.waitJobs('sweep', (jobs) => jobs.length === 1);
+    expect((await api('DELETE', '/api/v1/jobs/sweep')).body).toEqual({ name: 'sweep', deleted: true });
+    await gw1.waitJobs('sweep gone', (jobs) => jobs.length === 0);
+    expect((await api('GET', '/api/v1/jobs/sweep')).status).toBe(404);
+  });
+
+  it('expires executions not started by the deadline; a late final report replaces expired', async () => {
+    const gw1 = await device('gw-1');
+    const gw2 = await device('gw-2');
+    await gw2.goAway();
+    await create(jobSpec('short', { deadline: '3s' }));
+    const uid = named((await gw1.waitJobs('short', (jobs) => jobs.length === 1)).jobs!, 'short')!.execution;
+
+    const expired = await waitPhase('short', 'complete');
+    expect(expired.executions.map((e) => [e.device, e.state])).toEqual([
+      ['gw-1', 'expired'],
+      ['gw-2', 'expired'],
+    ]);
+    expect((await waitEvent('gw-2', 'job-expired')).message).toBe(
+      `job short expired: the device had not started it by its deadline ${expired.deadline}`,
+    );
+    await gw1.waitJobs('short gone at its deadline', (jobs) => jobs.length === 0);
+
+    // gw-1 had started it before the deadline and reports how it ended.
+    await gw1.report([report('short', uid, { state: 'succeeded', finishedAt: new Date().toISOString() })]);
+    await waitState('short', 'gw-1', 'succeeded');
+    expect((await waitEvent('gw-1', 'job-succeeded')).message).toBe(
+      'job short succeeded (attempt 1); reported after its deadline had counted it expired',
+    );
+    expect((await job('short')).counts).toMatchObject({ succeeded: 1, expired: 1, total: 2 });
+  });
+
+  it('refuses a bad spec with one error naming every field, and stores nothing', async () => {
+    await device('gw-1');
+    const bad = await api('POST', '/api/v1/jobs', {
+      spec: { name: 'bad', spec: { containers: [{ name: 'task', image: 'busybox:1.36' }], timeout: '-5s', colour: 'red' } },
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.code).toBe('invalid_request');
+    const paths = (bad.body.error.details.issues as { path: string }[]).map((i) => i.path).sort();
+    expect(paths).toEqual(['scheduling', 'spec.colour', 'spec.timeout']);
+    expect(bad.body.error.message).toMatch(/^invalid job spec \(.*, and 2 more\)$/);
+
+    const zero = await api('POST', '/api/v1/jobs', { spec: jobSpec('zero', { timeout: '0s' }) });
+    expect(zero.body.error).toEqual({
+      code: 'invalid_request',
+      message: 'invalid job spec (spec.timeout: must be longer than 0)',
+      details: { issues: [{ path: 'spec.timeout', message: 'must be longer than 0' }] },
+    });
+
+    const nobody = await api('POST', '/api/v1/jobs', { spec: jobSpec('nobody', {}, { selectors: { site: 'moon' } }) });
+    expect(nobody.status).toBe(400);
+    expect(nobody.body.error.details.issues).toEqual([
+      {
+        path: 'scheduling',
+        message:
+          'selects no device: selectors site=moon matches none of the 1 device the hub knows (flotilla get devices shows their labels)',
+      },
+    ]);
+
+    const secretless = await api('POST', '/api/v1/jobs', {
+      spec: jobSpec('secretless', {
+        containers: [{ name: 'task', image: 'busybox:1.36', env: [{ name: 'TOKEN', fromSecret: 'api-token' }] }],
+      }),
+    });
+    expect(secretless.body.error.details.issues).toEqual([
+      {
+        path: 'spec.containers[0].env[0].fromSecret',
+        message: 'secret "api-token" does not exist: create it first (flotilla secret set api-token …)',
+      },
+    ]);
+
+    expect((await api('GET', '/api/v1/jobs')).body).toEqual({ items: [] });
+    await waitFor('Prometheus counts no job', async () => {
+      const { families } = await scrape(hub.httpUrl);
+      return sampleValue(families, 'flotilla_jobs', { phase: 'active' }) === 0;
+    });
+  });
+
+  it('logs.query and its follow stream keep a job’s lines apart from an app’s of the same name', async () => {
+    const gw1 = await device('gw-1');
+    void gw1;
+    const sender = await connectClient(hub.mqttUrl, { clientId: 'gw-9' });
+    cleanup.add('gw-9', () => closeClient(sender));
+    const logs = (seqNo: number, lines: ReturnType<typeof logLine>[]) =>
+      sender.publishAsync('flotilla/v1/devices/gw-9/logs', JSON.stringify({ seq: seqNo, lines }), { qos: 1 });
+    await sender.publishAsync('flotilla/v1/devices/gw-9/state', JSON.stringify({ ...gw1.state, deviceId: 'gw-9' }), { qos: 1 });
+    await waitFor('gw-9 known', async () => (await api('GET', '/api/v1/devices/gw-9')).status === 200);
+    await logs(1, [
+      logLine('app line', { app: 'backup', container: 'server' }),
+      logLine('job line', { app: 'backup', container: 'task', job: true }),
+      logLine('other app', { app: 'thermo' }),
+    ]);
+    const lines = async (query: string) =>
+      ((await api('GET', `/api/v1/devices/gw-9/logs?${query}`)).body as { lines: LogRecord[] }).lines.map((l) => l.line);
+    await waitFor('lines stored', async () => (await lines('')).length === 3);
+    expect(await lines('job=backup')).toEqual(['job line']);
+    expect(await lines('app=backup')).toEqual(['app line']);
+    const both = await api('GET', '/api/v1/devices/gw-9/logs?app=backup&job=backup');
+    expect(both.status).toBe(400);
+    expect(both.body.error.message).toBe('give app or job, not both: app "backup" selects an app\'s lines, job "backup" a job\'s');
+
+    const abort = new AbortController();
+    cleanup.add('follower', () => abort.abort());
+    const res = await fetch(`${hub.httpUrl}/api/v1/devices/gw-9/logs?follow=true&job=backup`, { signal: abort.signal });
+    expect(res.headers.get('content-type')).toBe('text/event-stream');
+    const followed: string[] = [];
+    const reading = (async () => {
+      for await (const { data } of readSse(res.body!)) followed.push((JSON.parse(data) as LogRecord).line);
+    })().catch(() => undefined);
+    void reading;
+    await waitFor('the backlog followed', () => followed.length === 1);
+    await logs(2, [
+      logLine('app again', { app: 'backup', container: 'server' }),
+      logLine('job again', { app: 'backup', container: 'task', job: true }),
+    ]);
+    await waitFor('the new job line followed', () => followed.includes('job again'));
+    expect(followed).toEqual(['job line', 'job again']);
+  });
+});
