@@ -1,7 +1,7 @@
 /**
  * The device agent: the Docker runtime and local store, the MQTT link, the
- * reconcile loop with the desired-state intake in front of it, telemetry,
- * and what keeps it looking. `startAgent({})` runs on the defaults.
+ * reconcile loop and the job runner with the desired-state intake in front
+ * of them, telemetry, and what keeps it looking. `startAgent({})` runs on the defaults.
  *
  * Started in named steps (agent/wiring/), each registering what it opened
  * with one Closer, which closes it all in reverse: on `close()`, and on a
@@ -24,6 +24,7 @@ import { usePrecompiled } from '../shared/validate.js';
 import { VALIDATORS } from '../shared/validators/agent.generated.js';
 import { type AgentConfig, resolveAgentConfig } from './config.js';
 import { hostFacts } from './host.js';
+import type { JobRunner } from './jobs/runner.js';
 import type { Link } from './link.js';
 import type { Reconciler } from './reconcile/reconciler.js';
 import type { ContainerRuntime } from './runtime/runtime.js';
@@ -33,7 +34,8 @@ import type { UpgraderDeps } from './upgrade/upgrader.js';
 import { openAgentUpgrade, type SelfUpgrade } from './wiring/agent-upgrade.js';
 import { openDesiredIntake } from './wiring/desired-intake.js';
 import { openDevice } from './wiring/device.js';
-import { startReconciler } from './wiring/reconciler.js';
+import { startJobs } from './wiring/jobs.js';
+import { startReconciler, updateRecords } from './wiring/reconciler.js';
 import { openRemoteAccess } from './wiring/remote.js';
 import { keepInSync } from './wiring/resync.js';
 import { startTelemetry } from './wiring/telemetry.js';
@@ -51,6 +53,8 @@ export interface Agent {
   link: Link;
   /** The agent's own upgrade (agent/upgrade/). */
   upgrader: SelfUpgrade;
+  /** The jobs of the desired state (agent/jobs/). */
+  jobs: JobRunner;
   close(): Promise<void>;
 }
 
@@ -83,12 +87,17 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
       { uplink, logger, runtime: device.runtime, ...(deps.upgrade ? { overrides: deps.upgrade } : {}) },
       closer,
     );
-    const reconciler = startReconciler(config, device, uplink, logger, closer, upgrader);
-    const onAccepted = (desired: DesiredState) => upgrader.setDesired(desired.agent);
+    const records = updateRecords(device.store);
+    const jobs = startJobs(config, { device, uplink, logger, onPulled: (image) => records.notePulled(image) }, closer);
+    const reconciler = startReconciler(config, device, uplink, logger, closer, { upgrade: upgrader, jobs, records });
+    const onAccepted = (desired: DesiredState) => {
+      upgrader.setDesired(desired.agent);
+      jobs.setDesired(desired.jobs ?? []);
+    };
     const intake = openDesiredIntake(config, { store: device.store, reconciler, uplink, hubKey, logger, onAccepted }, closer);
     desiredArrived.on((desired) => intake.onDesired(desired));
     const logs = startTelemetry(config, device, uplink, logger, closer);
-    keepInSync(config, { runtime: device.runtime, reconciler, logs, logger }, closer);
+    keepInSync(config, { runtime: device.runtime, reconciler, logs, jobs, logger }, closer);
     const { agentVersion, nodeVersion, arch } = hostFacts();
     logger.info(
       {
@@ -106,7 +115,7 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
       await closer.close();
       logger.info('agent stopped');
     };
-    return { config, reconciler, logs, link: uplink.link, upgrader, close };
+    return { config, reconciler, logs, link: uplink.link, upgrader, jobs, close };
   } catch (err) {
     await closer.close();
     const problem = dataDirError(err, config.dataDir);

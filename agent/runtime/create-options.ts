@@ -1,5 +1,5 @@
 /**
- * Maps a Flotilla container spec onto Docker's container-create body. Pure: no
+ * Maps a Flotilla container spec (an app's or a job's) onto Docker's container-create body. Pure: no
  * engine calls, no clock, no environment, so every field is checked by a fast
  * unit test and the same spec always yields the same options.
  *
@@ -15,8 +15,20 @@
  */
 import type Dockerode from 'dockerode';
 import { type ContainerSpec, parseDuration, parsePort, parseSize } from '../../shared/index.js';
-import { containerName, LABEL_APP, LABEL_APP_REVISION, LABEL_CONTAINER, LABEL_DEVICE, LABEL_MANAGED, LABEL_SPEC_HASH } from './labels.js';
-import type { CreateRequest, RestartPolicy } from './runtime.js';
+import {
+  containerName,
+  jobContainerName,
+  LABEL_APP,
+  LABEL_APP_REVISION,
+  LABEL_CONTAINER,
+  LABEL_DEVICE,
+  LABEL_JOB,
+  LABEL_JOB_ATTEMPT,
+  LABEL_JOB_EXECUTION,
+  LABEL_MANAGED,
+  LABEL_SPEC_HASH,
+} from './labels.js';
+import type { CreateRequest, JobContainerRequest, RestartPolicy } from './runtime.js';
 
 /** What Docker applies when a spec says nothing: a device must bring its apps back after a reboot. */
 export const DEFAULT_RESTART_POLICY: RestartPolicy['name'] = 'unless-stopped';
@@ -27,12 +39,26 @@ type HostConfig = NonNullable<Dockerode.ContainerCreateOptions['HostConfig']>;
 type MountSettings = NonNullable<HostConfig['Mounts']>[number];
 
 export function toCreateOptions(req: CreateRequest): Dockerode.ContainerCreateOptions {
-  const { spec } = req;
+  return containerOptions(req.name ?? `${req.namePrefix ?? ''}${containerName(req.app, req.spec.name)}`, labelsFor(req), req.spec);
+}
+
+/**
+ * A job's container: the job's labels instead of an app's, restart policy
+ * `no` whatever the spec says (it runs once; a retry is a new attempt, a new
+ * container), and no health check (its exit code decides).
+ */
+export function toJobCreateOptions(req: JobContainerRequest): Dockerode.ContainerCreateOptions {
+  const { healthcheck: _judgedByExit, ...spec } = req.spec;
+  const name = `${req.namePrefix ?? ''}${jobContainerName(req.execution, req.attempt, spec.name)}`;
+  return containerOptions(name, jobLabelsFor(req), { ...spec, restartPolicy: { name: 'no' } });
+}
+
+function containerOptions(name: string, labels: Record<string, string>, spec: ContainerSpec): Dockerode.ContainerCreateOptions {
   const options: Dockerode.ContainerCreateOptions = {
-    name: req.name ?? `${req.namePrefix ?? ''}${containerName(req.app, spec.name)}`,
+    name,
     Image: spec.image,
-    Labels: labelsFor(req),
-    HostConfig: hostConfig(req),
+    Labels: labels,
+    HostConfig: hostConfig(spec),
   };
 
   if (spec.entrypoint) options.Entrypoint = [...spec.entrypoint];
@@ -77,6 +103,19 @@ function labelsFor(req: CreateRequest): Record<string, string> {
   };
 }
 
+function jobLabelsFor(req: JobContainerRequest): Record<string, string> {
+  // `flotilla.managed` so the engine's events about it reach the agent; no `flotilla.app`, so no app claims it.
+  return {
+    ...(req.spec.labels ?? {}),
+    [LABEL_MANAGED]: 'true',
+    [LABEL_JOB]: req.job,
+    [LABEL_JOB_EXECUTION]: req.execution,
+    [LABEL_JOB_ATTEMPT]: String(req.attempt),
+    [LABEL_CONTAINER]: req.spec.name,
+    [LABEL_DEVICE]: req.deviceId,
+  };
+}
+
 /**
  * Only literal values reach Docker. `fromSecret` entries are resolved to
  * values by the hub before the desired state is sent; one that still has no
@@ -102,8 +141,7 @@ export function dockerRestartPolicy(policy: RestartPolicy): { Name: string; Maxi
   };
 }
 
-function hostConfig(req: CreateRequest): HostConfig {
-  const { spec } = req;
+function hostConfig(spec: ContainerSpec): HostConfig {
   const host: HostConfig = { RestartPolicy: dockerRestartPolicy(restartPolicyOf(spec)) };
 
   if (spec.ports && spec.ports.length > 0) {

@@ -16,13 +16,24 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { type Readable, Writable } from 'node:stream';
 import Dockerode from 'dockerode';
-import type { RegistryAuth } from '../../shared/index.js';
-import { dockerRestartPolicy, toCreateOptions } from './create-options.js';
+import type { ContainerSpec, RegistryAuth } from '../../shared/index.js';
+import { dockerRestartPolicy, toCreateOptions, toJobCreateOptions } from './create-options.js';
 import { dockerExec, findSessionTarget } from './docker-exec.js';
 import { LogLineSplitter } from './docker-log-lines.js';
 import { countersFromEngineStats, type EngineStats } from './engine-stats.js';
 import { engineMessage, RuntimeError, statusCodeOf, toRuntimeError } from './errors.js';
-import { LABEL_APP, LABEL_APP_REVISION, LABEL_CONTAINER, LABEL_DEVICE, LABEL_MANAGED, LABEL_SPEC_HASH } from './labels.js';
+import {
+  LABEL_APP,
+  LABEL_APP_REVISION,
+  LABEL_CONTAINER,
+  LABEL_DEVICE,
+  LABEL_JOB,
+  LABEL_JOB_ATTEMPT,
+  LABEL_JOB_EXECUTION,
+  LABEL_MANAGED,
+  LABEL_SPEC_HASH,
+} from './labels.js';
+import { tailLines } from './log-tail.js';
 import { dockerSince, timestampNanos } from './log-time.js';
 import type {
   ContainerCounters,
@@ -30,6 +41,8 @@ import type {
   CreateRequest,
   ExecOptions,
   FollowLogsOptions,
+  JobContainer,
+  JobContainerRequest,
   LogEntry,
   ManagedContainer,
   RemoteProcess,
@@ -136,8 +149,56 @@ export class DockerRuntime implements ContainerRuntime {
     }
     // The list lacks RestartCount, ExitCode and StartedAt, so inspect each one.
     // Devices run a handful of containers; N small local requests are cheap.
-    const observed = await Promise.all(listed.map((summary) => this.observe(summary)));
+    // A job's containers are the job runner's: an app reconciler would retire them as unwanted.
+    const apps = listed.filter((summary) => summary.Labels?.[LABEL_JOB] === undefined);
+    const observed = await Promise.all(apps.map((summary) => this.observe(summary)));
     return observed.filter((c): c is ManagedContainer => c !== undefined);
+  }
+
+  async listJobContainers(): Promise<JobContainer[]> {
+    let listed: Dockerode.ContainerInfo[];
+    try {
+      listed = await this.docker.listContainers({ all: true, filters: { label: [...this.labelFilter, LABEL_JOB] } });
+    } catch (err) {
+      throw toRuntimeError(err, 'list job containers');
+    }
+    const observed = await Promise.all(listed.map((summary) => this.observeJob(summary)));
+    return observed.filter((c): c is JobContainer => c !== undefined);
+  }
+
+  private async observeJob(summary: Dockerode.ContainerInfo): Promise<JobContainer | undefined> {
+    const labels = summary.Labels ?? {};
+    const job = labels[LABEL_JOB];
+    const execution = labels[LABEL_JOB_EXECUTION];
+    const container = labels[LABEL_CONTAINER];
+    const attempt = Number(labels[LABEL_JOB_ATTEMPT]);
+    if (!job || !execution || !container || !Number.isSafeInteger(attempt) || attempt < 1) {
+      this.log.warn({ containerId: summary.Id, labels }, 'job container without job/execution/attempt/container labels; ignored');
+      return undefined;
+    }
+    let details: Dockerode.ContainerInspectInfo;
+    try {
+      details = await this.docker.getContainer(summary.Id).inspect();
+    } catch (err) {
+      if (statusCodeOf(err) === 404) return undefined;
+      throw toRuntimeError(err, `inspect container ${summary.Id}`);
+    }
+    const state = details.State;
+    const finished = state.Status === 'exited' || state.Status === 'dead';
+    return {
+      id: details.Id,
+      dockerName: details.Name.replace(/^\//, ''),
+      job,
+      execution,
+      attempt,
+      container,
+      image: details.Config.Image,
+      state: state.Status,
+      ...(finished ? { exitCode: state.ExitCode } : {}),
+      ...(state.Error ? { startError: state.Error } : {}),
+      ...(state.StartedAt && state.StartedAt !== ZERO_TIME ? { startedAt: state.StartedAt } : {}),
+      ...(finished && state.FinishedAt && state.FinishedAt !== ZERO_TIME ? { finishedAt: state.FinishedAt } : {}),
+    };
   }
 
   private async observe(summary: Dockerode.ContainerInfo): Promise<ManagedContainer | undefined> {
@@ -246,8 +307,15 @@ export class DockerRuntime implements ContainerRuntime {
     this.log.info({ image }, 'pulled image');
   }
 
-  async create(request: CreateRequest): Promise<string> {
-    const options = toCreateOptions(request);
+  create(request: CreateRequest): Promise<string> {
+    return this.createFrom(toCreateOptions(request), request.spec);
+  }
+
+  createJobContainer(request: JobContainerRequest): Promise<string> {
+    return this.createFrom(toJobCreateOptions(request), request.spec);
+  }
+
+  private async createFrom(options: Dockerode.ContainerCreateOptions, spec: ContainerSpec): Promise<string> {
     let container: Dockerode.Container;
     try {
       container = await this.docker.createContainer(options);
@@ -255,9 +323,9 @@ export class DockerRuntime implements ContainerRuntime {
       // 404 here means the image is missing, 409 that the name is taken.
       throw toRuntimeError(err, `create container ${options.name} from ${options.Image}`);
     }
-    if (request.spec.secrets?.length) {
+    if (spec.secrets?.length) {
       try {
-        await writeSecretFiles(container, request.spec);
+        await writeSecretFiles(container, spec);
       } catch (err) {
         // A container without its secret files must not be started by the next
         // step, nor adopted by the next tick: gone, the next plan creates it again.
@@ -409,6 +477,18 @@ export class DockerRuntime implements ContainerRuntime {
 
   exec(target: SessionTarget, options: ExecOptions): Promise<RemoteProcess> {
     return dockerExec(this.docker, target, options);
+  }
+
+  async tailLogs(id: string, lines: number, maxLineBytes: number): Promise<LogEntry[]> {
+    const container = this.docker.getContainer(id);
+    try {
+      const tty = (await container.inspect()).Config.Tty === true;
+      // Without `follow` the engine answers with the whole (tailed) log at once: a buffer, not a stream.
+      const raw = (await container.logs({ follow: false, stdout: true, stderr: true, timestamps: true, tail: lines })) as unknown;
+      return tailLines(Buffer.isBuffer(raw) ? raw : Buffer.from(String(raw)), tty, lines, maxLineBytes);
+    } catch (err) {
+      throw toRuntimeError(err, `read the last lines of container ${id.slice(0, 12)}`);
+    }
   }
 
   followLogs(id: string, options: FollowLogsOptions, onLine: (entry: LogEntry) => void, onEnd: (err?: Error) => void): () => void {

@@ -11,7 +11,27 @@ export const LABEL_APP_REVISION = 'flotilla.app-revision';
 export const LABEL_SPEC_HASH = 'flotilla.spec-hash';
 export const LABEL_DEVICE = 'flotilla.device';
 
+/**
+ * A job's container (agent/jobs/) carries these instead of the app labels:
+ * the job's name, its execution id and the attempt (1, 2, …). The app
+ * reconciler never sees it (listManaged leaves it out), and an agent that
+ * restarts mid-job finds the attempt it had started by them.
+ */
+export const LABEL_JOB = 'flotilla.job';
+export const LABEL_JOB_EXECUTION = 'flotilla.job-execution';
+export const LABEL_JOB_ATTEMPT = 'flotilla.job-attempt';
+
 /** Docker container name for one container of one app; unambiguous because names never contain `_`. */
 export function containerName(app: string, container: string): string {
   return `${app}_${container}`;
+}
+
+/**
+ * Docker container name for one container of one attempt of a job execution.
+ * Three `_` where an app's name has one (names never contain `_`), so it never
+ * takes an app container's name; the execution id keeps two executions of a
+ * job of one name apart.
+ */
+export function jobContainerName(execution: string, attempt: number, container: string): string {
+  return `job_${execution}_${attempt}_${container}`;
 }

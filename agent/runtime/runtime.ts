@@ -73,6 +73,40 @@ export interface CreateRequest {
   spec: ContainerSpec;
 }
 
+/** A container of a job's attempt (agent/jobs/), as observed from its labels. */
+export interface JobContainer {
+  id: string;
+  /** Docker's name without the leading "/". */
+  dockerName: string;
+  job: string;
+  execution: string;
+  /** The attempt it belongs to (1, 2, …). */
+  attempt: number;
+  /** The container's name in the job's spec. */
+  container: string;
+  image: string;
+  /** Docker's state: created, running, restarting, exited, paused, dead, removing. */
+  state: string;
+  /** Once it exited (exited or dead only). */
+  exitCode?: number;
+  /** Why the engine could not start it (a missing command or device), while it never ran: Docker's State.Error. */
+  startError?: string;
+  startedAt?: string;
+  finishedAt?: string;
+}
+
+/** One container of one attempt of a job execution, to create (not start). */
+export interface JobContainerRequest {
+  deviceId: string;
+  /** See CreateRequest.namePrefix. */
+  namePrefix?: string;
+  job: string;
+  execution: string;
+  attempt: number;
+  /** Its restart policy is always `no` and a health check is ignored: a job's container runs once, to its exit. */
+  spec: ContainerSpec;
+}
+
 /** One line a container wrote, as the engine recorded it. */
 export interface LogEntry {
   stream: 'stdout' | 'stderr';
@@ -143,8 +177,18 @@ export interface ContainerRuntime {
    * shutdown (an in-memory one) needs no such check.
    */
   confirmReachable?(): Promise<void>;
-  /** Every container carrying `flotilla.managed=true`, running or not. */
+  /** Every app container carrying `flotilla.managed=true`, running or not; a job's containers are not among them. */
   listManaged(): Promise<ManagedContainer[]>;
+  /**
+   * Every container of a job's attempt (`flotilla.job`), running or not.
+   * This and the next two are optional: a runtime without them runs no jobs
+   * (the fleet simulator's); the agent then reports each job failed, saying so.
+   */
+  listJobContainers?(): Promise<JobContainer[]>;
+  /** Creates (but does not start) a container of a job's attempt, labelled as the job's; returns its id. */
+  createJobContainer?(request: JobContainerRequest): Promise<string>;
+  /** The last `lines` lines a container wrote, stdout and stderr together, oldest first (a stopped container's too). */
+  tailLogs?(id: string, lines: number, maxLineBytes: number): Promise<LogEntry[]>;
   /** The size of a local image in bytes (for the `pulled` event); optional for runtimes without images. */
   imageSize?(image: string): Promise<number | undefined>;
   /** Whether an image reference (as written in a spec) is present locally. */
@@ -171,8 +215,9 @@ export interface ContainerRuntime {
   /** Removes a container; an already-removed container is not an error. */
   remove(id: string): Promise<void>;
   /**
-   * Calls `onChange` whenever a managed container changes state (started,
-   * died, removed…), so the agent re-observes without polling. Returns a stop function.
+   * Calls `onChange` whenever a managed container (an app's or a job's)
+   * changes state (started, died, removed…), so the agent re-observes
+   * without polling. Returns a stop function.
    */
   watch(onChange: () => void, onError: (err: Error) => void): () => void;
   /**

@@ -1,10 +1,15 @@
-/** The reconcile loop, its records in the local store, and the state reports it makes through the uplink. */
+/**
+ * The reconcile loop, its records in the local store, and the state reports
+ * it makes through the uplink: the apps it observes, with the agent's own
+ * upgrade and the job executions, each reported again when it changes.
+ */
 import type { Logger } from 'pino';
 import type { Closer } from '../../shared/closer.js';
-import type { AgentUpgradeReport, DeviceState } from '../../shared/index.js';
+import type { AgentUpgradeReport, DeviceState, JobExecutionReport } from '../../shared/index.js';
 import type { Signal } from '../../shared/signal.js';
 import type { AgentConfig } from '../config.js';
 import { hostFacts } from '../host.js';
+import type { LocalStore } from '../local-store.js';
 import { type ObservedState, Reconciler } from '../reconcile/reconciler.js';
 import { Records } from '../reconcile/records.js';
 import type { ContainerRuntime } from '../runtime/runtime.js';
@@ -20,23 +25,44 @@ export interface UpgradeReporting {
   readonly changed: Signal<void>;
 }
 
+/** The job executions as the state report shows them (wiring/jobs.ts). */
+export interface JobReporting {
+  reports(): JobExecutionReport[];
+  readonly changed: Signal<void>;
+  /** Images a job still needs: the app reconciler's image collection leaves them. */
+  images(): ReadonlySet<string>;
+}
+
+export interface ReportedParts {
+  upgrade?: UpgradeReporting;
+  jobs?: JobReporting;
+  /** The update records (updateRecords), when another part notes its pulls there too. */
+  records?: Records;
+}
+
+/** What the agent remembers about app updates, in the local store; the job runner notes its pulls there too. */
+export function updateRecords(store: LocalStore): Records {
+  return new Records(store.loadRecords(), (records) => store.saveRecords(records));
+}
+
 export function startReconciler(
   config: AgentConfig,
   device: Device,
   uplink: Uplink,
   logger: Logger,
   closer: Closer,
-  upgrade?: UpgradeReporting,
+  { upgrade, jobs, records = updateRecords(device.store) }: ReportedParts = {},
 ): Reconciler {
-  const { runtime, store, labels } = device;
+  const { runtime, labels } = device;
   const dockerVersion = engineVersion(runtime, logger);
-  // The last observation, so a change in the agent's upgrade is reported without observing the engine again.
+  // The last observation, so a change in the agent's upgrade or a job is reported without observing the engine again.
   let lastObserved: ObservedState | undefined;
   const report = (observed: ObservedState) =>
-    uplink.link.publishState(stateReport(config.deviceId, labels, observed, dockerVersion(), upgrade?.report));
+    uplink.link.publishState(stateReport(config.deviceId, labels, observed, dockerVersion(), upgrade?.report, jobs?.reports()));
   const reconciler = new Reconciler({
     runtime,
-    records: new Records(store.loadRecords(), (records) => store.saveRecords(records)),
+    records,
+    ...(jobs ? { imagesInUse: () => jobs.images() } : {}),
     deviceId: config.deviceId,
     namePrefix: config.containerNamePrefix,
     logger,
@@ -48,9 +74,11 @@ export function startReconciler(
     diskReserveBytes: config.diskReserveBytes,
     onEvent: (event) => uplink.event(event),
   });
-  upgrade?.changed.on(() => {
+  const reportAgain = () => {
     if (lastObserved) report(lastObserved);
-  });
+  };
+  upgrade?.changed.on(reportAgain);
+  jobs?.changed.on(reportAgain);
   closer.add('reconciler', async () => {
     reconciler.close();
     await Promise.race([reconciler.idle(), new Promise((resolve) => setTimeout(resolve, IDLE_WAIT_MS).unref())]);
@@ -64,6 +92,7 @@ function stateReport(
   observed: ObservedState,
   dockerVersion: string | undefined,
   agentUpgrade: AgentUpgradeReport | undefined,
+  jobs: JobExecutionReport[] | undefined,
 ): DeviceState {
   return {
     deviceId,
@@ -74,6 +103,7 @@ function stateReport(
     apps: observed.apps,
     ...(observed.runtimeError ? { runtimeError: observed.runtimeError } : {}),
     ...(agentUpgrade ? { agentUpgrade } : {}),
+    ...(jobs && jobs.length > 0 ? { jobs } : {}),
   };
 }
 

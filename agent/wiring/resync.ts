@@ -1,11 +1,12 @@
 /**
- * What makes the reconciler and the log collector look again. Docker events
+ * What makes the reconciler, the job runner and the log collector look again. Docker events
  * make the agent notice a crash or a manual `docker rm` at once; the periodic
  * resync catches anything the event stream missed.
  */
 import type { Logger } from 'pino';
 import type { Closer } from '../../shared/closer.js';
 import type { AgentConfig } from '../config.js';
+import type { JobRunner } from '../jobs/runner.js';
 import type { Reconciler } from '../reconcile/reconciler.js';
 import type { ContainerRuntime } from '../runtime/runtime.js';
 import type { LogCollector } from '../telemetry/logs/log-collector.js';
@@ -17,17 +18,19 @@ export interface ResyncDeps {
   runtime: Pick<ContainerRuntime, 'watch'>;
   reconciler: Pick<Reconciler, 'trigger'>;
   logs: Pick<LogCollector, 'refresh'>;
+  jobs?: Pick<JobRunner, 'trigger'>;
   logger: Logger;
 }
 
 /** Looks once now, then on every engine event and every `resyncIntervalMs`, until the closer runs. */
 export function keepInSync(
   config: Pick<AgentConfig, 'resyncIntervalMs'>,
-  { runtime, reconciler, logs, logger }: ResyncDeps,
+  { runtime, reconciler, logs, jobs, logger }: ResyncDeps,
   closer: Closer,
 ): void {
   const look = () => {
     reconciler.trigger();
+    jobs?.trigger();
     logs.refresh();
   };
   const events = new EngineEvents(runtime, look, logger);
@@ -35,6 +38,7 @@ export function keepInSync(
   const resync = setInterval(look, config.resyncIntervalMs);
   closer.add('resync timer', () => clearInterval(resync));
   reconciler.trigger();
+  jobs?.trigger();
 }
 
 /** The engine's container events, subscribed to again whenever the stream ends, until stop(). */

@@ -6,7 +6,8 @@
  * - `bytes` (the sum of `lineCost` over queued lines) stays within `maxBytes`,
  *   apart from `suppressed N lines` markers, of which at most one per
  *   container is ever added beyond it (at `take`).
- * - No app is starved by another: when the buffer is full, an app holding
+ * - No app is starved by another (a job counts as an app of its own, apart
+ *   from an app of the same name): when the buffer is full, an app holding
  *   less than its fair share (maxBytes / apps with queued lines) gets room
  *   by evicting the newest lines of the app holding the most; an app at or
  *   over its share has its new line dropped. A flooding app may use the
@@ -48,6 +49,8 @@ interface Item {
 interface Pending {
   app: string;
   container: string;
+  /** A job's container: its marker is a job's line too. */
+  job?: true;
   count: number;
   /** The engine's timestamp of the latest dropped line: where the marker belongs. */
   ts: string;
@@ -132,9 +135,9 @@ export class LogBuffer {
     return this.apps.size === 0 && this.pending.size === 0;
   }
 
-  /** Bytes one app holds (for tests and diagnostics). */
-  bytesOf(app: string): number {
-    return this.apps.get(app)?.bytes ?? 0;
+  /** Bytes one app (or `job:NAME`, see ownerOf) holds (for tests and diagnostics). */
+  bytesOf(owner: string): number {
+    return this.apps.get(owner)?.bytes ?? 0;
   }
 
   /**
@@ -153,12 +156,12 @@ export class LogBuffer {
 
   /** Queues a line, or drops and counts it when the buffer is full (see the fairness invariant). */
   offer(line: LogLine): boolean {
-    const key = keyOf(line.app, line.container);
+    const key = keyOf(line.app, line.container, line.job);
     const pending = this.pending.get(key);
     const marker = pending ? markerLine(pending) : undefined;
     const cost = lineCost(line) + (marker ? lineCost(marker) : 0);
-    if (!this.makeRoom(line.app, cost)) {
-      this.countDrop(line.app, line.container, line.ts, 'buffer full', 1);
+    if (!this.makeRoom(ownerOf(line), cost)) {
+      this.countDrop(line.app, line.container, line.ts, 'buffer full', 1, line.job);
       return false;
     }
     if (pending && marker) {
@@ -169,9 +172,9 @@ export class LogBuffer {
     return true;
   }
 
-  /** Counts `count` lines of a container dropped before they reached the buffer (e.g. by the rate limit). */
-  drop(app: string, container: string, ts: string, reason: DropReason, count = 1): void {
-    this.countDrop(app, container, ts, reason, count);
+  /** Counts `count` lines of a container (a job's with `job`) dropped before they reached the buffer (e.g. by the rate limit). */
+  drop(app: string, container: string, ts: string, reason: DropReason, count = 1, job?: true): void {
+    this.countDrop(app, container, ts, reason, count, job);
   }
 
   /**
@@ -199,20 +202,21 @@ export class LogBuffer {
       from.queue.shift();
       from.bytes -= head.cost;
       this.total -= head.cost;
-      if (from.queue.size === 0) this.apps.delete(head.line.app);
+      if (from.queue.size === 0) this.apps.delete(ownerOf(head.line));
       out.push(head.line);
       size += head.cost;
     }
     return out;
   }
 
-  private makeRoom(app: string, cost: number): boolean {
+  /** `owner`: the app (or job) queue the line goes to (ownerOf). */
+  private makeRoom(owner: string, cost: number): boolean {
     const max = this.options.maxBytes;
     if (this.total + cost <= max) return true;
     if (cost > max) return false;
-    const apps = this.apps.size + (this.apps.has(app) ? 0 : 1);
+    const apps = this.apps.size + (this.apps.has(owner) ? 0 : 1);
     const share = max / apps;
-    if (this.bytesOf(app) + cost > share) return false;
+    if (this.bytesOf(owner) + cost > share) return false;
     // Under its share while the buffer is full, so some other app is over
     // its share: take the room from whoever holds the most.
     while (this.total + cost > max) {
@@ -224,57 +228,65 @@ export class LogBuffer {
           most = q.bytes;
         }
       }
-      if (victim === undefined || victim === app) return false;
+      if (victim === undefined || victim === owner) return false;
       this.evictNewest(victim);
     }
     return true;
   }
 
-  private evictNewest(app: string): void {
-    const q = this.apps.get(app);
+  private evictNewest(owner: string): void {
+    const q = this.apps.get(owner);
     const item = q?.queue.pop();
     if (!q || !item) return;
     q.bytes -= item.cost;
     this.total -= item.cost;
-    if (q.queue.size === 0) this.apps.delete(app);
+    if (q.queue.size === 0) this.apps.delete(owner);
     const { line } = item;
     if (line.stream === 'system' && line.suppressed !== undefined) {
       // An evicted marker's lines were counted when dropped: hand them back to be reported again.
-      this.addPending(line.app, line.container, line.ts, item.reasons ?? [], line.suppressed);
+      this.addPending(line.app, line.container, line.ts, item.reasons ?? [], line.suppressed, line.job);
     } else {
-      this.countDrop(line.app, line.container, line.ts, 'buffer full', 1);
+      this.countDrop(line.app, line.container, line.ts, 'buffer full', 1, line.job);
     }
   }
 
-  private countDrop(app: string, container: string, ts: string, reason: DropReason, count: number): void {
+  private countDrop(app: string, container: string, ts: string, reason: DropReason, count: number, job: true | undefined): void {
     this.dropped += count;
-    this.addPending(app, container, ts, [reason], count);
+    this.addPending(app, container, ts, [reason], count, job);
   }
 
-  private addPending(app: string, container: string, ts: string, reasons: DropReason[], count: number): void {
-    const key = keyOf(app, container);
+  private addPending(app: string, container: string, ts: string, reasons: DropReason[], count: number, job: true | undefined): void {
+    const key = keyOf(app, container, job);
     const p = this.pending.get(key);
     if (p) {
       p.count += count;
       if (ts > p.ts) p.ts = ts;
       for (const r of reasons) p.reasons.add(r);
     } else {
-      this.pending.set(key, { app, container, count, ts, reasons: new Set(reasons), since: this.options.now() });
+      this.pending.set(key, { app, container, ...(job ? { job } : {}), count, ts, reasons: new Set(reasons), since: this.options.now() });
     }
   }
 
   private enqueue(line: LogLine, reasons?: DropReason[]): void {
-    let q = this.apps.get(line.app);
+    const owner = ownerOf(line);
+    let q = this.apps.get(owner);
     if (!q) {
       q = { queue: new Queue(), bytes: 0 };
-      this.apps.set(line.app, q);
+      this.apps.set(owner, q);
     }
     const last = q.queue.last();
     // Two markers of one container with nothing between them are one marker.
     if (reasons && last && last.line.stream === 'system' && last.line.container === line.container && last.reasons) {
       const merged = [...new Set([...last.reasons, ...reasons])];
       const count = (last.line.suppressed ?? 0) + (line.suppressed ?? 0);
-      const mergedLine = markerLine({ app: line.app, container: line.container, count, ts: line.ts, reasons: new Set(merged) });
+      const mergedLine = markerLine({
+        app: line.app,
+        container: line.container,
+        ...(line.job ? { job: line.job } : {}),
+        count,
+        ts: line.ts,
+        reasons: new Set(merged),
+      });
       const cost = lineCost(mergedLine);
       q.bytes += cost - last.cost;
       this.total += cost - last.cost;
@@ -290,16 +302,22 @@ export class LogBuffer {
   }
 }
 
-function keyOf(app: string, container: string): string {
-  return `${app}/${container}`;
+/** The queue a line goes to: its app's, or its job's (`job:` cannot begin a name, so the two never meet). */
+export function ownerOf(line: Pick<LogLine, 'app' | 'job'>): string {
+  return line.job ? `job:${line.app}` : line.app;
+}
+
+function keyOf(app: string, container: string, job: true | undefined): string {
+  return `${ownerOf({ app, ...(job ? { job } : {}) })}/${container}`;
 }
 
 /** The `system` line standing for `count` dropped lines, e.g. "suppressed 1200 lines (rate limit)". */
-export function markerLine(p: Pick<Pending, 'app' | 'container' | 'count' | 'ts' | 'reasons'>): LogLine {
+export function markerLine(p: Pick<Pending, 'app' | 'container' | 'job' | 'count' | 'ts' | 'reasons'>): LogLine {
   const reasons = [...p.reasons].sort().join(', ');
   return {
     app: p.app,
     container: p.container,
+    ...(p.job ? { job: p.job } : {}),
     stream: 'system',
     ts: p.ts,
     line: `suppressed ${p.count} ${p.count === 1 ? 'line' : 'lines'} (${reasons})`,

@@ -1,6 +1,7 @@
 /**
- * Follows the stdout and stderr of every managed container and publishes the
- * lines in batches on `…/logs`, through the pure `LogPipeline`.
+ * Follows the stdout and stderr of every managed container, an app's or a
+ * job's, and publishes the lines in batches on `…/logs`, through the pure
+ * `LogPipeline`. A job's lines carry `job: true` and the job's name as `app`.
  *
  * Invariants:
  * - Each run of each container (a container id and its StartedAt) is followed
@@ -24,11 +25,12 @@
 import type { Logger } from 'pino';
 import type { LogBatch } from '../../../shared/index.js';
 import { formatNanos, timestampNanos } from '../../runtime/log-time.js';
-import type { ContainerRuntime, LogEntry, ManagedContainer } from '../../runtime/runtime.js';
+import type { ContainerRuntime, LogEntry } from '../../runtime/runtime.js';
 import type { LedgerStore } from './cursor-file.js';
+import { ownerOf } from './log-buffer.js';
 import { batchSeqOf, type LinePosition, type Replay, rangesOf, ShipLedger } from './log-cursor.js';
-import { LogPipeline, type LogPipelineOptions } from './log-pipeline.js';
-import { readRecordedBatch } from './log-replay.js';
+import { type LineOrigin, LogPipeline, type LogPipelineOptions } from './log-pipeline.js';
+import { type LogSource, readRecordedBatch } from './log-replay.js';
 import { estimateLostToRotation, rotationMarkerText } from './rotation.js';
 
 /** Where batches go: the agent's MQTT link. */
@@ -65,9 +67,17 @@ const SETTLED_SAVE_DELAY_MS = 1_000;
 const ROTATION_SAMPLE_LINES = 1_000;
 const ROTATION_SAMPLE_MS = 1_000;
 
+/** A container whose log is followed, as listed: an app's, or a job's (`job`, its name in `app`). */
+interface Followed extends LogSource {
+  id: string;
+  state: string;
+  startedAt?: string;
+}
+
 interface Follow {
   app: string;
   container: string;
+  origin: LineOrigin;
   /** StartedAt of the run followed last. */
   run?: string;
   /** StartedAt of the stopped run whose tail was read once more (see `sync`). */
@@ -229,9 +239,9 @@ export class LogCollector {
   }
 
   private async sync(): Promise<void> {
-    let containers: ManagedContainer[];
+    let containers: Followed[];
     try {
-      containers = await this.options.runtime.listManaged();
+      containers = await this.list();
     } catch (err) {
       // The reconciler reports an unreachable engine; the next event or resync tries again.
       this.log.debug({ err: (err as Error).message }, 'cannot list containers to follow their logs');
@@ -242,10 +252,10 @@ export class LogCollector {
     const apps = new Set<string>();
     for (const c of containers) {
       present.add(c.id);
-      apps.add(c.app);
+      apps.add(ownerOf(c));
       let f = this.follows.get(c.id);
       if (!f) {
-        f = { app: c.app, container: c.container, atLast: 0 };
+        f = { app: c.app, container: c.container, origin: c.job ? { job: true } : {}, atLast: 0 };
         const after = this.resumeAfter.get(c.id);
         if (after) {
           f.lastNanos = after.nanos;
@@ -272,8 +282,22 @@ export class LogCollector {
       if (present.has(id)) continue;
       f.stop?.();
       this.follows.delete(id);
-      if (!apps.has(f.app)) this.pipeline.forgetApp(f.app);
+      if (!apps.has(ownerOf({ app: f.app, ...f.origin }))) this.pipeline.forgetApp(f.app, f.origin);
     }
+  }
+
+  /** The app containers, then the job containers (a runtime without jobs has none). */
+  private async list(): Promise<Followed[]> {
+    const { runtime } = this.options;
+    const [apps, jobs] = await Promise.all([runtime.listManaged(), runtime.listJobContainers?.() ?? []]);
+    const run = (c: { state: string; startedAt?: string }) => ({
+      state: c.state,
+      ...(c.startedAt !== undefined ? { startedAt: c.startedAt } : {}),
+    });
+    return [
+      ...apps.map((c) => ({ id: c.id, app: c.app, container: c.container, ...run(c) })),
+      ...jobs.map((c) => ({ id: c.id, app: c.job, container: c.container, job: true as const, ...run(c) })),
+    ];
   }
 
   private follow(id: string, f: Follow, startedAt: string): void {
@@ -304,7 +328,7 @@ export class LogCollector {
         { lost, shippedUpTo: formatNanos(resumeAt), oldestHeld: formatNanos(first) },
         "the engine rotated this container's log past the last line shipped",
       );
-      this.pipeline.pushSystem(f.app, f.container, entries[0]?.ts ?? formatNanos(first), rotationMarkerText(lost));
+      this.pipeline.pushSystem(f.app, f.container, entries[0]?.ts ?? formatNanos(first), rotationMarkerText(lost), f.origin);
       for (const entry of entries) accept(entry);
     };
     const onLine = (entry: LogEntry) => {
@@ -342,9 +366,9 @@ export class LogCollector {
           inOrder = false;
         }
         // A line stamped before the last one (stdout and stderr are stamped apart) has no position a follow could resume after.
-        this.pipeline.push(f.app, f.container, entry, inOrder ? { id, position: { nanos: ts, at: f.atLast } } : undefined);
+        this.pipeline.push(f.app, f.container, entry, inOrder ? { id, position: { nanos: ts, at: f.atLast } } : undefined, f.origin);
       } else {
-        this.pipeline.push(f.app, f.container, entry);
+        this.pipeline.push(f.app, f.container, entry, undefined, f.origin);
       }
       this.schedule();
     };
@@ -437,9 +461,9 @@ export class LogCollector {
 
   /** Sends the batches a previous agent recorded but did not see settled, read again from the engine, under their seqs. */
   private async replay(replays: Replay[]): Promise<void> {
-    let containers: ManagedContainer[];
+    let containers: Followed[];
     try {
-      containers = await this.options.runtime.listManaged();
+      containers = await this.list();
     } catch (err) {
       this.log.warn({ err: (err as Error).message, batches: replays.length }, 'cannot list containers to send recorded log batches again');
       return;

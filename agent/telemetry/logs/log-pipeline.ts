@@ -7,7 +7,7 @@
 import type { LogLine } from '../../../shared/index.js';
 import type { LogEntry } from '../../runtime/runtime.js';
 import { capLine } from './line-cap.js';
-import { LogBuffer } from './log-buffer.js';
+import { LogBuffer, ownerOf } from './log-buffer.js';
 import type { LinePosition } from './log-cursor.js';
 import { RateLimit } from './rate-limit.js';
 
@@ -22,6 +22,11 @@ export interface LogPipelineOptions {
   /** …or once the oldest waiting line is this old. */
   batchMs: number;
   now: () => number;
+}
+
+/** Whose container a line is from: an app's, or with `job` a job's (its name in `app`). */
+export interface LineOrigin {
+  job?: true;
 }
 
 /** Where a line came from in the engine's log: the container id and the line's position there. */
@@ -58,22 +63,26 @@ export class LogPipeline {
     return this.buffer.bytes;
   }
 
-  /** Offers one line of `app`'s container; false when it was dropped (and counted). */
-  push(app: string, container: string, entry: LogEntry, source?: LineSource): boolean {
-    if (!this.limitOf(app).admit()) {
-      this.buffer.drop(app, container, entry.ts, 'rate limit');
+  /**
+   * Offers one line of `app`'s container; false when it was dropped (and
+   * counted). With `job`, `app` is a job's name: its lines are marked so, and
+   * it has a rate limit of its own, apart from an app of the same name.
+   */
+  push(app: string, container: string, entry: LogEntry, source?: LineSource, { job }: LineOrigin = {}): boolean {
+    if (!this.limitOf(ownerOf({ app, ...(job ? { job } : {}) })).admit()) {
+      this.buffer.drop(app, container, entry.ts, 'rate limit', 1, job);
       return false;
     }
     const capped = capLine(entry.line, this.options.lineMaxBytes);
-    const line: LogLine = { app, container, stream: entry.stream, ts: entry.ts, line: capped.line };
+    const line: LogLine = { app, container, stream: entry.stream, ts: entry.ts, line: capped.line, ...(job ? { job } : {}) };
     if (capped.truncated || entry.truncated) line.truncated = true;
     if (source) this.sources.set(line, source);
     return this.buffer.offer(line);
   }
 
   /** Offers a `system` line of the agent's own about a container's log (not rate-limited). */
-  pushSystem(app: string, container: string, ts: string, text: string): boolean {
-    return this.buffer.offer({ app, container, stream: 'system', ts, line: text });
+  pushSystem(app: string, container: string, ts: string, text: string, { job }: LineOrigin = {}): boolean {
+    return this.buffer.offer({ app, container, ...(job ? { job } : {}), stream: 'system', ts, line: text });
   }
 
   /** Milliseconds until a batch is due (0: now); undefined when nothing waits. */
@@ -99,16 +108,16 @@ export class LogPipeline {
     return out;
   }
 
-  /** Forgets an app's rate limit once none of its containers is followed (apps come and go over months). */
-  forgetApp(app: string): void {
-    this.limits.delete(app);
+  /** Forgets an app's (or job's) rate limit once none of its containers is followed (apps come and go over months). */
+  forgetApp(app: string, { job }: LineOrigin = {}): void {
+    this.limits.delete(ownerOf({ app, ...(job ? { job } : {}) }));
   }
 
-  private limitOf(app: string): RateLimit {
-    let limit = this.limits.get(app);
+  private limitOf(owner: string): RateLimit {
+    let limit = this.limits.get(owner);
     if (!limit) {
       limit = new RateLimit(this.options.rateLinesPerSecond, this.options.now);
-      this.limits.set(app, limit);
+      this.limits.set(owner, limit);
     }
     return limit;
   }

@@ -5,16 +5,23 @@
  */
 import type { LogLine } from '../../../shared/index.js';
 import { formatNanos, timestampNanos } from '../../runtime/log-time.js';
-import type { ContainerRuntime, LogEntry, ManagedContainer } from '../../runtime/runtime.js';
+import type { ContainerRuntime, LogEntry } from '../../runtime/runtime.js';
 import { comparePositions, type LineRange, PositionCounter, placeInRange, type Replay } from './log-cursor.js';
 
 /** How long reading one container's range may take (a range whose last line was rotated away waits for a newer one). */
 const READ_TIMEOUT_MS = 10_000;
 
+/** Whose lines a container writes: an app's, or with `job` a job's (its name in `app`). */
+export interface LogSource {
+  app: string;
+  container: string;
+  job?: true;
+}
+
 /** The batch's lines, container by container; a container no longer present has none. */
 export async function readRecordedBatch(
   runtime: ContainerRuntime,
-  containers: ReadonlyMap<string, ManagedContainer>,
+  containers: ReadonlyMap<string, LogSource>,
   replay: Replay,
   maxLineBytes: number,
 ): Promise<LogLine[]> {
@@ -30,6 +37,7 @@ export async function readRecordedBatch(
         ts: entry.ts,
         line: entry.line,
         ...(entry.truncated ? { truncated: true } : {}),
+        ...(c.job ? { job: true as const } : {}),
       });
     }
   }

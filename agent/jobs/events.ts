@@ -1,0 +1,43 @@
+/**
+ * The events of a job execution's transitions, on `…/events` with `app` = the
+ * job's name. One type per transition, so the hub and the CLI can tell them
+ * apart without reading messages:
+ *
+ * | type           | when                                                   |
+ * |----------------|--------------------------------------------------------|
+ * | job-waiting    | queued outside its window (the message says when it opens) |
+ * | job-started    | an attempt's containers started                        |
+ * | job-retrying   | an attempt failed or timed out and another follows     |
+ * | job-succeeded  | every container of an attempt exited 0                 |
+ * | job-failed     | final: a container exited non-zero or could not start  |
+ * | job-timed-out  | final: the last attempt was killed at its timeout      |
+ * | job-canceled   | final: canceled at the hub, or no longer desired       |
+ * | job-expired    | final: the deadline passed before any attempt started  |
+ */
+import type { AttemptEnding } from './record.js';
+
+export const JOB_EVENT_TYPES = [
+  'job-waiting',
+  'job-started',
+  'job-retrying',
+  'job-succeeded',
+  'job-failed',
+  'job-timed-out',
+  'job-canceled',
+  'job-expired',
+] as const;
+export type JobEventType = (typeof JOB_EVENT_TYPES)[number];
+
+export interface JobEvent {
+  type: JobEventType;
+  /** The job's name. */
+  app: string;
+  container?: string;
+  message: string;
+}
+
+/** An execution's final state as its event. */
+export function finalEvent(job: string, ending: AttemptEnding | { state: 'expired'; message: string }): JobEvent {
+  const container = 'container' in ending && ending.container !== undefined ? { container: ending.container } : {};
+  return { type: `job-${ending.state}`, app: job, ...container, message: ending.message };
+}
