@@ -23,7 +23,6 @@ import type { JobSpec } from '../../shared/schemas/job.js';
 import { formatIssue, type ValidationIssue } from '../../shared/validate.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import { UsageError } from '../errors.js';
-import { createdText, progressLine } from '../job-text.js';
 import { parseLabelAssignments } from '../labels.js';
 import { loadYaml } from '../yaml.js';
 import { durationArg, positiveInteger } from './agent-upgrade.js';
@@ -110,6 +109,8 @@ export function registerRun(program: Command, io: CliIO): void {
       const client = hubClient(command, io);
       const format = globalOptions(command).output;
       const job = await client.call('jobs.create', { spec });
+      // Only now: the text module brings the views of get and describe, which a refused spec never needs.
+      const { createdText, progressLine } = await import('../job-text.js');
       if (options.watch && format === 'json') io.stdout(`${JSON.stringify(job)}\n`);
       else render(io, format, job, () => createdText(job, options.watch === true));
       if (!options.watch) return;
