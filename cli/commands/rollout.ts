@@ -25,7 +25,7 @@ import { cell, formatAge, formatTable } from '../output.js';
 export function registerRollout(program: Command, io: CliIO): void {
   const rollout = program
     .command('rollout')
-    .description("inspect an app's revisions and rollout, steer the rollout, or force a revision past update locks");
+    .description("inspect an app's revisions and rollout, steer the rollout, or force a revision past update locks and windows");
 
   rollout
     .command('status')
@@ -96,7 +96,7 @@ export function registerRollout(program: Command, io: CliIO): void {
   rollout
     .command('force')
     .argument('<app>', 'app name')
-    .description('swap in the current revision now, even on devices where the app holds its update lock')
+    .description('swap in the current revision now, even on devices where the app holds its update lock or its window is closed')
     .action(async (target: string, _options: unknown, command: Command) => {
       const name = appOnly(target, 'force');
       const result = await hubClient(command, io).call('apps.force', { name });

@@ -151,7 +151,7 @@ export const API = {
     http: { method: 'POST', path: `${APP}/rollback`, body: 'optional-object' },
   }),
   'apps.force': declareMethod({
-    summary: 'Devices swap the current revision in even where the app holds its update lock.',
+    summary: 'Devices swap the current revision in now, even where the app holds its update lock or its update window is closed.',
     params: ByName,
     result: returns<ForceResult>(),
     answers: '`{name, revision, forced: true}`',

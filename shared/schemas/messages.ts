@@ -25,7 +25,7 @@ export const DesiredApp = Type.Object(
     revision: Revision,
     containers: Type.Array(ContainerSpec, { minItems: 1 }),
     update: Type.Optional(UpdatePolicy),
-    /** The operator forced this revision: swap even while the app holds its update lock. */
+    /** The operator forced this revision: swap even while the app holds its update lock or its update window is closed. */
     forceUpdate: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
