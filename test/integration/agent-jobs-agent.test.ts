@@ -1,0 +1,145 @@
+/**
+ * A whole agent runs the jobs of its desired state: a real agent on a real
+ * Docker Engine, its desired document published on a bare Aedes broker on
+ * loopback by a test playing the hub, which reads what the hub would: the
+ * state reports, the events and the log batches.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:net';
+import { Aedes } from 'aedes';
+import Dockerode from 'dockerode';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { startAgent } from '../../agent/agent.js';
+import { DockerRuntime } from '../../agent/runtime/docker-runtime.js';
+import {
+  type DesiredJob,
+  type DesiredState,
+  type DeviceEvent,
+  type DeviceState,
+  DeviceState as DeviceStateSchema,
+  type LogBatch,
+  type LogLine,
+  Topics,
+  validate,
+} from '../../shared/index.js';
+import { containerIds, removeContainersAndVolumes } from '../e2e/support/docker-cli.js';
+import { describeDocker } from '../e2e/support/engine.js';
+import { ensureTestImages } from '../e2e/support/images.js';
+import { Cleanup } from '../support/cleanup.js';
+import { LogCapture } from '../support/logs.js';
+import { closeClient, connectClient } from '../support/mqtt-client.js';
+import { scratchDir } from '../support/scratch.js';
+import { waitFor } from '../support/wait.js';
+
+const DEVICE = `it-jobs-agent-${randomBytes(3).toString('hex')}`;
+const topics = new Topics();
+
+describeDocker('an agent runs the jobs of its desired state (real broker, real Docker Engine)', () => {
+  const cleanup = new Cleanup();
+  let image: string;
+
+  beforeAll(async () => {
+    image = (await ensureTestImages()).v1;
+  }, 120_000);
+  afterEach(() => cleanup.run());
+  afterAll(() => removeContainersAndVolumes(`flotilla.device=${DEVICE}`));
+
+  async function broker(): Promise<string> {
+    const aedes = await Aedes.createBroker();
+    const server: Server = createServer(aedes.handle);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanup.add('broker', async () => {
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    });
+    return `mqtt://127.0.0.1:${(server.address() as { port: number }).port}`;
+  }
+
+  it('reports each execution in its state report, sends its events and its log lines, and removes its container once the job leaves the desired state', async () => {
+    const url = await broker();
+    const hub = await connectClient(url, { clientId: 'hub-double' });
+    cleanup.add('hub client', () => closeClient(hub));
+    const states: DeviceState[] = [];
+    const events: DeviceEvent[] = [];
+    const lines: LogLine[] = [];
+    hub.on('message', (topic, payload) => {
+      const parsed = topics.parse(topic);
+      if (parsed?.kind !== 'device') return;
+      if (parsed.channel === 'state') states.push(JSON.parse(payload.toString()) as DeviceState);
+      if (parsed.channel === 'events') events.push(JSON.parse(payload.toString()) as DeviceEvent);
+      if (parsed.channel === 'logs') lines.push(...(JSON.parse(payload.toString()) as LogBatch).lines);
+    });
+    await hub.subscribeAsync(['state', 'events', 'logs'].map((channel) => topics.device(DEVICE, channel as 'state')));
+
+    const logs = new LogCapture('warn');
+    const agent = await startAgent(
+      {
+        deviceId: DEVICE,
+        hubUrl: url,
+        dataDir: scratchDir('flotilla-it-jobs-agent-'),
+        outboxPath: 'memory',
+        containerNamePrefix: `${DEVICE}-`,
+        telemetryEncoding: 'off',
+        stateIntervalMs: 0,
+        logBatchMs: 100,
+        logLevel: 'silent',
+      },
+      { runtime: new DockerRuntime(new Dockerode(), undefined, { deviceId: DEVICE }), logger: logs.logger },
+    );
+    cleanup.add('agent', () => agent.close());
+
+    const job: DesiredJob = {
+      name: 'report-it',
+      execution: `report-it.${randomBytes(4).toString('hex')}`,
+      containers: [{ name: 'main', image, command: ['/bin/sh', '-c', 'echo one; echo two'] }],
+      deadline: new Date(Date.now() + 3_600_000).toISOString(),
+    };
+    const publish = (desired: Omit<DesiredState, 'deviceId' | 'issuedAt'>) =>
+      hub.publishAsync(
+        topics.device(DEVICE, 'desired'),
+        JSON.stringify({ deviceId: DEVICE, issuedAt: new Date().toISOString(), ...desired }),
+        { qos: 1, retain: true },
+      );
+    await publish({ revision: 1, apps: [], jobs: [job] });
+
+    const done = await waitFor(
+      'a state report with the execution succeeded',
+      () => states.find((s) => s.jobs?.some((j) => j.execution === job.execution && j.state === 'succeeded')),
+      { timeoutMs: 60_000 },
+    );
+    expect(done.observedRevision).toBe(1);
+    // What the hub checks every report against.
+    for (const state of states) expect(validate(DeviceStateSchema, state).ok).toBe(true);
+    expect(done.jobs).toEqual([
+      expect.objectContaining({
+        name: 'report-it',
+        execution: job.execution,
+        state: 'succeeded',
+        attempt: 1,
+        exitCode: 0,
+        output: ['one', 'two'],
+      }),
+    ]);
+    await waitFor('the job events', () => events.filter((e) => e.app === 'report-it').length >= 2);
+    expect(events.filter((e) => e.app === 'report-it').map((e) => e.type)).toEqual(['job-started', 'job-succeeded']);
+    const jobLines = await waitFor('the job log lines', () => {
+      const mine = lines.filter((l) => l.app === 'report-it');
+      return mine.length >= 2 ? mine : undefined;
+    });
+    expect(jobLines.map((l) => [l.line, l.job])).toEqual([
+      ['one', true],
+      ['two', true],
+    ]);
+    expect(await containerIds(`flotilla.job-execution=${job.execution}`)).toHaveLength(1);
+
+    // The hub has its final state: the next document no longer names it.
+    const reports = states.length;
+    await publish({ revision: 2, apps: [] });
+    await waitFor('its container removed', async () => (await containerIds(`flotilla.job-execution=${job.execution}`)).length === 0, {
+      timeoutMs: 30_000,
+    });
+    const after = await waitFor('a state report of revision 2', () => states.slice(reports).find((s) => s.observedRevision === 2));
+    expect(after.jobs).toBeUndefined();
+    expect(logs.records.filter((r) => r.level >= 50)).toEqual([]);
+  });
+});
