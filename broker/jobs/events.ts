@@ -39,12 +39,12 @@ export const JOB_RETRYING = 'job-retrying';
 /** The event of a job made with this device among its executions. */
 export function queuedEvent(job: StoredJob): JobEvent {
   const limit = job.spec.spec.rollout?.maxConcurrent;
-  const slots = limit !== undefined ? `, at most ${limit} ${limit === 1 ? 'device' : 'devices'} at once` : '';
-  const window = job.spec.spec.window ? ' inside its window' : '';
+  const slots = limit !== undefined ? `, at most ${limit} ${limit === 1 ? 'device' : 'devices'} at a time` : '';
+  const window = job.spec.spec.window ? ', inside its window' : '';
   return {
     type: JOB_EVENT_TYPES.queued,
     app: job.name,
-    message: `job ${job.name} queued (execution ${job.uid}): runs once the device has it${window}${slots}; expires if not started by ${job.deadline}`,
+    message: `job ${job.name} queued (execution ${job.uid}): runs once the device has it${slots}${window}; expires if not started by ${job.deadline}`,
   };
 }
 
@@ -69,11 +69,8 @@ export function transitionEvent(job: StoredJob, transition: ExecutionTransition,
       return event(JOB_EVENT_TYPES.running, `job ${name} running (${attempt})`);
     case 'succeeded':
       return event(JOB_EVENT_TYPES.succeeded, `job ${name} succeeded (${attempt})${lateNote(from)}`);
-    case 'failed': {
-      const container = e.container !== undefined ? `container ${e.container} ` : '';
-      const how = e.exitCode !== undefined ? `${container}exited with code ${e.exitCode}${said}` : e.message || 'no exit code reported';
-      return event(JOB_EVENT_TYPES.failed, `job ${name} failed (${attempt}): ${how}${lateNote(from)}`);
-    }
+    case 'failed':
+      return event(JOB_EVENT_TYPES.failed, `job ${name} failed (${attempt}): ${howItFailed(e)}${lateNote(from)}`);
     case 'timed-out': {
       const timeout = job.spec.spec.timeout ?? DEFAULT_JOB_TIMEOUT;
       return event(JOB_EVENT_TYPES['timed-out'], `job ${name} timed out after ${timeout} (${attempt}) and was killed${lateNote(from)}`);
@@ -86,6 +83,14 @@ export function transitionEvent(job: StoredJob, transition: ExecutionTransition,
     case 'expired':
       return event(JOB_EVENT_TYPES.expired, `job ${name} expired: the device had not started it by its deadline ${job.deadline}`);
   }
+}
+
+/** The exit code and container, and the device's message unless it already says the code (the agent's does). */
+function howItFailed(e: StoredExecution): string {
+  if (e.exitCode === undefined) return e.message || 'no exit code reported';
+  const code = `${e.container !== undefined ? `container ${e.container} ` : ''}exited with code ${e.exitCode}`;
+  if (!e.message) return code;
+  return e.message.includes(`code ${e.exitCode}`) ? e.message : `${code}: ${e.message}`;
 }
 
 /** `attempt 2 of 4` with retries, `attempt 1` without. */

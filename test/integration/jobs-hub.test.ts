@@ -159,7 +159,7 @@ describe('jobs on one hub', SLOW, () => {
     // One execution id per job, the same on every device.
     expect(named(gw2.jobs(), 'rotate-cert')!.execution).toBe(uid);
     expect((await waitEvent('gw-1', 'job-queued')).message).toBe(
-      `job rotate-cert queued (execution ${uid}): runs once the device has it inside its window; expires if not started by ${made.deadline}`,
+      `job rotate-cert queued (execution ${uid}): runs once the device has it, inside its window; expires if not started by ${made.deadline}`,
     );
     expect((await waitEvent('gw-1', 'job-queued')).app).toBe('rotate-cert');
 
@@ -255,7 +255,7 @@ describe('jobs on one hub', SLOW, () => {
 
     await create(jobSpec('flash', { rollout: { maxConcurrent: 1 } }));
     const uid = named((await gw1.waitJobs('flash', (jobs) => jobs.length === 1)).jobs!, 'flash')!.execution;
-    expect((await waitEvent('gw-2', 'job-queued')).message).toContain(', at most 1 device at once;');
+    expect((await waitEvent('gw-2', 'job-queued')).message).toContain('runs once the device has it, at most 1 device at a time; expires');
     await gw1.report([report('flash', uid, { state: 'running' })]);
     await waitState('flash', 'gw-1', 'running');
     // A fleet pass has run since: gw-3 still waits for the one slot.
