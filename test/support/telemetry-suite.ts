@@ -122,6 +122,23 @@ export function telemetrySuite(engineName: string, engine: TelemetryEngine): voi
       expect(relay.every((r) => r.app === 'relay' && r.device === 'dev-2')).toBe(true);
     });
 
+    it("keeps a job's lines apart from an app's of the same name", async () => {
+      const batch: LogBatch = {
+        seq: 1,
+        lines: [
+          logLine('app line', { ts: at(1), app: 'backup' }),
+          logLine('job line', { ts: at(2), app: 'backup', job: true }),
+          logLine('other job', { ts: at(3), app: 'rotate', job: true }),
+        ],
+      };
+      await write(t.writer, [logRow('dev-1', batch, RECEIVED, JSON.stringify(batch))]);
+      const lines = async (owner: { app?: string; job?: string }) =>
+        texts(await t.reads.queryLogs({ device: 'dev-1', ...owner, tail: 100, limit: 100 }));
+      expect(await lines({ job: 'backup' })).toEqual(['job line']);
+      expect(await lines({ app: 'backup' })).toEqual(['app line']);
+      expect(await lines({})).toEqual(['app line', 'job line', 'other job']);
+    });
+
     it('answers events by device, app, window, tail and afterId, in storage order', async () => {
       const rows = [
         eventRow('dev-1', event(1), RECEIVED),
