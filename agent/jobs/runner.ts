@@ -292,6 +292,8 @@ export class JobRunner {
       }
     }
     if (signal.aborted) return;
+    // A pull that outlasted the deadline: the next look ends the execution as the deadline says.
+    if (this.now() >= Date.parse(desired.deadline)) return;
     if (!this.save(record)) {
       // Without the record a crash could start this attempt twice: not before it can be written.
       this.holds.set(execution, this.now() + RETRY_MS);
