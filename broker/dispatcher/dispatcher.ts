@@ -95,6 +95,9 @@ export interface DispatcherDeps {
  */
 export const DESIRED_CHUNK = 200;
 
+/** Up to this many devices are re-planned by reading each one; more, by one read of the fleet. */
+const FEW_DEVICES = 32;
+
 /** How often the leader expires jobs past their deadline and admits devices that came back online. */
 export const JOB_TICK_MS = 2000;
 
@@ -352,7 +355,7 @@ export class Dispatcher {
       await this.planChunk(devices.slice(first, first + this.chunk), pass);
     }
     // With no device to plan, still what a restart queued for republication.
-    this.pump();
+
   }
 
   /** A whole chunk is stored in one write, then queued before the pump looks, so the first chunk is a full one rather than the first device alone. */
@@ -385,16 +388,22 @@ export class Dispatcher {
 
   /** Plans these devices (each once, those that have reported) over one pass; the others get theirs at their first report. */
   private async syncDevices(ids: readonly string[]): Promise<void> {
-    const unique = [...new Set(ids)];
-    if (unique.length === 0) return;
+    const wanted = new Set(ids);
+    if (wanted.size === 0) return;
     const pass = await this.fleetPass();
-    for (let first = 0; first < unique.length; first += this.chunk) {
-      const devices: PlannedDevice[] = [];
-      for (const id of unique.slice(first, first + this.chunk)) {
+    // A job over the fleet re-plans thousands at once: one read of the fleet, not a round trip per device.
+    const devices: PlannedDevice[] = [];
+    if (wanted.size > FEW_DEVICES) {
+      for (const device of await this.deps.devices.listForPlanning()) if (wanted.has(device.id) && device.state) devices.push(device);
+    } else {
+      for (const id of wanted) {
         const device = await this.deps.devices.get(id);
         if (device?.state) devices.push(device);
       }
-      await this.planChunk(devices, pass);
+    }
+    for (let first = 0; first < devices.length; first += this.chunk) {
+      if (first > 0) await new Promise((resolve) => setImmediate(resolve));
+      await this.planChunk(devices.slice(first, first + this.chunk), pass);
     }
   }
 

@@ -9,6 +9,7 @@ import type { MqttClient } from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   type DesiredJob,
+  type DesiredState,
   type EventRecord,
   type JobDetail,
   type JobExecutionReport,
@@ -20,7 +21,7 @@ import {
 } from '../../shared/index.js';
 import { readSse } from '../../shared/sse.js';
 import { Cleanup } from '../support/cleanup.js';
-import { appSpec, logLine } from '../support/fixtures.js';
+import { appSpec, deviceState, logLine } from '../support/fixtures.js';
 import { http } from '../support/http.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { type JobDevice, jobDevice } from '../support/job-devices.js';
@@ -421,6 +422,31 @@ describe('jobs on one hub', SLOW, () => {
       const { families } = await scrape(hub.httpUrl);
       return sampleValue(families, 'flotilla_jobs', { phase: 'active' }) === 0;
     });
+  });
+
+  it('a job over 40 devices reaches every document and completes once each reports (the fleet-wide reads)', async () => {
+    // One client plays the fleet: it publishes each device's state and hears every device's document.
+    const fleet = await connectClient(hub.mqttUrl, { clientId: 'fleet-sim' });
+    cleanup.add('fleet', () => closeClient(fleet));
+    const inbox = new Inbox(fleet);
+    await fleet.subscribeAsync('flotilla/v1/devices/+/desired', { qos: 1 });
+    const ids = Array.from({ length: 40 }, (_, i) => `sim-${String(i).padStart(2, '0')}`);
+    const newest = (id: string) => inbox.on(`flotilla/v1/devices/${id}/desired`).at(-1)?.json as DesiredState | undefined;
+    const publishState = (id: string, jobs: JobExecutionReport[] = []) =>
+      fleet.publishAsync(
+        `flotilla/v1/devices/${id}/state`,
+        JSON.stringify({ ...deviceState(id, { labels: { fleet: 'big' } }), observedRevision: newest(id)?.revision ?? 0, jobs }),
+        { qos: 1 },
+      );
+    for (const id of ids) await publishState(id);
+    await waitFor('every device has its first document', () => ids.every((id) => newest(id) !== undefined));
+
+    await create(jobSpec('census', {}, { selectors: { fleet: 'big' } }));
+    await waitFor('every device has census in its document', () => ids.every((id) => newest(id)?.jobs?.[0]?.name === 'census'));
+    const uid = newest('sim-00')!.jobs![0]!.execution;
+    for (const id of ids) await publishState(id, [report('census', uid, { state: 'succeeded' })]);
+    expect((await waitPhase('census', 'complete')).counts).toMatchObject({ succeeded: 40, total: 40 });
+    await waitFor('census gone from every document', () => ids.every((id) => (newest(id)?.jobs ?? []).length === 0));
   });
 
   it('logs.query and its follow stream keep a job’s lines apart from an app’s of the same name', async () => {
