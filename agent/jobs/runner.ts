@@ -60,6 +60,16 @@ const RETRY_MS = 5_000;
  */
 const MAX_WAKE_MS = 15 * 60_000;
 
+/** What a decision's handler knows of the execution. */
+interface ActContext {
+  execution: string;
+  desired: DesiredJob | undefined;
+  now: number;
+  log: Logger;
+}
+
+type Handlers = { [A in JobDecision['action']]: (decision: Extract<JobDecision, { action: A }>, ctx: ActContext) => number | undefined };
+
 interface Move {
   kind: JobDecision['action'];
   controller: AbortController;
@@ -205,45 +215,54 @@ export class JobRunner {
   /** Carries out one decision; returns when to look again, if a time matters. */
   private act(execution: string, desired: DesiredJob | undefined, decision: JobDecision, now: number): number | undefined {
     const log = this.log.child({ job: desired?.name ?? this.records.get(execution)?.job, execution });
-    switch (decision.action) {
-      case 'none':
-        return decision.wakeAt;
-      case 'record':
-        log.info({ state: decision.record.state }, decision.reason);
-        if (this.save(decision.record)) {
-          if (decision.event) this.options.event(decision.event);
-          // Looked at again at once: what follows an adoption or a wait depends on the new record.
-          this.dirty = true;
-        }
-        return decision.wakeAt;
-      case 'launch': {
-        if (!desired) return undefined;
-        const hold = this.holds.get(execution);
-        if (hold !== undefined && hold > now) return hold;
-        log.info({ attempt: decision.attempt }, `launching attempt ${decision.attempt}: ${decision.reason}`);
-        this.begin(execution, 'launch', (signal) => this.launch(desired, decision.attempt, signal, log));
-        return undefined;
-      }
-      case 'start':
-        log.info({ containers: decision.ids.length }, decision.reason);
-        this.begin(execution, 'start', () => this.startAll(decision.ids, log));
-        return undefined;
-      case 'stop':
-        log.info({ kill: decision.kill }, `stopping: ${decision.reason}`);
-        this.begin(execution, 'stop', async () => {
-          if (decision.record && !this.save(decision.record)) return;
-          await this.stopAll(decision.ids, decision.kill, log);
-        });
-        return undefined;
-      case 'finish':
-        this.begin(execution, 'finish', () => this.finish(decision, log));
-        return undefined;
-      case 'remove':
-        log.info({ containers: decision.ids.length }, `removing its containers: ${decision.reason}`);
-        this.begin(execution, 'remove', () => this.removeAll(decision.ids, log));
-        return undefined;
-    }
+    const handle = this.handlers[decision.action] as (decision: JobDecision, ctx: ActContext) => number | undefined;
+    return handle(decision, { execution, desired, now, log });
   }
+
+  /** One handler per decision (a decision without one does not compile); each returns when to look again, if a time matters. */
+  private readonly handlers: Handlers = {
+    none: (decision) => decision.wakeAt,
+    record: (decision, { log }) => {
+      log.info({ state: decision.record.state }, decision.reason);
+      if (this.save(decision.record)) {
+        if (decision.event) this.options.event(decision.event);
+        // Looked at again at once: what follows an adoption or a wait depends on the new record.
+        this.dirty = true;
+      }
+      return decision.wakeAt;
+    },
+    launch: (decision, { execution, desired, now, log }) => {
+      if (!desired) return undefined;
+      const hold = this.holds.get(execution);
+      if (hold !== undefined && hold > now) return hold;
+      log.info({ attempt: decision.attempt }, `launching attempt ${decision.attempt}: ${decision.reason}`);
+      this.begin(execution, 'launch', (signal) => this.launch(desired, decision.attempt, signal, log));
+      return undefined;
+    },
+    start: (decision, { execution, log }) => {
+      log.info({ containers: decision.ids.length }, decision.reason);
+      this.begin(execution, 'start', () => this.startAll(decision.ids, log));
+      return undefined;
+    },
+    stop: (decision, { execution, log }) => {
+      log.info({ kill: decision.kill }, `stopping: ${decision.reason}`);
+      this.begin(execution, 'stop', async () => {
+        // The ending first: an agent stopped during the stop still knows what the attempt ends as.
+        if (decision.record && !this.save(decision.record)) return;
+        await this.stopAll(decision.ids, decision.kill, log);
+      });
+      return undefined;
+    },
+    finish: (decision, { execution, log }) => {
+      this.begin(execution, 'finish', () => this.finish(decision, log));
+      return undefined;
+    },
+    remove: (decision, { execution, log }) => {
+      log.info({ containers: decision.ids.length }, `removing its containers: ${decision.reason}`);
+      this.begin(execution, 'remove', () => this.removeAll(decision.ids, log));
+      return undefined;
+    },
+  };
 
   private begin(execution: string, kind: JobDecision['action'], run: (signal: AbortSignal) => Promise<void>): void {
     const controller = new AbortController();
