@@ -355,7 +355,7 @@ export class Dispatcher {
       await this.planChunk(devices.slice(first, first + this.chunk), pass);
     }
     // With no device to plan, still what a restart queued for republication.
-
+    this.pump();
   }
 
   /** A whole chunk is stored in one write, then queued before the pump looks, so the first chunk is a full one rather than the first device alone. */
