@@ -36,10 +36,10 @@ import {
   stopAll,
 } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
-import { removeContainersAndVolumes } from './support/docker-cli.js';
+import { docker, removeContainersAndVolumes } from './support/docker-cli.js';
 import { describeDocker } from './support/engine.js';
 import { ensureTestImages, retagInRegistry } from './support/images.js';
-import { executionOf, JobsApi, jobContainerEvents, jobContainers, jobContainersCreated, statesOf } from './support/jobs.js';
+import { executionOf, JobsApi, jobContainerEvents, jobContainers, jobContainersCreated, seen, statesOf } from './support/jobs.js';
 import { describeDevice } from './support/observe.js';
 
 const suffix = Math.random().toString(36).slice(2, 8);
@@ -76,8 +76,12 @@ describeDocker('jobs on real agents and the Docker Engine', () => {
 
   beforeAll(async () => {
     const images = await ensureTestImages();
-    // A tag of this file's own: another file's agent may collect the shared one's image meanwhile.
+    // A tag of this file's own, pulled before any agent looks for it. An agent
+    // removes the images it pulled once nothing it runs needs them; here three
+    // agents share one engine, and one would remove the image of a job another
+    // is about to create, which no device with an engine of its own sees.
     image = await retagInRegistry(images.v1, `jobs-${suffix}`);
+    await docker('pull', '-q', image);
     hub = await startHubProcess();
     for (const id of devices) startAgent(id);
     for (const id of devices) await online(id);
@@ -86,6 +90,7 @@ describeDocker('jobs on real agents and the Docker Engine', () => {
   afterAll(async () => {
     await stopAll();
     for (const id of devices) await removeContainersAndVolumes(`flotilla.device=${id}`);
+    if (image) await docker('rmi', image).catch(() => undefined);
   });
 
   it('runs a job on three devices, the one offline when it was made once its agent is back', async () => {
@@ -106,20 +111,20 @@ describeDocker('jobs on real agents and the Docker Engine', () => {
       return states[first] === 'succeeded' && states[second] === 'succeeded';
     });
     // The offline device's execution waits for it, untouched: nothing ran on its behalf.
-    expect(partial.phase).toBe('active');
-    expect(executionOf(partial, late)).toMatchObject({ state: 'queued', attempt: 0 });
+    expect(partial.phase, seen(partial)).toBe('active');
+    expect(executionOf(partial, late), seen(partial)).toMatchObject({ state: 'queued', attempt: 0 });
     expect(await jobContainersCreated(name, since, late)).toEqual([]);
     for (const id of [first, second]) {
-      expect(executionOf(partial, id)).toMatchObject({ attempt: 1, exitCode: 0 });
+      expect(executionOf(partial, id), seen(partial)).toMatchObject({ attempt: 1, exitCode: 0 });
       expect(executionOf(partial, id).output).toContain('report done');
     }
 
     // The device comes back as it was: the same agent on the same data dir.
     await agent(late).restart();
     const done = await jobs.settled(name, 60_000);
-    expect(done.phase).toBe('complete');
-    expect(statesOf(done)).toEqual({ [first]: 'succeeded', [second]: 'succeeded', [late]: 'succeeded' });
-    expect(executionOf(done, late)).toMatchObject({ attempt: 1, exitCode: 0 });
+    expect(done.phase, seen(done)).toBe('complete');
+    expect(statesOf(done), seen(done)).toEqual({ [first]: 'succeeded', [second]: 'succeeded', [late]: 'succeeded' });
+    expect(executionOf(done, late), seen(done)).toMatchObject({ attempt: 1, exitCode: 0 });
     expect(executionOf(done, late).output).toContain('report done');
     expect(done.counts).toMatchObject({ succeeded: 3, total: 3 });
     // One container per device, each its own device's.
@@ -135,7 +140,7 @@ describeDocker('jobs on real agents and the Docker Engine', () => {
       }),
     );
     const done = await jobs.settled(name);
-    expect(done.phase).toBe('complete');
+    expect(done.phase, seen(done)).toBe('complete');
     const execution = executionOf(done, first);
     expect(execution).toMatchObject({ state: 'failed', attempt: 2, exitCode: 3, container: 'task' });
     expect(execution.output).toEqual(expect.arrayContaining(['checking the peripheral', 'no answer on /dev/ttyUSB0']));
@@ -154,8 +159,8 @@ describeDocker('jobs on real agents and the Docker Engine', () => {
       spec: { containers: [{ name: 'task', image, command: ['sleep', '600'] }], timeout: '3s' },
     });
     const done = await jobs.settled(name);
-    expect(done.phase).toBe('complete');
-    expect(executionOf(done, first)).toMatchObject({ state: 'timed-out', attempt: 1 });
+    expect(done.phase, seen(done)).toBe('complete');
+    expect(executionOf(done, first), seen(done)).toMatchObject({ state: 'timed-out', attempt: 1 });
     const events = await jobContainerEvents(name, since, first);
     expect(events.filter((e) => e.action === 'create')).toHaveLength(1);
     // Its container was ended (`sleep` ignores SIGTERM as PID 1: only a kill ends it), and none of the job's runs.
@@ -178,7 +183,7 @@ describeDocker('jobs on real agents and the Docker Engine', () => {
     expect(canceled.stderr).toBe('');
     expect(canceled.code).toBe(0);
     const done = await jobs.until(name, 'the device to report it canceled', (j) => executionOf(j, second).state === 'canceled');
-    expect(done.phase).toBe('canceled');
+    expect(done.phase, seen(done)).toBe('canceled');
     expect(done.reason).toMatch(/cancel/);
     expect((await jobContainers(name)).filter((c) => c.state === 'running')).toEqual([]);
     const events = await jobContainerEvents(name, since, second);
@@ -207,7 +212,7 @@ describeDocker('jobs on real agents and the Docker Engine', () => {
 
     await killed.restart();
     const done = await jobs.settled(name, 60_000);
-    expect(done.phase).toBe('complete');
+    expect(done.phase, seen(done)).toBe('complete');
     const execution = executionOf(done, first);
     expect(execution).toMatchObject({ state: 'succeeded', attempt: 1, exitCode: 0 });
     expect(execution.output).toEqual(['migration started', 'migration finished']);
@@ -225,11 +230,13 @@ describeDocker('jobs on real agents and the Docker Engine', () => {
       job(name, { selectors }, 'echo "firmware image rejected" >&2; exit 1', { rollout: { maxConcurrent: 1, abortAfterFailures: 1 } }),
     );
     const done = await jobs.settled(name, 60_000);
-    expect(done.phase).toBe('aborted');
-    expect(done.reason).toBeTruthy();
-    expect(done.counts).toMatchObject({ failed: 1, canceled: 2, total: 3 });
+    expect(done.phase, seen(done)).toBe('aborted');
+    expect(done.counts, seen(done)).toMatchObject({ failed: 1, canceled: 2, total: 3 });
     const failed = done.executions.find((e) => e.state === 'failed')!;
     expect(failed).toMatchObject({ attempt: 1, exitCode: 1 });
+    // Why it stopped, naming the device that failed.
+    expect(done.reason, seen(done)).toMatch(/fail/);
+    expect(done.reason).toContain(failed.device);
     for (const execution of done.executions.filter((e) => e.state === 'canceled')) expect(execution.attempt).toBe(0);
 
     // Every device has taken the desired state that followed the abort: had one been sent the job, it would show now.
@@ -263,7 +270,7 @@ describeDocker('jobs on real agents and the Docker Engine', () => {
     expect(await jobContainersCreated(name, since)).toEqual([]);
 
     const done = await jobs.settled(name);
-    expect(statesOf(done)).toEqual({ [second]: 'succeeded' });
+    expect(statesOf(done), seen(done)).toEqual({ [second]: 'succeeded' });
     const started = (await jobContainerEvents(name, since, second)).filter((e) => e.action === 'start');
     expect(started).toHaveLength(1);
     expect(started[0]!.at).toBeGreaterThanOrEqual(opensAt);
@@ -283,7 +290,8 @@ describeDocker('jobs on real agents and the Docker Engine', () => {
       '--',
       'sh',
       '-c',
-      'echo "line one"; echo "line two" >&2',
+      // Apart in time: Docker orders the two streams' lines by when it read them.
+      'echo "line one"; sleep 0.2; echo "line two" >&2',
     );
     expect(run.code).toBe(0);
     expect(statesOf(await jobs.get(name))).toEqual({ [second]: 'succeeded' });

@@ -38,15 +38,21 @@ export class JobsApi {
   }
 
   /** The job once `probe` holds for it (the job is passed as the hub shows it at that moment). */
-  until(name: string, what: string, probe: (job: JobDetail) => boolean, timeoutMs = 30_000): Promise<JobDetail> {
-    return waitFor(
-      `job ${name}: ${what}`,
-      async () => {
-        const job = await this.get(name);
-        return probe(job) && job;
-      },
-      { timeoutMs },
-    );
+  async until(name: string, what: string, probe: (job: JobDetail) => boolean, timeoutMs = 30_000): Promise<JobDetail> {
+    let last: JobDetail | undefined;
+    try {
+      return await waitFor(
+        `job ${name}: ${what}`,
+        async () => {
+          last = await this.get(name);
+          return probe(last) && last;
+        },
+        { timeoutMs },
+      );
+    } catch (err) {
+      // What the hub last said is what explains a timeout.
+      throw new Error(`${(err as Error).message}; the job was last ${last ? seen(last) : 'never read'}`);
+    }
   }
 
   /** The job once it is no longer active (complete, canceled or aborted). */
@@ -60,6 +66,11 @@ export function executionOf(job: JobDetail, device: string): JobExecutionView {
   const execution = job.executions.find((e) => e.device === device);
   if (!execution) throw new Error(`job ${job.name} has no execution on ${device}: ${JSON.stringify(job.executions)}`);
   return execution;
+}
+
+/** The job's phase and executions as the hub showed them: the message of a failed assertion on it. */
+export function seen(job: JobDetail): string {
+  return JSON.stringify({ phase: job.phase, reason: job.reason, executions: job.executions });
 }
 
 /** `device → state` of every execution, for one readable comparison. */
