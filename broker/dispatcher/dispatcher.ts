@@ -115,6 +115,9 @@ export class Dispatcher {
   private jobTickQueued = false;
   /** A device came online since the last job tick: a job's free slot may be its now. */
   private admissionDue = false;
+  /** Job changes waiting for the one queued task that plans them (jobsChanged). */
+  private readonly pendingJobs = { admit: new Set<string>(), devices: new Set<string>() };
+  private jobChangeQueued = false;
   /**
    * Desired documents waiting to be published, newest per device. `fresh`
    * holds what a sync just computed and goes first: a new apply must not wait
@@ -267,9 +270,20 @@ export class Dispatcher {
       this.askLeader({ jobs: change });
       return;
     }
+    // Changes that arrive while one waits in the chain join it: a burst of finished executions
+    // (a fleet reporting) is one admission pass over their jobs, not one each.
+    for (const name of change.admit) this.pendingJobs.admit.add(name);
+    for (const device of change.devices) this.pendingJobs.devices.add(device);
+    if (this.jobChangeQueued) return;
+    this.jobChangeQueued = true;
     this.enqueue('planning job changes', async () => {
-      const admitted = change.admit.length > 0 ? await jobs.admit(change.admit) : [];
-      await this.syncDevices([...change.devices, ...admitted]);
+      this.jobChangeQueued = false;
+      const admit = [...this.pendingJobs.admit];
+      const devices = [...this.pendingJobs.devices];
+      this.pendingJobs.admit.clear();
+      this.pendingJobs.devices.clear();
+      const admitted = admit.length > 0 ? await jobs.admit(admit) : [];
+      await this.syncDevices([...devices, ...admitted]);
     });
   }
 

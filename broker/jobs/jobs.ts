@@ -25,6 +25,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
+  abortThreshold,
   type JobDetail,
   type JobExecutionReport,
   type JobSpec,
@@ -198,13 +199,17 @@ export class Jobs implements DispatcherJobs {
     }
     const finished = [...new Set(transitions.filter((t) => isFinal(t.to)).map((t) => t.job))];
     if (finished.length === 0) return undefined;
-    // The device's document drops what finished; the slots it held go to the next devices.
+    // The device's document drops what finished; the slot it held goes to the next device (a job
+    // without maxConcurrent admitted them all at once: nothing waits for a slot).
     const devices = [device];
+    const failed = new Set(transitions.filter((t) => t.to === 'failed' || t.to === 'timed-out').map((t) => t.job));
     for (const name of finished) {
-      devices.push(...(await this.abortIfDue(name)));
+      // Only a failure can reach the threshold: a success reads nothing more of a large job.
+      if (failed.has(name)) devices.push(...(await this.abortIfDue(name)));
       await this.completeIfDone(name);
     }
-    return { admit: finished, devices };
+    const limited = finished.filter((name) => jobs.get(name)?.spec.spec.rollout?.maxConcurrent !== undefined);
+    return { admit: limited, devices };
   }
 
   async admit(names?: readonly string[]): Promise<string[]> {
@@ -307,7 +312,7 @@ export class Jobs implements DispatcherJobs {
   private async abortIfDue(name: string): Promise<string[]> {
     const { store } = this.deps;
     const job = await store.get(name);
-    if (!job) return [];
+    if (!job || abortThreshold(job.spec.spec.rollout, 1) === undefined) return [];
     const executions = await store.executions(name);
     const verdict = abortVerdict(job, executions);
     if (!verdict) return [];
