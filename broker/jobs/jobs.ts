@@ -17,8 +17,10 @@
  * Invariants:
  * - Nothing is stored for a spec that fails validation, selects no device or
  *   names a secret that cannot be used; every issue names its field.
- * - Every execution's change of state is one event on its device's timeline
- *   (events.ts), recorded by the replica that made the change.
+ * - The hub records events only of its own decisions (events.ts): a job made,
+ *   an execution dropped by a cancel or an abort, one expired at the deadline.
+ *   What a device reports is on its timeline already, from its own events.
+ *   Every change of state is logged, by the replica that made it.
  * - A stop (cancel, abort) is the store's one conditional write: two replicas
  *   stopping one job at once make its transitions once.
  */
@@ -48,7 +50,7 @@ import {
   type StoredJob,
 } from '../store/jobs.js';
 import type { SecretStore } from '../store/secrets.js';
-import { type JobEvent, queuedEvent, transitionEvent } from './events.js';
+import { droppedEvent, expiredEvent, type JobEvent, queuedEvent } from './events.js';
 import { abortVerdict, admissions, isFinal } from './plan.js';
 import { jobDetail, jobSummary } from './views.js';
 
@@ -192,13 +194,11 @@ export class Jobs implements DispatcherJobs {
     if (reports.length === 0) return undefined;
     const transitions = await this.deps.store.recordReports(device, reports, this.now().toISOString());
     if (transitions.length === 0) return undefined;
-    const jobs = await this.jobsOf(transitions);
-    for (const transition of transitions) {
-      const job = jobs.get(transition.job);
-      if (job) this.record(job, transition, 'device');
-    }
-    const finished = [...new Set(transitions.filter((t) => isFinal(t.to)).map((t) => t.job))];
-    if (finished.length === 0) return undefined;
+    for (const transition of transitions) this.logTransition(transition);
+    const ended = transitions.filter((t) => isFinal(t.to));
+    if (ended.length === 0) return undefined;
+    const jobs = await this.jobsOf(ended);
+    const finished = [...jobs.keys()];
     // The device's document drops what finished; the slot it held goes to the next device (a job
     // without maxConcurrent admitted them all at once: nothing waits for a slot).
     const devices = [device];
@@ -238,8 +238,9 @@ export class Jobs implements DispatcherJobs {
     if (transitions.length === 0) return undefined;
     const jobs = await this.jobsOf(transitions);
     for (const transition of transitions) {
+      this.logTransition(transition);
       const job = jobs.get(transition.job);
-      if (job) this.record(job, transition, 'hub');
+      if (job) this.deps.event(transition.device, expiredEvent(job));
     }
     for (const name of jobs.keys()) {
       this.log.info({ job: name, devices: transitions.filter((t) => t.job === name).length }, 'job executions expired at the deadline');
@@ -302,7 +303,10 @@ export class Jobs implements DispatcherJobs {
     // Not active any more: finished, or stopped meanwhile (another replica, a cancel and an abort at once).
     if (transitions === false) return [];
     const stopped: StoredJob = { ...job, phase, reason };
-    for (const transition of transitions) this.record(stopped, transition, 'hub');
+    for (const transition of transitions) {
+      this.logTransition(transition);
+      this.deps.event(transition.device, droppedEvent(stopped, transition.execution));
+    }
     const running = holding(executions);
     this.log.info({ job: job.name, phase, reason, dropped: transitions.length, stopping: running.length }, 'job stopped');
     return running;
@@ -324,10 +328,9 @@ export class Jobs implements DispatcherJobs {
     if (await this.deps.store.completeIfDone(name, this.now().toISOString())) this.log.info({ job: name }, 'job complete');
   }
 
-  private record(job: StoredJob, transition: ExecutionTransition, by: 'device' | 'hub'): void {
-    this.deps.event(transition.device, transitionEvent(job, transition, by));
+  private logTransition(transition: ExecutionTransition): void {
     this.log.info(
-      { job: job.name, deviceId: transition.device, from: transition.from, to: transition.to, attempt: transition.execution.attempt },
+      { job: transition.job, deviceId: transition.device, from: transition.from, to: transition.to, attempt: transition.execution.attempt },
       'job execution changed state',
     );
   }

@@ -1,11 +1,12 @@
 /**
- * The events the hub records for jobs on a device's timeline (broker/jobs/events.ts): one type per
- * transition and a message an operator reads, the job's name as the event's app.
+ * The events the hub records for jobs on a device's timeline (broker/jobs/events.ts): only its own
+ * decisions (a job made, an execution dropped, one expired), each with a message an operator reads
+ * and the job's name as the event's app. What devices report is their agents' to record.
  */
 import { describe, expect, it } from 'vitest';
-import { queuedEvent, transitionEvent } from '../../broker/jobs/events.js';
-import type { ExecutionTransition, StoredExecution, StoredJob } from '../../broker/store/jobs.js';
-import type { JobExecutionState, JobSpec } from '../../shared/index.js';
+import { droppedEvent, expiredEvent, queuedEvent } from '../../broker/jobs/events.js';
+import type { StoredExecution, StoredJob } from '../../broker/store/jobs.js';
+import type { JobSpec } from '../../shared/index.js';
 
 function job(spec: Partial<JobSpec['spec']> = {}, overrides: Partial<StoredJob> = {}): StoredJob {
   return {
@@ -20,22 +21,16 @@ function job(spec: Partial<JobSpec['spec']> = {}, overrides: Partial<StoredJob> 
   };
 }
 
-function transition(from: JobExecutionState, to: JobExecutionState, execution: Partial<StoredExecution> = {}): ExecutionTransition {
+function execution(overrides: Partial<StoredExecution>): StoredExecution {
   return {
     job: 'rotate',
     device: 'gw-1',
-    from,
-    to,
-    execution: {
-      job: 'rotate',
-      device: 'gw-1',
-      state: to,
-      attempt: 1,
-      admitted: true,
-      cancelRequested: false,
-      updatedAt: '2026-03-02T09:05:00.000Z',
-      ...execution,
-    },
+    state: 'queued',
+    attempt: 0,
+    admitted: false,
+    cancelRequested: false,
+    updatedAt: '2026-03-02T09:05:00.000Z',
+    ...overrides,
   };
 }
 
@@ -52,73 +47,21 @@ describe('job events', () => {
     );
   });
 
-  it('names the attempt, out of how many with retries', () => {
-    expect(transitionEvent(job(), transition('queued', 'running'), 'device')).toEqual({
-      type: 'job-running',
-      app: 'rotate',
-      message: 'job rotate running (attempt 1)',
-    });
-    const retried = job({ retries: { limit: 2 } });
-    expect(transitionEvent(retried, transition('running', 'running', { attempt: 2 }), 'device').message).toBe(
-      'job rotate running (attempt 2 of 3)',
-    );
-    expect(
-      transitionEvent(
-        retried,
-        transition('running', 'queued', { attempt: 1, message: 'exited with code 3', nextAttemptAt: '2026-03-02T09:05:10.000Z' }),
-        'device',
-      ),
-    ).toEqual({
-      type: 'job-retrying',
-      app: 'rotate',
-      message: 'job rotate waits to try again at 2026-03-02T09:05:10.000Z (attempt 1 of 3 ended: exited with code 3)',
-    });
-  });
-
-  it('says how a failed, timed-out or succeeded execution ended', () => {
-    expect(transitionEvent(job(), transition('running', 'failed', { exitCode: 2, container: 'task' }), 'device').message).toBe(
-      'job rotate failed (attempt 1): container task exited with code 2',
-    );
-    expect(transitionEvent(job(), transition('running', 'failed', { message: 'image not found' }), 'device').message).toBe(
-      'job rotate failed (attempt 1): image not found',
-    );
-    // The agent's message already says the code: not twice.
-    const said = { exitCode: 2, container: 'task', message: 'container task exited with code 2' };
-    expect(transitionEvent(job(), transition('running', 'failed', said), 'device').message).toBe(
-      'job rotate failed (attempt 1): container task exited with code 2',
-    );
-    expect(transitionEvent(job(), transition('running', 'failed', { exitCode: 1, message: 'schema locked' }), 'device').message).toBe(
-      'job rotate failed (attempt 1): exited with code 1: schema locked',
-    );
-    expect(transitionEvent(job(), transition('running', 'timed-out'), 'device')).toEqual({
-      type: 'job-timed-out',
-      app: 'rotate',
-      message: 'job rotate timed out after 1h (attempt 1) and was killed',
-    });
-    expect(transitionEvent(job({ timeout: '30s' }), transition('running', 'timed-out'), 'device').message).toBe(
-      'job rotate timed out after 30s (attempt 1) and was killed',
-    );
-    expect(transitionEvent(job(), transition('running', 'succeeded'), 'device')).toEqual({
-      type: 'job-succeeded',
-      app: 'rotate',
-      message: 'job rotate succeeded (attempt 1)',
-    });
-    expect(transitionEvent(job(), transition('expired', 'succeeded'), 'device').message).toBe(
-      'job rotate succeeded (attempt 1); reported after its deadline had counted it expired',
-    );
-  });
-
-  it('tells a cancel at the hub from one on the device, and an expiry', () => {
-    const stopped = job({}, { phase: 'canceled', reason: 'canceled by alice' });
-    expect(transitionEvent(stopped, transition('queued', 'canceled', { attempt: 0, message: 'canceled by alice' }), 'hub')).toEqual({
+  it('a dropped execution says the cancel or the abort that dropped it', () => {
+    const canceled = job({}, { phase: 'canceled', reason: 'canceled by alice' });
+    expect(droppedEvent(canceled, execution({ state: 'canceled', attempt: 0, message: 'canceled by alice' }))).toEqual({
       type: 'job-canceled',
       app: 'rotate',
       message: 'job rotate canceled before it started: canceled by alice',
     });
-    expect(transitionEvent(stopped, transition('running', 'canceled', { message: 'stopped' }), 'device').message).toBe(
-      'job rotate canceled on the device (attempt 1): stopped',
+    const aborted = job({}, { phase: 'aborted', reason: '1 device failed: gw-2 (exit code 1) (the job stops at 1)' });
+    expect(droppedEvent(aborted, execution({ state: 'canceled', attempt: 0 })).message).toBe(
+      'job rotate canceled before it started: 1 device failed: gw-2 (exit code 1) (the job stops at 1)',
     );
-    expect(transitionEvent(job(), transition('queued', 'expired', { attempt: 0 }), 'hub')).toEqual({
+  });
+
+  it('an expired execution names the deadline', () => {
+    expect(expiredEvent(job())).toEqual({
       type: 'job-expired',
       app: 'rotate',
       message: 'job rotate expired: the device had not started it by its deadline 2026-03-09T09:00:00.000Z',
