@@ -25,8 +25,9 @@
  *    is tried again as `retries` says, if the next one starts before the
  *    deadline.
  * 6. A queued one: past its deadline it expires, or ends as its last attempt
- *    did; a retry waits for its time; outside its window it waits for the
- *    window; else the next attempt is launched.
+ *    did (naming the pull that kept failing, if one did); a retry, or a pull
+ *    tried again (pull-failure.ts), waits for its time; outside its window it
+ *    waits for the window; else the next attempt is launched.
  */
 import {
   DEFAULT_JOB_TIMEOUT,
@@ -194,25 +195,28 @@ function decideQueued(s: ExecutionSituation, desired: DesiredJob): JobDecision {
   const base: JobRecord = record ?? { execution: s.execution, job: desired.name, attempt: 0, state: 'queued' };
   if (now >= deadline) {
     const last = record?.lastEnding;
+    // The pulls that kept failing are why it never started: the operator reads that, not only the deadline.
+    const pull = record?.failedPull ? `; pulling ${record.failedPull.image} failed: ${record.failedPull.reason}` : '';
     const ended: JobRecord =
       done === 0 || !last
         ? {
-            ...base,
+            ...withoutAttemptPlan(base),
             state: 'expired',
             finishedAt: new Date(now).toISOString(),
-            message: `its deadline ${desired.deadline} passed before it started`,
+            message: `its deadline ${desired.deadline} passed before it started${pull}`,
           }
         : {
             ...withoutAttemptPlan(base),
             state: last.state,
             ...outcomeFields(last),
-            message: `${last.message}; no attempt ${done + 1}: its deadline ${desired.deadline} passed first`,
+            message: `${last.message}; no attempt ${done + 1}: its deadline ${desired.deadline} passed first${pull}`,
           };
     return { action: 'record', record: ended, event: finalEvent(ended.job, ending(ended)), reason: ended.message as string };
   }
   const retryAt = record?.nextAttemptAt === undefined ? undefined : Date.parse(record.nextAttemptAt);
   if (retryAt !== undefined && retryAt > now) {
-    return { action: 'none', reason: `attempt ${done + 1} starts at ${record?.nextAttemptAt}`, wakeAt: Math.min(retryAt, deadline) };
+    const reason = record?.failedPull && record.message ? record.message : `attempt ${done + 1} starts at ${record?.nextAttemptAt}`;
+    return { action: 'none', reason, wakeAt: Math.min(retryAt, deadline) };
   }
   if (desired.window) {
     const window = windowState(desired.window, new Date(now));
@@ -221,7 +225,9 @@ function decideQueued(s: ExecutionSituation, desired: DesiredJob): JobDecision {
       const message = `waiting for its window ${describeWindow(desired.window)}${opensAt !== undefined ? `, opens ${new Date(opensAt).toISOString()}` : ''}`;
       const wakeAt = Math.min(opensAt ?? deadline, deadline);
       if (record?.state === 'queued' && record.message === message) return { action: 'none', reason: message, wakeAt };
-      const waiting: JobRecord = { ...base, state: 'queued', message };
+      // The time of the next try has passed, and a pull's troubles are the next opening's to find again: the window is the news.
+      const { nextAttemptAt: _next, failedPull: _pull, ...waitingBase } = base;
+      const waiting: JobRecord = { ...waitingBase, state: 'queued', message };
       return { action: 'record', record: waiting, event: { type: 'job-waiting', app: desired.name, message }, reason: message, wakeAt };
     }
   }
@@ -284,11 +290,12 @@ function stop(containers: readonly JobContainer[], kill: boolean, reason: string
 }
 
 /** The record without what belongs to the attempt in progress or the one planned. */
-function withoutAttemptPlan(record: JobRecord): JobRecord {
+export function withoutAttemptPlan(record: JobRecord): JobRecord {
   const {
     ending: _ending,
     nextAttemptAt: _next,
     lastEnding: _last,
+    failedPull: _pull,
     exitCode: _code,
     container: _container,
     output: _output,
@@ -297,7 +304,7 @@ function withoutAttemptPlan(record: JobRecord): JobRecord {
   return rest;
 }
 
-function outcomeFields(ending: AttemptEnding): Pick<JobRecord, 'exitCode' | 'container'> {
+export function outcomeFields(ending: AttemptEnding): Pick<JobRecord, 'exitCode' | 'container'> {
   return { ...(ending.exitCode !== undefined ? { exitCode: ending.exitCode } : {}), ...containerOf(ending) };
 }
 

@@ -3,16 +3,19 @@
  * job's name. One type per transition, so the hub and the CLI can tell them
  * apart without reading messages:
  *
- * | type           | when                                                   |
- * |----------------|--------------------------------------------------------|
- * | job-waiting    | queued outside its window (the message says when it opens) |
- * | job-started    | an attempt's containers started                        |
- * | job-retrying   | an attempt failed or timed out and another follows     |
- * | job-succeeded  | every container of an attempt exited 0                 |
- * | job-failed     | final: a container exited non-zero or could not start  |
- * | job-timed-out  | final: the last attempt was killed at its timeout      |
- * | job-canceled   | final: canceled at the hub, or no longer desired       |
- * | job-expired    | final: the deadline passed before any attempt started  |
+ * | type            | when                                                              |
+ * |-----------------|-------------------------------------------------------------------|
+ * | job-waiting     | queued outside its window (the message says when it opens)        |
+ * | job-pull-failed | a pull failed for the link; tried again (at most one per 5 min)   |
+ * | job-started     | an attempt's containers started                                   |
+ * | job-retrying    | an attempt failed or timed out and another follows                |
+ * | job-succeeded   | every container of an attempt exited 0                            |
+ * | job-failed      | final: a container exited non-zero or could not start, or the     |
+ * |                 | registry has no such image or denies it                           |
+ * | job-timed-out   | final: the last attempt was killed at its timeout                 |
+ * | job-canceled    | final: canceled at the hub, or no longer desired                  |
+ * | job-expired     | final: the deadline passed before any attempt started (the pulls  |
+ * |                 | kept failing, or its window did not open in time)                 |
  */
 import type { AttemptEnding } from './record.js';
 
@@ -25,6 +28,7 @@ export const JOB_EVENT_TYPES = [
   'job-timed-out',
   'job-canceled',
   'job-expired',
+  'job-pull-failed',
 ] as const;
 export type JobEventType = (typeof JOB_EVENT_TYPES)[number];
 

@@ -44,4 +44,19 @@ export interface JobRecord {
   ending?: AttemptEnding;
   /** While queued after an attempt: how that attempt ended (the final state if no other one starts). */
   lastEnding?: AttemptEnding;
+  /** While queued after pulls that failed for the link (pull-failure.ts): the last of them; `nextAttemptAt` is the next try. */
+  failedPull?: FailedPull;
+}
+
+/** Pulls of an execution's images that failed in a row without using up an attempt. */
+export interface FailedPull {
+  image: string;
+  /** The engine's reason, the last time. */
+  reason: string;
+  /** Failed pulls in a row (the backoff doubles with each). */
+  count: number;
+  /** When the first of them failed. */
+  since: string;
+  /** When the last `job-pull-failed` event went out. */
+  eventAt: string;
 }

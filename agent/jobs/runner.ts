@@ -14,6 +14,7 @@
  *   is created (job-store.ts): after a crash the agent finds that attempt's
  *   containers by their labels, or reports them gone; it never creates them
  *   again. A launch aborted before that record leaves nothing behind.
+ * - A pull that fails for the link uses up no attempt (pull-failure.ts).
  * - The agent stopping leaves job containers running, as it leaves apps
  *   running: the next agent adopts them, their timeout counted from their
  *   StartedAt.
@@ -25,10 +26,11 @@ import { type DesiredJob, type JobExecutionReport, MAX_REPORTED_OUTPUT_LINE, MAX
 import { Signal } from '../../shared/signal.js';
 import { RuntimeError } from '../runtime/errors.js';
 import type { ContainerRuntime, JobContainer } from '../runtime/runtime.js';
-import { decideExecution, endAttempt, type JobDecision } from './decide.js';
+import { decideExecution, type JobDecision } from './decide.js';
 import type { JobEvent } from './events.js';
 import type { JobRecordStore } from './job-store.js';
 import { type ContainerOutput, reportedOutput } from './output.js';
+import { afterFailedPull, type PullRetryPolicy } from './pull-failure.js';
 import type { AttemptEnding, JobRecord } from './record.js';
 import { executionReports } from './report.js';
 
@@ -48,6 +50,8 @@ export interface JobRunnerOptions {
   event: (event: JobEvent) => void;
   /** An image the runner pulled (the app reconciler's image collection removes it once nothing needs it). */
   onPulled?: (image: string) => void;
+  /** How a pull that failed for the link is tried again (pull-failure.ts PULL_RETRY). */
+  pullRetry?: PullRetryPolicy;
   now?: () => number;
 }
 
@@ -278,14 +282,16 @@ export class JobRunner {
 
   /**
    * Pulls what is missing, records the attempt as started, then creates and
-   * starts its containers. What fails here ends the attempt as `failed` with
-   * the engine's words (and a retry may follow): a pull refused, a container
-   * the engine will not create. A start the engine refuses leaves the
-   * container created with the reason, which the next look reads.
+   * starts its containers. A pull that fails uses up no attempt unless no
+   * retry can mend it (pull-failure.ts). A container the engine will not
+   * create ends the attempt as `failed` with the engine's words (and a retry
+   * may follow). A start the engine refuses leaves the container created
+   * with the reason, which the next look reads.
    */
   private async launch(desired: DesiredJob, attempt: number, signal: AbortSignal, log: Logger): Promise<void> {
     const { runtime } = this.options;
     const execution = desired.execution;
+    const before = this.records.get(execution);
     const record: JobRecord = {
       execution,
       job: desired.name,
@@ -294,8 +300,17 @@ export class JobRunner {
       startedAt: new Date(this.now()).toISOString(),
     };
     for (const spec of desired.containers) {
+      let present: boolean;
       try {
-        if (await runtime.hasImage(spec.image)) continue;
+        present = await runtime.hasImage(spec.image);
+      } catch (err) {
+        // The engine out of reach is no fault of the job's: nothing is recorded, and it is looked at again.
+        log.warn({ attempt, image: spec.image, err: (err as Error).message }, 'cannot ask the engine for the image; will look again');
+        this.holds.set(execution, this.now() + RETRY_MS);
+        return;
+      }
+      if (present) continue;
+      try {
         this.prepare(execution, `pulling ${spec.image} for attempt ${attempt}`);
         await runtime.pull(spec.image, spec.auth, signal);
         this.options.onPulled?.(spec.image);
@@ -304,15 +319,32 @@ export class JobRunner {
           log.info({ attempt }, 'launch aborted before any container was created');
           return;
         }
-        this.endWithoutContainers(desired, record, { state: 'failed', container: spec.name, message: (err as Error).message }, log);
+        const outcome = afterFailedPull({
+          desired,
+          record: before,
+          attempt,
+          container: spec.name,
+          image: spec.image,
+          error: err,
+          now: this.now(),
+          ...(this.options.pullRetry ? { policy: this.options.pullRetry } : {}),
+        });
+        log.warn({ attempt, image: spec.image, state: outcome.record.state, nextAttemptAt: outcome.record.nextAttemptAt }, outcome.reason);
+        if (this.save(outcome.record) && outcome.event) this.options.event(outcome.event);
         return;
       } finally {
         this.prepare(execution, undefined);
       }
     }
     if (signal.aborted) return;
-    // A pull that outlasted the deadline: the next look ends the execution as the deadline says.
-    if (this.now() >= Date.parse(desired.deadline)) return;
+    // A pull that outlasted the deadline: the next look ends the execution as the deadline says, not as earlier failed pulls did.
+    if (this.now() >= Date.parse(desired.deadline)) {
+      if (before?.failedPull) {
+        const { failedPull: _pull, ...pulled } = before;
+        this.save(pulled);
+      }
+      return;
+    }
     if (!this.save(record)) {
       // Without the record a crash could start this attempt twice: not before it can be written.
       this.holds.set(execution, this.now() + RETRY_MS);
@@ -357,12 +389,6 @@ export class JobRunner {
       app: desired.name,
       message: `attempt ${attempt}${total > 1 ? ` of ${total}` : ''} started (${containers})`,
     });
-  }
-
-  private endWithoutContainers(desired: DesiredJob, record: JobRecord, ending: AttemptEnding, log: Logger): void {
-    const { record: next, event } = endAttempt(desired, record, ending, this.now());
-    log.warn({ attempt: record.attempt, state: next.state }, ending.message);
-    if (this.save(next)) this.options.event(event);
   }
 
   private async startAll(ids: readonly string[], log: Logger): Promise<void> {

@@ -92,3 +92,30 @@ export function toRuntimeError(err: unknown, context: string, fallback: RuntimeE
   const code: RuntimeErrorCode = statusCode === 404 ? 'not_found' : statusCode === 409 ? 'conflict' : fallback;
   return new RuntimeError(code, message, { cause: err, ...(statusCode !== undefined ? { statusCode } : {}) });
 }
+
+/**
+ * The registry's words for an image that cannot be had at all: its error
+ * codes (distribution spec: MANIFEST_UNKNOWN, NAME_UNKNOWN, NAME_INVALID,
+ * TAG_INVALID, UNAUTHORIZED, DENIED) as the engine passes them on, and the
+ * engine's own sentences for them.
+ */
+const PERMANENT_PULL_WORDS =
+  /manifest unknown|name unknown|name invalid|tag invalid|not found: manifest|repository does not exist|pull access denied|no basic auth credentials|\bunauthorized:|\bdenied:|invalid reference format/i;
+
+/**
+ * Whether a failed pull says the image cannot be had — the registry does not
+ * know the repository or the tag, or refuses these credentials — as opposed
+ * to not reaching it (refused, timed out, cut off, a 5xx, a rate limit),
+ * which a later try may mend. The engine answers the first kind with 404
+ * (manifest or name unknown, "pull access denied"), 400 (a reference it
+ * cannot parse) or 401/403; a failure that comes only in the progress stream
+ * has no status, so the registry's words are read too. Anything else, or an
+ * error that is not a pull's, is not permanent: an agent on a bad link tries
+ * again rather than give up on what may only be the link.
+ */
+export function isPermanentPullError(err: unknown): boolean {
+  if (!isRuntimeError(err) || err.code !== 'pull_failed') return false;
+  const status = err.statusCode;
+  if (status === 400 || status === 401 || status === 403 || status === 404) return true;
+  return PERMANENT_PULL_WORDS.test(err.message);
+}

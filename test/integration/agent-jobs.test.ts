@@ -5,11 +5,12 @@
  * the events. The runner looks again on the engine's events, as in the agent.
  */
 import { randomBytes } from 'node:crypto';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import Dockerode from 'dockerode';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import type { JobEvent } from '../../agent/jobs/events.js';
 import { JobStore } from '../../agent/jobs/job-store.js';
-import { JobRunner, jobRuntimeOf } from '../../agent/jobs/runner.js';
+import { JobRunner, type JobRunnerOptions, jobRuntimeOf } from '../../agent/jobs/runner.js';
 import { DockerRuntime } from '../../agent/runtime/docker-runtime.js';
 import { LogCollector, type LogSink } from '../../agent/telemetry/logs/log-collector.js';
 import {
@@ -26,6 +27,7 @@ import { describeDocker, TEST_REGISTRY } from '../e2e/support/engine.js';
 import { ensureTestImages } from '../e2e/support/images.js';
 import { Cleanup } from '../support/cleanup.js';
 import { LogCapture } from '../support/logs.js';
+import { freePort } from '../support/ports.js';
 import { scratchDir } from '../support/scratch.js';
 import { waitFor } from '../support/wait.js';
 
@@ -55,7 +57,7 @@ describeDocker('jobs on a real Docker Engine', () => {
   }
 
   /** A runner over `dataDir` as the agent wires it: woken by the engine's events about this device's containers. */
-  function startRunner(dataDir: string) {
+  function startRunner(dataDir: string, over: Pick<JobRunnerOptions, 'pullRetry'> = {}) {
     const logs = new LogCapture('info');
     const engine = runtime();
     const store = new JobStore(dataDir, logs.logger);
@@ -68,6 +70,7 @@ describeDocker('jobs on a real Docker Engine', () => {
       stopTimeoutSeconds: 1,
       logger: logs.logger,
       event: (event) => events.push(event),
+      ...over,
     });
     const unwatch = engine.watch(
       () => runner.trigger(),
@@ -253,6 +256,68 @@ describeDocker('jobs on a real Docker Engine', () => {
     expect(ok).toMatchObject({ state: 'succeeded', output: ['fine'] });
   });
 
+  it('keeps a job queued while its registry is out of reach, pulls again with a backoff, and runs it once a registry answers', async () => {
+    // A registry port nothing listens on yet: the engine's pull is refused, as behind a link that is down.
+    const port = await freePort();
+    const offline = image.replace(TEST_REGISTRY, `127.0.0.1:${port}`);
+    cleanup.add(`image ${offline}`, () =>
+      docker('rmi', '-f', offline).then(
+        () => undefined,
+        () => undefined,
+      ),
+    );
+    const { runner, events } = startRunner(scratchDir('flotilla-it-jobs-'), {
+      pullRetry: { firstDelayMs: 300, maxDelayMs: 1_000, eventIntervalMs: 60_000 },
+    });
+    const seen: JobExecutionReport[] = [];
+    const unlisten = runner.changed.on(() => seen.push(...runner.reports()));
+    cleanup.add('report listener', unlisten);
+    const patient = job('patient', 'echo "pulled at last"');
+    patient.containers = [{ ...(patient.containers[0] as DesiredJob['containers'][number]), image: offline }];
+    runner.setDesired([patient]);
+
+    const waiting = (r: JobExecutionReport) => r.state === 'queued' && r.message?.startsWith(`pulling ${offline} failed: `);
+    // Tried again: two different times for the next try, before any registry answers.
+    const retried = await waitFor('two failed pulls', () => {
+      const tries = new Set(seen.filter(waiting).map((r) => r.nextAttemptAt));
+      return tries.size >= 2 ? tries : undefined;
+    });
+    expect(retried.size).toBeGreaterThanOrEqual(2);
+    const first = seen.find(waiting);
+    expect(first).toMatchObject({ state: 'queued', attempt: 0 });
+    expect(first?.message).toMatch(
+      new RegExp(`^pulling ${escapeRegExp(offline)} failed: .*connection refused; trying again at \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z$`),
+    );
+    expect(first?.message).toContain(`trying again at ${first?.nextAttemptAt}`);
+    expect(await containersOf(patient.execution)).toEqual([]);
+
+    // The registry answers on that port now: a relay to the loopback registry.
+    const relay = await startRelay(port, Number(TEST_REGISTRY.split(':')[1] ?? 5000));
+    cleanup.add('registry relay', relay.close);
+    const report = await finalReport(runner, patient.execution);
+    expect(report).toMatchObject({ state: 'succeeded', attempt: 1, exitCode: 0, output: ['pulled at last'] });
+    // One event for the outage (not one per try), then the attempt as usual.
+    expect(events.map((e) => e.type)).toEqual(['job-pull-failed', 'job-started', 'job-succeeded']);
+    expect(events[0]).toMatchObject({ app: 'patient', container: 'main' });
+    expect(events[0]?.message).toMatch(new RegExp(`^pulling ${escapeRegExp(offline)} failed: .*connection refused; trying again at `));
+    expect(seen.every((r) => r.state !== 'failed')).toBe(true);
+  });
+
+  it("fails at once, with the engine's message and no retry, a job whose tag the registry does not have", async () => {
+    const { runner, events } = startRunner(scratchDir('flotilla-it-jobs-'), {
+      pullRetry: { firstDelayMs: 300, maxDelayMs: 1_000, eventIntervalMs: 60_000 },
+    });
+    const missing = image.replace(/:[^:/]+$/, ':no-such-tag');
+    const typo = job('typo', 'true', { retries: { limit: 2, backoff: '1s' } });
+    typo.containers = [{ ...(typo.containers[0] as DesiredJob['containers'][number]), image: missing }];
+    runner.setDesired([typo]);
+    const report = await finalReport(runner, typo.execution);
+    expect(report).toMatchObject({ state: 'failed', attempt: 1, container: 'main' });
+    expect(report.message).toBe(`pull ${missing}: manifest for ${missing} not found: manifest unknown: manifest unknown`);
+    expect(events.map((e) => e.type)).toEqual(['job-failed']);
+    expect(events[0]?.message).toBe(report.message);
+  });
+
   it("sends a job's lines through the log pipeline, marked as a job's", async () => {
     const batches: LogBatch[] = [];
     const sink: LogSink = {
@@ -303,3 +368,36 @@ describeDocker('jobs on a real Docker Engine', () => {
     ]);
   });
 });
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** A registry coming back: a TCP relay on `port` to the loopback registry, as a link that comes up again. */
+async function startRelay(port: number, targetPort: number): Promise<{ close: () => Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const track = (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+  };
+  const server: Server = createServer((client) => {
+    track(client);
+    const upstream = createConnection({ host: '127.0.0.1', port: targetPort });
+    track(upstream);
+    client.pipe(upstream).pipe(client);
+    client.once('close', () => upstream.destroy());
+    upstream.once('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+  return {
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
