@@ -13,8 +13,14 @@
  * - An attempt is recorded as started, durably, before its first container
  *   is created (job-store.ts): after a crash the agent finds that attempt's
  *   containers by their labels, or reports them gone; it never creates them
- *   again. A launch aborted before that record leaves nothing behind.
+ *   again. A launch aborted before that record leaves nothing behind; one
+ *   taken back because its image went away before the create removes the
+ *   containers it created (never started) before the record goes back.
  * - A pull that fails for the link uses up no attempt (pull-failure.ts).
+ * - An image counts as in use (images(), the app reconciler's image
+ *   collection asks) from the moment the desired state names an execution
+ *   that needs it, queued, pulling or running, whether or not this agent
+ *   pulled it, until the execution is final and its containers are gone.
  * - The agent stopping leaves job containers running, as it leaves apps
  *   running: the next agent adopts them, their timeout counted from their
  *   StartedAt.
@@ -24,7 +30,7 @@
 import type { Logger } from 'pino';
 import { type DesiredJob, type JobExecutionReport, MAX_REPORTED_OUTPUT_LINE, MAX_REPORTED_OUTPUT_LINES } from '../../shared/index.js';
 import { Signal } from '../../shared/signal.js';
-import { RuntimeError } from '../runtime/errors.js';
+import { isNotFound, RuntimeError } from '../runtime/errors.js';
 import type { ContainerRuntime, JobContainer } from '../runtime/runtime.js';
 import { decideExecution, type JobDecision } from './decide.js';
 import type { JobEvent } from './events.js';
@@ -95,6 +101,8 @@ export class JobRunner {
    * are left to the look that follows.
    */
   private readonly movedDuringLook = new Set<string>();
+  /** The attempt whose launch was taken back (retract), by execution; forgotten with its record. */
+  private readonly retracted = new Map<string, number>();
   /** Containers seen in the last look, by id (their names, for the output). */
   private observed = new Map<string, JobContainer>();
   private looking = false;
@@ -285,8 +293,9 @@ export class JobRunner {
    * starts its containers. A pull that fails uses up no attempt unless no
    * retry can mend it (pull-failure.ts). A container the engine will not
    * create ends the attempt as `failed` with the engine's words (and a retry
-   * may follow). A start the engine refuses leaves the container created
-   * with the reason, which the next look reads.
+   * may follow), except for an image removed since it was looked at, which
+   * is pulled again (retract). A start the engine refuses leaves the
+   * container created with the reason, which the next look reads.
    */
   private async launch(desired: DesiredJob, attempt: number, signal: AbortSignal, log: Logger): Promise<void> {
     const { runtime } = this.options;
@@ -365,6 +374,7 @@ export class JobRunner {
           }),
         );
       } catch (err) {
+        if (isNotFound(err) && (await this.retract(desired, attempt, before, ids, spec.image, log))) return;
         const ending: AttemptEnding = { state: 'failed', container: spec.name, message: (err as Error).message };
         log.warn({ attempt, container: spec.name, err: ending.message }, 'the engine refused a job container');
         // Those created already are left as they are: the next look finishes the attempt with this ending.
@@ -389,6 +399,43 @@ export class JobRunner {
       app: desired.name,
       message: `attempt ${attempt}${total > 1 ? ` of ${total}` : ''} started (${containers})`,
     });
+  }
+
+  /**
+   * Takes back a launch whose image went away between the look that found it
+   * and the create (removed by something that did not know this job needs
+   * it): the containers created so far, never started, are removed and the
+   * record is put back as it was, so the next look pulls the image and
+   * launches the same attempt; the attempt was never under way. False (the
+   * attempt then fails as for any refused create) when a removal fails.
+   */
+  private async retract(
+    desired: DesiredJob,
+    attempt: number,
+    before: JobRecord | undefined,
+    ids: readonly string[],
+    image: string,
+    log: Logger,
+  ): Promise<boolean> {
+    // Once per attempt: an image that looks absent again after its pull is not why the engine refuses.
+    if (this.retracted.get(desired.execution) === attempt || (await this.options.runtime.hasImage(image).catch(() => true))) return false;
+    this.retracted.set(desired.execution, attempt);
+    for (const id of ids) {
+      try {
+        await this.options.runtime.remove(id);
+      } catch (err) {
+        log.warn(
+          { attempt, containerId: id.slice(0, 12), err: (err as Error).message },
+          'cannot remove a container of a launch taken back',
+        );
+        return false;
+      }
+    }
+    const message = `${image} was removed before attempt ${attempt}'s containers were created; pulling it again`;
+    log.warn({ attempt, image }, message);
+    const queued: JobRecord = before ?? { execution: desired.execution, job: desired.name, attempt: attempt - 1, state: 'queued' };
+    this.save({ ...queued, message });
+    return true;
   }
 
   private async startAll(ids: readonly string[], log: Logger): Promise<void> {
@@ -469,6 +516,7 @@ export class JobRunner {
     // The store's view is the truth for what is kept; the output of those no longer named goes with it.
     this.records.clear();
     for (const record of this.options.store.load()) this.records.set(record.execution, record);
+    for (const execution of this.retracted.keys()) if (!named.has(execution)) this.retracted.delete(execution);
   }
 
   private isFinal(execution: string): boolean {
