@@ -7,8 +7,8 @@
  */
 import { containerIssues } from './app-spec.js';
 import { type JobSpec, JobSpec as JobSpecSchema } from './schemas/job.js';
-import { parseDuration } from './schemas/units.js';
-import { windowIssues } from './update-window.js';
+import { DURATION_PATTERN, parseDuration } from './schemas/units.js';
+import { describeWindow, isTimeZone, windowIssues, windowState } from './update-window.js';
 import { type Validated, type ValidationIssue, validate } from './validate.js';
 
 export const DEFAULT_JOB_TIMEOUT = '1h';
@@ -19,20 +19,73 @@ export const MAX_RETRY_BACKOFF_MS = 3_600_000;
 
 const TARGETS = 'scheduling.selectors (labels a device must have; {} selects every device) or scheduling.devices (ids)';
 
+const DEADLINE_FORM = 'must be a duration from now (12h, 7d) or an RFC 3339 time (2026-12-24T18:00:00Z)';
+
 export function validateJobSpec(value: unknown, now = new Date()): Validated<JobSpec> {
   const result = validate(JobSpecSchema, value);
-  if (!result.ok) return { ok: false, issues: result.issues.map(targetIssue) };
+  if (!result.ok) return { ok: false, issues: withLooseIssues(result.issues.map(plainIssue), value) };
   const issues = jobIssues(result.value, now);
   return issues.length === 0 ? result : { ok: false, issues };
 }
 
-/** A job without a target says what a target is, rather than how many properties an object lacks. */
-function targetIssue(issue: ValidationIssue): ValidationIssue {
-  if (issue.path === 'scheduling' && /fewer than 1 properties/.test(issue.message))
-    return { path: 'scheduling', message: `must name the devices: ${TARGETS}` };
-  if (issue.path === 'scheduling' && issue.message === 'is required')
-    return { path: 'scheduling', message: `is required: a job names its devices with ${TARGETS}` };
+/**
+ * Schema errors in the words of the field they concern: a job without a target says what a
+ * target is, a bad deadline what a deadline is (not the three branches of its union), a
+ * restart policy written as a string that a job has none to set.
+ */
+function plainIssue(issue: ValidationIssue): ValidationIssue {
+  const { path, message } = issue;
+  if (path === 'scheduling' && /fewer than 1 properties/.test(message)) return { path, message: `must name the devices: ${TARGETS}` };
+  if (path === 'scheduling' && message === 'is required') return { path, message: `is required: a job names its devices with ${TARGETS}` };
+  if (path === 'spec.deadline') return { path, message: DEADLINE_FORM };
+  if (/^spec\.window\.days\[\d+\]$/.test(path) && message.startsWith('must match pattern')) {
+    return { path, message: 'must be a weekday (mon, tue, wed, thu, fri, sat, sun) or a range of them (mon-fri)' };
+  }
+  if (/^spec\.window\.(from|to)$/.test(path) && message.startsWith('must match pattern')) {
+    return { path, message: 'must be a 24-hour time, HH:MM or HH:MM:SS (02:00, 23:30:15)' };
+  }
+  if (/^spec\.containers\[\d+\]\.restartPolicy$/.test(path) && message === 'must be object') {
+    return { path, message: 'a job\'s containers run once: leave restartPolicy out (it is always "no"; spec.retries tries again)' };
+  }
   return issue;
+}
+
+/**
+ * The checks past the schema that can be made on a spec the schema refused, so one bad spec
+ * is one error listing all its problems rather than one round of them per fix: a zero
+ * timeout, an unknown time zone, an empty window. Each only where its field has the right form.
+ */
+function withLooseIssues(issues: ValidationIssue[], value: unknown): ValidationIssue[] {
+  const spec = (value as { spec?: Record<string, unknown> } | undefined)?.spec;
+  if (typeof spec !== 'object' || spec === null) return dedupe(issues);
+  const loose: ValidationIssue[] = [];
+  const timeout = spec.timeout;
+  if (typeof timeout === 'string' && new RegExp(DURATION_PATTERN).test(timeout) && parseDuration(timeout) <= 0) {
+    loose.push({ path: 'spec.timeout', message: 'must be longer than 0' });
+  }
+  const window = spec.window as Record<string, unknown> | undefined;
+  if (typeof window === 'object' && window !== null) {
+    if (typeof window.timezone === 'string' && !isTimeZone(window.timezone)) {
+      loose.push({
+        path: 'spec.window.timezone',
+        message: `unknown time zone "${window.timezone}": use an IANA name such as Europe/Berlin or UTC`,
+      });
+    }
+    if (typeof window.from === 'string' && window.from === window.to) {
+      loose.push({ path: 'spec.window.to', message: 'must differ from "from": the window would be empty' });
+    }
+  }
+  return dedupe([...issues, ...loose]);
+}
+
+function dedupe(issues: ValidationIssue[]): ValidationIssue[] {
+  const seen = new Set<string>();
+  return issues.filter((issue) => {
+    const key = `${issue.path}\n${issue.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 function jobIssues(job: JobSpec, now: Date): ValidationIssue[] {
@@ -66,8 +119,30 @@ function jobIssues(job: JobSpec, now: Date): ValidationIssue[] {
   if (rollout?.abortAfterFailures !== undefined && rollout.abortAfterFailurePercent !== undefined) {
     issues.push({ path: 'spec.rollout', message: 'has both "abortAfterFailures" and "abortAfterFailurePercent": give one' });
   }
-  if (spec.window) issues.push(...windowIssues(spec.window, 'spec.window'));
+  if (spec.window) {
+    const problems = windowIssues(spec.window, 'spec.window');
+    issues.push(...problems);
+    if (problems.length === 0 && spec.window.timezone !== undefined) issues.push(...windowAfterDeadline(spec, now));
+  }
   return issues;
+}
+
+/**
+ * A window in a named zone that first opens after the deadline: no device could ever start
+ * the job. (Without a zone each device judges in its own, which the hub does not know.)
+ */
+function windowAfterDeadline(spec: JobSpec['spec'], now: Date): ValidationIssue[] {
+  const window = spec.window;
+  if (!window) return [];
+  const deadline = jobDeadline(spec.deadline, now);
+  const state = windowState(window, now);
+  if (state.open || state.opensAt === undefined || state.opensAt.getTime() < deadline.getTime()) return [];
+  return [
+    {
+      path: 'spec.deadline',
+      message: `is ${deadline.toISOString()}, before the window (${describeWindow(window)}) first opens at ${state.opensAt.toISOString()}: no device could start the job`,
+    },
+  ];
 }
 
 /** The instant a deadline names: a duration counts from `createdAt`. */
