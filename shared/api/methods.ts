@@ -522,7 +522,7 @@ export const API = {
     result: returns<JobDetail>(),
     answers: 'the [job](#job) as made, every execution `queued`',
     role: 'operator',
-    http: { method: 'POST', path: '/api/v1/jobs', body: 'object' },
+    http: { method: 'POST', path: '/api/v1/jobs', body: { param: 'spec' } },
   }),
   'jobs.list': declareMethod({
     summary: 'Every job, newest first, with its counts per state.',

@@ -43,7 +43,9 @@ describe('jobs on hub replicas', () => {
     const onFollower = await jobDevice(cleanup, replicas[follower]!.mqttUrl, 'gw-2', { site: 'lab' });
 
     const made = await api(follower, 'POST', '/api/v1/jobs', {
-      spec: { name: 'rotate', scheduling: { selectors: { site: 'lab' } }, spec: { containers: [{ name: 'task', image: 'busybox:1.36' }] } },
+      name: 'rotate',
+      scheduling: { selectors: { site: 'lab' } },
+      spec: { containers: [{ name: 'task', image: 'busybox:1.36' }] },
     });
     expect(made.status, JSON.stringify(made.body)).toBe(200);
     expect((made.body as JobDetail).counts).toMatchObject({ queued: 2, total: 2 });
@@ -76,7 +78,9 @@ describe('jobs on hub replicas', () => {
         (e) => `${e.type} ${e.app}`,
       );
     const marker = await api(follower, 'POST', '/api/v1/jobs', {
-      spec: { name: 'marker', scheduling: { devices: ['gw-2'] }, spec: { containers: [{ name: 'task', image: 'busybox:1.36' }] } },
+      name: 'marker',
+      scheduling: { devices: ['gw-2'] },
+      spec: { containers: [{ name: 'task', image: 'busybox:1.36' }] },
     });
     expect(marker.status, JSON.stringify(marker.body)).toBe(200);
     await waitFor("gw-2's job-queued of marker", async () => (await events()).includes('job-queued marker'), { timeoutMs: 30_000 });

@@ -68,7 +68,8 @@ describe('jobs on one hub', SLOW, () => {
 
   afterEach(() => cleanup.run());
 
-  const api = (method: string, path: string, body?: unknown) => http(hub.httpUrl, method, path, body);
+  const api = (method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
+    http(hub.httpUrl, method, path, body, headers);
   const device = (id: string, labels: Record<string, string> = { site: 'lab' }) => jobDevice(cleanup, hub.mqttUrl, id, labels);
 
   async function call(method: string, params?: Record<string, unknown>): Promise<ApiResponse> {
@@ -78,7 +79,7 @@ describe('jobs on one hub', SLOW, () => {
   }
 
   async function create(spec: unknown): Promise<JobDetail> {
-    const res = await api('POST', '/api/v1/jobs', { spec });
+    const res = await api('POST', '/api/v1/jobs', spec);
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     return res.body as JobDetail;
   }
@@ -227,7 +228,7 @@ describe('jobs on one hub', SLOW, () => {
     expect(await hubEvents('gw-1')).toEqual(['job-queued rotate-cert']);
 
     // A name in use is a conflict that names the fix.
-    const again = await api('POST', '/api/v1/jobs', { spec: jobSpec('rotate-cert') });
+    const again = await api('POST', '/api/v1/jobs', jobSpec('rotate-cert'));
     expect(again.status).toBe(409);
     expect(again.body.error).toEqual({
       code: 'conflict',
@@ -393,10 +394,64 @@ describe('jobs on one hub', SLOW, () => {
     expect(await hubEvents('gw-1')).toEqual(['job-queued short', 'job-expired short']);
   });
 
+  it('takes the spec itself as the body, in YAML as a file sends it (curl --data-binary @job.yaml), and refuses a bad one naming each field', async () => {
+    const gw1 = await device('gw-1');
+    const yaml = { 'content-type': 'application/yaml' };
+    const made = await api(
+      'POST',
+      '/api/v1/jobs',
+      `# diagnostics for the lab
+name: collect-logs
+scheduling:
+  selectors: { site: lab }
+spec:
+  containers:
+    - name: task
+      image: busybox:1.36
+      command: [sh, -c, "uname -a"]
+  timeout: 5m
+  retries: { limit: 1, backoff: 30s }
+`,
+      yaml,
+    );
+    expect(made.status, JSON.stringify(made.body)).toBe(200);
+    expect(made.body).toMatchObject({ name: 'collect-logs', phase: 'active', counts: { queued: 1, total: 1 } });
+    const doc = await gw1.waitJobs('collect-logs in its document', (jobs) => named(jobs, 'collect-logs') !== undefined);
+    expect(named(doc.jobs!, 'collect-logs')).toMatchObject({
+      containers: [{ name: 'task', image: 'busybox:1.36', command: ['sh', '-c', 'uname -a'], restartPolicy: { name: 'no' } }],
+      timeout: '5m',
+      retries: { limit: 1, backoff: '30s' },
+    });
+
+    const bad = await api(
+      'POST',
+      '/api/v1/jobs',
+      `name: broken
+spec:
+  containers: [{ name: task, image: "busybox:1.36" }]
+  timeout: -5s
+  colour: red
+`,
+      yaml,
+    );
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.code).toBe('invalid_request');
+    expect((bad.body.error.details.issues as { path: string }[]).map((i) => i.path).sort()).toEqual([
+      'scheduling',
+      'spec.colour',
+      'spec.timeout',
+    ]);
+    const notYaml = await api('POST', '/api/v1/jobs', 'name: [unclosed', yaml);
+    expect(notYaml.status).toBe(400);
+    expect(notYaml.body.error.message).toMatch(/^request body is not valid YAML/);
+    expect((await api('GET', '/api/v1/jobs')).body.items.map((j: JobSummary) => j.name)).toEqual(['collect-logs']);
+  });
+
   it('refuses a bad spec with one error naming every field, and stores nothing', async () => {
     await device('gw-1');
     const bad = await api('POST', '/api/v1/jobs', {
-      spec: { name: 'bad', spec: { containers: [{ name: 'task', image: 'busybox:1.36' }], timeout: '-5s', colour: 'red' } },
+      name: 'bad',
+      spec: { containers: [{ name: 'task', image: 'busybox:1.36' }], timeout: '-5s', colour: 'red' },
     });
     expect(bad.status).toBe(400);
     expect(bad.body.error.code).toBe('invalid_request');
@@ -404,14 +459,14 @@ describe('jobs on one hub', SLOW, () => {
     expect(paths).toEqual(['scheduling', 'spec.colour', 'spec.timeout']);
     expect(bad.body.error.message).toMatch(/^invalid job spec \(.*, and 2 more\)$/);
 
-    const zero = await api('POST', '/api/v1/jobs', { spec: jobSpec('zero', { timeout: '0s' }) });
+    const zero = await api('POST', '/api/v1/jobs', jobSpec('zero', { timeout: '0s' }));
     expect(zero.body.error).toEqual({
       code: 'invalid_request',
       message: 'invalid job spec (spec.timeout: must be longer than 0)',
       details: { issues: [{ path: 'spec.timeout', message: 'must be longer than 0' }] },
     });
 
-    const nobody = await api('POST', '/api/v1/jobs', { spec: jobSpec('nobody', {}, { selectors: { site: 'moon' } }) });
+    const nobody = await api('POST', '/api/v1/jobs', jobSpec('nobody', {}, { selectors: { site: 'moon' } }));
     expect(nobody.status).toBe(400);
     expect(nobody.body.error.details.issues).toEqual([
       {
@@ -421,11 +476,13 @@ describe('jobs on one hub', SLOW, () => {
       },
     ]);
 
-    const secretless = await api('POST', '/api/v1/jobs', {
-      spec: jobSpec('secretless', {
+    const secretless = await api(
+      'POST',
+      '/api/v1/jobs',
+      jobSpec('secretless', {
         containers: [{ name: 'task', image: 'busybox:1.36', env: [{ name: 'TOKEN', fromSecret: 'api-token' }] }],
       }),
-    });
+    );
     expect(secretless.body.error.details.issues).toEqual([
       {
         path: 'spec.containers[0].env[0].fromSecret',

@@ -143,28 +143,27 @@ describe('flotilla run: what it sends', () => {
         method: 'POST',
         path: '/api/v1/jobs',
         query: '',
+        // The spec is the whole body, as for apps.apply.
         body: {
+          name: 'diag',
+          scheduling: { selectors: { site: 'lab', tier: 'edge', zone: 'b' }, devices: ['gw-1'] },
           spec: {
-            name: 'diag',
-            scheduling: { selectors: { site: 'lab', tier: 'edge', zone: 'b' }, devices: ['gw-1'] },
-            spec: {
-              containers: [
-                {
-                  name: 'diag',
-                  image: 'busybox:1.36',
-                  command: ['sh', '-c', 'uname -a; df -h /'],
-                  env: [
-                    { name: 'LEVEL', value: 'debug' },
-                    { name: 'EMPTY', value: '' },
-                    { name: 'EQ', value: 'a=b' },
-                  ],
-                },
-              ],
-              timeout: '10m',
-              retries: { limit: 2, backoff: '30s' },
-              deadline: '24h',
-              rollout: { maxConcurrent: 5, abortAfterFailures: 2 },
-            },
+            containers: [
+              {
+                name: 'diag',
+                image: 'busybox:1.36',
+                command: ['sh', '-c', 'uname -a; df -h /'],
+                env: [
+                  { name: 'LEVEL', value: 'debug' },
+                  { name: 'EMPTY', value: '' },
+                  { name: 'EQ', value: 'a=b' },
+                ],
+              },
+            ],
+            timeout: '10m',
+            retries: { limit: 2, backoff: '30s' },
+            deadline: '24h',
+            rollout: { maxConcurrent: 5, abortAfterFailures: 2 },
           },
         },
       },
@@ -176,7 +175,9 @@ describe('flotilla run: what it sends', () => {
     const result = await cli(['run', 'diag', '--image', 'busybox:1.36', '--all'], () => detail('active', { queued: 1 }));
     expect(result.code).toBe(EXIT_OK);
     expect(result.requests[0]?.body).toEqual({
-      spec: { name: 'diag', scheduling: { selectors: {} }, spec: { containers: [{ name: 'diag', image: 'busybox:1.36' }] } },
+      name: 'diag',
+      scheduling: { selectors: {} },
+      spec: { containers: [{ name: 'diag', image: 'busybox:1.36' }] },
     });
   });
 
@@ -184,21 +185,19 @@ describe('flotilla run: what it sends', () => {
     const fromFile = await cli(['run', '-f', 'job.yaml'], () => detail('active', { queued: 2 }), { 'job.yaml': JOB_FILE });
     expect(fromFile.code).toBe(EXIT_OK);
     expect(fromFile.requests[0]?.body).toEqual({
+      name: 'diag',
+      scheduling: { selectors: { site: 'lab' } },
       spec: {
-        name: 'diag',
-        scheduling: { selectors: { site: 'lab' } },
-        spec: {
-          containers: [{ name: 'collect', image: 'busybox:1.36', command: ['sh', '-c', 'uname -a'] }],
-          timeout: '5m',
-          window: { from: '02:00', to: '04:00', timezone: 'Europe/Berlin' },
-        },
+        containers: [{ name: 'collect', image: 'busybox:1.36', command: ['sh', '-c', 'uname -a'] }],
+        timeout: '5m',
+        window: { from: '02:00', to: '04:00', timezone: 'Europe/Berlin' },
       },
     });
     const spec = { name: 'diag', scheduling: { devices: ['gw-1'] }, spec: { containers: [{ name: 'c', image: 'busybox:1.36' }] } };
     const body = detail('active', { queued: 1 });
     const fromStdin = await cli(['-o', 'json', 'run', '-f', '-'], () => body, {}, JSON.stringify(spec));
     expect(fromStdin.code).toBe(EXIT_OK);
-    expect(fromStdin.requests[0]?.body).toEqual({ spec });
+    expect(fromStdin.requests[0]?.body).toEqual(spec);
     expect(JSON.parse(fromStdin.stdout)).toEqual(body);
   });
 });

@@ -23,9 +23,9 @@ export const DEVICE_LABEL = 'flotilla.device';
 export class JobsApi {
   constructor(private readonly hub: () => HubProcess) {}
 
-  /** jobs.create; fails the test unless the hub made it, every execution queued. */
+  /** jobs.create (the spec is the body); fails the test unless the hub made it, every execution queued. */
   async create(spec: JobSpec): Promise<JobDetail> {
-    const res = await http<JobDetail>(this.hub().url, 'POST', '/api/v1/jobs', { spec });
+    const res = await http<JobDetail>(this.hub().url, 'POST', '/api/v1/jobs', spec);
     expect(res.status, JSON.stringify(res.body)).toBeLessThan(300);
     expect(res.body.executions.map((e) => e.state)).toEqual(res.body.executions.map(() => 'queued'));
     return res.body;
