@@ -238,10 +238,39 @@ export function describeJob(job: JobDetail, now: number = Date.now()): string {
   return out;
 }
 
+/** The final states that are not a success, in the order an outcome names their devices: what went wrong first. */
+const NOT_SUCCEEDED: readonly JobExecutionState[] = ['failed', 'timed-out', 'expired', 'canceled'];
+
+/**
+ * Why an execution ended as it did, in the device's words: its message when that already
+ * says the exit code (the agent's does: `collect exited 3`), else the code and container
+ * first, then the message (a pull the engine refused says only the engine's error).
+ */
+export function endingReason(execution: JobExecutionView): string {
+  const message = execution.message ?? '';
+  if (execution.exitCode === undefined) return message;
+  const exit = `exit ${execution.exitCode}${execution.container !== undefined ? ` in ${execution.container}` : ''}`;
+  if (new RegExp(`(?<![0-9])${execution.exitCode}(?![0-9])`).test(message)) return message;
+  return message === '' ? exit : `${exit}: ${message}`;
+}
+
+/** `gw-2 (failed, attempt 2): collect exited 3`; `gw-3 (expired): not started by its deadline, …` before any attempt. */
+function outcomeLine(execution: JobExecutionView): string {
+  const attempt = execution.attempt > 0 ? `, attempt ${execution.attempt}` : '';
+  const reason = endingReason(execution);
+  return `${execution.device} (${execution.state}${attempt})${reason !== '' ? `: ${reason}` : ''}`;
+}
+
+/** Whether a container of the execution ran, so the device holds its output: a pull that failed starts none. */
+function started(execution: JobExecutionView): boolean {
+  return execution.attempt >= 1 && execution.startedAt !== undefined;
+}
+
 /**
  * How a job that is no longer active ended, for a watch's exit code: undefined when every
  * execution succeeded (exit 0), else an error (exit 1) saying what happened, naming the
- * devices that did not succeed and where to read why.
+ * devices that did not succeed with why, and where to read more: `logs --job` only for a
+ * device whose execution started, since one that never ran a container has no output.
  */
 export function jobOutcome(job: JobDetail): CliError | undefined {
   const { counts } = job;
@@ -252,10 +281,11 @@ export function jobOutcome(job: JobDetail): CliError | undefined {
     job.phase === 'complete'
       ? `${subject} is complete, but ${notSucceeded} of ${devicesText(counts.total)} did not succeed: ${countsText(counts)}`
       : `${subject} was ${job.phase}${job.reason !== undefined ? ` (${job.reason})` : ''}: ${countsText(counts)}`;
-  const failing = job.executions.filter((e) => e.state === 'failed' || e.state === 'timed-out').sort(byDevice);
-  const lines = failing.slice(0, NAMED_DEVICES).map((e) => cell(executionHeading(e)));
-  if (failing.length > NAMED_DEVICES) lines.push(`and ${failing.length - NAMED_DEVICES} more`);
+  const ended = NOT_SUCCEEDED.flatMap((state) => job.executions.filter((e) => e.state === state).sort(byDevice));
+  const lines = ended.slice(0, NAMED_DEVICES).map((e) => cell(outcomeLine(e)));
+  if (ended.length > NAMED_DEVICES) lines.push(`and ${ended.length - NAMED_DEVICES} more`);
   lines.push(`see each device's state and output: flotilla describe job ${job.name}`);
-  if (failing.length > 0) lines.push(`one device's whole output: flotilla logs ${failing[0]!.device} --job ${job.name}`);
+  const ran = ended.find(started);
+  if (ran !== undefined) lines.push(`one device's whole output: flotilla logs ${ran.device} --job ${job.name}`);
   return new CliError(head, EXIT_FAILED, lines);
 }

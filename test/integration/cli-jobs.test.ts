@@ -302,7 +302,7 @@ describe('flotilla run -w', SLOW, () => {
     expect(result.stderr).toBe(
       [
         'error: job/bad is complete, but 1 of 2 devices did not succeed: 1 succeeded, 1 failed',
-        '  gw-2 (failed, exit 1 in bad, attempt 1)',
+        '  gw-2 (failed, attempt 1): bad exited 1',
         "  see each device's state and output: flotilla describe job bad",
         "  one device's whole output: flotilla logs gw-2 --job bad",
         '',

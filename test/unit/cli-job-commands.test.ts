@@ -341,7 +341,19 @@ describe('flotilla run -w and describe job -w', () => {
     const failed = detail(
       'complete',
       { succeeded: 1, failed: 1 },
-      { executions: [{ device: 'gw-2', state: 'failed', attempt: 1, updatedAt: CREATED_AT, exitCode: 3 }] },
+      {
+        executions: [
+          {
+            device: 'gw-2',
+            state: 'failed',
+            attempt: 1,
+            updatedAt: CREATED_AT,
+            startedAt: CREATED_AT,
+            exitCode: 3,
+            message: 'diag exited 3',
+          },
+        ],
+      },
     );
     const result = await cli(['run', 'diag', '--image', 'busybox:1.36', '--all', '-w'], (_path, method) =>
       method === 'POST' ? detail('active', { queued: 2 }) : failed,
@@ -351,7 +363,7 @@ describe('flotilla run -w and describe job -w', () => {
     expect(result.stderr).toBe(
       [
         'error: job/diag is complete, but 1 of 2 devices did not succeed: 1 succeeded, 1 failed',
-        '  gw-2 (failed, exit 3, attempt 1)',
+        '  gw-2 (failed, attempt 1): diag exited 3',
         "  see each device's state and output: flotilla describe job diag",
         "  one device's whole output: flotilla logs gw-2 --job diag",
         '',

@@ -269,13 +269,23 @@ describe('how a watched job ended', () => {
     expect(jobOutcome(job([], { phase: 'complete', counts: counts({ succeeded: 3 }) }))).toBeUndefined();
   });
 
-  it('names the devices that failed or timed out, where to read why, exit 1', () => {
+  it('names each device that did not succeed with why, failures first, and where to read its output, exit 1', () => {
     const error = jobOutcome(
       job(
         [
-          { device: 'gw-2', state: 'failed', attempt: 2, updatedAt: ago(1), exitCode: 3, container: 'collect' },
-          { device: 'gw-1', state: 'timed-out', attempt: 1, updatedAt: ago(1) },
-          { device: 'gw-3', state: 'expired', attempt: 0, updatedAt: ago(1) },
+          {
+            device: 'gw-2',
+            state: 'failed',
+            attempt: 2,
+            updatedAt: ago(1),
+            startedAt: ago(9),
+            exitCode: 3,
+            container: 'collect',
+            message: 'collect exited 3',
+          },
+          { device: 'gw-1', state: 'timed-out', attempt: 1, updatedAt: ago(1), startedAt: ago(400), message: 'killed after 5m' },
+          { device: 'gw-3', state: 'expired', attempt: 0, updatedAt: ago(1), message: 'not started by its deadline, 2026-06-01T11:00:00Z' },
+          { device: 'gw-5', state: 'failed', attempt: 1, updatedAt: ago(1), startedAt: ago(9), exitCode: 2, container: 'collect' },
           { device: 'gw-4', state: 'succeeded', attempt: 1, updatedAt: ago(1) },
         ],
         { phase: 'complete' },
@@ -284,14 +294,46 @@ describe('how a watched job ended', () => {
     expect(error?.exitCode).toBe(1);
     expect(error?.format()).toBe(
       [
-        'error: job/diag is complete, but 3 of 4 devices did not succeed: 1 succeeded, 1 failed, 1 timed-out, 1 expired',
-        '  gw-1 (timed-out, attempt 1)',
-        '  gw-2 (failed, exit 3 in collect, attempt 2)',
+        'error: job/diag is complete, but 4 of 5 devices did not succeed: 1 succeeded, 2 failed, 1 timed-out, 1 expired',
+        '  gw-2 (failed, attempt 2): collect exited 3',
+        '  gw-5 (failed, attempt 1): exit 2 in collect',
+        '  gw-1 (timed-out, attempt 1): killed after 5m',
+        '  gw-3 (expired): not started by its deadline, 2026-06-01T11:00:00Z',
         "  see each device's state and output: flotilla describe job diag",
-        "  one device's whole output: flotilla logs gw-1 --job diag",
+        "  one device's whole output: flotilla logs gw-2 --job diag",
         '',
       ].join('\n'),
     );
+  });
+
+  it('gives the engine’s reason for an image it could not pull, and no logs to read where no container ran', () => {
+    const pull = 'Error response from daemon: manifest for registry.local/nosuch:1 not found: manifest unknown';
+    const error = jobOutcome(
+      job(
+        [
+          { device: 'trial-a', state: 'failed', attempt: 1, updatedAt: ago(1), container: 'noimg', message: pull },
+          { device: 'trial-b', state: 'failed', attempt: 1, updatedAt: ago(1), container: 'noimg', message: pull },
+        ],
+        { name: 'noimg', phase: 'complete' },
+      ),
+    );
+    expect(error?.format()).toBe(
+      [
+        'error: job/noimg is complete, but 2 of 2 devices did not succeed: 2 failed',
+        `  trial-a (failed, attempt 1): ${pull}`,
+        `  trial-b (failed, attempt 1): ${pull}`,
+        "  see each device's state and output: flotilla describe job noimg",
+        '',
+      ].join('\n'),
+    );
+    // An exit code the message does not give goes first; a number inside another (HTTP 401) is not it.
+    const denied = jobOutcome(
+      job([{ device: 'gw-1', state: 'failed', attempt: 1, updatedAt: ago(1), startedAt: ago(5), exitCode: 1, message: 'HTTP 401' }], {
+        phase: 'complete',
+      }),
+    );
+    expect(denied?.lines[0]).toBe('gw-1 (failed, attempt 1): exit 1: HTTP 401');
+    expect(denied?.lines.at(-1)).toBe("one device's whole output: flotilla logs gw-1 --job diag");
   });
 
   it('says a job was canceled or aborted, and why', () => {
