@@ -164,6 +164,9 @@ export const PG_MIGRATIONS: readonly string[] = [
   // every uid a job was ever made with (kept after a delete: a device records executions by uid, so
   // one must never come back). Writers that lock several executions lock them in (job, device) order
   // (broker/store/pg/jobs.ts), so replicas reporting, stopping and expiring at once never deadlock.
+  // The partial indexes find what a device's desired document names, the queued executions the
+  // deadline may expire, and whether a job has an unfinished execution left (checked at each
+  // execution's end: without it, a scan of the job's finished ones, which grows with the fleet).
   `
   CREATE TABLE jobs (
     name        text COLLATE "C" PRIMARY KEY,
@@ -194,6 +197,7 @@ export const PG_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX job_executions_desired ON job_executions (device) WHERE admitted = 1 AND state IN ('queued', 'running');
   CREATE INDEX job_executions_unstarted ON job_executions (job) WHERE state = 'queued' AND attempt = 0;
+  CREATE INDEX job_executions_unfinished ON job_executions (job) WHERE state IN ('queued', 'running');
   CREATE TABLE job_uids (
     uid         text COLLATE "C" PRIMARY KEY,
     job         text COLLATE "C" NOT NULL,

@@ -148,7 +148,9 @@ export const MIGRATIONS: readonly string[] = [
   // 10: jobs (broker/store/jobs.ts): each job with its spec (JSON) and phase, one execution per device
   // it selected, and every uid a job was ever made with. A device records executions by uid, so a uid
   // must never come back: job_uids keeps it after its job is deleted. The partial indexes find what a
-  // device's desired document names, and the queued executions the deadline may expire.
+  // device's desired document names, the queued executions the deadline may expire, and whether a job
+  // has an unfinished execution left (checked at each execution's end: without it, a scan of the job's
+  // finished ones, which grows with the fleet).
   `
   CREATE TABLE jobs (
     name        TEXT PRIMARY KEY,
@@ -179,6 +181,7 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX job_executions_desired ON job_executions (device) WHERE admitted = 1 AND state IN ('queued', 'running');
   CREATE INDEX job_executions_unstarted ON job_executions (job) WHERE state = 'queued' AND attempt = 0;
+  CREATE INDEX job_executions_unfinished ON job_executions (job) WHERE state IN ('queued', 'running');
   CREATE TABLE job_uids (
     uid         TEXT PRIMARY KEY,
     job         TEXT NOT NULL,
