@@ -266,13 +266,23 @@ function started(execution: JobExecutionView): boolean {
   return execution.attempt >= 1 && execution.startedAt !== undefined;
 }
 
+/** `gw-3 had not confirmed its stop after 60s (…)`: the devices of a stopped job still running it when the watch gave up. */
+function unconfirmedText(devices: readonly string[], waitedMs: number): string {
+  const named = devices.slice(0, NAMED_DEVICES).join(', ');
+  const more = devices.length > NAMED_DEVICES ? ` and ${devices.length - NAMED_DEVICES} more` : '';
+  return cell(
+    `${named}${more} had not confirmed the stop after ${durationCell(waitedMs)}: still running there as far as the hub knows (a device offline reports it when it reconnects)`,
+  );
+}
+
 /**
  * How a job that is no longer active ended, for a watch's exit code: undefined when every
  * execution succeeded (exit 0), else an error (exit 1) saying what happened, naming the
  * devices that did not succeed with why, and where to read more: `logs --job` only for a
  * device whose execution started, since one that never ran a container has no output.
+ * `unconfirmed`: the devices still running it when the watch stopped waiting for them.
  */
-export function jobOutcome(job: JobDetail): CliError | undefined {
+export function jobOutcome(job: JobDetail, unconfirmed: readonly string[] = [], waitedMs = 0): CliError | undefined {
   const { counts } = job;
   if (job.phase === 'complete' && counts.succeeded === counts.total) return undefined;
   const subject = `job/${job.name}`;
@@ -284,6 +294,7 @@ export function jobOutcome(job: JobDetail): CliError | undefined {
   const ended = NOT_SUCCEEDED.flatMap((state) => job.executions.filter((e) => e.state === state).sort(byDevice));
   const lines = ended.slice(0, NAMED_DEVICES).map((e) => cell(outcomeLine(e)));
   if (ended.length > NAMED_DEVICES) lines.push(`and ${ended.length - NAMED_DEVICES} more`);
+  if (unconfirmed.length > 0) lines.push(unconfirmedText(unconfirmed, waitedMs));
   lines.push(`see each device's state and output: flotilla describe job ${job.name}`);
   const ran = ended.find(started);
   if (ran !== undefined) lines.push(`one device's whole output: flotilla logs ${ran.device} --job ${job.name}`);

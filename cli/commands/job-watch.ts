@@ -4,8 +4,14 @@
  *
  * - `flotilla run … -w` and `flotilla describe job NAME -w` follow one job until it is
  *   no longer active and exit by how it ended, as `rollout status -w` does: 0 when every
- *   execution succeeded, 1 otherwise (job-text.ts jobOutcome says which devices and where
- *   to read why). Ctrl-C stops the watch, never the job.
+ *   execution succeeded, 1 otherwise (job-text.ts jobOutcome says which devices and why,
+ *   and where to read more). Ctrl-C stops the watch, never the job.
+ * - A job canceled or aborted is over before its devices are: a running execution stops
+ *   on its device (docker stop's grace) and is reported `canceled` after. The watch goes
+ *   on until no execution is `running`, saying how many are still stopping, so it ends on
+ *   what the devices did. A device offline holds its execution `running` until it comes
+ *   back: after STOP_WAIT_MS the watch ends anyway, naming the devices that had not
+ *   confirmed.
  * - `flotilla get jobs [NAME] -w` prints the table again on every change until Ctrl-C
  *   (exit 0), as `kubectl get -w` does: a list has no end to wait for.
  *
@@ -14,7 +20,9 @@
  *   ends it with exit 3, and one deleted and made again under the same name with exit 1:
  *   the new job's outcome is not the one the operator watched for.
  * - `-o json` prints one JSON line per change (a stream a program reads line by line);
- *   `-o yaml` one document per change; the table format what the caller shows.
+ *   `-o yaml` one document per change; the table format what the caller shows. What is
+ *   not the job's view (the devices still stopping) goes to stderr then, so stdout stays
+ *   a stream of views.
  */
 import type { JobDetail, JobSummary } from '../../shared/index.js';
 import { type HubClient, HubError } from '../client.js';
@@ -27,6 +35,9 @@ import { interruptSignal, sleep } from '../telemetry.js';
 /** How often a watch asks the hub (as a rollout's watch does). */
 export const WATCH_INTERVAL_MS = 1000;
 
+/** How long a watch waits for the devices of a canceled or aborted job to stop its running executions. */
+export const STOP_WAIT_MS = 60_000;
+
 export interface WatchJobOptions {
   format: OutputFormat;
   /** What one change prints in the table format. */
@@ -35,12 +46,31 @@ export interface WatchJobOptions {
   changeKey?: (job: JobDetail) => string;
   /** The job watched was made then: one made later under the same name is another job. */
   createdAt?: string;
+  /** How often the hub is asked (default WATCH_INTERVAL_MS). */
+  intervalMs?: number;
+  /** How long running executions of a stopped job are waited for (default STOP_WAIT_MS). */
+  stopWaitMs?: number;
 }
 
-/** Prints the job on every change until it is no longer active, and returns it as it ended. */
-export async function watchJob(io: CliIO, client: HubClient, name: string, options: WatchJobOptions): Promise<JobDetail> {
+/** How a watch ended: the job as last seen, and the devices still running it when the wait for their stop ran out. */
+export interface WatchEnd {
+  job: JobDetail;
+  unconfirmed: string[];
+  /** How long their stop was waited for. */
+  waitedMs: number;
+}
+
+/**
+ * Prints the job on every change until it is no longer active and no execution is
+ * running (or the wait for a stop ran out), and returns how it ended.
+ */
+export async function watchJob(io: CliIO, client: HubClient, name: string, options: WatchJobOptions): Promise<WatchEnd> {
+  const intervalMs = options.intervalMs ?? WATCH_INTERVAL_MS;
+  const stopWaitMs = options.stopWaitMs ?? STOP_WAIT_MS;
   let createdAt = options.createdAt;
   let last: string | undefined;
+  let stoppingSince: number | undefined;
+  let stoppingShown: number | undefined;
   for (;;) {
     let job: JobDetail;
     try {
@@ -62,14 +92,33 @@ export async function watchJob(io: CliIO, client: HubClient, name: string, optio
       last = key;
       io.stdout(streamed(job, options.format, options.show));
     }
-    if (job.phase !== 'active') return job;
-    await new Promise((resolve) => setTimeout(resolve, WATCH_INTERVAL_MS));
+    if (job.phase !== 'active') {
+      const running = job.executions.filter((e) => e.state === 'running');
+      if (running.length === 0) return { job, unconfirmed: [], waitedMs: 0 };
+      const now = Date.now();
+      stoppingSince ??= now;
+      if (running.length !== stoppingShown) {
+        stoppingShown = running.length;
+        const note = `${stillStoppingText(running.length)}\n`;
+        if (options.format === 'table') io.stdout(note);
+        else io.stderr(note);
+      }
+      if (now - stoppingSince >= stopWaitMs) {
+        return { job, unconfirmed: running.map((e) => e.device).sort(), waitedMs: now - stoppingSince };
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
 
+/** `2 still stopping on their devices`. */
+export function stillStoppingText(n: number): string {
+  return n === 1 ? '1 still stopping on its device' : `${n} still stopping on their devices`;
+}
+
 /** The watched job's end as the exit code: returns when every execution succeeded, throws (exit 1) otherwise. */
-export function exitByOutcome(job: JobDetail): void {
-  const error = jobOutcome(job);
+export function exitByOutcome(end: WatchEnd): void {
+  const error = jobOutcome(end.job, end.unconfirmed, end.waitedMs);
   if (error !== undefined) throw error;
 }
 

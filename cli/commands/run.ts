@@ -14,8 +14,9 @@
  * hub checks again and answers for what only it knows (which devices the selection
  * finds, a name in use, missing secrets).
  *
- * `-w` follows the job until it is no longer active (job-watch.ts), printing the counts
- * per state as they change, and exits 0 when every device succeeded, 1 otherwise.
+ * `-w` follows the job until it is no longer active and its devices have stopped what
+ * a cancel or an abort stopped (job-watch.ts), printing the counts per state as they
+ * change, and exits 0 when every device succeeded, 1 otherwise.
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { validateJobSpec } from '../../shared/job-spec.js';

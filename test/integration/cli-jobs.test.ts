@@ -311,6 +311,41 @@ describe('flotilla run -w', SLOW, () => {
   });
 });
 
+describe('flotilla run -w after a cancel', SLOW, () => {
+  it('goes on until the devices stopped what ran, saying how many are still stopping, then exits 1', async () => {
+    const watching = spawnCli('run -w', ['run', 'halted', '--image', 'busybox:1.36', '-l', 'site=lab', '-w', '--', 'sleep', '600'], {
+      FLOTILLA_HUB: hub.url,
+    });
+    const [one, two] = [await desiredJob(device('gw-1'), 'halted'), await desiredJob(device('gw-2'), 'halted')];
+    await report(device('gw-1'), one, { state: 'running', attempt: 1, startedAt: since(1) });
+    await report(device('gw-2'), two, { state: 'running', attempt: 1, startedAt: since(1) });
+    await waitFor('run -w to print both running', () => watching.output.includes('job/halted active: 2 running\n'));
+
+    expect((await flotilla(['job', 'cancel', 'halted'])).code).toBe(0);
+    // The job is canceled at once; its devices are still stopping their containers.
+    await waitFor('run -w to say both are stopping', () => watching.output.includes('2 still stopping on their devices\n'));
+    await desiredJob(device('gw-1'), 'halted', (desired) => desired.cancel === true);
+    await report(device('gw-1'), one, { state: 'canceled', attempt: 1, startedAt: since(2), finishedAt: since(0) });
+    await waitFor('run -w to say one is stopping', () => watching.output.includes('1 still stopping on its device\n'));
+    expect(watching.running).toBe(true);
+    await report(device('gw-2'), two, { state: 'canceled', attempt: 1, startedAt: since(2), finishedAt: since(0) });
+    expect(await watching.exited).toBe(1);
+    const lines = watching.output.trimEnd().split('\n');
+    expect(lines.slice(0, 6)).toEqual([
+      'job/halted created: 2 devices',
+      'job/halted active: 2 running',
+      'job/halted canceled: 2 running',
+      '2 still stopping on their devices',
+      'job/halted canceled: 1 running, 1 canceled',
+      '1 still stopping on its device',
+    ]);
+    expect(lines.slice(6, 8)).toEqual([
+      'job/halted canceled: 2 canceled',
+      expect.stringMatching(/^error: job\/halted was canceled \(canceled by .+\): 2 canceled$/),
+    ]);
+  });
+});
+
 describe('get jobs -w and describe job -w', SLOW, () => {
   it('print again on every change: get until Ctrl-C, describe until the job ends, exiting by how it ended', async () => {
     expect((await flotilla(['run', 'watched', '--image', 'busybox:1.36', '--device', 'gw-3', '--', 'true'])).code).toBe(0);

@@ -7,7 +7,10 @@
  * test/integration/cli-jobs.test.ts.
  */
 import { describe, expect, it } from 'vitest';
+import { HubClient } from '../../cli/client.js';
+import { exitByOutcome, watchJob } from '../../cli/commands/job-watch.js';
 import type { CliIO } from '../../cli/context.js';
+import { CliError } from '../../cli/errors.js';
 import { EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_OK, run } from '../../cli/main.js';
 import type { JobCounts, JobDetail, LogRecord } from '../../shared/index.js';
 
@@ -391,6 +394,94 @@ describe('flotilla run -w and describe job -w', () => {
     expect(result.stderr).toBe(
       "error: job/diag was canceled (canceled by admin): 2 canceled\n  see each device's state and output: flotilla describe job diag\n",
     );
+  });
+
+  it('after a cancel, goes on while devices stop their running executions, then exits by the outcome', async () => {
+    const running = { device: 'gw-1', state: 'running' as const, attempt: 1, updatedAt: CREATED_AT, startedAt: CREATED_AT };
+    const states = [
+      detail('active', { running: 2 }, { executions: [running, { ...running, device: 'gw-2' }] }),
+      detail('canceled', { running: 2 }, { executions: [running, { ...running, device: 'gw-2' }] }),
+      detail('canceled', { running: 1, canceled: 1 }, { executions: [running, { ...running, device: 'gw-2', state: 'canceled' }] }),
+      detail('canceled', { canceled: 2 }, { reason: 'canceled by admin' }),
+    ];
+    const result = await cli(['run', 'diag', '--image', 'busybox:1.36', '--all', '-w'], (_path, method, call) =>
+      method === 'POST' ? detail('active', { queued: 2 }) : states[Math.min(call - 2, states.length - 1)],
+    );
+    expect(result.stdout).toBe(
+      [
+        'job/diag created: 2 devices',
+        'job/diag active: 2 running',
+        'job/diag canceled: 2 running',
+        '2 still stopping on their devices',
+        'job/diag canceled: 1 running, 1 canceled',
+        '1 still stopping on its device',
+        'job/diag canceled: 2 canceled',
+        '',
+      ].join('\n'),
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^error: job\/diag was canceled \(canceled by admin\): 2 canceled\n/);
+    expect(result.requests).toHaveLength(5);
+  });
+
+  it('stops waiting for a device that never confirms the stop, naming it; the note goes to stderr with -o json', async () => {
+    const stuck = detail(
+      'aborted',
+      { running: 1, failed: 1 },
+      {
+        reason: '1 device failed',
+        executions: [
+          {
+            device: 'gw-1',
+            state: 'failed',
+            attempt: 1,
+            updatedAt: CREATED_AT,
+            startedAt: CREATED_AT,
+            exitCode: 1,
+            message: 'diag exited 1',
+          },
+          { device: 'gw-9', state: 'running', attempt: 1, updatedAt: CREATED_AT, startedAt: CREATED_AT },
+        ],
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    const io = {
+      stdout: (text: string) => {
+        stdout += text;
+      },
+      stderr: (text: string) => {
+        stderr += text;
+      },
+    } as CliIO;
+    let asked = 0;
+    const client = new HubClient('http://127.0.0.1:7070', {
+      fetch: async () => {
+        asked++;
+        return new Response(JSON.stringify(stuck), { status: 200, headers: { 'content-type': 'application/json' } });
+      },
+    });
+    const end = await watchJob(io, client, 'diag', { format: 'json', show: () => '', intervalMs: 5, stopWaitMs: 60 });
+    expect(asked).toBeGreaterThan(1);
+    expect(end.unconfirmed).toEqual(['gw-9']);
+    expect(
+      stdout
+        .trimEnd()
+        .split('\n')
+        .map((line) => JSON.parse(line).phase),
+    ).toEqual(['aborted']);
+    expect(stderr).toBe('1 still stopping on its device\n');
+    let error: unknown;
+    try {
+      exitByOutcome(end);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(CliError);
+    expect((error as CliError).lines).toContainEqual(
+      expect.stringMatching(/^gw-9 had not confirmed the stop after \d+s: still running there as far as the hub knows/),
+    );
+    expect((error as CliError).exitCode).toBe(1);
   });
 
   it('with -o json prints the job as made, then one JSON line per change', async () => {
