@@ -5,7 +5,7 @@
  * (job-watch.ts), and exits by how it ended.
  */
 import type { Command } from 'commander';
-import { type ContainerSpec, secretFilePath } from '../../shared/index.js';
+import { type ContainerSpec, describeWindow, secretFilePath, type UpdatePolicy } from '../../shared/index.js';
 import { agentUpgradeFields } from '../agent-version-text.js';
 import type { AppDetail, Device } from '../client.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
@@ -152,25 +152,13 @@ export function describeDevice(device: Device, now: number = Date.now()): string
 }
 
 export function describeApp(app: AppDetail, now: number = Date.now()): string {
-  const update = app.spec.spec.update;
   let out = formatFields([
     ['Name', app.name],
     ['Revision', String(app.revision)],
     ['Created', timestamp(app.createdAt, now)],
     ['Updated', timestamp(app.updatedAt, now)],
     ['Scheduling', formatScheduling(app.spec.scheduling)],
-    [
-      'Update',
-      update
-        ? [
-            update.strategy ? `strategy ${update.strategy}` : '',
-            update.healthTimeout ? `health timeout ${update.healthTimeout}` : '',
-            update.rollback ? `rollback ${update.rollback}` : '',
-          ]
-            .filter(Boolean)
-            .join(', ') || '<defaults>'
-        : '<defaults>',
-    ],
+    ['Update', updateText(app.spec.spec.update)],
   ]);
   out += 'Containers:\n';
   for (const container of app.spec.spec.containers) {
@@ -191,6 +179,23 @@ export function describeApp(app: AppDetail, now: number = Date.now()): string {
     ),
   );
   return out;
+}
+
+/**
+ * The update settings the spec sets, `<defaults>` for none: `strategy download-then-kill,
+ * window mon-fri 02:00–04:00 Europe/Berlin`. A window without a zone is read on each
+ * device's own clock, not this terminal's, so it says so.
+ */
+export function updateText(update: UpdatePolicy | undefined): string {
+  if (update === undefined) return '<defaults>';
+  const parts = [
+    update.strategy ? `strategy ${update.strategy}` : '',
+    update.healthTimeout ? `health timeout ${update.healthTimeout}` : '',
+    update.minReadySeconds !== undefined ? `min ready ${update.minReadySeconds}s` : '',
+    update.rollback ? `rollback ${update.rollback}` : '',
+    update.window ? `window ${describeWindow(update.window, update.window.timezone ?? "(each device's own time zone)")}` : '',
+  ];
+  return parts.filter(Boolean).join(', ') || '<defaults>';
 }
 
 /** The fields that are set, in the order a Compose file would list them; secrets are named, never shown. */

@@ -258,5 +258,25 @@ describe('describeApp', () => {
     expect(text).toContain('Registry Auth:  ci (password in spec)\n');
     expect(text).not.toContain('hunter2');
     expect(text).toMatch(/ {2}pi-1 +yes +running +3\n {2}pi-2 +no +- +-\n {2}pi-3 +yes +running +2\n/);
+    expect(text).toContain('Update:      <defaults>\n');
+  });
+
+  it('shows the update window with the other update settings', () => {
+    const withSettings = (update: NonNullable<AppDetail['spec']['spec']['update']>): AppDetail => ({
+      ...detail,
+      spec: { ...detail.spec, spec: { ...detail.spec.spec, update } },
+    });
+    const windowed = describeApp(
+      withSettings({
+        strategy: 'download-then-kill',
+        minReadySeconds: 30,
+        window: { days: ['mon-fri'], from: '02:00', to: '04:00', timezone: 'Europe/Berlin' },
+      }),
+      NOW,
+    );
+    expect(windowed).toContain('Update:      strategy download-then-kill, min ready 30s, window mon-fri 02:00–04:00 Europe/Berlin\n');
+    expect(describeApp(withSettings({ window: { from: '22:00', to: '04:00' } }), NOW)).toContain(
+      "Update:      window 22:00–04:00 (each device's own time zone)\n",
+    );
   });
 });
