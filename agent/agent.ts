@@ -87,8 +87,10 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
       { uplink, logger, runtime: device.runtime, ...(deps.upgrade ? { overrides: deps.upgrade } : {}) },
       closer,
     );
+    // Before the job runner: an attempt's end waits for its lines to leave, so the collector closes after the runner.
+    const logs = startTelemetry(config, device, uplink, logger, closer);
     const records = updateRecords(device.store);
-    const jobs = startJobs(config, { device, uplink, logger, onPulled: (image) => records.notePulled(image) }, closer);
+    const jobs = startJobs(config, { device, uplink, logs, logger, onPulled: (image) => records.notePulled(image) }, closer);
     const reconciler = startReconciler(config, device, uplink, logger, closer, { upgrade: upgrader, jobs, records });
     const onAccepted = (desired: DesiredState) => {
       upgrader.setDesired(desired.agent);
@@ -96,7 +98,6 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
     };
     const intake = openDesiredIntake(config, { store: device.store, reconciler, uplink, hubKey, logger, onAccepted }, closer);
     desiredArrived.on((desired) => intake.onDesired(desired));
-    const logs = startTelemetry(config, device, uplink, logger, closer);
     keepInSync(config, { runtime: device.runtime, reconciler, logs, jobs, logger }, closer);
     const { agentVersion, nodeVersion, arch } = hostFacts();
     logger.info(

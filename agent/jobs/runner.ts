@@ -16,6 +16,9 @@
  *   again. A launch aborted before that record leaves nothing behind; one
  *   taken back because its image went away before the create removes the
  *   containers it created (never started) before the record goes back.
+ * - An attempt's end is recorded, and so reported, only after its
+ *   containers' lines were sent (JobLogs.flush, for at most FLUSH_WAIT_MS):
+ *   whoever sees the execution final can read its whole output.
  * - A pull that fails for the link uses up no attempt (pull-failure.ts).
  * - An image counts as in use (images(), the app reconciler's image
  *   collection asks) from the moment the desired state names an execution
@@ -44,6 +47,12 @@ import { executionReports } from './report.js';
 export type JobRuntime = Pick<ContainerRuntime, 'hasImage' | 'pull' | 'start' | 'stop' | 'remove'> &
   Required<Pick<ContainerRuntime, 'listJobContainers' | 'createJobContainer' | 'tailLogs'>>;
 
+/** What the runner asks of the log pipeline (telemetry/logs/log-collector.ts). */
+export interface JobLogs {
+  /** Reads these stopped containers' logs to their end and sends every line waiting; resolves once they left. */
+  flush(ids: readonly string[]): Promise<void>;
+}
+
 export interface JobRunnerOptions {
   runtime: JobRuntime;
   store: JobRecordStore;
@@ -58,6 +67,8 @@ export interface JobRunnerOptions {
   onPulled?: (image: string) => void;
   /** How a pull that failed for the link is tried again (pull-failure.ts PULL_RETRY). */
   pullRetry?: PullRetryPolicy;
+  /** The log pipeline: an attempt's lines leave before its end is reported. */
+  logs?: JobLogs;
   now?: () => number;
 }
 
@@ -69,6 +80,12 @@ const RETRY_MS = 5_000;
  * is caught up with at the next look rather than missed by hours.
  */
 const MAX_WAKE_MS = 15 * 60_000;
+/**
+ * The longest an attempt's end waits for its lines to leave: a link that
+ * takes longer (a hub slow to acknowledge) delays the output, never the
+ * report, and the lines follow.
+ */
+const FLUSH_WAIT_MS = 5_000;
 
 /** What a decision's handler knows of the execution. */
 interface ActContext {
@@ -470,10 +487,31 @@ export class JobRunner {
     }
     const output = reportedOutput(outputs);
     const record = { ...decision.record, ...(output.length > 0 ? { output } : {}) };
+    await this.flushLogs(decision.outputOf, log);
     log.info({ state: record.state, attempt: record.attempt, exitCode: record.exitCode }, decision.reason);
     if (!this.save(record)) return;
     this.options.event(decision.event);
     this.prune();
+  }
+
+  /** Sends the lines of an attempt's containers before its end is recorded (and so reported); bounded by FLUSH_WAIT_MS. */
+  private async flushLogs(ids: readonly string[], log: Logger): Promise<void> {
+    const { logs } = this.options;
+    if (!logs || ids.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const flushed = logs.flush(ids).then(
+      () => true,
+      (err: Error) => {
+        log.warn({ err: err.message }, "cannot send a job's last lines before its end; reported without waiting for them");
+        return true;
+      },
+    );
+    const late = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), FLUSH_WAIT_MS);
+    });
+    const done = await Promise.race([flushed, late]);
+    clearTimeout(timer);
+    if (!done) log.warn({ waitedMs: FLUSH_WAIT_MS }, "a job's last lines have not left yet; its end is reported, and they follow");
   }
 
   private async removeAll(ids: readonly string[], log: Logger): Promise<void> {

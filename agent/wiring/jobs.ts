@@ -2,25 +2,28 @@
  * Jobs (agent/jobs/): the runner, its record file beside agent.db, and its
  * events out through the uplink. It follows the `jobs` of each accepted
  * desired document (agent.ts hands them on); the state report shows its
- * executions (wiring/reconciler.ts).
+ * executions (wiring/reconciler.ts). An attempt's lines go out through the
+ * log collector before its end is reported (wiring/telemetry.ts starts it first).
  */
 import type { Logger } from 'pino';
 import type { Closer } from '../../shared/closer.js';
 import type { AgentConfig } from '../config.js';
 import { JobStore } from '../jobs/job-store.js';
-import { JobRunner, jobRuntimeOf } from '../jobs/runner.js';
+import { type JobLogs, JobRunner, jobRuntimeOf } from '../jobs/runner.js';
 import type { Device } from './device.js';
 import type { Uplink } from './uplink.js';
 
 export interface JobsWiring {
   device: Device;
   uplink: Uplink;
+  /** The log collector. */
+  logs: JobLogs;
   logger: Logger;
   /** An image the runner pulled: the app reconciler's records, so its image collection removes it once unused. */
   onPulled?: (image: string) => void;
 }
 
-export function startJobs(config: AgentConfig, { device, uplink, logger, onPulled }: JobsWiring, closer: Closer): JobRunner {
+export function startJobs(config: AgentConfig, { device, uplink, logs, logger, onPulled }: JobsWiring, closer: Closer): JobRunner {
   const store = new JobStore(config.dataDir, logger.child({ component: 'jobs' }));
   // Closed after the runner (the closer runs in reverse): a move finishing during the stop still writes its record.
   closer.add('jobs.db', () => store.close());
@@ -32,6 +35,7 @@ export function startJobs(config: AgentConfig, { device, uplink, logger, onPulle
     stopTimeoutSeconds: config.stopTimeoutSeconds,
     logger,
     event: (event) => uplink.event(event),
+    logs,
     ...(onPulled ? { onPulled } : {}),
   });
   closer.add('job runner', () => runner.close());

@@ -34,6 +34,9 @@ import { waitFor } from '../support/wait.js';
 const DEVICE = `it-jobs-agent-${randomBytes(3).toString('hex')}`;
 const topics = new Topics();
 
+/** One message of the device as the broker delivered it. */
+type Wire = { channel: 'state'; body: DeviceState } | { channel: 'events'; body: DeviceEvent } | { channel: 'logs'; body: LogBatch };
+
 describeDocker('an agent runs the jobs of its desired state (real broker, real Docker Engine)', () => {
   const cleanup = new Cleanup();
   let image: string;
@@ -55,38 +58,68 @@ describeDocker('an agent runs the jobs of its desired state (real broker, real D
     return `mqtt://127.0.0.1:${(server.address() as { port: number }).port}`;
   }
 
-  it('reports each execution in its state report, sends its events and its log lines, and removes its container once the job leaves the desired state', async () => {
-    const url = await broker();
-    const hub = await connectClient(url, { clientId: 'hub-double' });
+  /** A test playing the hub on the broker: every message of the device, in the order the broker delivered them. */
+  async function hubDouble(url: string) {
+    const hub = await connectClient(url, { clientId: `hub-double-${randomBytes(2).toString('hex')}` });
     cleanup.add('hub client', () => closeClient(hub));
-    const states: DeviceState[] = [];
-    const events: DeviceEvent[] = [];
-    const lines: LogLine[] = [];
+    const wire: Wire[] = [];
     hub.on('message', (topic, payload) => {
       const parsed = topics.parse(topic);
       if (parsed?.kind !== 'device') return;
-      if (parsed.channel === 'state') states.push(JSON.parse(payload.toString()) as DeviceState);
-      if (parsed.channel === 'events') events.push(JSON.parse(payload.toString()) as DeviceEvent);
-      if (parsed.channel === 'logs') lines.push(...(JSON.parse(payload.toString()) as LogBatch).lines);
+      const body = JSON.parse(payload.toString());
+      if (parsed.channel === 'state' || parsed.channel === 'events' || parsed.channel === 'logs')
+        wire.push({ channel: parsed.channel, body } as Wire);
     });
     await hub.subscribeAsync(['state', 'events', 'logs'].map((channel) => topics.device(DEVICE, channel as 'state')));
+    const publish = (desired: Omit<DesiredState, 'deviceId' | 'issuedAt'>) =>
+      hub.publishAsync(
+        topics.device(DEVICE, 'desired'),
+        JSON.stringify({ deviceId: DEVICE, issuedAt: new Date().toISOString(), ...desired }),
+        { qos: 1, retain: true },
+      );
+    return {
+      wire,
+      publish,
+      states: () => wire.flatMap((m) => (m.channel === 'state' ? [m.body] : [])),
+      events: () => wire.flatMap((m) => (m.channel === 'events' ? [m.body] : [])),
+      lines: (): LogLine[] => wire.flatMap((m) => (m.channel === 'logs' ? m.body.lines : [])),
+    };
+  }
 
+  async function agentOn(url: string, dataDir: string, config: Record<string, unknown> = {}) {
     const logs = new LogCapture('warn');
     const agent = await startAgent(
       {
         deviceId: DEVICE,
         hubUrl: url,
-        dataDir: scratchDir('flotilla-it-jobs-agent-'),
+        dataDir,
         outboxPath: 'memory',
         containerNamePrefix: `${DEVICE}-`,
         telemetryEncoding: 'off',
         stateIntervalMs: 0,
         logBatchMs: 100,
         logLevel: 'silent',
+        ...config,
       },
       { runtime: new DockerRuntime(new Dockerode(), undefined, { deviceId: DEVICE }), logger: logs.logger },
     );
-    cleanup.add('agent', () => agent.close());
+    let closed = false;
+    const close = async () => {
+      if (closed) return;
+      closed = true;
+      await agent.close();
+    };
+    cleanup.add('agent', close);
+    return { agent, logs, close };
+  }
+
+  const succeeded = (execution: string) => (s: DeviceState) => s.jobs?.some((j) => j.execution === execution && j.state === 'succeeded');
+
+  it('reports each execution in its state report, sends its events and its log lines, and removes its container once the job leaves the desired state', async () => {
+    const url = await broker();
+    const double = await hubDouble(url);
+    const { states: statesOf, publish } = double;
+    const { logs } = await agentOn(url, scratchDir('flotilla-it-jobs-agent-'));
 
     const job: DesiredJob = {
       name: 'report-it',
@@ -94,19 +127,12 @@ describeDocker('an agent runs the jobs of its desired state (real broker, real D
       containers: [{ name: 'main', image, command: ['/bin/sh', '-c', 'echo one; echo two'] }],
       deadline: new Date(Date.now() + 3_600_000).toISOString(),
     };
-    const publish = (desired: Omit<DesiredState, 'deviceId' | 'issuedAt'>) =>
-      hub.publishAsync(
-        topics.device(DEVICE, 'desired'),
-        JSON.stringify({ deviceId: DEVICE, issuedAt: new Date().toISOString(), ...desired }),
-        { qos: 1, retain: true },
-      );
     await publish({ revision: 1, apps: [], jobs: [job] });
 
-    const done = await waitFor(
-      'a state report with the execution succeeded',
-      () => states.find((s) => s.jobs?.some((j) => j.execution === job.execution && j.state === 'succeeded')),
-      { timeoutMs: 60_000 },
-    );
+    const done = await waitFor('a state report with the execution succeeded', () => statesOf().find(succeeded(job.execution)), {
+      timeoutMs: 60_000,
+    });
+    const states = statesOf();
     expect(done.observedRevision).toBe(1);
     // What the hub checks every report against.
     for (const state of states) expect(validate(DeviceStateSchema, state).ok).toBe(true);
@@ -120,10 +146,15 @@ describeDocker('an agent runs the jobs of its desired state (real broker, real D
         output: ['one', 'two'],
       }),
     ]);
-    await waitFor('the job events', () => events.filter((e) => e.app === 'report-it').length >= 2);
-    expect(events.filter((e) => e.app === 'report-it').map((e) => e.type)).toEqual(['job-started', 'job-succeeded']);
+    await waitFor('the job events', () => double.events().filter((e) => e.app === 'report-it').length >= 2);
+    expect(
+      double
+        .events()
+        .filter((e) => e.app === 'report-it')
+        .map((e) => e.type),
+    ).toEqual(['job-started', 'job-succeeded']);
     const jobLines = await waitFor('the job log lines', () => {
-      const mine = lines.filter((l) => l.app === 'report-it');
+      const mine = double.lines().filter((l) => l.app === 'report-it');
       return mine.length >= 2 ? mine : undefined;
     });
     expect(jobLines.map((l) => [l.line, l.job])).toEqual([
@@ -133,13 +164,39 @@ describeDocker('an agent runs the jobs of its desired state (real broker, real D
     expect(await containerIds(`flotilla.job-execution=${job.execution}`)).toHaveLength(1);
 
     // The hub has its final state: the next document no longer names it.
-    const reports = states.length;
+    const reports = statesOf().length;
     await publish({ revision: 2, apps: [] });
     await waitFor('its container removed', async () => (await containerIds(`flotilla.job-execution=${job.execution}`)).length === 0, {
       timeoutMs: 30_000,
     });
-    const after = await waitFor('a state report of revision 2', () => states.slice(reports).find((s) => s.observedRevision === 2));
+    const after = await waitFor('a state report of revision 2', () =>
+      statesOf()
+        .slice(reports)
+        .find((s) => s.observedRevision === 2),
+    );
     expect(after.jobs).toBeUndefined();
     expect(logs.records.filter((r) => r.level >= 50)).toEqual([]);
+  });
+  it("publishes a job's lines before the state report that says it ended, however long the log batch window", async () => {
+    const url = await broker();
+    const double = await hubDouble(url);
+    // Metric samples take waiting lines along: rare here, so only the job's end can send them.
+    await agentOn(url, scratchDir('flotilla-it-jobs-agent-'), { logBatchMs: 30_000, metricsIntervalMs: 600_000 });
+    const job: DesiredJob = {
+      name: 'flushed',
+      execution: `flushed.${randomBytes(4).toString('hex')}`,
+      containers: [{ name: 'main', image, command: ['/bin/sh', '-c', 'i=1; while [ $i -le 20 ]; do echo "line $i"; i=$((i+1)); done'] }],
+      deadline: new Date(Date.now() + 3_600_000).toISOString(),
+    };
+    await double.publish({ revision: 1, apps: [], jobs: [job] });
+    await waitFor('a state report with the execution succeeded', () => double.states().find(succeeded(job.execution)), {
+      timeoutMs: 60_000,
+    });
+    const final = double.wire.findIndex((m) => m.channel === 'state' && succeeded(job.execution)(m.body));
+    const before = double.wire
+      .slice(0, final)
+      .flatMap((m) => (m.channel === 'logs' ? m.body.lines : []))
+      .filter((l) => l.app === 'flushed');
+    expect(before.map((l) => l.line)).toEqual(Array.from({ length: 20 }, (_, i) => `line ${i + 1}`));
   });
 });

@@ -16,6 +16,11 @@
  *   recorded before it is published, a new agent sends the batches not known
  *   to be settled again under their own seqs (read again from the engine),
  *   and follows each container from just after the last line recorded.
+ * - `flush` of stopped containers resolves only once their logs were read to
+ *   the end and every line waiting was published, and, while the link is up,
+ *   the hub acknowledged those batches (it stores a batch before it
+ *   acknowledges it): the job runner waits for it before it reports an
+ *   execution final, so whoever sees it final can read its whole output.
  * - Memory does not grow with what containers write: per stream the engine's
  *   reader holds at most one partial line (capped), and everything else
  *   waits in the pipeline's buffer, bounded in bytes. When the link is down
@@ -37,6 +42,8 @@ import { estimateLostToRotation, rotationMarkerText } from './rotation.js';
 export interface LogSink {
   readonly canSendLogs: boolean;
   publishLogs(batch: LogBatch): boolean;
+  /** Whether a batch published now goes straight to the hub (`flush` then waits for its acknowledgement). */
+  readonly connected?: boolean;
 }
 
 export interface LogCollectorOptions extends Omit<LogPipelineOptions, 'now'> {
@@ -55,6 +62,9 @@ export interface LogCollectorOptions extends Omit<LogPipelineOptions, 'now'> {
  * StartedAt; following a new run from a second earlier keeps that line.
  */
 const START_MARGIN_NS = 1_000_000_000n;
+
+/** Looks `flush` takes at most to see its containers' logs read to the end (a first follow, then its drain). */
+const FLUSH_LOOKS = 4;
 
 /** Settlements are saved this long after the first unsaved one (see log-cursor.ts: they may wait). */
 const SETTLED_SAVE_DELAY_MS = 1_000;
@@ -84,6 +94,8 @@ interface Follow {
   drained?: string;
   /** Set while a follow is open. */
   stop?: () => void;
+  /** While a follow is open: resolves when it ends (or is stopped). */
+  ended?: Promise<void>;
   /** The latest line's timestamp: where the next follow resumes. */
   lastNanos?: bigint;
   /** How many lines carried exactly `lastNanos` (several lines can share a timestamp). */
@@ -117,6 +129,10 @@ export class LogCollector {
   private saved = false;
   private refreshing = false;
   private refreshAgain = false;
+  /** Told when a look that began after they asked is over (refreshed). */
+  private lookWaiters: (() => void)[] = [];
+  /** Per batch seq a flush published: told when the outbox settles it. */
+  private readonly settleWaiters = new Map<number, () => void>();
   private timer: NodeJS.Timeout | undefined;
   private timerAt = 0;
   private lost = 0;
@@ -165,10 +181,7 @@ export class LogCollector {
    * acknowledgement instead of paying for their own later.
    */
   sendWaiting(): void {
-    if (this.closed || this.pipeline.dueIn() === undefined) return;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    this.send(true);
+    this.sendNow();
   }
 
   start(): void {
@@ -192,7 +205,9 @@ export class LogCollector {
     let changed = false;
     for (const payload of payloads) {
       const seq = batchSeqOf(payload);
-      if (seq !== undefined && this.ledger.settled(seq)) changed = true;
+      if (seq === undefined) continue;
+      this.tellSettled(seq);
+      if (this.ledger.settled(seq)) changed = true;
     }
     if (!changed || !this.options.ledgerFile) return;
     if (this.closed) {
@@ -215,8 +230,10 @@ export class LogCollector {
       return;
     }
     this.refreshing = true;
+    const waiters = this.lookWaiters.splice(0);
     void this.sync().finally(() => {
       this.refreshing = false;
+      for (const told of waiters) told();
       if (this.refreshAgain) {
         this.refreshAgain = false;
         this.refresh();
@@ -224,9 +241,37 @@ export class LogCollector {
     });
   }
 
+  /**
+   * Reads the logs of these stopped containers to their end, publishes every
+   * line waiting, due or not, and resolves once the outbox has settled those
+   * batches (acknowledged by the hub while the link is up; at once while it
+   * is down, when no report could overtake them anyway). The job runner
+   * waits for this before it reports an execution final (bounded on its side).
+   */
+  async flush(ids: readonly string[]): Promise<void> {
+    let looked = false;
+    for (let look = 0; look < FLUSH_LOOKS && !this.closed; look++) {
+      await Promise.all(ids.map((id) => this.follows.get(id)?.ended));
+      if (ids.every((id) => this.readToEnd(id, looked))) break;
+      // The look follows a container not followed yet, and reads a stopped run's tail once more (sync).
+      await this.refreshed();
+      looked = true;
+    }
+    if (this.closed) return;
+    const settled: Promise<void>[] = [];
+    // Listened for before each batch is handed over: the outbox may settle one at once (dropped when full).
+    const wait = this.options.sink.connected
+      ? (seq: number) => settled.push(new Promise<void>((resolve) => this.settleWaiters.set(seq, resolve)))
+      : undefined;
+    this.sendNow(wait);
+    await Promise.all(settled);
+  }
+
   /** Stops every follow and sends what the link takes now. */
   close(): void {
     this.closed = true;
+    for (const told of this.lookWaiters.splice(0)) told();
+    for (const seq of [...this.settleWaiters.keys()]) this.tellSettled(seq);
     clearTimeout(this.timer);
     this.timer = undefined;
     for (const f of this.follows.values()) f.stop?.();
@@ -298,6 +343,42 @@ export class LogCollector {
       ...apps.map((c) => ({ id: c.id, app: c.app, container: c.container, ...run(c) })),
       ...jobs.map((c) => ({ id: c.id, app: c.job, container: c.container, job: true as const, ...run(c) })),
     ];
+  }
+
+  /** Publishes every line waiting now (`handing`: told each batch's seq before it is handed to the sink). */
+  private sendNow(handing?: (seq: number) => void): void {
+    if (this.closed || this.pipeline.dueIn() === undefined) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.send(true, handing);
+  }
+
+  /** Resolves once a look (sync) that began after this call is over. */
+  private refreshed(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.lookWaiters.push(resolve);
+      this.refresh();
+    });
+  }
+
+  /**
+   * Whether a container's log has been read to its end: no follow open, and
+   * its last run read once more after it stopped (sync), or its log cannot be
+   * read. One no look lists any more (`looked`) is gone, and so is its log.
+   */
+  private readToEnd(id: string, looked: boolean): boolean {
+    const f = this.follows.get(id);
+    if (!f) return looked;
+    if (f.stop) return false;
+    return f.unreadable === true || (f.run !== undefined && f.drained === f.run);
+  }
+
+  private tellSettled(seq: number): void {
+    const told = this.settleWaiters.get(seq);
+    if (!told) return;
+    this.settleWaiters.delete(seq);
+    told();
   }
 
   private follow(id: string, f: Follow, startedAt: string): void {
@@ -372,9 +453,15 @@ export class LogCollector {
       }
       this.schedule();
     };
+    let ended: () => void = () => undefined;
+    f.ended = new Promise((resolve) => {
+      ended = resolve;
+    });
     const onEnd = (err?: Error) => {
       endSample();
       delete f.stop;
+      delete f.ended;
+      ended();
       if (!err) {
         log.debug({}, 'container log stream ended');
         return;
@@ -394,6 +481,7 @@ export class LogCollector {
       if (sample) clearTimeout(sample.timer);
       sample = undefined;
       stop();
+      ended();
     };
   }
 
@@ -421,7 +509,7 @@ export class LogCollector {
   }
 
   /** Publishes every batch that is due (with `all`, everything) while the link takes them. */
-  private send(all: boolean): void {
+  private send(all: boolean, handing?: (seq: number) => void): void {
     const { sink } = this.options;
     const batches: LogBatch[] = [];
     for (;;) {
@@ -436,11 +524,13 @@ export class LogCollector {
     // The record first: a batch the hub may have must never be unknown to the next agent.
     if (batches.length > 0 && this.options.ledgerFile) this.save();
     for (const [i, batch] of batches.entries()) {
+      handing?.(batch.seq);
       if (!sink.publishLogs(batch)) {
         // canSendLogs said yes a moment ago: only a link closing under us gets here.
         for (const lost of batches.slice(i)) {
           this.lost += lost.lines.length;
           this.ledger.settled(lost.seq);
+          this.tellSettled(lost.seq);
         }
         break;
       }
