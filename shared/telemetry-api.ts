@@ -6,11 +6,13 @@
  *
  * Parameters, the same on every transport (HTTP takes them as query strings):
  *
- *   logs.query    { device, app?, since?, until?, tail?, afterId? }
- *   events.query  { device?, app?, since?, until?, tail?, afterId? }
+ *   logs.query    { device, app? | job?, since?, until?, tail?, afterId? }
+ *   events.query  { device?, app? | job?, since?, until?, tail?, afterId? }
  *   metrics.query { device, since?, tail? }
  *   devices.top   {}
  *
+ * `app` keeps an app's records, `job` a job's of that name (its log lines, and
+ * its `job-` events), never the other's; giving both is refused.
  * `since` is a duration back from now (`10m`, `1h`, `2d`) or an RFC 3339 time;
  * `until` (logs and events; same forms) keeps records at or before it, like
  * `docker logs --until`, and is refused before `since` or with a follow stream;

@@ -22,7 +22,7 @@ import { isFollow, openEventStream } from '../http/event-stream.js';
 import { methodRoute, pathParams, queryParams } from '../http/routes.js';
 import type { RawRoute } from '../http/server.js';
 import type { LiveRecords } from './live-records.js';
-import { keepsLine } from './log-filter.js';
+import { keepsEvent, keepsLine } from './log-filter.js';
 
 /** The same path, query and role as the method each stream follows. */
 const LOGS = methodRoute('logs.query');
@@ -75,11 +75,11 @@ export function followRoutes(api: HubApi, live: LiveRecords, following?: (device
         };
         const backlog = () => page<EventRecord>(async (extra) => (await api.call('events.query', { ...params, ...extra })).events, params);
         const device = params.device === undefined ? undefined : String(params.device);
+        // As for logs: the backlog's query refuses app and job together, and the live events are kept alike.
+        const owner = { app: optionalText(params.app), job: optionalText(params.job) };
         return stream(req, res, FOLLOW_EVENT.events, backlog, live.acrossReplicas, (send) =>
           live.followEvents(device, (records) =>
-            send(
-              records.filter((r) => (device === undefined || r.device === device) && (params.app === undefined || r.app === params.app)),
-            ),
+            send(records.filter((r) => (device === undefined || r.device === device) && keepsEvent(owner, r))),
           ),
         );
       },

@@ -52,7 +52,7 @@ export function telemetryMethods({
     'logs.query': async (p) => ({
       lines: await store.queryLogs({
         device: await knownDevice(p.device),
-        ...lineOwner(p),
+        ...recordOwner(p, 'lines'),
         ...windowMs(p, now()),
         afterId: p.afterId,
         tail: tailFor(p),
@@ -63,7 +63,7 @@ export function telemetryMethods({
     'events.query': async (p) => ({
       events: await store.queryEvents({
         device: p.device === undefined ? undefined : await knownDevice(p.device),
-        app: p.app,
+        ...recordOwner(p, 'events'),
         ...windowMs(p, now()),
         afterId: p.afterId,
         tail: tailFor(p),
@@ -110,10 +110,10 @@ export function telemetryMethods({
   };
 }
 
-/** An app's lines or a job's (log-filter.ts); both at once would be a contradiction or a job under another name. */
-export function lineOwner(p: { app?: string | undefined; job?: string | undefined }): LineOwner {
+/** An app's lines or events, or a job's (log-filter.ts); both at once would be a contradiction or a job under another name. */
+export function recordOwner(p: { app?: string | undefined; job?: string | undefined }, records: 'lines' | 'events'): LineOwner {
   if (p.app !== undefined && p.job !== undefined) {
-    throw new ApiError('invalid_request', `give app or job, not both: app "${p.app}" selects an app's lines, job "${p.job}" a job's`);
+    throw new ApiError('invalid_request', `give app or job, not both: app "${p.app}" selects an app's ${records}, job "${p.job}" a job's`);
   }
   return p.job !== undefined ? { job: p.job } : p.app !== undefined ? { app: p.app } : {};
 }

@@ -18,7 +18,7 @@ import {
   type MetricsSample,
 } from '../../shared/index.js';
 import type { Db } from '../store/sqlite/db.js';
-import { keepsLine } from './log-filter.js';
+import { eventOwnerSql, keepsLine } from './log-filter.js';
 import { DUPLICATE, READER_CACHE_KIB, RowWriter, type TelemetryRow, type TelemetryTable, timeMs } from './rows.js';
 
 export { TELEMETRY_TABLES, type TelemetryTable } from './rows.js';
@@ -40,7 +40,10 @@ export interface LogQuery {
 
 export interface EventQuery {
   device?: string;
+  /** Only this app's events (not a job's of the same name: log-filter.ts). */
   app?: string;
+  /** Only this job's events. */
+  job?: string;
   sinceMs?: number;
   /** Inclusive: a record stamped exactly at it is kept. */
   untilMs?: number;
@@ -245,13 +248,21 @@ export class TelemetryStore {
   }
 
   queryEvents(q: EventQuery): EventRecord[] {
+    const { app: _app, job: _job, ...bound } = q;
+    let owner: string | undefined;
     const where: string[] = [];
     if (q.device !== undefined) where.push('device = @device');
-    if (q.app !== undefined) where.push('app = @app');
+    where.push(
+      ...eventOwnerSql(q, (name) => {
+        owner = name;
+        return '@owner';
+      }),
+    );
     if (q.sinceMs !== undefined) where.push('ts_ms >= @sinceMs');
     if (q.untilMs !== undefined) where.push('ts_ms <= @untilMs');
     if (q.afterId !== undefined) where.push('id > @afterId');
-    return this.newestFirstOrNot<EventRow>('events', where, q).map(eventRecord);
+    const params = { ...bound, owner };
+    return this.newestFirstOrNot<EventRow>('events', where, params).map(eventRecord);
   }
 
   /** A device's samples, newest first through its (device, seq) index until the window is full; returned oldest first. */

@@ -14,7 +14,7 @@
  * The order is the HTTP route table's: where two methods share a path, the
  * first one's verb comes first in a 405's `Allow` header.
  */
-import { CloneType, type Static, Type } from '@sinclair/typebox';
+import { CloneType, type Static, type TSchema, Type } from '@sinclair/typebox';
 import { LABEL_KEY_PATTERN } from '../ids.js';
 import { AgentVersion } from '../schemas/messages.js';
 import { DeviceId, Duration, Labels, Name, RolloutPolicy } from '../schemas/spec.js';
@@ -57,6 +57,8 @@ export const MAX_SECRET_BYTES = 65536;
 export const MAX_TOKEN_EXPIRES_SECONDS = 10 * 365 * 24 * 3600;
 
 const strict = { additionalProperties: false } as const;
+/** `schema` with a description of its own: CloneType's options would not replace one it has (Name's). */
+const described = <T extends TSchema>(schema: T, description: string): T => CloneType({ ...schema, description });
 const NoParams = Type.Object({}, strict);
 const ByName = Type.Object({ name: Name }, strict);
 const ByDeviceId = Type.Object({ id: DeviceId }, strict);
@@ -275,8 +277,8 @@ export const API = {
     params: Type.Object(
       {
         device: DeviceId,
-        app: Type.Optional(Name),
-        job: Type.Optional(CloneType(Name, { description: "only this job's lines (an app of the same name is not matched)" })),
+        app: Type.Optional(described(Name, "only this app's lines (a job's of the same name are not matched)")),
+        job: Type.Optional(described(Name, "only this job's lines (an app of the same name is not matched)")),
         since: Type.Optional(Since),
         until: Type.Optional(Until),
         tail: Type.Optional(Tail),
@@ -299,7 +301,10 @@ export const API = {
     params: Type.Object(
       {
         device: Type.Optional(DeviceId),
-        app: Type.Optional(Name),
+        app: Type.Optional(described(Name, "only this app's events (a job's of the same name are not matched)")),
+        job: Type.Optional(
+          described(Name, "only this job's events, those whose type starts `job-` (an app's of the same name are not matched)"),
+        ),
         since: Type.Optional(Since),
         until: Type.Optional(Until),
         tail: Type.Optional(Tail),
@@ -314,7 +319,7 @@ export const API = {
     http: {
       method: 'GET',
       path: '/api/v1/events',
-      query: { device: 'text', app: 'text', since: 'text', until: 'text', tail: 'int', afterId: 'int' },
+      query: { device: 'text', app: 'text', job: 'text', since: 'text', until: 'text', tail: 'int', afterId: 'int' },
     },
   }),
   'metrics.query': declareMethod({

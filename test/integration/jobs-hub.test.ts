@@ -522,6 +522,51 @@ spec:
     await waitFor('census gone from every document', () => ids.every((id) => (newest(id)?.jobs ?? []).length === 0));
   });
 
+  it('events.query, over HTTP and MQTT, and its follow stream keep a job’s events apart from an app’s of the same name', async () => {
+    const gw1 = await device('gw-1');
+    const sender = await connectClient(hub.mqttUrl, { clientId: 'gw-9' });
+    cleanup.add('gw-9', () => closeClient(sender));
+    let seqNo = 0;
+    const send = (type: string, app: string, message: string) =>
+      sender.publishAsync(
+        'flotilla/v1/devices/gw-9/events',
+        JSON.stringify({ seq: ++seqNo, ts: new Date().toISOString(), type, app, message }),
+        { qos: 1 },
+      );
+    await sender.publishAsync('flotilla/v1/devices/gw-9/state', JSON.stringify({ ...gw1.state, deviceId: 'gw-9' }), { qos: 1 });
+    await waitFor('gw-9 known', async () => (await api('GET', '/api/v1/devices/gw-9')).status === 200);
+    await send('started', 'backup', 'app started');
+    await send('job-started', 'backup', 'job attempt 1 started');
+    await send('job-succeeded', 'thermo', 'another job');
+    await send('health-failed', 'backup', 'app unhealthy');
+    const messages = async (query: string) =>
+      ((await api('GET', `/api/v1/events?device=gw-9&${query}`)).body as { events: EventRecord[] }).events.map((e) => e.message);
+    await waitFor('events stored', async () => (await messages('')).length === 4);
+    expect(await messages('job=backup')).toEqual(['job attempt 1 started']);
+    expect(await messages('app=backup')).toEqual(['app started', 'app unhealthy']);
+    const both = await api('GET', '/api/v1/events?app=backup&job=backup');
+    expect(both.status).toBe(400);
+    expect(both.body.error.message).toBe('give app or job, not both: app "backup" selects an app\'s events, job "backup" a job\'s');
+    // The MQTT request API reads the same.
+    const overMqtt = await call('events.query', { device: 'gw-9', job: 'backup' });
+    expect((overMqtt.result as { events: EventRecord[] }).events.map((e) => e.message)).toEqual(['job attempt 1 started']);
+
+    const abort = new AbortController();
+    cleanup.add('follower', () => abort.abort());
+    const res = await fetch(`${hub.httpUrl}/api/v1/events?follow=true&job=backup`, { signal: abort.signal });
+    expect(res.headers.get('content-type')).toBe('text/event-stream');
+    const followed: string[] = [];
+    const reading = (async () => {
+      for await (const { data } of readSse(res.body!)) followed.push((JSON.parse(data) as EventRecord).message);
+    })().catch(() => undefined);
+    void reading;
+    await waitFor('the backlog followed', () => followed.length === 1);
+    await send('started', 'backup', 'app again');
+    await send('job-failed', 'backup', 'job failed');
+    await waitFor('the new job event followed', () => followed.includes('job failed'));
+    expect(followed).toEqual(['job attempt 1 started', 'job failed']);
+  });
+
   it('logs.query and its follow stream keep a job’s lines apart from an app’s of the same name', async () => {
     const gw1 = await device('gw-1');
     void gw1;

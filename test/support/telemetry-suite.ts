@@ -2,7 +2,8 @@
  * One suite for stored telemetry, run against every engine (test/integration/
  * telemetry-engine-sqlite and telemetry-engine-postgres): the same rows written
  * through an engine's TelemetryWriter give the same answers through its
- * TelemetryReads, a redelivered (device, seq) is stored once — also when two
+ * TelemetryReads (a job's lines and events kept apart from an app's of the same
+ * name alike), a redelivered (device, seq) is stored once — also when two
  * handles (two hubs' connections, two replicas' pools) write it at once — and
  * retention by age deletes what arrived before the cutoff and nothing else.
  */
@@ -170,6 +171,30 @@ export function telemetrySuite(engineName: string, engine: TelemetryEngine): voi
       expect(seqs(await t.reads.queryEvents({ tail: 2, limit: 100 }))).toEqual(['dev-1:3', 'dev-2:2']);
       expect(seqs(await t.reads.queryEvents({ afterId: all[1]!.id, limit: 2 }))).toEqual(['dev-1:2', 'dev-1:3']);
       expect(seqs(await t.reads.queryEvents({ device: 'dev-2', afterId: all[0]!.id, tail: 1, limit: 100 }))).toEqual(['dev-2:2']);
+    });
+
+    it("keeps a job's events apart from an app's of the same name, with device, tail and afterId", async () => {
+      const rows = [
+        eventRow('dev-1', event(1, { app: 'backup', type: 'started' }), RECEIVED),
+        eventRow('dev-1', event(2, { app: 'backup', type: 'job-queued', container: undefined }), RECEIVED),
+        eventRow('dev-2', event(1, { app: 'backup', type: 'job-started', container: undefined }), RECEIVED),
+        eventRow('dev-1', event(3, { app: 'rotate', type: 'job-succeeded', container: undefined }), RECEIVED),
+        eventRow('dev-1', event(4, { app: 'backup', type: 'health-failed' }), RECEIVED),
+        // A type that only looks like a job's: the prefix is compared exactly, case and all.
+        eventRow('dev-1', event(5, { app: 'backup', type: 'Job-queued' }), RECEIVED),
+        eventRow('dev-2', event(2, { app: 'backup', type: 'job-succeeded', container: undefined }), RECEIVED),
+      ];
+      await write(t.writer, rows);
+      const all = await t.reads.queryEvents({ limit: 100 });
+      const seqs = async (q: { device?: string; app?: string; job?: string; tail?: number; afterId?: number }) =>
+        (await t.reads.queryEvents({ ...q, limit: 100 })).map((e) => `${e.device}:${e.seq} ${e.type}`);
+      expect(await seqs({ job: 'backup' })).toEqual(['dev-1:2 job-queued', 'dev-2:1 job-started', 'dev-2:2 job-succeeded']);
+      expect(await seqs({ app: 'backup' })).toEqual(['dev-1:1 started', 'dev-1:4 health-failed', 'dev-1:5 Job-queued']);
+      expect(await seqs({ job: 'backup', device: 'dev-2', tail: 1 })).toEqual(['dev-2:2 job-succeeded']);
+      expect(await seqs({ job: 'backup', afterId: all[1]!.id })).toEqual(['dev-2:1 job-started', 'dev-2:2 job-succeeded']);
+      expect(await seqs({ job: 'rotate' })).toEqual(['dev-1:3 job-succeeded']);
+      expect(await seqs({ app: 'rotate' })).toEqual([]);
+      expect(await seqs({})).toHaveLength(rows.length);
     });
 
     it('answers samples by tail and since, the newest of each device, and recent host figures per device', async () => {

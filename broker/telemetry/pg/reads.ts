@@ -8,7 +8,7 @@
 import type { EventRecord, HostMetrics, LogRecord, MetricsSample } from '../../../shared/index.js';
 import { MAX_LINES_PER_BATCH } from '../../../shared/index.js';
 import type { PgQueryable } from '../../store/pg/database.js';
-import { keepsLine } from '../log-filter.js';
+import { eventOwnerSql, keepsLine } from '../log-filter.js';
 import type { EventQuery, LogQuery, MetricsQuery, RecentHostMetrics, TelemetryReads } from '../reads.js';
 import { timeMs } from '../rows.js';
 import { batchRecords, type EventRow, eventRecord, metricsSample } from '../store.js';
@@ -82,7 +82,12 @@ export class PgTelemetryReads implements TelemetryReads {
       where.push(`${clause} $${params.length}`);
     };
     if (q.device !== undefined) add('device =', q.device);
-    if (q.app !== undefined) add('app =', q.app);
+    where.push(
+      ...eventOwnerSql(q, (name) => {
+        params.push(name);
+        return `$${params.length}`;
+      }),
+    );
     if (q.sinceMs !== undefined) add('ts_ms >=', q.sinceMs);
     if (q.untilMs !== undefined) add('ts_ms <=', q.untilMs);
     if (q.afterId !== undefined) add('id >', q.afterId);
