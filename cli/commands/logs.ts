@@ -15,11 +15,15 @@
  * prefix, as `docker compose logs -t` does. `-o json` prints one record per
  * line (NDJSON), so a follow can be piped to `jq`; `-o yaml` the hub's body,
  * or one document per record when following.
+ *
+ * `--job NAME` for a job the hub does not have is an error (exit 3) when no line of it
+ * is stored either, and a warning before the lines when some are (a deleted job's stay).
  */
 import type { Command } from 'commander';
 import type { LogRecord } from '../../shared/index.js';
+import { type HubClient, HubError } from '../client.js';
 import { type CliIO, globalOptions, hubClient } from '../context.js';
-import { UsageError } from '../errors.js';
+import { CliError, EXIT_NOT_FOUND, UsageError } from '../errors.js';
 import { cell, formatStructured, type OutputFormat } from '../output.js';
 import { backlogThenFollow, parseTail, refuseUntilWithFollow, SINCE_HELP, UNTIL_HELP } from '../telemetry.js';
 
@@ -68,7 +72,14 @@ export function registerLogs(program: Command, io: CliIO): void {
       });
       await backlogThenFollow(
         {
-          backlog: async () => (await client.call('logs.query', { ...query, device })).lines,
+          backlog: async () => {
+            const [lines, jobKnown] = await Promise.all([
+              client.call('logs.query', { ...query, device }).then((body) => body.lines),
+              options.job === undefined || jobOnHub(client, options.job),
+            ]);
+            if (!jobKnown) missingJob(io, options.job!, lines.length > 0);
+            return lines;
+          },
           follow: (afterId, signal) => client.followLogs(device, afterId === undefined ? query : { ...subject, afterId }, signal),
           printBacklog: (lines) => printer.backlog(lines, options.follow === true),
           printRecord: (line) => printer.record(line),
@@ -76,6 +87,27 @@ export function registerLogs(program: Command, io: CliIO): void {
         options.follow === true,
       );
     });
+}
+
+/**
+ * Whether the hub has the job. The lines of a deleted job stay stored, so only jobs.get
+ * tells a name typed wrong from a job that is gone; any answer but a 404 counts as there,
+ * so a hub that cannot say does not stand between the operator and the lines.
+ */
+async function jobOnHub(client: HubClient, name: string): Promise<boolean> {
+  try {
+    await client.call('jobs.get', { name });
+    return true;
+  } catch (err) {
+    if (err instanceof HubError && err.status === 404) return false;
+    return true;
+  }
+}
+
+/** A job the hub does not have: an error when there are no lines either (a name typed wrong), else a warning before them. */
+function missingJob(io: CliIO, name: string, hasLines: boolean): void {
+  if (!hasLines) throw new CliError(`no job ${name} on the hub`, EXIT_NOT_FOUND, ['the jobs it has: flotilla get jobs']);
+  io.stderr(`warning: no job ${name} on the hub (deleted?): these are the lines stored from when it ran\n`);
 }
 
 export interface LogLineOptions {

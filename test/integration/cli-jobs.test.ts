@@ -435,6 +435,33 @@ describe('flotilla logs --job', SLOW, () => {
     expect((await flotilla(['logs', 'gw-1', 'diag'])).stdout).toBe('diag/main | an app called diag\n');
   });
 
+  it('says the hub has no such job when no line of it is stored, and warns before the stored lines of a job it no longer has', async () => {
+    expect(await flotilla(['logs', 'gw-1', '--job', 'nosuch'])).toEqual({
+      code: 3,
+      stdout: '',
+      stderr: 'error: no job nosuch on the hub\n  the jobs it has: flotilla get jobs\n',
+    });
+    const gw1 = device('gw-1');
+    const line = {
+      app: 'gone',
+      container: 'gone',
+      stream: 'stdout' as const,
+      ts: since(1),
+      line: 'before it was deleted',
+      job: true as const,
+    };
+    await gw1.client.publishAsync('flotilla/v1/devices/gw-1/logs', JSON.stringify({ seq: ++gw1.logSeq, lines: [line] }), { qos: 1 });
+    await waitFor('the line stored', async () => {
+      const response = await http<{ lines: unknown[] }>(hub.url, 'GET', '/api/v1/devices/gw-1/logs?job=gone');
+      return response.body.lines.length === 1;
+    });
+    expect(await flotilla(['logs', 'gw-1', '--job', 'gone'])).toEqual({
+      code: 0,
+      stdout: 'job/gone/gone | before it was deleted\n',
+      stderr: 'warning: no job gone on the hub (deleted?): these are the lines stored from when it ran\n',
+    });
+  });
+
   it("follows the job's lines with -f, and none of the app's", async () => {
     const gw1 = device('gw-1');
     const follower = spawnCli('logs -f', ['logs', 'gw-1', '--job', 'diag', '-f'], { FLOTILLA_HUB: hub.url, NO_COLOR: '1' });

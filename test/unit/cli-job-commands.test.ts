@@ -539,12 +539,39 @@ describe('logs --job', () => {
     ...(job ? { job: true as const } : {}),
   });
 
+  /** The hub's answers: the lines, and the job (or a 404 when `job` is undefined). */
+  const hub =
+    (lines: LogRecord[], job: JobDetail | undefined): Respond =>
+    (path) =>
+      path.endsWith('/logs') ? { lines } : (job ?? notFound('job "diag" not found'));
+
   it("asks for the job's lines and prefixes them as a job's", async () => {
-    const result = await cli(['logs', 'gw-1', '--job', 'diag', '--tail', '5'], () => ({ lines: [line('diag', true)] }));
-    expect(result.requests).toEqual([{ method: 'GET', path: '/api/v1/devices/gw-1/logs', query: '?job=diag&tail=5' }]);
+    const result = await cli(['logs', 'gw-1', '--job', 'diag', '--tail', '5'], hub([line('diag', true)], detail('complete', {})));
+    expect(result.requests).toEqual([
+      { method: 'GET', path: '/api/v1/devices/gw-1/logs', query: '?job=diag&tail=5' },
+      { method: 'GET', path: '/api/v1/jobs/diag', query: '' },
+    ]);
     expect(result).toMatchObject({ code: EXIT_OK, stdout: 'job/diag/diag | hello\n', stderr: '' });
     const mixed = await cli(['logs', 'gw-1'], () => ({ lines: [line('diag', false), line('diag', true)] }));
     expect(mixed.stdout).toBe('diag/diag     | hello\njob/diag/diag | hello\n');
+  });
+
+  it('says the hub has no such job when no line of it is stored, and warns before the lines of a deleted one', async () => {
+    const typo = await cli(['logs', 'gw-1', '--job', 'daig'], hub([], undefined));
+    expect(typo).toMatchObject({
+      code: EXIT_NOT_FOUND,
+      stdout: '',
+      stderr: 'error: no job daig on the hub\n  the jobs it has: flotilla get jobs\n',
+    });
+    const deleted = await cli(['logs', 'gw-1', '--job', 'diag'], hub([line('diag', true)], undefined));
+    expect(deleted).toMatchObject({
+      code: EXIT_OK,
+      stdout: 'job/diag/diag | hello\n',
+      stderr: 'warning: no job diag on the hub (deleted?): these are the lines stored from when it ran\n',
+    });
+    // A job the hub has that sent nothing yet is no error.
+    const quiet = await cli(['logs', 'gw-1', '--job', 'diag'], hub([], detail('active', { queued: 1 })));
+    expect(quiet).toMatchObject({ code: EXIT_OK, stdout: '', stderr: '' });
   });
 
   it('refuses an app and a job together', async () => {
