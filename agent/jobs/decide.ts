@@ -240,8 +240,7 @@ function decideQueued(s: ExecutionSituation, desired: DesiredJob): JobDecision {
 
 /** The attempt is over: final, or queued for another attempt as the job's retries say. */
 function finish(s: ExecutionSituation, record: JobRecord, ending: AttemptEnding, mine: readonly JobContainer[]): JobDecision {
-  const finished = latestFinish(mine) ?? s.now;
-  const { record: next, event } = endAttempt(s.desired, record, ending, s.now, finished);
+  const { record: next, event } = endAttempt(s.desired, record, ending, s.now, latestFinish(mine));
   return { action: 'finish', record: next, event, outputOf: idsOf(mine), reason: ending.message };
 }
 
@@ -249,20 +248,30 @@ function finish(s: ExecutionSituation, record: JobRecord, ending: AttemptEnding,
  * How an attempt that ended leaves the execution: queued for the next one
  * when `retries` has one left for this outcome and it can start before the
  * deadline, else final. A canceled one, or one no longer desired, is final.
+ * `finishedAt`, when the engine says when the containers finished, is the
+ * record's `finishedAt` and the event's time (else `now`, and the event is
+ * stamped when it is sent).
  */
 export function endAttempt(
   desired: DesiredJob | undefined,
   record: JobRecord,
   ending: AttemptEnding,
   now: number,
-  finishedAt = now,
+  finishedAt?: number,
+): { record: JobRecord; event: JobEvent } {
+  const { record: next, event } = endedAttempt(desired, record, ending, now, new Date(finishedAt ?? now).toISOString());
+  return { record: next, event: finishedAt === undefined ? event : { ...event, ts: next.finishedAt as string } };
+}
+
+function endedAttempt(
+  desired: DesiredJob | undefined,
+  record: JobRecord,
+  ending: AttemptEnding,
+  now: number,
+  finishedAt: string,
 ): { record: JobRecord; event: JobEvent } {
   const n = record.attempt;
-  const base: JobRecord = {
-    ...withoutAttemptPlan(record),
-    finishedAt: new Date(finishedAt).toISOString(),
-    ...outcomeFields(ending),
-  };
+  const base: JobRecord = { ...withoutAttemptPlan(record), finishedAt, ...outcomeFields(ending) };
   const retries = desired?.retries;
   const outcome = ending.state === 'failed' || ending.state === 'timed-out' ? ending.state : undefined;
   if (outcome && desired && !desired.cancel && retries && n <= retries.limit && (retries.on ?? ['failed', 'timed-out']).includes(outcome)) {

@@ -16,6 +16,11 @@
  * | job-canceled    | final: canceled at the hub, or no longer desired                  |
  * | job-expired     | final: the deadline passed before any attempt started (the pulls  |
  * |                 | kept failing, or its window did not open in time)                 |
+ *
+ * An event is stamped with when it happened: an attempt's end with the time
+ * the engine says its containers finished (`ts`), which for a container that
+ * ended while no agent ran is long before the next agent sends the event;
+ * the others with the moment they are sent, which is when the agent did it.
  */
 import type { AttemptEnding } from './record.js';
 
@@ -38,6 +43,8 @@ export interface JobEvent {
   app: string;
   container?: string;
   message: string;
+  /** When it happened, if not the moment it is sent (the engine's time an attempt's containers finished). */
+  ts?: string;
 }
 
 /** An execution's final state as its event. */

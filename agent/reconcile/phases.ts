@@ -1,6 +1,9 @@
 /**
  * Per-app phase as operators see it, derived (purely) from what runs, what
- * should run, and what the agent is doing or last failed to do.
+ * should run, and what the agent is doing or last failed to do. A new revision
+ * held for its update window (window-hold.ts) says when the window opens
+ * (`heldUntil`) while it waits, pulling ahead or not, so a staged rollout at
+ * the hub counts its device's timeout from then.
  */
 import type { AppPhase, AppState, DesiredApp } from '../../shared/index.js';
 import type { ManagedContainer } from '../runtime/runtime.js';
@@ -25,8 +28,15 @@ export function appStates(
   const desired = desiredOrUnknown ?? [];
   const states: AppState[] = desired.map((app) => {
     const containers = current.filter((c) => c.app === app.name);
-    const { phase, message } = phaseOf(app, containers, activity);
-    return { name: app.name, revision: app.revision, phase, ...(message ? { message } : {}), containers: containers.map(toContainerState) };
+    const { phase, message, heldUntil } = phaseOf(app, containers, activity);
+    return {
+      name: app.name,
+      revision: app.revision,
+      phase,
+      ...(message ? { message } : {}),
+      ...(heldUntil ? { heldUntil } : {}),
+      containers: containers.map(toContainerState),
+    };
   });
   // Apps still on the device but no longer desired are reported while they go;
   // before any desired state is known they are simply reported as found.
@@ -59,7 +69,11 @@ export function unreachableStates(lastSeen: readonly AppState[], since: string, 
   }));
 }
 
-function phaseOf(app: DesiredApp, containers: readonly ManagedContainer[], activity: Activity): { phase: AppPhase; message?: string } {
+function phaseOf(
+  app: DesiredApp,
+  containers: readonly ManagedContainer[],
+  activity: Activity,
+): { phase: AppPhase; message?: string; heldUntil?: string } {
   const record = activity.records.get(app.name);
   if (record?.rolledBack?.revision === app.revision) {
     const previous = record.committed ? `revision ${record.committed.revision} runs again` : 'no previous version to run';
@@ -82,6 +96,7 @@ function phaseOf(app: DesiredApp, containers: readonly ManagedContainer[], activ
   );
   // Held for its window, a revision that only drops a container runs all it wants, but is not there yet.
   const closed = activity.windows && waitsForWindow(app, containers, { records: activity.records, windows: activity.windows });
+  const held = closed?.opensAt ? { heldUntil: closed.opensAt.toISOString() } : {};
   if (current.every(({ container }) => container?.state === 'running') && !onTrial && !closed) return { phase: 'running' };
   if (onTrial?.verdict?.status === 'pending') return { phase: 'starting', message: `${onTrial.spec.name}: ${onTrial.verdict.reason}` };
   for (const { spec, container } of current) {
@@ -97,12 +112,12 @@ function phaseOf(app: DesiredApp, containers: readonly ManagedContainer[], activ
     }
   }
   const pulling = current.find(({ spec }) => activity.pulling.has(spec.image));
-  if (pulling) return { phase: 'pulling', message: `pulling ${pulling.spec.image}` };
+  if (pulling) return { phase: 'pulling', message: `pulling ${pulling.spec.image}`, ...held };
   const lock = activity.locks?.get(app.name);
   if (lock && !app.forceUpdate && current.some(({ container }) => container === undefined)) {
-    return { phase: 'pending', message: `revision ${app.revision} is waiting for the app to release its update lock ${lock}` };
+    return { phase: 'pending', message: `revision ${app.revision} is waiting for the app to release its update lock ${lock}`, ...held };
   }
-  if (closed) return { phase: 'pending', message: windowMessage(app, closed) };
+  if (closed) return { phase: 'pending', message: windowMessage(app, closed), ...held };
   if (current.some(({ container }) => container !== undefined)) return { phase: 'starting' };
   return { phase: 'pending' };
 }

@@ -15,8 +15,12 @@ import type { LocalStore } from '../local-store.js';
 import { IN_MEMORY } from '../outbox/outbox-file.js';
 import { chooseEncoding, readTelemetryLinkCommand } from '../telemetry/link-tuning.js';
 
-/** An event as its source knows it: the uplink stamps its seq and time. */
-export type NewEvent = Omit<DeviceEvent, 'seq' | 'ts'>;
+/**
+ * An event as its source knows it: the uplink numbers it, and stamps it with
+ * the time it is sent unless the source says when it happened (`ts`: a job
+ * container that ended while no agent ran ended long before its event goes).
+ */
+export type NewEvent = Omit<DeviceEvent, 'seq' | 'ts'> & { ts?: string };
 
 export interface Uplink {
   link: Link;
@@ -104,8 +108,8 @@ export function openUplink(config: AgentConfig, { store, topics, desiredArrived,
     },
   });
   closer.add('link', () => link.close());
-  function event(event: NewEvent): void {
-    link.publishEvent({ seq: store.nextEventSeq(), ts: new Date().toISOString(), ...event });
+  function event({ ts, ...event }: NewEvent): void {
+    link.publishEvent({ seq: store.nextEventSeq(), ts: ts ?? new Date().toISOString(), ...event });
   }
   return { link, event, logsSettled, remote, telemetryTuned, stateAcknowledged };
 }

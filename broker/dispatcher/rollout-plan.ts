@@ -15,7 +15,10 @@
  *   was told to run when the rollout started (or when it joined).
  * - `updating` → `healthy` when it reports the new revision `running`;
  *   → `failed` when it reports it `failed`/`rolled-back`, or when
- *   `deviceTimeout` passes first. A failed device stays on the new revision
+ *   `deviceTimeout` passes first. Time the new revision waits for the app's
+ *   update window is not counted: a device that reports it held until the
+ *   window opens (`heldUntil`) has its timeout counted from then, or from when
+ *   it reports it no longer held, if sooner. A failed device stays on the new revision
  *   (it converges if it comes back) until the failure threshold is reached:
  *   then every failed device becomes `reverted` and the rollout pauses.
  *   Reverted devices no longer count toward the threshold, so a resume goes on
@@ -36,6 +39,11 @@ export interface RolloutDevice {
   state: RolloutDeviceState;
   since: string;
   message?: string;
+  /**
+   * While `updating`: when the new revision's hold for its update window ends, as the device
+   * last reported it; `deviceTimeout` counts from the later of this and `since`.
+   */
+  heldUntil?: string;
 }
 
 export interface Rollout {
@@ -56,6 +64,8 @@ export interface Rollout {
 export interface AppReport {
   revision: number;
   phase: AppPhase;
+  /** The revision waits for its update window until then (the device's AppState.heldUntil). */
+  heldUntil?: string;
 }
 
 /** A matched device and the revision it is told to run outside this rollout. */
@@ -125,6 +135,7 @@ export function advanceRollout(
   const set = (device: RolloutDevice, state: RolloutDeviceState, message?: string) => {
     device.state = state;
     device.since = at;
+    delete device.heldUntil;
     if (message === undefined) delete device.message;
     else device.message = message;
   };
@@ -146,8 +157,15 @@ export function advanceRollout(
       if (device.state !== 'healthy') set(device, 'healthy');
     } else if (atRevision && (report.phase === 'failed' || report.phase === 'rolled-back')) {
       if (device.state !== 'failed') set(device, 'failed', `reported ${report.phase} at revision ${next.revision}`);
-    } else if (device.state === 'updating' && now.getTime() - Date.parse(device.since) >= timeout) {
-      set(device, 'failed', `not healthy at revision ${next.revision} within ${next.policy.deviceTimeout ?? '10m'}`);
+    } else if (device.state === 'updating') {
+      if (atRevision) noteHold(device, report.heldUntil, now);
+      const held = device.heldUntil !== undefined && Date.parse(device.heldUntil) > Date.parse(device.since);
+      const from = held ? Date.parse(device.heldUntil!) : Date.parse(device.since);
+      if (now.getTime() - from >= timeout) {
+        const within = next.policy.deviceTimeout ?? '10m';
+        const after = held ? ` of its update window opening at ${device.heldUntil}` : '';
+        set(device, 'failed', `not healthy at revision ${next.revision} within ${within}${after}`);
+      }
     }
   }
 
@@ -164,6 +182,20 @@ export function advanceRollout(
 
   if (next.phase === 'progressing') progress(next, set);
   return finish(rollout, next, at);
+}
+
+/**
+ * Keeps when the device's hold for its update window ends: as it reports it while held; once it
+ * reports the revision no longer held before that time (the window opened early, or the revision
+ * was forced), the hold ended now. The last hold stays once over, so the timeout keeps counting
+ * from its end through the reports that follow it.
+ */
+function noteHold(device: RolloutDevice, reported: string | undefined, now: Date): void {
+  if (reported !== undefined) {
+    if (Number.isFinite(Date.parse(reported))) device.heldUntil = reported;
+    return;
+  }
+  if (device.heldUntil !== undefined && Date.parse(device.heldUntil) > now.getTime()) device.heldUntil = now.toISOString();
 }
 
 function progress(next: Rollout, set: (device: RolloutDevice, state: RolloutDeviceState) => void): void {

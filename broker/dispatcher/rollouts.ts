@@ -199,7 +199,8 @@ function fleetOf(app: StoredApp, devices: readonly PlannedDevice[]): AppFleet {
     matched: devices.filter((d) => d.state !== null && matches(app.spec.scheduling, d.id, d.labels)).map((d) => d.id),
     report: (deviceId) => {
       const reported = byId.get(deviceId)?.state?.apps.find((a) => a.name === app.name);
-      return reported ? { revision: reported.revision, phase: reported.phase } : undefined;
+      if (!reported) return undefined;
+      return { revision: reported.revision, phase: reported.phase, ...(reported.heldUntil ? { heldUntil: reported.heldUntil } : {}) };
     },
   };
 }

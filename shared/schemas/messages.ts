@@ -139,6 +139,12 @@ export const AppState = Type.Object(
     message: Type.Optional(Type.String()),
     /** With phase `unknown`: since when the engine could not be reached. */
     unknownSince: Type.Optional(Timestamp),
+    /**
+     * The new revision waits for its update window (`spec.update.window`): when the window
+     * opens, on the device's clock. A staged rollout counts the device's `deviceTimeout` from
+     * then, not from when it was told to update.
+     */
+    heldUntil: Type.Optional(Timestamp),
     containers: Type.Array(ContainerState),
   },
   { additionalProperties: false },

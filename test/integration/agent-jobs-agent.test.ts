@@ -15,6 +15,7 @@ import {
   type DesiredJob,
   type DesiredState,
   type DeviceEvent,
+  DeviceEvent as DeviceEventSchema,
   type DeviceState,
   DeviceState as DeviceStateSchema,
   type LogBatch,
@@ -198,5 +199,40 @@ describeDocker('an agent runs the jobs of its desired state (real broker, real D
       .flatMap((m) => (m.channel === 'logs' ? m.body.lines : []))
       .filter((l) => l.app === 'flushed');
     expect(before.map((l) => l.line)).toEqual(Array.from({ length: 20 }, (_, i) => `line ${i + 1}`));
+  });
+
+  it("stamps the events of a job that ended while no agent ran with the engine's time it ended, not the next agent's start", async () => {
+    const url = await broker();
+    const double = await hubDouble(url);
+    const dataDir = scratchDir('flotilla-it-jobs-agent-');
+    const first = await agentOn(url, dataDir);
+    const job: DesiredJob = {
+      name: 'ended-alone',
+      execution: `ended-alone.${randomBytes(4).toString('hex')}`,
+      containers: [{ name: 'main', image, command: ['/bin/sh', '-c', 'sleep 2; echo done'] }],
+      deadline: new Date(Date.now() + 3_600_000).toISOString(),
+    };
+    await double.publish({ revision: 1, apps: [], jobs: [job] });
+    const started = await waitFor('job-started', () => double.events().find((e) => e.type === 'job-started' && e.app === job.name), {
+      timeoutMs: 60_000,
+    });
+    await first.close();
+    // The job's container runs on without an agent, and ends.
+    const [id] = await containerIds(`flotilla.job-execution=${job.execution}`);
+    const exited = await waitFor('the container to exit', async () => {
+      const { State } = await new Dockerode().getContainer(id as string).inspect();
+      return State.Status === 'exited' && State;
+    });
+    const finishedAt = new Date(exited.FinishedAt).toISOString();
+
+    await agentOn(url, dataDir);
+    const ended = await waitFor('job-succeeded', () => double.events().find((e) => e.type === 'job-succeeded' && e.app === job.name), {
+      timeoutMs: 60_000,
+    });
+    expect(ended.ts).toBe(finishedAt);
+    expect(ended.seq).toBeGreaterThan(started.seq);
+    const report = await waitFor('the execution reported succeeded', () => double.states().find(succeeded(job.execution)));
+    expect(report.jobs?.[0]?.finishedAt).toBe(finishedAt);
+    expect(validate(DeviceEventSchema, ended).ok).toBe(true);
   });
 });

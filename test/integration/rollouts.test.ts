@@ -3,7 +3,8 @@
  * and five simulated devices: plain MQTT clients that publish retained state
  * and, on every desired document, report the app running at the revision they
  * were sent — or, for a "bad" device, `rolled-back` at the new revision, or
- * nothing at all for a silent one. Operators drive it with the real CLI.
+ * nothing at all for a silent one, or, for one whose update window is closed,
+ * `pending` with `heldUntil` until it opens. Operators drive it with the real CLI.
  */
 import { spawn } from 'node:child_process';
 import type { MqttClient } from 'mqtt';
@@ -34,6 +35,8 @@ interface SimDevice {
   bad: Set<number>;
   /** Ignores desired documents (a device gone quiet). */
   silent: boolean;
+  /** Revisions of `web` this device holds for its update window, with how long (ms from receiving them): it reports them pending with heldUntil, then running. */
+  held: Map<number, number>;
 }
 
 describe('fleet rollouts', SLOW, () => {
@@ -55,7 +58,7 @@ describe('fleet rollouts', SLOW, () => {
   async function simDevice(id: string): Promise<SimDevice> {
     const client = await connectClient(hub.mqttUrl, { clientId: id });
     cleanup.add(`device ${id}`, () => closeClient(client));
-    const sim: SimDevice = { id, client, inbox: new Inbox(client), bad: new Set(), silent: false };
+    const sim: SimDevice = { id, client, inbox: new Inbox(client), bad: new Set(), silent: false, held: new Map() };
     const report = (observedRevision: number, apps: DeviceState['apps']) =>
       client.publish(`flotilla/v1/devices/${id}/state`, JSON.stringify(deviceState(id, { observedRevision, apps })), {
         qos: 1,
@@ -64,15 +67,19 @@ describe('fleet rollouts', SLOW, () => {
     client.on('message', (topic, payload) => {
       if (topic !== desiredTopic(id) || sim.silent) return;
       const desired = JSON.parse(payload.toString()) as DesiredState;
-      report(
-        desired.revision,
-        desired.apps.map((app) => ({
-          name: app.name,
-          revision: app.revision,
-          phase: sim.bad.has(app.revision) ? 'rolled-back' : 'running',
-          containers: [],
-        })),
-      );
+      const apps = (heldUntil?: string): DeviceState['apps'] =>
+        desired.apps.map((app) => {
+          if (heldUntil !== undefined && sim.held.has(app.revision)) {
+            return { name: app.name, revision: app.revision, phase: 'pending', heldUntil, containers: [] };
+          }
+          return { name: app.name, revision: app.revision, phase: sim.bad.has(app.revision) ? 'rolled-back' : 'running', containers: [] };
+        });
+      const hold = Math.max(0, ...desired.apps.map((app) => sim.held.get(app.revision) ?? 0));
+      if (hold === 0) return report(desired.revision, apps());
+      // Its window opens `hold` ms from now: it says so until then, and swaps once it opens.
+      report(desired.revision, apps(new Date(Date.now() + hold).toISOString()));
+      const opening = setTimeout(() => report(desired.revision, apps()), hold);
+      cleanup.add(`${id}'s window`, () => clearTimeout(opening));
     });
     await client.subscribeAsync(desiredTopic(id), { qos: 1 });
     report(0, []);
@@ -254,6 +261,21 @@ describe('fleet rollouts', SLOW, () => {
     expect(done.counts).toMatchObject({ healthy: 4, failed: 1 });
     // Below the threshold a failed device stays on the new revision: it converges when it comes back.
     expect(await retainedRevisions()).toEqual(Object.fromEntries(IDS.map((id) => [id, 2])));
+  });
+
+  it('does not fail a device for the time its update window keeps the new revision waiting', async () => {
+    // dev-1 holds revision 2 for its window, 5 s, well past the 2 s deviceTimeout; a threshold of 1 would pause on it.
+    await rollOut({ batchSize: 5, failureThreshold: 1, deviceTimeout: '2s' }, () => {
+      device('dev-1').held.set(2, 5_000);
+    });
+    const waiting = await waitFor('dev-1 reported held, the others healthy', async () => {
+      const s = await status();
+      return s.devices.filter((d) => d.state === 'healthy').length === 4 && s;
+    });
+    expect(waiting.devices[0]).toMatchObject({ id: 'dev-1', revision: 2, state: 'updating' });
+    const done = await waitPhase('complete');
+    expect(done.devices.map((d) => [d.id, d.revision, d.state])).toEqual(IDS.map((id) => [id, 2, 'healthy']));
+    expect(done.counts).toMatchObject({ healthy: 5, failed: 0, reverted: 0 });
   });
 
   it('pauses on a silent device when the threshold is one, and sends it back', async () => {

@@ -152,6 +152,31 @@ describe('a running attempt', () => {
     });
   });
 
+  it("stamps the end of an attempt whose container ended an hour before the agent looked with the engine's time, not the look's", () => {
+    const long = at(-3_600_000);
+    const decision = decideExecution(
+      situation({ record: running(), containers: [exited(0, { finishedAt: '2026-12-07T11:00:00.123456789Z' })] }),
+    );
+    expect(decision).toMatchObject({
+      action: 'finish',
+      record: { state: 'succeeded', finishedAt: '2026-12-07T11:00:00.123Z' },
+      event: { type: 'job-succeeded', ts: '2026-12-07T11:00:00.123Z' },
+    });
+    // A retry's event too: it happened when the container ended.
+    const desired = { ...job, retries: { limit: 1, backoff: '10s' } };
+    const retrying = decideExecution(situation({ desired, record: running(), containers: [exited(1, { finishedAt: long })] }));
+    expect(retrying).toMatchObject({
+      action: 'finish',
+      record: { state: 'queued', finishedAt: long },
+      event: { type: 'job-retrying', ts: long },
+    });
+    // Gone without a trace: the engine has no time, and the event is stamped when it is sent.
+    const gone = decideExecution(situation({ record: running() }));
+    expect(gone).toMatchObject({ action: 'finish', record: { state: 'failed', finishedAt: at(0) } });
+    if (gone.action !== 'finish') throw new Error('unreachable');
+    expect(gone.event.ts).toBeUndefined();
+  });
+
   it('fails with the exit code of an adopted container that exited non-zero', () => {
     const decision = decideExecution(situation({ record: running(), containers: [exited(3)] }));
     expect(decision).toMatchObject({

@@ -181,19 +181,44 @@ describe('kill-then-download', () => {
 describe('what the operator reads', () => {
   const idle = { pulling: new Set<string>(), failures: new Map<string, string>(), health: new Map(), records };
 
-  it('pending, naming the window, its zone and when it opens', () => {
+  it('pending, naming the window, its zone and when it opens, and held until then (heldUntil, for a rollout at the hub)', () => {
     const update = [app([v2], 2)];
     expect(appStates(update, [running], { ...idle, windows: closedWindows(update, SUNDAY_NOON) })[0]).toMatchObject({
       phase: 'pending',
       message: 'revision 2 waits for its update window mon-fri 02:00–04:00 Europe/Berlin (opens 2026-12-07T01:00:00Z)',
+      heldUntil: '2026-12-07T01:00:00.000Z',
     });
   });
 
-  it('pulling while the new image comes, before that', () => {
+  it('pulling while the new image comes, before that, held until the window opens all the same', () => {
     const update = [app([v2], 2)];
     expect(
       appStates(update, [running], { ...idle, pulling: new Set([v2.image]), windows: closedWindows(update, SUNDAY_NOON) })[0],
-    ).toMatchObject({ phase: 'pulling', message: `pulling ${v2.image}` });
+    ).toMatchObject({ phase: 'pulling', message: `pulling ${v2.image}`, heldUntil: '2026-12-07T01:00:00.000Z' });
+  });
+
+  it('held behind an update lock and a closed window, it says when the window opens', () => {
+    const update = [app([v2], 2)];
+    const locks = new Map([['shop', '/data/shop/updates.lock']]);
+    expect(appStates(update, [running], { ...idle, locks, windows: closedWindows(update, SUNDAY_NOON) })[0]).toMatchObject({
+      phase: 'pending',
+      message: expect.stringMatching(/update lock/),
+      heldUntil: '2026-12-07T01:00:00.000Z',
+    });
+  });
+
+  it('not held once the window is open, for a forced revision, a first install or an app that runs its revision', () => {
+    const update = [app([v2], 2)];
+    const heldUntil = expect.objectContaining({ heldUntil: expect.anything() });
+    expect(appStates(update, [running], { ...idle, windows: closedWindows(update, MONDAY_IN_WINDOW) })[0]).toEqual(
+      expect.not.objectContaining({ heldUntil: expect.anything() }),
+    );
+    const forced = [{ ...app([v2], 2), forceUpdate: true }];
+    expect(appStates(forced, [running], { ...idle, windows: closedWindows(forced, SUNDAY_NOON) })[0]).not.toEqual(heldUntil);
+    const first = [app([v1], 1)];
+    expect(appStates(first, [], { ...idle, records: new Map(), windows: closedWindows(first, SUNDAY_NOON) })[0]).not.toEqual(heldUntil);
+    expect(appStates(first, [running], { ...idle, windows: closedWindows(first, SUNDAY_NOON) })[0]).toMatchObject({ phase: 'running' });
+    expect(appStates(first, [running], { ...idle, windows: closedWindows(first, SUNDAY_NOON) })[0]).not.toEqual(heldUntil);
   });
 
   it('kill-then-download says it pulls only once the window opens', () => {

@@ -153,6 +153,99 @@ describe('rollout state machine', () => {
     expect(r.devices.find((d) => d.id === 'd2')).toMatchObject({ state: 'failed', message: 'not healthy at revision 2 within 30s' });
   });
 
+  describe('a device whose new revision waits for its update window', () => {
+    const held = (heldUntil: Date) => ({ revision: 2, phase: 'pending' as const, heldUntil: heldUntil.toISOString() });
+    const device = (r: Rollout, id: string) => r.devices.find((d) => d.id === id);
+
+    it('is not failed for the wait: its deviceTimeout counts from the window’s opening', () => {
+      const fleet = new Fleet();
+      let r = start({ batchSize: 5, failureThreshold: 1, deviceTimeout: '30s' }, fleet);
+      fleet.converge(r);
+      // d3 waits two hours for its window.
+      fleet.reports.set('d3', held(at(7200)));
+      r = step(r, fleet, at(10));
+      expect(device(r, 'd3')).toMatchObject({ state: 'updating', since: T0.toISOString(), heldUntil: at(7200).toISOString() });
+      r = step(r, fleet, at(3600));
+      expect(states(r).d3).toBe('updating');
+      expect(r.phase).toBe('progressing');
+      // The window opened: the agent swaps, pulling or starting, no longer held. 30 s from the opening it may still come.
+      fleet.run('d3', 2, 'starting');
+      r = step(r, fleet, at(7200 + 29));
+      expect(states(r).d3).toBe('updating');
+      r = step(r, fleet, at(7200 + 31));
+      expect(device(r, 'd3')).toMatchObject({
+        state: 'reverted',
+        message: `not healthy at revision 2 within 30s of its update window opening at ${at(7200).toISOString()}`,
+      });
+      expect(device(r, 'd3')).not.toHaveProperty('heldUntil');
+      expect(r.phase).toBe('paused');
+    });
+
+    it('becomes healthy once it runs the revision after the opening', () => {
+      const fleet = new Fleet();
+      let r = start({ batchSize: 5, deviceTimeout: '30s' }, fleet);
+      fleet.converge(r);
+      fleet.reports.set('d3', held(at(7200)));
+      r = step(r, fleet, at(3600));
+      fleet.run('d3', 2);
+      r = step(r, fleet, at(7210));
+      expect(device(r, 'd3')).toEqual({ id: 'd3', from: 1, canary: false, state: 'healthy', since: at(7210).toISOString() });
+      expect(r.phase).toBe('complete');
+    });
+
+    it('held past the timeout and silent since (offline), it fails only once the timeout has passed after the opening', () => {
+      const fleet = new Fleet();
+      let r = start({ batchSize: 5, failureThreshold: 2, deviceTimeout: '30s' }, fleet);
+      fleet.converge(r);
+      fleet.reports.set('d3', held(at(600)));
+      r = step(r, fleet, at(5));
+      // Its last report still says held; the hub's clock passes the opening and the timeout.
+      r = step(r, fleet, at(629));
+      expect(states(r).d3).toBe('updating');
+      r = step(r, fleet, at(631));
+      expect(states(r).d3).toBe('failed');
+    });
+
+    it('a hold that ends early (a forced revision, a window opened sooner) counts the timeout from when it ended', () => {
+      const fleet = new Fleet();
+      let r = start({ batchSize: 5, failureThreshold: 2, deviceTimeout: '30s' }, fleet);
+      fleet.converge(r);
+      fleet.reports.set('d3', held(at(7200)));
+      r = step(r, fleet, at(10));
+      // Forced at 100 s: no longer held, pulling.
+      fleet.run('d3', 2, 'pulling');
+      r = step(r, fleet, at(100));
+      expect(device(r, 'd3')).toMatchObject({ state: 'updating', heldUntil: at(100).toISOString() });
+      r = step(r, fleet, at(129));
+      expect(states(r).d3).toBe('updating');
+      r = step(r, fleet, at(131));
+      expect(device(r, 'd3')).toMatchObject({
+        state: 'failed',
+        message: `not healthy at revision 2 within 30s of its update window opening at ${at(100).toISOString()}`,
+      });
+    });
+
+    it('a hold that ended before the device was told to update, or one reported at another revision, changes nothing', () => {
+      const fleet = new Fleet();
+      let r = start({ batchSize: 5, failureThreshold: 3, deviceTimeout: '30s' }, fleet);
+      fleet.converge(r);
+      fleet.reports.set('d3', held(at(-60)));
+      fleet.reports.set('d4', { revision: 1, phase: 'pending', heldUntil: at(7200).toISOString() });
+      r = step(r, fleet, at(31));
+      expect(device(r, 'd3')).toMatchObject({ state: 'failed', message: 'not healthy at revision 2 within 30s' });
+      expect(device(r, 'd4')).toMatchObject({ state: 'failed', message: 'not healthy at revision 2 within 30s' });
+    });
+
+    it('the same hold reported again leaves the rollout as it was (nothing to store)', () => {
+      const fleet = new Fleet();
+      let r = start({ batchSize: 5, deviceTimeout: '30s' }, fleet);
+      fleet.converge(r);
+      fleet.reports.set('d3', held(at(7200)));
+      r = step(r, fleet, at(10));
+      expect(step(r, fleet, at(20))).toBe(r);
+    });
+  });
+
   it('a timeout at the threshold pauses and reverts', () => {
     const fleet = new Fleet();
     let r = start({ canary: 1, deviceTimeout: '1m' }, fleet);
