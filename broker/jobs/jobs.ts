@@ -15,8 +15,9 @@
  *   is filled before the documents are computed from it.
  *
  * Invariants:
- * - Nothing is stored for a spec that fails validation, selects no device or
- *   names a secret that cannot be used; every issue names its field.
+ * - Nothing is stored for a spec that fails validation, selects no device,
+ *   names a device the hub does not know or a secret that cannot be used;
+ *   every issue names its field.
  * - The hub records events only of its own decisions (events.ts): a job made,
  *   an execution dropped by a cancel or an abort, one expired at the deadline.
  *   What a device reports is on its timeline already, from its own events.
@@ -34,7 +35,6 @@ import {
   type JobSummary,
   jobDeadline,
   type List,
-  type Scheduling,
   validateJobSpec,
 } from '../../shared/index.js';
 import { ApiError } from '../dispatcher/errors.js';
@@ -52,6 +52,7 @@ import {
 import type { SecretStore } from '../store/secrets.js';
 import { droppedEvent, expiredEvent, type JobEvent, queuedEvent } from './events.js';
 import { abortVerdict, admissions, isFinal } from './plan.js';
+import { describeNoMatch, describeUnknown, unknownDevices } from './selection.js';
 import { jobDetail, jobSummary } from './views.js';
 
 /** What changed for desired documents: jobs whose waiting executions may now be admitted, devices to plan again. */
@@ -356,20 +357,20 @@ export class Jobs implements DispatcherJobs {
     }
   }
 
-  /** The devices the job's scheduling selects now, registered ones that never connected included. */
+  /** The devices the job's scheduling selects now, registered ones that never connected included; it names no id the hub does not know. */
   private async select(job: JobSpec): Promise<string[]> {
     const fleet = await this.deps.devices.listForPlanning();
+    const unknown = unknownDevices(job.scheduling, new Set(fleet.map((device) => device.id)));
+    if (unknown.length > 0) {
+      throw ApiError.invalid('invalid_request', 'job spec', [{ path: 'scheduling.devices', message: describeUnknown(unknown) }]);
+    }
     const selected = fleet
       .filter((device) => matches(job.scheduling, device.id, device.labels))
       .map((device) => device.id)
       .sort();
     if (selected.length > 0) return selected;
-    const known = fleet.length === 1 ? '1 device' : `${fleet.length} devices`;
     throw ApiError.invalid('invalid_request', 'job spec', [
-      {
-        path: 'scheduling',
-        message: `selects no device: ${describeScheduling(job.scheduling)} matches none of the ${known} the hub knows (flotilla get devices shows their labels)`,
-      },
+      { path: 'scheduling', message: `selects no device: ${describeNoMatch(job.scheduling, fleet.length)}` },
     ]);
   }
 }
@@ -381,14 +382,4 @@ function holding(executions: readonly StoredExecution[]): string[] {
 
 function taken(name: string): ApiError {
   return new ApiError('conflict', `job "${name}" exists: delete it (flotilla job delete ${name}) or choose another name`);
-}
-
-function describeScheduling(scheduling: Scheduling): string {
-  const parts: string[] = [];
-  if (scheduling.devices) parts.push(`devices ${scheduling.devices.join(', ')}`);
-  if (scheduling.selectors) {
-    const selectors = Object.entries(scheduling.selectors).map(([key, value]) => `${key}=${value}`);
-    parts.push(selectors.length > 0 ? `selectors ${selectors.join(', ')}` : 'selectors {} (every device)');
-  }
-  return parts.length > 0 ? parts.join(' and ') : 'a scheduling with neither selectors nor devices';
 }

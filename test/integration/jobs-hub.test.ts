@@ -472,7 +472,38 @@ spec:
       {
         path: 'scheduling',
         message:
-          'selects no device: selectors site=moon matches none of the 1 device the hub knows (flotilla get devices shows their labels)',
+          'selects no device: selector site=moon does not match the one device the hub knows (flotilla get devices shows their labels)',
+      },
+    ]);
+
+    // A job's devices are fixed when it is made: an id the hub does not know could never run it,
+    // so the job is refused, naming every such id, rather than made for the rest.
+    const strangers = await api('POST', '/api/v1/jobs', jobSpec('strangers', {}, { devices: ['gw-1', 'nosuch', 'other'] }));
+    expect(strangers.status).toBe(400);
+    expect(strangers.body.error).toEqual({
+      code: 'invalid_request',
+      message:
+        'invalid job spec (scheduling.devices: unknown devices nosuch, other: register them first (flotilla token create) or leave them out)',
+      details: {
+        issues: [
+          {
+            path: 'scheduling.devices',
+            message: 'unknown devices nosuch, other: register them first (flotilla token create) or leave them out',
+          },
+        ],
+      },
+    });
+    const stranger = await api('POST', '/api/v1/jobs', jobSpec('stranger', {}, { devices: ['nosuch'], selectors: { site: 'lab' } }));
+    expect(stranger.body.error.details.issues).toEqual([
+      { path: 'scheduling.devices', message: 'unknown device nosuch: register it first (flotilla token create) or leave it out' },
+    ]);
+    // Known devices the selectors rule out: the sentence names both.
+    const ruledOut = await api('POST', '/api/v1/jobs', jobSpec('ruled-out', {}, { devices: ['gw-1'], selectors: { site: 'moon' } }));
+    expect(ruledOut.body.error.details.issues).toEqual([
+      {
+        path: 'scheduling',
+        message:
+          'selects no device: device gw-1 and selector site=moon do not match the one device the hub knows (flotilla get devices shows their labels)',
       },
     ]);
 
