@@ -20,7 +20,7 @@ import { containerFields } from './commands/describe.js';
 import { formatScheduling } from './commands/get.js';
 import { progressBar } from './commands/rollout.js';
 import { CliError, EXIT_FAILED } from './errors.js';
-import { cell, formatAge, formatFields, formatTable, indent } from './output.js';
+import { cell, formatAge, formatFields, formatTable, humanDuration, indent, roundedDuration } from './output.js';
 
 /** The states an execution does not leave, in the order the counts list them. */
 const FINAL: readonly JobExecutionState[] = ['succeeded', 'failed', 'timed-out', 'canceled', 'expired'];
@@ -66,10 +66,11 @@ export function deadlineCell(job: Pick<JobSummary, 'phase' | 'deadline'>, now: n
   return untilText(job.deadline, now);
 }
 
+/** Rounded to the nearest unit, so a fresh 7d deadline reads `in 7d`. */
 function untilText(at: string, now: number): string {
   const ms = Date.parse(at);
   if (Number.isNaN(ms)) return '<unknown>';
-  return ms > now ? `in ${formatAge(new Date(now), ms)}` : `passed ${formatAge(at, now)} ago`;
+  return ms > now ? `in ${roundedDuration(ms - now)}` : `passed ${roundedDuration(now - ms)} ago`;
 }
 
 export function jobsTable(jobs: readonly JobSummary[], now: number = Date.now()): string {
@@ -129,6 +130,15 @@ function exitCell(execution: JobExecutionView, containers: number): string {
     : String(execution.exitCode);
 }
 
+/**
+ * `3m20s ago`, as kubectl writes ages; `-` while no container of the attempt has started
+ * (waiting, pulling, or a pull that failed), whatever the attempt number says.
+ */
+function startedCell(execution: JobExecutionView, now: number): string {
+  const at = execution.startedAt === undefined ? NaN : Date.parse(execution.startedAt);
+  return Number.isNaN(at) ? '-' : `${humanDuration(now - at)} ago`;
+}
+
 function messageCell(execution: JobExecutionView, now: number): string {
   const next =
     execution.nextAttemptAt !== undefined && execution.state === 'queued' ? `next attempt ${untilText(execution.nextAttemptAt, now)}` : '';
@@ -150,7 +160,7 @@ export function executionsTable(job: Pick<JobDetail, 'executions' | 'spec'>, now
         e.state,
         String(e.attempt),
         exitCell(e, containers),
-        e.startedAt === undefined ? '-' : formatAge(e.startedAt, now),
+        startedCell(e, now),
         executionDuration(e, now),
         messageCell(e, now),
       ]),

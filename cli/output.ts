@@ -69,6 +69,53 @@ export function formatAge(since: string | Date | null | undefined, now: number =
   return `${Math.floor(seconds / YEAR)}y`;
 }
 
+/**
+ * A duration as kubectl writes ages (apimachinery's `HumanDuration`): exact while short,
+ * coarser as it grows: `45s`, `119s`, `3m20s`, `42m`, `5h7m`, `20h`, `3d4h`, `12d`, `2y30d`.
+ */
+export function humanDuration(ms: number): string {
+  const seconds = Math.floor(ms / 1000);
+  if (seconds < 0) return '0s';
+  if (seconds < 2 * MINUTE) return `${seconds}s`;
+  const minutes = Math.floor(seconds / MINUTE);
+  const withRest = (whole: number, unit: string, rest: number, restUnit: string) =>
+    rest === 0 ? `${whole}${unit}` : `${whole}${unit}${rest}${restUnit}`;
+  if (minutes < 10) return withRest(minutes, 'm', seconds % MINUTE, 's');
+  if (minutes < 3 * 60) return `${minutes}m`;
+  const hours = Math.floor(seconds / HOUR);
+  if (hours < 8) return withRest(hours, 'h', minutes % 60, 'm');
+  if (hours < 48) return `${hours}h`;
+  const days = Math.floor(hours / 24);
+  if (hours < 8 * 24) return withRest(days, 'd', hours % 24, 'h');
+  if (days < 2 * 365) return `${days}d`;
+  const years = Math.floor(days / 365);
+  if (days < 8 * 365) return withRest(years, 'y', days % 365, 'd');
+  return `${years}y`;
+}
+
+/**
+ * A duration in its largest unit, rounded to the nearest one: what is left before a
+ * deadline reads as it was set (a 7d deadline made a minute ago is `7d`, not `6d`), and
+ * a value that rounds up to the next unit is written in it (23h50m is `1d`).
+ */
+export function roundedDuration(ms: number): string {
+  const seconds = Math.max(0, ms / 1000);
+  const units: [number, string][] = [
+    [YEAR, 'y'],
+    [DAY, 'd'],
+    [HOUR, 'h'],
+    [MINUTE, 'm'],
+  ];
+  for (const [i, [size, unit]] of units.entries()) {
+    const bigger = units[i - 1];
+    if (seconds < size) continue;
+    const n = Math.round(seconds / size);
+    return bigger !== undefined && n * size >= bigger[0] ? `1${bigger[1]}` : `${n}${unit}`;
+  }
+  const n = Math.round(seconds);
+  return n >= MINUTE ? '1m' : `${n}s`;
+}
+
 /** `k=v,k2=v2`, sorted by key so that the same labels always read the same; `<none>` when empty. */
 export function formatLabels(labels: Readonly<Record<string, string>> | undefined, separator = ','): string {
   const entries = Object.entries(labels ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));

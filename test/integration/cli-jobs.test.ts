@@ -170,13 +170,13 @@ describe('flotilla run, get jobs, describe job', SLOW, () => {
     expect(queued.stdout.split('\n')[0]).toMatch(
       /^NAME +PHASE +COMPLETIONS +QUEUED +RUNNING +FAILED +TIMED-OUT +CANCELED +EXPIRED +AGE +DEADLINE$/,
     );
-    expect(queued.stdout).toMatch(/^diag +active +0\/2 +2 +0 +0 +0 +0 +0 +\d+s +in 6d$/m);
+    expect(queued.stdout).toMatch(/^diag +active +0\/2 +2 +0 +0 +0 +0 +0 +\d+s +in 7d$/m);
 
     await report(device('gw-1'), one, { state: 'running', attempt: 1, startedAt: since(3) });
     await fail(device('gw-2'), two, 3, ['Linux gw-2', 'df: /: no space left on device']);
     await jobSeen('diag', (job) => job.counts.running === 1 && job.counts.failed === 1);
     const running = await flotilla(['get', 'jobs', 'diag']);
-    expect(running.stdout).toMatch(/^diag +active +0\/2 +0 +1 +1 +0 +0 +0 +\d+s +in 6d$/m);
+    expect(running.stdout).toMatch(/^diag +active +0\/2 +0 +1 +1 +0 +0 +0 +\d+s +in 7d$/m);
 
     await succeed(device('gw-1'), one, ['Linux gw-1']);
     await jobSeen('diag', (job) => job.phase === 'complete');
@@ -192,8 +192,8 @@ describe('flotilla run, get jobs, describe job', SLOW, () => {
     expect(text).toContain('Counts:      1 succeeded, 1 failed\n');
     expect(text).toContain('    Image:    busybox:1.36\n    Command:  sh -c "uname -a; df -h /"\n');
     expect(text).toMatch(/^ {2}DEVICE +STATE +ATTEMPT +EXIT +STARTED +DURATION +MESSAGE$/m);
-    expect(text).toMatch(/^ {2}gw-1 +succeeded +1 +0 +\d+s +\d+s$/m);
-    expect(text).toMatch(/^ {2}gw-2 +failed +1 +3 +\d+s +\d+s +collect exited 3$/m);
+    expect(text).toMatch(/^ {2}gw-1 +succeeded +1 +0 +\d+s ago +\d+s$/m);
+    expect(text).toMatch(/^ {2}gw-2 +failed +1 +3 +\d+s ago +\d+s +collect exited 3$/m);
     expect(text).toContain(
       'Output of failed executions (last lines):\n  gw-2 (failed, exit 3 in collect, attempt 1):\n    Linux gw-2\n    df: /: no space left on device\n',
     );

@@ -136,12 +136,12 @@ describe('describe job', () => {
         '    Image:    busybox:1.36',
         '    Command:  sh -c "uname -a; exit 3"',
         'Executions:',
-        '  DEVICE   STATE       ATTEMPT   EXIT   STARTED   DURATION   MESSAGE',
-        '  gw-1     succeeded   1         0      3m        1m30s',
-        '  gw-2     failed      3         3      3m        5s         collect exited 3',
-        '  gw-3     queued      0         -      -         -          waiting for its window, opens 02:00 Europe/Berlin',
-        '  gw-4     running     1         -      1h        1h5m',
-        '  gw-5     succeeded   2         0      3m        10s',
+        '  DEVICE   STATE       ATTEMPT   EXIT   STARTED     DURATION   MESSAGE',
+        '  gw-1     succeeded   1         0      3m20s ago   1m30s',
+        '  gw-2     failed      3         3      3m20s ago   5s         collect exited 3',
+        '  gw-3     queued      0         -      -           -          waiting for its window, opens 02:00 Europe/Berlin',
+        '  gw-4     running     1         -      65m ago     1h5m',
+        '  gw-5     succeeded   2         0      3m20s ago   10s',
         'Output of failed executions (last lines):',
         '  gw-2 (failed, exit 3 in collect, attempt 3):',
         '    Linux gw-2 6.1.0',
@@ -226,6 +226,38 @@ describe('describe job', () => {
     expect(text).toContain('killed after 5m?[2J');
     expect(text).toContain('  gw-1 (timed-out, attempt 1):\n    ?]0;owned?progress 100%\n');
     expect(text).not.toContain('\u001b');
+  });
+});
+
+describe('STARTED and DEADLINE', () => {
+  it('leaves STARTED empty for an execution whose container never started, even with an attempt made', () => {
+    const table = executionsTable(
+      job([
+        {
+          device: 'gw-1',
+          state: 'failed',
+          attempt: 1,
+          updatedAt: ago(10),
+          finishedAt: ago(10),
+          container: 'collect',
+          message: 'pull access denied for nosuch',
+        },
+        { device: 'gw-2', state: 'running', attempt: 1, updatedAt: ago(10), startedAt: ago(45) },
+      ]),
+      NOW,
+    );
+    expect(table).toMatch(/^gw-1 +failed +1 +- +- +- +pull access denied for nosuch$/m);
+    expect(table).toMatch(/^gw-2 +running +1 +- +45s ago +45s$/m);
+  });
+
+  it('rounds the time to the deadline to its nearest unit: a fresh 7d deadline is in 7d', () => {
+    const in7d = new Date(NOW + 7 * 86_400_000 - 60_000).toISOString();
+    expect(jobsTable([job([], { deadline: in7d })], NOW)).toMatch(/ in 7d\n$/);
+    expect(describeJob(job([], { deadline: in7d }), NOW)).toContain(`Deadline:    ${in7d} (in 7d)\n`);
+    const in23h50m = new Date(NOW + 23 * 3_600_000 + 50 * 60_000).toISOString();
+    expect(jobsTable([job([], { deadline: in23h50m })], NOW)).toMatch(/ in 1d\n$/);
+    const passed = new Date(NOW - 100 * 60_000).toISOString();
+    expect(jobsTable([job([], { deadline: passed })], NOW)).toMatch(/ passed 2h ago\n$/);
   });
 });
 

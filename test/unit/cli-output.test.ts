@@ -2,7 +2,16 @@ import { describe, expect, it } from 'vitest';
 import type { AppDetail, AppSummary, Device } from '../../cli/client.js';
 import { describeApp, describeDevice } from '../../cli/commands/describe.js';
 import { appsTable, devicesTable, formatScheduling } from '../../cli/commands/get.js';
-import { cell, formatAge, formatFields, formatLabels, formatStructured, formatTable } from '../../cli/output.js';
+import {
+  cell,
+  formatAge,
+  formatFields,
+  formatLabels,
+  formatStructured,
+  formatTable,
+  humanDuration,
+  roundedDuration,
+} from '../../cli/output.js';
 import { summarizeApp as summarize } from '../../shared/index.js';
 
 const NOW = Date.parse('2025-06-01T12:00:00.000Z');
@@ -39,6 +48,49 @@ describe('formatTable', () => {
       'MESSAGE                 X\nline one line two?[2J   y\n',
     );
     expect(cell('a\tb\r\nc')).toBe('a b c');
+  });
+});
+
+describe('humanDuration', () => {
+  it('writes a duration as kubectl writes ages', () => {
+    const s = 1000;
+    const cases: [number, string][] = [
+      [-5 * s, '0s'],
+      [400, '0s'],
+      [45 * s, '45s'],
+      [119 * s, '119s'],
+      [120 * s, '2m'],
+      [200 * s, '3m20s'],
+      [42 * 60 * s, '42m'],
+      [179 * 60 * s, '179m'],
+      [(5 * 3600 + 7 * 60) * s, '5h7m'],
+      [20 * 3600 * s, '20h'],
+      [47 * 3600 * s, '47h'],
+      [(3 * 86400 + 4 * 3600) * s, '3d4h'],
+      [12 * 86400 * s, '12d'],
+      [(2 * 365 + 30) * 86400 * s, '2y30d'],
+      [9 * 365 * 86400 * s, '9y'],
+    ];
+    for (const [ms, text] of cases) expect([ms, humanDuration(ms)]).toEqual([ms, text]);
+  });
+});
+
+describe('roundedDuration', () => {
+  it('rounds to the nearest unit, and to the next unit up when it reaches it', () => {
+    const s = 1000;
+    const cases: [number, string][] = [
+      [0, '0s'],
+      [29_400, '29s'],
+      [59_600, '1m'],
+      [90 * s, '2m'],
+      [(59 * 60 + 40) * s, '1h'],
+      [(2 * 3600 + 29 * 60) * s, '2h'],
+      [(23 * 3600 + 50 * 60) * s, '1d'],
+      [(6 * 86400 + 23 * 3600 + 59 * 60) * s, '7d'],
+      [(6 * 86400 + 11 * 3600) * s, '6d'],
+      [400 * 86400 * s, '1y'],
+    ];
+    for (const [ms, text] of cases) expect([ms, roundedDuration(ms)]).toEqual([ms, text]);
   });
 });
 
