@@ -19,6 +19,10 @@
  * - An attempt's end is recorded, and so reported, only after its
  *   containers' lines were sent (JobLogs.flush, for at most FLUSH_WAIT_MS):
  *   whoever sees the execution final can read its whole output.
+ * - Each attempt of a job with retries begins its containers' logs with a
+ *   `system` line, `--- attempt 2 of 3 (container task) ---`, queued before
+ *   they start and so ahead of their lines: `flotilla logs --job` shows
+ *   which attempt wrote what.
  * - A pull that fails for the link uses up no attempt (pull-failure.ts).
  * - An image counts as in use (images(), the app reconciler's image
  *   collection asks) from the moment the desired state names an execution
@@ -49,6 +53,8 @@ export type JobRuntime = Pick<ContainerRuntime, 'hasImage' | 'pull' | 'start' | 
 
 /** What the runner asks of the log pipeline (telemetry/logs/log-collector.ts). */
 export interface JobLogs {
+  /** Queues a `system` line of a job's container now, ahead of anything it writes after. */
+  jobSystemLine(job: string, container: string, text: string): void;
   /** Reads these stopped containers' logs to their end and sends every line waiting; resolves once they left. */
   flush(ids: readonly string[]): Promise<void>;
 }
@@ -399,6 +405,12 @@ export class JobRunner {
         return;
       }
     }
+    const total = (desired.retries?.limit ?? 0) + 1;
+    if (total > 1) {
+      for (const spec of desired.containers) {
+        this.options.logs?.jobSystemLine(desired.name, spec.name, `--- attempt ${attempt} of ${total} (container ${spec.name}) ---`);
+      }
+    }
     let started = true;
     for (const id of ids) {
       try {
@@ -409,7 +421,6 @@ export class JobRunner {
       }
     }
     if (!started) return;
-    const total = (desired.retries?.limit ?? 0) + 1;
     const containers = desired.containers.map((c) => c.name).join(', ');
     this.options.event({
       type: 'job-started',

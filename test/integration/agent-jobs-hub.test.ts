@@ -98,4 +98,28 @@ describeDocker("a job's output on a real hub, read right after the job is final"
     expect(lines.map((l) => l.line)).toEqual(Array.from({ length: 40 }, (_, i) => `line ${i + 1}`));
     expect(lines.every((l) => l.job === true && l.container === 'task')).toBe(true);
   });
+  it('logs.query of a job shows where each attempt of a retried job begins, with every line there once the job failed', {
+    timeout: 90_000,
+  }, async () => {
+    const name = `retried-${randomBytes(2).toString('hex')}`;
+    await create({
+      name,
+      scheduling: { devices: [DEVICE] },
+      spec: {
+        containers: [{ name: 'task', image, command: ['/bin/sh', '-c', 'echo "trying"; exit 1'] }],
+        retries: { limit: 2, backoff: '200ms' },
+      },
+    });
+    expect(await final(name)).toMatchObject({ state: 'failed', attempt: 3 });
+    const lines = await jobLines(name);
+    expect(lines.map((l) => [l.stream, l.line])).toEqual([
+      ['system', '--- attempt 1 of 3 (container task) ---'],
+      ['stdout', 'trying'],
+      ['system', '--- attempt 2 of 3 (container task) ---'],
+      ['stdout', 'trying'],
+      ['system', '--- attempt 3 of 3 (container task) ---'],
+      ['stdout', 'trying'],
+    ]);
+    expect(lines.every((l) => l.job === true && l.container === 'task')).toBe(true);
+  });
 });

@@ -242,6 +242,17 @@ export class LogCollector {
   }
 
   /**
+   * Queues a `system` line of the agent's own in a job container's log, now:
+   * ahead of every line the container writes after (the job runner says
+   * where an attempt begins before it starts its containers).
+   */
+  jobSystemLine(job: string, container: string, text: string): void {
+    if (this.closed) return;
+    this.pipeline.pushSystem(job, container, new Date(this.now()).toISOString(), text, { job: true });
+    this.schedule();
+  }
+
+  /**
    * Reads the logs of these stopped containers to their end, publishes every
    * line waiting, due or not, and resolves once the outbox has settled those
    * batches (acknowledged by the hub while the link is up; at once while it
