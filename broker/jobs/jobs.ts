@@ -53,7 +53,7 @@ import type { SecretStore } from '../store/secrets.js';
 import { droppedEvent, expiredEvent, type JobEvent, queuedEvent } from './events.js';
 import { abortVerdict, admissions, isFinal } from './plan.js';
 import { describeNoMatch, describeUnknown, unknownDevices } from './selection.js';
-import { jobDetail, jobSummary } from './views.js';
+import { jobDetail, jobSummary, needsPresence } from './views.js';
 
 /** What changed for desired documents: jobs whose waiting executions may now be admitted, devices to plan again. */
 export interface JobsChange {
@@ -138,7 +138,7 @@ export class Jobs implements DispatcherJobs {
     for (const device of devices) this.deps.event(device, queued);
     this.log.info({ job: stored.name, uid: stored.uid, devices: devices.length, deadline: stored.deadline }, 'job created');
     this.deps.changed({ admit: [stored.name], devices: [] });
-    return jobDetail(stored, await store.executions(stored.name));
+    return this.detail(stored);
   }
 
   /** Stores the job under a uid never given before: one an earlier job had is drawn again (the store keeps every uid given). */
@@ -165,7 +165,15 @@ export class Jobs implements DispatcherJobs {
   async get(name: string): Promise<JobDetail> {
     const job = await this.deps.store.get(name);
     if (!job) throw ApiError.notFound('job', name);
-    return jobDetail(job, await this.deps.store.executions(name));
+    return this.detail(job);
+  }
+
+  /** The job's view; its devices' presence is read only when a queued execution needs it to say why it waits. */
+  private async detail(job: StoredJob): Promise<JobDetail> {
+    const executions = await this.deps.store.executions(job.name);
+    if (!needsPresence(executions)) return jobDetail(job, executions, () => undefined);
+    const presence = new Map((await this.deps.devices.presence()).map((device) => [device.id, device]));
+    return jobDetail(job, executions, (id) => presence.get(id));
   }
 
   /** jobs.cancel: queued executions dropped at once, running ones told to stop (`cancel` in their documents). A job already over is left as it is. */

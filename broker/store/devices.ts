@@ -50,8 +50,8 @@ export interface DeviceStore {
   /** Every device as list() has it, by id, without its desired document (its hash and revision are there). */
   listForPlanning(): Promise<PlannedDevice[]>;
   get(id: string): Promise<StoredDevice | undefined>;
-  /** Every device's id and online flag, without parsing anything else (Prometheus reads this at every scrape). */
-  presence(): Promise<{ id: string; online: boolean }[]>;
+  /** Every device's id, online flag and when it was last heard from, without parsing anything else (Prometheus reads this at every scrape). */
+  presence(): Promise<DevicePresence[]>;
   /** Every device, as the fleet view reads it (see FleetDeviceRow). */
   fleetRows(): Promise<FleetDeviceRow[]>;
   /** The apps (name and revision) of the desired document last issued to a device; null when none was. */
@@ -85,6 +85,13 @@ export interface DeviceStore {
    * does, in one round trip; answers what the dispatcher decides a re-plan on.
    */
   recordStateReport(state: DeviceState): Promise<StateReportOutcome>;
+}
+
+export interface DevicePresence {
+  id: string;
+  online: boolean;
+  /** When it was last heard from (for an offline device, about when it went away); null if it never connected. */
+  lastSeen: string | null;
 }
 
 export interface IssuedDesired {

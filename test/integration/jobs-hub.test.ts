@@ -291,6 +291,70 @@ describe('jobs on one hub', SLOW, () => {
     expect((await waitPhase('flash', 'complete')).counts).toMatchObject({ succeeded: 3, total: 3 });
   });
 
+  it('says why a queued execution waits while its device has said nothing: no slot, offline, or sent; a device’s own message stands', async () => {
+    const gw1 = await device('gw-1');
+    const gw2 = await device('gw-2');
+    const gw3 = await device('gw-3');
+    await gw2.goAway();
+    await waitFor('gw-2 offline', async () => (await api('GET', '/api/v1/devices/gw-2')).body.online === false);
+    /** Each device's message, with gw-2's time last seen written as LAST (read in the same pass, as it may still move). */
+    const messages = async (name: string) => {
+      const lastSeen = (await api('GET', '/api/v1/devices/gw-2')).body.lastSeen as string;
+      expect(lastSeen).toEqual(expect.any(String));
+      return Object.fromEntries((await job(name)).executions.map((e) => [e.device, e.message?.replace(lastSeen, 'LAST')]));
+    };
+    const waitMessages = (name: string, expected: Record<string, string | undefined>) =>
+      waitFor(`${name}'s messages ${JSON.stringify(expected)}`, async () => {
+        const seen = await messages(name);
+        return JSON.stringify(seen) === JSON.stringify(expected) && seen;
+      }).catch(async (err) => {
+        expect(await messages(name)).toEqual(expected);
+        throw err;
+      });
+
+    // Without maxConcurrent every device has it at once: sent to those online, waiting for the one offline.
+    const made = await create(jobSpec('patch'));
+    expect(made.executions.find((e) => e.device === 'gw-1')?.message).toBe('sent to the device');
+    await gw1.waitJobs('patch', (jobs) => named(jobs, 'patch') !== undefined);
+    await gw3.waitJobs('patch', (jobs) => named(jobs, 'patch') !== undefined);
+    await waitMessages('patch', {
+      'gw-1': 'sent to the device',
+      'gw-2': 'waiting for the device to come back online (offline since LAST)',
+      'gw-3': 'sent to the device',
+    });
+    // What the device says of it replaces the hub's words.
+    const uid = named(gw1.jobs(), 'patch')!.execution;
+    const window = 'waiting for its window 02:00-04:00 UTC, opens 2026-03-03T02:00:00.000Z';
+    await gw1.report([report('patch', uid, { state: 'queued', message: window })]);
+    await waitMessages('patch', {
+      'gw-1': window,
+      'gw-2': 'waiting for the device to come back online (offline since LAST)',
+      'gw-3': 'sent to the device',
+    });
+
+    // With maxConcurrent 1, gw-1 holds the slot; gw-3 waits for it, and gw-2 for it and to be back.
+    await create(jobSpec('flash', { rollout: { maxConcurrent: 1 } }));
+    await gw1.waitJobs('flash', (jobs) => named(jobs, 'flash') !== undefined);
+    await waitMessages('flash', {
+      'gw-1': 'sent to the device',
+      'gw-2': 'waiting for a slot: at most 1 device at a time, and for the device to come back online (offline since LAST)',
+      'gw-3': 'waiting for a slot: at most 1 device at a time',
+    });
+
+    // A cancel reaches a device through its document: an offline one hears of it once back.
+    await api('POST', '/api/v1/jobs/patch/cancel');
+    await waitMessages('patch', {
+      'gw-1': window,
+      'gw-2': 'cancel waits for the device to come back online (offline since LAST)',
+      'gw-3': 'cancel sent to the device',
+    });
+    // jobs.list stays counts only.
+    expect(((await api('GET', '/api/v1/jobs')).body as List<JobSummary>).items.map((j) => Object.keys(j).sort())).toEqual([
+      ['counts', 'createdAt', 'deadline', 'name', 'phase'],
+      ['counts', 'createdAt', 'deadline', 'name', 'phase', 'reason'],
+    ]);
+  });
+
   it('abortAfterFailures 1 aborts the job: queued ones are canceled at once, running ones told to cancel', async () => {
     const gw1 = await device('gw-1');
     const gw2 = await device('gw-2');

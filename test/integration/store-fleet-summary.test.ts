@@ -30,14 +30,16 @@ describe('DeviceStore presence and app phases', () => {
     if (!online) await store.recordOnline(id, false);
   }
 
-  it('lists every device with its online flag', async () => {
+  it('lists every device with its online flag and when it was last heard from', async () => {
     await report('dev-b', []);
     await report('dev-a', [], false);
     await store.ensure('dev-c'); // known, never reported
+    const lastSeen = Object.fromEntries((await store.list()).map((d) => [d.id, d.lastSeen]));
+    expect(lastSeen['dev-a']).toEqual(expect.any(String));
     expect(await store.presence()).toEqual([
-      { id: 'dev-a', online: false },
-      { id: 'dev-b', online: true },
-      { id: 'dev-c', online: false },
+      { id: 'dev-a', online: false, lastSeen: lastSeen['dev-a'] },
+      { id: 'dev-b', online: true, lastSeen: lastSeen['dev-b'] },
+      { id: 'dev-c', online: false, lastSeen: null },
     ]);
   });
 

@@ -2,6 +2,7 @@
 import type { DesiredState, DeviceState, Labels, OperatorLabels } from '../../../shared/index.js';
 import {
   type DeviceColumns,
+  type DevicePresence,
   type DeviceStore,
   deviceFromRow,
   type FleetDeviceRow,
@@ -47,9 +48,11 @@ export class PgDeviceStore implements DeviceStore {
     return row ? this.toDevice(row) : undefined;
   }
 
-  async presence(): Promise<{ id: string; online: boolean }[]> {
-    const rows = await this.db.query<{ id: string; online: number }>('SELECT id, online FROM devices ORDER BY id');
-    return rows.map((row) => ({ id: row.id, online: row.online === 1 }));
+  async presence(): Promise<DevicePresence[]> {
+    const rows = await this.db.query<{ id: string; online: number; last_seen: string | null }>(
+      'SELECT id, online, last_seen FROM devices ORDER BY id',
+    );
+    return rows.map((row) => ({ id: row.id, online: row.online === 1, lastSeen: row.last_seen }));
   }
 
   async fleetRows(): Promise<FleetDeviceRow[]> {

@@ -2,6 +2,7 @@
 import type { DesiredState, DeviceState, Labels, OperatorLabels } from '../../../shared/index.js';
 import {
   type DeviceColumns,
+  type DevicePresence,
   type DeviceStore,
   deviceFromRow,
   type FleetDeviceRow,
@@ -62,7 +63,9 @@ export class SqliteDeviceStore implements DeviceStore {
     this.markOffline = db.prepare('UPDATE devices SET online = 0');
     this.updateOperatorLabels = db.prepare('UPDATE devices SET operator_labels = ? WHERE id = ?');
     this.updateDesired = db.prepare('UPDATE devices SET desired_revision = ?, desired_hash = ?, desired_doc = ? WHERE id = ?');
-    this.selectPresence = db.prepare<[], { id: string; online: number }>('SELECT id, online FROM devices ORDER BY id');
+    this.selectPresence = db.prepare<[], { id: string; online: number; last_seen: string | null }>(
+      'SELECT id, online, last_seen FROM devices ORDER BY id',
+    );
     this.selectFleetRows = db.prepare<[], FleetDeviceRow>(
       'SELECT id, online, last_seen, operator_labels, reported_labels, state, desired_revision FROM devices ORDER BY id',
     );
@@ -113,8 +116,8 @@ export class SqliteDeviceStore implements DeviceStore {
     return row ? this.toDevice(row) : undefined;
   }
 
-  async presence(): Promise<{ id: string; online: boolean }[]> {
-    return this.selectPresence.all().map((row) => ({ id: row.id, online: row.online === 1 }));
+  async presence(): Promise<DevicePresence[]> {
+    return this.selectPresence.all().map((row) => ({ id: row.id, online: row.online === 1, lastSeen: row.last_seen }));
   }
 
   async fleetRows(): Promise<FleetDeviceRow[]> {
