@@ -73,22 +73,41 @@ function untilText(at: string, now: number): string {
   return ms > now ? `in ${roundedDuration(ms - now)}` : `passed ${roundedDuration(now - ms)} ago`;
 }
 
+export const JOBS_TABLE_HEADERS = [
+  'NAME',
+  'PHASE',
+  'COMPLETIONS',
+  'QUEUED',
+  'RUNNING',
+  'FAILED',
+  'TIMED-OUT',
+  'CANCELED',
+  'EXPIRED',
+  'AGE',
+  'DEADLINE',
+] as const;
+
+/** One job's cells in the `get jobs` table (JOBS_TABLE_HEADERS). */
+export function jobRow(job: JobSummary, now: number = Date.now()): string[] {
+  return [
+    job.name,
+    job.phase,
+    completions(job.counts),
+    String(job.counts.queued),
+    String(job.counts.running),
+    String(job.counts.failed),
+    String(job.counts['timed-out']),
+    String(job.counts.canceled),
+    String(job.counts.expired),
+    formatAge(job.createdAt, now),
+    deadlineCell(job, now),
+  ];
+}
+
 export function jobsTable(jobs: readonly JobSummary[], now: number = Date.now()): string {
   return formatTable(
-    ['NAME', 'PHASE', 'COMPLETIONS', 'QUEUED', 'RUNNING', 'FAILED', 'TIMED-OUT', 'CANCELED', 'EXPIRED', 'AGE', 'DEADLINE'],
-    jobs.map((job) => [
-      job.name,
-      job.phase,
-      completions(job.counts),
-      String(job.counts.queued),
-      String(job.counts.running),
-      String(job.counts.failed),
-      String(job.counts['timed-out']),
-      String(job.counts.canceled),
-      String(job.counts.expired),
-      formatAge(job.createdAt, now),
-      deadlineCell(job, now),
-    ]),
+    JOBS_TABLE_HEADERS,
+    jobs.map((job) => jobRow(job, now)),
   );
 }
 

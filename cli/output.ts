@@ -23,17 +23,27 @@ const GUTTER = '   ';
  * trailing spaces. Returns the lines joined by `\n`, with a final `\n`.
  */
 export function formatTable(headers: readonly string[], rows: readonly (readonly string[])[]): string {
-  const all = [headers.map((h) => h.toUpperCase()), ...rows.map((row) => headers.map((_, i) => cell(row[i] ?? '')))];
-  const widths = headers.map((_, i) => Math.max(...all.map((row) => width(row[i] ?? ''))));
-  return all
-    .map((row) =>
-      row
-        .map((value, i) => (i === row.length - 1 ? value : value + ' '.repeat((widths[i] ?? 0) - width(value))))
-        .join(GUTTER)
-        .trimEnd(),
-    )
-    .map((line) => `${line}\n`)
-    .join('');
+  const widths = columnWidths(headers, rows);
+  return [headers.map((h) => h.toUpperCase()), ...rows].map((row) => formatRow(row, widths)).join('');
+}
+
+/** How wide formatTable makes each column: its widest cell, the header's included. */
+export function columnWidths(headers: readonly string[], rows: readonly (readonly string[])[]): number[] {
+  return headers.map((header, i) => Math.max(width(header), ...rows.map((row) => width(cell(row[i] ?? '')))));
+}
+
+/**
+ * One line of a table laid out with `widths` (columnWidths), ending in `\n`: a row
+ * printed under a table printed before it (`get jobs -w`). A cell wider than its column
+ * pushes the rest of the row out, as in `kubectl get -w`.
+ */
+export function formatRow(row: readonly string[], widths: readonly number[]): string {
+  const cells = widths.map((_, i) => cell(row[i] ?? ''));
+  const line = cells
+    .map((value, i) => (i === cells.length - 1 ? value : value + ' '.repeat(Math.max(0, (widths[i] ?? 0) - width(value)))))
+    .join(GUTTER)
+    .trimEnd();
+  return `${line}\n`;
 }
 
 /** Code points, so that `é` or `→` count once (wide CJK glyphs are not handled). */

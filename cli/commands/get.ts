@@ -1,7 +1,7 @@
 /**
  * `flotilla get devices|apps|jobs [NAME]` — one row per object, kubectl style.
  * `-o json|yaml` prints the hub's body unchanged (`{items}` for a list).
- * `get jobs -w` prints the table again on every change, until Ctrl-C.
+ * `get jobs -w` prints the table, then a row for each job that changes, until Ctrl-C.
  */
 import type { Command } from 'commander';
 import { summarizeApp } from '../../shared/index.js';
@@ -56,7 +56,7 @@ export function registerGet(program: Command, io: CliIO): void {
     .command('jobs')
     .alias('job')
     .argument('[name]', 'one job only')
-    .option('-w, --watch', 'print again on every change, until Ctrl-C')
+    .option('-w, --watch', 'print the table, then a row again for each job that changes, until Ctrl-C')
     .description('list jobs, newest first: phase, devices succeeded of all (COMPLETIONS), counts per state, age, time left to the deadline')
     .action(async (name: string | undefined, options: { watch?: boolean }, command: Command) => {
       const client = hubClient(command, io);
@@ -64,25 +64,20 @@ export function registerGet(program: Command, io: CliIO): void {
       const { jobsTable } = await import('../job-text.js');
       if (options.watch) {
         const { watchJobList } = await import('./job-watch.js');
-        if (name !== undefined) {
-          const read = () => client.call('jobs.get', { name });
+        if (name !== undefined)
           await watchJobList(
             io,
             output,
-            read,
+            () => client.call('jobs.get', { name }),
             (job) => [job],
-            (job) => jobsTable([job]),
           );
-        } else {
-          const read = () => client.call('jobs.list', {});
+        else
           await watchJobList(
             io,
             output,
-            read,
+            () => client.call('jobs.list', {}),
             (list) => list.items,
-            (list) => jobsTable(list.items),
           );
-        }
         return;
       }
       if (name !== undefined) {

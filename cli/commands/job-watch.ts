@@ -12,8 +12,8 @@
  *   what the devices did. A device offline holds its execution `running` until it comes
  *   back: after STOP_WAIT_MS the watch ends anyway, naming the devices that had not
  *   confirmed.
- * - `flotilla get jobs [NAME] -w` prints the table again on every change until Ctrl-C
- *   (exit 0), as `kubectl get -w` does: a list has no end to wait for.
+ * - `flotilla get jobs [NAME] -w` prints the table once, then a row for each job that
+ *   changes, until Ctrl-C (exit 0), as `kubectl get -w` does: a list has no end to wait for.
  *
  * Invariants:
  * - A watch follows the job it first sees (by its creation time). A job deleted meanwhile
@@ -28,8 +28,8 @@ import type { JobDetail, JobSummary } from '../../shared/index.js';
 import { type HubClient, HubError } from '../client.js';
 import type { CliIO } from '../context.js';
 import { CliError, EXIT_FAILED, EXIT_NOT_FOUND } from '../errors.js';
-import { jobOutcome } from '../job-text.js';
-import { formatStructured, type OutputFormat } from '../output.js';
+import { JOBS_TABLE_HEADERS, jobOutcome, jobRow } from '../job-text.js';
+import { columnWidths, formatRow, formatStructured, formatTable, type OutputFormat } from '../output.js';
 import { interruptSignal, sleep } from '../telemetry.js';
 
 /** How often a watch asks the hub (as a rollout's watch does). */
@@ -123,28 +123,47 @@ export function exitByOutcome(end: WatchEnd): void {
 }
 
 /**
- * `get jobs -w`: `read` asked every second, `show` printed whenever a job's phase or
- * counts change (or a job comes or goes), until Ctrl-C or stdout's reader goes away.
+ * `get jobs -w`: `read` asked every second until Ctrl-C or stdout's reader goes away. The
+ * table is printed once, header and all; after it, each job whose phase or counts change
+ * (or that comes) is printed again as one row under it, in the first table's columns, as
+ * `kubectl get -w` does. A job that goes prints nothing. `-o json|yaml` print `read`'s
+ * whole body on every change.
  */
 export async function watchJobList<T>(
   io: CliIO,
   format: OutputFormat,
   read: () => Promise<T>,
   rows: (body: T) => readonly JobSummary[],
-  show: (body: T) => string,
 ): Promise<void> {
   const interrupt = interruptSignal();
   try {
-    let last: string | undefined;
+    /** Each job's phase and counts as last printed, by name. */
+    let printed = new Map<string, string>();
+    let widths: number[] | undefined;
+    let saidNone = false;
+    let first = true;
     while (!interrupt.signal.aborted) {
       const body = await read();
-      const key = JSON.stringify(rows(body).map((job) => [job.name, job.createdAt, job.phase, job.reason, job.counts]));
-      if (key !== last) {
-        // A blank line between two tables, so each change reads as one block.
-        if (format === 'table' && last !== undefined) io.stdout('\n');
-        last = key;
-        io.stdout(streamed(body, format, show));
+      const jobs = rows(body);
+      const keys = new Map(jobs.map((job) => [job.name, JSON.stringify([job.createdAt, job.phase, job.reason, job.counts])]));
+      const changed = jobs.filter((job) => printed.get(job.name) !== keys.get(job.name));
+      const gone = [...printed.keys()].some((name) => !keys.has(name));
+      if (format !== 'table') {
+        if (first || changed.length > 0 || gone) io.stdout(streamed(body, format));
+      } else if (widths === undefined) {
+        if (jobs.length > 0) {
+          const cells = jobs.map((job) => jobRow(job));
+          widths = columnWidths(JOBS_TABLE_HEADERS, cells);
+          io.stdout(formatTable(JOBS_TABLE_HEADERS, cells));
+        } else if (!saidNone) {
+          saidNone = true;
+          io.stderr('No jobs found.\n');
+        }
+      } else {
+        for (const job of changed) io.stdout(formatRow(jobRow(job), widths));
       }
+      if (format !== 'table' || widths !== undefined) printed = keys;
+      first = false;
       await sleep(WATCH_INTERVAL_MS, interrupt.signal);
     }
   } finally {
@@ -152,8 +171,8 @@ export async function watchJobList<T>(
   }
 }
 
-function streamed<T>(body: T, format: OutputFormat, show: (body: T) => string): string {
+function streamed<T>(body: T, format: OutputFormat, show?: (body: T) => string): string {
   if (format === 'json') return `${JSON.stringify(body)}\n`;
   if (format === 'yaml') return `---\n${formatStructured(body, 'yaml')}`;
-  return show(body);
+  return show?.(body) ?? '';
 }

@@ -512,6 +512,31 @@ describe('get jobs, describe job, job cancel|delete, delete job', () => {
     expect(missing).toMatchObject({ code: EXIT_NOT_FOUND, stderr: 'error: job "nosuch" not found\n' });
   });
 
+  it('get jobs -w prints the header once, then a row for each job that changes, in the first table’s columns', async () => {
+    const other = detail('complete', { succeeded: 1 }, { name: 'rotate-certificates' });
+    const lists = [
+      [detail('active', { queued: 2 }), other],
+      [detail('active', { queued: 2 }), other],
+      [detail('active', { running: 1, succeeded: 1 }), other],
+      [detail('complete', { succeeded: 2 }), other],
+    ];
+    const result = await cli(['get', 'jobs', '-w'], (_path, _method, call) => {
+      // Ctrl-C once the last list was read.
+      if (call === lists.length) setImmediate(() => process.emit('SIGINT'));
+      return { items: lists[Math.min(call - 1, lists.length - 1)] };
+    });
+    expect(result.code).toBe(EXIT_OK);
+    const lines = result.stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(5);
+    expect(lines[0]).toMatch(/^NAME {18}PHASE +COMPLETIONS/);
+    expect(lines[1]).toMatch(/^diag {18}active +0\/2 +2 +0 /);
+    expect(lines[2]).toMatch(/^rotate-certificates {3}complete +1\/1 /);
+    // The changed rows only, padded as the table was.
+    expect(lines[3]).toMatch(/^diag {18}active +1\/2 +0 +1 /);
+    expect(lines[4]).toMatch(/^diag {18}complete +2\/2 +0 +0 /);
+    expect(lines[4]!.indexOf('2/2')).toBe(lines[0]!.indexOf('COMPLETIONS'));
+  });
+
   it('cancels and deletes through the job verbs and kubectl’s delete', async () => {
     const cancel = await cli(['job', 'cancel', 'diag'], () => detail('canceled', { succeeded: 1, canceled: 1, running: 1 }));
     expect(cancel.requests).toEqual([{ method: 'POST', path: '/api/v1/jobs/diag/cancel', query: '', body: {} }]);
