@@ -2,8 +2,9 @@
  * `flotilla job cancel NAME` and `flotilla job delete NAME` (docs/jobs.md): steering a
  * job once it is made. `flotilla run` makes one; `get jobs` and `describe job` show them.
  *
- * Cancel drops the queued executions at once; running ones are stopped on their devices,
- * which then report them `canceled`, so the line says how many are still stopping.
+ * Cancel drops at once the queued executions no device has yet; running ones are stopped
+ * on their devices, which then report them `canceled`, and queued ones a device already
+ * has are not started there: the line says how many of each.
  * Canceling a job that has ended changes nothing, and the line says how it ended (exit 0:
  * what was asked for, a job that no longer runs, holds; the hub's answer does not tell a
  * second cancel from the first, so a canceled job reads the same both times). Delete
@@ -40,22 +41,41 @@ export function registerJobDelete(sub: Command, io: CliIO): void {
 }
 
 /**
- * `job/diag canceled: 2 succeeded, 3 canceled; 1 running is being stopped on its device`,
- * or, for a job that had already ended, that nothing changed.
+ * What a cancel did, from the executions the hub answered with:
+ * `job/diag canceled: 2 succeeded; 3 dropped before they started; 1 running is being stopped on its device`.
+ * Dropped: queued ones the hub canceled before any device had them (or, asked again, ones
+ * a device dropped unstarted). Being stopped: running ones, which their devices stop and
+ * then report `canceled`. Told not to start: queued ones already in their devices'
+ * desired states, which each device drops when it reads the cancel (an offline one when
+ * it reconnects). For a job that had already ended, that nothing changed.
  */
-export function canceledText(job: Pick<JobDetail, 'name' | 'phase' | 'counts'>): string {
+export function canceledText(job: Pick<JobDetail, 'name' | 'phase' | 'counts' | 'executions'>): string {
   const { counts } = job;
-  const parts = (['succeeded', 'failed', 'timed-out', 'canceled', 'expired'] as const)
+  if (job.phase !== 'canceled') {
+    const final = (['succeeded', 'failed', 'timed-out', 'canceled', 'expired'] as const)
+      .filter((state) => counts[state] > 0)
+      .map((state) => `${counts[state]} ${state}`);
+    return `job/${job.name} was already ${job.phase}: nothing to cancel (${final.length > 0 ? final.join(', ') : 'nothing had finished'})\n`;
+  }
+  const dropped = job.executions.filter((e) => e.state === 'canceled' && e.startedAt === undefined).length;
+  const stopped = counts.canceled - dropped;
+  const ended = (['succeeded', 'failed', 'timed-out', 'expired'] as const)
     .filter((state) => counts[state] > 0)
     .map((state) => `${counts[state]} ${state}`);
-  const done = parts.length > 0 ? parts.join(', ') : 'nothing had finished';
-  if (job.phase !== 'canceled') return `job/${job.name} was already ${job.phase}: nothing to cancel (${done})\n`;
-  const stopping = counts.running + counts.queued;
-  const still =
-    stopping === 0
-      ? ''
-      : stopping === 1
-        ? '; 1 execution is being stopped on its device'
-        : `; ${stopping} executions are being stopped on their devices`;
-  return `job/${job.name} canceled: ${done}${still}\n`;
+  if (stopped > 0) ended.push(`${stopped} canceled`);
+  const parts = ended.length > 0 ? [ended.join(', ')] : [];
+  if (dropped > 0) parts.push(`${dropped} dropped before ${dropped === 1 ? 'it' : 'they'} started`);
+  if (counts.running > 0) {
+    parts.push(
+      counts.running === 1 ? '1 running is being stopped on its device' : `${counts.running} running are being stopped on their devices`,
+    );
+  }
+  if (counts.queued > 0) {
+    parts.push(
+      counts.queued === 1
+        ? '1 queued is told not to start on its device'
+        : `${counts.queued} queued are told not to start on their devices`,
+    );
+  }
+  return `job/${job.name} canceled: ${parts.length > 0 ? parts.join('; ') : 'it had no executions'}\n`;
 }

@@ -242,7 +242,7 @@ describe('flotilla run, get jobs, describe job', SLOW, () => {
     const canceled = await flotilla(['job', 'cancel', 'hello']);
     expect(canceled).toEqual({
       code: 0,
-      stdout: 'job/hello canceled: nothing had finished; 1 execution is being stopped on its device\n',
+      stdout: 'job/hello canceled: 1 running is being stopped on its device\n',
       stderr: '',
     });
     // The device is told to stop it, and reports it canceled.
@@ -258,6 +258,26 @@ describe('flotilla run, get jobs, describe job', SLOW, () => {
     const gone = await flotilla(['describe', 'job', 'hello']);
     expect(gone.code).toBe(3);
     expect(gone.stderr).toMatch(/^error: .*hello/);
+  });
+
+  it('says what a cancel dropped before any device had it, and what a device is told not to start', async () => {
+    expect(
+      (await flotilla(['run', 'capped', '--image', 'busybox:1.36', '-l', 'site=lab', '--max-concurrent', '1', '--', 'true'])).code,
+    ).toBe(0);
+    // One lab device is given it; the other waits for the slot, and no document names it.
+    const lab = [device('gw-1'), device('gw-2')];
+    await waitFor('one lab device to be given the job', () =>
+      lab.some((d) =>
+        d.inbox
+          .on(`flotilla/v1/devices/${d.id}/desired`)
+          .some((m) => ((m.json as DesiredState).jobs ?? []).some((j) => j.name === 'capped')),
+      ),
+    );
+    expect(await flotilla(['job', 'cancel', 'capped'])).toEqual({
+      code: 0,
+      stdout: 'job/capped canceled: 1 dropped before it started; 1 queued is told not to start on its device\n',
+      stderr: '',
+    });
   });
 
   it('delete job, kubectl’s way, deletes one too', async () => {

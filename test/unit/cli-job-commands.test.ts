@@ -538,9 +538,16 @@ describe('get jobs, describe job, job cancel|delete, delete job', () => {
   });
 
   it('cancels and deletes through the job verbs and kubectl’s delete', async () => {
-    const cancel = await cli(['job', 'cancel', 'diag'], () => detail('canceled', { succeeded: 1, canceled: 1, running: 1 }));
+    const executions: JobDetail['executions'] = [
+      { device: 'gw-1', state: 'succeeded', attempt: 1, updatedAt: CREATED_AT, startedAt: CREATED_AT },
+      { device: 'gw-2', state: 'canceled', attempt: 0, updatedAt: CREATED_AT, message: 'canceled by admin' },
+      { device: 'gw-3', state: 'running', attempt: 1, updatedAt: CREATED_AT, startedAt: CREATED_AT },
+    ];
+    const cancel = await cli(['job', 'cancel', 'diag'], () =>
+      detail('canceled', { succeeded: 1, canceled: 1, running: 1 }, { executions }),
+    );
     expect(cancel.requests).toEqual([{ method: 'POST', path: '/api/v1/jobs/diag/cancel', query: '', body: {} }]);
-    expect(cancel.stdout).toBe('job/diag canceled: 1 succeeded, 1 canceled; 1 execution is being stopped on its device\n');
+    expect(cancel.stdout).toBe('job/diag canceled: 1 succeeded; 1 dropped before it started; 1 running is being stopped on its device\n');
     for (const args of [
       ['job', 'delete', 'diag'],
       ['delete', 'job', 'diag'],

@@ -285,13 +285,39 @@ describe('the lines of run, watches and cancel', () => {
     expect(completions(counts({ succeeded: 3, failed: 2 }))).toBe('3/5');
   });
 
-  it('says what a cancel did, and that a job already over had nothing to cancel', () => {
-    expect(canceledText({ name: 'diag', phase: 'canceled', counts: counts({ succeeded: 2, canceled: 3, running: 1 }) })).toBe(
-      'job/diag canceled: 2 succeeded, 3 canceled; 1 execution is being stopped on its device\n',
+  it('says what a cancel did from its executions: dropped before they started, being stopped, told not to start', () => {
+    const e = (device: string, state: JobExecutionView['state'], started: boolean): JobExecutionView => ({
+      device,
+      state,
+      attempt: started ? 1 : 0,
+      updatedAt: ago(1),
+      ...(started ? { startedAt: ago(60) } : {}),
+    });
+    const canceled = (executions: JobExecutionView[]) => job(executions, { phase: 'canceled', reason: 'canceled by admin' });
+    // Three queued that no device had: the hub dropped them; nothing is being stopped.
+    expect(canceledText(canceled([e('gw-1', 'canceled', false), e('gw-2', 'canceled', false), e('gw-3', 'canceled', false)]))).toBe(
+      'job/diag canceled: 3 dropped before they started\n',
     );
-    expect(canceledText({ name: 'diag', phase: 'canceled', counts: counts({ canceled: 3 }) })).toBe('job/diag canceled: 3 canceled\n');
-    expect(canceledText({ name: 'diag', phase: 'complete', counts: counts({ succeeded: 3 }) })).toBe(
-      'job/diag was already complete: nothing to cancel (3 succeeded)\n',
+    expect(
+      canceledText(
+        canceled([
+          e('gw-1', 'succeeded', true),
+          e('gw-2', 'succeeded', true),
+          e('gw-3', 'canceled', false),
+          e('gw-4', 'running', true),
+          e('gw-5', 'queued', false),
+          e('gw-6', 'queued', false),
+        ]),
+      ),
+    ).toBe(
+      'job/diag canceled: 2 succeeded; 1 dropped before it started; 1 running is being stopped on its device; 2 queued are told not to start on their devices\n',
+    );
+    // Asked again once the devices reported: what they stopped is canceled.
+    expect(canceledText(canceled([e('gw-1', 'canceled', true), e('gw-2', 'running', true), e('gw-3', 'running', true)]))).toBe(
+      'job/diag canceled: 1 canceled; 2 running are being stopped on their devices\n',
+    );
+    expect(canceledText(job([e('gw-1', 'succeeded', true)], { phase: 'complete' }))).toBe(
+      'job/diag was already complete: nothing to cancel (1 succeeded)\n',
     );
   });
 });
