@@ -35,9 +35,30 @@ export function registerJobDelete(sub: Command, io: CliIO): void {
     .argument('<name>', 'job name')
     .description("delete a job (canceling it first) and its executions' records; its logs and events stay")
     .action(async (name: string, _options: unknown, command: Command) => {
-      const result = await hubClient(command, io).call('jobs.delete', { name });
-      render(io, globalOptions(command).output, result, () => `job/${result.name} deleted\n`);
+      const client = hubClient(command, io);
+      const format = globalOptions(command).output;
+      // The hub's answer does not say whether it canceled the job first: how it stood just before does.
+      const before = format === 'table' ? await client.call('jobs.get', { name }) : undefined;
+      const result = await client.call('jobs.delete', { name });
+      render(io, format, result, () => deletedText(result.name, before));
     });
+}
+
+/**
+ * `job/diag deleted`, or for a job that was still active, that it was canceled first and
+ * what that stopped: `job/diag canceled, then deleted: 1 running is being stopped on its
+ * device, 2 queued will not start`. Its executions leave their devices' desired states,
+ * so a device stops what it runs of it and drops what it has not started.
+ */
+export function deletedText(name: string, before: Pick<JobDetail, 'phase' | 'counts'> | undefined): string {
+  if (before?.phase !== 'active') return `job/${name} deleted\n`;
+  const { running, queued } = before.counts;
+  const parts: string[] = [];
+  if (running > 0) {
+    parts.push(running === 1 ? '1 running is being stopped on its device' : `${running} running are being stopped on their devices`);
+  }
+  if (queued > 0) parts.push(`${queued} queued will not start`);
+  return `job/${name} canceled, then deleted${parts.length > 0 ? `: ${parts.join(', ')}` : ''}\n`;
 }
 
 /**

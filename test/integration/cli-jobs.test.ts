@@ -280,9 +280,17 @@ describe('flotilla run, get jobs, describe job', SLOW, () => {
     });
   });
 
-  it('delete job, kubectl’s way, deletes one too', async () => {
+  it('delete job, kubectl’s way, deletes one too, canceling it first while it runs', async () => {
     expect((await flotilla(['run', 'scratch', '--image', 'busybox:1.36', '--device', 'gw-3', '--', 'true'])).code).toBe(0);
-    expect(await flotilla(['delete', 'job', 'scratch'])).toEqual({ code: 0, stdout: 'job/scratch deleted\n', stderr: '' });
+    const job = await desiredJob(device('gw-3'), 'scratch');
+    await report(device('gw-3'), job, { state: 'running', attempt: 1, startedAt: since(1) });
+    await jobSeen('scratch', (view) => view.counts.running === 1);
+    // Still running: the hub cancels it before it forgets it, and the line says so.
+    expect(await flotilla(['delete', 'job', 'scratch'])).toEqual({
+      code: 0,
+      stdout: 'job/scratch canceled, then deleted: 1 running is being stopped on its device\n',
+      stderr: '',
+    });
     expect(await jobView('scratch')).toBeUndefined();
   });
 });

@@ -548,14 +548,35 @@ describe('get jobs, describe job, job cancel|delete, delete job', () => {
     );
     expect(cancel.requests).toEqual([{ method: 'POST', path: '/api/v1/jobs/diag/cancel', query: '', body: {} }]);
     expect(cancel.stdout).toBe('job/diag canceled: 1 succeeded; 1 dropped before it started; 1 running is being stopped on its device\n');
+    const deletedAnswer = { name: 'diag', deleted: true };
     for (const args of [
       ['job', 'delete', 'diag'],
       ['delete', 'job', 'diag'],
     ]) {
-      const deleted = await cli(args, () => ({ name: 'diag', deleted: true }));
-      expect(deleted.requests).toEqual([{ method: 'DELETE', path: '/api/v1/jobs/diag', query: '' }]);
+      const deleted = await cli(args, (_path, method) => (method === 'DELETE' ? deletedAnswer : detail('complete', { succeeded: 1 })));
+      expect(deleted.requests).toEqual([
+        { method: 'GET', path: '/api/v1/jobs/diag', query: '' },
+        { method: 'DELETE', path: '/api/v1/jobs/diag', query: '' },
+      ]);
       expect(deleted).toMatchObject({ code: EXIT_OK, stdout: 'job/diag deleted\n', stderr: '' });
     }
+  });
+
+  it('says a job deleted while active was canceled first, and what that stopped', async () => {
+    const active = await cli(['delete', 'job', 'diag'], (_path, method) =>
+      method === 'DELETE' ? { name: 'diag', deleted: true } : detail('active', { running: 1, queued: 2, succeeded: 1 }),
+    );
+    expect(active).toMatchObject({
+      code: EXIT_OK,
+      stdout: 'job/diag canceled, then deleted: 1 running is being stopped on its device, 2 queued will not start\n',
+      stderr: '',
+    });
+    // -o json prints the hub's answer, which needs no look before.
+    const json = await cli(['-o', 'json', 'job', 'delete', 'diag'], () => ({ name: 'diag', deleted: true }));
+    expect(json.requests).toEqual([{ method: 'DELETE', path: '/api/v1/jobs/diag', query: '' }]);
+    expect(JSON.parse(json.stdout)).toEqual({ name: 'diag', deleted: true });
+    const missing = await cli(['job', 'delete', 'nosuch'], () => notFound('job "nosuch" not found'));
+    expect(missing).toMatchObject({ code: EXIT_NOT_FOUND, stderr: 'error: job "nosuch" not found\n' });
   });
 });
 
