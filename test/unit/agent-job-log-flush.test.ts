@@ -93,6 +93,27 @@ describe('log collector flush', () => {
     expect(flush.done()).toBe(true);
   });
 
+  it('makes a second flush wait for the batch an earlier one sent with its lines in it', async () => {
+    const a = await run('job-d');
+    const b = await run('job-e');
+    collector.refresh();
+    await vi.advanceTimersByTimeAsync(1);
+    runtime.writeLog(a, 'stdout', 'from a');
+    runtime.writeLog(b, 'stdout', 'from b');
+    runtime.kill(a, 0);
+    runtime.kill(b, 0);
+    const first = flushing([a]);
+    await vi.advanceTimersByTimeAsync(5);
+    // The first flush took every waiting line, b's too.
+    expect(link.lines()).toEqual(['from a', 'from b']);
+    const second = flushing([b]);
+    await vi.advanceTimersByTimeAsync(5);
+    expect(link.batches).toHaveLength(1);
+    expect(second.done()).toBe(false);
+    collector.settled(link.batches.map((batch) => Buffer.from(JSON.stringify(batch))));
+    await Promise.all([first.promise, second.promise]);
+  });
+
   it('reads a container that ran and stopped between two looks, which no follow had seen', async () => {
     const id = await run('job-b');
     runtime.writeLog(id, 'stdout', 'quick');

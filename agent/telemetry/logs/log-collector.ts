@@ -131,8 +131,12 @@ export class LogCollector {
   private refreshAgain = false;
   /** Told when a look that began after they asked is over (refreshed). */
   private lookWaiters: (() => void)[] = [];
-  /** Per batch seq a flush published: told when the outbox settles it. */
-  private readonly settleWaiters = new Map<number, () => void>();
+  /**
+   * The batches flushes published that the outbox has not settled yet, by
+   * seq: a flush waits for all of them, its own and those of an earlier
+   * flush that took its lines along.
+   */
+  private readonly unsettled = new Map<number, { settled: Promise<void>; tell: () => void }>();
   private timer: NodeJS.Timeout | undefined;
   private timerAt = 0;
   private lost = 0;
@@ -269,20 +273,26 @@ export class LogCollector {
       looked = true;
     }
     if (this.closed) return;
-    const settled: Promise<void>[] = [];
+    if (!this.options.sink.connected) {
+      this.sendNow();
+      return;
+    }
     // Listened for before each batch is handed over: the outbox may settle one at once (dropped when full).
-    const wait = this.options.sink.connected
-      ? (seq: number) => settled.push(new Promise<void>((resolve) => this.settleWaiters.set(seq, resolve)))
-      : undefined;
-    this.sendNow(wait);
-    await Promise.all(settled);
+    this.sendNow((seq) => {
+      let tell: () => void = () => undefined;
+      const settled = new Promise<void>((resolve) => {
+        tell = resolve;
+      });
+      this.unsettled.set(seq, { settled, tell });
+    });
+    await Promise.all([...this.unsettled.values()].map((u) => u.settled));
   }
 
   /** Stops every follow and sends what the link takes now. */
   close(): void {
     this.closed = true;
     for (const told of this.lookWaiters.splice(0)) told();
-    for (const seq of [...this.settleWaiters.keys()]) this.tellSettled(seq);
+    for (const seq of [...this.unsettled.keys()]) this.tellSettled(seq);
     clearTimeout(this.timer);
     this.timer = undefined;
     for (const f of this.follows.values()) f.stop?.();
@@ -386,10 +396,10 @@ export class LogCollector {
   }
 
   private tellSettled(seq: number): void {
-    const told = this.settleWaiters.get(seq);
-    if (!told) return;
-    this.settleWaiters.delete(seq);
-    told();
+    const waiting = this.unsettled.get(seq);
+    if (!waiting) return;
+    this.unsettled.delete(seq);
+    waiting.tell();
   }
 
   private follow(id: string, f: Follow, startedAt: string): void {
