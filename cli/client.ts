@@ -312,11 +312,26 @@ function toHubError(status: number, statusText: string, body: unknown, text: str
     return new HubAuthError(status, code, typeof error?.message === 'string' ? error.message : '', tokenSent);
   }
   if (error && typeof error.message === 'string') {
-    const details = typeof error.details === 'object' && error.details !== null ? (error.details as HubError['details']) : undefined;
-    return new HubError(status, typeof error.code === 'string' ? error.code : 'unknown', error.message, sanitizeIssues(details));
+    const details = sanitizeIssues(
+      typeof error.details === 'object' && error.details !== null ? (error.details as HubError['details']) : undefined,
+    );
+    const code = typeof error.code === 'string' ? error.code : 'unknown';
+    return new HubError(status, code, withoutIssueSummary(error.message, details?.issues ?? []), details);
   }
   const snippet = text.trim().slice(0, 200);
   return new HubError(status, 'unknown', `the hub answered ${status}${statusText ? ` ${statusText}` : ''}${snippet ? `: ${snippet}` : ''}`);
+}
+
+/**
+ * The hub's message without the first issue it repeats in parentheses
+ * (`invalid job spec (scheduling: selects no device…, and 1 more)`, for clients that show
+ * only the message): the CLI prints every issue on its own line below, so each once.
+ */
+function withoutIssueSummary(message: string, issues: readonly ErrorIssue[]): string {
+  const first = issues[0];
+  if (first === undefined) return message;
+  const summary = ` (${formatIssue(first)}${issues.length > 1 ? `, and ${issues.length - 1} more` : ''})`;
+  return message.endsWith(summary) ? message.slice(0, -summary.length) : message;
 }
 
 /** Keeps only well-formed issues, so a surprising body still prints something sensible. */

@@ -431,7 +431,12 @@ describe('bad input', SLOW, () => {
     expect(negative.stderr).toContain("error: option '--timeout <duration>' argument '-5s' is invalid");
     const nowhere = await flotilla(['run', 'broken', '--image', 'busybox:1.36', '--selector', 'site=nowhere']);
     expect(nowhere.code).toBe(2);
-    expect(nowhere.stderr).toMatch(/^error: .*\n {2}scheduling: selects no device/);
+    // The hub's reason once, under its message.
+    expect(nowhere.stderr).toMatch(/^error: invalid job spec\n {2}scheduling: selects no device: [^\n]+\n$/);
+    const nosuch = await flotilla(['run', 'broken', '--image', 'busybox:1.36', '--device', 'nosuch']);
+    expect(nosuch.code).toBe(2);
+    expect(nosuch.stderr).toMatch(/^error: invalid job spec\n {2}scheduling\.devices: [^\n]*nosuch[^\n]*\n$/);
+    expect(nosuch.stderr.match(/nosuch/g)).toHaveLength(1);
     expect(await jobView('broken')).toBeUndefined();
     const list = await http<{ items: JobDetail[] }>(hub.url, 'GET', '/api/v1/jobs');
     expect(list.body.items.map((job) => job.name)).not.toContain('broken');

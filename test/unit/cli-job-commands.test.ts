@@ -312,6 +312,34 @@ spec:
       stderr: 'error: invalid job spec\n  scheduling: selects no device\n',
     });
   });
+
+  it('prints each of the hub’s issues once, though its message repeats the first in parentheses', async () => {
+    const refusal = (message: string, issues: { path: string; message: string }[]) => () =>
+      new Response(JSON.stringify({ error: { code: 'invalid_request', message, details: { issues } } }), {
+        status: 400,
+        headers: { 'content-type': 'application/json' },
+      });
+    const unknown = 'unknown devices nosuch: register them first (flotilla token create) or leave them out';
+    const one = await cli(
+      ['run', 'diag', '--image', 'busybox:1.36', '--device', 'nosuch'],
+      refusal(`invalid job spec (scheduling.devices: ${unknown})`, [{ path: 'scheduling.devices', message: unknown }]),
+    );
+    expect(one).toMatchObject({ code: EXIT_INVALID_INPUT, stderr: `error: invalid job spec\n  scheduling.devices: ${unknown}\n` });
+    const two = await cli(
+      ['run', 'diag', '--image', 'busybox:1.36', '--all'],
+      refusal('invalid job spec (spec.timeout: must be longer than 0, and 1 more)', [
+        { path: 'spec.timeout', message: 'must be longer than 0' },
+        { path: '', message: 'too big' },
+      ]),
+    );
+    expect(two.stderr).toBe('error: invalid job spec\n  spec.timeout: must be longer than 0\n  (document): too big\n');
+    // A message that does not end in its first issue is the hub's own words: kept whole.
+    const own = await cli(
+      ['run', 'diag', '--image', 'busybox:1.36', '--all'],
+      refusal('invalid job spec (see the docs)', [{ path: 'spec', message: 'x' }]),
+    );
+    expect(own.stderr).toBe('error: invalid job spec (see the docs)\n  spec: x\n');
+  });
 });
 
 describe('flotilla run -w and describe job -w', () => {
