@@ -89,6 +89,8 @@ export function deviceView(device: StoredDevice, { revokedAt, idClash, agentRoll
     ...(device.state?.agentUpgrade ? { agentUpgrade: device.state.agentUpgrade } : {}),
     ...(device.desired?.agent ? { desiredAgentVersion: device.desired.agent.version } : {}),
     ...(agentRollout !== undefined ? { agentRollout } : {}),
+    // Without their output, so a fleet's list stays small; jobs.get has it.
+    ...(device.state?.jobs?.length ? { jobs: device.state.jobs.map(({ output: _, ...execution }) => execution) } : {}),
   };
 }
 

@@ -1,6 +1,7 @@
 /**
  * `flotilla describe device|app|job NAME` — everything the hub knows about one
- * object, in sections for people; `-o json|yaml` prints the hub's body.
+ * object, in sections for people; `-o json|yaml` prints the hub's body. A device's
+ * section lists the job executions it reported beside its apps.
  * `describe job NAME -w` prints it again on every change until the job ends
  * (job-watch.ts), and exits by how it ended.
  */
@@ -19,7 +20,7 @@ export function registerDescribe(program: Command, io: CliIO): void {
     .command('device')
     .aliases(['devices', 'dev'])
     .argument('<id>', 'device id')
-    .description('labels, host facts, apps and their containers as the device last reported them')
+    .description('labels, host facts, apps and their containers, and job executions as the device last reported them')
     .action(async (name: string, _options: unknown, command: Command) => {
       const device = await hubClient(command, io).call('devices.get', { id: name });
       render(io, globalOptions(command).output, device, () => describeDevice(device));
@@ -117,10 +118,15 @@ export function describeDevice(device: Device, now: number = Date.now()): string
     out += formatFields(agentUpgradeFields(device, now), '  ');
   }
 
-  if (device.apps.length === 0) {
-    out += formatFields([['Apps', '<none>']]);
-    return out;
-  }
+  out += appsSection(device);
+  out += jobsSection(device);
+  return out;
+}
+
+/** The apps the device reported, and their containers. */
+function appsSection(device: Device): string {
+  if (device.apps.length === 0) return formatFields([['Apps', '<none>']]);
+  let out = '';
   const apps = [...device.apps].sort((a, b) => (a.name < b.name ? -1 : 1));
   out += 'Apps:\n';
   out += indent(
@@ -149,6 +155,28 @@ export function describeDevice(device: Device, now: number = Date.now()): string
     );
   }
   return out;
+}
+
+/**
+ * The job executions the device reported, as it said them: each job's state, attempt,
+ * exit code and message (`flotilla describe job NAME` has the job's every device and the
+ * output). None reported, no section: most devices run no job most of the time.
+ */
+function jobsSection(device: Device): string {
+  if (device.jobs === undefined || device.jobs.length === 0) return '';
+  const jobs = [...device.jobs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return `Jobs:\n${indent(
+    formatTable(
+      ['JOB', 'STATE', 'ATTEMPT', 'EXIT', 'MESSAGE'],
+      jobs.map((job) => [
+        job.name,
+        job.state,
+        String(job.attempt),
+        job.exitCode === undefined ? '-' : job.container !== undefined ? `${job.exitCode} (${job.container})` : String(job.exitCode),
+        job.message ?? '',
+      ]),
+    ),
+  )}`;
 }
 
 export function describeApp(app: AppDetail, now: number = Date.now()): string {

@@ -3,7 +3,7 @@
  * MQTT request API. The hub builds them (broker/dispatcher/views.ts) and the
  * CLI reads them; both use these types, so the two cannot drift.
  */
-import type { JobExecutionState, JobSpec } from '../schemas/job.js';
+import type { JobExecutionReport, JobExecutionState, JobSpec } from '../schemas/job.js';
 import type { AgentUpgradeReport, AppPhase, AppState, HostFacts } from '../schemas/messages.js';
 import type { AppSpec, Labels, RolloutPolicy, Scheduling } from '../schemas/spec.js';
 
@@ -145,6 +145,11 @@ export interface DeviceView {
    * holding the device, or the rollout is complete and the device healthy in it.
    */
   agentRollout?: DeviceAgentRollout;
+  /**
+   * The job executions the device last reported (its state report's `jobs`), without their
+   * `output`, which `jobs.get` carries. Absent when it reported none.
+   */
+  jobs?: JobExecutionReport[];
 }
 
 /** One device in an agent target's rollout (`rollout status agent/<target>` shows them all). */

@@ -197,6 +197,14 @@ describe('flotilla run, get jobs, describe job', SLOW, () => {
     expect(text).toContain(
       'Output of failed executions (last lines):\n  gw-2 (failed, exit 3 in collect, attempt 1):\n    Linux gw-2\n    df: /: no space left on device\n',
     );
+    // The device's own view lists what it reported of its jobs; the output stays with the job's view.
+    const gw2 = await flotilla(['describe', 'device', 'gw-2']);
+    expect(gw2.code).toBe(0);
+    expect(gw2.stdout).toMatch(/^Jobs:\n {2}JOB +STATE +ATTEMPT +EXIT +MESSAGE\n {2}diag +failed +1 +3 \(collect\) +collect exited 3\n/m);
+    const view = await http<{ jobs?: JobExecutionReport[] }>(hub.url, 'GET', '/api/v1/devices/gw-2');
+    expect(view.body.jobs).toEqual([expect.objectContaining({ name: 'diag', state: 'failed', exitCode: 3, container: 'collect' })]);
+    expect(view.body.jobs?.[0]).not.toHaveProperty('output');
+
     const complete = await flotilla(['get', 'jobs']);
     expect(complete.stdout).toMatch(/^diag +complete +1\/2 +0 +0 +1 +0 +0 +0 +\d+s +-$/m);
 

@@ -291,6 +291,41 @@ describe('describeDevice', () => {
     expect(describeDevice(device, NOW)).not.toContain('Revoked');
   });
 
+  it('lists the job executions the device reported, by job, and leaves the section out when it reported none', () => {
+    const text = describeDevice(
+      {
+        ...device,
+        jobs: [
+          { name: 'rotate-certs', execution: 'rotate-certs.1', state: 'running', attempt: 1, startedAt: ago(30) },
+          {
+            name: 'diag',
+            execution: 'diag.1',
+            state: 'failed',
+            attempt: 2,
+            exitCode: 3,
+            container: 'collect',
+            message: 'collect exited 3',
+          },
+          { name: 'noimg', execution: 'noimg.1', state: 'failed', attempt: 1, message: 'pull access denied for nosuch\u001b[2J' },
+        ],
+      },
+      NOW,
+    );
+    expect(text).toMatch(
+      new RegExp(
+        [
+          'Jobs:',
+          '  JOB +STATE +ATTEMPT +EXIT +MESSAGE',
+          '  diag +failed +2 +3 \\(collect\\) +collect exited 3',
+          '  noimg +failed +1 +- +pull access denied for nosuch\\?\\[2J',
+          '  rotate-certs +running +1 +-',
+          '$',
+        ].join('\n'),
+      ),
+    );
+    expect(describeDevice(device, NOW)).not.toContain('Jobs');
+  });
+
   it('lists reported labels the operator removed (tombstones) apart from the labels in effect', () => {
     const text = describeDevice(
       { ...device, labels: { site: 'roof' }, operatorLabels: { site: 'roof', arch: null }, reportedLabels: { arch: 'arm64' } },
