@@ -1,8 +1,9 @@
 /**
- * `flotilla events [DEVICE] [--app APP] [-f] [--since 1h] [--until 10m] [--tail N]` — what
- * agents reported doing (pulled, started, health-passed, rolled-back…), of
+ * `flotilla events [DEVICE] [--app APP | --job JOB] [-f] [--since 1h] [--until 10m] [--tail N]` —
+ * what agents reported doing (pulled, started, health-passed, rolled-back…), of
  * one device or the whole fleet, oldest first, as a table: TIME, DEVICE,
- * TYPE, APP, MESSAGE.
+ * TYPE, APP, MESSAGE. `--job` keeps one job's events (its `job-` ones), which
+ * `--app` of the same name leaves out, as `logs --job` does for lines.
  *
  * `-f` keeps printing new events under the same header, columns as wide as
  * the backlog made them (wider cells push the row out, as `kubectl get -w`
@@ -13,11 +14,13 @@ import type { Command } from 'commander';
 import type { EventRecord } from '../../shared/index.js';
 import type { EventsQuery } from '../client.js';
 import { type CliIO, globalOptions, hubClient } from '../context.js';
+import { UsageError } from '../errors.js';
 import { cell, formatStructured, type OutputFormat } from '../output.js';
 import { backlogThenFollow, formatTime, parseTail, refuseUntilWithFollow, SINCE_HELP, UNTIL_HELP } from '../telemetry.js';
 
 interface EventsOptions {
   app?: string;
+  job?: string;
   follow?: boolean;
   since?: string;
   until?: string;
@@ -34,18 +37,23 @@ export function registerEvents(program: Command, io: CliIO): void {
     .command('events')
     .argument('[device]', 'one device only')
     .description("list what devices' agents did (pulls, starts, health checks, rollbacks), oldest first")
-    .option('--app <name>', 'one app only')
+    .option('--app <name>', "one app only (not a job's of the same name)")
+    .option('--job <name>', "one job only (flotilla run): its job- events, not an app's of the same name")
     .option('-f, --follow', 'keep printing new events as devices send them, until Ctrl-C')
     .option('--since <time>', SINCE_HELP)
     .option('--until <time>', UNTIL_HELP)
     .option('--tail <n>', 'only the newest N events (default 100 without --since)', parseTail)
     .action(async (device: string | undefined, options: EventsOptions, command: Command) => {
       refuseUntilWithFollow(options);
+      if (options.app !== undefined && options.job !== undefined) {
+        throw new UsageError(`give --app ${options.app} or --job ${options.job}, not both: a job's events are not an app's`);
+      }
       const client = hubClient(command, io);
       const output = globalOptions(command).output;
       const scope: EventsQuery = {
         ...(device !== undefined ? { device } : {}),
         ...(options.app !== undefined ? { app: options.app } : {}),
+        ...(options.job !== undefined ? { job: options.job } : {}),
       };
       const query: EventsQuery = {
         ...scope,

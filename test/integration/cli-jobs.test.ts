@@ -12,7 +12,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DesiredJob, DesiredState, DeviceState, JobDetail, JobExecutionReport, LogBatch } from '../../shared/index.js';
+import type { DesiredJob, DesiredState, DeviceEvent, DeviceState, JobDetail, JobExecutionReport, LogBatch } from '../../shared/index.js';
 import { http } from '../support/http.js';
 import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
 import { type HubProcess, type RunResult, runCli, scratchDir, spawnCli, startHubProcess, stopAll } from '../support/processes.js';
@@ -448,6 +448,27 @@ describe('bad input', SLOW, () => {
     expect(await jobView('broken')).toBeUndefined();
     const list = await http<{ items: JobDetail[] }>(hub.url, 'GET', '/api/v1/jobs');
     expect(list.body.items.map((job) => job.name)).not.toContain('broken');
+  });
+});
+
+describe('flotilla events --job', SLOW, () => {
+  it("shows one job's events on a device, and --app of the same name none of them", async () => {
+    const gw1 = device('gw-1');
+    // An app named like the job: its event is the app's.
+    const appEvent: DeviceEvent = { seq: 1, ts: since(1), type: 'started', app: 'diag', container: 'main', message: 'started main' };
+    await gw1.client.publishAsync('flotilla/v1/devices/gw-1/events', JSON.stringify(appEvent), { qos: 1 });
+    await waitFor('the app event stored', async () => {
+      const response = await http<{ events: unknown[] }>(hub.url, 'GET', '/api/v1/events?device=gw-1&app=diag');
+      return response.body.events.length === 1;
+    });
+    const job = await flotilla(['events', 'gw-1', '--job', 'diag']);
+    expect(job.code).toBe(0);
+    const rows = job.stdout.trimEnd().split('\n');
+    expect(rows[0]).toMatch(/^TIME +DEVICE +TYPE +APP +MESSAGE$/);
+    // The hub's own event when the job was made, for this device.
+    expect(rows.slice(1)).toEqual([expect.stringMatching(/^\S+Z +gw-1 +job-queued +diag +job diag queued /)]);
+    const app = await flotilla(['events', 'gw-1', '--app', 'diag']);
+    expect(app.stdout.trimEnd().split('\n').slice(1)).toEqual([expect.stringMatching(/^\S+Z +gw-1 +started +diag\/main +started main$/)]);
   });
 });
 

@@ -608,6 +608,30 @@ describe('get jobs, describe job, job cancel|delete, delete job', () => {
   });
 });
 
+describe('events --job', () => {
+  it("asks for one job's events, and refuses an app and a job together", async () => {
+    const event = {
+      id: 1,
+      device: 'gw-1',
+      seq: -1,
+      ts: '2026-06-01T12:00:00.000Z',
+      type: 'job-queued',
+      app: 'diag',
+      message: 'job diag queued',
+    };
+    const result = await cli(['events', 'gw-1', '--job', 'diag'], () => ({ events: [event] }));
+    expect(result.requests).toEqual([{ method: 'GET', path: '/api/v1/events', query: '?device=gw-1&job=diag' }]);
+    expect(result.code).toBe(EXIT_OK);
+    expect(result.stdout).toMatch(/^2026-06-01T12:00:00Z +gw-1 +job-queued +diag +job diag queued$/m);
+    const both = await cli(['events', '--app', 'web', '--job', 'diag']);
+    expect(both).toMatchObject({
+      code: EXIT_INVALID_INPUT,
+      stderr: "error: give --app web or --job diag, not both: a job's events are not an app's\n",
+    });
+    expect(both.requests).toEqual([]);
+  });
+});
+
 describe('logs --job', () => {
   const line = (app: string, job: boolean): LogRecord => ({
     id: 1,
