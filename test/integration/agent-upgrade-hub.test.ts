@@ -243,7 +243,11 @@ describe("the agent's own upgrade with a real hub", () => {
       const view = await device(hub, 'plain-1');
       return (view.agentUpgrade?.revision ?? 0) > report.revision || undefined;
     });
-    const failed = (await events(hub, 'plain-1')).filter((e) => e.type === 'agent-upgrade-failed');
+    // The event travels apart from the state report (the outbox, then the hub's ingest commit): wait for it too.
+    const failed = await waitFor('the failed event of each revision', async () => {
+      const all = (await events(hub, 'plain-1')).filter((e) => e.type === 'agent-upgrade-failed');
+      return all.length >= 2 && all;
+    });
     expect(failed.map((e) => e.message.match(/\(revision (\d+)\)/)?.[1])).toEqual([`${report.revision}`, `${report.revision + 1}`]);
     expect(agent.upgrader.report?.phase).toBe('failed');
   });

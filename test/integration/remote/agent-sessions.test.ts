@@ -16,6 +16,15 @@ import { LogCapture } from '../../support/logs.js';
 import { waitFor } from '../../support/wait.js';
 import { type HubDouble, launchAgent, openedResult, startHubDouble, topics } from './agent-hub-double.js';
 
+/**
+ * The host shell is $SHELL as a login shell. These tests end shells at once (a hub closing
+ * the session, a dropped link), and a login bash killed while its rc files run may leave a
+ * lock behind them (pyenv's rehash lock, on this machine's image) that makes every later login
+ * shell wait for ever, the other tests' and ssh's included. POSIX sh with no rc files of its
+ * own is what these tests need of a shell.
+ */
+process.env.SHELL = '/bin/sh';
+
 const DEVICE = 'dev-remote';
 const NO_ENGINE = '/nonexistent/docker.sock';
 const shell = (tty: boolean, size: { rows?: number; cols?: number } = {}): SessionRequest => ({ kind: 'shell', tty, ...size });
