@@ -176,13 +176,8 @@ export class DockerRuntime implements ContainerRuntime {
       this.log.warn({ containerId: summary.Id, labels }, 'job container without job/execution/attempt/container labels; ignored');
       return undefined;
     }
-    let details: Dockerode.ContainerInspectInfo;
-    try {
-      details = await this.docker.getContainer(summary.Id).inspect();
-    } catch (err) {
-      if (statusCodeOf(err) === 404) return undefined;
-      throw toRuntimeError(err, `inspect container ${summary.Id}`);
-    }
+    const details = await this.inspectListed(summary);
+    if (!details) return undefined;
     const state = details.State;
     const finished = state.Status === 'exited' || state.Status === 'dead';
     return {
@@ -201,6 +196,16 @@ export class DockerRuntime implements ContainerRuntime {
     };
   }
 
+  /** A listed container's details; undefined when it was removed between list and inspect: it is simply gone. */
+  private async inspectListed(summary: Dockerode.ContainerInfo): Promise<Dockerode.ContainerInspectInfo | undefined> {
+    try {
+      return await this.docker.getContainer(summary.Id).inspect();
+    } catch (err) {
+      if (statusCodeOf(err) === 404) return undefined;
+      throw toRuntimeError(err, `inspect container ${summary.Id}`);
+    }
+  }
+
   private async observe(summary: Dockerode.ContainerInfo): Promise<ManagedContainer | undefined> {
     const labels = summary.Labels ?? {};
     const app = labels[LABEL_APP];
@@ -209,14 +214,8 @@ export class DockerRuntime implements ContainerRuntime {
       this.log.warn({ containerId: summary.Id, labels }, 'managed container without app/container labels; ignored');
       return undefined;
     }
-    let details: Dockerode.ContainerInspectInfo;
-    try {
-      details = await this.docker.getContainer(summary.Id).inspect();
-    } catch (err) {
-      // Removed between list and inspect: it is simply gone.
-      if (statusCodeOf(err) === 404) return undefined;
-      throw toRuntimeError(err, `inspect container ${summary.Id}`);
-    }
+    const details = await this.inspectListed(summary);
+    if (!details) return undefined;
     const state = details.State;
     const revision = Number(labels[LABEL_APP_REVISION]);
     const finished = state.Status === 'exited' || state.Status === 'dead';
