@@ -59,11 +59,13 @@ function scanGrowthMiB(file: string, how: 'hub' | 'stock'): number {
 describe("the hub's control database page cache", () => {
   it(`stays near ${CONTROL_CACHE_KIB} KiB through a pass over ${DEVICES} device rows`, () => {
     const file = fleetFile();
-    // The same scan with better-sqlite3's default cache keeps most of the ~30 MiB table.
-    expect(scanGrowthMiB(file, 'stock')).toBeGreaterThan(12);
-    // RSS also moves with what the process's other threads allocate meanwhile (the TypeScript
-    // loader, the collector): the least of three fresh processes is the scan's own. A cache that
-    // kept the table would keep it in every one.
+    // RSS also moves with what the process's other threads allocate or free meanwhile (the
+    // TypeScript loader, the collector), by a few MiB either way on a busy machine. So each side is
+    // measured in three fresh processes: the same scan with better-sqlite3's default cache keeps
+    // most of the ~30 MiB table in at least one of them, and a cache that kept the table would keep
+    // it in every one.
+    const stock = Math.max(...[1, 2, 3].map(() => scanGrowthMiB(file, 'stock')));
+    expect(stock).toBeGreaterThan(12);
     const hub = Math.min(...[1, 2, 3].map(() => scanGrowthMiB(file, 'hub')));
     expect(hub).toBeLessThan(CONTROL_CACHE_KIB / 1024 + 3);
   });
