@@ -4,6 +4,7 @@ export * from './canonical-json.js';
 export * from './desired-signature.js';
 export * from './ids.js';
 export * from './job-spec.js';
+export * from './schemas/images.js';
 export * from './schemas/job.js';
 export * from './schemas/messages.js';
 export * from './schemas/spec.js';

@@ -4,6 +4,7 @@
  * its reason and dropped.
  */
 import { type Static, Type } from '@sinclair/typebox';
+import { DownloadTotals, ImageDownload, MAX_REPORTED_IMAGES, Prefetch } from './images.js';
 import { DesiredJob, JobExecutionReport, MAX_JOBS_PER_DEVICE } from './job.js';
 import { ContainerSpec, DeviceId, Duration, Labels, Name, UpdatePolicy } from './spec.js';
 
@@ -27,6 +28,8 @@ export const DesiredApp = Type.Object(
     update: Type.Optional(UpdatePolicy),
     /** The operator forced this revision: swap even while the app holds its update lock or its update window is closed. */
     forceUpdate: Type.Optional(Type.Boolean()),
+    /** Images of a later revision to download now, ahead of this device's rollout stage. */
+    prefetch: Type.Optional(Prefetch),
   },
   { additionalProperties: false },
 );
@@ -213,6 +216,10 @@ export const DeviceState = Type.Object(
     agentUpgrade: Type.Optional(AgentUpgradeReport),
     /** Every job execution the desired state names, and final ones until it no longer does. */
     jobs: Type.Optional(Type.Array(JobExecutionReport, { maxItems: MAX_JOBS_PER_DEVICE * 2 })),
+    /** Images being downloaded, or downloaded and still wanted (shared/schemas/images.ts). */
+    images: Type.Optional(Type.Array(ImageDownload, { maxItems: MAX_REPORTED_IMAGES })),
+    /** What downloading images cost and saved since the agent's data dir was made; its presence says the agent can prefetch. */
+    downloads: Type.Optional(DownloadTotals),
   },
   { additionalProperties: false },
 );

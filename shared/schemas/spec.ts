@@ -181,6 +181,12 @@ export const UpdatePolicy = Type.Object(
     rollback: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('manual')])),
     /** A new revision is pulled at once but swapped in only inside this window (unless forced: `flotilla rollout force`). */
     window: Type.Optional(UpdateWindow),
+    /**
+     * How images reach the device. `agent` (default): the agent downloads them itself, resumably
+     * and within the device's downlink rate, and hands them to the engine; `engine`: the engine's
+     * own pull, as `docker pull` does (which starts a broken layer over).
+     */
+    pull: Type.Optional(Type.Union([Type.Literal('agent'), Type.Literal('engine')])),
   },
   { additionalProperties: false },
 );
