@@ -7,12 +7,13 @@
  * (BENCHMARKS.md, "Footprint"); the agent's few GETs need none of it.
  *
  * The answer is a small subset of a fetch `Response` (status, ok, headers),
- * read as text with a byte limit or discarded. Redirects are followed for
+ * read whole with a byte limit (as text or bytes), streamed, or discarded. Redirects are followed for
  * `redirect: 'follow'` (at most 5, GET, Authorization dropped when the host
  * changes, as fetch does) and returned as they are for `'manual'`.
  */
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import type { Readable } from 'node:stream';
 
 export interface GetOptions {
   headers?: Record<string, string>;
@@ -31,6 +32,14 @@ export interface HttpAnswer {
   header(name: string): string | undefined;
   /** The body as UTF-8; BodyTooLarge past `limit` bytes (declared or received). */
   text(limit: number): Promise<string>;
+  /** The body's bytes as received (for a digest over them); BodyTooLarge past `limit` bytes. */
+  bytes(limit: number): Promise<Buffer>;
+  /**
+   * The body as it arrives, for a caller that reads a large one chunk by chunk: reading slowly
+   * holds the sender back through TCP. The stream errors when the connection breaks before the
+   * declared length, or when the request's signal aborts. Read it, or discard the answer.
+   */
+  stream(): Readable;
   /** Frees the connection without reading the body. */
   discard(): void;
 }
@@ -84,14 +93,16 @@ function answer(res: IncomingMessage): HttpAnswer {
       const value = res.headers[name.toLowerCase()];
       return Array.isArray(value) ? value.join(', ') : value;
     },
-    text: (limit) => readBounded(res, limit),
+    text: async (limit) => (await readBounded(res, limit)).toString('utf8'),
+    bytes: (limit) => readBounded(res, limit),
+    stream: () => res,
     discard: () => {
       res.destroy();
     },
   };
 }
 
-function readBounded(res: IncomingMessage, limit: number): Promise<string> {
+function readBounded(res: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     // Settled once: destroying the response makes it emit more events.
     let settled = false;
@@ -116,7 +127,7 @@ function readBounded(res: IncomingMessage, limit: number): Promise<string> {
     res.once('end', () => {
       if (settled) return;
       settled = true;
-      resolve(Buffer.concat(chunks).toString('utf8'));
+      resolve(Buffer.concat(chunks));
     });
     res.once('error', fail);
     res.once('aborted', () => fail(new Error('the connection closed before the whole answer arrived')));

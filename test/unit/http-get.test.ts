@@ -16,7 +16,11 @@ describe('httpGet', () => {
       if (req.url === '/moved') res.writeHead(302, { location: '/here' }).end();
       else if (req.url === '/here') res.writeHead(200, { 'x-answer': 'yes' }).end('arrived');
       else if (req.url === '/big') res.writeHead(200).end('x'.repeat(5000));
-      else res.writeHead(404).end('nothing here');
+      else if (req.url === '/cut') {
+        // Declares more than it sends, then hangs up: a link that drops mid-body.
+        res.writeHead(200, { 'content-length': '100000' });
+        res.write('y'.repeat(1000), () => res.socket?.destroy());
+      } else res.writeHead(404).end('nothing here');
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -52,5 +56,21 @@ describe('httpGet', () => {
     await new Promise((resolve) => server.close(resolve));
     await expect(httpGet(`http://127.0.0.1:${port}/here`)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
     server.listen(0, '127.0.0.1'); // afterEach closes it again
+  });
+
+  it('streams a body chunk by chunk as bytes, and errors the stream when the connection drops before the declared length', async () => {
+    const whole = await httpGet(`${base}/big`);
+    const chunks: Buffer[] = [];
+    for await (const chunk of whole.stream()) chunks.push(chunk as Buffer);
+    expect(Buffer.concat(chunks).toString()).toBe('x'.repeat(5000));
+    expect((await (await httpGet(`${base}/here`)).bytes(100)).toString()).toBe('arrived');
+
+    const cut = await httpGet(`${base}/cut`);
+    let received = 0;
+    const reading = (async () => {
+      for await (const chunk of cut.stream()) received += (chunk as Buffer).length;
+    })();
+    await expect(reading).rejects.toThrow();
+    expect(received).toBe(1000);
   });
 });
