@@ -30,6 +30,9 @@
  * - Job executions are admitted (broker/jobs/plan.ts) only here, on the
  *   leader, in the work chain and before the documents that carry them are
  *   computed: one process fills a job's concurrency slots.
+ * - A desired app carries a `prefetch` (prefetch.ts) only for a device whose
+ *   last state report has `downloads` (an agent that knows the field): a
+ *   report that adds or drops `downloads` re-plans its device.
  */
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -55,6 +58,7 @@ import type { SecretStore } from '../store/secrets.js';
 import { type AgentPass, agentFor, EMPTY_AGENT_PASS } from './agent-plan.js';
 import type { AgentRollouts } from './agent-rollouts.js';
 import type { ApiRequestHandler } from './api-requests.js';
+import { PrefetchPass } from './prefetch.js';
 import { parseSyncRequest, type ReplicaRole, SOLE_REPLICA, SYNC_TOPIC, type SyncRequest } from './replica.js';
 import type { RolloutSnapshot, Rollouts } from './rollouts.js';
 import { type ContainersSpec, desiredAppsFor, desiredHash, type SecretLookup, SecretRefError } from './scheduling.js';
@@ -392,7 +396,14 @@ export class Dispatcher {
     const agents = (await this.deps.agentRollouts?.pass()) ?? EMPTY_AGENT_PASS;
     const jobs = await this.deps.jobs?.planningPass();
     if (jobs) specs.push(...jobs.specs);
-    return { apps, rollouts, secret: await secretValues(this.deps.secrets, specs), agents, ...(jobs ? { jobs } : {}) };
+    const secret = await secretValues(this.deps.secrets, specs);
+    const prefetch = new PrefetchPass(apps, rollouts, secret, (app, revision, err) =>
+      this.log.error(
+        { app, revision, secret: err.secret, path: err.path, reason: err.message },
+        'prefetch left out: unusable secret; pending devices download the images at their turn',
+      ),
+    );
+    return { apps, rollouts, secret, agents, prefetch, ...(jobs ? { jobs } : {}) };
   }
 
   /** `device` as just read from the store: a fleet-wide pass reads every device once, not once more each. */
@@ -424,7 +435,7 @@ export class Dispatcher {
   /** The device's next document, signed, or undefined when it already holds what it must run (or it cannot be computed). */
   private planDevice(
     device: PlannedDevice,
-    { apps, rollouts, secret, agents }: FleetPass,
+    { apps, rollouts, secret, agents, prefetch }: FleetPass,
     jobEntries: ReadonlyArray<{ job: StoredJob; execution: StoredExecution }>,
   ): IssuedDesired | undefined {
     const deviceId = device.id;
@@ -433,6 +444,8 @@ export class Dispatcher {
       desiredApps = desiredAppsFor(device.id, device.labels, apps, secret, (app) =>
         this.deps.rollouts.versionFor(app, device.id, rollouts),
       );
+      // Only an agent that reports `downloads` knows `prefetch`; an older one would refuse the document.
+      if (device.state?.downloads) desiredApps = prefetch.apply(device.id, desiredApps);
     } catch (err) {
       if (!(err instanceof SecretRefError)) throw err;
       this.log.error(
@@ -599,7 +612,9 @@ export class Dispatcher {
       if (change) this.jobsChanged(change);
     }
     const labelsChanged = JSON.stringify(before.previousLabels) !== JSON.stringify(state.labels);
-    if (!before.desiredIssued || labelsChanged || state.observedRevision > before.desiredRevision) {
+    // An agent that starts (or stops) reporting `downloads` can (or no longer can) be sent a prefetch.
+    const prefetchChanged = before.reportedDownloads !== (state.downloads !== undefined);
+    if (!before.desiredIssued || labelsChanged || prefetchChanged || state.observedRevision > before.desiredRevision) {
       if (!this.replica.leading) this.askLeader({ device: deviceId });
       else {
         const after = await devices.get(deviceId);
@@ -665,5 +680,7 @@ interface FleetPass {
   rollouts: RolloutSnapshot;
   secret: SecretLookup;
   agents: AgentPass;
+  /** What each app's rollout prefetches on its pending devices. */
+  prefetch: PrefetchPass;
   jobs?: JobPlanningPass;
 }

@@ -10,6 +10,7 @@ import {
   type DesiredApp,
   type DesiredJob,
   type Labels,
+  type RegistryAuth,
   type Scheduling,
 } from '../../shared/index.js';
 
@@ -85,43 +86,48 @@ export interface ContainersSpec {
  * variable can hold); a file takes any bytes.
  */
 export function resolveSecrets(spec: ContainersSpec, secret: SecretLookup): ContainerSpec[] {
-  const bytes = (name: string, path: string): Buffer => {
-    const value = secret(name);
-    if (value === undefined) throw new MissingSecretError(name, path);
-    return value;
-  };
-  const text = (name: string, path: string): string => {
-    const value = utf8Text(bytes(name, path));
-    if (value === undefined) {
-      throw new SecretRefError(
-        name,
-        path,
-        `secret "${name}" is not UTF-8 text without NUL bytes: use it as a file (secrets: [{name: ${name}}])`,
-      );
-    }
-    return value;
-  };
   return spec.spec.containers.map((container, i) => {
     const resolved = { ...container };
     if (container.env) {
       resolved.env = container.env.map((env, j) =>
-        env.fromSecret === undefined ? env : { name: env.name, value: text(env.fromSecret, `spec.containers[${i}].env[${j}].fromSecret`) },
+        env.fromSecret === undefined
+          ? env
+          : { name: env.name, value: secretText(secret, env.fromSecret, `spec.containers[${i}].env[${j}].fromSecret`) },
       );
     }
-    if (container.auth?.fromSecret !== undefined) {
-      resolved.auth = {
-        username: container.auth.username,
-        password: text(container.auth.fromSecret, `spec.containers[${i}].auth.fromSecret`),
-      };
-    }
+    if (container.auth) resolved.auth = resolveAuth(container.auth, `spec.containers[${i}].auth`, secret);
     if (container.secrets) {
       resolved.secrets = container.secrets.map((file, j) => ({
         ...file,
-        data: bytes(file.name, `spec.containers[${i}].secrets[${j}].name`).toString('base64'),
+        data: secretBytes(secret, file.name, `spec.containers[${i}].secrets[${j}].name`).toString('base64'),
       }));
     }
     return resolved;
   });
+}
+
+/** A container's registry credentials with the password a `fromSecret` names filled in; `path` is the auth's own (`spec.containers[0].auth`). */
+export function resolveAuth(auth: RegistryAuth, path: string, secret: SecretLookup): RegistryAuth {
+  if (auth.fromSecret === undefined) return auth;
+  return { username: auth.username, password: secretText(secret, auth.fromSecret, `${path}.fromSecret`) };
+}
+
+function secretBytes(secret: SecretLookup, name: string, path: string): Buffer {
+  const value = secret(name);
+  if (value === undefined) throw new MissingSecretError(name, path);
+  return value;
+}
+
+function secretText(secret: SecretLookup, name: string, path: string): string {
+  const value = utf8Text(secretBytes(secret, name, path));
+  if (value === undefined) {
+    throw new SecretRefError(
+      name,
+      path,
+      `secret "${name}" is not UTF-8 text without NUL bytes: use it as a file (secrets: [{name: ${name}}])`,
+    );
+  }
+  return value;
 }
 
 /** Every secret a spec names (env, registry auth, files): a secret an app names cannot be deleted. */
@@ -147,8 +153,9 @@ function utf8Text(value: Buffer): string | undefined {
 }
 
 /**
- * Hash of what a device must run (its apps, the agent release when it has one, the jobs it must
- * run or stop); the revision grows only when this changes. Without an agent section or jobs it is
+ * Hash of what a device must run (its apps, each with the prefetch it carries, the agent release
+ * when it has one, the jobs it must run or stop); the revision grows only when this changes, so a
+ * prefetch that comes or goes is a new document. Without an agent section or jobs it is
  * the apps' hash alone, so a document that has neither keeps the hash it had and is not issued
  * again for nothing; an empty jobs list hashes as none, as the document leaves it out.
  */

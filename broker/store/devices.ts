@@ -109,6 +109,8 @@ export interface StateReportOutcome {
   desiredRevision: number;
   /** Whether any desired document was issued to it. */
   desiredIssued: boolean;
+  /** Whether its previous state report carried `downloads` (its agent can be sent a prefetch). */
+  reportedDownloads: boolean;
 }
 
 export function effectiveLabels(reported: Labels, operator: OperatorLabels): Labels {

@@ -258,6 +258,7 @@ export function storeSuite(engineName: string, engine: StoreEngine): void {
           previousLabels: {},
           desiredRevision: 0,
           desiredIssued: false,
+          reportedDownloads: false,
         });
         expect(await s.devices.get('dev-r')).toMatchObject({
           reportedLabels: { site: 'roof' },
@@ -269,13 +270,20 @@ export function storeSuite(engineName: string, engine: StoreEngine): void {
         });
         await s.devices.recordDesired(desired('dev-r', 4, [{ name: 'web', revision: 2 }]), 'h4');
         await s.devices.setOperatorLabels('dev-r', { zone: 'a' });
-        const second = deviceState('dev-r', { observedRevision: 4, labels: { site: 'attic' } });
+        const downloads = { bytes: 0, reusedBytes: 0, resentBytes: 0, images: 0, since: '2026-03-01T00:00:00.000Z' };
+        const second = deviceState('dev-r', { observedRevision: 4, labels: { site: 'attic' }, downloads });
         expect(await s.devices.recordStateReport(second)).toEqual({
           isNew: false,
           previousLabels: { site: 'roof' },
           desiredRevision: 4,
           desiredIssued: true,
+          reportedDownloads: false,
         });
+        // What the report replaced carried `downloads`: its agent can be sent a prefetch.
+        expect(await s.devices.recordStateReport(second)).toMatchObject({ reportedDownloads: true });
+        const { downloads: _, ...withoutDownloads } = second;
+        expect(await s.devices.recordStateReport(withoutDownloads)).toMatchObject({ reportedDownloads: true });
+        expect(await s.devices.recordStateReport(second)).toMatchObject({ reportedDownloads: false });
         // The report's columns only: the operator's labels and the desired document stay.
         expect(await s.devices.get('dev-r')).toMatchObject({
           reportedLabels: { site: 'attic' },

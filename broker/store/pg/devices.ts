@@ -105,9 +105,12 @@ export class PgDeviceStore implements DeviceStore {
       reported_labels: string | null;
       desired_revision: number | null;
       desired_issued: boolean | null;
+      reported_downloads: boolean | null;
     }>(
       `WITH previous AS (
-         SELECT reported_labels, desired_revision, desired_hash IS NOT NULL AS desired_issued FROM devices WHERE id = $5
+         SELECT reported_labels, desired_revision, desired_hash IS NOT NULL AS desired_issued,
+                (state::json -> 'downloads') IS NOT NULL AS reported_downloads
+           FROM devices WHERE id = $5
        ), written AS (
          INSERT INTO devices (id, created_at, state, observed_revision, reported_labels, online, last_seen)
          VALUES ($5, $4, $1, $2, $3, 1, $4)
@@ -115,7 +118,8 @@ export class PgDeviceStore implements DeviceStore {
            reported_labels = EXCLUDED.reported_labels, online = 1, last_seen = EXCLUDED.last_seen
          RETURNING (xmax = 0) AS inserted
        )
-       SELECT written.inserted, previous.reported_labels, previous.desired_revision, previous.desired_issued
+       SELECT written.inserted, previous.reported_labels, previous.desired_revision, previous.desired_issued,
+              previous.reported_downloads
          FROM written LEFT JOIN previous ON true`,
       [JSON.stringify(state), state.observedRevision, JSON.stringify(state.labels), this.now().toISOString(), state.deviceId],
     );
@@ -124,6 +128,7 @@ export class PgDeviceStore implements DeviceStore {
       previousLabels: row?.reported_labels ? (JSON.parse(row.reported_labels) as Labels) : {},
       desiredRevision: Number(row?.desired_revision ?? 0),
       desiredIssued: row?.desired_issued === true,
+      reportedDownloads: row?.reported_downloads === true,
     };
   }
 

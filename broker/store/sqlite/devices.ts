@@ -70,8 +70,13 @@ export class SqliteDeviceStore implements DeviceStore {
       'SELECT id, online, last_seen, operator_labels, reported_labels, state, desired_revision FROM devices ORDER BY id',
     );
     this.selectDesiredDoc = db.prepare<[string], Pick<DeviceRow, 'id' | 'desired_doc'>>('SELECT id, desired_doc FROM devices WHERE id = ?');
-    this.selectReportBasis = db.prepare<[string], { reported_labels: string; desired_revision: number; desired_issued: number }>(
-      'SELECT reported_labels, desired_revision, desired_hash IS NOT NULL AS desired_issued FROM devices WHERE id = ?',
+    this.selectReportBasis = db.prepare<
+      [string],
+      { reported_labels: string; desired_revision: number; desired_issued: number; reported_downloads: number }
+    >(
+      `SELECT reported_labels, desired_revision, desired_hash IS NOT NULL AS desired_issued,
+              json_extract(state, '$.downloads') IS NOT NULL AS reported_downloads
+         FROM devices WHERE id = ?`,
     );
     this.writeDesiredMany = db.transaction((issued: readonly IssuedDesired[]) => {
       for (const { desired, hash } of issued) this.writeDesired(desired, hash);
@@ -86,6 +91,7 @@ export class SqliteDeviceStore implements DeviceStore {
         previousLabels: previous ? (JSON.parse(previous.reported_labels) as Labels) : {},
         desiredRevision: previous?.desired_revision ?? 0,
         desiredIssued: previous?.desired_issued === 1,
+        reportedDownloads: previous?.reported_downloads === 1,
       };
     });
     // SQLite reads the apps out of the stored state, so a scrape parses no JSON in JS.
