@@ -11,12 +11,13 @@
  * back before its turn.
  */
 import type { Logger } from 'pino';
-import type { RolloutStatus } from '../../shared/index.js';
+import type { DeviceState, RolloutStatus } from '../../shared/index.js';
 import { agentRolloutKey } from '../store/agent-targets.js';
 import type { AppStore, StoredApp, StoredRevision } from '../store/apps.js';
 import type { DeviceStore, PlannedDevice } from '../store/devices.js';
 import type { RolloutStore } from '../store/rollouts.js';
 import { ApiError } from './errors.js';
+import { revisionImages, withRolloutImages } from './rollout-images.js';
 import {
   type AppReport,
   abortRollout,
@@ -98,8 +99,19 @@ export class Rollouts {
     return changed;
   }
 
+  /** The rollout with its devices' hold of the revision's images (rollout-images.ts), from their last state reports. */
   async status(name: string): Promise<RolloutStatus> {
-    return rolloutStatus(await this.require(name));
+    const rollout = await this.require(name);
+    const status = rolloutStatus(rollout);
+    const stored = await this.deps.apps.revision(rollout.app, rollout.revision);
+    if (!stored) return status;
+    const members = new Set(rollout.devices.map((d) => d.id));
+    // The fleet's rows as stored text, no desired document opened; only the members' reports are parsed.
+    const states = new Map<string, DeviceState>();
+    for (const row of await this.deps.devices.fleetRows()) {
+      if (row.state !== null && members.has(row.id)) states.set(row.id, JSON.parse(row.state) as DeviceState);
+    }
+    return withRolloutImages(status, revisionImages(stored.spec.spec.containers), (id) => states.get(id));
   }
 
   pause(name: string): Promise<RolloutStatus> {

@@ -91,6 +91,8 @@ export function deviceView(device: StoredDevice, { revokedAt, idClash, agentRoll
     ...(agentRollout !== undefined ? { agentRollout } : {}),
     // Without their output, so a fleet's list stays small; jobs.get has it.
     ...(device.state?.jobs?.length ? { jobs: device.state.jobs.map(({ output: _, ...execution }) => execution) } : {}),
+    ...(device.state?.images?.length ? { images: device.state.images } : {}),
+    ...(device.state?.downloads ? { downloads: device.state.downloads } : {}),
   };
 }
 

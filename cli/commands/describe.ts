@@ -1,7 +1,8 @@
 /**
  * `flotilla describe device|app|job NAME` — everything the hub knows about one
  * object, in sections for people; `-o json|yaml` prints the hub's body. A device's
- * section lists the job executions it reported beside its apps.
+ * section lists the job executions it reported beside its apps, and the images it
+ * downloads with what downloading has cost and saved it (cli/image-text.ts).
  * `describe job NAME -w` prints it again on every change until the job ends
  * (job-watch.ts), and exits by how it ended.
  */
@@ -10,6 +11,7 @@ import { type ContainerSpec, describeWindow, secretFilePath, type UpdatePolicy }
 import { agentUpgradeFields } from '../agent-version-text.js';
 import type { AppDetail, Device } from '../client.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
+import { downloadsSection, imagesSection } from '../image-text.js';
 import { cell, formatAge, formatFields, formatTable, indent, yesNo } from '../output.js';
 import { formatScheduling } from './get.js';
 
@@ -20,7 +22,9 @@ export function registerDescribe(program: Command, io: CliIO): void {
     .command('device')
     .aliases(['devices', 'dev'])
     .argument('<id>', 'device id')
-    .description('labels, host facts, apps and their containers, and job executions as the device last reported them')
+    .description(
+      'labels, host facts, apps and their containers, job executions, and image downloads (progress, rate, savings, budget) as the device last reported them',
+    )
     .action(async (name: string, _options: unknown, command: Command) => {
       const device = await hubClient(command, io).call('devices.get', { id: name });
       render(io, globalOptions(command).output, device, () => describeDevice(device));
@@ -120,6 +124,8 @@ export function describeDevice(device: Device, now: number = Date.now()): string
 
   out += appsSection(device);
   out += jobsSection(device);
+  out += imagesSection(device.images, now);
+  out += downloadsSection(device.downloads, now);
   return out;
 }
 

@@ -4,7 +4,9 @@
  * The current revision is marked `3*`. `-o json|yaml` prints the hub's body.
  *
  * `flotilla rollout status APP [-w]` — the app's newest rollout: one progress
- * line per stage (canary, then the rest of the fleet) and one line per device.
+ * line per stage (canary, then the rest of the fleet), a line of what its devices
+ * downloaded of the revision's images, and one line per device with whether it
+ * holds them (a bar and rate while they download, ahead of its turn or not).
  * `-w` prints it again on every change until the rollout is complete or
  * aborted (exit 0), or it pauses because devices failed or a newer revision
  * replaces it (exit 1); see rollout-watch.ts. With `-o json` each change is one
@@ -20,6 +22,7 @@ import type { RolloutStatus } from '../../shared/index.js';
 import type { AppHistory, HubClient } from '../client.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import { UsageError } from '../errors.js';
+import { rolloutDownloadsLine, rolloutImagesCell } from '../image-text.js';
 import { cell, formatAge, formatTable } from '../output.js';
 
 export function registerRollout(program: Command, io: CliIO): void {
@@ -34,7 +37,9 @@ export function registerRollout(program: Command, io: CliIO): void {
       '-w, --watch',
       'print again on every change until the rollout is complete or aborted (exit 0), or pauses because devices failed or gets a newer revision (exit 1)',
     )
-    .description("show the rollout of an app (or agent target): progress per stage and each device's state")
+    .description(
+      "show the rollout of an app (or agent target): progress per stage, each device's state, and whether it holds the new revision's images",
+    )
     .action(async (target: string, options: { watch?: boolean }, command: Command) => {
       const client = hubClient(command, io);
       const subject = parseRolloutTarget(target);
@@ -181,9 +186,33 @@ export function rolloutText(status: RolloutStatus, now: number = Date.now()): st
     const failed = devices.filter((d) => d.state === 'failed' || d.state === 'reverted').length;
     out += `${stage.padEnd(7)} ${progressBar(healthy, devices.length)}${failed > 0 ? ` (${failed} failed)` : ''}\n`;
   }
+  // An agent target's rollout has no images: its table keeps its columns.
+  if (status.downloads === undefined) {
+    out += formatTable(
+      ['DEVICE', 'STAGE', 'REVISION', 'STATE', 'SINCE', 'MESSAGE'],
+      status.devices.map((d) => [
+        d.id,
+        d.canary ? 'canary' : 'fleet',
+        String(d.revision),
+        d.state,
+        formatAge(d.since, now),
+        d.message ?? '',
+      ]),
+    );
+    return out;
+  }
+  out += rolloutDownloadsLine(status.downloads, status.devices.length);
   out += formatTable(
-    ['DEVICE', 'STAGE', 'REVISION', 'STATE', 'SINCE', 'MESSAGE'],
-    status.devices.map((d) => [d.id, d.canary ? 'canary' : 'fleet', String(d.revision), d.state, formatAge(d.since, now), d.message ?? '']),
+    ['DEVICE', 'STAGE', 'REVISION', 'STATE', 'SINCE', 'IMAGES', 'MESSAGE'],
+    status.devices.map((d) => [
+      d.id,
+      d.canary ? 'canary' : 'fleet',
+      String(d.revision),
+      d.state,
+      formatAge(d.since, now),
+      rolloutImagesCell(d.images, now),
+      d.message ?? '',
+    ]),
   );
   return out;
 }

@@ -213,7 +213,7 @@ export const API = {
     params: ByDeviceId,
     result: returns<DeviceView>(),
     answers:
-      "`{id, online, lastSeen, labels, operatorLabels, reportedLabels, desiredRevision, observedRevision, host, apps, runtimeError?, revokedAt?, idClash?}` (`apps` as the device's state reports them; [`idClash`](#idclash))",
+      "`{id, online, lastSeen, labels, operatorLabels, reportedLabels, desiredRevision, observedRevision, host, apps, runtimeError?, revokedAt?, idClash?, images?, downloads?}` (`apps` as the device's state reports them; [`idClash`](#idclash); [`images` and `downloads`](#image-downloads))",
     role: 'viewer',
     http: { method: 'GET', path: '/api/v1/devices/:id' },
   }),

@@ -3,6 +3,7 @@
  * MQTT request API. The hub builds them (broker/dispatcher/views.ts) and the
  * CLI reads them; both use these types, so the two cannot drift.
  */
+import type { DownloadTotals, ImageDownload, ImageDownloadState } from '../schemas/images.js';
 import type { JobExecutionReport, JobExecutionState, JobSpec } from '../schemas/job.js';
 import type { AgentUpgradeReport, AppPhase, AppState, HostFacts } from '../schemas/messages.js';
 import type { AppSpec, Labels, RolloutPolicy, Scheduling } from '../schemas/spec.js';
@@ -150,6 +151,16 @@ export interface DeviceView {
    * `output`, which `jobs.get` carries. Absent when it reported none.
    */
   jobs?: JobExecutionReport[];
+  /**
+   * The images the device last reported downloading, or downloaded and still wanted (its state
+   * report's `images`, docs/image-downloads.md). Absent when it reported none.
+   */
+  images?: ImageDownload[];
+  /**
+   * What downloading images cost and saved on the device since its agent's data dir was made,
+   * with its rate limit and daily budget. Absent for an agent that does not download images itself.
+   */
+  downloads?: DownloadTotals;
 }
 
 /** One device in an agent target's rollout (`rollout status agent/<target>` shows them all). */
@@ -223,6 +234,44 @@ export interface RolloutDeviceView {
   canary: boolean;
   /** Why it failed (a timeout, or the phase it reported). */
   message?: string;
+  /** Whether it holds the rollout revision's images, and how their download goes (app rollouts, once the device has reported). */
+  images?: RolloutDeviceImages;
+}
+
+/**
+ * A device's hold of the images of the revision being rolled out, from its last state report: an
+ * image is held when the device reports it `present` or runs a container of it. What is not held
+ * yet is summed from the device's `images` entries for it (prefetched or not).
+ */
+export interface RolloutDeviceImages {
+  /** Images of the revision the device holds. */
+  present: number;
+  /** Distinct images the revision names. */
+  count: number;
+  /** Of the images not held yet that the device reports: the state most worth a look (failed, waiting, downloading, loading, queued). */
+  state?: ImageDownloadState;
+  /** Bytes received of those images. */
+  bytes?: number;
+  /** Bytes they need, when every one of them is reported with its size. */
+  total?: number;
+  /** Bytes per second, summed, while they download. */
+  rate?: number;
+  /** The device's word on the image in `state`: a fallback's reason, a failure, a wait for the daily budget. */
+  message?: string;
+  /** With `waiting`: when it goes on. */
+  resumesAt?: string;
+}
+
+/** What the devices of a rollout downloaded of its revision's images, and what layer reuse and resumes saved them. */
+export interface RolloutDownloads {
+  /** Bytes received, resent ones included. */
+  bytes: number;
+  /** Compressed layer bytes not downloaded because the engine already had the layers. */
+  reusedBytes: number;
+  /** Bytes received more than once (a break that could not resume, a corrupted blob). */
+  resentBytes: number;
+  /** Devices that hold every image of the revision. */
+  ready: number;
 }
 
 export type RolloutCounts = Record<RolloutDeviceState, number> & { total: number };
@@ -240,6 +289,8 @@ export interface RolloutStatus {
   canary: number;
   devices: RolloutDeviceView[];
   counts: RolloutCounts;
+  /** The revision's images across its devices (app rollouts; absent for an agent target's). */
+  downloads?: RolloutDownloads;
   startedAt: string;
   updatedAt: string;
 }
