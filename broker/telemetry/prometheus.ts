@@ -17,6 +17,7 @@ import {
 } from '../../shared/index.js';
 import type { AgentFleetCounts } from '../dispatcher/agent-plan.js';
 import type { DeviceLinkBytes } from '../mqtt/link-bytes.js';
+import { type ImageDownloadCounts, PENDING_IMAGE_STATES } from './image-download-counts.js';
 import { registerLinkBytesMetrics } from './link-bytes-metrics.js';
 import { labels, SeriesGauge, SeriesRegistry } from './series-gauge.js';
 
@@ -54,6 +55,8 @@ export interface FleetSources {
   agentCounts?(): Promise<AgentFleetCounts>;
   /** Executions of every stored job by state, and jobs by phase (broker/jobs/). */
   jobCounts?(): Promise<JobFleetCounts>;
+  /** The devices' image download totals and states, summed over the fleet (image-download-counts.ts). */
+  imageDownloads?(): Promise<ImageDownloadCounts>;
 }
 
 export interface JobFleetCounts {
@@ -244,6 +247,53 @@ export function createPrometheusRegistry(fleet: FleetSources, broker: BrokerSour
       name: 'flotilla_jobs',
       help: 'Jobs stored on the hub, by phase (active, complete, canceled, aborted).',
       labelNames: ['phase'],
+      registers,
+    });
+  }
+
+  // ---- image downloads (docs/image-downloads.md) --------------------------------------------
+  const imageDownloads = fleet.imageDownloads?.bind(fleet);
+  if (imageDownloads) {
+    // Fleet-wide sums of what devices report: no series per device or image.
+    new Gauge({
+      name: 'flotilla_image_download_bytes',
+      help: "Image bytes the devices' agents received from registries, resent ones included (sum of their reported totals).",
+      registers,
+      async collect() {
+        const counts = await imageDownloads();
+        this.set(counts.bytes);
+        reused.set(counts.reusedBytes);
+        resent.set(counts.resentBytes);
+        completed.set(counts.images);
+        agents.set(counts.agents);
+        downloading.reset();
+        for (const state of PENDING_IMAGE_STATES) downloading.set({ state }, counts.devices[state]);
+      },
+    });
+    const reused = new Gauge({
+      name: 'flotilla_image_download_reused_bytes',
+      help: 'Layer bytes devices did not download because their engine already had the layers (sum of their reported totals).',
+      registers,
+    });
+    const resent = new Gauge({
+      name: 'flotilla_image_download_resent_bytes',
+      help: 'Image bytes devices received more than once: breaks that could not resume, corrupted blobs (sum of their reported totals).',
+      registers,
+    });
+    const completed = new Gauge({
+      name: 'flotilla_image_downloads_completed',
+      help: "Images the devices' agents downloaded to the end (sum of their reported totals).",
+      registers,
+    });
+    const agents = new Gauge({
+      name: 'flotilla_image_download_agents',
+      help: 'Devices whose agent downloads images itself (it reports download totals), and so can prefetch.',
+      registers,
+    });
+    const downloading = new Gauge({
+      name: 'flotilla_image_download_devices',
+      help: 'Devices with an image in that state on its way: queued, downloading, loading, waiting (budget or backoff), failed.',
+      labelNames: ['state'],
       registers,
     });
   }

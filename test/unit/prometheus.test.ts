@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { imageDownloadCounts, PENDING_IMAGE_STATES } from '../../broker/telemetry/image-download-counts.js';
 import {
   APP_PHASE_LABELS,
   type BrokerSources,
@@ -14,7 +15,8 @@ import {
   type IngestStats,
   withEveryPhase,
 } from '../../broker/telemetry/prometheus.js';
-import { AGENT_UPGRADE_PHASES, JOB_EXECUTION_STATES, JOB_PHASES, type MetricsSample } from '../../shared/index.js';
+import { AGENT_UPGRADE_PHASES, type DeviceState, JOB_EXECUTION_STATES, JOB_PHASES, type MetricsSample } from '../../shared/index.js';
+import { deviceState } from '../support/fixtures.js';
 import { family, labelSets, parseMetrics, sampleValue } from '../support/prometheus.js';
 
 function sample(device: string, overrides: Partial<MetricsSample['host']> = {}): MetricsSample {
@@ -97,6 +99,11 @@ class FakeSources implements FleetSources, BrokerSources {
       upgrades: AGENT_UPGRADE_PHASES.map((phase) => ({ phase, devices: phase === 'rolled-back' ? 2 : 0 })),
     };
   }
+  /** Two agents that download images themselves (one busy with two images), and one that does not. */
+  reports: (DeviceState | null)[] = imageReports();
+  async imageDownloads() {
+    return imageDownloadCounts(this.reports);
+  }
   async jobCounts() {
     return {
       executions: { queued: 4, running: 2, succeeded: 7, failed: 1, 'timed-out': 0, canceled: 0, expired: 3 },
@@ -130,6 +137,22 @@ class FakeSources implements FleetSources, BrokerSources {
       { device: 'dev-b', bytesIn: 7, bytesOut: 0 },
     ];
   }
+}
+
+function imageReports(): (DeviceState | null)[] {
+  const since = '2025-01-02T03:04:05.000Z';
+  const totals = (bytes: number) => ({ bytes, reusedBytes: bytes / 4, resentBytes: 1000, images: 2, since });
+  const image = (name: string, state: 'downloading' | 'waiting' | 'present') =>
+    ({ image: name, app: 'thermo', revision: 2, state, via: 'agent', bytes: 10, since }) as const;
+  return [
+    deviceState('dev-a', {
+      downloads: totals(4_000_000),
+      images: [image('reg/a:1', 'downloading'), image('reg/b:1', 'waiting'), image('reg/c:1', 'downloading')],
+    }),
+    deviceState('dev-b', { downloads: totals(8_000_000), images: [image('reg/a:1', 'present')] }),
+    deviceState('dev-c'),
+    null,
+  ];
 }
 
 async function scrapeOnce(sources: FakeSources, processMetrics = false) {
@@ -229,6 +252,26 @@ describe('Prometheus exporter', () => {
     expect(sampleValue(metrics, 'flotilla_mqtt_messages_received_total', { channel: 'metrics' })).toBe(11);
     // One read of the device list per scrape fills all three device series.
     expect(sources.reads).toBe(2);
+  });
+
+  it("sums the devices' image downloads over the fleet, and counts devices per download state, none per device", async () => {
+    const sources = new FakeSources();
+    const metrics = await scrapeOnce(sources);
+    expect(sampleValue(metrics, 'flotilla_image_download_bytes')).toBe(12_000_000);
+    expect(sampleValue(metrics, 'flotilla_image_download_reused_bytes')).toBe(3_000_000);
+    expect(sampleValue(metrics, 'flotilla_image_download_resent_bytes')).toBe(2000);
+    expect(sampleValue(metrics, 'flotilla_image_downloads_completed')).toBe(4);
+    expect(sampleValue(metrics, 'flotilla_image_download_agents')).toBe(2);
+    // A device counts once per state, however many of its images are in it; every state has a series.
+    expect(labelSets(metrics, 'flotilla_image_download_devices').map((l) => l.state)).toEqual([...PENDING_IMAGE_STATES]);
+    expect(sampleValue(metrics, 'flotilla_image_download_devices', { state: 'downloading' })).toBe(1);
+    expect(sampleValue(metrics, 'flotilla_image_download_devices', { state: 'waiting' })).toBe(1);
+    expect(sampleValue(metrics, 'flotilla_image_download_devices', { state: 'failed' })).toBe(0);
+
+    // Read again at the next scrape: a device that finished leaves the count.
+    sources.reports = sources.reports.map((state) => (state?.deviceId === 'dev-a' ? { ...state, images: [] } : state));
+    const next = await scrapeOnce(sources);
+    expect(sampleValue(next, 'flotilla_image_download_devices', { state: 'downloading' })).toBe(0);
   });
 
   it('includes the Node process metrics under flotilla_hub_', async () => {
