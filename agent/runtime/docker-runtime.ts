@@ -11,12 +11,17 @@
  *   succeed, so a step retried by the next reconcile tick cannot fail on its
  *   own earlier success.
  * - Nothing here keeps state about containers; labels on the engine are the record.
+ * - A digest reference the agent loaded itself (the engine knows it only by
+ *   image ID) is resolved through the image aliases: present, created from
+ *   and removed as if the engine knew the reference, and observed as the
+ *   reference (LABEL_IMAGE), so the planner never sees the ID.
  */
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { type Readable, Writable } from 'node:stream';
 import Dockerode from 'dockerode';
 import type { ContainerSpec, RegistryAuth } from '../../shared/index.js';
+import type { ImageAliases } from '../images/image-aliases.js';
 import { dockerRestartPolicy, toCreateOptions, toJobCreateOptions } from './create-options.js';
 import { dockerExec, findSessionTarget } from './docker-exec.js';
 import { LogLineSplitter } from './docker-log-lines.js';
@@ -27,6 +32,7 @@ import {
   LABEL_APP_REVISION,
   LABEL_CONTAINER,
   LABEL_DEVICE,
+  LABEL_IMAGE,
   LABEL_JOB,
   LABEL_JOB_ATTEMPT,
   LABEL_JOB_EXECUTION,
@@ -69,6 +75,16 @@ export interface DockerRuntimeOptions {
    * agent would retire the others' containers as "no longer desired".
    */
   deviceId?: string;
+  /** Digest references the agent loaded itself, by image ID (agent/images/image-aliases.ts). Without it, only the engine's own references count. */
+  imageAliases?: ImageAliases;
+}
+
+/** Where the engine finds an image a spec names: the reference itself, or the ID a digest reference was loaded as. */
+interface LocalImage {
+  /** What to give the engine: the reference, or an image ID. */
+  name: string;
+  info: Dockerode.ImageInspectInfo;
+  aliased: boolean;
 }
 
 const MANAGED_FILTER = `${LABEL_MANAGED}=true`;
@@ -105,10 +121,12 @@ export class DockerRuntime implements ContainerRuntime {
   private readonly docker: Dockerode;
   private readonly log: RuntimeLogger;
   private readonly labelFilter: string[];
+  private readonly aliases: ImageAliases | undefined;
 
   constructor(docker: Dockerode, logger: RuntimeLogger = silent, options: DockerRuntimeOptions = {}) {
     this.docker = docker;
     this.log = logger;
+    this.aliases = options.imageAliases;
     this.labelFilter = options.deviceId === undefined ? [MANAGED_FILTER] : [MANAGED_FILTER, `${LABEL_DEVICE}=${options.deviceId}`];
   }
 
@@ -187,7 +205,7 @@ export class DockerRuntime implements ContainerRuntime {
       execution,
       attempt,
       container,
-      image: details.Config.Image,
+      image: labels[LABEL_IMAGE] ?? details.Config.Image,
       state: state.Status,
       ...(finished ? { exitCode: state.ExitCode } : {}),
       ...(state.Error ? { startError: state.Error } : {}),
@@ -226,7 +244,7 @@ export class DockerRuntime implements ContainerRuntime {
       container,
       appRevision: Number.isSafeInteger(revision) ? revision : 0,
       specHash: labels[LABEL_SPEC_HASH] ?? '',
-      image: details.Config.Image,
+      image: labels[LABEL_IMAGE] ?? details.Config.Image,
       state: state.Status,
       status: summary.Status,
       restartCount: details.RestartCount ?? 0,
@@ -244,19 +262,34 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async imageSize(image: string): Promise<number | undefined> {
-    const info = await this.docker.getImage(image).inspect();
-    return typeof info.Size === 'number' ? info.Size : undefined;
+    const local = await this.localImage(image);
+    if (!local) throw new RuntimeError('not_found', `inspect image ${image}: no such image`, { statusCode: 404 });
+    return typeof local.info.Size === 'number' ? local.info.Size : undefined;
   }
 
   async hasImage(image: string): Promise<boolean> {
-    let info: Dockerode.ImageInspectInfo;
+    return (await this.localImage(image)) !== undefined;
+  }
+
+  /** The image `image` names on this engine: the engine's own reference first, then an alias. */
+  private async localImage(image: string): Promise<LocalImage | undefined> {
+    const info = await this.inspectImage(image);
+    if (info && imageMatches(info, image)) return { name: image, info, aliased: false };
+    if (!this.aliases || parseImageReference(image).digest === undefined) return undefined;
+    const id = await this.aliases.get(image);
+    if (id === undefined) return undefined;
+    const loaded = await this.inspectImage(id);
+    // Gone (a user removed it): as absent as any missing image; the next fetch records it again.
+    return loaded && loaded.Id === id ? { name: id, info: loaded, aliased: true } : undefined;
+  }
+
+  private async inspectImage(name: string): Promise<Dockerode.ImageInspectInfo | undefined> {
     try {
-      info = await this.docker.getImage(image).inspect();
+      return await this.docker.getImage(name).inspect();
     } catch (err) {
-      if (statusCodeOf(err) === 404) return false;
-      throw toRuntimeError(err, `inspect image ${image}`);
+      if (statusCodeOf(err) === 404) return undefined;
+      throw toRuntimeError(err, `inspect image ${name}`);
     }
-    return imageMatches(info, image);
   }
 
   async pull(image: string, auth: RegistryAuth | undefined, signal: AbortSignal): Promise<void> {
@@ -314,7 +347,8 @@ export class DockerRuntime implements ContainerRuntime {
     return this.createFrom(toJobCreateOptions(request), request.spec);
   }
 
-  private async createFrom(options: Dockerode.ContainerCreateOptions, spec: ContainerSpec): Promise<string> {
+  private async createFrom(requested: Dockerode.ContainerCreateOptions, spec: ContainerSpec): Promise<string> {
+    const options = await this.throughAlias(requested, spec.image);
     let container: Dockerode.Container;
     try {
       container = await this.docker.createContainer(options);
@@ -334,6 +368,17 @@ export class DockerRuntime implements ContainerRuntime {
       }
     }
     return container.id;
+  }
+
+  /**
+   * Create options naming the image by ID when `image` is a digest reference the engine knows
+   * only through an alias, labelled with the reference so it is what the agent observes.
+   */
+  private async throughAlias(options: Dockerode.ContainerCreateOptions, image: string): Promise<Dockerode.ContainerCreateOptions> {
+    if (!this.aliases || parseImageReference(image).digest === undefined) return options;
+    const local = await this.localImage(image);
+    if (!local?.aliased) return options;
+    return { ...options, Image: local.name, Labels: { ...options.Labels, [LABEL_IMAGE]: image } };
   }
 
   async start(id: string): Promise<void> {
@@ -356,11 +401,38 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async removeImage(image: string): Promise<void> {
+    if (!this.aliases || parseImageReference(image).digest === undefined) {
+      await this.removeByName(image, image);
+      return;
+    }
+    const local = await this.localImage(image);
+    if (local?.aliased) {
+      await this.removeAliased(image, local);
+      return;
+    }
+    await this.removeByName(image, image);
+    // A digest reference the engine pulled itself may also have been loaded by the agent once.
+    await this.aliases.delete(image);
+  }
+
+  /**
+   * Removes an image the agent loaded for a digest reference: by ID, unless a tag or
+   * another aliased reference still names it, when only this reference is dropped.
+   */
+  private async removeAliased(image: string, local: LocalImage): Promise<void> {
+    const aliases = this.aliases as ImageAliases;
+    const others = (await aliases.referencesTo(local.name)).filter((reference) => reference !== image);
+    const tagged = (local.info.RepoTags ?? []).some((tag) => tag !== '<none>:<none>');
+    if (others.length === 0 && !tagged) await this.removeByName(local.name, image);
+    await aliases.delete(image);
+  }
+
+  private async removeByName(name: string, image: string): Promise<void> {
     try {
-      await this.docker.getImage(image).remove();
+      await this.docker.getImage(name).remove();
     } catch (err) {
       if (statusCodeOf(err) === 404) return;
-      throw toRuntimeError(err, `remove image ${image}`);
+      throw toRuntimeError(err, name === image ? `remove image ${image}` : `remove image ${image} (${name})`);
     }
   }
 

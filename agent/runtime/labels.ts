@@ -12,6 +12,14 @@ export const LABEL_SPEC_HASH = 'flotilla.spec-hash';
 export const LABEL_DEVICE = 'flotilla.device';
 
 /**
+ * The image reference a spec wrote, on a container created from an image the
+ * engine knows only by ID (a digest reference the agent loaded itself,
+ * agent/images/image-aliases.ts): what the agent observes as the container's
+ * image, where Docker's Config.Image would say the ID.
+ */
+export const LABEL_IMAGE = 'flotilla.image';
+
+/**
  * A job's container (agent/jobs/) carries these instead of the app labels:
  * the job's name, its execution id and the attempt (1, 2, …). The app
  * reconciler never sees it (listManaged leaves it out), and an agent that
