@@ -92,6 +92,17 @@ export const AgentConfig = Type.Object(
     telemetryEncoding: Type.Union([Type.Literal('auto'), Type.Literal('off')]),
     /** Bytes per second the outbox may send (0 = unlimited), so a backlog does not flood a small link. */
     uplinkBytesPerSecond: Type.Integer({ minimum: 0 }),
+    /**
+     * Bytes per second the agent's own image downloads may take (0 = unlimited), so
+     * control and telemetry traffic keep a share of a thin link. Engine pulls are not paced.
+     */
+    downlinkBytesPerSecond: Type.Integer({ minimum: 0 }),
+    /** Image bytes the agent may download per day of the device's own clock and zone (0 = no budget); beyond it downloads wait for the next day. */
+    downloadBudgetBytesPerDay: Type.Integer({ minimum: 0 }),
+    /** Where image blobs wait between the registry and the engine (default `<dataDir>/images`); partial ones survive a restart and resume. */
+    imageStoreDir: Type.Optional(Type.String({ minLength: 1 })),
+    /** A blob download that receives no byte for this long is broken off and resumed. */
+    downloadStallTimeoutMs: Type.Integer({ minimum: 1000 }),
     /** MQTT keepalive: a dead link is noticed after 1.5 times this. */
     keepaliveSeconds: Type.Integer({ minimum: 1, maximum: 65535 }),
     /** The device's secret from `flotilla agent register`: the MQTT password (the username is the device id). */
@@ -155,6 +166,10 @@ export const AGENT_DEFAULTS: Readonly<Omit<AgentConfig, 'deviceId'>> = {
   outboxTtlMs: {},
   // 256 KiB/s (2 Mbit/s) is well within 4G uplinks and leaves room on 3G.
   uplinkBytesPerSecond: 256 * 1024,
+  downlinkBytesPerSecond: 0,
+  downloadBudgetBytesPerDay: 0,
+  // Long enough for a cellular link's hiccup, short enough that a dead connection is not waited on for minutes.
+  downloadStallTimeoutMs: 30_000,
   telemetryEncoding: 'auto',
   // 30 s keeps a cellular NAT mapping alive (carriers drop idle ones after
   // 60 s or more) and finds a half-open link within 45 s, for ~300 KB a day.

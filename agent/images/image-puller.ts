@@ -30,11 +30,15 @@
  * - A prefetch that fails is tried again after a backoff (reported
  *   `waiting`); a waited-for pull that fails rejects its callers, whose own
  *   retry asks again.
- * - Nothing here throws into its callers but their pull's own failure.
+ * - Nothing here throws into its callers but their pull's own failure, as
+ *   the engine's pull would have it: a RuntimeError `pull_failed` (the
+ *   agent's own 404 and 401 carried as the status), so a caller tells an
+ *   image that cannot be had from a link that is down the same either way.
  */
 import type { Logger } from 'pino';
 import type { DownloadTotals, ImageDownload, ImageDownloadVia, RegistryAuth } from '../../shared/index.js';
 import { Signal } from '../../shared/signal.js';
+import { RuntimeError } from '../runtime/errors.js';
 import type { ContainerRuntime } from '../runtime/runtime.js';
 import type { NewEvent } from '../wiring/uplink.js';
 import { DailyBudget } from './daily-budget.js';
@@ -55,6 +59,19 @@ import { allOf } from './pacer.js';
 import { type FetchEvent, isFetchError, type Pacer } from './types.js';
 
 export type { PullOwner } from './download-report.js';
+
+/** What the parts that need an image hold: the puller, or the engine's pull alone (enginePulls). */
+export interface ImageSource {
+  /** Resolves once the engine holds the image; rejects with the reason it could not be had, or the signal's. */
+  pull(request: PullRequest): Promise<void>;
+  /** How the image's download goes (`12.3 MiB of 48.0 MiB at 250.0 KiB/s`), for an app's phase message. */
+  progress?(image: string): string | undefined;
+}
+
+/** Every image by the engine's own pull: for parts built without a puller (tests, the fleet simulator). */
+export function enginePulls(runtime: Pick<ContainerRuntime, 'pull'>): ImageSource {
+  return { pull: ({ image, auth, signal }) => runtime.pull(image, auth, signal) };
+}
 
 export interface PullRequest {
   image: string;
@@ -99,8 +116,8 @@ export interface ImagePullerOptions {
   totals?: DownloadTotalsFile;
   /** Images something still wants (desired apps', prefetches', jobs'): a present one stays in the report while it is. */
   wanted?: () => ReadonlySet<string>;
-  /** An image the puller brought into the engine (the reconciler's records: its image collection removes it once unused). */
-  onDownloaded?: (image: string) => void;
+  /** An image the puller brought into the engine, for whom (the reconciler's records: its image collection removes it once unused). */
+  onDownloaded?: (image: string, owner: PullOwner) => void;
   now?: () => number;
   progressReportMs?: number;
   orphanGraceMs?: number;
@@ -157,7 +174,7 @@ interface Run {
 /** Thrown into a download the puller stops itself. */
 class Stopped extends Error {}
 
-export class ImagePuller {
+export class ImagePuller implements ImageSource {
   /** The report changed: the state report goes out again (at most every progressReportMs for progress alone). */
   readonly changed: Signal<void>;
   private readonly wants = new Map<string, Want>();
@@ -259,6 +276,11 @@ export class ImagePuller {
   /** The state report's `downloads`; undefined without a totals file. */
   totals(): DownloadTotals | undefined {
     return this.options.totals?.report(this.options.rateLimit ?? 0, this.budget?.state());
+  }
+
+  /** The images asked for and not in the engine yet, with their credentials (what the store must keep). */
+  inHand(): { image: string; auth?: RegistryAuth }[] {
+    return [...this.wants.values()].map(({ image, auth }) => ({ image, ...(auth ? { auth } : {}) }));
   }
 
   /** `12.3 MiB of 48.0 MiB at 250.0 KiB/s`: how an image's download goes, for the app's phase message. */
@@ -574,7 +596,7 @@ export class ImagePuller {
         }),
       );
       if (entry.via === 'agent') this.options.totals?.completed(run.reused);
-      this.options.onDownloaded?.(want.image);
+      this.options.onDownloaded?.(want.image, entry.owner);
       this.log.info({ image: want.image, via: entry.via, bytes: run.received, ms }, 'image is in the engine');
     }
     for (const waiter of want.waiters) {
@@ -591,9 +613,10 @@ export class ImagePuller {
     const why = (err as Error)?.message ?? String(err);
     this.log.warn({ image: want.image, via: entry.via, err: why }, 'image download failed');
     this.say(failedEvent(want.image, entry.owner, why));
+    const failure = asPullError(err, want.image);
     for (const waiter of want.waiters) {
       waiter.detach();
-      waiter.reject(err);
+      waiter.reject(failure);
     }
     want.waiters.clear();
     want.failures += 1;
@@ -642,6 +665,13 @@ export class ImagePuller {
     this.retryTimer = setTimeout(() => this.pump(), wait);
     this.retryTimer.unref();
   }
+}
+
+/** The agent's own failure as the engine's pull would fail (ContainerRuntime.pull); the engine's own passes as it is. */
+function asPullError(err: unknown, image: string): unknown {
+  if (!isFetchError(err)) return err;
+  const statusCode = err.code === 'not_found' ? 404 : err.code === 'unauthorized' ? 401 : undefined;
+  return new RuntimeError('pull_failed', `pull ${image}: ${err.message}`, { cause: err, ...(statusCode ? { statusCode } : {}) });
 }
 
 function budgetMessage(resetsAt: Date): string {

@@ -37,6 +37,7 @@
 import type { Logger } from 'pino';
 import { type DesiredJob, type JobExecutionReport, MAX_REPORTED_OUTPUT_LINE, MAX_REPORTED_OUTPUT_LINES } from '../../shared/index.js';
 import { Signal } from '../../shared/signal.js';
+import { enginePulls, type ImageSource } from '../images/image-puller.js';
 import { isNotFound, RuntimeError } from '../runtime/errors.js';
 import type { ContainerRuntime, JobContainer } from '../runtime/runtime.js';
 import { decideExecution, type JobDecision } from './decide.js';
@@ -71,6 +72,8 @@ export interface JobRunnerOptions {
   event: (event: JobEvent) => void;
   /** An image the runner pulled (the app reconciler's image collection removes it once nothing needs it). */
   onPulled?: (image: string) => void;
+  /** Where images come from (image-puller.ts); default the engine's pull. */
+  images?: ImageSource;
   /** How a pull that failed for the link is tried again (pull-failure.ts PULL_RETRY). */
   pullRetry?: PullRetryPolicy;
   /** The log pipeline: an attempt's lines leave before its end is reported. */
@@ -344,7 +347,8 @@ export class JobRunner {
       if (present) continue;
       try {
         this.prepare(execution, `pulling ${spec.image} for attempt ${attempt}`);
-        await runtime.pull(spec.image, spec.auth, signal);
+        const images = this.options.images ?? enginePulls(runtime);
+        await images.pull({ image: spec.image, ...(spec.auth ? { auth: spec.auth } : {}), owner: { job: desired.name }, signal });
         this.options.onPulled?.(spec.image);
       } catch (err) {
         if (signal.aborted) {

@@ -6,6 +6,7 @@
  * only where none of it has happened yet: what it leaves half done, the
  * planner finishes with single steps (plan-slot.ts).
  */
+import type { ImageSource } from '../images/image-puller.js';
 import { isConflict } from '../runtime/errors.js';
 import type { ContainerRuntime } from '../runtime/runtime.js';
 import type { RecordWriter } from './records.js';
@@ -13,6 +14,8 @@ import type { SingleStep, Step, StepAction } from './steps.js';
 
 export interface ExecutionContext {
   runtime: ContainerRuntime;
+  /** Where images come from (image-puller.ts): the agent's own download, or the engine's pull. */
+  images: ImageSource;
   records: RecordWriter;
   deviceId: string;
   /** See CreateRequest.namePrefix. */
@@ -35,8 +38,15 @@ export type Executors = { [A in StepAction]: (step: Extract<Step, { action: A }>
 
 export const executors: Executors = {
   pull: async (step, ctx) => {
-    await ctx.runtime.pull(step.image, step.auth, ctx.signal);
-    ctx.records.notePulled(step.image);
+    const { image, auth, app, appRevision, via, ahead } = step;
+    await ctx.images.pull({
+      image,
+      ...(auth ? { auth } : {}),
+      owner: { app, ...(appRevision !== undefined ? { revision: appRevision } : {}), ...(ahead ? { prefetch: true } : {}) },
+      ...(via ? { via } : {}),
+      signal: ctx.signal,
+    });
+    ctx.records.notePulled(image);
   },
   create: async (step, ctx) => {
     await createContainer(step, ctx);

@@ -16,6 +16,8 @@ export type Activity = Pick<Observation, 'records' | 'health'> &
   Partial<Pick<Observation, 'locks' | 'diskShort' | 'windows'>> & {
     /** Images being pulled right now. */
     pulling: ReadonlySet<string>;
+    /** How an image's download goes (`12.3 MiB of 48.0 MiB at 250.0 KiB/s`), when that is known. */
+    progress?: (image: string) => string | undefined;
     /** Last failure per app, cleared when a step for that app succeeds. */
     failures: ReadonlyMap<string, string>;
   };
@@ -112,7 +114,10 @@ function phaseOf(
     }
   }
   const pulling = current.find(({ spec }) => activity.pulling.has(spec.image));
-  if (pulling) return { phase: 'pulling', message: `pulling ${pulling.spec.image}`, ...held };
+  if (pulling) {
+    const progress = activity.progress?.(pulling.spec.image);
+    return { phase: 'pulling', message: `pulling ${pulling.spec.image}${progress ? `: ${progress}` : ''}`, ...held };
+  }
   const lock = activity.locks?.get(app.name);
   if (lock && !app.forceUpdate && current.some(({ container }) => container === undefined)) {
     return { phase: 'pending', message: `revision ${app.revision} is waiting for the app to release its update lock ${lock}`, ...held };

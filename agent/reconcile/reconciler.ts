@@ -18,6 +18,7 @@ import type { Logger } from 'pino';
 import type { AppState, DesiredState } from '../../shared/index.js';
 import { EngineOutages } from '../health/engine-outages.js';
 import type { HealthVerdict } from '../health/verdict.js';
+import { enginePulls, type ImageSource } from '../images/image-puller.js';
 import { containerName } from '../runtime/labels.js';
 import type { ContainerRuntime, ManagedContainer } from '../runtime/runtime.js';
 import { StepBackoff } from './backoff.js';
@@ -48,6 +49,8 @@ export interface ObservedState {
 
 export interface ReconcilerOptions {
   runtime: ContainerRuntime;
+  /** Where images come from (image-puller.ts); default the engine's pull. */
+  images?: ImageSource;
   deviceId: string;
   namePrefix?: string;
   logger: Logger;
@@ -90,6 +93,9 @@ export class Reconciler {
   private readonly now: () => number;
   /** When the engine was first found unreachable, while it still is. */
   private unreachableSince: string | undefined;
+  /** The runtime error the last report carried; undefined before the first report. */
+  private lastReport: { runtimeError: string | undefined } | undefined;
+  private readonly images: ImageSource;
   /** When the engine was away: a trial's clock stops meanwhile, and an exit then is the engine's doing. */
   private readonly outages = new EngineOutages();
 
@@ -99,6 +105,7 @@ export class Reconciler {
     this.backoff = new StepBackoff({ baseMs: options.backoffBaseMs ?? 1000, maxMs: options.backoffMaxMs ?? 60_000 });
     this.log = options.logger.child({ component: 'reconciler' });
     this.now = options.now ?? Date.now;
+    this.images = options.images ?? enginePulls(options.runtime);
     this.observation = nothingObserved(this.records.view, this.records.pulledImages);
   }
 
@@ -116,6 +123,15 @@ export class Reconciler {
     this.controller.abort(new Error(`superseded by desired revision ${desired.revision}`));
     this.trigger();
     return true;
+  }
+
+  /**
+   * Reports the last observation again without looking at the engine: what
+   * changed is the agent's own doing (an image download's progress). Nothing
+   * before the first report.
+   */
+  republish(): void {
+    if (this.lastReport && !this.closed) this.report(this.observation, this.lastReport.runtimeError);
   }
 
   trigger(): void {
@@ -276,6 +292,7 @@ export class Reconciler {
     try {
       await execute(step, {
         runtime: this.options.runtime,
+        images: this.images,
         deviceId: this.options.deviceId,
         namePrefix: this.options.namePrefix ?? '',
         records: this.records,
@@ -334,7 +351,13 @@ export class Reconciler {
   }
 
   private report(observation: Observation, runtimeError?: string): void {
-    const apps = appStates(this.desired?.apps, observation.containers, { ...observation, pulling: this.pulling, failures: this.failures });
+    this.lastReport = { runtimeError };
+    const apps = appStates(this.desired?.apps, observation.containers, {
+      ...observation,
+      pulling: this.pulling,
+      failures: this.failures,
+      ...(this.images.progress ? { progress: (image: string) => this.images.progress?.(image) } : {}),
+    });
     const unreachable = runtimeError !== undefined && this.unreachableSince !== undefined;
     this.options.onState({
       observedRevision: this.desiredRevision,

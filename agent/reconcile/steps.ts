@@ -3,7 +3,7 @@
  * `action`; executors.ts must supply one executor per action, or it does not compile.
  * Every step carries the reason it was planned, which is what operators see.
  */
-import type { ContainerSpec, RegistryAuth } from '../../shared/index.js';
+import type { ContainerSpec, ImageDownloadVia, RegistryAuth } from '../../shared/index.js';
 import type { RestartPolicy } from '../runtime/runtime.js';
 
 interface StepBase {
@@ -13,7 +13,11 @@ interface StepBase {
 }
 
 export type Step =
-  | (StepBase & { action: 'pull'; image: string; auth?: RegistryAuth })
+  /**
+   * `appRevision`: the revision that wants the image; `via: 'engine'`: the app asks for the
+   * engine's pull (`spec.update.pull`); `ahead`: for an update held for its window (window-hold.ts).
+   */
+  | (StepBase & { action: 'pull'; image: string; auth?: RegistryAuth; appRevision?: number; via?: ImageDownloadVia; ahead?: boolean })
   /** Planned as the first part of `run` and `swap`, the composite steps that start what they create. */
   | (StepBase & { action: 'create'; appRevision: number; specHash: string; spec: ContainerSpec; name?: string })
   | (StepBase & { action: 'start'; id: string })

@@ -22,6 +22,7 @@ import type { Logger } from 'pino';
 import type { AgentUpgradeReport, DesiredAgent } from '../../shared/index.js';
 import type { Signal } from '../../shared/signal.js';
 import { fsyncDir } from '../fsync-dir.js';
+import { enginePulls, type ImageSource } from '../images/image-puller.js';
 import type { ContainerRuntime } from '../runtime/runtime.js';
 import type { NewEvent } from '../wiring/uplink.js';
 import { decideContainerUpgrade } from './container-decide.js';
@@ -43,6 +44,8 @@ export interface ContainerUpgraderDeps {
   /** The version this agent runs. */
   running: string;
   runtime: Pick<ContainerRuntime, 'pull'>;
+  /** Where the new image comes from (image-puller.ts); default the runtime's pull. */
+  images?: ImageSource;
   engine: SwapEngine;
   logger: Logger;
   event(event: NewEvent): void;
@@ -215,8 +218,10 @@ export class ContainerUpgrader {
         message: `upgrading the agent from ${this.deps.running} to ${version} (revision ${revision}): pulling ${image}`,
       });
       this.setReport({ version, revision, phase: 'downloading', message: `pulling ${image}` });
-      await this.deps.runtime.pull(image, undefined, new AbortController().signal);
-      this.deps.event({ type: 'agent-upgrade-downloaded', message: `agent ${version} pulled (${image}); the engine verified its digest` });
+      // By digest: whichever fetches it, the agent's download or the engine's pull, checks the manifest against it.
+      const images = this.deps.images ?? enginePulls(this.deps.runtime);
+      await images.pull({ image, owner: {}, signal: new AbortController().signal });
+      this.deps.event({ type: 'agent-upgrade-downloaded', message: `agent ${version} pulled (${image}); its digest was verified` });
       if (this.closed || this.desired?.revision !== revision) return;
       this.setReport({ version, revision, phase: 'switching', message: `starting ${swapNames(this.deps.container).swap}` });
       this.swapStarted = true;

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { Closer } from '../../shared/closer.js';
 import type { AgentConfig } from '../config.js';
 import { hostFacts } from '../host.js';
+import type { ImageSource } from '../images/image-puller.js';
 import type { ContainerRuntime } from '../runtime/runtime.js';
 import { hubHttpUrl } from '../upgrade/hub-http-url.js';
 import { AgentUpgrader, type UpgraderDeps } from '../upgrade/upgrader.js';
@@ -27,6 +28,8 @@ export interface AgentUpgradeWiring {
   overrides?: Partial<UpgraderDeps>;
   /** The engine the agent drives: an agent that runs as a container pulls its new image there. */
   runtime?: ContainerRuntime;
+  /** How that image is fetched (the agent's image puller). */
+  images?: ImageSource;
 }
 
 /**
@@ -39,11 +42,12 @@ function gracefulRestart(): void {
 
 export function openAgentUpgrade(
   config: AgentConfig,
-  { uplink, logger, overrides = {}, runtime }: AgentUpgradeWiring,
+  { uplink, logger, overrides = {}, runtime, images }: AgentUpgradeWiring,
   closer: Closer,
 ): SelfUpgrade {
   const container = process.env.FLOTILLA_AGENT_CONTAINER;
-  if (container && runtime) return openContainerUpgrade(config, container, { uplink, logger, runtime }, closer);
+  if (container && runtime)
+    return openContainerUpgrade(config, container, { uplink, logger, runtime, ...(images ? { images } : {}) }, closer);
   const upgrader = new AgentUpgrader({
     releasesDir: process.env.FLOTILLA_RELEASES_DIR,
     running: hostFacts().agentVersion,

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import type { Closer } from '../../shared/closer.js';
 import type { AgentConfig } from '../config.js';
 import { hostFacts } from '../host.js';
+import type { ImageSource } from '../images/image-puller.js';
 import type { ContainerRuntime } from '../runtime/runtime.js';
 import { ContainerUpgrader, type ContainerUpgraderDeps } from '../upgrade/container-upgrader.js';
 import { dockerSwapEngine } from '../upgrade/swap-engine.js';
@@ -22,8 +23,9 @@ export function openContainerUpgrade(
     uplink,
     logger,
     runtime,
+    images,
     overrides = {},
-  }: { uplink: Uplink; logger: Logger; runtime: ContainerRuntime; overrides?: Partial<ContainerUpgraderDeps> },
+  }: { uplink: Uplink; logger: Logger; runtime: ContainerRuntime; images?: ImageSource; overrides?: Partial<ContainerUpgraderDeps> },
   closer: Closer,
 ): ContainerUpgrader {
   const upgrader = new ContainerUpgrader({
@@ -31,6 +33,7 @@ export function openContainerUpgrade(
     dataDir: config.dataDir,
     running: hostFacts().agentVersion,
     runtime,
+    ...(images ? { images } : {}),
     engine: dockerSwapEngine(new Dockerode()),
     logger,
     event: (event) => uplink.event(event),

@@ -8,6 +8,7 @@
 import type { Logger } from 'pino';
 import type { Closer } from '../../shared/closer.js';
 import type { AgentConfig } from '../config.js';
+import type { ImageSource } from '../images/image-puller.js';
 import { JobStore } from '../jobs/job-store.js';
 import { type JobLogs, JobRunner, jobRuntimeOf } from '../jobs/runner.js';
 import type { Device } from './device.js';
@@ -21,9 +22,11 @@ export interface JobsWiring {
   logger: Logger;
   /** An image the runner pulled: the app reconciler's records, so its image collection removes it once unused. */
   onPulled?: (image: string) => void;
+  /** Where the runner's images come from (the agent's image puller). */
+  images?: ImageSource;
 }
 
-export function startJobs(config: AgentConfig, { device, uplink, logs, logger, onPulled }: JobsWiring, closer: Closer): JobRunner {
+export function startJobs(config: AgentConfig, { device, uplink, logs, logger, onPulled, images }: JobsWiring, closer: Closer): JobRunner {
   const store = new JobStore(config.dataDir, logger.child({ component: 'jobs' }));
   // Closed after the runner (the closer runs in reverse): a move finishing during the stop still writes its record.
   closer.add('jobs.db', () => store.close());
@@ -37,6 +40,7 @@ export function startJobs(config: AgentConfig, { device, uplink, logs, logger, o
     event: (event) => uplink.event(event),
     logs,
     ...(onPulled ? { onPulled } : {}),
+    ...(images ? { images } : {}),
   });
   closer.add('job runner', () => runner.close());
   return runner;

@@ -1,14 +1,17 @@
 /**
  * The reconcile loop, its records in the local store, and the state reports
  * it makes through the uplink: the apps it observes, with the agent's own
- * upgrade and the job executions, each reported again when it changes.
+ * upgrade, the job executions and the image downloads, each reported again
+ * when it changes (a download's progress at most every few seconds: the
+ * puller throttles its signal).
  */
 import type { Logger } from 'pino';
 import type { Closer } from '../../shared/closer.js';
-import type { AgentUpgradeReport, DeviceState, JobExecutionReport } from '../../shared/index.js';
+import type { AgentUpgradeReport, DeviceState, DownloadTotals, ImageDownload, JobExecutionReport } from '../../shared/index.js';
 import type { Signal } from '../../shared/signal.js';
 import type { AgentConfig } from '../config.js';
 import { hostFacts } from '../host.js';
+import type { ImageSource } from '../images/image-puller.js';
 import type { LocalStore } from '../local-store.js';
 import { type ObservedState, Reconciler } from '../reconcile/reconciler.js';
 import { Records } from '../reconcile/records.js';
@@ -33,9 +36,18 @@ export interface JobReporting {
   images(): ReadonlySet<string>;
 }
 
+/** The image downloads as the state report shows them (wiring/images.ts), and where the reconciler's pulls go. */
+export interface ImageReporting extends ImageSource {
+  reports(): ImageDownload[];
+  /** Undefined: the report carries no `downloads` (the hub then sends no prefetch). */
+  totals(): DownloadTotals | undefined;
+  readonly changed: Signal<void>;
+}
+
 export interface ReportedParts {
   upgrade?: UpgradeReporting;
   jobs?: JobReporting;
+  images?: ImageReporting;
   /** The update records (updateRecords), when another part notes its pulls there too. */
   records?: Records;
 }
@@ -51,16 +63,24 @@ export function startReconciler(
   uplink: Uplink,
   logger: Logger,
   closer: Closer,
-  { upgrade, jobs, records = updateRecords(device.store) }: ReportedParts = {},
+  { upgrade, jobs, images, records = updateRecords(device.store) }: ReportedParts = {},
 ): Reconciler {
   const { runtime, labels } = device;
   const dockerVersion = engineVersion(runtime, logger);
   // The last observation, so a change in the agent's upgrade or a job is reported without observing the engine again.
   let lastObserved: ObservedState | undefined;
   const report = (observed: ObservedState) =>
-    uplink.link.publishState(stateReport(config.deviceId, labels, observed, dockerVersion(), upgrade?.report, jobs?.reports()));
+    uplink.link.publishState(
+      stateReport(config.deviceId, labels, observed, dockerVersion(), {
+        agentUpgrade: upgrade?.report,
+        jobs: jobs?.reports(),
+        images: images?.reports(),
+        downloads: images?.totals(),
+      }),
+    );
   const reconciler = new Reconciler({
     runtime,
+    ...(images ? { images } : {}),
     records,
     ...(jobs ? { imagesInUse: () => jobs.images() } : {}),
     deviceId: config.deviceId,
@@ -79,6 +99,8 @@ export function startReconciler(
   };
   upgrade?.changed.on(reportAgain);
   jobs?.changed.on(reportAgain);
+  // The apps' phase messages say how their downloads go: the reconciler words them again.
+  images?.changed.on(() => reconciler.republish());
   closer.add('reconciler', async () => {
     reconciler.close();
     await Promise.race([reconciler.idle(), new Promise((resolve) => setTimeout(resolve, IDLE_WAIT_MS).unref())]);
@@ -86,13 +108,19 @@ export function startReconciler(
   return reconciler;
 }
 
+interface ReportParts {
+  agentUpgrade: AgentUpgradeReport | undefined;
+  jobs: JobExecutionReport[] | undefined;
+  images: ImageDownload[] | undefined;
+  downloads: DownloadTotals | undefined;
+}
+
 function stateReport(
   deviceId: string,
   labels: DeviceState['labels'],
   observed: ObservedState,
   dockerVersion: string | undefined,
-  agentUpgrade: AgentUpgradeReport | undefined,
-  jobs: JobExecutionReport[] | undefined,
+  { agentUpgrade, jobs, images, downloads }: ReportParts,
 ): DeviceState {
   return {
     deviceId,
@@ -104,6 +132,9 @@ function stateReport(
     ...(observed.runtimeError ? { runtimeError: observed.runtimeError } : {}),
     ...(agentUpgrade ? { agentUpgrade } : {}),
     ...(jobs && jobs.length > 0 ? { jobs } : {}),
+    ...(images && images.length > 0 ? { images } : {}),
+    // Always, even all zero: it tells the hub this agent can prefetch.
+    ...(downloads ? { downloads } : {}),
   };
 }
 

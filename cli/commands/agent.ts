@@ -40,6 +40,10 @@ interface AgentOptions {
   outboxMaxSize: number;
   outboxTtl: Partial<Record<OutboxClass, number>>;
   uplinkRate: number;
+  downlinkRate: number;
+  downloadBudget: number;
+  imageStore?: string;
+  downloadStallTimeout: number;
   keepalive: number;
   config?: string;
   cert?: string;
@@ -184,6 +188,36 @@ export function registerAgent(program: Command, io: CliIO): void {
         .default(DEFAULTS.uplinkBytesPerSecond, sizeText(DEFAULTS.uplinkBytesPerSecond)),
     )
     .addOption(
+      new Option(
+        '--downlink-rate <size>',
+        "bytes per second the agent's own image downloads may take (e.g. 256k), so control and telemetry keep a share of the link; 0 = unlimited",
+      )
+        .env('FLOTILLA_DOWNLINK_RATE')
+        .argParser(sizeAtLeast(minimumOf('downlinkBytesPerSecond')))
+        .default(DEFAULTS.downlinkBytesPerSecond, sizeText(DEFAULTS.downlinkBytesPerSecond)),
+    )
+    .addOption(
+      new Option(
+        '--download-budget <size>',
+        "image bytes the agent may download per day of the device's clock and zone (e.g. 500m); beyond it downloads wait for the next day; 0 = no budget",
+      )
+        .env('FLOTILLA_DOWNLOAD_BUDGET')
+        .argParser(sizeAtLeast(minimumOf('downloadBudgetBytesPerDay')))
+        .default(DEFAULTS.downloadBudgetBytesPerDay, sizeText(DEFAULTS.downloadBudgetBytesPerDay)),
+    )
+    .addOption(
+      new Option(
+        '--image-store <dir>',
+        'where image layers wait between the registry and the engine; partial ones resume after a restart (default: <data-dir>/images)',
+      ).env('FLOTILLA_IMAGE_STORE'),
+    )
+    .addOption(
+      new Option('--download-stall-timeout <duration>', 'a layer download that receives nothing for this long is broken off and resumed')
+        .env('FLOTILLA_DOWNLOAD_STALL_TIMEOUT')
+        .argParser(durationAtLeast(minimumOf('downloadStallTimeoutMs')))
+        .default(DEFAULTS.downloadStallTimeoutMs, durationText(DEFAULTS.downloadStallTimeoutMs)),
+    )
+    .addOption(
       new Option('--keepalive <duration>', 'MQTT keepalive: a dead link is noticed after 1.5 times this')
         .env('FLOTILLA_KEEPALIVE')
         .argParser(durationAtLeast(minimumOf('keepaliveSeconds') * 1000))
@@ -251,6 +285,10 @@ export function registerAgent(program: Command, io: CliIO): void {
           outboxMaxBytes: options.outboxMaxSize,
           outboxTtlMs: options.outboxTtl,
           uplinkBytesPerSecond: options.uplinkRate,
+          downlinkBytesPerSecond: options.downlinkRate,
+          downloadBudgetBytesPerDay: options.downloadBudget,
+          imageStoreDir: options.imageStore,
+          downloadStallTimeoutMs: options.downloadStallTimeout,
           keepaliveSeconds: Math.ceil(options.keepalive / 1000),
           allowHostShell: options.allowHostShell,
           maxSessions: options.maxSessions,

@@ -3,6 +3,7 @@
  * an agent killed between two calls must leave something the next plan can finish.
  */
 import { describe, expect, it } from 'vitest';
+import { enginePulls } from '../../agent/images/image-puller.js';
 import { type ExecutionContext, execute } from '../../agent/reconcile/executors.js';
 import type { RecordWriter } from '../../agent/reconcile/records.js';
 import { describeStep } from '../../agent/reconcile/steps.js';
@@ -26,6 +27,7 @@ function recording(): { runtime: ContainerRuntime; calls: unknown[][] } {
 function context(runtime: ContainerRuntime, parts: string[] = []): ExecutionContext {
   return {
     runtime,
+    images: enginePulls(runtime),
     records: {} as RecordWriter,
     deviceId: 'dev-1',
     namePrefix: '',

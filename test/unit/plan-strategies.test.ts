@@ -143,6 +143,7 @@ describe('kill-then-download', () => {
         app: 'shop',
         container: 'web',
         image: v2.image,
+        appRevision: 2,
         reason: 'spec changed: pulling reg.local/web:2 before replacing the running container',
       },
     ]);
@@ -159,6 +160,7 @@ describe('start-then-kill', () => {
         app: 'shop',
         container: 'web',
         image: v2.image,
+        appRevision: 2,
         reason: 'spec changed: pulling reg.local/web:2 before replacing the running container',
       },
     ]);

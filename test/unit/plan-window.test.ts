@@ -41,10 +41,11 @@ const running = container(v1);
 describe('download-then-kill (the default)', () => {
   const update = [app([v2], 2)];
 
-  it('pulls the new image at once while the window is closed, but does not swap', () => {
+  it('pulls the new image at once while the window is closed (ahead: behind what is needed now), but does not swap', () => {
     expect(plan([running], update, at(SUNDAY_NOON, update, { images: [v1.image], records }))).toMatchObject([
-      { action: 'pull', image: v2.image },
+      { action: 'pull', image: v2.image, appRevision: 2, ahead: true },
     ]);
+    expect(plan([running], update, at(MONDAY_IN_WINDOW, update, { images: [v1.image], records }))[0]).not.toHaveProperty('ahead');
     expect(plan([running], update, at(SUNDAY_NOON, update, { images: [v1.image, v2.image], records }))).toEqual([]);
   });
 

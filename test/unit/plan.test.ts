@@ -32,9 +32,16 @@ describe('plan', () => {
         container: 'web',
         image: 'reg.local/web:1',
         auth: { username: 'ci', password: 's3cret' },
+        appRevision: 1,
         reason: 'image not present',
       },
     ]);
+  });
+
+  it("says on the pull step when the app asks for the engine's pull", () => {
+    const engine: DesiredApp = { ...app([web]), update: { pull: 'engine' } };
+    expect(plan([], [engine], ctx())).toMatchObject([{ action: 'pull', image: web.image, via: 'engine' }]);
+    expect(plan([], [app([web])], ctx())[0]).not.toHaveProperty('via');
   });
 
   it('creates and starts the container in one step once its image is present; one left created is started', () => {
@@ -102,6 +109,7 @@ describe('plan', () => {
           app: 'shop',
           container: 'web',
           image: v2.image,
+          appRevision: 2,
           reason: 'spec changed: pulling reg.local/web:2 before replacing the running container',
         },
       ]);

@@ -5,15 +5,22 @@
 import type { ManagedContainer } from '../../runtime/runtime.js';
 import { isKept, isLockedOut, keepsHolder, retire, type Slot, type SlotPlan, stashHolder, steps, swapHolder } from '../slot.js';
 
-/** Pull the target's image; one that does not fit on disk waits for image GC to make room, the running version untouched. */
+/**
+ * Pull the target's image; one that does not fit on disk waits for image GC to make room, the running version untouched.
+ * Pulled for an update its window holds, it is fetched ahead, behind what other apps and jobs need now (image-puller.ts).
+ */
 export function pullTarget(slot: Slot): SlotPlan {
   if (slot.imageDoesNotFit) return { steps: [], needsRoom: true };
   const { image, auth } = slot.target.spec;
+  const { app } = slot;
   return steps({
     ...slot.base,
     action: 'pull',
     image,
     ...(auth ? { auth } : {}),
+    appRevision: slot.target.candidate ? app.revision : (slot.committed.revision ?? app.revision),
+    ...(app.update?.pull === 'engine' ? { via: 'engine' as const } : {}),
+    ...(slot.waitsForWindow ? { ahead: true } : {}),
     reason: slot.holder ? `spec changed: pulling ${image} before replacing the running container` : 'image not present',
   });
 }
