@@ -60,11 +60,18 @@ export function imageOwner(image: Pick<ImageDownload, 'app' | 'revision' | 'job'
   return image.prefetch ? 'prefetch' : '-';
 }
 
-/** The device's message, and with a wait when it goes on: `daily download budget spent; resumes at … (in 5h)`. */
+/**
+ * The device's message, and with a wait how far off its end is: `… downloads go on at
+ * 2026-12-07T00:00:00Z (in 5h)` where the message names the time already, else `…; resumes at
+ * 2026-12-07T00:00:00Z (in 5h)`.
+ */
 export function imageMessage(image: Pick<ImageDownload, 'message' | 'resumesAt'>, now: number): string {
-  const parts = [image.message ?? ''];
-  if (image.resumesAt !== undefined) parts.push(`resumes at ${whenText(image.resumesAt, now)}`);
-  return parts.filter(Boolean).join('; ');
+  const message = image.message ?? '';
+  if (image.resumesAt === undefined) return message;
+  const when = whenText(image.resumesAt, now);
+  const at = isoText(image.resumesAt);
+  if (message.includes(at)) return message.replace(at, when);
+  return message === '' ? `resumes at ${when}` : `${message}; resumes at ${when}`;
 }
 
 /** The `describe device` Images section: one row per image the device reported; none reported, no section. */

@@ -9,7 +9,7 @@ import { withRolloutImages } from '../../broker/dispatcher/rollout-images.js';
 import type { Device } from '../../cli/client.js';
 import { describeDevice } from '../../cli/commands/describe.js';
 import { rolloutText } from '../../cli/commands/rollout.js';
-import { downloadsSection, imageProgress, imagesSection, rolloutImagesCell } from '../../cli/image-text.js';
+import { downloadsSection, imageMessage, imageProgress, imagesSection, rolloutImagesCell } from '../../cli/image-text.js';
 import type { DeviceState, DownloadTotals, ImageDownload, RolloutStatus } from '../../shared/index.js';
 import { deviceState } from '../support/fixtures.js';
 
@@ -131,6 +131,16 @@ describe('describe device: images and downloads', () => {
     const plain = describeDevice(device, NOW);
     expect(plain).not.toContain('Images');
     expect(plain).not.toContain('Downloads');
+  });
+
+  it("says how far off a wait's end is, once, whether the device's message names the time or not", () => {
+    const budget = {
+      message: "today's download budget is spent; downloads go on at 2026-12-07T00:00:00Z",
+      resumesAt: '2026-12-07T00:00:00.000Z',
+    };
+    expect(imageMessage(budget, NOW)).toBe("today's download budget is spent; downloads go on at 2026-12-07T00:00:00Z (in 5h)");
+    expect(imageMessage({ resumesAt: '2026-12-06T19:10:00.000Z' }, NOW)).toBe('resumes at 2026-12-06T19:10:00Z (in 10m)');
+    expect(imageMessage({ message: 'unauthorized' }, NOW)).toBe('unauthorized');
   });
 
   it('keeps what a device sends on one line, without terminal escapes', () => {
