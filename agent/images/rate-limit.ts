@@ -3,16 +3,18 @@
  * bytes per second, shared by everything that downloads.
  *
  * Invariants:
- * - Over any stretch of time T, the bytes granted are at most
+ * - In the time T since the bucket was made, the bytes granted are at most
  *   `burst + rate × T` plus one take beyond the burst (a take larger than
  *   the bucket waits for a full bucket and leaves it in debt), so the rate
  *   measured over 10 s or more is within a few per cent of the cap.
  * - Takers are served in the order they came (FIFO): a large take is not
  *   starved by small ones, and one downloader cannot jump the queue.
- * - While someone waits, the bucket is not capped at its burst: a timer
- *   that fires late (a busy event loop) grants what accrued meanwhile, so
- *   lateness does not lower the long-run rate. When no one waits, tokens
- *   stop at the burst: idle time is not saved up for a flood later.
+ * - While someone waits, tokens may pass the burst by up to a second at the
+ *   rate: a timer that fires late (a busy event loop) grants what accrued
+ *   meanwhile, and what the waiter did not need stays for the next take, so
+ *   lateness up to a second does not lower the long-run rate. Time when no
+ *   one waits fills the bucket only up to the burst: idle time is not saved
+ *   up for a flood later.
  * - An aborted take leaves the queue at once with `signal.reason`; the
  *   bytes it asked for are not spent.
  * Pure logic over an injectable clock, so its tests need no real time.
@@ -115,10 +117,11 @@ export class TokenBucket implements Pacer {
 
   private refill(): void {
     const now = this.clock.now();
-    const accrued = this.tokens + ((now - this.last) * this.rate) / 1000;
+    const accrued = ((now - this.last) * this.rate) / 1000;
     this.last = now;
-    // See the header: uncapped while someone waits, so a late timer loses nothing.
-    this.tokens = this.queue.length > 0 ? accrued : Math.min(this.burst, accrued);
+    // See the header: a waiter's late timer may lift the bucket past its burst; idle time may not.
+    const ceiling = this.queue.length > 0 ? this.burst + this.rate : Math.max(this.burst, this.tokens);
+    this.tokens = Math.min(ceiling, this.tokens + accrued);
   }
 
   private schedule(): void {
@@ -139,7 +142,6 @@ export class TokenBucket implements Pacer {
       this.spend(head.bytes);
       head.resolve();
     }
-    if (this.queue.length === 0) this.tokens = Math.min(this.tokens, this.burst);
     this.schedule();
   }
 
@@ -148,7 +150,6 @@ export class TokenBucket implements Pacer {
     if (index < 0) return;
     this.refill();
     this.queue.splice(index, 1);
-    if (this.queue.length === 0) this.tokens = Math.min(this.tokens, this.burst);
     waiter.reject(waiter.signal.reason);
     // The head may have changed, and with it how long to wait.
     if (this.timer !== undefined) {

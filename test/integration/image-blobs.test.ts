@@ -7,6 +7,8 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BlobStore } from '../../agent/images/blob-store.js';
@@ -264,6 +266,50 @@ describe('downloadBlobs through a proxy that breaks the link', () => {
     const again = await download({ ...run, events: [] });
     expect(again).toMatchObject({ received: 0, fetched: 0, skipped: 4 });
     expect(proxy!.blobBytes).toBe(0);
+  });
+});
+
+describe('downloadBlobs from a registry that redirects blobs to storage', () => {
+  it('follows the redirect, keeping Range, and dropping the credential for the other host', async () => {
+    const seen: { path: string; range?: string; authorization?: string }[] = [];
+    // A registry front that sends every blob request to where the bytes are (another host:port), as S3-backed registries do.
+    const front = createServer((req, res) => {
+      seen.push({ path: req.url ?? '', range: req.headers.range, authorization: req.headers.authorization });
+      if (req.headers.authorization !== 'Basic dTpw') {
+        res.writeHead(401, { 'www-authenticate': 'Basic realm="front"' }).end();
+        return;
+      }
+      res.writeHead(307, { location: `http://${proxy!.host}${req.url}` }).end();
+    });
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    proxy = await startRegistryProxy();
+    try {
+      const image = `127.0.0.1:${(front.address() as AddressInfo).port}/${pushed.repository}:${pushed.tag}`;
+      const session = new RegistrySession(image, { username: 'u', password: 'p' });
+      const store = await BlobStore.open(scratchDir('flotilla-blobs-'));
+      const layer = pushed.layers[2]!;
+      const part = await store.openPartial(layer.digest, 0);
+      const upstream = await fetch(`http://127.0.0.1:5000/v2/${pushed.repository}/blobs/${layer.digest}`);
+      await part.write(Buffer.from(await upstream.arrayBuffer()).subarray(0, 100_000));
+      await part.close();
+      const events: FetchEvent[] = [];
+
+      await downloadBlobs(session, store, [layer], { signal: AbortSignal.timeout(30_000), onEvent: (e) => events.push(e) });
+
+      expect(await storedDigest(store, layer.digest)).toBe(layer.digest);
+      expect(eventsOf(events, 'resumed')).toEqual([{ type: 'resumed', digest: layer.digest, offset: 100_000 }]);
+      expect(eventsOf(events, 'resent')).toEqual([]);
+      expect(seen.map((r) => [r.range, r.authorization])).toEqual([
+        ['bytes=100000-', undefined],
+        ['bytes=100000-', 'Basic dTpw'],
+      ]);
+      expect(proxy!.deliveries).toEqual([
+        expect.objectContaining({ range: 'bytes=100000-', authorized: false, status: 206, start: 100_000 }),
+      ]);
+    } finally {
+      front.closeAllConnections();
+      await new Promise((resolve) => front.close(resolve));
+    }
   });
 });
 

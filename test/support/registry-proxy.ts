@@ -25,6 +25,8 @@ export interface BlobDelivery {
   status: number;
   /** The Range the client asked for (before ignoreRange stripped it), if any. */
   range: string | undefined;
+  /** Whether the request carried an Authorization header. */
+  authorized: boolean;
   /** Where in the blob this body started. */
   start: number;
   /** Body bytes the proxy wrote to the client. */
@@ -93,6 +95,7 @@ export async function startRegistryProxy(options: RegistryProxyOptions = {}): Pr
         digest,
         status,
         range,
+        authorized: req.headers.authorization !== undefined,
         start: status === 206 ? Number(/^bytes (\d+)-/.exec(answer.headers['content-range'] ?? '')?.[1] ?? 0) : 0,
         sent: 0,
         end: 'open',
