@@ -28,8 +28,8 @@ interface EventsOptions {
 }
 
 const HEADERS = ['TIME', 'DEVICE', 'TYPE', 'APP', 'MESSAGE'] as const;
-/** Room for typical ids and types when following starts with no backlog to measure. */
-const MIN_WIDTHS = [20, 12, 14, 12, 0] as const;
+/** Room for typical ids and types when following starts with no backlog to measure (the longest types: `image-download-completed`, `agent-upgrade-restarting`). */
+const MIN_WIDTHS = [20, 12, 24, 12, 0] as const;
 const GUTTER = '   ';
 
 export function registerEvents(program: Command, io: CliIO): void {
