@@ -21,11 +21,12 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
 import Dockerode from 'dockerode';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { BlobStore } from '../../agent/images/blob-store.js';
 import { chainIds } from '../../agent/images/chain-id.js';
-import { DockerEngineImages } from '../../agent/images/engine-load.js';
+import { DockerEngineImages, EngineLoadError } from '../../agent/images/engine-load.js';
 import { type FetchedImage, fetchImage } from '../../agent/images/fetch-image.js';
 import { ImageAliases } from '../../agent/images/image-aliases.js';
 import { FetchError, type FetchEvent } from '../../agent/images/types.js';
@@ -309,6 +310,27 @@ describeDocker('the agent fetches an image into the Docker Engine', () => {
     const lyingChain = chainIds(lying.diffIds).at(-1)!;
     expect((await engine.layerChains()).has(lyingChain)).toBe(false);
     expect(await store.has(honest.layers.at(-1)!.digest)).toBe(true);
+  });
+
+  it("passes on the engine's refusal of something that is not an archive, and stops a load on abort, closing the archive", async () => {
+    const garbage = Readable.from([Buffer.from('not a tar archive '.repeat(200))]);
+    const refused = await engine.load(garbage, AbortSignal.timeout(30_000)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(refused).toBeInstanceOf(EngineLoadError);
+    expect((refused as EngineLoadError).engineMessage).toMatch(/invalid tar header/);
+
+    // An archive that never ends: the engine waits for the rest until the abort.
+    const endless = new PassThrough();
+    endless.write(Buffer.alloc(4096));
+    const controller = new AbortController();
+    const reason = new Error('the agent is stopping');
+    const loading = engine.load(endless, controller.signal);
+    await waitFor('the engine to read the archive', () => endless.readableLength === 0);
+    controller.abort(reason);
+    await expect(loading).rejects.toBe(reason);
+    expect(endless.destroyed).toBe(true);
   });
 });
 
