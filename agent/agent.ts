@@ -1,7 +1,8 @@
 /**
  * The device agent: the Docker runtime and local store, the MQTT link, the
- * reconcile loop and the job runner with the desired-state intake in front
- * of them, telemetry, and what keeps it looking. `startAgent({})` runs on the defaults.
+ * image downloads, the reconcile loop and the job runner with the
+ * desired-state intake in front of them, telemetry, and what keeps it
+ * looking. `startAgent({})` runs on the defaults.
  *
  * Started in named steps (agent/wiring/), each registering what it opened
  * with one Closer, which closes it all in reverse: on `close()`, and on a
@@ -24,6 +25,7 @@ import { usePrecompiled } from '../shared/validate.js';
 import { VALIDATORS } from '../shared/validators/agent.generated.js';
 import { type AgentConfig, resolveAgentConfig } from './config.js';
 import { hostFacts } from './host.js';
+import type { ImagePuller } from './images/image-puller.js';
 import type { JobRunner } from './jobs/runner.js';
 import type { Link } from './link.js';
 import type { Reconciler } from './reconcile/reconciler.js';
@@ -34,6 +36,7 @@ import type { UpgraderDeps } from './upgrade/upgrader.js';
 import { openAgentUpgrade, type SelfUpgrade } from './wiring/agent-upgrade.js';
 import { openDesiredIntake } from './wiring/desired-intake.js';
 import { openDevice } from './wiring/device.js';
+import { openImages } from './wiring/images.js';
 import { startJobs } from './wiring/jobs.js';
 import { startReconciler, updateRecords } from './wiring/reconciler.js';
 import { openRemoteAccess } from './wiring/remote.js';
@@ -55,6 +58,8 @@ export interface Agent {
   upgrader: SelfUpgrade;
   /** The jobs of the desired state (agent/jobs/). */
   jobs: JobRunner;
+  /** Where every image comes from (agent/images/). */
+  images: ImagePuller;
   close(): Promise<void>;
 }
 
@@ -82,19 +87,32 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
     const topics = new Topics(config.topicRoot);
     const uplink = openUplink(config, { store: device.store, topics, desiredArrived, logger }, closer);
     openRemoteAccess(config, { runtime: device.runtime, uplink, logger }, closer);
+    const records = updateRecords(device.store);
+    const images = openImages(config, { device, uplink, logger, onDownloaded: (image) => records.notePulled(image) }, closer);
     const upgrader = openAgentUpgrade(
       config,
-      { uplink, logger, runtime: device.runtime, ...(deps.upgrade ? { overrides: deps.upgrade } : {}) },
+      { uplink, logger, runtime: device.runtime, images: images.puller, ...(deps.upgrade ? { overrides: deps.upgrade } : {}) },
       closer,
     );
     // Before the job runner: an attempt's end waits for its lines to leave, so the collector closes after the runner.
     const logs = startTelemetry(config, device, uplink, logger, closer);
-    const records = updateRecords(device.store);
-    const jobs = startJobs(config, { device, uplink, logs, logger, onPulled: (image) => records.notePulled(image) }, closer);
-    const reconciler = startReconciler(config, device, uplink, logger, closer, { upgrade: upgrader, jobs, records });
+    const jobs = startJobs(
+      config,
+      { device, uplink, logs, logger, images: images.puller, onPulled: (image) => records.notePulled(image) },
+      closer,
+    );
+    images.alsoWanted(() => jobs.images());
+    const reconciler = startReconciler(config, device, uplink, logger, closer, {
+      upgrade: upgrader,
+      jobs,
+      images: images.puller,
+      records,
+      ...(images.storeDir !== undefined ? { imageStoreDir: images.storeDir } : {}),
+    });
     const onAccepted = (desired: DesiredState) => {
       upgrader.setDesired(desired.agent);
       jobs.setDesired(desired.jobs ?? []);
+      images.accepted(desired);
     };
     const intake = openDesiredIntake(config, { store: device.store, reconciler, uplink, hubKey, logger, onAccepted }, closer);
     desiredArrived.on((desired) => intake.onDesired(desired));
@@ -116,7 +134,7 @@ export async function startAgent(overrides: Partial<Record<keyof AgentConfig, un
       await closer.close();
       logger.info('agent stopped');
     };
-    return { config, reconciler, logs, link: uplink.link, upgrader, jobs, close };
+    return { config, reconciler, logs, link: uplink.link, upgrader, jobs, images: images.puller, close };
   } catch (err) {
     await closer.close();
     const problem = dataDirError(err, config.dataDir);

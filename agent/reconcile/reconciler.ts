@@ -61,6 +61,8 @@ export interface ReconcilerOptions {
   records?: Records;
   /** Free space to leave under Docker's data root after a pull (default 256 MiB). */
   diskReserveBytes?: number;
+  /** The agent's image store, when it downloads images itself: its disk counts in the pre-flight check (disk-preflight.ts). */
+  imageStoreDir?: string;
   backoffBaseMs?: number;
   backoffMaxMs?: number;
   stopTimeoutSeconds?: number;
@@ -101,7 +103,11 @@ export class Reconciler {
 
   constructor(private readonly options: ReconcilerOptions) {
     this.records = options.records ?? new Records();
-    this.preflight = new DiskPreflight(options.diskReserveBytes ?? DEFAULT_DISK_RESERVE, options.logger.child({ component: 'disk' }));
+    this.preflight = new DiskPreflight(
+      options.diskReserveBytes ?? DEFAULT_DISK_RESERVE,
+      options.logger.child({ component: 'disk' }),
+      options.imageStoreDir,
+    );
     this.backoff = new StepBackoff({ baseMs: options.backoffBaseMs ?? 1000, maxMs: options.backoffMaxMs ?? 60_000 });
     this.log = options.logger.child({ component: 'reconciler' });
     this.now = options.now ?? Date.now;

@@ -48,6 +48,8 @@ export interface ReportedParts {
   upgrade?: UpgradeReporting;
   jobs?: JobReporting;
   images?: ImageReporting;
+  /** The agent's image store, when it downloads images itself: the disk check counts it. */
+  imageStoreDir?: string;
   /** The update records (updateRecords), when another part notes its pulls there too. */
   records?: Records;
 }
@@ -63,7 +65,7 @@ export function startReconciler(
   uplink: Uplink,
   logger: Logger,
   closer: Closer,
-  { upgrade, jobs, images, records = updateRecords(device.store) }: ReportedParts = {},
+  { upgrade, jobs, images, imageStoreDir, records = updateRecords(device.store) }: ReportedParts = {},
 ): Reconciler {
   const { runtime, labels } = device;
   const dockerVersion = engineVersion(runtime, logger);
@@ -92,6 +94,7 @@ export function startReconciler(
     },
     stopTimeoutSeconds: config.stopTimeoutSeconds,
     diskReserveBytes: config.diskReserveBytes,
+    ...(imageStoreDir !== undefined ? { imageStoreDir } : {}),
     onEvent: (event) => uplink.event(event),
   });
   const reportAgain = () => {
