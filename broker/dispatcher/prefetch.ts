@@ -12,6 +12,9 @@
  *   container of its desired app names. None left, no prefetch.
  * - Registry credentials are resolved as for the containers themselves. A revision whose
  *   credentials cannot be resolved prefetches nothing: its devices meet the error at their turn.
+ * - The agent fetches a prefetch the way the desired app it runs says (`update.pull`): where the
+ *   new revision says otherwise (`agent` against `engine`), there is no prefetch, so the images
+ *   never come by a path the operator did not ask for; they come at the device's turn.
  * - Whether a device gets one at all is the caller's: only agents that report `downloads` know
  *   the field, and an older agent refuses a desired app with a field it does not know.
  *
@@ -31,6 +34,8 @@ interface AppPrefetch {
   revision: number;
   pending: ReadonlySet<string>;
   images: Prefetch['images'];
+  /** How the new revision's images come (`spec.update.pull`). */
+  pull: 'agent' | 'engine';
 }
 
 export class PrefetchPass {
@@ -62,6 +67,7 @@ export class PrefetchPass {
   prefetchFor(deviceId: string, app: DesiredApp): Prefetch | undefined {
     const offer = this.offer(app.name);
     if (!offer || app.revision === offer.revision || !offer.pending.has(deviceId)) return undefined;
+    if ((app.update?.pull ?? 'agent') !== offer.pull) return undefined;
     const told = new Set(app.containers.map((container) => container.image));
     const images = offer.images.filter(({ image }) => !told.has(image));
     return images.length > 0 ? { revision: offer.revision, images } : undefined;
@@ -97,6 +103,6 @@ export class PrefetchPass {
       this.unresolvable(name, rollout.revision, err);
       return null;
     }
-    return { revision: rollout.revision, pending, images };
+    return { revision: rollout.revision, pending, images, pull: app.spec.spec.update?.pull ?? 'agent' };
   }
 }

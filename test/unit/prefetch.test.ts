@@ -128,6 +128,19 @@ describe('PrefetchPass', () => {
     expect(changed.prefetchFor('a', desiredAt(2, ['registry.local/web:2.0']))).toBeUndefined();
   });
 
+  it("gives none where the new revision's images are to come another way than the running revision says (update.pull)", () => {
+    const engine = { ...app(2, V2), spec: { ...app(2, V2).spec, spec: { containers: V2, update: { pull: 'engine' as const } } } };
+    const pass = new PrefetchPass([engine], snapshot(rollout('progressing', [['b', 'pending']])), noSecrets);
+    expect(pass.prefetchFor('b', running)).toBeUndefined();
+    expect(pass.prefetchFor('b', { ...running, update: { pull: 'engine' } })).toEqual({
+      revision: 2,
+      images: [{ image: 'registry.local/web:2.0' }],
+    });
+    const agent = new PrefetchPass([app(2, V2)], snapshot(rollout('progressing', [['b', 'pending']])), noSecrets);
+    expect(agent.prefetchFor('b', { ...running, update: { pull: 'engine' } })).toBeUndefined();
+    expect(agent.prefetchFor('b', { ...running, update: { pull: 'agent' } })).toBeDefined();
+  });
+
   it('gives none for an app without a rollout, or whose rollout is of an older revision', () => {
     const pass = new PrefetchPass([app(2, V2)], new Map(), noSecrets);
     expect(pass.prefetchFor('b', running)).toBeUndefined();
