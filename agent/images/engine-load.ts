@@ -90,7 +90,14 @@ export class DockerEngineImages implements EngineImages {
         if (archiveError) throw archiveError;
         throw new EngineLoadError(engineMessage(err), { cause: err });
       }
-      const refusal = await readAnswer(answer as Readable, signal);
+      let refusal: string | undefined;
+      try {
+        refusal = await readAnswer(answer as Readable, signal);
+      } catch (err) {
+        // A failing archive destroys the request, which breaks the answer off too.
+        if (archiveError && !signal.aborted) throw archiveError;
+        throw err;
+      }
       if (archiveError) throw archiveError;
       if (refusal !== undefined) throw new EngineLoadError(refusal);
     } finally {
