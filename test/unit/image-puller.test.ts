@@ -12,6 +12,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DownloadTotalsFile, TOTALS_FILE } from '../../agent/images/download-totals.js';
 import { type FetchOptions, fallbackReason, ImagePuller, type ImagePullerOptions } from '../../agent/images/image-puller.js';
 import { FetchError, type FetchEvent } from '../../agent/images/types.js';
+import { isPermanentPullError } from '../../agent/runtime/errors.js';
 import type { NewEvent } from '../../agent/wiring/uplink.js';
 import type { RegistryAuth } from '../../shared/index.js';
 import { LogCapture } from '../support/logs.js';
@@ -354,6 +355,22 @@ describe('the engine pulls instead', () => {
     expect(engine.pulls).toEqual([]);
     expect(p.reports()).toMatchObject([{ image: 'reg/a:1', state: 'failed', message: 'reg: connect ECONNREFUSED' }]);
     expect(types()).toEqual(['image-download-failed']);
+    p.close();
+  });
+
+  it("fails a caller as the engine's pull would, so a job tells an image that cannot be had from a link that is down", async () => {
+    const p = puller();
+    const missing = p.pull({ image: 'reg/a:1', owner: { job: 'backup' }, signal: signal() });
+    await settle();
+    fetcher.last().reject(new FetchError('not_found', 'reg/a:1', 'manifest unknown: reg/a:1'));
+    const err = await missing.catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'pull_failed', statusCode: 404, message: 'pull reg/a:1: manifest unknown: reg/a:1' });
+    expect(isPermanentPullError(err)).toBe(true);
+
+    const down = p.pull({ image: 'reg/b:1', owner: { job: 'backup' }, signal: signal() });
+    await settle();
+    fetcher.last().reject(new FetchError('unreachable', 'reg/b:1', 'connect ECONNREFUSED'));
+    expect(isPermanentPullError(await down.catch((e: unknown) => e))).toBe(false);
     p.close();
   });
 
