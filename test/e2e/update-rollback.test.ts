@@ -205,14 +205,26 @@ describeDocker('health-gated updates and automatic rollback', () => {
     const until = Math.ceil(Date.now() / 1000) + 1;
     const { stdout } = await run(
       'docker',
-      ['events', '--since', `${since}`, '--until', `${until}`, '--format', '{{.Type}} {{.Action}} {{.Actor.ID}}'],
+      [
+        'events',
+        '--since',
+        `${since}`,
+        '--until',
+        `${until}`,
+        '--format',
+        '{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}',
+      ],
       {
         timeout: 20_000,
       },
     );
     const events = stdout.trim().split('\n');
     const oldDied = events.findIndex((e) => e.startsWith(`container die ${v1Id}`));
-    const pulled = events.findIndex((e) => e.startsWith('image pull') && e.includes(`v2-kill-${suffix}`));
+    // The engine pulls it (`image pull REF`), or the agent downloads it and the engine loads it (`image load ID`).
+    const v2Id = await docker('image', 'inspect', '--format', '{{.Id}}', v2);
+    const pulled = events.findIndex(
+      (e) => (e.startsWith('image pull') && e.includes(`v2-kill-${suffix}`)) || e.startsWith(`image load ${v2Id}`),
+    );
     expect(oldDied).toBeGreaterThanOrEqual(0);
     expect(pulled).toBeGreaterThan(oldDied);
     expect(await docker('inspect', '--format', '{{.Config.Image}}', `${deviceId}.${app}_web`)).toBe(v2);
