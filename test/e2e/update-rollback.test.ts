@@ -205,15 +205,7 @@ describeDocker('health-gated updates and automatic rollback', () => {
     const until = Math.ceil(Date.now() / 1000) + 1;
     const { stdout } = await run(
       'docker',
-      [
-        'events',
-        '--since',
-        `${since}`,
-        '--until',
-        `${until}`,
-        '--format',
-        '{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}',
-      ],
+      ['events', '--since', `${since}`, '--until', `${until}`, '--format', '{{.Type}} {{.Action}} {{.Actor.ID}}'],
       {
         timeout: 20_000,
       },
