@@ -79,6 +79,8 @@ export interface PullRequest {
   owner: PullOwner;
   /** `engine`: the engine's own pull (`spec.update.pull: engine`). Default `agent`. */
   via?: ImageDownloadVia;
+  /** With `via: 'engine'`, why, for the report and the event (default: the app asks for it). */
+  why?: string;
   signal: AbortSignal;
 }
 
@@ -144,6 +146,8 @@ interface Want {
   image: string;
   auth: RegistryAuth | undefined;
   via: ImageDownloadVia;
+  /** Why the engine pulls it, when the caller said. */
+  why: string | undefined;
   waiters: Set<Waiter>;
   /** Set while the desired state asks for it ahead of time. */
   prefetch: PrefetchRequest | undefined;
@@ -224,6 +228,7 @@ export class ImagePuller implements ImageSource {
     if (signal.aborted) return Promise.reject(signal.reason);
     if (this.closed) return Promise.reject(new Error('agent stopping'));
     const want = this.wantOf(request.image, request.auth, request.via);
+    if (request.via === 'engine' && request.why !== undefined) want.why ??= request.why;
     return new Promise<void>((resolve, reject) => {
       const onAbort = () => {
         want.waiters.delete(waiter);
@@ -313,6 +318,7 @@ export class ImagePuller implements ImageSource {
         image,
         auth,
         via: via ?? 'agent',
+        why: undefined,
         waiters: new Set(),
         prefetch: undefined,
         queuedAt: this.now(),
@@ -471,7 +477,7 @@ export class ImagePuller implements ImageSource {
   }
 
   private engineReason(want: Want): string {
-    if (want.via === 'engine') return "the app asks for the engine's pull (spec.update.pull: engine)";
+    if (want.via === 'engine') return want.why ?? "the app asks for the engine's pull (spec.update.pull: engine)";
     if (!this.options.fetch) return "this agent's container runtime loads no image archives";
     return this.engineOnly.get(want.image) ?? 'the engine pulls it';
   }

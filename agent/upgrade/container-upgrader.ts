@@ -34,6 +34,7 @@ import type { SwapEngine } from './swap-engine.js';
 import { readSwapState, removeSwapState, swapNames, upgradeFiles } from './swap-state.js';
 
 const CLEANUP_INTERVAL_MS = 2_000;
+const ENGINE_PULL_REASON = "the agent's new image is created by its digest, which the engine knows only from its own pull";
 /** How long a finished swap container is waited for to exit before it is left for the next start. */
 const CLEANUP_ATTEMPTS = 60;
 
@@ -218,10 +219,12 @@ export class ContainerUpgrader {
         message: `upgrading the agent from ${this.deps.running} to ${version} (revision ${revision}): pulling ${image}`,
       });
       this.setReport({ version, revision, phase: 'downloading', message: `pulling ${image}` });
-      // By digest: whichever fetches it, the agent's download or the engine's pull, checks the manifest against it.
+      // The engine's pull: the swap container (agent swap, its own engine client) creates the new
+      // agent from this reference by digest, which the engine knows only from a pull of its own
+      // (an image the agent loads carries no digest reference). The engine checks the digest.
       const images = this.deps.images ?? enginePulls(this.deps.runtime);
-      await images.pull({ image, owner: {}, signal: new AbortController().signal });
-      this.deps.event({ type: 'agent-upgrade-downloaded', message: `agent ${version} pulled (${image}); its digest was verified` });
+      await images.pull({ image, owner: {}, via: 'engine', why: ENGINE_PULL_REASON, signal: new AbortController().signal });
+      this.deps.event({ type: 'agent-upgrade-downloaded', message: `agent ${version} pulled (${image}); the engine verified its digest` });
       if (this.closed || this.desired?.revision !== revision) return;
       this.setReport({ version, revision, phase: 'switching', message: `starting ${swapNames(this.deps.container).swap}` });
       this.swapStarted = true;
