@@ -145,6 +145,7 @@ export class ImageProgress {
 
   /** `12.3 MiB of 48.0 MiB at 250.0 KiB/s`, for the app's phase message; undefined before the download has a size. */
   progressText(): string | undefined {
+    if (this.state === 'queued') return this.message ?? 'queued behind another download';
     if (this.via === 'engine') return 'the engine pulls it';
     if (this.state === 'waiting') return this.message;
     if (this.state === 'loading') return 'loading into the engine';

@@ -588,7 +588,8 @@ export class ImagePuller implements ImageSource {
 
   private succeeded(want: Want, entry: ImageProgress, run: Run, { downloaded }: { downloaded: boolean }): void {
     if (entry.total !== undefined) entry.bytes = entry.total;
-    this.moveTo(entry, 'present');
+    // Brought by the engine, the line keeps saying why.
+    this.moveTo(entry, 'present', entry.via === 'engine' && entry.message !== undefined ? { message: entry.message } : {});
     want.failures = 0;
     if (downloaded) {
       const ms = this.now() - run.startedAt;

@@ -133,6 +133,7 @@ describe('scheduling', () => {
     const b = p.pull({ image: 'reg/b:1', owner: { app: 'b', revision: 1 }, signal: signal() });
     await settle();
     expect(fetcher.calls.map((c) => c.image)).toEqual(['reg/a:1']);
+    expect(p.progress('reg/b:1')).toBe('queued behind another download');
     expect(p.reports().map((r) => [r.image, r.state])).toEqual([
       ['reg/a:1', 'downloading'],
       ['reg/b:1', 'queued'],
@@ -287,6 +288,15 @@ describe('the engine pulls instead', () => {
     expect(p.reports()).toMatchObject([{ image: 'reg/a:1', state: 'present', via: 'engine', app: 'a', revision: 3 }]);
     expect(types()).toEqual(['image-download-started', 'image-download-completed']);
     expect(events[0]?.message).toContain('spec.update.pull: engine');
+    p.close();
+  });
+
+  it('when the caller says why, the report and the event say that', async () => {
+    const p = puller();
+    const why = "the agent's new image is created by its digest, which the engine knows only from its own pull";
+    await p.pull({ image: 'reg/a:1', owner: {}, via: 'engine', why, signal: signal() });
+    expect(p.reports()[0]).toMatchObject({ via: 'engine', message: why });
+    expect(events[0]?.message).toBe(`the engine pulls reg/a:1: ${why}`);
     p.close();
   });
 

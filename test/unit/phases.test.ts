@@ -32,6 +32,9 @@ describe('appStates', () => {
   it('is pulling while the image downloads', () => {
     const [state] = appStates(desired, [], { ...idle, pulling: new Set([web.image]) });
     expect(state).toMatchObject({ phase: 'pulling', message: 'pulling reg/web:1' });
+    const progress = (image: string) => (image === web.image ? '12.3 MiB of 48.0 MiB at 250.0 KiB/s' : undefined);
+    const [downloading] = appStates(desired, [], { ...idle, pulling: new Set([web.image]), progress });
+    expect(downloading).toMatchObject({ phase: 'pulling', message: 'pulling reg/web:1: 12.3 MiB of 48.0 MiB at 250.0 KiB/s' });
   });
 
   it('is starting while the container is created but not yet running', () => {
