@@ -11,6 +11,8 @@
  * - A prefetch: with the rollout paused after its canary (a simulated
  *   device), the pending real device downloads the new revision's image
  *   while it runs the old one, and once resumed swaps without downloading.
+ * - `--download-budget`: once the day's bytes are spent the download waits
+ *   for the device's next midnight, reported and said once.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { DeviceView, ImageDownload, RolloutStatus } from '../../shared/index.js';
@@ -49,6 +51,7 @@ describeDocker('image downloads by the agent itself', () => {
   let paced: BigImage;
   let engineSide: BigImage;
   let prefetched: BigImage;
+  let budgeted: BigImage;
   const device = new DeviceApps(() => hub, deviceId, { update: { minReadySeconds: 0 } });
   const cli = (...args: string[]) => runCli(['--hub', hub.url, ...args]);
   const line = async (image: string): Promise<ImageDownload | undefined> =>
@@ -57,12 +60,13 @@ describeDocker('image downloads by the agent itself', () => {
 
   beforeAll(async () => {
     // Fixed variants: pushed to the registry once, ever; what a previous run left in the engine goes first.
-    [paced, engineSide, prefetched] = await Promise.all([
+    [paced, engineSide, prefetched, budgeted] = await Promise.all([
       ensureBigImage('agent-paced', 'small'),
       ensureBigImage('agent-engine', 'small'),
       ensureBigImage('agent-prefetch', 'small'),
+      ensureBigImage('agent-budget', 'small'),
     ]);
-    for (const image of [paced, engineSide, prefetched]) await removeImage(image.image);
+    for (const image of [paced, engineSide, prefetched, budgeted]) await removeImage(image.image);
     hub = await startHubProcess();
     agent = startAgentProcess(hub, deviceId, { fleet: suffix }, { namePrefix: `${deviceId}.`, extraArgs: ['--downlink-rate', '256k'] });
     await waitFor('the agent to register', async () => (await cli('describe', 'device', deviceId)).code === 0, { timeoutMs: 30_000 });
@@ -72,7 +76,7 @@ describeDocker('image downloads by the agent itself', () => {
     await fleet?.close();
     await stopAll();
     for (const app of [...device.names, `e2e-img-${suffix}-pre`]) await removeContainersAndVolumes(`flotilla.app=${app}`);
-    for (const image of [paced, engineSide, prefetched]) if (image) await removeImage(image.image);
+    for (const image of [paced, engineSide, prefetched, budgeted]) if (image) await removeImage(image.image);
     device.removeFiles();
   });
 
@@ -187,6 +191,47 @@ describeDocker('image downloads by the agent itself', () => {
     const downloads = (await imageEvents()).filter((e) => e.message.includes(prefetched.image));
     expect(downloads.filter((e) => e.type === 'image-download-started')).toHaveLength(1);
     expect(downloads[0]!.message).toContain(`for app ${app} revision 2 (ahead of its update)`);
+  });
+
+  it("holds a download once the day's budget is spent, until the device's next midnight, and says so once", async () => {
+    const frugal = `e2e-img-${suffix}-c`;
+    const apps = new DeviceApps(() => hub, frugal, { update: { minReadySeconds: 0 } });
+    startAgentProcess(hub, frugal, {}, { namePrefix: `${frugal}.`, extraArgs: ['--download-budget', '1m', '--downlink-rate', '256k'] });
+    await waitFor('the frugal agent to register', async () => (await cli('describe', 'device', frugal)).code === 0, { timeoutMs: 30_000 });
+    const app = `e2e-img-${suffix}-budget`;
+    await apps.apply(app, { image: budgeted.image });
+    try {
+      const held = await waitFor(
+        'the download to wait for the next day',
+        async () => {
+          const entry = (await describeDevice(hub, frugal)).images?.find((e) => e.image === budgeted.image);
+          return entry?.state === 'waiting' ? entry : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 500 },
+      );
+      const resumesAt = Date.parse(held.resumesAt!);
+      expect(resumesAt).toBeGreaterThan(Date.now());
+      expect(resumesAt - Date.now()).toBeLessThanOrEqual(26 * 3_600_000);
+      expect(held.message).toMatch(/^today's download budget is spent; downloads go on at \S+Z$/);
+      // The chunk that spent the budget is held before it is written: the line counts what was stored.
+      expect(held.bytes).toBeGreaterThan(0);
+      expect(held.bytes).toBeLessThan(held.total!);
+
+      const view = await describeDevice(hub, frugal);
+      expect(view.downloads?.budget).toMatchObject({ limit: 1024 * 1024, resetsAt: new Date(resumesAt).toISOString() });
+      expect(view.downloads!.budget!.used).toBeGreaterThanOrEqual(1024 * 1024);
+      expect(view.apps.find((a) => a.name === app)?.message).toBe(`pulling ${budgeted.image}: ${held.message}`);
+      const waiting = await waitFor('the waiting event', async () => {
+        const events = (await storedEvents(hub, frugal)).filter((e) => e.type === 'image-download-waiting');
+        return events.length > 0 ? events : undefined;
+      });
+      expect(waiting).toHaveLength(1);
+      expect(waiting[0]!.message).toContain("today's download budget of 1.0 MiB is spent");
+      expect(await docker('image', 'inspect', budgeted.image).catch(() => 'absent')).toBe('absent');
+    } finally {
+      await removeContainersAndVolumes(`flotilla.app=${app}`);
+      apps.removeFiles();
+    }
   });
 });
 
