@@ -38,7 +38,6 @@
 import type { Logger } from 'pino';
 import type { DownloadTotals, ImageDownload, ImageDownloadVia, RegistryAuth } from '../../shared/index.js';
 import { Signal } from '../../shared/signal.js';
-import { RuntimeError } from '../runtime/errors.js';
 import type { ContainerRuntime } from '../runtime/runtime.js';
 import type { NewEvent } from '../wiring/uplink.js';
 import { DailyBudget } from './daily-budget.js';
@@ -55,51 +54,10 @@ import {
 } from './download-events.js';
 import { ImageProgress, type PullOwner, ReportThrottle, reportedImages } from './download-report.js';
 import type { DownloadTotalsFile } from './download-totals.js';
+import { asPullError, fallbackReason } from './engine-fallback.js';
+import type { FetchImage, ImageSource, PrefetchRequest, PullRequest } from './image-source.js';
 import { allOf } from './pacer.js';
 import { type FetchEvent, isFetchError, type Pacer } from './types.js';
-
-export type { PullOwner } from './download-report.js';
-
-/** What the parts that need an image hold: the puller, or the engine's pull alone (enginePulls). */
-export interface ImageSource {
-  /** Resolves once the engine holds the image; rejects with the reason it could not be had, or the signal's. */
-  pull(request: PullRequest): Promise<void>;
-  /** How the image's download goes (`12.3 MiB of 48.0 MiB at 250.0 KiB/s`), for an app's phase message. */
-  progress?(image: string): string | undefined;
-}
-
-/** Every image by the engine's own pull: for parts built without a puller (tests, the fleet simulator). */
-export function enginePulls(runtime: Pick<ContainerRuntime, 'pull'>): ImageSource {
-  return { pull: ({ image, auth, signal }) => runtime.pull(image, auth, signal) };
-}
-
-export interface PullRequest {
-  image: string;
-  auth?: RegistryAuth;
-  owner: PullOwner;
-  /** `engine`: the engine's own pull (`spec.update.pull: engine`). Default `agent`. */
-  via?: ImageDownloadVia;
-  /** With `via: 'engine'`, why, for the report and the event (default: the app asks for it). */
-  why?: string;
-  signal: AbortSignal;
-}
-
-/** An image the desired state asks the device to fetch ahead of time (a DesiredApp's `prefetch`). */
-export interface PrefetchRequest {
-  image: string;
-  auth?: RegistryAuth;
-  owner: PullOwner;
-  via?: ImageDownloadVia;
-}
-
-export interface FetchOptions {
-  signal: AbortSignal;
-  pace: Pacer;
-  onEvent: (event: FetchEvent) => void;
-}
-
-/** The agent's own download of one image into the engine (fetch-image.ts with its store, session and engine bound). */
-export type FetchImage = (image: string, auth: RegistryAuth | undefined, options: FetchOptions) => Promise<void>;
 
 export interface ImagePullerOptions {
   /** The agent's own download; absent when the runtime cannot load an archive (then the engine pulls every image). */
@@ -674,71 +632,6 @@ export class ImagePuller implements ImageSource {
   }
 }
 
-/** The agent's own failure as the engine's pull would fail (ContainerRuntime.pull); the engine's own passes as it is. */
-function asPullError(err: unknown, image: string): unknown {
-  if (!isFetchError(err)) return err;
-  const statusCode = err.code === 'not_found' ? 404 : err.code === 'unauthorized' ? 401 : undefined;
-  return new RuntimeError('pull_failed', `pull ${image}: ${err.message}`, { cause: err, ...(statusCode ? { statusCode } : {}) });
-}
-
 function budgetMessage(resetsAt: Date): string {
   return `today's download budget is spent; downloads go on at ${iso(resetsAt)}`;
-}
-
-/** Node's TLS and protocol errors: the agent's connection failed where the engine's (its own CA, an insecure-registry entry) may not. */
-const AGENT_ONLY_CONNECTION_CODES = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'CERT_UNTRUSTED',
-  'CERT_HAS_EXPIRED',
-  'CERT_SIGNATURE_FAILURE',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-  'EPROTO',
-  'ERR_SSL_WRONG_VERSION_NUMBER',
-]);
-
-function connectionCode(err: unknown): string | undefined {
-  for (let cause = err, depth = 0; cause && depth < 6; cause = (cause as { cause?: unknown }).cause, depth++) {
-    const code = (cause as { code?: unknown }).code;
-    if (typeof code === 'string' && AGENT_ONLY_CONNECTION_CODES.has(code)) return code;
-  }
-  return undefined;
-}
-
-/**
- * Why the engine's pull should be tried after the agent's own download
- * failed so, or undefined when it would fail alike and only double the
- * traffic: a registry that refuses the credentials or lacks the image, a
- * link that is down. It is tried when the agent's own path cannot work:
- * - `not_resumable`: the registry cannot serve the image resumably;
- * - `store_failed`: the agent's store cannot be written (the engine's data
- *   root may be elsewhere);
- * - `load_failed`: the engine refused the agent's archive, not the image;
- * - `unreachable` by a TLS or protocol error: the engine may trust the
- *   registry's CA, or reach it as an insecure registry, where the agent does
- *   not; nothing was downloaded yet, so nothing is paid twice;
- * - `bad_response` before the download was planned: the agent cannot read
- *   the image's manifest (a format the engine knows); only manifests were fetched.
- */
-export function fallbackReason(err: unknown, planned: boolean): string | undefined {
-  if (!isFetchError(err)) return undefined;
-  switch (err.code) {
-    case 'not_resumable':
-      return `the registry cannot serve it resumably (${err.message})`;
-    case 'store_failed':
-      return `the agent's image store cannot be written (${err.message})`;
-    case 'load_failed':
-      return `the engine refused the agent's image archive (${err.message})`;
-    case 'unreachable': {
-      const code = connectionCode(err);
-      return code ? `the agent's own connection to the registry fails (${code}: ${err.message}), the engine's may not` : undefined;
-    }
-    case 'bad_response':
-      return planned ? undefined : `the agent cannot read the image's manifest (${err.message})`;
-    default:
-      return undefined;
-  }
 }

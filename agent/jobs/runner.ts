@@ -37,7 +37,7 @@
 import type { Logger } from 'pino';
 import { type DesiredJob, type JobExecutionReport, MAX_REPORTED_OUTPUT_LINE, MAX_REPORTED_OUTPUT_LINES } from '../../shared/index.js';
 import { Signal } from '../../shared/signal.js';
-import { enginePulls, type ImageSource } from '../images/image-puller.js';
+import { enginePulls, type ImageSource } from '../images/image-source.js';
 import { isNotFound, RuntimeError } from '../runtime/errors.js';
 import type { ContainerRuntime, JobContainer } from '../runtime/runtime.js';
 import { decideExecution, type JobDecision } from './decide.js';

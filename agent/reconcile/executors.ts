@@ -6,7 +6,7 @@
  * only where none of it has happened yet: what it leaves half done, the
  * planner finishes with single steps (plan-slot.ts).
  */
-import type { ImageSource } from '../images/image-puller.js';
+import type { ImageSource } from '../images/image-source.js';
 import { isConflict } from '../runtime/errors.js';
 import type { ContainerRuntime } from '../runtime/runtime.js';
 import type { RecordWriter } from './records.js';

@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import type { AppState, DesiredState } from '../../shared/index.js';
 import { EngineOutages } from '../health/engine-outages.js';
 import type { HealthVerdict } from '../health/verdict.js';
-import { enginePulls, type ImageSource } from '../images/image-puller.js';
+import { enginePulls, type ImageSource } from '../images/image-source.js';
 import { containerName } from '../runtime/labels.js';
 import type { ContainerRuntime, ManagedContainer } from '../runtime/runtime.js';
 import { StepBackoff } from './backoff.js';

@@ -22,7 +22,7 @@ import type { Logger } from 'pino';
 import type { AgentUpgradeReport, DesiredAgent } from '../../shared/index.js';
 import type { Signal } from '../../shared/signal.js';
 import { fsyncDir } from '../fsync-dir.js';
-import { enginePulls, type ImageSource } from '../images/image-puller.js';
+import { enginePulls, type ImageSource } from '../images/image-source.js';
 import type { ContainerRuntime } from '../runtime/runtime.js';
 import type { NewEvent } from '../wiring/uplink.js';
 import { decideContainerUpgrade } from './container-decide.js';

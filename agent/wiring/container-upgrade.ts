@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { Closer } from '../../shared/closer.js';
 import type { AgentConfig } from '../config.js';
 import { hostFacts } from '../host.js';
-import type { ImageSource } from '../images/image-puller.js';
+import type { ImageSource } from '../images/image-source.js';
 import type { ContainerRuntime } from '../runtime/runtime.js';
 import { ContainerUpgrader, type ContainerUpgraderDeps } from '../upgrade/container-upgrader.js';
 import { dockerSwapEngine } from '../upgrade/swap-engine.js';

@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import type { Closer } from '../../shared/closer.js';
 import type { AgentConfig } from '../config.js';
-import type { ImageSource } from '../images/image-puller.js';
+import type { ImageSource } from '../images/image-source.js';
 import { JobStore } from '../jobs/job-store.js';
 import { type JobLogs, JobRunner, jobRuntimeOf } from '../jobs/runner.js';
 import type { Device } from './device.js';

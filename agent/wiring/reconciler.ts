@@ -11,7 +11,7 @@ import type { AgentUpgradeReport, DeviceState, DownloadTotals, ImageDownload, Jo
 import type { Signal } from '../../shared/signal.js';
 import type { AgentConfig } from '../config.js';
 import { hostFacts } from '../host.js';
-import type { ImageSource } from '../images/image-puller.js';
+import type { ImageSource } from '../images/image-source.js';
 import type { LocalStore } from '../local-store.js';
 import { type ObservedState, Reconciler } from '../reconcile/reconciler.js';
 import { Records } from '../reconcile/records.js';

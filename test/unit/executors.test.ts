@@ -3,7 +3,7 @@
  * an agent killed between two calls must leave something the next plan can finish.
  */
 import { describe, expect, it } from 'vitest';
-import { enginePulls } from '../../agent/images/image-puller.js';
+import { enginePulls } from '../../agent/images/image-source.js';
 import { type ExecutionContext, execute } from '../../agent/reconcile/executors.js';
 import type { RecordWriter } from '../../agent/reconcile/records.js';
 import { describeStep } from '../../agent/reconcile/steps.js';
