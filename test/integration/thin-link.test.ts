@@ -177,6 +177,30 @@ describe('thin link', () => {
     expect(control.stats.maxBytesAhead).toBe(0);
   });
 
+  it('lets a slow reader set the pace of its bytes on the link: no more than its receive window waits for it', async () => {
+    const windowBytes = 128 * KiB;
+    const link = thinLink({ downBytesPerSecond: 2 * 1024 * KiB, receiveWindowBytes: windowBytes });
+    const download = await link.route((await floodServer()).port);
+    const reader = await client(download);
+    reader.pause();
+    let read = 0;
+    let ahead = 0;
+    // About 320 KiB/s, a sixth of the link: a paced download.
+    for (let tick = 0; tick < 25; tick++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      while (read < (tick + 1) * 32 * KiB) {
+        const chunk: Buffer | null = reader.read();
+        if (chunk === null) break;
+        read += chunk.length;
+      }
+      ahead = Math.max(ahead, download.stats.bytesDown - read);
+    }
+    expect(read).toBeGreaterThan(0);
+    // The window, plus the one chunk a held sender may still have had admitted, and one read (libuv reads up to
+    // 64 KiB at a time) that the reader's Node took from the kernel unasked. Without the window: megabytes.
+    expect(ahead).toBeLessThanOrEqual(windowBytes + 2 * 64 * KiB);
+  });
+
   it('closes every connection and listener on close()', async () => {
     const link = thinLink({ downBytesPerSecond: 1024 * KiB });
     const route = await link.route((await floodServer()).port);

@@ -15,15 +15,23 @@
  * - A chunk is always admitted to the queue; a route whose chunk found the
  *   queue at or above `queueBytes` stops being read until the queue is below
  *   it again. Its sender then sees TCP backpressure, as a sender on a full
- *   bottleneck sees a closed window, so the queue stays near `queueBytes`
- *   while someone floods and nothing is dropped.
- * - A connection whose device side does not read (its socket's buffer is
- *   full) is not read from its target either: a receiver's closed window
- *   stops its sender, not the others.
+ *   bottleneck does, so the queue stays near `queueBytes` while someone
+ *   floods, and nothing is dropped.
+ * - Per connection, at most `receiveWindowBytes` are between its sender and
+ *   the device's reading (in the queue, in the relay's socket toward the
+ *   device, in the device's socket unread), as TCP's receive window allows a
+ *   sender: a device that reads slowly (a paced download) sets the pace of its
+ *   bytes on the link and lets only a window's worth into the queue, and one
+ *   that does not read stops its own sender, not the others. The bytes past
+ *   the queue are read from the kernel's socket queues (/proc/net/tcp): on
+ *   loopback the kernel would otherwise let megabytes wait past the link,
+ *   bytes that on a real link would never have crossed it. Without
+ *   /proc/net/tcp only Node's own write buffer holds a connection back.
  * - Toward the targets (the uplink) bytes pass at once, with backpressure:
  *   requests and acknowledgements are not what these tests contend for.
  * - Every socket and timer is gone once close() resolves.
  */
+import { readFileSync } from 'node:fs';
 import { type AddressInfo, createConnection, createServer, type Server, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 
@@ -32,6 +40,8 @@ export interface ThinLinkOptions {
   downBytesPerSecond: number;
   /** The modem's buffer in bytes: how much may wait for the downlink before senders are held back. 128 KiB by default. */
   queueBytes?: number;
+  /** A device's TCP receive window: the most bytes of one connection sent and not yet read by the device. 256 KiB by default. */
+  receiveWindowBytes?: number;
 }
 
 export interface RouteStats {
@@ -44,6 +54,8 @@ export interface RouteStats {
   maxBytesAhead: number;
   /** Since the last resetPeaks(): the longest a chunk of this route waited in the queue, in ms. */
   maxWaitMs: number;
+  /** Since the last resetPeaks(): how long its chunks waited in the queue on average, in ms (0 when none left it). */
+  meanWaitMs: number;
 }
 
 export interface ThinLinkRoute {
@@ -60,24 +72,40 @@ export interface ThinLink {
   route(targetPort: number, targetHost?: string): Promise<ThinLinkRoute>;
   /** Bytes waiting in the queue now. */
   readonly queuedBytes: number;
-  /** Starts a new window for every route's maxBytesAhead and maxWaitMs. */
+  /** Starts a new window for every route's maxBytesAhead, maxWaitMs and meanWaitMs. */
   resetPeaks(): void;
-  /** Destroys every connection, clears the timer, closes every listener; idempotent. */
+  /** Destroys every connection, clears the timers, closes every listener; idempotent. */
   close(): Promise<void>;
 }
 
 export const DEFAULT_QUEUE_BYTES = 128 * 1024;
+export const DEFAULT_RECEIVE_WINDOW_BYTES = 256 * 1024;
 
 /** How often the queue is drained while it holds something; also the longest burst the link delivers at once. */
 const TICK_MS = 5;
 
+/** A route's counters, with the sums its mean wait is made of. */
+interface RouteCounters extends Omit<RouteStats, 'meanWaitMs'> {
+  waitedChunks: number;
+  waitedMs: number;
+}
+/** How often the socket queues past the link are read while some connection has bytes there. */
+const WINDOW_CHECK_MS = 20;
+
 /** One device-side connection and its connection to the target. */
 interface Connection {
-  route: RouteStats;
+  route: RouteCounters;
   device: Socket;
   target: Socket;
-  /** Reading from the target is paused: the queue was full, or the device is not reading. */
+  /** Reading from the target is paused: the queue was full, the window is used up, or Node's buffer toward the device is. */
   held: boolean;
+  /** This connection's bytes in the queue. */
+  inQueue: number;
+  /** Its bytes past the queue not yet read by the device: as last read from the kernel, plus what was delivered since. */
+  pastQueue: number;
+  /** `<port>:<port>` of the relay's socket toward the device, and of the device's socket, as /proc/net/tcp names them. */
+  relayEnd: string;
+  deviceEnd: string;
   gone: boolean;
 }
 
@@ -86,33 +114,45 @@ interface Queued {
   connection: Connection;
   chunk: Buffer | null;
   enqueuedAt: number;
+  /** Its first byte has left the queue: its wait is counted. */
+  started: boolean;
 }
 
 export function startThinLink(options: ThinLinkOptions): ThinLink {
   const { downBytesPerSecond } = options;
   const queueBytes = options.queueBytes ?? DEFAULT_QUEUE_BYTES;
+  const windowBytes = options.receiveWindowBytes ?? DEFAULT_RECEIVE_WINDOW_BYTES;
   if (!(Number.isFinite(downBytesPerSecond) && downBytesPerSecond > 0)) {
     throw new RangeError(`downBytesPerSecond must be a positive number, got ${downBytesPerSecond}`);
   }
   if (!(Number.isInteger(queueBytes) && queueBytes > 0)) throw new RangeError(`queueBytes must be a positive integer, got ${queueBytes}`);
+  if (!(Number.isInteger(windowBytes) && windowBytes > 0)) {
+    throw new RangeError(`receiveWindowBytes must be a positive integer, got ${windowBytes}`);
+  }
 
   const queue: Queued[] = [];
   let queued = 0;
   let timer: NodeJS.Timeout | undefined;
+  let windowTimer: NodeJS.Timeout | undefined;
   let lastServed = 0;
   let credit = 0;
   const servers = new Set<Server>();
   const connections = new Set<Connection>();
-  const routes: RouteStats[] = [];
+  const routes: RouteCounters[] = [];
   let closing: Promise<void> | undefined;
+
+  const windowUsedUp = (connection: Connection) => connection.inQueue + connection.pastQueue >= windowBytes;
 
   function enqueue(connection: Connection, chunk: Buffer | null): void {
     if (connection.gone) return;
     const route = connection.route;
     route.maxBytesAhead = Math.max(route.maxBytesAhead, queued);
-    queue.push({ connection, chunk, enqueuedAt: performance.now() });
-    if (chunk) queued += chunk.length;
-    if (queued >= queueBytes) hold(connection);
+    queue.push({ connection, chunk, enqueuedAt: performance.now(), started: false });
+    if (chunk) {
+      queued += chunk.length;
+      connection.inQueue += chunk.length;
+    }
+    if (queued >= queueBytes || windowUsedUp(connection)) hold(connection);
     if (timer === undefined) {
       lastServed = performance.now();
       credit = 0;
@@ -124,7 +164,7 @@ export function startThinLink(options: ThinLinkOptions): ThinLink {
   function serve(): void {
     timer = undefined;
     const now = performance.now();
-    // A late timer delivers what the elapsed time allows, but idle time earns nothing beyond one tick.
+    // A late timer delivers what the elapsed time allows, but idle time earns nothing beyond a few ticks.
     credit = Math.min(credit + ((now - lastServed) * downBytesPerSecond) / 1000, Math.max((TICK_MS * 4 * downBytesPerSecond) / 1000, 1));
     lastServed = now;
     for (let head = queue[0]; head !== undefined; head = queue[0]) {
@@ -138,13 +178,22 @@ export function startThinLink(options: ThinLinkOptions): ThinLink {
       if (bytes === 0) break;
       credit -= bytes;
       const route = connection.route;
-      route.maxWaitMs = Math.max(route.maxWaitMs, now - head.enqueuedAt);
+      // A chunk's wait is until its first byte leaves.
+      if (!head.started) {
+        head.started = true;
+        const waited = now - head.enqueuedAt;
+        route.maxWaitMs = Math.max(route.maxWaitMs, waited);
+        route.waitedChunks += 1;
+        route.waitedMs += waited;
+      }
       if (bytes === chunk.length) queue.shift();
       else head.chunk = chunk.subarray(bytes);
       queued -= bytes;
+      connection.inQueue -= bytes;
+      connection.pastQueue += bytes;
       route.bytesDown += bytes;
-      // A device that does not read holds its own target back (its window is closed), not the others.
       if (!connection.gone && !connection.device.destroyed && !connection.device.write(chunk.subarray(0, bytes))) hold(connection);
+      watchWindows();
     }
     if (queued < queueBytes) for (const connection of connections) release(connection);
     if (queue.length > 0) timer = setTimeout(serve, TICK_MS);
@@ -156,11 +205,33 @@ export function startThinLink(options: ThinLinkOptions): ThinLink {
     connection.target.pause();
   }
 
-  /** Reads from the target again if neither the queue nor the device holds it back. */
+  /** Reads from the target again if neither the queue, the window nor Node's buffer holds it back. */
   function release(connection: Connection): void {
-    if (!connection.held || connection.gone || queued >= queueBytes || connection.device.writableNeedDrain) return;
+    if (!connection.held || connection.gone || queued >= queueBytes || windowUsedUp(connection) || connection.device.writableNeedDrain) {
+      return;
+    }
     connection.held = false;
     connection.target.resume();
+  }
+
+  function watchWindows(): void {
+    if (windowTimer === undefined && !closing) windowTimer = setTimeout(checkWindows, WINDOW_CHECK_MS);
+  }
+
+  /** Reads how much of each connection waits past the queue, and holds or releases it by its window. */
+  function checkWindows(): void {
+    windowTimer = undefined;
+    const waiting = socketQueues();
+    let again = false;
+    for (const connection of connections) {
+      // Node's buffer toward the device, the relay's unsent or unacknowledged bytes, the device's received and unread ones.
+      const kernel = waiting ? (waiting.get(connection.relayEnd)?.tx ?? 0) + (waiting.get(connection.deviceEnd)?.rx ?? 0) : 0;
+      connection.pastQueue = connection.device.writableLength + kernel;
+      if (windowUsedUp(connection)) hold(connection);
+      else release(connection);
+      again ||= connection.pastQueue > 0;
+    }
+    if (again) watchWindows();
   }
 
   function drop(connection: Connection): void {
@@ -177,7 +248,7 @@ export function startThinLink(options: ThinLinkOptions): ThinLink {
     connection.target.destroy();
   }
 
-  function accept(route: RouteStats, device: Socket, targetPort: number, targetHost: string): void {
+  function accept(route: RouteCounters, device: Socket, targetPort: number, targetHost: string): void {
     route.connections += 1;
     device.on('error', () => undefined);
     if (closing) {
@@ -186,7 +257,17 @@ export function startThinLink(options: ThinLinkOptions): ThinLink {
     }
     const target = createConnection({ host: targetHost, port: targetPort, allowHalfOpen: true, noDelay: true });
     target.on('error', () => undefined);
-    const connection: Connection = { route, device, target, held: false, gone: false };
+    const connection: Connection = {
+      route,
+      device,
+      target,
+      held: false,
+      inQueue: 0,
+      pastQueue: 0,
+      relayEnd: `${device.localPort}:${device.remotePort}`,
+      deviceEnd: `${device.remotePort}:${device.localPort}`,
+      gone: false,
+    };
     connections.add(connection);
 
     target.on('data', (chunk: Buffer) => enqueue(connection, chunk));
@@ -218,7 +299,15 @@ export function startThinLink(options: ThinLinkOptions): ThinLink {
     },
     async route(targetPort, targetHost = '127.0.0.1') {
       if (closing) throw new Error('thin link is closed');
-      const stats: RouteStats = { connections: 0, bytesDown: 0, bytesUp: 0, maxBytesAhead: 0, maxWaitMs: 0 };
+      const stats: RouteCounters = {
+        connections: 0,
+        bytesDown: 0,
+        bytesUp: 0,
+        maxBytesAhead: 0,
+        maxWaitMs: 0,
+        waitedChunks: 0,
+        waitedMs: 0,
+      };
       routes.push(stats);
       const server = createServer({ allowHalfOpen: true, noDelay: true }, (device) => accept(stats, device, targetPort, targetHost));
       servers.add(server);
@@ -234,7 +323,8 @@ export function startThinLink(options: ThinLinkOptions): ThinLink {
         port,
         address: `127.0.0.1:${port}`,
         get stats() {
-          return { ...stats };
+          const { waitedChunks, waitedMs, ...shown } = stats;
+          return { ...shown, meanWaitMs: waitedChunks === 0 ? 0 : waitedMs / waitedChunks };
         },
       };
     },
@@ -242,12 +332,16 @@ export function startThinLink(options: ThinLinkOptions): ThinLink {
       for (const stats of routes) {
         stats.maxBytesAhead = 0;
         stats.maxWaitMs = 0;
+        stats.waitedChunks = 0;
+        stats.waitedMs = 0;
       }
     },
     close() {
       closing ??= (async () => {
         clearTimeout(timer);
         timer = undefined;
+        clearTimeout(windowTimer);
+        windowTimer = undefined;
         for (const connection of [...connections]) drop(connection);
         queue.length = 0;
         queued = 0;
@@ -256,4 +350,27 @@ export function startThinLink(options: ThinLinkOptions): ThinLink {
       return closing;
     },
   };
+}
+
+/**
+ * Each IPv4 TCP socket's send queue (`tx`: written, not yet acknowledged by the peer) and receive queue
+ * (`rx`: received, not yet read), by `<local port>:<remote port>`; undefined where /proc/net/tcp cannot be read.
+ */
+function socketQueues(): Map<string, { tx: number; rx: number }> | undefined {
+  let table: string;
+  try {
+    table = readFileSync('/proc/net/tcp', 'utf8');
+  } catch {
+    return undefined;
+  }
+  const queues = new Map<string, { tx: number; rx: number }>();
+  // "  sl  local_address rem_address   st tx_queue:rx_queue …", addresses as hex IP:port, queues as hex.
+  for (const line of table.split('\n').slice(1)) {
+    const [, local, remote, , queue] = line.trim().split(/\s+/);
+    if (!local || !remote || !queue) continue;
+    const [tx = '0', rx = '0'] = queue.split(':');
+    const port = (address: string) => Number.parseInt(address.slice(address.indexOf(':') + 1), 16);
+    queues.set(`${port(local)}:${port(remote)}`, { tx: Number.parseInt(tx, 16), rx: Number.parseInt(rx, 16) });
+  }
+  return queues;
 }
