@@ -14,7 +14,7 @@
  * Each `variant` has layers of its own (its name seeds the data and is written
  * into the busybox layer), so tests running at the same time, or one after
  * another on one engine, never find each other's layers already loaded. The
- * images are pushed through the registry's HTTP API, no engine involved, at
+ * images are pushed through the registry's HTTP API (test/support/registry-push.ts), no engine involved, at
  * most once per recipe: the config carries the recipe's hash as a label, and a
  * registry already serving it is left alone. Nothing is left in the engine:
  * tests download them.
@@ -22,8 +22,7 @@
 import { execFileSync } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { gzipSync } from 'node:zlib';
-import { pack } from 'tar-stream';
+import { gzipLayer, pushImage, sha256, type TarEntry } from '../../support/registry-push.js';
 import { docker } from './docker-cli.js';
 import { TEST_REGISTRY } from './engine.js';
 import { RECIPE_LABEL } from './images.js';
@@ -55,10 +54,6 @@ const MiB = 1024 * 1024;
 const DATA_LAYERS: Record<BigImageSize, number[]> = { big: [12 * MiB, 12 * MiB, 12 * MiB, 12 * MiB], small: [4 * MiB] };
 const BUSYBOX = process.env.FLOTILLA_TEST_BUSYBOX ?? '/bin/busybox';
 const MANIFEST_V2 = 'application/vnd.docker.distribution.manifest.v2+json';
-const LAYER_TYPE = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
-const CONFIG_TYPE = 'application/vnd.docker.container.image.v1+json';
-/** Fixed, so a recipe's tars, and so its digests, do not depend on when they were made. */
-const EPOCH = new Date(0);
 
 /** Computes the sums, then serves them until SIGTERM (PID 1 ignores signals it does not trap). */
 const PROGRAM = ['cd /data && sha256sum * > /www/index.html', 'httpd -f -p 80 -h /www &', "trap 'kill $!; exit 0' TERM INT", 'wait'].join(
@@ -107,57 +102,32 @@ async function prepare(variant: string, size: BigImageSize): Promise<BigImage> {
   const served = await registryImage(repository, tag);
   if (served?.recipe === recipe) return { ...served.image, expectedIndex };
 
-  const tars = [
-    await busyboxTar(variant),
-    ...(await Promise.all(
-      dataFiles.map((f) =>
-        tarOf([
-          { name: 'data/', type: 'directory' },
-          { name: `data/${f.name}`, data: f.data },
+  const pushed = await pushImage({
+    registry: TEST_REGISTRY,
+    repository,
+    tag,
+    layers: [
+      busyboxLayer(variant),
+      ...dataFiles.map((f) =>
+        gzipLayer([
+          { path: 'data', type: 'dir' },
+          { path: `data/${f.name}`, data: f.data },
         ]),
       ),
-    )),
-    await tarOf([
-      { name: 'www/', type: 'directory' },
-      { name: 'app/', type: 'directory' },
-      { name: 'app/serve-sums.sh', data: Buffer.from(`${PROGRAM}\n`), mode: 0o755 },
-    ]),
-  ];
-  // Level 1: the data does not compress, and the busybox layer is small either way.
-  const layers = tars.map((tar) => {
-    const gz = gzipSync(tar, { level: 1 });
-    return { gz, blob: { digest: sha256(gz), size: gz.length }, diffId: sha256(tar) };
+      gzipLayer([
+        { path: 'www', type: 'dir' },
+        { path: 'app', type: 'dir' },
+        { path: 'app/serve-sums.sh', data: `${PROGRAM}\n`, mode: 0o755 },
+      ]),
+    ],
+    config: {
+      Env: ['PATH=/bin'],
+      Cmd: ['/bin/sh', '/app/serve-sums.sh'],
+      ExposedPorts: { '80/tcp': {} },
+      Labels: { [RECIPE_LABEL]: recipe },
+    },
   });
-  const config = Buffer.from(
-    JSON.stringify({
-      architecture: engineArchitecture(),
-      os: 'linux',
-      config: {
-        Env: ['PATH=/bin'],
-        Cmd: ['/bin/sh', '/app/serve-sums.sh'],
-        ExposedPorts: { '80/tcp': {} },
-        Labels: { [RECIPE_LABEL]: recipe },
-      },
-      rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
-      history: layers.map(() => ({ created: EPOCH.toISOString(), created_by: 'test/e2e/support/big-image.ts' })),
-    }),
-  );
-  const configBlob = { digest: sha256(config), size: config.length };
-  for (const layer of layers) await pushBlob(repository, layer.gz, layer.blob.digest);
-  await pushBlob(repository, config, configBlob.digest);
-  const manifest = {
-    schemaVersion: 2,
-    mediaType: MANIFEST_V2,
-    config: { mediaType: CONFIG_TYPE, ...configBlob },
-    layers: layers.map((l) => ({ mediaType: LAYER_TYPE, ...l.blob })),
-  };
-  const put = await fetch(`http://${TEST_REGISTRY}/v2/${repository}/manifests/${tag}`, {
-    method: 'PUT',
-    headers: { 'content-type': MANIFEST_V2 },
-    body: JSON.stringify(manifest),
-  });
-  if (!put.ok) throw new Error(`PUT manifest ${repository}:${tag}: HTTP ${put.status} ${await put.text()}`);
-  return { ...imageOf(repository, tag, configBlob, manifest.layers), expectedIndex };
+  return { ...imageOf(repository, tag, pushed.config, pushed.layers), expectedIndex };
 }
 
 function imageOf(repository: string, tag: string, config: Blob, layers: Blob[]): Omit<BigImage, 'expectedIndex'> {
@@ -187,58 +157,18 @@ async function registryImage(
   return { image: imageOf(repository, tag, manifest.config, manifest.layers), ...(recipe ? { recipe } : {}) };
 }
 
-/** A monolithic upload: POST for an upload URL, then PUT the whole blob with its digest. */
-async function pushBlob(repository: string, body: Buffer, digest: string): Promise<void> {
-  const head = await fetch(`http://${TEST_REGISTRY}/v2/${repository}/blobs/${digest}`, { method: 'HEAD' });
-  if (head.ok) return;
-  const started = await fetch(`http://${TEST_REGISTRY}/v2/${repository}/blobs/uploads/`, { method: 'POST' });
-  const location = started.headers.get('location');
-  if (started.status !== 202 || !location) throw new Error(`POST upload to ${repository}: HTTP ${started.status} ${await started.text()}`);
-  const url = new URL(location, `http://${TEST_REGISTRY}`);
-  url.searchParams.set('digest', digest);
-  const put = await fetch(url, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body });
-  if (put.status !== 201) throw new Error(`PUT blob ${digest} to ${repository}: HTTP ${put.status} ${await put.text()}`);
-}
-
-interface Entry {
-  name: string;
-  type?: 'file' | 'directory' | 'symlink';
-  data?: Buffer;
-  linkname?: string;
-  mode?: number;
-}
-
-function tarOf(entries: Entry[]): Promise<Buffer> {
-  const tar = pack();
-  const chunks: Buffer[] = [];
-  tar.on('data', (chunk: unknown) => {
-    chunks.push(chunk as Buffer);
-  });
-  const done = new Promise<Buffer>((resolve, reject) => {
-    tar.on('end', () => resolve(Buffer.concat(chunks)));
-    tar.on('error', reject);
-  });
-  for (const { name, type = 'file', data, linkname, mode } of entries) {
-    const header = { name, type, mtime: EPOCH, uid: 0, gid: 0, mode: mode ?? (type === 'file' ? 0o644 : 0o755) };
-    if (type === 'file') tar.entry({ ...header, size: data!.length }, data!);
-    else tar.entry({ ...header, ...(linkname ? { linkname } : {}) });
-  }
-  tar.finalize();
-  return done;
-}
-
 /** /bin/busybox, a symlink per applet, /tmp, and a file naming the variant so each variant's base layer is its own. */
-function busyboxTar(variant: string): Promise<Buffer> {
+function busyboxLayer(variant: string): Buffer {
   const applets = execFileSync(BUSYBOX, ['--list'], { encoding: 'utf8' })
     .split('\n')
     .filter((a) => /^[a-z0-9_.[-]+$/.test(a) && a !== 'busybox');
-  return tarOf([
-    { name: 'bin/', type: 'directory' },
-    { name: 'bin/busybox', data: readFileSync(BUSYBOX), mode: 0o755 },
-    ...applets.map((applet): Entry => ({ name: `bin/${applet}`, type: 'symlink', linkname: 'busybox' })),
-    { name: 'tmp/', type: 'directory', mode: 0o1777 },
-    { name: 'etc/', type: 'directory' },
-    { name: 'etc/flotilla-test-variant', data: Buffer.from(`${variant}\n`) },
+  return gzipLayer([
+    { path: 'bin', type: 'dir' },
+    { path: 'bin/busybox', data: readFileSync(BUSYBOX), mode: 0o755 },
+    ...applets.map((applet): TarEntry => ({ path: `bin/${applet}`, type: 'symlink', target: 'busybox' })),
+    { path: 'tmp', type: 'dir', mode: 0o1777 },
+    { path: 'etc', type: 'dir' },
+    { path: 'etc/flotilla-test-variant', data: `${variant}\n` },
   ]);
 }
 
@@ -251,13 +181,4 @@ function pseudoRandom(seed: string, bytes: number): Buffer {
   const key = createHash('sha256').update(seed).digest();
   const cipher = createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
   return Buffer.concat([cipher.update(Buffer.alloc(bytes)), cipher.final()]);
-}
-
-function sha256(data: Buffer): string {
-  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
-}
-
-/** The engine's platform as image configs name it (x64 → amd64). */
-function engineArchitecture(): string {
-  return { x64: 'amd64', arm64: 'arm64', arm: 'arm' }[process.arch as string] ?? process.arch;
 }
