@@ -8,8 +8,8 @@
  * - the app runs, and serves the sums of its data files as the image was built;
  * - the engine's image ID is the config blob's digest (what was loaded is what was pushed);
  * - the proxy sent at most 1.05 × the image's compressed size: each break
- *   continued from the byte where it stopped, the engine's pull would have
- *   started each layer over;
+ *   continued from the byte where it stopped (the engine's own pull gives a
+ *   layer five attempts, so it never gets this image: bench/image-download.ts);
  * - the events say the download resumed, and the device reports nothing resent.
  */
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
