@@ -81,6 +81,8 @@ for (const scenario of only) {
 }
 
 const exec = promisify(execFile);
+/** Between a failed `docker pull` and the next, as a retrying caller would wait. */
+const PULL_RETRY_MS = 2_000;
 const say = (text: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${text}`);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const releases = releasesOnExit(say);
@@ -204,11 +206,13 @@ async function enginePulls(reference: string): Promise<EngineRun> {
   while (elapsed() < engineTimeoutMs) {
     pulls += 1;
     try {
-      await exec('docker', ['pull', '-q', reference], { timeout: Math.max(1_000, engineTimeoutMs - elapsed()) });
+      // execFile takes whole milliseconds only.
+      await exec('docker', ['pull', '-q', reference], { timeout: Math.max(1_000, Math.ceil(engineTimeoutMs - elapsed())) });
       return { seconds: elapsed() / 1000, finished: true, pulls };
     } catch (err) {
       const e = err as Error & { stderr?: string; killed?: boolean };
       error = e.killed ? `still pulling after ${engineTimeoutMs / 1000} s` : (e.stderr ?? e.message).trim().split('\n').pop();
+      await sleep(PULL_RETRY_MS);
     }
   }
   return { seconds: elapsed() / 1000, finished: false, pulls, ...(error ? { error } : {}) };
@@ -230,9 +234,11 @@ async function loopback(hub: HubProcess, image: BigImage, proxy: RegistryProxy) 
     await stopDevice(device);
     await removeFromEngine(image);
     proxy.resetCounts();
-    engine.push({ ...(await enginePulls(reference)), bytes: proxy.blobBytes });
+    const pulled = { ...(await enginePulls(reference)), bytes: proxy.blobBytes };
+    if (!pulled.finished) throw new Error(`docker pull of ${reference} on loopback failed: ${pulled.error}`);
+    engine.push(pulled);
     say(
-      `loopback run ${run}: agent ${got.seconds.toFixed(1)} s (RSS ${got.idleRssMiB.toFixed(0)} → ${got.peakRssMiB.toFixed(0)} MiB), engine ${engine.at(-1)!.seconds.toFixed(1)} s`,
+      `loopback run ${run}: agent ${got.seconds.toFixed(1)} s (RSS ${got.idleRssMiB.toFixed(0)} → ${got.peakRssMiB.toFixed(0)} MiB), engine ${pulled.seconds.toFixed(1)} s`,
     );
   }
   await removeFromEngine(image);
