@@ -11,10 +11,11 @@
  * (test/support/registry-proxy.ts) that counts the blob bytes it sends. Each
  * run starts from an engine without the image and a fresh agent data dir.
  *
- * - loopback: apply → the image in the engine (the agent: `flotilla apply` of
- *   an app with the image, until `docker image inspect` finds it; the engine:
- *   `docker pull`), and the agent's RSS (VmRSS every 100 ms) before and at its
- *   peak during the download. Median of `--runs`.
+ * - loopback: `flotilla apply` of an app with the image → `docker image
+ *   inspect` finds it, with the agent's own download, and with the same
+ *   agent asking the engine (`spec.update.pull: engine`); `docker pull` alone
+ *   for scale. The agent's RSS (VmRSS every 100 ms) before and at its peak.
+ *   Median of `--runs`.
  * - rate: `--downlink-rate 256k` and `1m`: the pace at which the first data
  *   layer's partial file grows in the agent's content store, over the middle
  *   of the layer, against the cap.
@@ -147,10 +148,14 @@ async function startDevice(hub: HubProcess, agentArgs: string[]): Promise<Device
   return { id, agent, app: id };
 }
 
-async function apply(hub: HubProcess, device: Device, reference: string): Promise<void> {
+async function apply(hub: HubProcess, device: Device, reference: string, pull: 'agent' | 'engine' = 'agent'): Promise<void> {
   const file = join(scratchDir('bench-dl-'), 'app.yaml');
   // The container only has to exist: the measure ends when the engine holds the image.
-  const spec = { name: device.app, scheduling: { devices: [device.id] }, spec: { containers: [{ name: 'main', image: reference }] } };
+  const spec = {
+    name: device.app,
+    scheduling: { devices: [device.id] },
+    spec: { containers: [{ name: 'main', image: reference }], update: { pull } },
+  };
   writeFileSync(file, stringify(spec));
   const applied = await runCli(['--hub', hub.url, 'apply', '-f', file]);
   if (applied.code !== 0) throw new Error(`apply: ${applied.stderr}`);
@@ -169,7 +174,12 @@ interface AgentRun {
 }
 
 /** Applies the app and waits until the engine holds its image; the agent's RSS sampled meanwhile. */
-async function agentDelivers(hub: HubProcess, device: Device, reference: string, timeoutMs = 600_000): Promise<AgentRun> {
+async function agentDelivers(
+  hub: HubProcess,
+  device: Device,
+  reference: string,
+  { timeoutMs = 600_000, pull = 'agent' as 'agent' | 'engine' } = {},
+): Promise<AgentRun> {
   const pid = device.agent.proc.child.pid;
   const idleRssMiB = rssMiB(pid);
   let peakRssMiB = idleRssMiB;
@@ -178,7 +188,7 @@ async function agentDelivers(hub: HubProcess, device: Device, reference: string,
   }, 100);
   try {
     const started = performance.now();
-    await apply(hub, device, reference);
+    await apply(hub, device, reference, pull);
     while (!(await inEngine(reference))) {
       if (performance.now() - started > timeoutMs) throw new Error(`the agent did not deliver ${reference} in ${timeoutMs / 1000} s`);
       await sleep(100);
@@ -223,36 +233,46 @@ async function enginePulls(reference: string): Promise<EngineRun> {
 
 async function loopback(hub: HubProcess, image: BigImage, proxy: RegistryProxy) {
   const reference = proxy.via(image.image);
-  const agent: (AgentRun & { bytes: number })[] = [];
-  const engine: (EngineRun & { bytes: number })[] = [];
-  for (let run = 1; run <= runs; run++) {
+  type Run = AgentRun & { bytes: number };
+  const own: Run[] = [];
+  const enginePath: Run[] = [];
+  const dockerPull: (EngineRun & { bytes: number })[] = [];
+  /** A fresh agent, the app applied with `pull`: the image fetched by the agent, or by the engine it asks. */
+  const byAgent = async (pull: 'agent' | 'engine'): Promise<Run> => {
     await removeFromEngine(image);
     const device = await startDevice(hub, []);
     proxy.resetCounts();
-    const got = await agentDelivers(hub, device, reference);
-    agent.push({ ...got, bytes: proxy.blobBytes });
+    const got = await agentDelivers(hub, device, reference, { pull });
     await stopDevice(device);
+    return { ...got, bytes: proxy.blobBytes };
+  };
+  for (let run = 1; run <= runs; run++) {
+    own.push(await byAgent('agent'));
+    enginePath.push(await byAgent('engine'));
     await removeFromEngine(image);
     proxy.resetCounts();
     const pulled = { ...(await enginePulls(reference)), bytes: proxy.blobBytes };
     if (!pulled.finished) throw new Error(`docker pull of ${reference} on loopback failed: ${pulled.error}`);
-    engine.push(pulled);
+    dockerPull.push(pulled);
+    const [a, e] = [own.at(-1)!, enginePath.at(-1)!];
     say(
-      `loopback run ${run}: agent ${got.seconds.toFixed(1)} s (RSS ${got.idleRssMiB.toFixed(0)} → ${got.peakRssMiB.toFixed(0)} MiB), engine ${pulled.seconds.toFixed(1)} s`,
+      `loopback run ${run}: agent ${a.seconds.toFixed(1)} s (RSS ${a.idleRssMiB.toFixed(0)} → ${a.peakRssMiB.toFixed(0)} MiB), ` +
+        `pull: engine ${e.seconds.toFixed(1)} s (RSS ${e.idleRssMiB.toFixed(0)} → ${e.peakRssMiB.toFixed(0)} MiB), docker pull ${pulled.seconds.toFixed(1)} s`,
     );
   }
   await removeFromEngine(image);
-  const agentS = median(agent.map((r) => r.seconds));
-  const engineS = median(engine.map((r) => r.seconds));
+  const seconds = (list: { seconds: number }[]) => median(list.map((r) => r.seconds));
   return {
-    agentSeconds: agentS,
-    engineSeconds: engineS,
-    ratio: agentS / engineS,
-    agentIdleRssMiB: median(agent.map((r) => r.idleRssMiB)),
-    agentPeakRssMiB: median(agent.map((r) => r.peakRssMiB)),
-    agentMB: median(agent.map((r) => r.bytes)) / MB,
-    engineMB: median(engine.map((r) => r.bytes)) / MB,
-    runs: { agent, engine },
+    agentSeconds: seconds(own),
+    engineSeconds: seconds(enginePath),
+    dockerPullSeconds: seconds(dockerPull),
+    ratio: seconds(own) / seconds(enginePath),
+    agentIdleRssMiB: median(own.map((r) => r.idleRssMiB)),
+    agentPeakRssMiB: median(own.map((r) => r.peakRssMiB)),
+    enginePathPeakRssMiB: median(enginePath.map((r) => r.peakRssMiB)),
+    agentMB: median(own.map((r) => r.bytes)) / MB,
+    engineMB: median(enginePath.map((r) => r.bytes)) / MB,
+    runs: { agent: own, enginePath, dockerPull },
   };
 }
 
@@ -335,7 +355,7 @@ async function drops(hub: HubProcess, image: BigImage, proxy: RegistryProxy) {
   };
 
   const device = await startDevice(hub, []);
-  const agent = await through(() => agentDelivers(hub, device, reference, 30 * 60_000));
+  const agent = await through(() => agentDelivers(hub, device, reference, { timeoutMs: 30 * 60_000 }));
   await stopDevice(device);
   say(`drops: agent ${agent.seconds.toFixed(1)} s, ${agent.linkMB.toFixed(1)} MB over the link, ${agent.drops} drops`);
   const engine = await through(() => enginePulls(reference));
@@ -384,10 +404,12 @@ function printTable(results: Record<string, unknown>): void {
   if (r.loopback) {
     const l = r.loopback;
     console.log(
-      `loopback (median of ${runs}): agent ${l.agentSeconds.toFixed(1)} s, engine ${l.engineSeconds.toFixed(1)} s (agent/engine ${l.ratio.toFixed(2)})`,
+      `loopback (median of ${runs}), apply → image in the engine: agent's download ${l.agentSeconds.toFixed(1)} s, ` +
+        `pull: engine ${l.engineSeconds.toFixed(1)} s (${l.ratio.toFixed(2)}×); docker pull alone ${l.dockerPullSeconds.toFixed(1)} s`,
     );
     console.log(
-      `  agent RSS ${l.agentIdleRssMiB.toFixed(0)} MiB idle, ${l.agentPeakRssMiB.toFixed(0)} MiB at its peak; blob bytes sent: agent ${l.agentMB.toFixed(1)} MB, engine ${l.engineMB.toFixed(1)} MB`,
+      `  agent RSS ${l.agentIdleRssMiB.toFixed(0)} MiB before, ${l.agentPeakRssMiB.toFixed(0)} MiB at its peak ` +
+        `(${l.enginePathPeakRssMiB.toFixed(0)} MiB with pull: engine); blob bytes sent: ${l.agentMB.toFixed(1)} MB, ${l.engineMB.toFixed(1)} MB`,
     );
   }
   for (const x of r.rate ?? []) {
