@@ -91,9 +91,10 @@ export class DownloadDevice {
     return docker('image', 'inspect', '--format', '{{.Id}}', reference).catch(() => undefined);
   }
 
-  /** Removes the app's containers and the files written; the hub's stopAll() stops the agent. */
+  /** Removes the device's containers and the files written; the hub's stopAll() stops the agent. */
   async remove(): Promise<void> {
-    await removeContainersAndVolumes(`flotilla.app=${this.app}`);
+    // Every app the test gave this device, not only the one it downloads for.
+    await removeContainersAndVolumes(`flotilla.device=${this.deviceId}`);
     this.apps.removeFiles();
   }
 }
