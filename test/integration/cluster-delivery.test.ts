@@ -151,10 +151,14 @@ describe('broker replicas on Redis', () => {
     await closeClient(device);
 
     const service = await client(b);
+    // Aedes acknowledges QoS 1 before it queues and forwards: a watcher on C that has seen the last one
+    // proves all three are queued, so none is still on its way live when the device comes back.
+    const watching = await client(c);
+    const watcher = new Inbox(watching);
+    await watching.subscribeAsync(commands, { qos: 1 });
     for (const n of [1, 2, 3]) await service.publishAsync(commands, JSON.stringify({ n }), { qos: 1 });
-    // Aedes acknowledges QoS 1 before it queues: wait until the session holds all three. (A device back
-    // while one is still on its way gets that one live, possibly before the queue's older ones.)
-    await waitFor('three messages queued in Redis', async () => (await server.command('LLEN', 'flotilla:outgoing:dev-2')) === 3);
+    await watcher.waitFor(commands, (p) => p.n === 3);
+    expect(await server.command('LLEN', 'flotilla:outgoing:dev-2')).toBe(3);
 
     // Back through another replica, as after a load balancer's choice: the session is in Redis.
     const back = await client(c, { clientId: 'dev-2', clean: false });
@@ -193,8 +197,14 @@ describe('broker replicas on Redis', () => {
     }
 
     // Away: B queues 5, drops the rest, and says so once.
+    // Aedes acknowledges a QoS 1 PUBLISH before it queues and forwards it: a watcher on A that has seen
+    // the last one proves B is done with all ten, so none can still arrive live once the device is back.
     await closeClient(device);
+    const watching = await client(a);
+    const watcher = new Inbox(watching);
+    await watching.subscribeAsync(commands, { qos: 1 });
     for (let n = 21; n <= 30; n++) await service.publishAsync(commands, JSON.stringify({ n }), { qos: 1 });
+    await watcher.waitFor(commands, (p) => p.n === 30);
     await logsB.waitFor('persistent MQTT session is full while its client is away: dropping newer messages for it');
     await waitFor('the five queued, the rest dropped', async () => (await server.command('LLEN', 'flotilla:outgoing:dev-q')) === 5);
     const back = await client(a, { clientId: 'dev-q', clean: false });
