@@ -13,6 +13,8 @@ import { appDetail, appHistory, appRevision, appSummary, appViewDevice } from '.
 
 export type AppMethodName =
   | 'apps.apply'
+  | 'apps.applyAll'
+  | 'apps.export'
   | 'apps.force'
   | 'apps.retry'
   | 'apps.history'
@@ -63,6 +65,14 @@ export function appMethods(deps: AppMethodDeps): ApiHandlersFor<AppMethodName> {
         deps.desiredMayHaveChanged();
       }
       return { name: checked.name, revision, changed };
+    },
+
+    'apps.applyAll': async () => {
+      throw new ApiError('invalid_request', 'apps.applyAll is not built yet');
+    },
+
+    'apps.export': async () => {
+      throw new ApiError('invalid_request', 'apps.export is not built yet');
     },
 
     /** Swap the current revision in even where the app holds its update lock. */

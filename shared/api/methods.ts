@@ -34,12 +34,14 @@ import type {
   AgentUpgradeResult,
   AppDetail,
   AppHistory,
+  ApplyAllResult,
   ApplyResult,
   AppRevision,
   AppSummary,
   AuditRecord,
   Deleted,
   DeviceView,
+  ExportedApp,
   ForceResult,
   HubVersion,
   JobDetail,
@@ -53,6 +55,8 @@ import type {
 
 /** Secret values are small (passwords, tokens, keys, certificates): they travel inside every desired document that needs them. */
 export const MAX_SECRET_BYTES = 65536;
+/** The most specs one `apps.applyAll` takes: a fleet's folder, and still one bounded request. */
+export const MAX_APPLY_SPECS = 1000;
 /** The longest a registration token may stay valid: ten years. */
 export const MAX_TOKEN_EXPIRES_SECONDS = 10 * 365 * 24 * 3600;
 
@@ -100,6 +104,55 @@ export const API = {
     answers: '`{name, revision, changed}`; an unchanged spec is `changed: false` and no new revision',
     role: 'operator',
     http: { method: 'POST', path: '/api/v1/apps', body: { param: 'spec' } },
+  }),
+  'apps.applyAll': declareMethod({
+    summary:
+      "Applies a set of app specs as one unit: every spec is checked first, and if any is refused nothing is stored. With `dryRun` it stores nothing and answers what it would do. With `scope` each app records that prune scope; `prune` then deletes the apps of that scope the set does not name. Errors name the spec as `specs[i]` in each issue's path.",
+    params: Type.Object(
+      {
+        specs: Type.Array(Type.Unknown({ description: 'an app spec ([spec.md](spec.md))' }), {
+          minItems: 1,
+          maxItems: MAX_APPLY_SPECS,
+          description: 'the app specs, each app at most once',
+        }),
+        dryRun: Type.Optional(Type.Boolean({ description: 'check and plan, store nothing' })),
+        scope: Type.Optional(
+          described(Name, 'the prune scope to record on every app of the set; an app recorded with another scope is a `conflict`'),
+        ),
+        prune: Type.Optional(
+          Type.Boolean({ description: 'delete the apps recorded with `scope` that the set does not name; needs `scope`' }),
+        ),
+        expectPruned: Type.Optional(
+          Type.Array(Name, {
+            maxItems: MAX_APPLY_SPECS,
+            description:
+              'the apps the caller expects prune to delete (from a dry run): any other set is a `conflict`, and nothing is stored',
+          }),
+        ),
+        source: Type.Optional(
+          Type.String({
+            minLength: 1,
+            maxLength: 256,
+            pattern: '^[\\x21-\\x7e]+$',
+            description: 'where the specs come from, such as `git:<commit>`: recorded on every new revision',
+          }),
+        ),
+      },
+      strict,
+    ),
+    result: returns<ApplyAllResult>(),
+    answers:
+      '`{dryRun, source, items: [{name, action, revision, previousRevision, devices: {count, ids}, secrets, scope, previousScope, current?}], pruned: [{name, revision, scope, current?}]}`; `action` is `created`, `configured` or `unchanged`',
+    role: 'operator',
+    http: { method: 'POST', path: '/api/v1/apply', body: 'object' },
+  }),
+  'apps.export': declareMethod({
+    summary: 'Every app (or those of one prune scope) with its current spec exactly as it was applied, for writing back to files.',
+    params: Type.Object({ scope: Type.Optional(described(Name, 'only the apps recorded with this prune scope')) }, strict),
+    result: returns<List<ExportedApp>>(),
+    answers: '`{items: [{name, revision, scope, spec}]}`, sorted by name',
+    role: 'viewer',
+    http: { method: 'GET', path: '/api/v1/app-specs', query: { scope: 'text' } },
   }),
   'apps.get': declareMethod({
     summary: 'One app: its current spec and how each device it is scheduled onto runs it.',

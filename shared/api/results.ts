@@ -14,6 +14,55 @@ export interface ApplyResult {
   changed: boolean;
 }
 
+/** What `apps.applyAll` does (or, on a dry run, would do) to one app of the set. */
+export type ApplyAction = 'created' | 'configured' | 'unchanged';
+
+/** One app of an `apps.applyAll` set, in the order of the request's specs. */
+export interface AppliedApp {
+  name: string;
+  action: ApplyAction;
+  /** The app's current revision after the apply: a new one when created or configured. */
+  revision: number;
+  /** The revision it replaces; null for a new app. */
+  previousRevision: number | null;
+  /** The devices the app's scheduling selects now: how many, and the first 100 ids in sorted order. */
+  devices: { count: number; ids: string[] };
+  /** The secrets the spec refers to, sorted (an apply whose secrets are missing is refused). */
+  secrets: string[];
+  /** The prune scope recorded on the app after the apply; null for none. */
+  scope: string | null;
+  /** The scope it had before: null and `scope` set means this apply adopted the app into the scope. */
+  previousScope: string | null;
+  /** Dry runs only, for a configured app: its current spec, so a client can show a diff. */
+  current?: AppSpec;
+}
+
+/** An app `apps.applyAll` deleted with `prune` (or, on a dry run, would delete). */
+export interface PrunedApp {
+  name: string;
+  /** Its current revision when it was deleted. */
+  revision: number;
+  scope: string;
+  /** Dry runs only: its current spec. */
+  current?: AppSpec;
+}
+
+export interface ApplyAllResult {
+  dryRun: boolean;
+  /** The source reference recorded on every new revision; null when none was given. */
+  source: string | null;
+  items: AppliedApp[];
+  pruned: PrunedApp[];
+}
+
+/** One app as `apps.export` gives it back: the spec exactly as applied, no hub-made fields. */
+export interface ExportedApp {
+  name: string;
+  revision: number;
+  scope: string | null;
+  spec: AppSpec;
+}
+
 /** One entry of `apps.history`. */
 export interface RevisionSummary {
   revision: number;
