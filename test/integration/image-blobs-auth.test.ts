@@ -12,8 +12,9 @@ import { downloadBlobs } from '../../agent/images/download-blobs.js';
 import { RegistrySession } from '../../agent/images/registry-session.js';
 import { resolveImage } from '../../agent/images/resolve-image.js';
 import { FetchError, type FetchEvent } from '../../agent/images/types.js';
+import { type PasswordRegistry, startPasswordRegistry } from '../support/password-registry.js';
 import { type RegistryProxy, startRegistryProxy } from '../support/registry-proxy.js';
-import { type PasswordRegistry, type PushedImage, pushImage, randomLayer, startPasswordRegistry } from '../support/registry-push.js';
+import { type PushedImage, pushImage, randomLayer } from '../support/registry-push.js';
 import { scratchDir } from '../support/scratch.js';
 
 const PLATFORM = { os: 'linux', architecture: 'amd64' };

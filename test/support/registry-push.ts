@@ -9,20 +9,9 @@
  * The tar writer is the minimal ustar the engine's `docker load` and the
  * registry accept: regular files, directories and symlinks, names under 100
  * bytes (or split into prefix/name under 255).
- *
- * startPasswordRegistry() runs a private Debian docker-registry with htpasswd
- * auth on a free loopback port, for tests of credentials (no Docker needed).
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { dyingWithParent } from './die-with-parent.js';
-import { freePort } from './ports.js';
-import { waitFor } from './wait.js';
 
 export const TEST_REGISTRY_HOST = '127.0.0.1:5000';
 
@@ -332,80 +321,4 @@ async function expectStatus(res: Response, status: number, what: string, drain =
     return;
   }
   throw new Error(`registry-push: could not ${what}: ${res.status} ${await res.text()}`);
-}
-
-export interface PasswordRegistry {
-  /** `127.0.0.1:<port>`. */
-  host: string;
-  username: string;
-  password: string;
-  /** Kills the registry and removes its storage; idempotent. */
-  stop(): Promise<void>;
-}
-
-/** A docker-registry of its own on a free loopback port that wants Basic credentials (htpasswd, bcrypt). */
-export async function startPasswordRegistry(): Promise<PasswordRegistry> {
-  const username = `user-${randomBytes(3).toString('hex')}`;
-  const password = randomBytes(12).toString('hex');
-  const dir = await mkdtemp(join(tmpdir(), 'flotilla-password-registry-'));
-  let child: ChildProcess | undefined;
-  let stopped: Promise<void> | undefined;
-  const stop = () => {
-    stopped ??= (async () => {
-      if (child && child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise<void>((resolve) => child!.once('exit', () => resolve()));
-        child.kill('SIGKILL');
-        await exited;
-      }
-      await rm(dir, { recursive: true, force: true });
-    })();
-    return stopped;
-  };
-  try {
-    // docker-registry accepts only bcrypt entries, hence -B (htpasswd is Debian's apache2-utils).
-    const { stdout } = await promisify(execFile)('htpasswd', ['-Bbn', username, password]);
-    await writeFile(join(dir, 'htpasswd'), stdout, { mode: 0o600 });
-    const host = `127.0.0.1:${await freePort()}`;
-    const config = join(dir, 'config.yml');
-    await writeFile(
-      config,
-      [
-        'version: 0.1',
-        'log:',
-        '  level: warn',
-        'storage:',
-        '  filesystem:',
-        `    rootdirectory: ${join(dir, 'storage')}`,
-        'http:',
-        `  addr: ${host}`,
-        `  secret: ${randomBytes(16).toString('hex')}`,
-        'auth:',
-        '  htpasswd:',
-        '    realm: flotilla-test',
-        `    path: ${join(dir, 'htpasswd')}`,
-        '',
-      ].join('\n'),
-    );
-    const [command, args] = dyingWithParent('docker-registry', ['serve', config]);
-    child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let output = '';
-    child.stderr?.on('data', (chunk: Buffer) => {
-      output = (output + chunk.toString()).slice(-4_000);
-    });
-    const started = child;
-    await waitFor(
-      `docker-registry on ${host} to answer 401`,
-      async () => {
-        if (started.exitCode !== null) throw new Error(`docker-registry exited: ${output}`);
-        const res = await fetch(`http://${host}/v2/`).catch(() => undefined);
-        await res?.arrayBuffer();
-        return res?.status === 401;
-      },
-      { timeoutMs: 30_000, intervalMs: 100 },
-    );
-    return { host, username, password, stop };
-  } catch (err) {
-    await stop();
-    throw err;
-  }
 }
