@@ -1,5 +1,6 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { formatIssues, validateAppSpec, validateJobSpec } from '../../shared/index.js';
@@ -9,6 +10,13 @@ const yamlFiles = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
 /** A job's example says so in its name (`flotilla run -f`); the others are apps (`flotilla apply -f`). */
 const jobs = yamlFiles.filter((f) => f.endsWith('-job.yaml'));
 const apps = yamlFiles.filter((f) => !jobs.includes(f));
+
+/** The folder a team keeps in git (docs/gitops.md): specs under apps/, any depth, as `flotilla apply -f DIR` reads them. */
+const gitops = join(dir, 'gitops');
+const gitopsSpecs = (readdirSync(join(gitops, 'apps'), { recursive: true }) as string[])
+  .filter((f) => /\.(ya?ml|json)$/.test(f))
+  .map((f) => relative(dir, join(gitops, 'apps', f)))
+  .sort();
 
 function verdicts(file: string, check: (value: unknown) => ReturnType<typeof validateAppSpec> | ReturnType<typeof validateJobSpec>) {
   return parseAllDocuments(readFileSync(join(dir, file), 'utf8')).map((doc) => {
@@ -29,5 +37,32 @@ describe('examples/', () => {
 
   it.each(jobs)('%s is a valid job spec', (file) => {
     for (const verdict of verdicts(file, (value) => validateJobSpec(value))) expect(verdict).toBe('valid');
+  });
+
+  describe('gitops/', () => {
+    const documents = gitopsSpecs.flatMap((file) =>
+      parseAllDocuments(readFileSync(join(dir, file), 'utf8')).map((doc) => ({ file, value: doc.toJS() as { name?: string } })),
+    );
+
+    it('holds several apps, in a subfolder too, one file with two of them', () => {
+      expect(gitopsSpecs).toEqual(['gitops/apps/monitoring/telemetry.yaml', 'gitops/apps/web.yaml']);
+      expect(documents.filter((doc) => doc.file === 'gitops/apps/monitoring/telemetry.yaml')).toHaveLength(2);
+    });
+
+    it.each(gitopsSpecs)('%s is valid app specs', (file) => {
+      for (const verdict of verdicts(file, validateAppSpec)) expect(verdict).toBe('valid');
+    });
+
+    it('names every app once, as one apply of the folder requires', () => {
+      const names = documents.map((doc) => doc.value.name);
+      expect(names).toEqual(['loadavg', 'disk-watch', 'web']);
+      expect(new Set(names).size).toBe(names.length);
+    });
+
+    it('has a deploy.sh that is executable and parses', () => {
+      const script = join(gitops, 'deploy.sh');
+      accessSync(script, constants.X_OK);
+      expect(() => execFileSync('bash', ['-n', script], { stdio: 'pipe' })).not.toThrow();
+    });
   });
 });
