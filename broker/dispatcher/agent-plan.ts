@@ -190,8 +190,12 @@ export interface ReportedAgent {
 
 /** A fleet row's reported agent (its state as stored text); nothing for a device that never reported. */
 export function reportedAgent(row: Pick<FleetDeviceRow, 'state'>): ReportedAgent {
-  if (row.state === null) return {};
-  const state = JSON.parse(row.state) as DeviceState;
+  return reportedAgentOf(row.state === null ? null : (JSON.parse(row.state) as DeviceState));
+}
+
+/** The agent a device's state report names; nothing for a device that never reported (`null`). */
+export function reportedAgentOf(state: DeviceState | null): ReportedAgent {
+  if (state === null) return {};
   return {
     ...(state.host?.agentVersion ? { version: state.host.agentVersion } : {}),
     ...(state.agentUpgrade ? { upgradePhase: state.agentUpgrade.phase } : {}),

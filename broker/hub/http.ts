@@ -11,14 +11,12 @@ import { createServer as createHttpServer } from 'node:http';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Closer } from '../../shared/closer.js';
-import type { DeviceState } from '../../shared/index.js';
 import { flotillaVersion, packageRoot } from '../../shared/version.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { httpAuth } from '../auth/http-auth.js';
 import type { LoginDelay } from '../auth/login-delay.js';
 import { registerRoute } from '../auth/register.js';
 import type { HubConfig } from '../config.js';
-import { agentFleetCounts, reportedAgent } from '../dispatcher/agent-plan.js';
 import type { HubApi } from '../dispatcher/api.js';
 import { FleetFeed } from '../fleet/feed.js';
 import { fleetFollowRoute } from '../fleet/follow.js';
@@ -32,8 +30,8 @@ import { whoamiRoute } from '../http/whoami.js';
 import { closeServer, listen } from '../mqtt/broker.js';
 import type { SessionEndpoint } from '../remote/endpoint.js';
 import type { SessionRegistry } from '../remote/session-registry.js';
+import { deviceReportCounts } from '../telemetry/device-report-counts.js';
 import { followRoutes } from '../telemetry/follow.js';
-import { imageDownloadCounts } from '../telemetry/image-download-counts.js';
 import type { JobFleetCounts, SessionDeviceBytes } from '../telemetry/prometheus.js';
 import { startTlsListeners } from '../tls/listeners.js';
 import type { HubMqtt } from './mqtt.js';
@@ -82,11 +80,7 @@ export async function startHubHttp(config: HubConfig, deps: HubHttpDeps, closer:
         {
           devices: () => stores.devices.presence(),
           appPhaseCounts: () => stores.devices.appPhases(),
-          agentCounts: async () => agentFleetCounts((await stores.devices.fleetRows()).map(reportedAgent)),
-          imageDownloads: async () =>
-            imageDownloadCounts(
-              (await stores.devices.fleetRows()).map((row) => (row.state === null ? null : (JSON.parse(row.state) as DeviceState))),
-            ),
+          deviceReports: async () => deviceReportCounts(await stores.devices.fleetRows()),
           ...(deps.jobCounts ? { jobCounts: deps.jobCounts } : {}),
           latestMetrics: () => telemetry.ingest.latest.values(),
           ingest: () => ({

@@ -15,8 +15,8 @@ import {
   type JobPhase,
   type MetricsSample,
 } from '../../shared/index.js';
-import type { AgentFleetCounts } from '../dispatcher/agent-plan.js';
 import type { DeviceLinkBytes } from '../mqtt/link-bytes.js';
+import type { DeviceReportCounts } from './device-report-counts.js';
 import { type ImageDownloadCounts, PENDING_IMAGE_STATES } from './image-download-counts.js';
 import { registerLinkBytesMetrics } from './link-bytes-metrics.js';
 import { labels, SeriesGauge, SeriesRegistry } from './series-gauge.js';
@@ -51,12 +51,13 @@ export interface FleetSources {
   /** Devices per app and phase (APP_PHASE_LABELS); pairs with no device may be left out. */
   appPhaseCounts(): Promise<AppPhaseCount[]>;
   ingest(): IngestStats;
-  /** Devices per reported agent version and per agent upgrade phase (broker/dispatcher/agent-plan.ts agentFleetCounts). */
-  agentCounts?(): Promise<AgentFleetCounts>;
+  /**
+   * What the devices' state reports add up to: agent versions and upgrade phases, image downloads
+   * (device-report-counts.ts). Read once per scrape for all of their series.
+   */
+  deviceReports?(): Promise<DeviceReportCounts>;
   /** Executions of every stored job by state, and jobs by phase (broker/jobs/). */
   jobCounts?(): Promise<JobFleetCounts>;
-  /** The devices' image download totals and states, summed over the fleet (image-download-counts.ts). */
-  imageDownloads?(): Promise<ImageDownloadCounts>;
 }
 
 export interface JobFleetCounts {
@@ -202,20 +203,22 @@ export function createPrometheusRegistry(fleet: FleetSources, broker: BrokerSour
     },
   });
 
-  // ---- the agents themselves (flotilla agent upgrade) ------------------------------------
-  const agentCounts = fleet.agentCounts;
-  if (agentCounts) {
+  // ---- what devices report of themselves: their agent (flotilla agent upgrade) and image downloads
+  // (docs/image-downloads.md), from one read of their reports per scrape.
+  const deviceReports = fleet.deviceReports?.bind(fleet);
+  if (deviceReports) {
     new Gauge({
       name: 'flotilla_agent_version_devices',
       help: 'Devices by the agent version they last reported.',
       labelNames: ['version'],
       registers,
       async collect() {
-        const counts = await agentCounts();
+        const { agents, imageDownloads } = await deviceReports();
         this.reset();
-        for (const { version, devices } of counts.versions) this.set({ version }, devices);
+        for (const { version, devices } of agents.versions) this.set({ version }, devices);
         agentUpgrades.reset();
-        for (const { phase, devices } of counts.upgrades) agentUpgrades.set({ phase }, devices);
+        for (const { phase, devices } of agents.upgrades) agentUpgrades.set({ phase }, devices);
+        fillImageDownloads(imageDownloads);
       },
     });
     const agentUpgrades = new Gauge({
@@ -224,6 +227,7 @@ export function createPrometheusRegistry(fleet: FleetSources, broker: BrokerSour
       labelNames: ['phase'],
       registers,
     });
+    const fillImageDownloads = imageDownloadGauges(registers);
   }
 
   // ---- jobs (flotilla run) ------------------------------------------------------------------
@@ -247,53 +251,6 @@ export function createPrometheusRegistry(fleet: FleetSources, broker: BrokerSour
       name: 'flotilla_jobs',
       help: 'Jobs stored on the hub, by phase (active, complete, canceled, aborted).',
       labelNames: ['phase'],
-      registers,
-    });
-  }
-
-  // ---- image downloads (docs/image-downloads.md) --------------------------------------------
-  const imageDownloads = fleet.imageDownloads?.bind(fleet);
-  if (imageDownloads) {
-    // Fleet-wide sums of what devices report: no series per device or image.
-    new Gauge({
-      name: 'flotilla_image_download_bytes',
-      help: "Image bytes the devices' agents received from registries, resent ones included (sum of their reported totals).",
-      registers,
-      async collect() {
-        const counts = await imageDownloads();
-        this.set(counts.bytes);
-        reused.set(counts.reusedBytes);
-        resent.set(counts.resentBytes);
-        completed.set(counts.images);
-        agents.set(counts.agents);
-        downloading.reset();
-        for (const state of PENDING_IMAGE_STATES) downloading.set({ state }, counts.devices[state]);
-      },
-    });
-    const reused = new Gauge({
-      name: 'flotilla_image_download_reused_bytes',
-      help: 'Layer bytes devices did not download because their engine already had the layers (sum of their reported totals).',
-      registers,
-    });
-    const resent = new Gauge({
-      name: 'flotilla_image_download_resent_bytes',
-      help: 'Image bytes devices received more than once: breaks that could not resume, corrupted blobs (sum of their reported totals).',
-      registers,
-    });
-    const completed = new Gauge({
-      name: 'flotilla_image_downloads_completed',
-      help: "Images the devices' agents downloaded to the end (sum of their reported totals).",
-      registers,
-    });
-    const agents = new Gauge({
-      name: 'flotilla_image_download_agents',
-      help: 'Devices whose agent downloads images itself (it reports download totals), and so can prefetch.',
-      registers,
-    });
-    const downloading = new Gauge({
-      name: 'flotilla_image_download_devices',
-      help: 'Devices with an image in that state on its way: queued, downloading, loading, waiting (budget or backoff), failed.',
-      labelNames: ['state'],
       registers,
     });
   }
@@ -435,4 +392,51 @@ export function withEveryPhase(counts: readonly AppPhaseCount[]): AppPhaseCount[
     phases.set(phase, (phases.get(phase) ?? 0) + devices);
   }
   return [...byApp].flatMap(([app, phases]) => [...phases].map(([phase, devices]) => ({ app, phase, devices })));
+}
+
+/**
+ * The fleet's image downloads: sums of what devices report, no series per device or image. Returns
+ * the fill, which the caller runs in the collect() of a metric registered before these.
+ */
+function imageDownloadGauges(registers: Registry[]): (counts: ImageDownloadCounts) => void {
+  const bytes = new Gauge({
+    name: 'flotilla_image_download_bytes',
+    help: "Image bytes the devices' agents received from registries, resent ones included (sum of their reported totals).",
+    registers,
+  });
+  const reused = new Gauge({
+    name: 'flotilla_image_download_reused_bytes',
+    help: 'Layer bytes devices did not download because their engine already had the layers (sum of their reported totals).',
+    registers,
+  });
+  const resent = new Gauge({
+    name: 'flotilla_image_download_resent_bytes',
+    help: 'Image bytes devices received more than once: breaks that could not resume, corrupted blobs (sum of their reported totals).',
+    registers,
+  });
+  const completed = new Gauge({
+    name: 'flotilla_image_downloads_completed',
+    help: "Images the devices' agents downloaded to the end (sum of their reported totals).",
+    registers,
+  });
+  const agents = new Gauge({
+    name: 'flotilla_image_download_agents',
+    help: 'Devices whose agent downloads images itself (it reports download totals), and so can prefetch.',
+    registers,
+  });
+  const devices = new Gauge({
+    name: 'flotilla_image_download_devices',
+    help: 'Devices with an image in that state on its way: queued, downloading, loading, waiting (budget or backoff), failed.',
+    labelNames: ['state'],
+    registers,
+  });
+  return (counts) => {
+    bytes.set(counts.bytes);
+    reused.set(counts.reusedBytes);
+    resent.set(counts.resentBytes);
+    completed.set(counts.images);
+    agents.set(counts.agents);
+    devices.reset();
+    for (const state of PENDING_IMAGE_STATES) devices.set({ state }, counts.devices[state]);
+  };
 }

@@ -113,6 +113,47 @@ describe('GET /metrics', () => {
     expect(sampleValue(families, 'flotilla_mqtt_messages_received_total', { channel: 'metrics' })).toBe(0);
   });
 
+  it("counts agent versions and sums image downloads from the devices' state reports, read in the same scrape", async () => {
+    const h = await hub();
+    const since = new Date().toISOString();
+    const image = (name: string, state: 'downloading' | 'failed' | 'present') =>
+      ({ image: name, app: 'thermo', revision: 1, state, via: 'agent', bytes: 10, since }) as const;
+    const reports = [
+      deviceState('dev-d1', {
+        host: { hostname: 'd1', os: 'linux', arch: 'arm64', kernel: '6.1', agentVersion: '0.4.0' },
+        downloads: { bytes: 5_000, reusedBytes: 1_000, resentBytes: 200, images: 3, since },
+        images: [image('reg/a:1', 'downloading'), image('reg/b:1', 'failed'), image('reg/c:1', 'downloading')],
+      }),
+      deviceState('dev-d2', {
+        host: { hostname: 'd2', os: 'linux', arch: 'arm64', kernel: '6.1', agentVersion: '0.4.0' },
+        downloads: { bytes: 7_000, reusedBytes: 0, resentBytes: 0, images: 1, since },
+        images: [image('reg/a:1', 'present')],
+      }),
+      // An agent that leaves downloads to the engine: no totals, no image lines.
+      deviceState('dev-d3'),
+    ];
+    for (const report of reports) {
+      const client = await connectClient(h.mqttUrl, { clientId: report.deviceId });
+      cleanup.add(report.deviceId, () => closeClient(client));
+      await client.publishAsync(`${ROOT}/${report.deviceId}/state`, JSON.stringify(report), { qos: 1 });
+    }
+
+    const metrics = await scrapeUntil(
+      h,
+      'the three reports',
+      (m) => sampleValue(m, 'flotilla_agent_version_devices', { version: '0.1.0' }) === 1,
+    );
+    expect(sampleValue(metrics, 'flotilla_agent_version_devices', { version: '0.4.0' })).toBe(2);
+    expect(sampleValue(metrics, 'flotilla_image_download_agents')).toBe(2);
+    expect(sampleValue(metrics, 'flotilla_image_download_bytes')).toBe(12_000);
+    expect(sampleValue(metrics, 'flotilla_image_download_reused_bytes')).toBe(1_000);
+    expect(sampleValue(metrics, 'flotilla_image_download_resent_bytes')).toBe(200);
+    expect(sampleValue(metrics, 'flotilla_image_downloads_completed')).toBe(4);
+    expect(sampleValue(metrics, 'flotilla_image_download_devices', { state: 'downloading' })).toBe(1);
+    expect(sampleValue(metrics, 'flotilla_image_download_devices', { state: 'failed' })).toBe(1);
+    expect(sampleValue(metrics, 'flotilla_image_download_devices', { state: 'queued' })).toBe(0);
+  });
+
   it('exports per-device resources from the newest metrics sample a device published, and the ingest counters', async () => {
     const h = await hub();
     const device = await connectClient(h.mqttUrl, { clientId: 'dev-m' });

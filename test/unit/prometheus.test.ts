@@ -90,19 +90,21 @@ class FakeSources implements FleetSources, BrokerSources {
   ingest() {
     return this.stats;
   }
-  async agentCounts() {
-    return {
-      versions: [
-        { version: '0.2.0', devices: 3 },
-        { version: '0.3.0', devices: 1 },
-      ],
-      upgrades: AGENT_UPGRADE_PHASES.map((phase) => ({ phase, devices: phase === 'rolled-back' ? 2 : 0 })),
-    };
-  }
   /** Two agents that download images themselves (one busy with two images), and one that does not. */
   reports: (DeviceState | null)[] = imageReports();
-  async imageDownloads() {
-    return imageDownloadCounts(this.reports);
+  reportReads = 0;
+  async deviceReports() {
+    this.reportReads += 1;
+    return {
+      agents: {
+        versions: [
+          { version: '0.2.0', devices: 3 },
+          { version: '0.3.0', devices: 1 },
+        ],
+        upgrades: AGENT_UPGRADE_PHASES.map((phase) => ({ phase, devices: phase === 'rolled-back' ? 2 : 0 })),
+      },
+      imageDownloads: imageDownloadCounts(this.reports),
+    };
   }
   async jobCounts() {
     return {
@@ -252,6 +254,8 @@ describe('Prometheus exporter', () => {
     expect(sampleValue(metrics, 'flotilla_mqtt_messages_received_total', { channel: 'metrics' })).toBe(11);
     // One read of the device list per scrape fills all three device series.
     expect(sources.reads).toBe(2);
+    // One read of the devices' reports per scrape fills the agent and image download series.
+    expect(sources.reportReads).toBe(2);
   });
 
   it("sums the devices' image downloads over the fleet, and counts devices per download state, none per device", async () => {
