@@ -4,6 +4,7 @@ import { validateAppSpec } from '../../shared/index.js';
 import type { AppStore } from '../store/apps.js';
 import type { DeviceStore } from '../store/devices.js';
 import type { SecretStore } from '../store/secrets.js';
+import { applySet, exportApps } from './apply-set.js';
 import { ApiError } from './errors.js';
 import type { ApiHandlersFor } from './method.js';
 import type { Rollouts } from './rollouts.js';
@@ -67,13 +68,10 @@ export function appMethods(deps: AppMethodDeps): ApiHandlersFor<AppMethodName> {
       return { name: checked.name, revision, changed };
     },
 
-    'apps.applyAll': async () => {
-      throw new ApiError('invalid_request', 'apps.applyAll is not built yet');
-    },
+    /** A set of specs as one unit (apply-set.ts). */
+    'apps.applyAll': (params) => applySet(deps, params),
 
-    'apps.export': async () => {
-      throw new ApiError('invalid_request', 'apps.export is not built yet');
-    },
+    'apps.export': (params) => exportApps(apps, params),
 
     /** Swap the current revision in even where the app holds its update lock. */
     'apps.force': async ({ name }) => {

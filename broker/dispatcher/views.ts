@@ -56,6 +56,7 @@ export function appDetail(app: StoredApp, devices: readonly AppViewDevice[]): Ap
     createdAt: app.createdAt,
     updatedAt: app.updatedAt,
     devices: appOnDevices(app, devices),
+    ...(app.scope !== null ? { scope: app.scope } : {}),
   };
 }
 
@@ -109,6 +110,7 @@ export function appHistory(name: string, current: number, revisions: readonly St
         images: r.spec.spec.containers.map((c) => c.image),
         current: r.revision === current,
         ...(r.cause !== null ? { cause: r.cause } : {}),
+        ...(r.source !== null ? { source: r.source } : {}),
       }),
     ),
   };
@@ -123,5 +125,6 @@ export function appRevision(name: string, current: number, stored: StoredRevisio
     createdAt: stored.createdAt,
     current: stored.revision === current,
     ...(stored.cause !== null ? { cause: stored.cause } : {}),
+    ...(stored.source !== null ? { source: stored.source } : {}),
   };
 }

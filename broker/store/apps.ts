@@ -6,8 +6,12 @@
  * never rewritten; the current revision is always the newest one (a rollback
  * is a new revision carrying an older spec, never a rewind); two consecutive
  * revisions never have the same spec hash.
+ *
+ * An app may carry a prune scope (`apps.applyAll`'s `scope`): the name of the folder of specs it
+ * was applied from, so a prune of that folder deletes only its own apps (app-sets.ts).
  */
 import type { AppSpec } from '../../shared/index.js';
+import type { AppSetOutcome, AppSetRequest } from './app-sets.js';
 
 /** How a revision came to be, recorded with it (kubectl's CHANGE-CAUSE). */
 export type RevisionCause = 'apply' | `rollback to ${number}` | `retry of ${number}`;
@@ -19,6 +23,8 @@ export interface StoredRevision {
   createdAt: string;
   /** Null for revisions stored before causes were recorded (schema version 1). */
   cause: string | null;
+  /** Where the spec came from (`git:<commit>`), as the set that made it said; null when none was given. */
+  source: string | null;
 }
 
 export interface StoredApp {
@@ -29,6 +35,8 @@ export interface StoredApp {
   spec: AppSpec;
   createdAt: string;
   updatedAt: string;
+  /** The prune scope the app was applied under; null for none. */
+  scope: string | null;
 }
 
 /**
@@ -43,7 +51,15 @@ export interface AppStore {
    * (when it does not, nothing is written and the current revision is returned).
    */
   apply(spec: AppSpec, cause?: RevisionCause, options?: { evenIfUnchanged?: boolean }): Promise<{ revision: number; changed: boolean }>;
-  list(): Promise<StoredApp[]>;
+  /**
+   * Applies a set of validated specs as one transaction (app-sets.ts): a new revision for each
+   * changed spec, the scope recorded, the scope's other apps pruned when asked; all or nothing.
+   * Throws ScopeConflictError or PruneMismatchError and stores nothing when the set is refused.
+   * A dry run runs the same statements and rolls them back.
+   */
+  applySet(request: AppSetRequest): Promise<AppSetOutcome>;
+  /** Every app by name in byte order; with `scope`, only the apps recorded with it. */
+  list(filter?: { scope?: string | undefined }): Promise<StoredApp[]>;
   get(name: string): Promise<StoredApp | undefined>;
   /** Every revision of an app, newest first; empty for an unknown app. */
   revisions(name: string): Promise<StoredRevision[]>;
@@ -62,6 +78,7 @@ export interface RevisionRow {
   spec_hash: string;
   created_at: string;
   cause: string | null;
+  source: string | null;
 }
 
 /** An app with its current revision's spec, as both engines' queries read it. */
@@ -72,6 +89,7 @@ export interface AppRow {
   created_at: string;
   updated_at: string;
   force_revision: number | null;
+  scope: string | null;
 }
 
 export function revisionFromRow(row: RevisionRow): StoredRevision {
@@ -81,6 +99,7 @@ export function revisionFromRow(row: RevisionRow): StoredRevision {
     specHash: row.spec_hash,
     createdAt: row.created_at,
     cause: row.cause,
+    source: row.source,
   };
 }
 
@@ -92,5 +111,6 @@ export function appFromRow(row: AppRow): StoredApp {
     spec: JSON.parse(row.spec) as AppSpec,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+    scope: row.scope,
   };
 }

@@ -74,6 +74,8 @@ export interface RevisionSummary {
   current: boolean;
   /** How the revision was made: `apply` or `rollback to N`; absent for revisions stored before causes were recorded. */
   cause?: string;
+  /** Where its spec came from, as the `apps.applyAll` that made it said (`git:<commit>`); absent when none was given. */
+  source?: string;
 }
 
 /** `apps.force`: the revision now current even where the app held its update lock. */
@@ -121,6 +123,8 @@ export interface AppRevision {
   current: boolean;
   /** How the revision was made, as `apps.history` says it. */
   cause?: string;
+  /** Where its spec came from, as `apps.history` says it. */
+  source?: string;
 }
 
 /** `apps.rollback`: the new revision, or the current one when the target's spec is already current (`changed: false`). */
@@ -154,6 +158,8 @@ export interface AppSummary {
   devices: DeviceCounts;
   createdAt: string;
   updatedAt: string;
+  /** The prune scope the app was applied under (`apps.applyAll`); absent for none. */
+  scope?: string;
 }
 
 export interface AppDetail {
@@ -163,6 +169,8 @@ export interface AppDetail {
   createdAt: string;
   updatedAt: string;
   devices: AppOnDevice[];
+  /** The prune scope the app was applied under (`apps.applyAll`); absent for none. */
+  scope?: string;
 }
 
 /** Set by operators; `null` is a tombstone that removes a label the agent reports. */
@@ -256,6 +264,7 @@ export function summarizeApp(app: AppDetail): AppSummary {
     devices: deviceCounts(app.revision, app.devices),
     createdAt: app.createdAt,
     updatedAt: app.updatedAt,
+    ...(app.scope !== undefined ? { scope: app.scope } : {}),
   };
 }
 

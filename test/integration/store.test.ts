@@ -81,6 +81,7 @@ describe('SQLite store on a real file', () => {
       spec: spec('thermo', 'registry.local/thermo:2.0'),
       createdAt: '2026-01-01T00:00:00.000Z',
       updatedAt: '2026-01-02T00:00:00.000Z',
+      scope: null,
     });
     // Going back to an older spec is a new revision, never a rewind.
     expect(await reopened.apply(spec('thermo'))).toEqual({ revision: 3, changed: true });

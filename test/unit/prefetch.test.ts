@@ -15,7 +15,7 @@ const AT = '2026-12-06T00:00:00.000Z';
 
 function app(revision: number, containers: ContainerSpec[]): StoredApp {
   const spec: AppSpec = { name: 'web', scheduling: { selectors: {} }, spec: { containers } };
-  return { name: 'web', revision, forced: false, spec, createdAt: AT, updatedAt: AT };
+  return { name: 'web', revision, forced: false, spec, createdAt: AT, updatedAt: AT, scope: null };
 }
 
 function rollout(phase: Rollout['phase'], devices: Array<[string, RolloutDevice['state']]>): Rollout {

@@ -23,6 +23,7 @@ const stored = (revision: number, cause: string | null, createdAt: string, ...im
   specHash: `hash-${revision}`,
   createdAt,
   cause,
+  source: null,
 });
 
 describe('appHistory', () => {

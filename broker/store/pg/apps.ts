@@ -2,16 +2,33 @@
  * The PostgreSQL engine of AppStore. Replicas may apply the same app at the same moment: each
  * apply holds a transaction-level advisory lock on the app's name, so revisions are numbered
  * without gaps or duplicates and an unchanged spec is recognised against the newest revision.
+ *
+ * A set of specs (applySet) takes, in this order: its scope's lock when it records a scope
+ * (SCOPE_LOCK_CLASS), then the locks of every app it names or may prune, all at once in ascending
+ * key order. Every writer takes at most one scope lock and takes it before any app lock, and app
+ * locks only ever in ascending order, so two sets, or a set and single applies, never wait on each
+ * other in a cycle. (Ordered by key, not by name: two names may hash to one key.)
  */
 import { type AppSpec, contentHash } from '../../../shared/index.js';
+import {
+  type AppSetOutcome,
+  type AppSetPlan,
+  type AppSetRequest,
+  type CurrentApp,
+  DryRunRollback,
+  planAppSet,
+  setOutcome,
+} from '../app-sets.js';
 import type { AppStore, RevisionCause, StoredApp, StoredRevision } from '../apps.js';
 import { type AppRow, appFromRow, type RevisionRow, revisionFromRow } from '../apps.js';
-import { APP_LOCK_CLASS } from './advisory-locks.js';
-import type { PgDatabase } from './database.js';
+import { APP_LOCK_CLASS, SCOPE_LOCK_CLASS } from './advisory-locks.js';
+import type { PgDatabase, PgQueryable } from './database.js';
 
-const CURRENT = `SELECT a.name, a.revision, r.spec, a.created_at, a.updated_at, a.force_revision
+const CURRENT = `SELECT a.name, a.revision, r.spec, a.created_at, a.updated_at, a.force_revision, a.scope
   FROM apps a JOIN app_revisions r ON r.app = a.name AND r.revision = a.revision`;
-const REVISION_COLUMNS = 'revision, spec, spec_hash, created_at, cause';
+const SET_ROW = `SELECT a.name, a.revision, a.scope, r.spec, r.spec_hash
+  FROM apps a JOIN app_revisions r ON r.app = a.name AND r.revision = a.revision`;
+const REVISION_COLUMNS = 'revision, spec, spec_hash, created_at, cause, source';
 
 export class PgAppStore implements AppStore {
   constructor(
@@ -52,8 +69,41 @@ export class PgAppStore implements AppStore {
     });
   }
 
-  async list(): Promise<StoredApp[]> {
-    return (await this.db.query<AppRow>(`${CURRENT} ORDER BY a.name`)).map(appFromRow);
+  async applySet(request: AppSetRequest): Promise<AppSetOutcome> {
+    const hashes = request.specs.map((spec) => contentHash(spec));
+    try {
+      return await this.db.transaction(async (tx) => {
+        const { scope } = request;
+        if (scope !== undefined) await tx.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [SCOPE_LOCK_CLASS, scope]);
+        const pruning = request.prune === true && scope !== undefined;
+        const names = request.specs.map((spec) => spec.name);
+        // Under the scope's lock no other writer adds an app to it: these are all the apps a prune may delete.
+        const scopedNames = pruning
+          ? (await tx.query<{ name: string }>('SELECT name FROM apps WHERE scope = $1', [scope])).map((r) => r.name)
+          : [];
+        await lockApps(tx, [...names, ...scopedNames]);
+        const current = new Map<string, CurrentApp>();
+        for (const row of await tx.query<SetRow>(`${SET_ROW} WHERE a.name = ANY($1::text[])`, [names]))
+          current.set(row.name, currentFromRow(row));
+        const scoped = pruning ? (await tx.query<SetRow>(`${SET_ROW} WHERE a.scope = $1`, [scope])).map(currentFromRow) : [];
+        const plan = planAppSet(request, hashes, current, scoped);
+        await writePlan(tx, plan, this.now().toISOString(), request.source ?? null);
+        const outcome = setOutcome(plan, request.dryRun === true);
+        if (request.dryRun) throw new DryRunRollback(outcome);
+        return outcome;
+      });
+    } catch (err) {
+      if (err instanceof DryRunRollback) return err.outcome;
+      throw err;
+    }
+  }
+
+  async list({ scope }: { scope?: string | undefined } = {}): Promise<StoredApp[]> {
+    const rows =
+      scope === undefined
+        ? await this.db.query<AppRow>(`${CURRENT} ORDER BY a.name`)
+        : await this.db.query<AppRow>(`${CURRENT} WHERE a.scope = $1 ORDER BY a.name`, [scope]);
+    return rows.map(appFromRow);
   }
 
   async get(name: string): Promise<StoredApp | undefined> {
@@ -98,5 +148,61 @@ export class PgAppStore implements AppStore {
       await tx.query('DELETE FROM app_revisions WHERE app = $1', [name]);
       return deleted.length > 0;
     });
+  }
+}
+
+interface SetRow {
+  name: string;
+  revision: number;
+  scope: string | null;
+  spec: string;
+  spec_hash: string;
+}
+
+function currentFromRow(row: SetRow): CurrentApp {
+  return { name: row.name, revision: row.revision, scope: row.scope, specHash: row.spec_hash, spec: JSON.parse(row.spec) as AppSpec };
+}
+
+/** Every app lock of `names`, each key once, in ascending key order: the function scan locks row by row in the array's order. */
+async function lockApps(tx: PgQueryable, names: readonly string[]): Promise<void> {
+  const keys = await tx.query<{ key: number }>('SELECT DISTINCT hashtext(n) AS key FROM unnest($1::text[]) AS n ORDER BY key', [names]);
+  await tx.query('SELECT pg_advisory_xact_lock($1, key) FROM unnest($2::int[]) AS key', [APP_LOCK_CLASS, keys.map((k) => k.key)]);
+}
+
+/** A set's writes, each kind one statement however many apps it holds. */
+async function writePlan(tx: PgQueryable, plan: AppSetPlan, at: string, source: string | null): Promise<void> {
+  const revised = plan.apps.filter((app) => app.write === 'revision');
+  if (revised.length > 0) {
+    await tx.query(
+      `INSERT INTO app_revisions (app, revision, spec, spec_hash, created_at, cause, source)
+       SELECT app, revision, spec, spec_hash, $5::text, 'apply', $6::text FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[])
+         AS t (app, revision, spec, spec_hash)`,
+      [
+        revised.map((a) => a.spec.name),
+        revised.map((a) => a.revision),
+        revised.map((a) => JSON.stringify(a.spec)),
+        revised.map((a) => a.specHash),
+        at,
+        source,
+      ],
+    );
+    await tx.query(
+      `INSERT INTO apps (name, revision, created_at, updated_at, scope)
+       SELECT name, revision, $4::text, $4::text, scope FROM unnest($1::text[], $2::bigint[], $3::text[]) AS t (name, revision, scope)
+       ON CONFLICT (name) DO UPDATE SET revision = EXCLUDED.revision, updated_at = EXCLUDED.updated_at, scope = EXCLUDED.scope`,
+      [revised.map((a) => a.spec.name), revised.map((a) => a.revision), revised.map((a) => a.scope), at],
+    );
+  }
+  const adopted = plan.apps.filter((app) => app.write === 'scope');
+  if (adopted.length > 0) {
+    await tx.query('UPDATE apps SET scope = t.scope FROM unnest($1::text[], $2::text[]) AS t (name, scope) WHERE apps.name = t.name', [
+      adopted.map((a) => a.spec.name),
+      adopted.map((a) => a.scope),
+    ]);
+  }
+  const pruned = plan.prune.map((app) => app.name);
+  if (pruned.length > 0) {
+    await tx.query('DELETE FROM apps WHERE name = ANY($1::text[])', [pruned]);
+    await tx.query('DELETE FROM app_revisions WHERE app = ANY($1::text[])', [pruned]);
   }
 }

@@ -204,4 +204,12 @@ export const PG_MIGRATIONS: readonly string[] = [
     created_at  text COLLATE "C" NOT NULL
   );
   `,
+  // 11: sets of specs applied from a folder (broker/store/app-sets.ts): the prune scope an app was
+  // applied under (NULL: none, so no prune deletes it) and where each revision's spec came from
+  // (\`git:<commit>\`; NULL when the apply did not say). A prune reads one scope's apps by index.
+  `
+  ALTER TABLE apps ADD COLUMN scope text COLLATE "C";
+  ALTER TABLE app_revisions ADD COLUMN source text;
+  CREATE INDEX apps_scope ON apps (scope) WHERE scope IS NOT NULL;
+  `,
 ];

@@ -1,5 +1,10 @@
-/** The SQLite engine of AppStore (hub.db). */
+/**
+ * The SQLite engine of AppStore (hub.db). A set of specs (applySet) is one IMMEDIATE transaction:
+ * the write lock is held from its first read to its commit, so the plan (app-sets.ts) is made on
+ * rows no other connection changes meanwhile.
+ */
 import { type AppSpec, contentHash } from '../../../shared/index.js';
+import { type AppSetOutcome, type AppSetRequest, type CurrentApp, DryRunRollback, planAppSet, setOutcome } from '../app-sets.js';
 import type { AppStore, RevisionCause, StoredApp, StoredRevision } from '../apps.js';
 import { type AppRow, appFromRow, type RevisionRow, revisionFromRow } from '../apps.js';
 import type { Db } from './db.js';
@@ -17,14 +22,34 @@ export class SqliteAppStore implements AppStore {
   private readonly selectRevision;
   private readonly selectPrevious;
   private readonly forceRevision;
+  private readonly selectScoped;
+  private readonly selectCurrent;
+  private readonly selectScope;
+  private readonly insertSetRevision;
+  private readonly upsertSetApp;
+  private readonly updateScope;
+  private readonly applySetOnce;
 
   constructor(
     private readonly db: Db,
     private readonly now: () => Date = () => new Date(),
   ) {
-    const current = `SELECT a.name, a.revision, r.spec, a.created_at, a.updated_at, a.force_revision
+    const current = `SELECT a.name, a.revision, r.spec, a.created_at, a.updated_at, a.force_revision, a.scope
       FROM apps a JOIN app_revisions r ON r.app = a.name AND r.revision = a.revision`;
     this.selectAll = db.prepare<[], AppRow>(`${current} ORDER BY a.name`);
+    this.selectScoped = db.prepare<[string], AppRow>(`${current} WHERE a.scope = ? ORDER BY a.name`);
+    const setRow = `SELECT a.name, a.revision, a.scope, r.spec, r.spec_hash
+      FROM apps a JOIN app_revisions r ON r.app = a.name AND r.revision = a.revision`;
+    this.selectCurrent = db.prepare<[string], SetRow>(`${setRow} WHERE a.name = ?`);
+    this.selectScope = db.prepare<[string], SetRow>(`${setRow} WHERE a.scope = ?`);
+    this.insertSetRevision = db.prepare(
+      'INSERT INTO app_revisions (app, revision, spec, spec_hash, created_at, cause, source) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.upsertSetApp = db.prepare(
+      `INSERT INTO apps (name, revision, created_at, updated_at, scope) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT(name) DO UPDATE SET revision = excluded.revision, updated_at = excluded.updated_at, scope = excluded.scope`,
+    );
+    this.updateScope = db.prepare('UPDATE apps SET scope = ? WHERE name = ?');
     this.selectOne = db.prepare<[string], AppRow>(`${current} WHERE a.name = ?`);
     this.selectHash = db.prepare<[string], { revision: number; spec_hash: string }>(
       'SELECT r.revision, r.spec_hash FROM apps a JOIN app_revisions r ON r.app = a.name AND r.revision = a.revision WHERE a.name = ?',
@@ -42,7 +67,7 @@ export class SqliteAppStore implements AppStore {
       'UPDATE apps SET force_revision = revision WHERE name = ? RETURNING revision',
     );
     this.deleteRevisions = db.prepare('DELETE FROM app_revisions WHERE app = ?');
-    const revisionColumns = 'revision, spec, spec_hash, created_at, cause';
+    const revisionColumns = 'revision, spec, spec_hash, created_at, cause, source';
     this.selectRevisions = db.prepare<[string], RevisionRow>(
       `SELECT ${revisionColumns} FROM app_revisions WHERE app = ? ORDER BY revision DESC`,
     );
@@ -52,6 +77,49 @@ export class SqliteAppStore implements AppStore {
     this.selectPrevious = db.prepare<[string, number], { revision: number | null }>(
       'SELECT MAX(revision) AS revision FROM app_revisions WHERE app = ? AND revision < ?',
     );
+    this.applySetOnce = db.transaction((request: AppSetRequest, hashes: readonly string[]): AppSetOutcome => {
+      const current = new Map<string, CurrentApp>();
+      for (const spec of request.specs) {
+        const row = this.selectCurrent.get(spec.name);
+        if (row) current.set(spec.name, currentFromRow(row));
+      }
+      const scoped = request.prune && request.scope !== undefined ? this.selectScope.all(request.scope).map(currentFromRow) : [];
+      const plan = planAppSet(request, hashes, current, scoped);
+      const at = this.now().toISOString();
+      for (const app of plan.apps) {
+        if (app.write === 'revision') {
+          this.insertSetRevision.run(
+            app.spec.name,
+            app.revision,
+            JSON.stringify(app.spec),
+            app.specHash,
+            at,
+            'apply',
+            request.source ?? null,
+          );
+          this.upsertSetApp.run(app.spec.name, app.revision, at, at, app.scope);
+        } else if (app.write === 'scope') {
+          this.updateScope.run(app.scope, app.spec.name);
+        }
+      }
+      for (const app of plan.prune) {
+        this.deleteApp.run(app.name);
+        this.deleteRevisions.run(app.name);
+      }
+      const outcome = setOutcome(plan, request.dryRun === true);
+      if (request.dryRun) throw new DryRunRollback(outcome);
+      return outcome;
+    });
+  }
+
+  async applySet(request: AppSetRequest): Promise<AppSetOutcome> {
+    const hashes = request.specs.map((spec) => contentHash(spec));
+    try {
+      return this.applySetOnce.immediate(request, hashes);
+    } catch (err) {
+      if (err instanceof DryRunRollback) return err.outcome;
+      throw err;
+    }
   }
 
   async apply(
@@ -71,8 +139,8 @@ export class SqliteAppStore implements AppStore {
     })();
   }
 
-  async list(): Promise<StoredApp[]> {
-    return this.selectAll.all().map(appFromRow);
+  async list({ scope }: { scope?: string | undefined } = {}): Promise<StoredApp[]> {
+    return (scope === undefined ? this.selectAll.all() : this.selectScoped.all(scope)).map(appFromRow);
   }
 
   async get(name: string): Promise<StoredApp | undefined> {
@@ -104,4 +172,16 @@ export class SqliteAppStore implements AppStore {
       return deleted;
     })();
   }
+}
+
+interface SetRow {
+  name: string;
+  revision: number;
+  scope: string | null;
+  spec: string;
+  spec_hash: string;
+}
+
+function currentFromRow(row: SetRow): CurrentApp {
+  return { name: row.name, revision: row.revision, scope: row.scope, specHash: row.spec_hash, spec: JSON.parse(row.spec) as AppSpec };
 }
