@@ -20,6 +20,7 @@
  *   with the download totals (download-totals.ts) and hands it back.
  */
 import { localTimeZone } from '../../shared/index.js';
+import { abortableSleep, type SleepTimers } from '../abortable-sleep.js';
 import type { Pacer } from './types.js';
 
 /** What is persisted of a budget: the day it counts, and its bytes. */
@@ -36,10 +37,7 @@ export interface BudgetState extends BudgetDay {
 }
 
 /** Timers, injectable so a unit test can drive a day boundary. */
-export interface BudgetTimers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
+export type BudgetTimers = SleepTimers;
 
 export interface DailyBudgetOptions {
   /** Bytes per day; more than zero. */
@@ -103,7 +101,7 @@ export class DailyBudget implements Pacer {
         this.announced = this.current.day;
         this.options.onSpent?.(resetsAt);
       }
-      await this.sleep(Math.min(Math.max(resetsAt.getTime() - this.now(), 1), RECHECK_MAX_MS), signal);
+      await abortableSleep(Math.min(Math.max(resetsAt.getTime() - this.now(), 1), RECHECK_MAX_MS), signal, this.timers);
     }
   }
 
@@ -128,24 +126,6 @@ export class DailyBudget implements Pacer {
   private roll(): void {
     const today = localDate(this.now(), this.zone);
     if (today !== this.current.day) this.current = { day: today, used: 0 };
-  }
-
-  private sleep(ms: number, signal: AbortSignal): Promise<void> {
-    return new Promise((resolve, reject) => {
-      if (signal.aborted) {
-        reject(signal.reason);
-        return;
-      }
-      const onAbort = () => {
-        this.timers.clearTimeout(handle);
-        reject(signal.reason);
-      };
-      const handle = this.timers.setTimeout(() => {
-        signal.removeEventListener('abort', onAbort);
-        resolve();
-      }, ms);
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
   }
 }
 

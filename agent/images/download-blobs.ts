@@ -27,6 +27,7 @@
  * - An abort rejects with `signal.reason` and leaves the partial file, so
  *   the next call continues from it.
  */
+import { abortableSleep } from '../abortable-sleep.js';
 import type { BlobStore, PartialFile } from './blob-store.js';
 import { DigestMismatch } from './blob-store.js';
 import { BodyReader } from './body-reader.js';
@@ -210,7 +211,7 @@ class BlobRun {
       }
       const delayMs = Math.min(this.retry.maxDelayMs, this.retry.initialDelayMs * 2 ** (progress.breaks - 1));
       this.emit({ type: 'retry', digest, attempt: progress.breaks, delayMs, error });
-      await sleep(delayMs, this.signal);
+      await abortableSleep(delayMs, this.signal);
     }
   }
 
@@ -344,24 +345,6 @@ class BlobRun {
 /** Statuses a registry answers when it is busy or briefly broken: worth another try. */
 function transient(status: number): boolean {
   return status >= 500 || status === 429 || status === 408;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) {
-      reject(signal.reason);
-      return;
-    }
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 function formatMs(ms: number): string {

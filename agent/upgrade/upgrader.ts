@@ -23,6 +23,7 @@ import type { Logger } from 'pino';
 import type { AgentUpgradeReport, DesiredAgent } from '../../shared/index.js';
 import { parseDuration } from '../../shared/schemas/units.js';
 import type { Signal } from '../../shared/signal.js';
+import { abortableSleep } from '../abortable-sleep.js';
 import { freeBytes } from '../runtime/disk.js';
 import type { NewEvent } from '../wiring/uplink.js';
 import { decideUpgrade, type RefusalKind, type UpgradeDecision, type UpgradeFailures } from './decide.js';
@@ -343,7 +344,7 @@ export class AgentUpgrader {
             { version: desired.version, bytes: now, total: bundle.bytes, err: err.message },
             'agent download interrupted: resuming',
           );
-          await sleep(stalled === 0 ? 200 : Math.min(1000 * 2 ** (stalled - 1), 15_000), signal);
+          await abortableSleep(stalled === 0 ? 200 : Math.min(1000 * 2 ** (stalled - 1), 15_000), signal);
           offset = now > bundle.bytes ? 0 : now;
         }
       }
@@ -417,21 +418,6 @@ export class AgentUpgrader {
     }
     for (const name of names) if (name !== keep) rmSync(join(prefix.downloadDir, name), { force: true });
   }
-}
-
-/** Resolves after `ms`, or rejects when `signal` aborts first. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer);
-        reject(signal.reason);
-      },
-      { once: true },
-    );
-  });
 }
 
 /** The prefix, when the launcher started this agent (FLOTILLA_RELEASES_DIR with a `current` link). */
