@@ -16,7 +16,7 @@
 #   FLOTILLA_CA            a CA certificate file, for an https hub whose certificate the system does not trust
 #   FLOTILLA_PRUNE_SCOPE   the name this folder's apps are recorded under; prune deletes only
 #                          apps of this scope, never another team's or ones made by hand (required)
-#   FLOTILLA_SPECS         the folder of specs (default: apps/ next to this script)
+#   FLOTILLA_SPECS         the folder of specs, relative to this script's folder (default: apps)
 #   DEPLOY_MODE            diff or apply; by default diff on a pull request and on every branch
 #                          but MAIN_BRANCH (default main), apply on MAIN_BRANCH
 #
@@ -28,8 +28,9 @@ fail() {
   exit 2
 }
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-specs=${FLOTILLA_SPECS:-$here/apps}
+# From the script's folder, so messages name files as the repository does (apps/web.yaml).
+cd "$(dirname "${BASH_SOURCE[0]}")"
+specs=${FLOTILLA_SPECS:-apps}
 scope=${FLOTILLA_PRUNE_SCOPE:-}
 main_branch=${MAIN_BRANCH:-main}
 
