@@ -18,6 +18,7 @@
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { parse as parseYaml } from 'yaml';
+import type { ApiMethodName } from '../../shared/index.js';
 import { type HttpAuth, requireCall, requireRole } from '../auth/http-auth.js';
 import { ANONYMOUS, type Identity, type Role } from '../auth/identity.js';
 import type { HubApi } from '../dispatcher/api.js';
@@ -25,6 +26,13 @@ import { ApiError, type ApiErrorCode, HTTP_STATUS, toErrorBody } from '../dispat
 import { METHOD_ROUTES, requestParams } from './routes.js';
 
 const MAX_BODY_BYTES = 1024 * 1024;
+
+/**
+ * Methods whose body may be larger than MAX_BODY_BYTES: `apps.applyAll` carries a whole folder of
+ * specs (up to MAX_APPLY_SPECS). Every other route keeps the default, so a stranger's oversized
+ * body is still cut off early.
+ */
+const BODY_LIMITS: Partial<Record<ApiMethodName, number>> = { 'apps.applyAll': 8 * 1024 * 1024 };
 
 /**
  * A route that writes its own response: streams (Server-Sent Events), the
@@ -90,7 +98,8 @@ async function handle(
   const caller = auth ? await auth.identify(req) : ANONYMOUS;
   if (auth) requireCall(caller, route.name);
   const match = path.match(route.pattern)!.map(decodePathPart) as RegExpMatchArray;
-  const params = await requestParams(route, match, (optional) => readBody(req, optional), url.searchParams);
+  const maxBytes = BODY_LIMITS[route.name] ?? MAX_BODY_BYTES;
+  const params = await requestParams(route, match, (optional) => readBody(req, optional, maxBytes), url.searchParams);
   send(res, 200, await api.call(route.name, params, { caller: callerName(caller) }));
 }
 

@@ -93,7 +93,8 @@ export const API = {
     summary: 'Every app, with how many devices it matches and how many run it.',
     params: NoParams,
     result: returns<List<AppSummary>>(),
-    answers: '`{items: [{name, revision, scheduling, containers, devices: {matched, running}, createdAt, updatedAt}]}`',
+    answers:
+      '`{items: [{name, revision, scheduling, containers, devices: {matched, running}, createdAt, updatedAt, scope?}]}`; `scope` is the prune scope `apps.applyAll` recorded, absent for none',
     role: 'viewer',
     http: { method: 'GET', path: '/api/v1/apps' },
   }),
@@ -107,7 +108,7 @@ export const API = {
   }),
   'apps.applyAll': declareMethod({
     summary:
-      "Applies a set of app specs as one unit: every spec is checked first, and if any is refused nothing is stored. With `dryRun` it stores nothing and answers what it would do. With `scope` each app records that prune scope; `prune` then deletes the apps of that scope the set does not name. Errors name the spec as `specs[i]` in each issue's path.",
+      "Applies a set of app specs as one unit: every spec is checked first, and if any is refused nothing is stored. With `dryRun` it stores nothing and answers what it would do. With `scope` each app records that prune scope; `prune` then deletes the apps of that scope the set does not name. Errors name the spec as `specs[i]` in each issue's path. Over HTTP the body may be up to 8 MiB; an MQTT request is at most 768 KiB (a larger one is dropped unanswered), some 700 specs of 1 KiB: send a larger set over HTTP.",
     params: Type.Object(
       {
         specs: Type.Array(Type.Unknown({ description: 'an app spec ([spec.md](spec.md))' }), {
@@ -159,7 +160,7 @@ export const API = {
     params: ByName,
     result: returns<AppDetail>(),
     answers:
-      '`{name, revision, spec, createdAt, updatedAt, devices: [{id, online, phase, message?, revision}]}` (`phase`, `revision` null until the device reports the app)',
+      '`{name, revision, spec, createdAt, updatedAt, devices: [{id, online, phase, message?, revision}], scope?}` (`phase`, `revision` null until the device reports the app; `scope` is the prune scope `apps.applyAll` recorded, absent for none)',
     role: 'viewer',
     http: { method: 'GET', path: APP },
   }),
@@ -176,7 +177,7 @@ export const API = {
     params: ByName,
     result: returns<AppHistory>(),
     answers:
-      '`{name, current, items: [{revision, createdAt, specHash, images, current, cause?}]}`; `cause` is `apply`, `rollback to N` or `retry of N`',
+      '`{name, current, items: [{revision, createdAt, specHash, images, current, cause?, source?}]}`; `cause` is `apply`, `rollback to N` or `retry of N`; `source` is what the `apps.applyAll` that made the revision named (`git:<commit>`), absent when none',
     role: 'viewer',
     http: { method: 'GET', path: `${APP}/revisions` },
   }),
@@ -184,7 +185,7 @@ export const API = {
     summary: 'One revision of the app with its whole spec (`apps.history` lists them without); an unknown revision is `not_found`.',
     params: Type.Object({ name: Name, revision: Type.Integer({ minimum: 1, description: 'a revision `apps.history` lists' }) }, strict),
     result: returns<AppRevision>(),
-    answers: '`{name, revision, spec, createdAt, current, cause?}`',
+    answers: '`{name, revision, spec, createdAt, current, cause?, source?}`',
     role: 'viewer',
     http: { method: 'GET', path: `${APP}/spec`, query: { revision: 'int' } },
   }),
