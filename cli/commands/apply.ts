@@ -13,15 +13,8 @@ import type { ApplyResult } from '../client.js';
 import { type CliIO, globalOptions, hubClient } from '../context.js';
 import { CliErrors, UsageError } from '../errors.js';
 import { formatStructured } from '../output.js';
-import { loadYaml, yaml } from '../yaml.js';
-
-export interface Document {
-  /** How the document is named in messages: `app.yaml`, or `app.yaml (document 2)`. */
-  source: string;
-  value: unknown;
-  /** Set when the document could not be parsed. */
-  error?: UsageError;
-}
+import { parseDocuments, readSource } from '../spec-documents.js';
+import { loadYaml } from '../yaml.js';
 
 export function registerApply(program: Command, io: CliIO): void {
   program
@@ -49,23 +42,6 @@ function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-/** A file's text, or stdin's for `-`; a file that cannot be read is a UsageError naming it. */
-export async function readSource(io: CliIO, file: string): Promise<string> {
-  if (file === '-') return io.readStdin();
-  try {
-    return await io.readFile(file);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const reason = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (err as Error).message;
-    throw new UsageError(`${file}: ${reason}`);
-  }
-}
-
-/** A document with nothing in it (or only comments) parses as a null scalar. */
-function isEmpty(contents: unknown): boolean {
-  return contents === null || (yaml().isScalar(contents) && contents.value === null);
-}
-
 /** Reads, parses and validates everything; throws every problem found at once. */
 export async function loadSpecs(io: CliIO, files: readonly string[]): Promise<AppSpec[]> {
   const specs: AppSpec[] = [];
@@ -85,26 +61,4 @@ export async function loadSpecs(io: CliIO, files: readonly string[]): Promise<Ap
   const [first, ...rest] = problems;
   if (first) throw rest.length === 0 ? first : new CliErrors([first, ...rest]);
   return specs;
-}
-
-/**
- * YAML or JSON (JSON is YAML 1.2), one or more documents. Empty documents —
- * a leading `---`, a trailing one, a file of comments — are skipped, as kubectl does.
- * `kind` names what a file without any was expected to hold.
- */
-export function parseDocuments(file: string, text: string, kind = 'app spec'): Document[] {
-  const name = file === '-' ? '<stdin>' : file;
-  const nonEmpty = yaml()
-    .parseAllDocuments(text, { prettyErrors: true })
-    .filter((doc) => doc.errors.length > 0 || !isEmpty(doc.contents));
-  if (nonEmpty.length === 0) return [{ source: name, value: undefined, error: new UsageError(`${name}: no ${kind} found`) }];
-  return nonEmpty.map((doc, i) => {
-    const source = nonEmpty.length === 1 ? name : `${name} (document ${i + 1})`;
-    const [first] = doc.errors;
-    if (first) {
-      const lines = first.message.split('\n').filter((line) => line.trim() !== '');
-      return { source, value: undefined, error: new UsageError(`${source}: not valid YAML or JSON`, lines) };
-    }
-    return { source, value: doc.toJS() };
-  });
 }

@@ -25,9 +25,9 @@ import { formatIssue, type ValidationIssue } from '../../shared/validate.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import { UsageError } from '../errors.js';
 import { parseLabelAssignments } from '../labels.js';
+import { parseDocuments, readSource } from '../spec-documents.js';
 import { loadYaml } from '../yaml.js';
 import { durationArg, positiveInteger } from './agent-upgrade.js';
-import { parseDocuments, readSource } from './apply.js';
 
 export interface RunOptions {
   filename?: string;

@@ -1,0 +1,194 @@
+/**
+ * The set of app specs `apply -f` and `diff -f` send as one unit: every
+ * `-f` is a file, `-` for stdin, or a folder walked recursively in sorted
+ * order for `*.yaml`, `*.yml` and `*.json` (dot-files and dot-folders such as
+ * `.git` are skipped). A file may hold several documents.
+ *
+ * Invariants:
+ * - Every problem is found in one pass and reported together, each line naming
+ *   its file, document and field (`apps/web.yaml (document 2):
+ *   spec.containers[0].image: must be string`); the set is returned only when
+ *   there are none, so nothing partial is ever sent.
+ * - A folder that holds no spec is an error, never an empty set: an empty
+ *   checkout must not read as "the fleet has no apps" and prune it.
+ * - An app named twice in the set is an error naming both places.
+ * - `sources[i]` names where `specs[i]` came from, so the hub's issues about
+ *   `specs[i]…` print the same way (locateHubIssues).
+ */
+import { readdir, realpath, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MAX_APPLY_SPECS } from '../shared/api/methods.js';
+import { validateAppSpec } from '../shared/app-spec.js';
+import { validateJobSpec } from '../shared/job-spec.js';
+import type { AppSpec } from '../shared/schemas/spec.js';
+import { formatIssue } from '../shared/validate.js';
+import { HubError } from './client.js';
+import type { CliIO } from './context.js';
+import { CliError, UsageError } from './errors.js';
+import { parseDocuments, readSource } from './spec-documents.js';
+import { loadYaml } from './yaml.js';
+
+/** The extensions a folder's spec files have; a file named on the command line is read whatever its name. */
+export const SPEC_EXTENSIONS = ['.yaml', '.yml', '.json'] as const;
+
+export interface SpecSet {
+  specs: AppSpec[];
+  /** Where each spec came from, as messages name it: `apps/web.yaml`, `apps/all.yaml (document 2)`. */
+  sources: string[];
+}
+
+/**
+ * Bad specs found before anything was sent. `problems` holds one line per problem,
+ * named by file, document and field, each followed by its details (indented by two
+ * spaces: a YAML parser's explanation). One problem is the error's message itself;
+ * several are listed under one.
+ */
+export class InvalidSpecsError extends UsageError {
+  readonly problems: readonly string[];
+
+  constructor(problems: readonly string[]) {
+    const count = problems.filter((line) => !line.startsWith(' ')).length;
+    const [first, ...details] = problems;
+    if (count === 1)
+      super(
+        first!,
+        details.map((line) => line.slice(2)),
+      );
+    else super(`${count} problems in the specs: nothing was sent to the hub`, problems);
+    this.problems = problems;
+    this.name = 'InvalidSpecsError';
+  }
+}
+
+/** Reads every path, validates every document, and returns the set; throws InvalidSpecsError listing every problem. */
+export async function loadSpecSet(io: CliIO, paths: readonly string[]): Promise<SpecSet> {
+  await loadYaml(); // parseDocuments then finds it loaded
+  const problems: string[] = [];
+  const found: { spec: AppSpec; source: string }[] = [];
+  for (const path of paths) {
+    const files = await specFiles(path, problems);
+    if (files === undefined) continue;
+    const inFolder = files.folder;
+    let documents = 0;
+    for (const file of files.names) {
+      let text: string;
+      try {
+        text = await readSource(io, file);
+      } catch (err) {
+        problems.push(err instanceof CliError ? err.message : `${file}: ${(err as Error).message}`);
+        continue;
+      }
+      for (const doc of parseDocuments(file, text, 'app spec', { allowEmpty: inFolder })) {
+        documents++;
+        if (doc.error) {
+          problems.push(doc.error.message, ...doc.error.lines.map((line) => `  ${line}`));
+          continue;
+        }
+        const checked = checkDocument(doc.value, doc.source, file);
+        if ('spec' in checked) found.push({ spec: checked.spec, source: doc.source });
+        else problems.push(...checked.problems);
+      }
+    }
+    if (inFolder && documents === 0) {
+      problems.push(
+        `${path}: no app spec found in the folder (it reads ${SPEC_EXTENSIONS.join(', ')} files; dot-files and dot-folders are skipped)`,
+      );
+    }
+  }
+  problems.push(...duplicateNames(found));
+  if (problems.length > 0) throw new InvalidSpecsError(problems);
+  if (found.length > MAX_APPLY_SPECS) {
+    throw new UsageError(`${found.length} app specs: the hub takes at most ${MAX_APPLY_SPECS} in one set; split them into several folders`);
+  }
+  return { specs: found.map((f) => f.spec), sources: found.map((f) => f.source) };
+}
+
+/** An app spec, or the problems of a document that is none (a valid job spec is told where it belongs). */
+function checkDocument(value: unknown, source: string, file: string): { spec: AppSpec } | { problems: string[] } {
+  const app = validateAppSpec(value);
+  if (app.ok) return { spec: app.value };
+  if (validateJobSpec(value).ok) {
+    return {
+      problems: [`${source}: a job spec, not an app spec: run it with flotilla run -f ${file === '-' ? '-' : file} (one job per file)`],
+    };
+  }
+  return { problems: app.issues.map((issue) => `${source}: ${formatIssue(issue)}`) };
+}
+
+function duplicateNames(found: readonly { spec: AppSpec; source: string }[]): string[] {
+  const first = new Map<string, string>();
+  const problems: string[] = [];
+  for (const { spec, source } of found) {
+    const earlier = first.get(spec.name);
+    if (earlier === undefined) first.set(spec.name, source);
+    else problems.push(`${source}: app "${spec.name}" is also defined in ${earlier}: each app may be named once in the set`);
+  }
+  return problems;
+}
+
+/**
+ * What one `-f` names: itself when it is `-` or not a folder (reading it then says
+ * whether it exists), else the spec files under it. Undefined, with the problem
+ * pushed, when the folder cannot be walked.
+ */
+async function specFiles(path: string, problems: string[]): Promise<{ folder: boolean; names: string[] } | undefined> {
+  if (path === '-' || !(await isFolder(path))) return { folder: false, names: [path] };
+  const names: string[] = [];
+  try {
+    await walk(path, names, new Set());
+  } catch (err) {
+    problems.push(`${path}: cannot read the folder: ${(err as Error).message}`);
+    return undefined;
+  }
+  return { folder: true, names };
+}
+
+async function isFolder(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Spec files under `folder`, depth first, entries in code-point order of their names, so a
+ * folder gives the same set in the same order on every machine. Symbolic links are
+ * followed; a folder reached twice through them (a loop) is walked once.
+ */
+async function walk(folder: string, into: string[], seen: Set<string>): Promise<void> {
+  const real = await realpath(folder);
+  if (seen.has(real)) return;
+  seen.add(real);
+  const entries = (await readdir(folder, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const entry of entries) {
+    if (entry.name.startsWith('.')) continue;
+    const path = join(folder, entry.name);
+    const folderEntry = entry.isDirectory() || (entry.isSymbolicLink() && (await isFolder(path)));
+    if (folderEntry) await walk(path, into, seen);
+    else if (SPEC_EXTENSIONS.some((ext) => entry.name.endsWith(ext))) into.push(path);
+  }
+}
+
+/** `specs[3].spec.containers[0]` → index 3 and the rest of the path (`spec.containers[0]`, or `` for the document). */
+const SPEC_PATH = /^specs\[(\d+)\](?:\.(.*)|(\[.*))?$/;
+
+/**
+ * The hub's error about a set, with each `specs[i]…` issue named as the loader
+ * names its document: `apps/web.yaml (document 2): spec.containers[0].env[0].fromSecret:
+ * secret "db" does not exist`. Mentions of `specs[j]` in a message become the
+ * document's name too. Anything else is returned as it was.
+ */
+export function locateHubIssues(err: unknown, sources: readonly string[]): unknown {
+  const issues = err instanceof HubError ? err.details?.issues : undefined;
+  if (!(err instanceof HubError) || issues === undefined || issues.length === 0) return err;
+  const name = (index: string) => sources[Number(index)] ?? `specs[${index}]`;
+  const lines = issues.map((issue) => {
+    const message = issue.message.replace(/\bspecs\[(\d+)\]/g, (_, index: string) => name(index));
+    const match = SPEC_PATH.exec(issue.path);
+    if (!match) return formatIssue({ path: issue.path, message });
+    const rest = match[2] ?? match[3] ?? '';
+    return rest === '' ? `${name(match[1]!)}: ${message}` : `${name(match[1]!)}: ${formatIssue({ path: rest, message })}`;
+  });
+  return new CliError(err.message, err.exitCode, lines);
+}
