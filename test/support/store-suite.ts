@@ -11,6 +11,7 @@ import { type DeviceCredentialStore, NO_SECRET } from '../../broker/auth/device-
 import type { TokenStore } from '../../broker/auth/tokens.js';
 import { startRollout } from '../../broker/dispatcher/rollout-plan.js';
 import type { AuditStart, AuditStore } from '../../broker/remote/audit-store.js';
+import { PruneMismatchError, ScopeConflictError } from '../../broker/store/app-sets.js';
 import type { AppStore } from '../../broker/store/apps.js';
 import type { DeviceStore } from '../../broker/store/devices.js';
 import type { RolloutStore } from '../../broker/store/rollouts.js';
@@ -135,6 +136,210 @@ export function storeSuite(engineName: string, engine: StoreEngine): void {
         );
         expect(results.map((r) => r.revision).sort((a, b) => a - b)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
         expect((await other.apps.revisions('web')).map((r) => r.revision)).toEqual(Array.from({ length: 12 }, (_, i) => 12 - i));
+      });
+    });
+
+    describe('app sets', () => {
+      /** Each app's current revision and scope, and how many revisions it has: what a set may change. */
+      async function fleet(store: StoreSet = s) {
+        const apps = await store.apps.list();
+        return Promise.all(
+          apps.map(async (a) => ({
+            name: a.name,
+            revision: a.revision,
+            scope: a.scope,
+            revisions: (await store.apps.revisions(a.name)).length,
+          })),
+        );
+      }
+
+      it('stores a revision only for new and changed specs, with the source, and records the scope on every app of the set', async () => {
+        await s.apps.apply(spec('api'));
+        await s.apps.apply(spec('db'));
+        tick(1_000);
+        const outcome = await s.apps.applySet({
+          specs: [spec('web'), spec('api', 'registry.local/thermo:2.0'), spec('db')],
+          scope: 'team-a',
+          source: 'git:0123abc',
+        });
+        expect(outcome).toEqual({
+          dryRun: false,
+          items: [
+            { name: 'web', action: 'created', revision: 1, previousRevision: null, scope: 'team-a', previousScope: null },
+            {
+              name: 'api',
+              action: 'configured',
+              revision: 2,
+              previousRevision: 1,
+              scope: 'team-a',
+              previousScope: null,
+              replaced: spec('api'),
+            },
+            { name: 'db', action: 'unchanged', revision: 1, previousRevision: 1, scope: 'team-a', previousScope: null },
+          ],
+          pruned: [],
+        });
+        expect(await fleet()).toEqual([
+          { name: 'api', revision: 2, scope: 'team-a', revisions: 2 },
+          { name: 'db', revision: 1, scope: 'team-a', revisions: 1 },
+          { name: 'web', revision: 1, scope: 'team-a', revisions: 1 },
+        ]);
+        expect((await s.apps.revisions('api')).map((r) => [r.revision, r.cause, r.source, r.createdAt])).toEqual([
+          [2, 'apply', 'git:0123abc', '2026-03-01T00:00:01.000Z'],
+          [1, 'apply', null, '2026-03-01T00:00:00.000Z'],
+        ]);
+        // db was only adopted into the scope: no revision, and its time of change is the one it had.
+        expect(await s.apps.get('db')).toMatchObject({ revision: 1, scope: 'team-a', updatedAt: '2026-03-01T00:00:00.000Z' });
+        expect((await s.apps.revision('web', 1))?.spec).toEqual(spec('web'));
+
+        // The same set again changes nothing; a set without a scope leaves every app's as it is; a single apply too.
+        const again = await s.apps.applySet({
+          specs: [spec('web'), spec('api', 'registry.local/thermo:2.0'), spec('db')],
+          source: 'git:4567def',
+        });
+        expect(again.items.map((i) => [i.name, i.action, i.revision, i.scope])).toEqual([
+          ['web', 'unchanged', 1, 'team-a'],
+          ['api', 'unchanged', 2, 'team-a'],
+          ['db', 'unchanged', 1, 'team-a'],
+        ]);
+        await s.apps.apply(spec('web', 'registry.local/thermo:3.0'));
+        expect(await s.apps.get('web')).toMatchObject({ revision: 2, scope: 'team-a' });
+        expect((await s.apps.revision('web', 2))?.source).toBeNull();
+        expect((await s.apps.list({ scope: 'team-a' })).map((a) => a.name)).toEqual(['api', 'db', 'web']);
+        expect(await s.apps.list({ scope: 'team-b' })).toEqual([]);
+      });
+
+      it('refuses a set naming an app of another scope, or pruning other apps than expected, and then stores nothing at all', async () => {
+        await s.apps.applySet({ specs: [spec('web'), spec('api')], scope: 'team-a' });
+        await s.apps.applySet({ specs: [spec('db')], scope: 'team-b' });
+        const before = await fleet();
+
+        const conflict = s.apps.applySet({
+          specs: [spec('new'), spec('web', 'registry.local/thermo:2.0'), spec('db', 'registry.local/thermo:2.0')],
+          scope: 'team-b',
+          source: 'git:1',
+        });
+        await expect(conflict).rejects.toBeInstanceOf(ScopeConflictError);
+        await expect(conflict).rejects.toMatchObject({ scope: 'team-b', conflicts: [{ index: 1, name: 'web', scope: 'team-a' }] });
+        expect(await fleet()).toEqual(before);
+
+        const mismatch = s.apps.applySet({ specs: [spec('new'), spec('web')], scope: 'team-a', prune: true, expectPruned: [] });
+        await expect(mismatch).rejects.toBeInstanceOf(PruneMismatchError);
+        await expect(mismatch).rejects.toMatchObject({ expected: [], actual: ['api'] });
+        expect(await fleet()).toEqual(before);
+      });
+
+      it('prunes only the apps of its scope that the set does not name, each with its revisions', async () => {
+        await s.apps.applySet({ specs: [spec('web'), spec('api'), spec('old')], scope: 'team-a' });
+        await s.apps.apply(spec('old', 'registry.local/thermo:2.0'));
+        await s.apps.applySet({ specs: [spec('db')], scope: 'team-b' });
+        await s.apps.apply(spec('by-hand'));
+
+        const outcome = await s.apps.applySet({
+          specs: [spec('web'), spec('new')],
+          scope: 'team-a',
+          prune: true,
+          expectPruned: ['old', 'api'],
+        });
+        expect(outcome.pruned).toEqual([
+          { name: 'api', revision: 1, scope: 'team-a', specHash: expect.any(String), spec: spec('api') },
+          { name: 'old', revision: 2, scope: 'team-a', specHash: expect.any(String), spec: spec('old', 'registry.local/thermo:2.0') },
+        ]);
+        expect(await fleet()).toEqual([
+          { name: 'by-hand', revision: 1, scope: null, revisions: 1 },
+          { name: 'db', revision: 1, scope: 'team-b', revisions: 1 },
+          { name: 'new', revision: 1, scope: 'team-a', revisions: 1 },
+          { name: 'web', revision: 1, scope: 'team-a', revisions: 1 },
+        ]);
+        expect(await s.apps.revisions('old')).toEqual([]);
+        // A pruned app applied again starts over at revision 1.
+        expect(await s.apps.apply(spec('old'))).toEqual({ revision: 1, changed: true });
+      });
+
+      it('answers a dry run as the apply that follows it, and stores nothing for it', async () => {
+        await s.apps.applySet({ specs: [spec('web'), spec('api'), spec('old')], scope: 'team-a' });
+        await s.apps.apply(spec('loose'));
+        const before = await fleet();
+        const set = {
+          specs: [spec('web', 'registry.local/thermo:2.0'), spec('api'), spec('loose'), spec('new')],
+          scope: 'team-a',
+          prune: true,
+          source: 'git:89ab',
+        };
+        tick(5_000);
+        const dry = await s.apps.applySet({ ...set, dryRun: true });
+        expect(await fleet()).toEqual(before);
+        expect(await s.apps.get('new')).toBeUndefined();
+        expect(await s.apps.get('loose')).toMatchObject({ scope: null });
+
+        const applied = await s.apps.applySet(set);
+        expect(dry).toEqual({ ...applied, dryRun: true });
+        expect(dry.items.map((i) => [i.name, i.action, i.revision])).toEqual([
+          ['web', 'configured', 2],
+          ['api', 'unchanged', 1],
+          ['loose', 'unchanged', 1],
+          ['new', 'created', 1],
+        ]);
+        expect(dry.pruned.map((p) => p.name)).toEqual(['old']);
+        expect(await fleet()).toEqual([
+          { name: 'api', revision: 1, scope: 'team-a', revisions: 1 },
+          { name: 'loose', revision: 1, scope: 'team-a', revisions: 1 },
+          { name: 'new', revision: 1, scope: 'team-a', revisions: 1 },
+          { name: 'web', revision: 2, scope: 'team-a', revisions: 2 },
+        ]);
+      });
+
+      it('numbers revisions without gaps when two replicas apply overlapping sets at once, in opposite orders, pruning the same scope', async () => {
+        const other = await open({ now, cipher });
+        const names = ['a', 'b', 'c', 'd'];
+        await s.apps.applySet({ specs: names.map((n) => spec(n)), scope: 'team' });
+        const rounds = 8;
+        const results = await Promise.all(
+          Array.from({ length: rounds }, (_, i) => {
+            const order = i % 2 === 0 ? names : [...names].reverse();
+            return (i % 2 === 0 ? s : other).apps.applySet({
+              specs: order.map((n) => spec(n, `registry.local/thermo:${i + 2}.0`)),
+              scope: 'team',
+              prune: true,
+              source: `git:${i}`,
+            });
+          }),
+        );
+        for (const result of results) expect(result.items.every((item) => item.action === 'configured')).toBe(true);
+        for (const name of names) {
+          const revisions = await other.apps.revisions(name);
+          expect(
+            revisions.map((r) => r.revision),
+            name,
+          ).toEqual(Array.from({ length: rounds + 1 }, (_, i) => rounds + 1 - i));
+          // Each revision was made by one set, recorded as its source, and that set answered it.
+          for (const revision of revisions.slice(0, rounds)) {
+            const set = Number(revision.source?.slice('git:'.length));
+            expect(results[set]?.items.find((item) => item.name === name)?.revision, `${name} ${revision.revision}`).toBe(
+              revision.revision,
+            );
+          }
+        }
+        // A set is one step of every app: the sets took turns, none interleaved with another.
+        expect(results.map((r) => new Set(r.items.map((item) => item.revision)).size)).toEqual(Array(rounds).fill(1));
+
+        // Without a scope no set holds a lock over all: sets in opposite orders and single applies wait on each app in turn.
+        const loose = await Promise.all(
+          Array.from({ length: rounds }, (_, i) => {
+            const store = i % 2 === 0 ? s : other;
+            if (i % 4 === 3) return store.apps.apply(spec('c', `registry.local/thermo:${i + 20}.0`)).then(() => undefined);
+            const order = i % 2 === 0 ? names : [...names].reverse();
+            return store.apps.applySet({ specs: order.map((n) => spec(n, `registry.local/thermo:${i + 20}.0`)) });
+          }),
+        );
+        expect(loose.filter((r) => r !== undefined)).toHaveLength(6);
+        for (const name of names) {
+          const expected = name === 'c' ? 2 * rounds + 1 : rounds + 7;
+          expect(
+            (await s.apps.revisions(name)).map((r) => r.revision),
+            name,
+          ).toEqual(Array.from({ length: expected }, (_, i) => expected - i));
+        }
       });
     });
 
