@@ -21,12 +21,21 @@ export const EXIT_NOT_FOUND = 3;
 /** The hub refused the credentials: no valid token (401), or a role too low for the request (403). */
 export const EXIT_UNAUTHORIZED = 4;
 
+/** `diff` found changes: the set would create, change or delete an app (as `kubectl diff` exits). */
+export const EXIT_DIFF_CHANGES = 1;
+/**
+ * `diff` failed where another command exits 1: the hub could not be reached, refused the
+ * set (a conflict) or failed. Above 1, as every error of `diff`, so CI tells changes from failures.
+ */
+export const EXIT_DIFF_FAILED = 5;
+
 export type ExitCode =
   | typeof EXIT_OK
   | typeof EXIT_HUB_ERROR
   | typeof EXIT_INVALID_INPUT
   | typeof EXIT_NOT_FOUND
-  | typeof EXIT_UNAUTHORIZED;
+  | typeof EXIT_UNAUTHORIZED
+  | typeof EXIT_DIFF_FAILED;
 
 /**
  * An error the CLI reports itself: `message` is printed as `error: <message>`,
@@ -71,7 +80,9 @@ export class CliErrors extends CliError {
 /**
  * A remote command ended with this exit code (`flotilla exec … -- false`
  * exits 1): not an error of the CLI's, so nothing is printed; the process
- * exits with the command's own code, as `docker exec` and `ssh` do.
+ * exits with the command's own code, as `docker exec` and `ssh` do. `diff`
+ * ends this way too when it found changes (EXIT_DIFF_CHANGES): its output
+ * has said what they are.
  */
 export class CommandExit extends Error {
   constructor(readonly code: number) {

@@ -13,6 +13,9 @@
  *      (the token's role may not do this); `agent register` with a bad,
  *      used-up, expired or revoked registration token
  *
+ * `diff` exits 1 when it found changes, as `kubectl diff`, so an error of its
+ * own that would exit 1 exits 5 instead: every error of `diff` is 2 or more.
+ *
  * `exec` and `shell` exit with the remote command's own exit code instead
  * (CommandExit); when their session fails they use the codes above.
  *
@@ -40,6 +43,8 @@ export type RegisterCommand = (program: Command, io: CliIO) => void;
  */
 export const COMMANDS: readonly { name: string; load: () => Promise<RegisterCommand> }[] = [
   { name: 'apply', load: async () => (await import('./commands/apply.js')).registerApply },
+  { name: 'diff', load: async () => (await import('./commands/diff.js')).registerDiff },
+  { name: 'export', load: async () => (await import('./commands/export.js')).registerExport },
   { name: 'run', load: async () => (await import('./commands/run.js')).registerRun },
   { name: 'get', load: async () => (await import('./commands/get.js')).registerGet },
   { name: 'describe', load: async () => (await import('./commands/describe.js')).registerDescribe },

@@ -1,64 +1,135 @@
 /**
- * `flotilla apply -f FILE` — every document of every file is validated
- * locally first; nothing is sent unless all of them are valid, so a typo in
- * the third app of a file never leaves the first two applied alone.
- * Documents are then applied in order; the first hub error stops the run.
+ * `flotilla apply -f FILE|FOLDER …` — every spec of every file and folder goes
+ * to the hub in ONE `apps.applyAll` request, which stores all of them or none:
+ * a typo in one file never leaves the others applied alone. Every document is
+ * validated here first (spec-files.ts), so a bad spec is reported, with its
+ * file, document and field, before anything is sent.
+ *
+ * `--dry-run` asks the hub to do everything but store: the answer says what
+ * each app would become, the devices it would reach and the secrets it uses.
+ * `--prune --prune-scope S` deletes the apps of scope S the specs no longer
+ * name. It is two requests: a dry run first, whose list of apps to delete is
+ * printed, then the apply with `expectPruned` set to exactly that list, so the
+ * hub refuses (and stores nothing) if the list changed in between: nothing is
+ * ever deleted that was not listed first.
+ *
+ * `-o json|yaml` prints the hub's answer (the apply's, not the dry run's).
  */
-import type { Command } from 'commander';
-// Not through shared/index.js, which loads every schema and the signing code: `apply` checks one.
-import { validateAppSpec } from '../../shared/app-spec.js';
-import type { AppSpec } from '../../shared/schemas/spec.js';
-import { formatIssue } from '../../shared/validate.js';
-import type { ApplyResult } from '../client.js';
-import { type CliIO, globalOptions, hubClient } from '../context.js';
-import { CliErrors, UsageError } from '../errors.js';
-import { formatStructured } from '../output.js';
-import { parseDocuments, readSource } from '../spec-documents.js';
-import { loadYaml } from '../yaml.js';
+import { type Command, Option } from 'commander';
+import type { AppliedApp, ApplyAllResult, PrunedApp } from '../../shared/api/results.js';
+import { type CliIO, globalOptions, hubClient, render } from '../context.js';
+import type { OutputFormat } from '../output.js';
+import { checkPrune, filenameOption, parseSource, scopeOption } from '../spec-options.js';
+
+interface ApplyOptions {
+  filename: string[];
+  dryRun?: boolean;
+  prune?: boolean;
+  pruneScope?: string;
+  source?: string;
+}
 
 export function registerApply(program: Command, io: CliIO): void {
   program
     .command('apply')
-    .description('create or update apps from YAML or JSON specs ("-" reads stdin; "---" separates several apps in one file)')
-    .requiredOption('-f, --filename <file>', 'spec file, or - for stdin (repeatable)', collect)
-    .action(async (options: { filename: string[] }, command: Command) => {
-      const specs = await loadSpecs(io, options.filename);
+    .description(
+      'create or update apps from YAML or JSON specs, files or folders, as one unit: if any spec is refused, nothing is applied ("---" separates several apps in one file)',
+    )
+    .addOption(filenameOption('applies'))
+    .option('--dry-run', 'check everything and show what would happen (new revisions, devices reached, secrets used), storing nothing')
+    .addOption(
+      scopeOption(
+        'record this prune scope on every app applied (an app without one joins it; an app recorded with another scope is refused)',
+      ),
+    )
+    .option(
+      '--prune',
+      'also delete the apps recorded with --prune-scope that the specs no longer name; they are listed before anything is deleted (with --dry-run, only listed)',
+    )
+    .addOption(
+      new Option('--source <ref>', 'where the specs come from, recorded on every new revision and shown by rollout history (e.g. git:SHA)')
+        .env('FLOTILLA_SOURCE')
+        .argParser(parseSource),
+    )
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Examples:',
+        '  flotilla apply -f web.yaml',
+        '  flotilla apply -f apps/ --dry-run',
+        '  flotilla apply -f apps/ --prune --prune-scope fleet-config --source git:$(git rev-parse HEAD)',
+      ].join('\n'),
+    )
+    .action(async (options: ApplyOptions, command: Command) => {
+      checkPrune(options);
+      const { loadSpecSet, locateHubIssues } = await import('../spec-files.js');
+      const set = await loadSpecSet(io, options.filename);
       const { output } = globalOptions(command);
       const client = hubClient(command, io);
-      const results: ApplyResult[] = [];
-      for (const spec of specs) {
-        const result = await client.call('apps.apply', { spec });
-        results.push(result);
-        if (output === 'table')
-          io.stdout(`app/${result.name} ${result.changed ? 'configured' : 'unchanged'} (revision ${result.revision})\n`);
+      const request = {
+        specs: set.specs,
+        ...(options.pruneScope !== undefined ? { scope: options.pruneScope } : {}),
+        ...(options.source !== undefined ? { source: options.source } : {}),
+      };
+      let result: ApplyAllResult;
+      try {
+        if (options.prune && !options.dryRun) {
+          const plan = await client.call('apps.applyAll', { ...request, prune: true, dryRun: true });
+          announcePrune(io, output, plan.pruned, options.pruneScope!);
+          result = await client.call('apps.applyAll', { ...request, prune: true, expectPruned: plan.pruned.map((app) => app.name) });
+        } else {
+          result = await client.call('apps.applyAll', {
+            ...request,
+            ...(options.prune ? { prune: true } : {}),
+            ...(options.dryRun ? { dryRun: true } : {}),
+          });
+        }
+      } catch (err) {
+        throw locateHubIssues(err, set.sources);
       }
-      // For programs: one response body as the hub sent it, or several as `{items}`, like the hub's lists.
-      if (output !== 'table') io.stdout(formatStructured(results.length === 1 ? results[0] : { items: results }, output));
+      render(io, output, result, () => appliedText(result));
     });
 }
 
-/** No default: a default would satisfy `requiredOption`, and `apply` without `-f` must be a usage error. */
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
+/**
+ * The apps the prune will delete, before it does: on stdout with the table, on
+ * stderr with `-o json|yaml`, whose stdout carries the hub's answer alone.
+ */
+function announcePrune(io: CliIO, output: OutputFormat, pruned: readonly PrunedApp[], scope: string): void {
+  if (pruned.length === 0) return;
+  const names = pruned.map((app) => `app/${app.name}`).join(', ');
+  const line = `pruning ${pruned.length === 1 ? '1 app' : `${pruned.length} apps`} of scope ${scope} that the specs no longer name: ${names}\n`;
+  if (output === 'table') io.stdout(line);
+  else io.stderr(line);
 }
 
-/** Reads, parses and validates everything; throws every problem found at once. */
-export async function loadSpecs(io: CliIO, files: readonly string[]): Promise<AppSpec[]> {
-  const specs: AppSpec[] = [];
-  const problems: UsageError[] = [];
-  await loadYaml(); // parseDocuments then finds it loaded
-  for (const file of files) {
-    for (const doc of parseDocuments(file, await readSource(io, file))) {
-      if (doc.error) {
-        problems.push(doc.error);
-        continue;
-      }
-      const result = validateAppSpec(doc.value);
-      if (result.ok) specs.push(result.value);
-      else problems.push(new UsageError(`${doc.source}: invalid app spec`, result.issues.map(formatIssue)));
-    }
+/** How many device ids a dry run prints per app before "and N more". */
+const DEVICE_IDS_SHOWN = 5;
+
+/**
+ * kubectl's lines: `app/web created (revision 1)`, `configured`, `unchanged`, `app/old pruned`.
+ * A dry run marks each line and adds what the apply would reach: devices, secrets, a new scope.
+ */
+export function appliedText(result: ApplyAllResult): string {
+  const mark = result.dryRun ? ' (dry run)' : '';
+  let out = '';
+  for (const app of result.items) {
+    out += `app/${app.name} ${app.action} (revision ${app.revision})${mark}\n`;
+    if (result.dryRun) out += dryRunDetails(app);
   }
-  const [first, ...rest] = problems;
-  if (first) throw rest.length === 0 ? first : new CliErrors([first, ...rest]);
-  return specs;
+  for (const app of result.pruned) out += `app/${app.name} pruned${mark}\n`;
+  return out;
+}
+
+function dryRunDetails(app: AppliedApp): string {
+  const { count, ids } = app.devices;
+  const shown = ids.slice(0, DEVICE_IDS_SHOWN);
+  const more = count - shown.length;
+  let out = `  devices: ${count === 0 ? 'none selected now' : `${count} (${shown.join(', ')}${more > 0 ? `, and ${more} more` : ''})`}\n`;
+  if (app.secrets.length > 0) out += `  secrets: ${app.secrets.join(', ')}\n`;
+  if (app.scope !== app.previousScope && app.scope !== null) {
+    out += `  scope: ${app.scope} (${app.previousScope === null ? 'joins it' : `was ${app.previousScope}`})\n`;
+  }
+  return out;
 }

@@ -191,6 +191,8 @@ export function describeApp(app: AppDetail, now: number = Date.now()): string {
     ['Revision', String(app.revision)],
     ['Created', timestamp(app.createdAt, now)],
     ['Updated', timestamp(app.updatedAt, now)],
+    // The prune scope of `apply --prune-scope`: which folder's prune may delete the app.
+    ...(app.scope !== undefined ? [['Scope', app.scope] as const] : []),
     ['Scheduling', formatScheduling(app.spec.scheduling)],
     ['Update', updateText(app.spec.spec.update)],
   ]);

@@ -154,13 +154,15 @@ export function rolloutSubject(status: Pick<RolloutStatus, 'app'>): string {
 
 export function historyTable(history: AppHistory, now: number = Date.now()): string {
   return formatTable(
-    ['REVISION', 'CREATED', 'IMAGES', 'CAUSE'],
+    ['REVISION', 'CREATED', 'IMAGES', 'CAUSE', 'SOURCE'],
     history.items.map((r) => [
       r.current ? `${r.revision}*` : String(r.revision),
       formatAge(r.createdAt, now),
       r.images.join(','),
       // Revisions stored before causes were recorded have none; kubectl shows <none> too.
       r.cause ?? '<none>',
+      // Where an apply's specs came from (`--source git:SHA`); none for a revision made by hand.
+      r.source ?? '<none>',
     ]),
   );
 }
@@ -172,6 +174,9 @@ export function progressBar(done: number, total: number): string {
   const filled = total === 0 ? BAR_WIDTH : Math.round((BAR_WIDTH * done) / total);
   return `[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ${done}/${total}`;
 }
+
+/** A column of the rollout's device table: its header and each device's cell. */
+type DeviceColumn = [header: string, cell: (device: RolloutStatus['devices'][number]) => string];
 
 export function rolloutText(status: RolloutStatus, now: number = Date.now()): string {
   const stages = [
@@ -186,33 +191,20 @@ export function rolloutText(status: RolloutStatus, now: number = Date.now()): st
     const failed = devices.filter((d) => d.state === 'failed' || d.state === 'reverted').length;
     out += `${stage.padEnd(7)} ${progressBar(healthy, devices.length)}${failed > 0 ? ` (${failed} failed)` : ''}\n`;
   }
-  // An agent target's rollout has no images: its table keeps its columns.
-  if (status.downloads === undefined) {
-    out += formatTable(
-      ['DEVICE', 'STAGE', 'REVISION', 'STATE', 'SINCE', 'MESSAGE'],
-      status.devices.map((d) => [
-        d.id,
-        d.canary ? 'canary' : 'fleet',
-        String(d.revision),
-        d.state,
-        formatAge(d.since, now),
-        d.message ?? '',
-      ]),
-    );
-    return out;
-  }
-  out += rolloutDownloadsLine(status.downloads, status.devices.length);
+  if (status.downloads !== undefined) out += rolloutDownloadsLine(status.downloads, status.devices.length);
+  // An agent target's rollout has no images (no `downloads`): its table has no IMAGES column.
+  const columns: DeviceColumn[] = [
+    ['DEVICE', (d) => d.id],
+    ['STAGE', (d) => (d.canary ? 'canary' : 'fleet')],
+    ['REVISION', (d) => String(d.revision)],
+    ['STATE', (d) => d.state],
+    ['SINCE', (d) => formatAge(d.since, now)],
+    ...(status.downloads !== undefined ? [['IMAGES', (d) => rolloutImagesCell(d.images, now)] satisfies DeviceColumn] : []),
+    ['MESSAGE', (d) => d.message ?? ''],
+  ];
   out += formatTable(
-    ['DEVICE', 'STAGE', 'REVISION', 'STATE', 'SINCE', 'IMAGES', 'MESSAGE'],
-    status.devices.map((d) => [
-      d.id,
-      d.canary ? 'canary' : 'fleet',
-      String(d.revision),
-      d.state,
-      formatAge(d.since, now),
-      rolloutImagesCell(d.images, now),
-      d.message ?? '',
-    ]),
+    columns.map(([header]) => header),
+    status.devices.map((d) => columns.map(([, value]) => value(d))),
   );
   return out;
 }

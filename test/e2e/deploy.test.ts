@@ -79,7 +79,7 @@ describeDocker('deploy, update and delete an app on a real Docker Engine', () =>
   it('runs the container with the env, port, volume, tmpfs and labels of the spec', async () => {
     const applied = await runCli(['--hub', hub.url, 'apply', '-f', specFile(images.v1)]);
     expect(applied.stderr).toBe('');
-    expect(applied.stdout.trim()).toBe(`app/${app} configured (revision 1)`);
+    expect(applied.stdout.trim()).toBe(`app/${app} created (revision 1)`);
     expect(applied.code).toBe(0);
 
     await waitFor('the web server to answer', async () => (await fetchText()).trim() === 'v1', { timeoutMs: 60_000 });

@@ -61,7 +61,7 @@ describe('flotilla apply', SLOW, () => {
   it('applies a valid spec, then reports it unchanged when applied again', async () => {
     const file = await fixture('gateway.yaml', appSpec('gateway'));
     const first = await flotilla(['apply', '-f', file]);
-    expect(first).toEqual({ code: 0, stdout: 'app/gateway configured (revision 1)\n', stderr: '' });
+    expect(first).toEqual({ code: 0, stdout: 'app/gateway created (revision 1)\n', stderr: '' });
     const again = await flotilla(['apply', '-f', file]);
     expect(again).toEqual({ code: 0, stdout: 'app/gateway unchanged (revision 1)\n', stderr: '' });
   });
@@ -69,7 +69,7 @@ describe('flotilla apply', SLOW, () => {
   it('applies every document of a multi-document stdin, in order', async () => {
     const stdin = `${appSpec('first')}---\n${appSpec('second')}`;
     const result = await flotilla(['apply', '-f', '-'], { stdin });
-    expect(result).toEqual({ code: 0, stdout: 'app/first configured (revision 1)\napp/second configured (revision 1)\n', stderr: '' });
+    expect(result).toEqual({ code: 0, stdout: 'app/first created (revision 1)\napp/second created (revision 1)\n', stderr: '' });
   });
 
   it('refuses a bad spec with exit 2, naming the field, and applies nothing', async () => {
@@ -77,8 +77,7 @@ describe('flotilla apply', SLOW, () => {
     const result = await flotilla(['apply', '-f', file]);
     expect(result.code).toBe(2);
     expect(result.stdout).toBe('');
-    expect(result.stderr).toMatch(new RegExp(`^error: ${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: invalid app spec\n`));
-    expect(result.stderr).toContain('  spec.containers[0].ports[1]: must match pattern');
+    expect(result.stderr.startsWith(`error: ${file}: spec.containers[0].ports[1]: must match pattern`)).toBe(true);
     expect((await fetch(`${hubUrl}/api/v1/apps/broken`)).status).toBe(404);
   });
 });

@@ -121,10 +121,10 @@ describe('the release installed with npm install -g', () => {
     writeFileSync(spec, app('Web'));
     expect(await installed(['--hub', hub, 'apply', '-f', spec])).toMatchObject({
       code: 2,
-      stderr: `error: ${spec}: invalid app spec\n  name: must match pattern "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" (e.g. "sensor-gateway")\n`,
+      stderr: `error: ${spec}: name: must match pattern "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" (e.g. "sensor-gateway")\n`,
     });
     writeFileSync(spec, app('web'));
-    expect(await installed(['--hub', hub, 'apply', '-f', spec])).toMatchObject({ code: 0, stdout: 'app/web configured (revision 1)\n' });
+    expect(await installed(['--hub', hub, 'apply', '-f', spec])).toMatchObject({ code: 0, stdout: 'app/web created (revision 1)\n' });
     const page = await fetch(`${hub}/dashboard/`);
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('<html');

@@ -97,11 +97,11 @@ describe('app revisions: history and rollback', SLOW, () => {
     const table = await flotilla('rollout', 'history', 'web');
     expect(table).toMatchObject({ code: 0, stderr: '' });
     const lines = table.stdout.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^REVISION +CREATED +IMAGES +CAUSE$/);
+    expect(lines[0]).toMatch(/^REVISION +CREATED +IMAGES +CAUSE +SOURCE$/);
     expect(lines.slice(1)).toEqual([
-      expect.stringMatching(/^3\* +\d+s +registry\.local\/web:3\.0 +apply$/),
-      expect.stringMatching(/^2 +\d+s +registry\.local\/web:2\.0 +apply$/),
-      expect.stringMatching(/^1 +\d+s +registry\.local\/web:1\.0 +apply$/),
+      expect.stringMatching(/^3\* +\d+s +registry\.local\/web:3\.0 +apply +<none>$/),
+      expect.stringMatching(/^2 +\d+s +registry\.local\/web:2\.0 +apply +<none>$/),
+      expect.stringMatching(/^1 +\d+s +registry\.local\/web:1\.0 +apply +<none>$/),
     ]);
     const asJson = await flotilla('rollout', 'history', 'web', '-o', 'json');
     expect(asJson.code).toBe(0);
@@ -290,7 +290,7 @@ describe('a hub database from before revision causes (schema version 1)', SLOW, 
     });
     const table = await flotilla('rollout', 'history', 'web');
     expect(table.code).toBe(0);
-    expect(table.stdout.trimEnd().split('\n')[1]).toMatch(/^1\* +\d+[smhdy] +registry\.local\/web:1\.0 +<none>$/);
+    expect(table.stdout.trimEnd().split('\n')[1]).toMatch(/^1\* +\d+[smhdy] +registry\.local\/web:1\.0 +<none> +<none>$/);
 
     // New revisions on the upgraded file record their cause; the old one keeps none.
     expect((await http(hub.httpUrl, 'POST', '/api/v1/apps', webSpec('2.0'))).body).toMatchObject({ revision: 2, changed: true });

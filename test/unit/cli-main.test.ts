@@ -115,9 +115,9 @@ describe('apply', () => {
     expect(result.code).toBe(EXIT_INVALID_INPUT);
     expect(result.requests).toEqual([]);
     const lines = result.stderr.split('\n');
-    expect(lines[0]).toBe('error: app.yaml: invalid app spec');
-    expect(lines).toContain(`  name: must match pattern "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" (e.g. "sensor-gateway")`);
-    expect(lines.some((line) => line.startsWith('  spec.containers[0].ports[1]: must match pattern'))).toBe(true);
+    expect(lines[0]).toBe('error: 2 problems in the specs: nothing was sent to the hub');
+    expect(lines).toContain(`  app.yaml: name: must match pattern "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" (e.g. "sensor-gateway")`);
+    expect(lines.some((line) => line.startsWith('  app.yaml: spec.containers[0].ports[1]: must match pattern'))).toBe(true);
   });
 
   it('applies nothing when any document of a multi-document file is invalid', async () => {
@@ -125,7 +125,9 @@ describe('apply', () => {
     const result = await cli(['apply', '-f', 'apps.yaml'], { files: { 'apps.yaml': text } });
     expect(result.code).toBe(EXIT_INVALID_INPUT);
     expect(result.requests).toEqual([]);
-    expect(result.stderr).toBe('error: apps.yaml (document 2): invalid app spec\n  scheduling: is required\n  spec: is required\n');
+    expect(result.stderr).toBe(
+      'error: 2 problems in the specs: nothing was sent to the hub\n  apps.yaml (document 2): scheduling: is required\n  apps.yaml (document 2): spec: is required\n',
+    );
   });
 
   it('reports YAML syntax errors, missing files and empty input as exit 2', async () => {
@@ -138,22 +140,30 @@ describe('apply', () => {
     expect(empty).toMatchObject({ code: EXIT_INVALID_INPUT, stderr: 'error: <stdin>: no app spec found\n' });
   });
 
-  it('posts each document in order as JSON and prints kubectl-style lines', async () => {
+  it('posts every document as one set, as JSON, and prints kubectl-style lines', async () => {
     const bodies: unknown[] = [];
     const text = `${VALID}---\n${JSON.stringify({ name: 'api', scheduling: { devices: ['pi-1'] }, spec: { containers: [{ name: 'api', image: 'api:1' }] } })}\n`;
     const result = await cli(['apply', '-f', '-'], {
       stdin: text,
       respond: (_url, init) => {
-        const body = JSON.parse(String(init.body)) as { name: string };
-        bodies.push(body);
+        bodies.push(JSON.parse(String(init.body)));
         expect(new Headers(init.headers).get('content-type')).toBe('application/json');
-        return json(200, { name: body.name, revision: bodies.length === 1 ? 1 : 7, changed: bodies.length === 1 });
+        const app = { devices: { count: 0, ids: [] }, secrets: [], scope: null, previousScope: null };
+        return json(200, {
+          dryRun: false,
+          source: null,
+          items: [
+            { ...app, name: 'web', action: 'created', revision: 1, previousRevision: null },
+            { ...app, name: 'api', action: 'unchanged', revision: 7, previousRevision: 7 },
+          ],
+          pruned: [],
+        });
       },
     });
     expect(result).toMatchObject({ code: EXIT_OK, stderr: '' });
-    expect(result.stdout).toBe('app/web configured (revision 1)\napp/api unchanged (revision 7)\n');
-    expect(result.requests).toEqual(['POST /api/v1/apps', 'POST /api/v1/apps']);
-    expect(bodies.map((b) => (b as { name: string }).name)).toEqual(['web', 'api']);
+    expect(result.stdout).toBe('app/web created (revision 1)\napp/api unchanged (revision 7)\n');
+    expect(result.requests).toEqual(['POST /api/v1/apply']);
+    expect((bodies[0] as { specs: { name: string }[] }).specs.map((spec) => spec.name)).toEqual(['web', 'api']);
   });
 });
 

@@ -346,6 +346,11 @@ describe('describeApp', () => {
     expect(text).not.toContain('hunter2');
     expect(text).toMatch(/ {2}pi-1 +yes +running +3\n {2}pi-2 +no +- +-\n {2}pi-3 +yes +running +2\n/);
     expect(text).toContain('Update:      <defaults>\n');
+    expect(text).not.toContain('Scope:');
+  });
+
+  it('shows the prune scope the app was applied under', () => {
+    expect(describeApp({ ...detail, scope: 'shop' }, NOW)).toContain('(1m ago)\nScope:       shop\nScheduling:  site=roof\n');
   });
 
   it('shows the update window with the other update settings', () => {

@@ -47,18 +47,18 @@ describe('appHistory', () => {
 });
 
 describe('historyTable', () => {
-  it('marks the current revision with *, shows ages, joins images, and <none> for an unrecorded cause', () => {
+  it('marks the current revision with *, shows ages, joins images, the source, and <none> for an unrecorded cause or source', () => {
     const history = appHistory('web', 3, [
       stored(3, 'rollback to 1', ago(10), 'web:1', 'sidecar:1'),
-      stored(2, 'apply', ago(120), 'web:2'),
+      { ...stored(2, 'apply', ago(120), 'web:2'), source: 'git:3f9c2e1' },
       stored(1, null, ago(2 * 86400), 'web:1'),
     ]);
     expect(historyTable(history, NOW)).toBe(
       [
-        'REVISION   CREATED   IMAGES            CAUSE',
-        '3*         10s       web:1,sidecar:1   rollback to 1',
-        '2          2m        web:2             apply',
-        '1          2d        web:1             <none>',
+        'REVISION   CREATED   IMAGES            CAUSE           SOURCE',
+        '3*         10s       web:1,sidecar:1   rollback to 1   <none>',
+        '2          2m        web:2             apply           git:3f9c2e1',
+        '1          2d        web:1             <none>          <none>',
         '',
       ].join('\n'),
     );

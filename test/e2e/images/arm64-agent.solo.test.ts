@@ -122,7 +122,7 @@ describeImages('the arm64 agent image under qemu deploys an app through the amd6
     );
     const applied = await runCli(['--hub', hubUrl, 'apply', '-f', spec]);
     expect(applied.stderr).toBe('');
-    expect(applied.stdout.trim()).toBe(`app/${app} configured (revision 1)`);
+    expect(applied.stdout.trim()).toBe(`app/${app} created (revision 1)`);
 
     await waitFor(
       'the app to answer on its port',

@@ -112,7 +112,7 @@ describeImages('docker/compose.yaml: a hub and two agents from the built images'
     );
     const applied = await runCli(['--hub', hubUrl, 'apply', '-f', spec]);
     expect(applied.stderr).toBe('');
-    expect(applied.stdout.trim()).toBe(`app/${app} configured (revision 1)`);
+    expect(applied.stdout.trim()).toBe(`app/${app} created (revision 1)`);
 
     const reported = await waitFor(
       'both devices to report the app running',

@@ -1,0 +1,60 @@
+/**
+ * The options `apply`, `diff` and `export` share: repeatable `-f`, the prune
+ * scope and the source reference, checked here so a mistyped value is a usage
+ * error naming the rule rather than a round trip to the hub.
+ */
+import { InvalidArgumentError, Option } from 'commander';
+import { isName } from '../shared/ids.js';
+import { UsageError } from './errors.js';
+
+/** No default: a default would satisfy `requiredOption`, and `apply` without `-f` must be a usage error. */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+export function filenameOption(verb: string): Option {
+  return new Option(
+    '-f, --filename <path>',
+    `a spec file, a folder (${verb} every *.yaml, *.yml and *.json under it, skipping dot-files and dot-folders), or - for stdin; repeatable`,
+  )
+    .argParser(collect)
+    .makeOptionMandatory();
+}
+
+/** A prune scope is a name like an app's: a DNS label. */
+export function parseScope(value: string): string {
+  if (!isName(value)) {
+    throw new InvalidArgumentError('expected a scope name: lower-case letters, digits and "-", at most 63 characters (e.g. fleet-config).');
+  }
+  return value;
+}
+
+const SOURCE_PATTERN = /^[\x21-\x7e]{1,256}$/;
+
+/**
+ * Where the specs come from (`git:<sha>`), as the hub records it: printable ASCII without
+ * spaces, 1–256 characters. Empty is none (`FLOTILLA_SOURCE= flotilla apply …`).
+ */
+export function parseSource(value: string): string | undefined {
+  if (value === '') return undefined;
+  if (!SOURCE_PATTERN.test(value)) {
+    throw new InvalidArgumentError('expected printable ASCII without spaces, 1-256 characters (e.g. git:3f2c1e0).');
+  }
+  return value;
+}
+
+export function scopeOption(description: string): Option {
+  return new Option('--prune-scope <name>', description).argParser(parseScope);
+}
+
+/**
+ * `--prune` deletes the apps of a scope, so it needs one: without it there is no
+ * telling this folder's apps from another team's.
+ */
+export function checkPrune(options: { prune?: boolean; pruneScope?: string }): void {
+  if (options.prune && options.pruneScope === undefined) {
+    throw new UsageError(
+      "--prune needs --prune-scope NAME: only apps recorded with that scope are deleted, so another team's apps are never touched (e.g. --prune --prune-scope fleet-config)",
+    );
+  }
+}
