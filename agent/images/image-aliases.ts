@@ -7,7 +7,8 @@
  * no digest. So after loading such an image the agent keeps reference →
  * image ID (the config blob's digest) here, and the Docker runtime resolves
  * a digest reference through it (docker-runtime.ts: hasImage, create,
- * removeImage).
+ * removeImage). The image carries a keep tag (keep-tag.ts) only so that
+ * `docker image prune` leaves it.
  *
  * Invariants:
  * - The file (`image-aliases.json` in the agent's data dir) is replaced

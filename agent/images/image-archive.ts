@@ -17,13 +17,15 @@
  * engine does not have is refused by the engine ("no such file").
  *
  * A reference by digest cannot be written in RepoTags, which takes tags
- * only: such an image is loaded untagged and found by its ID (image-aliases.ts).
+ * only: such an image is loaded under its keep tag (keep-tag.ts), which holds
+ * it against `docker image prune`, and found by its ID (image-aliases.ts).
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { type Pack, pack as tarPack } from 'tar-stream';
 import { parseImageReference } from '../runtime/docker-runtime.js';
+import { keepTag } from './keep-tag.js';
 
 export interface ArchiveLayer {
   /** The layer blob's digest (`sha256:…`), as the manifest names it. */
@@ -37,7 +39,7 @@ export interface ArchiveInput {
   configDigest: string;
   /** The config blob's bytes, as downloaded and verified. */
   config: Buffer;
-  /** Tags the engine gives the image (`repo:tag`); empty for an image referenced by digest. */
+  /** Tags the engine gives the image (`repo:tag`); the keep tag for an image referenced by digest. */
   repoTags: string[];
   /** Every layer of the image, base first. */
   layers: ArchiveLayer[];
@@ -48,12 +50,15 @@ const ENTRY_TIME = new Date(0);
 
 /**
  * The tags an archive gives the image a spec names: `repo:tag` (`:latest` added when the
- * reference has none), and none for a reference by digest (with or without a tag beside it:
- * the engine, pulling `repo:tag@sha256:…`, also keeps the digest only).
+ * reference has none); for a reference by digest, with or without a tag beside it, only its
+ * keep tag (the engine, pulling `repo:tag@sha256:…`, does not tag it either).
  */
 export function repoTagsFor(image: string): string[] {
   const ref = parseImageReference(image);
-  if (ref.digest !== undefined) return [];
+  if (ref.digest !== undefined) {
+    const keep = keepTag(ref);
+    return keep === undefined ? [] : [keep];
+  }
   return [`${ref.name}:${ref.tag ?? 'latest'}`];
 }
 

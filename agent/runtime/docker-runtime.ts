@@ -14,7 +14,9 @@
  * - A digest reference the agent loaded itself (the engine knows it only by
  *   image ID) is resolved through the image aliases: present, created from
  *   and removed as if the engine knew the reference, and observed as the
- *   reference (LABEL_IMAGE), so the planner never sees the ID.
+ *   reference (LABEL_IMAGE), so the planner never sees the ID. Its keep tag
+ *   (images/keep-tag.ts), which holds it against `docker image prune`, is
+ *   removed with it.
  */
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
@@ -22,6 +24,7 @@ import { type Readable, Writable } from 'node:stream';
 import Dockerode from 'dockerode';
 import type { ContainerSpec, RegistryAuth } from '../../shared/index.js';
 import type { ImageAliases } from '../images/image-aliases.js';
+import { keepTag } from '../images/keep-tag.js';
 import { dockerRestartPolicy, toCreateOptions, toJobCreateOptions } from './create-options.js';
 import { dockerExec, findSessionTarget } from './docker-exec.js';
 import { LogLineSplitter } from './docker-log-lines.js';
@@ -416,14 +419,22 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   /**
-   * Removes an image the agent loaded for a digest reference: by ID, unless a tag or
-   * another aliased reference still names it, when only this reference is dropped.
+   * Removes an image the agent loaded for a digest reference. Its keep tag goes first, unless
+   * another aliased reference shares it (the same repository and digest): the engine deletes
+   * the image with its last tag, and only untags one a container still uses. Then by ID, for an
+   * image loaded without a keep tag, unless a tag or another aliased reference still names it;
+   * else only this reference is dropped.
    */
   private async removeAliased(image: string, local: LocalImage): Promise<void> {
     const aliases = this.aliases as ImageAliases;
     const others = (await aliases.referencesTo(local.name)).filter((reference) => reference !== image);
-    const tagged = (local.info.RepoTags ?? []).some((tag) => tag !== '<none>:<none>');
-    if (others.length === 0 && !tagged) await this.removeByName(local.name, image);
+    const keep = keepTag(parseImageReference(image));
+    let tags = (local.info.RepoTags ?? []).filter((tag) => tag !== '<none>:<none>');
+    if (keep !== undefined && tags.includes(keep) && !others.some((other) => keepTag(parseImageReference(other)) === keep)) {
+      await this.removeByName(keep, image);
+      tags = tags.filter((tag) => tag !== keep);
+    }
+    if (others.length === 0 && tags.length === 0) await this.removeByName(local.name, image);
     await aliases.delete(image);
   }
 

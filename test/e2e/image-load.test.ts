@@ -13,7 +13,9 @@
  * - a config whose diff_ids lie is refused, in the engine's words, and
  *   nothing of it is claimed present.
  * A digest reference, which an archive cannot carry, goes through the
- * runtime's aliases: present, created from, observed as the reference, removed.
+ * runtime's aliases: present, created from, observed as the reference, removed;
+ * its keep tag (which `docker image prune` respects) goes with the last
+ * reference that shares it.
  *
  * Every test pushes images of its own (a random file in the base layer), so no
  * layer of one is ever in the engine before it fetches it.
@@ -281,6 +283,30 @@ describeDocker('the agent fetches an image into the Docker Engine', () => {
     expect(await runtime.hasImage(reference)).toBe(false);
     // Forgotten on disk too: the next agent process does not find it.
     expect(await ImageAliases.inDataDir(dataDir).get(reference)).toBeUndefined();
+  });
+
+  it('keeps an image two digest references share until the second is removed: they share its keep tag', async () => {
+    const base = await pushBase('shared');
+    const app = await pushApp('shared', base, 'shared by two references');
+    const plain = `${proxy.host}/${REPOSITORY}@${app.digest}`;
+    const tagged = `${proxy.host}/${REPOSITORY}:shared@${app.digest}`;
+    const keep = `${proxy.host}/${REPOSITORY}:flotilla-${app.digest.replace(':', '-')}`;
+    const store = await openStore();
+    const aliases = ImageAliases.inDataDir(scratchDir('flotilla-agent-data-'));
+    const runtime = new DockerRuntime(dockerode, undefined, { deviceId: DEVICE, imageAliases: aliases });
+
+    await fetchVia(plain, store, aliases);
+    await fetchVia(tagged, store, aliases);
+    expect(JSON.parse(await docker('image', 'inspect', '--format', '{{json .RepoTags}}', app.config.digest))).toEqual([keep]);
+
+    await runtime.removeImage(plain);
+    expect(await imageId(keep)).toBe(app.config.digest);
+    expect(await runtime.hasImage(tagged)).toBe(true);
+    expect(await runtime.hasImage(plain)).toBe(false);
+
+    await runtime.removeImage(tagged);
+    expect(await imageId(app.config.digest)).toBeUndefined();
+    expect(await runtime.hasImage(tagged)).toBe(false);
   });
 
   it('reports a refused archive as load_failed in the engine words, and claims nothing of it present', async () => {

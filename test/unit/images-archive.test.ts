@@ -139,9 +139,14 @@ describe('repoTagsFor', () => {
     expect(repoTagsFor('docker.io/library/busybox:1.36')).toEqual(['busybox:1.36']);
   });
 
-  it('gives no tag to a reference by digest, with or without a tag beside it', () => {
+  it('gives a reference by digest, with or without a tag beside it, only its keep tag: the repository and the digest', () => {
     const digest = `sha256:${'a'.repeat(64)}`;
-    expect(repoTagsFor(`127.0.0.1:5000/team/web@${digest}`)).toEqual([]);
-    expect(repoTagsFor(`127.0.0.1:5000/team/web:v2@${digest}`)).toEqual([]);
+    expect(repoTagsFor(`127.0.0.1:5000/team/web@${digest}`)).toEqual([`127.0.0.1:5000/team/web:flotilla-sha256-${'a'.repeat(64)}`]);
+    expect(repoTagsFor(`127.0.0.1:5000/team/web:v2@${digest}`)).toEqual([`127.0.0.1:5000/team/web:flotilla-sha256-${'a'.repeat(64)}`]);
+    expect(repoTagsFor(`docker.io/library/busybox@${digest}`)).toEqual([`busybox:flotilla-sha256-${'a'.repeat(64)}`]);
+  });
+
+  it('gives no tag to a digest too long to make one', () => {
+    expect(repoTagsFor(`127.0.0.1:5000/team/web@sha512:${'b'.repeat(128)}`)).toEqual([]);
   });
 });
