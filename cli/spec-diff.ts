@@ -32,7 +32,8 @@ export function diffText(result: ApplyAllResult, set: SpecSet): string {
   let out = '';
   for (const app of result.items) {
     const file = local.get(app.name);
-    const joins = app.scope !== null && app.previousScope !== app.scope ? ` (joins scope ${app.scope})` : '';
+    // Said of an app the hub has already: a new one is in the scope from its start.
+    const joins = app.action !== 'created' && app.previousScope === null && app.scope !== null ? ` (joins scope ${app.scope})` : '';
     if (app.action === 'unchanged') {
       out += `app/${app.name} unchanged${joins}\n`;
     } else if (app.action === 'created') {

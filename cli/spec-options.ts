@@ -33,11 +33,12 @@ const SOURCE_PATTERN = /^[\x21-\x7e]{1,256}$/;
 
 /**
  * Where the specs come from (`git:<sha>`), as the hub records it: printable ASCII without
- * spaces, 1–256 characters. Empty is none (`FLOTILLA_SOURCE= flotilla apply …`).
+ * spaces, 1–256 characters. Empty is none (`FLOTILLA_SOURCE= flotilla apply …`): it is
+ * passed through, since commander turns a parser's undefined into an empty string, and
+ * the command leaves an empty source out.
  */
-export function parseSource(value: string): string | undefined {
-  if (value === '') return undefined;
-  if (!SOURCE_PATTERN.test(value)) {
+export function parseSource(value: string): string {
+  if (value !== '' && !SOURCE_PATTERN.test(value)) {
     throw new InvalidArgumentError('expected printable ASCII without spaces, 1-256 characters (e.g. git:3f2c1e0).');
   }
   return value;

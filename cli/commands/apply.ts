@@ -70,7 +70,7 @@ export function registerApply(program: Command, io: CliIO): void {
       const request = {
         specs: set.specs,
         ...(options.pruneScope !== undefined ? { scope: options.pruneScope } : {}),
-        ...(options.source !== undefined ? { source: options.source } : {}),
+        ...(options.source ? { source: options.source } : {}),
       };
       let result: ApplyAllResult;
       try {
@@ -128,8 +128,9 @@ function dryRunDetails(app: AppliedApp): string {
   const more = count - shown.length;
   let out = `  devices: ${count === 0 ? 'none selected now' : `${count} (${shown.join(', ')}${more > 0 ? `, and ${more} more` : ''})`}\n`;
   if (app.secrets.length > 0) out += `  secrets: ${app.secrets.join(', ')}\n`;
-  if (app.scope !== app.previousScope && app.scope !== null) {
-    out += `  scope: ${app.scope} (${app.previousScope === null ? 'joins it' : `was ${app.previousScope}`})\n`;
+  // Said of an app the hub has already: a new one is in the scope from its start.
+  if (app.action !== 'created' && app.previousScope === null && app.scope !== null) {
+    out += `  scope: joins ${app.scope}\n`;
   }
   return out;
 }
