@@ -187,7 +187,12 @@ describe('flotilla migrate, single hub to PostgreSQL', () => {
     await waitFor('revision 2 running everywhere', async () => (await runningAt(2)) === DEVICES, { timeoutMs: 30_000 });
     await api('POST', '/api/v1/apps/web/rollback', { toRevision: 1 });
     await waitFor('the rollback (revision 3) running everywhere', async () => (await runningAt(3)) === DEVICES, { timeoutMs: 30_000 });
-    await api('POST', '/api/v1/apps', webApp('3.0', { rollout: { batchSize: 2 }, update: { minReadySeconds: 0 } }));
+    // From a folder in git: the revision records its source and the app its prune scope, columns the copy must carry too.
+    await api('POST', '/api/v1/apply', {
+      specs: [webApp('3.0', { rollout: { batchSize: 2 }, update: { minReadySeconds: 0 } })],
+      scope: 'fleet',
+      source: 'git:5e1f',
+    });
     await waitFor('revision 4 rolled out', async () => (await runningAt(4)) === DEVICES, { timeoutMs: 30_000 });
     await api('PATCH', '/api/v1/devices/mig-0/labels', { set: { tier: 'gold' } });
 
@@ -333,8 +338,12 @@ describe('flotilla migrate, single hub to PostgreSQL', () => {
     const after = await apiView(replica.url, admin);
     expect(after).toEqual(before);
     expect(after.history).toMatchObject({
-      items: expect.arrayContaining([expect.objectContaining({ revision: 3, cause: 'rollback to 1' })]),
+      items: expect.arrayContaining([
+        expect.objectContaining({ revision: 3, cause: 'rollback to 1' }),
+        expect.objectContaining({ revision: 4, cause: 'apply', source: 'git:5e1f' }),
+      ]),
     });
+    expect(after.apps).toMatchObject({ revision: 4, scope: 'fleet' });
 
     // New audit ids follow the highest the single hub gave out.
     const db = new PgDatabase(parsePostgresUrl(url), pino({ level: 'silent' }));
