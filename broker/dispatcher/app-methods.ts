@@ -15,6 +15,7 @@ import { appDetail, appHistory, appRevision, appSummary, appViewDevice } from '.
 export type AppMethodName =
   | 'apps.apply'
   | 'apps.applyAll'
+  | 'apps.plan'
   | 'apps.export'
   | 'apps.force'
   | 'apps.retry'
@@ -70,6 +71,8 @@ export function appMethods(deps: AppMethodDeps): ApiHandlersFor<AppMethodName> {
 
     /** A set of specs as one unit (apply-set.ts). */
     'apps.applyAll': (params) => applySet(deps, params),
+
+    'apps.plan': (params) => applySet(deps, { ...params, dryRun: true }),
 
     'apps.export': (params) => exportApps(apps, params),
 

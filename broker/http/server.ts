@@ -32,7 +32,7 @@ const MAX_BODY_BYTES = 1024 * 1024;
  * specs (up to MAX_APPLY_SPECS). Every other route keeps the default, so a stranger's oversized
  * body is still cut off early.
  */
-const BODY_LIMITS: Partial<Record<ApiMethodName, number>> = { 'apps.applyAll': 8 * 1024 * 1024 };
+const BODY_LIMITS: Partial<Record<ApiMethodName, number>> = { 'apps.applyAll': 8 * 1024 * 1024, 'apps.plan': 8 * 1024 * 1024 };
 
 /**
  * A route that writes its own response: streams (Server-Sent Events), the

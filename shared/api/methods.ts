@@ -88,6 +88,35 @@ const ROLLOUT_ANSWER = "the app's [rollout](#rollout)";
 
 const APP = '/api/v1/apps/:name';
 
+/** What an app set carries: `apps.applyAll` adds `dryRun`; `apps.plan` is always one. */
+const APP_SET_FIELDS = {
+  specs: Type.Array(Type.Unknown({ description: 'an app spec ([spec.md](spec.md))' }), {
+    minItems: 1,
+    maxItems: MAX_APPLY_SPECS,
+    description: 'the app specs, each app at most once',
+  }),
+  scope: Type.Optional(
+    described(Name, 'the prune scope to record on every app of the set; an app recorded with another scope is a `conflict`'),
+  ),
+  prune: Type.Optional(Type.Boolean({ description: 'delete the apps recorded with `scope` that the set does not name; needs `scope`' })),
+  expectPruned: Type.Optional(
+    Type.Array(Name, {
+      maxItems: MAX_APPLY_SPECS,
+      description: 'the apps the caller expects prune to delete (from a dry run): any other set is a `conflict`, and nothing is stored',
+    }),
+  ),
+  source: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 256,
+      pattern: '^[\\x21-\\x7e]+$',
+      description: 'where the specs come from, such as `git:<commit>`: recorded on every new revision',
+    }),
+  ),
+};
+const APP_SET_ANSWER =
+  '`{dryRun, source, items: [{name, action, revision, previousRevision, devices: {count, ids}, secrets, scope, previousScope, current?}], pruned: [{name, revision, scope, current?}]}`; `action` is `created`, `configured` or `unchanged`';
+
 export const API = {
   'apps.list': declareMethod({
     summary: 'Every app, with how many devices it matches and how many run it.',
@@ -110,42 +139,22 @@ export const API = {
     summary:
       "Applies a set of app specs as one unit: every spec is checked first, and if any is refused nothing is stored. With `dryRun` it stores nothing and answers what it would do. With `scope` each app records that prune scope; `prune` then deletes the apps of that scope the set does not name. Errors name the spec as `specs[i]` in each issue's path. Over HTTP the body may be up to 8 MiB; an MQTT request is at most 768 KiB (a larger one is dropped unanswered), some 700 specs of 1 KiB: send a larger set over HTTP.",
     params: Type.Object(
-      {
-        specs: Type.Array(Type.Unknown({ description: 'an app spec ([spec.md](spec.md))' }), {
-          minItems: 1,
-          maxItems: MAX_APPLY_SPECS,
-          description: 'the app specs, each app at most once',
-        }),
-        dryRun: Type.Optional(Type.Boolean({ description: 'check and plan, store nothing' })),
-        scope: Type.Optional(
-          described(Name, 'the prune scope to record on every app of the set; an app recorded with another scope is a `conflict`'),
-        ),
-        prune: Type.Optional(
-          Type.Boolean({ description: 'delete the apps recorded with `scope` that the set does not name; needs `scope`' }),
-        ),
-        expectPruned: Type.Optional(
-          Type.Array(Name, {
-            maxItems: MAX_APPLY_SPECS,
-            description:
-              'the apps the caller expects prune to delete (from a dry run): any other set is a `conflict`, and nothing is stored',
-          }),
-        ),
-        source: Type.Optional(
-          Type.String({
-            minLength: 1,
-            maxLength: 256,
-            pattern: '^[\\x21-\\x7e]+$',
-            description: 'where the specs come from, such as `git:<commit>`: recorded on every new revision',
-          }),
-        ),
-      },
+      { ...APP_SET_FIELDS, dryRun: Type.Optional(Type.Boolean({ description: 'check and plan, store nothing (as `apps.plan`)' })) },
       strict,
     ),
     result: returns<ApplyAllResult>(),
-    answers:
-      '`{dryRun, source, items: [{name, action, revision, previousRevision, devices: {count, ids}, secrets, scope, previousScope, current?}], pruned: [{name, revision, scope, current?}]}`; `action` is `created`, `configured` or `unchanged`',
+    answers: APP_SET_ANSWER,
     role: 'operator',
     http: { method: 'POST', path: '/api/v1/apply', body: 'object' },
+  }),
+  'apps.plan': declareMethod({
+    summary:
+      'What `apps.applyAll` would do with the same set, checked the same way and storing nothing: its dry run, open to viewers, so a job that only shows a change (`flotilla diff` on a pull request) needs no key that can deploy.',
+    params: Type.Object(APP_SET_FIELDS, strict),
+    result: returns<ApplyAllResult>(),
+    answers: `${APP_SET_ANSWER}, \`dryRun\` always true`,
+    role: 'viewer',
+    http: { method: 'POST', path: '/api/v1/plan', body: 'object' },
   }),
   'apps.export': declareMethod({
     summary: 'Every app (or those of one prune scope) with its current spec exactly as it was applied, for writing back to files.',

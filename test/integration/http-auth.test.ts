@@ -66,6 +66,28 @@ describe('HTTP API with credentials required', () => {
     expect(JSON.stringify(accounts.body)).not.toContain(operator);
   });
 
+  it('lets a viewer key plan a set of specs, as a pull request job does, but not apply it', async () => {
+    const viewer = await createAccount(hub, 'pr-check', 'viewer');
+    const set = { specs: [appSpec('thermo'), appSpec('relay')], scope: 'fleet' };
+
+    const plan = await http(hub.httpUrl, 'POST', '/api/v1/plan', set, bearer(viewer));
+    expect(plan.status).toBe(200);
+    expect(plan.body).toMatchObject({
+      dryRun: true,
+      items: [
+        { name: 'thermo', action: 'created' },
+        { name: 'relay', action: 'created' },
+      ],
+    });
+    // The plan stored nothing, and the same set is refused to the viewer as an apply, dry or not.
+    expect((await get('/api/v1/apps', viewer)).body.items).toEqual([]);
+    for (const body of [set, { ...set, dryRun: true }]) {
+      const refused = await http(hub.httpUrl, 'POST', '/api/v1/apply', body, bearer(viewer));
+      expect(refused.status).toBe(403);
+      expect(refused.body.error.message).toMatch(/needs role operator/);
+    }
+  });
+
   it('writes the bootstrap admin key 0600 once, and keeps it across a restart', async () => {
     const file = join(hub.dataDir, 'admin.key');
     expect(statSync(file).mode & 0o777).toBe(0o600);
