@@ -98,7 +98,9 @@ export async function loadSpecSet(io: CliIO, paths: readonly string[]): Promise<
   problems.push(...duplicateNames(found));
   if (problems.length > 0) throw new InvalidSpecsError(problems);
   if (found.length > MAX_APPLY_SPECS) {
-    throw new UsageError(`${found.length} app specs: the hub takes at most ${MAX_APPLY_SPECS} in one set; split them into several folders`);
+    throw new UsageError(
+      `${found.length} app specs: the hub takes at most ${MAX_APPLY_SPECS} in one set; split them into folders, each applied with its own --prune-scope`,
+    );
   }
   return { specs: found.map((f) => f.spec), sources: found.map((f) => f.source) };
 }

@@ -5,13 +5,14 @@
  * validated here first (spec-files.ts), so a bad spec is reported, with its
  * file, document and field, before anything is sent.
  *
- * `--dry-run` asks the hub to do everything but store: the answer says what
- * each app would become, the devices it would reach and the secrets it uses.
- * `--prune --prune-scope S` deletes the apps of scope S the specs no longer
- * name. It is two requests: a dry run first, whose list of apps to delete is
- * printed, then the apply with `expectPruned` set to exactly that list, so the
- * hub refuses (and stores nothing) if the list changed in between: nothing is
- * ever deleted that was not listed first.
+ * `--dry-run` asks the hub for its plan (`apps.plan`, the apply's dry run,
+ * which a viewer key may ask too): everything but storing. The answer says
+ * what each app would become, the devices it would reach and the secrets it
+ * uses. `--prune --prune-scope S` deletes the apps of scope S the specs no
+ * longer name. It is two requests: the plan first, whose list of apps to
+ * delete is printed, then the apply with `expectPruned` set to exactly that
+ * list, so the hub refuses (and stores nothing) if the list changed in
+ * between: nothing is ever deleted that was not listed first.
  *
  * `-o json|yaml` prints the hub's answer (the apply's, not the dry run's).
  */
@@ -74,16 +75,15 @@ export function registerApply(program: Command, io: CliIO): void {
       };
       let result: ApplyAllResult;
       try {
-        if (options.prune && !options.dryRun) {
-          const plan = await client.call('apps.applyAll', { ...request, prune: true, dryRun: true });
+        const prune = options.prune ? { prune: true } : {};
+        if (options.dryRun) {
+          result = await client.call('apps.plan', { ...request, ...prune });
+        } else if (options.prune) {
+          const plan = await client.call('apps.plan', { ...request, prune: true });
           announcePrune(io, output, plan.pruned, options.pruneScope!);
           result = await client.call('apps.applyAll', { ...request, prune: true, expectPruned: plan.pruned.map((app) => app.name) });
         } else {
-          result = await client.call('apps.applyAll', {
-            ...request,
-            ...(options.prune ? { prune: true } : {}),
-            ...(options.dryRun ? { dryRun: true } : {}),
-          });
+          result = await client.call('apps.applyAll', request);
         }
       } catch (err) {
         throw locateHubIssues(err, set.sources);

@@ -1,7 +1,8 @@
 /**
  * `flotilla diff -f FILE|FOLDER … [--prune --prune-scope NAME]` — what
- * `apply` with the same options would do, from one dry-run `apps.applyAll`:
- * the hub runs the very checks and plan of the apply and stores nothing.
+ * `apply` with the same options would do, from one `apps.plan`: the hub runs
+ * the very checks and plan of the apply and stores nothing. A viewer key is
+ * enough, so a pull request's job holds no key that could deploy.
  * Each app is listed in the set's order as created, changed (with a unified
  * diff of its spec) or unchanged; with `--prune`, the apps that would be
  * deleted follow (spec-diff.ts).
@@ -66,9 +67,8 @@ async function diff(io: CliIO, options: DiffOptions, command: Command): Promise<
   const client = hubClient(command, io);
   let result: ApplyAllResult;
   try {
-    result = await client.call('apps.applyAll', {
+    result = await client.call('apps.plan', {
       specs: set.specs,
-      dryRun: true,
       ...(options.pruneScope !== undefined ? { scope: options.pruneScope } : {}),
       ...(options.prune ? { prune: true } : {}),
     });

@@ -34,7 +34,7 @@ afterAll(async () => {
 });
 
 function flotilla(target: HubProcess, args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
-  return runCli(['--hub', target.url, ...args], { env: { FLOTILLA_SOURCE: '', ...env }, timeoutMs: 60_000 });
+  return runCli(['--hub', target.url, ...args], { env: { FLOTILLA_SOURCE: '', FLOTILLA_TOKEN: '', ...env }, timeoutMs: 60_000 });
 }
 
 /** Writes `files` (path → text) under `root`, removing the ones whose text is null. */
@@ -326,6 +326,36 @@ describe('a hub made by hand moves into git', SLOW, () => {
       spec: { containers: [{ name: 'read', image: 'reg.local/sensor:1', resources: { memory: '64m', cpus: 0.5 }, labels: { team: 'x' } }] },
     });
     expect(await flotilla(byHand, ['export', 'sensor', 'nope'])).toEqual({ code: 3, stdout: '', stderr: 'error: app "nope" not found\n' });
+  });
+});
+
+describe('keys', SLOW, () => {
+  it('a viewer key may diff and dry-run a folder (apps.plan) but not apply it; an operator key applies it', async () => {
+    const guarded = await startHubProcess(undefined, ['--anonymous', 'deny']);
+    const admin = readFileSync(join(guarded.dataDir, 'admin.key'), 'utf8').trim();
+    const key = async (role: string) => {
+      const created = await flotilla(guarded, ['--token', admin, 'serviceaccount', 'create', `ci-${role}`, '--role', role]);
+      expect(created.code, created.stderr).toBe(0);
+      return created.stdout.trim();
+    };
+    const [viewer, operator] = [await key('viewer'), await key('operator')];
+    const root = scratchDir('flotilla-gitops-keys-');
+    write(root, { 'web.yaml': app('web', 'nginx:1.27') });
+
+    const diff = await flotilla(guarded, ['--token', viewer, 'diff', '-f', root, '--prune', '--prune-scope', 'shop']);
+    expect(diff).toMatchObject({ code: 1, stderr: '' });
+    expect(diff.stdout).toMatch(/^app\/web created\n/);
+    const dry = await flotilla(guarded, ['--token', viewer, 'apply', '-f', root, '--dry-run', '--prune-scope', 'shop']);
+    expect(dry).toMatchObject({ code: 0, stdout: 'app/web created (revision 1) (dry run)\n  devices: none selected now\n', stderr: '' });
+    const refused = await flotilla(guarded, ['--token', viewer, 'apply', '-f', root, '--prune', '--prune-scope', 'shop']);
+    expect(refused.code).toBe(4);
+    expect(refused.stderr).toMatch(/^error: the hub refused the request: .*the token's role may not do this/);
+    expect((await http(guarded.url, 'GET', '/api/v1/apps', undefined, { authorization: `Bearer ${admin}` })).body.items).toEqual([]);
+    const noKey = await flotilla(guarded, ['diff', '-f', root]);
+    expect(noKey.code).toBe(4);
+
+    const applied = await flotilla(guarded, ['--token', operator, 'apply', '-f', root, '--prune', '--prune-scope', 'shop']);
+    expect(applied).toEqual({ code: 0, stdout: 'app/web created (revision 1)\n', stderr: '' });
   });
 });
 

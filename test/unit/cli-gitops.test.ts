@@ -1,8 +1,8 @@
 /**
  * `apply`, `diff` and `export` in-process against a stand-in hub that
  * records each request (the real hub is test/integration/gitops-cli.test.ts):
- * what is sent in which order — a prune's dry run and then exactly its list
- * as `expectPruned` —, what is refused before anything is sent, the dry run's
+ * what is sent in which order — a prune's plan and then exactly its list as
+ * `expectPruned` —, what is refused before anything is sent, the dry run's
  * lines, and diff's exit codes for each kind of failure.
  */
 import { describe, expect, it } from 'vitest';
@@ -86,9 +86,9 @@ describe('apply', () => {
       { name: 'old', revision: 3, scope: 'shop' },
       { name: 'older', revision: 1, scope: 'shop' },
     ];
-    const result = await cli(['apply', '-f', '-', '--prune', '--prune-scope', 'shop', '--source', 'git:abc'], (body) =>
+    const result = await cli(['apply', '-f', '-', '--prune', '--prune-scope', 'shop', '--source', 'git:abc'], (_body, route) =>
       json(200, {
-        dryRun: body.dryRun === true,
+        dryRun: route === 'POST /api/v1/plan',
         source: 'git:abc',
         items: [item('web', 'configured', 4), item('api', 'unchanged', 2)],
         pruned,
@@ -96,9 +96,9 @@ describe('apply', () => {
     );
     expect(result.stderr).toBe('');
     expect(result.code).toBe(EXIT_OK);
-    expect(result.requests.map((r) => r.route)).toEqual(['POST /api/v1/apply', 'POST /api/v1/apply']);
+    expect(result.requests.map((r) => r.route)).toEqual(['POST /api/v1/plan', 'POST /api/v1/apply']);
     const [plan, apply] = result.requests.map((r) => r.body);
-    expect(plan).toEqual({ specs: expect.any(Array), scope: 'shop', source: 'git:abc', prune: true, dryRun: true });
+    expect(plan).toEqual({ specs: expect.any(Array), scope: 'shop', source: 'git:abc', prune: true });
     expect(apply).toEqual({ specs: plan.specs, scope: 'shop', source: 'git:abc', prune: true, expectPruned: ['old', 'older'] });
     expect(plan.specs.map((s: { name: string }) => s.name)).toEqual(['web', 'api']);
     expect(result.stdout).toBe(
@@ -120,7 +120,9 @@ describe('apply', () => {
       items: [item('web', 'unchanged', 1)],
       pruned: [{ name: 'old', revision: 3, scope: 'shop' }],
     });
-    const result = await cli(['-o', 'json', 'apply', '-f', '-', '--prune', '--prune-scope', 'shop'], (body) => json(200, answer(body)));
+    const result = await cli(['-o', 'json', 'apply', '-f', '-', '--prune', '--prune-scope', 'shop'], (body, route) =>
+      json(200, answer({ ...body, dryRun: route === 'POST /api/v1/plan' })),
+    );
     expect(JSON.parse(result.stdout)).toEqual(answer({}));
     expect(result.stderr).toBe('pruning 1 app of scope shop that the specs no longer name: app/old\n');
   });
@@ -138,8 +140,8 @@ describe('apply', () => {
         pruned: [{ name: 'old', revision: 3, scope: 'shop' }],
       } satisfies ApplyAllResult),
     );
-    expect(result.requests.map((r) => r.body.dryRun)).toEqual([true]);
-    expect(result.requests[0]!.body.expectPruned).toBeUndefined();
+    expect(result.requests.map((r) => r.route)).toEqual(['POST /api/v1/plan']);
+    expect(result.requests[0]!.body).toEqual({ specs: expect.any(Array), scope: 'shop', prune: true });
     expect(result.stdout).toBe(
       [
         'app/web configured (revision 5) (dry run)',
@@ -181,7 +183,7 @@ describe("diff's exit codes", () => {
   it('0 for no change, 1 for a change, sending one dry run', async () => {
     const same = await cli(['diff', '-f', '-'], unchanged);
     expect(same).toMatchObject({ code: 0, stdout: 'app/web unchanged\napp/api unchanged\n', stderr: '' });
-    expect(same.requests.map((r) => r.body)).toEqual([{ specs: expect.any(Array), dryRun: true }]);
+    expect(same.requests.map((r) => [r.route, r.body])).toEqual([['POST /api/v1/plan', { specs: expect.any(Array) }]]);
     const changed = await cli(['diff', '-f', '-'], () =>
       json(200, { dryRun: true, source: null, items: [item('web', 'created', 1), item('api', 'unchanged', 1)], pruned: [] }),
     );
