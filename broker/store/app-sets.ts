@@ -41,6 +41,22 @@ export interface CurrentApp {
   scope: string | null;
 }
 
+/** An app's current revision as both engines' set queries read it (`${CURRENT_APP_QUERY} WHERE …`). */
+export interface CurrentAppRow {
+  name: string;
+  revision: number;
+  scope: string | null;
+  spec: string;
+  spec_hash: string;
+}
+
+export const CURRENT_APP_QUERY = `SELECT a.name, a.revision, a.scope, r.spec, r.spec_hash
+  FROM apps a JOIN app_revisions r ON r.app = a.name AND r.revision = a.revision`;
+
+export function currentAppFromRow(row: CurrentAppRow): CurrentApp {
+  return { name: row.name, revision: row.revision, scope: row.scope, specHash: row.spec_hash, spec: JSON.parse(row.spec) as AppSpec };
+}
+
 /** What the engine writes for one app of the set. */
 export type SetWrite =
   /** Revision N+1, and the app row pointing at it with the plan's scope. */

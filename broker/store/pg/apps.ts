@@ -14,7 +14,10 @@ import {
   type AppSetOutcome,
   type AppSetPlan,
   type AppSetRequest,
+  CURRENT_APP_QUERY,
   type CurrentApp,
+  type CurrentAppRow,
+  currentAppFromRow,
   DryRunRollback,
   planAppSet,
   setOutcome,
@@ -25,8 +28,6 @@ import { APP_LOCK_CLASS, SCOPE_LOCK_CLASS } from './advisory-locks.js';
 import type { PgDatabase, PgQueryable } from './database.js';
 
 const CURRENT = `SELECT a.name, a.revision, r.spec, a.created_at, a.updated_at, a.force_revision, a.scope
-  FROM apps a JOIN app_revisions r ON r.app = a.name AND r.revision = a.revision`;
-const SET_ROW = `SELECT a.name, a.revision, a.scope, r.spec, r.spec_hash
   FROM apps a JOIN app_revisions r ON r.app = a.name AND r.revision = a.revision`;
 const REVISION_COLUMNS = 'revision, spec, spec_hash, created_at, cause, source';
 
@@ -83,9 +84,11 @@ export class PgAppStore implements AppStore {
           : [];
         await lockApps(tx, [...names, ...scopedNames]);
         const current = new Map<string, CurrentApp>();
-        for (const row of await tx.query<SetRow>(`${SET_ROW} WHERE a.name = ANY($1::text[])`, [names]))
-          current.set(row.name, currentFromRow(row));
-        const scoped = pruning ? (await tx.query<SetRow>(`${SET_ROW} WHERE a.scope = $1`, [scope])).map(currentFromRow) : [];
+        for (const row of await tx.query<CurrentAppRow>(`${CURRENT_APP_QUERY} WHERE a.name = ANY($1::text[])`, [names]))
+          current.set(row.name, currentAppFromRow(row));
+        const scoped = pruning
+          ? (await tx.query<CurrentAppRow>(`${CURRENT_APP_QUERY} WHERE a.scope = $1`, [scope])).map(currentAppFromRow)
+          : [];
         const plan = planAppSet(request, hashes, current, scoped);
         await writePlan(tx, plan, this.now().toISOString(), request.source ?? null);
         const outcome = setOutcome(plan, request.dryRun === true);
@@ -149,18 +152,6 @@ export class PgAppStore implements AppStore {
       return deleted.length > 0;
     });
   }
-}
-
-interface SetRow {
-  name: string;
-  revision: number;
-  scope: string | null;
-  spec: string;
-  spec_hash: string;
-}
-
-function currentFromRow(row: SetRow): CurrentApp {
-  return { name: row.name, revision: row.revision, scope: row.scope, specHash: row.spec_hash, spec: JSON.parse(row.spec) as AppSpec };
 }
 
 /** Every app lock of `names`, each key once, in ascending key order: the function scan locks row by row in the array's order. */

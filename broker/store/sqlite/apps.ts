@@ -4,7 +4,17 @@
  * rows no other connection changes meanwhile.
  */
 import { type AppSpec, contentHash } from '../../../shared/index.js';
-import { type AppSetOutcome, type AppSetRequest, type CurrentApp, DryRunRollback, planAppSet, setOutcome } from '../app-sets.js';
+import {
+  type AppSetOutcome,
+  type AppSetRequest,
+  CURRENT_APP_QUERY,
+  type CurrentApp,
+  type CurrentAppRow,
+  currentAppFromRow,
+  DryRunRollback,
+  planAppSet,
+  setOutcome,
+} from '../app-sets.js';
 import type { AppStore, RevisionCause, StoredApp, StoredRevision } from '../apps.js';
 import { type AppRow, appFromRow, type RevisionRow, revisionFromRow } from '../apps.js';
 import type { Db } from './db.js';
@@ -38,10 +48,8 @@ export class SqliteAppStore implements AppStore {
       FROM apps a JOIN app_revisions r ON r.app = a.name AND r.revision = a.revision`;
     this.selectAll = db.prepare<[], AppRow>(`${current} ORDER BY a.name`);
     this.selectScoped = db.prepare<[string], AppRow>(`${current} WHERE a.scope = ? ORDER BY a.name`);
-    const setRow = `SELECT a.name, a.revision, a.scope, r.spec, r.spec_hash
-      FROM apps a JOIN app_revisions r ON r.app = a.name AND r.revision = a.revision`;
-    this.selectCurrent = db.prepare<[string], SetRow>(`${setRow} WHERE a.name = ?`);
-    this.selectScope = db.prepare<[string], SetRow>(`${setRow} WHERE a.scope = ?`);
+    this.selectCurrent = db.prepare<[string], CurrentAppRow>(`${CURRENT_APP_QUERY} WHERE a.name = ?`);
+    this.selectScope = db.prepare<[string], CurrentAppRow>(`${CURRENT_APP_QUERY} WHERE a.scope = ?`);
     this.insertSetRevision = db.prepare(
       'INSERT INTO app_revisions (app, revision, spec, spec_hash, created_at, cause, source) VALUES (?, ?, ?, ?, ?, ?, ?)',
     );
@@ -81,9 +89,9 @@ export class SqliteAppStore implements AppStore {
       const current = new Map<string, CurrentApp>();
       for (const spec of request.specs) {
         const row = this.selectCurrent.get(spec.name);
-        if (row) current.set(spec.name, currentFromRow(row));
+        if (row) current.set(spec.name, currentAppFromRow(row));
       }
-      const scoped = request.prune && request.scope !== undefined ? this.selectScope.all(request.scope).map(currentFromRow) : [];
+      const scoped = request.prune && request.scope !== undefined ? this.selectScope.all(request.scope).map(currentAppFromRow) : [];
       const plan = planAppSet(request, hashes, current, scoped);
       const at = this.now().toISOString();
       for (const app of plan.apps) {
@@ -172,16 +180,4 @@ export class SqliteAppStore implements AppStore {
       return deleted;
     })();
   }
-}
-
-interface SetRow {
-  name: string;
-  revision: number;
-  scope: string | null;
-  spec: string;
-  spec_hash: string;
-}
-
-function currentFromRow(row: SetRow): CurrentApp {
-  return { name: row.name, revision: row.revision, scope: row.scope, specHash: row.spec_hash, spec: JSON.parse(row.spec) as AppSpec };
 }
