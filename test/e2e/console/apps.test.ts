@@ -150,4 +150,33 @@ describeBrowser('web console: apps, the editor and rollouts', () => {
     expect(JSON.stringify(current.body)).toContain('registry.local/thermo:1');
     watched.expectClean();
   });
+
+  it('shows on the Revisions tab the source each revision was applied from', async () => {
+    const hub = await startConsoleHub(cleanup);
+    const spec = (image: string) => ({
+      name: APP,
+      scheduling: { selectors: { site: 'plant' } },
+      spec: { containers: [{ name: 'main', image }] },
+    });
+    for (const [image, source] of [
+      ['registry.local/thermo:1', 'git:1111111'],
+      ['registry.local/thermo:2', 'git:2222222'],
+    ] as const) {
+      expect((await hub.api('POST', '/api/v1/apply', { specs: [spec(image)], source })).status).toBe(200);
+    }
+    expect((await hub.api('POST', '/api/v1/apps', spec('registry.local/thermo:3'))).status).toBe(200);
+    const watched = await openConsole(suite, hub, { path: `/#/apps/${APP}/revisions` });
+    const revisions = watched.page.getByRole('table', { name: 'Revisions' });
+    await revisions.waitFor();
+    const sourceOf = async (revision: number) => {
+      const row = revisions.locator(`tr[data-revision="${revision}"]`);
+      const headers = await revisions.locator('thead th').allTextContents();
+      return row
+        .locator('td')
+        .nth(headers.findIndex((h) => h.trim() === 'Source'))
+        .textContent();
+    };
+    expect([await sourceOf(1), await sourceOf(2), await sourceOf(3)]).toEqual(['git:1111111', 'git:2222222', '–']);
+    watched.expectClean();
+  });
 });

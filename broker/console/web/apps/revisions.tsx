@@ -58,6 +58,7 @@ function RevisionTable(props: { history: AppHistory; onRollBack: (revision: numb
     { label: 'Current', hidden: true },
     { label: 'Created', class: 'hide-narrow' },
     { label: 'Cause' },
+    { label: 'Source', class: 'hide-narrow' },
     { label: 'Images', class: 'hide-narrow' },
     operator && ACTIONS_COLUMN,
   ];
@@ -71,6 +72,7 @@ function RevisionTable(props: { history: AppHistory; onRollBack: (revision: numb
             {formatAgo(item.createdAt)}
           </td>
           <td>{item.cause ?? '–'}</td>
+          <td class="mono wrap hide-narrow">{item.source ?? '–'}</td>
           <td class="mono wrap hide-narrow">{item.images.join(', ')}</td>
           {operator && (
             <td class="actions">
