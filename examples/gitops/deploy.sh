@@ -4,15 +4,20 @@
 #
 #   on a pull request:    flotilla diff — prints what merging would change; fails
 #                         only when the diff itself fails (exit 2+: invalid spec,
-#                         hub unreachable, key refused), never because something changes
+#                         hub unreachable, key refused), never because something changes.
+#                         A viewer key is enough: the hub plans the apply, storing nothing.
 #   on the main branch:   flotilla apply --prune — the hub's apps of this scope become
 #                         the folder: new and edited specs applied as one unit, apps
 #                         whose spec was deleted removed, and every new revision
-#                         records the commit (git:<sha>, shown by `flotilla rollout history`)
+#                         records the commit (git:<sha>, shown by `flotilla rollout history`).
+#                         Needs an operator key.
 #
 # Environment (the flotilla CLI reads the first three itself):
 #   FLOTILLA_HUB           the hub's HTTP API, e.g. https://hub.example:7070 (required)
-#   FLOTILLA_TOKEN         an operator key: flotilla serviceaccount create ci --role operator (required)
+#   FLOTILLA_TOKEN         a service account's key (required): for diff a viewer key
+#                          (flotilla serviceaccount create ci-shop-diff --role viewer), so a
+#                          pull request's job holds no key that can deploy; for apply an
+#                          operator key (flotilla serviceaccount create ci-shop --role operator)
 #   FLOTILLA_CA            a CA certificate file, for an https hub whose certificate the system does not trust
 #   FLOTILLA_PRUNE_SCOPE   the name this folder's apps are recorded under; prune deletes only
 #                          apps of this scope, never another team's or ones made by hand (required)
@@ -37,7 +42,6 @@ main_branch=${MAIN_BRANCH:-main}
 command -v flotilla >/dev/null || fail "no flotilla command on PATH: npm install -g the release (docs/gitops.md, 'The CLI in CI')"
 command -v git >/dev/null || fail "no git command on PATH"
 [ -n "${FLOTILLA_HUB:-}" ] || fail "FLOTILLA_HUB is not set: the hub's HTTP API, e.g. https://hub.example:7070"
-[ -n "${FLOTILLA_TOKEN:-}" ] || fail "FLOTILLA_TOKEN is not set: an operator key (flotilla serviceaccount create ci --role operator), kept as a CI secret"
 [ -n "$scope" ] || fail "FLOTILLA_PRUNE_SCOPE is not set: the name this folder's apps are recorded under, e.g. the repository's name"
 [ -d "$specs" ] || fail "no folder of specs at $specs (set FLOTILLA_SPECS)"
 
@@ -62,6 +66,14 @@ if [ -z "$mode" ]; then
   echo "deploy: $current: $mode"
 fi
 
+# The key each mode needs, for the messages: diff only asks for the hub's plan.
+case $mode in
+  diff) key='a viewer key (flotilla serviceaccount create ci-shop-diff --role viewer)' ;;
+  apply) key='an operator key (flotilla serviceaccount create ci-shop --role operator)' ;;
+  *) fail "unknown mode '$mode': diff or apply" ;;
+esac
+[ -n "${FLOTILLA_TOKEN:-}" ] || fail "FLOTILLA_TOKEN is not set: $mode needs $key, kept as a CI secret"
+
 case $mode in
   diff)
     # diff exits 0 for no change, 1 for changes and 2 or more for errors (as kubectl diff).
@@ -70,6 +82,11 @@ case $mode in
     case $status in
       0) echo "deploy: the hub already matches $specs" ;;
       1) echo "deploy: the changes above are applied when this reaches $main_branch" ;;
+      4)
+        # Every role may diff: a refusal here is a key that is not valid (revoked, mistyped).
+        echo "deploy: flotilla diff failed (exit 4): the hub refused FLOTILLA_TOKEN; diff needs a valid key of any role, $key is enough" >&2
+        exit 4
+        ;;
       *)
         echo "deploy: flotilla diff failed (exit $status): nothing can be applied until this is fixed" >&2
         exit "$status"
@@ -82,10 +99,19 @@ case $mode in
       fail "$specs has uncommitted changes: commit them first, so the revisions name the commit that holds them"
     fi
     commit=$(git -C "$specs" rev-parse HEAD)
-    flotilla apply -f "$specs" --prune --prune-scope "$scope" --source "git:$commit"
-    echo "deploy: applied $specs at $commit (scope $scope)"
-    ;;
-  *)
-    fail "unknown mode '$mode': diff or apply"
+    status=0
+    flotilla apply -f "$specs" --prune --prune-scope "$scope" --source "git:$commit" || status=$?
+    case $status in
+      0) echo "deploy: applied $specs at $commit (scope $scope)" ;;
+      4)
+        # A viewer key gets as far as the plan (and its prune list) and no further.
+        echo "deploy: flotilla apply failed (exit 4): the hub refused FLOTILLA_TOKEN; apply needs $key; a viewer key only diffs" >&2
+        exit 4
+        ;;
+      *)
+        echo "deploy: flotilla apply failed (exit $status): see the error above" >&2
+        exit "$status"
+        ;;
+    esac
     ;;
 esac

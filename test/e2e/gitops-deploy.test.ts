@@ -1,16 +1,17 @@
 /**
  * The GitOps recipe as CI runs it, end to end: examples/gitops/ committed to
  * a real git repository, its deploy.sh run with the environment a GitHub
- * Actions job gives it (hub URL, an operator key, the prune scope; the event
+ * Actions job gives it (hub URL, the job's key, the prune scope; the event
  * and branch), against a real hub that requires credentials and a registered
- * agent on the real Docker Engine.
+ * agent on the real Docker Engine. As docs/gitops.md sets it up, the
+ * pull-request job holds a viewer key and the main-branch job an operator key.
  *
  * The folder is the example's, with two substitutions only: its images are the
  * loopback registry's (no public registry here) and the status page's host
  * port is a free loopback one. The story: main-branch mode deploys three apps;
  * a branch edits one and deletes another; pull-request mode prints the diff,
- * exits 0 and changes nothing; `apply --dry-run` changes nothing on the hub or
- * the device; after the merge, main-branch mode updates the edited app on the
+ * exits 0 and changes nothing; the viewer key is refused in main-branch mode;
+ * `apply --dry-run` with it changes nothing on the hub or the device; after the merge, main-branch mode updates the edited app on the
  * device, removes the deleted one's containers, leaves the unchanged one's
  * container alone, and every new revision names the merged commit.
  */
@@ -51,7 +52,10 @@ const STEERING = [
 describeDocker('the GitOps recipe: deploy.sh in CI against a real hub and agent', () => {
   let remote: RemoteHub;
   let agent: AgentProcess;
-  let ciKey: string;
+  /** The pull-request job's key: it may diff and dry-run, never deploy. */
+  let viewerKey: string;
+  /** The main-branch job's key. */
+  let operatorKey: string;
   let port: number;
   let images: TestImages;
   const repo = scratchDir('flotilla-gitops-repo-');
@@ -68,11 +72,11 @@ describeDocker('the GitOps recipe: deploy.sh in CI against a real hub and agent'
     return (await run('git', args, { cwd: repo, env })).stdout.trim();
   };
 
-  /** `./deploy.sh` in the checkout, as a CI job runs it: `flotilla` on PATH, the job's variables, nothing else steering it. */
+  /** `./deploy.sh` in the checkout, as a CI job runs it: `flotilla` on PATH, the job's variables (its key among them), nothing else steering it. */
   const deploy = (ci: Record<string, string>): Promise<RunResult> => {
     const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${bin}:${process.env.PATH}` };
     for (const name of STEERING) delete env[name];
-    Object.assign(env, { FLOTILLA_HUB: remote.hub.url, FLOTILLA_TOKEN: ciKey, FLOTILLA_PRUNE_SCOPE: SCOPE }, ci);
+    Object.assign(env, { FLOTILLA_HUB: remote.hub.url, FLOTILLA_PRUNE_SCOPE: SCOPE }, ci);
     return new Promise((resolve, reject) => {
       const child = spawn('./deploy.sh', [], { cwd: repo, env, stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
@@ -91,8 +95,9 @@ describeDocker('the GitOps recipe: deploy.sh in CI against a real hub and agent'
       });
     });
   };
-  const onPush = { GITHUB_EVENT_NAME: 'push', GITHUB_REF_NAME: 'main' };
-  const onPullRequest = { GITHUB_EVENT_NAME: 'pull_request', GITHUB_REF_NAME: '7/merge' };
+  /** What each job of the workflow in docs/gitops.md gives the script: its event, its branch, its key. */
+  const mainJob = () => ({ GITHUB_EVENT_NAME: 'push', GITHUB_REF_NAME: 'main', FLOTILLA_TOKEN: operatorKey });
+  const pullRequestJob = () => ({ GITHUB_EVENT_NAME: 'pull_request', GITHUB_REF_NAME: '7/merge', FLOTILLA_TOKEN: viewerKey });
 
   const json = async <T>(args: string[]): Promise<T> => {
     const out = await remote.cli([...args, '-o', 'json']);
@@ -143,7 +148,8 @@ describeDocker('the GitOps recipe: deploy.sh in CI against a real hub and agent'
       labels: { site: 'lab' },
       extraArgs: ['--container-name-prefix', `${deviceId}.`],
     });
-    ciKey = await remote.account('ci-shop', 'operator');
+    viewerKey = await remote.account('ci-shop-diff', 'viewer');
+    operatorKey = await remote.account('ci-shop', 'operator');
 
     // `flotilla` on PATH, as `npm install -g` leaves it.
     writeFileSync(join(bin, 'flotilla'), `#!/bin/sh\nexec '${process.execPath}' '${CLI}' "$@"\n`);
@@ -173,7 +179,7 @@ describeDocker('the GitOps recipe: deploy.sh in CI against a real hub and agent'
   }
 
   it('main-branch mode deploys the folder: the agent runs every app, each revision naming the commit', async () => {
-    const applied = await deploy(onPush);
+    const applied = await deploy(mainJob());
     expect(applied.stderr).not.toMatch(/error/i);
     expect(applied.code).toBe(0);
     expect(applied.stdout).toContain('deploy: main: apply');
@@ -192,7 +198,7 @@ describeDocker('the GitOps recipe: deploy.sh in CI against a real hub and agent'
 
   let change: string;
 
-  it('pull-request mode on a branch that edits one app and deletes another prints the diff, exits 0 and changes nothing', async () => {
+  it('pull-request mode with the viewer key, on a branch that edits one app and deletes another, prints the diff, exits 0 and changes nothing', async () => {
     await git('checkout', '-q', '-b', 'greeting');
     substitute('apps/web.yaml', 'value: Hello from git }', 'value: Hello again from git }', 1);
     // The second document of the file goes: disk-watch is no longer in the folder.
@@ -204,7 +210,7 @@ describeDocker('the GitOps recipe: deploy.sh in CI against a real hub and agent'
     change = await git('rev-parse', 'HEAD');
     const before = { revisions: await revisions(), desired: (await device()).desiredRevision };
 
-    const diff = await deploy(onPullRequest);
+    const diff = await deploy(pullRequestJob());
     expect(diff.stderr).toBe('');
     expect(diff.code).toBe(0);
     expect(diff.stdout).toContain('deploy: (pull request): diff');
@@ -220,30 +226,53 @@ describeDocker('the GitOps recipe: deploy.sh in CI against a real hub and agent'
     expect(await containers()).toEqual(deployed);
   });
 
-  it('pull-request mode fails only on errors: an invalid spec, a refused key, no scope', async () => {
+  it('pull-request mode fails only on errors: an invalid spec, a refused key, no key, no scope', async () => {
     const before = await revisions();
     await git('checkout', '-q', '-b', 'typo');
     substitute('apps/web.yaml', `image: ${images.v1}`, 'image: 5', 1);
     await git('commit', '-q', '-am', 'A typo');
-    const invalid = await deploy(onPullRequest);
+    const invalid = await deploy(pullRequestJob());
     expect(invalid.code).toBeGreaterThanOrEqual(2);
     expect(invalid.stderr).toContain('apps/web.yaml: spec.containers[0].image: must be string');
     expect(invalid.stderr).toContain(`deploy: flotilla diff failed (exit ${invalid.code})`);
 
     await git('checkout', '-q', 'greeting');
-    const refused = await deploy({ ...onPullRequest, FLOTILLA_TOKEN: 'not-a-key' });
-    expect(refused.code).toBeGreaterThanOrEqual(2);
+    const refused = await deploy({ ...pullRequestJob(), FLOTILLA_TOKEN: 'not-a-key' });
+    expect(refused.code).toBe(4);
     expect(refused.stdout).not.toMatch(/^app\//m);
-    expect(refused.stderr).toContain(`deploy: flotilla diff failed (exit ${refused.code})`);
-    const unscoped = await deploy({ ...onPullRequest, FLOTILLA_PRUNE_SCOPE: '' });
+    expect(refused.stderr).toContain(
+      'deploy: flotilla diff failed (exit 4): the hub refused FLOTILLA_TOKEN; diff needs a valid key of any role',
+    );
+    const keyless = await deploy({ ...pullRequestJob(), FLOTILLA_TOKEN: '' });
+    expect(keyless.code).toBe(2);
+    expect(keyless.stderr).toMatch(/^deploy: FLOTILLA_TOKEN is not set: diff needs a viewer key/m);
+    const unscoped = await deploy({ ...pullRequestJob(), FLOTILLA_PRUNE_SCOPE: '' });
     expect(unscoped.code).toBe(2);
     expect(unscoped.stderr).toMatch(/^deploy: FLOTILLA_PRUNE_SCOPE is not set/);
     expect(await revisions()).toEqual(before);
   });
 
-  it('apply --dry-run of the branch stores nothing: same revisions over the API, the agent keeps the old containers', async () => {
+  it("main-branch mode with the pull request's viewer key is refused with exit 4, naming the operator role, and deploys nothing", async () => {
     const before = { revisions: await revisions(), desired: (await device()).desiredRevision };
-    const dry = await remote.cli(['apply', '-f', join(repo, 'apps'), '--dry-run', '--prune', '--prune-scope', SCOPE], { token: ciKey });
+    // The branch's checkout, as if its job claimed to run on main: the key is what stops it.
+    const refused = await deploy({ ...mainJob(), FLOTILLA_TOKEN: viewerKey });
+    expect(refused.code).toBe(4);
+    expect(refused.stdout).toContain('deploy: main: apply');
+    expect(refused.stdout).not.toMatch(/^app\//m);
+    expect(refused.stderr).toMatch(
+      /^error: the hub refused the request: method "apps\.applyAll" needs role operator; ci-shop-diff is viewer/m,
+    );
+    expect(refused.stderr).toContain(
+      'deploy: flotilla apply failed (exit 4): the hub refused FLOTILLA_TOKEN; apply needs an operator key (flotilla serviceaccount create ci-shop --role operator); a viewer key only diffs',
+    );
+    expect(await revisions()).toEqual(before.revisions);
+    expect((await device()).desiredRevision).toBe(before.desired);
+    expect(await containers()).toEqual(deployed);
+  });
+
+  it('apply --dry-run of the branch with the viewer key stores nothing: same revisions over the API, the agent keeps the old containers', async () => {
+    const before = { revisions: await revisions(), desired: (await device()).desiredRevision };
+    const dry = await remote.cli(['apply', '-f', join(repo, 'apps'), '--dry-run', '--prune', '--prune-scope', SCOPE], { token: viewerKey });
     expect(dry.stderr).toBe('');
     expect(dry.code).toBe(0);
     expect(dry.stdout).toMatch(/^app\/web configured \(revision 2\) \(dry run\)$/m);
@@ -278,7 +307,7 @@ describeDocker('the GitOps recipe: deploy.sh in CI against a real hub and agent'
     await git('merge', '-q', '--ff-only', 'greeting');
     expect(await git('rev-parse', 'HEAD')).toBe(change);
 
-    const applied = await deploy(onPush);
+    const applied = await deploy(mainJob());
     expect(applied.stderr).not.toMatch(/error/i);
     expect(applied.code).toBe(0);
     expect(applied.stdout).toMatch(/^app\/web configured \(revision 2\)$/m);
