@@ -18,6 +18,7 @@
  */
 import { type Command, Option } from 'commander';
 import type { AppliedApp, ApplyAllResult, PrunedApp } from '../../shared/api/results.js';
+import { HubError } from '../client.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import type { OutputFormat } from '../output.js';
 import { checkPrune, filenameOption, parseSource, scopeOption } from '../spec-options.js';
@@ -81,7 +82,13 @@ export function registerApply(program: Command, io: CliIO): void {
         } else if (options.prune) {
           const plan = await client.call('apps.plan', { ...request, prune: true });
           announcePrune(io, output, plan.pruned, options.pruneScope!);
-          result = await client.call('apps.applyAll', { ...request, prune: true, expectPruned: plan.pruned.map((app) => app.name) });
+          try {
+            result = await client.call('apps.applyAll', { ...request, prune: true, expectPruned: plan.pruned.map((app) => app.name) });
+          } catch (err) {
+            // The hub answered: the set is one transaction, so the apps just announced are all still there.
+            if (err instanceof HubError && plan.pruned.length > 0) io.stderr('the hub refused the set: nothing was applied or pruned\n');
+            throw err;
+          }
         } else {
           result = await client.call('apps.applyAll', request);
         }

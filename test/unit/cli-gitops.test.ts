@@ -113,6 +113,22 @@ describe('apply', () => {
     );
   });
 
+  it('says nothing was pruned when the hub refuses the set after the prune was announced', async () => {
+    const result = await cli(['apply', '-f', '-', '--prune', '--prune-scope', 'shop'], (_body, route) =>
+      route === 'POST /api/v1/plan'
+        ? json(200, {
+            dryRun: true,
+            source: null,
+            items: [item('web', 'unchanged', 1)],
+            pruned: [{ name: 'old', revision: 3, scope: 'shop' }],
+          })
+        : json(403, { error: { code: 'forbidden', message: 'method "apps.applyAll" needs role operator; pr-check is viewer' } }),
+    );
+    expect(result.code).not.toBe(EXIT_OK);
+    expect(result.stdout).toBe('pruning 1 app of scope shop that the specs no longer name: app/old\n');
+    expect(result.stderr).toMatch(/^the hub refused the set: nothing was applied or pruned\nerror: .*needs role operator/);
+  });
+
   it('with -o json prints only the apply answer on stdout, and the prune list on stderr', async () => {
     const answer = (body: any): ApplyAllResult => ({
       dryRun: body.dryRun === true,
