@@ -15,14 +15,14 @@
  * device, removes the deleted one's containers, leaves the unchanged one's
  * container alone, and every new revision names the merged commit.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { chmodSync, cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDeepStrictEqual, promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { AppHistory, DeviceView, List } from '../../shared/index.js';
 import { freePort } from '../support/ports.js';
-import { type AgentProcess, CLI, REPO_ROOT, type RunResult, scratchDir, stopAll } from '../support/processes.js';
+import { type AgentProcess, CLI, REPO_ROOT, type RunResult, runProcess, scratchDir, stopAll } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
 import { docker, inspect, removeContainersAndVolumes } from './support/docker-cli.js';
 import { describeDocker } from './support/engine.js';
@@ -77,23 +77,7 @@ describeDocker('the GitOps recipe: deploy.sh in CI against a real hub and agent'
     const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${bin}:${process.env.PATH}` };
     for (const name of STEERING) delete env[name];
     Object.assign(env, { FLOTILLA_HUB: remote.hub.url, FLOTILLA_PRUNE_SCOPE: SCOPE }, ci);
-    return new Promise((resolve, reject) => {
-      const child = spawn('./deploy.sh', [], { cwd: repo, env, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk: Buffer) => {
-        stdout += chunk.toString();
-      });
-      child.stderr.on('data', (chunk: Buffer) => {
-        stderr += chunk.toString();
-      });
-      const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-      child.on('error', reject);
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        resolve({ code: code ?? 128, stdout, stderr });
-      });
-    });
+    return runProcess('./deploy.sh', [], { cwd: repo, env, timeoutMs: 60_000 });
   };
   /** What each job of the workflow in docs/gitops.md gives the script: its event, its branch, its key. */
   const mainJob = () => ({ GITHUB_EVENT_NAME: 'push', GITHUB_REF_NAME: 'main', FLOTILLA_TOKEN: operatorKey });

@@ -30,12 +30,20 @@ export function runCli(
   const [command, argv] = options.asUser
     ? ['runuser', ['-u', options.asUser, '--', process.execPath, CLI, ...args]]
     : [process.execPath, [CLI, ...args]];
+  return runProcess(command, argv, { ...options, cwd: options.cwd ?? REPO_ROOT, env: { ...process.env, ...options.env } });
+}
+
+/**
+ * Runs any program to completion with exactly `env` (the test's own without it), feeding `input`
+ * on stdin; never throws on a non-zero exit. Killed after `timeoutMs`, as runCli.
+ */
+export function runProcess(
+  command: string,
+  argv: string[],
+  options: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string; timeoutMs?: number } = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, argv, {
-      cwd: options.cwd ?? REPO_ROOT,
-      env: { ...process.env, ...options.env },
-      stdio: 'pipe',
-    });
+    const child = spawn(command, argv, { cwd: options.cwd, env: options.env ?? process.env, stdio: 'pipe' });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => {
