@@ -2,10 +2,15 @@
  * Validating an app spec: the schema first, then the rules a schema cannot
  * express (unique names, exactly one source per env value, no host port used twice).
  */
+
+import { dependencyIssues } from './app-dependencies.js';
 import { type AppSpec, AppSpec as AppSpecSchema, type ContainerSpec, type SecretFile, type UpdatePolicy } from './schemas/spec.js';
 import { parseSize } from './schemas/units.js';
 import { windowIssues } from './update-window.js';
 import { type Validated, type ValidationIssue, validate } from './validate.js';
+
+/** What an app's containers and its init containers have in common, as containerIssues reads them. */
+type ContainerFields = Omit<ContainerSpec, 'ports' | 'healthcheck' | 'networkAliases'> & Partial<ContainerSpec>;
 
 /** The smallest memory limit Docker accepts (6 MiB). */
 const DOCKER_MIN_MEMORY = 6 * 1024 * 1024;
@@ -19,19 +24,35 @@ export function validateAppSpec(value: unknown): Validated<AppSpec> {
 
 function semanticIssues(app: AppSpec): ValidationIssue[] {
   const window = app.spec.update?.window;
+  const inits = app.spec.initContainers ?? [];
+  const names = new Set(app.spec.containers.map((c) => c.name));
   return [
     ...containerIssues(app.spec.containers, app.spec.update?.strategy),
+    ...containerIssues(inits, undefined, 'spec.initContainers'),
+    ...inits.flatMap((init, i) =>
+      names.has(init.name)
+        ? [{ path: `spec.initContainers[${i}].name`, message: `"${init.name}" is also the name of a container: names are one per app` }]
+        : [],
+    ),
+    ...dependencyIssues(app.spec.containers, new Set(inits.map((init) => init.name))),
     ...(window ? windowIssues(window, 'spec.update.window') : []),
   ];
 }
 
-/** The rules a schema cannot express over a spec's containers (`spec.containers[i]…` paths); an app's and a job's alike. */
-export function containerIssues(containers: readonly ContainerSpec[], strategy?: UpdatePolicy['strategy']): ValidationIssue[] {
+/**
+ * The rules a schema cannot express over a spec's containers (`spec.containers[i]…` paths, or
+ * under `field`); an app's, its init containers' and a job's alike.
+ */
+export function containerIssues(
+  containers: readonly ContainerFields[],
+  strategy?: UpdatePolicy['strategy'],
+  field = 'spec.containers',
+): ValidationIssue[] {
   const issues: ValidationIssue[] = [];
   const names = new Set<string>();
   const hostPorts = new Map<string, string>();
   containers.forEach((container, i) => {
-    const at = `spec.containers[${i}]`;
+    const at = `${field}[${i}]`;
     if (names.has(container.name)) issues.push({ path: `${at}.name`, message: `duplicate container name "${container.name}"` });
     names.add(container.name);
     container.env?.forEach((env, j) => {

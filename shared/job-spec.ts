@@ -102,6 +102,9 @@ function jobIssues(job: JobSpec, now: Date): ValidationIssue[] {
     if (container.healthcheck) {
       issues.push({ path: `${at}.healthcheck`, message: 'a job runs to completion: its exit code decides, not a health check' });
     }
+    if (container.dependsOn) {
+      issues.push({ path: `${at}.dependsOn`, message: "a job's containers start together: dependsOn is for an app's containers" });
+    }
   });
   if (spec.timeout !== undefined && parseDuration(spec.timeout) <= 0) {
     issues.push({ path: 'spec.timeout', message: 'must be longer than 0' });

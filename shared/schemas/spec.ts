@@ -112,6 +112,15 @@ export const SecretFile = Type.Object(
 );
 export type SecretFile = Static<typeof SecretFile>;
 
+/**
+ * Compose's `depends_on` conditions: `started` (the dependency's container is running),
+ * `healthy` (its healthcheck passes: it must have one), `completed` (it exited 0: its
+ * restartPolicy must be `no` or `on-failure`).
+ */
+export const DEPENDENCY_CONDITIONS = ['started', 'healthy', 'completed'] as const;
+export const DependencyCondition = Type.Union(DEPENDENCY_CONDITIONS.map((c) => Type.Literal(c)));
+export type DependencyCondition = Static<typeof DependencyCondition>;
+
 export const ContainerSpec = Type.Object(
   {
     name: Name,
@@ -140,10 +149,36 @@ export const ContainerSpec = Type.Object(
     healthcheck: Type.Optional(Healthcheck),
     auth: Type.Optional(RegistryAuth),
     secrets: Type.Optional(Type.Array(SecretFile, { maxItems: 64 })),
+    /**
+     * Containers of the same app this one starts after, each with the condition it waits for
+     * (`{db: healthy, cache: started}`). The agent starts an app's containers in this order and
+     * swaps them in this order on an update; a cycle is refused at apply time.
+     */
+    dependsOn: Type.Optional(
+      Type.Record(Type.String({ pattern: NAME_PATTERN }), DependencyCondition, { additionalProperties: false, minProperties: 1 }),
+    ),
   },
   { additionalProperties: false },
 );
 export type ContainerSpec = Static<typeof ContainerSpec>;
+
+/**
+ * Run to completion, one after the other, before the app's containers start (a schema
+ * migration, a firmware check). Same fields as a container without what only a long-running
+ * one has: a failing one (non-zero exit) fails the revision's health gate.
+ */
+export const InitContainerSpec = Type.Omit(ContainerSpec, ['ports', 'restartPolicy', 'healthcheck', 'dependsOn', 'networkAliases'], {
+  additionalProperties: false,
+});
+export type InitContainerSpec = Static<typeof InitContainerSpec>;
+
+/**
+ * When init containers run: `revision` (default) once for each new revision the device swaps
+ * in, before its containers start; `start` also each time the agent (re)starts the app's
+ * containers from nothing (a device reboot, a container removed by hand).
+ */
+export const InitPolicy = Type.Union([Type.Literal('revision'), Type.Literal('start')]);
+export type InitPolicy = Static<typeof InitPolicy>;
 
 /** A weekday, or a range of them (`mon-fri`; `sat-mon` wraps). */
 export const WEEKDAY_PATTERN = '^(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?$';
@@ -233,6 +268,8 @@ export const AppSpec = Type.Object(
     spec: Type.Object(
       {
         containers: Type.Array(ContainerSpec, { minItems: 1, maxItems: 32 }),
+        initContainers: Type.Optional(Type.Array(InitContainerSpec, { minItems: 1, maxItems: 8 })),
+        initPolicy: Type.Optional(InitPolicy),
         update: Type.Optional(UpdatePolicy),
         rollout: Type.Optional(RolloutPolicy),
       },
