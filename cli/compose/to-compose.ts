@@ -17,10 +17,11 @@
  * - `dependsOn` is the long `depends_on` form: started, healthy, completed become
  *   `service_started`, `service_healthy`, `service_completed_successfully` (docker-compose 1.29
  *   takes all three in a file without `version:`).
- * - Init containers are services with `restart: "no"`, each depending on the one before it
- *   completing, and every app service depends on every init container completing; their names,
- *   in order, are in `x-flotilla.initContainers`. `docker-compose up` runs them on every `up`,
- *   as `initPolicy: start` does.
+ * - Init containers are services with `restart: "no"` and `x-flotilla: {init: true}`, first in
+ *   the file and in their order, each depending on the one before it completing, and every app
+ *   service depends on every init container completing (`convert` drops those dependencies:
+ *   init containers always run first). `docker-compose up` runs them on every `up`, as
+ *   `initPolicy: start` does.
  * - `healthcheck.exec` is `test: [CMD, …]`. The agent's own `http` and `tcp` probes have no
  *   Compose form: the file runs an equivalent CMD-SHELL test inside the container (busybox's
  *   `wget` or `nc`, which the image must have), and the probe itself is kept in the service's
@@ -32,8 +33,8 @@
  *
  * What Compose cannot say is kept under `x-flotilla`, which Compose ignores: at the top level
  * the app's `name` (docker-compose 1.29 refuses a top-level `name:`), `scheduling`, `update`,
- * `rollout`, `initPolicy` and `initContainers`; in a service, `env` entries taken from a hub
- * secret (`fromSecret`), registry `auth`, `gpus`, the agent's `healthcheck` probe, and
+ * `rollout` and `initPolicy`; in a service, `init`, `env` entries taken from a hub secret
+ * (`fromSecret`), registry `auth`, `gpus`, the agent's `healthcheck` probe, and
  * `networkAliases` without a user-defined network.
  */
 import type { AppSpec, ContainerSpec, DependencyCondition, EnvVar, InitContainerSpec } from '../../shared/schemas/spec.js';
@@ -92,6 +93,7 @@ export interface ComposeService {
 
 /** What a service says that Compose cannot. */
 export interface ServiceExtension {
+  init?: true;
   env?: EnvVar[];
   auth?: ContainerSpec['auth'];
   gpus?: ContainerSpec['gpus'];
@@ -106,7 +108,6 @@ export interface AppExtension {
   update?: AppSpec['spec']['update'];
   rollout?: AppSpec['spec']['rollout'];
   initPolicy?: AppSpec['spec']['initPolicy'];
-  initContainers?: string[];
 }
 
 export interface ComposeDocument {
@@ -124,7 +125,8 @@ export function toCompose(app: AppSpec): ComposeDocument {
   inits.forEach((init, i) => {
     const previous = initNames[i - 1];
     const after = previous !== undefined ? { [previous]: { condition: COMPOSE_CONDITIONS.completed } } : {};
-    services[init.name] = { ...service(init, after), restart: 'no' };
+    const made = service(init, after);
+    services[init.name] = { ...made, restart: 'no', 'x-flotilla': { init: true, ...made['x-flotilla'] } };
   });
   for (const container of app.spec.containers) {
     const dependsOn: Record<string, { condition: string }> = {};
@@ -135,7 +137,7 @@ export function toCompose(app: AppSpec): ComposeDocument {
   }
 
   const all: InitContainerSpec[] = [...inits, ...app.spec.containers];
-  const doc: ComposeDocument = { 'x-flotilla': appExtension(app, initNames), services };
+  const doc: ComposeDocument = { 'x-flotilla': appExtension(app), services };
   const volumes = namedVolumes(all);
   if (volumes.length > 0) doc.volumes = Object.fromEntries(volumes.map((name) => [name, {}]));
   const networks = [...new Set(all.flatMap((c) => (userNetwork(c.networkMode) ? [c.networkMode!] : [])))];
@@ -145,7 +147,7 @@ export function toCompose(app: AppSpec): ComposeDocument {
   return doc;
 }
 
-function appExtension(app: AppSpec, initNames: string[]): AppExtension {
+function appExtension(app: AppSpec): AppExtension {
   const { update, rollout, initPolicy } = app.spec;
   return {
     name: app.name,
@@ -153,7 +155,6 @@ function appExtension(app: AppSpec, initNames: string[]): AppExtension {
     ...(update !== undefined ? { update } : {}),
     ...(rollout !== undefined ? { rollout } : {}),
     ...(initPolicy !== undefined ? { initPolicy } : {}),
-    ...(initNames.length > 0 ? { initContainers: initNames } : {}),
   };
 }
 
@@ -279,7 +280,7 @@ export function composeYaml(app: AppSpec, revision?: number): string {
   keyComment(doc, [], 'secrets', ' The values live in the hub (flotilla secret set NAME): put each in ./secrets/NAME to run this here.');
   for (const [name, svc] of Object.entries(compose.services)) {
     const ext = svc['x-flotilla'];
-    if (compose['x-flotilla'].initContainers?.includes(name)) {
+    if (ext?.init === true) {
       keyComment(doc, ['services'], name, ' An init container: runs to completion before the app starts.');
     }
     if (ext?.healthcheck !== undefined) {

@@ -193,11 +193,12 @@ describe('start order and init containers', () => {
 
   it('makes init containers services that run once, in order, before every app service', () => {
     expect(Object.keys(doc.services)).toEqual(['migrate', 'check-firmware', 'db', 'seed', 'web', 'cache']);
-    expect(doc.services.migrate).toEqual({ image: 'x', command: ['migrate'], restart: 'no' });
+    expect(doc.services.migrate).toEqual({ image: 'x', command: ['migrate'], restart: 'no', 'x-flotilla': { init: true } });
     expect(doc.services['check-firmware']).toEqual({
       image: 'y',
       restart: 'no',
       depends_on: { migrate: { condition: 'service_completed_successfully' } },
+      'x-flotilla': { init: true },
     });
     const initDone = {
       migrate: { condition: 'service_completed_successfully' },
@@ -209,7 +210,8 @@ describe('start order and init containers', () => {
       db: { condition: 'service_healthy' },
       seed: { condition: 'service_completed_successfully' },
     });
-    expect(doc['x-flotilla']).toMatchObject({ initContainers: ['migrate', 'check-firmware'], initPolicy: 'start' });
+    expect(doc['x-flotilla']).toMatchObject({ initPolicy: 'start' });
+    expect(doc.services.db?.['x-flotilla']).toBeUndefined();
   });
 
   it('an app without init containers or dependencies has no depends_on', () => {
