@@ -28,6 +28,8 @@
  *   `x-flotilla.healthcheck`, which `convert` takes over the `healthcheck`.
  * - `secrets` are Compose file secrets, declared at the top level as `file: ./secrets/NAME`
  *   beside the Compose file: the value lives in the hub and is never exported.
+ * - Every `$` in a value is written `$$`: Compose (and `convert`) replace `${VAR}` and `$VAR`
+ *   with the environment of whoever runs them, where the spec means the characters.
  * - Sizes are written in docker-compose's units (`512Mi` as `512m`: both binary), durations
  *   in days as hours (docker-compose 1.29 has no `d`).
  *
@@ -144,7 +146,17 @@ export function toCompose(app: AppSpec): ComposeDocument {
   if (networks.length > 0) doc.networks = Object.fromEntries(networks.map((name) => [name, { external: true as const }]));
   const secrets = [...new Set(all.flatMap((c) => (c.secrets ?? []).map((s) => s.name)))];
   if (secrets.length > 0) doc.secrets = Object.fromEntries(secrets.map((name) => [name, { file: `./secrets/${name}` }]));
-  return doc;
+  return escapeDollars(doc);
+}
+
+/** Every string value with `$` as `$$`, Compose's escape, so no value is read as a variable; keys are never interpolated. */
+function escapeDollars<T>(value: T): T {
+  if (typeof value === 'string') return value.replaceAll('$', '$$$$') as T;
+  if (Array.isArray(value)) return value.map(escapeDollars) as T;
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([key, v]) => [key, escapeDollars(v)])) as T;
+  }
+  return value;
 }
 
 function appExtension(app: AppSpec): AppExtension {

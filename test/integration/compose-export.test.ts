@@ -38,10 +38,14 @@ function flotilla(args: string[], cwd?: string): Promise<RunResult> {
   });
 }
 
-/** `docker-compose config` of a file, with nothing of the test's environment that could change it. */
+/** `docker-compose config` of a file, in an environment of its own (HOSTNAME set, to catch a `$HOSTNAME` read as a variable). */
 function composeConfig(dir: string, file?: string): Promise<RunResult> {
   const args = [...(file !== undefined ? ['-f', file] : []), 'config'];
-  return runProcess(DOCKER_COMPOSE, args, { cwd: dir, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir }, timeoutMs: 60_000 });
+  return runProcess(DOCKER_COMPOSE, args, {
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, HOSTNAME: 'bench' },
+    timeoutMs: 60_000,
+  });
 }
 
 /** Every field the Compose mapping covers, on an app with start order and two init containers. */
@@ -53,7 +57,7 @@ const SHOP: AppSpec = {
       {
         name: 'migrate',
         image: '127.0.0.1:5000/shop/migrate:1.2',
-        command: ['sh', '-c', 'echo migrated > /data/marker'],
+        command: ['sh', '-c', 'echo migrated by $HOSTNAME > /data/marker'],
         env: [{ name: 'DB_HOST', value: 'db' }],
         volumes: ['shop-data:/data'],
       },
@@ -166,6 +170,8 @@ describe('export --format compose', SLOW, () => {
     expect(exporter!.depends_on).toMatchObject({ web: { condition: 'service_started' } });
     expect(normalized.services['check-firmware']!.depends_on).toEqual({ migrate: { condition: 'service_completed_successfully' } });
     expect(migrate!.restart).toBe('no');
+    // Read as the literal "$" the spec means (config writes it escaped again), not as this shell's HOSTNAME.
+    expect(migrate!.command).toEqual(['sh', '-c', 'echo migrated by $$HOSTNAME > /data/marker']);
     expect(db!).toMatchObject({
       entrypoint: ['/bin/sh', '-c'],
       command: ['exec db --listen 5432'],

@@ -51,6 +51,22 @@ describe('a container as a Compose service', () => {
     expect(service['x-flotilla']).toEqual({ env: [{ name: 'TOKEN', fromSecret: 'gw-token' }] });
   });
 
+  it('escapes every $ so that neither docker-compose nor convert reads a variable', () => {
+    const service = one({
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Compose's ${VAR}, which must not be read as one
+      command: ['sh', '-c', 'echo $HOME ${PATH}'],
+      env: [
+        { name: 'PRICE', value: '$5' },
+        { name: 'TOKEN', fromSecret: 'gw-token' },
+      ],
+      healthcheck: { http: 'http://localhost:80/?q=$x' },
+    });
+    expect(service.command).toEqual(['sh', '-c', 'echo $$HOME $${PATH}']);
+    expect(service.environment).toEqual({ PRICE: '$$5' });
+    expect(service.healthcheck).toEqual({ test: ['CMD-SHELL', "wget -q -O /dev/null 'http://localhost:80/?q=$$x' || exit 1"] });
+    expect(service['x-flotilla']).toMatchObject({ healthcheck: { http: 'http://localhost:80/?q=$$x' } });
+  });
+
   it('keeps ports, volumes and tmpfs in the short syntax both share', () => {
     expect(
       one({
