@@ -3,7 +3,8 @@
  * what Docker reports, what the agent's own probe saw, and how long the
  * container has been running.
  *
- * The gate, in order of preference: the spec's `healthcheck` (http or tcp,
+ * A container another one waits to see completed (`dependsOn: completed`) passes by exiting 0.
+ * Otherwise the gate, in order of preference: the spec's `healthcheck` (http or tcp,
  * probed by the agent; exec runs as Docker's HEALTHCHECK), else the image's
  * own Docker HEALTHCHECK, else "running without a restart for minReadySeconds".
  * Time the engine was away does not count, and an exit during its absence
@@ -30,6 +31,8 @@ export interface ProbeResult {
 export interface GatePolicy {
   healthTimeoutMs: number;
   minReadyMs: number;
+  /** Another container of the app waits for this one to complete (`dependsOn: completed`): an exit 0 is its success. */
+  runsToCompletion?: boolean;
 }
 
 export function healthVerdict(
@@ -50,6 +53,8 @@ export function healthVerdict(
         stoppedByEngine: true,
       };
     }
+    if (policy.runsToCompletion && container.exitCode === 0)
+      return { status: 'healthy', reason: `container ${spec.name} completed (exit code 0)` };
     return { status: 'unhealthy', reason: `container ${spec.name} exited with code ${container.exitCode ?? '?'}` };
   }
   if (container.state === 'restarting' || container.restartCount > 0) {
@@ -62,6 +67,11 @@ export function healthVerdict(
   const timedOut = elapsed >= policy.healthTimeoutMs;
   const waited = `${Math.round(elapsed / 1000)}s of ${Math.round(policy.healthTimeoutMs / 1000)}s`;
 
+  if (policy.runsToCompletion) {
+    return timedOut
+      ? { status: 'unhealthy', reason: `container ${spec.name} still runs after ${waited}: it was to complete` }
+      : { status: 'pending', reason: `waiting for container ${spec.name} to complete (${waited})` };
+  }
   if (spec.healthcheck?.http !== undefined || spec.healthcheck?.tcp !== undefined) {
     if (probe?.ok) return { status: 'healthy', reason: probe.detail };
     const detail = probe?.detail ?? 'not probed yet';

@@ -52,6 +52,19 @@ export const executors: Executors = {
     await createContainer(step, ctx);
   },
   start: (step, ctx) => ctx.runtime.start(step.id),
+  'run-init': async (step, ctx) => {
+    const { runtime } = ctx;
+    if (!runtime.createInitContainer) throw new Error('this container runtime cannot run init containers');
+    const id = await runtime.createInitContainer({
+      deviceId: ctx.deviceId,
+      namePrefix: ctx.namePrefix,
+      app: step.app,
+      appRevision: step.appRevision,
+      specHash: step.specHash,
+      spec: step.spec,
+    });
+    await runtime.start(id);
+  },
   run: async (step, ctx) => {
     const create = createPart(step, step.name);
     const id = await ctx.part(create, () => createContainer(create, ctx));

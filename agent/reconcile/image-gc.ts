@@ -2,7 +2,7 @@
  * Image garbage collection, once everything else has converged or when a
  * pull needs the room: remove images the agent pulled that no container uses
  * and that are neither the desired, the committed nor the previous image of
- * any app, nor one the hub asked the device to fetch ahead of a later
+ * any app (init containers' included), nor one the hub asked the device to fetch ahead of a later
  * revision (`prefetch`): that one is what the revision will swap to, and
  * removing it would download it twice. (A held update's images are the
  * desired ones, so they stay too.)
@@ -16,6 +16,8 @@ export function collectImages(current: readonly ManagedContainer[], desired: rea
   const keep = new Set(current.map((c) => c.image));
   for (const app of desired) {
     for (const spec of app.containers) keep.add(spec.image);
+    // An init container's image: its revision may run it again (initPolicy start, a retry).
+    for (const spec of app.initContainers ?? []) keep.add(spec.image);
     for (const { image } of app.prefetch?.images ?? []) keep.add(image);
     const record = ctx.records.get(app.name);
     for (const committed of Object.values(record?.committed?.containers ?? {})) keep.add(committed.spec.image);

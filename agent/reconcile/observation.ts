@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import { type DesiredApp, parseDuration } from '../../shared/index.js';
 import type { EngineOutage } from '../health/engine-outages.js';
 import { probe } from '../health/probe.js';
-import { type HealthVerdict, healthVerdict } from '../health/verdict.js';
-import type { ManagedContainer } from '../runtime/runtime.js';
+import { type HealthVerdict, healthVerdict, type ProbeResult } from '../health/verdict.js';
+import type { InitContainer, ManagedContainer } from '../runtime/runtime.js';
 import { specHash } from '../runtime/spec-hash.js';
+import { awaitedHealthy, type DependencyWaits, runsToCompletion } from './dependencies.js';
 import type { UpdateRecords } from './records.js';
 import type { ClosedWindow } from './window-hold.js';
 
@@ -32,6 +33,12 @@ export interface Observation {
   diskShort: ReadonlyMap<string, string>;
   /** Apps whose update window is closed at the time of the look (the device's clock), with when it opens (window-hold.ts). */
   windows: ReadonlyMap<string, ClosedWindow>;
+  /** Containers waiting for a dependency before they start (dependencies.ts), by `app/container`; none without `dependsOn`. */
+  waits?: DependencyWaits;
+  /** Init containers of apps (labelled apart from the app's own, runtime.ts); none where no app has any. */
+  inits?: readonly InitContainer[];
+  /** The last lines of each init container that exited, by container id, oldest first. */
+  initOutput?: ReadonlyMap<string, readonly string[]>;
 }
 
 /** Like balena's updates.lock: an app creates it in one of its volumes to defer a swap during critical work. */
@@ -89,6 +96,7 @@ export async function judgeCandidates(
   const verdicts = new Map<string, HealthVerdict>();
   for (const app of desired) {
     const committed = records.get(app.name)?.committed?.containers;
+    const completes = runsToCompletion(app);
     for (const spec of app.containers) {
       const hash = specHash(spec);
       if (committed?.[spec.name]?.hash === hash) continue;
@@ -101,11 +109,51 @@ export async function judgeCandidates(
           continue;
         }
         const probed = container.state === 'running' ? await probe(spec, container, PROBE_TIMEOUT_MS) : undefined;
-        verdicts.set(container.id, healthVerdict(container, spec, gatePolicy(app), probed, now, outages));
+        const policy = { ...gatePolicy(app), ...(completes.has(spec.name) ? { runsToCompletion: true } : {}) };
+        verdicts.set(container.id, healthVerdict(container, spec, policy, probed, now, outages));
       }
     }
   }
   return verdicts;
+}
+
+/**
+ * The health check answer of each running container another one waits to see healthy
+ * (`dependsOn: healthy`), by container id: http and tcp probed as the health gate probes them,
+ * an exec check read from Docker's own health status. Any version counts: the one the
+ * dependent waits for is picked by the planner (dependencies.ts).
+ */
+export async function probeDependencies(
+  desired: readonly DesiredApp[],
+  records: UpdateRecords,
+  current: readonly ManagedContainer[],
+): Promise<Map<string, ProbeResult>> {
+  const results = new Map<string, ProbeResult>();
+  for (const app of desired) {
+    for (const name of awaitedHealthy(app)) {
+      const desiredSpec = app.containers.find((c) => c.name === name);
+      const committed = records.get(app.name)?.committed?.containers[name];
+      for (const container of current.filter((c) => c.app === app.name && c.container === name && c.state === 'running')) {
+        const spec = committed?.hash === container.specHash ? committed.spec : desiredSpec;
+        if (!spec) continue;
+        const probed = await probe(spec, container, PROBE_TIMEOUT_MS);
+        const docker = container.health === 'healthy';
+        results.set(
+          container.id,
+          probed ?? {
+            ok: docker,
+            detail: docker ? 'Docker health check passed' : `Docker health check ${container.health ?? 'not run yet'}`,
+          },
+        );
+      }
+    }
+  }
+  return results;
+}
+
+/** The update's health timeout: also the longest a container waits for a dependency. */
+export function healthTimeoutMs(app: DesiredApp): number {
+  return gatePolicy(app).healthTimeoutMs;
 }
 
 function gatePolicy(app: DesiredApp) {

@@ -8,12 +8,14 @@
 import type { AppPhase, AppState, DesiredApp } from '../../shared/index.js';
 import type { ManagedContainer } from '../runtime/runtime.js';
 import { specHash } from '../runtime/spec-hash.js';
+import { runsToCompletion, waitKey, waitMessage } from './dependencies.js';
+import { runningInit } from './init-plan.js';
 import type { Observation } from './observation.js';
 import { waitsForWindow, windowMessage } from './window-hold.js';
 
 /** What the report reads of an observation, with what the agent is doing or last failed to do. */
 export type Activity = Pick<Observation, 'records' | 'health'> &
-  Partial<Pick<Observation, 'locks' | 'diskShort' | 'windows'>> & {
+  Partial<Pick<Observation, 'locks' | 'diskShort' | 'windows' | 'waits' | 'inits'>> & {
     /** Images being pulled right now. */
     pulling: ReadonlySet<string>;
     /** How an image's download goes (`12.3 MiB of 48.0 MiB at 250.0 KiB/s`), when that is known. */
@@ -99,10 +101,23 @@ function phaseOf(
   // Held for its window, a revision that only drops a container runs all it wants, but is not there yet.
   const closed = activity.windows && waitsForWindow(app, containers, { records: activity.records, windows: activity.windows });
   const held = closed?.opensAt ? { heldUntil: closed.opensAt.toISOString() } : {};
-  if (current.every(({ container }) => container?.state === 'running') && !onTrial && !closed) return { phase: 'running' };
+  // A container another waits to see completed is done once it exited 0, not stopped.
+  const completes = runsToCompletion(app);
+  const done = (name: string, container: ManagedContainer | undefined) =>
+    container?.state === 'running' || (completes.has(name) && container?.state === 'exited' && container.exitCode === 0);
+  if (current.every(({ spec, container }) => done(spec.name, container)) && !onTrial && !closed) return { phase: 'running' };
+  const init =
+    activity.inits &&
+    runningInit(
+      app,
+      activity.inits.filter((c) => c.app === app.name),
+    );
+  if (init) return { phase: 'starting', message: init };
+  const wait = current.map(({ spec }) => activity.waits?.get(waitKey(app.name, spec.name))).find((w) => w !== undefined);
+  if (wait) return { phase: 'starting', message: waitMessage(wait) };
   if (onTrial?.verdict?.status === 'pending') return { phase: 'starting', message: `${onTrial.spec.name}: ${onTrial.verdict.reason}` };
   for (const { spec, container } of current) {
-    if (!container) continue;
+    if (!container || done(spec.name, container)) continue;
     if (container.state === 'restarting') {
       return {
         phase: 'failed',

@@ -15,16 +15,19 @@
  *   every tick, so it follows new desired states and the device's clock.
  */
 import type { Logger } from 'pino';
-import type { AppState, DesiredState } from '../../shared/index.js';
+import type { AppState, DesiredApp, DesiredState } from '../../shared/index.js';
+import { MAX_REPORTED_OUTPUT_LINE, MAX_REPORTED_OUTPUT_LINES } from '../../shared/index.js';
 import { EngineOutages } from '../health/engine-outages.js';
 import type { HealthVerdict } from '../health/verdict.js';
 import { enginePulls, type ImageSource } from '../images/image-source.js';
+import { reportedOutput } from '../jobs/output.js';
 import { containerName } from '../runtime/labels.js';
-import type { ContainerRuntime, ManagedContainer } from '../runtime/runtime.js';
+import type { ContainerRuntime, InitContainer, ManagedContainer } from '../runtime/runtime.js';
 import { StepBackoff } from './backoff.js';
+import { type DependencyWait, unmetDependencies, WaitClock, waitKey } from './dependencies.js';
 import { DiskPreflight } from './disk-preflight.js';
 import { execute } from './executors.js';
-import { findUpdateLocks, judgeCandidates, nothingObserved, type Observation } from './observation.js';
+import { findUpdateLocks, healthTimeoutMs, judgeCandidates, nothingObserved, type Observation, probeDependencies } from './observation.js';
 import { appStates, unreachableStates } from './phases.js';
 import { plan } from './plan.js';
 import { Records } from './records.js';
@@ -100,6 +103,10 @@ export class Reconciler {
   private readonly images: ImageSource;
   /** When the engine was away: a trial's clock stops meanwhile, and an exit then is the engine's doing. */
   private readonly outages = new EngineOutages();
+  /** How long each container has waited for a dependency (dependencies.ts). */
+  private readonly waitClock = new WaitClock();
+  /** The last lines of init containers that exited, by id: read once, as an exited container writes no more. */
+  private readonly initOutput = new Map<string, readonly string[]>();
 
   constructor(private readonly options: ReconcilerOptions) {
     this.records = options.records ?? new Records();
@@ -195,7 +202,11 @@ export class Reconciler {
       this.previousBatch.clear();
       // A new version on trial is looked at again soon: its gate has a deadline.
       // So is an app holding its update lock: the lock file has no event to wait for.
-      const onTrial = [...observation.health.values()].some((v) => v.status === 'pending') || observation.locks.size > 0;
+      // And so is a container waiting for a dependency: a health check answers no event.
+      const onTrial =
+        [...observation.health.values()].some((v) => v.status === 'pending') ||
+        observation.locks.size > 0 ||
+        (observation.waits?.size ?? 0) > 0;
       const wait = [this.backoff.nextReadyIn(now), onTrial ? HEALTH_RECHECK_MS : undefined].filter((w) => w !== undefined);
       if (wait.length > 0) this.wakeIn(Math.min(...wait));
       return;
@@ -220,12 +231,16 @@ export class Reconciler {
     const desired = this.desired?.apps ?? [];
     const lookedAt = this.now();
     let containers: ManagedContainer[];
+    let inits: InitContainer[] = [];
     const imagesPresent = new Set<string>();
     try {
       containers = await runtime.listManaged();
-      for (const image of new Set(desired.flatMap((app) => app.containers.map((c) => c.image)))) {
+      if (runtime.listInitContainers) inits = await runtime.listInitContainers();
+      const images = desired.flatMap((app) => [...app.containers, ...(app.initContainers ?? [])].map((c) => c.image));
+      for (const image of new Set(images)) {
         if (await runtime.hasImage(image)) imagesPresent.add(image);
       }
+      await this.readInitOutput(inits);
     } catch (err) {
       return this.unreachable(err as Error);
     }
@@ -261,8 +276,41 @@ export class Reconciler {
     const { view: records } = this.records;
     const pulledImages = removable(this.records.pulledImages, this.options.imagesInUse?.());
     const windows = closedWindows(desired, this.now());
-    this.observation = { containers, imagesPresent, records, health, pulledImages, locks, diskShort, windows };
+    const waits = await this.dependencyWaits(desired, containers);
+    const initOutput = this.initOutput;
+    this.observation = { containers, imagesPresent, records, health, pulledImages, locks, diskShort, windows, waits, inits, initOutput };
     return this.observation;
+  }
+
+  /** Containers waiting for a dependency, timed by the wait clock. */
+  private async dependencyWaits(
+    desired: readonly DesiredApp[],
+    containers: readonly ManagedContainer[],
+  ): Promise<Map<string, DependencyWait>> {
+    const healthOf = await probeDependencies(desired, this.records.view, containers);
+    const found = new Map<string, DependencyWait & { revision: number }>();
+    for (const app of desired) {
+      for (const [name, wait] of unmetDependencies(app, containers, this.records.view, healthOf)) {
+        found.set(waitKey(app.name, name), { ...wait, revision: app.revision });
+      }
+    }
+    const byName = new Map(desired.map((app) => [app.name, app]));
+    return this.waitClock.stamp(found, this.now(), (name) => healthTimeoutMs(byName.get(name)!));
+  }
+
+  /** Reads the last lines of init containers that exited and were not read yet; forgets those gone. */
+  private async readInitOutput(inits: readonly InitContainer[]): Promise<void> {
+    const { runtime } = this.options;
+    const present = new Set(inits.map((c) => c.id));
+    for (const id of [...this.initOutput.keys()]) if (!present.has(id)) this.initOutput.delete(id);
+    for (const init of inits) {
+      if ((init.state !== 'exited' && init.state !== 'dead') || this.initOutput.has(init.id) || !runtime.tailLogs) continue;
+      const entries = await runtime.tailLogs(init.id, MAX_REPORTED_OUTPUT_LINES, MAX_REPORTED_OUTPUT_LINE).catch((err: Error) => {
+        this.log.warn({ app: init.app, container: init.container, err: err.message }, 'cannot read the last lines of an init container');
+        return [];
+      });
+      this.initOutput.set(init.id, reportedOutput([{ container: init.container, entries }]));
+    }
   }
 
   /** The engine cannot be reached (or is going away): report it, keep the last observation, look again after a backoff. */

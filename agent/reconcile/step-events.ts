@@ -19,6 +19,7 @@ const DONE: Record<SingleStep['action'], string> = {
   pull: 'pulled',
   create: 'created',
   start: 'started',
+  'run-init': 'init-started',
   stop: 'stopped',
   remove: 'removed',
   stash: 'stashed',

@@ -21,6 +21,12 @@ export type Step =
   /** Planned as the first part of `run` and `swap`, the composite steps that start what they create. */
   | (StepBase & { action: 'create'; appRevision: number; specHash: string; spec: ContainerSpec; name?: string })
   | (StepBase & { action: 'start'; id: string })
+  /**
+   * Create and start an init container of the app's revision (init-plan.ts), labelled apart from
+   * its containers; `index` of `of` in the spec's `initContainers`. Killed between the two, the
+   * agent leaves a created init container, which the next plan starts.
+   */
+  | (StepBase & { action: 'run-init'; appRevision: number; specHash: string; spec: ContainerSpec; index: number; of: number })
   /** Create and start at once, as `docker run` does: no observation between the two. */
   | (StepBase & { action: 'run'; appRevision: number; specHash: string; spec: ContainerSpec; name?: string })
   /**
@@ -82,6 +88,8 @@ export function describeStep(step: Step): string {
     case 'create':
     case 'run':
       return `${step.action} ${target} (app revision ${step.appRevision})`;
+    case 'run-init':
+      return `run init container ${target} (${step.index + 1} of ${step.of}, app revision ${step.appRevision})`;
     case 'swap':
       return `swap ${target} (${step.id.slice(0, 12)} aside as ${step.stashName}, app revision ${step.appRevision} in)`;
     case 'commit':

@@ -17,11 +17,13 @@ import type Dockerode from 'dockerode';
 import { type ContainerSpec, parseDuration, parsePort, parseSize } from '../../shared/index.js';
 import {
   containerName,
+  initContainerName,
   jobContainerName,
   LABEL_APP,
   LABEL_APP_REVISION,
   LABEL_CONTAINER,
   LABEL_DEVICE,
+  LABEL_INIT,
   LABEL_JOB,
   LABEL_JOB_ATTEMPT,
   LABEL_JOB_EXECUTION,
@@ -51,6 +53,16 @@ export function toJobCreateOptions(req: JobContainerRequest): Dockerode.Containe
   const { healthcheck: _judgedByExit, ...spec } = req.spec;
   const name = `${req.namePrefix ?? ''}${jobContainerName(req.execution, req.attempt, spec.name)}`;
   return containerOptions(name, jobLabelsFor(req), { ...spec, restartPolicy: { name: 'no' } });
+}
+
+/**
+ * An init container: an app's labels and `flotilla.init`, restart policy `no` (it runs once,
+ * to its exit; a rerun is a new container), no health check (its exit code decides).
+ */
+export function toInitCreateOptions(req: CreateRequest): Dockerode.ContainerCreateOptions {
+  const { healthcheck: _judgedByExit, ...spec } = req.spec;
+  const name = req.name ?? `${req.namePrefix ?? ''}${initContainerName(req.app, req.appRevision, spec.name)}`;
+  return containerOptions(name, { ...labelsFor(req), [LABEL_INIT]: 'true' }, { ...spec, restartPolicy: { name: 'no' } });
 }
 
 function containerOptions(name: string, labels: Record<string, string>, spec: ContainerSpec): Dockerode.ContainerCreateOptions {

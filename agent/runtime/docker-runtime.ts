@@ -25,7 +25,7 @@ import Dockerode from 'dockerode';
 import type { ContainerSpec, RegistryAuth } from '../../shared/index.js';
 import type { ImageAliases } from '../images/image-aliases.js';
 import { keepTag } from '../images/keep-tag.js';
-import { dockerRestartPolicy, toCreateOptions, toJobCreateOptions } from './create-options.js';
+import { dockerRestartPolicy, toCreateOptions, toInitCreateOptions, toJobCreateOptions } from './create-options.js';
 import { dockerExec, findSessionTarget } from './docker-exec.js';
 import { LogLineSplitter } from './docker-log-lines.js';
 import { countersFromEngineStats, type EngineStats } from './engine-stats.js';
@@ -36,6 +36,7 @@ import {
   LABEL_CONTAINER,
   LABEL_DEVICE,
   LABEL_IMAGE,
+  LABEL_INIT,
   LABEL_JOB,
   LABEL_JOB_ATTEMPT,
   LABEL_JOB_EXECUTION,
@@ -50,6 +51,7 @@ import type {
   CreateRequest,
   ExecOptions,
   FollowLogsOptions,
+  InitContainer,
   JobContainer,
   JobContainerRequest,
   LogEntry,
@@ -171,7 +173,8 @@ export class DockerRuntime implements ContainerRuntime {
     // The list lacks RestartCount, ExitCode and StartedAt, so inspect each one.
     // Devices run a handful of containers; N small local requests are cheap.
     // A job's containers are the job runner's: an app reconciler would retire them as unwanted.
-    const apps = listed.filter((summary) => summary.Labels?.[LABEL_JOB] === undefined);
+    // Init containers are planned apart (agent/reconcile/init-plan.ts): one that exited is done, not failed.
+    const apps = listed.filter((summary) => summary.Labels?.[LABEL_JOB] === undefined && summary.Labels?.[LABEL_INIT] === undefined);
     const observed = await Promise.all(apps.map((summary) => this.observe(summary)));
     return observed.filter((c): c is ManagedContainer => c !== undefined);
   }
@@ -185,6 +188,46 @@ export class DockerRuntime implements ContainerRuntime {
     }
     const observed = await Promise.all(listed.map((summary) => this.observeJob(summary)));
     return observed.filter((c): c is JobContainer => c !== undefined);
+  }
+
+  async listInitContainers(): Promise<InitContainer[]> {
+    let listed: Dockerode.ContainerInfo[];
+    try {
+      listed = await this.docker.listContainers({ all: true, filters: { label: [...this.labelFilter, LABEL_INIT] } });
+    } catch (err) {
+      throw toRuntimeError(err, 'list init containers');
+    }
+    const observed = await Promise.all(listed.map((summary) => this.observeInit(summary)));
+    return observed.filter((c): c is InitContainer => c !== undefined);
+  }
+
+  private async observeInit(summary: Dockerode.ContainerInfo): Promise<InitContainer | undefined> {
+    const labels = summary.Labels ?? {};
+    const app = labels[LABEL_APP];
+    const container = labels[LABEL_CONTAINER];
+    if (!app || !container) {
+      this.log.warn({ containerId: summary.Id, labels }, 'init container without app/container labels; ignored');
+      return undefined;
+    }
+    const details = await this.inspectListed(summary);
+    if (!details) return undefined;
+    const state = details.State;
+    const revision = Number(labels[LABEL_APP_REVISION]);
+    const finished = state.Status === 'exited' || state.Status === 'dead';
+    return {
+      id: details.Id,
+      dockerName: details.Name.replace(/^\//, ''),
+      app,
+      container,
+      appRevision: Number.isSafeInteger(revision) ? revision : 0,
+      specHash: labels[LABEL_SPEC_HASH] ?? '',
+      image: labels[LABEL_IMAGE] ?? details.Config.Image,
+      state: state.Status,
+      ...(finished ? { exitCode: state.ExitCode } : {}),
+      ...(state.Status === 'created' && state.Error ? { startError: state.Error } : {}),
+      ...(state.StartedAt && state.StartedAt !== ZERO_TIME ? { startedAt: state.StartedAt } : {}),
+      ...(finished && state.FinishedAt && state.FinishedAt !== ZERO_TIME ? { finishedAt: state.FinishedAt } : {}),
+    };
   }
 
   private async observeJob(summary: Dockerode.ContainerInfo): Promise<JobContainer | undefined> {
@@ -344,6 +387,10 @@ export class DockerRuntime implements ContainerRuntime {
 
   create(request: CreateRequest): Promise<string> {
     return this.createFrom(toCreateOptions(request), request.spec);
+  }
+
+  createInitContainer(request: CreateRequest): Promise<string> {
+    return this.createFrom(toInitCreateOptions(request), request.spec);
   }
 
   createJobContainer(request: JobContainerRequest): Promise<string> {

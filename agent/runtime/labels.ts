@@ -29,6 +29,22 @@ export const LABEL_JOB = 'flotilla.job';
 export const LABEL_JOB_EXECUTION = 'flotilla.job-execution';
 export const LABEL_JOB_ATTEMPT = 'flotilla.job-attempt';
 
+/**
+ * An init container (`spec.initContainers`) carries the app's labels and this one ("true"): the
+ * reconciler lists it apart (listManaged leaves it out), so it is never judged, kept or
+ * retired as one of the app's containers.
+ */
+export const LABEL_INIT = 'flotilla.init';
+
+/**
+ * Docker container name for one init container of one revision of an app. Two `_` (an app
+ * container's name has one, a job's three; names never contain `_`), and the revision, so a
+ * leftover of an earlier revision never holds the name.
+ */
+export function initContainerName(app: string, revision: number, container: string): string {
+  return `${app}_init_${container}.${revision}`;
+}
+
 /** Docker container name for one container of one app; unambiguous because names never contain `_`. */
 export function containerName(app: string, container: string): string {
   return `${app}_${container}`;

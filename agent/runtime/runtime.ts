@@ -40,6 +40,30 @@ export interface ManagedContainer {
   pid?: number;
 }
 
+/**
+ * An init container of an app (`spec.initContainers`), as observed from its labels: the app's
+ * labels plus `flotilla.init`, so the reconciler never takes it for one of the app's containers.
+ */
+export interface InitContainer {
+  id: string;
+  dockerName: string;
+  app: string;
+  /** Its name in the spec's `initContainers`. */
+  container: string;
+  /** The revision it ran for. */
+  appRevision: number;
+  specHash: string;
+  image: string;
+  /** Docker's state: created, running, exited, dead… */
+  state: string;
+  /** Once it exited (exited or dead only). */
+  exitCode?: number;
+  /** Why the engine could not start it, while it never ran: Docker's State.Error. */
+  startError?: string;
+  startedAt?: string;
+  finishedAt?: string;
+}
+
 /** Cumulative resource counters of a running container; rates come from two readings. */
 export interface ContainerCounters {
   /** CPU time used since the container started, in nanoseconds. */
@@ -177,7 +201,7 @@ export interface ContainerRuntime {
    * shutdown (an in-memory one) needs no such check.
    */
   confirmReachable?(): Promise<void>;
-  /** Every app container carrying `flotilla.managed=true`, running or not; a job's containers are not among them. */
+  /** Every app container carrying `flotilla.managed=true`, running or not; a job's containers and init containers are not among them. */
   listManaged(): Promise<ManagedContainer[]>;
   /**
    * Every container of a job's attempt (`flotilla.job`), running or not.
@@ -187,6 +211,13 @@ export interface ContainerRuntime {
   listJobContainers?(): Promise<JobContainer[]>;
   /** Creates (but does not start) a container of a job's attempt, labelled as the job's; returns its id. */
   createJobContainer?(request: JobContainerRequest): Promise<string>;
+  /**
+   * Every init container (`flotilla.init`), running or not. This and the next are optional:
+   * a runtime without them runs no app with init containers (each such revision fails its gate, saying so).
+   */
+  listInitContainers?(): Promise<InitContainer[]>;
+  /** Creates (but does not start) an init container of an app's revision, restart policy `no`; returns its id. */
+  createInitContainer?(request: CreateRequest): Promise<string>;
   /** The last `lines` lines a container wrote, stdout and stderr together, oldest first (a stopped container's too). */
   tailLogs?(id: string, lines: number, maxLineBytes: number): Promise<LogEntry[]>;
   /** The size of a local image in bytes (for the `pulled` event); optional for runtimes without images. */

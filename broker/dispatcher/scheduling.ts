@@ -69,6 +69,10 @@ export function desiredAppsFor(
       name: app.name,
       revision: app.revision,
       containers: resolveSecrets(app.spec, secret),
+      ...(app.spec.spec.initContainers
+        ? { initContainers: resolveSecrets({ spec: { containers: app.spec.spec.initContainers } }, secret) }
+        : {}),
+      ...(app.spec.spec.initPolicy ? { initPolicy: app.spec.spec.initPolicy } : {}),
       ...(app.spec.spec.update ? { update: app.spec.spec.update } : {}),
       ...(app.forced ? { forceUpdate: true } : {}),
     }));

@@ -6,7 +6,7 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { DownloadTotals, ImageDownload, MAX_REPORTED_IMAGES, Prefetch } from './images.js';
 import { DesiredJob, JobExecutionReport, MAX_JOBS_PER_DEVICE } from './job.js';
-import { ContainerSpec, DeviceId, Duration, Labels, Name, UpdatePolicy } from './spec.js';
+import { ContainerSpec, DeviceId, Duration, InitContainerSpec, InitPolicy, Labels, Name, UpdatePolicy } from './spec.js';
 
 export const Timestamp = Type.String({ format: 'date-time' });
 /**
@@ -25,6 +25,9 @@ export const DesiredApp = Type.Object(
     name: Name,
     revision: Revision,
     containers: Type.Array(ContainerSpec, { minItems: 1 }),
+    /** Run to completion, in order, before the containers start (agent/reconcile/init-plan.ts); secrets resolved as the containers'. */
+    initContainers: Type.Optional(Type.Array(InitContainerSpec, { minItems: 1 })),
+    initPolicy: Type.Optional(InitPolicy),
     update: Type.Optional(UpdatePolicy),
     /** The operator forced this revision: swap even while the app holds its update lock or its update window is closed. */
     forceUpdate: Type.Optional(Type.Boolean()),
