@@ -44,6 +44,7 @@ export type RegisterCommand = (program: Command, io: CliIO) => void;
 export const COMMANDS: readonly { name: string; load: () => Promise<RegisterCommand> }[] = [
   { name: 'apply', load: async () => (await import('./commands/apply.js')).registerApply },
   { name: 'diff', load: async () => (await import('./commands/diff.js')).registerDiff },
+  { name: 'convert', load: async () => (await import('./commands/convert.js')).registerConvert },
   { name: 'export', load: async () => (await import('./commands/export.js')).registerExport },
   { name: 'run', load: async () => (await import('./commands/run.js')).registerRun },
   { name: 'get', load: async () => (await import('./commands/get.js')).registerGet },

@@ -14,6 +14,10 @@
  * - An app named twice in the set is an error naming both places.
  * - `sources[i]` names where `specs[i]` came from, so the hub's issues about
  *   `specs[i]…` print the same way (locateHubIssues).
+ * - A document with top-level `services` and no `spec` is a Compose file,
+ *   converted to a spec (compose/load-compose.ts) with the name and scheduling
+ *   of `compose` where it gives them; `--name` names one app, so with several
+ *   Compose documents each must carry its own `name:`.
  */
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -23,6 +27,8 @@ import { validateJobSpec } from '../shared/job-spec.js';
 import type { AppSpec } from '../shared/schemas/spec.js';
 import { formatIssue } from '../shared/validate.js';
 import { HubError } from './client.js';
+import type { ComposeOptions } from './compose/from-compose.js';
+import { isComposeDocument } from './compose/is-compose.js';
 import type { CliIO } from './context.js';
 import { CliError, UsageError } from './errors.js';
 import { parseDocuments, readSource } from './spec-documents.js';
@@ -35,6 +41,11 @@ export interface SpecSet {
   specs: AppSpec[];
   /** Where each spec came from, as messages name it: `apps/web.yaml`, `apps/all.yaml (document 2)`. */
   sources: string[];
+}
+
+/** A set as read from files: with what converting Compose files left to the operator (a secret to set, a network to create), each naming its file. */
+export interface LoadedSpecSet extends SpecSet {
+  notes: string[];
 }
 
 /**
@@ -61,10 +72,12 @@ export class InvalidSpecsError extends UsageError {
 }
 
 /** Reads every path, validates every document, and returns the set; throws InvalidSpecsError listing every problem. */
-export async function loadSpecSet(io: CliIO, paths: readonly string[]): Promise<SpecSet> {
+export async function loadSpecSet(io: CliIO, paths: readonly string[], compose: ComposeOptions = {}): Promise<LoadedSpecSet> {
   await loadYaml(); // parseDocuments then finds it loaded
   const problems: string[] = [];
+  const notes: string[] = [];
   const found: { spec: AppSpec; source: string }[] = [];
+  let composeDocuments = 0;
   for (const path of paths) {
     const files = await specFiles(path, problems);
     if (files === undefined) continue;
@@ -84,7 +97,14 @@ export async function loadSpecSet(io: CliIO, paths: readonly string[]): Promise<
           problems.push(doc.error.message, ...doc.error.lines.map((line) => `  ${line}`));
           continue;
         }
-        const checked = checkDocument(doc.value, doc.source, file);
+        let checked: { spec: AppSpec } | { problems: string[] };
+        if (isComposeDocument(doc.value)) {
+          composeDocuments++;
+          const { convertCompose } = await import('./compose/load-compose.js');
+          const converted = await convertCompose(io, file, doc.value, compose);
+          checked = converted.ok ? { spec: converted.spec } : { problems: converted.problems.map((p) => `${doc.source}: ${p}`) };
+          if (converted.ok) notes.push(...converted.notes.map((note) => `${doc.source}: ${note}`));
+        } else checked = checkDocument(doc.value, doc.source, file);
         if ('spec' in checked) found.push({ spec: checked.spec, source: doc.source });
         else problems.push(...checked.problems);
       }
@@ -95,6 +115,7 @@ export async function loadSpecSet(io: CliIO, paths: readonly string[]): Promise<
       );
     }
   }
+  problems.push(...composeOptionProblems(compose, composeDocuments));
   problems.push(...duplicateNames(found));
   if (problems.length > 0) throw new InvalidSpecsError(problems);
   if (found.length > MAX_APPLY_SPECS) {
@@ -102,7 +123,21 @@ export async function loadSpecSet(io: CliIO, paths: readonly string[]): Promise<
       `${found.length} app specs: the hub takes at most ${MAX_APPLY_SPECS} in one set; split them into folders, each applied with its own --prune-scope`,
     );
   }
-  return { specs: found.map((f) => f.spec), sources: found.map((f) => f.source) };
+  return { specs: found.map((f) => f.spec), sources: found.map((f) => f.source), notes };
+}
+
+/** `--name`, `--selector` and `--device` say something only of Compose files, and `--name` of one. */
+function composeOptionProblems(compose: ComposeOptions, composeDocuments: number): string[] {
+  const given = compose.name !== undefined || compose.scheduling !== undefined;
+  if (given && composeDocuments === 0) {
+    return ['--name, --selector and --device are for Compose files: an app spec names its app and devices itself'];
+  }
+  if (compose.name !== undefined && composeDocuments > 1) {
+    return [
+      `--name names one app, and the set holds ${composeDocuments} Compose files: leave it out and give each file its own name: at the top`,
+    ];
+  }
+  return [];
 }
 
 /** An app spec, or the problems of a document that is none (a valid job spec is told where it belongs). */

@@ -1,11 +1,14 @@
 /**
  * The options `apply`, `diff` and `export` share: repeatable `-f`, the prune
- * scope and the source reference, checked here so a mistyped value is a usage
+ * scope, the source reference and, for Compose files, the app's name and
+ * devices (`--name`, `--selector`, `--device`), checked here so a mistyped value is a usage
  * error naming the rule rather than a round trip to the hub.
  */
-import { InvalidArgumentError, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { isName } from '../shared/ids.js';
+import type { ComposeOptions } from './compose/from-compose.js';
 import { UsageError } from './errors.js';
+import { labelProblem } from './labels.js';
 
 /** No default: a default would satisfy `requiredOption`, and `apply` without `-f` must be a usage error. */
 export function collect(value: string, previous: string[] = []): string[] {
@@ -58,4 +61,48 @@ export function checkPrune(options: { prune?: boolean; pruneScope?: string }): v
       "--prune needs --prune-scope NAME: only apps recorded with that scope are deleted, so another team's apps are never touched (e.g. --prune --prune-scope fleet-config)",
     );
   }
+}
+
+/** `--name`, `--selector` and `--device`, for Compose files (a Flotilla spec names its app and devices itself). */
+export interface ComposeFlags {
+  name?: string;
+  selector?: string[];
+  device?: string[];
+}
+
+/** Adds `--name APP`, `--selector k=v …` and `--device ID …` to a command that reads Compose files. */
+export function addComposeOptions(command: Command): Command {
+  return command
+    .addOption(
+      new Option('--name <app>', "the app's name, for a Compose file (default: its top-level name:)").argParser((value: string) => {
+        if (!isName(value))
+          throw new InvalidArgumentError('expected an app name: lower-case letters, digits and "-", at most 63 characters.');
+        return value;
+      }),
+    )
+    .addOption(
+      new Option(
+        '--selector <key=value>',
+        'for a Compose file: run it on the devices with this label; repeatable (all must match)',
+      ).argParser((value: string, previous: string[] = []) => {
+        const at = value.indexOf('=');
+        const problem = at < 0 ? 'expected key=value' : labelProblem(value.slice(0, at), value.slice(at + 1));
+        if (problem) throw new InvalidArgumentError(`${problem}.`);
+        return [...previous, value];
+      }),
+    )
+    .addOption(new Option('--device <id>', 'for a Compose file: run it on this device; repeatable').argParser(collect));
+}
+
+/** The Compose options the flags give: a name, and scheduling when a selector or device is given. */
+export function composeOptionsOf(flags: ComposeFlags): ComposeOptions {
+  const selectors = flags.selector?.map((arg) => {
+    const at = arg.indexOf('=');
+    return [arg.slice(0, at), arg.slice(at + 1)] as const;
+  });
+  const scheduling =
+    selectors || flags.device
+      ? { ...(selectors ? { selectors: Object.fromEntries(selectors) } : {}), ...(flags.device ? { devices: flags.device } : {}) }
+      : undefined;
+  return { ...(flags.name !== undefined ? { name: flags.name } : {}), ...(scheduling ? { scheduling } : {}) };
 }

@@ -14,6 +14,11 @@
  * list, so the hub refuses (and stores nothing) if the list changed in
  * between: nothing is ever deleted that was not listed first.
  *
+ * A Compose file is applied as the app spec it converts to (cli/compose/):
+ * `--name` and `--selector`/`--device` give what Compose cannot say, and what
+ * the conversion leaves to the operator (a secret to set) is printed to
+ * stderr as `note:` lines.
+ *
  * `-o json|yaml` prints the hub's answer (the apply's, not the dry run's).
  */
 import { type Command, Option } from 'commander';
@@ -21,9 +26,17 @@ import type { AppliedApp, ApplyAllResult, PrunedApp } from '../../shared/api/res
 import { HubError } from '../client.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import type { OutputFormat } from '../output.js';
-import { checkPrune, filenameOption, parseSource, scopeOption } from '../spec-options.js';
+import {
+  addComposeOptions,
+  type ComposeFlags,
+  checkPrune,
+  composeOptionsOf,
+  filenameOption,
+  parseSource,
+  scopeOption,
+} from '../spec-options.js';
 
-interface ApplyOptions {
+interface ApplyOptions extends ComposeFlags {
   filename: string[];
   dryRun?: boolean;
   prune?: boolean;
@@ -32,7 +45,7 @@ interface ApplyOptions {
 }
 
 export function registerApply(program: Command, io: CliIO): void {
-  program
+  const apply = program
     .command('apply')
     .description(
       'create or update apps from YAML or JSON specs, files or folders, as one unit: if any spec is refused, nothing is applied ("---" separates several apps in one file)',
@@ -52,7 +65,8 @@ export function registerApply(program: Command, io: CliIO): void {
       new Option('--source <ref>', 'where the specs come from, recorded on every new revision and shown by rollout history (e.g. git:SHA)')
         .env('FLOTILLA_SOURCE')
         .argParser(parseSource),
-    )
+    );
+  addComposeOptions(apply)
     .addHelpText(
       'after',
       [
@@ -61,12 +75,14 @@ export function registerApply(program: Command, io: CliIO): void {
         '  flotilla apply -f web.yaml',
         '  flotilla apply -f apps/ --dry-run',
         '  flotilla apply -f apps/ --prune --prune-scope fleet-config --source git:$(git rev-parse HEAD)',
+        '  flotilla apply -f docker-compose.yml --name shop --selector site=lab',
       ].join('\n'),
     )
     .action(async (options: ApplyOptions, command: Command) => {
       checkPrune(options);
       const { loadSpecSet, locateHubIssues } = await import('../spec-files.js');
-      const set = await loadSpecSet(io, options.filename);
+      const set = await loadSpecSet(io, options.filename, composeOptionsOf(options));
+      for (const note of set.notes) io.stderr(`note: ${note}\n`);
       const { output } = globalOptions(command);
       const client = hubClient(command, io);
       const request = {

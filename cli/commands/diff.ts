@@ -19,23 +19,24 @@ import type { Command } from 'commander';
 import type { ApplyAllResult } from '../../shared/api/results.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import { CliError, CommandExit, EXIT_DIFF_CHANGES, EXIT_DIFF_FAILED, EXIT_HUB_ERROR } from '../errors.js';
-import { checkPrune, filenameOption, scopeOption } from '../spec-options.js';
+import { addComposeOptions, type ComposeFlags, checkPrune, composeOptionsOf, filenameOption, scopeOption } from '../spec-options.js';
 
-interface DiffOptions {
+interface DiffOptions extends ComposeFlags {
   filename: string[];
   prune?: boolean;
   pruneScope?: string;
 }
 
 export function registerDiff(program: Command, io: CliIO): void {
-  program
+  const diffCommand = program
     .command('diff')
     .description(
       'show what apply -f would change on the hub, storing nothing: each app created, changed (with a unified diff of its spec) or unchanged; exit 0 when nothing would change, 1 when something would, 2 or more on an error',
     )
     .addOption(filenameOption('compares'))
     .addOption(scopeOption('compare as apply --prune-scope NAME would apply: an app recorded with another scope is an error'))
-    .option('--prune', 'also show the apps recorded with --prune-scope that the specs no longer name: apply --prune would delete them')
+    .option('--prune', 'also show the apps recorded with --prune-scope that the specs no longer name: apply --prune would delete them');
+  addComposeOptions(diffCommand)
     .addHelpText(
       'after',
       [
@@ -63,7 +64,7 @@ export function registerDiff(program: Command, io: CliIO): void {
 async function diff(io: CliIO, options: DiffOptions, command: Command): Promise<boolean> {
   checkPrune(options);
   const { loadSpecSet, locateHubIssues } = await import('../spec-files.js');
-  const set = await loadSpecSet(io, options.filename);
+  const set = await loadSpecSet(io, options.filename, composeOptionsOf(options));
   const client = hubClient(command, io);
   let result: ApplyAllResult;
   try {

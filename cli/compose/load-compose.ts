@@ -1,0 +1,60 @@
+/**
+ * Reading one Compose document the way Compose reads it, then converting it
+ * (from-compose.ts): variables come from the environment of the CLI over a
+ * `.env` file beside the Compose file (the environment wins, as in
+ * Compose), every string is interpolated, the document is checked against
+ * the Compose specification's schema, and each `env_file` is read relative
+ * to the Compose file's folder (stdin's: the current folder).
+ *
+ * Every problem of every stage comes back in one list, each naming its
+ * field, so one run shows all there is to fix.
+ */
+import { dirname, join, resolve } from 'node:path';
+import { parse as parseDotenv } from 'dotenv';
+import type { CliIO } from '../context.js';
+import { composeShapeProblems } from './compose-schema.js';
+import { type ComposeOptions, type Conversion, composeToSpec, envFilesOf } from './from-compose.js';
+import { interpolate, type Variables } from './interpolate.js';
+
+export async function convertCompose(
+  io: CliIO,
+  file: string,
+  document: Record<string, unknown>,
+  options: ComposeOptions,
+  environment: Variables = process.env,
+): Promise<Conversion> {
+  const folder = file === '-' ? process.cwd() : dirname(resolve(file));
+  const dotenv = await optionalFile(io, join(folder, '.env'));
+  const variables = { ...(dotenv === undefined ? {} : parseDotenv(dotenv)), ...environment };
+  const interpolated = interpolate(document, variables);
+  const value = interpolated.value as Record<string, unknown>;
+  const problems = [...interpolated.problems, ...composeShapeProblems(value)];
+
+  const envFiles = new Map<string, string>();
+  for (const envFile of new Set(envFilesOf(value))) {
+    const path = resolve(folder, envFile);
+    const text = await optionalFile(io, path);
+    if (text === undefined) problems.push(`env_file ${envFile}: cannot read ${path}`);
+    else envFiles.set(envFile, text);
+  }
+  if (problems.length > 0) {
+    // The shape is wrong somewhere: the mapping still names what it cannot map, so one run shows everything.
+    let mapped: Conversion | undefined;
+    try {
+      mapped = composeToSpec({ document: value, variables, envFiles, options });
+    } catch {
+      mapped = undefined;
+    }
+    const more = mapped && !mapped.ok ? mapped.problems.filter((p) => !problems.includes(p)) : [];
+    return { ok: false, problems: [...problems, ...more] };
+  }
+  return composeToSpec({ document: value, variables, envFiles, options });
+}
+
+async function optionalFile(io: CliIO, path: string): Promise<string | undefined> {
+  try {
+    return await io.readFile(path);
+  } catch {
+    return undefined;
+  }
+}
