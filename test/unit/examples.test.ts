@@ -66,3 +66,21 @@ describe('examples/', () => {
     });
   });
 });
+
+describe('compose/', () => {
+  it('docker-compose.yml converts to a valid app spec: start order, the migration to complete, the volume and env_file', async () => {
+    const { convertCompose } = await import('../../cli/compose/load-compose.js');
+    const { processIO } = await import('../../cli/io.js');
+    const file = join(dir, 'compose', 'docker-compose.yml');
+    const document = parseAllDocuments(readFileSync(file, 'utf8'))[0]!.toJS() as Record<string, unknown>;
+    const result = await convertCompose(processIO(), file, document, { scheduling: { selectors: { site: 'lab' } } }, {});
+    if (!result.ok) throw new Error(result.problems.join('\n'));
+    expect(validateAppSpec(result.spec).ok).toBe(true);
+    const byName = Object.fromEntries(result.spec.spec.containers.map((c) => [c.name, c]));
+    expect(result.spec.name).toBe('shop');
+    expect(Object.keys(byName)).toEqual(['db', 'migrate', 'web']);
+    expect(byName.web!.dependsOn).toEqual({ db: 'healthy', migrate: 'completed' });
+    expect(byName.db!.volumes).toEqual(['db-data:/var/lib/postgresql/data']);
+    expect(byName.web!.env).toContainEqual({ name: 'DATABASE_HOST', value: 'db' });
+  });
+});

@@ -1,0 +1,456 @@
+/**
+ * The Compose mapping (cli/compose/), from Compose files written as people
+ * write them, short and long syntax: each field lands on the spec field the
+ * agent reads, the converted spec passes validateAppSpec, and every field
+ * that cannot be mapped is named, with its path, in the one list of problems.
+ * Files are real (a scratch folder), so env_file and .env are read as the CLI reads them.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { ComposeOptions } from '../../cli/compose/from-compose.js';
+import { convertCompose } from '../../cli/compose/load-compose.js';
+import { shellWords } from '../../cli/compose/shell-words.js';
+import { processIO } from '../../cli/io.js';
+import { loadYaml } from '../../cli/yaml.js';
+import { validateAppSpec } from '../../shared/app-spec.js';
+import type { AppSpec, ContainerSpec } from '../../shared/schemas/spec.js';
+import { scratchDir } from '../support/scratch.js';
+
+const SCHEDULING: ComposeOptions = { scheduling: { selectors: { site: 'lab' } } };
+
+async function convert(text: string, files: Record<string, string> = {}, env: Record<string, string> = {}, options = SCHEDULING) {
+  const dir = scratchDir('compose-from-');
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
+  const file = join(dir, 'docker-compose.yml');
+  writeFileSync(file, text);
+  const document = (await loadYaml()).parse(text) as Record<string, unknown>;
+  return convertCompose(processIO(), file, document, { name: 'shop', ...options }, env);
+}
+
+async function spec(text: string, files: Record<string, string> = {}, env: Record<string, string> = {}): Promise<AppSpec> {
+  const result = await convert(text, files, env);
+  if (!result.ok) throw new Error(result.problems.join('\n'));
+  expect(validateAppSpec(result.spec).ok).toBe(true);
+  return result.spec;
+}
+
+async function service(text: string, files: Record<string, string> = {}, env: Record<string, string> = {}): Promise<ContainerSpec> {
+  return (await spec(text, files, env)).spec.containers[0]!;
+}
+
+async function problems(text: string, env: Record<string, string> = {}, options = SCHEDULING): Promise<string[]> {
+  const result = await convert(text, {}, env, options);
+  if (result.ok) throw new Error('expected the conversion to be refused');
+  return result.problems;
+}
+
+describe('compose → spec: service fields', () => {
+  it('image, command and entrypoint as strings split into shell words, and as lists', async () => {
+    const web = await service(`
+services:
+  web:
+    image: nginx:1.25
+    entrypoint: /docker-entrypoint.sh
+    command: nginx -g 'daemon off;' --label "a b" c\\ d
+`);
+    expect(web.image).toBe('nginx:1.25');
+    expect(web.entrypoint).toEqual(['/docker-entrypoint.sh']);
+    expect(web.command).toEqual(['nginx', '-g', 'daemon off;', '--label', 'a b', 'c d']);
+    const listed = await service('services:\n  web:\n    image: busybox\n    command: ["sh", "-c", "echo $$HOME"]\n');
+    expect(listed.command).toEqual(['sh', '-c', 'echo $HOME']);
+  });
+
+  it('environment as a list and a map, any scalar as a string, a bare name from the environment, env_file read beside the file', async () => {
+    const listed = await service(
+      `
+services:
+  web:
+    image: busybox
+    env_file: [common.env, web.env]
+    environment:
+      - MODE=prod
+      - EMPTY=
+      - FROM_SHELL
+`,
+      { 'common.env': '# shared\nLEVEL=debug\nexport REGION=eu\nMODE=dev\n', 'web.env': 'QUOTED="two words"\n' },
+      { FROM_SHELL: 'shell-value' },
+    );
+    expect(listed.env).toEqual([
+      { name: 'LEVEL', value: 'debug' },
+      { name: 'REGION', value: 'eu' },
+      { name: 'MODE', value: 'prod' },
+      { name: 'QUOTED', value: 'two words' },
+      { name: 'EMPTY', value: '' },
+      { name: 'FROM_SHELL', value: 'shell-value' },
+    ]);
+    const mapped = await service(
+      'services:\n  web:\n    image: busybox\n    environment:\n      PORT: 8080\n      DEBUG: true\n      RATIO: 1.5\n      TOKEN:\n',
+      {},
+      { TOKEN: 't' },
+    );
+    expect(mapped.env).toEqual([
+      { name: 'PORT', value: '8080' },
+      { name: 'DEBUG', value: 'true' },
+      { name: 'RATIO', value: '1.5' },
+      { name: 'TOKEN', value: 't' },
+    ]);
+  });
+
+  it('a bare environment name that is not set is refused, naming it', async () => {
+    expect(await problems('services:\n  web:\n    image: busybox\n    environment: [API_KEY]\n')).toEqual([
+      'services.web.environment.API_KEY: has no value and API_KEY is not set in the environment of flotilla: set it, or write API_KEY=VALUE',
+    ]);
+  });
+
+  it('ports short and long', async () => {
+    const web = await service(`
+services:
+  web:
+    image: nginx
+    ports:
+      - "8080:80"
+      - "127.0.0.1:53:53/udp"
+      - 9000
+      - target: 443
+        published: 8443
+        host_ip: 127.0.0.1
+        protocol: tcp
+      - { target: 5000, published: 5001 }
+`);
+    expect(web.ports).toEqual(['8080:80', '127.0.0.1:53:53/udp', '9000', '127.0.0.1:8443:443/tcp', '5001:5000']);
+  });
+
+  it('volumes: named (declared at the top), absolute binds, read-only, long syntax, tmpfs', async () => {
+    const db = await service(`
+services:
+  db:
+    image: postgres
+    volumes:
+      - db-data:/var/lib/postgresql/data
+      - /etc/db/conf.d:/etc/db/conf.d:ro
+      - type: volume
+        source: backups
+        target: /backups
+      - type: bind
+        source: /srv/certs
+        target: /certs
+        read_only: true
+      - type: tmpfs
+        target: /scratch
+        tmpfs: { size: 64m }
+    tmpfs: /run
+volumes:
+  db-data:
+  backups: { external: true }
+`);
+    expect(db.volumes).toEqual([
+      'db-data:/var/lib/postgresql/data',
+      '/etc/db/conf.d:/etc/db/conf.d:ro',
+      'backups:/backups',
+      '/srv/certs:/certs:ro',
+    ]);
+    expect(db.tmpfs).toEqual(['/run', '/scratch:size=64m']);
+  });
+
+  it('devices, shm_size, privileged, capabilities, user, working_dir, labels (list and map)', async () => {
+    const gw = await service(`
+services:
+  gw:
+    image: gw
+    devices: ["/dev/ttyUSB0", "/dev/ttyACM0:/dev/serial:rw"]
+    shm_size: 64m
+    privileged: true
+    cap_add: [NET_ADMIN]
+    cap_drop: [MKNOD]
+    user: "1000:1000"
+    working_dir: /app
+    labels: [com.example.team=iot, com.example.empty]
+`);
+    expect(gw.devices).toEqual([
+      { hostPath: '/dev/ttyUSB0' },
+      { hostPath: '/dev/ttyACM0', containerPath: '/dev/serial', permissions: 'rw' },
+    ]);
+    expect(gw).toMatchObject({
+      shmSize: '64m',
+      privileged: true,
+      capAdd: ['NET_ADMIN'],
+      capDrop: ['MKNOD'],
+      user: '1000:1000',
+      workDir: '/app',
+    });
+    expect(gw.labels).toEqual({ 'com.example.team': 'iot', 'com.example.empty': '' });
+    const mapped = await service('services:\n  gw:\n    image: gw\n    labels:\n      com.example.rev: 3\n');
+    expect(mapped.labels).toEqual({ 'com.example.rev': '3' });
+  });
+
+  it('restart: no, always, unless-stopped, on-failure[:N]; absent is Compose\'s "no"', async () => {
+    const app = await spec(`
+services:
+  a: { image: x, restart: always }
+  b: { image: x, restart: unless-stopped }
+  c: { image: x, restart: "on-failure:5" }
+  d: { image: x, restart: on-failure }
+  e: { image: x, restart: "no" }
+  f: { image: x }
+`);
+    expect(app.spec.containers.map((c) => c.restartPolicy)).toEqual([
+      { name: 'always' },
+      { name: 'unless-stopped' },
+      { name: 'on-failure', maximumRetryCount: 5 },
+      { name: 'on-failure' },
+      { name: 'no' },
+      { name: 'no' },
+    ]);
+  });
+
+  it("healthcheck: CMD, CMD-SHELL, a string and NONE; Compose durations become the spec's", async () => {
+    const app = await spec(`
+services:
+  a:
+    image: x
+    healthcheck: { test: ["CMD", "curl", "-f", "http://localhost"], interval: 1m30s, timeout: 500ms, retries: 3, start_period: 40s }
+  b:
+    image: x
+    healthcheck: { test: ["CMD-SHELL", "pg_isready -U app"] }
+  c:
+    image: x
+    healthcheck: { test: wget -q -O- localhost:80 }
+  d:
+    image: x
+    healthcheck: { test: ["NONE"] }
+`);
+    const [a, b, c, d] = app.spec.containers;
+    expect(a!.healthcheck).toEqual({
+      exec: ['curl', '-f', 'http://localhost'],
+      interval: '90s',
+      timeout: '500ms',
+      retries: 3,
+      startPeriod: '40s',
+    });
+    expect(b!.healthcheck).toEqual({ exec: ['/bin/sh', '-c', 'pg_isready -U app'] });
+    expect(c!.healthcheck).toEqual({ exec: ['/bin/sh', '-c', 'wget -q -O- localhost:80'] });
+    expect(d!.healthcheck).toBeUndefined();
+  });
+
+  it('mem_limit and cpus, or deploy.resources.limits', async () => {
+    const app = await spec(`
+services:
+  a: { image: x, mem_limit: 256m, cpus: 0.5 }
+  b:
+    image: x
+    deploy:
+      resources:
+        limits: { memory: 1g, cpus: "1.5" }
+`);
+    expect(app.spec.containers.map((c) => c.resources)).toEqual([
+      { memory: '256m', cpus: 0.5 },
+      { memory: '1g', cpus: 1.5 },
+    ]);
+  });
+
+  it('depends_on: the short list means started, the long form maps each condition', async () => {
+    const app = await spec(`
+services:
+  db:
+    image: postgres
+    healthcheck: { test: ["CMD", "pg_isready"] }
+  migrate:
+    image: migrate
+    restart: "no"
+  cache: { image: redis }
+  web:
+    image: web
+    depends_on:
+      db: { condition: service_healthy }
+      migrate: { condition: service_completed_successfully }
+      cache: { condition: service_started }
+  worker:
+    image: worker
+    depends_on: [db, cache]
+`);
+    const byName = Object.fromEntries(app.spec.containers.map((c) => [c.name, c.dependsOn]));
+    expect(byName.web).toEqual({ db: 'healthy', migrate: 'completed', cache: 'started' });
+    expect(byName.worker).toEqual({ db: 'started', cache: 'started' });
+  });
+
+  it('networks: one network with aliases (the service name first), network_mode, and several networks refused', async () => {
+    const app = await spec(`
+services:
+  web:
+    image: web
+    networks:
+      backend:
+        aliases: [shop, www]
+  db:
+    image: db
+    networks: [backend]
+  probe:
+    image: probe
+    network_mode: host
+networks:
+  backend: { external: true }
+`);
+    const [web, db, probe] = app.spec.containers;
+    expect(web).toMatchObject({ networkMode: 'backend', networkAliases: ['web', 'shop', 'www'] });
+    expect(db).toMatchObject({ networkMode: 'backend', networkAliases: ['db'] });
+    expect(probe!.networkMode).toBe('host');
+    expect(await problems('services:\n  web:\n    image: web\n    networks: [front, back]\nnetworks:\n  front: {}\n  back: {}\n')).toEqual([
+      'services.web.networks: a Flotilla container joins one network, this service names 2 (front, back): keep one',
+    ]);
+  });
+
+  it('secrets short and long: spec secrets by name at the path Compose gives them; the file is named in a note, never read', async () => {
+    const result = await convert(`
+services:
+  db:
+    image: postgres
+    secrets:
+      - db_password
+      - source: api-key
+        target: /etc/app/key
+      - source: tls
+        target: tls.pem
+secrets:
+  db_password: { file: ./secrets/db_password.txt }
+  api-key: { external: true }
+  tls: { file: /nowhere/tls.pem }
+`);
+    if (!result.ok) throw new Error(result.problems.join('\n'));
+    expect(result.spec.spec.containers[0]!.secrets).toEqual([
+      { name: 'db-password', path: '/run/secrets/db_password' },
+      { name: 'api-key', path: '/etc/app/key' },
+      { name: 'tls', path: '/run/secrets/tls.pem' },
+    ]);
+    expect(result.notes).toContain(
+      'secret db_password: its value is not uploaded from ./secrets/db_password.txt: set it before applying with flotilla secret set db-password --from-file ./secrets/db_password.txt',
+    );
+  });
+
+  it('x-flotilla: scheduling, update and rollout at the top; an init service becomes an init container', async () => {
+    const result = await convert(
+      `
+name: shop
+x-flotilla:
+  scheduling: { devices: [gw-1] }
+  update: { strategy: kill-then-download }
+  rollout: { canary: 1 }
+  initPolicy: start
+services:
+  migrate:
+    image: migrate
+    x-flotilla: { init: true }
+  web:
+    image: web
+    depends_on:
+      migrate: { condition: service_completed_successfully }
+    x-flotilla:
+      healthcheck: { http: "http://127.0.0.1:8080/health" }
+`,
+      {},
+      {},
+      {},
+    );
+    if (!result.ok) throw new Error(result.problems.join('\n'));
+    expect(result.spec.scheduling).toEqual({ devices: ['gw-1'] });
+    expect(result.spec.spec).toMatchObject({
+      initContainers: [{ name: 'migrate', image: 'migrate' }],
+      initPolicy: 'start',
+      update: { strategy: 'kill-then-download' },
+      rollout: { canary: 1 },
+    });
+    expect(result.spec.spec.containers).toEqual([
+      { name: 'web', image: 'web', restartPolicy: { name: 'no' }, healthcheck: { http: 'http://127.0.0.1:8080/health' } },
+    ]);
+  });
+
+  it('interpolation from the environment over .env, with defaults; an unset variable without one is refused', async () => {
+    const web = await service(
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Compose's own ${VAR} syntax, not a template
+      'services:\n  web:\n    image: "registry.local/web:${TAG:-latest}"\n    environment:\n      - HUB=${HUB}\n      - SITE=${SITE}\n',
+      { '.env': 'HUB=from-dotenv\nSITE=dotenv-site\n' },
+      { SITE: 'shell-site' },
+    );
+    expect(web.image).toBe('registry.local/web:latest');
+    expect(web.env).toEqual([
+      { name: 'HUB', value: 'from-dotenv' },
+      { name: 'SITE', value: 'shell-site' },
+    ]);
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Compose's own ${VAR} syntax, not a template
+    expect(await problems('services:\n  web:\n    image: "web:${TAG}"\n')).toEqual([
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Compose's own ${VAR} syntax, not a template
+      'services.web.image: ${TAG} is not set: set it in the environment (or in .env beside the Compose file), or give a default: ${TAG:-value}',
+    ]);
+  });
+});
+
+describe('compose → spec: refusals', () => {
+  it('names every field it cannot map, with its path, in one list', async () => {
+    const found = await problems(`
+services:
+  web:
+    build: .
+    image: web
+    extends: { service: base }
+    profiles: [debug]
+    configs: [nginx]
+    scale: 2
+    links: [db]
+    external_links: [other]
+    pid: host
+    ipc: host
+    frobnicate: 1
+    deploy: { replicas: 3 }
+    volumes: ["./src:/app"]
+  db:
+    image: postgres
+configs:
+  nginx: { file: ./nginx.conf }
+`);
+    const paths = found.map((line) => line.split(':')[0]);
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        'configs',
+        'services.web.build',
+        'services.web.extends',
+        'services.web.profiles',
+        'services.web.configs',
+        'services.web.scale',
+        'services.web.links',
+        'services.web.external_links',
+        'services.web.pid',
+        'services.web.ipc',
+        'services.web.frobnicate',
+        'services.web.deploy.replicas',
+        'services.web.volumes[0]',
+      ]),
+    );
+    expect(found.find((line) => line.startsWith('services.web.volumes[0]'))).toMatch(/relative path: a device has no project folder/);
+    expect(found.find((line) => line.startsWith('services.web.build'))).toMatch(/does not build images/);
+  });
+
+  it('a named volume not declared at the top level, a wrong shape, and no name or scheduling are named too', async () => {
+    const found = await problems('services:\n  web:\n    image: web\n    volumes: ["data:/data"]\n    ports: [{ target: http }]\n', {}, {});
+    expect(found).toEqual(
+      expect.arrayContaining([
+        'services.web.volumes[0]: volume "data" is not declared under the top-level volumes: (add "volumes: {data: {}}")',
+        'services.web.ports[0].target: must be integer',
+        'no scheduling: give --selector key=value or --device ID (or x-flotilla.scheduling in the file) to say which devices run it',
+      ]),
+    );
+  });
+
+  it('a condition the spec refuses is named by its service (healthy without a healthcheck)', async () => {
+    expect(
+      await problems('services:\n  db: { image: db }\n  web:\n    image: web\n    depends_on: { db: { condition: service_healthy } }\n'),
+    ).toEqual([expect.stringMatching(/^services\.web \(as spec\.containers\[1\]\.dependsOn\.db\): .*healthcheck/)]);
+  });
+});
+
+describe('shellWords', () => {
+  it('splits as a POSIX shell does, without expanding anything', () => {
+    expect(shellWords(`a "b c" 'd $e' f\\ g "h\\"i"`)).toEqual(['a', 'b c', 'd $e', 'f g', 'h"i']);
+    expect(shellWords('  ')).toEqual([]);
+    expect(() => shellWords('echo "oops')).toThrow('the double quote is never closed');
+  });
+});
