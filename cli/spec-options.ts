@@ -18,7 +18,7 @@ export function collect(value: string, previous: string[] = []): string[] {
 export function filenameOption(verb: string): Option {
   return new Option(
     '-f, --filename <path>',
-    `a spec file, a folder (${verb} every *.yaml, *.yml and *.json under it, skipping dot-files and dot-folders), or - for stdin; repeatable`,
+    `a spec or Compose file, a folder (${verb} every *.yaml, *.yml and *.json under it, skipping dot-files and dot-folders), or - for stdin; repeatable`,
   )
     .argParser(collect)
     .makeOptionMandatory();
