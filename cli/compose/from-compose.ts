@@ -32,6 +32,7 @@
  * Extensions, for what Compose cannot say (other `x-` keys are ignored, as Compose ignores them):
  *
  *   x-flotilla:                 # top level
+ *     name: shop                # the app's name where the top-level name: is not given (docker-compose 1.29 refuses one)
  *     scheduling: {selectors: {site: lab}, devices: [dev-1]}   # as the spec's; --selector/--device replace it
  *     update: {…}               # the spec's spec.update
  *     rollout: {…}              # the spec's spec.rollout
@@ -44,7 +45,7 @@
  *         healthcheck: {http: http://127.0.0.1:8080/health}   # the spec's healthcheck, replacing Compose's
  *         gpus: all             # the spec's gpus
  *
- * The app is named by `name:` at the top of the file unless `name` is given;
+ * The app is named by `options.name`, else `name:` at the top of the file, else `x-flotilla.name`;
  * scheduling comes from `options.scheduling`, else `x-flotilla.scheduling`.
  */
 import { parse as parseEnvFile } from 'dotenv';
@@ -108,8 +109,8 @@ export function composeToSpec(input: ComposeInput): Conversion {
   }
   const extension = isRecord(document['x-flotilla']) ? document['x-flotilla'] : {};
   for (const key of Object.keys(extension)) {
-    if (!['scheduling', 'update', 'rollout', 'initPolicy'].includes(key)) {
-      problems.push(`x-flotilla.${key}: not a Flotilla extension (scheduling, update, rollout, initPolicy)`);
+    if (!['name', 'scheduling', 'update', 'rollout', 'initPolicy'].includes(key)) {
+      problems.push(`x-flotilla.${key}: not a Flotilla extension (name, scheduling, update, rollout, initPolicy)`);
     }
   }
   const volumes = declaredVolumes(document.volumes, problems);
@@ -168,7 +169,7 @@ export function composeToSpec(input: ComposeInput): Conversion {
     );
   }
 
-  const name = options.name ?? (typeof document.name === 'string' ? document.name : undefined);
+  const name = options.name ?? [document.name, extension.name].find((n): n is string => typeof n === 'string');
   if (name === undefined) problems.push('name: no app name: give --name APP, or name: at the top of the file');
   const scheduling = options.scheduling ?? (extension.scheduling as Scheduling | undefined);
   if (scheduling === undefined) {
