@@ -44,6 +44,9 @@
  *                               # depends_on it are dropped, since init containers run first
  *         healthcheck: {http: http://127.0.0.1:8080/health}   # the spec's healthcheck, replacing Compose's
  *         gpus: all             # the spec's gpus
+ *         env: [{name: TOKEN, fromSecret: web-token}]   # env entries Compose cannot say, after environment's
+ *         auth: {username: ci, fromSecret: registry-password}   # the spec's registry auth
+ *         networkAliases: [web] # the spec's networkAliases, where there is no Compose network to hold them
  *
  * The app is named by `options.name`, else `name:` at the top of the file, else `x-flotilla.name`;
  * scheduling comes from `options.scheduling`, else `x-flotilla.scheduling`.
@@ -488,7 +491,13 @@ function serviceExtension(container: ContainerSpec, service: Record<string, unkn
   for (const [key, value] of Object.entries(extension)) {
     if (key === 'healthcheck') container.healthcheck = value as ContainerSpec['healthcheck'];
     else if (key === 'gpus') container.gpus = value as ContainerSpec['gpus'];
-    else if (key !== 'init') problems.push(`${at}.x-flotilla.${key}: not a Flotilla extension of a service (init, healthcheck, gpus)`);
+    // The spec's validation (composeToSpec's last step) checks the shapes of these, as of any field.
+    else if (key === 'env') container.env = [...(container.env ?? []), ...(Array.isArray(value) ? value : [value])];
+    else if (key === 'auth') container.auth = value as ContainerSpec['auth'];
+    else if (key === 'networkAliases') container.networkAliases = value as ContainerSpec['networkAliases'];
+    else if (key !== 'init') {
+      problems.push(`${at}.x-flotilla.${key}: not a Flotilla extension of a service (init, healthcheck, gpus, env, auth, networkAliases)`);
+    }
   }
 }
 
