@@ -6,7 +6,9 @@
  * Docker's own `inspect` of each pair of containers must agree on everything but the labels
  * that name the app, device and revision: image, command, entrypoint, environment, ports,
  * mounts, tmpfs, restart policy, healthcheck, user labels, and the agent's spec hash (the same
- * hash means the agent was handed the very same container spec).
+ * hash means the agent was handed the very same container spec). Both apps have an init
+ * container (in the Compose file, a service marked `x-flotilla: {init: true}`) that appends a
+ * line to the volume they share, so the log holds one line from each.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -94,6 +96,14 @@ describeDocker('a Compose file applied as it is', () => {
       join(dir, 'docker-compose.yml'),
       [
         'services:',
+        '  migrate:',
+        `    image: ${images.v1}`,
+        '    command: ["/bin/sh", "-c", "echo migrated >> /data/init.log"]',
+        '    volumes:',
+        `      - ${volume}:/data`,
+        '    restart: "no"',
+        '    x-flotilla:',
+        '      init: true',
         '  db:',
         `    image: ${images.v1}`,
         '    environment:',
@@ -121,6 +131,8 @@ describeDocker('a Compose file applied as it is', () => {
         '    labels:',
         '      com.example.tier: front',
         '    depends_on:',
+        '      migrate:',
+        '        condition: service_completed_successfully',
         '      db:',
         '        condition: service_healthy',
         '    restart: on-failure:3',
@@ -133,6 +145,14 @@ describeDocker('a Compose file applied as it is', () => {
       name: fromSpec,
       scheduling: { selectors: { bench: devices.spec } },
       spec: {
+        initContainers: [
+          {
+            name: 'migrate',
+            image: images.v1,
+            command: ['/bin/sh', '-c', 'echo migrated >> /data/init.log'],
+            volumes: [`${volume}:/data`],
+          },
+        ],
         containers: [
           {
             name: 'db',
@@ -209,5 +229,8 @@ describeDocker('a Compose file applied as it is', () => {
     });
     expect(comparable(compose.db!)).toMatchObject({ mounts: [{ type: 'volume', name: volume, destination: '/data', rw: true }] });
     expect(compose.web!.Config.Labels['flotilla.spec-hash']).toBe(spec.web!.Config.Labels['flotilla.spec-hash']);
+
+    // The service marked x-flotilla.init ran once per app, to completion, before the others; it is no running container.
+    expect(await docker('exec', compose.db!.Name.slice(1), 'cat', '/data/init.log')).toBe('migrated\nmigrated');
   });
 });
