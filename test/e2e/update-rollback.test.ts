@@ -101,7 +101,7 @@ describeDocker('health-gated updates and automatic rollback', () => {
       { timeoutMs: 60_000 },
     );
     const history = await runCli(['--hub', hub.url, 'rollout', 'history', app]);
-    expect(history.stdout).toMatch(/^3\*\s+\S+\s+\S+crash\S*\s+retry of 2$/m);
+    expect(history.stdout).toMatch(/^3\*\s+\S+\s+\S+crash\S*\s+retry of 2\s+<none>$/m);
     await waitFor('v1 to serve again', async () => (await answer(port)) === 'v1');
   });
 

@@ -141,6 +141,15 @@ describe('hubs on one PostgreSQL database', () => {
     await postgres.adminQuery('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [
       `flotilla-hub ${name}`,
     ]);
+    // pg_terminate_backend only signals: the session holds its lock until its backend has exited, which
+    // takes a while on a loaded machine. The hub waits a second before it tries again.
+    await waitFor(
+      'the hub’s session gone',
+      async () =>
+        (await intruder.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', [`flotilla-hub ${name}`]))
+          .rows[0].n === 0,
+      { intervalMs: 10, timeoutMs: 5_000 },
+    );
     const [got] = (await intruder.query('SELECT pg_try_advisory_lock_shared($1, $2) AS got', [LOCK_CLASS, ADVISORY_LOCKS.hubPresence]))
       .rows;
     expect(got.got).toBe(true);

@@ -58,8 +58,9 @@ describeBrowser('web console: apps, the editor and rollouts', () => {
 
   it('applies a spec from the editor, shows a bad one’s error at its field, and steers its rollout to complete', async () => {
     const hub = await startConsoleHub(cleanup);
-    // Each pull takes 2.5 s, so the Rest stage (one device at a time) lasts long enough to pause on a loaded machine.
-    for (const name of DEVICES) await startSimDevice(cleanup, hub, name, { labels: { site: 'plant' }, pullDelayMs: 2_500 });
+    // Each pull takes 5 s, so the Rest stage (one device at a time, 20 s) lasts long enough to pause on a loaded
+    // machine (at 2.5 s, a CI run beside other work once found it finished before the click).
+    for (const name of DEVICES) await startSimDevice(cleanup, hub, name, { labels: { site: 'plant' }, pullDelayMs: 5_000 });
     const watched = await openConsole(suite, hub, { path: '/#/apps' });
     const { page } = watched;
     await page.getByRole('table', { name: 'Apps' }).waitFor();
