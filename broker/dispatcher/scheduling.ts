@@ -69,9 +69,7 @@ export function desiredAppsFor(
       name: app.name,
       revision: app.revision,
       containers: resolveSecrets(app.spec, secret),
-      ...(app.spec.spec.initContainers
-        ? { initContainers: resolveSecrets({ spec: { containers: app.spec.spec.initContainers } }, secret) }
-        : {}),
+      ...(app.spec.spec.initContainers ? { initContainers: resolveInitSecrets(app.spec, secret) } : {}),
       ...(app.spec.spec.initPolicy ? { initPolicy: app.spec.spec.initPolicy } : {}),
       ...(app.spec.spec.update ? { update: app.spec.spec.update } : {}),
       ...(app.forced ? { forceUpdate: true } : {}),
@@ -80,30 +78,44 @@ export function desiredAppsFor(
 
 /** What secrets are resolved in: an app spec or a job spec (shared/schemas/job.ts), whose containers follow the same rules. */
 export interface ContainersSpec {
-  spec: { containers: readonly ContainerSpec[] };
+  spec: { containers: readonly ContainerSpec[]; initContainers?: readonly ContainerSpec[] };
 }
 
 /**
- * Replaces every `fromSecret` with the secret's value and fills each secret
- * file's `data` (base64); throws SecretRefError naming the field. An env value
+ * The spec's containers with every `fromSecret` replaced by the secret's value and each secret
+ * file's `data` filled (base64); its init containers are checked alike (resolveInitSecrets
+ * gives them). Throws SecretRefError naming the field. An env value
  * or registry password must be UTF-8 text without NUL (what an environment
  * variable can hold); a file takes any bytes.
  */
 export function resolveSecrets(spec: ContainersSpec, secret: SecretLookup): ContainerSpec[] {
-  return spec.spec.containers.map((container, i) => {
+  const containers = resolveList(spec.spec.containers, 'spec.containers', secret);
+  // Checked here too, so every caller that checks a spec's secrets (apply, secret deletion) covers its init containers.
+  resolveInitSecrets(spec, secret);
+  return containers;
+}
+
+/** The spec's init containers with their secrets resolved, errors naming `spec.initContainers[i]`; none without any. */
+export function resolveInitSecrets(spec: ContainersSpec, secret: SecretLookup): ContainerSpec[] {
+  return resolveList(spec.spec.initContainers ?? [], 'spec.initContainers', secret);
+}
+
+/** `field`: where the list sits in the spec, for the path an error names. */
+function resolveList(list: readonly ContainerSpec[], field: string, secret: SecretLookup): ContainerSpec[] {
+  return list.map((container, i) => {
     const resolved = { ...container };
     if (container.env) {
       resolved.env = container.env.map((env, j) =>
         env.fromSecret === undefined
           ? env
-          : { name: env.name, value: secretText(secret, env.fromSecret, `spec.containers[${i}].env[${j}].fromSecret`) },
+          : { name: env.name, value: secretText(secret, env.fromSecret, `${field}[${i}].env[${j}].fromSecret`) },
       );
     }
-    if (container.auth) resolved.auth = resolveAuth(container.auth, `spec.containers[${i}].auth`, secret);
+    if (container.auth) resolved.auth = resolveAuth(container.auth, `${field}[${i}].auth`, secret);
     if (container.secrets) {
       resolved.secrets = container.secrets.map((file, j) => ({
         ...file,
-        data: secretBytes(secret, file.name, `spec.containers[${i}].secrets[${j}].name`).toString('base64'),
+        data: secretBytes(secret, file.name, `${field}[${i}].secrets[${j}].name`).toString('base64'),
       }));
     }
     return resolved;
@@ -137,7 +149,7 @@ function secretText(secret: SecretLookup, name: string, path: string): string {
 /** Every secret a spec names (env, registry auth, files): a secret an app names cannot be deleted. */
 export function referencedSecrets(spec: ContainersSpec): Set<string> {
   const names = new Set<string>();
-  for (const container of spec.spec.containers) {
+  for (const container of [...spec.spec.containers, ...(spec.spec.initContainers ?? [])]) {
     for (const env of container.env ?? []) if (env.fromSecret !== undefined) names.add(env.fromSecret);
     if (container.auth?.fromSecret !== undefined) names.add(container.auth.fromSecret);
     for (const file of container.secrets ?? []) names.add(file.name);
