@@ -16,8 +16,10 @@
  * While due, the app's containers are held: nothing of the new version is created or started
  * (the old version keeps running, except under kill-then-download, which stops it before its
  * pull). An init container that exits non-zero, or that the engine cannot start, fails the
- * revision's health gate with its exit code and last lines. Once none is due, the finished
- * ones are removed; the last one's removal carries its last lines.
+ * revision's health gate with its exit code and last lines; one still running after the
+ * update's health timeout (counted from its own start) fails it the same way, so a hung
+ * migration cannot hold an update forever. Once none is due, the finished ones are removed
+ * (a hung one is stopped first); the last one's removal carries its last lines.
  */
 import type { DesiredApp } from '../../shared/index.js';
 import type { InitContainer, ManagedContainer } from '../runtime/runtime.js';
@@ -105,7 +107,11 @@ export function planInit(app: DesiredApp, inits: readonly InitContainer[], ctx: 
         blocking: true,
       };
     }
-    if (run.state !== 'exited' && run.state !== 'dead') return { steps: leftovers, blocking: true };
+    if (run.state !== 'exited' && run.state !== 'dead') {
+      const limit = ctx.overdueInits?.get(run.id);
+      if (limit === undefined) return { steps: leftovers, blocking: true };
+      return failed(run, `init container ${spec.name} did not finish within ${Math.round(limit / 1000)}s`);
+    }
     if (run.exitCode !== 0) {
       const output = outputOf(run, ctx);
       return failed(
@@ -115,6 +121,27 @@ export function planInit(app: DesiredApp, inits: readonly InitContainer[], ctx: 
     }
   }
   return { steps: leftovers, blocking: false };
+}
+
+/**
+ * Init containers running longer than their app's update health timeout (`timeoutMs`), with
+ * that timeout, by container id: the planner fails them as it fails a non-zero exit.
+ */
+export function overdueInits(
+  desired: readonly DesiredApp[],
+  inits: readonly InitContainer[],
+  now: number,
+  timeoutMs: (app: DesiredApp) => number,
+): Map<string, number> {
+  const overdue = new Map<string, number>();
+  for (const app of desired) {
+    const limit = timeoutMs(app);
+    for (const init of inits) {
+      if (init.app !== app.name || init.state !== 'running' || init.startedAt === undefined) continue;
+      if (now - Date.parse(init.startedAt) >= limit) overdue.set(init.id, limit);
+    }
+  }
+  return overdue;
 }
 
 /** The init container of `app` running now and its place, for the phase message; undefined when none runs. */

@@ -11,7 +11,7 @@ import type { EngineOutage } from '../health/engine-outages.js';
 import { probe } from '../health/probe.js';
 import { type HealthVerdict, healthVerdict, type ProbeResult } from '../health/verdict.js';
 import type { InitContainer, ManagedContainer } from '../runtime/runtime.js';
-import { specHash } from '../runtime/spec-hash.js';
+import { containerHash } from '../runtime/spec-hash.js';
 import { awaitedHealthy, type DependencyWaits, runsToCompletion } from './dependencies.js';
 import type { UpdateRecords } from './records.js';
 import type { ClosedWindow } from './window-hold.js';
@@ -39,6 +39,8 @@ export interface Observation {
   inits?: readonly InitContainer[];
   /** The last lines of each init container that exited, by container id, oldest first. */
   initOutput?: ReadonlyMap<string, readonly string[]>;
+  /** Init containers still running past their app's health timeout, with that timeout in ms, by container id. */
+  overdueInits?: ReadonlyMap<string, number>;
 }
 
 /** Like balena's updates.lock: an app creates it in one of its volumes to defer a swap during critical work. */
@@ -98,7 +100,7 @@ export async function judgeCandidates(
     const committed = records.get(app.name)?.committed?.containers;
     const completes = runsToCompletion(app);
     for (const spec of app.containers) {
-      const hash = specHash(spec);
+      const hash = containerHash(app, spec);
       if (committed?.[spec.name]?.hash === hash) continue;
       for (const container of current.filter((c) => c.app === app.name && c.container === spec.name && c.specHash === hash)) {
         if (container.state === 'created') {

@@ -7,7 +7,7 @@
  */
 import type { AppPhase, AppState, DesiredApp } from '../../shared/index.js';
 import type { ManagedContainer } from '../runtime/runtime.js';
-import { specHash } from '../runtime/spec-hash.js';
+import { containerHash } from '../runtime/spec-hash.js';
 import { runsToCompletion, waitKey, waitMessage } from './dependencies.js';
 import { runningInit } from './init-plan.js';
 import type { Observation } from './observation.js';
@@ -84,7 +84,7 @@ function phaseOf(
     return { phase: 'rolled-back', message: `revision ${app.revision} failed its health gate (${record.rolledBack.reason}); ${previous}` };
   }
   const current = app.containers.map((spec) => {
-    const hash = specHash(spec);
+    const hash = containerHash(app, spec);
     const container = containers.find((c) => c.container === spec.name && c.specHash === hash);
     const verdict = container && record?.committed?.containers[spec.name]?.hash !== hash ? activity.health.get(container.id) : undefined;
     return { spec, container, verdict };

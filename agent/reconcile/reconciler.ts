@@ -27,6 +27,7 @@ import { StepBackoff } from './backoff.js';
 import { type DependencyWait, unmetDependencies, WaitClock, waitKey } from './dependencies.js';
 import { DiskPreflight } from './disk-preflight.js';
 import { execute } from './executors.js';
+import { overdueInits } from './init-plan.js';
 import { findUpdateLocks, healthTimeoutMs, judgeCandidates, nothingObserved, type Observation, probeDependencies } from './observation.js';
 import { appStates, unreachableStates } from './phases.js';
 import { plan } from './plan.js';
@@ -278,7 +279,21 @@ export class Reconciler {
     const windows = closedWindows(desired, this.now());
     const waits = await this.dependencyWaits(desired, containers);
     const initOutput = this.initOutput;
-    this.observation = { containers, imagesPresent, records, health, pulledImages, locks, diskShort, windows, waits, inits, initOutput };
+    const overdue = overdueInits(desired, inits, this.now(), healthTimeoutMs);
+    this.observation = {
+      containers,
+      imagesPresent,
+      records,
+      health,
+      pulledImages,
+      locks,
+      diskShort,
+      windows,
+      waits,
+      inits,
+      initOutput,
+      overdueInits: overdue,
+    };
     return this.observation;
   }
 

@@ -6,7 +6,7 @@
  */
 import type { ContainerSpec, DesiredApp } from '../../shared/index.js';
 import type { ManagedContainer } from '../runtime/runtime.js';
-import { specHash } from '../runtime/spec-hash.js';
+import { containerHash } from '../runtime/spec-hash.js';
 import type { AppRecord } from './records.js';
 import { isActive, type SlotPlan, type Target } from './slot.js';
 import type { Step } from './steps.js';
@@ -15,7 +15,7 @@ import type { Step } from './steps.js';
 export function targetOf(app: DesiredApp, spec: ContainerSpec, record: AppRecord | undefined): Target | undefined {
   const committed = record?.committed?.containers[spec.name];
   if (record?.rolledBack?.revision === app.revision) return committed && { hash: committed.hash, spec: committed.spec, candidate: false };
-  const hash = specHash(spec);
+  const hash = containerHash(app, spec);
   return { hash, spec, candidate: committed?.hash !== hash };
 }
 

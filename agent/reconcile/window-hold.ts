@@ -17,7 +17,7 @@
  */
 import { type DesiredApp, describeWindow, windowState } from '../../shared/index.js';
 import type { ManagedContainer } from '../runtime/runtime.js';
-import { specHash } from '../runtime/spec-hash.js';
+import { containerHash } from '../runtime/spec-hash.js';
 import type { UpdateRecords } from './records.js';
 import { isActive } from './slot.js';
 
@@ -54,7 +54,7 @@ export function waitsForWindow(app: DesiredApp, current: readonly ManagedContain
   if (!closed || app.forceUpdate) return undefined;
   const record = view.records.get(app.name);
   if (record?.rolledBack?.revision === app.revision) return undefined;
-  const wanted = new Map(app.containers.map((spec) => [spec.name, specHash(spec)]));
+  const wanted = new Map(app.containers.map((spec) => [spec.name, containerHash(app, spec)]));
   // The containers this revision changes: those not committed as they are now.
   const changed = new Map([...wanted].filter(([name, hash]) => record?.committed?.containers[name]?.hash !== hash));
   const mine = current.filter((c) => c.app === app.name);

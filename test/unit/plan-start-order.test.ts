@@ -7,11 +7,12 @@
 import { describe, expect, it } from 'vitest';
 import type { ProbeResult } from '../../agent/health/verdict.js';
 import { type DependencyWait, unmetDependencies, waitKey } from '../../agent/reconcile/dependencies.js';
+import { overdueInits } from '../../agent/reconcile/init-plan.js';
 import { plan } from '../../agent/reconcile/plan.js';
 import type { AppRecord } from '../../agent/reconcile/records.js';
 import type { Step } from '../../agent/reconcile/steps.js';
 import type { InitContainer, ManagedContainer } from '../../agent/runtime/runtime.js';
-import { specHash } from '../../agent/runtime/spec-hash.js';
+import { containerHash, specHash } from '../../agent/runtime/spec-hash.js';
 import type { ContainerSpec, DesiredApp } from '../../shared/index.js';
 import { type ContextOverrides, committedTo, container, ctx, healthy, pending } from '../support/plan-fixtures.js';
 
@@ -37,6 +38,8 @@ interface Tick {
   health?: ContextOverrides['health'];
   inits?: InitContainer[];
   initOutput?: [string, string[]][];
+  /** Init containers past the health timeout, with it (ms), as the reconciler finds them. */
+  overdue?: [string, number][];
 }
 
 function tick(desired: DesiredApp, t: Tick = {}): Step[] {
@@ -51,6 +54,7 @@ function tick(desired: DesiredApp, t: Tick = {}): Step[] {
     waits,
     inits: t.inits ?? [],
     initOutput: new Map(t.initOutput ?? []),
+    overdueInits: new Map(t.overdue ?? []),
   });
 }
 
@@ -101,6 +105,24 @@ describe('start order from nothing', () => {
   });
 });
 
+/** A container of `of` as the agent labels it: its hash covers the app's init containers. */
+const containerOf = (of: DesiredApp, spec: ContainerSpec, over: Partial<ManagedContainer> = {}): ManagedContainer =>
+  container(spec, { specHash: containerHash(of, spec), ...over });
+
+/** `shop` committed to `of` as it is. */
+const committedAs = (of: DesiredApp): Map<string, AppRecord> =>
+  new Map([
+    [
+      'shop',
+      {
+        committed: {
+          revision: of.revision,
+          containers: Object.fromEntries(of.containers.map((s) => [s.name, { hash: containerHash(of, s), spec: s }])),
+        },
+      },
+    ],
+  ]);
+
 describe('init containers', () => {
   const desired = app([db1, web1], 1, { initContainers: [migrate, { ...migrate, name: 'seed' }] });
 
@@ -114,7 +136,7 @@ describe('init containers', () => {
     expect(actions(tick(desired, { inits: [firstDone, second] }))).toEqual(['run db']);
     // Once a container of the revision exists, init is done: the finished ones are removed, the last one says what it printed.
     const steps = tick(desired, {
-      current: [container(db1)],
+      current: [containerOf(desired, db1)],
       inits: [firstDone, { ...second, finishedAt: '2030-01-01T00:00:01Z' }],
       initOutput: [[second.id, ['seeded 3 rows']]],
     });
@@ -152,13 +174,54 @@ describe('init containers', () => {
   });
 
   it('with initPolicy start, run again when the app has no container left, not when one is missing', () => {
-    const records = committedTo(1, db1, web1);
     const started = app([db1, web1], 1, { initContainers: [migrate], initPolicy: 'start' });
+    const records = committedAs(started);
     expect(actions(tick(started, { records }))).toEqual(['run-init migrate']);
-    expect(
-      actions(tick(started, { records, current: [container(db1)], probes: [[container(db1).id, { ok: true, detail: 'ok' }]] })),
-    ).toEqual(['run web']);
+    const db = containerOf(started, db1);
+    expect(actions(tick(started, { records, current: [db], probes: [[db.id, { ok: true, detail: 'ok' }]] }))).toEqual(['run web']);
     expect(actions(tick({ ...started, initPolicy: 'revision' }, { records }))).toEqual(['run db']);
+  });
+});
+
+describe('init containers that hang or change alone', () => {
+  const v1 = app([db1, web1], 1, { initContainers: [migrate], update: { healthTimeout: '30s' } });
+  const running = [containerOf(v1, db1), containerOf(v1, web1)];
+
+  it('find an init container running past the health timeout, counted from its own start', () => {
+    const now = Date.parse('2030-01-01T00:01:00Z');
+    const hung = initOf(migrate, 1, { startedAt: '2030-01-01T00:00:29Z' });
+    const young = initOf({ ...migrate, name: 'seed' }, 1, { startedAt: '2030-01-01T00:00:31Z' });
+    const done = initOf({ ...migrate, name: 'old' }, 1, { startedAt: '2030-01-01T00:00:00Z', state: 'exited', exitCode: 0 });
+    const timeout = () => 30_000;
+    expect(overdueInits([v1], [hung, young, done], now, timeout)).toEqual(new Map([[hung.id, 30_000]]));
+    expect(overdueInits([], [hung], now, timeout)).toEqual(new Map());
+  });
+
+  it('fail the gate of a new revision when one hangs past the timeout, then stop it after the rollback', () => {
+    const v2 = app([db2, web2], 2, { initContainers: [migrate], update: { healthTimeout: '30s' } });
+    const records = committedAs(v1);
+    const hung = initOf(migrate, 2, { specHash: specHash(migrate) });
+    expect(tick(v2, { current: running, records, inits: [hung] })).toEqual([]);
+    expect(tick(v2, { current: running, records, inits: [hung], overdue: [[hung.id, 30_000]] })).toEqual([
+      { app: 'shop', container: '*', action: 'rollback', appRevision: 2, reason: 'init container migrate did not finish within 30s' },
+    ]);
+    const rolledBack = new Map([['shop', { ...records.get('shop')!, rolledBack: { revision: 2, reason: 'hung' } }]]);
+    expect(tick(v2, { current: running, records: rolledBack, inits: [hung], overdue: [[hung.id, 30_000]] })).toEqual([
+      expect.objectContaining({ action: 'stop', id: hung.id, container: 'migrate' }),
+    ]);
+  });
+
+  it('a revision that changes only its init containers runs them, then swaps the containers in, in start order', () => {
+    const changed: ContainerSpec = { ...migrate, command: ['migrate', '--to', '8'] };
+    const v2 = app([db1, web1], 2, { initContainers: [changed], update: { healthTimeout: '30s' } });
+    const records = committedAs(v1);
+    expect(actions(tick(v2, { current: running, records }))).toEqual(['run-init migrate']);
+    const done = initOf(changed, 2, { state: 'exited', exitCode: 0 });
+    expect(actions(tick(v2, { current: running, records, inits: [done] }))).toEqual(['swap db']);
+    // The same revision without init containers: every hash is the container's own, nothing to swap.
+    expect(containerHash({}, db1)).toBe(specHash(db1));
+    const bare = app([db1, web1], 1);
+    expect(tick(bare, { current: [container(db1), container(web1)], records: committedTo(1, db1, web1) })).toEqual([]);
   });
 });
 
