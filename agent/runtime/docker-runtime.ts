@@ -47,6 +47,7 @@ import { tailLines } from './log-tail.js';
 import { dockerSince, timestampNanos } from './log-time.js';
 import type {
   ContainerCounters,
+  ContainerRun,
   ContainerRuntime,
   CreateRequest,
   ExecOptions,
@@ -121,6 +122,35 @@ const CONFIRM_TIMEOUT_MS = 5_000;
 
 /** Docker reports a never-started container's StartedAt as the zero time. */
 const ZERO_TIME = '0001-01-01T00:00:00Z';
+
+/**
+ * How a container runs or ran, from its inspect. A failed start leaves a container "created", its exit
+ * code 127 or 128 and the reason in State.Error: that is `startError` (after an exit too with `startErrorAfterExit`).
+ */
+function containerRun(
+  details: Dockerode.ContainerInspectInfo,
+  labels: Record<string, string>,
+  { startErrorAfterExit = false } = {},
+): ContainerRun {
+  const state = details.State;
+  const finished = state.Status === 'exited' || state.Status === 'dead';
+  return {
+    id: details.Id,
+    dockerName: details.Name.replace(/^\//, ''),
+    image: labels[LABEL_IMAGE] ?? details.Config.Image,
+    state: state.Status,
+    ...(finished ? { exitCode: state.ExitCode } : {}),
+    ...(state.Error && (startErrorAfterExit || state.Status === 'created') ? { startError: state.Error } : {}),
+    ...(state.StartedAt && state.StartedAt !== ZERO_TIME ? { startedAt: state.StartedAt } : {}),
+    ...(finished && state.FinishedAt && state.FinishedAt !== ZERO_TIME ? { finishedAt: state.FinishedAt } : {}),
+  };
+}
+
+/** The app revision and spec hash an app's or an init step's container was made for. */
+function revisionLabels(labels: Record<string, string>): { appRevision: number; specHash: string } {
+  const revision = Number(labels[LABEL_APP_REVISION]);
+  return { appRevision: Number.isSafeInteger(revision) ? revision : 0, specHash: labels[LABEL_SPEC_HASH] ?? '' };
+}
 
 export class DockerRuntime implements ContainerRuntime {
   private readonly docker: Dockerode;
@@ -211,23 +241,7 @@ export class DockerRuntime implements ContainerRuntime {
     }
     const details = await this.inspectListed(summary);
     if (!details) return undefined;
-    const state = details.State;
-    const revision = Number(labels[LABEL_APP_REVISION]);
-    const finished = state.Status === 'exited' || state.Status === 'dead';
-    return {
-      id: details.Id,
-      dockerName: details.Name.replace(/^\//, ''),
-      app,
-      container,
-      appRevision: Number.isSafeInteger(revision) ? revision : 0,
-      specHash: labels[LABEL_SPEC_HASH] ?? '',
-      image: labels[LABEL_IMAGE] ?? details.Config.Image,
-      state: state.Status,
-      ...(finished ? { exitCode: state.ExitCode } : {}),
-      ...(state.Status === 'created' && state.Error ? { startError: state.Error } : {}),
-      ...(state.StartedAt && state.StartedAt !== ZERO_TIME ? { startedAt: state.StartedAt } : {}),
-      ...(finished && state.FinishedAt && state.FinishedAt !== ZERO_TIME ? { finishedAt: state.FinishedAt } : {}),
-    };
+    return { ...containerRun(details, labels), app, container, ...revisionLabels(labels) };
   }
 
   private async observeJob(summary: Dockerode.ContainerInfo): Promise<JobContainer | undefined> {
@@ -242,22 +256,8 @@ export class DockerRuntime implements ContainerRuntime {
     }
     const details = await this.inspectListed(summary);
     if (!details) return undefined;
-    const state = details.State;
-    const finished = state.Status === 'exited' || state.Status === 'dead';
-    return {
-      id: details.Id,
-      dockerName: details.Name.replace(/^\//, ''),
-      job,
-      execution,
-      attempt,
-      container,
-      image: labels[LABEL_IMAGE] ?? details.Config.Image,
-      state: state.Status,
-      ...(finished ? { exitCode: state.ExitCode } : {}),
-      ...(state.Error ? { startError: state.Error } : {}),
-      ...(state.StartedAt && state.StartedAt !== ZERO_TIME ? { startedAt: state.StartedAt } : {}),
-      ...(finished && state.FinishedAt && state.FinishedAt !== ZERO_TIME ? { finishedAt: state.FinishedAt } : {}),
-    };
+    // A job's start error stays with it after it exits: its report says why the attempt failed.
+    return { ...containerRun(details, labels, { startErrorAfterExit: true }), job, execution, attempt, container };
   }
 
   /** A listed container's details; undefined when it was removed between list and inspect: it is simply gone. */
@@ -281,24 +281,13 @@ export class DockerRuntime implements ContainerRuntime {
     const details = await this.inspectListed(summary);
     if (!details) return undefined;
     const state = details.State;
-    const revision = Number(labels[LABEL_APP_REVISION]);
-    const finished = state.Status === 'exited' || state.Status === 'dead';
     return {
-      id: details.Id,
-      dockerName: details.Name.replace(/^\//, ''),
+      ...containerRun(details, labels),
       app,
       container,
-      appRevision: Number.isSafeInteger(revision) ? revision : 0,
-      specHash: labels[LABEL_SPEC_HASH] ?? '',
-      image: labels[LABEL_IMAGE] ?? details.Config.Image,
-      state: state.Status,
+      ...revisionLabels(labels),
       status: summary.Status,
       restartCount: details.RestartCount ?? 0,
-      ...(finished ? { exitCode: state.ExitCode } : {}),
-      // A failed start leaves a container "created", its exit code 127 or 128 and the reason here.
-      ...(state.Status === 'created' && state.Error ? { startError: state.Error } : {}),
-      ...(state.StartedAt && state.StartedAt !== ZERO_TIME ? { startedAt: state.StartedAt } : {}),
-      ...(finished && state.FinishedAt && state.FinishedAt !== ZERO_TIME ? { finishedAt: state.FinishedAt } : {}),
       ...(state.Health?.Status ? { health: state.Health.Status } : {}),
       ...ipAddressOf(details),
       networkMode: details.HostConfig.NetworkMode ?? 'default',

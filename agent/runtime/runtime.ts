@@ -8,27 +8,32 @@ import type { ContainerSpec, RegistryAuth } from '../../shared/index.js';
 
 export type RestartPolicy = NonNullable<ContainerSpec['restartPolicy']>;
 
-/** A container the agent manages, as observed from its Flotilla labels. */
-export interface ManagedContainer {
+/** What the engine says of any container the agent made (an app's, an init step's, a job's): how it runs or ran. */
+export interface ContainerRun {
   id: string;
   /** Docker's name without the leading "/". */
   dockerName: string;
-  app: string;
-  container: string;
-  appRevision: number;
-  specHash: string;
   image: string;
   /** Docker's state: created, running, restarting, exited, paused, dead, removing. */
   state: string;
-  /** Docker's human status, e.g. "Up 3 minutes". */
-  status: string;
-  restartCount: number;
+  /** Once it exited (exited or dead only). */
   exitCode?: number;
   /** Why the engine could not start it (a missing command, device or host path), while it never ran: Docker's State.Error. */
   startError?: string;
   startedAt?: string;
   /** When it last stopped (exited or dead only): whether its exit fell in an engine outage. */
   finishedAt?: string;
+}
+
+/** A container the agent manages, as observed from its Flotilla labels. */
+export interface ManagedContainer extends ContainerRun {
+  app: string;
+  container: string;
+  appRevision: number;
+  specHash: string;
+  /** Docker's human status, e.g. "Up 3 minutes". */
+  status: string;
+  restartCount: number;
   /** Docker's health status (starting, healthy, unhealthy) when the container has a HEALTHCHECK. */
   health?: string;
   /** The container's address on its network, for the agent's own http/tcp health probes. */
@@ -44,24 +49,13 @@ export interface ManagedContainer {
  * An init container of an app (`spec.initContainers`), as observed from its labels: the app's
  * labels plus `flotilla.init`, so the reconciler never takes it for one of the app's containers.
  */
-export interface InitContainer {
-  id: string;
-  dockerName: string;
+export interface InitContainer extends ContainerRun {
   app: string;
   /** Its name in the spec's `initContainers`. */
   container: string;
   /** The revision it ran for. */
   appRevision: number;
   specHash: string;
-  image: string;
-  /** Docker's state: created, running, exited, dead… */
-  state: string;
-  /** Once it exited (exited or dead only). */
-  exitCode?: number;
-  /** Why the engine could not start it, while it never ran: Docker's State.Error. */
-  startError?: string;
-  startedAt?: string;
-  finishedAt?: string;
 }
 
 /** Cumulative resource counters of a running container; rates come from two readings. */
@@ -98,25 +92,13 @@ export interface CreateRequest {
 }
 
 /** A container of a job's attempt (agent/jobs/), as observed from its labels. */
-export interface JobContainer {
-  id: string;
-  /** Docker's name without the leading "/". */
-  dockerName: string;
+export interface JobContainer extends ContainerRun {
   job: string;
   execution: string;
   /** The attempt it belongs to (1, 2, …). */
   attempt: number;
   /** The container's name in the job's spec. */
   container: string;
-  image: string;
-  /** Docker's state: created, running, restarting, exited, paused, dead, removing. */
-  state: string;
-  /** Once it exited (exited or dead only). */
-  exitCode?: number;
-  /** Why the engine could not start it (a missing command or device), while it never ran: Docker's State.Error. */
-  startError?: string;
-  startedAt?: string;
-  finishedAt?: string;
 }
 
 /** One container of one attempt of a job execution, to create (not start). */
