@@ -16,6 +16,7 @@
 import { structuredPatch } from 'diff';
 import type { ApplyAllResult } from '../shared/api/results.js';
 import type { AppSpec } from '../shared/schemas/spec.js';
+import { joinedScope } from './commands/apply.js';
 import type { SpecSet } from './spec-files.js';
 import { specYaml } from './spec-yaml.js';
 
@@ -32,8 +33,8 @@ export function diffText(result: ApplyAllResult, set: SpecSet): string {
   let out = '';
   for (const app of result.items) {
     const file = local.get(app.name);
-    // Said of an app the hub has already: a new one is in the scope from its start.
-    const joins = app.action !== 'created' && app.previousScope === null && app.scope !== null ? ` (joins scope ${app.scope})` : '';
+    const joined = joinedScope(app);
+    const joins = joined ? ` (joins scope ${joined})` : '';
     if (app.action === 'unchanged') {
       out += `app/${app.name} unchanged${joins}\n`;
     } else if (app.action === 'created') {

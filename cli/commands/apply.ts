@@ -138,8 +138,9 @@ export function appliedText(result: ApplyAllResult): string {
   const mark = result.dryRun ? ' (dry run)' : '';
   let out = '';
   for (const app of result.items) {
-    out += `app/${app.name} ${app.action} (revision ${app.revision})${mark}\n`;
-    if (result.dryRun) out += dryRunDetails(app);
+    const joined = joinedScope(app);
+    if (result.dryRun) out += `app/${app.name} ${app.action} (revision ${app.revision})${mark}\n${dryRunDetails(app)}`;
+    else out += `app/${app.name} ${app.action} (revision ${app.revision})${joined ? ` (joins scope ${joined})` : ''}\n`;
   }
   for (const app of result.pruned) out += `app/${app.name} pruned${mark}\n`;
   return out;
@@ -151,9 +152,12 @@ function dryRunDetails(app: AppliedApp): string {
   const more = count - shown.length;
   let out = `  devices: ${count === 0 ? 'none selected now' : `${count} (${shown.join(', ')}${more > 0 ? `, and ${more} more` : ''})`}\n`;
   if (app.secrets.length > 0) out += `  secrets: ${app.secrets.join(', ')}\n`;
-  // Said of an app the hub has already: a new one is in the scope from its start.
-  if (app.action !== 'created' && app.previousScope === null && app.scope !== null) {
-    out += `  scope: joins ${app.scope}\n`;
-  }
+  const joined = joinedScope(app);
+  if (joined) out += `  scope: joins ${joined}\n`;
   return out;
+}
+
+/** The scope an app the hub already had joins with this apply (a new app is in its scope from the start). */
+export function joinedScope(app: AppliedApp): string | undefined {
+  return app.action !== 'created' && app.previousScope === null && app.scope !== null ? app.scope : undefined;
 }

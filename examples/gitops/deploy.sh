@@ -39,7 +39,7 @@ specs=${FLOTILLA_SPECS:-apps}
 scope=${FLOTILLA_PRUNE_SCOPE:-}
 main_branch=${MAIN_BRANCH:-main}
 
-command -v flotilla >/dev/null || fail "no flotilla command on PATH: npm install -g the release (docs/gitops.md, 'The CLI in CI')"
+command -v flotilla >/dev/null || fail "no flotilla command on PATH: npm install -g the release (docs/gitops.md, section CI, 'The CLI')"
 command -v git >/dev/null || fail "no git command on PATH"
 [ -n "${FLOTILLA_HUB:-}" ] || fail "FLOTILLA_HUB is not set: the hub's HTTP API, e.g. https://hub.example:7070"
 [ -n "$scope" ] || fail "FLOTILLA_PRUNE_SCOPE is not set: the name this folder's apps are recorded under, e.g. the repository's name"

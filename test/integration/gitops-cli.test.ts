@@ -298,7 +298,13 @@ describe('a hub made by hand moves into git', SLOW, () => {
     const applied = await flotilla(byHand, ['apply', '-f', out, '--prune', '--prune-scope', 'fleet']);
     expect(applied).toEqual({
       code: 0,
-      stdout: 'app/gateway unchanged (revision 2)\napp/kiosk unchanged (revision 1)\napp/sensor unchanged (revision 1)\n',
+      // No revision, nothing deleted: the hand-made apps only join the scope, and the apply says so.
+      stdout: [
+        'app/gateway unchanged (revision 2) (joins scope fleet)',
+        'app/kiosk unchanged (revision 1) (joins scope fleet)',
+        'app/sensor unchanged (revision 1) (joins scope fleet)',
+        '',
+      ].join('\n'),
       stderr: '',
     });
     expect(await apps(byHand)).toEqual(before);
