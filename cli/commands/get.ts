@@ -118,13 +118,16 @@ export function devicesTable(devices: readonly Device[], now: number = Date.now(
   );
 }
 
+/** A SCOPE column only where some app was applied from a folder with a prune scope: most fleets have none. */
 export function appsTable(apps: readonly AppSummary[], now: number = Date.now()): string {
+  const scoped = apps.some((app) => app.scope !== undefined);
   return formatTable(
-    ['NAME', 'REVISION', 'SELECTOR', 'CONTAINERS', 'DEVICES', 'AGE'],
+    ['NAME', 'REVISION', 'SELECTOR', ...(scoped ? ['SCOPE'] : []), 'CONTAINERS', 'DEVICES', 'AGE'],
     apps.map((app) => [
       app.name,
       String(app.revision),
       formatScheduling(app.scheduling),
+      ...(scoped ? [app.scope ?? '<none>'] : []),
       String(app.containers),
       `${app.devices.running}/${app.devices.matched}`,
       formatAge(app.createdAt, now),

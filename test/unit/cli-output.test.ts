@@ -231,6 +231,25 @@ describe('appsTable', () => {
       ].join('\n'),
     );
   });
+
+  it('adds a SCOPE column when some app was applied with a prune scope', () => {
+    expect(
+      appsTable(
+        [
+          { ...summary, scope: 'shop' },
+          { ...summary, name: 'by-hand' },
+        ],
+        NOW,
+      ),
+    ).toBe(
+      [
+        'NAME             REVISION   SELECTOR    SCOPE    CONTAINERS   DEVICES   AGE',
+        'sensor-gateway   3          site=roof   shop     2            3/4       3d',
+        'by-hand          3          site=roof   <none>   2            3/4       3d',
+        '',
+      ].join('\n'),
+    );
+  });
 });
 
 const detail: AppDetail = {
