@@ -9,7 +9,9 @@
  * the mapping (from-compose.ts), which names every field it cannot map with a
  * reason; the schema is a 2021 snapshot of the specification and does not know
  * newer fields (a top-level `name:`, `depends_on.*.restart`), so its
- * "additional property" verdicts would contradict the mapping's.
+ * "additional property" verdicts would contradict the mapping's. Where such a
+ * field sits in an object whose every key the snapshot fixes (a `depends_on`
+ * entry), it is taken out of the copy the schema checks.
  *
  * The schema is compiled on first use (~140 ms here) and only for Compose
  * files: ajv is loaded through `require`, as shared/schema-compiler.ts does, so
@@ -17,6 +19,7 @@
  */
 import { createRequire } from 'node:module';
 import type { ValidateFunction } from 'ajv';
+import { isRecord } from './from-compose-fields.js';
 
 const require = createRequire(import.meta.url);
 
@@ -28,7 +31,7 @@ let compiled: ValidateFunction | undefined;
 /** `services.web.ports[0].target: must be integer`: one line per value of the wrong shape. */
 export function composeShapeProblems(document: unknown): string[] {
   compiled ??= compile();
-  if (compiled(document)) return [];
+  if (compiled(withoutNewerFields(document))) return [];
   const errors = (compiled.errors ?? []).filter((error) => error.keyword !== 'additionalProperties');
   const byPath = new Map<string, Set<string>>();
   for (const error of errors) {
@@ -42,6 +45,30 @@ export function composeShapeProblems(document: unknown): string[] {
   return paths
     .filter((path) => !paths.some((other) => other !== path && other.startsWith(`${path}/`)))
     .map((path) => `${dottedPath(path)}: ${[...byPath.get(path)!].join(' or ')}`);
+}
+
+/**
+ * The document without the keys the snapshot's shapes refuse outright but the current
+ * specification allows, and the mapping reads: `depends_on.*.restart` and `.required`, where
+ * the snapshot's depends_on entry allows only `condition`, so the whole `depends_on` failed
+ * with "must be array". A copy: the mapping still sees them.
+ */
+function withoutNewerFields(document: unknown): unknown {
+  if (!isRecord(document) || !isRecord(document.services)) return document;
+  const services = Object.fromEntries(
+    Object.entries(document.services).map(([name, service]) => {
+      if (!isRecord(service) || !isRecord(service.depends_on)) return [name, service];
+      const dependsOn = Object.fromEntries(
+        Object.entries(service.depends_on).map(([on, settings]) => {
+          if (!isRecord(settings)) return [on, settings];
+          const { restart: _restart, required: _required, ...rest } = settings;
+          return [on, rest];
+        }),
+      );
+      return [name, { ...service, depends_on: dependsOn }];
+    }),
+  );
+  return { ...document, services };
 }
 
 /** `/services/web/ports/0` → `services.web.ports[0]`. */

@@ -56,6 +56,7 @@ import { validateAppSpec } from '../../shared/app-spec.js';
 import { isName } from '../../shared/ids.js';
 import type { AppSpec, ContainerSpec, InitContainerSpec, Scheduling } from '../../shared/schemas/spec.js';
 import { formatIssue } from '../../shared/validate.js';
+import { COMPOSE_SERVICE_FIELDS, COMPOSE_TOP_LEVEL, closestField } from './compose-fields.js';
 import * as field from './from-compose-fields.js';
 import { isRecord, scalarText } from './from-compose-fields.js';
 import type { Variables } from './interpolate.js';
@@ -99,8 +100,23 @@ const REFUSED: Record<string, string> = {
   scale: 'each device runs one container of a service',
   links: 'services on one network reach each other by service name: give them a network',
   external_links: 'services on one network reach each other by service name: give them a network',
-  container_name: 'Flotilla names each container APP_SERVICE',
   volumes_from: 'declare the volumes and mount them in both services',
+  logging: "containers log as the device's Docker daemon is set to (/etc/docker/daemon.json), which flotilla logs reads: delete it",
+  hostname: 'other services reach this one by its service name on a network, which is an alias of the container: delete it',
+  extra_hosts: "resolve those names through the device's DNS, or give the service they name a network alias",
+  init: "Docker's --init has no spec form: start the command under an init (tini) in the image's entrypoint, or delete it (an init container is x-flotilla: {init: true})",
+  stop_grace_period: 'the agent gives every container 10s to stop after SIGTERM: delete it, and have the process stop within that',
+};
+
+/**
+ * Compose fields that change nothing Flotilla runs, taken and dropped with a note rather than
+ * refused, since they are common in files written for one board: `expose` only documents ports,
+ * which a network's services reach anyway; `container_name` would clash between two apps, so the
+ * agent names the container itself.
+ */
+const IGNORED: Record<string, (service: string, app: string) => string> = {
+  expose: () => "ignored: services on one network reach all of each other's ports; publish one on the device with ports:",
+  container_name: (service, app) => `ignored: the agent names the container ${app}_${service}`,
 };
 
 export function composeToSpec(input: ComposeInput): Conversion {
@@ -108,9 +124,10 @@ export function composeToSpec(input: ComposeInput): Conversion {
   const problems: string[] = [];
   const notes: string[] = [];
   for (const key of Object.keys(document)) {
-    if (!TOP_LEVEL.has(key) && !key.startsWith('x-')) problems.push(refusal(key, key));
+    if (!TOP_LEVEL.has(key) && !key.startsWith('x-')) problems.push(refusal(key, key, COMPOSE_TOP_LEVEL));
   }
   const extension = isRecord(document['x-flotilla']) ? document['x-flotilla'] : {};
+  const name = options.name ?? [document.name, extension.name].find((n): n is string => typeof n === 'string');
   for (const key of Object.keys(extension)) {
     if (!['name', 'scheduling', 'update', 'rollout', 'initPolicy'].includes(key)) {
       problems.push(`x-flotilla.${key}: not a Flotilla extension (name, scheduling, update, rollout, initPolicy)`);
@@ -124,7 +141,7 @@ export function composeToSpec(input: ComposeInput): Conversion {
   const names = Object.keys(services);
   if (names.length === 0) problems.push('services: no service to deploy');
   const initNames = new Set(names.filter((name) => isRecord(services[name]) && extensionOf(services[name]).init === true));
-  const context: ServiceContext = { input, volumes, networks, secrets, services: new Set(names), initNames, problems };
+  const context: ServiceContext = { input, app: name, volumes, networks, secrets, services: new Set(names), initNames, problems, notes };
 
   const containers: ContainerSpec[] = [];
   const initContainers: InitContainerSpec[] = [];
@@ -165,6 +182,23 @@ export function composeToSpec(input: ComposeInput): Conversion {
       `secret ${source}: its value is not uploaded${from}: set it before applying with flotilla secret set ${secretName(source)} --from-file ${declared.file ?? 'FILE'}`,
     );
   }
+  // A one-shot step others wait to complete is meant to exit; any other service without restart: stays down.
+  const completedOnes = new Set(
+    containers.flatMap((c) =>
+      Object.entries(c.dependsOn ?? {})
+        .filter(([, on]) => on === 'completed')
+        .map(([n]) => n),
+    ),
+  );
+  const unrestarted = containers.filter((c) => {
+    const service = services[c.name];
+    return isRecord(service) && service.restart === undefined && !completedOnes.has(c.name);
+  });
+  if (unrestarted.length > 0) {
+    notes.push(
+      `services without restart: ${unrestarted.map((c) => c.name).join(', ')}: Compose's default is no, so they stay down after the device reboots or their process exits; give them restart: unless-stopped to keep them running`,
+    );
+  }
   const bridged = containers.filter((c) => c.networkMode === undefined);
   if (bridged.length > 1) {
     notes.push(
@@ -172,8 +206,11 @@ export function composeToSpec(input: ComposeInput): Conversion {
     );
   }
 
-  const name = options.name ?? [document.name, extension.name].find((n): n is string => typeof n === 'string');
-  if (name === undefined) problems.push('name: no app name: give --name APP, or name: at the top of the file');
+  if (name === undefined) {
+    problems.push(
+      'name: no app name: give --name APP, or x-flotilla: {name: APP} in the file (or name: at the top, which docker-compose 1.29 refuses)',
+    );
+  }
   const scheduling = options.scheduling ?? (extension.scheduling as Scheduling | undefined);
   if (scheduling === undefined) {
     problems.push(
@@ -210,6 +247,8 @@ export function composeToSpec(input: ComposeInput): Conversion {
 
 interface ServiceContext {
   input: ComposeInput;
+  /** The app's name, where known, for the Docker container names messages give (`shop_web`). */
+  app: string | undefined;
   volumes: ReadonlySet<string>;
   /** Declared network → the network's name on the device. */
   networks: ReadonlyMap<string, string>;
@@ -217,6 +256,7 @@ interface ServiceContext {
   services: ReadonlySet<string>;
   initNames: ReadonlySet<string>;
   problems: string[];
+  notes: string[];
 }
 
 /** The service fields with a spec form; every other one is refused. */
@@ -254,7 +294,10 @@ function serviceContainer(name: string, service: Record<string, unknown>, contex
   const at = `services.${name}`;
   const before = problems.length;
   for (const key of Object.keys(service)) {
-    if (!MAPPED.has(key) && !key.startsWith('x-')) problems.push(refusal(`${at}.${key}`, key));
+    if (MAPPED.has(key) || key.startsWith('x-')) continue;
+    const ignored = IGNORED[key];
+    if (ignored) context.notes.push(`${at}.${key}: ${ignored(name, context.app ?? 'APP')}`);
+    else problems.push(refusal(`${at}.${key}`, key, COMPOSE_SERVICE_FIELDS));
   }
   if (service.image === undefined) problems.push(`${at}.image: required: Flotilla runs images from a registry the devices reach`);
   const container: ContainerSpec = { name, image: scalarText(service.image) };
@@ -335,8 +378,9 @@ function network(container: ContainerSpec, service: Record<string, unknown>, at:
     const mode = scalarText(service.network_mode);
     if (service.networks !== undefined) problems.push(`${at}.networks: cannot be used with network_mode`);
     if (mode.startsWith('service:')) {
+      const target = mode.slice('service:'.length);
       problems.push(
-        `${at}.network_mode: "${mode}": has no spec form: use container:APP_${mode.slice('service:'.length)} (Flotilla names containers APP_SERVICE)`,
+        `${at}.network_mode: "${mode}": has no spec form: write container:${context.app ?? 'APP'}_${target} (the agent names a service's container APP_SERVICE)`,
       );
     } else container.networkMode = mode;
     return;
@@ -432,8 +476,17 @@ function dependencies(value: unknown, at: string, context: ServiceContext): Cont
     let condition: keyof typeof CONDITIONS = 'service_started';
     if (isRecord(settings)) {
       condition = (scalarText(settings.condition) || 'service_started') as keyof typeof CONDITIONS;
-      if (settings.required === false)
-        context.problems.push(`${at}.depends_on.${name}.required: false has no spec form: every dependency is required`);
+      // Refused rather than dropped: the file says this service starts without its dependency, which Flotilla would wait for.
+      if (settings.required === false) {
+        context.problems.push(
+          `${at}.depends_on.${name}.required: false has no spec form: Flotilla waits for every dependency: delete the entry if the service starts without ${name}, else required:`,
+        );
+      }
+      if (settings.restart === true) {
+        context.notes.push(
+          `${at}.depends_on.${name}.restart: ignored: an update swaps ${name} before the services that depend on it, but does not restart one whose own spec is unchanged`,
+        );
+      }
     }
     const mapped = CONDITIONS[condition];
     if (mapped === undefined) context.problems.push(`${at}.depends_on.${name}.condition: "${condition}" is not a Compose condition`);
@@ -555,8 +608,12 @@ function declaredSecrets(value: unknown, problems: string[]): Map<string, { file
   return declared;
 }
 
-function refusal(path: string, key: string): string {
-  return `${path}: ${REFUSED[key] ? `cannot be mapped: ${REFUSED[key]}` : 'cannot be mapped: the app spec has no such field'}`;
+/** Why `key` is refused: a reason of its own, a Compose field without a spec form, or not a Compose field at all (a typo?). */
+function refusal(path: string, key: string, known: readonly string[]): string {
+  if (REFUSED[key]) return `${path}: cannot be mapped: ${REFUSED[key]}`;
+  if (known.includes(key)) return `${path}: cannot be mapped: a Compose field the app spec has no form for: delete it`;
+  const closest = closestField(key, known);
+  return `${path}: not a Compose field${closest ? ` (did you mean ${closest}?)` : ''}`;
 }
 
 function defined<T>(value: T | undefined): value is T {

@@ -85,7 +85,8 @@ describe('convert', () => {
     const result = await cli(['convert', join(dir, 'docker-compose.yml'), '--selector', 'site=lab', '--device', 'gw-1']);
     // What Compose gives and Flotilla does not is said on stderr, so stdout stays a spec file.
     expect(result.stderr).toBe(
-      `note: ${join(dir, 'docker-compose.yml')}: services db, web have no network: on Docker's default bridge they cannot reach each other by service name as they do under Compose; give them one network, created on the devices\n`,
+      `note: ${join(dir, 'docker-compose.yml')}: services without restart: web: Compose's default is no, so they stay down after the device reboots or their process exits; give them restart: unless-stopped to keep them running\n` +
+        `note: ${join(dir, 'docker-compose.yml')}: services db, web have no network: on Docker's default bridge they cannot reach each other by service name as they do under Compose; give them one network, created on the devices\n`,
     );
     expect(result.code).toBe(EXIT_OK);
     expect(result.requests).toEqual([]);
@@ -137,7 +138,7 @@ describe('apply -f docker-compose.yml', () => {
   it('sends the converted spec in one apps.applyAll', async () => {
     const dir = folder({ 'docker-compose.yml': COMPOSE, 'web.env': 'LOG_LEVEL=debug\n' });
     const result = await cli(['apply', '-f', join(dir, 'docker-compose.yml'), '--name', 'shop-lab', '--selector', 'site=lab']);
-    expect(result.stderr).toMatch(/^note: .*services db, web have no network/);
+    expect(result.stderr).toMatch(/^note: .*services db, web have no network/m);
     expect(result.code).toBe(EXIT_OK);
     expect(result.requests.map((r) => r.route)).toEqual(['POST /api/v1/apply']);
     const [sent] = result.requests[0]!.body.specs;

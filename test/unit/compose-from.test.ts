@@ -447,6 +447,114 @@ configs:
   });
 });
 
+describe('compose → spec: what a first Compose file trips on', () => {
+  it('network_mode service:NAME is refused with the Docker name the agent gives that container (APP_SERVICE)', async () => {
+    const text = 'services:\n  a: { image: a, restart: always }\n  b: { image: b, restart: always, network_mode: "service:a" }\n';
+    expect(await problems(text)).toEqual([
+      'services.b.network_mode: "service:a": has no spec form: write container:shop_a (the agent names a service\'s container APP_SERVICE)',
+    ]);
+  });
+
+  it('no app name: the error names x-flotilla.name, which docker-compose 1.29 accepts', async () => {
+    const result = await convertCompose(
+      processIO(),
+      join(scratchDir('compose-from-'), 'docker-compose.yml'),
+      { services: { web: { image: 'web' } } },
+      SCHEDULING,
+      {},
+    );
+    expect(result.ok ? [] : result.problems).toContain(
+      'name: no app name: give --name APP, or x-flotilla: {name: APP} in the file (or name: at the top, which docker-compose 1.29 refuses)',
+    );
+  });
+
+  it('a note names the services without restart: (they stay down after a reboot), but not one others wait to complete', async () => {
+    const result = await convert(`
+services:
+  db: { image: db, restart: unless-stopped }
+  seed: { image: seed }
+  web:
+    image: web
+    depends_on: { seed: { condition: service_completed_successfully } }
+  worker: { image: worker }
+`);
+    if (!result.ok) throw new Error(result.problems.join('\n'));
+    expect(result.spec.spec.containers.find((c) => c.name === 'web')!.restartPolicy).toEqual({ name: 'no' });
+    expect(result.notes).toContain(
+      "services without restart: web, worker: Compose's default is no, so they stay down after the device reboots or their process exits; give them restart: unless-stopped to keep them running",
+    );
+    const written = await convert('services:\n  web: { image: web, restart: "no" }\n');
+    expect(written.ok && written.notes.some((note) => note.includes('without restart'))).toBe(false);
+  });
+
+  it('depends_on with restart: true is taken, with a note; required: true is taken; required: false is refused, saying what to do', async () => {
+    const result = await convert(`
+services:
+  db: { image: db, restart: always, healthcheck: { test: [CMD, ready] } }
+  web:
+    image: web
+    restart: always
+    depends_on:
+      db: { condition: service_healthy, restart: true, required: true }
+`);
+    if (!result.ok) throw new Error(result.problems.join('\n'));
+    expect(result.spec.spec.containers[1]!.dependsOn).toEqual({ db: 'healthy' });
+    expect(result.notes).toContain(
+      'services.web.depends_on.db.restart: ignored: an update swaps db before the services that depend on it, but does not restart one whose own spec is unchanged',
+    );
+    expect(
+      await problems(
+        'services:\n  db: { image: db }\n  web:\n    image: web\n    depends_on: { db: { condition: service_started, required: false } }\n',
+      ),
+    ).toEqual([
+      'services.web.depends_on.db.required: false has no spec form: Flotilla waits for every dependency: delete the entry if the service starts without db, else required:',
+    ]);
+  });
+
+  it('a key that is not a Compose field is called one, with the nearest field; a Compose field without a spec form says what to do', async () => {
+    const found = await problems(`
+services:
+  web:
+    image: web
+    restart: always
+    enviroment: { A: "1" }
+    colour: blue
+    logging: { driver: json-file }
+    hostname: web
+    extra_hosts: ["db:10.0.0.2"]
+    init: true
+    stop_grace_period: 30s
+    pid: host
+servces: {}
+`);
+    expect(found).toEqual(
+      expect.arrayContaining([
+        'servces: not a Compose field (did you mean services?)',
+        'services.web.enviroment: not a Compose field (did you mean environment?)',
+        'services.web.colour: not a Compose field',
+        'services.web.pid: cannot be mapped: a Compose field the app spec has no form for: delete it',
+      ]),
+    );
+    for (const key of ['logging', 'hostname', 'extra_hosts', 'init', 'stop_grace_period']) {
+      expect(found.find((line) => line.startsWith(`services.web.${key}:`))).toMatch(/^[^:]+: cannot be mapped: .+/);
+    }
+    expect(found.find((line) => line.startsWith('services.web.init:'))).toContain('x-flotilla: {init: true}');
+    expect(found).toHaveLength(9);
+  });
+
+  it('expose and container_name are dropped with a note, the container named as the agent names it', async () => {
+    const result = await convert(
+      'services:\n  web:\n    image: web\n    restart: always\n    expose: ["8080"]\n    container_name: my-web\n',
+    );
+    if (!result.ok) throw new Error(result.problems.join('\n'));
+    expect(result.spec.spec.containers[0]).toEqual({ name: 'web', image: 'web', restartPolicy: { name: 'always' } });
+    expect(result.notes).toEqual([
+      "services.web.expose: ignored: services on one network reach all of each other's ports; publish one on the device with ports:",
+      'services.web.container_name: ignored: the agent names the container shop_web',
+    ]);
+  });
+});
+
 describe('shellWords', () => {
   it('splits as a POSIX shell does, without expanding anything', () => {
     expect(shellWords(`a "b c" 'd $e' f\\ g "h\\"i"`)).toEqual(['a', 'b c', 'd $e', 'f g', 'h"i']);
