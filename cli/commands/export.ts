@@ -62,7 +62,7 @@ export function registerExport(program: Command, io: CliIO): void {
         'Examples:',
         '  flotilla export web > web.yaml',
         '  flotilla export --dir apps/ && flotilla apply -f apps/ --prune --prune-scope fleet-config',
-        '  flotilla export shop --format compose > docker-compose.yml && docker-compose up -d',
+        '  flotilla export shop --format compose --dir bench/ && cd bench/shop && docker-compose up -d',
       ].join('\n'),
     )
     .action(async (names: string[], options: ExportOptions, command: Command) => {
