@@ -10,11 +10,12 @@
  *   (`services.web.build`), all of them in one list, and no spec is returned
  *   when there is any: a file is applied whole or not at all.
  * - Nothing is dropped in silence: a field is either mapped, refused, or (a
- *   secret's value, a network to create) named in `notes`.
+ *   secret's value, a network to create, `expose`) named in `notes`.
  *
  * Decisions, where Compose and a fleet differ:
  * - `restart` absent is Compose's default, `no`, written out (the spec's own
- *   default is `unless-stopped`): the file runs as it runs on a bench board.
+ *   default is `unless-stopped`): the file runs as it runs on a bench board. A
+ *   note names those services, since they stay down after a device reboots.
  * - `environment: [NAME]` (or `NAME:` with no value) takes NAME from the
  *   environment of the CLI, as Compose does; unset, it is a problem, where
  *   Compose would leave it out, since the value is stored and sent to a fleet.
