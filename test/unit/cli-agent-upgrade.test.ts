@@ -15,8 +15,9 @@ import { devicesTable } from '../../cli/commands/get.js';
 import { rolloutText } from '../../cli/commands/rollout.js';
 import { pausedOnFailures } from '../../cli/commands/rollout-watch.js';
 import type { CliIO } from '../../cli/context.js';
-import { buildProgram, COMMANDS, EXIT_INVALID_INPUT, EXIT_OK, run } from '../../cli/main.js';
+import { buildProgram, COMMANDS, EXIT_INVALID_INPUT, EXIT_OK } from '../../cli/main.js';
 import type { AgentTargetView, AgentUpgradeReport } from '../../shared/index.js';
+import { jsonResponse, runCliInProcess } from '../support/cli-in-process.js';
 
 const NOW = Date.parse('2026-06-01T12:00:00.000Z');
 const ago = (seconds: number) => new Date(NOW - seconds * 1000).toISOString();
@@ -30,35 +31,19 @@ interface Captured {
 
 /** Runs `flotilla ARGS…` in-process; the hub answers with `respond` (a body, or a whole Response), or must not be called. */
 async function cli(args: string[], respond?: (path: string, method: string) => unknown): Promise<Captured> {
-  let stdout = '';
-  let stderr = '';
   const requests: Captured['requests'] = [];
-  const io: CliIO = {
-    stdout: (text) => {
-      stdout += text;
-    },
-    stderr: (text) => {
-      stderr += text;
-    },
-    readStdin: async () => '',
-    readFile: async (path) => {
-      throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' });
-    },
-    fetch: async (input, init) => {
-      const url = new URL(String(input));
-      requests.push({
-        method: init?.method ?? 'GET',
-        path: url.pathname,
-        ...(typeof init?.body === 'string' ? { body: JSON.parse(init.body) } : {}),
-      });
-      if (!respond) throw new Error('the hub must not be contacted');
-      const answer = respond(url.pathname, init?.method ?? 'GET');
-      if (answer instanceof Response) return answer;
-      return new Response(JSON.stringify(answer), { status: 200, headers: { 'content-type': 'application/json' } });
-    },
+  const fetch: CliIO['fetch'] = async (input, init) => {
+    const url = new URL(String(input));
+    requests.push({
+      method: init?.method ?? 'GET',
+      path: url.pathname,
+      ...(typeof init?.body === 'string' ? { body: JSON.parse(init.body) } : {}),
+    });
+    if (!respond) throw new Error('the hub must not be contacted');
+    const answer = respond(url.pathname, init?.method ?? 'GET');
+    return answer instanceof Response ? answer : jsonResponse(200, answer);
   };
-  const code = await run(['node', 'flotilla', '--hub', 'http://127.0.0.1:7070', ...args], io);
-  return { code, stdout, stderr, requests };
+  return { ...(await runCliInProcess(args, { fetch })), requests };
 }
 
 describe('flotilla agent upgrade: flags', () => {

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type CliIO, processIO } from '../../cli/context.js';
 import { EXIT_INVALID_INPUT, EXIT_OK } from '../../cli/errors.js';
-import { run } from '../../cli/main.js';
 import { loadYaml } from '../../cli/yaml.js';
+import { jsonResponse, runCliInProcess } from '../support/cli-in-process.js';
 import { scratchDir } from '../support/scratch.js';
 
 const COMPOSE = `
@@ -44,39 +44,24 @@ function folder(files: Record<string, string>): string {
 }
 
 async function cli(args: string[]): Promise<Captured> {
-  let stdout = '';
-  let stderr = '';
   const requests: Captured['requests'] = [];
-  const io: CliIO = {
-    ...processIO(),
-    stdout: (text) => {
-      stdout += text;
-    },
-    stderr: (text) => {
-      stderr += text;
-    },
-    readStdin: async () => '',
-    fetch: async (input, init) => {
-      const body = init?.body === undefined ? undefined : JSON.parse(String(init.body));
-      requests.push({ route: `${init?.method ?? 'GET'} ${new URL(String(input)).pathname}`, body });
-      const items = (body?.specs ?? []).map((spec: { name: string }) => ({
-        name: spec.name,
-        action: 'created',
-        revision: 1,
-        previousRevision: null,
-        devices: { count: 0, ids: [] },
-        secrets: [],
-        scope: null,
-        previousScope: null,
-      }));
-      return new Response(JSON.stringify({ items, pruned: [], dryRun: false }), {
-        status: 200,
-        headers: { 'content-type': 'application/json' },
-      });
-    },
+  const fetch: CliIO['fetch'] = async (input, init) => {
+    const body = init?.body === undefined ? undefined : JSON.parse(String(init.body));
+    requests.push({ route: `${init?.method ?? 'GET'} ${new URL(String(input)).pathname}`, body });
+    const items = (body?.specs ?? []).map((spec: { name: string }) => ({
+      name: spec.name,
+      action: 'created',
+      revision: 1,
+      previousRevision: null,
+      devices: { count: 0, ids: [] },
+      secrets: [],
+      scope: null,
+      previousScope: null,
+    }));
+    return jsonResponse(200, { items, pruned: [], dryRun: false });
   };
-  const code = await run(['node', 'flotilla', '--hub', 'http://127.0.0.1:7070', ...args], io);
-  return { code, stdout, stderr, requests };
+  // The Compose files are real ones in a scratch folder: the real file system reads them.
+  return { ...(await runCliInProcess(args, { fetch, io: { readFile: processIO().readFile } })), requests };
 }
 
 describe('convert', () => {

@@ -8,8 +8,8 @@
 import { describe, expect, it } from 'vitest';
 import type { CliIO } from '../../cli/context.js';
 import { EXIT_DIFF_FAILED, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAUTHORIZED } from '../../cli/errors.js';
-import { run } from '../../cli/main.js';
 import type { AppliedApp, ApplyAllResult } from '../../shared/api/results.js';
+import { jsonResponse, runCliInProcess } from '../support/cli-in-process.js';
 
 interface Captured {
   code: number;
@@ -27,34 +27,18 @@ async function cli(
   respond?: (body: any, route: string) => Response,
   stdin = `${SPEC('web')}---\n${SPEC('api')}`,
 ): Promise<Captured> {
-  let stdout = '';
-  let stderr = '';
   const requests: Captured['requests'] = [];
-  const io: CliIO = {
-    stdout: (text) => {
-      stdout += text;
-    },
-    stderr: (text) => {
-      stderr += text;
-    },
-    readStdin: async () => stdin,
-    readFile: async () => {
-      throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
-    },
-    fetch: async (input, init) => {
-      const route = `${init?.method ?? 'GET'} ${new URL(String(input)).pathname}`;
-      const body = init?.body === undefined ? undefined : JSON.parse(String(init.body));
-      requests.push({ route, body });
-      if (!respond) throw new Error('the hub must not be contacted');
-      return respond(body, route);
-    },
+  const fetch: CliIO['fetch'] = async (input, init) => {
+    const route = `${init?.method ?? 'GET'} ${new URL(String(input)).pathname}`;
+    const body = init?.body === undefined ? undefined : JSON.parse(String(init.body));
+    requests.push({ route, body });
+    if (!respond) throw new Error('the hub must not be contacted');
+    return respond(body, route);
   };
-  const code = await run(['node', 'flotilla', '--hub', 'http://127.0.0.1:7070', ...args], io);
-  return { code, stdout, stderr, requests };
+  return { ...(await runCliInProcess(args, { stdin, fetch })), requests };
 }
 
-const json = (status: number, body: unknown) =>
-  new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
+const json = jsonResponse;
 
 function item(name: string, action: AppliedApp['action'], revision: number, fields: Partial<AppliedApp> = {}): AppliedApp {
   return {

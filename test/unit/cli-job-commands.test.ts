@@ -11,8 +11,9 @@ import { HubClient } from '../../cli/client.js';
 import { exitByOutcome, watchJob } from '../../cli/commands/job-watch.js';
 import type { CliIO } from '../../cli/context.js';
 import { CliError } from '../../cli/errors.js';
-import { EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_OK, run } from '../../cli/main.js';
+import { EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_OK } from '../../cli/main.js';
 import type { JobCounts, JobDetail, LogRecord } from '../../shared/index.js';
+import { jsonResponse, runCliInProcess } from '../support/cli-in-process.js';
 
 interface Captured {
   code: number;
@@ -25,37 +26,20 @@ type Respond = (path: string, method: string, call: number) => unknown;
 
 /** Runs `flotilla ARGS…` in-process; the hub answers with `respond` (a body, or a whole Response), or must not be called. */
 async function cli(args: string[], respond?: Respond, files: Record<string, string> = {}, stdin = ''): Promise<Captured> {
-  let stdout = '';
-  let stderr = '';
   const requests: Captured['requests'] = [];
-  const io: CliIO = {
-    stdout: (text) => {
-      stdout += text;
-    },
-    stderr: (text) => {
-      stderr += text;
-    },
-    readStdin: async () => stdin,
-    readFile: async (path) => {
-      if (path in files) return files[path]!;
-      throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' });
-    },
-    fetch: async (input, init) => {
-      const url = new URL(String(input));
-      requests.push({
-        method: init?.method ?? 'GET',
-        path: url.pathname,
-        query: url.search,
-        ...(typeof init?.body === 'string' ? { body: JSON.parse(init.body) } : {}),
-      });
-      if (!respond) throw new Error('the hub must not be contacted');
-      const answer = respond(url.pathname, init?.method ?? 'GET', requests.length);
-      if (answer instanceof Response) return answer;
-      return new Response(JSON.stringify(answer), { status: 200, headers: { 'content-type': 'application/json' } });
-    },
+  const fetch: CliIO['fetch'] = async (input, init) => {
+    const url = new URL(String(input));
+    requests.push({
+      method: init?.method ?? 'GET',
+      path: url.pathname,
+      query: url.search,
+      ...(typeof init?.body === 'string' ? { body: JSON.parse(init.body) } : {}),
+    });
+    if (!respond) throw new Error('the hub must not be contacted');
+    const answer = respond(url.pathname, init?.method ?? 'GET', requests.length);
+    return answer instanceof Response ? answer : jsonResponse(200, answer);
   };
-  const code = await run(['node', 'flotilla', '--hub', 'http://127.0.0.1:7070', ...args], io);
-  return { code, stdout, stderr, requests };
+  return { ...(await runCliInProcess(args, { fetch, files, stdin })), requests };
 }
 
 function counts(values: Partial<JobCounts>): JobCounts {

@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { CliIO } from '../../cli/context.js';
-import { EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_OK, run } from '../../cli/main.js';
+import { EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_OK } from '../../cli/main.js';
+import { runCliInProcess } from '../support/cli-in-process.js';
 
 interface Captured {
   code: number;
@@ -19,31 +20,14 @@ async function cli(
   args: string[],
   options: { files?: Record<string, string>; stdin?: string; respond?: (url: string, init: RequestInit) => Response } = {},
 ): Promise<Captured> {
-  let stdout = '';
-  let stderr = '';
   const requests: string[] = [];
-  const io: CliIO = {
-    stdout: (text) => {
-      stdout += text;
-    },
-    stderr: (text) => {
-      stderr += text;
-    },
-    readStdin: async () => options.stdin ?? '',
-    readFile: async (path) => {
-      const text = options.files?.[path];
-      if (text === undefined) throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' });
-      return text;
-    },
-    fetch: async (input, init) => {
-      const url = String(input);
-      requests.push(`${init?.method ?? 'GET'} ${new URL(url).pathname}`);
-      if (!options.respond) throw new Error('the hub must not be contacted');
-      return options.respond(url, init ?? {});
-    },
+  const fetch: CliIO['fetch'] = async (input, init) => {
+    const url = String(input);
+    requests.push(`${init?.method ?? 'GET'} ${new URL(url).pathname}`);
+    if (!options.respond) throw new Error('the hub must not be contacted');
+    return options.respond(url, init ?? {});
   };
-  const code = await run(['node', 'flotilla', '--hub', 'http://127.0.0.1:7070', ...args], io);
-  return { code, stdout, stderr, requests };
+  return { ...(await runCliInProcess(args, { fetch, files: options.files ?? {}, stdin: options.stdin ?? '' })), requests };
 }
 
 const json = (status: number, body: unknown) =>

@@ -13,6 +13,7 @@ import { mqttUrlFor } from '../../cli/commands/agent-register.js';
 import { formatExpiry, tokensTable } from '../../cli/commands/token.js';
 import type { CliIO } from '../../cli/context.js';
 import { buildProgram, EXIT_HUB_ERROR, EXIT_INVALID_INPUT, EXIT_OK, EXIT_UNAUTHORIZED, loadAllCommands, run } from '../../cli/main.js';
+import { runCliInProcess } from '../support/cli-in-process.js';
 import { scratchDir } from '../support/scratch.js';
 
 // `agent register` checks the engine's unix socket before it spends a token; these tests need no engine
@@ -41,35 +42,20 @@ interface Captured {
 type Respond = (sent: Sent) => Response;
 
 async function cli(args: string[], respond?: Respond, hub = 'http://127.0.0.1:7070'): Promise<Captured> {
-  let stdout = '';
-  let stderr = '';
   const sent: Sent[] = [];
-  const io: CliIO = {
-    stdout: (text) => {
-      stdout += text;
-    },
-    stderr: (text) => {
-      stderr += text;
-    },
-    readStdin: async () => '',
-    readFile: async () => {
-      throw new Error('no files here');
-    },
-    fetch: async (input, init) => {
-      const headers = new Headers(init?.headers);
-      const request: Sent = {
-        method: init?.method ?? 'GET',
-        path: new URL(String(input)).pathname,
-        authorization: headers.get('authorization'),
-        body: typeof init?.body === 'string' ? JSON.parse(init.body) : undefined,
-      };
-      sent.push(request);
-      if (!respond) throw new Error('the hub must not be contacted');
-      return respond(request);
-    },
+  const fetch: CliIO['fetch'] = async (input, init) => {
+    const headers = new Headers(init?.headers);
+    const request: Sent = {
+      method: init?.method ?? 'GET',
+      path: new URL(String(input)).pathname,
+      authorization: headers.get('authorization'),
+      body: typeof init?.body === 'string' ? JSON.parse(init.body) : undefined,
+    };
+    sent.push(request);
+    if (!respond) throw new Error('the hub must not be contacted');
+    return respond(request);
   };
-  const code = await run(['node', 'flotilla', '--hub', hub, ...args], io);
-  return { code, stdout, stderr, sent };
+  return { ...(await runCliInProcess(args, { fetch, hub })), sent };
 }
 
 const json = (status: number, body: unknown) =>
