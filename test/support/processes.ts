@@ -58,6 +58,9 @@ export function runProcess(
       clearTimeout(timer);
       resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
     });
+    // A program that exits without reading its stdin (a script failing at its first check) closes the pipe
+    // under the write: that EPIPE is the program's business, not a failure of the test process.
+    child.stdin.on('error', () => {});
     child.stdin.end(options.input ?? '');
   });
 }
