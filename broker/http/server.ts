@@ -118,18 +118,29 @@ function decodePathPart(part: string): string {
 }
 
 /**
+ * Past a body's limit, how much more of it is read and thrown away before the refusal is sent. A
+ * client is still writing when the hub answers: if the hub stopped reading, the connection would be
+ * reset under the client's write, and most clients then report the reset, not the hub's answer.
+ * Beyond this the client is not sent a readable refusal: the connection is cut.
+ */
+const DISCARD_PAST_LIMIT_BYTES = 16 * 1024 * 1024;
+
+/**
  * Reads and parses a request body (YAML when the content type says so, else
- * JSON), refusing one over `maxBytes` as soon as it grows past it. Raw routes
- * that take a body use it too (registration, with a smaller cap).
+ * JSON), refusing one over `maxBytes`: past it nothing more is kept, and the
+ * rest is read and discarded (up to DISCARD_PAST_LIMIT_BYTES) so the client
+ * reads the refusal. Raw routes that take a body use it too (registration,
+ * with a smaller cap).
  */
 export async function readBody(req: IncomingMessage, optional?: 'optional', maxBytes = MAX_BODY_BYTES): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > maxBytes) throw new ApiError('invalid_request', `request body is larger than ${maxBytes} bytes`);
-    chunks.push(chunk as Buffer);
+    if (size > maxBytes + DISCARD_PAST_LIMIT_BYTES) break;
+    if (size <= maxBytes) chunks.push(chunk as Buffer);
   }
+  if (size > maxBytes) throw new ApiError('invalid_request', `request body is larger than ${maxBytes} bytes`);
   const text = Buffer.concat(chunks).toString('utf8');
   if (text.trim() === '') {
     if (optional) return undefined;
