@@ -5,7 +5,7 @@
  * error naming the rule rather than a round trip to the hub.
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { isName } from '../shared/ids.js';
+import { isName, MAX_SOURCE_LENGTH, SOURCE_PATTERN } from '../shared/ids.js';
 import type { ComposeOptions } from './compose/from-compose.js';
 import { UsageError } from './errors.js';
 import { labelProblem } from './labels.js';
@@ -32,7 +32,8 @@ export function parseScope(value: string): string {
   return value;
 }
 
-const SOURCE_PATTERN = /^[\x21-\x7e]{1,256}$/;
+/** The hub's own rule for a source (its `apps.applyAll` schema), checked before the round trip. */
+const SOURCE = new RegExp(SOURCE_PATTERN);
 
 /**
  * Where the specs come from (`git:<sha>`), as the hub records it: printable ASCII without
@@ -41,7 +42,7 @@ const SOURCE_PATTERN = /^[\x21-\x7e]{1,256}$/;
  * the command leaves an empty source out.
  */
 export function parseSource(value: string): string {
-  if (value !== '' && !SOURCE_PATTERN.test(value)) {
+  if (value !== '' && (!SOURCE.test(value) || value.length > MAX_SOURCE_LENGTH)) {
     throw new InvalidArgumentError('expected printable ASCII without spaces, 1-256 characters (e.g. git:3f2c1e0).');
   }
   return value;

@@ -12,6 +12,9 @@ export const NAME_PATTERN = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
 /** Label keys follow Kubernetes' shape (optional prefix/name); values are short and plain. */
 export const LABEL_KEY_PATTERN = '^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$';
 export const LABEL_VALUE_PATTERN = '^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$';
+/** Where an applied set of specs came from (`git:<sha>`): printable ASCII without spaces, at most MAX_SOURCE_LENGTH. */
+export const SOURCE_PATTERN = '^[\\x21-\\x7e]+$';
+export const MAX_SOURCE_LENGTH = 256;
 
 const deviceIdRe = new RegExp(DEVICE_ID_PATTERN);
 const nameRe = new RegExp(NAME_PATTERN);

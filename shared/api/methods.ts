@@ -15,7 +15,7 @@
  * first one's verb comes first in a 405's `Allow` header.
  */
 import { CloneType, type Static, type TSchema, Type } from '@sinclair/typebox';
-import { LABEL_KEY_PATTERN } from '../ids.js';
+import { LABEL_KEY_PATTERN, MAX_SOURCE_LENGTH, SOURCE_PATTERN } from '../ids.js';
 import { AgentVersion } from '../schemas/messages.js';
 import { DeviceId, Duration, Labels, Name, RolloutPolicy } from '../schemas/spec.js';
 import type { EventsResult, LogsResult, MetricsResult, TopResult } from '../telemetry-api.js';
@@ -108,8 +108,8 @@ const APP_SET_FIELDS = {
   source: Type.Optional(
     Type.String({
       minLength: 1,
-      maxLength: 256,
-      pattern: '^[\\x21-\\x7e]+$',
+      maxLength: MAX_SOURCE_LENGTH,
+      pattern: SOURCE_PATTERN,
       description: 'where the specs come from, such as `git:<commit>`: recorded on every new revision',
     }),
   ),
