@@ -1,5 +1,5 @@
 /** Valid protocol documents that tests start from and then bend. */
-import type { DesiredApp, DesiredState, DeviceState, LogLine, LogRecord, Metrics } from '../../shared/index.js';
+import type { AppliedApp, DesiredApp, DesiredState, DeviceState, LogLine, LogRecord, Metrics } from '../../shared/index.js';
 
 export function deviceState(deviceId: string, overrides: Partial<DeviceState> = {}): DeviceState {
   return {
@@ -82,4 +82,19 @@ export function webAppDesired(revision: number, image: string, update: DesiredAp
 /** A stored log line as the hub answers it (`logs.query`, a follower's batch): `line <id>` of app web. */
 export function logRecord(id: number, device: string): LogRecord {
   return { id, device, app: 'web', container: 'main', stream: 'stdout', ts: '2026-01-01T00:00:00.000Z', line: `line ${id}` };
+}
+
+/** One app of an `apps.applyAll` answer, at revision 1 with no devices, secrets or scope unless `fields` say otherwise. */
+export function appliedApp(name: string, action: AppliedApp['action'], fields: Partial<AppliedApp> = {}): AppliedApp {
+  return {
+    name,
+    action,
+    revision: 1,
+    previousRevision: null,
+    devices: { count: 0, ids: [] },
+    secrets: [],
+    scope: null,
+    previousScope: null,
+    ...fields,
+  };
 }

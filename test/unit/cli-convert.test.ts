@@ -11,6 +11,7 @@ import { type CliIO, processIO } from '../../cli/context.js';
 import { EXIT_INVALID_INPUT, EXIT_OK } from '../../cli/errors.js';
 import { loadYaml } from '../../cli/yaml.js';
 import { jsonResponse, runCliInProcess } from '../support/cli-in-process.js';
+import { appliedApp } from '../support/fixtures.js';
 import { scratchDir } from '../support/scratch.js';
 
 const COMPOSE = `
@@ -48,16 +49,7 @@ async function cli(args: string[]): Promise<Captured> {
   const fetch: CliIO['fetch'] = async (input, init) => {
     const body = init?.body === undefined ? undefined : JSON.parse(String(init.body));
     requests.push({ route: `${init?.method ?? 'GET'} ${new URL(String(input)).pathname}`, body });
-    const items = (body?.specs ?? []).map((spec: { name: string }) => ({
-      name: spec.name,
-      action: 'created',
-      revision: 1,
-      previousRevision: null,
-      devices: { count: 0, ids: [] },
-      secrets: [],
-      scope: null,
-      previousScope: null,
-    }));
+    const items = (body?.specs ?? []).map((spec: { name: string }) => appliedApp(spec.name, 'created'));
     return jsonResponse(200, { items, pruned: [], dryRun: false });
   };
   // The Compose files are real ones in a scratch folder: the real file system reads them.

@@ -10,6 +10,7 @@ import type { CliIO } from '../../cli/context.js';
 import { EXIT_DIFF_FAILED, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAUTHORIZED } from '../../cli/errors.js';
 import type { AppliedApp, ApplyAllResult } from '../../shared/api/results.js';
 import { jsonResponse, runCliInProcess } from '../support/cli-in-process.js';
+import { appliedApp } from '../support/fixtures.js';
 
 interface Captured {
   code: number;
@@ -41,17 +42,13 @@ async function cli(
 const json = jsonResponse;
 
 function item(name: string, action: AppliedApp['action'], revision: number, fields: Partial<AppliedApp> = {}): AppliedApp {
-  return {
-    name,
-    action,
+  return appliedApp(name, action, {
     revision,
     previousRevision: action === 'created' ? null : action === 'configured' ? revision - 1 : revision,
-    devices: { count: 0, ids: [] },
-    secrets: [],
     scope: 'shop',
     previousScope: action === 'created' ? null : 'shop',
     ...fields,
-  };
+  });
 }
 
 describe('apply', () => {

@@ -10,24 +10,13 @@ import { diffText, hasChanges, unifiedDiff } from '../../cli/spec-diff.js';
 import { specYaml } from '../../cli/spec-yaml.js';
 import type { AppliedApp, ApplyAllResult } from '../../shared/api/results.js';
 import type { AppSpec } from '../../shared/schemas/spec.js';
+import { appliedApp } from '../support/fixtures.js';
 
 function spec(name: string, image: string, extra: Partial<AppSpec['spec']['containers'][number]> = {}): AppSpec {
   return { name, scheduling: { selectors: { site: 'roof' } }, spec: { containers: [{ name: 'main', image, ...extra }] } };
 }
 
-function item(name: string, action: AppliedApp['action'], fields: Partial<AppliedApp> = {}): AppliedApp {
-  return {
-    name,
-    action,
-    revision: 1,
-    previousRevision: null,
-    devices: { count: 0, ids: [] },
-    secrets: [],
-    scope: null,
-    previousScope: null,
-    ...fields,
-  };
-}
+const item = appliedApp;
 
 const dryRun = (items: AppliedApp[], pruned: ApplyAllResult['pruned'] = []): ApplyAllResult => ({
   dryRun: true,
