@@ -17,6 +17,7 @@ import { closeClient, connectClient, Inbox } from '../support/mqtt-client.js';
 import { freePort } from '../support/ports.js';
 import { type RedisServer, startRedis } from '../support/redis.js';
 import { startReplicaBroker } from '../support/replica-broker.js';
+import { waitFor } from '../support/wait.js';
 
 const require = createRequire(import.meta.url);
 const redisPersistence = require('aedes-persistence-redis') as (options: {
@@ -166,8 +167,10 @@ describe('traps of Aedes on Redis', () => {
     for (const id of ['r1', 'r2', 'r3']) {
       await publisher.publishAsync(`flotilla/v1/devices/${id}/desired`, JSON.stringify({ id }), { qos: 1, retain: true });
     }
+    // Aedes acknowledges a QoS 1 PUBLISH before it stores the retained copy, so the PUBACK
+    // does not mean the hash is written yet.
+    await waitFor('three retained messages in Redis', async () => (await server.command('HLEN', 'flotilla:retained')) === 3);
     expect(await server.command('KEYS', '*retained*')).toEqual(['flotilla:retained']);
-    expect(await server.command('HLEN', 'flotilla:retained')).toBe(3);
     const device = await client(urlOf(a), { clientId: 'r2' });
     const inbox = new Inbox(device);
     await device.subscribeAsync('flotilla/v1/devices/r2/desired', { qos: 1 });
