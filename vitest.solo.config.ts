@@ -7,6 +7,10 @@ export default defineConfig({
     // The browser tests serve the console this checkout builds (test/support/console-build.ts).
     globalSetup: ['test/support/console-build.ts'],
     testTimeout: 30_000,
+    // One retry, so one timing fluke on a loaded 2-core machine does not fail a 30-minute run;
+    // every test that needed it is listed by name at the end (test/support/flaky-reporter.ts).
+    retry: 1,
+    reporters: ['default', './test/support/flaky-reporter.ts'],
     hookTimeout: 60_000,
     fileParallelism: false,
   },
