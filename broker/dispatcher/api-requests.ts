@@ -75,6 +75,20 @@ export function apiRequestHandler({ api, respond, logger }: ApiRequestDeps): Api
   }
 }
 
+/** The answer to a request over the MQTT API's size cap (broker/mqtt/payload-limits.ts), which is dropped unread. */
+export function requestTooLargeAnswer(payload: Buffer, limit: number): ApiResponse {
+  return {
+    correlationId: correlationIdOf(payload),
+    ok: false,
+    error: {
+      code: 'invalid_request',
+      message: `request is ${payload.length} bytes; an MQTT API request may be at most ${limit} bytes (${limit / 1024} KiB): send a larger one over HTTP (a set of apps: POST /api/v1/apply, up to 8 MiB)`,
+      details: { bytes: payload.length, limit },
+    },
+  };
+}
+
+/** The request's correlation id, if the payload is JSON with one; else null. */
 function correlationIdOf(payload: Buffer): string | null {
   try {
     const value = JSON.parse(payload.toString('utf8')) as { correlationId?: unknown };

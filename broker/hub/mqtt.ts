@@ -10,6 +10,7 @@ import { Signal } from '../../shared/signal.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { LoginDelay } from '../auth/login-delay.js';
 import type { HubConfig } from '../config.js';
+import { requestTooLargeAnswer } from '../dispatcher/api-requests.js';
 import { type ApiAnswer, createAccessControl } from '../mqtt/access.js';
 import { type ConnectionAdmission, createConnectionAdmission } from '../mqtt/admission.js';
 import { closeClients, connectedClient } from '../mqtt/aedes-internals.js';
@@ -109,7 +110,11 @@ export async function startHubMqtt(config: HubConfig, deps: HubMqttDeps, closer:
   });
   const traffic = new BrokerTraffic(topics);
   const linkBytes = new LinkBytes(topics);
-  const payloadLimits = limitPayloads(access.authorizePublish, { topics, logger });
+  const payloadLimits = limitPayloads(access.authorizePublish, {
+    topics,
+    logger,
+    onRequestTooLarge: (clientId, payload, limit) => answers.emit({ clientId, response: requestTooLargeAnswer(payload, limit) }),
+  });
   const broker = await startBroker({
     host: config.host,
     mqttPort: config.mqttPort,

@@ -12,7 +12,8 @@
  * device with one oversized message would reconnect and resend it forever.
  * Dropped, it costs one PUBACK, a log line (at most one a second, with a
  * count of the rest) and a Prometheus counter
- * (flotilla_mqtt_messages_dropped_total).
+ * (flotilla_mqtt_messages_dropped_total). An API request over its cap is
+ * answered too (`onRequestTooLarge`): its caller is waiting for a response.
  *
  * Aedes has no "authorized but do not deliver" answer: after authorizePublish
  * it writes the PUBACK, then publishes the packet as it is then. So a dropped
@@ -90,6 +91,11 @@ export interface PayloadLimitOptions {
   /** How often at most a drop is logged (default 1 s); the others are counted into the next line. */
   logIntervalMs?: number;
   now?: () => number;
+  /**
+   * Called with an API request over API_REQUEST_LIMIT before it is dropped, so the caller waiting on
+   * its correlation id is answered with the limit instead of waiting for its own timeout.
+   */
+  onRequestTooLarge?: (clientId: string, payload: Buffer, limit: number) => void;
 }
 
 /** Wraps `authorize` (the ACL): what it allows is then checked against the caps. */
@@ -139,6 +145,7 @@ export function limitPayloads(authorize: AuthorizePublish, options: PayloadLimit
         const check = limitFor(options.topics, packet.topic);
         if (check.reason) drop(packet, client.id, check.channel, check.reason, check.limit ?? 0);
         else if (check.limit !== undefined && packet.payload.length > check.limit) {
+          if (check.channel === 'request') options.onRequestTooLarge?.(client.id, Buffer.from(packet.payload), check.limit);
           drop(packet, client.id, check.channel, 'payload_too_large', check.limit);
         }
         done(null);

@@ -137,7 +137,7 @@ export const API = {
   }),
   'apps.applyAll': declareMethod({
     summary:
-      "Applies a set of app specs as one unit: every spec is checked first, and if any is refused nothing is stored. With `dryRun` it stores nothing and answers what it would do. With `scope` each app records that prune scope; `prune` then deletes the apps of that scope the set does not name. Errors name the spec as `specs[i]` in each issue's path. Over HTTP the body may be up to 8 MiB; an MQTT request is at most 768 KiB (a larger one is dropped unanswered), some 700 specs of 1 KiB: send a larger set over HTTP.",
+      "Applies a set of app specs as one unit: every spec is checked first, and if any is refused nothing is stored. With `dryRun` it stores nothing and answers what it would do. With `scope` each app records that prune scope; `prune` then deletes the apps of that scope the set does not name. Errors name the spec as `specs[i]` in each issue's path. Over HTTP the body may be up to 8 MiB; an MQTT request is at most 768 KiB (a larger one is answered `invalid_request` naming the limit), some 700 specs of 1 KiB: send a larger set over HTTP.",
     params: Type.Object(
       { ...APP_SET_FIELDS, dryRun: Type.Optional(Type.Boolean({ description: 'check and plan, store nothing (as `apps.plan`)' })) },
       strict,

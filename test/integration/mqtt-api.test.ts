@@ -130,6 +130,28 @@ describe('MQTT request/response API', () => {
     expect(after).toMatchObject({ ok: true, result: { name: 'still-alive', revision: 1, changed: true } });
   });
 
+  it('answers a request over 768 KiB with invalid_request naming the limit, stores none of it, and keeps serving', async () => {
+    // 800 specs of ~1.1 KiB: a set that fits the hub's 1 MiB packet cap but not the API request's 768 KiB.
+    const specs = Array.from({ length: 800 }, (_, i) => {
+      const spec = appSpec(`big-${i}`);
+      spec.spec.containers[0]?.env.push({ name: 'PADDING', value: 'x'.repeat(1_000) });
+      return spec;
+    });
+    const request = JSON.stringify({ correlationId: 'too-big', method: 'apps.applyAll', params: { specs } });
+    expect(request.length).toBeGreaterThan(768 * 1024);
+    await service.publishAsync(REQUEST, request, { qos: 1 });
+    const refused = await inbox.waitFor<Response>(RESPONSE, (r) => r.correlationId === 'too-big');
+    expect(refused.ok).toBe(false);
+    expect(refused.error?.code).toBe('invalid_request');
+    expect(refused.error?.message).toBe(
+      `request is ${request.length} bytes; an MQTT API request may be at most 786432 bytes (768 KiB): send a larger one over HTTP (a set of apps: POST /api/v1/apply, up to 8 MiB)`,
+    );
+    expect((await call('apps.list')).result.items).toEqual([]);
+    const fits = await call('apps.applyAll', { specs: specs.slice(0, 10) });
+    expect(fits.ok).toBe(true);
+    expect((await call('apps.list')).result.items).toHaveLength(10);
+  });
+
   it('answers concurrent requests each under its own correlation id', async () => {
     const specs = ['app-a', 'app-b', 'app-c'].map((name) => appSpec(name));
     await Promise.all(
