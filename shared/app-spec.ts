@@ -1,9 +1,11 @@
 /**
  * Validating an app spec: the schema first, then the rules a schema cannot
- * express (unique names, exactly one source per env value, no host port used twice).
+ * express (unique names, exactly one source per env value, no host port used twice,
+ * image references the engine accepts).
  */
 
 import { dependencyIssues } from './app-dependencies.js';
+import { imageReferenceProblem } from './image-reference.js';
 import { type AppSpec, AppSpec as AppSpecSchema, type ContainerSpec, type SecretFile, type UpdatePolicy } from './schemas/spec.js';
 import { parseSize } from './schemas/units.js';
 import { windowIssues } from './update-window.js';
@@ -55,6 +57,8 @@ export function containerIssues(
     const at = `${field}[${i}]`;
     if (names.has(container.name)) issues.push({ path: `${at}.name`, message: `duplicate container name "${container.name}"` });
     names.add(container.name);
+    const imageProblem = imageReferenceProblem(container.image);
+    if (imageProblem) issues.push({ path: `${at}.image`, message: `is not an image reference Docker accepts: ${imageProblem}` });
     container.env?.forEach((env, j) => {
       if ((env.value === undefined) === (env.fromSecret === undefined)) {
         issues.push({ path: `${at}.env[${j}]`, message: 'must have exactly one of "value" or "fromSecret"' });

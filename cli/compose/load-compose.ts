@@ -45,7 +45,11 @@ export async function convertCompose(
     } catch {
       mapped = undefined;
     }
-    const more = mapped && !mapped.ok ? mapped.problems.filter((p) => !problems.includes(p)) : [];
+    // A service with an unset variable is checked as if it were empty (`image: web:` from `web:${TAG}`):
+    // what the spec's check then says of that service follows from the variable, already named.
+    const unset = new Set(interpolated.problems.map((p) => /^services\.([^.:]+)[.:]/.exec(p)?.[1]).filter((s) => s !== undefined));
+    const followsFromUnset = (p: string) => [...unset].some((service) => p.startsWith(`services.${service} (as spec.`));
+    const more = mapped && !mapped.ok ? mapped.problems.filter((p) => !problems.includes(p) && !followsFromUnset(p)) : [];
     return { ok: false, problems: [...problems, ...more] };
   }
   return composeToSpec({ document: value, variables, envFiles, options });

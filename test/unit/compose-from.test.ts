@@ -381,6 +381,11 @@ services:
       // biome-ignore lint/suspicious/noTemplateCurlyInString: Compose's own ${VAR} syntax, not a template
       'services.web.image: ${TAG} is not set: set it in the environment (or in .env beside the Compose file), or give a default: ${TAG:-value}',
     ]);
+    // With the variable set to something no engine takes, the image itself is named.
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Compose's own ${VAR} syntax, not a template
+    expect(await problems('services:\n  web:\n    image: "web:${TAG}"\n', { TAG: '.hidden' })).toEqual([
+      'services.web (as spec.containers[0].image): is not an image reference Docker accepts: the tag ".hidden" may hold only letters, digits, "_", "." and "-", at most 128, and not start with "." or "-"',
+    ]);
   });
 });
 

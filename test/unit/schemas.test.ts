@@ -71,6 +71,11 @@ describe('app spec', () => {
     ],
     ['a missing image', (s: any) => delete s.spec.containers[0].image, /^spec\.containers\[0\]\.image: is required$/],
     [
+      'an image the engine would refuse',
+      (s: any) => (s.spec.containers[0].image = 'registry.local/Sensor:1'),
+      /^spec\.containers\[0\]\.image: is not an image reference Docker accepts: the repository name must be lowercase \("Sensor"\)$/,
+    ],
+    [
       'an unknown field',
       (s: any) => (s.spec.containers[0].imagePullPolicy = 'Always'),
       /^spec\.containers\[0\]\.imagePullPolicy: is not a known field$/,
