@@ -8,7 +8,7 @@ import { applySet, exportApps } from './apply-set.js';
 import { ApiError } from './errors.js';
 import type { ApiHandlersFor } from './method.js';
 import type { Rollouts } from './rollouts.js';
-import { resolveSecrets, SecretRefError } from './scheduling.js';
+import { secretProblems } from './scheduling.js';
 import { secretValues } from './secret-values.js';
 import { appDetail, appHistory, appRevision, appSummary, appViewDevice } from './views.js';
 
@@ -46,15 +46,13 @@ export function appMethods(deps: AppMethodDeps): ApiHandlersFor<AppMethodName> {
   async function checkSpec(spec: unknown, what: string): Promise<AppSpec> {
     const result = validateAppSpec(spec);
     if (!result.ok) throw ApiError.invalid('invalid_spec', what, result.issues);
-    const secret = await secretValues(secrets, [result.value]);
-    try {
-      resolveSecrets(result.value, secret);
-    } catch (err) {
-      if (err instanceof SecretRefError) {
-        throw ApiError.invalid('invalid_spec', what, [{ path: err.path, message: err.message }]);
-      }
-      throw err;
-    }
+    const problems = secretProblems(result.value, await secretValues(secrets, [result.value]));
+    if (problems.length > 0)
+      throw ApiError.invalid(
+        'invalid_spec',
+        what,
+        problems.map(({ path, message }) => ({ path, message })),
+      );
     return result.value;
   }
 

@@ -19,7 +19,7 @@ import type { DeviceStore } from '../store/devices.js';
 import type { SecretStore } from '../store/secrets.js';
 import { ApiError } from './errors.js';
 import type { Rollouts } from './rollouts.js';
-import { matches, referencedSecrets, resolveSecrets, type SecretLookup, SecretRefError } from './scheduling.js';
+import { matches, referencedSecrets, secretProblems } from './scheduling.js';
 import { secretValues } from './secret-values.js';
 import { type AppViewDevice, appViewDevice } from './views.js';
 
@@ -37,27 +37,6 @@ export interface ApplySetDeps {
 /** An issue of spec `index`, at the spec's own `path` ('' for the document). */
 function at(index: number, issue: ValidationIssue): ValidationIssue {
   return { path: issue.path === '' ? `specs[${index}]` : `specs[${index}].${issue.path}`, message: issue.message };
-}
-
-/**
- * Every secret problem of one spec, each secret once (at the first field naming it): resolveSecrets
- * stops at the first, so each found one is looked up as a stand-in value and the spec resolved again.
- */
-function secretIssues(spec: AppSpec, lookup: SecretLookup): ValidationIssue[] {
-  const issues: ValidationIssue[] = [];
-  const reported = new Set<string>();
-  const stand = Buffer.from('x');
-  const patched: SecretLookup = (name) => (reported.has(name) ? stand : lookup(name));
-  for (;;) {
-    try {
-      resolveSecrets(spec, patched);
-      return issues;
-    } catch (err) {
-      if (!(err instanceof SecretRefError) || reported.has(err.secret)) throw err;
-      reported.add(err.secret);
-      issues.push({ path: err.path, message: err.message });
-    }
-  }
 }
 
 /** The set's specs, validated, or ApiError naming every problem of every spec. */
@@ -84,7 +63,9 @@ async function checkSpecs(specs: readonly unknown[], secrets: Pick<SecretStore, 
     secrets,
     valid.map((v) => v.spec),
   );
-  for (const { index, spec } of valid) issues.push(...secretIssues(spec, lookup).map((issue) => at(index, issue)));
+  for (const { index, spec } of valid) {
+    issues.push(...secretProblems(spec, lookup).map((err) => at(index, { path: err.path, message: err.message })));
+  }
   if (issues.length > 0) {
     issues.sort((a, b) => specIndex(a.path) - specIndex(b.path));
     throw ApiError.invalid('invalid_spec', 'app specs', issues);

@@ -100,22 +100,40 @@ export function resolveInitSecrets(spec: ContainersSpec, secret: SecretLookup): 
   return resolveList(spec.spec.initContainers ?? [], 'spec.initContainers', secret);
 }
 
+/**
+ * Every reference of the spec (containers and init containers) to a secret it cannot use, each
+ * secret once, at the first field naming it: what apply reports, all at once. None when
+ * resolveSecrets would succeed.
+ */
+export function secretProblems(spec: ContainersSpec, secret: SecretLookup): SecretRefError[] {
+  const problems: SecretRefError[] = [];
+  const collect: ProblemSink = (err) => {
+    if (!problems.some((p) => p.secret === err.secret)) problems.push(err);
+  };
+  resolveList(spec.spec.containers, 'spec.containers', secret, collect);
+  resolveList(spec.spec.initContainers ?? [], 'spec.initContainers', secret, collect);
+  return problems;
+}
+
+/** Where a resolve that goes on past an unusable secret puts it; without one, the resolve throws it. */
+type ProblemSink = (err: SecretRefError) => void;
+
 /** `field`: where the list sits in the spec, for the path an error names. */
-function resolveList(list: readonly ContainerSpec[], field: string, secret: SecretLookup): ContainerSpec[] {
+function resolveList(list: readonly ContainerSpec[], field: string, secret: SecretLookup, sink?: ProblemSink): ContainerSpec[] {
   return list.map((container, i) => {
     const resolved = { ...container };
     if (container.env) {
       resolved.env = container.env.map((env, j) =>
         env.fromSecret === undefined
           ? env
-          : { name: env.name, value: secretText(secret, env.fromSecret, `${field}[${i}].env[${j}].fromSecret`) },
+          : { name: env.name, value: secretText(secret, env.fromSecret, `${field}[${i}].env[${j}].fromSecret`, sink) },
       );
     }
-    if (container.auth) resolved.auth = resolveAuth(container.auth, `${field}[${i}].auth`, secret);
+    if (container.auth) resolved.auth = resolveAuth(container.auth, `${field}[${i}].auth`, secret, sink);
     if (container.secrets) {
       resolved.secrets = container.secrets.map((file, j) => ({
         ...file,
-        data: secretBytes(secret, file.name, `${field}[${i}].secrets[${j}].name`).toString('base64'),
+        data: secretBytes(secret, file.name, `${field}[${i}].secrets[${j}].name`, sink).toString('base64'),
       }));
     }
     return resolved;
@@ -123,27 +141,33 @@ function resolveList(list: readonly ContainerSpec[], field: string, secret: Secr
 }
 
 /** A container's registry credentials with the password a `fromSecret` names filled in; `path` is the auth's own (`spec.containers[0].auth`). */
-export function resolveAuth(auth: RegistryAuth, path: string, secret: SecretLookup): RegistryAuth {
+export function resolveAuth(auth: RegistryAuth, path: string, secret: SecretLookup, sink?: ProblemSink): RegistryAuth {
   if (auth.fromSecret === undefined) return auth;
-  return { username: auth.username, password: secretText(secret, auth.fromSecret, `${path}.fromSecret`) };
+  return { username: auth.username, password: secretText(secret, auth.fromSecret, `${path}.fromSecret`, sink) };
 }
 
-function secretBytes(secret: SecretLookup, name: string, path: string): Buffer {
+/** Throws `err`, or hands it to the sink, when there is one, and goes on with an empty value. */
+function refuse(err: SecretRefError, sink: ProblemSink | undefined): void {
+  if (!sink) throw err;
+  sink(err);
+}
+
+function secretBytes(secret: SecretLookup, name: string, path: string, sink?: ProblemSink): Buffer {
   const value = secret(name);
-  if (value === undefined) throw new MissingSecretError(name, path);
-  return value;
+  if (value !== undefined) return value;
+  refuse(new MissingSecretError(name, path), sink);
+  return Buffer.alloc(0);
 }
 
-function secretText(secret: SecretLookup, name: string, path: string): string {
-  const value = utf8Text(secretBytes(secret, name, path));
-  if (value === undefined) {
-    throw new SecretRefError(
-      name,
-      path,
-      `secret "${name}" is not UTF-8 text without NUL bytes: use it as a file (secrets: [{name: ${name}}])`,
-    );
-  }
-  return value;
+function secretText(secret: SecretLookup, name: string, path: string, sink?: ProblemSink): string {
+  // A missing secret is reported by secretBytes; its stand-in, no bytes, is text.
+  const value = utf8Text(secretBytes(secret, name, path, sink));
+  if (value !== undefined) return value;
+  refuse(
+    new SecretRefError(name, path, `secret "${name}" is not UTF-8 text without NUL bytes: use it as a file (secrets: [{name: ${name}}])`),
+    sink,
+  );
+  return '';
 }
 
 /** Every secret a spec names (env, registry auth, files): a secret an app names cannot be deleted. */

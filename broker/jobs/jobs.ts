@@ -38,7 +38,7 @@ import {
   validateJobSpec,
 } from '../../shared/index.js';
 import { ApiError } from '../dispatcher/errors.js';
-import { matches, resolveSecrets, SecretRefError } from '../dispatcher/scheduling.js';
+import { MissingSecretError, matches, secretProblems } from '../dispatcher/scheduling.js';
 import { secretValues } from '../dispatcher/secret-values.js';
 import type { DeviceStore } from '../store/devices.js';
 import {
@@ -355,14 +355,16 @@ export class Jobs implements DispatcherJobs {
 
   /** A secret the containers name must exist and suit its use, as for an app: checked now, not when devices are planned. */
   private async checkSecrets(job: JobSpec): Promise<void> {
-    try {
-      resolveSecrets(job, await secretValues(this.deps.secrets, [job]));
-    } catch (err) {
-      if (!(err instanceof SecretRefError)) throw err;
-      throw ApiError.invalid('invalid_request', 'job spec', [
-        { path: err.path, message: `${err.message}: create it first (flotilla secret set ${err.secret} …)` },
-      ]);
-    }
+    const problems = secretProblems(job, await secretValues(this.deps.secrets, [job]));
+    if (problems.length === 0) return;
+    throw ApiError.invalid(
+      'invalid_request',
+      'job spec',
+      problems.map((err) => ({
+        path: err.path,
+        message: err instanceof MissingSecretError ? `${err.message}: create it first (flotilla secret set ${err.secret} …)` : err.message,
+      })),
+    );
   }
 
   /** The devices the job's scheduling selects now, registered ones that never connected included; it names no id the hub does not know. */

@@ -257,8 +257,10 @@ name: sensor-gateway
     const missing = await api('POST', '/api/v1/apps', spec);
     expect(missing.status).toBe(400);
     expect(missing.body.error.code).toBe('invalid_spec');
+    // Every missing secret at once, each at the field naming it.
     expect(missing.body.error.details.issues).toEqual([
       { path: 'spec.containers[0].env[0].fromSecret', message: 'secret "gw-token" does not exist' },
+      { path: 'spec.containers[0].auth.fromSecret', message: 'secret "registry-password" does not exist' },
     ]);
 
     expect((await api('PUT', '/api/v1/secrets/gw-token', { value: 's3cr3t-token' })).body).toEqual({ name: 'gw-token' });

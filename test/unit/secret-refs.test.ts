@@ -1,6 +1,6 @@
 /** Secret references in a spec: validation of secret files, and their resolution into a device's desired document. */
 import { describe, expect, it } from 'vitest';
-import { referencedSecrets, resolveSecrets, SecretRefError } from '../../broker/dispatcher/scheduling.js';
+import { referencedSecrets, resolveSecrets, SecretRefError, secretProblems } from '../../broker/dispatcher/scheduling.js';
 import { type AppSpec, validateAppSpec } from '../../shared/index.js';
 
 function spec(container: Record<string, unknown>): unknown {
@@ -73,6 +73,32 @@ describe('resolveSecrets', () => {
       expect((err as SecretRefError).path).toBe('spec.containers[0].env[0].fromSecret');
       expect((err as SecretRefError).message).toContain('is not UTF-8 text');
     }
+  });
+
+  it('lists every unusable secret at once, each at the first field naming it, init containers included', () => {
+    const app = valid({
+      env: [
+        { name: 'A', fromSecret: 'gone' },
+        { name: 'B', fromSecret: 'binary' },
+        { name: 'C', fromSecret: 'text' },
+      ],
+      auth: { username: 'ci', fromSecret: 'gone' },
+      secrets: [{ name: 'binary' }, { name: 'also-gone' }],
+    });
+    const withInit = {
+      ...app,
+      spec: {
+        ...app.spec,
+        initContainers: [{ name: 'migrate', image: 'registry.local/m:1', env: [{ name: 'D', fromSecret: 'init-gone' }] }],
+      },
+    };
+    expect(secretProblems(withInit, lookup).map((p) => `${p.path}: ${p.message}`)).toEqual([
+      'spec.containers[0].env[0].fromSecret: secret "gone" does not exist',
+      'spec.containers[0].env[1].fromSecret: secret "binary" is not UTF-8 text without NUL bytes: use it as a file (secrets: [{name: binary}])',
+      'spec.containers[0].secrets[1].name: secret "also-gone" does not exist',
+      'spec.initContainers[0].env[0].fromSecret: secret "init-gone" does not exist',
+    ]);
+    expect(secretProblems(valid({ env: [{ name: 'C', fromSecret: 'text' }], secrets: [{ name: 'binary' }] }), lookup)).toEqual([]);
   });
 
   it('names the field of a missing secret file', () => {
