@@ -1,5 +1,5 @@
 /**
- * Values of command-line options (ports, durations, sizes, the topic root),
+ * Values of command-line options (ports, counts, durations, sizes, the topic root),
  * parsed for commander with its InvalidArgumentError. Apart from
  * lifecycle.ts so that commands which only parse a duration do not load the
  * logger that `server` and `agent` need.
@@ -11,6 +11,14 @@ import { Topics } from '../shared/topics.js';
 /** 0-65535; 0 asks the OS for a free port. */
 export function parsePort(value: string): number {
   if (!/^[0-9]{1,5}$/.test(value) || Number(value) > 65535) throw new InvalidArgumentError('expected a port number, 0-65535.');
+  return Number(value);
+}
+
+/** A whole number, 1 or more (a revision, a count of devices). */
+export function parsePositiveInteger(value: string): number {
+  if (!/^[0-9]+$/.test(value) || Number(value) < 1 || !Number.isSafeInteger(Number(value))) {
+    throw new InvalidArgumentError('expected a whole number, 1 or more.');
+  }
   return Number(value);
 }
 

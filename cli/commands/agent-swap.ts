@@ -15,6 +15,7 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { AGENT_VERSION_PATTERN } from '../../shared/schemas/messages.js';
 import { DURATION_PATTERN, parseDuration } from '../../shared/schemas/units.js';
 import type { CliIO } from '../context.js';
+import { parsePositiveInteger } from '../option-parsers.js';
 
 interface SwapOptions {
   container: string;
@@ -24,12 +25,6 @@ interface SwapOptions {
   revision?: number;
   healthTimeout: number;
   maxCrashes: number;
-}
-
-function positiveInteger(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a whole number of at least 1');
-  return n;
 }
 
 export function registerAgentSwap(agent: Command, io: CliIO): void {
@@ -45,7 +40,7 @@ export function registerAgentSwap(agent: Command, io: CliIO): void {
       }),
     )
     .option('--from-version <version>', 'the version the agent container runs now')
-    .addOption(new Option('--revision <n>', 'the desired agent revision').argParser(positiveInteger))
+    .addOption(new Option('--revision <n>', 'the desired agent revision').argParser(parsePositiveInteger))
     .addOption(
       new Option('--health-timeout <duration>', 'how long the new agent has to confirm')
         .argParser((value) => {
@@ -56,7 +51,7 @@ export function registerAgentSwap(agent: Command, io: CliIO): void {
     )
     .addOption(
       new Option('--max-crashes <n>', 'how often the new agent may end without confirming before it is rolled back')
-        .argParser(positiveInteger)
+        .argParser(parsePositiveInteger)
         .default(3),
     )
     .action(async (options: SwapOptions, command: Command) => {

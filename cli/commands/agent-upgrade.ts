@@ -29,6 +29,7 @@ import { type HubClient, HubError } from '../client.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import { CliError, EXIT_NOT_FOUND, UsageError } from '../errors.js';
 import { parseLabelAssignments } from '../labels.js';
+import { parsePositiveInteger } from '../option-parsers.js';
 
 export interface UpgradeOptions {
   selector?: string[];
@@ -70,13 +71,15 @@ export function registerAgentUpgrade(agent: Command, io: CliIO): void {
     )
     .addOption(new Option('--canary <n|n%>', 'upgrade this many devices (or this share) first').argParser(parseCanary))
     .addOption(new Option('--pause-after-canary', 'after a healthy canary, wait for `flotilla rollout resume agent/NAME`'))
-    .addOption(new Option('--batch-size <n>', 'devices upgraded together after the canary (default 1)').argParser(positiveInteger))
+    .addOption(new Option('--batch-size <n>', 'devices upgraded together after the canary (default 1)').argParser(parsePositiveInteger))
     .addOption(
-      new Option('--max-unavailable <n>', 'instead of batches: at most this many devices upgrading at once').argParser(positiveInteger),
+      new Option('--max-unavailable <n>', 'instead of batches: at most this many devices upgrading at once').argParser(
+        parsePositiveInteger,
+      ),
     )
     .addOption(
       new Option('--failure-threshold <n>', 'failed devices that pause the rollout and send them back (default 1)').argParser(
-        positiveInteger,
+        parsePositiveInteger,
       ),
     )
     .addOption(
@@ -236,13 +239,6 @@ export function parseCanary(value: string): number | string {
   if (/^[0-9]+$/.test(value)) return Number(value);
   if (/^(100|[1-9]?[0-9])%$/.test(value)) return value;
   throw new InvalidArgumentError('expected a number of devices (3) or a share of them from 0% to 100% (10%).');
-}
-
-export function positiveInteger(value: string): number {
-  if (!/^[0-9]+$/.test(value) || Number(value) < 1 || !Number.isSafeInteger(Number(value))) {
-    throw new InvalidArgumentError('expected a whole number, 1 or more.');
-  }
-  return Number(value);
 }
 
 /** A duration as the hub's schema spells it (`90s`, `5m`, `1h`), more than zero; sent as written. */

@@ -2,6 +2,8 @@
  * `flotilla rollout history APP` — every revision of an app, newest first,
  * with how each was made (kubectl's CHANGE-CAUSE: `apply` or `rollback to N`).
  * The current revision is marked `3*`. `-o json|yaml` prints the hub's body.
+ * `--revision N` prints that revision's spec instead (kubectl's `rollout history --revision`),
+ * as YAML that `apply -f` takes back.
  *
  * `flotilla rollout status APP [-w]` — the app's newest rollout: one progress
  * line per stage (canary, then the rest of the fleet), a line of what its devices
@@ -17,13 +19,15 @@
  * agent target (`flotilla agent upgrade`), through the `agent.rollout.*`
  * methods, shown the same way. `app/NAME` is the same as `NAME`.
  */
-import type { Command } from 'commander';
-import type { RolloutStatus } from '../../shared/index.js';
+import { type Command, Option } from 'commander';
+import type { AppRevision, RolloutStatus } from '../../shared/index.js';
 import type { AppHistory, HubClient } from '../client.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import { UsageError } from '../errors.js';
 import { rolloutDownloadsLine, rolloutImagesCell } from '../image-text.js';
+import { parsePositiveInteger } from '../option-parsers.js';
 import { cell, formatAge, formatTable } from '../output.js';
+import { specYaml } from '../spec-yaml.js';
 
 export function registerRollout(program: Command, io: CliIO): void {
   const rollout = program
@@ -76,10 +80,21 @@ export function registerRollout(program: Command, io: CliIO): void {
   rollout
     .command('history')
     .argument('<app>', 'app name')
+    .addOption(
+      new Option('--revision <n>', "print that revision's whole spec as YAML (apply -f takes it back) instead of the list").argParser(
+        parsePositiveInteger,
+      ),
+    )
     .description('list the revisions of an app, newest first; the current one is marked with *')
-    .action(async (target: string, _options: unknown, command: Command) => {
+    .action(async (target: string, options: { revision?: number }, command: Command) => {
       const name = appOnly(target, 'history');
-      const history = await hubClient(command, io).call('apps.history', { name });
+      const client = hubClient(command, io);
+      if (options.revision !== undefined) {
+        const revision = await client.call('apps.revision', { name, revision: options.revision });
+        render(io, globalOptions(command).output, revision, () => revisionText(revision));
+        return;
+      }
+      const history = await client.call('apps.history', { name });
       render(io, globalOptions(command).output, history, () => historyTable(history));
     });
 
@@ -165,6 +180,16 @@ export function historyTable(history: AppHistory, now: number = Date.now()): str
       r.source ?? '<none>',
     ]),
   );
+}
+
+/**
+ * One revision as `rollout history --revision N` prints it: a comment line saying which revision it
+ * is and how it was made, then the spec as it was applied, so the output is a file `apply -f` takes.
+ */
+export function revisionText(revision: AppRevision, now: number = Date.now()): string {
+  const made = [revision.cause ?? 'cause not recorded', ...(revision.source !== undefined ? [revision.source] : [])].join(', ');
+  const state = revision.current ? 'current' : 'not current';
+  return `# app/${revision.name} revision ${revision.revision} (${made}), made ${formatAge(revision.createdAt, now)} ago, ${state}\n${specYaml(revision.spec)}`;
 }
 
 const BAR_WIDTH = 10;

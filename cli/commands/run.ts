@@ -25,9 +25,10 @@ import { formatIssue, type ValidationIssue } from '../../shared/validate.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
 import { UsageError } from '../errors.js';
 import { parseLabelAssignments } from '../labels.js';
+import { parsePositiveInteger } from '../option-parsers.js';
 import { parseDocuments, readSource } from '../spec-documents.js';
 import { loadYaml } from '../yaml.js';
-import { durationArg, positiveInteger } from './agent-upgrade.js';
+import { durationArg } from './agent-upgrade.js';
 
 export interface RunOptions {
   filename?: string;
@@ -83,9 +84,11 @@ export function registerRun(program: Command, io: CliIO): void {
       ),
     )
     .option('--deadline <duration|time>', 'devices that have not started by then count as expired: 24h, or an RFC 3339 time (default 7d)')
-    .addOption(new Option('--max-concurrent <n>', 'at most this many devices run it at once').argParser(positiveInteger))
+    .addOption(new Option('--max-concurrent <n>', 'at most this many devices run it at once').argParser(parsePositiveInteger))
     .addOption(
-      new Option('--abort-after-failures <n>', 'after this many devices failed or timed out, cancel the rest').argParser(positiveInteger),
+      new Option('--abort-after-failures <n>', 'after this many devices failed or timed out, cancel the rest').argParser(
+        parsePositiveInteger,
+      ),
     )
     .addOption(new Option('-e, --env <key=value>', 'set an environment variable in the container (repeatable)').argParser(collect))
     .option(

@@ -5,10 +5,12 @@
  * real MQTT.js client, and a device (a plain MQTT client publishing its
  * retained state) that must be told to run the rolled-back spec.
  */
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { MqttClient } from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { MIGRATIONS } from '../../broker/store/sqlite/migrations.js';
 import { type AppHistory, contentHash, type DesiredState, type RollbackResult, validateAppSpec } from '../../shared/index.js';
 import { Cleanup } from '../support/cleanup.js';
@@ -165,6 +167,34 @@ describe('app revisions: history and rollback', SLOW, () => {
 
     const after = await history();
     expect(after.items.map((r) => r.revision)).toEqual([1]);
+  });
+
+  it("prints one revision's spec with --revision, as YAML that apply -f takes back", async () => {
+    for (const version of ['1.0', '2.0']) await apply(webSpec(version));
+
+    const first = await flotilla('rollout', 'history', 'web', '--revision', '1');
+    expect(first).toMatchObject({ code: 0, stderr: '' });
+    const [header, ...yamlLines] = first.stdout.split('\n');
+    expect(header).toMatch(/^# app\/web revision 1 \(apply\), made \d+s ago, not current$/);
+    expect(validateAppSpec(parseYaml(yamlLines.join('\n')))).toEqual({ ok: true, value: webSpec('1.0') });
+
+    const asJson = await flotilla('rollout', 'history', 'web', '--revision', '2', '-o', 'json');
+    expect(JSON.parse(asJson.stdout)).toMatchObject({ name: 'web', revision: 2, current: true, cause: 'apply', spec: webSpec('2.0') });
+
+    // Saved to a file and applied, revision 1's spec becomes revision 3, as a rollback would make it.
+    const file = join(scratchDir('flotilla-it-rev-'), 'web-1.yaml');
+    writeFileSync(file, first.stdout);
+    expect(await flotilla('apply', '-f', file)).toMatchObject({ code: 0, stdout: 'app/web configured (revision 3)\n' });
+    expect((await api('GET', '/api/v1/apps/web')).body).toMatchObject({ revision: 3, spec: webSpec('1.0') });
+
+    expect(await flotilla('rollout', 'history', 'web', '--revision', '9')).toEqual({
+      code: 3,
+      stdout: '',
+      stderr: 'error: app "web" has no revision 9\n',
+    });
+    const zero = await flotilla('rollout', 'history', 'web', '--revision', '0');
+    expect(zero.code).toBe(2);
+    expect(zero.stderr).toContain("option '--revision <n>' argument '0' is invalid. expected a whole number, 1 or more.");
   });
 
   it('refuses to roll back to a revision whose secret no longer exists, as apply would', async () => {
