@@ -114,6 +114,14 @@ export function containerIssues(
     if (container.healthcheck && healthcheckKinds.length !== 1) {
       issues.push({ path: `${at}.healthcheck`, message: 'must have exactly one of "http", "tcp" or "exec"' });
     }
+    const probed = healthcheckKinds.find((kind) => kind !== 'exec');
+    if (probed && (container.networkMode === 'none' || container.networkMode?.startsWith('container:'))) {
+      // The agent probes http and tcp checks from the host, at the container's own address.
+      issues.push({
+        path: `${at}.healthcheck.${probed}`,
+        message: `is probed by the agent at the container's own address, and with networkMode ${container.networkMode} it has none: use an exec check (exec: [wget, -q, -O-, http://localhost:PORT/], run inside the container)${container.networkMode === 'none' ? '' : ', or put the check on the container whose network it shares'}`,
+      });
+    }
   });
   return issues;
 }

@@ -71,6 +71,22 @@ describe('app spec', () => {
     ],
     ['a missing image', (s: any) => delete s.spec.containers[0].image, /^spec\.containers\[0\]\.image: is required$/],
     [
+      "a tcp check on a container that shares another container's network",
+      (s: any) => {
+        s.spec.containers[0].networkMode = 'container:shop_db';
+        s.spec.containers[0].healthcheck = { tcp: 'localhost:8080' };
+      },
+      /^spec\.containers\[0\]\.healthcheck\.tcp: is probed by the agent at the container's own address, and with networkMode container:shop_db it has none: use an exec check .*, or put the check on the container whose network it shares$/,
+    ],
+    [
+      'an http check on a container without a network',
+      (s: any) => {
+        s.spec.containers[0].networkMode = 'none';
+        s.spec.containers[0].healthcheck = { http: 'http://localhost:8080/healthz' };
+      },
+      /^spec\.containers\[0\]\.healthcheck\.http: is probed by the agent at the container's own address, and with networkMode none it has none: use an exec check \(exec: \[wget, -q, -O-, http:\/\/localhost:PORT\/\], run inside the container\)$/,
+    ],
+    [
       'an image the engine would refuse',
       (s: any) => (s.spec.containers[0].image = 'registry.local/Sensor:1'),
       /^spec\.containers\[0\]\.image: is not an image reference Docker accepts: the repository name must be lowercase \("Sensor"\)$/,
