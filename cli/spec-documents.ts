@@ -4,6 +4,10 @@
  * carries the name messages give it: `app.yaml`, or `app.yaml (document 2)`
  * when the file holds several, so an error points at the document to fix.
  *
+ * YAML 1.1 merge keys are read (`<<: *common`), as docker-compose reads them:
+ * Compose files share settings through an anchored `x-` key, and a spec file
+ * may do the same; the keys a mapping writes itself win over the merged ones.
+ *
  * Callers load the YAML library first (`await loadYaml()`): parsing here is
  * synchronous and finds it loaded.
  */
@@ -45,7 +49,7 @@ function isEmpty(contents: unknown): boolean {
 export function parseDocuments(file: string, text: string, kind = 'app spec', { allowEmpty = false } = {}): Document[] {
   const name = file === '-' ? '<stdin>' : file;
   const nonEmpty = yaml()
-    .parseAllDocuments(text, { prettyErrors: true })
+    .parseAllDocuments(text, { prettyErrors: true, merge: true })
     .filter((doc) => doc.errors.length > 0 || !isEmpty(doc.contents));
   if (nonEmpty.length === 0) {
     return allowEmpty ? [] : [{ source: name, value: undefined, error: new UsageError(`${name}: no ${kind} found`) }];

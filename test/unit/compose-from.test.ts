@@ -12,6 +12,7 @@ import type { ComposeOptions } from '../../cli/compose/from-compose.js';
 import { convertCompose } from '../../cli/compose/load-compose.js';
 import { shellWords } from '../../cli/compose/shell-words.js';
 import { processIO } from '../../cli/io.js';
+import { parseDocuments } from '../../cli/spec-documents.js';
 import { loadYaml } from '../../cli/yaml.js';
 import { validateAppSpec } from '../../shared/app-spec.js';
 import type { AppSpec, ContainerSpec } from '../../shared/schemas/spec.js';
@@ -24,8 +25,11 @@ async function convert(text: string, files: Record<string, string> = {}, env: Re
   for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
   const file = join(dir, 'docker-compose.yml');
   writeFileSync(file, text);
-  const document = (await loadYaml()).parse(text) as Record<string, unknown>;
-  return convertCompose(processIO(), file, document, { name: 'shop', ...options }, env);
+  await loadYaml();
+  // Parsed as the CLI parses a file (merge keys and all), then converted.
+  const [document] = parseDocuments(file, text);
+  if (document?.error) throw document.error;
+  return convertCompose(processIO(), file, document!.value as Record<string, unknown>, { name: 'shop', ...options }, env);
 }
 
 async function spec(text: string, files: Record<string, string> = {}, env: Record<string, string> = {}): Promise<AppSpec> {
@@ -385,6 +389,49 @@ services:
     // biome-ignore lint/suspicious/noTemplateCurlyInString: Compose's own ${VAR} syntax, not a template
     expect(await problems('services:\n  web:\n    image: "web:${TAG}"\n', { TAG: '.hidden' })).toEqual([
       'services.web (as spec.containers[0].image): is not an image reference Docker accepts: the tag ".hidden" may hold only letters, digits, "_", "." and "-", at most 128, and not start with "." or "-"',
+    ]);
+  });
+});
+
+describe('compose → spec: YAML anchors and merge keys', () => {
+  it('a service built from <<: *common (an x- key used only as the anchor) plus its own fields, and << inside environment', async () => {
+    const app = await spec(`
+x-common: &common
+  image: registry.local/shop:1
+  restart: unless-stopped
+  environment: &env
+    LEVEL: info
+    REGION: eu
+services:
+  web:
+    <<: *common
+    command: serve
+    environment:
+      <<: *env
+      LEVEL: debug
+  worker:
+    <<: *common
+`);
+    expect(app.spec.containers).toEqual([
+      {
+        name: 'web',
+        image: 'registry.local/shop:1',
+        command: ['serve'],
+        env: [
+          { name: 'LEVEL', value: 'debug' },
+          { name: 'REGION', value: 'eu' },
+        ],
+        restartPolicy: { name: 'unless-stopped' },
+      },
+      {
+        name: 'worker',
+        image: 'registry.local/shop:1',
+        env: [
+          { name: 'LEVEL', value: 'info' },
+          { name: 'REGION', value: 'eu' },
+        ],
+        restartPolicy: { name: 'unless-stopped' },
+      },
     ]);
   });
 });
