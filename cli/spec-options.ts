@@ -37,15 +37,40 @@ const SOURCE = new RegExp(SOURCE_PATTERN);
 
 /**
  * Where the specs come from (`git:<sha>`), as the hub records it: printable ASCII without
- * spaces, 1–256 characters. Empty is none (`FLOTILLA_SOURCE= flotilla apply …`): it is
- * passed through, since commander turns a parser's undefined into an empty string, and
- * the command leaves an empty source out.
+ * spaces, 1–256 characters. An empty `--source ""` is refused like any other bad value: it
+ * would record nothing while looking as if it recorded something.
  */
 export function parseSource(value: string): string {
-  if (value !== '' && (!SOURCE.test(value) || value.length > MAX_SOURCE_LENGTH)) {
-    throw new InvalidArgumentError('expected printable ASCII without spaces, 1-256 characters (e.g. git:3f2c1e0).');
+  if (!SOURCE.test(value) || value.length > MAX_SOURCE_LENGTH) {
+    throw new InvalidArgumentError(SOURCE_RULE);
   }
   return value;
+}
+
+const SOURCE_RULE = 'expected printable ASCII without spaces, 1-256 characters (e.g. git:3f2c1e0).';
+
+/**
+ * `--source REF`, which defaults to FLOTILLA_SOURCE. The variable is read by sourceOf, not by
+ * commander's `.env()`, because an empty variable must count as unset (CI systems set variables
+ * to "" rather than leave them out) while an empty `--source ""` is refused.
+ */
+export function sourceOption(): Option {
+  return new Option(
+    '--source <ref>',
+    'where the specs come from, recorded on every new revision and shown by rollout history (e.g. git:SHA); default: $FLOTILLA_SOURCE, where an empty value counts as unset',
+  ).argParser(parseSource);
+}
+
+/** The source to send: the flag, else FLOTILLA_SOURCE unless it is empty; a bad variable is a usage error naming it. */
+export function sourceOf(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (flag !== undefined) return flag;
+  const value = env.FLOTILLA_SOURCE;
+  if (value === undefined || value === '') return undefined;
+  try {
+    return parseSource(value);
+  } catch {
+    throw new UsageError(`FLOTILLA_SOURCE=${JSON.stringify(value)} is not a source: ${SOURCE_RULE}`);
+  }
 }
 
 export function scopeOption(description: string): Option {

@@ -21,7 +21,7 @@
  *
  * `-o json|yaml` prints the hub's answer (the apply's, not the dry run's).
  */
-import { type Command, Option } from 'commander';
+import type { Command } from 'commander';
 import type { AppliedApp, ApplyAllResult, PrunedApp } from '../../shared/api/results.js';
 import { HubError } from '../client.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
@@ -32,8 +32,9 @@ import {
   checkPrune,
   composeOptionsOf,
   filenameOption,
-  parseSource,
   scopeOption,
+  sourceOf,
+  sourceOption,
 } from '../spec-options.js';
 
 interface ApplyOptions extends ComposeFlags {
@@ -61,11 +62,7 @@ export function registerApply(program: Command, io: CliIO): void {
       '--prune',
       'also delete the apps recorded with --prune-scope that the specs no longer name; they are listed before anything is deleted (with --dry-run, only listed)',
     )
-    .addOption(
-      new Option('--source <ref>', 'where the specs come from, recorded on every new revision and shown by rollout history (e.g. git:SHA)')
-        .env('FLOTILLA_SOURCE')
-        .argParser(parseSource),
-    );
+    .addOption(sourceOption());
   addComposeOptions(apply)
     .addHelpText(
       'after',
@@ -80,6 +77,7 @@ export function registerApply(program: Command, io: CliIO): void {
     )
     .action(async (options: ApplyOptions, command: Command) => {
       checkPrune(options);
+      const source = sourceOf(options.source);
       const { loadSpecSet, locateHubIssues } = await import('../spec-files.js');
       const set = await loadSpecSet(io, options.filename, composeOptionsOf(options));
       for (const note of set.notes) io.stderr(`note: ${note}\n`);
@@ -88,7 +86,7 @@ export function registerApply(program: Command, io: CliIO): void {
       const request = {
         specs: set.specs,
         ...(options.pruneScope !== undefined ? { scope: options.pruneScope } : {}),
-        ...(options.source ? { source: options.source } : {}),
+        ...(source !== undefined ? { source } : {}),
       };
       let result: ApplyAllResult;
       try {

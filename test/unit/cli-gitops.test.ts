@@ -165,10 +165,20 @@ describe('apply', () => {
       process.env.FLOTILLA_SOURCE = 'has space';
       const bad = await cli(['apply', '-f', '-'], () => answer.clone());
       expect(bad.code).toBe(EXIT_INVALID_INPUT);
+      expect(bad.stderr).toMatch(/^error: FLOTILLA_SOURCE="has space" is not a source: expected printable ASCII without spaces/);
       expect(bad.requests).toEqual([]);
     } finally {
       if (saved === undefined) delete process.env.FLOTILLA_SOURCE;
       else process.env.FLOTILLA_SOURCE = saved;
+    }
+  });
+  it('refuses an empty --source as it refuses any other bad one, sending nothing', async () => {
+    const rule = /expected printable ASCII without spaces, 1-256 characters/;
+    for (const value of ['', 'a b']) {
+      const refused = await cli(['apply', '-f', '-', '--source', value], () => json(200, {}));
+      expect(refused.code).toBe(EXIT_INVALID_INPUT);
+      expect(refused.stderr).toMatch(rule);
+      expect(refused.requests).toEqual([]);
     }
   });
 });
