@@ -480,7 +480,7 @@ function dependencies(value: unknown, at: string, context: ServiceContext): Cont
       // Refused rather than dropped: the file says this service starts without its dependency, which Flotilla would wait for.
       if (settings.required === false) {
         context.problems.push(
-          `${at}.depends_on.${name}.required: false has no spec form: Flotilla waits for every dependency: delete the entry if the service starts without ${name}, else required:`,
+          `${at}.depends_on.${name}.required: false has no spec form: Flotilla waits for every dependency: delete the entry if the service starts without ${name}, else delete required: false`,
         );
       }
       if (settings.restart === true) {

@@ -559,7 +559,7 @@ services:
         'services:\n  db: { image: db }\n  web:\n    image: web\n    depends_on: { db: { condition: service_started, required: false } }\n',
       ),
     ).toEqual([
-      'services.web.depends_on.db.required: false has no spec form: Flotilla waits for every dependency: delete the entry if the service starts without db, else required:',
+      'services.web.depends_on.db.required: false has no spec form: Flotilla waits for every dependency: delete the entry if the service starts without db, else delete required: false',
     ]);
   });
 
