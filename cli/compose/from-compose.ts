@@ -152,7 +152,9 @@ export function composeToSpec(input: ComposeInput): Conversion {
     const service = services[name];
     const at = `services.${name}`;
     if (!isName(name)) {
-      problems.push(`${at}: the service name must be a DNS label (a-z, 0-9, "-", at most 63) to name a container`);
+      problems.push(
+        `${at}: the service name must be a DNS label (a-z, 0-9, "-", at most 63) to name a container: ${renaming(name, names)}`,
+      );
       continue;
     }
     if (!isRecord(service)) {
@@ -494,6 +496,13 @@ function dependencies(value: unknown, at: string, context: ServiceContext): Cont
     else dependsOn[name] = mapped;
   }
   return dependsOn;
+}
+
+/** What to rename a service to: its lower-case form with `_` and `.` as `-` (`redis_cache` → `redis-cache`), when that is a free DNS label. */
+function renaming(name: string, names: readonly string[]): string {
+  const label = name.toLowerCase().replace(/[_.]/g, '-');
+  const then = '(and the depends_on entries that name it)';
+  return isName(label) && !names.includes(label) ? `rename it "${label}" ${then}` : `rename it ${then}`;
 }
 
 /** The spec's secret name for a Compose one: lower case, `_` and `.` as `-` (`db_password` → `db-password`). */

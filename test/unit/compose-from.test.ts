@@ -563,6 +563,22 @@ services:
     ]);
   });
 
+  it('a service name Compose allows but a container name does not is refused with the name to use instead', async () => {
+    const found = await problems(`
+services:
+  redis_cache: { image: redis, restart: always }
+  Web: { image: web, restart: always, depends_on: [redis_cache] }
+  a_b: { image: x, restart: always }
+  a-b: { image: x, restart: always }
+`);
+    const rule = 'the service name must be a DNS label (a-z, 0-9, "-", at most 63) to name a container';
+    expect(found).toEqual([
+      `services.redis_cache: ${rule}: rename it "redis-cache" (and the depends_on entries that name it)`,
+      `services.Web: ${rule}: rename it "web" (and the depends_on entries that name it)`,
+      `services.a_b: ${rule}: rename it (and the depends_on entries that name it)`,
+    ]);
+  });
+
   it('a key that is not a Compose field is called one, with the nearest field; a Compose field without a spec form says what to do', async () => {
     const found = await problems(`
 services:
