@@ -7,7 +7,16 @@
  * (job-watch.ts), and exits by how it ended.
  */
 import type { Command } from 'commander';
-import { type ContainerSpec, describeWindow, secretFilePath, type UpdatePolicy } from '../../shared/index.js';
+import { dependenciesOf, startOrder } from '../../shared/app-dependencies.js';
+import {
+  type AppSpec,
+  type ContainerSpec,
+  describeWindow,
+  type InitContainerSpec,
+  type InitPolicy,
+  secretFilePath,
+  type UpdatePolicy,
+} from '../../shared/index.js';
 import { agentUpgradeFields } from '../agent-version-text.js';
 import type { AppDetail, Device } from '../client.js';
 import { type CliIO, globalOptions, hubClient, render } from '../context.js';
@@ -195,12 +204,11 @@ export function describeApp(app: AppDetail, now: number = Date.now()): string {
     ...(app.scope !== undefined ? [['Scope', app.scope] as const] : []),
     ['Scheduling', formatScheduling(app.spec.scheduling)],
     ['Update', updateText(app.spec.spec.update)],
+    ...startFields(app.spec.spec),
   ]);
-  out += 'Containers:\n';
-  for (const container of app.spec.spec.containers) {
-    out += `  ${cell(container.name)}:\n`;
-    out += formatFields(containerFields(container), '    ');
-  }
+  const inits = app.spec.spec.initContainers ?? [];
+  if (inits.length > 0) out += `Init Containers:\n${containersText(inits)}`;
+  out += `Containers:\n${containersText(app.spec.spec.containers)}`;
   if (app.devices.length === 0) {
     out += formatFields([['Devices', '<none>']]);
     return out;
@@ -215,6 +223,39 @@ export function describeApp(app: AppDetail, now: number = Date.now()): string {
     ),
   );
   return out;
+}
+
+/** Each container's name, then its fields, indented under a section heading. */
+function containersText(containers: readonly (InitContainerSpec | ContainerSpec)[]): string {
+  return containers.map((c) => `  ${cell(c.name)}:\n${formatFields(containerFields(c), '    ')}`).join('');
+}
+
+const INIT_POLICY_TEXT: Record<InitPolicy, string> = {
+  revision: 'revision (init containers run once for each new revision)',
+  start: 'start (init containers run for each new revision, and each time the containers start from nothing)',
+};
+
+/**
+ * `Init Policy` and `Start Order` for an app with init containers or `dependsOn`, none for
+ * any other: its containers start in spec order, which the Containers section shows already.
+ * The order is the agent's own (startOrder), init containers first, one after the other.
+ */
+function startFields(spec: AppSpec['spec']): [string, string][] {
+  const inits = spec.initContainers ?? [];
+  const ordered = inits.length > 0 || spec.containers.some((c) => c.dependsOn !== undefined);
+  return [
+    ...(inits.length > 0 || spec.initPolicy !== undefined
+      ? [['Init Policy', INIT_POLICY_TEXT[spec.initPolicy ?? 'revision']] as [string, string]]
+      : []),
+    ...(ordered
+      ? [
+          ['Start Order', [...inits.map((c) => `init ${c.name}`), ...startOrder(spec.containers).map((c) => c.name)].join(' → ')] as [
+            string,
+            string,
+          ],
+        ]
+      : []),
+  ];
 }
 
 /**
@@ -234,8 +275,15 @@ export function updateText(update: UpdatePolicy | undefined): string {
   return parts.filter(Boolean).join(', ') || '<defaults>';
 }
 
+/**
+ * What containerFields reads: an app's container, an init container (which has no ports,
+ * restart policy, healthcheck, dependencies or aliases), or a job's.
+ */
+type AnyContainer = InitContainerSpec &
+  Partial<Pick<ContainerSpec, 'ports' | 'restartPolicy' | 'healthcheck' | 'dependsOn' | 'networkAliases'>>;
+
 /** The fields that are set, in the order a Compose file would list them; secrets are named, never shown. */
-export function containerFields(c: ContainerSpec): [string, string | string[]][] {
+export function containerFields(c: AnyContainer): [string, string | string[]][] {
   const fields: [string, string | string[]][] = [['Image', c.image]];
   const argv = (list: string[]) => list.map((arg) => (/^[A-Za-z0-9_./:=@%+,-]+$/.test(arg) ? arg : JSON.stringify(arg))).join(' ');
   if (c.entrypoint) fields.push(['Entrypoint', argv(c.entrypoint)]);
@@ -273,6 +321,14 @@ export function containerFields(c: ContainerSpec): [string, string | string[]][]
   if (c.capAdd?.length) fields.push(['Cap Add', c.capAdd.join(', ')]);
   if (c.capDrop?.length) fields.push(['Cap Drop', c.capDrop.join(', ')]);
   if (c.networkMode) fields.push(['Network', c.networkMode]);
+  if (c.networkAliases?.length) fields.push(['Network Aliases', c.networkAliases.join(', ')]);
+  if (c.dependsOn)
+    fields.push([
+      'Depends On',
+      dependenciesOf(c)
+        .map(([name, condition]) => `${name} (${condition})`)
+        .join(', '),
+    ]);
   if (c.labels && Object.keys(c.labels).length > 0) fields.push(['Labels', Object.entries(c.labels).map(([k, v]) => `${k}=${v}`)]);
   if (c.healthcheck) fields.push(['Healthcheck', describeHealthcheck(c.healthcheck)]);
   if (c.auth)
