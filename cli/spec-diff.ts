@@ -8,7 +8,8 @@
  *   app/old deleted                        and its spec as `-` lines (with --prune)
  *
  * The diff runs from the hub's current spec to the file's, both written by
- * specYaml, so only what the file changes shows. A scope the app would join
+ * specYaml, the hub's with its keys in the file's order, so only what the file
+ * changes shows. A scope the app would join
  * is noted on its line but is no change: the apps run as they did.
  *
  * Loaded only by `diff`: the diff library stays out of every other command.
@@ -65,7 +66,8 @@ function prefixed(mark: '+' | '-', text: string): string {
 
 /** `diff -u` of two specs: `---`/`+++` naming each side, then the hunks. */
 export function unifiedDiff(from: AppSpec, fromName: string, to: AppSpec, toName: string): string {
-  const patch = structuredPatch(fromName, toName, specYaml(from), specYaml(to), undefined, undefined, { context: CONTEXT });
+  const fromText = specYaml(inKeyOrderOf(from, to) as AppSpec);
+  const patch = structuredPatch(fromName, toName, fromText, specYaml(to), undefined, undefined, { context: CONTEXT });
   if (patch.hunks.length === 0) return '';
   let out = `--- ${fromName}\n+++ ${toName}\n`;
   for (const hunk of patch.hunks) {
@@ -76,4 +78,20 @@ export function unifiedDiff(from: AppSpec, fromName: string, to: AppSpec, toName
     for (const line of hunk.lines) out += `${line}\n`;
   }
   return out;
+}
+
+/**
+ * `value` with the keys of each object in the order `model` (the file's spec) writes them, its
+ * other keys after: the hub keeps a spec's key order as applied, and a file that writes the same
+ * fields in another order (a Compose export read back) would otherwise show every moved field as
+ * changed.
+ */
+export function inKeyOrderOf(value: unknown, model: unknown): unknown {
+  if (Array.isArray(value)) return value.map((item, i) => inKeyOrderOf(item, Array.isArray(model) ? model[i] : undefined));
+  if (value === null || typeof value !== 'object') return value;
+  const source = value as Record<string, unknown>;
+  const shape = model !== null && typeof model === 'object' && !Array.isArray(model) ? (model as Record<string, unknown>) : {};
+  const order = Object.keys(shape);
+  const keys = [...order.filter((key) => Object.hasOwn(source, key)), ...Object.keys(source).filter((key) => !order.includes(key))];
+  return Object.fromEntries(keys.map((key) => [key, inKeyOrderOf(source[key], shape[key])]));
 }

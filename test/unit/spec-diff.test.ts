@@ -102,6 +102,31 @@ describe('diff', () => {
     expect(unifiedDiff(before, 'hub', before, 'file')).toBe('');
   });
 
+  it('shows only what changed when the file writes the same fields in another order', () => {
+    const hub: AppSpec = {
+      name: 'web',
+      scheduling: { selectors: { site: 'roof' } },
+      spec: {
+        containers: [{ name: 'web', image: 'web:1', ports: ['80:80'], healthcheck: { tcp: 'localhost:80', interval: '5s' } }],
+        update: { strategy: 'download-then-kill' },
+      },
+    };
+    // A Compose export read back: the same fields, most in another order, and one real change.
+    const file: AppSpec = {
+      spec: {
+        update: { strategy: 'download-then-kill' },
+        containers: [{ healthcheck: { interval: '5s', tcp: 'localhost:80' }, ports: ['80:80'], image: 'web:2', name: 'web' }],
+      },
+      scheduling: { selectors: { site: 'roof' } },
+      name: 'web',
+    };
+    const diff = unifiedDiff(hub, 'hub', file, 'file');
+    expect(diff.split('\n').filter((line) => /^[-+][^-+]/.test(line))).toEqual(['-      image: web:1', '+      image: web:2']);
+    expect(
+      unifiedDiff(hub, 'hub', { ...file, spec: { ...file.spec, containers: [{ ...file.spec.containers[0]!, image: 'web:1' }] } }, 'file'),
+    ).toBe('');
+  });
+
   it('nothing created, changed or deleted is no change, even where an app joins the scope', () => {
     const result = dryRun([
       item('a', 'unchanged', { revision: 2, previousRevision: 2, scope: 'shop', previousScope: null }),
