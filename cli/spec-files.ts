@@ -20,7 +20,7 @@
  *   Compose documents each must carry its own `name:`.
  */
 import { readdir, realpath, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { isAbsolute, join, relative, sep } from 'node:path';
 import { MAX_APPLY_SPECS } from '../shared/api/methods.js';
 import { validateAppSpec } from '../shared/app-spec.js';
 import { validateJobSpec } from '../shared/job-spec.js';
@@ -172,7 +172,7 @@ async function specFiles(path: string, problems: string[]): Promise<{ folder: bo
   if (path === '-' || !(await isFolder(path))) return { folder: false, names: [path] };
   const names: string[] = [];
   try {
-    await walk(path, names, new Set());
+    await walk(path, names, { root: await realpath(path), given: path, seen: new Set(), problems });
   } catch (err) {
     problems.push(`${path}: cannot read the folder: ${(err as Error).message}`);
     return undefined;
@@ -188,23 +188,52 @@ async function isFolder(path: string): Promise<boolean> {
   }
 }
 
+interface Walk {
+  /** The real path of the folder `-f` names: links may lead anywhere under it, and nowhere else. */
+  root: string;
+  /** That folder as given, for messages. */
+  given: string;
+  /** Real paths of the folders walked so far, so a loop of links is walked once. */
+  seen: Set<string>;
+  problems: string[];
+}
+
 /**
  * Spec files under `folder`, depth first, entries in code-point order of their names, so a
- * folder gives the same set in the same order on every machine. Symbolic links are
- * followed; a folder reached twice through them (a loop) is walked once.
+ * folder gives the same set in the same order on every machine. A symbolic link to a spec
+ * file or a folder is followed when it leads inside the `-f` folder, and is a problem when
+ * it leads out of it: followed, `ln -s .. loop` would read the whole parent tree into the
+ * set; skipped, the apps behind a link made on purpose would drop out of the set and
+ * `--prune` would delete them. A folder reached twice through links is walked once.
  */
-async function walk(folder: string, into: string[], seen: Set<string>): Promise<void> {
+async function walk(folder: string, into: string[], at: Walk): Promise<void> {
   const real = await realpath(folder);
-  if (seen.has(real)) return;
-  seen.add(real);
+  if (at.seen.has(real)) return;
+  at.seen.add(real);
   const entries = (await readdir(folder, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const entry of entries) {
     if (entry.name.startsWith('.')) continue;
     const path = join(folder, entry.name);
     const folderEntry = entry.isDirectory() || (entry.isSymbolicLink() && (await isFolder(path)));
-    if (folderEntry) await walk(path, into, seen);
-    else if (SPEC_EXTENSIONS.some((ext) => entry.name.endsWith(ext))) into.push(path);
+    const specFile = !folderEntry && SPEC_EXTENSIONS.some((ext) => entry.name.endsWith(ext));
+    if (!folderEntry && !specFile) continue;
+    if (entry.isSymbolicLink()) {
+      const target = await realpath(path).catch(() => undefined); // a dangling link is read, and reported, as a missing file
+      if (target !== undefined && !isInside(target, at.root)) {
+        at.problems.push(
+          `${path}: a symbolic link to ${target}, outside ${at.given}: only links inside the folder are followed; give the target its own -f, or move its specs into the folder`,
+        );
+        continue;
+      }
+    }
+    if (folderEntry) await walk(path, into, at);
+    else into.push(path);
   }
+}
+
+function isInside(path: string, folder: string): boolean {
+  const rel = relative(folder, path);
+  return rel === '' || (rel.split(sep)[0] !== '..' && !isAbsolute(rel));
 }
 
 /** `specs[3].spec.containers[0]` → index 3 and the rest of the path (`spec.containers[0]`, or `` for the document). */

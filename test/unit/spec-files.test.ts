@@ -88,12 +88,35 @@ describe('a folder', () => {
     expect(set.sources).toEqual([join(root, 'single.yaml'), '<stdin>', join(root, 'folder/x.yaml')]);
   });
 
-  it('follows a symbolic link to a folder, and walks a loop of them once', async () => {
-    const root = tree({ 'real/a.yaml': app('a') });
+  it('follows a symbolic link to a folder inside it, and walks a loop of them once', async () => {
+    const root = tree({ 'real/a.yaml': app('a'), 'real/sub/b.yaml': app('b') });
     symlinkSync(join(root, 'real'), join(root, 'linked'));
-    symlinkSync(root, join(root, 'real/loop'));
-    const set = await loadSpecSet(io(), [join(root, 'linked')]);
-    expect(set.specs.map((s) => s.name)).toEqual(['a']);
+    symlinkSync(join(root, 'real'), join(root, 'real/sub/loop'));
+    expect((await loadSpecSet(io(), [join(root, 'linked')])).specs.map((s) => s.name)).toEqual(['a', 'b']);
+    // A link to a spec file inside is followed too: b is then named twice.
+    symlinkSync(join(root, 'real/sub/b.yaml'), join(root, 'real/also-b.yml'));
+    expect(await problems([join(root, 'real')])).toEqual([
+      `${join(root, 'real/sub/b.yaml')}: app "b" is also defined in ${join(root, 'real/also-b.yml')}: each app may be named once in the set`,
+    ]);
+  });
+
+  it('refuses a symbolic link that leads out of the folder, naming it, instead of reading what is there', async () => {
+    const root = tree({ 'apps/a.yaml': app('a'), 'elsewhere/x.yaml': app('x'), 'unrelated/broken.yaml': 'name: [\n' });
+    const apps = join(root, 'apps');
+    symlinkSync(root, join(apps, 'loop'));
+    symlinkSync(join(root, 'elsewhere/x.yaml'), join(apps, 'x.yaml'));
+    symlinkSync(join(root, 'elsewhere'), join(apps, 'notes.txt')); // not a spec name, but a folder: still refused
+    const outside = (link: string, target: string) =>
+      `${join(apps, link)}: a symbolic link to ${target}, outside ${apps}: only links inside the folder are followed; give the target its own -f, or move its specs into the folder`;
+    expect(await problems([apps])).toEqual([
+      outside('loop', root),
+      outside('notes.txt', join(root, 'elsewhere')),
+      outside('x.yaml', join(root, 'elsewhere/x.yaml')),
+    ]);
+    // A link to something that is not a spec is no business of the set's.
+    const quiet = tree({ 'apps/a.yaml': app('a'), 'README.md': '# x' });
+    symlinkSync(join(quiet, 'README.md'), join(quiet, 'apps/README.md'));
+    expect((await loadSpecSet(io(), [join(quiet, 'apps')])).specs.map((s) => s.name)).toEqual(['a']);
   });
 
   it('holding no spec is an error, so an empty checkout never prunes a fleet', async () => {
