@@ -173,7 +173,8 @@ export function historyTable(history: AppHistory, now: number = Date.now()): str
     history.items.map((r) => [
       r.current ? `${r.revision}*` : String(r.revision),
       formatAge(r.createdAt, now),
-      r.images.join(','),
+      // Containers often share an image (a Compose app's services): each image once, first seen first.
+      [...new Set(r.images)].join(','),
       // Revisions stored before causes were recorded have none; kubectl shows <none> too.
       r.cause ?? '<none>',
       // Where an apply's specs came from (`--source git:SHA`); none for a revision made by hand.
