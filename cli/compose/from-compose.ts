@@ -56,6 +56,7 @@ import { parse as parseEnvFile } from 'dotenv';
 import { validateAppSpec } from '../../shared/app-spec.js';
 import { isName } from '../../shared/ids.js';
 import type { AppSpec, ContainerSpec, InitContainerSpec, Scheduling } from '../../shared/schemas/spec.js';
+import { parseSize, SIZE_PATTERN } from '../../shared/schemas/units.js';
 import { formatIssue } from '../../shared/validate.js';
 import { COMPOSE_SERVICE_FIELDS, COMPOSE_TOP_LEVEL, closestField } from './compose-fields.js';
 import * as field from './from-compose-fields.js';
@@ -441,19 +442,39 @@ function resourcesOf(service: Record<string, unknown>, at: string, problems: str
         problems.push(`${at}.deploy.resources.limits.${key}: not supported by the app spec (memory and cpus)`);
     }
   }
-  const memory = pick(service.mem_limit, limits.memory, `${at}.mem_limit`, 'deploy.resources.limits.memory', problems);
+  const memory = pick(service.mem_limit, limits.memory, `${at}.mem_limit`, 'deploy.resources.limits.memory', sameSize, problems);
   if (memory !== undefined) setIf(resources, 'memory', field.size(memory, `${at}.mem_limit`, problems));
-  const cpus = pick(service.cpus, limits.cpus, `${at}.cpus`, 'deploy.resources.limits.cpus', problems);
+  const cpus = pick(service.cpus, limits.cpus, `${at}.cpus`, 'deploy.resources.limits.cpus', sameNumber, problems);
   if (cpus !== undefined) resources.cpus = Number(cpus);
   return Object.keys(resources).length > 0 ? resources : undefined;
 }
 
-/** One of a field and its `deploy.resources.limits` twin; both, and different, is a problem (as in Compose). */
-function pick(direct: unknown, limit: unknown, at: string, twin: string, problems: string[]): unknown {
-  if (direct !== undefined && limit !== undefined && scalarText(direct) !== scalarText(limit)) {
-    problems.push(`${at}: differs from ${twin}: give one`);
+/**
+ * One of a field and its `deploy.resources.limits` twin. Both is a problem only when they say
+ * different things (as in Compose): `64m` and `64M` are one size, `"0.50"` and `0.5` one number.
+ */
+function pick(
+  direct: unknown,
+  limit: unknown,
+  at: string,
+  twin: string,
+  same: (a: string, b: string) => boolean,
+  problems: string[],
+): unknown {
+  if (direct !== undefined && limit !== undefined && !same(scalarText(direct), scalarText(limit))) {
+    problems.push(`${at}: ${scalarText(direct)} differs from ${twin} (${scalarText(limit)}): give one`);
   }
   return direct ?? limit;
+}
+
+/** Sizes in bytes; text that is no size is compared as text (field.size then says what is wrong with it). */
+function sameSize(a: string, b: string): boolean {
+  const pattern = new RegExp(SIZE_PATTERN);
+  return pattern.test(a) && pattern.test(b) ? parseSize(a) === parseSize(b) : a === b;
+}
+
+function sameNumber(a: string, b: string): boolean {
+  return a.trim() !== '' && b.trim() !== '' && Number.isFinite(Number(a)) ? Number(a) === Number(b) : a === b;
 }
 
 const CONDITIONS = {

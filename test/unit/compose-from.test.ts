@@ -253,6 +253,30 @@ services:
     ]);
   });
 
+  it('mem_limit and cpus given twice (also under deploy.resources.limits): one value in two spellings is taken, two values refused', async () => {
+    const app = await spec(`
+services:
+  a:
+    image: x
+    mem_limit: 64m
+    cpus: "0.50"
+    deploy: { resources: { limits: { memory: 64M, cpus: 0.5 } } }
+  b:
+    image: x
+    mem_limit: 1g
+    deploy: { resources: { limits: { memory: 1024Mi } } }
+`);
+    expect(app.spec.containers.map((c) => c.resources)).toEqual([{ memory: '64m', cpus: 0.5 }, { memory: '1g' }]);
+    expect(
+      await problems(
+        'services:\n  a:\n    image: x\n    mem_limit: 64m\n    cpus: 1\n    deploy: { resources: { limits: { memory: 128m, cpus: 2 } } }\n',
+      ),
+    ).toEqual([
+      'services.a.mem_limit: 64m differs from deploy.resources.limits.memory (128m): give one',
+      'services.a.cpus: 1 differs from deploy.resources.limits.cpus (2): give one',
+    ]);
+  });
+
   it('depends_on: the short list means started, the long form maps each condition', async () => {
     const app = await spec(`
 services:
