@@ -17,7 +17,7 @@
  * - A document with top-level `services` and no `spec` is a Compose file,
  *   converted to a spec (compose/load-compose.ts) with the name and scheduling
  *   of `compose` where it gives them; `--name` names one app, so with several
- *   Compose documents each must carry its own `name:`.
+ *   Compose documents each must carry its own `x-flotilla.name` (or `name:`).
  */
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, sep } from 'node:path';
@@ -134,7 +134,7 @@ function composeOptionProblems(compose: ComposeOptions, composeDocuments: number
   }
   if (compose.name !== undefined && composeDocuments > 1) {
     return [
-      `--name names one app, and the set holds ${composeDocuments} Compose files: leave it out and give each file its own name: at the top`,
+      `--name names one app, and the set holds ${composeDocuments} Compose files: leave it out and give each file its own x-flotilla: {name: APP} (docker-compose 1.29 refuses a top-level name:)`,
     ];
   }
   return [];

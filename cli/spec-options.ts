@@ -100,7 +100,10 @@ export interface ComposeFlags {
 export function addComposeOptions(command: Command): Command {
   return command
     .addOption(
-      new Option('--name <app>', "the app's name, for a Compose file (default: its top-level name:)").argParser((value: string) => {
+      new Option(
+        '--name <app>',
+        "the app's name, for a Compose file (default: the file's x-flotilla: {name: …}, or its top-level name:, which docker-compose 1.29 refuses)",
+      ).argParser((value: string) => {
         if (!isName(value))
           throw new InvalidArgumentError('expected an app name: lower-case letters, digits and "-", at most 63 characters.');
         return value;

@@ -189,6 +189,18 @@ describe('problems', () => {
   });
 });
 
+describe('Compose files', () => {
+  it('--name with several of them says to name each with x-flotilla.name, which docker-compose 1.29 takes', async () => {
+    const compose = 'services:\n  web:\n    image: nginx:1.27\n';
+    const root = tree({ 'a/docker-compose.yml': compose, 'b/docker-compose.yml': compose });
+    const err = await loadSpecSet(io(), [root], { name: 'one', scheduling: { devices: ['gw-1'] } }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidSpecsError);
+    expect((err as InvalidSpecsError).problems).toContain(
+      '--name names one app, and the set holds 2 Compose files: leave it out and give each file its own x-flotilla: {name: APP} (docker-compose 1.29 refuses a top-level name:)',
+    );
+  });
+});
+
 describe("the hub's issues about specs[i]", () => {
   it('are named as the loader names each document', () => {
     const sources = ['apps/web.yaml', 'apps/all.yaml (document 2)'];
