@@ -51,21 +51,32 @@ export function composeShapeProblems(document: unknown): string[] {
  * The document without the keys the snapshot's shapes refuse outright but the current
  * specification allows, and the mapping reads: `depends_on.*.restart` and `.required`, where
  * the snapshot's depends_on entry allows only `condition`, so the whole `depends_on` failed
- * with "must be array". A copy: the mapping still sees them.
+ * with "must be array"; and a secret's `mode` written as octal text (`"0400"`), where the
+ * snapshot takes only a number. A copy: the mapping still sees them.
  */
 function withoutNewerFields(document: unknown): unknown {
   if (!isRecord(document) || !isRecord(document.services)) return document;
   const services = Object.fromEntries(
     Object.entries(document.services).map(([name, service]) => {
-      if (!isRecord(service) || !isRecord(service.depends_on)) return [name, service];
-      const dependsOn = Object.fromEntries(
-        Object.entries(service.depends_on).map(([on, settings]) => {
-          if (!isRecord(settings)) return [on, settings];
-          const { restart: _restart, required: _required, ...rest } = settings;
-          return [on, rest];
-        }),
-      );
-      return [name, { ...service, depends_on: dependsOn }];
+      if (!isRecord(service)) return [name, service];
+      const copy = { ...service };
+      if (isRecord(service.depends_on)) {
+        copy.depends_on = Object.fromEntries(
+          Object.entries(service.depends_on).map(([on, settings]) => {
+            if (!isRecord(settings)) return [on, settings];
+            const { restart: _restart, required: _required, ...rest } = settings;
+            return [on, rest];
+          }),
+        );
+      }
+      if (Array.isArray(service.secrets)) {
+        copy.secrets = service.secrets.map((secret) => {
+          if (!isRecord(secret) || typeof secret.mode !== 'string') return secret;
+          const { mode: _mode, ...rest } = secret;
+          return rest;
+        });
+      }
+      return [name, copy];
     }),
   );
   return { ...document, services };

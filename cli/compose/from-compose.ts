@@ -543,6 +543,7 @@ function serviceSecrets(value: unknown, at: string, context: ServiceContext): No
     let target = `/run/secrets/${source}`;
     if (isRecord(entry)) {
       for (const key of Object.keys(entry)) {
+        if (key === 'mode' && ownerReadOnly(entry.mode)) continue; // what the agent writes anyway
         if (key !== 'source' && key !== 'target' && !key.startsWith('x-')) {
           context.problems.push(`${here}.${key}: not supported: secret files are written with mode 0400, owned by root`);
         }
@@ -563,6 +564,16 @@ function serviceSecrets(value: unknown, at: string, context: ServiceContext): No
     }
     return [{ name, ...(target === `/run/secrets/${name}` ? {} : { path: target }) }];
   });
+}
+
+/**
+ * A secret's `mode` asking for 0400, the mode the agent gives every secret file: `0400` (which
+ * a YAML 1.2 parser reads as the number 400, docker-compose's as octal), `0o400`, 256, or the
+ * text `"0400"`.
+ */
+function ownerReadOnly(mode: unknown): boolean {
+  if (typeof mode === 'number') return mode === 0o400 || mode === 400;
+  return typeof mode === 'string' && /^0?o?400$/.test(mode.trim());
 }
 
 function extensionOf(service: unknown): Record<string, unknown> {

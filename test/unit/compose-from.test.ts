@@ -355,6 +355,30 @@ secrets:
     );
   });
 
+  it('a secret mode: 0400 in any spelling is what the agent writes, taken without a word; another mode is refused', async () => {
+    const result = await convert(`
+services:
+  web:
+    image: web
+    restart: always
+    secrets:
+      - { source: token, target: /etc/a, mode: 0400 }
+      - { source: token, target: /etc/b, mode: "0400" }
+      - { source: token, target: /etc/c, mode: 256 }
+      - { source: token, target: /etc/d, mode: 0o400 }
+secrets:
+  token: { external: true }
+`);
+    if (!result.ok) throw new Error(result.problems.join('\n'));
+    expect(result.spec.spec.containers[0]!.secrets).toEqual(['a', 'b', 'c', 'd'].map((f) => ({ name: 'token', path: `/etc/${f}` })));
+    expect(result.notes.filter((note) => note.includes('mode'))).toEqual([]);
+    expect(
+      await problems(
+        'services:\n  web:\n    image: web\n    secrets: [{ source: token, mode: 0444 }]\nsecrets:\n  token: { external: true }\n',
+      ),
+    ).toEqual(['services.web.secrets[0].mode: not supported: secret files are written with mode 0400, owned by root']);
+  });
+
   it('x-flotilla: scheduling, update and rollout at the top; an init service becomes an init container', async () => {
     const result = await convert(
       `
