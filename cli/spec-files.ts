@@ -126,6 +126,26 @@ export async function loadSpecSet(io: CliIO, paths: readonly string[], compose: 
   return { specs: found.map((f) => f.spec), sources: found.map((f) => f.source), notes };
 }
 
+/**
+ * The largest body the hub reads for `apps.applyAll` and `apps.plan` (broker/http/server.ts
+ * BODY_LIMITS). Past it the hub refuses the request unread, so the CLI checks first and says
+ * how to split the set.
+ */
+export const MAX_APPLY_BYTES = 8 * 1024 * 1024;
+
+const MIB = 1024 * 1024;
+
+/** Refuses, before anything is sent, a request for a set (`apps.applyAll`, `apps.plan`) larger than the hub reads. */
+export function checkRequestSize(body: unknown): void {
+  const bytes = Buffer.byteLength(JSON.stringify(body));
+  if (bytes <= MAX_APPLY_BYTES) return;
+  // Rounded up: 8.01 MiB must not print as "8.0 MiB" beside a limit of 8.
+  const size = Math.ceil((bytes / MIB) * 10) / 10;
+  throw new UsageError(
+    `the specs are ${size.toFixed(1)} MiB; one apply takes at most ${MAX_APPLY_BYTES / MIB} MiB: split the folder into scopes (--prune-scope) and apply each`,
+  );
+}
+
 /** `--name`, `--selector` and `--device` say something only of Compose files, and `--name` of one. */
 function composeOptionProblems(compose: ComposeOptions, composeDocuments: number): string[] {
   const given = compose.name !== undefined || compose.scheduling !== undefined;

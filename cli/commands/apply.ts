@@ -78,7 +78,7 @@ export function registerApply(program: Command, io: CliIO): void {
     .action(async (options: ApplyOptions, command: Command) => {
       checkPrune(options);
       const source = sourceOf(options.source);
-      const { loadSpecSet, locateHubIssues } = await import('../spec-files.js');
+      const { checkRequestSize, loadSpecSet, locateHubIssues } = await import('../spec-files.js');
       const set = await loadSpecSet(io, options.filename, composeOptionsOf(options));
       for (const note of set.notes) io.stderr(`note: ${note}\n`);
       const { output } = globalOptions(command);
@@ -88,6 +88,7 @@ export function registerApply(program: Command, io: CliIO): void {
         ...(options.pruneScope !== undefined ? { scope: options.pruneScope } : {}),
         ...(source !== undefined ? { source } : {}),
       };
+      checkRequestSize(request);
       let result: ApplyAllResult;
       try {
         const prune = options.prune ? { prune: true } : {};

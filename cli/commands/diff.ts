@@ -63,16 +63,18 @@ export function registerDiff(program: Command, io: CliIO): void {
 /** Prints the difference; whether there is any. */
 async function diff(io: CliIO, options: DiffOptions, command: Command): Promise<boolean> {
   checkPrune(options);
-  const { loadSpecSet, locateHubIssues } = await import('../spec-files.js');
+  const { checkRequestSize, loadSpecSet, locateHubIssues } = await import('../spec-files.js');
   const set = await loadSpecSet(io, options.filename, composeOptionsOf(options));
+  const request = {
+    specs: set.specs,
+    ...(options.pruneScope !== undefined ? { scope: options.pruneScope } : {}),
+    ...(options.prune ? { prune: true } : {}),
+  };
+  checkRequestSize(request);
   const client = hubClient(command, io);
   let result: ApplyAllResult;
   try {
-    result = await client.call('apps.plan', {
-      specs: set.specs,
-      ...(options.pruneScope !== undefined ? { scope: options.pruneScope } : {}),
-      ...(options.prune ? { prune: true } : {}),
-    });
+    result = await client.call('apps.plan', request);
   } catch (err) {
     throw locateHubIssues(err, set.sources);
   }

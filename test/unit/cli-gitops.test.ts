@@ -183,6 +183,26 @@ describe('apply', () => {
   });
 });
 
+describe('a set larger than the hub reads', () => {
+  /** 600 apps of about 16 KB each, 9.3 MiB as JSON: under the 1,000-app limit, over the 8 MiB one. */
+  const big = Array.from(
+    { length: 600 },
+    (_, i) =>
+      `name: app-${i}\nscheduling: { selectors: {} }\nspec:\n  containers:\n    - name: main\n      image: "busybox:1.36"\n      command: [sh, -c, "${'x'.repeat(16_000)}"]\n`,
+  ).join('---\n');
+
+  it('is refused by apply and diff before anything is sent, saying how to split it', async () => {
+    for (const verb of ['apply', 'diff']) {
+      const result = await cli([verb, '-f', '-'], () => json(200, {}), big);
+      expect(result.code).toBe(EXIT_INVALID_INPUT);
+      expect(result.stderr).toBe(
+        'error: the specs are 9.3 MiB; one apply takes at most 8 MiB: split the folder into scopes (--prune-scope) and apply each\n',
+      );
+      expect(result.requests).toEqual([]);
+    }
+  });
+});
+
 describe("diff's exit codes", () => {
   const unchanged = () =>
     json(200, { dryRun: true, source: null, items: [item('web', 'unchanged', 1), item('api', 'unchanged', 1)], pruned: [] });
