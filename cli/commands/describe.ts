@@ -2,7 +2,7 @@
  * `flotilla describe device|app|job NAME` — everything the hub knows about one
  * object, in sections for people; `-o json|yaml` prints the hub's body. A device's
  * section lists the job executions it reported beside its apps, and the images it
- * downloads with what downloading has cost and saved it (cli/image-text.ts). An app's
+ * downloads with what downloading has cost and saved it (cli/image-text.ts). An app's section
  * shows how it starts: its init containers, init policy, each container's dependencies, and
  * the start order the agent follows (shared/app-dependencies.ts).
  * `describe job NAME -w` prints it again on every change until the job ends
