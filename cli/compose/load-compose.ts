@@ -7,14 +7,17 @@
  * to the Compose file's folder (stdin's: the current folder).
  *
  * Every problem of every stage comes back in one list, each naming its
- * field, so one run shows all there is to fix.
+ * field, so one run shows all there is to fix. An override file
+ * (`docker-compose.override.yml`) is refused whole, with one problem saying
+ * what to do: Flotilla does not merge Compose files.
  */
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import type { CliIO } from '../context.js';
 import { composeShapeProblems } from './compose-schema.js';
 import { type ComposeOptions, type Conversion, composeToSpec, envFilesOf } from './from-compose.js';
 import { interpolate, type Variables } from './interpolate.js';
+import { overriddenFiles } from './is-compose.js';
 
 export async function convertCompose(
   io: CliIO,
@@ -24,6 +27,8 @@ export async function convertCompose(
   environment: Variables = process.env,
 ): Promise<Conversion> {
   const folder = file === '-' ? process.cwd() : dirname(resolve(file));
+  const overridden = file === '-' ? undefined : overriddenFiles(file);
+  if (overridden !== undefined) return { ok: false, problems: [await overrideRefusal(io, file, folder, overridden)] };
   const dotenv = await optionalFile(io, join(folder, '.env'));
   const variables = { ...(dotenv === undefined ? {} : parseDotenv(dotenv)), ...environment };
   const interpolated = interpolate(document, variables);
@@ -53,6 +58,26 @@ export async function convertCompose(
     return { ok: false, problems: [...problems, ...more] };
   }
   return composeToSpec({ document: value, variables, envFiles, options });
+}
+
+/**
+ * One problem for an override file, instead of those of reading it as an app of its own (no
+ * image, no name): it says what to do with it, naming the file it overrides (the one beside it,
+ * else the likelier name).
+ */
+async function overrideRefusal(io: CliIO, file: string, folder: string, overridden: string[]): Promise<string> {
+  let base = overridden[0]!;
+  for (const name of overridden) {
+    if ((await optionalFile(io, join(folder, name))) !== undefined) {
+      base = name;
+      break;
+    }
+  }
+  const merged = `docker-compose -f ${base} -f ${basename(file)} config`;
+  return (
+    `a Compose override file, which Flotilla does not merge: merge what the fleet needs of it into ${base} ` +
+    `(${merged} prints the two merged), then leave it out of what flotilla reads (out of the folder, or off the command line)`
+  );
 }
 
 async function optionalFile(io: CliIO, path: string): Promise<string | undefined> {

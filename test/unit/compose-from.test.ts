@@ -13,6 +13,7 @@ import { convertCompose } from '../../cli/compose/load-compose.js';
 import { shellWords } from '../../cli/compose/shell-words.js';
 import { processIO } from '../../cli/io.js';
 import { parseDocuments } from '../../cli/spec-documents.js';
+import { InvalidSpecsError, loadSpecSet } from '../../cli/spec-files.js';
 import { loadYaml } from '../../cli/yaml.js';
 import { validateAppSpec } from '../../shared/app-spec.js';
 import type { AppSpec, ContainerSpec } from '../../shared/schemas/spec.js';
@@ -668,6 +669,52 @@ servces: {}
       "services.web.expose: ignored: services on one network reach all of each other's ports; publish one on the device with ports:",
       'services.web.container_name: ignored: the agent names the container shop_web',
     ]);
+  });
+});
+
+describe('compose → spec: override files', () => {
+  it('a folder with docker-compose.yml and docker-compose.override.yml: one problem naming the override and what to do', async () => {
+    const dir = scratchDir('compose-override-');
+    writeFileSync(
+      join(dir, 'docker-compose.yaml'),
+      'x-flotilla: { name: shop, scheduling: { selectors: { site: lab } } }\nservices:\n  web: { image: web, restart: always }\n',
+    );
+    writeFileSync(join(dir, 'docker-compose.override.yml'), 'services:\n  web: { ports: ["8080:80"] }\n');
+    const refused = await loadSpecSet(processIO(), [dir]).catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(InvalidSpecsError);
+    expect((refused as InvalidSpecsError).problems).toEqual([
+      `${join(dir, 'docker-compose.override.yml')}: a Compose override file, which Flotilla does not merge: merge what the fleet needs of it into docker-compose.yaml (docker-compose -f docker-compose.yaml -f docker-compose.override.yml config prints the two merged), then leave it out of what flotilla reads (out of the folder, or off the command line)`,
+    ]);
+  });
+
+  it('compose.override.yaml too, named on its own; a file merely containing "override" is read as any Compose file', async () => {
+    const dir = scratchDir('compose-override-');
+    const override = join(dir, 'compose.override.yaml');
+    writeFileSync(override, 'services:\n  web: { image: web }\n');
+    const result = await convertCompose(
+      processIO(),
+      override,
+      { services: { web: { image: 'web' } } },
+      { name: 'shop', ...SCHEDULING },
+      {},
+    );
+    expect(result.ok ? [] : result.problems).toEqual([
+      expect.stringMatching(
+        /^a Compose override file, .* into compose\.yaml \(docker-compose -f compose\.yaml -f compose\.override\.yaml config/,
+      ),
+    ]);
+    const plain = join(dir, 'override-web.yml');
+    expect(
+      (
+        await convertCompose(
+          processIO(),
+          plain,
+          { services: { web: { image: 'web', restart: 'always' } } },
+          { name: 'shop', ...SCHEDULING },
+          {},
+        )
+      ).ok,
+    ).toBe(true);
   });
 });
 
