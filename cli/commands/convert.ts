@@ -28,7 +28,10 @@ export function registerConvert(program: Command, io: CliIO): void {
         '',
         'Examples:',
         '  flotilla convert docker-compose.yml --name shop --selector site=lab > shop.yaml',
+        "  flotilla convert docker-compose.yml --selector site=lab    # named by the file's x-flotilla: {name: shop}",
         '  flotilla convert docker-compose.yml --name shop --device gw-0042 -o json',
+        '',
+        'Override files (docker-compose.override.yml) are not merged: merge what the fleet needs of one into its file.',
       ].join('\n'),
     )
     .action(async (files: string[], options: ComposeFlags, command: Command) => {

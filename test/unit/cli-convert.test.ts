@@ -109,6 +109,23 @@ describe('convert', () => {
     expect(result.stderr).toContain('docker-compose.yml: services.web.build: cannot be mapped');
     expect(result.stderr).toContain('docker-compose.yml: services.web.links: cannot be mapped');
   });
+
+  it('a folder with an override file: one error naming it and the file it overrides, exit 2; --help says so', async () => {
+    const dir = folder({
+      'docker-compose.yml': COMPOSE.replace('name: shop', 'x-flotilla: { name: shop }'),
+      'docker-compose.override.yml': 'services:\n  web:\n    ports: ["9090:80"]\n',
+      'web.env': '',
+    });
+    const result = await cli(['convert', dir, '--selector', 'site=lab']);
+    expect(result.code).toBe(EXIT_INVALID_INPUT);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toBe(
+      `error: ${join(dir, 'docker-compose.override.yml')}: a Compose override file, which Flotilla does not merge: merge what the fleet needs of it into docker-compose.yml (docker-compose -f docker-compose.yml -f docker-compose.override.yml config prints the two merged), then leave it out of what flotilla reads (out of the folder, or off the command line)\n`,
+    );
+    const help = await cli(['convert', '--help']);
+    expect(help.stdout).toContain("# named by the file's x-flotilla: {name: shop}");
+    expect(help.stdout).toContain('Override files (docker-compose.override.yml) are not merged');
+  });
 });
 
 describe('apply -f docker-compose.yml', () => {

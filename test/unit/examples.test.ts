@@ -83,4 +83,12 @@ describe('compose/', () => {
     expect(byName.db!.volumes).toEqual(['db-data:/var/lib/postgresql/data']);
     expect(byName.web!.env).toContainEqual({ name: 'DATABASE_HOST', value: 'db' });
   });
+
+  it("docker-compose.yml is a file Debian 12's docker-compose (1.29) accepts: named by x-flotilla.name, no top-level name:", () => {
+    const folder = join(dir, 'compose');
+    // -q: only the verdict; a file docker-compose refuses makes it exit non-zero, with the reason on stderr.
+    expect(() =>
+      execFileSync('/usr/bin/docker-compose', ['-f', 'docker-compose.yml', 'config', '-q'], { cwd: folder, stdio: 'pipe' }),
+    ).not.toThrow();
+  });
 });
