@@ -242,11 +242,25 @@ export function composeToSpec(input: ComposeInput): Conversion {
         const where = /^spec\.(containers|initContainers)\[(\d+)\](.*)$/.exec(issue.path);
         if (!where) return formatIssue(issue);
         const list = where[1] === 'containers' ? containers : initContainers;
-        return `services.${list[Number(where[2])]?.name} (as ${issue.path}): ${issue.message}`;
+        return `services.${list[Number(where[2])]?.name} (as ${issue.path}): ${inComposeWords(issue.message)}`;
       }),
     };
   }
   return { ok: true, spec: validated.value, notes };
+}
+
+/**
+ * The spec's field names a shared message uses, as the Compose file writes them, so the fix it
+ * names is one the operator can make in their file (`give it restart: "no"`, not `restartPolicy "no"`).
+ */
+const COMPOSE_WORDS: [RegExp, string][] = [
+  [/\brestartPolicy\b/g, 'restart:'],
+  [/\bdependsOn\b/g, 'depends_on'],
+  [/\bnetworkMode\b/g, 'network_mode'],
+];
+
+function inComposeWords(message: string): string {
+  return COMPOSE_WORDS.reduce((text, [word, compose]) => text.replace(word, compose), message);
 }
 
 interface ServiceContext {

@@ -541,6 +541,24 @@ configs:
     );
   });
 
+  it("the spec's checks of start order say the fix in Compose's words (restart:, depends_on)", async () => {
+    const completed = await problems(`
+services:
+  seed: { image: seed, restart: always }
+  web:
+    image: web
+    restart: always
+    depends_on: { seed: { condition: service_completed_successfully } }
+`);
+    expect(completed).toEqual([
+      'services.web (as spec.containers[1].dependsOn.seed): "seed" is restarted when it exits, so it never stays completed: give it restart: "no" or "on-failure"',
+    ]);
+    const cycle = await problems(
+      'services:\n  a: { image: a, restart: always, depends_on: [b] }\n  b: { image: b, restart: always, depends_on: [a] }\n',
+    );
+    expect(cycle).toEqual([expect.stringMatching(/^services\.a \(as spec\.containers\[0\]\.dependsOn\): depends_on cycle: a → b → a$/)]);
+  });
+
   it('a condition the spec refuses is named by its service (healthy without a healthcheck)', async () => {
     expect(
       await problems('services:\n  db: { image: db }\n  web:\n    image: web\n    depends_on: { db: { condition: service_healthy } }\n'),
