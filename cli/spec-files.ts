@@ -46,6 +46,18 @@ export interface SpecSet {
 /** A set as read from files: with what converting Compose files left to the operator (a secret to set, a network to create), each naming its file. */
 export interface LoadedSpecSet extends SpecSet {
   notes: string[];
+  /** The file each spec came from (`origins[i]` for `specs[i]`), for `export --dir` to write an app back where it is defined. */
+  origins: SpecOrigin[];
+}
+
+/** A file of the set: several specs of one file share one origin. */
+export interface SpecOrigin {
+  /** As the loader named it (`apps/web.yaml`; `-` for stdin). */
+  file: string;
+  /** How many documents it holds, empty ones left out. */
+  documents: number;
+  /** Whether a document of it is a Compose file. */
+  compose: boolean;
 }
 
 /**
@@ -73,10 +85,35 @@ export class InvalidSpecsError extends UsageError {
 
 /** Reads every path, validates every document, and returns the set; throws InvalidSpecsError listing every problem. */
 export async function loadSpecSet(io: CliIO, paths: readonly string[], compose: ComposeOptions = {}): Promise<LoadedSpecSet> {
+  const set = await readSpecSet(io, paths, compose, { emptyFolder: 'problem' });
+  if (set.specs.length > MAX_APPLY_SPECS) {
+    throw new UsageError(
+      `${set.specs.length} app specs: the hub takes at most ${MAX_APPLY_SPECS} in one set; split them into folders, each applied with its own --prune-scope`,
+    );
+  }
+  return set;
+}
+
+/**
+ * The specs a folder already holds, read as loadSpecSet reads them, for `export --dir` to
+ * find where each app is defined: none when the folder does not exist or holds no spec.
+ * Throws InvalidSpecsError when its specs do not load.
+ */
+export async function loadFolderIfAny(io: CliIO, folder: string): Promise<LoadedSpecSet> {
+  if (!(await isFolder(folder))) return { specs: [], sources: [], notes: [], origins: [] };
+  return readSpecSet(io, [folder], {}, { emptyFolder: 'none' });
+}
+
+async function readSpecSet(
+  io: CliIO,
+  paths: readonly string[],
+  compose: ComposeOptions,
+  { emptyFolder }: { emptyFolder: 'problem' | 'none' },
+): Promise<LoadedSpecSet> {
   await loadYaml(); // parseDocuments then finds it loaded
   const problems: string[] = [];
   const notes: string[] = [];
-  const found: { spec: AppSpec; source: string }[] = [];
+  const found: { spec: AppSpec; source: string; origin: SpecOrigin }[] = [];
   let composeDocuments = 0;
   for (const path of paths) {
     const files = await specFiles(path, problems);
@@ -91,8 +128,10 @@ export async function loadSpecSet(io: CliIO, paths: readonly string[], compose: 
         problems.push(err instanceof CliError ? err.message : `${file}: ${(err as Error).message}`);
         continue;
       }
+      const origin: SpecOrigin = { file, documents: 0, compose: false };
       for (const doc of parseDocuments(file, text, 'app spec', { allowEmpty: inFolder })) {
         documents++;
+        origin.documents++;
         if (doc.error) {
           problems.push(doc.error.message, ...doc.error.lines.map((line) => `  ${line}`));
           continue;
@@ -100,16 +139,17 @@ export async function loadSpecSet(io: CliIO, paths: readonly string[], compose: 
         let checked: { spec: AppSpec } | { problems: string[] };
         if (isComposeDocument(doc.value)) {
           composeDocuments++;
+          origin.compose = true;
           const { convertCompose } = await import('./compose/load-compose.js');
           const converted = await convertCompose(io, file, doc.value, compose);
           checked = converted.ok ? { spec: converted.spec } : { problems: converted.problems.map((p) => `${doc.source}: ${p}`) };
           if (converted.ok) notes.push(...converted.notes.map((note) => `${doc.source}: ${note}`));
         } else checked = checkDocument(doc.value, doc.source, file);
-        if ('spec' in checked) found.push({ spec: checked.spec, source: doc.source });
+        if ('spec' in checked) found.push({ spec: checked.spec, source: doc.source, origin });
         else problems.push(...checked.problems);
       }
     }
-    if (inFolder && documents === 0) {
+    if (inFolder && documents === 0 && emptyFolder === 'problem') {
       problems.push(
         `${path}: no app spec found in the folder (it reads ${SPEC_EXTENSIONS.join(', ')} files; dot-files and dot-folders are skipped)`,
       );
@@ -118,12 +158,7 @@ export async function loadSpecSet(io: CliIO, paths: readonly string[], compose: 
   problems.push(...composeOptionProblems(compose, composeDocuments));
   problems.push(...duplicateNames(found));
   if (problems.length > 0) throw new InvalidSpecsError(problems);
-  if (found.length > MAX_APPLY_SPECS) {
-    throw new UsageError(
-      `${found.length} app specs: the hub takes at most ${MAX_APPLY_SPECS} in one set; split them into folders, each applied with its own --prune-scope`,
-    );
-  }
-  return { specs: found.map((f) => f.spec), sources: found.map((f) => f.source), notes };
+  return { specs: found.map((f) => f.spec), sources: found.map((f) => f.source), notes, origins: found.map((f) => f.origin) };
 }
 
 /**

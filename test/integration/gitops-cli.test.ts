@@ -278,7 +278,7 @@ describe('a hub made by hand moves into git', SLOW, () => {
     const histories = await Promise.all(Object.keys(before).map((name) => history(byHand, name)));
 
     const out = join(scratchDir('flotilla-export-'), 'fleet');
-    write(out, { 'keep-me.txt': 'an unrelated file', 'kiosk.yaml': 'stale: true\n' });
+    write(out, { 'keep-me.txt': 'an unrelated file', 'kiosk.yaml': `# an old copy\n${app('kiosk', 'reg.local/kiosk:1')}` });
     const exported = await flotilla(byHand, ['export', '--dir', out]);
     expect(exported).toEqual({
       code: 0,
@@ -332,6 +332,54 @@ describe('a hub made by hand moves into git', SLOW, () => {
       spec: { containers: [{ name: 'read', image: 'reg.local/sensor:1', resources: { memory: '64m', cpus: 0.5 }, labels: { team: 'x' } }] },
     });
     expect(await flotilla(byHand, ['export', 'sensor', 'nope'])).toEqual({ code: 3, stdout: '', stderr: 'error: app "nope" not found\n' });
+  });
+
+  it("export --unscoped into the team's folder writes each app where it is defined, and diff then exits 0", async () => {
+    // The hub holds the apps of scope fleet (above), another team's, and three made by hand.
+    const made = scratchDir('flotilla-more-by-hand-');
+    write(made, {
+      'team.yaml': app('team-a', 'reg.local/team:1'),
+      'loose.yaml': [app('loose-1', 'reg.local/l1:1'), app('loose-2', 'reg.local/l2:1'), app('loose-3', 'reg.local/l3:2')].join('---\n'),
+    });
+    expect((await flotilla(byHand, ['apply', '-f', join(made, 'team.yaml'), '--prune-scope', 'team'])).code).toBe(0);
+    expect((await flotilla(byHand, ['apply', '-f', join(made, 'loose.yaml')])).code).toBe(0);
+
+    // The team's folder already has them, under other names: two in one file, one in a file of its own, out of date.
+    const folder = join(scratchDir('flotilla-team-'), 'apps');
+    const both = join(folder, 'monitoring/both.yaml');
+    const renamed = join(folder, 'renamed.yml');
+    write(folder, {
+      'monitoring/both.yaml': `# loose-1 and loose-2 together\n${app('loose-1', 'reg.local/l1:1')}---\n${app('loose-2', 'reg.local/l2:0')}`,
+      'renamed.yml': `# loose-3, by hand\n${app('loose-3', 'reg.local/l3:1')}`,
+    });
+    const bothBefore = readFileSync(both, 'utf8');
+
+    const exported = await flotilla(byHand, ['export', '--unscoped', '--dir', folder]);
+    expect(exported).toEqual({
+      code: 0,
+      stdout: `app/loose-3 written to ${renamed} (revision 1)\n`,
+      stderr: [
+        `note: app/loose-1 not written: ${both} defines it beside other apps: put its spec there by hand (flotilla export loose-1 prints it)`,
+        `note: app/loose-2 not written: ${both} defines it beside other apps: put its spec there by hand (flotilla export loose-2 prints it)`,
+        '',
+      ].join('\n'),
+    });
+    // No second file for any app, none for the apps of a scope, and the shared file as it was.
+    expect(readdirSync(folder).sort()).toEqual(['monitoring', 'renamed.yml']);
+    expect(readFileSync(both, 'utf8')).toBe(bothBefore);
+    expect(readFileSync(renamed, 'utf8')).toContain('image: reg.local/l3:2');
+
+    // loose-2 is out of date in the shared file, which diff shows; put right by hand, the folder is what runs.
+    const stale = await flotilla(byHand, ['diff', '-f', folder, '--prune', '--prune-scope', 'shop2']);
+    expect(stale.code).toBe(1);
+    expect(stale.stdout).toContain('app/loose-2 changed (revision 1 → 2)');
+    writeFileSync(both, bothBefore.replace('reg.local/l2:0', 'reg.local/l2:1'));
+    expect(await flotilla(byHand, ['diff', '-f', folder, '--prune', '--prune-scope', 'shop2'])).toEqual({
+      code: 0,
+      stdout:
+        'app/loose-1 unchanged (joins scope shop2)\napp/loose-2 unchanged (joins scope shop2)\napp/loose-3 unchanged (joins scope shop2)\n',
+      stderr: '',
+    });
   });
 });
 

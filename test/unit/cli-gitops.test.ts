@@ -5,12 +5,16 @@
  * `expectPruned` —, what is refused before anything is sent, the dry run's
  * lines, and diff's exit codes for each kind of failure.
  */
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { CliIO } from '../../cli/context.js';
 import { EXIT_DIFF_FAILED, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAUTHORIZED } from '../../cli/errors.js';
 import type { AppliedApp, ApplyAllResult } from '../../shared/api/results.js';
-import { jsonResponse, runCliInProcess } from '../support/cli-in-process.js';
+import { type InProcessRun, jsonResponse, runCliInProcess } from '../support/cli-in-process.js';
 import { appliedApp } from '../support/fixtures.js';
+import { scratchDir } from '../support/scratch.js';
 
 interface Captured {
   code: number;
@@ -276,6 +280,58 @@ describe('export', () => {
       stdout: '',
       stderr: 'error: app "ghost", app "phantom" not found in scope shop\n',
     });
+  });
+
+  /** `export ARGS --dir DIR` against the stand-in hub, reading and writing the real DIR; whether the hub was asked. */
+  async function exportInto(dir: string, args: string[] = []): Promise<InProcessRun & { asked: boolean }> {
+    let asked = false;
+    const result = await runCliInProcess(['export', ...args, '--dir', dir], {
+      fetch: async () => {
+        asked = true;
+        return json(200, exported);
+      },
+      io: { readFile: (path) => readFile(path, 'utf8') },
+    });
+    return { ...result, asked };
+  }
+
+  it('--unscoped writes only the apps without a scope, and with --prune-scope is a usage error', async () => {
+    const dir = join(scratchDir('flotilla-export-'), 'out');
+    expect(await exportInto(dir, ['--unscoped'])).toMatchObject({
+      code: 0,
+      stdout: `app/api written to ${join(dir, 'api.yaml')} (revision 2)\n`,
+    });
+    expect(readdirSync(dir)).toEqual(['api.yaml']);
+    const both = await exportInto(dir, ['--unscoped', '--prune-scope', 'shop']);
+    expect(both).toMatchObject({
+      code: EXIT_INVALID_INPUT,
+      stderr: 'error: --unscoped and --prune-scope each choose apps by scope: give one\n',
+    });
+    expect(both.asked).toBe(false);
+    expect((await exportInto(dir, ['web', '--unscoped'])).stderr).toBe('error: app "web" not found without a scope\n');
+  });
+
+  it('never overwrites a file that defines other apps, and refuses a folder whose specs do not load', async () => {
+    const dir = scratchDir('flotilla-export-');
+    // api.yaml, the name export would give app api, holds app web; web is then defined, alone, in a file export rewrites.
+    writeFileSync(join(dir, 'api.yaml'), SPEC('web'));
+    const result = await exportInto(dir);
+    expect(result).toMatchObject({
+      code: 0,
+      stdout: `app/web written to ${join(dir, 'api.yaml')} (revision 5)\n`,
+      stderr: `note: app/api not written: ${join(dir, 'api.yaml')} defines app "web": move that file, or export this app elsewhere\n`,
+    });
+    expect(readdirSync(dir)).toEqual(['api.yaml']);
+    expect(readFileSync(join(dir, 'api.yaml'), 'utf8')).toMatch(/^spec:\n {2}containers:\n {4}- name: w\n/);
+
+    writeFileSync(join(dir, 'broken.yaml'), 'name: [\n');
+    const refused = await exportInto(dir);
+    expect(refused.code).toBe(EXIT_INVALID_INPUT);
+    expect(refused.stderr).toMatch(
+      new RegExp(`^error: ${dir} holds specs that do not load, so there is no telling which file defines which app`),
+    );
+    expect(refused.stderr).toContain(`${join(dir, 'broken.yaml')}: not valid YAML or JSON`);
+    expect(refused.asked).toBe(false);
   });
 
   it('writes JSON documents separated by --- with -o json', async () => {
