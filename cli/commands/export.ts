@@ -36,6 +36,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { type Command, Option } from 'commander';
 import type { ExportedApp } from '../../shared/api/results.js';
+import { canonicalJson } from '../../shared/canonical-json.js';
 import { isName } from '../../shared/ids.js';
 import { type CliIO, globalOptions, hubClient } from '../context.js';
 import { CliError, EXIT_HUB_ERROR, EXIT_NOT_FOUND, UsageError } from '../errors.js';
@@ -117,6 +118,10 @@ export function registerExport(program: Command, io: CliIO): void {
           io.stderr(`note: app/${place.app.name} not written: ${place.skip}\n`);
           continue;
         }
+        if ('same' in place) {
+          io.stdout(`app/${place.app.name} unchanged in ${place.same} (revision ${place.app.revision})\n`);
+          continue;
+        }
         const write = place.format === 'yaml' || place.format === 'json' ? await writer(place.format) : text;
         await mkdir(dirname(place.file), { recursive: true });
         await writeFile(place.file, write(place.app));
@@ -153,12 +158,17 @@ async function writer(format: 'yaml' | 'json' | 'compose'): Promise<(app: Export
 }
 
 /** Where one app goes: a file (in the format its name says, for a spec file found in OUT), or nowhere, with why. */
-type Placement = { app: ExportedApp; file: string; format: 'yaml' | 'json' | 'as-asked' } | { app: ExportedApp; skip: string };
+type Placement =
+  | { app: ExportedApp; file: string; format: 'yaml' | 'json' | 'as-asked' }
+  | { app: ExportedApp; same: string }
+  | { app: ExportedApp; skip: string };
 
 /**
  * Where each app is written in OUT, given the specs OUT already holds: back into the
  * file that defines it alone, else under its own name, and nowhere when that would
- * leave it defined twice or overwrite a file that defines other apps. Pure: no I/O.
+ * leave it defined twice or overwrite a file that defines other apps. A file that
+ * already holds the app's spec (key order aside) is left as it is, comments and all.
+ * Pure: no I/O.
  */
 export function placements(
   apps: readonly ExportedApp[],
@@ -167,7 +177,7 @@ export function placements(
   format: Format,
   json: boolean,
 ): Placement[] {
-  const definedIn = new Map(existing.specs.map((spec, i) => [spec.name, existing.origins[i]!]));
+  const definedIn = new Map(existing.specs.map((spec, i) => [spec.name, { origin: existing.origins[i]!, spec }]));
   const appsOf = new Map<string, string[]>();
   existing.specs.forEach((spec, i) => {
     const file = existing.origins[i]!.file;
@@ -175,8 +185,9 @@ export function placements(
   });
   const compose = format === 'compose';
   return apps.map((app): Placement => {
-    const origin = definedIn.get(app.name);
-    if (origin !== undefined) {
+    const found = definedIn.get(app.name);
+    if (found !== undefined) {
+      const { origin } = found;
       if (origin.documents > 1) {
         return {
           app,
@@ -184,12 +195,13 @@ export function placements(
         };
       }
       if (origin.compose !== compose) {
-        const kind = origin.compose ? 'a Compose file' : 'an app spec';
+        const how = origin.compose ? 'export it with --format compose' : 'export it without --format compose';
         return {
           app,
-          skip: `${origin.file} defines it as ${kind}: export it in that form, or delete that file first`,
+          skip: `${origin.file} defines it as ${origin.compose ? 'a Compose file' : 'an app spec'}: ${how}, or delete that file first`,
         };
       }
+      if (canonicalJson(found.spec) === canonicalJson(app.spec)) return { app, same: origin.file };
       const ownFormat = compose ? 'as-asked' : origin.file.endsWith('.json') ? 'json' : 'yaml';
       return { app, file: origin.file, format: ownFormat };
     }

@@ -311,7 +311,7 @@ describe('export', () => {
     expect((await exportInto(dir, ['web', '--unscoped'])).stderr).toBe('error: app "web" not found without a scope\n');
   });
 
-  it('never overwrites a file that defines other apps, and refuses a folder whose specs do not load', async () => {
+  it('writes an app back where it is defined, never over a file that defines other apps, and refuses a folder whose specs do not load', async () => {
     const dir = scratchDir('flotilla-export-');
     // api.yaml, the name export would give app api, holds app web; web is then defined, alone, in a file export rewrites.
     writeFileSync(join(dir, 'api.yaml'), SPEC('web'));
@@ -323,6 +323,12 @@ describe('export', () => {
     });
     expect(readdirSync(dir)).toEqual(['api.yaml']);
     expect(readFileSync(join(dir, 'api.yaml'), 'utf8')).toMatch(/^spec:\n {2}containers:\n {4}- name: w\n/);
+    // A file that holds the app's spec already, in another layout, is left as it is, comments and all.
+    const mine =
+      '# web, in the team\'s own layout\nname: web\nscheduling: { selectors: {} }\nspec: { containers: [{ image: "w:1", name: w }] }\n';
+    writeFileSync(join(dir, 'api.yaml'), mine);
+    expect((await exportInto(dir, ['web'])).stdout).toBe(`app/web unchanged in ${join(dir, 'api.yaml')} (revision 5)\n`);
+    expect(readFileSync(join(dir, 'api.yaml'), 'utf8')).toBe(mine);
 
     writeFileSync(join(dir, 'broken.yaml'), 'name: [\n');
     const refused = await exportInto(dir);
