@@ -28,7 +28,7 @@ import type { AppSpec } from '../shared/schemas/spec.js';
 import { formatIssue } from '../shared/validate.js';
 import { HubError } from './client.js';
 import type { ComposeOptions } from './compose/from-compose.js';
-import { isComposeDocument } from './compose/is-compose.js';
+import { isComposeDocument, overriddenFiles } from './compose/is-compose.js';
 import type { CliIO } from './context.js';
 import { CliError, UsageError } from './errors.js';
 import { parseDocuments, readSource } from './spec-documents.js';
@@ -138,7 +138,8 @@ async function readSpecSet(
         }
         let checked: { spec: AppSpec } | { problems: string[] };
         if (isComposeDocument(doc.value)) {
-          composeDocuments++;
+          // An override file is refused on its own (load-compose.ts): it names no app, so --name still names one.
+          if (overriddenFiles(file) === undefined) composeDocuments++;
           origin.compose = true;
           const { convertCompose } = await import('./compose/load-compose.js');
           const converted = await convertCompose(io, file, doc.value, compose);

@@ -201,6 +201,20 @@ describe('Compose files', () => {
   });
 });
 
+describe('a Compose override file', () => {
+  it('is one problem of its own, and not counted as a second Compose file against --name', async () => {
+    const root = tree({
+      'docker-compose.yml': 'services:\n  web:\n    image: nginx:1.27\n',
+      'docker-compose.override.yml': 'services:\n  web:\n    environment: { DEBUG: "1" }\n',
+    });
+    const err = await loadSpecSet(io(), [root], { name: 'shop', scheduling: { devices: ['gw-1'] } }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidSpecsError);
+    const lines = (err as InvalidSpecsError).problems.filter((line) => !line.startsWith(' '));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`^${join(root, 'docker-compose.override.yml')}: .*override`));
+  });
+});
+
 describe("the hub's issues about specs[i]", () => {
   it('are named as the loader names each document', () => {
     const sources = ['apps/web.yaml', 'apps/all.yaml (document 2)'];
