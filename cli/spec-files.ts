@@ -21,7 +21,7 @@
  */
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, sep } from 'node:path';
-import { MAX_APPLY_SPECS } from '../shared/api/methods.js';
+import { MAX_APPLY_BYTES, MAX_APPLY_SPECS } from '../shared/api/methods.js';
 import { validateAppSpec } from '../shared/app-spec.js';
 import { validateJobSpec } from '../shared/job-spec.js';
 import type { AppSpec } from '../shared/schemas/spec.js';
@@ -161,13 +161,6 @@ async function readSpecSet(
   if (problems.length > 0) throw new InvalidSpecsError(problems);
   return { specs: found.map((f) => f.spec), sources: found.map((f) => f.source), notes, origins: found.map((f) => f.origin) };
 }
-
-/**
- * The largest body the hub reads for `apps.applyAll` and `apps.plan` (broker/http/server.ts
- * BODY_LIMITS). Past it the hub refuses the request unread, so the CLI checks first and says
- * how to split the set.
- */
-export const MAX_APPLY_BYTES = 8 * 1024 * 1024;
 
 const MIB = 1024 * 1024;
 

@@ -18,7 +18,7 @@
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { parse as parseYaml } from 'yaml';
-import type { ApiMethodName } from '../../shared/index.js';
+import { type ApiMethodName, MAX_APPLY_BYTES } from '../../shared/index.js';
 import { type HttpAuth, requireCall, requireRole } from '../auth/http-auth.js';
 import { ANONYMOUS, type Identity, type Role } from '../auth/identity.js';
 import type { HubApi } from '../dispatcher/api.js';
@@ -32,7 +32,7 @@ const MAX_BODY_BYTES = 1024 * 1024;
  * specs (up to MAX_APPLY_SPECS). Every other route keeps the default, so a stranger's oversized
  * body is still cut off early.
  */
-const BODY_LIMITS: Partial<Record<ApiMethodName, number>> = { 'apps.applyAll': 8 * 1024 * 1024, 'apps.plan': 8 * 1024 * 1024 };
+const BODY_LIMITS: Partial<Record<ApiMethodName, number>> = { 'apps.applyAll': MAX_APPLY_BYTES, 'apps.plan': MAX_APPLY_BYTES };
 
 /**
  * A route that writes its own response: streams (Server-Sent Events), the

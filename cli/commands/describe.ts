@@ -45,7 +45,7 @@ export function registerDescribe(program: Command, io: CliIO): void {
     .command('app')
     .alias('apps')
     .argument('<name>', 'app name')
-    .description('spec summary, revision, and the phase on every device it is scheduled to')
+    .description('spec summary (containers, init containers, start order), revision, and the phase on every device it is scheduled to')
     .action(async (name: string, _options: unknown, command: Command) => {
       const app = await hubClient(command, io).call('apps.get', { name });
       render(io, globalOptions(command).output, app, () => describeApp(app));

@@ -57,6 +57,8 @@ import type {
 export const MAX_SECRET_BYTES = 65536;
 /** The most specs one `apps.applyAll` takes: a fleet's folder, and still one bounded request. */
 export const MAX_APPLY_SPECS = 1000;
+/** The largest HTTP body of an `apps.applyAll` or `apps.plan` (every other route takes 1 MiB); the CLI checks a set against it before sending. */
+export const MAX_APPLY_BYTES = 8 * 1024 * 1024;
 /** The longest a registration token may stay valid: ten years. */
 export const MAX_TOKEN_EXPIRES_SECONDS = 10 * 365 * 24 * 3600;
 
