@@ -48,6 +48,8 @@ export interface LoadedSpecSet extends SpecSet {
   notes: string[];
   /** The file each spec came from (`origins[i]` for `specs[i]`), for `export --dir` to write an app back where it is defined. */
   origins: SpecOrigin[];
+  /** Whether `specs[i]` was converted from a Compose document: its containers are the file's services, by name. */
+  fromCompose: boolean[];
 }
 
 /** A file of the set: several specs of one file share one origin. */
@@ -100,7 +102,7 @@ export async function loadSpecSet(io: CliIO, paths: readonly string[], compose: 
  * Throws InvalidSpecsError when its specs do not load.
  */
 export async function loadFolderIfAny(io: CliIO, folder: string): Promise<LoadedSpecSet> {
-  if (!(await isFolder(folder))) return { specs: [], sources: [], notes: [], origins: [] };
+  if (!(await isFolder(folder))) return { specs: [], sources: [], notes: [], origins: [], fromCompose: [] };
   return readSpecSet(io, [folder], {}, { emptyFolder: 'none' });
 }
 
@@ -113,7 +115,7 @@ async function readSpecSet(
   await loadYaml(); // parseDocuments then finds it loaded
   const problems: string[] = [];
   const notes: string[] = [];
-  const found: { spec: AppSpec; source: string; origin: SpecOrigin }[] = [];
+  const found: { spec: AppSpec; source: string; origin: SpecOrigin; fromCompose: boolean }[] = [];
   let composeDocuments = 0;
   for (const path of paths) {
     const files = await specFiles(path, problems);
@@ -137,7 +139,9 @@ async function readSpecSet(
           continue;
         }
         let checked: { spec: AppSpec } | { problems: string[] };
+        let fromCompose = false;
         if (isComposeDocument(doc.value)) {
+          fromCompose = true;
           // An override file is refused on its own (load-compose.ts): it names no app, so --name still names one.
           if (overriddenFiles(file) === undefined) composeDocuments++;
           origin.compose = true;
@@ -146,7 +150,7 @@ async function readSpecSet(
           checked = converted.ok ? { spec: converted.spec } : { problems: converted.problems.map((p) => `${doc.source}: ${p}`) };
           if (converted.ok) notes.push(...converted.notes.map((note) => `${doc.source}: ${note}`));
         } else checked = checkDocument(doc.value, doc.source, file);
-        if ('spec' in checked) found.push({ spec: checked.spec, source: doc.source, origin });
+        if ('spec' in checked) found.push({ spec: checked.spec, source: doc.source, origin, fromCompose });
         else problems.push(...checked.problems);
       }
     }
@@ -159,7 +163,13 @@ async function readSpecSet(
   problems.push(...composeOptionProblems(compose, composeDocuments));
   problems.push(...duplicateNames(found));
   if (problems.length > 0) throw new InvalidSpecsError(problems);
-  return { specs: found.map((f) => f.spec), sources: found.map((f) => f.source), notes, origins: found.map((f) => f.origin) };
+  return {
+    specs: found.map((f) => f.spec),
+    sources: found.map((f) => f.source),
+    notes,
+    origins: found.map((f) => f.origin),
+    fromCompose: found.map((f) => f.fromCompose),
+  };
 }
 
 const MIB = 1024 * 1024;
@@ -291,19 +301,43 @@ const SPEC_PATH = /^specs\[(\d+)\](?:\.(.*)|(\[.*))?$/;
 /**
  * The hub's error about a set, with each `specs[i]…` issue named as the loader
  * names its document: `apps/web.yaml (document 2): spec.containers[0].env[0].fromSecret:
- * secret "db" does not exist`. Mentions of `specs[j]` in a message become the
- * document's name too. Anything else is returned as it was.
+ * secret "db" does not exist: set it first (flotilla secret set db …)`. Mentions of
+ * `specs[j]` in a message become the document's name too. An issue of a spec converted
+ * from a Compose file names the service, as the conversion's own problems do
+ * (`docker-compose.yml: services.web (as spec.containers[1].image): …`). Anything else is
+ * returned as it was.
  */
-export function locateHubIssues(err: unknown, sources: readonly string[]): unknown {
+export function locateHubIssues(
+  err: unknown,
+  set: Pick<LoadedSpecSet, 'specs' | 'sources'> & Partial<Pick<LoadedSpecSet, 'fromCompose'>>,
+): unknown {
   const issues = err instanceof HubError ? err.details?.issues : undefined;
   if (!(err instanceof HubError) || issues === undefined || issues.length === 0) return err;
-  const name = (index: string) => sources[Number(index)] ?? `specs[${index}]`;
+  const name = (index: string) => set.sources[Number(index)] ?? `specs[${index}]`;
   const lines = issues.map((issue) => {
-    const message = issue.message.replace(/\bspecs\[(\d+)\]/g, (_, index: string) => name(index));
+    const message = withFix(issue.message.replace(/\bspecs\[(\d+)\]/g, (_, index: string) => name(index)));
     const match = SPEC_PATH.exec(issue.path);
     if (!match) return formatIssue({ path: issue.path, message });
+    const index = Number(match[1]);
     const rest = match[2] ?? match[3] ?? '';
-    return rest === '' ? `${name(match[1]!)}: ${message}` : `${name(match[1]!)}: ${formatIssue({ path: rest, message })}`;
+    if (rest === '') return `${name(match[1]!)}: ${message}`;
+    const service = set.fromCompose?.[index] ? serviceOf(set.specs[index], rest) : undefined;
+    if (service !== undefined) return `${name(match[1]!)}: services.${service} (as ${rest}): ${message}`;
+    return `${name(match[1]!)}: ${formatIssue({ path: rest, message })}`;
   });
   return new CliError(err.message, err.exitCode, lines);
+}
+
+/** The Compose service a spec path of a converted spec is about: its containers and init containers are named after the services. */
+function serviceOf(spec: AppSpec | undefined, path: string): string | undefined {
+  const match = /^spec\.(containers|initContainers)\[(\d+)\]/.exec(path);
+  if (!match || !spec) return undefined;
+  const list = match[1] === 'containers' ? spec.spec.containers : (spec.spec.initContainers ?? []);
+  return list[Number(match[2])]?.name;
+}
+
+/** The hub says what is wrong; for a secret that does not exist the CLI adds how to make it. */
+function withFix(message: string): string {
+  const missing = /^secret "([^"]+)" does not exist$/.exec(message);
+  return missing ? `${message}: set it first (flotilla secret set ${missing[1]} …)` : message;
 }

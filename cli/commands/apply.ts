@@ -108,7 +108,7 @@ export function registerApply(program: Command, io: CliIO): void {
           result = await client.call('apps.applyAll', request);
         }
       } catch (err) {
-        throw locateHubIssues(err, set.sources);
+        throw locateHubIssues(err, set);
       }
       render(io, output, result, () => appliedText(result));
     });

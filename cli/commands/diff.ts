@@ -76,7 +76,7 @@ async function diff(io: CliIO, options: DiffOptions, command: Command): Promise<
   try {
     result = await client.call('apps.plan', request);
   } catch (err) {
-    throw locateHubIssues(err, set.sources);
+    throw locateHubIssues(err, set);
   }
   const { diffText, hasChanges } = await import('../spec-diff.js');
   render(io, globalOptions(command).output, result, () => diffText(result, set));

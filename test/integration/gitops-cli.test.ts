@@ -250,7 +250,7 @@ describe('what must never half happen', SLOW, () => {
     const result = await flotilla(hub, ['apply', '-f', root]);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(
-      `  ${join(root, 'apps.yaml')} (document 2): spec.containers[0].env[0].fromSecret: secret "absent-token" does not exist`,
+      `  ${join(root, 'apps.yaml')} (document 2): spec.containers[0].env[0].fromSecret: secret "absent-token" does not exist: set it first (flotilla secret set absent-token …)`,
     );
     expect((await http(hub.url, 'GET', '/api/v1/apps/ok-app')).status).toBe(404);
   });

@@ -166,7 +166,8 @@ describe('hub errors', () => {
     });
     expect(invalid).toMatchObject({
       code: EXIT_INVALID_INPUT,
-      stderr: 'error: invalid app spec\n  spec.containers[0].env[0].fromSecret: secret "x" does not exist\n',
+      stderr:
+        'error: invalid app spec\n  spec.containers[0].env[0].fromSecret: secret "x" does not exist: set it first (flotilla secret set x …)\n',
     });
 
     const notFound = await cli(['describe', 'app', 'ghost'], {

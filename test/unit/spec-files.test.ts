@@ -79,6 +79,18 @@ describe('a folder', () => {
     expect(set.specs.map((s) => s.name)).toEqual(['one', 'two', 'three']);
     const file = join(root, 'apps.yaml');
     expect(set.sources).toEqual([`${file} (document 1)`, `${file} (document 2)`, `${file} (document 3)`]);
+    expect(set.fromCompose).toEqual([false, false, false]);
+  });
+
+  it("marks which specs came from a Compose file, so the hub's issues can name its services", async () => {
+    const root = tree({
+      'a.yaml': app('alpha'),
+      'shop/docker-compose.yml':
+        'x-flotilla: { name: shop, scheduling: { selectors: { site: lab } } }\nservices:\n  web:\n    image: nginx:1.27\n',
+    });
+    const set = await loadSpecSet(io(), [root]);
+    expect(set.specs.map((s) => s.name)).toEqual(['alpha', 'shop']);
+    expect(set.fromCompose).toEqual([false, true]);
   });
 
   it('takes files, folders and stdin together, in the order of -f', async () => {
@@ -226,13 +238,13 @@ describe("the hub's issues about specs[i]", () => {
         { path: 'scope', message: 'must match pattern' },
       ],
     });
-    const located = locateHubIssues(refused, sources) as CliError;
+    const located = locateHubIssues(refused, { specs: [], sources }) as CliError;
     expect(located).toBeInstanceOf(CliError);
     expect(located.exitCode).toBe(EXIT_INVALID_INPUT);
     expect(located.format()).toBe(
       [
         'error: invalid app specs',
-        '  apps/all.yaml (document 2): spec.containers[0].env[0].fromSecret: secret "db" does not exist',
+        '  apps/all.yaml (document 2): spec.containers[0].env[0].fromSecret: secret "db" does not exist: set it first (flotilla secret set db …)',
         '  apps/all.yaml (document 2): name: duplicate app name "web": also apps/web.yaml',
         '  apps/web.yaml: app "web" is recorded with scope other-team',
         '  scope: must match pattern',
@@ -241,10 +253,43 @@ describe("the hub's issues about specs[i]", () => {
     );
   });
 
+  it("name a Compose file's service where the spec was converted from one", () => {
+    const shop = {
+      name: 'shop',
+      scheduling: { selectors: { site: 'lab' } },
+      spec: {
+        initContainers: [{ name: 'migrate', image: 'reg/m:1' }],
+        containers: [
+          { name: 'db', image: 'reg/db:1' },
+          { name: 'web', image: 'reg/web:1', secrets: [{ name: 'nokey' }] },
+        ],
+      },
+    };
+    const refused = new HubError(400, 'invalid_spec', 'invalid app specs', {
+      issues: [
+        { path: 'specs[1].spec.containers[1].secrets[0].name', message: 'secret "nokey" does not exist' },
+        { path: 'specs[1].spec.initContainers[0].env[0].fromSecret', message: 'secret "db-url" does not exist' },
+        { path: 'specs[1].scheduling', message: 'selects no device' },
+        { path: 'specs[0].spec.containers[1].image', message: 'is wrong' },
+      ],
+    });
+    const set = { specs: [shop, shop], sources: ['apps/web.yaml', 'shop/docker-compose.yml'], fromCompose: [false, true] };
+    expect((locateHubIssues(refused, set) as CliError).format()).toBe(
+      [
+        'error: invalid app specs',
+        '  shop/docker-compose.yml: services.web (as spec.containers[1].secrets[0].name): secret "nokey" does not exist: set it first (flotilla secret set nokey …)',
+        '  shop/docker-compose.yml: services.migrate (as spec.initContainers[0].env[0].fromSecret): secret "db-url" does not exist: set it first (flotilla secret set db-url …)',
+        '  shop/docker-compose.yml: scheduling: selects no device',
+        '  apps/web.yaml: spec.containers[1].image: is wrong',
+        '',
+      ].join('\n'),
+    );
+  });
+
   it('leave any other error as it was', () => {
     const conflict = new HubError(409, 'conflict', 'the prune set changed');
-    expect(locateHubIssues(conflict, ['a.yaml'])).toBe(conflict);
+    expect(locateHubIssues(conflict, { specs: [], sources: ['a.yaml'] })).toBe(conflict);
     const other = new Error('boom');
-    expect(locateHubIssues(other, ['a.yaml'])).toBe(other);
+    expect(locateHubIssues(other, { specs: [], sources: ['a.yaml'] })).toBe(other);
   });
 });
