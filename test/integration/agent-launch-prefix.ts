@@ -15,6 +15,9 @@ import { join } from 'node:path';
 import { REPO_ROOT } from '../support/processes.js';
 import { scratchDir } from '../support/scratch.js';
 
+/** How long, after the launcher exits, its stderr is waited for to end. */
+const STDERR_DRAIN_MS = 2_000;
+
 export const LAUNCHER = join(REPO_ROOT, 'docker/agent-launch.sh');
 
 /** The exit code of a `runs` release stopped by TERM or INT: its own, so a test can tell it from the launcher's. */
@@ -160,7 +163,18 @@ export class Prefix {
     child.stderr?.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
     });
-    const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
+    // 'exit' can come before the last of stderr has been read: what the launcher said last (its
+    // reason for exiting) is waited for, up to STDERR_DRAIN_MS, in case a child it left holds the pipe.
+    const exited = new Promise<number | string>((resolve) =>
+      child.on('exit', (code, signal) => {
+        const status = code ?? signal ?? 'unknown';
+        const stream = child.stderr;
+        if (!stream || stream.readableEnded) return resolve(status);
+        const drained = () => resolve(status);
+        stream.once('end', drained);
+        setTimeout(drained, STDERR_DRAIN_MS).unref();
+      }),
+    );
     const launch = { child, pid: child.pid!, stderr: () => stderr, exited };
     this.launches.push(launch);
     return launch;
